@@ -1,0 +1,52 @@
+"""CHGOPTVOL: change a volume's threshold, text or authorization list (reference §10.1)."""
+
+from __future__ import annotations
+
+from optvol import errors, media, model
+from optvol.library import Library
+from optvol.model import MediaFormat, MediaType, VolumeInfo, VolumeType
+
+SAME = None
+NONE = "*NONE"
+
+
+def chgoptvol(
+    library: Library, *, vol: str, threshold: int | None = SAME, text: str | None = SAME, autl: str | None = SAME
+) -> VolumeInfo:
+    """CHGOPTVOL VOL THRESHOLD AUTL TEXT; None is *SAME, ``autl`` "*NONE" removes the list.
+
+    Refused: any THRESHOLD on a volume initialized as *BACKUP (OPV0102); a UDF threshold
+    other than 100 (OPT1542 reason 05); a value out of range (OPV0005); TEXT or
+    THRESHOLD on read-only media (CPF1F63). AUTL is kept by the library, not the volume.
+    """
+    volume_id = model.volume_id(vol)
+    if threshold is not SAME and not (isinstance(threshold, int) and 1 <= threshold <= 100):
+        raise errors.error("OPV0005", value=str(threshold), keyword="THRESHOLD", reason="1-100 or *SAME")
+    if text is not SAME:
+        text = model.text_value(text)
+    if autl is not SAME and autl.upper() != NONE and not _valid_autl(autl):
+        raise errors.error("OPV0005", value=autl, keyword="AUTL", reason="a name of 1-10 characters A-Z 0-9 _ $ # @, *NONE or *SAME")
+    with library.locked():
+        with library.open(volume_id) as volume:
+            label = volume.label()
+            if threshold is not SAME:
+                if label["type"] == VolumeType.BACKUP:
+                    raise errors.error("OPV0102", volume=volume_id)
+                if label["media_format"] == MediaFormat.UDF and threshold != media.UDF_THRESHOLD:
+                    raise errors.error(
+                        "OPT1542", volume=volume_id, reason_code="05", reason="a UDF volume's threshold is always 100"
+                    )
+            changes = {k: v for k, v in (("threshold", threshold), ("text", text)) if v is not SAME}
+            if changes and label["media_type"] in (MediaType.CD_ROM, MediaType.DVD_ROM):
+                raise errors.error("CPF1F63", volume=volume_id, media_type=label["media_type"])
+            if changes:
+                volume.change_label(**changes)
+            if autl is not SAME:
+                library.set_autl(volume_id, None if autl.upper() == NONE else autl.upper())
+            return volume.info()
+
+
+def _valid_autl(name: str) -> bool:
+    import re
+
+    return re.fullmatch(r"[A-Za-z$#@][A-Za-z0-9_$#@]{0,9}", name) is not None

@@ -1,0 +1,133 @@
+"""Errors of optvol: one root, families with an exit code, one table of message IDs.
+
+Layer 0. Every condition optvol reports has a message ID listed once in ``MESSAGES``
+(and in ``docs/messages.md``). IBM's confirmed IDs (CPF1Fxx, OPT1542, OPT0125) are used
+where the meaning matches; every other condition has an ``OPVnnnn`` ID.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class OptvolError(Exception):
+    """Root of every error optvol raises on purpose."""
+
+    exit_code = 70
+
+    def __init__(self, message_id: str, text: str):
+        super().__init__(f"{message_id}: {text}")
+        self.message_id = message_id
+        self.text = text
+
+
+class CompletedWithErrors(OptvolError):
+    """The command finished but some items failed; its result says which."""
+
+    exit_code = 1
+
+
+class InvalidError(OptvolError):
+    """Invalid command, parameter or value."""
+
+    exit_code = 2
+
+
+class NotFoundError(OptvolError):
+    """Volume, directory or file not found."""
+
+    exit_code = 3
+
+
+class ExistsError(OptvolError):
+    """Volume, directory or file already exists."""
+
+    exit_code = 4
+
+
+class NotAllowedError(OptvolError):
+    """Refused by the volume rules (backup volume, read-only media, WORM, read-only file)."""
+
+    exit_code = 5
+
+
+class VolumeFullError(OptvolError):
+    """The write would pass the volume's threshold."""
+
+    exit_code = 6
+
+
+class DamagedError(OptvolError):
+    """Damaged image or data: a checksum mismatch or a corrupt index."""
+
+    exit_code = 7
+
+
+class LockedError(OptvolError):
+    """The volume, file or library is in use by another process."""
+
+    exit_code = 8
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message ID: its family and its text template (``str.format`` fields)."""
+
+    message_id: str
+    family: type[OptvolError]
+    template: str
+
+
+_MESSAGE_LIST = [
+    # IBM HFS messages (reference §12.2) where the meaning matches.
+    Message("CPF1F01", InvalidError, "Directory name {name!r} not valid: {reason}."),
+    Message("CPF1F02", NotFoundError, "Directory {path} not found on volume {volume}."),
+    Message("CPF1F04", ExistsError, "Directory {path} already exists on volume {volume}."),
+    Message("CPF1F0A", NotAllowedError, "Directory {path} on volume {volume} cannot be deleted: {reason}."),
+    Message("CPF1F21", InvalidError, "File name {name!r} not valid: {reason}."),
+    Message("CPF1F22", NotFoundError, "File {path} not found on volume {volume}."),
+    Message("CPF1F23", InvalidError, "New name {path} is the same as the old name."),
+    Message("CPF1F24", ExistsError, "{path} already exists on volume {volume}."),
+    Message("CPF1F26", LockedError, "File {path} on volume {volume} is in use."),
+    Message("CPF1F28", DamagedError, "File {path} on volume {volume} is damaged: {reason}."),
+    Message("CPF1F2B", NotAllowedError, "File {path} was opened for reading; writing is not allowed."),
+    Message("CPF1F37", NotAllowedError, "File {path} on volume {volume} is read-only."),
+    Message("CPF1F48", InvalidError, "Path name {path!r} not valid: {reason}."),
+    Message("CPF1F61", VolumeFullError, "No free space on volume {volume}: {needed} bytes needed, {available} available under threshold {threshold}%."),
+    Message("CPF1F63", NotAllowedError, "Volume {volume} is {media_type} media, which is write protected."),
+    # Confirmed OPT messages.
+    Message("OPT0125", CompletedWithErrors, "Command {command} completed with errors: {failed} item(s) failed."),
+    Message("OPT1542", NotAllowedError, "Operation not supported for the media format of volume {volume}; reason code {reason_code}: {reason}."),
+    # optvol's own messages.
+    Message("OPV0001", InvalidError, "Volume identifier {volume!r} not valid: {reason}."),
+    Message("OPV0002", NotFoundError, "Volume {volume} not found in library {library}."),
+    Message("OPV0003", ExistsError, "Volume {volume} already exists in library {library}."),
+    Message("OPV0004", LockedError, "Volume {volume} is in use by another process."),
+    Message("OPV0005", InvalidError, "Value {value!r} not valid for {keyword}: {reason}."),
+    Message("OPV0006", InvalidError, "Library {library} cannot be used: {reason}."),
+    Message("OPV0007", LockedError, "Library {library} is locked by another process."),
+    Message("OPV0101", NotAllowedError, "Volume {volume} is a *BACKUP volume: {operation} is not allowed; only CPYOPT writes a backup volume and user programs cannot open its files."),
+    Message("OPV0102", NotAllowedError, "The threshold of volume {volume} cannot be changed: it was initialized as a *BACKUP volume."),
+    Message("OPV0103", NotAllowedError, "TYPE(*BACKUP) needs HPOFS media; {media_type} with {media_format} cannot be a backup volume."),
+    Message("OPV0104", NotAllowedError, "Volume {volume} is *WORM media that holds data; it cannot be initialized again."),
+    Message("OPV0105", NotAllowedError, "Volume {volume} holds {files} file(s); CHECK(*YES) refuses to initialize it."),
+    Message("OPV0106", NotAllowedError, "Volume {volume} is read-only {media_type} media; it cannot be initialized."),
+    Message("OPV0107", NotAllowedError, "Volume {volume} has media format {media_format}, which does not allow {operation}."),
+    Message("OPV0108", NotAllowedError, "{path} on volume {volume} is a directory; {operation} needs a file."),
+    Message("OPV0109", NotAllowedError, "{path} on volume {volume} is a file; {operation} needs a directory."),
+    Message("OPV0110", NotAllowedError, "Cannot {operation} {path} into itself."),
+    Message("OPV0201", DamagedError, "Volume {volume} is damaged: {reason}."),
+    Message("OPV0202", DamagedError, "Volume image {path} has format version {found}; this optvol reads up to {supported}."),
+    Message("OPV0203", VolumeFullError, "Volume {volume} cannot be written: {reason}; nothing was changed."),
+    Message("OPV0204", DamagedError, "Input/output error on volume {volume}: {reason}."),
+    Message("OPV0301", NotFoundError, "Host path {path} not found."),
+    Message("OPV0302", InvalidError, "Host path {path} cannot be used: {reason}."),
+]
+
+MESSAGES: dict[str, Message] = {m.message_id: m for m in _MESSAGE_LIST}
+
+
+def error(message_id: str, **fields: object) -> OptvolError:
+    """Build the error for ``message_id`` with its family class and formatted text."""
+    message = MESSAGES[message_id]
+    return message.family(message_id, message.template.format(**fields))

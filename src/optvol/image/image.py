@@ -1,0 +1,368 @@
+"""One volume image on disk and its commit protocol (DESIGN §3, docs/format.md §4).
+
+A volume image is a directory holding the index partition (``index.sqlite``, SQLite in
+WAL mode) and the data partition (``data.opv``). A write transaction:
+
+1. takes SQLite's write lock (``BEGIN IMMEDIATE``), which serializes writers of all
+   processes, and cuts any torn tail beyond the committed end;
+2. appends records to the data partition after the committed end;
+3. fsyncs the data partition;
+4. records them in the index and moves the committed end in one SQLite transaction.
+
+A crash before step 4 leaves a tail the next writer cuts; after it, the records are done.
+Every open image holds a shared ``flock`` on ``lock`` so that re-initialize, rename and
+remove (which need it exclusively) never pull a volume from under a reader.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from optvol import errors
+from optvol.image import records, schema
+from optvol.image.datapart import DataPartition
+from optvol.image.records import Kind
+
+INDEX_FILE = "index.sqlite"
+DATA_FILE = "data.opv"
+LOCK_FILE = "lock"
+BUSY_TIMEOUT_MS = 60_000
+FLUSH_BYTES = 8 << 20
+
+LABEL_FIELDS = (
+    "volume", "type", "media_type", "media_format", "sector_size", "capacity", "threshold", "text",
+    "created", "last_referenced", "primary_volume", "backup_start", "backup_end", "backup_last_changed",
+)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a record landed: its first sector and its header and payload sizes in sectors."""
+
+    sector: int
+    header_sectors: int
+    payload_sectors: int
+
+    @property
+    def sectors(self) -> int:
+        return self.header_sectors + self.payload_sectors
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA cache_size = -16000")
+    return conn
+
+
+def _lock(directory: Path, *, exclusive: bool, volume: str) -> int:
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise errors.error("OPV0004", volume=volume) from None
+    return fd
+
+
+class VolumeImage:
+    """An open volume image: the index connection, the data partition and the open lock."""
+
+    def __init__(self, directory: Path, *, exclusive: bool = False):
+        self.directory = Path(directory)
+        self.name = self.directory.name.removesuffix(".optvol")
+        index_path = self.directory / INDEX_FILE
+        if not index_path.is_file() or not (self.directory / DATA_FILE).is_file():
+            raise errors.error("OPV0201", volume=self.name, reason="index or data partition missing")
+        self._lock_fd = _lock(self.directory, exclusive=exclusive, volume=self.name)
+        try:
+            self.conn = _connect(index_path)
+            found = schema.version_of(self.conn, where=self.name)
+            if found < schema.SCHEMA_VERSION:
+                with self._write_lock():
+                    schema.migrate(self.conn, schema.version_of(self.conn, where=self.name))
+            row = self.conn.execute("SELECT volume, sector_size FROM label").fetchone()
+            if row is None:
+                raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")
+            self.volume, self.sector_size = row
+            self.data = DataPartition(str(self.directory / DATA_FILE), sector_size=self.sector_size, volume=self.volume)
+        except sqlite3.DatabaseError as exc:
+            self._release()
+            raise errors.error("OPV0201", volume=self.name, reason=f"index unreadable ({exc})") from None
+        except BaseException:
+            self._release()
+            raise
+        self._cut_tail_if_idle()
+
+    # ----------------------------------------------------------------- life cycle
+
+    @classmethod
+    def create(cls, directory: Path, *, label: dict) -> None:
+        """Create a new image in the empty directory ``directory`` with one LABEL record."""
+        directory.mkdir(parents=True, exist_ok=False)
+        (directory / DATA_FILE).touch()
+        conn = _connect(directory / INDEX_FILE)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        schema.create(conn)
+        conn.execute(
+            f"INSERT INTO label (id, {', '.join(LABEL_FIELDS)}) VALUES (1, {', '.join('?' * len(LABEL_FIELDS))})",
+            [label.get(f) for f in LABEL_FIELDS],
+        )
+        conn.execute("COMMIT")
+        conn.close()
+        image = cls(directory)
+        try:
+            with image.transaction() as tx:
+                tx.write_label(label)
+                place = tx.append(Kind.DIRECTORY, {"path": "/", "created": label["created"]})
+                image.conn.execute(
+                    "INSERT INTO dirs (id, parent, name, path, path_key, created, sector, live)"
+                    " VALUES (1, NULL, '', '/', '/', ?, ?, 1)",
+                    (label["created"], place.sector),
+                )
+        finally:
+            image.close()
+        fsync_dir(directory)
+
+    def close(self) -> None:
+        if getattr(self, "data", None) is not None:
+            self.data.close()
+            self.data = None
+        self._release()
+
+    def _release(self) -> None:
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
+            self.conn = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> VolumeImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- reading
+
+    def meta(self, key: str) -> int:
+        return self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
+
+    def label(self) -> dict:
+        row = self.conn.execute(f"SELECT {', '.join(LABEL_FIELDS)} FROM label").fetchone()
+        return dict(zip(LABEL_FIELDS, row))
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees one committed state."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    def read_header(self, sector: int) -> records.Header:
+        first = self.data.read(sector, self.sector_size)
+        count = records.header_sectors_of(first)
+        whole = first if count == 1 else self.data.read(sector, count * self.sector_size)
+        return records.read_header(whole)
+
+    def payload_chunks(self, *, sector: int, header_sectors: int, size: int) -> Iterator[bytes]:
+        """The unverified bytes of the payload of the record at ``sector``."""
+        return self.data.chunks(sector + header_sectors, size)
+
+    def payload_sha256(self, *, sector: int, header_sectors: int, size: int) -> bytes:
+        digest = hashlib.sha256()
+        for chunk in self.payload_chunks(sector=sector, header_sectors=header_sectors, size=size):
+            digest.update(chunk)
+        return digest.digest()
+
+    # ----------------------------------------------------------------- writing
+
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise errors.error("OPV0004", volume=self.volume if hasattr(self, "volume") else self.name) from exc
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self, *, now: int | None = None) -> Iterator[Transaction]:
+        """A write transaction (module docstring); ``now`` becomes last_referenced."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise errors.error("OPV0004", volume=self.volume) from exc
+        tx = Transaction(self)
+        try:
+            yield tx
+            tx.finish(now)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            self.data.truncate(tx.committed_end)
+            raise
+        self.conn.execute("COMMIT")
+
+    def _cut_tail_if_idle(self) -> None:
+        """Cut a torn tail now if no writer is active (a writer's tail is its own)."""
+        if self.data.size_sectors() <= self.meta("committed_end"):
+            return
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            self.data.truncate(self.meta("committed_end"))
+        finally:
+            self.conn.execute("COMMIT")
+
+
+class Transaction:
+    """Records appended and index rows changed as one commit (see the module docstring)."""
+
+    def __init__(self, image: VolumeImage):
+        self.image = image
+        self.conn = image.conn
+        self.volume = image.volume
+        self.sector_size = image.sector_size
+        self.committed_end = image.meta("committed_end")
+        if image.data.size_sectors() > self.committed_end:
+            image.data.truncate(self.committed_end)  # a torn tail from a writer that died
+        self.end = self.committed_end
+        self.sequence = image.meta("next_sequence")
+        self.used = image.meta("used_sectors")
+        capacity, threshold = self.conn.execute("SELECT capacity, threshold FROM label").fetchone()
+        self.limit = capacity * threshold // 100 // self.sector_size
+        self._buffer = bytearray()
+        self._buffer_start = self.end
+
+    # ----------------------------------------------------------------- space
+
+    def available_sectors(self) -> int:
+        return max(0, self.limit - self.used)
+
+    def reserve(self, sectors: int) -> None:
+        """Fail before anything is written when ``sectors`` more would pass the threshold."""
+        if sectors > self.limit - self.used:
+            threshold = self.conn.execute("SELECT threshold FROM label").fetchone()[0]
+            raise errors.error(
+                "CPF1F61",
+                volume=self.volume,
+                needed=sectors * self.sector_size,
+                available=self.available_sectors() * self.sector_size,
+                threshold=threshold,
+            )
+
+    def charge(self, sectors: int) -> None:
+        self.used += sectors
+
+    def free(self, sectors: int) -> None:
+        self.used -= sectors
+
+    # ----------------------------------------------------------------- records
+
+    def _encode(self, body: dict) -> tuple[bytes, int]:
+        encoded = records.encode_body({"volume": self.volume, **body})
+        return encoded, records.header_sectors_for(encoded, self.sector_size)
+
+    def _header(self, kind: Kind, body: bytes, size: int, sha: bytes) -> bytes:
+        header = records.write_header(
+            kind=kind, sequence=self.sequence, body=body, payload_size=size,
+            payload_sha256=sha, sector_size=self.sector_size,
+        )
+        self.sequence += 1
+        return header
+
+    def append(self, kind: Kind, body: dict, payload: bytes = b"", *, charged: bool = True) -> Place:
+        """Append a record with an in-memory payload; charge its sectors unless told not to."""
+        encoded, header_len = self._encode(body)
+        payload_sectors = records.sectors_for(len(payload), self.sector_size)
+        if charged:
+            self.reserve(header_len + payload_sectors)
+        header = self._header(kind, encoded, len(payload), hashlib.sha256(payload).digest())
+        place = Place(self.end, len(header) // self.sector_size, payload_sectors)
+        self._buffer += header
+        self._buffer += payload
+        self._buffer += bytes(-len(payload) % self.sector_size)
+        self.end += place.sectors
+        if charged:
+            self.charge(place.sectors)
+        if len(self._buffer) >= FLUSH_BYTES:
+            self._flush()
+        return place
+
+    def append_stream(
+        self, kind: Kind, body: dict, *, size: int, write: Callable[[DataPartition, int], bytes]
+    ) -> tuple[Place, bytes]:
+        """Append a record whose payload ``write(data, sector)`` puts in place and hashes.
+
+        The threshold is checked for ``size`` before anything is written; ``write`` must
+        write exactly ``size`` bytes and return their SHA-256.
+        """
+        encoded, header_len = self._encode(body)
+        payload_sectors = records.sectors_for(size, self.sector_size)
+        self.reserve(header_len + payload_sectors)
+        self._flush()
+        sha = write(self.image.data, self.end + header_len)
+        header = self._header(kind, encoded, size, sha)
+        place = Place(self.end, len(header) // self.sector_size, payload_sectors)
+        self.image.data.write(self.end, header)
+        tail = -size % self.sector_size
+        if tail:
+            self.image.data.write_at((self.end + place.header_sectors) * self.sector_size + size, bytes(tail))
+        self.end += place.sectors
+        self._buffer_start = self.end
+        self.charge(place.sectors)
+        return place, sha
+
+    def write_label(self, label: dict) -> None:
+        """Update the label row and append a LABEL record holding all of it."""
+        assignments = ", ".join(f"{f} = ?" for f in LABEL_FIELDS)
+        self.conn.execute(f"UPDATE label SET {assignments}", [label.get(f) for f in LABEL_FIELDS])
+        self.volume = label["volume"]
+        self.append(Kind.LABEL, {"label": {f: label.get(f) for f in LABEL_FIELDS}})
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self.image.data.write(self._buffer_start, self._buffer)
+            self._buffer = bytearray()
+        self._buffer_start = self.end
+
+    def finish(self, now: int | None) -> None:
+        """Flush, fsync the data partition, then record the new committed end."""
+        self._flush()
+        if self.end != self.committed_end:
+            self.image.data.sync()
+        self.conn.executemany(
+            "UPDATE meta SET value = ? WHERE key = ?",
+            [(self.end, "committed_end"), (self.sequence, "next_sequence"), (self.used, "used_sectors")],
+        )
+        if now is not None:
+            self.conn.execute("UPDATE label SET last_referenced = ?", (now,))
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

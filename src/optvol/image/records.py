@@ -1,0 +1,128 @@
+"""Records of the data partition: the header sector and its body (docs/format.md §3).
+
+Every record starts with a header of one sector (two or more only when a long path does
+not fit in a 1024-byte sector), followed by its payload rounded up to whole sectors.
+``write_header`` and ``read_header`` are a symmetric pair; ``read_header`` parses untrusted
+bytes and raises only ``DamagedError``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+
+from optvol import errors
+
+MAGIC = b"OPTVOLR1"
+FORMAT_VERSION = 1
+# magic, format version, kind, reserved, header sectors, sequence, payload size,
+# payload SHA-256, body length, header CRC-32.
+_FIXED = struct.Struct("<8sHBBI QQ32s II")
+FIXED_SIZE = _FIXED.size  # 72 bytes
+_CRC_OFFSET = FIXED_SIZE - 4
+EMPTY_SHA256 = hashlib.sha256(b"").digest()
+
+
+class Kind(enum.IntEnum):
+    """What a record says; docs/format.md §3.2 gives each body's fields."""
+
+    LABEL = 1  # the volume label, written at INZOPT and at every label change
+    DIRECTORY = 2  # a directory was created
+    FILE = 3  # a file version: header plus payload
+    DELETE = 4  # a file was deleted
+    REMOVE_DIRECTORY = 5  # an empty directory was removed
+    RENAME = 6  # a file or directory was renamed or moved
+    ATTRIBUTES = 7  # read-only / hidden flags of a file changed
+    CONTROL = 8  # backup control record of a directory or the volume (3 sectors)
+    REQUEST = 9  # a CPYOPT request logged on a backup volume
+
+
+@dataclass(frozen=True)
+class Header:
+    """A parsed record header."""
+
+    kind: Kind
+    header_sectors: int
+    sequence: int
+    payload_size: int
+    payload_sha256: bytes
+    body: dict
+
+    def payload_sectors(self, sector_size: int) -> int:
+        return sectors_for(self.payload_size, sector_size)
+
+    def total_sectors(self, sector_size: int) -> int:
+        return self.header_sectors + self.payload_sectors(sector_size)
+
+
+def sectors_for(size: int, sector_size: int) -> int:
+    """Whole sectors that hold ``size`` bytes."""
+    return -(-size // sector_size)
+
+
+def encode_body(body: dict) -> bytes:
+    """The UTF-8 JSON text of a header body."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def header_sectors_for(encoded_body: bytes, sector_size: int) -> int:
+    """Sectors a header with this encoded body takes."""
+    return sectors_for(FIXED_SIZE + len(encoded_body), sector_size)
+
+
+def write_header(
+    *, kind: Kind, sequence: int, body: dict | bytes, payload_size: int, payload_sha256: bytes, sector_size: int
+) -> bytes:
+    """Encode a header, padded to whole sectors (``body`` as a dict or already encoded)."""
+    encoded = body if isinstance(body, bytes) else encode_body(body)
+    header_sectors = sectors_for(FIXED_SIZE + len(encoded), sector_size)
+    buf = bytearray(header_sectors * sector_size)
+    _FIXED.pack_into(
+        buf, 0, MAGIC, FORMAT_VERSION, int(kind), 0, header_sectors, sequence,
+        payload_size, payload_sha256, len(encoded), 0,
+    )
+    buf[FIXED_SIZE : FIXED_SIZE + len(encoded)] = encoded
+    struct.pack_into("<I", buf, _CRC_OFFSET, zlib.crc32(buf))
+    return bytes(buf)
+
+
+def header_sectors_of(first_sector: bytes) -> int:
+    """How many sectors the header that starts with ``first_sector`` takes."""
+    _check_fixed(first_sector)
+    return _FIXED.unpack_from(first_sector, 0)[4]
+
+
+def _check_fixed(buf: bytes) -> tuple:
+    if len(buf) < FIXED_SIZE:
+        raise errors.error("OPV0201", volume="?", reason="record header cut short")
+    fields = _FIXED.unpack_from(buf, 0)
+    if fields[0] != MAGIC:
+        raise errors.error("OPV0201", volume="?", reason="no record header where one was expected")
+    if fields[1] > FORMAT_VERSION:
+        raise errors.error("OPV0201", volume="?", reason=f"record format version {fields[1]} is newer than this optvol")
+    if fields[4] < 1:
+        raise errors.error("OPV0201", volume="?", reason="record header length is zero")
+    return fields
+
+
+def read_header(buf: bytes) -> Header:
+    """Decode and verify a header (all of its sectors)."""
+    _, _, kind, _, header_sectors, sequence, payload_size, payload_sha, body_len, crc = _check_fixed(buf)
+    if len(buf) % header_sectors or FIXED_SIZE + body_len > len(buf):
+        raise errors.error("OPV0201", volume="?", reason="record header length does not match")
+    check = bytearray(buf)
+    struct.pack_into("<I", check, _CRC_OFFSET, 0)
+    if zlib.crc32(check) != crc:
+        raise errors.error("OPV0201", volume="?", reason="record header checksum mismatch")
+    try:
+        body = json.loads(bytes(buf[FIXED_SIZE : FIXED_SIZE + body_len]).decode())
+        kind = Kind(kind)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.error("OPV0201", volume="?", reason=f"record header body unreadable ({exc})") from None
+    if not isinstance(body, dict):
+        raise errors.error("OPV0201", volume="?", reason="record header body is not an object")
+    return Header(kind, header_sectors, sequence, payload_size, payload_sha, body)

@@ -1,0 +1,139 @@
+"""The index partition's SQLite schema, declared once and versioned (docs/format.md §2).
+
+Times are integers: microseconds since the Unix epoch (UTC). Names keep their case in
+``name``; ``name_key`` and ``path_key`` hold the upper-case fold used for lookups.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from optvol import errors
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE label (
+    id                  INTEGER PRIMARY KEY CHECK (id = 1),
+    volume              TEXT NOT NULL,
+    type                TEXT NOT NULL,
+    media_type          TEXT NOT NULL,
+    media_format        TEXT NOT NULL,
+    sector_size         INTEGER NOT NULL,
+    capacity            INTEGER NOT NULL,
+    threshold           INTEGER NOT NULL,
+    text                TEXT NOT NULL,
+    created             INTEGER NOT NULL,
+    last_referenced     INTEGER NOT NULL,
+    primary_volume      TEXT,
+    backup_start        INTEGER,
+    backup_end          INTEGER,
+    backup_last_changed INTEGER
+);
+
+CREATE TABLE dirs (
+    id                  INTEGER PRIMARY KEY,
+    parent              INTEGER REFERENCES dirs (id),
+    name                TEXT NOT NULL,
+    path                TEXT NOT NULL,
+    path_key            TEXT NOT NULL,
+    created             INTEGER NOT NULL,
+    sector              INTEGER NOT NULL,
+    live                INTEGER NOT NULL,
+    backup_start        INTEGER,
+    backup_end          INTEGER,
+    backup_last_changed INTEGER
+);
+CREATE UNIQUE INDEX dirs_path ON dirs (path_key) WHERE live = 1;
+CREATE INDEX dirs_parent ON dirs (parent) WHERE live = 1;
+
+CREATE TABLE files (
+    id             INTEGER PRIMARY KEY,
+    dir            INTEGER NOT NULL REFERENCES dirs (id),
+    name           TEXT NOT NULL,
+    name_key       TEXT NOT NULL,
+    live           INTEGER NOT NULL,
+    version        INTEGER NOT NULL,
+    prev           INTEGER,
+    sector         INTEGER NOT NULL,
+    header_sectors INTEGER NOT NULL,
+    size           INTEGER NOT NULL,
+    sha256         BLOB NOT NULL,
+    created        INTEGER NOT NULL,
+    modified       INTEGER NOT NULL,
+    attr_changed   INTEGER NOT NULL,
+    changed        INTEGER NOT NULL,
+    flags          INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX files_live ON files (dir, name_key) WHERE live = 1;
+CREATE INDEX files_changed ON files (dir, changed) WHERE live = 1;
+
+CREATE TABLE requests (
+    id           INTEGER PRIMARY KEY,
+    time         INTEGER NOT NULL,
+    command      TEXT NOT NULL,
+    parameters   TEXT NOT NULL,
+    copied       INTEGER NOT NULL,
+    not_selected INTEGER NOT NULL,
+    failed       INTEGER NOT NULL,
+    directories  INTEGER NOT NULL,
+    outcome      TEXT NOT NULL,
+    sector       INTEGER NOT NULL
+);
+
+CREATE TABLE controls (
+    id      INTEGER PRIMARY KEY,
+    dir     INTEGER REFERENCES dirs (id),
+    request INTEGER REFERENCES requests (id),
+    time    INTEGER NOT NULL,
+    sector  INTEGER NOT NULL
+);
+"""
+
+# Forward migrations: MIGRATIONS[n] turns version n into n + 1.
+MIGRATIONS: dict[int, str] = {}
+
+META_KEYS = ("schema_version", "committed_end", "next_sequence", "used_sectors")
+
+
+def create(conn: sqlite3.Connection) -> None:
+    """Create the current schema in an empty database (inside the caller's transaction)."""
+    _run(conn, _SCHEMA_V1)
+    for version in range(1, SCHEMA_VERSION):
+        _run(conn, MIGRATIONS[version])
+    conn.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?)",
+        [("schema_version", SCHEMA_VERSION), ("committed_end", 0), ("next_sequence", 1), ("used_sectors", 0)],
+    )
+
+
+def version_of(conn: sqlite3.Connection, *, where: str) -> int:
+    """The schema version of an index, checking that it is an optvol index at all."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise errors.error("OPV0201", volume=where, reason=f"index unreadable ({exc})") from None
+    if row is None:
+        raise errors.error("OPV0201", volume=where, reason="index has no schema version")
+    if row[0] > SCHEMA_VERSION:
+        raise errors.error("OPV0202", path=where, found=row[0], supported=SCHEMA_VERSION)
+    return row[0]
+
+
+def migrate(conn: sqlite3.Connection, found: int) -> None:
+    """Bring an older index forward to SCHEMA_VERSION (inside the caller's transaction)."""
+    for version in range(found, SCHEMA_VERSION):
+        _run(conn, MIGRATIONS[version])
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+
+
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    """Run the statements of ``script`` one by one (executescript would commit)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)

@@ -1,0 +1,110 @@
+"""INZOPT: initialize (or create) a volume (reference §9, DESIGN §1).
+
+INZOPT of a volume ID the library does not hold creates that volume. Re-initializing an
+existing volume erases everything on it; the result says how much was erased.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from optvol import errors, media, model
+from optvol.library import Library
+from optvol.model import MediaFormat, MediaType, VolumeInfo, VolumeType
+
+
+@dataclass(frozen=True)
+class InitializeResult:
+    """What INZOPT did: the new volume, and what the old one held if it was replaced."""
+
+    volume: VolumeInfo
+    created: bool
+    erased_files: int
+    erased_bytes: int
+    previous_id: str | None
+
+
+def inzopt(
+    library: Library,
+    *,
+    vol: str,
+    now: datetime,
+    newvol: str | None = None,
+    threshold: int | None = None,
+    type: VolumeType = VolumeType.PRIMARY,
+    text: str = "",
+    check: bool = True,
+    clear: bool = False,
+    medfmt: MediaFormat | None = None,
+    medtype: MediaType | None = None,
+    capacity: int | None = None,
+    blksize: int | None = None,
+) -> InitializeResult:
+    """INZOPT VOL NEWVOL THRESHOLD TYPE TEXT CHECK CLEAR MEDFMT, plus MEDTYPE CAPACITY BLKSIZE.
+
+    ``newvol`` None is NEWVOL(*VOL); ``threshold`` None is THRESHOLD(*CALC); ``medfmt``
+    None is MEDFMT(*MEDTYPE). CLEAR changes nothing more: every re-initialization erases
+    the whole image.
+    """
+    old_id = model.volume_id(vol)
+    new_id = model.volume_id(newvol) if newvol else old_id
+    text = model.text_value(text)
+    with library.locked():
+        previous, versions = _previous(library, old_id)
+        if previous is None and newvol and new_id != old_id:
+            raise errors.error("OPV0002", volume=old_id, library=library.root)
+        media_type = medtype or (previous.media_type if previous else MediaType.ERASE)
+        if previous is not None:
+            _check_reinitialize(previous, versions=versions, medtype=medtype, check=check)
+        if media_type in (MediaType.CD_ROM, MediaType.DVD_ROM):
+            raise errors.error("OPV0106", volume=old_id, media_type=media_type)
+        media_format = media.choose_format(media_type, medfmt)
+        if type is VolumeType.BACKUP and media_format is not MediaFormat.HPOFS:
+            raise errors.error("OPV0103", media_type=media_type, media_format=media_format)
+        sector_size = media.choose_sector_size(media_type, blksize or (previous.sector_size if previous else None))
+        capacity = media.choose_capacity(
+            media_type, capacity or (previous.capacity if previous else None), sector_size
+        )
+        if new_id != old_id and library.exists(new_id):
+            raise errors.error("OPV0003", volume=new_id, library=library.root)
+        moment = model.to_micros(now)
+        label = {
+            "volume": new_id, "type": str(type), "media_type": str(media_type), "media_format": str(media_format),
+            "sector_size": sector_size, "capacity": capacity,
+            "threshold": media.choose_threshold(type, media_format, threshold),
+            "text": text, "created": moment, "last_referenced": moment, "primary_volume": None,
+            "backup_start": None, "backup_end": None, "backup_last_changed": None,
+        }
+        library.install(new_id, label=label, replace=previous is not None, previous=old_id if previous else None)
+        with library.open(new_id) as volume:
+            info = volume.info()
+    return InitializeResult(
+        volume=info,
+        created=previous is None,
+        erased_files=previous.files if previous else 0,
+        erased_bytes=previous.used if previous else 0,
+        previous_id=old_id if previous and old_id != new_id else None,
+    )
+
+
+def _previous(library: Library, volume: str) -> tuple[VolumeInfo | None, int]:
+    """The volume INZOPT would replace, and how many file versions it ever recorded."""
+    if not library.exists(volume):
+        return None, 0
+    with library.open(volume) as existing:
+        return existing.info(), existing.version_count()
+
+
+def _check_reinitialize(previous: VolumeInfo, *, versions: int, medtype: MediaType | None, check: bool) -> None:
+    if previous.media_type in (MediaType.CD_ROM, MediaType.DVD_ROM):
+        raise errors.error("OPV0106", volume=previous.volume, media_type=previous.media_type)
+    if medtype is not None and medtype is not previous.media_type:
+        raise errors.error(
+            "OPV0005", value=str(medtype), keyword="MEDTYPE",
+            reason=f"volume {previous.volume} is {previous.media_type} media",
+        )
+    if previous.media_type is MediaType.WORM and versions > 0:
+        raise errors.error("OPV0104", volume=previous.volume)
+    if check and previous.files > 0:
+        raise errors.error("OPV0105", volume=previous.volume, files=previous.files)

@@ -1,0 +1,250 @@
+"""The library: the set of volume images in one directory (DESIGN §2 layer 4).
+
+Layout (docs/format.md §1)::
+
+    <library>/.optvol-library   marker: this directory is an optvol library
+    <library>/.lock             flock taken by create, rename, remove, re-initialize
+    <library>/.journal.json     an operation in progress (rolled forward when found)
+    <library>/.tmp/             images being built and images being removed
+    <library>/autl.json         authorization lists (kept by the library, not the volume)
+    <library>/<VOLID>.optvol/   one volume image per volume
+
+Volume IDs are folded to upper case and checked before they become names, so an ID can
+never name anything outside the library. A rename or re-initialization first writes a
+journal, then acts; a process that dies half-way leaves a journal that the next user of
+the library completes, so the operation either happened or did not.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from optvol import errors, model
+from optvol.image.image import VolumeImage, fsync_dir
+from optvol.volume import Clock, Volume
+
+MARKER = ".optvol-library"
+LOCK = ".lock"
+JOURNAL = ".journal.json"
+TMP = ".tmp"
+AUTL = "autl.json"
+SUFFIX = ".optvol"
+LOCK_WAIT_SECONDS = 60.0
+
+
+def resolve_root(explicit: str | None, environ: Mapping[str, str], home: Path) -> Path:
+    """``--library DIR``, else ``$OPTVOL_LIBRARY``, else ``~/.local/share/optvol``."""
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    if environ.get("OPTVOL_LIBRARY"):
+        return Path(environ["OPTVOL_LIBRARY"]).expanduser().absolute()
+    data_home = environ.get("XDG_DATA_HOME") or str(home / ".local" / "share")
+    return Path(data_home) / "optvol"
+
+
+class Library:
+    """A directory of volume images; created on first use."""
+
+    def __init__(self, root: Path | str, *, clock: Clock):
+        self.root = Path(root).absolute()
+        self._clock = clock
+        self.created = False
+        if not (self.root / MARKER).is_file():
+            self._create()
+        if (self.root / JOURNAL).exists():
+            with self.locked():
+                pass  # locked() rolls the journal forward
+
+    def _create(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise errors.error("OPV0006", library=self.root, reason="it is not a directory")
+        if self.root.is_dir() and any(p.name != LOCK for p in self.root.iterdir()):
+            raise errors.error("OPV0006", library=self.root, reason="it is a non-empty directory that is not an optvol library")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / TMP).mkdir(exist_ok=True)
+            (self.root / MARKER).write_text("optvol library 1\n")
+        except OSError as exc:
+            raise errors.error("OPV0006", library=self.root, reason=exc.strerror or str(exc)) from None
+        self.created = True
+
+    # ----------------------------------------------------------------- locking and journal
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the library lock (waits up to a minute), after completing any journal."""
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise errors.error("OPV0007", library=self.root) from None
+                    time.sleep(0.02)
+            self._roll_forward()
+            yield
+        finally:
+            os.close(fd)
+
+    def _write_journal(self, journal: dict) -> None:
+        path = self.root / JOURNAL
+        temporary = self.root / TMP / f"journal-{uuid.uuid4().hex}"
+        with open(temporary, "w") as handle:
+            json.dump(journal, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        fsync_dir(self.root)
+
+    def _roll_forward(self) -> None:
+        """Complete the operation a journal describes (idempotent), then drop the journal."""
+        path = self.root / JOURNAL
+        if path.exists():
+            journal = json.loads(path.read_text())
+            relabel = journal.get("relabel")
+            if relabel:
+                directory = self.root / relabel["dir"]
+                if not directory.exists():
+                    directory = self.root / relabel["after"]
+                with VolumeImage(directory, exclusive=True) as image:
+                    label = image.label()
+                    if any(label[k] != v for k, v in relabel["fields"].items()):
+                        with image.transaction() as tx:
+                            tx.write_label({**label, **relabel["fields"]})
+            for source, target in journal.get("renames", []):
+                if (self.root / source).exists() and not (self.root / target).exists():
+                    os.rename(self.root / source, self.root / target)
+            fsync_dir(self.root)
+            path.unlink()
+        self._clean_tmp()
+
+    def _clean_tmp(self) -> None:
+        tmp = self.root / TMP
+        if tmp.is_dir():
+            for leftover in tmp.iterdir():
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+
+    # ----------------------------------------------------------------- volumes
+
+    def _dir(self, volume: str) -> Path:
+        directory = self.root / (model.volume_id(volume) + SUFFIX)
+        if directory.parent != self.root:  # unreachable by the ID rules; kept as a guard
+            raise errors.error("OPV0001", volume=volume, reason="it names a path")
+        return directory
+
+    def volume_ids(self, pattern: str | None = None) -> list[str]:
+        """Volume IDs in the library, sorted; ``pattern`` is *ALL, a generic ``ABC*`` or an ID."""
+        ids = sorted(p.name.removesuffix(SUFFIX) for p in self.root.iterdir() if p.name.endswith(SUFFIX) and p.is_dir())
+        if pattern is None or pattern.upper() in ("*ALL", "*"):
+            return ids
+        wanted = pattern.upper()
+        if wanted.endswith("*"):
+            return [i for i in ids if i.startswith(wanted[:-1])]
+        return [i for i in ids if i == wanted]
+
+    def exists(self, volume: str) -> bool:
+        return self._dir(volume).is_dir()
+
+    def open(self, volume: str, *, exclusive: bool = False) -> Volume:
+        """Open a volume (a shared lock; ``exclusive`` fails with exit 8 if it is in use)."""
+        directory = self._dir(volume)
+        if not directory.is_dir():
+            raise errors.error("OPV0002", volume=model.volume_id(volume), library=self.root)
+        return Volume(VolumeImage(directory, exclusive=exclusive), clock=self._clock)
+
+    def install(self, volume: str, *, label: dict, replace: bool, previous: str | None = None) -> None:
+        """Create a volume image, replacing volume ``previous`` (the same ID by default).
+
+        The caller holds ``locked()`` and has checked the INZOPT rules. The new image is
+        built aside and swapped in through the journal, so a crash leaves either the old
+        volume or the new one.
+        """
+        target = self._dir(volume)
+        old = self._dir(previous or volume)
+        if old.exists() and not replace:
+            raise errors.error("OPV0003", volume=model.volume_id(volume), library=self.root)
+        if old != target and target.exists():
+            raise errors.error("OPV0003", volume=model.volume_id(volume), library=self.root)
+        renames = []
+        if old.exists():
+            with VolumeImage(old, exclusive=True):
+                pass  # refuses (exit 8) while another process has it open
+            renames.append([old.name, f"{TMP}/old-{uuid.uuid4().hex}"])
+        staging = self.root / TMP / f"new-{uuid.uuid4().hex}"
+        VolumeImage.create(staging, label=label)
+        renames.append([f"{TMP}/{staging.name}", target.name])
+        self._write_journal({"renames": renames})
+        self._roll_forward()
+        if old != target:
+            self._move_autl(old.name.removesuffix(SUFFIX), target.name.removesuffix(SUFFIX))
+
+    def relabel(self, volume: str, *, fields: dict) -> None:
+        """Change label fields and, if ``fields['volume']`` differs, rename: all or nothing.
+
+        The caller holds ``locked()``. Used by CVTOPTBKU and by renames.
+        """
+        source = self._dir(volume)
+        new_id = fields.get("volume", model.volume_id(volume))
+        target = self._dir(new_id)
+        if target != source and target.exists():
+            raise errors.error("OPV0003", volume=new_id, library=self.root)
+        with VolumeImage(source, exclusive=True):
+            pass
+        renames = [[source.name, target.name]] if target != source else []
+        self._write_journal({"relabel": {"dir": source.name, "after": target.name, "fields": fields}, "renames": renames})
+        self._roll_forward()
+        self._move_autl(model.volume_id(volume), new_id)
+
+    def remove(self, volume: str) -> None:
+        """Remove a volume from the library (the caller holds ``locked()``)."""
+        source = self._dir(volume)
+        if not source.is_dir():
+            raise errors.error("OPV0002", volume=model.volume_id(volume), library=self.root)
+        with VolumeImage(source, exclusive=True):
+            pass
+        self._write_journal({"renames": [[source.name, f"{TMP}/old-{uuid.uuid4().hex}"]]})
+        self._roll_forward()
+        self.set_autl(volume, None)
+
+    # ----------------------------------------------------------------- authorization lists
+
+    def autl_table(self) -> dict[str, str]:
+        path = self.root / AUTL
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def autl(self, volume: str) -> str | None:
+        return self.autl_table().get(model.volume_id(volume))
+
+    def set_autl(self, volume: str, name: str | None) -> None:
+        """Record the authorization list of a volume (CHGOPTVOL AUTL); None removes it."""
+        table = self.autl_table()
+        if name is None:
+            table.pop(model.volume_id(volume), None)
+        else:
+            table[model.volume_id(volume)] = name
+        self._write_autl(table)
+
+    def _move_autl(self, old: str, new: str) -> None:
+        table = self.autl_table()
+        if old != new and old in table:
+            table[new] = table.pop(old)
+            self._write_autl(table)
+
+    def _write_autl(self, table: dict[str, str]) -> None:
+        temporary = self.root / TMP / f"autl-{uuid.uuid4().hex}"
+        temporary.write_text(json.dumps(table, indent=1, sort_keys=True))
+        os.replace(temporary, self.root / AUTL)

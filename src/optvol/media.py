@@ -1,0 +1,110 @@
+"""The media-type table: formats, sector sizes and default capacities (reference §2.3-§2.6).
+
+Layer 1: values only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from optvol import errors
+from optvol.model import MediaFormat, MediaType, VolumeType
+
+MIN_CAPACITY = 1 << 20  # DESIGN §1: at least 1M
+
+
+@dataclass(frozen=True)
+class Media:
+    """What one media type allows."""
+
+    media_type: MediaType
+    formats: tuple[MediaFormat, ...]  # the first is what MEDFMT(*MEDTYPE) chooses
+    sector_sizes: tuple[int, ...]
+    default_sector_size: int
+    default_capacity: int
+    writable: bool
+
+    @property
+    def default_format(self) -> MediaFormat:
+        return self.formats[0]
+
+
+_GB = 1000**3
+_MB = 1000**2
+
+MEDIA: dict[MediaType, Media] = {
+    m.media_type: m
+    for m in (
+        Media(MediaType.WORM, (MediaFormat.HPOFS,), (1024, 2048, 4096, 8192), 2048, 5_200 * _MB, True),
+        Media(MediaType.ERASE, (MediaFormat.HPOFS, MediaFormat.UDF), (1024, 2048, 4096, 8192), 2048, 5_200 * _MB, True),
+        Media(MediaType.DVD_RAM, (MediaFormat.UDF,), (2048,), 2048, 4_700 * _MB, True),
+        Media(MediaType.CD_ROM, (MediaFormat.ISO9660,), (2048,), 2048, 650 * _MB, False),
+        Media(MediaType.DVD_ROM, (MediaFormat.ISO9660,), (2048,), 2048, 4_700 * _MB, False),
+    )
+}
+
+HPOFS_THRESHOLD = 95
+BACKUP_THRESHOLD = 99
+UDF_THRESHOLD = 100
+
+
+def media_for(media_type: MediaType) -> Media:
+    return MEDIA[media_type]
+
+
+def choose_format(media_type: MediaType, requested: MediaFormat | None) -> MediaFormat:
+    """MEDFMT(*MEDTYPE) when ``requested`` is None, else check the requested format (§2.4)."""
+    media = MEDIA[media_type]
+    if requested is None:
+        return media.default_format
+    if requested not in media.formats:
+        raise errors.error(
+            "OPV0005",
+            value=str(requested),
+            keyword="MEDFMT",
+            reason=f"{media_type} media allows {', '.join(str(f) for f in media.formats)}",
+        )
+    return requested
+
+
+def choose_sector_size(media_type: MediaType, requested: int | None) -> int:
+    """BLKSIZE: one of the sector sizes of the media type (reference §2.5)."""
+    media = MEDIA[media_type]
+    if requested is None:
+        return media.default_sector_size
+    if requested not in media.sector_sizes:
+        allowed = ", ".join(str(s) for s in media.sector_sizes)
+        raise errors.error("OPV0005", value=str(requested), keyword="BLKSIZE", reason=f"{media_type} allows {allowed}")
+    return requested
+
+
+def choose_capacity(media_type: MediaType, requested: int | None, sector_size: int) -> int:
+    """CAPACITY in bytes, rounded down to whole sectors."""
+    capacity = MEDIA[media_type].default_capacity if requested is None else requested
+    if capacity < MIN_CAPACITY:
+        raise errors.error("OPV0005", value=str(capacity), keyword="CAPACITY", reason="at least 1M")
+    return capacity - capacity % sector_size
+
+
+def choose_threshold(volume_type: VolumeType, media_format: MediaFormat, requested: int | None) -> int:
+    """THRESHOLD: *CALC when None; *BACKUP forces 99 and UDF 100 (DESIGN §1)."""
+    if requested is not None and not 1 <= requested <= 100:
+        raise errors.error("OPV0005", value=str(requested), keyword="THRESHOLD", reason="1-100 or *CALC")
+    if volume_type is VolumeType.BACKUP:
+        return BACKUP_THRESHOLD
+    if media_format is MediaFormat.UDF:
+        return UDF_THRESHOLD
+    return HPOFS_THRESHOLD if requested is None else requested
+
+
+_SIZE = re.compile(r"(\d+)([KMGT]?)B?", re.IGNORECASE)
+
+
+def parse_capacity(text: str) -> int:
+    """Parse CAPACITY: bytes with an optional K, M, G or T suffix (powers of 1024)."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise errors.error("OPV0005", value=text, keyword="CAPACITY", reason="bytes with an optional K, M, G or T suffix")
+    number, suffix = int(match.group(1)), match.group(2).upper()
+    return number * 1024 ** "_KMGT".index(suffix) if suffix else number

@@ -1,0 +1,281 @@
+"""Value types of optvol and the validation of volume IDs, names and paths.
+
+Layer 1: no I/O, no clock. Rules come from reference §2.1 (volume identifiers), §3.1 and
+§3.2 (paths and names) and DESIGN §1 (case folding).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from optvol import errors
+
+
+class VolumeType(enum.StrEnum):
+    """Volume type (reference §2.2)."""
+
+    PRIMARY = "*PRIMARY"
+    BACKUP = "*BACKUP"
+
+
+class MediaType(enum.StrEnum):
+    """Media type (reference §2.3)."""
+
+    WORM = "*WORM"
+    ERASE = "*ERASE"
+    DVD_RAM = "*DVD-RAM"
+    CD_ROM = "*CD-ROM"
+    DVD_ROM = "*DVD-ROM"
+
+
+class MediaFormat(enum.StrEnum):
+    """Media format, the file system on the volume (reference §2.4)."""
+
+    HPOFS = "*HPOFS"
+    UDF = "*UDF"
+    ISO9660 = "*ISO9660"
+
+
+BEGIN = "*BEGIN"
+"""Start of a complete backup range that has no lower limit (FROMTIME(*BEGIN *AVAIL))."""
+
+QOPT = "/QOPT"
+MAX_QOPT_PATH = 294  # whole /QOPT/VOL/... path (reference §3.1)
+MAX_DIRECTORY_PART = 256  # all directory names of a path together
+MAX_ELEMENT = {MediaFormat.HPOFS: 255, MediaFormat.UDF: 254, MediaFormat.ISO9660: 255}
+MAX_TEXT = 50
+
+_VOLUME_ID = re.compile(r"[A-Z0-9][A-Z0-9_.\-]{0,31}")
+# X'00'-X'3F' and X'FF' of EBCDIC are its control characters: C0, DEL and C1 here.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_INVALID_ANY = set('"*<>?\\')
+
+
+# --------------------------------------------------------------------- timestamps
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime (the index's time unit)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: optvol needs aware timestamps")
+    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    """The aware local-time datetime for microseconds since the epoch."""
+    seconds, rest = divmod(micros, 1_000_000)
+    return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=rest).astimezone()
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 local time with offset, as the JSON contract writes timestamps."""
+    if moment is None:
+        return None
+    return moment.astimezone().isoformat(timespec="microseconds")
+
+
+# --------------------------------------------------------------------- validation
+
+
+def volume_id(text: str) -> str:
+    """Fold a volume identifier to upper case and check it (DESIGN §1, reference §2.1)."""
+    folded = text.strip().upper() if isinstance(text, str) else ""
+    if not folded:
+        raise errors.error("OPV0001", volume=text, reason="it is empty")
+    if not _VOLUME_ID.fullmatch(folded):
+        raise errors.error(
+            "OPV0001",
+            volume=text,
+            reason="use 1-32 characters A-Z 0-9 - _ . starting with a letter or digit",
+        )
+    return folded
+
+
+def text_value(text: str) -> str:
+    """Check a volume description (TEXT, at most 50 characters, no control characters)."""
+    if len(text) > MAX_TEXT or _CONTROL.search(text):
+        raise errors.error("OPV0005", value=text, keyword="TEXT", reason="at most 50 printable characters")
+    return text
+
+
+def name_key(name: str) -> str:
+    """The case-insensitive lookup key of a name (reference §3.2: upper-case fold)."""
+    return name.upper()
+
+
+def _check_element(name: str, *, is_dir: bool, media_format: MediaFormat) -> None:
+    message_id = "CPF1F01" if is_dir else "CPF1F21"
+
+    def bad(reason: str) -> errors.OptvolError:
+        return errors.error(message_id, name=name, reason=reason)
+
+    if name in ("", ".", ".."):
+        raise bad("empty, '.' and '..' are not names")
+    if _CONTROL.search(name):
+        raise bad("control characters are not allowed")
+    if set(name) & _INVALID_ANY:
+        raise bad('the characters " * < > ? \\ are not allowed')
+    if media_format is MediaFormat.HPOFS and "-" in name:
+        raise bad("'-' is not allowed in names on HPOFS volumes (reference §3.1)")
+    if len(name) > MAX_ELEMENT[media_format]:
+        raise bad(f"longer than {MAX_ELEMENT[media_format]} characters")
+
+
+def split_path(path: str, *, volume: str, media_format: MediaFormat, is_dir: bool = False) -> tuple[str, ...]:
+    """Check a path inside volume ``volume`` (``/DIR/FILE``) and return its elements.
+
+    ``is_dir`` says the last element names a directory, which counts against the 256
+    characters of directory names (reference §3.1).
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise errors.error("CPF1F48", path=path, reason="a volume path starts with '/'")
+    if "\x00" in path:
+        raise errors.error("CPF1F48", path=path, reason="NUL is not allowed")
+    parts = tuple(p for p in path.split("/") if p != "")
+    if path.count("//"):
+        raise errors.error("CPF1F48", path=path, reason="empty path element")
+    if not parts:
+        return ()
+    for index, part in enumerate(parts):
+        _check_element(part, is_dir=is_dir or index < len(parts) - 1, media_format=media_format)
+    dir_parts = parts if is_dir else parts[:-1]
+    dir_length = sum(len(p) + 1 for p in dir_parts)
+    if dir_length > MAX_DIRECTORY_PART:
+        raise errors.error("CPF1F48", path=path, reason=f"directory names exceed {MAX_DIRECTORY_PART} characters")
+    if len(QOPT) + 1 + len(volume) + sum(len(p) + 1 for p in parts) > MAX_QOPT_PATH:
+        raise errors.error("CPF1F48", path=path, reason=f"longer than {MAX_QOPT_PATH} characters with /QOPT/{volume}")
+    return parts
+
+
+def join(parts: tuple[str, ...] | list[str]) -> str:
+    """The volume path of a tuple of elements."""
+    return "/" + "/".join(parts)
+
+
+def parse_qopt(path: str) -> tuple[str, str] | None:
+    """Split ``/QOPT/VOL/...`` into (volume ID, volume path); None for a host path."""
+    if not isinstance(path, str):
+        return None
+    if path.upper() != QOPT and not path.upper().startswith(QOPT + "/"):
+        return None
+    if len(path) > MAX_QOPT_PATH:
+        raise errors.error("CPF1F48", path=path, reason=f"longer than {MAX_QOPT_PATH} characters")
+    rest = path[len(QOPT) + 1 :]
+    volume, _, inner = rest.partition("/")
+    if not volume:
+        raise errors.error("CPF1F48", path=path, reason="no volume named after /QOPT/")
+    return volume_id(volume), "/" + inner
+
+
+# --------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class BackupRange:
+    """Backup control data of a backup directory or volume (reference §6.1)."""
+
+    range_start: datetime | str | None  # a datetime, BEGIN, or None if no range yet
+    range_end: datetime | None
+    last_changed: datetime | None
+
+    def as_json(self) -> dict:
+        start = self.range_start if self.range_start in (BEGIN, None) else iso(self.range_start)
+        return {"range_start": start, "range_end": iso(self.range_end), "last_changed": iso(self.last_changed)}
+
+
+def backup_range(start: int | None, end: int | None, last_changed: int | None) -> BackupRange | None:
+    """The BackupRange of index values (microseconds; a NULL start with an end is *BEGIN)."""
+    if end is None and last_changed is None:
+        return None
+    return BackupRange(
+        range_start=None if end is None else (BEGIN if start is None else from_micros(start)),
+        range_end=None if end is None else from_micros(end),
+        last_changed=None if last_changed is None else from_micros(last_changed),
+    )
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """The volume label and space figures (DSPOPT DATA(*VOLATR), DESIGN §4)."""
+
+    volume: str
+    type: VolumeType
+    media_type: MediaType
+    media_format: MediaFormat
+    sector_size: int
+    capacity: int
+    used: int
+    available: int
+    threshold: int
+    text: str
+    created: datetime
+    last_referenced: datetime
+    primary_volume: str | None
+    backup: BackupRange | None
+    files: int
+    directories: int
+
+    def as_json(self) -> dict:
+        return {
+            "volume": self.volume,
+            "type": str(self.type),
+            "media_type": str(self.media_type),
+            "media_format": str(self.media_format),
+            "sector_size": self.sector_size,
+            "capacity": self.capacity,
+            "used": self.used,
+            "available": self.available,
+            "threshold": self.threshold,
+            "text": self.text,
+            "created": iso(self.created),
+            "last_referenced": iso(self.last_referenced),
+            "primary_volume": self.primary_volume,
+            "backup": self.backup.as_json() if self.backup else None,
+        }
+
+
+@dataclass(frozen=True)
+class DirInfo:
+    """A directory (DSPOPT DATA(*DIRATR))."""
+
+    path: str
+    created: datetime
+    backup: BackupRange | None
+
+    is_dir = True
+
+    def as_json(self) -> dict:
+        return {"path": self.path, "created": iso(self.created), "backup": self.backup.as_json() if self.backup else None}
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """The live version of a file (DSPOPT DATA(*FILATR), reference §3.3)."""
+
+    path: str
+    size: int
+    created: datetime
+    modified: datetime
+    attr_changed: datetime
+    read_only: bool
+    hidden: bool
+    sha256: str
+    version: int
+
+    is_dir = False
+
+    def as_json(self) -> dict:
+        return {
+            "path": self.path,
+            "size": self.size,
+            "created": iso(self.created),
+            "modified": iso(self.modified),
+            "attr_changed": iso(self.attr_changed),
+            "read_only": self.read_only,
+            "hidden": self.hidden,
+            "sha256": self.sha256,
+        }

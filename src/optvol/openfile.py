@@ -1,0 +1,168 @@
+"""File objects that ``Volume.open`` gives user programs (layer 3, beside ``volume.py``).
+
+A reader checks the SHA-256 of the whole version before it returns its first byte, so a
+damaged file fails (CPF1F28, exit 7) and never hands out wrong bytes. A writer collects
+the data in a spool file and writes it to the volume as one new version when it is
+closed; until then nobody sees it, and an exception inside ``with`` discards it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+
+from optvol import errors, model
+from optvol.image.records import sectors_for
+from optvol.volume_rows import READ_ONLY
+
+SPOOL_IN_MEMORY = 8 << 20
+_WRITE_MODES = {"w": True, "x": False, "a": True}
+
+
+def open_file(volume, path: str, mode: str, *, encoding: str | None):
+    """Open ``path`` on ``volume`` in ``mode`` (``r``, ``w``, ``x`` or ``a``, with or without ``b``)."""
+    kind, binary = mode.replace("b", ""), "b" in mode
+    if kind not in ("r", *_WRITE_MODES) or mode.count("b") > 1 or (binary and encoding):
+        raise errors.error("OPV0005", value=mode, keyword="mode", reason="use r, w, x or a, optionally with b")
+    if kind == "r":
+        volume.check_user_access("opening a file")
+        raw = VolumeReader(volume, path)
+        buffered = io.BufferedReader(raw)
+    else:
+        volume.check_user_write("opening a file for writing")
+        raw = VolumeWriter(volume, path, kind)
+        buffered = _AbortingWriter(raw)
+        if not binary:
+            return _AbortingText(buffered, encoding=encoding or "utf-8")
+    return buffered if binary else io.TextIOWrapper(buffered, encoding=encoding or "utf-8")
+
+
+class _AbortingWriter(io.BufferedWriter):
+    """A buffered writer whose ``with`` block discards the new version on an exception."""
+
+    def __exit__(self, kind, value, traceback):
+        if kind is not None:
+            self.raw.discard()
+        return super().__exit__(kind, value, traceback)
+
+
+class _AbortingText(io.TextIOWrapper):
+    def __exit__(self, kind, value, traceback):
+        if kind is not None:
+            self.buffer.raw.discard()
+        return super().__exit__(kind, value, traceback)
+
+
+class VolumeReader(io.RawIOBase):
+    """Read-only access to the live version of a file, verified before the first byte."""
+
+    def __init__(self, volume, path: str):
+        super().__init__()
+        self._path = path
+        self._dir, self._row = volume.file_row(path)
+        volume.verify(self._row, path)
+        self._data = volume.image.data
+        self._start = (self._row.sector + self._row.header_sectors) * volume.image.sector_size
+        self._pos = 0
+        self.name = path
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = min(len(buffer), self._row.size - self._pos)
+        if count <= 0:
+            return 0
+        data = os.pread(self._data.fd, count, self._start + self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._row.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+class VolumeWriter(io.RawIOBase):
+    """A new version of a file, written to the volume when closed (see module docstring)."""
+
+    def __init__(self, volume, path: str, kind: str):
+        super().__init__()
+        self._volume = volume
+        self._parts = volume._parts(path)
+        self._replace = _WRITE_MODES[kind]
+        self.name = path
+        self._check_target(kind)
+        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=volume.image.directory)
+        self._size = 0
+        self._aborted = False
+        if kind == "a" and volume.exists(path):
+            _, row = volume.file_row(path)
+            for chunk in volume.verified_chunks(row, path):
+                self.write(chunk)
+
+    def _check_target(self, kind: str) -> None:
+        volume, parts = self._volume, self._parts
+        if not parts:
+            raise errors.error("OPV0108", path="/", volume=volume.id, operation="writing")
+        volume._need_dir(parts[:-1])
+        found = volume._lookup(parts)
+        if found is None:
+            return
+        if not hasattr(found, "flags"):
+            raise errors.error("OPV0108", path=model.join(parts), volume=volume.id, operation="writing")
+        if kind == "x":
+            raise errors.error("CPF1F24", path=model.join(parts), volume=volume.id)
+        if found.flags & READ_ONLY:
+            raise errors.error("CPF1F37", path=model.join(parts), volume=volume.id)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        size = len(data)
+        limit, used = self._volume.space()
+        sector = self._volume.image.sector_size
+        if (2 + sectors_for(self._size + size, sector)) * sector > limit - used:
+            self._aborted = True
+            raise errors.error(
+                "CPF1F61", volume=self._volume.id, needed=self._size + size,
+                available=max(0, limit - used), threshold=self._volume.label()["threshold"],
+            )
+        self._spool.write(data)
+        self._size += size
+        return size
+
+    def discard(self) -> None:
+        """Drop what was written: closing will leave the volume as it was."""
+        self._aborted = True
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if not self._aborted:
+                self._commit()
+        finally:
+            self._spool.close()
+            super().close()
+
+    def _commit(self) -> None:
+        self._spool.flush()
+        self._spool.seek(0)
+        volume, size, spool = self._volume, self._size, self._spool
+
+        def write(data, sector: int) -> bytes:
+            chunks = iter(lambda: spool.read(1 << 20), b"")
+            return data.write_stream(sector, chunks, limit=size)[1]
+
+        with volume._transaction() as tx:
+            volume._store(tx, self._parts, size=size, payload=write, replace=self._replace)

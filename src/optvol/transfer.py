@@ -1,0 +1,343 @@
+"""The file commands on ``/QOPT/<volume>/...`` paths: cp, mv, rm, mkdir, rmdir, ls, cat, chattr.
+
+Any path outside ``/QOPT`` is a host path, so ``cp ./report.pdf /QOPT/PVOL1/DIR1/`` copies
+a host file onto a volume and ``cp -r /QOPT/PVOL1/DIR1 ./out`` copies back. Everything a
+user program could not do on a volume (writing a *BACKUP volume, read-only media) is
+refused here too, because these commands act through the volume's user-program API.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+from optvol import errors, model
+from optvol.library import Library
+from optvol.model import DirInfo, FileInfo
+from optvol.volume import Volume
+
+BATCH_FILES = 1000
+BATCH_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Location:
+    """A path on a volume (``volume`` set) or on the host (``volume`` None)."""
+
+    volume: str | None
+    path: str
+
+    @classmethod
+    def of(cls, text: str) -> Location:
+        found = model.parse_qopt(text)
+        return cls(found[0], found[1]) if found else cls(None, text)
+
+    def child(self, name: str) -> Location:
+        if self.volume is None:
+            return Location(None, os.path.join(self.path, name))
+        return Location(self.volume, self.path.rstrip("/") + "/" + name)
+
+    def __str__(self) -> str:
+        return f"/QOPT/{self.volume}{self.path}" if self.volume else self.path
+
+
+def _basename(location: Location) -> str:
+    return os.path.basename(location.path.rstrip("/")) if location.volume is None else location.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+class _Volumes:
+    """Volumes opened once per command, closed together."""
+
+    def __init__(self, library: Library, stack: ExitStack):
+        self.library, self.stack, self.open = library, stack, {}
+
+    def __getitem__(self, volume_id: str) -> Volume:
+        if volume_id not in self.open:
+            self.open[volume_id] = self.stack.enter_context(self.library.open(volume_id))
+        return self.open[volume_id]
+
+
+@contextmanager
+def _session(library: Library) -> Iterator[_Volumes]:
+    with ExitStack() as stack:
+        yield _Volumes(library, stack)
+
+
+def _is_dir(volumes: _Volumes, where: Location) -> bool:
+    if where.volume is None:
+        return os.path.isdir(where.path)
+    return volumes[where.volume].is_dir(where.path)
+
+
+def _exists(volumes: _Volumes, where: Location) -> bool:
+    if where.volume is None:
+        return os.path.lexists(where.path)
+    return volumes[where.volume].exists(where.path)
+
+
+# --------------------------------------------------------------------- cp / mv
+
+
+def copy(library: Library, sources: list[str], target: str, *, recursive: bool = False, replace: bool = True) -> list[str]:
+    """cp: copy files (and with ``recursive`` directory trees); returns the paths written."""
+    written: list[str] = []
+    with _session(library) as volumes:
+        plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=recursive)
+        for source, destination in plan:
+            _copy_one(volumes, source, destination, replace=replace, written=written)
+    return written
+
+
+def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recursive: bool) -> list[tuple[Location, Location]]:
+    """Check every source and work out each destination before anything is written."""
+    if all(s.volume is None for s in sources) and target.volume is None:
+        raise errors.error("OPV0302", path=target.path, reason="neither source nor target is a /QOPT path")
+    into = _is_dir(volumes, target) or target.path.endswith("/") or len(sources) > 1
+    if into and not _is_dir(volumes, target):
+        _missing(target, directory=True)
+    plan = []
+    for source in sources:
+        if not _exists(volumes, source):
+            _missing(source, directory=False)
+        if _is_dir(volumes, source) and not recursive:
+            raise errors.error("OPV0302", path=str(source), reason="it is a directory; use -r to copy a tree")
+        destination = target.child(_basename(source)) if into else target
+        if source.volume and source.volume == destination.volume and _inside(destination.path, source.path):
+            raise errors.error("OPV0110", operation="copy", path=str(source))
+        plan.append((source, destination))
+    return plan
+
+
+def _inside(path: str, top: str) -> bool:
+    return (path.upper().rstrip("/") + "/").startswith(top.upper().rstrip("/") + "/")
+
+
+def _missing(where: Location, *, directory: bool) -> None:
+    if where.volume is None:
+        raise errors.error("OPV0301", path=where.path)
+    raise errors.error("CPF1F02" if directory else "CPF1F22", path=where.path, volume=where.volume)
+
+
+def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, replace: bool, written: list[str]) -> None:
+    """Copy a file or a whole tree; a tree onto a volume goes in batches of many files."""
+    with ExitStack() as stack:
+        batches = stack.enter_context(_Batches(volumes[destination.volume])) if destination.volume else None
+        for item_source, item_destination, is_dir in _tree(volumes, source, destination):
+            if batches is not None:
+                batches.next(0 if is_dir else _size(volumes, item_source))
+            if is_dir:
+                _make_dir(volumes, item_destination)
+            else:
+                _copy_file(volumes, item_source, item_destination, replace=replace)
+                written.append(str(item_destination))
+
+
+def _tree(volumes: _Volumes, source: Location, destination: Location) -> Iterator[tuple[Location, Location, bool]]:
+    """(source, destination, is directory) for a file, or for a tree in pre-order."""
+    if not _is_dir(volumes, source):
+        yield source, destination, False
+        return
+    yield source, destination, True
+    if source.volume is None:
+        with os.scandir(source.path) as entries:
+            children = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
+    else:
+        children = [(e.path.rsplit("/", 1)[-1], e.is_dir) for e in volumes[source.volume].scandir(source.path)]
+    for name, is_dir in children:
+        if is_dir:
+            yield from _tree(volumes, source.child(name), destination.child(name))
+        else:
+            yield source.child(name), destination.child(name), False
+
+
+def _make_dir(volumes: _Volumes, where: Location) -> None:
+    if where.volume is None:
+        os.makedirs(where.path, exist_ok=True)
+    else:
+        volumes[where.volume].mkdir(where.path, exist_ok=True)
+
+
+def _size(volumes: _Volumes, where: Location) -> int:
+    if where.volume is None:
+        return os.stat(where.path).st_size
+    return volumes[where.volume].stat(where.path).size
+
+
+class _Batches:
+    """Commit a long tree copy every BATCH_FILES files or BATCH_BYTES bytes."""
+
+    def __init__(self, volume: Volume):
+        self.volume, self.files, self.bytes, self.current = volume, 0, 0, None
+
+    def __enter__(self) -> _Batches:
+        self.current = self.volume.batch()
+        self.current.__enter__()
+        return self
+
+    def next(self, size: int) -> None:
+        self.files, self.bytes = self.files + 1, self.bytes + size
+        if self.files >= BATCH_FILES or self.bytes >= BATCH_BYTES:
+            self.current.__exit__(None, None, None)
+            self.files, self.bytes = 1, size
+            self.current = self.volume.batch()
+            self.current.__enter__()
+
+    def __exit__(self, *exc) -> None:
+        self.current.__exit__(*exc)
+
+
+def _copy_file(volumes: _Volumes, source: Location, destination: Location, *, replace: bool) -> None:
+    if source.volume is None:
+        _host_to_volume(volumes[destination.volume], source.path, destination.path, replace=replace)
+        return
+    volume = volumes[source.volume]
+    volume.check_user_access("reading a file")
+    _, row = volume.file_row(source.path)
+    chunks = volume.verified_chunks(row, source.path)
+    if destination.volume is not None:
+        volumes[destination.volume].write_chunks(destination.path, chunks, size=row.size, replace=replace)
+    else:
+        _to_host(chunks, destination.path, modified=row.modified, replace=replace)
+
+
+def _host_to_volume(volume: Volume, host_path: str, path: str, *, replace: bool) -> None:
+    try:
+        fd = os.open(host_path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise errors.error("OPV0301", path=host_path) from None
+    except OSError as exc:
+        raise errors.error("OPV0302", path=host_path, reason=exc.strerror) from None
+    try:
+        info = os.fstat(fd)
+        if not stat_mod.S_ISREG(info.st_mode):
+            raise errors.error("OPV0302", path=host_path, reason="it is not a regular file")
+        volume.write_from(path, fd, size=info.st_size, replace=replace)
+    finally:
+        os.close(fd)
+
+
+def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool) -> None:
+    """Write to a temporary file beside the target and rename it only once verified."""
+    if os.path.lexists(host_path) and not replace:
+        raise errors.error("OPV0302", path=host_path, reason="it exists")
+    directory = os.path.dirname(os.path.abspath(host_path))
+    if not os.path.isdir(directory):
+        raise errors.error("OPV0301", path=directory)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".optvol-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:  # raises CPF1F28 at the end if the data is damaged
+                handle.write(chunk)
+        seconds = modified / 1_000_000
+        os.utime(temporary, (seconds, seconds))
+        os.replace(temporary, host_path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def move(library: Library, sources: list[str], target: str, *, replace: bool = True) -> list[str]:
+    """mv: a rename within one volume; across volumes or the host, a copy then a delete."""
+    moved: list[str] = []
+    with _session(library) as volumes:
+        plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=True)
+        for source, destination in plan:
+            if source.volume is None:
+                raise errors.error("OPV0302", path=source.path, reason="mv moves files off a volume only by cp then rm")
+            if source.volume == destination.volume:
+                volumes[source.volume].rename(source.path, destination.path)
+                moved.append(str(destination))
+                continue
+            volumes[source.volume].check_user_write("moving a file off the volume")
+            _copy_one(volumes, source, destination, replace=replace, written=moved)
+            _remove(volumes[source.volume], source.path, recursive=True)
+    return moved
+
+
+# --------------------------------------------------------------------- rm / mkdir / rmdir / chattr
+
+
+def _volume_location(text: str) -> Location:
+    where = Location.of(text)
+    if where.volume is None:
+        raise errors.error("CPF1F48", path=text, reason="this command works on /QOPT/<volume>/... paths")
+    return where
+
+
+def remove(library: Library, paths: list[str], *, recursive: bool = False) -> None:
+    """rm: delete files (and with ``recursive`` whole directory trees)."""
+    with _session(library) as volumes:
+        targets = [_volume_location(p) for p in paths]
+        for where in targets:
+            volume = volumes[where.volume]
+            if volume.is_dir(where.path) and not recursive:
+                raise errors.error("OPV0108", path=where.path, volume=where.volume, operation="rm without -r")
+            if not volume.exists(where.path):
+                raise errors.error("CPF1F22", path=where.path, volume=where.volume)
+        for where in targets:
+            _remove(volumes[where.volume], where.path, recursive=recursive)
+
+
+def _remove(volume: Volume, path: str, *, recursive: bool) -> None:
+    if not volume.is_dir(path):
+        volume.remove(path)
+        return
+    volume.check_user_write("deleting a directory")
+    with volume.batch():
+        for dirpath, _, names in reversed(list(volume.walk(path))):
+            for name in names:
+                volume.remove(dirpath.rstrip("/") + "/" + name)
+            if dirpath != "/":
+                volume.rmdir(dirpath)
+
+
+def make_directory(library: Library, paths: list[str], *, parents: bool = False) -> list[DirInfo]:
+    """mkdir (with ``parents``, like ``mkdir -p``)."""
+    with _session(library) as volumes:
+        return [volumes[w.volume].mkdir(w.path, parents=parents, exist_ok=parents) for w in map(_volume_location, paths)]
+
+
+def remove_directory(library: Library, paths: list[str], *, subtree: bool = False) -> None:
+    """rmdir (RMVDIR): an empty directory, or with ``subtree`` everything below it too."""
+    with _session(library) as volumes:
+        for where in map(_volume_location, paths):
+            volume = volumes[where.volume]
+            if subtree:
+                if not volume.is_dir(where.path):
+                    raise errors.error("CPF1F02", path=where.path, volume=where.volume)
+                _remove(volume, where.path, recursive=True)
+            else:
+                volume.rmdir(where.path)
+
+
+def change_attributes(library: Library, path: str, *, read_only: bool | None = None, hidden: bool | None = None) -> FileInfo:
+    """chattr (CHGATR): the read-only and hidden flags of a file."""
+    where = _volume_location(path)
+    with library.open(where.volume) as volume:
+        return volume.set_attributes(where.path, read_only=read_only, hidden=hidden)
+
+
+# --------------------------------------------------------------------- ls / cat
+
+
+def list_directory(library: Library, path: str) -> list[FileInfo | DirInfo]:
+    """ls: the entries of a directory, or the file itself."""
+    where = _volume_location(path)
+    with library.open(where.volume) as volume:
+        if volume.is_dir(where.path):
+            return volume.scandir(where.path)
+        return [volume.stat(where.path)]
+
+
+def read_file(library: Library, path: str) -> Iterator[bytes]:
+    """cat: the bytes of a file, checked against its SHA-256 before the first one is given."""
+    where = _volume_location(path)
+    with library.open(where.volume) as volume:
+        volume.check_user_access("reading a file")
+        _, row = volume.file_row(where.path)
+        volume.verify(row, where.path)
+        yield from volume.image.payload_chunks(sector=row.sector, header_sectors=row.header_sectors, size=row.size)

@@ -1,0 +1,560 @@
+"""The file-system view of one volume and every volume rule (DESIGN §2 layer 3).
+
+Rules enforced here (reference §4, §11, DESIGN §1):
+- a *BACKUP volume refuses every write, delete, rename, mkdir, attribute change and every
+  open by user programs; only ``backup_writer`` (CPYOPT, CVTOPTBKU) changes it;
+- *CD-ROM / *DVD-ROM (ISO 9660) volumes refuse writes;
+- HPOFS keeps every version and never frees space; UDF frees replaced and deleted data;
+- the threshold is checked before anything is written;
+- read-only files cannot be written, renamed or deleted.
+Names keep their case and are looked up case-insensitively.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from optvol import errors, model
+from optvol.image import image as image_mod
+from optvol.image.records import Kind
+from optvol.model import DirInfo, FileInfo, MediaFormat, MediaType, VolumeInfo, VolumeType
+from optvol.volume_rows import DIR_COLUMNS, FILE_COLUMNS, READ_ONLY, HIDDEN, DirRow, FileRow
+
+Clock = Callable[[], datetime]
+READ_ONLY_MEDIA = (MediaType.CD_ROM, MediaType.DVD_ROM)
+
+
+class Volume:
+    """One open volume. Get it from ``Library.open``; close it (or use ``with``)."""
+
+    def __init__(self, image: image_mod.VolumeImage, *, clock: Clock):
+        self.image = image
+        self._clock = clock
+        self._tx: image_mod.Transaction | None = None
+        self._tx_label: dict | None = None
+
+    # ----------------------------------------------------------------- life cycle
+
+    def close(self) -> None:
+        self.image.close()
+
+    def __enter__(self) -> Volume:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def id(self) -> str:
+        return self.label()["volume"]
+
+    def label(self) -> dict:
+        return self._tx_label if self._tx_label is not None else self.image.label()
+
+    def info(self) -> VolumeInfo:
+        """DSPOPT DATA(*VOLATR): the label, space and backup range (DESIGN §4)."""
+        with self.image.snapshot() as conn:
+            label = self.image.label()
+            used = self.image.meta("used_sectors") * label["sector_size"]
+            files = conn.execute("SELECT count(*) FROM files WHERE live = 1").fetchone()[0]
+            directories = conn.execute("SELECT count(*) FROM dirs WHERE live = 1").fetchone()[0]
+        limit = label["capacity"] * label["threshold"] // 100 // label["sector_size"] * label["sector_size"]
+        return VolumeInfo(
+            volume=label["volume"],
+            type=VolumeType(label["type"]),
+            media_type=MediaType(label["media_type"]),
+            media_format=MediaFormat(label["media_format"]),
+            sector_size=label["sector_size"],
+            capacity=label["capacity"],
+            used=used,
+            available=max(0, limit - used),
+            threshold=label["threshold"],
+            text=label["text"],
+            created=model.from_micros(label["created"]),
+            last_referenced=model.from_micros(label["last_referenced"]),
+            primary_volume=label["primary_volume"],
+            backup=model.backup_range(label["backup_start"], label["backup_end"], label["backup_last_changed"]),
+            files=files,
+            directories=directories,
+        )
+
+    def version_count(self) -> int:
+        """File versions ever recorded, live or not (a WORM volume with any holds data)."""
+        return self.image.conn.execute("SELECT count(*) FROM files").fetchone()[0]
+
+    def change_label(self, **fields: object) -> None:
+        """Change label fields (CHGOPTVOL TEXT and THRESHOLD); a LABEL record records it."""
+        with self._transaction() as tx:
+            tx.write_label({**self.image.label(), **fields})
+
+    def space(self) -> tuple[int, int]:
+        """(bytes allowed under the threshold, bytes used) as last committed."""
+        label = self.label()
+        limit = label["capacity"] * label["threshold"] // 100 // label["sector_size"] * label["sector_size"]
+        return limit, self.image.meta("used_sectors") * label["sector_size"]
+
+    # ----------------------------------------------------------------- lookups
+
+    def _parts(self, path: str, *, is_dir: bool = False) -> tuple[str, ...]:
+        label = self.label()
+        return model.split_path(
+            path, volume=label["volume"], media_format=MediaFormat(label["media_format"]), is_dir=is_dir
+        )
+
+    def _dir(self, parts: tuple[str, ...]) -> DirRow | None:
+        row = self.image.conn.execute(
+            f"SELECT {DIR_COLUMNS} FROM dirs WHERE path_key = ? AND live = 1", (model.join(parts).upper(),)
+        ).fetchone()
+        return DirRow(*row) if row else None
+
+    def _file(self, dir_id: int, name: str) -> FileRow | None:
+        row = self.image.conn.execute(
+            f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND live = 1",
+            (dir_id, model.name_key(name)),
+        ).fetchone()
+        return FileRow(*row) if row else None
+
+    def _need_dir(self, parts: tuple[str, ...]) -> DirRow:
+        found = self._dir(parts)
+        if found is None:
+            if parts and self._lookup(parts) is not None:
+                raise errors.error("OPV0109", path=model.join(parts), volume=self.id, operation="this")
+            raise errors.error("CPF1F02", path=model.join(parts), volume=self.id)
+        return found
+
+    def _need_file(self, parts: tuple[str, ...]) -> tuple[DirRow, FileRow]:
+        if not parts:
+            raise errors.error("OPV0108", path="/", volume=self.id, operation="this")
+        parent = self._need_dir(parts[:-1])
+        found = self._file(parent.id, parts[-1])
+        if found is None:
+            if self._dir(parts) is not None:
+                raise errors.error("OPV0108", path=model.join(parts), volume=self.id, operation="this")
+            raise errors.error("CPF1F22", path=model.join(parts), volume=self.id)
+        return parent, found
+
+    def _lookup(self, parts: tuple[str, ...]) -> DirRow | FileRow | None:
+        """The directory or live file at ``parts``, or None."""
+        found = self._dir(parts)
+        if found is not None or not parts:
+            return found
+        parent = self._dir(parts[:-1])
+        return self._file(parent.id, parts[-1]) if parent else None
+
+    def exists(self, path: str) -> bool:
+        return self._lookup(self._parts(path)) is not None
+
+    def stat(self, path: str) -> FileInfo | DirInfo:
+        """The attributes of the file or directory at ``path``."""
+        parts = self._parts(path)
+        found = self._lookup(parts)
+        if found is None:
+            raise errors.error("CPF1F22", path=model.join(parts), volume=self.id)
+        if isinstance(found, DirRow):
+            return found.info()
+        return found.info(self._dir(parts[:-1]).path)
+
+    def is_dir(self, path: str) -> bool:
+        return self._dir(self._parts(path, is_dir=True)) is not None
+
+    def listdir(self, path: str = "/") -> list[str]:
+        """Names in a directory, directories first, each group sorted case-insensitively."""
+        return [entry.path.rsplit("/", 1)[-1] for entry in self.scandir(path)]
+
+    def scandir(self, path: str = "/") -> list[FileInfo | DirInfo]:
+        directory = self._need_dir(self._parts(path, is_dir=True))
+        return [*self._subdirs(directory.id), *self._files_in(directory)]
+
+    def _subdirs(self, dir_id: int) -> list[DirInfo]:
+        rows = self.image.conn.execute(
+            f"SELECT {DIR_COLUMNS} FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key", (dir_id,)
+        )
+        return [DirRow(*row).info() for row in rows]
+
+    def _files_in(self, directory: DirRow) -> Iterator[FileInfo]:
+        rows = self.image.conn.execute(
+            f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 ORDER BY name_key", (directory.id,)
+        )
+        for row in rows:
+            yield FileRow(*row).info(directory.path)
+
+    def iter_dirs(self, path: str = "/", *, recursive: bool = True) -> Iterator[DirInfo]:
+        """The directory at ``path`` and (recursively) its subdirectories, in path order."""
+        for row in self._dir_rows(path, recursive=recursive):
+            yield row.info()
+
+    def _dir_rows(self, path: str, *, recursive: bool) -> Iterator[DirRow]:
+        top = self._need_dir(self._parts(path, is_dir=True))
+        yield top
+        if not recursive:
+            return
+        # Every path below ``prefix`` sorts between ``prefix`` and ``prefix`` with its '/' made '0'.
+        prefix = "/" if top.path == "/" else top.path_key + "/"
+        rows = self.image.conn.execute(
+            f"SELECT {DIR_COLUMNS} FROM dirs WHERE live = 1 AND path_key > ? AND path_key < ? ORDER BY path_key",
+            (prefix, prefix[:-1] + "0"),
+        )
+        for row in rows:
+            yield DirRow(*row)
+
+    def iter_files(self, path: str = "/", *, recursive: bool = False, pattern: str | None = None) -> Iterator[FileInfo]:
+        """Files of a directory (and its subdirectories), streamed in path order.
+
+        ``pattern`` is a generic name (``ABC*``) or a name matched case-insensitively.
+        """
+        for directory in list(self._dir_rows(path, recursive=recursive)):
+            for info in self._files_in(directory):
+                if pattern is None or _matches(info.path.rsplit("/", 1)[-1], pattern):
+                    yield info
+
+    def walk(self, path: str = "/") -> Iterator[tuple[str, list[str], list[str]]]:
+        """Like ``os.walk``: (directory path, directory names, file names), top down."""
+        pending = [self._need_dir(self._parts(path, is_dir=True))]
+        while pending:
+            directory = pending.pop(0)
+            subdirs = self.image.conn.execute(
+                f"SELECT {DIR_COLUMNS} FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key", (directory.id,)
+            ).fetchall()
+            names = [r[0] for r in self.image.conn.execute(
+                "SELECT name FROM files WHERE dir = ? AND live = 1 ORDER BY name_key", (directory.id,)
+            )]
+            children = [DirRow(*row) for row in subdirs]
+            yield directory.path, [c.name for c in children], names
+            pending[0:0] = children
+
+    def versions(self, path: str) -> list[FileInfo]:
+        """Every version of a file still recorded, newest first (HPOFS keeps them all)."""
+        parent, row = self._need_file(self._parts(path))
+        found = []
+        while row is not None:
+            found.append(row.info(parent.path))
+            prev = row.prev
+            row = None
+            if prev is not None:
+                data = self.image.conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (prev,)).fetchone()
+                row = FileRow(*data) if data else None
+        return found
+
+    # ----------------------------------------------------------------- rules
+
+    def check_user_access(self, operation: str) -> None:
+        """Refuse user programs on a *BACKUP volume (reference §4.2)."""
+        if self.label()["type"] == VolumeType.BACKUP:
+            raise errors.error("OPV0101", volume=self.id, operation=operation)
+
+    def check_user_write(self, operation: str) -> None:
+        """Refuse writes by user programs: backup volumes and read-only media."""
+        self.check_user_access(operation)
+        label = self.label()
+        if label["media_type"] in READ_ONLY_MEDIA or label["media_format"] == MediaFormat.ISO9660:
+            raise errors.error("CPF1F63", volume=self.id, media_type=label["media_type"])
+
+    @property
+    def _udf(self) -> bool:
+        return self.label()["media_format"] == MediaFormat.UDF
+
+    def _now(self) -> int:
+        return model.to_micros(self._clock())
+
+    # ----------------------------------------------------------------- transactions
+
+    @contextmanager
+    def _transaction(self) -> Iterator[image_mod.Transaction]:
+        if self._tx is not None:
+            yield self._tx
+            return
+        with self.image.transaction(now=self._now()) as tx:
+            self._tx, self._tx_label = tx, self.image.label()
+            try:
+                yield tx
+            finally:
+                self._tx, self._tx_label = None, None
+
+    @contextmanager
+    def batch(self) -> Iterator[Volume]:
+        """Group many writes into one transaction: one fsync, one commit, all or nothing."""
+        with self._transaction():
+            yield self
+
+    # ----------------------------------------------------------------- user writes
+
+    def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False) -> DirInfo:
+        """Create a directory (QHFCRTDR: its parent must exist unless ``parents``)."""
+        self.check_user_write("creating a directory")
+        parts = self._parts(path, is_dir=True)
+        with self._transaction() as tx:
+            return self._make_dir(tx, parts, parents=parents, exist_ok=exist_ok, created=self._now())
+
+    def _make_dir(
+        self, tx: image_mod.Transaction, parts: tuple[str, ...], *, parents: bool, exist_ok: bool, created: int
+    ) -> DirInfo:
+        existing = self._dir(parts)
+        if existing is not None:
+            if exist_ok:
+                return existing.info()
+            raise errors.error("CPF1F04", path=model.join(parts), volume=self.id)
+        if not parts:
+            raise errors.error("CPF1F04", path="/", volume=self.id)
+        parent = self._dir(parts[:-1])
+        if parent is None:
+            if not parents:
+                raise errors.error("CPF1F02", path=model.join(parts[:-1]), volume=self.id)
+            self._make_dir(tx, parts[:-1], parents=True, exist_ok=True, created=created)
+            parent = self._dir(parts[:-1])
+        if self._file(parent.id, parts[-1]) is not None:
+            raise errors.error("CPF1F24", path=model.join(parts), volume=self.id)
+        path = model.join(parts)
+        place = tx.append(Kind.DIRECTORY, {"path": path, "created": created})
+        self.image.conn.execute(
+            "INSERT INTO dirs (parent, name, path, path_key, created, sector, live) VALUES (?, ?, ?, ?, ?, ?, 1)",
+            (parent.id, parts[-1], path, path.upper(), created, place.sector),
+        )
+        return self._dir(parts).info()
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty directory (QHFDLTDR)."""
+        self.check_user_write("removing a directory")
+        parts = self._parts(path, is_dir=True)
+        with self._transaction() as tx:
+            directory = self._need_dir(parts)
+            if not parts:
+                raise errors.error("CPF1F0A", path="/", volume=self.id, reason="it is the root directory")
+            conn = self.image.conn
+            if conn.execute("SELECT 1 FROM dirs WHERE parent = ? AND live = 1 LIMIT 1", (directory.id,)).fetchone() or \
+               conn.execute("SELECT 1 FROM files WHERE dir = ? AND live = 1 LIMIT 1", (directory.id,)).fetchone():
+                raise errors.error("CPF1F0A", path=directory.path, volume=self.id, reason="it is not empty")
+            tx.append(Kind.REMOVE_DIRECTORY, {"path": directory.path, "time": self._now()}, charged=not self._udf)
+            if self._udf:
+                tx.free(1)
+            conn.execute("UPDATE dirs SET live = 0 WHERE id = ?", (directory.id,))
+
+    def remove(self, path: str) -> None:
+        """Delete a file (QHFDLTSF). On HPOFS its versions stay and keep their space."""
+        self.check_user_write("deleting a file")
+        parts = self._parts(path)
+        with self._transaction() as tx:
+            parent, row = self._need_file(parts)
+            if row.flags & READ_ONLY:
+                raise errors.error("CPF1F37", path=model.join(parts), volume=self.id)
+            tx.append(Kind.DELETE, {"path": model.join(parts), "time": self._now()}, charged=not self._udf)
+            if self._udf:
+                tx.free(row.sectors(self.image.sector_size))
+            self.image.conn.execute("UPDATE files SET live = 0 WHERE id = ?", (row.id,))
+
+    def rename(self, source: str, target: str) -> None:
+        """Rename or move a file or directory within the volume (QHFRNMSF)."""
+        self.check_user_write("renaming")
+        src, dst = self._parts(source), self._parts(target)
+        with self._transaction() as tx:
+            found = self._lookup(src)
+            if found is None:
+                raise errors.error("CPF1F22", path=model.join(src), volume=self.id)
+            if not src:
+                raise errors.error("CPF1F0A", path="/", volume=self.id, reason="it is the root directory")
+            if src == dst:
+                raise errors.error("CPF1F23", path=model.join(dst))
+            new_parent = self._need_dir(dst[:-1])
+            same_entry = [p.upper() for p in src] == [p.upper() for p in dst]
+            if not same_entry and self._lookup(dst) is not None:
+                raise errors.error("CPF1F24", path=model.join(dst), volume=self.id)
+            now = self._now()
+            tx.append(Kind.RENAME, {"from": model.join(src), "to": model.join(dst), "time": now}, charged=not self._udf)
+            if isinstance(found, DirRow):
+                self._move_dir(found, new_parent, dst, now)
+            else:
+                if found.flags & READ_ONLY:
+                    raise errors.error("CPF1F37", path=model.join(src), volume=self.id)
+                self.image.conn.execute(
+                    "UPDATE files SET dir = ?, name = ?, name_key = ?, attr_changed = ?, changed = ? WHERE id = ?",
+                    (new_parent.id, dst[-1], model.name_key(dst[-1]), now, now, found.id),
+                )
+
+    def _move_dir(self, directory: DirRow, new_parent: DirRow, dst: tuple[str, ...], now: int) -> None:
+        old_key, new_path = directory.path_key, model.join(dst)
+        if (new_parent.path_key + "/").startswith(old_key + "/"):
+            raise errors.error("OPV0110", operation="move", path=directory.path)
+        conn = self.image.conn
+        subtree = [directory.id] + [r[0] for r in conn.execute(
+            "SELECT id FROM dirs WHERE live = 1 AND substr(path_key, 1, ?) = ?", (len(old_key) + 1, old_key + "/")
+        )]
+        conn.execute(
+            "UPDATE dirs SET path = ? || substr(path, ?), path_key = ? || substr(path_key, ?) "
+            "WHERE live = 1 AND substr(path_key, 1, ?) = ?",
+            (new_path, len(old_key) + 1, new_path.upper(), len(old_key) + 1, len(old_key) + 1, old_key + "/"),
+        )
+        conn.execute(
+            "UPDATE dirs SET parent = ?, name = ?, path = ?, path_key = ? WHERE id = ?",
+            (new_parent.id, dst[-1], new_path, new_path.upper(), directory.id),
+        )
+        # Files below a moved directory live at new paths: CPYOPT must see them as changed.
+        conn.executemany("UPDATE files SET changed = ? WHERE dir = ? AND live = 1", [(now, d) for d in subtree])
+
+    def set_attributes(self, path: str, *, read_only: bool | None = None, hidden: bool | None = None) -> FileInfo:
+        """Change the read-only and hidden flags of a file (QHFCHGAT, CHGATR)."""
+        self.check_user_write("changing attributes")
+        parts = self._parts(path)
+        with self._transaction() as tx:
+            parent, row = self._need_file(parts)
+            flags = row.flags
+            if read_only is not None:
+                flags = flags | READ_ONLY if read_only else flags & ~READ_ONLY
+            if hidden is not None:
+                flags = flags | HIDDEN if hidden else flags & ~HIDDEN
+            now = self._now()
+            tx.append(Kind.ATTRIBUTES, {"path": model.join(parts), "flags": flags, "time": now}, charged=not self._udf)
+            self.image.conn.execute(
+                "UPDATE files SET flags = ?, attr_changed = ?, changed = ? WHERE id = ?", (flags, now, now, row.id)
+            )
+            return self._file(parent.id, parts[-1]).info(parent.path)
+
+    def write_bytes(self, path: str, data: bytes, *, replace: bool = True) -> FileInfo:
+        """Write a whole file from memory (create, or replace its data)."""
+        self.check_user_write("writing a file")
+        parts = self._parts(path)
+        with self._transaction() as tx:
+            return self._store(tx, parts, size=len(data), payload=bytes(data), replace=replace)
+
+    def write_from(self, path: str, source: int, *, size: int, replace: bool = True) -> FileInfo:
+        """Write a whole file from an open host file descriptor of known ``size``."""
+        return self.write_chunks(path, _read_fd(source, size), size=size, replace=replace)
+
+    def write_chunks(self, path: str, chunks: Iterator[bytes], *, size: int, replace: bool = True) -> FileInfo:
+        """Write a whole file of ``size`` bytes from an iterator of chunks.
+
+        If the chunks fail (a damaged source raises) or come to another size, nothing is
+        written.
+        """
+        self.check_user_write("writing a file")
+        parts = self._parts(path)
+
+        def write(data, sector: int) -> bytes:
+            written, sha = data.write_stream(sector, chunks, limit=size)
+            if written != size:
+                raise errors.error("OPV0302", path=path, reason="the source changed size while it was copied")
+            return sha
+
+        with self._transaction() as tx:
+            return self._store(tx, parts, size=size, payload=write, replace=replace)
+
+    def _store(
+        self, tx: image_mod.Transaction, parts: tuple[str, ...], *, size: int,
+        payload: bytes | Callable, replace: bool, times: tuple[int, int, int] | None = None, flags: int | None = None,
+    ) -> FileInfo:
+        """Write one file version: the single place where file data enters a volume."""
+        if not parts:
+            raise errors.error("OPV0108", path="/", volume=self.id, operation="writing")
+        parent = self._need_dir(parts[:-1])
+        if self._dir(parts) is not None:
+            raise errors.error("OPV0108", path=model.join(parts), volume=self.id, operation="writing")
+        old = self._file(parent.id, parts[-1])
+        now = self._now()
+        if old is not None:
+            if not replace:
+                raise errors.error("CPF1F24", path=model.join(parts), volume=self.id)
+            if old.flags & READ_ONLY and times is None:
+                raise errors.error("CPF1F37", path=model.join(parts), volume=self.id)
+        created, modified, attr_changed = times or ((old.created if old else now), now, (old.attr_changed if old else now))
+        flags = flags if flags is not None else (old.flags if old else 0)
+        path = model.join(parts)
+        body = {
+            "path": path, "version": (old.version + 1) if old else 1, "created": created,
+            "modified": modified, "attr_changed": attr_changed, "flags": flags,
+        }
+        freed = old.sectors(self.image.sector_size) if (old and self._udf) else 0
+        tx.free(freed)
+        try:
+            if isinstance(payload, bytes):
+                place = tx.append(Kind.FILE, body, payload)
+                sha = _sha(payload)
+            else:
+                place, sha = tx.append_stream(Kind.FILE, body, size=size, write=payload)
+        except BaseException:
+            tx.charge(freed)
+            raise
+        conn = self.image.conn
+        if old is not None:
+            conn.execute("UPDATE files SET live = 0 WHERE id = ?", (old.id,))
+        conn.execute(
+            "INSERT INTO files (dir, name, name_key, live, version, prev, sector, header_sectors, size, sha256,"
+            " created, modified, attr_changed, changed, flags) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (parent.id, parts[-1], model.name_key(parts[-1]), body["version"], old.id if old else None,
+             place.sector, place.header_sectors, size, sha, created, modified, attr_changed,
+             now, flags),
+        )
+        return FileInfo(
+            path=path, size=size, created=model.from_micros(created), modified=model.from_micros(modified),
+            attr_changed=model.from_micros(attr_changed), read_only=bool(flags & READ_ONLY),
+            hidden=bool(flags & HIDDEN), sha256=sha.hex(), version=body["version"],
+        )
+
+    # ----------------------------------------------------------------- reading data
+
+    def open(self, path: str, mode: str = "rb", *, encoding: str | None = None):
+        """Open a file for a user program: ``rb``/``r`` to read, ``wb``/``w``/``xb``/``x``/``ab``/``a`` to write."""
+        from optvol import openfile
+
+        return openfile.open_file(self, path, mode, encoding=encoding)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.open(path, "rb") as handle:
+            return handle.read()
+
+    def file_row(self, path: str) -> tuple[DirRow, FileRow]:
+        """The directory and live-file rows of ``path`` (for readers in this package and layer 5)."""
+        return self._need_file(self._parts(path))
+
+    def verified_chunks(self, row: FileRow, path: str) -> Iterator[bytes]:
+        """The payload of a file version; raises CPF1F28 at the end if its SHA-256 is wrong.
+
+        Callers that must never hand out wrong bytes verify first (``verify``) or keep
+        what they received until this generator has finished.
+        """
+        import hashlib
+
+        digest = hashlib.sha256()
+        try:
+            header = self.image.read_header(row.sector)
+        except errors.DamagedError as exc:
+            raise errors.error("CPF1F28", path=path, volume=self.id, reason=exc.text) from None
+        if header.kind != Kind.FILE or header.payload_size != row.size or header.payload_sha256 != row.sha256:
+            raise errors.error("CPF1F28", path=path, volume=self.id, reason="record header does not match the index")
+        try:
+            for chunk in self.image.payload_chunks(sector=row.sector, header_sectors=row.header_sectors, size=row.size):
+                digest.update(chunk)
+                yield chunk
+        except errors.DamagedError as exc:
+            raise errors.error("CPF1F28", path=path, volume=self.id, reason=exc.text) from None
+        if digest.digest() != row.sha256:
+            raise errors.error("CPF1F28", path=path, volume=self.id, reason="SHA-256 of the data does not match")
+
+    def verify(self, row: FileRow, path: str) -> None:
+        """Read a whole file version and check its SHA-256 (CPF1F28 when damaged)."""
+        for _ in self.verified_chunks(row, path):
+            pass
+
+
+def _sha(data: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(data).digest()
+
+
+def _read_fd(fd: int, size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    remaining = size
+    while remaining:
+        data = os.read(fd, min(chunk, remaining))
+        if not data:
+            return
+        remaining -= len(data)
+        yield data
+
+
+def _matches(name: str, pattern: str) -> bool:
+    if pattern.upper() in ("*ALL", "*"):
+        return True
+    if pattern.endswith("*"):
+        return name.upper().startswith(pattern[:-1].upper())
+    return name.upper() == pattern.upper()

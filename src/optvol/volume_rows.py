@@ -1,0 +1,74 @@
+"""Rows of the index as the volume layer reads them (layer 3, beside ``volume.py``)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from optvol import model
+from optvol.image.records import sectors_for
+
+READ_ONLY = 1
+HIDDEN = 2
+
+DIR_COLUMNS = "id, parent, name, path, path_key, created, sector, backup_start, backup_end, backup_last_changed"
+FILE_COLUMNS = (
+    "id, dir, name, name_key, version, prev, sector, header_sectors, size, sha256,"
+    " created, modified, attr_changed, changed, flags"
+)
+
+
+class DirRow(NamedTuple):
+    id: int
+    parent: int | None
+    name: str
+    path: str
+    path_key: str
+    created: int
+    sector: int
+    backup_start: int | None
+    backup_end: int | None
+    backup_last_changed: int | None
+
+    def backup(self) -> model.BackupRange | None:
+        return model.backup_range(self.backup_start, self.backup_end, self.backup_last_changed)
+
+    def info(self) -> model.DirInfo:
+        return model.DirInfo(path=self.path, created=model.from_micros(self.created), backup=self.backup())
+
+
+class FileRow(NamedTuple):
+    id: int
+    dir: int
+    name: str
+    name_key: str
+    version: int
+    prev: int | None
+    sector: int
+    header_sectors: int
+    size: int
+    sha256: bytes
+    created: int
+    modified: int
+    attr_changed: int
+    changed: int
+    flags: int
+
+    def sectors(self, sector_size: int) -> int:
+        """Sectors this version takes in the data partition (header and payload)."""
+        return self.header_sectors + sectors_for(self.size, sector_size)
+
+    def path(self, dir_path: str) -> str:
+        return dir_path.rstrip("/") + "/" + self.name
+
+    def info(self, dir_path: str) -> model.FileInfo:
+        return model.FileInfo(
+            path=self.path(dir_path),
+            size=self.size,
+            created=model.from_micros(self.created),
+            modified=model.from_micros(self.modified),
+            attr_changed=model.from_micros(self.attr_changed),
+            read_only=bool(self.flags & READ_ONLY),
+            hidden=bool(self.flags & HIDDEN),
+            sha256=self.sha256.hex(),
+            version=self.version,
+        )
