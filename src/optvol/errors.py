@@ -106,6 +106,7 @@ _MESSAGE_LIST = [
     Message("OPV0005", InvalidError, "Value {value!r} not valid for {keyword}: {reason}."),
     Message("OPV0006", InvalidError, "Library {library} cannot be used: {reason}."),
     Message("OPV0007", LockedError, "Library {library} is locked by another process."),
+    Message("OPV0008", InvalidError, "Command not valid: {reason}."),
     Message("OPV0101", NotAllowedError, "Volume {volume} is a *BACKUP volume: {operation} is not allowed; only CPYOPT writes a backup volume and user programs cannot open its files."),
     Message("OPV0102", NotAllowedError, "The threshold of volume {volume} cannot be changed: it was initialized as a *BACKUP volume."),
     Message("OPV0103", NotAllowedError, "TYPE(*BACKUP) needs HPOFS media; {media_type} with {media_format} cannot be a backup volume."),

@@ -21,7 +21,7 @@ from optvol import errors, model
 from optvol.image import image as image_mod
 from optvol.image.records import Kind
 from optvol.model import DirInfo, FileInfo, MediaFormat, MediaType, VolumeInfo, VolumeType
-from optvol.volume_rows import DIR_COLUMNS, FILE_COLUMNS, READ_ONLY, HIDDEN, DirRow, FileRow
+from optvol.volume_rows import DIR_COLUMNS, FILE_COLUMNS, HIDDEN, READ_ONLY, DirRow, FileRow
 
 Clock = Callable[[], datetime]
 READ_ONLY_MEDIA = (MediaType.CD_ROM, MediaType.DVD_ROM)
@@ -490,6 +490,24 @@ class Volume:
             hidden=bool(flags & HIDDEN), sha256=sha.hex(), version=body["version"],
         )
 
+    # ----------------------------------------------------------------- privileged writers
+
+    @contextmanager
+    def backup_writer(self) -> Iterator[PrivilegedWriter]:
+        """The one entry point that writes a *BACKUP volume: only CPYOPT and CVTOPTBKU call it."""
+        if self.label()["type"] != VolumeType.BACKUP:
+            raise errors.error("OPV0107", volume=self.id, media_format=self.label()["type"], operation="backup writing")
+        with self._transaction() as tx:
+            yield PrivilegedWriter(self, tx)
+
+    @contextmanager
+    def mastering_writer(self) -> Iterator[PrivilegedWriter]:
+        """The one entry point that fills a read-only (*CD-ROM, *DVD-ROM) volume: ISO import."""
+        if self.label()["media_type"] not in READ_ONLY_MEDIA:
+            raise errors.error("OPV0107", volume=self.id, media_format=self.label()["media_format"], operation="mastering")
+        with self._transaction() as tx:
+            yield PrivilegedWriter(self, tx)
+
     # ----------------------------------------------------------------- reading data
 
     def open(self, path: str, mode: str = "rb", *, encoding: str | None = None):
@@ -558,3 +576,37 @@ def _matches(name: str, pattern: str) -> bool:
     if pattern.endswith("*"):
         return name.upper().startswith(pattern[:-1].upper())
     return name.upper() == pattern.upper()
+
+
+class PrivilegedWriter:
+    """Writes that keep given dates and pass the user-program rules (see the two entry points)."""
+
+    def __init__(self, volume: Volume, tx: image_mod.Transaction):
+        self.volume, self.tx = volume, tx
+
+    def make_dir(self, path: str, *, created: int) -> DirInfo:
+        """Create a directory (and missing parents) with the given creation time (microseconds)."""
+        parts = self.volume._parts(path, is_dir=True)
+        return self.volume._make_dir(self.tx, parts, parents=True, exist_ok=True, created=created)
+
+    def write_file(
+        self, path: str, *, chunks: Iterator[bytes], size: int, created: int, modified: int,
+        attr_changed: int, flags: int = 0, replace: bool = True,
+    ) -> FileInfo:
+        """Write a file version keeping the given times (microseconds) and flags."""
+        parts = self.volume._parts(path)
+
+        def write(data, sector: int) -> bytes:
+            written, sha = data.write_stream(sector, chunks, limit=size)
+            if written != size:
+                raise errors.error("OPV0201", volume=self.volume.id, reason=f"{path}: source ended early")
+            return sha
+
+        return self.volume._store(
+            self.tx, parts, size=size, payload=write, replace=replace,
+            times=(created, modified, attr_changed), flags=flags,
+        )
+
+    def set_label(self, **fields: object) -> None:
+        self.tx.write_label({**self.volume.image.label(), **fields})
+        self.volume._tx_label = self.volume.image.label()

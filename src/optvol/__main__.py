@@ -1,0 +1,7 @@
+"""``python -m optvol``."""
+
+import sys
+
+from optvol.cli import main
+
+sys.exit(main())

@@ -1,0 +1,202 @@
+"""The command table: the one definition of every command's parameters (DESIGN §2, §4).
+
+The CL parser, the shell subcommands and their ``--help`` are all derived from this
+table. A command's parameters are keyword, position, type, element list, special values,
+default and help text; ``parse_values`` turns the texts either front door collected into
+one dict of Python values with the defaults filled in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from optvol import errors
+from optvol.cl import values as v
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter (or one element of an element list)."""
+
+    keyword: str
+    type: str
+    help: str
+    position: int | None = None
+    required: bool = False
+    default: str | None = None
+    specials: tuple[str, ...] = ()
+    low: int | None = None
+    high: int | None = None
+    elements: tuple[Param, ...] = ()
+    multiple: bool = False  # several values (cp SOURCE ...)
+    short: str | None = None  # the shell's one-letter switch of a FLAG
+
+    def parse(self, text: str | bool | list) -> object:
+        """The Python value of this parameter's text (a list of texts for ``multiple``)."""
+        if self.type == v.FLAG:
+            return bool(text)
+        if self.multiple:
+            return [self._one(t) for t in text]
+        if self.elements:
+            return self._elements(text)
+        return self._one(text)
+
+    def _one(self, text: str) -> object:
+        return v.parse(text, keyword=self.keyword, type=self.type, specials=self.specials, low=self.low, high=self.high)
+
+    def _elements(self, text: str | list) -> tuple:
+        texts = text if isinstance(text, list) else v.split_elements(text, keyword=self.keyword)
+        if len(texts) > len(self.elements):
+            raise errors.error("OPV0005", value=text, keyword=self.keyword, reason=f"at most {len(self.elements)} elements")
+        parsed = []
+        for index, element in enumerate(self.elements):
+            if index < len(texts):
+                parsed.append(element.parse(texts[index]))
+            elif element.default is not None:
+                parsed.append(element.parse(element.default))
+            elif element.required:
+                raise errors.error("OPV0005", value=text, keyword=self.keyword, reason=f"element {element.keyword} is required")
+            else:
+                parsed.append(None)
+        return tuple(parsed)
+
+    @property
+    def shell_option(self) -> str:
+        return "--" + self.keyword.lower()
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: its name in CL (upper case) and in the shell (lower case)."""
+
+    name: str
+    help: str
+    params: tuple[Param, ...]
+    shell: str = ""
+    cl: bool = True  # reachable through ``optvol cl``
+    group: str = field(default="volume", compare=False)
+
+    @property
+    def shell_name(self) -> str:
+        return self.shell or self.name.lower()
+
+    def param(self, keyword: str) -> Param:
+        for param in self.params:
+            if param.keyword == keyword.upper():
+                return param
+        raise errors.error("OPV0005", value=keyword, keyword=self.name, reason="no such keyword")
+
+    @property
+    def positional(self) -> list[Param]:
+        return sorted((p for p in self.params if p.position), key=lambda p: p.position)
+
+    def parse_values(self, given: dict[str, object]) -> dict[str, object]:
+        """Parse every given text, fill defaults, check required keywords."""
+        result: dict[str, object] = {}
+        for param in self.params:
+            if param.keyword in given and given[param.keyword] is not None:
+                result[param.keyword] = param.parse(given[param.keyword])
+            elif param.required:
+                raise errors.error("OPV0005", value="", keyword=param.keyword, reason=f"{self.name} needs a value")
+            elif param.elements:
+                result[param.keyword] = param.parse([])
+            elif param.default is not None:
+                result[param.keyword] = param.parse(param.default)
+            else:
+                result[param.keyword] = False if param.type == v.FLAG else None
+        return result
+
+
+YES_NO = ("*YES", "*NO")
+_VOL = "Volume identifier: 1-32 characters A-Z 0-9 - _ . (folded to upper case)."
+
+
+def _p(keyword: str, type: str, help: str, **kw) -> Param:
+    return Param(keyword, type, help, **kw)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("INZOPT", "Initialize an optical volume (creates it when the library does not hold it).", (
+        _p("VOL", v.VOLUME, _VOL, position=1, required=True),
+        _p("NEWVOL", v.VOLUME, "New volume identifier, or *VOL to keep it.", position=2, default="*VOL", specials=("*VOL",)),
+        _p("THRESHOLD", v.INT, "Volume-full threshold in percent, or *CALC.", default="*CALC", specials=("*CALC",), low=1, high=100),
+        _p("CHECK", v.SPECIAL, "*YES refuses a volume that holds files.", default="*YES", specials=YES_NO),
+        _p("CLEAR", v.SPECIAL, "Erase existing data (re-initializing always erases).", default="*NO", specials=YES_NO),
+        _p("TEXT", v.TEXT, "Description, up to 50 characters, or *BLANK.", default="*BLANK", specials=("*BLANK",)),
+        _p("TYPE", v.SPECIAL, "Volume type.", default="*PRIMARY", specials=("*PRIMARY", "*BACKUP")),
+        _p("MEDFMT", v.SPECIAL, "Media format; *MEDTYPE chooses by media type.", default="*MEDTYPE", specials=("*MEDTYPE", "*HPOFS", "*UDF")),
+        _p("MEDTYPE", v.SPECIAL, "Media type of a new volume (optvol extension).", default="*SAME", specials=("*SAME", "*WORM", "*ERASE", "*DVD-RAM")),
+        _p("CAPACITY", v.SIZE, "Capacity in bytes, K/M/G/T suffix allowed (optvol extension).", default="*MEDTYPE", specials=("*MEDTYPE",)),
+        _p("BLKSIZE", v.INT, "Sector size in bytes (optvol extension).", default="*MEDTYPE", specials=("*MEDTYPE",), low=512, high=65536),
+    )),
+    Command("CHGOPTVOL", "Change the threshold, text or authorization list of a volume.", (
+        _p("VOL", v.VOLUME, _VOL, position=1, required=True),
+        _p("THRESHOLD", v.INT, "Volume-full threshold 1-100, or *SAME.", position=2, default="*SAME", specials=("*SAME",), low=1, high=100),
+        _p("AUTL", v.NAME, "Authorization list, *NONE or *SAME (kept by the library).", position=3, default="*SAME", specials=("*SAME", "*NONE")),
+        _p("TEXT", v.TEXT, "Description, *BLANK or *SAME.", default="*SAME", specials=("*SAME", "*BLANK")),
+    )),
+    Command("DSPOPT", "Display volume, directory or file attributes.", (
+        _p("VOL", v.GENERIC, "Volume identifier, generic name (ABC*) or *ALL.", position=1, required=True, specials=("*ALL",)),
+        _p("DEV", v.TEXT, "Device (accepted for compatibility; volumes live in the library).", position=2, default="*ALL", specials=("*ALL",)),
+        _p("DATA", v.SPECIAL, "What to show.", position=3, default="*VOLATR", specials=("*VOLATR", "*DIRATR", "*FILATR")),
+        _p("PATH", v.PATH, "Directory or file path (a generic last element allowed), or *ALL.", default="*ALL", specials=("*ALL",)),
+    )),
+    Command("WRKOPTVOL", "List the volumes of the library.", (
+        _p("VOL", v.GENERIC, "Volume identifier, generic name (ABC*) or *ALL.", position=1, default="*ALL", specials=("*ALL",)),
+    )),
+    Command("WRKOPTDIR", "List the directories of a volume.", (
+        _p("DIR", v.PATH, "Directory to start from, or *ALL.", position=1, default="*ALL", specials=("*ALL",)),
+        _p("VOL", v.VOLUME, _VOL, position=2, required=True),
+        _p("SLTLVL", v.INT, "Directory levels to list, or *ALL.", default="*ALL", specials=("*ALL",), low=1, high=1000),
+    )),
+    Command("WRKOPTF", "List the files of a volume directory.", (
+        _p("VOL", v.VOLUME, _VOL, position=1, required=True),
+        _p("DIR", v.PATH, "Directory, or *ALL for every directory.", position=2, required=True, specials=("*ALL",)),
+        _p("FILE", v.TEXT, "File name, generic name (ABC*) or *ALL.", position=3, default="*ALL", specials=("*ALL",)),
+    )),
+    Command("CP", "Copy files between /QOPT/<volume>/... paths and host paths.", (
+        _p("SOURCE", v.PATH, "Files (or with -r directories) to copy.", position=1, required=True, multiple=True),
+        _p("TARGET", v.PATH, "Target file or directory.", position=2, required=True),
+        _p("RECURSIVE", v.FLAG, "Copy directory trees.", short="-r"),
+        _p("REPLACE", v.SPECIAL, "Replace existing target files.", default="*YES", specials=YES_NO),
+    ), cl=False, group="files"),
+    Command("MV", "Move or rename files and directories.", (
+        _p("SOURCE", v.PATH, "What to move.", position=1, required=True, multiple=True),
+        _p("TARGET", v.PATH, "New path or target directory.", position=2, required=True),
+    ), cl=False, group="files"),
+    Command("RM", "Delete files (with -r, directory trees) on a volume.", (
+        _p("PATH", v.PATH, "/QOPT/<volume>/... paths.", position=1, required=True, multiple=True),
+        _p("RECURSIVE", v.FLAG, "Delete directory trees.", short="-r"),
+    ), cl=False, group="files"),
+    Command("MKDIR", "Create directories on a volume.", (
+        _p("PATH", v.PATH, "/QOPT/<volume>/... paths.", position=1, required=True, multiple=True),
+        _p("PARENTS", v.FLAG, "Create missing parents too; no error if it exists.", short="-p"),
+    ), cl=False, group="files"),
+    Command("RMDIR", "Remove empty directories on a volume.", (
+        _p("PATH", v.PATH, "/QOPT/<volume>/... paths.", position=1, required=True, multiple=True),
+    ), cl=False, group="files"),
+    Command("LS", "List a volume directory.", (
+        _p("PATH", v.PATH, "/QOPT/<volume>/... path.", position=1, required=True),
+        _p("LONG", v.FLAG, "Show size, modified time and flags.", short="-l"),
+    ), cl=False, group="files"),
+    Command("CAT", "Write files of a volume to standard output.", (
+        _p("PATH", v.PATH, "/QOPT/<volume>/... paths.", position=1, required=True, multiple=True),
+    ), cl=False, group="files"),
+    Command("CHATTR", "Change the read-only and hidden flags of a file.", (
+        _p("PATH", v.PATH, "/QOPT/<volume>/... path.", position=1, required=True),
+        _p("READONLY", v.SPECIAL, "Read-only flag.", specials=YES_NO),
+        _p("HIDDEN", v.SPECIAL, "Hidden flag.", specials=YES_NO),
+    ), cl=False, group="files"),
+    Command("DEMO", "A narrated tour of optvol on a scratch library.", (), cl=False, group="tools"),
+)
+
+BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
+BY_SHELL: dict[str, Command] = {c.shell_name: c for c in COMMANDS}
+
+
+def command(name: str) -> Command:
+    """The command called ``name`` (CL or shell spelling)."""
+    found = BY_NAME.get(name.upper()) or BY_SHELL.get(name.lower())
+    if found is None:
+        raise errors.error("OPV0005", value=name, keyword="command", reason="not an optvol command")
+    return found

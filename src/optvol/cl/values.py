@@ -1,0 +1,147 @@
+"""Parameter values of the command table: parsing one value's text by its type.
+
+Both front doors use this: the CL parser hands over the text inside ``KW(...)`` and the
+shell hands over an option's word. Special values are accepted with or without the ``*``
+and in any case; unquoted values are folded to upper case where the type says so.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+
+from optvol import errors, media, model
+
+# Types of values.
+VOLUME = "volume"  # a volume identifier, folded to upper case
+GENERIC = "generic"  # a volume identifier or generic name (ABC*)
+PATH = "path"  # a path, kept as given
+TEXT = "text"  # free text, kept as given
+INT = "int"  # an integer, within a range
+NAME = "name"  # an object name (AUTL), folded to upper case
+SIZE = "size"  # bytes with an optional K, M, G or T suffix
+DATE = "date"  # MM/DD/YY, MMDDYY, YYYY-MM-DD
+TIME = "time"  # HH:MM:SS, HHMMSS
+SPECIAL = "special"  # only special values
+FLAG = "flag"  # a shell switch (no value)
+
+
+def special(text: str, specials: tuple[str, ...]) -> str | None:
+    """The special value ``text`` names (``calc``, ``*CALC`` → ``*CALC``), or None."""
+    folded = text.strip().upper()
+    wanted = folded if folded.startswith("*") else "*" + folded
+    return wanted if wanted in specials else None
+
+
+def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
+          low: int | None = None, high: int | None = None) -> object:
+    """Turn the text of one value into its Python value; OPV0005 names the keyword at fault."""
+    found = special(text, specials) if specials else None
+    if found is not None:
+        return found
+
+    def bad(reason: str) -> errors.OptvolError:
+        allowed = f" or {', '.join(specials)}" if specials else ""
+        return errors.error("OPV0005", value=text, keyword=keyword, reason=reason + allowed)
+
+    if type == SPECIAL:
+        raise bad("expected one of the special values")
+    if type == INT:
+        if not re.fullmatch(r"[+-]?\d+", text.strip()):
+            raise bad("expected a whole number")
+        number = int(text)
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise bad(f"expected {low}-{high}")
+        return number
+    if type == VOLUME:
+        try:
+            return model.volume_id(text)
+        except errors.OptvolError as exc:
+            raise bad(exc.text.rstrip(".")) from None
+    if type == GENERIC:
+        if text.endswith("*") and model.volume_id(text[:-1] or "A"):
+            return text.upper()
+        return model.volume_id(text)
+    if type == NAME:
+        if not re.fullmatch(r"[A-Za-z$#@][A-Za-z0-9_$#@]{0,9}", text):
+            raise bad("expected a name of 1-10 characters")
+        return text.upper()
+    if type == SIZE:
+        return media.parse_capacity(text)
+    if type == DATE:
+        return parse_date(text, bad)
+    if type == TIME:
+        return parse_time(text, bad)
+    if type in (PATH, TEXT):
+        if "\x00" in text:
+            raise bad("NUL is not allowed")
+        return text
+    raise bad(f"unknown value type {type}")
+
+
+def parse_date(text: str, bad) -> date:
+    """Dates as MM/DD/YY, MM/DD/YYYY, MMDDYY or YYYY-MM-DD (reference §15)."""
+    value = text.strip()
+    patterns = (
+        (r"(\d{4})-(\d{2})-(\d{2})", (0, 1, 2)),
+        (r"(\d{2})/(\d{2})/(\d{4})", (2, 0, 1)),
+        (r"(\d{2})/(\d{2})/(\d{2})", (2, 0, 1)),
+        (r"(\d{2})(\d{2})(\d{2})", (2, 0, 1)),
+    )
+    for pattern, (y, m, d) in patterns:
+        match = re.fullmatch(pattern, value)
+        if match:
+            parts = [int(g) for g in match.groups()]
+            year = parts[y] if parts[y] >= 100 else (1900 + parts[y] if parts[y] >= 40 else 2000 + parts[y])
+            try:
+                return date(year, parts[m], parts[d])
+            except ValueError as exc:
+                raise bad(str(exc)) from None
+    raise bad("expected a date MM/DD/YY, MMDDYY or YYYY-MM-DD")
+
+
+def parse_time(text: str, bad) -> time:
+    """Times as HH:MM:SS or HHMMSS."""
+    match = re.fullmatch(r"(\d{2}):?(\d{2}):?(\d{2})", text.strip())
+    if not match or (":" in text and text.count(":") != 2):
+        raise bad("expected a time HH:MM:SS or HHMMSS")
+    try:
+        return time(*(int(g) for g in match.groups()))
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+
+
+def split_elements(text: str, *, keyword: str) -> list[str]:
+    """Split an element list written as CL writes it (``BVOL1 *BACKUP``, ``'04/01/99' '00:00:00'``)."""
+    elements: list[str] = []
+    index, length = 0, len(text)
+    while index < length:
+        if text[index].isspace():
+            index += 1
+            continue
+        if text[index] == "'":
+            value, index = _quoted(text, index, keyword=keyword)
+            elements.append(value)
+            continue
+        end = index
+        while end < length and not text[end].isspace():
+            end += 1
+        elements.append(text[index:end])
+        index = end
+    return elements
+
+
+def _quoted(text: str, index: int, *, keyword: str) -> tuple[str, int]:
+    """The value of the quoted string at ``text[index]`` ('' is a quote) and the index after it."""
+    out = []
+    index += 1
+    while True:
+        end = text.find("'", index)
+        if end < 0:
+            raise errors.error("OPV0005", value=text, keyword=keyword, reason="a quoted string is not closed")
+        out.append(text[index:end])
+        if text.startswith("''", end):
+            out.append("'")
+            index = end + 2
+            continue
+        return "".join(out), end + 1

@@ -1,0 +1,67 @@
+"""Layer 7: argv, environment, clock, printing and exit codes (DESIGN §4).
+
+``main`` is the one place that turns exceptions into exit codes: an ``OptvolError``
+prints ``optvol: MSGID: text`` on stderr and exits with its family's code; anything else
+is a bug, shown with its traceback, exit 70.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+from optvol import errors
+from optvol.cli import file_cmds, parser, volume_cmds
+from optvol.cli.context import Context
+
+HANDLERS = {
+    "INZOPT": volume_cmds.inzopt,
+    "CHGOPTVOL": volume_cmds.chgoptvol,
+    "DSPOPT": volume_cmds.dspopt,
+    "WRKOPTVOL": volume_cmds.wrkoptvol,
+    "WRKOPTDIR": volume_cmds.wrkoptdir,
+    "WRKOPTF": volume_cmds.wrkoptf,
+    "CP": file_cmds.cp,
+    "MV": file_cmds.mv,
+    "RM": file_cmds.rm,
+    "MKDIR": file_cmds.mkdir,
+    "RMDIR": file_cmds.rmdir,
+    "LS": file_cmds.ls,
+    "CAT": file_cmds.cat,
+    "CHATTR": file_cmds.chattr,
+}
+
+
+def _demo(ctx: Context, values: dict) -> int:
+    from optvol.cli import demo
+
+    return demo.run(ctx)
+
+
+HANDLERS["DEMO"] = _demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one optvol command line; return its exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    ctx = Context(library_arg=None, json=False)
+    try:
+        namespace = parser.build().parse_args(argv)
+        ctx.json, ctx.library_arg = namespace.json, namespace.library
+        command = getattr(namespace, "command", None)
+        if command is None:
+            parser.build().print_help(ctx.out)
+            return 2
+        values = command.parse_values(parser.given_values(command, namespace))
+        return HANDLERS[command.name](ctx, values)
+    except errors.OptvolError as exc:
+        print(f"optvol: {exc.message_id}: {exc.text}", file=ctx.err)
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("optvol: interrupted", file=ctx.err)
+        return 130
+    except Exception:  # a bug: show it
+        traceback.print_exc()
+        return 70

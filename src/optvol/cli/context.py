@@ -1,0 +1,67 @@
+"""What every command handler gets: the library, the clock, the output streams."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from optvol.library import Library, resolve_root
+
+
+def system_clock() -> datetime:
+    """The time now, local and aware: the one clock optvol reads (layer 7)."""
+    return datetime.now().astimezone()
+
+
+@dataclass
+class Context:
+    library_arg: str | None
+    json: bool
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    _library: Library | None = None
+
+    def library(self) -> Library:
+        """The library (created on first use; the creation is named on stderr)."""
+        if self._library is None:
+            root = resolve_root(self.library_arg, self.environ, Path.home())
+            self._library = Library(root, clock=system_clock)
+            if self._library.created:
+                self.note(f"created library {root}")
+        return self._library
+
+    def now(self) -> datetime:
+        return system_clock()
+
+    def note(self, text: str) -> None:
+        print(f"optvol: {text}", file=self.err)
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def print_json(self, document: object) -> None:
+        json.dump(document, self.out, indent=2, ensure_ascii=False)
+        self.out.write("\n")
+
+    def print_json_list(self, items: Iterable[object]) -> None:
+        """A JSON list written item by item, so a million rows stream in bounded memory.
+
+        The first item is fetched before anything is written, so an error (volume not
+        found, say) leaves stdout empty.
+        """
+        iterator = iter(items)
+        first = next(iterator, None)
+        if first is None:
+            self.out.write("[]\n")
+            return
+        self.out.write("[\n  " + json.dumps(first, ensure_ascii=False))
+        for item in iterator:
+            self.out.write(",\n  " + json.dumps(item, ensure_ascii=False))
+        self.out.write("\n]\n")

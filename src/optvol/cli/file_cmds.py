@@ -1,0 +1,80 @@
+"""Handlers of the file commands on /QOPT paths: cp, mv, rm, mkdir, rmdir, ls, cat, chattr."""
+
+from __future__ import annotations
+
+import sys
+
+from optvol import transfer
+from optvol.cli import render
+from optvol.cli.context import Context
+
+
+def _done(ctx: Context, key: str, paths: list[str], verb: str) -> int:
+    if ctx.json:
+        ctx.print_json({key: paths})
+    else:
+        for path in paths:
+            ctx.print(f"{verb} {path}")
+    return 0
+
+
+def cp(ctx: Context, values: dict) -> int:
+    written = transfer.copy(ctx.library(), values["SOURCE"], values["TARGET"],
+                            recursive=values["RECURSIVE"], replace=values["REPLACE"] == "*YES")
+    return _done(ctx, "copied", written, "copied")
+
+
+def mv(ctx: Context, values: dict) -> int:
+    moved = transfer.move(ctx.library(), values["SOURCE"], values["TARGET"])
+    return _done(ctx, "moved", moved, "moved")
+
+
+def rm(ctx: Context, values: dict) -> int:
+    transfer.remove(ctx.library(), values["PATH"], recursive=values["RECURSIVE"])
+    return _done(ctx, "removed", values["PATH"], "removed")
+
+
+def mkdir(ctx: Context, values: dict) -> int:
+    made = transfer.make_directory(ctx.library(), values["PATH"], parents=values["PARENTS"])
+    return _done(ctx, "created", [d.path for d in made], "created")
+
+
+def rmdir(ctx: Context, values: dict) -> int:
+    transfer.remove_directory(ctx.library(), values["PATH"])
+    return _done(ctx, "removed", values["PATH"], "removed")
+
+
+def ls(ctx: Context, values: dict) -> int:
+    entries = transfer.list_directory(ctx.library(), values["PATH"])
+    if ctx.json:
+        ctx.print_json([e.as_json() for e in entries])
+        return 0
+    for entry in entries:
+        name = entry.path.rsplit("/", 1)[-1] + ("/" if entry.is_dir else "")
+        if not values["LONG"]:
+            ctx.print(name)
+        elif entry.is_dir:
+            ctx.print(f"{'<DIR>':>12}  {render.when(entry.created):<19}  --  {name}")
+        else:
+            flags = ("R" if entry.read_only else "-") + ("H" if entry.hidden else "-")
+            ctx.print(f"{entry.size:>12}  {render.when(entry.modified):<19}  {flags}  {name}")
+    return 0
+
+
+def cat(ctx: Context, values: dict) -> int:
+    out = getattr(ctx.out, "buffer", None) or sys.stdout.buffer
+    for path in values["PATH"]:
+        for chunk in transfer.read_file(ctx.library(), path):
+            out.write(chunk)
+    out.flush()
+    return 0
+
+
+def chattr(ctx: Context, values: dict) -> int:
+    flags = {k: None if values[v] is None else values[v] == "*YES" for k, v in (("read_only", "READONLY"), ("hidden", "HIDDEN"))}
+    info = transfer.change_attributes(ctx.library(), values["PATH"], **flags)
+    if ctx.json:
+        ctx.print_json(info.as_json())
+    else:
+        ctx.print(f"{info.path}: read-only {'*YES' if info.read_only else '*NO'}, hidden {'*YES' if info.hidden else '*NO'}")
+    return 0

@@ -1,0 +1,77 @@
+"""The shell front door: argparse built from the command table (DESIGN §4).
+
+``optvol <command> ...`` takes the CL command names in lower case, positional values in
+CL order, the other keywords as ``--keyword value``. Positional parameters can also be
+given as ``--keyword value``. A value is written as CL writes it inside the parentheses,
+so an element list is one shell word.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from optvol import errors
+from optvol.cl import values as v
+from optvol.cl.table import COMMANDS, Command
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one OPV0008 error (exit 2)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's name
+        raise errors.error("OPV0008", reason=f"{self.prog}: {message}")
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="print one JSON document on stdout")
+    parser.add_argument("--library", metavar="DIR", default=default,
+                        help="library directory (else $OPTVOL_LIBRARY, else ~/.local/share/optvol)")
+
+
+def _add_command(subparsers, command: Command) -> None:
+    sub = subparsers.add_parser(command.shell_name, help=command.help, description=command.help)
+    _global_options(sub, suppress=True)
+    for param in command.params:
+        text = param.help + (f" Default: {param.default}." if param.default else "")
+        if param.specials and param.type != v.SPECIAL:
+            text += f" Special values: {', '.join(param.specials)}."
+        elif param.type == v.SPECIAL:
+            text += f" One of: {', '.join(param.specials)}."
+        if param.type == v.FLAG:
+            sub.add_argument(param.short, param.shell_option, dest=param.keyword, action="store_true", help=param.help)
+            continue
+        if param.position:
+            # After a "one or more" positional, argparse needs the next ones fixed.
+            fixed = any(p.multiple for p in command.params)
+            nargs = "+" if param.multiple else (None if fixed else "?")
+            sub.add_argument(f"pos_{param.keyword}", metavar=param.keyword, nargs=nargs, help=text)
+            if not param.multiple:
+                sub.add_argument(param.shell_option, dest=param.keyword, metavar="VALUE", help=argparse.SUPPRESS)
+        else:
+            sub.add_argument(param.shell_option, dest=param.keyword, metavar="VALUE", help=text)
+    sub.set_defaults(command=command)
+
+
+def build() -> argparse.ArgumentParser:
+    parser = _Parser(prog="optvol", description="IBM i optical volume management, rebuilt in Python.")
+    _global_options(parser, suppress=False)
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    for command in COMMANDS:
+        _add_command(subparsers, command)
+    return parser
+
+
+def given_values(command: Command, namespace: argparse.Namespace) -> dict[str, object]:
+    """The texts given for each keyword, positional or ``--keyword``; both at once is an error."""
+    given: dict[str, object] = {}
+    for param in command.params:
+        positional = getattr(namespace, f"pos_{param.keyword}", None)
+        option = getattr(namespace, param.keyword, None)
+        if positional not in (None, []) and option not in (None, False):
+            raise errors.error("OPV0008", reason=f"{param.keyword} given twice")
+        value = positional if positional not in (None, []) else option
+        if value not in (None, False):
+            given[param.keyword] = value
+    return given

@@ -1,0 +1,81 @@
+"""Human displays: fixed-width lines in the manner of the IBM i displays."""
+
+from __future__ import annotations
+
+from optvol.model import BEGIN, BackupRange, DirInfo, FileInfo, VolumeInfo
+
+
+def when(moment) -> str:
+    if moment is None:
+        return "-"
+    if moment == BEGIN:
+        return BEGIN
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def size(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return str(count)
+
+
+def volume_attributes(info: VolumeInfo, autl: str | None) -> list[str]:
+    """DSPOPT DATA(*VOLATR) as IBM's "Display Optical Volume Attributes" lays it out."""
+    rows = [
+        ("Volume identifier", info.volume),
+        ("Volume type", str(info.type)),
+        ("Media type", str(info.media_type)),
+        ("Media format", str(info.media_format)),
+        ("Volume full threshold", f"{info.threshold} %"),
+        ("Volume capacity (bytes)", f"{info.capacity:,}"),
+        ("Space used (bytes)", f"{info.used:,}"),
+        ("Space available (bytes)", f"{info.available:,}"),
+        ("Volume block size", str(info.sector_size)),
+        ("Text", info.text or "*BLANK"),
+        ("Authorization list", autl or "*NONE"),
+        ("Creation date/time", when(info.created)),
+        ("Last referenced", when(info.last_referenced)),
+        ("Directories / files", f"{info.directories} / {info.files}"),
+    ]
+    if info.primary_volume:
+        rows.append(("Primary volume identifier", info.primary_volume))
+    rows += backup_rows(info.backup)
+    return ["Display Optical Volume Attributes", ""] + [f"{label:.<34}: {value}" for label, value in rows]
+
+
+def backup_rows(backup: BackupRange | None) -> list[tuple[str, str]]:
+    if backup is None:
+        return []
+    return [
+        ("Complete backup range start", when(backup.range_start)),
+        ("Complete backup range end", when(backup.range_end)),
+        ("Backup last changed", when(backup.last_changed)),
+    ]
+
+
+VOLUME_HEADER = f"{'Volume':<32} {'Type':<9} {'Media':<9} {'Format':<9} {'Used':>10} {'Avail':>10} {'Thr':>4}  Text"
+
+
+def volume_line(info: VolumeInfo) -> str:
+    return (f"{info.volume:<32} {info.type:<9} {info.media_type:<9} {info.media_format:<9} "
+            f"{size(info.used):>10} {size(info.available):>10} {info.threshold:>3}%  {info.text}")
+
+
+DIR_HEADER = f"{'Created':<19}  {'Backup start':<19}  {'Backup end':<19}  {'Last changed':<19}  Directory"
+
+
+def dir_line(info: DirInfo) -> str:
+    backup = info.backup
+    cells = [when(info.created)] + ([when(backup.range_start), when(backup.range_end), when(backup.last_changed)] if backup else ["-", "-", "-"])
+    return "  ".join(f"{c:<19}" for c in cells) + "  " + info.path
+
+
+FILE_HEADER = f"{'Size':>12}  {'Created':<19}  {'Modified':<19}  {'Attr changed':<19}  RH  File"
+
+
+def file_line(info: FileInfo) -> str:
+    flags = ("R" if info.read_only else "-") + ("H" if info.hidden else "-")
+    return (f"{info.size:>12}  {when(info.created):<19}  {when(info.modified):<19}  "
+            f"{when(info.attr_changed):<19}  {flags}  {info.path}")

@@ -1,0 +1,135 @@
+"""Handlers of the volume commands: INZOPT, CHGOPTVOL, DSPOPT, WRKOPTVOL, WRKOPTDIR, WRKOPTF."""
+
+from __future__ import annotations
+
+from optvol import change_volume, display, errors, initialize
+from optvol.cli import render
+from optvol.cli.context import Context
+from optvol.model import MediaFormat, MediaType, VolumeType
+
+
+def _unless(value: object, special: str) -> object:
+    return None if value == special else value
+
+
+def inzopt(ctx: Context, values: dict) -> int:
+    library = ctx.library()
+    result = initialize.inzopt(
+        library,
+        vol=values["VOL"],
+        newvol=_unless(values["NEWVOL"], "*VOL"),
+        threshold=_unless(values["THRESHOLD"], "*CALC"),
+        type=VolumeType(values["TYPE"]),
+        text=_unless(values["TEXT"], "*BLANK") or "",
+        check=values["CHECK"] == "*YES",
+        clear=values["CLEAR"] == "*YES",
+        medfmt=None if values["MEDFMT"] == "*MEDTYPE" else MediaFormat(values["MEDFMT"]),
+        medtype=None if values["MEDTYPE"] == "*SAME" else MediaType(values["MEDTYPE"]),
+        capacity=_unless(values["CAPACITY"], "*MEDTYPE"),
+        blksize=_unless(values["BLKSIZE"], "*MEDTYPE"),
+        now=ctx.now(),
+    )
+    info = result.volume
+    if ctx.json:
+        ctx.print_json({"volume": info.as_json(), "created": result.created,
+                        "erased_files": result.erased_files, "erased_bytes": result.erased_bytes})
+        return 0
+    if result.created:
+        ctx.print(f"Volume {info.volume} created in library {library.root}.")
+    else:
+        previous = f"{result.previous_id}, now {info.volume}," if result.previous_id else info.volume
+        ctx.print(f"Volume {previous} initialized again: everything on it was erased "
+                  f"({result.erased_files} file(s), {result.erased_bytes:,} bytes used).")
+    ctx.print(f"{info.type} {info.media_type} {info.media_format}, {info.sector_size}-byte sectors, "
+              f"capacity {info.capacity:,} bytes, threshold {info.threshold} %.")
+    return 0
+
+
+def chgoptvol(ctx: Context, values: dict) -> int:
+    library = ctx.library()
+    text = values["TEXT"]
+    info = change_volume.chgoptvol(
+        library,
+        vol=values["VOL"],
+        threshold=_unless(values["THRESHOLD"], "*SAME"),
+        text=None if text == "*SAME" else ("" if text == "*BLANK" else text),
+        autl=_unless(values["AUTL"], "*SAME"),
+    )
+    if ctx.json:
+        ctx.print_json(info.as_json())
+    else:
+        ctx.print(f"Volume {info.volume} changed: threshold {info.threshold} %, text {info.text or '*BLANK'!s}, "
+                  f"authorization list {library.autl(info.volume) or '*NONE'}.")
+    return 0
+
+
+def dspopt(ctx: Context, values: dict) -> int:
+    library = ctx.library()
+    data, vol, path = values["DATA"], values["VOL"], values["PATH"]
+    if data == "*VOLATR":
+        generic = vol == "*ALL" or vol.endswith("*")
+        rows = list(display.volumes(library, vol)) if generic else [
+            (display.volume_attributes(library, vol), library.autl(vol))]
+        if generic and not rows:
+            raise errors.error("OPV0002", volume=vol, library=library.root)
+        if ctx.json:
+            ctx.print_json(rows[0][0].as_json() if not generic else [info.as_json() for info, _ in rows])
+            return 0
+        ctx.print(f"Library {library.root}")
+        for info, autl in rows:
+            ctx.print()
+            for line in render.volume_attributes(info, autl):
+                ctx.print(line)
+        return 0
+    if vol == "*ALL" or vol.endswith("*"):
+        raise errors.error("OPV0005", value=vol, keyword="VOL", reason=f"DATA({data}) needs one volume")
+    if data == "*DIRATR":
+        _list(ctx, library, f"Directories of {vol}", render.DIR_HEADER, render.dir_line,
+              display.directory_attributes(library, vol, path))
+    else:
+        _list(ctx, library, f"Files of {vol}", render.FILE_HEADER, render.file_line,
+              display.file_attributes(library, vol, path))
+    return 0
+
+
+def _list(ctx: Context, library, title: str, header: str, line, items) -> None:
+    """Stream a listing as JSON or as a table, one row at a time."""
+    if ctx.json:
+        ctx.print_json_list(item.as_json() for item in items)
+        return
+    iterator = iter(items)
+    first = next(iterator, None)  # raises (not found...) before anything is printed
+    ctx.print(f"Library {library.root} - {title}")
+    ctx.print(header)
+    if first is not None:
+        ctx.print(line(first))
+    for item in iterator:
+        ctx.print(line(item))
+
+
+def wrkoptvol(ctx: Context, values: dict) -> int:
+    library = ctx.library()
+    rows = display.volumes(library, values["VOL"])
+    if ctx.json:
+        ctx.print_json_list(info.as_json() for info, _ in rows)
+        return 0
+    ctx.print(f"Library {library.root} - Work with Optical Volumes")
+    ctx.print(render.VOLUME_HEADER)
+    for info, _ in rows:
+        ctx.print(render.volume_line(info))
+    return 0
+
+
+def wrkoptdir(ctx: Context, values: dict) -> int:
+    library = ctx.library()
+    levels = _unless(values["SLTLVL"], "*ALL")
+    items = display.work_directories(library, vol=values["VOL"], dir=values["DIR"], levels=levels)
+    _list(ctx, library, f"Work with Optical Directories - {values['VOL']}", render.DIR_HEADER, render.dir_line, items)
+    return 0
+
+
+def wrkoptf(ctx: Context, values: dict) -> int:
+    library = ctx.library()
+    items = display.work_files(library, vol=values["VOL"], dir=values["DIR"], file=values["FILE"])
+    _list(ctx, library, f"Work with Optical Files - {values['VOL']}", render.FILE_HEADER, render.file_line, items)
+    return 0
