@@ -160,7 +160,7 @@ class VolumeImage:
 
     def label(self) -> dict:
         row = self.conn.execute(f"SELECT {', '.join(LABEL_FIELDS)} FROM label").fetchone()
-        return dict(zip(LABEL_FIELDS, row))
+        return dict(zip(LABEL_FIELDS, row, strict=True))
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
