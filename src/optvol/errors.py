@@ -107,6 +107,7 @@ _MESSAGE_LIST = [
     Message("OPV0006", InvalidError, "Library {library} cannot be used: {reason}."),
     Message("OPV0007", LockedError, "Library {library} is locked by another process."),
     Message("OPV0008", InvalidError, "Command not valid: {reason}."),
+    Message("OPV0009", InvalidError, "CL command not valid: {where}: {reason}."),
     Message("OPV0101", NotAllowedError, "Volume {volume} is a *BACKUP volume: {operation} is not allowed; only CPYOPT writes a backup volume and user programs cannot open its files."),
     Message("OPV0102", NotAllowedError, "The threshold of volume {volume} cannot be changed: it was initialized as a *BACKUP volume."),
     Message("OPV0103", NotAllowedError, "TYPE(*BACKUP) needs HPOFS media; {media_type} with {media_format} cannot be a backup volume."),
@@ -117,12 +118,22 @@ _MESSAGE_LIST = [
     Message("OPV0108", NotAllowedError, "{path} on volume {volume} is a directory; {operation} needs a file."),
     Message("OPV0109", NotAllowedError, "{path} on volume {volume} is a file; {operation} needs a directory."),
     Message("OPV0110", NotAllowedError, "Cannot {operation} {path} into itself."),
+    Message("OPV0401", NotAllowedError, "Volume {volume} is a {actual} volume, not {given}."),
+    Message("OPV0402", NotAllowedError, "*BACKUP volume {target} takes data only from a *PRIMARY volume; {source} is {type}."),
+    Message("OPV0403", NotAllowedError, "*BACKUP volume {target} belongs to primary volume {owner}; it cannot take data from {source}."),
+    Message("OPV0404", NotAllowedError, "TOPATH {topath} differs from FROMPATH {frompath}; names cannot change when a *BACKUP volume is involved."),
+    Message("OPV0405", NotAllowedError, "Backup volume {volume} records no primary volume; name the new one with PRIVOL."),
     Message("OPV0201", DamagedError, "Volume {volume} is damaged: {reason}."),
     Message("OPV0202", DamagedError, "Volume image {path} has format version {found}; this optvol reads up to {supported}."),
     Message("OPV0203", VolumeFullError, "Volume {volume} cannot be written: {reason}; nothing was changed."),
     Message("OPV0204", DamagedError, "Input/output error on volume {volume}: {reason}."),
     Message("OPV0301", NotFoundError, "Host path {path} not found."),
     Message("OPV0302", InvalidError, "Host path {path} cannot be used: {reason}."),
+    # ISO 9660 / UDF interchange (export-iso, import-iso).
+    Message("OPV0701", DamagedError, "Image {path} is damaged or not an ISO 9660 image: {reason}."),
+    Message("OPV0702", InvalidError, "Image {path} has volume identifier {found!r}, which is not a valid volume ID ({reason}); name the volume with --vol."),
+    Message("OPV0703", DamagedError, "Image {path} cannot be imported: {reason}."),
+    Message("OPV0704", NotAllowedError, "Volume {volume} cannot be exported as an ISO 9660 image: {reason}."),
 ]
 
 MESSAGES: dict[str, Message] = {m.message_id: m for m in _MESSAGE_LIST}

@@ -209,6 +209,16 @@ class Library:
         self._roll_forward()
         self._move_autl(model.volume_id(volume), new_id)
 
+    def rename(self, volume: str, new: str) -> None:
+        """Rename a volume, keeping everything on it (WRKOPTVOL option 7)."""
+        with self.locked():
+            self.relabel(volume, fields={"volume": model.volume_id(new)})
+
+    def discard(self, volume: str) -> None:
+        """Remove a volume and everything on it from the library (WRKOPTVOL option 4)."""
+        with self.locked():
+            self.remove(volume)
+
     def remove(self, volume: str) -> None:
         """Remove a volume from the library (the caller holds ``locked()``)."""
         source = self._dir(volume)

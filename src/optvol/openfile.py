@@ -96,6 +96,9 @@ class VolumeWriter(io.RawIOBase):
 
     def __init__(self, volume, path: str, kind: str):
         super().__init__()
+        # Until the writer is set up, closing it (even by the garbage collector) commits nothing.
+        self._aborted = True
+        self._spool = None
         self._volume = volume
         self._parts = volume._parts(path)
         self._replace = _WRITE_MODES[kind]
@@ -103,11 +106,11 @@ class VolumeWriter(io.RawIOBase):
         self._check_target(kind)
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=volume.image.directory)
         self._size = 0
-        self._aborted = False
         if kind == "a" and volume.exists(path):
             _, row = volume.file_row(path)
             for chunk in volume.verified_chunks(row, path):
                 self.write(chunk)
+        self._aborted = False
 
     def _check_target(self, kind: str) -> None:
         volume, parts = self._volume, self._parts
@@ -152,7 +155,8 @@ class VolumeWriter(io.RawIOBase):
             if not self._aborted:
                 self._commit()
         finally:
-            self._spool.close()
+            if self._spool is not None:
+                self._spool.close()
             super().close()
 
     def _commit(self) -> None:

@@ -232,8 +232,7 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
         with os.fdopen(fd, "wb") as handle:
             for chunk in chunks:  # raises CPF1F28 at the end if the data is damaged
                 handle.write(chunk)
-        seconds = modified / 1_000_000
-        os.utime(temporary, (seconds, seconds))
+        os.utime(temporary, ns=(modified * 1000, modified * 1000))  # exact: float seconds lose microseconds
         os.replace(temporary, host_path)
     except BaseException:
         os.unlink(temporary)
@@ -245,17 +244,28 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = T
     moved: list[str] = []
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=True)
-        for source, destination in plan:
+        for source, destination in plan:  # refuse before anything is copied
             if source.volume is None:
                 raise errors.error("OPV0302", path=source.path, reason="mv moves files off a volume only by cp then rm")
+            if source.volume != destination.volume:
+                _check_removable(volumes[source.volume], source.path)
+        for source, destination in plan:
             if source.volume == destination.volume:
                 volumes[source.volume].rename(source.path, destination.path)
                 moved.append(str(destination))
                 continue
-            volumes[source.volume].check_user_write("moving a file off the volume")
             _copy_one(volumes, source, destination, replace=replace, written=moved)
             _remove(volumes[source.volume], source.path, recursive=True)
     return moved
+
+
+def _check_removable(volume: Volume, path: str) -> None:
+    """Refuse a move off the volume whose source could not be deleted after the copy."""
+    volume.check_user_write("moving a file off the volume")
+    files = volume.iter_files(path, recursive=True) if volume.is_dir(path) else [volume.stat(path)]
+    for info in files:
+        if info.read_only:
+            raise errors.error("CPF1F37", path=info.path, volume=volume.id)
 
 
 # --------------------------------------------------------------------- rm / mkdir / rmdir / chattr
@@ -268,14 +278,14 @@ def _volume_location(text: str) -> Location:
     return where
 
 
-def remove(library: Library, paths: list[str], *, recursive: bool = False) -> None:
-    """rm: delete files (and with ``recursive`` whole directory trees)."""
+def remove(library: Library, paths: list[str], *, recursive: bool = False, operation: str = "rm without -r") -> None:
+    """rm (RMVLNK): delete files (and with ``recursive`` whole directory trees)."""
     with _session(library) as volumes:
         targets = [_volume_location(p) for p in paths]
         for where in targets:
             volume = volumes[where.volume]
             if volume.is_dir(where.path) and not recursive:
-                raise errors.error("OPV0108", path=where.path, volume=where.volume, operation="rm without -r")
+                raise errors.error("OPV0108", path=where.path, volume=where.volume, operation=operation)
             if not volume.exists(where.path):
                 raise errors.error("CPF1F22", path=where.path, volume=where.volume)
         for where in targets:
@@ -319,6 +329,18 @@ def change_attributes(library: Library, path: str, *, read_only: bool | None = N
     where = _volume_location(path)
     with library.open(where.volume) as volume:
         return volume.set_attributes(where.path, read_only=read_only, hidden=hidden)
+
+
+def rename(library: Library, path: str, new_name: str) -> str:
+    """RNM: give a file or directory a new name in the same directory; returns its new path."""
+    where = _volume_location(path)
+    if "/" in new_name or not new_name:
+        raise errors.error("CPF1F21", name=new_name, reason="RNM takes a new name, not a path")
+    parent = where.path.rstrip("/").rsplit("/", 1)[0]
+    target = Location(where.volume, parent + "/" + new_name)
+    with library.open(where.volume) as volume:
+        volume.rename(where.path, target.path)
+    return str(target)
 
 
 # --------------------------------------------------------------------- ls / cat

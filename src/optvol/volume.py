@@ -12,6 +12,7 @@ Names keep their case and are looked up case-insensitively.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -181,6 +182,31 @@ class Volume:
         for row in rows:
             yield FileRow(*row).info(directory.path)
 
+    def dir_row(self, path: str) -> DirRow:
+        """The index row of a directory (for layer-5 commands such as CPYOPT)."""
+        return self._need_dir(self._parts(path, is_dir=True))
+
+    def dir_rows(self, path: str, *, recursive: bool) -> list[DirRow]:
+        """The directory rows at and (recursively) below ``path``, parents first."""
+        return list(self._dir_rows(path, recursive=recursive))
+
+    def next_request_id(self) -> int:
+        return self.image.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM requests").fetchone()[0]
+
+    def requests(self) -> list[dict]:
+        """The CPYOPT requests logged on this (backup) volume, oldest first."""
+        import json as json_mod
+
+        rows = self.image.conn.execute(
+            "SELECT id, time, command, parameters, copied, not_selected, failed, directories, outcome"
+            " FROM requests ORDER BY id"
+        )
+        return [
+            {"id": r[0], "time": model.iso(model.from_micros(r[1])), "command": r[2], "parameters": json_mod.loads(r[3]),
+             "copied": r[4], "not_selected": r[5], "failed": r[6], "directories": r[7], "outcome": r[8]}
+            for r in rows
+        ]
+
     def iter_dirs(self, path: str = "/", *, recursive: bool = True) -> Iterator[DirInfo]:
         """The directory at ``path`` and (recursively) its subdirectories, in path order."""
         for row in self._dir_rows(path, recursive=recursive):
@@ -306,7 +332,7 @@ class Volume:
             parent = self._dir(parts[:-1])
         if self._file(parent.id, parts[-1]) is not None:
             raise errors.error("CPF1F24", path=model.join(parts), volume=self.id)
-        path = model.join(parts)
+        path = parent.path.rstrip("/") + "/" + parts[-1]  # the parent as stored, not as typed
         place = tx.append(Kind.DIRECTORY, {"path": path, "created": created})
         self.image.conn.execute(
             "INSERT INTO dirs (parent, name, path, path_key, created, sector, live) VALUES (?, ?, ?, ?, ?, ?, 1)",
@@ -373,7 +399,8 @@ class Volume:
                 )
 
     def _move_dir(self, directory: DirRow, new_parent: DirRow, dst: tuple[str, ...], now: int) -> None:
-        old_key, new_path = directory.path_key, model.join(dst)
+        old_key, old_path = directory.path_key, directory.path
+        new_path = new_parent.path.rstrip("/") + "/" + dst[-1]
         if (new_parent.path_key + "/").startswith(old_key + "/"):
             raise errors.error("OPV0110", operation="move", path=directory.path)
         conn = self.image.conn
@@ -383,7 +410,8 @@ class Volume:
         conn.execute(
             "UPDATE dirs SET path = ? || substr(path, ?), path_key = ? || substr(path_key, ?) "
             "WHERE live = 1 AND substr(path_key, 1, ?) = ?",
-            (new_path, len(old_key) + 1, new_path.upper(), len(old_key) + 1, len(old_key) + 1, old_key + "/"),
+            # upper() may change a name's length (ß -> SS): cut each column by its own prefix.
+            (new_path, len(old_path) + 1, new_path.upper(), len(old_key) + 1, len(old_key) + 1, old_key + "/"),
         )
         conn.execute(
             "UPDATE dirs SET parent = ?, name = ?, path = ?, path_key = ? WHERE id = ?",
@@ -442,6 +470,7 @@ class Volume:
     def _store(
         self, tx: image_mod.Transaction, parts: tuple[str, ...], *, size: int,
         payload: bytes | Callable, replace: bool, times: tuple[int, int, int] | None = None, flags: int | None = None,
+        honour_read_only: bool = True,
     ) -> FileInfo:
         """Write one file version: the single place where file data enters a volume."""
         if not parts:
@@ -454,7 +483,7 @@ class Volume:
         if old is not None:
             if not replace:
                 raise errors.error("CPF1F24", path=model.join(parts), volume=self.id)
-            if old.flags & READ_ONLY and times is None:
+            if old.flags & READ_ONLY and honour_read_only:
                 raise errors.error("CPF1F37", path=model.join(parts), volume=self.id)
         created, modified, attr_changed = times or ((old.created if old else now), now, (old.attr_changed if old else now))
         flags = flags if flags is not None else (old.flags if old else 0)
@@ -498,7 +527,14 @@ class Volume:
         if self.label()["type"] != VolumeType.BACKUP:
             raise errors.error("OPV0107", volume=self.id, media_format=self.label()["type"], operation="backup writing")
         with self._transaction() as tx:
-            yield PrivilegedWriter(self, tx)
+            yield PrivilegedWriter(self, tx, honour_read_only=False)
+
+    @contextmanager
+    def copy_writer(self) -> Iterator[PrivilegedWriter]:
+        """CPYOPT onto a *PRIMARY volume: the user-write rules hold, given dates may be kept."""
+        self.check_user_write("CPYOPT to this volume")
+        with self._transaction() as tx:
+            yield PrivilegedWriter(self, tx, honour_read_only=True)
 
     @contextmanager
     def mastering_writer(self) -> Iterator[PrivilegedWriter]:
@@ -506,7 +542,7 @@ class Volume:
         if self.label()["media_type"] not in READ_ONLY_MEDIA:
             raise errors.error("OPV0107", volume=self.id, media_format=self.label()["media_format"], operation="mastering")
         with self._transaction() as tx:
-            yield PrivilegedWriter(self, tx)
+            yield PrivilegedWriter(self, tx, honour_read_only=False)
 
     # ----------------------------------------------------------------- reading data
 
@@ -548,6 +584,13 @@ class Volume:
         if digest.digest() != row.sha256:
             raise errors.error("CPF1F28", path=path, volume=self.id, reason="SHA-256 of the data does not match")
 
+    def read_verified(self, row: FileRow, path: str) -> bytes:
+        """A small file version's bytes, only once its SHA-256 matches (CPF1F28 otherwise)."""
+        data = self.image.data.read(row.sector + row.header_sectors, row.size) if row.size else b""
+        if _sha(data) != row.sha256:
+            raise errors.error("CPF1F28", path=path, volume=self.id, reason="SHA-256 of the data does not match")
+        return data
+
     def verify(self, row: FileRow, path: str) -> None:
         """Read a whole file version and check its SHA-256 (CPF1F28 when damaged)."""
         for _ in self.verified_chunks(row, path):
@@ -579,10 +622,17 @@ def _matches(name: str, pattern: str) -> bool:
 
 
 class PrivilegedWriter:
-    """Writes that keep given dates and pass the user-program rules (see the two entry points)."""
+    """Writes that keep given dates: CPYOPT targets, CVTOPTBKU, and mastering imported discs.
 
-    def __init__(self, volume: Volume, tx: image_mod.Transaction):
-        self.volume, self.tx = volume, tx
+    Obtained only from ``backup_writer``, ``copy_writer`` or ``mastering_writer``.
+    """
+
+    def __init__(self, volume: Volume, tx: image_mod.Transaction, *, honour_read_only: bool):
+        self.volume, self.tx, self.honour_read_only = volume, tx, honour_read_only
+
+    def savepoint(self):
+        """A block whose writes are undone alone if it raises (one file of a batch)."""
+        return self.tx.savepoint()
 
     def make_dir(self, path: str, *, created: int) -> DirInfo:
         """Create a directory (and missing parents) with the given creation time (microseconds)."""
@@ -590,23 +640,60 @@ class PrivilegedWriter:
         return self.volume._make_dir(self.tx, parts, parents=True, exist_ok=True, created=created)
 
     def write_file(
-        self, path: str, *, chunks: Iterator[bytes], size: int, created: int, modified: int,
-        attr_changed: int, flags: int = 0, replace: bool = True,
+        self, path: str, *, size: int, created: int, modified: int, attr_changed: int, flags: int = 0,
+        data: bytes | None = None, chunks: Iterator[bytes] | None = None, replace: bool = True,
     ) -> FileInfo:
-        """Write a file version keeping the given times (microseconds) and flags."""
+        """Write a file version from ``data`` or ``chunks``, keeping the given times and flags."""
         parts = self.volume._parts(path)
-
-        def write(data, sector: int) -> bytes:
-            written, sha = data.write_stream(sector, chunks, limit=size)
-            if written != size:
-                raise errors.error("OPV0201", volume=self.volume.id, reason=f"{path}: source ended early")
-            return sha
+        payload: bytes | Callable = data
+        if data is None:
+            def payload(partition, sector: int) -> bytes:
+                written, sha = partition.write_stream(sector, chunks, limit=size)
+                if written != size:
+                    raise errors.error("OPV0201", volume=self.volume.id, reason=f"{path}: source ended early")
+                return sha
 
         return self.volume._store(
-            self.tx, parts, size=size, payload=write, replace=replace,
-            times=(created, modified, attr_changed), flags=flags,
+            self.tx, parts, size=size, payload=payload, replace=replace,
+            times=(created, modified, attr_changed), flags=flags, honour_read_only=self.honour_read_only,
         )
 
     def set_label(self, **fields: object) -> None:
         self.tx.write_label({**self.volume.image.label(), **fields})
         self.volume._tx_label = self.volume.image.label()
+
+    def record_control(self, path: str | None, row: tuple[int | None, int | None, int | None], *,
+                       request: int, details: dict, sectors: int) -> None:
+        """Write the backup control record of a directory (``path``) or the volume (None).
+
+        ``row`` is (range start, range end, last changed) as index values; the record takes
+        exactly ``sectors`` sectors of the volume (reference §4.2: three per directory).
+        """
+        start, end, last = row
+        body = {"path": path, "range_start": start, "range_end": end, "last_changed": last, "request": request}
+        sector_size = self.volume.image.sector_size
+        encoded = json.dumps(details, separators=(",", ":")).encode()
+        payload = encoded + b" " * ((sectors - 1) * sector_size - len(encoded))
+        place = self.tx.append(Kind.CONTROL, body, payload[: (sectors - 1) * sector_size])
+        conn = self.volume.image.conn
+        if path is None:
+            conn.execute("UPDATE label SET backup_start = ?, backup_end = ?, backup_last_changed = ?", row)
+            self.volume._tx_label = self.volume.image.label()
+            dir_id = None
+        else:
+            dir_id = self.volume._need_dir(self.volume._parts(path, is_dir=True)).id
+            conn.execute("UPDATE dirs SET backup_start = ?, backup_end = ?, backup_last_changed = ? WHERE id = ?",
+                         (*row, dir_id))
+        conn.execute("INSERT INTO controls (dir, request, time, sector) VALUES (?, ?, ?, ?)",
+                     (dir_id, request, row[1] if row[1] is not None else (row[2] or 0), place.sector))
+
+    def log_request(self, entry: dict) -> int:
+        """Log one CPYOPT request on the volume (a REQUEST record and a ``requests`` row)."""
+        place = self.tx.append(Kind.REQUEST, entry)
+        cursor = self.volume.image.conn.execute(
+            "INSERT INTO requests (time, command, parameters, copied, not_selected, failed, directories, outcome, sector)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry["time"], entry["command"], json.dumps(entry["parameters"]), entry["copied"], entry["not_selected"],
+             entry["failed"], entry["directories"], entry["outcome"], place.sector),
+        )
+        return cursor.lastrowid

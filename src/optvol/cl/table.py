@@ -75,6 +75,7 @@ class Command:
     shell: str = ""
     cl: bool = True  # reachable through ``optvol cl``
     group: str = field(default="volume", compare=False)
+    aliases: tuple[str, ...] = ()  # other CL names IBM gives it (DEL for RMVLNK)
 
     @property
     def shell_name(self) -> str:
@@ -138,7 +139,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("DSPOPT", "Display volume, directory or file attributes.", (
         _p("VOL", v.GENERIC, "Volume identifier, generic name (ABC*) or *ALL.", position=1, required=True, specials=("*ALL",)),
         _p("DEV", v.TEXT, "Device (accepted for compatibility; volumes live in the library).", position=2, default="*ALL", specials=("*ALL",)),
-        _p("DATA", v.SPECIAL, "What to show.", position=3, default="*VOLATR", specials=("*VOLATR", "*DIRATR", "*FILATR")),
+        _p("DATA", v.SPECIAL, "What to show; *BKUHST (optvol) is the CPYOPT request log of a backup volume.",
+           position=3, default="*VOLATR", specials=("*VOLATR", "*DIRATR", "*FILATR", "*BKUHST")),
         _p("PATH", v.PATH, "Directory or file path (a generic last element allowed), or *ALL.", default="*ALL", specials=("*ALL",)),
     )),
     Command("WRKOPTVOL", "List the volumes of the library.", (
@@ -153,6 +155,66 @@ COMMANDS: tuple[Command, ...] = (
         _p("VOL", v.VOLUME, _VOL, position=1, required=True),
         _p("DIR", v.PATH, "Directory, or *ALL for every directory.", position=2, required=True, specials=("*ALL",)),
         _p("FILE", v.TEXT, "File name, generic name (ABC*) or *ALL.", position=3, default="*ALL", specials=("*ALL",)),
+    )),
+    # IFS commands (reference §10.9)
+    Command("CPY", "Copy a file (with SUBTREE(*ALL) a directory tree) to or from /QOPT paths.", (
+        _p("OBJ", v.PATH, "What to copy: a /QOPT/<volume>/... path or a host path.", position=1, required=True),
+        _p("TOOBJ", v.PATH, "The new object's path (give TOOBJ or TODIR).", position=2),
+        _p("TODIR", v.PATH, "The directory to copy into, keeping the name (give TOOBJ or TODIR)."),
+        _p("SUBTREE", v.SPECIAL, "*ALL copies a directory with everything below it.", default="*NONE", specials=("*NONE", "*ALL")),
+        _p("REPLACE", v.SPECIAL, "Replace an existing target file.", default="*NO", specials=YES_NO),
+    ), aliases=("COPY",), group="ifs"),
+    Command("MOV", "Move a file or directory (a rename within one volume).", (
+        _p("OBJ", v.PATH, "What to move: a /QOPT/<volume>/... path.", position=1, required=True),
+        _p("TOOBJ", v.PATH, "The new path (give TOOBJ or TODIR).", position=2),
+        _p("TODIR", v.PATH, "The directory to move into, keeping the name (give TOOBJ or TODIR)."),
+    ), aliases=("MOVE",), group="ifs"),
+    Command("RNM", "Rename a file or directory in its directory.", (
+        _p("OBJ", v.PATH, "The /QOPT/<volume>/... path to rename.", position=1, required=True),
+        _p("NEWOBJ", v.PATH, "The new name (a name, not a path).", position=2, required=True),
+    ), aliases=("REN",), group="ifs"),
+    Command("RMVLNK", "Delete a file on a volume.", (
+        _p("OBJLNK", v.PATH, "The /QOPT/<volume>/... path of the file.", position=1, required=True),
+    ), aliases=("DEL", "ERASE"), group="ifs"),
+    Command("CRTDIR", "Create a directory on a volume.", (
+        _p("DIR", v.PATH, "The /QOPT/<volume>/... path of the new directory.", position=1, required=True),
+    ), aliases=("MKDIR", "MD"), group="ifs"),
+    Command("RMVDIR", "Remove a directory on a volume.", (
+        _p("DIR", v.PATH, "The /QOPT/<volume>/... path of the directory.", position=1, required=True),
+        _p("SUBTREE", v.SPECIAL, "*NONE removes an empty directory, *ALL everything below it too.", default="*NONE", specials=("*NONE", "*ALL")),
+    ), aliases=("RMDIR", "RD"), group="ifs"),
+    Command("CHGATR", "Change the read-only or hidden attribute of a file.", (
+        _p("OBJ", v.PATH, "The /QOPT/<volume>/... path of the file.", position=1, required=True),
+        _p("ATR", v.SPECIAL, "The attribute to change.", position=2, required=True, specials=("*READONLY", "*HIDDEN")),
+        _p("VALUE", v.SPECIAL, "Its new value.", position=3, required=True, specials=YES_NO),
+    ), group="ifs"),
+    # Backup commands (reference §5, §7)
+    Command("CPYOPT", "Copy optical files: back up a primary volume, restore, or consolidate volumes.", (
+        _p("FROMVOL", v.TEXT, "Source volume and its type.", position=1, required=True, elements=(
+            _p("VOLUME", v.VOLUME, _VOL, required=True),
+            _p("TYPE", v.SPECIAL, "Type of the source volume.", default="*PRIMARY", specials=("*PRIMARY", "*BACKUP")),
+        )),
+        _p("FROMPATH", v.PATH, "File or directory to copy; '/' is the whole volume.", position=2, required=True),
+        _p("TOVOL", v.TEXT, "Target volume (or *FROMVOL) and its type.", position=3, required=True, elements=(
+            _p("VOLUME", v.VOLUME, _VOL + " *FROMVOL is the source volume.", required=True, specials=("*FROMVOL",)),
+            _p("TYPE", v.SPECIAL, "Type of the target volume.", default="*PRIMARY", specials=("*PRIMARY", "*BACKUP")),
+        )),
+        _p("TOPATH", v.PATH, "Where the copy lands, or *FROMPATH.", default="*FROMPATH", specials=("*FROMPATH",)),
+        _p("SLTFILE", v.SPECIAL, "Which files: changed or missing, missing only, or all.", default="*CHANGED",
+           specials=("*CHANGED", "*NEW", "*ALL")),
+        _p("CPYSUBDIR", v.SPECIAL, "Copy subdirectories too.", default="*NO", specials=YES_NO),
+        _p("CRTDIR", v.SPECIAL, "Create the target directory when it is missing.", default="*NO", specials=YES_NO),
+        _p("ALWCPYOPP", v.SPECIAL, "Allow the opposite side as target (accepted, logged).", default="*NO", specials=YES_NO),
+        _p("COPYTYPE", v.SPECIAL, "Copy method (accepted, logged).", default="*SYSTEM", specials=("*IOP", "*SYSTEM")),
+        _p("FROMTIME", v.TEXT, "Only files created or changed at or after this date and time.", elements=(
+            _p("DATE", v.DATE, "Starting date MM/DD/YY, MMDDYY or YYYY-MM-DD, or *BEGIN.", default="*BEGIN", specials=("*BEGIN",)),
+            _p("TIME", v.TIME, "Starting time HH:MM:SS or HHMMSS, or *AVAIL.", default="*AVAIL", specials=("*AVAIL",)),
+        )),
+    )),
+    Command("CVTOPTBKU", "Convert a *BACKUP volume into a *PRIMARY volume (one way).", (
+        _p("BKUVOL", v.VOLUME, "The backup volume.", position=1, required=True),
+        _p("PRIVOL", v.VOLUME, "New identifier, or *PRVPRIVOL for the recorded primary's.", position=2,
+           default="*PRVPRIVOL", specials=("*PRVPRIVOL",)),
     )),
     Command("CP", "Copy files between /QOPT/<volume>/... paths and host paths.", (
         _p("SOURCE", v.PATH, "Files (or with -r directories) to copy.", position=1, required=True, multiple=True),
@@ -192,6 +254,15 @@ COMMANDS: tuple[Command, ...] = (
 
 BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
 BY_SHELL: dict[str, Command] = {c.shell_name: c for c in COMMANDS}
+
+
+def cl_command(name: str) -> Command | None:
+    """The command ``optvol cl`` runs for ``name`` (its CL name or an IBM alias), or None."""
+    upper = name.upper()
+    for found in COMMANDS:
+        if found.cl and (found.name == upper or upper in found.aliases):
+            return found
+    return None
 
 
 def command(name: str) -> Command:

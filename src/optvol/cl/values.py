@@ -120,7 +120,7 @@ def split_elements(text: str, *, keyword: str) -> list[str]:
             index += 1
             continue
         if text[index] == "'":
-            value, index = _quoted(text, index, keyword=keyword)
+            value, index = quoted_string(text, index, keyword=keyword)
             elements.append(value)
             continue
         end = index
@@ -131,7 +131,7 @@ def split_elements(text: str, *, keyword: str) -> list[str]:
     return elements
 
 
-def _quoted(text: str, index: int, *, keyword: str) -> tuple[str, int]:
+def quoted_string(text: str, index: int, *, keyword: str) -> tuple[str, int]:
     """The value of the quoted string at ``text[index]`` ('' is a quote) and the index after it."""
     out = []
     index += 1

@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from optvol import errors
-from optvol.cli import file_cmds, parser, volume_cmds
+from optvol.cli import backup_cmds, file_cmds, parser, volume_cmds
 from optvol.cli.context import Context
 
 HANDLERS = {
@@ -21,6 +21,8 @@ HANDLERS = {
     "WRKOPTVOL": volume_cmds.wrkoptvol,
     "WRKOPTDIR": volume_cmds.wrkoptdir,
     "WRKOPTF": volume_cmds.wrkoptf,
+    "CPYOPT": backup_cmds.cpyopt,
+    "CVTOPTBKU": backup_cmds.cvtoptbku,
     "CP": file_cmds.cp,
     "MV": file_cmds.mv,
     "RM": file_cmds.rm,
@@ -41,10 +43,10 @@ def _demo(ctx: Context, values: dict) -> int:
 HANDLERS["DEMO"] = _demo
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one optvol command line; return its exit code."""
+def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
+    """Run one optvol command line; return its exit code (``out``/``err`` default to stdout/stderr)."""
     argv = sys.argv[1:] if argv is None else argv
-    ctx = Context(library_arg=None, json=False)
+    ctx = Context(library_arg=None, json=False, out=out or sys.stdout, err=err or sys.stderr)
     try:
         namespace = parser.build().parse_args(argv)
         ctx.json, ctx.library_arg = namespace.json, namespace.library

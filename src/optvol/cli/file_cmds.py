@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from optvol import transfer
 from optvol.cli import render
 from optvol.cli.context import Context
@@ -62,11 +60,16 @@ def ls(ctx: Context, values: dict) -> int:
 
 
 def cat(ctx: Context, values: dict) -> int:
-    out = getattr(ctx.out, "buffer", None) or sys.stdout.buffer
+    binary = getattr(ctx.out, "buffer", None)
     for path in values["PATH"]:
         for chunk in transfer.read_file(ctx.library(), path):
-            out.write(chunk)
-    out.flush()
+            if binary is not None:
+                ctx.out.flush()
+                binary.write(chunk)
+            else:  # a text stream such as the demo's capture
+                ctx.out.write(chunk.decode(errors="replace"))
+    if binary is not None:
+        binary.flush()
     return 0
 
 

@@ -83,6 +83,20 @@ def dspopt(ctx: Context, values: dict) -> int:
         return 0
     if vol == "*ALL" or vol.endswith("*"):
         raise errors.error("OPV0005", value=vol, keyword="VOL", reason=f"DATA({data}) needs one volume")
+    if data == "*BKUHST":
+        with library.open(vol) as volume:
+            requests = volume.requests()
+        if ctx.json:
+            ctx.print_json(requests)
+            return 0
+        ctx.print(f"Library {library.root} - CPYOPT requests logged on {vol}")
+        for entry in requests:
+            p = entry["parameters"]
+            ctx.print(f"{entry['time']}  {entry['outcome']:<9} copied {entry['copied']}, not selected "
+                      f"{entry['not_selected']}, failed {entry['failed']}, {entry['directories']} dir(s): "
+                      f"FROMVOL({' '.join(p['FROMVOL'])}) FROMPATH('{p['FROMPATH']}') SLTFILE({p['SLTFILE']}) "
+                      f"CPYSUBDIR({p['CPYSUBDIR']}) FROMTIME({p['FROMTIME']})")
+        return 0
     if data == "*DIRATR":
         _list(ctx, library, f"Directories of {vol}", render.DIR_HEADER, render.dir_line,
               display.directory_attributes(library, vol, path))

@@ -278,6 +278,25 @@ class Transaction:
     def free(self, sectors: int) -> None:
         self.used -= sectors
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Undo just this block's records and rows if it raises (one file of a batch)."""
+        state = (self.end, self.sequence, self.used, len(self._buffer), self._buffer_start)
+        self.conn.execute("SAVEPOINT one_item")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO one_item")
+            self.conn.execute("RELEASE one_item")
+            self.end, self.sequence, self.used, length, start = state
+            if start == self._buffer_start:
+                del self._buffer[length:]
+            else:  # the block flushed: what precedes ``end`` is on disk and stays, the rest goes
+                self._buffer_start, self._buffer = self.end, bytearray()
+                self.image.data.truncate(self.end)
+            raise
+        self.conn.execute("RELEASE one_item")
+
     # ----------------------------------------------------------------- records
 
     def _encode(self, body: dict) -> tuple[bytes, int]:

@@ -1,0 +1,102 @@
+"""``optvol demo``: a narrated tour on a scratch library (DESIGN §4).
+
+Write files to a primary, back it up, change a file, back up again (only the change is
+copied), lose the primary, convert the backup, and show that every file and date is
+there. Each step prints the command it runs and that command's real output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tempfile
+import time
+from io import StringIO
+
+from optvol import errors
+from optvol.cli.context import Context
+
+FILES = {
+    "/INVOICES/2026/JAN.TXT": "Invoice 1001, January 2026: 1,250.00\n",
+    "/INVOICES/2026/FEB.TXT": "Invoice 1002, February 2026: 980.00\n",
+    "/CONTRACTS/ACME.TXT": "Service contract with ACME, signed 2026-01-15.\n",
+}
+
+
+def run(ctx: Context) -> int:
+    root = ctx.library_arg or tempfile.mkdtemp(prefix="optvol-demo-")
+    say = ctx.print
+    say(f"optvol demo: a scratch library in {root}\n")
+    host = tempfile.mkdtemp(prefix="optvol-demo-files-")
+
+    def optvol(*args: str, show: bool = True) -> str:
+        from optvol.cli import main
+
+        say(f"$ optvol {' '.join(shlex.quote(a) for a in args)}")
+        out, err = StringIO(), StringIO()
+        code = _run(main, ["--library", root, *args], out, err)
+        if show:
+            for line in (out.getvalue() + err.getvalue()).rstrip().splitlines():
+                say("  " + line)
+        if code != 0 and not args[0].startswith("cp"):
+            raise errors.error("OPV0008", reason=f"demo step failed: optvol {' '.join(args)} (exit {code})")
+        return out.getvalue()
+
+    say("1. Two volumes: a primary for the application, a backup that only CPYOPT may write.")
+    optvol("inzopt", "PVOL1", "--text", "Invoices and contracts")
+    optvol("inzopt", "BVOL1", "--type", "*BACKUP", "--text", "Backup of PVOL1")
+    say("\n2. The application writes its files to the primary.")
+    for path, text in FILES.items():
+        local = os.path.join(host, os.path.basename(path))
+        with open(local, "w") as handle:
+            handle.write(text)
+        optvol("mkdir", "-p", "/QOPT/PVOL1" + path.rsplit("/", 1)[0], show=False)
+        optvol("cp", local, "/QOPT/PVOL1" + path)
+    say("\n3. Back up the whole primary. Names and dates stay the primary's.")
+    optvol("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
+    optvol("dspopt", "BVOL1", "--data", "*DIRATR")
+    say("\n4. Nobody but CPYOPT writes a backup volume:")
+    optvol("cp", os.path.join(host, "JAN.TXT"), "/QOPT/BVOL1/INVOICES/")
+    time.sleep(1.1)
+    say("\n5. February's invoice is corrected on the primary; the next backup copies only that.")
+    with open(os.path.join(host, "FEB.TXT"), "w") as handle:
+        handle.write("Invoice 1002, February 2026: 890.00 (corrected)\n")
+    optvol("cp", os.path.join(host, "FEB.TXT"), "/QOPT/PVOL1/INVOICES/2026/FEB.TXT")
+    optvol("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
+    before = _files(optvol("--json", "dspopt", "PVOL1", "--data", "*FILATR", show=False))
+    say("\n6. Disaster: the primary volume is lost.")
+    _lose(ctx, root, "PVOL1")
+    say("  (volume PVOL1 removed from the library)")
+    optvol("wrkoptvol")
+    say("\n7. CVTOPTBKU turns the backup into the primary, under the lost primary's name.")
+    optvol("cvtoptbku", "BVOL1")
+    optvol("dspopt", "PVOL1")
+    after = _files(optvol("--json", "dspopt", "PVOL1", "--data", "*FILATR", show=False))
+    say("\n8. Every file, byte and date of the lost primary is there:")
+    for path, info in sorted(before.items()):
+        same = after.get(path) == info
+        say(f"  {'same' if same else 'DIFFERENT'}  {path}  modified {info['modified']}  sha256 {info['sha256'][:16]}...")
+    optvol("cat", "/QOPT/PVOL1/INVOICES/2026/FEB.TXT")
+    say("\n9. The converted volume is an ordinary primary now: user programs may write it again.")
+    optvol("cp", os.path.join(host, "JAN.TXT"), "/QOPT/PVOL1/INVOICES/2026/JAN_COPY.TXT")
+    if before != after:
+        raise errors.error("OPV0008", reason="demo: the converted volume differs from the lost primary")
+    say(f"\nDone. The library stays in {root}: try `optvol --library {root} wrkoptvol`.")
+    return 0
+
+
+def _run(main, argv: list[str], out: StringIO, err: StringIO) -> int:
+    return main(argv, out=out, err=err)
+
+
+def _files(document: str) -> dict:
+    return {f["path"]: {k: f[k] for k in ("size", "created", "modified", "attr_changed", "sha256")}
+            for f in json.loads(document)}
+
+
+def _lose(ctx: Context, root: str, volume: str) -> None:
+    from optvol.cli.context import system_clock
+    from optvol.library import Library
+
+    Library(root, clock=system_clock).discard(volume)

@@ -1,0 +1,321 @@
+"""CPYOPT: copy files between volumes, and the backup model of a *BACKUP target.
+
+Reference §5-§6 and §8, DESIGN §1. The request is validated in the order of reference
+§5.9, each refusal with its own message ID, before anything is written. Selection is a
+query over the two indexes (``copy_select.py``); on a *BACKUP target the complete backup
+range of each directory lets the query skip every file the backup already holds, so a
+no-change re-run costs what changed, not the size of the volume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from optvol import backup, errors, model
+from optvol.copy_select import Candidate, Selection
+from optvol.library import Library
+from optvol.model import MediaFormat, MediaType, VolumeType
+from optvol.volume import Volume
+
+SMALL_FILE = 256 << 10  # read whole, verify, then write; larger files stream inside a savepoint
+BATCH_FILES = 1000
+BATCH_BYTES = 64 << 20
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    """The parameters of one CPYOPT (reference §5.2); None for TOPATH is *FROMPATH."""
+
+    fromvol: str
+    frompath: str
+    tovol: str
+    fromtype: VolumeType = VolumeType.PRIMARY
+    totype: VolumeType = VolumeType.PRIMARY
+    topath: str | None = None
+    sltfile: str = "*CHANGED"
+    cpysubdir: bool = False
+    crtdir: bool = False
+    alwcpyopp: bool = False
+    copytype: str = "*SYSTEM"
+    fromtime: datetime | None = None  # None is FROMTIME(*BEGIN *AVAIL)
+
+    def parameters(self) -> dict:
+        """The request as CL writes it, for the request log on a backup volume."""
+        yes = {True: "*YES", False: "*NO"}
+        return {
+            "FROMVOL": [self.fromvol, str(self.fromtype)], "FROMPATH": self.frompath,
+            "TOVOL": [self.tovol, str(self.totype)], "TOPATH": self.topath or "*FROMPATH",
+            "SLTFILE": self.sltfile, "CPYSUBDIR": yes[self.cpysubdir], "CRTDIR": yes[self.crtdir],
+            "ALWCPYOPP": yes[self.alwcpyopp], "COPYTYPE": self.copytype,
+            "FROMTIME": "*BEGIN" if self.fromtime is None else model.iso(self.fromtime),
+        }
+
+
+@dataclass(frozen=True)
+class CopyFailure:
+    path: str
+    message_id: str
+    message: str
+
+
+@dataclass
+class CopyResult:
+    """What CPYOPT did (DESIGN §4 JSON: copied, not_selected, failed, directories, failures)."""
+
+    copied: int = 0
+    not_selected: int = 0
+    bytes_copied: int = 0
+    directories: int = 0
+    failures: list[CopyFailure] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def as_json(self) -> dict:
+        return {
+            "copied": self.copied, "not_selected": self.not_selected, "failed": self.failed,
+            "directories": self.directories,
+            "failures": [{"path": f.path, "message_id": f.message_id, "message": f.message} for f in self.failures],
+        }
+
+
+def cpyopt(library: Library, request: CopyRequest, *, now: datetime, progress: Progress | None = None) -> CopyResult:
+    """Run one CPYOPT request; per-file failures are in the result (the CLI exits 1)."""
+    source = library.open(request.fromvol)
+    try:
+        same = model.volume_id(request.tovol) in ("*FROMVOL", source.id)
+        target = source if same else library.open(request.tovol)
+        try:
+            plan = _validate(request, source, target)
+            return _Copier(request, plan, source, target, model.to_micros(now), progress).run()
+        finally:
+            if target is not source:
+                target.close()
+    finally:
+        source.close()
+
+
+# ------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class _Plan:
+    source_root: str  # a directory or a file on the source
+    target_root: str
+    is_file: bool
+    to_backup: bool
+    restore: bool  # source is *BACKUP: keep its dates on the primary target
+
+
+def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
+    """Reference §5.9, in order; each refusal has its own message ID."""
+    src_label, dst_label = source.label(), target.label()
+    for volume, label, given in ((source, src_label, request.fromtype), (target, dst_label, request.totype)):
+        if label["type"] != given:
+            raise errors.error("OPV0401", volume=volume.id, actual=label["type"], given=given)
+    if dst_label["media_type"] in (MediaType.CD_ROM, MediaType.DVD_ROM) or dst_label["media_format"] == MediaFormat.ISO9660:
+        raise errors.error("CPF1F63", volume=target.id, media_type=dst_label["media_type"])
+    to_backup = dst_label["type"] == VolumeType.BACKUP
+    if to_backup and src_label["type"] != VolumeType.PRIMARY:
+        raise errors.error("OPV0402", target=target.id, source=source.id, type=src_label["type"])
+    if to_backup and dst_label["primary_volume"] not in (None, source.id):
+        raise errors.error("OPV0403", target=target.id, owner=dst_label["primary_volume"], source=source.id)
+    frompath = _normal(request.frompath, source)
+    topath = frompath if request.topath is None else _normal(request.topath, target)
+    backup_involved = to_backup or src_label["type"] == VolumeType.BACKUP
+    if backup_involved and topath.upper() != frompath.upper():
+        raise errors.error("OPV0404", frompath=frompath, topath=topath)
+    if request.sltfile not in ("*CHANGED", "*NEW", "*ALL"):
+        raise errors.error("OPV0005", value=request.sltfile, keyword="SLTFILE", reason="*CHANGED, *NEW or *ALL")
+    found = source.stat(frompath) if source.exists(frompath) else None
+    if found is None:
+        raise errors.error("CPF1F22", path=frompath, volume=source.id)
+    is_file = not found.is_dir
+    target_dir = topath.rsplit("/", 1)[0] or "/" if is_file else topath
+    if not target.is_dir(target_dir) and not request.crtdir:
+        raise errors.error("CPF1F02", path=target_dir, volume=target.id)
+    if source is target and (topath.upper() + "/").startswith(frompath.upper().rstrip("/") + "/"):
+        raise errors.error("OPV0110", operation="copy", path=frompath)
+    return _Plan(frompath, topath, is_file, to_backup, src_label["type"] == VolumeType.BACKUP)
+
+
+def _normal(path: str, volume: Volume) -> str:
+    """A checked volume path without a trailing slash (``/`` stays ``/``)."""
+    parts = model.split_path(path, volume=volume.id, media_format=MediaFormat(volume.label()["media_format"]), is_dir=True)
+    return model.join(parts)
+
+
+# ------------------------------------------------------------------------- execution
+
+
+class _Copier:
+    """Carries out a validated request, directory by directory, in batches."""
+
+    def __init__(self, request: CopyRequest, plan: _Plan, source: Volume, target: Volume, now: int,
+                 progress: Progress | None):
+        self.request, self.plan, self.source, self.target, self.now = request, plan, source, target, now
+        self.progress = progress
+        self.result = CopyResult()
+        self.start = None if request.fromtime is None else model.to_micros(request.fromtime)
+        self.request_id = target.next_request_id() if plan.to_backup else 0
+        self.sector_size = target.image.sector_size
+        self.reformat = source.label()["media_format"] != target.label()["media_format"]
+
+    def writer(self):
+        return self.target.backup_writer() if self.plan.to_backup else self.target.copy_writer()
+
+    def run(self) -> CopyResult:
+        with Selection(self.source, self.target) as selection:
+            if self.plan.to_backup and self.target.label()["primary_volume"] is None:
+                with self.writer() as writer:
+                    writer.set_label(primary_volume=self.source.id)
+            if self.plan.is_file:
+                self._copy_single(selection)
+            else:
+                self._copy_tree(selection)
+        if self.plan.to_backup:
+            self._log_request()
+        return self.result
+
+    # -- a tree -------------------------------------------------------------
+
+    def _copy_tree(self, selection: Selection) -> None:
+        wrote_any, failed_any = False, False
+        for source_dir in self.source.dir_rows(self.plan.source_root, recursive=self.request.cpysubdir):
+            relative = source_dir.path[len(self.plan.source_root.rstrip("/")):]
+            target_path = (self.plan.target_root.rstrip("/") + relative) or "/"
+            wrote, failed = self._copy_directory(selection, source_dir, target_path)
+            wrote_any, failed_any = wrote_any or wrote, failed_any or failed
+        whole_volume = self.plan.source_root == "/" and self.request.cpysubdir
+        if self.plan.to_backup and whole_volume:
+            self._control(None, wrote=wrote_any, failed=failed_any)
+
+    def _copy_directory(self, selection: Selection, source_dir, target_path: str) -> tuple[bool, bool]:
+        """Copy the selected files of one directory; returns (wrote something, an eligible file failed)."""
+        self.result.directories += 1
+        created = self._ensure_dir(target_path, source_dir.created)
+        target_dir = self.target.dir_row(target_path)
+        control = backup.Range.from_row(target_dir.backup_start, target_dir.backup_end, target_dir.backup_last_changed)
+        skip = control if (self.plan.to_backup and self.request.sltfile != "*ALL") else backup.Range()
+        candidates = selection.candidates(source_dir.id, target_dir.id, from_time=self.start, skip=skip)
+        total = selection.live_files(source_dir.id)
+        chosen = [c for c in candidates if self._selected(c)]
+        self.result.not_selected += total - len(chosen)
+        copied_before, failed_before = self.result.copied, self.result.failed
+        self._copy_files(chosen, target_path)
+        wrote = created or self.result.copied > copied_before
+        failed = self.result.failed > failed_before
+        if self.plan.to_backup:
+            self._control(target_path, wrote=wrote, failed=failed)
+        return wrote, failed
+
+    def _ensure_dir(self, path: str, source_created: int) -> bool:
+        if self.target.is_dir(path):
+            return False
+        created = source_created if (self.plan.to_backup or self.plan.restore) else self.now
+        with self.writer() as writer:
+            writer.make_dir(path, created=created)
+        return True
+
+    def _selected(self, c: Candidate) -> bool:
+        """SLTFILE against the file on the target (reference §5.4)."""
+        if c.target_modified is None or self.request.sltfile == "*ALL":
+            return True
+        if self.request.sltfile == "*NEW":
+            return False
+        if self.plan.to_backup:
+            return c.modified > c.target_modified or c.attr_changed > c.target_attr_changed
+        return max(c.modified, c.attr_changed) > c.target_modified
+
+    # -- files --------------------------------------------------------------
+
+    def _copy_files(self, chosen: list[Candidate], target_dir: str) -> None:
+        for start in range(0, len(chosen), BATCH_FILES):
+            batch, size = [], 0
+            for c in chosen[start:start + BATCH_FILES]:
+                batch.append(c)
+                size += c.size
+                if size >= BATCH_BYTES:
+                    self._write_batch(batch, target_dir)
+                    batch, size = [], 0
+            if batch:
+                self._write_batch(batch, target_dir)
+
+    def _write_batch(self, batch: list[Candidate], target_dir: str) -> None:
+        with self.writer() as writer:
+            for c in batch:
+                path = target_dir.rstrip("/") + "/" + c.name
+                try:
+                    with writer.savepoint():
+                        self._write_one(writer, c, path)
+                except errors.OptvolError as exc:
+                    if isinstance(exc, errors.LockedError):
+                        raise
+                    self.result.failures.append(CopyFailure(path, exc.message_id, exc.text))
+                    continue
+                self.result.copied += 1
+                self.result.bytes_copied += c.size
+                if self.progress:
+                    self.progress(self.result.copied, self.result.bytes_copied)
+
+    def _write_one(self, writer, c: Candidate, path: str) -> None:
+        source_path = c.path
+        keep = self.plan.to_backup or self.plan.restore
+        times = (c.created, c.modified, c.attr_changed) if keep else (self.now, self.now, self.now)
+        common = {"size": c.size, "created": times[0], "modified": times[1], "attr_changed": times[2], "flags": c.flags}
+        if self.reformat:
+            model.split_path(path, volume=self.target.id, media_format=MediaFormat(self.target.label()["media_format"]))
+        if c.size <= SMALL_FILE:
+            data = self.source.read_verified(c.row, source_path)
+            writer.write_file(path, data=data, **common)
+        else:
+            writer.write_file(path, chunks=self.source.verified_chunks(c.row, source_path), **common)
+
+    def _copy_single(self, selection: Selection) -> None:
+        """FROMPATH names a file: copy it alone; its directory's range does not move."""
+        parent, name = self.plan.source_root.rsplit("/", 1)
+        source_dir = self.source.dir_row(parent or "/")
+        target_parent = self.plan.target_root.rsplit("/", 1)[0] or "/"
+        created = self._ensure_dir(target_parent, source_dir.created)
+        target_dir = self.target.dir_row(target_parent)
+        target_name = self.plan.target_root.rsplit("/", 1)[1]
+        found = selection.single(source_dir.id, name, target_dir.id, target_name, from_time=self.start)
+        chosen = [c for c in found if self._selected(c)]
+        self.result.not_selected += 1 - len(chosen)
+        copied_before = self.result.copied
+        if chosen:
+            self._write_batch(chosen, target_parent)
+        if self.plan.to_backup:
+            wrote = created or self.result.copied > copied_before
+            self._control(target_parent, wrote=wrote, failed=True)  # a file request never completes a range
+
+    # -- backup control data --------------------------------------------------
+
+    def _control(self, path: str | None, *, wrote: bool, failed: bool) -> None:
+        """Update and write the control record of a backup directory (or of the volume)."""
+        label = self.target.label()
+        row = (label["backup_start"], label["backup_end"], label["backup_last_changed"]) if path is None else \
+            self.target.dir_row(path)[7:10]
+        new = backup.update(backup.Range.from_row(*row), request_time=self.now, request_start=self.start,
+                            wrote=wrote, eligible_failed=failed)
+        details = {"wrote": wrote, "eligible_failed": failed, "request_time": self.now}
+        try:
+            with self.writer() as writer:
+                writer.record_control(path, new.as_row(), request=self.request_id, details=details,
+                                      sectors=backup.CONTROL_SECTORS)
+        except errors.VolumeFullError as exc:
+            self.result.failures.append(CopyFailure(path or "/", exc.message_id, exc.text))
+
+    def _log_request(self) -> None:
+        entry = {
+            "time": self.now, "command": "CPYOPT", "parameters": self.request.parameters(),
+            "copied": self.result.copied, "not_selected": self.result.not_selected, "failed": self.result.failed,
+            "directories": self.result.directories,
+            "outcome": "*COMPLETE" if not self.result.failures else "*ERRORS", "id": self.request_id,
+        }
+        with self.writer() as writer:
+            writer.log_request(entry)

@@ -1,0 +1,78 @@
+"""Names of one volume entry in each namespace of an ISO 9660 image (export side).
+
+Pure functions, no I/O. Rock Ridge keeps the real name; the other namespaces have limits:
+- ISO 9660 level 3 (ECMA-119 §7.5, §7.6): d-characters ``A-Z 0-9 _``; a file identifier
+  is ``NAME.EXT;1`` with name and extension together at most 30 characters, a directory
+  identifier at most 31 characters;
+- Joliet (Joliet specification §3.1): at most 64 UCS-2 characters, without ``* / : ; ? \\``;
+- UDF (OSTA UDF 2.60 §2.3.4.2): at most 255 bytes of compressed Unicode; we keep 253
+  characters of the Basic Multilingual Plane.
+Each directory hands out names through a ``Namer``, which makes them unique there.
+"""
+
+from __future__ import annotations
+
+import re
+
+ISO_FILE_MAX = 30
+ISO_DIR_MAX = 31
+JOLIET_MAX = 64
+UDF_MAX = 253
+
+_NOT_D_CHARACTER = re.compile(r"[^A-Z0-9_]")
+_NOT_JOLIET = re.compile(r"[*/:;?\\\x00-\x1f]|[^\u0000-\uffff]")
+_NOT_UDF = re.compile(r"[/\x00]|[^\u0000-\uffff]")
+
+
+def _d_characters(text: str) -> str:
+    return _NOT_D_CHARACTER.sub("_", text.upper())
+
+
+def _shorten(stem: str, extension: str, limit: int, suffix: str = "") -> str:
+    """``stem`` + ``suffix`` + ``extension`` cut to ``limit``, the stem shortened first."""
+    extension = extension[: max(0, limit - 1 - len(suffix))] if extension else ""
+    room = limit - len(extension) - len(suffix)
+    return stem[: max(room, 0)] + suffix + extension
+
+
+class Namer:
+    """Unique ISO 9660, Joliet and UDF names for the entries of one directory."""
+
+    def __init__(self) -> None:
+        self._taken: dict[str, set[str]] = {"iso": set(), "joliet": set(), "udf": set()}
+
+    def _unique(self, space: str, stem: str, extension: str, limit: int, *, fold: bool) -> str:
+        taken = self._taken[space]
+        candidate = _shorten(stem, extension, limit)
+        number = 0
+        while (candidate.upper() if fold else candidate) in taken:
+            number += 1
+            candidate = _shorten(stem, extension, limit, f"_{number}")
+        taken.add(candidate.upper() if fold else candidate)
+        return candidate
+
+    def iso_file(self, name: str) -> str:
+        """``NAME.EXT;1`` (a name without extension keeps its dot: ``NAME.;1``)."""
+        stem, dot, extension = name.rpartition(".")
+        if not dot or not stem:
+            stem, extension = name, ""
+        stem = _d_characters(stem) or "_"
+        extension = _d_characters(extension)
+        return self._unique("iso", stem, "." + extension, ISO_FILE_MAX + 1, fold=True) + ";1"
+
+    def iso_dir(self, name: str) -> str:
+        return self._unique("iso", _d_characters(name) or "_", "", ISO_DIR_MAX, fold=True)
+
+    def joliet(self, name: str) -> str:
+        return self._long_name("joliet", _NOT_JOLIET.sub("_", name), JOLIET_MAX)
+
+    def udf(self, name: str) -> str:
+        return self._long_name("udf", _NOT_UDF.sub("_", name), UDF_MAX)
+
+    def _long_name(self, space: str, name: str, limit: int) -> str:
+        stem, dot, extension = name.rpartition(".")
+        if not dot or not stem or len(extension) > 16:
+            stem, extension = name, ""
+        else:
+            extension = "." + extension
+        return self._unique(space, stem, extension, limit, fold=True)

@@ -1,0 +1,323 @@
+"""The library: location, creation, unique volume IDs, journal, locks, concurrency (DESIGN §1-§4)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import FakeClock, make_volume
+
+from optvol import errors
+from optvol.image.image import VolumeImage
+from optvol.initialize import inzopt
+from optvol.library import JOURNAL, MARKER, TMP, Library, resolve_root
+
+# ----------------------------------------------------------------------------- location
+
+
+def test_resolve_root_explicit_wins(tmp_path):
+    env = {"OPTVOL_LIBRARY": str(tmp_path / "env"), "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    assert resolve_root(str(tmp_path / "explicit"), env, tmp_path / "home") == tmp_path / "explicit"
+
+
+def test_resolve_root_environment_next(tmp_path):
+    env = {"OPTVOL_LIBRARY": str(tmp_path / "env"), "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    assert resolve_root(None, env, tmp_path / "home") == tmp_path / "env"
+    assert resolve_root("", env, tmp_path / "home") == tmp_path / "env"
+
+
+def test_resolve_root_xdg_then_home(tmp_path):
+    assert resolve_root(None, {"XDG_DATA_HOME": str(tmp_path / "xdg")}, tmp_path / "home") == tmp_path / "xdg" / "optvol"
+    assert resolve_root(None, {}, tmp_path / "home") == tmp_path / "home" / ".local" / "share" / "optvol"
+    assert resolve_root(None, {"OPTVOL_LIBRARY": ""}, tmp_path / "home") == tmp_path / "home" / ".local" / "share" / "optvol"
+
+
+def test_resolve_root_is_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_root("rel/lib", {}, tmp_path) == tmp_path / "rel" / "lib"
+    assert resolve_root(None, {"OPTVOL_LIBRARY": "envlib"}, tmp_path) == tmp_path / "envlib"
+
+
+# ----------------------------------------------------------------------------- creation
+
+
+def test_library_created_on_first_use(tmp_path):
+    root = tmp_path / "deep" / "lib"
+    first = Library(root, clock=FakeClock())
+    assert first.created is True
+    assert (root / MARKER).is_file()
+    second = Library(root, clock=FakeClock())
+    assert second.created is False
+
+
+def test_empty_directory_becomes_a_library(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert Library(tmp_path / "empty", clock=FakeClock()).created is True
+
+
+def test_non_empty_directory_refused(tmp_path):
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "thesis.txt").write_text("mine")
+    with pytest.raises(errors.InvalidError) as info:
+        Library(root, clock=FakeClock())
+    assert info.value.message_id == "OPV0006"
+    assert info.value.exit_code == 2
+    assert sorted(p.name for p in root.iterdir()) == ["thesis.txt"]
+
+
+def test_a_file_is_not_a_library(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(errors.InvalidError) as info:
+        Library(tmp_path / "file", clock=FakeClock())
+    assert info.value.message_id == "OPV0006"
+
+
+# ----------------------------------------------------------------------------- volume IDs
+
+
+def test_volume_ids_are_folded_to_upper_case(library):
+    result = make_volume(library, "pvol1")
+    assert result.volume.volume == "PVOL1"
+    assert library.volume_ids() == ["PVOL1"]
+    assert library.exists("pVoL1")
+    with library.open("pvol1") as volume:
+        assert volume.id == "PVOL1"
+
+
+def test_same_id_in_other_case_reinitializes_the_same_volume(library):
+    assert make_volume(library, "pvol1").created is True
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+    again = make_volume(library, "PVOL1")
+    assert again.created is False
+    assert library.volume_ids() == ["PVOL1"]
+    assert [p.name for p in library.root.iterdir() if p.name.endswith(".optvol")] == ["PVOL1.optvol"]
+    with library.open("PVOL1") as volume:
+        assert volume.listdir("/") == []
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", "A" * 33, "/etc", "..", ".X", "-X", "A B", "A\x00B", "X\\Y", "É1"])
+def test_bad_volume_ids_refused_and_nothing_created(tmp_path, library, bad):
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    with pytest.raises(errors.InvalidError) as info:
+        inzopt(library, vol=bad, now=library._clock())
+    assert info.value.exit_code == 2
+    assert info.value.message_id == "OPV0001"
+    for call in (library.open, library.exists):
+        with pytest.raises(errors.InvalidError):
+            call(bad)
+    if bad:  # NEWVOL("") is NEWVOL(*VOL)
+        with pytest.raises(errors.InvalidError):
+            inzopt(library, vol="GOOD", newvol=bad, now=library._clock())
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def test_longest_volume_id_accepted(library):
+    make_volume(library, "a" * 32)
+    assert library.volume_ids() == ["A" * 32]
+
+
+def test_open_missing_volume(library):
+    with pytest.raises(errors.NotFoundError) as info:
+        library.open("NOPE")
+    assert info.value.message_id == "OPV0002"
+    assert info.value.exit_code == 3
+
+
+# ----------------------------------------------------------------------------- journal
+
+
+def _write_journal(library, journal):
+    library._write_journal(journal)  # the same writer the library uses before acting
+    assert (library.root / JOURNAL).exists()
+
+
+def test_relabel_rename_rolled_forward_after_crash_before_acting(tmp_path, library):
+    make_volume(library, "OLD")
+    with library.open("OLD") as volume:
+        volume.write_bytes("/KEEP", b"kept")
+    # The crash: relabel wrote its journal, then died before touching label or directory.
+    _write_journal(library, {
+        "relabel": {"dir": "OLD.optvol", "after": "NEW.optvol", "fields": {"volume": "NEW", "text": "renamed"}},
+        "renames": [["OLD.optvol", "NEW.optvol"]],
+    })
+    reopened = Library(library.root, clock=FakeClock())
+    assert not (library.root / JOURNAL).exists()
+    assert reopened.volume_ids() == ["NEW"]
+    with reopened.open("NEW") as volume:
+        assert volume.label()["volume"] == "NEW"
+        assert volume.label()["text"] == "renamed"
+        assert volume.read_bytes("/KEEP") == b"kept"
+
+
+def test_relabel_rolled_forward_after_crash_between_label_and_rename(library):
+    make_volume(library, "OLD")
+    with VolumeImage(library.root / "OLD.optvol", exclusive=True) as image:
+        with image.transaction() as tx:
+            tx.write_label({**image.label(), "volume": "NEW"})  # label done, rename not done
+    _write_journal(library, {
+        "relabel": {"dir": "OLD.optvol", "after": "NEW.optvol", "fields": {"volume": "NEW"}},
+        "renames": [["OLD.optvol", "NEW.optvol"]],
+    })
+    reopened = Library(library.root, clock=FakeClock())
+    assert reopened.volume_ids() == ["NEW"]
+    with reopened.open("NEW") as volume:
+        assert volume.id == "NEW"
+
+
+def test_relabel_rolled_forward_after_crash_after_rename(library):
+    make_volume(library, "OLD")
+    with VolumeImage(library.root / "OLD.optvol", exclusive=True) as image:
+        with image.transaction() as tx:
+            tx.write_label({**image.label(), "volume": "NEW"})
+    os.rename(library.root / "OLD.optvol", library.root / "NEW.optvol")  # only the journal unlink is missing
+    _write_journal(library, {
+        "relabel": {"dir": "OLD.optvol", "after": "NEW.optvol", "fields": {"volume": "NEW"}},
+        "renames": [["OLD.optvol", "NEW.optvol"]],
+    })
+    reopened = Library(library.root, clock=FakeClock())
+    assert not (library.root / JOURNAL).exists()
+    assert reopened.volume_ids() == ["NEW"]
+
+
+def _staged_install(library, vol, label_from):
+    """Build a new image aside as install does; return its staging name."""
+    staging = f"new-{uuid.uuid4().hex}"
+    VolumeImage.create(library.root / TMP / staging, label={**label_from, "text": "new image"})
+    return staging
+
+
+def test_install_rolled_forward_after_crash_half_way(library):
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/OLDFILE", b"old")
+        label = volume.label()
+    staging = _staged_install(library, "PVOL1", label)
+    old_aside = f"{TMP}/old-{uuid.uuid4().hex}"
+    _write_journal(library, {"renames": [["PVOL1.optvol", old_aside], [f"{TMP}/{staging}", "PVOL1.optvol"]]})
+    os.rename(library.root / "PVOL1.optvol", library.root / old_aside)  # first rename done, then the crash
+    assert library.volume_ids() == []
+    reopened = Library(library.root, clock=FakeClock())
+    assert not (library.root / JOURNAL).exists()
+    assert reopened.volume_ids() == ["PVOL1"]
+    with reopened.open("PVOL1") as volume:
+        assert volume.label()["text"] == "new image"
+        assert volume.listdir("/") == []
+    assert list((library.root / TMP).iterdir()) == []  # the old image and leftovers are gone
+
+
+def test_install_journal_before_any_rename(library):
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        label = volume.label()
+    staging = _staged_install(library, "PVOL1", label)
+    _write_journal(library, {"renames": [["PVOL1.optvol", f"{TMP}/old-x"], [f"{TMP}/{staging}", "PVOL1.optvol"]]})
+    reopened = Library(library.root, clock=FakeClock())
+    with reopened.open("PVOL1") as volume:
+        assert volume.label()["text"] == "new image"
+
+
+def test_staged_image_without_journal_is_discarded(library):
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/F", b"old")
+        label = volume.label()
+    _staged_install(library, "PVOL1", label)  # crash before the journal: the old volume stays
+    reopened = Library(library.root, clock=FakeClock())
+    with reopened.locked():
+        pass
+    assert list((library.root / TMP).iterdir()) == []
+    with reopened.open("PVOL1") as volume:
+        assert volume.read_bytes("/F") == b"old"
+
+
+def test_journal_file_is_what_relabel_writes(library, monkeypatch):
+    """The hand-written journals above have the shape the library itself writes."""
+    make_volume(library, "OLD")
+    seen = []
+    original = library._write_journal
+
+    def spy(journal):
+        seen.append(json.loads(json.dumps(journal)))
+        original(journal)
+
+    monkeypatch.setattr(library, "_write_journal", spy)
+    with library.locked():
+        library.relabel("OLD", fields={"volume": "NEW"})
+    assert seen == [{
+        "relabel": {"dir": "OLD.optvol", "after": "NEW.optvol", "fields": {"volume": "NEW"}},
+        "renames": [["OLD.optvol", "NEW.optvol"]],
+    }]
+    assert library.volume_ids() == ["NEW"]
+
+
+# ----------------------------------------------------------------------------- locks
+
+
+def test_exclusive_open_refused_while_open(library, primary):
+    with pytest.raises(errors.LockedError) as info:
+        library.open("PVOL1", exclusive=True)
+    assert info.value.exit_code == 8
+    assert info.value.message_id == "OPV0004"
+    primary.close()
+    with library.open("PVOL1", exclusive=True) as volume:
+        with pytest.raises(errors.LockedError):
+            library.open("PVOL1")
+        assert volume.id == "PVOL1"
+
+
+def test_reinitialize_refused_while_open(library, primary):
+    primary.write_bytes("/F", b"data")
+    with pytest.raises(errors.LockedError) as info:
+        make_volume(library, "PVOL1", check=False)
+    assert info.value.exit_code == 8
+    assert primary.read_bytes("/F") == b"data"
+    assert not (library.root / JOURNAL).exists()
+
+
+def test_remove_volume(library):
+    make_volume(library, "GONE")
+    library.set_autl("GONE", "MYLIST")
+    with library.locked():
+        library.remove("GONE")
+    assert library.volume_ids() == []
+    assert library.autl("GONE") is None
+    with pytest.raises(errors.NotFoundError):
+        library.open("GONE")
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+
+def test_four_processes_create_volumes_at_once(tmp_path):
+    root = str(tmp_path / "lib")
+    Library(root, clock=FakeClock())
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        start = manager.Barrier(4)
+        with ctx.Pool(4) as pool:
+            jobs = [pool.apply_async(
+                __import__("proc_workers").inzopt_many, (root, [f"D{i}", "same", f"E{i}"], start)
+            ) for i in range(4)]
+            outcomes = [job.get(timeout=60) for job in jobs]
+    same = [result for outcome in outcomes for vol, result in outcome if vol == "same"]
+    assert same.count("created") == 1, outcomes
+    for result in same:
+        assert result in ("created", "reinitialized", "OPV0004"), outcomes
+    for i, outcome in enumerate(outcomes):
+        assert (f"D{i}", "created") in outcome
+        assert (f"E{i}", "created") in outcome
+    library = Library(root, clock=FakeClock())
+    expected = sorted([f"D{i}" for i in range(4)] + [f"E{i}" for i in range(4)] + ["SAME"])
+    assert library.volume_ids() == expected
+    assert sorted(p.name for p in Path(root).iterdir() if p.name.endswith(".optvol")) == [v + ".optvol" for v in expected]
+    for vol in expected:
+        with library.open(vol) as volume:
+            assert volume.id == vol
+    assert list((Path(root) / TMP).iterdir()) == []
+    assert not (Path(root) / JOURNAL).exists()

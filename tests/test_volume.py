@@ -1,0 +1,585 @@
+"""The file API of a volume: open, listdir, scandir, stat, walk, mkdir, rmdir, remove,
+rename, set_attributes; times (reference §3.3); name rules (reference §3.1-§3.2, DESIGN §1);
+and readers that never get wrong bytes (DESIGN §6)."""
+
+from __future__ import annotations
+
+import io
+import os
+from datetime import timedelta
+
+import pytest
+from conftest import data_path
+
+from optvol import errors
+from optvol.model import DirInfo, FileInfo
+
+# ----------------------------------------------------------------------------- open modes
+
+
+def test_open_wb_rb_round_trip(primary):
+    payload = os.urandom(100_000)
+    with primary.open("/F.BIN", "wb") as handle:
+        assert handle.write(payload[:1000]) == 1000
+        handle.write(payload[1000:])
+    with primary.open("/F.BIN", "rb") as handle:
+        assert handle.read(10) == payload[:10]
+        assert handle.tell() == 10
+        handle.seek(-5, io.SEEK_END)
+        assert handle.read() == payload[-5:]
+        handle.seek(0)
+        assert handle.read() == payload
+    assert primary.read_bytes("/F.BIN") == payload
+    assert primary.stat("/F.BIN").size == len(payload)
+
+
+def test_default_mode_is_rb(primary):
+    primary.write_bytes("/F", b"bytes")
+    with primary.open("/F") as handle:
+        assert handle.read() == b"bytes"
+
+
+def test_open_w_r_text(primary):
+    with primary.open("/T.TXT", "w") as handle:
+        handle.write("héllo\nwörld\n")
+    with primary.open("/T.TXT", "r") as handle:
+        assert handle.read() == "héllo\nwörld\n"
+    assert primary.read_bytes("/T.TXT") == "héllo\nwörld\n".encode()
+    with primary.open("/L.TXT", "w", encoding="latin-1") as handle:
+        handle.write("é")
+    assert primary.read_bytes("/L.TXT") == b"\xe9"
+    with primary.open("/L.TXT", "r", encoding="latin-1") as handle:
+        assert handle.read() == "é"
+
+
+def test_open_w_replaces(primary):
+    primary.write_bytes("/F", b"old contents")
+    with primary.open("/F", "wb") as handle:
+        handle.write(b"new")
+    assert primary.read_bytes("/F") == b"new"
+    assert primary.stat("/F").version == 2
+
+
+def test_open_x_creates_only(primary):
+    with primary.open("/X", "xb") as handle:
+        handle.write(b"1")
+    with pytest.raises(errors.ExistsError) as info:
+        primary.open("/X", "xb")
+    assert info.value.message_id == "CPF1F24"
+    with pytest.raises(errors.ExistsError):
+        primary.open("/x", "x")  # case-insensitive
+    assert primary.read_bytes("/X") == b"1"
+
+
+def test_open_a_appends_or_creates(primary):
+    with primary.open("/A", "ab") as handle:
+        handle.write(b"one")
+    with primary.open("/A", "ab") as handle:
+        handle.write(b"two")
+    with primary.open("/A", "a") as handle:
+        handle.write("three")
+    assert primary.read_bytes("/A") == b"onetwothree"
+    assert primary.stat("/A").version == 3
+
+
+@pytest.mark.parametrize("mode", ["r+", "rw", "wbb", "q", "rt", "w+b", ""])
+def test_bad_modes_refused(primary, mode):
+    primary.write_bytes("/F", b"x")
+    with pytest.raises(errors.InvalidError) as info:
+        primary.open("/F", mode)
+    assert info.value.exit_code == 2
+    assert primary.read_bytes("/F") == b"x"
+
+
+def test_binary_mode_with_encoding_refused(primary):
+    with pytest.raises(errors.InvalidError):
+        primary.open("/F", "wb", encoding="utf-8")
+
+
+def test_nothing_visible_before_close(primary, library):
+    handle = primary.open("/LATE", "wb")
+    handle.write(b"data")
+    with library.open("PVOL1") as other:
+        assert not other.exists("/LATE")
+    assert not primary.exists("/LATE")
+    handle.close()
+    with library.open("PVOL1") as other:
+        assert other.read_bytes("/LATE") == b"data"
+
+
+def test_open_missing_file_and_directories(primary):
+    primary.mkdir("/D")
+    with pytest.raises(errors.NotFoundError) as info:
+        primary.open("/NOFILE", "rb")
+    assert info.value.message_id == "CPF1F22"
+    with pytest.raises(errors.NotFoundError) as info:
+        primary.open("/NODIR/F", "wb")
+    assert info.value.message_id == "CPF1F02"
+    with pytest.raises(errors.NotAllowedError) as info:
+        primary.open("/D", "rb")
+    assert info.value.message_id == "OPV0108"
+    with pytest.raises(errors.NotAllowedError):
+        primary.open("/D", "wb")
+    with pytest.raises(errors.NotAllowedError):
+        primary.write_bytes("/D", b"x")
+    assert primary.listdir("/") == ["D"]
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def test_listdir_scandir_stat(primary):
+    primary.mkdir("/b")
+    primary.mkdir("/A")
+    primary.write_bytes("/z.txt", b"zz")
+    primary.write_bytes("/C.TXT", b"c")
+    assert primary.listdir("/") == ["A", "b", "C.TXT", "z.txt"]  # directories first, each sorted case-insensitively
+    entries = primary.scandir("/")
+    assert [type(e) for e in entries] == [DirInfo, DirInfo, FileInfo, FileInfo]
+    assert [e.path for e in entries] == ["/A", "/b", "/C.TXT", "/z.txt"]
+    info = primary.stat("/z.txt")
+    assert isinstance(info, FileInfo)
+    assert (info.path, info.size, info.read_only, info.hidden, info.version) == ("/z.txt", 2, False, False, 1)
+    assert info.sha256 == __import__("hashlib").sha256(b"zz").hexdigest()
+    assert isinstance(primary.stat("/b"), DirInfo)
+    assert primary.stat("/").path == "/"
+    with pytest.raises(errors.NotFoundError):
+        primary.stat("/nothing")
+    with pytest.raises(errors.NotFoundError):
+        primary.listdir("/nothing")
+    with pytest.raises(errors.NotAllowedError):
+        primary.listdir("/z.txt")
+
+
+def test_walk_matches_a_model(primary):
+    tree = {
+        "/": (["docs", "src"], ["README"]),
+        "/docs": (["img"], ["a.md", "B.md"]),
+        "/docs/img": ([], ["logo.png"]),
+        "/src": (["pkg", "empty"], ["setup.py"]),
+        "/src/pkg": ([], ["__init__.py", "mod.py"]),
+        "/src/empty": ([], []),
+    }
+    for directory, (dirs, files) in tree.items():
+        for d in dirs:
+            primary.mkdir(directory.rstrip("/") + "/" + d, parents=True, exist_ok=True)
+        for f in files:
+            primary.write_bytes(directory.rstrip("/") + "/" + f, f.encode())
+    walked = list(primary.walk("/"))
+    key = str.upper
+    assert {top: (sorted(d, key=key), sorted(f, key=key)) for top, d, f in walked} == {
+        top: (sorted(d, key=key), sorted(f, key=key)) for top, (d, f) in tree.items()
+    }
+    # Top down: every directory comes after its parent, and each list is sorted case-insensitively.
+    order = [top for top, _, _ in walked]
+    assert order[0] == "/"
+    for top in order[1:]:
+        assert order.index(top.rsplit("/", 1)[0] or "/") < order.index(top)
+    for _, dirs, files in walked:
+        assert dirs == sorted(dirs, key=key) and files == sorted(files, key=key)
+    assert [top for top, _, _ in primary.walk("/docs")] == ["/docs", "/docs/img"]
+
+
+# ----------------------------------------------------------------------------- directories
+
+
+def test_mkdir_rules(primary):
+    with pytest.raises(errors.NotFoundError) as info:
+        primary.mkdir("/A/B/C")
+    assert info.value.message_id == "CPF1F02"
+    assert primary.listdir("/") == []
+    primary.mkdir("/A/B/C", parents=True)
+    assert [top for top, _, _ in primary.walk()] == ["/", "/A", "/A/B", "/A/B/C"]
+    with pytest.raises(errors.ExistsError) as info:
+        primary.mkdir("/a/b")
+    assert info.value.message_id == "CPF1F04"
+    assert primary.mkdir("/A/B", exist_ok=True).path == "/A/B"
+    with pytest.raises(errors.ExistsError):
+        primary.mkdir("/")
+    primary.write_bytes("/A/FILE", b"")
+    with pytest.raises(errors.ExistsError) as info:
+        primary.mkdir("/A/FILE")
+    assert info.value.message_id == "CPF1F24"
+    with pytest.raises(errors.OptvolError):
+        primary.mkdir("/A/FILE/SUB", parents=True)
+    assert primary.listdir("/A") == ["B", "FILE"]
+
+
+def test_rmdir_rules(primary):
+    primary.mkdir("/D/E", parents=True)
+    with pytest.raises(errors.NotAllowedError) as info:
+        primary.rmdir("/D")
+    assert info.value.message_id == "CPF1F0A"
+    assert info.value.exit_code == 5
+    primary.rmdir("/d/e")
+    primary.write_bytes("/D/FILE", b"x")
+    with pytest.raises(errors.NotAllowedError) as info:
+        primary.rmdir("/D")
+    assert info.value.message_id == "CPF1F0A"
+    primary.remove("/D/FILE")
+    primary.rmdir("/D")
+    assert primary.listdir("/") == []
+    with pytest.raises(errors.NotFoundError) as info:
+        primary.rmdir("/D")
+    assert info.value.message_id == "CPF1F02"
+    with pytest.raises(errors.NotAllowedError):
+        primary.rmdir("/")
+    primary.write_bytes("/FILE", b"")
+    with pytest.raises(errors.NotAllowedError):
+        primary.rmdir("/FILE")
+    assert primary.listdir("/") == ["FILE"]
+
+
+def test_remove(primary):
+    primary.mkdir("/D")
+    primary.write_bytes("/D/F", b"x")
+    primary.remove("/d/f")
+    assert primary.listdir("/D") == []
+    assert not primary.exists("/D/F")
+    with pytest.raises(errors.NotFoundError) as info:
+        primary.remove("/D/F")
+    assert info.value.message_id == "CPF1F22"
+    with pytest.raises(errors.NotAllowedError) as info:
+        primary.remove("/D")
+    assert info.value.message_id == "OPV0108"
+    with pytest.raises(errors.NotFoundError):
+        primary.read_bytes("/D/F")
+    primary.write_bytes("/D/F", b"again")
+    assert primary.read_bytes("/D/F") == b"again"
+
+
+# ----------------------------------------------------------------------------- rename
+
+
+def test_rename_file(primary):
+    primary.mkdir("/A")
+    primary.mkdir("/B")
+    primary.write_bytes("/A/F", b"data")
+    primary.rename("/A/F", "/B/G")
+    assert primary.listdir("/A") == []
+    assert primary.listdir("/B") == ["G"]
+    assert primary.read_bytes("/B/G") == b"data"
+    assert primary.stat("/b/g").path == "/B/G"
+    primary.rename("/B/G", "/B/g")  # a change of case only
+    assert primary.listdir("/B") == ["g"]
+    with pytest.raises(errors.NotFoundError):
+        primary.rename("/A/F", "/A/H")
+    with pytest.raises(errors.NotFoundError):
+        primary.rename("/B/g", "/NODIR/g")
+    with pytest.raises(errors.InvalidError) as info:
+        primary.rename("/B/g", "/B/g")
+    assert info.value.message_id == "CPF1F23"
+    primary.write_bytes("/B/OTHER", b"o")
+    with pytest.raises(errors.ExistsError) as info:
+        primary.rename("/B/g", "/B/other")
+    assert info.value.message_id == "CPF1F24"
+    with pytest.raises(errors.ExistsError):
+        primary.rename("/B/g", "/A")  # onto a directory
+    assert primary.read_bytes("/B/OTHER") == b"o"
+    assert primary.read_bytes("/B/g") == b"data"
+
+
+def test_rename_directory_moves_everything_below(primary):
+    primary.mkdir("/TOP/MID/LOW", parents=True)
+    primary.mkdir("/TOPX")
+    primary.write_bytes("/TOP/A", b"a")
+    primary.write_bytes("/TOP/MID/B", b"b")
+    primary.write_bytes("/TOP/MID/LOW/C", b"c")
+    primary.write_bytes("/TOPX/KEEP", b"k")
+    primary.mkdir("/DEST")
+    primary.rename("/top", "/DEST/New")
+    assert primary.listdir("/") == ["DEST", "TOPX"]
+    assert [top for top, _, _ in primary.walk("/DEST")] == ["/DEST", "/DEST/New", "/DEST/New/MID", "/DEST/New/MID/LOW"]
+    assert primary.read_bytes("/DEST/New/A") == b"a"
+    assert primary.read_bytes("/dest/new/mid/b") == b"b"
+    assert primary.read_bytes("/DEST/New/MID/LOW/C") == b"c"
+    assert primary.stat("/DEST/New/MID/LOW/C").path == "/DEST/New/MID/LOW/C"
+    assert primary.stat("/DEST/New/MID/LOW").path == "/DEST/New/MID/LOW"
+    assert [i.path for i in primary.iter_files("/", recursive=True)] == [
+        "/DEST/New/A", "/DEST/New/MID/B", "/DEST/New/MID/LOW/C", "/TOPX/KEEP"
+    ]
+    assert primary.read_bytes("/TOPX/KEEP") == b"k"  # a sibling whose name starts the same is untouched
+    for gone in ("/TOP", "/TOP/A", "/TOP/MID"):
+        assert not primary.exists(gone)
+    primary.mkdir("/TOP")  # the old name is free again
+    primary.write_bytes("/DEST/New/MID/LOW/D", b"d")
+    assert primary.listdir("/DEST/New/MID/LOW") == ["C", "D"]
+
+
+def test_move_directory_into_itself_refused(primary):
+    primary.mkdir("/A/B/C", parents=True)
+    primary.mkdir("/AB")
+    for target in ("/A/X", "/A/B/X", "/a/b/c/X"):
+        with pytest.raises(errors.NotAllowedError) as info:
+            primary.rename("/A", target)
+        assert info.value.message_id == "OPV0110"
+    assert [top for top, _, _ in primary.walk()] == ["/", "/A", "/A/B", "/A/B/C", "/AB"]
+    primary.rename("/A", "/AB/A")  # a name that merely starts the same is fine
+    assert [top for top, _, _ in primary.walk()] == ["/", "/AB", "/AB/A", "/AB/A/B", "/AB/A/B/C"]
+
+
+def test_set_attributes(primary):
+    primary.write_bytes("/F", b"x")
+    info = primary.set_attributes("/f", read_only=True)
+    assert (info.read_only, info.hidden) == (True, False)
+    info = primary.set_attributes("/F", hidden=True)
+    assert (info.read_only, info.hidden) == (True, True)
+    info = primary.set_attributes("/F", read_only=False)
+    assert (info.read_only, info.hidden) == (False, True)
+    assert primary.stat("/F") == info
+    with pytest.raises(errors.NotFoundError):
+        primary.set_attributes("/NONE", hidden=True)
+    primary.mkdir("/D")
+    with pytest.raises(errors.NotAllowedError):
+        primary.set_attributes("/D", hidden=True)
+
+
+# ----------------------------------------------------------------------------- times (reference §3.3)
+
+
+def test_times(primary, clock):
+    t0 = clock.peek()
+    created = primary.write_bytes("/F", b"one")
+    t1 = clock.peek()
+    assert t0 <= created.created < t1
+    assert created.modified == created.created == created.attr_changed
+
+    clock.now += timedelta(hours=1)
+    t2 = clock.peek()
+    rewritten = primary.write_bytes("/F", b"two")
+    assert rewritten.created == created.created  # created is kept on rewrite
+    assert rewritten.modified >= t2  # modified moves on a data write
+    assert rewritten.attr_changed == created.attr_changed  # attributes were not written
+    assert primary.stat("/F") == rewritten
+
+    clock.now += timedelta(hours=1)
+    t3 = clock.peek()
+    changed = primary.set_attributes("/F", hidden=True)
+    assert changed.attr_changed >= t3  # attr_changed moves on an attribute change
+    assert changed.modified == rewritten.modified  # and modified does not
+    assert changed.created == created.created
+
+    clock.now += timedelta(hours=1)
+    with primary.open("/F", "ab") as handle:
+        handle.write(b"!")
+    appended = primary.stat("/F")
+    assert appended.modified > changed.modified
+    assert appended.attr_changed == changed.attr_changed
+    assert appended.created == created.created
+    assert appended.hidden is True  # flags survive a data write
+
+
+def test_directory_created_time_and_last_referenced(primary, clock):
+    t0 = clock.peek()
+    info = primary.mkdir("/D")
+    assert t0 <= info.created < clock.peek()
+    assert primary.stat("/D").created == info.created
+    clock.now += timedelta(days=2)
+    t1 = clock.peek()
+    primary.write_bytes("/D/F", b"")
+    assert primary.info().last_referenced >= t1
+
+
+# ----------------------------------------------------------------------------- name rules
+
+
+def test_path_length_limit(primary):
+    # /QOPT/PVOL1 is 11 characters: 283 more make exactly 294.
+    directory = "/" + "A" * 200
+    primary.mkdir(directory)
+    ok = directory + "/" + "B" * 81
+    assert len("/QOPT/PVOL1" + ok) == 294
+    primary.write_bytes(ok, b"fits")
+    assert primary.read_bytes(ok) == b"fits"
+    too_long = directory + "/" + "B" * 82
+    with pytest.raises(errors.InvalidError) as info:
+        primary.write_bytes(too_long, b"no")
+    assert info.value.message_id == "CPF1F48"
+    assert info.value.exit_code == 2
+    assert primary.listdir(directory) == ["B" * 81]
+
+
+def test_directory_names_limit(primary):
+    primary.mkdir("/" + "A" * 200)
+    ok = "/" + "A" * 200 + "/" + "B" * 54  # 201 + 55 = 256 characters of directory names
+    primary.mkdir(ok)
+    primary.write_bytes(ok + "/F", b"")
+    with pytest.raises(errors.InvalidError) as info:
+        primary.mkdir(ok + "X")
+    assert info.value.message_id == "CPF1F48"
+    with pytest.raises(errors.InvalidError):
+        primary.write_bytes("/" + "A" * 200 + "/" + "B" * 55 + "/F", b"")
+    assert primary.listdir("/" + "A" * 200) == ["B" * 54]
+
+
+def test_element_length_limit(primary, udf):
+    primary.write_bytes("/" + "N" * 255, b"")
+    with pytest.raises(errors.InvalidError) as info:
+        primary.write_bytes("/" + "N" * 256, b"")
+    assert info.value.message_id == "CPF1F21"
+    udf.write_bytes("/" + "N" * 254, b"")
+    with pytest.raises(errors.InvalidError):
+        udf.write_bytes("/" + "M" * 255, b"")
+
+
+@pytest.mark.parametrize("char", ['"', "*", "<", ">", "?", "\\", "\x00", "\x01", "\x1f", "\x7f", "\x85"])
+def test_invalid_characters_refused(primary, udf, char):
+    for volume in (primary, udf):
+        with pytest.raises(errors.InvalidError) as info:
+            volume.write_bytes(f"/A{char}B", b"")
+        assert info.value.exit_code == 2
+        assert info.value.message_id in ("CPF1F21", "CPF1F48")
+        with pytest.raises(errors.InvalidError) as info:
+            volume.mkdir(f"/D{char}")
+        assert info.value.message_id in ("CPF1F01", "CPF1F48")
+        assert volume.listdir("/") == []
+
+
+@pytest.mark.parametrize("path", ["relative", "", "/A//B", "/A/./B", "/A/../B", "/.."])
+def test_malformed_paths_refused(primary, path):
+    primary.mkdir("/A/B", parents=True)
+    with pytest.raises(errors.InvalidError):
+        primary.write_bytes(path, b"")
+    with pytest.raises(errors.InvalidError):
+        primary.stat(path)
+
+
+def test_dash_refused_on_hpofs_allowed_on_udf(primary, udf):
+    with pytest.raises(errors.InvalidError) as info:
+        primary.write_bytes("/A-B", b"")
+    assert info.value.message_id == "CPF1F21"
+    with pytest.raises(errors.InvalidError) as info:
+        primary.mkdir("/D-E")
+    assert info.value.message_id == "CPF1F01"
+    assert primary.listdir("/") == []
+    udf.mkdir("/D-E")
+    udf.write_bytes("/D-E/A-B", b"ok")
+    assert udf.read_bytes("/D-E/A-B") == b"ok"
+
+
+def test_case_kept_lookup_insensitive(primary):
+    primary.mkdir("/MixedDir")
+    primary.write_bytes("/MixedDir/ReadMe.Txt", b"hi")
+    assert primary.listdir("/") == ["MixedDir"]
+    assert primary.listdir("/mixeddir") == ["ReadMe.Txt"]
+    assert primary.read_bytes("/MIXEDDIR/README.TXT") == b"hi"
+    assert primary.stat("/mixeddir/readme.txt").path == "/MixedDir/ReadMe.Txt"
+    assert primary.is_dir("/MIXEDDIR")
+
+
+def test_names_differing_only_in_case_cannot_coexist(primary):
+    primary.write_bytes("/README", b"upper")
+    with pytest.raises(errors.ExistsError):
+        primary.write_bytes("/readme", b"lower", replace=False)
+    with pytest.raises(errors.ExistsError):
+        primary.open("/Readme", "xb")
+    with pytest.raises(errors.ExistsError) as info:
+        primary.mkdir("/readme")  # file vs dir
+    assert info.value.message_id == "CPF1F24"
+    primary.mkdir("/Docs")
+    with pytest.raises(errors.NotAllowedError):
+        primary.write_bytes("/DOCS", b"")  # dir vs file
+    with pytest.raises(errors.ExistsError):
+        primary.mkdir("/docs")  # dir vs dir
+    primary.write_bytes("/OTHER", b"")
+    with pytest.raises(errors.ExistsError):
+        primary.rename("/OTHER", "/readme")
+    with pytest.raises(errors.ExistsError):
+        primary.rename("/OTHER", "/docs")
+    primary.write_bytes("/readme", b"replaced")  # a write under another case is the same file
+    assert len(primary.listdir("/")) == 3
+    assert primary.read_bytes("/README") == b"replaced"
+    assert primary.stat("/README").version == 2
+
+
+# ----------------------------------------------------------------------------- writer failures
+
+
+def test_writer_with_block_that_raises_leaves_no_file(primary, library):
+    data_before = os.path.getsize(data_path(library, "PVOL1"))
+    with pytest.raises(KeyError):
+        with primary.open("/NEW", "wb") as handle:
+            handle.write(b"partial" * 1000)
+            raise KeyError("boom")
+    assert not primary.exists("/NEW")
+    with pytest.raises(ZeroDivisionError):
+        with primary.open("/NEW.TXT", "w") as handle:
+            handle.write("text")
+            1 / 0
+    assert primary.listdir("/") == []
+    assert os.path.getsize(data_path(library, "PVOL1")) == data_before
+
+
+def test_writer_that_raises_keeps_the_old_version(primary):
+    primary.write_bytes("/F", b"old")
+    with pytest.raises(RuntimeError):
+        with primary.open("/F", "wb") as handle:
+            handle.write(b"new")
+            raise RuntimeError
+    assert primary.read_bytes("/F") == b"old"
+    assert primary.stat("/F").version == 1
+
+
+# ----------------------------------------------------------------------------- damaged data
+
+
+def _payload_offset(volume, path):
+    sector, header_sectors, size = volume.image.conn.execute(
+        "SELECT f.sector, f.header_sectors, f.size FROM files f JOIN dirs d ON d.id = f.dir "
+        "WHERE f.live = 1 AND d.path || CASE WHEN d.path = '/' THEN '' ELSE '/' END || f.name = ?", (path,)
+    ).fetchone()
+    return (sector + header_sectors) * volume.image.sector_size, size
+
+
+def _flip(library, offset):
+    with open(data_path(library, "PVOL1"), "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0x40]))
+
+
+@pytest.mark.parametrize("where", [0, 1, 4095, 99_999])
+def test_flipped_payload_byte_never_read(primary, library, where):
+    payload = os.urandom(100_000)
+    primary.write_bytes("/GOOD", b"good")
+    primary.write_bytes("/F", payload)
+    offset, size = _payload_offset(primary, "/F")
+    assert size == len(payload)
+    _flip(library, offset + where)
+    with pytest.raises(errors.DamagedError) as info:
+        primary.open("/F", "rb")
+    assert info.value.exit_code == 7
+    assert info.value.message_id == "CPF1F28"
+    with pytest.raises(errors.DamagedError):
+        primary.read_bytes("/F")
+    with pytest.raises(errors.DamagedError):
+        primary.open("/F", "r")
+    with pytest.raises(errors.DamagedError):
+        primary.open("/F", "ab")  # appending needs the old bytes: refused too
+    with pytest.raises(errors.DamagedError):
+        primary.read_bytes("/F")  # the refused append left no new version holding the bad bytes
+    assert primary.stat("/F").version == 1
+    assert primary.read_bytes("/GOOD") == b"good"  # other files are still readable
+    with library.open("PVOL1") as other:
+        with pytest.raises(errors.DamagedError):
+            other.read_bytes("/F")
+
+
+def test_flipped_header_byte_never_read(primary, library):
+    primary.write_bytes("/F", b"abc" * 1000)
+    offset, _ = _payload_offset(primary, "/F")
+    _flip(library, offset - primary.image.sector_size + 40)  # inside the header sector
+    with pytest.raises(errors.DamagedError) as info:
+        primary.read_bytes("/F")
+    assert info.value.exit_code == 7
+
+
+def test_truncated_data_partition_never_read(primary, library):
+    primary.write_bytes("/F", b"abc" * 10_000)
+    primary.close()
+    size = os.path.getsize(data_path(library, "PVOL1"))
+    os.truncate(data_path(library, "PVOL1"), size - 5000)
+    with library.open("PVOL1") as volume:
+        with pytest.raises(errors.DamagedError):
+            volume.read_bytes("/F")
