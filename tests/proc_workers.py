@@ -98,13 +98,14 @@ def reader_poll(root: str, volume: str, size: int, start, done) -> dict:
     return {"checked": checked, "bad": bad, "failures": failures}
 
 
-def batch_writer(root: str, volume: str, batches: int, per_batch: int, size: int, progress) -> None:
-    """Write batches of files, one Volume.batch() each; after each commit, append its number to ``progress``."""
+def batch_writer(root: str, volume: str, first: int, batches: int, per_batch: int, size: int, progress: str) -> None:
+    """Write batches ``first`` .. ``batches - 1`` of files, one Volume.batch() each; after
+    each commit, append the batch number to the file ``progress``."""
     from optvol.library import Library
 
     library = Library(root, clock=system_clock)
     with library.open(volume) as vol:
-        for b in range(batches):
+        for b in range(first, batches):
             with vol.batch():
                 vol.mkdir(f"/B{b}")
                 for i in range(per_batch):
@@ -114,3 +115,10 @@ def batch_writer(root: str, volume: str, batches: int, per_batch: int, size: int
                 handle.write(f"{b}\n")
                 handle.flush()
                 os.fsync(handle.fileno())
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    globals()[sys.argv[1]](*json.loads(sys.argv[2]))

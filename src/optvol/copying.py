@@ -87,7 +87,7 @@ def cpyopt(library: Library, request: CopyRequest, *, now: datetime, progress: P
     """Run one CPYOPT request; per-file failures are in the result (the CLI exits 1)."""
     source = library.open(request.fromvol)
     try:
-        same = model.volume_id(request.tovol) in ("*FROMVOL", source.id)
+        same = request.tovol.upper() == "*FROMVOL" or model.volume_id(request.tovol) == source.id
         target = source if same else library.open(request.tovol)
         try:
             plan = _validate(request, source, target)
@@ -136,7 +136,8 @@ def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
         raise errors.error("CPF1F22", path=frompath, volume=source.id)
     is_file = not found.is_dir
     target_dir = topath.rsplit("/", 1)[0] or "/" if is_file else topath
-    if not target.is_dir(target_dir) and not request.crtdir:
+    # A backup mirrors the primary's hierarchy, so its directories are always made [D].
+    if not target.is_dir(target_dir) and not request.crtdir and not to_backup:
         raise errors.error("CPF1F02", path=target_dir, volume=target.id)
     if source is target and (topath.upper() + "/").startswith(frompath.upper().rstrip("/") + "/"):
         raise errors.error("OPV0110", operation="copy", path=frompath)
@@ -169,6 +170,9 @@ class _Copier:
         return self.target.backup_writer() if self.plan.to_backup else self.target.copy_writer()
 
     def run(self) -> CopyResult:
+        # Every write stamps its change time under the volume's write lock, so once this
+        # barrier has passed, every file changed before the request time is visible.
+        self.source.write_barrier()
         with Selection(self.source, self.target) as selection:
             if self.plan.to_backup and self.target.label()["primary_volume"] is None:
                 with self.writer() as writer:
@@ -205,27 +209,51 @@ class _Copier:
         total = selection.live_files(source_dir.id)
         chosen = [c for c in candidates if self._selected(c)]
         self.result.not_selected += total - len(chosen)
+        # *NEW leaves changed files alone: the range cannot claim their new versions.
+        stale = self.request.sltfile == "*NEW" and any(self._changed_on_source(c) for c in candidates)
         copied_before, failed_before = self.result.copied, self.result.failed
         self._copy_files(chosen, target_path)
         wrote = created or self.result.copied > copied_before
-        failed = self.result.failed > failed_before
+        failed = self.result.failed > failed_before or stale
         if self.plan.to_backup:
             self._control(target_path, wrote=wrote, failed=failed)
         return wrote, failed
 
     def _ensure_dir(self, path: str, source_created: int) -> bool:
+        """Make a missing target directory (and its missing parents); True if it was made.
+
+        A backup target or a restore gives each the creation time of the source directory
+        of the same path; otherwise they get the time of the request.
+        """
         if self.target.is_dir(path):
             return False
-        created = source_created if (self.plan.to_backup or self.plan.restore) else self.now
+        keep = self.plan.to_backup or self.plan.restore
+        parts = [p for p in path.split("/") if p]
         with self.writer() as writer:
-            writer.make_dir(path, created=created)
+            for depth in range(1, len(parts) + 1):
+                ancestor = "/" + "/".join(parts[:depth])
+                if self.target.is_dir(ancestor):
+                    continue
+                created = self.now
+                if keep:
+                    created = source_created if depth == len(parts) else self._source_created(ancestor)
+                writer.make_dir(ancestor, created=created)
         return True
+
+    def _source_created(self, path: str) -> int:
+        return self.source.dir_row(path).created if self.source.is_dir(path) else self.now
 
     def _selected(self, c: Candidate) -> bool:
         """SLTFILE against the file on the target (reference §5.4)."""
         if c.target_modified is None or self.request.sltfile == "*ALL":
             return True
         if self.request.sltfile == "*NEW":
+            return False
+        return self._changed_on_source(c)
+
+    def _changed_on_source(self, c: Candidate) -> bool:
+        """*CHANGED: the source's data or attributes changed since the copy on the target."""
+        if c.target_modified is None:
             return False
         if self.plan.to_backup:
             return c.modified > c.target_modified or c.attr_changed > c.target_attr_changed

@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -166,12 +166,16 @@ class Library:
             raise errors.error("OPV0002", volume=model.volume_id(volume), library=self.root)
         return Volume(VolumeImage(directory, exclusive=exclusive), clock=self._clock)
 
-    def install(self, volume: str, *, label: dict, replace: bool, previous: str | None = None) -> None:
+    def install(
+        self, volume: str, *, label: dict, replace: bool, previous: str | None = None,
+        fill: Callable[[Volume], None] | None = None,
+    ) -> None:
         """Create a volume image, replacing volume ``previous`` (the same ID by default).
 
         The caller holds ``locked()`` and has checked the INZOPT rules. The new image is
         built aside and swapped in through the journal, so a crash leaves either the old
-        volume or the new one.
+        volume or the new one. ``fill`` writes the new volume while it is still aside
+        (import-iso); if it fails, nothing is installed.
         """
         target = self._dir(volume)
         old = self._dir(previous or volume)
@@ -186,11 +190,21 @@ class Library:
             renames.append([old.name, f"{TMP}/old-{uuid.uuid4().hex}"])
         staging = self.root / TMP / f"new-{uuid.uuid4().hex}"
         VolumeImage.create(staging, label=label)
+        if fill is not None:
+            self._fill_staging(staging, fill)
         renames.append([f"{TMP}/{staging.name}", target.name])
         self._write_journal({"renames": renames})
         self._roll_forward()
         if old != target:
             self._move_autl(old.name.removesuffix(SUFFIX), target.name.removesuffix(SUFFIX))
+
+    def _fill_staging(self, staging: Path, fill: Callable[[Volume], None]) -> None:
+        try:
+            with Volume(VolumeImage(staging), clock=self._clock) as volume:
+                fill(volume)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
     def relabel(self, volume: str, *, fields: dict) -> None:
         """Change label fields and, if ``fields['volume']`` differs, rename: all or nothing.

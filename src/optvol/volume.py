@@ -190,6 +190,10 @@ class Volume:
         """The directory rows at and (recursively) below ``path``, parents first."""
         return list(self._dir_rows(path, recursive=recursive))
 
+    def write_barrier(self) -> None:
+        """Wait until no write transaction is in flight on this volume (see copying.py)."""
+        self.image.barrier()
+
     def next_request_id(self) -> int:
         return self.image.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM requests").fetchone()[0]
 

@@ -51,7 +51,7 @@ class Param:
         parsed = []
         for index, element in enumerate(self.elements):
             if index < len(texts):
-                parsed.append(element.parse(texts[index]))
+                parsed.append(self._element(index, element, texts[index]))
             elif element.default is not None:
                 parsed.append(element.parse(element.default))
             elif element.required:
@@ -59,6 +59,13 @@ class Param:
             else:
                 parsed.append(None)
         return tuple(parsed)
+
+    def _element(self, index: int, element: Param, text: str) -> object:
+        """One element's value; its error names the keyword too (``FROMVOL element 2``)."""
+        try:
+            return element.parse(text)
+        except errors.OptvolError as exc:
+            raise type(exc)(exc.message_id, f"{self.keyword} element {index + 1}: {exc.text}") from None
 
     @property
     def shell_option(self) -> str:
@@ -249,6 +256,17 @@ COMMANDS: tuple[Command, ...] = (
         _p("READONLY", v.SPECIAL, "Read-only flag.", specials=YES_NO),
         _p("HIDDEN", v.SPECIAL, "Hidden flag.", specials=YES_NO),
     ), cl=False, group="files"),
+    # Interchange commands
+    Command("EXPORT-ISO", "Export a volume as an ISO 9660 image (level 3, Joliet, Rock Ridge; UDF bridge with --udf).", (
+        _p("VOL", v.VOLUME, _VOL, position=1, required=True),
+        _p("FILE", v.PATH, "Host path of the image to write (replaced only when complete).", position=2, required=True),
+        _p("UDF", v.FLAG, "Add a UDF bridge file system.", short="-u"),
+    ), cl=False, group="interchange"),
+    Command("IMPORT-ISO", "Add an ISO 9660 / UDF image as a read-only *CD-ROM or *DVD-ROM volume.", (
+        _p("FILE", v.PATH, "Host path of the image.", position=1, required=True),
+        _p("VOL", v.VOLUME, "Volume identifier of the new volume (default: the image's volume identifier)."),
+        _p("INTO", v.PATH, "VOL:/PATH: copy the image's tree into this directory of an existing volume instead."),
+    ), cl=False, group="interchange"),
     Command("DEMO", "A narrated tour of optvol on a scratch library.", (), cl=False, group="tools"),
 )
 

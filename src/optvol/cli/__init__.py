@@ -11,8 +11,9 @@ import sys
 import traceback
 
 from optvol import errors
-from optvol.cli import backup_cmds, file_cmds, parser, volume_cmds
+from optvol.cli import backup_cmds, cl_cmd, file_cmds, ifs_cmds, parser, volume_cmds
 from optvol.cli.context import Context
+from optvol.cli import interchange_cmds
 
 HANDLERS = {
     "INZOPT": volume_cmds.inzopt,
@@ -31,6 +32,13 @@ HANDLERS = {
     "LS": file_cmds.ls,
     "CAT": file_cmds.cat,
     "CHATTR": file_cmds.chattr,
+    "CPY": ifs_cmds.cpy,
+    "MOV": ifs_cmds.mov,
+    "RNM": ifs_cmds.rnm,
+    "RMVLNK": ifs_cmds.rmvlnk,
+    "CRTDIR": ifs_cmds.crtdir,
+    "RMVDIR": ifs_cmds.rmvdir,
+    "CHGATR": ifs_cmds.chgatr,
 }
 
 
@@ -41,6 +49,8 @@ def _demo(ctx: Context, values: dict) -> int:
 
 
 HANDLERS["DEMO"] = _demo
+HANDLERS["EXPORT-ISO"] = interchange_cmds.export_iso
+HANDLERS["IMPORT-ISO"] = interchange_cmds.import_iso
 
 
 def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
@@ -50,6 +60,8 @@ def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
     try:
         namespace = parser.build().parse_args(argv)
         ctx.json, ctx.library_arg = namespace.json, namespace.library
+        if getattr(namespace, "cl_front_door", False):
+            return cl_cmd.run(ctx, namespace, HANDLERS)
         command = getattr(namespace, "command", None)
         if command is None:
             parser.build().print_help(ctx.out)

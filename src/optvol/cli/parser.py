@@ -54,12 +54,26 @@ def _add_command(subparsers, command: Command) -> None:
     sub.set_defaults(command=command)
 
 
+def _add_cl(subparsers) -> None:
+    """``optvol cl``: not in the table, because it is the CL front door itself."""
+    text = "Run IBM CL commands (INZOPT VOL(PVOL1) ...): the argument, -f FILE, or - for standard input."
+    sub = subparsers.add_parser("cl", help=text, description=text + " One command per line; a line "
+                                "ending in + or - continues on the next; /* comments */ are skipped.")
+    _global_options(sub, suppress=True)
+    sub.add_argument("text", nargs="?", metavar="COMMANDS", help="CL command(s); - reads standard input")
+    sub.add_argument("-f", "--file", metavar="FILE", help="a file of CL commands (- for standard input)")
+    sub.add_argument("--continue", dest="keep_going", action="store_true",
+                     help="run every command even after one fails (the exit code is the first failure's)")
+    sub.set_defaults(cl_front_door=True)
+
+
 def build() -> argparse.ArgumentParser:
     parser = _Parser(prog="optvol", description="IBM i optical volume management, rebuilt in Python.")
     _global_options(parser, suppress=False)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     for command in COMMANDS:
         _add_command(subparsers, command)
+    _add_cl(subparsers)
     return parser
 
 

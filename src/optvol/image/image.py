@@ -219,6 +219,11 @@ class VolumeImage:
             raise
         self.conn.execute("COMMIT")
 
+    def barrier(self) -> None:
+        """Take and release the write lock: every transaction begun before has committed."""
+        with self._write_lock():
+            pass
+
     def _cut_tail_if_idle(self) -> None:
         """Cut a torn tail now if no writer is active (a writer's tail is its own)."""
         if self.data.size_sectors() <= self.meta("committed_end"):
@@ -358,6 +363,9 @@ class Transaction:
         assignments = ", ".join(f"{f} = ?" for f in LABEL_FIELDS)
         self.conn.execute(f"UPDATE label SET {assignments}", [label.get(f) for f in LABEL_FIELDS])
         self.volume = label["volume"]
+        # A raised threshold makes room for its own label record: raising it is how a full
+        # volume is made writable again (reference §2.6, CHGOPTVOL THRESHOLD(100)).
+        self.limit = max(self.limit, label["capacity"] * label["threshold"] // 100 // self.sector_size)
         self.append(Kind.LABEL, {"label": {f: label.get(f) for f in LABEL_FIELDS}})
 
     def _flush(self) -> None:

@@ -148,15 +148,17 @@ def _walk_records(tree: ImageTree, directory: DirectoryRecord, names: tuple[str,
     for record in _children(directory):
         if record.rock_ridge is not None and record.rock_ridge.relocated_record():
             continue  # the directory shows up where its CL record points
-        if record.is_dir():
-            target = _relocated_target(record)
+        target = _relocated_target(record)
+        if record.is_dir() or target is not None:
+            if not names and _only_relocated(record):
+                continue  # rr_moved: its directories appear where they belong
             entry_names = names + (name_of(record),)
             _add(tree, Entry(entry_names, True, _record_time(target or record)))
             _walk_records(tree, target or record, entry_names, block, name_of, seen)
             continue
         pieces.append(record)
         if not record.file_flags & _MULTI_EXTENT:
-            _add(tree, _file_entry(names + (name_of(record),), pieces, block))
+            _add(tree, _file_entry(names + (name_of(pieces[0]),), pieces, block))
             pieces = []
     if pieces:
         raise damaged(tree.path, f"the last extent of a file in /{'/'.join(names)} is missing")
@@ -169,6 +171,13 @@ def _children(directory: DirectoryRecord) -> list[DirectoryRecord]:
     return [c for c in children[2:] if not (c.is_dot() or c.is_dotdot())]
 
 
+def _only_relocated(directory: DirectoryRecord) -> bool:
+    if not directory.is_dir():
+        return False
+    children = _children(directory)
+    return bool(children) and all(c.rock_ridge is not None and c.rock_ridge.relocated_record() for c in children)
+
+
 def _relocated_target(record: DirectoryRecord) -> DirectoryRecord | None:
     rock_ridge = record.rock_ridge
     if rock_ridge is not None and rock_ridge.child_link_record_exists():
@@ -177,7 +186,8 @@ def _relocated_target(record: DirectoryRecord) -> DirectoryRecord | None:
 
 
 def _file_entry(names: tuple[str, ...], pieces: list[DirectoryRecord], block: int) -> Entry:
-    extents = tuple((p.extent_location() * block, p.get_data_length()) for p in pieces)
+    # Each record's own length: pycdlib's inode length is shared with other namespaces' records.
+    extents = tuple((p.extent_location() * block, p.data_length) for p in pieces)
     last = pieces[-1]
     modified = created = attr_changed = _record_time(last)
     tf = last.rock_ridge.dr_entries.tf_record if last.rock_ridge is not None else None
@@ -248,7 +258,7 @@ def _walk_udf(tree: ImageTree, iso: pycdlib.PyCdlib) -> None:
                 size = child.get_data_length()
                 if sum(length for _, length in extents) != size:
                     raise damaged(tree.path, f"the extents of /{'/'.join(entry_names)} do not add up to its size")
-                _add(tree, Entry(entry_names, False, when, _udf_micros(child.attr_time) and when, when, size, extents))
+                _add(tree, Entry(entry_names, False, when, when, _udf_micros(child.attr_time) or when, size, extents))
         pending.extend(reversed(children))
 
 

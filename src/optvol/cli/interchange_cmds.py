@@ -1,0 +1,34 @@
+"""Handlers of export-iso and import-iso (ISO 9660 / UDF interchange)."""
+
+from __future__ import annotations
+
+from optvol.cli.context import Context
+
+
+def export_iso(ctx: Context, values: dict) -> int:
+    from optvol import interchange  # pycdlib loads only for these commands
+
+    result = interchange.export_iso(ctx.library(), vol=values["VOL"], file=values["FILE"], udf=values["UDF"])
+    if ctx.json:
+        ctx.print_json(result.as_json())
+    else:
+        bridge = " with a UDF bridge" if result.udf else ""
+        ctx.print(f"exported volume {result.volume} to {result.file}{bridge}: "
+                  f"{result.files} file(s), {result.directories} directory(ies), {result.bytes} bytes")
+    return 0
+
+
+def import_iso(ctx: Context, values: dict) -> int:
+    from optvol import interchange
+
+    result = interchange.import_iso(ctx.library(), file=values["FILE"], vol=values["VOL"],
+                                    into=values["INTO"], now=ctx.now())
+    if ctx.json:
+        ctx.print_json(result.as_json())
+    elif result.media_type is None:
+        ctx.print(f"imported {result.file} ({result.namespace} names) into /QOPT/{result.volume}{result.path}: "
+                  f"{result.files} file(s), {result.directories} directory(ies), {result.bytes} bytes")
+    else:
+        ctx.print(f"imported {result.file} ({result.namespace} names) as {result.media_type} volume {result.volume}: "
+                  f"{result.files} file(s), {result.directories} directory(ies), {result.bytes} bytes")
+    return 0

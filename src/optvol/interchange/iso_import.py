@@ -1,0 +1,183 @@
+"""import-iso: an ISO 9660 image becomes a read-only volume, or a tree on a primary volume.
+
+A new volume is *CD-ROM media when its files fit in 650 MB, else *DVD-ROM, media format
+*ISO9660, its volume ID the image's volume identifier unless ``vol`` names one. It is
+built in the library's staging area through ``Volume.mastering_writer`` (which keeps the
+image's times) and appears in the library only once complete: a damaged or hostile image
+adds nothing. ``into`` copies the tree onto an existing volume instead, through the
+user-program API (new dates, the volume rules apply), in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from optvol import errors, media, model
+from optvol.interchange.iso_read import Entry, ImageTree, damaged, read_tree
+from optvol.library import Library
+from optvol.model import MediaFormat, MediaType, VolumeType
+from optvol.volume import Volume
+
+READ_CHUNK = 1 << 20
+SECTOR = 2048
+IMPORT_THRESHOLD = 100  # a mastered disc is full by design
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What import-iso added: a new volume, or a tree below ``path`` of an existing one."""
+
+    file: str
+    volume: str
+    path: str
+    media_type: str | None
+    namespace: str
+    files: int
+    directories: int
+    bytes: int
+
+    def as_json(self) -> dict:
+        return {"file": self.file, "volume": self.volume, "path": self.path, "media_type": self.media_type,
+                "namespace": self.namespace, "files": self.files, "directories": self.directories,
+                "bytes": self.bytes}
+
+
+def import_iso(library: Library, *, file: str | os.PathLike, now: datetime,
+               vol: str | None = None, into: str | None = None) -> ImportResult:
+    """import-iso FILE [--vol ID] [--into VOL:/PATH]."""
+    path = os.path.abspath(file)
+    if vol is not None and into is not None:
+        raise errors.error("OPV0008", reason="give --vol or --into, not both")
+    target = _into(into) if into is not None else None
+    tree = read_tree(path)
+    if target is not None:
+        return _copy_into(library, tree, *target)
+    return _new_volume(library, tree, vol, now)
+
+
+def _into(text: str) -> tuple[str, str]:
+    """``VOL:/PATH`` (or ``/QOPT/VOL/PATH``) as (volume ID, volume path)."""
+    found = model.parse_qopt(text)
+    if found is None:
+        volume, colon, inner = text.partition(":")
+        if not colon or not inner.startswith("/"):
+            raise errors.error("OPV0005", value=text, keyword="INTO", reason="write VOL:/PATH")
+        found = (model.volume_id(volume), inner)
+    return found
+
+
+def _check_names(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format: MediaFormat) -> None:
+    """Every path must be a valid volume path, unique when compared case-insensitively."""
+    seen: set[tuple[str, ...]] = set()
+    for entry in tree.entries:
+        parts = top + entry.names
+        if any("/" in name for name in entry.names):
+            raise errors.error("OPV0703", path=tree.path, reason=f"name {entry.names[-1]!r} holds a '/'")
+        try:
+            model.split_path(model.join(parts), volume=volume, media_format=media_format, is_dir=entry.is_dir)
+        except errors.InvalidError as exc:
+            raise errors.error("OPV0703", path=tree.path, reason=f"{model.join(entry.names)!r}: {exc.text.rstrip('.')}") from None
+        key = tuple(p.upper() for p in parts)
+        if key in seen:
+            raise errors.error("OPV0703", path=tree.path,
+                               reason=f"{model.join(entry.names)!r} differs from another name only in case")
+        seen.add(key)
+
+
+def _needed_bytes(tree: ImageTree) -> int:
+    """Space the volume needs: a header sector per file, whole payload sectors, a sector per directory."""
+    sectors = 4  # label and root directory records, with room to spare
+    for entry in tree.entries:
+        sectors += 1 + (-(-entry.size // SECTOR) if not entry.is_dir else 0)
+    return sectors * SECTOR
+
+
+def _label(volume_id: str, needed: int, now: datetime) -> dict:
+    cd = media.media_for(MediaType.CD_ROM)
+    dvd = media.media_for(MediaType.DVD_ROM)
+    if needed <= cd.default_capacity:
+        media_type, capacity = MediaType.CD_ROM, cd.default_capacity
+    else:
+        media_type, capacity = MediaType.DVD_ROM, max(dvd.default_capacity, needed)
+    moment = model.to_micros(now)
+    return {
+        "volume": volume_id, "type": str(VolumeType.PRIMARY), "media_type": str(media_type),
+        "media_format": str(MediaFormat.ISO9660), "sector_size": SECTOR,
+        "capacity": media.choose_capacity(media_type, capacity, SECTOR),
+        "threshold": media.choose_threshold(VolumeType.PRIMARY, MediaFormat.ISO9660, IMPORT_THRESHOLD),
+        "text": "", "created": moment, "last_referenced": moment, "primary_volume": None,
+        "backup_start": None, "backup_end": None, "backup_last_changed": None,
+    }
+
+
+def _volume_id(tree: ImageTree, vol: str | None) -> str:
+    if vol is not None:
+        return model.volume_id(vol)
+    try:
+        return model.volume_id(tree.volume_identifier)
+    except errors.OptvolError as exc:
+        raise errors.error("OPV0702", path=tree.path, found=tree.volume_identifier,
+                           reason=exc.text.split(": ", 1)[-1].rstrip(".")) from None
+
+
+def _new_volume(library: Library, tree: ImageTree, vol: str | None, now: datetime) -> ImportResult:
+    volume_id = _volume_id(tree, vol)
+    if library.exists(volume_id):
+        raise errors.error("OPV0003", volume=volume_id, library=library.root)
+    _check_names(tree, volume=volume_id, top=(), media_format=MediaFormat.ISO9660)
+    label = _label(volume_id, _needed_bytes(tree), now)
+
+    def fill(volume: Volume) -> None:
+        with open(tree.path, "rb") as image, volume.mastering_writer() as writer:
+            for entry in tree.entries:
+                path = model.join(entry.names)
+                if entry.is_dir:
+                    writer.make_dir(path, created=entry.modified)
+                else:
+                    writer.write_file(path, chunks=_chunks(tree, image.fileno(), entry), size=entry.size,
+                                      created=entry.created or entry.modified, modified=entry.modified,
+                                      attr_changed=entry.attr_changed or entry.modified)
+
+    with library.locked():
+        library.install(volume_id, label=label, replace=False, fill=fill)
+    return _result(tree, volume_id, "/", label["media_type"])
+
+
+def _copy_into(library: Library, tree: ImageTree, volume_id: str, top: str) -> ImportResult:
+    with library.open(volume_id) as volume:
+        volume.check_user_write("importing an image")
+        label = volume.label()
+        top_parts = model.split_path(top, volume=volume_id, media_format=MediaFormat(label["media_format"]), is_dir=True)
+        _check_names(tree, volume=volume_id, top=top_parts, media_format=MediaFormat(label["media_format"]))
+        with open(tree.path, "rb") as image, volume.batch():
+            if top_parts:
+                volume.mkdir(model.join(top_parts), parents=True, exist_ok=True)
+            for entry in tree.entries:
+                path = model.join(top_parts + entry.names)
+                if entry.is_dir:
+                    volume.mkdir(path, exist_ok=True)
+                else:
+                    volume.write_chunks(path, _chunks(tree, image.fileno(), entry), size=entry.size, replace=False)
+    return _result(tree, volume_id, model.join(top_parts), None)
+
+
+def _chunks(tree: ImageTree, fd: int, entry: Entry) -> Iterator[bytes]:
+    """The bytes of a file of the image, extent after extent; a short read means damage."""
+    for offset, length in entry.extents:
+        end = offset + length
+        while offset < end:
+            data = os.pread(fd, min(READ_CHUNK, end - offset), offset)
+            if not data:
+                raise damaged(tree.path, f"the image ends inside the data of {model.join(entry.names)}")
+            offset += len(data)
+            yield data
+
+
+def _result(tree: ImageTree, volume_id: str, path: str, media_type: str | None) -> ImportResult:
+    files = sum(1 for e in tree.entries if not e.is_dir)
+    return ImportResult(file=tree.path, volume=volume_id, path=path, media_type=media_type,
+                        namespace=tree.namespace, files=files, directories=len(tree.entries) - files,
+                        bytes=tree.payload_bytes)

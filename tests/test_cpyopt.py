@@ -1,0 +1,399 @@
+"""CPYOPT and CVTOPTBKU: the backup model of reference §4-§8 and DESIGN §1.
+
+IBM's scenarios of reference §6.3 and §6.4 and the worked scenario of §17 run here with
+a controlled clock: every date below is the date the scenario names.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from optvol import errors, model
+from optvol.backup import Range, update
+from optvol.change_volume import chgoptvol
+from optvol.conversion import cvtoptbku
+from optvol.copying import CopyRequest, cpyopt
+from optvol.initialize import inzopt
+from optvol.library import Library
+from optvol.model import BEGIN, VolumeType
+
+SECTOR = 2048
+
+
+class Clock:
+    """A settable clock: user-program writes happen at ``clock.now``."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(microseconds=1)
+        return self.now
+
+    def set(self, year: int, month: int, day: int, hour: int = 12) -> datetime:
+        self.now = datetime(year, month, day, hour, tzinfo=timezone.utc)
+        return self.now
+
+
+def day(month: int, d: int, year: int = 2026, hour: int = 12) -> datetime:
+    return datetime(year, month, d, hour, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(day(1, 1))
+
+
+@pytest.fixture
+def lib(tmp_path, clock) -> Library:
+    library = Library(tmp_path / "lib", clock=clock)
+    inzopt(library, vol="PVOL1", now=day(1, 1))
+    inzopt(library, vol="BVOL1", type=VolumeType.BACKUP, now=day(1, 1))
+    return library
+
+
+def write(lib: Library, clock: Clock, when: datetime, files: dict[str, bytes]) -> None:
+    clock.now = when
+    with lib.open("PVOL1") as volume:
+        for path, data in files.items():
+            volume.mkdir(path.rsplit("/", 1)[0] or "/", parents=True, exist_ok=True)
+            volume.write_bytes(path, data)
+
+
+def backup(lib: Library, when: datetime, *, path: str = "/", subdirs: bool = True, sltfile: str = "*CHANGED",
+           start: datetime | None = None, source: str = "PVOL1", target: str = "BVOL1"):
+    request = CopyRequest(fromvol=source, frompath=path, tovol=target, totype=VolumeType.BACKUP,
+                          cpysubdir=subdirs, sltfile=sltfile, fromtime=start)
+    return cpyopt(lib, request, now=when)
+
+
+def dir_range(lib: Library, path: str, volume: str = "BVOL1"):
+    with lib.open(volume) as v:
+        return v.stat(path).backup
+
+
+def damage(lib: Library, volume: str, path: str) -> None:
+    """Flip one byte of the live version's payload in the data partition."""
+    with lib.open(volume) as v:
+        _, row = v.file_row(path)
+        offset = (row.sector + row.header_sectors) * v.image.sector_size
+        data_path = v.image.directory / "data.opv"
+    with open(data_path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+# ------------------------------------------------------------------------- the pure range rule
+
+
+def test_range_update_is_reference_6_5():
+    t = lambda month: int(day(month, 1).timestamp() * 1_000_000)  # noqa: E731
+    first = update(Range(), request_time=t(7), request_start=t(2), wrote=True, eligible_failed=False)
+    assert (first.start, first.end, first.last_changed) == (t(2), t(7), t(7))
+    second = update(first, request_time=t(9), request_start=t(6), wrote=False, eligible_failed=False)
+    assert (second.start, second.end, second.last_changed) == (t(2), t(9), t(7))
+    gap = update(second, request_time=t(12), request_start=t(10), wrote=True, eligible_failed=False)
+    assert (gap.start, gap.end, gap.last_changed) == (t(2), t(9), t(12))
+    failed = update(second, request_time=t(11), request_start=None, wrote=True, eligible_failed=True)
+    assert (failed.start, failed.end, failed.last_changed) == (t(2), t(9), t(11))
+    earlier = update(second, request_time=t(11), request_start=None, wrote=False, eligible_failed=False)
+    assert earlier.has_range and earlier.start is None and earlier.end == t(11)
+
+
+# ------------------------------------------------------------------------- IBM's scenarios
+
+
+def test_end_date_scenario_of_reference_6_3(lib, clock):
+    """S9: 1 Jul from 1 Feb -> 1 Feb-1 Jul; 15 Sep from 1 Jun -> 1 Feb-15 Sep; 1 Dec from 1 Oct -> unchanged."""
+    write(lib, clock, day(1, 10), {"/DIR1/OLD": b"january"})
+    write(lib, clock, day(3, 10), {"/DIR1/MARCH": b"march"})
+    first = backup(lib, day(7, 1), path="/DIR1", start=day(2, 1))
+    assert first.copied == 1 and first.not_selected == 1
+    assert (dir_range(lib, "/DIR1").range_start, dir_range(lib, "/DIR1").range_end) == (day(2, 1), day(7, 1))
+    write(lib, clock, day(8, 1), {"/DIR1/AUGUST": b"august"})
+    backup(lib, day(9, 15), path="/DIR1", start=day(6, 1))
+    assert (dir_range(lib, "/DIR1").range_start, dir_range(lib, "/DIR1").range_end) == (day(2, 1), day(9, 15))
+    write(lib, clock, day(9, 20), {"/DIR1/SEPTEMBER": b"in the gap"})
+    write(lib, clock, day(10, 5), {"/DIR1/OCTOBER": b"october"})
+    gap = backup(lib, day(12, 1), path="/DIR1", start=day(10, 1))
+    assert gap.copied == 1 and gap.failed == 0
+    found = dir_range(lib, "/DIR1")
+    assert (found.range_start, found.range_end) == (day(2, 1), day(9, 15))  # the gap leaves it
+    assert found.last_changed == day(12, 1)
+
+
+def test_last_changed_scenario_of_reference_6_4(lib, clock):
+    """S10: last changed moves only when something is written; after failures it passes the end."""
+    write(lib, clock, day(6, 1), {"/DIR1/A": b"a" * 100, "/DIR1/B": b"b" * 100})
+    backup(lib, day(7, 1), path="/DIR1")
+    found = dir_range(lib, "/DIR1")
+    assert (found.range_start, found.range_end, found.last_changed) == (BEGIN, day(7, 1), day(7, 1))
+    nothing = backup(lib, day(10, 1), path="/DIR1")
+    assert nothing.copied == 0 and nothing.not_selected == 2
+    found = dir_range(lib, "/DIR1")
+    assert (found.range_start, found.range_end, found.last_changed) == (BEGIN, day(10, 1), day(7, 1))
+    write(lib, clock, day(10, 15), {"/DIR1/A": b"a2" * 100, "/DIR1/B": b"b2" * 100})
+    damage(lib, "PVOL1", "/DIR1/B")
+    partial = backup(lib, day(11, 1), path="/DIR1")
+    assert partial.copied == 1 and partial.failed == 1
+    assert partial.failures[0].path == "/DIR1/B" and partial.failures[0].message_id == "CPF1F28"
+    found = dir_range(lib, "/DIR1")
+    assert (found.range_start, found.range_end, found.last_changed) == (BEGIN, day(10, 1), day(11, 1))
+    assert found.last_changed > found.range_end  # the sign of a partial backup
+
+
+def test_worked_scenario_of_reference_17(lib, clock):
+    with pytest.raises(errors.NotAllowedError) as refused:
+        chgoptvol(lib, vol="BVOL1", threshold=100)
+    assert refused.value.message_id == "OPV0102"
+    write(lib, clock, day(1, 1), {"/DIR1/A": b"version 1"})
+    write(lib, clock, day(1, 5), {"/DIR1/B": b"bee"})
+    first = backup(lib, day(1, 30, hour=22), path="/DIR1", subdirs=False)
+    assert first.copied == 2
+    with lib.open("BVOL1") as bvol, lib.open("PVOL1") as pvol:
+        assert bvol.info().primary_volume == "PVOL1"
+        a, original = bvol.stat("/DIR1/A"), pvol.stat("/DIR1/A")
+    assert (a.created, a.modified, a.attr_changed) == (original.created, original.modified, original.attr_changed)
+    assert a.created.date() == day(1, 1).date()
+    inzopt(lib, vol="PVOL2", now=day(1, 30))
+    with pytest.raises(errors.NotAllowedError) as other:
+        backup(lib, day(1, 31), path="/DIR1", source="PVOL2")
+    assert other.value.message_id == "OPV0403"
+    write(lib, clock, day(2, 1), {"/DIR1/A": b"version 2"})
+    second = backup(lib, day(2, 2), path="/DIR1", subdirs=False)
+    assert (second.copied, second.not_selected) == (1, 1)
+    with lib.open("BVOL1") as bvol:
+        used_before = bvol.info().used
+    third = backup(lib, day(2, 3), path="/DIR1", subdirs=False)
+    assert third.copied == 0
+    found = dir_range(lib, "/DIR1")
+    assert (found.range_end, found.last_changed) == (day(2, 3), day(2, 2))
+    with lib.open("BVOL1") as bvol:
+        # 3 sectors of control data for the one directory, 1 for the request log entry.
+        assert bvol.info().used - used_before == (3 + 1) * SECTOR
+    clock.now = day(2, 4)
+    with lib.open("PVOL1") as pvol:
+        pvol.remove("/DIR1/B")
+    with lib.open("BVOL1") as bvol:
+        assert bvol.stat("/DIR1/B").size == 3 and len(bvol.versions("/DIR1/A")) == 2
+    lib.discard("PVOL1")
+    converted = cvtoptbku(lib, bkuvol="BVOL1")
+    assert (converted.volume, converted.type, converted.threshold) == ("PVOL1", VolumeType.PRIMARY, 99)
+    with lib.open("PVOL1") as pvol:
+        assert pvol.read_bytes("/DIR1/A") == b"version 2"
+        assert pvol.read_bytes("/DIR1/B") == b"bee"  # deleted on the lost primary: delete it by hand
+        pvol.remove("/DIR1/B")
+    assert chgoptvol(lib, vol="PVOL1", threshold=90).threshold == 90
+    inzopt(lib, vol="PVOL1", type=VolumeType.BACKUP, check=False, now=day(2, 5))
+    with lib.open("PVOL1") as again:
+        assert again.info().files == 0 and again.info().type == VolumeType.BACKUP
+
+
+# ------------------------------------------------------------------------- selection
+
+
+def test_changed_new_all_and_fromtime(lib, clock):
+    write(lib, clock, day(1, 2), {"/D/OLD": b"old", "/D/KEEP": b"keep"})
+    backup(lib, day(1, 3), path="/D")
+    write(lib, clock, day(1, 4), {"/D/OLD": b"changed", "/D/NEW": b"new"})
+    clock.now = day(1, 5)
+    with lib.open("PVOL1") as pvol:
+        pvol.set_attributes("/D/KEEP", hidden=True)
+    new_only = backup(lib, day(1, 6), path="/D", sltfile="*NEW")
+    assert (new_only.copied, new_only.not_selected) == (1, 2)
+    changed = backup(lib, day(1, 7), path="/D")
+    assert changed.copied == 2  # data of OLD and attributes of KEEP changed
+    with lib.open("BVOL1") as bvol:
+        assert bvol.stat("/D/KEEP").hidden and bvol.versions("/D/OLD")[0].size == len(b"changed")
+    everything = backup(lib, day(1, 8), path="/D", sltfile="*ALL")
+    assert everything.copied == 3
+    late = backup(lib, day(1, 9), path="/D", sltfile="*ALL", start=day(1, 4, hour=13))
+    assert (late.copied, late.not_selected) == (1, 2)  # only KEEP's attribute change is that late
+
+
+def test_no_change_rerun_selects_by_range_not_by_walking(lib, clock):
+    write(lib, clock, day(1, 2), {f"/D{d}/F{f}": b"x" for d in range(3) for f in range(20)})
+    assert backup(lib, day(1, 3)).copied == 60
+    rerun = backup(lib, day(1, 4))
+    assert (rerun.copied, rerun.not_selected, rerun.failed, rerun.directories) == (0, 60, 0, 4)
+    # A file changed after the range end is found again.
+    write(lib, clock, day(1, 5), {"/D1/F3": b"y"})
+    assert backup(lib, day(1, 6)).copied == 1
+
+
+def test_every_traversed_directory_costs_three_sectors(lib, clock):
+    write(lib, clock, day(1, 2), {"/A/F": b"1", "/A/B/G": b"2", "/C/H": b"3"})
+    backup(lib, day(1, 3))
+    with lib.open("BVOL1") as bvol:
+        before = bvol.info().used
+    backup(lib, day(1, 4))
+    with lib.open("BVOL1") as bvol:
+        # 4 directories (/, /A, /A/B, /C) + the volume record, 3 sectors each, + 1 request sector.
+        assert bvol.info().used - before == (4 * 3 + 3 + 1) * SECTOR
+        volume_range = bvol.info().backup
+    assert volume_range.range_start == BEGIN and volume_range.range_end == day(1, 4)
+    assert volume_range.last_changed == day(1, 3)
+
+
+def test_request_log_on_the_backup_volume(lib, clock):
+    write(lib, clock, day(1, 2), {"/A/F": b"1"})
+    backup(lib, day(1, 3), start=day(1, 1))
+    with lib.open("BVOL1") as bvol:
+        (entry,) = bvol.requests()
+    assert entry["command"] == "CPYOPT" and entry["outcome"] == "*COMPLETE"
+    assert entry["parameters"]["TOVOL"] == ["BVOL1", "*BACKUP"] and entry["parameters"]["CPYSUBDIR"] == "*YES"
+    assert (entry["copied"], entry["failed"], entry["directories"]) == (1, 0, 2)
+    assert datetime.fromisoformat(entry["time"]) == day(1, 3)
+
+
+# ------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("case, message_id", [
+    ("wrong source type", "OPV0401"),
+    ("wrong target type", "OPV0401"),
+    ("backup from backup", "OPV0402"),
+    ("topath differs", "OPV0404"),
+    ("inside itself", "OPV0110"),
+    ("no target directory", "CPF1F02"),
+    ("no source path", "CPF1F22"),
+    ("no source volume", "OPV0002"),
+])
+def test_validation_refusals_change_nothing(lib, clock, case, message_id):
+    write(lib, clock, day(1, 2), {"/A/F": b"1"})
+    inzopt(lib, vol="BVOL2", type=VolumeType.BACKUP, now=day(1, 2))
+    requests = {
+        "wrong source type": CopyRequest(fromvol="PVOL1", fromtype=VolumeType.BACKUP, frompath="/A", tovol="BVOL1", totype=VolumeType.BACKUP),
+        "wrong target type": CopyRequest(fromvol="PVOL1", frompath="/A", tovol="BVOL1"),
+        "backup from backup": CopyRequest(fromvol="BVOL2", fromtype=VolumeType.BACKUP, frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP),
+        "topath differs": CopyRequest(fromvol="PVOL1", frompath="/A", tovol="BVOL1", totype=VolumeType.BACKUP, topath="/B", crtdir=True),
+        "inside itself": CopyRequest(fromvol="PVOL1", frompath="/A", tovol="*FROMVOL", topath="/A/SUB", crtdir=True),
+        "no target directory": CopyRequest(fromvol="PVOL1", frompath="/A", tovol="PVOL1", topath="/NEW"),
+        "no source path": CopyRequest(fromvol="PVOL1", frompath="/MISSING", tovol="BVOL1", totype=VolumeType.BACKUP),
+        "no source volume": CopyRequest(fromvol="NOSUCH", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP),
+    }
+    snapshot = {p: p.stat().st_size for p in (lib.root).rglob("data.opv")}
+    with pytest.raises(errors.OptvolError) as refused:
+        cpyopt(lib, requests[case], now=day(1, 3))
+    assert refused.value.message_id == message_id
+    assert {p: p.stat().st_size for p in (lib.root).rglob("data.opv")} == snapshot
+    with lib.open("BVOL1") as bvol:
+        assert bvol.info().primary_volume is None and bvol.requests() == []
+
+
+# ------------------------------------------------------------------------- primary targets
+
+
+def test_several_primaries_into_one_with_new_dates(lib, clock):
+    inzopt(lib, vol="VOLA", now=day(1, 1))
+    inzopt(lib, vol="ARCH", now=day(1, 1))
+    write(lib, clock, day(1, 2), {"/X/F": b"from pvol1"})
+    clock.now = day(1, 2)
+    with lib.open("VOLA") as vola:
+        vola.mkdir("/Y")
+        vola.write_bytes("/Y/G", b"from vola")
+    for source in ("PVOL1", "VOLA"):
+        result = cpyopt(lib, CopyRequest(fromvol=source, frompath="/", tovol="ARCH", topath=f"/{source}",
+                                         cpysubdir=True, sltfile="*NEW", crtdir=True), now=day(3, 1))
+        assert result.copied == 1
+    with lib.open("ARCH") as arch:
+        assert arch.read_bytes("/PVOL1/X/F") == b"from pvol1" and arch.read_bytes("/VOLA/Y/G") == b"from vola"
+        copied = arch.stat("/VOLA/Y/G")
+        assert copied.created == day(3, 1) and copied.modified == day(3, 1)
+        assert arch.info().backup is None
+
+
+def test_restore_from_backup_keeps_dates(lib, clock):
+    write(lib, clock, day(1, 2), {"/DIR1/SUB/F": b"precious"})
+    backup(lib, day(1, 3))
+    inzopt(lib, vol="NEWPRI", now=day(2, 1))
+    result = cpyopt(lib, CopyRequest(fromvol="BVOL1", fromtype=VolumeType.BACKUP, frompath="/DIR1", tovol="NEWPRI",
+                                     cpysubdir=True, sltfile="*ALL", crtdir=True), now=day(2, 2))
+    assert result.copied == 1
+    with lib.open("PVOL1") as pvol, lib.open("NEWPRI") as new:
+        original, restored = pvol.stat("/DIR1/SUB/F"), new.stat("/DIR1/SUB/F")
+        assert (restored.created, restored.modified, restored.sha256) == (original.created, original.modified, original.sha256)
+        assert new.read_bytes("/DIR1/SUB/F") == b"precious"
+
+
+def test_partial_failure_continues_and_rerun_finishes(lib, clock):
+    write(lib, clock, day(1, 2), {"/D/GOOD1": b"1" * 10, "/D/BAD": b"2" * 10, "/D/GOOD2": b"3" * 10})
+    damage(lib, "PVOL1", "/D/BAD")
+    result = backup(lib, day(1, 3))
+    assert (result.copied, result.failed) == (2, 1)
+    assert result.as_json()["failures"] == [{"path": "/D/BAD", "message_id": "CPF1F28", "message": result.failures[0].message}]
+    with lib.open("BVOL1") as bvol:
+        assert not bvol.exists("/D/BAD")  # nothing half-copied
+        assert bvol.stat("/D").backup.range_end is None and bvol.stat("/D").backup.last_changed == day(1, 3)
+    write(lib, clock, day(1, 4), {"/D/BAD": b"repaired"})
+    again = backup(lib, day(1, 5))
+    assert (again.copied, again.failed) == (1, 0)
+    assert dir_range(lib, "/D").range_end == day(1, 5)
+
+
+def test_target_full_is_a_per_file_failure(tmp_path, clock):
+    lib = Library(tmp_path / "lib", clock=clock)
+    inzopt(lib, vol="PVOL1", now=day(1, 1))
+    inzopt(lib, vol="SMALL", capacity=1 << 20, now=day(1, 1))
+    write(lib, clock, day(1, 2), {"/D/BIG": os.urandom(1_200_000), "/D/SMALL": b"fits"})
+    result = cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/D", tovol="SMALL", crtdir=True), now=day(1, 3))
+    assert result.copied == 1 and [f.message_id for f in result.failures] == ["CPF1F61"]
+
+
+def test_cvtoptbku_names_and_refusals(lib, clock):
+    write(lib, clock, day(1, 2), {"/A/F": b"1"})
+    backup(lib, day(1, 3))
+    with pytest.raises(errors.ExistsError):
+        cvtoptbku(lib, bkuvol="BVOL1")  # *PRVPRIVOL while PVOL1 is still in the library
+    with pytest.raises(errors.NotAllowedError) as not_backup:
+        cvtoptbku(lib, bkuvol="PVOL1")
+    assert not_backup.value.message_id == "OPV0401"
+    info = cvtoptbku(lib, bkuvol="BVOL1", privol="RESTORED")
+    assert (info.volume, info.type, info.backup.range_end) == ("RESTORED", VolumeType.PRIMARY, day(1, 3))
+    assert not lib.exists("BVOL1")
+    with lib.open("RESTORED") as restored:
+        restored.write_bytes("/A/NEW", b"writable now")
+        assert len(restored.requests()) == 1  # the history stays readable
+
+
+def test_cli_cpyopt_exit_codes_and_json(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "OPTVOL_LIBRARY"}
+    base = [sys.executable, "-m", "optvol", "--library", str(tmp_path / "lib")]
+
+    def run(*args):
+        return subprocess.run(base + list(args), capture_output=True, text=True, env=env)
+
+    assert run("inzopt", "PVOL1").returncode == 0
+    assert run("inzopt", "BVOL1", "--type", "backup").returncode == 0
+    source = tmp_path / "f.txt"
+    source.write_text("data")
+    assert run("mkdir", "/QOPT/PVOL1/D").returncode == 0
+    assert run("cp", str(source), "/QOPT/PVOL1/D/").returncode == 0
+    done = run("--json", "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "yes")
+    assert done.returncode == 0, done.stderr
+    import json
+
+    assert json.loads(done.stdout) == {"copied": 1, "not_selected": 0, "failed": 0, "directories": 2, "failures": []}
+    history = json.loads(run("--json", "dspopt", "BVOL1", "--data", "*BKUHST").stdout)
+    assert len(history) == 1 and history[0]["outcome"] == "*COMPLETE"
+    refused = run("cpyopt", "PVOL1", "/D", "BVOL1 *BACKUP", "--topath", "/E")
+    assert refused.returncode == 5 and refused.stderr.startswith("optvol: OPV0404:")
+    index = tmp_path / "lib" / "PVOL1.optvol" / "index.sqlite"
+    sector = sqlite3.connect(index).execute("SELECT sector + header_sectors FROM files").fetchone()[0]
+    with open(tmp_path / "lib" / "PVOL1.optvol" / "data.opv", "r+b") as handle:
+        handle.seek(sector * SECTOR)
+        handle.write(b"X")
+    (tmp_path / "g.txt").write_text("more")
+    assert run("cp", str(tmp_path / "g.txt"), "/QOPT/PVOL1/D/").returncode == 0
+    partial = run("--json", "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "yes", "--sltfile", "all")
+    assert partial.returncode == 1
+    assert json.loads(partial.stdout)["failed"] == 1 and partial.stderr.startswith("optvol: OPT0125:")
+    assert model.volume_id("bvol1") == "BVOL1"
