@@ -71,7 +71,7 @@ def test_ibm_aliases_name_the_same_command():
 
 def test_unquoted_values_are_folded_to_upper_case():
     assert values("INZOPT VOL(pvol1) TEXT(hello)")[1]["TEXT"] == "HELLO"
-    assert values("DSPOPT PVOL1 *FILATR PATH(/dir1/file.txt)")[1]["PATH"] == "/DIR1/FILE.TXT"
+    assert values("DSPOPT PVOL1 DATA(*FILATR) PATH(/dir1/file.txt)")[1]["PATH"] == "/DIR1/FILE.TXT"
 
 
 def test_quoted_strings_keep_case_and_blanks():

@@ -52,6 +52,7 @@ def test_reader_never_sees_wrong_bytes(tmp_path, library):
             writer = pool.apply_async(proc_workers.writer_stream, (str(library.root), "PVOL1", count, size, start, done))
             assert writer.get(timeout=120) == count
             seen = reader.get(timeout=120)
+    print(seen["checked"], "reads checked")
     assert seen["bad"] == []
     assert seen["failures"] == []
     assert seen["checked"] >= count  # its last pass, after the writer finished, read every file
@@ -105,8 +106,7 @@ def test_sigkill_during_batches(tmp_path, library):
         # Every batch reported done is there; at most the one in flight committed without being reported.
         assert len(reported) <= visible <= len(reported) + 1
         assert visible < batches
-        for info in volume.iter_files("/", recursive=True):
-            volume.verify(*reversed(volume.file_row(info.path)[1:]), info.path) if False else None
+        print(f"killed after {len(reported)} reported batches, {visible} visible")
         assert volume.info().files == visible * per_batch
 
     # A re-run from where it stopped completes.

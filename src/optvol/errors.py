@@ -123,10 +123,13 @@ _MESSAGE_LIST = [
     Message("OPV0403", NotAllowedError, "*BACKUP volume {target} belongs to primary volume {owner}; it cannot take data from {source}."),
     Message("OPV0404", NotAllowedError, "TOPATH {topath} differs from FROMPATH {frompath}; names cannot change when a *BACKUP volume is involved."),
     Message("OPV0405", NotAllowedError, "Backup volume {volume} records no primary volume; name the new one with PRIVOL."),
+    Message("OPV0406", NotAllowedError, "Volume {target} cannot take a duplicate of {source}: {reason}."),
+    Message("OPV0407", NotAllowedError, "Volume {volume} holds {files} file(s); DUPOPT overwrites it only with CLEAR(*YES)."),
     Message("OPV0201", DamagedError, "Volume {volume} is damaged: {reason}."),
     Message("OPV0202", DamagedError, "Volume image {path} has format version {found}; this optvol reads up to {supported}."),
     Message("OPV0203", VolumeFullError, "Volume {volume} cannot be written: {reason}; nothing was changed."),
     Message("OPV0204", DamagedError, "Input/output error on volume {volume}: {reason}."),
+    Message("OPV0206", DamagedError, "Volume {volume} has {count} damaged item(s): {reason}."),
     Message("OPV0301", NotFoundError, "Host path {path} not found."),
     Message("OPV0302", InvalidError, "Host path {path} cannot be used: {reason}."),
     # ISO 9660 / UDF interchange (export-iso, import-iso).

@@ -63,6 +63,11 @@ class Library:
             with self.locked():
                 pass  # locked() rolls the journal forward
 
+    @property
+    def clock(self):
+        """The clock volumes of this library stamp their writes with."""
+        return self._clock
+
     def _create(self) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise errors.error("OPV0006", library=self.root, reason="it is not a directory")
@@ -167,15 +172,16 @@ class Library:
         return Volume(VolumeImage(directory, exclusive=exclusive), clock=self._clock)
 
     def install(
-        self, volume: str, *, label: dict, replace: bool, previous: str | None = None,
-        fill: Callable[[Volume], None] | None = None,
+        self, volume: str, *, replace: bool, label: dict | None = None, previous: str | None = None,
+        build: Callable[[Path], None] | None = None, fill: Callable[[Volume], None] | None = None,
     ) -> None:
         """Create a volume image, replacing volume ``previous`` (the same ID by default).
 
-        The caller holds ``locked()`` and has checked the INZOPT rules. The new image is
-        built aside and swapped in through the journal, so a crash leaves either the old
-        volume or the new one. ``fill`` writes the new volume while it is still aside
-        (import-iso); if it fails, nothing is installed.
+        The caller holds ``locked()`` and has checked the command's rules. The new image
+        is built aside, as an empty volume with ``label`` (INZOPT) or by ``build(directory)``
+        (DUPOPT), then ``fill`` may write it while it is still aside (import-iso); if any of
+        that fails, nothing is installed. The image is swapped in through the journal, so a
+        crash leaves either the old volume or the new one.
         """
         target = self._dir(volume)
         old = self._dir(previous or volume)
@@ -189,22 +195,19 @@ class Library:
                 pass  # refuses (exit 8) while another process has it open
             renames.append([old.name, f"{TMP}/old-{uuid.uuid4().hex}"])
         staging = self.root / TMP / f"new-{uuid.uuid4().hex}"
-        VolumeImage.create(staging, label=label)
-        if fill is not None:
-            self._fill_staging(staging, fill)
+        try:
+            build(staging) if build else VolumeImage.create(staging, label=label)
+            if fill is not None:
+                with Volume(VolumeImage(staging), clock=self._clock) as volume:
+                    fill(volume)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         renames.append([f"{TMP}/{staging.name}", target.name])
         self._write_journal({"renames": renames})
         self._roll_forward()
         if old != target:
             self._move_autl(old.name.removesuffix(SUFFIX), target.name.removesuffix(SUFFIX))
-
-    def _fill_staging(self, staging: Path, fill: Callable[[Volume], None]) -> None:
-        try:
-            with Volume(VolumeImage(staging), clock=self._clock) as volume:
-                fill(volume)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
     def relabel(self, volume: str, *, fields: dict) -> None:
         """Change label fields and, if ``fields['volume']`` differs, rename: all or nothing.

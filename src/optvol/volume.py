@@ -523,6 +523,20 @@ class Volume:
             hidden=bool(flags & HIDDEN), sha256=sha.hex(), version=body["version"],
         )
 
+    def leave_out(self, file_ids: list[int]) -> None:
+        """DUPOPT ALWMEDERR(*FILE): drop damaged file versions from a fresh duplicate.
+
+        Each live one gets a DELETE record; every one leaves the index, so CHKOPTVOL of the
+        duplicate finds nothing damaged.
+        """
+        with self._transaction() as tx:
+            for file_id in file_ids:
+                row = FileRow(*self.image.conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone())
+                directory = self.image.conn.execute("SELECT path FROM dirs WHERE id = ?", (row.dir,)).fetchone()[0]
+                if self.image.conn.execute("SELECT live FROM files WHERE id = ?", (file_id,)).fetchone()[0]:
+                    tx.append(Kind.DELETE, {"path": row.path(directory), "time": self._now()}, charged=not self._udf)
+                self.image.conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
+
     # ----------------------------------------------------------------- privileged writers
 
     @contextmanager

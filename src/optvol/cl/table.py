@@ -223,6 +223,22 @@ COMMANDS: tuple[Command, ...] = (
         _p("PRIVOL", v.VOLUME, "New identifier, or *PRVPRIVOL for the recorded primary's.", position=2,
            default="*PRVPRIVOL", specials=("*PRVPRIVOL",)),
     )),
+    # Integrity commands (reference §10.6, §10.7)
+    Command("CHKOPTVOL", "Check that every directory and file version of a volume reads back intact.", (
+        _p("VOL", v.GENERIC, "Volume identifier, or *ALL.", position=1, required=True, specials=("*ALL",)),
+        _p("OUTPUT", v.SPECIAL, "List damaged files (*ERROR), nothing (*NONE) or every file (*PRINT).",
+           position=2, default="*ERROR", specials=("*ERROR", "*NONE", "*PRINT")),
+        _p("DEV", v.TEXT, "Device (accepted for compatibility).", position=3, default="*ALL", specials=("*ALL",)),
+    )),
+    Command("DUPOPT", "Duplicate a volume: identical except its identifier and creation time.", (
+        _p("FROMVOL", v.VOLUME, "The volume to duplicate.", position=1, required=True),
+        _p("TOVOL", v.VOLUME, "The target volume (replaced), or a new identifier.", position=2, required=True),
+        _p("NEWVOL", v.VOLUME, "Identifier of the duplicate, *TOVOL or *FROMVOL.", position=3, default="*TOVOL",
+           specials=("*TOVOL", "*FROMVOL")),
+        _p("CLEAR", v.SPECIAL, "Allow overwriting a target that holds files.", default="*NO", specials=YES_NO),
+        _p("ALWMEDERR", v.SPECIAL, "*NONE stops at a damaged file; *FILE leaves damaged files out.",
+           default="*NONE", specials=("*NONE", "*FILE")),
+    )),
     Command("CP", "Copy files between /QOPT/<volume>/... paths and host paths.", (
         _p("SOURCE", v.PATH, "Files (or with -r directories) to copy.", position=1, required=True, multiple=True),
         _p("TARGET", v.PATH, "Target file or directory.", position=2, required=True),

@@ -47,7 +47,7 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
     if type == SPECIAL:
         raise bad("expected one of the special values")
     if type == INT:
-        if not re.fullmatch(r"[+-]?\d+", text.strip()):
+        if not re.fullmatch(r"[+-]?\d{1,30}", text.strip()):  # int() refuses thousands of digits
             raise bad("expected a whole number")
         number = int(text)
         if (low is not None and number < low) or (high is not None and number > high):
@@ -67,6 +67,8 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
             raise bad("expected a name of 1-10 characters")
         return text.upper()
     if type == SIZE:
+        if len(text) > 40:  # int() refuses thousands of digits
+            raise bad("expected bytes with an optional K, M, G or T suffix")
         return media.parse_capacity(text)
     if type == DATE:
         return parse_date(text, bad)

@@ -11,9 +11,8 @@ import sys
 import traceback
 
 from optvol import errors
-from optvol.cli import backup_cmds, cl_cmd, file_cmds, ifs_cmds, parser, volume_cmds
+from optvol.cli import backup_cmds, check_cmds, cl_cmd, file_cmds, ifs_cmds, interchange_cmds, parser, volume_cmds
 from optvol.cli.context import Context
-from optvol.cli import interchange_cmds
 
 HANDLERS = {
     "INZOPT": volume_cmds.inzopt,
@@ -24,6 +23,8 @@ HANDLERS = {
     "WRKOPTF": volume_cmds.wrkoptf,
     "CPYOPT": backup_cmds.cpyopt,
     "CVTOPTBKU": backup_cmds.cvtoptbku,
+    "CHKOPTVOL": check_cmds.chkoptvol,
+    "DUPOPT": check_cmds.dupopt,
     "CP": file_cmds.cp,
     "MV": file_cmds.mv,
     "RM": file_cmds.rm,

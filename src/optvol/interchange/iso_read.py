@@ -13,6 +13,8 @@ extents of all its multi-extent directory records, never through a Rock Ridge pa
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -66,7 +68,8 @@ def read_tree(path: str) -> ImageTree:
         raise errors.error("OPV0302", path=path, reason="it is not a regular file")
     iso = pycdlib.PyCdlib()
     try:
-        iso.open(path)
+        with _no_silent_truncation():
+            iso.open(path)
     except errors.OptvolError:
         raise
     except Exception as exc:  # any failure of the parser means the bytes are bad
@@ -82,6 +85,30 @@ def read_tree(path: str) -> ImageTree:
             iso.close()
         except Exception:  # closing a half-parsed object must not hide the real error
             pass
+
+
+class _BeyondEnd(Exception):
+    def __str__(self) -> str:
+        return "a file's data reaches beyond the end of the image"
+
+
+@contextmanager
+def _no_silent_truncation() -> Iterator[None]:
+    """Make pycdlib's silent cut of a file that ends past the image end an error.
+
+    While parsing, pycdlib shortens such a file to end at the image end (the only call of
+    ``DirectoryRecord.set_data_length`` during ``open``); an absurd size is damage.
+    """
+    original = DirectoryRecord.set_data_length
+
+    def refuse(self, length: int) -> None:
+        raise _BeyondEnd()
+
+    DirectoryRecord.set_data_length = refuse
+    try:
+        yield
+    finally:
+        DirectoryRecord.set_data_length = original
 
 
 def _reason(exc: Exception) -> str:

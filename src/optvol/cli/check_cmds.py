@@ -1,0 +1,49 @@
+"""Handlers of CHKOPTVOL and DUPOPT."""
+
+from __future__ import annotations
+
+from optvol import checking, duplicate, errors
+from optvol.cli.context import Context
+
+
+def chkoptvol(ctx: Context, values: dict) -> int:
+    output = values["OUTPUT"]
+    results = checking.chkoptvol(ctx.library(), vol=values["VOL"], keep_list=output == "*PRINT")
+    if values["VOL"] != "*ALL" and not results:
+        raise errors.error("OPV0002", volume=values["VOL"], library=ctx.library().root)
+    if ctx.json:
+        ctx.print_json(results[0].as_json() if values["VOL"] != "*ALL" else [r.as_json() for r in results])
+    else:
+        for result in results:
+            ctx.print(f"CHKOPTVOL {result.volume}: {result.files_checked} file version(s), "
+                      f"{result.bytes_checked:,} bytes read back intact; {len(result.damaged)} damaged.")
+            if output == "*PRINT":
+                for path in result.checked:
+                    ctx.print(f"  ok       {path}")
+            if output != "*NONE":
+                for damage in result.damaged:
+                    ctx.print(f"  DAMAGED  {damage.path}: {damage.reason}")
+    damaged = [r for r in results if r.damaged]
+    if damaged:
+        first = damaged[0]
+        failure = errors.error("OPV0206", volume=first.volume, count=len(first.damaged),
+                               reason=", ".join(d.path for d in first.damaged[:3]))
+        ctx.note(f"{failure.message_id}: {failure.text}")
+        return failure.exit_code
+    return 0
+
+
+def dupopt(ctx: Context, values: dict) -> int:
+    result = duplicate.dupopt(ctx.library(), fromvol=values["FROMVOL"], tovol=values["TOVOL"], now=ctx.now(),
+                              newvol=values["NEWVOL"], clear=values["CLEAR"] == "*YES",
+                              allow_media_errors=values["ALWMEDERR"] == "*FILE")
+    info = result.volume
+    if ctx.json:
+        ctx.print_json({"volume": info.as_json(), "files": result.files, "bytes": result.bytes,
+                        "left_out": [{"path": d.path, "reason": d.reason} for d in result.left_out]})
+    else:
+        ctx.print(f"DUPOPT {values['FROMVOL']} -> {info.volume}: {result.files} file version(s), "
+                  f"{result.bytes:,} bytes, verified; {info.type} {info.media_type}.")
+        for damage in result.left_out:
+            ctx.print(f"  left out (damaged): {damage.path}: {damage.reason}")
+    return 0

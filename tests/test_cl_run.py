@@ -1,0 +1,235 @@
+"""``optvol cl`` end to end: CL commands from the argument, a file or stdin, run as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def optvol(tmp_path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``optvol --library <tmp>/lib ARGS`` in tmp_path."""
+    return subprocess.run(
+        [sys.executable, "-m", "optvol", "--library", str(tmp_path / "lib"), *args],
+        input=stdin, capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )
+
+
+def cl(tmp_path, text: str, *options: str) -> subprocess.CompletedProcess:
+    return optvol(tmp_path, "cl", *options, text)
+
+
+def volume_json(tmp_path, vol: str) -> dict:
+    done = optvol(tmp_path, "--json", "cl", f"DSPOPT VOL({vol})")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def listing(tmp_path, path: str) -> list[str]:
+    done = optvol(tmp_path, "--json", "ls", path)
+    assert done.returncode == 0, done.stderr
+    return [entry["path"] for entry in json.loads(done.stdout)]
+
+
+@pytest.fixture
+def pvol1(tmp_path):
+    """A library with the primary volume PVOL1 holding /Dir1/a.txt ("alpha")."""
+    (tmp_path / "a.txt").write_text("alpha")
+    done = cl(tmp_path, "INZOPT VOL(PVOL1)\nCRTDIR DIR('/QOPT/PVOL1/Dir1')\nCPY OBJ('a.txt') TODIR('/QOPT/PVOL1/Dir1')")
+    assert done.returncode == 0, done.stderr
+    return tmp_path
+
+
+# --------------------------------------------------------------------- the front door
+
+
+def test_inzopt_through_cl(tmp_path):
+    done = cl(tmp_path, "INZOPT VOL(pvol1) THRESHOLD(90) TEXT('Quarterly reports')")
+    assert done.returncode == 0, done.stderr
+    assert "PVOL1 created" in done.stdout
+    info = volume_json(tmp_path, "PVOL1")
+    assert (info["volume"], info["threshold"], info["text"], info["type"]) == ("PVOL1", 90, "Quarterly reports", "*PRIMARY")
+
+
+def test_same_values_as_the_shell(tmp_path):
+    assert cl(tmp_path, "INZOPT PVOL1 TEXT('via cl') MEDTYPE(*DVD-RAM)").returncode == 0
+    assert optvol(tmp_path, "inzopt", "PVOL2", "--text", "via cl", "--medtype", "dvd-ram").returncode == 0
+    one, two = volume_json(tmp_path, "PVOL1"), volume_json(tmp_path, "PVOL2")
+    for field in ("media_type", "media_format", "threshold", "capacity", "sector_size", "text"):
+        assert one[field] == two[field]
+
+
+def test_file_with_continuation_and_comments(tmp_path):
+    (tmp_path / "setup.cl").write_text(
+        "/* Set up the archive volumes */\n"
+        "INZOPT VOL(PVOL1) +\n"
+        "       TEXT('Primary +\n"
+        "             volume')          /* the working volume */\n"
+        "\n"
+        "INZOPT VOL(BVOL1) TYPE(*BACKUP) TEXT('Backup -\n"
+        "  of PVOL1')\n"
+        "CHGOPTVOL VOL(PVOL1) THRESHOLD(80)\n"
+    )
+    done = optvol(tmp_path, "cl", "-f", "setup.cl")
+    assert done.returncode == 0, done.stderr
+    assert volume_json(tmp_path, "PVOL1")["text"] == "Primary volume"
+    assert volume_json(tmp_path, "PVOL1")["threshold"] == 80
+    backup = volume_json(tmp_path, "BVOL1")
+    assert (backup["type"], backup["text"]) == ("*BACKUP", "Backup   of PVOL1")
+
+
+@pytest.mark.parametrize("args", [("cl", "-"), ("cl", "-f", "-")])
+def test_commands_on_standard_input(tmp_path, args):
+    done = optvol(tmp_path, *args, stdin="INZOPT PVOL1\nINZOPT PVOL2 TYPE(*BACKUP)\n")
+    assert done.returncode == 0, done.stderr
+    assert volume_json(tmp_path, "PVOL2")["type"] == "*BACKUP"
+
+
+def test_stops_at_the_first_failing_command(tmp_path):
+    done = cl(tmp_path, "INZOPT PVOL1\nCHGOPTVOL NOVOL 50\nINZOPT PVOL2")
+    assert done.returncode == 3
+    assert "OPV0002" in done.stderr and "(line 2)" in done.stderr
+    assert optvol(tmp_path, "dspopt", "PVOL2").returncode == 3  # never ran
+
+
+def test_continue_runs_everything_and_exits_with_the_first_failure(tmp_path):
+    done = cl(tmp_path, "INZOPT PVOL1\nCHGOPTVOL NOVOL 50\nINZOPT PVOL2 BAD(1)\nINZOPT PVOL3", "--continue")
+    assert done.returncode == 3
+    assert "(line 2)" in done.stderr and "(line 3)" in done.stderr and "BAD" in done.stderr
+    assert "2 of 4 CL commands failed" in done.stderr
+    assert volume_json(tmp_path, "PVOL3")["volume"] == "PVOL3"
+
+
+def test_continue_after_the_subcommand_name(tmp_path):
+    done = optvol(tmp_path, "cl", "--continue", "CHGOPTVOL NOVOL\nINZOPT PVOL1")
+    assert done.returncode == 3
+    assert volume_json(tmp_path, "PVOL1")["volume"] == "PVOL1"
+
+
+def test_json_is_the_commands_own_document(pvol1):
+    done = optvol(pvol1, "--json", "cl", "DSPOPT PVOL1 DATA(*FILATR) PATH('/Dir1')")
+    assert done.returncode == 0, done.stderr
+    assert [f["path"] for f in json.loads(done.stdout)] == ["/Dir1/a.txt"]
+    after = optvol(pvol1, "cl", "--json", "CHGOPTVOL PVOL1 TEXT('after')")
+    assert json.loads(after.stdout)["text"] == "after"
+
+
+def test_json_of_several_commands_is_one_document_each(pvol1):
+    done = optvol(pvol1, "--json", "cl", "WRKOPTVOL\nDSPOPT PVOL1")
+    decoder, text, documents = json.JSONDecoder(), done.stdout.strip(), []
+    while text:
+        document, end = decoder.raw_decode(text)
+        documents.append(document)
+        text = text[end:].strip()
+    assert [row["volume"] for row in documents[0]] == ["PVOL1"] and documents[1]["volume"] == "PVOL1"
+
+
+@pytest.mark.parametrize("text, named", [
+    ("INZOPT VOL(PVOL1) THRESHOLD(101)", "THRESHOLD"),
+    ("INZOPT VOL(PVOL1) TEXT('open", "TEXT"),
+    ("CHGOPTVOL PVOL1 50 *NONE EXTRA", "position 4"),
+    ("LS '/QOPT/PVOL1'", "not a CL command"),
+])
+def test_invalid_commands_exit_2_naming_the_fault(tmp_path, text, named):
+    done = cl(tmp_path, text)
+    assert done.returncode == 2
+    assert done.stderr.startswith("optvol: OPV") and named in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_broken_source_runs_nothing(tmp_path):
+    done = cl(tmp_path, "INZOPT PVOL1\nINZOPT PVOL2 /* not closed")
+    assert done.returncode == 2 and "comment" in done.stderr
+    assert optvol(tmp_path, "dspopt", "PVOL1").returncode == 3
+
+
+@pytest.mark.parametrize("args, code", [
+    (("cl",), 2),
+    (("cl", "INZOPT PVOL1", "-f", "x.cl"), 2),
+    (("cl", "-f", "missing.cl"), 3),
+    (("cl", "/* nothing */"), 2),
+])
+def test_bad_cl_invocations(tmp_path, args, code):
+    done = optvol(tmp_path, *args)
+    assert done.returncode == code and done.stderr.startswith("optvol:")
+
+
+# --------------------------------------------------------------------- IFS commands
+
+
+def test_cpy_host_to_volume_and_back(pvol1):
+    assert listing(pvol1, "/QOPT/PVOL1/Dir1") == ["/Dir1/a.txt"]
+    done = cl(pvol1, "CPY OBJ('/QOPT/PVOL1/Dir1/a.txt') TOOBJ('back.txt')")
+    assert done.returncode == 0, done.stderr
+    assert (pvol1 / "back.txt").read_text() == "alpha"
+
+
+def test_cpy_does_not_replace_unless_told(pvol1):
+    (pvol1 / "a.txt").write_text("beta")
+    assert cl(pvol1, "CPY 'a.txt' '/QOPT/PVOL1/Dir1/a.txt'").returncode == 4
+    assert cl(pvol1, "CPY 'a.txt' '/QOPT/PVOL1/Dir1/a.txt' REPLACE(*YES)").returncode == 0
+    assert cl(pvol1, "CPY '/QOPT/PVOL1/Dir1/a.txt' TOOBJ('out.txt')").returncode == 0
+    assert (pvol1 / "out.txt").read_text() == "beta"
+
+
+def test_cpy_subtree(pvol1):
+    (pvol1 / "out").mkdir()
+    assert cl(pvol1, "CPY '/QOPT/PVOL1/Dir1' TODIR('out')").returncode != 0
+    done = cl(pvol1, "CPY '/QOPT/PVOL1/Dir1' TODIR('out') SUBTREE(*ALL)")
+    assert done.returncode == 0, done.stderr
+    assert (pvol1 / "out" / "Dir1" / "a.txt").read_text() == "alpha"
+
+
+def test_cpy_needs_exactly_one_target(pvol1):
+    for text in ("CPY 'a.txt'", "CPY 'a.txt' '/QOPT/PVOL1/b' TODIR('/QOPT/PVOL1/Dir1')"):
+        done = cl(pvol1, text)
+        assert done.returncode == 2 and "TODIR" in done.stderr
+
+
+def test_mov_rnm_and_del(pvol1):
+    done = cl(pvol1, "CRTDIR '/QOPT/PVOL1/Dir2'\n"
+                     "MOV OBJ('/QOPT/PVOL1/Dir1/a.txt') TODIR('/QOPT/PVOL1/Dir2')\n"
+                     "RNM '/QOPT/PVOL1/Dir2/a.txt' NEWOBJ('Renamed.txt')")
+    assert done.returncode == 0, done.stderr
+    assert listing(pvol1, "/QOPT/PVOL1/Dir2") == ["/Dir2/Renamed.txt"]
+    assert listing(pvol1, "/QOPT/PVOL1/Dir1") == []
+    assert cl(pvol1, "RNM '/QOPT/PVOL1/Dir2/Renamed.txt' '/Dir1/x.txt'").returncode == 2
+    assert cl(pvol1, "DEL '/QOPT/PVOL1/Dir2/Renamed.txt'").returncode == 0
+    assert cl(pvol1, "RMVLNK OBJLNK('/QOPT/PVOL1/Dir2/Renamed.txt')").returncode == 3
+    assert cl(pvol1, "DEL '/QOPT/PVOL1/Dir2'").returncode == 5  # a directory
+
+
+def test_mov_never_replaces(pvol1):
+    assert cl(pvol1, "CPY 'a.txt' '/QOPT/PVOL1/b.txt'").returncode == 0
+    assert cl(pvol1, "MOV '/QOPT/PVOL1/b.txt' '/QOPT/PVOL1/Dir1/a.txt'").returncode == 4
+
+
+def test_rmvdir_with_and_without_subtree(pvol1):
+    assert cl(pvol1, "RMVDIR '/QOPT/PVOL1/Dir1'").returncode != 0  # not empty
+    assert cl(pvol1, "RMVDIR DIR('/QOPT/PVOL1/Dir1') SUBTREE(*ALL)").returncode == 0
+    assert listing(pvol1, "/QOPT/PVOL1") == []
+    assert cl(pvol1, "MKDIR '/QOPT/PVOL1/Empty'\nRD '/QOPT/PVOL1/Empty'").returncode == 0
+
+
+def test_chgatr_read_only_and_hidden(pvol1):
+    path = "/QOPT/PVOL1/Dir1/a.txt"
+    done = optvol(pvol1, "--json", "cl", f"CHGATR OBJ('{path}') ATR(*READONLY) VALUE(*YES)")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["read_only"] is True
+    assert cl(pvol1, f"DEL '{path}'").returncode == 5
+    done = optvol(pvol1, "--json", "cl", f"CHGATR '{path}' *HIDDEN *YES\nCHGATR '{path}' *READONLY *NO")
+    assert done.returncode == 0, done.stderr
+    assert cl(pvol1, f"DEL '{path}'").returncode == 0
+
+
+def test_ifs_commands_refuse_a_backup_volume(pvol1):
+    assert cl(pvol1, "INZOPT BVOL1 TYPE(*BACKUP)").returncode == 0
+    assert cl(pvol1, "CRTDIR '/QOPT/BVOL1/Dir1'").returncode == 5
+    assert cl(pvol1, "CPY 'a.txt' TODIR('/QOPT/BVOL1')").returncode == 5
+
+
+def test_ifs_commands_in_the_shell_too(pvol1):
+    assert optvol(pvol1, "rnm", "/QOPT/PVOL1/Dir1/a.txt", "b.txt").returncode == 0
+    assert listing(pvol1, "/QOPT/PVOL1/Dir1") == ["/Dir1/b.txt"]

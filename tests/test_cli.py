@@ -1,0 +1,660 @@
+"""The shell front door end to end (DESIGN §4): real subprocesses of ``python -m optvol``.
+
+Every command runs with ``--library`` in tmp_path and without ``$OPTVOL_LIBRARY``; a few
+run in-process through ``optvol.cli.main``. Bad input is checked for its exit code, for
+exactly one ``optvol: MSGID: text`` line on stderr, and for leaving the library unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_helpers import (
+    BACKUP_FIELDS,
+    DIRATR_FIELDS,
+    ERROR_LINE,
+    FILATR_FIELDS,
+    TZ_OFFSET,
+    VOLATR_FIELDS,
+    clean_env,
+    is_iso,
+    micros,
+    run,
+    snapshot,
+)
+
+from optvol import cli
+from optvol.cl.table import BY_NAME, COMMANDS
+
+
+class Shell:
+    """``optvol`` with a library, an environment and a host directory of its own."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.lib = root / "lib"
+        self.home = root / "home"
+        self.host = root / "host"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.host.mkdir(exist_ok=True)
+        self.env = clean_env(self.home)
+
+    def __call__(self, *args, json_output: bool = False, ok: bool = True):
+        result = run(*args, library=self.lib, env=self.env, cwd=self.host, json_output=json_output)
+        if ok:
+            assert result.rc == 0, (args, result.rc, result.err)
+        return result
+
+    def json(self, *args):
+        return self(*args, json_output=True).json()
+
+    def write_host(self, name: str, data: bytes) -> Path:
+        path = self.host / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+
+@pytest.fixture
+def sh(tmp_path) -> Shell:
+    return Shell(tmp_path)
+
+
+def _payload(n: int, seed: int = 0) -> bytes:
+    out = bytearray()
+    counter = 0
+    while len(out) < n:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:n])
+
+
+def _check_volatr(row: dict) -> None:
+    assert set(row) == VOLATR_FIELDS
+    for key in ("sector_size", "capacity", "used", "available", "threshold"):
+        assert type(row[key]) is int, key
+    for key in ("volume", "type", "media_type", "media_format", "text"):
+        assert type(row[key]) is str, key
+    assert row["type"] in ("*PRIMARY", "*BACKUP")
+    assert row["media_type"] in ("*WORM", "*ERASE", "*DVD-RAM", "*CD-ROM", "*DVD-ROM")
+    assert row["media_format"] in ("*HPOFS", "*UDF", "*ISO9660")
+    assert is_iso(row["created"]) and is_iso(row["last_referenced"])
+    assert row["primary_volume"] is None or type(row["primary_volume"]) is str
+    assert row["backup"] is None or set(row["backup"]) == BACKUP_FIELDS
+    assert 0 <= row["used"] and row["available"] == max(0, row["capacity"] * row["threshold"] // 100 // row["sector_size"] * row["sector_size"] - row["used"])
+
+
+def _check_dir(row: dict) -> None:
+    assert set(row) == DIRATR_FIELDS
+    assert row["path"].startswith("/") and is_iso(row["created"])
+    assert row["backup"] is None or set(row["backup"]) == BACKUP_FIELDS
+
+
+def _check_file(row: dict) -> None:
+    assert set(row) == FILATR_FIELDS
+    assert type(row["size"]) is int and type(row["read_only"]) is bool and type(row["hidden"]) is bool
+    assert all(is_iso(row[k]) for k in ("created", "modified", "attr_changed"))
+    assert len(row["sha256"]) == 64 and int(row["sha256"], 16) >= 0
+
+
+# --------------------------------------------------------------------- entry points and help
+
+
+def test_python_m_optvol_and_top_level_help(sh):
+    result = sh("--help")
+    text = "".join(result.text.split())
+    for command in COMMANDS:
+        assert command.shell_name in result.text
+        assert "".join(command.help.split()) in text, command.name
+    assert result.err == ""
+
+
+def test_console_script_command_help_shows_the_table(sh):
+    script = shutil.which("optvol")
+    assert script, "the optvol console script is not on PATH"
+    done = subprocess.run([script, "inzopt", "--help"], capture_output=True, text=True, env=sh.env, timeout=60)
+    assert done.returncode == 0
+    text = "".join(done.stdout.split())
+    command = BY_NAME["INZOPT"]
+    assert "".join(command.help.split()) in text
+    for param in command.params:
+        assert "".join(param.help.split()) in text, param.keyword
+        assert f"--{param.keyword.lower()}" in done.stdout or param.position
+
+
+def test_no_command_prints_usage_and_exits_2(sh):
+    result = sh(ok=False)
+    assert result.rc == 2 and "usage" in result.text.lower()
+
+
+# --------------------------------------------------------------------- library location
+
+
+def test_library_option_creates_and_names_the_library(sh):
+    first = sh("wrkoptvol")
+    assert f"created library {sh.lib}" in first.err
+    assert (sh.lib / ".optvol-library").is_file()
+    second = sh("wrkoptvol")
+    assert "created library" not in second.err
+    assert str(sh.lib) in second.text
+
+
+def test_library_from_environment(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    where = tmp_path / "from-env"
+    env = clean_env(home, OPTVOL_LIBRARY=str(where))
+    result = run("inzopt", "ENVVOL", library=None, env=env)
+    assert result.rc == 0, result.err
+    assert f"created library {where}" in result.err
+    assert (where / "ENVVOL.optvol").is_dir()
+    explicit = tmp_path / "explicit"
+    result = run("wrkoptvol", library=explicit, env=env, json_output=True)
+    assert result.rc == 0 and result.json() == []  # --library wins over $OPTVOL_LIBRARY
+    assert f"created library {explicit}" in result.err
+
+
+def test_library_default_is_under_home(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    result = run("inzopt", "HOMEVOL", library=None, env=clean_env(home))
+    assert result.rc == 0, result.err
+    default = home / ".local" / "share" / "optvol"
+    assert f"created library {default}" in result.err
+    assert (default / "HOMEVOL.optvol").is_dir()
+
+
+def test_library_that_is_a_file_is_refused(sh):
+    sh.lib.parent.mkdir(exist_ok=True)
+    sh.lib.write_text("not a library")
+    result = sh("wrkoptvol", ok=False)
+    assert result.rc == 2 and ERROR_LINE.match(result.err) and "OPV0006" in result.err
+    assert sh.lib.read_text() == "not a library"
+
+
+# --------------------------------------------------------------------- INZOPT, CHGOPTVOL, DSPOPT *VOLATR
+
+
+def test_inzopt_and_dspopt_volatr(sh):
+    sh("inzopt", "pvol1", "--text", "Archive 2026")
+    row = sh.json("dspopt", "PVOL1")
+    _check_volatr(row)
+    assert row["volume"] == "PVOL1" and row["type"] == "*PRIMARY"
+    assert (row["media_type"], row["media_format"], row["threshold"]) == ("*ERASE", "*HPOFS", 95)
+    assert row["text"] == "Archive 2026" and row["backup"] is None and row["primary_volume"] is None
+    assert row["created"].endswith(TZ_OFFSET)  # local time, with its offset
+    human = sh("dspopt", "pvol1").text
+    assert "Display Optical Volume Attributes" in human and "PVOL1" in human and "Archive 2026" in human
+
+
+def test_inzopt_options(sh):
+    created = sh.json("inzopt", "BVOL1", "--type", "backup")
+    _check_volatr(created["volume"])
+    assert created["volume"]["type"] == "*BACKUP" and created["volume"]["threshold"] == 99
+    udf = sh.json("inzopt", "DVD1", "--medtype", "*dvd-ram", "--capacity", "2M")["volume"]
+    assert (udf["media_format"], udf["threshold"], udf["capacity"]) == ("*UDF", 100, 2 * 1024 * 1024)
+    small = sh.json("inzopt", "SMALL", "--blksize", "4096", "--threshold", "50", "--capacity", "8M")["volume"]
+    assert (small["sector_size"], small["threshold"], small["capacity"]) == (4096, 50, 8 << 20)
+    assert small["used"] == 2 * 4096  # the LABEL and root DIRECTORY records
+    # Re-initialize with CHECK(*NO): everything is erased; NEWVOL renames.
+    data = sh.write_host("a.bin", b"x" * 5000)
+    sh("cp", data, "/QOPT/SMALL/a.bin")
+    again = sh.json("inzopt", "SMALL", "--newvol", "SMALL2", "--check", "no")
+    assert again["created"] is False and again["erased_files"] == 1 and again["volume"]["volume"] == "SMALL2"
+    assert [r["volume"] for r in sh.json("wrkoptvol")] == ["BVOL1", "DVD1", "SMALL2"]
+
+
+def test_chgoptvol(sh):
+    sh("inzopt", "PVOL1")
+    changed = sh.json("chgoptvol", "pvol1", "80", "MYAUTL", "--text", "new text")
+    _check_volatr(changed)
+    assert changed["threshold"] == 80 and changed["text"] == "new text"
+    assert "MYAUTL" in sh("dspopt", "PVOL1").text
+    assert sh.json("chgoptvol", "PVOL1", "--text", "*blank")["text"] == ""
+    kept = sh.json("chgoptvol", "PVOL1", "--autl", "*none")
+    assert kept["threshold"] == 80 and "*NONE" in sh("dspopt", "PVOL1").text
+
+
+# --------------------------------------------------------------------- listings
+
+
+@pytest.fixture
+def filled(sh) -> Shell:
+    """PVOL1 with /D1, /D1/SUB, /DATA and four files; ARCH1, ARCH2 and BVOL1 empty."""
+    for vol in ("PVOL1", "ARCH1", "ARCH2"):
+        sh("inzopt", vol)
+    sh("inzopt", "BVOL1", "--type", "*BACKUP")
+    sh("mkdir", "-p", "/QOPT/PVOL1/D1/SUB", "/QOPT/PVOL1/DATA")
+    sh.write_host("src/a.txt", b"hello\n")
+    sh.write_host("src/abc.txt", b"abc")
+    sh.write_host("src/b.bin", _payload(5000))
+    sh.write_host("src/z.txt", b"zzz")
+    sh("cp", sh.host / "src/a.txt", sh.host / "src/abc.txt", sh.host / "src/z.txt", "/QOPT/PVOL1/D1/")
+    sh("cp", sh.host / "src/b.bin", "/QOPT/PVOL1/D1/SUB/b.bin")
+    return sh
+
+
+def test_dspopt_diratr(filled):
+    one = filled.json("dspopt", "PVOL1", "*ALL", "*DIRATR", "--path", "/D1")
+    assert [r["path"] for r in one] == ["/D1"]
+    everything = filled.json("dspopt", "PVOL1", "--data", "diratr", "--path", "*ALL")
+    assert [r["path"] for r in everything] == ["/", "/D1", "/D1/SUB", "/DATA"]
+    generic = filled.json("dspopt", "PVOL1", "--data", "*DIRATR", "--path", "/D*")
+    assert [r["path"] for r in generic] == ["/D1", "/DATA"]
+    for row in everything:
+        _check_dir(row)
+    assert "/D1/SUB" in filled("dspopt", "PVOL1", "--data", "*DIRATR", "--path", "*ALL").text
+
+
+def test_dspopt_filatr(filled):
+    single = filled.json("dspopt", "PVOL1", "--data", "*FILATR", "--path", "/D1/SUB/b.bin")
+    assert len(single) == 1
+    _check_file(single[0])
+    assert single[0]["path"] == "/D1/SUB/b.bin" and single[0]["size"] == 5000
+    assert single[0]["sha256"] == hashlib.sha256(_payload(5000)).hexdigest()
+    assert single[0]["read_only"] is False and single[0]["hidden"] is False
+    assert single[0]["modified"].endswith(TZ_OFFSET)
+    of_dir = filled.json("dspopt", "PVOL1", "--data", "*FILATR", "--path", "/D1")
+    assert [r["path"] for r in of_dir] == ["/D1/a.txt", "/D1/abc.txt", "/D1/z.txt"]
+    generic = filled.json("dspopt", "PVOL1", "--data", "*FILATR", "--path", "/D1/a*")
+    assert [r["path"] for r in generic] == ["/D1/a.txt", "/D1/abc.txt"]
+    everything = filled.json("dspopt", "PVOL1", "--data", "*FILATR", "--path", "*ALL")
+    assert [r["path"] for r in everything] == ["/D1/a.txt", "/D1/abc.txt", "/D1/z.txt", "/D1/SUB/b.bin"]
+    for row in everything:
+        _check_file(row)
+    assert "/D1/abc.txt" in filled("dspopt", "PVOL1", "--data", "*FILATR", "--path", "/D1").text
+
+
+def test_dspopt_generic_volumes(filled):
+    rows = filled.json("dspopt", "ARCH*")
+    assert [r["volume"] for r in rows] == ["ARCH1", "ARCH2"]
+    for row in rows:
+        _check_volatr(row)
+
+
+def test_wrkoptvol(filled):
+    rows = filled.json("wrkoptvol")
+    assert [r["volume"] for r in rows] == ["ARCH1", "ARCH2", "BVOL1", "PVOL1"]
+    for row in rows:
+        _check_volatr(row)
+    assert {r["volume"]: r["type"] for r in rows}["BVOL1"] == "*BACKUP"
+    generic = filled.json("wrkoptvol", "arch*")
+    assert [r["volume"] for r in generic] == ["ARCH1", "ARCH2"]
+    assert filled.json("wrkoptvol", "NOSUCH*") == []
+    human = filled("wrkoptvol", "ARCH*").text.splitlines()
+    assert sum(line.startswith("ARCH") for line in human) == 2 and not any(line.startswith("PVOL1") for line in human)
+
+
+def test_wrkoptdir(filled):
+    rows = filled.json("wrkoptdir", "--vol", "PVOL1")
+    assert [r["path"] for r in rows] == ["/", "/D1", "/D1/SUB", "/DATA"]
+    for row in rows:
+        _check_dir(row)
+    below = filled.json("wrkoptdir", "/D1", "PVOL1")
+    assert [r["path"] for r in below] == ["/D1", "/D1/SUB"]
+    level = filled.json("wrkoptdir", "*ALL", "PVOL1", "--sltlvl", "1")
+    assert [r["path"] for r in level] == ["/", "/D1", "/DATA"]
+    assert "/D1/SUB" in filled("wrkoptdir", "--vol", "PVOL1").text
+
+
+def test_wrkoptf(filled):
+    rows = filled.json("wrkoptf", "PVOL1", "/D1")
+    assert [r["path"] for r in rows] == ["/D1/a.txt", "/D1/abc.txt", "/D1/z.txt"]
+    for row in rows:
+        _check_file(row)
+    assert [r["path"] for r in filled.json("wrkoptf", "PVOL1", "*ALL", "b*")] == ["/D1/SUB/b.bin"]
+    assert [r["path"] for r in filled.json("wrkoptf", "PVOL1", "/D1", "Z.TXT")] == ["/D1/z.txt"]
+    assert "/D1/z.txt" in filled("wrkoptf", "PVOL1", "/D1").text
+
+
+# --------------------------------------------------------------------- cp
+
+
+def test_cp_host_to_volume_and_back(filled):
+    sh = filled
+    out = sh.host / "back.bin"
+    sh("cp", "/QOPT/PVOL1/D1/SUB/b.bin", out)
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(_payload(5000)).hexdigest()
+    info = sh.json("dspopt", "PVOL1", "--data", "*FILATR", "--path", "/D1/SUB/b.bin")[0]
+    assert out.stat().st_mtime_ns == micros(info["modified"]) * 1000
+    assert sh("cat", "/QOPT/PVOL1/D1/a.txt").out == b"hello\n"
+    # Into an existing host directory: the file keeps its name.
+    (sh.host / "outdir").mkdir()
+    sh("cp", "/QOPT/PVOL1/D1/a.txt", sh.host / "outdir")
+    assert (sh.host / "outdir" / "a.txt").read_bytes() == b"hello\n"
+
+
+def test_cp_empty_and_large_files(sh):
+    sh("inzopt", "PVOL1", "--capacity", "64M")
+    empty = sh.write_host("empty", b"")
+    large = sh.write_host("large", _payload(3 * 1024 * 1024 + 7, seed=3))
+    sh("cp", empty, large, "/QOPT/PVOL1/")
+    assert sh("cat", "/QOPT/PVOL1/empty").out == b""
+    sh("cp", "/QOPT/PVOL1/large", sh.host / "large.back")
+    assert (sh.host / "large.back").read_bytes() == large.read_bytes()
+
+
+def test_cp_replace_keeps_versions_on_hpofs(filled):
+    sh = filled
+    before = sh.json("dspopt", "PVOL1")["used"]
+    new = sh.write_host("a2.txt", b"hello again\n")
+    sh("cp", new, "/QOPT/PVOL1/D1/a.txt")
+    assert sh("cat", "/QOPT/PVOL1/D1/a.txt").out == b"hello again\n"
+    after = sh.json("dspopt", "PVOL1")
+    assert after["used"] == before + 2 * after["sector_size"]  # a new header and payload sector; the old stay
+    refused = sh("cp", new, "/QOPT/PVOL1/D1/a.txt", "--replace", "*no", ok=False)
+    assert refused.rc == 4 and "CPF1F24" in refused.err
+
+
+def test_cp_volume_to_volume(filled):
+    sh = filled
+    sh("cp", "/QOPT/PVOL1/D1/SUB/b.bin", "/QOPT/ARCH1/")
+    copy = sh.json("dspopt", "ARCH1", "--data", "*FILATR", "--path", "/b.bin")[0]
+    original = sh.json("dspopt", "PVOL1", "--data", "*FILATR", "--path", "/D1/SUB/b.bin")[0]
+    assert copy["sha256"] == original["sha256"] and copy["size"] == 5000
+    assert sh("cat", "/QOPT/ARCH1/b.bin").out == _payload(5000)
+
+
+def test_cp_recursive_both_ways(filled):
+    sh = filled
+    tree = {"t/top.txt": b"top", "t/one/x.bin": _payload(3000, 1), "t/one/two/y.txt": b"", "t/three/z.txt": b"z" * 4097}
+    for name, data in tree.items():
+        sh.write_host(name, data)
+    (sh.host / "t" / "emptydir").mkdir()
+    sh("cp", "-r", sh.host / "t", "/QOPT/PVOL1/DATA")
+    dirs = [r["path"] for r in sh.json("wrkoptdir", "/DATA", "PVOL1")]
+    assert dirs == ["/DATA", "/DATA/t", "/DATA/t/emptydir", "/DATA/t/one", "/DATA/t/one/two", "/DATA/t/three"]
+    files = {r["path"]: r["size"] for r in sh.json("wrkoptf", "PVOL1", "*ALL") if r["path"].startswith("/DATA/")}
+    assert files == {"/DATA/" + k: len(v) for k, v in tree.items()}
+    # Back to the host, into a new directory, then volume to volume.
+    sh("cp", "-r", "/QOPT/PVOL1/DATA/t", sh.host / "restored")
+    for name, data in tree.items():
+        restored = sh.host / "restored" / Path(name).relative_to("t")
+        assert restored.read_bytes() == data
+    assert (sh.host / "restored" / "emptydir").is_dir()
+    sh("cp", "-r", "/QOPT/PVOL1/DATA/t", "/QOPT/ARCH2/")
+    assert sh("cat", "/QOPT/ARCH2/t/one/x.bin").out == tree["t/one/x.bin"]
+
+
+def test_cp_several_sources_into_a_directory(filled):
+    sh = filled
+    sh("cp", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/z.txt", "/QOPT/PVOL1/D1/SUB/b.bin", "/QOPT/ARCH1/")
+    assert [r["path"] for r in sh.json("ls", "/QOPT/ARCH1/")] == ["/a.txt", "/b.bin", "/z.txt"]
+    sh("cp", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/z.txt", sh.host)
+    assert (sh.host / "a.txt").read_bytes() == b"hello\n" and (sh.host / "z.txt").read_bytes() == b"zzz"
+
+
+# --------------------------------------------------------------------- mv, rm, mkdir, rmdir
+
+
+def test_mv(filled):
+    sh = filled
+    sh("mv", "/QOPT/PVOL1/D1/z.txt", "/QOPT/PVOL1/D1/renamed.txt")
+    sh("mv", "/QOPT/PVOL1/D1/renamed.txt", "/QOPT/PVOL1/DATA/")
+    sh("mv", "/QOPT/PVOL1/D1/SUB", "/QOPT/PVOL1/DATA/MOVED")
+    assert [r["path"] for r in sh.json("wrkoptf", "PVOL1", "*ALL")] == [
+        "/D1/a.txt", "/D1/abc.txt", "/DATA/renamed.txt", "/DATA/MOVED/b.bin"]
+    assert sh("cat", "/QOPT/PVOL1/DATA/MOVED/b.bin").out == _payload(5000)
+    # Across volumes: a copy, then the source is gone.
+    sh("mv", "/QOPT/PVOL1/DATA/MOVED", "/QOPT/ARCH1/")
+    assert sh("cat", "/QOPT/ARCH1/MOVED/b.bin").out == _payload(5000)
+    assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/", "/D1", "/DATA"]
+    # Off the volume to the host.
+    sh("mv", "/QOPT/PVOL1/D1/abc.txt", sh.host / "abc.txt")
+    assert (sh.host / "abc.txt").read_bytes() == b"abc"
+    assert sh("ls", "/QOPT/PVOL1/D1").text.split() == ["a.txt"]
+
+
+def test_rm_and_space_on_udf(sh):
+    sh("inzopt", "DVD1", "--medtype", "*DVD-RAM", "--capacity", "4M")
+    sh("mkdir", "-p", "/QOPT/DVD1/A/B")
+    data = sh.write_host("f.bin", _payload(10_000))
+    sh("cp", data, "/QOPT/DVD1/A/B/f1.bin")
+    sh("cp", data, "/QOPT/DVD1/A/f2.bin")
+    used = sh.json("dspopt", "DVD1")["used"]
+    sh("rm", "/QOPT/DVD1/A/f2.bin")
+    assert sh.json("dspopt", "DVD1")["used"] == used - 2048 * (1 + 5)  # UDF frees header and payload
+    sh("rm", "-r", "/QOPT/DVD1/A")
+    assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "DVD1")] == ["/"]
+    assert sh.json("dspopt", "DVD1")["used"] == 2 * 2048  # LABEL and root directory records
+
+
+def test_rm_keeps_space_on_hpofs(filled):
+    sh = filled
+    used = sh.json("dspopt", "PVOL1")["used"]
+    sh("rm", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/z.txt")
+    assert sh.json("dspopt", "PVOL1")["used"] == used + 2 * 2048  # two DELETE records, nothing freed
+    sh("rm", "-r", "/QOPT/PVOL1/D1")
+    assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/", "/DATA"]
+
+
+def test_mkdir_and_rmdir(sh):
+    sh("inzopt", "PVOL1")
+    made = sh.json("mkdir", "-p", "/QOPT/PVOL1/A/B/C")
+    assert made == {"created": ["/A/B/C"]}
+    sh("mkdir", "-p", "/QOPT/PVOL1/A/B")  # exists: no error with -p
+    sh("mkdir", "/QOPT/PVOL1/A/X", "/QOPT/PVOL1/Y")
+    assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/", "/A", "/A/B", "/A/B/C", "/A/X", "/Y"]
+    sh("rmdir", "/QOPT/PVOL1/A/B/C", "/QOPT/PVOL1/Y")
+    assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/", "/A", "/A/B", "/A/X"]
+
+
+def test_mkdir_keeps_the_stored_case_of_the_parent(sh):
+    sh("inzopt", "PVOL1")
+    sh("mkdir", "/QOPT/PVOL1/Reports", "/QOPT/PVOL1/REPORTS/Jan")
+    assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/", "/Reports", "/Reports/Jan"]
+
+
+def test_mv_of_a_directory_whose_name_changes_length_when_folded(sh):
+    sh("inzopt", "DVD1", "--medtype", "*DVD-RAM")  # UDF: no name rule against these
+    sh("mkdir", "-p", "/QOPT/DVD1/straße/inner/deep")
+    sh("mv", "/QOPT/DVD1/straße", "/QOPT/DVD1/x")
+    assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "DVD1")] == ["/", "/x", "/x/inner", "/x/inner/deep"]
+
+
+# --------------------------------------------------------------------- ls, cat, chattr
+
+
+def test_ls(filled):
+    sh = filled
+    assert sh("ls", "/QOPT/PVOL1/D1").text.split() == ["SUB/", "a.txt", "abc.txt", "z.txt"]
+    long = sh("ls", "-l", "/QOPT/PVOL1/D1").text.splitlines()
+    assert len(long) == 4 and "<DIR>" in long[0] and long[1].split()[0] == "6" and long[1].endswith("a.txt")
+    listed = sh.json("ls", "/QOPT/PVOL1/D1")
+    _check_dir(listed[0])
+    for row in listed[1:]:
+        _check_file(row)
+    assert [r["path"] for r in sh.json("ls", "/QOPT/PVOL1/D1/a.txt")] == ["/D1/a.txt"]
+
+
+def test_cat_several_files(filled):
+    assert filled("cat", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/abc.txt").out == b"hello\nabc"
+
+
+def test_chattr(filled):
+    sh = filled
+    info = sh.json("chattr", "/QOPT/PVOL1/D1/a.txt", "--readonly", "yes", "--hidden", "*YES")
+    _check_file(info)
+    assert info["read_only"] is True and info["hidden"] is True
+    refused = sh("rm", "/QOPT/PVOL1/D1/a.txt", ok=False)
+    assert refused.rc == 5 and "CPF1F37" in refused.err
+    assert "RH" in sh("ls", "-l", "/QOPT/PVOL1/D1/a.txt").text
+    assert sh.json("chattr", "/QOPT/PVOL1/D1/a.txt", "--readonly", "no")["read_only"] is False
+    sh("rm", "/QOPT/PVOL1/D1/a.txt")
+
+
+def test_backup_volume_can_be_listed(filled):
+    assert filled.json("ls", "/QOPT/BVOL1/") == []
+    assert [r["path"] for r in filled.json("wrkoptdir", "*ALL", "BVOL1")] == ["/"]
+
+
+# --------------------------------------------------------------------- in-process
+
+
+def test_main_in_process(filled, capsys):
+    lib = str(filled.lib)
+    capsys.readouterr()
+    assert cli.main(["--library", lib, "--json", "dspopt", "PVOL1", "--data", "*FILATR", "--path", "/D1/a.txt"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in rows] == ["/D1/a.txt"]
+    assert cli.main(["--library", lib, "mkdir", "/QOPT/PVOL1/INPROC"]) == 0
+    assert cli.main(["--library", lib, "--json", "wrkoptdir", "/INPROC", "PVOL1"]) == 0
+    assert [r["path"] for r in json.loads(capsys.readouterr().out.split("\n", 1)[1])] == ["/INPROC"]
+    assert cli.main(["--library", lib, "dspopt", "NOPE"]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1 and ERROR_LINE.match(captured.err)
+
+
+# --------------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A library for the bad-input table, built in-process once; each case must leave it unchanged."""
+    sh = Shell(tmp_path_factory.mktemp("world"))
+    lib = str(sh.lib)
+
+    def do(*argv):
+        assert cli.main(["--library", lib, *map(str, argv)]) == 0, argv
+
+    do("inzopt", "PVOL1", "--capacity", "16M")
+    do("inzopt", "ARCH1")
+    do("inzopt", "ARCH2")
+    do("inzopt", "BVOL1", "--type", "*BACKUP")
+    do("inzopt", "FULL1", "--medtype", "*DVD-RAM", "--capacity", "1M")
+    do("mkdir", "-p", "/QOPT/PVOL1/D1/SUB")
+    do("cp", sh.write_host("a.txt", b"hello\n"), "/QOPT/PVOL1/D1/a.txt")
+    do("cp", sh.write_host("b.bin", _payload(5000)), "/QOPT/PVOL1/D1/SUB/b.bin")
+    do("cp", sh.write_host("ro.txt", b"read only"), "/QOPT/PVOL1/ro.txt")
+    do("chattr", "/QOPT/PVOL1/ro.txt", "--readonly", "yes")
+    sh.write_host("big.bin", _payload(2 << 20))
+    (sh.host / "dir").mkdir()
+    return sh
+
+
+BAD = [
+    # (case id, argv with {host} for the host directory, exit code, message ID)
+    ("unknown-volume", ["dspopt", "NOPE"], 3, "OPV0002"),
+    ("bad-volume-id", ["dspopt", "bad vol!"], 2, "OPV0001"),
+    ("volume-id-too-long", ["inzopt", "X" * 33], 2, "OPV0005"),
+    ("threshold-out-of-range", ["inzopt", "NEWV", "--threshold", "101"], 2, "OPV0005"),
+    ("bad-type", ["inzopt", "NEWV", "--type", "sideways"], 2, "OPV0005"),
+    ("capacity-too-small", ["inzopt", "NEWV", "--capacity", "10K"], 2, "OPV0005"),
+    ("capacity-not-a-size", ["inzopt", "NEWV", "--capacity", "lots"], 2, "OPV0005"),
+    ("blksize-not-for-media", ["inzopt", "NEWV", "--medtype", "*DVD-RAM", "--blksize", "4096"], 2, "OPV0005"),
+    ("backup-on-udf", ["inzopt", "NEWV", "--medtype", "*dvd-ram", "--type", "*backup"], 5, "OPV0103"),
+    ("inzopt-volume-with-files", ["inzopt", "PVOL1"], 5, "OPV0105"),
+    ("inzopt-newvol-exists", ["inzopt", "ARCH2", "--newvol", "ARCH1"], 4, "OPV0003"),
+    ("inzopt-newvol-of-missing", ["inzopt", "NOPE", "--newvol", "NEWV"], 3, "OPV0002"),
+    ("unknown-option", ["inzopt", "NEWV", "--frobnicate", "1"], 2, "OPV0008"),
+    ("unknown-command", ["frobnicate"], 2, "OPV0008"),
+    ("missing-required", ["dspopt"], 2, "OPV0005"),
+    ("missing-target", ["cp", "/QOPT/PVOL1/D1/a.txt"], 2, "OPV0008"),
+    ("chgoptvol-backup-threshold", ["chgoptvol", "BVOL1", "50"], 5, "OPV0102"),
+    ("chgoptvol-udf-threshold", ["chgoptvol", "FULL1", "50"], 5, "OPT1542"),
+    ("chgoptvol-threshold-zero", ["chgoptvol", "PVOL1", "0"], 2, "OPV0005"),
+    ("chgoptvol-unknown-volume", ["chgoptvol", "NOPE", "50"], 3, "OPV0002"),
+    ("chgoptvol-text-too-long", ["chgoptvol", "PVOL1", "--text", "x" * 51], 2, "OPV0005"),
+    ("chgoptvol-bad-autl", ["chgoptvol", "PVOL1", "--autl", "not a name"], 2, "OPV0005"),
+    ("dspopt-bad-data", ["dspopt", "PVOL1", "--data", "bogus"], 2, "OPV0005"),
+    ("dspopt-missing-file", ["dspopt", "PVOL1", "--data", "*FILATR", "--path", "/nope.txt"], 3, "CPF1F22"),
+    ("dspopt-missing-dir", ["dspopt", "PVOL1", "*ALL", "*DIRATR", "--path", "/NODIR"], 3, "CPF1F02"),
+    ("dspopt-generic-none", ["dspopt", "NO*"], 3, "OPV0002"),
+    ("wrkoptvol-bad-generic", ["wrkoptvol", "bad!*"], 2, "OPV0001"),
+    ("wrkoptdir-missing-dir", ["wrkoptdir", "/nope", "PVOL1"], 3, "CPF1F02"),
+    ("wrkoptdir-bad-level", ["wrkoptdir", "*ALL", "PVOL1", "--sltlvl", "0"], 2, "OPV0005"),
+    ("wrkoptf-unknown-volume", ["wrkoptf", "NOPE", "/"], 3, "OPV0002"),
+    ("wrkoptf-missing-dir", ["wrkoptf", "PVOL1", "/nope"], 3, "CPF1F02"),
+    ("cp-to-unknown-volume", ["cp", "{host}/a.txt", "/QOPT/NOPE/"], 3, "OPV0002"),
+    ("cp-into-missing-dir", ["cp", "{host}/a.txt", "/QOPT/PVOL1/nodir/x.txt"], 3, "CPF1F02"),
+    ("cp-missing-volume-file", ["cp", "/QOPT/PVOL1/D1/missing", "{host}/dir"], 3, "CPF1F22"),
+    ("cp-missing-host-file", ["cp", "{host}/missing", "/QOPT/PVOL1/D1/"], 3, "OPV0301"),
+    ("cp-one-source-missing", ["cp", "{host}/a.txt", "{host}/missing", "/QOPT/ARCH1/"], 3, "OPV0301"),
+    ("cp-to-backup-volume", ["cp", "{host}/a.txt", "/QOPT/BVOL1/x.txt"], 5, "OPV0101"),
+    ("cp-from-backup-volume", ["cp", "/QOPT/BVOL1/x.txt", "{host}/dir"], 3, "CPF1F22"),
+    ("cp-volume-full", ["cp", "{host}/big.bin", "/QOPT/FULL1/"], 6, "CPF1F61"),
+    ("cp-no-replace", ["cp", "{host}/a.txt", "/QOPT/PVOL1/D1/a.txt", "--replace", "no"], 4, "CPF1F24"),
+    ("cp-onto-read-only", ["cp", "{host}/a.txt", "/QOPT/PVOL1/ro.txt"], 5, "CPF1F37"),
+    ("cp-bad-name-on-hpofs", ["cp", "{host}/a.txt", "/QOPT/PVOL1/bad-name.txt"], 2, "CPF1F21"),
+    ("cp-dot-dot", ["cp", "{host}/a.txt", "/QOPT/PVOL1/../x.txt"], 2, "CPF1F01"),
+    ("cp-dir-without-r", ["cp", "/QOPT/PVOL1/D1", "{host}/dir"], 2, "OPV0302"),
+    ("cp-into-itself", ["cp", "-r", "/QOPT/PVOL1/D1", "/QOPT/PVOL1/D1/SUB"], 5, "OPV0110"),
+    ("cp-host-to-host", ["cp", "{host}/a.txt", "{host}/dir"], 2, "OPV0302"),
+    ("cp-bad-replace", ["cp", "{host}/a.txt", "/QOPT/ARCH1/", "--replace", "maybe"], 2, "OPV0005"),
+    ("mkdir-exists", ["mkdir", "/QOPT/PVOL1/D1"], 4, "CPF1F04"),
+    ("mkdir-missing-parent", ["mkdir", "/QOPT/PVOL1/x/y"], 3, "CPF1F02"),
+    ("mkdir-on-backup", ["mkdir", "/QOPT/BVOL1/X"], 5, "OPV0101"),
+    ("mkdir-bad-volume-id", ["mkdir", "/QOPT/bad vol/X"], 2, "OPV0001"),
+    ("mkdir-too-long", ["mkdir", "/QOPT/PVOL1/" + "x" * 300], 2, "CPF1F48"),
+    ("mkdir-host-path", ["mkdir", "{host}/newdir"], 2, "CPF1F48"),
+    ("rmdir-not-empty", ["rmdir", "/QOPT/PVOL1/D1"], 5, "CPF1F0A"),
+    ("rmdir-missing", ["rmdir", "/QOPT/PVOL1/nope"], 3, "CPF1F02"),
+    ("rm-read-only", ["rm", "/QOPT/PVOL1/ro.txt"], 5, "CPF1F37"),
+    ("rm-tree-with-read-only", ["rm", "-r", "/QOPT/PVOL1/"], 5, "CPF1F37"),
+    ("rm-dir-without-r", ["rm", "/QOPT/PVOL1/D1"], 5, "OPV0108"),
+    ("rm-missing", ["rm", "/QOPT/PVOL1/nope.txt"], 3, "CPF1F22"),
+    ("rm-one-missing", ["rm", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/nope.txt"], 3, "CPF1F22"),
+    ("rm-on-backup", ["rm", "-r", "/QOPT/BVOL1/"], 5, "OPV0101"),
+    ("mv-read-only-off-volume", ["mv", "/QOPT/PVOL1/ro.txt", "/QOPT/ARCH1/"], 5, "CPF1F37"),
+    ("mv-read-only-to-host", ["mv", "/QOPT/PVOL1/ro.txt", "{host}/dir"], 5, "CPF1F37"),
+    ("mv-tree-with-read-only", ["mv", "/QOPT/PVOL1/", "/QOPT/ARCH1/ALL"], 5, "CPF1F37"),
+    ("mv-missing", ["mv", "/QOPT/PVOL1/nope", "/QOPT/PVOL1/D1/"], 3, "CPF1F22"),
+    ("mv-onto-existing", ["mv", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/SUB/b.bin"], 4, "CPF1F24"),
+    ("mv-into-itself", ["mv", "/QOPT/PVOL1/D1", "/QOPT/PVOL1/D1/SUB/"], 5, "OPV0110"),
+    ("mv-to-backup", ["mv", "/QOPT/PVOL1/D1/a.txt", "/QOPT/BVOL1/"], 5, "OPV0101"),
+    ("mv-from-host", ["mv", "{host}/a.txt", "/QOPT/ARCH1/"], 2, "OPV0302"),
+    ("ls-missing", ["ls", "/QOPT/PVOL1/nope"], 3, "CPF1F22"),
+    ("ls-host-path", ["ls", "relative/host"], 2, "CPF1F48"),
+    ("ls-unknown-volume", ["ls", "/QOPT/NOPE/"], 3, "OPV0002"),
+    ("cat-on-backup", ["cat", "/QOPT/BVOL1/x"], 5, "OPV0101"),
+    ("cat-directory", ["cat", "/QOPT/PVOL1/D1"], 5, "OPV0108"),
+    ("cat-missing", ["cat", "/QOPT/PVOL1/D1/nope"], 3, "CPF1F22"),
+    ("chattr-missing", ["chattr", "/QOPT/PVOL1/nope", "--readonly", "yes"], 3, "CPF1F22"),
+    ("chattr-bad-value", ["chattr", "/QOPT/PVOL1/D1/a.txt", "--readonly", "maybe"], 2, "OPV0005"),
+    ("chattr-on-backup", ["chattr", "/QOPT/BVOL1/x", "--hidden", "yes"], 5, "OPV0101"),
+]
+
+
+@pytest.mark.parametrize(("argv", "code", "message_id"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_input_fails_cleanly_and_changes_nothing(world, argv, code, message_id):
+    argv = [a.replace("{host}", str(world.host)) for a in argv]
+    host_before = {p.relative_to(world.host).as_posix(): p.read_bytes() for p in world.host.rglob("*") if p.is_file()}
+    before = snapshot(world.lib)
+    result = run(*argv, library=world.lib, env=world.env, cwd=world.host)
+    assert result.rc == code, result.err
+    assert len(result.err_lines) == 1, result.err
+    match = ERROR_LINE.match(result.err_lines[0])
+    assert match and match.group(1) == message_id, result.err
+    assert result.out == b"" or argv[0] in ("dspopt", "frobnicate"), result.out  # usage text aside, no output
+    assert snapshot(world.lib) == before
+    host_after = {p.relative_to(world.host).as_posix(): p.read_bytes() for p in world.host.rglob("*") if p.is_file()}
+    assert host_after == host_before
+
+
+def test_the_bad_input_table_covers_every_family():
+    codes = {c[2] for c in BAD}
+    assert {2, 3, 4, 5, 6} <= codes
+    assert len({c[0] for c in BAD}) == len(BAD)
+
+
+def test_snapshot_sees_a_change(world, tmp_path):
+    """The unchanged-library check would catch a write."""
+    copy = tmp_path / "copy"
+    shutil.copytree(world.lib, copy)
+    before = snapshot(copy)
+    assert cli.main(["--library", str(copy), "mkdir", "/QOPT/ARCH2/NEW"]) == 0
+    assert snapshot(copy) != before
+
+
+def test_python_executable_runs_the_installed_package():
+    done = subprocess.run([sys.executable, "-c", "import optvol, os; print(os.path.dirname(optvol.__file__))"],
+                          capture_output=True, text=True, timeout=60)
+    assert Path(done.stdout.strip()) == Path(__file__).resolve().parent.parent / "src" / "optvol"
+    assert os.path.isfile(Path(done.stdout.strip()) / "__main__.py")
