@@ -233,7 +233,7 @@ def bench(args: argparse.Namespace, scratch: Path) -> int:
         dst = host / "dst"
         cp = measured(["cp", "-r", str(host / "src"), str(dst)], before=[["rm", "-rf", str(dst)]], repeat=n)
         # cp -r, then sync (timed together): what it takes to have the bytes on disk, as CPYOPT does.
-        cps = measured(["sh", "-c", f'cp -r "$0" "$1" && sync', str(host / "src"), str(dst)],
+        cps = measured(["sh", "-c", 'cp -r "$0" "$1" && sync', str(host / "src"), str(dst)],
                        before=[["rm", "-rf", str(dst)]], repeat=n)
         opt = measured(cpyopt_argv(lib), before=[reset_target(lib)], repeat=n)
         assert copied(opt) == big_files, opt["out"]

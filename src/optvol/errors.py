@@ -130,6 +130,7 @@ _MESSAGE_LIST = [
     Message("OPV0203", VolumeFullError, "Volume {volume} cannot be written: {reason}; nothing was changed."),
     Message("OPV0204", DamagedError, "Input/output error on volume {volume}: {reason}."),
     Message("OPV0206", DamagedError, "Volume {volume} has {count} damaged item(s): {reason}."),
+    Message("OPV0207", CompletedWithErrors, "Volume {volume} recovered; {count} damaged region(s) of its data partition were skipped."),
     Message("OPV0301", NotFoundError, "Host path {path} not found."),
     Message("OPV0302", InvalidError, "Host path {path} cannot be used: {reason}."),
     # ISO 9660 / UDF interchange (export-iso, import-iso).

@@ -159,7 +159,11 @@ class Volume:
         return found.info(self._dir(parts[:-1]).path)
 
     def is_dir(self, path: str) -> bool:
-        return self._dir(self._parts(path, is_dir=True)) is not None
+        try:
+            parts = self._parts(path, is_dir=True)
+        except errors.InvalidError:
+            return False  # no directory can have this path; the caller's own check names the fault
+        return self._dir(parts) is not None
 
     def listdir(self, path: str = "/") -> list[str]:
         """Names in a directory, directories first, each group sorted case-insensitively."""
@@ -239,6 +243,15 @@ class Volume:
             for info in self._files_in(directory):
                 if pattern is None or _matches(info.path.rsplit("/", 1)[-1], pattern):
                     yield info
+
+    def iter_file_rows(self, path: str = "/", *, recursive: bool = False) -> Iterator[tuple[str, FileRow]]:
+        """(directory path, live file row) of every file below ``path`` in path order (layer-5 readers)."""
+        for directory in list(self._dir_rows(path, recursive=recursive)):
+            rows = self.image.conn.execute(
+                f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 ORDER BY name_key", (directory.id,)
+            )
+            for row in rows:
+                yield directory.path, FileRow(*row)
 
     def walk(self, path: str = "/") -> Iterator[tuple[str, list[str], list[str]]]:
         """Like ``os.walk``: (directory path, directory names, file names), top down."""
@@ -349,58 +362,67 @@ class Volume:
         self.check_user_write("removing a directory")
         parts = self._parts(path, is_dir=True)
         with self._transaction() as tx:
-            directory = self._need_dir(parts)
-            if not parts:
-                raise errors.error("CPF1F0A", path="/", volume=self.id, reason="it is the root directory")
-            conn = self.image.conn
-            if conn.execute("SELECT 1 FROM dirs WHERE parent = ? AND live = 1 LIMIT 1", (directory.id,)).fetchone() or \
-               conn.execute("SELECT 1 FROM files WHERE dir = ? AND live = 1 LIMIT 1", (directory.id,)).fetchone():
-                raise errors.error("CPF1F0A", path=directory.path, volume=self.id, reason="it is not empty")
-            tx.append(Kind.REMOVE_DIRECTORY, {"path": directory.path, "time": self._now()}, charged=not self._udf)
-            if self._udf:
-                tx.free(1)
-            conn.execute("UPDATE dirs SET live = 0 WHERE id = ?", (directory.id,))
+            self._remove_dir(tx, parts)
+
+    def _remove_dir(self, tx: image_mod.Transaction, parts: tuple[str, ...]) -> None:
+        directory = self._need_dir(parts)
+        if not parts:
+            raise errors.error("CPF1F0A", path="/", volume=self.id, reason="it is the root directory")
+        conn = self.image.conn
+        if conn.execute("SELECT 1 FROM dirs WHERE parent = ? AND live = 1 LIMIT 1", (directory.id,)).fetchone() or \
+           conn.execute("SELECT 1 FROM files WHERE dir = ? AND live = 1 LIMIT 1", (directory.id,)).fetchone():
+            raise errors.error("CPF1F0A", path=directory.path, volume=self.id, reason="it is not empty")
+        tx.append(Kind.REMOVE_DIRECTORY, {"path": directory.path, "time": self._now()}, charged=not self._udf)
+        if self._udf:
+            tx.free(1)
+        conn.execute("UPDATE dirs SET live = 0 WHERE id = ?", (directory.id,))
 
     def remove(self, path: str) -> None:
         """Delete a file (QHFDLTSF). On HPOFS its versions stay and keep their space."""
         self.check_user_write("deleting a file")
         parts = self._parts(path)
         with self._transaction() as tx:
-            parent, row = self._need_file(parts)
-            if row.flags & READ_ONLY:
-                raise errors.error("CPF1F37", path=model.join(parts), volume=self.id)
-            tx.append(Kind.DELETE, {"path": model.join(parts), "time": self._now()}, charged=not self._udf)
-            if self._udf:
-                tx.free(row.sectors(self.image.sector_size))
-            self.image.conn.execute("UPDATE files SET live = 0 WHERE id = ?", (row.id,))
+            self._delete(tx, parts)
+
+    def _delete(self, tx: image_mod.Transaction, parts: tuple[str, ...], *, honour_read_only: bool = True) -> None:
+        parent, row = self._need_file(parts)
+        if row.flags & READ_ONLY and honour_read_only:
+            raise errors.error("CPF1F37", path=model.join(parts), volume=self.id)
+        tx.append(Kind.DELETE, {"path": model.join(parts), "time": self._now()}, charged=not self._udf)
+        if self._udf:
+            tx.free(row.sectors(self.image.sector_size))
+        self.image.conn.execute("UPDATE files SET live = 0 WHERE id = ?", (row.id,))
 
     def rename(self, source: str, target: str) -> None:
         """Rename or move a file or directory within the volume (QHFRNMSF)."""
         self.check_user_write("renaming")
         src, dst = self._parts(source), self._parts(target)
         with self._transaction() as tx:
-            found = self._lookup(src)
-            if found is None:
-                raise errors.error("CPF1F22", path=model.join(src), volume=self.id)
-            if not src:
-                raise errors.error("CPF1F0A", path="/", volume=self.id, reason="it is the root directory")
-            if src == dst:
-                raise errors.error("CPF1F23", path=model.join(dst))
-            new_parent = self._need_dir(dst[:-1])
-            same_entry = [p.upper() for p in src] == [p.upper() for p in dst]
-            if not same_entry and self._lookup(dst) is not None:
-                raise errors.error("CPF1F24", path=model.join(dst), volume=self.id)
-            now = self._now()
-            tx.append(Kind.RENAME, {"from": model.join(src), "to": model.join(dst), "time": now}, charged=not self._udf)
-            if isinstance(found, DirRow):
-                self._move_dir(found, new_parent, dst, now)
-            else:
-                if found.flags & READ_ONLY:
-                    raise errors.error("CPF1F37", path=model.join(src), volume=self.id)
-                self.image.conn.execute(
-                    "UPDATE files SET dir = ?, name = ?, name_key = ?, attr_changed = ?, changed = ? WHERE id = ?",
-                    (new_parent.id, dst[-1], model.name_key(dst[-1]), now, now, found.id),
-                )
+            self._rename(tx, src, dst)
+
+    def _rename(self, tx: image_mod.Transaction, src: tuple[str, ...], dst: tuple[str, ...]) -> None:
+        found = self._lookup(src)
+        if found is None:
+            raise errors.error("CPF1F22", path=model.join(src), volume=self.id)
+        if not src:
+            raise errors.error("CPF1F0A", path="/", volume=self.id, reason="it is the root directory")
+        if src == dst:
+            raise errors.error("CPF1F23", path=model.join(dst))
+        new_parent = self._need_dir(dst[:-1])
+        same_entry = [p.upper() for p in src] == [p.upper() for p in dst]
+        if not same_entry and self._lookup(dst) is not None:
+            raise errors.error("CPF1F24", path=model.join(dst), volume=self.id)
+        if not isinstance(found, DirRow) and found.flags & READ_ONLY:
+            raise errors.error("CPF1F37", path=model.join(src), volume=self.id)
+        now = self._now()
+        tx.append(Kind.RENAME, {"from": model.join(src), "to": model.join(dst), "time": now}, charged=not self._udf)
+        if isinstance(found, DirRow):
+            self._move_dir(found, new_parent, dst, now)
+        else:
+            self.image.conn.execute(
+                "UPDATE files SET dir = ?, name = ?, name_key = ?, attr_changed = ?, changed = ? WHERE id = ?",
+                (new_parent.id, dst[-1], model.name_key(dst[-1]), now, now, found.id),
+            )
 
     def _move_dir(self, directory: DirRow, new_parent: DirRow, dst: tuple[str, ...], now: int) -> None:
         old_key, old_path = directory.path_key, directory.path
@@ -435,12 +457,16 @@ class Volume:
                 flags = flags | READ_ONLY if read_only else flags & ~READ_ONLY
             if hidden is not None:
                 flags = flags | HIDDEN if hidden else flags & ~HIDDEN
-            now = self._now()
-            tx.append(Kind.ATTRIBUTES, {"path": model.join(parts), "flags": flags, "time": now}, charged=not self._udf)
-            self.image.conn.execute(
-                "UPDATE files SET flags = ?, attr_changed = ?, changed = ? WHERE id = ?", (flags, now, now, row.id)
-            )
+            self._set_flags(tx, parts, flags)
             return self._file(parent.id, parts[-1]).info(parent.path)
+
+    def _set_flags(self, tx: image_mod.Transaction, parts: tuple[str, ...], flags: int) -> None:
+        _, row = self._need_file(parts)
+        now = self._now()
+        tx.append(Kind.ATTRIBUTES, {"path": model.join(parts), "flags": flags, "time": now}, charged=not self._udf)
+        self.image.conn.execute(
+            "UPDATE files SET flags = ?, attr_changed = ?, changed = ? WHERE id = ?", (flags, now, now, row.id)
+        )
 
     def write_bytes(self, path: str, data: bytes, *, replace: bool = True) -> FileInfo:
         """Write a whole file from memory (create, or replace its data)."""
@@ -491,10 +517,10 @@ class Volume:
                 raise errors.error("CPF1F37", path=model.join(parts), volume=self.id)
         created, modified, attr_changed = times or ((old.created if old else now), now, (old.attr_changed if old else now))
         flags = flags if flags is not None else (old.flags if old else 0)
-        path = model.join(parts)
+        path = parent.path.rstrip("/") + "/" + parts[-1]  # the parent as stored, not as typed
         body = {
             "path": path, "version": (old.version + 1) if old else 1, "created": created,
-            "modified": modified, "attr_changed": attr_changed, "flags": flags,
+            "modified": modified, "attr_changed": attr_changed, "flags": flags, "time": now,
         }
         freed = old.sectors(self.image.sector_size) if (old and self._udf) else 0
         tx.free(freed)

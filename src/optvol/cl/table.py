@@ -283,6 +283,9 @@ COMMANDS: tuple[Command, ...] = (
         _p("VOL", v.VOLUME, "Volume identifier of the new volume (default: the image's volume identifier)."),
         _p("INTO", v.PATH, "VOL:/PATH: copy the image's tree into this directory of an existing volume instead."),
     ), cl=False, group="interchange"),
+    Command("RECOVER", "Rebuild a volume's index partition from its data partition alone.", (
+        _p("VOL", v.VOLUME, _VOL, position=1, required=True),
+    ), cl=False, group="tools"),
     Command("DEMO", "A narrated tour of optvol on a scratch library.", (), cl=False, group="tools"),
 )
 

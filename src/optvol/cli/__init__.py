@@ -25,6 +25,7 @@ HANDLERS = {
     "CVTOPTBKU": backup_cmds.cvtoptbku,
     "CHKOPTVOL": check_cmds.chkoptvol,
     "DUPOPT": check_cmds.dupopt,
+    "RECOVER": check_cmds.recover,
     "CP": file_cmds.cp,
     "MV": file_cmds.mv,
     "RM": file_cmds.rm,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optvol import checking, duplicate, errors
+from optvol import checking, duplicate, errors, recovery
 from optvol.cli.context import Context
 
 
@@ -46,4 +46,23 @@ def dupopt(ctx: Context, values: dict) -> int:
                   f"{result.bytes:,} bytes, verified; {info.type} {info.media_type}.")
         for damage in result.left_out:
             ctx.print(f"  left out (damaged): {damage.path}: {damage.reason}")
+    return 0
+
+
+def recover(ctx: Context, values: dict) -> int:
+    report = recovery.recover(ctx.library(), vol=values["VOL"])
+    if ctx.json:
+        ctx.print_json(report.as_json())
+    else:
+        kinds = ", ".join(f"{count} {kind.name.lower()}" for kind, count in sorted(report.records.items()))
+        ctx.print(f"Volume {report.volume} recovered from its data partition: {kinds} record(s); "
+                  f"{report.files} file(s), {report.versions} version(s), {report.directories} directories.")
+        if report.tail_cut:
+            ctx.print(f"  a torn tail of {report.tail_cut:,} bytes was cut off")
+        for sector, sectors, reason in report.damaged:
+            ctx.print(f"  DAMAGED  sectors {sector}-{sector + sectors - 1}: {reason}")
+    if report.damaged:
+        failure = errors.error("OPV0207", volume=report.volume, count=len(report.damaged))
+        ctx.note(f"{failure.message_id}: {failure.text}")
+        return failure.exit_code
     return 0

@@ -73,16 +73,30 @@ def _lock(directory: Path, *, exclusive: bool, volume: str) -> int:
     return fd
 
 
+def index_root(conn: sqlite3.Connection, *, created: int, sector: int) -> None:
+    """The root directory's row, for the DIRECTORY record of "/" at ``sector``."""
+    conn.execute(
+        "INSERT INTO dirs (id, parent, name, path, path_key, created, sector, live) VALUES (1, NULL, '', '/', '/', ?, ?, 1)",
+        (created, sector),
+    )
+
+
+def lock_exclusive(directory: Path, *, volume: str) -> int:
+    """The open lock of a volume image, exclusively (exit 8 if it is open); close the fd to release."""
+    return _lock(directory, exclusive=True, volume=volume)
+
+
 class VolumeImage:
     """An open volume image: the index connection, the data partition and the open lock."""
 
-    def __init__(self, directory: Path, *, exclusive: bool = False):
+    def __init__(self, directory: Path, *, exclusive: bool = False, index_file: str = INDEX_FILE,
+                 lock: bool = True, cut_tail: bool = True):
         self.directory = Path(directory)
         self.name = self.directory.name.removesuffix(".optvol")
-        index_path = self.directory / INDEX_FILE
+        index_path = self.directory / index_file
         if not index_path.is_file() or not (self.directory / DATA_FILE).is_file():
             raise errors.error("OPV0201", volume=self.name, reason="index or data partition missing")
-        self._lock_fd = _lock(self.directory, exclusive=exclusive, volume=self.name)
+        self._lock_fd = _lock(self.directory, exclusive=exclusive, volume=self.name) if lock else -1
         try:
             self.conn = _connect(index_path)
             found = schema.version_of(self.conn, where=self.name)
@@ -100,7 +114,8 @@ class VolumeImage:
         except BaseException:
             self._release()
             raise
-        self._cut_tail_if_idle()
+        if cut_tail:
+            self._cut_tail_if_idle()
 
     # ----------------------------------------------------------------- life cycle
 
@@ -124,11 +139,7 @@ class VolumeImage:
             with image.transaction() as tx:
                 tx.write_label(label)
                 place = tx.append(Kind.DIRECTORY, {"path": "/", "created": label["created"]})
-                image.conn.execute(
-                    "INSERT INTO dirs (id, parent, name, path, path_key, created, sector, live)"
-                    " VALUES (1, NULL, '', '/', '/', ?, ?, 1)",
-                    (label["created"], place.sector),
-                )
+                index_root(image.conn, created=label["created"], sector=place.sector)
         finally:
             image.close()
         fsync_dir(directory)
@@ -209,6 +220,9 @@ class VolumeImage:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise errors.error("OPV0004", volume=self.volume) from exc
+        committed = self.meta("committed_end")
+        if self.data.size_sectors() > committed:
+            self.data.truncate(committed)  # a torn tail from a writer that died
         tx = Transaction(self)
         try:
             yield tx
@@ -250,8 +264,6 @@ class Transaction:
         self.volume = image.volume
         self.sector_size = image.sector_size
         self.committed_end = image.meta("committed_end")
-        if image.data.size_sectors() > self.committed_end:
-            image.data.truncate(self.committed_end)  # a torn tail from a writer that died
         self.end = self.committed_end
         self.sequence = image.meta("next_sequence")
         self.used = image.meta("used_sectors")

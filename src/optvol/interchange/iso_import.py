@@ -101,7 +101,7 @@ def _label(volume_id: str, needed: int, now: datetime) -> dict:
     if needed <= cd.default_capacity:
         media_type, capacity = MediaType.CD_ROM, cd.default_capacity
     else:
-        media_type, capacity = MediaType.DVD_ROM, max(dvd.default_capacity, needed)
+        media_type, capacity = MediaType.DVD_ROM, max(dvd.default_capacity, -(-needed // SECTOR) * SECTOR)
     moment = model.to_micros(now)
     return {
         "volume": volume_id, "type": str(VolumeType.PRIMARY), "media_type": str(media_type),

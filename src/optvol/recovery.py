@@ -1,0 +1,191 @@
+"""``optvol recover VOL``: rebuild the index partition from the data partition alone.
+
+Every record of the data partition is replayed, in order, through the same volume code
+that wrote it (``image/replay.py``), into a fresh index beside the old one; the fresh
+index then replaces the old (lost or corrupt) one. Regions without a sound record header
+are reported and skipped; a torn tail (a record cut short by a crash) is cut off.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from optvol import errors, model
+from optvol.image import image as image_mod
+from optvol.image import replay, schema
+from optvol.image.records import Kind
+from optvol.library import Library
+from optvol.volume import PrivilegedWriter, Volume
+
+RECOVERED_INDEX = "index.recovered.sqlite"
+
+
+@dataclass
+class RecoveryReport:
+    """What ``recover`` found in the data partition."""
+
+    volume: str
+    records: Counter = field(default_factory=Counter)
+    damaged: list[tuple[int, int, str]] = field(default_factory=list)  # (sector, sectors, reason)
+    tail_cut: int = 0  # bytes
+    files: int = 0
+    versions: int = 0
+    directories: int = 0
+
+    def as_json(self) -> dict:
+        return {
+            "volume": self.volume, "records": {k.name: v for k, v in sorted(self.records.items())},
+            "files": self.files, "versions": self.versions, "directories": self.directories,
+            "damaged": [{"sector": s, "sectors": n, "reason": r} for s, n, r in self.damaged],
+            "tail_cut_bytes": self.tail_cut,
+        }
+
+
+class _ReplayClock:
+    """The clock of a replay: the time the record being replayed was written."""
+
+    def __init__(self) -> None:
+        self.micros = 0
+
+    def __call__(self) -> datetime:
+        return model.from_micros(self.micros)
+
+
+def recover(library: Library, *, vol: str) -> RecoveryReport:
+    """Rebuild the index of volume ``vol`` from its data partition (exclusive: exit 8 if in use)."""
+    volume_id = model.volume_id(vol)
+    directory = library.root / f"{volume_id}.optvol"
+    data_path = directory / image_mod.DATA_FILE
+    if not data_path.is_file():
+        raise errors.error("OPV0002", volume=volume_id, library=library.root)
+    with library.locked():
+        lock = image_mod.lock_exclusive(directory, volume=volume_id)
+        try:
+            return _rebuild(directory, volume_id)
+        finally:
+            os.close(lock)
+
+
+def _rebuild(directory, volume_id: str) -> RecoveryReport:
+    label = replay.probe_label(str(directory / image_mod.DATA_FILE))
+    fresh = directory / RECOVERED_INDEX
+    for leftover in (fresh, fresh.with_name(fresh.name + "-wal"), fresh.with_name(fresh.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    conn = image_mod._connect(fresh)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("BEGIN IMMEDIATE")
+    schema.create(conn)
+    fields = image_mod.LABEL_FIELDS
+    conn.execute(f"INSERT INTO label (id, {', '.join(fields)}) VALUES (1, {', '.join('?' * len(fields))})",
+                 [label.get(f) for f in fields])
+    conn.execute("COMMIT")
+    conn.close()
+    report = RecoveryReport(volume_id)
+    clock = _ReplayClock()
+    # The fresh index commits nothing yet: cutting "the tail" now would cut everything.
+    image = image_mod.VolumeImage(directory, index_file=RECOVERED_INDEX, lock=False, cut_tail=False)
+    try:
+        end = _replay_all(image, clock, report)
+        report.volume = image.label()["volume"]
+        report.files, report.versions, report.directories = _counts(image)
+    finally:
+        image.close()
+    size = os.path.getsize(directory / image_mod.DATA_FILE)
+    if size > end * label["sector_size"]:
+        report.tail_cut = size - end * label["sector_size"]
+        os.truncate(directory / image_mod.DATA_FILE, end * label["sector_size"])
+    for old in ("-wal", "-shm", ""):
+        (directory / (image_mod.INDEX_FILE + old)).unlink(missing_ok=True)
+    os.replace(fresh, directory / image_mod.INDEX_FILE)
+    image_mod.fsync_dir(directory)
+    return report
+
+
+def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: RecoveryReport) -> int:
+    """Replay every sound record in one transaction; return the sector after the last one."""
+    volume = Volume(image, clock=clock)
+    image.conn.execute("BEGIN IMMEDIATE")
+    tx = replay.ReplayTransaction(image)
+    volume._tx, volume._tx_label = tx, image.label()
+    end = 0  # after the last sound record; trailing regions without one are cut off
+    for found in replay.scan(image.data.fd, image.sector_size):
+        if found.reason == "torn tail":
+            break
+        if found.header is None:
+            report.damaged.append((found.sector, found.sectors, found.reason))
+            continue
+        end = found.sector + found.sectors
+        if not _belongs(found.header, volume._tx_label["volume"]):
+            report.damaged.append((found.sector, found.sectors, "a record of another volume"))
+            continue
+        tx.expect(found)
+        clock.micros = _time_of(found.header)
+        try:
+            _apply(volume, tx, found.header)
+        except errors.OptvolError as exc:
+            report.damaged.append((found.sector, found.sectors, f"{found.header.kind.name} record not applied: {exc.text}"))
+            continue
+        report.records[found.header.kind] += 1
+    tx.end = end
+    tx.finish(clock.micros or None)
+    image.conn.execute("COMMIT")
+    volume._tx = volume._tx_label = None
+    return end
+
+
+def _belongs(header, current: str) -> bool:
+    """A record of this volume: its ID, or a LABEL record that renames it (CVTOPTBKU)."""
+    volume = header.body.get("volume")
+    if header.kind == Kind.LABEL:
+        return volume in (current, (header.body.get("label") or {}).get("volume"))
+    return volume == current
+
+
+def _time_of(header) -> int:
+    body = header.body
+    for key in ("time", "modified", "created"):
+        if isinstance(body.get(key), int):
+            return body[key]
+    label = body.get("label") or {}
+    return label.get("last_referenced") or label.get("created") or 0
+
+
+def _apply(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
+    """Run the volume operation that wrote this record again, over the fresh index."""
+    body, kind = header.body, header.kind
+    writer = PrivilegedWriter(volume, tx, honour_read_only=False)
+    if kind == Kind.LABEL:
+        tx.write_label(body["label"])
+        volume._tx_label = volume.image.label()
+    elif kind == Kind.DIRECTORY and body["path"] == "/":
+        image_mod.index_root(volume.image.conn, created=body["created"], sector=tx.append(kind, body).sector)
+    elif kind == Kind.DIRECTORY:
+        volume._make_dir(tx, volume._parts(body["path"], is_dir=True), parents=False, exist_ok=False,
+                         created=body["created"])
+    elif kind == Kind.FILE:
+        volume._store(tx, volume._parts(body["path"]), size=header.payload_size, payload=lambda data, sector: b"",
+                      replace=True, times=(body["created"], body["modified"], body["attr_changed"]),
+                      flags=body["flags"], honour_read_only=False)
+    elif kind == Kind.DELETE:
+        volume._delete(tx, volume._parts(body["path"]), honour_read_only=False)
+    elif kind == Kind.REMOVE_DIRECTORY:
+        volume._remove_dir(tx, volume._parts(body["path"], is_dir=True))
+    elif kind == Kind.RENAME:
+        volume._rename(tx, volume._parts(body["from"]), volume._parts(body["to"]))
+    elif kind == Kind.ATTRIBUTES:
+        volume._set_flags(tx, volume._parts(body["path"]), body["flags"])
+    elif kind == Kind.CONTROL:
+        row = (body["range_start"], body["range_end"], body["last_changed"])
+        writer.record_control(body["path"], row, request=body["request"], details={}, sectors=header.header_sectors)
+    elif kind == Kind.REQUEST:
+        writer.log_request(body)
+
+
+def _counts(image: image_mod.VolumeImage) -> tuple[int, int, int]:
+    conn = image.conn
+    return (conn.execute("SELECT count(*) FROM files WHERE live = 1").fetchone()[0],
+            conn.execute("SELECT count(*) FROM files").fetchone()[0],
+            conn.execute("SELECT count(*) FROM dirs WHERE live = 1").fetchone()[0])

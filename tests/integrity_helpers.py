@@ -1,0 +1,104 @@
+"""Helpers of the integrity and recovery tests: the CLI in-process, byte flips, trees.
+
+``run_cli`` runs ``optvol.cli.main`` in this process (much faster than a subprocess) and
+gives back the exit code, stdout as bytes and stderr as text; exit 70 (a traceback) is a
+bug everywhere these tests use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from optvol import cli
+
+
+@dataclass
+class Out:
+    rc: int
+    out: bytes
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+
+def run_cli(library: Path | str, *args: str, json_output: bool = False) -> Out:
+    """``optvol [--json] --library LIB ARGS...`` in-process."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+    err = io.StringIO()
+    argv = (["--json"] if json_output else []) + ["--library", str(library), *map(str, args)]
+    rc = cli.main(argv, out=out, err=err)
+    out.flush()
+    return Out(rc, out.buffer.getvalue(), err.getvalue())
+
+
+def content(path: str, size: int, salt: str = "") -> bytes:
+    """Deterministic bytes for a path (and an optional salt for later versions)."""
+    seed = hashlib.sha256((salt + path).encode()).digest()
+    block = hashlib.sha256(seed + b"block").digest() * 32  # 1 KiB
+    whole = (block * (size // len(block) + 1))[:size]
+    return (seed[:8] + whole[8:])[:size] if size >= 8 else seed[:size]
+
+
+def volume_dir(library_root: Path | str, vol: str) -> Path:
+    return Path(library_root) / f"{vol}.optvol"
+
+
+def index_rows(library_root: Path | str, vol: str) -> list[dict]:
+    """Every file version in a volume's index: path, version, live, sector, header_sectors, size."""
+    conn = sqlite3.connect(f"file:{volume_dir(library_root, vol) / 'index.sqlite'}?mode=ro", uri=True)
+    try:
+        sector_size = conn.execute("SELECT sector_size FROM label").fetchone()[0]
+        rows = conn.execute(
+            "SELECT d.path, f.name, f.version, f.live, f.sector, f.header_sectors, f.size, f.id"
+            " FROM files f JOIN dirs d ON d.id = f.dir ORDER BY d.path_key, f.name_key, f.version"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [
+        {"path": d.rstrip("/") + "/" + n, "version": v, "live": bool(live), "sector": s, "header_sectors": h,
+         "size": size, "id": i, "sector_size": sector_size}
+        for d, n, v, live, s, h, size, i in rows
+    ]
+
+
+def payload_offset(row: dict, at: int = 0) -> int:
+    """Byte offset in data.opv of byte ``at`` of a version's payload (via the index)."""
+    return (row["sector"] + row["header_sectors"]) * row["sector_size"] + at
+
+
+def flip(path: Path | str, offset: int, mask: int = 0x01) -> None:
+    """XOR one byte of a file in place."""
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        assert len(byte) == 1, (path, offset)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ mask]))
+
+
+def flip_payload(library_root: Path | str, vol: str, row: dict, at: int = 0) -> None:
+    flip(volume_dir(library_root, vol) / "data.opv", payload_offset(row, at))
+
+
+def tree_snapshot(root: Path, *, skip: Path | None = None) -> dict[str, tuple]:
+    """Every entry below ``root`` (except below ``skip``): kind, size and content hash."""
+    state: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if skip is not None and (here == skip or skip in here.parents):
+            dirnames[:] = []
+            continue
+        for name in dirnames:
+            state[str((here / name).relative_to(root))] = ("dir",)
+        for name in filenames:
+            path = here / name
+            state[str(path.relative_to(root))] = ("file", path.stat().st_size,
+                                                  hashlib.sha256(path.read_bytes()).hexdigest())
+    return state

@@ -1,0 +1,267 @@
+"""export-iso and import-iso against real tools: xorriso, isoinfo, 7z, bsdtar, genisoimage."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import data_path, make_volume
+from optvol import errors, model
+from optvol.cli import main
+from optvol.interchange import export_iso, import_iso
+from optvol.interchange.iso_export import _Payload
+from optvol.interchange.iso_import import _label
+from optvol.interchange.names import Namer
+from optvol.model import MediaType, VolumeType
+
+LONG = "a file name that is much longer than the sixty four characters Joliet allows.txt"
+WHEN = datetime(2024, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+TREE = {
+    "Reports/2024/q1 summary.txt": b"first quarter\n" * 100,
+    f"Reports/2024/{LONG}": b"long\n",
+    "Reports/empty.dat": b"",
+    "a/b/c/d/e/f/g/h/i/j/deep.bin": bytes(range(256)) * 40,
+    "MixedCase.Name.tar.gz": os.urandom(300_000),
+}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _cli(library, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    rc = main(["--library", str(library.root), *argv], out=out, err=err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def filled(library):
+    """Volume PVOL1 holding TREE (files written one clock tick apart)."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        for path, data in TREE.items():
+            if "/" in path:
+                volume.mkdir("/" + path.rsplit("/", 1)[0], parents=True, exist_ok=True)
+            volume.write_bytes("/" + path, data)
+    return library
+
+
+def _expected_times(library) -> dict[str, float]:
+    with library.open("PVOL1") as volume:
+        return {info.path[1:]: info.modified.timestamp() for info in volume.iter_files("/", recursive=True)}
+
+
+def _check_extracted(root: Path, times: dict[str, float], *, joliet: bool = False) -> None:
+    """Bytes and modified times of TREE below ``root`` (``joliet``: long names cut to 64)."""
+    for path, data in TREE.items():
+        extracted = root / path
+        if joliet and path.endswith(LONG):
+            extracted = extracted.with_name(Namer().joliet(LONG))
+        assert _sha(extracted.read_bytes()) == _sha(data), path
+        assert abs(extracted.stat().st_mtime - times[path]) < 1.0, path
+
+
+@pytest.mark.parametrize("udf", [False, True], ids=["iso", "udf"])
+def test_tools_list_and_extract_our_image(filled, tmp_path, udf):
+    image = tmp_path / "out.iso"
+    args = ["export-iso", "pvol1", str(image)] + (["--udf"] if udf else [])
+    rc, out, err = _cli(filled, *args)
+    assert rc == 0, err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    times = _expected_times(filled)
+
+    info = subprocess.run(["isoinfo", "-d", "-i", str(image)], capture_output=True, text=True).stdout
+    assert "Volume id: PVOL1" in info and "Joliet" in info and "Rock Ridge" in info
+    listing = subprocess.run(["isoinfo", "-R", "-l", "-i", str(image)], capture_output=True, text=True).stdout
+    for path, data in TREE.items():
+        name = path.rsplit("/", 1)[-1]
+        assert any(line.endswith(" " + name + " ") or line.endswith(" " + name) for line in listing.splitlines()
+                   if f" {len(data)} " in line), name
+    found = subprocess.run(["xorriso", "-indev", str(image), "-find", "/", "-type", "f"],
+                           capture_output=True, text=True).stdout
+    assert {line.strip().strip("'")[1:] for line in found.splitlines() if line.startswith("'")} == set(TREE)
+
+    for tool, command in (
+        ("7z", ["7z", "x", "-y", f"-o{tmp_path / '7z'}", str(image)]),
+        ("bsdtar", ["bsdtar", "-x", "-f", str(image), "-C", str(tmp_path / "bsdtar")]),
+        ("xorriso", ["xorriso", "-osirrox", "on", "-indev", str(image), "-extract", "/", str(tmp_path / "xorriso")]),
+    ):
+        (tmp_path / tool).mkdir(exist_ok=True)
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, (tool, done.stderr)
+        _check_extracted(tmp_path / tool, times, joliet=tool == "7z" and not udf)  # 7-Zip reads no Rock Ridge
+    listed = subprocess.run(["7z", "l", str(image)], capture_output=True, text=True).stdout
+    assert (LONG if udf else Namer().joliet(LONG)) in listed
+    assert "Reports/2024/q1 summary.txt" in subprocess.run(["bsdtar", "tf", str(image)], capture_output=True, text=True).stdout
+
+
+def test_backup_volume_can_be_exported(filled, tmp_path):
+    make_volume(filled, "BVOL1", type=VolumeType.BACKUP)
+    rc, _, err = _cli(filled, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
+    assert rc == 0, err
+    image = tmp_path / "backup.iso"
+    result = export_iso(filled, vol="BVOL1", file=image)
+    assert result.files == len(TREE)
+    (tmp_path / "x").mkdir()
+    subprocess.run(["bsdtar", "-x", "-f", str(image), "-C", str(tmp_path / "x")], check=True)
+    assert (tmp_path / "x" / "MixedCase.Name.tar.gz").read_bytes() == TREE["MixedCase.Name.tar.gz"]
+
+
+def test_damaged_file_fails_export_and_leaves_nothing(filled, tmp_path):
+    with filled.open("PVOL1") as volume:
+        _, row = volume.file_row("/MixedCase.Name.tar.gz")
+        offset = (row.sector + row.header_sectors) * volume.image.sector_size + 1000
+    with open(data_path(filled, "PVOL1"), "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    rc, _, err = _cli(filled, "export-iso", "PVOL1", str(tmp_path / "bad.iso"))
+    assert rc == 7 and "CPF1F28" in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "lib"]
+
+
+def test_payload_reader_restarts_on_seek_and_verifies(filled):
+    with filled.open("PVOL1") as volume:
+        _, row = volume.file_row("/MixedCase.Name.tar.gz")
+        reader = _Payload(volume, row, "/MixedCase.Name.tar.gz")
+        data = TREE["MixedCase.Name.tar.gz"]
+        reader.seek(200_000)
+        assert reader.read(50_000) == data[200_000:250_000]
+        reader.seek(0)
+        assert reader.read(100_000) + reader.read() == data
+        assert reader.read(10) == b""
+
+
+def test_media_type_follows_size():
+    now = datetime.now(timezone.utc)
+    assert _label("A", 600 * 1000**2, now)["media_type"] == MediaType.CD_ROM
+    assert _label("A", 700 * 1000**2, now)["media_type"] == MediaType.DVD_ROM
+    huge = _label("A", 9 * 1000**3, now)
+    assert huge["media_type"] == MediaType.DVD_ROM and huge["capacity"] >= 9 * 1000**3
+
+
+# --------------------------------------------------------------------- images made by real tools
+
+
+def _host_tree(root: Path) -> dict[str, float]:
+    """TREE on the host with distinct modified times; returns path -> mtime."""
+    times = {}
+    for index, (path, data) in enumerate(TREE.items()):
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        stamp = WHEN.timestamp() + 3600 * index
+        os.utime(target, (stamp, stamp))
+        times[path] = stamp
+    (root / "empty dir").mkdir()
+    return times
+
+
+MAKERS = {
+    "genisoimage-JR-udf": ["genisoimage", "-quiet", "-J", "-joliet-long", "-R", "-udf"],
+    "genisoimage-R": ["genisoimage", "-quiet", "-R"],
+    "xorriso-JR": ["xorriso", "-as", "mkisofs", "-quiet", "-J", "-joliet-long", "-R"],
+    "genisoimage-udf": ["genisoimage", "-quiet", "-udf", "-D"],  # -D: without Rock Ridge it drops deep trees
+}
+
+
+@pytest.mark.parametrize("maker", sorted(MAKERS))
+def test_import_images_of_real_tools(library, tmp_path, maker):
+    times = _host_tree(tmp_path / "tree")
+    image = tmp_path / "in.iso"
+    subprocess.run([*MAKERS[maker], "-V", "Tool_Disc", "-o", str(image), str(tmp_path / "tree")],
+                   check=True, capture_output=True)
+    rc, out, err = _cli(library, "--json", "import-iso", str(image))
+    assert rc == 0, err
+    assert '"media_type": "*CD-ROM"' in out
+    with library.open("TOOL_DISC") as volume:
+        info = volume.info()
+        assert (info.media_type, info.media_format) == (MediaType.CD_ROM, model.MediaFormat.ISO9660)
+        assert volume.is_dir("/empty dir")
+        for path, data in TREE.items():
+            stat = volume.stat("/" + path)
+            assert stat.size == len(data) and stat.sha256 == _sha(data), path
+            assert abs(stat.modified.timestamp() - times[path]) < 1.0, path
+    rc, out, _ = _cli(library, "cat", "/QOPT/TOOL_DISC/Reports/2024/q1 summary.txt")
+    assert rc == 0 and out == TREE["Reports/2024/q1 summary.txt"].decode()
+    rc, _, err = _cli(library, "cp", "-r", "/QOPT/TOOL_DISC/a", str(tmp_path / "back"))
+    assert rc == 0, err
+    assert (tmp_path / "back/b/c/d/e/f/g/h/i/j/deep.bin").read_bytes() == TREE["a/b/c/d/e/f/g/h/i/j/deep.bin"]
+    assert _cli(library, "dspopt", "TOOL_DISC")[0] == 0
+    rc, _, err = _cli(library, "cp", str(image), "/QOPT/TOOL_DISC/new.iso")
+    assert rc == 5 and "CPF1F63" in err
+
+
+def test_import_joliet_only_uses_joliet_names(library, tmp_path):
+    _host_tree(tmp_path / "tree")
+    image = tmp_path / "j.iso"
+    subprocess.run(["genisoimage", "-quiet", "-J", "-joliet-long", "-V", "JOL", "-o", str(image), str(tmp_path / "tree")],
+                   check=True, capture_output=True)
+    result = import_iso(library, file=image, now=datetime.now(timezone.utc))
+    assert result.namespace == "Joliet"
+    with library.open("JOL") as volume:
+        assert volume.stat("/MixedCase.Name.tar.gz").size == len(TREE["MixedCase.Name.tar.gz"])
+
+
+def test_import_plain_iso_uses_iso_names(library, tmp_path):
+    _host_tree(tmp_path / "tree")
+    image = tmp_path / "p.iso"
+    subprocess.run(["genisoimage", "-quiet", "-D", "-V", "PLAIN", "-o", str(image), str(tmp_path / "tree")],
+                   check=True, capture_output=True)
+    result = import_iso(library, file=image, now=datetime.now(timezone.utc))
+    assert result.namespace == "ISO 9660" and result.files == len(TREE)
+    with library.open("PLAIN") as volume:
+        assert volume.stat("/REPORTS/EMPTY.DAT").size == 0
+
+
+def test_invalid_volume_identifier_needs_vol(library, tmp_path):
+    _host_tree(tmp_path / "tree")
+    image = tmp_path / "v.iso"
+    subprocess.run(["genisoimage", "-quiet", "-R", "-V", "bad name!", "-o", str(image), str(tmp_path / "tree")],
+                   check=True, capture_output=True)
+    rc, _, err = _cli(library, "import-iso", str(image))
+    assert rc == 2 and "OPV0702" in err and "--vol" in err
+    assert _cli(library, "import-iso", str(image), "--vol", "good.name")[0] == 0
+    assert library.volume_ids() == ["GOOD.NAME"]
+    rc, _, err = _cli(library, "import-iso", str(image), "--vol", "good.name")
+    assert rc == 4
+
+
+def test_round_trip_keeps_names_bytes_and_times(filled, tmp_path):
+    image = tmp_path / "rt.iso"
+    export_iso(filled, vol="PVOL1", file=image, udf=True)
+    import_iso(filled, file=image, vol="COPY1", now=datetime.now(timezone.utc))
+    with filled.open("PVOL1") as source, filled.open("COPY1") as copy:
+        before = {(i.path, i.size, i.sha256, int(i.modified.timestamp())) for i in source.iter_files("/", recursive=True)}
+        after = {(i.path, i.size, i.sha256, int(i.modified.timestamp())) for i in copy.iter_files("/", recursive=True)}
+        assert before == after
+        assert [d.path for d in source.iter_dirs("/")] == [d.path for d in copy.iter_dirs("/")]
+
+
+def test_import_into_primary_volume_uses_new_dates(filled, tmp_path, clock):
+    image = tmp_path / "in.iso"
+    export_iso(filled, vol="PVOL1", file=image)
+    make_volume(filled, "PVOL2")
+    moment = clock.peek()
+    rc, out, err = _cli(filled, "import-iso", str(image), "--into", "pvol2:/Imported/Here")
+    assert rc == 0, err
+    with filled.open("PVOL2") as volume:
+        stat = volume.stat("/Imported/Here/" + "MixedCase.Name.tar.gz")
+        assert stat.sha256 == _sha(TREE["MixedCase.Name.tar.gz"]) and stat.modified >= moment
+    rc, _, err = _cli(filled, "import-iso", str(image), "--into", "PVOL2:/Imported/Here")
+    assert rc == 4  # the files exist: nothing replaced, nothing half-copied
+    rc, _, err = _cli(filled, "import-iso", str(image), "--into", "PVOL2")
+    assert rc == 2 and "OPV0005" in err
+
+
+def test_missing_image_is_not_found(library, tmp_path):
+    with pytest.raises(errors.NotFoundError):
+        import_iso(library, file=tmp_path / "nope.iso", now=datetime.now(timezone.utc))

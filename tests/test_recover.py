@@ -1,0 +1,211 @@
+"""``optvol recover``: the index rebuilt from the data partition equals the original.
+
+Volumes are made by every command that writes (INZOPT, the file API on HPOFS and UDF,
+CHGOPTVOL, CPYOPT to a backup, CVTOPTBKU, DUPOPT); then their index is deleted or
+corrupted and rebuilt. ``last_referenced`` is the one field the data partition cannot
+give back exactly (it is the start time of the last write transaction).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from optvol import errors
+from optvol.change_volume import chgoptvol
+from optvol.checking import chkoptvol
+from optvol.conversion import cvtoptbku
+from optvol.copying import CopyRequest, cpyopt
+from optvol.duplicate import dupopt
+from optvol.initialize import inzopt
+from optvol.library import Library
+from optvol.model import MediaType, VolumeType
+from optvol.recovery import recover
+
+TABLES = {
+    "label": "volume, type, media_type, media_format, sector_size, capacity, threshold, text, created,"
+             " primary_volume, backup_start, backup_end, backup_last_changed",
+    "dirs": "*",
+    "files": "*",
+    "requests": "*",
+    "controls": "*",
+    "meta": "*",
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def lib(tmp_path):
+    clock = Clock()
+    library = Library(tmp_path / "lib", clock=clock)
+    library.tick = clock
+    return library
+
+
+def fill(library: Library, vol: str) -> None:
+    """Every kind of user write: mkdir, write, replace, attributes, rename (file and directory), delete, rmdir."""
+    with library.open(vol) as volume:
+        volume.mkdir("/A/B", parents=True)
+        volume.write_bytes("/A/one", b"1" * 5000)
+        volume.write_bytes("/A/one", b"one again")
+        volume.write_bytes("/A/B/two", b"two")
+        volume.set_attributes("/A/B/two", read_only=True, hidden=True)
+        volume.rename("/A/B", "/A/C")
+        volume.write_bytes("/A/gone", b"bye")
+        volume.remove("/A/gone")
+        volume.mkdir("/EMPTY")
+        volume.rmdir("/EMPTY")
+        with volume.open("/A/C/big", "wb") as handle:
+            handle.write(os.urandom(300_000))
+        with volume.batch():
+            for number in range(30):
+                volume.write_bytes(f"/A/C/batch{number:02}", bytes([number]) * number)
+
+
+def dump(library: Library, vol: str) -> dict:
+    conn = sqlite3.connect(library.root / f"{vol}.optvol" / "index.sqlite")
+    try:
+        return {table: conn.execute(f"SELECT {columns} FROM {table} ORDER BY 1").fetchall()
+                for table, columns in TABLES.items()}
+    finally:
+        conn.close()
+
+
+def lose_index(library: Library, vol: str, how: str) -> None:
+    index = library.root / f"{vol}.optvol" / "index.sqlite"
+    if how == "deleted":
+        for suffix in ("", "-wal", "-shm"):
+            (index.parent / (index.name + suffix)).unlink(missing_ok=True)
+    else:
+        conn = sqlite3.connect(index)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        with open(index, "r+b") as handle:
+            handle.seek(0)
+            handle.write(b"this is no longer a database" * 40)
+
+
+def rebuilt_equals_original(library: Library, vol: str, how: str) -> None:
+    before = dump(library, vol)
+    lose_index(library, vol, how)
+    with pytest.raises(errors.OptvolError) as broken:
+        library.open(vol).close()
+    assert broken.value.exit_code == 7
+    report = recover(library, vol=vol)
+    assert report.damaged == [] and report.tail_cut == 0
+    assert dump(library, vol) == before
+    (result,) = chkoptvol(library, vol=vol)
+    assert result.damaged == []
+
+
+@pytest.mark.parametrize("how", ["deleted", "corrupt"])
+def test_file_api_volumes_hpofs_and_udf(lib, how):
+    inzopt(lib, vol="HPOFS1", now=lib.tick())
+    inzopt(lib, vol="UDF1", medtype=MediaType.DVD_RAM, now=lib.tick())
+    for vol in ("HPOFS1", "UDF1"):
+        fill(lib, vol)
+        chgoptvol(lib, vol=vol, text="changed text")
+    chgoptvol(lib, vol="HPOFS1", threshold=80)
+    for vol in ("HPOFS1", "UDF1"):
+        rebuilt_equals_original(lib, vol, how)
+    with lib.open("UDF1") as udf:
+        assert udf.read_bytes("/A/one") == b"one again" and udf.stat("/A/C/two").read_only
+
+
+def test_backup_volume_with_ranges_and_request_log_then_converted_and_duplicated(lib):
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    inzopt(lib, vol="BVOL1", type=VolumeType.BACKUP, now=lib.tick())
+    fill(lib, "PVOL1")
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    cpyopt(lib, request, now=lib.tick())
+    with lib.open("PVOL1") as pvol:
+        pvol.write_bytes("/A/one", b"third version")
+    cpyopt(lib, request, now=lib.tick())
+    dupopt(lib, fromvol="BVOL1", tovol="BCOPY", now=lib.tick())
+    rebuilt_equals_original(lib, "BVOL1", "deleted")
+    rebuilt_equals_original(lib, "BCOPY", "corrupt")
+    with lib.open("BVOL1") as bvol:
+        assert len(bvol.requests()) == 2 and bvol.info().primary_volume == "PVOL1"
+    lib.discard("PVOL1")
+    cvtoptbku(lib, bkuvol="BVOL1")
+    rebuilt_equals_original(lib, "PVOL1", "deleted")
+    with lib.open("PVOL1") as converted:
+        assert converted.info().type == VolumeType.PRIMARY
+        assert converted.read_bytes("/A/one") == b"third version"
+
+
+def test_torn_tail_is_cut_and_damaged_region_reported(lib):
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    fill(lib, "PVOL1")
+    data = lib.root / "PVOL1.optvol" / "data.opv"
+    good_size = data.stat().st_size
+    with lib.open("PVOL1") as volume:
+        _, row = volume.file_row("/A/one")
+        sector = volume.image.sector_size
+    # A record header half-written by a process that died: an optvol magic and garbage.
+    with open(data, "ab") as handle:
+        handle.write(b"OPTVOLR1" + os.urandom(3000))
+    lose_index(lib, "PVOL1", "deleted")
+    report = recover(lib, vol="PVOL1")
+    assert report.tail_cut == 3008 and data.stat().st_size == good_size
+    assert report.damaged == [(good_size // sector, 2, "no sound record header")]
+    # Break one header in the middle: that record is reported, the rest comes back.
+    with open(data, "r+b") as handle:
+        handle.seek(row.sector * sector + 20)
+        handle.write(b"\xff\xff\xff\xff")
+    lose_index(lib, "PVOL1", "deleted")
+    report = recover(lib, vol="PVOL1")
+    assert [d[0] for d in report.damaged] == [row.sector]
+    with lib.open("PVOL1") as volume:
+        assert volume.read_bytes("/A/C/two") == b"two"
+        assert volume.read_bytes("/A/one") == b"1" * 5000  # the version before the damaged one
+
+
+def test_cli_recover_and_refusals(tmp_path):
+    library_dir = tmp_path / "lib"
+    base = [sys.executable, "-m", "optvol", "--library", str(library_dir)]
+    env = {k: v for k, v in os.environ.items() if k != "OPTVOL_LIBRARY"}
+
+    def run(*args):
+        return subprocess.run(base + list(args), capture_output=True, text=True, env=env)
+
+    assert run("inzopt", "PVOL1").returncode == 0
+    (tmp_path / "f").write_bytes(b"content")
+    assert run("cp", str(tmp_path / "f"), "/QOPT/PVOL1/f").returncode == 0
+    (library_dir / "PVOL1.optvol" / "index.sqlite").unlink()
+    for side in ("-wal", "-shm"):
+        (library_dir / "PVOL1.optvol" / f"index.sqlite{side}").unlink(missing_ok=True)
+    assert run("cat", "/QOPT/PVOL1/f").returncode == 7
+    done = run("--json", "recover", "PVOL1")
+    assert done.returncode == 0, done.stderr
+    import json
+
+    report = json.loads(done.stdout)
+    assert report["files"] == 1 and report["records"]["FILE"] == 1 and report["damaged"] == []
+    assert run("cat", "/QOPT/PVOL1/f").stdout == "content"
+    missing = run("recover", "NOSUCH")
+    assert missing.returncode == 3 and missing.stderr.startswith("optvol: OPV0002:")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from optvol.library import Library; from datetime import datetime, timezone;"
+        f"v = Library({str(library_dir)!r}, clock=lambda: datetime.now(timezone.utc)).open('PVOL1');"
+        "print('open', flush=True); time.sleep(30)")], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        busy = run("recover", "PVOL1")
+        assert busy.returncode == 8 and busy.stderr.startswith("optvol: OPV0004:")
+    finally:
+        holder.kill()
+        holder.wait()
