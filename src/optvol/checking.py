@@ -9,8 +9,11 @@ of the good ones (DESIGN §4 CHKOPTVOL JSON).
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from optvol import errors
@@ -19,6 +22,8 @@ from optvol.library import Library
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow
 
+HASH_WORKERS = max(2, os.cpu_count() or 2)
+PARALLEL_SIZE = 1 << 20
 _FILE_COLUMNS = ", ".join("f." + c.strip() for c in FILE_COLUMNS.split(","))
 
 
@@ -78,19 +83,32 @@ def check_volume(volume: Volume, *, keep_list: bool = False,
         reason = _header_problem(volume, sector, Kind.DIRECTORY)
         if reason:
             result.damaged.append(Damage(path, reason))
-    for path, row, live, newer in _versions(conn):
-        name = path if live else f"{path} (version {row.version}{', deleted' if not newer else ''})"
-        reason = _version_problem(volume, row)
-        if reason:
-            result.damaged.append(Damage(name, reason, row.id))
-            continue
-        result.files_checked += 1
-        result.bytes_checked += row.size
-        if keep_list:
-            result.checked.append(name)
-        if progress:
-            progress(result.files_checked, result.bytes_checked)
+    with ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
+        pending: deque = deque()
+        for path, row, live, newer in _versions(conn):
+            name = path if live else f"{path} (version {row.version}{', deleted' if not newer else ''})"
+            # Big versions are hashed on all cores (hashlib releases the GIL); small ones inline.
+            problem = pool.submit(_version_problem, volume, row) if row.size >= PARALLEL_SIZE else _version_problem(volume, row)
+            pending.append((name, row, problem))
+            while pending and (len(pending) > 2 * HASH_WORKERS or not isinstance(pending[0][2], Future)):
+                _record(result, *pending.popleft(), keep_list=keep_list, progress=progress)
+        while pending:
+            _record(result, *pending.popleft(), keep_list=keep_list, progress=progress)
     return result
+
+
+def _record(result: CheckResult, name: str, row: FileRow, problem, *, keep_list: bool,
+            progress: Callable[[int, int], None] | None) -> None:
+    reason = problem.result() if isinstance(problem, Future) else problem
+    if reason:
+        result.damaged.append(Damage(name, reason, row.id))
+        return
+    result.files_checked += 1
+    result.bytes_checked += row.size
+    if keep_list:
+        result.checked.append(name)
+    if progress:
+        progress(result.files_checked, result.bytes_checked)
 
 
 def _index_problems(conn: sqlite3.Connection) -> list[str]:
