@@ -52,6 +52,15 @@ def _best(runs: int, action) -> float:
     return min(times)
 
 
+def _compare(library: Library, scratch: Path, *, size: int, runs: int, udf: bool) -> tuple[float, float]:
+    """(export-iso seconds, genisoimage seconds) for the volume and tree of files of ``size``."""
+    out = scratch / "out.iso"
+    ours = _best(runs, lambda: export_iso(library, vol=f"BENCH{size}", file=out, udf=udf))
+    command = ["genisoimage", "-quiet", "-J", "-R", *(["-udf"] if udf else []), "-o", str(out), str(scratch / f"tree{size}")]
+    theirs = _best(runs, lambda: subprocess.run(command, check=True))
+    return ours, theirs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big", type=int, default=1000, help="files of 1 MiB")
@@ -64,13 +73,8 @@ def main() -> None:
     try:
         library = Library(scratch / "lib", clock=_clock)
         for label, files, size, dirs in (("1 MiB", args.big, 1 << 20, 10), ("1 KiB", args.small, 1024, 100)):
-            name = f"BENCH{size}"
-            host = scratch / f"tree{size}"
-            _build(library, host, name, files=files, size=size, dirs=dirs)
-            out = scratch / "out.iso"
-            ours = _best(args.runs, lambda: export_iso(library, vol=name, file=out, udf=args.udf))
-            command = ["genisoimage", "-quiet", "-J", "-R", *(["-udf"] if args.udf else []), "-o", str(out), str(host)]
-            theirs = _best(args.runs, lambda: subprocess.run(command, check=True))
+            _build(library, scratch / f"tree{size}", f"BENCH{size}", files=files, size=size, dirs=dirs)
+            ours, theirs = _compare(library, scratch, size=size, runs=args.runs, udf=args.udf)
             print(f"{files:>7} x {label}: optvol {ours:6.2f} s  genisoimage {theirs:6.2f} s  "
                   f"ratio {theirs / ours:4.2f} (goal >= 0.5)", flush=True)
     finally:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from cli_helpers import (
     BACKUP_FIELDS,
     DIRATR_FIELDS,
@@ -29,7 +30,6 @@ from cli_helpers import (
     run,
     snapshot,
 )
-
 from optvol import cli
 from optvol.cl.table import BY_NAME, COMMANDS
 
@@ -54,6 +54,10 @@ class Shell:
 
     def json(self, *args):
         return self(*args, json_output=True).json()
+
+    def build(self, *args) -> None:
+        """Set-up steps run in-process through ``optvol.cli.main`` (fast); they must succeed."""
+        assert cli.main(["--library", str(self.lib), *map(str, args)]) == 0, args
 
     def write_host(self, name: str, data: bytes) -> Path:
         path = self.host / name
@@ -87,14 +91,23 @@ def _check_volatr(row: dict) -> None:
     assert row["media_format"] in ("*HPOFS", "*UDF", "*ISO9660")
     assert is_iso(row["created"]) and is_iso(row["last_referenced"])
     assert row["primary_volume"] is None or type(row["primary_volume"]) is str
-    assert row["backup"] is None or set(row["backup"]) == BACKUP_FIELDS
+    _check_backup(row["backup"])
     assert 0 <= row["used"] and row["available"] == max(0, row["capacity"] * row["threshold"] // 100 // row["sector_size"] * row["sector_size"] - row["used"])
+
+
+def _check_backup(backup: dict | None) -> None:
+    if backup is None:
+        return
+    assert set(backup) == BACKUP_FIELDS
+    assert backup["range_start"] in ("*BEGIN", None) or is_iso(backup["range_start"])
+    assert backup["range_end"] is None or is_iso(backup["range_end"])
+    assert backup["last_changed"] is None or is_iso(backup["last_changed"])
 
 
 def _check_dir(row: dict) -> None:
     assert set(row) == DIRATR_FIELDS
     assert row["path"].startswith("/") and is_iso(row["created"])
-    assert row["backup"] is None or set(row["backup"]) == BACKUP_FIELDS
+    _check_backup(row["backup"])
 
 
 def _check_file(row: dict) -> None:
@@ -205,14 +218,14 @@ def test_inzopt_options(sh):
     assert small["used"] == 2 * 4096  # the LABEL and root DIRECTORY records
     # Re-initialize with CHECK(*NO): everything is erased; NEWVOL renames.
     data = sh.write_host("a.bin", b"x" * 5000)
-    sh("cp", data, "/QOPT/SMALL/a.bin")
+    sh.build("cp", data, "/QOPT/SMALL/a.bin")
     again = sh.json("inzopt", "SMALL", "--newvol", "SMALL2", "--check", "no")
     assert again["created"] is False and again["erased_files"] == 1 and again["volume"]["volume"] == "SMALL2"
     assert [r["volume"] for r in sh.json("wrkoptvol")] == ["BVOL1", "DVD1", "SMALL2"]
 
 
 def test_chgoptvol(sh):
-    sh("inzopt", "PVOL1")
+    sh.build("inzopt", "PVOL1")
     changed = sh.json("chgoptvol", "pvol1", "80", "MYAUTL", "--text", "new text")
     _check_volatr(changed)
     assert changed["threshold"] == 80 and changed["text"] == "new text"
@@ -229,15 +242,15 @@ def test_chgoptvol(sh):
 def filled(sh) -> Shell:
     """PVOL1 with /D1, /D1/SUB, /DATA and four files; ARCH1, ARCH2 and BVOL1 empty."""
     for vol in ("PVOL1", "ARCH1", "ARCH2"):
-        sh("inzopt", vol)
-    sh("inzopt", "BVOL1", "--type", "*BACKUP")
-    sh("mkdir", "-p", "/QOPT/PVOL1/D1/SUB", "/QOPT/PVOL1/DATA")
+        sh.build("inzopt", vol)
+    sh.build("inzopt", "BVOL1", "--type", "*BACKUP")
+    sh.build("mkdir", "-p", "/QOPT/PVOL1/D1/SUB", "/QOPT/PVOL1/DATA")
     sh.write_host("src/a.txt", b"hello\n")
     sh.write_host("src/abc.txt", b"abc")
     sh.write_host("src/b.bin", _payload(5000))
     sh.write_host("src/z.txt", b"zzz")
-    sh("cp", sh.host / "src/a.txt", sh.host / "src/abc.txt", sh.host / "src/z.txt", "/QOPT/PVOL1/D1/")
-    sh("cp", sh.host / "src/b.bin", "/QOPT/PVOL1/D1/SUB/b.bin")
+    sh.build("cp", sh.host / "src/a.txt", sh.host / "src/abc.txt", sh.host / "src/z.txt", "/QOPT/PVOL1/D1/")
+    sh.build("cp", sh.host / "src/b.bin", "/QOPT/PVOL1/D1/SUB/b.bin")
     return sh
 
 
@@ -332,7 +345,7 @@ def test_cp_host_to_volume_and_back(filled):
 
 
 def test_cp_empty_and_large_files(sh):
-    sh("inzopt", "PVOL1", "--capacity", "64M")
+    sh.build("inzopt", "PVOL1", "--capacity", "64M")
     empty = sh.write_host("empty", b"")
     large = sh.write_host("large", _payload(3 * 1024 * 1024 + 7, seed=3))
     sh("cp", empty, large, "/QOPT/PVOL1/")
@@ -413,11 +426,11 @@ def test_mv(filled):
 
 
 def test_rm_and_space_on_udf(sh):
-    sh("inzopt", "DVD1", "--medtype", "*DVD-RAM", "--capacity", "4M")
-    sh("mkdir", "-p", "/QOPT/DVD1/A/B")
+    sh.build("inzopt", "DVD1", "--medtype", "*DVD-RAM", "--capacity", "4M")
+    sh.build("mkdir", "-p", "/QOPT/DVD1/A/B")
     data = sh.write_host("f.bin", _payload(10_000))
-    sh("cp", data, "/QOPT/DVD1/A/B/f1.bin")
-    sh("cp", data, "/QOPT/DVD1/A/f2.bin")
+    sh.build("cp", data, "/QOPT/DVD1/A/B/f1.bin")
+    sh.build("cp", data, "/QOPT/DVD1/A/f2.bin")
     used = sh.json("dspopt", "DVD1")["used"]
     sh("rm", "/QOPT/DVD1/A/f2.bin")
     assert sh.json("dspopt", "DVD1")["used"] == used - 2048 * (1 + 5)  # UDF frees header and payload
@@ -436,7 +449,7 @@ def test_rm_keeps_space_on_hpofs(filled):
 
 
 def test_mkdir_and_rmdir(sh):
-    sh("inzopt", "PVOL1")
+    sh.build("inzopt", "PVOL1")
     made = sh.json("mkdir", "-p", "/QOPT/PVOL1/A/B/C")
     assert made == {"created": ["/A/B/C"]}
     sh("mkdir", "-p", "/QOPT/PVOL1/A/B")  # exists: no error with -p
@@ -447,13 +460,13 @@ def test_mkdir_and_rmdir(sh):
 
 
 def test_mkdir_keeps_the_stored_case_of_the_parent(sh):
-    sh("inzopt", "PVOL1")
+    sh.build("inzopt", "PVOL1")
     sh("mkdir", "/QOPT/PVOL1/Reports", "/QOPT/PVOL1/REPORTS/Jan")
     assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/", "/Reports", "/Reports/Jan"]
 
 
 def test_mv_of_a_directory_whose_name_changes_length_when_folded(sh):
-    sh("inzopt", "DVD1", "--medtype", "*DVD-RAM")  # UDF: no name rule against these
+    sh.build("inzopt", "DVD1", "--medtype", "*DVD-RAM")  # UDF: no name rule against these
     sh("mkdir", "-p", "/QOPT/DVD1/straße/inner/deep")
     sh("mv", "/QOPT/DVD1/straße", "/QOPT/DVD1/x")
     assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "DVD1")] == ["/", "/x", "/x/inner", "/x/inner/deep"]
@@ -495,6 +508,26 @@ def test_backup_volume_can_be_listed(filled):
     assert [r["path"] for r in filled.json("wrkoptdir", "*ALL", "BVOL1")] == ["/"]
 
 
+def test_backup_fields_after_a_backup(filled):
+    sh = filled
+    sh.build("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
+    row = sh.json("dspopt", "BVOL1")
+    _check_volatr(row)
+    assert row["type"] == "*BACKUP" and row["primary_volume"] == "PVOL1"
+    assert row["backup"]["range_start"] == "*BEGIN" and row["backup"]["range_end"].endswith(TZ_OFFSET)
+    dirs = sh.json("dspopt", "BVOL1", "--data", "*DIRATR", "--path", "*ALL")
+    assert [d["path"] for d in dirs] == ["/", "/D1", "/D1/SUB", "/DATA"]
+    for d in dirs:
+        _check_dir(d)
+        assert d["backup"] is not None
+    files = sh.json("wrkoptf", "BVOL1", "*ALL")  # listing a backup volume is allowed
+    assert [f["path"] for f in files] == ["/D1/a.txt", "/D1/abc.txt", "/D1/z.txt", "/D1/SUB/b.bin"]
+    pvol = {f["path"]: f for f in sh.json("wrkoptf", "PVOL1", "*ALL")}
+    for f in files:
+        _check_file(f)
+        assert (f["sha256"], f["modified"], f["created"]) == tuple(pvol[f["path"]][k] for k in ("sha256", "modified", "created"))
+
+
 # --------------------------------------------------------------------- in-process
 
 
@@ -519,11 +552,7 @@ def test_main_in_process(filled, capsys):
 def world(tmp_path_factory):
     """A library for the bad-input table, built in-process once; each case must leave it unchanged."""
     sh = Shell(tmp_path_factory.mktemp("world"))
-    lib = str(sh.lib)
-
-    def do(*argv):
-        assert cli.main(["--library", lib, *map(str, argv)]) == 0, argv
-
+    do = sh.build
     do("inzopt", "PVOL1", "--capacity", "16M")
     do("inzopt", "ARCH1")
     do("inzopt", "ARCH2")
@@ -534,6 +563,7 @@ def world(tmp_path_factory):
     do("cp", sh.write_host("b.bin", _payload(5000)), "/QOPT/PVOL1/D1/SUB/b.bin")
     do("cp", sh.write_host("ro.txt", b"read only"), "/QOPT/PVOL1/ro.txt")
     do("chattr", "/QOPT/PVOL1/ro.txt", "--readonly", "yes")
+    do("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
     sh.write_host("big.bin", _payload(2 << 20))
     (sh.host / "dir").mkdir()
     return sh
@@ -578,7 +608,9 @@ BAD = [
     ("cp-missing-host-file", ["cp", "{host}/missing", "/QOPT/PVOL1/D1/"], 3, "OPV0301"),
     ("cp-one-source-missing", ["cp", "{host}/a.txt", "{host}/missing", "/QOPT/ARCH1/"], 3, "OPV0301"),
     ("cp-to-backup-volume", ["cp", "{host}/a.txt", "/QOPT/BVOL1/x.txt"], 5, "OPV0101"),
-    ("cp-from-backup-volume", ["cp", "/QOPT/BVOL1/x.txt", "{host}/dir"], 3, "CPF1F22"),
+    ("cp-from-backup-volume", ["cp", "/QOPT/BVOL1/D1/a.txt", "{host}/dir"], 5, "OPV0101"),
+    ("cp-backup-to-volume", ["cp", "/QOPT/BVOL1/D1/a.txt", "/QOPT/ARCH1/"], 5, "OPV0101"),
+    ("cp-onto-backup-file", ["cp", "{host}/a.txt", "/QOPT/BVOL1/D1/a.txt"], 5, "OPV0101"),
     ("cp-volume-full", ["cp", "{host}/big.bin", "/QOPT/FULL1/"], 6, "CPF1F61"),
     ("cp-no-replace", ["cp", "{host}/a.txt", "/QOPT/PVOL1/D1/a.txt", "--replace", "no"], 4, "CPF1F24"),
     ("cp-onto-read-only", ["cp", "{host}/a.txt", "/QOPT/PVOL1/ro.txt"], 5, "CPF1F37"),
@@ -602,6 +634,8 @@ BAD = [
     ("rm-missing", ["rm", "/QOPT/PVOL1/nope.txt"], 3, "CPF1F22"),
     ("rm-one-missing", ["rm", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/nope.txt"], 3, "CPF1F22"),
     ("rm-on-backup", ["rm", "-r", "/QOPT/BVOL1/"], 5, "OPV0101"),
+    ("rm-backup-file", ["rm", "/QOPT/BVOL1/D1/a.txt"], 5, "OPV0101"),
+    ("rmdir-on-backup", ["rmdir", "/QOPT/BVOL1/D1/SUB"], 5, "OPV0101"),
     ("mv-read-only-off-volume", ["mv", "/QOPT/PVOL1/ro.txt", "/QOPT/ARCH1/"], 5, "CPF1F37"),
     ("mv-read-only-to-host", ["mv", "/QOPT/PVOL1/ro.txt", "{host}/dir"], 5, "CPF1F37"),
     ("mv-tree-with-read-only", ["mv", "/QOPT/PVOL1/", "/QOPT/ARCH1/ALL"], 5, "CPF1F37"),
@@ -613,12 +647,14 @@ BAD = [
     ("ls-missing", ["ls", "/QOPT/PVOL1/nope"], 3, "CPF1F22"),
     ("ls-host-path", ["ls", "relative/host"], 2, "CPF1F48"),
     ("ls-unknown-volume", ["ls", "/QOPT/NOPE/"], 3, "OPV0002"),
-    ("cat-on-backup", ["cat", "/QOPT/BVOL1/x"], 5, "OPV0101"),
+    ("cat-on-backup", ["cat", "/QOPT/BVOL1/D1/a.txt"], 5, "OPV0101"),
     ("cat-directory", ["cat", "/QOPT/PVOL1/D1"], 5, "OPV0108"),
     ("cat-missing", ["cat", "/QOPT/PVOL1/D1/nope"], 3, "CPF1F22"),
     ("chattr-missing", ["chattr", "/QOPT/PVOL1/nope", "--readonly", "yes"], 3, "CPF1F22"),
     ("chattr-bad-value", ["chattr", "/QOPT/PVOL1/D1/a.txt", "--readonly", "maybe"], 2, "OPV0005"),
-    ("chattr-on-backup", ["chattr", "/QOPT/BVOL1/x", "--hidden", "yes"], 5, "OPV0101"),
+    ("chattr-on-backup", ["chattr", "/QOPT/BVOL1/D1/a.txt", "--hidden", "yes"], 5, "OPV0101"),
+    ("mv-within-backup", ["mv", "/QOPT/BVOL1/D1/a.txt", "/QOPT/BVOL1/D1/b.txt"], 5, "OPV0101"),
+    ("mv-off-backup", ["mv", "/QOPT/BVOL1/D1/a.txt", "/QOPT/ARCH1/"], 5, "OPV0101"),
 ]
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import proc_workers
 from conftest import data_path, make_volume, meta
-from proc_workers import content_for
-
 from optvol.library import Library
+from proc_workers import content_for
 
 HERE = Path(__file__).parent
 
@@ -52,7 +51,6 @@ def test_reader_never_sees_wrong_bytes(tmp_path, library):
             writer = pool.apply_async(proc_workers.writer_stream, (str(library.root), "PVOL1", count, size, start, done))
             assert writer.get(timeout=120) == count
             seen = reader.get(timeout=120)
-    print(seen["checked"], "reads checked")
     assert seen["bad"] == []
     assert seen["failures"] == []
     assert seen["checked"] >= count  # its last pass, after the writer finished, read every file
@@ -106,7 +104,6 @@ def test_sigkill_during_batches(tmp_path, library):
         # Every batch reported done is there; at most the one in flight committed without being reported.
         assert len(reported) <= visible <= len(reported) + 1
         assert visible < batches
-        print(f"killed after {len(reported)} reported batches, {visible} visible")
         assert volume.info().files == visible * per_batch
 
     # A re-run from where it stopped completes.

@@ -6,8 +6,8 @@ import os
 import sqlite3
 
 import pytest
-from conftest import data_path, dump_index, index_path, make_volume, meta, read_data
 
+from conftest import data_path, dump_index, index_path, make_volume, meta, read_data
 from optvol import errors
 from optvol.image import schema
 from optvol.image.image import VolumeImage

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_volume
 
 from optvol import errors
 from optvol.change_volume import chgoptvol

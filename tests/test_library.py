@@ -9,8 +9,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock, make_volume
 
+import proc_workers
+from conftest import FakeClock, make_volume
 from optvol import errors
 from optvol.image.image import VolumeImage
 from optvol.initialize import inzopt
@@ -302,7 +303,7 @@ def test_four_processes_create_volumes_at_once(tmp_path):
         start = manager.Barrier(4)
         with ctx.Pool(4) as pool:
             jobs = [pool.apply_async(
-                __import__("proc_workers").inzopt_many, (root, [f"D{i}", "same", f"E{i}"], start)
+                proc_workers.inzopt_many, (root, [f"D{i}", "same", f"E{i}"], start)
             ) for i in range(4)]
             outcomes = [job.get(timeout=60) for job in jobs]
     same = [result for outcome in outcomes for vol, result in outcome if vol == "same"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import zlib
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -129,7 +130,7 @@ def test_newer_record_format_is_damaged():
 
 def _with_crc(buf: bytearray) -> bytes:
     struct.pack_into("<I", buf, FIXED_SIZE - 4, 0)
-    struct.pack_into("<I", buf, FIXED_SIZE - 4, __import__("zlib").crc32(buf))
+    struct.pack_into("<I", buf, FIXED_SIZE - 4, zlib.crc32(buf))
     return bytes(buf)
 
 
@@ -182,4 +183,24 @@ def test_corrupted_headers_raise_only_damaged_or_decode_unchanged(body, sector_s
     except errors.DamagedError:
         return
     # A flip that a CRC-32 misses is astronomically unlikely; when it passes it must decode to a dict.
+    assert isinstance(header.body, dict)
+
+
+@pytest.mark.parametrize("depth", [3000, 100_000])
+def test_hostile_nesting_with_a_valid_crc_is_damaged(depth):
+    """A crafted image can carry a correct CRC; deep JSON nesting must not escape as RecursionError."""
+    body = b'{"a":' + b"[" * depth + b"]" * depth + b"}"
+    encoded = _header(body, sector_size=8192)
+    with pytest.raises(errors.DamagedError):
+        read_header(encoded)
+
+
+@given(body=st.binary(max_size=6000), sector_size=SECTOR_SIZES)
+@settings(max_examples=150)
+def test_any_body_bytes_with_a_valid_crc_raise_only_damaged(body, sector_size):
+    encoded = _header(body, sector_size=sector_size)
+    try:
+        header = read_header(encoded)
+    except errors.DamagedError:
+        return
     assert isinstance(header.body, dict)

@@ -4,16 +4,17 @@ the threshold, read-only files (reference §2.6, §4.2, §11; DESIGN §1, §3)."
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 
 import pytest
-from conftest import data_path, dump_index, make_volume, read_data
 
+from conftest import data_path, dump_index, make_volume, read_data
 from optvol import errors
 from optvol.change_volume import chgoptvol
 from optvol.image.records import sectors_for
 from optvol.model import MediaFormat, MediaType, VolumeType, to_micros
 
-MICROS = to_micros(__import__("datetime").datetime(2025, 5, 1, tzinfo=__import__("datetime").timezone.utc))
+MICROS = to_micros(datetime(2025, 5, 1, tzinfo=timezone.utc))
 
 # ----------------------------------------------------------------------------- *BACKUP
 

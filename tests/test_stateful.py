@@ -8,11 +8,11 @@ import shutil
 import tempfile
 
 import pytest
-from conftest import FakeClock, make_volume
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from conftest import FakeClock, make_volume
 from optvol import errors
 from optvol.library import Library
 from optvol.model import MediaType
@@ -183,15 +183,15 @@ class VolumeMachine(RuleBasedStateMachine):
             return
         old_path = self.dirs[s]
         moved_dirs = {d: p for d, p in self.dirs.items() if d == s or d.startswith(s + "/")}
-        for d, p in moved_dirs.items():
+        for d in moved_dirs:
             del self.dirs[d]
-        for d, p in moved_dirs.items():
+        for p in moved_dirs.values():
             np = new_path + p[len(old_path):]
             self.dirs[key(np)] = np
         moved_files = {f: e for f, e in self.files.items() if f.startswith(s + "/")}
         for f in moved_files:
             del self.files[f]
-        for f, e in moved_files.items():
+        for e in moved_files.values():
             e[0] = new_path + e[0][len(old_path):]
             self.files[key(e[0])] = e
 
@@ -252,7 +252,7 @@ class UdfVolumeMachine(VolumeMachine):
     medtype = MediaType.DVD_RAM
 
 
-SETTINGS = settings(max_examples=25, stateful_step_count=25, deadline=None,
+SETTINGS = settings(max_examples=40, stateful_step_count=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 TestHpofsVolume = VolumeMachine.TestCase

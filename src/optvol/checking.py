@@ -63,7 +63,10 @@ def chkoptvol(library: Library, *, vol: str, keep_list: bool = False,
             results.append(CheckResult(volume_id.upper(), damaged=[Damage("(index)", exc.text)]))
             continue
         with volume:
-            results.append(check_volume(volume, keep_list=keep_list, progress=progress))
+            try:
+                results.append(check_volume(volume, keep_list=keep_list, progress=progress))
+            except errors.DamagedError as exc:  # the index failed in the middle of the check
+                results.append(CheckResult(volume_id.upper(), damaged=[Damage("(index)", exc.text)]))
     return results
 
 
@@ -114,7 +117,7 @@ def _record(result: CheckResult, name: str, row: FileRow, problem, *, keep_list:
 def _index_problems(conn: sqlite3.Connection) -> list[str]:
     try:
         rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, errors.DamagedError) as exc:
         return [str(exc)]
     return [] if rows == ["ok"] else rows[:5]
 

@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from optvol.backup import Range
+from optvol.image.image import IndexConnection
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow
 
@@ -55,7 +56,9 @@ class Selection:
     def __init__(self, source: Volume, target: Volume):
         self.source = source
         index = source.image.directory / "index.sqlite"
-        self.conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True, isolation_level=None)
+        # An IndexConnection: a damaged index fails as damaged data (exit 7), not with a traceback.
+        self.conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True, isolation_level=None, factory=IndexConnection)
+        self.conn.where = source.id
         self.conn.execute("PRAGMA busy_timeout = 60000")
         if target is source:
             self.target_schema = "main"

@@ -657,6 +657,18 @@ def _read_fd(fd: int, size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
         yield data
 
 
+def _write_verified(partition, sector: int, chunks: Iterator[bytes], *, limit: int) -> int:
+    """Write chunks that verify themselves from ``sector`` on; the bytes written."""
+    offset = sector * partition.sector_size
+    total = 0
+    for chunk in chunks:  # runs the iterator to its end, where it checks the SHA-256
+        if total + len(chunk) > limit:
+            raise errors.error("OPV0302", path=partition.path, reason="the source grew while it was copied")
+        partition.write_at(offset + total, chunk)
+        total += len(chunk)
+    return total
+
+
 def _matches(name: str, pattern: str) -> bool:
     if pattern.upper() in ("*ALL", "*"):
         return True
@@ -686,13 +698,21 @@ class PrivilegedWriter:
     def write_file(
         self, path: str, *, size: int, created: int, modified: int, attr_changed: int, flags: int = 0,
         data: bytes | None = None, chunks: Iterator[bytes] | None = None, replace: bool = True,
+        verified_sha256: bytes | None = None,
     ) -> FileInfo:
-        """Write a file version from ``data`` or ``chunks``, keeping the given times and flags."""
+        """Write a file version from ``data`` or ``chunks``, keeping the given times and flags.
+
+        ``verified_sha256`` may come with ``chunks`` only when they raise unless their bytes
+        hash to it (``Volume.verified_chunks``): the bytes are then hashed once, not twice.
+        """
         parts = self.volume._parts(path)
         payload: bytes | Callable = data
         if data is None:
             def payload(partition, sector: int) -> bytes:
-                written, sha = partition.write_stream(sector, chunks, limit=size)
+                if verified_sha256 is None:
+                    written, sha = partition.write_stream(sector, chunks, limit=size)
+                else:
+                    written, sha = _write_verified(partition, sector, chunks, limit=size), verified_sha256
                 if written != size:
                     raise errors.error("OPV0201", volume=self.volume.id, reason=f"{path}: source ended early")
                 return sha

@@ -190,7 +190,7 @@ def _shape(param: Param, items: list[str | None], where: str) -> object:
         if len(items) > len(param.elements):
             raise _fail(where, f"at most {len(param.elements)} elements are allowed")
         shaped = []
-        for element, item in zip(param.elements, items):
+        for element, item in zip(param.elements, items, strict=False):  # fewer items: defaults
             if item is _OMITTED and element.default is None:
                 raise _fail(where, f"*N given for element {element.keyword}, which has no default")
             shaped.append(element.default if item is _OMITTED else item)
@@ -222,6 +222,7 @@ class _Given:
     def keyworded(self, keyword: str, items: list[str | None]) -> None:
         where = f"{self.command.name} keyword {keyword.upper()}"
         param = next((p for p in self.command.params if p.keyword == keyword.upper()), None)
+        # The name check matters: upper() maps some non-ASCII letters to ASCII ones.
         if param is None or not _NAME.fullmatch(keyword) or param.type == v.FLAG:
             raise _fail(where, f"{self.command.name} has no keyword {keyword.upper()}")
         self.keyword = param.keyword

@@ -55,8 +55,82 @@ class Place:
         return self.header_sectors + self.payload_sectors
 
 
+def _index_error(exc: Exception, where: str) -> Exception:
+    """What an SQLite failure on a volume's index means to optvol.
+
+    A damaged index file surfaces in the middle of any query ("database disk image is
+    malformed", undecodable text); it must be the damaged-data error (exit 7), never a
+    traceback. Lock contention stays SQLite's own error, which the callers turn into
+    "in use"; a constraint or programming error is a bug and stays as it is.
+    """
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        return exc
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return exc
+    # SQLite reports a full disk as SQLITE_FULL, or as SQLITE_IOERR_SHMSIZE when it cannot
+    # grow the shared-memory file of WAL mode.
+    if "full" in text or getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_SHMSIZE":
+        return errors.error("OPV0203", volume=where, reason="the host file system is full")
+    if "disk I/O error" in text:
+        return errors.error("OPV0204", volume=where, reason=text)
+    return errors.error("OPV0201", volume=where, reason=f"index unreadable ({text})")
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor that reports a damaged index as optvol's error (see ``_index_error``)."""
+
+    def execute(self, *args):
+        try:
+            return super().execute(*args)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
+    def executemany(self, *args):
+        try:
+            return super().executemany(*args)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
+    def fetchone(self):
+        try:
+            return super().fetchone()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
+    def fetchall(self):
+        try:
+            return super().fetchall()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
+    def __next__(self):
+        try:
+            return super().__next__()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
+
+class IndexConnection(sqlite3.Connection):
+    """A connection to an index (``sqlite3.connect(..., factory=IndexConnection)``): every
+    statement runs on a ``_Cursor``; ``where`` names the volume in its errors."""
+
+    where = "?"
+
+    def cursor(self, factory=_Cursor):
+        return super().cursor(factory)
+
+    def execute(self, *args):
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args):
+        return self.cursor().executemany(*args)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+                           factory=IndexConnection)
+    conn.where = path.parent.name.removesuffix(".optvol")
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA cache_size = -16000")

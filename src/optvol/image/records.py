@@ -121,7 +121,7 @@ def read_header(buf: bytes) -> Header:
     try:
         body = json.loads(bytes(buf[FIXED_SIZE : FIXED_SIZE + body_len]).decode())
         kind = Kind(kind)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: hostile nesting
         raise errors.error("OPV0201", volume="?", reason=f"record header body unreadable ({exc})") from None
     if not isinstance(body, dict):
         raise errors.error("OPV0201", volume="?", reason="record header body is not an object")

@@ -1,0 +1,311 @@
+"""CHKOPTVOL (reference §10.6, DESIGN §4 and §6): healthy volumes check clean; a flipped
+byte in the payload of chosen files is named exactly, and no route reads a damaged file.
+
+Damage is made by flipping one byte of a payload found through the index
+(``(files.sector + header_sectors) × sector size``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import make_volume
+from integrity_helpers import content, flip, flip_payload, index_rows, run_cli, volume_dir
+
+from optvol import errors
+from optvol.checking import chkoptvol
+from optvol.conversion import cvtoptbku
+from optvol.copying import CopyRequest, cpyopt
+from optvol.duplicate import dupopt
+from optvol.model import MediaType, VolumeType
+
+SIZES = [0, 1, 100, 2047, 2048, 2049, 5000, 300_000]  # empty, sector edges, one streamed by CPYOPT
+
+
+def _fill(volume, *, dirs: int = 3, per_dir: int = 8, salt: str = "") -> dict[str, bytes]:
+    """Directories of files of assorted sizes; returns path -> bytes."""
+    written = {}
+    with volume.batch():
+        for d in range(dirs):
+            volume.mkdir(f"/D{d}", exist_ok=True)
+            for i in range(per_dir):
+                path = f"/D{d}/F{i}.dat"
+                data = content(path, SIZES[(d + i) % len(SIZES)], salt)
+                volume.write_bytes(path, data)
+                written[path] = data
+    return written
+
+
+def _backup(library, source: str, target: str, now) -> None:
+    request = CopyRequest(fromvol=source, frompath="/", tovol=target, totype=VolumeType.BACKUP, cpysubdir=True)
+    result = cpyopt(library, request, now=now)
+    assert not result.failures, result.failures
+
+
+@pytest.fixture
+def healthy(library, clock, tmp_path):
+    """One volume made by each command: INZOPT, cp, API writes with old versions, CPYOPT to a
+    backup, CVTOPTBKU, DUPOPT, a UDF volume and a 1024-byte-sector volume with long paths."""
+    make_volume(library, "EMPTY1")
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        expected = _fill(volume)
+        volume.write_bytes("/D0/F1.dat", b"second version")  # HPOFS keeps version 1
+        expected["/D0/F1.dat"] = b"second version"
+        volume.remove("/D1/F2.dat")  # its version stays on HPOFS
+        del expected["/D1/F2.dat"]
+    host = tmp_path / "host" / "TREE"
+    for i in range(6):
+        (host / f"S{i % 2}").mkdir(parents=True, exist_ok=True)
+        (host / f"S{i % 2}" / f"H{i}").write_bytes(content(f"H{i}", 700 * i))
+    make_volume(library, "CPVOL")
+    assert run_cli(library.root, "cp", "-r", host, "/QOPT/CPVOL/").rc == 0
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    _backup(library, "PVOL1", "BVOL1", clock())
+    make_volume(library, "BVOL2", type=VolumeType.BACKUP)
+    _backup(library, "PVOL1", "BVOL2", clock())
+    cvtoptbku(library, bkuvol="BVOL2", privol="CONV1")
+    dupopt(library, fromvol="PVOL1", tovol="DUP1", now=clock())
+    make_volume(library, "UVOL1", medtype=MediaType.DVD_RAM)
+    with library.open("UVOL1") as volume:
+        _fill(volume, dirs=2, per_dir=4)
+        volume.write_bytes("/D0/F0.dat", b"replaced")
+    make_volume(library, "SMALL", blksize=1024)
+    with library.open("SMALL") as volume:
+        deep = "/" + "/".join(["\u20ac" * 60] * 3)  # 3 UTF-8 bytes each: a two-sector header
+        volume.mkdir(deep, parents=True)
+        volume.write_bytes(deep + "/" + "\u20ac" * 90, b"long path")
+    return expected
+
+
+def test_every_healthy_volume_checks_clean(library, healthy):
+    results = {r.volume: r for r in chkoptvol(library, vol="*ALL")}
+    assert set(results) == {"EMPTY1", "PVOL1", "CPVOL", "BVOL1", "CONV1", "DUP1", "UVOL1", "SMALL"}
+    for result in results.values():
+        assert result.damaged == [], result
+    # Every version, live or kept by HPOFS, is read: PVOL1 has 24 written + 1 new version.
+    assert results["PVOL1"].files_checked == 25
+    assert results["DUP1"].files_checked == 25
+    assert results["PVOL1"].bytes_checked == sum(r["size"] for r in index_rows(library.root, "PVOL1"))
+    assert results["CPVOL"].files_checked == 6
+    assert results["EMPTY1"].files_checked == 0
+    assert results["SMALL"].files_checked == 1
+    assert [r["header_sectors"] for r in index_rows(library.root, "SMALL")] == [2]
+    assert results["BVOL1"].files_checked == 23  # the live files of PVOL1
+    everything = run_cli(library.root, "chkoptvol", "*ALL", json_output=True)
+    assert everything.rc == 0, everything.err
+    assert {r["volume"] for r in everything.json()} == set(results)
+    assert all(r["damaged"] == [] for r in everything.json())
+    one = run_cli(library.root, "chkoptvol", "pvol1", "--output", "*PRINT")
+    assert one.rc == 0 and one.out.decode().count("  ok ") == 25
+
+
+def _damage(library, vol: str, count: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """Flip one byte in the payload of ``count`` live non-empty files; (damaged, good) rows."""
+    rows = [r for r in index_rows(library.root, vol) if r["live"]]
+    candidates = [r for r in rows if r["size"] > 0]
+    rng = random.Random(seed)
+    chosen = rng.sample(candidates, count)
+    for row in chosen:
+        flip_payload(library.root, vol, row, rng.randrange(row["size"]))
+    good = [r for r in index_rows(library.root, vol) if r["id"] not in {c["id"] for c in chosen}]
+    return chosen, good
+
+
+@pytest.mark.parametrize("count", [1, 3, 7])
+def test_names_exactly_the_damaged_files(library, healthy, count):
+    damaged, good = _damage(library, "PVOL1", count, seed=count)
+    [result] = chkoptvol(library, vol="PVOL1")
+    assert sorted(d.path for d in result.damaged) == sorted(r["path"] for r in damaged)
+    assert all("SHA-256" in d.reason for d in result.damaged)
+    assert result.files_checked == len(good)
+    assert result.bytes_checked == sum(r["size"] for r in good)
+    # The shell: exit 7 with the JSON document, and the three OUTPUT forms.
+    shell = run_cli(library.root, "chkoptvol", "PVOL1", json_output=True)
+    assert shell.rc == 7
+    assert "OPV0206" in shell.err
+    document = shell.json()
+    assert sorted(d["path"] for d in document["damaged"]) == sorted(r["path"] for r in damaged)
+    assert (document["files_checked"], document["bytes_checked"]) == (len(good), sum(r["size"] for r in good))
+    listed = run_cli(library.root, "chkoptvol", "PVOL1", "--output", "*ERROR")
+    assert listed.rc == 7 and listed.out.decode().count("DAMAGED") == count
+    assert f"{len(good)} file version(s)" in listed.out.decode()
+    quiet = run_cli(library.root, "chkoptvol", "PVOL1", "--output", "*NONE")
+    assert quiet.rc == 7 and "DAMAGED" not in quiet.out.decode()
+    printed = run_cli(library.root, "chkoptvol", "PVOL1", "--output", "*PRINT")
+    assert printed.rc == 7 and printed.out.decode().count("  ok ") == len(good)
+    # Other volumes stay clean; *ALL exits 7 and names only PVOL1's files.
+    every = {r.volume: r for r in chkoptvol(library, vol="*ALL")}
+    assert [v for v, r in every.items() if r.damaged] == ["PVOL1"]
+    assert run_cli(library.root, "chkoptvol", "*ALL").rc == 7
+
+
+def test_old_hpofs_versions_are_checked(library, clock):
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/A", b"version one of A")
+        volume.write_bytes("/A", b"version two of A")
+        volume.write_bytes("/B", b"B before it was deleted")
+        volume.remove("/B")
+        volume.write_bytes("/C", b"C is fine")
+    rows = index_rows(library.root, "PVOL1")
+    old_a = next(r for r in rows if r["path"] == "/A" and r["version"] == 1)
+    gone_b = next(r for r in rows if r["path"] == "/B")
+    flip_payload(library.root, "PVOL1", old_a, 3)
+    flip_payload(library.root, "PVOL1", gone_b, 0)
+    [result] = chkoptvol(library, vol="PVOL1")
+    assert sorted(d.path for d in result.damaged) == ["/A (version 1)", "/B (version 1, deleted)"]
+    assert result.files_checked == 2  # /A version 2 and /C
+    with library.open("PVOL1") as volume:
+        assert volume.read_bytes("/A") == b"version two of A"  # the live version is sound
+
+
+def test_a_damaged_record_header_is_named(library):
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        for name in "XYZ":
+            volume.write_bytes(f"/{name}", content(name, 3000))
+    row = next(r for r in index_rows(library.root, "PVOL1") if r["path"] == "/Y")
+    flip(volume_dir(library.root, "PVOL1") / "data.opv", row["sector"] * row["sector_size"] + 100)
+    [result] = chkoptvol(library, vol="PVOL1")
+    assert [d.path for d in result.damaged] == ["/Y"]
+    assert result.files_checked == 2
+    with library.open("PVOL1") as volume, pytest.raises(errors.DamagedError):
+        volume.read_bytes("/Y")
+
+
+# --------------------------------------------------------------------- every read route
+
+
+@pytest.fixture
+def damaged(library, tmp_path):
+    """PVOL1 with a small and a large (> 1 MiB, several chunks) damaged file among good ones."""
+    make_volume(library, "PVOL1")
+    good = {f"/DIR/G{i}": content(f"G{i}", 1000 * i + 5) for i in range(5)}
+    bad = {"/DIR/SMALL": content("SMALL", 1500), "/DIR/LARGE": content("LARGE", 2_500_000)}
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/DIR")
+        for path, data in {**good, **bad}.items():
+            volume.write_bytes(path, data)
+    rows = {r["path"]: r for r in index_rows(library.root, "PVOL1")}
+    flip_payload(library.root, "PVOL1", rows["/DIR/SMALL"], 1499)
+    flip_payload(library.root, "PVOL1", rows["/DIR/LARGE"], 2_400_000)  # in the last chunk
+    host = tmp_path / "host"
+    host.mkdir()
+    return good, bad, host
+
+
+def test_api_reads_fail(library, damaged):
+    good, bad, _ = damaged
+    with library.open("PVOL1") as volume:
+        for path in bad:
+            with pytest.raises(errors.DamagedError) as caught:
+                with volume.open(path) as handle:
+                    handle.read()
+            assert caught.value.message_id == "CPF1F28" and caught.value.exit_code == 7
+            with pytest.raises(errors.DamagedError):
+                volume.open(path).read(10)  # not even the first bytes
+            with pytest.raises(errors.DamagedError):
+                volume.read_bytes(path)
+            with pytest.raises(errors.DamagedError):
+                with volume.open(path, "ab") as handle:  # append reads the old data first
+                    handle.write(b"more")
+        for path, data in good.items():
+            assert volume.read_bytes(path) == data
+
+
+def test_cat_fails_with_nothing_on_stdout(library, damaged):
+    good, bad, _ = damaged
+    for path in bad:
+        result = run_cli(library.root, "cat", f"/QOPT/PVOL1{path}")
+        assert result.rc == 7, result.err
+        assert result.out == b""
+        assert "CPF1F28" in result.err
+    for path, data in good.items():
+        assert run_cli(library.root, "cat", f"/QOPT/PVOL1{path}").out == data
+
+
+def test_cp_to_host_leaves_no_file(library, damaged):
+    good, bad, host = damaged
+    for path in bad:
+        target = host / path.rsplit("/", 1)[1]
+        result = run_cli(library.root, "cp", f"/QOPT/PVOL1{path}", target)
+        assert result.rc == 7 and "CPF1F28" in result.err
+        assert list(host.iterdir()) == []  # neither the target nor a temporary file
+    # A tree with damaged files in it: the damaged files never appear, nothing temporary stays.
+    result = run_cli(library.root, "cp", "-r", "/QOPT/PVOL1/DIR", host / "tree")
+    assert result.rc == 7
+    left = {p.name for p in (host / "tree").iterdir()} if (host / "tree").exists() else set()
+    assert not left & {"SMALL", "LARGE"}
+    assert not [n for n in left if n.startswith(".")]
+    for name in left:
+        assert (host / "tree" / name).read_bytes() == good[f"/DIR/{name}"]
+
+
+def test_cp_to_another_volume_writes_nothing(library, damaged):
+    _, bad, _ = damaged
+    make_volume(library, "PVOL2")
+    with library.open("PVOL2") as volume:
+        used = volume.info().used
+    for path in bad:
+        result = run_cli(library.root, "cp", f"/QOPT/PVOL1{path}", "/QOPT/PVOL2/COPY")
+        assert result.rc == 7 and "CPF1F28" in result.err
+    with library.open("PVOL2") as volume:
+        assert volume.listdir("/") == [] and volume.info().used == used
+    [result] = chkoptvol(library, vol="PVOL2")
+    assert result.damaged == []
+
+
+def test_cpyopt_fails_the_damaged_files_only(library, damaged, clock):
+    good, bad, _ = damaged
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    result = cpyopt(library, request, now=clock())
+    assert sorted(f.path for f in result.failures) == sorted(bad)
+    assert {f.message_id for f in result.failures} == {"CPF1F28"}
+    assert result.copied == len(good)
+    [check] = chkoptvol(library, vol="BVOL1")
+    assert check.damaged == [] and check.files_checked == len(good)
+    with library.open("BVOL1") as backup:
+        names = {f.path for f in backup.iter_files("/DIR")}
+        assert names == set(good)
+    # Restore the backup onto a new primary to read the copied bytes back.
+    make_volume(library, "RVOL1")
+    restore = CopyRequest(fromvol="BVOL1", fromtype=VolumeType.BACKUP, frompath="/", tovol="RVOL1", cpysubdir=True)
+    assert not cpyopt(library, restore, now=clock()).failures
+    with library.open("RVOL1") as volume:
+        for path, data in good.items():
+            assert volume.read_bytes(path) == data
+    # The shell: exit 1, each failure listed.
+    make_volume(library, "BVOL2", type=VolumeType.BACKUP)
+    shell = run_cli(library.root, "cpyopt", "PVOL1", "/", "BVOL2 *BACKUP", "--cpysubdir", "*YES", json_output=True)
+    assert shell.rc == 1, shell.err
+    document = shell.json()
+    assert document["copied"] == len(good) and document["failed"] == 2
+    assert sorted(f["path"] for f in document["failures"]) == sorted(bad)
+
+
+def test_export_iso_fails_and_leaves_no_image(library, damaged):
+    pytest.importorskip("pycdlib")
+    if not Path(__file__).parent.parent.joinpath("src/optvol/interchange").is_dir():
+        pytest.skip("no interchange package")
+    _, bad, host = damaged
+    result = run_cli(library.root, "export-iso", "PVOL1", host / "out.iso")
+    assert result.rc == 7, result.err
+    assert "CPF1F28" in result.err
+    assert list(host.iterdir()) == []
+
+
+def test_damaged_file_reads_fail_from_a_copied_image(library, damaged, tmp_path):
+    """The damage travels with the image: a copied library reports the same files."""
+    _, bad, _ = damaged
+    copy = tmp_path / "copy"
+    shutil.copytree(library.root, copy)
+    result = run_cli(copy, "chkoptvol", "PVOL1", json_output=True)
+    assert result.rc == 7
+    assert sorted(d["path"] for d in result.json()["damaged"]) == sorted(bad)
+    assert os.path.isdir(copy / "PVOL1.optvol")

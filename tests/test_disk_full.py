@@ -1,0 +1,166 @@
+"""The host disk fills up during a write (DESIGN §4 exit 6, OPV0203).
+
+A small tmpfs is mounted for the library when this process may mount (root); every test
+unmounts it in a ``finally``. A second test uses a fault-injection seam instead: a child
+process whose data-partition ``os.pwrite`` fails with ENOSPC after a byte budget, so the
+behaviour is checked on machines where mounting is not allowed too.
+
+Expected: a clear error (exit 6, OPV0203), the volume intact (CHKOPTVOL clean, previous
+files readable, the failed file absent), and writes succeed again once there is room.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from conftest import make_volume
+from integrity_helpers import content, run_cli
+
+from optvol import errors
+from optvol.checking import chkoptvol
+from optvol.copying import CopyRequest, cpyopt
+from optvol.library import Library
+from optvol.model import VolumeType
+
+DRIVER = Path(__file__).parent / "fault_driver.py"
+
+
+def clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _mount(directory: Path, size: str) -> bool:
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+                          capture_output=True)
+    return done.returncode == 0
+
+
+def _unmount(directory: Path) -> None:
+    subprocess.run(["umount", "-l", str(directory)], capture_output=True)
+
+
+def _intact(library: Library, vol: str, expected: dict[str, bytes], absent: list[str]) -> None:
+    for result in chkoptvol(library, vol=vol):
+        assert result.damaged == [], result
+    with library.open(vol) as volume:
+        for path, data in expected.items():
+            assert volume.read_bytes(path) == data
+        for path in absent:
+            assert not volume.exists(path)
+        data_file = volume.image.directory / "data.opv"
+        assert data_file.stat().st_size == volume.image.meta("committed_end") * volume.image.sector_size
+
+
+def _fill_host(directory: Path, leave: int) -> Path:
+    """Fill the file system of ``directory`` until about ``leave`` bytes are free."""
+    filler = directory / "filler"
+    with open(filler, "wb") as handle:
+        while True:
+            free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
+            if free <= leave:
+                break
+            try:
+                handle.write(bytes(min(64 << 10, free - leave)))
+                handle.flush()
+            except OSError:
+                break
+    return filler
+
+
+def test_tmpfs_full(tmp_path):
+    mount = tmp_path / "mnt"
+    if not _mount(mount, "3m"):
+        pytest.skip("mounting a tmpfs is not permitted here; test_seam_full covers the behaviour")
+    try:
+        root = mount / "lib"
+        library = Library(root, clock=clock)
+        make_volume(library, "PVOL1")
+        make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+        expected = {f"/F{i}": content(f"/F{i}", 20_000) for i in range(5)}
+        with library.open("PVOL1") as volume:
+            for path, data in expected.items():
+                volume.write_bytes(path, data)
+
+        # A file larger than the whole host file system: through the API...
+        with library.open("PVOL1") as volume, pytest.raises(errors.VolumeFullError) as caught:
+            volume.write_bytes("/BIG", content("/BIG", 4 << 20))
+        assert caught.value.message_id == "OPV0203"
+        _intact(library, "PVOL1", expected, ["/BIG"])
+        # ...and through the shell, streamed from a host file.
+        host = tmp_path / "big.bin"
+        host.write_bytes(content("/BIG", 4 << 20))
+        result = run_cli(root, "cp", host, "/QOPT/PVOL1/BIG")
+        assert result.rc == 6, result.err
+        assert result.err.startswith("optvol: OPV0203: ")
+        _intact(library, "PVOL1", expected, ["/BIG"])
+
+        # Nearly full: small writes fail wherever the disk runs out (data or index).
+        # (Opening needs room for SQLite's shared-memory file: that fails with OPV0203 too.)
+        filler = _fill_host(mount, 48 << 10)
+        failures = []
+        for i in range(40):
+            try:
+                with library.open("PVOL1") as volume:
+                    volume.write_bytes(f"/SMALL{i}", content(f"/SMALL{i}", 3000))
+            except errors.OptvolError as exc:
+                failures.append(exc.message_id)
+                assert exc.exit_code == 6, exc
+            else:
+                expected[f"/SMALL{i}"] = content(f"/SMALL{i}", 3000)
+        assert failures and set(failures) == {"OPV0203"}
+        assert run_cli(root, "ls", "/QOPT/PVOL1/").rc in (0, 6)
+        # CPYOPT onto a backup on the full disk: per-file failures, nothing corrupt.
+        request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+        try:
+            copied = cpyopt(library, request, now=clock())
+            assert {f.message_id for f in copied.failures} <= {"OPV0203"}
+        except errors.OptvolError as exc:
+            assert exc.message_id == "OPV0203"
+        failed_paths = [f"/SMALL{i}" for i in range(40) if f"/SMALL{i}" not in expected]
+        filler.unlink()
+        _intact(library, "PVOL1", expected, failed_paths)
+        for result in chkoptvol(library, vol="BVOL1"):
+            assert result.damaged == []
+
+        # Space is back: the same writes succeed.
+        with library.open("PVOL1") as volume:
+            volume.write_bytes("/AFTER", b"room again")
+            expected["/AFTER"] = b"room again"
+        assert not cpyopt(library, request, now=clock()).failures
+        _intact(library, "PVOL1", expected, ["/BIG"])
+    finally:
+        _unmount(mount)
+    assert not os.path.ismount(mount)
+
+
+@pytest.mark.parametrize("budget", [0, 2048, 30_000])
+def test_seam_full(tmp_path, budget):
+    """ENOSPC injected into the data partition's writes of a child process."""
+    root = tmp_path / "lib"
+    library = Library(root, clock=clock)
+    make_volume(library, "PVOL1")
+    expected = {f"/F{i}": content(f"/F{i}", 5000) for i in range(3)}
+    with library.open("PVOL1") as volume:
+        for path, data in expected.items():
+            volume.write_bytes(path, data)
+    progress = tmp_path / "progress"
+    progress.write_text("")
+    args = {"vol": "PVOL1", "path": "/NEW", "size": 100_000, "budget": budget}
+    child = subprocess.run([sys.executable, str(DRIVER), "disk_full_write", str(root), json.dumps(args), str(progress)],
+                           capture_output=True, timeout=60)
+    assert child.returncode == 0, child.stderr.decode()
+    assert "error OPV0203 6" in progress.read_text().splitlines()
+    _intact(library, "PVOL1", expected, ["/NEW"])
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/NEW", content("/NEW", 100_000))
+    expected["/NEW"] = content("/NEW", 100_000)
+    _intact(library, "PVOL1", expected, [])

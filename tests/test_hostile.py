@@ -1,0 +1,197 @@
+"""Hostile names and paths (DESIGN §6): `..`, NUL, control characters, over-long names,
+names differing only by case, volume IDs with path characters. Through the API, the shell
+commands and ``optvol cl``: a clear error, exit 2 (4 for the case-only duplicate), and
+nothing written anywhere outside the library (nor inside it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import make_volume
+from integrity_helpers import run_cli, tree_snapshot
+
+from optvol import errors
+from optvol.initialize import inzopt
+
+BAD_PATHS = [
+    "/../ESCAPE",
+    "/D/../../ESCAPE",
+    "/D/..",
+    "/./X",
+    "/A\x00B",
+    "/A\nB",
+    "/A\x1bB",
+    "/A\x7fB",
+    "/A\tB",
+    "/" + "N" * 256,
+    "/" + "/".join(["D" * 50] * 6) + "/F",  # over 256 characters of directory names
+    "/" + "/".join(["D" * 40] * 5) + "/" + "F" * 100,  # over 294 with /QOPT/PVOL1
+    "//X",
+    "relative",
+    "/A*B",
+    "/A?B",
+    "/A\\B",
+]
+BAD_IDS = ["../X", "A/B", ".hidden", "X" * 33, "", " ", "A B", "/ABS", "A\x00B", "..", "-LEAD", "ÄBC"]
+
+
+@pytest.fixture
+def lib(library, tmp_path):
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/Keep", b"keep")
+    (tmp_path / "host").mkdir()
+    (tmp_path / "host" / "src.txt").write_bytes(b"host file")
+    return library
+
+
+def _unchanged(tmp_path, before):
+    assert tree_snapshot(tmp_path) == before
+
+
+def _snap(tmp_path, library):
+    """Everything in tmp_path (library included, but for SQLite side files and the lock)."""
+    state = tree_snapshot(tmp_path)
+    return {k: v for k, v in state.items() if not k.endswith(("-wal", "-shm", "lock")) and "index.sqlite" not in k}
+
+
+def test_api_refuses_bad_paths(lib, tmp_path):
+    before = _snap(tmp_path, lib)
+    with lib.open("PVOL1") as volume:
+        for path in BAD_PATHS:
+            for action in (
+                lambda: volume.write_bytes(path, b"x"),
+                lambda: volume.mkdir(path),
+                lambda: volume.mkdir(path, parents=True),
+                lambda: volume.open(path, "wb").close(),
+                lambda: volume.read_bytes(path),
+                lambda: volume.listdir(path),
+                lambda: volume.rename("/D/Keep", path),
+                lambda: volume.remove(path),
+            ):
+                with pytest.raises(errors.OptvolError) as caught:
+                    action()
+                assert caught.value.exit_code == 2, (path, caught.value)
+        assert volume.listdir("/") == ["D"] and volume.listdir("/D") == ["Keep"]
+    assert _snap(tmp_path, lib) == before
+
+
+def test_api_refuses_case_only_duplicates(lib, tmp_path):
+    with lib.open("PVOL1") as volume:
+        with pytest.raises(errors.ExistsError):
+            volume.write_bytes("/D/KEEP", b"other", replace=False)
+        with pytest.raises(errors.ExistsError):
+            volume.mkdir("/d")
+        volume.mkdir("/Sub")
+        with pytest.raises(errors.ExistsError):
+            volume.mkdir("/SUB")
+        with pytest.raises(errors.NotAllowedError):  # OPV0108: a directory has that name
+            volume.write_bytes("/sub", b"a file over a directory's name")
+        volume.write_bytes("/D/Other", b"o")
+        with pytest.raises(errors.ExistsError):
+            volume.rename("/D/Other", "/D/KEEP")
+        # A write with replace makes a new version of the one file, never a second file.
+        volume.write_bytes("/D/KEEP", b"replaced")
+        assert [n.upper() for n in volume.listdir("/D")] == ["KEEP", "OTHER"]
+        assert volume.read_bytes("/d/keep") == b"replaced"
+
+
+def test_api_refuses_bad_volume_ids(lib, tmp_path):
+    before = _snap(tmp_path, lib)
+    for vol in BAD_IDS:
+        for action in (
+            lambda: inzopt(lib, vol=vol, now=lib._clock()),
+            lambda: inzopt(lib, vol="PVOL1", newvol=vol or " ", check=False, now=lib._clock()),
+            lambda: lib.open(vol),
+            lambda: lib.rename("PVOL1", vol),
+        ):
+            with pytest.raises(errors.OptvolError) as caught:
+                action()
+            assert caught.value.exit_code == 2, (vol, caught.value)
+    assert lib.volume_ids() == ["PVOL1"]
+    assert _snap(tmp_path, lib) == before
+
+
+def _shell_cases(tmp_path) -> list[tuple[tuple[str, ...], int]]:
+    host = str(tmp_path / "host" / "src.txt")
+    cases = []
+    for path in BAD_PATHS:
+        if not path.startswith("/"):
+            continue
+        qopt = "/QOPT/PVOL1" + path
+        cases += [
+            (("cp", host, qopt), 2), (("mkdir", qopt), 2), (("mkdir", "-p", qopt), 2), (("cat", qopt), 2),
+            (("ls", qopt), 2), (("rm", qopt), 2), (("mv", "/QOPT/PVOL1/D/Keep", qopt), 2),
+            (("chattr", qopt, "--readonly", "yes"), 2),
+            (("dspopt", "PVOL1", "--data", "*FILATR", "--path", path), 2),
+        ]
+    for vol in BAD_IDS:
+        cases += [
+            (("inzopt", vol), 2), (("inzopt", "PVOL1", "--newvol", vol, "--check", "*NO"), 2),
+            (("dspopt", vol), 2), (("chkoptvol", vol), 2), (("dupopt", "PVOL1", vol), 2),
+        ]
+        if "/" not in vol and vol.strip():
+            cases.append((("cp", host, f"/QOPT/{vol}/X"), 2))
+    cases += [
+        (("cp", host, "/QOPT/PVOL1/D/KEEP", "--replace", "*NO"), 4),
+        (("mkdir", "/QOPT/PVOL1/d"), 4),
+        (("cp", host, "/QOPT/../X"), 2),
+        (("cp", host, "/QOPT/PVOL1/D/" + "x" * 300), 2),
+    ]
+    return cases
+
+
+def test_shell_commands(lib, tmp_path):
+    before = _snap(tmp_path, lib)
+    for args, code in _shell_cases(tmp_path):
+        result = run_cli(lib.root, *args)
+        assert result.rc == code, (args, result.rc, result.err)
+        assert result.err.startswith("optvol: ") and result.err.count("\n") == 1, (args, result.err)
+        assert result.out == b"", args
+    assert _snap(tmp_path, lib) == before
+
+
+def _cl_cases() -> list[tuple[str, int]]:
+    cases = []
+    for path in BAD_PATHS:
+        if not path.startswith("/") or "\x00" in path or "'" in path:
+            continue
+        quoted = "'/QOPT/PVOL1" + path + "'"
+        cases += [(f"CRTDIR DIR({quoted})", 2), (f"RMVLNK OBJLNK({quoted})", 2),
+                  (f"CPY OBJ('/QOPT/PVOL1/D/Keep') TOOBJ({quoted})", 2),
+                  (f"MOV OBJ('/QOPT/PVOL1/D/Keep') TOOBJ({quoted})", 2)]
+    for name in ("..", ".", "../X", "a\x01b", "x" * 300, "A*B"):
+        cases.append((f"RNM OBJ('/QOPT/PVOL1/D/Keep') NEWOBJ('{name}')", 2))
+    for vol in BAD_IDS:
+        if "\x00" in vol or "'" in vol:
+            continue
+        cases += [(f"INZOPT VOL('{vol}')", 2), (f"INZOPT VOL(PVOL1) NEWVOL('{vol}') CHECK(*NO)", 2),
+                  (f"CHKOPTVOL VOL('{vol}')", 2), (f"DUPOPT FROMVOL(PVOL1) TOVOL('{vol}')", 2),
+                  (f"CVTOPTBKU BKUVOL(PVOL1) PRIVOL('{vol}')", 2)]
+    cases += [("INZOPT VOL(../X)", 2), ("INZOPT VOL(A/B)", 2), ("CRTDIR DIR('/QOPT/PVOL1/d')", 4),
+              ("CRTDIR DIR('/QOPT/PVOL1/\x00')", 2), ("CRTDIR DIR('/QOPT/PVOL1/a\x01b')", 2)]
+    return cases
+
+
+def test_cl_front_door(lib, tmp_path):
+    before = _snap(tmp_path, lib)
+    for text, code in _cl_cases():
+        result = run_cli(lib.root, "cl", text)
+        assert result.rc == code, (text, result.rc, result.err)
+        assert "Traceback" not in result.err
+    assert _snap(tmp_path, lib) == before
+
+
+def test_real_processes_never_trace_back(lib, tmp_path):
+    """A few cases through ``python -m optvol`` itself (argv cannot carry NUL)."""
+    before = _snap(tmp_path, lib)
+    for args in (["inzopt", "../X"], ["mkdir", "/QOPT/PVOL1/../../ESCAPE"], ["cl", "INZOPT VOL('A/B')"],
+                 ["cp", str(tmp_path / "host" / "src.txt"), "/QOPT/PVOL1/A\x1bB"]):
+        done = subprocess.run([sys.executable, "-m", "optvol", "--library", str(lib.root), *args],
+                              capture_output=True, timeout=60, cwd=tmp_path / "host")
+        assert done.returncode == 2, (args, done.stderr)
+        assert b"Traceback" not in done.stderr
+    assert _snap(tmp_path, lib) == before

@@ -1,0 +1,148 @@
+"""import-iso of hostile images: a clear error with exit 7 and nothing added to the library."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import struct
+import subprocess
+
+import pytest
+
+from optvol.cli import main
+
+SECTOR = 2048
+
+
+@pytest.fixture(scope="module")
+def base_image(tmp_path_factory) -> bytes:
+    """A small genisoimage -J -R -udf image: /A/B/C/FILE.TXT, /zero, /EMPTY/."""
+    root = tmp_path_factory.mktemp("hostile")
+    tree = root / "tree"
+    (tree / "A" / "B" / "C").mkdir(parents=True)
+    (tree / "A" / "B" / "C" / "FILE.TXT").write_bytes(b"hello\n" * 100)
+    (tree / "zero").write_bytes(b"")
+    (tree / "EMPTY").mkdir()
+    subprocess.run(["genisoimage", "-quiet", "-J", "-R", "-udf", "-V", "BASE", "-o", str(root / "b.iso"), str(tree)],
+                   check=True, capture_output=True)
+    return (root / "b.iso").read_bytes()
+
+
+def _records(data: bytes, extent: int, size: int):
+    position, end = extent * SECTOR, extent * SECTOR + size
+    while position < end:
+        length = data[position]
+        if length == 0:
+            position = (position // SECTOR + 1) * SECTOR
+            continue
+        yield position, data[position:position + length]
+        position += length
+
+
+def _find(data: bytes, names: list[bytes]) -> int:
+    """Offset of the ISO 9660 directory record reached through ``names`` from the root."""
+    root = 16 * SECTOR + 156
+    extent, size = struct.unpack_from("<I", data, root + 2)[0], struct.unpack_from("<I", data, root + 10)[0]
+    for name in names:
+        for position, record in _records(data, extent, size):
+            if record[33:33 + record[32]] == name:
+                found = position
+                extent, size = struct.unpack_from("<I", record, 2)[0], struct.unpack_from("<I", record, 10)[0]
+                break
+        else:
+            raise KeyError(name)
+    return found
+
+
+def _both_endian(data: bytearray, offset: int, value: int) -> None:
+    struct.pack_into("<I", data, offset, value)
+    struct.pack_into(">I", data, offset + 4, value)
+
+
+def _set_extent(data: bytearray, record: int, extent: int) -> None:
+    _both_endian(data, record + 2, extent)
+
+
+def _set_size(data: bytearray, record: int, size: int) -> None:
+    _both_endian(data, record + 10, size)
+
+
+def _rename_rr(data: bytearray, names: list[bytes], old: bytes, new: bytes) -> None:
+    at = data.index(old, _find(data, names))
+    data[at:at + len(old)] = new
+
+
+def _loop(data: bytearray) -> None:
+    _set_extent(data, _find(data, [b"A", b"B"]), struct.unpack_from("<I", data, _find(data, [b"A"]) + 2)[0])
+
+
+def _loop_to_root(data: bytearray) -> None:
+    _set_extent(data, _find(data, [b"A", b"B", b"C"]), struct.unpack_from("<I", data, 16 * SECTOR + 156 + 2)[0])
+
+
+CASES = {
+    "truncated half": lambda d: d[: len(d) // 2],
+    "truncated in descriptors": lambda d: d[: 17 * SECTOR],
+    "empty file": lambda d: b"",
+    "garbage": lambda d: random.Random(7).randbytes(len(d)),
+    "directory loop": _loop,
+    "loop to root": _loop_to_root,
+    "absurd file size": lambda d: _set_size(d, _find(d, [b"A", b"B", b"C", b"FILE.TXT;1"]), 0xFFFFF000),
+    "absurd directory size": lambda d: _set_size(d, _find(d, [b"A"]), 0xFFFFF800),
+    "file past the end": lambda d: _set_extent(d, _find(d, [b"ZERO.;1"]), 0x00FFFFFF),
+    "slash in a name": lambda d: _rename_rr(d, [b"ZERO.;1"], b"zero", b"z/ro"),
+    "dot-dot name": lambda d: _rename_rr(d, [b"ZERO.;1"], b"zero", b".."),
+    "control character": lambda d: _rename_rr(d, [b"ZERO.;1"], b"zero", b"z\x01ro"),
+    "invalid UTF-8": lambda d: _rename_rr(d, [b"ZERO.;1"], b"zero", b"\xff\xfe\xfd\xfc"),
+    "wrong descriptor type": lambda d: d.__setitem__(16 * SECTOR, 7),
+    "no descriptor magic": lambda d: d.__setitem__(slice(16 * SECTOR + 1, 16 * SECTOR + 6), b"XXXXX"),
+}
+
+
+def _library_state(root) -> list[str]:
+    return sorted(os.listdir(root)) + sorted("tmp/" + n for n in os.listdir(root / ".tmp"))
+
+
+def _import(library, image) -> tuple[int, str]:
+    err = io.StringIO()
+    rc = main(["--library", str(library.root), "import-iso", str(image), "--vol", "HOSTILE"], out=io.StringIO(), err=err)
+    return rc, err.getvalue()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hostile_image_is_refused_and_adds_nothing(library, tmp_path, base_image, case):
+    data = bytearray(base_image)
+    changed = CASES[case](data)
+    image = tmp_path / "hostile.iso"
+    image.write_bytes(bytes(changed if changed is not None else data))
+    before = _library_state(library.root)
+    rc, err = _import(library, image)
+    assert rc == 7, err
+    assert err.startswith("optvol: OPV070") and err.count("\n") == 1, err
+    assert _library_state(library.root) == before
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_flipped_bytes_in_descriptors_and_directories(library, tmp_path, base_image, seed):
+    """Flips either hit bytes no reader checks (the import works) or give exit 7 and add nothing."""
+    rng = random.Random(seed)
+    data = bytearray(base_image)
+    for _ in range(16):
+        at = rng.randrange(16 * SECTOR, min(len(data), 300 * SECTOR))
+        data[at] ^= 1 << rng.randrange(8)
+    image = tmp_path / "flipped.iso"
+    image.write_bytes(bytes(data))
+    before = _library_state(library.root)
+    rc, err = _import(library, image)
+    assert rc in (0, 7), err
+    if rc == 7:
+        assert err.startswith("optvol: OPV070"), err
+        assert _library_state(library.root) == before
+    else:
+        assert library.volume_ids() == ["HOSTILE"]
+
+
+def test_directory_instead_of_image(library, tmp_path):
+    rc, err = _import(library, tmp_path)
+    assert rc == 2 and "OPV0302" in err
