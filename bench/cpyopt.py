@@ -133,7 +133,8 @@ def measured(argv: list[str], *, before: list[list[str]] = (), repeat: int) -> d
         last = run_reaped(argv)
         times.append(last["seconds"])
         rss.append(last["rss_mib"])
-    return {"median": statistics.median(times), "times": times, "rss_mib": max(rss), "out": last["out"]}
+    return {"median": statistics.median(times), "best": min(times), "times": times, "rss_mib": max(rss),
+            "out": last["out"]}
 
 
 def run_reaped(argv: list[str]) -> dict:
@@ -242,14 +243,14 @@ def bench(args: argparse.Namespace, scratch: Path) -> int:
             run(reset_target(lib))
             inproc.append(json.loads(run_reaped([sys.executable, __file__, "--inproc", str(lib)])["out"])["seconds"])
         shutil.rmtree(dst, ignore_errors=True)
-        ratio = cp["median"] / opt["median"]
+        ratio = cp["best"] / opt["median"]  # against cp's fastest run: its runs vary widely here
         print(f"  cp -r                       {fmt(cp)}   {total / cp['median'] / 2**20:7.0f} MiB/s")
         print(f"  cp -r && sync               {fmt(cps)}   {total / cps['median'] / 2**20:7.0f} MiB/s")
         print(f"  CPYOPT (CLI)                {fmt(opt)}   {total / opt['median'] / 2**20:7.0f} MiB/s"
               f"   peak RSS {opt['rss_mib']:.1f} MiB")
         print(f"  copying.cpyopt in process   {statistics.median(inproc):8.3f} s")
-        print(f"  speed CPYOPT / cp -r        {ratio:8.2f}   (goal >= 0.8)")
-        print(f"  speed CPYOPT / cp -r && sync {cps['median'] / opt['median']:7.2f}   (for reference)")
+        print(f"  speed CPYOPT / cp -r        {ratio:8.2f}   (goal >= 0.8; CPYOPT's median against cp's fastest run)")
+        print(f"  speed CPYOPT / cp -r && sync {cps['best'] / opt['median']:7.2f}   (for reference)")
         goals.append(("(a) bulk CPYOPT >= 0.8 x cp -r", ratio >= 0.8))
         rss_all.append(("(a) CPYOPT bulk", opt["rss_mib"]))
         shutil.rmtree(lib, ignore_errors=True)
@@ -271,12 +272,12 @@ def bench(args: argparse.Namespace, scratch: Path) -> int:
             inproc.append(json.loads(run_reaped([sys.executable, __file__, "--inproc", str(lib)])["out"])["seconds"])
         opt = measured(cpyopt_argv(lib), before=[reset_target(lib)], repeat=n)
         assert copied(opt) == small_n, opt["out"]
-        ratio = cpa["median"] / opt["median"]
+        ratio = cpa["best"] / opt["median"]  # against cp's fastest run: its runs vary widely here
         print(f"  cp -a                       {fmt(cpa)}")
         print(f"  CPYOPT (CLI)                {fmt(opt)}   {small_n / opt['median']:9,.0f} files/s"
               f"   peak RSS {opt['rss_mib']:.1f} MiB")
         print(f"  copying.cpyopt in process   {statistics.median(inproc):8.3f} s")
-        print(f"  times faster than cp -a     {ratio:8.2f}   (goal >= 3)")
+        print(f"  times faster than cp -a     {ratio:8.2f}   (goal >= 3; CPYOPT's median against cp's fastest run)")
         goals.append(("(b) small files CPYOPT >= 3 x faster than cp -a", ratio >= 3))
         rss_all.append(("(b) CPYOPT small files", opt["rss_mib"]))
 
@@ -286,11 +287,11 @@ def bench(args: argparse.Namespace, scratch: Path) -> int:
         rs = measured(["rsync", "-a", f"{host / 'src'}/", f"{dst}/"], repeat=n)
         noop = measured(cpyopt_argv(lib), repeat=n)
         assert copied(noop) == 0, noop["out"]
-        ratio = rs["median"] / noop["median"]
+        ratio = rs["best"] / noop["median"]
         small_noop = noop["median"]
         print(f"  rsync -a (no change)        {fmt(rs)}")
         print(f"  CPYOPT *CHANGED (no change) {fmt(noop)}   peak RSS {noop['rss_mib']:.1f} MiB")
-        print(f"  times faster than rsync -a  {ratio:8.2f}   (goal >= 3)")
+        print(f"  times faster than rsync -a  {ratio:8.2f}   (goal >= 3; CPYOPT's median against rsync's fastest run)")
         goals.append(("(c) no-change *CHANGED >= 3 x faster than rsync -a", ratio >= 3))
         rss_all.append(("(c) CPYOPT no change", noop["rss_mib"]))
         shutil.rmtree(lib, ignore_errors=True)

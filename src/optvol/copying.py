@@ -310,12 +310,12 @@ class _Copier:
         Files count as copied, and are reported to ``progress``, only once committed.
         """
         written = []
+        directory = tuple(p for p in target_dir.split("/") if p)
         with self.writer() as writer:
             for c in batch:
                 path = target_dir.rstrip("/") + "/" + c.name
                 try:
-                    with writer.savepoint():
-                        self._write_one(writer, c, path)
+                    self._write_one(writer, c, path, directory + (c.name,))
                 except errors.OptvolError as exc:
                     if isinstance(exc, errors.LockedError):
                         raise
@@ -329,19 +329,21 @@ class _Copier:
             if self.progress:
                 self.progress(self.result.copied, self.result.bytes_copied)
 
-    def _write_one(self, writer, c: Candidate, path: str) -> None:
-        source_path = c.path
+    def _write_one(self, writer, c: Candidate, path: str, parts: tuple[str, ...]) -> None:
+        """Copy one file; if it fails, nothing of it stays (the rest of the batch does)."""
         keep = self.plan.to_backup or self.plan.restore
         times = (c.created, c.modified, c.attr_changed) if keep else (self.now, self.now, self.now)
-        common = {"size": c.size, "created": times[0], "modified": times[1], "attr_changed": times[2], "flags": c.flags}
+        common = {"size": c.size, "created": times[0], "modified": times[1], "attr_changed": times[2],
+                  "flags": c.flags, "verified_sha256": c.row.sha256, "parts": parts}
         if self.reformat:
             model.split_path(path, volume=self.target.id, media_format=MediaFormat(self.target.label()["media_format"]))
         if c.size <= SMALL_FILE:
-            data = self.source.read_verified(c.row, source_path)
-            writer.write_file(path, data=data, **common)
-        else:
-            writer.write_file(path, chunks=self.source.verified_chunks(c.row, source_path),
-                              verified_sha256=c.row.sha256, **common)
+            # Verified before anything is written, and every check of _store precedes its
+            # write: a failure here leaves nothing to undo.
+            writer.write_file(path, data=self.source.read_verified(c.row, c.path), **common)
+            return
+        with writer.savepoint():
+            writer.write_file(path, chunks=self.source.verified_chunks(c.row, c.path), **common)
 
     def _copy_single(self, selection: Selection) -> None:
         """FROMPATH names a file: copy it alone; its directory's range does not move."""

@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 from datetime import datetime
 
 from optvol import errors, model
@@ -365,6 +366,7 @@ class Volume:
             self._remove_dir(tx, parts)
 
     def _remove_dir(self, tx: image_mod.Transaction, parts: tuple[str, ...]) -> None:
+        tx.memo.clear()
         directory = self._need_dir(parts)
         if not parts:
             raise errors.error("CPF1F0A", path="/", volume=self.id, reason="it is the root directory")
@@ -417,6 +419,7 @@ class Volume:
         now = self._now()
         tx.append(Kind.RENAME, {"from": model.join(src), "to": model.join(dst), "time": now}, charged=not self._udf)
         if isinstance(found, DirRow):
+            tx.memo.clear()
             self._move_dir(found, new_parent, dst, now)
         else:
             self.image.conn.execute(
@@ -473,7 +476,7 @@ class Volume:
         self.check_user_write("writing a file")
         parts = self._parts(path)
         with self._transaction() as tx:
-            return self._store(tx, parts, size=len(data), payload=bytes(data), replace=replace)
+            return self._store(tx, parts, size=len(data), payload=bytes(data), replace=replace).info()
 
     def write_from(self, path: str, source: int, *, size: int, replace: bool = True) -> FileInfo:
         """Write a whole file from an open host file descriptor of known ``size``."""
@@ -495,17 +498,21 @@ class Volume:
             return sha
 
         with self._transaction() as tx:
-            return self._store(tx, parts, size=size, payload=write, replace=replace)
+            return self._store(tx, parts, size=size, payload=write, replace=replace).info()
 
     def _store(
         self, tx: image_mod.Transaction, parts: tuple[str, ...], *, size: int,
         payload: bytes | Callable, replace: bool, times: tuple[int, int, int] | None = None, flags: int | None = None,
-        honour_read_only: bool = True,
-    ) -> FileInfo:
-        """Write one file version: the single place where file data enters a volume."""
+        honour_read_only: bool = True, sha256: bytes | None = None,
+    ) -> NewVersion:
+        """Write one file version: the single place where file data enters a volume.
+
+        Every check comes before anything is written. ``sha256`` may give the SHA-256 of a
+        ``bytes`` payload when the caller already has it.
+        """
         if not parts:
             raise errors.error("OPV0108", path="/", volume=self.id, operation="writing")
-        parent = self._need_dir(parts[:-1])
+        parent = self._parent_dir(tx, parts)
         if self._dir(parts) is not None:
             raise errors.error("OPV0108", path=model.join(parts), volume=self.id, operation="writing")
         old = self._file(parent.id, parts[-1])
@@ -518,16 +525,17 @@ class Volume:
         created, modified, attr_changed = times or ((old.created if old else now), now, (old.attr_changed if old else now))
         flags = flags if flags is not None else (old.flags if old else 0)
         path = parent.path.rstrip("/") + "/" + parts[-1]  # the parent as stored, not as typed
+        version = (old.version + 1) if old else 1
         body = {
-            "path": path, "version": (old.version + 1) if old else 1, "created": created,
+            "path": path, "version": version, "created": created,
             "modified": modified, "attr_changed": attr_changed, "flags": flags, "time": now,
         }
         freed = old.sectors(self.image.sector_size) if (old and self._udf) else 0
         tx.free(freed)
         try:
             if isinstance(payload, bytes):
-                place = tx.append(Kind.FILE, body, payload)
-                sha = _sha(payload)
+                sha = sha256 or _sha(payload)
+                place = tx.append(Kind.FILE, body, payload, sha256=sha)
             else:
                 place, sha = tx.append_stream(Kind.FILE, body, size=size, write=payload)
         except BaseException:
@@ -539,15 +547,22 @@ class Volume:
         conn.execute(
             "INSERT INTO files (dir, name, name_key, live, version, prev, sector, header_sectors, size, sha256,"
             " created, modified, attr_changed, changed, flags) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (parent.id, parts[-1], model.name_key(parts[-1]), body["version"], old.id if old else None,
-             place.sector, place.header_sectors, size, sha, created, modified, attr_changed,
-             now, flags),
+            (parent.id, parts[-1], model.name_key(parts[-1]), version, old.id if old else None,
+             place.sector, place.header_sectors, size, sha, created, modified, attr_changed, now, flags),
         )
-        return FileInfo(
-            path=path, size=size, created=model.from_micros(created), modified=model.from_micros(modified),
-            attr_changed=model.from_micros(attr_changed), read_only=bool(flags & READ_ONLY),
-            hidden=bool(flags & HIDDEN), sha256=sha.hex(), version=body["version"],
-        )
+        return NewVersion(path, size, created, modified, attr_changed, flags, sha, version)
+
+    def _parent_dir(self, tx: image_mod.Transaction, parts: tuple[str, ...]) -> DirRow:
+        """The parent directory of ``parts``, remembered for the rest of the transaction.
+
+        Many files of one directory in one batch look it up once. Every directory change
+        (make, remove, move) forgets what was remembered.
+        """
+        key = tuple(p.upper() for p in parts[:-1])
+        cached = tx.memo.get(key)
+        if cached is None:
+            cached = tx.memo[key] = self._need_dir(parts[:-1])
+        return cached
 
     def leave_out(self, file_ids: list[int]) -> None:
         """DUPOPT ALWMEDERR(*FILE): drop damaged file versions from a fresh duplicate.
@@ -677,6 +692,27 @@ def _matches(name: str, pattern: str) -> bool:
     return name.upper() == pattern.upper()
 
 
+class NewVersion(NamedTuple):
+    """A file version just written (times in microseconds)."""
+
+    path: str
+    size: int
+    created: int
+    modified: int
+    attr_changed: int
+    flags: int
+    sha256: bytes
+    version: int
+
+    def info(self) -> FileInfo:
+        return FileInfo(
+            path=self.path, size=self.size, created=model.from_micros(self.created),
+            modified=model.from_micros(self.modified), attr_changed=model.from_micros(self.attr_changed),
+            read_only=bool(self.flags & READ_ONLY), hidden=bool(self.flags & HIDDEN),
+            sha256=self.sha256.hex(), version=self.version,
+        )
+
+
 class PrivilegedWriter:
     """Writes that keep given dates: CPYOPT targets, CVTOPTBKU, and mastering imported discs.
 
@@ -698,14 +734,16 @@ class PrivilegedWriter:
     def write_file(
         self, path: str, *, size: int, created: int, modified: int, attr_changed: int, flags: int = 0,
         data: bytes | None = None, chunks: Iterator[bytes] | None = None, replace: bool = True,
-        verified_sha256: bytes | None = None,
-    ) -> FileInfo:
+        verified_sha256: bytes | None = None, parts: tuple[str, ...] | None = None,
+    ) -> NewVersion:
         """Write a file version from ``data`` or ``chunks``, keeping the given times and flags.
 
-        ``verified_sha256`` may come with ``chunks`` only when they raise unless their bytes
-        hash to it (``Volume.verified_chunks``): the bytes are then hashed once, not twice.
+        ``verified_sha256`` is the known SHA-256 of ``data``, or comes with ``chunks`` only
+        when they raise unless their bytes hash to it (``Volume.verified_chunks``): the
+        bytes are then hashed once, not twice. ``parts`` are ``path``'s elements when the
+        caller has already checked them.
         """
-        parts = self.volume._parts(path)
+        parts = parts or self.volume._parts(path)
         payload: bytes | Callable = data
         if data is None:
             def payload(partition, sector: int) -> bytes:
@@ -718,8 +756,8 @@ class PrivilegedWriter:
                 return sha
 
         return self.volume._store(
-            self.tx, parts, size=size, payload=payload, replace=replace,
-            times=(created, modified, attr_changed), flags=flags, honour_read_only=self.honour_read_only,
+            self.tx, parts, size=size, payload=payload, replace=replace, times=(created, modified, attr_changed),
+            flags=flags, honour_read_only=self.honour_read_only, sha256=verified_sha256 if data is not None else None,
         )
 
     def set_label(self, **fields: object) -> None:

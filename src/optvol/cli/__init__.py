@@ -7,52 +7,45 @@ is a bug, shown with its traceback, exit 70.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
+from collections.abc import Mapping
 
 from optvol import errors
-from optvol.cli import backup_cmds, check_cmds, cl_cmd, file_cmds, ifs_cmds, interchange_cmds, parser, volume_cmds
+from optvol.cli import parser
 from optvol.cli.context import Context
 
-HANDLERS = {
-    "INZOPT": volume_cmds.inzopt,
-    "CHGOPTVOL": volume_cmds.chgoptvol,
-    "DSPOPT": volume_cmds.dspopt,
-    "WRKOPTVOL": volume_cmds.wrkoptvol,
-    "WRKOPTDIR": volume_cmds.wrkoptdir,
-    "WRKOPTF": volume_cmds.wrkoptf,
-    "CPYOPT": backup_cmds.cpyopt,
-    "CVTOPTBKU": backup_cmds.cvtoptbku,
-    "CHKOPTVOL": check_cmds.chkoptvol,
-    "DUPOPT": check_cmds.dupopt,
-    "RECOVER": check_cmds.recover,
-    "CP": file_cmds.cp,
-    "MV": file_cmds.mv,
-    "RM": file_cmds.rm,
-    "MKDIR": file_cmds.mkdir,
-    "RMDIR": file_cmds.rmdir,
-    "LS": file_cmds.ls,
-    "CAT": file_cmds.cat,
-    "CHATTR": file_cmds.chattr,
-    "CPY": ifs_cmds.cpy,
-    "MOV": ifs_cmds.mov,
-    "RNM": ifs_cmds.rnm,
-    "RMVLNK": ifs_cmds.rmvlnk,
-    "CRTDIR": ifs_cmds.crtdir,
-    "RMVDIR": ifs_cmds.rmvdir,
-    "CHGATR": ifs_cmds.chgatr,
+# Handlers by command name, as "module:function" of optvol.cli, imported when first used
+# so that starting a command loads only what that command needs.
+_HANDLER_NAMES = {
+    "INZOPT": "volume_cmds:inzopt", "CHGOPTVOL": "volume_cmds:chgoptvol", "DSPOPT": "volume_cmds:dspopt",
+    "WRKOPTVOL": "volume_cmds:wrkoptvol", "WRKOPTDIR": "volume_cmds:wrkoptdir", "WRKOPTF": "volume_cmds:wrkoptf",
+    "CPYOPT": "backup_cmds:cpyopt", "CVTOPTBKU": "backup_cmds:cvtoptbku",
+    "CHKOPTVOL": "check_cmds:chkoptvol", "DUPOPT": "check_cmds:dupopt", "RECOVER": "check_cmds:recover",
+    "CP": "file_cmds:cp", "MV": "file_cmds:mv", "RM": "file_cmds:rm", "MKDIR": "file_cmds:mkdir",
+    "RMDIR": "file_cmds:rmdir", "LS": "file_cmds:ls", "CAT": "file_cmds:cat", "CHATTR": "file_cmds:chattr",
+    "CPY": "ifs_cmds:cpy", "MOV": "ifs_cmds:mov", "RNM": "ifs_cmds:rnm", "RMVLNK": "ifs_cmds:rmvlnk",
+    "CRTDIR": "ifs_cmds:crtdir", "RMVDIR": "ifs_cmds:rmvdir", "CHGATR": "ifs_cmds:chgatr",
+    "DEMO": "demo:handle", "EXPORT-ISO": "interchange_cmds:export_iso", "IMPORT-ISO": "interchange_cmds:import_iso",
 }
 
 
-def _demo(ctx: Context, values: dict) -> int:
-    from optvol.cli import demo
+class _Handlers(Mapping):
+    """Command name -> handler(ctx, values), importing its module on first use."""
 
-    return demo.run(ctx)
+    def __getitem__(self, name: str):
+        module, function = _HANDLER_NAMES[name].split(":")
+        return getattr(importlib.import_module(f"optvol.cli.{module}"), function)
+
+    def __iter__(self):
+        return iter(_HANDLER_NAMES)
+
+    def __len__(self) -> int:
+        return len(_HANDLER_NAMES)
 
 
-HANDLERS["DEMO"] = _demo
-HANDLERS["EXPORT-ISO"] = interchange_cmds.export_iso
-HANDLERS["IMPORT-ISO"] = interchange_cmds.import_iso
+HANDLERS = _Handlers()
 
 
 def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
@@ -60,9 +53,11 @@ def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ctx = Context(library_arg=None, json=False, out=out or sys.stdout, err=err or sys.stderr)
     try:
-        namespace = parser.build().parse_args(argv)
+        namespace = parser.build(parser.command_word(argv)).parse_args(argv)
         ctx.json, ctx.library_arg = namespace.json, namespace.library
         if getattr(namespace, "cl_front_door", False):
+            from optvol.cli import cl_cmd
+
             return cl_cmd.run(ctx, namespace, HANDLERS)
         command = getattr(namespace, "command", None)
         if command is None:

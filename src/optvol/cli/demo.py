@@ -24,6 +24,11 @@ FILES = {
 }
 
 
+def handle(ctx: Context, values: dict) -> int:
+    """The DEMO command (it has no parameters)."""
+    return run(ctx)
+
+
 def run(ctx: Context) -> int:
     root = ctx.library_arg or tempfile.mkdtemp(prefix="optvol-demo-")
     say = ctx.print

@@ -67,14 +67,32 @@ def _add_cl(subparsers) -> None:
     sub.set_defaults(cl_front_door=True)
 
 
-def build() -> argparse.ArgumentParser:
+def build(only: str | None = None) -> argparse.ArgumentParser:
+    """The shell parser; with ``only`` (a known command word) just that subcommand is built."""
     parser = _Parser(prog="optvol", description="IBM i optical volume management, rebuilt in Python.")
     _global_options(parser, suppress=False)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     for command in COMMANDS:
-        _add_command(subparsers, command)
-    _add_cl(subparsers)
+        if only in (None, command.shell_name):
+            _add_command(subparsers, command)
+    if only in (None, "cl"):
+        _add_cl(subparsers)
     return parser
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The subcommand word of ``argv`` if it names a command, skipping the global options."""
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--library":
+            index += 2
+        elif word == "--json" or word.startswith("--library="):
+            index += 1
+        else:
+            known = word == "cl" or any(word == c.shell_name for c in COMMANDS)
+            return word if known else None
+    return None
 
 
 def given_values(command: Command, namespace: argparse.Namespace) -> dict[str, object]:

@@ -345,6 +345,7 @@ class Transaction:
         self.limit = capacity * threshold // 100 // self.sector_size
         self._buffer = bytearray()
         self._buffer_start = self.end
+        self.memo: dict = {}  # what the volume layer remembers during this transaction
 
     # ----------------------------------------------------------------- space
 
@@ -379,6 +380,7 @@ class Transaction:
         except BaseException:
             self.conn.execute("ROLLBACK TO one_item")
             self.conn.execute("RELEASE one_item")
+            self.memo.clear()
             self.end, self.sequence, self.used, length, start = state
             if start == self._buffer_start:
                 del self._buffer[length:]
@@ -402,13 +404,14 @@ class Transaction:
         self.sequence += 1
         return header
 
-    def append(self, kind: Kind, body: dict, payload: bytes = b"", *, charged: bool = True) -> Place:
-        """Append a record with an in-memory payload; charge its sectors unless told not to."""
+    def append(self, kind: Kind, body: dict, payload: bytes = b"", *, charged: bool = True,
+               sha256: bytes | None = None) -> Place:
+        """Append a record with an in-memory payload (``sha256``: its hash, if known); charge it unless told not to."""
         encoded, header_len = self._encode(body)
         payload_sectors = records.sectors_for(len(payload), self.sector_size)
         if charged:
             self.reserve(header_len + payload_sectors)
-        header = self._header(kind, encoded, len(payload), hashlib.sha256(payload).digest())
+        header = self._header(kind, encoded, len(payload), sha256 or hashlib.sha256(payload).digest())
         place = Place(self.end, len(header) // self.sector_size, payload_sectors)
         self._buffer += header
         self._buffer += payload

@@ -110,7 +110,8 @@ class ReplayTransaction(Transaction):
     def reserve(self, sectors: int) -> None:
         """The original write passed the threshold of its day; a replay does not ask again."""
 
-    def append(self, kind: Kind, body: dict, payload: bytes = b"", *, charged: bool = True) -> Place:
+    def append(self, kind: Kind, body: dict, payload: bytes = b"", *, charged: bool = True,
+               sha256: bytes | None = None) -> Place:
         return self._take(kind, charged)
 
     def append_stream(self, kind: Kind, body: dict, *, size: int, write) -> tuple[Place, bytes]:
