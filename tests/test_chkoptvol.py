@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from conftest import make_volume
 from integrity_helpers import content, flip, flip_payload, index_rows, run_cli, volume_dir
-
 from optvol import errors
 from optvol.checking import chkoptvol
 from optvol.conversion import cvtoptbku

@@ -13,12 +13,11 @@ import random
 import shutil
 
 import pytest
+
 from conftest import make_volume
 from integrity_helpers import content, flip, index_rows, payload_offset, run_cli, volume_dir
-
 from optvol import errors
 from optvol.checking import chkoptvol
-from optvol.copying import CopyRequest, cpyopt
 from optvol.library import Library
 from optvol.model import VolumeType
 

@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
 from conftest import make_volume
 from integrity_helpers import content, run_cli
-
 from optvol import errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt

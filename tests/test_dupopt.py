@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from conftest import make_volume
 from integrity_helpers import content, flip_payload, index_rows, run_cli
-
 from optvol import errors
 from optvol.change_volume import chgoptvol
 from optvol.checking import chkoptvol

@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
 from conftest import make_volume
 from fault_driver import content, size_of
 from integrity_helpers import volume_dir
-
 from optvol.checking import chkoptvol
 from optvol.conversion import cvtoptbku
 from optvol.copying import CopyRequest, cpyopt

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import make_volume
 from integrity_helpers import run_cli, tree_snapshot
-
 from optvol import errors
 from optvol.initialize import inzopt
 
@@ -63,14 +63,14 @@ def test_api_refuses_bad_paths(lib, tmp_path):
     with lib.open("PVOL1") as volume:
         for path in BAD_PATHS:
             for action in (
-                lambda: volume.write_bytes(path, b"x"),
-                lambda: volume.mkdir(path),
-                lambda: volume.mkdir(path, parents=True),
-                lambda: volume.open(path, "wb").close(),
-                lambda: volume.read_bytes(path),
-                lambda: volume.listdir(path),
-                lambda: volume.rename("/D/Keep", path),
-                lambda: volume.remove(path),
+                lambda path=path: volume.write_bytes(path, b"x"),
+                lambda path=path: volume.mkdir(path),
+                lambda path=path: volume.mkdir(path, parents=True),
+                lambda path=path: volume.open(path, "wb").close(),
+                lambda path=path: volume.read_bytes(path),
+                lambda path=path: volume.listdir(path),
+                lambda path=path: volume.rename("/D/Keep", path),
+                lambda path=path: volume.remove(path),
             ):
                 with pytest.raises(errors.OptvolError) as caught:
                     action()
@@ -103,10 +103,10 @@ def test_api_refuses_bad_volume_ids(lib, tmp_path):
     before = _snap(tmp_path, lib)
     for vol in BAD_IDS:
         for action in (
-            lambda: inzopt(lib, vol=vol, now=lib._clock()),
-            lambda: inzopt(lib, vol="PVOL1", newvol=vol or " ", check=False, now=lib._clock()),
-            lambda: lib.open(vol),
-            lambda: lib.rename("PVOL1", vol),
+            lambda vol=vol: inzopt(lib, vol=vol, now=lib._clock()),
+            lambda vol=vol: inzopt(lib, vol="PVOL1", newvol=vol or " ", check=False, now=lib._clock()),
+            lambda vol=vol: lib.open(vol),
+            lambda vol=vol: lib.rename("PVOL1", vol),
         ):
             with pytest.raises(errors.OptvolError) as caught:
                 action()

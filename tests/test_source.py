@@ -41,6 +41,7 @@ FIXED_LAYERS = {
     "optvol.volume": 3,
     "optvol.volume_rows": 3,
     "optvol.openfile": 3,
+    "optvol.privileged": 3,
     "optvol.library": 4,
     "optvol": 7,
     "optvol.__main__": 7,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from conftest import make_volume
 from fault_driver import content, size_of
-
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
 from optvol.library import Library

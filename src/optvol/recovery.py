@@ -18,7 +18,8 @@ from optvol.image import image as image_mod
 from optvol.image import replay, schema
 from optvol.image.records import Kind
 from optvol.library import Library
-from optvol.volume import PrivilegedWriter, Volume
+from optvol.privileged import PrivilegedWriter
+from optvol.volume import Volume
 
 RECOVERED_INDEX = "index.recovered.sqlite"
 

@@ -1,0 +1,140 @@
+"""Writes that keep given dates and bypass the user-program rules (layer 3, beside ``volume.py``).
+
+A ``PrivilegedWriter`` is obtained only from ``Volume.backup_writer`` (CPYOPT and CVTOPTBKU
+on a *BACKUP volume), ``Volume.copy_writer`` (CPYOPT onto a *PRIMARY volume, user-write
+rules still checked) and ``Volume.mastering_writer`` (filling an imported read-only disc).
+Every write still goes through ``Volume._store`` and the volume's other internal steps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+from optvol import errors, model
+from optvol.image import image as image_mod
+from optvol.image.records import Kind
+from optvol.model import DirInfo, FileInfo
+from optvol.volume_rows import HIDDEN, READ_ONLY
+
+
+class NewVersion(NamedTuple):
+    """A file version just written (times in microseconds)."""
+
+    path: str
+    size: int
+    created: int
+    modified: int
+    attr_changed: int
+    flags: int
+    sha256: bytes
+    version: int
+
+    def info(self) -> FileInfo:
+        return FileInfo(
+            path=self.path, size=self.size, created=model.from_micros(self.created),
+            modified=model.from_micros(self.modified), attr_changed=model.from_micros(self.attr_changed),
+            read_only=bool(self.flags & READ_ONLY), hidden=bool(self.flags & HIDDEN),
+            sha256=self.sha256.hex(), version=self.version,
+        )
+
+
+class PrivilegedWriter:
+    """Writes that keep given dates: CPYOPT targets, CVTOPTBKU, and mastering imported discs.
+
+    Obtained only from ``backup_writer``, ``copy_writer`` or ``mastering_writer``.
+    """
+
+    def __init__(self, volume, tx: image_mod.Transaction, *, honour_read_only: bool):
+        self.volume, self.tx, self.honour_read_only = volume, tx, honour_read_only
+
+    def savepoint(self):
+        """A block whose writes are undone alone if it raises (one file of a batch)."""
+        return self.tx.savepoint()
+
+    def make_dir(self, path: str, *, created: int) -> DirInfo:
+        """Create a directory (and missing parents) with the given creation time (microseconds)."""
+        parts = self.volume._parts(path, is_dir=True)
+        return self.volume._make_dir(self.tx, parts, parents=True, exist_ok=True, created=created)
+
+    def write_file(
+        self, path: str, *, size: int, created: int, modified: int, attr_changed: int, flags: int = 0,
+        data: bytes | None = None, chunks: Iterator[bytes] | None = None, replace: bool = True,
+        verified_sha256: bytes | None = None, parts: tuple[str, ...] | None = None,
+    ) -> NewVersion:
+        """Write a file version from ``data`` or ``chunks``, keeping the given times and flags.
+
+        ``verified_sha256`` is the known SHA-256 of ``data``, or comes with ``chunks`` only
+        when they raise unless their bytes hash to it (``Volume.verified_chunks``): the
+        bytes are then hashed once, not twice. ``parts`` are ``path``'s elements when the
+        caller has already checked them.
+        """
+        parts = parts or self.volume._parts(path)
+        payload: bytes | Callable = data
+        if data is None:
+            def payload(partition, sector: int) -> bytes:
+                if verified_sha256 is None:
+                    written, sha = partition.write_stream(sector, chunks, limit=size)
+                else:
+                    written, sha = _write_verified(partition, sector, chunks, limit=size), verified_sha256
+                if written != size:
+                    raise errors.error("OPV0201", volume=self.volume.id, reason=f"{path}: source ended early")
+                return sha
+
+        return self.volume._store(
+            self.tx, parts, size=size, payload=payload, replace=replace, times=(created, modified, attr_changed),
+            flags=flags, honour_read_only=self.honour_read_only, sha256=verified_sha256 if data is not None else None,
+        )
+
+    def set_label(self, **fields: object) -> None:
+        self.tx.write_label({**self.volume.image.label(), **fields})
+        self.volume._tx_label = self.volume.image.label()
+
+    def record_control(self, path: str | None, row: tuple[int | None, int | None, int | None], *,
+                       request: int, details: dict, sectors: int) -> None:
+        """Write the backup control record of a directory (``path``) or the volume (None).
+
+        ``row`` is (range start, range end, last changed) as index values; the record takes
+        exactly ``sectors`` sectors of the volume (reference §4.2: three per directory).
+        """
+        start, end, last = row
+        body = {"path": path, "range_start": start, "range_end": end, "last_changed": last, "request": request}
+        sector_size = self.volume.image.sector_size
+        encoded = json.dumps(details, separators=(",", ":")).encode()
+        payload = encoded + b" " * ((sectors - 1) * sector_size - len(encoded))
+        place = self.tx.append(Kind.CONTROL, body, payload[: (sectors - 1) * sector_size])
+        conn = self.volume.image.conn
+        if path is None:
+            conn.execute("UPDATE label SET backup_start = ?, backup_end = ?, backup_last_changed = ?", row)
+            self.volume._tx_label = self.volume.image.label()
+            dir_id = None
+        else:
+            dir_id = self.volume._need_dir(self.volume._parts(path, is_dir=True)).id
+            conn.execute("UPDATE dirs SET backup_start = ?, backup_end = ?, backup_last_changed = ? WHERE id = ?",
+                         (*row, dir_id))
+        conn.execute("INSERT INTO controls (dir, request, time, sector) VALUES (?, ?, ?, ?)",
+                     (dir_id, request, row[1] if row[1] is not None else (row[2] or 0), place.sector))
+
+    def log_request(self, entry: dict) -> int:
+        """Log one CPYOPT request on the volume (a REQUEST record and a ``requests`` row)."""
+        place = self.tx.append(Kind.REQUEST, entry)
+        cursor = self.volume.image.conn.execute(
+            "INSERT INTO requests (time, command, parameters, copied, not_selected, failed, directories, outcome, sector)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry["time"], entry["command"], json.dumps(entry["parameters"]), entry["copied"], entry["not_selected"],
+             entry["failed"], entry["directories"], entry["outcome"], place.sector),
+        )
+        return cursor.lastrowid
+
+
+def _write_verified(partition, sector: int, chunks: Iterator[bytes], *, limit: int) -> int:
+    """Write chunks that verify themselves from ``sector`` on; the bytes written."""
+    offset = sector * partition.sector_size
+    total = 0
+    for chunk in chunks:  # runs the iterator to its end, where it checks the SHA-256
+        if total + len(chunk) > limit:
+            raise errors.error("OPV0302", path=partition.path, reason="the source grew while it was copied")
+        partition.write_at(offset + total, chunk)
+        total += len(chunk)
+    return total
