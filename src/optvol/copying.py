@@ -17,6 +17,7 @@ from datetime import datetime
 from optvol import backup, errors, model
 from optvol.copy_select import Candidate, Selection
 from optvol.library import Library
+from optvol.privileged import SourceRange
 from optvol.model import MediaFormat, MediaType, VolumeType
 from optvol.volume import Volume
 
@@ -342,8 +343,10 @@ class _Copier:
             # write: a failure here leaves nothing to undo.
             writer.write_file(path, data=self.source.read_verified(c.row, c.path), **common)
             return
+        offset = (c.row.sector + c.row.header_sectors) * self.source.image.sector_size
         with writer.savepoint():
-            writer.write_file(path, chunks=self.source.verified_chunks(c.row, c.path), **common)
+            writer.write_file(path, copy_from=SourceRange(self.source.image.data.fd, offset, self.source.id, c.path),
+                              **common)
 
     def _copy_single(self, selection: Selection) -> None:
         """FROMPATH names a file: copy it alone; its directory's range does not move."""

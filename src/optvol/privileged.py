@@ -8,8 +8,11 @@ Every write still goes through ``Volume._store`` and the volume's other internal
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from optvol import errors, model
@@ -17,6 +20,15 @@ from optvol.image import image as image_mod
 from optvol.image.records import Kind
 from optvol.model import DirInfo, FileInfo
 from optvol.volume_rows import HIDDEN, READ_ONLY
+
+
+class SourceRange(NamedTuple):
+    """Payload bytes of a file version on another (or the same) volume's data partition."""
+
+    fd: int
+    offset: int
+    volume: str
+    path: str
 
 
 class NewVersion(NamedTuple):
@@ -62,17 +74,22 @@ class PrivilegedWriter:
         self, path: str, *, size: int, created: int, modified: int, attr_changed: int, flags: int = 0,
         data: bytes | None = None, chunks: Iterator[bytes] | None = None, replace: bool = True,
         verified_sha256: bytes | None = None, parts: tuple[str, ...] | None = None,
+        copy_from: SourceRange | None = None,
     ) -> NewVersion:
-        """Write a file version from ``data`` or ``chunks``, keeping the given times and flags.
+        """Write a file version from ``data``, ``chunks`` or ``copy_from``, keeping the given times and flags.
 
-        ``verified_sha256`` is the known SHA-256 of ``data``, or comes with ``chunks`` only
-        when they raise unless their bytes hash to it (``Volume.verified_chunks``): the
-        bytes are then hashed once, not twice. ``parts`` are ``path``'s elements when the
-        caller has already checked them.
+        ``verified_sha256`` is the known SHA-256 of ``data``; with ``chunks`` it may come
+        only when they raise unless their bytes hash to it (``Volume.verified_chunks``): the
+        bytes are then hashed once, not twice. With ``copy_from`` it is required: the kernel
+        copies the bytes while a second thread hashes the source, and a mismatch fails the
+        write (CPF1F28). ``parts`` are ``path``'s elements when the caller has checked them.
         """
         parts = parts or self.volume._parts(path)
         payload: bytes | Callable = data
-        if data is None:
+        if copy_from is not None:
+            def payload(partition, sector: int) -> bytes:
+                return _copy_verified(partition, sector, copy_from, size=size, expected=verified_sha256)
+        elif data is None:
             def payload(partition, sector: int) -> bytes:
                 if verified_sha256 is None:
                     written, sha = partition.write_stream(sector, chunks, limit=size)
@@ -138,3 +155,27 @@ def _write_verified(partition, sector: int, chunks: Iterator[bytes], *, limit: i
         partition.write_at(offset + total, chunk)
         total += len(chunk)
     return total
+
+
+def _copy_verified(partition, sector: int, source: SourceRange, *, size: int, expected: bytes) -> bytes:
+    """Copy ``size`` bytes with copy_file_range while another thread hashes the source."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(_hash_range, source.fd, source.offset, size)
+        partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
+        found = digest.result()
+    if found != expected:
+        raise errors.error("CPF1F28", path=source.path, volume=source.volume, reason="SHA-256 of the data does not match")
+    return expected
+
+
+def _hash_range(fd: int, offset: int, size: int, chunk: int = 4 << 20) -> bytes | None:
+    """SHA-256 of a byte range (None if the file ends early); hashlib releases the GIL."""
+    digest = hashlib.sha256()
+    end = offset + size
+    while offset < end:
+        data = os.pread(fd, min(chunk, end - offset), offset)
+        if not data:
+            return None
+        digest.update(data)
+        offset += len(data)
+    return digest.digest()

@@ -21,6 +21,7 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ DATA_FILE = "data.opv"
 LOCK_FILE = "lock"
 BUSY_TIMEOUT_MS = 60_000
 FLUSH_BYTES = 8 << 20
+EARLY_WRITEBACK = 4 << 20  # payloads this big start the disk writing before the commit's fsync
 
 LABEL_FIELDS = (
     "volume", "type", "media_type", "media_format", "sector_size", "capacity", "threshold", "text",
@@ -302,6 +304,7 @@ class VolumeImage:
             yield tx
             tx.finish(now)
         except BaseException:
+            tx.stop_writeback()
             self.conn.execute("ROLLBACK")
             self.data.truncate(tx.committed_end)
             raise
@@ -346,6 +349,8 @@ class Transaction:
         self._buffer = bytearray()
         self._buffer_start = self.end
         self.memo: dict = {}  # what the volume layer remembers during this transaction
+        self._flusher: ThreadPoolExecutor | None = None
+        self._writeback: Future | None = None
 
     # ----------------------------------------------------------------- space
 
@@ -445,7 +450,19 @@ class Transaction:
         self.end += place.sectors
         self._buffer_start = self.end
         self.charge(place.sectors)
+        if size >= EARLY_WRITEBACK:
+            self._start_writeback()
         return place, sha
+
+    def _start_writeback(self) -> None:
+        """Let the disk start on what big payloads wrote while the next ones are copied.
+
+        Only an early start: ``finish`` still fsyncs everything before the commit.
+        """
+        if self._writeback is None or self._writeback.done():
+            if self._flusher is None:
+                self._flusher = ThreadPoolExecutor(max_workers=1)
+            self._writeback = self._flusher.submit(os.fdatasync, self.image.data.fd)
 
     def write_label(self, label: dict) -> None:
         """Update the label row and append a LABEL record holding all of it."""
@@ -457,6 +474,12 @@ class Transaction:
         self.limit = max(self.limit, label["capacity"] * label["threshold"] // 100 // self.sector_size)
         self.append(Kind.LABEL, {"label": {f: label.get(f) for f in LABEL_FIELDS}})
 
+    def stop_writeback(self) -> None:
+        """Wait for an early writeback (its errors are the final fsync's to report)."""
+        if self._flusher is not None:
+            self._flusher.shutdown(wait=True)
+            self._flusher = self._writeback = None
+
     def _flush(self) -> None:
         if self._buffer:
             self.image.data.write(self._buffer_start, self._buffer)
@@ -466,6 +489,7 @@ class Transaction:
     def finish(self, now: int | None) -> None:
         """Flush, fsync the data partition, then record the new committed end."""
         self._flush()
+        self.stop_writeback()
         if self.end != self.committed_end:
             self.image.data.sync()
         self.conn.executemany(
