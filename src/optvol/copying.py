@@ -17,11 +17,11 @@ from datetime import datetime
 from optvol import backup, errors, model
 from optvol.copy_select import Candidate, Selection
 from optvol.library import Library
-from optvol.privileged import SourceRange
 from optvol.model import MediaFormat, MediaType, VolumeType
+from optvol.privileged import SourceRange
 from optvol.volume import Volume
 
-SMALL_FILE = 256 << 10  # read whole, verify, then write; larger files stream inside a savepoint
+SMALL_FILE = 256 << 10  # read whole, verify, then write; larger ones: kernel copy + parallel hash, in a savepoint
 # A batch of files is one target transaction (one fsync, one commit), which also carries the
 # directories made and the control records written since the last commit: a no-change run
 # over many directories commits once per BATCH_FILES directories, not three times each.
