@@ -1,4 +1,4 @@
-"""Every CPYOPT and CVTOPTBKU example of the reference (§5.11, §7) parses into the right values."""
+"""Every CPYOPT, CVTOPTBKU and CHGOPTVOL example of the reference (§5.11, §7, §10) parses into the right values and runs."""
 
 from __future__ import annotations
 
@@ -68,3 +68,52 @@ def test_reference_cvtoptbku_example():
 def test_cvtoptbku_default_and_positions():
     command, given = parser.parse("cvtoptbku bvol1")
     assert command.parse_values(given) == {"BKUVOL": "BVOL1", "PRIVOL": "*PRVPRIVOL"}
+
+
+def test_reference_examples_run_end_to_end(tmp_path):
+    """The examples of reference §5.11, §7 and §10, run in order as one CL file."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPTVOL_LIBRARY"}
+    base = [sys.executable, "-m", "optvol", "--library", str(tmp_path / "lib")]
+    setup = "\n".join([
+        "INZOPT VOL(PVOL1) TEXT('primary')", "INZOPT VOL(BVOL1) TYPE(*BACKUP)", "INZOPT VOL(NEWPRI)",
+        "INZOPT VOL(VOLA)", "INZOPT VOL(ARCH)", "INZOPT VOL(VOL01)", "INZOPT VOL(VOL01BACKUP) TYPE(*BACKUP)",
+        "CRTDIR DIR('/QOPT/PVOL1/DIR1')", "CRTDIR DIR('/QOPT/PVOL1/DIR1/SUB')", "CRTDIR DIR('/QOPT/VOLA/DOCS')",
+    ])
+    (tmp_path / "a.txt").write_text("alpha")
+    examples = (tmp_path / "examples.clp")
+    examples.write_text(
+        "/* reference 5.11 */\n"
+        "CPYOPT FROMVOL(PVOL1 *PRIMARY) FROMPATH('/') TOVOL(BVOL1 *BACKUP) +\n"
+        "       CPYSUBDIR(*YES) SLTFILE(*CHANGED)\n"
+        "CPYOPT FROMVOL(PVOL1 *PRIMARY) FROMPATH('/DIR1') TOVOL(BVOL1 *BACKUP) +\n"
+        "       FROMTIME('04/01/1999' '00:00:00')\n"
+        "CPYOPT FROMVOL(BVOL1 *BACKUP) FROMPATH('/DIR1') TOVOL(NEWPRI *PRIMARY) +\n"
+        "       CPYSUBDIR(*YES) SLTFILE(*ALL) CRTDIR(*YES)\n"
+        "CPYOPT FROMVOL(VOLA *PRIMARY) FROMPATH('/') TOVOL(ARCH *PRIMARY) +\n"
+        "       TOPATH('/VOLA') CPYSUBDIR(*YES) SLTFILE(*NEW) CRTDIR(*YES)\n"
+        "/* reference 10.1 and 7 */\n"
+        "CHGOPTVOL VOL(VOL01) THRESHOLD(99)\n"
+        "CPYOPT FROMVOL(VOL01) FROMPATH('/') TOVOL(VOL01BACKUP *BACKUP) CPYSUBDIR(*YES)\n"
+        "CVTOPTBKU BKUVOL(VOL01BACKUP) PRIVOL(VOL02)\n"
+    )
+
+    def run(*args, stdin=None):
+        return subprocess.run(base + list(args), input=stdin, capture_output=True, text=True, env=env)
+
+    assert run("cl", "-", stdin=setup).returncode == 0
+    for target in ("/QOPT/PVOL1/DIR1/a.txt", "/QOPT/PVOL1/DIR1/SUB/a.txt", "/QOPT/VOLA/DOCS/a.txt"):
+        assert run("cp", str(tmp_path / "a.txt"), target).returncode == 0
+    done = run("cl", "-f", str(examples))
+    assert done.returncode == 0, done.stderr
+    assert run("cat", "/QOPT/NEWPRI/DIR1/SUB/a.txt").stdout == "alpha"
+    assert run("cat", "/QOPT/ARCH/VOLA/DOCS/a.txt").stdout == "alpha"
+    volumes = {v["volume"]: v for v in json.loads(run("--json", "wrkoptvol").stdout)}
+    assert volumes["VOL01"]["threshold"] == 99
+    assert volumes["VOL02"]["type"] == "*PRIMARY" and "VOL01BACKUP" not in volumes
+    backup = json.loads(run("--json", "dspopt", "BVOL1", "--data", "*DIRATR", "--path", "/DIR1").stdout)
+    assert backup[0]["backup"]["range_start"] == "*BEGIN"

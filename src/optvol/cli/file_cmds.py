@@ -7,7 +7,8 @@ from optvol.cli import render
 from optvol.cli.context import Context
 
 
-def _done(ctx: Context, key: str, paths: list[str], verb: str) -> int:
+def report(ctx: Context, key: str, paths: list[str], verb: str) -> int:
+    """What a file command did: ``{key: paths}`` in JSON, else a line per path."""
     if ctx.json:
         ctx.print_json({key: paths})
     else:
@@ -19,27 +20,27 @@ def _done(ctx: Context, key: str, paths: list[str], verb: str) -> int:
 def cp(ctx: Context, values: dict) -> int:
     written = transfer.copy(ctx.library(), values["SOURCE"], values["TARGET"],
                             recursive=values["RECURSIVE"], replace=values["REPLACE"] == "*YES")
-    return _done(ctx, "copied", written, "copied")
+    return report(ctx, "copied", written, "copied")
 
 
 def mv(ctx: Context, values: dict) -> int:
     moved = transfer.move(ctx.library(), values["SOURCE"], values["TARGET"])
-    return _done(ctx, "moved", moved, "moved")
+    return report(ctx, "moved", moved, "moved")
 
 
 def rm(ctx: Context, values: dict) -> int:
     transfer.remove(ctx.library(), values["PATH"], recursive=values["RECURSIVE"])
-    return _done(ctx, "removed", values["PATH"], "removed")
+    return report(ctx, "removed", values["PATH"], "removed")
 
 
 def mkdir(ctx: Context, values: dict) -> int:
     made = transfer.make_directory(ctx.library(), values["PATH"], parents=values["PARENTS"])
-    return _done(ctx, "created", [d.path for d in made], "created")
+    return report(ctx, "created", [d.path for d in made], "created")
 
 
 def rmdir(ctx: Context, values: dict) -> int:
     transfer.remove_directory(ctx.library(), values["PATH"])
-    return _done(ctx, "removed", values["PATH"], "removed")
+    return report(ctx, "removed", values["PATH"], "removed")
 
 
 def ls(ctx: Context, values: dict) -> int:

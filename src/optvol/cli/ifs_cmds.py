@@ -9,15 +9,7 @@ from __future__ import annotations
 
 from optvol import errors, transfer
 from optvol.cli.context import Context
-
-
-def _report(ctx: Context, key: str, paths: list[str], verb: str) -> int:
-    if ctx.json:
-        ctx.print_json({key: paths})
-    else:
-        for path in paths:
-            ctx.print(f"{verb} {path}")
-    return 0
+from optvol.cli.file_cmds import report as _report
 
 
 def _target(command: str, values: dict) -> str:
