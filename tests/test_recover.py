@@ -209,3 +209,22 @@ def test_cli_recover_and_refusals(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_imported_disc_and_exported_round_trip(lib, tmp_path):
+    """A read-only volume made by import-iso (genisoimage's image) and one made from our own export."""
+    from optvol.interchange import export_iso, import_iso
+
+    tree = tmp_path / "tree"
+    (tree / "DOCS" / "DEEP").mkdir(parents=True)
+    (tree / "DOCS" / "readme.txt").write_text("read me")
+    (tree / "DOCS" / "DEEP" / "empty.dat").write_bytes(b"")
+    image = tmp_path / "disc.iso"
+    subprocess.run(["genisoimage", "-quiet", "-J", "-R", "-V", "DISC1", "-o", str(image), str(tree)], check=True)
+    import_iso(lib, file=image, now=lib.tick())
+    rebuilt_equals_original(lib, "DISC1", "deleted")
+    with lib.open("DISC1") as disc:
+        assert disc.read_bytes("/DOCS/readme.txt") == b"read me" and disc.info().type == VolumeType.PRIMARY
+    export_iso(lib, vol="DISC1", file=tmp_path / "again.iso")
+    import_iso(lib, file=tmp_path / "again.iso", vol="DISC2", now=lib.tick())
+    rebuilt_equals_original(lib, "DISC2", "corrupt")
