@@ -3,7 +3,7 @@ identifier and creation time; the target rules; NEWVOL; ALWMEDERR."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -174,7 +174,7 @@ def test_read_only_media_target_is_refused(library, tmp_path):
     from optvol.interchange import export_iso, import_iso
 
     _source(library)
-    export_iso(library, vol="PVOL1", file=tmp_path / "disc.iso")
+    export_iso(library, vol="PVOL1", file=tmp_path / "disc.iso", now=datetime.now(timezone.utc))
     import_iso(library, file=tmp_path / "disc.iso", vol="CDROM1", now=library._clock())
     with library.open("CDROM1") as disc:
         assert disc.info().media_type in (MediaType.CD_ROM, MediaType.DVD_ROM)

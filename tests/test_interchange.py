@@ -30,6 +30,8 @@ TREE = {
     "MixedCase.Name.tar.gz": os.urandom(300_000),
 }
 
+NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)  # when the exports are made
+
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -107,7 +109,7 @@ def test_backup_volume_can_be_exported(filled, tmp_path):
     rc, _, err = _cli(filled, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
     assert rc == 0, err
     image = tmp_path / "backup.iso"
-    result = export_iso(filled, vol="BVOL1", file=image)
+    result = export_iso(filled, vol="BVOL1", file=image, now=NOW)
     assert result.files == len(TREE)
     (tmp_path / "x").mkdir()
     subprocess.run(["bsdtar", "-x", "-f", str(image), "-C", str(tmp_path / "x")], check=True)
@@ -237,7 +239,7 @@ def test_invalid_volume_identifier_needs_vol(library, tmp_path):
 
 def test_round_trip_keeps_names_bytes_and_times(filled, tmp_path):
     image = tmp_path / "rt.iso"
-    export_iso(filled, vol="PVOL1", file=image, udf=True)
+    export_iso(filled, vol="PVOL1", file=image, udf=True, now=NOW)
     import_iso(filled, file=image, vol="COPY1", now=datetime.now(timezone.utc))
     with filled.open("PVOL1") as source, filled.open("COPY1") as copy:
         before = {(i.path, i.size, i.sha256, int(i.modified.timestamp())) for i in source.iter_files("/", recursive=True)}
@@ -248,7 +250,7 @@ def test_round_trip_keeps_names_bytes_and_times(filled, tmp_path):
 
 def test_import_into_primary_volume_uses_new_dates(filled, tmp_path, clock):
     image = tmp_path / "in.iso"
-    export_iso(filled, vol="PVOL1", file=image)
+    export_iso(filled, vol="PVOL1", file=image, now=NOW)
     make_volume(filled, "PVOL2")
     moment = clock.peek()
     rc, out, err = _cli(filled, "import-iso", str(image), "--into", "pvol2:/Imported/Here")

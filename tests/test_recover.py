@@ -225,6 +225,6 @@ def test_imported_disc_and_exported_round_trip(lib, tmp_path):
     rebuilt_equals_original(lib, "DISC1", "deleted")
     with lib.open("DISC1") as disc:
         assert disc.read_bytes("/DOCS/readme.txt") == b"read me" and disc.info().type == VolumeType.PRIMARY
-    export_iso(lib, vol="DISC1", file=tmp_path / "again.iso")
+    export_iso(lib, vol="DISC1", file=tmp_path / "again.iso", now=lib.tick())
     import_iso(lib, file=tmp_path / "again.iso", vol="DISC2", now=lib.tick())
     rebuilt_equals_original(lib, "DISC2", "corrupt")

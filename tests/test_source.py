@@ -165,10 +165,17 @@ FORBIDDEN_FROM_IMPORTS = {("time", "time"), ("time", "time_ns"), ("os", "environ
 
 
 def clock_and_environment_uses(tree: ast.AST) -> list[str]:
+    # ``import time as clock`` must not hide ``clock.time()``: resolve the aliases first.
+    aliases = {a.asname: a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names if a.asname}
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and _dotted(node) in FORBIDDEN_ATTRIBUTES:
-            found.append(f"line {node.lineno}: {_dotted(node)}")
+        if not isinstance(node, ast.Attribute):
+            dotted = None
+        else:
+            root, _, rest = _dotted(node).partition(".")
+            dotted = f"{aliases.get(root, root)}.{rest}" if rest else aliases.get(root, root)
+        if dotted in FORBIDDEN_ATTRIBUTES:
+            found.append(f"line {node.lineno}: {dotted}")
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             for alias in node.names:
                 if (node.module, alias.name) in FORBIDDEN_FROM_IMPORTS:
@@ -208,6 +215,7 @@ def test_checker_finds_clock_and_environment():
     source = "import os, time\nfrom datetime import datetime\nx = datetime.now()\ny = time.time()\nz = os.environ['A']\n"
     assert len(clock_and_environment_uses(ast.parse(source))) == 3
     assert len(clock_and_environment_uses(ast.parse("from time import time\nfrom os import environ\n"))) == 2
+    assert len(clock_and_environment_uses(ast.parse("import time as clock\nx = clock.time()\n"))) == 1
 
 
 def test_checker_tells_allowed_modules():

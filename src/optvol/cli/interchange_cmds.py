@@ -8,7 +8,8 @@ from optvol.cli.context import Context
 def export_iso(ctx: Context, values: dict) -> int:
     from optvol import interchange  # pycdlib loads only for these commands
 
-    result = interchange.export_iso(ctx.library(), vol=values["VOL"], file=values["FILE"], udf=values["UDF"])
+    result = interchange.export_iso(ctx.library(), vol=values["VOL"], file=values["FILE"], udf=values["UDF"],
+                                       now=ctx.now())
     if ctx.json:
         ctx.print_json(result.as_json())
     else:

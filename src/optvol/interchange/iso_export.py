@@ -21,6 +21,7 @@ import time as real_time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pycdlib
@@ -57,10 +58,13 @@ class ExportResult:
 
 
 class _Clock:
-    """Stands in for the ``time`` module inside pycdlib: ``time()`` returns ``now``."""
+    """Stands in for the ``time`` module inside pycdlib: ``time()`` returns ``now``.
 
-    def __init__(self) -> None:
-        self.now = real_time.time()
+    Only ``time()`` is ours; pycdlib's other uses of the module (conversions) pass through.
+    """
+
+    def __init__(self, now: float) -> None:
+        self.now = now
 
     def time(self) -> float:
         return self.now
@@ -70,9 +74,9 @@ class _Clock:
 
 
 @contextmanager
-def _pycdlib_clock() -> Iterator[_Clock]:
-    """Let the caller set the time pycdlib stamps on the records it adds."""
-    clock = _Clock()
+def _pycdlib_clock(now: float) -> Iterator[_Clock]:
+    """Let the caller set the time pycdlib stamps on the records it adds (starting at ``now``)."""
+    clock = _Clock(now)
     modules = (pycdlib.pycdlib, pycdlib.udf)
     saved = [module.time for module in modules]
     for module in modules:
@@ -176,20 +180,23 @@ def _join(parent: str, name: str) -> str:
     return parent.rstrip("/") + "/" + name
 
 
-def export_iso(library: Library, *, vol: str, file: str | os.PathLike, udf: bool = False) -> ExportResult:
-    """export-iso VOL FILE [--udf]: the volume as an ISO 9660 image at host path ``file``."""
+def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: datetime, udf: bool = False) -> ExportResult:
+    """export-iso VOL FILE [--udf]: the volume as an ISO 9660 image at host path ``file``.
+
+    ``now`` stamps the volume descriptors (the image's creation time).
+    """
     volume_id = model.volume_id(vol)
     target = Path(file).absolute()
     if not target.parent.is_dir():
         raise errors.error("OPV0301", path=target.parent)
     if target.is_dir():
         raise errors.error("OPV0302", path=target, reason="it is a directory")
-    with library.open(volume_id) as volume, _no_cyclic_gc():
+    with library.open(volume_id) as volume, _no_cyclic_gc(), _pycdlib_clock(now.timestamp()) as clock:
         iso = pycdlib.PyCdlib()
         iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", udf="2.60" if udf else None,
                 vol_ident=volume_id, sys_ident="OPTVOL", app_ident_str="OPTVOL")
         try:
-            files, directories = _fill(iso, volume)
+            files, directories = _fill(iso, volume, clock)
             size = _write(iso, target, volume_id)
         except PyCdlibException as exc:
             raise errors.error("OPV0704", volume=volume_id, reason=str(exc)) from None
@@ -198,30 +205,29 @@ def export_iso(library: Library, *, vol: str, file: str | os.PathLike, udf: bool
     return ExportResult(volume=volume_id, file=str(target), files=files, directories=directories, bytes=size, udf=udf)
 
 
-def _fill(iso: pycdlib.PyCdlib, volume: Volume) -> tuple[int, int]:
+def _fill(iso: pycdlib.PyCdlib, volume: Volume, clock: _Clock) -> tuple[int, int]:
     """Add every directory, then every file, of the volume; return (files, directories)."""
     udf = iso.has_udf()
     places = {"/": _Place("/", "/", "/", Namer())}
     files = directories = 0
-    with _pycdlib_clock() as clock:
-        for directory in volume.iter_dirs("/"):
-            if directory.path == "/":
-                continue
-            parent_path, _, name = directory.path.rpartition("/")
-            iso_path, joliet_path, udf_path = places[(parent_path or "/").upper()].child("dir", name)
-            clock.now = directory.created.timestamp()
-            iso.add_directory(iso_path=iso_path, rr_name=name, joliet_path=joliet_path,
-                              udf_path=udf_path if udf else None, file_mode=DIR_MODE)
-            places[directory.path.upper()] = _Place(iso_path, joliet_path, udf_path, Namer())
-            directories += 1
-        for dir_path, row in volume.iter_file_rows("/", recursive=True):
-            name = row.name
-            iso_path, joliet_path, udf_path = places[dir_path.upper()].child("file", name)
-            clock.now = row.modified / 1_000_000
-            iso.add_fp(_Payload(volume, row, row.path(dir_path)), row.size, iso_path=iso_path, rr_name=name,
-                       joliet_path=joliet_path, udf_path=udf_path if udf else None,
-                       file_mode=READ_ONLY_MODE if row.flags & READ_ONLY else FILE_MODE)
-            files += 1
+    for directory in volume.iter_dirs("/"):
+        if directory.path == "/":
+            continue
+        parent_path, _, name = directory.path.rpartition("/")
+        iso_path, joliet_path, udf_path = places[(parent_path or "/").upper()].child("dir", name)
+        clock.now = directory.created.timestamp()
+        iso.add_directory(iso_path=iso_path, rr_name=name, joliet_path=joliet_path,
+                          udf_path=udf_path if udf else None, file_mode=DIR_MODE)
+        places[directory.path.upper()] = _Place(iso_path, joliet_path, udf_path, Namer())
+        directories += 1
+    for dir_path, row in volume.iter_file_rows("/", recursive=True):
+        name = row.name
+        iso_path, joliet_path, udf_path = places[dir_path.upper()].child("file", name)
+        clock.now = row.modified / 1_000_000
+        iso.add_fp(_Payload(volume, row, row.path(dir_path)), row.size, iso_path=iso_path, rr_name=name,
+                   joliet_path=joliet_path, udf_path=udf_path if udf else None,
+                   file_mode=READ_ONLY_MODE if row.flags & READ_ONLY else FILE_MODE)
+        files += 1
     return files, directories
 
 
