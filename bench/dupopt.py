@@ -5,7 +5,8 @@
 A volume of FILES files of SIZE MiB is written through the API; the same files are
 written to a host directory. Then, three times each (median): ``optvol dupopt`` (copy of
 the data partition with os.copy_file_range, index with SQLite's backup API, every file
-version verified by SHA-256) and ``cp -r`` of the host directory. Warm page cache for both.
+version verified by SHA-256, fsynced) and ``cp -r`` of the host directory, without and with
+a ``sync`` after it. Warm page cache for all; a sync before each measured command.
 """
 
 from __future__ import annotations
@@ -59,16 +60,23 @@ def run(args, scratch: str) -> int:
                 handle.write(data)
     total = args.files * args.size_mib << 20
     optvol = [sys.executable, "-m", "optvol", "--library", library_dir]
-    dup_times, cp_times = [], []
+    dup_times, cp_times, sync_times = [], [], []
     for attempt in range(3):
+        os.sync()
         cp_times.append(timed(["cp", "-r", host, os.path.join(scratch, f"copy{attempt}")]))
+        os.sync()
+        sync_times.append(timed(["sh", "-c", 'cp -r "$0" "$1" && sync', host, os.path.join(scratch, f"synced{attempt}")]))
+        os.sync()
         dup_times.append(timed(optvol + ["dupopt", "SOURCE", f"DUP{attempt}"]))
         shutil.rmtree(os.path.join(scratch, f"copy{attempt}"))
-    dup, cp = statistics.median(dup_times), statistics.median(cp_times)
+        shutil.rmtree(os.path.join(scratch, f"synced{attempt}"))
+    dup, cp, synced = statistics.median(dup_times), statistics.median(cp_times), statistics.median(sync_times)
     print(f"{args.files} files of {args.size_mib} MiB ({total / 2**30:.2f} GiB), median of 3, warm cache")
     print(f"  optvol dupopt (copy + verify)   {dup:7.3f} s   {total / dup / 2**20:8.0f} MiB/s")
     print(f"  cp -r of the same files         {cp:7.3f} s   {total / cp / 2**20:8.0f} MiB/s")
+    print(f"  cp -r && sync (bytes on disk)   {synced:7.3f} s   {total / synced / 2**20:8.0f} MiB/s")
     print(f"  speed ratio dupopt / cp         {cp / dup:7.2f}")
+    print(f"  speed ratio dupopt / cp && sync {synced / dup:7.2f}   (DUPOPT fsyncs; plain cp does not)")
     return 0
 
 

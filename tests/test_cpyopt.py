@@ -397,3 +397,32 @@ def test_cli_cpyopt_exit_codes_and_json(tmp_path):
     assert partial.returncode == 1
     assert json.loads(partial.stdout)["failed"] == 1 and partial.stderr.startswith("optvol: OPT0125:")
     assert model.volume_id("bvol1") == "BVOL1"
+
+
+def test_a_write_in_flight_when_cpyopt_starts_is_never_skipped(lib, clock):
+    """The barrier: a file stamped before the request time but committed after it is copied now."""
+    import threading
+    import time
+
+    write(lib, clock, day(1, 2), {"/D/OLD": b"old"})
+    backup(lib, day(1, 3))
+    stamped, release = threading.Event(), threading.Event()
+
+    def writer():
+        with lib.open("PVOL1") as volume, volume.batch():
+            clock.now = day(1, 4)
+            volume.write_bytes("/D/LATE", b"late")  # its change time is taken now, under the lock
+            stamped.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert stamped.wait(5)
+    threading.Timer(0.3, release.set).start()
+    started = time.monotonic()
+    first = backup(lib, day(1, 5))
+    thread.join()
+    assert time.monotonic() - started >= 0.25  # it waited for the write to commit
+    assert first.copied == 1
+    with lib.open("BVOL1") as bvol:
+        assert bvol.read_verified(bvol.file_row("/D/LATE")[1], "/D/LATE") == b"late"
