@@ -35,10 +35,11 @@ def run(ctx: Context) -> int:
     say(f"optvol demo: a scratch library in {root}\n")
     host = tempfile.mkdtemp(prefix="optvol-demo-files-")
 
-    def optvol(*args: str, show: bool = True) -> str:
+    def optvol(*args: str, show: bool = True, echo: bool = True) -> str:
         from optvol.cli import main
 
-        say(f"$ optvol {' '.join(shlex.quote(a) for a in args)}")
+        if echo:
+            say(f"$ optvol {' '.join(shlex.quote(a) for a in args)}")
         out, err = StringIO(), StringIO()
         code = _run(main, ["--library", root, *args], out, err)
         if show:
@@ -69,7 +70,8 @@ def run(ctx: Context) -> int:
         handle.write("Invoice 1002, February 2026: 890.00 (corrected)\n")
     optvol("cp", os.path.join(host, "FEB.TXT"), "/QOPT/PVOL1/INVOICES/2026/FEB.TXT")
     optvol("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
-    before = _files(optvol("--json", "dspopt", "PVOL1", "--data", "*FILATR", show=False))
+    say("  (recording every file's size, dates and SHA-256: optvol --json dspopt PVOL1 --data '*FILATR')")
+    before = _files(optvol("--json", "dspopt", "PVOL1", "--data", "*FILATR", show=False, echo=False))
     say("\n6. Disaster: the primary volume is lost.")
     _lose(ctx, root, "PVOL1")
     say("  (volume PVOL1 removed from the library)")
@@ -77,7 +79,7 @@ def run(ctx: Context) -> int:
     say("\n7. CVTOPTBKU turns the backup into the primary, under the lost primary's name.")
     optvol("cvtoptbku", "BVOL1")
     optvol("dspopt", "PVOL1")
-    after = _files(optvol("--json", "dspopt", "PVOL1", "--data", "*FILATR", show=False))
+    after = _files(optvol("--json", "dspopt", "PVOL1", "--data", "*FILATR", show=False, echo=False))
     say("\n8. Every file, byte and date of the lost primary is there:")
     for path, info in sorted(before.items()):
         same = after.get(path) == info
