@@ -314,3 +314,23 @@ def test_read_only_file_refused(library, primary, udf, fmt, operation):
     volume.set_attributes("/D/RO", read_only=False)  # clearing the flag is allowed
     volume.write_bytes("/D/RO", b"now writable")
     assert volume.read_bytes("/D/RO") == b"now writable"
+
+
+def test_udf_rmdir_frees_a_two_sector_directory_record(tmp_path):
+    """A long multi-byte directory name takes a two-sector record at 1024-byte sectors; rmdir frees both."""
+    from datetime import datetime, timedelta, timezone
+
+    from optvol.initialize import inzopt
+    from optvol.library import Library
+    from optvol.model import MediaFormat, MediaType
+
+    moments = iter(datetime(2026, 5, 1, tzinfo=timezone.utc) + timedelta(seconds=n) for n in range(100))
+    library = Library(tmp_path / "lib", clock=lambda: next(moments))
+    inzopt(library, vol="U", medtype=MediaType.ERASE, medfmt=MediaFormat.UDF, blksize=1024, now=next(moments))
+    with library.open("U") as volume:
+        before = volume.info().used
+        name = "\U0001d11e" * 240  # 240 characters, 960 bytes of UTF-8
+        volume.mkdir("/" + name)
+        assert volume.info().used - before == 2 * 1024
+        volume.rmdir("/" + name)
+        assert volume.info().used == before

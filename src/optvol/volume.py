@@ -19,6 +19,7 @@ from datetime import datetime
 
 from optvol import errors, model
 from optvol.image import image as image_mod
+from optvol.image import records
 from optvol.image.records import Kind
 from optvol.model import DirInfo, FileInfo, MediaFormat, MediaType, VolumeInfo, VolumeType
 from optvol.privileged import NewVersion, PrivilegedWriter
@@ -374,8 +375,8 @@ class Volume:
            conn.execute("SELECT 1 FROM files WHERE dir = ? AND live = 1 LIMIT 1", (directory.id,)).fetchone():
             raise errors.error("CPF1F0A", path=directory.path, volume=self.id, reason="it is not empty")
         tx.append(Kind.REMOVE_DIRECTORY, {"path": directory.path, "time": self._now()}, charged=not self._udf)
-        if self._udf:
-            tx.free(1)
+        if self._udf:  # UDF frees the directory's own record (a long path may take more than a sector)
+            tx.free(records.header_sectors_of(self.image.data.read(directory.sector, self.image.sector_size)))
         conn.execute("UPDATE dirs SET live = 0 WHERE id = ?", (directory.id,))
 
     def remove(self, path: str) -> None:
