@@ -584,3 +584,14 @@ def test_truncated_data_partition_never_read(primary, library):
     with library.open("PVOL1") as volume:
         with pytest.raises(errors.DamagedError):
             volume.read_bytes("/F")
+
+
+def test_a_batch_never_writes_a_file_over_a_directory_made_in_it(primary):
+    """The per-transaction memory of subdirectories forgets them when a directory is made."""
+    with primary.batch():
+        primary.write_bytes("/first", b"1")  # loads what the root holds
+        primary.mkdir("/NAME")
+        with pytest.raises(errors.NotAllowedError) as caught:
+            primary.write_bytes("/name", b"x")
+    assert caught.value.message_id == "OPV0108"
+    assert primary.is_dir("/NAME") and primary.listdir("/") == ["NAME", "first"]

@@ -351,6 +351,7 @@ class Volume:
         if self._file(parent.id, parts[-1]) is not None:
             raise errors.error("CPF1F24", path=model.join(parts), volume=self.id)
         path = parent.path.rstrip("/") + "/" + parts[-1]  # the parent as stored, not as typed
+        tx.memo.clear()
         place = tx.append(Kind.DIRECTORY, {"path": path, "created": created})
         self.image.conn.execute(
             "INSERT INTO dirs (parent, name, path, path_key, created, sector, live) VALUES (?, ?, ?, ?, ?, ?, 1)",
@@ -513,7 +514,7 @@ class Volume:
         if not parts:
             raise errors.error("OPV0108", path="/", volume=self.id, operation="writing")
         parent = self._parent_dir(tx, parts)
-        if self._dir(parts) is not None:
+        if model.name_key(parts[-1]) in self._subdir_keys(tx, parent.id):
             raise errors.error("OPV0108", path=model.join(parts), volume=self.id, operation="writing")
         old = self._file(parent.id, parts[-1])
         now = self._now()
@@ -551,6 +552,15 @@ class Volume:
              place.sector, place.header_sectors, size, sha, created, modified, attr_changed, now, flags),
         )
         return NewVersion(path, size, created, modified, attr_changed, flags, sha, version)
+
+    def _subdir_keys(self, tx: image_mod.Transaction, dir_id: int) -> set[str]:
+        """The name keys of a directory's subdirectories, remembered like ``_parent_dir``."""
+        key = ("subdirs", dir_id)
+        cached = tx.memo.get(key)
+        if cached is None:
+            rows = self.image.conn.execute("SELECT name FROM dirs WHERE parent = ? AND live = 1", (dir_id,))
+            cached = tx.memo[key] = {model.name_key(r[0]) for r in rows}
+        return cached
 
     def _parent_dir(self, tx: image_mod.Transaction, parts: tuple[str, ...]) -> DirRow:
         """The parent directory of ``parts``, remembered for the rest of the transaction.

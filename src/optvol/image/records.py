@@ -64,9 +64,12 @@ def sectors_for(size: int, sector_size: int) -> int:
     return -(-size // sector_size)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_body(body: dict) -> bytes:
     """The UTF-8 JSON text of a header body."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(body).encode()
 
 
 def header_sectors_for(encoded_body: bytes, sector_size: int) -> int:
