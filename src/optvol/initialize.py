@@ -54,28 +54,12 @@ def inzopt(
         previous, versions = _previous(library, old_id)
         if previous is None and newvol and new_id != old_id:
             raise errors.error("OPV0002", volume=old_id, library=library.root)
-        media_type = medtype or (previous.media_type if previous else MediaType.ERASE)
         if previous is not None:
             _check_reinitialize(previous, versions=versions, medtype=medtype, check=check)
-        if media_type in (MediaType.CD_ROM, MediaType.DVD_ROM):
-            raise errors.error("OPV0106", volume=old_id, media_type=media_type)
-        media_format = media.choose_format(media_type, medfmt)
-        if type is VolumeType.BACKUP and media_format is not MediaFormat.HPOFS:
-            raise errors.error("OPV0103", media_type=media_type, media_format=media_format)
-        sector_size = media.choose_sector_size(media_type, blksize or (previous.sector_size if previous else None))
-        capacity = media.choose_capacity(
-            media_type, capacity or (previous.capacity if previous else None), sector_size
-        )
         if new_id != old_id and library.exists(new_id):
             raise errors.error("OPV0003", volume=new_id, library=library.root)
-        moment = model.to_micros(now)
-        label = {
-            "volume": new_id, "type": str(type), "media_type": str(media_type), "media_format": str(media_format),
-            "sector_size": sector_size, "capacity": capacity,
-            "threshold": media.choose_threshold(type, media_format, threshold),
-            "text": text, "created": moment, "last_referenced": moment, "primary_volume": None,
-            "backup_start": None, "backup_end": None, "backup_last_changed": None,
-        }
+        label = _label(new_id, previous, type=type, text=text, now=now, threshold=threshold, medfmt=medfmt,
+                       medtype=medtype, capacity=capacity, blksize=blksize)
         library.install(new_id, label=label, replace=previous is not None, previous=old_id if previous else None)
         with library.open(new_id) as volume:
             info = volume.info()
@@ -86,6 +70,28 @@ def inzopt(
         erased_bytes=previous.used if previous else 0,
         previous_id=old_id if previous and old_id != new_id else None,
     )
+
+
+def _label(volume_id: str, previous: VolumeInfo | None, *, type: VolumeType, text: str, now: datetime,
+           threshold: int | None, medfmt: MediaFormat | None, medtype: MediaType | None,
+           capacity: int | None, blksize: int | None) -> dict:
+    """The new volume's label: the media table's rules, the old volume's media by default."""
+    media_type = medtype or (previous.media_type if previous else MediaType.ERASE)
+    if media_type in (MediaType.CD_ROM, MediaType.DVD_ROM):
+        raise errors.error("OPV0106", volume=volume_id, media_type=media_type)
+    media_format = media.choose_format(media_type, medfmt)
+    if type is VolumeType.BACKUP and media_format is not MediaFormat.HPOFS:
+        raise errors.error("OPV0103", media_type=media_type, media_format=media_format)
+    sector_size = media.choose_sector_size(media_type, blksize or (previous.sector_size if previous else None))
+    capacity = media.choose_capacity(media_type, capacity or (previous.capacity if previous else None), sector_size)
+    moment = model.to_micros(now)
+    return {
+        "volume": volume_id, "type": str(type), "media_type": str(media_type), "media_format": str(media_format),
+        "sector_size": sector_size, "capacity": capacity,
+        "threshold": media.choose_threshold(type, media_format, threshold),
+        "text": text, "created": moment, "last_referenced": moment, "primary_volume": None,
+        "backup_start": None, "backup_end": None, "backup_last_changed": None,
+    }
 
 
 def _previous(library: Library, volume: str) -> tuple[VolumeInfo | None, int]:

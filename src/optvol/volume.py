@@ -527,10 +527,8 @@ class Volume:
         flags = flags if flags is not None else (old.flags if old else 0)
         path = parent.path.rstrip("/") + "/" + parts[-1]  # the parent as stored, not as typed
         version = (old.version + 1) if old else 1
-        body = {
-            "path": path, "version": version, "created": created,
-            "modified": modified, "attr_changed": attr_changed, "flags": flags, "time": now,
-        }
+        body = {"path": path, "version": version, "created": created, "modified": modified,
+                "attr_changed": attr_changed, "flags": flags, "time": now}
         freed = old.sectors(self.image.sector_size) if (old and self._udf) else 0
         tx.free(freed)
         try:

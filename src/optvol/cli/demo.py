@@ -49,6 +49,30 @@ def run(ctx: Context) -> int:
             raise errors.error("OPV0008", reason=f"demo step failed: optvol {' '.join(args)} (exit {code})")
         return out.getvalue()
 
+    before = _back_up(say, optvol, host)
+    say("\n6. Disaster: the primary volume is lost.")
+    _lose(ctx, root, "PVOL1")
+    say("  (volume PVOL1 removed from the library)")
+    optvol("wrkoptvol")
+    say("\n7. CVTOPTBKU turns the backup into the primary, under the lost primary's name.")
+    optvol("cvtoptbku", "BVOL1")
+    optvol("dspopt", "PVOL1")
+    after = _files(optvol("--json", "dspopt", "PVOL1", "--data", "*FILATR", show=False, echo=False))
+    say("\n8. Every file, byte and date of the lost primary is there:")
+    for path, info in sorted(before.items()):
+        same = after.get(path) == info
+        say(f"  {'same' if same else 'DIFFERENT'}  {path}  modified {info['modified']}  sha256 {info['sha256'][:16]}...")
+    optvol("cat", "/QOPT/PVOL1/INVOICES/2026/FEB.TXT")
+    say("\n9. The converted volume is an ordinary primary now: user programs may write it again.")
+    optvol("cp", os.path.join(host, "JAN.TXT"), "/QOPT/PVOL1/INVOICES/2026/JAN_COPY.TXT")
+    if before != after:
+        raise errors.error("OPV0008", reason="demo: the converted volume differs from the lost primary")
+    say(f"\nDone. The library stays in {root}: try `optvol --library {root} wrkoptvol`.")
+    return 0
+
+
+def _back_up(say, optvol, host: str) -> dict:
+    """Steps 1-5: two volumes, the application's files, two backups; what the primary holds."""
     say("1. Two volumes: a primary for the application, a backup that only CPYOPT may write.")
     optvol("inzopt", "PVOL1", "--text", "Invoices and contracts")
     optvol("inzopt", "BVOL1", "--type", "*BACKUP", "--text", "Backup of PVOL1")
@@ -71,26 +95,7 @@ def run(ctx: Context) -> int:
     optvol("cp", os.path.join(host, "FEB.TXT"), "/QOPT/PVOL1/INVOICES/2026/FEB.TXT")
     optvol("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
     say("  (recording every file's size, dates and SHA-256: optvol --json dspopt PVOL1 --data '*FILATR')")
-    before = _files(optvol("--json", "dspopt", "PVOL1", "--data", "*FILATR", show=False, echo=False))
-    say("\n6. Disaster: the primary volume is lost.")
-    _lose(ctx, root, "PVOL1")
-    say("  (volume PVOL1 removed from the library)")
-    optvol("wrkoptvol")
-    say("\n7. CVTOPTBKU turns the backup into the primary, under the lost primary's name.")
-    optvol("cvtoptbku", "BVOL1")
-    optvol("dspopt", "PVOL1")
-    after = _files(optvol("--json", "dspopt", "PVOL1", "--data", "*FILATR", show=False, echo=False))
-    say("\n8. Every file, byte and date of the lost primary is there:")
-    for path, info in sorted(before.items()):
-        same = after.get(path) == info
-        say(f"  {'same' if same else 'DIFFERENT'}  {path}  modified {info['modified']}  sha256 {info['sha256'][:16]}...")
-    optvol("cat", "/QOPT/PVOL1/INVOICES/2026/FEB.TXT")
-    say("\n9. The converted volume is an ordinary primary now: user programs may write it again.")
-    optvol("cp", os.path.join(host, "JAN.TXT"), "/QOPT/PVOL1/INVOICES/2026/JAN_COPY.TXT")
-    if before != after:
-        raise errors.error("OPV0008", reason="demo: the converted volume differs from the lost primary")
-    say(f"\nDone. The library stays in {root}: try `optvol --library {root} wrkoptvol`.")
-    return 0
+    return _files(optvol("--json", "dspopt", "PVOL1", "--data", "*FILATR", show=False, echo=False))
 
 
 def _run(main, argv: list[str], out: StringIO, err: StringIO) -> int:
