@@ -426,3 +426,38 @@ def test_a_write_in_flight_when_cpyopt_starts_is_never_skipped(lib, clock):
     assert first.copied == 1
     with lib.open("BVOL1") as bvol:
         assert bvol.read_verified(bvol.file_row("/D/LATE")[1], "/D/LATE") == b"late"
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    """On a terminal (a real pseudo-terminal here) CPYOPT draws a bar with files, bytes and rate."""
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if k != "OPTVOL_LIBRARY"}
+    env.update(COLUMNS="100", TERM="xterm")
+    base = [sys.executable, "-m", "optvol", "--library", str(tmp_path / "lib")]
+    subprocess.run(base + ["inzopt", "PVOL1"], check=True, capture_output=True, env=env)
+    subprocess.run(base + ["inzopt", "BVOL1", "--type", "*BACKUP"], check=True, capture_output=True, env=env)
+    source = tmp_path / "tree"
+    source.mkdir()
+    for number in range(40):
+        (source / f"F{number:02}").write_bytes(os.urandom(2 << 20))
+    subprocess.run(base + ["cp", "-r", str(source), "/QOPT/PVOL1/TREE"], check=True, capture_output=True, env=env)
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(base + ["cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES"],
+                              stdout=subprocess.PIPE, stderr=terminal, env=env, timeout=120)
+        os.close(terminal)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0
+    assert b"40 copied" in done.stdout
+    assert b"CPYOPT" in drawn and b"files" in drawn  # the bar: "CPYOPT n files", bytes and a rate

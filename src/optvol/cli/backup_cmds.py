@@ -35,10 +35,12 @@ class _Bar:
     def __init__(self, ctx: Context):
         self.progress = None
         if not ctx.json and ctx.err.isatty():
+            from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+            # On stderr, the terminal it was asked about: stdout may be a pipe or a file.
             self.progress = Progress(TextColumn("CPYOPT {task.fields[files]} files"), BarColumn(), DownloadColumn(),
-                                     TransferSpeedColumn(), transient=True, console=None)
+                                     TransferSpeedColumn(), transient=True, console=Console(file=ctx.err))
             self.task = self.progress.add_task("copy", total=None, files=0)
 
     def __enter__(self):
