@@ -461,3 +461,4 @@ def test_progress_bar_on_a_terminal(tmp_path):
     assert done.returncode == 0
     assert b"40 copied" in done.stdout
     assert b"CPYOPT" in drawn and b"files" in drawn  # the bar: "CPYOPT n files", bytes and a rate
+

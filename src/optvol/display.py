@@ -7,6 +7,7 @@ generators over index cursors, so a volume of a million files streams in bounded
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from optvol import errors, model
 from optvol.library import Library
@@ -69,14 +70,22 @@ def file_attributes(library: Library, vol: str, path: str = ALL) -> Iterator[Fil
         yield from volume.iter_files(directory, pattern=pattern)
 
 
-def work_directories(library: Library, *, vol: str, dir: str = ALL, levels: int | None = None) -> Iterator[DirInfo]:
-    """WRKOPTDIR DIR VOL SLTLVL: directories below DIR (``levels`` None is SLTLVL(*ALL))."""
+def work_directories(library: Library, *, vol: str, dir: str = ALL, levels: int | None = None,
+                     by_date: bool = False, since: datetime | None = None) -> Iterator[DirInfo]:
+    """WRKOPTDIR DIR VOL SORT SLTLVL STRDATE: directories below DIR.
+
+    ``levels`` None is SLTLVL(*ALL); ``by_date`` is SORT(*DATE) (else by name, streamed);
+    ``since`` None is STRDATE(*AVAIL).
+    """
     top = "/" if dir.upper() == ALL else dir
     depth = top.rstrip("/").count("/")
     with library.open(vol) as volume:
-        for info in volume.iter_dirs(top, recursive=True):
-            if levels is None or info.path.rstrip("/").count("/") - depth <= levels:
-                yield info
+        found = (
+            info for info in volume.iter_dirs(top, recursive=True)
+            if (levels is None or info.path.rstrip("/").count("/") - depth <= levels)
+            and (since is None or info.created >= since)
+        )
+        yield from (sorted(found, key=lambda info: (info.created, info.path)) if by_date else found)
 
 
 def work_files(library: Library, *, vol: str, dir: str, file: str = ALL) -> Iterator[FileInfo]:

@@ -104,7 +104,7 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
         if not _exists(volumes, source):
             _missing(source, directory=False)
         if _is_dir(volumes, source) and not recursive:
-            raise errors.error("OPV0302", path=str(source), reason="it is a directory; use -r to copy a tree")
+            raise errors.error("OPV0302", path=str(source), reason="it is a directory; copy a tree with cp -r or CPY SUBTREE(*ALL)")
         destination = target.child(_basename(source)) if into else target
         if source.volume and source.volume == destination.volume and _inside(destination.path, source.path):
             raise errors.error("OPV0110", operation="copy", path=str(source))

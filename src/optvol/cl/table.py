@@ -156,7 +156,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("WRKOPTDIR", "List the directories of a volume.", (
         _p("DIR", v.PATH, "Directory to start from, or *ALL.", position=1, default="*ALL", specials=("*ALL",)),
         _p("VOL", v.VOLUME, _VOL, position=2, required=True),
+        _p("SORT", v.SPECIAL, "Order: by directory name or by creation date.", position=3, default="*DIR",
+           specials=("*DIR", "*DATE")),
         _p("SLTLVL", v.INT, "Directory levels to list, or *ALL.", default="*ALL", specials=("*ALL",), low=1, high=1000),
+        _p("STRDATE", v.DATE, "Only directories created on or after this date, or *AVAIL.", default="*AVAIL",
+           specials=("*AVAIL",)),
     )),
     Command("WRKOPTF", "List the files of a volume directory.", (
         _p("VOL", v.VOLUME, _VOL, position=1, required=True),

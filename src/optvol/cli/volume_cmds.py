@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
+
 from optvol import change_volume, display, errors, initialize
 from optvol.cli import render
 from optvol.cli.context import Context
@@ -137,7 +139,10 @@ def wrkoptvol(ctx: Context, values: dict) -> int:
 def wrkoptdir(ctx: Context, values: dict) -> int:
     library = ctx.library()
     levels = _unless(values["SLTLVL"], "*ALL")
-    items = display.work_directories(library, vol=values["VOL"], dir=values["DIR"], levels=levels)
+    start = values["STRDATE"]
+    since = None if start == "*AVAIL" else datetime.combine(start, time(0)).astimezone()
+    items = display.work_directories(library, vol=values["VOL"], dir=values["DIR"], levels=levels,
+                                     by_date=values["SORT"] == "*DATE", since=since)
     _list(ctx, library, f"Work with Optical Directories - {values['VOL']}", render.DIR_HEADER, render.dir_line, items)
     return 0
 
