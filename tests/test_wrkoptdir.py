@@ -6,26 +6,11 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from optvol.initialize import inzopt
-from optvol.library import Library
-from test_cpyopt import Clock, day
+# The library (PVOL1, BVOL1) and settable clock of the CPYOPT tests.
+from test_cpyopt import clock, day, lib  # noqa: F401
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(day(1, 1))
-
-
-@pytest.fixture
-def lib(tmp_path, clock) -> Library:
-    library = Library(tmp_path / "lib", clock=clock)
-    inzopt(library, vol="PVOL1", now=day(1, 1))
-    return library
-
-
-def test_wrkoptdir_sort_and_start_date(lib, clock):
+def test_wrkoptdir_sort_and_start_date(lib, clock):  # noqa: F811 (the fixtures imported above)
     """WRKOPTDIR SORT(*DATE) orders by creation; STRDATE leaves out older directories (reference §10.4)."""
     from optvol.display import work_directories
 
