@@ -658,6 +658,20 @@ class Volume:
             raise errors.error("CPF1F28", path=path, volume=self.id, reason="SHA-256 of the data does not match")
         return data
 
+    def copy_payload(self, row: FileRow, path: str, *, fd: int, offset: int) -> None:
+        """Copy a file version's payload to byte ``offset`` of host file ``fd`` in the kernel,
+        checking its SHA-256 on a second thread; CPF1F28 when damaged, raised after the bytes
+        were copied (the caller discards what it wrote)."""
+        found = self.image.data.copy_out(row.sector + row.header_sectors, row.size, fd=fd, offset=offset)
+        if found != row.sha256:
+            raise errors.error("CPF1F28", path=path, volume=self.id, reason="SHA-256 of the data does not match")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every index query inside it sees one committed state."""
+        with self.image.snapshot():
+            yield
+
     def verify(self, row: FileRow, path: str) -> None:
         """Read a whole file version and check its SHA-256 (CPF1F28 when damaged)."""
         for _ in self.verified_chunks(row, path):

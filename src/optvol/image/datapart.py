@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from optvol import errors
 
@@ -107,7 +108,38 @@ class DataPartition:
             offset += len(data)
             yield data
 
+    def copy_out(self, sector: int, size: int, *, fd: int, offset: int) -> bytes | None:
+        """Copy a payload to byte ``offset`` of another file with copy_file_range while a
+        second thread hashes it; return its SHA-256 (None if the partition ends early).
+
+        The bytes are copied before they are known to be good: the caller compares the
+        hash and throws its output away on a mismatch. Errors writing ``fd`` propagate.
+        """
+        source = sector * self.sector_size
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digest = pool.submit(hash_range, self.fd, source, size)
+            remaining = size
+            while remaining:
+                done = os.copy_file_range(self.fd, fd, min(remaining, 1 << 30), source, offset)
+                if done == 0:
+                    break
+                source, offset, remaining = source + done, offset + done, remaining - done
+            return digest.result()
+
     def _host_error(self, exc: OSError) -> errors.OptvolError:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return errors.error("OPV0203", volume=self.volume, reason="the host file system is full")
         return errors.error("OPV0204", volume=self.volume, reason=exc.strerror or str(exc))
+
+
+def hash_range(fd: int, offset: int, size: int, chunk: int = 4 << 20) -> bytes | None:
+    """SHA-256 of a byte range of a file (None if it ends early); hashlib releases the GIL."""
+    digest = hashlib.sha256()
+    end = offset + size
+    while offset < end:
+        data = os.pread(fd, min(chunk, end - offset), offset)
+        if not data:
+            return None
+        digest.update(data)
+        offset += len(data)
+    return digest.digest()

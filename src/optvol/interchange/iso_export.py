@@ -1,44 +1,26 @@
 """export-iso: write a volume as an ISO 9660 image (level 3, Joliet, Rock Ridge; UDF bridge).
 
-Every file keeps its modified time in every namespace, its bytes are checked against their
-SHA-256 while they are copied (a damaged file fails the export with CPF1F28), and the
-image is written to a temporary file beside the target that is renamed only at the end,
-so a failed export leaves nothing. *BACKUP volumes can be exported: reading them here is
-not a user-program open.
-
-pycdlib workarounds (notes/pycdlib.md): it stamps every record with ``time.time()`` when
-added, so the clock it sees is set to the entry's time around each add call; it keeps
-every file object given to ``add_fp`` until ``write_fp``, so the objects handed over
-hold no descriptor (they read through the volume's open data partition).
+Our own writer (``iso_writer.py``) makes the image; with ``--udf`` pycdlib makes it
+(``udf_export.py``). Every file keeps its modified time in every namespace, its bytes are
+checked against their SHA-256 while they are copied (a damaged file fails the export with
+CPF1F28), and the image is written to a temporary file beside the target that is
+fsynced and renamed only at the end, so a failed export leaves nothing. *BACKUP volumes
+can be exported: reading them here is not a user-program open.
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
-import time as real_time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import pycdlib
-import pycdlib.pycdlib
-import pycdlib.udf
-from pycdlib.pycdlibexception import PyCdlibException
-
 from optvol import errors, model
-from optvol.interchange.names import Namer
+from optvol.interchange.iso_writer import write_image
+from optvol.interchange.udf_export import write_udf_image
 from optvol.library import Library
-from optvol.volume import Volume
-from optvol.volume_rows import READ_ONLY, FileRow
-
-WRITE_BLOCK = 1 << 20
-FILE_MODE = 0o100644
-READ_ONLY_MODE = 0o100444
-DIR_MODE = 0o040755
 
 
 @dataclass(frozen=True)
@@ -57,129 +39,6 @@ class ExportResult:
                 "directories": self.directories, "bytes": self.bytes, "udf": self.udf}
 
 
-class _Clock:
-    """Stands in for the ``time`` module inside pycdlib: ``time()`` returns ``now``.
-
-    Only ``time()`` is ours; pycdlib's other uses of the module (conversions) pass through.
-    """
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-    def __getattr__(self, name: str):
-        return getattr(real_time, name)
-
-
-@contextmanager
-def _pycdlib_clock(now: float) -> Iterator[_Clock]:
-    """Let the caller set the time pycdlib stamps on the records it adds (starting at ``now``)."""
-    clock = _Clock(now)
-    modules = (pycdlib.pycdlib, pycdlib.udf)
-    saved = [module.time for module in modules]
-    for module in modules:
-        module.time = clock
-    try:
-        yield clock
-    finally:
-        for module, original in zip(modules, saved, strict=True):
-            module.time = original
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cycle collector: pycdlib's graph of records only grows while it is built,
-    and collections that walk it again and again would take most of the time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-class _Payload:
-    """A read-only file object over one file version for pycdlib.
-
-    It holds no descriptor of its own. Reads stream through ``Volume.verified_chunks``;
-    the read that reaches the end also runs the SHA-256 check, so damaged data raises
-    CPF1F28 before the last bytes are handed over. A seek anywhere but the current
-    position (multi-extent files) restarts the stream from the beginning.
-    """
-
-    mode = "rb"  # pycdlib checks for binary mode
-
-    def __init__(self, volume: Volume, row: FileRow, path: str):
-        self._volume, self._row, self._path = volume, row, path
-        self._chunks: Iterator[bytes] | None = None
-        self._chunk, self._offset = b"", 0
-        self._streamed = 0  # bytes of the stream consumed so far
-        self._position = 0
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._row.size}[whence]
-        self._position = base + offset
-        return self._position
-
-    def tell(self) -> int:
-        return self._position
-
-    def read(self, size: int = -1) -> bytes:
-        if self._chunks is None or self._position != self._streamed:
-            self._restart()
-        remaining = self._row.size - self._position
-        data = self._take(remaining if size < 0 else min(size, remaining))
-        self._position = self._streamed
-        if self._position == self._row.size:
-            for _ in self._chunks:  # runs the SHA-256 check at the end of the stream
-                pass
-        return data
-
-    def _restart(self) -> None:
-        self._chunks = self._volume.verified_chunks(self._row, self._path)
-        self._chunk, self._offset, self._streamed = b"", 0, 0
-        while self._streamed < self._position:
-            self._take(min(self._position - self._streamed, WRITE_BLOCK))
-
-    def _take(self, wanted: int) -> bytes:
-        parts = []
-        while wanted > 0:
-            if self._offset == len(self._chunk):
-                self._chunk, self._offset = next(self._chunks), 0
-            if self._offset == 0 and wanted >= len(self._chunk):
-                piece = self._chunk
-            else:
-                piece = self._chunk[self._offset:self._offset + wanted]
-            self._offset += len(piece)
-            self._streamed += len(piece)
-            wanted -= len(piece)
-            parts.append(piece)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-@dataclass
-class _Place:
-    """Where a volume directory lives in each namespace, and the names it has handed out."""
-
-    iso: str
-    joliet: str
-    udf: str
-    namer: Namer
-
-    def child(self, kind: str, name: str) -> tuple[str, str, str]:
-        """(ISO path, Joliet path, UDF path) of entry ``name`` of this directory."""
-        iso_name = self.namer.iso_dir(name) if kind == "dir" else self.namer.iso_file(name)
-        return (_join(self.iso, iso_name), _join(self.joliet, self.namer.joliet(name)),
-                _join(self.udf, self.namer.udf(name)))
-
-
-def _join(parent: str, name: str) -> str:
-    return parent.rstrip("/") + "/" + name
-
-
 def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: datetime, udf: bool = False) -> ExportResult:
     """export-iso VOL FILE [--udf]: the volume as an ISO 9660 image at host path ``file``.
 
@@ -191,62 +50,31 @@ def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: date
         raise errors.error("OPV0301", path=target.parent)
     if target.is_dir():
         raise errors.error("OPV0302", path=target, reason="it is a directory")
-    with library.open(volume_id) as volume, _no_cyclic_gc(), _pycdlib_clock(now.timestamp()) as clock:
-        iso = pycdlib.PyCdlib()
-        iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", udf="2.60" if udf else None,
-                vol_ident=volume_id, sys_ident="OPTVOL", app_ident_str="OPTVOL")
-        try:
-            files, directories = _fill(iso, volume, clock)
-            size = _write(iso, target, volume_id)
-        except PyCdlibException as exc:
-            raise errors.error("OPV0704", volume=volume_id, reason=str(exc)) from None
-        finally:
-            iso.close()
+    writer = write_udf_image if udf else write_image
+    with library.open(volume_id) as volume:
+        (files, directories), size = _write(
+            target, lambda fd: writer(volume, fd, volume_id=volume_id, now=now))
     return ExportResult(volume=volume_id, file=str(target), files=files, directories=directories, bytes=size, udf=udf)
 
 
-def _fill(iso: pycdlib.PyCdlib, volume: Volume, clock: _Clock) -> tuple[int, int]:
-    """Add every directory, then every file, of the volume; return (files, directories)."""
-    udf = iso.has_udf()
-    places = {"/": _Place("/", "/", "/", Namer())}
-    files = directories = 0
-    for directory in volume.iter_dirs("/"):
-        if directory.path == "/":
-            continue
-        parent_path, _, name = directory.path.rpartition("/")
-        iso_path, joliet_path, udf_path = places[(parent_path or "/").upper()].child("dir", name)
-        clock.now = directory.created.timestamp()
-        iso.add_directory(iso_path=iso_path, rr_name=name, joliet_path=joliet_path,
-                          udf_path=udf_path if udf else None, file_mode=DIR_MODE)
-        places[directory.path.upper()] = _Place(iso_path, joliet_path, udf_path, Namer())
-        directories += 1
-    for dir_path, row in volume.iter_file_rows("/", recursive=True):
-        name = row.name
-        iso_path, joliet_path, udf_path = places[dir_path.upper()].child("file", name)
-        clock.now = row.modified / 1_000_000
-        iso.add_fp(_Payload(volume, row, row.path(dir_path)), row.size, iso_path=iso_path, rr_name=name,
-                   joliet_path=joliet_path, udf_path=udf_path if udf else None,
-                   file_mode=READ_ONLY_MODE if row.flags & READ_ONLY else FILE_MODE)
-        files += 1
-    return files, directories
-
-
-def _write(iso: pycdlib.PyCdlib, target: Path, volume_id: str) -> int:
-    """Write the image to a temporary file beside ``target``, then rename it; return its size."""
+def _write(target: Path, produce: Callable[[int], tuple[int, int]]) -> tuple[tuple[int, int], int]:
+    """Let ``produce`` write the image to a temporary file beside ``target``, fsync it, then
+    rename it; return what ``produce`` returned and the image's size."""
     try:
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     except OSError as exc:
         raise errors.error("OPV0302", path=target, reason=exc.strerror or str(exc)) from None
     try:
-        with os.fdopen(fd, "wb", buffering=0) as handle:
-            iso.write_fp(handle, blocksize=WRITE_BLOCK)
-            handle.flush()
-            os.fsync(handle.fileno())
-            size = os.fstat(handle.fileno()).st_size
+        try:
+            counts = produce(fd)
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
         os.replace(temporary, target)
     except BaseException as exc:
         os.unlink(temporary)
         if isinstance(exc, OSError):
             raise errors.error("OPV0302", path=target, reason=exc.strerror or str(exc)) from None
         raise
-    return size
+    return counts, size

@@ -1,6 +1,7 @@
 """Names of one volume entry in each namespace of an ISO 9660 image (export side).
 
-Pure functions, no I/O. Rock Ridge keeps the real name; the other namespaces have limits:
+Pure functions, no I/O. Rock Ridge keeps the real name unless it is longer than 255 bytes
+of UTF-8 (POSIX ``NAME_MAX``: no reader could create it); the other namespaces have limits:
 - ISO 9660 level 3 (ECMA-119 §7.5, §7.6): d-characters ``A-Z 0-9 _``; a file identifier
   is ``NAME.EXT;1`` with name and extension together at most 30 characters, a directory
   identifier at most 31 characters;
@@ -18,6 +19,7 @@ ISO_FILE_MAX = 30
 ISO_DIR_MAX = 31
 JOLIET_MAX = 64
 UDF_MAX = 253
+ROCK_RIDGE_MAX_BYTES = 255
 
 _NOT_D_CHARACTER = re.compile(r"[^A-Z0-9_]")
 _NOT_JOLIET = re.compile(r"[*/:;?\\\x00-\x1f]|[^\u0000-\uffff]")
@@ -39,7 +41,7 @@ class Namer:
     """Unique ISO 9660, Joliet and UDF names for the entries of one directory."""
 
     def __init__(self) -> None:
-        self._taken: dict[str, set[str]] = {"iso": set(), "joliet": set(), "udf": set()}
+        self._taken: dict[str, set[str]] = {"iso": set(), "joliet": set(), "udf": set(), "rr": set()}
 
     def _unique(self, space: str, stem: str, extension: str, limit: int, *, fold: bool) -> str:
         taken = self._taken[space]
@@ -69,10 +71,28 @@ class Namer:
     def udf(self, name: str) -> str:
         return self._long_name("udf", _NOT_UDF.sub("_", name), UDF_MAX)
 
+    def rock_ridge(self, name: str) -> str:
+        """The real name, or, over 255 bytes of UTF-8, its stem cut (and numbered if need be)."""
+        taken = self._taken["rr"]
+        stem, extension = _stem_and_extension(name)
+        candidate, number = name, 0
+        while len(candidate.encode()) > ROCK_RIDGE_MAX_BYTES or candidate in taken:
+            tail = (f"_{number}" if number else "") + extension
+            cut = stem
+            while cut and len((cut + tail).encode()) > ROCK_RIDGE_MAX_BYTES:
+                cut = cut[:-1]
+            candidate, number = cut + tail, number + 1
+        taken.add(candidate)
+        return candidate
+
     def _long_name(self, space: str, name: str, limit: int) -> str:
-        stem, dot, extension = name.rpartition(".")
-        if not dot or not stem or len(extension) > 16:
-            stem, extension = name, ""
-        else:
-            extension = "." + extension
+        stem, extension = _stem_and_extension(name)
         return self._unique(space, stem, extension, limit, fold=True)
+
+
+def _stem_and_extension(name: str) -> tuple[str, str]:
+    """("report", ".txt") of "report.txt"; an extension over 16 characters stays in the stem."""
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension) > 16:
+        return name, ""
+    return stem, "." + extension
