@@ -15,9 +15,9 @@ from conftest import data_path, make_volume
 from optvol import errors, model
 from optvol.cli import main
 from optvol.interchange import export_iso, import_iso
-from optvol.interchange.udf_export import _Payload
 from optvol.interchange.iso_import import _label
 from optvol.interchange.names import Namer
+from optvol.interchange.udf_export import _Payload
 from optvol.model import MediaType, VolumeType
 
 LONG = "a file name that is much longer than the sixty four characters Joliet allows.txt"

@@ -66,6 +66,27 @@ def test_pre_encoded_body_gives_the_same_bytes(body, sector_size):
     assert as_dict == as_bytes
 
 
+@given(volume=st.text(max_size=32), path=st.text(max_size=300), ints=st.lists(st.integers(0, 2**64), min_size=6,
+                                                                          max_size=6))
+def test_file_body_is_the_generic_encoding(volume, path, ints):
+    version, created, modified, attr_changed, flags, time = ints
+    fields = {"volume": volume, "path": path, "version": version, "created": created, "modified": modified,
+              "attr_changed": attr_changed, "flags": flags, "time": time}
+    assert records.encode_file_body(**fields) == records.encode_body(fields)
+
+
+@given(body=BODIES, sector_size=SECTOR_SIZES, offset=st.integers(0, 3))
+def test_header_written_into_a_buffer_is_the_same(body, sector_size, offset):
+    alone = _header(body, sector_size=sector_size)
+    buf = bytearray(b"\xee" * sector_size * offset + bytes(len(alone)) + b"\xee")
+    encoded = records.encode_body(body)
+    count = records.write_header_into(buf, sector_size * offset, kind=Kind.FILE, sequence=7, body=encoded,
+                                      payload_size=3, payload_sha256=hashlib.sha256(b"abc").digest(),
+                                      sector_size=sector_size)
+    assert count * sector_size == len(alone)
+    assert bytes(buf[sector_size * offset: sector_size * offset + len(alone)]) == alone
+
+
 def test_long_path_needs_two_sectors_at_1024():
     # A legal path (< 294 characters with /QOPT/PVOL1) whose UTF-8 form passes one 1024-byte sector.
     path = "/" + "/".join(["目录" * 30] * 4) + "/" + "文件" * 17

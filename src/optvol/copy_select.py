@@ -9,7 +9,7 @@ complete backup range (reference §6.1: those are on the backup already).
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from optvol.backup import Range
 from optvol.image.image import IndexConnection
@@ -19,8 +19,7 @@ from optvol.volume_rows import FILE_COLUMNS, FileRow
 _SOURCE_COLUMNS = ", ".join("s." + c.strip() for c in FILE_COLUMNS.split(","))
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A source file the FROMTIME and range filters let through, with its target namesake."""
 
     row: FileRow
@@ -60,6 +59,9 @@ class Selection:
         self.conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True, isolation_level=None, factory=IndexConnection)
         self.conn.where = source.id
         self.conn.execute("PRAGMA busy_timeout = 60000")
+        # As much page cache as a volume's own connection: a directory's rows lie all over the
+        # files table (in the order they were written), so a small cache rereads its pages.
+        self.conn.execute("PRAGMA cache_size = -16000")
         if target is source:
             self.target_schema = "main"
         else:

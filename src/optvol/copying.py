@@ -9,7 +9,7 @@ no-change re-run costs what changed, not the size of the volume.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,10 +18,11 @@ from optvol import backup, errors, model
 from optvol.copy_select import Candidate, Selection
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, VolumeType
-from optvol.privileged import SourceRange
+from optvol.privileged import SmallFile, SourceRange
 from optvol.volume import Volume
 
 SMALL_FILE = 256 << 10  # read whole, verify, then write; larger ones: kernel copy + parallel hash, in a savepoint
+SMALL_GROUP = 8 << 20  # small files read into memory before they are written together
 # A batch of files is one target transaction (one fsync, one commit), which also carries the
 # directories made and the control records written since the last commit: a no-change run
 # over many directories commits once per BATCH_FILES directories, not three times each.
@@ -310,19 +311,13 @@ class _Copier:
 
         Files count as copied, and are reported to ``progress``, only once committed.
         """
-        written = []
-        directory = tuple(p for p in target_dir.split("/") if p)
+        written: list[int] = []
         with self.writer() as writer:
+            for group in _by_size([c for c in batch if c.size <= SMALL_FILE], SMALL_GROUP):
+                written += self._write_small(writer, group, target_dir)
             for c in batch:
-                path = target_dir.rstrip("/") + "/" + c.name
-                try:
-                    self._write_one(writer, c, path, directory + (c.name,))
-                except errors.OptvolError as exc:
-                    if isinstance(exc, errors.LockedError):
-                        raise
-                    self.result.failures.append(CopyFailure(path, exc.message_id, exc.text))
-                    continue
-                written.append(c.size)
+                if c.size > SMALL_FILE and self._write_large(writer, c, target_dir):
+                    written.append(c.size)
         self._commit()
         for size in written:
             self.result.copied += 1
@@ -330,23 +325,65 @@ class _Copier:
             if self.progress:
                 self.progress(self.result.copied, self.result.bytes_copied)
 
-    def _write_one(self, writer, c: Candidate, path: str, parts: tuple[str, ...]) -> None:
-        """Copy one file; if it fails, nothing of it stays (the rest of the batch does)."""
-        keep = self.plan.to_backup or self.plan.restore
-        times = (c.created, c.modified, c.attr_changed) if keep else (self.now, self.now, self.now)
-        common = {"size": c.size, "created": times[0], "modified": times[1], "attr_changed": times[2],
-                  "flags": c.flags, "verified_sha256": c.row.sha256, "parts": parts}
-        if self.reformat:
-            model.split_path(path, volume=self.target.id, media_format=MediaFormat(self.target.label()["media_format"]))
-        if c.size <= SMALL_FILE:
-            # Verified before anything is written, and every check of _store precedes its
-            # write: a failure here leaves nothing to undo.
-            writer.write_file(path, data=self.source.read_verified(c.row, c.path), **common)
-            return
+    def _write_small(self, writer, batch: list[Candidate], target_dir: str) -> list[int]:
+        """Copy small files: each is read whole and verified, then all are written at once.
+
+        A file that fails leaves nothing behind (every check precedes its write); returns
+        the sizes of the files written.
+        """
+        files, sources = [], []
+        for c in batch:
+            row = c.row
+            try:
+                self._check_name(target_dir, c.name)
+                data = self.source.read_verified(row, c.path)
+            except errors.OptvolError as exc:
+                self._failed(_join(target_dir, c.name), exc)
+                continue
+            files.append(SmallFile(c.name, data, row.sha256, self._times(c), row.flags))
+            sources.append(c)
+        written = []
+        for c, outcome in zip(sources, writer.write_files(target_dir, files), strict=True):
+            if isinstance(outcome, errors.OptvolError):
+                self._failed(_join(target_dir, c.name), outcome)
+            else:
+                written.append(outcome.size)
+        return written
+
+    def _write_large(self, writer, c: Candidate, target_dir: str) -> bool:
+        """Copy one large file in the kernel, hashed on the side; if it fails, nothing of it stays."""
+        path = _join(target_dir, c.name)
+        parts = tuple(p for p in target_dir.split("/") if p) + (c.name,)
+        created, modified, attr_changed = self._times(c)
         offset = (c.row.sector + c.row.header_sectors) * self.source.image.sector_size
-        with writer.savepoint():
-            writer.write_file(path, copy_from=SourceRange(self.source.image.data.fd, offset, self.source.id, c.path),
-                              **common)
+        try:
+            self._check_name(target_dir, c.name)
+            with writer.savepoint():
+                writer.write_file(path, copy_from=SourceRange(self.source.image.data.fd, offset, self.source.id, c.path),
+                                  size=c.size, created=created, modified=modified, attr_changed=attr_changed,
+                                  flags=c.flags, verified_sha256=c.row.sha256, parts=parts)
+        except errors.OptvolError as exc:
+            self._failed(path, exc)
+            return False
+        return True
+
+    def _times(self, c: Candidate) -> tuple[int, int, int]:
+        """A backup or a restore keeps the source's dates; other copies get the request time."""
+        if self.plan.to_backup or self.plan.restore:
+            return c.created, c.modified, c.attr_changed
+        return self.now, self.now, self.now
+
+    def _check_name(self, target_dir: str, name: str) -> None:
+        """Between media formats, a name must also be valid on the target (InvalidError otherwise)."""
+        if self.reformat:
+            model.split_path(_join(target_dir, name), volume=self.target.id,
+                             media_format=MediaFormat(self.target.label()["media_format"]))
+
+    def _failed(self, path: str, exc: errors.OptvolError) -> None:
+        """One file failed: note it and go on, unless the volume is locked (that ends the request)."""
+        if isinstance(exc, errors.LockedError):
+            raise exc
+        self.result.failures.append(CopyFailure(path, exc.message_id, exc.text))
 
     def _copy_single(self, selection: Selection) -> None:
         """FROMPATH names a file: copy it alone; its directory's range does not move."""
@@ -392,3 +429,20 @@ class _Copier:
         }
         with self.writer() as writer:
             writer.log_request(entry)
+
+
+def _join(directory: str, name: str) -> str:
+    return directory.rstrip("/") + "/" + name
+
+
+def _by_size(candidates: list[Candidate], limit: int) -> Iterator[list[Candidate]]:
+    """The candidates in order, in runs of at most ``limit`` bytes (a bigger one alone)."""
+    run, held = [], 0
+    for c in candidates:
+        if run and held + c.size > limit:
+            yield run
+            run, held = [], 0
+        run.append(c)
+        held += c.size
+    if run:
+        yield run

@@ -3,20 +3,21 @@
 A ``PrivilegedWriter`` is obtained only from ``Volume.backup_writer`` (CPYOPT and CVTOPTBKU
 on a *BACKUP volume), ``Volume.copy_writer`` (CPYOPT onto a *PRIMARY volume, user-write
 rules still checked) and ``Volume.mastering_writer`` (filling an imported read-only disc).
-Every write still goes through ``Volume._store`` and the volume's other internal steps.
+Every write still goes through the volume's own steps: ``Volume._store`` for one file, and
+for many small files (``write_files``) the same checks and indexing, ``_new_version``,
+``_make_room`` and ``_index_versions``, with their records appended together.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from optvol import errors, model
 from optvol.image import image as image_mod
+from optvol.image.datapart import hash_range
 from optvol.image.records import Kind
 from optvol.model import DirInfo, FileInfo
 from optvol.volume_rows import HIDDEN, READ_ONLY
@@ -50,6 +51,16 @@ class NewVersion(NamedTuple):
             read_only=bool(self.flags & READ_ONLY), hidden=bool(self.flags & HIDDEN),
             sha256=self.sha256.hex(), version=self.version,
         )
+
+
+class SmallFile(NamedTuple):
+    """A whole file to write from memory (``write_files``): its verified bytes, times and flags."""
+
+    name: str
+    data: bytes
+    sha256: bytes  # of ``data``, as verified against the source
+    times: tuple[int, int, int]  # created, modified, attribute-changed (microseconds)
+    flags: int
 
 
 class PrivilegedWriter:
@@ -103,6 +114,40 @@ class PrivilegedWriter:
             self.tx, parts, size=size, payload=payload, replace=replace, times=(created, modified, attr_changed),
             flags=flags, honour_read_only=self.honour_read_only, sha256=verified_sha256 if data is not None else None,
         )
+
+    def write_files(self, directory: str, files: list[SmallFile]) -> list[NewVersion | errors.OptvolError]:
+        """Write many small files into ``directory``, keeping their times and flags, each checked alone.
+
+        The result holds, in order, each file's new version or the error that refused it
+        (nothing of a refused file is written). Names must differ by key.
+        """
+        volume, tx = self.volume, self.tx
+        parts = volume._parts(directory, is_dir=True)
+        try:
+            parent = volume._parent_dir(tx, parts)
+        except errors.OptvolError as exc:
+            return [exc] * len(files)
+        olds = volume._files_named(parent.id, [f.name for f in files])
+        now, done, versions, records = volume._now(), [], [], []
+        for f in files:
+            old = olds.get(model.name_key(f.name))
+            try:
+                new, body = volume._new_version(tx, parent, (*parts, f.name), old, replace=True, times=f.times,
+                                                flags=f.flags, honour_read_only=self.honour_read_only, now=now,
+                                                size=len(f.data), sha256=f.sha256)
+                volume._make_room(tx, old, body, len(f.data), charge=True)
+            except errors.OptvolError as exc:
+                done.append(exc)
+                continue
+            records.append((body, f.data, f.sha256))
+            versions.append((f.name, new, old))
+            done.append(new)
+        if records:  # every check has passed: only I/O errors can come from here on, and they end the transaction
+            places = tx.append_many(Kind.FILE, records)
+            tx.write_behind()  # the disk works while the index is written
+            volume._index_versions(parent.id, [(*v, place) for v, place in zip(versions, places, strict=True)],
+                                   now=now)
+        return done
 
     def set_label(self, **fields: object) -> None:
         self.tx.write_label({**self.volume.image.label(), **fields})
@@ -160,22 +205,9 @@ def _write_verified(partition, sector: int, chunks: Iterator[bytes], *, limit: i
 def _copy_verified(partition, sector: int, source: SourceRange, *, size: int, expected: bytes) -> bytes:
     """Copy ``size`` bytes with copy_file_range while another thread hashes the source."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        digest = pool.submit(_hash_range, source.fd, source.offset, size)
+        digest = pool.submit(hash_range, source.fd, source.offset, size)
         partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
         found = digest.result()
     if found != expected:
         raise errors.error("CPF1F28", path=source.path, volume=source.volume, reason="SHA-256 of the data does not match")
     return expected
-
-
-def _hash_range(fd: int, offset: int, size: int, chunk: int = 4 << 20) -> bytes | None:
-    """SHA-256 of a byte range (None if the file ends early); hashlib releases the GIL."""
-    digest = hashlib.sha256()
-    end = offset + size
-    while offset < end:
-        data = os.pread(fd, min(chunk, end - offset), offset)
-        if not data:
-            return None
-        digest.update(data)
-        offset += len(data)
-    return digest.digest()

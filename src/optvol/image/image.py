@@ -5,8 +5,9 @@ WAL mode) and the data partition (``data.opv``). A write transaction:
 
 1. takes SQLite's write lock (``BEGIN IMMEDIATE``), which serializes writers of all
    processes, and cuts any torn tail beyond the committed end;
-2. appends records to the data partition after the committed end;
-3. fsyncs the data partition;
+2. appends records to the data partition after the committed end (a writer thread writes
+   them out while the next ones are laid out);
+3. waits for those writes and fsyncs the data partition;
 4. records them in the index and moves the committed end in one SQLite transaction.
 
 A crash before step 4 leaves a tail the next writer cuts; after it, the records are done.
@@ -23,8 +24,8 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from optvol import errors
 from optvol.image import records, schema
@@ -35,8 +36,10 @@ INDEX_FILE = "index.sqlite"
 DATA_FILE = "data.opv"
 LOCK_FILE = "lock"
 BUSY_TIMEOUT_MS = 60_000
-FLUSH_BYTES = 8 << 20
+FLUSH_BYTES = 2 << 20  # the buffer of records goes to a writer thread in pieces this big
+MAX_PENDING = 4  # pieces handed to the writer thread and not yet written (memory held)
 EARLY_WRITEBACK = 4 << 20  # payloads this big start the disk writing before the commit's fsync
+_ZEROS = memoryview(bytes(65536))  # padding of records, less than a sector (a slice costs no copy)
 
 LABEL_FIELDS = (
     "volume", "type", "media_type", "media_format", "sector_size", "capacity", "threshold", "text",
@@ -44,8 +47,7 @@ LABEL_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class Place:
+class Place(NamedTuple):
     """Where a record landed: its first sector and its header and payload sizes in sectors."""
 
     sector: int
@@ -184,6 +186,7 @@ class VolumeImage:
                 raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")
             self.volume, self.sector_size = row
             self.data = DataPartition(str(self.directory / DATA_FILE), sector_size=self.sector_size, volume=self.volume)
+            self.spare_pieces: list[bytearray] = []  # record buffers of finished transactions (Transaction)
         except sqlite3.DatabaseError as exc:
             self._release()
             raise errors.error("OPV0201", volume=self.name, reason=f"index unreadable ({exc})") from None
@@ -346,10 +349,15 @@ class Transaction:
         self.used = image.meta("used_sectors")
         capacity, threshold = self.conn.execute("SELECT capacity, threshold FROM label").fetchone()
         self.limit = capacity * threshold // 100 // self.sector_size
-        self._buffer = bytearray()
+        # Records are laid out in pieces of FLUSH_BYTES that the writer thread writes; written
+        # pieces are used again (kept by the image), so no fresh memory is touched per record.
+        self._spare: list[bytearray] = image.spare_pieces
+        self._piece = bytearray()  # none yet: taken when a record needs room
+        self._filled = 0  # bytes of the piece laid out, the records from ``_buffer_start`` on
         self._buffer_start = self.end
         self.memo: dict = {}  # what the volume layer remembers during this transaction
-        self._flusher: ThreadPoolExecutor | None = None
+        self._flusher: ThreadPoolExecutor | None = None  # the writer thread: buffer pieces, early writeback
+        self._writes: list[tuple[Future, bytearray]] = []  # pieces it has not written yet, oldest first
         self._writeback: Future | None = None
 
     # ----------------------------------------------------------------- space
@@ -378,7 +386,7 @@ class Transaction:
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """Undo just this block's records and rows if it raises (one file of a batch)."""
-        state = (self.end, self.sequence, self.used, len(self._buffer), self._buffer_start)
+        state = (self.end, self.sequence, self.used, self._filled, self._buffer_start)
         self.conn.execute("SAVEPOINT one_item")
         try:
             yield
@@ -388,17 +396,19 @@ class Transaction:
             self.memo.clear()
             self.end, self.sequence, self.used, length, start = state
             if start == self._buffer_start:
-                del self._buffer[length:]
+                self._filled = length
             else:  # the block flushed: what precedes ``end`` is on disk and stays, the rest goes
-                self._buffer_start, self._buffer = self.end, bytearray()
+                self._settle()  # nothing of the writer thread's may land after the cut
+                self._buffer_start, self._filled = self.end, 0
                 self.image.data.truncate(self.end)
             raise
         self.conn.execute("RELEASE one_item")
 
     # ----------------------------------------------------------------- records
 
-    def _encode(self, body: dict) -> tuple[bytes, int]:
-        encoded = records.encode_body({"volume": self.volume, **body})
+    def _encode(self, body: dict | bytes) -> tuple[bytes, int]:
+        """A body as bytes (a dict gets ``volume`` first; bytes are a whole encoded body) and its header sectors."""
+        encoded = body if isinstance(body, bytes) else records.encode_body({"volume": self.volume, **body})
         return encoded, records.header_sectors_for(encoded, self.sector_size)
 
     def _header(self, kind: Kind, body: bytes, size: int, sha: bytes) -> bytes:
@@ -409,24 +419,47 @@ class Transaction:
         self.sequence += 1
         return header
 
-    def append(self, kind: Kind, body: dict, payload: bytes = b"", *, charged: bool = True,
+    def append(self, kind: Kind, body: dict | bytes, payload: bytes = b"", *, charged: bool = True,
                sha256: bytes | None = None) -> Place:
-        """Append a record with an in-memory payload (``sha256``: its hash, if known); charge it unless told not to."""
-        encoded, header_len = self._encode(body)
-        payload_sectors = records.sectors_for(len(payload), self.sector_size)
+        """Append a record with an in-memory payload (``sha256``: its hash, if known); charge it unless told not to.
+
+        ``body`` is a dict (``volume`` is put first) or the whole body already encoded
+        (``records.encode_file_body`` with this transaction's ``volume``).
+        """
+        encoded = body if isinstance(body, bytes) else records.encode_body({"volume": self.volume, **body})
         if charged:
-            self.reserve(header_len + payload_sectors)
-        header = self._header(kind, encoded, len(payload), sha256 or hashlib.sha256(payload).digest())
-        place = Place(self.end, len(header) // self.sector_size, payload_sectors)
-        self._buffer += header
-        self._buffer += payload
-        self._buffer += bytes(-len(payload) % self.sector_size)
-        self.end += place.sectors
+            self.reserve(records.header_sectors_for(encoded, self.sector_size)
+                         + records.sectors_for(len(payload), self.sector_size))
+        place = self.append_many(kind, [(encoded, payload, sha256 or hashlib.sha256(payload).digest())])[0]
         if charged:
             self.charge(place.sectors)
-        if len(self._buffer) >= FLUSH_BYTES:
-            self._flush()
         return place
+
+    def append_many(self, kind: Kind, items: list[tuple[bytes, bytes, bytes]]) -> list[Place]:
+        """Append records of (encoded body, payload, SHA-256 of the payload) without charging them.
+
+        Each is laid out in place in the current piece, zero padded (docs/format.md §3.1).
+        """
+        sector_size, places = self.sector_size, []
+        for encoded, payload, sha in items:
+            size = len(payload)
+            place = Place(self.end, -(-(records.FIXED_SIZE + len(encoded)) // sector_size), -(-size // sector_size))
+            length = (place.header_sectors + place.payload_sectors) * sector_size
+            if self._filled + length > len(self._piece):
+                self._flush(room=length)
+            piece, at, end = self._piece, self._filled, self._filled + length
+            body_end, payload_at = at + records.FIXED_SIZE + len(encoded), at + place.header_sectors * sector_size
+            # A piece used before holds older records: zero the padding of the header and of the payload.
+            piece[body_end:payload_at] = _ZEROS[: payload_at - body_end]
+            piece[payload_at + size : end] = _ZEROS[: end - payload_at - size]
+            records.write_header_into(piece, at, kind=kind, sequence=self.sequence, body=encoded, payload_size=size,
+                                      payload_sha256=sha, sector_size=sector_size)
+            piece[payload_at : payload_at + size] = payload
+            self._filled = end
+            self.sequence += 1
+            self.end += place.header_sectors + place.payload_sectors
+            places.append(place)
+        return places
 
     def append_stream(
         self, kind: Kind, body: dict, *, size: int, write: Callable[[DataPartition, int], bytes]
@@ -454,15 +487,24 @@ class Transaction:
             self._start_writeback()
         return place, sha
 
+    def write_behind(self) -> None:
+        """Have the writer thread write what is buffered and start the disk on it, while the
+        caller goes on (indexing what it appended, say); ``finish`` still fsyncs before the commit."""
+        self._flush()
+        self._start_writeback()
+
     def _start_writeback(self) -> None:
-        """Let the disk start on what big payloads wrote while the next ones are copied.
+        """Let the disk start on what was written while the next records are prepared.
 
         Only an early start: ``finish`` still fsyncs everything before the commit.
         """
         if self._writeback is None or self._writeback.done():
-            if self._flusher is None:
-                self._flusher = ThreadPoolExecutor(max_workers=1)
-            self._writeback = self._flusher.submit(os.fdatasync, self.image.data.fd)
+            self._writeback = self._writer().submit(os.fdatasync, self.image.data.fd)
+
+    def _writer(self) -> ThreadPoolExecutor:
+        if self._flusher is None:
+            self._flusher = ThreadPoolExecutor(max_workers=1)
+        return self._flusher
 
     def write_label(self, label: dict) -> None:
         """Update the label row and append a LABEL record holding all of it."""
@@ -475,20 +517,41 @@ class Transaction:
         self.append(Kind.LABEL, {"label": {f: label.get(f) for f in LABEL_FIELDS}})
 
     def stop_writeback(self) -> None:
-        """Wait for an early writeback (its errors are the final fsync's to report)."""
+        """Wait for the writer thread to finish (its errors are for ``_settle`` or lost with a rollback)."""
         if self._flusher is not None:
             self._flusher.shutdown(wait=True)
             self._flusher = self._writeback = None
+            self._writes = []
 
-    def _flush(self) -> None:
-        if self._buffer:
-            self.image.data.write(self._buffer_start, self._buffer)
-            self._buffer = bytearray()
+    def _flush(self, *, room: int = 0) -> None:
+        """Hand the laid-out records to the writer thread and start a piece with ``room`` bytes free;
+        hold at most MAX_PENDING pieces in memory."""
+        if self._filled:
+            view = memoryview(self._piece)[: self._filled]
+            self._writes.append((self._writer().submit(self.image.data.write, self._buffer_start, view), self._piece))
+            while len(self._writes) > MAX_PENDING:
+                self._recycle(*self._writes.pop(0))
+            self._piece, self._filled = bytearray(), 0
+        if room > len(self._piece):  # a record bigger than a piece gets one of its own
+            self._piece = self._spare.pop() if self._spare and room <= FLUSH_BYTES else bytearray(max(room, FLUSH_BYTES))
         self._buffer_start = self.end
+
+    def _recycle(self, write: Future, piece: bytearray) -> None:
+        """Wait for a piece to be written (raising its error) and keep it for reuse."""
+        write.result()
+        if len(piece) == FLUSH_BYTES and len(self._spare) <= MAX_PENDING:
+            self._spare.append(piece)
+
+    def _settle(self) -> None:
+        """Wait until the writer thread has written every piece; raise the first write's error."""
+        writes, self._writes = self._writes, []
+        for write, piece in writes:
+            self._recycle(write, piece)
 
     def finish(self, now: int | None) -> None:
         """Flush, fsync the data partition, then record the new committed end."""
         self._flush()
+        self._settle()
         self.stop_writeback()
         if self.end != self.committed_end:
             self.image.data.sync()

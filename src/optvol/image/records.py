@@ -14,6 +14,7 @@ import json
 import struct
 import zlib
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 
 from optvol import errors
 
@@ -24,6 +25,7 @@ FORMAT_VERSION = 1
 _FIXED = struct.Struct("<8sHBBI QQ32s II")
 FIXED_SIZE = _FIXED.size  # 72 bytes
 _CRC_OFFSET = FIXED_SIZE - 4
+_CRC = struct.Struct("<I")
 EMPTY_SHA256 = hashlib.sha256(b"").digest()
 
 
@@ -72,6 +74,18 @@ def encode_body(body: dict) -> bytes:
     return _ENCODER.encode(body).encode()
 
 
+def encode_file_body(*, volume: str, path: str, version: int, created: int, modified: int, attr_changed: int,
+                     flags: int, time: int) -> bytes:
+    """The body of a FILE record (§3.3): the bytes ``encode_body`` gives for the same object.
+
+    Written out by hand (strings as ``_ENCODER`` writes them, ``encode_basestring``) because
+    it is the body of every file version and the generic encoder takes four times as long.
+    """
+    return (f'{{"volume":{encode_basestring(volume)},"path":{encode_basestring(path)},"version":{version},'
+            f'"created":{created},"modified":{modified},"attr_changed":{attr_changed},"flags":{flags},'
+            f'"time":{time}}}').encode()
+
+
 def header_sectors_for(encoded_body: bytes, sector_size: int) -> int:
     """Sectors a header with this encoded body takes."""
     return sectors_for(FIXED_SIZE + len(encoded_body), sector_size)
@@ -82,15 +96,28 @@ def write_header(
 ) -> bytes:
     """Encode a header, padded to whole sectors (``body`` as a dict or already encoded)."""
     encoded = body if isinstance(body, bytes) else encode_body(body)
-    header_sectors = sectors_for(FIXED_SIZE + len(encoded), sector_size)
-    buf = bytearray(header_sectors * sector_size)
-    _FIXED.pack_into(
-        buf, 0, MAGIC, FORMAT_VERSION, int(kind), 0, header_sectors, sequence,
-        payload_size, payload_sha256, len(encoded), 0,
-    )
-    buf[FIXED_SIZE : FIXED_SIZE + len(encoded)] = encoded
-    struct.pack_into("<I", buf, _CRC_OFFSET, zlib.crc32(buf))
+    buf = bytearray(header_sectors_for(encoded, sector_size) * sector_size)
+    write_header_into(buf, 0, kind=kind, sequence=sequence, body=encoded, payload_size=payload_size,
+                      payload_sha256=payload_sha256, sector_size=sector_size)
     return bytes(buf)
+
+
+def write_header_into(
+    buf: bytearray, offset: int, *, kind: Kind, sequence: int, body: bytes, payload_size: int, payload_sha256: bytes,
+    sector_size: int,
+) -> int:
+    """Encode a header with an encoded ``body`` at ``offset`` of ``buf``, whose bytes after the
+    body to the end of the header must be zero; return its length in sectors."""
+    header_sectors = sectors_for(FIXED_SIZE + len(body), sector_size)
+    _FIXED.pack_into(
+        buf, offset, MAGIC, FORMAT_VERSION, kind, 0, header_sectors, sequence,
+        payload_size, payload_sha256, len(body), 0,
+    )
+    start = offset + FIXED_SIZE
+    buf[start : start + len(body)] = body
+    # The view is a temporary: released as soon as crc32 returns, so ``buf`` can grow again.
+    _CRC.pack_into(buf, offset + _CRC_OFFSET, zlib.crc32(memoryview(buf)[offset : offset + header_sectors * sector_size]))
+    return header_sectors
 
 
 def header_sectors_of(first_sector: bytes) -> int:
