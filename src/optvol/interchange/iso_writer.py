@@ -166,10 +166,10 @@ def _measure(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[D
     me = dirs[row.id]
     parent = dirs[row.parent] if row.parent is not None else me
     entries = _entries(volume, dirs, row, subdirs, out=None)
-    records, continued = _iso_records(me, parent, entries)
-    me.iso = (0, len(_pack(records)))
-    me.continuation = (0, len(continued))
-    me.joliet = (0, len(_pack(_joliet_records(me, parent, entries))))
+    names, continued = _iso_plan(me, parent, entries)
+    me.iso = (0, _offsets(_iso_lengths(me, parent, entries, names))[1])
+    me.continuation = (0, _offsets([len(area) for area in continued])[1])
+    me.joliet = (0, _offsets(_joliet_lengths(entries))[1])
 
 
 def _place(dirs: dict[int, _Dir], tables: dict[bool, list]) -> int:
@@ -200,8 +200,9 @@ def _write_directory(volume: Volume, out: _Output, dirs: dict[int, _Dir], row: D
     me = dirs[row.id]
     parent = dirs[row.parent] if row.parent is not None else me
     entries = _entries(volume, dirs, row, subdirs, out=out)
-    records, continued = _iso_records(me, parent, entries)
-    for (sector, size), data in ((me.iso, _pack(records)), (me.continuation, continued),
+    names, continued = _iso_plan(me, parent, entries)
+    records = _iso_records(me, parent, entries, names, continued)
+    for (sector, size), data in ((me.iso, _pack(records)), (me.continuation, _pack(continued)),
                                  (me.joliet, _pack(_joliet_records(me, parent, entries)))):
         if len(data) != size:  # the two passes must agree; a difference is a bug, not bad input
             raise errors.error("OPV0704", volume=volume.id, reason=f"{row.path}: layout changed between passes")
@@ -232,15 +233,16 @@ def _dir_rock_ridge(directory: _Dir, *, with_name: bool) -> bytes:
             + iso.tf_entry(created=created, modified=created, attr_changed=created))
 
 
-def _iso_records(me: _Dir, parent: _Dir, entries: list[_Entry]) -> tuple[list[bytes], bytes]:
-    """The ISO 9660 records of a directory and its Rock Ridge continuation area.
+def _iso_plan(me: _Dir, parent: _Dir, entries: list[_Entry]) -> tuple[list[bytes | int], list[bytes]]:
+    """Sort the entries into ISO 9660 order and decide where each one's NM entries go:
+    (per entry its NM entries, or the index of its continuation; the continuation areas).
 
     A record whose Rock Ridge entries do not fit in 255 bytes keeps RR, PX and TF and
     continues (CE) with its NM entries in the area; the root's "." continues with ER.
     """
     entries.sort(key=lambda entry: iso.iso_order(entry.iso_name))
     continued: list[bytes] = [iso.er_entry()] if me is parent else []  # only the root is its own parent
-    names: list[bytes | int] = []  # per entry: its NM entries, or the index of its continuation
+    names: list[bytes | int] = []
     for entry in entries:
         nm = b"".join(iso.nm_entries(entry.rr_name))
         if iso.record_length(len(entry.iso_name), len(entry.rock_ridge) + len(nm)) <= iso.MAX_RECORD:
@@ -248,24 +250,44 @@ def _iso_records(me: _Dir, parent: _Dir, entries: list[_Entry]) -> tuple[list[by
         else:
             names.append(len(continued))
             continued.append(nm)
-    places = _pack_continuations(continued)
+    return names, continued
+
+
+def _dot_system_use(me: _Dir, parent: _Dir, ce: bytes) -> bytes:
+    """Rock Ridge of the "." record; the root's starts with SP and continues (``ce``) with ER."""
+    dot = _dir_rock_ridge(me, with_name=False)
+    return iso.sp_entry() + dot[:5] + ce + dot[5:] if me is parent else dot
+
+
+def _iso_lengths(me: _Dir, parent: _Dir, entries: list[_Entry], names: list[bytes | int]) -> list[int]:
+    """The lengths of the records ``_iso_records`` makes from the same plan (first pass)."""
+    lengths = [iso.record_length(1, len(_dot_system_use(me, parent, bytes(iso.CE_LENGTH)))),
+               iso.record_length(1, len(_dir_rock_ridge(parent, with_name=False)))]
+    for entry, nm in zip(entries, names, strict=True):
+        system_use = len(entry.rock_ridge) + (iso.CE_LENGTH if isinstance(nm, int) else len(nm))
+        lengths += [iso.record_length(len(entry.iso_name), system_use)] * len(entry.extents)
+    return lengths
+
+
+def _iso_records(me: _Dir, parent: _Dir, entries: list[_Entry], names: list[bytes | int],
+                 continued: list[bytes]) -> list[bytes]:
+    """The ISO 9660 records of a directory, by the plan of ``_iso_plan``."""
+    places, _ = _offsets([len(area) for area in continued])
 
     def ce(index: int) -> bytes:
-        block, offset = places[index]
-        return iso.ce_entry(me.continuation[0] + block, offset, len(continued[index]))
+        return iso.ce_entry(me.continuation[0] + places[index] // SECTOR, places[index] % SECTOR,
+                            len(continued[index]))
 
-    dot = _dir_rock_ridge(me, with_name=False)
-    if me is parent:
-        dot = iso.sp_entry() + dot[:5] + ce(0) + dot[5:]
     records = [iso.directory_record(iso.DOT, extent=me.iso[0], size=me.iso[1], date=iso.record_date(me.row.created),
-                                    flags=iso.FLAG_DIRECTORY, system_use=dot),
+                                    flags=iso.FLAG_DIRECTORY, system_use=_dot_system_use(me, parent, ce(0)
+                                                                                         if me is parent else b"")),
                iso.directory_record(iso.DOTDOT, extent=parent.iso[0], size=parent.iso[1],
                                     date=iso.record_date(parent.row.created), flags=iso.FLAG_DIRECTORY,
                                     system_use=_dir_rock_ridge(parent, with_name=False))]
     for entry, nm in zip(entries, names, strict=True):
         system_use = entry.rock_ridge + (ce(nm) if isinstance(nm, int) else nm)
         records.extend(_records(entry, entry.iso_name, system_use))
-    return records, _continuation_sectors(continued, places)
+    return records
 
 
 def _joliet_records(me: _Dir, parent: _Dir, entries: list[_Entry]) -> list[bytes]:
@@ -278,6 +300,14 @@ def _joliet_records(me: _Dir, parent: _Dir, entries: list[_Entry]) -> list[bytes
     return records
 
 
+def _joliet_lengths(entries: list[_Entry]) -> list[int]:
+    """The lengths of the records ``_joliet_records`` makes (first pass)."""
+    lengths = [iso.record_length(1, 0)] * 2
+    for entry in sorted(entries, key=lambda entry: entry.joliet_name):
+        lengths += [iso.record_length(len(entry.joliet_name), 0)] * len(entry.joliet_extents)
+    return lengths
+
+
 def _records(entry: _Entry, identifier: bytes, system_use: bytes = b"", *, joliet: bool = False) -> list[bytes]:
     """The directory records of an entry: one per extent, all but the last flagged multi-extent."""
     extents = entry.joliet_extents if joliet else entry.extents
@@ -288,36 +318,25 @@ def _records(entry: _Entry, identifier: bytes, system_use: bytes = b"", *, jolie
             for index, (sector, size) in enumerate(extents)]
 
 
-def _pack(records: list[bytes]) -> bytes:
-    """Records laid into whole sectors, none straddling two."""
-    extent, used = bytearray(), 0
-    for record in records:
-        if used + len(record) > SECTOR:
-            extent += bytes(SECTOR - used)
-            used = 0
-        extent += record
-        used += len(record)
-    return bytes(extent + bytes(-len(extent) % SECTOR))
+def _offsets(lengths: list[int]) -> tuple[list[int], int]:
+    """Where pieces of these lengths go when none may straddle two sectors: (offsets, size
+    in whole sectors). Directory records and continuation areas are laid out by this rule."""
+    offsets, at = [], 0
+    for length in lengths:
+        if at % SECTOR + length > SECTOR:
+            at += SECTOR - at % SECTOR
+        offsets.append(at)
+        at += length
+    return offsets, -(-at // SECTOR) * SECTOR
 
 
-def _pack_continuations(areas: list[bytes]) -> list[tuple[int, int]]:
-    """(block, offset) of each continuation area, packed into sectors without straddling one."""
-    places, block, used = [], 0, 0
-    for area in areas:
-        if used + len(area) > SECTOR:
-            block, used = block + 1, 0
-        places.append((block, used))
-        used += len(area)
-    return places
-
-
-def _continuation_sectors(areas: list[bytes], places: list[tuple[int, int]]) -> bytes:
-    if not areas:
-        return b""
-    image = bytearray(SECTOR * (places[-1][0] + 1))
-    for area, (block, offset) in zip(areas, places, strict=True):
-        image[block * SECTOR + offset:block * SECTOR + offset + len(area)] = area
-    return bytes(image)
+def _pack(pieces: list[bytes]) -> bytes:
+    """Pieces laid into whole sectors by ``_offsets``."""
+    offsets, size = _offsets([len(piece) for piece in pieces])
+    out = bytearray(size)
+    for piece, offset in zip(pieces, offsets, strict=True):
+        out[offset:offset + len(piece)] = piece
+    return bytes(out)
 
 
 def _path_table_entries(root: _Dir, dirs: dict[int, _Dir], children: dict[int, list[DirRow]], *,
