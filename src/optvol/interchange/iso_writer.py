@@ -204,8 +204,8 @@ def _write_directory(volume: Volume, out: _Output, dirs: dict[int, _Dir], row: D
     records = _iso_records(me, parent, entries, names, continued)
     for (sector, size), data in ((me.iso, _pack(records)), (me.continuation, _pack(continued)),
                                  (me.joliet, _pack(_joliet_records(me, parent, entries)))):
-        if len(data) != size:  # the two passes must agree; a difference is a bug, not bad input
-            raise errors.error("OPV0704", volume=volume.id, reason=f"{row.path}: layout changed between passes")
+        if len(data) != size:  # the two passes must agree: a difference is a bug (exit 70), not bad input
+            raise RuntimeError(f"export-iso: {row.path} measured {size} bytes in the first pass, {len(data)} now")
         out.write_at(sector * SECTOR, data)
     return sum(1 for entry in entries if not entry.flags & iso.FLAG_DIRECTORY)
 
