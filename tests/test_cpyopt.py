@@ -339,6 +339,38 @@ def test_partial_failure_continues_and_rerun_finishes(lib, clock):
     assert dir_range(lib, "/D").range_end == day(1, 5)
 
 
+def test_large_files_hashed_ahead_each_checked_against_its_own_bytes(lib, clock):
+    """Files over SMALL_FILE are hashed on threads ahead of their kernel copy: each copy is
+    judged by its own file's digest, whatever fails around it."""
+    sizes = [300_000, 700_000, 2 << 20, 400_000, 1 << 20, 600_000, 3 << 20]
+    files = {f"/D/L{number}": os.urandom(size) for number, size in enumerate(sizes)}
+    files["/D/S"] = b"small"
+    write(lib, clock, day(1, 2), files)
+    damage(lib, "PVOL1", "/D/L1")
+    damage(lib, "PVOL1", "/D/L5")
+    result = backup(lib, day(1, 3))
+    assert (result.copied, result.failed) == (6, 2)
+    assert sorted((f.path, f.message_id) for f in result.failures) == [("/D/L1", "CPF1F28"), ("/D/L5", "CPF1F28")]
+    with lib.open("BVOL1") as bvol:
+        assert not bvol.exists("/D/L1") and not bvol.exists("/D/L5")
+        for path, data in files.items():
+            if path not in ("/D/L1", "/D/L5"):
+                assert bvol.read_verified(bvol.file_row(path)[1], path) == data
+    # On a *PRIMARY target a file refused before its copy (a directory of its name) leaves
+    # its digest unused; the files after it still get theirs.
+    inzopt(lib, vol="PVOL2", now=day(1, 1))
+    with lib.open("PVOL2") as pvol2:
+        pvol2.mkdir("/D/L2", parents=True)
+    other = cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/D", tovol="PVOL2", sltfile="*ALL"), now=day(1, 4))
+    assert sorted((f.path, f.message_id) for f in other.failures) == [
+        ("/D/L1", "CPF1F28"), ("/D/L2", "OPV0108"), ("/D/L5", "CPF1F28")]
+    assert other.copied == 5
+    with lib.open("PVOL2") as pvol2:
+        for number in (0, 3, 4, 6):
+            path = f"/D/L{number}"
+            assert pvol2.read_verified(pvol2.file_row(path)[1], path) == files[path]
+
+
 def test_target_full_is_a_per_file_failure(tmp_path, clock):
     lib = Library(tmp_path / "lib", clock=clock)
     inzopt(lib, vol="PVOL1", now=day(1, 1))

@@ -9,13 +9,16 @@ no-change re-run costs what changed, not the size of the volume.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from optvol import backup, errors, model
 from optvol.copy_select import Candidate, Selection
+from optvol.image.datapart import hash_range
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, VolumeType
 from optvol.privileged import SmallFile, SourceRange
@@ -28,6 +31,9 @@ SMALL_GROUP = 8 << 20  # small files read into memory before they are written to
 # over many directories commits once per BATCH_FILES directories, not three times each.
 BATCH_FILES = 1000
 BATCH_BYTES = 64 << 20
+# Large files are hashed ahead of their kernel copy, each on its own thread: SHA-256 on
+# one core is slower than the copy, so two files hash at once while the copy goes on.
+HASH_THREADS = 2
 Progress = Callable[[int, int], None]
 
 
@@ -150,6 +156,11 @@ def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
     return _Plan(frompath, topath, is_file, to_backup, src_label["type"] == VolumeType.BACKUP)
 
 
+def _payload_offset(volume: Volume, c: Candidate) -> int:
+    """Where a candidate's bytes start in its volume's data partition."""
+    return (c.row.sector + c.row.header_sectors) * volume.image.sector_size
+
+
 def _normal(path: str, volume: Volume) -> str:
     """A checked volume path without a trailing slash (``/`` stays ``/``)."""
     parts = model.split_path(path, volume=volume.id, media_format=MediaFormat(volume.label()["media_format"]), is_dir=True)
@@ -157,6 +168,46 @@ def _normal(path: str, volume: Volume) -> str:
 
 
 # ------------------------------------------------------------------------- execution
+
+
+class _Prehash:
+    """SHA-256 of the coming large source files, HASH_THREADS at a time, ahead of their copy.
+
+    ``plan`` queues candidates in the order they will be copied; ``take`` gives one's
+    digest (a future) and starts the next ones. Each digest covers exactly its file's
+    bytes, so the order only decides how much is hashed ahead, never what is checked.
+    """
+
+    def __init__(self, source: Volume):
+        self.source = source
+        self.pool: ThreadPoolExecutor | None = None
+        self.queue: deque[Candidate] = deque()
+        self.started: dict[int, Future] = {}  # by source sector
+
+    def plan(self, candidates: list[Candidate]) -> None:
+        self.queue.extend(c for c in candidates if c.size > SMALL_FILE)
+        self._top_up()
+
+    def take(self, c: Candidate) -> Future:
+        digest = self.started.pop(c.row.sector, None) or self._start(c)
+        self._top_up()
+        return digest
+
+    def _top_up(self) -> None:
+        while self.queue and len(self.started) < HASH_THREADS:
+            c = self.queue.popleft()
+            self.started[c.row.sector] = self._start(c)
+
+    def _start(self, c: Candidate) -> Future:
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=HASH_THREADS)
+        return self.pool.submit(hash_range, self.source.image.data.fd, _payload_offset(self.source, c), c.size)
+
+    def close(self) -> None:
+        self.queue, self.started = deque(), {}
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
 
 class _Copier:
@@ -173,6 +224,7 @@ class _Copier:
         self.reformat = source.label()["media_format"] != target.label()["media_format"]
         self._group: ExitStack | None = None  # the open group transaction, if any
         self._group_dirs = 0  # directories done in it
+        self._prehash = _Prehash(source)
 
     def writer(self):
         """A writer in the open group transaction (see BATCH_FILES), opening one if needed."""
@@ -212,6 +264,8 @@ class _Copier:
         except BaseException as exc:
             self._abandon(exc)
             raise
+        finally:
+            self._prehash.close()
         self._commit()
         return self.result
 
@@ -295,6 +349,7 @@ class _Copier:
     # -- files --------------------------------------------------------------
 
     def _copy_files(self, chosen: list[Candidate], target_dir: str) -> None:
+        self._prehash.plan(chosen)
         for start in range(0, len(chosen), BATCH_FILES):
             batch, size = [], 0
             for c in chosen[start:start + BATCH_FILES]:
@@ -355,11 +410,12 @@ class _Copier:
         path = _join(target_dir, c.name)
         parts = tuple(p for p in target_dir.split("/") if p) + (c.name,)
         created, modified, attr_changed = self._times(c)
-        offset = (c.row.sector + c.row.header_sectors) * self.source.image.sector_size
+        source = SourceRange(self.source.image.data.fd, _payload_offset(self.source, c), self.source.id, c.path,
+                             self._prehash.take(c))
         try:
             self._check_name(target_dir, c.name)
             with writer.savepoint():
-                writer.write_file(path, copy_from=SourceRange(self.source.image.data.fd, offset, self.source.id, c.path),
+                writer.write_file(path, copy_from=source,
                                   size=c.size, created=created, modified=modified, attr_changed=attr_changed,
                                   flags=c.flags, verified_sha256=c.row.sha256, parts=parts)
         except errors.OptvolError as exc:

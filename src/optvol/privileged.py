@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
 from optvol import errors, model
@@ -24,12 +24,17 @@ from optvol.volume_rows import HIDDEN, READ_ONLY
 
 
 class SourceRange(NamedTuple):
-    """Payload bytes of a file version on another (or the same) volume's data partition."""
+    """Payload bytes of a file version on another (or the same) volume's data partition.
+
+    ``digest``, if given, is their SHA-256 being computed elsewhere (a future of
+    ``hash_range``, started ahead by the caller); otherwise a thread hashes them during the copy.
+    """
 
     fd: int
     offset: int
     volume: str
     path: str
+    digest: Future | None = None
 
 
 class NewVersion(NamedTuple):
@@ -204,10 +209,14 @@ def _write_verified(partition, sector: int, chunks: Iterator[bytes], *, limit: i
 
 def _copy_verified(partition, sector: int, source: SourceRange, *, size: int, expected: bytes) -> bytes:
     """Copy ``size`` bytes with copy_file_range while another thread hashes the source."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        digest = pool.submit(hash_range, source.fd, source.offset, size)
+    if source.digest is not None:
         partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
-        found = digest.result()
+        found = source.digest.result()
+    else:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digest = pool.submit(hash_range, source.fd, source.offset, size)
+            partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
+            found = digest.result()
     if found != expected:
         raise errors.error("CPF1F28", path=source.path, volume=source.volume, reason="SHA-256 of the data does not match")
     return expected
