@@ -50,18 +50,15 @@ def op_cpyopt_tree(library, args: dict, progress: Progress) -> None:
     from optvol import copying
     from optvol.model import VolumeType
 
-    original = getattr(copying._Copier, "_write_batch", None)
-    if original is not None:  # report a batch's files once its transaction has committed
-        def write_batch(self, batch, target_dir):
-            failed_before = {f.path for f in self.result.failures}
-            original(self, batch, target_dir)
-            failed = {f.path for f in self.result.failures} - failed_before
-            for c in batch:
-                path = target_dir.rstrip("/") + "/" + c.name
-                if path not in failed:
-                    progress.line(f"done {path}")
+    original = copying._Copier._commit
 
-        copying._Copier._write_batch = write_batch
+    def commit(self):  # report a group's files once its transaction has committed
+        files = [path for path, _ in self._uncommitted]
+        original(self)
+        for path in files:
+            progress.line(f"done {path}")
+
+    copying._Copier._commit = commit
     request = copying.CopyRequest(fromvol=args["from"], frompath="/", tovol=args["to"], totype=VolumeType.BACKUP,
                                   cpysubdir=True, sltfile=args.get("sltfile", "*CHANGED"))
     result = copying.cpyopt(library, request, now=clock())

@@ -1,20 +1,32 @@
-"""CPYOPT selection: a query over the source and target indexes (DESIGN §3 "Speed").
+"""CPYOPT selection and reading: what to copy from each source directory, and its bytes.
 
 A read-only SQLite connection opens the source index and attaches the target's, so one
 statement per directory joins source files to their namesakes on the target and, on a
 *BACKUP target, skips by index every file whose last change lies inside the directory's
-complete backup range (reference §6.1: those are on the backup already).
+complete backup range (reference §6.1: those are on the backup already) (DESIGN §3
+"Speed"). ``Choice`` applies SLTFILE to what the query let through; ``read_directory``
+then reads and verifies the chosen small files, in pieces the writer takes one at a
+time. It reads only committed state and writes nothing, so it can run ahead of the
+writer in another process (``copy_readahead.py``).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from typing import NamedTuple
 
+from optvol import errors, model
 from optvol.backup import Range
 from optvol.image.image import IndexConnection
+from optvol.model import MediaFormat
+from optvol.privileged import SmallFile
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow
+
+SMALL_FILE = 256 << 10  # read whole, verify, then write; larger ones: kernel copy + parallel hash, in a savepoint
+SMALL_GROUP = 8 << 20  # at most this many bytes of small files are read into one piece
+PIECE_FILES = 1000  # and at most this many files go into one piece
 
 _SOURCE_COLUMNS = ", ".join("s." + c.strip() for c in FILE_COLUMNS.split(","))
 
@@ -105,6 +117,12 @@ class Selection:
                                        "tname": target_name.upper(), "from": from_time}).fetchall()
         return [self._candidate(r, name=target_name) for r in rows]
 
+    def target_dir(self, path: str) -> tuple[int | None, Range]:
+        """The target directory at ``path`` as committed: its id (None if missing) and backup range."""
+        row = self.conn.execute(f"SELECT id, backup_start, backup_end, backup_last_changed FROM {self.target_schema}.dirs"
+                                " WHERE path_key = ? AND live = 1", (model.name_key(path),)).fetchone()
+        return (None, Range()) if row is None else (row[0], Range.from_row(*row[1:]))
+
     def live_files(self, source_dir: int) -> int:
         return self.conn.execute("SELECT count(*) FROM main.files WHERE dir = ? AND live = 1", (source_dir,)).fetchone()[0]
 
@@ -112,3 +130,97 @@ class Selection:
     def _candidate(r: tuple, name: str | None = None) -> Candidate:
         row = FileRow(*r[:15])
         return Candidate(row, name or row.name, row.path(r[15]), r[16], r[17])
+
+
+class Choice(NamedTuple):
+    """SLTFILE and the dates of one request (reference §5.4): which candidates are copied, and with which times."""
+
+    sltfile: str  # *CHANGED, *NEW or *ALL
+    to_backup: bool
+    keep_dates: bool  # a backup or a restore keeps the source's dates; other copies get the request time
+    now: int  # the request time (microseconds)
+    start: int | None  # FROMTIME (None: *BEGIN *AVAIL)
+    target: str  # the target volume
+    target_format: MediaFormat | None  # set when the media formats differ: names must also be valid there
+
+    def selected(self, c: Candidate) -> bool:
+        """SLTFILE against the file on the target."""
+        if c.target_modified is None or self.sltfile == "*ALL":
+            return True
+        if self.sltfile == "*NEW":
+            return False
+        return self.changed_on_source(c)
+
+    def changed_on_source(self, c: Candidate) -> bool:
+        """*CHANGED: the source's data or attributes changed since the copy on the target."""
+        if c.target_modified is None:
+            return False
+        if self.to_backup:
+            return c.modified > c.target_modified or c.attr_changed > c.target_attr_changed
+        return max(c.modified, c.attr_changed) > c.target_modified
+
+    def skip(self, target_range: Range) -> Range:
+        """What the query may skip: on a backup, what the directory's range says it holds."""
+        return target_range if (self.to_backup and self.sltfile != "*ALL") else Range()
+
+    def times(self, c: Candidate) -> tuple[int, int, int]:
+        return (c.created, c.modified, c.attr_changed) if self.keep_dates else (self.now, self.now, self.now)
+
+    def check_name(self, target_dir: str, name: str) -> None:
+        """Between media formats, a name must also be valid on the target (InvalidError otherwise)."""
+        if self.target_format is not None:
+            model.split_path(join(target_dir, name), volume=self.target, media_format=self.target_format)
+
+
+class Pick(NamedTuple):
+    """The head of one directory's reading: files not selected, and whether *NEW left changed ones."""
+
+    not_selected: int
+    stale: bool
+
+
+class Piece(NamedTuple):
+    """Part of a directory's copy: small files read and verified, large ones for the kernel to
+    copy, and the files that failed before any write (path and error)."""
+
+    small: list[SmallFile]  # or plain tuples of its fields (see read_pieces)
+    large: list[Candidate]
+    failures: list[tuple[str, errors.OptvolError]]
+
+
+def read_directory(selection: Selection, source: Volume, choice: Choice, source_dir: int, target_dir: str,
+                   ) -> Iterator[Pick | Piece]:
+    """One directory: its Pick, then its Pieces (the target directory as committed decides)."""
+    target_id, target_range = selection.target_dir(target_dir)
+    candidates = selection.candidates(source_dir, target_id, from_time=choice.start, skip=choice.skip(target_range))
+    chosen = [c for c in candidates if choice.selected(c)]
+    # *NEW leaves changed files alone: the range cannot claim their new versions.
+    stale = choice.sltfile == "*NEW" and any(choice.changed_on_source(c) for c in candidates)
+    yield Pick(selection.live_files(source_dir) - len(chosen), stale)
+    yield from read_pieces(source, choice, chosen, target_dir)
+
+
+def read_pieces(source: Volume, choice: Choice, chosen: list[Candidate], target_dir: str) -> Iterator[Piece]:
+    """The chosen files in pieces: small ones read whole and verified (at most SMALL_GROUP
+    bytes or PIECE_FILES files a piece), large ones passed on by PIECE_FILES."""
+    small, large, failures, held = [], [], [], 0
+    for c in chosen:
+        try:
+            choice.check_name(target_dir, c.name)
+            if c.size > SMALL_FILE:
+                large.append(c)
+            else:
+                # A SmallFile's fields as a plain tuple: it crosses the read-ahead pipe five times faster.
+                small.append((c.name, source.read_verified(c.row, c.path), c.row.sha256, choice.times(c), c.row.flags))
+                held += c.size
+        except errors.OptvolError as exc:
+            failures.append((join(target_dir, c.name), exc))
+        if held >= SMALL_GROUP or len(small) + len(large) + len(failures) >= PIECE_FILES:
+            yield Piece(small, large, failures)
+            small, large, failures, held = [], [], [], 0
+    if small or large or failures:
+        yield Piece(small, large, failures)
+
+
+def join(directory: str, name: str) -> str:
+    return directory.rstrip("/") + "/" + name

@@ -5,6 +5,13 @@ Reference §5-§6 and §8, DESIGN §1. The request is validated in the order of 
 query over the two indexes (``copy_select.py``); on a *BACKUP target the complete backup
 range of each directory lets the query skip every file the backup already holds, so a
 no-change re-run costs what changed, not the size of the volume.
+
+A tree is read by a child process ahead of the writes (``copy_readahead.py``): it runs
+the selection, SLTFILE and the verified reads of small files (``copy_select.py``) on
+the second core. This process does every write: small files a piece at a time through
+``write_files``, large ones each alone in the kernel while two threads hash the next
+ones; a group of BATCH_FILES files or BATCH_BYTES is one transaction, and its files
+count as copied once it has committed.
 """
 
 from __future__ import annotations
@@ -17,19 +24,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from optvol import backup, errors, model
-from optvol.copy_select import Candidate, Selection
+from optvol.copy_readahead import ReadAhead
+from optvol.copy_select import SMALL_FILE, Candidate, Choice, Pick, Piece, Selection, join, read_directory, read_pieces
 from optvol.image.datapart import hash_range
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, VolumeType
-from optvol.privileged import SmallFile, SourceRange
+from optvol.privileged import SourceRange
 from optvol.volume import Volume
+from optvol.volume_rows import DirRow
 
-SMALL_FILE = 256 << 10  # read whole, verify, then write; larger ones: kernel copy + parallel hash, in a savepoint
-SMALL_GROUP = 8 << 20  # small files read into memory before they are written together
-# A batch of files is one target transaction (one fsync, one commit), which also carries the
-# directories made and the control records written since the last commit: a no-change run
-# over many directories commits once per BATCH_FILES directories, not three times each.
-BATCH_FILES = 1000
+# A group of files is one target transaction (one fsync, one commit), which also carries
+# the directories made and the control records written since the last commit: a no-change
+# run over many directories commits once per BATCH_FILES directories, not three times each.
+BATCH_FILES = 10_000
 BATCH_BYTES = 64 << 20
 # Large files are hashed ahead of their kernel copy, each on its own thread: SHA-256 on
 # one core is slower than the copy, so two files hash at once while the copy goes on.
@@ -211,19 +218,25 @@ class _Prehash:
 
 
 class _Copier:
-    """Carries out a validated request, directory by directory, in batches."""
+    """Carries out a validated request, directory by directory; commits in groups."""
 
     def __init__(self, request: CopyRequest, plan: _Plan, source: Volume, target: Volume, now: int,
                  progress: Progress | None):
         self.request, self.plan, self.source, self.target, self.now = request, plan, source, target, now
         self.progress = progress
         self.result = CopyResult()
-        self.start = None if request.fromtime is None else model.to_micros(request.fromtime)
+        start = None if request.fromtime is None else model.to_micros(request.fromtime)
+        self.start = start
         self.request_id = target.next_request_id() if plan.to_backup else 0
-        self.sector_size = target.image.sector_size
-        self.reformat = source.label()["media_format"] != target.label()["media_format"]
+        target_format = MediaFormat(target.label()["media_format"])
+        reformat = source.label()["media_format"] != target_format
+        self.choice = Choice(request.sltfile, plan.to_backup, plan.to_backup or plan.restore, now, start, target.id,
+                             target_format if reformat else None)
         self._group: ExitStack | None = None  # the open group transaction, if any
         self._group_dirs = 0  # directories done in it
+        self._uncommitted: list[tuple[str, int]] = []  # the files written in it: path and size
+        self._uncommitted_bytes = 0
+        self._written = 0  # files written by this request, committed or not
         self._prehash = _Prehash(source)
 
     def writer(self):
@@ -235,13 +248,24 @@ class _Copier:
         return self.target.backup_writer() if self.plan.to_backup else self.target.copy_writer()
 
     def _commit(self) -> None:
-        """Commit the group transaction, if one is open."""
+        """Commit the group transaction, if one is open; its files now count as copied."""
         if self._group is not None:
             group, self._group = self._group, None
             group.close()
+        written, self._uncommitted, self._uncommitted_bytes = self._uncommitted, [], 0
+        for _, size in written:
+            self.result.copied += 1
+            self.result.bytes_copied += size
+            if self.progress:
+                self.progress(self.result.copied, self.result.bytes_copied)
+
+    def _commit_if_full(self) -> None:
+        if len(self._uncommitted) >= BATCH_FILES or self._uncommitted_bytes >= BATCH_BYTES:
+            self._commit()
 
     def _abandon(self, exc: BaseException) -> None:
         """Roll the group transaction back (an exception leaves the request)."""
+        self._uncommitted, self._uncommitted_bytes = [], 0
         if self._group is not None:
             group, self._group = self._group, None
             group.__exit__(type(exc), exc, exc.__traceback__)
@@ -251,14 +275,17 @@ class _Copier:
         # barrier has passed, every file changed before the request time is visible.
         self.source.write_barrier()
         try:
-            with Selection(self.source, self.target) as selection:
+            with ExitStack() as reading:
+                # A tree is read ahead by a child process, forked before this process writes
+                # anything: no writer thread may run when it forks.
+                tree = None if self.plan.is_file else self._read_ahead(reading)
                 if self.plan.to_backup and self.target.label()["primary_volume"] is None:
                     with self.writer() as writer:
                         writer.set_label(primary_volume=self.source.id)
-                if self.plan.is_file:
-                    self._copy_single(selection)
+                if tree is None:
+                    self._copy_single()
                 else:
-                    self._copy_tree(selection)
+                    self._copy_tree(*tree)
             if self.plan.to_backup:
                 self._log_request()
         except BaseException as exc:
@@ -271,34 +298,44 @@ class _Copier:
 
     # -- a tree -------------------------------------------------------------
 
-    def _copy_tree(self, selection: Selection) -> None:
-        wrote_any, failed_any = False, False
+    def _read_ahead(self, stack: ExitStack) -> tuple[list[tuple[DirRow, str]], Iterator[Pick | Piece | None]]:
+        """The tree's directories (source row, target path) and the stream of their reads from
+        a child process (``copy_readahead.py``): each one's Pick, its Pieces, then None."""
+        dirs = []
         for source_dir in self.source.dir_rows(self.plan.source_root, recursive=self.request.cpysubdir):
             relative = source_dir.path[len(self.plan.source_root.rstrip("/")):]
-            target_path = (self.plan.target_root.rstrip("/") + relative) or "/"
-            wrote, failed = self._copy_directory(selection, source_dir, target_path)
+            dirs.append((source_dir, (self.plan.target_root.rstrip("/") + relative) or "/"))
+
+        def reads() -> Iterator[Pick | Piece | None]:  # runs in the child
+            with Selection(self.source, self.target) as selection:
+                for source_dir, target_path in dirs:
+                    yield from read_directory(selection, self.source, self.choice, source_dir.id, target_path)
+                    yield None
+
+        return dirs, iter(stack.enter_context(ReadAhead(reads)))
+
+    def _copy_tree(self, dirs: list[tuple[DirRow, str]], stream: Iterator[Pick | Piece | None]) -> None:
+        """Write every directory of the tree as its reads arrive."""
+        wrote_any, failed_any = False, False
+        for source_dir, target_path in dirs:
+            wrote, failed = self._copy_directory(stream, source_dir, target_path)
             wrote_any, failed_any = wrote_any or wrote, failed_any or failed
         whole_volume = self.plan.source_root == "/" and self.request.cpysubdir
         if self.plan.to_backup and whole_volume:
             self._control(None, wrote=wrote_any, failed=failed_any)
 
-    def _copy_directory(self, selection: Selection, source_dir, target_path: str) -> tuple[bool, bool]:
+    def _copy_directory(self, stream: Iterator[Pick | Piece | None], source_dir: DirRow, target_path: str,
+                        ) -> tuple[bool, bool]:
         """Copy the selected files of one directory; returns (wrote something, an eligible file failed)."""
         self.result.directories += 1
         created = self._ensure_dir(target_path, source_dir.created)
-        target_dir = self.target.dir_row(target_path)
-        control = backup.Range.from_row(target_dir.backup_start, target_dir.backup_end, target_dir.backup_last_changed)
-        skip = control if (self.plan.to_backup and self.request.sltfile != "*ALL") else backup.Range()
-        candidates = selection.candidates(source_dir.id, target_dir.id, from_time=self.start, skip=skip)
-        total = selection.live_files(source_dir.id)
-        chosen = [c for c in candidates if self._selected(c)]
-        self.result.not_selected += total - len(chosen)
-        # *NEW leaves changed files alone: the range cannot claim their new versions.
-        stale = self.request.sltfile == "*NEW" and any(self._changed_on_source(c) for c in candidates)
-        copied_before, failed_before = self.result.copied, self.result.failed
-        self._copy_files(chosen, target_path)
-        wrote = created or self.result.copied > copied_before
-        failed = self.result.failed > failed_before or stale
+        pick = next(stream)
+        self.result.not_selected += pick.not_selected
+        written_before, failed_before = self._written, self.result.failed
+        for piece in iter(stream.__next__, None):
+            self._write_piece(piece, target_path)
+        wrote = created or self._written > written_before
+        failed = self.result.failed > failed_before or pick.stale
         if self.plan.to_backup:
             self._control(target_path, wrote=wrote, failed=failed)
         self._group_dirs += 1
@@ -314,7 +351,6 @@ class _Copier:
         """
         if self.target.is_dir(path):
             return False
-        keep = self.plan.to_backup or self.plan.restore
         parts = [p for p in path.split("/") if p]
         with self.writer() as writer:
             for depth in range(1, len(parts) + 1):
@@ -322,7 +358,7 @@ class _Copier:
                 if self.target.is_dir(ancestor):
                     continue
                 created = self.now
-                if keep:
+                if self.choice.keep_dates:
                     created = source_created if depth == len(parts) else self._source_created(ancestor)
                 writer.make_dir(ancestor, created=created)
         return True
@@ -330,90 +366,42 @@ class _Copier:
     def _source_created(self, path: str) -> int:
         return self.source.dir_row(path).created if self.source.is_dir(path) else self.now
 
-    def _selected(self, c: Candidate) -> bool:
-        """SLTFILE against the file on the target (reference §5.4)."""
-        if c.target_modified is None or self.request.sltfile == "*ALL":
-            return True
-        if self.request.sltfile == "*NEW":
-            return False
-        return self._changed_on_source(c)
-
-    def _changed_on_source(self, c: Candidate) -> bool:
-        """*CHANGED: the source's data or attributes changed since the copy on the target."""
-        if c.target_modified is None:
-            return False
-        if self.plan.to_backup:
-            return c.modified > c.target_modified or c.attr_changed > c.target_attr_changed
-        return max(c.modified, c.attr_changed) > c.target_modified
-
     # -- files --------------------------------------------------------------
 
-    def _copy_files(self, chosen: list[Candidate], target_dir: str) -> None:
-        self._prehash.plan(chosen)
-        for start in range(0, len(chosen), BATCH_FILES):
-            batch, size = [], 0
-            for c in chosen[start:start + BATCH_FILES]:
-                batch.append(c)
-                size += c.size
-                if size >= BATCH_BYTES:
-                    self._write_batch(batch, target_dir)
-                    batch, size = [], 0
-            if batch:
-                self._write_batch(batch, target_dir)
+    def _write_piece(self, piece: Piece, target_dir: str) -> None:
+        """Write a piece: its small files at once, then its large ones each alone; commit when
+        the group holds BATCH_FILES files or BATCH_BYTES."""
+        for path, exc in piece.failures:
+            self._failed(path, exc)
+        if piece.small:
+            with self.writer() as writer:
+                outcomes = writer.write_files(target_dir, piece.small)
+            for f, outcome in zip(piece.small, outcomes, strict=True):
+                if isinstance(outcome, errors.OptvolError):
+                    self._failed(join(target_dir, f[0]), outcome)
+                else:
+                    self._wrote(outcome.path, outcome.size)
+            self._commit_if_full()
+        self._prehash.plan(piece.large)
+        for c in piece.large:
+            with self.writer() as writer:
+                if self._write_large(writer, c, target_dir):
+                    self._wrote(join(target_dir, c.name), c.size)
+            self._commit_if_full()
 
-    def _write_batch(self, batch: list[Candidate], target_dir: str) -> None:
-        """Write a batch of files and commit it (with whatever the group transaction held).
-
-        Files count as copied, and are reported to ``progress``, only once committed.
-        """
-        written: list[int] = []
-        with self.writer() as writer:
-            for group in _by_size([c for c in batch if c.size <= SMALL_FILE], SMALL_GROUP):
-                written += self._write_small(writer, group, target_dir)
-            for c in batch:
-                if c.size > SMALL_FILE and self._write_large(writer, c, target_dir):
-                    written.append(c.size)
-        self._commit()
-        for size in written:
-            self.result.copied += 1
-            self.result.bytes_copied += size
-            if self.progress:
-                self.progress(self.result.copied, self.result.bytes_copied)
-
-    def _write_small(self, writer, batch: list[Candidate], target_dir: str) -> list[int]:
-        """Copy small files: each is read whole and verified, then all are written at once.
-
-        A file that fails leaves nothing behind (every check precedes its write); returns
-        the sizes of the files written.
-        """
-        files, sources = [], []
-        for c in batch:
-            row = c.row
-            try:
-                self._check_name(target_dir, c.name)
-                data = self.source.read_verified(row, c.path)
-            except errors.OptvolError as exc:
-                self._failed(_join(target_dir, c.name), exc)
-                continue
-            files.append(SmallFile(c.name, data, row.sha256, self._times(c), row.flags))
-            sources.append(c)
-        written = []
-        for c, outcome in zip(sources, writer.write_files(target_dir, files), strict=True):
-            if isinstance(outcome, errors.OptvolError):
-                self._failed(_join(target_dir, c.name), outcome)
-            else:
-                written.append(outcome.size)
-        return written
+    def _wrote(self, path: str, size: int) -> None:
+        self._written += 1
+        self._uncommitted.append((path, size))
+        self._uncommitted_bytes += size
 
     def _write_large(self, writer, c: Candidate, target_dir: str) -> bool:
         """Copy one large file in the kernel, hashed on the side; if it fails, nothing of it stays."""
-        path = _join(target_dir, c.name)
+        path = join(target_dir, c.name)
         parts = tuple(p for p in target_dir.split("/") if p) + (c.name,)
-        created, modified, attr_changed = self._times(c)
+        created, modified, attr_changed = self.choice.times(c)
         source = SourceRange(self.source.image.data.fd, _payload_offset(self.source, c), self.source.id, c.path,
                              self._prehash.take(c))
         try:
-            self._check_name(target_dir, c.name)
             with writer.savepoint():
                 writer.write_file(path, copy_from=source,
                                   size=c.size, created=created, modified=modified, attr_changed=attr_changed,
@@ -423,25 +411,13 @@ class _Copier:
             return False
         return True
 
-    def _times(self, c: Candidate) -> tuple[int, int, int]:
-        """A backup or a restore keeps the source's dates; other copies get the request time."""
-        if self.plan.to_backup or self.plan.restore:
-            return c.created, c.modified, c.attr_changed
-        return self.now, self.now, self.now
-
-    def _check_name(self, target_dir: str, name: str) -> None:
-        """Between media formats, a name must also be valid on the target (InvalidError otherwise)."""
-        if self.reformat:
-            model.split_path(_join(target_dir, name), volume=self.target.id,
-                             media_format=MediaFormat(self.target.label()["media_format"]))
-
     def _failed(self, path: str, exc: errors.OptvolError) -> None:
         """One file failed: note it and go on, unless the volume is locked (that ends the request)."""
         if isinstance(exc, errors.LockedError):
             raise exc
         self.result.failures.append(CopyFailure(path, exc.message_id, exc.text))
 
-    def _copy_single(self, selection: Selection) -> None:
+    def _copy_single(self) -> None:
         """FROMPATH names a file: copy it alone; its directory's range does not move."""
         parent, name = self.plan.source_root.rsplit("/", 1)
         source_dir = self.source.dir_row(parent or "/")
@@ -449,14 +425,15 @@ class _Copier:
         created = self._ensure_dir(target_parent, source_dir.created)
         target_dir = self.target.dir_row(target_parent)
         target_name = self.plan.target_root.rsplit("/", 1)[1]
-        found = selection.single(source_dir.id, name, target_dir.id, target_name, from_time=self.start)
-        chosen = [c for c in found if self._selected(c)]
+        with Selection(self.source, self.target) as selection:
+            found = selection.single(source_dir.id, name, target_dir.id, target_name, from_time=self.start)
+        chosen = [c for c in found if self.choice.selected(c)]
         self.result.not_selected += 1 - len(chosen)
-        copied_before = self.result.copied
-        if chosen:
-            self._write_batch(chosen, target_parent)
+        written_before = self._written
+        for piece in read_pieces(self.source, self.choice, chosen, target_parent):
+            self._write_piece(piece, target_parent)
         if self.plan.to_backup:
-            wrote = created or self.result.copied > copied_before
+            wrote = created or self._written > written_before
             self._control(target_parent, wrote=wrote, failed=True)  # a file request never completes a range
 
     # -- backup control data --------------------------------------------------
@@ -477,28 +454,12 @@ class _Copier:
             self.result.failures.append(CopyFailure(path or "/", exc.message_id, exc.text))
 
     def _log_request(self) -> None:
+        """Log the request on the backup, in the transaction that commits its last files."""
         entry = {
             "time": self.now, "command": "CPYOPT", "parameters": self.request.parameters(),
-            "copied": self.result.copied, "not_selected": self.result.not_selected, "failed": self.result.failed,
+            "copied": self.result.copied + len(self._uncommitted), "not_selected": self.result.not_selected, "failed": self.result.failed,
             "directories": self.result.directories,
             "outcome": "*COMPLETE" if not self.result.failures else "*ERRORS", "id": self.request_id,
         }
         with self.writer() as writer:
             writer.log_request(entry)
-
-
-def _join(directory: str, name: str) -> str:
-    return directory.rstrip("/") + "/" + name
-
-
-def _by_size(candidates: list[Candidate], limit: int) -> Iterator[list[Candidate]]:
-    """The candidates in order, in runs of at most ``limit`` bytes (a bigger one alone)."""
-    run, held = [], 0
-    for c in candidates:
-        if run and held + c.size > limit:
-            yield run
-            run, held = [], 0
-        run.append(c)
-        held += c.size
-    if run:
-        yield run

@@ -20,6 +20,10 @@ class OptvolError(Exception):
         self.message_id = message_id
         self.text = text
 
+    def __reduce__(self) -> tuple:
+        """Pickle as the same class, ID and text (CPYOPT's read-ahead process sends errors)."""
+        return type(self), (self.message_id, self.text)
+
 
 class CompletedWithErrors(OptvolError):
     """The command finished but some items failed; its result says which."""

@@ -124,7 +124,8 @@ class PrivilegedWriter:
         """Write many small files into ``directory``, keeping their times and flags, each checked alone.
 
         The result holds, in order, each file's new version or the error that refused it
-        (nothing of a refused file is written). Names must differ by key.
+        (nothing of a refused file is written). Names must differ by key. A plain tuple of a
+        SmallFile's fields will do for a SmallFile.
         """
         volume, tx = self.volume, self.tx
         parts = volume._parts(directory, is_dir=True)
@@ -132,20 +133,20 @@ class PrivilegedWriter:
             parent = volume._parent_dir(tx, parts)
         except errors.OptvolError as exc:
             return [exc] * len(files)
-        olds = volume._files_named(parent.id, [f.name for f in files])
+        olds = volume._files_named(parent.id, [f[0] for f in files])
         now, done, versions, records = volume._now(), [], [], []
-        for f in files:
-            old = olds.get(model.name_key(f.name))
+        for name, data, sha256, times, flags in files:
+            old = olds.get(model.name_key(name))
             try:
-                new, body = volume._new_version(tx, parent, (*parts, f.name), old, replace=True, times=f.times,
-                                                flags=f.flags, honour_read_only=self.honour_read_only, now=now,
-                                                size=len(f.data), sha256=f.sha256)
-                volume._make_room(tx, old, body, len(f.data), charge=True)
+                new, body = volume._new_version(tx, parent, (*parts, name), old, replace=True, times=times,
+                                                flags=flags, honour_read_only=self.honour_read_only, now=now,
+                                                size=len(data), sha256=sha256)
+                volume._make_room(tx, old, body, len(data), charge=True)
             except errors.OptvolError as exc:
                 done.append(exc)
                 continue
-            records.append((body, f.data, f.sha256))
-            versions.append((f.name, new, old))
+            records.append((body, data, sha256))
+            versions.append((name, new, old))
             done.append(new)
         if records:  # every check has passed: only I/O errors can come from here on, and they end the transaction
             places = tx.append_many(Kind.FILE, records)

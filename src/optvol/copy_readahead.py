@@ -1,0 +1,123 @@
+"""CPYOPT's read-ahead process: selection and verified reads on the second core (DESIGN §6).
+
+A CPYOPT of many small files spends about as long choosing and reading them as writing
+them, and Python runs one thread at a time. So a tree copy forks a child that runs the
+reading side (``copy_select.read_directory``: index queries, preads, SHA-256 checks)
+ahead of the parent, which does every write. The child writes nothing and reads only
+committed state; it sends what it read through a pipe, a pickled message at a time, and
+blocks when the pipe is full, so it runs at most a pipe and a piece ahead.
+
+The child is forked while the parent runs no other thread, ignores SIGINT (the parent
+ends it with SIGKILL when done, early or not: the child writes nothing, so it may stop
+anywhere), dies with its parent (PR_SET_PDEATHSIG on Linux), and leaves with ``os._exit``: nothing of the parent's (SQLite connections, buffers,
+atexit handlers) runs in it. An optvol error in the child reaches the parent as that
+error; anything else as a RuntimeError with the child's traceback (a bug: exit 70).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pickle
+import signal
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+
+from optvol import errors
+
+PIPE_BYTES = 1 << 20  # the pipe's capacity, if the system allows: the child runs this far ahead
+_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Python 3.10+ on Linux); given here for older builds
+_PR_SET_PDEATHSIG = 1
+
+
+class ReadAhead:
+    """Run ``produce()`` in a child process; iterate over what it yields, in order.
+
+    Use as a context manager: leaving it (early or not) closes the pipe and reaps the child.
+    """
+
+    def __init__(self, produce: Callable[[], Iterable[object]]):
+        read_fd, write_fd = os.pipe()
+        try:
+            fcntl.fcntl(write_fd, getattr(fcntl, "F_SETPIPE_SZ", _F_SETPIPE_SZ), PIPE_BYTES)
+        except OSError:
+            pass  # a smaller pipe only runs less far ahead
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_fd)
+            _child(produce, write_fd, parent)
+        os.close(write_fd)
+        self.pid = pid
+        self.input = os.fdopen(read_fd, "rb", buffering=PIPE_BYTES)
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[object]:
+        while True:
+            try:
+                kind, value = pickle.load(self.input)
+            except EOFError:
+                raise RuntimeError("the CPYOPT read-ahead process ended without a word") from None
+            if kind == "item":
+                yield value
+            elif kind == "end":
+                return
+            elif kind == "error":
+                raise value
+            else:
+                raise RuntimeError(f"the CPYOPT read-ahead process failed:\n{value}")
+
+    def close(self) -> None:
+        """End the child (it writes nothing, so it may stop anywhere) and reap it."""
+        if self.pid:
+            self.input.close()
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+
+
+def _child(produce: Callable[[], Iterable[object]], write_fd: int, parent: int) -> None:
+    status = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _die_with(parent)
+        with os.fdopen(write_fd, "wb", buffering=PIPE_BYTES) as out:
+            try:
+                for item in produce():
+                    _send(out, "item", item)
+                _send(out, "end", None)
+            except BrokenPipeError:
+                raise
+            except errors.OptvolError as exc:
+                _send(out, "error", exc)
+            except BaseException:  # noqa: BLE001 - a bug: the parent shows its traceback
+                _send(out, "bug", traceback.format_exc())
+                status = 70
+    except BrokenPipeError:
+        pass  # the parent stopped reading: it has finished or failed on its own
+    except BaseException:  # noqa: BLE001 - nothing may leave the child but os._exit
+        status = 70
+    finally:
+        os._exit(status)
+
+
+def _send(out, kind: str, value: object) -> None:
+    pickle.dump((kind, value), out, protocol=pickle.HIGHEST_PROTOCOL)
+    out.flush()  # the parent may be waiting for this very message
+
+
+def _die_with(parent: int) -> None:
+    """Ask Linux to kill this process when its parent dies; leave now if it already has."""
+    import ctypes  # here, in the child: the CLI's start does not pay for it
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the child still leaves at its next write after the parent is gone
+    if os.getppid() != parent:
+        os._exit(0)

@@ -1,0 +1,97 @@
+"""CPYOPT's read-ahead process (copy_readahead.py): order, errors, and that it never outlives its use."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from optvol import errors
+from optvol.copy_readahead import ReadAhead
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_items_arrive_in_order_with_their_bytes():
+    items = [(n, os.urandom(n % 5000)) for n in range(3000)]  # more than the pipe holds
+    with ReadAhead(lambda: iter(items)) as read_ahead:
+        assert list(read_ahead) == items
+
+
+def test_an_optvol_error_in_the_child_is_raised_as_itself():
+    def produce():
+        yield "first"
+        raise errors.error("CPF1F28", path="/D/F", volume="PVOL1", reason="SHA-256 of the data does not match")
+
+    with ReadAhead(produce) as read_ahead:
+        stream = iter(read_ahead)
+        assert next(stream) == "first"
+        with pytest.raises(errors.DamagedError) as caught:
+            next(stream)
+    assert caught.value.message_id == "CPF1F28" and "/D/F" in caught.value.text
+    assert caught.value.exit_code == 7
+
+
+def test_a_bug_in_the_child_comes_back_with_its_traceback():
+    def produce():
+        yield 1
+        {}["missing"]
+
+    with ReadAhead(produce) as read_ahead, pytest.raises(RuntimeError, match="KeyError: 'missing'"):
+        list(read_ahead)
+
+
+def test_leaving_early_ends_the_child():
+    def produce():
+        n = 0
+        while True:
+            n += 1
+            yield n
+
+    with ReadAhead(produce) as read_ahead:
+        pid = read_ahead.pid
+        assert next(iter(read_ahead)) == 1
+        assert alive(pid)
+    assert not alive(pid)  # killed and reaped
+
+
+def test_the_child_dies_with_a_killed_parent(tmp_path):
+    """SIGKILL the process that reads (as kill -9 of a CPYOPT): its child goes too, even one
+    busy with a long query that would not notice the closed pipe until its next write."""
+    script = textwrap.dedent("""
+        import sys, time
+        from optvol.copy_readahead import ReadAhead
+
+        def produce():
+            yield b"first"
+            time.sleep(120)  # no write for a long while: only PR_SET_PDEATHSIG ends it
+            yield b"late"
+
+        read_ahead = ReadAhead(produce)
+        print(read_ahead.pid, flush=True)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        assert alive(child)
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not alive(child)
+    finally:
+        parent.kill()
+        parent.stdout.close()
