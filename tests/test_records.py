@@ -80,10 +80,11 @@ def test_header_written_into_a_buffer_is_the_same(body, sector_size, offset):
     alone = _header(body, sector_size=sector_size)
     buf = bytearray(b"\xee" * sector_size * offset + bytes(len(alone)) + b"\xee")
     encoded = records.encode_body(body)
-    count = records.write_header_into(buf, sector_size * offset, kind=Kind.FILE, sequence=7, body=encoded,
-                                      payload_size=3, payload_sha256=hashlib.sha256(b"abc").digest(),
-                                      sector_size=sector_size)
+    count = records.header_sectors_for(encoded, sector_size)
     assert count * sector_size == len(alone)
+    records.write_header_into(buf, sector_size * offset, Kind.FILE, 7, encoded, 3, hashlib.sha256(b"abc").digest(),
+                              count, sector_size)
+    assert buf[: sector_size * offset] == b"\xee" * sector_size * offset and buf[-1:] == b"\xee"
     assert bytes(buf[sector_size * offset: sector_size * offset + len(alone)]) == alone
 
 

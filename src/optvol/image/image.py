@@ -440,25 +440,25 @@ class Transaction:
 
         Each is laid out in place in the current piece, zero padded (docs/format.md §3.1).
         """
-        sector_size, places = self.sector_size, []
+        sector_size, places, write_header = self.sector_size, [], records.write_header_into
         for encoded, payload, sha in items:
             size = len(payload)
-            place = Place(self.end, -(-(records.FIXED_SIZE + len(encoded)) // sector_size), -(-size // sector_size))
-            length = (place.header_sectors + place.payload_sectors) * sector_size
+            header_sectors = -(-(records.FIXED_SIZE + len(encoded)) // sector_size)
+            sectors = header_sectors + -(-size // sector_size)
+            length = sectors * sector_size
             if self._filled + length > len(self._piece):
                 self._flush(room=length)
-            piece, at, end = self._piece, self._filled, self._filled + length
-            body_end, payload_at = at + records.FIXED_SIZE + len(encoded), at + place.header_sectors * sector_size
+            piece, at = self._piece, self._filled
+            end, body_end, payload_at = at + length, at + records.FIXED_SIZE + len(encoded), at + header_sectors * sector_size
             # A piece used before holds older records: zero the padding of the header and of the payload.
             piece[body_end:payload_at] = _ZEROS[: payload_at - body_end]
             piece[payload_at + size : end] = _ZEROS[: end - payload_at - size]
-            records.write_header_into(piece, at, kind=kind, sequence=self.sequence, body=encoded, payload_size=size,
-                                      payload_sha256=sha, sector_size=sector_size)
+            write_header(piece, at, kind, self.sequence, encoded, size, sha, header_sectors, sector_size)
             piece[payload_at : payload_at + size] = payload
+            places.append(Place(self.end, header_sectors, sectors - header_sectors))
             self._filled = end
             self.sequence += 1
-            self.end += place.header_sectors + place.payload_sectors
-            places.append(place)
+            self.end += sectors
         return places
 
     def append_stream(

@@ -96,19 +96,19 @@ def write_header(
 ) -> bytes:
     """Encode a header, padded to whole sectors (``body`` as a dict or already encoded)."""
     encoded = body if isinstance(body, bytes) else encode_body(body)
-    buf = bytearray(header_sectors_for(encoded, sector_size) * sector_size)
-    write_header_into(buf, 0, kind=kind, sequence=sequence, body=encoded, payload_size=payload_size,
-                      payload_sha256=payload_sha256, sector_size=sector_size)
+    header_sectors = header_sectors_for(encoded, sector_size)
+    buf = bytearray(header_sectors * sector_size)
+    write_header_into(buf, 0, kind, sequence, encoded, payload_size, payload_sha256, header_sectors, sector_size)
     return bytes(buf)
 
 
 def write_header_into(
-    buf: bytearray, offset: int, *, kind: Kind, sequence: int, body: bytes, payload_size: int, payload_sha256: bytes,
-    sector_size: int,
-) -> int:
-    """Encode a header with an encoded ``body`` at ``offset`` of ``buf``, whose bytes after the
-    body to the end of the header must be zero; return its length in sectors."""
-    header_sectors = sectors_for(FIXED_SIZE + len(body), sector_size)
+    buf: bytearray, offset: int, kind: Kind, sequence: int, body: bytes, payload_size: int, payload_sha256: bytes,
+    header_sectors: int, sector_size: int,
+) -> None:
+    """Encode a header of ``header_sectors`` (``header_sectors_for(body)``) with an encoded
+    ``body`` at ``offset`` of ``buf``, whose bytes after the body to the end of the header
+    must be zero. Positional: it runs once per record written."""
     _FIXED.pack_into(
         buf, offset, MAGIC, FORMAT_VERSION, kind, 0, header_sectors, sequence,
         payload_size, payload_sha256, len(body), 0,
@@ -117,7 +117,6 @@ def write_header_into(
     buf[start : start + len(body)] = body
     # The view is a temporary: released as soon as crc32 returns, so ``buf`` can grow again.
     _CRC.pack_into(buf, offset + _CRC_OFFSET, zlib.crc32(memoryview(buf)[offset : offset + header_sectors * sector_size]))
-    return header_sectors
 
 
 def header_sectors_of(first_sector: bytes) -> int:
