@@ -371,6 +371,42 @@ def test_large_files_hashed_ahead_each_checked_against_its_own_bytes(lib, clock)
             assert pvol2.read_verified(pvol2.file_row(path)[1], path) == files[path]
 
 
+def test_tree_read_ahead_in_a_child_or_here_when_other_threads_run(lib, clock, monkeypatch):
+    """A tree is read by a forked child; a process with other threads must not fork, and
+    reads in process instead, with the same outcome."""
+    import threading
+
+    from optvol import copy_readahead
+
+    files = {f"/D{d}/F{n}": os.urandom(100 + n) for d in range(3) for n in range(30)}
+    write(lib, clock, day(1, 2), files)
+    forks = []
+    real_fork = copy_readahead.os.fork
+
+    def counted_fork():
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(copy_readahead.os, "fork", counted_fork)
+    first = backup(lib, day(1, 3))
+    assert len(forks) == 1 and first.copied == len(files)
+    inzopt(lib, vol="BVOL2", type=VolumeType.BACKUP, now=day(1, 1))
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        second = backup(lib, day(1, 3), target="BVOL2")
+    finally:
+        release.set()
+        other.join()
+    assert len(forks) == 1  # no fork this time
+    assert (second.copied, second.directories, second.failed) == (first.copied, first.directories, 0)
+    with lib.open("BVOL1") as one, lib.open("BVOL2") as two:
+        for path, data in files.items():
+            assert one.read_verified(one.file_row(path)[1], path) == two.read_verified(two.file_row(path)[1], path) == data
+            assert one.stat(path).modified == two.stat(path).modified
+
+
 def test_target_full_is_a_per_file_failure(tmp_path, clock):
     lib = Library(tmp_path / "lib", clock=clock)
     inzopt(lib, vol="PVOL1", now=day(1, 1))

@@ -8,7 +8,8 @@ no-change re-run costs what changed, not the size of the volume.
 
 A tree is read by a child process ahead of the writes (``copy_readahead.py``): it runs
 the selection, SLTFILE and the verified reads of small files (``copy_select.py``) on
-the second core. This process does every write: small files a piece at a time through
+the second core (in a process that runs other threads, which must not fork, the same
+reads run here between the writes). This process does every write: small files a piece at a time through
 ``write_files``, large ones each alone in the kernel while two threads hash the next
 ones; a group of BATCH_FILES files or BATCH_BYTES is one transaction, and its files
 count as copied once it has committed.
@@ -16,6 +17,7 @@ count as copied once it has committed.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -300,18 +302,25 @@ class _Copier:
 
     def _read_ahead(self, stack: ExitStack) -> tuple[list[tuple[DirRow, str]], Iterator[Pick | Piece | None]]:
         """The tree's directories (source row, target path) and the stream of their reads from
-        a child process (``copy_readahead.py``): each one's Pick, its Pieces, then None."""
+        a child process (``copy_readahead.py``): each one's Pick, its Pieces, then None. In a
+        process with other threads they are read in this one instead."""
         dirs = []
         for source_dir in self.source.dir_rows(self.plan.source_root, recursive=self.request.cpysubdir):
             relative = source_dir.path[len(self.plan.source_root.rstrip("/")):]
             dirs.append((source_dir, (self.plan.target_root.rstrip("/") + relative) or "/"))
 
-        def reads() -> Iterator[Pick | Piece | None]:  # runs in the child
+        def reads() -> Iterator[Pick | Piece | None]:
             with Selection(self.source, self.target) as selection:
                 for source_dir, target_path in dirs:
                     yield from read_directory(selection, self.source, self.choice, source_dir.id, target_path)
                     yield None
 
+        if threading.active_count() > 1:
+            # A fork copies only the calling thread: a lock another thread holds (in SQLite,
+            # say) would stay locked in the child for ever. Read here, between the writes.
+            stream = reads()
+            stack.callback(stream.close)
+            return dirs, stream
         return dirs, iter(stack.enter_context(ReadAhead(reads)))
 
     def _copy_tree(self, dirs: list[tuple[DirRow, str]], stream: Iterator[Pick | Piece | None]) -> None:
