@@ -7,11 +7,12 @@ ahead of the parent, which does every write. The child writes nothing and reads 
 committed state; it sends what it read through a pipe, a pickled message at a time, and
 blocks when the pipe is full, so it runs at most a pipe and a piece ahead.
 
-The child is forked while the parent runs no other thread, ignores SIGINT (the parent
-ends it with SIGKILL when done, early or not: the child writes nothing, so it may stop
-anywhere), dies with its parent (PR_SET_PDEATHSIG on Linux), and leaves with ``os._exit``: nothing of the parent's (SQLite connections, buffers,
-atexit handlers) runs in it. An optvol error in the child reaches the parent as that
-error; anything else as a RuntimeError with the child's traceback (a bug: exit 70).
+The child is forked while the parent runs no other thread (the caller sees to it). It
+ignores SIGINT: the parent ends it with SIGKILL when done, early or not, since a child
+that writes nothing may stop anywhere. It dies with its parent (PR_SET_PDEATHSIG on
+Linux) and leaves with ``os._exit``, so nothing of the parent's (SQLite connections,
+buffers, atexit handlers) runs in it. An optvol error in the child reaches the parent as
+that error; anything else as a RuntimeError with the child's traceback (a bug: exit 70).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _PR_SET_PDEATHSIG = 1
 class ReadAhead:
     """Run ``produce()`` in a child process; iterate over what it yields, in order.
 
-    Use as a context manager: leaving it (early or not) closes the pipe and reaps the child.
+    Use as a context manager: leaving it (early or not) ends and reaps the child.
     """
 
     def __init__(self, produce: Callable[[], Iterable[object]]):

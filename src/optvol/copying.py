@@ -8,11 +8,11 @@ no-change re-run costs what changed, not the size of the volume.
 
 A tree is read by a child process ahead of the writes (``copy_readahead.py``): it runs
 the selection, SLTFILE and the verified reads of small files (``copy_select.py``) on
-the second core (in a process that runs other threads, which must not fork, the same
-reads run here between the writes). This process does every write: small files a piece at a time through
-``write_files``, large ones each alone in the kernel while two threads hash the next
-ones; a group of BATCH_FILES files or BATCH_BYTES is one transaction, and its files
-count as copied once it has committed.
+the second core. (A process that runs other threads must not fork: there the same reads
+run here, between the writes.) This process does every write: small files a piece at a
+time through ``write_files``, large ones each alone in the kernel while two threads hash
+the next ones. A group of BATCH_FILES files or BATCH_BYTES is one transaction, and its
+files count as copied once it has committed.
 """
 
 from __future__ import annotations
