@@ -46,7 +46,7 @@ class Progress:
 
 
 def op_cpyopt_tree(library, args: dict, progress: Progress) -> None:
-    """One CPYOPT of the whole tree to a backup; each committed batch reports its files."""
+    """One CPYOPT of the whole tree to a backup; each committed group reports its files."""
     from optvol import copying
     from optvol.model import VolumeType
 
@@ -59,6 +59,7 @@ def op_cpyopt_tree(library, args: dict, progress: Progress) -> None:
             progress.line(f"done {path}")
 
     copying._Copier._commit = commit
+    copying.BATCH_FILES = args.get("batch_files", copying.BATCH_FILES)  # commits inside directories too
     request = copying.CopyRequest(fromvol=args["from"], frompath="/", tovol=args["to"], totype=VolumeType.BACKUP,
                                   cpysubdir=True, sltfile=args.get("sltfile", "*CHANGED"))
     result = copying.cpyopt(library, request, now=clock())
