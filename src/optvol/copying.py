@@ -227,12 +227,11 @@ class _Copier:
         self.request, self.plan, self.source, self.target, self.now = request, plan, source, target, now
         self.progress = progress
         self.result = CopyResult()
-        start = None if request.fromtime is None else model.to_micros(request.fromtime)
-        self.start = start
+        self.start = None if request.fromtime is None else model.to_micros(request.fromtime)
         self.request_id = target.next_request_id() if plan.to_backup else 0
         target_format = MediaFormat(target.label()["media_format"])
         reformat = source.label()["media_format"] != target_format
-        self.choice = Choice(request.sltfile, plan.to_backup, plan.to_backup or plan.restore, now, start, target.id,
+        self.choice = Choice(request.sltfile, plan.to_backup, plan.to_backup or plan.restore, now, self.start, target.id,
                              target_format if reformat else None)
         self._group: ExitStack | None = None  # the open group transaction, if any
         self._group_dirs = 0  # directories done in it
