@@ -148,6 +148,7 @@ def test_raw_transaction_that_raises_truncates_its_records(library, primary):
         with image.transaction() as tx:
             tx.append(Kind.FILE, {"path": "/X"}, b"z" * 20_000)
             tx._flush()
+            tx._settle()  # the writer thread has written it
             assert os.path.getsize(data_path(library, "PVOL1")) > len(data_before)
             raise RuntimeError("die")
     assert read_data(library, "PVOL1") == data_before
