@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from optvol import errors
+from optvol import copy_readahead, errors
 from optvol.copy_readahead import ReadAhead
 
 
@@ -50,6 +50,46 @@ def test_a_bug_in_the_child_comes_back_with_its_traceback():
 
     with ReadAhead(produce) as read_ahead, pytest.raises(RuntimeError, match="KeyError: 'missing'"):
         list(read_ahead)
+
+
+def test_an_item_that_cannot_cross_the_pipe_is_a_bug_not_a_broken_stream():
+    def produce():
+        yield "first"
+        yield lambda: None  # pickle refuses it: nothing of it may reach the pipe
+
+    with ReadAhead(produce) as read_ahead:
+        stream = iter(read_ahead)
+        assert next(stream) == "first"
+        with pytest.raises(RuntimeError, match="(?s)read-ahead process failed.*pickle"):
+            next(stream)
+
+
+def test_the_child_reads_ahead_beyond_the_pipe_but_no_further(tmp_path, monkeypatch):
+    """The sender thread holds what the pipe has no room for, up to AHEAD_BYTES: the child
+    gets well past a pipe's worth before the parent reads a thing, and then stops."""
+    monkeypatch.setattr(copy_readahead, "AHEAD_BYTES", 4 << 20)  # the child is forked with it
+    size, count = 512 << 10, 64
+    progress = tmp_path / "made"
+
+    def produce():
+        for n in range(count):
+            progress.write_text(str(n))  # n items made before this one
+            yield bytes([n]) * size
+
+    with ReadAhead(produce) as read_ahead:
+        made, stable_since = -1, time.monotonic()
+        deadline = time.monotonic() + 20
+        while time.monotonic() - stable_since < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = int(progress.read_text()) if progress.exists() else -1
+            if now != made:
+                made, stable_since = now, time.monotonic()
+        # At most AHEAD_BYTES held by the sender, a pipe (1 MiB, or less), the message in the
+        # sender's hands and the one waiting to be taken: 8 + 2 + 1 + 1 items of 512 KiB.
+        assert 2 * copy_readahead.PIPE_BYTES // size < made <= 12
+        items = list(read_ahead)
+    assert [(item[0], len(item)) for item in items] == [(n, size) for n in range(count)]
+    assert all(item == bytes([item[0]]) * size for item in items)
 
 
 def test_leaving_early_ends_the_child():

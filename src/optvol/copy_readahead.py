@@ -4,8 +4,11 @@ A CPYOPT of many small files spends about as long choosing and reading them as w
 them, and Python runs one thread at a time. So a tree copy forks a child that runs the
 reading side (``copy_select.read_directory``: index queries, preads, SHA-256 checks)
 ahead of the parent, which does every write. The child writes nothing and reads only
-committed state; it sends what it read through a pipe, a pickled message at a time, and
-blocks when the pipe is full, so it runs at most a pipe and a piece ahead.
+committed state; it sends what it read through a pipe, a pickled message at a time. It
+does not wait for room in the pipe: what does not fit waits in a backlog of at most
+AHEAD_BYTES, topped up into the pipe at each message, so the child reads on up to that far
+(and a pipe) ahead, and the writer finds the next piece waiting even after the reader was
+slowed down for a while. (A pipe holds only 1 MiB without privileges, about one piece.)
 
 The child is forked while the parent runs no other thread (the caller sees to it). It
 ignores SIGINT: the parent ends it with SIGKILL when done, early or not, since a child
@@ -20,13 +23,16 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
+import select
 import signal
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from optvol import errors
 
-PIPE_BYTES = 1 << 20  # the pipe's capacity, if the system allows: the child runs this far ahead
+PIPE_BYTES = 1 << 20  # the pipe's capacity, if the system allows (1 MiB is the unprivileged limit)
+AHEAD_BYTES = 8 << 20  # what the child may hold beyond what the pipe holds
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Python 3.10+ on Linux); given here for older builds
 _PR_SET_PDEATHSIG = 1
 
@@ -87,18 +93,19 @@ def _child(produce: Callable[[], Iterable[object]], write_fd: int, parent: int) 
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _die_with(parent)
-        with os.fdopen(write_fd, "wb", buffering=PIPE_BYTES) as out:
-            try:
-                for item in produce():
-                    _send(out, "item", item)
-                _send(out, "end", None)
-            except BrokenPipeError:
-                raise
-            except errors.OptvolError as exc:
-                _send(out, "error", exc)
-            except BaseException:  # noqa: BLE001 - a bug: the parent shows its traceback
-                _send(out, "bug", traceback.format_exc())
-                status = 70
+        sender = _Sender(write_fd)
+        try:
+            for item in produce():
+                sender.send("item", item)
+            sender.send("end", None)
+        except BrokenPipeError:
+            raise
+        except errors.OptvolError as exc:
+            sender.send("error", exc)
+        except BaseException:  # noqa: BLE001 - a bug: the parent shows its traceback
+            sender.send("bug", traceback.format_exc())
+            status = 70
+        sender.close()
     except BrokenPipeError:
         pass  # the parent stopped reading: it has finished or failed on its own
     except BaseException:  # noqa: BLE001 - nothing may leave the child but os._exit
@@ -107,9 +114,43 @@ def _child(produce: Callable[[], Iterable[object]], write_fd: int, parent: int) 
         os._exit(status)
 
 
-def _send(out, kind: str, value: object) -> None:
-    pickle.dump((kind, value), out, protocol=pickle.HIGHEST_PROTOCOL)
-    out.flush()  # the parent may be waiting for this very message
+class _Sender:
+    """Writes the child's pickled messages to the pipe without waiting for room: what does not
+    fit stays in a backlog, topped up into the pipe at each ``send``. ``send`` waits for room
+    only while the backlog holds more than AHEAD_BYTES; ``close`` waits until all of it is in
+    the pipe. BrokenPipeError once the parent has gone."""
+
+    def __init__(self, fd: int):
+        os.set_blocking(fd, False)
+        self.fd, self.backlog, self.held = fd, deque(), 0
+
+    def send(self, kind: str, value: object) -> None:
+        message = memoryview(pickle.dumps((kind, value), protocol=pickle.HIGHEST_PROTOCOL))
+        self.backlog.append(message)
+        self.held += len(message)
+        self._flush(wait_above=AHEAD_BYTES)
+
+    def close(self) -> None:
+        self._flush(wait_above=0)
+        os.close(self.fd)
+
+    def _flush(self, *, wait_above: int) -> None:
+        """Put as much of the backlog into the pipe as fits; wait for room while more than
+        ``wait_above`` bytes would stay behind."""
+        while self.backlog:
+            try:
+                written = os.write(self.fd, self.backlog[0])
+            except BlockingIOError:
+                if self.held <= wait_above:
+                    return
+                select.select([], [self.fd], [])
+                continue
+            self.held -= written
+            rest = self.backlog[0][written:]
+            if rest:
+                self.backlog[0] = rest
+            else:
+                self.backlog.popleft()
 
 
 def _die_with(parent: int) -> None:
