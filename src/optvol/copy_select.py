@@ -22,7 +22,7 @@ from optvol.image.image import IndexConnection
 from optvol.model import MediaFormat
 from optvol.privileged import SmallFile
 from optvol.volume import Volume
-from optvol.volume_rows import FILE_COLUMNS, FileRow
+from optvol.volume_rows import FILE_COLUMNS, DirRow, FileRow
 
 SMALL_FILE = 256 << 10  # read whole, verify, then write; larger ones: kernel copy + parallel hash, in a savepoint
 SMALL_GROUP = 8 << 20  # at most this many bytes of small files are read into one piece
@@ -36,9 +36,14 @@ class Candidate(NamedTuple):
 
     row: FileRow
     name: str  # the name on the target
-    path: str  # the path on the source
+    dir_path: str  # the source directory's path
     target_modified: int | None
     target_attr_changed: int | None
+
+    @property
+    def path(self) -> str:
+        """The path on the source."""
+        return self.row.path(self.dir_path)
 
     @property
     def size(self) -> int:
@@ -88,16 +93,15 @@ class Selection:
 
     def _select(self, where: str) -> str:
         return (
-            f"SELECT {_SOURCE_COLUMNS}, d.path, t.modified, t.attr_changed FROM main.files AS s"
-            f" JOIN main.dirs AS d ON d.id = s.dir"
+            f"SELECT {_SOURCE_COLUMNS}, t.modified, t.attr_changed FROM main.files AS s"
             f" LEFT JOIN {self.target_schema}.files AS t ON t.dir = :tdir AND t.name_key = s.name_key AND t.live = 1"
             f" WHERE s.dir = :sdir AND s.live = 1 {where}"
         )
 
-    def candidates(self, source_dir: int, target_dir: int, *, from_time: int | None, skip: Range) -> list[Candidate]:
+    def candidates(self, source_dir: DirRow, target_dir: int, *, from_time: int | None, skip: Range) -> list[Candidate]:
         """Files of a source directory changed at or after ``from_time`` and not inside ``skip``."""
         where = "" if from_time is None else "AND s.changed >= :from"
-        args = {"sdir": source_dir, "tdir": target_dir, "from": from_time}
+        args = {"sdir": source_dir.id, "tdir": target_dir, "from": from_time}
         if not skip.has_range:
             rows = self.conn.execute(self._select(where), args).fetchall()
         else:
@@ -106,16 +110,16 @@ class Selection:
             if skip.start is not None:
                 rows += self.conn.execute(self._select(where + " AND s.changed < :start"),
                                           {**args, "start": skip.start}).fetchall()
-        return [self._candidate(r) for r in rows]
+        return [Candidate(FileRow(*r[:15]), r[2], source_dir.path, r[15], r[16]) for r in rows]
 
-    def single(self, source_dir: int, name: str, target_dir: int, target_name: str, *,
+    def single(self, source_dir: DirRow, name: str, target_dir: int, target_name: str, *,
                from_time: int | None) -> list[Candidate]:
         """The one file a file FROMPATH names, matched against ``target_name`` on the target."""
         where = "AND s.name_key = :name" + ("" if from_time is None else " AND s.changed >= :from")
         sql = self._select(where).replace("t.name_key = s.name_key", "t.name_key = :tname")
-        rows = self.conn.execute(sql, {"sdir": source_dir, "tdir": target_dir, "name": name.upper(),
+        rows = self.conn.execute(sql, {"sdir": source_dir.id, "tdir": target_dir, "name": name.upper(),
                                        "tname": target_name.upper(), "from": from_time}).fetchall()
-        return [self._candidate(r, name=target_name) for r in rows]
+        return [Candidate(FileRow(*r[:15]), target_name, source_dir.path, r[15], r[16]) for r in rows]
 
     def target_dir(self, path: str) -> tuple[int | None, Range]:
         """The target directory at ``path`` as committed: its id (None if missing) and backup range."""
@@ -123,13 +127,9 @@ class Selection:
                                 " WHERE path_key = ? AND live = 1", (model.name_key(path),)).fetchone()
         return (None, Range()) if row is None else (row[0], Range.from_row(*row[1:]))
 
-    def live_files(self, source_dir: int) -> int:
-        return self.conn.execute("SELECT count(*) FROM main.files WHERE dir = ? AND live = 1", (source_dir,)).fetchone()[0]
-
-    @staticmethod
-    def _candidate(r: tuple, name: str | None = None) -> Candidate:
-        row = FileRow(*r[:15])
-        return Candidate(row, name or row.name, row.path(r[15]), r[16], r[17])
+    def live_files(self, source_dir: DirRow) -> int:
+        return self.conn.execute("SELECT count(*) FROM main.files WHERE dir = ? AND live = 1",
+                                 (source_dir.id,)).fetchone()[0]
 
 
 class Choice(NamedTuple):
@@ -188,7 +188,7 @@ class Piece(NamedTuple):
     failures: list[tuple[str, errors.OptvolError]]
 
 
-def read_directory(selection: Selection, source: Volume, choice: Choice, source_dir: int, target_dir: str,
+def read_directory(selection: Selection, source: Volume, choice: Choice, source_dir: DirRow, target_dir: str,
                    ) -> Iterator[Pick | Piece]:
     """One directory: its Pick, then its Pieces (the target directory as committed decides)."""
     target_id, target_range = selection.target_dir(target_dir)
@@ -205,14 +205,15 @@ def read_pieces(source: Volume, choice: Choice, chosen: list[Candidate], target_
     bytes or PIECE_FILES files a piece), large ones passed on by PIECE_FILES."""
     small, large, failures, held = [], [], [], 0
     for c in chosen:
+        row = c.row
         try:
             choice.check_name(target_dir, c.name)
-            if c.size > SMALL_FILE:
+            if row.size > SMALL_FILE:
                 large.append(c)
             else:
                 # A SmallFile's fields as a plain tuple: it crosses the read-ahead pipe five times faster.
-                small.append((c.name, source.read_verified(c.row, c.path), c.row.sha256, choice.times(c), c.row.flags))
-                held += c.size
+                small.append((c.name, source.read_verified(row, c.path), row.sha256, choice.times(c), row.flags))
+                held += row.size
         except errors.OptvolError as exc:
             failures.append((join(target_dir, c.name), exc))
         if held >= SMALL_GROUP or len(small) + len(large) + len(failures) >= PIECE_FILES:

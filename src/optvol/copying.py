@@ -253,10 +253,10 @@ class _Copier:
         if self._group is not None:
             group, self._group = self._group, None
             group.close()
-        written, self._uncommitted, self._uncommitted_bytes = self._uncommitted, [], 0
-        for _, size in written:
-            self.result.copied += 1
-            self.result.bytes_copied += size
+        if self._uncommitted:
+            self.result.copied += len(self._uncommitted)
+            self.result.bytes_copied += self._uncommitted_bytes
+            self._uncommitted, self._uncommitted_bytes = [], 0
             if self.progress:
                 self.progress(self.result.copied, self.result.bytes_copied)
 
@@ -311,7 +311,7 @@ class _Copier:
         def reads() -> Iterator[Pick | Piece | None]:
             with Selection(self.source, self.target) as selection:
                 for source_dir, target_path in dirs:
-                    yield from read_directory(selection, self.source, self.choice, source_dir.id, target_path)
+                    yield from read_directory(selection, self.source, self.choice, source_dir, target_path)
                     yield None
 
         if threading.active_count() > 1:
@@ -434,7 +434,7 @@ class _Copier:
         target_dir = self.target.dir_row(target_parent)
         target_name = self.plan.target_root.rsplit("/", 1)[1]
         with Selection(self.source, self.target) as selection:
-            found = selection.single(source_dir.id, name, target_dir.id, target_name, from_time=self.start)
+            found = selection.single(source_dir, name, target_dir.id, target_name, from_time=self.start)
         chosen = [c for c in found if self.choice.selected(c)]
         self.result.not_selected += 1 - len(chosen)
         written_before = self._written
