@@ -8,6 +8,7 @@ a rule must fail alone, with nothing of it written.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -107,3 +108,22 @@ def test_a_missing_directory_fails_every_file(library):
     with library.open("BVOL1") as volume, volume.backup_writer() as writer:
         results = writer.write_files("/NONE", _files(["A", "B"], b"x"))
     assert [r.message_id for r in results] == ["CPF1F02", "CPF1F02"]
+
+
+def test_many_rows_index_alike_under_a_low_sqlite_parameter_limit(tmp_path):
+    """More files than one INSERT takes; an SQLite that takes only 999 parameters (before 3.32)
+    gets fewer rows per statement, and the same index."""
+    names = [f"F{i:04d}" for i in range(600)]
+    found = []
+    for limit in (None, 999):
+        library = Library(tmp_path / str(limit), clock=FakeClock(step=timedelta(0)))
+        make_volume(library, "VOL1", type=VolumeType.BACKUP, medtype=MediaType.ERASE)
+        with library.open("VOL1") as volume:
+            if limit:
+                volume.image.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+            with volume.backup_writer() as writer:
+                writer.make_dir("/D", created=T0)
+                assert all(not isinstance(r, Exception) for r in writer.write_files("/D", _files(names, b"x")))
+        found.append(_image(library, "VOL1"))
+    assert len(found[0][1]) == len(names)
+    assert found[0] == found[1]

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -30,8 +31,10 @@ from optvol.volume_rows import DIR_COLUMNS, FILE_COLUMNS, HIDDEN, READ_ONLY, Dir
 
 Clock = Callable[[], datetime]
 # File versions indexed per INSERT: one statement for many rows costs a third less than one
-# per row, and 64 rows (896 parameters) stay under SQLite's old limit of 999.
-_ROWS_PER_INSERT = 64
+# per row, and 256 rows a little less again than 64. A build of SQLite with a lower limit
+# of parameters (999 before 3.32) gets as many rows as fit (``_rows_per_insert``).
+_ROWS_PER_INSERT = 256
+_FILE_PARAMETERS = 14  # per row of _insert_files
 READ_ONLY_MEDIA = (MediaType.CD_ROM, MediaType.DVD_ROM)
 
 
@@ -583,13 +586,14 @@ class Volume:
         """Index new versions, (name, version, version replaced, place) each; the replaced stop being live."""
         conn = self.image.conn
         conn.executemany("UPDATE files SET live = 0 WHERE id = ?", [(old.id,) for _, _, old, _ in versions if old])
-        for first in range(0, len(versions), _ROWS_PER_INSERT):
-            chunk = versions[first:first + _ROWS_PER_INSERT]
-            conn.execute(_insert_files(len(chunk)), [
-                value for name, new, old, place in chunk
-                for value in (dir_id, name, model.name_key(name), new.version, old.id if old else None, place.sector,
-                              place.header_sectors, new.size, new.sha256, new.created, new.modified, new.attr_changed,
-                              now, new.flags)])
+        values = [value for name, new, old, place in versions
+                  for value in (dir_id, name, model.name_key(name), new.version, old.id if old else None, place.sector,
+                                place.header_sectors, new.size, new.sha256, new.created, new.modified,
+                                new.attr_changed, now, new.flags)]
+        step = _rows_per_insert(conn) * _FILE_PARAMETERS
+        for first in range(0, len(values), step):
+            chunk = values[first:first + step]
+            conn.execute(_insert_files(len(chunk) // _FILE_PARAMETERS), chunk)
 
     def _files_named(self, dir_id: int, names: list[str]) -> dict[str, FileRow]:
         """The live files of a directory with these names, by name key (one query)."""
@@ -723,6 +727,12 @@ class Volume:
         """Read a whole file version and check its SHA-256 (CPF1F28 when damaged)."""
         for _ in self.verified_chunks(row, path):
             pass
+
+
+def _rows_per_insert(conn: sqlite3.Connection) -> int:
+    """Rows of ``_insert_files`` per statement on this connection: _ROWS_PER_INSERT, or fewer
+    if its SQLite takes fewer parameters."""
+    return max(1, min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _FILE_PARAMETERS))
 
 
 @functools.cache
