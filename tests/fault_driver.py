@@ -53,7 +53,7 @@ def op_cpyopt_tree(library, args: dict, progress: Progress) -> None:
     original = copying._Copier._commit
 
     def commit(self):  # report a group's files once its transaction has committed
-        files = [path for path, _ in self._uncommitted]
+        files = list(self._uncommitted)
         original(self)
         for path in files:
             progress.line(f"done {path}")

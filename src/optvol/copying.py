@@ -235,7 +235,7 @@ class _Copier:
                              target_format if reformat else None)
         self._group: ExitStack | None = None  # the open group transaction, if any
         self._group_dirs = 0  # directories done in it
-        self._uncommitted: list[tuple[str, int]] = []  # the files written in it: path and size
+        self._uncommitted: list[str] = []  # the paths of the files written in it
         self._uncommitted_bytes = 0
         self._written = 0  # files written by this request, committed or not
         self._prehash = _Prehash(source)
@@ -384,22 +384,24 @@ class _Copier:
         if piece.small:
             with self.writer() as writer:
                 outcomes = writer.write_files(target_dir, piece.small)
-            for f, outcome in zip(piece.small, outcomes, strict=True):
-                if isinstance(outcome, errors.OptvolError):
-                    self._failed(join(target_dir, f[0]), outcome)
-                else:
-                    self._wrote(outcome.path, outcome.size)
+            written = [outcome for outcome in outcomes if not isinstance(outcome, errors.OptvolError)]
+            if len(written) < len(outcomes):
+                for f, outcome in zip(piece.small, outcomes, strict=True):
+                    if isinstance(outcome, errors.OptvolError):
+                        self._failed(join(target_dir, f[0]), outcome)
+            self._wrote([new.path for new in written], sum(new.size for new in written))
             self._commit_if_full()
         self._prehash.plan(piece.large)
         for c in piece.large:
             with self.writer() as writer:
                 if self._write_large(writer, c, target_dir):
-                    self._wrote(join(target_dir, c.name), c.size)
+                    self._wrote([join(target_dir, c.name)], c.size)
             self._commit_if_full()
 
-    def _wrote(self, path: str, size: int) -> None:
-        self._written += 1
-        self._uncommitted.append((path, size))
+    def _wrote(self, paths: list[str], size: int) -> None:
+        """Files written into the open group: their paths and their bytes in all."""
+        self._written += len(paths)
+        self._uncommitted += paths
         self._uncommitted_bytes += size
 
     def _write_large(self, writer, c: Candidate, target_dir: str) -> bool:
