@@ -27,7 +27,7 @@ from datetime import datetime
 
 from optvol import backup, errors, model
 from optvol.copy_readahead import ReadAhead
-from optvol.copy_select import SMALL_FILE, Candidate, Choice, Pick, Piece, Selection, join, read_directory, read_pieces
+from optvol.copy_select import Candidate, Choice, Pick, Piece, Selection, join, read_directory, read_pieces
 from optvol.image.datapart import hash_range
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, VolumeType
@@ -194,7 +194,8 @@ class _Prehash:
         self.started: dict[int, Future] = {}  # by source sector
 
     def plan(self, candidates: list[Candidate]) -> None:
-        self.queue.extend(c for c in candidates if c.size > SMALL_FILE)
+        """Queue large files (a Piece's ``large``) to be hashed ahead."""
+        self.queue.extend(candidates)
         self._top_up()
 
     def take(self, c: Candidate) -> Future:
@@ -467,8 +468,8 @@ class _Copier:
         """Log the request on the backup, in the transaction that commits its last files."""
         entry = {
             "time": self.now, "command": "CPYOPT", "parameters": self.request.parameters(),
-            "copied": self.result.copied + len(self._uncommitted), "not_selected": self.result.not_selected, "failed": self.result.failed,
-            "directories": self.result.directories,
+            "copied": self.result.copied + len(self._uncommitted), "not_selected": self.result.not_selected,
+            "failed": self.result.failed, "directories": self.result.directories,
             "outcome": "*COMPLETE" if not self.result.failures else "*ERRORS", "id": self.request_id,
         }
         with self.writer() as writer:

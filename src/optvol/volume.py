@@ -525,7 +525,7 @@ class Volume:
         old = self._file(parent.id, parts[-1])
         now = self._now()
         if isinstance(payload, bytes):
-            sha256 = sha256 or hashlib.sha256(payload).digest()
+            sha256 = sha256 or _sha(payload)
         new, body = self._new_version(tx, parent, parts, old, replace=replace, times=times, flags=flags,
                                       honour_read_only=honour_read_only, now=now, size=size, sha256=sha256)
         freed = self._make_room(tx, old, body, size)
@@ -737,7 +737,7 @@ def _rows_per_insert(conn: sqlite3.Connection) -> int:
 
 @functools.cache
 def _insert_files(rows: int) -> str:
-    """An INSERT of ``rows`` new file versions (14 parameters each; see ``_index_versions``)."""
+    """An INSERT of ``rows`` new file versions (_FILE_PARAMETERS each; see ``_index_versions``)."""
     return ("INSERT INTO files (dir, name, name_key, live, version, prev, sector, header_sectors, size, sha256,"
             " created, modified, attr_changed, changed, flags) VALUES "
             + ", ".join(["(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows))

@@ -426,10 +426,9 @@ class Transaction:
         ``body`` is a dict (``volume`` is put first) or the whole body already encoded
         (``records.encode_file_body`` with this transaction's ``volume``).
         """
-        encoded = body if isinstance(body, bytes) else records.encode_body({"volume": self.volume, **body})
+        encoded, header_sectors = self._encode(body)
         if charged:
-            self.reserve(records.header_sectors_for(encoded, self.sector_size)
-                         + records.sectors_for(len(payload), self.sector_size))
+            self.reserve(header_sectors + records.sectors_for(len(payload), self.sector_size))
         place = self.append_many(kind, [(encoded, payload, sha256 or hashlib.sha256(payload).digest())])[0]
         if charged:
             self.charge(place.sectors)
