@@ -4,8 +4,8 @@ A ``PrivilegedWriter`` is obtained only from ``Volume.backup_writer`` (CPYOPT an
 on a *BACKUP volume), ``Volume.copy_writer`` (CPYOPT onto a *PRIMARY volume, user-write
 rules still checked) and ``Volume.mastering_writer`` (filling an imported read-only disc).
 Every write still goes through the volume's own steps: ``Volume._store`` for one file, and
-for many small files (``write_files``) the same checks and indexing, ``_new_version``,
-``_make_room`` and ``_index_versions``, with their records appended together.
+for many small files (``write_files``) the same checks and indexing, ``_new_versions`` and
+``_index_versions``, with their records appended together.
 """
 
 from __future__ import annotations
@@ -133,20 +133,19 @@ class PrivilegedWriter:
             parent = volume._parent_dir(tx, parts)
         except errors.OptvolError as exc:
             return [exc] * len(files)
-        olds = volume._files_named(parent.id, [f[0] for f in files])
-        now, done, versions, records = volume._now(), [], [], []
-        for name, data, sha256, times, flags in files:
-            old = olds.get(model.name_key(name))
-            try:
-                new, body = volume._new_version(tx, parent, (*parts, name), old, replace=True, times=times,
-                                                flags=flags, honour_read_only=self.honour_read_only, now=now,
-                                                size=len(data), sha256=sha256)
-                volume._make_room(tx, old, body, len(data), charge=True)
-            except errors.OptvolError as exc:
-                done.append(exc)
+        name_key = model.name_key
+        keyed = [(name, name_key(name), len(data), sha256, times, flags) for name, data, sha256, times, flags in files]
+        now = volume._now()
+        outcomes = volume._new_versions(tx, parent, parts, keyed, volume._files_named(parent.id, [f[1] for f in keyed]),
+                                        replace=True, honour_read_only=self.honour_read_only, now=now, charge=True)
+        records, versions, done = [], [], []
+        for f, k, outcome in zip(files, keyed, outcomes, strict=True):
+            if isinstance(outcome, errors.OptvolError):
+                done.append(outcome)
                 continue
-            records.append((body, data, sha256))
-            versions.append((name, new, old))
+            new, body, _, old = outcome
+            records.append((body, f[1], f[2]))
+            versions.append((k[0], k[1], new, old))
             done.append(new)
         if records:  # every check has passed: only I/O errors can come from here on, and they end the transaction
             places = tx.append_many(Kind.FILE, records)

@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -526,9 +526,13 @@ class Volume:
         now = self._now()
         if isinstance(payload, bytes):
             sha256 = sha256 or _sha(payload)
-        new, body = self._new_version(tx, parent, parts, old, replace=replace, times=times, flags=flags,
-                                      honour_read_only=honour_read_only, now=now, size=size, sha256=sha256)
-        freed = self._make_room(tx, old, body, size)
+        key = model.name_key(parts[-1])
+        outcome = self._new_versions(tx, parent, parts[:-1], [(parts[-1], key, size, sha256, times, flags)],
+                                     {key: old} if old else {}, replace=replace, honour_read_only=honour_read_only,
+                                     now=now, charge=False)[0]
+        if isinstance(outcome, errors.OptvolError):
+            raise outcome
+        new, body, freed, _ = outcome
         try:
             if isinstance(payload, bytes):
                 place = tx.append(Kind.FILE, body, payload, sha256=sha256)
@@ -538,56 +542,77 @@ class Volume:
         except BaseException:
             tx.charge(freed)
             raise
-        self._index_versions(parent.id, [(parts[-1], new, old, place)], now=now)
+        self._index_versions(parent.id, [(parts[-1], key, new, old, place)], now=now)
         return new
 
-    def _new_version(
-        self, tx: image_mod.Transaction, parent: DirRow, parts: tuple[str, ...], old: FileRow | None, *,
-        replace: bool, times: tuple[int, int, int] | None, flags: int | None, honour_read_only: bool, now: int,
-        size: int, sha256: bytes | None,
-    ) -> tuple[NewVersion, bytes]:
-        """The rules of writing a file version of ``size`` bytes at ``parts`` over ``old``: the
-        new version and its FILE record body (CPF1F24, CPF1F37 or OPV0108 if it may not be written)."""
-        if model.name_key(parts[-1]) in self._subdir_keys(tx, parent.id):
-            raise errors.error("OPV0108", path=model.join(parts), volume=self.id, operation="writing")
-        if old is not None:
-            if not replace:
-                raise errors.error("CPF1F24", path=model.join(parts), volume=self.id)
-            if old.flags & READ_ONLY and honour_read_only:
-                raise errors.error("CPF1F37", path=model.join(parts), volume=self.id)
-        created, modified, attr_changed = times or ((old.created if old else now), now, (old.attr_changed if old else now))
-        flags = flags if flags is not None else (old.flags if old else 0)
-        path = parent.path.rstrip("/") + "/" + parts[-1]  # the parent as stored, not as typed
-        version = (old.version + 1) if old else 1
-        body = records.encode_file_body(volume=tx.volume, path=path, version=version, created=created,
-                                        modified=modified, attr_changed=attr_changed, flags=flags, time=now)
-        return NewVersion(path, size, created, modified, attr_changed, flags, sha256, version), body
+    def _new_versions(
+        self, tx: image_mod.Transaction, parent: DirRow, typed: tuple[str, ...], files: Iterable[tuple],
+        olds: dict[str, FileRow], *, replace: bool, honour_read_only: bool, now: int, charge: bool,
+    ) -> list[tuple[NewVersion, bytes, int, FileRow | None] | errors.OptvolError]:
+        """The rules of writing file versions into directory ``parent`` (``typed``: its path as
+        given, for messages), one file after the other.
 
-    def _make_room(self, tx: image_mod.Transaction, old: FileRow | None, body: bytes, size: int, *,
-                   charge: bool = False) -> int:
-        """Check that a new version fits (CPF1F61 if not), first freeing the one it replaces on UDF;
-        charge it now if told (else its append does). The sectors freed, to charge again if the
-        write fails."""
-        sector_size = self.image.sector_size
-        freed = old.sectors(sector_size) if (old and self._udf) else 0
-        needed = records.header_sectors_for(body, sector_size) + records.sectors_for(size, sector_size)
-        tx.free(freed)
-        try:
-            tx.reserve(needed)
-        except errors.OptvolError:
-            tx.charge(freed)
-            raise
-        if charge:
-            tx.charge(needed)
-        return freed
+        ``files`` holds (name, name key, size, SHA-256, times or None, flags or None); ``olds``
+        the live versions they replace, by name key. Each file gets its new version, its FILE
+        record body, the sectors freed by the version it replaces (on UDF) and that version;
+        or the error that refuses it (CPF1F24, CPF1F37, OPV0108, CPF1F61), and then nothing
+        of it is reserved. The room of each accepted one is reserved in ``tx`` (and charged
+        if told; otherwise its append charges it). One loop for many files: it runs for every
+        file CPYOPT writes.
+        """
+        subdirs = self._subdir_keys(tx, parent.id)
+        sector_size, fixed, udf = self.image.sector_size, records.FIXED_SIZE, None
+        prefix = parent.path.rstrip("/") + "/"  # the parent as stored, not as typed
+        encode, volume, outcomes, new_tuple = records.encode_file_body, tx.volume, [], tuple.__new__
+        for name, key, size, sha256, times, flags in files:
+            old = olds.get(key)
+            if key in subdirs:
+                outcomes.append(errors.error("OPV0108", path=model.join((*typed, name)), volume=self.id,
+                                             operation="writing"))
+                continue
+            freed = 0
+            if old is not None:
+                if not replace:
+                    outcomes.append(errors.error("CPF1F24", path=model.join((*typed, name)), volume=self.id))
+                    continue
+                if old.flags & READ_ONLY and honour_read_only:
+                    outcomes.append(errors.error("CPF1F37", path=model.join((*typed, name)), volume=self.id))
+                    continue
+                udf = self._udf if udf is None else udf
+                freed = old.sectors(sector_size) if udf else 0
+            created, modified, attr_changed = times or ((old.created if old else now), now,
+                                                        (old.attr_changed if old else now))
+            if flags is None:
+                flags = old.flags if old else 0
+            version = (old.version + 1) if old else 1
+            path = prefix + name
+            body = encode(volume=volume, path=path, version=version, created=created, modified=modified,
+                          attr_changed=attr_changed, flags=flags, time=now)
+            # records.header_sectors_for and sectors_for, written out: this runs once per file.
+            needed = -(-(fixed + len(body)) // sector_size) + -(-size // sector_size)
+            tx.free(freed)
+            try:
+                tx.reserve(needed)
+            except errors.OptvolError as exc:
+                tx.charge(freed)
+                outcomes.append(exc)
+                continue
+            if charge:
+                tx.charge(needed)
+            # tuple.__new__ is what NewVersion(...) calls, without its Python frame.
+            new = new_tuple(NewVersion, (path, size, created, modified, attr_changed, flags, sha256, version))
+            outcomes.append((new, body, freed, old))
+        return outcomes
 
-    def _index_versions(self, dir_id: int, versions: list[tuple[str, NewVersion, FileRow | None, image_mod.Place]],
-                        *, now: int) -> None:
-        """Index new versions, (name, version, version replaced, place) each; the replaced stop being live."""
+    def _index_versions(self, dir_id: int,
+                        versions: list[tuple[str, str, NewVersion, FileRow | None, image_mod.Place]], *,
+                        now: int) -> None:
+        """Index new versions, (name, name key, version, version replaced, place) each; the
+        replaced stop being live."""
         conn = self.image.conn
-        conn.executemany("UPDATE files SET live = 0 WHERE id = ?", [(old.id,) for _, _, old, _ in versions if old])
-        values = [value for name, new, old, place in versions
-                  for value in (dir_id, name, model.name_key(name), new.version, old.id if old else None, place.sector,
+        conn.executemany("UPDATE files SET live = 0 WHERE id = ?", [(v[3].id,) for v in versions if v[3]])
+        values = [value for name, key, new, old, place in versions
+                  for value in (dir_id, name, key, new.version, old.id if old else None, place.sector,
                                 place.header_sectors, new.size, new.sha256, new.created, new.modified,
                                 new.attr_changed, now, new.flags)]
         step = _rows_per_insert(conn) * _FILE_PARAMETERS
@@ -595,9 +620,9 @@ class Volume:
             chunk = values[first:first + step]
             conn.execute(_insert_files(len(chunk) // _FILE_PARAMETERS), chunk)
 
-    def _files_named(self, dir_id: int, names: list[str]) -> dict[str, FileRow]:
-        """The live files of a directory with these names, by name key (one query)."""
-        keys = json.dumps([model.name_key(n) for n in names], ensure_ascii=False)
+    def _files_named(self, dir_id: int, keys: list[str]) -> dict[str, FileRow]:
+        """The live files of a directory with these name keys, by name key (one query)."""
+        keys = json.dumps(keys, ensure_ascii=False)
         rows = self.image.conn.execute(
             f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 AND name_key IN"
             " (SELECT value FROM json_each(?))", (dir_id, keys),

@@ -40,6 +40,8 @@ FLUSH_BYTES = 2 << 20  # the buffer of records goes to a writer thread in pieces
 MAX_PENDING = 4  # pieces handed to the writer thread and not yet written (memory held)
 EARLY_WRITEBACK = 4 << 20  # payloads this big start the disk writing before the commit's fsync
 _ZEROS = memoryview(bytes(65536))  # padding of records, less than a sector (a slice costs no copy)
+# What a NamedTuple's own __new__ calls, without its Python frame: for one built per record written.
+_new_tuple = tuple.__new__
 
 LABEL_FIELDS = (
     "volume", "type", "media_type", "media_format", "sector_size", "capacity", "threshold", "text",
@@ -439,25 +441,31 @@ class Transaction:
 
         Each is laid out in place in the current piece, zero padded (docs/format.md §3.1).
         """
-        sector_size, places, write_header = self.sector_size, [], records.write_header_into
-        for encoded, payload, sha in items:
-            size = len(payload)
-            header_sectors = -(-(records.FIXED_SIZE + len(encoded)) // sector_size)
-            sectors = header_sectors + -(-size // sector_size)
-            length = sectors * sector_size
-            if self._filled + length > len(self._piece):
-                self._flush(room=length)
-            piece, at = self._piece, self._filled
-            end, body_end, payload_at = at + length, at + records.FIXED_SIZE + len(encoded), at + header_sectors * sector_size
-            # A piece used before holds older records: zero the padding of the header and of the payload.
-            piece[body_end:payload_at] = _ZEROS[: payload_at - body_end]
-            piece[payload_at + size : end] = _ZEROS[: end - payload_at - size]
-            write_header(piece, at, kind, self.sequence, encoded, size, sha, header_sectors, sector_size)
-            piece[payload_at : payload_at + size] = payload
-            places.append(Place(self.end, header_sectors, sectors - header_sectors))
-            self._filled = end
-            self.sequence += 1
-            self.end += sectors
+        sector_size, places, write_header, fixed = self.sector_size, [], records.write_header_into, records.FIXED_SIZE
+        piece, filled, sequence, first = self._piece, self._filled, self.sequence, self.end
+        try:
+            for encoded, payload, sha in items:
+                size = len(payload)
+                header_sectors = -(-(fixed + len(encoded)) // sector_size)
+                sectors = header_sectors + -(-size // sector_size)
+                length = sectors * sector_size
+                if filled + length > len(piece):
+                    self._filled, self.sequence, self.end = filled, sequence, first
+                    self._flush(room=length)
+                    piece, filled = self._piece, self._filled
+                end, body_end = filled + length, filled + fixed + len(encoded)
+                payload_at = filled + header_sectors * sector_size
+                # A piece used before holds older records: zero the padding of the header and of the payload.
+                piece[body_end:payload_at] = _ZEROS[: payload_at - body_end]
+                piece[payload_at + size : end] = _ZEROS[: end - payload_at - size]
+                write_header(piece, filled, kind, sequence, encoded, size, sha, header_sectors, sector_size)
+                piece[payload_at : payload_at + size] = payload
+                places.append(_new_tuple(Place, (first, header_sectors, sectors - header_sectors)))
+                filled = end
+                sequence += 1
+                first += sectors
+        finally:  # what was laid out stays (a flush may have sent part of it already)
+            self._filled, self.sequence, self.end = filled, sequence, first
         return places
 
     def append_stream(
