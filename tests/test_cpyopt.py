@@ -330,6 +330,7 @@ def test_partial_failure_continues_and_rerun_finishes(lib, clock):
     result = backup(lib, day(1, 3))
     assert (result.copied, result.failed) == (2, 1)
     assert result.as_json()["failures"] == [{"path": "/D/BAD", "message_id": "CPF1F28", "message": result.failures[0].message}]
+    assert "/D/BAD" in result.failures[0].message and "PVOL1" in result.failures[0].message  # the damaged source file
     with lib.open("BVOL1") as bvol:
         assert not bvol.exists("/D/BAD")  # nothing half-copied
         assert bvol.stat("/D").backup.range_end is None and bvol.stat("/D").backup.last_changed == day(1, 3)

@@ -727,11 +727,16 @@ class Volume:
         if digest.digest() != row.sha256:
             raise errors.error("CPF1F28", path=path, volume=self.id, reason="SHA-256 of the data does not match")
 
-    def read_verified(self, row: FileRow, path: str) -> bytes:
-        """A small file version's bytes, only once its SHA-256 matches (CPF1F28 otherwise)."""
+    def read_verified(self, row: FileRow, path: str | None = None, *, directory: str | None = None) -> bytes:
+        """A small file version's bytes, only once its SHA-256 matches (CPF1F28 otherwise).
+
+        For the message, ``path`` is the version's path, or ``directory`` its directory's
+        (the path is then built only for a message: this runs for every small file CPYOPT reads).
+        """
         data = self.image.data.read(row.sector + row.header_sectors, row.size) if row.size else b""
         if _sha(data) != row.sha256:
-            raise errors.error("CPF1F28", path=path, volume=self.id, reason="SHA-256 of the data does not match")
+            raise errors.error("CPF1F28", path=path or row.path(directory or ""), volume=self.id,
+                               reason="SHA-256 of the data does not match")
         return data
 
     def copy_payload(self, row: FileRow, path: str, *, fd: int, offset: int) -> None:
