@@ -497,6 +497,21 @@ def test_a_write_in_flight_when_cpyopt_starts_is_never_skipped(lib, clock):
         assert bvol.read_verified(bvol.file_row("/D/LATE")[1], "/D/LATE") == b"late"
 
 
+def test_progress_counts_files_as_they_are_written(lib, clock):
+    """The progress callback (the bar's) moves with every file written, large ones one by
+    one, before their group commits; it ends at what was copied."""
+    sizes = [300 << 10] * 6 + [10] * 3  # six files above SMALL_FILE (256 KiB), each copied alone
+    write(lib, clock, day(1, 2), {f"/D/F{i}": os.urandom(size) for i, size in enumerate(sizes)})
+    calls = []
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    result = cpyopt(lib, request, now=day(1, 3), progress=lambda files, done: calls.append((files, done)))
+    assert result.copied == len(sizes) and result.bytes_copied == sum(sizes)
+    assert calls[-1] == (len(sizes), sum(sizes))
+    assert [files for files, _ in calls] == sorted(files for files, _ in calls)  # never backwards
+    # The three small files come in one piece; then each large file moves the count on its own.
+    assert [files for files, _ in calls] == [3, 4, 5, 6, 7, 8, 9]
+
+
 def test_progress_bar_on_a_terminal(tmp_path):
     """On a terminal (a real pseudo-terminal here) CPYOPT draws a bar with files, bytes and rate."""
     import pty

@@ -45,7 +45,7 @@ BATCH_BYTES = 256 << 20
 # Large files are hashed ahead of their kernel copy, each on its own thread: SHA-256 on
 # one core is slower than the copy, so two files hash at once while the copy goes on.
 HASH_THREADS = 2
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], None]  # (files, bytes) written so far, committed or not
 
 
 @dataclass(frozen=True)
@@ -260,8 +260,6 @@ class _Copier:
             self.result.copied += len(self._uncommitted)
             self.result.bytes_copied += self._uncommitted_bytes
             self._uncommitted, self._uncommitted_bytes = [], 0
-            if self.progress:
-                self.progress(self.result.copied, self.result.bytes_copied)
 
     def _commit_if_full(self) -> None:
         if len(self._uncommitted) >= BATCH_FILES or self._uncommitted_bytes >= BATCH_BYTES:
@@ -402,10 +400,13 @@ class _Copier:
             self._commit_if_full()
 
     def _wrote(self, paths: list[str], size: int) -> None:
-        """Files written into the open group: their paths and their bytes in all."""
+        """Files written into the open group: their paths and their bytes in all. The progress
+        bar counts them now (a group of large files may take a while to commit)."""
         self._written += len(paths)
         self._uncommitted += paths
         self._uncommitted_bytes += size
+        if self.progress:
+            self.progress(self.result.copied + len(self._uncommitted), self.result.bytes_copied + self._uncommitted_bytes)
 
     def _write_large(self, writer, c: Candidate, target_dir: str) -> bool:
         """Copy one large file in the kernel, hashed on the side; if it fails, nothing of it stays."""
