@@ -50,15 +50,19 @@ def op_cpyopt_tree(library, args: dict, progress: Progress) -> None:
     from optvol import copying
     from optvol.model import VolumeType
 
-    original = copying._Copier._commit
+    original_wrote, original_commit, written = copying._Copier._wrote, copying._Copier._commit, []
+
+    def wrote(self, paths, size):  # a file written into the open group
+        written.extend(paths)
+        original_wrote(self, paths, size)
 
     def commit(self):  # report a group's files once its transaction has committed
-        files = list(self._uncommitted)
-        original(self)
-        for path in files:
+        original_commit(self)
+        for path in written:
             progress.line(f"done {path}")
+        written.clear()
 
-    copying._Copier._commit = commit
+    copying._Copier._wrote, copying._Copier._commit = wrote, commit
     copying.BATCH_FILES = args.get("batch_files", copying.BATCH_FILES)  # commits inside directories too
     request = copying.CopyRequest(fromvol=args["from"], frompath="/", tovol=args["to"], totype=VolumeType.BACKUP,
                                   cpysubdir=True, sltfile=args.get("sltfile", "*CHANGED"))

@@ -50,10 +50,6 @@ class Candidate(NamedTuple):
         return self.row.size
 
     @property
-    def created(self) -> int:
-        return self.row.created
-
-    @property
     def modified(self) -> int:
         return self.row.modified
 
@@ -163,8 +159,9 @@ class Choice(NamedTuple):
         """What the query may skip: on a backup, what the directory's range says it holds."""
         return target_range if (self.to_backup and self.sltfile != "*ALL") else Range()
 
-    def times(self, c: Candidate) -> tuple[int, int, int]:
-        return (c.created, c.modified, c.attr_changed) if self.keep_dates else (self.now, self.now, self.now)
+    def times(self, row: FileRow) -> tuple[int, int, int]:
+        """The (created, modified, attribute-changed) times a copy of source version ``row`` gets."""
+        return (row.created, row.modified, row.attr_changed) if self.keep_dates else (self.now, self.now, self.now)
 
     def check_name(self, target_dir: str, name: str) -> None:
         """Between media formats, a name must also be valid on the target (InvalidError otherwise)."""
@@ -204,19 +201,16 @@ def read_pieces(source: Volume, choice: Choice, chosen: list[Candidate], target_
     """The chosen files in pieces: small ones read whole and verified (at most SMALL_GROUP
     bytes or PIECE_FILES files a piece), large ones passed on by PIECE_FILES."""
     small, large, failures, held = [], [], [], 0
-    check_name = choice.check_name if choice.target_format is not None else None
-    read, keep_dates, now = source.read_verified, choice.keep_dates, (choice.now,) * 3
     for c in chosen:
         row = c.row
         try:
-            if check_name is not None:
-                check_name(target_dir, c.name)
+            choice.check_name(target_dir, c.name)
             if row.size > SMALL_FILE:
                 large.append(c)
             else:
                 # A SmallFile's fields as a plain tuple: it crosses the read-ahead pipe five times faster.
-                times = (row.created, row.modified, row.attr_changed) if keep_dates else now
-                small.append((c.name, read(row, directory=c.dir_path), row.sha256, times, row.flags))
+                small.append((c.name, source.read_verified(row, directory=c.dir_path), row.sha256, choice.times(row),
+                              row.flags))
                 held += row.size
         except errors.OptvolError as exc:
             failures.append((join(target_dir, c.name), exc))

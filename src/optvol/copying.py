@@ -238,8 +238,7 @@ class _Copier:
                              target_format if reformat else None)
         self._group: ExitStack | None = None  # the open group transaction, if any
         self._group_dirs = 0  # directories done in it
-        self._uncommitted: list[str] = []  # the paths of the files written in it
-        self._uncommitted_bytes = 0
+        self._uncommitted = self._uncommitted_bytes = 0  # files written in it, and their bytes
         self._written = 0  # files written by this request, committed or not
         self._prehash = _Prehash(source)
 
@@ -256,18 +255,17 @@ class _Copier:
         if self._group is not None:
             group, self._group = self._group, None
             group.close()
-        if self._uncommitted:
-            self.result.copied += len(self._uncommitted)
-            self.result.bytes_copied += self._uncommitted_bytes
-            self._uncommitted, self._uncommitted_bytes = [], 0
+        self.result.copied += self._uncommitted
+        self.result.bytes_copied += self._uncommitted_bytes
+        self._uncommitted = self._uncommitted_bytes = 0
 
     def _commit_if_full(self) -> None:
-        if len(self._uncommitted) >= BATCH_FILES or self._uncommitted_bytes >= BATCH_BYTES:
+        if self._uncommitted >= BATCH_FILES or self._uncommitted_bytes >= BATCH_BYTES:
             self._commit()
 
     def _abandon(self, exc: BaseException) -> None:
         """Roll the group transaction back (an exception leaves the request)."""
-        self._uncommitted, self._uncommitted_bytes = [], 0
+        self._uncommitted = self._uncommitted_bytes = 0
         if self._group is not None:
             group, self._group = self._group, None
             group.__exit__(type(exc), exc, exc.__traceback__)
@@ -403,16 +401,16 @@ class _Copier:
         """Files written into the open group: their paths and their bytes in all. The progress
         bar counts them now (a group of large files may take a while to commit)."""
         self._written += len(paths)
-        self._uncommitted += paths
+        self._uncommitted += len(paths)
         self._uncommitted_bytes += size
         if self.progress:
-            self.progress(self.result.copied + len(self._uncommitted), self.result.bytes_copied + self._uncommitted_bytes)
+            self.progress(self.result.copied + self._uncommitted, self.result.bytes_copied + self._uncommitted_bytes)
 
     def _write_large(self, writer, c: Candidate, target_dir: str) -> bool:
         """Copy one large file in the kernel, hashed on the side; if it fails, nothing of it stays."""
         path = join(target_dir, c.name)
         parts = tuple(p for p in target_dir.split("/") if p) + (c.name,)
-        created, modified, attr_changed = self.choice.times(c)
+        created, modified, attr_changed = self.choice.times(c.row)
         source = SourceRange(self.source.image.data.fd, _payload_offset(self.source, c), self.source.id, c.path,
                              self._prehash.take(c))
         try:
@@ -471,7 +469,7 @@ class _Copier:
         """Log the request on the backup, in the transaction that commits its last files."""
         entry = {
             "time": self.now, "command": "CPYOPT", "parameters": self.request.parameters(),
-            "copied": self.result.copied + len(self._uncommitted), "not_selected": self.result.not_selected,
+            "copied": self.result.copied + self._uncommitted, "not_selected": self.result.not_selected,
             "failed": self.result.failed, "directories": self.result.directories,
             "outcome": "*COMPLETE" if not self.result.failures else "*ERRORS", "id": self.request_id,
         }

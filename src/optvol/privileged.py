@@ -139,13 +139,13 @@ class PrivilegedWriter:
         outcomes = volume._new_versions(tx, parent, parts, keyed, volume._files_named(parent.id, [f[1] for f in keyed]),
                                         replace=True, honour_read_only=self.honour_read_only, now=now, charge=True)
         records, versions, done = [], [], []
-        for f, k, outcome in zip(files, keyed, outcomes, strict=True):
+        for (name, key, *_), (_, data, sha256, *_), outcome in zip(keyed, files, outcomes, strict=True):
             if isinstance(outcome, errors.OptvolError):
                 done.append(outcome)
                 continue
             new, body, _, old = outcome
-            records.append((body, f[1], f[2]))
-            versions.append((k[0], k[1], new, old))
+            records.append((body, data, sha256))
+            versions.append((name, key, new, old))
             done.append(new)
         if records:  # every check has passed: only I/O errors can come from here on, and they end the transaction
             places = tx.append_many(Kind.FILE, records)

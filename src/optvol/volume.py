@@ -566,18 +566,14 @@ class Volume:
         encode, volume, outcomes, new_tuple = records.encode_file_body, tx.volume, [], tuple.__new__
         for name, key, size, sha256, times, flags in files:
             old = olds.get(key)
-            if key in subdirs:
-                outcomes.append(errors.error("OPV0108", path=model.join((*typed, name)), volume=self.id,
-                                             operation="writing"))
+            refused = "OPV0108" if key in subdirs else None  # a directory has that name
+            if old is not None and refused is None:
+                refused = "CPF1F24" if not replace else "CPF1F37" if old.flags & READ_ONLY and honour_read_only else None
+            if refused:
+                outcomes.append(errors.error(refused, path=model.join((*typed, name)), volume=self.id, operation="writing"))
                 continue
             freed = 0
             if old is not None:
-                if not replace:
-                    outcomes.append(errors.error("CPF1F24", path=model.join((*typed, name)), volume=self.id))
-                    continue
-                if old.flags & READ_ONLY and honour_read_only:
-                    outcomes.append(errors.error("CPF1F37", path=model.join((*typed, name)), volume=self.id))
-                    continue
                 udf = self._udf if udf is None else udf
                 freed = old.sectors(sector_size) if udf else 0
             created, modified, attr_changed = times or ((old.created if old else now), now,
