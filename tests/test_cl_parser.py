@@ -95,6 +95,13 @@ def test_special_values_in_any_case():
     assert (got["THRESHOLD"], got["TYPE"], got["CHECK"]) == ("*CALC", "*BACKUP", "*NO")
 
 
+def test_a_wrong_special_value_lists_the_allowed_ones():
+    error = fails("CPYOPT FROMVOL(PVOL1) FROMPATH('/') TOVOL(PVOL2) SLTFILE(*BOGUS)")
+    assert error.message_id == "OPV0005"
+    assert "SLTFILE" in error.text and "expected one of *CHANGED, *NEW, *ALL" in error.text
+    assert "special values" not in error.text
+
+
 def test_generic_names():
     assert values("DSPOPT VOL(ARCH*)")[1]["VOL"] == "ARCH*"
     assert values("WRKOPTVOL arch*")[1]["VOL"] == "ARCH*"

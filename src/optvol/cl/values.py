@@ -45,7 +45,7 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
         return errors.error("OPV0005", value=text, keyword=keyword, reason=reason + allowed)
 
     if type == SPECIAL:
-        raise bad("expected one of the special values")
+        raise errors.error("OPV0005", value=text, keyword=keyword, reason=f"expected one of {', '.join(specials)}")
     if type == INT:
         if not re.fullmatch(r"[+-]?\d{1,30}", text.strip()):  # int() refuses thousands of digits
             raise bad("expected a whole number")
