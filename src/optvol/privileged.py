@@ -208,15 +208,12 @@ def _write_verified(partition, sector: int, chunks: Iterator[bytes], *, limit: i
 
 
 def _copy_verified(partition, sector: int, source: SourceRange, *, size: int, expected: bytes) -> bytes:
-    """Copy ``size`` bytes with copy_file_range while another thread hashes the source."""
-    if source.digest is not None:
+    """Copy ``size`` bytes with copy_file_range while another thread hashes the source (the
+    caller's, if it started one: ``source.digest``)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:  # starts a thread only on submit
+        digest = source.digest or pool.submit(hash_range, source.fd, source.offset, size)
         partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
-        found = source.digest.result()
-    else:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(hash_range, source.fd, source.offset, size)
-            partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
-            found = digest.result()
+        found = digest.result()
     if found != expected:
         raise errors.error("CPF1F28", path=source.path, volume=source.volume, reason="SHA-256 of the data does not match")
     return expected

@@ -278,9 +278,9 @@ def _iso_records(me: _Dir, parent: _Dir, entries: list[_Entry], names: list[byte
         return iso.ce_entry(me.continuation[0] + places[index] // SECTOR, places[index] % SECTOR,
                             len(continued[index]))
 
+    dot = _dot_system_use(me, parent, ce(0) if me is parent else b"")
     records = [iso.directory_record(iso.DOT, extent=me.iso[0], size=me.iso[1], date=iso.record_date(me.row.created),
-                                    flags=iso.FLAG_DIRECTORY, system_use=_dot_system_use(me, parent, ce(0)
-                                                                                         if me is parent else b"")),
+                                    flags=iso.FLAG_DIRECTORY, system_use=dot),
                iso.directory_record(iso.DOTDOT, extent=parent.iso[0], size=parent.iso[1],
                                     date=iso.record_date(parent.row.created), flags=iso.FLAG_DIRECTORY,
                                     system_use=_dir_rock_ridge(parent, with_name=False))]
