@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import NamedTuple
 
 from optvol import errors, model
 from optvol.image import image as image_mod
-from optvol.image.datapart import hash_range
 from optvol.image.records import Kind
 from optvol.model import DirInfo, FileInfo
 from optvol.volume_rows import HIDDEN, READ_ONLY
@@ -26,15 +25,15 @@ from optvol.volume_rows import HIDDEN, READ_ONLY
 class SourceRange(NamedTuple):
     """Payload bytes of a file version on another (or the same) volume's data partition.
 
-    ``digest``, if given, is their SHA-256 being computed elsewhere (a future of
-    ``hash_range``, started ahead by the caller); otherwise a thread hashes them during the copy.
+    ``digest`` is their SHA-256 being computed on another thread (a future of ``hash_range``,
+    started by the caller, ahead of the copy or with it).
     """
 
     fd: int
     offset: int
     volume: str
     path: str
-    digest: Future | None = None
+    digest: Future
 
 
 class NewVersion(NamedTuple):
@@ -208,12 +207,9 @@ def _write_verified(partition, sector: int, chunks: Iterator[bytes], *, limit: i
 
 
 def _copy_verified(partition, sector: int, source: SourceRange, *, size: int, expected: bytes) -> bytes:
-    """Copy ``size`` bytes with copy_file_range while another thread hashes the source (the
-    caller's, if it started one: ``source.digest``)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:  # starts a thread only on submit
-        digest = source.digest or pool.submit(hash_range, source.fd, source.offset, size)
-        partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
-        found = digest.result()
+    """Copy ``size`` bytes with copy_file_range while another thread hashes the source (``source.digest``)."""
+    partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
+    found = source.digest.result()
     if found != expected:
         raise errors.error("CPF1F28", path=source.path, volume=source.volume, reason="SHA-256 of the data does not match")
     return expected
