@@ -1,5 +1,6 @@
 """CHKOPTVOL (reference §10.6, DESIGN §4 and §6): healthy volumes check clean; a flipped
-byte in the payload of chosen files is named exactly, and no route reads a damaged file.
+byte in the payload of chosen files is named exactly, and no route reads a damaged file;
+a date or version that drifted in the index is named too.
 
 Damage is made by flipping one byte of a payload found through the index
 (``(files.sector + header_sectors) × sector size``).
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import sqlite3
+import subprocess
 
 import pytest
 
@@ -20,6 +23,7 @@ from optvol.checking import chkoptvol
 from optvol.conversion import cvtoptbku
 from optvol.copying import CopyRequest, cpyopt
 from optvol.duplicate import dupopt
+from optvol.interchange import import_iso
 from optvol.model import MediaType, VolumeType
 
 SIZES = [0, 1, 100, 2047, 2048, 2049, 5000, 300_000]  # empty, sector edges, one streamed by CPYOPT
@@ -305,3 +309,80 @@ def test_damaged_file_reads_fail_from_a_copied_image(library, damaged, tmp_path)
     assert result.rc == 7
     assert sorted(d["path"] for d in result.json()["damaged"]) == sorted(bad)
     assert os.path.isdir(copy / "PVOL1.optvol")
+
+
+# --------------------------------------------------------------------- the index against the records
+
+
+def _set_index(library, vol: str, file_id: int, column: str, value: int) -> None:
+    """Change one value of a file version in a volume's index on disk (as a flipped bit would)."""
+    conn = sqlite3.connect(volume_dir(library.root, vol) / "index.sqlite")
+    try:
+        with conn:
+            conn.execute(f"UPDATE files SET {column} = ? WHERE id = ?", (value, file_id))
+    finally:
+        conn.close()
+
+
+def _index_value(library, vol: str, file_id: int, column: str) -> int:
+    conn = sqlite3.connect(f"file:{volume_dir(library.root, vol) / 'index.sqlite'}?mode=ro", uri=True)
+    try:
+        return conn.execute(f"SELECT {column} FROM files WHERE id = ?", (file_id,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def touched(library, clock, tmp_path):
+    """PVOL1 after every change a file's index row can see (new versions, renames, a moved
+    directory, new flags, a delete), its backup, a restore onto a primary, and an imported disc."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/A/B", parents=True)
+        for name in ("one", "two", "three", "four"):
+            volume.write_bytes(f"/A/B/{name}", content(name, 3000))
+        volume.write_bytes("/A/B/one", b"second version of one")
+        volume.rename("/A/B/two", "/A/TWO_RENAMED")
+        volume.rename("/A/B", "/A/MOVED")
+        volume.set_attributes("/A/MOVED/three", read_only=True, hidden=True)
+        volume.remove("/A/MOVED/four")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    _backup(library, "PVOL1", "BVOL1", clock())
+    make_volume(library, "RVOL1")
+    restore = CopyRequest(fromvol="BVOL1", fromtype=VolumeType.BACKUP, frompath="/", tovol="RVOL1", cpysubdir=True)
+    assert not cpyopt(library, restore, now=clock()).failures
+    tree = tmp_path / "tree" / "DOCS"
+    tree.mkdir(parents=True)
+    (tree / "readme.txt").write_text("read me")
+    image = tmp_path / "disc.iso"
+    subprocess.run(["genisoimage", "-quiet", "-J", "-R", "-V", "DISC1", "-o", str(image), str(tree.parent)], check=True)
+    import_iso(library, file=image, now=clock())
+    return library
+
+
+def test_an_index_that_agrees_with_its_records_checks_clean(library, touched):
+    results = {r.volume: r for r in chkoptvol(library, vol="*ALL")}
+    assert set(results) == {"PVOL1", "BVOL1", "RVOL1", "DISC1"}
+    assert all(r.damaged == [] for r in results.values()), results
+    assert results["PVOL1"].files_checked == 5  # one (two versions), two, three, four (deleted)
+    assert results["BVOL1"].files_checked == results["RVOL1"].files_checked == 3
+
+
+@pytest.mark.parametrize("vol", ["PVOL1", "BVOL1"])
+@pytest.mark.parametrize("column, words", [("modified", "modified time"), ("created", "created time"),
+                                           ("version", "version")])
+def test_a_date_or_version_that_drifted_in_the_index_is_named(library, touched, vol, column, words):
+    row = next(r for r in index_rows(library.root, vol) if r["path"] == "/A/TWO_RENAMED")
+    before = _index_value(library, vol, row["id"], column)
+    _set_index(library, vol, row["id"], column, before ^ 1)  # one bit
+    [result] = chkoptvol(library, vol=vol)
+    assert [d.path for d in result.damaged] == ["/A/TWO_RENAMED"]
+    assert f"the index's {words} differ from the file's record" in result.damaged[0].reason
+    shell = run_cli(library.root, "chkoptvol", vol, json_output=True)
+    assert shell.rc == 7 and "OPV0206" in shell.err
+    assert [d["path"] for d in shell.json()["damaged"]] == ["/A/TWO_RENAMED"]
+    # The records still hold the truth: recover rebuilds the index, and it checks clean again.
+    assert run_cli(library.root, "recover", vol).rc == 0
+    assert chkoptvol(library, vol=vol)[0].damaged == []
+    again = next(r for r in index_rows(library.root, vol) if r["path"] == "/A/TWO_RENAMED")
+    assert _index_value(library, vol, again["id"], column) == before
