@@ -88,6 +88,51 @@ def test_header_written_into_a_buffer_is_the_same(body, sector_size, offset):
     assert bytes(buf[sector_size * offset: sector_size * offset + len(alone)]) == alone
 
 
+def _record_alone(kind, sequence, encoded, payload, sector_size) -> bytes:
+    """One record as docs/format.md §3.1 lays it out, built from write_header."""
+    header = write_header(kind=kind, sequence=sequence, body=encoded, payload_size=len(payload),
+                          payload_sha256=hashlib.sha256(payload).digest(), sector_size=sector_size)
+    return header + payload + bytes(-len(payload) % sector_size)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records_=st.lists(st.tuples(BODIES, st.sampled_from([0, 1, 1023, 1024, 1025, 2047, 2048, 2049, 5000])),
+                      min_size=1, max_size=12),
+    sector_size=st.sampled_from([1024, 2048]),
+    sectors=st.integers(1, 40),
+    offset=st.integers(0, 3),
+    start=st.integers(0, 2),
+)
+def test_laid_out_records_are_the_same_bytes_as_one_by_one(records_, sector_size, sectors, offset, start):
+    items = []
+    for body, size in records_:
+        payload = bytes((i * 7 + size) % 251 for i in range(size))
+        items.append((records.encode_body(body), payload, hashlib.sha256(payload).digest()))
+    start = min(start, len(items) - 1)
+    # A buffer holding older bytes everywhere: every byte of a record must be written.
+    buf = bytearray(b"\xee" * (sector_size * (offset + sectors)))
+    shapes = records.lay_out(buf, sector_size * offset, Kind.FILE, 40, items, start, sector_size)
+    expected, at = [], sector_size * offset
+    for number, (encoded, payload, _) in enumerate(items[start:]):
+        alone = _record_alone(Kind.FILE, 40 + number, encoded, payload, sector_size)
+        if at + len(alone) > len(buf):
+            break  # it does not fit: nothing of it, nor of any after it
+        expected.append(alone)
+        at += len(alone)
+    assert len(shapes) == len(expected)
+    assert [(h + p) * sector_size for h, p in shapes] == [len(e) for e in expected]
+    assert bytes(buf[sector_size * offset: at]) == b"".join(expected)
+    assert buf[: sector_size * offset] == b"\xee" * (sector_size * offset)
+    assert buf[at:] == b"\xee" * (len(buf) - at)
+    position = sector_size * offset
+    for number, (header_sectors, payload_sectors) in enumerate(shapes):
+        header = read_header(bytes(buf[position: position + header_sectors * sector_size]))
+        assert (header.sequence, header.header_sectors) == (40 + number, header_sectors)
+        assert header.payload_size == len(items[start + number][1])
+        position += (header_sectors + payload_sectors) * sector_size
+
+
 def test_long_path_needs_two_sectors_at_1024():
     # A legal path (< 294 characters with /QOPT/PVOL1) whose UTF-8 form passes one 1024-byte sector.
     path = "/" + "/".join(["目录" * 30] * 4) + "/" + "文件" * 17

@@ -39,7 +39,6 @@ BUSY_TIMEOUT_MS = 60_000
 FLUSH_BYTES = 2 << 20  # the buffer of records goes to a writer thread in pieces this big
 MAX_PENDING = 4  # pieces handed to the writer thread and not yet written (memory held)
 EARLY_WRITEBACK = 4 << 20  # payloads this big start the disk writing before the commit's fsync
-_ZEROS = memoryview(bytes(65536))  # padding of records, less than a sector (a slice costs no copy)
 # What a NamedTuple's own __new__ calls, without its Python frame: for one built per record written.
 _new_tuple = tuple.__new__
 
@@ -439,34 +438,25 @@ class Transaction:
     def append_many(self, kind: Kind, items: list[tuple[bytes, bytes, bytes]]) -> list[Place]:
         """Append records of (encoded body, payload, SHA-256 of the payload) without charging them.
 
-        Each is laid out in place in the current piece, zero padded (docs/format.md §3.1).
+        They are laid out in place in the current piece (``records.lay_out``), zero padded
+        (docs/format.md §3.1); a full piece goes to the writer thread.
         """
-        sector_size, places, write_header, fixed = self.sector_size, [], records.write_header_into, records.FIXED_SIZE
-        piece, filled, sequence, first = self._piece, self._filled, self.sequence, self.end
-        try:
-            for encoded, payload, sha in items:
-                size = len(payload)
-                header_sectors = -(-(fixed + len(encoded)) // sector_size)
-                sectors = header_sectors + -(-size // sector_size)
-                length = sectors * sector_size
-                if filled + length > len(piece):
-                    self._filled, self.sequence, self.end = filled, sequence, first
-                    self._flush(room=length)
-                    piece, filled = self._piece, self._filled
-                end, body_end = filled + length, filled + fixed + len(encoded)
-                payload_at = filled + header_sectors * sector_size
-                # A piece used before holds older records: zero the padding of the header and of the payload.
-                piece[body_end:payload_at] = _ZEROS[: payload_at - body_end]
-                piece[payload_at + size : end] = _ZEROS[: end - payload_at - size]
-                write_header(piece, filled, kind, sequence, encoded, size, sha, header_sectors, sector_size)
-                piece[payload_at : payload_at + size] = payload
-                places.append(_new_tuple(Place, (first, header_sectors, sectors - header_sectors)))
-                filled = end
-                sequence += 1
-                first += sectors
-        finally:  # what was laid out stays (a flush may have sent part of it already)
-            self._filled, self.sequence, self.end = filled, sequence, first
-        return places
+        sector_size, places, done = self.sector_size, [], 0
+        while True:
+            shapes = records.lay_out(self._piece, self._filled, kind, self.sequence, items, done, sector_size)
+            first = self.end
+            for header_sectors, payload_sectors in shapes:
+                places.append(_new_tuple(Place, (first, header_sectors, payload_sectors)))
+                first += header_sectors + payload_sectors
+            self._filled += (first - self.end) * sector_size
+            self.sequence += len(shapes)
+            self.end = first
+            done += len(shapes)
+            if done == len(items):
+                return places
+            encoded, payload, _ = items[done]
+            self._flush(room=(records.header_sectors_for(encoded, sector_size)
+                              + records.sectors_for(len(payload), sector_size)) * sector_size)
 
     def append_stream(
         self, kind: Kind, body: dict, *, size: int, write: Callable[[DataPartition, int], bytes]

@@ -9,6 +9,7 @@ bytes and raises only ``DamagedError``.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import struct
@@ -22,7 +23,8 @@ MAGIC = b"OPTVOLR1"
 FORMAT_VERSION = 1
 # magic, format version, kind, reserved, header sectors, sequence, payload size,
 # payload SHA-256, body length, header CRC-32.
-_FIXED = struct.Struct("<8sHBBI QQ32s II")
+_FIXED_FORMAT = "8sHBBI QQ32s II"
+_FIXED = struct.Struct("<" + _FIXED_FORMAT)
 FIXED_SIZE = _FIXED.size  # 72 bytes
 _CRC_OFFSET = FIXED_SIZE - 4
 _CRC = struct.Struct("<I")
@@ -117,6 +119,49 @@ def write_header_into(
     buf[start : start + len(body)] = body
     # The view is a temporary: released as soon as crc32 returns, so ``buf`` can grow again.
     _CRC.pack_into(buf, offset + _CRC_OFFSET, zlib.crc32(memoryview(buf)[offset : offset + header_sectors * sector_size]))
+
+
+def lay_out(buf: bytearray, offset: int, kind: Kind, sequence: int, items: list[tuple[bytes, bytes, bytes]],
+            start: int, sector_size: int) -> list[tuple[int, int]]:
+    """Lay out whole records of ``items[start:]`` ((encoded body, payload, payload SHA-256)
+    each) from ``offset`` of ``buf`` on, numbered from ``sequence``, as many as fit in
+    ``buf``: the (header sectors, payload sectors) of each one laid out, in order.
+
+    Every byte of each record is written, its padding zeroed, so ``buf`` may hold older
+    records. One ``pack_into`` lays out them all (the same bytes as ``write_header_into``
+    and the payload, record by record, but it runs once per record CPYOPT writes), then
+    each header gets its CRC.
+    """
+    end, formats, values, shapes, heads = len(buf), ["<"], [], [], []
+    for index in range(start, len(items)):
+        body, payload, sha = items[index]
+        size, body_length = len(payload), len(body)
+        layout, header_length, length, shape = _record_layout(body_length, size, sector_size)
+        if offset + length > end:
+            break
+        formats.append(layout)
+        values += (MAGIC, FORMAT_VERSION, kind, 0, shape[0], sequence, size, sha, body_length, 0, body, payload)
+        shapes.append(shape)
+        heads.append((offset, header_length))
+        offset += length
+        sequence += 1
+    if heads:
+        struct.pack_into("".join(formats), buf, heads[0][0], *values)
+        with memoryview(buf) as view:  # released before ``buf`` may grow again
+            for at, length in heads:
+                _CRC.pack_into(buf, at + _CRC_OFFSET, zlib.crc32(view[at : at + length]))
+    return shapes
+
+
+@functools.lru_cache(maxsize=4096)
+def _record_layout(body_length: int, size: int, sector_size: int) -> tuple[str, int, int, tuple[int, int]]:
+    """How ``lay_out`` lays out one record: its struct format, the bytes of its header and of
+    the whole record, and its (header sectors, payload sectors)."""
+    header_sectors, payload_sectors = sectors_for(FIXED_SIZE + body_length, sector_size), sectors_for(size, sector_size)
+    header_length = header_sectors * sector_size
+    layout = (f"{_FIXED_FORMAT}{body_length}s{header_length - FIXED_SIZE - body_length}x"
+              f"{size}s{payload_sectors * sector_size - size}x")
+    return layout, header_length, (header_sectors + payload_sectors) * sector_size, (header_sectors, payload_sectors)
 
 
 def header_sectors_of(first_sector: bytes) -> int:
