@@ -377,7 +377,7 @@ def test_a_date_or_version_that_drifted_in_the_index_is_named(library, touched, 
     _set_index(library, vol, row["id"], column, before ^ 1)  # one bit
     [result] = chkoptvol(library, vol=vol)
     assert [d.path for d in result.damaged] == ["/A/TWO_RENAMED"]
-    assert f"the index's {words} differ from the file's record" in result.damaged[0].reason
+    assert f"the index's {words} differs from the file's record" in result.damaged[0].reason
     shell = run_cli(library.root, "chkoptvol", vol, json_output=True)
     assert shell.rc == 7 and "OPV0206" in shell.err
     assert [d["path"] for d in shell.json()["damaged"]] == ["/A/TWO_RENAMED"]
@@ -386,3 +386,12 @@ def test_a_date_or_version_that_drifted_in_the_index_is_named(library, touched, 
     assert chkoptvol(library, vol=vol)[0].damaged == []
     again = next(r for r in index_rows(library.root, vol) if r["path"] == "/A/TWO_RENAMED")
     assert _index_value(library, vol, again["id"], column) == before
+
+
+def test_every_field_that_drifted_is_named(library, touched):
+    row = next(r for r in index_rows(library.root, "PVOL1") if r["path"] == "/A/MOVED/three")
+    for column in ("created", "modified"):
+        _set_index(library, "PVOL1", row["id"], column, _index_value(library, "PVOL1", row["id"], column) + 1)
+    [result] = chkoptvol(library, vol="PVOL1")
+    assert [(d.path, d.reason.split(" (")[0]) for d in result.damaged] == [
+        ("/A/MOVED/three", "the index's created time and modified time differ from the file's record")]

@@ -2,8 +2,9 @@
 
 The index is checked by SQLite (``PRAGMA quick_check``); every record it points to must
 have a sound header that agrees with the index (size, SHA-256, version and dates); every
-file version, live or kept by HPOFS, must hash to the SHA-256 the index recorded. The report names exactly the damaged files, with the count and bytes
-of the good ones (DESIGN §4 CHKOPTVOL JSON).
+file version, live or kept by HPOFS, must hash to the SHA-256 the index recorded. The
+report names exactly the damaged files, with the count and bytes of the good ones
+(DESIGN §4 CHKOPTVOL JSON).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from optvol.volume_rows import FILE_COLUMNS, FileRow
 HASH_WORKERS = max(2, os.cpu_count() or 2)
 PARALLEL_SIZE = 1 << 20
 _FILE_COLUMNS = ", ".join("f." + c.strip() for c in FILE_COLUMNS.split(","))
-# The index fields of a file version that only its FILE record sets, as a report names them.
-_FIXED_FIELDS = {"version": "version", "created": "created time", "modified": "modified time"}
+# Index fields of a file version that only its FILE record sets (besides size and SHA-256),
+# as a report names them.
+_WRITTEN_ONCE = {"version": "version", "created": "created time", "modified": "modified time"}
 
 
 @dataclass(frozen=True)
@@ -154,10 +156,10 @@ def _version_problem(volume: Volume, row: FileRow) -> str | None:
         return "record header does not match the index"
     # Fields no later record changes (a rename or new flags change only the attribute time):
     # an index whose dates drifted from the record is damaged, however sound the data.
-    drifted = [name for name in _FIXED_FIELDS if header.body.get(name) != getattr(row, name)]
+    drifted = [words for name, words in _WRITTEN_ONCE.items() if header.body.get(name) != getattr(row, name)]
     if drifted:
-        return (f"the index's {' and '.join(_FIXED_FIELDS[name] for name in drifted)} differ from the file's record"
-                " (optvol recover rebuilds the index from the records)")
+        return (f"the index's {' and '.join(drifted)} {'differ' if len(drifted) > 1 else 'differs'} from the"
+                " file's record (optvol recover rebuilds the index from the records)")
     digest = hashlib.sha256()
     try:
         for chunk in volume.image.payload_chunks(sector=row.sector, header_sectors=row.header_sectors, size=row.size):
