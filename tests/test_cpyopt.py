@@ -7,6 +7,7 @@ a controlled clock: every date below is the date the scenario names.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -545,4 +546,6 @@ def test_progress_bar_on_a_terminal(tmp_path):
     assert done.returncode == 0
     assert b"40 copied" in done.stdout
     assert b"CPYOPT" in drawn and b"files" in drawn  # the bar: "CPYOPT n files", bytes and a rate
+    assert re.search(rb"\d [kMG]?B\x1b", drawn) and re.search(rb"\d [kMG]?B/s", drawn)  # bytes so far, and a rate
+    assert b"/?" not in drawn  # no total to show: the bytes alone, not "x/? MB"
 

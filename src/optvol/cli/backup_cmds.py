@@ -36,10 +36,11 @@ class _Bar:
         self.progress = None
         if not ctx.json and ctx.err.isatty():
             from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+            from rich.progress import BarColumn, FileSizeColumn, Progress, TextColumn, TransferSpeedColumn
 
-            # On stderr, the terminal it was asked about: stdout may be a pipe or a file.
-            self.progress = Progress(TextColumn("CPYOPT {task.fields[files]} files"), BarColumn(), DownloadColumn(),
+            # On stderr, the terminal it was asked about: stdout may be a pipe or a file. The
+            # selection is streamed, so there is no total: the bar pulses, the bytes count up.
+            self.progress = Progress(TextColumn("CPYOPT {task.fields[files]} files"), BarColumn(), FileSizeColumn(),
                                      TransferSpeedColumn(), transient=True, console=Console(file=ctx.err))
             self.task = self.progress.add_task("copy", total=None, files=0)
 
