@@ -75,19 +75,6 @@ def test_file_body_is_the_generic_encoding(volume, path, ints):
     assert records.encode_file_body(**fields) == records.encode_body(fields)
 
 
-@given(body=BODIES, sector_size=SECTOR_SIZES, offset=st.integers(0, 3))
-def test_header_written_into_a_buffer_is_the_same(body, sector_size, offset):
-    alone = _header(body, sector_size=sector_size)
-    buf = bytearray(b"\xee" * sector_size * offset + bytes(len(alone)) + b"\xee")
-    encoded = records.encode_body(body)
-    count = records.header_sectors_for(encoded, sector_size)
-    assert count * sector_size == len(alone)
-    records.write_header_into(buf, sector_size * offset, Kind.FILE, 7, encoded, 3, hashlib.sha256(b"abc").digest(),
-                              count, sector_size)
-    assert buf[: sector_size * offset] == b"\xee" * sector_size * offset and buf[-1:] == b"\xee"
-    assert bytes(buf[sector_size * offset: sector_size * offset + len(alone)]) == alone
-
-
 def _record_alone(kind, sequence, encoded, payload, sector_size) -> bytes:
     """One record as docs/format.md §3.1 lays it out, built from write_header."""
     header = write_header(kind=kind, sequence=sequence, body=encoded, payload_size=len(payload),

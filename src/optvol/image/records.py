@@ -96,29 +96,18 @@ def header_sectors_for(encoded_body: bytes, sector_size: int) -> int:
 def write_header(
     *, kind: Kind, sequence: int, body: dict | bytes, payload_size: int, payload_sha256: bytes, sector_size: int
 ) -> bytes:
-    """Encode a header, padded to whole sectors (``body`` as a dict or already encoded)."""
+    """Encode a header, padded to whole sectors (``body`` as a dict or already encoded).
+
+    For a header alone (its payload written apart); ``lay_out`` lays out whole records.
+    """
     encoded = body if isinstance(body, bytes) else encode_body(body)
     header_sectors = header_sectors_for(encoded, sector_size)
     buf = bytearray(header_sectors * sector_size)
-    write_header_into(buf, 0, kind, sequence, encoded, payload_size, payload_sha256, header_sectors, sector_size)
+    _FIXED.pack_into(buf, 0, MAGIC, FORMAT_VERSION, kind, 0, header_sectors, sequence, payload_size, payload_sha256,
+                     len(encoded), 0)
+    buf[FIXED_SIZE : FIXED_SIZE + len(encoded)] = encoded
+    _CRC.pack_into(buf, _CRC_OFFSET, zlib.crc32(buf))
     return bytes(buf)
-
-
-def write_header_into(
-    buf: bytearray, offset: int, kind: Kind, sequence: int, body: bytes, payload_size: int, payload_sha256: bytes,
-    header_sectors: int, sector_size: int,
-) -> None:
-    """Encode a header of ``header_sectors`` (``header_sectors_for(body)``) with an encoded
-    ``body`` at ``offset`` of ``buf``, whose bytes after the body to the end of the header
-    must be zero. Positional: it runs once per record written."""
-    _FIXED.pack_into(
-        buf, offset, MAGIC, FORMAT_VERSION, kind, 0, header_sectors, sequence,
-        payload_size, payload_sha256, len(body), 0,
-    )
-    start = offset + FIXED_SIZE
-    buf[start : start + len(body)] = body
-    # The view is a temporary: released as soon as crc32 returns, so ``buf`` can grow again.
-    _CRC.pack_into(buf, offset + _CRC_OFFSET, zlib.crc32(memoryview(buf)[offset : offset + header_sectors * sector_size]))
 
 
 def lay_out(buf: bytearray, offset: int, kind: Kind, sequence: int, items: list[tuple[bytes, bytes, bytes]],
@@ -128,8 +117,8 @@ def lay_out(buf: bytearray, offset: int, kind: Kind, sequence: int, items: list[
     ``buf``: the (header sectors, payload sectors) of each one laid out, in order.
 
     Every byte of each record is written, its padding zeroed, so ``buf`` may hold older
-    records. One ``pack_into`` lays out them all (the same bytes as ``write_header_into``
-    and the payload, record by record, but it runs once per record CPYOPT writes), then
+    records. One ``pack_into`` lays out them all (the same bytes as ``write_header`` and
+    the payload, record by record, but it runs once per record CPYOPT writes), then
     each header gets its CRC.
     """
     end, formats, values, shapes, heads = len(buf), ["<"], [], [], []
