@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import random
 import sqlite3
+import threading
+import time
 
 import pytest
 
 from conftest import data_path, dump_index, index_path, make_volume, meta, read_data
 from optvol import errors
+from optvol.checking import chkoptvol
+from optvol.copying import CopyRequest, cpyopt
 from optvol.image import schema
+from optvol.image.datapart import DataPartition
 from optvol.image.image import VolumeImage
 from optvol.image.records import Kind
 from optvol.model import MediaType
@@ -217,3 +225,133 @@ def test_long_path_record_takes_two_header_sectors_at_1024(library):
         assert rows["SHORT"] == 1
         assert volume.read_bytes(f"{dirs}/{name}") == b"payload" * 100
         assert meta(library, "SMALL", "committed_end") == os.path.getsize(data_path(library, "SMALL")) // 1024
+
+
+# ------------------------------------------------------------ records written past the page cache
+
+
+def _copy_of_mixed_sizes(library, sector):
+    """PVOL1 with files of every size class, copied by one CPYOPT to PVOL2: small files are
+    laid out in pieces (written O_DIRECT where possible), the large ones streamed through the
+    page cache, so pieces start on odd sectors inside pages the streamed writes touched."""
+    make_volume(library, "PVOL1", blksize=sector)
+    make_volume(library, "PVOL2", blksize=sector)
+    rng = random.Random(sector)
+    sizes = [0, 1, 700, sector - 1, sector, sector + 1, 3 * sector + 5]
+    files = {}
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+        with volume.batch():
+            for i in range(1500):
+                size = 300_000 + i if i % 100 == 7 else rng.choice(sizes)  # the large ones: > copy_select.SMALL_FILE
+                files[f"/D/F{i}"] = rng.randbytes(size)
+                volume.write_bytes(f"/D/F{i}", files[f"/D/F{i}"])
+    result = cpyopt(library, CopyRequest(fromvol="PVOL1", frompath="/D", tovol="PVOL2", cpysubdir=True, crtdir=True),
+                    now=library._clock())
+    assert (result.copied, result.failed) == (len(files), 0)
+    return files
+
+
+def _assert_copied(library, files):
+    [check] = chkoptvol(library, vol="PVOL2")
+    assert check.damaged == [] and check.files_checked == len(files)
+    with library.open("PVOL2") as volume:
+        assert all(volume.read_bytes(path) == data for path, data in files.items())
+    assert meta(library, "PVOL2", "committed_end") * SECTOR >= os.path.getsize(data_path(library, "PVOL2"))
+
+
+@pytest.fixture
+def direct_writes(monkeypatch):
+    """Every os.pwrite, as whether it went past the page cache; ``refuse_after`` makes the
+    direct ones after that many fail with EINVAL, as an unaligned write would (``refused``:
+    the files they were for)."""
+    seen = {"direct": 0, "buffered": 0, "refused": [], "refuse_after": None}
+    real = os.pwrite
+
+    def pwrite(fd, data, offset):
+        direct = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+        if direct and seen["refuse_after"] is not None and seen["direct"] >= seen["refuse_after"]:
+            seen["refused"].append(os.readlink(f"/proc/self/fd/{fd}"))
+            raise OSError(errno.EINVAL, "Invalid argument")
+        written = real(fd, data, offset)
+        seen["direct" if direct else "buffered"] += 1
+        return written
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    return seen
+
+
+def _o_direct_allowed(directory) -> bool:
+    probe = directory / "probe"
+    probe.write_bytes(b"")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_DIRECT))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("sector", [1024, 2048])
+def test_records_go_past_the_page_cache_and_read_back_the_same(library, tmp_path, direct_writes, sector):
+    files = _copy_of_mixed_sizes(library, sector)
+    _assert_copied(library, files)
+    if _o_direct_allowed(tmp_path):
+        assert direct_writes["direct"] >= 3  # the pieces: 1,500 small files are more than one
+    else:  # a file system that refuses O_DIRECT (tmpfs): every write goes through the page cache
+        assert direct_writes["direct"] == 0
+
+
+def test_refused_direct_write_falls_back_to_the_page_cache(library, tmp_path, direct_writes):
+    if _o_direct_allowed(tmp_path):
+        direct_writes["refuse_after"] = 2  # a few pieces go direct, then the device says EINVAL
+    files = _copy_of_mixed_sizes(library, 2048)
+    _assert_copied(library, files)
+    # Refused once per data partition (the source's batch, then the copy), never tried again.
+    assert sorted(direct_writes["refused"]) == ([data_path(library, "PVOL1"), data_path(library, "PVOL2")]
+                                                if _o_direct_allowed(tmp_path) else [])
+
+
+def test_no_o_direct_at_all_writes_through_the_page_cache(library, monkeypatch, direct_writes):
+    real = os.open
+
+    def refuse_direct(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse_direct)
+    files = _copy_of_mixed_sizes(library, 2048)
+    _assert_copied(library, files)
+    assert direct_writes["direct"] == 0
+
+
+def test_no_buffered_write_while_a_direct_one_is_under_way(library, monkeypatch):
+    """The kernel keeps O_DIRECT and the page cache coherent only if they do not write the
+    same pages at once: ``Transaction`` settles the writer thread before streaming."""
+    in_flight, clashes, lock = set(), [], threading.Lock()
+    direct, write_at, copy_range = DataPartition.write_direct, DataPartition.write_at, DataPartition.copy_range
+
+    def slow_direct(self, sector, data):
+        with lock:
+            in_flight.add(threading.get_ident())
+        try:
+            time.sleep(0.02)  # a slow disk: the main thread runs on meanwhile
+            direct(self, sector, data)
+        finally:
+            with lock:
+                in_flight.discard(threading.get_ident())
+
+    def buffered(real):
+        def write(self, *args, **kwargs):
+            with lock:
+                if in_flight - {threading.get_ident()}:
+                    clashes.append(real.__name__)
+            return real(self, *args, **kwargs)
+        return write
+
+    monkeypatch.setattr(DataPartition, "write_direct", slow_direct)
+    monkeypatch.setattr(DataPartition, "write_at", buffered(write_at))
+    monkeypatch.setattr(DataPartition, "copy_range", buffered(copy_range))
+    files = _copy_of_mixed_sizes(library, 2048)
+    _assert_copied(library, files)
+    assert clashes == []

@@ -2,12 +2,21 @@
 
 Positions are sector numbers. Only the committed prefix is ever read; a tail beyond the
 committed end is cut by the next writer (``truncate``).
+
+Laid-out records go to the disk past the page cache (``write_direct``, O_DIRECT) where the
+file system allows it: an archive's new records are seldom read back soon, and filling
+fresh page-cache pages costs more CPU than the rest of a small-file copy (400 MB of
+records for 100,000 files of 1 KiB: about 1 s of system time buffered on the project's
+machines, 0.02 s direct; notes/cpyopt-speed.md). The kernel keeps the two paths coherent
+as long as they do not write the same pages at the same time: ``Transaction`` lets no
+buffered write start while a direct one is under way.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import mmap
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +34,12 @@ class DataPartition:
         self.sector_size = sector_size
         self.volume = volume
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self._direct_fd: int | None = None  # opened with O_DIRECT at the first write_direct; -1: not possible here
 
     def close(self) -> None:
+        if self._direct_fd is not None and self._direct_fd >= 0:
+            os.close(self._direct_fd)
+        self._direct_fd = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -58,6 +71,39 @@ class DataPartition:
             offset += len(chunk)
             total += len(chunk)
         return total, digest.digest()
+
+    def write_direct(self, sector: int, data: mmap.mmap | memoryview) -> None:
+        """Write ``data`` at ``sector`` past the page cache (O_DIRECT) if this file system and
+        device allow it, else as ``write`` does.
+
+        ``data`` must start on a page boundary (an ``mmap`` or a view from its start) and be
+        whole sectors long. Where O_DIRECT is refused (tmpfs, a sector smaller than the
+        device's block, an unaligned buffer: EINVAL), the partition writes through the page
+        cache from then on. The caller must not write the same pages buffered meanwhile.
+        """
+        fd = self._open_direct()
+        view, offset = memoryview(data), sector * self.sector_size
+        try:
+            while view and fd >= 0:
+                written = os.pwrite(fd, view, offset)
+                view, offset = view[written:], offset + written
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise self._host_error(exc) from None
+            self._direct_fd = -1
+            os.close(fd)
+        if view:
+            self.write_at(offset, view)
+
+    def _open_direct(self) -> int:
+        if self._direct_fd is None:
+            self._direct_fd = -1
+            if hasattr(os, "O_DIRECT"):
+                try:
+                    self._direct_fd = os.open(self.path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+                except OSError:
+                    pass  # tmpfs, for one, refuses O_DIRECT: write through the page cache
+        return self._direct_fd
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` at byte ``offset``; host-disk failures become clear optvol errors."""

@@ -6,7 +6,7 @@ WAL mode) and the data partition (``data.opv``). A write transaction:
 1. takes SQLite's write lock (``BEGIN IMMEDIATE``), which serializes writers of all
    processes, and cuts any torn tail beyond the committed end;
 2. appends records to the data partition after the committed end (a writer thread writes
-   them out while the next ones are laid out);
+   them out, past the page cache where it can, while the next ones are laid out);
 3. waits for those writes and fsyncs the data partition;
 4. records them in the index and moves the committed end in one SQLite transaction.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import mmap
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -187,7 +188,7 @@ class VolumeImage:
                 raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")
             self.volume, self.sector_size = row
             self.data = DataPartition(str(self.directory / DATA_FILE), sector_size=self.sector_size, volume=self.volume)
-            self.spare_pieces: list[bytearray] = []  # record buffers of finished transactions (Transaction)
+            self.spare_pieces: list[mmap.mmap] = []  # record buffers of finished transactions (Transaction)
         except sqlite3.DatabaseError as exc:
             self._release()
             raise errors.error("OPV0201", volume=self.name, reason=f"index unreadable ({exc})") from None
@@ -352,13 +353,14 @@ class Transaction:
         self.limit = capacity * threshold // 100 // self.sector_size
         # Records are laid out in pieces of FLUSH_BYTES that the writer thread writes; written
         # pieces are used again (kept by the image), so no fresh memory is touched per record.
-        self._spare: list[bytearray] = image.spare_pieces
-        self._piece = bytearray()  # none yet: taken when a record needs room
+        # A piece is an anonymous mmap: page-aligned, as O_DIRECT wants (DataPartition.write_direct).
+        self._spare: list[mmap.mmap] = image.spare_pieces
+        self._piece: mmap.mmap | bytearray = bytearray()  # none yet: taken when a record needs room
         self._filled = 0  # bytes of the piece laid out, the records from ``_buffer_start`` on
         self._buffer_start = self.end
         self.memo: dict = {}  # what the volume layer remembers during this transaction
         self._flusher: ThreadPoolExecutor | None = None  # the writer thread: buffer pieces, early writeback
-        self._writes: list[tuple[Future, bytearray]] = []  # pieces it has not written yet, oldest first
+        self._writes: list[tuple[Future, mmap.mmap]] = []  # pieces it has not written yet, oldest first
         self._writeback: Future | None = None
 
     # ----------------------------------------------------------------- space
@@ -470,6 +472,7 @@ class Transaction:
         payload_sectors = records.sectors_for(size, self.sector_size)
         self.reserve(header_len + payload_sectors)
         self._flush()
+        self._settle()  # the writer thread's direct writes land before these buffered ones
         sha = write(self.image.data, self.end + header_len)
         header = self._header(kind, encoded, size, sha)
         place = Place(self.end, len(header) // self.sector_size, payload_sectors)
@@ -525,15 +528,16 @@ class Transaction:
         hold at most MAX_PENDING pieces in memory."""
         if self._filled:
             view = memoryview(self._piece)[: self._filled]
-            self._writes.append((self._writer().submit(self.image.data.write, self._buffer_start, view), self._piece))
+            self._writes.append((self._writer().submit(self.image.data.write_direct, self._buffer_start, view),
+                                 self._piece))
             while len(self._writes) > MAX_PENDING:
                 self._recycle(*self._writes.pop(0))
             self._piece, self._filled = bytearray(), 0
         if room > len(self._piece):  # a record bigger than a piece gets one of its own
-            self._piece = self._spare.pop() if self._spare and room <= FLUSH_BYTES else bytearray(max(room, FLUSH_BYTES))
+            self._piece = self._spare.pop() if self._spare and room <= FLUSH_BYTES else mmap.mmap(-1, max(room, FLUSH_BYTES))
         self._buffer_start = self.end
 
-    def _recycle(self, write: Future, piece: bytearray) -> None:
+    def _recycle(self, write: Future, piece: mmap.mmap) -> None:
         """Wait for a piece to be written (raising its error) and keep it for reuse."""
         write.result()
         if len(piece) == FLUSH_BYTES and len(self._spare) <= MAX_PENDING:

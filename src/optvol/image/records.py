@@ -12,6 +12,7 @@ import enum
 import functools
 import hashlib
 import json
+import mmap
 import struct
 import zlib
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ def write_header(
     return bytes(buf)
 
 
-def lay_out(buf: bytearray, offset: int, kind: Kind, sequence: int, items: list[tuple[bytes, bytes, bytes]],
+def lay_out(buf: bytearray | mmap.mmap, offset: int, kind: Kind, sequence: int, items: list[tuple[bytes, bytes, bytes]],
             start: int, sector_size: int) -> list[tuple[int, int]]:
     """Lay out whole records of ``items[start:]`` ((encoded body, payload, payload SHA-256)
     each) from ``offset`` of ``buf`` on, numbered from ``sequence``, as many as fit in
@@ -136,7 +137,7 @@ def lay_out(buf: bytearray, offset: int, kind: Kind, sequence: int, items: list[
         sequence += 1
     if heads:
         struct.pack_into("".join(formats), buf, heads[0][0], *values)
-        with memoryview(buf) as view:  # released before ``buf`` may grow again
+        with memoryview(buf) as view:  # released at once: a bytearray with a view cannot grow
             for at, length in heads:
                 _CRC.pack_into(buf, at + _CRC_OFFSET, zlib.crc32(view[at : at + length]))
     return shapes
