@@ -342,7 +342,7 @@ def test_partial_failure_continues_and_rerun_finishes(lib, clock):
 
 
 def test_large_files_hashed_ahead_each_checked_against_its_own_bytes(lib, clock):
-    """Files over SMALL_FILE are hashed on threads ahead of their copy: each copy is
+    """Files over SMALL_FILE are hashed on threads ahead of their kernel copy: each copy is
     judged by its own file's digest, whatever fails around it."""
     sizes = [300_000, 700_000, 2 << 20, 400_000, 1 << 20, 600_000, 3 << 20]
     files = {f"/D/L{number}": os.urandom(size) for number, size in enumerate(sizes)}

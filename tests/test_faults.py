@@ -141,7 +141,7 @@ class CpyoptTree(Scenario):
         library = Library(root, clock=clock)
         make_volume(library, "PVOL1")
         self.expected = _tree(library, "PVOL1", dirs=10, per_dir=20, size=600)
-        with library.open("PVOL1") as volume, volume.batch():  # large files: block copy, hashed ahead
+        with library.open("PVOL1") as volume, volume.batch():  # large files: kernel copy, hashed ahead
             volume.mkdir("/LARGE")
             for i in range(5):
                 path = f"/LARGE/F{i}"

@@ -17,7 +17,7 @@ from optvol import errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
 from optvol.image import schema
-from optvol.image.datapart import COPY_BLOCK, DataPartition
+from optvol.image.datapart import DataPartition
 from optvol.image.image import VolumeImage
 from optvol.image.records import Kind
 from optvol.model import MediaType
@@ -355,30 +355,6 @@ def test_no_buffered_write_while_a_direct_one_is_under_way(library, monkeypatch)
     files = _copy_of_mixed_sizes(library, 2048)
     _assert_copied(library, files)
     assert clashes == []
-
-
-@pytest.mark.parametrize("sector", [512, 2048])
-def test_copy_range_copies_in_blocks_and_zero_pads_its_last_sector(tmp_path, direct_writes, sector):
-    source = tmp_path / "source"
-    payload = os.urandom(2 * COPY_BLOCK + 3 * sector + 7)  # two whole blocks, then a short one
-    source.write_bytes(b"H" * 100 + payload)
-    target = tmp_path / "data.opv"
-    target.write_bytes(b"\xee" * (2 * sector + 3 * COPY_BLOCK))  # older bytes everywhere
-    partition = DataPartition(str(target), sector_size=sector, volume="TEST")
-    fd = os.open(source, os.O_RDONLY)
-    try:
-        partition.copy_range(source_fd=fd, source_offset=100, length=len(payload), sector=2)
-    finally:
-        os.close(fd)
-        partition.close()
-    written = target.read_bytes()
-    end = 2 * sector + len(payload)
-    padded = -(-end // sector) * sector
-    assert written[2 * sector:end] == payload
-    assert written[end:padded] == bytes(padded - end)  # the record's padding
-    assert set(written[:2 * sector]) == set(written[padded:]) == {0xEE}  # nothing else touched
-    if _o_direct_allowed(tmp_path):
-        assert direct_writes["direct"] == 3 and direct_writes["buffered"] == 0
 
 
 def test_copy_range_from_a_source_that_ends_early_is_damaged(tmp_path):

@@ -24,7 +24,7 @@ from optvol.privileged import SmallFile
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, DirRow, FileRow
 
-SMALL_FILE = 256 << 10  # read whole, verify, then write; larger ones: block copy + parallel hash, in a savepoint
+SMALL_FILE = 256 << 10  # read whole, verify, then write; larger ones: kernel copy + parallel hash, in a savepoint
 SMALL_GROUP = 8 << 20  # at most this many bytes of small files are read into one piece
 PIECE_FILES = 1000  # and at most this many files go into one piece
 

@@ -10,8 +10,8 @@ A tree is read by a child process ahead of the writes (``copy_readahead.py``): i
 the selection, SLTFILE and the verified reads of small files (``copy_select.py``) on
 the second core. (A process that runs other threads must not fork: there the same reads
 run here, between the writes.) This process does every write: small files a piece at a
-time through ``write_files``, large ones each alone in large blocks past the page cache
-(``DataPartition.copy_range``) while two threads hash the next ones. A group of BATCH_FILES files or BATCH_BYTES is one transaction, and its
+time through ``write_files``, large ones each alone in the kernel while two threads hash
+the next ones. A group of BATCH_FILES files or BATCH_BYTES is one transaction, and its
 files count as copied once it has committed.
 """
 
@@ -42,8 +42,8 @@ from optvol.volume_rows import DirRow
 # groups of up to BATCH_BYTES: 256 MiB copied 1 GiB in 0.89 s against 1.01 s with 64 MiB.
 BATCH_FILES = 10_000
 BATCH_BYTES = 256 << 20
-# Large files are hashed ahead of their copy, each on its own thread: SHA-256 on one core
-# is slower than the copy, so two files hash at once while the copy goes on.
+# Large files are hashed ahead of their kernel copy, each on its own thread: SHA-256 on
+# one core is slower than the copy, so two files hash at once while the copy goes on.
 HASH_THREADS = 2
 Progress = Callable[[int, int], None]  # (files, bytes) written so far, committed or not
 
@@ -407,7 +407,7 @@ class _Copier:
             self.progress(self.result.copied + self._uncommitted, self.result.bytes_copied + self._uncommitted_bytes)
 
     def _write_large(self, writer, c: Candidate, target_dir: str) -> bool:
-        """Copy one large file in large blocks, hashed on the side; if it fails, nothing of it stays."""
+        """Copy one large file in the kernel, hashed on the side; if it fails, nothing of it stays."""
         path = join(target_dir, c.name)
         parts = tuple(p for p in target_dir.split("/") if p) + (c.name,)
         created, modified, attr_changed = self.choice.times(c.row)

@@ -95,9 +95,9 @@ class PrivilegedWriter:
 
         ``verified_sha256`` is the known SHA-256 of ``data``; with ``chunks`` it may come
         only when they raise unless their bytes hash to it (``Volume.verified_chunks``): the
-        bytes are then hashed once, not twice. With ``copy_from`` it is required: the bytes
-        are copied in large blocks while a second thread hashes the source, and a mismatch
-        fails the write (CPF1F28). ``parts`` are ``path``'s elements when the caller has checked them.
+        bytes are then hashed once, not twice. With ``copy_from`` it is required: the kernel
+        copies the bytes while a second thread hashes the source, and a mismatch fails the
+        write (CPF1F28). ``parts`` are ``path``'s elements when the caller has checked them.
         """
         parts = parts or self.volume._parts(path)
         payload: bytes | Callable = data
@@ -207,7 +207,7 @@ def _write_verified(partition, sector: int, chunks: Iterator[bytes], *, limit: i
 
 
 def _copy_verified(partition, sector: int, source: SourceRange, *, size: int, expected: bytes) -> bytes:
-    """Copy ``size`` bytes (``DataPartition.copy_range``) while another thread hashes the source (``source.digest``)."""
+    """Copy ``size`` bytes with copy_file_range while another thread hashes the source (``source.digest``)."""
     partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
     found = source.digest.result()
     if found != expected:

@@ -3,13 +3,13 @@
 Positions are sector numbers. Only the committed prefix is ever read; a tail beyond the
 committed end is cut by the next writer (``truncate``).
 
-Laid-out records and copied payloads (``copy_range``) go to the disk past the page cache
-(``write_direct``, O_DIRECT) where the file system allows it: an archive's new records
-are seldom read back soon, and filling fresh page-cache pages costs more CPU than the
-rest of a copy (400 MB of records for 100,000 files of 1 KiB: about 1 s of system time
-buffered on the project's machines, 0.02 s direct; notes/cpyopt-speed.md). The kernel
-keeps the two paths coherent as long as they do not write the same pages at the same
-time: ``Transaction`` lets no buffered write start while a direct one is under way.
+Laid-out records go to the disk past the page cache (``write_direct``, O_DIRECT) where the
+file system allows it: an archive's new records are seldom read back soon, and filling
+fresh page-cache pages costs more CPU than the rest of a small-file copy (400 MB of
+records for 100,000 files of 1 KiB: about 1 s of system time buffered on the project's
+machines, 0.02 s direct; notes/cpyopt-speed.md). The kernel keeps the two paths coherent
+as long as they do not write the same pages at the same time: ``Transaction`` lets no
+buffered write start while a direct one is under way.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from optvol import errors
 
 CHUNK = 1 << 20
-COPY_BLOCK = 4 << 20  # copy_range's block: a whole number of sectors of every size
 
 
 class DataPartition:
@@ -36,7 +35,6 @@ class DataPartition:
         self.volume = volume
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         self._direct_fd: int | None = None  # opened with O_DIRECT at the first write_direct; -1: not possible here
-        self._copy_buffer: mmap.mmap | None = None  # copy_range's, taken at its first use
 
     def close(self) -> None:
         if self._direct_fd is not None and self._direct_fd >= 0:
@@ -119,31 +117,18 @@ class DataPartition:
             raise self._host_error(exc) from None
 
     def copy_range(self, *, source_fd: int, source_offset: int, length: int, sector: int) -> None:
-        """Copy bytes of another file into this partition from ``sector`` on, in blocks of
-        COPY_BLOCK read into a page-aligned buffer and written as ``write_direct`` does.
-
-        The last block is written up to the end of its sector, zero padded: the record's
-        padding (docs/format.md §3.1). Not ``copy_file_range``: on ext4 that fills fresh
-        page-cache pages (notes/cpyopt-speed.md), and where it would share blocks instead
-        (reflinks), a backup would share its primary's blocks.
-        """
-        if self._copy_buffer is None:
-            self._copy_buffer = mmap.mmap(-1, COPY_BLOCK)
-        with memoryview(self._copy_buffer) as block:
+        """Copy bytes from another file into this partition without passing them through Python."""
+        offset = sector * self.sector_size
+        try:
             while length:
-                want, filled = min(length, COPY_BLOCK), 0
-                try:
-                    while filled < want:
-                        got = os.preadv(source_fd, [block[filled:want]], source_offset + filled)
-                        if got == 0:
-                            raise errors.error("OPV0201", volume=self.volume, reason="source data partition ends early")
-                        filled += got
-                except OSError as exc:
-                    raise self._host_error(exc) from None
-                whole = -(-want // self.sector_size) * self.sector_size
-                block[want:whole] = bytes(whole - want)
-                self.write_direct(sector, block[:whole])
-                sector, source_offset, length = sector + whole // self.sector_size, source_offset + want, length - want
+                done = os.copy_file_range(source_fd, self.fd, min(length, 1 << 30), source_offset, offset)
+                if done == 0:
+                    raise errors.error("OPV0201", volume=self.volume, reason="source data partition ends early")
+                source_offset += done
+                offset += done
+                length -= done
+        except OSError as exc:
+            raise self._host_error(exc) from None
 
     def sync(self) -> None:
         try:
