@@ -23,10 +23,10 @@ PVOL1 / 'BVOL1 *BACKUP' --cpysubdir *YES``), like cp and rsync; the in-process t
 volumes are filled through the API in batches, with os.urandom content, by a child;
 the host trees hold the same bytes. Nothing is dropped from the page cache (warm cache
 for everybody: the source volume, whose records optvol writes past the page cache, is
-read once, untimed, after it is filled); ``sync`` runs, untimed, before every measured
-command so that none pays for the write-back of the one before. The optvol children run
-from compiled bytecode, as an installed optvol does (pip compiles it at install): they
-write it under the scratch directory (PYTHONPYCACHEPREFIX, even where
+read once, untimed, after it is filled: bench/warm.py); ``sync`` runs, untimed, before
+every measured command so that none pays for the write-back of the one before. The
+optvol children run from compiled bytecode, as an installed optvol does (pip compiles it
+at install): they write it under the scratch directory (PYTHONPYCACHEPREFIX, even where
 PYTHONDONTWRITEBYTECODE is set), compiled before anything is measured. The parent imports
 nothing of optvol (a forked child's ru_maxrss starts at its parent's RSS). Scratch data
 lives in a fresh directory under DIR (default /work/bench-tmp), deleted at the end
@@ -46,6 +46,8 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+
+from warm import warm
 
 SOURCE, TARGET = "PVOL1", "BVOL1"
 CAPACITY = "64G"
@@ -196,17 +198,8 @@ def fill(library: Path, host: Path | None, *, dirs: int, per_dir: int, size: int
     if host:
         argv += ["--host", str(host)]
     seconds = json.loads(run_reaped(argv)["out"])["seconds"]
-    warm(library / f"{SOURCE}.optvol")
+    warm(library / f"{SOURCE}.optvol")  # bench/warm.py
     return seconds
-
-
-def warm(directory: Path) -> None:
-    """Read every file of ``directory`` once, untimed: optvol writes its records past the page
-    cache (O_DIRECT), where the host trees cp and rsync read stay cached from their writing."""
-    for path in directory.iterdir():
-        with open(path, "rb", buffering=0) as handle:
-            while handle.read(8 << 20):
-                pass
 
 
 def optvol(library: Path, *args: str) -> list[str]:

@@ -19,6 +19,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from warm import warm
+
 from optvol.initialize import inzopt
 from optvol.interchange import export_iso
 from optvol.library import Library
@@ -41,6 +43,7 @@ def _build(library: Library, host: Path, name: str, *, files: int, size: int, di
             data = payload[:-8] + i.to_bytes(8, "little")
             volume.write_bytes("/" + path, data)
             (host / path).write_bytes(data)
+    warm(library.root / f"{name}.optvol")  # bench/warm.py
 
 
 def _best(runs: int, action) -> float:
