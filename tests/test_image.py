@@ -263,16 +263,16 @@ def _assert_copied(library, files):
 @pytest.fixture
 def direct_writes(monkeypatch):
     """Every os.pwrite, as whether it went past the page cache; ``refuse_after`` makes the
-    direct ones after that many fail with EINVAL, as an unaligned write would (``refused``:
-    the files they were for)."""
-    seen = {"direct": 0, "buffered": 0, "refused": [], "refuse_after": None}
+    direct ones after that many fail with ``refuse_with`` (EINVAL, as an unaligned write
+    would; ``refused``: the files they were for)."""
+    seen = {"direct": 0, "buffered": 0, "refused": [], "refuse_after": None, "refuse_with": errno.EINVAL}
     real = os.pwrite
 
     def pwrite(fd, data, offset):
         direct = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
         if direct and seen["refuse_after"] is not None and seen["direct"] >= seen["refuse_after"]:
             seen["refused"].append(os.readlink(f"/proc/self/fd/{fd}"))
-            raise OSError(errno.EINVAL, "Invalid argument")
+            raise OSError(seen["refuse_with"], os.strerror(seen["refuse_with"]))
         written = real(fd, data, offset)
         seen["direct" if direct else "buffered"] += 1
         return written
@@ -301,9 +301,11 @@ def test_records_go_past_the_page_cache_and_read_back_the_same(library, tmp_path
         assert direct_writes["direct"] == 0
 
 
-def test_refused_direct_write_falls_back_to_the_page_cache(library, tmp_path, direct_writes):
+@pytest.mark.parametrize("refusal", [errno.EINVAL, errno.EOPNOTSUPP])
+def test_refused_direct_write_falls_back_to_the_page_cache(library, tmp_path, direct_writes, refusal):
     if _o_direct_allowed(tmp_path):
-        direct_writes["refuse_after"] = 2  # a few pieces go direct, then the device says EINVAL
+        direct_writes["refuse_after"] = 2  # a few pieces go direct, then the device refuses
+        direct_writes["refuse_with"] = refusal
     files = _copy_of_mixed_sizes(library, 2048)
     _assert_copied(library, files)
     # Refused once per data partition (the source's batch, then the copy), never tried again.

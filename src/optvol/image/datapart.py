@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from optvol import errors
 
 CHUNK = 1 << 20
+_DIRECT_REFUSED = (errno.EINVAL, errno.EOPNOTSUPP)  # what a write past the page cache may meet: not an I/O error
 
 
 class DataPartition:
@@ -78,8 +79,9 @@ class DataPartition:
 
         ``data`` must start on a page boundary (an ``mmap`` or a view from its start) and be
         whole sectors long. Where O_DIRECT is refused (tmpfs, a sector smaller than the
-        device's block, an unaligned buffer: EINVAL), the partition writes through the page
-        cache from then on. The caller must not write the same pages buffered meanwhile.
+        device's block, an unaligned buffer: EINVAL; a file system without it: EOPNOTSUPP),
+        the partition writes through the page cache from then on. The caller must not write
+        the same pages buffered meanwhile, nor change ``data`` before this returns.
         """
         fd = self._open_direct()
         view, offset = memoryview(data), sector * self.sector_size
@@ -88,7 +90,7 @@ class DataPartition:
                 written = os.pwrite(fd, view, offset)
                 view, offset = view[written:], offset + written
         except OSError as exc:
-            if exc.errno != errno.EINVAL:
+            if exc.errno not in _DIRECT_REFUSED:
                 raise self._host_error(exc) from None
             self._direct_fd = -1
             os.close(fd)
