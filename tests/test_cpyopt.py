@@ -6,6 +6,7 @@ a controlled clock: every date below is the date the scenario names.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sqlite3
@@ -15,11 +16,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from optvol import errors, model
+from optvol import copying, errors, model
 from optvol.backup import Range, update
 from optvol.change_volume import chgoptvol
 from optvol.conversion import cvtoptbku
 from optvol.copying import CopyRequest, cpyopt
+from optvol.gc_pause import no_cyclic_gc
 from optvol.initialize import inzopt
 from optvol.library import Library
 from optvol.model import BEGIN, VolumeType
@@ -549,3 +551,44 @@ def test_progress_bar_on_a_terminal(tmp_path):
     assert re.search(rb"\d [kMG]?B\x1b", drawn) and re.search(rb"\d [kMG]?B/s", drawn)  # bytes so far, and a rate
     assert b"/?" not in drawn  # no total to show: the bytes alone, not "x/? MB"
 
+
+
+# ------------------------------------------------------------ the cycle collector
+
+
+def test_copy_runs_without_the_cycle_collector_and_leaves_no_cycles(lib, clock, monkeypatch):
+    """CPYOPT pauses the collector (gc_pause.py): sound only while a copy makes no cycles,
+    which this checks, with the read-ahead child and a failed file in the run."""
+    files = {f"/D{d}/F{i}": os.urandom(100 + i) for d in range(3) for i in range(200)}
+    files["/D1/BIG"] = os.urandom(400_000)  # a large file: the hashing threads too
+    write(lib, clock, day(1, 2), files)
+    inzopt(lib, vol="PVOL2", now=day(1, 2))
+    with lib.open("PVOL2") as target:  # a directory where a file should land: that file fails
+        target.mkdir("/D0/F7", parents=True)
+    states = []
+    real_run = copying._Copier.run
+
+    def run(self):
+        states.append(gc.isenabled())
+        result = real_run(self)
+        states.append(gc.collect())  # still paused: what the copy left for the collector
+        return result
+
+    monkeypatch.setattr(copying._Copier, "run", run)
+    gc.collect()
+    result = cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/", tovol="PVOL2", cpysubdir=True), now=day(1, 3))
+    assert (result.copied, result.failed) == (len(files) - 1, 1)
+    assert states == [False, 0]  # paused, and no cyclic garbage at all
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_pause_gives_back_the_collector_as_it_found_it(enabled):
+    gc.enable() if enabled else gc.disable()
+    try:
+        with pytest.raises(RuntimeError), no_cyclic_gc():
+            assert not gc.isenabled()
+            raise RuntimeError("the block fails")
+        assert gc.isenabled() == enabled
+    finally:
+        gc.enable()

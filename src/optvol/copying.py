@@ -28,6 +28,7 @@ from datetime import datetime
 from optvol import backup, errors, model
 from optvol.copy_readahead import ReadAhead
 from optvol.copy_select import Candidate, Choice, Pick, Piece, Selection, join, read_directory, read_pieces
+from optvol.gc_pause import no_cyclic_gc
 from optvol.image.datapart import hash_range
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, VolumeType
@@ -114,7 +115,8 @@ def cpyopt(library: Library, request: CopyRequest, *, now: datetime, progress: P
         target = source if same else library.open(request.tovol)
         try:
             plan = _validate(request, source, target)
-            return _Copier(request, plan, source, target, model.to_micros(now), progress).run()
+            with no_cyclic_gc():  # several tuples a file, no cycles (gc_pause.py)
+                return _Copier(request, plan, source, target, model.to_micros(now), progress).run()
         finally:
             if target is not source:
                 target.close()

@@ -12,7 +12,6 @@ deeper than eight levels are relocated by pycdlib (Rock Ridge ``RR_MOVED``).
 
 from __future__ import annotations
 
-import gc
 import os
 import time as real_time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import pycdlib.udf
 from pycdlib.pycdlibexception import PyCdlibException
 
 from optvol import errors
+from optvol.gc_pause import no_cyclic_gc
 from optvol.interchange.names import Namer
 from optvol.volume import Volume
 from optvol.volume_rows import READ_ONLY, FileRow
@@ -38,7 +38,7 @@ DIR_MODE = 0o040755
 
 def write_udf_image(volume: Volume, fd: int, *, volume_id: str, now: datetime) -> tuple[int, int]:
     """Write the volume as an image with a UDF bridge to host file ``fd``; return (files, directories)."""
-    with volume.snapshot(), _no_cyclic_gc(), _pycdlib_clock(now.timestamp()) as clock:
+    with volume.snapshot(), no_cyclic_gc(), _pycdlib_clock(now.timestamp()) as clock:
         iso = pycdlib.PyCdlib()
         iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", udf="2.60",
                 vol_ident=volume_id, sys_ident="OPTVOL", app_ident_str="OPTVOL")
@@ -82,19 +82,6 @@ def _pycdlib_clock(now: float) -> Iterator[_Clock]:
     finally:
         for module, original in zip(modules, saved, strict=True):
             module.time = original
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cycle collector: pycdlib's graph of records only grows while it is built,
-    and collections that walk it again and again would take most of the time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _Payload:
