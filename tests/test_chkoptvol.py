@@ -395,3 +395,18 @@ def test_every_field_that_drifted_is_named(library, touched):
     [result] = chkoptvol(library, vol="PVOL1")
     assert [(d.path, d.reason.split(" (")[0]) for d in result.damaged] == [
         ("/A/MOVED/three", "the index's created time and modified time differ from the file's record")]
+
+
+@pytest.mark.parametrize("vol", ["PVOL1", "BVOL1"])
+def test_a_directory_whose_live_file_count_drifted_is_named(library, touched, vol):
+    conn = sqlite3.connect(volume_dir(library.root, vol) / "index.sqlite")
+    with conn:
+        conn.execute("UPDATE dirs SET live_files = live_files + 1 WHERE path = '/A/MOVED'")
+    conn.close()
+    [result] = chkoptvol(library, vol=vol)
+    assert [(d.path, d.reason.split(" (")[0]) for d in result.damaged] == [
+        ("/A/MOVED", "the index keeps 3 live files for the directory, it holds 2")]
+    shell = run_cli(library.root, "chkoptvol", vol, json_output=True)
+    assert shell.rc == 7 and "OPV0206" in shell.err
+    assert run_cli(library.root, "recover", vol).rc == 0
+    assert chkoptvol(library, vol=vol)[0].damaged == []

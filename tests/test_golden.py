@@ -129,6 +129,21 @@ def test_index_as_format_md_describes_it(golden_library):
     conn.close()
 
 
+def test_opening_migrates_the_index_to_schema_2(golden_library):
+    """Schema 2 (docs/format.md §6): each directory keeps its number of live files."""
+    with golden_library.open("GOLDEN1") as volume:
+        assert volume.listdir("/DATA") == ["empty.dat", "numbers.bin"]
+    conn = sqlite3.connect(golden_library.root / "GOLDEN1.optvol" / "index.sqlite")
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (2,)
+    # /DOCS: readme.txt (version 2 live, version 1 not); /DATA: numbers.bin and empty.dat.
+    assert conn.execute("SELECT path, live_files FROM dirs ORDER BY id").fetchall() == [
+        ("/", 0), ("/DOCS", 1), ("/DATA", 2)]
+    conn.close()
+    with golden_library.open("GOLDEN1") as volume:  # and the count goes on from there
+        volume.write_bytes("/DATA/more.bin", b"more")
+        assert volume.image.conn.execute("SELECT live_files FROM dirs WHERE path = '/DATA'").fetchone() == (3,)
+
+
 # --------------------------------------------------------------------- an independent reader
 
 

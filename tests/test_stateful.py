@@ -238,6 +238,17 @@ class VolumeMachine(RuleBasedStateMachine):
             assert self.volume.read_bytes(stored) == data
 
     @invariant()
+    def live_file_counts_match(self):
+        """Each directory row keeps its number of live files (CPYOPT's not-selected count):
+        the model's count, and the index's own."""
+        rows = self.volume.image.conn.execute(
+            "SELECT path_key, live_files, (SELECT count(*) FROM files WHERE files.dir = dirs.id AND files.live = 1)"
+            " FROM dirs WHERE live = 1").fetchall()
+        model_counts = {k: sum(1 for f in self.files if key(parent(f)) == k) for k in self.dirs}
+        assert {path_key: kept for path_key, kept, _ in rows} == model_counts
+        assert all(kept == counted for _, kept, counted in rows)
+
+    @invariant()
     def space_matches(self):
         used = self.volume.info().used
         if self.udf:

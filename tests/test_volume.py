@@ -595,3 +595,30 @@ def test_a_batch_never_writes_a_file_over_a_directory_made_in_it(primary):
             primary.write_bytes("/name", b"x")
     assert caught.value.message_id == "OPV0108"
     assert primary.is_dir("/NAME") and primary.listdir("/") == ["NAME", "first"]
+
+
+# ----------------------------------------------------------------------------- live file counts
+
+
+def _live_counts(volume) -> dict[str, tuple[int, int]]:
+    """Each live directory: (the number of live files its row keeps, the number it holds)."""
+    return {path: (kept, counted) for path, kept, counted in volume.image.conn.execute(
+        "SELECT path, live_files, (SELECT count(*) FROM files WHERE files.dir = dirs.id AND files.live = 1)"
+        " FROM dirs WHERE live = 1")}
+
+
+@pytest.mark.parametrize("fixture", ["primary", "udf"])
+def test_each_directory_keeps_its_number_of_live_files(request, fixture):
+    """dirs.live_files (docs/format.md §4.3), which CPYOPT's not-selected count reads."""
+    volume = request.getfixturevalue(fixture)
+    volume.mkdir("/A")
+    volume.mkdir("/B")
+    with volume.batch():
+        for i in range(5):
+            volume.write_bytes(f"/A/F{i}", b"x" * i)
+    volume.write_bytes("/A/F0", b"a new version")  # replaces: still five
+    volume.rename("/A/F1", "/B/MOVED")  # moves: four and one
+    volume.rename("/A/F2", "/A/RENAMED")  # renames in place
+    volume.remove("/A/F3")
+    volume.rename("/B", "/A/B")  # a moved directory keeps its files
+    assert _live_counts(volume) == {"/": (0, 0), "/A": (3, 3), "/A/B": (1, 1)}

@@ -90,6 +90,9 @@ def check_volume(volume: Volume, *, keep_list: bool = False,
         reason = _header_problem(volume, sector, Kind.DIRECTORY)
         if reason:
             result.damaged.append(Damage(path, reason))
+    for path, kept, counted in _miscounted_directories(conn):
+        result.damaged.append(Damage(path, f"the index keeps {kept} live files for the directory, it holds {counted}"
+                                           " (optvol recover rebuilds the index from the records)"))
     with ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
         pending: deque = deque()
         for path, row, live, newer in _versions(conn):
@@ -128,6 +131,13 @@ def _index_problems(conn: sqlite3.Connection) -> list[str]:
 
 def _directory_records(conn: sqlite3.Connection) -> Iterator[tuple[str, int]]:
     yield from conn.execute("SELECT path, sector FROM dirs WHERE live = 1 ORDER BY path_key")
+
+
+def _miscounted_directories(conn: sqlite3.Connection) -> Iterator[tuple[str, int, int]]:
+    """Directories whose ``live_files`` (docs/format.md §4.3) is not the number of their live files."""
+    yield from conn.execute(
+        "SELECT d.path, d.live_files, count(f.id) FROM dirs d LEFT JOIN files f ON f.dir = d.id AND f.live = 1"
+        " WHERE d.live = 1 GROUP BY d.id HAVING d.live_files != count(f.id) ORDER BY d.path_key")
 
 
 def _versions(conn: sqlite3.Connection) -> Iterator[tuple[str, FileRow, bool, bool]]:

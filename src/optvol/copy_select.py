@@ -124,8 +124,11 @@ class Selection:
         return (None, Range()) if row is None else (row[0], Range.from_row(*row[1:]))
 
     def live_files(self, source_dir: DirRow) -> int:
-        return self.conn.execute("SELECT count(*) FROM main.files WHERE dir = ? AND live = 1",
-                                 (source_dir.id,)).fetchone()[0]
+        """The directory's live files, as its row keeps them (not a count over the files)."""
+        row = self.conn.execute("SELECT live_files FROM main.dirs WHERE id = ?", (source_dir.id,)).fetchone()
+        if row is None:  # the row was there a moment ago: a damaged index
+            raise errors.error("OPV0201", volume=self.source.id, reason=f"directory {source_dir.path} has no index row")
+        return row[0]
 
 
 class Choice(NamedTuple):

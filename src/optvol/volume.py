@@ -27,7 +27,7 @@ from optvol.image import records
 from optvol.image.records import Kind
 from optvol.model import DirInfo, FileInfo, MediaFormat, MediaType, VolumeInfo, VolumeType
 from optvol.privileged import NewVersion, PrivilegedWriter
-from optvol.volume_rows import DIR_COLUMNS, FILE_COLUMNS, HIDDEN, READ_ONLY, DirRow, FileRow
+from optvol.volume_rows import DIR_COLUMNS, FILE_COLUMNS, HIDDEN, READ_ONLY, DirRow, FileRow, count_live
 
 Clock = Callable[[], datetime]
 # File versions indexed per INSERT: one statement for many rows costs a third less than one
@@ -402,6 +402,7 @@ class Volume:
         if self._udf:
             tx.free(row.sectors(self.image.sector_size))
         self.image.conn.execute("UPDATE files SET live = 0 WHERE id = ?", (row.id,))
+        count_live(self.image.conn, row.dir, -1)
 
     def rename(self, source: str, target: str) -> None:
         """Rename or move a file or directory within the volume (QHFRNMSF)."""
@@ -434,6 +435,9 @@ class Volume:
                 "UPDATE files SET dir = ?, name = ?, name_key = ?, attr_changed = ?, changed = ? WHERE id = ?",
                 (new_parent.id, dst[-1], model.name_key(dst[-1]), now, now, found.id),
             )
+            if new_parent.id != found.dir:
+                count_live(self.image.conn, found.dir, -1)
+                count_live(self.image.conn, new_parent.id, 1)
 
     def _move_dir(self, directory: DirRow, new_parent: DirRow, dst: tuple[str, ...], now: int) -> None:
         old_key, old_path = directory.path_key, directory.path
@@ -606,7 +610,9 @@ class Volume:
         """Index new versions, (name, name key, version, version replaced, place) each; the
         replaced stop being live."""
         conn = self.image.conn
-        conn.executemany("UPDATE files SET live = 0 WHERE id = ?", [(v[3].id,) for v in versions if v[3]])
+        replaced = [(v[3].id,) for v in versions if v[3]]
+        conn.executemany("UPDATE files SET live = 0 WHERE id = ?", replaced)
+        count_live(conn, dir_id, len(versions) - len(replaced))
         values = [value for name, key, new, old, place in versions
                   for value in (dir_id, name, key, new.version, old.id if old else None, place.sector,
                                 place.header_sectors, new.size, new.sha256, new.created, new.modified,
@@ -658,6 +664,7 @@ class Volume:
                 directory = self.image.conn.execute("SELECT path FROM dirs WHERE id = ?", (row.dir,)).fetchone()[0]
                 if self.image.conn.execute("SELECT live FROM files WHERE id = ?", (file_id,)).fetchone()[0]:
                     tx.append(Kind.DELETE, {"path": row.path(directory), "time": self._now()}, charged=not self._udf)
+                    count_live(self.image.conn, row.dir, -1)
                 self.image.conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
 
     # ----------------------------------------------------------------- privileged writers

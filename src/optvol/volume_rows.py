@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import NamedTuple
 
 from optvol import model
@@ -72,3 +73,11 @@ class FileRow(NamedTuple):
             sha256=self.sha256.hex(),
             version=self.version,
         )
+
+
+def count_live(conn: sqlite3.Connection, dir_id: int, change: int) -> None:
+    """Keep ``dirs.live_files`` (docs/format.md §4.3) right: ``change`` files of the directory
+    became live (or stopped being live, if negative). Every change of ``files.live`` or of a
+    live file's ``dir`` goes with one."""
+    if change:
+        conn.execute("UPDATE dirs SET live_files = live_files + ? WHERE id = ?", (change, dir_id))

@@ -10,7 +10,7 @@ import sqlite3
 
 from optvol import errors
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (
@@ -96,7 +96,14 @@ CREATE TABLE controls (
 """
 
 # Forward migrations: MIGRATIONS[n] turns version n into n + 1.
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    # 2: each directory keeps the number of its live files, so that CPYOPT's count of the
+    # files it did not select costs one row per directory, not one per file.
+    1: """
+ALTER TABLE dirs ADD COLUMN live_files INTEGER NOT NULL DEFAULT 0;
+UPDATE dirs SET live_files = (SELECT count(*) FROM files WHERE files.dir = dirs.id AND files.live = 1)
+""",
+}
 
 META_KEYS = ("schema_version", "committed_end", "next_sequence", "used_sectors")
 
