@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 
 from optvol import errors, model
 from optvol.image.records import sectors_for
@@ -104,6 +103,8 @@ class VolumeWriter(io.RawIOBase):
         self._replace = _WRITE_MODES[kind]
         self.name = path
         self._check_target(kind)
+        import tempfile  # here: it costs every command's start 6 ms, and only writers use it
+
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=volume.image.directory)
         self._size = 0
         if kind == "a" and volume.exists(path):
