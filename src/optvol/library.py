@@ -153,12 +153,7 @@ class Library:
     def volume_ids(self, pattern: str | None = None) -> list[str]:
         """Volume IDs in the library, sorted; ``pattern`` is *ALL, a generic ``ABC*`` or an ID."""
         ids = sorted(p.name.removesuffix(SUFFIX) for p in self.root.iterdir() if p.name.endswith(SUFFIX) and p.is_dir())
-        if pattern is None or pattern.upper() in ("*ALL", "*"):
-            return ids
-        wanted = pattern.upper()
-        if wanted.endswith("*"):
-            return [i for i in ids if i.startswith(wanted[:-1])]
-        return [i for i in ids if i == wanted]
+        return [i for i in ids if pattern is None or model.matches_generic(i, pattern)]
 
     def exists(self, volume: str) -> bool:
         return self._dir(volume).is_dir()

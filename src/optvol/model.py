@@ -107,6 +107,14 @@ def name_key(name: str) -> str:
     return name.upper()
 
 
+def matches_generic(name: str, pattern: str) -> bool:
+    """``name`` against *ALL, a generic name (``ABC*``) or a name, without regard to case."""
+    wanted = name_key(pattern)
+    if wanted in ("*ALL", "*"):
+        return True
+    return name_key(name).startswith(wanted[:-1]) if wanted.endswith("*") else name_key(name) == wanted
+
+
 def _check_element(name: str, *, is_dir: bool, media_format: MediaFormat) -> None:
     message_id = "CPF1F01" if is_dir else "CPF1F21"
 

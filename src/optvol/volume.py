@@ -249,7 +249,7 @@ class Volume:
         """
         for directory in list(self._dir_rows(path, recursive=recursive)):
             for info in self._files_in(directory):
-                if pattern is None or _matches(info.path.rsplit("/", 1)[-1], pattern):
+                if pattern is None or model.matches_generic(info.path.rsplit("/", 1)[-1], pattern):
                     yield info
 
     def iter_file_rows(self, path: str = "/", *, recursive: bool = False) -> Iterator[tuple[str, FileRow]]:
@@ -788,11 +788,3 @@ def _read_fd(fd: int, size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
             return
         remaining -= len(data)
         yield data
-
-
-def _matches(name: str, pattern: str) -> bool:
-    if pattern.upper() in ("*ALL", "*"):
-        return True
-    if pattern.endswith("*"):
-        return name.upper().startswith(pattern[:-1].upper())
-    return name.upper() == pattern.upper()
