@@ -164,3 +164,27 @@ def test_seam_full(tmp_path, budget):
         volume.write_bytes("/NEW", content("/NEW", 100_000))
     expected["/NEW"] = content("/NEW", 100_000)
     _intact(library, "PVOL1", expected, [])
+
+
+def test_dupopt_onto_a_full_disk(tmp_path):
+    """DUPOPT whose copy of the data partition meets a full host disk: exit 6, nothing made."""
+    mount = tmp_path / "mnt"
+    if not _mount(mount, "4m"):
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        root = mount / "lib"
+        library = Library(root, clock=clock)
+        make_volume(library, "PVOL1")
+        expected = {f"/F{i}": content(f"/F{i}", 450_000) for i in range(6)}  # the copy of its data cannot fit
+        with library.open("PVOL1") as volume:
+            for path, data in expected.items():
+                volume.write_bytes(path, data)
+        result = run_cli(root, "dupopt", "PVOL1", "DVOL1")
+        assert result.rc == 6, result.err
+        assert result.err.startswith("optvol: OPV0203: ") and "DVOL1" in result.err
+        assert not library.exists("DVOL1")
+        assert sorted(p.name for p in root.iterdir() if p.name.endswith(".optvol")) == ["PVOL1.optvol"]
+        _intact(library, "PVOL1", expected, [])
+    finally:
+        _unmount(mount)
+    assert not os.path.ismount(mount)

@@ -41,6 +41,7 @@ def test_an_optvol_error_in_the_child_is_raised_as_itself():
             next(stream)
     assert caught.value.message_id == "CPF1F28" and "/D/F" in caught.value.text
     assert caught.value.exit_code == 7
+    assert caught.value.reason == "SHA-256 of the data does not match"  # quoted as is by errors.cause
 
 
 def test_a_bug_in_the_child_comes_back_with_its_traceback():

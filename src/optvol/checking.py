@@ -153,7 +153,7 @@ def _header_problem(volume: Volume, sector: int, kind: Kind) -> str | None:
     try:
         header = volume.image.read_header(sector)
     except errors.DamagedError as exc:
-        return exc.text
+        return errors.cause(exc)
     return None if header.kind == kind else f"record at sector {sector} is a {header.kind.name}, not a {kind.name}"
 
 
@@ -161,7 +161,7 @@ def _version_problem(volume: Volume, row: FileRow) -> str | None:
     try:
         header = volume.image.read_header(row.sector)
     except errors.DamagedError as exc:
-        return f"record header: {exc.text}"
+        return f"record header: {errors.cause(exc)}"
     if header.kind != Kind.FILE or header.payload_size != row.size or header.payload_sha256 != row.sha256:
         return "record header does not match the index"
     # Fields no later record changes (a rename or new flags change only the attribute time):
@@ -175,5 +175,5 @@ def _version_problem(volume: Volume, row: FileRow) -> str | None:
         for chunk in volume.image.payload_chunks(sector=row.sector, header_sectors=row.header_sectors, size=row.size):
             digest.update(chunk)
     except errors.DamagedError as exc:
-        return exc.text
+        return errors.cause(exc)
     return None if digest.digest() == row.sha256 else "SHA-256 of the data does not match"

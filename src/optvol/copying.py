@@ -29,7 +29,6 @@ from optvol import backup, errors, model
 from optvol.copy_readahead import ReadAhead
 from optvol.copy_select import Candidate, Choice, Pick, Piece, Selection, join, read_directory, read_pieces
 from optvol.gc_pause import no_cyclic_gc
-from optvol.image.datapart import hash_range
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, VolumeType
 from optvol.privileged import SourceRange
@@ -215,7 +214,7 @@ class _Prehash:
     def _start(self, c: Candidate) -> Future:
         if self.pool is None:
             self.pool = ThreadPoolExecutor(max_workers=HASH_THREADS)
-        return self.pool.submit(hash_range, self.source.image.data.fd, _payload_offset(self.source, c), c.size)
+        return self.pool.submit(self.source.image.data.hash_range, _payload_offset(self.source, c), c.size)
 
     def close(self) -> None:
         self.queue, self.started = deque(), {}

@@ -10,19 +10,23 @@ ALWMEDERR(*FILE) leaves damaged files out of the duplicate and lists them.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from optvol import checking, errors, model
 from optvol.image import image as image_mod
+from optvol.image.records import sectors_for
 from optvol.library import Library
 from optvol.model import MediaType, VolumeInfo
 from optvol.volume import Volume
 
 READ_ONLY_MEDIA = (MediaType.CD_ROM, MediaType.DVD_ROM)
+SALVAGE_BLOCK = 1 << 20  # after a media error, the source is copied this much at a time
+_WRITING_THE_COPY = ("OPV0203", "OPV0204")  # host errors writing the duplicate (disk full, I/O error)
 
 
 @dataclass
@@ -49,8 +53,14 @@ def dupopt(library: Library, *, fromvol: str, tovol: str, now: datetime, newvol:
             label = {"volume": new_id, "created": model.to_micros(now), **target}
 
             def build(staging: Path) -> None:
-                _copy_image(source, staging)
-                _finish_copy(library, staging, label, outcome, allow_media_errors=allow_media_errors)
+                try:
+                    unreadable = _copy_image(source, staging, new_id)
+                    _finish_copy(library, staging, label, outcome, allow_media_errors=allow_media_errors,
+                                 unreadable=unreadable, source_id=source.id)
+                except errors.OptvolError as exc:
+                    if exc.message_id in _WRITING_THE_COPY:  # they name the staged image: name the new volume
+                        raise errors.error(exc.message_id, volume=new_id, reason=errors.cause(exc)) from None
+                    raise
 
             previous = target_id if library.exists(target_id) else None
             library.install(new_id, build=build, replace=previous is not None, previous=previous)
@@ -86,8 +96,9 @@ def _target_media(library: Library, target_id: str, source: Volume, *, clear: bo
     return {"media_type": str(existing.media_type), "capacity": existing.capacity}
 
 
-def _copy_image(source: Volume, staging: Path) -> None:
-    """A consistent copy: the index snapshot first, then the data it commits to."""
+def _copy_image(source: Volume, staging: Path, new_id: str) -> list[tuple[int, int]]:
+    """A consistent copy: the index snapshot first, then the data it commits to; the
+    (first, last) sectors of each run the host could not read (left as zeros)."""
     staging.mkdir(parents=True)
     index = sqlite3.connect(staging / image_mod.INDEX_FILE)
     try:
@@ -96,24 +107,68 @@ def _copy_image(source: Volume, staging: Path) -> None:
         end = index.execute("SELECT value FROM meta WHERE key = 'committed_end'").fetchone()[0]
     finally:
         index.close()
-    length = end * source.image.sector_size
     with open(staging / image_mod.DATA_FILE, "wb") as out:
-        copied = 0
-        while copied < length:
-            done = os.copy_file_range(source.image.data.fd, out.fileno(), length - copied, copied, copied)
-            if done == 0:
-                raise errors.error("OPV0201", volume=source.id, reason="data partition shorter than its committed end")
-            copied += done
-        os.fsync(out.fileno())
+        try:
+            unreadable = _copy_data(source, out.fileno(), end * source.image.sector_size)
+            os.ftruncate(out.fileno(), end * source.image.sector_size)  # unread sectors at the end are zeros too
+            os.fsync(out.fileno())
+        except OSError as exc:  # writing the duplicate
+            raise errors.error("OPV0203" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "OPV0204", volume=new_id,
+                               reason=exc.strerror or str(exc)) from None
+    return unreadable
+
+
+def _copy_data(source: Volume, out: int, length: int) -> list[tuple[int, int]]:
+    """Copy the first ``length`` bytes of the source's data partition in the kernel. Where the
+    host cannot read (a media error), copy a block at a time, and sector by sector in a block
+    that fails, leaving the unreadable sectors as zeros: the check that follows finds the
+    files they belong to, which ALWMEDERR then refuses or leaves out."""
+    fd, sector_size, copied, unreadable = source.image.data.fd, source.image.sector_size, 0, []
+    while copied < length:
+        try:
+            done = os.copy_file_range(fd, out, length - copied, copied, copied)
+        except OSError:  # reading the source or writing the copy: the next block by hand tells
+            done = _salvage(fd, out, copied, min(SALVAGE_BLOCK, length - copied), sector_size, unreadable)
+        if done == 0:
+            raise errors.error("OPV0201", volume=source.id, reason="data partition shorter than its committed end")
+        copied += done
+    return unreadable
+
+
+def _salvage(fd: int, out: int, offset: int, length: int, sector_size: int, unreadable: list[tuple[int, int]]) -> int:
+    """Copy one block with pread and pwrite (whose errors are the copy's), sector by sector
+    if the block cannot be read; note the sectors that cannot (merged into runs). The bytes
+    done: ``length``, or 0 if the source ends first."""
+    try:
+        data = os.pread(fd, length, offset)
+    except OSError:
+        data = None
+    if data is not None:
+        os.pwrite(out, data, offset)
+        return len(data) if len(data) == length else 0
+    for at in range(offset, offset + length, sector_size):
+        try:
+            sector = os.pread(fd, sector_size, at)
+        except OSError:
+            first = at // sector_size
+            if unreadable and unreadable[-1][1] == first - 1:
+                unreadable[-1] = (unreadable[-1][0], first)
+            else:
+                unreadable.append((first, first))
+            continue
+        os.pwrite(out, sector, at)
+    return length
 
 
 def _finish_copy(library: Library, staging: Path, label: dict, outcome: DuplicateResult, *,
-                 allow_media_errors: bool) -> None:
+                 allow_media_errors: bool, unreadable: list[tuple[int, int]], source_id: str) -> None:
     """Give the copy its new identity, then verify every file version it holds."""
     with Volume(image_mod.VolumeImage(staging), clock=library.clock) as copy:
         with copy.image.transaction() as tx:
             tx.write_label({**copy.image.label(), **label})
         result = checking.check_volume(copy)
+        if unreadable:
+            result.damaged = [_name_media_error(copy, d, unreadable, source_id) for d in result.damaged]
         if result.damaged and not allow_media_errors:
             first = result.damaged[0]
             raise errors.error("OPV0206", volume=label["volume"], count=len(result.damaged),
@@ -121,3 +176,19 @@ def _finish_copy(library: Library, staging: Path, label: dict, outcome: Duplicat
         if result.damaged:
             copy.leave_out([d.file_id for d in result.damaged if d.file_id is not None])
         outcome.files, outcome.bytes, outcome.left_out = result.files_checked, result.bytes_checked, result.damaged
+
+
+def _name_media_error(copy: Volume, damage: checking.Damage, unreadable: list[tuple[int, int]],
+                      source_id: str) -> checking.Damage:
+    """A damaged file version whose sectors include ones the source could not give: say so."""
+    if damage.file_id is None:
+        return damage
+    sector, header_sectors, size = copy.image.conn.execute(
+        "SELECT sector, header_sectors, size FROM files WHERE id = ?", (damage.file_id,)).fetchone()
+    last = sector + header_sectors + sectors_for(size, copy.image.sector_size) - 1
+    lost = [(max(a, sector), min(b, last)) for a, b in unreadable if a <= last and b >= sector]
+    if not lost:
+        return damage
+    where = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in lost)
+    plural = "s" if len(lost) > 1 or lost[0][0] != lost[0][1] else ""
+    return replace(damage, reason=f"sector{plural} {where} of volume {source_id} cannot be read (a media error)")

@@ -14,6 +14,7 @@ class OptvolError(Exception):
     """Root of every error optvol raises on purpose."""
 
     exit_code = 70
+    reason: str | None = None  # the {reason} field of the text, if its message has one
 
     def __init__(self, message_id: str, text: str):
         super().__init__(f"{message_id}: {text}")
@@ -21,8 +22,8 @@ class OptvolError(Exception):
         self.text = text
 
     def __reduce__(self) -> tuple:
-        """Pickle as the same class, ID and text (CPYOPT's read-ahead process sends errors)."""
-        return type(self), (self.message_id, self.text)
+        """Pickle as the same class, ID, text and reason (CPYOPT's read-ahead process sends errors)."""
+        return type(self), (self.message_id, self.text), {"reason": self.reason}
 
 
 class CompletedWithErrors(OptvolError):
@@ -148,4 +149,13 @@ MESSAGES: dict[str, Message] = {m.message_id: m for m in _MESSAGE_LIST}
 def error(message_id: str, **fields: object) -> OptvolError:
     """Build the error for ``message_id`` with its family class and formatted text."""
     message = MESSAGES[message_id]
-    return message.family(message_id, message.template.format(**fields))
+    built = message.family(message_id, message.template.format(**fields))
+    if isinstance(fields.get("reason"), str):
+        built.reason = fields["reason"]
+    return built
+
+
+def cause(exc: OptvolError) -> str:
+    """What went wrong, to quote inside another message: the error's reason if its message
+    has one (``Volume X is damaged: <reason>.``), else its text without the final period."""
+    return exc.reason or exc.text.rstrip(".")

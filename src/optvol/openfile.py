@@ -76,7 +76,11 @@ class VolumeReader(io.RawIOBase):
         count = min(len(buffer), self._row.size - self._pos)
         if count <= 0:
             return 0
-        data = os.pread(self._data.fd, count, self._start + self._pos)
+        try:
+            data = os.pread(self._data.fd, count, self._start + self._pos)
+        except OSError as exc:  # verified when opened, unreadable now: a failing disk
+            damage = self._data.unreadable(exc, self._start + self._pos, count)
+            raise errors.error("CPF1F28", path=self._path, volume=self._data.volume, reason=errors.cause(damage)) from None
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)

@@ -25,7 +25,7 @@ from optvol.volume_rows import HIDDEN, READ_ONLY
 class SourceRange(NamedTuple):
     """Payload bytes of a file version on another (or the same) volume's data partition.
 
-    ``digest`` is their SHA-256 being computed on another thread (a future of ``hash_range``,
+    ``digest`` is their SHA-256 being computed on another thread (a future of ``DataPartition.hash_range``,
     started by the caller, ahead of the copy or with it).
     """
 
@@ -207,9 +207,25 @@ def _write_verified(partition, sector: int, chunks: Iterator[bytes], *, limit: i
 
 
 def _copy_verified(partition, sector: int, source: SourceRange, *, size: int, expected: bytes) -> bytes:
-    """Copy ``size`` bytes with copy_file_range while another thread hashes the source (``source.digest``)."""
-    partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
-    found = source.digest.result()
+    """Copy ``size`` bytes with copy_file_range while another thread hashes the source (``source.digest``).
+
+    The hash reads the same bytes, so sectors of the source the host cannot read are the
+    source file's damage (CPF1F28), even where copy_file_range met them first.
+    """
+    try:
+        partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
+    except errors.OptvolError:
+        _source_digest(source)
+        raise
+    found = _source_digest(source)
     if found != expected:
         raise errors.error("CPF1F28", path=source.path, volume=source.volume, reason="SHA-256 of the data does not match")
     return expected
+
+
+def _source_digest(source: SourceRange) -> bytes | None:
+    """The source's SHA-256; CPF1F28 if its bytes cannot be read."""
+    try:
+        return source.digest.result()
+    except errors.DamagedError as exc:
+        raise errors.error("CPF1F28", path=source.path, volume=source.volume, reason=errors.cause(exc)) from None

@@ -718,17 +718,17 @@ class Volume:
         try:
             header = self.image.read_header(row.sector)
         except errors.DamagedError as exc:
-            raise errors.error("CPF1F28", path=path, volume=self.id, reason=exc.text) from None
+            raise self._damaged(path, errors.cause(exc)) from None
         if header.kind != Kind.FILE or header.payload_size != row.size or header.payload_sha256 != row.sha256:
-            raise errors.error("CPF1F28", path=path, volume=self.id, reason="record header does not match the index")
+            raise self._damaged(path, "record header does not match the index")
         try:
             for chunk in self.image.payload_chunks(sector=row.sector, header_sectors=row.header_sectors, size=row.size):
                 digest.update(chunk)
                 yield chunk
         except errors.DamagedError as exc:
-            raise errors.error("CPF1F28", path=path, volume=self.id, reason=exc.text) from None
+            raise self._damaged(path, errors.cause(exc)) from None
         if digest.digest() != row.sha256:
-            raise errors.error("CPF1F28", path=path, volume=self.id, reason="SHA-256 of the data does not match")
+            raise self._damaged(path, "SHA-256 of the data does not match")
 
     def read_verified(self, row: FileRow, path: str | None = None, *, directory: str | None = None) -> bytes:
         """A small file version's bytes, only once its SHA-256 matches (CPF1F28 otherwise).
@@ -736,25 +736,34 @@ class Volume:
         For the message, ``path`` is the version's path, or ``directory`` its directory's
         (the path is then built only for a message: this runs for every small file CPYOPT reads).
         """
-        data = self.image.data.read(row.sector + row.header_sectors, row.size) if row.size else b""
+        try:
+            data = self.image.data.read(row.sector + row.header_sectors, row.size) if row.size else b""
+        except errors.DamagedError as exc:  # sectors the host cannot read, or a partition cut short
+            raise self._damaged(path or row.path(directory or ""), errors.cause(exc)) from None
         if _sha(data) != row.sha256:
-            raise errors.error("CPF1F28", path=path or row.path(directory or ""), volume=self.id,
-                               reason="SHA-256 of the data does not match")
+            raise self._damaged(path or row.path(directory or ""), "SHA-256 of the data does not match")
         return data
 
     def copy_payload(self, row: FileRow, path: str, *, fd: int, offset: int) -> None:
         """Copy a file version's payload to byte ``offset`` of host file ``fd`` in the kernel,
         checking its SHA-256 on a second thread; CPF1F28 when damaged, raised after the bytes
         were copied (the caller discards what it wrote)."""
-        found = self.image.data.copy_out(row.sector + row.header_sectors, row.size, fd=fd, offset=offset)
+        try:
+            found = self.image.data.copy_out(row.sector + row.header_sectors, row.size, fd=fd, offset=offset)
+        except errors.DamagedError as exc:  # sectors the host cannot read
+            raise self._damaged(path, errors.cause(exc)) from None
         if found != row.sha256:
-            raise errors.error("CPF1F28", path=path, volume=self.id, reason="SHA-256 of the data does not match")
+            raise self._damaged(path, "SHA-256 of the data does not match")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """A read transaction: every index query inside it sees one committed state."""
         with self.image.snapshot():
             yield
+
+    def _damaged(self, path: str, reason: str) -> errors.OptvolError:
+        """CPF1F28: a version of file ``path`` cannot be read whole and intact."""
+        return errors.error("CPF1F28", path=path, volume=self.id, reason=reason)
 
     def verify(self, row: FileRow, path: str) -> None:
         """Read a whole file version and check its SHA-256 (CPF1F28 when damaged)."""

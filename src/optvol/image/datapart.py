@@ -139,8 +139,12 @@ class DataPartition:
             raise self._host_error(exc) from None
 
     def read(self, sector: int, length: int) -> bytes:
-        """Read ``length`` bytes at ``sector``; short reads mean a damaged partition."""
-        data = os.pread(self.fd, length, sector * self.sector_size)
+        """Read ``length`` bytes at ``sector``; short reads and sectors the host cannot read
+        (a media error: EIO) mean a damaged partition."""
+        try:
+            data = os.pread(self.fd, length, sector * self.sector_size)
+        except OSError as exc:
+            raise self.unreadable(exc, sector * self.sector_size, length) from None
         if len(data) != length:
             raise errors.error("OPV0201", volume=self.volume, reason=f"data partition ends inside sector {sector}")
         return data
@@ -150,7 +154,10 @@ class DataPartition:
         offset = sector * self.sector_size
         end = offset + size
         while offset < end:
-            data = os.pread(self.fd, min(chunk, end - offset), offset)
+            try:
+                data = os.pread(self.fd, min(chunk, end - offset), offset)
+            except OSError as exc:
+                raise self.unreadable(exc, offset, min(chunk, end - offset)) from None
             if not data:
                 raise errors.error("OPV0201", volume=self.volume, reason="data partition ends inside a payload")
             offset += len(data)
@@ -161,18 +168,39 @@ class DataPartition:
         second thread hashes it; return its SHA-256 (None if the partition ends early).
 
         The bytes are copied before they are known to be good: the caller compares the
-        hash and throws its output away on a mismatch. Errors writing ``fd`` propagate.
+        hash and throws its output away on a mismatch. Errors writing ``fd`` propagate as
+        OSError; sectors of the payload the host cannot read are OPV0201.
         """
         source = sector * self.sector_size
         with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(hash_range, self.fd, source, size)
+            digest = pool.submit(self.hash_range, source, size)
             remaining = size
-            while remaining:
-                done = os.copy_file_range(self.fd, fd, min(remaining, 1 << 30), source, offset)
-                if done == 0:
-                    break
-                source, offset, remaining = source + done, offset + done, remaining - done
+            try:
+                while remaining:
+                    done = os.copy_file_range(self.fd, fd, min(remaining, 1 << 30), source, offset)
+                    if done == 0:
+                        break
+                    source, offset, remaining = source + done, offset + done, remaining - done
+            except OSError:
+                # Reading this partition or writing ``fd``? The hash reads the same bytes:
+                # if it cannot, the payload is unreadable; if it can, ``fd`` failed.
+                digest.result()
+                raise
             return digest.result()
+
+    def hash_range(self, offset: int, size: int) -> bytes | None:
+        """``hash_range`` of bytes of this partition; those the host cannot read are OPV0201."""
+        try:
+            return hash_range(self.fd, offset, size)
+        except OSError as exc:
+            raise self.unreadable(exc, offset, size) from None
+
+    def unreadable(self, exc: OSError, offset: int, length: int) -> errors.DamagedError:
+        """The error for bytes of this partition the host could not read (EIO: a media error)."""
+        first, last = offset // self.sector_size, max(offset, offset + length - 1) // self.sector_size
+        where = f"sector {first}" if first == last else f"sectors {first}-{last}"
+        return errors.error("OPV0201", volume=self.volume,
+                            reason=f"{where} of the data partition cannot be read ({exc.strerror or exc})")
 
     def _host_error(self, exc: OSError) -> errors.OptvolError:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -35,8 +35,12 @@ class Found:
 
 def probe_label(path: str) -> dict:
     """The label of the first record (sector 0), which gives the sector size."""
-    with open(path, "rb") as handle:
-        first = handle.read(MAX_PROBE)
+    try:
+        with open(path, "rb") as handle:
+            first = handle.read(MAX_PROBE)
+    except OSError as exc:  # the host cannot read it (EIO: a media error)
+        raise errors.error("OPV0201", volume=os.path.basename(os.path.dirname(path)),
+                           reason=f"the volume label cannot be read ({exc.strerror or exc})") from None
     try:
         fixed = struct.unpack_from("<8sHBBIQQ32sII", first, 0)
         body = json.loads(first[records.FIXED_SIZE : records.FIXED_SIZE + fixed[8]].decode())
@@ -75,12 +79,13 @@ def scan(fd: int, sector_size: int) -> Iterator[Found]:
 
 
 def _header_at(fd: int, sector: int, sector_size: int) -> Header | None:
-    first = os.pread(fd, sector_size, sector * sector_size)
+    """The sound header at ``sector``, or None (damaged, or sectors the host cannot read)."""
     try:
+        first = os.pread(fd, sector_size, sector * sector_size)
         count = records.header_sectors_of(first)
         whole = first if count == 1 else os.pread(fd, count * sector_size, sector * sector_size)
         return records.read_header(whole)
-    except errors.DamagedError:
+    except (errors.DamagedError, OSError):
         return None
 
 
