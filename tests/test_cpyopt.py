@@ -203,6 +203,19 @@ def test_worked_scenario_of_reference_17(lib, clock):
 # ------------------------------------------------------------------------- selection
 
 
+@pytest.mark.parametrize("name", ["lib #1", "lib?mode=rw", "lib%20x", "lib;x"])
+def test_a_library_path_with_uri_characters(tmp_path, clock, name):
+    """The selection opens the indexes as SQLite URIs: a library path's "?", "#" and "%" are
+    escaped, not taken as URI syntax (they once cut the path: a false OPV0201)."""
+    library = Library(tmp_path / name, clock=clock)
+    inzopt(library, vol="PVOL1", now=day(1, 1))
+    inzopt(library, vol="BVOL1", type=VolumeType.BACKUP, now=day(1, 1))
+    write(library, clock, day(1, 2), {"/D/A": b"a", "/D/E/B": b"bb"})
+    result = backup(library, day(1, 3))
+    assert result.failures == [] and result.copied == 2
+    assert backup(library, day(1, 4)).not_selected == 2  # the re-run selects by the target's index too
+
+
 def test_changed_new_all_and_fromtime(lib, clock):
     write(lib, clock, day(1, 2), {"/D/OLD": b"old", "/D/KEEP": b"keep"})
     backup(lib, day(1, 3), path="/D")

@@ -69,7 +69,9 @@ class Selection:
         self.source = source
         index = source.image.directory / "index.sqlite"
         # An IndexConnection: a damaged index fails as damaged data (exit 7), not with a traceback.
-        self.conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True, isolation_level=None, factory=IndexConnection)
+        # As URIs (``Path.as_uri`` escapes a library path's "?", "#" and "%"), read only.
+        self.conn = sqlite3.connect(index.as_uri() + "?mode=ro", uri=True, isolation_level=None,
+                                    factory=IndexConnection)
         self.conn.where = source.id
         self.conn.execute("PRAGMA busy_timeout = 60000")
         # As much page cache as a volume's own connection: a directory's rows lie all over the
@@ -78,7 +80,7 @@ class Selection:
         if target is source:
             self.target_schema = "main"
         else:
-            self.conn.execute("ATTACH DATABASE ? AS tgt", (f"file:{target.image.directory / 'index.sqlite'}?mode=ro",))
+            self.conn.execute("ATTACH DATABASE ? AS tgt", ((target.image.directory / "index.sqlite").as_uri() + "?mode=ro",))
             self.target_schema = "tgt"
 
     def __enter__(self) -> Selection:
