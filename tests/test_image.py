@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import random
 import sqlite3
@@ -373,3 +374,35 @@ def test_copy_range_from_a_source_that_ends_early_is_damaged(tmp_path):
         os.close(fd)
         partition.close()
     assert caught.value.message_id == "OPV0201" and "ends early" in caught.value.text
+
+
+@pytest.mark.parametrize("refusal", [errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP])
+def test_kernel_copies_refused_across_file_systems_are_done_through_a_buffer(tmp_path, monkeypatch, refusal):
+    """copy_file_range refuses (EXDEV) between two file systems of different types since
+    Linux 5.19 (a library on ext4, an export to a USB stick or a tmpfs): both kernel copies,
+    into a partition (CPYOPT's large files) and out of one (export-iso), copy the bytes anyway."""
+    payload = os.urandom(9 * (1 << 20) + 123)  # more than one buffer
+    source = tmp_path / "source"
+    source.write_bytes(b"x" * 100 + payload)
+    calls = []
+
+    def refused(*args, **kwargs):
+        calls.append(args)
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(os, "copy_file_range", refused)
+    (tmp_path / "data.opv").write_bytes(b"")
+    partition = DataPartition(str(tmp_path / "data.opv"), sector_size=2048, volume="TEST")
+    fd = os.open(source, os.O_RDONLY)
+    out = os.open(tmp_path / "exported", os.O_RDWR | os.O_CREAT)
+    try:
+        partition.copy_range(source_fd=fd, source_offset=100, length=len(payload), sector=3)
+        assert partition.read(3, len(payload)) == payload
+        found = partition.copy_out(3, len(payload), fd=out, offset=7)
+    finally:
+        os.close(fd)
+        os.close(out)
+        partition.close()
+    assert calls  # the kernel was asked first
+    assert found == hashlib.sha256(payload).digest()
+    assert (tmp_path / "exported").read_bytes() == bytes(7) + payload

@@ -25,6 +25,7 @@ from optvol import errors
 
 CHUNK = 1 << 20
 _DIRECT_REFUSED = (errno.EINVAL, errno.EOPNOTSUPP)  # what a write past the page cache may meet: not an I/O error
+_NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)  # copy_file_range refused: copy by hand
 
 
 class DataPartition:
@@ -119,11 +120,11 @@ class DataPartition:
             raise self._host_error(exc) from None
 
     def copy_range(self, *, source_fd: int, source_offset: int, length: int, sector: int) -> None:
-        """Copy bytes from another file into this partition without passing them through Python."""
+        """Copy bytes from another file into this partition in the kernel (``copy_bytes``)."""
         offset = sector * self.sector_size
         try:
             while length:
-                done = os.copy_file_range(source_fd, self.fd, min(length, 1 << 30), source_offset, offset)
+                done = copy_bytes(source_fd, self.fd, length, source_offset, offset)
                 if done == 0:
                     raise errors.error("OPV0201", volume=self.volume, reason="source data partition ends early")
                 source_offset += done
@@ -177,7 +178,7 @@ class DataPartition:
             remaining = size
             try:
                 while remaining:
-                    done = os.copy_file_range(self.fd, fd, min(remaining, 1 << 30), source, offset)
+                    done = copy_bytes(self.fd, fd, remaining, source, offset)
                     if done == 0:
                         break
                     source, offset, remaining = source + done, offset + done, remaining - done
@@ -206,6 +207,23 @@ class DataPartition:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return errors.error("OPV0203", volume=self.volume, reason="the host file system is full")
         return errors.error("OPV0204", volume=self.volume, reason=exc.strerror or str(exc))
+
+
+def copy_bytes(source: int, target: int, length: int, source_offset: int, target_offset: int) -> int:
+    """Copy up to ``length`` bytes between two files at the given offsets; the bytes copied
+    (0: the source ends). In the kernel (copy_file_range) where it can; where it refuses
+    (EXDEV: another file system, for one since Linux 5.19; or no support), through a
+    buffer, as ``shutil`` does."""
+    try:
+        return os.copy_file_range(source, target, min(length, 1 << 30), source_offset, target_offset)
+    except OSError as exc:
+        if exc.errno not in _NO_KERNEL_COPY:
+            raise
+    data = os.pread(source, min(length, CHUNK * 4), source_offset)
+    written = 0
+    while written < len(data):
+        written += os.pwrite(target, memoryview(data)[written:], target_offset + written)
+    return len(data)
 
 
 def hash_range(fd: int, offset: int, size: int, chunk: int = 4 << 20) -> bytes | None:
