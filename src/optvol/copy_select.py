@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from optvol import errors, model
 from optvol.backup import Range
-from optvol.image.image import IndexConnection
+from optvol.image.image import IndexConnection, reading_uri
 from optvol.model import MediaFormat
 from optvol.privileged import SmallFile
 from optvol.volume import Volume
@@ -69,9 +69,8 @@ class Selection:
         self.source = source
         index = source.image.directory / "index.sqlite"
         # An IndexConnection: a damaged index fails as damaged data (exit 7), not with a traceback.
-        # As URIs (``Path.as_uri`` escapes a library path's "?", "#" and "%"), read only.
-        self.conn = sqlite3.connect(index.as_uri() + "?mode=ro", uri=True, isolation_level=None,
-                                    factory=IndexConnection)
+        self.conn = sqlite3.connect(reading_uri(index, read_only_fs=source.image.read_only), uri=True,
+                                    isolation_level=None, factory=IndexConnection)
         self.conn.where = source.id
         self.conn.execute("PRAGMA busy_timeout = 60000")
         # As much page cache as a volume's own connection: a directory's rows lie all over the
@@ -80,7 +79,8 @@ class Selection:
         if target is source:
             self.target_schema = "main"
         else:
-            self.conn.execute("ATTACH DATABASE ? AS tgt", ((target.image.directory / "index.sqlite").as_uri() + "?mode=ro",))
+            self.conn.execute("ATTACH DATABASE ? AS tgt",
+                              (reading_uri(target.image.directory / "index.sqlite", read_only_fs=target.image.read_only),))
             self.target_schema = "tgt"
 
     def __enter__(self) -> Selection:

@@ -17,6 +17,7 @@ the library completes, so the operation either happened or did not.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from optvol import errors, model
-from optvol.image.image import VolumeImage, fsync_dir
+from optvol.image.image import VolumeImage, fsync_dir, read_only_error
 from optvol.volume import Clock, Volume
 
 MARKER = ".optvol-library"
@@ -85,7 +86,12 @@ class Library:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the library lock (waits up to a minute), after completing any journal."""
-        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.EROFS:
+                raise read_only_error(self.root, "changing the library's volumes") from None
+            raise errors.error("OPV0006", library=self.root, reason=f"{LOCK}: {exc.strerror or exc}") from None
         try:
             deadline = time.monotonic() + LOCK_WAIT_SECONDS
             while True:

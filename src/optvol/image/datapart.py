@@ -31,11 +31,11 @@ _NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)  #
 class DataPartition:
     """Sector I/O on the data partition file of one volume."""
 
-    def __init__(self, path: str, *, sector_size: int, volume: str):
+    def __init__(self, path: str, *, sector_size: int, volume: str, read_only: bool = False):
         self.path = path
         self.sector_size = sector_size
         self.volume = volume
-        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self.fd = os.open(path, (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC)
         self._direct_fd: int | None = None  # opened with O_DIRECT at the first write_direct; -1: not possible here
 
     def close(self) -> None:

@@ -12,11 +12,14 @@ WAL mode) and the data partition (``data.opv``). A write transaction:
 
 A crash before step 4 leaves a tail the next writer cuts; after it, the records are done.
 Every open image holds a shared ``flock`` on ``lock`` so that re-initialize, rename and
-remove (which need it exclusively) never pull a volume from under a reader.
+remove (which need it exclusively) never pull a volume from under a reader. An image on a
+read-only file system is opened for reading only (``read_only``): no lock, since nothing
+can change it, and every write is OPV0010.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import mmap
@@ -133,9 +136,29 @@ class IndexConnection(sqlite3.Connection):
         return self.cursor().executemany(*args)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
-                           factory=IndexConnection)
+def reading_uri(path: Path, *, read_only_fs: bool) -> str:
+    """The SQLite URI that opens index ``path`` for reading only (``Path.as_uri`` escapes a
+    library path's "?", "#" and "%"). On a read-only file system nothing can change the
+    file, but SQLite cannot make a WAL index's shared-memory file there either: the index is
+    immutable to SQLite then, unless a log of commits is still beside it."""
+    if read_only_fs:
+        wal = path.with_name(path.name + "-wal")
+        if not (wal.exists() and wal.stat().st_size):
+            return path.as_uri() + "?mode=ro&immutable=1"
+    return path.as_uri() + "?mode=ro"
+
+
+def _log_without_shared_memory(path: Path) -> bool:
+    """Index ``path`` has commits in its WAL file but no shared-memory file to read them by."""
+    wal = path.with_name(path.name + "-wal")
+    return wal.exists() and wal.stat().st_size > 0 and not path.with_name(path.name + "-shm").exists()
+
+
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection to an index; ``read_only`` for an image on a read-only file system."""
+    target = reading_uri(path, read_only_fs=True) if read_only else path
+    conn = sqlite3.connect(target, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+                           factory=IndexConnection, uri=read_only)
     conn.where = path.parent.name.removesuffix(".optvol")
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA synchronous = FULL")
@@ -143,8 +166,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _lock(directory: Path, *, exclusive: bool, volume: str) -> int:
-    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+def _lock(directory: Path, *, exclusive: bool, volume: str) -> int | None:
+    """The open lock, shared or exclusive; None for a shared open on a read-only file system
+    (where nothing can change the image)."""
+    try:
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            if not exclusive:
+                return None
+            raise read_only_error(directory.parent, f"changing volume {volume}") from None
+        raise errors.error("OPV0006", library=directory.parent,
+                           reason=f"{directory.name}/{LOCK_FILE}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -163,7 +196,14 @@ def index_root(conn: sqlite3.Connection, *, created: int, sector: int) -> None:
 
 def lock_exclusive(directory: Path, *, volume: str) -> int:
     """The open lock of a volume image, exclusively (exit 8 if it is open); close the fd to release."""
-    return _lock(directory, exclusive=True, volume=volume)
+    fd = _lock(directory, exclusive=True, volume=volume)
+    assert fd is not None  # an exclusive lock is taken or refused
+    return fd
+
+
+def read_only_error(library: Path, operation: str) -> errors.OptvolError:
+    """OPV0010: ``operation`` would write a library on a read-only file system."""
+    return errors.error("OPV0010", library=library, operation=operation)
 
 
 class VolumeImage:
@@ -176,18 +216,25 @@ class VolumeImage:
         index_path = self.directory / index_file
         if not index_path.is_file() or not (self.directory / DATA_FILE).is_file():
             raise errors.error("OPV0201", volume=self.name, reason="index or data partition missing")
-        self._lock_fd = _lock(self.directory, exclusive=exclusive, volume=self.name) if lock else -1
+        lock_fd = _lock(self.directory, exclusive=exclusive, volume=self.name) if lock else -1
+        # On a read-only file system an image is only read: no lock, no migration, no tail cut.
+        self.read_only = lock_fd is None
+        self._lock_fd = -1 if lock_fd is None else lock_fd
+        if self.read_only and _log_without_shared_memory(index_path):  # SQLite would need to make one
+            raise read_only_error(self.directory.parent, f"reading volume {self.name}, whose index has commits in its"
+                                  f" log ({index_file}-wal) and no {index_file}-shm beside it,")
         try:
-            self.conn = _connect(index_path)
+            self.conn = _connect(index_path, read_only=self.read_only)
             found = schema.version_of(self.conn, where=self.name)
             if found < schema.SCHEMA_VERSION:
-                with self._write_lock():
+                with self._write_lock(f"upgrading the index of volume {self.name} to schema {schema.SCHEMA_VERSION}"):
                     schema.migrate(self.conn, schema.version_of(self.conn, where=self.name))
             row = self.conn.execute("SELECT volume, sector_size FROM label").fetchone()
             if row is None:
                 raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")
             self.volume, self.sector_size = row
-            self.data = DataPartition(str(self.directory / DATA_FILE), sector_size=self.sector_size, volume=self.volume)
+            self.data = DataPartition(str(self.directory / DATA_FILE), sector_size=self.sector_size, volume=self.volume,
+                                      read_only=self.read_only)
             self.spare_pieces: list[mmap.mmap] = []  # record buffers of finished transactions (Transaction)
         except sqlite3.DatabaseError as exc:
             self._release()
@@ -195,7 +242,7 @@ class VolumeImage:
         except BaseException:
             self._release()
             raise
-        if cut_tail:
+        if cut_tail and not self.read_only:
             self._cut_tail_if_idle()
 
     # ----------------------------------------------------------------- life cycle
@@ -282,7 +329,9 @@ class VolumeImage:
     # ----------------------------------------------------------------- writing
 
     @contextmanager
-    def _write_lock(self) -> Iterator[None]:
+    def _write_lock(self, operation: str) -> Iterator[None]:
+        if self.read_only:
+            raise read_only_error(self.directory.parent, operation)
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -297,6 +346,8 @@ class VolumeImage:
     @contextmanager
     def transaction(self, *, now: int | None = None) -> Iterator[Transaction]:
         """A write transaction (module docstring); ``now`` becomes last_referenced."""
+        if self.read_only:
+            raise read_only_error(self.directory.parent, f"writing volume {self.volume}")
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -317,7 +368,9 @@ class VolumeImage:
 
     def barrier(self) -> None:
         """Take and release the write lock: every transaction begun before has committed."""
-        with self._write_lock():
+        if self.read_only:
+            return  # nothing writes a read-only file system
+        with self._write_lock("waiting for its writers"):
             pass
 
     def _cut_tail_if_idle(self) -> None:

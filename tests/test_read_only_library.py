@@ -1,0 +1,175 @@
+"""A library on a read-only file system (a write-protected disk, a mounted snapshot).
+
+Every reading command works there: listing, displaying, reading files, CHKOPTVOL, export.
+Every writing command fails with OPV0010 (exit 5), never a traceback, and changes nothing.
+The library lives on a real tmpfs remounted read-only, so this needs the right to mount
+(root, as on the project's CI machines); without it the tests are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import make_volume
+from integrity_helpers import content, run_cli
+from optvol import errors
+from optvol.checking import chkoptvol
+from optvol.copying import CopyRequest, cpyopt
+from optvol.library import Library
+from optvol.model import VolumeType
+
+FILES = {"/D/A.TXT": content("/D/A.TXT", 1500), "/D/E/B.BIN": content("/D/E/B.BIN", 400_000), "/TOP": b"top"}
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _mount(args: list[str]) -> bool:
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def mount(tmp_path):
+    point = tmp_path / "mnt"
+    point.mkdir()
+    if os.geteuid() != 0 or not _mount(["-t", "tmpfs", "-o", "size=32m", "tmpfs", str(point)]):
+        pytest.skip("mounting a tmpfs is not permitted here")
+    yield point
+    subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def _read_only(point: Path, read_only: bool = True) -> None:
+    assert _mount(["-o", f"remount,{'ro' if read_only else 'rw'}", str(point)])
+
+
+@pytest.fixture
+def frozen(mount):
+    """A library with a primary and its backup, on a file system then made read-only."""
+    root = mount / "lib"
+    library = Library(root, clock=clock)
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    make_volume(library, "PVOL2")
+    with library.open("PVOL1") as volume:
+        for path, data in FILES.items():
+            volume.mkdir(path.rsplit("/", 1)[0] or "/", parents=True, exist_ok=True)
+            volume.write_bytes(path, data)
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    assert cpyopt(library, request, now=clock()).failures == []
+    before = _snapshot(root)
+    _read_only(mount)
+    return root, before
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every file of the library and the SHA-256 of its bytes."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_every_reading_command_works(frozen, tmp_path):
+    root, _ = frozen
+    listed = run_cli(root, "wrkoptvol", json_output=True)
+    assert listed.rc == 0, listed.err
+    assert sorted(v["volume"] for v in listed.json()) == ["BVOL1", "PVOL1", "PVOL2"]
+    assert run_cli(root, "dspopt", "PVOL1").rc == 0
+    history = run_cli(root, "dspopt", "BVOL1", "--data", "*BKUHST", json_output=True)
+    assert history.rc == 0 and history.out, history.err
+    for path, data in FILES.items():
+        shown = run_cli(root, "cat", f"/QOPT/PVOL1{path}")
+        assert shown.rc == 0 and shown.out == data, shown.err
+    assert "A.TXT" in run_cli(root, "ls", "-l", "/QOPT/PVOL1/D").out.decode()
+    assert run_cli(root, "wrkoptf", "PVOL1", "/D").rc == 0
+    host = tmp_path / "host"
+    copied = run_cli(root, "cp", "-r", "/QOPT/PVOL1/D", host)
+    assert copied.rc == 0, copied.err
+    assert (host / "E" / "B.BIN").read_bytes() == FILES["/D/E/B.BIN"]
+    checks = {r.volume: r for r in chkoptvol(Library(root, clock=clock), vol="*ALL")}
+    assert {v: (r.damaged, r.files_checked) for v, r in checks.items()} == {
+        "PVOL1": ([], 3), "BVOL1": ([], 3), "PVOL2": ([], 0)}
+    exported = run_cli(root, "export-iso", "PVOL1", tmp_path / "out.iso")
+    assert exported.rc == 0 and (tmp_path / "out.iso").stat().st_size > 0, exported.err
+    with Library(root, clock=clock).open("PVOL1") as volume:
+        assert volume.image.read_only
+        assert volume.read_bytes("/TOP") == b"top"
+
+
+WRITES = [
+    ("cp", "{host}", "/QOPT/PVOL1/NEW"),
+    ("mkdir", "/QOPT/PVOL1/NEWDIR"),
+    ("rm", "/QOPT/PVOL1/TOP"),
+    ("mv", "/QOPT/PVOL1/TOP", "/QOPT/PVOL1/MOVED"),
+    ("chattr", "/QOPT/PVOL1/TOP", "--readonly", "yes"),
+    ("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES"),
+    ("cpyopt", "PVOL1", "/D", "PVOL2", "--cpysubdir", "*YES"),
+    ("chgoptvol", "PVOL1", "--text", "new text"),
+    ("inzopt", "NEW1"),
+    ("dupopt", "PVOL1", "DUP1"),
+    ("cvtoptbku", "BVOL1", "--privol", "PVOL9"),
+    ("recover", "PVOL1"),
+    ("import-iso", "{iso}"),
+    ("cl", "CRTDIR DIR('/QOPT/PVOL1/CLDIR')"),
+]
+
+
+@pytest.mark.parametrize("command", WRITES, ids=lambda c: " ".join(c[:2]))
+def test_every_writing_command_is_refused_and_changes_nothing(frozen, tmp_path, command):
+    root, before = frozen
+    host = tmp_path / "host.txt"
+    host.write_bytes(b"host file")
+    iso = tmp_path / "in.iso"
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "DISC1", "-o", str(iso), str(host)], check=True)
+    args = [a.format(host=host, iso=iso) for a in command]
+    result = run_cli(root, *args)
+    assert result.rc == 5, result.err
+    assert result.err.startswith("optvol: OPV0010: ") and "read-only file system" in result.err
+    assert "Traceback" not in result.err
+    assert _snapshot(root) == before
+
+
+def test_the_api_refuses_writes_with_the_same_error(frozen):
+    root, before = frozen
+    with Library(root, clock=clock).open("PVOL1") as volume:
+        with pytest.raises(errors.NotAllowedError) as caught:
+            volume.write_bytes("/NEW", b"new")
+        assert caught.value.message_id == "OPV0010" and caught.value.exit_code == 5
+        with pytest.raises(errors.NotAllowedError):
+            with volume.open("/NEW2", "wb") as handle:
+                handle.write(b"new")
+    assert _snapshot(root) == before
+
+
+def test_commits_left_in_the_log_by_a_killed_writer_are_read(mount):
+    """A writer killed before SQLite folded its log into the index leaves index.sqlite-wal
+    and -shm: on the read-only file system the committed file is still there."""
+    root = mount / "lib"
+    make_volume(Library(root, clock=clock), "PVOL1")
+    script = ("import os, signal, sys; from datetime import datetime, timezone; from optvol.library import Library;"
+              " v = Library(sys.argv[1], clock=lambda: datetime.now(timezone.utc)).open('PVOL1');"
+              " v.write_bytes('/LATE', b'committed, then killed'); os.kill(os.getpid(), signal.SIGKILL)")
+    killed = subprocess.run([sys.executable, "-c", script, str(root)], env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert killed.returncode == -signal.SIGKILL
+    image = root / "PVOL1.optvol"
+    assert (image / "index.sqlite-wal").stat().st_size > 0 and (image / "index.sqlite-shm").exists()
+    _read_only(mount)
+    shown = run_cli(root, "cat", "/QOPT/PVOL1/LATE")
+    assert shown.rc == 0 and shown.out == b"committed, then killed", shown.err
+    # Without the shared-memory file SQLite cannot read the log there: said, not "damaged".
+    _read_only(mount, False)
+    (image / "index.sqlite-shm").unlink()
+    _read_only(mount)
+    refused = run_cli(root, "cat", "/QOPT/PVOL1/LATE")
+    assert refused.rc == 5 and "OPV0010" in refused.err and "index.sqlite-wal" in refused.err, refused.err
+    # Writable again: the log is folded in as usual.
+    _read_only(mount, False)
+    assert run_cli(root, "cat", "/QOPT/PVOL1/LATE").out == b"committed, then killed"
