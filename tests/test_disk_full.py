@@ -15,6 +15,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -48,6 +50,24 @@ def _unmount(directory: Path) -> None:
     subprocess.run(["umount", "-l", str(directory)], capture_output=True)
 
 
+@contextmanager
+def _full_library(tmp_path: Path, size: str, files: dict[str, bytes], *, skip: str) -> Iterator[tuple[Path, Library]]:
+    """A library on a tmpfs of ``size`` with PVOL1 holding ``files``; unmounted afterwards."""
+    mount = tmp_path / "mnt"
+    if not _mount(mount, size):
+        pytest.skip(skip)
+    try:
+        library = Library(mount / "lib", clock=clock)
+        make_volume(library, "PVOL1")
+        with library.open("PVOL1") as volume:
+            for path, data in files.items():
+                volume.write_bytes(path, data)
+        yield mount, library
+    finally:
+        _unmount(mount)
+    assert not os.path.ismount(mount)
+
+
 def _intact(library: Library, vol: str, expected: dict[str, bytes], absent: list[str]) -> None:
     for result in chkoptvol(library, vol=vol):
         assert result.damaged == [], result
@@ -77,19 +97,11 @@ def _fill_host(directory: Path, leave: int) -> Path:
 
 
 def test_tmpfs_full(tmp_path):
-    mount = tmp_path / "mnt"
-    if not _mount(mount, "3m"):
-        pytest.skip("mounting a tmpfs is not permitted here; test_seam_full covers the behaviour")
-    try:
-        root = mount / "lib"
-        library = Library(root, clock=clock)
-        make_volume(library, "PVOL1")
+    expected = {f"/F{i}": content(f"/F{i}", 20_000) for i in range(5)}
+    with _full_library(tmp_path, "3m", expected,
+                       skip="mounting a tmpfs is not permitted here; test_seam_full covers the behaviour") as (mount, library):
+        root = library.root
         make_volume(library, "BVOL1", type=VolumeType.BACKUP)
-        expected = {f"/F{i}": content(f"/F{i}", 20_000) for i in range(5)}
-        with library.open("PVOL1") as volume:
-            for path, data in expected.items():
-                volume.write_bytes(path, data)
-
         # A file larger than the whole host file system: through the API...
         with library.open("PVOL1") as volume, pytest.raises(errors.VolumeFullError) as caught:
             volume.write_bytes("/BIG", content("/BIG", 4 << 20))
@@ -137,9 +149,6 @@ def test_tmpfs_full(tmp_path):
             expected["/AFTER"] = b"room again"
         assert not cpyopt(library, request, now=clock()).failures
         _intact(library, "PVOL1", expected, ["/BIG"])
-    finally:
-        _unmount(mount)
-    assert not os.path.ismount(mount)
 
 
 @pytest.mark.parametrize("budget", [0, 2048, 30_000])
@@ -168,23 +177,12 @@ def test_seam_full(tmp_path, budget):
 
 def test_dupopt_onto_a_full_disk(tmp_path):
     """DUPOPT whose copy of the data partition meets a full host disk: exit 6, nothing made."""
-    mount = tmp_path / "mnt"
-    if not _mount(mount, "4m"):
-        pytest.skip("mounting a tmpfs is not permitted here")
-    try:
-        root = mount / "lib"
-        library = Library(root, clock=clock)
-        make_volume(library, "PVOL1")
-        expected = {f"/F{i}": content(f"/F{i}", 450_000) for i in range(6)}  # the copy of its data cannot fit
-        with library.open("PVOL1") as volume:
-            for path, data in expected.items():
-                volume.write_bytes(path, data)
+    expected = {f"/F{i}": content(f"/F{i}", 450_000) for i in range(6)}  # the copy of its data cannot fit
+    with _full_library(tmp_path, "4m", expected, skip="mounting a tmpfs is not permitted here") as (_, library):
+        root = library.root
         result = run_cli(root, "dupopt", "PVOL1", "DVOL1")
         assert result.rc == 6, result.err
         assert result.err.startswith("optvol: OPV0203: ") and "DVOL1" in result.err
         assert not library.exists("DVOL1")
         assert sorted(p.name for p in root.iterdir() if p.name.endswith(".optvol")) == ["PVOL1.optvol"]
         _intact(library, "PVOL1", expected, [])
-    finally:
-        _unmount(mount)
-    assert not os.path.ismount(mount)
