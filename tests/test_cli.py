@@ -491,6 +491,19 @@ def test_cat_several_files(filled):
     assert filled("cat", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/abc.txt").out == b"hello\nabc"
 
 
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_names_an_output_encoding_cannot_show_are_escaped(sh, encoding):
+    """Under a legacy locale (stdout not UTF-8) names are printed escaped, JSON stays exact,
+    and a message naming such a path keeps its exit code: never a UnicodeEncodeError."""
+    sh.build("inzopt", "PVOL1")
+    sh.build("cp", sh.write_host("src.txt", b"euro"), "/QOPT/PVOL1/\u20acuro.txt")
+    sh.env["PYTHONIOENCODING"] = encoding
+    assert sh("ls", "/QOPT/PVOL1/").out.decode("ascii").split() == ["\\u20acuro.txt"]
+    assert [f["path"] for f in sh.json("wrkoptf", "PVOL1", "/")] == ["/\u20acuro.txt"]
+    missing = sh("cat", "/QOPT/PVOL1/\u20acx", ok=False)
+    assert missing.rc == 3 and "CPF1F22" in missing.err and "\\u20acx" in missing.err
+
+
 def test_chattr(filled):
     sh = filled
     info = sh.json("chattr", "/QOPT/PVOL1/D1/a.txt", "--readonly", "yes", "--hidden", "*YES")

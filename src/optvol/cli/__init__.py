@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from optvol import errors
 from optvol.cli import parser
-from optvol.cli.context import Context
+from optvol.cli.context import Context, tolerant
 
 # Handlers by command name, as "module:function" of optvol.cli, imported when first used
 # so that starting a command loads only what that command needs.
@@ -51,7 +51,7 @@ HANDLERS = _Handlers()
 def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
     """Run one optvol command line; return its exit code (``out``/``err`` default to stdout/stderr)."""
     argv = sys.argv[1:] if argv is None else argv
-    ctx = Context(library_arg=None, json=False, out=out or sys.stdout, err=err or sys.stderr)
+    ctx = Context(library_arg=None, json=False, out=out or tolerant(sys.stdout), err=err or tolerant(sys.stderr))
     try:
         namespace = parser.build(parser.command_word(argv)).parse_args(argv)
         ctx.json, ctx.library_arg = namespace.json, namespace.library

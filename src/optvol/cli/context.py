@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import sys
@@ -12,6 +13,18 @@ from pathlib import Path
 from typing import TextIO
 
 from optvol.library import Library, resolve_root
+
+
+def _is_utf8(encoding: str | None) -> bool:
+    return encoding is None or codecs.lookup(encoding).name == "utf-8"
+
+
+def tolerant(stream: TextIO) -> TextIO:
+    """A standard stream whose encoding is not UTF-8 (a legacy locale) writes the characters
+    it cannot encode as escapes (``\\u20ac``) instead of failing the command."""
+    if not _is_utf8(getattr(stream, "encoding", None)) and hasattr(stream, "reconfigure"):
+        stream.reconfigure(errors="backslashreplace")
+    return stream
 
 
 def system_clock() -> datetime:
@@ -46,8 +59,13 @@ class Context:
     def print(self, text: str = "") -> None:
         print(text, file=self.out)
 
+    @property
+    def _ascii(self) -> bool:
+        """JSON in ASCII escapes where the output's encoding is not UTF-8: exact either way."""
+        return not _is_utf8(getattr(self.out, "encoding", None))
+
     def print_json(self, document: object) -> None:
-        json.dump(document, self.out, indent=2, ensure_ascii=False)
+        json.dump(document, self.out, indent=2, ensure_ascii=self._ascii)
         self.out.write("\n")
 
     def print_json_list(self, items: Iterable[object]) -> None:
@@ -61,7 +79,8 @@ class Context:
         if first is None:
             self.out.write("[]\n")
             return
-        self.out.write("[\n  " + json.dumps(first, ensure_ascii=False))
+        ascii_only = self._ascii
+        self.out.write("[\n  " + json.dumps(first, ensure_ascii=ascii_only))
         for item in iterator:
-            self.out.write(",\n  " + json.dumps(item, ensure_ascii=False))
+            self.out.write(",\n  " + json.dumps(item, ensure_ascii=ascii_only))
         self.out.write("\n]\n")
