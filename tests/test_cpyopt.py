@@ -19,6 +19,7 @@ import pytest
 from optvol import copying, errors, model
 from optvol.backup import Range, update
 from optvol.change_volume import chgoptvol
+from optvol.checking import chkoptvol
 from optvol.conversion import cvtoptbku
 from optvol.copying import CopyRequest, cpyopt
 from optvol.gc_pause import no_cyclic_gc
@@ -268,6 +269,38 @@ def test_request_log_on_the_backup_volume(lib, clock):
     assert entry["parameters"]["TOVOL"] == ["BVOL1", "*BACKUP"] and entry["parameters"]["CPYSUBDIR"] == "*YES"
     assert (entry["copied"], entry["failed"], entry["directories"]) == (1, 0, 2)
     assert datetime.fromisoformat(entry["time"]) == day(1, 3)
+
+
+@pytest.mark.parametrize("ending", [KeyboardInterrupt, errors.DamagedError])
+def test_a_request_that_ends_early_is_logged_with_what_it_committed(lib, clock, monkeypatch, ending):
+    """Ctrl-C, or an error that ends the whole request, after some groups committed: the
+    history still holds the run (*ENDED, with the files it did copy), and a re-run finishes."""
+    files = {f"/D{d}/F{i}": f"{d}.{i}".encode() for d in range(4) for i in range(3)}
+    write(lib, clock, day(1, 2), files)
+    monkeypatch.setattr(copying, "BATCH_FILES", 1)  # commit after every directory
+    original, seen = copying._Copier._write_piece, []
+
+    def write_piece(self, piece, target_dir):
+        if target_dir == "/D2":
+            raise ending() if ending is KeyboardInterrupt else ending("OPV0204", "Input/output error on volume BVOL1.")
+        seen.append(target_dir)
+        original(self, piece, target_dir)
+
+    monkeypatch.setattr(copying._Copier, "_write_piece", write_piece)
+    with pytest.raises(ending):
+        backup(lib, day(1, 3))
+    with lib.open("BVOL1") as bvol:
+        (entry,) = bvol.requests()
+        copied = [f.path for f in bvol.iter_files("/", recursive=True)]
+    assert entry["outcome"] == "*ENDED" and entry["copied"] == len(copied) == 6  # /D0 and /D1
+    assert sorted(seen) == ["/D0", "/D1"]
+    [check] = chkoptvol(lib, vol="BVOL1")
+    assert check.damaged == []
+    monkeypatch.setattr(copying._Copier, "_write_piece", original)
+    again = backup(lib, day(1, 4))
+    assert again.failures == [] and again.copied == len(files) - 6
+    with lib.open("BVOL1") as bvol:
+        assert [e["outcome"] for e in bvol.requests()] == ["*ENDED", "*COMPLETE"]
 
 
 # ------------------------------------------------------------------------- validation

@@ -294,6 +294,8 @@ class _Copier:
                 self._log_request()
         except BaseException as exc:
             self._abandon(exc)
+            if self.plan.to_backup:
+                self._log_ended(exc)
             raise
         finally:
             self._prehash.close()
@@ -469,13 +471,26 @@ class _Copier:
         except errors.VolumeFullError as exc:
             self.result.failures.append(CopyFailure(path or "/", exc.message_id, exc.text))
 
-    def _log_request(self) -> None:
+    def _log_request(self, outcome: str | None = None) -> None:
         """Log the request on the backup, in the transaction that commits its last files."""
         entry = {
             "time": self.now, "command": "CPYOPT", "parameters": self.request.parameters(),
             "copied": self.result.copied + self._uncommitted, "not_selected": self.result.not_selected,
             "failed": self.result.failed, "directories": self.result.directories,
-            "outcome": "*COMPLETE" if not self.result.failures else "*ERRORS", "id": self.request_id,
+            "outcome": outcome or ("*COMPLETE" if not self.result.failures else "*ERRORS"), "id": self.request_id,
         }
         with self.writer() as writer:
             writer.log_request(entry)
+
+    def _log_ended(self, exc: BaseException) -> None:
+        """A request that ended early (interrupted, or an error that ends it all) may have
+        committed groups of files already: log it as *ENDED with what it committed, so that the
+        history holds every run that changed the volume. Best effort: the error that ended the
+        request is the one reported, and a lock another process holds is not waited for."""
+        if isinstance(exc, errors.LockedError):
+            return
+        try:
+            self._log_request("*ENDED")
+            self._commit()
+        except Exception:  # noqa: BLE001 - the volume may be full or failing: that is already being reported
+            self._abandon(exc)
