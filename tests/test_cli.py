@@ -7,6 +7,7 @@ exactly one ``optvol: MSGID: text`` line on stderr, and for leaving the library 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -352,6 +353,41 @@ def test_cp_empty_and_large_files(sh):
     assert sh("cat", "/QOPT/PVOL1/empty").out == b""
     sh("cp", "/QOPT/PVOL1/large", sh.host / "large.back")
     assert (sh.host / "large.back").read_bytes() == large.read_bytes()
+
+
+def test_cp_of_a_host_file_not_the_size_it_says_writes_nothing(sh):
+    """A /proc file says 0 bytes and holds more: it is refused (OPV0302), not stored empty.
+    (A file that grows or shrinks while it is copied is refused the same way.)"""
+    sh.build("inzopt", "PVOL1")
+    refused = sh("cp", "/proc/self/status", "/QOPT/PVOL1/STATUS", ok=False)
+    assert refused.rc == 2 and "OPV0302" in refused.err and "/proc/self/status" in refused.err
+    assert "holds more than its size (0 bytes)" in refused.err
+    assert sh("ls", "/QOPT/PVOL1/").out == b""
+
+
+@pytest.mark.parametrize("fault", ["read error", "shrinks"])
+def test_a_host_file_that_fails_while_it_is_read_writes_nothing(tmp_path, monkeypatch, fault):
+    from integrity_helpers import run_cli
+
+    library = tmp_path / "lib"
+    assert run_cli(library, "inzopt", "PVOL1").rc == 0
+    source = tmp_path / "source.bin"
+    source.write_bytes(_payload(3 << 20))
+    real_read = os.read
+
+    def read(fd, count):
+        if os.path.realpath(f"/proc/self/fd/{fd}") != str(source):
+            return real_read(fd, count)
+        if fault == "read error":
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return b""  # the file was cut short under the copy
+
+    monkeypatch.setattr(os, "read", read)
+    result = run_cli(library, "cp", source, "/QOPT/PVOL1/COPY")
+    assert result.rc == 2 and "OPV0302" in result.err and str(source) in result.err, result.err
+    assert ("Input/output error" if fault == "read error" else "it shrank while it was copied") in result.err
+    monkeypatch.setattr(os, "read", real_read)
+    assert run_cli(library, "ls", "/QOPT/PVOL1/").out == b""
 
 
 def test_cp_replace_keeps_versions_on_hpofs(filled):

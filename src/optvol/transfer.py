@@ -215,9 +215,29 @@ def _host_to_volume(volume: Volume, host_path: str, path: str, *, replace: bool)
         info = os.fstat(fd)
         if not stat_mod.S_ISREG(info.st_mode):
             raise errors.error("OPV0302", path=host_path, reason="it is not a regular file")
-        volume.write_from(path, fd, size=info.st_size, replace=replace)
+        volume.write_chunks(path, _read_host(fd, info.st_size, host_path), size=info.st_size, replace=replace)
     finally:
         os.close(fd)
+
+
+def _read_host(fd: int, size: int, name: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The ``size`` bytes of host file ``name``; OPV0302 if it cannot be read or does not
+    hold exactly that many (nothing of it is written then)."""
+    remaining = size
+    try:
+        while remaining:
+            data = os.read(fd, min(chunk, remaining))
+            if not data:
+                raise errors.error("OPV0302", path=name, reason=f"it ended after {size - remaining} of its {size}"
+                                                                " bytes: it shrank while it was copied")
+            remaining -= len(data)
+            yield data
+        grew = os.read(fd, 1)  # more than its size: it grew, or a /proc file that says 0
+    except OSError as exc:
+        raise errors.error("OPV0302", path=name, reason=exc.strerror or str(exc)) from None
+    if grew:
+        raise errors.error("OPV0302", path=name, reason=f"it holds more than its size ({size} bytes) says: it grew"
+                                                        " while it was copied, or it is not a plain file")
 
 
 def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -490,10 +489,6 @@ class Volume:
         with self._transaction() as tx:
             return self._store(tx, parts, size=len(data), payload=bytes(data), replace=replace).info()
 
-    def write_from(self, path: str, source: int, *, size: int, replace: bool = True) -> FileInfo:
-        """Write a whole file from an open host file descriptor of known ``size``."""
-        return self.write_chunks(path, _read_fd(source, size), size=size, replace=replace)
-
     def write_chunks(self, path: str, chunks: Iterator[bytes], *, size: int, replace: bool = True) -> FileInfo:
         """Write a whole file of ``size`` bytes from an iterator of chunks.
 
@@ -787,13 +782,3 @@ def _insert_files(rows: int) -> str:
 
 def _sha(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
-
-
-def _read_fd(fd: int, size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
-    remaining = size
-    while remaining:
-        data = os.read(fd, min(chunk, remaining))
-        if not data:
-            return
-        remaining -= len(data)
-        yield data
