@@ -51,21 +51,28 @@ def _unmount(directory: Path) -> None:
 
 
 @contextmanager
-def _full_library(tmp_path: Path, size: str, files: dict[str, bytes], *, skip: str) -> Iterator[tuple[Path, Library]]:
-    """A library on a tmpfs of ``size`` with PVOL1 holding ``files``; unmounted afterwards."""
+def _tmpfs(tmp_path: Path, size: str, *, skip: str = "mounting a tmpfs is not permitted here") -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted for the block; unmounted afterwards."""
     mount = tmp_path / "mnt"
     if not _mount(mount, size):
         pytest.skip(skip)
     try:
+        yield mount
+    finally:
+        _unmount(mount)
+    assert not os.path.ismount(mount)
+
+
+@contextmanager
+def _full_library(tmp_path: Path, size: str, files: dict[str, bytes], *, skip: str) -> Iterator[tuple[Path, Library]]:
+    """A library on a tmpfs of ``size`` with PVOL1 holding ``files``."""
+    with _tmpfs(tmp_path, size, skip=skip) as mount:
         library = Library(mount / "lib", clock=clock)
         make_volume(library, "PVOL1")
         with library.open("PVOL1") as volume:
             for path, data in files.items():
                 volume.write_bytes(path, data)
         yield mount, library
-    finally:
-        _unmount(mount)
-    assert not os.path.ismount(mount)
 
 
 def _intact(library: Library, vol: str, expected: dict[str, bytes], absent: list[str]) -> None:
@@ -186,3 +193,27 @@ def test_dupopt_onto_a_full_disk(tmp_path):
         assert not library.exists("DVOL1")
         assert sorted(p.name for p in root.iterdir() if p.name.endswith(".optvol")) == ["PVOL1.optvol"]
         _intact(library, "PVOL1", expected, [])
+
+
+def test_reading_out_onto_a_full_host_disk(tmp_path):
+    """cp, cat and export-iso whose host target fills up (or is read only): OPV0302 naming
+    it, exit 2, and no partial or temporary file left there."""
+    with _tmpfs(tmp_path, "1m") as mount:
+        library = Library(tmp_path / "lib", clock=clock)
+        make_volume(library, "PVOL1")
+        with library.open("PVOL1") as volume:
+            volume.write_bytes("/BIG", content("/BIG", 3 << 20))
+        copied = run_cli(library.root, "cp", "/QOPT/PVOL1/BIG", mount / "BIG")
+        assert copied.rc == 2 and copied.err.startswith("optvol: OPV0302: ") and str(mount / "BIG") in copied.err
+        exported = run_cli(library.root, "export-iso", "PVOL1", mount / "out.iso")
+        assert exported.rc == 2 and "OPV0302" in exported.err, exported.err
+        assert list(mount.iterdir()) == []
+        with open(mount / "cat.out", "wb") as stdout:
+            shown = subprocess.run([sys.executable, "-m", "optvol", "--library", str(library.root), "cat", "/QOPT/PVOL1/BIG"],
+                                   stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60,
+                                   env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")})
+        assert shown.returncode == 2 and "OPV0302" in shown.stderr and "Traceback" not in shown.stderr, shown.stderr
+        (mount / "cat.out").unlink()
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        refused = run_cli(library.root, "cp", "/QOPT/PVOL1/BIG", mount / "BIG")
+        assert refused.rc == 2 and "Read-only file system" in refused.err

@@ -247,15 +247,20 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
     directory = os.path.dirname(os.path.abspath(host_path))
     if not os.path.isdir(directory):
         raise errors.error("OPV0301", path=directory)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".optvol-")
+    try:
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".optvol-")
+    except OSError as exc:  # a read-only or foreign directory
+        raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             for chunk in chunks:  # raises CPF1F28 at the end if the data is damaged
                 handle.write(chunk)
         os.utime(temporary, ns=(modified * 1000, modified * 1000))  # exact: float seconds lose microseconds
         os.replace(temporary, host_path)
-    except BaseException:
+    except BaseException as exc:
         os.unlink(temporary)
+        if isinstance(exc, OSError):  # writing the host file: its disk is full, say
+            raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
         raise
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optvol import transfer
+from optvol import errors, transfer
 from optvol.cli import render
 from optvol.cli.context import Context
 
@@ -62,15 +62,20 @@ def ls(ctx: Context, values: dict) -> int:
 
 def cat(ctx: Context, values: dict) -> int:
     binary = getattr(ctx.out, "buffer", None)
-    for path in values["PATH"]:
-        for chunk in transfer.read_file(ctx.library(), path):
-            if binary is not None:
-                ctx.out.flush()
-                binary.write(chunk)
-            else:  # a text stream such as the demo's capture
-                ctx.out.write(chunk.decode(errors="replace"))
-    if binary is not None:
-        binary.flush()
+    try:
+        for path in values["PATH"]:
+            for chunk in transfer.read_file(ctx.library(), path):
+                if binary is not None:
+                    ctx.out.flush()
+                    binary.write(chunk)
+                else:  # a text stream such as the demo's capture
+                    ctx.out.write(chunk.decode(errors="replace"))
+        if binary is not None:
+            binary.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # standard output cannot take it: a full disk, say
+        raise errors.error("OPV0302", path="(standard output)", reason=exc.strerror or str(exc)) from None
     return 0
 
 
