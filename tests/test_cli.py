@@ -390,6 +390,22 @@ def test_a_host_file_that_fails_while_it_is_read_writes_nothing(tmp_path, monkey
     assert run_cli(library, "ls", "/QOPT/PVOL1/").out == b""
 
 
+@pytest.mark.parametrize("odd", ["fifo", "dangling symlink"])
+def test_cp_of_a_host_tree_with_an_odd_entry_says_so(sh, odd):
+    """A FIFO in a host tree is refused at once (not waited on for a writer); a symbolic
+    link to nothing is "not found"; neither is a traceback."""
+    sh.build("inzopt", "PVOL1")
+    tree = sh.host / "tree"
+    sh.write_host("tree/a.txt", b"a")
+    if odd == "fifo":
+        os.mkfifo(tree / "odd")
+    else:
+        os.symlink(sh.host / "nowhere", tree / "odd")
+    result = sh("cp", "-r", tree, "/QOPT/PVOL1/TREE", ok=False)  # run() has a timeout: a FIFO wait fails it
+    assert result.rc == (2 if odd == "fifo" else 3), result.err
+    assert result.err.startswith("optvol: OPV030") and str(tree / "odd") in result.err
+
+
 def test_cp_replace_keeps_versions_on_hpofs(filled):
     sh = filled
     before = sh.json("dspopt", "PVOL1")["used"]

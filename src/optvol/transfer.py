@@ -163,7 +163,12 @@ def _make_dir(volumes: _Volumes, where: Location) -> None:
 
 def _size(volumes: _Volumes, where: Location) -> int:
     if where.volume is None:
-        return os.stat(where.path).st_size
+        try:
+            return os.stat(where.path).st_size
+        except FileNotFoundError:  # gone, or a symbolic link to nothing
+            raise errors.error("OPV0301", path=where.path) from None
+        except OSError as exc:
+            raise errors.error("OPV0302", path=where.path, reason=exc.strerror or str(exc)) from None
     return volumes[where.volume].stat(where.path).size
 
 
@@ -206,7 +211,8 @@ def _copy_file(volumes: _Volumes, source: Location, destination: Location, *, re
 
 def _host_to_volume(volume: Volume, host_path: str, path: str, *, replace: bool) -> None:
     try:
-        fd = os.open(host_path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO opens at once (to be refused below) instead of waiting for a writer.
+        fd = os.open(host_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise errors.error("OPV0301", path=host_path) from None
     except OSError as exc:
