@@ -71,6 +71,12 @@ def test_non_empty_directory_refused(tmp_path):
     assert sorted(p.name for p in root.iterdir()) == ["thesis.txt"]
 
 
+def test_a_library_name_too_long_for_the_host_is_refused(tmp_path):
+    with pytest.raises(errors.InvalidError) as info:
+        Library(tmp_path / ("x" * 300), clock=FakeClock())  # one name over the host's 255 bytes
+    assert info.value.message_id == "OPV0006" and "File name too long" in info.value.text
+
+
 def test_a_file_is_not_a_library(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(errors.InvalidError) as info:

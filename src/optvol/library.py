@@ -57,7 +57,11 @@ class Library:
         self.root = Path(root).absolute()
         self._clock = clock
         self.created = False
-        if not (self.root / MARKER).is_file():
+        try:
+            marked = (self.root / MARKER).is_file()
+        except OSError as exc:  # a name too long, say
+            raise errors.error("OPV0006", library=self.root, reason=exc.strerror or str(exc)) from None
+        if not marked:
             self._create()
         if (self.root / JOURNAL).exists():
             with self.locked():
