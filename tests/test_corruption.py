@@ -185,3 +185,41 @@ def test_damaged_index_is_reported_not_raised(template, tmp_path):
     assert [d["path"] for d in by_volume["PVOL1"]["damaged"]] == ["(index)"]
     listing = run_cli(case_root, "ls", "/QOPT/PVOL1/")
     assert listing.rc == 7 and "OPV0201" in listing.err
+
+
+def test_one_damaged_volume_does_not_hide_the_others(tmp_path):
+    """WRKOPTVOL and DSPOPT VOL(*ALL) list every volume they can open, name the damaged one
+    on stderr and exit 7, with valid JSON; CHKOPTVOL *ALL checks past a volume it cannot open."""
+    from conftest import FakeClock
+
+    library = Library(tmp_path / "lib", clock=FakeClock())
+    for vol in ("AVOL", "BVOL", "CVOL", "DVOL"):
+        make_volume(library, vol)
+    (volume_dir(library.root, "BVOL") / "index.sqlite").write_bytes(b"not an index")
+    lock = volume_dir(library.root, "DVOL") / "lock"
+    lock.unlink()
+    lock.mkdir()  # a volume whose lock file cannot be opened
+    for args in (("wrkoptvol",), ("dspopt", "*ALL")):
+        listed = run_cli(library.root, *args, json_output=True)
+        assert listed.rc == 7, listed.err
+        assert [v["volume"] for v in listed.json()] == ["AVOL", "CVOL"]
+        assert "OPV0201: Volume BVOL is damaged" in listed.err and "DVOL.optvol/lock" in listed.err
+        table = run_cli(library.root, *args)
+        assert table.rc == 7 and "CVOL" in table.out.decode()
+    checked = run_cli(library.root, "chkoptvol", "*ALL", json_output=True)
+    assert checked.rc == 7
+    assert {r["volume"]: [d["path"] for d in r["damaged"]] for r in checked.json()} == {
+        "AVOL": [], "BVOL": ["(index)"], "CVOL": [], "DVOL": ["(volume)"]}
+
+
+def test_a_file_where_the_library_keeps_its_scratch_directory(tmp_path):
+    from conftest import FakeClock
+
+    library = Library(tmp_path / "lib", clock=FakeClock())
+    scratch = library.root / ".tmp"
+    scratch.rmdir()
+    scratch.write_text("not a directory")
+    made = run_cli(library.root, "inzopt", "PVOL1")
+    assert made.rc == 2 and "OPV0006" in made.err and ".tmp" in made.err, made.err
+    scratch.unlink()
+    assert run_cli(library.root, "inzopt", "PVOL1").rc == 0  # .tmp is made again

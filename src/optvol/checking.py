@@ -66,6 +66,12 @@ def chkoptvol(library: Library, *, vol: str, keep_list: bool = False,
         except errors.DamagedError as exc:
             results.append(CheckResult(volume_id.upper(), damaged=[Damage("(index)", exc.text)]))
             continue
+        except errors.OptvolError as exc:
+            if len(ids) == 1:
+                raise
+            # *ALL goes on to the others; this one could not be checked (its lock, say).
+            results.append(CheckResult(volume_id.upper(), damaged=[Damage("(volume)", exc.text)]))
+            continue
         with volume:
             try:
                 results.append(check_volume(volume, keep_list=keep_list, progress=progress))

@@ -16,8 +16,11 @@ from optvol.model import DirInfo, FileInfo, VolumeInfo
 ALL = "*ALL"
 
 
-def volumes(library: Library, pattern: str = ALL) -> Iterator[tuple[VolumeInfo, str | None]]:
-    """WRKOPTVOL / DSPOPT VOL(generic): every matching volume with its AUTL."""
+def volumes(library: Library, pattern: str = ALL, *, unreadable: list[errors.OptvolError] | None = None,
+            ) -> Iterator[tuple[VolumeInfo, str | None]]:
+    """WRKOPTVOL / DSPOPT VOL(generic): every matching volume with its AUTL. A volume that
+    cannot be opened (damaged, say) is left out and its error added to ``unreadable`` if
+    given (one damaged volume must not hide the others), else raised."""
     if pattern.upper() not in (ALL, "*") and not pattern.endswith("*"):
         model.volume_id(pattern)
     autl = library.autl_table()
@@ -27,6 +30,11 @@ def volumes(library: Library, pattern: str = ALL) -> Iterator[tuple[VolumeInfo, 
                 info = volume.info()
         except errors.NotFoundError:
             continue  # removed while we listed
+        except errors.OptvolError as exc:
+            if unreadable is None:
+                raise
+            unreadable.append(exc)
+            continue
         yield info, autl.get(volume_id)
 
 

@@ -198,6 +198,10 @@ class Library:
             with VolumeImage(old, exclusive=True):
                 pass  # refuses (exit 8) while another process has it open
             renames.append([old.name, f"{TMP}/old-{_token()}"])
+        try:
+            (self.root / TMP).mkdir(exist_ok=True)  # re-made if someone removed it
+        except OSError as exc:  # FileExistsError: a file took its name
+            raise errors.error("OPV0006", library=self.root, reason=f"{TMP}: {exc.strerror or exc}") from None
         staging = self.root / TMP / f"new-{_token()}"
         try:
             build(staging) if build else VolumeImage.create(staging, label=label)

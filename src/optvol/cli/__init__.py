@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
         values = command.parse_values(parser.given_values(command, namespace))
         return HANDLERS[command.name](ctx, values)
     except errors.OptvolError as exc:
-        print(f"optvol: {exc.message_id}: {exc.text}", file=ctx.err)
+        ctx.error(exc)
         return exc.exit_code
     except BrokenPipeError:
         return 0

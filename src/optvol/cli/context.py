@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from optvol.errors import OptvolError
 from optvol.library import Library, resolve_root
 
 
@@ -55,6 +56,10 @@ class Context:
 
     def note(self, text: str) -> None:
         print(f"optvol: {text}", file=self.err)
+
+    def error(self, exc: OptvolError) -> None:
+        """An error as every command reports it: ``optvol: <message ID>: <text>`` on stderr."""
+        self.note(f"{exc.message_id}: {exc.text}")
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out)

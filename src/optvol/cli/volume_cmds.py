@@ -69,20 +69,20 @@ def dspopt(ctx: Context, values: dict) -> int:
     library = ctx.library()
     data, vol, path = values["DATA"], values["VOL"], values["PATH"]
     if data == "*VOLATR":
-        generic = vol == "*ALL" or vol.endswith("*")
-        rows = list(display.volumes(library, vol)) if generic else [
+        generic, unreadable = vol == "*ALL" or vol.endswith("*"), []
+        rows = list(display.volumes(library, vol, unreadable=unreadable)) if generic else [
             (display.volume_attributes(library, vol), library.autl(vol))]
-        if generic and not rows:
+        if generic and not rows and not unreadable:
             raise errors.error("OPV0002", volume=vol, library=library.root)
         if ctx.json:
             ctx.print_json(rows[0][0].as_json() if not generic else [info.as_json() for info, _ in rows])
-            return 0
+            return _unreadable(ctx, unreadable)
         ctx.print(f"Library {library.root}")
         for info, autl in rows:
             ctx.print()
             for line in render.volume_attributes(info, autl):
                 ctx.print(line)
-        return 0
+        return _unreadable(ctx, unreadable)
     if vol == "*ALL" or vol.endswith("*"):
         raise errors.error("OPV0005", value=vol, keyword="VOL", reason=f"DATA({data}) needs one volume")
     if data == "*BKUHST":
@@ -124,16 +124,23 @@ def _list(ctx: Context, library, title: str, header: str, line, items) -> None:
 
 
 def wrkoptvol(ctx: Context, values: dict) -> int:
-    library = ctx.library()
-    rows = display.volumes(library, values["VOL"])
+    library, unreadable = ctx.library(), []
+    rows = display.volumes(library, values["VOL"], unreadable=unreadable)
     if ctx.json:
         ctx.print_json_list(info.as_json() for info, _ in rows)
-        return 0
+        return _unreadable(ctx, unreadable)
     ctx.print(f"Library {library.root} - Work with Optical Volumes")
     ctx.print(render.VOLUME_HEADER)
     for info, _ in rows:
         ctx.print(render.volume_line(info))
-    return 0
+    return _unreadable(ctx, unreadable)
+
+
+def _unreadable(ctx: Context, unreadable: list[errors.OptvolError]) -> int:
+    """The volumes a listing left out, each with its error on stderr; the exit code of the worst."""
+    for exc in unreadable:
+        ctx.error(exc)
+    return max((exc.exit_code for exc in unreadable), default=0)
 
 
 def wrkoptdir(ctx: Context, values: dict) -> int:
