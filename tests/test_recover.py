@@ -198,6 +198,9 @@ def test_cli_recover_and_refusals(tmp_path):
     assert run("cat", "/QOPT/PVOL1/f").stdout == "content"
     missing = run("recover", "NOSUCH")
     assert missing.returncode == 3 and missing.stderr.startswith("optvol: OPV0002:")
+    (library_dir / "EMPTY.optvol").mkdir()  # a volume directory without its data partition
+    nothing = run("recover", "EMPTY")
+    assert nothing.returncode == 7 and nothing.stderr.startswith("optvol: OPV0201:") and "data partition" in nothing.stderr
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from optvol.library import Library; from datetime import datetime, timezone;"
         f"v = Library({str(library_dir)!r}, clock=lambda: datetime.now(timezone.utc)).open('PVOL1');"

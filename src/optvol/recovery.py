@@ -60,8 +60,10 @@ def recover(library: Library, *, vol: str) -> RecoveryReport:
     volume_id = model.volume_id(vol)
     directory = library.root / f"{volume_id}.optvol"
     data_path = directory / image_mod.DATA_FILE
-    if not data_path.is_file():
+    if not directory.is_dir():
         raise errors.error("OPV0002", volume=volume_id, library=library.root)
+    if not data_path.is_file():  # the records are all recover works from
+        raise errors.error("OPV0201", volume=volume_id, reason="its data partition is missing: nothing to recover from")
     with library.locked():
         lock = image_mod.lock_exclusive(directory, volume=volume_id)
         try:
