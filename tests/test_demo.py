@@ -27,3 +27,7 @@ def test_demo_runs_on_a_scratch_library_and_loses_nothing(tmp_path):
     listing = subprocess.run([sys.executable, "-m", "optvol", "--library", library, "--json", "wrkoptvol"],
                              capture_output=True, text=True, env=env)
     assert [v["volume"] for v in json.loads(listing.stdout)] == ["PVOL1"]
+    again = subprocess.run([sys.executable, "-m", "optvol", "--library", library, "demo"],
+                           capture_output=True, text=True, env=env)  # a library that holds volumes: said at once
+    assert again.returncode == 2 and again.stderr.startswith("optvol: OPV0006: ") and "PVOL1" in again.stderr
+    assert again.stdout == ""

@@ -31,6 +31,11 @@ def handle(ctx: Context, values: dict) -> int:
 
 def run(ctx: Context) -> int:
     root = ctx.library_arg or tempfile.mkdtemp(prefix="optvol-demo-")
+    if ctx.library_arg:  # the tour makes PVOL1 and BVOL1: it needs a library without volumes
+        held = ctx.library().volume_ids()
+        if held:
+            raise errors.error("OPV0006", library=ctx.library().root,
+                               reason=f"the demo needs a new or empty library, and this one holds {', '.join(held)}")
     say = ctx.print
     say(f"optvol demo: a scratch library in {root}\n")
     host = tempfile.mkdtemp(prefix="optvol-demo-files-")
