@@ -303,6 +303,29 @@ def test_a_request_that_ends_early_is_logged_with_what_it_committed(lib, clock, 
         assert [e["outcome"] for e in bvol.requests()] == ["*ENDED", "*COMPLETE"]
 
 
+def test_a_file_the_primary_replaced_by_a_directory_fails_alone_on_the_backup(lib, clock):
+    """The backup keeps the old file /X for ever (nothing on it is deleted), so the primary's
+    new directory /X cannot be made there: it and its files fail, listed; every other file
+    is still backed up, and the volume's range does not claim the backup complete."""
+    write(lib, clock, day(1, 2), {"/X": b"a file", "/A": b"a"})
+    backup(lib, day(1, 3))
+    with lib.open("PVOL1") as volume:
+        clock.now = day(1, 4)
+        volume.remove("/X")
+    write(lib, clock, day(1, 4, hour=13), {"/X/IN": b"in the directory", "/X/SUB/DEEP": b"deeper", "/B": b"b"})
+    result = backup(lib, day(1, 5))
+    assert sorted((f.path, f.message_id) for f in result.failures) == [
+        ("/X", "CPF1F24"), ("/X/IN", "CPF1F24"), ("/X/SUB", "CPF1F24"), ("/X/SUB/DEEP", "CPF1F24")]
+    assert result.copied == 1  # /B
+    with lib.open("BVOL1") as bvol:
+        assert {f.path for f in bvol.iter_files("/")} == {"/A", "/B", "/X"}
+        assert bvol.stat("/").backup.range_end == day(1, 5)  # its own files are all there
+        assert bvol.info().backup.range_end == day(1, 3)  # the volume is not complete
+        assert [e["outcome"] for e in bvol.requests()] == ["*COMPLETE", "*ERRORS"]
+    [check] = chkoptvol(lib, vol="BVOL1")
+    assert check.damaged == []
+
+
 # ------------------------------------------------------------------------- validation
 
 

@@ -341,7 +341,13 @@ class _Copier:
                         ) -> tuple[bool, bool]:
         """Copy the selected files of one directory; returns (wrote something, an eligible file failed)."""
         self.result.directories += 1
-        created = self._ensure_dir(target_path, source_dir.created)
+        try:
+            created = self._ensure_dir(target_path, source_dir.created)
+        except errors.OptvolError as exc:
+            if isinstance(exc, errors.LockedError):
+                raise
+            self._fail_directory(stream, target_path, exc)
+            return False, True
         pick = next(stream)
         self.result.not_selected += pick.not_selected
         written_before, failed_before = self._written, self.result.failed
@@ -356,6 +362,19 @@ class _Copier:
             self._commit()
         return wrote, failed
 
+    def _fail_directory(self, stream: Iterator[Pick | Piece | None], target_path: str, exc: errors.OptvolError) -> None:
+        """The target directory cannot be made (a file of that name is on the target, say a
+        backup's copy of a file the primary replaced by a directory): it fails, and every file
+        chosen in it with it; it gets no control record, and the request goes on."""
+        self._failed(target_path, exc)
+        pick = next(stream)
+        self.result.not_selected += pick.not_selected
+        for piece in iter(stream.__next__, None):
+            for path, error in piece.failures:
+                self._failed(path, error)
+            for name in [f[0] for f in piece.small] + [c.name for c in piece.large]:
+                self._failed(join(target_path, name), exc)
+
     def _ensure_dir(self, path: str, source_created: int) -> bool:
         """Make a missing target directory (and its missing parents); True if it was made.
 
@@ -365,7 +384,7 @@ class _Copier:
         if self.target.is_dir(path):
             return False
         parts = [p for p in path.split("/") if p]
-        with self.writer() as writer:
+        with self.writer() as writer, writer.savepoint():  # made whole or not at all
             for depth in range(1, len(parts) + 1):
                 ancestor = "/" + "/".join(parts[:depth])
                 if self.target.is_dir(ancestor):
