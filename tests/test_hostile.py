@@ -14,6 +14,7 @@ from conftest import make_volume
 from integrity_helpers import run_cli, tree_snapshot
 from optvol import errors
 from optvol.initialize import inzopt
+from optvol.model import VolumeType
 
 BAD_PATHS = [
     "/../ESCAPE",
@@ -174,6 +175,26 @@ def _cl_cases() -> list[tuple[str, int]]:
     cases += [("INZOPT VOL(../X)", 2), ("INZOPT VOL(A/B)", 2), ("CRTDIR DIR('/QOPT/PVOL1/d')", 4),
               ("CRTDIR DIR('/QOPT/PVOL1/\x00')", 2), ("CRTDIR DIR('/QOPT/PVOL1/a\x01b')", 2)]
     return cases
+
+
+def test_host_targets_inside_the_library_are_refused(lib, tmp_path):
+    """cp, mv, CPY and export-iso never write a host path inside the library: a copy over a
+    volume's data partition (a backup's, say) would bypass every rule. Through a symbolic
+    link to the library too."""
+    make_volume(lib, "BVOL1", type=VolumeType.BACKUP)
+    (tmp_path / "link").symlink_to(lib.root)
+    targets = [lib.root / "BVOL1.optvol" / "data.opv", lib.root / "PVOL1.optvol" / "index.sqlite",
+               lib.root / "NEW.optvol", lib.root, tmp_path / "link" / "x"]
+    before = tree_snapshot(lib.root)
+    for target in targets:
+        for args in (("cp", "/QOPT/PVOL1/D/Keep", target), ("cp", "-r", "/QOPT/PVOL1/D", target),
+                     ("export-iso", "PVOL1", target), ("cl", f"CPY OBJ('/QOPT/PVOL1/D/Keep') TOOBJ('{target}')")):
+            result = run_cli(lib.root, *args)
+            assert result.rc == 2, (args, result.err)
+            assert "OPV0302" in result.err and "inside the library" in result.err, (args, result.err)
+    assert tree_snapshot(lib.root) == before
+    outside = tmp_path / "host" / "Keep"
+    assert run_cli(lib.root, "cp", "/QOPT/PVOL1/D/Keep", outside).rc == 0 and outside.read_bytes() == b"keep"
 
 
 def test_cl_front_door(lib, tmp_path):

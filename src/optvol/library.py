@@ -165,6 +165,15 @@ class Library:
         ids = sorted(p.name.removesuffix(SUFFIX) for p in self.root.iterdir() if p.name.endswith(SUFFIX) and p.is_dir())
         return [i for i in ids if pattern is None or model.matches_generic(i, pattern)]
 
+    def check_host_target(self, path: str | os.PathLike) -> None:
+        """Refuse a host path to be written that lies in the library (OPV0302): its files are
+        written by optvol alone, through the rules (a copy over a backup's data partition
+        would bypass them all)."""
+        root, target = os.path.realpath(self.root), os.path.realpath(path)
+        if target == root or target.startswith(root.rstrip("/") + "/"):
+            raise errors.error("OPV0302", path=path,
+                               reason=f"it is inside the library {self.root}, whose files only optvol writes")
+
     def exists(self, volume: str) -> bool:
         return self._dir(volume).is_dir()
 

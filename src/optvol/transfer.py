@@ -96,6 +96,8 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
     """Check every source and work out each destination before anything is written."""
     if all(s.volume is None for s in sources) and target.volume is None:
         raise errors.error("OPV0302", path=target.path, reason="neither source nor target is a /QOPT path")
+    if target.volume is None:
+        volumes.library.check_host_target(target.path)
     into = _is_dir(volumes, target) or target.path.endswith("/") or len(sources) > 1
     if into and not _is_dir(volumes, target):
         _missing(target, directory=True)

@@ -46,6 +46,7 @@ def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: date
     """
     volume_id = model.volume_id(vol)
     target = Path(file).absolute()
+    library.check_host_target(target)
     if not target.parent.is_dir():
         raise errors.error("OPV0301", path=target.parent)
     if target.is_dir():
