@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import random
@@ -146,3 +147,36 @@ def test_flipped_bytes_in_descriptors_and_directories(library, tmp_path, base_im
 def test_directory_instead_of_image(library, tmp_path):
     rc, err = _import(library, tmp_path)
     assert rc == 2 and "OPV0302" in err
+
+
+@pytest.mark.parametrize("into", [False, True])
+def test_an_image_whose_file_data_cannot_be_read_adds_nothing(library, tmp_path, base_image, monkeypatch, into):
+    """A scratched disc or a failing disk under the image: the host cannot read a file's data
+    (EIO, injected at os.pread: these machines cannot make a failing device). OPV0701, exit 7,
+    never a traceback; nothing is added (a new volume or a copy into one)."""
+    image = tmp_path / "scratched.iso"
+    image.write_bytes(base_image)
+    data_at = bytes(base_image).index(b"hello\n" * 100)  # the data of /A/B/C/FILE.TXT
+    real_pread = os.pread
+
+    def pread(fd, length, offset):
+        if offset <= data_at < offset + length and os.readlink(f"/proc/self/fd/{fd}") == str(image):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_pread(fd, length, offset)
+
+    if into:
+        assert main(["--library", str(library.root), "inzopt", "PVOL1"], out=io.StringIO(), err=io.StringIO()) == 0
+    with library.locked():
+        pass  # the library's lock file exists from its first locked command on
+    before = _library_state(library.root)
+    monkeypatch.setattr(os, "pread", pread)
+    err = io.StringIO()
+    where = ["--into", "PVOL1:/IN"] if into else ["--vol", "HOSTILE"]
+    rc = main(["--library", str(library.root), "import-iso", str(image), *where], out=io.StringIO(), err=err)
+    assert rc == 7, err.getvalue()
+    assert err.getvalue().startswith("optvol: OPV0701") and "cannot be read" in err.getvalue()
+    monkeypatch.setattr(os, "pread", real_pread)
+    assert _library_state(library.root) == before
+    if into:
+        with library.open("PVOL1") as volume:
+            assert volume.listdir("/") == []

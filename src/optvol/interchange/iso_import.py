@@ -169,7 +169,11 @@ def _chunks(tree: ImageTree, fd: int, entry: Entry) -> Iterator[bytes]:
     for offset, length in entry.extents:
         end = offset + length
         while offset < end:
-            data = os.pread(fd, min(READ_CHUNK, end - offset), offset)
+            try:
+                data = os.pread(fd, min(READ_CHUNK, end - offset), offset)
+            except OSError as exc:  # a scratched disc, a failing disk: the image is damaged there
+                raise damaged(tree.path, f"the data of {model.join(entry.names)} cannot be read at byte {offset}"
+                                         f" ({exc.strerror or exc})") from None
             if not data:
                 raise damaged(tree.path, f"the image ends inside the data of {model.join(entry.names)}")
             offset += len(data)
