@@ -217,3 +217,36 @@ def test_reading_out_onto_a_full_host_disk(tmp_path):
         subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
         refused = run_cli(library.root, "cp", "/QOPT/PVOL1/BIG", mount / "BIG")
         assert refused.rc == 2 and "Read-only file system" in refused.err
+
+
+def test_a_full_disk_still_lets_every_volume_be_read(tmp_path):
+    """On a full disk SQLite cannot make an index's shared-memory file: the volumes are read
+    as they stand (listing, reading, checking, copying out, exporting), every write is
+    OPV0203 naming its volume, and once there is room again everything works as before."""
+    expected = {"/A": content("/A", 3000), "/B": content("/B", 100)}
+    with _full_library(tmp_path, "512k", expected, skip="mounting a tmpfs is not permitted here") as (mount, library):
+        root = library.root
+        make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+        filler = _fill_host(mount, 0)
+        listed = run_cli(root, "wrkoptvol", json_output=True)
+        assert listed.rc == 0, listed.err
+        assert [v["volume"] for v in listed.json()] == ["BVOL1", "PVOL1"]
+        assert run_cli(root, "cat", "/QOPT/PVOL1/A").out == expected["/A"]
+        assert run_cli(root, "chkoptvol", "*ALL").rc == 0
+        out = tmp_path / "out"
+        out.mkdir()
+        assert run_cli(root, "cp", "/QOPT/PVOL1/B", out / "B").rc == 0 and (out / "B").read_bytes() == expected["/B"]
+        assert run_cli(root, "export-iso", "PVOL1", out / "p.iso").rc == 0
+        host = out / "new.bin"
+        host.write_bytes(b"new")
+        for args, volume in ((("cp", host, "/QOPT/PVOL1/NEW"), "PVOL1"), (("inzopt", "PVOL2"), "PVOL2"),
+                             (("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES"), "BVOL1")):
+            refused = run_cli(root, *args)
+            assert refused.rc == 6, (args, refused.err)
+            assert refused.err.startswith(f"optvol: OPV0203: Volume {volume} cannot be written"), (args, refused.err)
+        filler.unlink()
+        assert run_cli(root, "cp", host, "/QOPT/PVOL1/NEW").rc == 0
+        copied = run_cli(root, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
+        assert copied.rc == 0, copied.err
+        _intact(library, "PVOL1", {**expected, "/NEW": b"new"}, [])
+        _intact(library, "BVOL1", {}, [])

@@ -69,7 +69,7 @@ class Selection:
         self.source = source
         index = source.image.directory / "index.sqlite"
         # An IndexConnection: a damaged index fails as damaged data (exit 7), not with a traceback.
-        self.conn = sqlite3.connect(reading_uri(index, read_only_fs=source.image.read_only), uri=True,
+        self.conn = sqlite3.connect(reading_uri(index, read_only=source.image.read_only), uri=True,
                                     isolation_level=None, factory=IndexConnection)
         self.conn.where = source.id
         self.conn.execute("PRAGMA busy_timeout = 60000")
@@ -80,7 +80,7 @@ class Selection:
             self.target_schema = "main"
         else:
             self.conn.execute("ATTACH DATABASE ? AS tgt",
-                              (reading_uri(target.image.directory / "index.sqlite", read_only_fs=target.image.read_only),))
+                              (reading_uri(target.image.directory / "index.sqlite", read_only=target.image.read_only),))
             self.target_schema = "tgt"
 
     def __enter__(self) -> Selection:

@@ -29,7 +29,6 @@ from optvol import backup, errors, model
 from optvol.copy_readahead import ReadAhead
 from optvol.copy_select import Candidate, Choice, Pick, Piece, Selection, join, read_directory, read_pieces
 from optvol.gc_pause import no_cyclic_gc
-from optvol.image.image import read_only_error
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, VolumeType
 from optvol.privileged import SourceRange
@@ -145,7 +144,7 @@ def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
     if dst_label["media_type"] in (MediaType.CD_ROM, MediaType.DVD_ROM) or dst_label["media_format"] == MediaFormat.ISO9660:
         raise errors.error("CPF1F63", volume=target.id, media_type=dst_label["media_type"])
     if target.image.read_only:
-        raise read_only_error(target.image.directory.parent, f"copying onto volume {target.id}")
+        raise target.image.write_refusal(f"copying onto volume {target.id}")
     to_backup = dst_label["type"] == VolumeType.BACKUP
     if to_backup and src_label["type"] != VolumeType.PRIMARY:
         raise errors.error("OPV0402", target=target.id, source=source.id, type=src_label["type"])

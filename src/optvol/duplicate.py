@@ -26,7 +26,6 @@ from optvol.volume import Volume
 
 READ_ONLY_MEDIA = (MediaType.CD_ROM, MediaType.DVD_ROM)
 SALVAGE_BLOCK = 1 << 20  # after a media error, the source is copied this much at a time
-_WRITING_THE_COPY = ("OPV0203", "OPV0204")  # host errors writing the duplicate (disk full, I/O error)
 
 
 @dataclass
@@ -53,14 +52,9 @@ def dupopt(library: Library, *, fromvol: str, tovol: str, now: datetime, newvol:
             label = {"volume": new_id, "created": model.to_micros(now), **target}
 
             def build(staging: Path) -> None:
-                try:
-                    unreadable = _copy_image(source, staging, new_id)
-                    _finish_copy(library, staging, label, outcome, allow_media_errors=allow_media_errors,
-                                 unreadable=unreadable, source_id=source.id)
-                except errors.OptvolError as exc:
-                    if exc.message_id in _WRITING_THE_COPY:  # they name the staged image: name the new volume
-                        raise errors.error(exc.message_id, volume=new_id, reason=errors.cause(exc)) from None
-                    raise
+                unreadable = _copy_image(source, staging, new_id)
+                _finish_copy(library, staging, label, outcome, allow_media_errors=allow_media_errors,
+                             unreadable=unreadable, source_id=source.id)
 
             previous = target_id if library.exists(target_id) else None
             library.install(new_id, build=build, replace=previous is not None, previous=previous)

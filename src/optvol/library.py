@@ -38,6 +38,7 @@ TMP = ".tmp"
 AUTL = "autl.json"
 SUFFIX = ".optvol"
 LOCK_WAIT_SECONDS = 60.0
+_HOST_WRITE_ERRORS = ("OPV0203", "OPV0204")  # a full host disk, a host I/O error while writing
 
 
 def resolve_root(explicit: str | None, environ: Mapping[str, str], home: Path) -> Path:
@@ -217,8 +218,11 @@ class Library:
             if fill is not None:
                 with Volume(VolumeImage(staging), clock=self._clock) as volume:
                     fill(volume)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, errors.OptvolError) and exc.message_id in _HOST_WRITE_ERRORS:
+                # They name the image being built aside: name the volume it was to be.
+                raise errors.error(exc.message_id, volume=model.volume_id(volume), reason=errors.cause(exc)) from None
             raise
         renames.append([f"{TMP}/{staging.name}", target.name])
         self._write_journal({"renames": renames})

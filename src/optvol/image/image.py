@@ -136,12 +136,13 @@ class IndexConnection(sqlite3.Connection):
         return self.cursor().executemany(*args)
 
 
-def reading_uri(path: Path, *, read_only_fs: bool) -> str:
+def reading_uri(path: Path, *, read_only: bool) -> str:
     """The SQLite URI that opens index ``path`` for reading only (``Path.as_uri`` escapes a
-    library path's "?", "#" and "%"). On a read-only file system nothing can change the
-    file, but SQLite cannot make a WAL index's shared-memory file there either: the index is
-    immutable to SQLite then, unless a log of commits is still beside it."""
-    if read_only_fs:
+    library path's "?", "#" and "%"). For an image opened only to be read (a read-only or a
+    full file system, ``VolumeImage.read_only``) SQLite cannot make a WAL index's
+    shared-memory file: the index is immutable to SQLite then, unless a log of commits is
+    still beside it."""
+    if read_only:
         wal = path.with_name(path.name + "-wal")
         if not (wal.exists() and wal.stat().st_size):
             return path.as_uri() + "?mode=ro&immutable=1"
@@ -155,14 +156,18 @@ def _log_without_shared_memory(path: Path) -> bool:
 
 
 def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection to an index; ``read_only`` for an image on a read-only file system."""
-    target = reading_uri(path, read_only_fs=True) if read_only else path
+    """A connection to an index; ``read_only`` for an image opened only to be read."""
+    target = reading_uri(path, read_only=True) if read_only else path
     conn = sqlite3.connect(target, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
                            factory=IndexConnection, uri=read_only)
     conn.where = path.parent.name.removesuffix(".optvol")
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA cache_size = -16000")
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous = FULL")  # the first statement on a WAL index: it maps the -shm
+        conn.execute("PRAGMA cache_size = -16000")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -217,15 +222,16 @@ class VolumeImage:
         if not index_path.is_file() or not (self.directory / DATA_FILE).is_file():
             raise errors.error("OPV0201", volume=self.name, reason="index or data partition missing")
         lock_fd = _lock(self.directory, exclusive=exclusive, volume=self.name) if lock else -1
-        # On a read-only file system an image is only read: no lock, no migration, no tail cut.
-        self.read_only = lock_fd is None
+        # An image is only read (no migration, no tail cut; every write refused) on a read-only
+        # file system ("fs": no lock then) and on a full one that has no room for SQLite's
+        # shared-memory file ("full", see _open_index).
+        self._read_only_because = "fs" if lock_fd is None else None
         self._lock_fd = -1 if lock_fd is None else lock_fd
         if self.read_only and _log_without_shared_memory(index_path):  # SQLite would need to make one
             raise read_only_error(self.directory.parent, f"reading volume {self.name}, whose index has commits in its"
                                   f" log ({index_file}-wal) and no {index_file}-shm beside it,")
         try:
-            self.conn = _connect(index_path, read_only=self.read_only)
-            found = schema.version_of(self.conn, where=self.name)
+            found = self._open_index(index_path, exclusive=exclusive)
             if found < schema.SCHEMA_VERSION:
                 with self._write_lock(f"upgrading the index of volume {self.name} to schema {schema.SCHEMA_VERSION}"):
                     schema.migrate(self.conn, schema.version_of(self.conn, where=self.name))
@@ -244,6 +250,47 @@ class VolumeImage:
             raise
         if cut_tail and not self.read_only:
             self._cut_tail_if_idle()
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only_because is not None
+
+    def _open_index(self, path: Path, *, exclusive: bool) -> int:
+        """Connect ``self.conn`` to the index; its schema version.
+
+        On a full disk SQLite cannot make the shared-memory file of a WAL index. If no other
+        process has the image open and no commits wait in the log, the index is read as it
+        stands (immutable to SQLite) and every write is OPV0203: a full disk must not keep
+        anyone from reading, and copying out, what the volume holds.
+        """
+        try:
+            self.conn = _connect(path, read_only=self.read_only)
+            return schema.version_of(self.conn, where=self.name)
+        except errors.VolumeFullError:
+            wal = path.with_name(path.name + "-wal")
+            if self.read_only or exclusive or (wal.exists() and wal.stat().st_size) or not self._alone():
+                raise
+        self._read_only_because = "full"
+        self.conn = _connect(path, read_only=True)
+        return schema.version_of(self.conn, where=self.name)
+
+    def _alone(self) -> bool:
+        """No other process has this image open: its shared lock can become exclusive (then
+        it is made shared again)."""
+        if self._lock_fd < 0:
+            return False
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+        return True
+
+    def write_refusal(self, operation: str) -> errors.OptvolError:
+        """The error for ``operation`` on an image opened only to be read."""
+        if self._read_only_because == "full":
+            return errors.error("OPV0203", volume=self.name, reason="the host file system is full")
+        return read_only_error(self.directory.parent, operation)
 
     # ----------------------------------------------------------------- life cycle
 
@@ -331,7 +378,7 @@ class VolumeImage:
     @contextmanager
     def _write_lock(self, operation: str) -> Iterator[None]:
         if self.read_only:
-            raise read_only_error(self.directory.parent, operation)
+            raise self.write_refusal(operation)
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -347,7 +394,7 @@ class VolumeImage:
     def transaction(self, *, now: int | None = None) -> Iterator[Transaction]:
         """A write transaction (module docstring); ``now`` becomes last_referenced."""
         if self.read_only:
-            raise read_only_error(self.directory.parent, f"writing volume {self.volume}")
+            raise self.write_refusal(f"writing volume {self.volume}")
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
