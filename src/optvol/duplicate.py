@@ -3,7 +3,7 @@
 The duplicate is identical to the source except its identifier and creation time: a
 *BACKUP volume stays *BACKUP with its recorded primary, ranges and request log. The index
 is copied with SQLite's backup API (one consistent snapshot) and the data partition up to
-that snapshot's committed end with ``os.copy_file_range``; then every file version of the
+that snapshot's committed end with ``copy_file_range``; then every file version of the
 copy is verified. ALWMEDERR(*NONE) stops at the first damaged file with nothing made;
 ALWMEDERR(*FILE) leaves damaged files out of the duplicate and lists them.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from optvol import checking, errors, model
 from optvol.image import image as image_mod
+from optvol.image.datapart import copy_bytes
 from optvol.image.records import sectors_for
 from optvol.library import Library
 from optvol.model import MediaType, VolumeInfo
@@ -120,7 +121,7 @@ def _copy_data(source: Volume, out: int, length: int) -> list[tuple[int, int]]:
     fd, sector_size, copied, unreadable = source.image.data.fd, source.image.sector_size, 0, []
     while copied < length:
         try:
-            done = os.copy_file_range(fd, out, length - copied, copied, copied)
+            done = copy_bytes(fd, out, length - copied, copied, copied)
         except OSError:  # reading the source or writing the copy: the next block by hand tells
             done = _salvage(fd, out, copied, min(SALVAGE_BLOCK, length - copied), sector_size, unreadable)
         if done == 0:

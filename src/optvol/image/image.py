@@ -13,8 +13,10 @@ WAL mode) and the data partition (``data.opv``). A write transaction:
 A crash before step 4 leaves a tail the next writer cuts; after it, the records are done.
 Every open image holds a shared ``flock`` on ``lock`` so that re-initialize, rename and
 remove (which need it exclusively) never pull a volume from under a reader. An image on a
-read-only file system is opened for reading only (``read_only``): no lock, since nothing
-can change it, and every write is OPV0010.
+read-only file system, or on a full one where SQLite cannot make its shared-memory file
+while no other process has the image open, is opened for reading only (``read_only``):
+every write is OPV0010 (OPV0203 when full), and on a read-only file system there is no
+lock, since nothing can change the image.
 """
 
 from __future__ import annotations
@@ -416,7 +418,7 @@ class VolumeImage:
     def barrier(self) -> None:
         """Take and release the write lock: every transaction begun before has committed."""
         if self.read_only:
-            return  # nothing writes a read-only file system
+            return  # the index is immutable to this connection: no later commit would show
         with self._write_lock("waiting for its writers"):
             pass
 
