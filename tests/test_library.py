@@ -77,6 +77,30 @@ def test_a_library_name_too_long_for_the_host_is_refused(tmp_path):
     assert info.value.message_id == "OPV0006" and "File name too long" in info.value.text
 
 
+def test_a_file_system_without_locks_is_said_so(tmp_path, monkeypatch):
+    """flock fails with ENOLCK on some network file systems: OPV0006, not a traceback, for
+    a volume's open lock and for the library's lock alike."""
+    import errno
+    import fcntl
+
+    from conftest import make_volume
+
+    library = Library(tmp_path / "lib", clock=FakeClock())
+    make_volume(library, "PVOL1")
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(errors.InvalidError) as opened:
+        library.open("PVOL1")
+    with pytest.raises(errors.InvalidError) as locked:
+        with library.locked():
+            pass
+    for caught in (opened, locked):
+        assert caught.value.message_id == "OPV0006" and "No locks available" in caught.value.text
+
+
 def test_a_file_is_not_a_library(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(errors.InvalidError) as info:

@@ -107,6 +107,9 @@ class Library:
                     if time.monotonic() > deadline:
                         raise errors.error("OPV0007", library=self.root) from None
                     time.sleep(0.02)
+                except OSError as exc:  # ENOLCK: a network file system without locks
+                    raise errors.error("OPV0006", library=self.root,
+                                       reason=f"{LOCK} cannot be locked ({exc.strerror or exc})") from None
             self._roll_forward()
             yield
         finally:

@@ -190,6 +190,10 @@ def _lock(directory: Path, *, exclusive: bool, volume: str) -> int | None:
     except BlockingIOError:
         os.close(fd)
         raise errors.error("OPV0004", volume=volume) from None
+    except OSError as exc:  # ENOLCK: a network file system without locks
+        os.close(fd)
+        raise errors.error("OPV0006", library=directory.parent,
+                           reason=f"{directory.name}/{LOCK_FILE} cannot be locked ({exc.strerror or exc})") from None
     return fd
 
 
