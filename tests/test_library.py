@@ -101,6 +101,35 @@ def test_a_file_system_without_locks_is_said_so(tmp_path, monkeypatch):
         assert caught.value.message_id == "OPV0006" and "No locks available" in caught.value.text
 
 
+@pytest.mark.parametrize("step", ["journal", "autl"])
+def test_a_full_disk_at_the_library_s_own_files_changes_nothing(tmp_path, monkeypatch, step):
+    """The journal of INZOPT, or the authorization-list table, cannot be written (ENOSPC at
+    its rename): OPV0203 naming the volume, not a traceback, and nothing changed."""
+    import errno
+
+    from conftest import make_volume
+
+    library = Library(tmp_path / "lib", clock=FakeClock())
+    make_volume(library, "PVOL1")
+    real_replace = os.replace
+
+    def full(source, target):
+        if os.path.basename(source).startswith(f"{step}-"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(errors.VolumeFullError) as caught:
+        if step == "journal":
+            make_volume(library, "PVOL2")
+        else:
+            library.set_autl("PVOL1", "QRCLAUTL")
+    assert caught.value.message_id == "OPV0203" and "PVOL" in caught.value.text
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert library.volume_ids() == ["PVOL1"] and library.autl("PVOL1") is None
+    assert [p.name for p in (library.root / ".tmp").iterdir()] == []
+
+
 def test_a_file_is_not_a_library(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(errors.InvalidError) as info:
@@ -164,7 +193,7 @@ def test_open_missing_volume(library):
 
 
 def _write_journal(library, journal):
-    library._write_journal(journal)  # the same writer the library uses before acting
+    library._write_journal(journal, volume="PVOL1")  # the same writer the library uses before acting
     assert (library.root / JOURNAL).exists()
 
 
@@ -273,9 +302,9 @@ def test_journal_file_is_what_relabel_writes(library, monkeypatch):
     seen = []
     original = library._write_journal
 
-    def spy(journal):
+    def spy(journal, **keywords):
         seen.append(json.loads(json.dumps(journal)))
-        original(journal)
+        original(journal, **keywords)
 
     monkeypatch.setattr(library, "_write_journal", spy)
     with library.locked():

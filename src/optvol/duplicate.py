@@ -10,7 +10,6 @@ ALWMEDERR(*FILE) leaves damaged files out of the duplicate and lists them.
 
 from __future__ import annotations
 
-import errno
 import os
 import sqlite3
 from dataclasses import dataclass, field, replace
@@ -108,8 +107,7 @@ def _copy_image(source: Volume, staging: Path, new_id: str) -> list[tuple[int, i
             os.ftruncate(out.fileno(), end * source.image.sector_size)  # unread sectors at the end are zeros too
             os.fsync(out.fileno())
         except OSError as exc:  # writing the duplicate
-            raise errors.error("OPV0203" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "OPV0204", volume=new_id,
-                               reason=exc.strerror or str(exc)) from None
+            raise errors.host_write_error(exc, new_id) from None
     return unreadable
 
 

@@ -7,6 +7,7 @@ where the meaning matches; every other condition has an ``OPVnnnn`` ID.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 
@@ -160,3 +161,11 @@ def cause(exc: OptvolError) -> str:
     """What went wrong, to quote inside another message: the error's reason if its message
     has one (``Volume X is damaged: <reason>.``), else its text without the final period."""
     return exc.reason or exc.text.rstrip(".")
+
+
+def host_write_error(exc: OSError, volume: str) -> OptvolError:
+    """What a host error while writing volume ``volume``'s files means: OPV0203 when the host
+    file system is full, OPV0204 for any other I/O error."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return error("OPV0203", volume=volume, reason="the host file system is full")
+    return error("OPV0204", volume=volume, reason=exc.strerror or str(exc))

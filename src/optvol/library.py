@@ -115,14 +115,19 @@ class Library:
         finally:
             os.close(fd)
 
-    def _write_journal(self, journal: dict) -> None:
+    def _write_journal(self, journal: dict, *, volume: str) -> None:
+        """Write the journal of an operation on ``volume`` (a full disk: OPV0203, nothing done)."""
         path = self.root / JOURNAL
         temporary = self.root / TMP / f"journal-{_token()}"
-        with open(temporary, "w") as handle:
-            json.dump(journal, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        try:
+            with open(temporary, "w") as handle:
+                json.dump(journal, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise errors.host_write_error(exc, model.volume_id(volume)) from None
         fsync_dir(self.root)
 
     def _roll_forward(self) -> None:
@@ -228,7 +233,11 @@ class Library:
                 raise errors.error(exc.message_id, volume=model.volume_id(volume), reason=errors.cause(exc)) from None
             raise
         renames.append([f"{TMP}/{staging.name}", target.name])
-        self._write_journal({"renames": renames})
+        try:
+            self._write_journal({"renames": renames}, volume=volume)
+        except BaseException:  # no journal: nothing will install the image built aside
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         self._roll_forward()
         if old != target:
             self._move_autl(old.name.removesuffix(SUFFIX), target.name.removesuffix(SUFFIX))
@@ -246,7 +255,8 @@ class Library:
         with VolumeImage(source, exclusive=True):
             pass
         renames = [[source.name, target.name]] if target != source else []
-        self._write_journal({"relabel": {"dir": source.name, "after": target.name, "fields": fields}, "renames": renames})
+        self._write_journal({"relabel": {"dir": source.name, "after": target.name, "fields": fields}, "renames": renames},
+                            volume=volume)
         self._roll_forward()
         self._move_autl(model.volume_id(volume), new_id)
 
@@ -267,7 +277,7 @@ class Library:
             raise errors.error("OPV0002", volume=model.volume_id(volume), library=self.root)
         with VolumeImage(source, exclusive=True):
             pass
-        self._write_journal({"renames": [[source.name, f"{TMP}/old-{_token()}"]]})
+        self._write_journal({"renames": [[source.name, f"{TMP}/old-{_token()}"]]}, volume=volume)
         self._roll_forward()
         self.set_autl(volume, None)
 
@@ -287,18 +297,22 @@ class Library:
             table.pop(model.volume_id(volume), None)
         else:
             table[model.volume_id(volume)] = name
-        self._write_autl(table)
+        self._write_autl(table, volume=volume)
 
     def _move_autl(self, old: str, new: str) -> None:
         table = self.autl_table()
         if old != new and old in table:
             table[new] = table.pop(old)
-            self._write_autl(table)
+            self._write_autl(table, volume=new)
 
-    def _write_autl(self, table: dict[str, str]) -> None:
+    def _write_autl(self, table: dict[str, str], *, volume: str) -> None:
         temporary = self.root / TMP / f"autl-{_token()}"
-        temporary.write_text(json.dumps(table, indent=1, sort_keys=True))
-        os.replace(temporary, self.root / AUTL)
+        try:
+            temporary.write_text(json.dumps(table, indent=1, sort_keys=True))
+            os.replace(temporary, self.root / AUTL)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise errors.host_write_error(exc, model.volume_id(volume)) from None
 
 
 def _token() -> str:

@@ -204,9 +204,7 @@ class DataPartition:
                             reason=f"{where} of the data partition cannot be read ({exc.strerror or exc})")
 
     def _host_error(self, exc: OSError) -> errors.OptvolError:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return errors.error("OPV0203", volume=self.volume, reason="the host file system is full")
-        return errors.error("OPV0204", volume=self.volume, reason=exc.strerror or str(exc))
+        return errors.host_write_error(exc, self.volume)
 
 
 def copy_bytes(source: int, target: int, length: int, source_offset: int, target_offset: int) -> int:
