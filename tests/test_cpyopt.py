@@ -326,6 +326,25 @@ def test_a_file_the_primary_replaced_by_a_directory_fails_alone_on_the_backup(li
     assert check.damaged == []
 
 
+def test_a_clock_set_back_does_not_hide_a_change_inside_the_range(lib, clock):
+    """The backup's range of /D ends at 12:00; the clock is then set back to 11:00 and /D/F
+    changed. Its change time lies inside the range, yet the backup lacks it: the next run
+    must not skip by that range (it compares every file of /D instead)."""
+    write(lib, clock, day(1, 2, hour=10), {"/D/F": b"old", "/D/G": b"g"})
+    backup(lib, day(1, 2, hour=12))
+    assert dir_range(lib, "/D").range_end == day(1, 2, hour=12)
+    write(lib, clock, day(1, 2, hour=11), {"/D/F": b"new"})  # the clock now reads 11:00
+    again = backup(lib, day(1, 2, hour=11) + timedelta(minutes=30))
+    assert again.copied == 1 and again.not_selected == 1 and again.failures == []
+    with lib.open("PVOL1") as pvol, lib.open("BVOL1") as bvol:
+        assert bvol.stat("/D/F").sha256 == pvol.stat("/D/F").sha256  # the new version
+        assert bvol.stat("/D/F").modified == pvol.stat("/D/F").modified
+    assert dir_range(lib, "/D").range_end == day(1, 2, hour=11) + timedelta(minutes=30)
+    # The clock goes on from there: the range skips again, and nothing is copied twice.
+    later = backup(lib, day(1, 2, hour=13))
+    assert later.copied == 0 and later.failures == []
+
+
 # ------------------------------------------------------------------------- validation
 
 

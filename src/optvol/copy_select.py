@@ -161,8 +161,17 @@ class Choice(NamedTuple):
         return max(c.modified, c.attr_changed) > c.target_modified
 
     def skip(self, target_range: Range) -> Range:
-        """What the query may skip: on a backup, what the directory's range says it holds."""
-        return target_range if (self.to_backup and self.sltfile != "*ALL") else Range()
+        """What the query may skip: on a backup, what the directory's range says it holds.
+
+        Unless the clock now reads earlier than the range's end (it was set back): a file
+        changed since then carries a time inside the range although the backup lacks it,
+        so this run compares every file instead (the range then ends at this run's time).
+        """
+        if not self.to_backup or self.sltfile == "*ALL":
+            return Range()
+        if target_range.has_range and target_range.end > self.now:
+            return Range()
+        return target_range
 
     def times(self, row: FileRow) -> tuple[int, int, int]:
         """The (created, modified, attribute-changed) times a copy of source version ``row`` gets."""
