@@ -12,8 +12,13 @@ import io
 import json
 import os
 import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from optvol import cli
 
@@ -102,3 +107,25 @@ def tree_snapshot(root: Path, *, skip: Path | None = None) -> dict[str, tuple]:
             state[str(path.relative_to(root))] = ("file", path.stat().st_size,
                                                   hashlib.sha256(path.read_bytes()).hexdigest())
     return state
+
+
+@contextmanager
+def tmpfs(point: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` mounted at ``point`` for the block, unmounted after it. It
+    needs the right to mount (root, as on the project's CI machines); without it the test
+    is skipped: what it checks cannot be made otherwise."""
+    point.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+    assert not os.path.ismount(point)
+
+
+def remount(point: Path, *, read_only: bool) -> None:
+    """Make the file system mounted at ``point`` read-only, or writable again."""
+    subprocess.run(["mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(point)], check=True,
+                   capture_output=True)

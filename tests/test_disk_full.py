@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_volume
-from integrity_helpers import content, run_cli
+from integrity_helpers import content, remount, run_cli, tmpfs
 from optvol import errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
@@ -37,36 +37,10 @@ def clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _mount(directory: Path, size: str) -> bool:
-    directory.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        return False
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
-                          capture_output=True)
-    return done.returncode == 0
-
-
-def _unmount(directory: Path) -> None:
-    subprocess.run(["umount", "-l", str(directory)], capture_output=True)
-
-
 @contextmanager
-def _tmpfs(tmp_path: Path, size: str, *, skip: str = "mounting a tmpfs is not permitted here") -> Iterator[Path]:
-    """A tmpfs of ``size`` mounted for the block; unmounted afterwards."""
-    mount = tmp_path / "mnt"
-    if not _mount(mount, size):
-        pytest.skip(skip)
-    try:
-        yield mount
-    finally:
-        _unmount(mount)
-    assert not os.path.ismount(mount)
-
-
-@contextmanager
-def _full_library(tmp_path: Path, size: str, files: dict[str, bytes], *, skip: str) -> Iterator[tuple[Path, Library]]:
+def _full_library(tmp_path: Path, size: str, files: dict[str, bytes]) -> Iterator[tuple[Path, Library]]:
     """A library on a tmpfs of ``size`` with PVOL1 holding ``files``."""
-    with _tmpfs(tmp_path, size, skip=skip) as mount:
+    with tmpfs(tmp_path / "mnt", size) as mount:
         library = Library(mount / "lib", clock=clock)
         make_volume(library, "PVOL1")
         with library.open("PVOL1") as volume:
@@ -105,8 +79,8 @@ def _fill_host(directory: Path, leave: int) -> Path:
 
 def test_tmpfs_full(tmp_path):
     expected = {f"/F{i}": content(f"/F{i}", 20_000) for i in range(5)}
-    with _full_library(tmp_path, "3m", expected,
-                       skip="mounting a tmpfs is not permitted here; test_seam_full covers the behaviour") as (mount, library):
+    # Where mounting is not permitted, test_seam_full covers the behaviour.
+    with _full_library(tmp_path, "3m", expected) as (mount, library):
         root = library.root
         make_volume(library, "BVOL1", type=VolumeType.BACKUP)
         # A file larger than the whole host file system: through the API...
@@ -185,7 +159,7 @@ def test_seam_full(tmp_path, budget):
 def test_dupopt_onto_a_full_disk(tmp_path):
     """DUPOPT whose copy of the data partition meets a full host disk: exit 6, nothing made."""
     expected = {f"/F{i}": content(f"/F{i}", 450_000) for i in range(6)}  # the copy of its data cannot fit
-    with _full_library(tmp_path, "4m", expected, skip="mounting a tmpfs is not permitted here") as (_, library):
+    with _full_library(tmp_path, "4m", expected) as (_, library):
         root = library.root
         result = run_cli(root, "dupopt", "PVOL1", "DVOL1")
         assert result.rc == 6, result.err
@@ -198,7 +172,7 @@ def test_dupopt_onto_a_full_disk(tmp_path):
 def test_reading_out_onto_a_full_host_disk(tmp_path):
     """cp, cat and export-iso whose host target fills up (or is read only): OPV0302 naming
     it, exit 2, and no partial or temporary file left there."""
-    with _tmpfs(tmp_path, "1m") as mount:
+    with tmpfs(tmp_path / "mnt", "1m") as mount:
         library = Library(tmp_path / "lib", clock=clock)
         make_volume(library, "PVOL1")
         with library.open("PVOL1") as volume:
@@ -214,7 +188,7 @@ def test_reading_out_onto_a_full_host_disk(tmp_path):
                                    env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")})
         assert shown.returncode == 2 and "OPV0302" in shown.stderr and "Traceback" not in shown.stderr, shown.stderr
         (mount / "cat.out").unlink()
-        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        remount(mount, read_only=True)
         refused = run_cli(library.root, "cp", "/QOPT/PVOL1/BIG", mount / "BIG")
         assert refused.rc == 2 and "Read-only file system" in refused.err
 
@@ -224,7 +198,7 @@ def test_a_full_disk_still_lets_every_volume_be_read(tmp_path):
     as they stand (listing, reading, checking, copying out, exporting), every write is
     OPV0203 naming its volume, and once there is room again everything works as before."""
     expected = {"/A": content("/A", 3000), "/B": content("/B", 100)}
-    with _full_library(tmp_path, "512k", expected, skip="mounting a tmpfs is not permitted here") as (mount, library):
+    with _full_library(tmp_path, "512k", expected) as (mount, library):
         root = library.root
         make_volume(library, "BVOL1", type=VolumeType.BACKUP)
         filler = _fill_host(mount, 0)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_volume
-from integrity_helpers import content, run_cli
+from integrity_helpers import content, remount, run_cli, tmpfs
 from optvol import errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
@@ -34,22 +34,10 @@ def clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _mount(args: list[str]) -> bool:
-    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
-
-
 @pytest.fixture
 def mount(tmp_path):
-    point = tmp_path / "mnt"
-    point.mkdir()
-    if os.geteuid() != 0 or not _mount(["-t", "tmpfs", "-o", "size=32m", "tmpfs", str(point)]):
-        pytest.skip("mounting a tmpfs is not permitted here")
-    yield point
-    subprocess.run(["umount", "-l", str(point)], capture_output=True)
-
-
-def _read_only(point: Path, read_only: bool = True) -> None:
-    assert _mount(["-o", f"remount,{'ro' if read_only else 'rw'}", str(point)])
+    with tmpfs(tmp_path / "mnt", "32m") as point:
+        yield point
 
 
 @pytest.fixture
@@ -67,7 +55,7 @@ def frozen(mount):
     request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
     assert cpyopt(library, request, now=clock()).failures == []
     before = _snapshot(root)
-    _read_only(mount)
+    remount(mount, read_only=True)
     return root, before
 
 
@@ -161,15 +149,15 @@ def test_commits_left_in_the_log_by_a_killed_writer_are_read(mount):
     assert killed.returncode == -signal.SIGKILL
     image = root / "PVOL1.optvol"
     assert (image / "index.sqlite-wal").stat().st_size > 0 and (image / "index.sqlite-shm").exists()
-    _read_only(mount)
+    remount(mount, read_only=True)
     shown = run_cli(root, "cat", "/QOPT/PVOL1/LATE")
     assert shown.rc == 0 and shown.out == b"committed, then killed", shown.err
     # Without the shared-memory file SQLite cannot read the log there: said, not "damaged".
-    _read_only(mount, False)
+    remount(mount, read_only=False)
     (image / "index.sqlite-shm").unlink()
-    _read_only(mount)
+    remount(mount, read_only=True)
     refused = run_cli(root, "cat", "/QOPT/PVOL1/LATE")
     assert refused.rc == 5 and "OPV0010" in refused.err and "index.sqlite-wal" in refused.err, refused.err
     # Writable again: the log is folded in as usual.
-    _read_only(mount, False)
+    remount(mount, read_only=False)
     assert run_cli(root, "cat", "/QOPT/PVOL1/LATE").out == b"committed, then killed"
