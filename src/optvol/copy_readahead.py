@@ -11,8 +11,10 @@ AHEAD_BYTES, topped up into the pipe at each message, so the child reads on up t
 slowed down for a while. (A pipe holds only 1 MiB without privileges, about one piece.)
 
 The child is forked while the parent runs no other thread (the caller sees to it). It
-ignores SIGINT: the parent ends it with SIGKILL when done, early or not, since a child
-that writes nothing may stop anywhere. It dies with its parent (PR_SET_PDEATHSIG on
+ignores SIGINT, SIGTERM and SIGHUP, which a terminal or a service manager sends to every
+process of the command (the parent ends on them as on Ctrl-C, and logs what it did): the
+parent ends it with SIGKILL when done, early or not, since a child that writes nothing may
+stop anywhere. It dies with its parent (PR_SET_PDEATHSIG on
 Linux) and leaves with ``os._exit``, so nothing of the parent's (SQLite connections,
 buffers, atexit handlers) runs in it. An optvol error in the child reaches the parent as
 that error; anything else as a RuntimeError with the child's traceback (a bug: exit 70).
@@ -91,7 +93,8 @@ class ReadAhead:
 def _child(produce: Callable[[], Iterable[object]], write_fd: int, parent: int) -> None:
     status = 0
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         _die_with(parent)
         sender = _Sender(write_fd)
         try:

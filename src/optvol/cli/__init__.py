@@ -3,14 +3,22 @@
 ``main`` is the one place that turns exceptions into exit codes: an ``OptvolError``
 prints ``optvol: MSGID: text`` on stderr and exits with its family's code; anything else
 is a bug, shown with its traceback, exit 70.
+
+SIGTERM and SIGHUP (``kill``, ``timeout``, a service stopped, a terminal closed) end a
+command the way Ctrl-C does: as an exception in the main thread, so that what a command
+does when interrupted (CPYOPT logging its run as *ENDED, a staged image removed) happens
+for them too. A signal the caller ignores (``nohup``) stays ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from optvol import errors
 from optvol.cli import parser
@@ -47,11 +55,48 @@ class _Handlers(Mapping):
 
 HANDLERS = _Handlers()
 
+_ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: the command ends as if interrupted, with exit 128 + signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_end_the_command() -> Iterator[None]:
+    """While a command runs, SIGTERM and SIGHUP raise Terminated (where their action is the default)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {signum: signal.getsignal(signum) for signum in _ENDING_SIGNALS}
+    for signum, handler in before.items():
+        if handler is signal.SIG_DFL:
+            signal.signal(signum, _terminate)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            if handler is signal.SIG_DFL:
+                signal.signal(signum, handler)
+
 
 def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
     """Run one optvol command line; return its exit code (``out``/``err`` default to stdout/stderr)."""
     argv = sys.argv[1:] if argv is None else argv
     ctx = Context(library_arg=None, json=False, out=out or tolerant(sys.stdout), err=err or tolerant(sys.stderr))
+    with _signals_end_the_command():
+        return _run(ctx, argv)
+
+
+def _run(ctx: Context, argv: list[str]) -> int:
     try:
         namespace = parser.build(parser.command_word(argv)).parse_args(argv)
         ctx.json, ctx.library_arg = namespace.json, namespace.library
@@ -70,6 +115,9 @@ def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
+    except Terminated as exc:
+        print(f"optvol: ended by {signal.Signals(exc.signum).name}", file=ctx.err)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("optvol: interrupted", file=ctx.err)
         return 130

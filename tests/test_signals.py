@@ -1,0 +1,138 @@
+"""SIGTERM and SIGHUP end a command as Ctrl-C does (cli/__init__.py), in real processes.
+
+`kill`, `timeout`, a stopped service or a closed terminal send them. A CPYOPT onto a backup
+that ends on one must still log its run as *ENDED with what it committed, leave nothing
+half-copied and no read-ahead child behind, and a re-run must finish the job.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import FakeClock, make_volume
+from optvol.checking import chkoptvol
+from optvol.library import Library
+from optvol.model import VolumeType
+from test_readahead import alive
+
+DIRS, PER_DIR = 6, 50
+
+# The command line as the console script runs it, with two test hooks: a commit after every
+# 50 files, and a line on stdout after the first commit (the moment to send the signal) and
+# the read-ahead child's pid. The signal itself is real.
+SCRIPT = textwrap.dedent("""
+    import sys, time
+    from optvol import copying, copy_readahead, cli
+    copying.BATCH_FILES = 50
+    commit, start = copying._Copier._commit, copy_readahead.ReadAhead.__enter__
+    first = [True]
+    def committed(self):
+        commit(self)
+        if first:
+            first.pop()
+            print("committed", flush=True)
+            time.sleep(30)  # the signal arrives here, between two groups
+    def entered(self):
+        result = start(self)
+        print("child", self.pid, flush=True)
+        return result
+    copying._Copier._commit = committed
+    copy_readahead.ReadAhead.__enter__ = entered
+    sys.exit(cli.main())
+""")
+
+
+@pytest.fixture
+def lib(tmp_path) -> Library:
+    library = Library(tmp_path / "lib", clock=FakeClock())
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume, volume.batch():
+        for d in range(DIRS):
+            volume.mkdir(f"/D{d}")
+            for i in range(PER_DIR):
+                volume.write_bytes(f"/D{d}/F{i}", f"{d}.{i}".encode() * 50)
+    return library
+
+
+def cpyopt(lib: Library, *, preexec=None) -> subprocess.Popen:
+    """The CPYOPT, in a process group of its own (as a shell runs a command)."""
+    argv = [sys.executable, "-c", SCRIPT, "--library", str(lib.root), "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP",
+            "--cpysubdir", "*YES"]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec,
+                            process_group=0)
+
+
+def requests(lib: Library) -> list[dict]:
+    with lib.open("BVOL1") as bvol:
+        return bvol.requests()
+
+
+def backed_up(lib: Library) -> int:
+    with lib.open("BVOL1") as bvol:
+        return sum(1 for _ in bvol.iter_files("/", recursive=True))
+
+
+@pytest.mark.parametrize(("signum", "group"), [
+    (signal.SIGTERM, False),  # kill, timeout
+    (signal.SIGTERM, True),  # a service manager stopping every process of the service
+    (signal.SIGHUP, True),  # a terminal closed: its foreground process group
+])
+def test_a_cpyopt_ended_by_a_signal_logs_its_run_and_a_rerun_finishes(lib, signum, group):
+    proc = cpyopt(lib)
+    try:
+        child = int(proc.stdout.readline().split()[1])
+        assert proc.stdout.readline() == "committed\n"
+        if group:  # the read-ahead child gets it too
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signum, err
+    assert err.strip().endswith(f"optvol: ended by {signal.Signals(signum).name}"), err
+    assert "Traceback" not in err
+    assert not alive(child)
+    (entry,) = requests(lib)
+    assert entry["outcome"] == "*ENDED"
+    assert entry["copied"] == backed_up(lib) and 50 <= entry["copied"] < DIRS * PER_DIR
+    [check] = chkoptvol(lib, vol="BVOL1")
+    assert check.damaged == []
+
+    rerun = subprocess.run([sys.executable, "-m", "optvol", "--library", str(lib.root), "cpyopt", "PVOL1", "/",
+                            "BVOL1 *BACKUP", "--cpysubdir", "*YES"], capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert backed_up(lib) == DIRS * PER_DIR
+    assert [e["outcome"] for e in requests(lib)] == ["*ENDED", "*COMPLETE"]
+
+
+def test_a_signal_the_caller_ignores_stays_ignored(lib):
+    """Under nohup SIGHUP is ignored: closing the terminal must not end the backup."""
+    def ignore_hup():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = cpyopt(lib, preexec=ignore_hup)
+    try:
+        proc.stdout.readline()
+        assert proc.stdout.readline() == "committed\n"
+        proc.send_signal(signal.SIGHUP)
+        with pytest.raises(subprocess.TimeoutExpired):  # still copying (the hook sleeps 30 s)
+            proc.wait(timeout=1)
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_signal_handlers_are_put_back_after_an_in_process_command(lib, capsys):
+    from optvol import cli
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    assert cli.main(["--library", str(lib.root), "wrkoptvol"]) == 0
+    assert {s: signal.getsignal(s) for s in before} == before
