@@ -21,6 +21,8 @@ def test_demo_runs_on_a_scratch_library_and_loses_nothing(tmp_path):
     assert re.search(r"CPYOPT PVOL1 / -> BVOL1: 1 copied .* 2 not selected, 0 failed", out)  # only the change
     assert out.count("  same  ") == 3 and "DIFFERENT" not in out
     assert "890.00 (corrected)" in out
+    mkdirs = [line for line in out.splitlines() if line.startswith("$ optvol mkdir ")]
+    assert len(mkdirs) == len(set(mkdirs)) == 2  # each directory made once
     library = re.search(r"scratch library in (\S+)", out).group(1)
     assert library.startswith(str(tmp_path))
     assert not (tmp_path / "home" / ".local" / "share" / "optvol").exists()  # the default library is untouched

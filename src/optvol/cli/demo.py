@@ -82,11 +82,15 @@ def _back_up(say, optvol, host: str) -> dict:
     optvol("inzopt", "PVOL1", "--text", "Invoices and contracts")
     optvol("inzopt", "BVOL1", "--type", "*BACKUP", "--text", "Backup of PVOL1")
     say("\n2. The application writes its files to the primary.")
+    made = set()
     for path, text in FILES.items():
         local = os.path.join(host, os.path.basename(path))
         with open(local, "w") as handle:
             handle.write(text)
-        optvol("mkdir", "-p", "/QOPT/PVOL1" + path.rsplit("/", 1)[0], show=False)
+        directory = "/QOPT/PVOL1" + path.rsplit("/", 1)[0]
+        if directory not in made:
+            optvol("mkdir", "-p", directory, show=False)
+            made.add(directory)
         optvol("cp", local, "/QOPT/PVOL1" + path)
     say("\n3. Back up the whole primary. Names and dates stay the primary's.")
     optvol("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
