@@ -224,6 +224,22 @@ def test_import_plain_iso_uses_iso_names(library, tmp_path):
         assert volume.stat("/REPORTS/EMPTY.DAT").size == 0
 
 
+@pytest.mark.parametrize("name", ["Ünïcode fïlé.txt", "日本語のファイル.txt"], ids=["latin-1", "utf-16"])
+def test_import_udf_names_beyond_ascii(library, tmp_path, name):
+    """UDF stores names in OSTA CS0: one byte a character (Latin-1) when they fit, else UTF-16.
+    A UDF-only image with such names was refused as damaged (names read as UTF-8)."""
+    tree = tmp_path / "tree"
+    (tree / "Dïr").mkdir(parents=True)
+    (tree / "Dïr" / name).write_bytes(b"beyond ascii")
+    image = tmp_path / "u.iso"
+    subprocess.run(["genisoimage", "-quiet", "-udf", "-D", "-V", "UDFNAMES", "-o", str(image), str(tree)],
+                   check=True, capture_output=True)
+    result = import_iso(library, file=image, now=datetime.now(timezone.utc))
+    assert result.namespace == "UDF"
+    with library.open("UDFNAMES") as volume:
+        assert volume.stat(f"/Dïr/{name}").sha256 == _sha(b"beyond ascii")
+
+
 def test_invalid_volume_identifier_needs_vol(library, tmp_path):
     _host_tree(tmp_path / "tree")
     image = tmp_path / "v.iso"
@@ -267,3 +283,36 @@ def test_import_into_primary_volume_uses_new_dates(filled, tmp_path, clock):
 def test_missing_image_is_not_found(library, tmp_path):
     with pytest.raises(errors.NotFoundError):
         import_iso(library, file=tmp_path / "nope.iso", now=datetime.now(timezone.utc))
+
+
+def _image_of(tmp_path: Path, dirs: int) -> Path:
+    tree = tmp_path / f"tree{dirs}"
+    for d in range(dirs):
+        (tree / f"dir{d:04}").mkdir(parents=True)
+        for i in range(25):
+            (tree / f"dir{d:04}" / f"a file with a longer name {i:02}.txt").write_bytes(b"%d" % i)
+    image = tmp_path / f"{dirs}.iso"
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-J", "-R", "-V", "WALK", "-o", str(image), str(tree)],
+                   check=True, capture_output=True)
+    return image
+
+
+def test_import_walks_the_image_in_memory_that_does_not_grow_with_it(tmp_path):
+    """The check-and-measure walk of import-iso holds the directories on the way down, never
+    the tree: at four times the files its peak of Python memory stays about the same (a
+    reader that built the whole tree first held about 3 KiB per file)."""
+    import tracemalloc
+
+    from optvol.interchange.iso_import import _survey
+    from optvol.interchange.iso_read import read_tree
+
+    peaks, counted = [], []
+    for dirs in (40, 160):
+        with read_tree(str(_image_of(tmp_path, dirs))) as tree:
+            tracemalloc.start()
+            survey = _survey(tree, volume="WALK", top=(), media_format=model.MediaFormat.ISO9660)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        counted.append((survey.directories, survey.files))
+    assert counted == [(40, 1000), (160, 4000)]
+    assert peaks[1] < 1.5 * peaks[0], peaks

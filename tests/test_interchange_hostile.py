@@ -180,3 +180,56 @@ def test_an_image_whose_file_data_cannot_be_read_adds_nothing(library, tmp_path,
     if into:
         with library.open("PVOL1") as volume:
             assert volume.listdir("/") == []
+
+
+@pytest.fixture(scope="module")
+def namespace_images(tmp_path_factory) -> dict[str, bytes]:
+    """Rock Ridge, Joliet and plain ISO 9660 images of one tree, with a directory of several
+    sectors and a tree deep enough for Rock Ridge to relocate part of it."""
+    root = tmp_path_factory.mktemp("namespaces")
+    tree = root / "tree"
+    (tree / "a" / "b" / "c" / "d" / "e" / "f" / "g" / "h" / "i").mkdir(parents=True)
+    (tree / "a" / "b" / "c" / "d" / "e" / "f" / "g" / "h" / "i" / "deep.txt").write_bytes(b"deep")
+    (tree / "many").mkdir()
+    for i in range(120):
+        (tree / "many" / f"a rather long file name number {i:03}.txt").write_bytes(b"%d" % i * i)
+    options = {"rock ridge": ["-R"], "joliet": ["-J", "-joliet-long", "-D"], "iso 9660": ["-D"]}
+    images = {}
+    for name, extra in options.items():
+        image = root / f"{name}.iso"
+        subprocess.run(["genisoimage", "-quiet", *extra, "-V", "NS", "-o", str(image), str(tree)], check=True,
+                       capture_output=True)
+        images[name] = image.read_bytes()
+    return images
+
+
+@pytest.mark.parametrize("namespace", ["rock ridge", "joliet", "iso 9660"])
+def test_damaged_descriptors_and_directories_never_break_the_reader(tmp_path, namespace_images, namespace):
+    """Bytes changed anywhere from the descriptors to the end of the directories: our reader
+    of the tree (iso_walk.py) gives entries whose data lies inside the image, or a clear
+    error (OPV0701 / OPV0703); never any other exception."""
+    from optvol import errors, model
+    from optvol.interchange.iso_import import _chunks, _survey
+    from optvol.interchange.iso_read import read_tree
+
+    base = namespace_images[namespace]
+    first_data = base.index(b"deep")  # file data starts after every directory
+    outcomes = set()
+    for seed in range(150):
+        rng = random.Random(seed)
+        data = bytearray(base)
+        for _ in range(rng.choice([1, 4, 16])):
+            at = rng.randrange(16 * SECTOR, first_data)
+            data[at] = rng.randrange(256) if rng.random() < 0.5 else data[at] ^ 1 << rng.randrange(8)
+        image = tmp_path / "fuzzed.iso"
+        image.write_bytes(bytes(data))
+        try:
+            with read_tree(str(image)) as tree:
+                _survey(tree, volume="NS", top=(), media_format=model.MediaFormat.ISO9660)
+                for entry in tree.entries():
+                    assert sum(len(chunk) for chunk in _chunks(tree, entry)) == entry.size
+            outcomes.add("read")
+        except errors.OptvolError as exc:
+            assert exc.message_id in ("OPV0701", "OPV0703"), exc
+            outcomes.add("refused")
+    assert outcomes == {"read", "refused"}  # the changes hit both what is checked and what is not

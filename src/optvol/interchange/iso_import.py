@@ -6,6 +6,9 @@ built in the library's staging area through ``Volume.mastering_writer`` (which k
 image's times) and appears in the library only once complete: a damaged or hostile image
 adds nothing. ``into`` copies the tree onto an existing volume instead, through the
 user-program API (new dates, the volume rules apply), in one transaction.
+
+The image's tree is walked twice and never held whole (``iso_read.py``): first to check
+every name and measure what the volume needs, then to copy.
 """
 
 from __future__ import annotations
@@ -52,10 +55,10 @@ def import_iso(library: Library, *, file: str | os.PathLike, now: datetime,
     if vol is not None and into is not None:
         raise errors.error("OPV0008", reason="give --vol or --into, not both")
     target = _into(into) if into is not None else None
-    tree = read_tree(path)
-    if target is not None:
-        return _copy_into(library, tree, *target)
-    return _new_volume(library, tree, vol, now)
+    with read_tree(path) as tree:
+        if target is not None:
+            return _copy_into(library, tree, *target)
+        return _new_volume(library, tree, vol, now)
 
 
 def _into(text: str) -> tuple[str, str]:
@@ -69,10 +72,25 @@ def _into(text: str) -> tuple[str, str]:
     return found
 
 
-def _check_names(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format: MediaFormat) -> None:
-    """Every path must be a valid volume path, unique when compared case-insensitively."""
-    seen: set[tuple[str, ...]] = set()
-    for entry in tree.entries:
+@dataclass
+class _Survey:
+    """What the first walk found: counts, and the space the volume needs (a header sector per
+    file, whole payload sectors, a sector per directory, and the label and root records)."""
+
+    files: int = 0
+    directories: int = 0
+    bytes: int = 0
+    sectors: int = 4
+
+
+def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format: MediaFormat) -> _Survey:
+    """Walk the image once: every path must be a valid volume path, unique when compared
+    case-insensitively. Two paths alike but for case have parents alike but for case, so
+    it is enough to compare each name with its siblings': only the directories on the way
+    from the root to the entry keep their children's names."""
+    survey = _Survey()
+    open_dirs = [((), set())]  # (names of a directory, upper-case names of its children)
+    for entry in tree.entries():
         parts = top + entry.names
         if any("/" in name for name in entry.names):
             raise errors.error("OPV0703", path=tree.path, reason=f"name {entry.names[-1]!r} holds a '/'")
@@ -80,19 +98,23 @@ def _check_names(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_fo
             model.split_path(model.join(parts), volume=volume, media_format=media_format, is_dir=entry.is_dir)
         except errors.InvalidError as exc:
             raise errors.error("OPV0703", path=tree.path, reason=f"{model.join(entry.names)!r}: {exc.text.rstrip('.')}") from None
-        key = tuple(p.upper() for p in parts)
-        if key in seen:
+        parent = entry.names[:-1]
+        while open_dirs[-1][0] != parent:  # parents come first: this one is open
+            open_dirs.pop()
+        key = entry.names[-1].upper()
+        if key in open_dirs[-1][1]:
             raise errors.error("OPV0703", path=tree.path,
                                reason=f"{model.join(entry.names)!r} differs from another name only in case")
-        seen.add(key)
-
-
-def _needed_bytes(tree: ImageTree) -> int:
-    """Space the volume needs: a header sector per file, whole payload sectors, a sector per directory."""
-    sectors = 4  # label and root directory records, with room to spare
-    for entry in tree.entries:
-        sectors += 1 + (-(-entry.size // SECTOR) if not entry.is_dir else 0)
-    return sectors * SECTOR
+        open_dirs[-1][1].add(key)
+        if entry.is_dir:
+            open_dirs.append((entry.names, set()))
+            survey.directories += 1
+            survey.sectors += 1
+        else:
+            survey.files += 1
+            survey.bytes += entry.size
+            survey.sectors += 1 + -(-entry.size // SECTOR)
+    return survey
 
 
 def _label(volume_id: str, needed: int, now: datetime) -> dict:
@@ -127,23 +149,23 @@ def _new_volume(library: Library, tree: ImageTree, vol: str | None, now: datetim
     volume_id = _volume_id(tree, vol)
     if library.exists(volume_id):
         raise errors.error("OPV0003", volume=volume_id, library=library.root)
-    _check_names(tree, volume=volume_id, top=(), media_format=MediaFormat.ISO9660)
-    label = _label(volume_id, _needed_bytes(tree), now)
+    survey = _survey(tree, volume=volume_id, top=(), media_format=MediaFormat.ISO9660)
+    label = _label(volume_id, survey.sectors * SECTOR, now)
 
     def fill(volume: Volume) -> None:
-        with open(tree.path, "rb") as image, volume.mastering_writer() as writer:
-            for entry in tree.entries:
+        with volume.mastering_writer() as writer:
+            for entry in tree.entries():
                 path = model.join(entry.names)
                 if entry.is_dir:
                     writer.make_dir(path, created=entry.modified)
                 else:
-                    writer.write_file(path, chunks=_chunks(tree, image.fileno(), entry), size=entry.size,
+                    writer.write_file(path, chunks=_chunks(tree, entry), size=entry.size,
                                       created=entry.created or entry.modified, modified=entry.modified,
                                       attr_changed=entry.attr_changed or entry.modified)
 
     with library.locked():
         library.install(volume_id, label=label, replace=False, fill=fill)
-    return _result(tree, volume_id, "/", label["media_type"])
+    return _result(tree, survey, volume_id, "/", label["media_type"])
 
 
 def _copy_into(library: Library, tree: ImageTree, volume_id: str, top: str) -> ImportResult:
@@ -151,26 +173,26 @@ def _copy_into(library: Library, tree: ImageTree, volume_id: str, top: str) -> I
         volume.check_user_write("importing an image")
         label = volume.label()
         top_parts = model.split_path(top, volume=volume_id, media_format=MediaFormat(label["media_format"]), is_dir=True)
-        _check_names(tree, volume=volume_id, top=top_parts, media_format=MediaFormat(label["media_format"]))
-        with open(tree.path, "rb") as image, volume.batch():
+        survey = _survey(tree, volume=volume_id, top=top_parts, media_format=MediaFormat(label["media_format"]))
+        with volume.batch():
             if top_parts:
                 volume.mkdir(model.join(top_parts), parents=True, exist_ok=True)
-            for entry in tree.entries:
+            for entry in tree.entries():
                 path = model.join(top_parts + entry.names)
                 if entry.is_dir:
                     volume.mkdir(path, exist_ok=True)
                 else:
-                    volume.write_chunks(path, _chunks(tree, image.fileno(), entry), size=entry.size, replace=False)
-    return _result(tree, volume_id, model.join(top_parts), None)
+                    volume.write_chunks(path, _chunks(tree, entry), size=entry.size, replace=False)
+    return _result(tree, survey, volume_id, model.join(top_parts), None)
 
 
-def _chunks(tree: ImageTree, fd: int, entry: Entry) -> Iterator[bytes]:
+def _chunks(tree: ImageTree, entry: Entry) -> Iterator[bytes]:
     """The bytes of a file of the image, extent after extent; a short read means damage."""
     for offset, length in entry.extents:
         end = offset + length
         while offset < end:
             try:
-                data = os.pread(fd, min(READ_CHUNK, end - offset), offset)
+                data = os.pread(tree.fd, min(READ_CHUNK, end - offset), offset)
             except OSError as exc:  # a scratched disc, a failing disk: the image is damaged there
                 raise damaged(tree.path, f"the data of {model.join(entry.names)} cannot be read at byte {offset}"
                                          f" ({exc.strerror or exc})") from None
@@ -180,8 +202,7 @@ def _chunks(tree: ImageTree, fd: int, entry: Entry) -> Iterator[bytes]:
             yield data
 
 
-def _result(tree: ImageTree, volume_id: str, path: str, media_type: str | None) -> ImportResult:
-    files = sum(1 for e in tree.entries if not e.is_dir)
+def _result(tree: ImageTree, survey: _Survey, volume_id: str, path: str, media_type: str | None) -> ImportResult:
     return ImportResult(file=tree.path, volume=volume_id, path=path, media_type=media_type,
-                        namespace=tree.namespace, files=files, directories=len(tree.entries) - files,
-                        bytes=tree.payload_bytes)
+                        namespace=tree.namespace, files=survey.files, directories=survey.directories,
+                        bytes=survey.bytes)

@@ -1,0 +1,335 @@
+"""Walking the directory tree of an ISO 9660 image as it lies on disk (import side).
+
+Entries come out one at a time, parents first, read with ``pread`` straight from the
+image: memory holds the directories on the way down from the root and never the whole
+tree, so an image of a million files imports in the same memory as one of ten. A parser
+that builds every record as an object first (pycdlib) needed about 3 KiB per file.
+
+The references, as ``iso9660.py`` (the export side) gives them: ECMA-119 §8.4 and §8.5
+(primary and supplementary volume descriptors; Joliet is the supplementary one whose
+escape sequence is ``%/@``, ``%/C`` or ``%/E``), §9.1 (directory records; a record never
+crosses a sector, a zero length byte means "next sector"), §9.1.5 (the seven-byte date),
+§8.4.26.1 (the seventeen-byte one); SUSP 1.12 (SP, CE, ER) and RRIP 1.09 (NM, TF, CL, RE).
+
+The image is untrusted: a record, an extent or a continuation area that does not fit,
+a loop, a name that cannot be decoded all end in an exception the caller turns into
+OPV0701 (``iso_read.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from optvol import errors
+
+DESCRIPTORS_START = 16  # sector of the first volume descriptor
+MAX_DESCRIPTORS = 64
+MAX_CONTINUATIONS = 32  # CE areas followed for one record
+MAX_CONTINUATION_BYTES = 64 << 10  # real ones fit in a sector; a hostile length must not allocate gigabytes
+DIRECTORY_CHUNK = 1 << 20  # bytes of a directory extent read at a time
+JOLIET_ESCAPES = (b"%/@", b"%/C", b"%/E")
+FLAG_DIRECTORY, FLAG_MULTI_EXTENT = 0x02, 0x80
+TF_CREATION, TF_MODIFY, TF_ATTRIBUTES, TF_LONG_FORM = 0x01, 0x02, 0x08, 0x80
+NM_CONTINUE = 0x01
+
+_LE32 = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One directory record, with what its SUSP / Rock Ridge entries say."""
+
+    extent: int  # logical block
+    size: int
+    flags: int
+    date: bytes  # the seven-byte recording date
+    identifier: bytes
+    rr_name: bytes | None = None
+    tf: dict[int, bytes] | None = None  # TF flag bit -> timestamp bytes
+    child_link: int | None = None  # CL: the block of a relocated directory
+    relocated: bool = False  # RE: this is a relocated directory's own record
+
+    @property
+    def is_dir(self) -> bool:
+        return bool(self.flags & FLAG_DIRECTORY)
+
+
+@dataclass(frozen=True)
+class Volume:
+    """The descriptors' part that the walk needs."""
+
+    identifier: str
+    block: int
+    root: Record
+    joliet_root: Record | None
+    susp_skip: int | None  # None: no SUSP on this image; else the SP entry's skip length
+    rock_ridge: bool
+    udf: bool
+
+
+class Image:
+    """An open image file: bounded reads by byte offset."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.size = fd, size
+
+    def read(self, offset: int, length: int, what: str) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ValueError(f"{what} lies beyond the end of the image")
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise ValueError(f"{what} lies beyond the end of the image")
+        return data
+
+
+# --------------------------------------------------------------------- descriptors
+
+
+def read_volume(image: Image) -> Volume:
+    """The primary descriptor (and Joliet's supplementary one), whether SUSP, Rock Ridge
+    and a UDF recognition sequence are there.
+
+    ECMA-119 §6.7: the descriptors run from sector 16 to a terminator (type 255). ECMA-167
+    2/8.3: a UDF bridge follows it with an extended area, BEA01, then NSR02 or NSR03, then
+    TEA01. Nothing after that is looked at, so the data of a file can never pass for a
+    descriptor (an ISO image stored on the disc, say).
+    """
+    primary = joliet = None
+    index = DESCRIPTORS_START
+    while True:
+        if index >= DESCRIPTORS_START + MAX_DESCRIPTORS:
+            raise ValueError("the volume descriptors have no terminator")
+        sector = image.read(index * 2048, 2048, "a volume descriptor")
+        if sector[1:6] != b"CD001":
+            raise ValueError("the image has no ISO 9660 volume descriptors" if index == DESCRIPTORS_START
+                             else "the volume descriptors have no terminator")
+        index += 1
+        kind = sector[0]
+        if kind == 255:
+            break
+        if kind == 1 and primary is None:
+            primary = sector
+        elif kind == 2 and sector[88:91] in JOLIET_ESCAPES and joliet is None:
+            joliet = sector
+    if primary is None:
+        raise ValueError("the image has no ISO 9660 primary volume descriptor")
+    udf = False
+    for following in range(index, index + MAX_DESCRIPTORS):
+        if (following + 1) * 2048 > image.size:
+            break
+        magic = image.read(following * 2048 + 1, 5, "a volume recognition descriptor")
+        if magic in (b"NSR02", b"NSR03"):
+            udf = True
+        elif magic == b"TEA01" or magic not in (b"BEA01", b"BOOT2", b"CD001"):
+            break
+    block = struct.unpack_from("<H", primary, 128)[0]
+    if block not in (512, 1024, 2048):
+        raise ValueError(f"logical block size {block} is not 512, 1024 or 2048")
+    root = _record(primary[156:156 + 34], susp_skip=None, image=image, block=block)
+    joliet_root = _record(joliet[156:156 + 34], susp_skip=None, image=image, block=block) if joliet else None
+    susp_skip, rock_ridge = _root_susp(image, root, block)
+    identifier = primary[40:72].decode("ascii", "replace").strip(" \x00")
+    return Volume(identifier, block, root, joliet_root, susp_skip, rock_ridge, udf)
+
+
+def _root_susp(image: Image, root: Record, block: int) -> tuple[int | None, bool]:
+    """SUSP 1.12 §5.3: the root's "." record starts its system use field with SP, whose last
+    byte is the number of bytes to skip in every other system use field. Rock Ridge is in
+    use when that field (or its continuation) names it in an ER entry or holds RR entries."""
+    data = image.read(root.extent * block, min(root.size, 2048), "the root directory")
+    length = data[0]
+    if length < 34:
+        raise ValueError("the root directory lacks its '.' record")
+    record = data[:length]
+    system_use = record[33 + record[32] + (1 - record[32] % 2):]
+    if system_use[:2] != b"SP" or len(system_use) < 7 or system_use[4:6] != b"\xbe\xef":
+        return None, False
+    skip = system_use[6]
+    signatures = {signature for signature, _ in _susp_entries(image, system_use, block)}
+    return skip, bool(signatures & {b"ER", b"RR", b"NM", b"PX", b"TF"})
+
+
+# --------------------------------------------------------------------- records
+
+
+def _record(raw: bytes, *, susp_skip: int | None, image: Image, block: int) -> Record:
+    length = raw[0]
+    if length < 34 or length > len(raw):
+        raise ValueError("a directory record is cut short")
+    extent, size = _LE32.unpack_from(raw, 2)[0], _LE32.unpack_from(raw, 10)[0]
+    name_length = raw[32]
+    if 33 + name_length > length:
+        raise ValueError("a directory record's name runs past its end")
+    record = Record(extent, size, raw[25], bytes(raw[18:25]), bytes(raw[33:33 + name_length]))
+    if susp_skip is None:
+        return record
+    system_use = raw[33 + name_length + (1 - name_length % 2) + susp_skip:length]
+    return _with_rock_ridge(record, system_use, image, block)
+
+
+def _with_rock_ridge(record: Record, system_use: bytes, image: Image, block: int) -> Record:
+    name, tf, child_link, relocated = None, None, None, False
+    for signature, entry in _susp_entries(image, system_use, block):
+        if signature == b"NM" and len(entry) >= 5:
+            if entry[4] & 0x06:  # CURRENT or PARENT: the record's own "." / ".."
+                continue
+            name = (name or b"") + entry[5:]
+        elif signature == b"TF" and len(entry) >= 5:
+            tf = _tf(entry)
+        elif signature == b"CL" and len(entry) >= 12:
+            child_link = _LE32.unpack_from(entry, 4)[0]
+        elif signature == b"RE":
+            relocated = True
+    if name is None and tf is None and child_link is None and not relocated:
+        return record
+    return Record(record.extent, record.size, record.flags, record.date, record.identifier, name, tf, child_link,
+                  relocated)
+
+
+def _susp_entries(image: Image, area: bytes, block: int) -> Iterator[tuple[bytes, bytes]]:
+    """The (signature, whole entry) pairs of a system use area and its CE continuations."""
+    for _ in range(MAX_CONTINUATIONS):
+        continuation = None
+        position = 0
+        while position + 4 <= len(area):
+            signature, length = bytes(area[position:position + 2]), area[position + 2]
+            if length < 4 or position + length > len(area):
+                break  # padding, or the end of the area
+            entry = area[position:position + length]
+            if signature == b"ST":
+                break
+            if signature == b"CE" and length >= 28:
+                continuation = tuple(_LE32.unpack_from(entry, at)[0] for at in (4, 12, 20))
+            else:
+                yield signature, entry
+            position += length
+        if continuation is None:
+            return
+        where, offset, length = continuation
+        if length > MAX_CONTINUATION_BYTES:
+            raise ValueError(f"a Rock Ridge continuation area of {length} bytes")
+        area = image.read(where * block + offset, length, "a Rock Ridge continuation area")
+    raise ValueError("Rock Ridge continuation areas chain without end")
+
+
+def _tf(entry: bytes) -> dict[int, bytes]:
+    """RRIP 1.09 §4.1.6: the flags say which timestamps follow, in bit order, each of 7 or 17 bytes."""
+    flags = entry[4]
+    width = 17 if flags & TF_LONG_FORM else 7
+    stamps, position = {}, 5
+    for bit in range(7):
+        if flags & (1 << bit):
+            stamps[1 << bit] = bytes(entry[position:position + width])
+            position += width
+    return stamps
+
+
+def records(image: Image, directory: Record, *, block: int, susp_skip: int | None) -> Iterator[Record]:
+    """The records of a directory's extent, "." and ".." first (checked, not returned)."""
+    start, end = directory.extent * block, directory.extent * block + directory.size
+    if start > image.size or end > image.size:
+        raise ValueError("a directory's extent lies beyond the end of the image")
+    seen, here = 0, start
+    while here < end:
+        chunk_end = min(end, here // 2048 * 2048 + DIRECTORY_CHUNK)  # a sector boundary, or the end
+        chunk = image.read(here, chunk_end - here, "a directory")
+        position = 0
+        while position < len(chunk):
+            absolute = here + position
+            length = chunk[position]
+            if length == 0:  # the rest of this sector is padding
+                position = (absolute // 2048 + 1) * 2048 - here
+                continue
+            if position + length > len(chunk) or absolute % 2048 + length > 2048:
+                raise ValueError("a directory record crosses a sector boundary")
+            raw = chunk[position:position + length]
+            position += length
+            if seen < 2:
+                if length < 34 or raw[32] != 1 or raw[33] != seen:
+                    raise ValueError("a directory lacks its '.' and '..' records")
+                seen += 1
+                continue
+            record = _record(raw, susp_skip=susp_skip, image=image, block=block)
+            if record.identifier in (b"\x00", b"\x01"):
+                continue
+            yield record
+        here = chunk_end
+    if seen < 2:
+        raise ValueError("a directory lacks its '.' and '..' records")
+
+
+def directory_of(image: Image, extent: int, *, block: int, susp_skip: int | None) -> Record:
+    """The directory whose extent starts at ``extent`` (a Rock Ridge CL target), from its "." record."""
+    head = image.read(extent * block, 2048, "a relocated directory")
+    return _record(head[:head[0] or 34], susp_skip=susp_skip, image=image, block=block)
+
+
+# --------------------------------------------------------------------- names and times
+
+
+def iso_name(record: Record) -> str:
+    name = record.identifier.decode("ascii")
+    if not record.is_dir:
+        name = name.rsplit(";", 1)[0]
+        name = name[:-1] if name.endswith(".") else name
+    return name
+
+
+def joliet_name(record: Record) -> str:
+    name = record.identifier.decode("utf-16_be")
+    return name if record.is_dir else name.rsplit(";", 1)[0]
+
+
+def rock_ridge_name(record: Record) -> str:
+    return record.rr_name.decode("utf-8") if record.rr_name else iso_name(record)
+
+
+def date_micros(stamp: bytes) -> int | None:
+    """Microseconds of an ECMA-119 date (§9.1.5 seven bytes or §8.4.26.1 seventeen), or None."""
+    try:
+        if len(stamp) == 7:
+            moment = datetime(1900 + stamp[0], stamp[1], stamp[2], stamp[3], stamp[4], stamp[5])
+            offset = struct.unpack_from("b", stamp, 6)[0]
+        elif len(stamp) == 17:
+            digits = stamp[:16].decode("ascii")
+            moment = datetime(int(digits[0:4]), int(digits[4:6]), int(digits[6:8]), int(digits[8:10]),
+                              int(digits[10:12]), int(digits[12:14]), int(digits[14:16]) * 10_000)
+            offset = struct.unpack_from("b", stamp, 16)[0]
+        else:
+            return None
+        moment = moment.replace(tzinfo=timezone(timedelta(minutes=15 * (offset if -48 <= offset <= 52 else 0))))
+    except (ValueError, UnicodeDecodeError, OverflowError):
+        return None
+    return micros(moment)
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime, exactly."""
+    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def record_time(record: Record) -> int:
+    """The modified time: Rock Ridge's MODIFY stamp, else the recording date."""
+    found = date_micros(record.tf[TF_MODIFY]) if record.tf and TF_MODIFY in record.tf else None
+    return found or date_micros(record.date) or 0
+
+
+def file_times(record: Record) -> tuple[int, int, int]:
+    """(modified, created, attribute changed) of a file's last record."""
+    modified = record_time(record)
+    tf = record.tf or {}
+    created = (date_micros(tf[TF_CREATION]) if TF_CREATION in tf else None) or modified
+    attr_changed = (date_micros(tf[TF_ATTRIBUTES]) if TF_ATTRIBUTES in tf else None) or modified
+    return modified, created, attr_changed
+
+
+NameOf = Callable[[Record], str]
+
+
+def damaged(path: str, reason: str) -> errors.OptvolError:
+    return errors.error("OPV0701", path=path, reason=reason)
