@@ -6,14 +6,14 @@ statement per directory joins source files to their namesakes on the target and,
 complete backup range (reference §6.1: those are on the backup already) (DESIGN §3
 "Speed"). ``Choice`` applies SLTFILE to what the query let through; ``read_directory``
 then reads and verifies the chosen small files, in pieces the writer takes one at a
-time. It reads only committed state and writes nothing, so it can run ahead of the
+time, as the query's rows come: memory holds a piece, never a whole directory. It reads only committed state and writes nothing, so it can run ahead of the
 writer in another process (``copy_readahead.py``).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from optvol import errors, model
@@ -96,19 +96,22 @@ class Selection:
             f" WHERE s.dir = :sdir AND s.live = 1 {where}"
         )
 
-    def candidates(self, source_dir: DirRow, target_dir: int, *, from_time: int | None, skip: Range) -> list[Candidate]:
-        """Files of a source directory changed at or after ``from_time`` and not inside ``skip``."""
+    def candidates(self, source_dir: DirRow, target_dir: int, *, from_time: int | None, skip: Range,
+                   ) -> Iterator[Candidate]:
+        """Files of a source directory changed at or after ``from_time`` and not inside ``skip``,
+        row by row as the query gives them: a directory of a million files is never held whole."""
         where = "" if from_time is None else "AND s.changed >= :from"
         args = {"sdir": source_dir.id, "tdir": target_dir, "from": from_time}
         if not skip.has_range:
-            rows = self.conn.execute(self._select(where), args).fetchall()
+            queries = [(self._select(where), args)]
         else:
             # Two index range scans: changed after the range, and (if it has a start) before it.
-            rows = self.conn.execute(self._select(where + " AND s.changed > :end"), {**args, "end": skip.end}).fetchall()
+            queries = [(self._select(where + " AND s.changed > :end"), {**args, "end": skip.end})]
             if skip.start is not None:
-                rows += self.conn.execute(self._select(where + " AND s.changed < :start"),
-                                          {**args, "start": skip.start}).fetchall()
-        return [Candidate(FileRow(*r[:15]), r[2], source_dir.path, r[15], r[16]) for r in rows]
+                queries.append((self._select(where + " AND s.changed < :start"), {**args, "start": skip.start}))
+        for sql, values in queries:
+            for r in self.conn.execute(sql, values):
+                yield Candidate(FileRow(*r[:15]), r[2], source_dir.path, r[15], r[16])
 
     def single(self, source_dir: DirRow, name: str, target_dir: int, target_name: str, *,
                from_time: int | None) -> list[Candidate]:
@@ -184,7 +187,7 @@ class Choice(NamedTuple):
 
 
 class Pick(NamedTuple):
-    """The head of one directory's reading: files not selected, and whether *NEW left changed ones."""
+    """The end of one directory's reading: files not selected, and whether *NEW left changed ones."""
 
     not_selected: int
     stale: bool
@@ -200,18 +203,27 @@ class Piece(NamedTuple):
 
 
 def read_directory(selection: Selection, source: Volume, choice: Choice, source_dir: DirRow, target_dir: str,
-                   ) -> Iterator[Pick | Piece]:
-    """One directory: its Pick, then its Pieces (the target directory as committed decides)."""
+                   ) -> Iterator[Piece | Pick]:
+    """One directory: its Pieces as the query gives the files (the target directory as
+    committed decides), then its Pick, which ends it."""
     target_id, target_range = selection.target_dir(target_dir)
     candidates = selection.candidates(source_dir, target_id, from_time=choice.start, skip=choice.skip(target_range))
-    chosen = [c for c in candidates if choice.selected(c)]
-    # *NEW leaves changed files alone: the range cannot claim their new versions.
-    stale = choice.sltfile == "*NEW" and any(choice.changed_on_source(c) for c in candidates)
-    yield Pick(selection.live_files(source_dir) - len(chosen), stale)
-    yield from read_pieces(source, choice, chosen, target_dir)
+    chosen, stale = 0, False
+
+    def choose() -> Iterator[Candidate]:
+        nonlocal chosen, stale
+        for c in candidates:
+            # *NEW leaves changed files alone: the range cannot claim their new versions.
+            stale = stale or (choice.sltfile == "*NEW" and choice.changed_on_source(c))
+            if choice.selected(c):
+                chosen += 1
+                yield c
+
+    yield from read_pieces(source, choice, choose(), target_dir)
+    yield Pick(selection.live_files(source_dir) - chosen, stale)
 
 
-def read_pieces(source: Volume, choice: Choice, chosen: list[Candidate], target_dir: str) -> Iterator[Piece]:
+def read_pieces(source: Volume, choice: Choice, chosen: Iterable[Candidate], target_dir: str) -> Iterator[Piece]:
     """The chosen files in pieces: small ones read whole and verified (at most SMALL_GROUP
     bytes or PIECE_FILES files a piece), large ones passed on by PIECE_FILES."""
     small, large, failures, held = [], [], [], 0

@@ -303,20 +303,19 @@ class _Copier:
 
     # -- a tree -------------------------------------------------------------
 
-    def _read_ahead(self, stack: ExitStack) -> tuple[list[tuple[DirRow, str]], Iterator[Pick | Piece | None]]:
+    def _read_ahead(self, stack: ExitStack) -> tuple[list[tuple[DirRow, str]], Iterator[Piece | Pick]]:
         """The tree's directories (source row, target path) and the stream of their reads from
-        a child process (``copy_readahead.py``): each one's Pick, its Pieces, then None. In a
+        a child process (``copy_readahead.py``): each one's Pieces, then its Pick. In a
         process with other threads they are read in this one instead."""
         dirs = []
         for source_dir in self.source.dir_rows(self.plan.source_root, recursive=self.request.cpysubdir):
             relative = source_dir.path[len(self.plan.source_root.rstrip("/")):]
             dirs.append((source_dir, (self.plan.target_root.rstrip("/") + relative) or "/"))
 
-        def reads() -> Iterator[Pick | Piece | None]:
+        def reads() -> Iterator[Piece | Pick]:
             with Selection(self.source, self.target) as selection:
                 for source_dir, target_path in dirs:
                     yield from read_directory(selection, self.source, self.choice, source_dir, target_path)
-                    yield None
 
         if threading.active_count() > 1:
             # A fork copies only the calling thread: a lock another thread holds (in SQLite,
@@ -326,7 +325,7 @@ class _Copier:
             return dirs, stream
         return dirs, iter(stack.enter_context(ReadAhead(reads)))
 
-    def _copy_tree(self, dirs: list[tuple[DirRow, str]], stream: Iterator[Pick | Piece | None]) -> None:
+    def _copy_tree(self, dirs: list[tuple[DirRow, str]], stream: Iterator[Piece | Pick]) -> None:
         """Write every directory of the tree as its reads arrive."""
         wrote_any, failed_any = False, False
         for source_dir, target_path in dirs:
@@ -336,7 +335,7 @@ class _Copier:
         if self.plan.to_backup and whole_volume:
             self._control(None, wrote=wrote_any, failed=failed_any)
 
-    def _copy_directory(self, stream: Iterator[Pick | Piece | None], source_dir: DirRow, target_path: str,
+    def _copy_directory(self, stream: Iterator[Piece | Pick], source_dir: DirRow, target_path: str,
                         ) -> tuple[bool, bool]:
         """Copy the selected files of one directory; returns (wrote something, an eligible file failed)."""
         self.result.directories += 1
@@ -347,11 +346,11 @@ class _Copier:
                 raise
             self._fail_directory(stream, target_path, exc)
             return False, True
-        pick = next(stream)
-        self.result.not_selected += pick.not_selected
         written_before, failed_before = self._written, self.result.failed
-        for piece in iter(stream.__next__, None):
+        while not isinstance(piece := next(stream), Pick):
             self._write_piece(piece, target_path)
+        pick = piece
+        self.result.not_selected += pick.not_selected
         wrote = created or self._written > written_before
         failed = self.result.failed > failed_before or pick.stale
         if self.plan.to_backup:
@@ -361,18 +360,17 @@ class _Copier:
             self._commit()
         return wrote, failed
 
-    def _fail_directory(self, stream: Iterator[Pick | Piece | None], target_path: str, exc: errors.OptvolError) -> None:
+    def _fail_directory(self, stream: Iterator[Piece | Pick], target_path: str, exc: errors.OptvolError) -> None:
         """The target directory cannot be made (a file of that name is on the target, say a
         backup's copy of a file the primary replaced by a directory): it fails, and every file
         chosen in it with it; it gets no control record, and the request goes on."""
         self._failed(target_path, exc)
-        pick = next(stream)
-        self.result.not_selected += pick.not_selected
-        for piece in iter(stream.__next__, None):
+        while not isinstance(piece := next(stream), Pick):
             for path, error in piece.failures:
                 self._failed(path, error)
             for name in [f[0] for f in piece.small] + [c.name for c in piece.large]:
                 self._failed(join(target_path, name), exc)
+        self.result.not_selected += piece.not_selected
 
     def _ensure_dir(self, path: str, source_created: int) -> bool:
         """Make a missing target directory (and its missing parents); True if it was made.
