@@ -379,13 +379,15 @@ def rename(library: Library, path: str, new_name: str) -> str:
 # --------------------------------------------------------------------- ls / cat
 
 
-def list_directory(library: Library, path: str) -> list[FileInfo | DirInfo]:
-    """ls: the entries of a directory, or the file itself."""
+def list_directory(library: Library, path: str) -> Iterator[FileInfo | DirInfo]:
+    """ls: the entries of a directory, or the file itself, one at a time (the volume stays
+    open until the last one); a missing path fails at the first."""
     where = _volume_location(path)
     with library.open(where.volume) as volume:
         if volume.is_dir(where.path):
-            return volume.scandir(where.path)
-        return [volume.stat(where.path)]
+            yield from volume.iter_dir(where.path)
+        else:
+            yield volume.stat(where.path)
 
 
 def read_file(library: Library, path: str) -> Iterator[bytes]:

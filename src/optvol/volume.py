@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -179,14 +180,20 @@ class Volume:
         return [entry.path.rsplit("/", 1)[-1] for entry in self.scandir(path)]
 
     def scandir(self, path: str = "/") -> list[FileInfo | DirInfo]:
-        directory = self._need_dir(self._parts(path, is_dir=True))
-        return [*self._subdirs(directory.id), *self._files_in(directory)]
+        return list(self.iter_dir(path))
 
-    def _subdirs(self, dir_id: int) -> list[DirInfo]:
+    def iter_dir(self, path: str = "/") -> Iterator[FileInfo | DirInfo]:
+        """The entries of a directory as scandir orders them, one at a time (a directory of a
+        million files is never held whole). The directory must exist when this is called."""
+        directory = self._need_dir(self._parts(path, is_dir=True))
+        return itertools.chain(self._subdirs(directory.id), self._files_in(directory))
+
+    def _subdirs(self, dir_id: int) -> Iterator[DirInfo]:
         rows = self.image.conn.execute(
             f"SELECT {DIR_COLUMNS} FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key", (dir_id,)
         )
-        return [DirRow(*row).info() for row in rows]
+        for row in rows:
+            yield DirRow(*row).info()
 
     def _files_in(self, directory: DirRow) -> Iterator[FileInfo]:
         rows = self.image.conn.execute(

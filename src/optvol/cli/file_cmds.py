@@ -46,7 +46,7 @@ def rmdir(ctx: Context, values: dict) -> int:
 def ls(ctx: Context, values: dict) -> int:
     entries = transfer.list_directory(ctx.library(), values["PATH"])
     if ctx.json:
-        ctx.print_json([e.as_json() for e in entries])
+        ctx.print_json_list(e.as_json() for e in entries)
         return 0
     for entry in entries:
         name = entry.path.rsplit("/", 1)[-1] + ("/" if entry.is_dir else "")

@@ -1,0 +1,55 @@
+"""Commands hold a bounded part of a big directory, never all of it (DESIGN §6: any command
+under 150 MiB on a volume of 1,000,000 files, whichever way its files are spread).
+
+Memory is measured with tracemalloc (Python's allocations, the same on every run) on one
+directory of N files and of 4 × N; what holds the whole directory grows about 4 times.
+CPYOPT's reading side and import-iso's walk have their own tests (test_cpyopt.py,
+test_interchange.py).
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Callable
+
+import pytest
+
+from conftest import make_volume
+from optvol import transfer
+
+SMALL, GROWTH = 2000, 4
+
+
+def peak(work: Callable[[], int]) -> tuple[int, int]:
+    """(peak bytes allocated while ``work`` runs, what it returned)."""
+    tracemalloc.start()
+    try:
+        result = work()
+        return tracemalloc.get_traced_memory()[1], result
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture
+def directories(library):
+    """Volume PVOL1 with /SMALL and /LARGE, of SMALL and SMALL × GROWTH files."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume, volume.batch():
+        for name, count in (("SMALL", SMALL), ("LARGE", SMALL * GROWTH)):
+            volume.mkdir(f"/{name}")
+            for i in range(count):
+                volume.write_bytes(f"/{name}/a file with a name of some length {i:06}.txt", b"%d" % i)
+    return library
+
+
+def flat(measure: Callable[[str], tuple[int, int]]) -> None:
+    (small, counted_small), (large, counted_large) = measure("SMALL"), measure("LARGE")
+    assert (counted_small, counted_large) == (SMALL, SMALL * GROWTH)
+    assert large < 1.5 * small, (small, large)
+
+
+def test_ls_streams_the_directory(directories):
+    def measure(name: str) -> tuple[int, int]:
+        return peak(lambda: sum(1 for _ in transfer.list_directory(directories, f"/QOPT/PVOL1/{name}")))
+
+    flat(measure)
