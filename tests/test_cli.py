@@ -406,6 +406,32 @@ def test_cp_of_a_host_tree_with_an_odd_entry_says_so(sh, odd):
     assert result.err.startswith("optvol: OPV030") and str(tree / "odd") in result.err
 
 
+def test_cp_r_that_fills_the_target_reports_what_it_kept(tmp_path):
+    """cp -r onto a volume commits every 1,000 items: when the volume fills in the second
+    batch, the first stays, and the report (text or a complete JSON document) names exactly
+    the files that stayed; the error follows on stderr with its exit code."""
+    import io
+
+    lib = str(tmp_path / "lib")
+    for argv in (["inzopt", "PVOL1"], ["inzopt", "SMALL", "--capacity", "10M"]):
+        assert cli.main(["--library", lib, *argv], out=io.StringIO(), err=io.StringIO()) == 0
+    from optvol.cli.context import system_clock
+    from optvol.library import Library
+
+    library = Library(Path(lib), clock=system_clock)
+    with library.open("PVOL1") as volume, volume.batch():
+        volume.mkdir("/BIG")
+        for i in range(2500):
+            volume.write_bytes(f"/BIG/F{i:04}", i.to_bytes(2, "big") * 2048)
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli.main(["--library", lib, "--json", "cp", "-r", "/QOPT/PVOL1/BIG", "/QOPT/SMALL/BIG"], out=out, err=err)
+    assert rc == 6 and err.getvalue().startswith("optvol: CPF1F61"), err.getvalue()
+    reported = json.loads(out.getvalue())["copied"]
+    with library.open("SMALL") as small:
+        kept = ["/QOPT/SMALL" + info.path for info in small.iter_files("/BIG")]
+    assert 900 < len(reported) < 1000 and reported == kept  # the first batch: the directory and 998 files
+
+
 def test_cp_replace_keeps_versions_on_hpofs(filled):
     sh = filled
     before = sh.json("dspopt", "PVOL1")["used"]

@@ -17,7 +17,7 @@ import pytest
 from conftest import make_volume
 from optvol import transfer
 
-SMALL, GROWTH = 2000, 4
+SMALL, GROWTH = 1000, 4
 
 
 def peak(work: Callable[[], int]) -> tuple[int, int]:
@@ -51,5 +51,20 @@ def flat(measure: Callable[[str], tuple[int, int]]) -> None:
 def test_ls_streams_the_directory(directories):
     def measure(name: str) -> tuple[int, int]:
         return peak(lambda: sum(1 for _ in transfer.list_directory(directories, f"/QOPT/PVOL1/{name}")))
+
+    flat(measure)
+
+
+@pytest.mark.parametrize("onto", ["host", "volume"])
+def test_cp_r_streams_the_tree_and_its_report(directories, tmp_path, onto):
+    """cp -r of one big directory, out to the host or onto another volume: its files are read
+    a page at a time and reported as they become durable, never all held."""
+    if onto == "volume":
+        make_volume(directories, "PVOL2")
+
+    def measure(name: str) -> tuple[int, int]:
+        target = str(tmp_path / name) if onto == "host" else f"/QOPT/PVOL2/{name}"
+        return peak(lambda: sum(1 for _ in transfer.copy(directories, [f"/QOPT/PVOL1/{name}"], target,
+                                                         recursive=True)))
 
     flat(measure)

@@ -82,14 +82,15 @@ def _exists(volumes: _Volumes, where: Location) -> bool:
 # --------------------------------------------------------------------- cp / mv
 
 
-def copy(library: Library, sources: list[str], target: str, *, recursive: bool = False, replace: bool = True) -> list[str]:
-    """cp: copy files (and with ``recursive`` directory trees); returns the paths written."""
-    written: list[str] = []
+def copy(library: Library, sources: list[str], target: str, *, recursive: bool = False,
+         replace: bool = True) -> Iterator[str]:
+    """cp: copy files (and with ``recursive`` directory trees); gives each path written once it
+    is durable (a tree onto a volume commits in batches), so a million files are reported as
+    they go, and what an error cuts short was reported only as far as it was kept."""
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=recursive)
         for source, destination in plan:
-            _copy_one(volumes, source, destination, replace=replace, written=written)
-    return written
+            yield from _copy_one(volumes, source, destination, replace=replace)
 
 
 def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recursive: bool) -> list[tuple[Location, Location]]:
@@ -124,18 +125,27 @@ def _missing(where: Location, *, directory: bool) -> None:
     raise errors.error("CPF1F02" if directory else "CPF1F22", path=where.path, volume=where.volume)
 
 
-def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, replace: bool, written: list[str]) -> None:
-    """Copy a file or a whole tree; a tree onto a volume goes in batches of many files."""
-    with ExitStack() as stack:
-        batches = stack.enter_context(_Batches(volumes[destination.volume])) if destination.volume else None
+def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, replace: bool) -> Iterator[str]:
+    """Copy a file or a whole tree, giving each file's destination once it is durable; a tree
+    onto a volume goes in batches of many files."""
+    if destination.volume is None:
         for item_source, item_destination, is_dir in _tree(volumes, source, destination):
-            if batches is not None:
-                batches.next(0 if is_dir else _size(volumes, item_source))
             if is_dir:
                 _make_dir(volumes, item_destination)
             else:
                 _copy_file(volumes, item_source, item_destination, replace=replace)
-                written.append(str(item_destination))
+                yield str(item_destination)  # renamed into place: durable
+        return
+    batches = _Batches(volumes[destination.volume])
+    with batches:
+        for item_source, item_destination, is_dir in _tree(volumes, source, destination):
+            yield from batches.next(0 if is_dir else _size(volumes, item_source))
+            if is_dir:
+                _make_dir(volumes, item_destination)
+            else:
+                _copy_file(volumes, item_source, item_destination, replace=replace)
+                batches.written.append(str(item_destination))
+    yield from batches.written  # the last batch committed
 
 
 def _tree(volumes: _Volumes, source: Location, destination: Location) -> Iterator[tuple[Location, Location, bool]]:
@@ -147,13 +157,21 @@ def _tree(volumes: _Volumes, source: Location, destination: Location) -> Iterato
     if source.volume is None:
         with os.scandir(source.path) as entries:
             children = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
-    else:
-        children = [(e.path.rsplit("/", 1)[-1], e.is_dir) for e in volumes[source.volume].scandir(source.path)]
-    for name, is_dir in children:
-        if is_dir:
-            yield from _tree(volumes, source.child(name), destination.child(name))
-        else:
-            yield source.child(name), destination.child(name), False
+        for name, is_dir in children:
+            if is_dir:
+                yield from _tree(volumes, source.child(name), destination.child(name))
+            else:
+                yield source.child(name), destination.child(name), False
+        return
+    # A volume's directory: its subdirectories, then its files a page at a time (no query
+    # stays open while the copy writes, perhaps onto this same volume).
+    volume = volumes[source.volume]
+    for directory in volume.subdirectories(source.path):
+        name = directory.path.rsplit("/", 1)[-1]
+        yield from _tree(volumes, source.child(name), destination.child(name))
+    for info in volume.iter_dir_files(source.path):
+        name = info.path.rsplit("/", 1)[-1]
+        yield source.child(name), destination.child(name), False
 
 
 def _make_dir(volumes: _Volumes, where: Location) -> None:
@@ -175,23 +193,28 @@ def _size(volumes: _Volumes, where: Location) -> int:
 
 
 class _Batches:
-    """Commit a long tree copy every BATCH_FILES files or BATCH_BYTES bytes."""
+    """Commit a long tree copy every BATCH_FILES files or BATCH_BYTES bytes; ``written`` holds
+    the files of the open batch, given out by ``next`` when it commits."""
 
     def __init__(self, volume: Volume):
         self.volume, self.files, self.bytes, self.current = volume, 0, 0, None
+        self.written: list[str] = []
 
     def __enter__(self) -> _Batches:
         self.current = self.volume.batch()
         self.current.__enter__()
         return self
 
-    def next(self, size: int) -> None:
+    def next(self, size: int) -> Iterator[str]:
+        """Count the next item; when the batch is full, commit it and give out its files."""
         self.files, self.bytes = self.files + 1, self.bytes + size
         if self.files >= BATCH_FILES or self.bytes >= BATCH_BYTES:
             self.current.__exit__(None, None, None)
+            committed, self.written = self.written, []
             self.files, self.bytes = 1, size
             self.current = self.volume.batch()
             self.current.__enter__()
+            yield from committed
 
     def __exit__(self, *exc) -> None:
         self.current.__exit__(*exc)
@@ -272,9 +295,9 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
         raise
 
 
-def move(library: Library, sources: list[str], target: str, *, replace: bool = True) -> list[str]:
-    """mv: a rename within one volume; across volumes or the host, a copy then a delete."""
-    moved: list[str] = []
+def move(library: Library, sources: list[str], target: str, *, replace: bool = True) -> Iterator[str]:
+    """mv: a rename within one volume; across volumes or the host, a copy then a delete.
+    Gives each path moved as copy does."""
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=True)
         for source, destination in plan:  # refuse before anything is copied
@@ -285,11 +308,11 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = T
         for source, destination in plan:
             if source.volume == destination.volume:
                 volumes[source.volume].rename(source.path, destination.path)
-                moved.append(str(destination))
+                yield str(destination)
                 continue
-            _copy_one(volumes, source, destination, replace=replace, written=moved)
+            copied = list(_copy_one(volumes, source, destination, replace=replace))
             _remove(volumes[source.volume], source.path, recursive=True)
-    return moved
+            yield from copied  # moved only now that the source is gone
 
 
 def _check_removable(volume: Volume, path: str) -> None:

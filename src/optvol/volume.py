@@ -34,6 +34,8 @@ Clock = Callable[[], datetime]
 # per row, and 256 rows a little less again than 64. A build of SQLite with a lower limit
 # of parameters (999 before 3.32) gets as many rows as fit (``_rows_per_insert``).
 _ROWS_PER_INSERT = 256
+FILE_PAGE = 1000  # rows of a directory's files read by one query (Volume._files_in)
+_NAME_KEY = FileRow._fields.index("name_key")
 _FILE_PARAMETERS = 14  # per row of _insert_files
 READ_ONLY_MEDIA = (MediaType.CD_ROM, MediaType.DVD_ROM)
 
@@ -188,6 +190,15 @@ class Volume:
         directory = self._need_dir(self._parts(path, is_dir=True))
         return itertools.chain(self._subdirs(directory.id), self._files_in(directory))
 
+    def subdirectories(self, path: str) -> list[DirInfo]:
+        """The directories directly in ``path``, by name."""
+        return list(self._subdirs(self._need_dir(self._parts(path, is_dir=True)).id))
+
+    def iter_dir_files(self, path: str) -> Iterator[FileInfo]:
+        """The files directly in ``path``, by name, one at a time; no statement stays open
+        between two of them, so the caller may write and commit this volume meanwhile."""
+        return self._files_in(self._need_dir(self._parts(path, is_dir=True)))
+
     def _subdirs(self, dir_id: int) -> Iterator[DirInfo]:
         rows = self.image.conn.execute(
             f"SELECT {DIR_COLUMNS} FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key", (dir_id,)
@@ -196,11 +207,19 @@ class Volume:
             yield DirRow(*row).info()
 
     def _files_in(self, directory: DirRow) -> Iterator[FileInfo]:
-        rows = self.image.conn.execute(
-            f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 ORDER BY name_key", (directory.id,)
-        )
-        for row in rows:
-            yield FileRow(*row).info(directory.path)
+        """In pages of FILE_PAGE rows by name (the files_live index), each query done before
+        its rows are given out."""
+        after = ""
+        while True:
+            rows = self.image.conn.execute(
+                f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 AND name_key > ?"
+                " ORDER BY name_key LIMIT ?", (directory.id, after, FILE_PAGE)).fetchall()
+            for row in rows:
+                yield FileRow(*row).info(directory.path)
+            if len(rows) < FILE_PAGE:
+                return
+            after = rows[-1][_NAME_KEY]
+            del rows  # one page at a time: not this one and the next
 
     def dir_row(self, path: str) -> DirRow:
         """The index row of a directory (for layer-5 commands such as CPYOPT)."""

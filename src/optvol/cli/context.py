@@ -89,3 +89,22 @@ class Context:
         for item in iterator:
             self.out.write(",\n  " + json.dumps(item, ensure_ascii=ascii_only))
         self.out.write("\n]\n")
+
+    def print_json_report(self, key: str, items: Iterable[str]) -> None:
+        """``{key: [items]}`` (as print_json lays it out) written item by item: what a command
+        did, as it does it. The first item is fetched before anything is written (an error
+        before any work leaves stdout empty); an error after some work closes the document,
+        which then lists what was done, and is raised."""
+        iterator = iter(items)
+        first = next(iterator, None)
+        head = f"{{\n  {json.dumps(key)}: "
+        if first is None:
+            self.out.write(head + "[]\n}\n")
+            return
+        ascii_only = self._ascii
+        self.out.write(head + "[\n    " + json.dumps(first, ensure_ascii=ascii_only))
+        try:
+            for item in iterator:
+                self.out.write(",\n    " + json.dumps(item, ensure_ascii=ascii_only))
+        finally:
+            self.out.write("\n  ]\n}\n")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from optvol import errors, transfer
 from optvol.cli import render
 from optvol.cli.context import Context
 
 
-def report(ctx: Context, key: str, paths: list[str], verb: str) -> int:
-    """What a file command did: ``{key: paths}`` in JSON, else a line per path."""
+def report(ctx: Context, key: str, paths: Iterable[str], verb: str) -> int:
+    """What a file command did, path by path as it is done: ``{key: paths}`` in JSON, else a
+    line per path."""
     if ctx.json:
-        ctx.print_json({key: paths})
+        ctx.print_json_report(key, paths)
     else:
         for path in paths:
             ctx.print(f"{verb} {path}")
