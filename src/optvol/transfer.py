@@ -155,13 +155,17 @@ def _tree(volumes: _Volumes, source: Location, destination: Location) -> Iterato
         return
     yield source, destination, True
     if source.volume is None:
+        # Names only, sorted (a tuple per entry would double what a million-file directory holds).
+        subdirs, files = [], []
         with os.scandir(source.path) as entries:
-            children = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
-        for name, is_dir in children:
-            if is_dir:
-                yield from _tree(volumes, source.child(name), destination.child(name))
-            else:
-                yield source.child(name), destination.child(name), False
+            for entry in entries:
+                (subdirs if entry.is_dir(follow_symlinks=False) else files).append(entry.name)
+        subdirs.sort()
+        files.sort()
+        for name in subdirs:
+            yield from _tree(volumes, source.child(name), destination.child(name))
+        for name in files:
+            yield source.child(name), destination.child(name), False
         return
     # A volume's directory: its subdirectories, then its files a page at a time (no query
     # stays open while the copy writes, perhaps onto this same volume).
