@@ -432,6 +432,37 @@ def test_cp_r_that_fills_the_target_reports_what_it_kept(tmp_path):
     assert 900 < len(reported) < 1000 and reported == kept  # the first batch: the directory and 998 files
 
 
+@pytest.mark.parametrize("onto", ["host", "volume"])
+def test_cp_r_finishes_when_its_output_is_cut_short(tmp_path, onto):
+    """``optvol cp -r ... | head -1``: the reader leaves after a line, and the copy must still
+    finish (it used to be reported only at the end; now it reports as it goes)."""
+    import io
+
+    lib = tmp_path / "lib"
+    for argv in (["inzopt", "PVOL1"], ["inzopt", "PVOL2"]):
+        assert cli.main(["--library", str(lib), *argv], out=io.StringIO(), err=io.StringIO()) == 0
+    from optvol.cli.context import system_clock
+    from optvol.library import Library
+
+    library = Library(lib, clock=system_clock)
+    with library.open("PVOL1") as volume, volume.batch():
+        volume.mkdir("/BIG")
+        for i in range(3000):  # more lines than a pipe holds
+            volume.write_bytes(f"/BIG/F{i:04}", b"%d" % i)
+    target = str(tmp_path / "out") if onto == "host" else "/QOPT/PVOL2/BIG"
+    proc = subprocess.Popen([sys.executable, "-m", "optvol", "--library", str(lib), "cp", "-r", "/QOPT/PVOL1/BIG",
+                             target], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"copied ")
+    proc.stdout.close()  # as head -1 does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err, err
+    if onto == "host":
+        assert len(os.listdir(target)) == 3000
+    else:
+        with library.open("PVOL2") as volume:
+            assert len(volume.listdir("/BIG")) == 3000
+
+
 def test_cp_replace_keeps_versions_on_hpofs(filled):
     sh = filled
     before = sh.json("dspopt", "PVOL1")["used"]

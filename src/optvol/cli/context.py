@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import os
 import sys
@@ -106,5 +107,8 @@ class Context:
         try:
             for item in iterator:
                 self.out.write(",\n    " + json.dumps(item, ensure_ascii=ascii_only))
-        finally:
-            self.out.write("\n  ]\n}\n")
+        except BaseException:
+            with contextlib.suppress(BrokenPipeError):  # the error that ended the work is the one to report
+                self.out.write("\n  ]\n}\n")
+            raise
+        self.out.write("\n  ]\n}\n")

@@ -11,12 +11,19 @@ from optvol.cli.context import Context
 
 def report(ctx: Context, key: str, paths: Iterable[str], verb: str) -> int:
     """What a file command did, path by path as it is done: ``{key: paths}`` in JSON, else a
-    line per path."""
-    if ctx.json:
-        ctx.print_json_report(key, paths)
-    else:
-        for path in paths:
-            ctx.print(f"{verb} {path}")
+    line per path. The paths come as the work is done: if the reader of the output goes away
+    (``| head``), the work still goes on to its end, unreported."""
+    paths = iter(paths)
+    try:
+        if ctx.json:
+            ctx.print_json_report(key, paths)
+        else:
+            for path in paths:
+                ctx.print(f"{verb} {path}")
+    except BrokenPipeError:
+        for _ in paths:
+            pass
+        raise
     return 0
 
 
