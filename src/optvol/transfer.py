@@ -167,15 +167,14 @@ def _tree(volumes: _Volumes, source: Location, destination: Location) -> Iterato
         for name in files:
             yield source.child(name), destination.child(name), False
         return
-    # A volume's directory: its subdirectories, then its files a page at a time (no query
-    # stays open while the copy writes, perhaps onto this same volume).
-    volume = volumes[source.volume]
-    for directory in volume.subdirectories(source.path):
-        name = directory.path.rsplit("/", 1)[-1]
-        yield from _tree(volumes, source.child(name), destination.child(name))
-    for info in volume.iter_dir_files(source.path):
-        name = info.path.rsplit("/", 1)[-1]
-        yield source.child(name), destination.child(name), False
+    # A volume's directory: no query stays open while the copy writes (iter_dir), perhaps
+    # onto this same volume.
+    for entry in volumes[source.volume].iter_dir(source.path):
+        name = entry.path.rsplit("/", 1)[-1]
+        if entry.is_dir:
+            yield from _tree(volumes, source.child(name), destination.child(name))
+        else:
+            yield source.child(name), destination.child(name), False
 
 
 def _make_dir(volumes: _Volumes, where: Location) -> None:

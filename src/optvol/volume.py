@@ -185,30 +185,20 @@ class Volume:
         return list(self.iter_dir(path))
 
     def iter_dir(self, path: str = "/") -> Iterator[FileInfo | DirInfo]:
-        """The entries of a directory as scandir orders them, one at a time (a directory of a
-        million files is never held whole). The directory must exist when this is called."""
+        """The entries of a directory as scandir orders them: its subdirectories, read at once,
+        then its files a page at a time (a directory of a million files is never held whole).
+        No statement stays open between two entries, so the caller may write meanwhile."""
         directory = self._need_dir(self._parts(path, is_dir=True))
         return itertools.chain(self._subdirs(directory.id), self._files_in(directory))
 
-    def subdirectories(self, path: str) -> list[DirInfo]:
-        """The directories directly in ``path``, by name."""
-        return list(self._subdirs(self._need_dir(self._parts(path, is_dir=True)).id))
-
-    def iter_dir_files(self, path: str) -> Iterator[FileInfo]:
-        """The files directly in ``path``, by name, one at a time; no statement stays open
-        between two of them, so the caller may write and commit this volume meanwhile."""
-        return self._files_in(self._need_dir(self._parts(path, is_dir=True)))
-
-    def _subdirs(self, dir_id: int) -> Iterator[DirInfo]:
+    def _subdirs(self, dir_id: int) -> list[DirInfo]:
         rows = self.image.conn.execute(
             f"SELECT {DIR_COLUMNS} FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key", (dir_id,)
         )
-        for row in rows:
-            yield DirRow(*row).info()
+        return [DirRow(*row).info() for row in rows]
 
     def _files_in(self, directory: DirRow) -> Iterator[FileInfo]:
-        """In pages of FILE_PAGE rows by name (the files_live index), each query done before
-        its rows are given out."""
+        """Pages of FILE_PAGE rows by name (the files_live index), each query done first."""
         after = ""
         while True:
             rows = self.image.conn.execute(
