@@ -324,3 +324,18 @@ def test_import_walks_the_image_in_memory_that_does_not_grow_with_it(tmp_path):
         counted.append((found.directories, found.files))
     assert counted == [(44, 1000), (164, 4000)]
     assert peaks[1] - peaks[0] < 200_000, peaks  # under 70 bytes for each of 3,000 more files
+
+
+def test_the_deepest_tree_a_volume_holds_comes_back_from_its_image(library, tmp_path):
+    """Directory names may take 256 characters in all, so one-letter names nest 128 deep. Our
+    export wrote such a tree and import-iso refused it as damaged (it allowed 64 levels)."""
+    make_volume(library, "DEEP")
+    path = "/" + "/".join("abcdefghij"[d % 10] for d in range(128))
+    with library.open("DEEP") as volume:
+        volume.mkdir(path, parents=True)
+        volume.write_bytes(path + "/bottom.txt", b"the bottom")
+    image = tmp_path / "deep.iso"
+    export_iso(library, vol="DEEP", file=image, now=NOW)
+    import_iso(library, file=image, vol="BACK", now=NOW)
+    with library.open("BACK") as back:
+        assert back.stat(path + "/bottom.txt").sha256 == _sha(b"the bottom")

@@ -22,11 +22,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from optvol import errors
+from optvol import errors, model
 from optvol.interchange import iso_walk
 from optvol.interchange.iso_walk import Image, NameOf, Record, damaged
 
-MAX_DEPTH = 64
+MAX_DEPTH = model.MAX_DIRECTORY_PART // 2  # /a/b/c...: the deepest tree a volume holds (128)
 MAX_ENTRIES = 10_000_000
 
 
