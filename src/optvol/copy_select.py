@@ -12,6 +12,7 @@ writer in another process (``copy_readahead.py``).
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -97,9 +98,10 @@ class Selection:
         )
 
     def candidates(self, source_dir: DirRow, target_dir: int, *, from_time: int | None, skip: Range,
-                   ) -> Iterator[Candidate]:
+                   ) -> Iterator[list[Candidate]]:
         """Files of a source directory changed at or after ``from_time`` and not inside ``skip``,
-        row by row as the query gives them: a directory of a million files is never held whole."""
+        in lists of at most PIECE_FILES as the query gives them: a directory of a million files
+        is never held whole."""
         where = "" if from_time is None else "AND s.changed >= :from"
         args = {"sdir": source_dir.id, "tdir": target_dir, "from": from_time}
         if not skip.has_range:
@@ -110,8 +112,9 @@ class Selection:
             if skip.start is not None:
                 queries.append((self._select(where + " AND s.changed < :start"), {**args, "start": skip.start}))
         for sql, values in queries:
-            for r in self.conn.execute(sql, values):
-                yield Candidate(FileRow(*r[:15]), r[2], source_dir.path, r[15], r[16])
+            cursor = self.conn.execute(sql, values)
+            while rows := cursor.fetchmany(PIECE_FILES):
+                yield [Candidate(FileRow(*r[:15]), r[2], source_dir.path, r[15], r[16]) for r in rows]
 
     def single(self, source_dir: DirRow, name: str, target_dir: int, target_name: str, *,
                from_time: int | None) -> list[Candidate]:
@@ -207,19 +210,20 @@ def read_directory(selection: Selection, source: Volume, choice: Choice, source_
     """One directory: its Pieces as the query gives the files (the target directory as
     committed decides), then its Pick, which ends it."""
     target_id, target_range = selection.target_dir(target_dir)
-    candidates = selection.candidates(source_dir, target_id, from_time=choice.start, skip=choice.skip(target_range))
+    batches = selection.candidates(source_dir, target_id, from_time=choice.start, skip=choice.skip(target_range))
     chosen, stale = 0, False
 
-    def choose() -> Iterator[Candidate]:
+    def choose() -> Iterator[list[Candidate]]:
         nonlocal chosen, stale
-        for c in candidates:
+        for batch in batches:
             # *NEW leaves changed files alone: the range cannot claim their new versions.
-            stale = stale or (choice.sltfile == "*NEW" and choice.changed_on_source(c))
-            if choice.selected(c):
-                chosen += 1
-                yield c
+            if choice.sltfile == "*NEW" and not stale:
+                stale = any(choice.changed_on_source(c) for c in batch)
+            picked = [c for c in batch if choice.selected(c)]
+            chosen += len(picked)
+            yield picked
 
-    yield from read_pieces(source, choice, choose(), target_dir)
+    yield from read_pieces(source, choice, itertools.chain.from_iterable(choose()), target_dir)
     yield Pick(selection.live_files(source_dir) - chosen, stale)
 
 
