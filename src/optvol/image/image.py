@@ -115,6 +115,12 @@ class _Cursor(sqlite3.Cursor):
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise _index_error(exc, self.connection.where) from None
 
+    def fetchmany(self, size: int = 1):
+        try:
+            return super().fetchmany(size)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
     def __next__(self):
         try:
             return super().__next__()
