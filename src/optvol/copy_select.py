@@ -6,8 +6,9 @@ statement per directory joins source files to their namesakes on the target and,
 complete backup range (reference §6.1: those are on the backup already) (DESIGN §3
 "Speed"). ``Choice`` applies SLTFILE to what the query let through; ``read_directory``
 then reads and verifies the chosen small files, in pieces the writer takes one at a
-time, as the query's rows come: memory holds a piece, never a whole directory. It reads only committed state and writes nothing, so it can run ahead of the
-writer in another process (``copy_readahead.py``).
+time, as the query's rows come: memory holds a piece, never a whole directory. It reads
+only committed state and writes nothing, so it can run ahead of the writer in another
+process (``copy_readahead.py``).
 """
 
 from __future__ import annotations

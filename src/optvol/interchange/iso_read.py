@@ -24,10 +24,14 @@ from datetime import datetime, timedelta, timezone
 
 from optvol import errors, model
 from optvol.interchange import iso_walk
-from optvol.interchange.iso_walk import Image, NameOf, Record, damaged
+from optvol.interchange.iso_walk import Image, NameOf, Record
 
 MAX_DEPTH = model.MAX_DIRECTORY_PART // 2  # /a/b/c...: the deepest tree a volume holds (128)
 MAX_ENTRIES = 10_000_000
+
+
+def damaged(path: str, reason: str) -> errors.OptvolError:
+    return errors.error("OPV0701", path=path, reason=reason)
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,9 @@ class Entry:
 
 
 class ImageTree:
-    """An open image: its volume identifier, its namespace, and its entries in pre-order
-    (a directory, then everything below it), walked anew by every call of ``entries`` (import walks twice: once to check and
-    measure, once to copy). Close it, or use it in a ``with``."""
+    """An open image: its volume identifier, its namespace, and its entries in pre-order (a
+    directory, then everything below it), walked anew by every call of ``entries`` (import
+    walks twice: once to check and measure, once to copy). Close it, or use it in a ``with``."""
 
     def __init__(self, path: str, fd: int, *, volume_identifier: str, namespace: str,
                  walk: Callable[[], Iterator[Entry]], close: Callable[[], None] = lambda: None) -> None:
@@ -99,9 +103,7 @@ def read_tree(path: str) -> ImageTree:
         image = Image(fd, os.fstat(fd).st_size)
         try:
             volume = iso_walk.read_volume(image)
-        except OSError as exc:
-            raise damaged(path, f"it cannot be read ({exc.strerror or exc})") from None
-        except Exception as exc:
+        except Exception as exc:  # a read error too: "it cannot be read (...)"
             raise damaged(path, _reason(exc)) from None
         if volume.udf and not volume.rock_ridge:
             return _udf_tree(path, fd, volume.identifier)

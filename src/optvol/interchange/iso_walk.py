@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from optvol import errors
-
 DESCRIPTORS_START = 16  # sector of the first volume descriptor
 MAX_DESCRIPTORS = 64
 MAX_CONTINUATIONS = 32  # CE areas followed for one record
@@ -330,6 +328,3 @@ def file_times(record: Record) -> tuple[int, int, int]:
 
 NameOf = Callable[[Record], str]
 
-
-def damaged(path: str, reason: str) -> errors.OptvolError:
-    return errors.error("OPV0701", path=path, reason=reason)
