@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 import subprocess
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -339,3 +339,58 @@ def test_the_deepest_tree_a_volume_holds_comes_back_from_its_image(library, tmp_
     import_iso(library, file=image, vol="BACK", now=NOW)
     with library.open("BACK") as back:
         assert back.stat(path + "/bottom.txt").sha256 == _sha(b"the bottom")
+
+
+def _pycdlib_micros(stamp) -> int:
+    """A pycdlib UDF timestamp in microseconds, by the same ECMA-167 rule (an independent reading)."""
+    offset = stamp.tz & 0x0FFF
+    offset = offset - 0x1000 if offset & 0x800 else offset
+    moment = datetime(stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second,
+                      stamp.centiseconds * 10_000 + stamp.hundreds_microseconds * 100 + stamp.microseconds,
+                      tzinfo=timezone(timedelta(minutes=offset if -1440 <= offset <= 1440 else 0)))
+    return round((moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) / timedelta(microseconds=1))
+
+
+@pytest.mark.parametrize("maker", ["genisoimage-udf", "optvol --udf"])
+def test_our_udf_reader_agrees_with_pycdlib(library, tmp_path, maker):
+    """udf_walk.py against a second reader of the same UDF file system: every name, kind,
+    size, byte extent and modified time alike."""
+    import pycdlib
+
+    from optvol.interchange import iso_read, iso_walk
+
+    image = tmp_path / "u.iso"
+    if maker == "optvol --udf":  # pycdlib's own writing: a UDF tree beside Rock Ridge
+        make_volume(library, "PVOL1")
+        with library.open("PVOL1") as volume:
+            for path, data in TREE.items():
+                volume.mkdir("/" + path.rpartition("/")[0], parents=True, exist_ok=True)
+                volume.write_bytes("/" + path, data)
+        export_iso(library, vol="PVOL1", file=image, udf=True, now=NOW)
+    else:
+        _host_tree(tmp_path / "tree")
+        subprocess.run([*MAKERS[maker], "-V", "U", "-o", str(image), str(tmp_path / "tree")], check=True,
+                       capture_output=True)
+    iso = pycdlib.PyCdlib()
+    iso.open(str(image))
+    expected = set()
+
+    def walk(names: tuple[str, ...]) -> None:
+        for child in iso.list_children(udf_path="/" + "/".join(names)):
+            if child is None:
+                continue
+            entry = names + (child.file_identifier().decode(child.file_ident.encoding),)
+            when = _pycdlib_micros(child.mod_time)
+            if child.is_dir():
+                expected.add((entry, True, when, 0, ()))
+                walk(entry)
+            else:
+                extents = tuple(tuple(e) for e in iso.get_file_byte_extents(udf_path="/" + "/".join(entry)))
+                expected.add((entry, False, when, child.get_data_length(), extents))
+
+    walk(())
+    iso.close()
+    fd = os.open(image, os.O_RDONLY)
+    with iso_read._udf_tree(str(image), fd, iso_walk.Image(fd, os.fstat(fd).st_size), "U") as tree:
+        found = {(e.names, e.is_dir, e.modified, e.size, e.extents) for e in tree.entries()}
+    assert found == expected and len(found) > len(TREE)

@@ -184,7 +184,7 @@ def test_an_image_whose_file_data_cannot_be_read_adds_nothing(library, tmp_path,
 
 @pytest.fixture(scope="module")
 def namespace_images(tmp_path_factory) -> dict[str, bytes]:
-    """Rock Ridge, Joliet and plain ISO 9660 images of one tree, with a directory of several
+    """Rock Ridge, Joliet, plain ISO 9660 and UDF images of one tree, with a directory of several
     sectors and a tree deep enough for Rock Ridge to relocate part of it."""
     root = tmp_path_factory.mktemp("namespaces")
     tree = root / "tree"
@@ -193,7 +193,8 @@ def namespace_images(tmp_path_factory) -> dict[str, bytes]:
     (tree / "many").mkdir()
     for i in range(120):
         (tree / "many" / f"a rather long file name number {i:03}.txt").write_bytes(b"%d" % i * i)
-    options = {"rock ridge": ["-R"], "joliet": ["-J", "-joliet-long", "-D"], "iso 9660": ["-D"]}
+    options = {"rock ridge": ["-R"], "joliet": ["-J", "-joliet-long", "-D"], "iso 9660": ["-D"],
+               "udf": ["-udf", "-J", "-D"]}
     images = {}
     for name, extra in options.items():
         image = root / f"{name}.iso"
@@ -203,11 +204,11 @@ def namespace_images(tmp_path_factory) -> dict[str, bytes]:
     return images
 
 
-@pytest.mark.parametrize("namespace", ["rock ridge", "joliet", "iso 9660"])
+@pytest.mark.parametrize("namespace", ["rock ridge", "joliet", "iso 9660", "udf"])
 def test_damaged_descriptors_and_directories_never_break_the_reader(tmp_path, namespace_images, namespace):
-    """Bytes changed anywhere from the descriptors to the end of the directories: our reader
-    of the tree (iso_walk.py) gives entries whose data lies inside the image, or a clear
-    error (OPV0701 / OPV0703); never any other exception."""
+    """Bytes changed anywhere from the descriptors to the end of the directories: our readers
+    of the tree (iso_walk.py, udf_walk.py) give entries whose data lies inside the image, or
+    a clear error (OPV0701 / OPV0703); never any other exception."""
     from optvol import errors, model
     from optvol.interchange.iso_import import _chunks, _survey
     from optvol.interchange.iso_read import read_tree

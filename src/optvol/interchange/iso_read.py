@@ -1,29 +1,24 @@
 """Reading an ISO 9660 image made by any tool as a stream of entries (import side).
 
-The image is untrusted: everything the parser raises on it, and every inconsistency found
+The image is untrusted: everything the parsers raise on it, and every inconsistency found
 here (extents past the end of the image, directory loops, names no volume can hold),
 becomes one ``DamagedError`` (OPV0701 / OPV0703). Names come from the richest namespace
 the image has: Rock Ridge, then UDF, then Joliet, then ISO 9660.
 
-An image with Rock Ridge, or without UDF, is walked on disk by ``iso_walk.py``: one
-directory at a time, in memory that does not grow with the image. An image whose richest
-names are UDF's is read through pycdlib, which builds the whole tree in memory first
-(about 3 KiB per file; notes/pycdlib.md).
-
-pycdlib workarounds (notes/pycdlib.md): a file over 4 GiB is read from the extents of all
-its multi-extent records, never through a path.
+The tree is walked on disk, one directory at a time, in memory that does not grow with
+the image: ISO 9660, Joliet and Rock Ridge by ``iso_walk.py``, UDF by ``udf_walk.py``.
+A file over 4 GiB is read from the extents of all its records (multi-extent ISO 9660
+records, or several UDF allocation descriptors).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
 from optvol import errors, model
-from optvol.interchange import iso_walk
+from optvol.interchange import iso_walk, udf_walk
 from optvol.interchange.iso_walk import Image, NameOf, Record
 
 MAX_DEPTH = model.MAX_DIRECTORY_PART // 2  # /a/b/c...: the deepest tree a volume holds (128)
@@ -103,10 +98,12 @@ def read_tree(path: str) -> ImageTree:
         image = Image(fd, os.fstat(fd).st_size)
         try:
             volume = iso_walk.read_volume(image)
+            if volume.udf and not volume.rock_ridge:
+                return _udf_tree(path, fd, image, volume.identifier)
+        except errors.OptvolError:
+            raise
         except Exception as exc:  # a read error too: "it cannot be read (...)"
             raise damaged(path, _reason(exc)) from None
-        if volume.udf and not volume.rock_ridge:
-            return _udf_tree(path, fd, volume.identifier)
         if volume.rock_ridge:
             namespace, root, name_of, skip = "Rock Ridge", volume.root, iso_walk.rock_ridge_name, volume.susp_skip
         elif volume.joliet_root is not None:
@@ -186,90 +183,32 @@ class _Walker:
         return Entry(names, False, modified, created, attr_changed, sum(length for _, length in extents), extents)
 
 
-# --------------------------------------------------------------------- UDF (through pycdlib)
+# --------------------------------------------------------------------- UDF
 
 
-def _udf_tree(path: str, fd: int, identifier: str) -> ImageTree:
-    import pycdlib
-
-    iso = pycdlib.PyCdlib()
-    try:
-        with _no_silent_truncation():
-            iso.open(path)
-    except errors.OptvolError:
-        raise
-    except Exception as exc:  # any failure of the parser means the bytes are bad
-        _close_quietly(iso)
-        raise damaged(path, _reason(exc)) from None
-    return ImageTree(path, fd, volume_identifier=identifier, namespace="UDF", walk=lambda: _walk_udf(path, iso),
-                     close=lambda: _close_quietly(iso))
+def _udf_tree(path: str, fd: int, image: Image, identifier: str) -> ImageTree:
+    volume = udf_walk.read_volume(image)
+    root = udf_walk.node(image, volume, volume.root)
+    if not root.is_dir:
+        raise ValueError("the UDF root is not a directory")
+    return ImageTree(path, fd, volume_identifier=identifier, namespace="UDF",
+                     walk=lambda: _walk_udf(path, image, volume, root, (), frozenset({volume.root})))
 
 
-def _close_quietly(iso) -> None:
-    try:
-        iso.close()
-    except Exception:  # closing a half-parsed object must not hide the real error
-        pass
-
-
-class _BeyondEnd(Exception):
-    def __str__(self) -> str:
-        return "a file's data reaches beyond the end of the image"
-
-
-@contextmanager
-def _no_silent_truncation() -> Iterator[None]:
-    """Make pycdlib's silent cut of a file that ends past the image end an error.
-
-    While parsing, pycdlib shortens such a file to end at the image end (the only call of
-    ``DirectoryRecord.set_data_length`` during ``open``); an absurd size is damage.
-    """
-    from pycdlib.dr import DirectoryRecord
-
-    original = DirectoryRecord.set_data_length
-
-    def refuse(self, length: int) -> None:
-        raise _BeyondEnd()
-
-    DirectoryRecord.set_data_length = refuse
-    try:
-        yield
-    finally:
-        DirectoryRecord.set_data_length = original
-
-
-def _walk_udf(path: str, iso, names: tuple[str, ...] = ()) -> Iterator[Entry]:
+def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_walk.Node, names: tuple[str, ...],
+              on_path: frozenset[int]) -> Iterator[Entry]:
     """The entries of the UDF file system below ``names`` (pre-order)."""
     if len(names) > MAX_DEPTH:
         raise damaged(path, f"directories nest deeper than {MAX_DEPTH} levels")
-    for child in iso.list_children(udf_path="/" + "/".join(names)):
-        if child is None:
-            continue
-        # OSTA CS0 (UDF 2.01 §2.1.1): compression ID 8 is one byte a character (Latin-1), 16 is UTF-16BE.
-        entry_names = names + (child.file_identifier().decode(getattr(child.file_ident, "encoding", "latin-1")),)
-        when = _udf_micros(child.mod_time)
-        if child.is_dir():
+    for cs0, _, block in udf_walk.children(image, volume, directory):
+        child = udf_walk.node(image, volume, block)
+        entry_names = names + (udf_walk.name(cs0),)
+        when = udf_walk.timestamp_micros(child.modified)
+        if child.is_dir:
+            if block in on_path:
+                raise damaged(path, f"directory /{'/'.join(entry_names)} loops back to one of its parents")
             yield Entry(entry_names, True, when)
-            yield from _walk_udf(path, iso, entry_names)
+            yield from _walk_udf(path, image, volume, child, entry_names, on_path | {block})
         else:
-            extents = tuple(iso.get_file_byte_extents(udf_path="/" + "/".join(entry_names)))
-            size = child.get_data_length()
-            if sum(length for _, length in extents) != size:
-                raise damaged(path, f"the extents of /{'/'.join(entry_names)} do not add up to its size")
-            yield Entry(entry_names, False, when, when, _udf_micros(child.attr_time) or when, size, extents)
-
-
-def _udf_micros(stamp) -> int:
-    """Microseconds of an ECMA-167 1/7.3 timestamp (0 when it is not a valid date)."""
-    try:
-        offset_minutes = stamp.tz & 0x0FFF
-        if offset_minutes & 0x800:
-            offset_minutes -= 0x1000
-        if not -1440 <= offset_minutes <= 1440:
-            offset_minutes = 0
-        moment = datetime(stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second,
-                          stamp.centiseconds * 10_000 + stamp.hundreds_microseconds * 100 + stamp.microseconds,
-                          tzinfo=timezone(timedelta(minutes=offset_minutes)))
-    except (ValueError, TypeError, AttributeError, OverflowError):
-        return 0
-    return iso_walk.micros(moment)
+            yield Entry(entry_names, False, when, when, udf_walk.timestamp_micros(child.attr_changed) or when,
+                        child.size, child.extents)

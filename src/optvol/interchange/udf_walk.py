@@ -1,0 +1,215 @@
+"""Walking the file system of a UDF image as it lies on disk (import side).
+
+The UDF counterpart of ``iso_walk.py``, for images whose richest names are UDF's: one
+directory at a time, read with ``pread``, in memory that does not grow with the image.
+
+The references: ECMA-167 3rd edition (part 3 the volume: the anchor at sector 256, the
+volume descriptor sequence with its partition and logical volume descriptors; part 4 the
+file system: file set descriptor, file entries and extended file entries, file
+identifier descriptors, short and long allocation descriptors, data embedded in a file
+entry) and OSTA UDF 2.01 (names in CS0: a compression ID, 8 for one byte a character
+and 16 for UTF-16BE, then the characters). Partition maps of type 1 only: metadata and
+virtual partitions (UDF 2.50, UDF 1.50 VAT) are refused as not supported.
+
+The image is untrusted: anything that does not fit raises an exception the caller turns
+into OPV0701 (``iso_read.py``).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from optvol.interchange.iso_walk import Image, micros
+
+ANCHOR = 256
+MAX_SEQUENCE = 64  # descriptors read from the volume descriptor sequence
+TAG_PARTITION, TAG_LOGICAL_VOLUME, TAG_TERMINATING = 5, 6, 8
+TAG_FILE_SET, TAG_FILE_IDENTIFIER, TAG_FILE_ENTRY, TAG_EXTENDED_FILE_ENTRY = 256, 257, 261, 266
+FILE_TYPE_DIRECTORY = 4
+CHAR_DIRECTORY, CHAR_DELETED, CHAR_PARENT = 0x02, 0x04, 0x08
+AD_SHORT, AD_LONG, AD_EMBEDDED = 0, 1, 3
+MAX_DIRECTORY_BYTES = 1 << 30  # a directory's identifiers, read a chunk at a time
+DIRECTORY_CHUNK = 1 << 20
+
+_U16, _U32, _U64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """Where the partition starts (sector), the block size, and the root's file entry (block)."""
+
+    partition_start: int
+    partition_length: int
+    block: int
+    root: int
+
+
+@dataclass(frozen=True)
+class Node:
+    """A file entry: what kind, its times, its size, and where its data lies (bytes in the image)."""
+
+    is_dir: bool
+    modified: bytes
+    attr_changed: bytes
+    size: int
+    extents: tuple[tuple[int, int], ...]
+
+
+def _tag(data: bytes, expected: int, what: str) -> None:
+    """ECMA-167 3/7.2: the identifier, and the checksum of the tag's other 15 bytes."""
+    if len(data) < 16 or _U16.unpack_from(data, 0)[0] != expected:
+        raise ValueError(f"{what} is not where the image says")
+    if sum(data[:4]) + sum(data[5:16]) & 0xFF != data[4]:
+        raise ValueError(f"{what} has a bad tag checksum")
+
+
+def read_volume(image: Image) -> Volume:
+    anchor = image.read(ANCHOR * 2048, 2048, "the UDF anchor")
+    _tag(anchor, 2, "the UDF anchor")
+    length, location = _U32.unpack_from(anchor, 16)[0], _U32.unpack_from(anchor, 20)[0]
+    partitions: dict[int, tuple[int, int]] = {}
+    logical = None
+    for index in range(min(length // 2048, MAX_SEQUENCE)):
+        descriptor = image.read((location + index) * 2048, 2048, "a UDF volume descriptor")
+        kind = _U16.unpack_from(descriptor, 0)[0]
+        if kind == TAG_PARTITION:
+            partitions[_U16.unpack_from(descriptor, 22)[0]] = (_U32.unpack_from(descriptor, 188)[0],
+                                                              _U32.unpack_from(descriptor, 192)[0])
+        elif kind == TAG_LOGICAL_VOLUME and logical is None:
+            logical = descriptor
+        elif kind == TAG_TERMINATING:
+            break
+    if logical is None or not partitions:
+        raise ValueError("the UDF volume has no logical volume or partition descriptor")
+    block = _U32.unpack_from(logical, 212)[0]
+    if block != 2048:
+        raise ValueError(f"UDF logical block size {block} is not 2048")
+    maps = _U32.unpack_from(logical, 268)[0]
+    if maps != 1 or logical[440] != 1:
+        raise ValueError("UDF metadata or virtual partitions are not supported")
+    number = _U16.unpack_from(logical, 444)[0]
+    if number not in partitions:
+        raise ValueError("the UDF partition map names no partition")
+    start, size = partitions[number]
+    fsd_block = _U32.unpack_from(logical, 252)[0]
+    fsd = image.read((start + fsd_block) * 2048, 2048, "the UDF file set descriptor")
+    _tag(fsd, TAG_FILE_SET, "the UDF file set descriptor")
+    root = _U32.unpack_from(fsd, 404)[0]
+    return Volume(start, size, block, root)
+
+
+def node(image: Image, volume: Volume, block: int) -> Node:
+    """The file entry at logical ``block`` of the partition."""
+    if block >= volume.partition_length:
+        raise ValueError("a UDF file entry lies outside its partition")
+    sector = volume.partition_start + block
+    entry = image.read(sector * 2048, 2048, "a UDF file entry")
+    kind = _U16.unpack_from(entry, 0)[0]
+    if kind == TAG_FILE_ENTRY:
+        modified, attr_changed, ea_at = entry[84:96], entry[96:108], 168
+    elif kind == TAG_EXTENDED_FILE_ENTRY:
+        modified, attr_changed, ea_at = entry[92:104], entry[116:128], 208
+    else:
+        raise ValueError("a UDF file entry is not where its directory says")
+    _tag(entry, kind, "a UDF file entry")
+    size = _U64.unpack_from(entry, 56)[0]
+    ea_length, ad_length = _U32.unpack_from(entry, ea_at)[0], _U32.unpack_from(entry, ea_at + 4)[0]
+    ads_at = ea_at + 8 + ea_length
+    if ads_at + ad_length > 2048:
+        raise ValueError("a UDF file entry's descriptors run past its block")
+    ad_type = _U16.unpack_from(entry, 34)[0] & 0x07  # ICB tag flags (ECMA-167 4/14.6.8)
+    is_dir = entry[27] == FILE_TYPE_DIRECTORY
+    if ad_type == AD_EMBEDDED:
+        extents = ((sector * 2048 + ads_at, size),) if size else ()
+        if size > ad_length:
+            raise ValueError("a UDF file entry embeds less data than its size")
+    elif ad_type in (AD_SHORT, AD_LONG):
+        extents = _extents(entry[ads_at:ads_at + ad_length], volume, long=ad_type == AD_LONG, size=size)
+    else:
+        raise ValueError(f"UDF allocation descriptors of type {ad_type} are not supported")
+    return Node(is_dir, bytes(modified), bytes(attr_changed), size, extents)
+
+
+def _extents(ads: bytes, volume: Volume, *, long: bool, size: int) -> tuple[tuple[int, int], ...]:
+    """Byte extents of a file's short or long allocation descriptors, cut at its size."""
+    width = 16 if long else 8
+    extents, left = [], size
+    for at in range(0, len(ads) - width + 1, width):
+        length_and_type, position = _U32.unpack_from(ads, at)[0], _U32.unpack_from(ads, at + 4)[0]
+        length, kind = length_and_type & 0x3FFFFFFF, length_and_type >> 30
+        if length == 0 or left == 0:
+            break
+        if kind == 3:
+            raise ValueError("UDF allocation descriptors that continue elsewhere are not supported")
+        if position + -(-length // 2048) > volume.partition_length:
+            raise ValueError("a UDF file's data lies outside its partition")
+        take = min(length, left)
+        if kind == 0:  # recorded and allocated; others read as zeros, which we do not make up
+            extents.append(((volume.partition_start + position) * 2048, take))
+        else:
+            raise ValueError("a UDF file has unrecorded extents")
+        left -= take
+    if left:
+        raise ValueError("a UDF file's extents do not add up to its size")
+    return tuple(extents)
+
+
+def children(image: Image, volume: Volume, directory: Node) -> Iterator[tuple[bytes, int, int]]:
+    """(name in CS0, characteristics, file entry block) of each file identifier of a
+    directory but its parent and deleted ones."""
+    if directory.size > MAX_DIRECTORY_BYTES:
+        raise ValueError("a UDF directory is too large")
+    pending = b""
+    for offset, length in directory.extents:
+        done = 0
+        while done < length:
+            take = min(DIRECTORY_CHUNK, length - done)
+            pending += image.read(offset + done, take, "a UDF directory")
+            done += take
+            position = 0
+            while len(pending) - position >= 38:
+                identifier_length, use_length = pending[position + 19], _U16.unpack_from(pending, position + 36)[0]
+                total = (38 + use_length + identifier_length + 3) & ~3
+                if len(pending) - position < total:
+                    break
+                record = pending[position:position + total]
+                _tag(record, TAG_FILE_IDENTIFIER, "a UDF file identifier")
+                characteristics = record[18]
+                if not characteristics & (CHAR_PARENT | CHAR_DELETED):
+                    name = record[38 + use_length:38 + use_length + identifier_length]
+                    yield name, characteristics, _U32.unpack_from(record, 24)[0]
+                position += total
+            pending = pending[position:]
+    if pending.strip(b"\x00"):
+        raise ValueError("a UDF directory ends inside a file identifier")
+
+
+def name(cs0: bytes) -> str:
+    """OSTA UDF 2.01 §2.1.1: compression ID 8 (one byte a character) or 16 (UTF-16BE)."""
+    if not cs0:
+        raise ValueError("a UDF file identifier has no name")
+    if cs0[0] == 8:
+        return cs0[1:].decode("latin-1")
+    if cs0[0] == 16:
+        return cs0[1:].decode("utf-16-be")
+    raise ValueError(f"UDF name compression {cs0[0]} is not 8 or 16")
+
+
+def timestamp_micros(stamp: bytes) -> int:
+    """Microseconds of an ECMA-167 1/7.3 timestamp (0 when it is not a valid date)."""
+    try:
+        kind_and_zone, year = _U16.unpack_from(stamp, 0)[0], _U16.unpack_from(stamp, 2)[0]
+        month, day, hour, minute, second, centi, hundreds, micro = stamp[4:12]
+        offset = kind_and_zone & 0x0FFF
+        if offset & 0x800:
+            offset -= 0x1000
+        if not -1440 <= offset <= 1440:
+            offset = 0
+        moment = datetime(year, month, day, hour, minute, second, centi * 10_000 + hundreds * 100 + micro,
+                          tzinfo=timezone(timedelta(minutes=offset)))
+    except (ValueError, OverflowError, struct.error):
+        return 0
+    return micros(moment)
