@@ -32,7 +32,6 @@ DIRECTORY_CHUNK = 1 << 20  # bytes of a directory extent read at a time
 JOLIET_ESCAPES = (b"%/@", b"%/C", b"%/E")
 FLAG_DIRECTORY, FLAG_MULTI_EXTENT = 0x02, 0x80
 TF_CREATION, TF_MODIFY, TF_ATTRIBUTES, TF_LONG_FORM = 0x01, 0x02, 0x08, 0x80
-NM_CONTINUE = 0x01
 
 _LE32 = struct.Struct("<I")
 
@@ -54,6 +53,9 @@ class Record:
     @property
     def is_dir(self) -> bool:
         return bool(self.flags & FLAG_DIRECTORY)
+
+
+NameOf = Callable[[Record], str]  # a record's name in one namespace
 
 
 @dataclass(frozen=True)
@@ -325,6 +327,4 @@ def file_times(record: Record) -> tuple[int, int, int]:
     attr_changed = (date_micros(tf[TF_ATTRIBUTES]) if TF_ATTRIBUTES in tf else None) or modified
     return modified, created, attr_changed
 
-
-NameOf = Callable[[Record], str]
 
