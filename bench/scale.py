@@ -8,8 +8,8 @@ batch one ``Volume.batch()`` transaction. Then lists the volume with
 ``optvol --json dspopt VOL *ALL *FILATR --path *ALL`` and with the human table form, and
 runs every command that reads or copies the whole volume (WRKOPTDIR, WRKOPTF, CHKOPTVOL,
 CPYOPT to a backup and its no-change re-run, DUPOPT, recover, CVTOPTBKU, export-iso,
-import-iso, export-iso --udf), each as a child process, and measures each one's peak RSS (``os.wait4``)
-and its seconds. DESIGN §6 asks every command to stay under 150 MiB on such a volume; the
+import-iso, export-iso --udf), each as a child process, and measures each one's peak RSS
+(``os.wait4``) and its seconds. ``--dirs 1`` puts every file in one directory. DESIGN §6 asks every command to stay under 150 MiB on such a volume; the
 seconds show a command whose cost grows faster than the volume (CHKOPTVOL once took 8
 minutes for 100,000 files). export-iso --udf goes through pycdlib, which holds the whole
 tree: at 1,000,000 files it needs about 8 GiB (notes/pycdlib.md), so run the default size
@@ -64,7 +64,7 @@ def size_of(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def run_listing(argv: list[str]) -> dict:
+def run_counted(argv: list[str]) -> dict:
     """Run a command with stdout to a pipe we only count; return its rusage figures."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
     print(f"  {'command':26} {'peak RSS':>10} {'seconds':>9} {'lines':>11} {'lines/s':>10} {'MiB out':>8}")
     worst = 0.0
     for name, argv in runs:
-        r = run_listing(argv)
+        r = run_counted(argv)
         worst = max(worst, r["rss_mib"])
         print(f"  {name:26} {r['rss_mib']:6.1f} MiB {r['seconds']:9.1f} {r['lines']:11,} "
               f"{r['lines'] / r['seconds']:10,.0f} {r['bytes'] / 2**20:8.1f}", flush=True)
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
     print(f"whole-volume commands (child processes, output dropped), {args.files:,} files each")
     print(f"  {'command':26} {'peak RSS':>10} {'seconds':>9} {'files/s':>10}")
     for name, argv in commands:
-        r = run_listing([*optvol, *argv])
+        r = run_counted([*optvol, *argv])
         worst = max(worst, r["rss_mib"])
         print(f"  {name:26} {r['rss_mib']:6.1f} MiB {r['seconds']:9.1f} {args.files / r['seconds']:10,.0f}", flush=True)
     iso.unlink(missing_ok=True)

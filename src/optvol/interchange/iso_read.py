@@ -200,7 +200,7 @@ def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_w
     """The entries of the UDF file system below ``names`` (pre-order)."""
     if len(names) > MAX_DEPTH:
         raise damaged(path, f"directories nest deeper than {MAX_DEPTH} levels")
-    for cs0, _, block in udf_walk.children(image, volume, directory):
+    for cs0, block in udf_walk.children(image, volume, directory):
         child = udf_walk.node(image, volume, block)
         entry_names = names + (udf_walk.name(cs0),)
         when = udf_walk.timestamp_micros(child.modified)

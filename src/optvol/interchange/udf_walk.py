@@ -39,11 +39,10 @@ _U16, _U32, _U64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
 
 @dataclass(frozen=True)
 class Volume:
-    """Where the partition starts (sector), the block size, and the root's file entry (block)."""
+    """Where the partition starts and how long it is (sectors), and the root's file entry (block)."""
 
     partition_start: int
     partition_length: int
-    block: int
     root: int
 
 
@@ -98,7 +97,7 @@ def read_volume(image: Image) -> Volume:
     fsd = image.read((start + fsd_block) * 2048, 2048, "the UDF file set descriptor")
     _tag(fsd, TAG_FILE_SET, "the UDF file set descriptor")
     root = _U32.unpack_from(fsd, 404)[0]
-    return Volume(start, size, block, root)
+    return Volume(start, size, root)
 
 
 def node(image: Image, volume: Volume, block: int) -> Node:
@@ -142,24 +141,22 @@ def _extents(ads: bytes, volume: Volume, *, long: bool, size: int) -> tuple[tupl
         length, kind = length_and_type & 0x3FFFFFFF, length_and_type >> 30
         if length == 0 or left == 0:
             break
-        if kind == 3:
-            raise ValueError("UDF allocation descriptors that continue elsewhere are not supported")
+        if kind != 0:  # 0: recorded and allocated; 1 and 2 read as zeros, 3 continues elsewhere
+            raise ValueError("UDF allocation descriptors that continue elsewhere are not supported" if kind == 3
+                             else "a UDF file has unrecorded extents")
         if position + -(-length // 2048) > volume.partition_length:
             raise ValueError("a UDF file's data lies outside its partition")
         take = min(length, left)
-        if kind == 0:  # recorded and allocated; others read as zeros, which we do not make up
-            extents.append(((volume.partition_start + position) * 2048, take))
-        else:
-            raise ValueError("a UDF file has unrecorded extents")
+        extents.append(((volume.partition_start + position) * 2048, take))
         left -= take
     if left:
         raise ValueError("a UDF file's extents do not add up to its size")
     return tuple(extents)
 
 
-def children(image: Image, volume: Volume, directory: Node) -> Iterator[tuple[bytes, int, int]]:
-    """(name in CS0, characteristics, file entry block) of each file identifier of a
-    directory but its parent and deleted ones."""
+def children(image: Image, volume: Volume, directory: Node) -> Iterator[tuple[bytes, int]]:
+    """(name in CS0, file entry block) of each file identifier of a directory but its parent
+    and deleted ones."""
     if directory.size > MAX_DIRECTORY_BYTES:
         raise ValueError("a UDF directory is too large")
     pending = b""
@@ -177,10 +174,8 @@ def children(image: Image, volume: Volume, directory: Node) -> Iterator[tuple[by
                     break
                 record = pending[position:position + total]
                 _tag(record, TAG_FILE_IDENTIFIER, "a UDF file identifier")
-                characteristics = record[18]
-                if not characteristics & (CHAR_PARENT | CHAR_DELETED):
-                    name = record[38 + use_length:38 + use_length + identifier_length]
-                    yield name, characteristics, _U32.unpack_from(record, 24)[0]
+                if not record[18] & (CHAR_PARENT | CHAR_DELETED):  # the file characteristics
+                    yield record[38 + use_length:38 + use_length + identifier_length], _U32.unpack_from(record, 24)[0]
                 position += total
             pending = pending[position:]
     if pending.strip(b"\x00"):
