@@ -131,8 +131,10 @@ def test_python_m_optvol_and_top_level_help(sh):
 
 
 def test_console_script_command_help_shows_the_table(sh):
-    script = shutil.which("optvol")
-    assert script, "the optvol console script is not on PATH"
+    # pip puts the console script beside the interpreter that runs the tests (./test.sh runs
+    # .venv/bin/python without activating the venv, so .venv/bin need not be on PATH)
+    script = shutil.which("optvol", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    assert script, "the optvol console script is neither beside the interpreter nor on PATH"
     done = subprocess.run([script, "inzopt", "--help"], capture_output=True, text=True, env=sh.env, timeout=60)
     assert done.returncode == 0
     text = "".join(done.stdout.split())
