@@ -11,9 +11,8 @@ CPYOPT to a backup and its no-change re-run, DUPOPT, recover, CVTOPTBKU, export-
 import-iso, export-iso --udf), each as a child process, and measures each one's peak RSS
 (``os.wait4``) and its seconds. ``--dirs 1`` puts every file in one directory. DESIGN §6 asks every command to stay under 150 MiB on such a volume; the
 seconds show a command whose cost grows faster than the volume (CHKOPTVOL once took 8
-minutes for 100,000 files). export-iso --udf goes through pycdlib, which holds the whole
-tree: at 1,000,000 files it needs about 8 GiB (notes/pycdlib.md), so run the default size
-on a machine that has it.
+minutes for 100,000 files; export-iso --udf, through pycdlib then, about 7.7 GiB for
+1,000,000).
 
 The writer runs in a child process too, and the parent imports nothing of optvol: on
 Linux a child's ru_maxrss starts at its parent's RSS when it forks, so a listing started
@@ -217,7 +216,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
         ("cvtoptbku", ["cvtoptbku", "DUP", "CONVERTED"]),
         ("export-iso", ["export-iso", VOLUME, str(iso)]),
         ("import-iso", ["import-iso", str(iso), "--vol", "IMPORTED"]),
-        ("export-iso --udf", ["export-iso", "--udf", VOLUME, str(iso)]),  # pycdlib: ~8 GiB at 1,000,000 files
+        ("export-iso --udf", ["export-iso", "--udf", VOLUME, str(iso)]),
     ]
     subprocess.run([*optvol, "inzopt", "BACKUP", "--type", "*BACKUP", "--capacity", args.capacity], check=True,
                    stdout=subprocess.DEVNULL)

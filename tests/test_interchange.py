@@ -17,7 +17,6 @@ from optvol.cli import main
 from optvol.interchange import export_iso, import_iso
 from optvol.interchange.iso_import import _label
 from optvol.interchange.names import Namer
-from optvol.interchange.udf_export import _Payload
 from optvol.model import MediaType, VolumeType
 
 LONG = "a file name that is much longer than the sixty four characters Joliet allows.txt"
@@ -128,18 +127,6 @@ def test_damaged_file_fails_export_and_leaves_nothing(filled, tmp_path):
     rc, _, err = _cli(filled, "export-iso", "PVOL1", str(tmp_path / "bad.iso"))
     assert rc == 7 and "CPF1F28" in err
     assert list(tmp_path.iterdir()) == [tmp_path / "lib"]
-
-
-def test_payload_reader_restarts_on_seek_and_verifies(filled):
-    with filled.open("PVOL1") as volume:
-        _, row = volume.file_row("/MixedCase.Name.tar.gz")
-        reader = _Payload(volume, row, "/MixedCase.Name.tar.gz")
-        data = TREE["MixedCase.Name.tar.gz"]
-        reader.seek(200_000)
-        assert reader.read(50_000) == data[200_000:250_000]
-        reader.seek(0)
-        assert reader.read(100_000) + reader.read() == data
-        assert reader.read(10) == b""
 
 
 def test_media_type_follows_size():

@@ -4,8 +4,6 @@ The collector runs after every 700 new container objects and walks the young one
 time, and older ones now and then. CPYOPT makes several short-lived tuples per file
 copied and no reference cycles (a copy of 100,000 files leaves no cyclic garbage behind),
 so those passes are pure cost: about 6 % of its wall time (notes/cpyopt-speed.md).
-pycdlib's graph of records only grows while an image is built, so walking it again and
-again would take most of the time of a UDF export.
 """
 
 from __future__ import annotations

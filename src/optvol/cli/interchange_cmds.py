@@ -6,7 +6,7 @@ from optvol.cli.context import Context
 
 
 def export_iso(ctx: Context, values: dict) -> int:
-    from optvol import interchange  # pycdlib loads only for these commands
+    from optvol import interchange  # the image code loads only for these commands
 
     result = interchange.export_iso(ctx.library(), vol=values["VOL"], file=values["FILE"], udf=values["UDF"],
                                        now=ctx.now())

@@ -1,7 +1,7 @@
 """export-iso: write a volume as an ISO 9660 image (level 3, Joliet, Rock Ridge; UDF bridge).
 
-Our own writer (``iso_writer.py``) makes the image; with ``--udf`` pycdlib makes it
-(``udf_export.py``). Every file keeps its modified time in every namespace, its bytes are
+Our own writer (``iso_writer.py``) makes the image, with ``--udf`` a UDF bridge too
+(``udf.py``). Every file keeps its modified time in every namespace, its bytes are
 checked against their SHA-256 while they are copied (a damaged file fails the export with
 CPF1F28), and the image is written to a temporary file beside the target that is
 fsynced and renamed only at the end, so a failed export leaves nothing. *BACKUP volumes
@@ -19,7 +19,6 @@ from pathlib import Path
 
 from optvol import errors, model
 from optvol.interchange.iso_writer import write_image
-from optvol.interchange.udf_export import write_udf_image
 from optvol.library import Library
 
 
@@ -51,10 +50,9 @@ def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: date
         raise errors.error("OPV0301", path=target.parent)
     if target.is_dir():
         raise errors.error("OPV0302", path=target, reason="it is a directory")
-    writer = write_udf_image if udf else write_image
     with library.open(volume_id) as volume:
         (files, directories), size = _write(
-            target, lambda fd: writer(volume, fd, volume_id=volume_id, now=now))
+            target, lambda fd: write_image(volume, fd, volume_id=volume_id, now=now, udf=udf))
     return ExportResult(volume=volume_id, file=str(target), files=files, directories=directories, bytes=size, udf=udf)
 
 

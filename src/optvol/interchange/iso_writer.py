@@ -1,4 +1,4 @@
-"""Our ISO 9660 writer: a volume as an image with Joliet and Rock Ridge.
+"""Our ISO 9660 writer: a volume as an image with Joliet and Rock Ridge, and a UDF bridge on request.
 
 Two passes over one snapshot of the volume's index. The first lays out the metadata: it
 names every entry and measures every directory's records, so every directory gets its
@@ -11,6 +11,14 @@ children, a continuation area after the directory that points to it, data last):
 - the ISO 9660 directories breadth first, each followed by its Rock Ridge continuation
   area, then the Joliet directories breadth first;
 - the files' data, directory by directory in path order.
+
+With a UDF bridge (``export-iso --udf``; the structures are ``udf.py``'s) the UDF volume
+recognition sequence follows the terminator (19-21), the volume descriptor sequences and
+the integrity descriptor lie at 32, 48 and 64, the anchor at 256 and at the last sector,
+and a read-only partition spans everything between: its file set descriptor comes first
+(257, with a terminating descriptor at 258), then the path tables and directories as above,
+then each directory's UDF file entry and file identifiers, then the data, which the three
+namespaces share, each file's after its UDF file entry.
 
 Files of more than 4 GiB less one sector get several extents (multi-extent records).
 Directories deeper than eight levels stay where they are, without Rock Ridge relocation,
@@ -26,14 +34,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from optvol import errors
+from optvol import errors, model
 from optvol.interchange import iso9660 as iso
+from optvol.interchange import udf as udfs
 from optvol.interchange.iso9660 import SECTOR
 from optvol.interchange.names import Namer
 from optvol.volume import Volume
 from optvol.volume_rows import READ_ONLY, DirRow, FileRow
 
 PATH_TABLES = 19  # the first sector after the volume descriptors
+PARTITION = udfs.ANCHOR + 1  # where the UDF partition starts: its file set descriptor
 COPY_IN_KERNEL = 256 << 10  # payloads from this size on are copied by copy_file_range
 FLUSH_AT = 4 << 20
 FILE_MODE, READ_ONLY_MODE, DIR_MODE = 0o100644, 0o100444, 0o040755
@@ -53,6 +63,8 @@ class _Dir:
     iso: tuple[int, int] = (0, 0)  # (sector, bytes) of its ISO 9660 extent
     joliet: tuple[int, int] = (0, 0)
     continuation: tuple[int, int] = (0, 0)  # (sector, bytes) of its Rock Ridge continuation area
+    udf_entry: int = 0  # the sector of its UDF file entry
+    udf_identifiers: tuple[int, int] = (0, 0)  # (sector, bytes) of its UDF file identifiers
 
 
 @dataclass
@@ -67,6 +79,8 @@ class _Entry:
     flags: int
     date: bytes
     rock_ridge: bytes  # RR, PX and TF (NM is added when the record is laid out)
+    udf_name: bytes = b""  # in CS0; empty without a UDF bridge
+    udf_entry: int = 0  # the sector of its UDF file entry
 
 
 class _Output:
@@ -112,8 +126,9 @@ class _Output:
             view, offset = view[written:], offset + written
 
 
-def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime) -> tuple[int, int]:
-    """Write the volume's tree as an image to the empty host file ``fd``; return (files, directories)."""
+def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: bool = False) -> tuple[int, int]:
+    """Write the volume's tree as an image to the empty host file ``fd``, with a UDF bridge
+    if ``udf``; return (files, directories)."""
     with volume.snapshot():
         rows = volume.dir_rows("/", recursive=True)  # parents first
         if len(rows) > MAX_DIRECTORIES:
@@ -123,21 +138,24 @@ def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime) -> tu
             children[row.parent].append(row)
         dirs = {row.id: _Dir(row, links=2 + len(children[row.id])) for row in rows}
         for row in rows:
-            _measure(volume, dirs, row, children[row.id])
+            _measure(volume, dirs, row, children[row.id], udf=udf)
         root = dirs[rows[0].id]
         tables = {joliet: _path_table_entries(root, dirs, children, joliet=joliet) for joliet in (False, True)}
-        data_start = _place(dirs, tables)
+        data_start = _place(dirs, tables, udf=udf)
         out = _Output(fd, data_start)
-        files = sum(_write_directory(volume, out, dirs, row, children[row.id]) for row in rows)
+        files = sum(_write_directory(volume, out, dirs, row, children[row.id], udf=udf) for row in rows)
         out.flush()
-    _write_tables(out, root, dirs, tables, volume_id=volume_id, now=now)
+    if udf:
+        _write_udf_volume(out, root, volume_id=volume_id, now=now, files=files, directories=len(rows))
+    _write_tables(out, root, dirs, tables, volume_id=volume_id, now=now, first=PARTITION + 2 if udf else PATH_TABLES)
     return files, len(rows) - 1
 
 
 def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[DirRow], *,
-             out: _Output | None) -> list[_Entry]:
+             out: _Output | None, udf: bool) -> list[_Entry]:
     """The entries of a directory. Without ``out`` (first pass) their places and times are
-    placeholders of the right size; with it, file data is written and real places are used."""
+    placeholders of the right size; with it, file data (after its UDF file entry, with
+    ``udf``) is written and real places are used."""
     namer = Namer()
     entries = []
     for subdir in subdirs:
@@ -148,33 +166,46 @@ def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[D
         entries.append(_Entry(child.iso_name, child.joliet_name, namer.rock_ridge(subdir.name).encode(),
                               [child.iso], [child.joliet],
                               iso.FLAG_DIRECTORY, iso.record_date(subdir.created) if out else iso.ZERO_DATE,
-                              rock_ridge))
+                              rock_ridge, udfs.cs0(namer.udf(subdir.name)) if udf else b"", child.udf_entry))
     for dir_path, file_row in volume.iter_file_rows(row.path):
-        sector = out.append_payload(volume, file_row, file_row.path(dir_path)) if out and file_row.size else 0
+        udf_entry = sector = 0
+        if udf and file_row.size > udfs.MAX_FILE_BYTES:  # about 251 GB: 234 descriptors in a one-block entry
+            raise errors.error("OPV0704", volume=volume.id, reason=f"{file_row.path(dir_path)} has {file_row.size:,} "
+                               f"bytes; a UDF file entry of one block describes {udfs.MAX_FILE_BYTES:,} at most")
+        if out and udf:
+            udf_entry = out.append(_udf_file_entry(out.sector, file_row))
+        if out and file_row.size:
+            sector = out.append_payload(volume, file_row, file_row.path(dir_path))
         extents = _extents(sector, file_row.size)
         entries.append(_Entry(
             namer.iso_file(file_row.name).encode(), namer.joliet(file_row.name).encode("utf-16-be"),
             namer.rock_ridge(file_row.name).encode(), extents, extents, 0,
             iso.record_date(file_row.modified) if out else iso.ZERO_DATE,
             _file_rock_ridge(file_row) if out else _ENTRY_ROCK_RIDGE,
+            udfs.cs0(namer.udf(file_row.name)) if udf else b"", udf_entry,
         ))
     return entries
 
 
-def _measure(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[DirRow]) -> None:
-    """First pass: name the entries of a directory and measure its extents and continuation area."""
+def _measure(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[DirRow], *, udf: bool) -> None:
+    """First pass: name the entries of a directory and measure its extents, continuation
+    area and UDF file identifiers."""
     me = dirs[row.id]
     parent = dirs[row.parent] if row.parent is not None else me
-    entries = _entries(volume, dirs, row, subdirs, out=None)
+    entries = _entries(volume, dirs, row, subdirs, out=None, udf=udf)
     names, continued = _iso_plan(me, parent, entries)
     me.iso = (0, _offsets(_iso_lengths(me, parent, entries, names))[1])
     me.continuation = (0, _offsets([len(area) for area in continued])[1])
     me.joliet = (0, _offsets(_joliet_lengths(entries))[1])
+    if udf:
+        me.udf_identifiers = (0, sum(udfs.identifier_length(entry.udf_name) for entry in entries)
+                              + udfs.identifier_length(b""))
 
 
-def _place(dirs: dict[int, _Dir], tables: dict[bool, list]) -> int:
-    """Give the path tables, then every directory, its place; return the first sector for data."""
-    sector = PATH_TABLES
+def _place(dirs: dict[int, _Dir], tables: dict[bool, list], *, udf: bool) -> int:
+    """Give the path tables, then every directory (and, with ``udf``, every directory's UDF
+    file entry and identifiers) its place; return the first sector for data."""
+    sector = PARTITION + 2 if udf else PATH_TABLES
     for joliet, entries in tables.items():
         sector += 2 * _sectors(len(_path_table(entries, joliet=joliet, big_endian=False)))
     for joliet in (False, True):
@@ -187,6 +218,10 @@ def _place(dirs: dict[int, _Dir], tables: dict[bool, list]) -> int:
             sector += _sectors(directory.iso[1])
             directory.continuation = (sector, directory.continuation[1])
             sector += _sectors(directory.continuation[1])
+    for _, directory, _ in tables[False] if udf else ():
+        directory.udf_entry = sector
+        directory.udf_identifiers = (sector + 1, directory.udf_identifiers[1])
+        sector += 1 + _sectors(directory.udf_identifiers[1])
     return sector
 
 
@@ -195,19 +230,82 @@ def _sectors(size: int) -> int:
 
 
 def _write_directory(volume: Volume, out: _Output, dirs: dict[int, _Dir], row: DirRow,
-                     subdirs: list[DirRow]) -> int:
+                     subdirs: list[DirRow], *, udf: bool) -> int:
     """Second pass: write a directory's file data, then its records at their places; return its file count."""
     me = dirs[row.id]
     parent = dirs[row.parent] if row.parent is not None else me
-    entries = _entries(volume, dirs, row, subdirs, out=out)
+    entries = _entries(volume, dirs, row, subdirs, out=out, udf=udf)
     names, continued = _iso_plan(me, parent, entries)
     records = _iso_records(me, parent, entries, names, continued)
-    for (sector, size), data in ((me.iso, _pack(records)), (me.continuation, _pack(continued)),
-                                 (me.joliet, _pack(_joliet_records(me, parent, entries)))):
+    places = [(me.iso, _pack(records)), (me.continuation, _pack(continued)),
+              (me.joliet, _pack(_joliet_records(me, parent, entries)))]
+    if udf:
+        places.append((me.udf_identifiers, _udf_identifiers(me, parent, entries)))
+        out.write_at(me.udf_entry * SECTOR, _udf_directory_entry(me, links=1 + len(subdirs)))
+    for (sector, size), data in places:
         if len(data) != size:  # the two passes must agree: a difference is a bug (exit 70), not bad input
             raise RuntimeError(f"export-iso: {row.path} measured {size} bytes in the first pass, {len(data)} now")
         out.write_at(sector * SECTOR, data)
     return sum(1 for entry in entries if not entry.flags & iso.FLAG_DIRECTORY)
+
+
+def _unique(sector: int, *, root: bool = False) -> int:
+    """The UDF unique ID of the file entry at ``sector``: 0 for the root, else 16 and up (UDF 3.2.1.1)."""
+    return 0 if root else 16 + sector - PARTITION
+
+
+def _udf_file_entry(sector: int, row: FileRow) -> bytes:
+    """The UDF file entry of a file, at ``sector``, its data in the sectors that follow it."""
+    return udfs.file_entry(sector - PARTITION, directory=False, mode=READ_ONLY_MODE if row.flags & READ_ONLY
+                           else FILE_MODE, links=1, size=row.size, ads=udfs.short_ads(sector + 1 - PARTITION, row.size),
+                           modified=row.modified, attr_changed=row.attr_changed, unique=_unique(sector))
+
+
+def _udf_directory_entry(me: _Dir, *, links: int) -> bytes:
+    sector, size = me.udf_identifiers
+    return udfs.file_entry(me.udf_entry - PARTITION, directory=True, mode=DIR_MODE, links=links, size=size,
+                           ads=udfs.short_ads(sector - PARTITION, size), modified=me.row.created,
+                           attr_changed=me.row.created, unique=_unique(me.udf_entry, root=me.row.parent is None))
+
+
+def _udf_identifiers(me: _Dir, parent: _Dir, entries: list[_Entry]) -> bytes:
+    """The file identifiers of a directory: its parent's, then one for each entry (4/14.4)."""
+    targets = [(b"", udfs.CHAR_PARENT | udfs.CHAR_DIRECTORY, parent.udf_entry, parent.row.parent is None)]
+    targets += [(entry.udf_name, udfs.CHAR_DIRECTORY if entry.flags & iso.FLAG_DIRECTORY else 0, entry.udf_entry, False)
+                for entry in entries]
+    start, at, pieces = me.udf_identifiers[0], 0, []
+    for name, characteristics, sector, root in targets:
+        piece = udfs.file_identifier(start + at // SECTOR - PARTITION, name=name, characteristics=characteristics,
+                                     entry=sector - PARTITION, unique=_unique(sector, root=root))
+        pieces.append(piece)
+        at += len(piece)
+    return b"".join(pieces)
+
+
+def _write_udf_volume(out: _Output, root: _Dir, *, volume_id: str, now: datetime, files: int,
+                      directories: int) -> None:
+    """The UDF descriptors outside the directories: the recognition sequence, the volume
+    descriptor sequences, the integrity descriptor, the file set descriptor and the two
+    anchors, the second one in a sector of its own at the end of the image."""
+    last = out.sector
+    out.sector += 1
+    length = last - PARTITION
+    recorded = model.to_micros(now)
+
+    def sectors(*descriptors: bytes) -> bytes:
+        return b"".join(descriptor.ljust(SECTOR, b"\x00") for descriptor in descriptors)
+
+    out.write_at(19 * SECTOR, b"".join(udfs.volume_structure(name) for name in (b"BEA01", b"NSR02", b"TEA01")))
+    for start in (udfs.MAIN_SEQUENCE, udfs.RESERVE_SEQUENCE):
+        out.write_at(start * SECTOR, sectors(*udfs.volume_sequence(start, volume_id=volume_id, recorded=recorded,
+                                                                    partition=(PARTITION, length))))
+    integrity = udfs.integrity(recorded=recorded, next_unique=16 + length, partition_length=length, files=files,
+                               directories=directories)
+    out.write_at(udfs.INTEGRITY_SEQUENCE * SECTOR, sectors(integrity, udfs.terminating(udfs.INTEGRITY_SEQUENCE + 1)))
+    file_set = udfs.file_set(recorded=recorded, volume_id=volume_id, root=root.udf_entry - PARTITION)
+    out.write_at(PARTITION * SECTOR, sectors(file_set, udfs.terminating(1)))  # blocks 0 and 1 of the partition
+    for sector in (udfs.ANCHOR, last):
+        out.write_at(sector * SECTOR, udfs.anchor(udfs.MAIN_SEQUENCE, udfs.RESERVE_SEQUENCE, sector))
 
 
 def _extents(sector: int, size: int) -> list[tuple[int, int]]:
@@ -354,9 +452,9 @@ def _path_table_entries(root: _Dir, dirs: dict[int, _Dir], children: dict[int, l
 
 
 def _write_tables(out: _Output, root: _Dir, dirs: dict[int, _Dir], tables: dict[bool, list], *,
-                  volume_id: str, now: datetime) -> None:
-    """The path tables and the volume descriptors, now that every place is known."""
-    sector = PATH_TABLES
+                  volume_id: str, now: datetime, first: int) -> None:
+    """The path tables (from sector ``first`` on) and the volume descriptors, now that every place is known."""
+    sector = first
     for joliet in (False, True):
         little = _path_table(tables[joliet], joliet=joliet, big_endian=False)
         big = _path_table(tables[joliet], joliet=joliet, big_endian=True)

@@ -6,8 +6,9 @@ of UTF-8 (POSIX ``NAME_MAX``: no reader could create it); the other namespaces h
   is ``NAME.EXT;1`` with name and extension together at most 30 characters, a directory
   identifier at most 31 characters;
 - Joliet (Joliet specification §3.1): at most 64 UCS-2 characters, without ``* / : ; ? \\``;
-- UDF (OSTA UDF 2.60 §2.3.4.2): at most 255 bytes of compressed Unicode; we keep 253
-  characters of the Basic Multilingual Plane.
+- UDF (OSTA UDF 1.02 §2.3.4.2, 2.1.1): a file identifier of at most 255 bytes in OSTA CS0,
+  whose first byte says one byte a character (254 Latin-1 characters at most) or UTF-16
+  (127 characters of the Basic Multilingual Plane at most).
 Each directory hands out names through a ``Namer``, which makes them unique there.
 """
 
@@ -18,7 +19,7 @@ import re
 ISO_FILE_MAX = 30
 ISO_DIR_MAX = 31
 JOLIET_MAX = 64
-UDF_MAX = 253
+UDF_MAX_LATIN1, UDF_MAX_UTF16 = 254, 127
 ROCK_RIDGE_MAX_BYTES = 255
 
 _NOT_D_CHARACTER = re.compile(r"[^A-Z0-9_]")
@@ -69,7 +70,8 @@ class Namer:
         return self._long_name("joliet", _NOT_JOLIET.sub("_", name), JOLIET_MAX)
 
     def udf(self, name: str) -> str:
-        return self._long_name("udf", _NOT_UDF.sub("_", name), UDF_MAX)
+        name = _NOT_UDF.sub("_", name)
+        return self._long_name("udf", name, UDF_MAX_LATIN1 if max(name) < "\u0100" else UDF_MAX_UTF16)
 
     def rock_ridge(self, name: str) -> str:
         """The real name, or, over 255 bytes of UTF-8, its stem cut (and numbered if need be)."""
