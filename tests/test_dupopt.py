@@ -170,7 +170,6 @@ def test_clear_needed_over_a_target_holding_files(library):
 
 
 def test_read_only_media_target_is_refused(library, tmp_path):
-    pytest.importorskip("pycdlib")
     from optvol.interchange import export_iso, import_iso
 
     _source(library)

@@ -341,13 +341,14 @@ def _pycdlib_micros(stamp) -> int:
 @pytest.mark.parametrize("maker", ["genisoimage-udf", "optvol --udf"])
 def test_our_udf_reader_agrees_with_pycdlib(library, tmp_path, maker):
     """udf_walk.py against a second reader of the same UDF file system: every name, kind,
-    size, byte extent and modified time alike."""
+    size, byte extent and modified time alike. With our own image, pycdlib is a second
+    reader of what iso_writer.py wrote too."""
     import pycdlib
 
     from optvol.interchange import iso_read, iso_walk
 
     image = tmp_path / "u.iso"
-    if maker == "optvol --udf":  # pycdlib's own writing: a UDF tree beside Rock Ridge
+    if maker == "optvol --udf":  # our own writing: a UDF tree beside Rock Ridge
         make_volume(library, "PVOL1")
         with library.open("PVOL1") as volume:
             for path, data in TREE.items():
