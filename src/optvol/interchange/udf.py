@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import binascii
 import struct
-from datetime import datetime, timedelta, timezone
+import time
 
 from optvol.interchange.iso9660 import SECTOR
 
@@ -41,13 +41,12 @@ SEQUENCE_SECTORS = 16
 ANCHOR = 256
 
 _TAG = struct.Struct("<HHBBHHHI")
+_TIMESTAMP = struct.Struct("<Hh8B")
 _FILE_ENTRY = struct.Struct("<IHHHBBIHH IIIHBBIQQ 12s12s12sI16s32sQII")  # ICB tag, then 4/14.9 from the uid on
 _OSTA_CHARSPEC = b"\x00" + b"OSTA Compressed Unicode".ljust(63, b"\x00")
 _DOMAIN = b"*OSTA UDF Compliant"
 _DOMAIN_SUFFIX = REVISION.to_bytes(2, "little") + b"\x03"  # hard and soft write-protected (UDF 2.1.5.3)
 _UDF_SUFFIX = REVISION.to_bytes(2, "little")
-_IMPLEMENTATION = b"*OPTVOL"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def descriptor(identifier: int, location: int, body: bytes) -> bytes:
@@ -62,12 +61,13 @@ def volume_structure(identifier: bytes) -> bytes:
 
 
 def timestamp(micros: int) -> bytes:
-    """A timestamp (1/7.3) in UTC: type 1 (local time) with offset 0."""
-    moment = _EPOCH + timedelta(microseconds=max(micros, 0))
-    centis, rest = divmod(moment.microsecond, 10_000)
+    """A timestamp (1/7.3) in UTC: type 1 (local time) with offset 0; times before 1970 are 1970."""
+    seconds, micro = divmod(max(micros, 0), 1_000_000)
+    moment = time.gmtime(seconds)
+    centis, rest = divmod(micro, 10_000)
     hundreds, micro = divmod(rest, 100)
-    return struct.pack("<Hh8B", 0x1000, moment.year, moment.month, moment.day, moment.hour, moment.minute,
-                       moment.second, centis, hundreds, micro)
+    return _TIMESTAMP.pack(0x1000, moment.tm_year, moment.tm_mon, moment.tm_mday, moment.tm_hour, moment.tm_min,
+                           moment.tm_sec, centis, hundreds, micro)
 
 
 def entity(identifier: bytes, suffix: bytes = b"", *, flags: int = 0) -> bytes:
@@ -75,11 +75,15 @@ def entity(identifier: bytes, suffix: bytes = b"", *, flags: int = 0) -> bytes:
     return bytes((flags,)) + identifier.ljust(23, b"\x00") + suffix.ljust(8, b"\x00")
 
 
+_IMPLEMENTATION_ID = entity(b"*OPTVOL")  # who recorded the descriptors (UDF 2.1.5.2)
+
+
 def cs0(text: str) -> bytes:
     """OSTA CS0 (UDF 2.1.1): compression ID 8 when every character fits a byte, else 16."""
-    if all(ord(character) < 0x100 for character in text):
+    try:
         return b"\x08" + text.encode("latin-1")
-    return b"\x10" + text.encode("utf-16-be")
+    except UnicodeEncodeError:
+        return b"\x10" + text.encode("utf-16-be")
 
 
 def dstring(text: str, size: int) -> bytes:
@@ -124,15 +128,15 @@ def volume_sequence(start: int, *, volume_id: str, recorded: int, partition: tup
     volume_set = f"{recorded // 1_000_000 & 0xFFFFFFFF:08X}{binascii.crc32(volume_id.encode()):08X}{volume_id}"
     primary = (struct.pack("<II", 0, 0) + dstring(volume_id, 32) + struct.pack("<HHHHII", 1, 1, 2, 2, 1, 1)
                + dstring(volume_set, 128) + _OSTA_CHARSPEC + _OSTA_CHARSPEC + extent_ad(0, 0) + extent_ad(0, 0)
-               + entity(b"") + timestamp(recorded) + entity(_IMPLEMENTATION)).ljust(496, b"\x00")
-    lv_info = (_OSTA_CHARSPEC + dstring(volume_id, 128) + bytes(36 * 3) + entity(_IMPLEMENTATION)).ljust(460, b"\x00")
+               + entity(b"") + timestamp(recorded) + _IMPLEMENTATION_ID).ljust(496, b"\x00")
+    lv_info = (_OSTA_CHARSPEC + dstring(volume_id, 128) + bytes(36 * 3) + _IMPLEMENTATION_ID).ljust(460, b"\x00")
     implementation_use = struct.pack("<I", 1) + entity(b"*UDF LV Info", _UDF_SUFFIX) + lv_info
     start_sector, length = partition
     partition_body = (struct.pack("<IHH", 2, 1, 0) + entity(b"+NSR02", flags=2) + bytes(128)
-                      + struct.pack("<III", 1, start_sector, length) + entity(_IMPLEMENTATION)).ljust(496, b"\x00")
+                      + struct.pack("<III", 1, start_sector, length) + _IMPLEMENTATION_ID).ljust(496, b"\x00")
     logical = (struct.pack("<I", 3) + _OSTA_CHARSPEC + dstring(volume_id, 128) + struct.pack("<I", SECTOR)
                + entity(_DOMAIN, _DOMAIN_SUFFIX) + long_ad(2 * SECTOR, 0) + struct.pack("<II", 6, 1)
-               + entity(_IMPLEMENTATION) + bytes(128) + extent_ad(2 * SECTOR, INTEGRITY_SEQUENCE)
+               + _IMPLEMENTATION_ID + bytes(128) + extent_ad(2 * SECTOR, INTEGRITY_SEQUENCE)
                + struct.pack("<BBHH", 1, 6, 1, 0))  # one type 1 partition map (3/10.7.2)
     bodies = [(TAG_PRIMARY, primary), (TAG_IMPLEMENTATION_USE, implementation_use.ljust(496, b"\x00")),
               (TAG_PARTITION, partition_body), (TAG_LOGICAL_VOLUME, logical),
@@ -148,7 +152,7 @@ def terminating(location: int) -> bytes:
 
 def integrity(*, recorded: int, next_unique: int, partition_length: int, files: int, directories: int) -> bytes:
     """The logical volume integrity descriptor (3/10.10), closed, at INTEGRITY_SEQUENCE."""
-    use = entity(_IMPLEMENTATION) + struct.pack("<IIHHH", files, directories, REVISION, REVISION, REVISION)
+    use = _IMPLEMENTATION_ID + struct.pack("<IIHHH", files, directories, REVISION, REVISION, REVISION)
     body = (timestamp(recorded) + struct.pack("<I", 1) + extent_ad(0, 0) + struct.pack("<Q", next_unique) + bytes(24)
             + struct.pack("<IIII", 1, len(use), 0, partition_length) + use)
     return descriptor(TAG_INTEGRITY, INTEGRITY_SEQUENCE, body)
@@ -178,7 +182,7 @@ def file_entry(block: int, *, directory: bool, mode: int, links: int, size: int,
     stamp = timestamp(modified)
     body = _FILE_ENTRY.pack(*icb, UNSPECIFIED_ID, UNSPECIFIED_ID, permissions(mode), links, 0, 0, 0,
                             size, -(-size // SECTOR), stamp, stamp, timestamp(attr_changed), 1, bytes(16),
-                            entity(_IMPLEMENTATION), unique, 0, len(ads)) + ads
+                            _IMPLEMENTATION_ID, unique, 0, len(ads)) + ads
     return descriptor(TAG_FILE_ENTRY, block, body)
 
 
