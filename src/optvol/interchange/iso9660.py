@@ -52,12 +52,18 @@ def _civil(day: int) -> tuple[int, int, int]:
     return moment.year, moment.month, moment.day
 
 
-def record_date(micros: int) -> bytes:
-    """The 7-byte date of a directory record (§9.1.5) in UTC; years outside 1900-2155 are clamped."""
+def utc_fields(micros: int) -> tuple[int, int, int, int, int, int]:
+    """(year, month, day, hour, minute, second) in UTC of microseconds since the epoch;
+    the UDF bridge's timestamps use it too."""
     day, second = divmod(micros // 1_000_000, 86_400)
-    year, month, day_of_month = _civil(day)
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
+    return (*_civil(day), hour, minute, second)
+
+
+def record_date(micros: int) -> bytes:
+    """The 7-byte date of a directory record (§9.1.5) in UTC; years outside 1900-2155 are clamped."""
+    year, month, day_of_month, hour, minute, second = utc_fields(micros)
     if not 1900 <= year <= 2155:
         return bytes((0, 1, 1, 0, 0, 0, 0)) if year < 1900 else bytes((255, 12, 31, 23, 59, 59, 0))
     return bytes((year - 1900, month, day_of_month, hour, minute, second, 0))

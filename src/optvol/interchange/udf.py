@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import binascii
 import struct
-import time
 
-from optvol.interchange.iso9660 import SECTOR
+from optvol.interchange.iso9660 import SECTOR, utc_fields
 
 REVISION = 0x0102
 TAG_VERSION = 2  # descriptors of an NSR02 volume
@@ -62,12 +61,10 @@ def volume_structure(identifier: bytes) -> bytes:
 
 def timestamp(micros: int) -> bytes:
     """A timestamp (1/7.3) in UTC: type 1 (local time) with offset 0; times before 1970 are 1970."""
-    seconds, micro = divmod(max(micros, 0), 1_000_000)
-    moment = time.gmtime(seconds)
-    centis, rest = divmod(micro, 10_000)
+    micros = max(micros, 0)
+    centis, rest = divmod(micros % 1_000_000, 10_000)
     hundreds, micro = divmod(rest, 100)
-    return _TIMESTAMP.pack(0x1000, moment.tm_year, moment.tm_mon, moment.tm_mday, moment.tm_hour, moment.tm_min,
-                           moment.tm_sec, centis, hundreds, micro)
+    return _TIMESTAMP.pack(0x1000, *utc_fields(micros), centis, hundreds, micro)
 
 
 def entity(identifier: bytes, suffix: bytes = b"", *, flags: int = 0) -> bytes:
