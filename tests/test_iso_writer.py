@@ -16,7 +16,7 @@ import pytest
 
 from conftest import data_path, make_volume
 from optvol import errors, model
-from optvol.interchange import export_iso, import_iso, iso9660, udf
+from optvol.interchange import export_iso, import_iso, iso9660, iso_entries, iso_writer, udf
 from optvol.interchange.names import Namer
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
@@ -325,3 +325,48 @@ def test_udf_export_holds_directories_not_files(library, tmp_path):
         tracemalloc.stop()
         assert result.files == (1000 if name == "SMALL" else 4000)
     assert peaks[1] - peaks[0] < 3000 * 140, peaks  # pycdlib: about 23 MB more
+
+
+# --------------------------------------------------------------------- a directory too large to hold
+
+
+@pytest.mark.parametrize("bridge", [False, True], ids=["iso", "udf"])
+def test_a_directory_too_large_to_hold_makes_the_same_image(library, tmp_path, monkeypatch, bridge):
+    """A directory of more than iso_entries.SPILL_AT entries is laid out from a temporary
+    database instead of a list: the image is the same, byte for byte (names made unique in
+    every namespace, continuation areas, several extents, both sort orders)."""
+    monkeypatch.setattr(iso9660, "MAX_EXTENT", 4 * iso9660.SECTOR)
+    files = {f"/many/{prefix}{i}{suffix}": b"%d" % i * (i % 7 * 1500)
+             for i in range(60) for prefix, suffix in (("File.", ".txt"), ("file_", ".TXT"), ("ü" * 90, ".dat"))}
+    _fill(library, files, dirs=tuple(f"/many/sub {i}" for i in range(12)))
+    images = []
+    for spill_at in (iso_entries.SPILL_AT, 50):
+        monkeypatch.setattr(iso_entries, "SPILL_AT", spill_at)
+        images.append(tmp_path / f"{spill_at}.iso")
+        export_iso(library, vol="PVOL1", file=images[-1], udf=bridge, now=NOW)
+    assert images[0].read_bytes() == images[1].read_bytes()
+    assert _tree(_extract(images[1], tmp_path, "xorriso")) == _expected(files)  # Rock Ridge: the whole names
+
+
+@pytest.mark.parametrize("bridge", [False, True], ids=["iso", "udf"])
+def test_export_holds_a_bounded_part_of_one_large_directory(library, tmp_path, monkeypatch, bridge):
+    """One directory of 4 x N files takes no more Python memory to export than one of N,
+    once both are past SPILL_AT (held, they take about 1.5 KiB a file). The data goes out
+    through a buffer of FLUSH_AT bytes, made small here so that both exports fill it."""
+    import tracemalloc
+
+    monkeypatch.setattr(iso_entries, "SPILL_AT", 200)
+    monkeypatch.setattr(iso_writer, "FLUSH_AT", 64 << 10)
+    for name, count in (("SMALL", 1000), ("LARGE", 4000)):
+        make_volume(library, name)
+        with library.open(name) as volume, volume.batch():
+            for i in range(count):
+                volume.write_bytes(f"/a file with a name of some length {i:06}.txt", b"%d" % i)
+    export_iso(library, vol="SMALL", file=tmp_path / "warm.iso", udf=bridge, now=NOW)  # first-use allocations
+    peaks = []
+    for name in ("SMALL", "LARGE"):
+        tracemalloc.start()
+        export_iso(library, vol=name, file=tmp_path / f"{name}.iso", udf=bridge, now=NOW)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0], peaks

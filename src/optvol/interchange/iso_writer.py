@@ -24,13 +24,15 @@ Files of more than 4 GiB less one sector get several extents (multi-extent recor
 Directories deeper than eight levels stay where they are, without Rock Ridge relocation,
 as xorriso writes them by default: Rock Ridge and Joliet readers need none. Payloads are
 checked against their SHA-256 as they are copied; a damaged file raises CPF1F28 and the
-caller throws the image away. Memory holds one directory's entries at a time.
+caller throws the image away. Memory holds the entries of one directory at a time, and of a
+directory too large for that a bounded part (``iso_entries.py``).
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +40,7 @@ from optvol import errors, model
 from optvol.interchange import iso9660 as iso
 from optvol.interchange import udf as udfs
 from optvol.interchange.iso9660 import SECTOR
+from optvol.interchange.iso_entries import Entry, Held, Spilled, entries_for
 from optvol.interchange.names import Namer
 from optvol.volume import Volume
 from optvol.volume_rows import READ_ONLY, DirRow, FileRow
@@ -65,22 +68,6 @@ class _Dir:
     continuation: tuple[int, int] = (0, 0)  # (sector, bytes) of its Rock Ridge continuation area
     udf_entry: int = 0  # the sector of its UDF file entry
     udf_identifiers: tuple[int, int] = (0, 0)  # (sector, bytes) of its UDF file identifiers
-
-
-@dataclass
-class _Entry:
-    """One name in a directory, as its records need it."""
-
-    iso_name: bytes
-    joliet_name: bytes
-    rr_name: bytes
-    extents: list[tuple[int, int]]  # (sector, bytes) of each extent in the ISO 9660 tree
-    joliet_extents: list[tuple[int, int]]  # the same for a file; a directory's Joliet extent
-    flags: int
-    date: bytes
-    rock_ridge: bytes  # RR, PX and TF (NM is added when the record is laid out)
-    udf_name: bytes = b""  # in CS0; empty without a UDF bridge
-    udf_entry: int = 0  # the sector of its UDF file entry
 
 
 class _Output:
@@ -151,22 +138,20 @@ def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: 
     return files, len(rows) - 1
 
 
-def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[DirRow], *,
-             out: _Output | None, udf: bool) -> list[_Entry]:
-    """The entries of a directory. Without ``out`` (first pass) their places and times are
-    placeholders of the right size; with it, file data (after its UDF file entry, with
-    ``udf``) is written and real places are used."""
-    namer = Namer()
-    entries = []
+def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[DirRow], store: Held | Spilled, *,
+             out: _Output | None, udf: bool) -> int:
+    """Put the entries of a directory in ``store``; return its number of files. Without
+    ``out`` (first pass) file places are 0; with it, file data (after its UDF file entry,
+    with ``udf``) is written."""
+    namer = Namer(store.claim)
     for subdir in subdirs:
         child = dirs[subdir.id]
         child.iso_name = namer.iso_dir(subdir.name).encode()
         child.joliet_name = namer.joliet(subdir.name).encode("utf-16-be")
-        rock_ridge = _dir_rock_ridge(child, with_name=True) if out else _ENTRY_ROCK_RIDGE
-        entries.append(_Entry(child.iso_name, child.joliet_name, namer.rock_ridge(subdir.name).encode(),
-                              [child.iso], [child.joliet],
-                              iso.FLAG_DIRECTORY, iso.record_date(subdir.created) if out else iso.ZERO_DATE,
-                              rock_ridge, udfs.cs0(namer.udf(subdir.name)) if udf else b"", child.udf_entry))
+        store.add(Entry(child.iso_name, child.joliet_name, namer.rock_ridge(subdir.name).encode(),
+                        udfs.cs0(namer.udf(subdir.name)) if udf else b"", subdir.id, 0, 0, 0,
+                        subdir.created, subdir.created, subdir.created, child.udf_entry))
+    files = 0
     for dir_path, file_row in volume.iter_file_rows(row.path):
         udf_entry = sector = 0
         if udf and file_row.size > udfs.MAX_FILE_BYTES:  # about 251 GB: 234 descriptors in a one-block entry
@@ -176,30 +161,38 @@ def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[D
             udf_entry = out.append(_udf_file_entry(out.sector, file_row))
         if out and file_row.size:
             sector = out.append_payload(volume, file_row, file_row.path(dir_path))
-        extents = _extents(sector, file_row.size)
-        entries.append(_Entry(
-            namer.iso_file(file_row.name).encode(), namer.joliet(file_row.name).encode("utf-16-be"),
-            namer.rock_ridge(file_row.name).encode(), extents, extents, 0,
-            iso.record_date(file_row.modified) if out else iso.ZERO_DATE,
-            _file_rock_ridge(file_row) if out else _ENTRY_ROCK_RIDGE,
-            udfs.cs0(namer.udf(file_row.name)) if udf else b"", udf_entry,
-        ))
-    return entries
+        store.add(Entry(namer.iso_file(file_row.name).encode(), namer.joliet(file_row.name).encode("utf-16-be"),
+                        namer.rock_ridge(file_row.name).encode(), udfs.cs0(namer.udf(file_row.name)) if udf else b"",
+                        None, sector, file_row.size, file_row.flags, file_row.created, file_row.modified,
+                        file_row.attr_changed, udf_entry))
+        files += 1
+    return files
+
+
+def _lay_out(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[DirRow], *,
+             out: _Output | None, udf: bool) -> tuple[tuple[int, int, int, int], int]:
+    """The ISO 9660 records, continuation area, Joliet records and UDF file identifiers of a
+    directory, measured (first pass, without ``out``) or written at their places: their sizes
+    in bytes, and the directory's number of files."""
+    me = dirs[row.id]
+    parent = dirs[row.parent] if row.parent is not None else me
+    live_files = volume.image.conn.execute("SELECT live_files FROM dirs WHERE id = ?", (row.id,)).fetchone()[0]
+    store = entries_for(len(subdirs) + live_files)
+    try:
+        files = _entries(volume, dirs, row, subdirs, store, out=out, udf=udf)
+        sizes = (*_iso_directory(me, parent, dirs, store, out=out), _joliet_directory(me, parent, dirs, store, out=out),
+                 _udf_identifiers(me, parent, store, out=out) if udf else 0)
+    finally:
+        store.close()
+    return sizes, files
 
 
 def _measure(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[DirRow], *, udf: bool) -> None:
     """First pass: name the entries of a directory and measure its extents, continuation
     area and UDF file identifiers."""
     me = dirs[row.id]
-    parent = dirs[row.parent] if row.parent is not None else me
-    entries = _entries(volume, dirs, row, subdirs, out=None, udf=udf)
-    names, continued = _iso_plan(me, parent, entries)
-    me.iso = (0, _offsets(_iso_lengths(me, parent, entries, names))[1])
-    me.continuation = (0, _offsets([len(area) for area in continued])[1])
-    me.joliet = (0, _offsets(_joliet_lengths(entries))[1])
-    if udf:
-        me.udf_identifiers = (0, sum(udfs.identifier_length(entry.udf_name) for entry in entries)
-                              + udfs.identifier_length(b""))
+    (me.iso, me.continuation, me.joliet, me.udf_identifiers) = (
+        (0, size) for size in _lay_out(volume, dirs, row, subdirs, out=None, udf=udf)[0])
 
 
 def _place(dirs: dict[int, _Dir], tables: dict[bool, list], *, udf: bool) -> int:
@@ -233,20 +226,13 @@ def _write_directory(volume: Volume, out: _Output, dirs: dict[int, _Dir], row: D
                      subdirs: list[DirRow], *, udf: bool) -> int:
     """Second pass: write a directory's file data, then its records at their places; return its file count."""
     me = dirs[row.id]
-    parent = dirs[row.parent] if row.parent is not None else me
-    entries = _entries(volume, dirs, row, subdirs, out=out, udf=udf)
-    names, continued = _iso_plan(me, parent, entries)
-    records = _iso_records(me, parent, entries, names, continued)
-    places = [(me.iso, _pack(records)), (me.continuation, _pack(continued)),
-              (me.joliet, _pack(_joliet_records(me, parent, entries)))]
+    sizes, files = _lay_out(volume, dirs, row, subdirs, out=out, udf=udf)
+    measured = (me.iso[1], me.continuation[1], me.joliet[1], me.udf_identifiers[1])
+    if sizes != measured:  # the two passes must agree: a difference is a bug (exit 70), not bad input
+        raise RuntimeError(f"export-iso: {row.path} measured {measured} bytes in the first pass, {sizes} now")
     if udf:
-        places.append((me.udf_identifiers, _udf_identifiers(me, parent, entries)))
         out.write_at(me.udf_entry * SECTOR, _udf_directory_entry(me, links=1 + len(subdirs)))
-    for (sector, size), data in places:
-        if len(data) != size:  # the two passes must agree: a difference is a bug (exit 70), not bad input
-            raise RuntimeError(f"export-iso: {row.path} measured {size} bytes in the first pass, {len(data)} now")
-        out.write_at(sector * SECTOR, data)
-    return sum(1 for entry in entries if not entry.flags & iso.FLAG_DIRECTORY)
+    return files
 
 
 def _unique(sector: int, *, root: bool = False) -> int:
@@ -268,18 +254,20 @@ def _udf_directory_entry(me: _Dir, *, links: int) -> bytes:
                            attr_changed=me.row.created, unique=_unique(me.udf_entry, root=me.row.parent is None))
 
 
-def _udf_identifiers(me: _Dir, parent: _Dir, entries: list[_Entry]) -> bytes:
-    """The file identifiers of a directory: its parent's, then one for each entry (4/14.4)."""
-    targets = [(b"", udfs.CHAR_PARENT | udfs.CHAR_DIRECTORY, parent.udf_entry, parent.row.parent is None)]
-    targets += [(entry.udf_name, udfs.CHAR_DIRECTORY if entry.flags & iso.FLAG_DIRECTORY else 0, entry.udf_entry, False)
-                for entry in entries]
-    start, at, pieces = me.udf_identifiers[0], 0, []
-    for name, characteristics, sector, root in targets:
-        piece = udfs.file_identifier(start + at // SECTOR - PARTITION, name=name, characteristics=characteristics,
-                                     entry=sector - PARTITION, unique=_unique(sector, root=root))
-        pieces.append(piece)
-        at += len(piece)
-    return b"".join(pieces)
+def _udf_identifiers(me: _Dir, parent: _Dir, store: Held | Spilled, *, out: _Output | None) -> int:
+    """The file identifiers of a directory (4/14.4): its parent's, then one for each entry."""
+    identifiers = _Packer(out, me.udf_identifiers[0], whole=False)
+
+    def add(name: bytes, characteristics: int, sector: int, *, root: bool = False) -> None:
+        block = me.udf_identifiers[0] + identifiers.offset // SECTOR - PARTITION
+        identifiers.add(udfs.file_identifier(block, name=name, characteristics=characteristics,
+                                             entry=sector - PARTITION, unique=_unique(sector, root=root))
+                        if out else udfs.identifier_length(name))
+
+    add(b"", udfs.CHAR_PARENT | udfs.CHAR_DIRECTORY, parent.udf_entry, root=parent.row.parent is None)
+    for entry in store:
+        add(entry.udf_name, 0 if entry.child is None else udfs.CHAR_DIRECTORY, entry.udf_entry)
+    return identifiers.close()
 
 
 def _write_udf_volume(out: _Output, root: _Dir, *, volume_id: str, now: datetime, files: int,
@@ -318,10 +306,13 @@ def _extents(sector: int, size: int) -> list[tuple[int, int]]:
     return extents
 
 
-def _file_rock_ridge(row: FileRow) -> bytes:
+def _rock_ridge(entry: Entry, dirs: dict[int, _Dir]) -> bytes:
+    """RR, PX and TF of an entry's record (NM is added when the record is laid out)."""
+    if entry.child is not None:
+        return _dir_rock_ridge(dirs[entry.child], with_name=True)
     return (iso.rr_entry(iso.RR_PX | iso.RR_NM | iso.RR_TF)
-            + iso.px_entry(READ_ONLY_MODE if row.flags & READ_ONLY else FILE_MODE, 1)
-            + iso.tf_entry(created=row.created, modified=row.modified, attr_changed=row.attr_changed))
+            + iso.px_entry(READ_ONLY_MODE if entry.flags & READ_ONLY else FILE_MODE, 1)
+            + iso.tf_entry(created=entry.created, modified=entry.modified, attr_changed=entry.attr_changed))
 
 
 def _dir_rock_ridge(directory: _Dir, *, with_name: bool) -> bytes:
@@ -331,110 +322,117 @@ def _dir_rock_ridge(directory: _Dir, *, with_name: bool) -> bytes:
             + iso.tf_entry(created=created, modified=created, attr_changed=created))
 
 
-def _iso_plan(me: _Dir, parent: _Dir, entries: list[_Entry]) -> tuple[list[bytes | int], list[bytes]]:
-    """Sort the entries into ISO 9660 order and decide where each one's NM entries go:
-    (per entry its NM entries, or the index of its continuation; the continuation areas).
-
-    A record whose Rock Ridge entries do not fit in 255 bytes keeps RR, PX and TF and
-    continues (CE) with its NM entries in the area; the root's "." continues with ER.
-    """
-    entries.sort(key=lambda entry: iso.iso_order(entry.iso_name))
-    continued: list[bytes] = [iso.er_entry()] if me is parent else []  # only the root is its own parent
-    names: list[bytes | int] = []
-    for entry in entries:
-        nm = b"".join(iso.nm_entries(entry.rr_name))
-        if iso.record_length(len(entry.iso_name), len(entry.rock_ridge) + len(nm)) <= iso.MAX_RECORD:
-            names.append(nm)
-        else:
-            names.append(len(continued))
-            continued.append(nm)
-    return names, continued
-
-
 def _dot_system_use(me: _Dir, parent: _Dir, ce: bytes) -> bytes:
     """Rock Ridge of the "." record; the root's starts with SP and continues (``ce``) with ER."""
     dot = _dir_rock_ridge(me, with_name=False)
     return iso.sp_entry() + dot[:5] + ce + dot[5:] if me is parent else dot
 
 
-def _iso_lengths(me: _Dir, parent: _Dir, entries: list[_Entry], names: list[bytes | int]) -> list[int]:
-    """The lengths of the records ``_iso_records`` makes from the same plan (first pass)."""
-    lengths = [iso.record_length(1, len(_dot_system_use(me, parent, bytes(iso.CE_LENGTH)))),
-               iso.record_length(1, len(_dir_rock_ridge(parent, with_name=False)))]
-    for entry, nm in zip(entries, names, strict=True):
-        system_use = len(entry.rock_ridge) + (iso.CE_LENGTH if isinstance(nm, int) else len(nm))
-        lengths += [iso.record_length(len(entry.iso_name), system_use)] * len(entry.extents)
-    return lengths
+def _dots(me: _Dir, parent: _Dir, *, joliet: bool, system_use: tuple[bytes, bytes] = (b"", b"")) -> list[bytes]:
+    """The "." and ".." records of a directory."""
+    return [iso.directory_record(identifier, extent=extent, size=size, date=iso.record_date(directory.row.created),
+                                 flags=iso.FLAG_DIRECTORY, system_use=use)
+            for identifier, directory, use in ((iso.DOT, me, system_use[0]), (iso.DOTDOT, parent, system_use[1]))
+            for extent, size in [directory.joliet if joliet else directory.iso]]
 
 
-def _iso_records(me: _Dir, parent: _Dir, entries: list[_Entry], names: list[bytes | int],
-                 continued: list[bytes]) -> list[bytes]:
-    """The ISO 9660 records of a directory, by the plan of ``_iso_plan``."""
-    places, _ = _offsets([len(area) for area in continued])
+def _iso_directory(me: _Dir, parent: _Dir, dirs: dict[int, _Dir], store: Held | Spilled, *,
+                   out: _Output | None) -> tuple[int, int]:
+    """The ISO 9660 records of a directory in ISO order, and its Rock Ridge continuation area:
+    (their sizes). A record whose Rock Ridge entries do not fit in 255 bytes keeps RR, PX and
+    TF and continues (CE) with its NM entries in the area; the root's "." continues with ER."""
+    records, continued = _Packer(out, me.iso[0]), _Packer(out, me.continuation[0])
 
-    def ce(index: int) -> bytes:
-        return iso.ce_entry(me.continuation[0] + places[index] // SECTOR, places[index] % SECTOR,
-                            len(continued[index]))
+    def ce(area: bytes) -> bytes:
+        at = continued.add(area)
+        return iso.ce_entry(me.continuation[0] + at // SECTOR, at % SECTOR, len(area))
 
-    dot = _dot_system_use(me, parent, ce(0) if me is parent else b"")
-    records = [iso.directory_record(iso.DOT, extent=me.iso[0], size=me.iso[1], date=iso.record_date(me.row.created),
-                                    flags=iso.FLAG_DIRECTORY, system_use=dot),
-               iso.directory_record(iso.DOTDOT, extent=parent.iso[0], size=parent.iso[1],
-                                    date=iso.record_date(parent.row.created), flags=iso.FLAG_DIRECTORY,
-                                    system_use=_dir_rock_ridge(parent, with_name=False))]
-    for entry, nm in zip(entries, names, strict=True):
-        system_use = entry.rock_ridge + (ce(nm) if isinstance(nm, int) else nm)
-        records.extend(_records(entry, entry.iso_name, system_use))
-    return records
-
-
-def _joliet_records(me: _Dir, parent: _Dir, entries: list[_Entry]) -> list[bytes]:
-    records = [iso.directory_record(iso.DOT, extent=me.joliet[0], size=me.joliet[1],
-                                    date=iso.record_date(me.row.created), flags=iso.FLAG_DIRECTORY),
-               iso.directory_record(iso.DOTDOT, extent=parent.joliet[0], size=parent.joliet[1],
-                                    date=iso.record_date(parent.row.created), flags=iso.FLAG_DIRECTORY)]
-    for entry in sorted(entries, key=lambda entry: entry.joliet_name):
-        records.extend(_records(entry, entry.joliet_name, joliet=True))
-    return records
+    dot = _dot_system_use(me, parent, ce(iso.er_entry()) if me is parent else b"")  # only the root is its own parent
+    for record in _dots(me, parent, joliet=False, system_use=(dot, _dir_rock_ridge(parent, with_name=False))):
+        records.add(record)
+    for entry in store.iso_order():
+        rock_ridge = _rock_ridge(entry, dirs) if out else _ENTRY_ROCK_RIDGE
+        nm = b"".join(iso.nm_entries(entry.rr_name))
+        if iso.record_length(len(entry.iso_name), len(rock_ridge) + len(nm)) > iso.MAX_RECORD:
+            nm = ce(nm)
+        for record in _records(entry, dirs, entry.iso_name, rock_ridge + nm, out=out):
+            records.add(record)
+    return records.close(), continued.close()
 
 
-def _joliet_lengths(entries: list[_Entry]) -> list[int]:
-    """The lengths of the records ``_joliet_records`` makes (first pass)."""
-    lengths = [iso.record_length(1, 0)] * 2
-    for entry in sorted(entries, key=lambda entry: entry.joliet_name):
-        lengths += [iso.record_length(len(entry.joliet_name), 0)] * len(entry.joliet_extents)
-    return lengths
+def _joliet_directory(me: _Dir, parent: _Dir, dirs: dict[int, _Dir], store: Held | Spilled, *,
+                      out: _Output | None) -> int:
+    """The Joliet records of a directory, in Joliet order: their size."""
+    records = _Packer(out, me.joliet[0])
+    for record in _dots(me, parent, joliet=True):
+        records.add(record)
+    for entry in store.joliet_order():
+        for record in _records(entry, dirs, entry.joliet_name, joliet=True, out=out):
+            records.add(record)
+    return records.close()
 
 
-def _records(entry: _Entry, identifier: bytes, system_use: bytes = b"", *, joliet: bool = False) -> list[bytes]:
-    """The directory records of an entry: one per extent, all but the last flagged multi-extent."""
-    extents = entry.joliet_extents if joliet else entry.extents
+def _records(entry: Entry, dirs: dict[int, _Dir], identifier: bytes, system_use: bytes = b"", *,
+             joliet: bool = False, out: _Output | None) -> Iterator[bytes | int]:
+    """The directory records of an entry, one per extent, all but the last flagged
+    multi-extent; without ``out`` (first pass) only their lengths."""
+    if entry.child is not None:
+        child = dirs[entry.child]
+        extents, flags, date = [child.joliet if joliet else child.iso], iso.FLAG_DIRECTORY, entry.created
+    else:
+        extents, flags, date = _extents(entry.sector, entry.size), 0, entry.modified
+    if not out:
+        yield from [iso.record_length(len(identifier), len(system_use))] * len(extents)
+        return
     last = len(extents) - 1
-    return [iso.directory_record(identifier, extent=sector, size=size, date=entry.date,
-                                 flags=entry.flags | (iso.FLAG_MULTI_EXTENT if index < last else 0),
-                                 system_use=system_use)
-            for index, (sector, size) in enumerate(extents)]
+    for index, (sector, size) in enumerate(extents):
+        yield iso.directory_record(identifier, extent=sector, size=size, date=iso.record_date(date),
+                                   flags=flags | (iso.FLAG_MULTI_EXTENT if index < last else 0), system_use=system_use)
 
 
-def _offsets(lengths: list[int]) -> tuple[list[int], int]:
-    """Where pieces of these lengths go when none may straddle two sectors: (offsets, size
-    in whole sectors). Directory records and continuation areas are laid out by this rule."""
-    offsets, at = [], 0
-    for length in lengths:
-        if at % SECTOR + length > SECTOR:
-            at += SECTOR - at % SECTOR
-        offsets.append(at)
-        at += length
-    return offsets, -(-at // SECTOR) * SECTOR
+class _Packer:
+    """The pieces of a directory's extent, one after another from ``sector`` on, written
+    through a buffer, or only measured without an output (the first pass: a piece may then
+    be given as its length). Where ``whole``, no piece straddles two sectors: the rule of
+    directory records (ECMA-119 §6.8.1.1) and of continuation areas; UDF file identifiers
+    may straddle them."""
 
+    def __init__(self, out: _Output | None, sector: int, *, whole: bool = True) -> None:
+        self._out, self._at, self._whole = out, sector * SECTOR, whole
+        self._buffer = bytearray()
+        self.offset = 0  # bytes laid out so far
 
-def _pack(pieces: list[bytes]) -> bytes:
-    """Pieces laid into whole sectors by ``_offsets``."""
-    offsets, size = _offsets([len(piece) for piece in pieces])
-    out = bytearray(size)
-    for piece, offset in zip(pieces, offsets, strict=True):
-        out[offset:offset + len(piece)] = piece
-    return bytes(out)
+    def add(self, piece: bytes | int) -> int:
+        """Lay out ``piece``; return its offset in the extent."""
+        length = piece if isinstance(piece, int) else len(piece)
+        if self._whole and self.offset % SECTOR + length > SECTOR:
+            self._pad(SECTOR - self.offset % SECTOR)
+        at = self.offset
+        self.offset += length
+        if self._out:
+            self._buffer += piece
+            if len(self._buffer) >= FLUSH_AT:
+                self._flush()
+        return at
+
+    def close(self) -> int:
+        """Write what is left, padded to whole sectors; return the extent's size: whole
+        sectors where ``whole``, else the bytes laid out."""
+        size = self.offset
+        self._pad(-self.offset % SECTOR)
+        if self._out:
+            self._flush()
+        return self.offset if self._whole else size
+
+    def _pad(self, length: int) -> None:
+        self.offset += length
+        if self._out:
+            self._buffer += bytes(length)
+
+    def _flush(self) -> None:
+        self._out.write_at(self._at, self._buffer)
+        self._at += len(self._buffer)
+        self._buffer = bytearray()
 
 
 def _path_table_entries(root: _Dir, dirs: dict[int, _Dir], children: dict[int, list[DirRow]], *,

@@ -9,12 +9,15 @@ of UTF-8 (POSIX ``NAME_MAX``: no reader could create it); the other namespaces h
 - UDF (OSTA UDF 1.02 §2.3.4.2, 2.1.1): a file identifier of at most 255 bytes in OSTA CS0,
   whose first byte says one byte a character (254 Latin-1 characters at most) or UTF-16
   (127 characters of the Basic Multilingual Plane at most).
-Each directory hands out names through a ``Namer``, which makes them unique there.
+Each directory hands out names through a ``Namer``, which makes them unique there; the
+names it has taken are kept in memory, or where its caller says (a directory too large to
+hold, iso_entries.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 ISO_FILE_MAX = 30
 ISO_DIR_MAX = 31
@@ -38,20 +41,37 @@ def _shorten(stem: str, extension: str, limit: int, suffix: str = "") -> str:
     return stem[: max(room, 0)] + suffix + extension
 
 
-class Namer:
-    """Unique ISO 9660, Joliet and UDF names for the entries of one directory."""
+class TakenNames:
+    """The names a directory has handed out, in memory: one set per namespace."""
 
     def __init__(self) -> None:
         self._taken: dict[str, set[str]] = {"iso": set(), "joliet": set(), "udf": set(), "rr": set()}
 
-    def _unique(self, space: str, stem: str, extension: str, limit: int, *, fold: bool) -> str:
+    def claim(self, space: str, key: str) -> bool:
+        """Take ``key`` in ``space``; False if it was taken already."""
         taken = self._taken[space]
+        if key in taken:
+            return False
+        taken.add(key)
+        return True
+
+
+class Namer:
+    """Unique ISO 9660, Joliet and UDF names for the entries of one directory.
+
+    ``claim(space, key)`` takes a name (upper-cased where a namespace folds case) and says
+    whether it was free; by default a ``TakenNames`` in memory.
+    """
+
+    def __init__(self, claim: Callable[[str, str], bool] | None = None) -> None:
+        self._claim = claim or TakenNames().claim
+
+    def _unique(self, space: str, stem: str, extension: str, limit: int, *, fold: bool) -> str:
         candidate = _shorten(stem, extension, limit)
         number = 0
-        while (candidate.upper() if fold else candidate) in taken:
+        while not self._claim(space, candidate.upper() if fold else candidate):
             number += 1
             candidate = _shorten(stem, extension, limit, f"_{number}")
-        taken.add(candidate.upper() if fold else candidate)
         return candidate
 
     def iso_file(self, name: str) -> str:
@@ -75,16 +95,14 @@ class Namer:
 
     def rock_ridge(self, name: str) -> str:
         """The real name, or, over 255 bytes of UTF-8, its stem cut (and numbered if need be)."""
-        taken = self._taken["rr"]
         stem, extension = _stem_and_extension(name)
         candidate, number = name, 0
-        while len(candidate.encode()) > ROCK_RIDGE_MAX_BYTES or candidate in taken:
+        while len(candidate.encode()) > ROCK_RIDGE_MAX_BYTES or not self._claim("rr", candidate):
             tail = (f"_{number}" if number else "") + extension
             cut = stem
             while cut and len((cut + tail).encode()) > ROCK_RIDGE_MAX_BYTES:
                 cut = cut[:-1]
             candidate, number = cut + tail, number + 1
-        taken.add(candidate)
         return candidate
 
     def _long_name(self, space: str, name: str, limit: int) -> str:
