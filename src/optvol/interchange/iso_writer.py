@@ -330,10 +330,12 @@ def _dot_system_use(me: _Dir, parent: _Dir, ce: bytes) -> bytes:
 
 def _dots(me: _Dir, parent: _Dir, *, joliet: bool, system_use: tuple[bytes, bytes] = (b"", b"")) -> list[bytes]:
     """The "." and ".." records of a directory."""
-    return [iso.directory_record(identifier, extent=extent, size=size, date=iso.record_date(directory.row.created),
-                                 flags=iso.FLAG_DIRECTORY, system_use=use)
-            for identifier, directory, use in ((iso.DOT, me, system_use[0]), (iso.DOTDOT, parent, system_use[1]))
-            for extent, size in [directory.joliet if joliet else directory.iso]]
+    records = []
+    for identifier, directory, use in ((iso.DOT, me, system_use[0]), (iso.DOTDOT, parent, system_use[1])):
+        extent, size = directory.joliet if joliet else directory.iso
+        records.append(iso.directory_record(identifier, extent=extent, size=size, flags=iso.FLAG_DIRECTORY,
+                                            date=iso.record_date(directory.row.created), system_use=use))
+    return records
 
 
 def _iso_directory(me: _Dir, parent: _Dir, dirs: dict[int, _Dir], store: Held | Spilled, *,
@@ -409,7 +411,7 @@ class _Packer:
             self._pad(SECTOR - self.offset % SECTOR)
         at = self.offset
         self.offset += length
-        if self._out:
+        if self._out is not None:
             self._buffer += piece
             if len(self._buffer) >= FLUSH_AT:
                 self._flush()
@@ -420,13 +422,13 @@ class _Packer:
         sectors where ``whole``, else the bytes laid out."""
         size = self.offset
         self._pad(-self.offset % SECTOR)
-        if self._out:
+        if self._out is not None:
             self._flush()
         return self.offset if self._whole else size
 
     def _pad(self, length: int) -> None:
         self.offset += length
-        if self._out:
+        if self._out is not None:
             self._buffer += bytes(length)
 
     def _flush(self) -> None:
