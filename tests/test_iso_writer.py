@@ -17,7 +17,7 @@ import pytest
 from conftest import data_path, make_volume
 from optvol import errors, model
 from optvol.interchange import export_iso, import_iso, iso9660, iso_entries, iso_writer, udf
-from optvol.interchange.names import Namer
+from optvol.interchange.names import Namer, TakenNames
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
 
@@ -370,3 +370,39 @@ def test_export_holds_a_bounded_part_of_one_large_directory(library, tmp_path, m
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+class _CountedNames(TakenNames):
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims = 0
+
+    def claim(self, space: str, key: str) -> bool:
+        self.claims += 1
+        return super().claim(space, key)
+
+
+class _CountedFromOne(_CountedNames):
+    """Numbering from 1 for every name, as the Namer did before it kept the last number."""
+
+    def last_number(self, base: str) -> int:
+        return 0
+
+    def note_number(self, base: str, number: int) -> None:
+        pass
+
+
+def test_names_sharing_a_base_cost_claims_in_proportion():
+    """1,000 names that shorten to one base in every namespace get the names that counting
+    from 1 gives, in about one claim a name and namespace (counting from 1 takes half a
+    million claims a namespace: a directory of 100,000 such names would not finish)."""
+    def hand_out(names: TakenNames) -> list[tuple[str, str, str]]:
+        namer = Namer(names)
+        return [(namer.iso_file(name), namer.joliet(name), namer.udf(name))
+                for name in (f"a scanned invoice {'of the year 2026 ' * 16}number {i:06}.pdf" for i in range(1000))]
+
+    counted, from_one = _CountedNames(), _CountedFromOne()
+    handed = hand_out(counted)
+    assert handed == hand_out(from_one)
+    assert len({iso for iso, _, _ in handed}) == 1000 and handed[999][0] == "A_SCANNED_INVOICE_OF_TH_999.PDF;1"
+    assert counted.claims < 2 * 3 * 1000 < from_one.claims // 100, (counted.claims, from_one.claims)

@@ -60,7 +60,7 @@ class Held:
 
     def __init__(self) -> None:
         self._items: list[Entry] = []
-        self.claim = TakenNames().claim
+        self.names = TakenNames()
 
     def add(self, entry: Entry) -> None:
         self._items.append(entry)
@@ -89,11 +89,20 @@ class Spilled:
             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
             CREATE TABLE entries (iso_key BLOB, {self._COLUMNS});
             CREATE TABLE taken (space TEXT, key TEXT, PRIMARY KEY (space, key)) WITHOUT ROWID;
+            CREATE TABLE numbers (base TEXT PRIMARY KEY, number INTEGER) WITHOUT ROWID;
         """)
         self._pending: list[tuple] = []
+        self.names = self  # names.Names
 
     def claim(self, space: str, key: str) -> bool:
         return self._db.execute("INSERT OR IGNORE INTO taken VALUES (?, ?)", (space, key)).rowcount == 1
+
+    def last_number(self, base: str) -> int:
+        row = self._db.execute("SELECT number FROM numbers WHERE base = ?", (base,)).fetchone()
+        return row[0] if row else 0
+
+    def note_number(self, base: str, number: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO numbers VALUES (?, ?)", (base, number))
 
     def add(self, entry: Entry) -> None:
         self._pending.append((iso_key(entry.iso_name), *entry))

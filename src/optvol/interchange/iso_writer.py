@@ -143,7 +143,7 @@ def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[D
     """Put the entries of a directory in ``store``; return its number of files. Without
     ``out`` (first pass) file places are 0; with it, file data (after its UDF file entry,
     with ``udf``) is written."""
-    namer = Namer(store.claim)
+    namer = Namer(store.names)
     for subdir in subdirs:
         child = dirs[subdir.id]
         child.iso_name = namer.iso_dir(subdir.name).encode()

@@ -17,7 +17,7 @@ hold, iso_entries.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from typing import Protocol
 
 ISO_FILE_MAX = 30
 ISO_DIR_MAX = 31
@@ -41,38 +41,68 @@ def _shorten(stem: str, extension: str, limit: int, suffix: str = "") -> str:
     return stem[: max(room, 0)] + suffix + extension
 
 
+class Names(Protocol):
+    """Where a Namer keeps the names it has handed out."""
+
+    def claim(self, space: str, key: str) -> bool:
+        """Take ``key`` (upper-cased where ``space`` folds case); False if it was taken already."""
+
+    def last_number(self, base: str) -> int:
+        """The last number a numbered name of ``base`` was given (0: none yet)."""
+
+    def note_number(self, base: str, number: int) -> None:
+        ...
+
+
 class TakenNames:
-    """The names a directory has handed out, in memory: one set per namespace."""
+    """The names a directory has handed out, in memory: one set per namespace, and the
+    last number of each numbered name."""
 
     def __init__(self) -> None:
         self._taken: dict[str, set[str]] = {"iso": set(), "joliet": set(), "udf": set(), "rr": set()}
+        self._numbers: dict[str, int] = {}
 
     def claim(self, space: str, key: str) -> bool:
-        """Take ``key`` in ``space``; False if it was taken already."""
         taken = self._taken[space]
         if key in taken:
             return False
         taken.add(key)
         return True
 
+    def last_number(self, base: str) -> int:
+        return self._numbers.get(base, 0)
+
+    def note_number(self, base: str, number: int) -> None:
+        self._numbers[base] = number
+
 
 class Namer:
-    """Unique ISO 9660, Joliet and UDF names for the entries of one directory.
+    """Unique ISO 9660, Joliet and UDF names for the entries of one directory, kept in
+    ``names`` (by default a ``TakenNames`` in memory)."""
 
-    ``claim(space, key)`` takes a name (upper-cased where a namespace folds case) and says
-    whether it was free; by default a ``TakenNames`` in memory.
-    """
-
-    def __init__(self, claim: Callable[[str, str], bool] | None = None) -> None:
-        self._claim = claim or TakenNames().claim
+    def __init__(self, names: Names | None = None) -> None:
+        self._names = names or TakenNames()
 
     def _unique(self, space: str, stem: str, extension: str, limit: int, *, fold: bool) -> str:
+        """The name itself if free, else the first free one numbered ``_1``, ``_2``, ...
+
+        Names that shorten to the same unnumbered name share every numbered one too, so
+        numbering goes on from the last number that base was given: every number below it
+        is taken, the name is the one counting from 1 gives, and a directory of n names
+        sharing a base costs n claims, not n².
+        """
         candidate = _shorten(stem, extension, limit)
-        number = 0
-        while not self._claim(space, candidate.upper() if fold else candidate):
+        key = candidate.upper() if fold else candidate
+        if self._names.claim(space, key):
+            return candidate
+        base = f"{space}\0{limit}\0{key}"
+        number = self._names.last_number(base)
+        while True:
             number += 1
             candidate = _shorten(stem, extension, limit, f"_{number}")
-        return candidate
+            if self._names.claim(space, candidate.upper() if fold else candidate):
+                self._names.note_number(base, number)
+                return candidate
 
     def iso_file(self, name: str) -> str:
         """``NAME.EXT;1`` (a name without extension keeps its dot: ``NAME.;1``)."""
@@ -97,7 +127,7 @@ class Namer:
         """The real name, or, over 255 bytes of UTF-8, its stem cut (and numbered if need be)."""
         stem, extension = _stem_and_extension(name)
         candidate, number = name, 0
-        while len(candidate.encode()) > ROCK_RIDGE_MAX_BYTES or not self._claim("rr", candidate):
+        while len(candidate.encode()) > ROCK_RIDGE_MAX_BYTES or not self._names.claim("rr", candidate):
             tail = (f"_{number}" if number else "") + extension
             cut = stem
             while cut and len((cut + tail).encode()) > ROCK_RIDGE_MAX_BYTES:
