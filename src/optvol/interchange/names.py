@@ -51,7 +51,7 @@ class Names(Protocol):
         """The last number a numbered name of ``base`` was given (0: none yet)."""
 
     def note_number(self, base: str, number: int) -> None:
-        ...
+        """Remember ``number`` as the last one a numbered name of ``base`` was given."""
 
 
 class TakenNames:
@@ -95,7 +95,7 @@ class Namer:
         key = candidate.upper() if fold else candidate
         if self._names.claim(space, key):
             return candidate
-        base = f"{space}\0{limit}\0{key}"
+        base = f"{space}/{limit}/{key}"  # no name of any namespace holds a "/"
         number = self._names.last_number(base)
         while True:
             number += 1
