@@ -351,7 +351,7 @@ def test_a_directory_too_large_to_hold_makes_the_same_image(library, tmp_path, m
 @pytest.mark.parametrize("bridge", [False, True], ids=["iso", "udf"])
 def test_export_holds_a_bounded_part_of_one_large_directory(library, tmp_path, monkeypatch, bridge):
     """One directory of 4 x N files takes no more Python memory to export than one of N,
-    once both are past SPILL_AT (held, they take about 1.5 KiB a file). The data goes out
+    once both are past SPILL_AT (held, they take about 1 KiB a file). The data goes out
     through a buffer of FLUSH_AT bytes, made small here so that both exports fill it."""
     import tracemalloc
 

@@ -112,8 +112,6 @@ def ce_entry(block: int, offset: int, length: int) -> bytes:
     return b"CE\x1c\x01" + both32(block) + both32(offset) + both32(length)
 
 
-CE_LENGTH = 28
-ZERO_DATE = bytes(7)
 
 
 def er_entry() -> bytes:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from optvol.interchange import iso9660 as iso
 from optvol.interchange.names import TakenNames
 
-SPILL_AT = 20_000  # entries of a directory held in memory; about 1.5 KiB each while laid out
+SPILL_AT = 20_000  # entries of a directory held in memory; about 1 KiB each while laid out
 _BATCH = 500  # rows read or written at once
 
 

@@ -157,9 +157,9 @@ def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[D
         if udf and file_row.size > udfs.MAX_FILE_BYTES:  # about 251 GB: 234 descriptors in a one-block entry
             raise errors.error("OPV0704", volume=volume.id, reason=f"{file_row.path(dir_path)} has {file_row.size:,} "
                                f"bytes; a UDF file entry of one block describes {udfs.MAX_FILE_BYTES:,} at most")
-        if out and udf:
+        if out is not None and udf:
             udf_entry = out.append(_udf_file_entry(out.sector, file_row))
-        if out and file_row.size:
+        if out is not None and file_row.size:
             sector = out.append_payload(volume, file_row, file_row.path(dir_path))
         store.add(Entry(namer.iso_file(file_row.name).encode(), namer.joliet(file_row.name).encode("utf-16-be"),
                         namer.rock_ridge(file_row.name).encode(), udfs.cs0(namer.udf(file_row.name)) if udf else b"",
@@ -262,7 +262,7 @@ def _udf_identifiers(me: _Dir, parent: _Dir, store: Held | Spilled, *, out: _Out
         block = me.udf_identifiers[0] + identifiers.offset // SECTOR - PARTITION
         identifiers.add(udfs.file_identifier(block, name=name, characteristics=characteristics,
                                              entry=sector - PARTITION, unique=_unique(sector, root=root))
-                        if out else udfs.identifier_length(name))
+                        if out is not None else udfs.identifier_length(name))
 
     add(b"", udfs.CHAR_PARENT | udfs.CHAR_DIRECTORY, parent.udf_entry, root=parent.row.parent is None)
     for entry in store:
@@ -283,7 +283,8 @@ def _write_udf_volume(out: _Output, root: _Dir, *, volume_id: str, now: datetime
     def sectors(*descriptors: bytes) -> bytes:
         return b"".join(descriptor.ljust(SECTOR, b"\x00") for descriptor in descriptors)
 
-    out.write_at(19 * SECTOR, b"".join(udfs.volume_structure(name) for name in (b"BEA01", b"NSR02", b"TEA01")))
+    out.write_at(udfs.RECOGNITION_SEQUENCE * SECTOR,
+                 b"".join(udfs.volume_structure(name) for name in (b"BEA01", b"NSR02", b"TEA01")))
     for start in (udfs.MAIN_SEQUENCE, udfs.RESERVE_SEQUENCE):
         out.write_at(start * SECTOR, sectors(*udfs.volume_sequence(start, volume_id=volume_id, recorded=recorded,
                                                                     partition=(PARTITION, length))))
@@ -293,7 +294,7 @@ def _write_udf_volume(out: _Output, root: _Dir, *, volume_id: str, now: datetime
     file_set = udfs.file_set(recorded=recorded, volume_id=volume_id, root=root.udf_entry - PARTITION)
     out.write_at(PARTITION * SECTOR, sectors(file_set, udfs.terminating(1)))  # blocks 0 and 1 of the partition
     for sector in (udfs.ANCHOR, last):
-        out.write_at(sector * SECTOR, udfs.anchor(udfs.MAIN_SEQUENCE, udfs.RESERVE_SEQUENCE, sector))
+        out.write_at(sector * SECTOR, udfs.anchor(sector))
 
 
 def _extents(sector: int, size: int) -> list[tuple[int, int]]:
@@ -353,7 +354,7 @@ def _iso_directory(me: _Dir, parent: _Dir, dirs: dict[int, _Dir], store: Held | 
     for record in _dots(me, parent, joliet=False, system_use=(dot, _dir_rock_ridge(parent, with_name=False))):
         records.add(record)
     for entry in store.iso_order():
-        rock_ridge = _rock_ridge(entry, dirs) if out else _ENTRY_ROCK_RIDGE
+        rock_ridge = _ENTRY_ROCK_RIDGE if out is None else _rock_ridge(entry, dirs)
         nm = b"".join(iso.nm_entries(entry.rr_name))
         if iso.record_length(len(entry.iso_name), len(rock_ridge) + len(nm)) > iso.MAX_RECORD:
             nm = ce(nm)
@@ -383,7 +384,7 @@ def _records(entry: Entry, dirs: dict[int, _Dir], identifier: bytes, system_use:
         extents, flags, date = [child.joliet if joliet else child.iso], iso.FLAG_DIRECTORY, entry.created
     else:
         extents, flags, date = _extents(entry.sector, entry.size), 0, entry.modified
-    if not out:
+    if out is None:
         yield from [iso.record_length(len(identifier), len(system_use))] * len(extents)
         return
     last = len(extents) - 1

@@ -1,6 +1,6 @@
 """UDF structures as bytes: the bridge that ``export-iso --udf`` lays beside ISO 9660.
 
-Pure functions, no I/O. We record OSTA UDF 1.02 (the revision every UDF reader takes, and
+Pure functions, no I/O; the numbers of the standard here serve ``udf_walk.py`` (import) too. We record OSTA UDF 1.02 (the revision every UDF reader takes, and
 the one genisoimage writes) on a read-only partition of 2048-byte blocks. The references:
 - ECMA-167 3rd edition: part 1 the basic types (1/7.2.1 charspec, 1/7.2.12 dstring,
   1/7.3 timestamp, 1/7.4 entity identifier); part 2 the volume recognition sequence
@@ -27,14 +27,14 @@ REVISION = 0x0102
 TAG_VERSION = 2  # descriptors of an NSR02 volume
 TAG_PRIMARY, TAG_ANCHOR, TAG_IMPLEMENTATION_USE, TAG_PARTITION = 1, 2, 4, 5
 TAG_LOGICAL_VOLUME, TAG_UNALLOCATED, TAG_TERMINATING, TAG_INTEGRITY = 6, 7, 8, 9
-TAG_FILE_SET, TAG_FILE_IDENTIFIER, TAG_FILE_ENTRY = 256, 257, 261
+TAG_FILE_SET, TAG_FILE_IDENTIFIER, TAG_FILE_ENTRY, TAG_EXTENDED_FILE_ENTRY = 256, 257, 261, 266
 FILE_TYPE_DIRECTORY, FILE_TYPE_REGULAR = 4, 5
-CHAR_DIRECTORY, CHAR_PARENT = 0x02, 0x08  # file characteristics (4/14.4.3)
+CHAR_DIRECTORY, CHAR_DELETED, CHAR_PARENT = 0x02, 0x04, 0x08  # file characteristics (4/14.4.3)
 MAX_AD_LENGTH = 0x3FFFF800  # bytes in one allocation descriptor: 30 bits, whole blocks (4/14.14.1.1)
 FILE_ENTRY_FIXED = 176  # a file entry's bytes before its allocation descriptors (4/14.9)
 MAX_FILE_BYTES = (SECTOR - FILE_ENTRY_FIXED) // 8 * MAX_AD_LENGTH  # what the short ADs of a one-block entry hold
-MAX_NAME_BYTES = 255  # a file identifier in CS0, its compression ID included (UDF 2.3.4.2)
 UNSPECIFIED_ID = 0xFFFFFFFF  # uid and gid "not specified" (4/14.9.3, 4/14.9.4)
+RECOGNITION_SEQUENCE = 19  # BEA01, NSR02, TEA01 after ISO 9660's descriptors at 16-18 (2/8.3)
 MAIN_SEQUENCE, RESERVE_SEQUENCE, INTEGRITY_SEQUENCE = 32, 48, 64  # sectors, as genisoimage lays them
 SEQUENCE_SECTORS = 16
 ANCHOR = 256
@@ -109,9 +109,11 @@ def short_ads(block: int, size: int) -> bytes:
     return bytes(ads)
 
 
-def anchor(main: int, reserve: int, location: int) -> bytes:
-    """The anchor volume descriptor pointer (3/10.2), at sector 256 and at the last sector."""
-    body = extent_ad(SEQUENCE_SECTORS * SECTOR, main) + extent_ad(SEQUENCE_SECTORS * SECTOR, reserve)
+def anchor(location: int) -> bytes:
+    """The anchor volume descriptor pointer (3/10.2), at sector 256 and at the last sector:
+    where the main and the reserve volume descriptor sequences lie."""
+    body = (extent_ad(SEQUENCE_SECTORS * SECTOR, MAIN_SEQUENCE)
+            + extent_ad(SEQUENCE_SECTORS * SECTOR, RESERVE_SEQUENCE))
     return descriptor(TAG_ANCHOR, location, body.ljust(496, b"\x00"))
 
 

@@ -23,13 +23,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from optvol.interchange.iso_walk import Image, micros
+from optvol.interchange.udf import (
+    ANCHOR,
+    CHAR_DELETED,
+    CHAR_PARENT,
+    FILE_TYPE_DIRECTORY,
+    TAG_EXTENDED_FILE_ENTRY,
+    TAG_FILE_ENTRY,
+    TAG_FILE_IDENTIFIER,
+    TAG_FILE_SET,
+    TAG_LOGICAL_VOLUME,
+    TAG_PARTITION,
+    TAG_TERMINATING,
+)
 
-ANCHOR = 256
 MAX_SEQUENCE = 64  # descriptors read from the volume descriptor sequence
-TAG_PARTITION, TAG_LOGICAL_VOLUME, TAG_TERMINATING = 5, 6, 8
-TAG_FILE_SET, TAG_FILE_IDENTIFIER, TAG_FILE_ENTRY, TAG_EXTENDED_FILE_ENTRY = 256, 257, 261, 266
-FILE_TYPE_DIRECTORY = 4
-CHAR_DELETED, CHAR_PARENT = 0x04, 0x08  # file characteristics (ECMA-167 4/14.4.3)
 AD_SHORT, AD_LONG, AD_EMBEDDED = 0, 1, 3
 MAX_DIRECTORY_BYTES = 1 << 30  # a directory's identifiers, read a chunk at a time
 DIRECTORY_CHUNK = 1 << 20
