@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -251,6 +252,61 @@ def test_round_trip_keeps_names_bytes_and_times(filled, tmp_path):
         assert [d.path for d in source.iter_dirs("/")] == [d.path for d in copy.iter_dirs("/")]
 
 
+def _isoinfo_flags(image: Path, *, joliet: bool) -> dict[str, int]:
+    """The file flags byte of every record, by name, as isoinfo lists them ("[ extent flags]")."""
+    listing = subprocess.run(["isoinfo", *(["-J"] if joliet else []), "-l", "-i", str(image)],
+                             capture_output=True, text=True, check=True).stdout
+    found = {}
+    for line in listing.splitlines():
+        match = re.search(r"\[\s*\d+ ([0-9a-f]{2})\]\s+(.*?)\s*$", line)
+        if match:
+            found[match.group(2)] = int(match.group(1), 16)
+    return found
+
+
+@pytest.mark.parametrize("udf", [False, True], ids=["iso", "udf"])
+def test_hidden_files_stay_hidden_out_and_back(library, tmp_path, udf):
+    """The hidden flag goes out as the existence bit of the ISO 9660 and Joliet records (what
+    Windows and 7-Zip call hidden) and UDF's hidden characteristic, and comes back on import;
+    read-only stays apart (Rock Ridge's mode, UDF's permissions)."""
+    make_volume(library, "HID")
+    names = ("secret.txt", "open.txt", "locked.txt")
+    with library.open("HID") as volume:
+        volume.mkdir("/Dir")
+        for name in names:
+            volume.write_bytes(f"/Dir/{name}", name.encode())
+        volume.set_attributes("/Dir/secret.txt", hidden=True)
+        volume.set_attributes("/Dir/locked.txt", read_only=True)
+    image = tmp_path / "h.iso"
+    export_iso(library, vol="HID", file=image, udf=udf, now=NOW)
+    plain, joliet = _isoinfo_flags(image, joliet=False), _isoinfo_flags(image, joliet=True)
+    assert [plain[name.upper() + ";1"] for name in names] == [0x01, 0x00, 0x00]
+    assert [joliet[name] for name in names] == [0x01, 0x00, 0x00]
+    result = import_iso(library, file=image, vol="BACK", now=datetime.now(timezone.utc))
+    assert result.namespace == "Rock Ridge"
+    with library.open("BACK") as back:
+        assert [back.stat(f"/Dir/{name}").hidden for name in names] == [True, False, False]
+
+
+def test_import_keeps_what_genisoimage_hides(library, tmp_path):
+    """``genisoimage -hidden`` sets the existence bit; a new volume and a tree imported onto a
+    primary both get the file hidden."""
+    tree = tmp_path / "tree"
+    (tree / "Sub").mkdir(parents=True)
+    (tree / "Sub" / "secret.txt").write_bytes(b"secret")
+    (tree / "Sub" / "open.txt").write_bytes(b"open")
+    image = tmp_path / "g.iso"
+    subprocess.run(["genisoimage", "-quiet", "-R", "-J", "-hidden", "secret.txt", "-V", "HIDING", "-o", str(image),
+                    str(tree)], check=True, capture_output=True)
+    import_iso(library, file=image, now=datetime.now(timezone.utc))
+    make_volume(library, "PVOL2")
+    rc, _, err = _cli(library, "import-iso", str(image), "--into", "PVOL2:/In")
+    assert rc == 0, err
+    for volume_id, top in (("HIDING", ""), ("PVOL2", "/In")):
+        with library.open(volume_id) as volume:
+            assert [volume.stat(f"{top}/Sub/{name}").hidden for name in ("secret.txt", "open.txt")] == [True, False]
+
+
 def test_import_into_primary_volume_uses_new_dates(filled, tmp_path, clock):
     image = tmp_path / "in.iso"
     export_iso(filled, vol="PVOL1", file=image, now=NOW)
@@ -341,8 +397,8 @@ def _pycdlib_micros(stamp) -> int:
 @pytest.mark.parametrize("maker", ["genisoimage-udf", "optvol --udf"])
 def test_our_udf_reader_agrees_with_pycdlib(library, tmp_path, maker):
     """udf_walk.py against a second reader of the same UDF file system: every name, kind,
-    size, byte extent and modified time alike. With our own image, pycdlib is a second
-    reader of what iso_writer.py wrote too."""
+    size, byte extent, modified time and hidden characteristic alike. With our own image,
+    pycdlib is a second reader of what iso_writer.py wrote too (one file hidden)."""
     import pycdlib
 
     from optvol.interchange import iso_read, iso_walk
@@ -354,6 +410,7 @@ def test_our_udf_reader_agrees_with_pycdlib(library, tmp_path, maker):
             for path, data in TREE.items():
                 volume.mkdir("/" + path.rpartition("/")[0], parents=True, exist_ok=True)
                 volume.write_bytes("/" + path, data)
+            volume.set_attributes("/Reports/empty.dat", hidden=True)
         export_iso(library, vol="PVOL1", file=image, udf=True, now=NOW)
     else:
         _host_tree(tmp_path / "tree")
@@ -370,15 +427,17 @@ def test_our_udf_reader_agrees_with_pycdlib(library, tmp_path, maker):
             entry = names + (child.file_identifier().decode(child.file_ident.encoding),)
             when = _pycdlib_micros(child.mod_time)
             if child.is_dir():
-                expected.add((entry, True, when, 0, ()))
+                expected.add((entry, True, when, 0, (), False))
                 walk(entry)
             else:
                 extents = tuple(tuple(e) for e in iso.get_file_byte_extents(udf_path="/" + "/".join(entry)))
-                expected.add((entry, False, when, child.get_data_length(), extents))
+                hidden = bool(child.file_ident.file_characteristics & 0x01)  # ECMA-167 4/14.4.3, bit 0
+                expected.add((entry, False, when, child.get_data_length(), extents, hidden))
 
     walk(())
     iso.close()
     fd = os.open(image, os.O_RDONLY)
     with iso_read._udf_tree(str(image), fd, iso_walk.Image(fd, os.fstat(fd).st_size), "U") as tree:
-        found = {(e.names, e.is_dir, e.modified, e.size, e.extents) for e in tree.entries()}
+        found = {(e.names, e.is_dir, e.modified, e.size, e.extents, e.hidden) for e in tree.entries()}
     assert found == expected and len(found) > len(TREE)
+    assert sum(e[-1] for e in found) == (1 if maker == "optvol --udf" else 0)

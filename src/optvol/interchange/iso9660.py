@@ -20,6 +20,10 @@ from functools import lru_cache
 SECTOR = 2048
 MAX_EXTENT = 0xFFFFF800  # bytes in one extent of a multi-extent file (4 GiB less one sector)
 MAX_RECORD = 255
+# File flags of a directory record (§9.1.6): bit 0 "existence" (set: the file need not be
+# made known to the user, a hidden file to Windows and 7-Zip), bit 1 directory, bit 7 not
+# the final record of a multi-extent file.
+FLAG_HIDDEN = 0x01
 FLAG_DIRECTORY = 0x02
 FLAG_MULTI_EXTENT = 0x80
 DOT, DOTDOT = b"\x00", b"\x01"

@@ -36,7 +36,7 @@ class Entry(NamedTuple):
     child: int | None  # the subdirectory's id; None for a file
     sector: int  # a file's first data sector (0 in the first pass, and for an empty file)
     size: int
-    flags: int  # a file's flags (volume_rows.READ_ONLY)
+    flags: int  # a file's flags (volume_rows.READ_ONLY, HIDDEN)
     created: int
     modified: int
     attr_changed: int

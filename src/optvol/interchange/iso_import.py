@@ -3,9 +3,10 @@
 A new volume is *CD-ROM media when its files fit in 650 MB, else *DVD-ROM, media format
 *ISO9660, its volume ID the image's volume identifier unless ``vol`` names one. It is
 built in the library's staging area through ``Volume.mastering_writer`` (which keeps the
-image's times) and appears in the library only once complete: a damaged or hostile image
-adds nothing. ``into`` copies the tree onto an existing volume instead, through the
-user-program API (new dates, the volume rules apply), in one transaction.
+image's times, and the hidden flag of the files the image hides) and appears in the library
+only once complete: a damaged or hostile image adds nothing. ``into`` copies the tree onto an existing volume instead, through the
+user-program API (new dates, the volume rules apply; a hidden file is made hidden after it
+is written), in one transaction.
 
 The image's tree is walked twice and never held whole (``iso_read.py``): first to check
 every name and measure what the volume needs, then to copy.
@@ -23,6 +24,7 @@ from optvol.interchange.iso_read import Entry, ImageTree, damaged, read_tree
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, VolumeType
 from optvol.volume import Volume
+from optvol.volume_rows import HIDDEN
 
 READ_CHUNK = 1 << 20
 SECTOR = 2048
@@ -161,7 +163,8 @@ def _new_volume(library: Library, tree: ImageTree, vol: str | None, now: datetim
                 else:
                     writer.write_file(path, chunks=_chunks(tree, entry), size=entry.size,
                                       created=entry.created or entry.modified, modified=entry.modified,
-                                      attr_changed=entry.attr_changed or entry.modified)
+                                      attr_changed=entry.attr_changed or entry.modified,
+                                      flags=HIDDEN if entry.hidden else 0)
 
     with library.locked():
         library.install(volume_id, label=label, replace=False, fill=fill)
@@ -183,6 +186,8 @@ def _copy_into(library: Library, tree: ImageTree, volume_id: str, top: str) -> I
                     volume.mkdir(path, exist_ok=True)
                 else:
                     volume.write_chunks(path, _chunks(tree, entry), size=entry.size, replace=False)
+                    if entry.hidden:
+                        volume.set_attributes(path, hidden=True)
     return _result(tree, survey, volume_id, model.join(top_parts), None)
 
 

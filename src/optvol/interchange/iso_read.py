@@ -40,6 +40,7 @@ class Entry:
     attr_changed: int | None = None
     size: int = 0
     extents: tuple[tuple[int, int], ...] = ()  # (byte offset in the image, length)
+    hidden: bool = False  # a file the image hides (the ISO 9660 or Joliet existence bit, UDF's hidden characteristic)
 
 
 class ImageTree:
@@ -164,7 +165,7 @@ class _Walker:
                 yield from self.walk(target or record, entry_names, on_path)
                 continue
             pieces.append(record)
-            if not record.flags & iso_walk.FLAG_MULTI_EXTENT:
+            if not record.continues:
                 yield self._file_entry(names + (self.name_of(pieces[0]),), pieces)
                 pieces = []
         if pieces:
@@ -180,7 +181,8 @@ class _Walker:
     def _file_entry(self, names: tuple[str, ...], pieces: list[Record]) -> Entry:
         extents = tuple((p.extent * self.block, p.size) for p in pieces)
         modified, created, attr_changed = iso_walk.file_times(pieces[-1])
-        return Entry(names, False, modified, created, attr_changed, sum(length for _, length in extents), extents)
+        return Entry(names, False, modified, created, attr_changed, sum(length for _, length in extents), extents,
+                     hidden=pieces[0].is_hidden)
 
 
 # --------------------------------------------------------------------- UDF
@@ -200,7 +202,7 @@ def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_w
     """The entries of the UDF file system below ``names`` (pre-order)."""
     if len(names) > MAX_DEPTH:
         raise damaged(path, f"directories nest deeper than {MAX_DEPTH} levels")
-    for cs0, block in udf_walk.children(image, volume, directory):
+    for cs0, block, hidden in udf_walk.children(image, volume, directory):
         child = udf_walk.node(image, volume, block)
         entry_names = names + (udf_walk.name(cs0),)
         when = udf_walk.timestamp_micros(child.modified)
@@ -211,4 +213,4 @@ def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_w
             yield from _walk_udf(path, image, volume, child, entry_names, on_path | {block})
         else:
             yield Entry(entry_names, False, when, when, udf_walk.timestamp_micros(child.attr_changed) or when,
-                        child.size, child.extents)
+                        child.size, child.extents, hidden=hidden)

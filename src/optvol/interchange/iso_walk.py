@@ -24,13 +24,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from optvol.interchange.iso9660 import FLAG_DIRECTORY, FLAG_HIDDEN, FLAG_MULTI_EXTENT
+
 DESCRIPTORS_START = 16  # sector of the first volume descriptor
 MAX_DESCRIPTORS = 64
 MAX_CONTINUATIONS = 32  # CE areas followed for one record
 MAX_CONTINUATION_BYTES = 64 << 10  # real ones fit in a sector; a hostile length must not allocate gigabytes
 DIRECTORY_CHUNK = 1 << 20  # bytes of a directory extent read at a time
 JOLIET_ESCAPES = (b"%/@", b"%/C", b"%/E")
-FLAG_DIRECTORY, FLAG_MULTI_EXTENT = 0x02, 0x80
 TF_CREATION, TF_MODIFY, TF_ATTRIBUTES, TF_LONG_FORM = 0x01, 0x02, 0x08, 0x80
 
 _LE32 = struct.Struct("<I")
@@ -53,6 +54,15 @@ class Record:
     @property
     def is_dir(self) -> bool:
         return bool(self.flags & FLAG_DIRECTORY)
+
+    @property
+    def is_hidden(self) -> bool:
+        return bool(self.flags & FLAG_HIDDEN)
+
+    @property
+    def continues(self) -> bool:
+        """Not the last record of a multi-extent file."""
+        return bool(self.flags & FLAG_MULTI_EXTENT)
 
 
 NameOf = Callable[[Record], str]  # a record's name in one namespace

@@ -43,7 +43,7 @@ from optvol.interchange.iso9660 import SECTOR
 from optvol.interchange.iso_entries import Entry, Held, Spilled, entries_for
 from optvol.interchange.names import Namer
 from optvol.volume import Volume
-from optvol.volume_rows import READ_ONLY, DirRow, FileRow
+from optvol.volume_rows import HIDDEN, READ_ONLY, DirRow, FileRow
 
 PATH_TABLES = 19  # the first sector after the volume descriptors
 PARTITION = udfs.ANCHOR + 1  # where the UDF partition starts: its file set descriptor
@@ -266,7 +266,9 @@ def _udf_identifiers(me: _Dir, parent: _Dir, store: Held | Spilled, *, out: _Out
 
     add(b"", udfs.CHAR_PARENT | udfs.CHAR_DIRECTORY, parent.udf_entry, root=parent.row.parent is None)
     for entry in store:
-        add(entry.udf_name, 0 if entry.child is None else udfs.CHAR_DIRECTORY, entry.udf_entry)
+        characteristics = udfs.CHAR_DIRECTORY if entry.child is not None else \
+            udfs.CHAR_HIDDEN if entry.flags & HIDDEN else 0
+        add(entry.udf_name, characteristics, entry.udf_entry)
     return identifiers.close()
 
 
@@ -383,7 +385,8 @@ def _records(entry: Entry, dirs: dict[int, _Dir], identifier: bytes, system_use:
         child = dirs[entry.child]
         extents, flags, date = [child.joliet if joliet else child.iso], iso.FLAG_DIRECTORY, entry.created
     else:
-        extents, flags, date = _extents(entry.sector, entry.size), 0, entry.modified
+        extents, flags, date = (_extents(entry.sector, entry.size), iso.FLAG_HIDDEN if entry.flags & HIDDEN else 0,
+                                entry.modified)
     if out is None:
         yield from [iso.record_length(len(identifier), len(system_use))] * len(extents)
         return

@@ -29,7 +29,9 @@ TAG_PRIMARY, TAG_ANCHOR, TAG_IMPLEMENTATION_USE, TAG_PARTITION = 1, 2, 4, 5
 TAG_LOGICAL_VOLUME, TAG_UNALLOCATED, TAG_TERMINATING, TAG_INTEGRITY = 6, 7, 8, 9
 TAG_FILE_SET, TAG_FILE_IDENTIFIER, TAG_FILE_ENTRY, TAG_EXTENDED_FILE_ENTRY = 256, 257, 261, 266
 FILE_TYPE_DIRECTORY, FILE_TYPE_REGULAR = 4, 5
-CHAR_DIRECTORY, CHAR_DELETED, CHAR_PARENT = 0x02, 0x04, 0x08  # file characteristics (4/14.4.3)
+# File characteristics of a file identifier (4/14.4.3): bit 0 "existence" (set: hidden from
+# the user), then directory, deleted, parent.
+CHAR_HIDDEN, CHAR_DIRECTORY, CHAR_DELETED, CHAR_PARENT = 0x01, 0x02, 0x04, 0x08
 MAX_AD_LENGTH = 0x3FFFF800  # bytes in one allocation descriptor: 30 bits, whole blocks (4/14.14.1.1)
 FILE_ENTRY_FIXED = 176  # a file entry's bytes before its allocation descriptors (4/14.9)
 MAX_FILE_BYTES = (SECTOR - FILE_ENTRY_FIXED) // 8 * MAX_AD_LENGTH  # what the short ADs of a one-block entry hold

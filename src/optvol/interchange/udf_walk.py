@@ -26,6 +26,7 @@ from optvol.interchange.iso_walk import Image, micros
 from optvol.interchange.udf import (
     ANCHOR,
     CHAR_DELETED,
+    CHAR_HIDDEN,
     CHAR_PARENT,
     FILE_TYPE_DIRECTORY,
     TAG_EXTENDED_FILE_ENTRY,
@@ -162,9 +163,9 @@ def _extents(ads: bytes, volume: Volume, *, long: bool, size: int) -> tuple[tupl
     return tuple(extents)
 
 
-def children(image: Image, volume: Volume, directory: Node) -> Iterator[tuple[bytes, int]]:
-    """(name in CS0, file entry block) of each file identifier of a directory but its parent
-    and deleted ones."""
+def children(image: Image, volume: Volume, directory: Node) -> Iterator[tuple[bytes, int, bool]]:
+    """(name in CS0, file entry block, hidden) of each file identifier of a directory but its
+    parent and deleted ones."""
     if directory.size > MAX_DIRECTORY_BYTES:
         raise ValueError("a UDF directory is too large")
     pending = b""
@@ -182,8 +183,10 @@ def children(image: Image, volume: Volume, directory: Node) -> Iterator[tuple[by
                     break
                 record = pending[position:position + total]
                 _tag(record, TAG_FILE_IDENTIFIER, "a UDF file identifier")
-                if not record[18] & (CHAR_PARENT | CHAR_DELETED):  # the file characteristics
-                    yield record[38 + use_length:38 + use_length + identifier_length], _U32.unpack_from(record, 24)[0]
+                characteristics = record[18]
+                if not characteristics & (CHAR_PARENT | CHAR_DELETED):
+                    yield (record[38 + use_length:38 + use_length + identifier_length], _U32.unpack_from(record, 24)[0],
+                           bool(characteristics & CHAR_HIDDEN))
                 position += total
             pending = pending[position:]
     if pending.strip(b"\x00"):
