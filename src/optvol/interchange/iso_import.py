@@ -4,9 +4,9 @@ A new volume is *CD-ROM media when its files fit in 650 MB, else *DVD-ROM, media
 *ISO9660, its volume ID the image's volume identifier unless ``vol`` names one. It is
 built in the library's staging area through ``Volume.mastering_writer`` (which keeps the
 image's times, and the hidden flag of the files the image hides) and appears in the library
-only once complete: a damaged or hostile image adds nothing. ``into`` copies the tree onto an existing volume instead, through the
-user-program API (new dates, the volume rules apply; a hidden file is made hidden after it
-is written), in one transaction.
+only once complete: a damaged or hostile image adds nothing. ``into`` copies the tree onto
+an existing volume instead, through the user-program API (new dates, the volume rules
+apply; a hidden file is made hidden after it is written), in one transaction.
 
 The image's tree is walked twice and never held whole (``iso_read.py``): first to check
 every name and measure what the volume needs, then to copy.
