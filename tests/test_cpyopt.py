@@ -603,8 +603,44 @@ def test_progress_counts_files_as_they_are_written(lib, clock):
     assert [files for files, _ in calls] == [3, 4, 5, 6, 7, 8, 9]
 
 
+@pytest.mark.parametrize("totype", [VolumeType.BACKUP, VolumeType.PRIMARY], ids=["backup", "primary"])
+@pytest.mark.parametrize("sltfile", ["*CHANGED", "*NEW", "*ALL"])
+def test_totals_are_what_the_copy_then_writes(lib, clock, sltfile, totype):
+    """The bar's totals, counted by SQLite (``Choice.selected_sql``) apart from the selection
+    the copy runs (``Choice.selected``), are the files and bytes the copy then writes: on a
+    first run, after data, attribute and new-file changes, and with FROMTIME."""
+    target = "BVOL1" if totype is VolumeType.BACKUP else "PVOL2"
+    if target == "PVOL2":
+        inzopt(lib, vol="PVOL2", now=day(1, 1))
+    write(lib, clock, day(1, 2), {f"/A/F{i}": os.urandom(100 + i) for i in range(30)}
+          | {f"/A/B/G{i}": os.urandom(3000 + i) for i in range(10)} | {"/TOP": b"top"})
+    runs = []
+
+    def run(when: datetime, start: datetime | None = None) -> None:
+        counted = []
+        request = CopyRequest(fromvol="PVOL1", frompath="/", tovol=target, totype=totype, cpysubdir=True,
+                              sltfile=sltfile, fromtime=start)
+        result = cpyopt(lib, request, now=when, totals=lambda files, size: counted.append((files, size)))
+        assert result.failed == 0
+        assert counted == [(result.copied, result.bytes_copied)]
+        runs.append(result.copied)
+
+    run(day(1, 3))
+    write(lib, clock, day(1, 4), {"/A/F1": b"new data", "/A/B/G2": os.urandom(5000), "/A/NEW": b"new file"})
+    clock.now = day(1, 4)
+    with lib.open("PVOL1") as pvol:
+        pvol.set_attributes("/A/F2", hidden=True)  # (read-only would refuse *ALL's replacement on a primary)
+    run(day(1, 5))
+    write(lib, clock, day(1, 6), {"/A/F3": b"later", "/A/B/LATER": b"later file"})
+    run(day(1, 7), start=day(1, 6))
+    run(day(1, 8))  # nothing changed since the last run
+    expected = {"*CHANGED": [41, 4, 2, 0], "*NEW": [41, 1, 1, 0], "*ALL": [41, 42, 2, 43]}[sltfile]
+    assert runs == expected
+
+
 def test_progress_bar_on_a_terminal(tmp_path):
-    """On a terminal (a real pseudo-terminal here) CPYOPT draws a bar with files, bytes and rate."""
+    """On a terminal (a real pseudo-terminal here) CPYOPT draws a bar with files and bytes,
+    so far and in all, and a rate."""
     import pty
 
     env = {k: v for k, v in os.environ.items() if k != "OPTVOL_LIBRARY"}
@@ -637,7 +673,8 @@ def test_progress_bar_on_a_terminal(tmp_path):
     assert b"40 copied" in done.stdout
     assert b"CPYOPT" in drawn and b"files" in drawn  # the bar: "CPYOPT n files", bytes and a rate
     assert re.search(rb"\d [kMG]?B\x1b", drawn) and re.search(rb"\d [kMG]?B/s", drawn)  # bytes so far, and a rate
-    assert b"/?" not in drawn  # no total to show: the bytes alone, not "x/? MB"
+    assert b"/40 files" in drawn and b"of 83.9 MB" in drawn  # the totals: 40 files of 2 MiB
+    assert b"/?" not in drawn  # never "x/? MB" before the totals are known
 
 
 

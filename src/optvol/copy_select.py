@@ -91,31 +91,47 @@ class Selection:
     def __exit__(self, *exc: object) -> None:
         self.conn.close()
 
-    def _select(self, where: str) -> str:
+    def _select(self, where: str, columns: str = f"{_SOURCE_COLUMNS}, t.modified, t.attr_changed") -> str:
         return (
-            f"SELECT {_SOURCE_COLUMNS}, t.modified, t.attr_changed FROM main.files AS s"
+            f"SELECT {columns} FROM main.files AS s"
             f" LEFT JOIN {self.target_schema}.files AS t ON t.dir = :tdir AND t.name_key = s.name_key AND t.live = 1"
             f" WHERE s.dir = :sdir AND s.live = 1 {where}"
         )
+
+    def _windows(self, source_dir: DirRow, target_dir: int, *, from_time: int | None, skip: Range,
+                 ) -> list[tuple[str, dict]]:
+        """The conditions (and their values) of the files changed at or after ``from_time`` and
+        not inside ``skip``: one or two index range scans (changed after the range, and, if it
+        has a start, before it)."""
+        where = "" if from_time is None else "AND s.changed >= :from"
+        args = {"sdir": source_dir.id, "tdir": target_dir, "from": from_time}
+        if not skip.has_range:
+            return [(where, args)]
+        windows = [(where + " AND s.changed > :end", {**args, "end": skip.end})]
+        if skip.start is not None:
+            windows.append((where + " AND s.changed < :start", {**args, "start": skip.start}))
+        return windows
 
     def candidates(self, source_dir: DirRow, target_dir: int, *, from_time: int | None, skip: Range,
                    ) -> Iterator[list[Candidate]]:
         """Files of a source directory changed at or after ``from_time`` and not inside ``skip``,
         in lists of at most PIECE_FILES as the query gives them: a directory of a million files
         is never held whole."""
-        where = "" if from_time is None else "AND s.changed >= :from"
-        args = {"sdir": source_dir.id, "tdir": target_dir, "from": from_time}
-        if not skip.has_range:
-            queries = [(self._select(where), args)]
-        else:
-            # Two index range scans: changed after the range, and (if it has a start) before it.
-            queries = [(self._select(where + " AND s.changed > :end"), {**args, "end": skip.end})]
-            if skip.start is not None:
-                queries.append((self._select(where + " AND s.changed < :start"), {**args, "start": skip.start}))
-        for sql, values in queries:
-            cursor = self.conn.execute(sql, values)
+        for where, values in self._windows(source_dir, target_dir, from_time=from_time, skip=skip):
+            cursor = self.conn.execute(self._select(where), values)
             while rows := cursor.fetchmany(PIECE_FILES):
                 yield [Candidate(FileRow(*r[:15]), r[2], source_dir.path, r[15], r[16]) for r in rows]
+
+    def totals(self, source_dir: DirRow, target_dir: int, *, from_time: int | None, skip: Range, choice: Choice,
+               ) -> tuple[int, int]:
+        """The files of ``candidates`` that ``choice`` selects, and their bytes, counted by
+        SQLite alone (what a progress bar counts up to)."""
+        files = size = 0
+        for where, values in self._windows(source_dir, target_dir, from_time=from_time, skip=skip):
+            found = self.conn.execute(self._select(f"{where} AND {choice.selected_sql()}", "count(*), total(s.size)"),
+                                      values).fetchone()
+            files, size = files + found[0], size + int(found[1])
+        return files, size
 
     def single(self, source_dir: DirRow, name: str, target_dir: int, target_name: str, *,
                from_time: int | None) -> list[Candidate]:
@@ -158,6 +174,17 @@ class Choice(NamedTuple):
         if self.sltfile == "*NEW":
             return False
         return self.changed_on_source(c)
+
+    def selected_sql(self) -> str:
+        """``selected`` as a condition on a row of the selection query (``s`` the source file,
+        ``t`` its namesake on the target, all NULL when there is none), for ``Selection.totals``."""
+        if self.sltfile == "*ALL":
+            return "1"
+        if self.sltfile == "*NEW":
+            return "t.modified IS NULL"
+        if self.to_backup:
+            return "(t.modified IS NULL OR s.modified > t.modified OR s.attr_changed > t.attr_changed)"
+        return "(t.modified IS NULL OR max(s.modified, s.attr_changed) > t.modified)"
 
     def changed_on_source(self, c: Candidate) -> bool:
         """*CHANGED: the source's data or attributes changed since the copy on the target."""
@@ -226,6 +253,13 @@ def read_directory(selection: Selection, source: Volume, choice: Choice, source_
 
     yield from read_pieces(source, choice, itertools.chain.from_iterable(choose()), target_dir)
     yield Pick(selection.live_files(source_dir) - chosen, stale)
+
+
+def directory_totals(selection: Selection, choice: Choice, source_dir: DirRow, target_dir: str) -> tuple[int, int]:
+    """The files ``read_directory`` would choose in one directory now, and their bytes."""
+    target_id, target_range = selection.target_dir(target_dir)
+    return selection.totals(source_dir, target_id, from_time=choice.start, skip=choice.skip(target_range),
+                            choice=choice)
 
 
 def read_pieces(source: Volume, choice: Choice, chosen: Iterable[Candidate], target_dir: str) -> Iterator[Piece]:
