@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from optvol.interchange.iso9660 import FLAG_DIRECTORY, FLAG_HIDDEN, FLAG_MULTI_EXTENT
+from optvol.model import to_micros
 
 DESCRIPTORS_START = 16  # sector of the first volume descriptor
 MAX_DESCRIPTORS = 64
@@ -314,13 +315,7 @@ def date_micros(stamp: bytes) -> int | None:
         moment = moment.replace(tzinfo=timezone(timedelta(minutes=15 * (offset if -48 <= offset <= 52 else 0))))
     except (ValueError, UnicodeDecodeError, OverflowError):
         return None
-    return micros(moment)
-
-
-def micros(moment: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime, exactly."""
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return to_micros(moment)
 
 
 def record_time(record: Record) -> int:

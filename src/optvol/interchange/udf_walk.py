@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from optvol.interchange.iso_walk import Image, micros
+from optvol.interchange.iso_walk import Image
 from optvol.interchange.udf import (
     ANCHOR,
     CHAR_DELETED,
@@ -37,6 +37,7 @@ from optvol.interchange.udf import (
     TAG_PARTITION,
     TAG_TERMINATING,
 )
+from optvol.model import to_micros
 
 MAX_SEQUENCE = 64  # descriptors read from the volume descriptor sequence
 AD_SHORT, AD_LONG, AD_EMBEDDED = 0, 1, 3
@@ -218,4 +219,4 @@ def timestamp_micros(stamp: bytes) -> int:
                           tzinfo=timezone(timedelta(minutes=offset)))
     except (ValueError, OverflowError, struct.error):
         return 0
-    return micros(moment)
+    return to_micros(moment)
