@@ -24,6 +24,7 @@ from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow
 
 HASH_WORKERS = max(2, os.cpu_count() or 2)
+Progress = Callable[[int, int], None]  # (file versions, bytes)
 PARALLEL_SIZE = 1 << 20
 _FILE_COLUMNS = ", ".join("f." + c.strip() for c in FILE_COLUMNS.split(","))
 # Index fields of a file version that only its FILE record sets (besides size and SHA-256),
@@ -55,9 +56,13 @@ class CheckResult:
         }
 
 
-def chkoptvol(library: Library, *, vol: str, keep_list: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> list[CheckResult]:
-    """CHKOPTVOL VOL (an ID or *ALL): one result per volume; ``keep_list`` keeps good paths too."""
+def chkoptvol(library: Library, *, vol: str, keep_list: bool = False, progress: Progress | None = None,
+              totals: Progress | None = None) -> list[CheckResult]:
+    """CHKOPTVOL VOL (an ID or *ALL): one result per volume; ``keep_list`` keeps good paths too.
+
+    ``progress`` gets each volume's file versions and bytes read back intact so far;
+    ``totals`` its versions and bytes in all, before its first (once per volume).
+    """
     ids = library.volume_ids() if vol.upper() == "*ALL" else [vol]
     results = []
     for volume_id in ids:
@@ -74,14 +79,14 @@ def chkoptvol(library: Library, *, vol: str, keep_list: bool = False,
             continue
         with volume:
             try:
-                results.append(check_volume(volume, keep_list=keep_list, progress=progress))
+                results.append(check_volume(volume, keep_list=keep_list, progress=progress, totals=totals))
             except errors.DamagedError as exc:  # the index failed in the middle of the check
                 results.append(CheckResult(volume_id.upper(), damaged=[Damage("(index)", exc.text)]))
     return results
 
 
-def check_volume(volume: Volume, *, keep_list: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> CheckResult:
+def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress | None = None,
+                 totals: Progress | None = None) -> CheckResult:
     """Check one open volume: index, directory records, every file version."""
     result = CheckResult(volume.id)
     conn = volume.image.conn
@@ -99,6 +104,9 @@ def check_volume(volume: Volume, *, keep_list: bool = False,
     for path, kept, counted in _miscounted_directories(conn):
         result.damaged.append(Damage(path, f"the index keeps {kept} live files for the directory, it holds {counted}"
                                            " (optvol recover rebuilds the index from the records)"))
+    if totals:
+        versions, size = conn.execute("SELECT count(*), total(size) FROM files").fetchone()
+        totals(versions, int(size))
     with ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
         pending: deque = deque()
         for path, row, live, newer in _versions(conn):
@@ -114,7 +122,7 @@ def check_volume(volume: Volume, *, keep_list: bool = False,
 
 
 def _record(result: CheckResult, name: str, row: FileRow, problem, *, keep_list: bool,
-            progress: Callable[[int, int], None] | None) -> None:
+            progress: Progress | None) -> None:
     reason = problem.result() if isinstance(problem, Future) else problem
     if reason:
         result.damaged.append(Damage(name, reason, row.id))

@@ -37,8 +37,13 @@ class DuplicateResult:
 
 
 def dupopt(library: Library, *, fromvol: str, tovol: str, now: datetime, newvol: str = "*TOVOL",
-           clear: bool = False, allow_media_errors: bool = False) -> DuplicateResult:
-    """DUPOPT FROMVOL TOVOL NEWVOL CLEAR ALWMEDERR (``allow_media_errors`` is *FILE)."""
+           clear: bool = False, allow_media_errors: bool = False, progress: checking.Progress | None = None,
+           totals: checking.Progress | None = None) -> DuplicateResult:
+    """DUPOPT FROMVOL TOVOL NEWVOL CLEAR ALWMEDERR (``allow_media_errors`` is *FILE).
+
+    ``totals`` and ``progress`` follow the check of the copy (``checking.check_volume``),
+    which reads back every file version; the kernel copy before it reports nothing.
+    """
     source_id, target_id = model.volume_id(fromvol), model.volume_id(tovol)
     new_id = {"*TOVOL": target_id, "*FROMVOL": source_id}.get(newvol.upper()) or model.volume_id(newvol)
     with library.locked():
@@ -54,7 +59,7 @@ def dupopt(library: Library, *, fromvol: str, tovol: str, now: datetime, newvol:
             def build(staging: Path) -> None:
                 unreadable = _copy_image(source, staging, new_id)
                 _finish_copy(library, staging, label, outcome, allow_media_errors=allow_media_errors,
-                             unreadable=unreadable, source_id=source.id)
+                             unreadable=unreadable, source_id=source.id, progress=progress, totals=totals)
 
             previous = target_id if library.exists(target_id) else None
             library.install(new_id, build=build, replace=previous is not None, previous=previous)
@@ -154,12 +159,13 @@ def _salvage(fd: int, out: int, offset: int, length: int, sector_size: int, unre
 
 
 def _finish_copy(library: Library, staging: Path, label: dict, outcome: DuplicateResult, *,
-                 allow_media_errors: bool, unreadable: list[tuple[int, int]], source_id: str) -> None:
+                 allow_media_errors: bool, unreadable: list[tuple[int, int]], source_id: str,
+                 progress: checking.Progress | None = None, totals: checking.Progress | None = None) -> None:
     """Give the copy its new identity, then verify every file version it holds."""
     with Volume(image_mod.VolumeImage(staging), clock=library.clock) as copy:
         with copy.image.transaction() as tx:
             tx.write_label({**copy.image.label(), **label})
-        result = checking.check_volume(copy)
+        result = checking.check_volume(copy, progress=progress, totals=totals)
         if unreadable:
             result.damaged = [_name_media_error(copy, d, unreadable, source_id) for d in result.damaged]
         if result.damaged and not allow_media_errors:

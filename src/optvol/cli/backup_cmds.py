@@ -7,6 +7,7 @@ from datetime import datetime, time
 
 from optvol import conversion, copying, errors
 from optvol.cli.context import Context
+from optvol.cli.progress import Bar
 from optvol.model import VolumeType
 
 
@@ -29,56 +30,10 @@ def request_of(values: dict) -> copying.CopyRequest:
     )
 
 
-class _Bar:
-    """A progress bar on a terminal (files and bytes so far and in all, rate, time left);
-    nothing otherwise."""
-
-    def __init__(self, ctx: Context):
-        self.progress = None
-        if not ctx.json and ctx.err.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                FileSizeColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            # On stderr, the terminal it was asked about: stdout may be a pipe or a file. Until
-            # the totals are counted (a file FROMPATH has none) the bar pulses and only the
-            # counts so far show.
-            self.progress = Progress(TextColumn("CPYOPT {task.fields[files]}{task.fields[all_files]} files"),
-                                     BarColumn(), FileSizeColumn(), TextColumn("{task.fields[all_bytes]}"),
-                                     TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
-                                     console=Console(file=ctx.err))
-            self.task = self.progress.add_task("copy", total=None, files=0, all_files="", all_bytes="")
-
-    def __enter__(self) -> _Bar:
-        if self.progress:
-            self.progress.start()
-        return self
-
-    def update(self, files: int, done: int) -> None:
-        self.progress.update(self.task, completed=done, files=files)
-
-    def totals(self, files: int, size: int) -> None:
-        from rich.filesize import decimal
-
-        self.progress.update(self.task, total=size, all_files=f"/{files}", all_bytes=f"of {decimal(size)}")
-
-    def __exit__(self, *exc) -> None:
-        if self.progress:
-            self.progress.stop()
-
-
 def cpyopt(ctx: Context, values: dict) -> int:
     request = request_of(values)
-    with _Bar(ctx) as bar:
-        drawn = bar.progress is not None
-        result = copying.cpyopt(ctx.library(), request, now=ctx.now(), progress=bar.update if drawn else None,
-                                totals=bar.totals if drawn else None)
+    with Bar(ctx, "CPYOPT") as bar:
+        result = copying.cpyopt(ctx.library(), request, now=ctx.now(), progress=bar.update, totals=bar.totals)
     if ctx.json:
         ctx.print_json(result.as_json())
     else:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from optvol import checking, duplicate, errors, recovery
 from optvol.cli.context import Context
+from optvol.cli.progress import Bar
 
 
 def chkoptvol(ctx: Context, values: dict) -> int:
     output = values["OUTPUT"]
-    results = checking.chkoptvol(ctx.library(), vol=values["VOL"], keep_list=output == "*PRINT")
+    with Bar(ctx, "CHKOPTVOL") as bar:
+        results = checking.chkoptvol(ctx.library(), vol=values["VOL"], keep_list=output == "*PRINT",
+                                     progress=bar.update, totals=bar.totals)
     if values["VOL"] != "*ALL" and not results:
         raise errors.error("OPV0002", volume=values["VOL"], library=ctx.library().root)
     if ctx.json:
@@ -34,9 +37,11 @@ def chkoptvol(ctx: Context, values: dict) -> int:
 
 
 def dupopt(ctx: Context, values: dict) -> int:
-    result = duplicate.dupopt(ctx.library(), fromvol=values["FROMVOL"], tovol=values["TOVOL"], now=ctx.now(),
-                              newvol=values["NEWVOL"], clear=values["CLEAR"] == "*YES",
-                              allow_media_errors=values["ALWMEDERR"] == "*FILE")
+    with Bar(ctx, "DUPOPT") as bar:
+        result = duplicate.dupopt(ctx.library(), fromvol=values["FROMVOL"], tovol=values["TOVOL"], now=ctx.now(),
+                                  newvol=values["NEWVOL"], clear=values["CLEAR"] == "*YES",
+                                  allow_media_errors=values["ALWMEDERR"] == "*FILE", progress=bar.update,
+                                  totals=bar.totals)
     info = result.volume
     if ctx.json:
         ctx.print_json({"volume": info.as_json(), "files": result.files, "bytes": result.bytes,

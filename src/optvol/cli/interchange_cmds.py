@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from optvol.cli.context import Context
+from optvol.cli.progress import Bar
 
 
 def export_iso(ctx: Context, values: dict) -> int:
     from optvol import interchange  # the image code loads only for these commands
 
-    result = interchange.export_iso(ctx.library(), vol=values["VOL"], file=values["FILE"], udf=values["UDF"],
-                                       now=ctx.now())
+    with Bar(ctx, "export-iso") as bar:
+        result = interchange.export_iso(ctx.library(), vol=values["VOL"], file=values["FILE"], udf=values["UDF"],
+                                        now=ctx.now(), progress=bar.update, totals=bar.totals)
     if ctx.json:
         ctx.print_json(result.as_json())
     else:
@@ -22,8 +24,9 @@ def export_iso(ctx: Context, values: dict) -> int:
 def import_iso(ctx: Context, values: dict) -> int:
     from optvol import interchange
 
-    result = interchange.import_iso(ctx.library(), file=values["FILE"], vol=values["VOL"],
-                                    into=values["INTO"], now=ctx.now())
+    with Bar(ctx, "import-iso") as bar:
+        result = interchange.import_iso(ctx.library(), file=values["FILE"], vol=values["VOL"], into=values["INTO"],
+                                        now=ctx.now(), progress=bar.update, totals=bar.totals)
     if ctx.json:
         ctx.print_json(result.as_json())
     elif result.media_type is None:

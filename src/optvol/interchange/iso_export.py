@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from optvol import errors, model
-from optvol.interchange.iso_writer import write_image
+from optvol.interchange.iso_writer import Progress, write_image
 from optvol.library import Library
 
 
@@ -38,10 +38,12 @@ class ExportResult:
                 "directories": self.directories, "bytes": self.bytes, "udf": self.udf}
 
 
-def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: datetime, udf: bool = False) -> ExportResult:
+def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: datetime, udf: bool = False,
+               progress: Progress | None = None, totals: Progress | None = None) -> ExportResult:
     """export-iso VOL FILE [--udf]: the volume as an ISO 9660 image at host path ``file``.
 
-    ``now`` stamps the volume descriptors (the image's creation time).
+    ``now`` stamps the volume descriptors (the image's creation time). ``totals`` gets the
+    files and bytes to write, ``progress`` those written so far (``iso_writer.write_image``).
     """
     volume_id = model.volume_id(vol)
     target = Path(file).absolute()
@@ -52,7 +54,8 @@ def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: date
         raise errors.error("OPV0302", path=target, reason="it is a directory")
     with library.open(volume_id) as volume:
         (files, directories), size = _write(
-            target, lambda fd: write_image(volume, fd, volume_id=volume_id, now=now, udf=udf))
+            target, lambda fd: write_image(volume, fd, volume_id=volume_id, now=now, udf=udf, progress=progress,
+                                           totals=totals))
     return ExportResult(volume=volume_id, file=str(target), files=files, directories=directories, bytes=size, udf=udf)
 
 

@@ -15,7 +15,7 @@ every name and measure what the volume needs, then to copy.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +29,7 @@ from optvol.volume_rows import HIDDEN
 READ_CHUNK = 1 << 20
 SECTOR = 2048
 IMPORT_THRESHOLD = 100  # a mastered disc is full by design
+Progress = Callable[[int, int], None]  # (files, bytes)
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,36 @@ class ImportResult:
 
 
 def import_iso(library: Library, *, file: str | os.PathLike, now: datetime,
-               vol: str | None = None, into: str | None = None) -> ImportResult:
-    """import-iso FILE [--vol ID] [--into VOL:/PATH]."""
+               vol: str | None = None, into: str | None = None, progress: Progress | None = None,
+               totals: Progress | None = None) -> ImportResult:
+    """import-iso FILE [--vol ID] [--into VOL:/PATH]. ``totals`` gets the image's files and
+    bytes once the first walk has counted them, ``progress`` those copied so far."""
     path = os.path.abspath(file)
     if vol is not None and into is not None:
         raise errors.error("OPV0008", reason="give --vol or --into, not both")
     target = _into(into) if into is not None else None
+    counter = _Counter(progress, totals)
     with read_tree(path) as tree:
         if target is not None:
-            return _copy_into(library, tree, *target)
-        return _new_volume(library, tree, vol, now)
+            return _copy_into(library, tree, *target, counter)
+        return _new_volume(library, tree, vol, now, counter)
+
+
+class _Counter:
+    """The progress of the copying walk, after the totals of the first."""
+
+    def __init__(self, progress: Progress | None, totals: Progress | None):
+        self.progress, self.totals, self.files, self.bytes = progress, totals, 0, 0
+
+    def surveyed(self, survey: _Survey) -> None:
+        if self.totals:
+            self.totals(survey.files, survey.bytes)
+
+    def copied(self, size: int) -> None:
+        self.files += 1
+        self.bytes += size
+        if self.progress:
+            self.progress(self.files, self.bytes)
 
 
 def _into(text: str) -> tuple[str, str]:
@@ -147,11 +168,12 @@ def _volume_id(tree: ImageTree, vol: str | None) -> str:
                            reason=exc.text.split(": ", 1)[-1].rstrip(".")) from None
 
 
-def _new_volume(library: Library, tree: ImageTree, vol: str | None, now: datetime) -> ImportResult:
+def _new_volume(library: Library, tree: ImageTree, vol: str | None, now: datetime, counter: _Counter) -> ImportResult:
     volume_id = _volume_id(tree, vol)
     if library.exists(volume_id):
         raise errors.error("OPV0003", volume=volume_id, library=library.root)
     survey = _survey(tree, volume=volume_id, top=(), media_format=MediaFormat.ISO9660)
+    counter.surveyed(survey)
     label = _label(volume_id, survey.sectors * SECTOR, now)
 
     def fill(volume: Volume) -> None:
@@ -165,18 +187,20 @@ def _new_volume(library: Library, tree: ImageTree, vol: str | None, now: datetim
                                       created=entry.created or entry.modified, modified=entry.modified,
                                       attr_changed=entry.attr_changed or entry.modified,
                                       flags=HIDDEN if entry.hidden else 0)
+                    counter.copied(entry.size)
 
     with library.locked():
         library.install(volume_id, label=label, replace=False, fill=fill)
     return _result(tree, survey, volume_id, "/", label["media_type"])
 
 
-def _copy_into(library: Library, tree: ImageTree, volume_id: str, top: str) -> ImportResult:
+def _copy_into(library: Library, tree: ImageTree, volume_id: str, top: str, counter: _Counter) -> ImportResult:
     with library.open(volume_id) as volume:
         volume.check_user_write("importing an image")
         label = volume.label()
         top_parts = model.split_path(top, volume=volume_id, media_format=MediaFormat(label["media_format"]), is_dir=True)
         survey = _survey(tree, volume=volume_id, top=top_parts, media_format=MediaFormat(label["media_format"]))
+        counter.surveyed(survey)
         with volume.batch():
             if top_parts:
                 volume.mkdir(model.join(top_parts), parents=True, exist_ok=True)
@@ -188,6 +212,7 @@ def _copy_into(library: Library, tree: ImageTree, volume_id: str, top: str) -> I
                     volume.write_chunks(path, _chunks(tree, entry), size=entry.size, replace=False)
                     if entry.hidden:
                         volume.set_attributes(path, hidden=True)
+                    counter.copied(entry.size)
     return _result(tree, survey, volume_id, model.join(top_parts), None)
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,6 +50,7 @@ PARTITION = udfs.ANCHOR + 1  # where the UDF partition starts: its file set desc
 COPY_IN_KERNEL = 256 << 10  # payloads from this size on are copied by copy_file_range
 FLUSH_AT = 4 << 20
 FILE_MODE, READ_ONLY_MODE, DIR_MODE = 0o100644, 0o100444, 0o040755
+Progress = Callable[[int, int], None]  # (files, bytes)
 MAX_DIRECTORIES = 0xFFFF  # a path table names its parents in 16 bits
 _ENTRY_ROCK_RIDGE = bytes(len(iso.rr_entry(0) + iso.px_entry(0, 0) + iso.tf_entry(created=0, modified=0,
                                                                                   attr_changed=0)))
@@ -73,11 +74,19 @@ class _Dir:
 class _Output:
     """The image file: data appended through a buffer, metadata written at its places."""
 
-    def __init__(self, fd: int, sector: int) -> None:
+    def __init__(self, fd: int, sector: int, progress: Progress | None = None) -> None:
         self.fd = fd
         self.sector = sector  # the next free sector
         self._pending = bytearray()
         self._pending_at = sector * SECTOR
+        self.progress, self.files, self.bytes = progress, 0, 0  # the files written so far, and their bytes
+
+    def wrote(self, size: int) -> None:
+        """A file of ``size`` bytes is in the image."""
+        self.files += 1
+        self.bytes += size
+        if self.progress:
+            self.progress(self.files, self.bytes)
 
     def append(self, data: bytes) -> int:
         """Write ``data`` at the next free sector, padded to whole sectors; return that sector."""
@@ -113,10 +122,15 @@ class _Output:
             view, offset = view[written:], offset + written
 
 
-def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: bool = False) -> tuple[int, int]:
+def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: bool = False,
+                progress: Progress | None = None, totals: Progress | None = None) -> tuple[int, int]:
     """Write the volume's tree as an image to the empty host file ``fd``, with a UDF bridge
-    if ``udf``; return (files, directories)."""
+    if ``udf``; return (files, directories). ``totals`` gets the files and their bytes in
+    all, before any is written; ``progress`` those written so far, as they are."""
     with volume.snapshot():
+        if totals:
+            found = volume.image.conn.execute("SELECT count(*), total(size) FROM files WHERE live = 1").fetchone()
+            totals(found[0], int(found[1]))
         rows = volume.dir_rows("/", recursive=True)  # parents first
         if len(rows) > MAX_DIRECTORIES:
             raise errors.error("OPV0704", volume=volume_id, reason=f"{len(rows)} directories: ISO 9660 allows 65,535")
@@ -129,7 +143,7 @@ def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: 
         root = dirs[rows[0].id]
         tables = {joliet: _path_table_entries(root, dirs, children, joliet=joliet) for joliet in (False, True)}
         data_start = _place(dirs, tables, udf=udf)
-        out = _Output(fd, data_start)
+        out = _Output(fd, data_start, progress)
         files = sum(_write_directory(volume, out, dirs, row, children[row.id], udf=udf) for row in rows)
         out.flush()
     if udf:
@@ -161,6 +175,8 @@ def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[D
             udf_entry = out.append(_udf_file_entry(out.sector, file_row))
         if out is not None and file_row.size:
             sector = out.append_payload(volume, file_row, file_row.path(dir_path))
+        if out is not None:
+            out.wrote(file_row.size)
         store.add(Entry(namer.iso_file(file_row.name).encode(), namer.joliet(file_row.name).encode("utf-16-be"),
                         namer.rock_ridge(file_row.name).encode(), udfs.cs0(namer.udf(file_row.name)) if udf else b"",
                         None, sector, file_row.size, file_row.flags, file_row.created, file_row.modified,
