@@ -69,7 +69,7 @@ class Selection:
 
     def __init__(self, source: Volume, target: Volume):
         self.source = source
-        index = source.image.directory / "index.sqlite"
+        index = source.image.index_path
         # An IndexConnection: a damaged index fails as damaged data (exit 7), not with a traceback.
         self.conn = sqlite3.connect(reading_uri(index, read_only=source.image.read_only), uri=True,
                                     isolation_level=None, factory=IndexConnection)
@@ -82,7 +82,7 @@ class Selection:
             self.target_schema = "main"
         else:
             self.conn.execute("ATTACH DATABASE ? AS tgt",
-                              (reading_uri(target.image.directory / "index.sqlite", read_only=target.image.read_only),))
+                              (reading_uri(target.image.index_path, read_only=target.image.read_only),))
             self.target_schema = "tgt"
 
     def __enter__(self) -> Selection:

@@ -16,7 +16,11 @@ remove (which need it exclusively) never pull a volume from under a reader. An i
 read-only file system, or on a full one where SQLite cannot make its shared-memory file
 while no other process has the image open, is opened for reading only (``read_only``):
 every write is OPV0010 (OPV0203 when full), and on a read-only file system there is no
-lock, since nothing can change the image.
+lock, since nothing can change the image. So is an image this user may read but not write
+(OPV0011): its lock is opened for reading (a shared ``flock`` needs no more), and since
+SQLite reads a WAL index only through a shared-memory file it can write, it reads a
+private copy of the index (``_snapshot``); the data partition's committed records never
+change, so they are read in place.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ import fcntl
 import hashlib
 import mmap
 import os
+import shutil
 import sqlite3
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -41,6 +48,7 @@ from optvol.image.records import Kind
 INDEX_FILE = "index.sqlite"
 DATA_FILE = "data.opv"
 LOCK_FILE = "lock"
+SNAPSHOT_TRIES = 20  # copies of the index a user who may only read it takes before it gives up (OPV0004)
 BUSY_TIMEOUT_MS = 60_000
 FLUSH_BYTES = 2 << 20  # the buffer of records goes to a writer thread in pieces this big
 MAX_PENDING = 4  # pieces handed to the writer thread and not yet written (memory held)
@@ -157,6 +165,12 @@ def reading_uri(path: Path, *, read_only: bool) -> str:
     return path.as_uri() + "?mode=ro"
 
 
+def _stamp(path: Path) -> tuple[int, int, int, int]:
+    """What changes when a file is written or replaced."""
+    found = os.stat(path)
+    return found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
+
+
 def _log_without_shared_memory(path: Path) -> bool:
     """Index ``path`` has commits in its WAL file but no shared-memory file to read them by."""
     wal = path.with_name(path.name + "-wal")
@@ -179,18 +193,27 @@ def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _lock(directory: Path, *, exclusive: bool, volume: str) -> int | None:
-    """The open lock, shared or exclusive; None for a shared open on a read-only file system
-    (where nothing can change the image)."""
+def _lock(directory: Path, *, exclusive: bool, volume: str) -> tuple[int | None, str | None]:
+    """The open lock, shared or exclusive, and why the image can only be read, if it can:
+    "fs" on a read-only file system (no lock then: nothing can change the image), "access"
+    when this user may not write the lock (it is opened for reading)."""
+    reason = None
     try:
         fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         if exc.errno == errno.EROFS:
             if not exclusive:
-                return None
+                return None, "fs"
             raise read_only_error(directory.parent, f"changing volume {volume}") from None
-        raise errors.error("OPV0006", library=directory.parent,
-                           reason=f"{directory.name}/{LOCK_FILE}: {exc.strerror or exc}") from None
+        fd = None
+        if exc.errno in (errno.EACCES, errno.EPERM) and not exclusive:
+            try:
+                fd, reason = os.open(directory / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC), "access"
+            except OSError:
+                pass
+        if fd is None:
+            raise errors.error("OPV0006", library=directory.parent,
+                               reason=f"{directory.name}/{LOCK_FILE}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -200,7 +223,7 @@ def _lock(directory: Path, *, exclusive: bool, volume: str) -> int | None:
         os.close(fd)
         raise errors.error("OPV0006", library=directory.parent,
                            reason=f"{directory.name}/{LOCK_FILE} cannot be locked ({exc.strerror or exc})") from None
-    return fd
+    return fd, reason
 
 
 def index_root(conn: sqlite3.Connection, *, created: int, sector: int) -> None:
@@ -213,7 +236,7 @@ def index_root(conn: sqlite3.Connection, *, created: int, sector: int) -> None:
 
 def lock_exclusive(directory: Path, *, volume: str) -> int:
     """The open lock of a volume image, exclusively (exit 8 if it is open); close the fd to release."""
-    fd = _lock(directory, exclusive=True, volume=volume)
+    fd, _ = _lock(directory, exclusive=True, volume=volume)
     assert fd is not None  # an exclusive lock is taken or refused
     return fd
 
@@ -233,18 +256,31 @@ class VolumeImage:
         index_path = self.directory / index_file
         if not index_path.is_file() or not (self.directory / DATA_FILE).is_file():
             raise errors.error("OPV0201", volume=self.name, reason="index or data partition missing")
-        lock_fd = _lock(self.directory, exclusive=exclusive, volume=self.name) if lock else -1
+        lock_fd, because = _lock(self.directory, exclusive=exclusive, volume=self.name) if lock else (-1, None)
         # An image is only read (no migration, no tail cut; every write refused) on a read-only
-        # file system ("fs": no lock then) and on a full one that has no room for SQLite's
-        # shared-memory file ("full", see _open_index).
-        self._read_only_because = "fs" if lock_fd is None else None
+        # file system ("fs": no lock then), by a user who may not write it ("access"), and on
+        # a full file system that has no room for SQLite's shared-memory file ("full", see
+        # _open_index).
+        self._read_only_because = because
         self._lock_fd = -1 if lock_fd is None else lock_fd
-        if self.read_only and _log_without_shared_memory(index_path):  # SQLite would need to make one
+        self._snapshot_dir: Path | None = None
+        if because == "access":
+            try:
+                index_path = self._snapshot(index_path)
+            except BaseException:
+                self._release()
+                raise
+        elif self.read_only and _log_without_shared_memory(index_path):  # SQLite would need to make one
             raise read_only_error(self.directory.parent, f"reading volume {self.name}, whose index has commits in its"
                                   f" log ({index_file}-wal) and no {index_file}-shm beside it,")
+        self.index_path = index_path  # the index SQLite reads: the image's own, or a private copy
         try:
             found = self._open_index(index_path, exclusive=exclusive)
-            if found < schema.SCHEMA_VERSION:
+            if found < schema.SCHEMA_VERSION and self._snapshot_dir is not None:
+                self.conn.execute("BEGIN")  # a private copy: brought forward for this reader alone
+                schema.migrate(self.conn, found)
+                self.conn.execute("COMMIT")
+            elif found < schema.SCHEMA_VERSION:
                 with self._write_lock(f"upgrading the index of volume {self.name} to schema {schema.SCHEMA_VERSION}"):
                     schema.migrate(self.conn, schema.version_of(self.conn, where=self.name))
             row = self.conn.execute("SELECT volume, sector_size FROM label").fetchone()
@@ -267,6 +303,34 @@ class VolumeImage:
     def read_only(self) -> bool:
         return self._read_only_because is not None
 
+    def _snapshot(self, index: Path) -> Path:
+        """A private copy of the index and its log, for a user who may read the image but not
+        write it. A writer may be at work: the copy counts only if no checkpoint touched the
+        index while it was taken (a log copied as a commit is appended ends, for SQLite, at
+        its last whole commit)."""
+        try:
+            self._snapshot_dir = Path(tempfile.mkdtemp(prefix=f"optvol-{self.name}-"))
+        except OSError as exc:
+            raise errors.error("OPV0006", library=self.directory.parent, reason=f"volume {self.name} can only be read"
+                               f" through a copy of its index, and none can be made ({exc.strerror or exc})") from None
+        copy, log = self._snapshot_dir / index.name, index.with_name(index.name + "-wal")
+        for attempt in range(SNAPSHOT_TRIES):
+            try:
+                before = _stamp(index)
+                shutil.copyfile(index, copy)
+                try:
+                    shutil.copyfile(log, copy.with_name(log.name))
+                except FileNotFoundError:
+                    copy.with_name(log.name).unlink(missing_ok=True)
+                if _stamp(index) == before:
+                    return copy
+            except OSError as exc:  # the index cannot be read, or the copy not written (a full disk)
+                raise errors.error("OPV0006", library=self.directory.parent,
+                                   reason=f"{self.directory.name}/{index.name} cannot be copied to read it"
+                                          f" ({exc.strerror or exc})") from None
+            time.sleep(0.01 * (attempt + 1))
+        raise errors.error("OPV0004", volume=self.name)
+
     def _open_index(self, path: Path, *, exclusive: bool) -> int:
         """Connect ``self.conn`` to the index; its schema version.
 
@@ -276,7 +340,9 @@ class VolumeImage:
         anyone from reading, and copying out, what the volume holds.
         """
         try:
-            self.conn = _connect(path, read_only=self.read_only)
+            # A private copy is read through a connection of its own kind: SQLite makes the
+            # shared-memory file beside it.
+            self.conn = _connect(path, read_only=self.read_only and self._snapshot_dir is None)
             return schema.version_of(self.conn, where=self.name)
         except errors.VolumeFullError:
             wal = path.with_name(path.name + "-wal")
@@ -302,6 +368,8 @@ class VolumeImage:
         """The error for ``operation`` on an image opened only to be read."""
         if self._read_only_because == "full":
             return errors.error("OPV0203", volume=self.name, reason="the host file system is full")
+        if self._read_only_because == "access":
+            return errors.error("OPV0011", volume=self.name, operation=operation)
         return read_only_error(self.directory.parent, operation)
 
     # ----------------------------------------------------------------- life cycle
@@ -344,6 +412,13 @@ class VolumeImage:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
+        self._release_snapshot()
+
+    def _release_snapshot(self) -> None:
+        """Remove the private copy of the index, if there is one."""
+        if self._snapshot_dir is not None:
+            shutil.rmtree(self._snapshot_dir, ignore_errors=True)
+            self._snapshot_dir = None
 
     def __enter__(self) -> VolumeImage:
         return self
