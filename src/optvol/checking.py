@@ -13,18 +13,18 @@ import hashlib
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from optvol import errors
 from optvol.image.records import Kind
 from optvol.library import Library
+from optvol.model import Progress
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow
 
 HASH_WORKERS = max(2, os.cpu_count() or 2)
-Progress = Callable[[int, int], None]  # (file versions, bytes)
 PARALLEL_SIZE = 1 << 20
 _FILE_COLUMNS = ", ".join("f." + c.strip() for c in FILE_COLUMNS.split(","))
 # Index fields of a file version that only its FILE record sets (besides size and SHA-256),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -40,7 +40,7 @@ from optvol.copy_select import (
 )
 from optvol.gc_pause import no_cyclic_gc
 from optvol.library import Library
-from optvol.model import MediaFormat, MediaType, VolumeType
+from optvol.model import MediaFormat, MediaType, Progress, VolumeType
 from optvol.privileged import SourceRange
 from optvol.volume import Volume
 from optvol.volume_rows import DirRow
@@ -55,7 +55,6 @@ BATCH_BYTES = 256 << 20
 # Large files are hashed ahead of their kernel copy, each on its own thread: SHA-256 on
 # one core is slower than the copy, so two files hash at once while the copy goes on.
 HASH_THREADS = 2
-Progress = Callable[[int, int], None]  # (files, bytes) written so far, committed or not
 
 
 @dataclass(frozen=True)

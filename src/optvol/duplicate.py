@@ -21,7 +21,7 @@ from optvol.image import image as image_mod
 from optvol.image.datapart import copy_bytes
 from optvol.image.records import sectors_for
 from optvol.library import Library
-from optvol.model import MediaType, VolumeInfo
+from optvol.model import MediaType, Progress, VolumeInfo
 from optvol.volume import Volume
 
 READ_ONLY_MEDIA = (MediaType.CD_ROM, MediaType.DVD_ROM)
@@ -37,8 +37,8 @@ class DuplicateResult:
 
 
 def dupopt(library: Library, *, fromvol: str, tovol: str, now: datetime, newvol: str = "*TOVOL",
-           clear: bool = False, allow_media_errors: bool = False, progress: checking.Progress | None = None,
-           totals: checking.Progress | None = None) -> DuplicateResult:
+           clear: bool = False, allow_media_errors: bool = False, progress: Progress | None = None,
+           totals: Progress | None = None) -> DuplicateResult:
     """DUPOPT FROMVOL TOVOL NEWVOL CLEAR ALWMEDERR (``allow_media_errors`` is *FILE).
 
     ``totals`` and ``progress`` follow the check of the copy (``checking.check_volume``),
@@ -160,7 +160,7 @@ def _salvage(fd: int, out: int, offset: int, length: int, sector_size: int, unre
 
 def _finish_copy(library: Library, staging: Path, label: dict, outcome: DuplicateResult, *,
                  allow_media_errors: bool, unreadable: list[tuple[int, int]], source_id: str,
-                 progress: checking.Progress | None = None, totals: checking.Progress | None = None) -> None:
+                 progress: Progress | None, totals: Progress | None) -> None:
     """Give the copy its new identity, then verify every file version it holds."""
     with Volume(image_mod.VolumeImage(staging), clock=library.clock) as copy:
         with copy.image.transaction() as tx:

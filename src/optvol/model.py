@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -40,6 +41,8 @@ class MediaFormat(enum.StrEnum):
 
 
 BEGIN = "*BEGIN"
+# The callbacks of long commands (DESIGN §2): (files, bytes) done so far, or in all.
+Progress = Callable[[int, int], None]
 """Start of a complete backup range that has no lower limit (FROMTIME(*BEGIN *AVAIL))."""
 
 QOPT = "/QOPT"

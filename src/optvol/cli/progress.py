@@ -8,11 +8,10 @@ command has counted them (``totals``), of how many, the rate and the time left.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from optvol.cli.context import Context
+from optvol.model import Progress
 
-Callback = Callable[[int, int], None]  # (files, bytes)
 EVERY = 0.05  # seconds between the counts handed to rich (which redraws ten times a second)
 
 
@@ -54,12 +53,12 @@ class Bar:
             self.progress.stop()
 
     @property
-    def update(self) -> Callback | None:
+    def update(self) -> Progress | None:
         """The callback of the counts so far."""
         return self._update if self.progress else None
 
     @property
-    def totals(self) -> Callback | None:
+    def totals(self) -> Progress | None:
         """The callback of the counts in all; a new call starts the bar again (the next
         volume of a CHKOPTVOL VOL(*ALL), say)."""
         return self._totals if self.progress else None

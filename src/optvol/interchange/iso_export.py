@@ -18,8 +18,9 @@ from datetime import datetime
 from pathlib import Path
 
 from optvol import errors, model
-from optvol.interchange.iso_writer import Progress, write_image
+from optvol.interchange.iso_writer import write_image
 from optvol.library import Library
+from optvol.model import Progress
 
 
 @dataclass(frozen=True)

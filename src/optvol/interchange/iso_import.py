@@ -15,21 +15,20 @@ every name and measure what the volume needs, then to copy.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from optvol import errors, media, model
 from optvol.interchange.iso_read import Entry, ImageTree, damaged, read_tree
 from optvol.library import Library
-from optvol.model import MediaFormat, MediaType, VolumeType
+from optvol.model import MediaFormat, MediaType, Progress, VolumeType
 from optvol.volume import Volume
 from optvol.volume_rows import HIDDEN
 
 READ_CHUNK = 1 << 20
 SECTOR = 2048
 IMPORT_THRESHOLD = 100  # a mastered disc is full by design
-Progress = Callable[[int, int], None]  # (files, bytes)
 
 
 @dataclass(frozen=True)

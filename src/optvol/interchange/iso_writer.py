@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,6 +42,7 @@ from optvol.interchange import udf as udfs
 from optvol.interchange.iso9660 import SECTOR
 from optvol.interchange.iso_entries import Entry, Held, Spilled, entries_for
 from optvol.interchange.names import Namer
+from optvol.model import Progress
 from optvol.volume import Volume
 from optvol.volume_rows import HIDDEN, READ_ONLY, DirRow, FileRow
 
@@ -50,7 +51,6 @@ PARTITION = udfs.ANCHOR + 1  # where the UDF partition starts: its file set desc
 COPY_IN_KERNEL = 256 << 10  # payloads from this size on are copied by copy_file_range
 FLUSH_AT = 4 << 20
 FILE_MODE, READ_ONLY_MODE, DIR_MODE = 0o100644, 0o100444, 0o040755
-Progress = Callable[[int, int], None]  # (files, bytes)
 MAX_DIRECTORIES = 0xFFFF  # a path table names its parents in 16 bits
 _ENTRY_ROCK_RIDGE = bytes(len(iso.rr_entry(0) + iso.px_entry(0, 0) + iso.tf_entry(created=0, modified=0,
                                                                                   attr_changed=0)))
