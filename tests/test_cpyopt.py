@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -636,46 +635,6 @@ def test_totals_are_what_the_copy_then_writes(lib, clock, sltfile, totype):
     run(day(1, 8))  # nothing changed since the last run
     expected = {"*CHANGED": [41, 4, 2, 0], "*NEW": [41, 1, 1, 0], "*ALL": [41, 42, 2, 43]}[sltfile]
     assert runs == expected
-
-
-def test_progress_bar_on_a_terminal(tmp_path):
-    """On a terminal (a real pseudo-terminal here) CPYOPT draws a bar with files and bytes,
-    so far and in all, and a rate."""
-    import pty
-
-    env = {k: v for k, v in os.environ.items() if k != "OPTVOL_LIBRARY"}
-    env.update(COLUMNS="100", TERM="xterm")
-    base = [sys.executable, "-m", "optvol", "--library", str(tmp_path / "lib")]
-    subprocess.run(base + ["inzopt", "PVOL1"], check=True, capture_output=True, env=env)
-    subprocess.run(base + ["inzopt", "BVOL1", "--type", "*BACKUP"], check=True, capture_output=True, env=env)
-    source = tmp_path / "tree"
-    source.mkdir()
-    for number in range(40):
-        (source / f"F{number:02}").write_bytes(os.urandom(2 << 20))
-    subprocess.run(base + ["cp", "-r", str(source), "/QOPT/PVOL1/TREE"], check=True, capture_output=True, env=env)
-    controller, terminal = pty.openpty()
-    try:
-        done = subprocess.run(base + ["cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES"],
-                              stdout=subprocess.PIPE, stderr=terminal, env=env, timeout=120)
-        os.close(terminal)
-        drawn = b""
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            drawn += chunk
-    finally:
-        os.close(controller)
-    assert done.returncode == 0
-    assert b"40 copied" in done.stdout
-    assert b"CPYOPT" in drawn and b"files" in drawn  # the bar: "CPYOPT n files", bytes and a rate
-    assert re.search(rb"\d [kMG]?B\x1b", drawn) and re.search(rb"\d [kMG]?B/s", drawn)  # bytes so far, and a rate
-    assert b"/40 files" in drawn and b"of 83.9 MB" in drawn  # the totals: 40 files of 2 MiB
-    assert b"/?" not in drawn  # never "x/? MB" before the totals are known
-
 
 
 # ------------------------------------------------------------ the cycle collector

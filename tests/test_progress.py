@@ -1,11 +1,12 @@
-"""Progress of the long commands besides CPYOPT (whose own tests are in test_cpyopt.py):
-CHKOPTVOL, DUPOPT, export-iso and import-iso report through callbacks (DESIGN §2), and the
-CLI draws them as a bar on a terminal."""
+"""Progress of the long commands: CHKOPTVOL, DUPOPT, export-iso and import-iso report
+through callbacks (DESIGN §2; CPYOPT's are tested in test_cpyopt.py), and the CLI draws
+every one of them, CPYOPT's too, as a bar on a terminal."""
 
 from __future__ import annotations
 
 import os
 import pty
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -115,11 +116,13 @@ def _drawn(argv: list[str], env: dict) -> tuple[subprocess.CompletedProcess, byt
 
 
 def test_the_bar_on_a_terminal(tmp_path):
-    """On a terminal each command draws its bar: its name, files of all, bytes of all."""
+    """On a terminal (a real pseudo-terminal here) each command draws its bar: its name,
+    files and bytes so far and in all, and a rate."""
     env = {k: v for k, v in os.environ.items() if k != "OPTVOL_LIBRARY"}
     env.update(COLUMNS="120", TERM="xterm")
     base = [sys.executable, "-m", "optvol", "--library", str(tmp_path / "lib")]
     subprocess.run(base + ["inzopt", "PVOL1"], check=True, capture_output=True, env=env)
+    subprocess.run(base + ["inzopt", "BVOL1", "--type", "*BACKUP"], check=True, capture_output=True, env=env)
     source = tmp_path / "tree"
     source.mkdir()
     for number in range(40):
@@ -127,6 +130,7 @@ def test_the_bar_on_a_terminal(tmp_path):
     subprocess.run(base + ["cp", "-r", str(source), "/QOPT/PVOL1/TREE"], check=True, capture_output=True, env=env)
     image = tmp_path / "p.iso"
     for label, argv in (
+        (b"CPYOPT", ["cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES"]),
         (b"CHKOPTVOL", ["chkoptvol", "PVOL1"]),
         (b"DUPOPT", ["dupopt", "PVOL1", "DUP1"]),
         (b"export-iso", ["export-iso", "PVOL1", str(image)]),
@@ -135,6 +139,7 @@ def test_the_bar_on_a_terminal(tmp_path):
         done, drawn = _drawn(base + argv, env)
         assert done.returncode == 0, (label, drawn[-2000:])
         assert label + b" " in drawn and b"/40 files" in drawn and b"of 83.9 MB" in drawn, (label, drawn[-2000:])
-        assert b"/?" not in drawn
+        assert re.search(rb"\d [kMG]?B\x1b", drawn) and re.search(rb"\d [kMG]?B/s", drawn)  # bytes so far, a rate
+        assert b"/?" not in drawn  # never "x/? MB" before the totals are known
     done, drawn = _drawn(base + ["--json", "chkoptvol", "PVOL1"], env)  # JSON: no bar, even on a terminal
     assert done.returncode == 0 and b'"files_checked": 40' in done.stdout and b"CHKOPTVOL" not in drawn
