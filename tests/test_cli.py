@@ -269,6 +269,20 @@ def test_dspopt_diratr(filled):
     assert "/D1/SUB" in filled("dspopt", "PVOL1", "--data", "*DIRATR", "--path", "*ALL").text
 
 
+def test_positional_values_may_follow_options(filled):
+    """Positional values before, between or after ``--keyword`` options: one command line."""
+    expected = filled.json("dspopt", "PVOL1", "*ALL", "*DIRATR", "--path", "/D1")
+    assert [r["path"] for r in expected] == ["/D1"]
+    for argv in (["dspopt", "--path", "/D1", "PVOL1", "*ALL", "*DIRATR"],
+                 ["dspopt", "PVOL1", "--path", "/D1", "*ALL", "*DIRATR"],
+                 ["dspopt", "PVOL1", "*ALL", "--path", "/D1", "*DIRATR"]):
+        assert filled.json(*argv) == expected, argv
+    twice = filled("dspopt", "PVOL1", "--path", "/D1", "*ALL", "*DIRATR", "--data", "*FILATR", ok=False)
+    assert twice.rc == 2 and "OPV0008" in twice.err and "DATA given twice" in twice.err
+    extra = filled("dspopt", "--path", "/D1", "PVOL1", "*ALL", "*DIRATR", "extra", ok=False)
+    assert extra.rc == 2 and "OPV0008" in extra.err and "extra" in extra.err
+
+
 def test_dspopt_filatr(filled):
     single = filled.json("dspopt", "PVOL1", "--data", "*FILATR", "--path", "/D1/SUB/b.bin")
     assert len(single) == 1

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
 
 def _run(ctx: Context, argv: list[str]) -> int:
     try:
-        namespace = parser.build(parser.command_word(argv)).parse_args(argv)
+        namespace = parser.parse(argv)
         ctx.json, ctx.library_arg = namespace.json, namespace.library
         if getattr(namespace, "cl_front_door", False):
             from optvol.cli import cl_cmd

@@ -30,7 +30,7 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                         help="library directory (else $OPTVOL_LIBRARY, else ~/.local/share/optvol)")
 
 
-def _add_command(subparsers, command: Command) -> None:
+def _add_command(subparsers, command: Command) -> argparse.ArgumentParser:
     sub = subparsers.add_parser(command.shell_name, help=command.help, description=command.help)
     _global_options(sub, suppress=True)
     for param in command.params:
@@ -52,9 +52,10 @@ def _add_command(subparsers, command: Command) -> None:
         else:
             sub.add_argument(param.shell_option, dest=param.keyword, metavar="VALUE", help=text)
     sub.set_defaults(command=command)
+    return sub
 
 
-def _add_cl(subparsers) -> None:
+def _add_cl(subparsers) -> argparse.ArgumentParser:
     """``optvol cl``: not in the table, because it is the CL front door itself."""
     text = "Run IBM CL commands (INZOPT VOL(PVOL1) ...): the argument, -f FILE, or - for standard input."
     sub = subparsers.add_parser("cl", help=text, description=text + " One command per line; a line "
@@ -65,23 +66,38 @@ def _add_cl(subparsers) -> None:
     sub.add_argument("--continue", dest="keep_going", action="store_true",
                      help="run every command even after one fails (the exit code is the first failure's)")
     sub.set_defaults(cl_front_door=True)
+    return sub
 
 
 def build(only: str | None = None) -> argparse.ArgumentParser:
-    """The shell parser; with ``only`` (a known command word) just that subcommand is built."""
+    """The shell parser; with ``only`` (a known command word) just that subcommand is built.
+    Its ``commands`` holds each subcommand's parser by word."""
     parser = _Parser(prog="optvol", description="IBM i optical volume management, rebuilt in Python.")
     _global_options(parser, suppress=False)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    parser.commands = {}
     for command in COMMANDS:
         if only in (None, command.shell_name):
-            _add_command(subparsers, command)
+            parser.commands[command.shell_name] = _add_command(subparsers, command)
     if only in (None, "cl"):
-        _add_cl(subparsers)
+        parser.commands["cl"] = _add_cl(subparsers)
     return parser
 
 
-def command_word(argv: list[str]) -> str | None:
-    """The subcommand word of ``argv`` if it names a command, skipping the global options."""
+def parse(argv: list[str]) -> argparse.Namespace:
+    """A shell command line. A command's positional values may come before, between or after
+    its ``--keyword`` options (``dspopt BVOL1 --path /A '*ALL' '*DIRATR'``): argparse alone
+    takes a subcommand's positional values as one run and calls the rest unrecognized."""
+    index = _command_index(argv)
+    if index is None:
+        return build().parse_args(argv)
+    parser = build(argv[index])
+    namespace = parser.parse_args(argv[:index])  # the global options before the command word
+    return parser.commands[argv[index]].parse_intermixed_args(argv[index + 1:], namespace=namespace)
+
+
+def _command_index(argv: list[str]) -> int | None:
+    """Where the subcommand word of ``argv`` is, if it names a command, skipping the global options."""
     index = 0
     while index < len(argv):
         word = argv[index]
@@ -91,7 +107,7 @@ def command_word(argv: list[str]) -> str | None:
             index += 1
         else:
             known = word == "cl" or any(word == c.shell_name for c in COMMANDS)
-            return word if known else None
+            return index if known else None
     return None
 
 
