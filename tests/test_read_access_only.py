@@ -55,9 +55,10 @@ def clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def as_reader(task, *args):
-    """``task(*args)`` in a child forked from this process and turned into the user nobody:
-    what it returned (through JSON), or the test fails with the child's traceback."""
+def as_reader(task, *args, tmp: Path):
+    """``task(*args)`` in a child forked from this process and turned into the user nobody,
+    with ``tmp`` as its temporary directory: what it returned (through JSON), or the test
+    fails with the child's traceback."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
@@ -66,6 +67,7 @@ def as_reader(task, *args):
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
+            tempfile.tempdir = str(tmp)  # where the private copies of the indexes go
             outcome = {"value": task(*args)}
         except BaseException:  # noqa: BLE001 - everything goes back to the test
             outcome = {"trace": traceback.format_exc()}
@@ -84,11 +86,12 @@ def as_reader(task, *args):
 @pytest.fixture
 def shared():
     """A directory everybody may enter and read (a test's tmp_path is its owner's alone),
-    with a scratch directory in it that nobody may write."""
-    root = Path(tempfile.mkdtemp(prefix="optvol-shared-"))
+    with a scratch directory and a temporary directory in it that nobody may write."""
+    root = Path(tempfile.mkdtemp(prefix="optvol-shared-", dir="/tmp"))
     root.chmod(0o755)
-    (root / "scratch").mkdir()
-    os.chown(root / "scratch", NOBODY, NOBODY)
+    for name in ("scratch", "tmp"):
+        (root / name).mkdir()
+        os.chown(root / name, NOBODY, NOBODY)
     yield root
     shutil.rmtree(root)
 
@@ -143,7 +146,7 @@ def _read_everything(root: str, scratch: str) -> dict:
     counted = []
     request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL2", totype=VolumeType.BACKUP, cpysubdir=True)
     backed_up = cpyopt(library, request, now=clock(), totals=lambda files, size: counted.append(files)).copied
-    left = [str(p) for p in Path(tempfile.gettempdir()).glob("optvol-*VOL*-*")]
+    left = [str(p) for p in Path(tempfile.gettempdir()).iterdir()]
     return {"listed": listed, "seen": seen, "versions": versions, "checked": checked, "exported": exported,
             "refused": refused, "backed_up": (backed_up, counted), "left": left}
 
@@ -155,7 +158,7 @@ def test_a_reader_reads_everything_and_writes_nothing(shared):
     for path in [library.root / "BVOL2.optvol", *(library.root / "BVOL2.optvol").iterdir()]:
         os.chown(path, NOBODY, NOBODY)
     before = {path: sha for path, sha in _files_of(library.root).items() if not path.startswith("BVOL2")}
-    found = as_reader(_read_everything, str(library.root), str(shared / "scratch"))
+    found = as_reader(_read_everything, str(library.root), str(shared / "scratch"), tmp=shared / "tmp")
     assert found["listed"] == ["BVOL1", "BVOL2", "PVOL1"]
     expected = {path: hashlib.sha256(content(path, size) if path != "/TOP" else content("/TOP", 1000, "v2")).hexdigest()
                 for path, size in FILES.items()}
@@ -206,7 +209,7 @@ def test_a_reader_sees_each_commit_whole_while_the_owner_writes(shared):
         return batches
 
     try:
-        batches = as_reader(read_while_written, str(library.root))
+        batches = as_reader(read_while_written, str(library.root), tmp=shared / "tmp")
     finally:
         assert writer.wait(timeout=300) == 0
     assert batches == sorted(batches) and batches[-1] == 150, batches
@@ -234,7 +237,7 @@ def test_a_reader_reads_an_old_index_and_commits_a_killed_writer_left(shared):
         with library.open("GOLDEN1") as golden, library.open("PVOL1") as volume:
             return len(list(golden.iter_files("/", recursive=True))), volume.read_bytes("/LATE").decode()
 
-    files, late = as_reader(read, str(library.root))
+    files, late = as_reader(read, str(library.root), tmp=shared / "tmp")
     assert files > 0 and late == "committed, then killed"
     assert _files_of(library.root) == before
     index = f"file:{library.root / 'GOLDEN1.optvol' / 'index.sqlite'}?mode=ro&immutable=1"
