@@ -14,6 +14,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from optvol import copying, errors, model
 from optvol.backup import Range, update
@@ -344,6 +346,28 @@ def test_a_clock_set_back_does_not_hide_a_change_inside_the_range(lib, clock):
     assert later.copied == 0 and later.failures == []
 
 
+def test_a_fromtime_after_the_request_leaves_an_empty_range_that_skips_nothing(lib, clock):
+    """A FROMTIME later than the request's own time (a date typed a year ahead) records the
+    range FROMTIME..request time, start after end (reference §6.5 as written): it holds
+    nothing. Its two windows, "changed after the end" and "changed before the start",
+    overlap: a file changed in between was chosen twice, and the next run failed on the
+    index (exit 70) for good. An empty range skips nothing, and each file is copied once."""
+    write(lib, clock, day(1, 2, hour=10), {"/D/OLD": b"old"})
+    ahead = backup(lib, day(1, 2, hour=12), start=day(6, 1))
+    assert ahead.copied == 0 and ahead.not_selected == 1
+    found = dir_range(lib, "/D")
+    assert (found.range_start, found.range_end) == (day(6, 1), day(1, 2, hour=12))  # start after end
+    write(lib, clock, day(1, 3), {"/D/NEW": b"new"})  # changed between the range's end and its start
+    again = backup(lib, day(1, 4))
+    assert (again.copied, again.not_selected, again.failures) == (2, 0, [])
+    with lib.open("BVOL1") as bvol:
+        assert [v.path for v in bvol.iter_files("/D")] == ["/D/NEW", "/D/OLD"]
+        assert [len(bvol.versions(p)) for p in ("/D/NEW", "/D/OLD")] == [1, 1]
+    found = dir_range(lib, "/D")
+    assert (found.range_start, found.range_end) == (BEGIN, day(1, 4))  # whole again
+    assert backup(lib, day(1, 5)).copied == 0
+
+
 # ------------------------------------------------------------------------- validation
 
 
@@ -585,6 +609,54 @@ def test_a_write_in_flight_when_cpyopt_starts_is_never_skipped(lib, clock):
     assert first.copied == 1
     with lib.open("BVOL1") as bvol:
         assert bvol.read_verified(bvol.file_row("/D/LATE")[1], "/D/LATE") == b"late"
+
+
+STEPS = st.lists(st.one_of(
+    st.tuples(st.just("write"), st.sampled_from(["/A/F1", "/A/F2", "/A/B/G1", "/A/B/G2", "/TOP"]),
+              st.binary(max_size=3000)),
+    st.tuples(st.just("hide"), st.sampled_from(["/A/F1", "/A/B/G1", "/TOP"]), st.booleans()),
+    st.tuples(st.just("remove"), st.sampled_from(["/A/F2", "/A/B/G2"]), st.none()),
+    st.tuples(st.just("copy"), st.sampled_from(["*CHANGED", "*NEW", "*ALL"]),
+              st.tuples(st.sampled_from(["BVOL1", "PVOL2"]), st.integers(-2, 30), st.none() | st.integers(0, 30))),
+), min_size=1, max_size=12)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(steps=STEPS)
+def test_totals_agree_with_the_copy_whatever_came_before(tmp_path_factory, steps):
+    """Choice.selected_sql (the bar's totals) and Choice.selected (the copy) are one rule
+    written twice: after any mix of writes, attribute changes, deletions and copies of any
+    SLTFILE onto a backup or a primary, at run times that may go back (a clock set back)
+    and with any FROMTIME, the totals are what the copy writes."""
+    clock = Clock(day(1, 1))
+    lib = Library(tmp_path_factory.mktemp("lib") / "lib", clock=clock)
+    inzopt(lib, vol="PVOL1", now=day(1, 1))
+    inzopt(lib, vol="BVOL1", type=VolumeType.BACKUP, now=day(1, 1))
+    inzopt(lib, vol="PVOL2", now=day(1, 1))
+    moment = day(1, 2)
+    for kind, what, how in steps:
+        moment += timedelta(hours=1)
+        clock.now = moment
+        if kind == "copy":
+            target, run_hours, start_hours = how
+            counted = []
+            request = CopyRequest(fromvol="PVOL1", frompath="/", tovol=target, cpysubdir=True, sltfile=what,
+                                  totype=VolumeType.BACKUP if target == "BVOL1" else VolumeType.PRIMARY,
+                                  fromtime=None if start_hours is None else day(1, 2) + timedelta(hours=start_hours))
+            result = cpyopt(lib, request, now=moment + timedelta(hours=run_hours - 10),
+                            totals=lambda files, size, seen=counted: seen.append((files, size)))
+            assert result.failed == 0
+            assert counted == [(result.copied, result.bytes_copied)], (steps, kind, what, how)
+            continue
+        with lib.open("PVOL1") as volume:
+            if kind == "write":
+                volume.mkdir(what.rsplit("/", 1)[0] or "/", parents=True, exist_ok=True)
+                volume.write_bytes(what, how)
+            elif volume.exists(what):
+                if kind == "hide":
+                    volume.set_attributes(what, hidden=how)
+                else:
+                    volume.remove(what)
 
 
 def test_progress_counts_files_as_they_are_written(lib, clock):

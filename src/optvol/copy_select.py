@@ -200,10 +200,15 @@ class Choice(NamedTuple):
         Unless the clock now reads earlier than the range's end (it was set back): a file
         changed since then carries a time inside the range although the backup lacks it,
         so this run compares every file instead (the range then ends at this run's time).
+        Nor does an empty range, whose start lies after its end (a request whose FROMTIME
+        was later than its own time records one): it holds nothing, and its two windows
+        ("changed after the end", "changed before the start") would overlap.
         """
-        if not self.to_backup or self.sltfile == "*ALL":
+        if not self.to_backup or self.sltfile == "*ALL" or not target_range.has_range:
             return Range()
-        if target_range.has_range and target_range.end > self.now:
+        if target_range.end > self.now:
+            return Range()
+        if target_range.start is not None and target_range.start > target_range.end:
             return Range()
         return target_range
 
