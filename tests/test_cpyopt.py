@@ -14,7 +14,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from optvol import copying, errors, model
@@ -617,18 +617,30 @@ STEPS = st.lists(st.one_of(
     st.tuples(st.just("hide"), st.sampled_from(["/A/F1", "/A/B/G1", "/TOP"]), st.booleans()),
     st.tuples(st.just("remove"), st.sampled_from(["/A/F2", "/A/B/G2"]), st.none()),
     st.tuples(st.just("copy"), st.sampled_from(["*CHANGED", "*NEW", "*ALL"]),
-              st.tuples(st.sampled_from(["BVOL1", "PVOL2"]), st.integers(-2, 30), st.none() | st.integers(0, 30))),
+              st.tuples(st.sampled_from(["BVOL1", "PVOL2"]), st.integers(-120, 240), st.none() | st.integers(0, 30))),
 ), min_size=1, max_size=12)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(steps=STEPS)
+# A FROMTIME after the run's own time, then a change: the empty range of 5f45097.
+@example(steps=[("write", "/A/F1", b""), ("copy", "*CHANGED", ("BVOL1", 0, 30)), ("write", "/A/F2", b"x"),
+                ("copy", "*CHANGED", ("BVOL1", 0, None))])
+# A change soon after a range's end: skipped only if the skip reached past the end.
+@example(steps=[("write", "/A/F1", b"1"), ("copy", "*CHANGED", ("BVOL1", 30, None)), ("write", "/A/F2", b"2"),
+                ("copy", "*CHANGED", ("BVOL1", 0, None))])
 def test_totals_agree_with_the_copy_whatever_came_before(tmp_path_factory, steps):
     """Choice.selected_sql (the bar's totals) and Choice.selected (the copy) are one rule
     written twice: after any mix of writes, attribute changes, deletions and copies of any
     SLTFILE onto a backup or a primary, at run times that may go back (a clock set back)
-    and with any FROMTIME, the totals are what the copy writes."""
+    and with any FROMTIME, the totals are what the copy writes. And after each copy onto
+    the backup, every range it records holds what it promises, as long as the clock never
+    went back past a backup's time (a file stamped inside a range after the range was
+    recorded is skipped: see the issue notes of 2026-12-02; a fix needs the source's
+    position recorded with each range)."""
     clock = Clock(day(1, 1))
+    latest_backup = latest_write = None  # the clock went back once a write is stamped before a backup, or
+    went_back = False                    # a backup runs before a write or an earlier backup
     lib = Library(tmp_path_factory.mktemp("lib") / "lib", clock=clock)
     inzopt(lib, vol="PVOL1", now=day(1, 1))
     inzopt(lib, vol="BVOL1", type=VolumeType.BACKUP, now=day(1, 1))
@@ -638,16 +650,23 @@ def test_totals_agree_with_the_copy_whatever_came_before(tmp_path_factory, steps
         moment += timedelta(hours=1)
         clock.now = moment
         if kind == "copy":
-            target, run_hours, start_hours = how
+            target, run_minutes, start_hours = how  # the run's time: minutes from this step's
             counted = []
             request = CopyRequest(fromvol="PVOL1", frompath="/", tovol=target, cpysubdir=True, sltfile=what,
                                   totype=VolumeType.BACKUP if target == "BVOL1" else VolumeType.PRIMARY,
                                   fromtime=None if start_hours is None else day(1, 2) + timedelta(hours=start_hours))
-            result = cpyopt(lib, request, now=moment + timedelta(hours=run_hours - 10),
-                            totals=lambda files, size, seen=counted: seen.append((files, size)))
+            now = moment + timedelta(minutes=run_minutes)
+            result = cpyopt(lib, request, now=now, totals=lambda files, size, seen=counted: seen.append((files, size)))
             assert result.failed == 0
             assert counted == [(result.copied, result.bytes_copied)], (steps, kind, what, how)
+            if target == "BVOL1":
+                went_back |= any(t is not None and t > now for t in (latest_write, latest_backup))
+                latest_backup = now
+                if not went_back:
+                    _backup_holds_its_ranges(lib)
             continue
+        went_back |= latest_backup is not None and latest_backup > moment
+        latest_write = moment
         with lib.open("PVOL1") as volume:
             if kind == "write":
                 volume.mkdir(what.rsplit("/", 1)[0] or "/", parents=True, exist_ok=True)
@@ -657,6 +676,23 @@ def test_totals_agree_with_the_copy_whatever_came_before(tmp_path_factory, steps
                     volume.set_attributes(what, hidden=how)
                 else:
                     volume.remove(what)
+
+
+def _backup_holds_its_ranges(lib: Library) -> None:
+    """Reference §6.1, the promise of a range: every live file of a primary directory that
+    changed inside its backup directory's range is on the backup, the same bytes, dates and
+    flags (read from both indexes)."""
+    files = ("SELECT d.path_key, f.name_key, f.changed, f.sha256, f.created, f.modified, f.attr_changed, f.flags"
+             " FROM files AS f JOIN dirs AS d ON d.id = f.dir WHERE f.live = 1")
+    with lib.open("PVOL1") as pvol, lib.open("BVOL1") as bvol:
+        ranges = {row[0]: row[1:] for row in bvol.image.conn.execute(
+            "SELECT path_key, backup_start, backup_end FROM dirs WHERE live = 1 AND backup_end IS NOT NULL")}
+        held = {(row[0], row[1]): row[3:] for row in bvol.image.conn.execute(files)}
+        for dir_key, name_key, changed, *kept in pvol.image.conn.execute(files):
+            if dir_key in ranges:
+                start, end = ranges[dir_key]
+                if (start is None or changed >= start) and changed <= end:
+                    assert held.get((dir_key, name_key)) == tuple(kept), (dir_key, name_key, start, end, changed)
 
 
 def test_progress_counts_files_as_they_are_written(lib, clock):
