@@ -48,7 +48,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user
 # what it would import late is imported now, before the fork.
 for codec in ("utf-16-be", "latin-1", "ascii"):
     "".encode(codec)
-ctypes = __import__("ctypes")  # the CPYOPT read-ahead child's (copy_readahead._die_with)
+import ctypes  # noqa: E402, F401 - the CPYOPT read-ahead child's (copy_readahead._die_with)
 
 
 def clock() -> datetime:

@@ -98,13 +98,15 @@ class Selection:
             f" WHERE s.dir = :sdir AND s.live = 1 {where}"
         )
 
-    def _windows(self, source_dir: DirRow, target_dir: int, *, from_time: int | None, skip: Range,
-                 ) -> list[tuple[str, dict]]:
-        """The conditions (and their values) of the files changed at or after ``from_time`` and
-        not inside ``skip``: one or two index range scans (changed after the range, and, if it
+    def _windows(self, source_dir: DirRow, target_path: str, choice: Choice) -> list[tuple[str, dict]]:
+        """The conditions (and their values) of a directory's files changed at or after
+        FROMTIME and not inside what its target directory (as committed) holds by
+        ``choice.skip``: one or two index range scans (changed after the range, and, if it
         has a start, before it)."""
+        target_id, target_range = self.target_dir(target_path)
+        skip, from_time = choice.skip(target_range), choice.start
         where = "" if from_time is None else "AND s.changed >= :from"
-        args = {"sdir": source_dir.id, "tdir": target_dir, "from": from_time}
+        args = {"sdir": source_dir.id, "tdir": target_id, "from": from_time}
         if not skip.has_range:
             return [(where, args)]
         windows = [(where + " AND s.changed > :end", {**args, "end": skip.end})]
@@ -112,22 +114,20 @@ class Selection:
             windows.append((where + " AND s.changed < :start", {**args, "start": skip.start}))
         return windows
 
-    def candidates(self, source_dir: DirRow, target_dir: int, *, from_time: int | None, skip: Range,
-                   ) -> Iterator[list[Candidate]]:
-        """Files of a source directory changed at or after ``from_time`` and not inside ``skip``,
-        in lists of at most PIECE_FILES as the query gives them: a directory of a million files
-        is never held whole."""
-        for where, values in self._windows(source_dir, target_dir, from_time=from_time, skip=skip):
+    def candidates(self, source_dir: DirRow, target_path: str, choice: Choice) -> Iterator[list[Candidate]]:
+        """The files of a source directory ``_windows`` lets through, in lists of at most
+        PIECE_FILES as the query gives them: a directory of a million files is never held
+        whole."""
+        for where, values in self._windows(source_dir, target_path, choice):
             cursor = self.conn.execute(self._select(where), values)
             while rows := cursor.fetchmany(PIECE_FILES):
                 yield [Candidate(FileRow(*r[:15]), r[2], source_dir.path, r[15], r[16]) for r in rows]
 
-    def totals(self, source_dir: DirRow, target_dir: int, *, from_time: int | None, skip: Range, choice: Choice,
-               ) -> tuple[int, int]:
+    def totals(self, source_dir: DirRow, target_path: str, choice: Choice) -> tuple[int, int]:
         """The files of ``candidates`` that ``choice`` selects, and their bytes, counted by
         SQLite alone (what a progress bar counts up to)."""
         files = size = 0
-        for where, values in self._windows(source_dir, target_dir, from_time=from_time, skip=skip):
+        for where, values in self._windows(source_dir, target_path, choice):
             found = self.conn.execute(self._select(f"{where} AND {choice.selected_sql()}", "count(*), total(s.size)"),
                                       values).fetchone()
             files, size = files + found[0], size + int(found[1])
@@ -242,8 +242,7 @@ def read_directory(selection: Selection, source: Volume, choice: Choice, source_
                    ) -> Iterator[Piece | Pick]:
     """One directory: its Pieces as the query gives the files (the target directory as
     committed decides), then its Pick, which ends it."""
-    target_id, target_range = selection.target_dir(target_dir)
-    batches = selection.candidates(source_dir, target_id, from_time=choice.start, skip=choice.skip(target_range))
+    batches = selection.candidates(source_dir, target_dir, choice)
     chosen, stale = 0, False
 
     def choose() -> Iterator[list[Candidate]]:
@@ -258,13 +257,6 @@ def read_directory(selection: Selection, source: Volume, choice: Choice, source_
 
     yield from read_pieces(source, choice, itertools.chain.from_iterable(choose()), target_dir)
     yield Pick(selection.live_files(source_dir) - chosen, stale)
-
-
-def directory_totals(selection: Selection, choice: Choice, source_dir: DirRow, target_dir: str) -> tuple[int, int]:
-    """The files ``read_directory`` would choose in one directory now, and their bytes."""
-    target_id, target_range = selection.target_dir(target_dir)
-    return selection.totals(source_dir, target_id, from_time=choice.start, skip=choice.skip(target_range),
-                            choice=choice)
 
 
 def read_pieces(source: Volume, choice: Choice, chosen: Iterable[Candidate], target_dir: str) -> Iterator[Piece]:

@@ -33,7 +33,6 @@ from optvol.copy_select import (
     Pick,
     Piece,
     Selection,
-    directory_totals,
     join,
     read_directory,
     read_pieces,
@@ -330,7 +329,7 @@ class _Copier:
 
         if self.totals:  # counted before the fork, on a connection of its own, closed again
             with Selection(self.source, self.target) as selection:
-                counted = [directory_totals(selection, self.choice, *pair) for pair in dirs]
+                counted = [selection.totals(source_dir, target_path, self.choice) for source_dir, target_path in dirs]
             self.totals(sum(files for files, _ in counted), sum(size for _, size in counted))
 
         def reads() -> Iterator[Piece | Pick]:
