@@ -410,3 +410,27 @@ def test_a_directory_whose_live_file_count_drifted_is_named(library, touched, vo
     assert shell.rc == 7 and "OPV0206" in shell.err
     assert run_cli(library.root, "recover", vol).rc == 0
     assert chkoptvol(library, vol=vol)[0].damaged == []
+
+
+@pytest.mark.parametrize("vol", ["PVOL1", "BVOL1"])
+def test_a_highest_change_time_below_a_files_is_named(library, touched, vol):
+    """docs/format.md §4.1: ``changed_high`` is at least every file's change time (a backup
+    range relies on it); an index where it fell behind is reported, and recover puts it back."""
+    index = volume_dir(library.root, vol) / "index.sqlite"
+    conn = sqlite3.connect(index)
+    latest = conn.execute("SELECT max(changed) FROM files").fetchone()[0]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'changed_high'").fetchone() == (latest,)
+    with conn:
+        conn.execute("UPDATE meta SET value = value - 1 WHERE key = 'changed_high'")
+    conn.close()
+    [result] = chkoptvol(library, vol=vol)
+    assert [(d.path, d.reason.split(" (optvol")[0]) for d in result.damaged] == [
+        ("(index)", f"a file's change time ({latest}) lies above the highest change time the index keeps"
+                    f" ({latest - 1})")]
+    shell = run_cli(library.root, "chkoptvol", vol, json_output=True)
+    assert shell.rc == 7 and "OPV0206" in shell.err
+    assert run_cli(library.root, "recover", vol).rc == 0
+    assert chkoptvol(library, vol=vol)[0].damaged == []
+    conn = sqlite3.connect(index)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'changed_high'").fetchone() == (latest,)
+    conn.close()

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from optvol import backup as backup_rules
 from optvol import copying, errors, model
 from optvol.backup import Range, update
 from optvol.change_volume import chgoptvol
@@ -101,16 +102,43 @@ def damage(lib: Library, volume: str, path: str) -> None:
 
 def test_range_update_is_reference_6_5():
     t = lambda month: int(day(month, 1).timestamp() * 1_000_000)  # noqa: E731
-    first = update(Range(), request_time=t(7), request_start=t(2), wrote=True, eligible_failed=False)
-    assert (first.start, first.end, first.last_changed) == (t(2), t(7), t(7))
-    second = update(first, request_time=t(9), request_start=t(6), wrote=False, eligible_failed=False)
-    assert (second.start, second.end, second.last_changed) == (t(2), t(9), t(7))
-    gap = update(second, request_time=t(12), request_start=t(10), wrote=True, eligible_failed=False)
-    assert (gap.start, gap.end, gap.last_changed) == (t(2), t(9), t(12))
-    failed = update(second, request_time=t(11), request_start=None, wrote=True, eligible_failed=True)
-    assert (failed.start, failed.end, failed.last_changed) == (t(2), t(9), t(11))
-    earlier = update(second, request_time=t(11), request_start=None, wrote=False, eligible_failed=False)
-    assert earlier.has_range and earlier.start is None and earlier.end == t(11)
+    first = update(Range(), request_time=t(7), request_start=t(2), seen=t(6), wrote=True, eligible_failed=False)
+    assert (first.start, first.end, first.last_changed, first.seen) == (t(2), t(7), t(7), t(6))
+    second = update(first, request_time=t(9), request_start=t(6), seen=t(8), wrote=False, eligible_failed=False)
+    assert (second.start, second.end, second.last_changed, second.seen) == (t(2), t(9), t(7), t(8))
+    gap = update(second, request_time=t(12), request_start=t(10), seen=t(11), wrote=True, eligible_failed=False)
+    assert (gap.start, gap.end, gap.last_changed, gap.seen) == (t(2), t(9), t(12), t(8))
+    failed = update(second, request_time=t(11), request_start=None, seen=t(10), wrote=True, eligible_failed=True)
+    assert (failed.start, failed.end, failed.last_changed, failed.seen) == (t(2), t(9), t(11), t(8))
+    earlier = update(second, request_time=t(11), request_start=None, seen=t(10), wrote=False, eligible_failed=False)
+    assert earlier.has_range and earlier.start is None and (earlier.end, earlier.seen) == (t(11), t(10))
+    # A file found in backup.gap leaves the range where it was, like a failure.
+    found = update(second, request_time=t(11), request_start=t(8), seen=t(10), wrote=True, eligible_failed=False,
+                   gap_found=True)
+    assert (found.start, found.end, found.last_changed, found.seen) == (t(2), t(9), t(11), t(8))
+
+
+def test_what_a_range_holds_for_certain_and_its_gap():
+    """``held_end`` is the lower of a range's end and what its run saw on the source; a range
+    that saw nothing (index schema 2) or is empty holds nothing. ``gap`` is what a request
+    from FROMTIME must find empty to join a range: the times between what the range holds
+    and FROMTIME."""
+    t = lambda month: int(day(month, 1).timestamp() * 1_000_000)  # noqa: E731
+    assert Range(True, t(2), t(9), None, t(5)).held_end == t(5)
+    assert Range(True, t(2), t(9), None, t(11)).held_end == t(9)
+    assert Range(True, None, t(9), None, None).held_end is None  # recorded before schema 3
+    assert Range(True, t(10), t(9), None, t(11)).held_end is None  # FROMTIME after the request
+    assert Range(True, t(6), t(9), None, t(5)).held_end is None  # it saw nothing changed after its start
+    assert Range().held_end is None
+    node = Range(True, t(2), t(9), None, t(5))
+    assert backup_rules.gap(node, None) is None  # *BEGIN compares everything
+    assert backup_rules.gap(node, t(10)) is None  # apart from the range: it does not join anyway
+    assert backup_rules.gap(node, t(1)) is None and backup_rules.gap(node, t(2)) is None  # the joined range starts at FROMTIME
+    assert backup_rules.gap(node, t(4)) is None  # FROMTIME inside what it holds
+    assert backup_rules.gap(node, t(8)) == (t(5), t(8))
+    assert backup_rules.gap(Range(True, None, t(9), None, None), t(8)) == (None, t(8))  # holds nothing: everything before
+    assert backup_rules.gap(Range(True, t(2), t(9), None, None), t(8)) == (t(2) - 1, t(8))
+    assert backup_rules.gap(Range(), t(8)) is None
 
 
 # ------------------------------------------------------------------------- IBM's scenarios
@@ -329,8 +357,9 @@ def test_a_file_the_primary_replaced_by_a_directory_fails_alone_on_the_backup(li
 
 def test_a_clock_set_back_does_not_hide_a_change_inside_the_range(lib, clock):
     """The backup's range of /D ends at 12:00; the clock is then set back to 11:00 and /D/F
-    changed. Its change time lies inside the range, yet the backup lacks it: the next run
-    must not skip by that range (it compares every file of /D instead)."""
+    changed. Its date lies inside the range, yet the backup lacks it: the next run, made
+    while the clock still reads earlier than the range's end, compares it (its change time
+    lies above what the range's run saw) and copies it."""
     write(lib, clock, day(1, 2, hour=10), {"/D/F": b"old", "/D/G": b"g"})
     backup(lib, day(1, 2, hour=12))
     assert dir_range(lib, "/D").range_end == day(1, 2, hour=12)
@@ -344,6 +373,85 @@ def test_a_clock_set_back_does_not_hide_a_change_inside_the_range(lib, clock):
     # The clock goes on from there: the range skips again, and nothing is copied twice.
     later = backup(lib, day(1, 2, hour=13))
     assert later.copied == 0 and later.failures == []
+
+
+def changed_of(lib: Library, path: str, volume: str = "PVOL1") -> int:
+    """The change time (``files.changed``, microseconds) of a live file."""
+    with lib.open(volume) as v:
+        return v.file_row(path)[1].changed
+
+
+def test_a_file_written_after_a_backup_with_the_clock_set_back_is_copied_by_the_next_run(lib, clock):
+    """The backup of / runs at 15:00; the clock is set back to 14:30 and /LATE written, then
+    the clock comes right again. /LATE's time lies inside the range *BEGIN..15:00 and the
+    backup lacks it: the range does not hold it (it was changed after the run: above what
+    the run saw), so the next run, at 16:00, copies it, and the one after copies nothing."""
+    write(lib, clock, day(1, 2, hour=10), {"/OLD": b"old", "/D/G": b"g"})
+    first = backup(lib, day(1, 2, hour=15))
+    assert first.copied == 2
+    write(lib, clock, day(1, 2, hour=14) + timedelta(minutes=30), {"/LATE": b"written after the backup", "/D/L": b"l"})
+    again = backup(lib, day(1, 2, hour=16))
+    assert (again.copied, again.not_selected, again.failures) == (2, 2, [])
+    with lib.open("PVOL1") as pvol, lib.open("BVOL1") as bvol:
+        for path in ("/LATE", "/D/L"):
+            assert bvol.read_verified(bvol.file_row(path)[1], path) == pvol.read_bytes(path)
+            assert bvol.stat(path).modified == pvol.stat(path).modified  # the primary's dates, kept
+    assert backup(lib, day(1, 2, hour=17)).copied == 0
+    assert (dir_range(lib, "/").range_start, dir_range(lib, "/").range_end) == (BEGIN, day(1, 2, hour=17))
+
+
+def test_a_change_after_a_backup_is_stamped_above_what_the_backup_saw(lib, clock):
+    """The clock is set back to before the primary's latest change: a later write, attribute
+    change and rename are stamped one microsecond after each other above it (their
+    ``changed``), while their dates stay what the clock said; the next backup copies them."""
+    write(lib, clock, day(1, 2, hour=14, ), {"/D/F": b"f", "/D/G": b"g"})
+    latest = changed_of(lib, "/D/G")
+    backup(lib, day(1, 2, hour=15))
+    with lib.open("BVOL1") as bvol:
+        assert bvol.image.conn.execute("SELECT backup_seen FROM dirs WHERE path = '/D'").fetchone() == (latest,)
+    clock.now = day(1, 2, hour=13)  # before every change the primary holds
+    with lib.open("PVOL1") as pvol:
+        pvol.write_bytes("/D/NEW", b"new")
+        pvol.set_attributes("/D/F", hidden=True)
+        pvol.rename("/D/G", "/D/G2")
+        assert pvol.image.meta("changed_high") == latest + 3
+    assert [changed_of(lib, p) for p in ("/D/NEW", "/D/F", "/D/G2")] == [latest + 1, latest + 2, latest + 3]
+    with lib.open("PVOL1") as pvol:
+        assert pvol.stat("/D/NEW").modified < day(1, 2, hour=14)  # the clock's time, not the stamp
+        assert pvol.stat("/D/F").attr_changed < day(1, 2, hour=14)
+    again = backup(lib, day(1, 2, hour=16))
+    assert (again.copied, again.failures) == (3, [])
+    with lib.open("BVOL1") as bvol:
+        assert bvol.stat("/D/F").hidden
+        assert [bvol.read_verified(bvol.file_row(p)[1], p) for p in ("/D/G2", "/D/NEW")] == [b"g", b"new"]
+
+
+def test_fromtime_does_not_join_a_range_across_a_file_it_does_not_hold(lib, clock):
+    """Reference §6.5 joins a request's range to the old one when FROMTIME is not after the
+    old end. Here /D/LATE was written after the first run with the clock set back to 11:00:
+    inside the old range, not held by it, and before FROMTIME (12:00), so the request does
+    not compare it. Joined, the range would claim it for good; it stays where it was (and
+    the volume's too), and the next *BEGIN run copies the file."""
+    write(lib, clock, day(1, 2, hour=10), {"/D/OLD": b"old"})
+    backup(lib, day(1, 2, hour=15))
+    write(lib, clock, day(1, 2, hour=11), {"/D/LATE": b"late"})
+    write(lib, clock, day(1, 2, hour=15, ) + timedelta(minutes=30), {"/D/NEW": b"new"})
+    result = backup(lib, day(1, 2, hour=16), start=day(1, 2, hour=12))
+    assert (result.copied, result.not_selected) == (1, 2)  # /D/NEW; /D/LATE is before FROMTIME
+    found = dir_range(lib, "/D")
+    assert (found.range_start, found.range_end, found.last_changed) == (BEGIN, day(1, 2, hour=15), day(1, 2, hour=16))
+    with lib.open("BVOL1") as bvol:
+        assert bvol.info().backup.range_end == day(1, 2, hour=15)
+        assert not bvol.exists("/D/LATE")
+    whole = backup(lib, day(1, 2, hour=17))
+    assert whole.copied == 1
+    found = dir_range(lib, "/D")
+    assert (found.range_start, found.range_end) == (BEGIN, day(1, 2, hour=17))
+    # Without such a file, FROMTIME inside the range joins it as reference §6.5 says.
+    write(lib, clock, day(1, 2, hour=18), {"/D/EIGHTEEN": b"18"})
+    backup(lib, day(1, 2, hour=19), start=day(1, 2, hour=16))
+    found = dir_range(lib, "/D")
+    assert (found.range_start, found.range_end) == (BEGIN, day(1, 2, hour=19))
 
 
 def test_a_fromtime_after_the_request_leaves_an_empty_range_that_skips_nothing(lib, clock):
@@ -616,6 +724,7 @@ STEPS = st.lists(st.one_of(
               st.binary(max_size=3000)),
     st.tuples(st.just("hide"), st.sampled_from(["/A/F1", "/A/B/G1", "/TOP"]), st.booleans()),
     st.tuples(st.just("remove"), st.sampled_from(["/A/F2", "/A/B/G2"]), st.none()),
+    st.tuples(st.just("back"), st.none(), st.integers(1, 6)),  # the clock is set back some hours
     st.tuples(st.just("copy"), st.sampled_from(["*CHANGED", "*NEW", "*ALL"]),
               st.tuples(st.sampled_from(["BVOL1", "PVOL2"]), st.integers(-120, 240), st.none() | st.integers(0, 30))),
 ), min_size=1, max_size=12)
@@ -626,27 +735,33 @@ STEPS = st.lists(st.one_of(
 # A FROMTIME after the run's own time, then a change: the empty range of 5f45097.
 @example(steps=[("write", "/A/F1", b""), ("copy", "*CHANGED", ("BVOL1", 0, 30)), ("write", "/A/F2", b"x"),
                 ("copy", "*CHANGED", ("BVOL1", 0, None))])
+# A write with the clock behind the last backup's time (issue 6): inside that range, not held by it.
+@example(steps=[("write", "/A/F1", b"1"), ("copy", "*CHANGED", ("BVOL1", 240, None)), ("write", "/A/F2", b"2"),
+                ("copy", "*CHANGED", ("BVOL1", 0, None))])
+# The same, then a FROMTIME after that write inside the range: the ranges must not join across it.
+@example(steps=[("write", "/A/F1", b"1"), ("copy", "*CHANGED", ("BVOL1", 240, None)), ("write", "/A/F2", b"2"),
+                ("copy", "*CHANGED", ("BVOL1", 60, 4))])
 # A change soon after a range's end: skipped only if the skip reached past the end.
 @example(steps=[("write", "/A/F1", b"1"), ("copy", "*CHANGED", ("BVOL1", 30, None)), ("write", "/A/F2", b"2"),
                 ("copy", "*CHANGED", ("BVOL1", 0, None))])
+# New data written with the clock set back: dated before the copy the backup holds.
+@example(steps=[("write", "/A/F1", b"1"), ("copy", "*CHANGED", ("BVOL1", 0, None)), ("back", None, 3),
+                ("write", "/A/F1", b"2"), ("copy", "*CHANGED", ("BVOL1", 0, None))])
 def test_totals_agree_with_the_copy_whatever_came_before(tmp_path_factory, steps):
     """Choice.selected_sql (the bar's totals) and Choice.selected (the copy) are one rule
     written twice: after any mix of writes, attribute changes, deletions and copies of any
-    SLTFILE onto a backup or a primary, at run times that may go back (a clock set back)
-    and with any FROMTIME, the totals are what the copy writes. And after each copy onto
-    the backup, every range it records holds what it promises, as long as the clock never
-    went back past a backup's time (a file stamped inside a range after the range was
-    recorded is skipped: see the issue notes of 2026-12-02; a fix needs the source's
-    position recorded with each range)."""
+    SLTFILE onto a backup or a primary, with writes and runs at times that may go back (a
+    clock set back) and with any FROMTIME, the totals are what the copy writes. And after each copy onto
+    the backup, every range holds what it promises, whatever the clock did before: the
+    ranges that run moved, all their files; every other one, the files changed up to what
+    its own run saw (``_backup_holds_its_ranges``)."""
     clock = Clock(day(1, 1))
-    latest_backup = latest_write = None  # the clock went back once a write is stamped before a backup, or
-    went_back = False                    # a backup runs before a write or an earlier backup
     lib = Library(tmp_path_factory.mktemp("lib") / "lib", clock=clock)
     inzopt(lib, vol="PVOL1", now=day(1, 1))
     inzopt(lib, vol="BVOL1", type=VolumeType.BACKUP, now=day(1, 1))
     inzopt(lib, vol="PVOL2", now=day(1, 1))
     moment = day(1, 2)
-    for kind, what, how in steps:
+    for number, (kind, what, how) in enumerate(steps):
         moment += timedelta(hours=1)
         clock.now = moment
         if kind == "copy":
@@ -655,18 +770,18 @@ def test_totals_agree_with_the_copy_whatever_came_before(tmp_path_factory, steps
             request = CopyRequest(fromvol="PVOL1", frompath="/", tovol=target, cpysubdir=True, sltfile=what,
                                   totype=VolumeType.BACKUP if target == "BVOL1" else VolumeType.PRIMARY,
                                   fromtime=None if start_hours is None else day(1, 2) + timedelta(hours=start_hours))
-            now = moment + timedelta(minutes=run_minutes)
+            # (plus the step's number in microseconds: no two runs at one time, so a range
+            # that ends at this run's time is one this run moved)
+            now = moment + timedelta(minutes=run_minutes, microseconds=number)
             result = cpyopt(lib, request, now=now, totals=lambda files, size, seen=counted: seen.append((files, size)))
             assert result.failed == 0
             assert counted == [(result.copied, result.bytes_copied)], (steps, kind, what, how)
             if target == "BVOL1":
-                went_back |= any(t is not None and t > now for t in (latest_write, latest_backup))
-                latest_backup = now
-                if not went_back:
-                    _backup_holds_its_ranges(lib)
+                _backup_holds_its_ranges(lib, now)
             continue
-        went_back |= latest_backup is not None and latest_backup > moment
-        latest_write = moment
+        if kind == "back":
+            moment -= timedelta(hours=how)
+            continue
         with lib.open("PVOL1") as volume:
             if kind == "write":
                 volume.mkdir(what.rsplit("/", 1)[0] or "/", parents=True, exist_ok=True)
@@ -678,21 +793,28 @@ def test_totals_agree_with_the_copy_whatever_came_before(tmp_path_factory, steps
                     volume.remove(what)
 
 
-def _backup_holds_its_ranges(lib: Library) -> None:
-    """Reference §6.1, the promise of a range: every live file of a primary directory that
-    changed inside its backup directory's range is on the backup, the same bytes, dates and
-    flags (read from both indexes)."""
+def _backup_holds_its_ranges(lib: Library, run: datetime) -> None:
+    """Reference §6.1, the promise of a range, checked right after a run at ``run``: every
+    live file of a primary directory changed (``files.changed``) inside what its backup
+    directory's range holds for certain (its start up to the lower of its end and what its
+    run saw of the primary) is on the backup, the same bytes, dates and flags (read from
+    both indexes). A range this run moved saw all the primary holds now: its promise is its
+    whole range."""
     files = ("SELECT d.path_key, f.name_key, f.changed, f.sha256, f.created, f.modified, f.attr_changed, f.flags"
              " FROM files AS f JOIN dirs AS d ON d.id = f.dir WHERE f.live = 1")
     with lib.open("PVOL1") as pvol, lib.open("BVOL1") as bvol:
         ranges = {row[0]: row[1:] for row in bvol.image.conn.execute(
-            "SELECT path_key, backup_start, backup_end FROM dirs WHERE live = 1 AND backup_end IS NOT NULL")}
+            "SELECT path_key, backup_start, backup_end, backup_seen FROM dirs WHERE live = 1 AND backup_end IS NOT NULL")}
+        for _start, end, seen in ranges.values():
+            assert seen is not None  # every range of this (schema 3) volume saw the primary
+            if end == model.to_micros(run):
+                assert seen == pvol.image.meta("changed_high")
         held = {(row[0], row[1]): row[3:] for row in bvol.image.conn.execute(files)}
         for dir_key, name_key, changed, *kept in pvol.image.conn.execute(files):
             if dir_key in ranges:
-                start, end = ranges[dir_key]
-                if (start is None or changed >= start) and changed <= end:
-                    assert held.get((dir_key, name_key)) == tuple(kept), (dir_key, name_key, start, end, changed)
+                start, end, seen = ranges[dir_key]
+                if (start is None or changed >= start) and changed <= min(end, seen):
+                    assert held.get((dir_key, name_key)) == tuple(kept), (dir_key, name_key, start, end, seen, changed)
 
 
 def test_progress_counts_files_as_they_are_written(lib, clock):

@@ -129,19 +129,25 @@ def test_index_as_format_md_describes_it(golden_library):
     conn.close()
 
 
-def test_opening_migrates_the_index_to_schema_2(golden_library):
-    """Schema 2 (docs/format.md §6): each directory keeps its number of live files."""
+def test_opening_migrates_the_index_to_schema_3(golden_library):
+    """Schema 2 (docs/format.md §6): each directory keeps its number of live files. Schema 3:
+    the volume keeps the highest change time it gave (the latest of the image: the
+    attribute change at 7 minutes), and ranges what their run saw (none here)."""
     with golden_library.open("GOLDEN1") as volume:
         assert volume.listdir("/DATA") == ["empty.dat", "numbers.bin"]
     conn = sqlite3.connect(golden_library.root / "GOLDEN1.optvol" / "index.sqlite")
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (2,)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (3,)
     # /DOCS: readme.txt (version 2 live, version 1 not); /DATA: numbers.bin and empty.dat.
-    assert conn.execute("SELECT path, live_files FROM dirs ORDER BY id").fetchall() == [
-        ("/", 0), ("/DOCS", 1), ("/DATA", 2)]
+    assert conn.execute("SELECT path, live_files, backup_seen FROM dirs ORDER BY id").fetchall() == [
+        ("/", 0, None), ("/DOCS", 1, None), ("/DATA", 2, None)]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'changed_high'").fetchone() == (to_micros(at(7)),)
+    assert conn.execute("SELECT backup_seen FROM label").fetchone() == (None,)
     conn.close()
     with golden_library.open("GOLDEN1") as volume:  # and the count goes on from there
         volume.write_bytes("/DATA/more.bin", b"more")
         assert volume.image.conn.execute("SELECT live_files FROM dirs WHERE path = '/DATA'").fetchone() == (3,)
+        # The library's clock reads 2030: the change is stamped with it, and the mark follows.
+        assert volume.image.meta("changed_high") == to_micros(datetime(2030, 1, 1, tzinfo=timezone.utc))
 
 
 # --------------------------------------------------------------------- an independent reader

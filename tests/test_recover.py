@@ -29,7 +29,7 @@ from optvol.recovery import recover
 
 TABLES = {
     "label": "volume, type, media_type, media_format, sector_size, capacity, threshold, text, created,"
-             " primary_volume, backup_start, backup_end, backup_last_changed",
+             " primary_volume, backup_start, backup_end, backup_last_changed, backup_seen",
     "dirs": "*",
     "files": "*",
     "requests": "*",
@@ -145,6 +145,37 @@ def test_backup_volume_with_ranges_and_request_log_then_converted_and_duplicated
     with lib.open("PVOL1") as converted:
         assert converted.info().type == VolumeType.PRIMARY
         assert converted.read_bytes("/A/one") == b"third version"
+
+
+def test_changes_made_while_the_clock_runs_backwards_are_rebuilt_exactly(tmp_path):
+    """A clock that reads a second earlier at every call: each change is stamped one
+    microsecond above the last (its ``changed``, docs/format.md §4.1), its dates are the
+    clock's. RENAME and ATTRIBUTES records carry that stamp beside their time, so the
+    rebuilt index of the primary and of its backup (CPYOPT run twice, the second after
+    changes) is the original, change times and the volume's highest one included."""
+    clock = Clock()
+    clock.now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+    def backwards() -> datetime:
+        clock.now -= timedelta(seconds=1)
+        return clock.now
+
+    library = Library(tmp_path / "lib", clock=backwards)
+    inzopt(library, vol="PVOL1", now=backwards())
+    inzopt(library, vol="BVOL1", type=VolumeType.BACKUP, now=backwards())
+    fill(library, "PVOL1")
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    cpyopt(library, request, now=backwards())
+    with library.open("PVOL1") as pvol:
+        pvol.set_attributes("/A/C/batch03", hidden=True)
+        pvol.rename("/A/C", "/A/D")
+        conn = pvol.image.conn
+        changed = [r[0] for r in conn.execute("SELECT changed FROM files ORDER BY id")]
+        assert conn.execute("SELECT count(*) FROM files WHERE changed = modified").fetchone()[0] < len(changed)
+        assert pvol.image.meta("changed_high") == max(changed)
+    assert cpyopt(library, request, now=backwards()).copied == 32  # /A/D: 30 small, big, two
+    for vol in ("PVOL1", "BVOL1"):
+        rebuilt_equals_original(library, vol, "deleted")
 
 
 def test_torn_tail_is_cut_and_damaged_region_reported(lib):

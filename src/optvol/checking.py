@@ -104,6 +104,12 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
     for path, kept, counted in _miscounted_directories(conn):
         result.damaged.append(Damage(path, f"the index keeps {kept} live files for the directory, it holds {counted}"
                                            " (optvol recover rebuilds the index from the records)"))
+    latest, mark = _latest_change(conn), volume.image.meta("changed_high")
+    if latest is not None and latest > mark:
+        # Changes stamped from here on could fall under ranges that do not hold them.
+        result.damaged.append(Damage("(index)", f"a file's change time ({latest}) lies above the highest change time"
+                                                f" the index keeps ({mark}) (optvol recover rebuilds the index from"
+                                                " the records)"))
     if totals:
         versions, size = conn.execute("SELECT count(*), total(size) FROM files").fetchone()
         totals(versions, int(size))
@@ -152,6 +158,11 @@ def _miscounted_directories(conn: sqlite3.Connection) -> Iterator[tuple[str, int
     yield from conn.execute(
         "SELECT d.path, d.live_files, count(f.id) FROM dirs d LEFT JOIN files f ON f.dir = d.id AND f.live = 1"
         " WHERE d.live = 1 GROUP BY d.id HAVING d.live_files != count(f.id) ORDER BY d.path_key")
+
+
+def _latest_change(conn: sqlite3.Connection) -> int | None:
+    """The latest change time of any file version (docs/format.md §4.1 ``changed_high``)."""
+    return conn.execute("SELECT max(changed) FROM files").fetchone()[0]
 
 
 def _versions(conn: sqlite3.Connection) -> Iterator[tuple[str, FileRow, bool, bool]]:

@@ -2,10 +2,10 @@
 
 A read-only SQLite connection opens the source index and attaches the target's, so one
 statement per directory joins source files to their namesakes on the target and, on a
-*BACKUP target, skips by index every file whose last change lies inside the directory's
-complete backup range (reference §6.1: those are on the backup already) (DESIGN §3
-"Speed"). ``Choice`` applies SLTFILE to what the query let through; ``read_directory``
-then reads and verifies the chosen small files, in pieces the writer takes one at a
+*BACKUP target, skips by index every file whose last change lies inside what the
+directory's complete backup range holds for certain (reference §6.1: those are on the
+backup already; ``backup.Range.held_end``) (DESIGN §3 "Speed"). ``Choice`` applies
+SLTFILE to what the query let through; ``read_directory`` then reads and verifies the chosen small files, in pieces the writer takes one at a
 time, as the query's rows come: memory holds a piece, never a whole directory. It reads
 only committed state and writes nothing, so it can run ahead of the writer in another
 process (``copy_readahead.py``).
@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from optvol import errors, model
+from optvol import backup, errors, model
 from optvol.backup import Range
 from optvol.image.image import IndexConnection, reading_uri
 from optvol.model import MediaFormat
@@ -31,6 +31,7 @@ SMALL_GROUP = 8 << 20  # at most this many bytes of small files are read into on
 PIECE_FILES = 1000  # and at most this many files go into one piece
 
 _SOURCE_COLUMNS = ", ".join("s." + c.strip() for c in FILE_COLUMNS.split(","))
+_RANGE_COLUMNS = "backup_start, backup_end, backup_last_changed, backup_seen"  # Range.from_row's order
 
 
 class Candidate(NamedTuple):
@@ -39,8 +40,10 @@ class Candidate(NamedTuple):
     row: FileRow
     name: str  # the name on the target
     dir_path: str  # the source directory's path
-    target_modified: int | None
+    target_modified: int | None  # the namesake's on the target, all None when there is none
     target_attr_changed: int | None
+    target_sha256: bytes | None
+    target_flags: int | None
 
     @property
     def path(self) -> str:
@@ -91,7 +94,8 @@ class Selection:
     def __exit__(self, *exc: object) -> None:
         self.conn.close()
 
-    def _select(self, where: str, columns: str = f"{_SOURCE_COLUMNS}, t.modified, t.attr_changed") -> str:
+    def _select(self, where: str,
+                columns: str = f"{_SOURCE_COLUMNS}, t.modified, t.attr_changed, t.sha256, t.flags") -> str:
         return (
             f"SELECT {columns} FROM main.files AS s"
             f" LEFT JOIN {self.target_schema}.files AS t ON t.dir = :tdir AND t.name_key = s.name_key AND t.live = 1"
@@ -101,18 +105,28 @@ class Selection:
     def _windows(self, source_dir: DirRow, target_path: str, choice: Choice) -> list[tuple[str, dict]]:
         """The conditions (and their values) of a directory's files changed at or after
         FROMTIME and not inside what its target directory (as committed) holds by
-        ``choice.skip``: one or two index range scans (changed after the range, and, if it
-        has a start, before it)."""
+        ``choice.skip``: one or two index range scans (changed after what it holds, and, if
+        it has a start, before it)."""
         target_id, target_range = self.target_dir(target_path)
         skip, from_time = choice.skip(target_range), choice.start
         where = "" if from_time is None else "AND s.changed >= :from"
         args = {"sdir": source_dir.id, "tdir": target_id, "from": from_time}
-        if not skip.has_range:
+        if skip is None:
             return [(where, args)]
-        windows = [(where + " AND s.changed > :end", {**args, "end": skip.end})]
-        if skip.start is not None:
-            windows.append((where + " AND s.changed < :start", {**args, "start": skip.start}))
+        start, end = skip
+        windows = [(where + " AND s.changed > :end", {**args, "end": end})]
+        if start is not None:
+            windows.append((where + " AND s.changed < :start", {**args, "start": start}))
         return windows
+
+    def gap_found(self, source_dir: DirRow, times: tuple[int | None, int] | None) -> bool:
+        """Whether a live file of the directory changed inside ``times`` (``backup.gap``)."""
+        if times is None:
+            return False
+        after, before = times
+        lower = "" if after is None else f" AND changed > {int(after)}"
+        return self.conn.execute(f"SELECT 1 FROM main.files WHERE dir = ? AND live = 1 AND changed < ?{lower} LIMIT 1",
+                                 (source_dir.id, before)).fetchone() is not None
 
     def candidates(self, source_dir: DirRow, target_path: str, choice: Choice) -> Iterator[list[Candidate]]:
         """The files of a source directory ``_windows`` lets through, in lists of at most
@@ -121,7 +135,7 @@ class Selection:
         for where, values in self._windows(source_dir, target_path, choice):
             cursor = self.conn.execute(self._select(where), values)
             while rows := cursor.fetchmany(PIECE_FILES):
-                yield [Candidate(FileRow(*r[:15]), r[2], source_dir.path, r[15], r[16]) for r in rows]
+                yield [Candidate(FileRow(*r[:15]), r[2], source_dir.path, *r[15:]) for r in rows]
 
     def totals(self, source_dir: DirRow, target_path: str, choice: Choice) -> tuple[int, int]:
         """The files of ``candidates`` that ``choice`` selects, and their bytes, counted by
@@ -140,13 +154,17 @@ class Selection:
         sql = self._select(where).replace("t.name_key = s.name_key", "t.name_key = :tname")
         rows = self.conn.execute(sql, {"sdir": source_dir.id, "tdir": target_dir, "name": name.upper(),
                                        "tname": target_name.upper(), "from": from_time}).fetchall()
-        return [Candidate(FileRow(*r[:15]), target_name, source_dir.path, r[15], r[16]) for r in rows]
+        return [Candidate(FileRow(*r[:15]), target_name, source_dir.path, *r[15:]) for r in rows]
 
     def target_dir(self, path: str) -> tuple[int | None, Range]:
         """The target directory at ``path`` as committed: its id (None if missing) and backup range."""
-        row = self.conn.execute(f"SELECT id, backup_start, backup_end, backup_last_changed FROM {self.target_schema}.dirs"
+        row = self.conn.execute(f"SELECT id, {_RANGE_COLUMNS} FROM {self.target_schema}.dirs"
                                 " WHERE path_key = ? AND live = 1", (model.name_key(path),)).fetchone()
         return (None, Range()) if row is None else (row[0], Range.from_row(*row[1:]))
+
+    def target_volume(self) -> Range:
+        """The target volume's backup range as committed."""
+        return Range.from_row(*self.conn.execute(f"SELECT {_RANGE_COLUMNS} FROM {self.target_schema}.label").fetchone())
 
     def live_files(self, source_dir: DirRow) -> int:
         """The directory's live files, as its row keeps them (not a count over the files)."""
@@ -183,34 +201,34 @@ class Choice(NamedTuple):
         if self.sltfile == "*NEW":
             return "t.modified IS NULL"
         if self.to_backup:
-            return "(t.modified IS NULL OR s.modified > t.modified OR s.attr_changed > t.attr_changed)"
+            return ("(t.modified IS NULL OR s.modified != t.modified OR s.attr_changed != t.attr_changed"
+                    " OR s.sha256 != t.sha256 OR s.flags != t.flags)")
         return "(t.modified IS NULL OR max(s.modified, s.attr_changed) > t.modified)"
 
     def changed_on_source(self, c: Candidate) -> bool:
-        """*CHANGED: the source's data or attributes changed since the copy on the target."""
+        """*CHANGED: the source's data or attributes changed since the copy on the target.
+
+        A backup keeps the primary's dates, so there "changed" is "the copy it holds is not
+        the primary's version": either date moved (reference §5.4, [C S2]), which is
+        "differs", not "is later", or the bytes or flags differ. Else a change made while
+        the clock was set back, dated before (or at) the copy's dates, would never reach it."""
         if c.target_modified is None:
             return False
         if self.to_backup:
-            return c.modified > c.target_modified or c.attr_changed > c.target_attr_changed
+            return (c.modified != c.target_modified or c.attr_changed != c.target_attr_changed
+                    or c.row.sha256 != c.target_sha256 or c.flags != c.target_flags)
         return max(c.modified, c.attr_changed) > c.target_modified
 
-    def skip(self, target_range: Range) -> Range:
-        """What the query may skip: on a backup, what the directory's range says it holds.
-
-        Unless the clock now reads earlier than the range's end (it was set back): a file
-        changed since then carries a time inside the range although the backup lacks it,
-        so this run compares every file instead (the range then ends at this run's time).
-        Nor does an empty range, whose start lies after its end (a request whose FROMTIME
-        was later than its own time records one): it holds nothing, and its two windows
-        ("changed after the end", "changed before the start") would overlap.
-        """
-        if not self.to_backup or self.sltfile == "*ALL" or not target_range.has_range:
-            return Range()
-        if target_range.end > self.now:
-            return Range()
-        if target_range.start is not None and target_range.start > target_range.end:
-            return Range()
-        return target_range
+    def skip(self, target_range: Range) -> tuple[int | None, int] | None:
+        """The change times (start or None, end; inclusive) the query may skip: on a backup,
+        what the directory's range holds for certain (``Range.held_end``: not a file written
+        after the range's run, whatever time a clock set back gave it; nothing at all for an
+        empty range, whose windows "changed after the end" and "changed before the start"
+        would overlap). None: compare every file."""
+        if not self.to_backup or self.sltfile == "*ALL":
+            return None
+        end = target_range.held_end
+        return None if end is None else (target_range.start, end)
 
     def times(self, row: FileRow) -> tuple[int, int, int]:
         """The (created, modified, attribute-changed) times a copy of source version ``row`` gets."""
@@ -223,10 +241,13 @@ class Choice(NamedTuple):
 
 
 class Pick(NamedTuple):
-    """The end of one directory's reading: files not selected, and whether *NEW left changed ones."""
+    """The end of one directory's reading: files not selected, whether *NEW left changed
+    ones, and whether a file lies in ``backup.gap`` of the directory's range or of the volume's."""
 
     not_selected: int
     stale: bool
+    gap_found: bool = False
+    volume_gap_found: bool = False
 
 
 class Piece(NamedTuple):
@@ -239,9 +260,10 @@ class Piece(NamedTuple):
 
 
 def read_directory(selection: Selection, source: Volume, choice: Choice, source_dir: DirRow, target_dir: str,
-                   ) -> Iterator[Piece | Pick]:
+                   volume_gap: tuple[int | None, int] | None = None) -> Iterator[Piece | Pick]:
     """One directory: its Pieces as the query gives the files (the target directory as
-    committed decides), then its Pick, which ends it."""
+    committed decides), then its Pick, which ends it. ``volume_gap``: ``backup.gap`` of the
+    target volume's range, looked for in this directory too."""
     batches = selection.candidates(source_dir, target_dir, choice)
     chosen, stale = 0, False
 
@@ -256,7 +278,10 @@ def read_directory(selection: Selection, source: Volume, choice: Choice, source_
             yield picked
 
     yield from read_pieces(source, choice, itertools.chain.from_iterable(choose()), target_dir)
-    yield Pick(selection.live_files(source_dir) - chosen, stale)
+    gap_found = False
+    if choice.to_backup and choice.start is not None:
+        gap_found = selection.gap_found(source_dir, backup.gap(selection.target_dir(target_dir)[1], choice.start))
+    yield Pick(selection.live_files(source_dir) - chosen, stale, gap_found, selection.gap_found(source_dir, volume_gap))
 
 
 def read_pieces(source: Volume, choice: Choice, chosen: Iterable[Candidate], target_dir: str) -> Iterator[Piece]:

@@ -259,6 +259,7 @@ class _Copier:
         self._uncommitted = self._uncommitted_bytes = 0  # files written in it, and their bytes
         self._written = 0  # files written by this request, committed or not
         self._prehash = _Prehash(source)
+        self.seen = 0  # the source's changed_high as the request begins (backup.Range.seen)
 
     def writer(self):
         """A writer in the open group transaction (see BATCH_FILES), opening one if needed."""
@@ -292,6 +293,8 @@ class _Copier:
         # Every write stamps its change time under the volume's write lock, so once this
         # barrier has passed, every file changed before the request time is visible.
         self.source.write_barrier()
+        # Before any file is read: each one changed after this is stamped above it.
+        self.seen = self.source.image.meta("changed_high")
         try:
             with ExitStack() as reading:
                 # A tree is read ahead by a child process, forked before this process writes
@@ -334,8 +337,9 @@ class _Copier:
 
         def reads() -> Iterator[Piece | Pick]:
             with Selection(self.source, self.target) as selection:
+                volume_gap = backup.gap(selection.target_volume(), self.start) if self._volume_control else None
                 for source_dir, target_path in dirs:
-                    yield from read_directory(selection, self.source, self.choice, source_dir, target_path)
+                    yield from read_directory(selection, self.source, self.choice, source_dir, target_path, volume_gap)
 
         if threading.active_count() > 1:
             # A fork copies only the calling thread: a lock another thread holds (in SQLite,
@@ -347,17 +351,22 @@ class _Copier:
 
     def _copy_tree(self, dirs: list[tuple[DirRow, str]], stream: Iterator[Piece | Pick]) -> None:
         """Write every directory of the tree as its reads arrive."""
-        wrote_any, failed_any = False, False
+        wrote_any, failed_any, gap_any = False, False, False
         for source_dir, target_path in dirs:
-            wrote, failed = self._copy_directory(stream, source_dir, target_path)
-            wrote_any, failed_any = wrote_any or wrote, failed_any or failed
-        whole_volume = self.plan.source_root == "/" and self.request.cpysubdir
-        if self.plan.to_backup and whole_volume:
-            self._control(None, wrote=wrote_any, failed=failed_any)
+            wrote, failed, gap_found = self._copy_directory(stream, source_dir, target_path)
+            wrote_any, failed_any, gap_any = wrote_any or wrote, failed_any or failed, gap_any or gap_found
+        if self._volume_control:
+            self._control(None, wrote=wrote_any, failed=failed_any, gap_found=gap_any)
+
+    @property
+    def _volume_control(self) -> bool:
+        """A whole-volume request onto a backup: it updates the volume's range too."""
+        return self.plan.to_backup and self.plan.source_root == "/" and self.request.cpysubdir
 
     def _copy_directory(self, stream: Iterator[Piece | Pick], source_dir: DirRow, target_path: str,
-                        ) -> tuple[bool, bool]:
-        """Copy the selected files of one directory; returns (wrote something, an eligible file failed)."""
+                        ) -> tuple[bool, bool, bool]:
+        """Copy the selected files of one directory; returns (wrote something, an eligible file
+        failed, a file lies in the volume range's ``backup.gap``)."""
         self.result.directories += 1
         try:
             created = self._ensure_dir(target_path, source_dir.created)
@@ -365,7 +374,7 @@ class _Copier:
             if isinstance(exc, errors.LockedError):
                 raise
             self._fail_directory(stream, target_path, exc)
-            return False, True
+            return False, True, False
         written_before, failed_before = self._written, self.result.failed
         while not isinstance(piece := next(stream), Pick):
             self._write_piece(piece, target_path)
@@ -374,11 +383,11 @@ class _Copier:
         wrote = created or self._written > written_before
         failed = self.result.failed > failed_before or pick.stale
         if self.plan.to_backup:
-            self._control(target_path, wrote=wrote, failed=failed)
+            self._control(target_path, wrote=wrote, failed=failed, gap_found=pick.gap_found)
         self._group_dirs += 1
         if self._group_dirs >= BATCH_FILES:
             self._commit()
-        return wrote, failed
+        return wrote, failed, pick.volume_gap_found
 
     def _fail_directory(self, stream: Iterator[Piece | Pick], target_path: str, exc: errors.OptvolError) -> None:
         """The target directory cannot be made (a file of that name is on the target, say a
@@ -492,13 +501,13 @@ class _Copier:
 
     # -- backup control data --------------------------------------------------
 
-    def _control(self, path: str | None, *, wrote: bool, failed: bool) -> None:
+    def _control(self, path: str | None, *, wrote: bool, failed: bool, gap_found: bool = False) -> None:
         """Update and write the control record of a backup directory (or of the volume)."""
         label = self.target.label()
-        row = (label["backup_start"], label["backup_end"], label["backup_last_changed"]) if path is None else \
-            self.target.dir_row(path)[7:10]
+        columns = ("backup_start", "backup_end", "backup_last_changed", "backup_seen")
+        row = tuple(label[c] for c in columns) if path is None else self.target.dir_row(path).range_row()
         new = backup.update(backup.Range.from_row(*row), request_time=self.now, request_start=self.start,
-                            wrote=wrote, eligible_failed=failed)
+                            seen=self.seen, wrote=wrote, eligible_failed=failed, gap_found=gap_found)
         details = {"wrote": wrote, "eligible_failed": failed, "request_time": self.now}
         try:
             with self.writer() as writer, writer.savepoint():

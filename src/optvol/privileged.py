@@ -135,8 +135,10 @@ class PrivilegedWriter:
         name_key = model.name_key
         keyed = [(name, name_key(name), len(data), sha256, times, flags) for name, data, sha256, times, flags in files]
         now = volume._now()
+        stamp = tx.stamp(now)
         outcomes = volume._new_versions(tx, parent, parts, keyed, volume._files_named(parent.id, [f[1] for f in keyed]),
-                                        replace=True, honour_read_only=self.honour_read_only, now=now, charge=True)
+                                        replace=True, honour_read_only=self.honour_read_only, now=now, stamp=stamp,
+                                        charge=True)
         records, versions, done = [], [], []
         for (name, key, *_), (_, data, sha256, *_), outcome in zip(keyed, files, outcomes, strict=True):
             if isinstance(outcome, errors.OptvolError):
@@ -150,35 +152,38 @@ class PrivilegedWriter:
             places = tx.append_many(Kind.FILE, records)
             tx.write_behind()  # the disk works while the index is written
             volume._index_versions(parent.id, [(*v, place) for v, place in zip(versions, places, strict=True)],
-                                   now=now)
+                                   changed=stamp)
         return done
 
     def set_label(self, **fields: object) -> None:
         self.tx.write_label({**self.volume.image.label(), **fields})
         self.volume._tx_label = self.volume.image.label()
 
-    def record_control(self, path: str | None, row: tuple[int | None, int | None, int | None], *,
+    def record_control(self, path: str | None, row: tuple[int | None, int | None, int | None, int | None], *,
                        request: int, details: dict, sectors: int) -> None:
         """Write the backup control record of a directory (``path``) or the volume (None).
 
-        ``row`` is (range start, range end, last changed) as index values; the record takes
-        exactly ``sectors`` sectors of the volume (reference §4.2: three per directory).
+        ``row`` is (range start, range end, last changed, seen) as index values
+        (``backup.Range.as_row``); the record takes exactly ``sectors`` sectors of the volume
+        (reference §4.2: three per directory).
         """
-        start, end, last = row
-        body = {"path": path, "range_start": start, "range_end": end, "last_changed": last, "request": request}
+        start, end, last, seen = row
+        body = {"path": path, "range_start": start, "range_end": end, "last_changed": last, "range_seen": seen,
+                "request": request}
         sector_size = self.volume.image.sector_size
         encoded = json.dumps(details, separators=(",", ":")).encode()
         payload = encoded + b" " * ((sectors - 1) * sector_size - len(encoded))
         place = self.tx.append(Kind.CONTROL, body, payload[: (sectors - 1) * sector_size])
         conn = self.volume.image.conn
         if path is None:
-            conn.execute("UPDATE label SET backup_start = ?, backup_end = ?, backup_last_changed = ?", row)
+            conn.execute("UPDATE label SET backup_start = ?, backup_end = ?, backup_last_changed = ?, backup_seen = ?",
+                         row)
             self.volume._tx_label = self.volume.image.label()
             dir_id = None
         else:
             dir_id = self.volume._need_dir(self.volume._parts(path, is_dir=True)).id
-            conn.execute("UPDATE dirs SET backup_start = ?, backup_end = ?, backup_last_changed = ? WHERE id = ?",
-                         (*row, dir_id))
+            conn.execute("UPDATE dirs SET backup_start = ?, backup_end = ?, backup_last_changed = ?, backup_seen = ?"
+                         " WHERE id = ?", (*row, dir_id))
         conn.execute("INSERT INTO controls (dir, request, time, sector) VALUES (?, ?, ?, ?)",
                      (dir_id, request, row[1] if row[1] is not None else (row[2] or 0), place.sector))
 

@@ -12,11 +12,9 @@ Names keep their case and are looked up case-insensitively.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -27,16 +25,20 @@ from optvol.image import records
 from optvol.image.records import Kind
 from optvol.model import DirInfo, FileInfo, MediaFormat, MediaType, VolumeInfo, VolumeType
 from optvol.privileged import NewVersion, PrivilegedWriter
-from optvol.volume_rows import DIR_COLUMNS, FILE_COLUMNS, HIDDEN, READ_ONLY, DirRow, FileRow, count_live
+from optvol.volume_rows import (
+    DIR_COLUMNS,
+    FILE_COLUMNS,
+    HIDDEN,
+    READ_ONLY,
+    DirRow,
+    FileRow,
+    count_live,
+    insert_files,
+)
 
 Clock = Callable[[], datetime]
-# File versions indexed per INSERT: one statement for many rows costs a third less than one
-# per row, and 256 rows a little less again than 64. A build of SQLite with a lower limit
-# of parameters (999 before 3.32) gets as many rows as fit (``_rows_per_insert``).
-_ROWS_PER_INSERT = 256
 FILE_PAGE = 1000  # rows of a directory's files read by one query (Volume._files_in)
 _NAME_KEY = FileRow._fields.index("name_key")
-_FILE_PARAMETERS = 14  # per row of _insert_files
 READ_ONLY_MEDIA = (MediaType.CD_ROM, MediaType.DVD_ROM)
 
 
@@ -441,20 +443,22 @@ class Volume:
         if not isinstance(found, DirRow) and found.flags & READ_ONLY:
             raise errors.error("CPF1F37", path=model.join(src), volume=self.id)
         now = self._now()
-        tx.append(Kind.RENAME, {"from": model.join(src), "to": model.join(dst), "time": now}, charged=not self._udf)
+        stamp = tx.stamp(now)
+        tx.append(Kind.RENAME, _timed({"from": model.join(src), "to": model.join(dst)}, now, stamp),
+                  charged=not self._udf)
         if isinstance(found, DirRow):
             tx.memo.clear()
-            self._move_dir(found, new_parent, dst, now)
+            self._move_dir(found, new_parent, dst, stamp)
         else:
             self.image.conn.execute(
                 "UPDATE files SET dir = ?, name = ?, name_key = ?, attr_changed = ?, changed = ? WHERE id = ?",
-                (new_parent.id, dst[-1], model.name_key(dst[-1]), now, now, found.id),
+                (new_parent.id, dst[-1], model.name_key(dst[-1]), now, stamp, found.id),
             )
             if new_parent.id != found.dir:
                 count_live(self.image.conn, found.dir, -1)
                 count_live(self.image.conn, new_parent.id, 1)
 
-    def _move_dir(self, directory: DirRow, new_parent: DirRow, dst: tuple[str, ...], now: int) -> None:
+    def _move_dir(self, directory: DirRow, new_parent: DirRow, dst: tuple[str, ...], stamp: int) -> None:
         old_key, old_path = directory.path_key, directory.path
         new_path = new_parent.path.rstrip("/") + "/" + dst[-1]
         if (new_parent.path_key + "/").startswith(old_key + "/"):
@@ -474,7 +478,7 @@ class Volume:
             (new_parent.id, dst[-1], new_path, new_path.upper(), directory.id),
         )
         # Files below a moved directory live at new paths: CPYOPT must see them as changed.
-        conn.executemany("UPDATE files SET changed = ? WHERE dir = ? AND live = 1", [(now, d) for d in subtree])
+        conn.executemany("UPDATE files SET changed = ? WHERE dir = ? AND live = 1", [(stamp, d) for d in subtree])
 
     def set_attributes(self, path: str, *, read_only: bool | None = None, hidden: bool | None = None) -> FileInfo:
         """Change the read-only and hidden flags of a file (QHFCHGAT, CHGATR)."""
@@ -493,9 +497,10 @@ class Volume:
     def _set_flags(self, tx: image_mod.Transaction, parts: tuple[str, ...], flags: int) -> None:
         _, row = self._need_file(parts)
         now = self._now()
-        tx.append(Kind.ATTRIBUTES, {"path": model.join(parts), "flags": flags, "time": now}, charged=not self._udf)
+        stamp = tx.stamp(now)
+        tx.append(Kind.ATTRIBUTES, _timed({"path": model.join(parts), "flags": flags}, now, stamp), charged=not self._udf)
         self.image.conn.execute(
-            "UPDATE files SET flags = ?, attr_changed = ?, changed = ? WHERE id = ?", (flags, now, now, row.id)
+            "UPDATE files SET flags = ?, attr_changed = ?, changed = ? WHERE id = ?", (flags, now, stamp, row.id)
         )
 
     def write_bytes(self, path: str, data: bytes, *, replace: bool = True) -> FileInfo:
@@ -539,12 +544,13 @@ class Volume:
         parent = self._parent_dir(tx, parts[:-1])
         old = self._file(parent.id, parts[-1])
         now = self._now()
+        stamp = tx.stamp(now)
         if isinstance(payload, bytes):
             sha256 = sha256 or _sha(payload)
         key = model.name_key(parts[-1])
         outcome = self._new_versions(tx, parent, parts[:-1], [(parts[-1], key, size, sha256, times, flags)],
                                      {key: old} if old else {}, replace=replace, honour_read_only=honour_read_only,
-                                     now=now, charge=False)[0]
+                                     now=now, stamp=stamp, charge=False)[0]
         if isinstance(outcome, errors.OptvolError):
             raise outcome
         new, body, freed, _ = outcome
@@ -557,18 +563,19 @@ class Volume:
         except BaseException:
             tx.charge(freed)
             raise
-        self._index_versions(parent.id, [(parts[-1], key, new, old, place)], now=now)
+        self._index_versions(parent.id, [(parts[-1], key, new, old, place)], changed=stamp)
         return new
 
     def _new_versions(
         self, tx: image_mod.Transaction, parent: DirRow, typed: tuple[str, ...], files: Iterable[tuple],
-        olds: dict[str, FileRow], *, replace: bool, honour_read_only: bool, now: int, charge: bool,
+        olds: dict[str, FileRow], *, replace: bool, honour_read_only: bool, now: int, stamp: int, charge: bool,
     ) -> list[tuple[NewVersion, bytes, int, FileRow | None] | errors.OptvolError]:
         """The rules of writing file versions into directory ``parent`` (``typed``: its path as
         given, for messages), one file after the other.
 
         ``files`` holds (name, name key, size, SHA-256, times or None, flags or None); ``olds``
-        the live versions they replace, by name key. Each file gets its new version, its FILE
+        the live versions they replace, by name key. Times not given are ``now``; the FILE
+        record's ``time`` is ``stamp`` (``Transaction.stamp``). Each file gets its new version, its FILE
         record body, the sectors freed by the version it replaces (on UDF) and that version;
         or the error that refuses it (CPF1F24, CPF1F37, OPV0108, CPF1F61), and then nothing
         of it is reserved. The room of each accepted one is reserved in ``tx`` (and charged
@@ -598,7 +605,7 @@ class Volume:
             version = (old.version + 1) if old else 1
             path = prefix + name
             body = encode(volume=volume, path=path, version=version, created=created, modified=modified,
-                          attr_changed=attr_changed, flags=flags, time=now)
+                          attr_changed=attr_changed, flags=flags, time=stamp)
             # records.header_sectors_for and sectors_for, written out: this runs once per file.
             needed = -(-(fixed + len(body)) // sector_size) + -(-size // sector_size)
             tx.free(freed)
@@ -617,9 +624,9 @@ class Volume:
 
     def _index_versions(self, dir_id: int,
                         versions: list[tuple[str, str, NewVersion, FileRow | None, image_mod.Place]], *,
-                        now: int) -> None:
-        """Index new versions, (name, name key, version, version replaced, place) each; the
-        replaced stop being live."""
+                        changed: int) -> None:
+        """Index new versions, (name, name key, version, version replaced, place) each, changed
+        at ``changed``; the replaced stop being live."""
         conn = self.image.conn
         replaced = [(v[3].id,) for v in versions if v[3]]
         conn.executemany("UPDATE files SET live = 0 WHERE id = ?", replaced)
@@ -627,11 +634,8 @@ class Volume:
         values = [value for name, key, new, old, place in versions
                   for value in (dir_id, name, key, new.version, old.id if old else None, place.sector,
                                 place.header_sectors, new.size, new.sha256, new.created, new.modified,
-                                new.attr_changed, now, new.flags)]
-        step = _rows_per_insert(conn) * _FILE_PARAMETERS
-        for first in range(0, len(values), step):
-            chunk = values[first:first + step]
-            conn.execute(_insert_files(len(chunk) // _FILE_PARAMETERS), chunk)
+                                new.attr_changed, changed, new.flags)]
+        insert_files(conn, values)
 
     def _files_named(self, dir_id: int, keys: list[str]) -> dict[str, FileRow]:
         """The live files of a directory with these name keys, by name key (one query)."""
@@ -782,18 +786,10 @@ class Volume:
             pass
 
 
-def _rows_per_insert(conn: sqlite3.Connection) -> int:
-    """Rows of ``_insert_files`` per statement on this connection: _ROWS_PER_INSERT, or fewer
-    if its SQLite takes fewer parameters."""
-    return max(1, min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _FILE_PARAMETERS))
-
-
-@functools.cache
-def _insert_files(rows: int) -> str:
-    """An INSERT of ``rows`` new file versions (_FILE_PARAMETERS each; see ``_index_versions``)."""
-    return ("INSERT INTO files (dir, name, name_key, live, version, prev, sector, header_sectors, size, sha256,"
-            " created, modified, attr_changed, changed, flags) VALUES "
-            + ", ".join(["(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
+def _timed(body: dict, now: int, stamp: int) -> dict:
+    """A RENAME or ATTRIBUTES body with its ``time`` (the clock's: the new attribute-changed
+    time) and, when the change time differs (``Transaction.stamp``), ``changed``."""
+    return {**body, "time": now} if stamp == now else {**body, "time": now, "changed": stamp}
 
 
 def _sha(data: bytes) -> bytes:

@@ -1,7 +1,8 @@
-"""Rows of the index as the volume layer reads them (layer 3, beside ``volume.py``)."""
+"""Rows of the index as the volume layer reads and writes them (layer 3, beside ``volume.py``)."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from typing import NamedTuple
 
@@ -10,8 +11,14 @@ from optvol.image.records import sectors_for
 
 READ_ONLY = 1
 HIDDEN = 2
+# File versions indexed per INSERT: one statement for many rows costs a third less than one
+# per row, and 256 rows a little less again than 64. A build of SQLite with a lower limit
+# of parameters (999 before 3.32) gets as many rows as fit (``_rows_per_insert``).
+_ROWS_PER_INSERT = 256
+_FILE_PARAMETERS = 14  # per row of _insert_files
 
-DIR_COLUMNS = "id, parent, name, path, path_key, created, sector, backup_start, backup_end, backup_last_changed"
+DIR_COLUMNS = ("id, parent, name, path, path_key, created, sector, backup_start, backup_end, backup_last_changed,"
+               " backup_seen")
 FILE_COLUMNS = (
     "id, dir, name, name_key, version, prev, sector, header_sectors, size, sha256,"
     " created, modified, attr_changed, changed, flags"
@@ -29,6 +36,11 @@ class DirRow(NamedTuple):
     backup_start: int | None
     backup_end: int | None
     backup_last_changed: int | None
+    backup_seen: int | None
+
+    def range_row(self) -> tuple[int | None, int | None, int | None, int | None]:
+        """The backup control columns, as ``backup.Range.from_row`` takes them."""
+        return self.backup_start, self.backup_end, self.backup_last_changed, self.backup_seen
 
     def backup(self) -> model.BackupRange | None:
         return model.backup_range(self.backup_start, self.backup_end, self.backup_last_changed)
@@ -81,3 +93,26 @@ def count_live(conn: sqlite3.Connection, dir_id: int, change: int) -> None:
     live file's ``dir`` goes with one."""
     if change:
         conn.execute("UPDATE dirs SET live_files = live_files + ? WHERE id = ?", (change, dir_id))
+
+
+def insert_files(conn: sqlite3.Connection, values: list) -> None:
+    """Insert live file versions: ``values`` holds _FILE_PARAMETERS values a row, in the order
+    of ``_insert_files`` (``Volume._index_versions``)."""
+    step = _rows_per_insert(conn) * _FILE_PARAMETERS
+    for first in range(0, len(values), step):
+        chunk = values[first:first + step]
+        conn.execute(_insert_files(len(chunk) // _FILE_PARAMETERS), chunk)
+
+
+def _rows_per_insert(conn: sqlite3.Connection) -> int:
+    """Rows of ``_insert_files`` per statement on this connection: _ROWS_PER_INSERT, or fewer
+    if its SQLite takes fewer parameters."""
+    return max(1, min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _FILE_PARAMETERS))
+
+
+@functools.cache
+def _insert_files(rows: int) -> str:
+    """An INSERT of ``rows`` new file versions (_FILE_PARAMETERS each)."""
+    return ("INSERT INTO files (dir, name, name_key, live, version, prev, sector, header_sectors, size, sha256,"
+            " created, modified, attr_changed, changed, flags) VALUES "
+            + ", ".join(["(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows))

@@ -59,6 +59,7 @@ _new_tuple = tuple.__new__
 LABEL_FIELDS = (
     "volume", "type", "media_type", "media_format", "sector_size", "capacity", "threshold", "text",
     "created", "last_referenced", "primary_volume", "backup_start", "backup_end", "backup_last_changed",
+    "backup_seen",
 )
 
 
@@ -536,6 +537,9 @@ class Transaction:
         self.end = self.committed_end
         self.sequence = image.meta("next_sequence")
         self.used = image.meta("used_sectors")
+        # Change times (``stamp``) of this commit lie above every one committed before it.
+        self.changed_high = image.meta("changed_high")
+        self._floor = self.changed_high + 1
         capacity, threshold = self.conn.execute("SELECT capacity, threshold FROM label").fetchone()
         self.limit = capacity * threshold // 100 // self.sector_size
         # Records are laid out in pieces of FLUSH_BYTES that the writer thread writes; written
@@ -549,6 +553,16 @@ class Transaction:
         self._flusher: ThreadPoolExecutor | None = None  # the writer thread: buffer pieces, early writeback
         self._writes: list[tuple[Future, mmap.mmap]] = []  # pieces it has not written yet, oldest first
         self._writeback: Future | None = None
+
+    def stamp(self, now: int) -> int:
+        """The change time (``files.changed``) a change made at clock time ``now`` gets: ``now``,
+        or, if the clock reads no later than a change already committed (set back, or the
+        same microsecond), one microsecond after the latest. So every change committed after a
+        CPYOPT read the source's ``changed_high`` lies above it (docs/format.md §4.1)."""
+        stamp = now if now >= self._floor else self._floor
+        if stamp > self.changed_high:
+            self.changed_high = stamp
+        return stamp
 
     # ----------------------------------------------------------------- space
 
@@ -745,7 +759,8 @@ class Transaction:
             self.image.data.sync()
         self.conn.executemany(
             "UPDATE meta SET value = ? WHERE key = ?",
-            [(self.end, "committed_end"), (self.sequence, "next_sequence"), (self.used, "used_sectors")],
+            [(self.end, "committed_end"), (self.sequence, "next_sequence"), (self.used, "used_sectors"),
+             (self.changed_high, "changed_high")],
         )
         if now is not None:
             self.conn.execute("UPDATE label SET last_referenced = ?", (now,))

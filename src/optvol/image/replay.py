@@ -95,10 +95,19 @@ class ReplayTransaction(Transaction):
     def __init__(self, image: VolumeImage):
         super().__init__(image)
         self._next: Found | None = None
+        self._current: Found | None = None
 
     def expect(self, found: Found) -> None:
         """The record the next append stands for."""
-        self._next = found
+        self._next = self._current = found
+
+    def stamp(self, now: int) -> int:
+        """The change time the record gave: its ``changed`` if it has one (the clock read
+        earlier than a change before it), else its time (``now``, the replay's clock)."""
+        changed = self._current.header.body.get("changed") if self._current else None
+        stamp = changed if isinstance(changed, int) else now
+        self.changed_high = max(self.changed_high, stamp)
+        return stamp
 
     def _take(self, kind: Kind, charged: bool) -> Place:
         found, self._next = self._next, None

@@ -10,7 +10,7 @@ import sqlite3
 
 from optvol import errors
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (
@@ -103,9 +103,17 @@ MIGRATIONS: dict[int, str] = {
 ALTER TABLE dirs ADD COLUMN live_files INTEGER NOT NULL DEFAULT 0;
 UPDATE dirs SET live_files = (SELECT count(*) FROM files WHERE files.dir = dirs.id AND files.live = 1)
 """,
+    # 3: the volume keeps the highest change time it ever gave a file (``changed_high``; every
+    # later change is stamped above it), and each backup range the one its run saw on the
+    # source (``backup_seen``), so a range never claims a file written after its run whatever
+    # a clock set back stamped it with. A range of an older index saw nothing (NULL): it
+    # claims nothing until its next run.
+    2: """
+ALTER TABLE label ADD COLUMN backup_seen INTEGER;
+ALTER TABLE dirs ADD COLUMN backup_seen INTEGER;
+INSERT INTO meta (key, value) SELECT 'changed_high', coalesce(max(changed), 0) FROM files
+""",
 }
-
-META_KEYS = ("schema_version", "committed_end", "next_sequence", "used_sectors")
 
 
 def create(conn: sqlite3.Connection) -> None:
