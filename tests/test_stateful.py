@@ -1,11 +1,15 @@
 """A Hypothesis state machine drives a Volume against a trivial dict model (zarr-python's
 ``testing/stateful.py`` idea). After every step the volume's listing, attributes, bytes and
-space must match the model; every error must be the optvol error the model predicts."""
+space must match the model; every error must be the optvol error the model predicts. The
+clock may be set back between steps: change times still only grow, and ``recover``
+rebuilds the very index the steps made."""
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import tempfile
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -16,6 +20,7 @@ from conftest import FakeClock, make_volume
 from optvol import errors
 from optvol.library import Library
 from optvol.model import MediaType
+from optvol.recovery import recover
 
 NAMES = st.sampled_from(["a", "A", "b", "Cc", "cC", "d"])
 PATHS = st.lists(NAMES, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
@@ -45,7 +50,8 @@ class VolumeMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.tmp = tempfile.mkdtemp(prefix="optvol-stateful-")
-        self.library = Library(self.tmp + "/lib", clock=FakeClock())
+        self.clock = FakeClock()
+        self.library = Library(self.tmp + "/lib", clock=self.clock)
         make_volume(self.library, "SM", medtype=self.medtype)
         self.volume = self.library.open("SM")
         self.udf = self.medtype is MediaType.DVD_RAM
@@ -54,6 +60,8 @@ class VolumeMachine(RuleBasedStateMachine):
         self.files: dict[str, list] = {}
         self.base_used = self.volume.info().used
         self.last_used = self.base_used
+        self.changed_high = self.volume.image.meta("changed_high")
+        self.stamps: dict[int, int] = {}  # files.id -> changed after the last step
 
     def teardown(self):
         self.volume.close()
@@ -218,7 +226,35 @@ class VolumeMachine(RuleBasedStateMachine):
         if expected is None:
             self.files[k][2] = read_only
 
+    @rule(hours=st.integers(1, 48))
+    def set_the_clock_back(self, hours):
+        self.clock.now -= timedelta(hours=hours)
+
+    @rule()
+    def rebuild_the_index(self):
+        """The index lost and rebuilt from the records is the same, change times included."""
+        self.volume.close()
+        index = self.library.root / "SM.optvol" / "index.sqlite"
+        before = _dump(index)
+        for suffix in ("", "-wal", "-shm"):
+            index.with_name(index.name + suffix).unlink(missing_ok=True)
+        report = recover(self.library, vol="SM")
+        assert report.damaged == [] and report.tail_cut == 0
+        assert _dump(index) == before
+        self.volume = self.library.open("SM")
+
     # ------------------------------------------------------------------ invariants
+
+    @invariant()
+    def change_times_only_grow(self):
+        """docs/format.md §4.1: ``changed_high`` never goes back and no file's change time
+        lies above it; whatever the clock did, a step that changed files stamped them above
+        every change before it."""
+        high = self.volume.image.meta("changed_high")
+        stamps = dict(self.volume.image.conn.execute("SELECT id, changed FROM files"))
+        assert high >= self.changed_high and max(stamps.values(), default=0) <= high
+        assert all(changed > self.changed_high for row, changed in stamps.items() if self.stamps.get(row) != changed)
+        self.changed_high, self.stamps = high, stamps
 
     @invariant()
     def listing_matches(self):
@@ -257,6 +293,17 @@ class VolumeMachine(RuleBasedStateMachine):
         else:
             assert used >= self.last_used  # HPOFS never frees
         self.last_used = used
+
+
+def _dump(index) -> dict:
+    """The index's rows, but the label's last-referenced time (a replay's is its last record's)."""
+    conn = sqlite3.connect(index)
+    try:
+        label = "volume, type, media_type, media_format, sector_size, capacity, threshold, text, created, backup_seen"
+        return {table: conn.execute(f"SELECT {columns} FROM {table} ORDER BY 1").fetchall()
+                for table, columns in (("label", label), ("dirs", "*"), ("files", "*"), ("meta", "*"))}
+    finally:
+        conn.close()
 
 
 class UdfVolumeMachine(VolumeMachine):
