@@ -24,14 +24,14 @@ from optvol.image.image import IndexConnection, reading_uri
 from optvol.model import MediaFormat
 from optvol.privileged import SmallFile
 from optvol.volume import Volume
-from optvol.volume_rows import FILE_COLUMNS, DirRow, FileRow
+from optvol.volume_rows import FILE_COLUMNS, RANGE_COLUMNS, DirRow, FileRow
 
 SMALL_FILE = 256 << 10  # read whole, verify, then write; larger ones: kernel copy + parallel hash, in a savepoint
 SMALL_GROUP = 8 << 20  # at most this many bytes of small files are read into one piece
 PIECE_FILES = 1000  # and at most this many files go into one piece
 
 _SOURCE_COLUMNS = ", ".join("s." + c.strip() for c in FILE_COLUMNS.split(","))
-_RANGE_COLUMNS = "backup_start, backup_end, backup_last_changed, backup_seen"  # Range.from_row's order
+_RANGE_COLUMNS = ", ".join(RANGE_COLUMNS)
 
 
 class Candidate(NamedTuple):

@@ -42,7 +42,7 @@ from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, Progress, VolumeType
 from optvol.privileged import SourceRange
 from optvol.volume import Volume
-from optvol.volume_rows import DirRow
+from optvol.volume_rows import RANGE_COLUMNS, DirRow
 
 # A group of files is one target transaction (one fsync, one commit), which also carries
 # the directories made and the control records written since the last commit: a no-change
@@ -504,8 +504,7 @@ class _Copier:
     def _control(self, path: str | None, *, wrote: bool, failed: bool, gap_found: bool = False) -> None:
         """Update and write the control record of a backup directory (or of the volume)."""
         label = self.target.label()
-        columns = ("backup_start", "backup_end", "backup_last_changed", "backup_seen")
-        row = tuple(label[c] for c in columns) if path is None else self.target.dir_row(path).range_row()
+        row = tuple(label[c] for c in RANGE_COLUMNS) if path is None else self.target.dir_row(path).range_row()
         new = backup.update(backup.Range.from_row(*row), request_time=self.now, request_start=self.start,
                             seen=self.seen, wrote=wrote, eligible_failed=failed, gap_found=gap_found)
         details = {"wrote": wrote, "eligible_failed": failed, "request_time": self.now}

@@ -19,7 +19,9 @@ from optvol import errors, model
 from optvol.image import image as image_mod
 from optvol.image.records import Kind
 from optvol.model import DirInfo, FileInfo
-from optvol.volume_rows import HIDDEN, READ_ONLY
+from optvol.volume_rows import HIDDEN, RANGE_COLUMNS, READ_ONLY
+
+_RANGE_ASSIGNMENTS = ", ".join(f"{c} = ?" for c in RANGE_COLUMNS)
 
 
 class SourceRange(NamedTuple):
@@ -176,14 +178,12 @@ class PrivilegedWriter:
         place = self.tx.append(Kind.CONTROL, body, payload[: (sectors - 1) * sector_size])
         conn = self.volume.image.conn
         if path is None:
-            conn.execute("UPDATE label SET backup_start = ?, backup_end = ?, backup_last_changed = ?, backup_seen = ?",
-                         row)
+            conn.execute(f"UPDATE label SET {_RANGE_ASSIGNMENTS}", row)
             self.volume._tx_label = self.volume.image.label()
             dir_id = None
         else:
             dir_id = self.volume._need_dir(self.volume._parts(path, is_dir=True)).id
-            conn.execute("UPDATE dirs SET backup_start = ?, backup_end = ?, backup_last_changed = ?, backup_seen = ?"
-                         " WHERE id = ?", (*row, dir_id))
+            conn.execute(f"UPDATE dirs SET {_RANGE_ASSIGNMENTS} WHERE id = ?", (*row, dir_id))
         conn.execute("INSERT INTO controls (dir, request, time, sector) VALUES (?, ?, ?, ?)",
                      (dir_id, request, row[1] if row[1] is not None else (row[2] or 0), place.sector))
 

@@ -17,8 +17,9 @@ HIDDEN = 2
 _ROWS_PER_INSERT = 256
 _FILE_PARAMETERS = 14  # per row of _insert_files
 
-DIR_COLUMNS = ("id, parent, name, path, path_key, created, sector, backup_start, backup_end, backup_last_changed,"
-               " backup_seen")
+# The backup control columns of ``label`` and ``dirs``, in the order backup.Range.from_row takes them.
+RANGE_COLUMNS = ("backup_start", "backup_end", "backup_last_changed", "backup_seen")
+DIR_COLUMNS = "id, parent, name, path, path_key, created, sector, " + ", ".join(RANGE_COLUMNS)
 FILE_COLUMNS = (
     "id, dir, name, name_key, version, prev, sector, header_sectors, size, sha256,"
     " created, modified, attr_changed, changed, flags"
@@ -39,7 +40,7 @@ class DirRow(NamedTuple):
     backup_seen: int | None
 
     def range_row(self) -> tuple[int | None, int | None, int | None, int | None]:
-        """The backup control columns, as ``backup.Range.from_row`` takes them."""
+        """The RANGE_COLUMNS of the directory."""
         return self.backup_start, self.backup_end, self.backup_last_changed, self.backup_seen
 
     def backup(self) -> model.BackupRange | None:
