@@ -866,6 +866,17 @@ def test_progress_counts_files_as_they_are_written(lib, clock):
     assert [files for files, _ in calls] == [3, 4, 5, 6, 7, 8, 9]
 
 
+def test_totals_of_a_single_file_request(lib, clock):
+    """FROMPATH names a file: the bar gets its totals too, the file and its bytes when it is
+    chosen, nothing when *CHANGED finds it unchanged."""
+    write(lib, clock, day(1, 2), {"/D/BIG": os.urandom(300 << 10)})
+    for when, expected in ((day(1, 3), [(1, 300 << 10)]), (day(1, 4), [(0, 0)])):
+        counted = []
+        result = cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/D/BIG", tovol="BVOL1", totype=VolumeType.BACKUP),
+                        now=when, totals=lambda files, size, seen=counted: seen.append((files, size)))
+        assert counted == expected == [(result.copied, result.bytes_copied)]
+
+
 @pytest.mark.parametrize("totype", [VolumeType.BACKUP, VolumeType.PRIMARY], ids=["backup", "primary"])
 @pytest.mark.parametrize("sltfile", ["*CHANGED", "*NEW", "*ALL"])
 def test_totals_are_what_the_copy_then_writes(lib, clock, sltfile, totype):

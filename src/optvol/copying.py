@@ -119,8 +119,8 @@ def cpyopt(library: Library, request: CopyRequest, *, now: datetime, progress: P
     """Run one CPYOPT request; per-file failures are in the result (the CLI exits 1).
 
     ``progress`` is called with the files and bytes written so far, as they are written;
-    ``totals``, if given, once before the first write of a tree, with the files and bytes
-    the request will write if none fails (counted by SQLite before the copy starts: about
+    ``totals``, if given, once before the first write (of a tree, or of the one file FROMPATH
+    names), with the files and bytes the request will write if none fails (counted by SQLite before the copy starts: about
     a twentieth of a copy's time over a fresh backup, next to nothing when little changed).
     """
     source = library.open(request.fromvol)
@@ -491,6 +491,8 @@ class _Copier:
         with Selection(self.source, self.target) as selection:
             found = selection.single(source_dir, name, target_dir.id, target_name, from_time=self.start)
         chosen = [c for c in found if self.choice.selected(c)]
+        if self.totals:
+            self.totals(len(chosen), sum(c.size for c in chosen))
         self.result.not_selected += 1 - len(chosen)
         written_before = self._written
         for piece in read_pieces(self.source, self.choice, chosen, target_parent):
