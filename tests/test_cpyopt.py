@@ -404,7 +404,7 @@ def test_a_change_after_a_backup_is_stamped_above_what_the_backup_saw(lib, clock
     """The clock is set back to before the primary's latest change: a later write, attribute
     change and rename are stamped one microsecond after each other above it (their
     ``changed``), while their dates stay what the clock said; the next backup copies them."""
-    write(lib, clock, day(1, 2, hour=14, ), {"/D/F": b"f", "/D/G": b"g"})
+    write(lib, clock, day(1, 2, hour=14), {"/D/F": b"f", "/D/G": b"g"})
     latest = changed_of(lib, "/D/G")
     backup(lib, day(1, 2, hour=15))
     with lib.open("BVOL1") as bvol:
@@ -435,7 +435,7 @@ def test_fromtime_does_not_join_a_range_across_a_file_it_does_not_hold(lib, cloc
     write(lib, clock, day(1, 2, hour=10), {"/D/OLD": b"old"})
     backup(lib, day(1, 2, hour=15))
     write(lib, clock, day(1, 2, hour=11), {"/D/LATE": b"late"})
-    write(lib, clock, day(1, 2, hour=15, ) + timedelta(minutes=30), {"/D/NEW": b"new"})
+    write(lib, clock, day(1, 2, hour=15) + timedelta(minutes=30), {"/D/NEW": b"new"})
     result = backup(lib, day(1, 2, hour=16), start=day(1, 2, hour=12))
     assert (result.copied, result.not_selected) == (1, 2)  # /D/NEW; /D/LATE is before FROMTIME
     found = dir_range(lib, "/D")
