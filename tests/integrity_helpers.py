@@ -73,6 +73,29 @@ def index_rows(library_root: Path | str, vol: str) -> list[dict]:
     ]
 
 
+# The index as recover must rebuild it: every table, but the label's last-referenced time
+# (a replay's is its last record's).
+INDEX_TABLES = {
+    "label": "volume, type, media_type, media_format, sector_size, capacity, threshold, text, created,"
+             " primary_volume, backup_start, backup_end, backup_last_changed, backup_seen",
+    "dirs": "*",
+    "files": "*",
+    "requests": "*",
+    "controls": "*",
+    "meta": "*",
+}
+
+
+def index_dump(index: Path | str) -> dict[str, list[tuple]]:
+    """The rows of INDEX_TABLES of the index file ``index``, each table in its first column's order."""
+    conn = sqlite3.connect(index)
+    try:
+        return {table: conn.execute(f"SELECT {columns} FROM {table} ORDER BY 1").fetchall()
+                for table, columns in INDEX_TABLES.items()}
+    finally:
+        conn.close()
+
+
 def payload_offset(row: dict, at: int = 0) -> int:
     """Byte offset in data.opv of byte ``at`` of a version's payload (via the index)."""
     return (row["sector"] + row["header_sectors"]) * row["sector_size"] + at

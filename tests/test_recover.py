@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from integrity_helpers import index_dump
 from optvol import errors
 from optvol.change_volume import chgoptvol
 from optvol.checking import chkoptvol
@@ -26,16 +27,6 @@ from optvol.initialize import inzopt
 from optvol.library import Library
 from optvol.model import MediaType, VolumeType
 from optvol.recovery import recover
-
-TABLES = {
-    "label": "volume, type, media_type, media_format, sector_size, capacity, threshold, text, created,"
-             " primary_volume, backup_start, backup_end, backup_last_changed, backup_seen",
-    "dirs": "*",
-    "files": "*",
-    "requests": "*",
-    "controls": "*",
-    "meta": "*",
-}
 
 
 class Clock:
@@ -76,12 +67,7 @@ def fill(library: Library, vol: str) -> None:
 
 
 def dump(library: Library, vol: str) -> dict:
-    conn = sqlite3.connect(library.root / f"{vol}.optvol" / "index.sqlite")
-    try:
-        return {table: conn.execute(f"SELECT {columns} FROM {table} ORDER BY 1").fetchall()
-                for table, columns in TABLES.items()}
-    finally:
-        conn.close()
+    return index_dump(library.root / f"{vol}.optvol" / "index.sqlite")
 
 
 def lose_index(library: Library, vol: str, how: str) -> None:

@@ -7,7 +7,6 @@ rebuilds the very index the steps made."""
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import tempfile
 from datetime import timedelta
 
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from conftest import FakeClock, make_volume
+from integrity_helpers import index_dump
 from optvol import errors
 from optvol.library import Library
 from optvol.model import MediaType
@@ -235,12 +235,12 @@ class VolumeMachine(RuleBasedStateMachine):
         """The index lost and rebuilt from the records is the same, change times included."""
         self.volume.close()
         index = self.library.root / "SM.optvol" / "index.sqlite"
-        before = _dump(index)
+        before = index_dump(index)
         for suffix in ("", "-wal", "-shm"):
             index.with_name(index.name + suffix).unlink(missing_ok=True)
         report = recover(self.library, vol="SM")
         assert report.damaged == [] and report.tail_cut == 0
-        assert _dump(index) == before
+        assert index_dump(index) == before
         self.volume = self.library.open("SM")
 
     # ------------------------------------------------------------------ invariants
@@ -293,17 +293,6 @@ class VolumeMachine(RuleBasedStateMachine):
         else:
             assert used >= self.last_used  # HPOFS never frees
         self.last_used = used
-
-
-def _dump(index) -> dict:
-    """The index's rows, but the label's last-referenced time (a replay's is its last record's)."""
-    conn = sqlite3.connect(index)
-    try:
-        label = "volume, type, media_type, media_format, sector_size, capacity, threshold, text, created, backup_seen"
-        return {table: conn.execute(f"SELECT {columns} FROM {table} ORDER BY 1").fetchall()
-                for table, columns in (("label", label), ("dirs", "*"), ("files", "*"), ("meta", "*"))}
-    finally:
-        conn.close()
 
 
 class UdfVolumeMachine(VolumeMachine):

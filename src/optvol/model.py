@@ -41,9 +41,10 @@ class MediaFormat(enum.StrEnum):
 
 
 BEGIN = "*BEGIN"
+"""Start of a complete backup range that has no lower limit (FROMTIME(*BEGIN *AVAIL))."""
+
 # The callbacks of long commands (DESIGN §2): (files, bytes) done so far, or in all.
 Progress = Callable[[int, int], None]
-"""Start of a complete backup range that has no lower limit (FROMTIME(*BEGIN *AVAIL))."""
 
 QOPT = "/QOPT"
 MAX_QOPT_PATH = 294  # whole /QOPT/VOL/... path (reference §3.1)

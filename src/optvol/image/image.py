@@ -166,7 +166,7 @@ def reading_uri(path: Path, *, read_only: bool) -> str:
     return path.as_uri() + "?mode=ro"
 
 
-def _stamp(path: Path) -> tuple[int, int, int, int]:
+def _file_state(path: Path) -> tuple[int, int, int, int]:
     """What changes when a file is written or replaced."""
     found = os.stat(path)
     return found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
@@ -317,13 +317,13 @@ class VolumeImage:
         copy, log = self._snapshot_dir / index.name, index.with_name(index.name + "-wal")
         for attempt in range(SNAPSHOT_TRIES):
             try:
-                before = _stamp(index)
+                before = _file_state(index)
                 shutil.copyfile(index, copy)
                 try:
                     shutil.copyfile(log, copy.with_name(log.name))
                 except FileNotFoundError:
                     copy.with_name(log.name).unlink(missing_ok=True)
-                if _stamp(index) == before:
+                if _file_state(index) == before:
                     return copy
             except OSError as exc:  # the index cannot be read, or the copy not written (a full disk)
                 raise errors.error("OPV0006", library=self.directory.parent,

@@ -116,8 +116,6 @@ def ce_entry(block: int, offset: int, length: int) -> bytes:
     return b"CE\x1c\x01" + both32(block) + both32(offset) + both32(length)
 
 
-
-
 def er_entry() -> bytes:
     """SUSP "ER": the Rock Ridge extension reference (in the root's continuation area)."""
     head = bytes((len(RRIP_ID), len(RRIP_DESCRIPTION), len(RRIP_SOURCE), 1))

@@ -1,7 +1,8 @@
 """UDF structures as bytes: the bridge that ``export-iso --udf`` lays beside ISO 9660.
 
-Pure functions, no I/O; the numbers of the standard here serve ``udf_walk.py`` (import) too. We record OSTA UDF 1.02 (the revision every UDF reader takes, and
-the one genisoimage writes) on a read-only partition of 2048-byte blocks. The references:
+Pure functions, no I/O; the numbers of the standard here serve ``udf_walk.py`` (import)
+too. We record OSTA UDF 1.02 (the revision every UDF reader takes, and the one
+genisoimage writes) on a read-only partition of 2048-byte blocks. The references:
 - ECMA-167 3rd edition: part 1 the basic types (1/7.2.1 charspec, 1/7.2.12 dstring,
   1/7.3 timestamp, 1/7.4 entity identifier); part 2 the volume recognition sequence
   (2/9.2 BEA01, 2/9.3 TEA01); part 3 the volume (3/7.1 extent_ad, 3/7.2 descriptor tag,
