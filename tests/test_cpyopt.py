@@ -289,6 +289,52 @@ def test_every_traversed_directory_costs_three_sectors(lib, clock):
     assert volume_range.last_changed == day(1, 3)
 
 
+@pytest.mark.parametrize("when", ["after_validation", "before_the_claim"])
+def test_a_fresh_backup_claimed_by_another_primary_meanwhile_refuses_before_writing(lib, clock, monkeypatch, when):
+    """Two CPYOPTs from two primaries onto one fresh backup at once: both read "no primary
+    recorded" in ``_validate`` (and, the later one, even just before its claim); the claim
+    under the write lock must refuse the second one with OPV0403, writing nothing."""
+    inzopt(lib, vol="PVOL2", now=day(1, 1))
+    write(lib, clock, day(1, 2), {"/A/FROM1": b"one"})
+    clock.now = day(1, 2)
+    with lib.open("PVOL2") as pvol2:
+        pvol2.mkdir("/A")
+        pvol2.write_bytes("/A/FROM2", b"two")
+    raced = []
+
+    def pvol2_gets_in_first(target):
+        if not raced:
+            raced.append(True)
+            assert target.label()["primary_volume"] is None
+            assert backup(lib, day(1, 3), source="PVOL2").copied == 1
+
+    if when == "after_validation":
+        real_validate = copying._validate
+
+        def validate(request, source, target):
+            plan = real_validate(request, source, target)
+            pvol2_gets_in_first(target)
+            return plan
+
+        monkeypatch.setattr(copying, "_validate", validate)
+    else:
+        real_claim = copying._Copier._claim_backup
+
+        def claim(copier):
+            pvol2_gets_in_first(copier.target)
+            real_claim(copier)
+
+        monkeypatch.setattr(copying._Copier, "_claim_backup", claim)
+    with pytest.raises(errors.NotAllowedError) as refused:
+        backup(lib, day(1, 4))
+    assert raced and refused.value.message_id == "OPV0403" and "PVOL2" in refused.value.text
+    with lib.open("BVOL1") as bvol:
+        assert bvol.info().primary_volume == "PVOL2"
+        assert bvol.listdir("/A") == ["FROM2"]
+        assert [entry["parameters"]["FROMVOL"][0] for entry in bvol.requests()] == ["PVOL2"]
+    assert chkoptvol(lib, vol="BVOL1")[0].damaged == []
+
+
 def test_request_log_on_the_backup_volume(lib, clock):
     write(lib, clock, day(1, 2), {"/A/F": b"1"})
     backup(lib, day(1, 3), start=day(1, 1))

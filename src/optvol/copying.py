@@ -240,6 +240,14 @@ class _Prehash:
             self.pool = None
 
 
+class _ClaimedByAnother(Exception):
+    """Another primary's CPYOPT claimed the fresh backup first (carries its OPV0403)."""
+
+    def __init__(self, error: errors.OptvolError):
+        super().__init__(error.text)
+        self.error = error
+
+
 class _Copier:
     """Carries out a validated request, directory by directory; commits in groups."""
 
@@ -300,15 +308,17 @@ class _Copier:
                 # A tree is read ahead by a child process, forked before this process writes
                 # anything: no writer thread may run when it forks.
                 tree = None if self.plan.is_file else self._read_ahead(reading)
-                if self.plan.to_backup and self.target.label()["primary_volume"] is None:
-                    with self.writer() as writer:
-                        writer.set_label(primary_volume=self.source.id)
+                if self.plan.to_backup and self.target.label()["primary_volume"] != self.source.id:
+                    self._claim_backup()
                 if tree is None:
                     self._copy_single()
                 else:
                     self._copy_tree(*tree)
             if self.plan.to_backup:
                 self._log_request()
+        except _ClaimedByAnother as claimed:
+            self._abandon(claimed.error)
+            raise claimed.error from None  # nothing was written: nothing to log on another's backup
         except BaseException as exc:
             self._abandon(exc)
             if self.plan.to_backup:
@@ -318,6 +328,17 @@ class _Copier:
             self._prehash.close()
         self._commit()
         return self.result
+
+    def _claim_backup(self) -> None:
+        """Record the source as the backup's primary (reference §5.9 step 7), checked again
+        under the write lock: another CPYOPT from another primary may have claimed the fresh
+        backup since ``_validate`` read its label (OPV0403 then, before anything is written)."""
+        with self.writer() as writer:
+            owner = self.target.label()["primary_volume"]  # the label as of this transaction
+            if owner is None:
+                writer.set_label(primary_volume=self.source.id)
+            elif owner != self.source.id:
+                raise _ClaimedByAnother(errors.error("OPV0403", target=self.target.id, owner=owner, source=self.source.id))
 
     # -- a tree -------------------------------------------------------------
 
