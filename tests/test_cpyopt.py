@@ -557,6 +557,51 @@ def test_validation_refusals_change_nothing(lib, clock, case, message_id):
         assert bvol.info().primary_volume is None and bvol.requests() == []
 
 
+@pytest.mark.parametrize("case, message_id", [
+    # Each request breaks two rules; the one of the earlier step of reference §5.9 is named.
+    ("wrong source type, no target volume", "OPV0401"),  # step 3 before step 4
+    ("topath differs, another primary", "OPV0404"),  # step 7: TOPATH before the recorded primary
+])
+def test_validation_names_the_earliest_rule_broken(lib, clock, case, message_id):
+    write(lib, clock, day(1, 2), {"/A/F": b"1"})
+    inzopt(lib, vol="PVOL2", now=day(1, 2))
+    backup(lib, day(1, 3), source="PVOL2")  # BVOL1 now belongs to PVOL2
+    requests = {
+        "wrong source type, no target volume": CopyRequest(fromvol="PVOL1", fromtype=VolumeType.BACKUP, frompath="/A",
+                                                           tovol="NOSUCH"),
+        "topath differs, another primary": CopyRequest(fromvol="PVOL1", frompath="/A", tovol="BVOL1",
+                                                       totype=VolumeType.BACKUP, topath="/B"),
+    }
+    with pytest.raises(errors.OptvolError) as refused:
+        cpyopt(lib, requests[case], now=day(1, 4))
+    assert refused.value.message_id == message_id
+
+
+def test_names_on_the_backup_and_on_a_restore_are_the_sources_whatever_case_the_paths_were_typed_in(lib, clock):
+    """Lookups ignore case, names keep it (DESIGN §1); a backup's names are the primary's
+    (reference §5.7), so a FROMPATH or TOPATH typed in another case names nothing anew."""
+    write(lib, clock, day(1, 2), {"/NewDir/Sub/Mixed.txt": b"1", "/NewDir/Other.txt": b"2"})
+    assert backup(lib, day(1, 3), path="/newdir").copied == 2
+    request = CopyRequest(fromvol="PVOL1", frompath="/NEWDIR/SUB/MIXED.TXT", topath="/newdir/sub/mixed.txt",
+                          tovol="BVOL1", totype=VolumeType.BACKUP, sltfile="*ALL")
+    assert cpyopt(lib, request, now=day(1, 4)).copied == 1
+    with lib.open("BVOL1") as bvol:
+        assert bvol.listdir("/") == ["NewDir"] and bvol.listdir("/NewDir") == ["Sub", "Other.txt"]
+        assert bvol.listdir("/NewDir/Sub") == ["Mixed.txt"]
+    inzopt(lib, vol="NEWPRI", now=day(1, 5))
+    restore = CopyRequest(fromvol="BVOL1", fromtype=VolumeType.BACKUP, frompath="/newdir", topath="/nEWdIR",
+                          tovol="NEWPRI", cpysubdir=True, sltfile="*ALL", crtdir=True)
+    assert cpyopt(lib, restore, now=day(1, 5)).copied == 2
+    with lib.open("NEWPRI") as newpri:
+        assert newpri.listdir("/") == ["NewDir"] and newpri.listdir("/NewDir/Sub") == ["Mixed.txt"]
+    # Between primaries TOPATH may rename; *FROMPATH still means the source's own names.
+    renamed = CopyRequest(fromvol="PVOL1", frompath="/newdir/other.txt", topath="/lower.txt", tovol="NEWPRI")
+    same = CopyRequest(fromvol="PVOL1", frompath="/NEWDIR/OTHER.TXT", tovol="NEWPRI", sltfile="*ALL")
+    assert cpyopt(lib, renamed, now=day(1, 6)).copied == 1 and cpyopt(lib, same, now=day(1, 6)).copied == 1
+    with lib.open("NEWPRI") as newpri:
+        assert newpri.listdir("/") == ["NewDir", "lower.txt"] and newpri.listdir("/NewDir") == ["Sub", "Other.txt"]
+
+
 # ------------------------------------------------------------------------- primary targets
 
 

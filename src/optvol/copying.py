@@ -125,6 +125,7 @@ def cpyopt(library: Library, request: CopyRequest, *, now: datetime, progress: P
     """
     source = library.open(request.fromvol)
     try:
+        _check_type(source, request.fromtype)  # step 3 comes before TOVOL is looked up
         same = request.tovol.upper() == "*FROMVOL" or model.volume_id(request.tovol) == source.id
         target = source if same else library.open(request.tovol)
         try:
@@ -151,11 +152,10 @@ class _Plan:
 
 
 def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
-    """Reference §5.9, in order; each refusal has its own message ID."""
+    """Reference §5.9 from step 4 on, in order (``cpyopt`` checked step 3 before it looked
+    TOVOL up); each refusal has its own message ID."""
     src_label, dst_label = source.label(), target.label()
-    for volume, label, given in ((source, src_label, request.fromtype), (target, dst_label, request.totype)):
-        if label["type"] != given:
-            raise errors.error("OPV0401", volume=volume.id, actual=label["type"], given=given)
+    _check_type(target, request.totype)
     if dst_label["media_type"] in (MediaType.CD_ROM, MediaType.DVD_ROM) or dst_label["media_format"] == MediaFormat.ISO9660:
         raise errors.error("CPF1F63", volume=target.id, media_type=dst_label["media_type"])
     if target.image.read_only:
@@ -163,18 +163,23 @@ def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
     to_backup = dst_label["type"] == VolumeType.BACKUP
     if to_backup and src_label["type"] != VolumeType.PRIMARY:
         raise errors.error("OPV0402", target=target.id, source=source.id, type=src_label["type"])
-    if to_backup and dst_label["primary_volume"] not in (None, source.id):
-        raise errors.error("OPV0403", target=target.id, owner=dst_label["primary_volume"], source=source.id)
     frompath = _normal(request.frompath, source)
     topath = frompath if request.topath is None else _normal(request.topath, target)
     backup_involved = to_backup or src_label["type"] == VolumeType.BACKUP
     if backup_involved and topath.upper() != frompath.upper():
         raise errors.error("OPV0404", frompath=frompath, topath=topath)
+    if to_backup and dst_label["primary_volume"] not in (None, source.id):
+        raise errors.error("OPV0403", target=target.id, owner=dst_label["primary_volume"], source=source.id)
     if request.sltfile not in ("*CHANGED", "*NEW", "*ALL"):
         raise errors.error("OPV0005", value=request.sltfile, keyword="SLTFILE", reason="*CHANGED, *NEW or *ALL")
     found = source.stat(frompath) if source.exists(frompath) else None
     if found is None:
         raise errors.error("CPF1F22", path=frompath, volume=source.id)
+    # Lookups ignore case, names keep it: the copy carries the source's own spelling, also
+    # where FROMPATH (or a TOPATH that may only repeat it) was typed in another case.
+    if request.topath is None or backup_involved:
+        topath = found.path
+    frompath = found.path
     is_file = not found.is_dir
     target_dir = topath.rsplit("/", 1)[0] or "/" if is_file else topath
     # A backup mirrors the primary's hierarchy, so its directories are always made [D].
@@ -183,6 +188,13 @@ def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
     if source is target and (topath.upper() + "/").startswith(frompath.upper().rstrip("/") + "/"):
         raise errors.error("OPV0110", operation="copy", path=frompath)
     return _Plan(frompath, topath, is_file, to_backup, src_label["type"] == VolumeType.BACKUP)
+
+
+def _check_type(volume: Volume, given: VolumeType) -> None:
+    """Reference §5.9 steps 3 and 4: the type element must name the volume's actual type."""
+    actual = volume.label()["type"]
+    if actual != given:
+        raise errors.error("OPV0401", volume=volume.id, actual=actual, given=given)
 
 
 def _payload_offset(volume: Volume, c: Candidate) -> int:
