@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -233,3 +234,68 @@ def test_ifs_commands_refuse_a_backup_volume(pvol1):
 def test_ifs_commands_in_the_shell_too(pvol1):
     assert optvol(pvol1, "rnm", "/QOPT/PVOL1/Dir1/a.txt", "b.txt").returncode == 0
     assert listing(pvol1, "/QOPT/PVOL1/Dir1") == ["/Dir1/b.txt"]
+
+
+# --------------------------------------------------------------------- names, not special values
+
+
+def test_in_cl_a_special_value_needs_its_star_where_a_name_could_be_meant(pvol1):
+    """TOVOL(FROMVOL) is the volume FROMVOL, as IBM's command analyzer reads it; only
+    *FROMVOL is the source volume. Only-special parameters still take YES for *YES."""
+    tmp_path = pvol1
+    assert cl(tmp_path, "INZOPT VOL(FROMVOL)\nINZOPT VOL(ALL)").returncode == 0
+    for tovol in ("FROMVOL", "'FROMVOL'"):
+        done = cl(tmp_path, f"CPYOPT FROMVOL(PVOL1) FROMPATH('/Dir1') TOVOL({tovol}) TOPATH('/COPY') CRTDIR(YES)")
+        assert done.returncode == 0, done.stderr
+        assert "-> FROMVOL:" in done.stdout
+    assert listing(tmp_path, "/QOPT/FROMVOL/COPY") == ["/COPY/a.txt"]
+    assert listing(tmp_path, "/QOPT/PVOL1/") == ["/Dir1"]
+    assert volume_json(tmp_path, "ALL")["volume"] == "ALL"  # not every volume
+    done = optvol(tmp_path, "--json", "cl", "DSPOPT VOL(*ALL)")
+    assert done.returncode == 0 and {v["volume"] for v in json.loads(done.stdout)} == {"PVOL1", "FROMVOL", "ALL"}
+
+
+@pytest.mark.parametrize("text", [
+    "CPYOPT FROMVOL(PVOL1) FROMPATH('/Dir1') TOVOL('teſt') CRTDIR(*YES)",  # ſ.upper() == "S"
+    "DSPOPT VOL('ﬀ')",  # "ﬀ".upper() == "FF"
+    "INZOPT VOL('dıſk')",
+    "CPYOPT PVOL1 '/Dir1' PVOL1 TOPATH('/X') COPYTYPE('*ſyſtem')",
+    "CPYOPT PVOL1 '/Dir1' PVOL1 TOPATH('/X') FROMTIME('２０２６-01-01')",  # full-width digits
+])
+def test_only_ascii_folds_onto_ascii(pvol1, text):
+    tmp_path = pvol1
+    for volume in ("TEST", "FF"):
+        assert cl(tmp_path, f"INZOPT VOL({volume})").returncode == 0
+    before = {path: path.stat().st_size for path in (tmp_path / "lib").rglob("*") if path.is_file()}
+    done = cl(tmp_path, text)
+    assert done.returncode == 2 and re.match(r"optvol: OPV000[159]: ", done.stderr), done.stderr
+    assert {path: path.stat().st_size for path in (tmp_path / "lib").rglob("*") if path.is_file()} == before
+
+
+def test_unquoted_values_fold_a_to_z_only(pvol1):
+    tmp_path = pvol1
+    done = cl(tmp_path, "CPYOPT FROMVOL(PVOL1) FROMPATH('/Dir1') TOVOL(*FROMVOL) TOPATH(/straße) CRTDIR(*YES)")
+    assert done.returncode == 0, done.stderr
+    assert "/STRAßE" in listing(tmp_path, "/QOPT/PVOL1/")
+
+
+@pytest.mark.parametrize("fromtime", ["'12/31/9999' '23:59:59'", "'9999-12-31'", "'0001-01-01'"])
+def test_a_fromtime_at_the_ends_of_the_calendar_is_refused_in_any_time_zone(pvol1, monkeypatch, fromtime):
+    monkeypatch.setenv("TZ", "America/New_York")
+    done = cl(pvol1, f"CPYOPT PVOL1 '/Dir1' PVOL1 TOPATH('/X') CRTDIR(*YES) FROMTIME({fromtime})")
+    assert done.returncode == 2 and done.stderr.startswith("optvol: OPV0005: FROMTIME element 1:"), done.stderr
+    assert "0001-01-02 to 9999-12-30" in done.stderr
+
+
+def test_an_unclosed_quote_is_a_cl_syntax_error(pvol1):
+    done = cl(pvol1, "DSPOPT VOL(PVOL1) DATA(*FILATR) PATH('/Dir1)")
+    assert done.returncode == 2 and done.stderr.startswith("optvol: OPV0009: CL command not valid: DSPOPT keyword PATH:")
+
+
+def test_the_shell_refuses_an_option_given_twice_and_an_empty_element_list(pvol1):
+    tmp_path = pvol1
+    twice = optvol(tmp_path, "cpyopt", "PVOL1", "/Dir1", "PVOL1", "--topath", "/ONE", "--topath", "/TWO", "--crtdir", "*YES")
+    assert twice.returncode == 2 and "--topath given more than once" in twice.stderr
+    empty = optvol(tmp_path, "cpyopt", "PVOL1", "/Dir1", "PVOL1", "--topath", "/ONE", "--crtdir", "*YES", "--fromtime", "")
+    assert empty.returncode == 2 and empty.stderr.startswith("optvol: OPV0005: Value '' not valid for FROMTIME")
+    assert listing(tmp_path, "/QOPT/PVOL1/") == ["/Dir1"]

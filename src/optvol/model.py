@@ -90,7 +90,8 @@ def volume_id(text: str) -> str:
     folded = text.strip().upper() if isinstance(text, str) else ""
     if not folded:
         raise errors.error("OPV0001", volume=text, reason="it is empty")
-    if not _VOLUME_ID.fullmatch(folded):
+    # ASCII first: str.upper maps some other letters (ſ, ı) onto A-Z, and would name another volume.
+    if not text.isascii() or not _VOLUME_ID.fullmatch(folded):
         raise errors.error(
             "OPV0001",
             volume=text,

@@ -141,14 +141,18 @@ class _Reader:
     def value(self, where: str) -> str | None:
         """One quoted or unquoted value (folded to upper case); None for an unquoted ``*N``."""
         if self.peek() == "'":
-            text, self.index = v.quoted_string(self.text, self.index, keyword=where)
+            try:
+                text, self.index = v.quoted_string(self.text, self.index, keyword=where)
+            except errors.InvalidError:
+                raise _fail(where, f"the quoted string at character {self.index + 1} is not closed") from None
             if self.peek() not in ("", ")") and not self.peek().isspace():
                 raise _fail(where, f"a blank is missing after the quoted string {text!r}")
             return text
         token = self.token()
         if self.peek() in ("(", "'"):
             raise _fail(where, f"{token!r} is directly followed by {self.peek()!r}")
-        return _OMITTED if token.upper() == "*N" else token.upper()
+        folded = v.fold(token)
+        return _OMITTED if folded == "*N" else folded
 
     def group(self, where: str) -> list[str | None]:
         """The values inside ``( ... )``, the reader standing on the ``(``."""

@@ -31,27 +31,31 @@ class Param:
     multiple: bool = False  # several values (cp SOURCE ...)
     short: str | None = None  # the shell's one-letter switch of a FLAG
 
-    def parse(self, text: str | bool | list) -> object:
-        """The Python value of this parameter's text (a list of texts for ``multiple``)."""
+    def parse(self, text: str | bool | list, *, cl: bool = False) -> object:
+        """The Python value of this parameter's text (a list of texts for ``multiple``);
+        ``cl``: given in CL, where a special value needs its ``*`` (``values.parse``)."""
         if self.type == v.FLAG:
             return bool(text)
         if self.multiple:
-            return [self._one(t) for t in text]
+            return [self._one(t, cl) for t in text]
         if self.elements:
-            return self._elements(text)
-        return self._one(text)
+            return self._elements(text, cl)
+        return self._one(text, cl)
 
-    def _one(self, text: str) -> object:
-        return v.parse(text, keyword=self.keyword, type=self.type, specials=self.specials, low=self.low, high=self.high)
+    def _one(self, text: str, cl: bool = False) -> object:
+        return v.parse(text, keyword=self.keyword, type=self.type, specials=self.specials, low=self.low, high=self.high,
+                       cl=cl)
 
-    def _elements(self, text: str | list) -> tuple:
+    def _elements(self, text: str | list, cl: bool = False) -> tuple:
+        if isinstance(text, str) and not text.strip():  # CL refuses FROMTIME() too; defaults come from leaving it out
+            raise errors.error("OPV0005", value=text, keyword=self.keyword, reason="a value is missing")
         texts = text if isinstance(text, list) else v.split_elements(text, keyword=self.keyword)
         if len(texts) > len(self.elements):
             raise errors.error("OPV0005", value=text, keyword=self.keyword, reason=f"at most {len(self.elements)} elements")
         parsed = []
         for index, element in enumerate(self.elements):
             if index < len(texts):
-                parsed.append(self._element(index, element, texts[index]))
+                parsed.append(self._element(index, element, texts[index], cl))
             elif element.default is not None:
                 parsed.append(element.parse(element.default))
             elif element.required:
@@ -60,10 +64,10 @@ class Param:
                 parsed.append(None)
         return tuple(parsed)
 
-    def _element(self, index: int, element: Param, text: str) -> object:
+    def _element(self, index: int, element: Param, text: str, cl: bool) -> object:
         """One element's value; its error names the keyword too (``FROMVOL element 2``)."""
         try:
-            return element.parse(text)
+            return element.parse(text, cl=cl)
         except errors.OptvolError as exc:
             raise type(exc)(exc.message_id, f"{self.keyword} element {index + 1}: {exc.text}") from None
 
@@ -98,12 +102,12 @@ class Command:
     def positional(self) -> list[Param]:
         return sorted((p for p in self.params if p.position), key=lambda p: p.position)
 
-    def parse_values(self, given: dict[str, object]) -> dict[str, object]:
-        """Parse every given text, fill defaults, check required keywords."""
+    def parse_values(self, given: dict[str, object], *, cl: bool = False) -> dict[str, object]:
+        """Parse every given text (``cl``: by CL's rules), fill defaults, check required keywords."""
         result: dict[str, object] = {}
         for param in self.params:
             if param.keyword in given and given[param.keyword] is not None:
-                result[param.keyword] = param.parse(given[param.keyword])
+                result[param.keyword] = param.parse(given[param.keyword], cl=cl)
             elif param.required:
                 raise errors.error("OPV0005", value="", keyword=param.keyword, reason=f"{self.name} needs a value")
             elif param.elements:

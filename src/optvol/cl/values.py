@@ -1,8 +1,9 @@
 """Parameter values of the command table: parsing one value's text by its type.
 
 Both front doors use this: the CL parser hands over the text inside ``KW(...)`` and the
-shell hands over an option's word. Special values are accepted with or without the ``*``
-and in any case; unquoted values are folded to upper case where the type says so.
+shell hands over an option's word. Special values are accepted in any case, and with or
+without the ``*`` except in CL where a name could be meant (``parse``); unquoted values are
+folded to upper case (a-z only) where the type says so.
 """
 
 from __future__ import annotations
@@ -26,17 +27,33 @@ SPECIAL = "special"  # only special values
 FLAG = "flag"  # a shell switch (no value)
 
 
-def special(text: str, specials: tuple[str, ...]) -> str | None:
-    """The special value ``text`` names (``calc``, ``*CALC`` → ``*CALC``), or None."""
-    folded = text.strip().upper()
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def fold(text: str) -> str:
+    """Upper case as the CL command analyzer folds: a-z only. ``str.upper`` would also map
+    letters such as ``ſ`` or ``ı`` onto ASCII ones, and name another volume or value."""
+    return text.translate(_ASCII_UPPER)
+
+
+def special(text: str, specials: tuple[str, ...], *, star: bool = False) -> str | None:
+    """The special value ``text`` names (``calc``, ``*CALC`` → ``*CALC``), or None; with
+    ``star`` (CL, where a name could be meant) only a value written with its ``*``."""
+    folded = fold(text.strip())
+    if star and not folded.startswith("*"):
+        return None
     wanted = folded if folded.startswith("*") else "*" + folded
     return wanted if wanted in specials else None
 
 
 def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
-          low: int | None = None, high: int | None = None) -> object:
-    """Turn the text of one value into its Python value; OPV0005 names the keyword at fault."""
-    found = special(text, specials) if specials else None
+          low: int | None = None, high: int | None = None, cl: bool = False) -> object:
+    """Turn the text of one value into its Python value; OPV0005 names the keyword at fault.
+
+    Special values count with or without their ``*`` (DESIGN §4), except in CL (``cl``)
+    where the value could also be a name or path: there ``FROMVOL`` is a volume of that name
+    and ``*FROMVOL`` the special value, as IBM's command analyzer reads them."""
+    found = special(text, specials, star=cl and type != SPECIAL) if specials else None
     if found is not None:
         return found
 
@@ -47,7 +64,7 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
     if type == SPECIAL:
         raise errors.error("OPV0005", value=text, keyword=keyword, reason=f"expected one of {', '.join(specials)}")
     if type == INT:
-        if not re.fullmatch(r"[+-]?\d{1,30}", text.strip()):  # int() refuses thousands of digits
+        if not re.fullmatch(r"[+-]?[0-9]{1,30}", text.strip()):  # int() refuses thousands of digits
             raise bad("expected a whole number")
         number = int(text)
         if (low is not None and number < low) or (high is not None and number > high):
@@ -60,12 +77,12 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
             raise bad(exc.text.rstrip(".")) from None
     if type == GENERIC:
         if text.endswith("*") and model.volume_id(text[:-1] or "A"):
-            return text.upper()
+            return fold(text)
         return model.volume_id(text)
     if type == NAME:
         if not re.fullmatch(r"[A-Za-z$#@][A-Za-z0-9_$#@]{0,9}", text):
             raise bad("expected a name of 1-10 characters")
-        return text.upper()
+        return fold(text)
     if type == SIZE:
         if len(text) > 40:  # int() refuses thousands of digits
             raise bad("expected bytes with an optional K, M, G or T suffix")
@@ -81,30 +98,40 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
     raise bad(f"unknown value type {type}")
 
 
+# A day inside Python's date range at each end, so that any time of the date converts to
+# and from any time zone (a FROMTIME is stored in UTC and shown in local time).
+FIRST_DATE, LAST_DATE = date(1, 1, 2), date(9999, 12, 30)
+
+
 def parse_date(text: str, bad) -> date:
     """Dates as MM/DD/YY, MM/DD/YYYY, MMDDYY or YYYY-MM-DD (reference §15)."""
     value = text.strip()
     patterns = (
-        (r"(\d{4})-(\d{2})-(\d{2})", (0, 1, 2)),
-        (r"(\d{2})/(\d{2})/(\d{4})", (2, 0, 1)),
-        (r"(\d{2})/(\d{2})/(\d{2})", (2, 0, 1)),
-        (r"(\d{2})(\d{2})(\d{2})", (2, 0, 1)),
+        (r"([0-9]{4})-([0-9]{2})-([0-9]{2})", (0, 1, 2)),
+        (r"([0-9]{2})/([0-9]{2})/([0-9]{4})", (2, 0, 1)),
+        (r"([0-9]{2})/([0-9]{2})/([0-9]{2})", (2, 0, 1)),
+        (r"([0-9]{2})([0-9]{2})([0-9]{2})", (2, 0, 1)),
     )
     for pattern, (y, m, d) in patterns:
         match = re.fullmatch(pattern, value)
         if match:
             parts = [int(g) for g in match.groups()]
-            year = parts[y] if parts[y] >= 100 else (1900 + parts[y] if parts[y] >= 40 else 2000 + parts[y])
+            year = parts[y]
+            if len(match.group(y + 1)) == 2:  # YY: 40-99 is 19YY, 00-39 is 20YY
+                year += 1900 if year >= 40 else 2000
             try:
-                return date(year, parts[m], parts[d])
+                found = date(year, parts[m], parts[d])
             except ValueError as exc:
                 raise bad(str(exc)) from None
+            if not FIRST_DATE <= found <= LAST_DATE:
+                raise bad(f"expected a date from {FIRST_DATE} to {LAST_DATE}")
+            return found
     raise bad("expected a date MM/DD/YY, MMDDYY or YYYY-MM-DD")
 
 
 def parse_time(text: str, bad) -> time:
     """Times as HH:MM:SS or HHMMSS."""
-    match = re.fullmatch(r"(\d{2}):?(\d{2}):?(\d{2})", text.strip())
+    match = re.fullmatch(r"([0-9]{2}):?([0-9]{2}):?([0-9]{2})", text.strip())
     if not match or (":" in text and text.count(":") != 2):
         raise bad("expected a time HH:MM:SS or HHMMSS")
     try:

@@ -57,7 +57,7 @@ def _run_one(ctx: Context, statement: cl_parser.Statement, handlers: Mapping[str
     """Parse and run one command; report its error as the shell would (plus its line)."""
     try:
         command, given = cl_parser.parse_statement(statement.text)
-        return handlers[command.name](ctx, command.parse_values(given))
+        return handlers[command.name](ctx, command.parse_values(given, cl=True))
     except errors.OptvolError as exc:
         where = f" (line {statement.line})" if lines else ""
         print(f"optvol: {exc.message_id}: {exc.text}{where}", file=ctx.err)

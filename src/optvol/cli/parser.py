@@ -15,6 +15,16 @@ from optvol.cl import values as v
 from optvol.cl.table import COMMANDS, Command
 
 
+class _Once(argparse.Action):
+    """A ``--keyword value`` option given at most once: CL refuses a keyword given twice
+    (OPV0009), and the shell must not quietly take the last of two."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            raise errors.error("OPV0008", reason=f"{parser.prog}: {option_string} given more than once")
+        setattr(namespace, self.dest, values)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line as one OPV0008 error (exit 2)."""
 
@@ -35,6 +45,9 @@ def _add_command(subparsers, command: Command) -> argparse.ArgumentParser:
     _global_options(sub, suppress=True)
     for param in command.params:
         text = param.help + (f" Default: {param.default}." if param.default else "")
+        if param.elements:  # one shell word: 'BVOL1 *BACKUP', '2026-01-01 00:00:00'
+            text += " Elements, in order: " + "; ".join(
+                f"{e.help.rstrip('.')}" + (f" (default {e.default})" if e.default else "") for e in param.elements) + "."
         if param.specials and param.type != v.SPECIAL:
             text += f" Special values: {', '.join(param.specials)}."
         elif param.type == v.SPECIAL:
@@ -48,9 +61,10 @@ def _add_command(subparsers, command: Command) -> argparse.ArgumentParser:
             nargs = "+" if param.multiple else (None if fixed else "?")
             sub.add_argument(f"pos_{param.keyword}", metavar=param.keyword, nargs=nargs, help=text)
             if not param.multiple:
-                sub.add_argument(param.shell_option, dest=param.keyword, metavar="VALUE", help=argparse.SUPPRESS)
+                sub.add_argument(param.shell_option, dest=param.keyword, metavar="VALUE", help=argparse.SUPPRESS,
+                                 action=_Once)
         else:
-            sub.add_argument(param.shell_option, dest=param.keyword, metavar="VALUE", help=text)
+            sub.add_argument(param.shell_option, dest=param.keyword, metavar="VALUE", help=text, action=_Once)
     sub.set_defaults(command=command)
     return sub
 
