@@ -730,6 +730,28 @@ def test_target_full_is_a_per_file_failure(tmp_path, clock):
     assert result.copied == 1 and [f.message_id for f in result.failures] == ["CPF1F61"]
 
 
+def test_a_backup_that_fills_up_keeps_every_file_that_fitted(tmp_path, clock):
+    """The space runs out where the request log entry, written with the last group of
+    files, no longer fits: that entry alone fails (one more failure, exit 1); the files that
+    fitted stay, and so does the run after, onto the full backup."""
+    lib = Library(tmp_path / "lib", clock=clock)
+    inzopt(lib, vol="PVOL1", now=day(1, 1))
+    inzopt(lib, vol="BFULL", type=VolumeType.BACKUP, capacity=1 << 20, now=day(1, 1))
+    files = {f"/D/F{i:03}": os.urandom(1500) for i in range(260)} | {"/D/A0": os.urandom(3000)}
+    write(lib, clock, day(1, 2), files)
+    results = [backup(lib, day(1, 3 + run), target="BFULL") for run in range(3)]
+    for result in results:
+        assert result.failed and {f.message_id for f in result.failures} == {"CPF1F61"}
+    assert any("request log entry" in f.message for r in results for f in r.failures)
+    assert results[0].copied > 200
+    with lib.open("BFULL") as bfull:
+        held = bfull.listdir("/D")
+        assert len(held) == results[0].copied + results[1].copied + results[2].copied
+        for name in held:
+            assert bfull.read_verified(bfull.file_row(f"/D/{name}")[1]) == files[f"/D/{name}"]
+    assert chkoptvol(lib, vol="BFULL")[0].damaged == []
+
+
 def test_cvtoptbku_names_and_refusals(lib, clock):
     write(lib, clock, day(1, 2), {"/A/F": b"1"})
     backup(lib, day(1, 3))

@@ -551,15 +551,23 @@ class _Copier:
             self.result.failures.append(CopyFailure(path or "/", exc.message_id, exc.text))
 
     def _log_request(self, outcome: str | None = None) -> None:
-        """Log the request on the backup, in the transaction that commits its last files."""
+        """Log the request on the backup, in the transaction that commits its last files.
+
+        A backup too full for the entry still keeps the files that fitted: the entry alone
+        is undone and counted as one more failure (exit 1), as a control record is."""
         entry = {
             "time": self.now, "command": "CPYOPT", "parameters": self.request.parameters(),
             "copied": self.result.copied + self._uncommitted, "not_selected": self.result.not_selected,
             "failed": self.result.failed, "directories": self.result.directories,
             "outcome": outcome or ("*COMPLETE" if not self.result.failures else "*ERRORS"), "id": self.request_id,
         }
-        with self.writer() as writer:
-            writer.log_request(entry)
+        try:
+            with self.writer() as writer, writer.savepoint():
+                writer.log_request(entry)
+        except errors.VolumeFullError as exc:
+            if outcome is not None:  # an ended request's entry: best effort (_log_ended)
+                raise
+            self.result.failures.append(CopyFailure("/", exc.message_id, f"the request log entry: {exc.text}"))
 
     def _log_ended(self, exc: BaseException) -> None:
         """A request that ended early (interrupted, or an error that ends it all) may have
