@@ -340,6 +340,52 @@ def test_reinitialize_refused_while_open(library, primary):
     assert not (library.root / JOURNAL).exists()
 
 
+def test_a_volume_being_replaced_stays_locked_until_it_is_swapped_out(library, clock):
+    """DUPOPT CLEAR(*YES) (and INZOPT of an existing ID) builds the new image aside, then
+    swaps it in: a process that opened the old volume meanwhile would write into an image
+    about to vanish. It is refused (exit 8) until the swap is done. (flock locks are per
+    open file: a second Library in this process stands for another process.)"""
+    from optvol.duplicate import dupopt
+
+    make_volume(library, "SRC")
+    make_volume(library, "TGT")
+    with library.open("SRC") as src, library.open("TGT") as tgt:
+        src.write_bytes("/src", b"s")
+        tgt.write_bytes("/old", b"o")
+    tries = []
+
+    def during_the_build(files, size):
+        with pytest.raises(errors.LockedError) as refused:
+            Library(library.root, clock=clock).open("TGT")
+        tries.append(refused.value.message_id)
+
+    dupopt(library, fromvol="SRC", tovol="TGT", now=clock(), clear=True, totals=during_the_build)
+    assert tries == ["OPV0004"]
+    with library.open("TGT") as tgt:
+        assert tgt.listdir("/") == ["src"]
+    assert not (library.root / JOURNAL).exists()
+
+
+def test_a_volume_being_relabelled_cannot_be_opened_between_its_journal_and_its_rename(library, clock, monkeypatch):
+    """CVTOPTBKU renames through a journal; an open in between used to make the roll-forward
+    fail after the journal was written: exit 8 reported, the rename done later anyway."""
+    make_volume(library, "OLD")
+    original, tries = library._write_journal, []
+    other = Library(library.root, clock=clock)  # made before the journal: it does not wait on it
+
+    def write_journal(journal, **keywords):
+        original(journal, **keywords)
+        with pytest.raises(errors.LockedError) as refused:
+            other.open("OLD")
+        tries.append(refused.value.message_id)
+
+    monkeypatch.setattr(library, "_write_journal", write_journal)
+    with library.locked():
+        library.relabel("OLD", fields={"volume": "NEW"})
+    assert tries == ["OPV0004"] and library.volume_ids() == ["NEW"]
+    assert not (library.root / JOURNAL).exists()
+
+
 def test_remove_volume(library):
     make_volume(library, "GONE")
     library.set_autl("GONE", "MYLIST")

@@ -24,11 +24,11 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from optvol import errors, model
-from optvol.image.image import VolumeImage, fsync_dir, read_only_error
+from optvol.image.image import VolumeImage, fsync_dir, lock_exclusive, read_only_error
 from optvol.volume import Clock, Volume
 
 MARKER = ".optvol-library"
@@ -130,8 +130,10 @@ class Library:
             raise errors.host_write_error(exc, model.volume_id(volume)) from None
         fsync_dir(self.root)
 
-    def _roll_forward(self) -> None:
-        """Complete the operation a journal describes (idempotent), then drop the journal."""
+    def _roll_forward(self, *, held: Path | None = None) -> None:
+        """Complete the operation a journal describes (idempotent), then drop the journal.
+
+        ``held``: the image whose exclusive lock this process already holds (``relabel``)."""
         path = self.root / JOURNAL
         if path.exists():
             journal = json.loads(path.read_text())
@@ -140,7 +142,7 @@ class Library:
                 directory = self.root / relabel["dir"]
                 if not directory.exists():
                     directory = self.root / relabel["after"]
-                with VolumeImage(directory, exclusive=True) as image:
+                with VolumeImage(directory, exclusive=True, lock=directory != held) as image:
                     label = image.label()
                     if any(label[k] != v for k, v in relabel["fields"].items()):
                         with image.transaction() as tx:
@@ -212,10 +214,19 @@ class Library:
         if old != target and target.exists():
             raise errors.error("OPV0003", volume=model.volume_id(volume), library=self.root)
         renames = []
-        if old.exists():
-            with VolumeImage(old, exclusive=True):
-                pass  # refuses (exit 8) while another process has it open
-            renames.append([old.name, f"{TMP}/old-{_token()}"])
+        with ExitStack() as held:
+            if old.exists():
+                # Refuses (exit 8) while another process has it open, and keeps every process
+                # out of it until it is swapped out: a write into it would vanish with it.
+                held.callback(os.close, lock_exclusive(old, volume=model.volume_id(previous or volume)))
+                renames.append([old.name, f"{TMP}/old-{_token()}"])
+            self._install(volume, target, renames, label=label, build=build, fill=fill)
+        if old != target:
+            self._move_autl(old.name.removesuffix(SUFFIX), target.name.removesuffix(SUFFIX))
+
+    def _install(self, volume: str, target: Path, renames: list, *, label: dict | None,
+                 build: Callable[[Path], None] | None, fill: Callable[[Volume], None] | None) -> None:
+        """Build the new image aside, then swap it in through the journal (``install``)."""
         try:
             (self.root / TMP).mkdir(exist_ok=True)  # re-made if someone removed it
         except OSError as exc:  # FileExistsError: a file took its name
@@ -239,8 +250,6 @@ class Library:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         self._roll_forward()
-        if old != target:
-            self._move_autl(old.name.removesuffix(SUFFIX), target.name.removesuffix(SUFFIX))
 
     def relabel(self, volume: str, *, fields: dict) -> None:
         """Change label fields and, if ``fields['volume']`` differs, rename: all or nothing.
@@ -252,12 +261,16 @@ class Library:
         target = self._dir(new_id)
         if target != source and target.exists():
             raise errors.error("OPV0003", volume=new_id, library=self.root)
-        with VolumeImage(source, exclusive=True):
-            pass
         renames = [[source.name, target.name]] if target != source else []
-        self._write_journal({"relabel": {"dir": source.name, "after": target.name, "fields": fields}, "renames": renames},
-                            volume=volume)
-        self._roll_forward()
+        # Held from the check to the rename: a process that opened the volume in between
+        # would make the journal's roll-forward fail after CVTOPTBKU had reported exit 8.
+        lock = lock_exclusive(source, volume=model.volume_id(volume))
+        try:
+            self._write_journal({"relabel": {"dir": source.name, "after": target.name, "fields": fields},
+                                 "renames": renames}, volume=volume)
+            self._roll_forward(held=source)
+        finally:
+            os.close(lock)
         self._move_autl(model.volume_id(volume), new_id)
 
     def rename(self, volume: str, new: str) -> None:
@@ -275,10 +288,12 @@ class Library:
         source = self._dir(volume)
         if not source.is_dir():
             raise errors.error("OPV0002", volume=model.volume_id(volume), library=self.root)
-        with VolumeImage(source, exclusive=True):
-            pass
-        self._write_journal({"renames": [[source.name, f"{TMP}/old-{_token()}"]]}, volume=volume)
-        self._roll_forward()
+        lock = lock_exclusive(source, volume=model.volume_id(volume))  # exit 8 while open; held to the end
+        try:
+            self._write_journal({"renames": [[source.name, f"{TMP}/old-{_token()}"]]}, volume=volume)
+            self._roll_forward()
+        finally:
+            os.close(lock)
         self.set_autl(volume, None)
 
     # ----------------------------------------------------------------- authorization lists
