@@ -191,6 +191,61 @@ def test_torn_tail_is_cut_and_damaged_region_reported(lib):
         assert volume.read_bytes("/A/one") == b"1" * 5000  # the version before the damaged one
 
 
+WRITE_AND_DIE = """
+import os, signal, sys
+from datetime import datetime, timezone
+from optvol.library import Library
+
+volume = Library(sys.argv[1], clock=lambda: datetime.now(timezone.utc)).open("PVOL1")
+volume.write_bytes("/LATE", b"committed, then killed")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+KILLER = """
+import os, pathlib, signal, sys
+from datetime import datetime, timezone
+from optvol.image import image
+from optvol.library import Library
+from optvol.recovery import recover
+
+root, point = sys.argv[1], sys.argv[2]
+real_unlink, real_replace = pathlib.Path.unlink, image.os.replace
+
+def unlink(self, missing_ok=False):
+    if self.name == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_unlink(self, missing_ok=missing_ok)
+
+def replace(source, target):
+    if point == "replace" and str(target).endswith("index.sqlite"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(source, target)
+
+pathlib.Path.unlink, image.os.replace = unlink, replace
+recover(Library(root, clock=lambda: datetime.now(timezone.utc)), vol="PVOL1")
+"""
+
+
+@pytest.mark.parametrize("point", ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "replace"])
+def test_recover_killed_while_it_swaps_the_indexes_leaves_a_volume_that_opens(lib, point):
+    """SIGKILL at each step of putting the rebuilt index in place of the old one: the next
+    open finds the old index whole, or finishes the swap; never no index, never the old
+    index without the commits of its log."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    fill(lib, "PVOL1")
+    # A writer killed after its commit: that commit is only in the index's log (-wal).
+    late = subprocess.run([sys.executable, "-c", WRITE_AND_DIE, str(lib.root)], capture_output=True, text=True)
+    assert late.returncode == -9 and (lib.root / "PVOL1.optvol" / "index.sqlite-wal").stat().st_size, late.stderr
+    killed = subprocess.run([sys.executable, "-c", KILLER, str(lib.root), point], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    for _ in range(2):  # as the kill left it, then after recover runs again over what it left
+        with lib.open("PVOL1") as volume:
+            assert volume.read_bytes("/A/one") == b"one again" and len(volume.listdir("/A/C")) == 32
+            assert volume.read_bytes("/LATE") == b"committed, then killed"
+        assert chkoptvol(lib, vol="PVOL1")[0].damaged == []
+        assert recover(lib, vol="PVOL1").damaged == []
+
+
 def test_cli_recover_and_refusals(tmp_path):
     library_dir = tmp_path / "lib"
     base = [sys.executable, "-m", "optvol", "--library", str(library_dir)]

@@ -21,7 +21,7 @@ from optvol.library import Library
 from optvol.privileged import PrivilegedWriter
 from optvol.volume import Volume
 
-RECOVERED_INDEX = "index.recovered.sqlite"
+RECOVERED_INDEX = image_mod.RECOVERED_INDEX
 
 
 @dataclass
@@ -96,14 +96,17 @@ def _rebuild(directory, volume_id: str) -> RecoveryReport:
         report.files, report.versions, report.directories = _counts(image)
     finally:
         image.close()
+    # The rebuilt index in one file, on disk, before the old one goes (swap_in_recovered_index).
+    conn = image_mod._connect(fresh)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with open(fresh, "rb+") as handle:
+        os.fsync(handle.fileno())
     size = os.path.getsize(directory / image_mod.DATA_FILE)
     if size > end * label["sector_size"]:
         report.tail_cut = size - end * label["sector_size"]
         os.truncate(directory / image_mod.DATA_FILE, end * label["sector_size"])
-    for old in ("-wal", "-shm", ""):
-        (directory / (image_mod.INDEX_FILE + old)).unlink(missing_ok=True)
-    os.replace(fresh, directory / image_mod.INDEX_FILE)
-    image_mod.fsync_dir(directory)
+    image_mod.swap_in_recovered_index(directory)
     return report
 
 

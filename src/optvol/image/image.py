@@ -46,6 +46,7 @@ from optvol.image.datapart import DataPartition
 from optvol.image.records import Kind
 
 INDEX_FILE = "index.sqlite"
+RECOVERED_INDEX = "index.recovered.sqlite"  # the index ``recover`` rebuilds, beside the old one
 DATA_FILE = "data.opv"
 LOCK_FILE = "lock"
 SNAPSHOT_TRIES = 20  # copies of the index a user who may only read it takes before it gives up (OPV0004)
@@ -235,6 +236,30 @@ def index_root(conn: sqlite3.Connection, *, created: int, sector: int) -> None:
     )
 
 
+def swap_in_recovered_index(directory: Path) -> None:
+    """Put the index ``recover`` rebuilt (complete, in one file) in place of the old one.
+
+    The old index goes first, then its log and shared memory, then the new one is renamed
+    in: a crash at any step leaves either the old index whole or no index beside the
+    rebuilt one, which the next open finishes (``_finish_recovery``). Never the old index
+    without its log, whose commits the data partition's tail may hold."""
+    for old in ("", "-wal", "-shm"):
+        (directory / (INDEX_FILE + old)).unlink(missing_ok=True)
+    os.replace(directory / RECOVERED_INDEX, directory / INDEX_FILE)
+    fsync_dir(directory)
+
+
+def _finish_recovery(directory: Path, *, volume: str) -> None:
+    """A ``recover`` was killed after removing the old index: finish its swap (exit 8 while
+    it still runs)."""
+    fd = lock_exclusive(directory, volume=volume)
+    try:
+        if not (directory / INDEX_FILE).is_file() and (directory / RECOVERED_INDEX).is_file():
+            swap_in_recovered_index(directory)
+    finally:
+        os.close(fd)
+
+
 def lock_exclusive(directory: Path, *, volume: str) -> int:
     """The open lock of a volume image, exclusively (exit 8 if it is open); close the fd to release."""
     fd, _ = _lock(directory, exclusive=True, volume=volume)
@@ -255,6 +280,8 @@ class VolumeImage:
         self.directory = Path(directory)
         self.name = self.directory.name.removesuffix(".optvol")
         index_path = self.directory / index_file
+        if index_file == INDEX_FILE and not index_path.is_file() and (self.directory / RECOVERED_INDEX).is_file():
+            _finish_recovery(self.directory, volume=self.name)
         if not index_path.is_file() or not (self.directory / DATA_FILE).is_file():
             raise errors.error("OPV0201", volume=self.name, reason="index or data partition missing")
         lock_fd, because = _lock(self.directory, exclusive=exclusive, volume=self.name) if lock else (-1, None)
