@@ -63,6 +63,20 @@ def test_backup_volume_refuses_user_programs(library, backup, operation):
     assert read_data(library, "BVOL1") == data_before
 
 
+def test_a_user_program_changes_a_label_only_as_chgoptvol_may(library, backup):
+    """``change_label`` keeps CHGOPTVOL's rules: a backup's threshold is 99 for life, and no
+    other label field (its type, its primary) can be given."""
+    index_before = dump_index(library, "BVOL1")
+    with pytest.raises(errors.NotAllowedError) as info:
+        backup.change_label(threshold=50)
+    assert info.value.message_id == "OPV0102"
+    with pytest.raises(TypeError):
+        backup.change_label(type=VolumeType.PRIMARY)
+    assert dump_index(library, "BVOL1") == index_before
+    backup.change_label(text="Backup of PVOL1")  # TEXT may change, as CHGOPTVOL allows
+    assert backup.info().text == "Backup of PVOL1" and backup.info().threshold == 99
+
+
 def test_backup_volume_can_be_listed(backup):
     assert backup.listdir("/D") == ["EMPTY", "F"]
     info = backup.stat("/D/F")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from optvol import errors, media, model
+from optvol import errors, model
 from optvol.library import Library
-from optvol.model import MediaFormat, MediaType, VolumeInfo, VolumeType
+from optvol.model import VolumeInfo
 
 SAME = None
 NONE = "*NONE"
@@ -28,19 +28,8 @@ def chgoptvol(
         raise errors.error("OPV0005", value=autl, keyword="AUTL", reason="a name of 1-10 characters A-Z 0-9 _ $ # @, *NONE or *SAME")
     with library.locked():
         with library.open(volume_id) as volume:
-            label = volume.label()
-            if threshold is not SAME:
-                if label["type"] == VolumeType.BACKUP:
-                    raise errors.error("OPV0102", volume=volume_id)
-                if label["media_format"] == MediaFormat.UDF and threshold != media.UDF_THRESHOLD:
-                    raise errors.error(
-                        "OPT1542", volume=volume_id, reason_code="05", reason="a UDF volume's threshold is always 100"
-                    )
-            changes = {k: v for k, v in (("threshold", threshold), ("text", text)) if v is not SAME}
-            if changes and label["media_type"] in (MediaType.CD_ROM, MediaType.DVD_ROM):
-                raise errors.error("CPF1F63", volume=volume_id, media_type=label["media_type"])
-            if changes:
-                volume.change_label(**changes)
+            if threshold is not SAME or text is not SAME:
+                volume.change_label(threshold=threshold, text=text)  # the volume's rules are checked there
             if autl is not SAME:
                 library.set_autl(volume_id, None if autl.upper() == NONE else autl.upper())
             return volume.info()

@@ -98,7 +98,20 @@ def choose_threshold(volume_type: VolumeType, media_format: MediaFormat, request
     return HPOFS_THRESHOLD if requested is None else requested
 
 
-_SIZE = re.compile(r"(\d+)([KMGT]?)B?", re.IGNORECASE)
+_SIZE = re.compile(r"([0-9]+)([KMGT]?)B?", re.IGNORECASE)
+
+
+def check_label_change(label: dict, *, volume: str, threshold: int | None) -> None:
+    """CHGOPTVOL's volume rules for a new TEXT or THRESHOLD (reference §10.1): no THRESHOLD on
+    a volume initialized as *BACKUP (OPV0102), a UDF threshold stays 100 (OPT1542 reason
+    05), nothing on read-only media (CPF1F63)."""
+    if threshold is not None:
+        if label["type"] == VolumeType.BACKUP:
+            raise errors.error("OPV0102", volume=volume)
+        if label["media_format"] == MediaFormat.UDF and threshold != UDF_THRESHOLD:
+            raise errors.error("OPT1542", volume=volume, reason_code="05", reason="a UDF volume's threshold is always 100")
+    if label["media_type"] in (MediaType.CD_ROM, MediaType.DVD_ROM):
+        raise errors.error("CPF1F63", volume=volume, media_type=label["media_type"])
 
 
 def parse_capacity(text: str) -> int:

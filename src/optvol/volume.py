@@ -1,15 +1,15 @@
 """The file-system view of one volume and every volume rule (DESIGN §2 layer 3).
 
-Rules enforced here (reference §4, §11, DESIGN §1):
-- a *BACKUP volume refuses every write, delete, rename, mkdir, attribute change and every
-  open by user programs; only ``backup_writer`` (CPYOPT, CVTOPTBKU) changes it;
-- *CD-ROM / *DVD-ROM (ISO 9660) volumes refuse writes;
-- HPOFS keeps every version and never frees space; UDF frees replaced and deleted data;
-- the threshold is checked before anything is written;
-- read-only files cannot be written, renamed or deleted.
-Names keep their case and are looked up case-insensitively.
+Rules enforced here (reference §4, §11, DESIGN §1): a *BACKUP volume refuses every write,
+delete, rename, mkdir, attribute change and every open by user programs; *CD-ROM /
+*DVD-ROM (ISO 9660) volumes refuse writes; HPOFS keeps every version and never frees
+space, UDF frees replaced and deleted data; the threshold is checked before anything is
+written; read-only files cannot be written, renamed or deleted. Names keep their case and
+are looked up case-insensitively. Not for user programs (README, "Python API"):
+``backup_writer`` (only CPYOPT writes a backup), ``copy_writer``, ``mastering_writer``,
+``leave_out``, ``file_row``, ``read_verified``, ``verified_chunks``, ``copy_payload``: the
+entry points of optvol's own commands, which check the rules these leave to them.
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from optvol import errors, model
+from optvol import errors, media, model
 from optvol.image import image as image_mod
 from optvol.image import records
 from optvol.image.records import Kind
@@ -100,9 +100,11 @@ class Volume:
         """File versions ever recorded, live or not (a WORM volume with any holds data)."""
         return self.image.conn.execute("SELECT count(*) FROM files").fetchone()[0]
 
-    def change_label(self, **fields: object) -> None:
-        """Change label fields (CHGOPTVOL TEXT and THRESHOLD); a LABEL record records it."""
+    def change_label(self, *, threshold: int | None = None, text: str | None = None) -> None:
+        """CHGOPTVOL THRESHOLD and TEXT, under its rules (``media.check_label_change``); a LABEL record records it."""
+        fields = {k: v for k, v in (("threshold", threshold), ("text", text)) if v is not None}
         with self._transaction() as tx:
+            media.check_label_change(self.image.label(), volume=self.id, threshold=threshold)
             tx.write_label({**self.image.label(), **fields})
 
     def space(self) -> tuple[int, int]:
