@@ -237,12 +237,10 @@ def index_root(conn: sqlite3.Connection, *, created: int, sector: int) -> None:
 
 
 def swap_in_recovered_index(directory: Path) -> None:
-    """Put the index ``recover`` rebuilt (complete, in one file) in place of the old one.
-
-    The old index goes first, then its log and shared memory, then the new one is renamed
-    in: a crash at any step leaves either the old index whole or no index beside the
-    rebuilt one, which the next open finishes (``_finish_recovery``). Never the old index
-    without its log, whose commits the data partition's tail may hold."""
+    """Put the index ``recover`` rebuilt (complete, in one file) in place of the old one: the
+    old index goes first, then its log and shared memory. A crash leaves the old index whole,
+    or no index beside the rebuilt one, which the next open finishes (``_finish_recovery``);
+    never the old index without its log, whose commits the data partition's tail may hold."""
     for old in ("", "-wal", "-shm"):
         (directory / (INDEX_FILE + old)).unlink(missing_ok=True)
     os.replace(directory / RECOVERED_INDEX, directory / INDEX_FILE)
