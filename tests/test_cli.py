@@ -747,6 +747,7 @@ BAD = [
     ("cp-one-source-missing", ["cp", "{host}/a.txt", "{host}/missing", "/QOPT/ARCH1/"], 3, "OPV0301"),
     ("cp-to-backup-volume", ["cp", "{host}/a.txt", "/QOPT/BVOL1/x.txt"], 5, "OPV0101"),
     ("cp-from-backup-volume", ["cp", "/QOPT/BVOL1/D1/a.txt", "{host}/dir"], 5, "OPV0101"),
+    ("cp-tree-from-backup-volume", ["cp", "-r", "/QOPT/BVOL1/D1", "{host}/fromb"], 5, "OPV0101"),  # no directory made
     ("cp-backup-to-volume", ["cp", "/QOPT/BVOL1/D1/a.txt", "/QOPT/ARCH1/"], 5, "OPV0101"),
     ("cp-onto-backup-file", ["cp", "{host}/a.txt", "/QOPT/BVOL1/D1/a.txt"], 5, "OPV0101"),
     ("cp-volume-full", ["cp", "{host}/big.bin", "/QOPT/FULL1/"], 6, "CPF1F61"),
@@ -780,6 +781,8 @@ BAD = [
     ("mv-missing", ["mv", "/QOPT/PVOL1/nope", "/QOPT/PVOL1/D1/"], 3, "CPF1F22"),
     ("mv-onto-existing", ["mv", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/SUB/b.bin"], 4, "CPF1F24"),
     ("mv-into-itself", ["mv", "/QOPT/PVOL1/D1", "/QOPT/PVOL1/D1/SUB/"], 5, "OPV0110"),
+    ("mv-onto-itself", ["mv", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/a.txt"], 2, "CPF1F23"),
+    ("mv-into-its-own-directory", ["mv", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/"], 2, "CPF1F23"),
     ("mv-to-backup", ["mv", "/QOPT/PVOL1/D1/a.txt", "/QOPT/BVOL1/"], 5, "OPV0101"),
     ("mv-from-host", ["mv", "{host}/a.txt", "/QOPT/ARCH1/"], 2, "OPV0302"),
     ("ls-missing", ["ls", "/QOPT/PVOL1/nope"], 3, "CPF1F22"),
@@ -799,7 +802,7 @@ BAD = [
 @pytest.mark.parametrize(("argv", "code", "message_id"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_bad_input_fails_cleanly_and_changes_nothing(world, argv, code, message_id):
     argv = [a.replace("{host}", str(world.host)) for a in argv]
-    host_before = {p.relative_to(world.host).as_posix(): p.read_bytes() for p in world.host.rglob("*") if p.is_file()}
+    host_before = _host_tree(world.host)
     before = snapshot(world.lib)
     result = run(*argv, library=world.lib, env=world.env, cwd=world.host)
     assert result.rc == code, result.err
@@ -808,8 +811,12 @@ def test_bad_input_fails_cleanly_and_changes_nothing(world, argv, code, message_
     assert match and match.group(1) == message_id, result.err
     assert result.out == b"" or argv[0] in ("dspopt", "frobnicate"), result.out  # usage text aside, no output
     assert snapshot(world.lib) == before
-    host_after = {p.relative_to(world.host).as_posix(): p.read_bytes() for p in world.host.rglob("*") if p.is_file()}
-    assert host_after == host_before
+    assert _host_tree(world.host) == host_before
+
+
+def _host_tree(root: Path) -> dict[str, bytes | None]:
+    """Every file's bytes and every directory (None) under ``root``."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None for p in root.rglob("*")}
 
 
 def test_the_bad_input_table_covers_every_family():

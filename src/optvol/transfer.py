@@ -88,13 +88,20 @@ def copy(library: Library, sources: list[str], target: str, *, recursive: bool =
     is durable (a tree onto a volume commits in batches), so a million files are reported as
     they go, and what an error cuts short was reported only as far as it was kept."""
     with _session(library) as volumes:
-        plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=recursive)
+        plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=recursive,
+                     operation="reading a file")
         for source, destination in plan:
             yield from _copy_one(volumes, source, destination, replace=replace)
 
 
-def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recursive: bool) -> list[tuple[Location, Location]]:
-    """Check every source and work out each destination before anything is written."""
+MOVING = "moving a file"
+
+
+def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recursive: bool,
+          operation: str) -> list[tuple[Location, Location]]:
+    """Check every source and work out each destination before anything is written (a
+    source on a *BACKUP volume is refused here, with ``operation``: not after a tree's
+    directories were made on the host)."""
     if all(s.volume is None for s in sources) and target.volume is None:
         raise errors.error("OPV0302", path=target.path, reason="neither source nor target is a /QOPT path")
     if target.volume is None:
@@ -106,11 +113,16 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
     for source in sources:
         if not _exists(volumes, source):
             _missing(source, directory=False)
+        if source.volume is not None:
+            volumes[source.volume].check_user_access(operation)
         if _is_dir(volumes, source) and not recursive:
             raise errors.error("OPV0302", path=str(source), reason="it is a directory; copy a tree with cp -r or CPY SUBTREE(*ALL)")
         destination = target.child(_basename(source)) if into else target
+        moving = operation == MOVING
         if source.volume and source.volume == destination.volume and _inside(destination.path, source.path):
-            raise errors.error("OPV0110", operation="copy", path=str(source))
+            # A move onto its own name, or another case of it, is a rename: the volume says (CPF1F23).
+            if not (moving and destination.path.upper().rstrip("/") == source.path.upper().rstrip("/")):
+                raise errors.error("OPV0110", operation="move" if moving else "copy", path=str(source))
         plan.append((source, destination))
     return plan
 
@@ -302,7 +314,8 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = T
     """mv: a rename within one volume; across volumes or the host, a copy then a delete.
     Gives each path moved as copy does."""
     with _session(library) as volumes:
-        plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=True)
+        plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=True,
+                     operation=MOVING)
         for source, destination in plan:  # refuse before anything is copied
             if source.volume is None:
                 raise errors.error("OPV0302", path=source.path, reason="mv moves files off a volume only by cp then rm")
