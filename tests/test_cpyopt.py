@@ -335,6 +335,40 @@ def test_a_fresh_backup_claimed_by_another_primary_meanwhile_refuses_before_writ
     assert chkoptvol(lib, vol="BVOL1")[0].damaged == []
 
 
+def test_every_run_has_its_own_request_id_even_after_one_that_was_killed(lib, clock, monkeypatch):
+    """A run killed after committing control records logs nothing; the next run must not
+    take its ID. Each request row's ID is its REQUEST record's, and its control records'."""
+    files = {f"/D{d}/F": b"x" for d in range(3)}
+    write(lib, clock, day(1, 2), files)
+    monkeypatch.setattr(copying, "BATCH_FILES", 1)  # commit after every directory
+
+    class Killed(BaseException):
+        pass
+
+    def killed_at_the_end(self, outcome=None):
+        raise Killed  # as SIGKILL: after the groups committed, before the log entry
+
+    with monkeypatch.context() as killing:
+        killing.setattr(copying._Copier, "_log_request", killed_at_the_end)
+        killing.setattr(copying._Copier, "_log_ended", lambda self, exc: None)
+        with pytest.raises(Killed):
+            backup(lib, day(1, 3))
+    backup(lib, day(1, 4))
+    backup(lib, day(1, 5))
+    index = sqlite3.connect(f"file:{lib.root / 'BVOL1.optvol' / 'index.sqlite'}?mode=ro", uri=True)
+    killed = {r for (r,) in index.execute("SELECT DISTINCT request FROM controls WHERE time <= ?",
+                                          (model.to_micros(day(1, 3)),))}
+    logged = [r for (r,) in index.execute("SELECT id FROM requests ORDER BY id")]
+    index.close()
+    assert len(killed) == 1 and len(logged) == 2 and not killed & set(logged)
+    with lib.open("BVOL1") as bvol:
+        records = {entry["id"]: entry["time"] for entry in bvol.requests()}
+    assert sorted(records) == logged
+    with lib.open("BVOL1") as bvol:
+        bodies = [bvol.image.read_header(row[0]).body for row in bvol.image.conn.execute("SELECT sector FROM requests")]
+    assert sorted(body["id"] for body in bodies) == logged
+
+
 def test_request_log_on_the_backup_volume(lib, clock):
     write(lib, clock, day(1, 2), {"/A/F": b"1"})
     backup(lib, day(1, 3), start=day(1, 1))

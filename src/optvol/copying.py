@@ -269,7 +269,7 @@ class _Copier:
         self.progress, self.totals = progress, totals
         self.result = CopyResult()
         self.start = None if request.fromtime is None else model.to_micros(request.fromtime)
-        self.request_id = target.next_request_id() if plan.to_backup else 0
+        self.request_id = 0  # onto a backup: reserved by the run's first write transaction (writer)
         target_format = MediaFormat(target.label()["media_format"])
         reformat = source.label()["media_format"] != target_format
         self.choice = Choice(request.sltfile, plan.to_backup, plan.to_backup or plan.restore, now, self.start, target.id,
@@ -285,7 +285,9 @@ class _Copier:
         """A writer in the open group transaction (see BATCH_FILES), opening one if needed."""
         if self._group is None:
             stack = ExitStack()
-            stack.enter_context(self.target.backup_writer() if self.plan.to_backup else self.target.copy_writer())
+            first = stack.enter_context(self.target.backup_writer() if self.plan.to_backup else self.target.copy_writer())
+            if self.plan.to_backup and not self.request_id:
+                self.request_id = first.reserve_request_id()
             self._group, self._group_dirs = stack, 0
         return self.target.backup_writer() if self.plan.to_backup else self.target.copy_writer()
 

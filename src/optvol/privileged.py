@@ -187,14 +187,27 @@ class PrivilegedWriter:
         conn.execute("INSERT INTO controls (dir, request, time, sector) VALUES (?, ?, ?, ?)",
                      (dir_id, request, row[1] if row[1] is not None else (row[2] or 0), place.sector))
 
+    def reserve_request_id(self) -> int:
+        """The ID of a CPYOPT request onto this backup: above every logged request's, every
+        control record's and every ID reserved before (``meta.next_request``, committed with
+        this transaction), so runs that overlap, or follow a killed one, never share one."""
+        conn = self.volume.image.conn
+        reserved = conn.execute("SELECT value FROM meta WHERE key = 'next_request'").fetchone()
+        found = conn.execute("SELECT max(coalesce((SELECT max(id) FROM requests), 0),"
+                             " coalesce((SELECT max(request) FROM controls), 0)) + 1").fetchone()[0]
+        request_id = max(found, reserved[0] if reserved else 0)
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_request', ?)", (request_id + 1,))
+        return request_id
+
     def log_request(self, entry: dict) -> int:
-        """Log one CPYOPT request on the volume (a REQUEST record and a ``requests`` row)."""
+        """Log one CPYOPT request on the volume (a REQUEST record and a ``requests`` row, whose
+        ``id`` is the record's: the one its control records name)."""
         place = self.tx.append(Kind.REQUEST, entry)
         cursor = self.volume.image.conn.execute(
-            "INSERT INTO requests (time, command, parameters, copied, not_selected, failed, directories, outcome, sector)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry["time"], entry["command"], json.dumps(entry["parameters"]), entry["copied"], entry["not_selected"],
-             entry["failed"], entry["directories"], entry["outcome"], place.sector),
+            "INSERT INTO requests (id, time, command, parameters, copied, not_selected, failed, directories, outcome,"
+            " sector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry.get("id"), entry["time"], entry["command"], json.dumps(entry["parameters"]), entry["copied"],
+             entry["not_selected"], entry["failed"], entry["directories"], entry["outcome"], place.sector),
         )
         return cursor.lastrowid
 

@@ -110,6 +110,16 @@ def _rebuild(directory, volume_id: str) -> RecoveryReport:
     return report
 
 
+def _restore_request_reservation(conn) -> None:
+    """``meta.next_request`` (PrivilegedWriter.reserve_request_id) after every ID the records
+    name; an ID reserved by a run that was killed before it named it in any record is free
+    again, since nothing refers to it."""
+    found = conn.execute("SELECT max(coalesce((SELECT max(id) FROM requests), 0),"
+                         " coalesce((SELECT max(request) FROM controls), 0))").fetchone()[0]
+    if found:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_request', ?)", (found + 1,))
+
+
 def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: RecoveryReport) -> int:
     """Replay every sound record in one transaction; return the sector after the last one."""
     volume = Volume(image, clock=clock)
@@ -137,6 +147,7 @@ def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: Recov
         report.records[found.header.kind] += 1
     tx.end = end
     tx.finish(clock.micros or None)
+    _restore_request_reservation(image.conn)
     image.conn.execute("COMMIT")
     volume._tx = volume._tx_label = None
     return end

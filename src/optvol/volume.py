@@ -227,9 +227,6 @@ class Volume:
         """Wait until no write transaction is in flight on this volume (see copying.py)."""
         self.image.barrier()
 
-    def next_request_id(self) -> int:
-        return self.image.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM requests").fetchone()[0]
-
     def requests(self) -> list[dict]:
         """The CPYOPT requests logged on this (backup) volume, oldest first."""
         rows = self.image.conn.execute(
