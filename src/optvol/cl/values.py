@@ -58,7 +58,7 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
         return found
 
     def bad(reason: str) -> errors.OptvolError:
-        allowed = f" or {', '.join(specials)}" if specials else ""
+        allowed = f" (special values: {', '.join(specials)})" if specials else ""
         return errors.error("OPV0005", value=text, keyword=keyword, reason=reason + allowed)
 
     if type == SPECIAL:
