@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from integrity_helpers import index_dump
 from optvol import backup as backup_rules
 from optvol import copying, errors, model
 from optvol.backup import Range, update
@@ -28,6 +29,7 @@ from optvol.gc_pause import no_cyclic_gc
 from optvol.initialize import inzopt
 from optvol.library import Library
 from optvol.model import BEGIN, VolumeType
+from optvol.recovery import recover
 
 SECTOR = 2048
 
@@ -634,6 +636,32 @@ def test_names_on_the_backup_and_on_a_restore_are_the_sources_whatever_case_the_
     assert cpyopt(lib, renamed, now=day(1, 6)).copied == 1 and cpyopt(lib, same, now=day(1, 6)).copied == 1
     with lib.open("NEWPRI") as newpri:
         assert newpri.listdir("/") == ["NewDir", "lower.txt"] and newpri.listdir("/NewDir") == ["Sub", "Other.txt"]
+
+
+def test_a_rename_on_the_primary_that_changes_only_case_reaches_the_backup(lib, clock):
+    """Lookups ignore case, so the backup's /A would take the primary's /a's files for ever;
+    a backup keeps its primary's names, so the next run renames it, with a RENAME record
+    that recover replays. Files below keep the primary's dates."""
+    write(lib, clock, day(1, 2), {"/A/Deep/f": b"one", "/A/g": b"two"})
+    backup(lib, day(1, 3))
+    clock.now = day(1, 4)
+    with lib.open("PVOL1") as pvol:
+        pvol.rename("/A", "/a")
+        pvol.rename("/a/Deep", "/a/DEEP")
+    result = backup(lib, day(1, 5))
+    assert result.failures == [] and result.copied == 0  # nothing but names changed
+    with lib.open("BVOL1") as bvol, lib.open("PVOL1") as pvol:
+        assert bvol.listdir("/") == ["a"] and bvol.listdir("/a") == ["DEEP", "g"]
+        for path in ("/a/DEEP/f", "/a/g"):
+            copy, original = bvol.stat(path), pvol.stat(path)
+            assert (copy.path, copy.created, copy.modified, copy.attr_changed) == (
+                original.path, original.created, original.modified, original.attr_changed)
+    assert dir_range(lib, "/a").last_changed == day(1, 5)  # the rename wrote the directory
+    assert backup(lib, day(1, 6)).copied == 0
+    assert chkoptvol(lib, vol="BVOL1")[0].damaged == []
+    before = index_dump(lib.root / "BVOL1.optvol" / "index.sqlite")
+    recover(lib, vol="BVOL1")
+    assert index_dump(lib.root / "BVOL1.optvol" / "index.sqlite") == before
 
 
 # ------------------------------------------------------------------------- primary targets

@@ -437,13 +437,18 @@ class _Copier:
         self.result.not_selected += piece.not_selected
 
     def _ensure_dir(self, path: str, source_created: int) -> bool:
-        """Make a missing target directory (and its missing parents); True if it was made.
+        """Make a missing target directory (and its missing parents); True if it was made
+        (or, on a backup, renamed to the primary's spelling after a rename that changed only
+        its case: ``PrivilegedWriter.match_case``).
 
         A backup target or a restore gives each the creation time of the source directory
         of the same path; otherwise they get the time of the request.
         """
         if self.target.is_dir(path):
-            return False
+            if not self.plan.to_backup or self.target.dir_row(path).path == path:
+                return False
+            with self.writer() as writer, writer.savepoint():
+                return writer.match_case(path)
         parts = [p for p in path.split("/") if p]
         with self.writer() as writer, writer.savepoint():  # made whole or not at all
             for depth in range(1, len(parts) + 1):

@@ -87,6 +87,18 @@ class PrivilegedWriter:
         parts = self.volume._parts(path, is_dir=True)
         return self.volume._make_dir(self.tx, parts, parents=True, exist_ok=True, created=created)
 
+    def match_case(self, path: str) -> bool:
+        """Give the directory at ``path`` (found without case) and its ancestors the spelling
+        of ``path``, each with a RENAME record: a backup keeps its primary's names, also after
+        a rename there that changed only their case (CPYOPT). True if anything was renamed."""
+        parts, renamed = self.volume._parts(path, is_dir=True), False
+        for depth in range(1, len(parts) + 1):
+            current = self.volume._dir(parts[:depth])
+            if current is not None and current.path != model.join(parts[:depth]):
+                self.volume._rename(self.tx, tuple(current.path.split("/")[1:]), parts[:depth])
+                renamed = True
+        return renamed
+
     def write_file(
         self, path: str, *, size: int, created: int, modified: int, attr_changed: int, flags: int = 0,
         data: bytes | None = None, chunks: Iterator[bytes] | None = None, replace: bool = True,
