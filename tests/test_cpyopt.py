@@ -29,6 +29,7 @@ from optvol.gc_pause import no_cyclic_gc
 from optvol.initialize import inzopt
 from optvol.library import Library
 from optvol.model import BEGIN, VolumeType
+from optvol.privileged import PrivilegedWriter
 from optvol.recovery import recover
 
 SECTOR = 2048
@@ -369,6 +370,39 @@ def test_every_run_has_its_own_request_id_even_after_one_that_was_killed(lib, cl
     with lib.open("BVOL1") as bvol:
         bodies = [bvol.image.read_header(row[0]).body for row in bvol.image.conn.execute("SELECT sector FROM requests")]
     assert sorted(body["id"] for body in bodies) == logged
+
+
+def test_runs_that_end_before_writing_are_logged_each_under_an_id_of_its_own(lib, clock, monkeypatch):
+    write(lib, clock, day(1, 2), {"/D/F": b"x"})
+    backup(lib, day(1, 2))  # the backup is claimed: a run's first write is now its first copy
+
+    def interrupted(self, dirs, stream):
+        raise KeyboardInterrupt  # Ctrl-C before the first write of the run
+
+    with monkeypatch.context() as interrupting:
+        interrupting.setattr(copying._Copier, "_copy_tree", interrupted)
+        for run in range(2):
+            with pytest.raises(KeyboardInterrupt):
+                backup(lib, day(1, 3 + run))
+    backup(lib, day(1, 5))
+    with lib.open("BVOL1") as bvol:
+        assert [(e["id"], e["outcome"]) for e in bvol.requests()] == [
+            (1, "*COMPLETE"), (2, "*ENDED"), (3, "*ENDED"), (4, "*COMPLETE")]
+
+
+def test_recover_replays_request_records_that_share_an_id(lib, clock, monkeypatch):
+    """optvol before 13aa401 gave two runs at once the same ID in their REQUEST records."""
+    write(lib, clock, day(1, 2), {"/D/F": b"x"})
+    with monkeypatch.context() as old_ids:
+        old_ids.setattr(PrivilegedWriter, "reserve_request_id", lambda self: 1)
+        backup(lib, day(1, 3))
+        backup(lib, day(1, 4))
+    with lib.open("BVOL1") as bvol:
+        assert [datetime.fromisoformat(e["time"]) for e in bvol.requests()] == [day(1, 3), day(1, 4)]
+    assert recover(lib, vol="BVOL1").damaged == []
+    with lib.open("BVOL1") as bvol:
+        assert [datetime.fromisoformat(e["time"]) for e in bvol.requests()] == [day(1, 3), day(1, 4)]
+    assert backup(lib, day(1, 5)).failures == []
 
 
 def test_request_log_on_the_backup_volume(lib, clock):

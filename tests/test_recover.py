@@ -222,6 +222,20 @@ def replace(source, target):
     return real_replace(source, target)
 
 pathlib.Path.unlink, image.os.replace = unlink, replace
+if point in ("replaying", "replayed"):  # in the middle of the replay, or after its commit
+    from optvol import recovery
+    real_apply, real_counts, applied = recovery._apply, recovery._counts, []
+
+    def apply(*args):
+        applied.append(1)
+        if len(applied) == 20:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_apply(*args)
+
+    def counts(image):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    recovery._apply, recovery._counts = apply, counts if point == "replayed" else real_counts
 recover(Library(root, clock=lambda: datetime.now(timezone.utc)), vol="PVOL1")
 """
 
@@ -244,6 +258,28 @@ def test_recover_killed_while_it_swaps_the_indexes_leaves_a_volume_that_opens(li
             assert volume.read_bytes("/LATE") == b"committed, then killed"
         assert chkoptvol(lib, vol="PVOL1")[0].damaged == []
         assert recover(lib, vol="PVOL1").damaged == []
+
+
+@pytest.mark.parametrize("point", ["replaying", "replayed"])
+def test_recover_of_a_lost_index_killed_before_its_index_is_complete_loses_nothing(lib, point):
+    """The index is gone (what recover is for) and recover is killed while it rebuilds: the
+    half-built index must never be taken for the volume's (its committed_end would cut the
+    whole data partition as a torn tail). The volume stays unopenable until recover runs."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    fill(lib, "PVOL1")
+    before = dump(lib, "PVOL1")
+    lose_index(lib, "PVOL1", "deleted")
+    data = lib.root / "PVOL1.optvol" / "data.opv"
+    size = data.stat().st_size
+    killed = subprocess.run([sys.executable, "-c", KILLER, str(lib.root), point], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    for _ in range(2):  # a reader, then a writer: neither may take the half-built index
+        with pytest.raises(errors.DamagedError) as unopenable:
+            lib.open("PVOL1").close()
+        assert unopenable.value.message_id == "OPV0201"
+    assert data.stat().st_size == size
+    assert recover(lib, vol="PVOL1").damaged == [] and dump(lib, "PVOL1") == before
+    assert sorted(p.name for p in data.parent.iterdir()) == ["data.opv", "index.sqlite", "lock"]
 
 
 def test_cli_recover_and_refusals(tmp_path):

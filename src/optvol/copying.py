@@ -270,6 +270,7 @@ class _Copier:
         self.result = CopyResult()
         self.start = None if request.fromtime is None else model.to_micros(request.fromtime)
         self.request_id = 0  # onto a backup: reserved by the run's first write transaction (writer)
+        self._id_committed = False  # a group that reserved it has committed
         target_format = MediaFormat(target.label()["media_format"])
         reformat = source.label()["media_format"] != target_format
         self.choice = Choice(request.sltfile, plan.to_backup, plan.to_backup or plan.restore, now, self.start, target.id,
@@ -296,6 +297,7 @@ class _Copier:
         if self._group is not None:
             group, self._group = self._group, None
             group.close()
+            self._id_committed = self.request_id != 0
         self.result.copied += self._uncommitted
         self.result.bytes_copied += self._uncommitted_bytes
         self._uncommitted = self._uncommitted_bytes = 0
@@ -307,6 +309,8 @@ class _Copier:
     def _abandon(self, exc: BaseException) -> None:
         """Roll the group transaction back (an exception leaves the request)."""
         self._uncommitted = self._uncommitted_bytes = 0
+        if not self._id_committed:
+            self.request_id = 0  # its reservation goes with the group: the next writer reserves again
         if self._group is not None:
             group, self._group = self._group, None
             group.__exit__(type(exc), exc, exc.__traceback__)
@@ -562,15 +566,15 @@ class _Copier:
 
         A backup too full for the entry still keeps the files that fitted: the entry alone
         is undone and counted as one more failure (exit 1), as a control record is."""
-        entry = {
-            "time": self.now, "command": "CPYOPT", "parameters": self.request.parameters(),
-            "copied": self.result.copied + self._uncommitted, "not_selected": self.result.not_selected,
-            "failed": self.result.failed, "directories": self.result.directories,
-            "outcome": outcome or ("*COMPLETE" if not self.result.failures else "*ERRORS"), "id": self.request_id,
-        }
         try:
-            with self.writer() as writer, writer.savepoint():
-                writer.log_request(entry)
+            with self.writer() as writer, writer.savepoint():  # the writer reserves the run's ID first
+                writer.log_request({
+                    "time": self.now, "command": "CPYOPT", "parameters": self.request.parameters(),
+                    "copied": self.result.copied + self._uncommitted, "not_selected": self.result.not_selected,
+                    "failed": self.result.failed, "directories": self.result.directories,
+                    "outcome": outcome or ("*COMPLETE" if not self.result.failures else "*ERRORS"),
+                    "id": self.request_id,
+                })
         except errors.VolumeFullError as exc:
             if outcome is not None:  # an ended request's entry: best effort (_log_ended)
                 raise

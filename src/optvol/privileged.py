@@ -215,10 +215,14 @@ class PrivilegedWriter:
         """Log one CPYOPT request on the volume (a REQUEST record and a ``requests`` row, whose
         ``id`` is the record's: the one its control records name)."""
         place = self.tx.append(Kind.REQUEST, entry)
+        request_id = entry.get("id")
+        if request_id is not None and self.volume.image.conn.execute(
+                "SELECT 1 FROM requests WHERE id = ?", (request_id,)).fetchone():
+            request_id = None  # records of optvol before 13aa401 could share an ID: replayed, each gets a row
         cursor = self.volume.image.conn.execute(
             "INSERT INTO requests (id, time, command, parameters, copied, not_selected, failed, directories, outcome,"
             " sector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry.get("id"), entry["time"], entry["command"], json.dumps(entry["parameters"]), entry["copied"],
+            (request_id, entry["time"], entry["command"], json.dumps(entry["parameters"]), entry["copied"],
              entry["not_selected"], entry["failed"], entry["directories"], entry["outcome"], place.sector),
         )
         return cursor.lastrowid

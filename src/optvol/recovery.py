@@ -22,6 +22,7 @@ from optvol.privileged import PrivilegedWriter
 from optvol.volume import Volume
 
 RECOVERED_INDEX = image_mod.RECOVERED_INDEX
+BUILDING_INDEX = "index.recovering.sqlite"  # the index being rebuilt, never opened as the volume's
 
 
 @dataclass
@@ -73,10 +74,26 @@ def recover(library: Library, *, vol: str) -> RecoveryReport:
 
 
 def _rebuild(directory, volume_id: str) -> RecoveryReport:
+    """Build the index aside as ``index.recovering.sqlite``; only once it is complete, in
+    one fsynced file, does it become ``index.recovered.sqlite``, the name an open finishes
+    the swap from (``image.swap_in_recovered_index``)."""
     label = replay.probe_label(str(directory / image_mod.DATA_FILE))
-    fresh = directory / RECOVERED_INDEX
-    for leftover in (fresh, fresh.with_name(fresh.name + "-wal"), fresh.with_name(fresh.name + "-shm")):
-        leftover.unlink(missing_ok=True)
+    fresh = directory / BUILDING_INDEX
+    _remove_index(fresh)
+    _remove_index(directory / RECOVERED_INDEX)  # a complete one a killed run left: built again
+    try:
+        return _build(directory, volume_id, label, fresh)
+    except BaseException:
+        _remove_index(fresh)
+        raise
+
+
+def _remove_index(path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
     conn = image_mod._connect(fresh)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
@@ -89,7 +106,7 @@ def _rebuild(directory, volume_id: str) -> RecoveryReport:
     report = RecoveryReport(volume_id)
     clock = _ReplayClock()
     # The fresh index commits nothing yet: cutting "the tail" now would cut everything.
-    image = image_mod.VolumeImage(directory, index_file=RECOVERED_INDEX, lock=False, cut_tail=False)
+    image = image_mod.VolumeImage(directory, index_file=BUILDING_INDEX, lock=False, cut_tail=False)
     try:
         end = _replay_all(image, clock, report)
         report.volume = image.label()["volume"]
@@ -102,6 +119,8 @@ def _rebuild(directory, volume_id: str) -> RecoveryReport:
     conn.close()
     with open(fresh, "rb+") as handle:
         os.fsync(handle.fileno())
+    os.replace(fresh, directory / RECOVERED_INDEX)  # complete: from here an open may finish the swap
+    image_mod.fsync_dir(directory)
     size = os.path.getsize(directory / image_mod.DATA_FILE)
     if size > end * label["sector_size"]:
         report.tail_cut = size - end * label["sector_size"]

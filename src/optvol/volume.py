@@ -103,6 +103,7 @@ class Volume:
     def change_label(self, *, threshold: int | None = None, text: str | None = None) -> None:
         """CHGOPTVOL THRESHOLD and TEXT, under its rules (``media.check_label_change``); a LABEL record records it."""
         fields = {k: v for k, v in (("threshold", threshold), ("text", text)) if v is not None}
+        media.check_label_change(self.image.label(), volume=self.id, threshold=threshold)  # before any lock
         with self._transaction() as tx:
             media.check_label_change(self.image.label(), volume=self.id, threshold=threshold)
             tx.write_label({**self.image.label(), **fields})
