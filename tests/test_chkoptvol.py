@@ -181,6 +181,26 @@ def test_a_damaged_record_header_is_named(library):
         volume.read_bytes("/Y")
 
 
+def test_a_backups_damaged_control_and_request_records_are_named(library, clock):
+    """The ranges and the request log of a backup live in CONTROL and REQUEST records that
+    recover rebuilds them from: damage there is damage, though no file is hurt."""
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D1")
+        volume.write_bytes("/D1/F", b"data")
+    _backup(library, "PVOL1", "BVOL1", clock())
+    index = sqlite3.connect(f"file:{volume_dir(library.root, 'BVOL1') / 'index.sqlite'}?mode=ro", uri=True)
+    control = index.execute("SELECT c.sector FROM controls c JOIN dirs d ON d.id = c.dir WHERE d.path = '/D1'").fetchone()[0]
+    request = index.execute("SELECT sector FROM requests").fetchone()[0]
+    index.close()
+    for sector in (control, request):
+        flip(volume_dir(library.root, "BVOL1") / "data.opv", sector * 2048 + 100)
+    [result] = chkoptvol(library, vol="BVOL1")
+    assert [d.path for d in result.damaged] == ["(control record of /D1)", "(request 1 of the log)"]
+    assert result.files_checked == 1 and "checksum" in result.damaged[0].reason
+
+
 # --------------------------------------------------------------------- every read route
 
 

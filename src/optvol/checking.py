@@ -1,7 +1,8 @@
 """CHKOPTVOL: read every directory and every file version and check it (reference §10.6).
 
-The index is checked by SQLite (``PRAGMA quick_check``); every record it points to must
-have a sound header that agrees with the index (size, SHA-256, version and dates); every
+The index is checked by SQLite (``PRAGMA quick_check``); every record it points to (a
+directory's, a file version's, a backup's control records and request log) must have a
+sound header that agrees with the index (size, SHA-256, version and dates); every
 file version, live or kept by HPOFS, must hash to the SHA-256 the index recorded. The
 report names exactly the damaged files, with the count and bytes of the good ones
 (DESIGN §4 CHKOPTVOL JSON).
@@ -101,6 +102,10 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
         reason = _header_problem(volume, sector, Kind.DIRECTORY)
         if reason:
             result.damaged.append(Damage(path, reason))
+    for what, sector, kind in _backup_records(conn):
+        reason = _header_problem(volume, sector, kind)
+        if reason:
+            result.damaged.append(Damage(what, reason + " (the backup's ranges and history rest on it)"))
     for path, kept, counted in _miscounted_directories(conn):
         result.damaged.append(Damage(path, f"the index keeps {kept} live files for the directory, it holds {counted}"
                                            " (optvol recover rebuilds the index from the records)"))
@@ -151,6 +156,15 @@ def _index_problems(conn: sqlite3.Connection) -> list[str]:
 
 def _directory_records(conn: sqlite3.Connection) -> Iterator[tuple[str, int]]:
     yield from conn.execute("SELECT path, sector FROM dirs WHERE live = 1 ORDER BY path_key")
+
+
+def _backup_records(conn: sqlite3.Connection) -> Iterator[tuple[str, int, Kind]]:
+    """The CONTROL and REQUEST records the index points to (a backup's, docs/format.md §4.5, §4.6)."""
+    for path, sector in conn.execute("SELECT d.path, c.sector FROM controls c"
+                                     " LEFT JOIN dirs d ON d.id = c.dir ORDER BY c.sector"):
+        yield f"(control record of {path})" if path else "(the volume's control record)", sector, Kind.CONTROL
+    for request_id, sector in conn.execute("SELECT id, sector FROM requests ORDER BY id"):
+        yield f"(request {request_id} of the log)", sector, Kind.REQUEST
 
 
 def _miscounted_directories(conn: sqlite3.Connection) -> Iterator[tuple[str, int, int]]:
