@@ -15,6 +15,7 @@ from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
 from optvol.duplicate import dupopt
 from optvol.model import MediaType, VolumeType
+from optvol.recovery import recover
 
 SAME_LABEL = ("type", "media_type", "media_format", "sector_size", "capacity", "threshold", "text",
               "primary_volume", "backup_start", "backup_end", "backup_last_changed")
@@ -260,6 +261,12 @@ def test_alwmederr_file_leaves_damaged_files_out(library):
             assert duplicate.read_bytes(path) == data
         assert {f.path for f in duplicate.iter_files("/", recursive=True)} == set(before)
     assert check.files_checked == document["files"]
+    # The duplicate's own records say what it left out, under its own ID: recover rebuilds
+    # the same index, and nothing damaged comes back.
+    kept = index_rows(library.root, "DVOL1")
+    report = recover(library, vol="DVOL1")
+    assert report.damaged == [] and index_rows(library.root, "DVOL1") == kept
+    assert chkoptvol(library, vol="DVOL1")[0].damaged == []
 
 
 def _state_without(library, vol: str, damaged: list[str]) -> dict[str, bytes]:

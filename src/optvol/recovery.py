@@ -20,6 +20,7 @@ from optvol.image.records import Kind
 from optvol.library import Library
 from optvol.privileged import PrivilegedWriter
 from optvol.volume import Volume
+from optvol.volume_rows import FILE_COLUMNS, FileRow
 
 RECOVERED_INDEX = image_mod.RECOVERED_INDEX
 BUILDING_INDEX = "index.recovering.sqlite"  # the index being rebuilt, never opened as the volume's
@@ -205,6 +206,15 @@ def _apply(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
         volume._store(tx, volume._parts(body["path"]), size=header.payload_size, payload=lambda data, sector: b"",
                       replace=True, times=(body["created"], body["modified"], body["attr_changed"]),
                       flags=body["flags"], honour_read_only=False)
+    elif kind == Kind.DELETE and "left_out" in body:  # DUPOPT ALWMEDERR(*FILE) left this version out
+        tx.append(kind, body, charged=not volume._udf)
+        parts = volume._parts(body["path"])
+        directory = volume._need_dir(parts[:-1])
+        row = volume.image.conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND version = ?",
+                                        (directory.id, model.name_key(parts[-1]), body["left_out"])).fetchone()
+        if row is None:
+            raise errors.error("CPF1F22", path=f"{body['path']} (version {body['left_out']})", volume=volume.id)
+        volume.drop_version(FileRow(*row))
     elif kind == Kind.DELETE:
         volume._delete(tx, volume._parts(body["path"]), honour_read_only=False)
     elif kind == Kind.REMOVE_DIRECTORY:

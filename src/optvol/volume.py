@@ -668,19 +668,22 @@ class Volume:
         return cached
 
     def leave_out(self, file_ids: list[int]) -> None:
-        """DUPOPT ALWMEDERR(*FILE): drop damaged file versions from a fresh duplicate.
-
-        Each live one gets a DELETE record; every one leaves the index, so CHKOPTVOL of the
-        duplicate finds nothing damaged.
-        """
+        """DUPOPT ALWMEDERR(*FILE): drop damaged file versions from a fresh duplicate. Each gets a
+        DELETE record naming it (``left_out``: its version) and leaves the index, so CHKOPTVOL
+        of the duplicate finds nothing damaged, nor after ``recover``."""
         with self._transaction() as tx:
             for file_id in file_ids:
                 row = FileRow(*self.image.conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone())
                 directory = self.image.conn.execute("SELECT path FROM dirs WHERE id = ?", (row.dir,)).fetchone()[0]
-                if self.image.conn.execute("SELECT live FROM files WHERE id = ?", (file_id,)).fetchone()[0]:
-                    tx.append(Kind.DELETE, {"path": row.path(directory), "time": self._now()}, charged=not self._udf)
-                    count_live(self.image.conn, row.dir, -1)
-                self.image.conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
+                tx.append(Kind.DELETE, {"path": row.path(directory), "time": self._now(), "left_out": row.version},
+                          charged=not self._udf)
+                self.drop_version(row)
+
+    def drop_version(self, row: FileRow) -> None:
+        """A file version leaves the index (``leave_out``, and its replay by recover)."""
+        if self.image.conn.execute("SELECT live FROM files WHERE id = ?", (row.id,)).fetchone()[0]:
+            count_live(self.image.conn, row.dir, -1)
+        self.image.conn.execute("DELETE FROM files WHERE id = ?", (row.id,))
 
     # ----------------------------------------------------------------- privileged writers
 

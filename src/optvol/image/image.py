@@ -525,6 +525,7 @@ class VolumeImage:
             self.data.truncate(tx.committed_end)
             raise
         self.conn.execute("COMMIT")
+        self.volume = tx.volume  # a LABEL it committed may have renamed the volume (DUPOPT's copy)
 
     def barrier(self) -> None:
         """Take and release the write lock: every transaction begun before has committed."""
