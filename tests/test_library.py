@@ -386,6 +386,39 @@ def test_a_volume_being_relabelled_cannot_be_opened_between_its_journal_and_its_
     assert not (library.root / JOURNAL).exists()
 
 
+@pytest.mark.parametrize("command", ["inzopt", "dupopt"])
+def test_a_volume_is_held_from_the_check_of_its_rules_to_its_replacement(library, clock, monkeypatch, command):
+    """INZOPT and DUPOPT check the old volume's rules (a WORM volume holding data, CLEAR)
+    first: a process that opened it after the check could write into it and be erased."""
+    from optvol import duplicate, initialize
+    from optvol.model import MediaType
+
+    make_volume(library, "SRC", medtype=MediaType.WORM)
+    make_volume(library, "TGT", medtype=MediaType.WORM)
+    other, tries = Library(library.root, clock=clock), []
+
+    def checked(module, name):
+        real = getattr(module, name)
+
+        def check(*args, **keywords):
+            found = real(*args, **keywords)
+            with pytest.raises(errors.LockedError) as refused:
+                other.open("TGT")  # too late to write: the check has passed
+            tries.append(refused.value.message_id)
+            return found
+        monkeypatch.setattr(module, name, check)
+
+    if command == "inzopt":
+        checked(initialize, "_check_reinitialize")
+        initialize.inzopt(library, vol="TGT", now=clock(), check=False)
+    else:
+        checked(duplicate, "_target_media")
+        duplicate.dupopt(library, fromvol="SRC", tovol="TGT", now=clock(), clear=True)
+    assert tries == ["OPV0004"]
+    with other.open("TGT") as target:  # and free again afterwards
+        assert target.listdir("/") == []
+
+
 def test_remove_volume(library):
     make_volume(library, "GONE")
     library.set_autl("GONE", "MYLIST")

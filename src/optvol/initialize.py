@@ -51,16 +51,17 @@ def inzopt(
     new_id = model.volume_id(newvol) if newvol else old_id
     text = model.text_value(text)
     with library.locked():
-        previous, versions = _previous(library, old_id)
-        if previous is None and newvol and new_id != old_id:
-            raise errors.error("OPV0002", volume=old_id, library=library.root)
-        if previous is not None:
-            _check_reinitialize(previous, versions=versions, medtype=medtype, check=check)
-        if new_id != old_id and library.exists(new_id):
-            raise errors.error("OPV0003", volume=new_id, library=library.root)
-        label = _label(new_id, previous, type=type, text=text, now=now, threshold=threshold, medfmt=medfmt,
-                       medtype=medtype, capacity=capacity, blksize=blksize)
-        library.install(new_id, label=label, replace=previous is not None, previous=old_id if previous else None)
+        with library.holding(old_id):  # the rules are checked on the volume as it is replaced
+            previous, versions = _previous(library, old_id)
+            if previous is None and newvol and new_id != old_id:
+                raise errors.error("OPV0002", volume=old_id, library=library.root)
+            if previous is not None:
+                _check_reinitialize(previous, versions=versions, medtype=medtype, check=check)
+            if new_id != old_id and library.exists(new_id):
+                raise errors.error("OPV0003", volume=new_id, library=library.root)
+            label = _label(new_id, previous, type=type, text=text, now=now, threshold=threshold, medfmt=medfmt,
+                           medtype=medtype, capacity=capacity, blksize=blksize)
+            library.install(new_id, label=label, replace=previous is not None, previous=old_id if previous else None)
         with library.open(new_id) as volume:
             info = volume.info()
     return InitializeResult(

@@ -58,6 +58,7 @@ class Library:
         self.root = Path(root).absolute()
         self._clock = clock
         self.created = False
+        self._held: dict[Path, int] = {}  # images whose exclusive lock this process holds (holding)
         try:
             marked = (self.root / MARKER).is_file()
         except OSError as exc:  # a name too long, say
@@ -189,11 +190,28 @@ class Library:
         return self._dir(volume).is_dir()
 
     def open(self, volume: str, *, exclusive: bool = False) -> Volume:
-        """Open a volume (a shared lock; ``exclusive`` fails with exit 8 if it is in use)."""
+        """Open a volume (a shared lock; ``exclusive`` fails with exit 8 if it is in use; none
+        while this process is ``holding`` it)."""
         directory = self._dir(volume)
         if not directory.is_dir():
             raise errors.error("OPV0002", volume=model.volume_id(volume), library=self.root)
-        return Volume(VolumeImage(directory, exclusive=exclusive), clock=self._clock)
+        return Volume(VolumeImage(directory, exclusive=exclusive, lock=directory not in self._held), clock=self._clock)
+
+    @contextmanager
+    def holding(self, volume: str) -> Iterator[None]:
+        """Hold an existing volume's exclusive lock (exit 8 while another process has it open)
+        from the check of the rules for replacing it to its replacement (INZOPT, DUPOPT): a
+        process that opened it in between could make the check stale (write a WORM volume
+        that was empty) or write into an image about to go."""
+        directory = self._dir(volume)
+        if not directory.is_dir() or directory in self._held:
+            yield
+            return
+        self._held[directory] = lock_exclusive(directory, volume=model.volume_id(volume))
+        try:
+            yield
+        finally:
+            os.close(self._held.pop(directory))
 
     def install(
         self, volume: str, *, replace: bool, label: dict | None = None, previous: str | None = None,
@@ -218,7 +236,8 @@ class Library:
             if old.exists():
                 # Refuses (exit 8) while another process has it open, and keeps every process
                 # out of it until it is swapped out: a write into it would vanish with it.
-                held.callback(os.close, lock_exclusive(old, volume=model.volume_id(previous or volume)))
+                if old not in self._held:
+                    held.callback(os.close, lock_exclusive(old, volume=model.volume_id(previous or volume)))
                 renames.append([old.name, f"{TMP}/old-{_token()}"])
             self._install(volume, target, renames, label=label, build=build, fill=fill)
         if old != target:
