@@ -264,6 +264,9 @@ def test_dspopt_diratr(filled):
     assert [r["path"] for r in everything] == ["/", "/D1", "/D1/SUB", "/DATA"]
     generic = filled.json("dspopt", "PVOL1", "--data", "*DIRATR", "--path", "/D*")
     assert [r["path"] for r in generic] == ["/D1", "/DATA"]
+    # A generic last element matches in its directory only, as *FILATR's does.
+    assert [r["path"] for r in filled.json("dspopt", "PVOL1", "--data", "*DIRATR", "--path", "/S*")] == []
+    assert [r["path"] for r in filled.json("dspopt", "PVOL1", "--data", "*DIRATR", "--path", "/D1/*")] == ["/D1/SUB"]
     for row in everything:
         _check_dir(row)
     assert "/D1/SUB" in filled("dspopt", "PVOL1", "--data", "*DIRATR", "--path", "*ALL").text

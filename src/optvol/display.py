@@ -55,14 +55,19 @@ def _split_pattern(path: str) -> tuple[str, str | None]:
 
 
 def directory_attributes(library: Library, vol: str, path: str = ALL) -> Iterator[DirInfo]:
-    """DSPOPT DATA(*DIRATR): the directory PATH names, or every directory for *ALL / a pattern."""
+    """DSPOPT DATA(*DIRATR): the directory PATH names, every directory for *ALL, or for a
+    generic last element (``/OTHER/IN*``) the directories of its parent that match, as
+    *FILATR matches files."""
     with library.open(vol) as volume:
         directory, pattern = _split_pattern(path)
-        everything = path.upper() == ALL
-        for info in volume.iter_dirs(directory, recursive=everything or pattern is not None):
-            name = info.path.rsplit("/", 1)[-1]
-            if pattern is None or (info.path != directory and name.upper().startswith(pattern[:-1].upper())):
-                yield info
+        if pattern is None:
+            yield from volume.iter_dirs(directory, recursive=path.upper() == ALL)
+            return
+        for entry in volume.iter_dir(directory):  # directories first
+            if not entry.is_dir:
+                break
+            if entry.path.rsplit("/", 1)[-1].upper().startswith(pattern[:-1].upper()):
+                yield entry
 
 
 def file_attributes(library: Library, vol: str, path: str = ALL) -> Iterator[FileInfo]:
