@@ -214,7 +214,7 @@ def _apply(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
                                         (directory.id, model.name_key(parts[-1]), body["left_out"])).fetchone()
         if row is None:
             raise errors.error("CPF1F22", path=f"{body['path']} (version {body['left_out']})", volume=volume.id)
-        volume.drop_version(FileRow(*row))
+        volume._drop_version(FileRow(*row))
     elif kind == Kind.DELETE:
         volume._delete(tx, volume._parts(body["path"]), honour_read_only=False)
     elif kind == Kind.REMOVE_DIRECTORY:

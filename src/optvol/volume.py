@@ -677,9 +677,9 @@ class Volume:
                 directory = self.image.conn.execute("SELECT path FROM dirs WHERE id = ?", (row.dir,)).fetchone()[0]
                 tx.append(Kind.DELETE, {"path": row.path(directory), "time": self._now(), "left_out": row.version},
                           charged=not self._udf)
-                self.drop_version(row)
+                self._drop_version(row)
 
-    def drop_version(self, row: FileRow) -> None:
+    def _drop_version(self, row: FileRow) -> None:
         """A file version leaves the index (``leave_out``, and its replay by recover)."""
         if self.image.conn.execute("SELECT live FROM files WHERE id = ?", (row.id,)).fetchone()[0]:
             count_live(self.image.conn, row.dir, -1)
