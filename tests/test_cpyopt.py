@@ -7,6 +7,7 @@ a controlled clock: every date below is the date the scenario names.
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import sqlite3
 import subprocess
@@ -25,6 +26,7 @@ from optvol.change_volume import chgoptvol
 from optvol.checking import chkoptvol
 from optvol.conversion import cvtoptbku
 from optvol.copying import CopyRequest, cpyopt
+from optvol.duplicate import dupopt
 from optvol.gc_pause import no_cyclic_gc
 from optvol.initialize import inzopt
 from optvol.library import Library
@@ -696,6 +698,39 @@ def test_a_rename_on_the_primary_that_changes_only_case_reaches_the_backup(lib, 
     before = index_dump(lib.root / "BVOL1.optvol" / "index.sqlite")
     recover(lib, vol="BVOL1")
     assert index_dump(lib.root / "BVOL1.optvol" / "index.sqlite") == before
+
+
+@pytest.mark.parametrize("how", ["a snapshot put back by DUPOPT", "an older backup converted"])
+def test_another_volume_under_the_primarys_name_is_compared_file_by_file(lib, clock, how):
+    """The backup's ranges describe the history of the primary it backed up; a volume that
+    takes its name has its own, whose files' change times fall inside those ranges. The
+    next run compares every file (the bytes differ: copied), in directories it does not
+    traverse too, since every range is forgotten; recover rebuilds the same index."""
+    write(lib, clock, day(1, 2), {"/D/F": b"v1", "/E/G": b"g1"})
+    if how == "a snapshot put back by DUPOPT":
+        dupopt(lib, fromvol="PVOL1", tovol="PSNAP", now=day(1, 3))
+    else:
+        inzopt(lib, vol="BOLD", type=VolumeType.BACKUP, now=day(1, 1))
+        backup(lib, day(1, 3), target="BOLD")
+    write(lib, clock, day(1, 4), {"/D/F": b"v2", "/E/G": b"g2"})
+    assert backup(lib, day(1, 5)).copied == 2  # BVOL1 holds v2 and g2
+    if how == "a snapshot put back by DUPOPT":
+        dupopt(lib, fromvol="PSNAP", tovol="PVOL1", now=day(1, 6), clear=True)
+    else:
+        with lib.locked():
+            lib.remove("PVOL1")  # the primary is lost
+        cvtoptbku(lib, bkuvol="BOLD")
+    first = backup(lib, day(1, 7), path="/D")  # one directory: /E is not traversed
+    assert (first.copied, first.failures) == (1, [])
+    assert dir_range(lib, "/E").range_end == day(1, 5)  # still says what the backup holds...
+    assert backup(lib, day(1, 8)).copied == 1  # ...but holds nothing for certain: g1 is compared, copied
+    with lib.open("BVOL1") as bvol:
+        assert [bvol.stat(p).sha256 for p in ("/D/F", "/E/G")] == [hashlib.sha256(b).hexdigest() for b in (b"v1", b"g1")]
+    assert backup(lib, day(1, 9)).copied == 0  # the ranges hold the new history from here on
+    before = index_dump(lib.root / "BVOL1.optvol" / "index.sqlite")
+    recover(lib, vol="BVOL1")
+    assert index_dump(lib.root / "BVOL1.optvol" / "index.sqlite") == before
+    assert backup(lib, day(1, 10)).copied == 0
 
 
 # ------------------------------------------------------------------------- primary targets

@@ -184,6 +184,7 @@ class Choice(NamedTuple):
     start: int | None  # FROMTIME (None: *BEGIN *AVAIL)
     target: str  # the target volume
     target_format: MediaFormat | None  # set when the media formats differ: names must also be valid there
+    trust_ranges: bool = True  # False: the backup's ranges describe another volume's history (copying.py)
 
     def selected(self, c: Candidate) -> bool:
         """SLTFILE against the file on the target."""
@@ -225,7 +226,7 @@ class Choice(NamedTuple):
         after the range's run, whatever time a clock set back gave it; nothing at all for an
         empty range, whose windows "changed after the end" and "changed before the start"
         would overlap). None: compare every file."""
-        if not self.to_backup or self.sltfile == "*ALL":
+        if not self.to_backup or self.sltfile == "*ALL" or not self.trust_ranges:
             return None
         end = target_range.held_end
         return None if end is None else (target_range.start, end)

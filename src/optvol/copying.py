@@ -17,6 +17,8 @@ files count as copied once it has committed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -197,6 +199,26 @@ def _check_type(volume: Volume, given: VolumeType) -> None:
         raise errors.error("OPV0401", volume=volume.id, actual=actual, given=given)
 
 
+def _history_of(volume: Volume) -> int | None:
+    """A number naming a volume's history: from its creation time and its first record (the
+    LABEL it was initialized with). An image that takes over a name has its own: DUPOPT's
+    copy a new creation time, a converted backup another first record. None if that record
+    cannot be read (then no backup trusts its ranges against this volume)."""
+    try:
+        first = volume.image.read_header(0).body
+    except errors.DamagedError:
+        return None
+    identity = json.dumps([volume.label()["created"], first], sort_keys=True).encode()
+    return int.from_bytes(hashlib.blake2b(identity, digest_size=8).digest(), "big") >> 1  # an SQLite INTEGER
+
+
+def _recorded_history(target: Volume) -> int | None:
+    """The history of the primary the backup's ranges describe (``_history_of``); None on a
+    backup that never recorded one (written before this was kept)."""
+    found = target.image.conn.execute("SELECT value FROM meta WHERE key = 'primary_history'").fetchone()
+    return found[0] if found else None
+
+
 def _payload_offset(volume: Volume, c: Candidate) -> int:
     """Where a candidate's bytes start in its volume's data partition."""
     return (c.row.sector + c.row.header_sectors) * volume.image.sector_size
@@ -273,8 +295,14 @@ class _Copier:
         self._id_committed = False  # a group that reserved it has committed
         target_format = MediaFormat(target.label()["media_format"])
         reformat = source.label()["media_format"] != target_format
+        # A backup's ranges describe the history of the primary it recorded: another volume
+        # under that name (DUPOPT of an older snapshot, CVTOPTBKU of an older backup) has its
+        # own, and its files' change times prove nothing against them.
+        self.primary_history = _history_of(source)
+        recorded = _recorded_history(target) if plan.to_backup else None
+        self.other_history = recorded is not None and recorded != self.primary_history
         self.choice = Choice(request.sltfile, plan.to_backup, plan.to_backup or plan.restore, now, self.start, target.id,
-                             target_format if reformat else None)
+                             target_format if reformat else None, trust_ranges=not self.other_history)
         self._group: ExitStack | None = None  # the open group transaction, if any
         self._group_dirs = 0  # directories done in it
         self._uncommitted = self._uncommitted_bytes = 0  # files written in it, and their bytes
@@ -289,6 +317,9 @@ class _Copier:
             first = stack.enter_context(self.target.backup_writer() if self.plan.to_backup else self.target.copy_writer())
             if self.plan.to_backup and not self.request_id:
                 self.request_id = first.reserve_request_id()
+                if self.other_history:  # in the same transaction: undone with it, done again with the next
+                    first.forget_ranges(request=self.request_id, sectors=backup.CONTROL_SECTORS,
+                                        primary_history=self.primary_history)
             self._group, self._group_dirs = stack, 0
         return self.target.backup_writer() if self.plan.to_backup else self.target.copy_writer()
 
@@ -557,7 +588,7 @@ class _Copier:
         try:
             with self.writer() as writer, writer.savepoint():
                 writer.record_control(path, new.as_row(), request=self.request_id, details=details,
-                                      sectors=backup.CONTROL_SECTORS)
+                                      sectors=backup.CONTROL_SECTORS, primary_history=self.primary_history)
         except errors.VolumeFullError as exc:
             self.result.failures.append(CopyFailure(path or "/", exc.message_id, exc.text))
 

@@ -174,16 +174,21 @@ class PrivilegedWriter:
         self.volume._tx_label = self.volume.image.label()
 
     def record_control(self, path: str | None, row: tuple[int | None, int | None, int | None, int | None], *,
-                       request: int, details: dict, sectors: int) -> None:
+                       request: int, details: dict, sectors: int, primary_history: int | None = None) -> None:
         """Write the backup control record of a directory (``path``) or the volume (None).
 
         ``row`` is (range start, range end, last changed, seen) as index values
         (``backup.Range.as_row``); the record takes exactly ``sectors`` sectors of the volume
-        (reference §4.2: three per directory).
+        (reference §4.2: three per directory). ``primary_history``: the history of the primary
+        the ranges describe (``meta.primary_history``, ``copying._history_of``).
         """
         start, end, last, seen = row
         body = {"path": path, "range_start": start, "range_end": end, "last_changed": last, "range_seen": seen,
                 "request": request}
+        if primary_history is not None:
+            body["primary_history"] = primary_history
+            self.volume.image.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('primary_history', ?)",
+                                           (primary_history,))
         sector_size = self.volume.image.sector_size
         encoded = json.dumps(details, separators=(",", ":")).encode()
         payload = encoded + b" " * ((sectors - 1) * sector_size - len(encoded))
@@ -198,6 +203,21 @@ class PrivilegedWriter:
             conn.execute(f"UPDATE dirs SET {_RANGE_ASSIGNMENTS} WHERE id = ?", (*row, dir_id))
         conn.execute("INSERT INTO controls (dir, request, time, sector) VALUES (?, ?, ?, ?)",
                      (dir_id, request, row[1] if row[1] is not None else (row[2] or 0), place.sector))
+
+    def forget_ranges(self, *, request: int, sectors: int, primary_history: int) -> None:
+        """Every range of this backup now holds nothing for certain (its ``seen`` NULL, by a
+        control record of its own): they describe the history of another volume than the
+        primary now under that name (``primary_history``). Each still says what
+        the backup holds; CPYOPT compares every file again, and its ranges grow from there."""
+        conn = self.volume.image.conn
+        rows = [(None, self.volume.label())] + [
+            (path, dict(zip(RANGE_COLUMNS, values, strict=True))) for path, *values in conn.execute(
+                f"SELECT path, {', '.join(RANGE_COLUMNS)} FROM dirs WHERE live = 1 AND backup_end IS NOT NULL")]
+        for path, found in rows:
+            if found["backup_end"] is not None:
+                row = (found["backup_start"], found["backup_end"], found["backup_last_changed"], None)
+                self.record_control(path, row, request=request, details={"forgotten": True}, sectors=sectors,
+                                    primary_history=primary_history)
 
     def reserve_request_id(self) -> int:
         """The ID of a CPYOPT request onto this backup: above every logged request's, every
