@@ -299,3 +299,14 @@ def test_the_shell_refuses_an_option_given_twice_and_an_empty_element_list(pvol1
     empty = optvol(tmp_path, "cpyopt", "PVOL1", "/Dir1", "PVOL1", "--topath", "/ONE", "--crtdir", "*YES", "--fromtime", "")
     assert empty.returncode == 2 and empty.stderr.startswith("optvol: OPV0005: Value '' not valid for FROMTIME")
     assert listing(tmp_path, "/QOPT/PVOL1/") == ["/Dir1"]
+
+
+def test_dspopt_takes_ibms_output_values(pvol1):
+    """IBM scripts write DSPOPT ... OUTPUT(*PRINT); both * and *PRINT go to standard output."""
+    plain = cl(pvol1, "DSPOPT VOL(PVOL1) DATA(*FILATR) PATH('/Dir1')")
+    assert plain.returncode == 0 and "a.txt" in plain.stdout
+    for output in ("*", "*PRINT"):
+        done = cl(pvol1, f"DSPOPT VOL(PVOL1) DATA(*FILATR) PATH('/Dir1') OUTPUT({output})")
+        assert (done.returncode, done.stdout) == (0, plain.stdout)
+    refused = cl(pvol1, "DSPOPT VOL(PVOL1) OUTPUT(*OUTFILE)")
+    assert refused.returncode == 2 and refused.stderr.startswith("optvol: OPV0005: Value '*OUTFILE' not valid for OUTPUT")

@@ -153,6 +153,8 @@ COMMANDS: tuple[Command, ...] = (
         _p("DATA", v.SPECIAL, "What to show; *BKUHST (optvol) is the CPYOPT request log of a backup volume.",
            position=3, default="*VOLATR", specials=("*VOLATR", "*DIRATR", "*FILATR", "*BKUHST")),
         _p("PATH", v.PATH, "Directory or file path (a generic last element allowed), or *ALL.", default="*ALL", specials=("*ALL",)),
+        _p("OUTPUT", v.SPECIAL, "Where it goes: * or *PRINT, both standard output (accepted for IBM's scripts).",
+           default="*", specials=("*", "*PRINT")),
     )),
     Command("WRKOPTVOL", "List the volumes of the library.", (
         _p("VOL", v.GENERIC, "Volume identifier, generic name (ABC*) or *ALL.", position=1, default="*ALL", specials=("*ALL",)),
