@@ -133,6 +133,35 @@ def test_backup_volume_with_ranges_and_request_log_then_converted_and_duplicated
         assert converted.read_bytes("/A/one") == b"third version"
 
 
+def test_a_backup_whose_claim_record_is_damaged_keeps_its_one_primary(lib):
+    """The LABEL record that recorded the backup's primary is unreadable: recover reports
+    it, and takes the primary from the request log, so no other primary may write it."""
+    from optvol.image import replay
+
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    inzopt(lib, vol="BVOL1", type=VolumeType.BACKUP, now=lib.tick())
+    fill(lib, "PVOL1")
+    request = CopyRequest(fromvol="pvol1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    cpyopt(lib, request, now=lib.tick())
+    data = lib.root / "BVOL1.optvol" / "data.opv"
+    with open(data, "rb") as handle:
+        claim = next(found.sector for found in replay.scan(handle.fileno(), 2048)
+                     if found.header and found.header.kind.name == "LABEL" and found.header.body["label"]["primary_volume"])
+    with open(data, "r+b") as handle:
+        handle.seek(claim * 2048 + 100)
+        byte = handle.read(1)
+        handle.seek(claim * 2048 + 100)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    report = recover(lib, vol="BVOL1")
+    assert [sector for sector, _, _ in report.damaged] == [claim]
+    with lib.open("BVOL1") as bvol:
+        assert bvol.info().primary_volume == "PVOL1"
+    inzopt(lib, vol="OTHER", now=lib.tick())
+    with pytest.raises(errors.NotAllowedError) as refused:
+        cpyopt(lib, CopyRequest(fromvol="OTHER", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP), now=lib.tick())
+    assert refused.value.message_id == "OPV0403"
+
+
 def test_changes_made_while_the_clock_runs_backwards_are_rebuilt_exactly(tmp_path):
     """A clock that reads a second earlier at every call: each change is stamped one
     microsecond above the last (its ``changed``, docs/format.md §4.1), its dates are the

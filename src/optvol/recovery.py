@@ -8,6 +8,7 @@ are reported and skipped; a torn tail (a record cut short by a crash) is cut off
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from optvol.image import image as image_mod
 from optvol.image import replay, schema
 from optvol.image.records import Kind
 from optvol.library import Library
+from optvol.model import VolumeType
 from optvol.privileged import PrivilegedWriter
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow
@@ -130,6 +132,16 @@ def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
     return report
 
 
+def _restore_primary(conn) -> None:
+    """A backup whose LABEL record of the claim was lost (reported damaged) still knows its
+    one primary from its request log: every CPYOPT onto it came from that volume (FROMVOL).
+    Without it, the recovered backup would take data from any primary."""
+    volume_type, primary = conn.execute("SELECT type, primary_volume FROM label").fetchone()
+    first = conn.execute("SELECT parameters FROM requests ORDER BY id LIMIT 1").fetchone()
+    if volume_type == VolumeType.BACKUP and primary is None and first is not None:
+        conn.execute("UPDATE label SET primary_volume = ?", (model.volume_id(json.loads(first[0])["FROMVOL"][0]),))
+
+
 def _restore_request_reservation(conn) -> None:
     """``meta.next_request`` (PrivilegedWriter.reserve_request_id) after every ID the records
     name; an ID reserved by a run that was killed before it named it in any record is free
@@ -168,6 +180,7 @@ def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: Recov
     tx.end = end
     tx.finish(clock.micros or None)
     _restore_request_reservation(image.conn)
+    _restore_primary(image.conn)
     image.conn.execute("COMMIT")
     volume._tx = volume._tx_label = None
     return end
