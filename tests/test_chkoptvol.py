@@ -201,6 +201,35 @@ def test_a_backups_damaged_control_and_request_records_are_named(library, clock)
     assert result.files_checked == 1 and "checksum" in result.damaged[0].reason
 
 
+def test_a_damaged_first_label_record_is_named(library):
+    """Backups know a primary's history by its first record (copying._history_of)."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/F", b"data")
+    flip(volume_dir(library.root, "PVOL1") / "data.opv", 100)
+    [result] = chkoptvol(library, vol="PVOL1")
+    assert [d.path for d in result.damaged] == ["(the volume's first label record)"] and result.files_checked == 1
+
+
+def test_dupopt_leaves_out_damaged_files_only(library, clock):
+    """ALWMEDERR(*FILE) leaves damaged files out; a damaged control record is no file: the
+    duplicate would carry it, so DUPOPT refuses (OPV0206) and installs nothing."""
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/F", b"data")
+    _backup(library, "PVOL1", "BVOL1", clock())
+    index = sqlite3.connect(f"file:{volume_dir(library.root, 'BVOL1') / 'index.sqlite'}?mode=ro", uri=True)
+    control = index.execute("SELECT c.sector FROM controls c JOIN dirs d ON d.id = c.dir WHERE d.path = '/D'").fetchone()[0]
+    index.close()
+    flip(volume_dir(library.root, "BVOL1") / "data.opv", control * 2048 + 100)
+    with pytest.raises(errors.DamagedError) as refused:
+        dupopt(library, fromvol="BVOL1", tovol="BDUP", now=clock(), allow_media_errors=True)
+    assert refused.value.message_id == "OPV0206" and "only damaged files can be left out" in refused.value.text
+    assert not library.exists("BDUP")
+
+
 # --------------------------------------------------------------------- every read route
 
 

@@ -733,6 +733,56 @@ def test_another_volume_under_the_primarys_name_is_compared_file_by_file(lib, cl
     assert backup(lib, day(1, 10)).copied == 0
 
 
+def test_a_fromtime_run_onto_another_history_does_not_join_the_old_range(lib, clock):
+    """The first run after a snapshot was put back asks FROMTIME: it compares only files
+    changed since, so its range must not join one of the old history (which the gap probe,
+    reckoned from the old range, would have allowed)."""
+    write(lib, clock, day(1, 2), {"/D/F": b"v1"})
+    dupopt(lib, fromvol="PVOL1", tovol="PSNAP", now=day(1, 3))
+    write(lib, clock, day(1, 4), {"/D/F": b"v2"})
+    backup(lib, day(1, 5))
+    dupopt(lib, fromvol="PSNAP", tovol="PVOL1", now=day(1, 6), clear=True)
+    assert backup(lib, day(1, 7), start=day(1, 3)).copied == 0  # v1 was changed before FROMTIME
+    assert dir_range(lib, "/D").range_end == day(1, 5)  # not joined
+    assert backup(lib, day(1, 8)).copied == 1  # so the next run compares v1 and copies it
+
+
+def test_a_backup_with_no_room_to_forget_its_ranges_never_trusts_them(tmp_path, clock):
+    """Forgetting costs a control record per range. When they do not fit, nothing of the run
+    may commit the new history (its control records, its request entry): a later run on
+    another directory must still compare, and end for want of room, not skip silently."""
+    lib = Library(tmp_path / "lib", clock=clock)
+    inzopt(lib, vol="PVOL1", now=day(1, 1))
+    inzopt(lib, vol="BSMALL", type=VolumeType.BACKUP, capacity=1 << 20, now=day(1, 1))
+    write(lib, clock, day(1, 2), {f"/E{i:02}/G": b"g1" for i in range(30)} | {"/A/F": b"a", "/A/B/F": b"b"})
+    dupopt(lib, fromvol="PVOL1", tovol="PSNAP", now=day(1, 3))
+    write(lib, clock, day(1, 4), {"/E00/G": b"g2"})
+    backup(lib, day(1, 5), target="BSMALL")
+    with lib.open("BSMALL") as small:
+        room = small.info().available // SECTOR
+    write(lib, clock, day(1, 5), {"/Z/FILL": os.urandom((room - 6 - 12) * SECTOR)})
+    backup(lib, day(1, 5, hour=13), path="/Z", target="BSMALL")  # 12 sectors left: 4 control records
+    dupopt(lib, fromvol="PSNAP", tovol="PVOL1", now=day(1, 6), clear=True)
+    history = lib.root / "BSMALL.optvol" / "index.sqlite"
+
+    def recorded() -> int:
+        conn = sqlite3.connect(f"file:{history}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT value FROM meta WHERE key = 'primary_history'").fetchone()[0]
+        finally:
+            conn.close()
+
+    old = recorded()
+    first = backup(lib, day(1, 7), path="/A", target="BSMALL")  # /A is alike in both histories
+    assert {f.message_id for f in first.failures} == {"CPF1F61"} and first.copied == 0
+    assert recorded() == old
+    with pytest.raises(errors.VolumeFullError):  # g1 now, g2 on the backup: compared, no room to copy
+        backup(lib, day(1, 8), path="/E00", target="BSMALL")
+    assert recorded() == old
+    inzopt(lib, vol="BNEW", type=VolumeType.BACKUP, now=day(1, 8))
+    assert backup(lib, day(1, 8), target="BNEW").copied == 32  # a fresh backup takes the new history
+
+
 # ------------------------------------------------------------------------- primary targets
 
 

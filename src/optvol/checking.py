@@ -102,6 +102,9 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
         reason = _header_problem(volume, sector, Kind.DIRECTORY)
         if reason:
             result.damaged.append(Damage(path, reason))
+    reason = _header_problem(volume, 0, Kind.LABEL)
+    if reason:  # the volume's first LABEL: its backups know its history by it (copying._history_of)
+        result.damaged.append(Damage("(the volume's first label record)", reason))
     for what, sector, kind in _backup_records(conn):
         reason = _header_problem(volume, sector, kind)
         if reason:

@@ -13,6 +13,7 @@ process (``copy_readahead.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -231,6 +232,11 @@ class Choice(NamedTuple):
         end = target_range.held_end
         return None if end is None else (target_range.start, end)
 
+    def recorded(self, target_range: Range) -> Range:
+        """A target range as the run takes it: without ``trust_ranges`` as ``forget_ranges``
+        leaves it (holding nothing for certain), for ``backup.gap`` too."""
+        return target_range if self.trust_ranges else dataclasses.replace(target_range, seen=None)
+
     def times(self, row: FileRow) -> tuple[int, int, int]:
         """The (created, modified, attribute-changed) times a copy of source version ``row`` gets."""
         return (row.created, row.modified, row.attr_changed) if self.keep_dates else (self.now, self.now, self.now)
@@ -281,7 +287,8 @@ def read_directory(selection: Selection, source: Volume, choice: Choice, source_
     yield from read_pieces(source, choice, itertools.chain.from_iterable(choose()), target_dir)
     gap_found = False
     if choice.to_backup and choice.start is not None:
-        gap_found = selection.gap_found(source_dir, backup.gap(selection.target_dir(target_dir)[1], choice.start))
+        gap_found = selection.gap_found(source_dir, backup.gap(choice.recorded(selection.target_dir(target_dir)[1]),
+                                                               choice.start))
     yield Pick(selection.live_files(source_dir) - chosen, stale, gap_found, selection.gap_found(source_dir, volume_gap))
 
 

@@ -316,10 +316,15 @@ class _Copier:
             stack = ExitStack()
             first = stack.enter_context(self.target.backup_writer() if self.plan.to_backup else self.target.copy_writer())
             if self.plan.to_backup and not self.request_id:
-                self.request_id = first.reserve_request_id()
-                if self.other_history:  # in the same transaction: undone with it, done again with the next
-                    first.forget_ranges(request=self.request_id, sectors=backup.CONTROL_SECTORS,
-                                        primary_history=self.primary_history)
+                try:
+                    request_id = first.reserve_request_id()
+                    if self.other_history:  # in the same transaction: undone with it, done again with the next
+                        first.forget_ranges(request=request_id, sectors=backup.CONTROL_SECTORS,
+                                            primary_history=self.primary_history)
+                except BaseException as exc:  # a full backup, say: nothing of it stays
+                    stack.__exit__(type(exc), exc, exc.__traceback__)
+                    raise
+                self.request_id = request_id
             self._group, self._group_dirs = stack, 0
         return self.target.backup_writer() if self.plan.to_backup else self.target.copy_writer()
 
@@ -407,7 +412,8 @@ class _Copier:
 
         def reads() -> Iterator[Piece | Pick]:
             with Selection(self.source, self.target) as selection:
-                volume_gap = backup.gap(selection.target_volume(), self.start) if self._volume_control else None
+                volume_gap = (backup.gap(self.choice.recorded(selection.target_volume()), self.start)
+                              if self._volume_control else None)
                 for source_dir, target_path in dirs:
                     yield from read_directory(selection, self.source, self.choice, source_dir, target_path, volume_gap)
 

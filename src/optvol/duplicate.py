@@ -168,12 +168,14 @@ def _finish_copy(library: Library, staging: Path, label: dict, outcome: Duplicat
         result = checking.check_volume(copy, progress=progress, totals=totals)
         if unreadable:
             result.damaged = [_name_media_error(copy, d, unreadable, source_id) for d in result.damaged]
-        if result.damaged and not allow_media_errors:
-            first = result.damaged[0]
+        records = [d for d in result.damaged if d.file_id is None]  # a directory's, a control record, the index
+        if records or (result.damaged and not allow_media_errors):
+            first = (records or result.damaged)[0]
+            remedy = "only damaged files can be left out" if records else "ALWMEDERR(*FILE) leaves damaged files out"
             raise errors.error("OPV0206", volume=label["volume"], count=len(result.damaged),
-                               reason=f"{first.path}: {first.reason}; ALWMEDERR(*FILE) leaves damaged files out")
+                               reason=f"{first.path}: {first.reason}; {remedy}")
         if result.damaged:
-            copy.leave_out([d.file_id for d in result.damaged if d.file_id is not None])
+            copy.leave_out([d.file_id for d in result.damaged])
         outcome.files, outcome.bytes, outcome.left_out = result.files_checked, result.bytes_checked, result.damaged
 
 

@@ -213,8 +213,8 @@ class PrivilegedWriter:
         rows = [(None, self.volume.label())] + [
             (path, dict(zip(RANGE_COLUMNS, values, strict=True))) for path, *values in conn.execute(
                 f"SELECT path, {', '.join(RANGE_COLUMNS)} FROM dirs WHERE live = 1 AND backup_end IS NOT NULL")]
-        for path, found in rows:
-            if found["backup_end"] is not None:
+        for path, found in rows:  # a range already forgotten costs nothing more
+            if found["backup_end"] is not None and found["backup_seen"] is not None:
                 row = (found["backup_start"], found["backup_end"], found["backup_last_changed"], None)
                 self.record_control(path, row, request=request, details={"forgotten": True}, sectors=sectors,
                                     primary_history=primary_history)
