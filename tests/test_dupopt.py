@@ -269,6 +269,27 @@ def test_alwmederr_file_leaves_damaged_files_out(library):
     assert chkoptvol(library, vol="DVOL1")[0].damaged == []
 
 
+def test_alwmederr_file_of_a_backup_lets_the_next_cpyopt_bring_the_file_back(library, clock):
+    """The backup's ranges claimed the files DUPOPT left out of its duplicate: they are
+    forgotten, so the next *CHANGED run onto the duplicate copies them again."""
+    _source(library)
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    cpyopt(library, request, now=clock())
+    rows = {(r["path"], r["version"]): r for r in index_rows(library.root, "BVOL1")}
+    flip_payload(library.root, "BVOL1", rows[("/A/B/F5", 1)], 10)
+    result = run_cli(library.root, "dupopt", "BVOL1", "BDUP", "--alwmederr", "*FILE", json_output=True)
+    assert result.rc == 0 and [d["path"] for d in result.json()["left_out"]] == ["/A/B/F5"], result.err
+    again = cpyopt(library, CopyRequest(fromvol="PVOL1", frompath="/", tovol="BDUP", totype=VolumeType.BACKUP,
+                                        cpysubdir=True), now=clock())
+    assert (again.copied, again.failures) == (1, [])
+    with library.open("BDUP") as duplicate, library.open("PVOL1") as primary:
+        assert duplicate.stat("/A/B/F5").sha256 == primary.stat("/A/B/F5").sha256
+    assert chkoptvol(library, vol="BDUP")[0].damaged == []
+    kept = index_rows(library.root, "BDUP")
+    assert recover(library, vol="BDUP").damaged == [] and index_rows(library.root, "BDUP") == kept
+
+
 def _state_without(library, vol: str, damaged: list[str]) -> dict[str, bytes]:
     with library.open(vol) as volume:
         return {info.path: volume.read_bytes(info.path) for info in volume.iter_files("/", recursive=True)

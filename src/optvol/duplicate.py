@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from optvol import checking, errors, model
+from optvol import backup, checking, errors, model
 from optvol.image import image as image_mod
 from optvol.image.datapart import copy_bytes
 from optvol.image.records import sectors_for
@@ -175,7 +175,7 @@ def _finish_copy(library: Library, staging: Path, label: dict, outcome: Duplicat
             raise errors.error("OPV0206", volume=label["volume"], count=len(result.damaged),
                                reason=f"{first.path}: {first.reason}; {remedy}")
         if result.damaged:
-            copy.leave_out([d.file_id for d in result.damaged])
+            copy.leave_out([d.file_id for d in result.damaged], control_sectors=backup.CONTROL_SECTORS)
         outcome.files, outcome.bytes, outcome.left_out = result.files_checked, result.bytes_checked, result.damaged
 
 

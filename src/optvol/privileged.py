@@ -18,8 +18,8 @@ from typing import NamedTuple
 from optvol import errors, model
 from optvol.image import image as image_mod
 from optvol.image.records import Kind
-from optvol.model import DirInfo, FileInfo
-from optvol.volume_rows import HIDDEN, RANGE_COLUMNS, READ_ONLY
+from optvol.model import DirInfo, FileInfo, VolumeType
+from optvol.volume_rows import FILE_COLUMNS, HIDDEN, RANGE_COLUMNS, READ_ONLY, FileRow
 
 _RANGE_ASSIGNMENTS = ", ".join(f"{c} = ?" for c in RANGE_COLUMNS)
 
@@ -203,6 +203,24 @@ class PrivilegedWriter:
             conn.execute(f"UPDATE dirs SET {_RANGE_ASSIGNMENTS} WHERE id = ?", (*row, dir_id))
         conn.execute("INSERT INTO controls (dir, request, time, sector) VALUES (?, ?, ?, ?)",
                      (dir_id, request, row[1] if row[1] is not None else (row[2] or 0), place.sector))
+
+    def leave_out(self, file_ids: list[int], *, control_sectors: int) -> None:
+        """DUPOPT ALWMEDERR(*FILE): drop damaged file versions from a fresh duplicate. Each gets a
+        DELETE record naming it (``left_out``: its version) and leaves the index, so CHKOPTVOL
+        of the duplicate finds nothing damaged, nor after ``recover``. On a backup every range
+        then holds nothing for certain (``forget_ranges``): they claimed the files left out,
+        and the next CPYOPT onto the duplicate must compare, and copy, them again."""
+        conn = self.volume.image.conn
+        for file_id in file_ids:
+            row = FileRow(*conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone())
+            directory = conn.execute("SELECT path FROM dirs WHERE id = ?", (row.dir,)).fetchone()[0]
+            self.tx.append(Kind.DELETE, {"path": row.path(directory), "time": self.volume._now(), "left_out": row.version},
+                           charged=not self.volume._udf)
+            self.volume._drop_version(row)
+        if file_ids and self.volume.label()["type"] == VolumeType.BACKUP:
+            history = conn.execute("SELECT value FROM meta WHERE key = 'primary_history'").fetchone()
+            self.forget_ranges(request=self.reserve_request_id(), sectors=control_sectors,
+                               primary_history=history[0] if history else None)
 
     def forget_ranges(self, *, request: int, sectors: int, primary_history: int) -> None:
         """Every range of this backup now holds nothing for certain (its ``seen`` NULL, by a

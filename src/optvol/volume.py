@@ -667,17 +667,10 @@ class Volume:
             cached = tx.memo[key] = self._need_dir(parts)
         return cached
 
-    def leave_out(self, file_ids: list[int]) -> None:
-        """DUPOPT ALWMEDERR(*FILE): drop damaged file versions from a fresh duplicate. Each gets a
-        DELETE record naming it (``left_out``: its version) and leaves the index, so CHKOPTVOL
-        of the duplicate finds nothing damaged, nor after ``recover``."""
+    def leave_out(self, file_ids: list[int], *, control_sectors: int) -> None:
+        """DUPOPT ALWMEDERR(*FILE) on a fresh duplicate: ``PrivilegedWriter.leave_out``."""
         with self._transaction() as tx:
-            for file_id in file_ids:
-                row = FileRow(*self.image.conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone())
-                directory = self.image.conn.execute("SELECT path FROM dirs WHERE id = ?", (row.dir,)).fetchone()[0]
-                tx.append(Kind.DELETE, {"path": row.path(directory), "time": self._now(), "left_out": row.version},
-                          charged=not self._udf)
-                self._drop_version(row)
+            PrivilegedWriter(self, tx, honour_read_only=False).leave_out(file_ids, control_sectors=control_sectors)
 
     def _drop_version(self, row: FileRow) -> None:
         """A file version leaves the index (``leave_out``, and its replay by recover)."""
