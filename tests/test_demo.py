@@ -33,3 +33,12 @@ def test_demo_runs_on_a_scratch_library_and_loses_nothing(tmp_path):
                            capture_output=True, text=True, env=env)  # a library that holds volumes: said at once
     assert again.returncode == 2 and again.stderr.startswith("optvol: OPV0006: ") and "PVOL1" in again.stderr
     assert again.stdout == ""
+
+
+def test_demo_with_json_is_refused_and_prints_nothing(tmp_path):
+    """Under --json every command prints one JSON document or one error line: the demo
+    narrates, so it refuses (OPV0008) and makes no library."""
+    done = subprocess.run([sys.executable, "-m", "optvol", "--json", "--library", str(tmp_path / "lib"), "demo"],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith("optvol: OPV0008: ") and not (tmp_path / "lib").exists()

@@ -25,7 +25,9 @@ FILES = {
 
 
 def handle(ctx: Context, values: dict) -> int:
-    """The DEMO command (it has no parameters)."""
+    """The DEMO command (it has no parameters). It narrates: there is no JSON document to give."""
+    if ctx.json:
+        raise errors.error("OPV0008", reason="demo narrates a tour for a reader and has no --json form")
     return run(ctx)
 
 
