@@ -310,3 +310,10 @@ def test_dspopt_takes_ibms_output_values(pvol1):
         assert (done.returncode, done.stdout) == (0, plain.stdout)
     refused = cl(pvol1, "DSPOPT VOL(PVOL1) OUTPUT(*OUTFILE)")
     assert refused.returncode == 2 and refused.stderr.startswith("optvol: OPV0005: Value '*OUTFILE' not valid for OUTPUT")
+
+
+def test_the_shell_takes_star_n_for_an_omitted_element_as_cl_does(pvol1):
+    done = optvol(pvol1, "cpyopt", "PVOL1", "/Dir1", "PVOL1 *N", "--topath", "/COPY", "--crtdir", "*YES",
+                  "--fromtime", "*n 12:00:00")
+    assert done.returncode == 0, done.stderr
+    assert listing(pvol1, "/QOPT/PVOL1/COPY") == ["/COPY/a.txt"]
