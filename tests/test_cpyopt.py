@@ -633,6 +633,8 @@ def test_validation_refusals_change_nothing(lib, clock, case, message_id):
     # Each request breaks two rules; the one of the earlier step of reference §5.9 is named.
     ("wrong source type, no target volume", "OPV0401"),  # step 3 before step 4
     ("topath differs, another primary", "OPV0404"),  # step 7: TOPATH before the recorded primary
+    ("no slash, no source volume", "CPF1F48"),  # step 1 (a path's form) before step 2
+    ("dot-dot, no target volume", "CPF1F01"),
 ])
 def test_validation_names_the_earliest_rule_broken(lib, clock, case, message_id):
     write(lib, clock, day(1, 2), {"/A/F": b"1"})
@@ -643,6 +645,8 @@ def test_validation_names_the_earliest_rule_broken(lib, clock, case, message_id)
                                                            tovol="NOSUCH"),
         "topath differs, another primary": CopyRequest(fromvol="PVOL1", frompath="/A", tovol="BVOL1",
                                                        totype=VolumeType.BACKUP, topath="/B"),
+        "no slash, no source volume": CopyRequest(fromvol="NOSUCH", frompath="DIR1", tovol="BVOL1"),
+        "dot-dot, no target volume": CopyRequest(fromvol="PVOL1", frompath="/A", tovol="NOSUCH", topath="/../X"),
     }
     with pytest.raises(errors.OptvolError) as refused:
         cpyopt(lib, requests[case], now=day(1, 4))

@@ -125,6 +125,9 @@ def cpyopt(library: Library, request: CopyRequest, *, now: datetime, progress: P
     names), with the files and bytes the request will write if none fails (counted by SQLite before the copy starts: about
     a twentieth of a copy's time over a fresh backup, next to nothing when little changed).
     """
+    for path in (request.frompath, request.topath):  # reference §5.9 step 1, before any volume
+        if path is not None:
+            model.check_path_form(path)
     source = library.open(request.fromvol)
     try:
         _check_type(source, request.fromtype)  # step 3 comes before TOVOL is looked up

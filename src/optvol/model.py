@@ -138,19 +138,33 @@ def _check_element(name: str, *, is_dir: bool, media_format: MediaFormat) -> Non
         raise bad(f"longer than {MAX_ELEMENT[media_format]} characters")
 
 
+def _check_form(path: str) -> None:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise errors.error("CPF1F48", path=path, reason="a volume path starts with '/'")
+    if "\x00" in path:
+        raise errors.error("CPF1F48", path=path, reason="NUL is not allowed")
+    if path.count("//"):
+        raise errors.error("CPF1F48", path=path, reason="empty path element")
+
+
+def check_path_form(path: str) -> None:
+    """What a volume path must be on any media format, checked with the command's values
+    (reference §5.9 step 1), before any volume is looked up: it starts with '/', holds no NUL
+    and no empty, '.' or '..' element. ``split_path`` checks the rest on its volume."""
+    _check_form(path)
+    for part in path.split("/")[1:]:
+        if part in (".", ".."):
+            raise errors.error("CPF1F01", name=part, reason="empty, '.' and '..' are not names")
+
+
 def split_path(path: str, *, volume: str, media_format: MediaFormat, is_dir: bool = False) -> tuple[str, ...]:
     """Check a path inside volume ``volume`` (``/DIR/FILE``) and return its elements.
 
     ``is_dir`` says the last element names a directory, which counts against the 256
     characters of directory names (reference §3.1).
     """
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise errors.error("CPF1F48", path=path, reason="a volume path starts with '/'")
-    if "\x00" in path:
-        raise errors.error("CPF1F48", path=path, reason="NUL is not allowed")
+    _check_form(path)
     parts = tuple(p for p in path.split("/") if p != "")
-    if path.count("//"):
-        raise errors.error("CPF1F48", path=path, reason="empty path element")
     if not parts:
         return ()
     for index, part in enumerate(parts):
