@@ -317,3 +317,8 @@ def test_the_shell_takes_star_n_for_an_omitted_element_as_cl_does(pvol1):
                   "--fromtime", "*n 12:00:00")
     assert done.returncode == 0, done.stderr
     assert listing(pvol1, "/QOPT/PVOL1/COPY") == ["/COPY/a.txt"]
+
+
+def test_a_quoted_star_n_in_cl_is_a_value_not_an_omission(pvol1):
+    done = cl(pvol1, "CPYOPT FROMVOL(PVOL1 '*N') FROMPATH('/Dir1') TOVOL(*FROMVOL) TOPATH('/X') CRTDIR(*YES)")
+    assert done.returncode == 2 and done.stderr.startswith("optvol: OPV0005: FROMVOL element 2"), done.stderr

@@ -407,6 +407,24 @@ def test_recover_replays_request_records_that_share_an_id(lib, clock, monkeypatc
     assert backup(lib, day(1, 5)).failures == []
 
 
+def test_a_run_that_ends_before_it_claims_a_fresh_backup_logs_nothing_there(lib, clock, monkeypatch):
+    """Its FROMVOL never wrote the backup: recover must not take it for the primary."""
+    write(lib, clock, day(1, 2), {"/D/F": b"x"})
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as interrupting:
+        interrupting.setattr(copying._Copier, "_claim_backup", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            backup(lib, day(1, 3))
+    recover(lib, vol="BVOL1")
+    with lib.open("BVOL1") as bvol:
+        assert bvol.requests() == [] and bvol.info().primary_volume is None
+    inzopt(lib, vol="PVOL2", now=day(1, 4))
+    assert backup(lib, day(1, 5), source="PVOL2").failures == []  # the backup is still free
+
+
 def test_request_log_on_the_backup_volume(lib, clock):
     write(lib, clock, day(1, 2), {"/A/F": b"1"})
     backup(lib, day(1, 3), start=day(1, 1))
@@ -737,6 +755,28 @@ def test_another_volume_under_the_primarys_name_is_compared_file_by_file(lib, cl
     assert backup(lib, day(1, 10)).copied == 0
 
 
+def test_ranges_already_forgotten_are_not_written_again(lib, clock):
+    """Each change of history writes a control record for every range not yet forgotten."""
+    write(lib, clock, day(1, 2), {"/D/F": b"v1", "/E/G": b"g1"})
+    dupopt(lib, fromvol="PVOL1", tovol="PSNAP", now=day(1, 3))
+    backup(lib, day(1, 4))
+    index = lib.root / "BVOL1.optvol" / "index.sqlite"
+
+    def records_of(path: str) -> int:
+        conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT count(*) FROM controls c JOIN dirs d ON d.id = c.dir WHERE d.path = ?",
+                                (path,)).fetchone()[0]
+        finally:
+            conn.close()
+
+    for when in (5, 7):  # twice another history: the snapshot put back, each time a new copy
+        dupopt(lib, fromvol="PSNAP", tovol="PVOL1", now=day(1, when), clear=True)
+        backup(lib, day(1, when + 1), path="/D")  # /E is not traversed: only forgotten
+    assert records_of("/E") == 2  # its run's record, then one forget; the second found it forgotten
+    assert records_of("/D") == 5  # run, forget, run, forget, run
+
+
 def test_a_fromtime_run_onto_another_history_does_not_join_the_old_range(lib, clock):
     """The first run after a snapshot was put back asks FROMTIME: it compares only files
     changed since, so its range must not join one of the old history (which the gap probe,
@@ -747,7 +787,9 @@ def test_a_fromtime_run_onto_another_history_does_not_join_the_old_range(lib, cl
     backup(lib, day(1, 5))
     dupopt(lib, fromvol="PSNAP", tovol="PVOL1", now=day(1, 6), clear=True)
     assert backup(lib, day(1, 7), start=day(1, 3)).copied == 0  # v1 was changed before FROMTIME
-    assert dir_range(lib, "/D").range_end == day(1, 5)  # not joined
+    assert dir_range(lib, "/D").range_end == day(1, 5)  # not joined, nor the volume's range
+    with lib.open("BVOL1") as bvol:
+        assert bvol.info().backup.range_end == day(1, 5)
     assert backup(lib, day(1, 8)).copied == 1  # so the next run compares v1 and copies it
 
 

@@ -280,6 +280,11 @@ def test_alwmederr_file_of_a_backup_lets_the_next_cpyopt_bring_the_file_back(lib
     flip_payload(library.root, "BVOL1", rows[("/A/B/F5", 1)], 10)
     result = run_cli(library.root, "dupopt", "BVOL1", "BDUP", "--alwmederr", "*FILE", json_output=True)
     assert result.rc == 0 and [d["path"] for d in result.json()["left_out"]] == ["/A/B/F5"], result.err
+    with library.open("BDUP") as duplicate:  # only /A/B's range, and the volume's, claimed F5
+        forgotten = {d.path for d in duplicate.iter_dirs("/") if d.backup and
+                     duplicate.image.conn.execute("SELECT backup_seen FROM dirs WHERE path = ?", (d.path,)).fetchone()[0]
+                     is None}
+        assert forgotten == {"/A/B"} and duplicate.label()["backup_seen"] is None
     again = cpyopt(library, CopyRequest(fromvol="PVOL1", frompath="/", tovol="BDUP", totype=VolumeType.BACKUP,
                                         cpysubdir=True), now=clock())
     assert (again.copied, again.failures) == (1, [])

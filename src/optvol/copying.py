@@ -625,8 +625,8 @@ class _Copier:
         committed groups of files already: log it as *ENDED with what it committed, so that the
         history holds every run that changed the volume. Best effort: the error that ended the
         request is the one reported, and a lock another process holds is not waited for."""
-        if isinstance(exc, errors.LockedError):
-            return
+        if isinstance(exc, errors.LockedError) or self.target.label()["primary_volume"] != self.source.id:
+            return  # locked, or ended before it claimed the backup: another primary's, or nobody's yet
         try:
             self._log_request("*ENDED")
             self._commit()

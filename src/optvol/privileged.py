@@ -207,32 +207,38 @@ class PrivilegedWriter:
     def leave_out(self, file_ids: list[int], *, control_sectors: int) -> None:
         """DUPOPT ALWMEDERR(*FILE): drop damaged file versions from a fresh duplicate. Each gets a
         DELETE record naming it (``left_out``: its version) and leaves the index, so CHKOPTVOL
-        of the duplicate finds nothing damaged, nor after ``recover``. On a backup every range
-        then holds nothing for certain (``forget_ranges``): they claimed the files left out,
-        and the next CPYOPT onto the duplicate must compare, and copy, them again."""
-        conn = self.volume.image.conn
+        of the duplicate finds nothing damaged, nor after ``recover``. On a backup, the ranges
+        of the directories that lost a live version, and the volume's, then hold nothing for
+        certain (``forget_ranges``; a range only ever skips its own directory's files): they
+        claimed the files left out, which the next CPYOPT onto the duplicate must copy again."""
+        conn, lost = self.volume.image.conn, set()  # directories that lost a live version
         for file_id in file_ids:
             row = FileRow(*conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone())
             directory = conn.execute("SELECT path FROM dirs WHERE id = ?", (row.dir,)).fetchone()[0]
+            if conn.execute("SELECT live FROM files WHERE id = ?", (file_id,)).fetchone()[0]:
+                lost.add(directory)
             self.tx.append(Kind.DELETE, {"path": row.path(directory), "time": self.volume._now(), "left_out": row.version},
                            charged=not self.volume._udf)
             self.volume._drop_version(row)
-        if file_ids and self.volume.label()["type"] == VolumeType.BACKUP:
+        if lost and self.volume.label()["type"] == VolumeType.BACKUP:
             history = conn.execute("SELECT value FROM meta WHERE key = 'primary_history'").fetchone()
             self.forget_ranges(request=self.reserve_request_id(), sectors=control_sectors,
-                               primary_history=history[0] if history else None)
+                               primary_history=history[0] if history else None, paths=lost)
 
-    def forget_ranges(self, *, request: int, sectors: int, primary_history: int) -> None:
-        """Every range of this backup now holds nothing for certain (its ``seen`` NULL, by a
-        control record of its own): they describe the history of another volume than the
-        primary now under that name (``primary_history``). Each still says what
-        the backup holds; CPYOPT compares every file again, and its ranges grow from there."""
+    def forget_ranges(self, *, request: int, sectors: int, primary_history: int | None,
+                      paths: set[str] | None = None) -> None:
+        """Every range of this backup (or those of ``paths`` and the volume's) now holds nothing
+        for certain (its ``seen`` NULL, by a control record of its own): they describe the
+        history of another volume than the primary now under that name (``primary_history``),
+        or claim files DUPOPT left out. Each still says what the backup holds; CPYOPT compares
+        every file again, and its ranges grow from there."""
         conn = self.volume.image.conn
         rows = [(None, self.volume.label())] + [
             (path, dict(zip(RANGE_COLUMNS, values, strict=True))) for path, *values in conn.execute(
                 f"SELECT path, {', '.join(RANGE_COLUMNS)} FROM dirs WHERE live = 1 AND backup_end IS NOT NULL")]
         for path, found in rows:  # a range already forgotten costs nothing more
-            if found["backup_end"] is not None and found["backup_seen"] is not None:
+            wanted = paths is None or path is None or path in paths  # ``paths``: those and the volume's
+            if wanted and found["backup_end"] is not None and found["backup_seen"] is not None:
                 row = (found["backup_start"], found["backup_end"], found["backup_last_changed"], None)
                 self.record_control(path, row, request=request, details={"forgotten": True}, sectors=sectors,
                                     primary_history=primary_history)

@@ -134,10 +134,12 @@ def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
 
 def _restore_primary(conn) -> None:
     """A backup whose LABEL record of the claim was lost (reported damaged) still knows its
-    one primary from its request log: every CPYOPT onto it came from that volume (FROMVOL).
-    Without it, the recovered backup would take data from any primary."""
+    one primary from its request log: a run that wrote control records onto it had claimed
+    it, so it came from that volume (FROMVOL). Without it, the recovered backup would take
+    data from any primary."""
     volume_type, primary = conn.execute("SELECT type, primary_volume FROM label").fetchone()
-    first = conn.execute("SELECT parameters FROM requests ORDER BY id LIMIT 1").fetchone()
+    first = conn.execute("SELECT parameters FROM requests WHERE id IN (SELECT request FROM controls)"
+                         " ORDER BY id LIMIT 1").fetchone()
     if volume_type == VolumeType.BACKUP and primary is None and first is not None:
         conn.execute("UPDATE label SET primary_volume = ?", (model.volume_id(json.loads(first[0])["FROMVOL"][0]),))
 

@@ -50,9 +50,9 @@ class Param:
         if isinstance(text, str) and not text.strip():  # CL refuses FROMTIME() too; defaults come from leaving it out
             raise errors.error("OPV0005", value=text, keyword=self.keyword, reason="a value is missing")
         texts = text if isinstance(text, list) else v.split_elements(text, keyword=self.keyword)
-        # *N is an omitted element in the shell's word too, as CL writes it ('PVOL2 *N').
-        texts = [e.default if isinstance(t, str) and v.fold(t) == "*N" and e.default is not None else t
-                 for t, e in zip(texts, self.elements, strict=False)] + texts[len(self.elements):]
+        if not cl:  # *N is an omitted element in the shell's word too, as CL writes it ('PVOL2 *N')
+            texts = [e.default if isinstance(t, str) and v.fold(t) == "*N" and e.default is not None else t
+                     for t, e in zip(texts, self.elements, strict=False)] + texts[len(self.elements):]
         if len(texts) > len(self.elements):
             raise errors.error("OPV0005", value=text, keyword=self.keyword, reason=f"at most {len(self.elements)} elements")
         parsed = []
