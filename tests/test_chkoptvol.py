@@ -181,9 +181,8 @@ def test_a_damaged_record_header_is_named(library):
         volume.read_bytes("/Y")
 
 
-def test_a_backups_damaged_control_and_request_records_are_named(library, clock):
-    """The ranges and the request log of a backup live in CONTROL and REQUEST records that
-    recover rebuilds them from: damage there is damage, though no file is hurt."""
+def _backup_with_damaged_records(library, clock, *, request: bool) -> None:
+    """BVOL1, a backup of /D1/F, with its /D1 control record (and its request entry) damaged."""
     make_volume(library, "PVOL1")
     make_volume(library, "BVOL1", type=VolumeType.BACKUP)
     with library.open("PVOL1") as volume:
@@ -191,11 +190,18 @@ def test_a_backups_damaged_control_and_request_records_are_named(library, clock)
         volume.write_bytes("/D1/F", b"data")
     _backup(library, "PVOL1", "BVOL1", clock())
     index = sqlite3.connect(f"file:{volume_dir(library.root, 'BVOL1') / 'index.sqlite'}?mode=ro", uri=True)
-    control = index.execute("SELECT c.sector FROM controls c JOIN dirs d ON d.id = c.dir WHERE d.path = '/D1'").fetchone()[0]
-    request = index.execute("SELECT sector FROM requests").fetchone()[0]
+    sectors = [index.execute("SELECT c.sector FROM controls c JOIN dirs d ON d.id = c.dir WHERE d.path = '/D1'").fetchone()[0]]
+    if request:
+        sectors.append(index.execute("SELECT sector FROM requests").fetchone()[0])
     index.close()
-    for sector in (control, request):
+    for sector in sectors:
         flip(volume_dir(library.root, "BVOL1") / "data.opv", sector * 2048 + 100)
+
+
+def test_a_backups_damaged_control_and_request_records_are_named(library, clock):
+    """The ranges and the request log of a backup live in CONTROL and REQUEST records that
+    recover rebuilds them from: damage there is damage, though no file is hurt."""
+    _backup_with_damaged_records(library, clock, request=True)
     [result] = chkoptvol(library, vol="BVOL1")
     assert [d.path for d in result.damaged] == ["(control record of /D1)", "(request 1 of the log)"]
     assert result.files_checked == 1 and "checksum" in result.damaged[0].reason
@@ -214,16 +220,7 @@ def test_a_damaged_first_label_record_is_named(library):
 def test_dupopt_leaves_out_damaged_files_only(library, clock):
     """ALWMEDERR(*FILE) leaves damaged files out; a damaged control record is no file: the
     duplicate would carry it, so DUPOPT refuses (OPV0206) and installs nothing."""
-    make_volume(library, "PVOL1")
-    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
-    with library.open("PVOL1") as volume:
-        volume.mkdir("/D")
-        volume.write_bytes("/D/F", b"data")
-    _backup(library, "PVOL1", "BVOL1", clock())
-    index = sqlite3.connect(f"file:{volume_dir(library.root, 'BVOL1') / 'index.sqlite'}?mode=ro", uri=True)
-    control = index.execute("SELECT c.sector FROM controls c JOIN dirs d ON d.id = c.dir WHERE d.path = '/D'").fetchone()[0]
-    index.close()
-    flip(volume_dir(library.root, "BVOL1") / "data.opv", control * 2048 + 100)
+    _backup_with_damaged_records(library, clock, request=False)
     with pytest.raises(errors.DamagedError) as refused:
         dupopt(library, fromvol="BVOL1", tovol="BDUP", now=clock(), allow_media_errors=True)
     assert refused.value.message_id == "OPV0206" and "only damaged files can be left out" in refused.value.text
