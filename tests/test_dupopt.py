@@ -68,6 +68,8 @@ def test_duplicate_is_identical_but_for_id_and_creation(library, clock):
     assert result.files == before["counts"][2]
     after = _state(library, "DVOL1")
     assert after["created"] != before["created"]
+    with library.open("DVOL1") as duplicate:  # referenced when it was made, not before it existed
+        assert duplicate.info().last_referenced >= duplicate.info().created
     for key in ("files", "dirs", "label", "counts", "requests"):
         assert after[key] == before[key], key
     assert after["used"] >= before["used"]

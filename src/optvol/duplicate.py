@@ -163,7 +163,7 @@ def _finish_copy(library: Library, staging: Path, label: dict, outcome: Duplicat
                  progress: Progress | None, totals: Progress | None) -> None:
     """Give the copy its new identity, then verify every file version it holds."""
     with Volume(image_mod.VolumeImage(staging), clock=library.clock) as copy:
-        with copy.image.transaction() as tx:
+        with copy.image.transaction(now=label["created"]) as tx:  # referenced when it is made, not before
             tx.write_label({**copy.image.label(), **label})
         result = checking.check_volume(copy, progress=progress, totals=totals)
         if unreadable:
