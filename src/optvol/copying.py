@@ -44,7 +44,7 @@ from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, Progress, VolumeType
 from optvol.privileged import SourceRange
 from optvol.volume import Volume
-from optvol.volume_rows import RANGE_COLUMNS, DirRow
+from optvol.volume_rows import RANGE_COLUMNS, DirRow, optional_meta
 
 # A group of files is one target transaction (one fsync, one commit), which also carries
 # the directories made and the control records written since the last commit: a no-change
@@ -215,13 +215,6 @@ def _history_of(volume: Volume) -> int | None:
     return int.from_bytes(hashlib.blake2b(identity, digest_size=8).digest(), "big") >> 1  # an SQLite INTEGER
 
 
-def _recorded_history(target: Volume) -> int | None:
-    """The history of the primary the backup's ranges describe (``_history_of``); None on a
-    backup that never recorded one (written before this was kept)."""
-    found = target.image.conn.execute("SELECT value FROM meta WHERE key = 'primary_history'").fetchone()
-    return found[0] if found else None
-
-
 def _payload_offset(volume: Volume, c: Candidate) -> int:
     """Where a candidate's bytes start in its volume's data partition."""
     return (c.row.sector + c.row.header_sectors) * volume.image.sector_size
@@ -301,8 +294,9 @@ class _Copier:
         # A backup's ranges describe the history of the primary it recorded: another volume
         # under that name (DUPOPT of an older snapshot, CVTOPTBKU of an older backup) has its
         # own, and its files' change times prove nothing against them.
-        self.primary_history = _history_of(source)
-        recorded = _recorded_history(target) if plan.to_backup else None
+        # None recorded: a backup written before this was kept, which trusts its ranges.
+        self.primary_history = _history_of(source) if plan.to_backup else None
+        recorded = optional_meta(target.image.conn, "primary_history") if plan.to_backup else None
         self.other_history = recorded is not None and recorded != self.primary_history
         self.choice = Choice(request.sltfile, plan.to_backup, plan.to_backup or plan.restore, now, self.start, target.id,
                              target_format if reformat else None, trust_ranges=not self.other_history)

@@ -19,7 +19,16 @@ from optvol import errors, model
 from optvol.image import image as image_mod
 from optvol.image.records import Kind
 from optvol.model import DirInfo, FileInfo, VolumeType
-from optvol.volume_rows import FILE_COLUMNS, HIDDEN, RANGE_COLUMNS, READ_ONLY, FileRow
+from optvol.volume_rows import (
+    FILE_COLUMNS,
+    HIDDEN,
+    RANGE_COLUMNS,
+    READ_ONLY,
+    FileRow,
+    highest_request,
+    optional_meta,
+    set_meta,
+)
 
 _RANGE_ASSIGNMENTS = ", ".join(f"{c} = ?" for c in RANGE_COLUMNS)
 
@@ -187,8 +196,7 @@ class PrivilegedWriter:
                 "request": request}
         if primary_history is not None:
             body["primary_history"] = primary_history
-            self.volume.image.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('primary_history', ?)",
-                                           (primary_history,))
+            set_meta(self.volume.image.conn, "primary_history", primary_history)
         sector_size = self.volume.image.sector_size
         encoded = json.dumps(details, separators=(",", ":")).encode()
         payload = encoded + b" " * ((sectors - 1) * sector_size - len(encoded))
@@ -221,9 +229,8 @@ class PrivilegedWriter:
                            charged=not self.volume._udf)
             self.volume._drop_version(row)
         if lost and self.volume.label()["type"] == VolumeType.BACKUP:
-            history = conn.execute("SELECT value FROM meta WHERE key = 'primary_history'").fetchone()
             self.forget_ranges(request=self.reserve_request_id(), sectors=control_sectors,
-                               primary_history=history[0] if history else None, paths=lost)
+                               primary_history=optional_meta(conn, "primary_history"), paths=lost)
 
     def forget_ranges(self, *, request: int, sectors: int, primary_history: int | None,
                       paths: set[str] | None = None) -> None:
@@ -248,11 +255,8 @@ class PrivilegedWriter:
         control record's and every ID reserved before (``meta.next_request``, committed with
         this transaction), so runs that overlap, or follow a killed one, never share one."""
         conn = self.volume.image.conn
-        reserved = conn.execute("SELECT value FROM meta WHERE key = 'next_request'").fetchone()
-        found = conn.execute("SELECT max(coalesce((SELECT max(id) FROM requests), 0),"
-                             " coalesce((SELECT max(request) FROM controls), 0)) + 1").fetchone()[0]
-        request_id = max(found, reserved[0] if reserved else 0)
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_request', ?)", (request_id + 1,))
+        request_id = max(highest_request(conn) + 1, optional_meta(conn, "next_request") or 0)
+        set_meta(conn, "next_request", request_id + 1)
         return request_id
 
     def log_request(self, entry: dict) -> int:

@@ -22,7 +22,7 @@ from optvol.library import Library
 from optvol.model import VolumeType
 from optvol.privileged import PrivilegedWriter
 from optvol.volume import Volume
-from optvol.volume_rows import FILE_COLUMNS, FileRow
+from optvol.volume_rows import FILE_COLUMNS, FileRow, highest_request, set_meta
 
 RECOVERED_INDEX = image_mod.RECOVERED_INDEX
 BUILDING_INDEX = "index.recovering.sqlite"  # the index being rebuilt, never opened as the volume's
@@ -148,10 +148,9 @@ def _restore_request_reservation(conn) -> None:
     """``meta.next_request`` (PrivilegedWriter.reserve_request_id) after every ID the records
     name; an ID reserved by a run that was killed before it named it in any record is free
     again, since nothing refers to it."""
-    found = conn.execute("SELECT max(coalesce((SELECT max(id) FROM requests), 0),"
-                         " coalesce((SELECT max(request) FROM controls), 0))").fetchone()[0]
+    found = highest_request(conn)
     if found:
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_request', ?)", (found + 1,))
+        set_meta(conn, "next_request", found + 1)
 
 
 def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: RecoveryReport) -> int:

@@ -117,3 +117,19 @@ def _insert_files(rows: int) -> str:
     return ("INSERT INTO files (dir, name, name_key, live, version, prev, sector, header_sectors, size, sha256,"
             " created, modified, attr_changed, changed, flags) VALUES "
             + ", ".join(["(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
+
+
+def optional_meta(conn: sqlite3.Connection, key: str) -> int | None:
+    """A ``meta`` value older images may lack (``next_request``, ``primary_history``: docs/format.md §4.1)."""
+    found = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return found[0] if found else None
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: int) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def highest_request(conn: sqlite3.Connection) -> int:
+    """The highest CPYOPT request ID a request row or a control record names (0: none)."""
+    return conn.execute("SELECT max(coalesce((SELECT max(id) FROM requests), 0),"
+                        " coalesce((SELECT max(request) FROM controls), 0))").fetchone()[0]
