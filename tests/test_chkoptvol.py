@@ -19,12 +19,16 @@ import pytest
 from conftest import make_volume
 from integrity_helpers import content, flip, flip_payload, index_rows, run_cli, volume_dir
 from optvol import errors
+from optvol.change_volume import chgoptvol
 from optvol.checking import chkoptvol
 from optvol.conversion import cvtoptbku
 from optvol.copying import CopyRequest, cpyopt
 from optvol.duplicate import dupopt
+from optvol.image import replay
+from optvol.image.records import Kind
 from optvol.interchange import import_iso
 from optvol.model import MediaType, VolumeType
+from optvol.recovery import recover
 
 SIZES = [0, 1, 100, 2047, 2048, 2049, 5000, 300_000]  # empty, sector edges, one streamed by CPYOPT
 
@@ -215,6 +219,93 @@ def test_a_damaged_first_label_record_is_named(library):
     flip(volume_dir(library.root, "PVOL1") / "data.opv", 100)
     [result] = chkoptvol(library, vol="PVOL1")
     assert [d.path for d in result.damaged] == ["(the volume's first label record)"] and result.files_checked == 1
+
+
+def _records(library, vol: str) -> list[tuple[int, Kind]]:
+    """(sector, kind) of every record on a volume's data partition, as recover reads them."""
+    with open(volume_dir(library.root, vol) / "data.opv", "rb") as handle:
+        return [(found.sector, found.header.kind) for found in replay.scan(handle.fileno(), 2048)]
+
+
+def _volume_of_every_record_kind(library) -> None:
+    """PVOL1 with a deletion, a removed directory, a rename, an attribute change and a
+    second label record: the records the index does not point to."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/EMPTY")
+        for name in ("GONE", "OLD", "RO", "KEPT"):
+            volume.write_bytes(f"/{name}", content(name, 3000))
+        volume.remove("/GONE")
+        volume.rmdir("/EMPTY")
+        volume.rename("/OLD", "/NEW")
+        volume.set_attributes("/RO", read_only=True)
+    chgoptvol(library, vol="PVOL1", text="a label record after the first")
+
+
+@pytest.mark.parametrize("kind", [Kind.LABEL, Kind.DELETE, Kind.REMOVE_DIRECTORY, Kind.RENAME, Kind.ATTRIBUTES])
+def test_a_damaged_record_the_index_does_not_point_to_is_named(library, kind):
+    """Deletions, renames, attribute changes and label changes live in records the index
+    does not point to; recover replays them, and one it cannot read is an effect it loses.
+    Every file still reads back, yet the volume is damaged: CHKOPTVOL names the record."""
+    _volume_of_every_record_kind(library)
+    before = chkoptvol(library, vol="PVOL1")[0]
+    assert before.damaged == [] and before.files_checked == 4  # GONE's version is kept
+    sector = max(s for s, k in _records(library, "PVOL1") if k == kind)  # a LABEL: the second one
+    flip(volume_dir(library.root, "PVOL1") / "data.opv", sector * 2048 + 100)
+    [result] = chkoptvol(library, vol="PVOL1")
+    assert [d.path for d in result.damaged] == [f"(sector {sector})"]
+    assert result.damaged[0].unindexed and "recover could not replay it" in result.damaged[0].reason
+    assert result.files_checked == 4
+    shell = run_cli(library.root, "chkoptvol", "PVOL1", json_output=True)
+    assert shell.rc == 7 and [d["path"] for d in shell.json()["damaged"]] == [f"(sector {sector})"]
+    # What the report warns of: a recover meets the same damage, and skips the record.
+    report = recover(library, vol="PVOL1")
+    assert [(first, count) for first, count, _ in report.damaged] == [(sector, 1)]
+
+
+def test_a_damaged_record_the_index_does_not_point_to_is_copied_by_dupopt(library):
+    """The duplicate's index keeps what the record did, as the source's does: DUPOPT copies the
+    volume as it is (nothing to leave out), and CHKOPTVOL names the record on both."""
+    _volume_of_every_record_kind(library)
+    sector = max(s for s, k in _records(library, "PVOL1") if k == Kind.DELETE)
+    flip(volume_dir(library.root, "PVOL1") / "data.opv", sector * 2048 + 100)
+    shell = run_cli(library.root, "dupopt", "PVOL1", "DVOL1", json_output=True)
+    assert shell.rc == 0, shell.err
+    assert shell.json()["left_out"] == [] and shell.json()["files"] == 4
+    assert [d["path"] for d in shell.json()["carried"]] == [f"(sector {sector})"]
+    checks = {r.volume: [d.path for d in r.damaged] for r in chkoptvol(library, vol="*ALL")}
+    assert checks == {"PVOL1": [f"(sector {sector})"], "DVOL1": [f"(sector {sector})"]}
+    with library.open("DVOL1") as duplicate:
+        assert sorted(duplicate.listdir("/")) == ["KEPT", "NEW", "RO"]
+
+
+@pytest.mark.parametrize("damaged", [2, 1], ids=["the live version", "an older version"])
+def test_a_version_left_out_for_a_damaged_header_leaves_the_duplicate_clean(library, clock, damaged):
+    """DUPOPT ALWMEDERR(*FILE) leaves out a version whose record header is damaged; the
+    duplicate still holds that region, which its DELETE record names (``left_out_at``):
+    neither CHKOPTVOL nor recover of the duplicate reports it again, and recover, which
+    cannot read that version, rebuilds the index DUPOPT left."""
+    _volume_of_every_record_kind(library)
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/KEPT", b"version 2")
+    row = next(r for r in index_rows(library.root, "PVOL1") if r["path"] == "/KEPT" and r["version"] == damaged)
+    flip(volume_dir(library.root, "PVOL1") / "data.opv", row["sector"] * 2048 + 100)
+    result = dupopt(library, fromvol="PVOL1", tovol="DVOL1", now=clock(), allow_media_errors=True)
+    assert [d.path for d in result.left_out] == ["/KEPT" if damaged == 2 else "/KEPT (version 1)"]
+    [check] = chkoptvol(library, vol="DVOL1")
+    assert check.damaged == [] and check.files_checked == 4  # one version of /KEPT stays
+
+    def rows() -> list[dict]:  # a version never read back gets no row ID: the rest must agree
+        return [{k: v for k, v in r.items() if k != "id"} for r in index_rows(library.root, "DVOL1")]
+
+    kept = rows()
+    expected = [(1, 0)] if damaged == 2 else [(2, 1)]  # version 1 stays, not live; or version 2, live
+    assert [(r["version"], r["live"]) for r in kept if r["path"] == "/KEPT"] == expected
+    assert recover(library, vol="DVOL1").damaged == [] and rows() == kept
+    with library.open("DVOL1") as duplicate:
+        assert duplicate.exists("/KEPT") == (damaged == 1)
+        if damaged == 1:
+            assert duplicate.read_bytes("/KEPT") == b"version 2"
 
 
 def test_dupopt_leaves_out_damaged_files_only(library, clock):

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from optvol import errors
+from optvol.image import replay
 from optvol.image.records import Kind
 from optvol.library import Library
 from optvol.model import Progress
@@ -38,6 +39,7 @@ class Damage:
     path: str
     reason: str
     file_id: int | None = None  # the damaged file version's index row, if it is one
+    unindexed: bool = False  # records the index does not point to: only a replay (recover) reads them
 
 
 @dataclass
@@ -102,9 +104,7 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
         reason = _header_problem(volume, sector, Kind.DIRECTORY)
         if reason:
             result.damaged.append(Damage(path, reason))
-    reason = _header_problem(volume, 0, Kind.LABEL)
-    if reason:  # the volume's first LABEL: its backups know its history by it (copying._history_of)
-        result.damaged.append(Damage("(the volume's first label record)", reason))
+    result.damaged.extend(_unindexed_damage(volume, min(committed, volume.image.data.size_sectors())))
     for what, sector, kind in _backup_records(conn):
         reason = _header_problem(volume, sector, kind)
         if reason:
@@ -168,6 +168,64 @@ def _backup_records(conn: sqlite3.Connection) -> Iterator[tuple[str, int, Kind]]
         yield f"(control record of {path})" if path else "(the volume's control record)", sector, Kind.CONTROL
     for request_id, sector in conn.execute("SELECT id, sector FROM requests ORDER BY id"):
         yield f"(request {request_id} of the log)", sector, Kind.REQUEST
+
+
+def _unindexed_damage(volume: Volume, end: int) -> list[Damage]:
+    """Damaged regions among the records the index does not point to (labels, deletions,
+    renames, attribute changes; docs/format.md §3.2), up to sector ``end``. The index keeps
+    what they did, but ``recover`` replays them: one it cannot read is an effect it loses.
+
+    Only the gaps between the records the index points to are read: a file version's place
+    is in its row, a directory's, control record's or logged request's in its header. A
+    region that starts inside such a record with a damaged header is its damage, named by
+    its own check; so is a version DUPOPT left out of a duplicate (its DELETE record's
+    ``left_out_at``, docs/format.md §3.2)."""
+    image, size = volume.image, volume.image.sector_size
+    regions: list[tuple[int, int, str]] = []  # (first sector, sectors, reason)
+    left_out, named = [], set()  # extents of versions left out; sectors after a header named already
+    position = 0
+
+    def walk(start: int, stop: int) -> None:
+        for found in replay.scan(image.data.fd, size, start=start, end=stop):
+            if found.header is None:
+                regions.append((found.sector, found.sectors, found.reason))
+            elif found.reason:  # its length runs past the gap
+                regions.append((found.sector, found.sectors, "a record header that runs over the next record"))
+            elif replay.left_out_at(found.header):
+                left_out.append(replay.left_out_at(found.header))
+
+    for sector, sectors in image.conn.execute(_INDEXED_EXTENTS, (size, size)):
+        if sector >= end:
+            break
+        if sector > position:
+            walk(position, sector)
+        if sectors is None:  # not a file version: its header says how long it is
+            try:
+                sectors = image.read_header(sector).total_sectors(size)
+            except errors.DamagedError:
+                sectors = 1
+                named.add(sector + 1)
+        position = max(position, sector + sectors)
+    if position < end:
+        walk(position, end)
+    damage = []
+    for first, count, reason in regions:
+        if first in named or replay.within(first, count, left_out):
+            continue
+        where = "(the volume's first label record)" if first == 0 else (
+            f"(sector {first})" if count == 1 else f"(sectors {first}-{first + count - 1})")
+        damage.append(Damage(where, f"{reason}: a record the index does not point to (a label, deletion, rename or"
+                                    " attribute change); the index keeps what it did, but optvol recover could not"
+                                    " replay it", unindexed=True))
+    return damage
+
+
+# Every record the index points to, in sector order: a file version's place and length (its
+# header and payload sectors), a directory's, control record's and logged request's place.
+_INDEXED_EXTENTS = (
+    "SELECT sector, header_sectors + (size + ? - 1) / ? FROM files"
+    " UNION ALL SELECT sector, NULL FROM dirs UNION ALL SELECT sector, NULL FROM controls"
+    " UNION ALL SELECT sector, NULL FROM requests ORDER BY 1")
 
 
 def _miscounted_directories(conn: sqlite3.Connection) -> Iterator[tuple[str, int, int]]:

@@ -34,6 +34,7 @@ class DuplicateResult:
     files: int = 0
     bytes: int = 0
     left_out: list[checking.Damage] = field(default_factory=list)
+    carried: list[checking.Damage] = field(default_factory=list)  # damaged records the index does not point to
 
 
 def dupopt(library: Library, *, fromvol: str, tovol: str, now: datetime, newvol: str = "*TOVOL",
@@ -168,6 +169,10 @@ def _finish_copy(library: Library, staging: Path, label: dict, outcome: Duplicat
         result = checking.check_volume(copy, progress=progress, totals=totals)
         if unreadable:
             result.damaged = [_name_media_error(copy, d, unreadable, source_id) for d in result.damaged]
+        # Damage of records the index does not point to stays as it is on the source: the
+        # copy's index keeps what they did, and CHKOPTVOL names them on both volumes.
+        outcome.carried = [d for d in result.damaged if d.unindexed]
+        result.damaged = [d for d in result.damaged if not d.unindexed]
         records = [d for d in result.damaged if d.file_id is None]  # a directory's, a control record, the index
         if records or (result.damaged and not allow_media_errors):
             first = (records or result.damaged)[0]

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from optvol import errors, model
 from optvol.image import image as image_mod
-from optvol.image.records import Kind
+from optvol.image.records import Kind, sectors_for
 from optvol.model import DirInfo, FileInfo, VolumeType
 from optvol.volume_rows import (
     FILE_COLUMNS,
@@ -225,8 +225,9 @@ class PrivilegedWriter:
             directory = conn.execute("SELECT path FROM dirs WHERE id = ?", (row.dir,)).fetchone()[0]
             if conn.execute("SELECT live FROM files WHERE id = ?", (file_id,)).fetchone()[0]:
                 lost.add(directory)
-            self.tx.append(Kind.DELETE, {"path": row.path(directory), "time": self.volume._now(), "left_out": row.version},
-                           charged=not self.volume._udf)
+            extent = [row.sector, row.header_sectors + sectors_for(row.size, self.volume.image.sector_size)]
+            self.tx.append(Kind.DELETE, {"path": row.path(directory), "time": self.volume._now(), "left_out": row.version,
+                                         "left_out_at": extent}, charged=not self.volume._udf)
             self.volume._drop_version(row)
         if lost and self.volume.label()["type"] == VolumeType.BACKUP:
             self.forget_ranges(request=self.reserve_request_id(), sectors=control_sectors,

@@ -22,7 +22,7 @@ from optvol.library import Library
 from optvol.model import VolumeType
 from optvol.privileged import PrivilegedWriter
 from optvol.volume import Volume
-from optvol.volume_rows import FILE_COLUMNS, FileRow, highest_request, set_meta
+from optvol.volume_rows import FILE_COLUMNS, FileRow, count_live, highest_request, set_meta
 
 RECOVERED_INDEX = image_mod.RECOVERED_INDEX
 BUILDING_INDEX = "index.recovering.sqlite"  # the index being rebuilt, never opened as the volume's
@@ -160,6 +160,7 @@ def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: Recov
     tx = replay.ReplayTransaction(image)
     volume._tx, volume._tx_label = tx, image.label()
     end = 0  # after the last sound record; trailing regions without one are cut off
+    left_out = []  # versions DUPOPT left out of this duplicate: their damage is no news
     for found in replay.scan(image.data.fd, image.sector_size):
         if found.reason == "torn tail":
             break
@@ -170,6 +171,8 @@ def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: Recov
         if not _belongs(found.header, volume._tx_label["volume"]):
             report.damaged.append((found.sector, found.sectors, "a record of another volume"))
             continue
+        if replay.left_out_at(found.header):
+            left_out.append(replay.left_out_at(found.header))
         tx.expect(found)
         clock.micros = _time_of(found.header)
         try:
@@ -178,6 +181,7 @@ def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: Recov
             report.damaged.append((found.sector, found.sectors, f"{found.header.kind.name} record not applied: {exc.text}"))
             continue
         report.records[found.header.kind] += 1
+    report.damaged = [d for d in report.damaged if d[2] != "no sound record header" or not replay.within(*d[:2], left_out)]
     tx.end = end
     tx.finish(clock.micros or None)
     _restore_request_reservation(image.conn)
@@ -217,18 +221,9 @@ def _apply(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
         volume._make_dir(tx, volume._parts(body["path"], is_dir=True), parents=False, exist_ok=False,
                          created=body["created"])
     elif kind == Kind.FILE:
-        volume._store(tx, volume._parts(body["path"]), size=header.payload_size, payload=lambda data, sector: b"",
-                      replace=True, times=(body["created"], body["modified"], body["attr_changed"]),
-                      flags=body["flags"], honour_read_only=False)
+        _replay_file(volume, tx, header)
     elif kind == Kind.DELETE and "left_out" in body:  # DUPOPT ALWMEDERR(*FILE) left this version out
-        tx.append(kind, body, charged=not volume._udf)
-        parts = volume._parts(body["path"])
-        directory = volume._need_dir(parts[:-1])
-        row = volume.image.conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND version = ?",
-                                        (directory.id, model.name_key(parts[-1]), body["left_out"])).fetchone()
-        if row is None:
-            raise errors.error("CPF1F22", path=f"{body['path']} (version {body['left_out']})", volume=volume.id)
-        volume._drop_version(FileRow(*row))
+        _replay_left_out(volume, tx, header)
     elif kind == Kind.DELETE:
         volume._delete(tx, volume._parts(body["path"]), honour_read_only=False)
     elif kind == Kind.REMOVE_DIRECTORY:
@@ -244,6 +239,41 @@ def _apply(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
                               primary_history=body.get("primary_history"))
     elif kind == Kind.REQUEST:
         writer.log_request(body)
+
+
+def _replay_file(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
+    body, parts = header.body, volume._parts(header.body["path"])
+    new = volume._store(tx, parts, size=header.payload_size, payload=lambda data, sector: b"", replace=True,
+                        times=(body["created"], body["modified"], body["attr_changed"]), flags=body["flags"],
+                        honour_read_only=False)
+    if isinstance(body.get("version"), int) and new.version != body["version"]:
+        # The record of a version before it could not be read: its number is its record's,
+        # which later records name (a DELETE's ``left_out``), not the next free one.
+        row = volume._file(volume._need_dir(parts[:-1]).id, parts[-1])
+        volume.image.conn.execute("UPDATE files SET version = ? WHERE id = ?", (body["version"], row.id))
+
+
+def _replay_left_out(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
+    """A version DUPOPT left out leaves the rebuilt index, as it left the duplicate's."""
+    body = header.body
+    tx.append(Kind.DELETE, body, charged=not volume._udf)
+    parts = volume._parts(body["path"])
+    directory = volume._need_dir(parts[:-1])
+    conn, key = volume.image.conn, model.name_key(parts[-1])
+    row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND version = ?",
+                       (directory.id, key, body["left_out"])).fetchone()
+    if row is not None:
+        volume._drop_version(FileRow(*row))
+        return
+    if not replay.left_out_at(header):
+        raise errors.error("CPF1F22", path=f"{body['path']} (version {body['left_out']})", volume=volume.id)
+    # Its record is the damage it was left out for, so it never entered this index, nor
+    # replaced the version before it, which stopped being live when it was written.
+    older = conn.execute("SELECT id FROM files WHERE dir = ? AND name_key = ? AND live = 1 AND version < ?",
+                         (directory.id, key, body["left_out"])).fetchone()
+    if older:
+        conn.execute("UPDATE files SET live = 0 WHERE id = ?", older)
+        count_live(conn, directory.id, -1)
 
 
 def _counts(image: image_mod.VolumeImage) -> tuple[int, int, int]:

@@ -45,12 +45,15 @@ def dupopt(ctx: Context, values: dict) -> int:
     info = result.volume
     if ctx.json:
         ctx.print_json({"volume": info.as_json(), "files": result.files, "bytes": result.bytes,
-                        "left_out": [{"path": d.path, "reason": d.reason} for d in result.left_out]})
+                        "left_out": [{"path": d.path, "reason": d.reason} for d in result.left_out],
+                        "carried": [{"path": d.path, "reason": d.reason} for d in result.carried]})
     else:
         ctx.print(f"DUPOPT {values['FROMVOL']} -> {info.volume}: {result.files} file version(s), "
                   f"{result.bytes:,} bytes, verified; {info.type} {info.media_type}.")
         for damage in result.left_out:
             ctx.print(f"  left out (damaged): {damage.path}: {damage.reason}")
+        for damage in result.carried:
+            ctx.print(f"  copied as it is (damaged on {values['FROMVOL']} too): {damage.path}: {damage.reason}")
     return 0
 
 

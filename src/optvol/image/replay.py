@@ -55,10 +55,12 @@ def probe_label(path: str) -> dict:
     return label
 
 
-def scan(fd: int, sector_size: int) -> Iterator[Found]:
-    """Every record from sector 0; a region without a sound header is reported and skipped."""
-    total = -(-os.fstat(fd).st_size // sector_size)
-    sector, bad_from = 0, None
+def scan(fd: int, sector_size: int, *, start: int = 0, end: int | None = None) -> Iterator[Found]:
+    """Every record from ``start`` (sector 0) to ``end`` (the partition's end); a region
+    without a sound header is reported and skipped, a record that runs past ``end`` is the
+    torn tail."""
+    total = -(-os.fstat(fd).st_size // sector_size) if end is None else end
+    sector, bad_from = start, None
     while sector < total:
         header = _header_at(fd, sector, sector_size)
         if header is None:
@@ -76,6 +78,20 @@ def scan(fd: int, sector_size: int) -> Iterator[Found]:
         sector += length
     if bad_from is not None:
         yield Found(bad_from, total - bad_from, reason="no sound record header")
+
+
+def left_out_at(header: Header) -> tuple[int, int] | None:
+    """The (first sector, sectors) of the version a DELETE record of DUPOPT ALWMEDERR(*FILE)
+    left out (docs/format.md §3.2 ``left_out_at``): damage there is known and dealt with."""
+    extent = header.body.get("left_out_at") if header.kind == Kind.DELETE else None
+    if isinstance(extent, list) and len(extent) == 2 and all(isinstance(n, int) for n in extent):
+        return extent[0], extent[1]
+    return None
+
+
+def within(first: int, count: int, extents: list[tuple[int, int]]) -> bool:
+    """Whether sectors ``first`` .. ``first + count - 1`` lie inside one of ``extents``."""
+    return any(at <= first and first + count <= at + length for at, length in extents)
 
 
 def _header_at(fd: int, sector: int, sector_size: int) -> Header | None:
