@@ -13,6 +13,7 @@ import pytest
 from conftest import make_volume
 from integrity_helpers import run_cli, tree_snapshot
 from optvol import errors
+from optvol.checking import chkoptvol
 from optvol.initialize import inzopt
 from optvol.model import VolumeType
 
@@ -195,6 +196,35 @@ def test_host_targets_inside_the_library_are_refused(lib, tmp_path):
     assert tree_snapshot(lib.root) == before
     outside = tmp_path / "host" / "Keep"
     assert run_cli(lib.root, "cp", "/QOPT/PVOL1/D/Keep", outside).rc == 0 and outside.read_bytes() == b"keep"
+
+
+def test_a_link_below_a_host_target_into_the_library_is_refused(lib, tmp_path):
+    """The target directory is outside the library, but a directory of the tree copied is a
+    symbolic link into a backup volume: cp -r and CPY SUBTREE(*ALL) refuse it before they
+    write there, and the backup's data partition stays as it was."""
+    make_volume(lib, "BVOL1", type=VolumeType.BACKUP)
+    with lib.open("PVOL1") as volume:
+        volume.mkdir("/T/SUB", parents=True)
+        volume.write_bytes("/T/SUB/data.opv", b"a user's file named like a data partition")
+        volume.write_bytes("/T/SUB/index.sqlite", b"and one named like an index")
+        volume.mkdir("/T/SUB/DEEPER/NEW.optvol", parents=True)
+    backup = lib.root / "BVOL1.optvol"
+    for args in (("cp", "-r", "/QOPT/PVOL1/T", "{out}"),
+                 ("cl", "CPY OBJ('/QOPT/PVOL1/T') TOOBJ('{out}') SUBTREE(*ALL)")):
+        out = tmp_path / f"out-{args[0]}"
+        (out / "T").mkdir(parents=True)
+        (out / "T" / "SUB").symlink_to(backup)  # the file level: SUB/data.opv is the backup's
+        before = tree_snapshot(lib.root)
+        result = run_cli(lib.root, *(a.format(out=out) for a in args))
+        assert result.rc == 2 and "OPV0302" in result.err and "inside the library" in result.err, (args, result.err)
+        assert tree_snapshot(lib.root) == before
+        (out / "T" / "SUB").unlink()
+        (out / "T" / "SUB").mkdir()
+        (out / "T" / "SUB" / "DEEPER").symlink_to(lib.root)  # the directory level: a tree made inside
+        result = run_cli(lib.root, *(a.format(out=out) for a in args))
+        assert result.rc == 2 and "OPV0302" in result.err, (args, result.err)
+        assert not (lib.root / "NEW.optvol").exists() and tree_snapshot(lib.root) == before
+    assert [r.damaged for r in chkoptvol(lib, vol="BVOL1")] == [[]]
 
 
 def test_cl_front_door(lib, tmp_path):

@@ -191,6 +191,8 @@ def _tree(volumes: _Volumes, source: Location, destination: Location) -> Iterato
 
 def _make_dir(volumes: _Volumes, where: Location) -> None:
     if where.volume is None:
+        # A tree's own directories too: a symbolic link below the target may lead into the library.
+        volumes.library.check_host_target(where.path)
         os.makedirs(where.path, exist_ok=True)
     else:
         volumes[where.volume].mkdir(where.path, exist_ok=True)
@@ -246,7 +248,7 @@ def _copy_file(volumes: _Volumes, source: Location, destination: Location, *, re
     if destination.volume is not None:
         volumes[destination.volume].write_chunks(destination.path, chunks, size=row.size, replace=replace)
     else:
-        _to_host(chunks, destination.path, modified=row.modified, replace=replace)
+        _to_host(chunks, destination.path, modified=row.modified, replace=replace, library=volumes.library)
 
 
 def _host_to_volume(volume: Volume, host_path: str, path: str, *, replace: bool) -> None:
@@ -286,13 +288,16 @@ def _read_host(fd: int, size: int, name: str, chunk: int = 1 << 20) -> Iterator[
                                                         " while it was copied, or it is not a plain file")
 
 
-def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool) -> None:
+def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool, library: Library) -> None:
     """Write to a temporary file beside the target and rename it only once verified."""
     if os.path.lexists(host_path) and not replace:
         raise errors.error("OPV0302", path=host_path, reason="it exists")
     directory = os.path.dirname(os.path.abspath(host_path))
     if not os.path.isdir(directory):
         raise errors.error("OPV0301", path=directory)
+    # Every file's directory, not only the command's target: inside a tree, a symbolic link
+    # may lead into the library. (The rename replaces a link named host_path, not its target.)
+    library.check_host_target(directory)
     try:
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=".optvol-")
     except OSError as exc:  # a read-only or foreign directory
