@@ -553,6 +553,25 @@ def test_mv(filled):
     assert sh("ls", "/QOPT/PVOL1/D1").text.split() == ["a.txt"]
 
 
+def test_mv_never_replaces_a_file(filled):
+    """Within a volume, across volumes or to the host, mv refuses a target file that exists,
+    before anything is copied: both files stay as they were (a signed contract is not
+    replaced by a draft); CL MOV the same."""
+    sh = filled
+    sh.build("cp", sh.host / "src/z.txt", "/QOPT/ARCH1/a.txt")
+    sh.build("cp", sh.host / "src/z.txt", "/QOPT/PVOL1/D1/other.txt")
+    (sh.host / "a.txt").write_bytes(b"on the host")
+    for target, code, message in (("/QOPT/PVOL1/D1/other.txt", 4, "CPF1F24"), ("/QOPT/ARCH1/a.txt", 4, "CPF1F24"),
+                                  (sh.host / "a.txt", 2, "OPV0302")):
+        result = sh("mv", "/QOPT/PVOL1/D1/a.txt", target, ok=False)
+        assert result.rc == code and message in result.err, (target, result.rc, result.err)
+        moved = sh("cl", f"MOV OBJ('/QOPT/PVOL1/D1/a.txt') TOOBJ('{target}')", ok=False)
+        assert moved.rc == code and message in moved.err, (target, moved.rc, moved.err)
+    assert sh("cat", "/QOPT/PVOL1/D1/a.txt").out == b"hello\n"
+    assert sh("cat", "/QOPT/ARCH1/a.txt").out == b"zzz" and sh("cat", "/QOPT/PVOL1/D1/other.txt").out == b"zzz"
+    assert (sh.host / "a.txt").read_bytes() == b"on the host"
+
+
 def test_rm_and_space_on_udf(sh):
     sh.build("inzopt", "DVD1", "--medtype", "*DVD-RAM", "--capacity", "4M")
     sh.build("mkdir", "-p", "/QOPT/DVD1/A/B")

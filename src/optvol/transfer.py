@@ -315,9 +315,12 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
         raise
 
 
-def move(library: Library, sources: list[str], target: str, *, replace: bool = True) -> Iterator[str]:
+def move(library: Library, sources: list[str], target: str, *, replace: bool = False) -> Iterator[str]:
     """mv: a rename within one volume; across volumes or the host, a copy then a delete.
-    Gives each path moved as copy does."""
+    Gives each path moved as copy does. Like a rename, a move never replaces a file: an
+    existing target file is refused (CPF1F24, or OPV0302 on the host) before anything is
+    copied, and so is a file a tree would replace, when the copy reaches it (nothing of
+    the source is deleted then)."""
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=True,
                      operation=MOVING)
@@ -326,6 +329,10 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = T
                 raise errors.error("OPV0302", path=source.path, reason="mv moves files off a volume only by cp then rm")
             if source.volume != destination.volume:
                 _check_removable(volumes[source.volume], source.path)
+                if not replace and _exists(volumes, destination) and not _is_dir(volumes, destination):
+                    if destination.volume is None:
+                        raise errors.error("OPV0302", path=destination.path, reason="it exists")
+                    raise errors.error("CPF1F24", path=destination.path, volume=destination.volume)
         for source, destination in plan:
             if source.volume == destination.volume:
                 volumes[source.volume].rename(source.path, destination.path)

@@ -28,7 +28,7 @@ def cpy(ctx: Context, values: dict) -> int:
 
 def mov(ctx: Context, values: dict) -> int:
     """MOV: move a file or directory; an existing target is never replaced."""
-    moved = transfer.move(ctx.library(), [values["OBJ"]], _target("MOV", values), replace=False)
+    moved = transfer.move(ctx.library(), [values["OBJ"]], _target("MOV", values))
     return _report(ctx, "moved", moved, "moved")
 
 
