@@ -572,6 +572,16 @@ def test_mv_never_replaces_a_file(filled):
     assert (sh.host / "a.txt").read_bytes() == b"on the host"
 
 
+def test_rm_of_several_paths_deletes_none_if_one_cannot_go(filled):
+    sh = filled
+    sh("chattr", "/QOPT/PVOL1/D1/z.txt", "--readonly", "yes")
+    for paths in (["/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/z.txt"], ["/QOPT/PVOL1/D1/SUB", "/QOPT/PVOL1/D1"]):
+        result = sh("rm", "-r", *paths, ok=False)
+        assert result.rc == 5 and "CPF1F37" in result.err and "z.txt" in result.err, (paths, result.err)
+    assert [r["path"] for r in sh.json("wrkoptf", "PVOL1", "*ALL")] == [
+        "/D1/a.txt", "/D1/abc.txt", "/D1/z.txt", "/D1/SUB/b.bin"]
+
+
 def test_rm_and_space_on_udf(sh):
     sh.build("inzopt", "DVD1", "--medtype", "*DVD-RAM", "--capacity", "4M")
     sh.build("mkdir", "-p", "/QOPT/DVD1/A/B")

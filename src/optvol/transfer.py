@@ -343,9 +343,10 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
             yield from copied  # moved only now that the source is gone
 
 
-def _check_removable(volume: Volume, path: str) -> None:
-    """Refuse a move off the volume whose source could not be deleted after the copy."""
-    volume.check_user_write("moving a file off the volume")
+def _check_removable(volume: Volume, path: str, *, operation: str = "moving a file off the volume") -> None:
+    """Refuse a move off the volume whose source could not be deleted after the copy (or an
+    rm of several paths, one of which could not be deleted)."""
+    volume.check_user_write(operation)
     files = volume.iter_files(path, recursive=True) if volume.is_dir(path) else [volume.stat(path)]
     for info in files:
         if info.read_only:
@@ -363,7 +364,10 @@ def _volume_location(text: str) -> Location:
 
 
 def remove(library: Library, paths: list[str], *, recursive: bool = False, operation: str = "rm without -r") -> None:
-    """rm (RMVLNK): delete files (and with ``recursive`` whole directory trees)."""
+    """rm (RMVLNK): delete files (and with ``recursive`` whole directory trees). Every path
+    is checked before the first is deleted: one that cannot go (missing, a directory
+    without ``recursive``, read-only, on a volume users cannot write) leaves all in place.
+    One path alone goes in one transaction, which needs no such look ahead."""
     with _session(library) as volumes:
         targets = [_volume_location(p) for p in paths]
         for where in targets:
@@ -372,6 +376,8 @@ def remove(library: Library, paths: list[str], *, recursive: bool = False, opera
                 raise errors.error("OPV0108", path=where.path, volume=where.volume, operation=operation)
             if not volume.exists(where.path):
                 raise errors.error("CPF1F22", path=where.path, volume=where.volume)
+            if len(targets) > 1:
+                _check_removable(volume, where.path, operation="deleting a file")
         for where in targets:
             _remove(volumes[where.volume], where.path, recursive=recursive)
 
