@@ -129,14 +129,15 @@ def test_index_as_format_md_describes_it(golden_library):
     conn.close()
 
 
-def test_opening_migrates_the_index_to_schema_3(golden_library):
+def test_opening_migrates_the_index_to_the_current_schema(golden_library):
     """Schema 2 (docs/format.md §6): each directory keeps its number of live files. Schema 3:
     the volume keeps the highest change time it gave (the latest of the image: the
-    attribute change at 7 minutes), and ranges what their run saw (none here)."""
+    attribute change at 7 minutes), and ranges what their run saw (none here). Schema 4:
+    finer name keys (its ASCII names keep theirs)."""
     with golden_library.open("GOLDEN1") as volume:
         assert volume.listdir("/DATA") == ["empty.dat", "numbers.bin"]
     conn = sqlite3.connect(golden_library.root / "GOLDEN1.optvol" / "index.sqlite")
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (3,)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (4,)
     # /DOCS: readme.txt (version 2 live, version 1 not); /DATA: numbers.bin and empty.dat.
     assert conn.execute("SELECT path, live_files, backup_seen FROM dirs ORDER BY id").fetchall() == [
         ("/", 0, None), ("/DOCS", 1, None), ("/DATA", 2, None)]

@@ -58,14 +58,14 @@ def test_the_golden_images_are_schema_2_and_alone():
         conn.close()
 
 
-def test_opening_migrates_them_to_schema_3(golden):
+def test_opening_migrates_them_to_the_current_schema(golden):
     """The primary's highest change time is its latest file's (after.bin, minute 70); the
     backup's ranges saw nothing (schema 2 did not record it): they hold nothing for certain."""
     for vol in make_v2.VOLUMES:
         golden.open(vol).close()
     conn = index(golden, make_v2.PRIMARY)
     assert conn.execute("SELECT value FROM meta WHERE key IN ('schema_version', 'changed_high') ORDER BY key"
-                        ).fetchall() == [(to_micros(make_v2.AFTER_TIME),), (3,)]
+                        ).fetchall() == [(to_micros(make_v2.AFTER_TIME),), (4,)]
     conn = index(golden, make_v2.BACKUP)
     assert conn.execute("SELECT path, backup_end, backup_seen FROM dirs ORDER BY path").fetchall() == [
         (path, to_micros(make_v2.BACKUP_TIME), None) for path in ("/", "/DATA", "/DOCS")]

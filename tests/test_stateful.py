@@ -22,14 +22,15 @@ from optvol.library import Library
 from optvol.model import MediaType
 from optvol.recovery import recover
 
-NAMES = st.sampled_from(["a", "A", "b", "Cc", "cC", "d"])
+# é and É are one name; ß (whose upper case is SS) and SS are two (model.name_key).
+NAMES = st.sampled_from(["a", "A", "b", "Cc", "cC", "d", "é", "É", "ß", "SS", "ss"])
 PATHS = st.lists(NAMES, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
 DATA = st.binary(max_size=2500)
 SECTOR = 2048
 
 
 def key(path: str) -> str:
-    return path.upper()
+    return path.replace("ß", "\0").upper().replace("\0", "ß")
 
 
 def parent(path: str) -> str:

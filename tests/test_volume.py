@@ -7,13 +7,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sqlite3
 from datetime import timedelta
 
 import pytest
 
-from conftest import data_path
+from conftest import data_path, make_volume
 from optvol import errors
-from optvol.model import DirInfo, FileInfo
+from optvol.model import DirInfo, FileInfo, MediaType
 
 # ----------------------------------------------------------------------------- open modes
 
@@ -250,6 +251,55 @@ def test_remove(primary):
 
 
 # ----------------------------------------------------------------------------- rename
+
+
+def test_names_differ_in_case_only_by_a_one_to_one_fold(library):
+    """é and É are one letter in two cases; ß (upper case SS), ﬁ (FI) and ı (whose upper
+    case I is i's) have no such partner: names that differ by them are different names,
+    and a write to one never replaces the other."""
+    make_volume(library, "DVD1", medtype=MediaType.DVD_RAM)  # UDF: these characters are names there
+    with library.open("DVD1") as volume:
+        pairs = [("straße.txt", "STRASSE.TXT"), ("ﬁle.txt", "FILE.TXT"), ("kılavuz.txt", "KILAVUZ.TXT")]
+        for one, other in pairs:
+            volume.write_bytes("/" + one, one.encode())
+            volume.write_bytes("/" + other, other.encode())
+        volume.write_bytes("/Résumé.txt", b"first")
+        volume.write_bytes("/RÉSUMÉ.TXT", b"second")  # the same name: a new version
+        volume.mkdir("/Maße/innen", parents=True)
+        volume.mkdir("/MASSE")
+        assert sorted(volume.listdir("/")) == sorted(
+            [n for pair in pairs for n in pair] + ["RÉSUMÉ.TXT", "Maße", "MASSE"])  # a version takes the new spelling
+        for one, other in pairs:
+            assert volume.read_bytes("/" + one.upper() if one.isascii() else "/" + one) == one.encode()
+            assert volume.read_bytes("/" + other.lower()) == other.encode()
+        assert volume.read_bytes("/résumé.txt") == b"second" and volume.stat("/Résumé.txt").version == 2
+        assert volume.is_dir("/MAßE/INNEN") and volume.listdir("/MASSE") == []
+
+
+def test_an_index_of_schema_3_gets_the_finer_name_keys(library):
+    """An index written with str.upper's keys (schema 3) is brought forward on opening:
+    its keys become the one-to-one fold, so STRASSE is then a name of its own."""
+    make_volume(library, "DVD1", medtype=MediaType.DVD_RAM)
+    with library.open("DVD1") as volume:
+        volume.mkdir("/Maße")
+        volume.write_bytes("/Maße/straße.txt", b"old")
+    index = library.root / "DVD1.optvol" / "index.sqlite"
+    conn = sqlite3.connect(index)
+    conn.create_function("full_upper", 1, str.upper)
+    conn.execute("UPDATE files SET name_key = full_upper(name)")
+    conn.execute("UPDATE dirs SET path_key = full_upper(path)")
+    conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+    conn.commit()
+    assert conn.execute("SELECT path_key FROM dirs WHERE path = '/Maße'").fetchone() == ("/MASSE",)
+    conn.close()
+    with library.open("DVD1") as volume:
+        volume.write_bytes("/MASSE", b"a file named like the directory's old key")
+        volume.write_bytes("/Maße/STRASSE.TXT", b"new")
+        assert volume.read_bytes("/MAßE/STRAßE.TXT") == b"old" and volume.read_bytes("/Maße/strasse.txt") == b"new"
+    conn = sqlite3.connect(index)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (4,)
+    assert conn.execute("SELECT path_key FROM dirs WHERE path = '/Maße'").fetchone() == ("/MAßE",)
+    conn.close()
 
 
 def test_rename_file(primary):

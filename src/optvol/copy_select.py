@@ -153,8 +153,8 @@ class Selection:
         """The one file a file FROMPATH names, matched against ``target_name`` on the target."""
         where = "AND s.name_key = :name" + ("" if from_time is None else " AND s.changed >= :from")
         sql = self._select(where).replace("t.name_key = s.name_key", "t.name_key = :tname")
-        rows = self.conn.execute(sql, {"sdir": source_dir.id, "tdir": target_dir, "name": name.upper(),
-                                       "tname": target_name.upper(), "from": from_time}).fetchall()
+        rows = self.conn.execute(sql, {"sdir": source_dir.id, "tdir": target_dir, "name": model.name_key(name),
+                                       "tname": model.name_key(target_name), "from": from_time}).fetchall()
         return [Candidate(FileRow(*r[:15]), target_name, source_dir.path, *r[15:]) for r in rows]
 
     def target_dir(self, path: str) -> tuple[int | None, Range]:

@@ -171,7 +171,7 @@ def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
     frompath = _normal(request.frompath, source)
     topath = frompath if request.topath is None else _normal(request.topath, target)
     backup_involved = to_backup or src_label["type"] == VolumeType.BACKUP
-    if backup_involved and topath.upper() != frompath.upper():
+    if backup_involved and model.name_key(topath) != model.name_key(frompath):
         raise errors.error("OPV0404", frompath=frompath, topath=topath)
     if to_backup and dst_label["primary_volume"] not in (None, source.id):
         raise errors.error("OPV0403", target=target.id, owner=dst_label["primary_volume"], source=source.id)
@@ -190,7 +190,7 @@ def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
     # A backup mirrors the primary's hierarchy, so its directories are always made [D].
     if not target.is_dir(target_dir) and not request.crtdir and not to_backup:
         raise errors.error("CPF1F02", path=target_dir, volume=target.id)
-    if source is target and (topath.upper() + "/").startswith(frompath.upper().rstrip("/") + "/"):
+    if source is target and (model.name_key(topath) + "/").startswith(model.name_key(frompath).rstrip("/") + "/"):
         raise errors.error("OPV0110", operation="copy", path=frompath)
     return _Plan(frompath, topath, is_file, to_backup, src_label["type"] == VolumeType.BACKUP)
 

@@ -66,7 +66,7 @@ def directory_attributes(library: Library, vol: str, path: str = ALL) -> Iterato
         for entry in volume.iter_dir(directory):  # directories first
             if not entry.is_dir:
                 break
-            if entry.path.rsplit("/", 1)[-1].upper().startswith(pattern[:-1].upper()):
+            if model.name_key(entry.path.rsplit("/", 1)[-1]).startswith(model.name_key(pattern[:-1])):
                 yield entry
 
 

@@ -7,6 +7,7 @@ Layer 1: no I/O, no clock. Rules come from reference §2.1 (volume identifiers),
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,8 +109,22 @@ def text_value(text: str) -> str:
 
 
 def name_key(name: str) -> str:
-    """The case-insensitive lookup key of a name (reference §3.2: upper-case fold)."""
-    return name.upper()
+    """The case-insensitive lookup key of a name or path (reference §3.2: upper-case fold).
+
+    Each character folds to its one upper-case partner, as an EBCDIC code page folds, and
+    only where the pair is a true one (its lower case is the character's own): full case
+    mapping (str.upper) made 'straße' and 'STRASSE', 'ﬁle' and 'FILE', 'kılavuz' and
+    'KILAVUZ' one name, so a write to one replaced the other. A key is as long as its name.
+    """
+    if name.isascii():
+        return name.upper()
+    return "".join(map(_fold, name))
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold(char: str) -> str:
+    upper = char.upper()
+    return upper if len(upper) == 1 and upper.lower() == char.lower() else char
 
 
 def matches_generic(name: str, pattern: str) -> bool:

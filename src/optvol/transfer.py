@@ -121,14 +121,14 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
         moving = operation == MOVING
         if source.volume and source.volume == destination.volume and _inside(destination.path, source.path):
             # A move onto its own name, or another case of it, is a rename: the volume says (CPF1F23).
-            if not (moving and destination.path.upper().rstrip("/") == source.path.upper().rstrip("/")):
+            if not (moving and model.name_key(destination.path).rstrip("/") == model.name_key(source.path).rstrip("/")):
                 raise errors.error("OPV0110", operation="move" if moving else "copy", path=str(source))
         plan.append((source, destination))
     return plan
 
 
 def _inside(path: str, top: str) -> bool:
-    return (path.upper().rstrip("/") + "/").startswith(top.upper().rstrip("/") + "/")
+    return (model.name_key(path).rstrip("/") + "/").startswith(model.name_key(top).rstrip("/") + "/")
 
 
 def _missing(where: Location, *, directory: bool) -> None:

@@ -124,7 +124,7 @@ class Volume:
 
     def _dir(self, parts: tuple[str, ...]) -> DirRow | None:
         row = self.image.conn.execute(
-            f"SELECT {DIR_COLUMNS} FROM dirs WHERE path_key = ? AND live = 1", (model.join(parts).upper(),)
+            f"SELECT {DIR_COLUMNS} FROM dirs WHERE path_key = ? AND live = 1", (model.name_key(model.join(parts)),)
         ).fetchone()
         return DirRow(*row) if row else None
 
@@ -379,7 +379,7 @@ class Volume:
         place = tx.append(Kind.DIRECTORY, {"path": path, "created": created})
         self.image.conn.execute(
             "INSERT INTO dirs (parent, name, path, path_key, created, sector, live) VALUES (?, ?, ?, ?, ?, ?, 1)",
-            (parent.id, parts[-1], path, path.upper(), created, place.sector),
+            (parent.id, parts[-1], path, model.name_key(path), created, place.sector),
         )
         return self._dir(parts).info()
 
@@ -437,7 +437,7 @@ class Volume:
         if src == dst:
             raise errors.error("CPF1F23", path=model.join(dst))
         new_parent = self._need_dir(dst[:-1])
-        same_entry = [p.upper() for p in src] == [p.upper() for p in dst]
+        same_entry = [model.name_key(p) for p in src] == [model.name_key(p) for p in dst]
         if not same_entry and self._lookup(dst) is not None:
             raise errors.error("CPF1F24", path=model.join(dst), volume=self.id)
         if not isinstance(found, DirRow) and found.flags & READ_ONLY:
@@ -470,12 +470,12 @@ class Volume:
         conn.execute(
             "UPDATE dirs SET path = ? || substr(path, ?), path_key = ? || substr(path_key, ?) "
             "WHERE live = 1 AND substr(path_key, 1, ?) = ?",
-            # upper() may change a name's length (ß -> SS): cut each column by its own prefix.
-            (new_path, len(old_path) + 1, new_path.upper(), len(old_key) + 1, len(old_key) + 1, old_key + "/"),
+            # Each column cut by its own prefix.
+            (new_path, len(old_path) + 1, model.name_key(new_path), len(old_key) + 1, len(old_key) + 1, old_key + "/"),
         )
         conn.execute(
             "UPDATE dirs SET parent = ?, name = ?, path = ?, path_key = ? WHERE id = ?",
-            (new_parent.id, dst[-1], new_path, new_path.upper(), directory.id),
+            (new_parent.id, dst[-1], new_path, model.name_key(new_path), directory.id),
         )
         # Files below a moved directory live at new paths: CPYOPT must see them as changed.
         conn.executemany("UPDATE files SET changed = ? WHERE dir = ? AND live = 1", [(stamp, d) for d in subtree])
@@ -661,7 +661,7 @@ class Volume:
         Many files of one directory in one batch look it up once. Every directory change
         (make, remove, move) forgets what was remembered.
         """
-        key = tuple(p.upper() for p in parts)
+        key = tuple(map(model.name_key, parts))
         cached = tx.memo.get(key)
         if cached is None:
             cached = tx.memo[key] = self._need_dir(parts)

@@ -7,10 +7,11 @@ Times are integers: microseconds since the Unix epoch (UTC). Names keep their ca
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
-from optvol import errors
+from optvol import errors, model
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (
@@ -95,8 +96,15 @@ CREATE TABLE controls (
 );
 """
 
+
+def _refold(conn: sqlite3.Connection) -> None:
+    conn.create_function("optvol_name_key", 1, model.name_key, deterministic=True)
+    conn.execute("UPDATE files SET name_key = optvol_name_key(name) WHERE name_key != optvol_name_key(name)")
+    conn.execute("UPDATE dirs SET path_key = optvol_name_key(path) WHERE path_key != optvol_name_key(path)")
+
+
 # Forward migrations: MIGRATIONS[n] turns version n into n + 1.
-MIGRATIONS: dict[int, str] = {
+MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {
     # 2: each directory keeps the number of its live files, so that CPYOPT's count of the
     # files it did not select costs one row per directory, not one per file.
     1: """
@@ -113,6 +121,10 @@ ALTER TABLE label ADD COLUMN backup_seen INTEGER;
 ALTER TABLE dirs ADD COLUMN backup_seen INTEGER;
 INSERT INTO meta (key, value) SELECT 'changed_high', coalesce(max(changed), 0) FROM files
 """,
+    # 4: the lookup keys of names fold each character to one (model.name_key), where they
+    # took str.upper's full case mapping: names with ß, ﬁ or ı were one with another name.
+    # Only keys of such names change; the new keys are finer, so no two live rows collide.
+    3: _refold,
 }
 
 
@@ -147,8 +159,12 @@ def migrate(conn: sqlite3.Connection, found: int) -> None:
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
 
 
-def _run(conn: sqlite3.Connection, script: str) -> None:
-    """Run the statements of ``script`` one by one (executescript would commit)."""
+def _run(conn: sqlite3.Connection, script: str | Callable[[sqlite3.Connection], None]) -> None:
+    """Run the statements of ``script`` one by one (executescript would commit), or the
+    migration function it is."""
+    if callable(script):
+        script(conn)
+        return
     for statement in script.split(";"):
         if statement.strip():
             conn.execute(statement)

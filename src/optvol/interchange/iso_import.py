@@ -123,7 +123,7 @@ def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format:
         parent = entry.names[:-1]
         while open_dirs[-1][0] != parent:  # parents come first: this one is open
             open_dirs.pop()
-        key = entry.names[-1].upper()
+        key = model.name_key(entry.names[-1])
         if key in open_dirs[-1][1]:
             raise errors.error("OPV0703", path=tree.path,
                                reason=f"{model.join(entry.names)!r} differs from another name only in case")
