@@ -162,6 +162,74 @@ def test_a_backup_whose_claim_record_is_damaged_keeps_its_one_primary(lib):
     assert refused.value.message_id == "OPV0403"
 
 
+def _damage_first_record(library: Library, vol: str) -> None:
+    with open(library.root / f"{vol}.optvol" / "data.opv", "r+b") as handle:
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+@pytest.mark.parametrize("source", ["a later label record", "the index", "a converted backup's records"])
+def test_a_volume_whose_first_record_is_damaged_is_rebuilt(lib, source):
+    """The first record (sector 0) holds the label INZOPT wrote, and the sector size a scan
+    needs. When it cannot be read, recover finds the sector size by trying each, and the
+    label in the index if it still reads, else in the first later LABEL record; the
+    records replay under the ID the volume had when they were written."""
+    inzopt(lib, vol="PVOL1", now=lib.tick(), medtype=MediaType.WORM, blksize=1024)
+    fill(lib, "PVOL1")
+    vol = "PVOL1"
+    if source == "a later label record":
+        chgoptvol(lib, vol="PVOL1", text="a label record after the first", threshold=90)
+    elif source == "a converted backup's records":
+        inzopt(lib, vol="BVOL1", type=VolumeType.BACKUP, now=lib.tick(), medtype=MediaType.WORM, blksize=1024)
+        cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP,
+                                cpysubdir=True), now=lib.tick())
+        lib.discard("PVOL1")
+        cvtoptbku(lib, bkuvol="BVOL1")  # its records before this one say BVOL1
+    before = dump(lib, vol)
+    _damage_first_record(lib, vol)
+    if source != "the index":
+        lose_index(lib, vol, "deleted")
+    report = recover(lib, vol=vol)
+    assert [(sector, reason) for sector, _, reason in report.damaged] == [(0, "no sound record header")]
+    after = dump(lib, vol)
+    assert after == before
+    with lib.open(vol) as volume:
+        assert volume.read_bytes("/A/one") == b"one again" and volume.info().sector_size == 1024
+
+
+def test_a_volume_whose_first_record_is_damaged_is_duplicated_and_both_rebuild(lib):
+    """DUPOPT copies the damaged first record as it is (the copy's index keeps the label);
+    the duplicate's own label record then lets recover rebuild it without its index."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    fill(lib, "PVOL1")
+    _damage_first_record(lib, "PVOL1")
+    result = dupopt(lib, fromvol="PVOL1", tovol="DVOL1", now=lib.tick())
+    assert [d.path for d in result.carried] == ["(the volume's first label record)"] and result.left_out == []
+    for vol in ("PVOL1", "DVOL1"):
+        before = dump(lib, vol)
+        if vol == "DVOL1":  # the source keeps its index: the label comes from there
+            lose_index(lib, vol, "deleted")
+        report = recover(lib, vol=vol)
+        assert [sector for sector, _, _ in report.damaged] == [0] and dump(lib, vol) == before, vol
+    with lib.open("DVOL1") as duplicate:
+        assert duplicate.read_bytes("/A/one") == b"one again" and duplicate.info().volume == "DVOL1"
+
+
+def test_a_volume_whose_first_record_is_damaged_and_no_label_is_left_is_refused(lib):
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    fill(lib, "PVOL1")
+    _damage_first_record(lib, "PVOL1")
+    lose_index(lib, "PVOL1", "corrupt")
+    data = lib.root / "PVOL1.optvol" / "data.opv"
+    size = data.stat().st_size
+    with pytest.raises(errors.DamagedError) as refused:
+        recover(lib, vol="PVOL1")
+    assert refused.value.message_id == "OPV0201" and "neither its index nor a later label record" in refused.value.text
+    assert data.stat().st_size == size and not (lib.root / "PVOL1.optvol" / "index.recovered.sqlite").exists()
+
+
 def test_changes_made_while_the_clock_runs_backwards_are_rebuilt_exactly(tmp_path):
     """A clock that reads a second earlier at every call: each change is stamped one
     microsecond above the last (its ``changed``, docs/format.md §4.1), its dates are the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,7 +81,7 @@ def _rebuild(directory, volume_id: str) -> RecoveryReport:
     """Build the index aside as ``index.recovering.sqlite``; only once it is complete, in
     one fsynced file, does it become ``index.recovered.sqlite``, the name an open finishes
     the swap from (``image.swap_in_recovered_index``)."""
-    label = replay.probe_label(str(directory / image_mod.DATA_FILE))
+    label = _first_label(directory)
     fresh = directory / BUILDING_INDEX
     _remove_index(fresh)
     _remove_index(directory / RECOVERED_INDEX)  # a complete one a killed run left: built again
@@ -89,6 +90,39 @@ def _rebuild(directory, volume_id: str) -> RecoveryReport:
     except BaseException:
         _remove_index(fresh)
         raise
+
+
+def _first_label(directory) -> dict:
+    """The label the replay starts from: the first record's (INZOPT's). When that record
+    cannot be read, the label the index still holds, else the first later LABEL record's
+    (the replay applies every LABEL record after it anyway), under the volume ID of the
+    first sound record: the ID the records written before any rename carry."""
+    data = str(directory / image_mod.DATA_FILE)
+    try:
+        return replay.probe_label(data)
+    except errors.DamagedError as unreadable:
+        found = replay.first_sound_record(data)
+        if found is None:
+            raise unreadable from None
+        size, first = found
+        label = _label_of_index(directory / image_mod.INDEX_FILE) or replay.later_label(data, size, first.sector)
+        if label is None or label.get("sector_size") != size or not isinstance(first.header.body.get("volume"), str):
+            raise errors.error("OPV0201", volume=directory.name.removesuffix(".optvol"), reason=(
+                f"{errors.cause(unreadable)}, and neither its index nor a later label record gives the label")) from None
+        return {**label, "volume": first.header.body["volume"]}
+
+
+def _label_of_index(index) -> dict | None:
+    """The label row of a volume's index, if it can still be read."""
+    try:
+        conn = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute(f"SELECT {', '.join(image_mod.LABEL_FIELDS)} FROM label").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return dict(zip(image_mod.LABEL_FIELDS, row, strict=True)) if row else None
 
 
 def _remove_index(path) -> None:
@@ -164,12 +198,14 @@ def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: Recov
     for found in replay.scan(image.data.fd, image.sector_size):
         if found.reason == "torn tail":
             break
-        if found.header is None:
+        if found.header is None:  # still sectors of the volume: they count against its threshold
             report.damaged.append((found.sector, found.sectors, found.reason))
+            tx.charge(found.sectors)
             continue
         end = found.sector + found.sectors
         if not _belongs(found.header, volume._tx_label["volume"]):
             report.damaged.append((found.sector, found.sectors, "a record of another volume"))
+            tx.charge(found.sectors)
             continue
         if replay.left_out_at(found.header):
             left_out.append(replay.left_out_at(found.header))

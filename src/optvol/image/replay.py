@@ -21,6 +21,8 @@ from optvol.image.image import Place, Transaction, VolumeImage
 from optvol.image.records import Header, Kind
 
 MAX_PROBE = 1 << 16
+SECTOR_SIZES = tuple(1 << n for n in range(9, 17))  # 512 .. 65536
+PROBE_SECTORS = 8  # the first LABEL record takes 1 header sector, 2 or 3 at small sizes
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,36 @@ def probe_label(path: str) -> dict:
     if fixed[2] != Kind.LABEL:
         raise errors.error("OPV0201", volume="?", reason="the first record is not a volume label")
     return label
+
+
+def first_sound_record(path: str) -> tuple[int, Found] | None:
+    """When the first record (sector 0) cannot be read: the sector size and the first sound
+    record after it, found by trying each size (docs/format.md, "Conventions") on the
+    sectors that follow. A header is sound only read at its own size (its checksum covers
+    whole sectors), so one size alone finds it."""
+    try:
+        with open(path, "rb") as handle:
+            for size in SECTOR_SIZES:
+                for sector in range(1, PROBE_SECTORS + 1):
+                    header = _header_at(handle.fileno(), sector, size)
+                    if header is not None:
+                        return size, Found(sector, header.total_sectors(size), header)
+    except OSError:
+        return None
+    return None
+
+
+def later_label(path: str, sector_size: int, start: int) -> dict | None:
+    """The label of the first sound LABEL record from sector ``start`` on, if any."""
+    try:
+        with open(path, "rb") as handle:
+            for found in scan(handle.fileno(), sector_size, start=start):
+                label = found.header.body.get("label") if found.header and found.header.kind == Kind.LABEL else None
+                if isinstance(label, dict) and label.get("sector_size") == sector_size:
+                    return label
+    except OSError:
+        return None
+    return None
 
 
 def scan(fd: int, sector_size: int, *, start: int = 0, end: int | None = None) -> Iterator[Found]:
