@@ -5,6 +5,7 @@ nothing written anywhere outside the library (nor inside it)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -225,6 +226,24 @@ def test_a_link_below_a_host_target_into_the_library_is_refused(lib, tmp_path):
         assert result.rc == 2 and "OPV0302" in result.err, (args, result.err)
         assert not (lib.root / "NEW.optvol").exists() and tree_snapshot(lib.root) == before
     assert [r.damaged for r in chkoptvol(lib, vol="BVOL1")] == [[]]
+
+
+def test_a_host_name_that_is_not_utf8_is_refused_as_a_volume_name(lib, tmp_path):
+    """A host file named in Latin-1 (café as bytes): Python hands its name over with an
+    escape that is no character, which no volume name may hold. cp refuses it (CPF1F48,
+    exit 2) where it gave a traceback, and writes nothing of it."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    os.makedirs(os.fsencode(tree) + b"/sub", exist_ok=True)
+    with open(os.fsencode(tree) + b"/sub/caf\xe9.txt", "wb") as handle:
+        handle.write(b"latin-1 name")
+    for args in (("cp", "-r", tree, "/QOPT/PVOL1/"), ("cp", os.fsdecode(os.fsencode(tree) + b"/sub/caf\xe9.txt"),
+                                                     "/QOPT/PVOL1/")):
+        result = run_cli(lib.root, *args)
+        assert result.rc == 2 and "CPF1F48" in result.err and "not valid text" in result.err, (args, result.err)
+        assert "Traceback" not in result.err
+    with lib.open("PVOL1") as volume:
+        assert not any("caf" in f.path for f in volume.iter_files("/", recursive=True))
 
 
 def test_cl_front_door(lib, tmp_path):

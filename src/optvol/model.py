@@ -158,6 +158,12 @@ def _check_form(path: str) -> None:
         raise errors.error("CPF1F48", path=path, reason="a volume path starts with '/'")
     if "\x00" in path:
         raise errors.error("CPF1F48", path=path, reason="NUL is not allowed")
+    if not path.isascii():
+        try:
+            path.encode()
+        except UnicodeEncodeError:  # a host name in another encoding than UTF-8 (os.fsdecode's escapes)
+            raise errors.error("CPF1F48", path=path, reason="it is not valid text (a host name in another encoding"
+                                                            " than UTF-8)") from None
     if path.count("//"):
         raise errors.error("CPF1F48", path=path, reason="empty path element")
 
