@@ -34,6 +34,7 @@ from optvol.volume_rows import (
     FileRow,
     count_live,
     insert_files,
+    request_log,
 )
 
 Clock = Callable[[], datetime]
@@ -229,16 +230,8 @@ class Volume:
         self.image.barrier()
 
     def requests(self) -> list[dict]:
-        """The CPYOPT requests logged on this (backup) volume, oldest first."""
-        rows = self.image.conn.execute(
-            "SELECT id, time, command, parameters, copied, not_selected, failed, directories, outcome"
-            " FROM requests ORDER BY id"
-        )
-        return [
-            {"id": r[0], "time": model.iso(model.from_micros(r[1])), "command": r[2], "parameters": json.loads(r[3]),
-             "copied": r[4], "not_selected": r[5], "failed": r[6], "directories": r[7], "outcome": r[8]}
-            for r in rows
-        ]
+        """The CPYOPT requests logged on this (backup) volume, oldest first (DSPOPT *BKUHST)."""
+        return request_log(self.image.conn)
 
     def iter_dirs(self, path: str = "/", *, recursive: bool = True) -> Iterator[DirInfo]:
         """The directory at ``path`` and (recursively) its subdirectories, in path order."""

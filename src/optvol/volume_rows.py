@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 from typing import NamedTuple
 
@@ -133,3 +134,16 @@ def highest_request(conn: sqlite3.Connection) -> int:
     """The highest CPYOPT request ID a request row or a control record names (0: none)."""
     return conn.execute("SELECT max(coalesce((SELECT max(id) FROM requests), 0),"
                         " coalesce((SELECT max(request) FROM controls), 0))").fetchone()[0]
+
+
+def request_log(conn: sqlite3.Connection) -> list[dict]:
+    """The CPYOPT requests logged on a (backup) volume, oldest first (``Volume.requests``)."""
+    rows = conn.execute(
+        "SELECT id, time, command, parameters, copied, not_selected, failed, directories, outcome"
+        " FROM requests ORDER BY id"
+    )
+    return [
+        {"id": r[0], "time": model.iso(model.from_micros(r[1])), "command": r[2], "parameters": json.loads(r[3]),
+         "copied": r[4], "not_selected": r[5], "failed": r[6], "directories": r[7], "outcome": r[8]}
+        for r in rows
+    ]
