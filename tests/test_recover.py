@@ -288,6 +288,26 @@ def test_torn_tail_is_cut_and_damaged_region_reported(lib):
         assert volume.read_bytes("/A/one") == b"1" * 5000  # the version before the damaged one
 
 
+def test_a_rename_an_earlier_optvol_wrote_past_the_path_limits_is_reported_not_applied(lib, monkeypatch):
+    """Before the check of reference §3.1 on moves, a rename could take the paths below a
+    directory past 256 characters of directory names; recover leaves that tree where every
+    command reaches it and names the record."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    deep = "/A/" + "D" * 200
+    with lib.open("PVOL1") as volume:
+        volume.mkdir(deep, parents=True)
+        volume.write_bytes(deep + "/f.txt", b"payload")
+        monkeypatch.setattr(type(volume), "_check_move", lambda *args: None)  # what an earlier optvol did
+        volume.rename("/A", "/" + "B" * 100)
+    monkeypatch.undo()
+    lose_index(lib, "PVOL1", "deleted")
+    report = recover(lib, vol="PVOL1")
+    ((_, _, reason),) = report.damaged
+    assert reason.startswith("RENAME record not applied: Path name") and "below it" in reason
+    with lib.open("PVOL1") as volume:
+        assert volume.read_bytes(deep + "/f.txt") == b"payload"
+
+
 WRITE_AND_DIE = """
 import os, signal, sys
 from datetime import datetime, timezone

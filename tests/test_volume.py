@@ -369,6 +369,51 @@ def test_move_directory_into_itself_refused(primary):
     assert [top for top, _, _ in primary.walk()] == ["/", "/AB", "/AB/A", "/AB/A/B", "/AB/A/B/C"]
 
 
+def _refused_move(volume, source: str, target: str) -> None:
+    """``rename`` refuses with CPF1F48 and writes nothing (no RENAME record, the tree as it was)."""
+    tree, used = list(volume.walk()), volume.space()[1]
+    with pytest.raises(errors.InvalidError) as info:
+        volume.rename(source, target)
+    assert info.value.message_id == "CPF1F48" and "below it" in info.value.text
+    assert list(volume.walk()) == tree and volume.space()[1] == used
+
+
+def test_move_directory_keeps_directory_names_below_within_256(primary):
+    """Reference §3.1: all directory names of a path together take at most 256 characters, also
+    after a rename or move of a directory above them (else no command reaches their files)."""
+    deep = "/A/" + "D" * 200  # 2 + 201 = 203 characters of directory names
+    primary.mkdir(deep, parents=True)
+    primary.write_bytes(deep + "/f.txt", b"payload")
+    _refused_move(primary, "/A", "/" + "B" * 100)
+    primary.mkdir("/" + "C" * 60)
+    _refused_move(primary, "/A", "/" + "C" * 60 + "/A")  # a move down grows them too
+    _refused_move(primary, "/A", "/" + "B" * 55)  # 56 + 201 = 257
+    primary.rename("/A", "/" + "B" * 54)  # 55 + 201 = 256: fits
+    assert primary.read_bytes("/" + "B" * 54 + "/" + "D" * 200 + "/f.txt") == b"payload"
+    primary.rename("/" + "B" * 54, "/A")  # shorter again
+
+
+def test_move_directory_keeps_the_directory_itself_within_256(primary):
+    """The target is checked as a file path (its last name not counted as a directory): the
+    moved directory's own path must keep within 256 characters too."""
+    primary.mkdir("/" + "C" * 150)
+    primary.mkdir("/E")
+    _refused_move(primary, "/E", "/" + "C" * 150 + "/" + "E" * 110)  # 151 + 111 = 262
+    primary.rename("/E", "/" + "C" * 150 + "/" + "E" * 104)  # 151 + 105 = 256
+    assert primary.is_dir("/" + "C" * 150 + "/" + "E" * 104)
+
+
+def test_move_directory_keeps_file_paths_below_within_294(primary):
+    """Reference §3.1: a whole path with /QOPT/VOL takes at most 294 characters."""
+    primary.mkdir("/A/" + "D" * 150, parents=True)  # 153 characters of directory names
+    name = "F" * 120
+    primary.write_bytes("/A/" + "D" * 150 + "/" + name, b"f")  # /QOPT/PVOL1 (11) + 153 + 121 = 285
+    primary.mkdir("/A/" + "S" * 180)  # a longer directory, without files, fits after the move
+    _refused_move(primary, "/A", "/" + "B" * 11)  # 295 with /QOPT/PVOL1
+    primary.rename("/A", "/" + "B" * 10)  # 294
+    assert primary.read_bytes("/" + "B" * 10 + "/" + "D" * 150 + "/" + name) == b"f"
+
+
 def test_set_attributes(primary):
     primary.write_bytes("/F", b"x")
     info = primary.set_attributes("/f", read_only=True)

@@ -191,12 +191,21 @@ def split_path(path: str, *, volume: str, media_format: MediaFormat, is_dir: boo
     for index, part in enumerate(parts):
         _check_element(part, is_dir=is_dir or index < len(parts) - 1, media_format=media_format)
     dir_parts = parts if is_dir else parts[:-1]
-    dir_length = sum(len(p) + 1 for p in dir_parts)
-    if dir_length > MAX_DIRECTORY_PART:
-        raise errors.error("CPF1F48", path=path, reason=f"directory names exceed {MAX_DIRECTORY_PART} characters")
-    if len(QOPT) + 1 + len(volume) + sum(len(p) + 1 for p in parts) > MAX_QOPT_PATH:
-        raise errors.error("CPF1F48", path=path, reason=f"longer than {MAX_QOPT_PATH} characters with /QOPT/{volume}")
+    check_lengths(path, volume=volume, directories=sum(len(p) + 1 for p in dir_parts),
+                  total=sum(len(p) + 1 for p in parts))
     return parts
+
+
+def check_lengths(path: str, *, volume: str, directories: int, total: int, below: bool = False) -> None:
+    """Refuse (CPF1F48) a path of ``total`` characters after ``/QOPT/VOL`` whose directory names
+    (each with its '/') take ``directories`` of them: reference §3.1 allows 256 and 294 with
+    ``/QOPT/VOL``. ``below``: the lengths are those of the longest paths below ``path``."""
+    if directories > MAX_DIRECTORY_PART:
+        where = "of a path below it would " if below else ""
+        raise errors.error("CPF1F48", path=path, reason=f"directory names {where}exceed {MAX_DIRECTORY_PART} characters")
+    if len(QOPT) + 1 + len(volume) + total > MAX_QOPT_PATH:
+        what = "a path below it would be longer" if below else "longer"
+        raise errors.error("CPF1F48", path=path, reason=f"{what} than {MAX_QOPT_PATH} characters with /QOPT/{volume}")
 
 
 def join(parts: tuple[str, ...] | list[str]) -> str:

@@ -34,6 +34,7 @@ from optvol.volume_rows import (
     FileRow,
     count_live,
     insert_files,
+    longest_below,
     request_log,
 )
 
@@ -435,6 +436,8 @@ class Volume:
             raise errors.error("CPF1F24", path=model.join(dst), volume=self.id)
         if not isinstance(found, DirRow) and found.flags & READ_ONLY:
             raise errors.error("CPF1F37", path=model.join(src), volume=self.id)
+        if isinstance(found, DirRow):
+            self._check_move(found, new_parent, dst)
         now = self._now()
         stamp = tx.stamp(now)
         tx.append(Kind.RENAME, _timed({"from": model.join(src), "to": model.join(dst)}, now, stamp),
@@ -451,11 +454,21 @@ class Volume:
                 count_live(self.image.conn, found.dir, -1)
                 count_live(self.image.conn, new_parent.id, 1)
 
+    def _check_move(self, directory: DirRow, new_parent: DirRow, dst: tuple[str, ...]) -> None:
+        """Refuse, before its RENAME record is written, a move of a directory into itself
+        (OPV0110) or one that takes a path below it past reference §3.1's limits (CPF1F48):
+        its files could then be neither read nor deleted by any path."""
+        if (new_parent.path_key + "/").startswith(directory.path_key + "/"):
+            raise errors.error("OPV0110", operation="move", path=directory.path)
+        grows = len(new_parent.path.rstrip("/")) + 1 + len(dst[-1]) - len(directory.path)
+        if grows > 0:  # a path no longer than before keeps within the limits it kept
+            longest_dir, longest_file = longest_below(self.image.conn, directory)
+            model.check_lengths(model.join(dst), volume=self.id, directories=longest_dir + grows,
+                                total=max(longest_dir, longest_file) + grows, below=True)
+
     def _move_dir(self, directory: DirRow, new_parent: DirRow, dst: tuple[str, ...], stamp: int) -> None:
         old_key, old_path = directory.path_key, directory.path
         new_path = new_parent.path.rstrip("/") + "/" + dst[-1]
-        if (new_parent.path_key + "/").startswith(old_key + "/"):
-            raise errors.error("OPV0110", operation="move", path=directory.path)
         conn = self.image.conn
         subtree = [directory.id] + [r[0] for r in conn.execute(
             "SELECT id FROM dirs WHERE live = 1 AND substr(path_key, 1, ?) = ?", (len(old_key) + 1, old_key + "/")

@@ -147,3 +147,19 @@ def request_log(conn: sqlite3.Connection) -> list[dict]:
          "copied": r[4], "not_selected": r[5], "failed": r[6], "directories": r[7], "outcome": r[8]}
         for r in rows
     ]
+
+
+def longest_below(conn: sqlite3.Connection, directory: DirRow) -> tuple[int, int]:
+    """(characters of the longest directory path, of the longest file path) at and below
+    ``directory``: what a move of it must keep within reference §3.1. One query over the
+    subtree (its range of the dirs_path index), never a walk: a volume holds a million files."""
+    prefix = directory.path_key + "/"
+    longest_dir, longest_file = conn.execute(
+        "SELECT max(length(path)), max(length(path) + 1 + (SELECT max(length(name)) FROM files"
+        " WHERE dir = dirs.id AND live = 1)) FROM dirs"
+        # One range of the index from the directory to its last descendant; names that only
+        # start like it ('/A-B' after '/A') lie inside the range, and the OR leaves them out.
+        " WHERE live = 1 AND path_key >= ? AND path_key < ? AND (path_key = ? OR path_key > ?)",
+        (directory.path_key, prefix[:-1] + "0", directory.path_key, prefix),
+    ).fetchone()
+    return longest_dir, longest_file or 0
