@@ -36,6 +36,9 @@ from optvol.volume_rows import (
     insert_files,
     longest_below,
     request_log,
+    space_limit,
+    version_chain,
+    volume_info,
 )
 
 Clock = Callable[[], datetime]
@@ -75,28 +78,11 @@ class Volume:
         """DSPOPT DATA(*VOLATR): the label, space and backup range (DESIGN §4)."""
         with self.image.snapshot() as conn:
             label = self.image.label()
-            used = self.image.meta("used_sectors") * label["sector_size"]
-            files = conn.execute("SELECT count(*) FROM files WHERE live = 1").fetchone()[0]
-            directories = conn.execute("SELECT count(*) FROM dirs WHERE live = 1").fetchone()[0]
-        limit = label["capacity"] * label["threshold"] // 100 // label["sector_size"] * label["sector_size"]
-        return VolumeInfo(
-            volume=label["volume"],
-            type=VolumeType(label["type"]),
-            media_type=MediaType(label["media_type"]),
-            media_format=MediaFormat(label["media_format"]),
-            sector_size=label["sector_size"],
-            capacity=label["capacity"],
-            used=used,
-            available=max(0, limit - used),
-            threshold=label["threshold"],
-            text=label["text"],
-            created=model.from_micros(label["created"]),
-            last_referenced=model.from_micros(label["last_referenced"]),
-            primary_volume=label["primary_volume"],
-            backup=model.backup_range(label["backup_start"], label["backup_end"], label["backup_last_changed"]),
-            files=files,
-            directories=directories,
-        )
+            return volume_info(
+                label, used=self.image.meta("used_sectors") * label["sector_size"],
+                files=conn.execute("SELECT count(*) FROM files WHERE live = 1").fetchone()[0],
+                directories=conn.execute("SELECT count(*) FROM dirs WHERE live = 1").fetchone()[0],
+            )
 
     def version_count(self) -> int:
         """File versions ever recorded, live or not (a WORM volume with any holds data)."""
@@ -113,8 +99,7 @@ class Volume:
     def space(self) -> tuple[int, int]:
         """(bytes allowed under the threshold, bytes used) as last committed."""
         label = self.label()
-        limit = label["capacity"] * label["threshold"] // 100 // label["sector_size"] * label["sector_size"]
-        return limit, self.image.meta("used_sectors") * label["sector_size"]
+        return space_limit(label), self.image.meta("used_sectors") * label["sector_size"]
 
     # ----------------------------------------------------------------- lookups
 
@@ -290,15 +275,7 @@ class Volume:
     def versions(self, path: str) -> list[FileInfo]:
         """Every version of a file still recorded, newest first (HPOFS keeps them all)."""
         parent, row = self._need_file(self._parts(path))
-        found = []
-        while row is not None:
-            found.append(row.info(parent.path))
-            prev = row.prev
-            row = None
-            if prev is not None:
-                data = self.image.conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (prev,)).fetchone()
-                row = FileRow(*data) if data else None
-        return found
+        return [version.info(parent.path) for version in version_chain(self.image.conn, row)]
 
     # ----------------------------------------------------------------- rules
 

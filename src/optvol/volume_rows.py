@@ -89,6 +89,44 @@ class FileRow(NamedTuple):
         )
 
 
+def space_limit(label: dict) -> int:
+    """The bytes a volume may use under its threshold, in whole sectors (reference §2.6)."""
+    return label["capacity"] * label["threshold"] // 100 // label["sector_size"] * label["sector_size"]
+
+
+def volume_info(label: dict, *, used: int, files: int, directories: int) -> model.VolumeInfo:
+    """The VolumeInfo of a label row with the bytes used and the live files and directories."""
+    return model.VolumeInfo(
+        volume=label["volume"],
+        type=model.VolumeType(label["type"]),
+        media_type=model.MediaType(label["media_type"]),
+        media_format=model.MediaFormat(label["media_format"]),
+        sector_size=label["sector_size"],
+        capacity=label["capacity"],
+        used=used,
+        available=max(0, space_limit(label) - used),
+        threshold=label["threshold"],
+        text=label["text"],
+        created=model.from_micros(label["created"]),
+        last_referenced=model.from_micros(label["last_referenced"]),
+        primary_volume=label["primary_volume"],
+        backup=model.backup_range(label["backup_start"], label["backup_end"], label["backup_last_changed"]),
+        files=files,
+        directories=directories,
+    )
+
+
+def version_chain(conn: sqlite3.Connection, row: FileRow) -> list[FileRow]:
+    """A file version and every version before it still recorded, newest first (``prev`` links)."""
+    found = [row]
+    while found[-1].prev is not None:
+        data = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (found[-1].prev,)).fetchone()
+        if data is None:
+            break
+        found.append(FileRow(*data))
+    return found
+
+
 def count_live(conn: sqlite3.Connection, dir_id: int, change: int) -> None:
     """Keep ``dirs.live_files`` (docs/format.md §4.3) right: ``change`` files of the directory
     became live (or stopped being live, if negative). Every change of ``files.live`` or of a
