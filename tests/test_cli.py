@@ -828,6 +828,15 @@ BAD = [
     ("chattr-on-backup", ["chattr", "/QOPT/BVOL1/D1/a.txt", "--hidden", "yes"], 5, "OPV0101"),
     ("mv-within-backup", ["mv", "/QOPT/BVOL1/D1/a.txt", "/QOPT/BVOL1/D1/b.txt"], 5, "OPV0101"),
     ("mv-off-backup", ["mv", "/QOPT/BVOL1/D1/a.txt", "/QOPT/ARCH1/"], 5, "OPV0101"),
+    # A path ending in '/' names a directory: no file has it (Volume._parts).
+    ("cat-file-slash", ["cat", "/QOPT/PVOL1/D1/a.txt/"], 3, "CPF1F22"),
+    ("rm-file-slash", ["rm", "/QOPT/PVOL1/D1/a.txt/"], 3, "CPF1F22"),
+    ("chattr-file-slash", ["chattr", "/QOPT/PVOL1/D1/a.txt/", "--hidden", "yes"], 3, "CPF1F22"),
+    ("cp-file-slash", ["cp", "/QOPT/PVOL1/D1/a.txt/", "{host}/dir"], 3, "CPF1F22"),
+    ("mv-file-slash", ["mv", "/QOPT/PVOL1/D1/a.txt/", "/QOPT/PVOL1/D1/b.txt"], 3, "CPF1F22"),
+    ("cp-onto-file-slash", ["cp", "{host}/a.txt", "/QOPT/PVOL1/D1/a.txt/"], 3, "CPF1F02"),
+    ("ls-file-slash", ["ls", "/QOPT/PVOL1/D1/a.txt/"], 5, "OPV0109"),
+    ("dspopt-file-slash", ["dspopt", "PVOL1", "--data", "*FILATR", "--path", "/D1/a.txt/"], 5, "OPV0109"),
 ]
 
 

@@ -540,6 +540,36 @@ def test_malformed_paths_refused(primary, path):
         primary.stat(path)
 
 
+def _fails(call, message_id: str) -> None:
+    with pytest.raises(errors.OptvolError) as info:
+        call()
+    assert info.value.message_id == message_id, info.value
+
+
+def test_a_path_ending_in_slash_names_a_directory(primary):
+    """As POSIX reads ``f.txt/``: no file has a path that ends in '/'. A file operation on one
+    finds no file (CPF1F22) and writes nothing; a lookup of either kind takes it as a directory."""
+    primary.mkdir("/D/SUB", parents=True)
+    primary.write_bytes("/D/f.txt", b"data")
+    used = primary.space()[1]
+    for call in (lambda: primary.read_bytes("/D/f.txt/"), lambda: primary.open("/D/f.txt/"),
+                 lambda: primary.write_bytes("/D/f.txt/", b"new"), lambda: primary.write_bytes("/D/new.txt/", b"x"),
+                 lambda: primary.open("/D/new.txt/", "wb"), lambda: primary.remove("/D/f.txt/"),
+                 lambda: primary.set_attributes("/D/f.txt/", hidden=True), lambda: primary.versions("/D/f.txt/"),
+                 lambda: primary.write_chunks("/D/f.txt/", iter([b"x"]), size=1), lambda: primary.remove("/D/SUB/")):
+        _fails(call, "CPF1F22")
+    _fails(lambda: primary.stat("/D/f.txt/"), "OPV0109")  # a file where a directory is named
+    _fails(lambda: primary.rename("/D/f.txt/", "/D/g.txt"), "OPV0109")
+    _fails(lambda: primary.rename("/D/f.txt", "/D/g.txt/"), "OPV0109")
+    _fails(lambda: primary.stat("/D/nope/"), "CPF1F02")
+    assert not primary.exists("/D/f.txt/") and primary.exists("/D/f.txt") and primary.exists("/D/SUB/")
+    assert primary.listdir("/D") == ["SUB", "f.txt"] and primary.space()[1] == used
+    assert primary.read_bytes("/D/f.txt") == b"data" and not primary.stat("/D/f.txt").hidden
+    assert primary.stat("/D/SUB/").path == "/D/SUB" and primary.stat("/").path == "/"
+    primary.rename("/D/SUB/", "/D/MOVED/")  # a directory may be named either way
+    assert primary.listdir("/D") == ["MOVED", "f.txt"]
+
+
 def test_dash_refused_on_hpofs_allowed_on_udf(primary, udf):
     with pytest.raises(errors.InvalidError) as info:
         primary.write_bytes("/A-B", b"")

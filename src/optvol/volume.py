@@ -105,9 +105,13 @@ class Volume:
 
     def _parts(self, path: str, *, is_dir: bool = False) -> tuple[str, ...]:
         label = self.label()
-        return model.split_path(
+        parts = model.split_path(
             path, volume=label["volume"], media_format=MediaFormat(label["media_format"]), is_dir=is_dir
         )
+        if parts and not is_dir and path.endswith("/"):
+            # A path ending in '/' names a directory, as POSIX reads it: no file has that path.
+            raise errors.error("CPF1F22", path=path, volume=label["volume"])
+        return parts
 
     def _dir(self, parts: tuple[str, ...]) -> DirRow | None:
         row = self.image.conn.execute(
@@ -150,10 +154,14 @@ class Volume:
         return self._file(parent.id, parts[-1]) if parent else None
 
     def exists(self, path: str) -> bool:
-        return self._lookup(self._parts(path)) is not None
+        """A file or directory is at ``path`` (only a directory, if it ends in '/')."""
+        parts = self._parts(path, is_dir=_names_dir(path))
+        return (self._dir(parts) if _names_dir(path) else self._lookup(parts)) is not None
 
     def stat(self, path: str) -> FileInfo | DirInfo:
-        """The attributes of the file or directory at ``path``."""
+        """The attributes of the file or directory at ``path`` (a directory, if it ends in '/')."""
+        if _names_dir(path):
+            return self._need_dir(self._parts(path, is_dir=True)).info()
         parts = self._parts(path)
         found = self._lookup(parts)
         if found is None:
@@ -395,8 +403,11 @@ class Volume:
     def rename(self, source: str, target: str) -> None:
         """Rename or move a file or directory within the volume (QHFRNMSF)."""
         self.check_user_write("renaming")
-        src, dst = self._parts(source), self._parts(target)
+        as_dir = _names_dir(source) or _names_dir(target)
+        src, dst = self._parts(source, is_dir=as_dir), self._parts(target, is_dir=as_dir)
         with self._transaction() as tx:
+            if as_dir:
+                self._need_dir(src)  # a path ending in '/' names a directory, never a file
             self._rename(tx, src, dst)
 
     def _rename(self, tx: image_mod.Transaction, src: tuple[str, ...], dst: tuple[str, ...]) -> None:
@@ -769,6 +780,11 @@ def _timed(body: dict, now: int, stamp: int) -> dict:
     """A RENAME or ATTRIBUTES body with its ``time`` (the clock's: the new attribute-changed
     time) and, when the change time differs (``Transaction.stamp``), ``changed``."""
     return {**body, "time": now} if stamp == now else {**body, "time": now, "changed": stamp}
+
+
+def _names_dir(path: str) -> bool:
+    """``path`` ends in '/', so names a directory (``/`` itself, or ``/DIR/``)."""
+    return isinstance(path, str) and path.endswith("/")
 
 
 def _sha(data: bytes) -> bytes:
