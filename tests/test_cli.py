@@ -826,6 +826,7 @@ BAD = [
     ("chattr-missing", ["chattr", "/QOPT/PVOL1/nope", "--readonly", "yes"], 3, "CPF1F22"),
     ("chattr-bad-value", ["chattr", "/QOPT/PVOL1/D1/a.txt", "--readonly", "maybe"], 2, "OPV0005"),
     ("chattr-on-backup", ["chattr", "/QOPT/BVOL1/D1/a.txt", "--hidden", "yes"], 5, "OPV0101"),
+    ("chattr-no-flag", ["chattr", "/QOPT/PVOL1/D1/a.txt"], 2, "OPV0008"),  # would change nothing
     ("mv-within-backup", ["mv", "/QOPT/BVOL1/D1/a.txt", "/QOPT/BVOL1/D1/b.txt"], 5, "OPV0101"),
     ("mv-off-backup", ["mv", "/QOPT/BVOL1/D1/a.txt", "/QOPT/ARCH1/"], 5, "OPV0101"),
     # A path ending in '/' names a directory: no file has it (Volume._parts).

@@ -432,6 +432,21 @@ def test_set_attributes(primary):
 
 # ----------------------------------------------------------------------------- times (reference §3.3)
 
+def test_set_attributes_that_change_no_flag_write_nothing(primary):
+    """No ATTRIBUTES record (a sector) and no new attr_changed, which would make the next
+    *CHANGED backup copy the file again, for a call that changes nothing."""
+    primary.write_bytes("/F", b"x")
+    primary.set_attributes("/F", hidden=True)
+    before, used = primary.stat("/F"), primary.space()[1]
+    for flags in ({}, {"hidden": True}, {"read_only": False}, {"read_only": False, "hidden": True}):
+        assert primary.set_attributes("/F", **flags) == before
+    assert primary.stat("/F") == before and primary.space()[1] == used
+    changed = primary.set_attributes("/F", hidden=False)
+    assert changed.attr_changed > before.attr_changed and primary.space()[1] > used
+    with pytest.raises(errors.NotFoundError):
+        primary.set_attributes("/NOPE")  # the rules still hold for a call that changes nothing
+
+
 
 def test_times(primary, clock):
     t0 = clock.peek()

@@ -475,7 +475,8 @@ class Volume:
         conn.executemany("UPDATE files SET changed = ? WHERE dir = ? AND live = 1", [(stamp, d) for d in subtree])
 
     def set_attributes(self, path: str, *, read_only: bool | None = None, hidden: bool | None = None) -> FileInfo:
-        """Change the read-only and hidden flags of a file (QHFCHGAT, CHGATR)."""
+        """Change the read-only and hidden flags of a file (QHFCHGAT, CHGATR); None keeps a flag.
+        A call that changes no flag writes nothing and keeps the file's attr_changed."""
         self.check_user_write("changing attributes")
         parts = self._parts(path)
         with self._transaction() as tx:
@@ -485,7 +486,8 @@ class Volume:
                 flags = flags | READ_ONLY if read_only else flags & ~READ_ONLY
             if hidden is not None:
                 flags = flags | HIDDEN if hidden else flags & ~HIDDEN
-            self._set_flags(tx, parts, flags)
+            if flags != row.flags:  # else no record: its attr_changed would send the file to the next *CHANGED backup
+                self._set_flags(tx, parts, flags)
             return self._file(parent.id, parts[-1]).info(parent.path)
 
     def _set_flags(self, tx: image_mod.Transaction, parts: tuple[str, ...], flags: int) -> None:

@@ -90,6 +90,8 @@ def cat(ctx: Context, values: dict) -> int:
 
 
 def chattr(ctx: Context, values: dict) -> int:
+    if values["READONLY"] is None and values["HIDDEN"] is None:
+        raise errors.error("OPV0008", reason="chattr needs --readonly or --hidden (or both)")
     flags = {k: None if values[v] is None else values[v] == "*YES" for k, v in (("read_only", "READONLY"), ("hidden", "HIDDEN"))}
     info = transfer.change_attributes(ctx.library(), values["PATH"], **flags)
     if ctx.json:
