@@ -320,9 +320,15 @@ def test_wrkoptvol(filled):
     assert {r["volume"]: r["type"] for r in rows}["BVOL1"] == "*BACKUP"
     generic = filled.json("wrkoptvol", "arch*")
     assert [r["volume"] for r in generic] == ["ARCH1", "ARCH2"]
-    assert filled.json("wrkoptvol", "NOSUCH*") == []
+    assert filled.json("wrkoptvol", "*ALL") == rows
     human = filled("wrkoptvol", "ARCH*").text.splitlines()
     assert sum(line.startswith("ARCH") for line in human) == 2 and not any(line.startswith("PVOL1") for line in human)
+
+
+def test_all_of_a_library_without_volumes_lists_nothing(sh):
+    """*ALL names no volume, so it is not OPV0002 (as a volume or generic name that matches none is)."""
+    for command in ("wrkoptvol", "dspopt", "chkoptvol"):
+        assert sh.json(command, "*ALL") == [], command
 
 
 def test_wrkoptdir(filled):
@@ -768,6 +774,8 @@ BAD = [
     ("dspopt-missing-dir", ["dspopt", "PVOL1", "*ALL", "*DIRATR", "--path", "/NODIR"], 3, "CPF1F02"),
     ("dspopt-generic-none", ["dspopt", "NO*"], 3, "OPV0002"),
     ("wrkoptvol-bad-generic", ["wrkoptvol", "bad!*"], 2, "OPV0001"),
+    ("wrkoptvol-unknown-volume", ["wrkoptvol", "NOPE"], 3, "OPV0002"),  # as DSPOPT
+    ("wrkoptvol-generic-none", ["wrkoptvol", "NO*"], 3, "OPV0002"),
     ("wrkoptdir-missing-dir", ["wrkoptdir", "/nope", "PVOL1"], 3, "CPF1F02"),
     ("wrkoptdir-bad-level", ["wrkoptdir", "*ALL", "PVOL1", "--sltlvl", "0"], 2, "OPV0005"),
     ("wrkoptf-unknown-volume", ["wrkoptf", "NOPE", "/"], 3, "OPV0002"),

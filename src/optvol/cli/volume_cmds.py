@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, time
 
 from optvol import change_volume, display, errors, initialize
@@ -72,7 +73,7 @@ def dspopt(ctx: Context, values: dict) -> int:
         generic, unreadable = vol == "*ALL" or vol.endswith("*"), []
         rows = list(display.volumes(library, vol, unreadable=unreadable)) if generic else [
             (display.volume_attributes(library, vol), library.autl(vol))]
-        if generic and not rows and not unreadable:
+        if generic and not rows and not unreadable and vol != "*ALL":  # as WRKOPTVOL, CHKOPTVOL
             raise errors.error("OPV0002", volume=vol, library=library.root)
         if ctx.json:
             ctx.print_json(rows[0][0].as_json() if not generic else [info.as_json() for info, _ in rows])
@@ -124,8 +125,14 @@ def _list(ctx: Context, library, title: str, header: str, line, items) -> None:
 
 
 def wrkoptvol(ctx: Context, values: dict) -> int:
-    library, unreadable = ctx.library(), []
-    rows = display.volumes(library, values["VOL"], unreadable=unreadable)
+    library, unreadable, vol = ctx.library(), [], values["VOL"]
+    rows = iter(display.volumes(library, vol, unreadable=unreadable))
+    first = next(rows, None)
+    # A volume or generic name that matches none is not found, as in DSPOPT; the whole
+    # library (*ALL) may be empty.
+    if first is None and not unreadable and vol != "*ALL":
+        raise errors.error("OPV0002", volume=vol, library=library.root)
+    rows = itertools.chain([first] if first else [], rows)
     if ctx.json:
         ctx.print_json_list(info.as_json() for info, _ in rows)
         return _unreadable(ctx, unreadable)
