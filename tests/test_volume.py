@@ -7,14 +7,37 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import sqlite3
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from conftest import data_path, make_volume
-from optvol import errors
+from optvol import cli, errors
 from optvol.model import DirInfo, FileInfo, MediaType
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+# ----------------------------------------------------------------------------- README
+
+
+def test_readme_python_examples_run_as_written(tmp_path):
+    """Every ```python block of README.md, run as it stands on the library its tour leaves
+    (PVOL1 with /INVOICES/2026, as ``optvol mkdir -p`` made it there), through $OPTVOL_LIBRARY."""
+    blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.M | re.S)
+    assert blocks, "README.md has no Python example"
+    library = tmp_path / "archive"
+    for argv in (["inzopt", "PVOL1", "--text", "Invoices"], ["mkdir", "-p", "/QOPT/PVOL1/INVOICES/2026"]):
+        assert cli.main(["--library", str(library), *argv]) == 0, argv
+    env = {**os.environ, "OPTVOL_LIBRARY": str(library)}
+    for block in blocks:
+        done = subprocess.run([sys.executable, "-c", block], env=env, capture_output=True, timeout=300)
+        assert done.returncode == 0, f"{block}\n{done.stderr.decode()}"
+
 
 # ----------------------------------------------------------------------------- open modes
 
