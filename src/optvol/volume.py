@@ -189,13 +189,12 @@ class Volume:
         then its files a page at a time (a directory of a million files is never held whole).
         No statement stays open between two entries, so the caller may write meanwhile."""
         directory = self._need_dir(self._parts(path, is_dir=True))
-        return itertools.chain(self._subdirs(directory.id), self._files_in(directory))
+        return itertools.chain([row.info() for row in self._subdirs(directory.id)], self._files_in(directory))
 
-    def _subdirs(self, dir_id: int) -> list[DirInfo]:
-        rows = self.image.conn.execute(
-            f"SELECT {DIR_COLUMNS} FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key", (dir_id,)
-        )
-        return [DirRow(*row).info() for row in rows]
+    def _subdirs(self, dir_id: int) -> list[DirRow]:
+        """The live subdirectories of a directory, by name, read at once."""
+        sql = f"SELECT {DIR_COLUMNS} FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key"
+        return [DirRow(*row) for row in self.image.conn.execute(sql, (dir_id,))]
 
     def _files_in(self, directory: DirRow) -> Iterator[FileInfo]:
         """Pages of FILE_PAGE rows by name (the files_live index), each query done first."""
@@ -270,13 +269,10 @@ class Volume:
         pending = [self._need_dir(self._parts(path, is_dir=True))]
         while pending:
             directory = pending.pop(0)
-            subdirs = self.image.conn.execute(
-                f"SELECT {DIR_COLUMNS} FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key", (directory.id,)
-            ).fetchall()
+            children = self._subdirs(directory.id)
             names = [r[0] for r in self.image.conn.execute(
                 "SELECT name FROM files WHERE dir = ? AND live = 1 ORDER BY name_key", (directory.id,)
             )]
-            children = [DirRow(*row) for row in subdirs]
             yield directory.path, [c.name for c in children], names
             pending[0:0] = children
 
