@@ -64,6 +64,24 @@ def test_default_mode_is_rb(primary):
         assert handle.read() == b"bytes"
 
 
+@pytest.mark.parametrize("chunks", [[b"abc", b"de"], [b"abcdefgh", b"ijk"], [b"abcdefghijk"]])
+def test_write_chunks_of_another_size_than_given_write_nothing(primary, chunks):
+    """The size given is wrong for the data: OPV0005 naming the volume path, never a host path
+    (OPV0302), and nothing is written; the batch around it goes on."""
+    primary.mkdir("/D")
+    used = primary.space()[1]
+    with primary.batch():
+        with pytest.raises(errors.InvalidError) as info:
+            primary.write_chunks("/D/F", iter(chunks), size=10)
+        primary.write_bytes("/D/KEPT", b"k")
+    assert info.value.message_id == "OPV0005" and info.value.exit_code == 2
+    assert "/D/F" in info.value.text and "Host path" not in info.value.text
+    kept = primary.space()[1] - used
+    primary.write_bytes("/D/KEPT2", b"k")  # what the one file kept cost
+    assert primary.listdir("/D") == ["KEPT", "KEPT2"] and primary.space()[1] - used == 2 * kept
+    assert primary.write_chunks("/D/F", iter([b"abcde", b"fghij"]), size=10).size == 10
+
+
 def test_open_w_r_text(primary):
     with primary.open("/T.TXT", "w") as handle:
         handle.write("héllo\nwörld\n")

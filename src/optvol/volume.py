@@ -505,17 +505,14 @@ class Volume:
     def write_chunks(self, path: str, chunks: Iterator[bytes], *, size: int, replace: bool = True) -> FileInfo:
         """Write a whole file of ``size`` bytes from an iterator of chunks.
 
-        If the chunks fail (a damaged source raises) or come to another size, nothing is
-        written.
+        If the chunks fail (a damaged source raises) or come to another size (OPV0005), nothing
+        is written.
         """
         self.check_user_write("writing a file")
         parts = self._parts(path)
 
         def write(data, sector: int) -> bytes:
-            written, sha = data.write_stream(sector, chunks, limit=size)
-            if written != size:
-                raise errors.error("OPV0302", path=path, reason="the source changed size while it was copied")
-            return sha
+            return data.write_stream(sector, _sized(chunks, size=size, path=path), limit=size)[1]
 
         with self._transaction() as tx:
             return self._store(tx, parts, size=size, payload=write, replace=replace).info()
@@ -778,6 +775,20 @@ def _timed(body: dict, now: int, stamp: int) -> dict:
     """A RENAME or ATTRIBUTES body with its ``time`` (the clock's: the new attribute-changed
     time) and, when the change time differs (``Transaction.stamp``), ``changed``."""
     return {**body, "time": now} if stamp == now else {**body, "time": now, "changed": stamp}
+
+
+def _sized(chunks: Iterable[bytes], *, size: int, path: str) -> Iterator[bytes]:
+    """The chunks given to write ``path``; OPV0005 before a byte past ``size``, or at their end
+    short of it (``cp``'s reader of a host file that changes size refuses it first, OPV0302)."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > size:
+            break
+        yield chunk
+    if total != size:
+        held = f"more than {size}" if total > size else str(total)
+        raise errors.error("OPV0005", value=size, keyword="size", reason=f"the chunks given for {path} hold {held} bytes")
 
 
 def _names_dir(path: str) -> bool:
