@@ -798,6 +798,12 @@ BAD = [
     ("cp-dir-without-r", ["cp", "/QOPT/PVOL1/D1", "{host}/dir"], 2, "OPV0302"),
     ("cp-into-itself", ["cp", "-r", "/QOPT/PVOL1/D1", "/QOPT/PVOL1/D1/SUB"], 5, "OPV0110"),
     ("cp-host-to-host", ["cp", "{host}/a.txt", "{host}/dir"], 2, "OPV0302"),
+    # A newline in a path stays inside the one line of the message (quoted as Python does).
+    ("cp-host-path-newline", ["cp", "{host}/no\nsuch", "/QOPT/PVOL1/D1/"], 3, "OPV0301"),
+    ("cp-host-target-newline", ["cp", "{host}/a.txt", "{host}/b\nc"], 2, "OPV0302"),
+    ("cp-volume-path-newline", ["cp", "{host}/a.txt", "/QOPT/PVOL1/a\nb/"], 3, "CPF1F02"),
+    ("cp-volume-name-newline", ["cp", "{host}/a.txt", "/QOPT/PV\nOL1/"], 2, "OPV0001"),
+    ("ls-volume-path-newline", ["ls", "/QOPT/PVOL1/D1/a\nb"], 2, "CPF1F21"),
     ("cp-bad-replace", ["cp", "{host}/a.txt", "/QOPT/ARCH1/", "--replace", "maybe"], 2, "OPV0005"),
     ("mkdir-exists", ["mkdir", "/QOPT/PVOL1/D1"], 4, "CPF1F04"),
     ("mkdir-missing-parent", ["mkdir", "/QOPT/PVOL1/x/y"], 3, "CPF1F02"),

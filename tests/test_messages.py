@@ -117,3 +117,16 @@ def test_message_ids_are_well_formed_and_texts_format():
         error = errors.error(message_id, **{f: "x" for f in fields})
         assert isinstance(error, message.family)
         assert error.message_id == message_id and "{" not in error.text
+
+
+PATH_FIELDS = {"path", "library", "topath", "frompath", "name"}  # host and volume paths, names as typed
+
+
+@pytest.mark.parametrize("message_id", sorted(MESSAGES))
+def test_no_path_can_break_the_one_line_of_an_error(message_id):
+    """DESIGN §4: an error is one line on stderr. A path comes from the user or the host and
+    may hold a newline: every template quotes it (``{path!r}``), a host path given as a Path too."""
+    fields = {f.split("!")[0] for _, f, _, _ in string.Formatter().parse(MESSAGES[message_id].template) if f}
+    for value in ("/a\nb/c", Path("/host\ndir/lib")):
+        error = errors.error(message_id, **{f: value if f in PATH_FIELDS else "x" for f in fields})
+        assert "\n" not in error.text and "PosixPath" not in error.text, error.text

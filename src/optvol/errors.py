@@ -8,6 +8,7 @@ where the meaning matches; every other condition has an ``OPVnnnn`` ID.
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import dataclass
 
 
@@ -87,15 +88,15 @@ class Message:
 _MESSAGE_LIST = [
     # IBM HFS messages (reference §12.2) where the meaning matches.
     Message("CPF1F01", InvalidError, "Directory name {name!r} not valid: {reason}."),
-    Message("CPF1F02", NotFoundError, "Directory {path} not found on volume {volume}."),
-    Message("CPF1F04", ExistsError, "Directory {path} already exists on volume {volume}."),
-    Message("CPF1F0A", NotAllowedError, "Directory {path} on volume {volume} cannot be deleted: {reason}."),
+    Message("CPF1F02", NotFoundError, "Directory {path!r} not found on volume {volume}."),
+    Message("CPF1F04", ExistsError, "Directory {path!r} already exists on volume {volume}."),
+    Message("CPF1F0A", NotAllowedError, "Directory {path!r} on volume {volume} cannot be deleted: {reason}."),
     Message("CPF1F21", InvalidError, "File name {name!r} not valid: {reason}."),
-    Message("CPF1F22", NotFoundError, "File {path} not found on volume {volume}."),
-    Message("CPF1F23", InvalidError, "New name {path} is the same as the old name."),
-    Message("CPF1F24", ExistsError, "{path} already exists on volume {volume}."),
-    Message("CPF1F28", DamagedError, "File {path} on volume {volume} is damaged: {reason}."),
-    Message("CPF1F37", NotAllowedError, "File {path} on volume {volume} is read-only."),
+    Message("CPF1F22", NotFoundError, "File {path!r} not found on volume {volume}."),
+    Message("CPF1F23", InvalidError, "New name {path!r} is the same as the old name."),
+    Message("CPF1F24", ExistsError, "{path!r} already exists on volume {volume}."),
+    Message("CPF1F28", DamagedError, "File {path!r} on volume {volume} is damaged: {reason}."),
+    Message("CPF1F37", NotAllowedError, "File {path!r} on volume {volume} is read-only."),
     Message("CPF1F48", InvalidError, "Path name {path!r} not valid: {reason}."),
     Message("CPF1F61", VolumeFullError, "No free space on volume {volume}: {needed} bytes needed, {available} available under threshold {threshold}%."),
     Message("CPF1F63", NotAllowedError, "Volume {volume} is {media_type} media, which is write protected."),
@@ -104,15 +105,15 @@ _MESSAGE_LIST = [
     Message("OPT1542", NotAllowedError, "Operation not supported for the media format of volume {volume}; reason code {reason_code}: {reason}."),
     # optvol's own messages.
     Message("OPV0001", InvalidError, "Volume identifier {volume!r} not valid: {reason}."),
-    Message("OPV0002", NotFoundError, "Volume {volume} not found in library {library}."),
-    Message("OPV0003", ExistsError, "Volume {volume} already exists in library {library}."),
+    Message("OPV0002", NotFoundError, "Volume {volume} not found in library {library!r}."),
+    Message("OPV0003", ExistsError, "Volume {volume} already exists in library {library!r}."),
     Message("OPV0004", LockedError, "Volume {volume} is in use by another process."),
     Message("OPV0005", InvalidError, "Value {value!r} not valid for {keyword}: {reason}."),
-    Message("OPV0006", InvalidError, "Library {library} cannot be used: {reason}."),
-    Message("OPV0007", LockedError, "Library {library} is locked by another process."),
+    Message("OPV0006", InvalidError, "Library {library!r} cannot be used: {reason}."),
+    Message("OPV0007", LockedError, "Library {library!r} is locked by another process."),
     Message("OPV0008", InvalidError, "Command not valid: {reason}."),
     Message("OPV0009", InvalidError, "CL command not valid: {where}: {reason}."),
-    Message("OPV0010", NotAllowedError, "Library {library} is on a read-only file system: {operation} is not possible."),
+    Message("OPV0010", NotAllowedError, "Library {library!r} is on a read-only file system: {operation} is not possible."),
     Message("OPV0011", NotAllowedError, "Volume {volume} can only be read by this user: {operation} is not possible."),
     Message("OPV0101", NotAllowedError, "Volume {volume} is a *BACKUP volume: {operation} is not allowed; only CPYOPT writes a backup volume and user programs cannot open its files."),
     Message("OPV0102", NotAllowedError, "The threshold of volume {volume} cannot be changed: it was initialized as a *BACKUP volume."),
@@ -121,28 +122,28 @@ _MESSAGE_LIST = [
     Message("OPV0105", NotAllowedError, "Volume {volume} holds {files} file(s); CHECK(*YES) refuses to initialize it."),
     Message("OPV0106", NotAllowedError, "Volume {volume} is read-only {media_type} media; it cannot be initialized."),
     Message("OPV0107", NotAllowedError, "Volume {volume} has media format {media_format}, which does not allow {operation}."),
-    Message("OPV0108", NotAllowedError, "{path} on volume {volume} is a directory; {operation} needs a file."),
-    Message("OPV0109", NotAllowedError, "{path} on volume {volume} is a file; {operation} needs a directory."),
-    Message("OPV0110", NotAllowedError, "Cannot {operation} {path} into itself."),
+    Message("OPV0108", NotAllowedError, "{path!r} on volume {volume} is a directory; {operation} needs a file."),
+    Message("OPV0109", NotAllowedError, "{path!r} on volume {volume} is a file; {operation} needs a directory."),
+    Message("OPV0110", NotAllowedError, "Cannot {operation} {path!r} into itself."),
     Message("OPV0401", NotAllowedError, "Volume {volume} is a {actual} volume, not {given}."),
     Message("OPV0402", NotAllowedError, "*BACKUP volume {target} takes data only from a *PRIMARY volume; {source} is {type}."),
     Message("OPV0403", NotAllowedError, "*BACKUP volume {target} belongs to primary volume {owner}; it cannot take data from {source}."),
-    Message("OPV0404", NotAllowedError, "TOPATH {topath} differs from FROMPATH {frompath}; names cannot change when a *BACKUP volume is involved."),
+    Message("OPV0404", NotAllowedError, "TOPATH {topath!r} differs from FROMPATH {frompath!r}; names cannot change when a *BACKUP volume is involved."),
     Message("OPV0405", NotAllowedError, "Backup volume {volume} records no primary volume; name the new one with PRIVOL."),
     Message("OPV0406", NotAllowedError, "Volume {target} cannot take a duplicate of {source}: {reason}."),
     Message("OPV0407", NotAllowedError, "Volume {volume} holds {files} file(s); DUPOPT overwrites it only with CLEAR(*YES)."),
     Message("OPV0201", DamagedError, "Volume {volume} is damaged: {reason}."),
-    Message("OPV0202", DamagedError, "Volume image {path} has format version {found}; this optvol reads up to {supported}."),
+    Message("OPV0202", DamagedError, "Volume image {path!r} has format version {found}; this optvol reads up to {supported}."),
     Message("OPV0203", VolumeFullError, "Volume {volume} cannot be written: {reason}; nothing was changed."),
     Message("OPV0204", DamagedError, "Input/output error on volume {volume}: {reason}."),
     Message("OPV0206", DamagedError, "Volume {volume} has {count} damaged item(s): {reason}."),
     Message("OPV0207", CompletedWithErrors, "Volume {volume} recovered; {count} damaged region(s) of its data partition were skipped."),
-    Message("OPV0301", NotFoundError, "Host path {path} not found."),
-    Message("OPV0302", InvalidError, "Host path {path} cannot be used: {reason}."),
+    Message("OPV0301", NotFoundError, "Host path {path!r} not found."),
+    Message("OPV0302", InvalidError, "Host path {path!r} cannot be used: {reason}."),
     # ISO 9660 / UDF interchange (export-iso, import-iso).
-    Message("OPV0701", DamagedError, "Image {path} is damaged or not an ISO 9660 image: {reason}."),
-    Message("OPV0702", InvalidError, "Image {path} has volume identifier {found!r}, which is not a valid volume ID ({reason}); name the volume with --vol."),
-    Message("OPV0703", DamagedError, "Image {path} cannot be imported: {reason}."),
+    Message("OPV0701", DamagedError, "Image {path!r} is damaged or not an ISO 9660 image: {reason}."),
+    Message("OPV0702", InvalidError, "Image {path!r} has volume identifier {found!r}, which is not a valid volume ID ({reason}); name the volume with --vol."),
+    Message("OPV0703", DamagedError, "Image {path!r} cannot be imported: {reason}."),
     Message("OPV0704", NotAllowedError, "Volume {volume} cannot be exported as an ISO 9660 image: {reason}."),
 ]
 
@@ -152,6 +153,9 @@ MESSAGES: dict[str, Message] = {m.message_id: m for m in _MESSAGE_LIST}
 def error(message_id: str, **fields: object) -> OptvolError:
     """Build the error for ``message_id`` with its family class and formatted text."""
     message = MESSAGES[message_id]
+    # A host path may come as a Path: quoted as the string it is, as every path is quoted
+    # ({path!r}), so that no character of it (a newline) can break the one line of an error.
+    fields = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in fields.items()}
     built = message.family(message_id, message.template.format(**fields))
     if isinstance(fields.get("reason"), str):
         built.reason = fields["reason"]

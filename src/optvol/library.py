@@ -184,7 +184,7 @@ class Library:
         root, target = os.path.realpath(self.root), os.path.realpath(path)
         if target == root or target.startswith(root.rstrip("/") + "/"):
             raise errors.error("OPV0302", path=path,
-                               reason=f"it is inside the library {self.root}, whose files only optvol writes")
+                               reason=f"it is inside the library {str(self.root)!r}, whose files only optvol writes")
 
     def exists(self, volume: str) -> bool:
         return self._dir(volume).is_dir()
