@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -993,6 +994,37 @@ def test_cvtoptbku_names_and_refusals(lib, clock):
     with lib.open("RESTORED") as restored:
         restored.write_bytes("/A/NEW", b"writable now")
         assert len(restored.requests()) == 1  # the history stays readable
+
+
+def test_request_log_shows_fromtime_in_the_readers_time_zone(tmp_path):
+    """DSPOPT *BKUHST: FROMTIME is stored as the run's local time with its offset (UTC here);
+    a reader two hours east sees it in its own time, as it sees the request's time. A stored
+    value that is no timestamp with an offset is shown as it is."""
+    from cli_helpers import clean_env, run
+
+    env_utc, env_east = clean_env(tmp_path), clean_env(tmp_path)
+    env_utc["TZ"] = "UTC0"  # env_east keeps the helpers' zone, OPV-02: UTC+2
+
+    def sh(env, *args, json_output=False):
+        done = run(*args, library=tmp_path / "lib", env=env, json_output=json_output)
+        assert done.rc == 0, done.err
+        return done
+
+    sh(env_utc, "inzopt", "PVOL1")
+    sh(env_utc, "inzopt", "BVOL1", "--type", "*BACKUP")
+    sh(env_utc, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--fromtime", "2026-01-01 00:00:00")
+    sh(env_utc, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP")
+    index = tmp_path / "lib" / "BVOL1.optvol" / "index.sqlite"
+    stored = [json.loads(r[0])["FROMTIME"] for r in sqlite3.connect(index).execute("SELECT parameters FROM requests")]
+    assert stored == ["2026-01-01T00:00:00.000000+00:00", "*BEGIN"]  # the on-disk format stays
+    (first, second) = json.loads(sh(env_east, "dspopt", "BVOL1", "--data", "*BKUHST", json_output=True).out)
+    assert first["parameters"]["FROMTIME"] == "2026-01-01T02:00:00.000000+02:00" and first["time"].endswith("+02:00")
+    assert second["parameters"]["FROMTIME"] == "*BEGIN"
+    assert "FROMTIME(2026-01-01T02:00:00.000000+02:00)" in sh(env_east, "dspopt", "BVOL1", "--data", "*BKUHST").text
+    with sqlite3.connect(index) as conn:
+        conn.execute("UPDATE requests SET parameters = json_set(parameters, '$.FROMTIME', '2026-01-01T00:00:00')")
+    shown = json.loads(sh(env_east, "dspopt", "BVOL1", "--data", "*BKUHST", json_output=True).out)
+    assert [entry["parameters"]["FROMTIME"] for entry in shown] == ["2026-01-01T00:00:00"] * 2
 
 
 def test_cli_cpyopt_exit_codes_and_json(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+from datetime import datetime
 from typing import NamedTuple
 
 from optvol import model
@@ -181,10 +182,22 @@ def request_log(conn: sqlite3.Connection) -> list[dict]:
         " FROM requests ORDER BY id"
     )
     return [
-        {"id": r[0], "time": model.iso(model.from_micros(r[1])), "command": r[2], "parameters": json.loads(r[3]),
+        {"id": r[0], "time": model.iso(model.from_micros(r[1])), "command": r[2],
+         "parameters": _local_fromtime(json.loads(r[3])),
          "copied": r[4], "not_selected": r[5], "failed": r[6], "directories": r[7], "outcome": r[8]}
         for r in rows
     ]
+
+
+def _local_fromtime(parameters: dict) -> dict:
+    """A request's parameters with FROMTIME in the reader's local time, as every timestamp is
+    shown (DESIGN §4): the REQUEST record keeps it as ISO 8601 with the offset of the run's
+    time zone. A value without an offset, or no timestamp (``*BEGIN``), is shown as stored."""
+    try:
+        moment = datetime.fromisoformat(parameters.get("FROMTIME"))
+    except (TypeError, ValueError):
+        return parameters
+    return parameters if moment.tzinfo is None else {**parameters, "FROMTIME": model.iso(moment)}
 
 
 def longest_below(conn: sqlite3.Connection, directory: DirRow) -> tuple[int, int]:
