@@ -208,6 +208,12 @@ def check_lengths(path: str, *, volume: str, directories: int, total: int, below
         raise errors.error("CPF1F48", path=path, reason=f"{what} than {MAX_QOPT_PATH} characters with /QOPT/{volume}")
 
 
+def names_dir(path: str) -> bool:
+    """A volume path ending in '/' names a directory, as POSIX reads it (``/``, ``/DIR/``):
+    no file has such a path."""
+    return isinstance(path, str) and path.endswith("/")
+
+
 def join(parts: tuple[str, ...] | list[str]) -> str:
     """The volume path of a tuple of elements."""
     return "/" + "/".join(parts)

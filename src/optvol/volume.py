@@ -108,8 +108,7 @@ class Volume:
         parts = model.split_path(
             path, volume=label["volume"], media_format=MediaFormat(label["media_format"]), is_dir=is_dir
         )
-        if parts and not is_dir and path.endswith("/"):
-            # A path ending in '/' names a directory, as POSIX reads it: no file has that path.
+        if parts and not is_dir and model.names_dir(path):  # no file has such a path
             raise errors.error("CPF1F22", path=path, volume=label["volume"])
         return parts
 
@@ -155,12 +154,12 @@ class Volume:
 
     def exists(self, path: str) -> bool:
         """A file or directory is at ``path`` (only a directory, if it ends in '/')."""
-        parts = self._parts(path, is_dir=_names_dir(path))
-        return (self._dir(parts) if _names_dir(path) else self._lookup(parts)) is not None
+        parts = self._parts(path, is_dir=model.names_dir(path))
+        return (self._dir(parts) if model.names_dir(path) else self._lookup(parts)) is not None
 
     def stat(self, path: str) -> FileInfo | DirInfo:
         """The attributes of the file or directory at ``path`` (a directory, if it ends in '/')."""
-        if _names_dir(path):
+        if model.names_dir(path):
             return self._need_dir(self._parts(path, is_dir=True)).info()
         parts = self._parts(path)
         found = self._lookup(parts)
@@ -399,7 +398,7 @@ class Volume:
     def rename(self, source: str, target: str) -> None:
         """Rename or move a file or directory within the volume (QHFRNMSF)."""
         self.check_user_write("renaming")
-        as_dir = _names_dir(source) or _names_dir(target)
+        as_dir = model.names_dir(source) or model.names_dir(target)
         src, dst = self._parts(source, is_dir=as_dir), self._parts(target, is_dir=as_dir)
         with self._transaction() as tx:
             if as_dir:
@@ -439,9 +438,8 @@ class Volume:
                 count_live(self.image.conn, new_parent.id, 1)
 
     def _check_move(self, directory: DirRow, new_parent: DirRow, dst: tuple[str, ...]) -> None:
-        """Refuse, before its RENAME record is written, a move of a directory into itself
-        (OPV0110) or one that takes a path below it past reference §3.1's limits (CPF1F48):
-        its files could then be neither read nor deleted by any path."""
+        """Refuse, before its RENAME record, a move of a directory into itself (OPV0110) or past
+        reference §3.1's limits for a path below it (CPF1F48: no path would reach its files)."""
         if (new_parent.path_key + "/").startswith(directory.path_key + "/"):
             raise errors.error("OPV0110", operation="move", path=directory.path)
         grows = len(new_parent.path.rstrip("/")) + 1 + len(dst[-1]) - len(directory.path)
@@ -789,11 +787,6 @@ def _sized(chunks: Iterable[bytes], *, size: int, path: str) -> Iterator[bytes]:
     if total != size:
         held = f"more than {size}" if total > size else str(total)
         raise errors.error("OPV0005", value=size, keyword="size", reason=f"the chunks given for {path} hold {held} bytes")
-
-
-def _names_dir(path: str) -> bool:
-    """``path`` ends in '/', so names a directory (``/`` itself, or ``/DIR/``)."""
-    return isinstance(path, str) and path.endswith("/")
 
 
 def _sha(data: bytes) -> bytes:
