@@ -58,6 +58,18 @@ def test_open_wb_rb_round_trip(primary):
     assert primary.stat("/F.BIN").size == len(payload)
 
 
+def test_seek_refuses_a_bad_whence_and_a_negative_position(primary):
+    """As io seeks (BufferedReader over BytesIO): ValueError, and the position stays."""
+    primary.write_bytes("/F", b"0123456789")
+    with primary.open("/F", "rb") as handle:
+        handle.seek(4)
+        for offset, whence in ((-1, io.SEEK_SET), (-5, io.SEEK_CUR), (-11, io.SEEK_END), (0, 3), (0, 4), (0, 7)):
+            with pytest.raises(ValueError):
+                handle.seek(offset, whence)
+        assert handle.tell() == 4 and handle.read() == b"456789"
+        assert handle.seek(-10, io.SEEK_END) == 0 and handle.seek(20) == 20 and handle.read() == b""
+
+
 def test_default_mode_is_rb(primary):
     primary.write_bytes("/F", b"bytes")
     with primary.open("/F") as handle:

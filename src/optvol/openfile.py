@@ -86,9 +86,15 @@ class VolumeReader(io.RawIOBase):
         return len(data)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._row.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
+        """As ``io`` seeks: ValueError for a whence other than 0, 1 or 2 and for a position
+        before the start (io.BytesIO's error; a host file, io.FileIO, gives OSError EINVAL)."""
+        if whence not in (io.SEEK_SET, io.SEEK_CUR, io.SEEK_END):
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        position = (0, self._pos, self._row.size)[whence] + offset
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        self._pos = position
+        return position
 
     def tell(self) -> int:
         return self._pos
