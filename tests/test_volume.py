@@ -704,6 +704,24 @@ def test_writer_with_block_that_raises_leaves_no_file(primary, library):
     assert os.path.getsize(data_path(library, "PVOL1")) == data_before
 
 
+def test_a_handle_of_a_closed_volume_is_a_closed_file_not_damage(library, primary):
+    primary.write_bytes("/F", b"sound bytes" * 1000)
+    volume = library.open("PVOL1")
+    reader = volume.open("/F", "rb")
+    assert reader.read(5) == b"sound"
+    writer = volume.open("/NEW", "wb")
+    writer.write(b"x" * 10_000)  # past the handle's buffer: the writer has it
+    volume.close()
+    with pytest.raises(ValueError, match="volume PVOL1 is closed"):
+        reader.read()
+    with pytest.raises(ValueError, match="volume PVOL1 is closed"):
+        writer.write(b"y" * 10_000)
+    with pytest.raises(ValueError, match="volume PVOL1 is closed"):
+        writer.close()  # what it was given cannot be written: said, not dropped
+    reader.close()
+    assert primary.read_bytes("/F") == b"sound bytes" * 1000 and not primary.exists("/NEW")
+
+
 def test_writer_that_raises_keeps_the_old_version(primary):
     primary.write_bytes("/F", b"old")
     with pytest.raises(RuntimeError):

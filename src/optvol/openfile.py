@@ -53,11 +53,19 @@ class _AbortingText(io.TextIOWrapper):
         return super().__exit__(kind, value, traceback)
 
 
+def _check_volume_open(volume, path: str) -> None:
+    """A handle outlives its volume only as a closed file does: using it after
+    ``Volume.close`` is the program's error (ValueError, as io gives), not damage."""
+    if volume.image.data is None:
+        raise ValueError(f"I/O operation on {path}: volume {volume.image.volume} is closed")
+
+
 class VolumeReader(io.RawIOBase):
     """Read-only access to the live version of a file, verified before the first byte."""
 
     def __init__(self, volume, path: str):
         super().__init__()
+        self._volume = volume
         self._path = path
         self._dir, self._row = volume.file_row(path)
         volume.verify(self._row, path)
@@ -76,6 +84,7 @@ class VolumeReader(io.RawIOBase):
         count = min(len(buffer), self._row.size - self._pos)
         if count <= 0:
             return 0
+        _check_volume_open(self._volume, self._path)
         try:
             data = os.pread(self._data.fd, count, self._start + self._pos)
         except OSError as exc:  # verified when opened, unreadable now: a failing disk
@@ -142,6 +151,7 @@ class VolumeWriter(io.RawIOBase):
         return True
 
     def write(self, data) -> int:
+        _check_volume_open(self._volume, self.name)
         size = len(data)
         limit, used = self._volume.space()
         sector = self._volume.image.sector_size
@@ -164,6 +174,7 @@ class VolumeWriter(io.RawIOBase):
             return
         try:
             if not self._aborted:
+                _check_volume_open(self._volume, self.name)
                 self._commit()
         finally:
             if self._spool is not None:
