@@ -808,6 +808,39 @@ def test_a_batch_never_writes_a_file_over_a_directory_made_in_it(primary):
     assert primary.is_dir("/NAME") and primary.listdir("/") == ["NAME", "first"]
 
 
+@pytest.mark.parametrize("fixture", ["primary", "udf"])
+def test_a_batch_reads_its_own_writes(request, fixture):
+    """Records a batch wrote may still be in its memory: every read sees them, with the right bytes."""
+    volume = request.getfixturevalue(fixture)
+    big = os.urandom(300_000)
+    with volume.batch():
+        volume.write_bytes("/LOG.TXT", b"line 1\n")
+        volume.write_bytes("/BIG", big)
+        volume.write_bytes("/SMALL", b"small")
+        assert volume.read_bytes("/LOG.TXT") == b"line 1\n"
+        with volume.open("/LOG.TXT", "a") as handle:
+            handle.write("line 2\n")
+        assert volume.read_bytes("/LOG.TXT") == b"line 1\nline 2\n"
+        assert volume.read_bytes("/BIG") == big and volume.read_bytes("/SMALL") == b"small"
+        volume.mkdir("/D")
+        volume.rmdir("/D")  # UDF reads the directory's record to free it
+    assert volume.read_bytes("/LOG.TXT") == b"line 1\nline 2\n" and volume.read_bytes("/BIG") == big
+
+
+def test_a_reader_of_a_batch_that_rolled_back_never_ends_early(primary):
+    big = os.urandom(300_000)
+    with pytest.raises(KeyError):
+        with primary.batch():
+            primary.write_bytes("/BIG", big)
+            handle = primary.open("/BIG", "rb")
+            assert handle.read(10) == big[:10]
+            raise KeyError
+    with pytest.raises(errors.DamagedError):
+        handle.read()  # its version is gone with the batch: an error, not 10 bytes and an end
+    handle.close()
+    assert not primary.exists("/BIG")
+
+
 # ----------------------------------------------------------------------------- live file counts
 
 

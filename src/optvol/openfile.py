@@ -90,6 +90,10 @@ class VolumeReader(io.RawIOBase):
         except OSError as exc:  # verified when opened, unreadable now: a failing disk
             damage = self._data.unreadable(exc, self._start + self._pos, count)
             raise errors.error("CPF1F28", path=self._path, volume=self._data.volume, reason=errors.cause(damage)) from None
+        if not data:  # cut short since it was verified (a batch that wrote it rolled back): no early end of file
+            sector = (self._start + self._pos) // self._data.sector_size
+            raise errors.error("CPF1F28", path=self._path, volume=self._data.volume,
+                               reason=f"data partition ends inside sector {sector}")
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)

@@ -375,6 +375,7 @@ class Volume:
             raise errors.error("CPF1F0A", path=directory.path, volume=self.id, reason="it is not empty")
         tx.append(Kind.REMOVE_DIRECTORY, {"path": directory.path, "time": self._now()}, charged=not self._udf)
         if self._udf:  # UDF frees the directory's own record (a long path may take more than a sector)
+            self._landed(directory.sector)
             tx.free(records.header_sectors_of(self.image.data.read(directory.sector, self.image.sector_size)))
         conn.execute("UPDATE dirs SET live = 0 WHERE id = ?", (directory.id,))
 
@@ -533,7 +534,7 @@ class Volume:
         now = self._now()
         stamp = tx.stamp(now)
         if isinstance(payload, bytes):
-            sha256 = sha256 or _sha(payload)
+            sha256 = sha256 or hashlib.sha256(payload).digest()
         key = model.name_key(parts[-1])
         outcome = self._new_versions(tx, parent, parts[:-1], [(parts[-1], key, size, sha256, times, flags)],
                                      {key: old} if old else {}, replace=replace, honour_read_only=honour_read_only,
@@ -713,6 +714,7 @@ class Volume:
         what they received until this generator has finished.
         """
         digest = hashlib.sha256()
+        self._landed(row.sector)
         try:
             header = self.image.read_header(row.sector)
         except errors.DamagedError as exc:
@@ -734,11 +736,12 @@ class Volume:
         For the message, ``path`` is the version's path, or ``directory`` its directory's
         (the path is then built only for a message: this runs for every small file CPYOPT reads).
         """
+        self._landed(row.sector)
         try:
             data = self.image.data.read(row.sector + row.header_sectors, row.size) if row.size else b""
         except errors.DamagedError as exc:  # sectors the host cannot read, or a partition cut short
             raise self._damaged(path or row.path(directory or ""), errors.cause(exc)) from None
-        if _sha(data) != row.sha256:
+        if hashlib.sha256(data).digest() != row.sha256:
             raise self._damaged(path or row.path(directory or ""), "SHA-256 of the data does not match")
         return data
 
@@ -746,6 +749,7 @@ class Volume:
         """Copy a file version's payload to byte ``offset`` of host file ``fd`` in the kernel,
         checking its SHA-256 on a second thread; CPF1F28 when damaged, raised after the bytes
         were copied (the caller discards what it wrote)."""
+        self._landed(row.sector)
         try:
             found = self.image.data.copy_out(row.sector + row.header_sectors, row.size, fd=fd, offset=offset)
         except errors.DamagedError as exc:  # sectors the host cannot read
@@ -758,6 +762,11 @@ class Volume:
         """A read transaction: every index query inside it sees one committed state."""
         with self.image.snapshot():
             yield
+
+    def _landed(self, sector: int) -> None:
+        """Before reading the record at ``sector``: a batch's own records may still be in memory."""
+        if self._tx is not None and sector >= self._tx.committed_end:
+            self._tx.land()
 
     def _damaged(self, path: str, reason: str) -> errors.OptvolError:
         """CPF1F28: a version of file ``path`` cannot be read whole and intact."""
@@ -787,7 +796,3 @@ def _sized(chunks: Iterable[bytes], *, size: int, path: str) -> Iterator[bytes]:
     if total != size:
         held = f"more than {size}" if total > size else str(total)
         raise errors.error("OPV0005", value=size, keyword="size", reason=f"the chunks given for {path} hold {held} bytes")
-
-
-def _sha(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()

@@ -599,13 +599,8 @@ class Transaction:
         """Fail before anything is written when ``sectors`` more would pass the threshold."""
         if sectors > self.limit - self.used:
             threshold = self.conn.execute("SELECT threshold FROM label").fetchone()[0]
-            raise errors.error(
-                "CPF1F61",
-                volume=self.volume,
-                needed=sectors * self.sector_size,
-                available=self.available_sectors() * self.sector_size,
-                threshold=threshold,
-            )
+            raise errors.error("CPF1F61", volume=self.volume, needed=sectors * self.sector_size,
+                               available=self.available_sectors() * self.sector_size, threshold=threshold)
 
     def charge(self, sectors: int) -> None:
         self.used += sectors
@@ -698,8 +693,7 @@ class Transaction:
         encoded, header_len = self._encode(body)
         payload_sectors = records.sectors_for(size, self.sector_size)
         self.reserve(header_len + payload_sectors)
-        self._flush()
-        self._settle()  # the writer thread's direct writes land before these buffered ones
+        self.land()  # the writer thread's direct writes land before these buffered ones
         sha = write(self.image.data, self.end + header_len)
         header = self._header(kind, encoded, size, sha)
         place = Place(self.end, len(header) // self.sector_size, payload_sectors)
@@ -764,6 +758,12 @@ class Transaction:
             self._piece = self._spare.pop() if self._spare and room <= FLUSH_BYTES else mmap.mmap(-1, max(room, FLUSH_BYTES))
         self._buffer_start = self.end
 
+    def land(self) -> None:
+        """Write every record appended so far to the data partition and wait for the writer
+        thread: reads inside this transaction (a batch reading its own files) then find them."""
+        self._flush()
+        self._settle()
+
     def _recycle(self, write: Future, piece: mmap.mmap) -> None:
         """Wait for a piece to be written (raising its error) and keep it for reuse."""
         write.result()
@@ -778,8 +778,7 @@ class Transaction:
 
     def finish(self, now: int | None) -> None:
         """Flush, fsync the data partition, then record the new committed end."""
-        self._flush()
-        self._settle()
+        self.land()
         self.stop_writeback()
         if self.end != self.committed_end:
             self.image.data.sync()
