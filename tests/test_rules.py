@@ -283,6 +283,52 @@ def test_raising_threshold_lets_the_write_through(library, small):
     assert small.read_bytes("/MORE") == b"m" * 4096
 
 
+def _write_both_ways(volumes: dict, path: str, size: int) -> str | None:
+    """Write ``size`` bytes at ``path`` with write_bytes on one volume and through a handle
+    (in three pieces) on the other; the one outcome both routes give (None: written)."""
+    outcomes = []
+    for way, volume in volumes.items():
+        data = bytes([len(outcomes) + 65]) * size
+        try:
+            if way == "BYTES":
+                volume.write_bytes(path, data)
+            else:
+                with volume.open(path, "wb") as handle:
+                    for piece in (data[: size // 3], data[size // 3 : size // 2], data[size // 2 :]):
+                        handle.write(piece)
+        except errors.VolumeFullError as exc:
+            outcomes.append(str(exc).replace(f"volume {way}:", "volume V:"))
+        else:
+            outcomes.append(None)
+    assert outcomes[0] == outcomes[1]
+    spaces = {volume.space() for volume in volumes.values()}
+    assert len(spaces) == 1, spaces
+    return outcomes[0]
+
+
+@pytest.mark.parametrize("medfmt", [MediaFormat.HPOFS, MediaFormat.UDF])
+@pytest.mark.parametrize("name, header", [("G", 1), ("\U0001d11e" * 240, 2)])  # header sectors of its FILE record
+def test_a_handle_takes_exactly_the_writes_write_bytes_takes(library, medfmt, name, header):
+    """One rule decides (Volume._store's): the header a version's path needs, and on UDF the
+    space the version it replaces frees."""
+    volumes = {}
+    for vol in ("BYTES", "HANDLE"):
+        make_volume(library, vol, medtype=MediaType.ERASE, medfmt=medfmt, capacity=1 << 20, threshold=100, blksize=1024)
+        volumes[vol] = library.open(vol)
+    try:
+        assert _write_both_ways(volumes, "/F", 600_000) is None
+        replaced = _write_both_ways(volumes, "/F", 600_000)  # UDF frees the old version's space first
+        assert (replaced is None) == (medfmt is MediaFormat.UDF)
+        limit, used = volumes["BYTES"].space()
+        free = (limit - used) // 1024
+        assert "CPF1F61" in _write_both_ways(volumes, "/" + name, (free - header) * 1024 + 1)  # a sector too many
+        assert _write_both_ways(volumes, "/" + name, (free - header) * 1024) is None  # exactly the room left
+        assert volumes["HANDLE"].space() == (limit, limit)
+    finally:
+        for volume in volumes.values():
+            volume.close()
+
+
 def test_full_batch_is_all_or_nothing(library, small):
     index_before = dump_index(library, "SMALL")
     size_before = os.path.getsize(data_path(library, "SMALL"))

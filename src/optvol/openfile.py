@@ -12,10 +12,11 @@ import io
 import os
 
 from optvol import errors, model
-from optvol.image.records import sectors_for
+from optvol.image.image import Transaction
 from optvol.volume_rows import READ_ONLY
 
 SPOOL_IN_MEMORY = 8 << 20
+WRITE_BUFFER = 1 << 20  # a writer's buffer: each write that reaches the spool checks the space (_refuse_unless_room)
 _WRITE_MODES = {"w": True, "x": False, "a": True}
 
 
@@ -31,7 +32,7 @@ def open_file(volume, path: str, mode: str, *, encoding: str | None):
     else:
         volume.check_user_write("opening a file for writing")
         raw = VolumeWriter(volume, path, kind)
-        buffered = _AbortingWriter(raw)
+        buffered = _AbortingWriter(raw, buffer_size=WRITE_BUFFER)
         if not binary:
             return _AbortingText(buffered, encoding=encoding or "utf-8")
     return buffered if binary else io.TextIOWrapper(buffered, encoding=encoding or "utf-8")
@@ -40,6 +41,10 @@ def open_file(volume, path: str, mode: str, *, encoding: str | None):
 class _AbortingWriter(io.BufferedWriter):
     """A buffered writer whose ``with`` block discards the new version on an exception."""
 
+    def write(self, data) -> int:
+        self.raw.check_usable()  # now, not when the buffer next reaches the writer
+        return super().write(data)
+
     def __exit__(self, kind, value, traceback):
         if kind is not None:
             self.raw.discard()
@@ -47,6 +52,10 @@ class _AbortingWriter(io.BufferedWriter):
 
 
 class _AbortingText(io.TextIOWrapper):
+    def write(self, text: str) -> int:
+        self.buffer.raw.check_usable()
+        return super().write(text)
+
     def __exit__(self, kind, value, traceback):
         if kind is not None:
             self.buffer.raw.discard()
@@ -154,17 +163,18 @@ class VolumeWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
+    def check_usable(self) -> None:
+        """Raise what the next write would raise for the state of the handle (a closed volume)."""
         _check_volume_open(self._volume, self.name)
+
+    def write(self, data) -> int:
+        self.check_usable()
         size = len(data)
-        limit, used = self._volume.space()
-        sector = self._volume.image.sector_size
-        if (2 + sectors_for(self._size + size, sector)) * sector > limit - used:
+        try:
+            _refuse_unless_room(self._volume, self._parts, self._size + size, replace=self._replace)
+        except errors.VolumeFullError:
             self._aborted = True
-            raise errors.error(
-                "CPF1F61", volume=self._volume.id, needed=self._size + size,
-                available=max(0, limit - used), threshold=self._volume.label()["threshold"],
-            )
+            raise
         self._spool.write(data)
         self._size += size
         return size
@@ -196,3 +206,21 @@ class VolumeWriter(io.RawIOBase):
 
         with volume._transaction() as tx:
             volume._store(tx, self._parts, size=size, payload=write, replace=self._replace)
+
+
+def _refuse_unless_room(volume, parts: tuple[str, ...], size: int, *, replace: bool) -> None:
+    """CPF1F61 if ``Volume._store`` would now refuse, for space, a version of ``size`` bytes at
+    ``parts``: its own rules (``_new_versions``: the record's header sectors, the sectors a UDF
+    replacement frees; ``Transaction.reserve``) on a space ledger that is never begun and so
+    writes nothing. A handle thus refuses exactly the writes ``write_bytes`` refuses."""
+    ledger = Transaction(volume.image)  # the committed space...
+    if volume._tx is not None:  # ...or, inside a batch, the batch's
+        ledger.used, ledger.limit = volume._tx.used, volume._tx.limit
+    parent = volume._need_dir(parts[:-1])
+    old = volume._file(parent.id, parts[-1])
+    key, now = model.name_key(parts[-1]), volume._now()
+    found = volume._new_versions(ledger, parent, parts[:-1], [(parts[-1], key, size, None, None, None)],
+                                 {key: old} if old else {}, replace=replace, honour_read_only=False, now=now,
+                                 stamp=ledger.stamp(now), charge=False)[0]
+    if isinstance(found, errors.VolumeFullError):
+        raise found
