@@ -704,6 +704,37 @@ def test_writer_with_block_that_raises_leaves_no_file(primary, library):
     assert os.path.getsize(data_path(library, "PVOL1")) == data_before
 
 
+@pytest.mark.parametrize("mode", ["wb", "w"])
+def test_a_refused_write_spoils_the_handle(library, mode):
+    """Nothing is lost silently: after a refused write, every write and close() say so (OPV0111)."""
+    make_volume(library, "SMALL", medtype=MediaType.ERASE, capacity=1 << 20, threshold=100)
+    with library.open("SMALL") as volume:
+        volume.write_bytes("/LOG.TXT", b"old version")
+        size_before = os.path.getsize(data_path(library, "SMALL"))
+        line, big = ("first record\n", "z" * (2 << 20)) if mode == "w" else (b"first record\n", b"z" * (2 << 20))
+        handle = volume.open("/LOG.TXT", mode)
+        handle.write(line * 1000)
+        with pytest.raises(errors.VolumeFullError) as refused:
+            handle.write(big)
+        assert refused.value.message_id == "CPF1F61"
+        for attempt in (lambda: handle.write(line), handle.close):
+            with pytest.raises(errors.NotAllowedError) as spoilt:
+                attempt()
+            assert spoilt.value.message_id == "OPV0111" and "No free space on volume SMALL" in spoilt.value.text
+        assert handle.closed
+        handle = volume.open("/LOG.TXT", mode)
+        handle.write(big[:1_046_000])  # held in the handle's buffer: refused by close's flush, which says so
+        with pytest.raises(errors.VolumeFullError):
+            handle.close()
+        assert handle.closed
+        with pytest.raises(errors.VolumeFullError):  # inside with: the refusal itself, and nothing kept
+            with volume.open("/LOG.TXT", mode) as handle:
+                handle.write(line)
+                handle.write(big)
+        assert volume.read_bytes("/LOG.TXT") == b"old version" and volume.stat("/LOG.TXT").version == 1
+        assert os.path.getsize(data_path(library, "SMALL")) == size_before
+
+
 def test_a_handle_of_a_closed_volume_is_a_closed_file_not_damage(library, primary):
     primary.write_bytes("/F", b"sound bytes" * 1000)
     volume = library.open("PVOL1")

@@ -125,6 +125,7 @@ _MESSAGE_LIST = [
     Message("OPV0108", NotAllowedError, "{path!r} on volume {volume} is a directory; {operation} needs a file."),
     Message("OPV0109", NotAllowedError, "{path!r} on volume {volume} is a file; {operation} needs a directory."),
     Message("OPV0110", NotAllowedError, "Cannot {operation} {path!r} into itself."),
+    Message("OPV0111", NotAllowedError, "File {path!r} on volume {volume} cannot be written through this handle: a write to it was refused ({reason}); nothing written to it is kept."),
     Message("OPV0401", NotAllowedError, "Volume {volume} is a {actual} volume, not {given}."),
     Message("OPV0402", NotAllowedError, "*BACKUP volume {target} takes data only from a *PRIMARY volume; {source} is {type}."),
     Message("OPV0403", NotAllowedError, "*BACKUP volume {target} belongs to primary volume {owner}; it cannot take data from {source}."),

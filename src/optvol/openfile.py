@@ -3,7 +3,8 @@
 A reader checks the SHA-256 of the whole version before it returns its first byte, so a
 damaged file fails (CPF1F28, exit 7) and never hands out wrong bytes. A writer collects
 the data in a spool file and writes it to the volume as one new version when it is
-closed; until then nobody sees it, and an exception inside ``with`` discards it.
+closed; until then nobody sees it, and an exception inside ``with`` discards it. A refused
+write spoils the writer (``VolumeWriter.check_usable``): nothing of it is ever written.
 """
 
 from __future__ import annotations
@@ -38,28 +39,42 @@ def open_file(volume, path: str, mode: str, *, encoding: str | None):
     return buffered if binary else io.TextIOWrapper(buffered, encoding=encoding or "utf-8")
 
 
-class _AbortingWriter(io.BufferedWriter):
-    """A buffered writer whose ``with`` block discards the new version on an exception."""
+class _Aborting:
+    """What a writer handle (binary or text) adds to io: its ``with`` block discards the new
+    version on an exception, and a write or ``close`` reports at once what keeps the version
+    from being written (``VolumeWriter.check_usable``), not when a buffer next reaches the
+    volume writer. If the flush of ``close`` fails, ``close`` raises that and writes nothing."""
 
-    def write(self, data) -> int:
-        self.raw.check_usable()  # now, not when the buffer next reaches the writer
+    def _volume_writer(self) -> VolumeWriter:
+        return getattr(self, "buffer", self).raw  # a text handle's binary handle's, or a binary handle's
+
+    def write(self, data):
+        self._volume_writer().check_usable()
         return super().write(data)
 
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.flush()
+        except BaseException:
+            self._volume_writer().discard()
+            super().close()
+            raise
+        super().close()
+
     def __exit__(self, kind, value, traceback):
         if kind is not None:
-            self.raw.discard()
+            self._volume_writer().discard()
         return super().__exit__(kind, value, traceback)
 
 
-class _AbortingText(io.TextIOWrapper):
-    def write(self, text: str) -> int:
-        self.buffer.raw.check_usable()
-        return super().write(text)
+class _AbortingWriter(_Aborting, io.BufferedWriter):
+    """The binary writer handle."""
 
-    def __exit__(self, kind, value, traceback):
-        if kind is not None:
-            self.buffer.raw.discard()
-        return super().__exit__(kind, value, traceback)
+
+class _AbortingText(_Aborting, io.TextIOWrapper):
+    """The text writer handle, over an ``_AbortingWriter``."""
 
 
 def _check_volume_open(volume, path: str) -> None:
@@ -128,7 +143,8 @@ class VolumeWriter(io.RawIOBase):
     def __init__(self, volume, path: str, kind: str):
         super().__init__()
         # Until the writer is set up, closing it (even by the garbage collector) commits nothing.
-        self._aborted = True
+        self._ready = self._discarded = False
+        self._refused: errors.OptvolError | None = None  # what refused a write: the handle is spoilt
         self._spool = None
         self._volume = volume
         self._parts = volume._parts(path)
@@ -143,7 +159,7 @@ class VolumeWriter(io.RawIOBase):
             _, row = volume.file_row(path)
             for chunk in volume.verified_chunks(row, path):
                 self.write(chunk)
-        self._aborted = False
+        self._ready = True
 
     def _check_target(self, kind: str) -> None:
         volume, parts = self._volume, self._parts
@@ -164,31 +180,39 @@ class VolumeWriter(io.RawIOBase):
         return True
 
     def check_usable(self) -> None:
-        """Raise what the next write would raise for the state of the handle (a closed volume)."""
+        """Raise what the next write would raise for the state of the handle: a closed volume,
+        or OPV0111 once a write was refused. A refused write is not simply skipped: the io
+        layers above may have taken earlier writes into a buffer that then never reached the
+        spool (TextIOWrapper drops them), so what the handle holds is no longer what it was given."""
         _check_volume_open(self._volume, self.name)
+        if self._refused is not None:
+            raise errors.error("OPV0111", path=self.name, volume=self._volume.id,
+                               reason=errors.cause(self._refused)) from self._refused
 
     def write(self, data) -> int:
+        if self._discarded:  # the with block is leaving on an exception: what its close flushes goes nowhere
+            return len(data)
         self.check_usable()
         size = len(data)
         try:
             _refuse_unless_room(self._volume, self._parts, self._size + size, replace=self._replace)
-        except errors.VolumeFullError:
-            self._aborted = True
+            self._spool.write(data)
+        except errors.OptvolError as exc:
+            self._refused = exc
             raise
-        self._spool.write(data)
         self._size += size
         return size
 
     def discard(self) -> None:
         """Drop what was written: closing will leave the volume as it was."""
-        self._aborted = True
+        self._discarded = True
 
     def close(self) -> None:
         if self.closed:
             return
         try:
-            if not self._aborted:
-                _check_volume_open(self._volume, self.name)
+            if self._ready and not self._discarded:
+                self.check_usable()
                 self._commit()
         finally:
             if self._spool is not None:
