@@ -88,6 +88,13 @@ def test_tmpfs_full(tmp_path):
             volume.write_bytes("/BIG", content("/BIG", 4 << 20))
         assert caught.value.message_id == "OPV0203"
         _intact(library, "PVOL1", expected, ["/BIG"])
+        # ...through a handle, whose spool outgrows memory onto the full disk...
+        with library.open("PVOL1") as volume, pytest.raises(errors.VolumeFullError) as caught:
+            with volume.open("/BIG", "wb") as handle:
+                for _ in range(9):
+                    handle.write(content("/BIG", 1 << 20))
+        assert caught.value.message_id == "OPV0203"
+        _intact(library, "PVOL1", expected, ["/BIG"])
         # ...and through the shell, streamed from a host file.
         host = tmp_path / "big.bin"
         host.write_bytes(content("/BIG", 4 << 20))

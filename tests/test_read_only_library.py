@@ -134,6 +134,11 @@ def test_the_api_refuses_writes_with_the_same_error(frozen):
         with pytest.raises(errors.NotAllowedError):
             with volume.open("/NEW2", "wb") as handle:
                 handle.write(b"new")
+        for mode in ("wb", "a"):  # refused when opened: past 8 MiB a writer spools to the volume's directory
+            with pytest.raises(errors.NotAllowedError) as caught:
+                with volume.open("/TOP", mode) as handle:
+                    handle.write(b"x" * (9 << 20) if mode == "wb" else "x" * (9 << 20))
+            assert caught.value.message_id == "OPV0010"
     assert _snapshot(root) == before
 
 

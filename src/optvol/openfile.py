@@ -9,11 +9,13 @@ write spoils the writer (``VolumeWriter.check_usable``): nothing of it is ever w
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+from collections.abc import Iterator
 
 from optvol import errors, model
-from optvol.image.image import Transaction
+from optvol.image.image import Transaction, read_only_error
 from optvol.volume_rows import READ_ONLY
 
 SPOOL_IN_MEMORY = 8 << 20
@@ -32,6 +34,8 @@ def open_file(volume, path: str, mode: str, *, encoding: str | None):
         buffered = io.BufferedReader(raw)
     else:
         volume.check_user_write("opening a file for writing")
+        if volume.image.read_only:  # before the spool is made in the volume's directory
+            raise volume.image.write_refusal("opening a file for writing")
         raw = VolumeWriter(volume, path, kind)
         buffered = _AbortingWriter(raw, buffer_size=WRITE_BUFFER)
         if not binary:
@@ -200,6 +204,9 @@ class VolumeWriter(io.RawIOBase):
         except errors.OptvolError as exc:
             self._refused = exc
             raise
+        except OSError as exc:  # the spool's, past SPOOL_IN_MEMORY: a file in the volume's directory
+            self._refused = _host_error(exc, self._volume)
+            raise self._refused from None
         self._size += size
         return size
 
@@ -220,16 +227,39 @@ class VolumeWriter(io.RawIOBase):
             super().close()
 
     def _commit(self) -> None:
-        self._spool.flush()
-        self._spool.seek(0)
         volume, size, spool = self._volume, self._size, self._spool
+        try:
+            spool.flush()  # a full disk may show only now
+            spool.seek(0)
+        except OSError as exc:
+            raise _host_error(exc, volume) from None
+
+        def chunks() -> Iterator[bytes]:
+            while True:
+                try:
+                    chunk = spool.read(1 << 20)
+                except OSError as exc:
+                    raise _host_error(exc, volume) from None
+                if not chunk:
+                    return
+                yield chunk
 
         def write(data, sector: int) -> bytes:
-            chunks = iter(lambda: spool.read(1 << 20), b"")
-            return data.write_stream(sector, chunks, limit=size)[1]
+            return data.write_stream(sector, chunks(), limit=size)[1]
 
         with volume._transaction() as tx:
             volume._store(tx, self._parts, size=size, payload=write, replace=self._replace)
+
+
+def _host_error(exc: OSError, volume) -> errors.OptvolError:
+    """What a host error on a writer's spool means, as for the volume's own files: a
+    read-only file system (OPV0010), a user who may not write there (OPV0011), a full disk
+    (OPV0203), any other I/O error (OPV0204)."""
+    if exc.errno == errno.EROFS:
+        return read_only_error(volume.image.directory.parent, "writing a file")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return errors.error("OPV0011", volume=volume.id, operation="writing a file")
+    return errors.host_write_error(exc, volume.id)
 
 
 def _refuse_unless_room(volume, parts: tuple[str, ...], size: int, *, replace: bool) -> None:
