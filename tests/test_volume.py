@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import data_path, make_volume
+from integrity_helpers import run_cli
 from optvol import cli, errors
 from optvol.model import DirInfo, FileInfo, MediaType
 
@@ -38,6 +39,8 @@ def test_readme_python_examples_run_as_written(tmp_path):
         done = subprocess.run([sys.executable, "-c", block], env=env, capture_output=True, timeout=300)
         assert done.returncode == 0, f"{block}\n{done.stderr.decode()}"
 
+
+SRC = Path(__file__).resolve().parent.parent / "src"
 
 # ----------------------------------------------------------------------------- open modes
 
@@ -301,6 +304,45 @@ def test_remove(primary):
         primary.read_bytes("/D/F")
     primary.write_bytes("/D/F", b"again")
     assert primary.read_bytes("/D/F") == b"again"
+
+
+def test_an_open_file_cannot_be_deleted(library, primary):
+    """Reference §3.5: CPF1F26 while a handle of this process has it open, for any access."""
+    primary.write_bytes("/R", b"read me")
+    primary.write_bytes("/W", b"old")
+    reader, writer = primary.open("/R", "rb"), primary.open("/W", "wb")
+    writer.write(b"new")
+    with library.open("PVOL1") as other:  # the same volume opened again: the same files
+        for volume, path in ((primary, "/R"), (primary, "/w"), (other, "/R")):
+            with pytest.raises(errors.LockedError) as caught:
+                volume.remove(path)
+            assert caught.value.message_id == "CPF1F26" and caught.value.exit_code == 8
+        assert run_cli(library.root, "rm", "/QOPT/PVOL1/R").rc == 8
+    reader.close()
+    writer.close()
+    assert primary.read_bytes("/W") == b"new"
+    primary.remove("/R")
+    primary.remove("/W")
+    closed = library.open("PVOL1")
+    primary.write_bytes("/S", b"s")
+    stale = closed.open("/S", "rb")
+    closed.close()
+    primary.remove("/S")  # the handle of a closed volume is closed as far as anyone can use it
+    stale.close()
+    assert primary.listdir("/") == []
+
+
+def test_a_writer_never_brings_back_a_file_deleted_while_it_was_open(library, primary):
+    """Another process sees no handle of this one: its delete goes through, and the writer's close refuses."""
+    primary.write_bytes("/W", b"old")
+    with pytest.raises(errors.NotFoundError) as caught:
+        with primary.open("/W", "w") as writer:
+            writer.write("new")
+            deleted = subprocess.run([sys.executable, "-m", "optvol", "--library", str(library.root), "rm", "/QOPT/PVOL1/W"],
+                                     capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(SRC)})
+            assert deleted.returncode == 0, deleted.stderr
+    assert caught.value.message_id == "CPF1F22"
+    assert not primary.exists("/W")
 
 
 # ----------------------------------------------------------------------------- rename

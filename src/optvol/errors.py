@@ -95,6 +95,7 @@ _MESSAGE_LIST = [
     Message("CPF1F22", NotFoundError, "File {path!r} not found on volume {volume}."),
     Message("CPF1F23", InvalidError, "New name {path!r} is the same as the old name."),
     Message("CPF1F24", ExistsError, "{path!r} already exists on volume {volume}."),
+    Message("CPF1F26", LockedError, "File {path!r} on volume {volume} is in use: {reason}."),
     Message("CPF1F28", DamagedError, "File {path!r} on volume {volume} is damaged: {reason}."),
     Message("CPF1F37", NotAllowedError, "File {path!r} on volume {volume} is read-only."),
     Message("CPF1F48", InvalidError, "Path name {path!r} not valid: {reason}."),

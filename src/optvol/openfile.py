@@ -12,6 +12,8 @@ from __future__ import annotations
 import errno
 import io
 import os
+import threading
+import weakref
 from collections.abc import Iterator
 
 from optvol import errors, model
@@ -21,6 +23,9 @@ from optvol.volume_rows import READ_ONLY
 SPOOL_IN_MEMORY = 8 << 20
 WRITE_BUFFER = 1 << 20  # a writer's buffer: each write that reaches the spool checks the space (_refuse_unless_room)
 _WRITE_MODES = {"w": True, "x": False, "a": True}
+# The handles of this process that opened a file version (``_hold``); a closed one holds none.
+_HANDLES: weakref.WeakSet = weakref.WeakSet()
+_HANDLES_LOCK = threading.Lock()  # adding to it, or copying it, while another thread adds
 
 
 def open_file(volume, path: str, mode: str, *, encoding: str | None):
@@ -95,8 +100,10 @@ class VolumeReader(io.RawIOBase):
         super().__init__()
         self._volume = volume
         self._path = path
+        self._held = None
         self._dir, self._row = volume.file_row(path)
         volume.verify(self._row, path)
+        _hold(self, volume, self._row.id)
         self._data = volume.image.data
         self._start = (self._row.sector + self._row.header_sectors) * volume.image.sector_size
         self._pos = 0
@@ -140,6 +147,10 @@ class VolumeReader(io.RawIOBase):
     def tell(self) -> int:
         return self._pos
 
+    def close(self) -> None:
+        self._held = None
+        super().close()
+
 
 class VolumeWriter(io.RawIOBase):
     """A new version of a file, written to the volume when closed (see module docstring)."""
@@ -149,12 +160,14 @@ class VolumeWriter(io.RawIOBase):
         # Until the writer is set up, closing it (even by the garbage collector) commits nothing.
         self._ready = self._discarded = False
         self._refused: errors.OptvolError | None = None  # what refused a write: the handle is spoilt
-        self._spool = None
+        self._spool = self._held = None
         self._volume = volume
         self._parts = volume._parts(path)
         self._replace = _WRITE_MODES[kind]
         self.name = path
-        self._check_target(kind)
+        self._opened = self._check_target(kind)  # the live version it replaces, if any
+        if self._opened is not None:
+            _hold(self, volume, self._opened)
         import tempfile  # here: it costs every command's start 6 ms, and only writers use it
 
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=volume.image.directory)
@@ -165,20 +178,22 @@ class VolumeWriter(io.RawIOBase):
                 self.write(chunk)
         self._ready = True
 
-    def _check_target(self, kind: str) -> None:
+    def _check_target(self, kind: str) -> int | None:
+        """The checks of opening ``parts`` to write; the ID of the live version there, if any."""
         volume, parts = self._volume, self._parts
         if not parts:
             raise errors.error("OPV0108", path="/", volume=volume.id, operation="writing")
         volume._need_dir(parts[:-1])
         found = volume._lookup(parts)
         if found is None:
-            return
+            return None
         if not hasattr(found, "flags"):
             raise errors.error("OPV0108", path=model.join(parts), volume=volume.id, operation="writing")
         if kind == "x":
             raise errors.error("CPF1F24", path=model.join(parts), volume=volume.id)
         if found.flags & READ_ONLY:
             raise errors.error("CPF1F37", path=model.join(parts), volume=volume.id)
+        return found.id
 
     def writable(self) -> bool:
         return True
@@ -222,6 +237,7 @@ class VolumeWriter(io.RawIOBase):
                 self.check_usable()
                 self._commit()
         finally:
+            self._held = None
             if self._spool is not None:
                 self._spool.close()
             super().close()
@@ -248,7 +264,35 @@ class VolumeWriter(io.RawIOBase):
             return data.write_stream(sector, chunks(), limit=size)[1]
 
         with volume._transaction() as tx:
+            # Another process may have deleted (or moved away) the file this handle opened:
+            # writing it now would bring it back unasked.
+            if self._opened is not None and volume._lookup(self._parts) is None:
+                raise errors.error("CPF1F22", path=self.name, volume=volume.id)
             volume._store(tx, self._parts, size=size, payload=write, replace=self._replace)
+
+
+def _hold(handle: VolumeReader | VolumeWriter, volume, version: int) -> None:
+    """Record that ``handle`` has file version ``version`` of ``volume`` open (``refuse_if_open``);
+    closing it sets its ``_held`` to None (no lock: a handle may be closed by the garbage
+    collector at any allocation, also while this thread holds the lock)."""
+    found = os.fstat(volume.image.data.fd)  # the volume, however this Volume object was opened
+    handle._held = (found.st_dev, found.st_ino, version)
+    with _HANDLES_LOCK:
+        _HANDLES.add(handle)
+
+
+def refuse_if_open(volume, parts: tuple[str, ...]) -> None:
+    """CPF1F26 if a handle of this process has the live version of file ``parts`` open: a
+    file cannot be deleted while it is open (reference §3.5, QHFDLTSF). A handle whose
+    volume was closed no longer counts. Other processes' handles are not seen; a writer's
+    close refuses to bring back a file deleted meanwhile (CPF1F22)."""
+    _, row = volume._need_file(parts)
+    found = os.fstat(volume.image.data.fd)
+    key = (found.st_dev, found.st_ino, row.id)
+    with _HANDLES_LOCK:
+        handles = list(_HANDLES)
+    if any(h._held == key and h._volume.image.data is not None for h in handles):
+        raise errors.error("CPF1F26", path=model.join(parts), volume=volume.id, reason="a program has it open")
 
 
 def _host_error(exc: OSError, volume) -> errors.OptvolError:

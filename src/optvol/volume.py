@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from optvol import errors, media, model
+from optvol import errors, media, model, openfile
 from optvol.image import image as image_mod
 from optvol.image import records
 from optvol.image.records import Kind
@@ -380,10 +380,11 @@ class Volume:
         conn.execute("UPDATE dirs SET live = 0 WHERE id = ?", (directory.id,))
 
     def remove(self, path: str) -> None:
-        """Delete a file (QHFDLTSF). On HPOFS its versions stay and keep their space."""
+        """Delete a file (QHFDLTSF), not while it is open. On HPOFS its versions stay and keep their space."""
         self.check_user_write("deleting a file")
         parts = self._parts(path)
         with self._transaction() as tx:
+            openfile.refuse_if_open(self, parts)
             self._delete(tx, parts)
 
     def _delete(self, tx: image_mod.Transaction, parts: tuple[str, ...], *, honour_read_only: bool = True) -> None:
@@ -695,8 +696,6 @@ class Volume:
 
     def open(self, path: str, mode: str = "rb", *, encoding: str | None = None):
         """Open a file for a user program: ``rb``/``r`` to read, ``wb``/``w``/``xb``/``x``/``ab``/``a`` to write."""
-        from optvol import openfile
-
         return openfile.open_file(self, path, mode, encoding=encoding)
 
     def read_bytes(self, path: str) -> bytes:
