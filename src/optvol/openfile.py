@@ -43,8 +43,11 @@ def open_file(volume, path: str, mode: str, *, encoding: str | None):
             raise volume.image.write_refusal("opening a file for writing")
         raw = VolumeWriter(volume, path, kind)
         buffered = _AbortingWriter(raw, buffer_size=WRITE_BUFFER)
+        buffered.volume_writer = raw
         if not binary:
-            return _AbortingText(buffered, encoding=encoding or "utf-8")
+            text = _AbortingText(buffered, encoding=encoding or "utf-8")
+            text.volume_writer = raw
+            return text
     return buffered if binary else io.TextIOWrapper(buffered, encoding=encoding or "utf-8")
 
 
@@ -54,11 +57,12 @@ class _Aborting:
     from being written (``VolumeWriter.check_usable``), not when a buffer next reaches the
     volume writer. If the flush of ``close`` fails, ``close`` raises that and writes nothing."""
 
-    def _volume_writer(self) -> VolumeWriter:
-        return getattr(self, "buffer", self).raw  # a text handle's binary handle's, or a binary handle's
+    volume_writer: VolumeWriter  # set by open_file
 
     def write(self, data):
-        self._volume_writer().check_usable()
+        writer = self.volume_writer
+        if writer.refused is not None or writer._volume.image.data is None:  # cheap: this runs for every write
+            writer.check_usable()
         return super().write(data)
 
     def close(self) -> None:
@@ -67,14 +71,14 @@ class _Aborting:
         try:
             self.flush()
         except BaseException:
-            self._volume_writer().discard()
+            self.volume_writer.discard()
             super().close()
             raise
         super().close()
 
     def __exit__(self, kind, value, traceback):
         if kind is not None:
-            self._volume_writer().discard()
+            self.volume_writer.discard()
         return super().__exit__(kind, value, traceback)
 
 
@@ -159,7 +163,7 @@ class VolumeWriter(io.RawIOBase):
         super().__init__()
         # Until the writer is set up, closing it (even by the garbage collector) commits nothing.
         self._ready = self._discarded = False
-        self._refused: errors.OptvolError | None = None  # what refused a write: the handle is spoilt
+        self.refused: errors.OptvolError | None = None  # what refused a write: the handle is spoilt
         self._spool = self._held = None
         self._volume = volume
         self._parts = volume._parts(path)
@@ -204,9 +208,9 @@ class VolumeWriter(io.RawIOBase):
         layers above may have taken earlier writes into a buffer that then never reached the
         spool (TextIOWrapper drops them), so what the handle holds is no longer what it was given."""
         _check_volume_open(self._volume, self.name)
-        if self._refused is not None:
+        if self.refused is not None:
             raise errors.error("OPV0111", path=self.name, volume=self._volume.id,
-                               reason=errors.cause(self._refused)) from self._refused
+                               reason=errors.cause(self.refused)) from self.refused
 
     def write(self, data) -> int:
         if self._discarded:  # the with block is leaving on an exception: what its close flushes goes nowhere
@@ -217,11 +221,11 @@ class VolumeWriter(io.RawIOBase):
             _refuse_unless_room(self._volume, self._parts, self._size + size, replace=self._replace)
             self._spool.write(data)
         except errors.OptvolError as exc:
-            self._refused = exc
+            self.refused = exc
             raise
         except OSError as exc:  # the spool's, past SPOOL_IN_MEMORY: a file in the volume's directory
-            self._refused = _host_error(exc, self._volume)
-            raise self._refused from None
+            self.refused = _host_error(exc, self._volume)
+            raise self.refused from None
         self._size += size
         return size
 
