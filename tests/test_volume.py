@@ -22,6 +22,7 @@ from optvol import cli, errors
 from optvol.model import DirInfo, FileInfo, MediaType
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+SRC = Path(__file__).resolve().parent.parent / "src"
 
 # ----------------------------------------------------------------------------- README
 
@@ -39,8 +40,6 @@ def test_readme_python_examples_run_as_written(tmp_path):
         done = subprocess.run([sys.executable, "-c", block], env=env, capture_output=True, timeout=300)
         assert done.returncode == 0, f"{block}\n{done.stderr.decode()}"
 
-
-SRC = Path(__file__).resolve().parent.parent / "src"
 
 # ----------------------------------------------------------------------------- open modes
 
