@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from optvol import errors, media, model
+from optvol.interchange import zisofs
 from optvol.interchange.iso_read import Entry, ImageTree, damaged, read_tree
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, Progress, VolumeType
@@ -216,19 +217,46 @@ def _copy_into(library: Library, tree: ImageTree, volume_id: str, top: str, coun
 
 
 def _chunks(tree: ImageTree, entry: Entry) -> Iterator[bytes]:
-    """The bytes of a file of the image, extent after extent; a short read means damage."""
-    for offset, length in entry.extents:
-        end = offset + length
-        while offset < end:
-            try:
-                data = os.pread(tree.fd, min(READ_CHUNK, end - offset), offset)
-            except OSError as exc:  # a scratched disc, a failing disk: the image is damaged there
-                raise damaged(tree.path, f"the data of {model.join(entry.names)} cannot be read at byte {offset}"
-                                         f" ({exc.strerror or exc})") from None
-            if not data:
-                raise damaged(tree.path, f"the image ends inside the data of {model.join(entry.names)}")
-            offset += len(data)
-            yield data
+    """The bytes of a file of the image, extent after extent (uncompressed if it is stored
+    compressed); a short read means damage."""
+    if entry.compression is None:
+        for offset, length in entry.extents:
+            yield from _stored(tree, entry, offset, length)
+        return
+    stored = sum(length for _, length in entry.extents)
+    try:
+        yield from zisofs.chunks(lambda offset, length: b"".join(_stored_range(tree, entry, offset, length)), stored,
+                                 entry.compression)
+    except ValueError as exc:
+        raise damaged(tree.path, f"the compressed data of {model.join(entry.names)} cannot be read: {exc}") from None
+
+
+def _stored_range(tree: ImageTree, entry: Entry, offset: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes from ``offset`` of a file as the image stores it, across its extents."""
+    for start, size in entry.extents:
+        if offset >= size:
+            offset -= size
+            continue
+        take = min(length, size - offset)
+        yield from _stored(tree, entry, start + offset, take)
+        offset, length = 0, length - take
+        if not length:
+            return
+
+
+def _stored(tree: ImageTree, entry: Entry, offset: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes of the image from byte ``offset``, a chunk at a time."""
+    end = offset + length
+    while offset < end:
+        try:
+            data = os.pread(tree.fd, min(READ_CHUNK, end - offset), offset)
+        except OSError as exc:  # a scratched disc, a failing disk: the image is damaged there
+            raise damaged(tree.path, f"the data of {model.join(entry.names)} cannot be read at byte {offset}"
+                                     f" ({exc.strerror or exc})") from None
+        if not data:
+            raise damaged(tree.path, f"the image ends inside the data of {model.join(entry.names)}")
+        offset += len(data)
+        yield data
 
 
 def _result(tree: ImageTree, survey: _Survey, volume_id: str, path: str, media_type: str | None) -> ImportResult:

@@ -8,7 +8,8 @@ the image has: Rock Ridge, then UDF, then Joliet, then ISO 9660.
 The tree is walked on disk, one directory at a time, in memory that does not grow with
 the image: ISO 9660, Joliet and Rock Ridge by ``iso_walk.py``, UDF by ``udf_walk.py``.
 A file over 4 GiB is read from the extents of all its records (multi-extent ISO 9660
-records, or several UDF allocation descriptors).
+records, or several UDF allocation descriptors). A Rock Ridge file compressed with zisofs
+says so (``Entry.compression``); its reader uncompresses it (``zisofs.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from optvol import errors, model
-from optvol.interchange import iso_walk, udf_walk
+from optvol.interchange import iso_walk, udf_walk, zisofs
 from optvol.interchange.iso_walk import Image, NameOf, Record
 
 MAX_DEPTH = model.MAX_DIRECTORY_PART // 2  # /a/b/c...: the deepest tree a volume holds (128)
@@ -41,6 +42,7 @@ class Entry:
     size: int = 0
     extents: tuple[tuple[int, int], ...] = ()  # (byte offset in the image, length)
     hidden: bool = False  # a file the image hides (the ISO 9660 or Joliet existence bit, UDF's hidden characteristic)
+    compression: zisofs.Compression | None = None  # the extents hold zisofs data; ``size`` is uncompressed
 
 
 class ImageTree:
@@ -181,8 +183,16 @@ class _Walker:
     def _file_entry(self, names: tuple[str, ...], pieces: list[Record]) -> Entry:
         extents = tuple((p.extent * self.block, p.size) for p in pieces)
         modified, created, attr_changed = iso_walk.file_times(pieces[-1])
-        return Entry(names, False, modified, created, attr_changed, sum(length for _, length in extents), extents,
-                     hidden=pieces[0].is_hidden)
+        size, compression = sum(length for _, length in extents), None
+        zf = next((piece.zf for piece in pieces if piece.zf), None)
+        if zf is not None:
+            try:
+                compression = zisofs.read_zf(zf)
+            except zisofs.Unsupported as exc:
+                raise errors.error("OPV0703", path=self.path, reason=f"/{'/'.join(names)}: {exc}") from None
+            size = compression.size
+        return Entry(names, False, modified, created, attr_changed, size, extents, hidden=pieces[0].is_hidden,
+                     compression=compression)
 
 
 # --------------------------------------------------------------------- UDF

@@ -9,7 +9,7 @@ The references, as ``iso9660.py`` (the export side) gives them: ECMA-119 §8.4 a
 (primary and supplementary volume descriptors; Joliet is the supplementary one whose
 escape sequence is ``%/@``, ``%/C`` or ``%/E``), §9.1 (directory records; a record never
 crosses a sector, a zero length byte means "next sector"), §9.1.5 (the seven-byte date),
-§8.4.26.1 (the seventeen-byte one); SUSP 1.12 (SP, CE, ER) and RRIP 1.09 (NM, TF, CL, RE).
+§8.4.26.1 (the seventeen-byte one); SUSP 1.12 (SP, CE, ER), RRIP 1.09 (NM, TF, CL, RE) and zisofs' ZF (``zisofs.py``).
 
 The image is untrusted: a record, an extent or a continuation area that does not fit,
 a loop, a name that cannot be decoded all end in an exception the caller turns into
@@ -51,6 +51,7 @@ class Record:
     tf: dict[int, bytes] | None = None  # TF flag bit -> timestamp bytes
     child_link: int | None = None  # CL: the block of a relocated directory
     relocated: bool = False  # RE: this is a relocated directory's own record
+    zf: bytes | None = None  # ZF: the file is stored compressed (zisofs.py)
 
     @property
     def is_dir(self) -> bool:
@@ -183,7 +184,7 @@ def _record(raw: bytes, *, susp_skip: int | None, image: Image, block: int) -> R
 
 
 def _with_rock_ridge(record: Record, system_use: bytes, image: Image, block: int) -> Record:
-    name, tf, child_link, relocated = None, None, None, False
+    name, tf, child_link, relocated, zf = None, None, None, False, None
     for signature, entry in _susp_entries(image, system_use, block):
         if signature == b"NM" and len(entry) >= 5:
             if entry[4] & 0x06:  # CURRENT or PARENT: the record's own "." / ".."
@@ -195,10 +196,12 @@ def _with_rock_ridge(record: Record, system_use: bytes, image: Image, block: int
             child_link = _LE32.unpack_from(entry, 4)[0]
         elif signature == b"RE":
             relocated = True
-    if name is None and tf is None and child_link is None and not relocated:
+        elif signature == b"ZF":
+            zf = bytes(entry)
+    if name is None and tf is None and child_link is None and not relocated and zf is None:
         return record
     return Record(record.extent, record.size, record.flags, record.date, record.identifier, name, tf, child_link,
-                  relocated)
+                  relocated, zf)
 
 
 def _susp_entries(image: Image, area: bytes, block: int) -> Iterator[tuple[bytes, bytes]]:
