@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import struct
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import make_volume
 from optvol.cli import main
 from optvol.interchange import import_iso
 
@@ -159,3 +161,96 @@ def test_zisofs_reader_reads_what_it_is_given():
     stored = _zisofs_file([zlib.compress(data[:block]), None, zlib.compress(b"tail")], len(data))
     compression = zisofs.read_zf(b"ZF\x10\x01pz\x04\x0f" + struct.pack("<I", len(data)) + struct.pack(">I", len(data)))
     assert b"".join(zisofs.chunks(lambda o, n: stored[o:o + n], len(stored), compression)) == data
+
+
+# --------------------------------------------------------------------- symbolic links, devices, FIFOs
+
+
+def _special_tree(root: Path) -> dict[str, tuple[str, str | None]]:
+    """A tree with a file, a directory, symbolic links, a FIFO and (as root) a device node;
+    returns the special ones: path -> (type, target)."""
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "real.txt").write_bytes(b"target\n")
+    os.symlink("sub/real.txt", root / "link.txt")
+    os.symlink("/etc/passwd", root / "sub" / "abs_link")
+    os.mkfifo(root / "fifo")
+    special = {"/link.txt": ("symbolic link", "sub/real.txt"), "/sub/abs_link": ("symbolic link", "/etc/passwd"),
+               "/fifo": ("FIFO", None)}
+    if os.geteuid() == 0:
+        os.mknod(root / "null", 0o20644, os.makedev(1, 3))
+        special["/null"] = ("character device", None)
+    return special
+
+
+@pytest.mark.parametrize("maker", ["xorriso", "genisoimage -R"])
+def test_rock_ridge_links_devices_and_fifos_are_skipped_and_listed(library, tmp_path, maker):
+    """Rock Ridge symbolic links, FIFOs and device nodes became empty regular files and import
+    said it had done all. Now they are left out, each listed in the result, and the command
+    ends with exit 1 (OPV0705): a volume holds only files and directories."""
+    special = _special_tree(tmp_path / "tree")
+    image = tmp_path / "s.iso"
+    command = (["xorriso", "-outdev", str(image), "-map", str(tmp_path / "tree"), "/"] if maker == "xorriso" else
+               ["genisoimage", "-quiet", "-R", "-V", "S", "-o", str(image), str(tmp_path / "tree")])
+    subprocess.run(command, check=True, capture_output=True)
+    rc, out, err = _cli(library, "--json", "import-iso", str(image), "--vol", "SPECIAL")
+    assert rc == 1 and "OPV0705" in err, err
+    result = json.loads(out)
+    assert (result["files"], result["directories"], result["skipped"]) == (1, 1, len(special))
+    assert {e["path"]: (e["type"], e["target"]) for e in result["skipped_entries"]} == special
+    with library.open("SPECIAL") as volume:
+        assert [info.path for info in volume.iter_files("/", recursive=True)] == ["/sub/real.txt"]
+        assert volume.listdir("/") == ["sub"]
+    make_volume(library, "PVOL1")
+    rc, out, err = _cli(library, "import-iso", str(image), "--into", "PVOL1:/In")
+    assert rc == 1 and "OPV0705" in err and "skipped: /link.txt (symbolic link -> sub/real.txt)" in out, (out, err)
+    with library.open("PVOL1") as volume:
+        assert [info.path for info in volume.iter_files("/", recursive=True)] == ["/In/sub/real.txt"]
+
+
+def test_udf_links_devices_and_fifos_are_skipped_and_listed(library, tmp_path):
+    """The UDF tree says what an entry is in its ICB file type (ECMA-167 4/14.6.6): 12 a
+    symbolic link, 6 and 7 devices, 9 a FIFO. They were imported as empty files."""
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(udf="2.60", interchange_level=3)
+    iso.add_fp(io.BytesIO(b"target data"), 11, "/FILE.TXT;1", udf_path="/file.txt")
+    iso.add_directory("/SUB", udf_path="/sub")
+    iso.add_symlink(udf_symlink_path="/sub/link", udf_target="../file.txt")
+    iso.add_fp(io.BytesIO(b"fifo..."), 7, "/FIFO.;1", udf_path="/fifo")
+    image = tmp_path / "u.iso"
+    iso.write(str(image))
+    iso.close()
+    data = bytearray(image.read_bytes())
+    for sector in range(len(data) // 2048):  # the file entry of /fifo (7 bytes) becomes a FIFO's
+        at = sector * 2048
+        if struct.unpack_from("<H", data, at)[0] == 261 and struct.unpack_from("<Q", data, at + 56)[0] == 7:
+            data[at + 27] = 9
+            data[at + 4] = (sum(data[at:at + 4]) + sum(data[at + 5:at + 16])) & 0xFF
+    image.write_bytes(bytes(data))
+    rc, out, err = _cli(library, "--json", "import-iso", str(image), "--vol", "UDFSPEC")
+    assert rc == 1 and "OPV0705" in err, err
+    result = json.loads(out)
+    assert result["namespace"] == "UDF" and (result["files"], result["directories"]) == (1, 1)
+    assert sorted(result["skipped_entries"], key=lambda e: e["path"]) == [
+            {"path": "/fifo", "type": "FIFO", "target": None},
+            {"path": "/sub/link", "type": "symbolic link", "target": "../file.txt"}]
+    with library.open("UDFSPEC") as volume:
+        assert [info.path for info in volume.iter_files("/", recursive=True)] == ["/file.txt"]
+
+
+def test_a_result_names_a_bounded_number_of_skipped_entries(library, tmp_path, monkeypatch):
+    """The result counts every skipped entry but names only the first MAX_LISTED: memory
+    bounded on an image of millions of links."""
+    from optvol.interchange import iso_import
+
+    monkeypatch.setattr(iso_import, "MAX_LISTED", 2)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for index in range(5):
+        os.symlink(f"target{index}", tree / f"link{index}")
+    image = tmp_path / "links.iso"
+    subprocess.run(["xorriso", "-outdev", str(image), "-map", str(tree), "/"], check=True, capture_output=True)
+    rc, out, err = _cli(library, "import-iso", str(image), "--vol", "LINKS")
+    assert rc == 1 and "without 5 entry(ies)" in err, err
+    assert out.count("skipped: /link") == 2 and "skipped: 3 more" in out, out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from optvol import errors
 from optvol.cli.context import Context
 from optvol.cli.progress import Bar
 
@@ -35,4 +36,13 @@ def import_iso(ctx: Context, values: dict) -> int:
     else:
         ctx.print(f"imported {result.file} ({result.namespace} names) as {result.media_type} volume {result.volume}: "
                   f"{result.files} file(s), {result.directories} directory(ies), {result.bytes} bytes")
+    if not ctx.json:
+        for skip in result.skipped_entries:
+            ctx.print(f"  skipped: {skip.path} ({skip.type}{f' -> {skip.target}' if skip.target else ''})")
+        if result.skipped > len(result.skipped_entries):
+            ctx.print(f"  skipped: {result.skipped - len(result.skipped_entries)} more")
+    if result.skipped:
+        failure = errors.error("OPV0705", path=result.file, count=result.skipped)
+        ctx.note(f"{failure.message_id}: {failure.text}")
+        return failure.exit_code
     return 0

@@ -9,14 +9,16 @@ an existing volume instead, through the user-program API (new dates, the volume 
 apply; a hidden file is made hidden after it is written), in one transaction.
 
 The image's tree is walked twice and never held whole (``iso_read.py``): first to check
-every name and measure what the volume needs, then to copy.
+every name and measure what the volume needs, then to copy. Entries that are neither file
+nor directory (Rock Ridge or UDF symbolic links, devices, FIFOs, sockets: a volume holds
+none) are left out and listed in the result; the command then ends with exit 1 (OPV0705).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from optvol import errors, media, model
@@ -30,6 +32,7 @@ from optvol.volume_rows import HIDDEN
 READ_CHUNK = 1 << 20
 SECTOR = 2048
 IMPORT_THRESHOLD = 100  # a mastered disc is full by design
+MAX_LISTED = 10_000  # skipped entries a result names (it counts them all): memory bounded on any image
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,28 @@ class ImportResult:
     files: int
     directories: int
     bytes: int
+    skipped: int = 0  # entries that are neither file nor directory, left out
+    skipped_entries: tuple[Skipped, ...] = ()  # the first MAX_LISTED of them
 
     def as_json(self) -> dict:
         return {"file": self.file, "volume": self.volume, "path": self.path, "media_type": self.media_type,
                 "namespace": self.namespace, "files": self.files, "directories": self.directories,
-                "bytes": self.bytes}
+                "bytes": self.bytes, "skipped": self.skipped,
+                "skipped_entries": [skip.as_json() for skip in self.skipped_entries]}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry of the image that import left out: its path in the image, what it is
+    ("symbolic link", "FIFO", "character device", "block device", "socket"), and a symbolic
+    link's target."""
+
+    path: str
+    type: str
+    target: str | None = None
+
+    def as_json(self) -> dict:
+        return {"path": self.path, "type": self.type, "target": self.target}
 
 
 def import_iso(library: Library, *, file: str | os.PathLike, now: datetime,
@@ -104,6 +124,8 @@ class _Survey:
     directories: int = 0
     bytes: int = 0
     sectors: int = 4
+    skipped: int = 0
+    skipped_entries: list[Skipped] = field(default_factory=list)
 
 
 def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format: MediaFormat) -> _Survey:
@@ -114,6 +136,11 @@ def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format:
     survey = _Survey()
     open_dirs = [((), set())]  # (names of a directory, upper-case names of its children)
     for entry in tree.entries():
+        if entry.special is not None:
+            survey.skipped += 1
+            if len(survey.skipped_entries) < MAX_LISTED:
+                survey.skipped_entries.append(Skipped(model.join(entry.names), entry.special, entry.target))
+            continue
         parts = top + entry.names
         if any("/" in name for name in entry.names):
             raise errors.error("OPV0703", path=tree.path, reason=f"name {entry.names[-1]!r} holds a '/'")
@@ -180,6 +207,8 @@ def _new_volume(library: Library, tree: ImageTree, vol: str | None, now: datetim
         with volume.mastering_writer() as writer:
             for entry in tree.entries():
                 path = model.join(entry.names)
+                if entry.special is not None:
+                    continue
                 if entry.is_dir:
                     writer.make_dir(path, created=entry.modified)
                 else:
@@ -206,6 +235,8 @@ def _copy_into(library: Library, tree: ImageTree, volume_id: str, top: str, coun
                 volume.mkdir(model.join(top_parts), parents=True, exist_ok=True)
             for entry in tree.entries():
                 path = model.join(top_parts + entry.names)
+                if entry.special is not None:
+                    continue
                 if entry.is_dir:
                     volume.mkdir(path, exist_ok=True)
                 else:
@@ -262,4 +293,4 @@ def _stored(tree: ImageTree, entry: Entry, offset: int, length: int) -> Iterator
 def _result(tree: ImageTree, survey: _Survey, volume_id: str, path: str, media_type: str | None) -> ImportResult:
     return ImportResult(file=tree.path, volume=volume_id, path=path, media_type=media_type,
                         namespace=tree.namespace, files=survey.files, directories=survey.directories,
-                        bytes=survey.bytes)
+                        bytes=survey.bytes, skipped=survey.skipped, skipped_entries=tuple(survey.skipped_entries))

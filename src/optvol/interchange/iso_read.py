@@ -10,6 +10,8 @@ the image: ISO 9660, Joliet and Rock Ridge by ``iso_walk.py``, UDF by ``udf_walk
 A file over 4 GiB is read from the extents of all its records (multi-extent ISO 9660
 records, or several UDF allocation descriptors). A Rock Ridge file compressed with zisofs
 says so (``Entry.compression``); its reader uncompresses it (``zisofs.py``).
+Symbolic links, devices, FIFOs and sockets (Rock Ridge PX and SL, UDF file types) come out
+as entries with ``special`` set, which import leaves out and lists.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Entry:
     extents: tuple[tuple[int, int], ...] = ()  # (byte offset in the image, length)
     hidden: bool = False  # a file the image hides (the ISO 9660 or Joliet existence bit, UDF's hidden characteristic)
     compression: zisofs.Compression | None = None  # the extents hold zisofs data; ``size`` is uncompressed
+    special: str | None = None  # neither file nor directory: "symbolic link", "FIFO", a device, "socket"
+    target: str | None = None  # a symbolic link's target
 
 
 class ImageTree:
@@ -181,8 +185,12 @@ class _Walker:
         return first is not None and first.relocated and all(child.relocated for child in children)
 
     def _file_entry(self, names: tuple[str, ...], pieces: list[Record]) -> Entry:
-        extents = tuple((p.extent * self.block, p.size) for p in pieces)
         modified, created, attr_changed = iso_walk.file_times(pieces[-1])
+        special = iso_walk.special_kind(pieces[0])
+        if special is not None:
+            target = iso_walk.symlink_target(pieces[0]) if pieces[0].symlink is not None else None
+            return Entry(names, False, modified, created, attr_changed, special=special, target=target)
+        extents = tuple((p.extent * self.block, p.size) for p in pieces)
         size, compression = sum(length for _, length in extents), None
         zf = next((piece.zf for piece in pieces if piece.zf), None)
         if zf is not None:
@@ -221,6 +229,9 @@ def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_w
                 raise damaged(path, f"directory /{'/'.join(entry_names)} loops back to one of its parents")
             yield Entry(entry_names, True, when)
             yield from _walk_udf(path, image, volume, child, entry_names, on_path | {block})
+        elif child.special is not None:
+            yield Entry(entry_names, False, when, special=child.special,
+                        target=udf_walk.symlink_target(image, child))
         else:
             yield Entry(entry_names, False, when, when, udf_walk.timestamp_micros(child.attr_changed) or when,
                         child.size, child.extents, hidden=hidden)

@@ -9,7 +9,7 @@ The references, as ``iso9660.py`` (the export side) gives them: ECMA-119 §8.4 a
 (primary and supplementary volume descriptors; Joliet is the supplementary one whose
 escape sequence is ``%/@``, ``%/C`` or ``%/E``), §9.1 (directory records; a record never
 crosses a sector, a zero length byte means "next sector"), §9.1.5 (the seven-byte date),
-§8.4.26.1 (the seventeen-byte one); SUSP 1.12 (SP, CE, ER), RRIP 1.09 (NM, TF, CL, RE) and zisofs' ZF (``zisofs.py``).
+§8.4.26.1 (the seventeen-byte one); SUSP 1.12 (SP, CE, ER), RRIP 1.09 (NM, TF, CL, RE, PX, SL) and zisofs' ZF (``zisofs.py``).
 
 The image is untrusted: a record, an extent or a continuation area that does not fit,
 a loop, a name that cannot be decoded all end in an exception the caller turns into
@@ -34,6 +34,9 @@ MAX_CONTINUATION_BYTES = 64 << 10  # real ones fit in a sector; a hostile length
 DIRECTORY_CHUNK = 1 << 20  # bytes of a directory extent read at a time
 JOLIET_ESCAPES = (b"%/@", b"%/C", b"%/E")
 TF_CREATION, TF_MODIFY, TF_ATTRIBUTES, TF_LONG_FORM = 0x01, 0x02, 0x08, 0x80
+S_IFMT = 0o170000  # the file type bits of a POSIX mode, and the types that are no file or directory
+SPECIAL_TYPES = {0o120000: "symbolic link", 0o020000: "character device", 0o060000: "block device",
+                 0o010000: "FIFO", 0o140000: "socket"}
 
 _LE32 = struct.Struct("<I")
 
@@ -52,6 +55,8 @@ class Record:
     child_link: int | None = None  # CL: the block of a relocated directory
     relocated: bool = False  # RE: this is a relocated directory's own record
     zf: bytes | None = None  # ZF: the file is stored compressed (zisofs.py)
+    mode: int | None = None  # PX: the POSIX mode, file type bits included
+    symlink: bytes | None = None  # SL: the component records of a symbolic link's target
 
     @property
     def is_dir(self) -> bool:
@@ -184,7 +189,7 @@ def _record(raw: bytes, *, susp_skip: int | None, image: Image, block: int) -> R
 
 
 def _with_rock_ridge(record: Record, system_use: bytes, image: Image, block: int) -> Record:
-    name, tf, child_link, relocated, zf = None, None, None, False, None
+    name, tf, child_link, relocated, zf, mode, symlink = None, None, None, False, None, None, None
     for signature, entry in _susp_entries(image, system_use, block):
         if signature == b"NM" and len(entry) >= 5:
             if entry[4] & 0x06:  # CURRENT or PARENT: the record's own "." / ".."
@@ -198,10 +203,14 @@ def _with_rock_ridge(record: Record, system_use: bytes, image: Image, block: int
             relocated = True
         elif signature == b"ZF":
             zf = bytes(entry)
-    if name is None and tf is None and child_link is None and not relocated and zf is None:
+        elif signature == b"PX" and len(entry) >= 12:
+            mode = _LE32.unpack_from(entry, 4)[0]
+        elif signature == b"SL" and len(entry) >= 5:
+            symlink = (symlink or b"") + entry[5:]
+    if (name, tf, child_link, zf, mode, symlink) == (None,) * 6 and not relocated:
         return record
     return Record(record.extent, record.size, record.flags, record.date, record.identifier, name, tf, child_link,
-                  relocated, zf)
+                  relocated, zf, mode, symlink)
 
 
 def _susp_entries(image: Image, area: bytes, block: int) -> Iterator[tuple[bytes, bytes]]:
@@ -283,6 +292,30 @@ def directory_of(image: Image, extent: int, *, block: int, susp_skip: int | None
 
 
 # --------------------------------------------------------------------- names and times
+
+
+def special_kind(record: Record) -> str | None:
+    """What a file record is if Rock Ridge says it is no regular file (RRIP 1.09 §4.1.1 PX
+    file mode, §4.1.3 SL): "symbolic link", "FIFO", a device or "socket"; else None."""
+    if record.symlink is not None:
+        return "symbolic link"
+    return SPECIAL_TYPES.get(record.mode & S_IFMT) if record.mode is not None else None
+
+
+def symlink_target(record: Record) -> str:
+    """The target of a Rock Ridge symbolic link (RRIP 1.09 §4.1.3.1: component records of
+    flags, length and content; flag 1 continues the component, 2 is ".", 4 "..", 8 the root)."""
+    area, parts, continued, position = record.symlink or b"", [], False, 0
+    while position + 2 <= len(area):
+        flags, length = area[position], area[position + 1]
+        text = "." if flags & 0x02 else ".." if flags & 0x04 else "" if flags & 0x08 else \
+            area[position + 2:position + 2 + length].decode("utf-8", "replace")
+        if continued:
+            parts[-1] += text
+        else:
+            parts.append(text)
+        continued, position = bool(flags & 0x01), position + 2 + length
+    return ("/".join(parts) or "/") if parts else ""
 
 
 def iso_name(record: Record) -> str:

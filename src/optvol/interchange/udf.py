@@ -30,6 +30,10 @@ TAG_PRIMARY, TAG_ANCHOR, TAG_IMPLEMENTATION_USE, TAG_PARTITION = 1, 2, 4, 5
 TAG_LOGICAL_VOLUME, TAG_UNALLOCATED, TAG_TERMINATING, TAG_INTEGRITY = 6, 7, 8, 9
 TAG_FILE_SET, TAG_FILE_IDENTIFIER, TAG_FILE_ENTRY, TAG_EXTENDED_FILE_ENTRY = 256, 257, 261, 266
 FILE_TYPE_DIRECTORY, FILE_TYPE_REGULAR = 4, 5
+# The ICB file types (4/14.6.6) that are neither directory nor file: what import skips.
+FILE_TYPE_SYMLINK = 12
+SPECIAL_FILE_TYPES = {6: "block device", 7: "character device", 9: "FIFO", 10: "socket",
+                      FILE_TYPE_SYMLINK: "symbolic link"}
 # File characteristics of a file identifier (4/14.4.3): bit 0 "existence" (set: hidden from
 # the user), then directory, deleted, parent.
 CHAR_HIDDEN, CHAR_DIRECTORY, CHAR_DELETED, CHAR_PARENT = 0x01, 0x02, 0x04, 0x08

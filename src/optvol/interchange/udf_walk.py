@@ -29,6 +29,8 @@ from optvol.interchange.udf import (
     CHAR_HIDDEN,
     CHAR_PARENT,
     FILE_TYPE_DIRECTORY,
+    FILE_TYPE_SYMLINK,
+    SPECIAL_FILE_TYPES,
     TAG_EXTENDED_FILE_ENTRY,
     TAG_FILE_ENTRY,
     TAG_FILE_IDENTIFIER,
@@ -43,6 +45,7 @@ MAX_SEQUENCE = 64  # descriptors read from the volume descriptor sequence
 AD_SHORT, AD_LONG, AD_EMBEDDED = 0, 1, 3
 MAX_DIRECTORY_BYTES = 1 << 30  # a directory's identifiers, read a chunk at a time
 DIRECTORY_CHUNK = 1 << 20
+MAX_SYMLINK_BYTES = 4096  # a symbolic link's path components read to name its target
 
 _U16, _U32, _U64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
 
@@ -65,6 +68,12 @@ class Node:
     attr_changed: bytes
     size: int
     extents: tuple[tuple[int, int], ...]
+    file_type: int = 5  # the ICB file type (ECMA-167 4/14.6.6)
+
+    @property
+    def special(self) -> str | None:
+        """"symbolic link", "FIFO", a device or "socket" for an entry that is neither file nor directory."""
+        return SPECIAL_FILE_TYPES.get(self.file_type)
 
 
 def _tag(data: bytes, expected: int, what: str) -> None:
@@ -139,7 +148,7 @@ def node(image: Image, volume: Volume, block: int) -> Node:
         extents = _extents(entry[ads_at:ads_at + ad_length], volume, long=ad_type == AD_LONG, size=size)
     else:
         raise ValueError(f"UDF allocation descriptors of type {ad_type} are not supported")
-    return Node(is_dir, bytes(modified), bytes(attr_changed), size, extents)
+    return Node(is_dir, bytes(modified), bytes(attr_changed), size, extents, entry[27])
 
 
 def _extents(ads: bytes, volume: Volume, *, long: bool, size: int) -> tuple[tuple[int, int], ...]:
@@ -192,6 +201,25 @@ def children(image: Image, volume: Volume, directory: Node) -> Iterator[tuple[by
             pending = pending[position:]
     if pending.strip(b"\x00"):
         raise ValueError("a UDF directory ends inside a file identifier")
+
+
+def symlink_target(image: Image, link: Node) -> str | None:
+    """The target of a symbolic link (ECMA-167 4/14.16: path components of type, identifier
+    length, version and CS0 identifier; 1 and 2 the root, 3 "..", 4 ".", 5 a name), or None
+    if its data is not such components."""
+    if link.file_type != FILE_TYPE_SYMLINK or link.size > MAX_SYMLINK_BYTES:
+        return None
+    data = b"".join(image.read(offset, length, "a UDF symbolic link") for offset, length in link.extents)
+    parts, position = [], 0
+    try:
+        while position + 4 <= len(data):
+            kind, length = data[position], data[position + 1]
+            identifier = data[position + 4:position + 4 + length]
+            parts.append({1: "", 2: "", 3: "..", 4: "."}.get(kind) or name(identifier))
+            position += 4 + length
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return ("/".join(parts) or "/") if parts else None
 
 
 def name(cs0: bytes) -> str:
