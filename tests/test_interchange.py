@@ -441,3 +441,59 @@ def test_our_udf_reader_agrees_with_pycdlib(library, tmp_path, maker):
         found = {(e.names, e.is_dir, e.modified, e.size, e.extents, e.hidden) for e in tree.entries()}
     assert found == expected and len(found) > len(TREE)
     assert sum(e[-1] for e in found) == (1 if maker == "optvol --udf" else 0)
+
+
+def test_export_onto_a_device_or_fifo_is_refused_and_leaves_it(filled, tmp_path):
+    """export-iso wrote a temporary file and renamed it over the target: a device node (a USB
+    stick's /dev/sdb) or a FIFO was replaced by a regular file, reported as done, and nothing
+    reached the device. Now any target that is no regular file is refused (OPV0302)."""
+    fifo = tmp_path / "to-burner"
+    os.mkfifo(fifo)
+    targets = [fifo]
+    if os.geteuid() == 0:
+        os.mknod(tmp_path / "fake-sdb", 0o20644, os.makedev(1, 3))
+        targets.append(tmp_path / "fake-sdb")
+    for target in targets:
+        rc, _, err = _cli(filled, "export-iso", "PVOL1", str(target))
+        assert rc == 2 and "OPV0302" in err and "not a regular file" in err, err
+        assert not target.is_file() and (target.is_fifo() or target.is_char_device())
+    link = tmp_path / "link-to-fifo"
+    link.symlink_to(fifo)
+    rc, _, err = _cli(filled, "export-iso", "PVOL1", str(link))
+    assert rc == 2 and "OPV0302" in err and link.is_symlink() and fifo.is_fifo(), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["lib", "link-to-fifo", *(t.name for t in targets)])
+
+
+def test_export_through_a_symbolic_link_writes_the_file_it_names(filled, tmp_path):
+    """A link to an image elsewhere: the link was replaced by the image and the file it names
+    never written. Now the image is written at the link's target, the link stays; a dangling
+    link makes its target."""
+    (tmp_path / "elsewhere").mkdir()
+    old = tmp_path / "elsewhere" / "disc.iso"
+    old.write_bytes(b"an older image")
+    link = tmp_path / "disc.iso"
+    link.symlink_to("elsewhere/disc.iso")
+    result = export_iso(filled, vol="PVOL1", file=link, now=NOW)
+    assert link.is_symlink() and os.readlink(link) == "elsewhere/disc.iso"
+    assert result.file == str(old) and old.stat().st_size == result.bytes > 0
+    dangling = tmp_path / "new.iso"
+    dangling.symlink_to("elsewhere/new.iso")
+    export_iso(filled, vol="PVOL1", file=dangling, now=NOW)
+    assert dangling.is_symlink() and (tmp_path / "elsewhere" / "new.iso").read_bytes() == old.read_bytes()
+    assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == ["disc.iso", "new.iso"]
+
+
+def test_an_exported_image_has_the_mode_of_a_new_file_or_of_the_one_it_replaces(filled, tmp_path):
+    """The image was left with the temporary file's mode, 0600, whatever the umask said."""
+    previous = os.umask(0o022)
+    try:
+        export_iso(filled, vol="PVOL1", file=tmp_path / "new.iso", now=NOW)
+        assert (tmp_path / "new.iso").stat().st_mode & 0o7777 == 0o644
+        os.umask(0o027)
+        export_iso(filled, vol="PVOL1", file=tmp_path / "other.iso", now=NOW)
+        assert (tmp_path / "other.iso").stat().st_mode & 0o7777 == 0o640
+        (tmp_path / "new.iso").chmod(0o604)
+        export_iso(filled, vol="PVOL1", file=tmp_path / "new.iso", now=NOW)
+        assert (tmp_path / "new.iso").stat().st_mode & 0o7777 == 0o604
+    finally:
+        os.umask(previous)

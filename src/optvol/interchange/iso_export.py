@@ -4,14 +4,18 @@ Our own writer (``iso_writer.py``) makes the image, with ``--udf`` a UDF bridge 
 (``udf.py``). Every file keeps its modified time in every namespace, its bytes are
 checked against their SHA-256 while they are copied (a damaged file fails the export with
 CPF1F28), and the image is written to a temporary file beside the target that is
-fsynced and renamed only at the end, so a failed export leaves nothing. *BACKUP volumes
+fsynced and renamed only at the end, so a failed export leaves nothing. A symbolic link
+is written through (the image replaces the file it names, or is made there); a target
+that is no regular file (a device, a FIFO) is refused: renaming over it would replace
+the node, and nothing would reach the device. *BACKUP volumes
 can be exported: reading them here is not a user-program open.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,28 +51,38 @@ def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: date
     files and bytes to write, ``progress`` those written so far (``iso_writer.write_image``).
     """
     volume_id = model.volume_id(vol)
-    target = Path(file).absolute()
+    target = Path(os.path.realpath(Path(file).absolute()))  # a symbolic link is written through, at its target
     library.check_host_target(target)
     if not target.parent.is_dir():
         raise errors.error("OPV0301", path=target.parent)
-    if target.is_dir():
+    try:
+        existing = os.stat(target)
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise errors.error("OPV0302", path=target, reason=exc.strerror or str(exc)) from None
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
         raise errors.error("OPV0302", path=target, reason="it is a directory")
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        raise errors.error("OPV0302", path=target, reason="it is not a regular file (a device, a FIFO or a socket);"
+                                                          " export-iso writes an image file")
+    mode = None if existing is None else stat.S_IMODE(existing.st_mode) & 0o777  # keep the replaced file's
     with library.open(volume_id) as volume:
         (files, directories), size = _write(
-            target, lambda fd: write_image(volume, fd, volume_id=volume_id, now=now, udf=udf, progress=progress,
-                                           totals=totals))
+            target, mode, lambda fd: write_image(volume, fd, volume_id=volume_id, now=now, udf=udf, progress=progress,
+                                                 totals=totals))
     return ExportResult(volume=volume_id, file=str(target), files=files, directories=directories, bytes=size, udf=udf)
 
 
-def _write(target: Path, produce: Callable[[int], tuple[int, int]]) -> tuple[tuple[int, int], int]:
+def _write(target: Path, mode: int | None, produce: Callable[[int], tuple[int, int]]) -> tuple[tuple[int, int], int]:
     """Let ``produce`` write the image to a temporary file beside ``target``, fsync it, then
-    rename it; return what ``produce`` returned and the image's size."""
-    try:
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    except OSError as exc:
-        raise errors.error("OPV0302", path=target, reason=exc.strerror or str(exc)) from None
+    rename it; return what ``produce`` returned and the image's size. The image gets the
+    ``mode`` of the file it replaces, or (None) the mode of any new file: 0o666 less the umask."""
+    fd, temporary = _temporary(target)
     try:
         try:
+            if mode is not None:
+                os.fchmod(fd, mode)
             counts = produce(fd)
             os.fsync(fd)
             size = os.fstat(fd).st_size
@@ -81,3 +95,17 @@ def _write(target: Path, produce: Callable[[int], tuple[int, int]]) -> tuple[tup
             raise errors.error("OPV0302", path=target, reason=exc.strerror or str(exc)) from None
         raise
     return counts, size
+
+
+def _temporary(target: Path) -> tuple[int, Path]:
+    """A new file beside ``target`` created as any new file is (mode 0o666 less the umask,
+    where ``tempfile.mkstemp`` gives 0o600), opened for writing."""
+    for _ in range(100):
+        temporary = target.parent / f".{target.name}.{secrets.token_hex(4)}.part"
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), temporary
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise errors.error("OPV0302", path=target, reason=exc.strerror or str(exc)) from None
+    raise errors.error("OPV0302", path=target, reason="no temporary file beside it could be made")
