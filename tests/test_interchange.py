@@ -497,3 +497,44 @@ def test_an_exported_image_has_the_mode_of_a_new_file_or_of_the_one_it_replaces(
         assert (tmp_path / "new.iso").stat().st_mode & 0o7777 == 0o604
     finally:
         os.umask(previous)
+
+
+def test_times_before_1970_and_outside_1900_to_2155_go_out_and_come_back(library, tmp_path):
+    """The UDF bridge dated every time before 1970 1970-01-01 (what 7-Zip and Windows show,
+    reading UDF first), and Rock Ridge's seven-byte TF dates cut years outside 1900-2155.
+    Now UDF keeps any time, and TF takes seventeen-byte dates where seven bytes do not hold
+    it: 7-Zip (UDF), xorriso (Rock Ridge) and import-iso read them all back."""
+    times = {"/1965.txt": datetime(1965, 3, 1, 12, tzinfo=timezone.utc),
+             "/1850.txt": datetime(1850, 6, 1, 1, 2, 3, tzinfo=timezone.utc),
+             "/2200.txt": datetime(2200, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+             "/2024.txt": datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)}
+    make_volume(library, "OLD")
+    with library.open("OLD") as volume, volume.copy_writer() as writer:
+        for path, moment in times.items():
+            stamp = model.to_micros(moment)
+            writer.write_file(path, data=path.encode(), size=len(path), created=stamp, modified=stamp, attr_changed=stamp)
+    image = tmp_path / "old.iso"
+    export_iso(library, vol="OLD", file=image, udf=True, now=NOW)
+    seconds = {path[1:]: int(moment.timestamp()) for path, moment in times.items()}
+
+    listing = subprocess.run(["7z", "l", "-slt", str(image)], capture_output=True, text=True, check=True,
+                             env={**os.environ, "TZ": "UTC"}).stdout
+    found = dict(re.findall(r"Path = (\S+\.txt)\nFolder = -\nSize = \d+\nPacked Size = \d*\nModified = (\S+ \S+)",
+                            listing))
+    assert {name: datetime.fromisoformat(when + "+00:00").timestamp() for name, when in found.items()} == seconds
+    subprocess.run(["bsdtar", "-c", "-f", str(tmp_path / "o.tar"), "--format", "pax", f"@{image}"], check=True)
+    import tarfile
+
+    with tarfile.open(tmp_path / "o.tar") as tar:
+        bsdtar = {m.name: int(m.mtime) for m in tar if m.isfile()}
+    # libarchive reads a seventeen-byte date's month as one more (isodate17 lacks tm_mon - 1): the
+    # year is right, where seven bytes would have said 1900 and 2155; seven-byte dates are exact
+    assert {name: bsdtar[name] for name in ("1965.txt", "2024.txt")} == {n: seconds[n] for n in ("1965.txt", "2024.txt")}
+    for name in ("1850.txt", "2200.txt"):
+        assert 0 <= bsdtar[name] - seconds[name] <= 31 * 86_400, name
+    xorriso = subprocess.run(["xorriso", "-indev", str(image), "-lsl", "/"], capture_output=True, text=True).stdout
+    for expected in ("Jun  1  1850 '1850.txt'", "Jan  2  2200 '2200.txt'", "Mar  1  1965 '1965.txt'"):
+        assert expected in xorriso, xorriso
+    import_iso(library, file=image, vol="BACK", now=NOW)
+    with library.open("BACK") as back:
+        assert {path: back.stat(path).modified for path in times} == times

@@ -33,10 +33,15 @@ RRIP_DESCRIPTION = b"THE ROCK RIDGE INTERCHANGE PROTOCOL PROVIDES SUPPORT FOR PO
 RRIP_SOURCE = (b"PLEASE CONTACT DISC PUBLISHER FOR SPECIFICATION SOURCE.  SEE PUBLISHER IDENTIFIER IN "
                b"PRIMARY VOLUME DESCRIPTOR FOR CONTACT INFORMATION.")
 RR_PX, RR_NM, RR_TF = 0x01, 0x08, 0x80  # the RRIP 1.09 "RR" entry's flags
+TF_TIMES = 0x0F  # TF flags: creation, modify, access, attributes (RRIP 1.09 §4.1.6)
+TF_LONG_FORM = 0x80  # TF flag: seventeen-byte dates
 NM_CONTINUE = 0x01
 NM_MAX = MAX_RECORD - 5  # name bytes in one NM entry
 
 _EPOCH_DAY = date(1970, 1, 1)
+# The times a seven-byte date holds (years 1900-2155), in microseconds since the epoch.
+SHORT_DATE_FROM = (date(1900, 1, 1) - _EPOCH_DAY).days * 86_400_000_000
+SHORT_DATE_UNTIL = (date(2156, 1, 1) - _EPOCH_DAY).days * 86_400_000_000
 _LE32, _BE32 = struct.Struct("<I"), struct.Struct(">I")
 _VOLUME_SEQUENCE = b"\x01\x00\x00\x01"  # volume sequence number 1, both-endian
 
@@ -129,9 +134,26 @@ def px_entry(mode: int, links: int) -> bytes:
 
 
 def tf_entry(*, created: int, modified: int, attr_changed: int) -> bytes:
-    """RRIP "TF": creation, modification, access (= modification) and attribute-change times."""
-    dates = record_date(created) + record_date(modified) + record_date(modified) + record_date(attr_changed)
-    return b"TF" + bytes((5 + len(dates), 1, 0x0F)) + dates
+    """RRIP "TF": creation, modification, access (= modification) and attribute-change times,
+    as seven-byte dates, or as seventeen-byte ones (flag 0x80, §4.1.6) when a time lies
+    outside the years 1900-2155 that seven bytes hold."""
+    stamps = (created, modified, modified, attr_changed)
+    if all(SHORT_DATE_FROM <= stamp < SHORT_DATE_UNTIL for stamp in stamps):
+        return b"TF" + bytes((5 + 4 * 7, 1, TF_TIMES)) + b"".join(record_date(stamp) for stamp in stamps)
+    return b"TF" + bytes((5 + 4 * 17, 1, TF_TIMES | TF_LONG_FORM)) + b"".join(long_date(stamp) for stamp in stamps)
+
+
+def tf_length(*, created: int, modified: int, attr_changed: int) -> int:
+    """The length of ``tf_entry`` of these times, without building it."""
+    short = all(SHORT_DATE_FROM <= stamp < SHORT_DATE_UNTIL for stamp in (created, modified, attr_changed))
+    return 5 + 4 * (7 if short else 17)
+
+
+def long_date(micros: int) -> bytes:
+    """The 17-byte date (§8.4.26.1) in UTC of any time of the years 1-9999."""
+    year, month, day_of_month, hour, minute, second = utc_fields(micros)
+    return b"%04d%02d%02d%02d%02d%02d%02d\x00" % (year, month, day_of_month, hour, minute, second,
+                                                  micros % 1_000_000 // 10_000)
 
 
 def nm_entries(name: bytes) -> list[bytes]:

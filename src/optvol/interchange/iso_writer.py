@@ -52,8 +52,7 @@ COPY_IN_KERNEL = 256 << 10  # payloads from this size on are copied by copy_file
 FLUSH_AT = 4 << 20
 FILE_MODE, READ_ONLY_MODE, DIR_MODE = 0o100644, 0o100444, 0o040755
 MAX_DIRECTORIES = 0xFFFF  # a path table names its parents in 16 bits
-_ENTRY_ROCK_RIDGE = bytes(len(iso.rr_entry(0) + iso.px_entry(0, 0) + iso.tf_entry(created=0, modified=0,
-                                                                                  attr_changed=0)))
+_RR_AND_PX = len(iso.rr_entry(0) + iso.px_entry(0, 0))  # what an entry's Rock Ridge holds before its TF
 
 
 @dataclass
@@ -372,7 +371,8 @@ def _iso_directory(me: _Dir, parent: _Dir, dirs: dict[int, _Dir], store: Held | 
     for record in _dots(me, parent, joliet=False, system_use=(dot, _dir_rock_ridge(parent, with_name=False))):
         records.add(record)
     for entry in store.iso_order():
-        rock_ridge = _ENTRY_ROCK_RIDGE if out is None else _rock_ridge(entry, dirs)
+        rock_ridge = _rock_ridge(entry, dirs) if out is not None else bytes(
+            _RR_AND_PX + iso.tf_length(created=entry.created, modified=entry.modified, attr_changed=entry.attr_changed))
         nm = b"".join(iso.nm_entries(entry.rr_name))
         if iso.record_length(len(entry.iso_name), len(rock_ridge) + len(nm)) > iso.MAX_RECORD:
             nm = ce(nm)

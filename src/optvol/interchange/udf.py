@@ -67,8 +67,7 @@ def volume_structure(identifier: bytes) -> bytes:
 
 
 def timestamp(micros: int) -> bytes:
-    """A timestamp (1/7.3) in UTC: type 1 (local time) with offset 0; times before 1970 are 1970."""
-    micros = max(micros, 0)
+    """A timestamp (1/7.3) in UTC: type 1 (local time) with offset 0."""
     centis, rest = divmod(micros % 1_000_000, 10_000)
     hundreds, micro = divmod(rest, 100)
     return _TIMESTAMP.pack(0x1000, *utc_fields(micros), centis, hundreds, micro)
