@@ -82,6 +82,13 @@ def _loop_to_root(data: bytearray) -> None:
     _set_extent(data, _find(data, [b"A", b"B", b"C"]), struct.unpack_from("<I", data, 16 * SECTOR + 156 + 2)[0])
 
 
+def _shared_directory(data: bytearray) -> None:
+    """/EMPTY's record points at /A's extent: no loop, but two directories in one (a tree of
+    n such levels holds 2**n directories)."""
+    a, empty = _find(data, [b"A"]), _find(data, [b"EMPTY"])
+    data[empty + 2:empty + 18] = data[a + 2:a + 18]
+
+
 CASES = {
     "truncated half": lambda d: d[: len(d) // 2],
     "truncated in descriptors": lambda d: d[: 17 * SECTOR],
@@ -89,6 +96,7 @@ CASES = {
     "garbage": lambda d: random.Random(7).randbytes(len(d)),
     "directory loop": _loop,
     "loop to root": _loop_to_root,
+    "shared directory": _shared_directory,
     "absurd file size": lambda d: _set_size(d, _find(d, [b"A", b"B", b"C", b"FILE.TXT;1"]), 0xFFFFF000),
     "absurd directory size": lambda d: _set_size(d, _find(d, [b"A"]), 0xFFFFF800),
     "file past the end": lambda d: _set_extent(d, _find(d, [b"ZERO.;1"]), 0x00FFFFFF),
@@ -234,3 +242,34 @@ def test_damaged_descriptors_and_directories_never_break_the_reader(tmp_path, na
             assert exc.message_id in ("OPV0701", "OPV0703"), exc
             outcomes.add("refused")
     assert outcomes == {"read", "refused"}  # the changes hit both what is checked and what is not
+
+
+def _udf_fids(data: bytes) -> dict[bytes, int]:
+    """Offset of every UDF file identifier descriptor (tag 257) by its name (CS0 without its first byte)."""
+    found = {}
+    for at in range(0, len(data) - 40, 4):
+        if data[at:at + 2] == b"\x01\x01" and data[at + 4] == (sum(data[at:at + 4]) + sum(data[at + 5:at + 16])) & 0xFF:
+            length, use = data[at + 19], struct.unpack_from("<H", data, at + 36)[0]
+            found[bytes(data[at + 38 + use + 1:at + 38 + use + length])] = at
+    return found
+
+
+def test_udf_directories_that_share_a_file_entry_are_refused(library, tmp_path):
+    """The UDF counterpart of shared directory records: the file identifiers of /B and /A name
+    one file entry. A tree of such levels, a few hundred KB, imported as millions of
+    directories; now the second visit of a directory's file entry is refused."""
+    tree = tmp_path / "tree"
+    (tree / "A" / "inner").mkdir(parents=True)
+    (tree / "A" / "inner" / "f.txt").write_bytes(b"f")
+    (tree / "B").mkdir()
+    image = tmp_path / "u.iso"
+    subprocess.run(["genisoimage", "-quiet", "-udf", "-D", "-V", "UDFDAG", "-o", str(image), str(tree)], check=True,
+                   capture_output=True)
+    data = bytearray(image.read_bytes())
+    fids = _udf_fids(data)
+    data[fids[b"B"] + 20:fids[b"B"] + 36] = data[fids[b"A"] + 20:fids[b"A"] + 36]
+    image.write_bytes(bytes(data))
+    before = _library_state(library.root)
+    rc, err = _import(library, image)
+    assert rc == 7 and "OPV0701" in err and "another directory" in err, err
+    assert _library_state(library.root) == before

@@ -119,7 +119,7 @@ def read_tree(path: str) -> ImageTree:
             namespace, root, name_of, skip = "ISO 9660", volume.root, iso_walk.iso_name, None
         walker = _Walker(image, block=volume.block, name_of=name_of, susp_skip=skip, path=path)
         return ImageTree(path, fd, volume_identifier=volume.identifier, namespace=namespace,
-                         walk=lambda: walker.walk(root, (), frozenset()))
+                         walk=lambda: walker.walk(root))
     except BaseException:
         os.close(fd)
         raise
@@ -132,6 +132,24 @@ def _reason(exc: Exception) -> str:
         return f"it cannot be read ({exc.strerror or exc})"
     text = str(exc).strip() or type(exc).__name__
     return text[:200]
+
+
+class Visited:
+    """The directories a walk has entered, one bit for each block they may start at: a
+    directory whose extent (UDF: whose file entry) another one has already shown is refused.
+    Records that share a directory without a loop would make a tree of 2**n directories of
+    an image of n levels (a few hundred KB: millions of directories)."""
+
+    def __init__(self, blocks: int, path: str) -> None:
+        self._bits, self._blocks, self._path = bytearray((blocks >> 3) + 1), blocks, path
+
+    def add(self, block: int, names: tuple[str, ...]) -> None:
+        if not 0 <= block < self._blocks:
+            raise damaged(self._path, f"directory /{'/'.join(names)} lies beyond the end of the image")
+        if self._bits[block >> 3] & 1 << (block & 7):
+            raise damaged(self._path, f"directory /{'/'.join(names)} is another directory's too (the image's"
+                                      " directories share their records)")
+        self._bits[block >> 3] |= 1 << (block & 7)
 
 
 # --------------------------------------------------------------------- ISO 9660, Joliet, Rock Ridge
@@ -148,12 +166,18 @@ class _Walker:
     def _records(self, directory: Record) -> Iterator[Record]:
         return iso_walk.records(self.image, directory, block=self.block, susp_skip=self.susp_skip)
 
-    def walk(self, directory: Record, names: tuple[str, ...], on_path: frozenset[int]) -> Iterator[Entry]:
+    def walk(self, root: Record) -> Iterator[Entry]:
+        """The entries of the tree (pre-order)."""
+        return self._walk(root, (), frozenset(), Visited(self.image.size // self.block + 1, self.path))
+
+    def _walk(self, directory: Record, names: tuple[str, ...], on_path: frozenset[int],
+              visited: Visited) -> Iterator[Entry]:
         """The entries below ``directory`` (pre-order), joining multi-extent file records."""
         if len(names) > MAX_DEPTH:
             raise damaged(self.path, f"directories nest deeper than {MAX_DEPTH} levels")
         if directory.extent in on_path:
             raise damaged(self.path, f"directory /{'/'.join(names)} loops back to one of its parents")
+        visited.add(directory.extent, names)
         on_path = on_path | {directory.extent}
         pieces: list[Record] = []
         for record in self._records(directory):
@@ -168,7 +192,7 @@ class _Walker:
                     continue  # rr_moved: its directories appear where they belong
                 entry_names = names + (self.name_of(record),)
                 yield Entry(entry_names, True, iso_walk.record_time(target or record))
-                yield from self.walk(target or record, entry_names, on_path)
+                yield from self._walk(target or record, entry_names, on_path, visited)
                 continue
             pieces.append(record)
             if not record.continues:
@@ -211,12 +235,16 @@ def _udf_tree(path: str, fd: int, image: Image, identifier: str) -> ImageTree:
     root = udf_walk.node(image, volume, volume.root)
     if not root.is_dir:
         raise ValueError("the UDF root is not a directory")
-    return ImageTree(path, fd, volume_identifier=identifier, namespace="UDF",
-                     walk=lambda: _walk_udf(path, image, volume, root, (), frozenset({volume.root})))
+    def walk() -> Iterator[Entry]:
+        visited = Visited(volume.partition_length, path)
+        visited.add(volume.root, ())
+        return _walk_udf(path, image, volume, root, (), frozenset({volume.root}), visited)
+
+    return ImageTree(path, fd, volume_identifier=identifier, namespace="UDF", walk=walk)
 
 
 def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_walk.Node, names: tuple[str, ...],
-              on_path: frozenset[int]) -> Iterator[Entry]:
+              on_path: frozenset[int], visited: Visited) -> Iterator[Entry]:
     """The entries of the UDF file system below ``names`` (pre-order)."""
     if len(names) > MAX_DEPTH:
         raise damaged(path, f"directories nest deeper than {MAX_DEPTH} levels")
@@ -227,8 +255,9 @@ def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_w
         if child.is_dir:
             if block in on_path:
                 raise damaged(path, f"directory /{'/'.join(entry_names)} loops back to one of its parents")
+            visited.add(block, entry_names)
             yield Entry(entry_names, True, when)
-            yield from _walk_udf(path, image, volume, child, entry_names, on_path | {block})
+            yield from _walk_udf(path, image, volume, child, entry_names, on_path | {block}, visited)
         elif child.special is not None:
             yield Entry(entry_names, False, when, special=child.special,
                         target=udf_walk.symlink_target(image, child))
