@@ -8,6 +8,7 @@ import os
 import random
 import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -273,3 +274,77 @@ def test_udf_directories_that_share_a_file_entry_are_refused(library, tmp_path):
     rc, err = _import(library, image)
     assert rc == 7 and "OPV0701" in err and "another directory" in err, err
     assert _library_state(library.root) == before
+
+
+def _pieces_image(tmp_path, pieces: list[tuple[int, int]]) -> Path:
+    """A plain ISO 9660 image whose root holds one file /A of ``pieces`` (sector, length):
+    multi-extent records, all but the last flagged, in a root directory appended to the image."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "x").write_bytes(b"x")
+    image = tmp_path / "pieces.iso"
+    subprocess.run(["genisoimage", "-quiet", "-V", "PIECES", "-o", str(image), str(tree)], check=True,
+                   capture_output=True)
+    data = bytearray(image.read_bytes())
+    start = len(data) // SECTOR
+
+    def both(value: int) -> bytes:
+        return struct.pack("<I", value) + struct.pack(">I", value)
+
+    def record(identifier: bytes, extent: int, size: int, flags: int) -> bytes:
+        body = bytes(1) + both(extent) + both(size) + bytes(7) + bytes((flags, 0, 0)) + b"\x01\x00\x00\x01" + \
+            bytes((len(identifier),)) + identifier
+        body += bytes(1 - len(body) % 2)
+        return bytes((len(body) + 1,)) + body
+
+    body = bytearray()
+    for index, (sector, length) in enumerate([(start, 0), (start, 0)] + pieces):
+        identifier = b"\x00" if index == 0 else b"\x01" if index == 1 else b"A.;1"
+        flags = 2 if index < 2 else 0x80 if index < len(pieces) + 1 else 0
+        piece = record(identifier, sector, length, flags)
+        if len(body) % SECTOR + len(piece) > SECTOR:
+            body += bytes(SECTOR - len(body) % SECTOR)
+        body += piece
+    body += bytes(-len(body) % SECTOR)
+    for at in (16 * SECTOR + 156, len(data), len(data) + 34):  # the root, in the descriptor, "." and ".."
+        target = data if at < len(data) else body
+        offset = at if at < len(data) else at - len(data)
+        target[offset + 2:offset + 18] = both(start) + both(len(body))
+    image.write_bytes(bytes(data + body))
+    return image
+
+
+@pytest.mark.parametrize("case", ["overlapping", "too many", "counted as entries"])
+def test_multi_extent_pieces_are_bounded(library, tmp_path, monkeypatch, case):
+    """A file's multi-extent records were kept whole in a list until its last one, and counted
+    as one entry: a root of a million pieces of one file took memory without bound. Now a file
+    keeps (offset, length) of at most MAX_EXTENTS pieces, each counts toward MAX_ENTRIES, and
+    pieces that overlap are refused."""
+    from optvol.interchange import iso_read
+
+    if case == "overlapping":
+        pieces = [(0, SECTOR)] * 3  # every piece the same sector
+        expected = "overlap"
+    elif case == "too many":
+        monkeypatch.setattr(iso_read, "MAX_EXTENTS", 8)
+        pieces = [(sector, SECTOR) for sector in range(9)]
+        expected = "more than 8 extents"
+    else:
+        monkeypatch.setattr(iso_read, "MAX_ENTRIES", 8)
+        pieces = [(sector, SECTOR) for sector in range(9)]
+        expected = "more than 8 entries"
+    image = _pieces_image(tmp_path, pieces)
+    before = _library_state(library.root)
+    rc, err = _import(library, image)
+    assert rc == 7 and "OPV0701" in err and expected in err, err
+    assert _library_state(library.root) == before
+
+
+def test_multi_extent_pieces_that_do_not_overlap_make_one_file(library, tmp_path):
+    image = _pieces_image(tmp_path, [(sector, SECTOR) for sector in (20, 18, 16, 17)])
+    rc, err = _import(library, image)
+    assert rc == 0, err
+    data = image.read_bytes()
+    expected = b"".join(data[sector * SECTOR:(sector + 1) * SECTOR] for sector in (20, 18, 16, 17))
+    with library.open("HOSTILE") as volume:
+        assert volume.read_bytes("/A") == expected

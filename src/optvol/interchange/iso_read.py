@@ -25,7 +25,8 @@ from optvol.interchange import iso_walk, udf_walk, zisofs
 from optvol.interchange.iso_walk import Image, NameOf, Record
 
 MAX_DEPTH = model.MAX_DIRECTORY_PART // 2  # /a/b/c...: the deepest tree a volume holds (128)
-MAX_ENTRIES = 10_000_000
+MAX_ENTRIES = 10_000_000  # entries and file extents of an image
+MAX_EXTENTS = 1 << 16  # of one file: 256 TiB in extents of 4 GiB, a bounded list of them in memory
 
 
 def damaged(path: str, reason: str) -> errors.OptvolError:
@@ -65,18 +66,25 @@ class ImageTree:
         count = 0
         try:
             for entry in self._walk():
-                count += 1
+                count += max(1, len(entry.extents))
                 if count > MAX_ENTRIES:
-                    raise damaged(self.path, f"more than {MAX_ENTRIES} entries")
-                for offset, length in entry.extents:
-                    if offset < 0 or length < 0 or offset + length > self.image_size:
-                        raise damaged(self.path, f"the data of /{'/'.join(entry.names)} lies beyond the end of the"
-                                                 " image")
+                    raise damaged(self.path, f"more than {MAX_ENTRIES} entries and extents")
+                self._check_extents(entry)
                 yield entry
         except errors.OptvolError:
             raise
         except Exception as exc:  # any failure of the parser means the bytes are bad
             raise damaged(self.path, _reason(exc)) from None
+
+    def _check_extents(self, entry: Entry) -> None:
+        """A file's data lies inside the image, and no two of its extents overlap."""
+        end_before = 0
+        for offset, length in sorted(entry.extents) if len(entry.extents) > 1 else entry.extents:
+            if offset < 0 or length < 0 or offset + length > self.image_size:
+                raise damaged(self.path, f"the data of /{'/'.join(entry.names)} lies beyond the end of the image")
+            if length and offset < end_before:
+                raise damaged(self.path, f"the extents of /{'/'.join(entry.names)} overlap")
+            end_before = max(end_before, offset + length)
 
     def close(self) -> None:
         try:
@@ -179,7 +187,7 @@ class _Walker:
             raise damaged(self.path, f"directory /{'/'.join(names)} loops back to one of its parents")
         visited.add(directory.extent, names)
         on_path = on_path | {directory.extent}
-        pieces: list[Record] = []
+        first, pieces = None, []  # a file's first record, and (offset, length) of each of its extents
         for record in self._records(directory):
             if record.relocated:
                 continue  # the directory shows up where its CL record points
@@ -194,10 +202,14 @@ class _Walker:
                 yield Entry(entry_names, True, iso_walk.record_time(target or record))
                 yield from self._walk(target or record, entry_names, on_path, visited)
                 continue
-            pieces.append(record)
+            first = first or record
+            pieces.append((record.extent * self.block, record.size))
+            if len(pieces) > MAX_EXTENTS:
+                raise damaged(self.path, f"/{'/'.join(names + (self.name_of(first),))} has more than {MAX_EXTENTS:,}"
+                                         " extents")
             if not record.continues:
-                yield self._file_entry(names + (self.name_of(pieces[0]),), pieces)
-                pieces = []
+                yield self._file_entry(names + (self.name_of(first),), first, record, tuple(pieces))
+                first, pieces = None, []
         if pieces:
             raise damaged(self.path, f"the last extent of a file in /{'/'.join(names)} is missing")
 
@@ -208,22 +220,24 @@ class _Walker:
         first = next(children, None)
         return first is not None and first.relocated and all(child.relocated for child in children)
 
-    def _file_entry(self, names: tuple[str, ...], pieces: list[Record]) -> Entry:
-        modified, created, attr_changed = iso_walk.file_times(pieces[-1])
-        special = iso_walk.special_kind(pieces[0])
+    def _file_entry(self, names: tuple[str, ...], first: Record, last: Record,
+                    extents: tuple[tuple[int, int], ...]) -> Entry:
+        """The file of the records ``first`` to ``last`` (one record, or the pieces of a
+        multi-extent file), whose data lies in ``extents``."""
+        modified, created, attr_changed = iso_walk.file_times(last)
+        special = iso_walk.special_kind(first)
         if special is not None:
-            target = iso_walk.symlink_target(pieces[0]) if pieces[0].symlink is not None else None
+            target = iso_walk.symlink_target(first) if first.symlink is not None else None
             return Entry(names, False, modified, created, attr_changed, special=special, target=target)
-        extents = tuple((p.extent * self.block, p.size) for p in pieces)
         size, compression = sum(length for _, length in extents), None
-        zf = next((piece.zf for piece in pieces if piece.zf), None)
+        zf = first.zf or last.zf
         if zf is not None:
             try:
                 compression = zisofs.read_zf(zf)
             except zisofs.Unsupported as exc:
                 raise errors.error("OPV0703", path=self.path, reason=f"/{'/'.join(names)}: {exc}") from None
             size = compression.size
-        return Entry(names, False, modified, created, attr_changed, size, extents, hidden=pieces[0].is_hidden,
+        return Entry(names, False, modified, created, attr_changed, size, extents, hidden=first.is_hidden,
                      compression=compression)
 
 
