@@ -254,3 +254,40 @@ def test_a_result_names_a_bounded_number_of_skipped_entries(library, tmp_path, m
     rc, out, err = _cli(library, "import-iso", str(image), "--vol", "LINKS")
     assert rc == 1 and "without 5 entry(ies)" in err, err
     assert out.count("skipped: /link") == 2 and "skipped: 3 more" in out, out
+
+
+# --------------------------------------------------------------------- names
+
+
+def test_iso_9660_1999_names_come_back_whole(library, tmp_path):
+    """genisoimage -iso-level 4 writes names as they are, without ";1" versions, and an enhanced
+    volume descriptor (ISO 9660:1999). Import cut every name at its last ";" and dropped a
+    final dot ('file;semi.txt' became 'file', 'a;1.txt' and 'a;2.txt' both 'a': refused), and
+    refused a name of UTF-8 bytes as damaged."""
+    tree = tmp_path / "tree"
+    (tree / "Dir.name").mkdir(parents=True)
+    names = ["file;semi.txt", "trailing.", "a;1.txt", "a;2.txt", "x;2", "ünï.txt", "Dir.name/inner;1.dat"]
+    for index, name in enumerate(names):
+        (tree / name).write_bytes(b"%d" % index)
+    with open(os.path.join(os.fsencode(tree), b"caf\xe9.txt"), "wb") as handle:  # Latin-1 bytes on the host
+        handle.write(b"latin")
+    image = tmp_path / "l4.iso"
+    subprocess.run(["genisoimage", "-quiet", "-iso-level", "4", "-V", "L4", "-o", str(image), str(tree)], check=True,
+                   capture_output=True)
+    result = import_iso(library, file=image, vol="L4", now=NOW)
+    assert result.namespace == "ISO 9660:1999" and result.files == len(names) + 1
+    with library.open("L4") as volume:
+        for index, name in enumerate(names):
+            assert volume.read_bytes("/" + name) == b"%d" % index, name
+        assert volume.read_bytes("/café.txt") == b"latin"
+
+
+@pytest.mark.parametrize(("identifier", "is_dir", "name"), [
+    (b"NAME.TXT;1", False, "NAME.TXT"), (b"NAME.;1", False, "NAME"), (b"NAME;1", False, "NAME"),
+    (b"NAME.", False, "NAME."), (b"A;B.TXT", False, "A;B.TXT"), (b"A.B;C", False, "A.B;C"),
+    (b"DIR.X", True, "DIR.X"), (b"CAF\xc3\x89.TXT;1", False, "CAFÉ.TXT"), (b"CAF\xc9.TXT;1", False, "CAFÉ.TXT"),
+])
+def test_iso_names_lose_only_their_version(identifier, is_dir, name):
+    from optvol.interchange.iso_walk import Record, iso_name
+
+    assert iso_name(Record(0, 0, 2 if is_dir else 0, bytes(7), identifier)) == name

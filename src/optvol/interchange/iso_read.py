@@ -3,7 +3,7 @@
 The image is untrusted: everything the parsers raise on it, and every inconsistency found
 here (extents past the end of the image, directory loops, names no volume can hold),
 becomes one ``DamagedError`` (OPV0701 / OPV0703). Names come from the richest namespace
-the image has: Rock Ridge, then UDF, then Joliet, then ISO 9660.
+the image has: Rock Ridge, then UDF, then Joliet, then ISO 9660:1999, then ISO 9660.
 
 The tree is walked on disk, one directory at a time, in memory that does not grow with
 the image: ISO 9660, Joliet and Rock Ridge by ``iso_walk.py``, UDF by ``udf_walk.py``.
@@ -123,6 +123,8 @@ def read_tree(path: str) -> ImageTree:
             namespace, root, name_of, skip = "Rock Ridge", volume.root, iso_walk.rock_ridge_name, volume.susp_skip
         elif volume.joliet_root is not None:
             namespace, root, name_of, skip = "Joliet", volume.joliet_root, iso_walk.joliet_name, None
+        elif volume.enhanced_root is not None:
+            namespace, root, name_of, skip = "ISO 9660:1999", volume.enhanced_root, iso_walk.iso1999_name, None
         else:
             namespace, root, name_of, skip = "ISO 9660", volume.root, iso_walk.iso_name, None
         walker = _Walker(image, block=volume.block, name_of=name_of, susp_skip=skip, path=path)

@@ -83,6 +83,7 @@ class Volume:
     block: int
     root: Record
     joliet_root: Record | None
+    enhanced_root: Record | None  # the ISO 9660:1999 tree's, named by an enhanced volume descriptor
     susp_skip: int | None  # None: no SUSP on this image; else the SP entry's skip length
     rock_ridge: bool
     udf: bool
@@ -115,7 +116,7 @@ def read_volume(image: Image) -> Volume:
     TEA01. Nothing after that is looked at, so the data of a file can never pass for a
     descriptor (an ISO image stored on the disc, say).
     """
-    primary = joliet = None
+    primary = joliet = enhanced = None
     index = DESCRIPTORS_START
     while True:
         if index >= DESCRIPTORS_START + MAX_DESCRIPTORS:
@@ -132,6 +133,8 @@ def read_volume(image: Image) -> Volume:
             primary = sector
         elif kind == 2 and sector[88:91] in JOLIET_ESCAPES and joliet is None:
             joliet = sector
+        elif kind == 2 and sector[6] == 2 and enhanced is None:  # ISO 9660:1999 §8.5: version 2
+            enhanced = sector
     if primary is None:
         raise ValueError("the image has no ISO 9660 primary volume descriptor")
     udf = False
@@ -148,9 +151,10 @@ def read_volume(image: Image) -> Volume:
         raise ValueError(f"logical block size {block} is not 512, 1024 or 2048")
     root = _record(primary[156:156 + 34], susp_skip=None, image=image, block=block)
     joliet_root = _record(joliet[156:156 + 34], susp_skip=None, image=image, block=block) if joliet else None
+    enhanced_root = _record(enhanced[156:156 + 34], susp_skip=None, image=image, block=block) if enhanced else None
     susp_skip, rock_ridge = _root_susp(image, root, block)
     identifier = primary[40:72].decode("ascii", "replace").strip(" \x00")
-    return Volume(identifier, block, root, joliet_root, susp_skip, rock_ridge, udf)
+    return Volume(identifier, block, root, joliet_root, enhanced_root, susp_skip, rock_ridge, udf)
 
 
 def _root_susp(image: Image, root: Record, block: int) -> tuple[int | None, bool]:
@@ -319,16 +323,37 @@ def symlink_target(record: Record) -> str:
 
 
 def iso_name(record: Record) -> str:
-    name = record.identifier.decode("ascii")
+    """ECMA-119 §7.5: ``NAME.EXT;1``. The version (";" and digits) goes, and then the dot of
+    a name without extension (``NAME.;1``); a dot or ";" that is no such part of the name stays.
+    d-characters are ASCII, but tools write other bytes too: UTF-8, else Latin-1."""
+    name = _lenient(record.identifier)
     if not record.is_dir:
-        name = name.rsplit(";", 1)[0]
-        name = name[:-1] if name.endswith(".") else name
+        stem, versioned = _without_version(name)
+        name = stem[:-1] if versioned and stem.endswith(".") else stem
     return name
+
+
+def iso1999_name(record: Record) -> str:
+    """ISO 9660:1999 §9.5 (genisoimage -iso-level 4): names as they are, without version."""
+    return _lenient(record.identifier)
 
 
 def joliet_name(record: Record) -> str:
     name = record.identifier.decode("utf-16_be")
-    return name if record.is_dir else name.rsplit(";", 1)[0]
+    return name if record.is_dir else _without_version(name)[0]
+
+
+def _without_version(name: str) -> tuple[str, bool]:
+    """The name without its version (";1"), and whether it had one."""
+    stem, semicolon, version = name.rpartition(";")
+    return (stem, True) if semicolon and version.isdigit() and version.isascii() else (name, False)
+
+
+def _lenient(identifier: bytes) -> str:
+    try:
+        return identifier.decode("utf-8")
+    except UnicodeDecodeError:
+        return identifier.decode("latin-1")
 
 
 def rock_ridge_name(record: Record) -> str:
