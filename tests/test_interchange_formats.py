@@ -291,3 +291,40 @@ def test_iso_names_lose_only_their_version(identifier, is_dir, name):
     from optvol.interchange.iso_walk import Record, iso_name
 
     assert iso_name(Record(0, 0, 2 if is_dir else 0, bytes(7), identifier)) == name
+
+
+def _latin1_tree(root: Path) -> None:
+    """Names as a Latin-1 system writes them: bytes that are not UTF-8."""
+    host = os.fsencode(root)
+    os.makedirs(host + b"/r\xe9sum\xe9s")
+    os.makedirs(host + b"/other")
+    for name, data in ((b"/r\xe9sum\xe9s/\xfcber.txt", b"u"), (b"/r\xe9sum\xe9s/plain.txt", b"p"),
+                       (b"/caf\xe9.txt", b"c"), (b"/empty\xe9", b""), (b"/empty", b""), (b"/other/x", b"x")):
+        with open(host + name, "wb") as handle:
+            handle.write(data)
+
+
+def test_rock_ridge_names_that_are_not_utf8_take_their_joliet_names(library, tmp_path):
+    """genisoimage writes Rock Ridge names as the bytes it finds: Latin-1 on a Latin-1 system.
+    The whole image was refused as damaged; now such an entry takes the Joliet name of the
+    same file (same data) or directory, and every other entry keeps its Rock Ridge name."""
+    _latin1_tree(tmp_path / "tree")
+    image = tmp_path / "latin.iso"
+    subprocess.run(["genisoimage", "-quiet", "-R", "-J", "-input-charset", "iso8859-1", "-V", "LATIN", "-o",
+                    str(image), str(tmp_path / "tree")], check=True, capture_output=True)
+    result = import_iso(library, file=image, vol="LATIN", now=NOW)
+    assert result.namespace == "Rock Ridge" and (result.files, result.directories) == (6, 2)
+    with library.open("LATIN") as volume:
+        assert sorted(volume.listdir("/")) == ["café.txt", "empty", "emptyé", "other", "résumés"]
+        assert volume.read_bytes("/résumés/über.txt") == b"u" and volume.read_bytes("/other/x") == b"x"
+
+
+def test_rock_ridge_names_that_are_not_utf8_without_joliet_are_refused(library, tmp_path):
+    _latin1_tree(tmp_path / "tree")
+    image = tmp_path / "latin.iso"
+    subprocess.run(["genisoimage", "-quiet", "-R", "-input-charset", "iso8859-1", "-V", "LATIN", "-o", str(image),
+                    str(tmp_path / "tree")], check=True, capture_output=True)
+    before = _library_state(library)
+    rc, _, err = _cli(library, "import-iso", str(image))
+    assert rc == 7 and "OPV0703" in err and "not UTF-8" in err and "damaged" not in err, err
+    assert _library_state(library) == before

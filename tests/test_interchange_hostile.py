@@ -83,6 +83,15 @@ def _loop_to_root(data: bytearray) -> None:
     _set_extent(data, _find(data, [b"A", b"B", b"C"]), struct.unpack_from("<I", data, 16 * SECTOR + 156 + 2)[0])
 
 
+def _not_utf8_without_joliet(data: bytearray) -> None:
+    """A Rock Ridge name that is not UTF-8, and no Joliet tree (its descriptor's escape
+    sequence gone) to take the name from."""
+    _rename_rr(data, [b"ZERO.;1"], b"zero", b"\xff\xfe\xfd\xfc")
+    for sector in range(17, 20):
+        if data[sector * SECTOR] == 2 and data[sector * SECTOR + 88:sector * SECTOR + 91] == b"%/E":
+            data[sector * SECTOR + 88:sector * SECTOR + 91] = bytes(3)
+
+
 def _shared_directory(data: bytearray) -> None:
     """/EMPTY's record points at /A's extent: no loop, but two directories in one (a tree of
     n such levels holds 2**n directories)."""
@@ -104,7 +113,7 @@ CASES = {
     "slash in a name": lambda d: _rename_rr(d, [b"ZERO.;1"], b"zero", b"z/ro"),
     "dot-dot name": lambda d: _rename_rr(d, [b"ZERO.;1"], b"zero", b".."),
     "control character": lambda d: _rename_rr(d, [b"ZERO.;1"], b"zero", b"z\x01ro"),
-    "invalid UTF-8": lambda d: _rename_rr(d, [b"ZERO.;1"], b"zero", b"\xff\xfe\xfd\xfc"),
+    "invalid UTF-8 without Joliet": _not_utf8_without_joliet,
     "wrong descriptor type": lambda d: d.__setitem__(16 * SECTOR, 7),
     "no descriptor magic": lambda d: d.__setitem__(slice(16 * SECTOR + 1, 16 * SECTOR + 6), b"XXXXX"),
 }

@@ -11,7 +11,8 @@ A file over 4 GiB is read from the extents of all its records (multi-extent ISO 
 records, or several UDF allocation descriptors). A Rock Ridge file compressed with zisofs
 says so (``Entry.compression``); its reader uncompresses it (``zisofs.py``).
 Symbolic links, devices, FIFOs and sockets (Rock Ridge PX and SL, UDF file types) come out
-as entries with ``special`` set, which import leaves out and lists.
+as entries with ``special`` set, which import leaves out and lists. A Rock Ridge name that
+is not UTF-8 takes the Joliet name of the same entry (``_Walker._joliet_record``).
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def read_tree(path: str) -> ImageTree:
             namespace, root, name_of, skip = "ISO 9660:1999", volume.enhanced_root, iso_walk.iso1999_name, None
         else:
             namespace, root, name_of, skip = "ISO 9660", volume.root, iso_walk.iso_name, None
-        walker = _Walker(image, block=volume.block, name_of=name_of, susp_skip=skip, path=path)
+        walker = _Walker(image, block=volume.block, name_of=name_of, susp_skip=skip, path=path,
+                         rock_ridge=volume.rock_ridge, joliet_root=volume.joliet_root)
         return ImageTree(path, fd, volume_identifier=volume.identifier, namespace=namespace,
                          walk=lambda: walker.walk(root))
     except BaseException:
@@ -165,6 +167,19 @@ class Visited:
 # --------------------------------------------------------------------- ISO 9660, Joliet, Rock Ridge
 
 
+class _Counterpart:
+    """The Joliet directory that stands for a directory of a Rock Ridge walk, looked for only
+    when a name needs it, and once: None when there is none, or no sure one."""
+
+    def __init__(self, find: Callable[[], Record | None]) -> None:
+        self._find, self._found, self._looked = find, None, False
+
+    def get(self) -> Record | None:
+        if not self._looked:
+            self._found, self._looked = self._find(), True
+        return self._found
+
+
 @dataclass(frozen=True)
 class _Walker:
     image: Image
@@ -172,17 +187,21 @@ class _Walker:
     name_of: NameOf
     susp_skip: int | None
     path: str
+    rock_ridge: bool = False
+    joliet_root: Record | None = None  # a Rock Ridge walk's: where names that are not UTF-8 are looked up
 
     def _records(self, directory: Record) -> Iterator[Record]:
         return iso_walk.records(self.image, directory, block=self.block, susp_skip=self.susp_skip)
 
     def walk(self, root: Record) -> Iterator[Entry]:
         """The entries of the tree (pre-order)."""
-        return self._walk(root, (), frozenset(), Visited(self.image.size // self.block + 1, self.path))
+        return self._walk(root, (), frozenset(), Visited(self.image.size // self.block + 1, self.path),
+                          _Counterpart(lambda: self.joliet_root))
 
-    def _walk(self, directory: Record, names: tuple[str, ...], on_path: frozenset[int],
-              visited: Visited) -> Iterator[Entry]:
-        """The entries below ``directory`` (pre-order), joining multi-extent file records."""
+    def _walk(self, directory: Record, names: tuple[str, ...], on_path: frozenset[int], visited: Visited,
+              joliet: _Counterpart) -> Iterator[Entry]:
+        """The entries below ``directory`` (pre-order), joining multi-extent file records;
+        ``joliet`` finds its Joliet counterpart."""
         if len(names) > MAX_DEPTH:
             raise damaged(self.path, f"directories nest deeper than {MAX_DEPTH} levels")
         if directory.extent in on_path:
@@ -200,20 +219,61 @@ class _Walker:
             if record.is_dir or target is not None:
                 if not names and self._only_relocated(record):
                     continue  # rr_moved: its directories appear where they belong
-                entry_names = names + (self.name_of(record),)
+                entry_names = names + (self._name(directory, record, joliet, names),)
                 yield Entry(entry_names, True, iso_walk.record_time(target or record))
-                yield from self._walk(target or record, entry_names, on_path, visited)
+                below = _Counterpart(lambda record=record: self._joliet_record(directory, joliet.get(), record))
+                yield from self._walk(target or record, entry_names, on_path, visited, below)
                 continue
             first = first or record
             pieces.append((record.extent * self.block, record.size))
             if len(pieces) > MAX_EXTENTS:
-                raise damaged(self.path, f"/{'/'.join(names + (self.name_of(first),))} has more than {MAX_EXTENTS:,}"
-                                         " extents")
+                raise damaged(self.path, f"a file in /{'/'.join(names)} has more than {MAX_EXTENTS:,} extents")
             if not record.continues:
-                yield self._file_entry(names + (self.name_of(first),), first, record, tuple(pieces))
+                yield self._file_entry(names + (self._name(directory, first, joliet, names),), first, record,
+                                       tuple(pieces))
                 first, pieces = None, []
         if pieces:
             raise damaged(self.path, f"the last extent of a file in /{'/'.join(names)} is missing")
+
+    def _name(self, directory: Record, record: Record, joliet: _Counterpart, names: tuple[str, ...]) -> str:
+        """The record's name; a Rock Ridge name that is not UTF-8 (a Latin-1 system's bytes)
+        is replaced by the Joliet name of the same file or directory, if the image has a sure one."""
+        try:
+            return self.name_of(record)
+        except UnicodeDecodeError:
+            if not self.rock_ridge or record.rr_name is None:
+                raise
+        counterpart = self._joliet_record(directory, joliet.get(), record)
+        if counterpart is None:
+            raise errors.error("OPV0703", path=self.path, reason=f"the Rock Ridge name {record.rr_name!r} in "
+                               f"/{'/'.join(names)} is not UTF-8, and no Joliet name of the image stands for it")
+        return iso_walk.joliet_name(counterpart)
+
+    def _joliet_record(self, directory: Record, joliet_directory: Record | None, record: Record) -> Record | None:
+        """The record of ``joliet_directory`` that stands for ``record`` of ``directory``: the
+        one file with the same data extent, or the one directory whose name is not the Rock
+        Ridge name of another directory there; of several (empty files share their extent), the
+        one whose name is the Rock Ridge name read as Latin-1; None if there is not exactly one."""
+        if joliet_directory is None:
+            return None
+        is_dir = record.is_dir or record.child_link is not None
+        taken = set()
+        for sibling in self._records(directory) if is_dir else ():
+            if (sibling.is_dir or sibling.child_link is not None) and sibling.identifier != record.identifier:
+                try:
+                    taken.add(self.name_of(sibling))
+                except UnicodeDecodeError:
+                    continue
+        found, alike, count = None, [], 0
+        latin1 = record.rr_name.decode("latin-1") if record.rr_name else None
+        for candidate in iso_walk.records(self.image, joliet_directory, block=self.block, susp_skip=None):
+            if (candidate.is_dir and is_dir and iso_walk.joliet_name(candidate) not in taken) or (
+                    not candidate.is_dir and not is_dir and (candidate.extent, candidate.size) == (record.extent,
+                                                                                                record.size)):
+                found, count = candidate, count + 1
+                if iso_walk.joliet_name(candidate) == latin1 and len(alike) < 2:
+                    alike.append(candidate)
+        return found if count == 1 else alike[0] if len(alike) == 1 else None
 
     def _only_relocated(self, directory: Record) -> bool:
         if not directory.is_dir:
