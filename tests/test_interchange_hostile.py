@@ -357,3 +357,26 @@ def test_multi_extent_pieces_that_do_not_overlap_make_one_file(library, tmp_path
     expected = b"".join(data[sector * SECTOR:(sector + 1) * SECTOR] for sector in (20, 18, 16, 17))
     with library.open("HOSTILE") as volume:
         assert volume.read_bytes("/A") == expected
+
+
+@pytest.mark.parametrize("identifier", [b".;1", b";1"])
+def test_an_empty_name_is_refused(library, tmp_path, identifier):
+    """A plain ISO 9660 record named ".;1" is the empty name once its version and dot are
+    gone: the survey let it through (a path drops an empty element) and writing the file at
+    its parent's path failed with OPV0108, exit 5. Now OPV0703, exit 7, nothing added."""
+    tree = tmp_path / "tree"
+    (tree / "A").mkdir(parents=True)
+    (tree / "A" / "zero").write_bytes(b"")
+    (tree / "A" / "other").write_bytes(b"x")
+    image = tmp_path / "empty.iso"
+    subprocess.run(["genisoimage", "-quiet", "-V", "EMPTYNAME", "-o", str(image), str(tree)], check=True,
+                   capture_output=True)
+    data = bytearray(image.read_bytes())
+    at = data.index(b"ZERO.;1")
+    data[at - 1] = len(identifier)
+    data[at:at + 7] = identifier.ljust(7, b"\x00")
+    image.write_bytes(bytes(data))
+    before = _library_state(library.root)
+    rc, err = _import(library, image)
+    assert rc == 7 and "OPV0703" in err and "empty name" in err, err
+    assert _library_state(library.root) == before

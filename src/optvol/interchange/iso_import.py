@@ -144,6 +144,9 @@ def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format:
         parts = top + entry.names
         if any("/" in name for name in entry.names):
             raise errors.error("OPV0703", path=tree.path, reason=f"name {entry.names[-1]!r} holds a '/'")
+        if not entry.names[-1]:  # a path would drop it: the entry would be its parent
+            raise errors.error("OPV0703", path=tree.path, reason=f"an entry of {model.join(entry.names[:-1])!r} has an"
+                                                                 " empty name")
         try:
             model.split_path(model.join(parts), volume=volume, media_format=media_format, is_dir=entry.is_dir)
         except errors.InvalidError as exc:
