@@ -19,6 +19,12 @@ def export_iso(ctx: Context, values: dict) -> int:
         bridge = " with a UDF bridge" if result.udf else ""
         ctx.print(f"exported volume {result.volume} to {result.file}{bridge}: "
                   f"{result.files} file(s), {result.directories} directory(ies), {result.bytes} bytes")
+        for entry in result.renamed_entries:
+            names = "; ".join(f"{space} {name!r}" for space, name in (("Rock Ridge", entry.rock_ridge),
+                                                                      ("UDF", entry.udf)) if name is not None)
+            ctx.print(f"  renamed: {entry.path}: {names}")
+        if result.renamed > len(result.renamed_entries):
+            ctx.print(f"  renamed: {result.renamed - len(result.renamed_entries)} more")
     return 0
 
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from optvol import errors, model
-from optvol.interchange.iso_writer import write_image
+from optvol.interchange.iso_writer import Renamed, Renames, write_image
 from optvol.library import Library
 from optvol.model import Progress
 
@@ -37,10 +37,13 @@ class ExportResult:
     directories: int
     bytes: int
     udf: bool
+    renamed: int = 0  # entries whose Rock Ridge (or UDF) name is not their name: the format cannot hold it
+    renamed_entries: tuple[Renamed, ...] = ()  # the first 10,000 of them
 
     def as_json(self) -> dict:
         return {"volume": self.volume, "file": self.file, "files": self.files,
-                "directories": self.directories, "bytes": self.bytes, "udf": self.udf}
+                "directories": self.directories, "bytes": self.bytes, "udf": self.udf, "renamed": self.renamed,
+                "renamed_entries": [entry.as_json() for entry in self.renamed_entries]}
 
 
 def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: datetime, udf: bool = False,
@@ -68,13 +71,15 @@ def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: date
                                                           " export-iso writes an image file")
     mode = None if existing is None else stat.S_IMODE(existing.st_mode) & 0o777  # keep the replaced file's
     with library.open(volume_id) as volume:
-        (files, directories), size = _write(
+        (files, directories, renames), size = _write(
             target, mode, lambda fd: write_image(volume, fd, volume_id=volume_id, now=now, udf=udf, progress=progress,
                                                  totals=totals))
-    return ExportResult(volume=volume_id, file=str(target), files=files, directories=directories, bytes=size, udf=udf)
+    return ExportResult(volume=volume_id, file=str(target), files=files, directories=directories, bytes=size, udf=udf,
+                        renamed=renames.count, renamed_entries=tuple(renames.listed))
 
 
-def _write(target: Path, mode: int | None, produce: Callable[[int], tuple[int, int]]) -> tuple[tuple[int, int], int]:
+def _write(target: Path, mode: int | None,
+           produce: Callable[[int], tuple[int, int, Renames]]) -> tuple[tuple[int, int, Renames], int]:
     """Let ``produce`` write the image to a temporary file beside ``target``, fsync it, then
     rename it; return what ``produce`` returned and the image's size. The image gets the
     ``mode`` of the file it replaces, or (None) the mode of any new file: 0o666 less the umask."""

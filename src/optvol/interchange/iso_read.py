@@ -12,7 +12,8 @@ records, or several UDF allocation descriptors). A Rock Ridge file compressed wi
 says so (``Entry.compression``); its reader uncompresses it (``zisofs.py``).
 Symbolic links, devices, FIFOs and sockets (Rock Ridge PX and SL, UDF file types) come out
 as entries with ``special`` set, which import leaves out and lists. A Rock Ridge name that
-is not UTF-8 takes the Joliet name of the same entry (``_Walker._joliet_record``).
+is not UTF-8 takes the Joliet name of the same entry (``_Walker._joliet_record``), and a
+file's Rock Ridge name cut at 255 bytes its whole UDF name (``_LongUdfNames``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from optvol.interchange.iso_walk import Image, NameOf, Record
 MAX_DEPTH = model.MAX_DIRECTORY_PART // 2  # /a/b/c...: the deepest tree a volume holds (128)
 MAX_ENTRIES = 10_000_000  # entries and file extents of an image
 MAX_EXTENTS = 1 << 16  # of one file: 256 TiB in extents of 4 GiB, a bounded list of them in memory
+RR_NAME_BYTES = 255  # the longest Rock Ridge name (NM) tools write: export-iso cuts longer ones
+MAX_LONG_NAMES = 100_000  # UDF names longer than that, held to stand for cut Rock Ridge names
 
 
 def damaged(path: str, reason: str) -> errors.OptvolError:
@@ -129,7 +132,8 @@ def read_tree(path: str) -> ImageTree:
         else:
             namespace, root, name_of, skip = "ISO 9660", volume.root, iso_walk.iso_name, None
         walker = _Walker(image, block=volume.block, name_of=name_of, susp_skip=skip, path=path,
-                         rock_ridge=volume.rock_ridge, joliet_root=volume.joliet_root)
+                         rock_ridge=volume.rock_ridge, joliet_root=volume.joliet_root,
+                         long_names=_LongUdfNames(path, image) if volume.rock_ridge and volume.udf else None)
         return ImageTree(path, fd, volume_identifier=volume.identifier, namespace=namespace,
                          walk=lambda: walker.walk(root))
     except BaseException:
@@ -167,6 +171,38 @@ class Visited:
 # --------------------------------------------------------------------- ISO 9660, Joliet, Rock Ridge
 
 
+class _LongUdfNames:
+    """The UDF names of files that Rock Ridge cannot hold (over 255 bytes of UTF-8), by the
+    offset of their data in the image: an image with both trees (export-iso --udf) keeps the
+    whole name there, where its Rock Ridge name was cut. Read once, when a Rock Ridge name
+    that may have been cut (its last character ends near byte 255) first asks."""
+
+    def __init__(self, path: str, image: Image) -> None:
+        self._path, self._image, self._names = path, image, None
+
+    def get(self, offset: int) -> str | None:
+        if self._names is None:
+            self._names = self._read()
+        return self._names.get(offset)
+
+    def _read(self) -> dict[int, str | None]:
+        names: dict[int, str | None] = {}  # None: two files share the data, so the name is not sure
+        try:
+            volume = udf_walk.read_volume(self._image)
+            root = udf_walk.node(self._image, volume, volume.root)
+            visited = Visited(volume.partition_length, self._path)
+            visited.add(volume.root, ())
+            for entry in _walk_udf(self._path, self._image, volume, root, (), frozenset({volume.root}), visited):
+                if entry.extents and entry.special is None and len(entry.names[-1].encode()) > RR_NAME_BYTES:
+                    offset = entry.extents[0][0]
+                    names[offset] = None if offset in names else entry.names[-1]
+                    if len(names) >= MAX_LONG_NAMES:
+                        break
+        except Exception:  # the UDF tree is a second source of names only: without it the Rock Ridge ones stand
+            return {}
+        return names
+
+
 class _Counterpart:
     """The Joliet directory that stands for a directory of a Rock Ridge walk, looked for only
     when a name needs it, and once: None when there is none, or no sure one."""
@@ -189,6 +225,7 @@ class _Walker:
     path: str
     rock_ridge: bool = False
     joliet_root: Record | None = None  # a Rock Ridge walk's: where names that are not UTF-8 are looked up
+    long_names: _LongUdfNames | None = None  # a Rock Ridge walk's of an image with a UDF tree: cut names whole
 
     def _records(self, directory: Record) -> Iterator[Record]:
         return iso_walk.records(self.image, directory, block=self.block, susp_skip=self.susp_skip)
@@ -229,7 +266,7 @@ class _Walker:
             if len(pieces) > MAX_EXTENTS:
                 raise damaged(self.path, f"a file in /{'/'.join(names)} has more than {MAX_EXTENTS:,} extents")
             if not record.continues:
-                yield self._file_entry(names + (self._name(directory, first, joliet, names),), first, record,
+                yield self._file_entry(names + (self._file_name(directory, first, joliet, names),), first, record,
                                        tuple(pieces))
                 first, pieces = None, []
         if pieces:
@@ -248,6 +285,14 @@ class _Walker:
             raise errors.error("OPV0703", path=self.path, reason=f"the Rock Ridge name {record.rr_name!r} in "
                                f"/{'/'.join(names)} is not UTF-8, and no Joliet name of the image stands for it")
         return iso_walk.joliet_name(counterpart)
+
+    def _file_name(self, directory: Record, first: Record, joliet: _Counterpart, names: tuple[str, ...]) -> str:
+        """A file's name: its UDF name where its Rock Ridge name was cut to 255 bytes, else ``_name``'s."""
+        if self.long_names is not None and first.rr_name and len(first.rr_name) > RR_NAME_BYTES - 4 and first.size:
+            whole = self.long_names.get(first.extent * self.block)
+            if whole is not None:
+                return whole
+        return self._name(directory, first, joliet, names)
 
     def _joliet_record(self, directory: Record, joliet_directory: Record | None, record: Record) -> Record | None:
         """The record of ``joliet_directory`` that stands for ``record`` of ``directory``: the

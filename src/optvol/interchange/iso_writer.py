@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from optvol import errors, model
@@ -52,6 +52,7 @@ COPY_IN_KERNEL = 256 << 10  # payloads from this size on are copied by copy_file
 FLUSH_AT = 4 << 20
 FILE_MODE, READ_ONLY_MODE, DIR_MODE = 0o100644, 0o100444, 0o040755
 MAX_DIRECTORIES = 0xFFFF  # a path table names its parents in 16 bits
+MAX_LISTED = 10_000  # renamed entries an export's result names (it counts them all)
 _RR_AND_PX = len(iso.rr_entry(0) + iso.px_entry(0, 0))  # what an entry's Rock Ridge holds before its TF
 
 
@@ -70,6 +71,35 @@ class _Dir:
     udf_identifiers: tuple[int, int] = (0, 0)  # (sector, bytes) of its UDF file identifiers
 
 
+@dataclass(frozen=True)
+class Renamed:
+    """An entry whose name Rock Ridge (names over 255 bytes of UTF-8 are cut) or, with a UDF
+    bridge, UDF (254 Latin-1 or 127 UTF-16 characters, no character beyond U+FFFF) cannot
+    hold as it is: its path, and its name in each namespace that changed it (else None)."""
+
+    path: str
+    rock_ridge: str | None
+    udf: str | None
+
+    def as_json(self) -> dict:
+        return {"path": self.path, "rock_ridge": self.rock_ridge, "udf": self.udf}
+
+
+@dataclass
+class Renames:
+    """The renamed entries of an image: how many, and the first MAX_LISTED (memory stays bounded)."""
+
+    count: int = 0
+    listed: list[Renamed] = field(default_factory=list)
+
+    def note(self, path: str, name: str, rock_ridge: str, udf: str | None) -> None:
+        if rock_ridge == name and udf in (None, name):
+            return
+        self.count += 1
+        if len(self.listed) < MAX_LISTED:
+            self.listed.append(Renamed(path, rock_ridge if rock_ridge != name else None, udf if udf != name else None))
+
+
 class _Output:
     """The image file: data appended through a buffer, metadata written at its places."""
 
@@ -79,6 +109,7 @@ class _Output:
         self._pending = bytearray()
         self._pending_at = sector * SECTOR
         self.progress, self.files, self.bytes = progress, 0, 0  # the files written so far, and their bytes
+        self.renames = Renames()
 
     def wrote(self, size: int) -> None:
         """A file of ``size`` bytes is in the image."""
@@ -122,10 +153,11 @@ class _Output:
 
 
 def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: bool = False,
-                progress: Progress | None = None, totals: Progress | None = None) -> tuple[int, int]:
+                progress: Progress | None = None, totals: Progress | None = None) -> tuple[int, int, Renames]:
     """Write the volume's tree as an image to the empty host file ``fd``, with a UDF bridge
-    if ``udf``; return (files, directories). ``totals`` gets the files and their bytes in
-    all, before any is written; ``progress`` those written so far, as they are."""
+    if ``udf``; return (files, directories, the entries renamed in Rock Ridge or UDF).
+    ``totals`` gets the files and their bytes in all, before any is written; ``progress``
+    those written so far, as they are."""
     with volume.snapshot():
         if totals:
             found = volume.image.conn.execute("SELECT count(*), total(size) FROM files WHERE live = 1").fetchone()
@@ -148,7 +180,7 @@ def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: 
     if udf:
         _write_udf_volume(out, root, volume_id=volume_id, now=now, files=files, directories=len(rows))
     _write_tables(out, root, dirs, tables, volume_id=volume_id, now=now, first=PARTITION + 2 if udf else PATH_TABLES)
-    return files, len(rows) - 1
+    return files, len(rows) - 1, out.renames
 
 
 def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[DirRow], store: Held | Spilled, *,
@@ -157,12 +189,21 @@ def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[D
     ``out`` (first pass) file places are 0; with it, file data (after its UDF file entry,
     with ``udf``) is written."""
     namer = Namer(store.names)
+
+    def long_names(path: str, name: str) -> tuple[str, str | None]:
+        """The Rock Ridge and UDF names (noted if renamed, in the second pass)."""
+        rock_ridge, udf_name = namer.rock_ridge(name), namer.udf(name) if udf else None
+        if out is not None:
+            out.renames.note(path, name, rock_ridge, udf_name)
+        return rock_ridge, udf_name
+
     for subdir in subdirs:
         child = dirs[subdir.id]
         child.iso_name = namer.iso_dir(subdir.name).encode()
         child.joliet_name = namer.joliet(subdir.name).encode("utf-16-be")
-        store.add(Entry(child.iso_name, child.joliet_name, namer.rock_ridge(subdir.name).encode(),
-                        udfs.cs0(namer.udf(subdir.name)) if udf else b"", subdir.id, 0, 0, 0,
+        rock_ridge, udf_name = long_names(subdir.path, subdir.name)
+        store.add(Entry(child.iso_name, child.joliet_name, rock_ridge.encode(),
+                        udfs.cs0(udf_name) if udf else b"", subdir.id, 0, 0, 0,
                         subdir.created, subdir.created, subdir.created, child.udf_entry))
     files = 0
     for dir_path, file_row in volume.iter_file_rows(row.path):
@@ -176,8 +217,9 @@ def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[D
             sector = out.append_payload(volume, file_row, file_row.path(dir_path))
         if out is not None:
             out.wrote(file_row.size)
-        store.add(Entry(namer.iso_file(file_row.name).encode(), namer.joliet(file_row.name).encode("utf-16-be"),
-                        namer.rock_ridge(file_row.name).encode(), udfs.cs0(namer.udf(file_row.name)) if udf else b"",
+        iso_name, joliet_name = namer.iso_file(file_row.name).encode(), namer.joliet(file_row.name).encode("utf-16-be")
+        rock_ridge, udf_name = long_names(file_row.path(dir_path), file_row.name)
+        store.add(Entry(iso_name, joliet_name, rock_ridge.encode(), udfs.cs0(udf_name) if udf else b"",
                         None, sector, file_row.size, file_row.flags, file_row.created, file_row.modified,
                         file_row.attr_changed, udf_entry))
         files += 1
