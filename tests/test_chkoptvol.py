@@ -308,6 +308,30 @@ def test_a_version_left_out_for_a_damaged_header_leaves_the_duplicate_clean(libr
             assert duplicate.read_bytes("/KEPT") == b"version 2"
 
 
+@pytest.mark.parametrize("damaged", [1, 2], ids=["version 1 of the first file", "version 2 of the first file"])
+def test_a_version_left_out_of_an_earlier_file_of_the_name_spares_the_later_one(library, clock, damaged):
+    """/F is written twice, deleted, and written again: a new file under the same name, whose
+    version 1 is live. A version of the first /F is left out for its damaged header; recover
+    of the duplicate must leave the later /F live and whole, as DUPOPT did (the left-out
+    version is found by its record's place, and only a version that was live ends the
+    life of the one before it)."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/F", b"first file, version 1")
+        volume.write_bytes("/F", b"first file, version 2")
+        volume.remove("/F")
+        volume.write_bytes("/F", b"the later file")
+    row = next(r for r in index_rows(library.root, "PVOL1") if r["version"] == damaged and not r["live"]
+               and r["path"] == "/F")
+    flip(volume_dir(library.root, "PVOL1") / "data.opv", row["sector"] * 2048 + 100)
+    dupopt(library, fromvol="PVOL1", tovol="DVOL1", now=clock(), allow_media_errors=True)
+    kept = [{k: v for k, v in r.items() if k != "id"} for r in index_rows(library.root, "DVOL1")]
+    recover(library, vol="DVOL1")
+    assert [{k: v for k, v in r.items() if k != "id"} for r in index_rows(library.root, "DVOL1")] == kept
+    with library.open("DVOL1") as duplicate:
+        assert duplicate.read_bytes("/F") == b"the later file"
+
+
 def test_dupopt_leaves_out_damaged_files_only(library, clock):
     """ALWMEDERR(*FILE) leaves damaged files out; a damaged control record is no file: the
     duplicate would carry it, so DUPOPT refuses (OPV0206) and installs nothing."""

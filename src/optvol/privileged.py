@@ -223,11 +223,12 @@ class PrivilegedWriter:
         for file_id in file_ids:
             row = FileRow(*conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone())
             directory = conn.execute("SELECT path FROM dirs WHERE id = ?", (row.dir,)).fetchone()[0]
-            if conn.execute("SELECT live FROM files WHERE id = ?", (file_id,)).fetchone()[0]:
+            live = bool(conn.execute("SELECT live FROM files WHERE id = ?", (file_id,)).fetchone()[0])
+            if live:
                 lost.add(directory)
             extent = [row.sector, row.header_sectors + sectors_for(row.size, self.volume.image.sector_size)]
             self.tx.append(Kind.DELETE, {"path": row.path(directory), "time": self.volume._now(), "left_out": row.version,
-                                         "left_out_at": extent}, charged=not self.volume._udf)
+                                         "left_out_at": extent, "left_out_live": live}, charged=not self.volume._udf)
             self.volume._drop_version(row)
         if lost and self.volume.label()["type"] == VolumeType.BACKUP:
             self.forget_ranges(request=self.reserve_request_id(), sectors=control_sectors,

@@ -290,26 +290,32 @@ def _replay_file(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
 
 
 def _replay_left_out(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
-    """A version DUPOPT left out leaves the rebuilt index, as it left the duplicate's."""
-    body = header.body
+    """A version DUPOPT left out leaves the rebuilt index, as it left the duplicate's: the
+    version whose record lies at ``left_out_at`` (a name and version alone may also fit
+    a later file of that name), or in records without it, that name's version."""
+    body, extent = header.body, replay.left_out_at(header)
     tx.append(Kind.DELETE, body, charged=not volume._udf)
     parts = volume._parts(body["path"])
     directory = volume._need_dir(parts[:-1])
     conn, key = volume.image.conn, model.name_key(parts[-1])
-    row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND version = ?",
-                       (directory.id, key, body["left_out"])).fetchone()
+    if extent:
+        row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE sector = ?", (extent[0],)).fetchone()
+    else:
+        row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND version = ?",
+                           (directory.id, key, body["left_out"])).fetchone()
     if row is not None:
         volume._drop_version(FileRow(*row))
         return
-    if not replay.left_out_at(header):
+    if not extent:
         raise errors.error("CPF1F22", path=f"{body['path']} (version {body['left_out']})", volume=volume.id)
-    # Its record is the damage it was left out for, so it never entered this index, nor
-    # replaced the version before it, which stopped being live when it was written.
-    older = conn.execute("SELECT id FROM files WHERE dir = ? AND name_key = ? AND live = 1 AND version < ?",
-                         (directory.id, key, body["left_out"])).fetchone()
-    if older:
-        conn.execute("UPDATE files SET live = 0 WHERE id = ?", older)
-        count_live(conn, directory.id, -1)
+    # Its record is the damage it was left out for, so it never entered this index. If it
+    # was live, it is the last version of its name, and the version it replaced, still
+    # live here, stopped being live when it was written.
+    if body.get("left_out_live"):
+        older = conn.execute("SELECT id FROM files WHERE dir = ? AND name_key = ? AND live = 1", (directory.id, key)).fetchone()
+        if older:
+            conn.execute("UPDATE files SET live = 0 WHERE id = ?", older)
+            count_live(conn, directory.id, -1)
 
 
 def _counts(image: image_mod.VolumeImage) -> tuple[int, int, int]:
