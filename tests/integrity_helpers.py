@@ -152,3 +152,17 @@ def remount(point: Path, *, read_only: bool) -> None:
     """Make the file system mounted at ``point`` read-only, or writable again."""
     subprocess.run(["mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(point)], check=True,
                    capture_output=True)
+
+
+def downgrade_to_schema_3(index: Path | str) -> None:
+    """Make a volume's index what optvol wrote before index schema 4: keys by str.upper's
+    full case mapping (straße under STRASSE), schema_version 3. Its -wal is folded in first."""
+    conn = sqlite3.connect(index)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.create_function("full_upper", 1, str.upper)
+    conn.execute("UPDATE files SET name_key = full_upper(name)")
+    conn.execute("UPDATE dirs SET path_key = full_upper(path)")
+    conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_volume
-from integrity_helpers import content, remount, run_cli, tmpfs
+from integrity_helpers import content, downgrade_to_schema_3, remount, run_cli, tmpfs
 from optvol import errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
@@ -231,3 +231,20 @@ def test_a_full_disk_still_lets_every_volume_be_read(tmp_path):
         assert copied.rc == 0, copied.err
         _intact(library, "PVOL1", {**expected, "/NEW": b"new"}, [])
         _intact(library, "BVOL1", {}, [])
+
+
+def test_an_index_of_an_older_schema_is_read_on_a_full_disk(tmp_path):
+    """No room to migrate an index of schema 3 where it lies: it is read through a private
+    copy brought forward (in $TMPDIR), and a write is still OPV0203."""
+    with _full_library(tmp_path, "512k", {"/A": b"written under schema 3"}) as (mount, library):
+        downgrade_to_schema_3(library.root / "PVOL1.optvol" / "index.sqlite")
+        (library.root / "PVOL1.optvol" / "index.sqlite-shm").unlink(missing_ok=True)
+        filler = _fill_host(mount, 0)
+        shown = run_cli(library.root, "cat", "/QOPT/PVOL1/a")
+        assert shown.rc == 0 and shown.out == b"written under schema 3", shown.err
+        host = tmp_path / "new.bin"
+        host.write_bytes(b"new")
+        refused = run_cli(library.root, "cp", host, "/QOPT/PVOL1/NEW")
+        assert refused.rc == 6 and "OPV0203" in refused.err, refused.err
+        filler.unlink()
+        assert run_cli(library.root, "cp", host, "/QOPT/PVOL1/NEW").rc == 0

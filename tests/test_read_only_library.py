@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -19,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from conftest import make_volume
-from integrity_helpers import content, remount, run_cli, tmpfs
+from integrity_helpers import content, downgrade_to_schema_3, remount, run_cli, tmpfs
 from optvol import errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
 from optvol.library import Library
-from optvol.model import VolumeType
+from optvol.model import MediaType, VolumeType
 
 FILES = {"/D/A.TXT": content("/D/A.TXT", 1500), "/D/E/B.BIN": content("/D/E/B.BIN", 400_000), "/TOP": b"top"}
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -166,3 +167,30 @@ def test_commits_left_in_the_log_by_a_killed_writer_are_read(mount):
     # Writable again: the log is folded in as usual.
     remount(mount, read_only=False)
     assert run_cli(root, "cat", "/QOPT/PVOL1/LATE").out == b"committed, then killed"
+
+
+def test_an_index_of_an_older_schema_is_read_through_a_copy_brought_forward(mount):
+    """An index of schema 3 cannot be migrated where it lies: this process reads a private
+    copy migrated for it alone (as a user who may only read does), and the image stays as
+    it was. Once writable, the next open migrates it in place."""
+    root = mount / "lib"
+    make_volume(Library(root, clock=clock), "DVD1", medtype=MediaType.DVD_RAM)
+    with Library(root, clock=clock).open("DVD1") as volume:
+        volume.write_bytes("/straße.txt", b"written under schema 3")
+    index = root / "DVD1.optvol" / "index.sqlite"
+    downgrade_to_schema_3(index)
+    before = _snapshot(root)
+    remount(mount, read_only=True)
+    for path in ("/QOPT/DVD1/straße.txt", "/QOPT/DVD1/STRAßE.TXT"):
+        shown = run_cli(root, "cat", path)
+        assert shown.rc == 0 and shown.out == b"written under schema 3", (path, shown.err)
+    assert run_cli(root, "cat", "/QOPT/DVD1/STRASSE.TXT").rc == 3  # another name under schema 4
+    assert run_cli(root, "chkoptvol", "DVD1").rc == 0
+    refused = run_cli(root, "rm", "/QOPT/DVD1/straße.txt")
+    assert refused.rc == 5 and "OPV0010" in refused.err
+    assert _snapshot(root) == before
+    remount(mount, read_only=False)
+    assert run_cli(root, "cat", "/QOPT/DVD1/STRAßE.TXT").rc == 0
+    conn = sqlite3.connect(index)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (4,)
+    conn.close()

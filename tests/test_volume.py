@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import data_path, make_volume
-from integrity_helpers import run_cli
+from integrity_helpers import downgrade_to_schema_3, run_cli
 from optvol import cli, errors
 from optvol.model import DirInfo, FileInfo, MediaType
 
@@ -378,12 +378,8 @@ def test_an_index_of_schema_3_gets_the_finer_name_keys(library):
         volume.mkdir("/Maße")
         volume.write_bytes("/Maße/straße.txt", b"old")
     index = library.root / "DVD1.optvol" / "index.sqlite"
+    downgrade_to_schema_3(index)
     conn = sqlite3.connect(index)
-    conn.create_function("full_upper", 1, str.upper)
-    conn.execute("UPDATE files SET name_key = full_upper(name)")
-    conn.execute("UPDATE dirs SET path_key = full_upper(path)")
-    conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
-    conn.commit()
     assert conn.execute("SELECT path_key FROM dirs WHERE path = '/Maße'").fetchone() == ("/MASSE",)
     conn.close()
     with library.open("DVD1") as volume:

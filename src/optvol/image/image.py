@@ -57,11 +57,7 @@ EARLY_WRITEBACK = 4 << 20  # payloads this big start the disk writing before the
 # What a NamedTuple's own __new__ calls, without its Python frame: for one built per record written.
 _new_tuple = tuple.__new__
 
-LABEL_FIELDS = (
-    "volume", "type", "media_type", "media_format", "sector_size", "capacity", "threshold", "text",
-    "created", "last_referenced", "primary_volume", "backup_start", "backup_end", "backup_last_changed",
-    "backup_seen",
-)
+LABEL_FIELDS = schema.LABEL_FIELDS
 
 
 class Place(NamedTuple):
@@ -302,6 +298,10 @@ class VolumeImage:
         self.index_path = index_path  # the index SQLite reads: the image's own, or a private copy
         try:
             found = self._open_index(index_path, exclusive=exclusive)
+            if found < schema.SCHEMA_VERSION and self.read_only and self._snapshot_dir is None:
+                self.conn.close()  # an older index this process cannot write: it reads a private copy brought forward
+                self.index_path = index_path = self._snapshot(index_path)
+                found = self._open_index(index_path, exclusive=exclusive)
             if found < schema.SCHEMA_VERSION and self._snapshot_dir is not None:
                 self.conn.execute("BEGIN")  # a private copy: brought forward for this reader alone
                 schema.migrate(self.conn, found)

@@ -12,6 +12,12 @@ from collections.abc import Callable
 from optvol import errors, model
 
 SCHEMA_VERSION = 4
+# The columns of the label table (a LABEL record's ``label`` object, docs/format.md §4.2).
+LABEL_FIELDS = (
+    "volume", "type", "media_type", "media_format", "sector_size", "capacity", "threshold", "text",
+    "created", "last_referenced", "primary_volume", "backup_start", "backup_end", "backup_last_changed",
+    "backup_seen",
+)
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (
