@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from integrity_helpers import index_dump
-from optvol import errors
+from integrity_helpers import downgrade_to_schema_3, index_dump
+from optvol import errors, model
 from optvol.change_volume import chgoptvol
 from optvol.checking import chkoptvol
 from optvol.conversion import cvtoptbku
@@ -228,6 +228,33 @@ def test_a_volume_whose_first_record_is_damaged_and_no_label_is_left_is_refused(
         recover(lib, vol="PVOL1")
     assert refused.value.message_id == "OPV0201" and "neither its index nor a later label record" in refused.value.text
     assert data.stat().st_size == size and not (lib.root / "PVOL1.optvol" / "index.recovered.sqlite").exists()
+
+
+def test_records_written_before_index_schema_4_replay_as_they_were_applied(lib, monkeypatch):
+    """Before index schema 4, names matched by str.upper's full case mapping, and records
+    keep paths as commands typed them: ``rm STRASSE.TXT`` deleted straße.txt, a write of
+    KILAVUZ.TXT replaced kılavuz.txt. recover rebuilds what that code did, not what
+    today's finer fold would make of the same records."""
+    inzopt(lib, vol="UDF1", medtype=MediaType.DVD_RAM, now=lib.tick())
+    with monkeypatch.context() as old:
+        old.setattr(model, "name_key", str.upper)  # the fold of optvol before schema 4
+        with lib.open("UDF1") as volume:
+            volume.mkdir("/Maße")
+            for name in ("straße.txt", "ﬁle.txt", "kılavuz.txt", "ſtay.txt"):
+                volume.write_bytes(f"/Maße/{name}", name.encode())
+            volume.remove("/MASSE/STRASSE.TXT")
+            volume.rename("/MASSE/FILE.TXT", "/MASSE/renamed.txt")
+            volume.write_bytes("/MASSE/KILAVUZ.TXT", b"replaced kilavuz")
+            volume.set_attributes("/MASSE/STAY.TXT", read_only=True)
+    downgrade_to_schema_3(lib.root / "UDF1.optvol" / "index.sqlite")
+    with lib.open("UDF1") as volume:  # today's code brings the index forward to schema 4
+        assert sorted(volume.listdir("/Maße")) == ["KILAVUZ.TXT", "renamed.txt", "ſtay.txt"]
+        assert volume.read_bytes("/Maße/kilavuz.txt") == b"replaced kilavuz" and volume.stat("/Maße/ſtay.txt").read_only
+    before = dump(lib, "UDF1")
+    lose_index(lib, "UDF1", "deleted")
+    report = recover(lib, vol="UDF1")
+    assert report.damaged == []
+    assert dump(lib, "UDF1") == before
 
 
 def test_changes_made_while_the_clock_runs_backwards_are_rebuilt_exactly(tmp_path):
