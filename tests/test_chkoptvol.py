@@ -254,7 +254,7 @@ def test_a_damaged_record_the_index_does_not_point_to_is_named(library, kind):
     flip(volume_dir(library.root, "PVOL1") / "data.opv", sector * 2048 + 100)
     [result] = chkoptvol(library, vol="PVOL1")
     assert [d.path for d in result.damaged] == [f"(sector {sector})"]
-    assert result.damaged[0].unindexed and "recover could not replay it" in result.damaged[0].reason
+    assert result.damaged[0].unindexed and "recover could not replay them" in result.damaged[0].reason
     assert result.files_checked == 4
     shell = run_cli(library.root, "chkoptvol", "PVOL1", json_output=True)
     assert shell.rc == 7 and [d["path"] for d in shell.json()["damaged"]] == [f"(sector {sector})"]

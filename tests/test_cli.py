@@ -586,6 +586,9 @@ def test_rm_of_several_paths_deletes_none_if_one_cannot_go(filled):
         assert result.rc == 5 and "CPF1F37" in result.err and "z.txt" in result.err, (paths, result.err)
     assert [r["path"] for r in sh.json("wrkoptf", "PVOL1", "*ALL")] == [
         "/D1/a.txt", "/D1/abc.txt", "/D1/z.txt", "/D1/SUB/b.bin"]
+    twice = sh("rm", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/A.TXT")  # one file named twice: deleted once
+    assert twice.rc == 0 and [r["path"] for r in sh.json("wrkoptf", "PVOL1", "*ALL")] == [
+        "/D1/abc.txt", "/D1/z.txt", "/D1/SUB/b.bin"]
 
 
 def test_rm_and_space_on_udf(sh):

@@ -214,9 +214,9 @@ def _unindexed_damage(volume: Volume, end: int) -> list[Damage]:
             continue
         where = "(the volume's first label record)" if first == 0 else (
             f"(sector {first})" if count == 1 else f"(sectors {first}-{first + count - 1})")
-        damage.append(Damage(where, f"{reason}: a record the index does not point to (a label, deletion, rename or"
-                                    " attribute change); the index keeps what it did, but optvol recover could not"
-                                    " replay it", unindexed=True))
+        damage.append(Damage(where, f"{reason}: records the index does not point to cannot be read (a label,"
+                                    " deletion, rename or attribute change, or a version no longer indexed);"
+                                    " optvol recover could not replay them", unindexed=True))
     return damage
 
 

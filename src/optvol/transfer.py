@@ -369,7 +369,8 @@ def remove(library: Library, paths: list[str], *, recursive: bool = False, opera
     without ``recursive``, read-only, on a volume users cannot write) leaves all in place.
     One path alone goes in one transaction, which needs no such look ahead."""
     with _session(library) as volumes:
-        targets = [_volume_location(p) for p in paths]
+        named = {(w.volume, model.name_key(w.path)): w for w in map(_volume_location, paths)}
+        targets = list(named.values())  # a path named twice (in two spellings, say) is deleted once
         for where in targets:
             volume = volumes[where.volume]
             if volume.is_dir(where.path) and not recursive:
