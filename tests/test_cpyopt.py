@@ -624,6 +624,7 @@ def test_a_fromtime_after_the_request_leaves_an_empty_range_that_skips_nothing(l
     ("inside itself", "OPV0110"),
     ("no target directory", "CPF1F02"),
     ("no source path", "CPF1F22"),
+    ("a file's path ending in '/'", "CPF1F22"),  # it names a directory, as everywhere else
     ("no source volume", "OPV0002"),
 ])
 def test_validation_refusals_change_nothing(lib, clock, case, message_id):
@@ -637,6 +638,8 @@ def test_validation_refusals_change_nothing(lib, clock, case, message_id):
         "inside itself": CopyRequest(fromvol="PVOL1", frompath="/A", tovol="*FROMVOL", topath="/A/SUB", crtdir=True),
         "no target directory": CopyRequest(fromvol="PVOL1", frompath="/A", tovol="PVOL1", topath="/NEW"),
         "no source path": CopyRequest(fromvol="PVOL1", frompath="/MISSING", tovol="BVOL1", totype=VolumeType.BACKUP),
+        "a file's path ending in '/'": CopyRequest(fromvol="PVOL1", frompath="/A/F/", tovol="BVOL1",
+                                                   totype=VolumeType.BACKUP),
         "no source volume": CopyRequest(fromvol="NOSUCH", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP),
     }
     snapshot = {p: p.stat().st_size for p in (lib.root).rglob("data.opv")}

@@ -178,7 +178,7 @@ def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
     if request.sltfile not in ("*CHANGED", "*NEW", "*ALL"):
         raise errors.error("OPV0005", value=request.sltfile, keyword="SLTFILE", reason="*CHANGED, *NEW or *ALL")
     found = source.stat(frompath) if source.exists(frompath) else None
-    if found is None:
+    if found is None or (not found.is_dir and model.names_dir(request.frompath)):  # '/f.txt/' names a directory
         raise errors.error("CPF1F22", path=frompath, volume=source.id)
     # Lookups ignore case, names keep it: the copy carries the source's own spelling, also
     # where FROMPATH (or a TOPATH that may only repeat it) was typed in another case.
