@@ -257,33 +257,6 @@ def test_records_written_before_index_schema_4_replay_as_they_were_applied(lib, 
     assert dump(lib, "UDF1") == before
 
 
-def test_a_batch_killed_before_its_commit_stays_out_of_a_recover(lib):
-    """A batch that read back a file it wrote had its first records written out, then was
-    killed before its commit: recover, run before any open, must not make half of it
-    visible (the index that still opens says where the commits end)."""
-    inzopt(lib, vol="PVOL1", now=lib.tick())
-    with lib.open("PVOL1") as volume:
-        volume.write_bytes("/KEPT", b"committed")
-    script = ("import os, signal, sys; from datetime import datetime, timezone; from optvol.library import Library\n"
-              "v = Library(sys.argv[1], clock=lambda: datetime.now(timezone.utc)).open('PVOL1')\n"
-              "with v.batch():\n"
-              "    v.write_bytes('/A', b'first of the batch')\n"
-              "    assert v.read_bytes('/A') == b'first of the batch'\n"
-              "    v.write_bytes('/B', b'second of the batch')\n"
-              "    os.kill(os.getpid(), signal.SIGKILL)\n")
-    killed = subprocess.run([sys.executable, "-c", script, str(lib.root)])
-    assert killed.returncode == -9
-    data = lib.root / "PVOL1.optvol" / "data.opv"
-    with sqlite3.connect(lib.root / "PVOL1.optvol" / "index.sqlite") as conn:
-        committed = conn.execute("SELECT value FROM meta WHERE key = 'committed_end'").fetchone()[0]
-    assert data.stat().st_size > committed * 2048  # /A's records are there, uncommitted
-    report = recover(lib, vol="PVOL1")
-    assert report.damaged == []
-    with lib.open("PVOL1") as volume:
-        assert volume.listdir("/") == ["KEPT"]
-    assert data.stat().st_size == committed * 2048
-
-
 def test_changes_made_while_the_clock_runs_backwards_are_rebuilt_exactly(tmp_path):
     """A clock that reads a second earlier at every call: each change is stamped one
     microsecond above the last (its ``changed``, docs/format.md §4.1), its dates are the

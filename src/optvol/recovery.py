@@ -82,7 +82,6 @@ def _rebuild(directory, volume_id: str) -> RecoveryReport:
     """Build the index aside as ``index.recovering.sqlite``; only once it is complete, in
     one fsynced file, does it become ``index.recovered.sqlite``, the name an open finishes
     the swap from (``image.swap_in_recovered_index``)."""
-    _cut_torn_tail(directory)
     label = _first_label(directory)
     fresh = directory / BUILDING_INDEX
     _remove_index(fresh)
@@ -92,17 +91,6 @@ def _rebuild(directory, volume_id: str) -> RecoveryReport:
     except BaseException:
         _remove_index(fresh)
         raise
-
-
-def _cut_torn_tail(directory) -> None:
-    """As any open does: an index that still opens says where its commits end, and records
-    past that are a killed writer's (a batch's first files written out before its commit),
-    which the replay must not take for committed."""
-    if (directory / image_mod.INDEX_FILE).is_file():
-        try:
-            image_mod.VolumeImage(directory, lock=False).close()  # this process holds the exclusive lock
-        except (errors.OptvolError, sqlite3.Error):
-            pass  # no index to trust: the whole partition is replayed
 
 
 def _first_label(directory) -> dict:
