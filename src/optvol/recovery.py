@@ -8,7 +8,6 @@ are reported and skipped; a torn tail (a record cut short by a crash) is cut off
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sqlite3
@@ -213,7 +212,7 @@ def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: Recov
         tx.expect(found)
         clock.micros = _time_of(found.header)
         try:
-            _apply_refolding(volume, tx, found)
+            _apply(volume, tx, found.header)
         except errors.OptvolError as exc:
             report.damaged.append((found.sector, found.sectors, f"{found.header.kind.name} record not applied: {exc.text}"))
             continue
@@ -233,53 +232,6 @@ def _charge_skipped(volume: Volume, tx: replay.ReplayTransaction, found: replay.
     UDF it may have been a version freed since, or a record UDF does not charge."""
     if not volume._udf:
         tx.charge(found.sectors)
-
-
-# The path fields of the records that name what they change as the command typed it.
-_TYPED_PATHS = {Kind.DELETE: ("path",), Kind.REMOVE_DIRECTORY: ("path",), Kind.ATTRIBUTES: ("path",),
-                Kind.RENAME: ("from", "to")}
-
-
-def _apply_refolding(volume: Volume, tx: replay.ReplayTransaction, found: replay.Found) -> None:
-    """``_apply``. A record an optvol before index schema 4 wrote matched its typed names by
-    str.upper's full case mapping (``rm STRASSE.TXT`` deleted straße.txt): where today's
-    fold finds nothing there, the one live name that fold matched is taken."""
-    try:
-        _apply(volume, tx, found.header)
-    except errors.NotFoundError:
-        fields = _TYPED_PATHS.get(found.header.kind, ())
-        body = dict(found.header.body)
-        for name in fields:
-            if not isinstance(body.get(name), str):
-                raise
-            body[name] = _fully_folded_match(volume, body[name], last=name != "to")
-            if body[name] is None:
-                raise
-        if not fields:
-            raise
-        tx.expect(found)
-        _apply(volume, tx, dataclasses.replace(found.header, body=body))
-
-
-def _fully_folded_match(volume: Volume, path: str, *, last: bool) -> str | None:
-    """``path`` spelled as the stored names it matches under str.upper (its last element
-    too if ``last``); None unless each element matches exactly one live entry."""
-    parts, found, conn = [p for p in path.split("/") if p], [], volume.image.conn
-    for index, part in enumerate(parts):
-        if index == len(parts) - 1 and not last:
-            found.append(part)
-            break
-        directory = volume._dir(tuple(found))
-        if directory is None:
-            return None
-        names = [r[0] for r in conn.execute("SELECT name FROM dirs WHERE parent = ? AND live = 1", (directory.id,))]
-        if index == len(parts) - 1:
-            names += [r[0] for r in conn.execute("SELECT name FROM files WHERE dir = ? AND live = 1", (directory.id,))]
-        matches = [name for name in names if name.upper() == part.upper()]
-        if len(matches) != 1:
-            return None
-        found.append(matches[0])
-    return model.join(found)
 
 
 def _belongs(header, current: str) -> bool:
@@ -338,31 +290,10 @@ def _replay_file(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
                         times=(body["created"], body["modified"], body["attr_changed"]), flags=body["flags"],
                         honour_read_only=False)
     if isinstance(body.get("version"), int) and new.version != body["version"]:
-        # The record of a version before it could not be read, or (before index schema 4)
-        # replaced one whose name only str.upper matched: its number is its record's, which
-        # later records name (a DELETE's ``left_out``), not the next free one.
-        directory = volume._need_dir(parts[:-1])
-        row = volume._file(directory.id, parts[-1])
+        # The record of a version before it could not be read: its number is its record's,
+        # which later records name (a DELETE's ``left_out``), not the next free one.
+        row = volume._file(volume._need_dir(parts[:-1]).id, parts[-1])
         volume.image.conn.execute("UPDATE files SET version = ? WHERE id = ?", (body["version"], row.id))
-        if new.version == 1:
-            _join_fully_folded_chain(volume, tx, directory.id, row, body["version"])
-
-
-def _join_fully_folded_chain(volume: Volume, tx: replay.ReplayTransaction, dir_id: int, row: FileRow,
-                             version: int) -> None:
-    """A version an optvol before index schema 4 wrote over a file whose name only str.upper
-    matched (KILAVUZ over kılavuz): that file, live here, stopped being live then (and on
-    UDF freed its room)."""
-    conn = volume.image.conn
-    candidates = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 AND version = ? AND id != ?",
-                              (dir_id, version - 1, row.id))
-    older = [r for r in map(FileRow._make, candidates) if r.name.upper() == row.name.upper()]
-    if len(older) == 1:
-        conn.execute("UPDATE files SET live = 0 WHERE id = ?", (older[0].id,))
-        conn.execute("UPDATE files SET prev = ? WHERE id = ?", (older[0].id, row.id))
-        count_live(conn, dir_id, -1)
-        if volume._udf:
-            tx.free(older[0].sectors(volume.image.sector_size))
 
 
 def _replay_left_out(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
