@@ -589,6 +589,10 @@ def test_rm_of_several_paths_deletes_none_if_one_cannot_go(filled):
     twice = sh("rm", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/A.TXT")  # one file named twice: deleted once
     assert twice.rc == 0 and [r["path"] for r in sh.json("wrkoptf", "PVOL1", "*ALL")] == [
         "/D1/abc.txt", "/D1/z.txt", "/D1/SUB/b.bin"]
+    sh("chattr", "/QOPT/PVOL1/D1/z.txt", "--readonly", "no")
+    nested = sh("rm", "-r", "/QOPT/PVOL1/D1", "/QOPT/PVOL1/d1/SUB/b.bin", "/QOPT/PVOL1/D1/")  # all within /D1
+    assert nested.rc == 0, nested.err
+    assert sh.json("wrkoptf", "PVOL1", "*ALL") == []
 
 
 def test_rm_and_space_on_udf(sh):

@@ -369,8 +369,10 @@ def remove(library: Library, paths: list[str], *, recursive: bool = False, opera
     without ``recursive``, read-only, on a volume users cannot write) leaves all in place.
     One path alone goes in one transaction, which needs no such look ahead."""
     with _session(library) as volumes:
-        named = {(w.volume, model.name_key(w.path)): w for w in map(_volume_location, paths)}
-        targets = list(named.values())  # a path named twice (in two spellings, say) is deleted once
+        named = {(w.volume, model.name_key(w.path).rstrip("/")): w for w in map(_volume_location, paths)}
+        # A path named twice (in two spellings, say) is deleted once; with -r, so is one below another.
+        targets = [w for (vol, key), w in named.items()
+                   if not (recursive and any(v == vol and _inside(key, other) and key != other for v, other in named))]
         for where in targets:
             volume = volumes[where.volume]
             if volume.is_dir(where.path) and not recursive:
