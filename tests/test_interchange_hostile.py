@@ -8,6 +8,7 @@ import os
 import random
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -380,3 +381,30 @@ def test_an_empty_name_is_refused(library, tmp_path, identifier):
     rc, err = _import(library, image)
     assert rc == 7 and "OPV0703" in err and "empty name" in err, err
     assert _library_state(library.root) == before
+
+
+def test_a_udf_partition_claiming_more_blocks_than_the_image_holds_stays_within_memory(tmp_path):
+    """A partition descriptor of a 400 KB image claiming 0xFFFFFFF0 blocks sized the walk's
+    bitmap of visited blocks (a bit a block: 512 MiB). Only the blocks the image holds
+    count: the import completes within DESIGN's 150 MiB."""
+    src = tmp_path / "src" / "dir"
+    src.mkdir(parents=True)
+    (src / "a.txt").write_text("hello\n")
+    image = tmp_path / "u.iso"
+    subprocess.run(["genisoimage", "-quiet", "-udf", "-V", "UDFT", "-o", str(image), str(tmp_path / "src")], check=True)
+    data = bytearray(image.read_bytes())
+    length, location = struct.unpack_from("<II", data, 256 * 2048 + 16)  # the main volume descriptor sequence
+    claimed = 0
+    for block in range(location, location + length // 2048):
+        if struct.unpack_from("<H", data, block * 2048)[0] == 5:  # the partition descriptor
+            struct.pack_into("<I", data, block * 2048 + 192, 0xFFFFFFF0)
+            claimed += 1
+    assert claimed == 1
+    image.write_bytes(bytes(data))
+    with open(tmp_path / "err", "wb") as err:
+        child = subprocess.Popen([sys.executable, "-m", "optvol", "--library", str(tmp_path / "lib"), "import-iso",
+                                  str(image), "--vol", "UDFT"], stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS
+    message = (tmp_path / "err").read_bytes()
+    assert os.waitstatus_to_exitcode(status) in (0, 7) and b"Traceback" not in message, message
+    assert usage.ru_maxrss / 1024 < 150, f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB"

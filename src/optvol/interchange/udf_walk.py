@@ -112,6 +112,9 @@ def read_volume(image: Image) -> Volume:
     if number not in partitions:
         raise ValueError("the UDF partition map names no partition")
     start, size = partitions[number]
+    # Only the blocks the image holds can be read: a partition that claims more (hostile, or
+    # an image cut short) must not size what the walk allocates (iso_read.Visited: a bit a block).
+    size = max(0, min(size, image.size // 2048 - start))
     fsd_block = _U32.unpack_from(logical, 252)[0]
     fsd = image.read((start + fsd_block) * 2048, 2048, "the UDF file set descriptor")
     _tag(fsd, TAG_FILE_SET, "the UDF file set descriptor")
