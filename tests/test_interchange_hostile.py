@@ -408,3 +408,26 @@ def test_a_udf_partition_claiming_more_blocks_than_the_image_holds_stays_within_
     message = (tmp_path / "err").read_bytes()
     assert os.waitstatus_to_exitcode(status) in (0, 7) and b"Traceback" not in message, message
     assert usage.ru_maxrss / 1024 < 150, f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB"
+
+
+def test_an_image_claiming_more_than_the_host_disk_holds_is_refused_before_writing(tmp_path):
+    """zisofs lets a few bytes claim 4 GiB of zeros, and hard links share one extent: a 600 KB
+    image of 1,000 links to such a file claims 4 TB. import-iso refuses it before writing
+    anything (OPV0203, exit 6), where it sized a volume to fit and began to fill the disk."""
+    magic = bytes((0x37, 0xE4, 0x53, 0x96, 0xC9, 0xDB, 0xD6, 0x07))
+    size, log2 = 0xFFFFFFFF, 17
+    blocks = -(-size // (1 << log2))
+    table_end = 16 + 4 * (blocks + 1)  # every block pointer equal: every block is zeros
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f0").write_bytes(magic + struct.pack("<IBBxx", size, 4, log2) + struct.pack("<I", table_end) * (blocks + 1))
+    for number in range(1, 1000):
+        os.link(src / "f0", src / f"f{number}")
+    image = tmp_path / "z.iso"
+    subprocess.run(["genisoimage", "-quiet", "-R", "-z", "-V", "ZB", "-o", str(image), str(src)], check=True)
+    assert image.stat().st_size < 1 << 20
+    library = tmp_path / "lib"
+    done = subprocess.run([sys.executable, "-m", "optvol", "--library", str(library), "import-iso", str(image)],
+                          capture_output=True, timeout=120)
+    assert done.returncode == 6 and b"OPV0203" in done.stderr and b"Traceback" not in done.stderr, done.stderr
+    assert not (library / "ZB.optvol").exists()

@@ -170,6 +170,18 @@ def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format:
     return survey
 
 
+def _check_host_room(library: Library, survey: _Survey, volume_id: str) -> None:
+    """OPV0203 before anything is written when the host file system under the library has
+    no room for what the image holds: its files may claim far more than the image's own
+    size (zisofs blocks of zeros, many records of one extent), and a copy that fills the
+    disk only to be undone helps nobody."""
+    found = os.statvfs(library.root)
+    free, needed = found.f_bavail * found.f_frsize, survey.sectors * SECTOR
+    if needed > free:
+        raise errors.error("OPV0203", volume=volume_id, reason=f"the image's files take {needed:,} bytes and the host"
+                                                                f" file system under the library has {free:,} free")
+
+
 def _label(volume_id: str, needed: int, now: datetime) -> dict:
     cd = media.media_for(MediaType.CD_ROM)
     dvd = media.media_for(MediaType.DVD_ROM)
@@ -203,6 +215,7 @@ def _new_volume(library: Library, tree: ImageTree, vol: str | None, now: datetim
     if library.exists(volume_id):
         raise errors.error("OPV0003", volume=volume_id, library=library.root)
     survey = _survey(tree, volume=volume_id, top=(), media_format=MediaFormat.ISO9660)
+    _check_host_room(library, survey, volume_id)
     counter.surveyed(survey)
     label = _label(volume_id, survey.sectors * SECTOR, now)
 
@@ -232,6 +245,7 @@ def _copy_into(library: Library, tree: ImageTree, volume_id: str, top: str, coun
         label = volume.label()
         top_parts = model.split_path(top, volume=volume_id, media_format=MediaFormat(label["media_format"]), is_dir=True)
         survey = _survey(tree, volume=volume_id, top=top_parts, media_format=MediaFormat(label["media_format"]))
+        _check_host_room(library, survey, volume_id)
         counter.surveyed(survey)
         with volume.batch():
             if top_parts:
