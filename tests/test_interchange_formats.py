@@ -319,6 +319,25 @@ def test_rock_ridge_names_that_are_not_utf8_take_their_joliet_names(library, tmp
         assert volume.read_bytes("/résumés/über.txt") == b"u" and volume.read_bytes("/other/x") == b"x"
 
 
+def test_many_names_that_are_not_utf8_in_one_directory_each_take_their_own_joliet_name(library, tmp_path):
+    """A Latin-1 disc with many empty files (one shared extent) and directories in one
+    directory: each takes its own Joliet name. The Joliet directory is read once for all of
+    them, where reading it anew for each made 4,000 names take two minutes."""
+    host = os.fsencode(tmp_path / "tree")
+    for number in range(300):
+        os.makedirs(host + b"/d\xe9%03d" % number if number % 10 == 0 else host, exist_ok=True)
+        with open(host + b"/caf\xe9%03d" % number, "wb"):
+            pass
+    image = tmp_path / "many.iso"
+    subprocess.run(["genisoimage", "-quiet", "-R", "-J", "-input-charset", "iso8859-1", "-V", "MANY", "-o",
+                    str(image), str(tmp_path / "tree")], check=True, capture_output=True)
+    result = import_iso(library, file=image, vol="MANY", now=NOW)
+    assert (result.files, result.directories) == (300, 30)
+    with library.open("MANY") as volume:
+        assert sorted(volume.listdir("/")) == sorted([f"dé{n:03d}" for n in range(0, 300, 10)]
+                                                     + [f"café{n:03d}" for n in range(300)])
+
+
 def test_rock_ridge_names_that_are_not_utf8_without_joliet_are_refused(library, tmp_path):
     _latin1_tree(tmp_path / "tree")
     image = tmp_path / "latin.iso"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from optvol import errors, model
 from optvol.interchange import iso_walk, udf_walk, zisofs
@@ -226,6 +226,7 @@ class _Walker:
     rock_ridge: bool = False
     joliet_root: Record | None = None  # a Rock Ridge walk's: where names that are not UTF-8 are looked up
     long_names: _LongUdfNames | None = None  # a Rock Ridge walk's of an image with a UDF tree: cut names whole
+    joliet_cache: dict = field(default_factory=dict)  # _joliet_index's, of the last directory asked
 
     def _records(self, directory: Record) -> Iterator[Record]:
         return iso_walk.records(self.image, directory, block=self.block, susp_skip=self.susp_skip)
@@ -301,24 +302,49 @@ class _Walker:
         one whose name is the Rock Ridge name read as Latin-1; None if there is not exactly one."""
         if joliet_directory is None:
             return None
-        is_dir = record.is_dir or record.child_link is not None
-        taken = set()
-        for sibling in self._records(directory) if is_dir else ():
-            if (sibling.is_dir or sibling.child_link is not None) and sibling.identifier != record.identifier:
-                try:
-                    taken.add(self.name_of(sibling))
-                except UnicodeDecodeError:
-                    continue
-        found, alike, count = None, [], 0
+        files, free, taken = self._joliet_index(directory, joliet_directory)
         latin1 = record.rr_name.decode("latin-1") if record.rr_name else None
-        for candidate in iso_walk.records(self.image, joliet_directory, block=self.block, susp_skip=None):
-            if (candidate.is_dir and is_dir and iso_walk.joliet_name(candidate) not in taken) or (
-                    not candidate.is_dir and not is_dir and (candidate.extent, candidate.size) == (record.extent,
-                                                                                                record.size)):
-                found, count = candidate, count + 1
-                if iso_walk.joliet_name(candidate) == latin1 and len(alike) < 2:
-                    alike.append(candidate)
-        return found if count == 1 else alike[0] if len(alike) == 1 else None
+        if record.is_dir or record.child_link is not None:
+            try:
+                own = taken.get(self.name_of(record), [])  # its own Joliet directory is no other's
+            except UnicodeDecodeError:
+                own = []
+            count = len(own) + (sum(map(len, free.values())) if len(free) < 2 else 2)
+            if count == 1:
+                return next(iter(free.values()))[0] if free else own[0]
+            alike = free.get(latin1, []) + [c for c in own if iso_walk.joliet_name(c) == latin1]
+        else:
+            by_name = files.get((record.extent, record.size), {})  # empty files share one extent
+            if len(by_name) == 1 and len(next(iter(by_name.values()))) == 1:
+                return next(iter(by_name.values()))[0]
+            alike = by_name.get(latin1, [])
+        return alike[0] if len(alike) == 1 else None
+
+    def _joliet_index(self, directory: Record, joliet_directory: Record) -> tuple[dict, dict, dict]:
+        """What ``_joliet_record`` looks up in, read once per directory (a walk names the
+        entries of one directory after another, so only the last is kept): the Joliet files
+        by data extent and size, then by name; the Joliet directories no decodable Rock Ridge directory name
+        of ``directory`` takes, and those it takes, each by name. Reading them anew for each name
+        made a directory of n such names cost n² records."""
+        key = (directory.extent, joliet_directory.extent)
+        if key not in self.joliet_cache:
+            names = set()
+            for sibling in self._records(directory):
+                if sibling.is_dir or sibling.child_link is not None:
+                    try:
+                        names.add(self.name_of(sibling))
+                    except UnicodeDecodeError:
+                        continue
+            files, free, taken = {}, {}, {}
+            for candidate in iso_walk.records(self.image, joliet_directory, block=self.block, susp_skip=None):
+                name = iso_walk.joliet_name(candidate)
+                if not candidate.is_dir:
+                    files.setdefault((candidate.extent, candidate.size), {}).setdefault(name, []).append(candidate)
+                else:
+                    (taken if name in names else free).setdefault(name, []).append(candidate)
+            self.joliet_cache.clear()
+            self.joliet_cache[key] = (files, free, taken)
+        return self.joliet_cache[key]
 
     def _only_relocated(self, directory: Record) -> bool:
         if not directory.is_dir:
