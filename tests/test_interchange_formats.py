@@ -4,7 +4,6 @@ made here by xorriso or genisoimage and read back by bsdtar too."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -17,21 +16,11 @@ from pathlib import Path
 import pytest
 
 from conftest import make_volume
-from optvol.cli import main
 from optvol.interchange import import_iso
+from test_interchange import _cli, _sha
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
 ZISOFS_MAGIC = bytes((0x37, 0xE4, 0x53, 0x96, 0xC9, 0xDB, 0xD6, 0x07))
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _cli(library, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    rc = main(["--library", str(library.root), *argv], out=out, err=err)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def _library_state(library) -> list[str]:
