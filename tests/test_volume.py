@@ -139,6 +139,28 @@ def test_open_a_appends_or_creates(primary):
     assert primary.stat("/A").version == 3
 
 
+@pytest.mark.parametrize("meanwhile", ["another append", "a replacement", "a new file of the name"])
+def test_an_append_over_what_another_program_wrote_meanwhile_is_refused(primary, library, meanwhile):
+    """An append handle holds the version it opened plus its own bytes. If another program
+    (here another Volume of the volume) wrote the file meanwhile, closing it would drop that
+    write: CPF1F26, nothing of the handle is written, the other write stays."""
+    if meanwhile != "a new file of the name":
+        primary.write_bytes("/LOG", b"X")
+    appending = primary.open("/LOG", "ab")
+    appending.write(b"1")
+    with library.open("PVOL1") as other:
+        if meanwhile == "another append":
+            with other.open("/LOG", "ab") as handle:
+                handle.write(b"2")
+        else:
+            other.write_bytes("/log", b"written meanwhile")
+        kept = other.read_bytes("/LOG")
+    with pytest.raises(errors.LockedError) as refused:
+        appending.close()
+    assert refused.value.message_id == "CPF1F26" and "nothing of the handle was written" in refused.value.text
+    assert primary.read_bytes("/LOG") == kept
+
+
 @pytest.mark.parametrize("mode", ["r+", "rw", "wbb", "q", "rt", "w+b", ""])
 def test_bad_modes_refused(primary, mode):
     primary.write_bytes("/F", b"x")

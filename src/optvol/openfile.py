@@ -176,8 +176,10 @@ class VolumeWriter(io.RawIOBase):
 
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=volume.image.directory)
         self._size = 0
+        self._appending, self._based_on = kind == "a", None  # the version an append starts from
         if kind == "a" and volume.exists(path):
             _, row = volume.file_row(path)
+            self._based_on = row.id
             for chunk in volume.verified_chunks(row, path):
                 self.write(chunk)
         self._ready = True
@@ -270,8 +272,14 @@ class VolumeWriter(io.RawIOBase):
         with volume._transaction() as tx:
             # Another process may have deleted (or moved away) the file this handle opened:
             # writing it now would bring it back unasked.
-            if self._opened is not None and volume._lookup(self._parts) is None:
+            found = volume._lookup(self._parts)
+            if self._opened is not None and found is None:
                 raise errors.error("CPF1F22", path=self.name, volume=volume.id)
+            # An append holds the version it started from and its own bytes: over a version
+            # another program wrote meanwhile it would drop that program's write.
+            if self._appending and getattr(found, "id", None) != self._based_on:
+                raise errors.error("CPF1F26", path=self.name, volume=volume.id, reason="another program wrote it after"
+                                   " this handle opened it to append; nothing of the handle was written")
             volume._store(tx, self._parts, size=size, payload=write, replace=self._replace)
 
 
