@@ -931,6 +931,29 @@ def test_a_reader_of_a_batch_that_rolled_back_never_ends_early(primary):
     assert not primary.exists("/BIG")
 
 
+def test_a_reader_of_a_batch_that_rolled_back_never_reads_the_file_written_over_it(primary):
+    """The batch's sectors are written again by the next commit: the reader it left behind
+    fails (CPF1F28) rather than hand out that other file's bytes as its own."""
+    secret = b"A" * 10_000
+    with pytest.raises(KeyError):
+        with primary.batch():
+            primary.write_bytes("/a.txt", secret)
+            handle = primary.open("/a.txt", "rb")
+            assert handle.read(4) == b"AAAA"
+            raise KeyError
+    primary.write_bytes("/b.txt", b"B" * 20_000)  # laid at the same sectors
+    with pytest.raises(errors.DamagedError) as refused:
+        handle.read()
+    assert "undone" in refused.value.text
+    handle.close()
+    with primary.batch():  # committed: the reader of a batch reads on after the batch ends
+        primary.write_bytes("/c.txt", b"C" * 10_000)
+        kept = primary.open("/c.txt", "rb")
+        assert kept.read(4) == b"CCCC"
+    assert kept.read() == b"C" * 9_996
+    kept.close()
+
+
 # ----------------------------------------------------------------------------- live file counts
 
 

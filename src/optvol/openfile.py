@@ -108,6 +108,10 @@ class VolumeReader(io.RawIOBase):
         self._dir, self._row = volume.file_row(path)
         volume.verify(self._row, path)
         _hold(self, volume, self._row.id)
+        # A version the open batch wrote is not committed yet: until it is, its sectors may be
+        # undone and written again by another commit (``_still_there``).
+        tx = volume._tx
+        self._pending = tx if tx is not None and self._row.sector >= tx.committed_end else None
         self._data = volume.image.data
         self._start = (self._row.sector + self._row.header_sectors) * volume.image.sector_size
         self._pos = 0
@@ -124,6 +128,8 @@ class VolumeReader(io.RawIOBase):
         if count <= 0:
             return 0
         _check_volume_open(self._volume, self._path)
+        if self._pending is not None and self._volume._tx is not self._pending:
+            self._still_there()
         try:
             data = os.pread(self._data.fd, count, self._start + self._pos)
         except OSError as exc:  # verified when opened, unreadable now: a failing disk
@@ -136,6 +142,17 @@ class VolumeReader(io.RawIOBase):
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
+
+    def _still_there(self) -> None:
+        """The batch that wrote this version has ended: it committed, and the version is in
+        the index as it was opened, or it was undone, and its sectors may hold another file's
+        bytes now (CPF1F28, never those bytes)."""
+        row = self._row
+        if self._volume.image.conn.execute("SELECT 1 FROM files WHERE id = ? AND sector = ? AND sha256 = ?",
+                                           (row.id, row.sector, row.sha256)).fetchone() is None:
+            raise errors.error("CPF1F28", path=self._path, volume=self._data.volume,
+                               reason="the batch that wrote this version was undone")
+        self._pending = None
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """As ``io`` seeks: ValueError for a whence other than 0, 1 or 2 and for a position
