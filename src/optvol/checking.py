@@ -191,8 +191,8 @@ def _unindexed_damage(volume: Volume, end: int) -> list[Damage]:
                 regions.append((found.sector, found.sectors, found.reason))
             elif found.reason:  # its length runs past the gap
                 regions.append((found.sector, found.sectors, "a record header that runs over the next record"))
-            elif replay.left_out_at(found.header):
-                left_out.append(replay.left_out_at(found.header))
+            elif extent := replay.left_out_at(found.header):
+                left_out.append(extent)
 
     for sector, sectors in image.conn.execute(_INDEXED_EXTENTS, (size, size)):
         if sector >= end:

@@ -207,8 +207,8 @@ def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: Recov
             report.damaged.append((found.sector, found.sectors, "a record of another volume"))
             _charge_skipped(volume, tx, found)
             continue
-        if replay.left_out_at(found.header):
-            left_out.append(replay.left_out_at(found.header))
+        if extent := replay.left_out_at(found.header):
+            left_out.append(extent)
         tx.expect(found)
         clock.micros = _time_of(found.header)
         try:

@@ -248,7 +248,7 @@ def _copy_file(volumes: _Volumes, source: Location, destination: Location, *, re
     if destination.volume is not None:
         volumes[destination.volume].write_chunks(destination.path, chunks, size=row.size, replace=replace)
     else:
-        _to_host(chunks, destination.path, modified=row.modified, replace=replace, library=volumes.library)
+        _to_host(chunks, destination.path, modified=row.modified, replace=replace)
 
 
 def _host_to_volume(volume: Volume, host_path: str, path: str, *, replace: bool) -> None:
@@ -288,16 +288,15 @@ def _read_host(fd: int, size: int, name: str, chunk: int = 1 << 20) -> Iterator[
                                                         " while it was copied, or it is not a plain file")
 
 
-def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool, library: Library) -> None:
+def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool) -> None:
     """Write to a temporary file beside the target and rename it only once verified."""
     if os.path.lexists(host_path) and not replace:
         raise errors.error("OPV0302", path=host_path, reason="it exists")
     directory = os.path.dirname(os.path.abspath(host_path))
     if not os.path.isdir(directory):
         raise errors.error("OPV0301", path=directory)
-    # Every file's directory, not only the command's target: inside a tree, a symbolic link
-    # may lead into the library. (The rename replaces a link named host_path, not its target.)
-    library.check_host_target(directory)
+    # Its directory was checked against the library as the command's target (_plan) or as
+    # a directory of the tree (_make_dir); the rename replaces a link named host_path, not its target.
     try:
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=".optvol-")
     except OSError as exc:  # a read-only or foreign directory
@@ -370,9 +369,10 @@ def remove(library: Library, paths: list[str], *, recursive: bool = False, opera
     One path alone goes in one transaction, which needs no such look ahead."""
     with _session(library) as volumes:
         named = {(w.volume, model.name_key(w.path).rstrip("/")): w for w in map(_volume_location, paths)}
-        # A path named twice (in two spellings, say) is deleted once; with -r, so is one below another.
+        # A path named twice (in two spellings, say) is deleted once; with -r, so is one below
+        # another (its ancestors looked up, not every pair compared: rm may be given many paths).
         targets = [w for (vol, key), w in named.items()
-                   if not (recursive and any(v == vol and _inside(key, other) and key != other for v, other in named))]
+                   if not (recursive and any((vol, key[:at]) in named for at in range(len(key)) if key[at] == "/"))]
         for where in targets:
             volume = volumes[where.volume]
             if volume.is_dir(where.path) and not recursive:

@@ -460,7 +460,7 @@ class Volume:
         conn.execute(
             "UPDATE dirs SET path = ? || substr(path, ?), path_key = ? || substr(path_key, ?) "
             "WHERE live = 1 AND substr(path_key, 1, ?) = ?",
-            # Each column cut by its own prefix.
+            # Each column cut by its own prefix (since schema 4 a key is as long as its path).
             (new_path, len(old_path) + 1, model.name_key(new_path), len(old_key) + 1, len(old_key) + 1, old_key + "/"),
         )
         conn.execute(
