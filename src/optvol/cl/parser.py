@@ -154,10 +154,11 @@ class _Reader:
         folded = v.fold(token)
         return _OMITTED if folded == "*N" else folded
 
-    def group(self, where: str) -> list[str | None]:
-        """The values inside ``( ... )``, the reader standing on the ``(``."""
+    def group(self, where: str, depth: int = 0) -> list:
+        """The values inside ``( ... )``, the reader standing on the ``(``; a list within
+        it (``SLTDATE(*MODIFIED (*AVAIL '01/01/26'))``) is a list item, one level deep."""
         self.index += 1
-        items: list[str | None] = []
+        items: list = []
         while True:
             self.blank()
             char = self.peek()
@@ -167,7 +168,10 @@ class _Reader:
                 self.index += 1
                 return items
             if char == "(":
-                raise _fail(where, "lists within lists are not supported")
+                if depth:
+                    raise _fail(where, "lists are nested at most two deep")
+                items.append(self.group(where, depth + 1))
+                continue
             items.append(self.value(where))
 
 
@@ -186,10 +190,13 @@ def _command(reader: _Reader) -> Command:
     return command
 
 
-def _shape(param: Param, items: list[str | None], where: str) -> object:
+def _shape(param: Param, items: list, where: str) -> object:
     """What ``parse_values`` expects: a list of element texts, or one text; None if omitted."""
     if not items:
         raise _fail(where, "a value is missing")
+    lists = [item for item in items if isinstance(item, list)]
+    if lists and not any(element.elements for element in param.elements):
+        raise _fail(where, f"{param.keyword} takes no list within its value")
     if param.elements:
         if len(items) > len(param.elements):
             raise _fail(where, f"at most {len(param.elements)} elements are allowed")

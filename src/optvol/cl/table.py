@@ -47,18 +47,20 @@ class Param:
                        cl=cl)
 
     def _elements(self, text: str | list, cl: bool = False) -> tuple:
+        """An element list's values. An element may be a list of its own (``SLTDATE(*MODIFIED
+        (*AVAIL '01/01/26'))``); ``*N`` (None from CL) leaves an element out, as does the end."""
         if isinstance(text, str) and not text.strip():  # CL refuses FROMTIME() too; defaults come from leaving it out
             raise errors.error("OPV0005", value=text, keyword=self.keyword, reason="a value is missing")
         texts = text if isinstance(text, list) else v.split_elements(text, keyword=self.keyword)
         if not cl:  # *N is an omitted element in the shell's word too, as CL writes it ('PVOL2 *N')
-            texts = [e.default if isinstance(t, str) and v.fold(t) == "*N" and e.default is not None else t
-                     for t, e in zip(texts, self.elements, strict=False)] + texts[len(self.elements):]
+            texts = [None if isinstance(t, str) and v.fold(t) == "*N" else t for t in texts]
         if len(texts) > len(self.elements):
             raise errors.error("OPV0005", value=text, keyword=self.keyword, reason=f"at most {len(self.elements)} elements")
         parsed = []
         for index, element in enumerate(self.elements):
-            if index < len(texts):
-                parsed.append(self._element(index, element, texts[index], cl))
+            given = texts[index] if index < len(texts) else None
+            if given is not None:
+                parsed.append(self._element(index, element, given, cl))
             elif element.default is not None:
                 parsed.append(element.parse(element.default))
             elif element.required:
@@ -67,9 +69,12 @@ class Param:
                 parsed.append(None)
         return tuple(parsed)
 
-    def _element(self, index: int, element: Param, text: str, cl: bool) -> object:
+    def _element(self, index: int, element: Param, text: str | list, cl: bool) -> object:
         """One element's value; its error names the keyword too (``FROMVOL element 2``)."""
         try:
+            if isinstance(text, list) and not element.elements:
+                raise errors.error("OPV0005", value=" ".join(map(str, text)), keyword=element.keyword,
+                                   reason="a list is not allowed here")
             return element.parse(text, cl=cl)
         except errors.OptvolError as exc:
             raise type(exc)(exc.message_id, f"{self.keyword} element {index + 1}: {exc.text}") from None
@@ -174,7 +179,26 @@ COMMANDS: tuple[Command, ...] = (
     Command("WRKOPTF", "List the files of a volume directory.", (
         _p("VOL", v.VOLUME, _VOL, position=1, required=True),
         _p("DIR", v.PATH, "Directory, or *ALL for every directory.", position=2, required=True, specials=("*ALL",)),
-        _p("FILE", v.TEXT, "File name, generic name (ABC*) or *ALL.", position=3, default="*ALL", specials=("*ALL",)),
+        _p("FILE", v.TEXT, "File name, generic name (ABC*), *ALL, or *SELECT to select by SLTFILE and SLTDATE.",
+           position=3, default="*ALL", specials=("*ALL", "*SELECT")),
+        _p("SLTFILE", v.TEXT, "With FILE(*SELECT): the files from one name to another, in name order.", elements=(
+            _p("FROM", v.TEXT, "From file: a name, a generic name (ABC*) or *ALL.", default="*ALL", specials=("*ALL",)),
+            _p("TO", v.TEXT, "To file: a name or generic name; left out, the from file's names only."),
+        )),
+        _p("SLTDATE", v.TEXT, "With FILE(*SELECT): the files created (or modified) from one moment to another.", elements=(
+            _p("TYPE", v.SPECIAL, "Which date: *CREATED or *MODIFIED.", default="*CREATED", specials=("*CREATED", "*MODIFIED")),
+            _p("START", v.TEXT, "Starting (time date), in parentheses: time HH:MM:SS, HHMMSS or *AVAIL (the start of "
+               "the day); date MM/DD/YY, MMDDYY or YYYY-MM-DD, or *BEGIN", default="*AVAIL *BEGIN", elements=(
+                _p("TIME", v.TIME, "Starting time HH:MM:SS or HHMMSS, or *AVAIL (the start of the day).", default="*AVAIL",
+                   specials=("*AVAIL",)),
+                _p("DATE", v.DATE, "Starting date, or *BEGIN.", default="*BEGIN", specials=("*BEGIN",)),
+            )),
+            _p("END", v.TEXT, "Ending (time date), in parentheses: time, or *AVAIL (the end of the day); date, or *END",
+               default="*AVAIL *END", elements=(
+                _p("TIME", v.TIME, "Ending time, or *AVAIL (the end of the day).", default="*AVAIL", specials=("*AVAIL",)),
+                _p("DATE", v.DATE, "Ending date, or *END.", default="*END", specials=("*END",)),
+            )),
+        )),
     )),
     # IFS commands (reference §10.9)
     Command("CPY", "Copy a file (with SUBTREE(*ALL) a directory tree) to or from /QOPT paths.", (

@@ -140,9 +140,11 @@ def parse_time(text: str, bad) -> time:
         raise bad(str(exc)) from None
 
 
-def split_elements(text: str, *, keyword: str) -> list[str]:
-    """Split an element list written as CL writes it (``BVOL1 *BACKUP``, ``'04/01/99' '00:00:00'``)."""
-    elements: list[str] = []
+def split_elements(text: str, *, keyword: str) -> list:
+    """Split an element list written as CL writes it (``BVOL1 *BACKUP``, ``'04/01/99' '00:00:00'``);
+    a list within the list (``*MODIFIED (*AVAIL 2026-01-01) (*AVAIL *END)``) is one element,
+    the list of its own elements."""
+    elements: list = []
     index, length = 0, len(text)
     while index < length:
         if text[index].isspace():
@@ -152,12 +154,37 @@ def split_elements(text: str, *, keyword: str) -> list[str]:
             value, index = quoted_string(text, index, keyword=keyword)
             elements.append(value)
             continue
+        if text[index] == "(":
+            end = _closing(text, index, keyword=keyword)
+            elements.append(split_elements(text[index + 1 : end], keyword=keyword))
+            index = end + 1
+            continue
         end = index
-        while end < length and not text[end].isspace():
+        while end < length and not text[end].isspace() and text[end] not in "()":
             end += 1
+        if end == index:
+            raise errors.error("OPV0005", value=text, keyword=keyword, reason="a closing parenthesis without an opening one")
+        if end < length and not text[end].isspace():
+            raise errors.error("OPV0005", value=text, keyword=keyword,
+                               reason=f"{text[index:end]!r} is directly followed by {text[end]!r} (quote a value that holds parentheses)")
         elements.append(text[index:end])
         index = end
     return elements
+
+
+def _closing(text: str, index: int, *, keyword: str) -> int:
+    """The index of the parenthesis that closes the one at ``text[index]`` (quotes skipped)."""
+    depth = 0
+    while index < len(text):
+        char = text[index]
+        if char == "'":
+            index = quoted_string(text, index, keyword=keyword)[1]
+            continue
+        depth += (char == "(") - (char == ")")
+        if depth == 0:
+            return index
+        index += 1
+    raise errors.error("OPV0005", value=text, keyword=keyword, reason="a closing parenthesis is missing")
 
 
 def quoted_string(text: str, index: int, *, keyword: str) -> tuple[str, int]:

@@ -47,7 +47,8 @@ def _add_command(subparsers, command: Command) -> argparse.ArgumentParser:
         text = param.help + (f" Default: {param.default}." if param.default else "")
         if param.elements:  # one shell word: 'BVOL1 *BACKUP', '2026-01-01 00:00:00'
             text += " Elements, in order: " + "; ".join(
-                f"{e.help.rstrip('.')}" + (f" (default {e.default})" if e.default else "") for e in param.elements) + "."
+                f"{e.help.rstrip('.')}" + (f" (default {'(' * bool(e.elements)}{e.default}{')' * bool(e.elements)})"
+                                           if e.default else "") for e in param.elements) + "."
         if param.specials and param.type != v.SPECIAL:
             text += f" Special values: {', '.join(param.specials)}."
         elif param.type == v.SPECIAL:

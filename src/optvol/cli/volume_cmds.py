@@ -161,8 +161,24 @@ def wrkoptdir(ctx: Context, values: dict) -> int:
     return 0
 
 
+_SLTFILE_DEFAULT, _SLTDATE_DEFAULT = ("*ALL", None), ("*CREATED", ("*AVAIL", "*BEGIN"), ("*AVAIL", "*END"))
+
+
 def wrkoptf(ctx: Context, values: dict) -> int:
     library = ctx.library()
-    items = display.work_files(library, vol=values["VOL"], dir=values["DIR"], file=values["FILE"])
+    selection = None
+    if values["FILE"] == "*SELECT":
+        (from_file, to_file), (kind, start, end) = values["SLTFILE"], values["SLTDATE"]
+        selection = display.file_selection(from_file, to_file, kind=kind, start=start, end=end)
+    elif values["SLTFILE"] != _SLTFILE_DEFAULT or values["SLTDATE"] != _SLTDATE_DEFAULT:
+        keyword = "SLTFILE" if values["SLTFILE"] != _SLTFILE_DEFAULT else "SLTDATE"
+        raise errors.error("OPV0005", value=values["FILE"], keyword="FILE",
+                           reason=f"{keyword} applies only with FILE(*SELECT), as on IBM i")
+
+    def ignored() -> None:
+        ctx.note(f"SLTFILE and SLTDATE are ignored on backup volume {values['VOL']}, as on IBM i: every file is listed.")
+
+    items = display.work_files(library, vol=values["VOL"], dir=values["DIR"], file=values["FILE"], selection=selection,
+                               ignored=ignored)
     _list(ctx, library, f"Work with Optical Files - {values['VOL']}", render.FILE_HEADER, render.file_line, items)
     return 0
