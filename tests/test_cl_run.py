@@ -279,12 +279,13 @@ def test_unquoted_values_fold_a_to_z_only(pvol1):
     assert "/STRAßE" in listing(tmp_path, "/QOPT/PVOL1/")
 
 
-@pytest.mark.parametrize("fromtime", ["'12/31/9999' '23:59:59'", "'9999-12-31'", "'0001-01-01'"])
+@pytest.mark.parametrize("fromtime", ["'12/31/9999' '23:59:59'", "'9999-12-31'", "'9999-12-30'", "'0001-01-01'",
+                                      "'0001-01-02'"])
 def test_a_fromtime_at_the_ends_of_the_calendar_is_refused_in_any_time_zone(pvol1, monkeypatch, fromtime):
     monkeypatch.setenv("TZ", "America/New_York")
     done = cl(pvol1, f"CPYOPT PVOL1 '/Dir1' PVOL1 TOPATH('/X') CRTDIR(*YES) FROMTIME({fromtime})")
     assert done.returncode == 2 and done.stderr.startswith("optvol: OPV0005: FROMTIME element 1:"), done.stderr
-    assert "0001-01-02 to 9999-12-30" in done.stderr
+    assert "0001-01-03 to 9999-12-29" in done.stderr
 
 
 def test_an_unclosed_quote_is_a_cl_syntax_error(pvol1):

@@ -150,12 +150,12 @@ def file_selection(from_file: str = ALL, to_file: str | None = None, *, kind: st
     (start_time, start_date), (end_time, end_date) = start, end
     since = until = None
     if isinstance(start_date, date):
-        since = datetime.combine(start_date, time(0) if start_time == "*AVAIL" else start_time).astimezone()
+        since = model.local_moment(datetime.combine(start_date, time(0) if start_time == "*AVAIL" else start_time))
     if isinstance(end_date, date):
         if end_time == "*AVAIL":
-            until = datetime.combine(end_date + timedelta(days=1), time(0)).astimezone()
+            until = model.local_moment(datetime.combine(end_date + timedelta(days=1), time(0)))
         else:
-            until = datetime.combine(end_date, end_time).astimezone() + timedelta(seconds=1)
+            until = model.local_moment(datetime.combine(end_date, end_time) + timedelta(seconds=1))
     if since is not None and until is not None and until <= since:
         raise errors.error("OPV0005", value=f"{start_date} {end_date}", keyword="SLTDATE",
                            reason="the ending date and time is before the starting date and time")

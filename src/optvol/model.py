@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from optvol import errors
 
@@ -73,14 +73,44 @@ def to_micros(moment: datetime) -> int:
 def from_micros(micros: int) -> datetime:
     """The aware local-time datetime for microseconds since the epoch."""
     seconds, rest = divmod(micros, 1_000_000)
-    return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=rest).astimezone()
+    return local(datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=rest))
+
+
+def local(moment: datetime) -> datetime:
+    """``moment`` in local time, or in UTC where local time would pass year 1 or 9999: a
+    moment stored near the date limits from a zone far to the other side of the world,
+    or by an optvol whose limits were one day from the ends (0001-01-02 to 9999-12-30)."""
+    try:
+        return moment.astimezone()
+    except (OverflowError, ValueError, OSError):
+        return moment.astimezone(timezone.utc)
 
 
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 local time with offset, as the JSON contract writes timestamps."""
     if moment is None:
         return None
-    return moment.astimezone().isoformat(timespec="microseconds")
+    return local(moment).isoformat(timespec="microseconds")
+
+
+def local_moment(wall: datetime) -> datetime:
+    """The first instant whose local wall-clock time is ``wall`` (naive) or later: the
+    instant itself where that time exists (the earlier of two where the clocks go back),
+    else, where a daylight-saving change skips it, the instant the clocks jump: so a day
+    whose midnight is skipped starts at 01:00. ``wall.astimezone()`` alone puts a skipped
+    time one gap-length early, at 23:00 of the day before for such a midnight."""
+    candidates = sorted({wall.replace(fold=0).astimezone(), wall.replace(fold=1).astimezone()})
+    for moment in candidates:
+        if moment.replace(tzinfo=None) == wall:
+            return moment
+    low, high = candidates[0], candidates[-1]  # local times before wall, and after it
+    while high - low > timedelta(microseconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone().replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high.astimezone()
 
 
 # --------------------------------------------------------------------- validation

@@ -98,9 +98,10 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
     raise bad(f"unknown value type {type}")
 
 
-# A day inside Python's date range at each end, so that any time of the date converts to
-# and from any time zone (a FROMTIME is stored in UTC and shown in local time).
-FIRST_DATE, LAST_DATE = date(1, 1, 2), date(9999, 12, 30)
+# Two days inside Python's date range at each end, so that any time of the date converts
+# to and from any time zone: a FROMTIME is stored in UTC and shown in local time, and the
+# zones' offsets, their local mean times of long ago included, span about 32 hours.
+FIRST_DATE, LAST_DATE = date(1, 1, 3), date(9999, 12, 29)
 
 
 def parse_date(text: str, bad) -> date:

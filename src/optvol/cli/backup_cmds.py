@@ -8,7 +8,7 @@ from datetime import datetime, time
 from optvol import conversion, copying, errors
 from optvol.cli.context import Context
 from optvol.cli.progress import Bar
-from optvol.model import VolumeType
+from optvol.model import VolumeType, local_moment
 
 
 def _from_time(value: tuple) -> datetime | None:
@@ -16,7 +16,7 @@ def _from_time(value: tuple) -> datetime | None:
     day, moment = value
     if day == "*BEGIN":
         return None
-    return datetime.combine(day, time(0) if moment == "*AVAIL" else moment).astimezone()
+    return local_moment(datetime.combine(day, time(0) if moment == "*AVAIL" else moment))
 
 
 def request_of(values: dict) -> copying.CopyRequest:

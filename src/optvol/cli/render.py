@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optvol.model import BEGIN, BackupRange, DirInfo, FileInfo, VolumeInfo
+from optvol.model import BEGIN, BackupRange, DirInfo, FileInfo, VolumeInfo, local
 
 
 def when(moment) -> str:
@@ -10,7 +10,7 @@ def when(moment) -> str:
         return "-"
     if moment == BEGIN:
         return BEGIN
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return local(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def size(count: int) -> str:

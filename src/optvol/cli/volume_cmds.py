@@ -8,7 +8,7 @@ from datetime import datetime, time
 from optvol import change_volume, display, errors, initialize
 from optvol.cli import render
 from optvol.cli.context import Context
-from optvol.model import MediaFormat, MediaType, VolumeType
+from optvol.model import MediaFormat, MediaType, VolumeType, local_moment
 
 
 def _unless(value: object, special: str) -> object:
@@ -154,7 +154,7 @@ def wrkoptdir(ctx: Context, values: dict) -> int:
     library = ctx.library()
     levels = _unless(values["SLTLVL"], "*ALL")
     start = values["STRDATE"]
-    since = None if start == "*AVAIL" else datetime.combine(start, time(0)).astimezone()
+    since = None if start == "*AVAIL" else local_moment(datetime.combine(start, time(0)))
     items = display.work_directories(library, vol=values["VOL"], dir=values["DIR"], levels=levels,
                                      by_date=values["SORT"] == "*DATE", since=since)
     _list(ctx, library, f"Work with Optical Directories - {values['VOL']}", render.DIR_HEADER, render.dir_line, items)
