@@ -323,3 +323,13 @@ def test_the_shell_takes_star_n_for_an_omitted_element_as_cl_does(pvol1):
 def test_a_quoted_star_n_in_cl_is_a_value_not_an_omission(pvol1):
     done = cl(pvol1, "CPYOPT FROMVOL(PVOL1 '*N') FROMPATH('/Dir1') TOVOL(*FROMVOL) TOPATH('/X') CRTDIR(*YES)")
     assert done.returncode == 2 and done.stderr.startswith("optvol: OPV0005: FROMVOL element 2"), done.stderr
+
+
+@pytest.mark.parametrize(("text", "keyword"), [
+    ("CHGOPTVOL VOL(_V19)", "VOL"), ("INZOPT VOL(PVOL1) NEWVOL(_V19) CHECK(*NO)", "NEWVOL"),
+    ("DSPOPT VOL(_V19)", "VOL"), ("DUPOPT FROMVOL(PVOL1) TOVOL(_V19)", "TOVOL"), ("CHKOPTVOL VOL(_V19*)", "VOL"),
+])
+def test_a_bad_volume_identifier_is_opv0001_naming_what_was_typed_and_the_keyword(pvol1, text, keyword):
+    done = cl(pvol1, text)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("optvol: OPV0001: Volume identifier '_V19") and f"(keyword {keyword})" in done.stderr

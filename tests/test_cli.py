@@ -756,7 +756,16 @@ BAD = [
     # (case id, argv with {host} for the host directory, exit code, message ID)
     ("unknown-volume", ["dspopt", "NOPE"], 3, "OPV0002"),
     ("bad-volume-id", ["dspopt", "bad vol!"], 2, "OPV0001"),
-    ("volume-id-too-long", ["inzopt", "X" * 33], 2, "OPV0005"),
+    ("volume-id-too-long", ["inzopt", "X" * 33], 2, "OPV0001"),
+    # A bad volume ID is OPV0001 in every command, whatever the keyword's type (docs/messages.md).
+    ("inzopt-bad-volume-id", ["inzopt", "_V19"], 2, "OPV0001"),
+    ("inzopt-bad-newvol", ["inzopt", "ARCH1", "--newvol", "_V19"], 2, "OPV0001"),
+    ("chgoptvol-bad-volume-id", ["chgoptvol", "_V19"], 2, "OPV0001"),
+    ("cvtoptbku-bad-volume-id", ["cvtoptbku", "_V19"], 2, "OPV0001"),
+    ("dupopt-bad-volume-id", ["dupopt", "_V19", "ARCH1"], 2, "OPV0001"),
+    ("wrkoptdir-bad-volume-id", ["wrkoptdir", "*ALL", "_V19"], 2, "OPV0001"),
+    ("wrkoptf-bad-volume-id", ["wrkoptf", "_V19", "/"], 2, "OPV0001"),
+    ("cpyopt-bad-volume-id", ["cpyopt", "PVOL1", "/", "_V19"], 2, "OPV0001"),
     ("threshold-out-of-range", ["inzopt", "NEWV", "--threshold", "101"], 2, "OPV0005"),
     ("bad-type", ["inzopt", "NEWV", "--type", "sideways"], 2, "OPV0005"),
     ("capacity-too-small", ["inzopt", "NEWV", "--capacity", "10K"], 2, "OPV0005"),

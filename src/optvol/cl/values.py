@@ -70,15 +70,8 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
         if (low is not None and number < low) or (high is not None and number > high):
             raise bad(f"expected {low}-{high}")
         return number
-    if type == VOLUME:
-        try:
-            return model.volume_id(text)
-        except errors.OptvolError as exc:
-            raise bad(exc.text.rstrip(".")) from None
-    if type == GENERIC:
-        if text.endswith("*") and model.volume_id(text[:-1] or "A"):
-            return fold(text)
-        return model.volume_id(text)
+    if type in (VOLUME, GENERIC):
+        return _volume(text, keyword=keyword, generic=type == GENERIC)
     if type == NAME:
         if not re.fullmatch(r"[A-Za-z$#@][A-Za-z0-9_$#@]{0,9}", text):
             raise bad("expected a name of 1-10 characters")
@@ -96,6 +89,18 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
             raise bad("NUL is not allowed")
         return text
     raise bad(f"unknown value type {type}")
+
+
+def _volume(text: str, *, keyword: str, generic: bool) -> str:
+    """A volume identifier (``generic``: or a generic name ``ABC*``). A bad one is OPV0001 in
+    every command (docs/messages.md), quoting what was typed and naming the keyword."""
+    try:
+        if generic and text.endswith("*"):
+            model.volume_id(text[:-1] or "A")
+            return fold(text)
+        return model.volume_id(text)
+    except errors.OptvolError as exc:
+        raise errors.error("OPV0001", volume=text, reason=f"{errors.cause(exc)} (keyword {keyword})") from None
 
 
 # Two days inside Python's date range at each end, so that any time of the date converts
