@@ -111,6 +111,28 @@ def test_every_healthy_volume_checks_clean(library, healthy):
     assert one.rc == 0 and one.out.decode().count("  ok ") == 25
 
 
+def test_a_generic_name_checks_every_volume_it_matches(library):
+    """docs/messages.md: CHKOPTVOL takes generic names, as DSPOPT and WRKOPTVOL; JSON is a list
+    for a generic name as for *ALL (even of one volume), one document for a named volume."""
+    for vol in ("PV1", "PV2", "OTHER"):
+        make_volume(library, vol)
+    with library.open("PV2") as volume:
+        volume.write_bytes("/a.txt", b"alpha")
+    assert [r.volume for r in chkoptvol(library, vol="pv*")] == ["PV1", "PV2"]
+    assert chkoptvol(library, vol="NONE*") == []
+    several = run_cli(library.root, "chkoptvol", "pv*", json_output=True)
+    assert several.rc == 0, several.err
+    assert [(r["volume"], r["files_checked"]) for r in several.json()] == [("PV1", 0), ("PV2", 1)]
+    one = run_cli(library.root, "chkoptvol", "OTH*", json_output=True)
+    assert one.rc == 0 and [r["volume"] for r in one.json()] == ["OTHER"]
+    named = run_cli(library.root, "chkoptvol", "PV2", json_output=True)
+    assert named.rc == 0 and named.json() == {"volume": "PV2", "files_checked": 1, "bytes_checked": 5, "damaged": []}
+    cl = run_cli(library.root, "cl", "CHKOPTVOL VOL(PV*)")
+    assert cl.rc == 0 and cl.out.decode().count("CHKOPTVOL PV") == 2, cl.err
+    none = run_cli(library.root, "chkoptvol", "NONE*")
+    assert none.rc == 3 and none.err.startswith("optvol: OPV0002: Volume NONE* not found"), none.err
+
+
 def _damage(library, vol: str, count: int, seed: int) -> tuple[list[dict], list[dict]]:
     """Flip one byte in the payload of ``count`` live non-empty files; (damaged, good) rows."""
     rows = [r for r in index_rows(library.root, vol) if r["live"]]

@@ -61,12 +61,13 @@ class CheckResult:
 
 def chkoptvol(library: Library, *, vol: str, keep_list: bool = False, progress: Progress | None = None,
               totals: Progress | None = None) -> list[CheckResult]:
-    """CHKOPTVOL VOL (an ID or *ALL): one result per volume; ``keep_list`` keeps good paths too.
+    """CHKOPTVOL VOL (an ID, a generic name ``ABC*`` or *ALL): one result per volume, none
+    for a generic name that matches none; ``keep_list`` keeps good paths too.
 
     ``progress`` gets each volume's file versions and bytes read back intact so far;
     ``totals`` its versions and bytes in all, before its first (once per volume).
     """
-    ids = library.volume_ids() if vol.upper() == "*ALL" else [vol]
+    ids = library.volume_ids(vol) if vol.upper() == "*ALL" or vol.endswith("*") else [vol]
     results = []
     for volume_id in ids:
         try:

@@ -262,7 +262,8 @@ COMMANDS: tuple[Command, ...] = (
     )),
     # Integrity commands (reference §10.6, §10.7)
     Command("CHKOPTVOL", "Check that every directory and file version of a volume reads back intact.", (
-        _p("VOL", v.GENERIC, "Volume identifier, or *ALL.", position=1, required=True, specials=("*ALL",)),
+        _p("VOL", v.GENERIC, "Volume identifier, generic name (ABC*) or *ALL; --json prints a list for a generic "
+           "name or *ALL.", position=1, required=True, specials=("*ALL",)),
         _p("OUTPUT", v.SPECIAL, "List damaged files (*ERROR), nothing (*NONE) or every file (*PRINT).",
            position=2, default="*ERROR", specials=("*ERROR", "*NONE", "*PRINT")),
         _p("DEV", v.TEXT, "Device (accepted for compatibility).", position=3, default="*ALL", specials=("*ALL",)),

@@ -12,10 +12,12 @@ def chkoptvol(ctx: Context, values: dict) -> int:
     with Bar(ctx, "CHKOPTVOL") as bar:
         results = checking.chkoptvol(ctx.library(), vol=values["VOL"], keep_list=output == "*PRINT",
                                      progress=bar.update, totals=bar.totals)
-    if values["VOL"] != "*ALL" and not results:
-        raise errors.error("OPV0002", volume=values["VOL"], library=ctx.library().root)
+    vol = values["VOL"]
+    several = vol == "*ALL" or vol.endswith("*")  # a list, as DSPOPT VOL(generic) and WRKOPTVOL print
+    if vol != "*ALL" and not results:  # a generic name that matches none
+        raise errors.error("OPV0002", volume=vol, library=ctx.library().root)
     if ctx.json:
-        ctx.print_json(results[0].as_json() if values["VOL"] != "*ALL" else [r.as_json() for r in results])
+        ctx.print_json([r.as_json() for r in results] if several else results[0].as_json())
     else:
         for result in results:
             ctx.print(f"CHKOPTVOL {result.volume}: {result.files_checked} file version(s), "
