@@ -1,4 +1,4 @@
-"""Every CPYOPT, CVTOPTBKU and CHGOPTVOL example of the reference (§5.11, §7, §10) parses into the right values and runs."""
+"""Every CPYOPT, CVTOPTBKU, CHGOPTVOL and INZOPT example of the reference (§5.11, §7, §9, §10) parses into the right values and runs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import date, time
 
 import pytest
 
+from optvol import errors
 from optvol.cl import parser, table
 
 CPYOPT_DEFAULTS = {
@@ -70,6 +71,43 @@ def test_cvtoptbku_default_and_positions():
     assert command.parse_values(given) == {"BKUVOL": "BVOL1", "PRIVOL": "*PRVPRIVOL"}
 
 
+def test_reference_inzopt_example():
+    """§9 [C S45]: VOL is left out (IBM's *MOUNTED), DEV is accepted and ignored."""
+    command, given = parser.parse("INZOPT NEWVOL(MYVOLUMEID) DEV(OPTVRT01) CHECK(*NO) TEXT('virtual image')")
+    values = command.parse_values(given)
+    assert (values["VOL"], values["NEWVOL"], values["DEV"], values["CHECK"]) == ("*MOUNTED", "MYVOLUMEID", "OPTVRT01", "*NO")
+    assert (values["ENDOPT"], values["CCSID"]) == ("*LEAVE", "*CALC")
+
+
+@pytest.mark.parametrize("text, keyword, value", [
+    ("INZOPT VOL(V1) ENDOPT(*UNLOAD)", "ENDOPT", "*UNLOAD"),
+    ("INZOPT VOL(V1) CCSID(850)", "CCSID", 850),
+    ("INZOPT VOL(V1) CCSID(500)", "CCSID", 500),
+    ("INZOPT VOL(V1) DEV(OPT01)", "DEV", "OPT01"),
+    ("DUPOPT V1 V2 FROMDEV(OPT01)", "FROMDEV", "OPT01"),
+    ("DUPOPT V1 V2 TODEV(OPTVRT02)", "TODEV", "OPTVRT02"),
+    ("DUPOPT V1 V2 OUTPUT(*ERROR)", "OUTPUT", "*ERROR"),
+    ("DUPOPT V1 V2 OUTPUT(*NONE)", "OUTPUT", "*NONE"),
+    ("DUPOPT V1 V2 FROMENDOPT(*LEAVE)", "FROMENDOPT", "*LEAVE"),
+    ("DUPOPT V1 V2 TOENDOPT(*UNLOAD)", "TOENDOPT", "*UNLOAD"),
+])
+def test_ibm_device_keywords_are_accepted(text, keyword, value):
+    command, given = parser.parse(text)
+    assert command.parse_values(given, cl=True)[keyword] == value
+
+
+@pytest.mark.parametrize("text, keyword", [
+    ("INZOPT VOL(V1) ENDOPT(*EJECT)", "ENDOPT"), ("INZOPT VOL(V1) CCSID(437)", "CCSID"),
+    ("INZOPT VOL(V1) CCSID(CALC)", "CCSID"), ("INZOPT VOL(V1) DEV('not a device')", "DEV"),
+    ("INZOPT VOL(V1) DEV(DEVICENAME11)", "DEV"), ("DUPOPT V1 V2 OUTPUT(*PRINT)", "OUTPUT"),
+    ("DUPOPT V1 V2 FROMDEV(1OPT)", "FROMDEV"), ("DUPOPT V1 V2 TOENDOPT(*NO)", "TOENDOPT"),
+])
+def test_ibm_device_keywords_refuse_what_ibm_refuses(text, keyword):
+    command, given = parser.parse(text)
+    with pytest.raises(errors.InvalidError, match=f"^OPV0005: Value .* not valid for {keyword}:"):
+        command.parse_values(given, cl=True)
+
+
 def test_reference_examples_run_end_to_end(tmp_path):
     """The examples of reference §5.11, §7 and §10, run in order as one CL file."""
     import json
@@ -100,6 +138,8 @@ def test_reference_examples_run_end_to_end(tmp_path):
         "CHGOPTVOL VOL(VOL01) THRESHOLD(99)\n"
         "CPYOPT FROMVOL(VOL01) FROMPATH('/') TOVOL(VOL01BACKUP *BACKUP) CPYSUBDIR(*YES)\n"
         "CVTOPTBKU BKUVOL(VOL01BACKUP) PRIVOL(VOL02)\n"
+        "/* reference 9: a new virtual image */\n"
+        "INZOPT NEWVOL(MYVOLUMEID) DEV(OPTVRT01) CHECK(*NO) TEXT('virtual image')\n"
     )
 
     def run(*args, stdin=None):
@@ -115,5 +155,6 @@ def test_reference_examples_run_end_to_end(tmp_path):
     volumes = {v["volume"]: v for v in json.loads(run("--json", "wrkoptvol").stdout)}
     assert volumes["VOL01"]["threshold"] == 99
     assert volumes["VOL02"]["type"] == "*PRIMARY" and "VOL01BACKUP" not in volumes
+    assert volumes["MYVOLUMEID"]["text"] == "virtual image"
     backup = json.loads(run("--json", "dspopt", "BVOL1", "--data", "*DIRATR", "--path", "/DIR1").stdout)
     assert backup[0]["backup"]["range_start"] == "*BEGIN"

@@ -333,3 +333,28 @@ def test_a_bad_volume_identifier_is_opv0001_naming_what_was_typed_and_the_keywor
     done = cl(pvol1, text)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("optvol: OPV0001: Volume identifier '_V19") and f"(keyword {keyword})" in done.stderr
+
+
+def test_inzopt_of_the_mounted_medium_creates_newvol_only(pvol1):
+    """VOL(*MOUNTED), IBM's default, is a new blank medium (reference §9): NEWVOL names the
+    volume it creates; without NEWVOL, or with the ID of a volume the library holds, it is
+    refused and nothing changes."""
+    created = cl(pvol1, "INZOPT NEWVOL(vimage) DEV(OPTVRT01) CHECK(*NO) TEXT('new image')")
+    assert created.returncode == 0 and "VIMAGE created" in created.stdout, created.stderr
+    assert volume_json(pvol1, "VIMAGE")["text"] == "new image"
+    taken = cl(pvol1, "INZOPT VOL(*MOUNTED) NEWVOL(PVOL1) CHECK(*NO)")
+    assert taken.returncode == 4 and taken.stderr.startswith("optvol: OPV0003: Volume PVOL1 already exists")
+    assert listing(pvol1, "/QOPT/PVOL1/") == ["/Dir1"]
+    for nameless in (cl(pvol1, "INZOPT DEV(OPTVRT01)"), optvol(pvol1, "inzopt")):
+        assert nameless.returncode == 2 and nameless.stderr.startswith("optvol: OPV0005: Value '*MOUNTED' not valid for VOL")
+    shell = optvol(pvol1, "inzopt", "--newvol", "SHELLV", "--dev", "opt01", "--endopt", "unload", "--ccsid", "500")
+    assert shell.returncode == 0 and "SHELLV created" in shell.stdout, shell.stderr
+    named = cl(pvol1, "INZOPT VOL(MOUNTED)")  # in CL without its * it is a name
+    assert named.returncode == 0 and "MOUNTED created" in named.stdout
+
+
+def test_dupopt_accepts_ibms_device_keywords(pvol1):
+    done = cl(pvol1, "DUPOPT FROMVOL(PVOL1) TOVOL(DUP1) FROMDEV(OPT01) TODEV(OPT02) OUTPUT(*ERROR) "
+                     "FROMENDOPT(*LEAVE) TOENDOPT(*UNLOAD)")
+    assert done.returncode == 0, done.stderr
+    assert listing(pvol1, "/QOPT/DUP1/Dir1") == ["/Dir1/a.txt"]

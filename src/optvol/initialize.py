@@ -13,6 +13,8 @@ from optvol import errors, media, model
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, VolumeInfo, VolumeType
 
+MOUNTED = "*MOUNTED"
+
 
 @dataclass(frozen=True)
 class InitializeResult:
@@ -43,15 +45,24 @@ def inzopt(
 ) -> InitializeResult:
     """INZOPT VOL NEWVOL THRESHOLD TYPE TEXT CHECK CLEAR MEDFMT, plus MEDTYPE CAPACITY BLKSIZE.
 
+    ``vol`` ``*MOUNTED`` (IBM's default: the medium in a device) is a new blank medium,
+    as in IBM's ``INZOPT NEWVOL(MYVOLUMEID) DEV(OPTVRT01)`` of a new virtual image: it
+    creates volume ``newvol``, which the library must not hold yet (OPV0003).
     ``newvol`` None is NEWVOL(*VOL); ``threshold`` None is THRESHOLD(*CALC); ``medfmt``
     None is MEDFMT(*MEDTYPE). CLEAR changes nothing more: every re-initialization erases
     the whole image.
     """
-    old_id = model.volume_id(vol)
-    new_id = model.volume_id(newvol) if newvol else old_id
+    mounted = vol.upper() == MOUNTED
+    if mounted and not newvol:
+        raise errors.error("OPV0005", value=vol, keyword="VOL",
+                           reason="a new blank medium has no identifier yet: give NEWVOL, or name a volume with VOL")
+    new_id = model.volume_id(newvol) if newvol else model.volume_id(vol)
+    old_id = new_id if mounted else model.volume_id(vol)
     text = model.text_value(text)
     with library.locked():
         with library.holding(old_id):  # the rules are checked on the volume as it is replaced
+            if mounted and library.exists(new_id):
+                raise errors.error("OPV0003", volume=new_id, library=library.root)
             previous, versions = _previous(library, old_id)
             if previous is None and newvol and new_id != old_id:
                 raise errors.error("OPV0002", volume=old_id, library=library.root)

@@ -27,6 +27,7 @@ class Param:
     specials: tuple[str, ...] = ()
     low: int | None = None
     high: int | None = None
+    choices: tuple[int, ...] = ()  # the only numbers an INT takes (CCSID: 500, 850)
     elements: tuple[Param, ...] = ()
     multiple: bool = False  # several values (cp SOURCE ...)
     short: str | None = None  # the shell's one-letter switch of a FLAG
@@ -44,7 +45,7 @@ class Param:
 
     def _one(self, text: str, cl: bool = False) -> object:
         return v.parse(text, keyword=self.keyword, type=self.type, specials=self.specials, low=self.low, high=self.high,
-                       cl=cl)
+                       choices=self.choices, cl=cl)
 
     def _elements(self, text: str | list, cl: bool = False) -> tuple:
         """An element list's values. An element may be a list of its own (``SLTDATE(*MODIFIED
@@ -129,6 +130,8 @@ class Command:
 
 YES_NO = ("*YES", "*NO")
 _VOL = "Volume identifier: 1-32 characters A-Z 0-9 - _ . (folded to upper case)."
+_IGNORED = " (accepted for IBM's scripts and ignored: volumes live in the library)."
+END_OPTIONS = ("*LEAVE", "*UNLOAD")
 
 
 def _p(keyword: str, type: str, help: str, **kw) -> Param:
@@ -137,13 +140,19 @@ def _p(keyword: str, type: str, help: str, **kw) -> Param:
 
 COMMANDS: tuple[Command, ...] = (
     Command("INZOPT", "Initialize an optical volume (creates it when the library does not hold it).", (
-        _p("VOL", v.VOLUME, _VOL, position=1, required=True),
+        _p("VOL", v.VOLUME, _VOL + " *MOUNTED, IBM's default, is a new blank medium: it needs NEWVOL, the ID of the "
+           "volume it creates.", position=1, default="*MOUNTED", specials=("*MOUNTED",)),
         _p("NEWVOL", v.VOLUME, "New volume identifier, or *VOL to keep it.", position=2, default="*VOL", specials=("*VOL",)),
+        _p("DEV", v.NAME, "Device name" + _IGNORED),
         _p("THRESHOLD", v.INT, "Volume-full threshold in percent, or *CALC.", default="*CALC", specials=("*CALC",), low=1, high=100),
         _p("CHECK", v.SPECIAL, "*YES refuses a volume that holds files.", default="*YES", specials=YES_NO),
+        _p("ENDOPT", v.SPECIAL, "What the device does with the medium afterwards" + _IGNORED, default="*LEAVE",
+           specials=END_OPTIONS),
         _p("CLEAR", v.SPECIAL, "Erase existing data (re-initializing always erases).", default="*NO", specials=YES_NO),
         _p("TEXT", v.TEXT, "Description, up to 50 characters, or *BLANK.", default="*BLANK", specials=("*BLANK",)),
         _p("TYPE", v.SPECIAL, "Volume type.", default="*PRIMARY", specials=("*PRIMARY", "*BACKUP")),
+        _p("CCSID", v.INT, "Coded character set of the volume's names: *CALC, 500 or 850 (accepted for IBM's scripts "
+           "and ignored: names are stored in Unicode).", default="*CALC", specials=("*CALC",), choices=(500, 850)),
         _p("MEDFMT", v.SPECIAL, "Media format; *MEDTYPE chooses by media type.", default="*MEDTYPE", specials=("*MEDTYPE", "*HPOFS", "*UDF")),
         _p("MEDTYPE", v.SPECIAL, "Media type of a new volume (optvol extension).", default="*SAME", specials=("*SAME", "*WORM", "*ERASE", "*DVD-RAM")),
         _p("CAPACITY", v.SIZE, "Capacity in bytes, K/M/G/T suffix allowed (optvol extension).", default="*MEDTYPE", specials=("*MEDTYPE",)),
@@ -276,6 +285,14 @@ COMMANDS: tuple[Command, ...] = (
         _p("CLEAR", v.SPECIAL, "Allow overwriting a target that holds files.", default="*NO", specials=YES_NO),
         _p("ALWMEDERR", v.SPECIAL, "*NONE stops at a damaged file; *FILE leaves damaged files out.",
            default="*NONE", specials=("*NONE", "*FILE")),
+        _p("FROMDEV", v.NAME, "Device of the source" + _IGNORED),
+        _p("TODEV", v.NAME, "Device of the target" + _IGNORED),
+        _p("OUTPUT", v.SPECIAL, "List files left out for media errors (*ERROR) or not (*NONE); accepted for IBM's "
+           "scripts: optvol always lists them.", specials=("*ERROR", "*NONE")),
+        _p("FROMENDOPT", v.SPECIAL, "What the source device does with the medium afterwards" + _IGNORED,
+           specials=END_OPTIONS),
+        _p("TOENDOPT", v.SPECIAL, "What the target device does with the medium afterwards" + _IGNORED,
+           specials=END_OPTIONS),
     )),
     Command("CP", "Copy files between /QOPT/<volume>/... paths and host paths.", (
         _p("SOURCE", v.PATH, "Files (or with -r directories) to copy.", position=1, required=True, multiple=True),

@@ -47,12 +47,14 @@ def special(text: str, specials: tuple[str, ...], *, star: bool = False) -> str 
 
 
 def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
-          low: int | None = None, high: int | None = None, cl: bool = False) -> object:
+          low: int | None = None, high: int | None = None, choices: tuple[int, ...] = (),
+          cl: bool = False) -> object:
     """Turn the text of one value into its Python value; OPV0005 names the keyword at fault.
 
     Special values count with or without their ``*`` (DESIGN §4), except in CL (``cl``)
     where the value could also be a name or path: there ``FROMVOL`` is a volume of that name
-    and ``*FROMVOL`` the special value, as IBM's command analyzer reads them."""
+    and ``*FROMVOL`` the special value, as IBM's command analyzer reads them. An INT with
+    ``choices`` takes only those numbers (INZOPT CCSID: 500 or 850)."""
     found = special(text, specials, star=cl and type != SPECIAL) if specials else None
     if found is not None:
         return found
@@ -69,6 +71,8 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
         number = int(text)
         if (low is not None and number < low) or (high is not None and number > high):
             raise bad(f"expected {low}-{high}")
+        if choices and number not in choices:
+            raise bad(f"expected {' or '.join(map(str, choices))}")
         return number
     if type in (VOLUME, GENERIC):
         return _volume(text, keyword=keyword, generic=type == GENERIC)
