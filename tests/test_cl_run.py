@@ -358,3 +358,9 @@ def test_dupopt_accepts_ibms_device_keywords(pvol1):
                      "FROMENDOPT(*LEAVE) TOENDOPT(*UNLOAD)")
     assert done.returncode == 0, done.stderr
     assert listing(pvol1, "/QOPT/DUP1/Dir1") == ["/Dir1/a.txt"]
+
+
+def test_a_relative_generic_dspopt_path_is_refused_in_cl_too(pvol1):
+    done = cl(pvol1, "DSPOPT PVOL1 DATA(*DIRATR) PATH('Dir*')")
+    assert done.returncode == 2 and done.stderr.startswith("optvol: CPF1F48: Path name 'Dir*' not valid"), done.stderr
+    assert cl(pvol1, "DSPOPT PVOL1 DATA(*DIRATR) PATH('/Dir*')").returncode == 0

@@ -789,6 +789,12 @@ BAD = [
     ("dspopt-missing-file", ["dspopt", "PVOL1", "--data", "*FILATR", "--path", "/nope.txt"], 3, "CPF1F22"),
     ("dspopt-missing-dir", ["dspopt", "PVOL1", "*ALL", "*DIRATR", "--path", "/NODIR"], 3, "CPF1F02"),
     ("dspopt-generic-none", ["dspopt", "NO*"], 3, "OPV0002"),
+    # Every PATH but *ALL starts with '/', generic or not (docs/messages.md, CPF1F48).
+    ("dspopt-relative-file", ["dspopt", "PVOL1", "--data", "*FILATR", "--path", "ro.txt"], 2, "CPF1F48"),
+    ("dspopt-relative-generic-file", ["dspopt", "PVOL1", "--data", "*FILATR", "--path", "ro*"], 2, "CPF1F48"),
+    ("dspopt-relative-generic-dir", ["dspopt", "PVOL1", "--data", "*DIRATR", "--path", "D*"], 2, "CPF1F48"),
+    ("dspopt-relative-star", ["dspopt", "PVOL1", "--data", "*DIRATR", "--path", "*"], 2, "CPF1F48"),
+    ("dspopt-relative-generic-below", ["dspopt", "PVOL1", "--data", "*FILATR", "--path", "D1/a*"], 2, "CPF1F48"),
     ("wrkoptvol-bad-generic", ["wrkoptvol", "bad!*"], 2, "OPV0001"),
     ("wrkoptvol-unknown-volume", ["wrkoptvol", "NOPE"], 3, "OPV0002"),  # as DSPOPT
     ("wrkoptvol-generic-none", ["wrkoptvol", "NO*"], 3, "OPV0002"),

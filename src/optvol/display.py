@@ -46,9 +46,11 @@ def volume_attributes(library: Library, vol: str) -> VolumeInfo:
 
 
 def _split_pattern(path: str) -> tuple[str, str | None]:
-    """A path whose last element may be generic (``/DIR/AB*``): (directory, pattern)."""
+    """A path whose last element may be generic (``/DIR/AB*``): (directory, pattern). A
+    path that does not start with '/' is CPF1F48, generic or not (``AB*`` is no ``/AB*``)."""
     if path.upper() == ALL:
         return "/", None
+    model.check_path_form(path)
     head, _, last = path.rpartition("/")
     if last.endswith("*"):
         return head or "/", last

@@ -169,7 +169,7 @@ COMMANDS: tuple[Command, ...] = (
         _p("DEV", v.TEXT, "Device (accepted for compatibility; volumes live in the library).", position=2, default="*ALL", specials=("*ALL",)),
         _p("DATA", v.SPECIAL, "What to show; *BKUHST (optvol) is the CPYOPT request log of a backup volume.",
            position=3, default="*VOLATR", specials=("*VOLATR", "*DIRATR", "*FILATR", "*BKUHST")),
-        _p("PATH", v.PATH, "Directory or file path (a generic last element allowed), or *ALL.", default="*ALL", specials=("*ALL",)),
+        _p("PATH", v.PATH, "Directory or file path from / (a generic last element allowed: /DIR/AB*), or *ALL.", default="*ALL", specials=("*ALL",)),
         _p("OUTPUT", v.SPECIAL, "Where it goes: * or *PRINT, both standard output (accepted for IBM's scripts).",
            default="*", specials=("*", "*PRINT")),
     )),
