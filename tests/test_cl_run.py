@@ -364,3 +364,11 @@ def test_a_relative_generic_dspopt_path_is_refused_in_cl_too(pvol1):
     done = cl(pvol1, "DSPOPT PVOL1 DATA(*DIRATR) PATH('Dir*')")
     assert done.returncode == 2 and done.stderr.startswith("optvol: CPF1F48: Path name 'Dir*' not valid"), done.stderr
     assert cl(pvol1, "DSPOPT PVOL1 DATA(*DIRATR) PATH('/Dir*')").returncode == 0
+
+
+@pytest.mark.parametrize("capacity, reason", [("1KB", "at least 1M"), ("10K", "at least 1M"), ("8388608T", "at most"),
+                                              ("9223372036854775808", "at most")])
+def test_a_capacity_out_of_range_is_quoted_as_typed(tmp_path, capacity, reason):
+    for done in (cl(tmp_path, f"INZOPT VOL(BIG) CAPACITY({capacity})"), optvol(tmp_path, "inzopt", "BIG", "--capacity", capacity)):
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"optvol: OPV0005: Value '{capacity}' not valid for CAPACITY: {reason}"), done.stderr

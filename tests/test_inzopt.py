@@ -70,6 +70,15 @@ def test_capacity_rounded_to_sectors_and_at_least_1m(library):
     assert library.volume_ids() == ["A", "B"]
 
 
+def test_capacity_at_most_what_the_index_holds(library):
+    """A capacity past a signed 64-bit integer was an OverflowError in SQLite (exit 70)."""
+    largest = (1 << 63) - 1
+    assert _inz(library, "A", capacity=largest).volume.capacity == largest // 2048 * 2048
+    with pytest.raises(errors.InvalidError, match=r"^OPV0005: Value '9223372036854775808' not valid for CAPACITY: at most"):
+        _inz(library, "B", capacity=largest + 1)
+    assert library.volume_ids() == ["A"]
+
+
 @pytest.mark.parametrize("medtype", [MediaType.CD_ROM, MediaType.DVD_ROM])
 def test_read_only_media_cannot_be_initialized(library, medtype):
     with pytest.raises(errors.NotAllowedError) as info:

@@ -12,6 +12,7 @@ from optvol import errors
 from optvol.model import MediaFormat, MediaType, VolumeType
 
 MIN_CAPACITY = 1 << 20  # DESIGN §1: at least 1M
+MAX_CAPACITY = (1 << 63) - 1  # the largest the index's INTEGER column (and a file offset) holds
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,17 @@ def choose_sector_size(media_type: MediaType, requested: int | None) -> int:
 def choose_capacity(media_type: MediaType, requested: int | None, sector_size: int) -> int:
     """CAPACITY in bytes, rounded down to whole sectors."""
     capacity = MEDIA[media_type].default_capacity if requested is None else requested
-    if capacity < MIN_CAPACITY:
-        raise errors.error("OPV0005", value=str(capacity), keyword="CAPACITY", reason="at least 1M")
+    check_capacity(capacity, text=str(capacity))
     return capacity - capacity % sector_size
+
+
+def check_capacity(capacity: int, *, text: str) -> None:
+    """CAPACITY from 1M (DESIGN §1) to what the index holds; OPV0005 quotes ``text``, what was typed."""
+    if capacity < MIN_CAPACITY:
+        raise errors.error("OPV0005", value=text, keyword="CAPACITY", reason="at least 1M")
+    if capacity > MAX_CAPACITY:
+        raise errors.error("OPV0005", value=text, keyword="CAPACITY",
+                           reason=f"at most {MAX_CAPACITY:,} bytes (8388608T less one byte), what a volume's index holds")
 
 
 def choose_threshold(volume_type: VolumeType, media_format: MediaFormat, requested: int | None) -> int:
@@ -115,9 +124,11 @@ def check_label_change(label: dict, *, volume: str, threshold: int | None) -> No
 
 
 def parse_capacity(text: str) -> int:
-    """Parse CAPACITY: bytes with an optional K, M, G or T suffix (powers of 1024)."""
+    """Parse CAPACITY: bytes with an optional K, M, G or T suffix (powers of 1024), 1M at least."""
     match = _SIZE.fullmatch(text.strip())
     if not match:
         raise errors.error("OPV0005", value=text, keyword="CAPACITY", reason="bytes with an optional K, M, G or T suffix")
     number, suffix = int(match.group(1)), match.group(2).upper()
-    return number * 1024 ** "_KMGT".index(suffix) if suffix else number
+    capacity = number * 1024 ** "_KMGT".index(suffix) if suffix else number
+    check_capacity(capacity, text=text)
+    return capacity

@@ -155,7 +155,8 @@ COMMANDS: tuple[Command, ...] = (
            "and ignored: names are stored in Unicode).", default="*CALC", specials=("*CALC",), choices=(500, 850)),
         _p("MEDFMT", v.SPECIAL, "Media format; *MEDTYPE chooses by media type.", default="*MEDTYPE", specials=("*MEDTYPE", "*HPOFS", "*UDF")),
         _p("MEDTYPE", v.SPECIAL, "Media type of a new volume (optvol extension).", default="*SAME", specials=("*SAME", "*WORM", "*ERASE", "*DVD-RAM")),
-        _p("CAPACITY", v.SIZE, "Capacity in bytes, K/M/G/T suffix allowed (optvol extension).", default="*MEDTYPE", specials=("*MEDTYPE",)),
+        _p("CAPACITY", v.SIZE, "Capacity in bytes, K/M/G/T suffix allowed (powers of 1024), from 1M to 8388608T less one byte "
+           "(optvol extension).", default="*MEDTYPE", specials=("*MEDTYPE",)),
         _p("BLKSIZE", v.INT, "Sector size in bytes (optvol extension).", default="*MEDTYPE", specials=("*MEDTYPE",), low=512, high=65536),
     )),
     Command("CHGOPTVOL", "Change the threshold, text or authorization list of a volume.", (
