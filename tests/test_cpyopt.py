@@ -10,6 +10,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -1023,11 +1024,16 @@ def test_request_log_shows_fromtime_in_the_readers_time_zone(tmp_path):
     (first, second) = json.loads(sh(env_east, "dspopt", "BVOL1", "--data", "*BKUHST", json_output=True).out)
     assert first["parameters"]["FROMTIME"] == "2026-01-01T02:00:00.000000+02:00" and first["time"].endswith("+02:00")
     assert second["parameters"]["FROMTIME"] == "*BEGIN"
-    assert "FROMTIME(2026-01-01T02:00:00.000000+02:00)" in sh(env_east, "dspopt", "BVOL1", "--data", "*BKUHST").text
+    # The human lines show times as every other display does (render.when): local, to the second.
+    lines = sh(env_east, "dspopt", "BVOL1", "--data", "*BKUHST").text.splitlines()[1:]
+    local = datetime.fromisoformat(first["time"]).strftime("%Y-%m-%d %H:%M:%S")
+    assert lines[0].startswith(local + "  *COMPLETE") and lines[0].endswith("FROMTIME(2026-01-01 02:00:00)"), lines
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  ", lines[1]) and lines[1].endswith("FROMTIME(*BEGIN)"), lines
     with sqlite3.connect(index) as conn:
         conn.execute("UPDATE requests SET parameters = json_set(parameters, '$.FROMTIME', '2026-01-01T00:00:00')")
     shown = json.loads(sh(env_east, "dspopt", "BVOL1", "--data", "*BKUHST", json_output=True).out)
     assert [entry["parameters"]["FROMTIME"] for entry in shown] == ["2026-01-01T00:00:00"] * 2
+    assert "FROMTIME(2026-01-01T00:00:00)" in sh(env_east, "dspopt", "BVOL1", "--data", "*BKUHST").text
 
 
 def test_cli_cpyopt_exit_codes_and_json(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from optvol.model import BEGIN, BackupRange, DirInfo, FileInfo, VolumeInfo, local
 
 
@@ -11,6 +13,16 @@ def when(moment) -> str:
     if moment == BEGIN:
         return BEGIN
     return local(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def when_text(text: str) -> str:
+    """A timestamp of a JSON document (ISO 8601 with its offset) shown as ``when`` shows one;
+    other text (``*BEGIN``, a time without an offset) as it is."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return text
+    return text if moment.tzinfo is None else when(moment)
 
 
 def size(count: int) -> str:

@@ -95,10 +95,10 @@ def dspopt(ctx: Context, values: dict) -> int:
         ctx.print(f"Library {library.root} - CPYOPT requests logged on {vol}")
         for entry in requests:
             p = entry["parameters"]
-            ctx.print(f"{entry['time']}  {entry['outcome']:<9} copied {entry['copied']}, not selected "
+            ctx.print(f"{render.when_text(entry['time'])}  {entry['outcome']:<9} copied {entry['copied']}, not selected "
                       f"{entry['not_selected']}, failed {entry['failed']}, {entry['directories']} dir(s): "
                       f"FROMVOL({' '.join(p['FROMVOL'])}) FROMPATH('{p['FROMPATH']}') SLTFILE({p['SLTFILE']}) "
-                      f"CPYSUBDIR({p['CPYSUBDIR']}) FROMTIME({p['FROMTIME']})")
+                      f"CPYSUBDIR({p['CPYSUBDIR']}) FROMTIME({render.when_text(p['FROMTIME'])})")
         return 0
     if data == "*DIRATR":
         _list(ctx, library, f"Directories of {vol}", render.DIR_HEADER, render.dir_line,
