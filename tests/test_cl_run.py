@@ -247,7 +247,7 @@ def test_in_cl_a_special_value_needs_its_star_where_a_name_could_be_meant(pvol1)
     for tovol in ("FROMVOL", "'FROMVOL'"):
         done = cl(tmp_path, f"CPYOPT FROMVOL(PVOL1) FROMPATH('/Dir1') TOVOL({tovol}) TOPATH('/COPY') CRTDIR(YES)")
         assert done.returncode == 0, done.stderr
-        assert "-> FROMVOL:" in done.stdout
+        assert "-> FROMVOL /COPY:" in done.stdout
     assert listing(tmp_path, "/QOPT/FROMVOL/COPY") == ["/COPY/a.txt"]
     assert listing(tmp_path, "/QOPT/PVOL1/") == ["/Dir1"]
     assert volume_json(tmp_path, "ALL")["volume"] == "ALL"  # not every volume
@@ -372,3 +372,11 @@ def test_a_capacity_out_of_range_is_quoted_as_typed(tmp_path, capacity, reason):
     for done in (cl(tmp_path, f"INZOPT VOL(BIG) CAPACITY({capacity})"), optvol(tmp_path, "inzopt", "BIG", "--capacity", capacity)):
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith(f"optvol: OPV0005: Value '{capacity}' not valid for CAPACITY: {reason}"), done.stderr
+
+
+def test_the_cpyopt_summary_names_the_target_volume_not_fromvol(pvol1):
+    """TOVOL(*FROMVOL) is the source volume: the summary names it, with the TOPATH given."""
+    done = cl(pvol1, "CPYOPT FROMVOL(PVOL1) FROMPATH('/Dir1') TOVOL(*FROMVOL) TOPATH('/Copy') CRTDIR(*YES)")
+    assert done.returncode == 0 and done.stdout.startswith("CPYOPT PVOL1 /Dir1 -> PVOL1 /Copy: 1 copied"), done.stdout
+    shell = optvol(pvol1, "cpyopt", "PVOL1", "/Dir1", "fromvol", "--topath", "/Copy2", "--crtdir", "yes")
+    assert shell.returncode == 0 and shell.stdout.startswith("CPYOPT PVOL1 /Dir1 -> PVOL1 /Copy2: 1 copied"), shell.stdout
