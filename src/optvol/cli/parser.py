@@ -26,7 +26,12 @@ class _Once(argparse.Action):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad command line as one OPV0008 error (exit 2)."""
+    """argparse that reports a bad command line as one OPV0008 error (exit 2), and takes
+    only whole option names: CL refuses an abbreviated keyword (``THR(60)``), so the shell
+    refuses ``--thr 60`` too, and ``--lib DIR`` would pass by the global options' scan."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse's name
         raise errors.error("OPV0008", reason=f"{self.prog}: {message}")
@@ -120,6 +125,10 @@ def _command_index(argv: list[str]) -> int | None:
             index += 2
         elif word == "--json" or word.startswith("--library="):
             index += 1
+        elif word.startswith("-") and word not in ("-", "-h", "--help"):
+            # argparse would take the next word for the command ("invalid choice: 'DIR'").
+            raise errors.error("OPV0008", reason=f"optvol: unrecognized arguments: {word} (the global options are "
+                                                 "--json and --library, written in full)")
         else:
             known = word == "cl" or any(word == c.shell_name for c in COMMANDS)
             return index if known else None
