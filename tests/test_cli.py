@@ -238,6 +238,14 @@ def test_chgoptvol(sh):
     assert kept["threshold"] == 80 and "*NONE" in sh("dspopt", "PVOL1").text
 
 
+def test_a_value_that_starts_with_a_dash_is_joined_to_its_option(sh):
+    """README: --text=-draft; --text -draft is refused with the way to write it."""
+    sh.build("inzopt", "PVOL1")
+    assert sh.json("chgoptvol", "PVOL1", "--text=-draft")["text"] == "-draft"
+    refused = sh("chgoptvol", "PVOL1", "--text", "-draft", ok=False)
+    assert refused.rc == 2 and "joined to its option: --text=-value" in refused.err, refused.err
+
+
 # --------------------------------------------------------------------- listings
 
 

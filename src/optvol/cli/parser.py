@@ -9,6 +9,7 @@ so an element list is one shell word.
 from __future__ import annotations
 
 import argparse
+import re
 
 from optvol import errors
 from optvol.cl import values as v
@@ -34,6 +35,9 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse's name
+        option = re.fullmatch(r"argument (--[a-z-]+): expected one argument", message)
+        if option:  # --text -draft: argparse took -draft for an option
+            message += f" (a value that starts with '-' is joined to its option: {option.group(1)}=-value)"
         raise errors.error("OPV0008", reason=f"{self.prog}: {message}")
 
 
