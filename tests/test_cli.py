@@ -145,6 +145,23 @@ def test_console_script_command_help_shows_the_table(sh):
         assert f"--{param.keyword.lower()}" in done.stdout or param.position
 
 
+@pytest.mark.parametrize("word, usage", [
+    ("dspopt", "VOL [DEV] [DATA]"), ("wrkoptdir", "[DIR] VOL [SORT]"), ("chkoptvol", "VOL [OUTPUT] [DEV]"),
+    ("cvtoptbku", "BKUVOL [PRIVOL]"), ("cpyopt", "FROMVOL FROMPATH TOVOL"), ("inzopt", "[VOL] [NEWVOL]"),
+])
+def test_help_marks_the_positional_values_a_command_needs(word, usage):
+    """argparse takes them as optional (they may come as --vol too); the help must not say so."""
+    from optvol.cli import parser
+
+    sub = parser.build(word).commands[word]
+    text = " ".join(sub.format_help().split())
+    assert text.endswith(usage) or f" {usage} " in text, text
+    for param in BY_NAME[word.upper()].params:
+        if param.position:
+            shown = " ".join(param.help.split()) + (" Required." if param.required else "")
+            assert shown in text and (param.required or f"{shown} Required." not in text), param.keyword
+
+
 def test_no_command_prints_usage_and_exits_2(sh):
     result = sh(ok=False)
     assert result.rc == 2 and "usage" in result.text.lower()

@@ -26,13 +26,23 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Usage without brackets round a positional value the command needs (``dspopt VOL
+    [DEV] [DATA]``): argparse takes each as optional, since it may come as ``--vol`` too."""
+
+    def _format_args(self, action, default_metavar):
+        if getattr(action, "needed", False):
+            return "%s" % self._metavar_formatter(action, default_metavar)(1)
+        return super()._format_args(action, default_metavar)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line as one OPV0008 error (exit 2), and takes
     only whole option names: CL refuses an abbreviated keyword (``THR(60)``), so the shell
     refuses ``--thr 60`` too, and ``--lib DIR`` would pass by the global options' scan."""
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, allow_abbrev=False, **kwargs)
+        super().__init__(*args, allow_abbrev=False, formatter_class=_Formatter, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse's name
         option = re.fullmatch(r"argument (--[a-z-]+): expected one argument", message)
@@ -53,7 +63,9 @@ def _add_command(subparsers, command: Command) -> argparse.ArgumentParser:
     sub = subparsers.add_parser(command.shell_name, help=command.help, description=command.help)
     _global_options(sub, suppress=True)
     for param in command.params:
-        text = param.help + (f" Default: {param.default}." if param.default else "")
+        # argparse takes the positional values as optional (a value may come as --vol too) and
+        # the table checks them: the help and the usage (_Formatter) say which ones are needed.
+        text = param.help + (" Required." if param.required else "") + (f" Default: {param.default}." if param.default else "")
         if param.elements:  # one shell word: 'BVOL1 *BACKUP', '2026-01-01 00:00:00'
             text += " Elements, in order: " + "; ".join(
                 f"{e.help.rstrip('.')}" + (f" (default {'(' * bool(e.elements)}{e.default}{')' * bool(e.elements)})"
@@ -69,7 +81,8 @@ def _add_command(subparsers, command: Command) -> argparse.ArgumentParser:
             # After a "one or more" positional, argparse needs the next ones fixed.
             fixed = any(p.multiple for p in command.params)
             nargs = "+" if param.multiple else (None if fixed else "?")
-            sub.add_argument(f"pos_{param.keyword}", metavar=param.keyword, nargs=nargs, help=text)
+            positional = sub.add_argument(f"pos_{param.keyword}", metavar=param.keyword, nargs=nargs, help=text)
+            positional.needed = param.required and nargs == "?"
             if not param.multiple:
                 sub.add_argument(param.shell_option, dest=param.keyword, metavar="VALUE", help=argparse.SUPPRESS,
                                  action=_Once)
