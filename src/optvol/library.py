@@ -146,8 +146,13 @@ class Library:
                 with VolumeImage(directory, exclusive=True, lock=directory != held) as image:
                     label = image.label()
                     if any(label[k] != v for k, v in relabel["fields"].items()):
-                        with image.transaction() as tx:
-                            tx.write_label({**label, **relabel["fields"]})
+                        try:
+                            with image.transaction() as tx:
+                                tx.write_label({**label, **relabel["fields"]})
+                        except errors.OptvolError:  # the label is as it was and nothing is renamed:
+                            path.unlink()  # the operation is undone, not left to fail every command
+                            fsync_dir(self.root)
+                            raise
             for source, target in journal.get("renames", []):
                 if (self.root / source).exists() and not (self.root / target).exists():
                     os.rename(self.root / source, self.root / target)

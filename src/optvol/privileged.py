@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from optvol import errors, model
 from optvol.image import image as image_mod
-from optvol.image.records import Kind, sectors_for
+from optvol.image.records import Kind, encode_body, header_sectors_for, sectors_for
 from optvol.model import DirInfo, FileInfo, VolumeType
 from optvol.volume_rows import (
     FILE_COLUMNS,
@@ -198,9 +198,12 @@ class PrivilegedWriter:
             body["primary_history"] = primary_history
             set_meta(self.volume.image.conn, "primary_history", primary_history)
         sector_size = self.volume.image.sector_size
-        encoded = json.dumps(details, separators=(",", ":")).encode()
-        payload = encoded + b" " * ((sectors - 1) * sector_size - len(encoded))
-        place = self.tx.append(Kind.CONTROL, body, payload[: (sectors - 1) * sector_size])
+        # The header's sectors are what a long path of multi-byte characters makes them (up
+        # to 3 of 512 bytes), so the padded payload takes the rest of exactly ``sectors``.
+        encoded_body = encode_body({"volume": self.tx.volume, **body})
+        room = max(0, sectors - header_sectors_for(encoded_body, sector_size)) * sector_size
+        encoded = json.dumps(details, separators=(",", ":")).encode()  # ~70 bytes: it fits in any room left
+        place = self.tx.append(Kind.CONTROL, encoded_body, encoded.ljust(room) if len(encoded) <= room else b"")
         conn = self.volume.image.conn
         if path is None:
             conn.execute(f"UPDATE label SET {_RANGE_ASSIGNMENTS}", row)
@@ -230,6 +233,8 @@ class PrivilegedWriter:
             self.tx.append(Kind.DELETE, {"path": row.path(directory), "time": self.volume._now(), "left_out": row.version,
                                          "left_out_at": extent, "left_out_live": live}, charged=not self.volume._udf)
             self.volume._drop_version(row)
+            if live and self.volume._udf:  # UDF charges live versions only: it frees this one, as a delete does
+                self.tx.free(extent[1])
         if lost and self.volume.label()["type"] == VolumeType.BACKUP:
             self.forget_ranges(request=self.reserve_request_id(), sectors=control_sectors,
                                primary_history=optional_meta(conn, "primary_history"), paths=lost)

@@ -311,7 +311,10 @@ def _replay_left_out(volume: Volume, tx: replay.ReplayTransaction, header) -> No
         row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND version = ?",
                            (directory.id, key, body["left_out"])).fetchone()
     if row is not None:
-        volume._drop_version(FileRow(*row))
+        version = FileRow(*row)
+        if volume._udf and conn.execute("SELECT live FROM files WHERE id = ?", (version.id,)).fetchone()[0]:
+            tx.free(version.sectors(volume.image.sector_size))  # as leave_out
+        volume._drop_version(version)
         return
     if not extent:
         raise errors.error("CPF1F22", path=f"{body['path']} (version {body['left_out']})", volume=volume.id)
@@ -319,10 +322,14 @@ def _replay_left_out(volume: Volume, tx: replay.ReplayTransaction, header) -> No
     # was live, it is the last version of its name, and the version it replaced, still
     # live here, stopped being live when it was written.
     if body.get("left_out_live"):
-        older = conn.execute("SELECT id FROM files WHERE dir = ? AND name_key = ? AND live = 1", (directory.id, key)).fetchone()
+        older = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND live = 1",
+                             (directory.id, key)).fetchone()
         if older:
-            conn.execute("UPDATE files SET live = 0 WHERE id = ?", older)
+            older = FileRow(*older)
+            conn.execute("UPDATE files SET live = 0 WHERE id = ?", (older.id,))
             count_live(conn, directory.id, -1)
+            if volume._udf:  # its replacement freed it on UDF, as a replaced version is
+                tx.free(older.sectors(volume.image.sector_size))
 
 
 def _counts(image: image_mod.VolumeImage) -> tuple[int, int, int]:

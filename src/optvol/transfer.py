@@ -323,15 +323,19 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=True,
                      operation=MOVING)
+        leaving: dict[str, list[str]] = {}  # volume -> the paths a copy takes off it
         for source, destination in plan:  # refuse before anything is copied
             if source.volume is None:
                 raise errors.error("OPV0302", path=source.path, reason="mv moves files off a volume only by cp then rm")
             if source.volume != destination.volume:
                 _check_removable(volumes[source.volume], source.path)
+                leaving.setdefault(source.volume, []).append(source.path)
                 if not replace and _exists(volumes, destination) and not _is_dir(volumes, destination):
                     if destination.volume is None:
                         raise errors.error("OPV0302", path=destination.path, reason="it exists")
                     raise errors.error("CPF1F24", path=destination.path, volume=destination.volume)
+        for volume_id, paths in leaving.items():
+            _check_room_to_remove(volumes[volume_id], paths)
         for source, destination in plan:
             if source.volume == destination.volume:
                 volumes[source.volume].rename(source.path, destination.path)
@@ -350,6 +354,25 @@ def _check_removable(volume: Volume, path: str, *, operation: str = "moving a fi
     for info in files:
         if info.read_only:
             raise errors.error("CPF1F37", path=info.path, volume=volume.id)
+
+
+class _Undo(Exception):
+    """Ends the trial of ``_check_room_to_remove``: its transaction is rolled back."""
+
+
+def _check_room_to_remove(volume: Volume, paths: list[str]) -> None:
+    """On HPOFS a delete writes records the threshold charges (docs/format.md §7): try the
+    deletes of ``paths`` in one transaction that is then undone, so that a volume too full
+    for them refuses (CPF1F61) before a move copies anything or rm deletes the first path."""
+    if volume.label()["media_format"] != model.MediaFormat.HPOFS:
+        return  # UDF charges no delete
+    try:
+        with volume.batch():
+            for path in paths:
+                _remove(volume, path, recursive=True)
+            raise _Undo
+    except _Undo:
+        pass
 
 
 # --------------------------------------------------------------------- rm / mkdir / rmdir / chattr
@@ -381,6 +404,9 @@ def remove(library: Library, paths: list[str], *, recursive: bool = False, opera
                 raise errors.error("CPF1F22", path=where.path, volume=where.volume)
             if len(targets) > 1:
                 _check_removable(volume, where.path, operation="deleting a file")
+        if len(targets) > 1:
+            for volume_id in {w.volume for w in targets}:
+                _check_room_to_remove(volumes[volume_id], [w.path for w in targets if w.volume == volume_id])
         for where in targets:
             _remove(volumes[where.volume], where.path, recursive=recursive)
 

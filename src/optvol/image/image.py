@@ -419,7 +419,8 @@ class VolumeImage:
         try:
             with image.transaction() as tx:
                 tx.write_label(label)
-                place = tx.append(Kind.DIRECTORY, {"path": "/", "created": label["created"]})
+                place = tx.append(Kind.DIRECTORY, {"path": "/", "created": label["created"]}, charged=False)
+                tx.charge(place.sectors)  # as the label, a new image's root is never refused
                 index_root(image.conn, created=label["created"], sector=place.sector)
         finally:
             image.close()
@@ -728,14 +729,14 @@ class Transaction:
         return self._flusher
 
     def write_label(self, label: dict) -> None:
-        """Update the label row and append a LABEL record holding all of it."""
+        """Update the label row and append a LABEL record holding all of it: charged, but never
+        refused by the threshold, which guards the files: a full volume takes its new label
+        (CHGOPTVOL, CVTOPTBKU, a rename, DUPOPT's copy) one sector past it (docs/format.md §7)."""
         assignments = ", ".join(f"{f} = ?" for f in LABEL_FIELDS)
         self.conn.execute(f"UPDATE label SET {assignments}", [label.get(f) for f in LABEL_FIELDS])
         self.volume = label["volume"]
-        # A raised threshold makes room for its own label record: raising it is how a full
-        # volume is made writable again (reference §2.6, CHGOPTVOL THRESHOLD(100)).
         self.limit = max(self.limit, label["capacity"] * label["threshold"] // 100 // self.sector_size)
-        self.append(Kind.LABEL, {"label": {f: label.get(f) for f in LABEL_FIELDS}})
+        self.charge(self.append(Kind.LABEL, {"label": {f: label.get(f) for f in LABEL_FIELDS}}, charged=False).sectors)
 
     def stop_writeback(self) -> None:
         """Wait for the writer thread to finish (its errors are for ``_settle`` or lost with a rollback)."""

@@ -1,0 +1,201 @@
+"""A volume filled to its threshold (reference §2.6; docs/format.md §7): its label can still
+change, it can be converted, renamed and duplicated, and what cannot fit is refused before
+anything changes; the ledger (``used``) is what ``recover`` rebuilds."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import dump_index, make_volume, read_data
+from optvol import errors, transfer
+from optvol.change_volume import chgoptvol
+from optvol.conversion import cvtoptbku
+from optvol.duplicate import dupopt
+from optvol.image import image as image_mod
+from optvol.model import MediaType, VolumeType, to_micros
+from optvol.recovery import recover
+
+MICROS = to_micros(datetime(2025, 5, 1, tzinfo=timezone.utc))
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+def fill(volume, path: str = "/FILL", *, leave: int = 0) -> None:
+    """Write one file that takes every sector left under the threshold (1 header sector) but ``leave``."""
+    info = volume.info()
+    size = (info.available // info.sector_size - 1 - leave) * info.sector_size
+    if info.type == VolumeType.BACKUP:
+        with volume.backup_writer() as writer:
+            writer.write_file(path, chunks=iter([b"f" * size]), size=size, created=MICROS, modified=MICROS,
+                              attr_changed=MICROS)
+    else:
+        volume.write_bytes(path, b"f" * size)
+    assert volume.info().available == leave * info.sector_size
+
+
+def used(library, vol: str) -> int:
+    with library.open(vol) as volume:
+        return volume.info().used
+
+
+def test_a_full_backup_converts_and_the_library_stays_usable(library):
+    """CVTOPTBKU is how a full backup ends its life: its new label goes past the threshold."""
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP, capacity=1 << 20)
+    with library.open("BVOL1") as volume:
+        fill(volume)
+        sector, before = volume.info().sector_size, volume.info().used
+    info = cvtoptbku(library, bkuvol="BVOL1", privol="NEWP")
+    assert (info.volume, info.type, info.available) == ("NEWP", VolumeType.PRIMARY, 0)
+    assert info.used == before + sector  # one LABEL record
+    assert not (library.root / ".journal.json").exists()
+    assert [v.volume for v, _ in __import__("optvol.display", fromlist=["volumes"]).volumes(library)] == ["NEWP"]
+    with library.open("NEWP") as volume:
+        assert volume.read_bytes("/FILL")[:1] == b"f"
+    recover(library, vol="NEWP")
+    assert used(library, "NEWP") == before + sector
+
+
+def test_a_full_volume_takes_a_new_text_and_a_lower_threshold(library):
+    for vol, medtype in (("HP", MediaType.ERASE), ("UDF", MediaType.DVD_RAM)):
+        make_volume(library, vol, medtype=medtype, capacity=1 << 20)
+        with library.open(vol) as volume:
+            fill(volume)
+            before = volume.info().used
+        assert chgoptvol(library, vol=vol, text="full").text == "full"
+        assert used(library, vol) > before
+    assert chgoptvol(library, vol="HP", threshold=50).threshold == 50
+    with library.open("HP") as volume:
+        assert volume.info().available == 0
+        with pytest.raises(errors.VolumeFullError):
+            volume.write_bytes("/MORE", b"m")  # files are still held to the threshold
+    for vol in ("HP", "UDF"):
+        expected = used(library, vol)
+        recover(library, vol=vol)
+        assert used(library, vol) == expected
+
+
+def test_a_full_volume_duplicates(library):
+    make_volume(library, "SRC", capacity=1 << 20)
+    with library.open("SRC") as volume:
+        fill(volume)
+        source_used, sector = volume.info().used, volume.info().sector_size
+    result = dupopt(library, fromvol="SRC", tovol="DUP", now=NOW)
+    assert result.volume.used == source_used + sector  # the duplicate's own label
+    with library.open("DUP") as volume:
+        assert volume.read_bytes("/FILL") == b"f" * (volume.stat("/FILL").size)
+    recover(library, vol="DUP")
+    assert used(library, "DUP") == source_used + sector
+
+
+def test_inzopt_of_a_tiny_limit_creates_the_volume(library):
+    """1M of 8 KiB sectors at 1 % is a limit of one sector; a new image takes two (LABEL, /)."""
+    info = make_volume(library, "TINY", medtype=MediaType.ERASE, capacity=1 << 20, blksize=8192, threshold=1).volume
+    assert (info.threshold, info.used, info.available) == (1, 2 * 8192, 0)
+    with library.open("TINY") as volume, pytest.raises(errors.VolumeFullError):
+        volume.mkdir("/D")
+
+
+def test_a_relabel_that_cannot_be_written_is_undone_not_left_to_block_the_library(library, monkeypatch):
+    make_volume(library, "PVOL1")
+
+    def refuse(self, label):
+        raise errors.error("OPV0203", volume=label["volume"], reason="the host's disk is full")
+
+    monkeypatch.setattr(image_mod.Transaction, "write_label", refuse)
+    with pytest.raises(errors.OptvolError, match="OPV0203"):
+        library.rename("PVOL1", "PVOL2")
+    monkeypatch.undo()
+    assert not (library.root / ".journal.json").exists()
+    assert library.volume_ids() == ["PVOL1"]
+    with library.locked():  # every later command starts so, and the journal no longer stands in its way
+        pass
+    library.rename("PVOL1", "PVOL2")
+    assert library.volume_ids() == ["PVOL2"]
+
+
+def _full_source_and_target(library, *, leave: int = 0):
+    make_volume(library, "S", medtype=MediaType.ERASE, capacity=1 << 20)  # HPOFS: a delete is charged
+    make_volume(library, "T", medtype=MediaType.ERASE, capacity=4 << 20)
+    with library.open("S") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/a", b"a" * 5000)
+        volume.write_bytes("/b", b"b" * 5000)
+        fill(volume, leave=leave)
+
+
+@pytest.mark.parametrize("sources", [["/QOPT/S/b"], ["/QOPT/S/D"], ["/QOPT/S/b", "/QOPT/S/D"]])
+def test_mv_off_a_full_hpofs_volume_is_refused_before_anything_is_copied(library, sources):
+    _full_source_and_target(library)
+    before = {vol: (dump_index(library, vol), read_data(library, vol)) for vol in ("S", "T")}
+    with pytest.raises(errors.VolumeFullError) as caught:
+        list(transfer.move(library, sources, "/QOPT/T/"))
+    assert "volume S" in str(caught.value)
+    assert {vol: (dump_index(library, vol), read_data(library, vol)) for vol in ("S", "T")} == before
+
+
+def test_rm_of_several_paths_on_a_full_hpofs_volume_deletes_none(library):
+    """Room for one DELETE record, not two: neither path is deleted."""
+    _full_source_and_target(library, leave=1)
+    before = (dump_index(library, "S"), read_data(library, "S"))
+    with pytest.raises(errors.VolumeFullError):
+        transfer.remove(library, ["/QOPT/S/b", "/QOPT/S/D/a"])
+    assert (dump_index(library, "S"), read_data(library, "S")) == before
+
+
+def test_mv_off_a_full_udf_volume_frees_what_it_moves(library):
+    make_volume(library, "S", medtype=MediaType.DVD_RAM, capacity=1 << 20)  # UDF: a delete is free
+    make_volume(library, "T", medtype=MediaType.ERASE, capacity=4 << 20)
+    with library.open("S") as volume:
+        volume.write_bytes("/b", b"b" * 5000)
+        fill(volume)
+    assert list(transfer.move(library, ["/QOPT/S/b"], "/QOPT/T/")) == ["/QOPT/T/b"]
+    with library.open("S") as volume:
+        assert not volume.exists("/b") and volume.info().available > 0
+
+
+def test_a_control_record_takes_three_sectors_whatever_its_path(library):
+    """A directory path of 4-byte UTF-8 characters makes the record's header two sectors of
+    1 KiB: the padding takes the third, not one more (reference §4.2)."""
+    from optvol.copying import CopyRequest, cpyopt
+
+    make_volume(library, "PVOL1", medtype=MediaType.ERASE, blksize=1024)
+    make_volume(library, "BVOL1", medtype=MediaType.ERASE, blksize=1024, type=VolumeType.BACKUP)
+    path = ""
+    with library.open("PVOL1") as volume:
+        for _ in range(4):
+            path += "/" + "\U0001d11e" * 62
+            volume.mkdir(path)
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    cpyopt(library, request, now=NOW)
+    before = used(library, "BVOL1")
+    result = cpyopt(library, request, now=NOW.replace(day=2))  # copies nothing: control records and the log
+    assert (result.copied, result.directories) == (0, 5)
+    # 3 sectors for each of the 5 directories and the volume, 1 for the REQUEST record of the run
+    assert (used(library, "BVOL1") - before) // 1024 == 3 * (5 + 1) + 1
+    assert os.path.getsize(library.root / "BVOL1.optvol" / "data.opv") == used(library, "BVOL1")
+
+
+def test_a_udf_version_dupopt_leaves_out_is_freed_and_recover_agrees(library):
+    """On UDF only live versions are charged: one DUPOPT ALWMEDERR(*FILE) leaves out is freed,
+    and so is, in a recover that cannot read it, the version it had replaced."""
+    make_volume(library, "S", medtype=MediaType.DVD_RAM, capacity=4 << 20)
+    with library.open("S") as volume:
+        volume.write_bytes("/keep", b"k" * 10_000)
+        volume.write_bytes("/bad", b"1" * 50_000)
+        volume.write_bytes("/bad", b"2" * 100_000)  # replaces the first, which UDF frees
+        _, row = volume.file_row("/bad")
+        sector = volume.image.sector_size
+        volume_used = volume.info().used
+    with open(library.root / "S.optvol" / "data.opv", "r+b") as data:  # damage the live version's header
+        data.seek(row.sector * sector + 20)
+        data.write(b"\xff\xff\xff\xff")
+    result = dupopt(library, fromvol="S", tovol="D", now=NOW, allow_media_errors=True)
+    assert [d.path for d in result.left_out] == ["/bad"]
+    freed = row.sectors(sector) * sector
+    assert result.volume.used == volume_used + sector - freed  # its own label, less the version left out
+    recover(library, vol="D")
+    assert used(library, "D") == result.volume.used
+    with library.open("D") as volume:
+        assert not volume.exists("/bad") and volume.read_bytes("/keep") == b"k" * 10_000
