@@ -90,6 +90,7 @@ def test_reference_inzopt_example():
     ("DUPOPT V1 V2 OUTPUT(*NONE)", "OUTPUT", "*NONE"),
     ("DUPOPT V1 V2 FROMENDOPT(*LEAVE)", "FROMENDOPT", "*LEAVE"),
     ("DUPOPT V1 V2 TOENDOPT(*UNLOAD)", "TOENDOPT", "*UNLOAD"),
+    ("DSPOPT V1 DEV(OPT01)", "DEV", "OPT01"), ("CHKOPTVOL V1 DEV(*ALL)", "DEV", "*ALL"),
 ])
 def test_ibm_device_keywords_are_accepted(text, keyword, value):
     command, given = parser.parse(text)
@@ -101,6 +102,7 @@ def test_ibm_device_keywords_are_accepted(text, keyword, value):
     ("INZOPT VOL(V1) CCSID(CALC)", "CCSID"), ("INZOPT VOL(V1) DEV('not a device')", "DEV"),
     ("INZOPT VOL(V1) DEV(DEVICENAME11)", "DEV"), ("DUPOPT V1 V2 OUTPUT(*PRINT)", "OUTPUT"),
     ("DUPOPT V1 V2 FROMDEV(1OPT)", "FROMDEV"), ("DUPOPT V1 V2 TOENDOPT(*NO)", "TOENDOPT"),
+    ("DSPOPT V1 DEV('not a device!')", "DEV"), ("CHKOPTVOL V1 DEV('!!')", "DEV"),
 ])
 def test_ibm_device_keywords_refuse_what_ibm_refuses(text, keyword):
     command, given = parser.parse(text)

@@ -146,7 +146,7 @@ def test_console_script_command_help_shows_the_table(sh):
 
 
 @pytest.mark.parametrize("word, usage", [
-    ("dspopt", "VOL [DEV] [DATA]"), ("wrkoptdir", "[DIR] VOL [SORT]"), ("chkoptvol", "VOL [OUTPUT] [DEV]"),
+    ("dspopt", "VOL [DEV] [DATA]"), ("wrkoptdir", "[DIR] [VOL] [SORT]"), ("chkoptvol", "VOL [OUTPUT] [DEV]"),
     ("cvtoptbku", "BKUVOL [PRIVOL]"), ("cpyopt", "FROMVOL FROMPATH TOVOL"), ("inzopt", "[VOL] [NEWVOL]"),
 ])
 def test_help_marks_the_positional_values_a_command_needs(word, usage):

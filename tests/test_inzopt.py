@@ -230,6 +230,18 @@ def test_newvol_to_existing_id_refused(library):
         assert volume.listdir("/") == ["KEEP"]
 
 
+def test_mounted_newvol_of_a_volume_in_use_is_opv0003_not_a_lock_error(library):
+    """INZOPT VOL(*MOUNTED) makes a new volume: one of that name exists (OPV0003, exit 4),
+    whether or not another program has it open; nothing of it is touched."""
+    _inz(library, "PVOL1")
+    with library.open("PVOL1") as volume:  # held open, as a reader or a user program holds it
+        volume.mkdir("/KEEP")
+        with pytest.raises(errors.ExistsError) as info:
+            _inz(library, "*MOUNTED", newvol="PVOL1")
+        assert (info.value.message_id, info.value.exit_code) == ("OPV0003", 4)
+        assert volume.listdir("/") == ["KEEP"]
+
+
 def test_newvol_of_missing_volume_refused(library):
     with pytest.raises(errors.NotFoundError):
         _inz(library, "GHOST", newvol="NEW")

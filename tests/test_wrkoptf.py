@@ -22,11 +22,11 @@ from test_cpyopt import clock, day, lib  # noqa: F401
 NAMES = ("a.txt", "AB1", "abc", "b", "C", "cz", "d")
 
 
-def wrkoptf(lib, *args: str, cl: str | None = None) -> subprocess.CompletedProcess:  # noqa: F811
-    """The shell's (or with ``cl`` the CL front door's) WRKOPTF --json, local time UTC+2."""
+def wrkoptf(lib, *args: str, cl: str | None = None, tz: str = TZ) -> subprocess.CompletedProcess:  # noqa: F811
+    """The shell's (or with ``cl`` the CL front door's) WRKOPTF --json, local time UTC+2 unless ``tz``."""
     argv = [sys.executable, "-m", "optvol", "--library", str(lib.root), "--json"]
     argv += ["cl", cl] if cl is not None else ["wrkoptf", *args]
-    env = {"PATH": "/usr/bin:/bin", "TZ": TZ, "HOME": str(lib.root.parent)}
+    env = {"PATH": "/usr/bin:/bin", "TZ": tz, "HOME": str(lib.root.parent)}
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
 
 
@@ -54,6 +54,8 @@ def fill(lib, clock, names=NAMES, directory="/D", when=None) -> None:  # noqa: F
     ("ab1 ab1", ["AB1"]),
     ("bb cc", ["C"]),  # names need not exist to bound the range
     ("x*", []),
+    ("b *ALL", ["b", "C", "cz", "d"]),  # *ALL as the to file: no last name
+    ("*ALL *ALL", list(NAMES)),
 ])
 def test_sltfile_selects_a_range_of_names(lib, clock, sltfile, expected):  # noqa: F811
     fill(lib, clock)
@@ -147,7 +149,7 @@ def test_selection_is_ignored_on_a_backup_volume(lib, clock):  # noqa: F811
 
 
 def test_api_selection(lib, clock):  # noqa: F811
-    from optvol.display import file_selection, work_files
+    from optvol.display import DateKind, file_selection, work_files
 
     fill(lib, clock)
     selection = file_selection("abc", "c")
@@ -155,6 +157,29 @@ def test_api_selection(lib, clock):  # noqa: F811
         "/D/abc", "/D/b", "/D/C"]
     with pytest.raises(errors.InvalidError):
         file_selection("d", "c")
+    later = file_selection(kind=DateKind.MODIFIED, start=day(1, 6))
+    assert list(work_files(lib, vol="PVOL1", dir="/D", file="*SELECT", selection=later)) == []
+
+
+def test_sltdate_range_the_clocks_skip_is_empty_not_refused(lib, clock):  # noqa: F811
+    """New York skips 02:00-03:00 on 2026-03-08: a range inside it holds no moment."""
+    fill(lib, clock, when=datetime(2026, 3, 8, 6, 59, tzinfo=timezone.utc))  # 01:59 EST
+    select = ("PVOL1", "/D", "*SELECT", "--sltdate")
+    done = wrkoptf(lib, *select, "*CREATED (02:00:00 2026-03-08) (02:59:58 2026-03-08)", tz="EST5EDT,M3.2.0,M11.1.0")
+    assert listed(done) == []
+    refused = wrkoptf(lib, *select, "*CREATED (12:00:00 2026-01-05) (11:59:59 2026-01-05)")
+    assert refused.returncode == 2 and "(12:00:00 2026-01-05) (11:59:59 2026-01-05)" in refused.stderr
+
+
+def test_sltdate_ending_time_takes_in_both_passes_of_a_repeated_hour(lib, clock):  # noqa: F811
+    """New York passes 01:00-02:00 twice on 2026-11-01: 01:15 EDT and 01:15 EST are both
+    before an ending time of 01:30."""
+    fill(lib, clock, names=("edt",), when=datetime(2026, 11, 1, 5, 15, tzinfo=timezone.utc))
+    fill(lib, clock, names=("est",), when=datetime(2026, 11, 1, 6, 15, tzinfo=timezone.utc))
+    fill(lib, clock, names=("late",), when=datetime(2026, 11, 1, 6, 45, tzinfo=timezone.utc))  # 01:45 EST
+    done = wrkoptf(lib, "PVOL1", "/D", "*SELECT", "--sltdate", "*CREATED (01:00:00 2026-11-01) (01:30:00 2026-11-01)",
+                   tz="EST5EDT,M3.2.0,M11.1.0")
+    assert listed(done) == ["edt", "est"]
 
 
 # ---------------------------------------------------------------- lists within lists
@@ -184,21 +209,41 @@ def test_cl_refuses_bad_inner_lists(text, reason):
     assert reason in str(caught.value)
 
 
-def test_cl_refuses_a_list_for_an_element_without_elements():
-    command, given = cl_parser.parse("WRKOPTF PVOL1 '/D' *SELECT SLTDATE((*CREATED) (*AVAIL))")
-    with pytest.raises(errors.InvalidError, match="a list is not allowed here"):
+@pytest.mark.parametrize(("text", "reason"), [
+    ("SLTDATE((*CREATED) (*AVAIL))", "element TYPE takes no list"),
+    ("SLTDATE(*CREATED () (*AVAIL *END))", "a value is missing in ()"),  # as FROMTIME() is refused
+])
+def test_cl_refuses_a_list_for_an_element_without_elements(text, reason):
+    with pytest.raises(errors.InvalidError, match="OPV0009") as caught:
+        cl_parser.parse(f"WRKOPTF PVOL1 '/D' *SELECT {text}")
+    assert reason in str(caught.value)
+
+
+def test_star_n_leaves_out_the_to_file_in_cl_as_in_the_shell():
+    command, given = cl_parser.parse("WRKOPTF PVOL1 '/D' *SELECT SLTFILE(B *N)")
+    assert command.parse_values(given, cl=True)["SLTFILE"] == ("B", None)
+    assert cl_command("WRKOPTF").parse_values({"VOL": "P", "DIR": "/", "SLTFILE": "B *N"})["SLTFILE"] == ("B", None)
+
+
+def test_an_element_s_volume_error_names_the_keyword():
+    with pytest.raises(errors.InvalidError, match="OPV0001") as caught:
+        command, given = cl_parser.parse("CPYOPT FROMVOL(PVOL1) FROMPATH('/D') TOVOL(_T *BACKUP)")
         command.parse_values(given, cl=True)
+    assert "(keyword TOVOL)" in str(caught.value) and "VOLUME" not in str(caught.value)
 
 
 def test_shell_element_lists_split_inner_lists():
     assert v.split_elements("*MODIFIED (*AVAIL '01/02/26') (12:00:00 *END)", keyword="K") == [
         "*MODIFIED", ["*AVAIL", "01/02/26"], ["12:00:00", "*END"]]
     assert v.split_elements("'a (b)' c", keyword="K") == ["a (b)", "c"]  # quoted parentheses are text
-    for bad, reason in (("a (b", "closing parenthesis is missing"), ("a )", "without an opening one"), ("a b)", "directly followed by ')'"),
+    for bad, reason in (("a (b", "closing parenthesis is missing"), ("'x'(*AVAIL)", "a blank is missing"),
+                        ("a )", "without an opening one"), ("a b)", "directly followed by ')'"),
                         ("report(1).txt", "directly followed by '('")):
         with pytest.raises(errors.InvalidError, match="OPV0005") as caught:
             v.split_elements(bad, keyword="K")
         assert reason in str(caught.value)
+    with pytest.raises(errors.InvalidError, match="a value is missing"):  # as CL's FROMTIME()
+        cl_command("WRKOPTF").parse_values({"VOL": "P", "DIR": "/", "SLTDATE": "*CREATED ()"})
     values = cl_command("WRKOPTF").parse_values({"VOL": "P", "DIR": "/", "FILE": "select",
                                                   "SLTDATE": "modified *n (*avail *end)"})
     assert values["SLTDATE"] == ("*MODIFIED", ("*AVAIL", "*BEGIN"), ("*AVAIL", "*END"))

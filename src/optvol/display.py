@@ -6,9 +6,10 @@ generators over index cursors, so a volume of a million files streams in bounded
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 
 from optvol import errors, model
 from optvol.library import Library
@@ -104,17 +105,24 @@ def work_directories(library: Library, *, vol: str, dir: str = ALL, levels: int 
         yield from (sorted(found, key=lambda info: (info.created, info.path)) if by_date else found)
 
 
+class DateKind(enum.StrEnum):
+    """The date SLTDATE selects by (reference §10.5)."""
+
+    CREATED = "*CREATED"
+    MODIFIED = "*MODIFIED"
+
+
 @dataclass(frozen=True)
 class FileSelection:
     """WRKOPTF FILE(*SELECT): the files whose names run from ``first`` to ``last`` in name
     order (name keys, as listings sort; None: no bound; ``last_generic``: every name that
-    starts with ``last`` too) and whose ``kind`` date (created or modified) is at or after
-    ``start`` and before ``before`` (None: no bound). Build one with ``file_selection``."""
+    starts with ``last`` too) and whose ``kind`` date is at or after ``start`` and before
+    ``before`` (None: no bound). Build one with ``file_selection``."""
 
     first: str | None = None
     last: str | None = None
     last_generic: bool = False
-    kind: str = "created"
+    kind: DateKind = DateKind.CREATED
     start: datetime | None = None
     before: datetime | None = None
 
@@ -124,44 +132,32 @@ class FileSelection:
             return False
         if self.last is not None and key > self.last and not (self.last_generic and key.startswith(self.last)):
             return False
-        moment = info.created if self.kind == "created" else info.modified
+        moment = info.created if self.kind is DateKind.CREATED else info.modified
         return (self.start is None or moment >= self.start) and (self.before is None or moment < self.before)
 
 
-def file_selection(from_file: str = ALL, to_file: str | None = None, *, kind: str = "*CREATED",
-                   start: tuple = ("*AVAIL", "*BEGIN"), end: tuple = ("*AVAIL", "*END")) -> FileSelection:
-    """The selection of WRKOPTF SLTFILE(from to) SLTDATE(kind (time date) (time date)).
+def file_selection(from_file: str = ALL, to_file: str | None = None, *, kind: DateKind = DateKind.CREATED,
+                   start: datetime | None = None, before: datetime | None = None) -> FileSelection:
+    """The selection of WRKOPTF SLTFILE(from to) SLTDATE(kind start end).
 
     From file: a name, a generic name (``AB*``: from the first name starting with AB) or
-    *ALL (from the first name). To file: a name or generic name, the last one selected; left
-    out, only the names the from file matches. Times are local; *AVAIL is the start of the
-    starting day and the end of the ending day, and an ending time counts its whole second;
-    a time beside *BEGIN or *END counts for nothing, as FROMTIME's beside *BEGIN. A to file
-    that sorts before the from file, or an end before the start, is OPV0005.
+    *ALL (from the first name). To file: a name or generic name, the last one selected,
+    *ALL for no last one; None (left out): only the names the from file matches. A to file
+    that sorts before the from file is OPV0005. ``start`` and ``before`` bound the date.
     """
     first = last = None
     last_generic = False
     if from_file.upper() != ALL:
         first = model.name_key(from_file.removesuffix("*"))
         last, last_generic = first, from_file.endswith("*")
-    if to_file is not None:
+    if to_file is not None and to_file.upper() == ALL:
+        last, last_generic = None, False
+    elif to_file is not None:
         last, last_generic = model.name_key(to_file.removesuffix("*")), to_file.endswith("*")
         if first is not None and first > last and not (last_generic and first.startswith(last)):
             raise errors.error("OPV0005", value=f"{from_file} {to_file}", keyword="SLTFILE",
                                reason="the to file sorts before the from file")
-    (start_time, start_date), (end_time, end_date) = start, end
-    since = until = None
-    if isinstance(start_date, date):
-        since = model.local_moment(datetime.combine(start_date, time(0) if start_time == "*AVAIL" else start_time))
-    if isinstance(end_date, date):
-        if end_time == "*AVAIL":
-            until = model.local_moment(datetime.combine(end_date + timedelta(days=1), time(0)))
-        else:
-            until = model.local_moment(datetime.combine(end_date, end_time) + timedelta(seconds=1))
-    if since is not None and until is not None and until <= since:
-        raise errors.error("OPV0005", value=f"{start_date} {end_date}", keyword="SLTDATE",
-                           reason="the ending date and time is before the starting date and time")
-    return FileSelection(first, last, last_generic, "modified" if kind == "*MODIFIED" else "created", since, until)
+    return FileSelection(first, last, last_generic, DateKind(kind), start, before)
 
 
 def work_files(library: Library, *, vol: str, dir: str, file: str = ALL, selection: FileSelection | None = None,

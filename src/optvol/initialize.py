@@ -60,9 +60,9 @@ def inzopt(
     old_id = new_id if mounted else model.volume_id(vol)
     text = model.text_value(text)
     with library.locked():
+        if mounted and library.exists(new_id):  # a new medium replaces nothing: no lock on a volume in use
+            raise errors.error("OPV0003", volume=new_id, library=library.root)
         with library.holding(old_id):  # the rules are checked on the volume as it is replaced
-            if mounted and library.exists(new_id):
-                raise errors.error("OPV0003", volume=new_id, library=library.root)
             previous, versions = _previous(library, old_id)
             if previous is None and newvol and new_id != old_id:
                 raise errors.error("OPV0002", volume=old_id, library=library.root)

@@ -93,16 +93,18 @@ def iso(moment: datetime | None) -> str | None:
     return local(moment).isoformat(timespec="microseconds")
 
 
-def local_moment(wall: datetime) -> datetime:
+def local_moment(wall: datetime, *, latest: bool = False) -> datetime:
     """The first instant whose local wall-clock time is ``wall`` (naive) or later: the
-    instant itself where that time exists (the earlier of two where the clocks go back),
+    instant itself where that time exists (where the clocks go back and it comes twice,
+    the earlier, or with ``latest`` the later: an end bound then takes in both passes),
     else, where a daylight-saving change skips it, the instant the clocks jump: so a day
     whose midnight is skipped starts at 01:00. ``wall.astimezone()`` alone puts a skipped
     time one gap-length early, at 23:00 of the day before for such a midnight."""
-    candidates = sorted({wall.replace(fold=0).astimezone(), wall.replace(fold=1).astimezone()})
+    candidates = sorted({wall.replace(fold=0).astimezone(), wall.replace(fold=1).astimezone()}, reverse=latest)
     for moment in candidates:
         if moment.replace(tzinfo=None) == wall:
             return moment
+    candidates.sort()
     low, high = candidates[0], candidates[-1]  # local times before wall, and after it
     while high - low > timedelta(microseconds=1):
         middle = low + (high - low) / 2

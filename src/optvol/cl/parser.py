@@ -202,9 +202,13 @@ def _shape(param: Param, items: list, where: str) -> object:
             raise _fail(where, f"at most {len(param.elements)} elements are allowed")
         shaped = []
         for element, item in zip(param.elements, items, strict=False):  # fewer items: defaults
-            if item is _OMITTED and element.default is None:
+            if isinstance(item, list) and not element.elements:
+                raise _fail(where, f"element {element.keyword} takes no list")
+            if isinstance(item, list) and not item:
+                raise _fail(where, f"element {element.keyword}: a value is missing in ()")
+            if item is _OMITTED and element.default is None and element.required:
                 raise _fail(where, f"*N given for element {element.keyword}, which has no default")
-            shaped.append(element.default if item is _OMITTED else item)
+            shaped.append(element.default if item is _OMITTED else item)  # None: left out
         return shaped
     if param.multiple:
         return [item for item in items if item is not _OMITTED]

@@ -76,9 +76,12 @@ class Param:
             if isinstance(text, list) and not element.elements:
                 raise errors.error("OPV0005", value=" ".join(map(str, text)), keyword=element.keyword,
                                    reason="a list is not allowed here")
+            if isinstance(text, list) and not text:  # an inner () as CL refuses FROMTIME()
+                raise errors.error("OPV0005", value="()", keyword=element.keyword, reason="a value is missing")
             return element.parse(text, cl=cl)
-        except errors.OptvolError as exc:
-            raise type(exc)(exc.message_id, f"{self.keyword} element {index + 1}: {exc.text}") from None
+        except errors.OptvolError as exc:  # the keyword is this one (an OPV0001's names the element's)
+            text = exc.text.replace(f"(keyword {element.keyword})", f"(keyword {self.keyword})")
+            raise type(exc)(exc.message_id, f"{self.keyword} element {index + 1}: {text}") from None
 
     @property
     def shell_option(self) -> str:
@@ -167,7 +170,7 @@ COMMANDS: tuple[Command, ...] = (
     )),
     Command("DSPOPT", "Display volume, directory or file attributes.", (
         _p("VOL", v.GENERIC, "Volume identifier, generic name (ABC*) or *ALL.", position=1, required=True, specials=("*ALL",)),
-        _p("DEV", v.TEXT, "Device (accepted for compatibility; volumes live in the library).", position=2, default="*ALL", specials=("*ALL",)),
+        _p("DEV", v.NAME, "Device name, or *ALL" + _IGNORED, position=2, default="*ALL", specials=("*ALL",)),
         _p("DATA", v.SPECIAL, "What to show; *BKUHST (optvol) is the CPYOPT request log of a backup volume.",
            position=3, default="*VOLATR", specials=("*VOLATR", "*DIRATR", "*FILATR", "*BKUHST")),
         _p("PATH", v.PATH, "Directory or file path from / (a generic last element allowed: /DIR/AB*), or *ALL.", default="*ALL", specials=("*ALL",)),
@@ -193,7 +196,8 @@ COMMANDS: tuple[Command, ...] = (
            position=3, default="*ALL", specials=("*ALL", "*SELECT")),
         _p("SLTFILE", v.TEXT, "With FILE(*SELECT): the files from one name to another, in name order.", elements=(
             _p("FROM", v.TEXT, "From file: a name, a generic name (ABC*) or *ALL.", default="*ALL", specials=("*ALL",)),
-            _p("TO", v.TEXT, "To file: a name or generic name; left out, the from file's names only."),
+            _p("TO", v.TEXT, "To file: a name, a generic name, or *ALL for no last one; left out, the from file's "
+               "names only.", specials=("*ALL",)),
         )),
         _p("SLTDATE", v.TEXT, "With FILE(*SELECT): the files created (or modified) from one moment to another.", elements=(
             _p("TYPE", v.SPECIAL, "Which date: *CREATED or *MODIFIED.", default="*CREATED", specials=("*CREATED", "*MODIFIED")),
@@ -276,7 +280,7 @@ COMMANDS: tuple[Command, ...] = (
            "name or *ALL.", position=1, required=True, specials=("*ALL",)),
         _p("OUTPUT", v.SPECIAL, "List damaged files (*ERROR), nothing (*NONE) or every file (*PRINT).",
            position=2, default="*ERROR", specials=("*ERROR", "*NONE", "*PRINT")),
-        _p("DEV", v.TEXT, "Device (accepted for compatibility).", position=3, default="*ALL", specials=("*ALL",)),
+        _p("DEV", v.NAME, "Device name, or *ALL" + _IGNORED, position=3, default="*ALL", specials=("*ALL",)),
     )),
     Command("DUPOPT", "Duplicate a volume: identical except its identifier and creation time.", (
         _p("FROMVOL", v.VOLUME, "The volume to duplicate.", position=1, required=True),

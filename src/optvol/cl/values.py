@@ -162,6 +162,9 @@ def split_elements(text: str, *, keyword: str) -> list:
             continue
         if text[index] == "'":
             value, index = quoted_string(text, index, keyword=keyword)
+            if index < length and not text[index].isspace():  # as CL: 'x'( is no two values
+                raise errors.error("OPV0005", value=text, keyword=keyword,
+                                   reason=f"a blank is missing after the quoted string {value!r}")
             elements.append(value)
             continue
         if text[index] == "(":

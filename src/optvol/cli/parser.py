@@ -82,7 +82,10 @@ def _add_command(subparsers, command: Command) -> argparse.ArgumentParser:
             fixed = any(p.multiple for p in command.params)
             nargs = "+" if param.multiple else (None if fixed else "?")
             positional = sub.add_argument(f"pos_{param.keyword}", metavar=param.keyword, nargs=nargs, help=text)
-            positional.needed = param.required and nargs == "?"
+            # Without brackets only when every value before it is needed too: wrkoptdir's VOL
+            # comes after an optional DIR, so 'wrkoptdir PVOL1' would take PVOL1 for DIR.
+            positional.needed = param.required and nargs == "?" and all(
+                p.required for p in command.positional if p.position < param.position)
             if not param.multiple:
                 sub.add_argument(param.shell_option, dest=param.keyword, metavar="VALUE", help=argparse.SUPPRESS,
                                  action=_Once)

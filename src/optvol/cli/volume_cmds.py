@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from optvol import change_volume, display, errors, initialize
 from optvol.cli import render
@@ -164,12 +164,32 @@ def wrkoptdir(ctx: Context, values: dict) -> int:
 _SLTFILE_DEFAULT, _SLTDATE_DEFAULT = ("*ALL", None), ("*CREATED", ("*AVAIL", "*BEGIN"), ("*AVAIL", "*END"))
 
 
+def _date_range(start: tuple, end: tuple) -> tuple[datetime | None, datetime | None]:
+    """SLTDATE's (time date) pairs, local time, as the first moment selected and the first
+    one past them: *AVAIL is the start of the starting day and the end of the ending day, an
+    ending time counts its whole second (and both passes of an hour the clocks go back
+    over), and a time beside *BEGIN or *END counts for nothing, as FROMTIME's beside
+    *BEGIN. An end before the start, as typed, is OPV0005; a range the clocks skip is empty."""
+    (start_time, start_date), (end_time, end_date) = start, end
+    first = last = None
+    if start_date != "*BEGIN":
+        first = datetime.combine(start_date, time(0) if start_time == "*AVAIL" else start_time)
+    if end_date != "*END":
+        last = (datetime.combine(end_date + timedelta(days=1), time(0)) if end_time == "*AVAIL"
+                else datetime.combine(end_date, end_time) + timedelta(seconds=1))
+    if first is not None and last is not None and last <= first:
+        raise errors.error("OPV0005", value=f"({start_time} {start_date}) ({end_time} {end_date})", keyword="SLTDATE",
+                           reason="the ending date and time is before the starting date and time")
+    return (None if first is None else local_moment(first)), (None if last is None else local_moment(last, latest=True))
+
+
 def wrkoptf(ctx: Context, values: dict) -> int:
     library = ctx.library()
     selection = None
     if values["FILE"] == "*SELECT":
         (from_file, to_file), (kind, start, end) = values["SLTFILE"], values["SLTDATE"]
-        selection = display.file_selection(from_file, to_file, kind=kind, start=start, end=end)
+        since, before = _date_range(start, end)
+        selection = display.file_selection(from_file, to_file, kind=display.DateKind(kind), start=since, before=before)
     elif values["SLTFILE"] != _SLTFILE_DEFAULT or values["SLTDATE"] != _SLTDATE_DEFAULT:
         keyword = "SLTFILE" if values["SLTFILE"] != _SLTFILE_DEFAULT else "SLTDATE"
         raise errors.error("OPV0005", value=values["FILE"], keyword="FILE",
