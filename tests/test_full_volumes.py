@@ -58,22 +58,41 @@ def test_a_full_backup_converts_and_the_library_stays_usable(library):
 
 
 def test_a_full_volume_takes_a_new_text_and_a_lower_threshold(library):
+    """A label goes past the threshold up to the capacity: 5 % of room on HPOFS, none on a
+    full UDF volume, whose threshold is 100."""
     for vol, medtype in (("HP", MediaType.ERASE), ("UDF", MediaType.DVD_RAM)):
         make_volume(library, vol, medtype=medtype, capacity=1 << 20)
         with library.open(vol) as volume:
             fill(volume)
-            before = volume.info().used
-        assert chgoptvol(library, vol=vol, text="full").text == "full"
-        assert used(library, vol) > before
+    before = used(library, "HP")
+    assert chgoptvol(library, vol="HP", text="full").text == "full"
+    assert used(library, "HP") > before
     assert chgoptvol(library, vol="HP", threshold=50).threshold == 50
     with library.open("HP") as volume:
         assert volume.info().available == 0
         with pytest.raises(errors.VolumeFullError):
             volume.write_bytes("/MORE", b"m")  # files are still held to the threshold
+    index = dump_index(library, "UDF")
+    with pytest.raises(errors.VolumeFullError):
+        chgoptvol(library, vol="UDF", text="full")
+    assert dump_index(library, "UDF") == index
     for vol in ("HP", "UDF"):
         expected = used(library, vol)
         recover(library, vol=vol)
         assert used(library, vol) == expected
+
+
+def test_labels_past_the_threshold_stop_at_the_capacity(library):
+    make_volume(library, "HP", medtype=MediaType.ERASE, capacity=1 << 20, blksize=1024)
+    with library.open("HP") as volume:
+        fill(volume)
+    changes = 0
+    with pytest.raises(errors.VolumeFullError):
+        while changes < 1000:
+            chgoptvol(library, vol="HP", text=f"text {changes}")
+            changes += 1
+    assert 0 < changes < 1000 and used(library, "HP") <= 1 << 20
+    assert os.path.getsize(library.root / "HP.optvol" / "data.opv") <= 1 << 20
 
 
 def test_a_full_volume_duplicates(library):
@@ -199,3 +218,82 @@ def test_a_udf_version_dupopt_leaves_out_is_freed_and_recover_agrees(library):
     assert used(library, "D") == result.volume.used
     with library.open("D") as volume:
         assert not volume.exists("/bad") and volume.read_bytes("/keep") == b"k" * 10_000
+
+
+@pytest.mark.parametrize("kind", [VolumeType.PRIMARY, VolumeType.BACKUP])
+def test_dupopt_leaves_a_damaged_file_out_of_a_full_volume_s_duplicate(library, kind):
+    """The DELETE (and, on a backup, CONTROL) records with which DUPOPT ALWMEDERR(*FILE)
+    leaves a damaged version out of its duplicate are its bookkeeping: never refused."""
+    from optvol.copying import CopyRequest, cpyopt
+
+    make_volume(library, "P", medtype=MediaType.ERASE, capacity=4 << 20, blksize=1024)
+    make_volume(library, "S", medtype=MediaType.ERASE, capacity=1 << 20, blksize=1024, type=kind)
+    target = "P" if kind == VolumeType.BACKUP else "S"
+    with library.open(target) as volume:
+        volume.mkdir("/d")
+        volume.write_bytes("/d/bad", b"b" * 20_000)
+        volume.write_bytes("/d/ok", b"o" * 20_000)
+    if kind == VolumeType.BACKUP:
+        cpyopt(library, CopyRequest(fromvol="P", frompath="/", tovol="S", totype=VolumeType.BACKUP, cpysubdir=True),
+               now=NOW)
+    with library.open("S") as volume:
+        fill(volume)
+        _, row = volume.file_row("/d/bad")
+    with open(library.root / "S.optvol" / "data.opv", "r+b") as data:
+        data.seek(row.sector * 1024 + 12)
+        data.write(b"\x07\x07")
+    result = dupopt(library, fromvol="S", tovol="D", now=NOW, allow_media_errors=True)
+    assert [d.path for d in result.left_out] == ["/d/bad"]
+    with library.open("D") as volume:
+        assert volume.exists("/d/ok") and not volume.exists("/d/bad")
+    expected = used(library, "D")
+    recover(library, vol="D")
+    assert used(library, "D") == expected
+
+
+def test_mv_of_nested_sources_off_a_full_hpofs_volume_says_why(library):
+    """The trial deletes each path once: a file inside a directory also named is no 'not found'."""
+    _full_source_and_target(library, leave=1)  # room for one DELETE record: /b's, then none for /D/a's
+    with pytest.raises(errors.VolumeFullError):
+        list(transfer.move(library, ["/QOPT/S/b", "/QOPT/S/B", "/QOPT/S/D/a", "/QOPT/S/D"], "/QOPT/T/"))
+    with library.open("S") as volume:
+        assert volume.exists("/D/a") and volume.exists("/b")
+
+
+def test_no_trial_of_the_deletes_on_a_volume_with_room(library, monkeypatch):
+    make_volume(library, "S", medtype=MediaType.ERASE, capacity=4 << 20)
+    make_volume(library, "T", medtype=MediaType.ERASE, capacity=4 << 20)
+    with library.open("S") as volume:
+        volume.write_bytes("/a", b"a")
+        volume.write_bytes("/b", b"b")
+    calls = []
+    real = transfer._remove
+    monkeypatch.setattr(transfer, "_remove", lambda *a, **k: (calls.append(a[1]), real(*a, **k)))
+    assert list(transfer.move(library, ["/QOPT/S/a"], "/QOPT/T/")) == ["/QOPT/T/a"]
+    transfer.remove(library, ["/QOPT/S/b", "/QOPT/T/a"])
+    assert calls == ["/a", "/b", "/a"]  # each delete once: no trial before it
+
+
+def test_a_relabel_whose_commit_reports_an_error_after_it_landed_keeps_its_journal(library, monkeypatch):
+    """If the label did change, the journal stays: the next command finishes the rename."""
+    from contextlib import contextmanager
+
+    make_volume(library, "PVOL1")
+    original = image_mod.VolumeImage.transaction
+
+    @contextmanager
+    def landed_then_failed(self, *args, **kwargs):
+        with original(self, *args, **kwargs) as tx:
+            yield tx
+        raise errors.error("OPV0204", volume=self.volume, reason="disk I/O error")
+
+    monkeypatch.setattr(image_mod.VolumeImage, "transaction", landed_then_failed)
+    with pytest.raises(errors.DamagedError):
+        library.rename("PVOL1", "PVOL2")
+    monkeypatch.undo()
+    assert (library.root / ".journal.json").exists()
+    with library.locked():
+        pass
+    assert library.volume_ids() == ["PVOL2"] and not (library.root / ".journal.json").exists()
+    with library.open("PVOL2") as volume:
+        assert volume.label()["volume"] == "PVOL2"

@@ -247,3 +247,17 @@ def test_shell_element_lists_split_inner_lists():
     values = cl_command("WRKOPTF").parse_values({"VOL": "P", "DIR": "/", "FILE": "select",
                                                   "SLTDATE": "modified *n (*avail *end)"})
     assert values["SLTDATE"] == ("*MODIFIED", ("*AVAIL", "*BEGIN"), ("*AVAIL", "*END"))
+
+
+@pytest.mark.parametrize(("tz", "sltdate", "files", "expected"), [
+    # New York goes back from 02:00 EDT to 01:00 EST on 2026-11-01: 01:15 EDT is after 00:59:59
+    ("EST5EDT,M3.2.0,M11.1.0", "*CREATED (*AVAIL 2026-11-01) (00:59:59 2026-11-01)",
+     {"at0030": (11, 1, 4, 30), "at0115edt": (11, 1, 5, 15)}, ["at0030"]),
+    # Cuba-like: back from 01:00 CDT to 00:00 CST on 2026-11-01: 00:30 CDT is on the 1st, not the 31st
+    ("CST5CDT,M3.2.0/0,M11.1.0/1", "*CREATED *N (*AVAIL 2026-10-31)",
+     {"oct31": (11, 1, 3, 30), "nov01": (11, 1, 4, 30)}, ["oct31"]),
+])
+def test_sltdate_end_before_a_repeated_hour_stops_at_its_first_pass(lib, clock, tz, sltdate, files, expected):  # noqa: F811
+    for name, (month, d, hour, minute) in files.items():
+        fill(lib, clock, names=(name,), when=datetime(2026, month, d, hour, minute, tzinfo=timezone.utc))
+    assert listed(wrkoptf(lib, "PVOL1", "/D", "*SELECT", "--sltdate", sltdate, tz=tz)) == expected

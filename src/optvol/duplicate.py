@@ -165,7 +165,7 @@ def _finish_copy(library: Library, staging: Path, label: dict, outcome: Duplicat
     """Give the copy its new identity, then verify every file version it holds."""
     with Volume(image_mod.VolumeImage(staging), clock=library.clock) as copy:
         with copy.image.transaction(now=label["created"]) as tx:  # referenced when it is made, not before
-            tx.write_label({**copy.image.label(), **label})
+            tx.write_label({**copy.image.label(), **label}, once=True)
         result = checking.check_volume(copy, progress=progress, totals=totals)
         if unreadable:
             result.damaged = [_name_media_error(copy, d, unreadable, source_id) for d in result.damaged]

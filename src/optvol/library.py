@@ -149,9 +149,10 @@ class Library:
                         try:
                             with image.transaction() as tx:
                                 tx.write_label({**label, **relabel["fields"]})
-                        except errors.OptvolError:  # the label is as it was and nothing is renamed:
-                            path.unlink()  # the operation is undone, not left to fail every command
-                            fsync_dir(self.root)
+                        except errors.OptvolError:  # refused (a full volume): if the label is still
+                            if image.label() == label:  # as it was, nothing is renamed: the operation
+                                path.unlink()  # is undone, not left to fail every later command
+                                fsync_dir(self.root)
                             raise
             for source, target in journal.get("renames", []):
                 if (self.root / source).exists() and not (self.root / target).exists():

@@ -183,13 +183,15 @@ class PrivilegedWriter:
         self.volume._tx_label = self.volume.image.label()
 
     def record_control(self, path: str | None, row: tuple[int | None, int | None, int | None, int | None], *,
-                       request: int, details: dict, sectors: int, primary_history: int | None = None) -> None:
+                       request: int, details: dict, sectors: int, primary_history: int | None = None,
+                       refusable: bool = True) -> None:
         """Write the backup control record of a directory (``path``) or the volume (None).
 
         ``row`` is (range start, range end, last changed, seen) as index values
         (``backup.Range.as_row``); the record takes exactly ``sectors`` sectors of the volume
         (reference §4.2: three per directory). ``primary_history``: the history of the primary
-        the ranges describe (``meta.primary_history``, ``copying._history_of``).
+        the ranges describe (``meta.primary_history``, ``copying._history_of``). Not
+        ``refusable``: charged but never refused by the threshold (DUPOPT's bookkeeping).
         """
         start, end, last, seen = row
         body = {"path": path, "range_start": start, "range_end": end, "last_changed": last, "range_seen": seen,
@@ -203,7 +205,10 @@ class PrivilegedWriter:
         encoded_body = encode_body({"volume": self.tx.volume, **body})
         room = max(0, sectors - header_sectors_for(encoded_body, sector_size)) * sector_size
         encoded = json.dumps(details, separators=(",", ":")).encode()  # ~70 bytes: it fits in any room left
-        place = self.tx.append(Kind.CONTROL, encoded_body, encoded.ljust(room) if len(encoded) <= room else b"")
+        place = self.tx.append(Kind.CONTROL, encoded_body, encoded.ljust(room) if len(encoded) <= room else b"",
+                               charged=refusable)
+        if not refusable:
+            self.tx.charge(place.sectors)
         conn = self.volume.image.conn
         if path is None:
             conn.execute(f"UPDATE label SET {_RANGE_ASSIGNMENTS}", row)
@@ -230,17 +235,19 @@ class PrivilegedWriter:
             if live:
                 lost.add(directory)
             extent = [row.sector, row.header_sectors + sectors_for(row.size, self.volume.image.sector_size)]
-            self.tx.append(Kind.DELETE, {"path": row.path(directory), "time": self.volume._now(), "left_out": row.version,
-                                         "left_out_at": extent, "left_out_live": live}, charged=not self.volume._udf)
+            place = self.tx.append(Kind.DELETE, {"path": row.path(directory), "time": self.volume._now(),
+                                                 "left_out": row.version, "left_out_at": extent, "left_out_live": live},
+                                   charged=False)  # the duplicate's bookkeeping: charged (HPOFS) but never refused
+            self.tx.charge(0 if self.volume._udf else place.sectors)
             self.volume._drop_version(row)
             if live and self.volume._udf:  # UDF charges live versions only: it frees this one, as a delete does
                 self.tx.free(extent[1])
         if lost and self.volume.label()["type"] == VolumeType.BACKUP:
             self.forget_ranges(request=self.reserve_request_id(), sectors=control_sectors,
-                               primary_history=optional_meta(conn, "primary_history"), paths=lost)
+                               primary_history=optional_meta(conn, "primary_history"), paths=lost, refusable=False)
 
     def forget_ranges(self, *, request: int, sectors: int, primary_history: int | None,
-                      paths: set[str] | None = None) -> None:
+                      paths: set[str] | None = None, refusable: bool = True) -> None:
         """Every range of this backup (or those of ``paths`` and the volume's) now holds nothing
         for certain (its ``seen`` NULL, by a control record of its own): they describe the
         history of another volume than the primary now under that name (``primary_history``),
@@ -255,7 +262,7 @@ class PrivilegedWriter:
             if wanted and found["backup_end"] is not None and found["backup_seen"] is not None:
                 row = (found["backup_start"], found["backup_end"], found["backup_last_changed"], None)
                 self.record_control(path, row, request=request, details={"forgotten": True}, sectors=sectors,
-                                    primary_history=primary_history)
+                                    primary_history=primary_history, refusable=refusable)
 
     def reserve_request_id(self) -> int:
         """The ID of a CPYOPT request onto this backup: above every logged request's, every

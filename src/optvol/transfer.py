@@ -360,16 +360,26 @@ class _Undo(Exception):
     """Ends the trial of ``_check_room_to_remove``: its transaction is rolled back."""
 
 
+RECORD_BYTES = 2048  # more than a DELETE or REMOVE_DIRECTORY record of the longest path takes
+
+
 def _check_room_to_remove(volume: Volume, paths: list[str]) -> None:
-    """On HPOFS a delete writes records the threshold charges (docs/format.md §7): try the
-    deletes of ``paths`` in one transaction that is then undone, so that a volume too full
-    for them refuses (CPF1F61) before a move copies anything or rm deletes the first path."""
-    if volume.label()["media_format"] != model.MediaFormat.HPOFS:
+    """On HPOFS a delete writes records the threshold charges (docs/format.md §7): unless
+    the volume has room to delete everything on it, try the deletes of ``paths`` in one
+    transaction that is then undone, so that a volume too full for them refuses (CPF1F61)
+    before a move copies anything or rm deletes the first path. ``paths`` named twice, in
+    any spelling, or below another count once, as the deletes will take them."""
+    info = volume.info()
+    if info.media_format != model.MediaFormat.HPOFS:
         return  # UDF charges no delete
+    if info.available >= (info.files + info.directories) * -(-RECORD_BYTES // info.sector_size) * info.sector_size:
+        return
+    named = {model.name_key(path).rstrip("/"): path for path in paths}
     try:
         with volume.batch():
-            for path in paths:
-                _remove(volume, path, recursive=True)
+            for key, path in named.items():
+                if not any(key[:at] in named for at in range(1, len(key)) if key[at] == "/"):
+                    _remove(volume, path, recursive=True)
             raise _Undo
     except _Undo:
         pass

@@ -166,21 +166,25 @@ _SLTFILE_DEFAULT, _SLTDATE_DEFAULT = ("*ALL", None), ("*CREATED", ("*AVAIL", "*B
 
 def _date_range(start: tuple, end: tuple) -> tuple[datetime | None, datetime | None]:
     """SLTDATE's (time date) pairs, local time, as the first moment selected and the first
-    one past them: *AVAIL is the start of the starting day and the end of the ending day, an
-    ending time counts its whole second (and both passes of an hour the clocks go back
-    over), and a time beside *BEGIN or *END counts for nothing, as FROMTIME's beside
-    *BEGIN. An end before the start, as typed, is OPV0005; a range the clocks skip is empty."""
+    one past them: *AVAIL is the start of the starting day and the end of the ending day
+    (its last moment before the next day's first), an ending time counts its whole second
+    (of the later pass, in an hour the clocks go back over), and a time beside *BEGIN or
+    *END counts for nothing, as FROMTIME's beside *BEGIN. An end before the start, as
+    typed, is OPV0005; a range the clocks skip is empty."""
     (start_time, start_date), (end_time, end_date) = start, end
-    first = last = None
-    if start_date != "*BEGIN":
-        first = datetime.combine(start_date, time(0) if start_time == "*AVAIL" else start_time)
-    if end_date != "*END":
-        last = (datetime.combine(end_date + timedelta(days=1), time(0)) if end_time == "*AVAIL"
-                else datetime.combine(end_date, end_time) + timedelta(seconds=1))
-    if first is not None and last is not None and last <= first:
+    first = None if start_date == "*BEGIN" else datetime.combine(start_date, time(0) if start_time == "*AVAIL" else start_time)
+    last = None if end_date == "*END" else datetime.combine(end_date, time(23, 59, 59) if end_time == "*AVAIL" else end_time)
+    if first is not None and last is not None and last + timedelta(seconds=1) <= first:
         raise errors.error("OPV0005", value=f"({start_time} {start_date}) ({end_time} {end_date})", keyword="SLTDATE",
                            reason="the ending date and time is before the starting date and time")
-    return (None if first is None else local_moment(first)), (None if last is None else local_moment(last, latest=True))
+    before = None
+    if end_time == "*AVAIL" and last is not None:
+        before = local_moment(datetime.combine(end_date + timedelta(days=1), time(0)))
+    elif last is not None:
+        moment = local_moment(last, latest=True)
+        exists = moment.replace(tzinfo=None) == last  # else the clocks skip it: up to their jump
+        before = moment + timedelta(seconds=1) if exists else local_moment(last + timedelta(seconds=1))
+    return (None if first is None else local_moment(first)), before
 
 
 def wrkoptf(ctx: Context, values: dict) -> int:

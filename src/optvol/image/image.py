@@ -363,8 +363,7 @@ class VolumeImage:
         On a full disk SQLite cannot make the shared-memory file of a WAL index. If no other
         process has the image open and no commits wait in the log, the index is read as it
         stands (immutable to SQLite) and every write is OPV0203: a full disk must not keep
-        anyone from reading, and copying out, what the volume holds.
-        """
+        anyone from reading, and copying out, what the volume holds."""
         try:
             # A private copy is read through a connection of its own kind: SQLite makes the
             # shared-memory file beside it.
@@ -418,7 +417,7 @@ class VolumeImage:
         image = cls(directory)
         try:
             with image.transaction() as tx:
-                tx.write_label(label)
+                tx.write_label(label, once=True)
                 place = tx.append(Kind.DIRECTORY, {"path": "/", "created": label["created"]}, charged=False)
                 tx.charge(place.sectors)  # as the label, a new image's root is never refused
                 index_root(image.conn, created=label["created"], sector=place.sector)
@@ -728,15 +727,16 @@ class Transaction:
             self._flusher = ThreadPoolExecutor(max_workers=1)
         return self._flusher
 
-    def write_label(self, label: dict) -> None:
-        """Update the label row and append a LABEL record holding all of it: charged, but never
-        refused by the threshold, which guards the files: a full volume takes its new label
-        (CHGOPTVOL, CVTOPTBKU, a rename, DUPOPT's copy) one sector past it (docs/format.md §7)."""
-        assignments = ", ".join(f"{f} = ?" for f in LABEL_FIELDS)
-        self.conn.execute(f"UPDATE label SET {assignments}", [label.get(f) for f in LABEL_FIELDS])
-        self.volume = label["volume"]
-        self.limit = max(self.limit, label["capacity"] * label["threshold"] // 100 // self.sector_size)
-        self.charge(self.append(Kind.LABEL, {"label": {f: label.get(f) for f in LABEL_FIELDS}}, charged=False).sectors)
+    def write_label(self, label: dict, *, once: bool = False) -> None:
+        """Update the label row and append a LABEL record of all of it, charged: past the threshold, which
+        guards the files, up to the capacity (CHGOPTVOL, a rename), or with ``once`` (a new image, DUPOPT) past it."""
+        self.conn.execute(f"UPDATE label SET {', '.join(f'{f} = ?' for f in LABEL_FIELDS)}", [label.get(f) for f in LABEL_FIELDS])
+        self.volume, limit = label["volume"], max(self.limit, label["capacity"] * label["threshold"] // 100 // self.sector_size)
+        self.limit, body = max(limit, label["capacity"] // self.sector_size), {"label": {f: label.get(f) for f in LABEL_FIELDS}}
+        try:
+            self.charge(self.append(Kind.LABEL, body, charged=False).sectors) if once else self.append(Kind.LABEL, body)
+        finally:
+            self.limit = limit
 
     def stop_writeback(self) -> None:
         """Wait for the writer thread to finish (its errors are for ``_settle`` or lost with a rollback)."""
