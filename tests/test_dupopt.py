@@ -301,3 +301,40 @@ def _state_without(library, vol: str, damaged: list[str]) -> dict[str, bytes]:
     with library.open(vol) as volume:
         return {info.path: volume.read_bytes(info.path) for info in volume.iter_files("/", recursive=True)
                 if info.path not in damaged}
+
+
+def _damage_header(library, vol: str, sector: int, sector_size: int) -> None:
+    with open(library.root / f"{vol}.optvol" / "data.opv", "r+b") as data:
+        data.seek(sector * sector_size + 20)
+        found = data.read(4)
+        data.seek(sector * sector_size + 20)
+        data.write(bytes(b ^ 0xFF for b in found))
+
+
+@pytest.mark.parametrize("case", ["two versions side by side", "a file deleted before"])
+def test_recover_and_chkoptvol_of_a_duplicate_know_every_version_left_out(library, case):
+    """Two damaged versions left out side by side read as one unreadable region, and a user's
+    DELETE of a version left out finds nothing to delete: neither is damage, and recover
+    rebuilds the same used space (HPOFS charges the DELETE)."""
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    make_volume(library, "S", medtype=MediaType.ERASE, capacity=4 << 20)
+    with library.open("S") as volume:
+        volume.write_bytes("/keep", b"k" * 5000)
+        volume.write_bytes("/a", b"A" * 30_000)
+        if case == "two versions side by side":
+            volume.write_bytes("/a", b"B" * 37_000)
+        else:
+            volume.remove("/a")
+        sectors = [row[0] for row in volume.image.conn.execute("SELECT sector FROM files WHERE name = 'a'")]
+        sector_size = volume.image.sector_size
+    for sector in sectors:
+        _damage_header(library, "S", sector, sector_size)
+    result = dupopt(library, fromvol="S", tovol="D", now=now, allow_media_errors=True)
+    assert len(result.left_out) == len(sectors)
+    assert chkoptvol(library, vol="D")[0].damaged == []
+    with library.open("D") as volume:
+        used = volume.info().used
+    report = recover(library, vol="D")
+    assert report.damaged == []
+    with library.open("D") as volume:
+        assert volume.info().used == used and volume.read_bytes("/keep") == b"k" * 5000 and not volume.exists("/a")

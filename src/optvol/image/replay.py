@@ -122,8 +122,16 @@ def left_out_at(header: Header) -> tuple[int, int] | None:
 
 
 def within(first: int, count: int, extents: list[tuple[int, int]]) -> bool:
-    """Whether sectors ``first`` .. ``first + count - 1`` lie inside one of ``extents``."""
-    return any(at <= first and first + count <= at + length for at, length in extents)
+    """Whether sectors ``first`` .. ``first + count - 1`` lie inside ``extents``: one, or
+    several that follow one another (two damaged versions left out side by side read as one
+    unreadable region)."""
+    end = first
+    for at, length in sorted(extents):
+        if at <= end < at + length:
+            end = at + length
+        if end >= first + count:
+            return True
+    return False
 
 
 def _header_at(fd: int, sector: int, sector_size: int) -> Header | None:
