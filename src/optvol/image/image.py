@@ -78,8 +78,7 @@ def _index_error(exc: Exception, where: str) -> Exception:
     A damaged index file surfaces in the middle of any query ("database disk image is
     malformed", undecodable text); it must be the damaged-data error (exit 7), never a
     traceback. Lock contention stays SQLite's own error, which the callers turn into
-    "in use"; a constraint or programming error is a bug and stays as it is.
-    """
+    "in use"; a constraint or programming error is a bug and stays as it is."""
     if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
         return exc
     text = str(exc)
@@ -649,8 +648,7 @@ class Transaction:
         """Append a record with an in-memory payload (``sha256``: its hash, if known); charge it unless told not to.
 
         ``body`` is a dict (``volume`` is put first) or the whole body already encoded
-        (``records.encode_file_body`` with this transaction's ``volume``).
-        """
+        (``records.encode_file_body`` with this transaction's ``volume``)."""
         encoded, header_sectors = self._encode(body)
         if charged:
             self.reserve(header_sectors + records.sectors_for(len(payload), self.sector_size))
@@ -663,8 +661,7 @@ class Transaction:
         """Append records of (encoded body, payload, SHA-256 of the payload) without charging them.
 
         They are laid out in place in the current piece (``records.lay_out``), zero padded
-        (docs/format.md §3.1); a full piece goes to the writer thread.
-        """
+        (docs/format.md §3.1); a full piece goes to the writer thread."""
         sector_size, places, done = self.sector_size, [], 0
         while True:
             shapes = records.lay_out(self._piece, self._filled, kind, self.sequence, items, done, sector_size)
@@ -688,8 +685,7 @@ class Transaction:
         """Append a record whose payload ``write(data, sector)`` puts in place and hashes.
 
         The threshold is checked for ``size`` before anything is written; ``write`` must
-        write exactly ``size`` bytes and return their SHA-256.
-        """
+        write exactly ``size`` bytes and return their SHA-256."""
         encoded, header_len = self._encode(body)
         payload_sectors = records.sectors_for(size, self.sector_size)
         self.reserve(header_len + payload_sectors)
@@ -717,8 +713,7 @@ class Transaction:
     def _start_writeback(self) -> None:
         """Let the disk start on what was written while the next records are prepared.
 
-        Only an early start: ``finish`` still fsyncs everything before the commit.
-        """
+        Only an early start: ``finish`` still fsyncs everything before the commit."""
         if self._writeback is None or self._writeback.done():
             self._writeback = self._writer().submit(os.fdatasync, self.image.data.fd)
 
@@ -730,11 +725,16 @@ class Transaction:
     def write_label(self, label: dict, *, once: bool = False) -> None:
         """Update the label row and append a LABEL record of all of it, charged: past the threshold, which
         guards the files, up to the capacity (CHGOPTVOL, a rename), or with ``once`` (a new image, DUPOPT) past it."""
-        self.conn.execute(f"UPDATE label SET {', '.join(f'{f} = ?' for f in LABEL_FIELDS)}", [label.get(f) for f in LABEL_FIELDS])
-        self.volume, limit = label["volume"], max(self.limit, label["capacity"] * label["threshold"] // 100 // self.sector_size)
-        self.limit, body = max(limit, label["capacity"] // self.sector_size), {"label": {f: label.get(f) for f in LABEL_FIELDS}}
+        assignments = ", ".join(f"{f} = ?" for f in LABEL_FIELDS)
+        self.conn.execute(f"UPDATE label SET {assignments}", [label.get(f) for f in LABEL_FIELDS])
+        self.volume, body = label["volume"], {"label": {f: label.get(f) for f in LABEL_FIELDS}}
+        limit = max(self.limit, label["capacity"] * label["threshold"] // 100 // self.sector_size)  # a raised threshold
+        self.limit = max(limit, label["capacity"] // self.sector_size)
         try:
-            self.charge(self.append(Kind.LABEL, body, charged=False).sectors) if once else self.append(Kind.LABEL, body)
+            if once:  # charged, never refused
+                self.charge(self.append(Kind.LABEL, body, charged=False).sectors)
+            else:
+                self.append(Kind.LABEL, body)
         finally:
             self.limit = limit
 
