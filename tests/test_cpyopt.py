@@ -71,9 +71,9 @@ def lib(tmp_path, clock) -> Library:
     return library
 
 
-def write(lib: Library, clock: Clock, when: datetime, files: dict[str, bytes]) -> None:
+def write(lib: Library, clock: Clock, when: datetime, files: dict[str, bytes], *, vol: str = "PVOL1") -> None:
     clock.now = when
-    with lib.open("PVOL1") as volume:
+    with lib.open(vol) as volume:
         for path, data in files.items():
             volume.mkdir(path.rsplit("/", 1)[0] or "/", parents=True, exist_ok=True)
             volume.write_bytes(path, data)
@@ -1364,3 +1364,46 @@ def test_the_reading_of_a_directory_holds_a_piece_never_the_directory(lib, clock
             tracemalloc.stop()
         assert files == n
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def test_consolidating_a_whole_volume_under_topath_matches_its_root_files(tmp_path, clock):
+    """FROMPATH('/') TOPATH('/VOLA'): the source root's files are compared with their copies
+    in /VOLA like any directory's. They were not (the root's target path was '/VOLA/'), so
+    *NEW wrote them again on every run and a second source replaced the first one's."""
+    lib = Library(tmp_path / "lib", clock=clock)
+    for vol in ("VOLA", "VOLB", "ARCH"):
+        inzopt(lib, vol=vol, now=day(1, 1))
+    for vol in ("VOLA", "VOLB"):
+        clock.now = day(1, 2)
+        with lib.open(vol) as volume:
+            volume.mkdir("/SUB")
+            volume.write_bytes("/report.txt", f"from {vol}".encode())
+            volume.write_bytes("/SUB/x", f"from {vol}".encode())
+    new = dict(tovol="ARCH", topath="/ALL", cpysubdir=True, crtdir=True, sltfile="*NEW")
+    assert cpyopt(lib, CopyRequest(fromvol="VOLA", frompath="/", **new), now=day(1, 3)).copied == 2
+    again = cpyopt(lib, CopyRequest(fromvol="VOLA", frompath="/", **new), now=day(1, 4))
+    assert (again.copied, again.not_selected) == (0, 2)
+    changed = cpyopt(lib, CopyRequest(fromvol="VOLA", frompath="/", **{**new, "sltfile": "*CHANGED"}), now=day(1, 5))
+    assert changed.copied == 0
+    assert cpyopt(lib, CopyRequest(fromvol="VOLB", frompath="/", **new), now=day(1, 6)).copied == 0
+    with lib.open("ARCH") as volume:
+        assert volume.read_bytes("/ALL/report.txt") == b"from VOLA" and volume.read_bytes("/ALL/SUB/x") == b"from VOLA"
+        assert len(volume.versions("/ALL/report.txt")) == 1
+
+
+@pytest.mark.parametrize("size", [100, 300_000], ids=["small", "large"])
+@pytest.mark.parametrize("totype", [VolumeType.PRIMARY, VolumeType.BACKUP])
+def test_a_copy_whose_path_would_be_too_long_on_the_target_fails_alone(tmp_path, clock, size, totype):
+    """/QOPT/S/D…/F… fits in 294 characters; /QOPT/<32-character ID>/D…/F… does not: that
+    file fails with CPF1F48 (exit 1), instead of landing where no command reaches it and
+    recover drops it."""
+    lib = Library(tmp_path / "lib", clock=clock)
+    target = "T" * 32
+    inzopt(lib, vol="S", now=day(1, 1))
+    inzopt(lib, vol=target, now=day(1, 1), type=totype)
+    long_path = "/" + "D" * 200 + "/" + "F" * 80
+    write(lib, clock, day(1, 2), {long_path: os.urandom(size), "/" + "D" * 200 + "/ok": b"fits"}, vol="S")
+    result = cpyopt(lib, CopyRequest(fromvol="S", frompath="/", tovol=target, totype=totype, cpysubdir=True),
+                    now=day(1, 3))
+    assert result.copied == 1 and [(f.path, f.message_id) for f in result.failures] == [(long_path, "CPF1F48")]
+    assert "294" in result.failures[0].message

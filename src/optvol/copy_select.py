@@ -242,9 +242,13 @@ class Choice(NamedTuple):
         return (row.created, row.modified, row.attr_changed) if self.keep_dates else (self.now, self.now, self.now)
 
     def check_name(self, target_dir: str, name: str) -> None:
-        """Between media formats, a name must also be valid on the target (InvalidError otherwise)."""
+        """The copy's path must fit the target (CPF1F48 otherwise): its whole /QOPT path with
+        the target's ID and TOPATH (reference §3.1), and between media formats that format's rules."""
+        path = join(target_dir, name)
         if self.target_format is not None:
-            model.split_path(join(target_dir, name), volume=self.target, media_format=self.target_format)
+            model.split_path(path, volume=self.target, media_format=self.target_format)
+        else:
+            model.check_lengths(path, volume=self.target, directories=len(target_dir.rstrip("/")), total=len(path))
 
 
 class Pick(NamedTuple):

@@ -399,7 +399,7 @@ class _Copier:
         process with other threads they are read in this one instead."""
         dirs = []
         for source_dir in self.source.dir_rows(self.plan.source_root, recursive=self.request.cpysubdir):
-            relative = source_dir.path[len(self.plan.source_root.rstrip("/")):]
+            relative = source_dir.path[len(self.plan.source_root.rstrip("/")):].rstrip("/")  # the root's: "", not "/"
             dirs.append((source_dir, (self.plan.target_root.rstrip("/") + relative) or "/"))
 
         if self.totals:  # counted before the fork, on a connection of its own, closed again
