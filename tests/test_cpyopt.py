@@ -869,6 +869,32 @@ def test_restore_from_backup_keeps_dates(lib, clock):
         assert new.read_bytes("/DIR1/SUB/F") == b"precious"
 
 
+def test_a_changed_restore_settles_and_takes_later_backups(lib, clock):
+    """A restore keeps the backup's dates, so a file whose attributes changed after its data
+    (hidden, read-only) was copied again by every *CHANGED re-run, and a read-only one failed
+    every time: each date is now compared with its own."""
+    write(lib, clock, day(1, 2), {"/D/H": b"hidden", "/D/R": b"read-only", "/D/P": b"plain"})
+    clock.now = day(1, 3)
+    with lib.open("PVOL1") as volume:
+        volume.set_attributes("/D/H", hidden=True)
+        volume.set_attributes("/D/R", read_only=True)
+    backup(lib, day(1, 4))
+    inzopt(lib, vol="NEWPRI", now=day(2, 1))
+    request = CopyRequest(fromvol="BVOL1", fromtype=VolumeType.BACKUP, frompath="/D", tovol="NEWPRI", crtdir=True)
+    assert cpyopt(lib, request, now=day(2, 2)).copied == 3
+    for n in range(3):
+        again = cpyopt(lib, request, now=day(2, 3 + n))
+        assert (again.copied, again.failed, again.not_selected) == (0, 0, 3)
+    with lib.open("NEWPRI") as volume:
+        assert [len(volume.versions(f"/D/{name}")) for name in "HRP"] == [1, 1, 1]
+    write(lib, clock, day(3, 1), {"/D/P": b"plain, later"})
+    backup(lib, day(3, 2))
+    later = cpyopt(lib, request, now=day(3, 3))
+    assert later.copied == 1
+    with lib.open("NEWPRI") as volume:
+        assert volume.read_bytes("/D/P") == b"plain, later"
+
+
 def test_partial_failure_continues_and_rerun_finishes(lib, clock):
     write(lib, clock, day(1, 2), {"/D/GOOD1": b"1" * 10, "/D/BAD": b"2" * 10, "/D/GOOD2": b"3" * 10})
     damage(lib, "PVOL1", "/D/BAD")
@@ -1407,3 +1433,45 @@ def test_a_copy_whose_path_would_be_too_long_on_the_target_fails_alone(tmp_path,
                     now=day(1, 3))
     assert result.copied == 1 and [(f.path, f.message_id) for f in result.failures] == [(long_path, "CPF1F48")]
     assert "294" in result.failures[0].message
+
+
+def test_one_file_whose_directories_and_name_pass_256_characters_is_copied(tmp_path, clock):
+    """Reference §3.1: the 256 characters are the directory names'; the file name takes what
+    the 294 leave. CPYOPT of such a file alone counted its name as a directory's."""
+    lib = Library(tmp_path / "lib", clock=clock)
+    inzopt(lib, vol="S", now=day(1, 1))
+    inzopt(lib, vol="S2", now=day(1, 1))
+    path = "/" + "D" * 200 + "/" + "F" * 80
+    write(lib, clock, day(1, 2), {path: b"long"}, vol="S")
+    assert cpyopt(lib, CopyRequest(fromvol="S", frompath=path, tovol="S2", crtdir=True), now=day(1, 3)).copied == 1
+    other = CopyRequest(fromvol="S", frompath=path, tovol="S2", topath="/" + "E" * 200 + "/" + "G" * 80, crtdir=True)
+    assert cpyopt(lib, other, now=day(1, 4)).copied == 1
+    with lib.open("S2") as volume:
+        assert volume.read_bytes(path) == b"long"
+    with pytest.raises(errors.InvalidError, match="CPF1F48"):  # a directory's name does count
+        cpyopt(lib, CopyRequest(fromvol="S", frompath="/" + "D" * 200, tovol="S2", topath="/" + "E" * 200 + "/" + "E" * 60,
+                                crtdir=True), now=day(1, 5))
+
+
+def test_a_file_s_topath_ending_in_a_slash_is_refused(lib, clock):
+    write(lib, clock, day(1, 2), {"/D/a": b"a"})
+    inzopt(lib, vol="TGT", now=day(1, 1))
+    with pytest.raises(errors.InvalidError, match="CPF1F48") as caught:
+        cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/D/a", tovol="TGT", topath="/NEWDIR/", crtdir=True), now=day(1, 3))
+    assert "names a directory" in str(caught.value)
+    with lib.open("TGT") as volume:
+        assert not volume.exists("/NEWDIR")
+
+
+def test_a_source_that_ends_inside_a_large_file_is_the_source_s_damage(lib, clock):
+    """The kernel copy meets the end of the source's data partition: CPF1F28 naming the
+    source file on the source volume, not OPV0201 naming the target."""
+    write(lib, clock, day(1, 2), {"/D/ok": b"ok", "/D/big": os.urandom(600_000)})  # /D/ok lies before the cut
+    inzopt(lib, vol="TGT", now=day(1, 1))
+    with lib.open("PVOL1") as volume:
+        _, row = volume.file_row("/D/big")
+        cut = (row.sector + row.header_sectors) * volume.image.sector_size + 100_000
+    os.truncate(lib.root / "PVOL1.optvol" / "data.opv", cut)
+    result = cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/D", tovol="TGT", crtdir=True), now=day(1, 3))
+    assert [(f.path, f.message_id) for f in result.failures] == [("/D/big", "CPF1F28")]
+    assert "PVOL1" in result.failures[0].message

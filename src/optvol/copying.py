@@ -186,6 +186,12 @@ def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
         topath = found.path
     frompath = found.path
     is_file = not found.is_dir
+    if is_file and request.topath is not None and model.names_dir(request.topath):
+        raise errors.error("CPF1F48", path=request.topath, reason="it names a directory (it ends in '/'), where "
+                                                                  "FROMPATH names a file: give the new file's path")
+    if not is_file:  # a directory's names all count among the 256 characters of directory names
+        _normal(frompath, source, is_dir=True)
+        _normal(topath, target, is_dir=True)
     target_dir = topath.rsplit("/", 1)[0] or "/" if is_file else topath
     # A backup mirrors the primary's hierarchy, so its directories are always made [D].
     if not target.is_dir(target_dir) and not request.crtdir and not to_backup:
@@ -220,9 +226,10 @@ def _payload_offset(volume: Volume, c: Candidate) -> int:
     return (c.row.sector + c.row.header_sectors) * volume.image.sector_size
 
 
-def _normal(path: str, volume: Volume) -> str:
-    """A checked volume path without a trailing slash (``/`` stays ``/``)."""
-    parts = model.split_path(path, volume=volume.id, media_format=MediaFormat(volume.label()["media_format"]), is_dir=True)
+def _normal(path: str, volume: Volume, *, is_dir: bool = False) -> str:
+    """A checked volume path without a trailing slash (``/`` stays ``/``); ``is_dir``: its last
+    element counts among the directory names too (reference §3.1: 256 of them)."""
+    parts = model.split_path(path, volume=volume.id, media_format=MediaFormat(volume.label()["media_format"]), is_dir=is_dir)
     return model.join(parts)
 
 

@@ -310,8 +310,10 @@ def _copy_verified(partition, sector: int, source: SourceRange, *, size: int, ex
     """
     try:
         partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)
-    except errors.OptvolError:
+    except errors.OptvolError as exc:
         _source_digest(source)
+        if exc.message_id == "OPV0201":  # the source ended early (copy_range names its own volume)
+            raise errors.error("CPF1F28", path=source.path, volume=source.volume, reason=errors.cause(exc)) from None
         raise
     found = _source_digest(source)
     if found != expected:
