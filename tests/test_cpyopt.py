@@ -1475,3 +1475,43 @@ def test_a_source_that_ends_inside_a_large_file_is_the_source_s_damage(lib, cloc
     result = cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/D", tovol="TGT", crtdir=True), now=day(1, 3))
     assert [(f.path, f.message_id) for f in result.failures] == [("/D/big", "CPF1F28")]
     assert "PVOL1" in result.failures[0].message
+
+
+def test_a_changed_restore_leaves_a_later_file_on_the_primary_alone(lib, clock):
+    """NEWPRI's own /D/a, rewritten after the backup's version was made (a rewrite keeps the
+    attribute-changed date): the later of each side's dates decides, and the primary's is later."""
+    inzopt(lib, vol="NEWPRI", now=day(1, 1))
+    clock.now = day(1, 2)
+    with lib.open("NEWPRI") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/a", b"newpri, first")
+    write(lib, clock, day(1, 3), {"/D/a": b"from the primary"})
+    backup(lib, day(1, 4))
+    clock.now = day(1, 5)
+    with lib.open("NEWPRI") as volume:
+        volume.write_bytes("/D/a", b"newpri, latest")
+        assert volume.stat("/D/a").attr_changed < day(1, 3) < volume.stat("/D/a").modified
+    request = CopyRequest(fromvol="BVOL1", fromtype=VolumeType.BACKUP, frompath="/D", tovol="NEWPRI")
+    assert cpyopt(lib, request, now=day(1, 6)).copied == 0
+    with lib.open("NEWPRI") as volume:
+        assert volume.read_bytes("/D/a") == b"newpri, latest"
+
+
+def test_one_file_too_long_on_the_target_is_refused_before_its_directory_is_made(tmp_path, clock):
+    lib = Library(tmp_path / "lib", clock=clock)
+    target = "T" * 32
+    inzopt(lib, vol="S", now=day(1, 1))
+    inzopt(lib, vol=target, now=day(1, 1))
+    path = "/" + "D" * 200 + "/" + "F" * 80
+    write(lib, clock, day(1, 2), {path: b"long"}, vol="S")
+    with pytest.raises(errors.InvalidError, match="CPF1F48"):
+        cpyopt(lib, CopyRequest(fromvol="S", frompath=path, tovol=target, crtdir=True), now=day(1, 3))
+    with lib.open(target) as volume:
+        assert volume.listdir("/") == []
+
+
+def test_a_directory_topath_with_a_bad_name_is_a_directory_name_error(lib, clock):
+    write(lib, clock, day(1, 2), {"/SRC/f": b"f"})
+    inzopt(lib, vol="TGT", now=day(1, 1))
+    with pytest.raises(errors.InvalidError, match="^CPF1F01"):
+        cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/SRC", tovol="TGT", topath="/A-B", crtdir=True), now=day(1, 3))

@@ -206,7 +206,7 @@ class Choice(NamedTuple):
             return ("(t.modified IS NULL OR s.modified != t.modified OR s.attr_changed != t.attr_changed"
                     " OR s.sha256 != t.sha256 OR s.flags != t.flags)")
         if self.keep_dates:
-            return "(t.modified IS NULL OR s.modified > t.modified OR s.attr_changed > t.attr_changed)"
+            return "(t.modified IS NULL OR max(s.modified, s.attr_changed) > max(t.modified, t.attr_changed))"
         return "(t.modified IS NULL OR max(s.modified, s.attr_changed) > t.modified)"
 
     def changed_on_source(self, c: Candidate) -> bool:
@@ -216,16 +216,16 @@ class Choice(NamedTuple):
         the primary's version": either date moved (reference §5.4, [C S2]), which is
         "differs", not "is later", or the bytes or flags differ. Else a change made while
         the clock was set back, dated before (or at) the copy's dates, would never reach it.
-        A restore onto a primary keeps the backup's dates too: there each date is compared
-        with its own, later on the source (a copy the user changed since is left alone); a
-        copy dated the request time, with the later of the source's two dates."""
+        A restore onto a primary keeps the backup's dates too: there the later of each side's
+        two dates are compared (a restored copy is the source's; a copy the user changed since
+        is later, and left alone); a copy dated the request time, with the later of the source's."""
         if c.target_modified is None:
             return False
         if self.to_backup:
             return (c.modified != c.target_modified or c.attr_changed != c.target_attr_changed
                     or c.row.sha256 != c.target_sha256 or c.flags != c.target_flags)
         if self.keep_dates:
-            return c.modified > c.target_modified or c.attr_changed > c.target_attr_changed
+            return max(c.modified, c.attr_changed) > max(c.target_modified, c.target_attr_changed)
         return max(c.modified, c.attr_changed) > c.target_modified
 
     def skip(self, target_range: Range) -> tuple[int | None, int] | None:

@@ -226,11 +226,21 @@ def _payload_offset(volume: Volume, c: Candidate) -> int:
     return (c.row.sector + c.row.header_sectors) * volume.image.sector_size
 
 
-def _normal(path: str, volume: Volume, *, is_dir: bool = False) -> str:
+def _normal(path: str, volume: Volume, *, is_dir: bool | None = None) -> str:
     """A checked volume path without a trailing slash (``/`` stays ``/``); ``is_dir``: its last
-    element counts among the directory names too (reference §3.1: 256 of them)."""
-    parts = model.split_path(path, volume=volume.id, media_format=MediaFormat(volume.label()["media_format"]), is_dir=is_dir)
-    return model.join(parts)
+    element is a directory's (reference §3.1: its name counts among the 256 characters of
+    directory names), or a file's; None: not known yet, valid as either (a directory's error first)."""
+    media_format = MediaFormat(volume.label()["media_format"])
+    try:
+        return model.join(model.split_path(path, volume=volume.id, media_format=media_format, is_dir=is_dir is not False))
+    except errors.InvalidError:
+        if is_dir is not None:
+            raise
+        try:
+            return model.join(model.split_path(path, volume=volume.id, media_format=media_format, is_dir=False))
+        except errors.InvalidError:
+            pass
+        raise
 
 
 # ------------------------------------------------------------------------- execution
@@ -570,6 +580,7 @@ class _Copier:
         parent, name = self.plan.source_root.rsplit("/", 1)
         source_dir = self.source.dir_row(parent or "/")
         target_parent = self.plan.target_root.rsplit("/", 1)[0] or "/"
+        self.choice.check_name(target_parent, self.plan.target_root.rsplit("/", 1)[1])  # before any directory is made
         created = self._ensure_dir(target_parent, source_dir.created)
         target_dir = self.target.dir_row(target_parent)
         target_name = self.plan.target_root.rsplit("/", 1)[1]
