@@ -579,11 +579,11 @@ class _Copier:
         """FROMPATH names a file: copy it alone; its directory's range does not move."""
         parent, name = self.plan.source_root.rsplit("/", 1)
         source_dir = self.source.dir_row(parent or "/")
-        target_parent = self.plan.target_root.rsplit("/", 1)[0] or "/"
-        self.choice.check_name(target_parent, self.plan.target_root.rsplit("/", 1)[1])  # before any directory is made
+        target_parent, target_name = self.plan.target_root.rsplit("/", 1)
+        target_parent = target_parent or "/"
+        self.choice.check_name(target_parent, target_name)  # before any directory is made
         created = self._ensure_dir(target_parent, source_dir.created)
         target_dir = self.target.dir_row(target_parent)
-        target_name = self.plan.target_root.rsplit("/", 1)[1]
         with Selection(self.source, self.target) as selection:
             found = selection.single(source_dir, name, target_dir.id, target_name, from_time=self.start)
         chosen = [c for c in found if self.choice.selected(c)]
