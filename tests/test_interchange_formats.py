@@ -336,3 +336,33 @@ def test_rock_ridge_names_that_are_not_utf8_without_joliet_are_refused(library, 
     rc, _, err = _cli(library, "import-iso", str(image))
     assert rc == 7 and "OPV0703" in err and "not UTF-8" in err and "damaged" not in err, err
     assert _library_state(library) == before
+
+
+def test_a_udf_symbolic_link_keeps_an_absolute_target():
+    """ECMA-167 4/14.16: a root component (type 2) then the name 'usr' is the target /usr;
+    the root's empty identifier was once read as a name, which failed, and the target was lost."""
+    from optvol.interchange import udf_walk
+    from optvol.interchange.udf import FILE_TYPE_SYMLINK
+
+    def component(kind: int, identifier: bytes = b"") -> bytes:
+        return bytes((kind, len(identifier), 0, 0)) + identifier
+
+    for data, target in ((component(2) + component(5, b"\x08usr"), "/usr"),
+                         (component(5, b"\x08usr") + component(5, b"\x08lib"), "usr/lib"),
+                         (component(3) + component(5, b"\x08bin"), "../bin")):
+        image = type("Image", (), {"read": lambda self, offset, length, what, data=data: data[offset:offset + length]})()
+        link = udf_walk.Node(is_dir=False, modified=b"", attr_changed=b"", size=len(data), extents=((0, len(data)),),
+                             file_type=FILE_TYPE_SYMLINK)
+        assert udf_walk.symlink_target(image, link) == target
+
+
+def test_a_zisofs2_z2_entry_is_refused_not_imported_compressed():
+    """zisofs version 2 marks a file with Z2 as well as ZF: both reach read_zf, which refuses
+    what is not version 1 ('pz'), so such a file is OPV0703, never its compressed bytes."""
+    from optvol.interchange import iso_walk, zisofs
+
+    entry = b"Z2" + bytes((16, 2)) + b"zs" + bytes((4, 15)) + (100).to_bytes(4, "little") + (100).to_bytes(4, "big")
+    record = iso_walk._with_rock_ridge(iso_walk.Record(0, 0, 0, b"\x00" * 7, b"F"), entry, None, 2048)
+    assert record.zf == entry
+    with pytest.raises(zisofs.Unsupported):
+        zisofs.read_zf(record.zf)

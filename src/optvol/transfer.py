@@ -356,6 +356,14 @@ def _check_removable(volume: Volume, path: str, *, operation: str = "moving a fi
             raise errors.error("CPF1F37", path=info.path, volume=volume.id)
 
 
+def _outermost(paths: list[str]) -> list[str]:
+    """``paths`` of one volume once each, in any spelling, and none that lies below another:
+    what deleting them all with their trees deletes (each one's ancestors are looked up, not
+    every pair compared: rm may be given many paths)."""
+    named = {model.name_key(path).rstrip("/"): path for path in paths}
+    return [path for key, path in named.items() if not any(key[:at] in named for at in range(len(key)) if key[at] == "/")]
+
+
 class _Undo(Exception):
     """Ends the trial of ``_check_room_to_remove``: its transaction is rolled back."""
 
@@ -374,12 +382,10 @@ def _check_room_to_remove(volume: Volume, paths: list[str]) -> None:
         return  # UDF charges no delete
     if info.available >= (info.files + info.directories) * -(-RECORD_BYTES // info.sector_size) * info.sector_size:
         return
-    named = {model.name_key(path).rstrip("/"): path for path in paths}
     try:
         with volume.batch():
-            for key, path in named.items():
-                if not any(key[:at] in named for at in range(1, len(key)) if key[at] == "/"):
-                    _remove(volume, path, recursive=True)
+            for path in _outermost(paths):
+                _remove(volume, path, recursive=True)
             raise _Undo
     except _Undo:
         pass
@@ -402,10 +408,10 @@ def remove(library: Library, paths: list[str], *, recursive: bool = False, opera
     One path alone goes in one transaction, which needs no such look ahead."""
     with _session(library) as volumes:
         named = {(w.volume, model.name_key(w.path).rstrip("/")): w for w in map(_volume_location, paths)}
-        # A path named twice (in two spellings, say) is deleted once; with -r, so is one below
-        # another (its ancestors looked up, not every pair compared: rm may be given many paths).
-        targets = [w for (vol, key), w in named.items()
-                   if not (recursive and any((vol, key[:at]) in named for at in range(len(key)) if key[at] == "/"))]
+        targets = list(named.values())  # a path named twice (in two spellings, say) is deleted once
+        if recursive:  # and with -r, so is one below another
+            kept = {vol: set(_outermost([t.path for t in targets if t.volume == vol])) for vol in {t.volume for t in targets}}
+            targets = [w for w in targets if w.path in kept[w.volume]]
         for where in targets:
             volume = volumes[where.volume]
             if volume.is_dir(where.path) and not recursive:

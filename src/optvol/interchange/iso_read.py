@@ -190,9 +190,7 @@ class _LongUdfNames:
         try:
             volume = udf_walk.read_volume(self._image)
             root = udf_walk.node(self._image, volume, volume.root)
-            visited = Visited(volume.partition_length, self._path)
-            visited.add(volume.root, ())
-            for entry in _walk_udf(self._path, self._image, volume, root, (), frozenset({volume.root}), visited):
+            for entry in _udf_entries(self._path, self._image, volume, root):
                 if entry.extents and entry.special is None and len(entry.names[-1].encode()) > RR_NAME_BYTES:
                     offset = entry.extents[0][0]
                     names[offset] = None if offset in names else entry.names[-1]
@@ -382,12 +380,15 @@ def _udf_tree(path: str, fd: int, image: Image, identifier: str) -> ImageTree:
     root = udf_walk.node(image, volume, volume.root)
     if not root.is_dir:
         raise ValueError("the UDF root is not a directory")
-    def walk() -> Iterator[Entry]:
-        visited = Visited(volume.partition_length, path)
-        visited.add(volume.root, ())
-        return _walk_udf(path, image, volume, root, (), frozenset({volume.root}), visited)
+    return ImageTree(path, fd, volume_identifier=identifier, namespace="UDF",
+                     walk=lambda: _udf_entries(path, image, volume, root))
 
-    return ImageTree(path, fd, volume_identifier=identifier, namespace="UDF", walk=walk)
+
+def _udf_entries(path: str, image: Image, volume, root) -> Iterator[Entry]:
+    """Every entry of a UDF tree from its root, in pre-order (a walk of its own each call)."""
+    visited = Visited(volume.partition_length, path)
+    visited.add(volume.root, ())
+    return _walk_udf(path, image, volume, root, (), frozenset({volume.root}), visited)
 
 
 def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_walk.Node, names: tuple[str, ...],

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from optvol.interchange.iso9660 import FLAG_DIRECTORY, FLAG_HIDDEN, FLAG_MULTI_EXTENT
+from optvol.interchange.iso9660 import FLAG_DIRECTORY, FLAG_HIDDEN, FLAG_MULTI_EXTENT, TF_LONG_FORM
 from optvol.model import to_micros
 
 DESCRIPTORS_START = 16  # sector of the first volume descriptor
@@ -33,7 +33,7 @@ MAX_CONTINUATIONS = 32  # CE areas followed for one record
 MAX_CONTINUATION_BYTES = 64 << 10  # real ones fit in a sector; a hostile length must not allocate gigabytes
 DIRECTORY_CHUNK = 1 << 20  # bytes of a directory extent read at a time
 JOLIET_ESCAPES = (b"%/@", b"%/C", b"%/E")
-TF_CREATION, TF_MODIFY, TF_ATTRIBUTES, TF_LONG_FORM = 0x01, 0x02, 0x08, 0x80
+TF_CREATION, TF_MODIFY, TF_ATTRIBUTES = 0x01, 0x02, 0x08
 S_IFMT = 0o170000  # the file type bits of a POSIX mode, and the types that are no file or directory
 SPECIAL_TYPES = {0o120000: "symbolic link", 0o020000: "character device", 0o060000: "block device",
                  0o010000: "FIFO", 0o140000: "socket"}
@@ -205,7 +205,7 @@ def _with_rock_ridge(record: Record, system_use: bytes, image: Image, block: int
             child_link = _LE32.unpack_from(entry, 4)[0]
         elif signature == b"RE":
             relocated = True
-        elif signature == b"ZF":
+        elif signature in (b"ZF", b"Z2"):  # Z2: zisofs version 2's own mark, refused as ZF's version 2 is
             zf = bytes(entry)
         elif signature == b"PX" and len(entry) >= 12:
             mode = _LE32.unpack_from(entry, 4)[0]

@@ -218,7 +218,7 @@ def symlink_target(image: Image, link: Node) -> str | None:
         while position + 4 <= len(data):
             kind, length = data[position], data[position + 1]
             identifier = data[position + 4:position + 4 + length]
-            parts.append({1: "", 2: "", 3: "..", 4: "."}.get(kind) or name(identifier))
+            parts.append(name(identifier) if kind == 5 else {1: "", 2: "", 3: "..", 4: "."}.get(kind, ""))
             position += 4 + length
     except (ValueError, UnicodeDecodeError):
         return None
