@@ -327,6 +327,37 @@ def test_many_names_that_are_not_utf8_in_one_directory_each_take_their_own_jolie
                                                      + [f"café{n:03d}" for n in range(300)])
 
 
+def test_a_joliet_directory_is_read_once_however_many_subdirectories_need_it(library, tmp_path, monkeypatch):
+    """A Latin-1 disc whose root holds many directories, each with a name that is not UTF-8:
+    each subdirectory finds its Joliet counterpart in the root's Joliet index. Only the last
+    directory's index was kept, so the root's was read again for every subdirectory (quadratic
+    in a directory's subdirectories); now each Joliet directory is read once a walk (import
+    walks twice: to check and measure, then to copy)."""
+    from optvol.interchange import iso_walk
+
+    host = os.fsencode(tmp_path / "tree")
+    for number in range(40):
+        os.makedirs(host + b"/d%02d" % number)
+        with open(host + b"/d%02d/caf\xe9" % number, "wb") as handle:
+            handle.write(b"%d" % number)
+    image = tmp_path / "dirs.iso"
+    subprocess.run(["genisoimage", "-quiet", "-R", "-J", "-input-charset", "iso8859-1", "-V", "DIRS", "-o",
+                    str(image), str(tmp_path / "tree")], check=True, capture_output=True)
+    reads, records = {}, iso_walk.records
+
+    def counted(image, directory, *, block, susp_skip):
+        if susp_skip is None:  # a Joliet directory
+            reads[directory.extent] = reads.get(directory.extent, 0) + 1
+        return records(image, directory, block=block, susp_skip=susp_skip)
+
+    monkeypatch.setattr(iso_walk, "records", counted)
+    result = import_iso(library, file=image, vol="DIRS", now=NOW)
+    assert (result.files, result.directories) == (40, 40)
+    assert len(reads) == 41 and set(reads.values()) == {2}, reads
+    with library.open("DIRS") as volume:
+        assert all(volume.read_bytes(f"/d{n:02d}/café") == b"%d" % n for n in range(40))
+
+
 def test_rock_ridge_names_that_are_not_utf8_without_joliet_are_refused(library, tmp_path):
     _latin1_tree(tmp_path / "tree")
     image = tmp_path / "latin.iso"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from optvol import errors, model
 from optvol.interchange import iso_walk, udf_walk, zisofs
@@ -207,11 +207,20 @@ class _Counterpart:
 
     def __init__(self, find: Callable[[], Record | None]) -> None:
         self._find, self._found, self._looked = find, None, False
+        self._index: tuple[dict, dict, dict] | None = None
 
     def get(self) -> Record | None:
         if not self._looked:
             self._found, self._looked = self._find(), True
         return self._found
+
+    def index(self, build: Callable[[Record], tuple[dict, dict, dict]]) -> tuple[dict, dict, dict] | None:
+        """``build`` of the Joliet directory, made once: a walk holds it while it walks the
+        directory's subdirectories, whose own counterparts are looked up in it."""
+        found = self.get()
+        if found is not None and self._index is None:
+            self._index = build(found)
+        return None if found is None else self._index
 
 
 @dataclass(frozen=True)
@@ -224,7 +233,6 @@ class _Walker:
     rock_ridge: bool = False
     joliet_root: Record | None = None  # a Rock Ridge walk's: where names that are not UTF-8 are looked up
     long_names: _LongUdfNames | None = None  # a Rock Ridge walk's of an image with a UDF tree: cut names whole
-    joliet_cache: dict = field(default_factory=dict)  # _joliet_index's, of the last directory asked
 
     def _records(self, directory: Record) -> Iterator[Record]:
         return iso_walk.records(self.image, directory, block=self.block, susp_skip=self.susp_skip)
@@ -257,7 +265,7 @@ class _Walker:
                     continue  # rr_moved: its directories appear where they belong
                 entry_names = names + (self._name(directory, record, joliet, names),)
                 yield Entry(entry_names, True, iso_walk.record_time(target or record))
-                below = _Counterpart(lambda record=record: self._joliet_record(directory, joliet.get(), record))
+                below = _Counterpart(lambda record=record: self._joliet_record(directory, joliet, record))
                 yield from self._walk(target or record, entry_names, on_path, visited, below)
                 continue
             first = first or record
@@ -279,7 +287,7 @@ class _Walker:
         except UnicodeDecodeError:
             if not self.rock_ridge or record.rr_name is None:
                 raise
-        counterpart = self._joliet_record(directory, joliet.get(), record)
+        counterpart = self._joliet_record(directory, joliet, record)
         if counterpart is None:
             raise errors.error("OPV0703", path=self.path, reason=f"the Rock Ridge name {record.rr_name!r} in "
                                f"/{'/'.join(names)} is not UTF-8, and no Joliet name of the image stands for it")
@@ -293,14 +301,16 @@ class _Walker:
                 return whole
         return self._name(directory, first, joliet, names)
 
-    def _joliet_record(self, directory: Record, joliet_directory: Record | None, record: Record) -> Record | None:
-        """The record of ``joliet_directory`` that stands for ``record`` of ``directory``: the
-        one file with the same data extent, or the one directory whose name is not the Rock
-        Ridge name of another directory there; of several (empty files share their extent), the
-        one whose name is the Rock Ridge name read as Latin-1; None if there is not exactly one."""
-        if joliet_directory is None:
+    def _joliet_record(self, directory: Record, joliet: _Counterpart, record: Record) -> Record | None:
+        """The record of the Joliet directory ``joliet`` finds that stands for ``record`` of
+        ``directory``: the one file with the same data extent, or the one directory whose name
+        is not the Rock Ridge name of another directory there; of several (empty files share
+        their extent), the one whose name is the Rock Ridge name read as Latin-1; None if there
+        is not exactly one."""
+        index = joliet.index(lambda joliet_directory: self._joliet_index(directory, joliet_directory))
+        if index is None:
             return None
-        files, free, taken = self._joliet_index(directory, joliet_directory)
+        files, free, taken = index
         latin1 = record.rr_name.decode("latin-1") if record.rr_name else None
         if record.is_dir or record.child_link is not None:
             try:
@@ -319,30 +329,25 @@ class _Walker:
         return alike[0] if len(alike) == 1 else None
 
     def _joliet_index(self, directory: Record, joliet_directory: Record) -> tuple[dict, dict, dict]:
-        """What ``_joliet_record`` looks up in, read once per directory (a walk names the
-        entries of one directory after another, so only the last is kept): the Joliet files
-        by data extent and size, then by name; the Joliet directories no decodable Rock Ridge directory name
-        of ``directory`` takes, and those it takes, each by name. Reading them anew for each name
-        made a directory of n such names cost n² records."""
-        key = (directory.extent, joliet_directory.extent)
-        if key not in self.joliet_cache:
-            names = set()
-            for sibling in self._records(directory):
-                if sibling.is_dir or sibling.child_link is not None:
-                    try:
-                        names.add(self.name_of(sibling))
-                    except UnicodeDecodeError:
-                        continue
-            files, free, taken = {}, {}, {}
-            for candidate in iso_walk.records(self.image, joliet_directory, block=self.block, susp_skip=None):
-                name = iso_walk.joliet_name(candidate)
-                if not candidate.is_dir:
-                    files.setdefault((candidate.extent, candidate.size), {}).setdefault(name, []).append(candidate)
-                else:
-                    (taken if name in names else free).setdefault(name, []).append(candidate)
-            self.joliet_cache.clear()
-            self.joliet_cache[key] = (files, free, taken)
-        return self.joliet_cache[key]
+        """What ``_joliet_record`` looks up in, read once per directory (``_Counterpart.index``;
+        reading it anew for each name made a directory of n such names cost n² records): the
+        Joliet files by data extent and size, then by name; the Joliet directories no decodable
+        Rock Ridge directory name of ``directory`` takes, and those it takes, each by name."""
+        names = set()
+        for sibling in self._records(directory):
+            if sibling.is_dir or sibling.child_link is not None:
+                try:
+                    names.add(self.name_of(sibling))
+                except UnicodeDecodeError:
+                    continue
+        files, free, taken = {}, {}, {}
+        for candidate in iso_walk.records(self.image, joliet_directory, block=self.block, susp_skip=None):
+            name = iso_walk.joliet_name(candidate)
+            if not candidate.is_dir:
+                files.setdefault((candidate.extent, candidate.size), {}).setdefault(name, []).append(candidate)
+            else:
+                (taken if name in names else free).setdefault(name, []).append(candidate)
+        return files, free, taken
 
     def _only_relocated(self, directory: Record) -> bool:
         if not directory.is_dir:
