@@ -93,6 +93,16 @@ def iso(moment: datetime | None) -> str | None:
     return local(moment).isoformat(timespec="microseconds")
 
 
+def from_iso(text: object) -> datetime | None:
+    """The moment an ISO 8601 text with an offset names (as ``iso`` writes one); None for
+    anything else (``*BEGIN``, a time without an offset, no text)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return None if moment.tzinfo is None else moment
+
+
 def local_moment(wall: datetime, *, latest: bool = False) -> datetime:
     """The first instant whose local wall-clock time is ``wall`` (naive) or later: the
     instant itself where that time exists (where the clocks go back and it comes twice,

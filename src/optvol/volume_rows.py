@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from datetime import datetime
 from typing import NamedTuple
 
 from optvol import model
@@ -193,11 +192,8 @@ def _local_fromtime(parameters: dict) -> dict:
     """A request's parameters with FROMTIME in the reader's local time, as every timestamp is
     shown (DESIGN §4): the REQUEST record keeps it as ISO 8601 with the offset of the run's
     time zone. A value without an offset, or no timestamp (``*BEGIN``), is shown as stored."""
-    try:
-        moment = datetime.fromisoformat(parameters.get("FROMTIME"))
-    except (TypeError, ValueError):
-        return parameters
-    return parameters if moment.tzinfo is None else {**parameters, "FROMTIME": model.iso(moment)}
+    moment = model.from_iso(parameters.get("FROMTIME"))
+    return parameters if moment is None else {**parameters, "FROMTIME": model.iso(moment)}
 
 
 def longest_below(conn: sqlite3.Connection, directory: DirRow) -> tuple[int, int]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from optvol.model import BEGIN, BackupRange, DirInfo, FileInfo, VolumeInfo, local
+from optvol.model import BEGIN, BackupRange, DirInfo, FileInfo, VolumeInfo, from_iso, local
 
 
 def when(moment) -> str:
@@ -18,11 +16,8 @@ def when(moment) -> str:
 def when_text(text: str) -> str:
     """A timestamp of a JSON document (ISO 8601 with its offset) shown as ``when`` shows one;
     other text (``*BEGIN``, a time without an offset) as it is."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return text
-    return text if moment.tzinfo is None else when(moment)
+    moment = from_iso(text)
+    return text if moment is None else when(moment)
 
 
 def size(count: int) -> str:

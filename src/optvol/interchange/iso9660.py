@@ -14,8 +14,10 @@ Pure functions, no I/O. The references:
 from __future__ import annotations
 
 import struct
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from functools import lru_cache
+
+from optvol import model
 
 SECTOR = 2048
 MAX_EXTENT = 0xFFFFF800  # bytes in one extent of a multi-extent file (4 GiB less one sector)
@@ -80,10 +82,7 @@ def record_date(micros: int) -> bytes:
 
 def descriptor_date(moment: datetime | None) -> bytes:
     """The 17-byte date of a volume descriptor (§8.4.26.1) in UTC; None means "not specified"."""
-    if moment is None:
-        return b"0" * 16 + b"\x00"
-    utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y%m%d%H%M%S").encode() + b"%02d" % (utc.microsecond // 10_000) + b"\x00"
+    return b"0" * 16 + b"\x00" if moment is None else long_date(model.to_micros(moment))
 
 
 def directory_record(identifier: bytes, *, extent: int, size: int, date: bytes, flags: int,
@@ -138,15 +137,19 @@ def tf_entry(*, created: int, modified: int, attr_changed: int) -> bytes:
     as seven-byte dates, or as seventeen-byte ones (flag 0x80, §4.1.6) when a time lies
     outside the years 1900-2155 that seven bytes hold."""
     stamps = (created, modified, modified, attr_changed)
-    if all(SHORT_DATE_FROM <= stamp < SHORT_DATE_UNTIL for stamp in stamps):
+    if _short_dates(stamps):
         return b"TF" + bytes((5 + 4 * 7, 1, TF_TIMES)) + b"".join(record_date(stamp) for stamp in stamps)
     return b"TF" + bytes((5 + 4 * 17, 1, TF_TIMES | TF_LONG_FORM)) + b"".join(long_date(stamp) for stamp in stamps)
 
 
 def tf_length(*, created: int, modified: int, attr_changed: int) -> int:
     """The length of ``tf_entry`` of these times, without building it."""
-    short = all(SHORT_DATE_FROM <= stamp < SHORT_DATE_UNTIL for stamp in (created, modified, attr_changed))
-    return 5 + 4 * (7 if short else 17)
+    return 5 + 4 * (7 if _short_dates((created, modified, attr_changed)) else 17)
+
+
+def _short_dates(stamps: tuple[int, ...]) -> bool:
+    """Whether seven-byte dates hold all these times."""
+    return all(SHORT_DATE_FROM <= stamp < SHORT_DATE_UNTIL for stamp in stamps)
 
 
 def long_date(micros: int) -> bytes:
