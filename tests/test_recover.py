@@ -306,6 +306,41 @@ def test_changes_made_while_the_clock_runs_backwards_are_rebuilt_exactly(tmp_pat
         rebuilt_equals_original(library, vol, "deleted")
 
 
+def test_a_change_time_given_to_a_refused_write_is_not_the_volumes_highest(lib):
+    """A write refused after it was given its change time (a read-only file, in a batch of the
+    file API, or every file CPYOPT *ALL sends into a directory) raised ``changed_high`` though
+    no record carries that time: recover then lowered it, and with the clock set back a later
+    change could fall inside a backup's complete range and never be copied (docs/format.md
+    §4.1). Now ``changed_high`` is the highest time a record carries, and recover rebuilds it."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    inzopt(lib, vol="QVOL1", now=lib.tick())
+    with lib.open("PVOL1") as pvol:
+        pvol.mkdir("/D1")
+        pvol.mkdir("/D2")
+        pvol.write_bytes("/D1/a", b"a")
+        pvol.write_bytes("/D2/r", b"r")
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="QVOL1", cpysubdir=True, crtdir=True)
+    cpyopt(lib, request, now=lib.tick())
+    with lib.open("QVOL1") as qvol:
+        qvol.set_attributes("/D2/r", read_only=True)
+        with qvol.batch():
+            qvol.write_bytes("/D1/b", b"b")
+            with pytest.raises(errors.OptvolError) as refused:
+                qvol.write_bytes("/D2/r", b"new")
+            assert refused.value.message_id == "CPF1F37"
+        highest = qvol.image.conn.execute("SELECT max(changed) FROM files").fetchone()[0]
+        assert qvol.image.meta("changed_high") == highest
+    with lib.open("PVOL1") as pvol:
+        pvol.write_bytes("/D1/a", b"changed")
+    result = cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/", tovol="QVOL1", cpysubdir=True,
+                                     sltfile="*ALL"), now=lib.tick())
+    assert [failure.message_id for failure in result.failures] == ["CPF1F37"]
+    with lib.open("QVOL1") as qvol:
+        highest = qvol.image.conn.execute("SELECT max(changed) FROM files").fetchone()[0]
+        assert qvol.image.meta("changed_high") == highest
+    rebuilt_equals_original(lib, "QVOL1", "deleted")
+
+
 def test_torn_tail_is_cut_and_damaged_region_reported(lib):
     inzopt(lib, vol="PVOL1", now=lib.tick())
     fill(lib, "PVOL1")

@@ -173,6 +173,7 @@ class PrivilegedWriter:
             done.append(new)
         if records:  # every check has passed: only I/O errors can come from here on, and they end the transaction
             places = tx.append_many(Kind.FILE, records)
+            tx.carry(stamp)
             tx.write_behind()  # the disk works while the index is written
             volume._index_versions(parent.id, [(*v, place) for v, place in zip(versions, places, strict=True)],
                                    changed=stamp)

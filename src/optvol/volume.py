@@ -427,6 +427,7 @@ class Volume:
         stamp = tx.stamp(now)
         tx.append(Kind.RENAME, _timed({"from": model.join(src), "to": model.join(dst)}, now, stamp),
                   charged=not self._udf)
+        tx.carry(stamp)
         if isinstance(found, DirRow):
             tx.memo.clear()
             self._move_dir(found, new_parent, dst, stamp)
@@ -491,6 +492,7 @@ class Volume:
         now = self._now()
         stamp = tx.stamp(now)
         tx.append(Kind.ATTRIBUTES, _timed({"path": model.join(parts), "flags": flags}, now, stamp), charged=not self._udf)
+        tx.carry(stamp)
         self.image.conn.execute(
             "UPDATE files SET flags = ?, attr_changed = ?, changed = ? WHERE id = ?", (flags, now, stamp, row.id)
         )
@@ -552,6 +554,7 @@ class Volume:
         except BaseException:
             tx.charge(freed)
             raise
+        tx.carry(stamp)
         self._index_versions(parent.id, [(parts[-1], key, new, old, place)], changed=stamp)
         return new
 

@@ -554,12 +554,8 @@ class Transaction:
     """Records appended and index rows changed as one commit (see the module docstring)."""
 
     def __init__(self, image: VolumeImage):
-        self.image = image
-        self.conn = image.conn
-        self.volume = image.volume
-        self.sector_size = image.sector_size
-        self.committed_end = image.meta("committed_end")
-        self.end = self.committed_end
+        self.image, self.conn, self.volume, self.sector_size = image, image.conn, image.volume, image.sector_size
+        self.committed_end = self.end = image.meta("committed_end")
         self.sequence = image.meta("next_sequence")
         self.used = image.meta("used_sectors")
         # Change times (``stamp``) of this commit lie above every one committed before it.
@@ -583,11 +579,13 @@ class Transaction:
         """The change time (``files.changed``) a change made at clock time ``now`` gets: ``now``,
         or, if the clock reads no later than a change already committed (set back, or the
         same microsecond), one microsecond after the latest. So every change committed after a
-        CPYOPT read the source's ``changed_high`` lies above it (docs/format.md §4.1)."""
-        stamp = now if now >= self._floor else self._floor
-        if stamp > self.changed_high:
-            self.changed_high = stamp
-        return stamp
+        CPYOPT read the source's ``changed_high`` lies above it (docs/format.md §4.1); it counts
+        there once a record carries it (``carry``: a time given to a write then refused would
+        leave ``changed_high`` above every record, and ``recover`` would lower it again)."""
+        return now if now >= self._floor else self._floor
+
+    def carry(self, stamp: int) -> None:
+        self.changed_high = max(self.changed_high, stamp)
 
     # ----------------------------------------------------------------- space
 
