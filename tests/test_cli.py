@@ -667,6 +667,21 @@ def test_mv_of_a_directory_whose_name_changes_length_when_folded(sh):
     assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "DVD1")] == ["/", "/x", "/x/inner", "/x/inner/deep"]
 
 
+def test_mv_of_a_directory_onto_another_case_of_its_name_renames_it(filled):
+    """As mv of a file does: the directory is there already under that key, so mv took it as
+    the directory to move into, and refused a move into itself (OPV0110). With a trailing
+    slash, or as a copy, it still is one."""
+    sh = filled
+    sh("mv", "/QOPT/PVOL1/D1", "/QOPT/PVOL1/d1")
+    assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")][:3] == ["/", "/d1", "/d1/SUB"]
+    assert sh("cat", "/QOPT/PVOL1/d1/a.txt").out == b"hello\n"
+    for args, message in ((["mv", "/QOPT/PVOL1/d1", "/QOPT/PVOL1/D1/"], "OPV0110"),
+                          (["cp", "-r", "/QOPT/PVOL1/d1", "/QOPT/PVOL1/D1"], "OPV0110"),
+                          (["mv", "/QOPT/PVOL1/d1", "/QOPT/PVOL1/d1"], "CPF1F23")):
+        result = sh(*args, ok=False)
+        assert message in result.err, (args, result.err)
+
+
 # --------------------------------------------------------------------- ls, cat, chattr
 
 

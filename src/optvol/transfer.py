@@ -106,7 +106,11 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
         raise errors.error("OPV0302", path=target.path, reason="neither source nor target is a /QOPT path")
     if target.volume is None:
         volumes.library.check_host_target(target.path)
-    into = _is_dir(volumes, target) or target.path.endswith("/") or len(sources) > 1
+    renaming = (operation == MOVING and len(sources) == 1 and sources[0].volume is not None
+                and sources[0].volume == target.volume and not target.path.endswith("/")
+                and model.name_key(sources[0].path).rstrip("/") == model.name_key(target.path))
+    # mv of a directory onto another case of its own name renames it, as mv of a file does
+    into = not renaming and (_is_dir(volumes, target) or target.path.endswith("/") or len(sources) > 1)
     if into and not _is_dir(volumes, target):
         _missing(target, directory=True)
     plan = []
