@@ -11,6 +11,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import unicodedata
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 
 from conftest import data_path, make_volume
 from integrity_helpers import downgrade_to_schema_3, run_cli
-from optvol import cli, errors
+from optvol import cli, errors, model
 from optvol.model import DirInfo, FileInfo, MediaType
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -390,6 +391,24 @@ def test_names_differ_in_case_only_by_a_one_to_one_fold(library):
             assert volume.read_bytes("/" + other.lower()) == other.encode()
         assert volume.read_bytes("/résumé.txt") == b"second" and volume.stat("/Résumé.txt").version == 2
         assert volume.is_dir("/MAßE/INNEN") and volume.listdir("/MASSE") == []
+
+
+def test_the_fold_of_names_is_unicode_14_whatever_the_python():
+    """Keys are stored, so the fold must not follow the running Python's Unicode data:
+    Unicode 16.0 (Python 3.14) gives ƛ and ɤ upper cases of their own, and a name stored
+    under 3.11 would not be found under 3.14. The frozen table is the one Python 3.11
+    computes; a later Unicode only adds case pairs (its Case Pair Stability policy), so
+    there the table is part of what the running Python computes."""
+    from optvol import case_fold
+
+    frozen = case_fold.table()
+    running = {code: code + offset for first, last, step, offset in case_fold.computed()
+               for code in range(first, last + 1, step)}
+    if unicodedata.unidata_version == case_fold.UNICODE_VERSION:
+        assert case_fold.computed() == case_fold.RUNS
+    assert frozen.items() <= running.items() and len(frozen) == 1400
+    assert model.name_key("ƛɤ Résumé ß ς") == "ƛɤ RÉSUMÉ ß ς"
+    assert all(model.name_key(chr(code)) == chr(frozen.get(code, code)) for code in range(0x110000))
 
 
 def test_an_index_of_schema_3_gets_the_finer_name_keys(library):

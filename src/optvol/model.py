@@ -7,13 +7,12 @@ Layer 1: no I/O, no clock. Rules come from reference §2.1 (volume identifiers),
 from __future__ import annotations
 
 import enum
-import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from optvol import errors
+from optvol import case_fold, errors
 
 
 class VolumeType(enum.StrEnum):
@@ -157,16 +156,14 @@ def name_key(name: str) -> str:
     only where the pair is a true one (its lower case is the character's own): full case
     mapping (str.upper) made 'straße' and 'STRASSE', 'ﬁle' and 'FILE', 'kılavuz' and
     'KILAVUZ' one name, so a write to one replaced the other. A key is as long as its name.
+    The fold is Unicode 14.0's whatever the Python (``case_fold``): keys are stored.
     """
     if name.isascii():
         return name.upper()
-    return "".join(map(_fold, name))
+    return name.translate(_FOLD)
 
 
-@functools.lru_cache(maxsize=4096)
-def _fold(char: str) -> str:
-    upper = char.upper()
-    return upper if len(upper) == 1 and upper.lower() == char.lower() else char
+_FOLD = case_fold.table()
 
 
 def matches_generic(name: str, pattern: str) -> bool:
