@@ -37,6 +37,7 @@ MAX_LINES = 800
 FIXED_LAYERS = {
     "optvol.errors": 0,
     "optvol.model": 1,
+    "optvol.case_fold": 1,
     "optvol.media": 1,
     "optvol.volume": 3,
     "optvol.volume_rows": 3,
