@@ -28,7 +28,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from optvol import errors, model
-from optvol.image.image import VolumeImage, fsync_dir, lock_exclusive, read_only_error
+from optvol.image.image import VolumeImage, fsync_dir
+from optvol.image.locks import lock_exclusive, read_only_error
 from optvol.volume import Clock, Volume
 
 MARKER = ".optvol-library"

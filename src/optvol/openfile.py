@@ -17,7 +17,8 @@ import weakref
 from collections.abc import Iterator
 
 from optvol import errors, model
-from optvol.image.image import Transaction, read_only_error
+from optvol.image.image import Transaction
+from optvol.image.locks import read_only_error
 from optvol.volume_rows import READ_ONLY
 
 SPOOL_IN_MEMORY = 8 << 20

@@ -72,6 +72,7 @@ def recover(library: Library, *, vol: str) -> RecoveryReport:
     with library.locked():
         lock = image_mod.lock_exclusive(directory, volume=volume_id)
         try:
+            _refuse_a_newer_index(directory / image_mod.INDEX_FILE, volume_id)
             return _rebuild(directory, volume_id)
         finally:
             os.close(lock)
@@ -110,6 +111,22 @@ def _first_label(directory) -> dict:
             raise errors.error("OPV0201", volume=directory.name.removesuffix(".optvol"), reason=(
                 f"{errors.cause(unreadable)}, and neither its index nor a later label record gives the label")) from None
         return {**label, "volume": first.header.body["volume"]}
+
+
+def _refuse_a_newer_index(index, volume_id: str) -> None:
+    """OPV0202 when the index can be read and a newer optvol wrote it: its records may mean
+    what this optvol's replay does not know (index schema 4 changed how names match), so a
+    rebuild here would lose what the newer one keeps. A lost or unreadable index is rebuilt."""
+    try:
+        conn = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return
+    if row is not None and isinstance(row[0], int) and row[0] > schema.SCHEMA_VERSION:
+        raise errors.error("OPV0202", path=volume_id, found=row[0], supported=schema.SCHEMA_VERSION)
 
 
 def _label_of_index(index) -> dict | None:

@@ -25,7 +25,6 @@ change, so they are read in place.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import mmap
@@ -43,12 +42,12 @@ from typing import NamedTuple
 from optvol import errors
 from optvol.image import records, schema
 from optvol.image.datapart import DataPartition
+from optvol.image.locks import lock_exclusive, open_lock, read_only_error, upgrade_alone
 from optvol.image.records import Kind
 
 INDEX_FILE = "index.sqlite"
 RECOVERED_INDEX = "index.recovered.sqlite"  # the index ``recover`` rebuilds, beside the old one
 DATA_FILE = "data.opv"
-LOCK_FILE = "lock"
 SNAPSHOT_TRIES = 20  # copies of the index a user who may only read it takes before it gives up (OPV0004)
 BUSY_TIMEOUT_MS = 60_000
 FLUSH_BYTES = 2 << 20  # the buffer of records goes to a writer thread in pieces this big
@@ -190,39 +189,6 @@ def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _lock(directory: Path, *, exclusive: bool, volume: str) -> tuple[int | None, str | None]:
-    """The open lock, shared or exclusive, and why the image can only be read, if it can:
-    "fs" on a read-only file system (no lock then: nothing can change the image), "access"
-    when this user may not write the lock (it is opened for reading)."""
-    reason = None
-    try:
-        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.EROFS:
-            if not exclusive:
-                return None, "fs"
-            raise read_only_error(directory.parent, f"changing volume {volume}") from None
-        fd = None
-        if exc.errno in (errno.EACCES, errno.EPERM) and not exclusive:
-            try:
-                fd, reason = os.open(directory / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC), "access"
-            except OSError:
-                pass
-        if fd is None:
-            raise errors.error("OPV0006", library=directory.parent,
-                               reason=f"{directory.name}/{LOCK_FILE}: {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise errors.error("OPV0004", volume=volume) from None
-    except OSError as exc:  # ENOLCK: a network file system without locks
-        os.close(fd)
-        raise errors.error("OPV0006", library=directory.parent,
-                           reason=f"{directory.name}/{LOCK_FILE} cannot be locked ({exc.strerror or exc})") from None
-    return fd, reason
-
-
 def index_root(conn: sqlite3.Connection, *, created: int, sector: int) -> None:
     """The root directory's row, for the DIRECTORY record of "/" at ``sector``."""
     conn.execute(
@@ -253,18 +219,6 @@ def _finish_recovery(directory: Path, *, volume: str) -> None:
         os.close(fd)
 
 
-def lock_exclusive(directory: Path, *, volume: str) -> int:
-    """The open lock of a volume image, exclusively (exit 8 if it is open); close the fd to release."""
-    fd, _ = _lock(directory, exclusive=True, volume=volume)
-    assert fd is not None  # an exclusive lock is taken or refused
-    return fd
-
-
-def read_only_error(library: Path, operation: str) -> errors.OptvolError:
-    """OPV0010: ``operation`` would write a library on a read-only file system."""
-    return errors.error("OPV0010", library=library, operation=operation)
-
-
 class VolumeImage:
     """An open volume image: the index connection, the data partition and the open lock."""
 
@@ -277,7 +231,7 @@ class VolumeImage:
             _finish_recovery(self.directory, volume=self.name)
         if not index_path.is_file() or not (self.directory / DATA_FILE).is_file():
             raise errors.error("OPV0201", volume=self.name, reason="index or data partition missing")
-        lock_fd, because = _lock(self.directory, exclusive=exclusive, volume=self.name) if lock else (-1, None)
+        lock_fd, because = open_lock(self.directory, exclusive=exclusive, volume=self.name) if lock else (-1, None)
         # An image is only read (no migration, no tail cut; every write refused) on a read-only
         # file system ("fs": no lock then), by a user who may not write it ("access"), and on
         # a full file system that has no room for SQLite's shared-memory file ("full", see
@@ -306,8 +260,7 @@ class VolumeImage:
                 schema.migrate(self.conn, found)
                 self.conn.execute("COMMIT")
             elif found < schema.SCHEMA_VERSION:
-                with self._write_lock(f"upgrading the index of volume {self.name} to schema {schema.SCHEMA_VERSION}"):
-                    schema.migrate(self.conn, schema.version_of(self.conn, where=self.name))
+                self._upgrade()
             row = self.conn.execute("SELECT volume, sector_size FROM label").fetchone()
             if row is None:
                 raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")
@@ -375,6 +328,19 @@ class VolumeImage:
         self._read_only_because = "full"
         self.conn = _connect(path, read_only=True)
         return schema.version_of(self.conn, where=self.name)
+
+    def _upgrade(self) -> None:
+        """Bring an older index forward to the current schema, alone (``locks.upgrade_alone``)."""
+        def needed() -> bool:
+            return schema.version_of(self.conn, where=self.name) < schema.SCHEMA_VERSION
+
+        def upgrade() -> None:
+            with self._write_lock(f"upgrading the index of volume {self.name} to schema {schema.SCHEMA_VERSION}"):
+                schema.migrate(self.conn, schema.version_of(self.conn, where=self.name))
+        if self._lock_fd < 0:
+            upgrade()
+        else:
+            upgrade_alone(self._lock_fd, volume=self.name, needed=needed, upgrade=upgrade)
 
     def _alone(self) -> bool:
         """No other process has this image open: its shared lock can become exclusive (then
@@ -511,6 +477,11 @@ class VolumeImage:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise errors.error("OPV0004", volume=self.volume) from exc
+        try:  # a newer optvol may have brought the index forward since this one opened it
+            schema.version_of(self.conn, where=self.name)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
         committed = self.meta("committed_end")
         if self.data.size_sectors() > committed:
             self.data.truncate(committed)  # a torn tail from a writer that died

@@ -1,0 +1,101 @@
+"""The open lock of a volume image (docs/format.md §1): a ``flock`` on its ``lock`` file,
+shared by every process that has the image open, exclusive for what needs the image alone
+(re-initialize, rename, remove, recover, the upgrade of an older index)."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from optvol import errors
+
+LOCK_FILE = "lock"
+UPGRADE_WAIT = 10.0  # seconds an upgrade waits for the image to be free, or upgraded by another
+
+
+def read_only_error(library: Path, operation: str) -> errors.OptvolError:
+    """OPV0010: ``operation`` would write a library on a read-only file system."""
+    return errors.error("OPV0010", library=library, operation=operation)
+
+
+def lock_exclusive(directory: Path, *, volume: str) -> int:
+    """The open lock of a volume image, exclusively (exit 8 if it is open); close the fd to release."""
+    fd, _ = open_lock(directory, exclusive=True, volume=volume)
+    assert fd is not None  # an exclusive lock is taken or refused
+    return fd
+
+
+def open_lock(directory: Path, *, exclusive: bool, volume: str) -> tuple[int | None, str | None]:
+    """The open lock, shared or exclusive, and why the image can only be read, if it can:
+    "fs" on a read-only file system (no lock then: nothing can change the image), "access"
+    when this user may not write the lock (it is opened for reading)."""
+    reason = None
+    try:
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            if not exclusive:
+                return None, "fs"
+            raise read_only_error(directory.parent, f"changing volume {volume}") from None
+        fd = None
+        if exc.errno in (errno.EACCES, errno.EPERM) and not exclusive:
+            try:
+                fd, reason = os.open(directory / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC), "access"
+            except OSError:
+                pass
+        if fd is None:
+            raise errors.error("OPV0006", library=directory.parent,
+                               reason=f"{directory.name}/{LOCK_FILE}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise errors.error("OPV0004", volume=volume) from None
+    except OSError as exc:  # ENOLCK: a network file system without locks
+        os.close(fd)
+        raise errors.error("OPV0006", library=directory.parent,
+                           reason=f"{directory.name}/{LOCK_FILE} cannot be locked ({exc.strerror or exc})") from None
+    return fd, reason
+
+
+def upgrade_alone(fd: int, *, volume: str, needed: Callable[[], bool], upgrade: Callable[[], None],
+                  wait: float | None = None) -> None:
+    """Run ``upgrade`` while ``needed()`` holds, with the image to this process alone (its
+    shared lock ``fd`` made exclusive): an older optvol that has the image open would go on
+    writing by its own rules (name keys, counts) into the new schema. flock makes a lock
+    exclusive by dropping it first, so a refused try leaves none: the shared one is taken
+    again. Waits up to ``wait`` seconds for the image to be free or for another process to
+    have upgraded it (``needed()`` false), then OPV0004; returns holding the shared lock."""
+    deadline = time.monotonic() + (UPGRADE_WAIT if wait is None else wait)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _shared_again(fd, volume=volume, deadline=deadline)
+        else:
+            try:
+                if needed():
+                    upgrade()
+            finally:
+                _shared_again(fd, volume=volume, deadline=deadline)
+            return
+        if not needed():
+            return
+        if time.monotonic() > deadline:
+            raise errors.error("OPV0004", volume=volume)
+        time.sleep(0.05)
+
+
+def _shared_again(fd: int, *, volume: str, deadline: float) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:  # another process has the image alone for a moment
+            if time.monotonic() > deadline:
+                raise errors.error("OPV0004", volume=volume) from None
+            time.sleep(0.05)

@@ -1,0 +1,133 @@
+"""Indexes of other schema versions (docs/format.md §6): an older one is brought forward only
+with the volume to this process alone, and a newer one is never written or rebuilt.
+
+Two optvol versions may share a library (two machines). An older optvol that has a volume
+open goes on writing by its own rules (name keys, counts) into whatever index it finds, so
+the upgrade waits for it to close the volume; and this optvol, meeting an index a newer one
+has brought forward, neither writes into it nor rebuilds it by its own rules.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from conftest import make_volume
+from integrity_helpers import downgrade_to_schema_3
+from optvol import errors
+from optvol.image import locks, schema
+from optvol.recovery import recover
+
+
+def _schema_of(index) -> int:
+    conn = sqlite3.connect(index)
+    try:
+        return conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _set_schema(index, version: int) -> None:
+    conn = sqlite3.connect(index)
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+    conn.close()
+
+
+def _held_open(library, vol: str) -> int:
+    """A shared open lock on the volume, as another process that has it open holds one."""
+    fd = os.open(library.root / f"{vol}.optvol" / locks.LOCK_FILE, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+@pytest.fixture
+def old_volume(library):
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/straße.txt", b"old")
+    index = library.root / "PVOL1.optvol" / "index.sqlite"
+    downgrade_to_schema_3(index)
+    return index
+
+
+def test_an_older_index_open_elsewhere_is_not_upgraded_under_it(library, old_volume, monkeypatch):
+    """The upgrade waited for nothing but SQLite's write lock: an older optvol that had the
+    volume open then wrote old keys into the new schema (straße.txt listed, not found, and
+    replaced by a write to STRASSE.TXT). Now the open waits for the volume to be free, then
+    refuses (OPV0004), and the index stays as it was."""
+    monkeypatch.setattr(locks, "UPGRADE_WAIT", 0.3)
+    held = _held_open(library, "PVOL1")
+    try:
+        started = time.monotonic()
+        with pytest.raises(errors.OptvolError) as caught:
+            library.open("PVOL1")
+        assert caught.value.message_id == "OPV0004" and time.monotonic() - started >= 0.3
+        assert _schema_of(old_volume) == 3
+    finally:
+        os.close(held)
+    with library.open("PVOL1") as volume:  # alone now: brought forward
+        volume.write_bytes("/STRASSE.TXT", b"new")
+        assert volume.read_bytes("/straße.txt") == b"old" and volume.read_bytes("/strasse.txt") == b"new"
+    assert _schema_of(old_volume) == schema.SCHEMA_VERSION
+
+
+def test_the_upgrade_goes_ahead_once_the_other_process_closes_the_volume(library, old_volume):
+    held = _held_open(library, "PVOL1")
+    threading.Timer(0.3, os.close, (held,)).start()
+    with library.open("PVOL1") as volume:
+        assert volume.read_bytes("/STRAßE.TXT") == b"old"
+    assert _schema_of(old_volume) == schema.SCHEMA_VERSION
+
+
+def test_an_upgrade_leaves_the_volume_open_to_others(library, old_volume):
+    """The upgrade makes the open lock exclusive for a moment, then shared again: another
+    process can open the volume while this one has it open (a lost shared lock would let
+    recover or INZOPT take the volume from under it)."""
+    with library.open("PVOL1"):
+        other = os.open(library.root / "PVOL1.optvol" / locks.LOCK_FILE, os.O_RDWR)
+        try:
+            fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+
+
+def test_a_write_into_an_index_a_newer_optvol_brought_forward_is_refused(library):
+    """A newer optvol may upgrade the index while this one has the volume open (an older
+    optvol does not wait for it): each write transaction checks the schema first."""
+    make_volume(library, "PVOL1")
+    index = library.root / "PVOL1.optvol" / "index.sqlite"
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/a", b"a")
+        _set_schema(index, schema.SCHEMA_VERSION + 1)
+        with pytest.raises(errors.OptvolError) as caught:
+            volume.write_bytes("/b", b"b")
+        assert caught.value.message_id == "OPV0202"
+        assert not volume.exists("/b")
+
+
+def test_recover_refuses_an_index_a_newer_optvol_wrote(library):
+    """Its records may mean what this optvol's replay does not know (schema 4 changed how
+    names match, and an older recover merged straße.txt and STRASSE.TXT into one file)."""
+    make_volume(library, "PVOL1")
+    index = library.root / "PVOL1.optvol" / "index.sqlite"
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/a", b"a")
+    _set_schema(index, schema.SCHEMA_VERSION + 1)
+    before = index.read_bytes()
+    with pytest.raises(errors.OptvolError) as caught:
+        recover(library, vol="PVOL1")
+    assert caught.value.message_id == "OPV0202" and index.read_bytes() == before
+    index.write_bytes(b"not an index any more" * 100)  # an unreadable index is rebuilt, as ever
+    for suffix in ("-wal", "-shm"):
+        index.with_name(index.name + suffix).unlink(missing_ok=True)
+    assert recover(library, vol="PVOL1").damaged == []
+    with library.open("PVOL1") as volume:
+        assert volume.read_bytes("/a") == b"a"
