@@ -341,6 +341,34 @@ def test_a_change_time_given_to_a_refused_write_is_not_the_volumes_highest(lib):
     rebuilt_equals_original(lib, "QVOL1", "deleted")
 
 
+def test_a_change_time_carried_in_a_step_that_is_undone_is_not_the_volumes_highest(lib):
+    """CPYOPT to a backup gives a directory the primary's case in one step (a savepoint): the
+    first RENAME fits, the second is refused (CPF1F61), the step is undone; the run goes on
+    and commits. The undone RENAME's change time stayed in ``changed_high``, which recover
+    then lowered (the savepoint kept its records, sectors and space, not that)."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    inzopt(lib, vol="BVOL1", type=VolumeType.BACKUP, capacity=1 << 20, now=lib.tick())
+    with lib.open("PVOL1") as pvol:
+        pvol.mkdir("/X/Y", parents=True)
+        pvol.write_bytes("/X/Y/f", b"f")
+    cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True),
+           now=lib.tick())
+    with lib.open("PVOL1") as pvol:
+        pvol.rename("/X/", "/x/")
+        pvol.rename("/x/Y/", "/x/y/")
+    with lib.open("BVOL1") as bvol:
+        with bvol.backup_writer() as writer:  # room for one more RENAME record, not two
+            fill = (writer.tx.available_sectors() - 2) * bvol.image.sector_size
+            writer.write_file("/FILL", data=b"z" * fill, size=fill, created=1, modified=1, attr_changed=1)
+        before = bvol.image.meta("changed_high")
+    result = cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/x/y", tovol="BVOL1", totype=VolumeType.BACKUP,
+                                     cpysubdir=True), now=lib.tick())
+    assert "CPF1F61" in [failure.message_id for failure in result.failures]
+    with lib.open("BVOL1") as bvol:
+        assert bvol.image.meta("changed_high") == before
+    rebuilt_equals_original(lib, "BVOL1", "deleted")
+
+
 def test_torn_tail_is_cut_and_damaged_region_reported(lib):
     inzopt(lib, vol="PVOL1", now=lib.tick())
     fill(lib, "PVOL1")

@@ -579,7 +579,7 @@ class Transaction:
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """Undo just this block's records and rows if it raises (one file of a batch)."""
-        state = (self.end, self.sequence, self.used, self._filled, self._buffer_start)
+        state = (self.end, self.sequence, self.used, self.changed_high, self._filled, self._buffer_start)
         self.conn.execute("SAVEPOINT one_item")
         try:
             yield
@@ -587,7 +587,7 @@ class Transaction:
             self.conn.execute("ROLLBACK TO one_item")
             self.conn.execute("RELEASE one_item")
             self.memo.clear()
-            self.end, self.sequence, self.used, length, start = state
+            self.end, self.sequence, self.used, self.changed_high, length, start = state
             if start == self._buffer_start:
                 self._filled = length
             else:  # the block flushed: what precedes ``end`` is on disk and stays, the rest goes
