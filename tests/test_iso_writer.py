@@ -395,14 +395,17 @@ class _CountedFromOne(_CountedNames):
 def test_names_sharing_a_base_cost_claims_in_proportion():
     """1,000 names that shorten to one base in every namespace get the names that counting
     from 1 gives, in about one claim a name and namespace (counting from 1 takes half a
-    million claims a namespace: a directory of 100,000 such names would not finish)."""
-    def hand_out(names: TakenNames) -> list[tuple[str, str, str]]:
+    million claims a namespace: a directory of 100,000 such names would not finish). Rock
+    Ridge names over 255 bytes that cut alike were still numbered from 1 each."""
+    def hand_out(names: TakenNames) -> list[tuple[str, str, str, str]]:
         namer = Namer(names)
-        return [(namer.iso_file(name), namer.joliet(name), namer.udf(name))
+        return [(namer.iso_file(name), namer.joliet(name), namer.udf(name), namer.rock_ridge(name))
                 for name in (f"a scanned invoice {'of the year 2026 ' * 16}number {i:06}.pdf" for i in range(1000))]
 
     counted, from_one = _CountedNames(), _CountedFromOne()
     handed = hand_out(counted)
     assert handed == hand_out(from_one)
-    assert len({iso for iso, _, _ in handed}) == 1000 and handed[999][0] == "A_SCANNED_INVOICE_OF_TH_999.PDF;1"
-    assert counted.claims < 2 * 3 * 1000 < from_one.claims // 100, (counted.claims, from_one.claims)
+    assert len({iso for iso, _, _, _ in handed}) == 1000 and handed[999][0] == "A_SCANNED_INVOICE_OF_TH_999.PDF;1"
+    assert len({rr for _, _, _, rr in handed}) == 1000 and handed[999][3].endswith("_999.pdf")
+    assert all(len(rr.encode()) <= 255 for _, _, _, rr in handed)
+    assert counted.claims < 2 * 4 * 1000 < from_one.claims // 100, (counted.claims, from_one.claims)

@@ -258,22 +258,20 @@ class Volume:
         """(directory path, live file row) of every file below ``path`` in path order (layer-5 readers)."""
         for directory in list(self._dir_rows(path, recursive=recursive)):
             rows = self.image.conn.execute(
-                f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 ORDER BY name_key", (directory.id,)
-            )
+                f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 ORDER BY name_key", (directory.id,))
             for row in rows:
                 yield directory.path, FileRow(*row)
 
     def walk(self, path: str = "/") -> Iterator[tuple[str, list[str], list[str]]]:
         """Like ``os.walk``: (directory path, directory names, file names), top down."""
-        pending = [self._need_dir(self._parts(path, is_dir=True))]
+        pending = [self._need_dir(self._parts(path, is_dir=True))]  # a stack: the next directory last
         while pending:
-            directory = pending.pop(0)
+            directory = pending.pop()
             children = self._subdirs(directory.id)
             names = [r[0] for r in self.image.conn.execute(
-                "SELECT name FROM files WHERE dir = ? AND live = 1 ORDER BY name_key", (directory.id,)
-            )]
+                "SELECT name FROM files WHERE dir = ? AND live = 1 ORDER BY name_key", (directory.id,))]
             yield directory.path, [c.name for c in children], names
-            pending[0:0] = children
+            pending.extend(reversed(children))
 
     def versions(self, path: str) -> list[FileInfo]:
         """Every version of a file still recorded, newest first (HPOFS keeps them all)."""
@@ -455,14 +453,14 @@ class Volume:
         old_key, old_path = directory.path_key, directory.path
         new_path = new_parent.path.rstrip("/") + "/" + dst[-1]
         conn = self.image.conn
+        below = (old_key + "/", old_key + "0")  # the paths below sort between (the dirs_path index: _dir_rows)
         subtree = [directory.id] + [r[0] for r in conn.execute(
-            "SELECT id FROM dirs WHERE live = 1 AND substr(path_key, 1, ?) = ?", (len(old_key) + 1, old_key + "/")
-        )]
+            "SELECT id FROM dirs WHERE live = 1 AND path_key > ? AND path_key < ?", below)]
         conn.execute(
             "UPDATE dirs SET path = ? || substr(path, ?), path_key = ? || substr(path_key, ?) "
-            "WHERE live = 1 AND substr(path_key, 1, ?) = ?",
+            "WHERE live = 1 AND path_key > ? AND path_key < ?",
             # Each column cut by its own prefix (since schema 4 a key is as long as its path).
-            (new_path, len(old_path) + 1, model.name_key(new_path), len(old_key) + 1, len(old_key) + 1, old_key + "/"),
+            (new_path, len(old_path) + 1, model.name_key(new_path), len(old_key) + 1, *below),
         )
         conn.execute(
             "UPDATE dirs SET parent = ?, name = ?, path = ?, path_key = ? WHERE id = ?",
@@ -559,7 +557,7 @@ class Volume:
         return new
 
     def _new_versions(
-        self, tx: image_mod.Transaction, parent: DirRow, typed: tuple[str, ...], files: Iterable[tuple],
+        self, tx: image_mod.Transaction, parent: DirRow, typed: tuple[str, ...], files: list[tuple],
         olds: dict[str, FileRow], *, replace: bool, honour_read_only: bool, now: int, stamp: int, charge: bool,
     ) -> list[tuple[NewVersion, bytes, int, FileRow | None] | errors.OptvolError]:
         """The rules of writing file versions into directory ``parent`` (``typed``: its path as
@@ -574,7 +572,7 @@ class Volume:
         if told; otherwise its append charges it). One loop for many files: it runs for every
         file CPYOPT writes.
         """
-        subdirs = self._subdir_keys(tx, parent.id)
+        subdirs = self._subdir_keys(tx, parent, [f[1] for f in files])
         sector_size, fixed, udf = self.image.sector_size, records.FIXED_SIZE, None
         prefix = parent.path.rstrip("/") + "/"  # the parent as stored, not as typed
         encode, volume, outcomes, new_tuple = records.encode_file_body, tx.volume, [], tuple.__new__
@@ -638,13 +636,16 @@ class Volume:
         )
         return {row[3]: FileRow(*row) for row in rows}
 
-    def _subdir_keys(self, tx: image_mod.Transaction, dir_id: int) -> set[str]:
-        """The name keys of a directory's subdirectories, remembered like ``_parent_dir``."""
-        key = ("subdirs", dir_id)
-        cached = tx.memo.get(key)
+    def _subdir_keys(self, tx: image_mod.Transaction, parent: DirRow, keys: list[str]) -> set[str]:
+        """Which of ``keys`` name subdirectories of ``parent``: a few looked up by path (a batch that
+        makes directories forgets what is remembered), many among all, remembered like ``_parent_dir``."""
+        if len(keys) <= 8:
+            base, find = parent.path_key.rstrip("/") + "/", self.image.conn.execute
+            return {k for k in keys if find("SELECT 1 FROM dirs WHERE path_key = ? AND live = 1", (base + k,)).fetchone()}
+        cached = tx.memo.get(("subdirs", parent.id))
         if cached is None:
-            rows = self.image.conn.execute("SELECT name FROM dirs WHERE parent = ? AND live = 1", (dir_id,))
-            cached = tx.memo[key] = {model.name_key(r[0]) for r in rows}
+            rows = self.image.conn.execute("SELECT name FROM dirs WHERE parent = ? AND live = 1", (parent.id,))
+            cached = tx.memo[("subdirs", parent.id)] = {model.name_key(r[0]) for r in rows}
         return cached
 
     def _parent_dir(self, tx: image_mod.Transaction, parts: tuple[str, ...]) -> DirRow:
@@ -781,8 +782,7 @@ class Volume:
 
 
 def _timed(body: dict, now: int, stamp: int) -> dict:
-    """A RENAME or ATTRIBUTES body with its ``time`` (the clock's: the new attribute-changed
-    time) and, when the change time differs (``Transaction.stamp``), ``changed``."""
+    """A RENAME or ATTRIBUTES body with its clock ``time`` and, if it differs, its ``changed`` (stamp)."""
     return {**body, "time": now} if stamp == now else {**body, "time": now, "changed": stamp}
 
 

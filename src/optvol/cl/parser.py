@@ -54,6 +54,7 @@ class _Splitter:
         self.line = self.first_line = 1
         self.line_start = 0  # where the current line starts in buf
         self.quote = self.skip_blanks = self.continued = False
+        self.solid = 0  # characters in buf that are not blanks (the statement has begun)
 
     def run(self, source: str) -> list[Statement]:
         source, index = source.replace("\r\n", "\n"), 0
@@ -77,8 +78,9 @@ class _Splitter:
 
     def _add(self, char: str) -> None:
         if not char.isspace():
-            if not "".join(self.buf).strip():
+            if not self.solid:
                 self.first_line = self.line
+            self.solid += 1
             self.continued = False
         self.buf.append(char)
 
@@ -97,7 +99,7 @@ class _Splitter:
             if final:
                 raise _fail(f"line {self.line}", "the last line ends with a continuation character")
             # '+' continues at the next line's first non-blank, '-' at its first character.
-            self.skip_blanks = self.buf.pop() == "+"
+            self.skip_blanks, self.solid = self.buf.pop() == "+", self.solid - 1
             self.continued, self.line_start = True, len(self.buf)
             self.line += 1
             return
@@ -106,7 +108,7 @@ class _Splitter:
         text = "".join(self.buf).strip()
         if text:
             self.statements.append(Statement(text, self.first_line))
-        self.buf, self.line_start, self.quote, self.continued = [], 0, False, False
+        self.buf, self.line_start, self.quote, self.continued, self.solid = [], 0, False, False, 0
         self.line += 1
 
 

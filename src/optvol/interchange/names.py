@@ -124,20 +124,32 @@ class Namer:
         return self._long_name("udf", name, UDF_MAX_LATIN1 if max(name) < "\u0100" else UDF_MAX_UTF16)
 
     def rock_ridge(self, name: str) -> str:
-        """The real name, or, over 255 bytes of UTF-8, its stem cut (and numbered if need be)."""
+        """The real name, or, over 255 bytes of UTF-8, its stem cut (and numbered if need be).
+        Numbering goes on from the last number the same cut with the same extension was
+        given, as in ``_unique``: such names cut their stems to the same numbered names."""
         stem, extension = _stem_and_extension(name)
-        candidate, number = name, 0
-        while len(candidate.encode()) > ROCK_RIDGE_MAX_BYTES or not self._names.claim("rr", candidate):
-            tail = (f"_{number}" if number else "") + extension
-            cut = stem
-            while cut and len((cut + tail).encode()) > ROCK_RIDGE_MAX_BYTES:
-                cut = cut[:-1]
-            candidate, number = cut + tail, number + 1
-        return candidate
+        candidate = name if len(name.encode()) <= ROCK_RIDGE_MAX_BYTES else _cut_bytes(stem, extension)
+        if self._names.claim("rr", candidate):
+            return candidate
+        base = f"rr/{extension}/{candidate}"  # no name holds a "/"
+        number = self._names.last_number(base)
+        while True:
+            number += 1
+            candidate = _cut_bytes(stem, f"_{number}{extension}")
+            if self._names.claim("rr", candidate):
+                self._names.note_number(base, number)
+                return candidate
 
     def _long_name(self, space: str, name: str, limit: int) -> str:
         stem, extension = _stem_and_extension(name)
         return self._unique(space, stem, extension, limit, fold=True)
+
+
+def _cut_bytes(stem: str, tail: str) -> str:
+    """``stem`` cut by whole characters so that it and ``tail`` take at most 255 bytes of UTF-8."""
+    while stem and len((stem + tail).encode()) > ROCK_RIDGE_MAX_BYTES:
+        stem = stem[:-1]
+    return stem + tail
 
 
 def _stem_and_extension(name: str) -> tuple[str, str]:
