@@ -369,6 +369,33 @@ def test_a_change_time_carried_in_a_step_that_is_undone_is_not_the_volumes_highe
     rebuilt_equals_original(lib, "BVOL1", "deleted")
 
 
+def test_a_last_control_record_leaves_last_referenced_at_the_last_time_a_record_gave(lib):
+    """A backup too full for its run's REQUEST record ends with CONTROL records, which carry no
+    time: the replay's clock became 0 and last_referenced fell back to the last LABEL's value."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    inzopt(lib, vol="BVOL1", type=VolumeType.BACKUP, capacity=1 << 20, now=lib.tick())
+    with lib.open("PVOL1") as pvol:
+        pvol.mkdir("/X/Y", parents=True)
+        pvol.write_bytes("/X/Y/f", b"f")
+    request = CopyRequest(fromvol="PVOL1", frompath="/X/Y", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    cpyopt(lib, request, now=lib.tick())
+    with lib.open("BVOL1") as bvol, bvol.backup_writer() as writer:
+        fill = (writer.tx.available_sectors() - 5) * bvol.image.sector_size
+        writer.write_file("/FILL", data=b"z" * fill, size=fill, created=1, modified=1, attr_changed=1)
+    with lib.open("PVOL1") as pvol:
+        pvol.write_bytes("/X/Y/g", b"")
+    cpyopt(lib, request, now=lib.tick())
+    with lib.open("BVOL1") as bvol:
+        conn = bvol.image.conn
+        assert conn.execute("SELECT max(sector) FROM controls").fetchone()[0] > conn.execute(
+            "SELECT max(sector) FROM files").fetchone()[0]  # the last record is a CONTROL one
+        latest = conn.execute("SELECT max(changed) FROM files").fetchone()[0]
+    lose_index(lib, "BVOL1", "deleted")
+    recover(lib, vol="BVOL1")
+    with lib.open("BVOL1") as bvol:
+        assert bvol.image.conn.execute("SELECT last_referenced FROM label").fetchone()[0] == latest
+
+
 def test_torn_tail_is_cut_and_damaged_region_reported(lib):
     inzopt(lib, vol="PVOL1", now=lib.tick())
     fill(lib, "PVOL1")

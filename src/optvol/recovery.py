@@ -229,7 +229,7 @@ def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: Recov
             left_out.append(extent)
             left_names.add(model.name_key(found.header.body["path"]))
         tx.expect(found)
-        clock.micros = _time_of(found.header)
+        clock.micros = _time_of(found.header) or clock.micros  # a CONTROL record has no time
         try:
             _apply(volume, tx, found.header)
         except errors.OptvolError as exc:
