@@ -682,6 +682,20 @@ def test_mv_of_a_directory_onto_another_case_of_its_name_renames_it(filled):
         assert message in result.err, (args, result.err)
 
 
+def test_a_source_named_twice_is_moved_or_copied_once(filled):
+    """mv moved the first, then failed on the second naming of the same entry (CPF1F22, exit 3)
+    after the work was done; on the host, names that differ in case are two files."""
+    sh = filled
+    sh("mv", "/QOPT/PVOL1/D1/SUB", "/QOPT/PVOL1/d1/sub", "/QOPT/PVOL1/DATA")
+    assert sh("cat", "/QOPT/PVOL1/DATA/SUB/b.bin").out == _payload(5000)
+    sh("cp", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/A.TXT", "/QOPT/ARCH1/")
+    assert [r["path"] for r in sh.json("ls", "/QOPT/ARCH1/")] == ["/a.txt"]
+    (sh.host / "x").write_bytes(b"lower")
+    (sh.host / "X").write_bytes(b"upper")
+    sh("cp", sh.host / "x", sh.host / "X", "/QOPT/ARCH2/")  # two files, one name there: the second replaces
+    assert [r["path"] for r in sh.json("ls", "/QOPT/ARCH2/")] == ["/X"] and sh("cat", "/QOPT/ARCH2/x").out == b"upper"
+
+
 # --------------------------------------------------------------------- ls, cat, chattr
 
 

@@ -113,8 +113,13 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
     into = not renaming and (_is_dir(volumes, target) or target.path.endswith("/") or len(sources) > 1)
     if into and not _is_dir(volumes, target):
         _missing(target, directory=True)
-    plan = []
+    plan, named = [], set()
     for source in sources:
+        key = (source.volume.upper(), model.name_key(source.path).rstrip("/")) if source.volume else (
+            None, os.path.normpath(source.path))
+        if key in named:
+            continue  # named twice (on a volume, in any case): moved or copied once
+        named.add(key)
         if not _exists(volumes, source):
             _missing(source, directory=False)
         if source.volume is not None:
