@@ -137,7 +137,7 @@ def test_opening_migrates_the_index_to_the_current_schema(golden_library):
     with golden_library.open("GOLDEN1") as volume:
         assert volume.listdir("/DATA") == ["empty.dat", "numbers.bin"]
     conn = sqlite3.connect(golden_library.root / "GOLDEN1.optvol" / "index.sqlite")
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (4,)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (5,)
     # /DOCS: readme.txt (version 2 live, version 1 not); /DATA: numbers.bin and empty.dat.
     assert conn.execute("SELECT path, live_files, backup_seen FROM dirs ORDER BY id").fetchall() == [
         ("/", 0, None), ("/DOCS", 1, None), ("/DATA", 2, None)]

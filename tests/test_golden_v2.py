@@ -65,7 +65,7 @@ def test_opening_migrates_them_to_the_current_schema(golden):
         golden.open(vol).close()
     conn = index(golden, make_v2.PRIMARY)
     assert conn.execute("SELECT value FROM meta WHERE key IN ('schema_version', 'changed_high') ORDER BY key"
-                        ).fetchall() == [(to_micros(make_v2.AFTER_TIME),), (4,)]
+                        ).fetchall() == [(to_micros(make_v2.AFTER_TIME),), (5,)]
     conn = index(golden, make_v2.BACKUP)
     assert conn.execute("SELECT path, backup_end, backup_seen FROM dirs ORDER BY path").fetchall() == [
         (path, to_micros(make_v2.BACKUP_TIME), None) for path in ("/", "/DATA", "/DOCS")]

@@ -192,5 +192,5 @@ def test_an_index_of_an_older_schema_is_read_through_a_copy_brought_forward(moun
     remount(mount, read_only=False)
     assert run_cli(root, "cat", "/QOPT/DVD1/STRAßE.TXT").rc == 0
     conn = sqlite3.connect(index)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (4,)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (5,)
     conn.close()

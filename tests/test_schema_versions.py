@@ -21,6 +21,7 @@ from conftest import make_volume
 from integrity_helpers import downgrade_to_schema_3
 from optvol import errors
 from optvol.image import locks, schema
+from optvol.model import MediaType
 from optvol.recovery import recover
 
 
@@ -131,3 +132,24 @@ def test_recover_refuses_an_index_a_newer_optvol_wrote(library):
     assert recover(library, vol="PVOL1").damaged == []
     with library.open("PVOL1") as volume:
         assert volume.read_bytes("/a") == b"a"
+
+
+def test_keys_an_optvol_stored_under_python_3_14_are_made_again(library):
+    """Before the fold was frozen at Unicode 14.0, optvol folded by the running Python's
+    Unicode: under Python 3.14 (Unicode 16.0) ƛ folds to U+A7DC. Such a stored key is found
+    by no lookup today; schema 5 makes every key again."""
+    make_volume(library, "DVD1", medtype=MediaType.DVD_RAM)
+    with library.open("DVD1") as volume:
+        volume.mkdir("/ƛdir")
+        volume.write_bytes("/ƛdir/ƛ.txt", b"lambda")
+    index = library.root / "DVD1.optvol" / "index.sqlite"
+    conn = sqlite3.connect(index)
+    with conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("UPDATE files SET name_key = ? WHERE name = ?", ("\ua7dc.TXT", "ƛ.txt"))
+        conn.execute("UPDATE dirs SET path_key = ? WHERE path = ?", ("/\ua7dcDIR", "/ƛdir"))
+        conn.execute("UPDATE meta SET value = 4 WHERE key = 'schema_version'")
+    conn.close()
+    with library.open("DVD1") as volume:
+        assert volume.read_bytes("/ƛDIR/ƛ.TXT") == b"lambda"
+    assert _schema_of(index) == schema.SCHEMA_VERSION == 5

@@ -428,7 +428,7 @@ def test_an_index_of_schema_3_gets_the_finer_name_keys(library):
         volume.write_bytes("/Maße/STRASSE.TXT", b"new")
         assert volume.read_bytes("/MAßE/STRAßE.TXT") == b"old" and volume.read_bytes("/Maße/strasse.txt") == b"new"
     conn = sqlite3.connect(index)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (4,)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (5,)
     assert conn.execute("SELECT path_key FROM dirs WHERE path = '/Maße'").fetchone() == ("/MAßE",)
     conn.close()
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from optvol import errors, model
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # The columns of the label table (a LABEL record's ``label`` object, docs/format.md §4.2).
 LABEL_FIELDS = (
     "volume", "type", "media_type", "media_format", "sector_size", "capacity", "threshold", "text",
@@ -131,6 +131,11 @@ INSERT INTO meta (key, value) SELECT 'changed_high', coalesce(max(changed), 0) F
     # took str.upper's full case mapping: names with ß, ﬁ or ı were one with another name.
     # Only keys of such names change; the new keys are finer, so no two live rows collide.
     3: _refold,
+    # 5: the fold is Unicode 14.0's whatever the Python (optvol.case_fold); an optvol before
+    # it stored the running Python's, which under Python 3.14 (Unicode 16.0) gives ƛ and ɤ
+    # upper cases of their own: such keys are made again. No two live rows can collide: the
+    # frozen fold is that of the same Unicode or an older one, which only has fewer pairs.
+    4: _refold,
 }
 
 
