@@ -135,7 +135,7 @@ _MESSAGE_LIST = [
     Message("OPV0406", NotAllowedError, "Volume {target} cannot take a duplicate of {source}: {reason}."),
     Message("OPV0407", NotAllowedError, "Volume {volume} holds {files} file(s); DUPOPT overwrites it only with CLEAR(*YES)."),
     Message("OPV0201", DamagedError, "Volume {volume} is damaged: {reason}."),
-    Message("OPV0202", DamagedError, "Volume image {path!r} has format version {found}; this optvol reads up to {supported}."),
+    Message("OPV0202", DamagedError, "Volume image {path!r} has index schema {found}, written by a newer optvol; this optvol reads up to {supported}."),
     Message("OPV0203", VolumeFullError, "Volume {volume} cannot be written: {reason}; nothing was changed."),
     Message("OPV0204", DamagedError, "Input/output error on volume {volume}: {reason}."),
     Message("OPV0206", DamagedError, "Volume {volume} has {count} damaged item(s): {reason}."),
