@@ -163,6 +163,7 @@ def downgrade_to_schema_3(index: Path | str) -> None:
     conn.execute("UPDATE files SET name_key = full_upper(name)")
     conn.execute("UPDATE dirs SET path_key = full_upper(path)")
     conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+    conn.execute("DROP INDEX IF EXISTS controls_request")  # schema 5
     conn.commit()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

@@ -3,6 +3,7 @@ identifier and creation time; the target rules; NEWVOL; ALWMEDERR."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -269,6 +270,38 @@ def test_alwmederr_file_leaves_damaged_files_out(library):
     report = recover(library, vol="DVOL1")
     assert report.damaged == [] and index_rows(library.root, "DVOL1") == kept
     assert chkoptvol(library, vol="DVOL1")[0].damaged == []
+    conn = sqlite3.connect(library.root / "DVOL1.optvol" / "index.sqlite")  # recover's own indexes are gone
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'recover%'").fetchall() == []
+    conn.close()
+
+
+def test_a_region_within_left_out_versions_is_found_by_a_search():
+    """``replay.within`` sorted every extent for every damaged region (quadratic when a
+    duplicate left many versions out); it searches sorted extents now, with the answers of
+    the walk over all of them."""
+    import random
+
+    from optvol.image import replay
+
+    def walked(first: int, count: int, extents: list[tuple[int, int]]) -> bool:
+        end = first
+        for at, length in sorted(extents):
+            if at <= end < at + length:
+                end = at + length
+            if end >= first + count:
+                return True
+        return False
+
+    chance = random.Random(6)
+    for _ in range(2000):
+        extents, at = [], 0
+        for _ in range(chance.randrange(0, 8)):
+            at += chance.randrange(0, 4)
+            length = chance.randrange(1, 5)
+            extents.append((at, length))
+            at += length
+        first, count = chance.randrange(0, at + 3), chance.randrange(1, 8)
+        assert replay.within(first, count, extents) == walked(first, count, extents), (first, count, extents)
 
 
 def test_alwmederr_file_of_a_backup_lets_the_next_cpyopt_bring_the_file_back(library, clock):

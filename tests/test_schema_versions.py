@@ -149,7 +149,11 @@ def test_keys_an_optvol_stored_under_python_3_14_are_made_again(library):
         conn.execute("UPDATE files SET name_key = ? WHERE name = ?", ("\ua7dc.TXT", "ƛ.txt"))
         conn.execute("UPDATE dirs SET path_key = ? WHERE path = ?", ("/\ua7dcDIR", "/ƛdir"))
         conn.execute("UPDATE meta SET value = 4 WHERE key = 'schema_version'")
+        conn.execute("DROP INDEX controls_request")  # schema 5's other change
     conn.close()
     with library.open("DVD1") as volume:
         assert volume.read_bytes("/ƛDIR/ƛ.TXT") == b"lambda"
     assert _schema_of(index) == schema.SCHEMA_VERSION == 5
+    conn = sqlite3.connect(index)
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'controls_request'").fetchone() == (1,)
+    conn.close()

@@ -8,7 +8,10 @@ being replayed, so the rebuilt index comes from the very code that built the ori
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
+import math
 import os
 import struct
 from collections.abc import Iterator
@@ -122,13 +125,15 @@ def left_out_at(header: Header) -> tuple[int, int] | None:
 
 
 def within(first: int, count: int, extents: list[tuple[int, int]]) -> bool:
-    """Whether sectors ``first`` .. ``first + count - 1`` lie inside ``extents``: one, or
-    several that follow one another (two damaged versions left out side by side read as one
-    unreadable region)."""
-    end = first
-    for at, length in sorted(extents):
-        if at <= end < at + length:
-            end = at + length
+    """Whether sectors ``first`` .. ``first + count - 1`` lie inside ``extents`` (sorted, not
+    overlapping): one, or several that follow one another (two damaged versions left out
+    side by side read as one unreadable region). A search, then the neighbours: callers ask
+    it for every damaged region of a volume that may have as many left-out versions."""
+    index, end = max(0, bisect.bisect_right(extents, (first, math.inf)) - 1), first
+    for at, length in itertools.islice(extents, index, None):
+        if at > end:
+            return False
+        end = max(end, at + length)
         if end >= first + count:
             return True
     return False

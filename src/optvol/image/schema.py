@@ -109,6 +109,11 @@ def _refold(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE dirs SET path_key = optvol_name_key(path) WHERE path_key != optvol_name_key(path)")
 
 
+def _refold_and_index_requests(conn: sqlite3.Connection) -> None:
+    _refold(conn)
+    conn.execute("CREATE INDEX IF NOT EXISTS controls_request ON controls (request)")
+
+
 # Forward migrations: MIGRATIONS[n] turns version n into n + 1.
 MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {
     # 2: each directory keeps the number of its live files, so that CPYOPT's count of the
@@ -135,7 +140,9 @@ INSERT INTO meta (key, value) SELECT 'changed_high', coalesce(max(changed), 0) F
     # it stored the running Python's, which under Python 3.14 (Unicode 16.0) gives ƛ and ɤ
     # upper cases of their own: such keys are made again. No two live rows can collide: the
     # frozen fold is that of the same Unicode or an older one, which only has fewer pairs.
-    4: _refold,
+    # And the control records by request, so that a CPYOPT run finds the highest request ID
+    # without reading every control record of the backup's history.
+    4: _refold_and_index_requests,
 }
 
 
