@@ -100,6 +100,21 @@ def test_an_upgrade_leaves_the_volume_open_to_others(library, old_volume):
             os.close(other)
 
 
+def test_an_exclusive_open_of_an_older_index_stays_exclusive(library, old_volume):
+    """A journal's relabel opens its image exclusively; the upgrade made the lock shared
+    again after it, so another process could open the volume in the middle of the relabel."""
+    from optvol.image.image import VolumeImage
+
+    with VolumeImage(library.root / "PVOL1.optvol", exclusive=True) as image:
+        assert image.label()["volume"] == "PVOL1" and _schema_of(old_volume) == schema.SCHEMA_VERSION
+        other = os.open(library.root / "PVOL1.optvol" / locks.LOCK_FILE, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+
+
 def test_a_write_into_an_index_a_newer_optvol_brought_forward_is_refused(library):
     """A newer optvol may upgrade the index while this one has the volume open (an older
     optvol does not wait for it): each write transaction checks the schema first."""

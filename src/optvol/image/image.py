@@ -260,7 +260,7 @@ class VolumeImage:
                 schema.migrate(self.conn, found)
                 self.conn.execute("COMMIT")
             elif found < schema.SCHEMA_VERSION:
-                self._upgrade()
+                self._upgrade(alone=exclusive)
             row = self.conn.execute("SELECT volume, sector_size FROM label").fetchone()
             if row is None:
                 raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")
@@ -329,15 +329,16 @@ class VolumeImage:
         self.conn = _connect(path, read_only=True)
         return schema.version_of(self.conn, where=self.name)
 
-    def _upgrade(self) -> None:
-        """Bring an older index forward to the current schema, alone (``locks.upgrade_alone``)."""
+    def _upgrade(self, *, alone: bool) -> None:
+        """Bring an older index forward to the current schema, alone (``locks.upgrade_alone``,
+        unless the image is open exclusively already: it stays so)."""
         def needed() -> bool:
             return schema.version_of(self.conn, where=self.name) < schema.SCHEMA_VERSION
 
         def upgrade() -> None:
             with self._write_lock(f"upgrading the index of volume {self.name} to schema {schema.SCHEMA_VERSION}"):
                 schema.migrate(self.conn, schema.version_of(self.conn, where=self.name))
-        if self._lock_fd < 0:
+        if self._lock_fd < 0 or alone:
             upgrade()
         else:
             upgrade_alone(self._lock_fd, volume=self.name, needed=needed, upgrade=upgrade)
