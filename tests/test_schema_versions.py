@@ -10,6 +10,7 @@ has brought forward, neither writes into it nor rebuilds it by its own rules.
 from __future__ import annotations
 
 import fcntl
+import multiprocessing
 import os
 import sqlite3
 import threading
@@ -17,10 +18,11 @@ import time
 
 import pytest
 
-from conftest import make_volume
+from conftest import FakeClock, make_volume
 from integrity_helpers import downgrade_to_schema_3
 from optvol import errors
 from optvol.image import locks, schema
+from optvol.library import Library
 from optvol.model import MediaType
 from optvol.recovery import recover
 
@@ -113,6 +115,72 @@ def test_an_exclusive_open_of_an_older_index_stays_exclusive(library, old_volume
                 fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)
         finally:
             os.close(other)
+
+
+def _open_and_hold(root, barrier, results) -> None:
+    library = Library(root, clock=FakeClock())
+    barrier.wait()
+    try:
+        volume = library.open("PVOL1")
+    except errors.OptvolError as exc:
+        results.put(exc.message_id)
+        return
+    results.put("opened")
+    time.sleep(0.5)
+    volume.close()
+
+
+def test_processes_opening_an_older_index_together_all_open_it(library, old_volume):
+    """Three processes open one volume of an older index at once and keep it open: one brings
+    it forward, and every one opens it. Each kept its shared lock while it waited for the
+    others to let it upgrade (all stalled 10 s, then failed), or failed at once while another
+    upgraded (review of f8fb9e3 by helper-30)."""
+    context = multiprocessing.get_context("fork")
+    for _ in range(3):
+        barrier, results = context.Barrier(3), context.Queue()
+        workers = [context.Process(target=_open_and_hold, args=(library.root, barrier, results)) for _ in range(3)]
+        started = time.monotonic()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert [results.get() for _ in workers] == ["opened"] * 3 and time.monotonic() - started < 5
+        assert _schema_of(old_volume) == schema.SCHEMA_VERSION
+        _set_schema(old_volume, 4)  # older again for the next round
+
+
+def test_an_open_that_waits_for_an_upgrade_holds_nothing_and_opens_anew(library, old_volume, monkeypatch):
+    """A refused exclusive lock drops the shared one (Linux flock): the open went on with the
+    index it had opened, which recover could replace in that gap, and a write then landed in
+    the replaced index. Now the open starts again from nothing: it sees what recover built."""
+    from optvol.image import image as image_mod
+
+    held = _held_open(library, "PVOL1")
+    waiting, go = threading.Event(), threading.Event()
+
+    def pause(low, high):
+        waiting.set()
+        go.wait(10)
+        return 0.0
+
+    monkeypatch.setattr(image_mod.random, "uniform", pause)
+    opened = {}
+
+    def open_it():
+        opened["volume"] = library.open("PVOL1")
+
+    thread = threading.Thread(target=open_it)
+    thread.start()
+    assert waiting.wait(5)
+    os.close(held)
+    recover(library, vol="PVOL1")  # the volume is free now: recover takes it and rebuilds its index
+    go.set()
+    thread.join()
+    volume = opened["volume"]
+    volume.write_bytes("/b", b"b")
+    volume.close()
+    with library.open("PVOL1") as again:
+        assert again.read_bytes("/b") == b"b" and again.read_bytes("/straße.txt") == b"old"
 
 
 def test_a_write_into_an_index_a_newer_optvol_brought_forward_is_refused(library):

@@ -117,16 +117,9 @@ def _refuse_a_newer_index(index, volume_id: str) -> None:
     """OPV0202 when the index can be read and a newer optvol wrote it: its records may mean
     what this optvol's replay does not know (index schema 4 changed how names match), so a
     rebuild here would lose what the newer one keeps. A lost or unreadable index is rebuilt."""
-    try:
-        conn = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return
-    if row is not None and isinstance(row[0], int) and row[0] > schema.SCHEMA_VERSION:
-        raise errors.error("OPV0202", path=volume_id, found=row[0], supported=schema.SCHEMA_VERSION)
+    found = schema.stored_version(index)
+    if found is not None and found > schema.SCHEMA_VERSION:
+        raise errors.error("OPV0202", path=volume_id, found=found, supported=schema.SCHEMA_VERSION)
 
 
 def _label_of_index(index) -> dict | None:

@@ -29,6 +29,7 @@ import fcntl
 import hashlib
 import mmap
 import os
+import random
 import shutil
 import sqlite3
 import tempfile
@@ -40,9 +41,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from optvol import errors
-from optvol.image import records, schema
+from optvol.image import locks, records, schema
 from optvol.image.datapart import DataPartition
-from optvol.image.locks import lock_exclusive, open_lock, read_only_error, upgrade_alone
+from optvol.image.locks import lock_exclusive, open_lock, read_only_error
 from optvol.image.records import Kind
 
 INDEX_FILE = "index.sqlite"
@@ -224,14 +225,36 @@ class VolumeImage:
 
     def __init__(self, directory: Path, *, exclusive: bool = False, index_file: str = INDEX_FILE,
                  lock: bool = True, cut_tail: bool = True):
-        self.directory = Path(directory)
+        """Open the image; an older index is brought forward first, with the volume to this
+        process alone. The whole open starts again, with no lock held between tries, while
+        another process has the volume open and its index is older, or has the volume alone
+        (``locks.Reopen``: OPV0004 after the wait it names)."""
+        started = time.monotonic()
+        while True:
+            try:
+                return self._open(Path(directory), exclusive=exclusive, index_file=index_file, lock=lock,
+                                  cut_tail=cut_tail)
+            except locks.Reopen as again:
+                if again.wait is not None:
+                    if time.monotonic() - started > again.wait:
+                        raise errors.error("OPV0004", volume=Path(directory).name.removesuffix(".optvol")) from None
+                    time.sleep(random.uniform(0.02, 0.1))
+
+    def _open(self, directory: Path, *, exclusive: bool, index_file: str, lock: bool, cut_tail: bool) -> None:
+        self.directory = directory
         self.name = self.directory.name.removesuffix(".optvol")
         index_path = self.directory / index_file
         if index_file == INDEX_FILE and not index_path.is_file() and (self.directory / RECOVERED_INDEX).is_file():
             _finish_recovery(self.directory, volume=self.name)
         if not index_path.is_file() or not (self.directory / DATA_FILE).is_file():
             raise errors.error("OPV0201", volume=self.name, reason="index or data partition missing")
-        lock_fd, because = open_lock(self.directory, exclusive=exclusive, volume=self.name) if lock else (-1, None)
+        try:
+            lock_fd, because = open_lock(self.directory, exclusive=exclusive, volume=self.name) if lock else (-1, None)
+        except errors.LockedError:  # another process has it alone: it may be bringing its index forward
+            if exclusive:
+                raise
+            older = (schema.stored_version(index_path) or schema.SCHEMA_VERSION) < schema.SCHEMA_VERSION
+            raise locks.Reopen(wait=locks.UPGRADE_WAIT if older else locks.BUSY_WAIT) from None
         # An image is only read (no migration, no tail cut; every write refused) on a read-only
         # file system ("fs": no lock then), by a user who may not write it ("access"), and on
         # a full file system that has no room for SQLite's shared-memory file ("full", see
@@ -330,18 +353,20 @@ class VolumeImage:
         return schema.version_of(self.conn, where=self.name)
 
     def _upgrade(self, *, alone: bool) -> None:
-        """Bring an older index forward to the current schema, alone (``locks.upgrade_alone``,
-        unless the image is open exclusively already: it stays so)."""
-        def needed() -> bool:
-            return schema.version_of(self.conn, where=self.name) < schema.SCHEMA_VERSION
-
-        def upgrade() -> None:
-            with self._write_lock(f"upgrading the index of volume {self.name} to schema {schema.SCHEMA_VERSION}"):
-                schema.migrate(self.conn, schema.version_of(self.conn, where=self.name))
-        if self._lock_fd < 0 or alone:
-            upgrade()
-        else:
-            upgrade_alone(self._lock_fd, volume=self.name, needed=needed, upgrade=upgrade)
+        """Bring an older index forward to the current schema, with the volume to this process
+        alone: an older optvol that has it open would go on writing by its own rules (name
+        keys, counts) into the new schema. An image open exclusively stays so; else its lock
+        is made exclusive for the upgrade, and the open starts again (``__init__``). flock
+        makes a lock exclusive by dropping it first, so a refused try leaves none."""
+        if self._lock_fd >= 0 and not alone:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise locks.Reopen(wait=locks.UPGRADE_WAIT) from None
+        with self._write_lock(f"upgrading the index of volume {self.name} to schema {schema.SCHEMA_VERSION}"):
+            schema.migrate(self.conn, schema.version_of(self.conn, where=self.name))
+        if self._lock_fd >= 0 and not alone:
+            raise locks.Reopen(wait=None)  # opened anew at once, shared, on what it is now
 
     def _alone(self) -> bool:
         """No other process has this image open: its shared lock can become exclusive (then

@@ -7,14 +7,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from optvol import errors
 
 LOCK_FILE = "lock"
-UPGRADE_WAIT = 10.0  # seconds an upgrade waits for the image to be free, or upgraded by another
+UPGRADE_WAIT = 10.0  # seconds an open of an older index waits for the volume to be free, or brought forward
+BUSY_WAIT = 0.5  # seconds an open waits while another process has the volume alone (an upgrade ends so)
 
 
 def read_only_error(library: Path, operation: str) -> errors.OptvolError:
@@ -62,40 +61,10 @@ def open_lock(directory: Path, *, exclusive: bool, volume: str) -> tuple[int | N
     return fd, reason
 
 
-def upgrade_alone(fd: int, *, volume: str, needed: Callable[[], bool], upgrade: Callable[[], None],
-                  wait: float | None = None) -> None:
-    """Run ``upgrade`` while ``needed()`` holds, with the image to this process alone (its
-    shared lock ``fd`` made exclusive): an older optvol that has the image open would go on
-    writing by its own rules (name keys, counts) into the new schema. flock makes a lock
-    exclusive by dropping it first, so a refused try leaves none: the shared one is taken
-    again. Waits up to ``wait`` seconds for the image to be free or for another process to
-    have upgraded it (``needed()`` false), then OPV0004; returns holding the shared lock."""
-    deadline = time.monotonic() + (UPGRADE_WAIT if wait is None else wait)
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _shared_again(fd, volume=volume, deadline=deadline)
-        else:
-            try:
-                if needed():
-                    upgrade()
-            finally:
-                _shared_again(fd, volume=volume, deadline=deadline)
-            return
-        if not needed():
-            return
-        if time.monotonic() > deadline:
-            raise errors.error("OPV0004", volume=volume)
-        time.sleep(0.05)
+class Reopen(Exception):
+    """An open of an image must start again (``image.VolumeImage``): after a short pause
+    while ``wait`` seconds have not passed since it began (then OPV0004), or at once (None)."""
 
-
-def _shared_again(fd: int, *, volume: str, deadline: float) -> None:
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:  # another process has the image alone for a moment
-            if time.monotonic() > deadline:
-                raise errors.error("OPV0004", volume=volume) from None
-            time.sleep(0.05)
+    def __init__(self, *, wait: float | None) -> None:
+        super().__init__(f"open again within {wait} s" if wait is not None else "open again")
+        self.wait = wait

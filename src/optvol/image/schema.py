@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 from optvol import errors, model
 
@@ -168,6 +169,20 @@ def version_of(conn: sqlite3.Connection, *, where: str) -> int:
     if row[0] > SCHEMA_VERSION:
         raise errors.error("OPV0202", path=where, found=row[0], supported=SCHEMA_VERSION)
     return row[0]
+
+
+def stored_version(index: Path) -> int | None:
+    """The schema version of the index file ``index``, read apart from any open of it; None
+    when it cannot be read."""
+    try:
+        conn = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row is not None and isinstance(row[0], int) else None
 
 
 def migrate(conn: sqlite3.Connection, found: int) -> None:
