@@ -277,8 +277,8 @@ def test_alwmederr_file_leaves_damaged_files_out(library):
 
 def test_a_region_within_left_out_versions_is_found_by_a_search():
     """``replay.within`` sorted every extent for every damaged region (quadratic when a
-    duplicate left many versions out); it searches sorted extents now, with the answers of
-    the walk over all of them."""
+    duplicate left many versions out); it searches the merged extents now, with the answers
+    of the walk over all of them, and extents that overlap (a forged record) count whole."""
     import random
 
     from optvol.image import replay
@@ -301,7 +301,9 @@ def test_a_region_within_left_out_versions_is_found_by_a_search():
             extents.append((at, length))
             at += length
         first, count = chance.randrange(0, at + 3), chance.randrange(1, 8)
-        assert replay.within(first, count, extents) == walked(first, count, extents), (first, count, extents)
+        assert replay.within(first, count, replay.merged(extents)) == walked(first, count, extents), (
+            first, count, extents)
+    assert replay.within(50, 10, replay.merged([(0, 100), (10, 5)]))  # not only the last extent starting before
 
 
 def test_alwmederr_file_of_a_backup_lets_the_next_cpyopt_bring_the_file_back(library, clock):

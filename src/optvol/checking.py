@@ -210,7 +210,7 @@ def _unindexed_damage(volume: Volume, end: int) -> list[Damage]:
     if position < end:
         walk(position, end)
     damage = []
-    left_out.sort()
+    left_out = replay.merged(left_out)
     for first, count, reason in regions:
         if first in named or replay.within(first, count, left_out):
             continue

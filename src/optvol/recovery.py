@@ -237,7 +237,7 @@ def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: Recov
             done.add(id(damage))
             report.records[Kind.DELETE] += 1
             _charge_skipped(volume, tx, found)  # charged on HPOFS, as it was when written
-    left_out.sort()
+    left_out = replay.merged(left_out)
     report.damaged = [d for d in report.damaged if id(d) not in done and (
         d[2] != "no sound record header" or not replay.within(*d[:2], left_out))]
     for index in _LEFT_OUT_INDEXES:

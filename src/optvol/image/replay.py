@@ -9,7 +9,6 @@ being replayed, so the rebuilt index comes from the very code that built the ori
 from __future__ import annotations
 
 import bisect
-import itertools
 import json
 import math
 import os
@@ -124,19 +123,25 @@ def left_out_at(header: Header) -> tuple[int, int] | None:
     return None
 
 
+def merged(extents: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``extents`` (first sector, sectors) sorted, with those that overlap or follow one
+    another joined: two damaged versions left out side by side read as one unreadable region."""
+    joined: list[tuple[int, int]] = []
+    for at, length in sorted(extents):
+        if joined and at <= joined[-1][0] + joined[-1][1]:
+            first, count = joined[-1]
+            joined[-1] = (first, max(count, at + length - first))
+        else:
+            joined.append((at, length))
+    return joined
+
+
 def within(first: int, count: int, extents: list[tuple[int, int]]) -> bool:
-    """Whether sectors ``first`` .. ``first + count - 1`` lie inside ``extents`` (sorted, not
-    overlapping): one, or several that follow one another (two damaged versions left out
-    side by side read as one unreadable region). A search, then the neighbours: callers ask
-    it for every damaged region of a volume that may have as many left-out versions."""
-    index, end = max(0, bisect.bisect_right(extents, (first, math.inf)) - 1), first
-    for at, length in itertools.islice(extents, index, None):
-        if at > end:
-            return False
-        end = max(end, at + length)
-        if end >= first + count:
-            return True
-    return False
+    """Whether sectors ``first`` .. ``first + count - 1`` lie inside one of ``extents``, as
+    ``merged`` gives them (a search: callers ask for every damaged region of a volume that
+    may have as many left-out versions)."""
+    index = bisect.bisect_right(extents, (first, math.inf)) - 1
+    return index >= 0 and first + count <= sum(extents[index])
 
 
 def _header_at(fd: int, sector: int, sector_size: int) -> Header | None:
