@@ -1,6 +1,6 @@
 """CHKOPTVOL: read every directory and every file version and check it (reference §10.6).
 
-The index is checked by SQLite (``PRAGMA quick_check``); every record it points to (a
+The index is checked by SQLite (``PRAGMA integrity_check``: its indexes too); every record it points to (a
 directory's, a file version's, a backup's control records and request log) must have a
 sound header that agrees with the index (size, SHA-256, version and dates); every
 file version, live or kept by HPOFS, must hash to the SHA-256 the index recorded. The
@@ -152,7 +152,7 @@ def _record(result: CheckResult, name: str, row: FileRow, problem, *, keep_list:
 
 def _index_problems(conn: sqlite3.Connection) -> list[str]:
     try:
-        rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
+        rows = [r[0] for r in conn.execute("PRAGMA integrity_check")]
     except (sqlite3.DatabaseError, errors.DamagedError) as exc:
         return [str(exc)]
     return [] if rows == ["ok"] else rows[:5]
