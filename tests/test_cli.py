@@ -696,6 +696,22 @@ def test_a_source_named_twice_is_moved_or_copied_once(filled):
     assert [r["path"] for r in sh.json("ls", "/QOPT/ARCH2/")] == ["/X"] and sh("cat", "/QOPT/ARCH2/x").out == b"upper"
 
 
+def test_the_root_of_a_volume_is_not_moved_and_rm_r_of_it_empties_the_volume(filled):
+    """mv of a volume's root onto another volume copied the whole tree there and emptied the
+    source in one command; docs/messages.md says the root is not moved (CPF1F0A), as rmdir
+    and RNM of it are refused. rm -r of the root empties the volume and keeps the root."""
+    sh = filled
+    before = [r["path"] for r in sh.json("wrkoptf", "PVOL1", "*ALL")]
+    for args in (["mv", "/QOPT/PVOL1/", "/QOPT/ARCH1/Y"], ["mv", "/QOPT/PVOL1", "/QOPT/ARCH1/"],
+                 ["cl", "MOV OBJ('/QOPT/PVOL1') TODIR('/QOPT/ARCH1')"]):
+        result = sh(*args, ok=False)
+        assert result.rc == 5 and "CPF1F0A" in result.err, (args, result.rc, result.err)
+    assert [r["path"] for r in sh.json("wrkoptf", "PVOL1", "*ALL")] == before
+    assert sh.json("ls", "/QOPT/ARCH1/") == []
+    sh("rm", "-r", "/QOPT/PVOL1/")
+    assert sh.json("ls", "/QOPT/PVOL1/") == [] and [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/"]
+
+
 # --------------------------------------------------------------------- ls, cat, chattr
 
 

@@ -124,6 +124,8 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
             _missing(source, directory=False)
         if source.volume is not None:
             volumes[source.volume].check_user_access(operation)
+            if operation == MOVING and source.path.strip("/") == "":  # a copy then an rm -r would empty it
+                raise errors.error("CPF1F0A", path="/", volume=source.volume, reason="it is the root directory")
         if _is_dir(volumes, source) and not recursive:
             raise errors.error("OPV0302", path=str(source), reason="it is a directory; copy a tree with cp -r or CPY SUBTREE(*ALL)")
         destination = target.child(_basename(source)) if into else target
