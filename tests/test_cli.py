@@ -712,6 +712,16 @@ def test_the_root_of_a_volume_is_not_moved_and_rm_r_of_it_empties_the_volume(fil
     assert sh.json("ls", "/QOPT/PVOL1/") == [] and [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/"]
 
 
+def test_mkdir_below_a_file_says_it_is_a_file(filled):
+    """It said 'Directory not found' (CPF1F02) of a path that exists, as a file; cp, ls and
+    the listings say OPV0109, as docs/messages.md does for mkdir too."""
+    sh = filled
+    for args in (["mkdir", "/QOPT/PVOL1/D1/a.txt/sub"], ["cl", "CRTDIR DIR('/QOPT/PVOL1/D1/a.txt/sub')"]):
+        result = sh(*args, ok=False)
+        assert result.rc == 5 and "OPV0109" in result.err and "'/D1/a.txt'" in result.err, (args, result.err)
+    assert sh("mkdir", "/QOPT/PVOL1/NOPE/sub", ok=False).err.startswith("optvol: CPF1F02: Directory '/NOPE'")
+
+
 # --------------------------------------------------------------------- ls, cat, chattr
 
 

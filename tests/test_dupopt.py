@@ -234,6 +234,16 @@ def _damage(library, vol: str) -> list[str]:
     return ["/A/B/F5", "/A/F0 (version 2)"]
 
 
+def test_dupopt_of_a_damaged_source_names_the_source(library):
+    """OPV0206 named the duplicate (a volume that then did not exist) for damage on the source."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/u.txt", b"u" * 100)
+    flip_payload(library.root, "PVOL1", next(r for r in index_rows(library.root, "PVOL1") if r["path"] == "/u.txt"))
+    result = run_cli(library.root, "dupopt", "PVOL1", "PVDUP")
+    assert result.rc == 7 and result.err.startswith("optvol: OPV0206: Volume PVOL1 has 1 damaged item(s): /u.txt")
+
+
 def test_alwmederr_none_fails_and_adds_nothing(library):
     _source(library)
     _damage(library, "PVOL1")

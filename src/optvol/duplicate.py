@@ -177,7 +177,7 @@ def _finish_copy(library: Library, staging: Path, label: dict, outcome: Duplicat
         if records or (result.damaged and not allow_media_errors):
             first = (records or result.damaged)[0]
             remedy = "only damaged files can be left out" if records else "ALWMEDERR(*FILE) leaves damaged files out"
-            raise errors.error("OPV0206", volume=label["volume"], count=len(result.damaged),
+            raise errors.error("OPV0206", volume=source_id, count=len(result.damaged),  # the damage is the source's
                                reason=f"{first.path}: {first.reason}; {remedy}")
         if result.damaged:
             copy.leave_out([d.file_id for d in result.damaged], control_sectors=backup.CONTROL_SECTORS)

@@ -341,7 +341,7 @@ class Volume:
         parent = self._dir(parts[:-1])
         if parent is None:
             if not parents:
-                raise errors.error("CPF1F02", path=model.join(parts[:-1]), volume=self.id)
+                self._need_dir(parts[:-1])  # raises: CPF1F02, or OPV0109 where the parent is a file
             self._make_dir(tx, parts[:-1], parents=True, exist_ok=True, created=created)
             parent = self._dir(parts[:-1])
         if self._file(parent.id, parts[-1]) is not None:
