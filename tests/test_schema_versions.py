@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -21,6 +22,7 @@ import pytest
 from conftest import FakeClock, make_volume
 from integrity_helpers import downgrade_to_schema_3
 from optvol import errors
+from optvol.image import image as image_mod
 from optvol.image import locks, schema
 from optvol.library import Library
 from optvol.model import MediaType
@@ -181,6 +183,65 @@ def test_an_open_that_waits_for_an_upgrade_holds_nothing_and_opens_anew(library,
     volume.close()
     with library.open("PVOL1") as again:
         assert again.read_bytes("/b") == b"b" and again.read_bytes("/straße.txt") == b"old"
+
+
+def _held_alone(library, vol: str) -> int:
+    fd = os.open(library.root / f"{vol}.optvol" / locks.LOCK_FILE, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_an_open_that_waited_for_an_upgrade_waits_for_its_end(library, old_volume):
+    """Another process upgrades (the volume is its alone) for longer than 0.5 s, and still has
+    it alone for a moment after its commit: the waiting open met a current index held alone
+    and gave up at once, since the 0.5 s of that case had passed (review by helper-31)."""
+    held = _held_alone(library, "PVOL1")
+
+    def upgrade_elsewhere():
+        time.sleep(0.7)
+        conn = sqlite3.connect(old_volume)
+        schema.migrate(conn, schema.version_of(conn, where="PVOL1"))
+        conn.commit()
+        conn.close()
+        time.sleep(0.3)
+        os.close(held)
+
+    threading.Thread(target=upgrade_elsewhere).start()
+    with library.open("PVOL1") as volume:
+        assert volume.read_bytes("/STRAßE.TXT") == b"old"
+
+
+def test_an_open_whose_volume_is_removed_while_it_waits_says_in_use(library, old_volume):
+    """It held nothing while it waited, so the volume went, and the next try called the volume
+    damaged (OPV0201, exit 7) for a missing index; it is in use (OPV0004), as before."""
+    held = _held_open(library, "PVOL1")
+
+    def remove_elsewhere():
+        time.sleep(0.3)
+        (library.root / "PVOL1.optvol").rename(library.root / "GONE.optvol.tmp")
+        os.close(held)
+
+    threading.Thread(target=remove_elsewhere).start()
+    with pytest.raises(errors.OptvolError) as caught:
+        library.open("PVOL1")
+    assert caught.value.message_id == "OPV0004"
+
+
+def test_an_open_waits_while_another_finishes_a_killed_recover(library):
+    """recover was killed after it removed the old index: the next open finishes the swap, with
+    the volume alone; another open then failed at once (OPV0004) instead of waiting for it."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/a", b"a")
+    recover(library, vol="PVOL1")
+    directory = library.root / "PVOL1.optvol"
+    shutil.copy(directory / "index.sqlite", directory / image_mod.RECOVERED_INDEX)
+    for suffix in ("", "-wal", "-shm"):
+        (directory / ("index.sqlite" + suffix)).unlink(missing_ok=True)
+    held = _held_alone(library, "PVOL1")
+    threading.Timer(0.2, os.close, (held,)).start()
+    with library.open("PVOL1") as volume:
+        assert volume.read_bytes("/a") == b"a"
 
 
 def test_a_write_into_an_index_a_newer_optvol_brought_forward_is_refused(library):

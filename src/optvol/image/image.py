@@ -225,27 +225,32 @@ class VolumeImage:
 
     def __init__(self, directory: Path, *, exclusive: bool = False, index_file: str = INDEX_FILE,
                  lock: bool = True, cut_tail: bool = True):
-        """Open the image; an older index is brought forward first, with the volume to this
-        process alone. The whole open starts again, with no lock held between tries, while
-        another process has the volume open and its index is older, or has the volume alone
-        (``locks.Reopen``: OPV0004 after the wait it names)."""
-        started = time.monotonic()
+        """Open the image; an older index is brought forward first, with the volume to this process
+        alone. The open starts again, with no lock held between tries, while another process has
+        the volume open and its index is older, or has it alone (``locks.Reopen``; then OPV0004)."""
+        started, limit, name = time.monotonic(), 0.0, Path(directory).name.removesuffix(".optvol")
         while True:
             try:
                 return self._open(Path(directory), exclusive=exclusive, index_file=index_file, lock=lock,
                                   cut_tail=cut_tail)
             except locks.Reopen as again:
-                if again.wait is not None:
-                    if time.monotonic() - started > again.wait:
-                        raise errors.error("OPV0004", volume=Path(directory).name.removesuffix(".optvol")) from None
+                if again.wait is not None:  # an open that met an older index waits for its upgrade to the end
+                    limit = max(limit, again.wait)
+                    if time.monotonic() - started > limit:
+                        raise errors.error("OPV0004", volume=name) from None
                     time.sleep(random.uniform(0.02, 0.1))
+            if not Path(directory).is_dir():  # removed or renamed while this open held nothing
+                raise errors.error("OPV0004", volume=name)
 
     def _open(self, directory: Path, *, exclusive: bool, index_file: str, lock: bool, cut_tail: bool) -> None:
         self.directory = directory
         self.name = self.directory.name.removesuffix(".optvol")
         index_path = self.directory / index_file
         if index_file == INDEX_FILE and not index_path.is_file() and (self.directory / RECOVERED_INDEX).is_file():
-            _finish_recovery(self.directory, volume=self.name)
+            try:
+                _finish_recovery(self.directory, volume=self.name)
+            except errors.LockedError:  # another open is finishing it
+                raise locks.Reopen(wait=locks.BUSY_WAIT) from None
         if not index_path.is_file() or not (self.directory / DATA_FILE).is_file():
             raise errors.error("OPV0201", volume=self.name, reason="index or data partition missing")
         try:
