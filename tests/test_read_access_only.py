@@ -176,6 +176,33 @@ def test_a_reader_reads_everything_and_writes_nothing(shared):
         assert backup.read_verified(backup.file_row("/D2/F039")[1], "/D2/F039") == content("/D2/F039", 100 + 37 * 39 + 2)
 
 
+def _change_the_library(root: str) -> list:
+    """What a reader gets from the commands that change the library's volumes."""
+    from optvol.change_volume import chgoptvol
+    from optvol.initialize import inzopt
+
+    library, refused = Library(root, clock=clock), []
+    for attempt in (lambda: chgoptvol(library, vol="PVOL1", text="mine"), lambda: inzopt(library, vol="NEW", now=clock()),
+                    lambda: library.open("PVOL1", exclusive=True)):
+        try:
+            attempt()
+        except errors.OptvolError as exc:
+            refused.append((exc.message_id, exc.exit_code))
+    return refused
+
+
+@needs_root
+def test_a_reader_may_not_change_the_librarys_volumes(shared):
+    """CHGOPTVOL and INZOPT of a user who may only read the library said 'cannot be used:
+    .lock: Permission denied' (OPV0006, exit 2, the family of invalid input); an exclusive
+    open of a volume the same. They are not allowed to this user: OPV0012 and OPV0011, exit 5."""
+    library = _fill(shared)
+    before = _files_of(library.root)
+    assert as_reader(_change_the_library, str(library.root), tmp=shared / "tmp") == [
+        ["OPV0012", 5], ["OPV0012", 5], ["OPV0011", 5]]
+    assert _files_of(library.root) == before
+
+
 @needs_root
 def test_a_reader_sees_each_commit_whole_while_the_owner_writes(shared):
     """The owner writes batch after batch (its log is folded into the index over and over)

@@ -98,6 +98,8 @@ class Library:
         except OSError as exc:
             if exc.errno == errno.EROFS:
                 raise read_only_error(self.root, "changing the library's volumes") from None
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise errors.error("OPV0012", library=self.root, operation="changing the library's volumes") from None
             raise errors.error("OPV0006", library=self.root, reason=f"{LOCK}: {exc.strerror or exc}") from None
         try:
             deadline = time.monotonic() + LOCK_WAIT_SECONDS

@@ -41,7 +41,9 @@ def open_lock(directory: Path, *, exclusive: bool, volume: str) -> tuple[int | N
                 return None, "fs"
             raise read_only_error(directory.parent, f"changing volume {volume}") from None
         fd = None
-        if exc.errno in (errno.EACCES, errno.EPERM) and not exclusive:
+        if exc.errno in (errno.EACCES, errno.EPERM) and exclusive:
+            raise errors.error("OPV0011", volume=volume, operation=f"changing volume {volume}") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
             try:
                 fd, reason = os.open(directory / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC), "access"
             except OSError:
