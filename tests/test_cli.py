@@ -722,6 +722,16 @@ def test_mkdir_below_a_file_says_it_is_a_file(filled):
     assert sh("mkdir", "/QOPT/PVOL1/NOPE/sub", ok=False).err.startswith("optvol: CPF1F02: Directory '/NOPE'")
 
 
+def test_a_volume_directory_copied_without_r_is_named_as_a_volume_path(filled):
+    """cp of a volume's directory without -r said 'Host path ...' (OPV0302) of a /QOPT path;
+    a missing target directory was quoted with the '/' the target ends in."""
+    sh = filled
+    result = sh("cp", "/QOPT/PVOL1/D1", str(sh.host / "x"), ok=False)
+    assert result.rc == 5 and result.err.startswith("optvol: OPV0108: '/D1' on volume PVOL1 is a directory"), result.err
+    missing = sh("cl", "CPY OBJ('/QOPT/PVOL1/D1/a.txt') TODIR('/QOPT/ARCH1/Reports')", ok=False)
+    assert missing.rc == 3 and "Directory '/Reports' not found" in missing.err, missing.err
+
+
 # --------------------------------------------------------------------- ls, cat, chattr
 
 
@@ -908,7 +918,7 @@ BAD = [
     ("cp-onto-read-only", ["cp", "{host}/a.txt", "/QOPT/PVOL1/ro.txt"], 5, "CPF1F37"),
     ("cp-bad-name-on-hpofs", ["cp", "{host}/a.txt", "/QOPT/PVOL1/bad-name.txt"], 2, "CPF1F21"),
     ("cp-dot-dot", ["cp", "{host}/a.txt", "/QOPT/PVOL1/../x.txt"], 2, "CPF1F01"),
-    ("cp-dir-without-r", ["cp", "/QOPT/PVOL1/D1", "{host}/dir"], 2, "OPV0302"),
+    ("cp-dir-without-r", ["cp", "/QOPT/PVOL1/D1", "{host}/dir"], 5, "OPV0108"),
     ("cp-into-itself", ["cp", "-r", "/QOPT/PVOL1/D1", "/QOPT/PVOL1/D1/SUB"], 5, "OPV0110"),
     ("cp-host-to-host", ["cp", "{host}/a.txt", "{host}/dir"], 2, "OPV0302"),
     # A newline in a path stays inside the one line of the message (quoted as Python does).
@@ -936,7 +946,8 @@ BAD = [
     ("rmdir-on-backup", ["rmdir", "/QOPT/BVOL1/D1/SUB"], 5, "OPV0101"),
     ("mv-read-only-off-volume", ["mv", "/QOPT/PVOL1/ro.txt", "/QOPT/ARCH1/"], 5, "CPF1F37"),
     ("mv-read-only-to-host", ["mv", "/QOPT/PVOL1/ro.txt", "{host}/dir"], 5, "CPF1F37"),
-    ("mv-tree-with-read-only", ["mv", "/QOPT/PVOL1/", "/QOPT/ARCH1/ALL"], 5, "CPF1F37"),
+    ("mv-root", ["mv", "/QOPT/PVOL1/", "/QOPT/ARCH1/ALL"], 5, "CPF1F0A"),
+    ("mv-tree-with-read-only", ["mv", "/QOPT/PVOL1/D1", "/QOPT/PVOL1/ro.txt", "/QOPT/ARCH1/"], 5, "CPF1F37"),
     ("mv-missing", ["mv", "/QOPT/PVOL1/nope", "/QOPT/PVOL1/D1/"], 3, "CPF1F22"),
     ("mv-onto-existing", ["mv", "/QOPT/PVOL1/D1/a.txt", "/QOPT/PVOL1/D1/SUB/b.bin"], 4, "CPF1F24"),
     ("mv-into-itself", ["mv", "/QOPT/PVOL1/D1", "/QOPT/PVOL1/D1/SUB/"], 5, "OPV0110"),

@@ -127,6 +127,9 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
             if operation == MOVING and source.path.strip("/") == "":  # a copy then an rm -r would empty it
                 raise errors.error("CPF1F0A", path="/", volume=source.volume, reason="it is the root directory")
         if _is_dir(volumes, source) and not recursive:
+            if source.volume is not None:  # a volume's path is no host path (OPV0302 said "Host path")
+                raise errors.error("OPV0108", path=source.path, volume=source.volume,
+                                   operation="cp without -r (CPY without SUBTREE(*ALL))")
             raise errors.error("OPV0302", path=str(source), reason="it is a directory; copy a tree with cp -r or CPY SUBTREE(*ALL)")
         destination = target.child(_basename(source)) if into else target
         moving = operation == MOVING
@@ -145,7 +148,8 @@ def _inside(path: str, top: str) -> bool:
 def _missing(where: Location, *, directory: bool) -> None:
     if where.volume is None:
         raise errors.error("OPV0301", path=where.path)
-    raise errors.error("CPF1F02" if directory else "CPF1F22", path=where.path, volume=where.volume)
+    path = where.path.rstrip("/") or "/"  # as the volume names a directory, without the "/" a target ends in
+    raise errors.error("CPF1F02" if directory else "CPF1F22", path=path, volume=where.volume)
 
 
 def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, replace: bool) -> Iterator[str]:

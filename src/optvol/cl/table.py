@@ -222,7 +222,7 @@ COMMANDS: tuple[Command, ...] = (
         _p("SUBTREE", v.SPECIAL, "*ALL copies a directory with everything below it.", default="*NONE", specials=("*NONE", "*ALL")),
         _p("REPLACE", v.SPECIAL, "Replace an existing target file.", default="*NO", specials=YES_NO),
     ), aliases=("COPY",), group="ifs"),
-    Command("MOV", "Move a file or directory (a rename within one volume).", (
+    Command("MOV", "Move a file or directory (a rename within one volume; across volumes a copy, then a delete).", (
         _p("OBJ", v.PATH, "What to move: a /QOPT/<volume>/... path.", position=1, required=True),
         _p("TOOBJ", v.PATH, "The new path (give TOOBJ or TODIR).", position=2),
         _p("TODIR", v.PATH, "The directory to move into, keeping the name (give TOOBJ or TODIR)."),
