@@ -133,8 +133,8 @@ class VolumeMachine(RuleBasedStateMachine):
             while key(walk) not in self.dirs:
                 ancestors.append(walk)
                 walk = parent(walk)
-            if not parents:
-                expected = errors.NotFoundError
+            if not parents:  # the parent is a file: "is a file" (OPV0109); else not found
+                expected = errors.NotAllowedError if key(parent(path)) in self.files else errors.NotFoundError
             elif any(key(a) in self.files for a in ancestors):
                 expected = errors.ExistsError
         if expected is None and k in self.files:
