@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -124,14 +123,7 @@ def _refuse_a_newer_index(index, volume_id: str) -> None:
 
 def _label_of_index(index) -> dict | None:
     """The label row of a volume's index, if it can still be read."""
-    try:
-        conn = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True)
-        try:
-            row = conn.execute(f"SELECT {', '.join(image_mod.LABEL_FIELDS)} FROM label").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
+    row = schema.read_apart(index, f"SELECT {', '.join(image_mod.LABEL_FIELDS)} FROM label")
     return dict(zip(image_mod.LABEL_FIELDS, row, strict=True)) if row else None
 
 

@@ -36,6 +36,14 @@ class Location:
         found = model.parse_qopt(text)
         return cls(found[0], found[1]) if found else cls(None, text)
 
+    @property
+    def identity(self) -> tuple[str | None, str]:
+        """What two spellings of one entry share: on a volume its key (no case, no trailing
+        '/'), on the host its normal path (a host's names differ in case)."""
+        if self.volume is None:
+            return None, os.path.normpath(self.path)
+        return self.volume, model.name_key(self.path).rstrip("/")
+
     def child(self, name: str) -> Location:
         if self.volume is None:
             return Location(None, os.path.join(self.path, name))
@@ -115,11 +123,9 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
         _missing(target, directory=True)
     plan, named = [], set()
     for source in sources:
-        key = (source.volume.upper(), model.name_key(source.path).rstrip("/")) if source.volume else (
-            None, os.path.normpath(source.path))
-        if key in named:
+        if source.identity in named:
             continue  # named twice (on a volume, in any case): moved or copied once
-        named.add(key)
+        named.add(source.identity)
         if not _exists(volumes, source):
             _missing(source, directory=False)
         if source.volume is not None:
@@ -422,7 +428,7 @@ def remove(library: Library, paths: list[str], *, recursive: bool = False, opera
     without ``recursive``, read-only, on a volume users cannot write) leaves all in place.
     One path alone goes in one transaction, which needs no such look ahead."""
     with _session(library) as volumes:
-        named = {(w.volume, model.name_key(w.path).rstrip("/")): w for w in map(_volume_location, paths)}
+        named = {w.identity: w for w in map(_volume_location, paths)}
         targets = list(named.values())  # a path named twice (in two spellings, say) is deleted once
         if recursive:  # and with -r, so is one below another
             kept = {vol: set(_outermost([t.path for t in targets if t.volume == vol])) for vol in {t.volume for t in targets}}

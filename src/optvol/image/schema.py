@@ -171,17 +171,22 @@ def version_of(conn: sqlite3.Connection, *, where: str) -> int:
     return row[0]
 
 
-def stored_version(index: Path) -> int | None:
-    """The schema version of the index file ``index``, read apart from any open of it; None
-    when it cannot be read."""
+def read_apart(index: Path, query: str) -> tuple | None:
+    """The first row of ``query`` in the index file ``index``, read apart from any open of
+    it (read only); None when there is none or the index cannot be read."""
     try:
         conn = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            return conn.execute(query).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
         return None
+
+
+def stored_version(index: Path) -> int | None:
+    """The schema version of the index file ``index``, read apart; None when it cannot be read."""
+    row = read_apart(index, "SELECT value FROM meta WHERE key = 'schema_version'")
     return row[0] if row is not None and isinstance(row[0], int) else None
 
 
