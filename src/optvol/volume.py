@@ -80,7 +80,7 @@ class Volume:
             label = self.image.label()
             return volume_info(
                 label, used=self.image.meta("used_sectors") * label["sector_size"],
-                files=conn.execute("SELECT count(*) FROM files WHERE live = 1").fetchone()[0],
+                files=conn.execute("SELECT coalesce(sum(live_files), 0) FROM dirs WHERE live = 1").fetchone()[0],
                 directories=conn.execute("SELECT count(*) FROM dirs WHERE live = 1").fetchone()[0],
             )
 
