@@ -24,18 +24,13 @@ def chgoptvol(
         raise errors.error("OPV0005", value=str(threshold), keyword="THRESHOLD", reason="1-100 or *SAME")
     if text is not SAME:
         text = model.text_value(text)
-    if autl is not SAME and autl.upper() != NONE and not _valid_autl(autl):
-        raise errors.error("OPV0005", value=autl, keyword="AUTL", reason="a name of 1-10 characters A-Z 0-9 _ $ # @, *NONE or *SAME")
+    if autl is not SAME and autl.upper() != NONE:
+        autl = model.autl_name(autl)
     with library.locked():
         with library.open(volume_id) as volume:
             if threshold is not SAME or text is not SAME:
                 volume.change_label(threshold=threshold, text=text)  # the volume's rules are checked there
             if autl is not SAME:
-                library.set_autl(volume_id, None if autl.upper() == NONE else autl.upper())
+                library.set_autl(volume_id, None if autl.upper() == NONE else autl)
             return volume.info()
 
-
-def _valid_autl(name: str) -> bool:
-    import re
-
-    return re.fullmatch(r"[A-Za-z$#@][A-Za-z0-9_$#@]{0,9}", name) is not None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from optvol import backup, checking, errors, model
+from optvol import backup, checking, errors, media, model
 from optvol.image import image as image_mod
 from optvol.image.datapart import copy_bytes
 from optvol.image.records import sectors_for
@@ -55,6 +55,7 @@ def dupopt(library: Library, *, fromvol: str, tovol: str, now: datetime, newvol:
             if new_id != target_id and library.exists(new_id):
                 raise errors.error("OPV0003", volume=new_id, library=library.root)
             outcome = DuplicateResult(volume=None)
+            media.check_volume_id(new_id, source.label()["media_format"])  # a duplicate keeps its format
             label = {"volume": new_id, "created": model.to_micros(now), **target}
 
             def build(staging: Path) -> None:

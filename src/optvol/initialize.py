@@ -92,6 +92,7 @@ def _label(volume_id: str, previous: VolumeInfo | None, *, type: VolumeType, tex
     if media_type in (MediaType.CD_ROM, MediaType.DVD_ROM):
         raise errors.error("OPV0106", volume=volume_id, media_type=media_type)
     media_format = media.choose_format(media_type, medfmt)
+    media.check_volume_id(volume_id, media_format)
     if type is VolumeType.BACKUP and media_format is not MediaFormat.HPOFS:
         raise errors.error("OPV0103", media_type=media_type, media_format=media_format)
     sector_size = media.choose_sector_size(media_type, blksize or (previous.sector_size if previous else None))

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from optvol import errors, model
+from optvol import errors, media, model
 from optvol.image.image import VolumeImage, fsync_dir
 from optvol.image.locks import lock_exclusive, read_only_error
 from optvol.volume import Clock, Volume
@@ -304,6 +304,8 @@ class Library:
     def rename(self, volume: str, new: str) -> None:
         """Rename a volume, keeping everything on it (WRKOPTVOL option 7)."""
         with self.locked():
+            with self.open(volume) as found:
+                media.check_volume_id(model.volume_id(new), found.label()["media_format"])
             self.relabel(volume, fields={"volume": model.volume_id(new)})
 
     def discard(self, volume: str) -> None:
@@ -334,7 +336,8 @@ class Library:
         return self.autl_table().get(model.volume_id(volume))
 
     def set_autl(self, volume: str, name: str | None) -> None:
-        """Record the authorization list of a volume (CHGOPTVOL AUTL); None removes it."""
+        """Record the authorization list of a volume (CHGOPTVOL AUTL, its rules: OPV0005); None removes it."""
+        name = None if name is None else model.autl_name(name)
         table = self.autl_table()
         if name is None:
             table.pop(model.volume_id(volume), None)

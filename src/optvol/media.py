@@ -48,6 +48,7 @@ MEDIA: dict[MediaType, Media] = {
 HPOFS_THRESHOLD = 95
 BACKUP_THRESHOLD = 99
 UDF_THRESHOLD = 100
+UDF_VOLUME_ID = 30  # characters of a UDF volume identifier (reference §2.1)
 
 
 def media_for(media_type: MediaType) -> Media:
@@ -105,6 +106,14 @@ def choose_threshold(volume_type: VolumeType, media_format: MediaFormat, request
     if media_format is MediaFormat.UDF:
         return UDF_THRESHOLD
     return HPOFS_THRESHOLD if requested is None else requested
+
+
+def check_volume_id(volume_id: str, media_format: MediaFormat | str) -> None:
+    """A volume identifier the media format can hold: at most 30 characters on UDF, OPT1542
+    reason 01 beyond (reference §2.1; ``model.volume_id`` checks the 32 of every format)."""
+    if media_format == MediaFormat.UDF and len(volume_id) > UDF_VOLUME_ID:
+        raise errors.error("OPT1542", volume=volume_id, reason_code="01",
+                           reason=f"a UDF volume identifier has at most {UDF_VOLUME_ID} characters")
 
 
 _SIZE = re.compile(r"([0-9]+)([KMGT]?)B?", re.IGNORECASE)

@@ -7,7 +7,9 @@ Layer 1: no I/O, no clock. Rules come from reference §2.1 (volume identifiers),
 from __future__ import annotations
 
 import enum
+import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -143,10 +145,44 @@ def volume_id(text: str) -> str:
 
 
 def text_value(text: str) -> str:
-    """Check a volume description (TEXT, at most 50 characters, no control characters)."""
-    if len(text) > MAX_TEXT or _CONTROL.search(text):
+    """Check a volume description (TEXT, at most 50 characters, no control characters, text
+    that UTF-8 can write: not the escapes of bytes a locale could not decode)."""
+    if not isinstance(text, str) or len(text) > MAX_TEXT or _CONTROL.search(text) or not _is_text(text):
         raise errors.error("OPV0005", value=text, keyword="TEXT", reason="at most 50 printable characters")
     return text
+
+
+def autl_name(name: str) -> str:
+    """Check an authorization list name (CHGOPTVOL AUTL): 1-10 characters A-Z 0-9 _ $ # @, not
+    starting with a digit or _; returned in upper case."""
+    if not isinstance(name, str) or not _AUTL.fullmatch(name):
+        raise errors.error("OPV0005", value=name, keyword="AUTL",
+                           reason="a name of 1-10 characters A-Z 0-9 _ $ # @, *NONE or *SAME")
+    return name.upper()
+
+
+_AUTL = re.compile(r"[A-Za-z$#@][A-Za-z0-9_$#@]{0,9}")
+
+
+def _undecoded(path: str) -> str:
+    """Why a path holding os.fsdecode's escapes is no text: a host name in another encoding
+    than UTF-8, or UTF-8 that this locale's encoding could not read (Python's UTF-8 mode off)."""
+    encoding = sys.getfilesystemencoding()
+    try:
+        os.fsencode(path).decode()
+    except UnicodeError:
+        return "it is not valid text (a host name in another encoding than UTF-8)"
+    return (f"this locale's encoding ({encoding}) cannot read its UTF-8: run optvol in a UTF-8 locale"
+            " or with PYTHONUTF8=1")
+
+
+def _is_text(value: str) -> bool:
+    """``value`` holds no lone surrogate (os.fsdecode's escape of a byte the locale could not decode)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def name_key(name: str) -> str:
@@ -197,12 +233,8 @@ def _check_form(path: str) -> None:
         raise errors.error("CPF1F48", path=path, reason="a volume path starts with '/'")
     if "\x00" in path:
         raise errors.error("CPF1F48", path=path, reason="NUL is not allowed")
-    if not path.isascii():
-        try:
-            path.encode()
-        except UnicodeEncodeError:  # a host name in another encoding than UTF-8 (os.fsdecode's escapes)
-            raise errors.error("CPF1F48", path=path, reason="it is not valid text (a host name in another encoding"
-                                                            " than UTF-8)") from None
+    if not path.isascii() and not _is_text(path):  # os.fsdecode's escapes of bytes the locale could not decode
+        raise errors.error("CPF1F48", path=path, reason=_undecoded(path))
     if path.count("//"):
         raise errors.error("CPF1F48", path=path, reason="empty path element")
 

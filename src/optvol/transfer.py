@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -212,9 +213,13 @@ def _tree(volumes: _Volumes, source: Location, destination: Location) -> Iterato
 
 def _make_dir(volumes: _Volumes, where: Location) -> None:
     if where.volume is None:
+        _check_host_name(where.path)
         # A tree's own directories too: a symbolic link below the target may lead into the library.
         volumes.library.check_host_target(where.path)
-        os.makedirs(where.path, exist_ok=True)
+        try:
+            os.makedirs(where.path, exist_ok=True)
+        except OSError as exc:  # a name too long for the host, a read-only disk
+            raise errors.error("OPV0302", path=where.path, reason=exc.strerror or str(exc)) from None
     else:
         volumes[where.volume].mkdir(where.path, exist_ok=True)
 
@@ -311,6 +316,7 @@ def _read_host(fd: int, size: int, name: str, chunk: int = 1 << 20) -> Iterator[
 
 def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool) -> None:
     """Write to a temporary file beside the target and rename it only once verified."""
+    _check_host_name(host_path)
     if os.path.lexists(host_path) and not replace:
         raise errors.error("OPV0302", path=host_path, reason="it exists")
     directory = os.path.dirname(os.path.abspath(host_path))
@@ -333,6 +339,16 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
         if isinstance(exc, OSError):  # writing the host file: its disk is full, say
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
         raise
+
+
+def _check_host_name(host_path: str) -> None:
+    """OPV0302 for a path (a volume's names below a host directory) that the host's file
+    name encoding cannot write: a legacy locale's, or ASCII where Python's UTF-8 mode is off."""
+    try:
+        os.fsencode(host_path)
+    except UnicodeEncodeError:
+        raise errors.error("OPV0302", path=host_path, reason="the host's file name encoding"
+                           f" ({sys.getfilesystemencoding()}) cannot write this name") from None
 
 
 def move(library: Library, sources: list[str], target: str, *, replace: bool = False) -> Iterator[str]:

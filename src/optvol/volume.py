@@ -90,6 +90,7 @@ class Volume:
 
     def change_label(self, *, threshold: int | None = None, text: str | None = None) -> None:
         """CHGOPTVOL THRESHOLD and TEXT, under its rules (``media.check_label_change``); a LABEL record records it."""
+        text = None if text is None else model.text_value(text)  # TEXT's rules (OPV0005), as CHGOPTVOL's
         fields = {k: v for k, v in (("threshold", threshold), ("text", text)) if v is not None}
         media.check_label_change(self.image.label(), volume=self.id, threshold=threshold)  # before any lock
         with self._transaction() as tx:
@@ -105,9 +106,8 @@ class Volume:
 
     def _parts(self, path: str, *, is_dir: bool = False) -> tuple[str, ...]:
         label = self.label()
-        parts = model.split_path(
-            path, volume=label["volume"], media_format=MediaFormat(label["media_format"]), is_dir=is_dir
-        )
+        parts = model.split_path(path, volume=label["volume"], media_format=MediaFormat(label["media_format"]),
+                                 is_dir=is_dir)
         if parts and not is_dir and model.names_dir(path):  # no file has such a path
             raise errors.error("CPF1F22", path=path, volume=label["volume"])
         return parts

@@ -6,6 +6,7 @@ import sys
 from datetime import datetime, time
 
 from optvol import conversion, copying, errors
+from optvol.cli import render
 from optvol.cli.context import Context
 from optvol.cli.progress import Bar
 from optvol.model import VolumeType, local_moment
@@ -44,7 +45,7 @@ def cpyopt(ctx: Context, values: dict) -> int:
                   f"({result.bytes_copied:,} bytes), {result.not_selected} not selected, {result.failed} failed, "
                   f"{result.directories} directories.")
         for failure in result.failures:
-            ctx.print(f"  failed: {failure.path}: {failure.message_id}: {failure.message}")
+            ctx.print(f"  failed: {render.shown(failure.path)}: {failure.message_id}: {failure.message}")
     if result.failures:
         failure = errors.error("OPT0125", command="CPYOPT", failed=result.failed)
         print(f"optvol: {failure.message_id}: {failure.text}", file=ctx.err or sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optvol import checking, duplicate, errors, recovery
+from optvol.cli import render
 from optvol.cli.context import Context
 from optvol.cli.progress import Bar
 
@@ -24,10 +25,10 @@ def chkoptvol(ctx: Context, values: dict) -> int:
                       f"{result.bytes_checked:,} bytes read back intact; {len(result.damaged)} damaged.")
             if output == "*PRINT":
                 for path in result.checked:
-                    ctx.print(f"  ok       {path}")
+                    ctx.print(f"  ok       {render.shown(path)}")
             if output != "*NONE":
                 for damage in result.damaged:
-                    ctx.print(f"  DAMAGED  {damage.path}: {damage.reason}")
+                    ctx.print(f"  DAMAGED  {render.shown(damage.path)}: {damage.reason}")
     damaged = [r for r in results if r.damaged]
     if damaged:
         first = damaged[0]
@@ -53,9 +54,9 @@ def dupopt(ctx: Context, values: dict) -> int:
         ctx.print(f"DUPOPT {values['FROMVOL']} -> {info.volume}: {result.files} file version(s), "
                   f"{result.bytes:,} bytes, verified; {info.type} {info.media_type}.")
         for damage in result.left_out:
-            ctx.print(f"  left out (damaged): {damage.path}: {damage.reason}")
+            ctx.print(f"  left out (damaged): {render.shown(damage.path)}: {damage.reason}")
         for damage in result.carried:
-            ctx.print(f"  copied as it is (damaged on {values['FROMVOL']} too): {damage.path}: {damage.reason}")
+            ctx.print(f"  copied as it is (damaged on {values['FROMVOL']} too): {render.shown(damage.path)}: {damage.reason}")
     return 0
 
 

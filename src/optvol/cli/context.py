@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -22,10 +23,13 @@ def _is_utf8(encoding: str | None) -> bool:
 
 
 def tolerant(stream: TextIO) -> TextIO:
-    """A standard stream whose encoding is not UTF-8 (a legacy locale) writes the characters
-    it cannot encode as escapes (``\\u20ac``) instead of failing the command."""
-    if not _is_utf8(getattr(stream, "encoding", None)) and hasattr(stream, "reconfigure"):
-        stream.reconfigure(errors="backslashreplace")
+    """A standard stream that never fails the command over a character: one whose encoding is
+    not UTF-8 (a legacy locale) writes what it cannot encode as escapes (``\\u20ac``); a
+    UTF-8 one writes a host path's undecodable bytes (os.fsdecode's escapes) as those bytes,
+    as ``ls`` would."""
+    if hasattr(stream, "reconfigure"):
+        utf8 = _is_utf8(getattr(stream, "encoding", None))
+        stream.reconfigure(errors="surrogateescape" if utf8 else "backslashreplace")
     return stream
 
 
@@ -65,14 +69,25 @@ class Context:
     def print(self, text: str = "") -> None:
         print(text, file=self.out)
 
-    @property
+    @functools.cached_property
     def _ascii(self) -> bool:
         """JSON in ASCII escapes where the output's encoding is not UTF-8: exact either way."""
         return not _is_utf8(getattr(self.out, "encoding", None))
 
     def print_json(self, document: object) -> None:
-        json.dump(document, self.out, indent=2, ensure_ascii=self._ascii)
-        self.out.write("\n")
+        self.out.write(self._json(document, indent=2) + "\n")
+
+    def _json(self, value: object, *, indent: int | None = None) -> str:
+        """``value`` as JSON text the output can carry exactly: in ASCII escapes where the
+        output is not UTF-8, or where the text holds a host path's undecodable bytes
+        (os.fsdecode's lone surrogates, which UTF-8 cannot write: ``"\\udcff"`` keeps them)."""
+        text = json.dumps(value, indent=indent, ensure_ascii=self._ascii)
+        if not text.isascii():
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                text = json.dumps(value, indent=indent, ensure_ascii=True)
+        return text
 
     def print_json_list(self, items: Iterable[object]) -> None:
         """A JSON list written item by item, so a million rows stream in bounded memory.
@@ -85,10 +100,9 @@ class Context:
         if first is None:
             self.out.write("[]\n")
             return
-        ascii_only = self._ascii
-        self.out.write("[\n  " + json.dumps(first, ensure_ascii=ascii_only))
+        self.out.write("[\n  " + self._json(first))
         for item in iterator:
-            self.out.write(",\n  " + json.dumps(item, ensure_ascii=ascii_only))
+            self.out.write(",\n  " + self._json(item))
         self.out.write("\n]\n")
 
     def print_json_report(self, key: str, items: Iterable[str]) -> None:
@@ -102,11 +116,10 @@ class Context:
         if first is None:
             self.out.write(head + "[]\n}\n")
             return
-        ascii_only = self._ascii
-        self.out.write(head + "[\n    " + json.dumps(first, ensure_ascii=ascii_only))
+        self.out.write(head + "[\n    " + self._json(first))
         try:
             for item in iterator:
-                self.out.write(",\n    " + json.dumps(item, ensure_ascii=ascii_only))
+                self.out.write(",\n    " + self._json(item))
         except BaseException:
             with contextlib.suppress(BrokenPipeError):  # the error that ended the work is the one to report
                 self.out.write("\n  ]\n}\n")

@@ -19,7 +19,7 @@ def report(ctx: Context, key: str, paths: Iterable[str], verb: str) -> int:
             ctx.print_json_report(key, paths)
         else:
             for path in paths:
-                ctx.print(f"{verb} {path}")
+                ctx.print(f"{verb} {render.shown(path)}")
     except BrokenPipeError:
         for _ in paths:
             pass
@@ -59,7 +59,7 @@ def ls(ctx: Context, values: dict) -> int:
         ctx.print_json_list(e.as_json() for e in entries)
         return 0
     for entry in entries:
-        name = entry.path.rsplit("/", 1)[-1] + ("/" if entry.is_dir else "")
+        name = render.shown(entry.path.rsplit("/", 1)[-1]) + ("/" if entry.is_dir else "")
         if not values["LONG"]:
             ctx.print(name)
         elif entry.is_dir:
@@ -97,5 +97,5 @@ def chattr(ctx: Context, values: dict) -> int:
     if ctx.json:
         ctx.print_json(info.as_json())
     else:
-        ctx.print(f"{info.path}: read-only {'*YES' if info.read_only else '*NO'}, hidden {'*YES' if info.hidden else '*NO'}")
+        ctx.print(f"{render.shown(info.path)}: read-only {'*YES' if info.read_only else '*NO'}, hidden {'*YES' if info.hidden else '*NO'}")
     return 0

@@ -8,6 +8,7 @@ REPLACE(*YES), and MOV never replaces.
 from __future__ import annotations
 
 from optvol import errors, transfer
+from optvol.cli import render
 from optvol.cli.context import Context
 from optvol.cli.file_cmds import report as _report
 
@@ -63,5 +64,5 @@ def chgatr(ctx: Context, values: dict) -> int:
     if ctx.json:
         ctx.print_json(info.as_json())
     else:
-        ctx.print(f"{info.path}: read-only {'*YES' if info.read_only else '*NO'}, hidden {'*YES' if info.hidden else '*NO'}")
+        ctx.print(f"{render.shown(info.path)}: read-only {'*YES' if info.read_only else '*NO'}, hidden {'*YES' if info.hidden else '*NO'}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optvol import errors
+from optvol.cli import render
 from optvol.cli.context import Context
 from optvol.cli.progress import Bar
 
@@ -22,7 +23,7 @@ def export_iso(ctx: Context, values: dict) -> int:
         for entry in result.renamed_entries:
             names = "; ".join(f"{space} {name!r}" for space, name in (("Rock Ridge", entry.rock_ridge),
                                                                       ("UDF", entry.udf)) if name is not None)
-            ctx.print(f"  renamed: {entry.path}: {names}")
+            ctx.print(f"  renamed: {render.shown(entry.path)}: {names}")
         if result.renamed > len(result.renamed_entries):
             ctx.print(f"  renamed: {result.renamed - len(result.renamed_entries)} more")
     return 0
@@ -44,7 +45,8 @@ def import_iso(ctx: Context, values: dict) -> int:
                   f"{result.files} file(s), {result.directories} directory(ies), {result.bytes} bytes")
     if not ctx.json:
         for skip in result.skipped_entries:
-            ctx.print(f"  skipped: {skip.path} ({skip.type}{f' -> {skip.target}' if skip.target else ''})")
+            target = f" -> {render.shown(skip.target)}" if skip.target else ""  # an image's names: anything at all
+            ctx.print(f"  skipped: {render.shown(skip.path)} ({skip.type}{target})")
         if result.skipped > len(result.skipped_entries):
             ctx.print(f"  skipped: {result.skipped - len(result.skipped_entries)} more")
     if result.skipped:

@@ -5,6 +5,14 @@ from __future__ import annotations
 from optvol.model import BEGIN, BackupRange, DirInfo, FileInfo, VolumeInfo, from_iso, local
 
 
+def shown(text: str) -> str:
+    """A name, path or text as a display shows it: as it is if every character of it prints,
+    else quoted as Python writes a string, so that no character of it (a control, a bidi
+    override, a zero-width or a line separator, a byte the locale could not decode) can
+    reach the terminal, fake a line or make one name look like another."""
+    return text if text.isprintable() else repr(text)
+
+
 def when(moment) -> str:
     if moment is None:
         return "-"
@@ -40,7 +48,7 @@ def volume_attributes(info: VolumeInfo, autl: str | None) -> list[str]:
         ("Space used (bytes)", f"{info.used:,}"),
         ("Space available (bytes)", f"{info.available:,}"),
         ("Volume block size", str(info.sector_size)),
-        ("Text", info.text or "*BLANK"),
+        ("Text", shown(info.text) if info.text else "*BLANK"),
         ("Authorization list", autl or "*NONE"),
         ("Creation date/time", when(info.created)),
         ("Last referenced", when(info.last_referenced)),
@@ -67,7 +75,7 @@ VOLUME_HEADER = f"{'Volume':<32} {'Type':<9} {'Media':<9} {'Format':<9} {'Used':
 
 def volume_line(info: VolumeInfo) -> str:
     return (f"{info.volume:<32} {info.type:<9} {info.media_type:<9} {info.media_format:<9} "
-            f"{size(info.used):>10} {size(info.available):>10} {info.threshold:>3}%  {info.text}")
+            f"{size(info.used):>10} {size(info.available):>10} {info.threshold:>3}%  {shown(info.text)}")
 
 
 DIR_HEADER = f"{'Created':<19}  {'Backup start':<19}  {'Backup end':<19}  {'Last changed':<19}  Directory"
@@ -76,7 +84,7 @@ DIR_HEADER = f"{'Created':<19}  {'Backup start':<19}  {'Backup end':<19}  {'Last
 def dir_line(info: DirInfo) -> str:
     backup = info.backup
     cells = [when(info.created)] + ([when(backup.range_start), when(backup.range_end), when(backup.last_changed)] if backup else ["-", "-", "-"])
-    return "  ".join(f"{c:<19}" for c in cells) + "  " + info.path
+    return "  ".join(f"{c:<19}" for c in cells) + "  " + shown(info.path)
 
 
 FILE_HEADER = f"{'Size':>12}  {'Created':<19}  {'Modified':<19}  {'Attr changed':<19}  RH  File"
@@ -85,4 +93,4 @@ FILE_HEADER = f"{'Size':>12}  {'Created':<19}  {'Modified':<19}  {'Attr changed'
 def file_line(info: FileInfo) -> str:
     flags = ("R" if info.read_only else "-") + ("H" if info.hidden else "-")
     return (f"{info.size:>12}  {when(info.created):<19}  {when(info.modified):<19}  "
-            f"{when(info.attr_changed):<19}  {flags}  {info.path}")
+            f"{when(info.attr_changed):<19}  {flags}  {shown(info.path)}")

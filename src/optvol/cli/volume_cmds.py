@@ -61,7 +61,7 @@ def chgoptvol(ctx: Context, values: dict) -> int:
     if ctx.json:
         ctx.print_json(info.as_json())
     else:
-        ctx.print(f"Volume {info.volume} changed: threshold {info.threshold} %, text {info.text or '*BLANK'!s}, "
+        ctx.print(f"Volume {info.volume} changed: threshold {info.threshold} %, text {render.shown(info.text) if info.text else '*BLANK'}, "
                   f"authorization list {library.autl(info.volume) or '*NONE'}.")
     return 0
 
