@@ -28,7 +28,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from optvol import errors, media, model
-from optvol.image.image import VolumeImage, fsync_dir
+from optvol.image.datapart import fsync_dir
+from optvol.image.image import VolumeImage
 from optvol.image.locks import lock_exclusive, read_only_error
 from optvol.volume import Clock, Volume
 

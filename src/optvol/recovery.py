@@ -17,6 +17,7 @@ from datetime import datetime
 from optvol import errors, model
 from optvol.image import image as image_mod
 from optvol.image import replay, schema
+from optvol.image.datapart import fsync_dir
 from optvol.image.records import Kind
 from optvol.library import Library
 from optvol.model import VolumeType
@@ -159,7 +160,7 @@ def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
     with open(fresh, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(fresh, directory / RECOVERED_INDEX)  # complete: from here an open may finish the swap
-    image_mod.fsync_dir(directory)
+    fsync_dir(directory)
     size = os.path.getsize(directory / image_mod.DATA_FILE)
     if size > end * label["sector_size"]:
         report.tail_cut = size - end * label["sector_size"]

@@ -139,6 +139,15 @@ class DataPartition:
         except OSError as exc:
             raise self._host_error(exc) from None
 
+    def datasync(self) -> None:
+        """fdatasync: an early start of the disk on what was written (``Transaction``). Its
+        error must reach the commit: the kernel reports a writeback error once, and the
+        fsync after it then succeeds."""
+        try:
+            os.fdatasync(self.fd)
+        except OSError as exc:
+            raise self._host_error(exc) from None
+
     def read(self, sector: int, length: int) -> bytes:
         """Read ``length`` bytes at ``sector``; short reads and sectors the host cannot read
         (a media error: EIO) mean a damaged partition."""
@@ -235,3 +244,12 @@ def hash_range(fd: int, offset: int, size: int, chunk: int = 4 << 20) -> bytes |
         digest.update(data)
         offset += len(data)
     return digest.digest()
+
+
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """fsync a directory: the names a rename or a create put in it are on the disk."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

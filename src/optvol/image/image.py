@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 from optvol import errors
 from optvol.image import locks, records, schema
-from optvol.image.datapart import DataPartition
+from optvol.image.datapart import DataPartition, fsync_dir
 from optvol.image.locks import lock_exclusive, open_lock, read_only_error
 from optvol.image.records import Kind
 
@@ -713,9 +713,14 @@ class Transaction:
     def _start_writeback(self) -> None:
         """Let the disk start on what was written while the next records are prepared.
 
-        Only an early start: ``finish`` still fsyncs everything before the commit."""
-        if self._writeback is None or self._writeback.done():
-            self._writeback = self._writer().submit(os.fdatasync, self.image.data.fd)
+        Only an early start: ``finish`` still fsyncs everything before the commit. The error
+        of an earlier start is raised here or by ``finish``, never dropped: the fsync would
+        not see it again (the kernel reports a writeback error once)."""
+        if self._writeback is not None:
+            if not self._writeback.done():
+                return
+            self._writeback.result()
+        self._writeback = self._writer().submit(self.image.data.datasync)
 
     def _writer(self) -> ThreadPoolExecutor:
         if self._flusher is None:
@@ -780,7 +785,10 @@ class Transaction:
     def finish(self, now: int | None) -> None:
         """Flush, fsync the data partition, then record the new committed end."""
         self.land()
+        writeback = self._writeback
         self.stop_writeback()
+        if writeback is not None:
+            writeback.result()  # a failed early writeback fails the commit (``_start_writeback``)
         if self.end != self.committed_end:
             self.image.data.sync()
         self.conn.executemany(
@@ -790,11 +798,3 @@ class Transaction:
         )
         if now is not None:
             self.conn.execute("UPDATE label SET last_referenced = ?", (now,))
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
