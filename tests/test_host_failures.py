@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import subprocess
 from datetime import datetime, timezone
 
 import pytest
 
 from conftest import make_volume
+from integrity_helpers import run_cli, tmpfs
 from optvol import errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
@@ -73,3 +76,90 @@ def test_a_failed_early_writeback_leaves_a_backup_and_its_ranges_as_they_were(tm
         assert all(d.backup is None for d in backup.iter_dirs("/"))  # no range claims what is not there
     _clean(library, "BVOL1")
     assert cpyopt(library, request, now=clock()).copied == 51  # the re-run copies everything
+
+
+def test_a_failed_fsync_after_the_journal_takes_it_back_and_keeps_the_volume(library, monkeypatch):
+    from optvol import library as library_mod
+    from optvol.initialize import inzopt
+
+    make_volume(library, "PVOL2")
+    with library.open("PVOL2") as volume:
+        volume.write_bytes("/keep.bin", b"kept")
+    real, calls = library_mod.fsync_dir, []
+
+    def first_fails(directory) -> None:  # the library directory's fsync after the journal's rename
+        calls.append(directory)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        real(directory)
+
+    monkeypatch.setattr(library_mod, "fsync_dir", first_fails)
+    with pytest.raises(errors.DamagedError) as caught:
+        inzopt(library, vol="PVOL2", now=clock(), check=False, text="again")
+    monkeypatch.undo()
+    assert caught.value.message_id == "OPV0204" and calls
+    assert not (library.root / library_mod.JOURNAL).exists()
+    make_volume(library, "OTHER")  # the next command that changes the library finds nothing to finish
+    with library.open("PVOL2") as volume:  # the volume INZOPT was to erase is there, as it was
+        assert volume.read_bytes("/keep.bin") == b"kept" and volume.label()["text"] != "again"
+    assert list((library.root / ".tmp").iterdir()) == []
+
+
+def _fill_inodes(mount, *, leave: int = 0) -> None:
+    """Leave the tmpfs at ``mount`` with ``leave`` free inodes (its limit set just above what it uses)."""
+    found = os.statvfs(mount)
+    subprocess.run(["mount", "-o", f"remount,nr_inodes={found.f_files - found.f_ffree + 8}", str(mount)], check=True)
+    filler = mount / "filler"
+    filler.mkdir()
+    for number in range(100):
+        try:
+            (filler / str(number)).touch()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+            for left in range(leave):
+                (filler / str(left)).unlink()
+            return
+    raise AssertionError("the inodes did not run out")
+
+
+def _backed_up_library(mount) -> Library:
+    library = Library(mount / "lib", clock=clock)
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/a.txt", b"alpha")
+    cpyopt(library, CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP,
+                                cpysubdir=True), now=clock())
+    return library
+
+
+def test_out_of_inodes_volumes_read_and_writes_are_refused_as_full(tmp_path):
+    with tmpfs(tmp_path / "mnt", "64M") as mount:
+        library = _backed_up_library(mount)
+        _fill_inodes(mount)
+        listing = run_cli(library.root, "ls", "/QOPT/PVOL1/D")  # no inode for SQLite's side files
+        assert listing.rc == 0 and listing.out == b"a.txt\n", listing.err
+        assert run_cli(library.root, "cat", "/QOPT/PVOL1/D/a.txt").out == b"alpha"
+        assert run_cli(library.root, "chkoptvol", "PVOL1").rc == 0
+        refused = run_cli(library.root, "mkdir", "/QOPT/PVOL1/E")
+        assert refused.rc == 6 and "OPV0203" in refused.err, refused.err
+        shutil.rmtree(mount / "filler")
+        assert run_cli(library.root, "mkdir", "/QOPT/PVOL1/E").rc == 0
+        _clean(library, "PVOL1")
+
+
+def test_a_cvtoptbku_refused_for_want_of_inodes_is_not_finished_by_the_next_command(tmp_path):
+    from optvol.conversion import cvtoptbku
+
+    with tmpfs(tmp_path / "mnt", "64M") as mount:
+        library = _backed_up_library(mount)
+        _fill_inodes(mount, leave=2)  # room for the journal and SQLite's -wal, not its -shm
+        with pytest.raises(errors.VolumeFullError):
+            cvtoptbku(library, bkuvol="BVOL1", privol="PNEW")
+        shutil.rmtree(mount / "filler")  # room again
+        assert run_cli(library.root, "wrkoptvol").rc == 0
+        assert library.exists("BVOL1") and not library.exists("PNEW")
+        with library.open("BVOL1") as backup:
+            assert backup.label()["type"] == VolumeType.BACKUP
+        _clean(library, "BVOL1")

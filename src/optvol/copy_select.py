@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from optvol import backup, errors, model
 from optvol.backup import Range
-from optvol.image.image import IndexConnection, reading_uri
+from optvol.image.connection import IndexConnection, reading_uri
 from optvol.model import MediaFormat
 from optvol.privileged import SmallFile
 from optvol.volume import Volume

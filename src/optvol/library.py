@@ -17,6 +17,7 @@ the library completes, so the operation either happened or did not.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -133,12 +134,30 @@ class Library:
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise errors.host_write_error(exc, model.volume_id(volume)) from None
+        try:
+            fsync_dir(self.root)
+        except OSError as exc:  # the journal may not be on the disk: take it back, nothing has begun
+            with contextlib.suppress(OSError):
+                self._drop_journal()
+            raise errors.host_write_error(exc, model.volume_id(volume)) from None
+
+    def _drop_journal(self) -> None:
+        """Remove the journal of an operation that has not begun (it is refused)."""
+        (self.root / JOURNAL).unlink()
         fsync_dir(self.root)
 
     def _roll_forward(self, *, held: Path | None = None) -> None:
         """Complete the operation a journal describes (idempotent), then drop the journal.
 
         ``held``: the image whose exclusive lock this process already holds (``relabel``)."""
+        try:
+            self._complete_journal(held)
+        except OSError as exc:  # the host failed a rename or an fsync: the journal stays for the next command
+            raise errors.error("OPV0006", library=self.root, reason=f"{JOURNAL}: the operation it records could not"
+                               f" be completed ({exc.strerror or exc}); the next command tries again") from None
+        self._clean_tmp()
+
+    def _complete_journal(self, held: Path | None) -> None:
         path = self.root / JOURNAL
         if path.exists():
             journal = json.loads(path.read_text())
@@ -147,7 +166,13 @@ class Library:
                 directory = self.root / relabel["dir"]
                 if not directory.exists():
                     directory = self.root / relabel["after"]
-                with VolumeImage(directory, exclusive=True, lock=directory != held) as image:
+                try:
+                    image = VolumeImage(directory, exclusive=True, lock=directory != held)
+                except errors.OptvolError:  # (a full disk, no inode for SQLite's files)
+                    if directory == held:  # this process wrote the journal holding the volume: nothing
+                        self._drop_journal()  # is changed yet; the operation is refused, not left for
+                    raise  # the next command to finish after this one reported the failure
+                with image:
                     label = image.label()
                     if any(label[k] != v for k, v in relabel["fields"].items()):
                         try:
@@ -155,15 +180,13 @@ class Library:
                                 tx.write_label({**label, **relabel["fields"]})
                         except errors.OptvolError:  # refused (a full volume): if the label is still
                             if image.label() == label:  # as it was, nothing is renamed: the operation
-                                path.unlink()  # is undone, not left to fail every later command
-                                fsync_dir(self.root)
+                                self._drop_journal()  # is undone, not left to fail every later command
                             raise
             for source, target in journal.get("renames", []):
                 if (self.root / source).exists() and not (self.root / target).exists():
                     os.rename(self.root / source, self.root / target)
             fsync_dir(self.root)
             path.unlink()
-        self._clean_tmp()
 
     def _clean_tmp(self) -> None:
         tmp = self.root / TMP
@@ -276,7 +299,8 @@ class Library:
         try:
             self._write_journal({"renames": renames}, volume=volume)
         except BaseException:  # no journal: nothing will install the image built aside
-            shutil.rmtree(staging, ignore_errors=True)
+            if not (self.root / JOURNAL).exists():  # (one that could not be taken back will)
+                shutil.rmtree(staging, ignore_errors=True)
             raise
         self._roll_forward()
 

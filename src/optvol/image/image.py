@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 from optvol import errors
 from optvol.image import locks, records, schema
+from optvol.image.connection import IndexConnection, reading_uri, side_files_refused
 from optvol.image.datapart import DataPartition, fsync_dir
 from optvol.image.locks import lock_exclusive, open_lock, read_only_error
 from optvol.image.records import Kind
@@ -70,96 +71,6 @@ class Place(NamedTuple):
     @property
     def sectors(self) -> int:
         return self.header_sectors + self.payload_sectors
-
-
-def _index_error(exc: Exception, where: str) -> Exception:
-    """What an SQLite failure on a volume's index means to optvol.
-
-    A damaged index file surfaces in the middle of any query ("database disk image is
-    malformed", undecodable text); it must be the damaged-data error (exit 7), never a
-    traceback. Lock contention stays SQLite's own error, which the callers turn into
-    "in use"; a constraint or programming error is a bug and stays as it is."""
-    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
-        return exc
-    text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
-        return exc
-    # SQLite reports a full disk as SQLITE_FULL, or as SQLITE_IOERR_SHMSIZE when it cannot
-    # grow the shared-memory file of WAL mode.
-    if "full" in text or getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_SHMSIZE":
-        return errors.error("OPV0203", volume=where, reason="the host file system is full")
-    if "disk I/O error" in text:
-        return errors.error("OPV0204", volume=where, reason=text)
-    return errors.error("OPV0201", volume=where, reason=f"index unreadable ({text})")
-
-
-class _Cursor(sqlite3.Cursor):
-    """A cursor that reports a damaged index as optvol's error (see ``_index_error``)."""
-
-    def execute(self, *args):
-        try:
-            return super().execute(*args)
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
-
-    def executemany(self, *args):
-        try:
-            return super().executemany(*args)
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
-
-    def fetchone(self):
-        try:
-            return super().fetchone()
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
-
-    def fetchall(self):
-        try:
-            return super().fetchall()
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
-
-    def fetchmany(self, size: int = 1):
-        try:
-            return super().fetchmany(size)
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
-
-    def __next__(self):
-        try:
-            return super().__next__()
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
-
-
-class IndexConnection(sqlite3.Connection):
-    """A connection to an index (``sqlite3.connect(..., factory=IndexConnection)``): every
-    statement runs on a ``_Cursor``; ``where`` names the volume in its errors."""
-
-    where = "?"
-
-    def cursor(self, factory=_Cursor):
-        return super().cursor(factory)
-
-    def execute(self, *args):
-        return self.cursor().execute(*args)
-
-    def executemany(self, *args):
-        return self.cursor().executemany(*args)
-
-
-def reading_uri(path: Path, *, read_only: bool) -> str:
-    """The SQLite URI that opens index ``path`` for reading only (``Path.as_uri`` escapes a
-    library path's "?", "#" and "%"). For an image opened only to be read (a read-only or a
-    full file system, ``VolumeImage.read_only``) SQLite cannot make a WAL index's
-    shared-memory file: the index is immutable to SQLite then, unless a log of commits is
-    still beside it."""
-    if read_only:
-        wal = path.with_name(path.name + "-wal")
-        if not (wal.exists() and wal.stat().st_size):
-            return path.as_uri() + "?mode=ro&immutable=1"
-    return path.as_uri() + "?mode=ro"
 
 
 def _file_state(path: Path) -> tuple[int, int, int, int]:
@@ -340,20 +251,25 @@ class VolumeImage:
     def _open_index(self, path: Path, *, exclusive: bool) -> int:
         """Connect ``self.conn`` to the index; its schema version.
 
-        On a full disk SQLite cannot make the shared-memory file of a WAL index. If no other
-        process has the image open and no commits wait in the log, the index is read as it
-        stands (immutable to SQLite) and every write is OPV0203: a full disk must not keep
+        On a full disk (no free block or inode) SQLite cannot make the shared-memory file of
+        a WAL index, nor in a volume directory this user may not write. If no other process
+        has the image open and no commits wait in the log, the index is read as it stands
+        (immutable to SQLite) and every write is OPV0203 (OPV0011): a full disk must not keep
         anyone from reading, and copying out, what the volume holds."""
         try:
             # A private copy is read through a connection of its own kind: SQLite makes the
             # shared-memory file beside it.
             self.conn = _connect(path, read_only=self.read_only and self._snapshot_dir is None)
             return schema.version_of(self.conn, where=self.name)
-        except errors.VolumeFullError:
+        except (errors.VolumeFullError, errors.DamagedError) as exc:
+            # Out of inodes, or a directory this user may not write: SQLite "cannot open" the index.
+            because = "full" if isinstance(exc, errors.VolumeFullError) else side_files_refused(path.parent)
+            if because is None:
+                raise
             wal = path.with_name(path.name + "-wal")
             if self.read_only or exclusive or (wal.exists() and wal.stat().st_size) or not self._alone():
-                raise
-        self._read_only_because = "full"
+                raise self.write_refusal(f"opening volume {self.name}", because=because) from None
+        self._read_only_because = because
         self.conn = _connect(path, read_only=True)
         return schema.version_of(self.conn, where=self.name)
 
@@ -385,11 +301,12 @@ class VolumeImage:
         fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
         return True
 
-    def write_refusal(self, operation: str) -> errors.OptvolError:
-        """The error for ``operation`` on an image opened only to be read."""
-        if self._read_only_because == "full":
+    def write_refusal(self, operation: str, *, because: str | None = None) -> errors.OptvolError:
+        """The error for ``operation`` on an image opened only to be read (``because``: why it must be)."""
+        because = because or self._read_only_because
+        if because == "full":
             return errors.error("OPV0203", volume=self.name, reason="the host file system is full")
-        if self._read_only_because == "access":
+        if because == "access":
             return errors.error("OPV0011", volume=self.name, operation=operation)
         return read_only_error(self.directory.parent, operation)
 

@@ -1,0 +1,114 @@
+"""The SQLite connection to a volume's index: every failure reported as optvol's error
+(a damaged index as damaged data, exit 7; a full disk as OPV0203), never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from optvol import errors
+
+
+def _index_error(exc: Exception, where: str) -> Exception:
+    """What an SQLite failure on a volume's index means to optvol.
+
+    A damaged index file surfaces in the middle of any query ("database disk image is
+    malformed", undecodable text); it must be the damaged-data error (exit 7), never a
+    traceback. Lock contention stays SQLite's own error, which the callers turn into
+    "in use"; a constraint or programming error is a bug and stays as it is."""
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        return exc
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return exc
+    # SQLite reports a full disk as SQLITE_FULL, or as SQLITE_IOERR_SHMSIZE when it cannot
+    # grow the shared-memory file of WAL mode.
+    if "full" in text or getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_SHMSIZE":
+        return errors.error("OPV0203", volume=where, reason="the host file system is full")
+    if "disk I/O error" in text:
+        return errors.error("OPV0204", volume=where, reason=text)
+    return errors.error("OPV0201", volume=where, reason=f"index unreadable ({text})")
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor that reports a damaged index as optvol's error (see ``_index_error``)."""
+
+    def execute(self, *args):
+        try:
+            return super().execute(*args)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
+    def executemany(self, *args):
+        try:
+            return super().executemany(*args)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
+    def fetchone(self):
+        try:
+            return super().fetchone()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
+    def fetchall(self):
+        try:
+            return super().fetchall()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
+    def fetchmany(self, size: int = 1):
+        try:
+            return super().fetchmany(size)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
+    def __next__(self):
+        try:
+            return super().__next__()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise _index_error(exc, self.connection.where) from None
+
+
+class IndexConnection(sqlite3.Connection):
+    """A connection to an index (``sqlite3.connect(..., factory=IndexConnection)``): every
+    statement runs on a ``_Cursor``; ``where`` names the volume in its errors."""
+
+    where = "?"
+
+    def cursor(self, factory=_Cursor):
+        return super().cursor(factory)
+
+    def execute(self, *args):
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args):
+        return self.cursor().executemany(*args)
+
+
+def reading_uri(path: Path, *, read_only: bool) -> str:
+    """The SQLite URI that opens index ``path`` for reading only (``Path.as_uri`` escapes a
+    library path's "?", "#" and "%"). For an image opened only to be read (a read-only or a
+    full file system, ``VolumeImage.read_only``) SQLite cannot make a WAL index's
+    shared-memory file: the index is immutable to SQLite then, unless a log of commits is
+    still beside it."""
+    if read_only:
+        wal = path.with_name(path.name + "-wal")
+        if not (wal.exists() and wal.stat().st_size):
+            return path.as_uri() + "?mode=ro&immutable=1"
+    return path.as_uri() + "?mode=ro"
+
+
+def side_files_refused(directory: Path) -> str | None:
+    """Why SQLite could not make an index's side files (``-wal``, ``-shm``) in ``directory``
+    ("unable to open database file"), if the host says: "full" (no free block or inode
+    for this user) or "access" (not writable by it); None if neither (a damaged index)."""
+    try:
+        found = os.statvfs(directory)
+    except OSError:
+        return None
+    root = os.geteuid() == 0
+    if (found.f_ffree if root else found.f_favail) == 0 or (found.f_bfree if root else found.f_bavail) == 0:
+        return "full"
+    return None if os.access(directory, os.W_OK) else "access"
