@@ -163,3 +163,67 @@ def test_a_cvtoptbku_refused_for_want_of_inodes_is_not_finished_by_the_next_comm
         with library.open("BVOL1") as backup:
             assert backup.label()["type"] == VolumeType.BACKUP
         _clean(library, "BVOL1")
+
+
+def test_a_rollback_the_disk_refuses_to_cut_reports_the_first_error(library, monkeypatch):
+    from optvol.image.datapart import DataPartition
+
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/keep.txt", b"kept")
+
+        def read_only(self, sectors) -> None:  # ext4 remounted read-only after a disk error
+            raise OSError(errno.EROFS, "Read-only file system")
+
+        def failing(self) -> None:
+            raise errors.host_write_error(OSError(errno.EIO, "Input/output error"), "PVOL1")
+
+        monkeypatch.setattr(DataPartition, "sync", failing)
+        monkeypatch.setattr(DataPartition, "truncate", read_only)
+        with pytest.raises(errors.DamagedError) as caught:  # not the truncate's OSError (a traceback)
+            volume.write_bytes("/new.txt", b"lost")
+        monkeypatch.undo()
+        assert caught.value.message_id == "OPV0204"
+        assert not volume.exists("/new.txt") and volume.read_bytes("/keep.txt") == b"kept"
+    _clean(library, "PVOL1")
+
+
+@pytest.mark.parametrize(("failure", "message_id"), [
+    (OSError(errno.ENOSPC, "No space left on device"), "OPV0203"),
+    (__import__("sqlite3").OperationalError("database or disk is full"), "OPV0203"),
+    (__import__("sqlite3").OperationalError("disk I/O error"), "OPV0204"),
+    (PermissionError(errno.EACCES, "Permission denied"), "OPV0012"),
+])
+def test_building_a_duplicate_aside_fails_with_the_hosts_error_for_the_volume(library, monkeypatch, failure,
+                                                                              message_id):
+    from optvol import duplicate
+    from optvol.duplicate import dupopt
+
+    make_volume(library, "PVOL1")
+
+    def refused(*_args):
+        raise failure
+
+    monkeypatch.setattr(duplicate, "_copy_image", refused)
+    with pytest.raises(errors.OptvolError) as caught:
+        dupopt(library, fromvol="PVOL1", tovol="PDUP", now=clock())
+    assert caught.value.message_id == message_id and "new-" not in caught.value.text
+    assert "PDUP" in caught.value.text
+    assert not library.exists("PDUP") and list((library.root / ".tmp").iterdir()) == []
+
+
+def test_recover_meets_a_host_error_while_it_swaps_the_index_in(library, monkeypatch):
+    from optvol.recovery import recover
+
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/a.txt", b"alpha")
+    monkeypatch.setattr(os, "replace", _eio)
+    with pytest.raises(errors.DamagedError) as caught:
+        recover(library, vol="PVOL1")
+    monkeypatch.undo()
+    assert caught.value.message_id == "OPV0204"
+    with library.open("PVOL1") as volume:
+        assert volume.read_bytes("/a.txt") == b"alpha"
+    _clean(library, "PVOL1")
+    assert recover(library, vol="PVOL1").files == 1

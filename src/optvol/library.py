@@ -29,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from optvol import errors, media, model
+from optvol.image.connection import host_failure
 from optvol.image.datapart import fsync_dir
 from optvol.image.image import VolumeImage
 from optvol.image.locks import lock_exclusive, read_only_error
@@ -290,10 +291,10 @@ class Library:
                 with Volume(VolumeImage(staging), clock=self._clock) as volume:
                     fill(volume)
         except BaseException as exc:
+            failure = self._build_failure(exc, volume)  # while what filled the disk is still there
             shutil.rmtree(staging, ignore_errors=True)
-            if isinstance(exc, errors.OptvolError) and exc.message_id in _HOST_WRITE_ERRORS:
-                # They name the image being built aside: name the volume it was to be.
-                raise errors.error(exc.message_id, volume=model.volume_id(volume), reason=errors.cause(exc)) from None
+            if failure is not None:
+                raise failure from None
             raise
         renames.append([f"{TMP}/{staging.name}", target.name])
         try:
@@ -303,6 +304,17 @@ class Library:
                 shutil.rmtree(staging, ignore_errors=True)
             raise
         self._roll_forward()
+
+    def _build_failure(self, exc: BaseException, volume: str) -> errors.OptvolError | None:
+        """What a failure ``exc`` to build a new image aside means: the host's (a full disk or
+        no inode, an I/O error, a ``.tmp`` this user may not write), named for the volume it
+        was to be, not for the image aside; None: ``exc`` as it is (a rule, the source)."""
+        volume_id = model.volume_id(volume)
+        if isinstance(exc, PermissionError):
+            return errors.error("OPV0012", library=self.root, operation=f"making volume {volume_id}")
+        if isinstance(exc, errors.OptvolError) and exc.message_id in _HOST_WRITE_ERRORS:
+            return errors.error(exc.message_id, volume=volume_id, reason=errors.cause(exc))
+        return host_failure(exc, self.root / TMP, volume_id)
 
     def relabel(self, volume: str, *, fields: dict) -> None:
         """Change label fields and, if ``fields['volume']`` differs, rename: all or nothing.

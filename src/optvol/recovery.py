@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,7 @@ from datetime import datetime
 from optvol import errors, model
 from optvol.image import image as image_mod
 from optvol.image import replay, schema
+from optvol.image.connection import host_failure
 from optvol.image.datapart import fsync_dir
 from optvol.image.records import Kind
 from optvol.library import Library
@@ -74,6 +76,11 @@ def recover(library: Library, *, vol: str) -> RecoveryReport:
         try:
             _refuse_a_newer_index(directory / image_mod.INDEX_FILE, volume_id)
             return _rebuild(directory, volume_id)
+        except (OSError, sqlite3.Error, errors.DamagedError) as exc:  # the host failed the new index
+            failure = host_failure(exc, directory, volume_id)
+            if failure is None:
+                raise
+            raise failure from None
         finally:
             os.close(lock)
 

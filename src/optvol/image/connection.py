@@ -112,3 +112,18 @@ def side_files_refused(directory: Path) -> str | None:
     if (found.f_ffree if root else found.f_favail) == 0 or (found.f_bfree if root else found.f_bavail) == 0:
         return "full"
     return None if os.access(directory, os.W_OK) else "access"
+
+
+def host_failure(exc: BaseException, directory: Path, volume: str) -> errors.OptvolError | None:
+    """What ``exc``, met while the host and SQLite wrote a new index or image in
+    ``directory``, means for volume ``volume``: the host's failure, OPV0203 on a full disk
+    or one without a free inode (SQLite then "cannot open" the index), else OPV0204; None
+    when it is no host failure."""
+    if isinstance(exc, OSError):
+        return errors.host_write_error(exc, volume)
+    if isinstance(exc, (sqlite3.Error, errors.DamagedError)) and (
+            isinstance(exc, sqlite3.Error) and "full" in str(exc) or side_files_refused(directory) == "full"):
+        return errors.error("OPV0203", volume=volume, reason="the host file system is full")
+    if isinstance(exc, sqlite3.Error):
+        return errors.error("OPV0204", volume=volume, reason=str(exc))
+    return None

@@ -25,6 +25,7 @@ change, so they are read in place.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import mmap
@@ -440,7 +441,8 @@ class VolumeImage:
         except BaseException:
             tx.stop_writeback()
             self.conn.execute("ROLLBACK")
-            self.data.truncate(tx.committed_end)
+            with contextlib.suppress(OSError):  # a disk gone read-only after an error: the first error is
+                self.data.truncate(tx.committed_end)  # the one to report; the next writer cuts the tail
             raise
         self.conn.execute("COMMIT")
         self.volume = tx.volume  # a LABEL it committed may have renamed the volume (DUPOPT's copy)
