@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -22,7 +23,7 @@ from collections.abc import Iterator, Mapping
 
 from optvol import errors
 from optvol.cli import parser
-from optvol.cli.context import Context, tolerant
+from optvol.cli.context import Context, Guarded, tolerant
 
 # Handlers by command name, as "module:function" of optvol.cli, imported when first used
 # so that starting a command loads only what that command needs.
@@ -91,9 +92,29 @@ def _signals_end_the_command() -> Iterator[None]:
 def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
     """Run one optvol command line; return its exit code (``out``/``err`` default to stdout/stderr)."""
     argv = sys.argv[1:] if argv is None else argv
-    ctx = Context(library_arg=None, json=False, out=out or tolerant(sys.stdout), err=err or tolerant(sys.stderr))
+    ctx = Context(library_arg=None, json=False, out=Guarded(out or tolerant(sys.stdout)),
+                  err=Guarded(err or tolerant(sys.stderr)))
     with _signals_end_the_command():
-        return _run(ctx, argv)
+        code = _run(ctx, argv)
+    return _after_output(ctx, code)
+
+
+def _after_output(ctx: Context, code: int) -> int:
+    """The exit code once the output is flushed: output a full disk, an I/O error or a closed
+    stdout lost is OPV0302 (exit 2 unless the command failed first); a reader that went away
+    (``| head``) changes nothing. Either way the interpreter's last flush of the lost output
+    goes nowhere, without "Exception ignored" noise."""
+    ctx.out.flush()
+    lost = ctx.out.lost
+    if lost is None:
+        return code
+    if ctx.out.stream is sys.stdout and sys.stdout is not None:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if isinstance(lost, BrokenPipeError):
+        return code
+    ctx.error(errors.error("OPV0302", path="(standard output)", reason=lost.strerror or str(lost)))
+    return code or 2
 
 
 def _run(ctx: Context, argv: list[str]) -> int:

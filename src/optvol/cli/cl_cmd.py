@@ -28,6 +28,8 @@ Handler = Callable[[Context, dict], int]
 def _read(name: str) -> str:
     """The text of a host file of CL commands, or of standard input for ``-``."""
     if name == "-":
+        if sys.stdin is None:  # closed (<&-)
+            raise errors.error("OPV0302", path="(standard input)", reason="it is closed")
         return sys.stdin.read()
     try:
         with open(name, encoding="utf-8") as handle:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import codecs
-import contextlib
+import errno
 import functools
 import json
 import os
@@ -22,15 +22,54 @@ def _is_utf8(encoding: str | None) -> bool:
     return encoding is None or codecs.lookup(encoding).name == "utf-8"
 
 
-def tolerant(stream: TextIO) -> TextIO:
+def tolerant(stream: TextIO | None) -> TextIO | None:
     """A standard stream that never fails the command over a character: one whose encoding is
     not UTF-8 (a legacy locale) writes what it cannot encode as escapes (``\\u20ac``); a
     UTF-8 one writes a host path's undecodable bytes (os.fsdecode's escapes) as those bytes,
     as ``ls`` would."""
-    if hasattr(stream, "reconfigure"):
+    if stream is not None and hasattr(stream, "reconfigure"):
         utf8 = _is_utf8(getattr(stream, "encoding", None))
         stream.reconfigure(errors="surrogateescape" if utf8 else "backslashreplace")
     return stream
+
+
+class Guarded:
+    """A standard stream as a command writes it: one that cannot take more (its reader gone,
+    EPIPE; a full disk or an I/O error; closed, ``>&-``) does not end the command midway and
+    never takes another stream's text. What failed is kept in ``lost``; the command does its
+    work to its end, and ``cli.main`` reports lost output (OPV0302) after it."""
+
+    def __init__(self, stream: TextIO | None):
+        self.stream = stream
+        self.lost: OSError | None = None if stream is not None else OSError(errno.EBADF, "it is closed")
+
+    def write(self, text: str) -> int:
+        if self.lost is None:
+            try:
+                return self.stream.write(text)
+            except OSError as exc:
+                self.lost = exc
+        return len(text)
+
+    def flush(self) -> None:
+        if self.lost is None:
+            try:
+                self.stream.flush()
+            except OSError as exc:
+                self.lost = exc
+
+    def isatty(self) -> bool:
+        return self.stream is not None and self.stream.isatty()
+
+    @property
+    def buffer(self):
+        """The binary stream beneath (``cat``), which raises its errors itself."""
+        if self.stream is None:
+            raise OSError(errno.EBADF, "it is closed")
+        return self.stream.buffer
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
 
 
 def system_clock() -> datetime:
@@ -121,7 +160,6 @@ class Context:
             for item in iterator:
                 self.out.write(",\n    " + self._json(item))
         except BaseException:
-            with contextlib.suppress(BrokenPipeError):  # the error that ended the work is the one to report
-                self.out.write("\n  ]\n}\n")
+            self.out.write("\n  ]\n}\n")  # (a stdout that cannot take it says so later: Guarded)
             raise
         self.out.write("\n  ]\n}\n")

@@ -12,18 +12,12 @@ from optvol.cli.context import Context
 def report(ctx: Context, key: str, paths: Iterable[str], verb: str) -> int:
     """What a file command did, path by path as it is done: ``{key: paths}`` in JSON, else a
     line per path. The paths come as the work is done: if the reader of the output goes away
-    (``| head``), the work still goes on to its end, unreported."""
-    paths = iter(paths)
-    try:
-        if ctx.json:
-            ctx.print_json_report(key, paths)
-        else:
-            for path in paths:
-                ctx.print(f"{verb} {render.shown(path)}")
-    except BrokenPipeError:
-        for _ in paths:
-            pass
-        raise
+    (``| head``), the work still goes on to its end, unreported (``context.Guarded``)."""
+    if ctx.json:
+        ctx.print_json_report(key, paths)
+    else:
+        for path in paths:
+            ctx.print(f"{verb} {render.shown(path)}")
     return 0
 
 
@@ -71,8 +65,8 @@ def ls(ctx: Context, values: dict) -> int:
 
 
 def cat(ctx: Context, values: dict) -> int:
-    binary = getattr(ctx.out, "buffer", None)
     try:
+        binary = getattr(ctx.out, "buffer", None)
         for path in values["PATH"]:
             for chunk in transfer.read_file(ctx.library(), path):
                 if binary is not None:
@@ -82,10 +76,8 @@ def cat(ctx: Context, values: dict) -> int:
                     ctx.out.write(chunk.decode(errors="replace"))
         if binary is not None:
             binary.flush()
-    except BrokenPipeError:
-        raise
-    except OSError as exc:  # standard output cannot take it: a full disk, say
-        raise errors.error("OPV0302", path="(standard output)", reason=exc.strerror or str(exc)) from None
+    except OSError as exc:  # standard output cannot take it (a full disk, its reader gone): cli.main says so
+        ctx.out.lost = exc
     return 0
 
 
