@@ -603,6 +603,26 @@ def test_mv_never_replaces_a_file(filled):
     assert (sh.host / "a.txt").read_bytes() == b"on the host"
 
 
+def test_an_interrupted_mv_across_volumes_is_finished_by_running_it_again(filled):
+    """mv copies, then deletes: cut short (Ctrl-C), it leaves part of the copy on the target
+    and the whole source. Run again, it takes a target file with the source's bytes as
+    copied and goes on; a different file in the way is still refused, before anything."""
+    sh = filled
+    sh("mkdir", "-p", "/QOPT/ARCH1/D1/SUB")
+    sh("cp", "/QOPT/PVOL1/D1/a.txt", "/QOPT/ARCH1/D1/a.txt")  # what the cut-short run had copied
+    sh("cp", "/QOPT/PVOL1/D1/SUB/b.bin", "/QOPT/ARCH1/D1/SUB/b.bin")
+    sh("cp", sh.host / "src/a.txt", "/QOPT/ARCH2/a.txt")
+    sh("mv", "/QOPT/PVOL1/D1", "/QOPT/ARCH1/")
+    assert sorted(r["path"] for r in sh.json("wrkoptf", "ARCH1", "*ALL")) == [
+        "/D1/SUB/b.bin", "/D1/a.txt", "/D1/abc.txt", "/D1/z.txt"]
+    assert sh("cat", "/QOPT/ARCH1/D1/SUB/b.bin").out == _payload(5000)
+    assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/", "/DATA"]
+    sh("cp", sh.host / "src/z.txt", "/QOPT/PVOL1/DATA/a.txt")  # other bytes than ARCH2's a.txt
+    refused = sh("mv", "/QOPT/PVOL1/DATA/a.txt", "/QOPT/ARCH2/", ok=False)
+    assert refused.rc == 4 and "CPF1F24" in refused.err
+    assert sh("cat", "/QOPT/PVOL1/DATA/a.txt").out == b"zzz" and sh("cat", "/QOPT/ARCH2/a.txt").out == b"hello\n"
+
+
 def test_rm_of_several_paths_deletes_none_if_one_cannot_go(filled):
     sh = filled
     sh("chattr", "/QOPT/PVOL1/D1/z.txt", "--readonly", "yes")

@@ -159,9 +159,11 @@ def _missing(where: Location, *, directory: bool) -> None:
     raise errors.error("CPF1F02" if directory else "CPF1F22", path=path, volume=where.volume)
 
 
-def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, replace: bool) -> Iterator[str]:
+def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, replace: bool,
+              resuming: bool = False) -> Iterator[str]:
     """Copy a file or a whole tree, giving each file's destination once it is durable; a tree
-    onto a volume goes in batches of many files."""
+    onto a volume goes in batches of many files. ``resuming`` (mv): a file already on the
+    target volume with the same bytes is taken as copied (an interrupted mv copied it)."""
     if destination.volume is None:
         for item_source, item_destination, is_dir in _tree(volumes, source, destination):
             if is_dir:
@@ -177,7 +179,8 @@ def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, rep
             if is_dir:
                 _make_dir(volumes, item_destination)
             else:
-                _copy_file(volumes, item_source, item_destination, replace=replace)
+                if not (resuming and not replace and _same_file(volumes, item_source, item_destination)):
+                    _copy_file(volumes, item_source, item_destination, replace=replace)
                 batches.written.append(str(item_destination))
     yield from batches.written  # the last batch committed
 
@@ -222,6 +225,14 @@ def _make_dir(volumes: _Volumes, where: Location) -> None:
             raise errors.error("OPV0302", path=where.path, reason=exc.strerror or str(exc)) from None
     else:
         volumes[where.volume].mkdir(where.path, exist_ok=True)
+
+
+def _same_file(volumes: _Volumes, source: Location, destination: Location) -> bool:
+    """Both on volumes, and the destination a file with the source's size and SHA-256."""
+    if source.volume is None or destination.volume is None or not _exists(volumes, destination):
+        return False
+    found, wanted = volumes[destination.volume].stat(destination.path), volumes[source.volume].stat(source.path)
+    return not found.is_dir and not wanted.is_dir and (found.size, found.sha256) == (wanted.size, wanted.sha256)
 
 
 def _size(volumes: _Volumes, where: Location) -> int:
@@ -367,7 +378,8 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
             if source.volume != destination.volume:
                 _check_removable(volumes[source.volume], source.path)
                 leaving.setdefault(source.volume, []).append(source.path)
-                if not replace and _exists(volumes, destination) and not _is_dir(volumes, destination):
+                if (not replace and _exists(volumes, destination) and not _is_dir(volumes, destination)
+                        and not _same_file(volumes, source, destination)):
                     if destination.volume is None:
                         raise errors.error("OPV0302", path=destination.path, reason="it exists")
                     raise errors.error("CPF1F24", path=destination.path, volume=destination.volume)
@@ -378,7 +390,7 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
                 volumes[source.volume].rename(source.path, destination.path)
                 yield str(destination)
                 continue
-            copied = list(_copy_one(volumes, source, destination, replace=replace))
+            copied = list(_copy_one(volumes, source, destination, replace=replace, resuming=True))
             _remove(volumes[source.volume], source.path, recursive=True)
             yield from copied  # moved only now that the source is gone
 
