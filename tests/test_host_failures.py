@@ -227,3 +227,45 @@ def test_recover_meets_a_host_error_while_it_swaps_the_index_in(library, monkeyp
         assert volume.read_bytes("/a.txt") == b"alpha"
     _clean(library, "PVOL1")
     assert recover(library, vol="PVOL1").files == 1
+
+
+def _without_dac_override(library: Library, *args: str, tmp_path) -> tuple[int, str]:
+    """``optvol`` as root without CAP_DAC_OVERRIDE: the files' modes apply to it, as to a user."""
+    import sys
+
+    from cli_helpers import clean_env
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("dropping root's override of file modes needs root and setpriv")
+    drop = "-dac_override,-dac_read_search"
+    done = subprocess.run(["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", "--", sys.executable, "-m",
+                           "optvol", "--library", str(library.root), *args], capture_output=True,
+                          env=clean_env(tmp_path), timeout=120)
+    return done.returncode, done.stderr.decode()
+
+
+@pytest.mark.parametrize(("changed", "mode", "args", "code", "message"), [
+    ("PVOL1.optvol/data.opv", 0o444, ["ls", "/QOPT/PVOL1/D"], 0, ""),
+    ("PVOL1.optvol/data.opv", 0o444, ["chkoptvol", "PVOL1"], 0, ""),
+    ("PVOL1.optvol/data.opv", 0o444, ["mkdir", "/QOPT/PVOL1/E"], 5, "OPV0011"),
+    ("PVOL1.optvol/data.opv", 0o000, ["ls", "/QOPT/PVOL1/D"], 2, "OPV0006"),
+    ("PVOL1.optvol", 0o555, ["ls", "/QOPT/PVOL1/D"], 0, ""),
+    ("PVOL1.optvol", 0o555, ["mkdir", "/QOPT/PVOL1/E"], 5, "OPV0011"),
+    (".tmp", 0o555, ["inzopt", "NEWV"], 5, "OPV0012"),
+    (".", 0o555, ["inzopt", "NEWV"], 5, "OPV0012"),
+])
+def test_modes_changed_under_a_library_read_what_can_be_read_and_refuse_the_rest(library, tmp_path, changed, mode,
+                                                                                 args, code, message):
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/a.txt", b"alpha")
+    target = library.root / changed
+    before = target.stat().st_mode
+    target.chmod(mode)
+    try:
+        done, err = _without_dac_override(library, *args, tmp_path=tmp_path)
+    finally:
+        target.chmod(before)
+    assert done == code and message in err and "Traceback" not in err, err
+    _clean(library, "PVOL1")

@@ -134,6 +134,8 @@ class Library:
             os.replace(temporary, path)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
+            if isinstance(exc, PermissionError):  # a library directory this user may not write
+                raise errors.error("OPV0012", library=self.root, operation="changing the library's volumes") from None
             raise errors.host_write_error(exc, model.volume_id(volume)) from None
         try:
             fsync_dir(self.root)

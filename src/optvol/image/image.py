@@ -205,8 +205,7 @@ class VolumeImage:
             if row is None:
                 raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")
             self.volume, self.sector_size = row
-            self.data = DataPartition(str(self.directory / DATA_FILE), sector_size=self.sector_size, volume=self.volume,
-                                      read_only=self.read_only)
+            self.data = self._open_data()
             self.spare_pieces: list[mmap.mmap] = []  # record buffers of finished transactions (Transaction)
         except sqlite3.DatabaseError as exc:
             self._release()
@@ -220,6 +219,22 @@ class VolumeImage:
     @property
     def read_only(self) -> bool:
         return self._read_only_because is not None
+
+    def _open_data(self) -> DataPartition:
+        """The data partition; one this user may read but not write (its mode changed) is
+        read, and every write refused (OPV0011); one it may not read is OPV0006."""
+        path = str(self.directory / DATA_FILE)
+        try:
+            try:
+                return DataPartition(path, sector_size=self.sector_size, volume=self.volume, read_only=self.read_only)
+            except PermissionError:
+                if self.read_only:
+                    raise
+                self._read_only_because = "access"
+                return DataPartition(path, sector_size=self.sector_size, volume=self.volume, read_only=True)
+        except OSError as exc:
+            raise errors.error("OPV0006", library=self.directory.parent,
+                               reason=f"{self.directory.name}/{DATA_FILE}: {exc.strerror or exc}") from None
 
     def _snapshot(self, index: Path) -> Path:
         """A private copy of the index and its log, for a user who may read the image but not
