@@ -74,7 +74,8 @@ def test_the_child_reads_ahead_beyond_the_pipe_but_no_further(tmp_path, monkeypa
 
     def produce():
         for n in range(count):
-            progress.write_text(str(n))  # n items made before this one
+            progress.with_suffix(".new").write_text(str(n))  # n items made before this one
+            os.replace(progress.with_suffix(".new"), progress)  # whole: the test reads it meanwhile
             yield bytes([n]) * size
 
     with ReadAhead(produce) as read_ahead:
@@ -136,3 +137,26 @@ def test_the_child_dies_with_a_killed_parent(tmp_path):
     finally:
         parent.kill()
         parent.stdout.close()
+
+
+def test_a_signal_that_reaches_the_child_as_it_is_forked_is_ignored(monkeypatch):
+    """Ctrl-C reaches every process of the command: one landing in the child before it
+    ignores it would unwind the parent's stack in the child (its rollback, its *ENDED
+    entry). The signals are held back over the fork, then ignored."""
+    import signal
+
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid == 0:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)  # as the terminal sends it, at the worst moment
+                sum(range(1000))  # a handler runs between bytecodes: here, if the signal got through
+            except KeyboardInterrupt:
+                os._exit(99)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    with ReadAhead(lambda: iter(["a", "b"])) as read_ahead:
+        assert list(read_ahead) == ["a", "b"]

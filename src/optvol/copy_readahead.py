@@ -37,6 +37,7 @@ PIPE_BYTES = 1 << 20  # the pipe's capacity, if the system allows (1 MiB is the 
 AHEAD_BYTES = 8 << 20  # what the child may hold beyond what the pipe holds
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Python 3.10+ on Linux); given here for older builds
 _PR_SET_PDEATHSIG = 1
+_ENDING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what a terminal or a service manager sends
 
 
 class ReadAhead:
@@ -52,10 +53,16 @@ class ReadAhead:
         except OSError:
             pass  # a smaller pipe only runs less far ahead
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            os.close(read_fd)
-            _child(produce, write_fd, parent)
+        # Held back over the fork: one that reached the child before it ignores them would
+        # unwind the parent's stack in the child (a rollback, an *ENDED entry written twice).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                os.close(read_fd)
+                _child(produce, write_fd, parent, mask)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(write_fd)
         self.pid = pid
         self.input = os.fdopen(read_fd, "rb", buffering=PIPE_BYTES)
@@ -90,11 +97,12 @@ class ReadAhead:
             self.pid = 0
 
 
-def _child(produce: Callable[[], Iterable[object]], write_fd: int, parent: int) -> None:
+def _child(produce: Callable[[], Iterable[object]], write_fd: int, parent: int, mask: set) -> None:
     status = 0
     try:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in _ENDING:
             signal.signal(signum, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # what came meanwhile is ignored now
         _die_with(parent)
         sender = _Sender(write_fd)
         try:
