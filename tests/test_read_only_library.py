@@ -98,6 +98,7 @@ WRITES = [
     ("mkdir", "/QOPT/PVOL1/NEWDIR"),
     ("rm", "/QOPT/PVOL1/TOP"),
     ("mv", "/QOPT/PVOL1/TOP", "/QOPT/PVOL1/MOVED"),
+    ("mv", "/QOPT/PVOL1/TOP", "{out}"),  # refused before the copy: no host file is left (hunt of session 18)
     ("chattr", "/QOPT/PVOL1/TOP", "--readonly", "yes"),
     ("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES"),
     ("cpyopt", "PVOL1", "/D", "PVOL2", "--cpysubdir", "*YES"),
@@ -118,9 +119,9 @@ def test_every_writing_command_is_refused_and_changes_nothing(frozen, tmp_path, 
     host.write_bytes(b"host file")
     iso = tmp_path / "in.iso"
     subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "DISC1", "-o", str(iso), str(host)], check=True)
-    args = [a.format(host=host, iso=iso) for a in command]
+    args = [a.format(host=host, iso=iso, out=tmp_path / "out") for a in command]
     result = run_cli(root, *args)
-    assert result.rc == 5, result.err
+    assert result.rc == 5 and not (tmp_path / "out").exists(), result.err
     assert result.err.startswith("optvol: OPV0010: ") and "read-only file system" in result.err
     assert "Traceback" not in result.err
     assert _snapshot(root) == before

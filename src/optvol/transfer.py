@@ -94,8 +94,10 @@ def _exists(volumes: _Volumes, where: Location) -> bool:
 def copy(library: Library, sources: list[str], target: str, *, recursive: bool = False,
          replace: bool = True) -> Iterator[str]:
     """cp: copy files (and with ``recursive`` directory trees); gives each path written once it
-    is durable (a tree onto a volume commits in batches), so a million files are reported as
-    they go, and what an error cuts short was reported only as far as it was kept."""
+    is kept (on a volume, durable: a tree commits in batches; on the host, renamed into place
+    whole, and on the disk once the host writes it back, as ``cp`` leaves it), so a million
+    files are reported as they go, and what an error cuts short was reported only as far as
+    it was kept."""
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=recursive,
                      operation="reading a file")
@@ -161,7 +163,7 @@ def _missing(where: Location, *, directory: bool) -> None:
 
 def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, replace: bool,
               resuming: bool = False) -> Iterator[str]:
-    """Copy a file or a whole tree, giving each file's destination once it is durable; a tree
+    """Copy a file or a whole tree, giving each file's destination once it is kept (``copy``); a tree
     onto a volume goes in batches of many files. ``resuming`` (mv): a file already on the
     target volume with the same bytes is taken as copied (an interrupted mv copied it)."""
     if destination.volume is None:
@@ -170,7 +172,7 @@ def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, rep
                 _make_dir(volumes, item_destination)
             else:
                 _copy_file(volumes, item_source, item_destination, replace=replace)
-                yield str(item_destination)  # renamed into place: durable
+                yield str(item_destination)  # renamed into place: whole (on the disk once the host writes it)
         return
     batches = _Batches(volumes[destination.volume])
     with batches:
@@ -391,6 +393,8 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
                 yield str(destination)
                 continue
             copied = list(_copy_one(volumes, source, destination, replace=replace, resuming=True))
+            if destination.volume is None:
+                os.sync()  # the host copies are on the disk before their sources go (cp does not fsync them)
             _remove(volumes[source.volume], source.path, recursive=True)
             yield from copied  # moved only now that the source is gone
 
@@ -399,6 +403,8 @@ def _check_removable(volume: Volume, path: str, *, operation: str = "moving a fi
     """Refuse a move off the volume whose source could not be deleted after the copy (or an
     rm of several paths, one of which could not be deleted)."""
     volume.check_user_write(operation)
+    if volume.image.read_only:  # a read-only or full file system, a user who may only read it
+        raise volume.image.write_refusal(operation)
     files = volume.iter_files(path, recursive=True) if volume.is_dir(path) else [volume.stat(path)]
     for info in files:
         if info.read_only:
