@@ -148,3 +148,17 @@ def test_a_udf_volume_identifier_has_at_most_30_characters(library):
     with pytest.raises(errors.NotAllowedError):
         library.rename("U" * 30, "R" * 31)
     assert library.exists("U" * 30)
+
+
+def test_cp_of_a_host_tree_with_a_name_a_volume_cannot_hold_copies_nothing(tmp_path, library):
+    make_volume(library, "PVOL1")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for number in range(1100):  # more than a batch of the copy commits
+        (tree / f"a{number:04d}").write_bytes(b"x")
+    bad = os.fsencode(tree) + b"/z\xff"
+    with open(bad, "wb") as handle:
+        handle.write(b"y")
+    done = run_cli(library.root, "cp", "-r", tree, "/QOPT/PVOL1/")
+    assert done.rc == 2 and "OPV0302" in done.err and repr(os.fsdecode(bad)) in done.err, done.err
+    assert run_cli(library.root, "ls", "/QOPT/PVOL1/").out == b""  # not the first batches: nothing

@@ -102,6 +102,8 @@ def copy(library: Library, sources: list[str], target: str, *, recursive: bool =
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=recursive,
                      operation="reading a file")
         for source, destination in plan:
+            if source.volume is None and destination.volume is not None and _is_dir(volumes, source):
+                _check_host_names(volumes, source, destination)
             yield from _copy_one(volumes, source, destination, replace=replace)
 
 
@@ -148,6 +150,20 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
                 raise errors.error("OPV0110", operation="move" if moving else "copy", path=str(source))
         plan.append((source, destination))
     return plan
+
+
+def _check_host_names(volumes: _Volumes, source: Location, destination: Location) -> None:
+    """Every name of a host tree can name an entry on the target volume: one that cannot (not
+    UTF-8, a character or a length the volume refuses) is refused before anything is copied,
+    naming the host file, not when a batch of the copy reaches it."""
+    label = volumes[destination.volume].label()
+    media_format = model.MediaFormat(label["media_format"])
+    for item_source, item_destination, is_dir in _tree(volumes, source, destination):
+        try:
+            model.split_path(item_destination.path, volume=label["volume"], media_format=media_format, is_dir=is_dir)
+        except errors.OptvolError as exc:
+            raise errors.error("OPV0302", path=item_source.path, reason=f"it cannot be named so on volume"
+                               f" {label['volume']}: {errors.cause(exc)}; nothing was copied") from None
 
 
 def _inside(path: str, top: str) -> bool:
