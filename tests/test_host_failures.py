@@ -269,3 +269,22 @@ def test_modes_changed_under_a_library_read_what_can_be_read_and_refuse_the_rest
         target.chmod(before)
     assert done == code and message in err and "Traceback" not in err, err
     _clean(library, "PVOL1")
+
+
+def test_import_iso_whose_new_volume_the_disk_cannot_take_names_that_volume(library, tmp_path, monkeypatch):
+    from optvol.interchange import import_iso, iso_import
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_bytes(b"alpha")
+    image = tmp_path / "a.iso"
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-R", "-o", str(image), str(tree)], check=True)
+
+    def full(*_args):  # the host fills up while the image's files are written into the volume built aside
+        raise errors.host_write_error(OSError(errno.ENOSPC, "No space left on device"), "new-0123")
+
+    monkeypatch.setattr(iso_import, "_chunks", full)
+    with pytest.raises(errors.VolumeFullError) as caught:
+        import_iso(library, file=image, vol="IMP1", now=clock())
+    assert caught.value.message_id == "OPV0203" and "IMP1" in caught.value.text and "new-" not in caught.value.text
+    assert not library.exists("IMP1") and list((library.root / ".tmp").iterdir()) == []

@@ -290,8 +290,8 @@ class Library:
         try:
             build(staging) if build else VolumeImage.create(staging, label=label)
             if fill is not None:
-                with Volume(VolumeImage(staging), clock=self._clock) as volume:
-                    fill(volume)
+                with Volume(VolumeImage(staging), clock=self._clock) as built:
+                    fill(built)
         except BaseException as exc:
             failure = self._build_failure(exc, volume)  # while what filled the disk is still there
             shutil.rmtree(staging, ignore_errors=True)
