@@ -623,6 +623,18 @@ def test_an_interrupted_mv_across_volumes_is_finished_by_running_it_again(filled
     assert sh("cat", "/QOPT/PVOL1/DATA/a.txt").out == b"zzz" and sh("cat", "/QOPT/ARCH2/a.txt").out == b"hello\n"
 
 
+def test_double_dash_ends_the_options_before_the_first_positional_value_too(sh):
+    """``cp -- -x.txt /QOPT/V/`` copies the host file ./-x.txt (argparse's intermixed parse
+    read it as an option when no positional value came before ``--``)."""
+    sh.build("inzopt", "UVOL", "--medtype", "*DVD-RAM")  # UDF names may hold '-'
+    sh.write_host("-x.txt", b"dash")
+    sh("cp", "--", "-x.txt", "/QOPT/UVOL/")
+    sh("cp", "--replace", "no", "--", "-x.txt", "/QOPT/UVOL/-y.txt")
+    assert sh("cat", "/QOPT/UVOL/-x.txt").out == b"dash" and sh("cat", "/QOPT/UVOL/-y.txt").out == b"dash"
+    sh("cp", "/QOPT/UVOL/-y.txt", "--", "-z.txt")
+    assert (sh.host / "-z.txt").read_bytes() == b"dash"
+
+
 def test_rm_of_several_paths_deletes_none_if_one_cannot_go(filled):
     sh = filled
     sh("chattr", "/QOPT/PVOL1/D1/z.txt", "--readonly", "yes")

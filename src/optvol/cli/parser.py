@@ -133,7 +133,27 @@ def parse(argv: list[str]) -> argparse.Namespace:
         return build().parse_args(argv)
     parser = build(argv[index])
     namespace = parser.parse_args(argv[:index])  # the global options before the command word
-    return parser.commands[argv[index]].parse_intermixed_args(argv[index + 1:], namespace=namespace)
+    args, stand_ins = _after_double_dash(argv[index + 1:])
+    namespace = parser.commands[argv[index]].parse_intermixed_args(args, namespace=namespace)
+    for key, value in vars(namespace).items():
+        if isinstance(value, list):
+            setattr(namespace, key, [stand_ins.get(v, v) if isinstance(v, str) else v for v in value])
+        elif isinstance(value, str):
+            setattr(namespace, key, stand_ins.get(value, value))
+    return namespace
+
+
+def _after_double_dash(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``args`` with what follows ``--`` as positional values only: each one that starts with
+    '-' stands in as a name no argument can hold (NUL), given back after the parse.
+    argparse's intermixed parse reads such a value as an option when no positional value
+    comes before ``--`` (``cp -- -q DIR``)."""
+    if "--" not in args:
+        return args, {}
+    cut = args.index("--")
+    stand_ins = {f"\0{n}": value for n, value in enumerate(args[cut + 1:]) if value.startswith("-")}
+    back = {value: key for key, value in stand_ins.items()}
+    return args[:cut] + [back.get(value, value) for value in args[cut + 1:]], stand_ins
 
 
 def _command_index(argv: list[str]) -> int | None:
