@@ -623,6 +623,47 @@ def test_an_interrupted_mv_across_volumes_is_finished_by_running_it_again(filled
     assert sh("cat", "/QOPT/PVOL1/DATA/a.txt").out == b"zzz" and sh("cat", "/QOPT/ARCH2/a.txt").out == b"hello\n"
 
 
+def test_mv_takes_no_file_as_moved_that_is_damaged_or_on_a_backup(filled):
+    """The same bytes on the target let an mv go on only if they read back intact, on a
+    volume user programs may write: else the source would go with no good copy left."""
+    from optvol.library import Library
+
+    sh = filled
+    sh("cp", "/QOPT/PVOL1/D1/a.txt", "/QOPT/ARCH1/a.txt")
+    library = Library(sh.lib, clock=lambda: None)
+    with library.open("ARCH1") as volume:
+        _, row = volume.file_row("/a.txt")
+        offset = (row.sector + row.header_sectors) * volume.image.sector_size
+    with open(sh.lib / "ARCH1.optvol" / "data.opv", "r+b") as data:
+        data.seek(offset)
+        data.write(b"J")  # "hello" becomes "Jello" on ARCH1: its SHA-256 no longer matches
+    refused = sh("mv", "/QOPT/PVOL1/D1/a.txt", "/QOPT/ARCH1/a.txt", ok=False)
+    assert refused.rc == 4 and "CPF1F24" in refused.err
+    sh("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")  # BVOL1 holds /D1/z.txt now
+    refused = sh("mv", "/QOPT/PVOL1/D1/z.txt", "/QOPT/BVOL1/D1/z.txt", ok=False)
+    assert refused.rc == 4 and "CPF1F24" in refused.err
+    assert sh("cat", "/QOPT/PVOL1/D1/a.txt").out == b"hello\n" and sh("cat", "/QOPT/PVOL1/D1/z.txt").out == b"zzz"
+
+
+def test_mv_to_the_host_keeps_the_source_when_the_host_cannot_make_the_copy_durable(filled, monkeypatch):
+    import errno
+    import os
+
+    from integrity_helpers import run_cli
+
+    sh = filled
+    real = os.fsync
+
+    def failing(fd):  # the disk under the host directory fails the write-back
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    done = run_cli(sh.lib, "mv", "/QOPT/PVOL1/D1/a.txt", sh.host / "a.txt")
+    monkeypatch.setattr(os, "fsync", real)
+    assert done.rc == 2 and "OPV0302" in done.err, done.err
+    assert sh("cat", "/QOPT/PVOL1/D1/a.txt").out == b"hello\n"
+
+
 def test_double_dash_ends_the_options_before_the_first_positional_value_too(sh):
     """``cp -- -x.txt /QOPT/V/`` copies the host file ./-x.txt (argparse's intermixed parse
     read it as an option when no positional value came before ``--``)."""

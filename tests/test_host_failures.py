@@ -144,7 +144,11 @@ def test_out_of_inodes_volumes_read_and_writes_are_refused_as_full(tmp_path):
         assert run_cli(library.root, "chkoptvol", "PVOL1").rc == 0
         refused = run_cli(library.root, "mkdir", "/QOPT/PVOL1/E")
         assert refused.rc == 6 and "OPV0203" in refused.err, refused.err
-        shutil.rmtree(mount / "filler")
+        with library.open("PVOL1") as reading:  # read as it stands: immutable to SQLite
+            shutil.rmtree(mount / "filler")  # room again, for a writer: it must wait, or the reader
+            busy = run_cli(library.root, "mkdir", "/QOPT/PVOL1/E")  # would see half its commits
+            assert busy.rc == 8 and "OPV0004" in busy.err, busy.err
+            assert [f.path for f in reading.iter_files("/D")] == ["/D/a.txt"]
         assert run_cli(library.root, "mkdir", "/QOPT/PVOL1/E").rc == 0
         _clean(library, "PVOL1")
 
@@ -251,6 +255,11 @@ def _without_dac_override(library: Library, *args: str, tmp_path) -> tuple[int, 
     ("PVOL1.optvol/data.opv", 0o000, ["ls", "/QOPT/PVOL1/D"], 2, "OPV0006"),
     ("PVOL1.optvol", 0o555, ["ls", "/QOPT/PVOL1/D"], 0, ""),
     ("PVOL1.optvol", 0o555, ["mkdir", "/QOPT/PVOL1/E"], 5, "OPV0011"),
+    ("PVOL1.optvol/index.sqlite", 0o444, ["ls", "/QOPT/PVOL1/D"], 0, ""),
+    ("PVOL1.optvol/index.sqlite", 0o444, ["mkdir", "/QOPT/PVOL1/E"], 5, "OPV0011"),
+    ("PVOL1.optvol/index.sqlite", 0o000, ["chkoptvol", "PVOL1"], 2, "OPV0006"),
+    ("PVOL1.optvol", 0o111, ["ls", "/QOPT/PVOL1/D"], 0, ""),
+    ("PVOL1.optvol", 0o000, ["chkoptvol", "PVOL1"], 2, "OPV0006"),
     (".tmp", 0o555, ["inzopt", "NEWV"], 5, "OPV0012"),
     (".", 0o555, ["inzopt", "NEWV"], 5, "OPV0012"),
 ])

@@ -195,3 +195,16 @@ def test_an_index_of_an_older_schema_is_read_through_a_copy_brought_forward(moun
     conn = sqlite3.connect(index)
     assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (5,)
     conn.close()
+
+
+def test_a_damaged_index_on_a_read_only_file_system_is_damaged(mount):
+    """Not "can only be read by this user": the directory is not writable on a read-only
+    file system, but the index is damaged, and CHKOPTVOL says so (review of session 18)."""
+    root = mount / "lib"
+    library = Library(root, clock=clock)
+    make_volume(library, "PVOL1")
+    (root / "PVOL1.optvol" / "index.sqlite").write_bytes(os.urandom(49152))
+    remount(mount, read_only=True)
+    result = run_cli(root, "chkoptvol", "PVOL1")
+    assert result.rc == 7 and "OPV0206" in result.err and "not a database" in result.out.decode(), result.err
+    assert run_cli(root, "ls", "/QOPT/PVOL1/").rc == 7

@@ -55,8 +55,9 @@ class ReadAhead:
         parent = os.getpid()
         # Held back over the fork: one that reached the child before it ignores them would
         # unwind the parent's stack in the child (a rollback, an *ENDED entry written twice).
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())  # as it is: restored whatever comes next
         try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
             pid = os.fork()
             if pid == 0:  # the child: never returns
                 os.close(read_fd)

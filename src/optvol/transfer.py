@@ -17,6 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from optvol import errors, model
+from optvol.image.datapart import fsync_dir
 from optvol.library import Library
 from optvol.model import DirInfo, FileInfo
 from optvol.volume import Volume
@@ -178,16 +179,17 @@ def _missing(where: Location, *, directory: bool) -> None:
 
 
 def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, replace: bool,
-              resuming: bool = False) -> Iterator[str]:
+              moving: bool = False) -> Iterator[str]:
     """Copy a file or a whole tree, giving each file's destination once it is kept (``copy``); a tree
-    onto a volume goes in batches of many files. ``resuming`` (mv): a file already on the
-    target volume with the same bytes is taken as copied (an interrupted mv copied it)."""
+    onto a volume goes in batches of many files. ``moving`` (mv, whose sources go next): a
+    host copy is fsynced; a file already on the target volume with the same bytes, read back
+    intact, is taken as copied (an interrupted mv copied it: ``_same_file``)."""
     if destination.volume is None:
         for item_source, item_destination, is_dir in _tree(volumes, source, destination):
             if is_dir:
-                _make_dir(volumes, item_destination)
+                _make_dir(volumes, item_destination, durable=moving)
             else:
-                _copy_file(volumes, item_source, item_destination, replace=replace)
+                _copy_file(volumes, item_source, item_destination, replace=replace, durable=moving)
                 yield str(item_destination)  # renamed into place: whole (on the disk once the host writes it)
         return
     batches = _Batches(volumes[destination.volume])
@@ -197,7 +199,7 @@ def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, rep
             if is_dir:
                 _make_dir(volumes, item_destination)
             else:
-                if not (resuming and not replace and _same_file(volumes, item_source, item_destination)):
+                if not (moving and not replace and _same_file(volumes, item_source, item_destination)):
                     _copy_file(volumes, item_source, item_destination, replace=replace)
                 batches.written.append(str(item_destination))
     yield from batches.written  # the last batch committed
@@ -232,13 +234,15 @@ def _tree(volumes: _Volumes, source: Location, destination: Location) -> Iterato
             yield source.child(name), destination.child(name), False
 
 
-def _make_dir(volumes: _Volumes, where: Location) -> None:
+def _make_dir(volumes: _Volumes, where: Location, *, durable: bool = False) -> None:
     if where.volume is None:
         _check_host_name(where.path)
         # A tree's own directories too: a symbolic link below the target may lead into the library.
         volumes.library.check_host_target(where.path)
         try:
             os.makedirs(where.path, exist_ok=True)
+            if durable:  # its name in its parent on the disk too (mv)
+                fsync_dir(os.path.dirname(os.path.abspath(where.path)))
         except OSError as exc:  # a name too long for the host, a read-only disk
             raise errors.error("OPV0302", path=where.path, reason=exc.strerror or str(exc)) from None
     else:
@@ -246,11 +250,24 @@ def _make_dir(volumes: _Volumes, where: Location) -> None:
 
 
 def _same_file(volumes: _Volumes, source: Location, destination: Location) -> bool:
-    """Both on volumes, and the destination a file with the source's size and SHA-256."""
+    """Both on volumes, and the destination a file an mv could have written there (a volume
+    user programs may write: never a *BACKUP) with the source's size and SHA-256, read back
+    intact: only then may the source go without another copy."""
     if source.volume is None or destination.volume is None or not _exists(volumes, destination):
         return False
-    found, wanted = volumes[destination.volume].stat(destination.path), volumes[source.volume].stat(source.path)
-    return not found.is_dir and not wanted.is_dir and (found.size, found.sha256) == (wanted.size, wanted.sha256)
+    target = volumes[destination.volume]
+    try:
+        target.check_user_write(MOVING)
+    except errors.OptvolError:
+        return False
+    found, wanted = target.stat(destination.path), volumes[source.volume].stat(source.path)
+    if found.is_dir or wanted.is_dir or (found.size, found.sha256) != (wanted.size, wanted.sha256):
+        return False
+    try:
+        target.verify(target.file_row(destination.path)[1], destination.path)
+    except errors.DamagedError:
+        return False
+    return True
 
 
 def _size(volumes: _Volumes, where: Location) -> int:
@@ -292,7 +309,8 @@ class _Batches:
         self.current.__exit__(*exc)
 
 
-def _copy_file(volumes: _Volumes, source: Location, destination: Location, *, replace: bool) -> None:
+def _copy_file(volumes: _Volumes, source: Location, destination: Location, *, replace: bool,
+               durable: bool = False) -> None:
     if source.volume is None:
         _host_to_volume(volumes[destination.volume], source.path, destination.path, replace=replace)
         return
@@ -303,7 +321,7 @@ def _copy_file(volumes: _Volumes, source: Location, destination: Location, *, re
     if destination.volume is not None:
         volumes[destination.volume].write_chunks(destination.path, chunks, size=row.size, replace=replace)
     else:
-        _to_host(chunks, destination.path, modified=row.modified, replace=replace)
+        _to_host(chunks, destination.path, modified=row.modified, replace=replace, durable=durable)
 
 
 def _host_to_volume(volume: Volume, host_path: str, path: str, *, replace: bool) -> None:
@@ -343,8 +361,10 @@ def _read_host(fd: int, size: int, name: str, chunk: int = 1 << 20) -> Iterator[
                                                         " while it was copied, or it is not a plain file")
 
 
-def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool) -> None:
-    """Write to a temporary file beside the target and rename it only once verified."""
+def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool, durable: bool = False) -> None:
+    """Write to a temporary file beside the target and rename it only once verified;
+    ``durable`` (mv): on the disk, file and name, before this returns (an fsync reports a
+    failed write, which ``sync`` would not)."""
     _check_host_name(host_path)
     if os.path.lexists(host_path) and not replace:
         raise errors.error("OPV0302", path=host_path, reason="it exists")
@@ -361,13 +381,21 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
         with os.fdopen(fd, "wb") as handle:
             for chunk in chunks:  # raises CPF1F28 at the end if the data is damaged
                 handle.write(chunk)
-        os.utime(temporary, ns=(modified * 1000, modified * 1000))  # exact: float seconds lose microseconds
+            handle.flush()
+            os.utime(temporary, ns=(modified * 1000, modified * 1000))  # exact: float seconds lose microseconds
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(temporary, host_path)
     except BaseException as exc:
         os.unlink(temporary)
         if isinstance(exc, OSError):  # writing the host file: its disk is full, say
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
         raise
+    if durable:
+        try:
+            fsync_dir(directory)
+        except OSError as exc:
+            raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
 
 
 def _check_host_name(host_path: str) -> None:
@@ -408,9 +436,7 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
                 volumes[source.volume].rename(source.path, destination.path)
                 yield str(destination)
                 continue
-            copied = list(_copy_one(volumes, source, destination, replace=replace, resuming=True))
-            if destination.volume is None:
-                os.sync()  # the host copies are on the disk before their sources go (cp does not fsync them)
+            copied = list(_copy_one(volumes, source, destination, replace=replace, moving=True))
             _remove(volumes[source.volume], source.path, recursive=True)
             yield from copied  # moved only now that the source is gone
 

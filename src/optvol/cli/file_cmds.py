@@ -65,20 +65,32 @@ def ls(ctx: Context, values: dict) -> int:
 
 
 def cat(ctx: Context, values: dict) -> int:
+    """The files' bytes on stdout. Output that cannot be written (a full disk, a reader gone)
+    stops cat, as it stops ``cat``; ``cli.main`` says why. Errors reading a volume are the
+    volume's (exit 7 for a damaged file), never blamed on stdout."""
+    for path in values["PATH"]:
+        for chunk in transfer.read_file(ctx.library(), path):
+            if not _put(ctx, chunk):
+                return 0
+    _put(ctx, b"")  # flushed: what stdout cannot take is lost now, not at the exit
+    return 0
+
+
+def _put(ctx: Context, chunk: bytes) -> bool:
+    """Write (and, for an empty chunk, flush) ``chunk`` on stdout; False once stdout cannot take it."""
     try:
         binary = getattr(ctx.out, "buffer", None)
-        for path in values["PATH"]:
-            for chunk in transfer.read_file(ctx.library(), path):
-                if binary is not None:
-                    ctx.out.flush()
-                    binary.write(chunk)
-                else:  # a text stream such as the demo's capture
-                    ctx.out.write(chunk.decode(errors="replace"))
-        if binary is not None:
+        if binary is None:  # a text stream such as the demo's capture
+            ctx.out.write(chunk.decode(errors="replace"))
+        elif chunk:
+            ctx.out.flush()
+            binary.write(chunk)
+        else:
             binary.flush()
-    except OSError as exc:  # standard output cannot take it (a full disk, its reader gone): cli.main says so
+    except OSError as exc:
         ctx.out.lost = exc
-    return 0
+        return False
+    return True
 
 
 def chattr(ctx: Context, values: dict) -> int:

@@ -26,6 +26,8 @@ def _index_error(exc: Exception, where: str) -> Exception:
     # grow the shared-memory file of WAL mode.
     if "full" in text or getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_SHMSIZE":
         return errors.error("OPV0203", volume=where, reason="the host file system is full")
+    if "readonly database" in text:  # an index file this user may read but not write
+        return errors.error("OPV0011", volume=where, operation="writing its index")
     if "disk I/O error" in text:
         return errors.error("OPV0204", volume=where, reason=text)
     return errors.error("OPV0201", volume=where, reason=f"index unreadable ({text})")
@@ -112,6 +114,18 @@ def side_files_refused(directory: Path) -> str | None:
     if (found.f_ffree if root else found.f_favail) == 0 or (found.f_bfree if root else found.f_bavail) == 0:
         return "full"
     return None if os.access(directory, os.W_OK) else "access"
+
+
+def unopened_because(index: Path, exc: Exception) -> str | None:
+    """Why SQLite could not open ``index`` ("unable to open database file", ``exc``): the
+    host's room or rights for its side files (``side_files_refused``); None for any other
+    failure (a damaged index stays damaged). An index this user may not read is OPV0006."""
+    if "unable to open database file" not in str(exc):
+        return None
+    if not os.access(index, os.R_OK):
+        raise errors.error("OPV0006", library=index.parent.parent,
+                           reason=f"{index.parent.name}/{index.name}: permission denied") from None
+    return side_files_refused(index.parent)
 
 
 def host_failure(exc: BaseException, directory: Path, volume: str) -> errors.OptvolError | None:

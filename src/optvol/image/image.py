@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 from optvol import errors
 from optvol.image import locks, records, schema
-from optvol.image.connection import IndexConnection, reading_uri, side_files_refused
+from optvol.image.connection import IndexConnection, reading_uri, unopened_because
 from optvol.image.datapart import DataPartition, fsync_dir
 from optvol.image.locks import lock_exclusive, open_lock, read_only_error
 from optvol.image.records import Kind
@@ -151,6 +151,9 @@ class VolumeImage:
                     if time.monotonic() - started > limit:
                         raise errors.error("OPV0004", volume=name) from None
                     time.sleep(random.uniform(0.02, 0.1))
+            except PermissionError as exc:  # a volume directory this user may not even search
+                raise errors.error("OPV0006", library=Path(directory).parent,
+                                   reason=f"{Path(directory).name}: {exc.strerror or exc}") from None
             if not Path(directory).is_dir():  # removed or renamed while this open held nothing
                 raise errors.error("OPV0004", volume=name)
 
@@ -271,19 +274,24 @@ class VolumeImage:
         a WAL index, nor in a volume directory this user may not write. If no other process
         has the image open and no commits wait in the log, the index is read as it stands
         (immutable to SQLite) and every write is OPV0203 (OPV0011): a full disk must not keep
-        anyone from reading, and copying out, what the volume holds."""
+        anyone from reading, and copying out, what the volume holds. The image stays this
+        process's alone meanwhile (its lock exclusive): SQLite would not see another's commits."""
         try:
             # A private copy is read through a connection of its own kind: SQLite makes the
             # shared-memory file beside it.
             self.conn = _connect(path, read_only=self.read_only and self._snapshot_dir is None)
             return schema.version_of(self.conn, where=self.name)
-        except (errors.VolumeFullError, errors.DamagedError) as exc:
-            # Out of inodes, or a directory this user may not write: SQLite "cannot open" the index.
-            because = "full" if isinstance(exc, errors.VolumeFullError) else side_files_refused(path.parent)
+        except (errors.OptvolError, sqlite3.OperationalError) as exc:
+            # Out of inodes, or a directory this user may not write: SQLite "cannot open" the
+            # index, or finds it "readonly" (OPV0011).
+            because = ("full" if isinstance(exc, errors.VolumeFullError) else
+                       "access" if getattr(exc, "message_id", None) == "OPV0011" else
+                       unopened_because(path, exc) if not isinstance(exc, errors.OptvolError)
+                       or isinstance(exc, errors.DamagedError) else None)
             if because is None:
                 raise
             wal = path.with_name(path.name + "-wal")
-            if self.read_only or exclusive or (wal.exists() and wal.stat().st_size) or not self._alone():
+            if self.read_only or exclusive or (wal.exists() and wal.stat().st_size) or not self._keep_alone():
                 raise self.write_refusal(f"opening volume {self.name}", because=because) from None
         self._read_only_because = because
         self.conn = _connect(path, read_only=True)
@@ -305,16 +313,15 @@ class VolumeImage:
         if self._lock_fd >= 0 and not alone:
             raise locks.Reopen(wait=None)  # opened anew at once, shared, on what it is now
 
-    def _alone(self) -> bool:
-        """No other process has this image open: its shared lock can become exclusive (then
-        it is made shared again)."""
+    def _keep_alone(self) -> bool:
+        """No other process has this image open: its shared lock becomes exclusive, and stays
+        so until it is closed."""
         if self._lock_fd < 0:
             return False
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return False
-        fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+            return False  # (flock may have dropped the shared lock: the open is refused and closed)
         return True
 
     def write_refusal(self, operation: str, *, because: str | None = None) -> errors.OptvolError:
