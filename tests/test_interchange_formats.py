@@ -397,3 +397,41 @@ def test_a_zisofs2_z2_entry_is_refused_not_imported_compressed():
     assert record.zf == entry
     with pytest.raises(zisofs.Unsupported):
         zisofs.read_zf(record.zf)
+
+
+# --------------------------------------------------------------------- files over 4 GiB
+
+
+def test_a_file_whose_iso_9660_size_genisoimage_cut_at_4_gib_is_read_whole_from_udf(tmp_path):
+    """``genisoimage -allow-limited-size -udf`` records a file of 4 GiB or more in ISO 9660
+    with its size's last 32 bits, and its whole size in UDF: import took the Rock Ridge tree
+    with the cut size, 4 GiB of the file silently gone (bigfiles hunt of session 18). The
+    source and the image are sparse (markers in a file of zeros): a few MB of disk."""
+    from optvol.interchange.iso_read import read_tree
+
+    size = (5 << 30) + 12345
+    markers = {offset: f"marker at {offset}".encode() for offset in (0, (1 << 30) + 7, (4 << 30) - 40, (4 << 30) + 8,
+                                                                         size - 100)}
+    (tmp_path / "src").mkdir()
+    with open(tmp_path / "src" / "H5", "wb") as source:
+        source.truncate(size)
+        for offset, marker in markers.items():
+            source.seek(offset)
+            source.write(marker)
+    image = tmp_path / "g5.iso"
+    maker = subprocess.Popen(["genisoimage", "-quiet", "-allow-limited-size", "-udf", "-R", str(tmp_path / "src")],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    subprocess.run(["cp", "--sparse=always", "/dev/stdin", str(image)], stdin=maker.stdout, check=True)
+    assert maker.wait() == 0
+    with read_tree(str(image)) as tree:
+        assert tree.namespace == "Rock Ridge"
+        (entry,) = [e for e in tree.entries() if not e.is_dir]
+    assert entry.names == ("H5",) and entry.size == size and sum(length for _, length in entry.extents) == size
+    with open(image, "rb") as data:
+        for offset, marker in markers.items():  # each marker where the extents put that byte of the file
+            for start, length in entry.extents:
+                if offset < length:
+                    data.seek(start + offset)
+                    assert data.read(len(marker)) == marker
+                    break
+                offset -= length

@@ -13,7 +13,8 @@ says so (``Entry.compression``); its reader uncompresses it (``zisofs.py``).
 Symbolic links, devices, FIFOs and sockets (Rock Ridge PX and SL, UDF file types) come out
 as entries with ``special`` set, which import leaves out and lists. A Rock Ridge name that
 is not UTF-8 takes the Joliet name of the same entry (``_Walker._joliet_record``), and a
-file's Rock Ridge name cut at 255 bytes its whole UDF name (``_LongUdfNames``).
+file's Rock Ridge name cut at 255 bytes its whole UDF name, and a file of 4 GiB or more
+whose ISO 9660 size was cut to 32 bits its whole UDF size and extents (``_UdfCounterparts``).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def read_tree(path: str) -> ImageTree:
             namespace, root, name_of, skip = "ISO 9660", volume.root, iso_walk.iso_name, None
         walker = _Walker(image, block=volume.block, name_of=name_of, susp_skip=skip, path=path,
                          rock_ridge=volume.rock_ridge, joliet_root=volume.joliet_root,
-                         long_names=_LongUdfNames(path, image) if volume.rock_ridge and volume.udf else None)
+                         udf=_UdfCounterparts(path, image) if volume.rock_ridge and volume.udf else None)
         return ImageTree(path, fd, volume_identifier=volume.identifier, namespace=namespace,
                          walk=lambda: walker.walk(root))
     except BaseException:
@@ -171,34 +172,44 @@ class Visited:
 # --------------------------------------------------------------------- ISO 9660, Joliet, Rock Ridge
 
 
-class _LongUdfNames:
-    """The UDF names of files that Rock Ridge cannot hold (over 255 bytes of UTF-8), by the
-    offset of their data in the image: an image with both trees (export-iso --udf) keeps the
-    whole name there, where its Rock Ridge name was cut. Read once, when a Rock Ridge name
-    that may have been cut (its last character ends near byte 255) first asks."""
+class _UdfCounterparts:
+    """What the UDF tree of an image with both trees says of a file that ISO 9660 and Rock
+    Ridge cannot hold, by the offset of its data in the image, read once when first asked:
+    names over 255 bytes of UTF-8 (export-iso --udf keeps the whole name there, where its
+    Rock Ridge name was cut), and files of 4 GiB or more (``genisoimage -allow-limited-size
+    -udf`` records their ISO 9660 size cut to its last 32 bits, their whole size in UDF)."""
 
     def __init__(self, path: str, image: Image) -> None:
-        self._path, self._image, self._names = path, image, None
+        self._path, self._image, self._names, self._big = path, image, None, None
 
     def get(self, offset: int) -> str | None:
         if self._names is None:
-            self._names = self._read()
+            self._read()
         return self._names.get(offset)
 
-    def _read(self) -> dict[int, str | None]:
+    def big_file(self, offset: int) -> Entry | None:
+        """The UDF entry of a file of 4 GiB or more whose data starts at ``offset``."""
+        if self._big is None:
+            self._read()
+        return self._big.get(offset)
+
+    def _read(self) -> None:
         names: dict[int, str | None] = {}  # None: two files share the data, so the name is not sure
+        big: dict[int, Entry] = {}
         try:
             volume = udf_walk.read_volume(self._image)
             root = udf_walk.node(self._image, volume, volume.root)
             for entry in _udf_entries(self._path, self._image, volume, root):
-                if entry.extents and entry.special is None and len(entry.names[-1].encode()) > RR_NAME_BYTES:
-                    offset = entry.extents[0][0]
+                if not entry.extents or entry.special is not None:
+                    continue
+                offset = entry.extents[0][0]
+                if len(entry.names[-1].encode()) > RR_NAME_BYTES and len(names) < MAX_LONG_NAMES:
                     names[offset] = None if offset in names else entry.names[-1]
-                    if len(names) >= MAX_LONG_NAMES:
-                        break
-        except Exception:  # the UDF tree is a second source of names only: without it the Rock Ridge ones stand
-            return {}
-        return names
+                if entry.size >= 1 << 32:  # few: each takes 4 GiB of the image
+                    big[offset] = entry
+        except Exception:  # the UDF tree is a second source only: without it the Rock Ridge tree stands
+            names, big = {}, {}
+        self._names, self._big = names, big
 
 
 class _Counterpart:
@@ -232,7 +243,7 @@ class _Walker:
     path: str
     rock_ridge: bool = False
     joliet_root: Record | None = None  # a Rock Ridge walk's: where names that are not UTF-8 are looked up
-    long_names: _LongUdfNames | None = None  # a Rock Ridge walk's of an image with a UDF tree: cut names whole
+    udf: _UdfCounterparts | None = None  # a Rock Ridge walk's of an image with a UDF tree
 
     def _records(self, directory: Record) -> Iterator[Record]:
         return iso_walk.records(self.image, directory, block=self.block, susp_skip=self.susp_skip)
@@ -295,8 +306,8 @@ class _Walker:
 
     def _file_name(self, directory: Record, first: Record, joliet: _Counterpart, names: tuple[str, ...]) -> str:
         """A file's name: its UDF name where its Rock Ridge name was cut to 255 bytes, else ``_name``'s."""
-        if self.long_names is not None and first.rr_name and len(first.rr_name) > RR_NAME_BYTES - 4 and first.size:
-            whole = self.long_names.get(first.extent * self.block)
+        if self.udf is not None and first.rr_name and len(first.rr_name) > RR_NAME_BYTES - 4 and first.size:
+            whole = self.udf.get(first.extent * self.block)
             if whole is not None:
                 return whole
         return self._name(directory, first, joliet, names)
@@ -366,6 +377,12 @@ class _Walker:
             target = iso_walk.symlink_target(first) if first.symlink is not None else None
             return Entry(names, False, modified, created, attr_changed, special=special, target=target)
         size, compression = sum(length for _, length in extents), None
+        whole = self.udf.big_file(extents[0][0]) if self.udf is not None and extents else None
+        if whole is not None and whole.size != size and not (first.zf or last.zf):
+            if whole.size % (1 << 32) != size % (1 << 32):
+                raise damaged(self.path, f"/{'/'.join(names)} holds {size:,} bytes in ISO 9660 and {whole.size:,}"
+                                         " in UDF")
+            size, extents = whole.size, whole.extents  # ISO 9660 kept only its size's last 32 bits
         zf = first.zf or last.zf
         if zf is not None:
             try:
