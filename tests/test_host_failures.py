@@ -297,3 +297,27 @@ def test_import_iso_whose_new_volume_the_disk_cannot_take_names_that_volume(libr
         import_iso(library, file=image, vol="IMP1", now=clock())
     assert caught.value.message_id == "OPV0203" and "IMP1" in caught.value.text and "new-" not in caught.value.text
     assert not library.exists("IMP1") and list((library.root / ".tmp").iterdir()) == []
+
+
+def test_a_commit_the_disk_refuses_leaves_the_connection_usable(library, monkeypatch):
+    """A program keeps its volume open: after a commit that failed (a full disk at SQLite's
+    log), the next write goes through and nothing of the failed one is there."""
+    from optvol.image.connection import IndexConnection
+
+    make_volume(library, "PVOL1")
+    real, failed = IndexConnection.execute, []
+
+    def execute(self, *args):
+        if args and args[0] == "COMMIT" and not failed:
+            failed.append(True)
+            raise errors.error("OPV0203", volume="PVOL1", reason="the host file system is full")
+        return real(self, *args)
+
+    with library.open("PVOL1") as volume:
+        monkeypatch.setattr(IndexConnection, "execute", execute)
+        with pytest.raises(errors.VolumeFullError):
+            volume.write_bytes("/lost.txt", b"lost")
+        monkeypatch.undo()
+        volume.write_bytes("/kept.txt", b"kept")
+        assert volume.read_bytes("/kept.txt") == b"kept" and not volume.exists("/lost.txt")
+    _clean(library, "PVOL1")

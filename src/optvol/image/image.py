@@ -466,7 +466,14 @@ class VolumeImage:
             with contextlib.suppress(OSError):  # a disk gone read-only after an error: the first error is
                 self.data.truncate(tx.committed_end)  # the one to report; the next writer cuts the tail
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:  # a full disk or an I/O error at the commit: SQLite may have rolled
+            with contextlib.suppress(errors.OptvolError, sqlite3.Error):  # back or not; a connection a
+                self.conn.execute("ROLLBACK")  # program keeps must not stay inside the transaction
+            with contextlib.suppress(OSError):
+                self.data.truncate(tx.committed_end)
+            raise
         self.volume = tx.volume  # a LABEL it committed may have renamed the volume (DUPOPT's copy)
 
     def barrier(self) -> None:
