@@ -468,12 +468,11 @@ class VolumeImage:
             raise
         try:
             self.conn.execute("COMMIT")
-        except BaseException:  # a full disk or an I/O error at the commit: SQLite may have rolled
-            with contextlib.suppress(errors.OptvolError, sqlite3.Error):  # back or not; a connection a
-                self.conn.execute("ROLLBACK")  # program keeps must not stay inside the transaction
-            with contextlib.suppress(OSError):
-                self.data.truncate(tx.committed_end)
-            raise
+        except BaseException:  # a full disk or an I/O error at the commit: SQLite may have rolled back
+            if self.conn.in_transaction:  # or not; a connection a program keeps must not stay inside it
+                with contextlib.suppress(errors.OptvolError, sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+            raise  # (what was appended lies past the committed end, wherever that is: the next writer cuts it)
         self.volume = tx.volume  # a LABEL it committed may have renamed the volume (DUPOPT's copy)
 
     def barrier(self) -> None:
