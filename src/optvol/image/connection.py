@@ -117,10 +117,17 @@ def side_files_refused(directory: Path) -> str | None:
 
 
 def unopened_because(index: Path, exc: Exception) -> str | None:
-    """Why SQLite could not open ``index`` ("unable to open database file", ``exc``): the
-    host's room or rights for its side files (``side_files_refused``); None for any other
-    failure (a damaged index stays damaged). An index this user may not read is OPV0006."""
-    if "unable to open database file" not in str(exc):
+    """Why SQLite could not open ``index`` for writing (``exc``) when it may still be read as
+    it stands: "full" (a full disk; or no inode for the side files, "unable to open database
+    file"), "access" (a file or directory this user may not write: "readonly", or "unable to
+    open"); None for any other failure (a damaged index stays damaged). An index this user
+    may not read is OPV0006."""
+    if isinstance(exc, errors.VolumeFullError):
+        return "full"
+    if getattr(exc, "message_id", None) == "OPV0011":
+        return "access"
+    if not isinstance(exc, (errors.DamagedError, sqlite3.OperationalError)) or (
+            "unable to open database file" not in str(exc)):
         return None
     if not os.access(index, os.R_OK):
         raise errors.error("OPV0006", library=index.parent.parent,

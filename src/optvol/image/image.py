@@ -282,12 +282,7 @@ class VolumeImage:
             self.conn = _connect(path, read_only=self.read_only and self._snapshot_dir is None)
             return schema.version_of(self.conn, where=self.name)
         except (errors.OptvolError, sqlite3.OperationalError) as exc:
-            # Out of inodes, or a directory this user may not write: SQLite "cannot open" the
-            # index, or finds it "readonly" (OPV0011).
-            because = ("full" if isinstance(exc, errors.VolumeFullError) else
-                       "access" if getattr(exc, "message_id", None) == "OPV0011" else
-                       unopened_because(path, exc) if not isinstance(exc, errors.OptvolError)
-                       or isinstance(exc, errors.DamagedError) else None)
+            because = unopened_because(path, exc)
             if because is None:
                 raise
             wal = path.with_name(path.name + "-wal")
