@@ -418,11 +418,7 @@ def test_a_file_whose_iso_9660_size_genisoimage_cut_at_4_gib_is_read_whole_from_
         for offset, marker in markers.items():
             source.seek(offset)
             source.write(marker)
-    image = tmp_path / "g5.iso"
-    maker = subprocess.Popen(["genisoimage", "-quiet", "-allow-limited-size", "-udf", "-R", str(tmp_path / "src")],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    subprocess.run(["cp", "--sparse=always", "/dev/stdin", str(image)], stdin=maker.stdout, check=True)
-    assert maker.wait() == 0
+    image = _limited_size_image(tmp_path / "src", tmp_path / "g5.iso")
     with read_tree(str(image)) as tree:
         assert tree.namespace == "Rock Ridge"
         (entry,) = [e for e in tree.entries() if not e.is_dir]
@@ -435,3 +431,40 @@ def test_a_file_whose_iso_9660_size_genisoimage_cut_at_4_gib_is_read_whole_from_
                     assert data.read(len(marker)) == marker
                     break
                 offset -= length
+
+
+def _limited_size_image(tree: Path, image: Path) -> Path:
+    """``genisoimage -allow-limited-size -udf -R`` of ``tree``, written sparse."""
+    maker = subprocess.Popen(["genisoimage", "-quiet", "-allow-limited-size", "-udf", "-R", str(tree)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    subprocess.run(["cp", "--sparse=always", "/dev/stdin", str(image)], stdin=maker.stdout, check=True)
+    assert maker.wait() == 0
+    return image
+
+
+def test_empty_files_beside_files_of_exactly_4_gib_stay_empty_and_a_broken_udf_tree_refuses(tmp_path):
+    """genisoimage points an empty file at the data of the next file, and records a file of
+    exactly 4 GiB with ISO 9660 size 0: the UDF tree is matched by path, not by offset
+    alone (review of session 18). Without a readable UDF tree a cut size cannot be found
+    out: the image is refused (OPV0701), not imported cut."""
+    from optvol import errors
+    from optvol.interchange.iso_read import read_tree
+
+    (tmp_path / "src").mkdir()
+    for name in ("0_empty", "B_empty"):
+        (tmp_path / "src" / name).write_bytes(b"")
+    with open(tmp_path / "src" / "A4", "wb") as big:
+        big.truncate(4 << 30)
+        big.write(b"first")
+    image = _limited_size_image(tmp_path / "src", tmp_path / "e4.iso")
+    with read_tree(str(image)) as tree:
+        sizes = {e.names: e.size for e in tree.entries() if not e.is_dir}
+    assert sizes == {("0_empty",): 0, ("A4",): 4 << 30, ("B_empty",): 0}
+    with open(image, "r+b") as data:  # the UDF anchor (sector 256): its tag no longer checks
+        data.seek(256 * 2048 + 5)
+        byte = data.read(1)
+        data.seek(256 * 2048 + 5)
+        data.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(errors.DamagedError) as caught, read_tree(str(image)) as tree:
+        list(tree.entries())
+    assert caught.value.message_id == "OPV0701" and "UDF" in caught.value.text

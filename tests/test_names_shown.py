@@ -162,3 +162,14 @@ def test_cp_of_a_host_tree_with_a_name_a_volume_cannot_hold_copies_nothing(tmp_p
     done = run_cli(library.root, "cp", "-r", tree, "/QOPT/PVOL1/")
     assert done.rc == 2 and "OPV0302" in done.err and repr(os.fsdecode(bad)) in done.err, done.err
     assert run_cli(library.root, "ls", "/QOPT/PVOL1/").out == b""  # not the first batches: nothing
+
+
+def test_cp_of_several_host_trees_checks_every_name_before_it_copies_any(tmp_path, library):
+    make_volume(library, "PVOL1")
+    for tree, names in (("good", ["f1", "f2"]), ("bad", ["ok", "what?"])):
+        (tmp_path / tree).mkdir()
+        for name in names:
+            (tmp_path / tree / name).write_bytes(b"x")
+    done = run_cli(library.root, "cp", "-r", tmp_path / "good", tmp_path / "bad", "/QOPT/PVOL1/")
+    assert done.rc == 2 and "OPV0302" in done.err and "what?" in done.err, done.err
+    assert run_cli(library.root, "ls", "/QOPT/PVOL1/").out == b""  # not even the good tree

@@ -102,9 +102,10 @@ def copy(library: Library, sources: list[str], target: str, *, recursive: bool =
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=recursive,
                      operation="reading a file")
-        for source, destination in plan:
+        for source, destination in plan:  # every host tree's names before anything is copied
             if source.volume is None and destination.volume is not None and _is_dir(volumes, source):
                 _check_host_names(volumes, source, destination)
+        for source, destination in plan:
             yield from _copy_one(volumes, source, destination, replace=replace)
 
 
@@ -422,6 +423,8 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
             if source.volume is None:
                 raise errors.error("OPV0302", path=source.path, reason="mv moves files off a volume only by cp then rm")
             if source.volume != destination.volume:
+                if destination.volume is not None:  # a *BACKUP or read-only target says so first
+                    volumes[destination.volume].check_user_write(MOVING)
                 _check_removable(volumes[source.volume], source.path)
                 leaving.setdefault(source.volume, []).append(source.path)
                 if (not replace and _exists(volumes, destination) and not _is_dir(volumes, destination)

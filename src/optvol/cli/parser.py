@@ -134,7 +134,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = build(argv[index])
     namespace = parser.parse_args(argv[:index])  # the global options before the command word
     args, stand_ins = _after_double_dash(argv[index + 1:])
-    namespace = parser.commands[argv[index]].parse_intermixed_args(args, namespace=namespace)
+    try:
+        namespace = parser.commands[argv[index]].parse_intermixed_args(args, namespace=namespace)
+    except errors.OptvolError as exc:  # its text shows what was typed, not the stand-ins
+        if not stand_ins:
+            raise
+        text = exc.text
+        for key, value in stand_ins.items():
+            text = text.replace(key, value)
+        raise type(exc)(exc.message_id, text) from None
     for key, value in vars(namespace).items():
         if isinstance(value, list):
             setattr(namespace, key, [stand_ins.get(v, v) if isinstance(v, str) else v for v in value])
@@ -151,7 +159,7 @@ def _after_double_dash(args: list[str]) -> tuple[list[str], dict[str, str]]:
     if "--" not in args:
         return args, {}
     cut = args.index("--")
-    stand_ins = {f"\0{n}": value for n, value in enumerate(args[cut + 1:]) if value.startswith("-")}
+    stand_ins = {f"\0{n}\0": value for n, value in enumerate(args[cut + 1:]) if value.startswith("-")}
     back = {value: key for key, value in stand_ins.items()}
     return args[:cut] + [back.get(value, value) for value in args[cut + 1:]], stand_ins
 

@@ -174,10 +174,13 @@ class Visited:
 
 class _UdfCounterparts:
     """What the UDF tree of an image with both trees says of a file that ISO 9660 and Rock
-    Ridge cannot hold, by the offset of its data in the image, read once when first asked:
-    names over 255 bytes of UTF-8 (export-iso --udf keeps the whole name there, where its
-    Rock Ridge name was cut), and files of 4 GiB or more (``genisoimage -allow-limited-size
-    -udf`` records their ISO 9660 size cut to its last 32 bits, their whole size in UDF)."""
+    Ridge cannot hold, read once when first asked: names over 255 bytes of UTF-8, by the
+    offset of their data (export-iso --udf keeps the whole name there, where its Rock Ridge
+    name was cut), and files of 4 GiB or more, by path (``genisoimage -allow-limited-size
+    -udf`` records their ISO 9660 size cut to its last 32 bits, their whole size in UDF; it
+    points an empty file at the data of the next one, so the offset alone does not tell).
+    A UDF tree that cannot be read refuses the image: without it a file over 4 GiB would
+    come in cut, without a word."""
 
     def __init__(self, path: str, image: Image) -> None:
         self._path, self._image, self._names, self._big = path, image, None, None
@@ -187,15 +190,16 @@ class _UdfCounterparts:
             self._read()
         return self._names.get(offset)
 
-    def big_file(self, offset: int) -> Entry | None:
-        """The UDF entry of a file of 4 GiB or more whose data starts at ``offset``."""
+    def big_file(self, names: tuple[str, ...], offset: int) -> Entry | None:
+        """The UDF entry of a file of 4 GiB or more at path ``names`` whose data starts at ``offset``."""
         if self._big is None:
             self._read()
-        return self._big.get(offset)
+        found = self._big.get(names)
+        return found if found is not None and found.extents[0][0] == offset else None
 
     def _read(self) -> None:
         names: dict[int, str | None] = {}  # None: two files share the data, so the name is not sure
-        big: dict[int, Entry] = {}
+        big: dict[tuple[str, ...], Entry] = {}
         try:
             volume = udf_walk.read_volume(self._image)
             root = udf_walk.node(self._image, volume, volume.root)
@@ -206,9 +210,12 @@ class _UdfCounterparts:
                 if len(entry.names[-1].encode()) > RR_NAME_BYTES and len(names) < MAX_LONG_NAMES:
                     names[offset] = None if offset in names else entry.names[-1]
                 if entry.size >= 1 << 32:  # few: each takes 4 GiB of the image
-                    big[offset] = entry
-        except Exception:  # the UDF tree is a second source only: without it the Rock Ridge tree stands
-            names, big = {}, {}
+                    big[entry.names] = entry
+        except errors.OptvolError:
+            raise
+        except Exception as exc:
+            raise damaged(self._path, f"its UDF tree cannot be read ({_reason(exc)}), and without it the sizes"
+                                      " of files over 4 GiB cannot be checked") from None
         self._names, self._big = names, big
 
 
@@ -377,7 +384,7 @@ class _Walker:
             target = iso_walk.symlink_target(first) if first.symlink is not None else None
             return Entry(names, False, modified, created, attr_changed, special=special, target=target)
         size, compression = sum(length for _, length in extents), None
-        whole = self.udf.big_file(extents[0][0]) if self.udf is not None and extents else None
+        whole = self.udf.big_file(names, extents[0][0]) if self.udf is not None and extents else None
         if whole is not None and whole.size != size and not (first.zf or last.zf):
             if whole.size % (1 << 32) != size % (1 << 32):
                 raise damaged(self.path, f"/{'/'.join(names)} holds {size:,} bytes in ISO 9660 and {whole.size:,}"
