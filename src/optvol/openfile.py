@@ -62,7 +62,7 @@ class _Aborting:
 
     def write(self, data):
         writer = self.volume_writer
-        if writer.refused is not None or writer._volume.image.data is None:  # cheap: this runs for every write
+        if writer.refused is not None or writer._volume.image.closed:  # cheap: this runs for every write
             writer.check_usable()
         return super().write(data)
 
@@ -94,7 +94,7 @@ class _AbortingText(_Aborting, io.TextIOWrapper):
 def _check_volume_open(volume, path: str) -> None:
     """A handle outlives its volume only as a closed file does: using it after
     ``Volume.close`` is the program's error (ValueError, as io gives), not damage."""
-    if volume.image.data is None:
+    if volume.image.closed:
         raise ValueError(f"I/O operation on {path}: volume {volume.image.volume} is closed")
 
 
@@ -321,7 +321,7 @@ def refuse_if_open(volume, parts: tuple[str, ...]) -> None:
     key = (found.st_dev, found.st_ino, row.id)
     with _HANDLES_LOCK:
         handles = list(_HANDLES)
-    if any(h._held == key and h._volume.image.data is not None for h in handles):
+    if any(h._held == key and not h._volume.image.closed for h in handles):
         raise errors.error("CPF1F26", path=model.join(parts), volume=volume.id, reason="a program has it open")
 
 

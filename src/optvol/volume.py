@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -55,6 +57,7 @@ class Volume:
         self._clock = clock
         self._tx: image_mod.Transaction | None = None
         self._tx_label: dict | None = None
+        self._tx_owner = threading.RLock()  # a thread's transaction is its own: another one's writes wait
 
     # ----------------------------------------------------------------- life cycle
 
@@ -303,15 +306,16 @@ class Volume:
 
     @contextmanager
     def _transaction(self) -> Iterator[image_mod.Transaction]:
-        if self._tx is not None:
-            yield self._tx
-            return
-        with self.image.transaction(now=self._now()) as tx:
-            self._tx, self._tx_label = tx, self.image.label()
-            try:
-                yield tx
-            finally:
-                self._tx, self._tx_label = None, None
+        with self._tx_owner:  # (a thread that joined another's transaction wrote what that one then lost)
+            if self._tx is not None and self.image.pid == os.getpid():  # (a forked child's: OPV0013)
+                yield self._tx
+                return
+            with self.image.transaction(now=self._now()) as tx:
+                self._tx, self._tx_label = tx, self.image.label()
+                try:
+                    yield tx
+                finally:
+                    self._tx, self._tx_label = None, None
 
     @contextmanager
     def batch(self) -> Iterator[Volume]:
@@ -561,17 +565,13 @@ class Volume:
         olds: dict[str, FileRow], *, replace: bool, honour_read_only: bool, now: int, stamp: int, charge: bool,
     ) -> list[tuple[NewVersion, bytes, int, FileRow | None] | errors.OptvolError]:
         """The rules of writing file versions into directory ``parent`` (``typed``: its path as
-        given, for messages), one file after the other.
-
-        ``files`` holds (name, name key, size, SHA-256, times or None, flags or None); ``olds``
-        the live versions they replace, by name key. Times not given are ``now``; the FILE
-        record's ``time`` is ``stamp`` (``Transaction.stamp``). Each file gets its new version, its FILE
-        record body, the sectors freed by the version it replaces (on UDF) and that version;
-        or the error that refuses it (CPF1F24, CPF1F37, OPV0108, CPF1F61), and then nothing
-        of it is reserved. The room of each accepted one is reserved in ``tx`` (and charged
-        if told; otherwise its append charges it). One loop for many files: it runs for every
-        file CPYOPT writes.
-        """
+        given, for messages), one file after the other. ``files`` holds (name, name key, size,
+        SHA-256, times or None, flags or None); ``olds`` the live versions they replace, by name
+        key. Times not given are ``now``; the FILE record's ``time`` is ``stamp`` (``Transaction.stamp``).
+        Each file gets its new version, its FILE record body, the sectors freed by the version
+        it replaces (on UDF) and that version; or the error that refuses it (CPF1F24, CPF1F37,
+        OPV0108, CPF1F61), and then nothing of it is reserved. The room of each accepted one is
+        reserved in ``tx`` (and charged if told, else by its append). It runs for every file CPYOPT writes."""
         subdirs = self._subdir_keys(tx, parent, [f[1] for f in files])
         sector_size, fixed, udf = self.image.sector_size, records.FIXED_SIZE, None
         prefix = parent.path.rstrip("/") + "/"  # the parent as stored, not as typed

@@ -148,3 +148,14 @@ def host_failure(exc: BaseException, directory: Path, volume: str) -> errors.Opt
     if isinstance(exc, sqlite3.Error):
         return errors.error("OPV0204", volume=volume, reason=str(exc))
     return None
+
+
+class Closed:
+    """What a closed image holds in place of its connection and data partition: any use
+    is a ValueError, as a closed file's is, not an AttributeError of None."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        raise ValueError(f"I/O operation on closed volume {self._name}")

@@ -32,8 +32,10 @@ import mmap
 import os
 import random
 import shutil
+import signal
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,12 +45,13 @@ from typing import NamedTuple
 
 from optvol import errors
 from optvol.image import locks, records, schema
-from optvol.image.connection import IndexConnection, reading_uri, unopened_because
+from optvol.image.connection import Closed, IndexConnection, reading_uri, unopened_because
 from optvol.image.datapart import DataPartition, fsync_dir
 from optvol.image.locks import lock_exclusive, open_lock, read_only_error
 from optvol.image.records import Kind
 
 INDEX_FILE = "index.sqlite"
+_ENDING_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what ends a command (cli), held back at times
 RECOVERED_INDEX = "index.recovered.sqlite"  # the index ``recover`` rebuilds, beside the old one
 DATA_FILE = "data.opv"
 SNAPSHOT_TRIES = 20  # copies of the index a user who may only read it takes before it gives up (OPV0004)
@@ -132,6 +135,18 @@ def _finish_recovery(directory: Path, *, volume: str) -> None:
         os.close(fd)
 
 
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP held back in this thread for the block, delivered after it
+    (the mask is read first: restored whatever comes)."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 class VolumeImage:
     """An open volume image: the index connection, the data partition and the open lock."""
 
@@ -158,6 +173,7 @@ class VolumeImage:
                 raise errors.error("OPV0004", volume=name)
 
     def _open(self, directory: Path, *, exclusive: bool, index_file: str, lock: bool, cut_tail: bool) -> None:
+        self.pid = os.getpid()  # the process that opened it: a forked one must open it again to write
         self.directory = directory
         self.name = self.directory.name.removesuffix(".optvol")
         index_path = self.directory / index_file
@@ -357,19 +373,30 @@ class VolumeImage:
         fsync_dir(directory)
 
     def close(self) -> None:
-        if getattr(self, "data", None) is not None:
+        if isinstance(getattr(self, "data", None), DataPartition):
             self.data.close()
-            self.data = None
+            self.data = Closed(getattr(self, "name", "?"))
         self._release()
 
+    @property
+    def closed(self) -> bool:
+        return not isinstance(getattr(self, "data", None), DataPartition)
+
+    def __del__(self) -> None:  # a volume dropped unclosed keeps no descriptor (and no lock) for long
+        with contextlib.suppress(Exception):
+            self.close()
+
     def _release(self) -> None:
-        if getattr(self, "conn", None) is not None:
-            self.conn.close()
-            self.conn = None
-        if self._lock_fd >= 0:
+        forked = os.getpid() != getattr(self, "pid", os.getpid())  # the parent's to close, not a child's
+        if isinstance(getattr(self, "conn", None), sqlite3.Connection):
+            if not forked:
+                self.conn.close()
+            self.conn = Closed(getattr(self, "name", "?"))
+        if getattr(self, "_lock_fd", -1) >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
-        self._release_snapshot()
+        if not forked:
+            self._release_snapshot()
 
     def _release_snapshot(self) -> None:
         """Remove the private copy of the index, if there is one."""
@@ -439,6 +466,10 @@ class VolumeImage:
         """A write transaction (module docstring); ``now`` becomes last_referenced."""
         if self.read_only:
             raise self.write_refusal(f"writing volume {self.volume}")
+        if os.getpid() != self.pid:  # a forked process: SQLite's connection and the writer are the parent's
+            raise errors.error("OPV0013", volume=self.volume)
+        if self.conn.in_transaction:  # an interrupt (Ctrl-C) came between an earlier BEGIN and its cleanup
+            self.conn.execute("ROLLBACK")
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -456,10 +487,13 @@ class VolumeImage:
             yield tx
             tx.finish(now)
         except BaseException:
-            tx.stop_writeback()
-            self.conn.execute("ROLLBACK")
-            with contextlib.suppress(OSError):  # a disk gone read-only after an error: the first error is
-                self.data.truncate(tx.committed_end)  # the one to report; the next writer cuts the tail
+            if os.getpid() != self.pid:  # a forked child leaving the parent's transaction (sys.exit):
+                raise  # the parent's connection, writer and data partition are not its own to undo
+            with signals_held():  # a second Ctrl-C must not cut the undoing short (a writer left running)
+                tx.stop_writeback()
+                self.conn.execute("ROLLBACK")
+                with contextlib.suppress(OSError):  # a disk gone read-only after an error: the first error
+                    self.data.truncate(tx.committed_end)  # is the one to report; the next writer cuts the tail
             raise
         try:
             self.conn.execute("COMMIT")
@@ -518,6 +552,8 @@ class Transaction:
         self._flusher: ThreadPoolExecutor | None = None  # the writer thread: buffer pieces, early writeback
         self._writes: list[tuple[Future, mmap.mmap]] = []  # pieces it has not written yet, oldest first
         self._writeback: Future | None = None
+        self._writing = True  # False once the transaction is over: a write still queued does nothing
+        self._gate = threading.Lock()  # held by the writer thread while it writes
 
     def stamp(self, now: int) -> int:
         """The change time (``files.changed``) a change made at clock time ``now`` gets: ``now``,
@@ -662,7 +698,18 @@ class Transaction:
             if not self._writeback.done():
                 return
             self._writeback.result()
-        self._writeback = self._writer().submit(self.image.data.datasync)
+        self._writeback = self._submit(self.image.data.datasync)
+
+    def _submit(self, work: Callable, *args) -> Future:
+        """Hand ``work`` to the writer thread, to run only while the transaction lasts: an
+        interrupt (Ctrl-C, any signal handler's exception) landing while the executor starts
+        its thread leaves that thread unknown to ``shutdown``, and it wrote its piece over the
+        next transaction's records after this one was rolled back."""
+        return self._writer().submit(self._gated, work, *args)
+
+    def _gated(self, work: Callable, *args) -> object:
+        with self._gate:
+            return work(*args) if self._writing else None
 
     def _writer(self) -> ThreadPoolExecutor:
         if self._flusher is None:
@@ -686,7 +733,11 @@ class Transaction:
             self.limit = limit
 
     def stop_writeback(self) -> None:
-        """Wait for the writer thread to finish (its errors are for ``_settle`` or lost with a rollback)."""
+        """Wait for the writer thread to finish (its errors are for ``_settle`` or lost with a
+        rollback); from here on nothing queued for it writes (``_gated``)."""
+        self._writing = False
+        with self._gate:
+            pass  # a write under way ends first
         if self._flusher is not None:
             self._flusher.shutdown(wait=True)
             self._flusher = self._writeback = None
@@ -697,8 +748,7 @@ class Transaction:
         hold at most MAX_PENDING pieces in memory."""
         if self._filled:
             view = memoryview(self._piece)[: self._filled]
-            self._writes.append((self._writer().submit(self.image.data.write_direct, self._buffer_start, view),
-                                 self._piece))
+            self._writes.append((self._submit(self.image.data.write_direct, self._buffer_start, view), self._piece))
             while len(self._writes) > MAX_PENDING:
                 self._recycle(*self._writes.pop(0))
             self._piece, self._filled = bytearray(), 0

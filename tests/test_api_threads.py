@@ -1,0 +1,172 @@
+"""User programs that use a volume from several threads, fork, catch Ctrl-C and go on, or
+drop a volume unclosed (a hunt of session 18): every write acknowledged is on the disk
+and readable, nothing half-done is finished later, misuse is a clear error."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from conftest import make_volume
+from optvol import errors
+from optvol.checking import chkoptvol
+
+
+def _clean(library, vol: str = "PVOL1") -> None:
+    for result in chkoptvol(library, vol=vol):
+        assert result.damaged == [], result
+
+
+def test_threads_sharing_a_volume_write_one_at_a_time(library):
+    """Each thread's write was joined to whichever transaction another thread had open: its
+    index row was kept and its data lost with that transaction's buffer (damaged files)."""
+    make_volume(library, "PVOL1")
+    written: dict[str, bytes] = {}
+    failures: list[BaseException] = []
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+
+        def work(thread: int) -> None:
+            try:
+                for number in range(15):
+                    data = os.urandom(2_000_000 if number % 3 == 0 else 100 + number)
+                    volume.write_bytes(f"/D/T{thread}_{number}", data)
+                    written[f"/D/T{thread}_{number}"] = data
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == [] and len(written) == 45
+    with library.open("PVOL1") as volume:
+        for path, data in written.items():
+            assert volume.read_bytes(path) == data
+    _clean(library)
+
+
+def test_a_write_of_another_thread_is_not_undone_with_a_batch_that_fails(library):
+    make_volume(library, "PVOL1")
+    inside, written = threading.Event(), threading.Event()
+    with library.open("PVOL1") as volume:
+
+        def other() -> None:
+            inside.wait(5)
+            volume.write_bytes("/B.txt", b"of the other thread")
+            written.set()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        with pytest.raises(RuntimeError), volume.batch():
+            volume.write_bytes("/A.txt", b"of the batch")
+            inside.set()
+            assert not written.wait(0.5)  # the other thread's write waits for the batch to end
+            raise RuntimeError("the batch fails")
+        thread.join(10)
+        assert written.is_set() and not volume.exists("/A.txt")
+        assert volume.read_bytes("/B.txt") == b"of the other thread"
+    _clean(library)
+
+
+class _ChildLeaves(Exception):
+    pass
+
+
+def test_a_forked_child_writes_nothing_through_its_parents_volume(library):
+    """A child forked inside the parent's batch that writes through the parent's volume is
+    refused (OPV0013); one that leaves the batch as ``sys.exit`` would (its exception runs
+    the with blocks' exits in the child) undoes nothing of the parent's."""
+    make_volume(library, "PVOL1")
+    try:
+        with library.open("PVOL1") as volume, volume.batch():
+            volume.write_bytes("/parent.bin", os.urandom(3_000_000))
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    volume.write_bytes("/child.txt", b"child")
+                    code = 1
+                except errors.InvalidError as exc:
+                    code = 0 if exc.message_id == "OPV0013" else 2
+                raise _ChildLeaves(code)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            volume.write_bytes("/after.txt", b"after the fork")
+    except _ChildLeaves as leaving:  # only in the child, after its with blocks were left
+        os._exit(leaving.args[0])
+    with library.open("PVOL1") as volume:
+        assert len(volume.read_bytes("/parent.bin")) == 3_000_000 and not volume.exists("/child.txt")
+        assert volume.read_bytes("/after.txt") == b"after the fork"
+    _clean(library)
+
+
+def test_an_interrupt_while_the_writer_thread_starts_leaves_no_write_behind(library, monkeypatch):
+    """Ctrl-C landing in ``Thread.start`` of the writer thread: the thread runs but its
+    executor does not know it, so the rollback did not wait for it, and it wrote its piece
+    over the next write's records."""
+    from optvol.image.datapart import DataPartition
+
+    make_volume(library, "PVOL1")
+    real_start, real_write, interrupted = threading.Thread.start, DataPartition.write_direct, []
+
+    def start(thread) -> None:
+        real_start(thread)
+        if not interrupted and "ThreadPoolExecutor" in thread.name:
+            interrupted.append(thread)
+            raise KeyboardInterrupt
+
+    def slow_write(self, sector, data) -> None:  # the stray thread's big piece lands late
+        time.sleep(0.5 if len(data) > 1 << 20 else 0)
+        real_write(self, sector, data)
+
+    with library.open("PVOL1") as volume:
+        monkeypatch.setattr(threading.Thread, "start", start)
+        monkeypatch.setattr(DataPartition, "write_direct", slow_write)
+        with pytest.raises(KeyboardInterrupt):
+            volume.write_bytes("/big.bin", os.urandom(12 << 20))  # several pieces for the writer thread
+        monkeypatch.setattr(threading.Thread, "start", real_start)
+        assert interrupted
+        for number in range(5):  # what the stray thread could write over
+            volume.write_bytes("/probe.txt", b"probe %d" % number)
+            assert volume.read_bytes("/probe.txt") == b"probe %d" % number
+        interrupted[0].join(10)
+        monkeypatch.undo()
+        assert not volume.exists("/big.bin") and volume.read_bytes("/probe.txt") == b"probe 4"
+    _clean(library)
+
+
+def test_an_interrupt_between_begin_and_its_cleanup_does_not_lock_the_volume(library):
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.image.conn.execute("BEGIN IMMEDIATE")  # as an interrupt right after BEGIN leaves it
+        volume.write_bytes("/a.txt", b"written all the same")
+        assert volume.read_bytes("/a.txt") == b"written all the same"
+        assert not volume.image.conn.in_transaction
+
+
+def test_a_closed_volume_says_so(library):
+    make_volume(library, "PVOL1")
+    volume = library.open("PVOL1")
+    volume.write_bytes("/a.txt", b"a")
+    files = volume.iter_files("/")
+    volume.close()
+    for use in (lambda: volume.read_bytes("/a.txt"), lambda: volume.write_bytes("/b.txt", b"b"),
+                lambda: list(files), lambda: volume.listdir("/")):
+        with pytest.raises(ValueError, match="closed volume"):
+            use()
+    volume.close()  # twice: nothing
+
+
+def test_a_volume_dropped_unclosed_gives_its_descriptors_back(library):
+    import gc
+
+    make_volume(library, "PVOL1")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        library.open("PVOL1").label()
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
