@@ -139,12 +139,29 @@ def test_an_interrupt_while_the_writer_thread_starts_leaves_no_write_behind(libr
     _clean(library)
 
 
-def test_an_interrupt_between_begin_and_its_cleanup_does_not_lock_the_volume(library):
+def test_an_interrupt_between_begin_and_its_cleanup_does_not_lock_the_volume(library, monkeypatch):
+    """Ctrl-C right after BEGIN IMMEDIATE, before anything could undo it: the connection
+    kept SQLite's write lock, every later write of the object failed, and every other
+    process waited 60 s for the volume."""
+    from optvol.image.connection import IndexConnection
+
     make_volume(library, "PVOL1")
+    real = IndexConnection.execute
+
+    def interrupted(self, *args):
+        found = real(self, *args)
+        if args and args[0] == "BEGIN IMMEDIATE":
+            monkeypatch.setattr(IndexConnection, "execute", real)
+            raise KeyboardInterrupt
+        return found
+
     with library.open("PVOL1") as volume:
-        volume.image.conn.execute("BEGIN IMMEDIATE")  # as an interrupt right after BEGIN leaves it
+        monkeypatch.setattr(IndexConnection, "execute", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            volume.write_bytes("/lost.txt", b"lost")
+        assert volume.image.conn.in_transaction  # what the interrupt left
         volume.write_bytes("/a.txt", b"written all the same")
-        assert volume.read_bytes("/a.txt") == b"written all the same"
+        assert volume.read_bytes("/a.txt") == b"written all the same" and not volume.exists("/lost.txt")
         assert not volume.image.conn.in_transaction
 
 

@@ -174,6 +174,7 @@ class VolumeImage:
 
     def _open(self, directory: Path, *, exclusive: bool, index_file: str, lock: bool, cut_tail: bool) -> None:
         self.pid = os.getpid()  # the process that opened it: a forked one must open it again to write
+        self._write_begun = False  # a write transaction was begun (BEGIN IMMEDIATE) and not yet ended
         self.directory = directory
         self.name = self.directory.name.removesuffix(".optvol")
         index_path = self.directory / index_file
@@ -468,32 +469,34 @@ class VolumeImage:
             raise self.write_refusal(f"writing volume {self.volume}")
         if os.getpid() != self.pid:  # a forked process: SQLite's connection and the writer are the parent's
             raise errors.error("OPV0013", volume=self.volume)
-        if self.conn.in_transaction:  # an interrupt (Ctrl-C) came between an earlier BEGIN and its cleanup
-            self.conn.execute("ROLLBACK")
+        if self.conn.in_transaction and self._write_begun:  # an interrupt (Ctrl-C) came between an
+            self.conn.execute("ROLLBACK")  # earlier BEGIN IMMEDIATE and its cleanup (a snapshot's stays)
+        self._write_begun = True
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            self._write_begun = False
             raise errors.error("OPV0004", volume=self.volume) from exc
-        try:  # a newer optvol may have brought the index forward since this one opened it
-            schema.version_of(self.conn, where=self.name)
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        committed = self.meta("committed_end")
-        if self.data.size_sectors() > committed:
-            self.data.truncate(committed)  # a torn tail from a writer that died
-        tx = Transaction(self)
+        tx = None
         try:
+            schema.version_of(self.conn, where=self.name)  # a newer optvol may have brought the index forward
+            committed = self.meta("committed_end")
+            if self.data.size_sectors() > committed:
+                self.data.truncate(committed)  # a torn tail from a writer that died
+            tx = Transaction(self)
             yield tx
             tx.finish(now)
         except BaseException:
             if os.getpid() != self.pid:  # a forked child leaving the parent's transaction (sys.exit):
                 raise  # the parent's connection, writer and data partition are not its own to undo
             with signals_held():  # a second Ctrl-C must not cut the undoing short (a writer left running)
-                tx.stop_writeback()
+                if tx is not None:
+                    tx.stop_writeback()
                 self.conn.execute("ROLLBACK")
-                with contextlib.suppress(OSError):  # a disk gone read-only after an error: the first error
-                    self.data.truncate(tx.committed_end)  # is the one to report; the next writer cuts the tail
+                self._write_begun = False
+                if tx is not None:
+                    with contextlib.suppress(OSError):  # a disk gone read-only after an error: the first error
+                        self.data.truncate(tx.committed_end)  # is the one to report; the next writer cuts the tail
             raise
         try:
             self.conn.execute("COMMIT")
@@ -502,6 +505,8 @@ class VolumeImage:
                 with contextlib.suppress(errors.OptvolError, sqlite3.Error):
                     self.conn.execute("ROLLBACK")
             raise  # (what was appended lies past the committed end, wherever that is: the next writer cuts it)
+        finally:
+            self._write_begun = self.conn.in_transaction
         self.volume = tx.volume  # a LABEL it committed may have renamed the volume (DUPOPT's copy)
 
     def barrier(self) -> None:
