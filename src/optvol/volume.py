@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -81,11 +80,10 @@ class Volume:
         """DSPOPT DATA(*VOLATR): the label, space and backup range (DESIGN §4)."""
         with self.image.snapshot() as conn:
             label = self.image.label()
-            return volume_info(
-                label, used=self.image.meta("used_sectors") * label["sector_size"],
-                files=conn.execute("SELECT coalesce(sum(live_files), 0) FROM dirs WHERE live = 1").fetchone()[0],
-                directories=conn.execute("SELECT count(*) FROM dirs WHERE live = 1").fetchone()[0],
-            )
+            files, directories = conn.execute(
+                "SELECT coalesce(sum(live_files), 0), count(*) FROM dirs WHERE live = 1").fetchone()
+            return volume_info(label, used=self.image.meta("used_sectors") * label["sector_size"], files=files,
+                               directories=directories)
 
     def version_count(self) -> int:
         """File versions ever recorded, live or not (a WORM volume with any holds data)."""
@@ -306,8 +304,9 @@ class Volume:
 
     @contextmanager
     def _transaction(self) -> Iterator[image_mod.Transaction]:
+        self.image.check_own_process()  # (not a forked child's: the lock too is its parent's)
         with self._tx_owner:  # (a thread that joined another's transaction wrote what that one then lost)
-            if self._tx is not None and self.image.pid == os.getpid():  # (a forked child's: OPV0013)
+            if self._tx is not None:
                 yield self._tx
                 return
             with self.image.transaction(now=self._now()) as tx:

@@ -137,8 +137,7 @@ def _finish_recovery(directory: Path, *, volume: str) -> None:
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP held back in this thread for the block, delivered after it
-    (the mask is read first: restored whatever comes)."""
+    """SIGINT, SIGTERM and SIGHUP held back in this thread for the block, delivered after it."""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
@@ -379,6 +378,11 @@ class VolumeImage:
             self.data = Closed(getattr(self, "name", "?"))
         self._release()
 
+    def check_own_process(self) -> None:
+        """OPV0013 in a process forked from the one that opened the image (SQLite's connection is the parent's)."""
+        if os.getpid() != self.pid:
+            raise errors.error("OPV0013", volume=self.volume)
+
     @property
     def closed(self) -> bool:
         return not isinstance(getattr(self, "data", None), DataPartition)
@@ -467,8 +471,7 @@ class VolumeImage:
         """A write transaction (module docstring); ``now`` becomes last_referenced."""
         if self.read_only:
             raise self.write_refusal(f"writing volume {self.volume}")
-        if os.getpid() != self.pid:  # a forked process: SQLite's connection and the writer are the parent's
-            raise errors.error("OPV0013", volume=self.volume)
+        self.check_own_process()
         if self.conn.in_transaction and self._write_begun:  # an interrupt (Ctrl-C) came between an
             self.conn.execute("ROLLBACK")  # earlier BEGIN IMMEDIATE and its cleanup (a snapshot's stays)
         self._write_begun = True
