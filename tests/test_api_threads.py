@@ -187,3 +187,52 @@ def test_a_volume_dropped_unclosed_gives_its_descriptors_back(library):
         library.open("PVOL1").label()
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def test_reads_of_other_threads_wait_for_a_batch_and_never_end_it(library):
+    """A thread that reads (info, read_bytes) while another thread's batch is open on the
+    same Volume: its snapshot was rolled back or committed by the writer's begin, or
+    committed the writer's half-written batch; a read of a file of the batch landed the
+    batch's buffer from the wrong thread. Now a reader waits for the batch to end."""
+    make_volume(library, "PVOL1")
+    written: dict[str, bytes] = {}
+    stop, failures = threading.Event(), []
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+
+        def read() -> None:
+            try:
+                while not stop.is_set():
+                    volume.info()
+                    for path in list(written)[-3:]:
+                        assert volume.read_bytes(path) == written[path]
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        for batch in range(20):
+            with pytest.raises(RuntimeError) if batch % 4 == 3 else _nothing(), volume.batch():
+                for number in range(10):
+                    data = os.urandom(300_000 if number % 5 == 0 else 500)
+                    volume.write_bytes(f"/D/B{batch}_{number}", data)
+                    if batch % 4 != 3:
+                        written[f"/D/B{batch}_{number}"] = data
+                if batch % 4 == 3:
+                    raise RuntimeError("this batch fails")
+        stop.set()
+        reader.join(30)
+    assert failures == [] and len(written) == 150
+    with library.open("PVOL1") as volume:
+        assert sorted(f.path for f in volume.iter_files("/D")) == sorted(written)
+        for path, data in written.items():
+            assert volume.read_bytes(path) == data
+    _clean(library)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

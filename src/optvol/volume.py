@@ -56,7 +56,6 @@ class Volume:
         self._clock = clock
         self._tx: image_mod.Transaction | None = None
         self._tx_label: dict | None = None
-        self._tx_owner = threading.RLock()  # a thread's transaction is its own: another one's writes wait
 
     # ----------------------------------------------------------------- life cycle
 
@@ -78,7 +77,7 @@ class Volume:
 
     def info(self) -> VolumeInfo:
         """DSPOPT DATA(*VOLATR): the label, space and backup range (DESIGN §4)."""
-        with self.image.snapshot() as conn:
+        with self.image.conn.owner, self.image.snapshot() as conn:  # (not a read inside another thread's write)
             label = self.image.label()
             files, directories = conn.execute(
                 "SELECT coalesce(sum(live_files), 0), count(*) FROM dirs WHERE live = 1").fetchone()
@@ -304,13 +303,13 @@ class Volume:
 
     @contextmanager
     def _transaction(self) -> Iterator[image_mod.Transaction]:
-        self.image.check_own_process()  # (not a forked child's: the lock too is its parent's)
-        with self._tx_owner:  # (a thread that joined another's transaction wrote what that one then lost)
+        self.image.check_own_process()  # not a forked child's write (OPV0013)
+        with self.image.conn.owner:  # a thread's transaction is its own: another one's statements wait
             if self._tx is not None:
                 yield self._tx
                 return
             with self.image.transaction(now=self._now()) as tx:
-                self._tx, self._tx_label = tx, self.image.label()
+                self._tx, self._tx_label, tx.thread = tx, self.image.label(), threading.get_ident()
                 try:
                     yield tx
                 finally:
@@ -762,13 +761,14 @@ class Volume:
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """A read transaction: every index query inside it sees one committed state."""
-        with self.image.snapshot():
+        with self.image.conn.owner, self.image.snapshot():  # another thread's statements wait for it
             yield
 
     def _landed(self, sector: int) -> None:
         """Before reading the record at ``sector``: a batch's own records may still be in memory."""
-        if self._tx is not None and sector >= self._tx.committed_end:
-            self._tx.land()
+        tx = self._tx
+        if tx is not None and sector >= tx.committed_end and tx.thread == threading.get_ident():  # its own only
+            tx.land()
 
     def _damaged(self, path: str, reason: str) -> errors.OptvolError:
         """CPF1F28: a version of file ``path`` cannot be read whole and intact."""

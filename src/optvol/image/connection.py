@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from optvol import errors
@@ -26,6 +29,8 @@ def _index_error(exc: Exception, where: str) -> Exception:
     # grow the shared-memory file of WAL mode.
     if "full" in text or getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_SHMSIZE":
         return errors.error("OPV0203", volume=where, reason="the host file system is full")
+    if "within a transaction" in text:  # another thread's transaction on this connection (a shared Volume)
+        return errors.error("OPV0004", volume=where)
     if "readonly database" in text:  # an index file this user may read but not write
         return errors.error("OPV0011", volume=where, operation="writing its index")
     if "disk I/O error" in text:
@@ -34,50 +39,48 @@ def _index_error(exc: Exception, where: str) -> Exception:
 
 
 class _Cursor(sqlite3.Cursor):
-    """A cursor that reports a damaged index as optvol's error (see ``_index_error``)."""
+    """A cursor that reports a damaged index as optvol's error (see ``_index_error``), each
+    step under its connection's ``owner`` lock (``IndexConnection``)."""
+
+    def _step(self, method: Callable, *args):
+        with self.connection.owner:
+            try:
+                return method(*args)
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                raise _index_error(exc, self.connection.where) from None
 
     def execute(self, *args):
-        try:
-            return super().execute(*args)
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
+        return self._step(super().execute, *args)
 
     def executemany(self, *args):
-        try:
-            return super().executemany(*args)
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
+        return self._step(super().executemany, *args)
 
     def fetchone(self):
-        try:
-            return super().fetchone()
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
+        return self._step(super().fetchone)
 
     def fetchall(self):
-        try:
-            return super().fetchall()
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
+        return self._step(super().fetchall)
 
     def fetchmany(self, size: int = 1):
-        try:
-            return super().fetchmany(size)
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
+        return self._step(super().fetchmany, size)
 
     def __next__(self):
-        try:
-            return super().__next__()
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise _index_error(exc, self.connection.where) from None
+        return self._step(super().__next__)
 
 
 class IndexConnection(sqlite3.Connection):
     """A connection to an index (``sqlite3.connect(..., factory=IndexConnection)``): every
-    statement runs on a ``_Cursor``; ``where`` names the volume in its errors."""
+    statement runs on a ``_Cursor``; ``where`` names the volume in its errors. ``owner``: a
+    lock held for each step of a statement, and by a thread for the whole of its write
+    transaction or read snapshot (``VolumeImage``): the threads of a program that share a
+    volume never see, join or end each other's transactions (one connection has one)."""
 
     where = "?"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = threading.RLock()
+        _CONNECTIONS.add(self)
 
     def cursor(self, factory=_Cursor):
         return super().cursor(factory)
@@ -87,6 +90,20 @@ class IndexConnection(sqlite3.Connection):
 
     def executemany(self, *args):
         return self.cursor().executemany(*args)
+
+
+_CONNECTIONS: weakref.WeakSet[IndexConnection] = weakref.WeakSet()
+
+
+def _unlocked_in_child() -> None:
+    """A forked child's connections get locks of their own: one that a thread of the parent
+    held at the fork would never be released in the child (which then reads, or is refused
+    a write: OPV0013)."""
+    for connection in list(_CONNECTIONS):
+        connection.owner = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_unlocked_in_child)
 
 
 def reading_uri(path: Path, *, read_only: bool) -> str:

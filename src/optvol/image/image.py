@@ -560,8 +560,8 @@ class Transaction:
         self._flusher: ThreadPoolExecutor | None = None  # the writer thread: buffer pieces, early writeback
         self._writes: list[tuple[Future, mmap.mmap]] = []  # pieces it has not written yet, oldest first
         self._writeback: Future | None = None
-        self._writing = True  # False once the transaction is over: a write still queued does nothing
-        self._gate = threading.Lock()  # held by the writer thread while it writes
+        self.thread: int | None = None  # the thread whose transaction it is (``Volume._transaction``)
+        self._writing, self._gate = True, threading.Lock()  # (see _gated)
 
     def stamp(self, now: int) -> int:
         """The change time (``files.changed``) a change made at clock time ``now`` gets: ``now``,
@@ -715,8 +715,8 @@ class Transaction:
         next transaction's records after this one was rolled back."""
         return self._writer().submit(self._gated, work, *args)
 
-    def _gated(self, work: Callable, *args) -> object:
-        with self._gate:
+    def _gated(self, work: Callable, *args) -> object:  # _writing: False once the transaction is over
+        with self._gate:  # held while a write is under way: stop_writeback waits for it
             return work(*args) if self._writing else None
 
     def _writer(self) -> ThreadPoolExecutor:
