@@ -236,3 +236,52 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_an_interrupted_snapshot_does_not_keep_later_writes_out(library, monkeypatch):
+    """Ctrl-C right after a snapshot's BEGIN (``info()``): the read transaction was left
+    open, and every later write of the object was OPV0004 (review 4 of session 18)."""
+    from optvol.image.connection import IndexConnection
+
+    make_volume(library, "PVOL1")
+    real = IndexConnection.execute
+
+    def interrupted(self, *args):
+        found = real(self, *args)
+        if args and args[0] == "BEGIN":
+            monkeypatch.setattr(IndexConnection, "execute", real)
+            raise KeyboardInterrupt
+        return found
+
+    with library.open("PVOL1") as volume:
+        monkeypatch.setattr(IndexConnection, "execute", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            volume.info()
+        volume.write_bytes("/a.txt", b"a")
+        assert volume.info().files == 1 and not volume.image.conn.in_transaction
+
+
+def test_a_write_barrier_beside_other_threads_reports_nothing_damaged(library):
+    """CPYOPT's barrier on a volume other threads read and write: its BEGIN and COMMIT were
+    separate steps, and another thread's write rolled the barrier's transaction back."""
+    make_volume(library, "PVOL1")
+    stop, failures = threading.Event(), []
+    with library.open("PVOL1") as volume:
+
+        def loop(work) -> None:
+            try:
+                while not stop.is_set():
+                    work()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=loop, args=(work,)) for work in (volume.write_barrier, volume.info)]
+        for thread in threads:
+            thread.start()
+        for number in range(60):
+            volume.write_bytes(f"/F{number}", b"%d" % number)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert failures == []
+    _clean(library)

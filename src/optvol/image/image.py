@@ -173,7 +173,7 @@ class VolumeImage:
 
     def _open(self, directory: Path, *, exclusive: bool, index_file: str, lock: bool, cut_tail: bool) -> None:
         self.pid = os.getpid()  # the process that opened it: a forked one must open it again to write
-        self._write_begun = False  # a write transaction was begun (BEGIN IMMEDIATE) and not yet ended
+        self._write_begun, self._live_snapshots = False, 0  # BEGIN IMMEDIATE not yet ended; snapshots open
         self.directory = directory
         self.name = self.directory.name.removesuffix(".optvol")
         index_path = self.directory / index_file
@@ -378,14 +378,11 @@ class VolumeImage:
             self.data = Closed(getattr(self, "name", "?"))
         self._release()
 
-    def check_own_process(self) -> None:
-        """OPV0013 in a process forked from the one that opened the image (SQLite's connection is the parent's)."""
+    def check_own_process(self) -> None:  # OPV0013 in a forked child: SQLite's connection is the parent's
         if os.getpid() != self.pid:
             raise errors.error("OPV0013", volume=self.volume)
 
-    @property
-    def closed(self) -> bool:
-        return not isinstance(getattr(self, "data", None), DataPartition)
+    closed = property(lambda self: not isinstance(getattr(self, "data", None), DataPartition))
 
     def __del__(self) -> None:  # a volume dropped unclosed keeps no descriptor (and no lock) for long
         with contextlib.suppress(Exception):
@@ -426,12 +423,15 @@ class VolumeImage:
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query inside sees one committed state."""
-        self.conn.execute("BEGIN")
+        """A read transaction: every query inside sees one committed state (``_live_snapshots``)."""
+        self._live_snapshots += 1
         try:
+            self.conn.execute("BEGIN")
             yield self.conn
         finally:
-            self.conn.execute("COMMIT")
+            self._live_snapshots -= 1
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
 
     def read_header(self, sector: int) -> records.Header:
         first = self.data.read(sector, self.sector_size)
@@ -455,16 +455,17 @@ class VolumeImage:
     def _write_lock(self, operation: str) -> Iterator[None]:
         if self.read_only:
             raise self.write_refusal(operation)
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise errors.error("OPV0004", volume=self.volume if hasattr(self, "volume") else self.name) from exc
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self.conn.owner:  # (another thread's statements wait: IndexConnection)
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise errors.error("OPV0004", volume=self.volume if hasattr(self, "volume") else self.name) from exc
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     @contextmanager
     def transaction(self, *, now: int | None = None) -> Iterator[Transaction]:
@@ -472,14 +473,16 @@ class VolumeImage:
         if self.read_only:
             raise self.write_refusal(f"writing volume {self.volume}")
         self.check_own_process()
-        if self.conn.in_transaction and self._write_begun:  # an interrupt (Ctrl-C) came between an
-            self.conn.execute("ROLLBACK")  # earlier BEGIN IMMEDIATE and its cleanup (a snapshot's stays)
+        if self.conn.in_transaction and (self._write_begun or not self._live_snapshots):  # an interrupt came
+            self.conn.execute("ROLLBACK")  # between an earlier BEGIN and its cleanup (a live snapshot's stays)
         self._write_begun = True
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+        except BaseException as exc:  # (the cursor has mapped most of SQLite's errors already)
             self._write_begun = False
-            raise errors.error("OPV0004", volume=self.volume) from exc
+            if isinstance(exc, sqlite3.OperationalError):
+                raise errors.error("OPV0004", volume=self.volume) from exc
+            raise
         tx = None
         try:
             schema.version_of(self.conn, where=self.name)  # a newer optvol may have brought the index forward
@@ -709,10 +712,8 @@ class Transaction:
         self._writeback = self._submit(self.image.data.datasync)
 
     def _submit(self, work: Callable, *args) -> Future:
-        """Hand ``work`` to the writer thread, to run only while the transaction lasts: an
-        interrupt (Ctrl-C, any signal handler's exception) landing while the executor starts
-        its thread leaves that thread unknown to ``shutdown``, and it wrote its piece over the
-        next transaction's records after this one was rolled back."""
+        """Hand ``work`` to the writer thread, to run only while the transaction lasts (an interrupt
+        in Thread.start left a thread unknown to ``shutdown``, which wrote over the next transaction)."""
         return self._writer().submit(self._gated, work, *args)
 
     def _gated(self, work: Callable, *args) -> object:  # _writing: False once the transaction is over
@@ -741,8 +742,7 @@ class Transaction:
             self.limit = limit
 
     def stop_writeback(self) -> None:
-        """Wait for the writer thread to finish (its errors are for ``_settle`` or lost with a
-        rollback); from here on nothing queued for it writes (``_gated``)."""
+        """Wait for the writer thread (its errors are ``_settle``'s, or lost in a rollback); nothing queued writes now."""
         self._writing = False
         with self._gate:
             pass  # a write under way ends first
