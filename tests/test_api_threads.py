@@ -285,3 +285,22 @@ def test_a_write_barrier_beside_other_threads_reports_nothing_damaged(library):
             thread.join(30)
     assert failures == []
     _clean(library)
+
+
+def test_a_writer_collected_unclosed_writes_only_outside_a_transaction(library):
+    """The collector closes a writer in whatever thread allocates: outside any transaction
+    it writes its version, as a file does; inside one (perhaps another thread's batch, which
+    waited for this thread: a deadlock) it writes nothing (review 4 of session 18)."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        handle = volume.open("/kept.txt", "wb")
+        handle.write(b"kept")
+        del handle
+        assert volume.read_bytes("/kept.txt") == b"kept"
+        with volume.batch():
+            volume.write_bytes("/a.txt", b"a")
+            handle = volume.open("/dropped.txt", "wb")
+            handle.write(b"dropped")
+            del handle
+        assert volume.read_bytes("/a.txt") == b"a" and not volume.exists("/dropped.txt")
+    _clean(library)

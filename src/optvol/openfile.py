@@ -14,7 +14,7 @@ import io
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from optvol import errors, model
 from optvol.image.image import Transaction
@@ -82,6 +82,9 @@ class _Aborting:
             self.volume_writer.discard()
         return super().__exit__(kind, value, traceback)
 
+    def __del__(self) -> None:
+        _finalize(self.volume_writer, super().__del__)
+
 
 class _AbortingWriter(_Aborting, io.BufferedWriter):
     """The binary writer handle."""
@@ -89,6 +92,29 @@ class _AbortingWriter(_Aborting, io.BufferedWriter):
 
 class _AbortingText(_Aborting, io.TextIOWrapper):
     """The text writer handle, over an ``_AbortingWriter``."""
+
+
+def _finalize(writer: VolumeWriter, close: Callable[[], None]) -> None:
+    """A writer collected unclosed is closed, and writes its version, as a file is, when no
+    transaction is under way on its volume; else it writes nothing. The collector runs
+    finalizers in whatever thread allocates: perhaps one that a batch of another thread waits
+    for (waiting here deadlocked the program), or the batch's own thread halfway into its
+    transaction (a commit there ended the batch's transaction under it)."""
+    image = writer._volume.image
+    try:
+        owner = image.conn.owner
+    except ValueError:  # the volume is closed: close() says so and writes nothing
+        owner = None
+    if owner is None or not owner.acquire(blocking=False):
+        writer.discard()
+        close()
+        return
+    try:
+        if image._write_begun or image.conn.in_transaction or writer._volume._tx is not None:
+            writer.discard()
+        close()
+    finally:
+        owner.release()
 
 
 def _check_volume_open(volume, path: str) -> None:
@@ -252,6 +278,9 @@ class VolumeWriter(io.RawIOBase):
     def discard(self) -> None:
         """Drop what was written: closing will leave the volume as it was."""
         self._discarded = True
+
+    def __del__(self) -> None:
+        _finalize(self, super().__del__)
 
     def close(self) -> None:
         if self.closed:
