@@ -20,6 +20,22 @@ def _clean(library, vol: str = "PVOL1") -> None:
         assert result.damaged == [], result
 
 
+def _interrupt_after(monkeypatch, statement: str) -> None:
+    """The next ``statement`` on an index connection runs, then Ctrl-C lands (once)."""
+    from optvol.image.connection import IndexConnection
+
+    real = IndexConnection.execute
+
+    def interrupted(self, *args):
+        found = real(self, *args)
+        if args and args[0] == statement:
+            monkeypatch.setattr(IndexConnection, "execute", real)
+            raise KeyboardInterrupt
+        return found
+
+    monkeypatch.setattr(IndexConnection, "execute", interrupted)
+
+
 def test_threads_sharing_a_volume_write_one_at_a_time(library):
     """Each thread's write was joined to whichever transaction another thread had open: its
     index row was kept and its data lost with that transaction's buffer (damaged files)."""
@@ -143,20 +159,9 @@ def test_an_interrupt_between_begin_and_its_cleanup_does_not_lock_the_volume(lib
     """Ctrl-C right after BEGIN IMMEDIATE, before anything could undo it: the connection
     kept SQLite's write lock, every later write of the object failed, and every other
     process waited 60 s for the volume."""
-    from optvol.image.connection import IndexConnection
-
     make_volume(library, "PVOL1")
-    real = IndexConnection.execute
-
-    def interrupted(self, *args):
-        found = real(self, *args)
-        if args and args[0] == "BEGIN IMMEDIATE":
-            monkeypatch.setattr(IndexConnection, "execute", real)
-            raise KeyboardInterrupt
-        return found
-
     with library.open("PVOL1") as volume:
-        monkeypatch.setattr(IndexConnection, "execute", interrupted)
+        _interrupt_after(monkeypatch, "BEGIN IMMEDIATE")
         with pytest.raises(KeyboardInterrupt):
             volume.write_bytes("/lost.txt", b"lost")
         assert volume.image.conn.in_transaction  # what the interrupt left
@@ -241,20 +246,9 @@ class _nothing:
 def test_an_interrupted_snapshot_does_not_keep_later_writes_out(library, monkeypatch):
     """Ctrl-C right after a snapshot's BEGIN (``info()``): the read transaction was left
     open, and every later write of the object was OPV0004 (review 4 of session 18)."""
-    from optvol.image.connection import IndexConnection
-
     make_volume(library, "PVOL1")
-    real = IndexConnection.execute
-
-    def interrupted(self, *args):
-        found = real(self, *args)
-        if args and args[0] == "BEGIN":
-            monkeypatch.setattr(IndexConnection, "execute", real)
-            raise KeyboardInterrupt
-        return found
-
     with library.open("PVOL1") as volume:
-        monkeypatch.setattr(IndexConnection, "execute", interrupted)
+        _interrupt_after(monkeypatch, "BEGIN")
         with pytest.raises(KeyboardInterrupt):
             volume.info()
         volume.write_bytes("/a.txt", b"a")
