@@ -120,6 +120,56 @@ def test_a_forked_child_writes_nothing_through_its_parents_volume(library):
     _clean(library)
 
 
+def test_a_forked_child_reads_nothing_through_its_parents_volume(library):
+    """A child forked while a thread of the parent is inside a batch read that batch's
+    uncommitted files through the parent's ``Volume`` (SQLite's connection is the parent's),
+    or waited for ever on a lock that thread held. Every read through it is OPV0013; the
+    child opens the volume again and reads what is committed; a write handle the parent had
+    open writes nothing when the child drops it."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/old.txt", b"committed before")
+        handle = volume.open("/handle.txt", "wb")
+        handle.write(b"the parent's handle")
+        inside, leave = threading.Event(), threading.Event()
+
+        def batch() -> None:
+            with volume.batch():
+                volume.write_bytes("/new.txt", b"not committed")
+                inside.set()
+                leave.wait(30)
+
+        thread = threading.Thread(target=batch)
+        thread.start()
+        assert inside.wait(30)
+        pid = os.fork()
+        if pid == 0:  # the child: its exit code says what it saw
+            code = 0
+            try:
+                for read in (lambda: volume.read_bytes("/new.txt"), lambda: volume.exists("/old.txt"),
+                             lambda: volume.listdir("/"), volume.info):
+                    try:
+                        read()
+                        code |= 1
+                    except errors.InvalidError as exc:
+                        code |= 0 if exc.message_id == "OPV0013" else 2
+                del handle  # collected in the child: the parent's to write, not the child's
+                with library.open("PVOL1") as again:
+                    if again.read_bytes("/old.txt") != b"committed before" or again.exists("/new.txt"):
+                        code |= 4
+            except BaseException:  # noqa: BLE001 - the child reports by its exit code only
+                code |= 8
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        leave.set()
+        thread.join(30)
+        assert os.waitstatus_to_exitcode(status) == 0
+        handle.close()
+        assert volume.read_bytes("/new.txt") == b"not committed"
+        assert volume.read_bytes("/handle.txt") == b"the parent's handle"
+    _clean(library)
+
+
 def test_an_interrupt_while_the_writer_thread_starts_leaves_no_write_behind(library, monkeypatch):
     """Ctrl-C landing in ``Thread.start`` of the writer thread: the thread runs but its
     executor does not know it, so the rollback did not wait for it, and it wrote its piece

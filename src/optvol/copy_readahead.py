@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from optvol import errors
+from optvol.image import connection
 
 PIPE_BYTES = 1 << 20  # the pipe's capacity, if the system allows (1 MiB is the unprivileged limit)
 AHEAD_BYTES = 8 << 20  # what the child may hold beyond what the pipe holds
@@ -105,6 +106,7 @@ def _child(produce: Callable[[], Iterable[object]], write_fd: int, parent: int, 
             signal.signal(signum, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # what came meanwhile is ignored now
         _die_with(parent)
+        connection.adopt_in_child()  # the parent's connections refuse a forked child's statements
         sender = _Sender(write_fd)
         try:
             for item in produce():

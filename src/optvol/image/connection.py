@@ -95,10 +95,41 @@ class IndexConnection(sqlite3.Connection):
 _CONNECTIONS: weakref.WeakSet[IndexConnection] = weakref.WeakSet()
 
 
+class _Forked:
+    """The ``owner`` of a connection in a process forked while it was open: every statement
+    is refused (OPV0013), reads too. SQLite's connection is the parent's: a child that read
+    through it saw a parent thread's uncommitted batch, or waited for ever on a lock a thread
+    of the parent held at the fork. Taking it without blocking fails (a handle the collector
+    closes in the child writes nothing)."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __enter__(self) -> None:
+        raise errors.error("OPV0013", volume=self.where)
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if blocking:
+            raise errors.error("OPV0013", volume=self.where)
+        return False
+
+    def release(self) -> None:
+        pass
+
+
 def _unlocked_in_child() -> None:
-    """A forked child's connections get locks of their own: one that a thread of the parent
-    held at the fork would never be released in the child (which then reads, or is refused
-    a write: OPV0013)."""
+    """A forked child's connections refuse every statement (``_Forked``)."""
+    for connection in list(_CONNECTIONS):
+        connection.owner = _Forked(connection.where)
+
+
+def adopt_in_child() -> None:
+    """The parent's connections serve a child again: only for CPYOPT's read-ahead child
+    (``copy_readahead``), forked while its parent runs no other thread and holds no
+    transaction, which reads committed state and leaves with ``os._exit``."""
     for connection in list(_CONNECTIONS):
         connection.owner = threading.RLock()
 
