@@ -170,6 +170,35 @@ def test_a_forked_child_reads_nothing_through_its_parents_volume(library):
     _clean(library)
 
 
+def test_a_thread_that_writes_through_a_second_volume_inside_its_batch_is_refused_at_once(library, clock):
+    """The same volume opened twice in one thread: a write through the second inside the
+    first one's batch waited 60 s for SQLite's write lock, which only that thread could
+    release, then said another process had the volume. It is OPV0014 at once, writing
+    nothing; the batch goes on, and the second volume writes once the batch is over."""
+    from optvol import Library
+
+    make_volume(library, "PVOL1")
+    alias = library.root.parent / "alias"  # the same library, spelt another way
+    alias.symlink_to(library.root)
+    other_library = Library(alias, clock=clock)
+    with library.open("PVOL1") as first, other_library.open("PVOL1") as second:
+        with first.batch():
+            first.write_bytes("/inbatch.txt", b"the batch's")
+            start = time.monotonic()
+            with pytest.raises(errors.InvalidError) as refused:
+                second.write_bytes("/second.txt", b"the second volume's")
+            assert refused.value.message_id == "OPV0014" and time.monotonic() - start < 5
+            with pytest.raises(errors.InvalidError, match="OPV0014"):
+                with second.open("/handle.txt", "wb") as handle:
+                    handle.write(b"nor this")
+            first.write_bytes("/after.txt", b"still the batch's")
+        assert second.read_bytes("/inbatch.txt") == b"the batch's"
+        second.write_bytes("/second.txt", b"the second volume's")  # no batch left: it writes
+        assert first.read_bytes("/second.txt") == b"the second volume's"
+        assert not first.exists("/handle.txt") and first.read_bytes("/after.txt") == b"still the batch's"
+    _clean(library)
+
+
 def test_an_interrupt_while_the_writer_thread_starts_leaves_no_write_behind(library, monkeypatch):
     """Ctrl-C landing in ``Thread.start`` of the writer thread: the thread runs but its
     executor does not know it, so the rollback did not wait for it, and it wrote its piece

@@ -50,7 +50,13 @@ class _Cursor(sqlite3.Cursor):
                 raise _index_error(exc, self.connection.where) from None
 
     def execute(self, *args):
-        return self._step(super().execute, *args)
+        statement = args[0] if args else None
+        if statement == "BEGIN IMMEDIATE":
+            _refuse_waiting_for_oneself(self.connection)
+        found = self._step(super().execute, *args)
+        if statement in ("BEGIN IMMEDIATE", "BEGIN", "COMMIT", "ROLLBACK"):
+            self.connection.writer = threading.get_ident() if statement == "BEGIN IMMEDIATE" else None
+        return found
 
     def executemany(self, *args):
         return self._step(super().executemany, *args)
@@ -76,9 +82,11 @@ class IndexConnection(sqlite3.Connection):
     volume never see, join or end each other's transactions (one connection has one)."""
 
     where = "?"
+    writer: int | None = None  # the thread whose BEGIN IMMEDIATE holds SQLite's write lock
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self.database = database
         self.owner = threading.RLock()
         _CONNECTIONS.add(self)
 
@@ -93,6 +101,23 @@ class IndexConnection(sqlite3.Connection):
 
 
 _CONNECTIONS: weakref.WeakSet[IndexConnection] = weakref.WeakSet()
+
+
+def _refuse_waiting_for_oneself(connection: IndexConnection) -> None:
+    """OPV0014 when this thread already holds the write lock of the same index through
+    another connection (a program that opened the volume twice and writes through one
+    inside the other's batch): SQLite would let it wait for itself, 60 s, then OPV0004. A
+    BEGIN IMMEDIATE that does not wait (opening a volume looks for an idle writer) goes on."""
+    me = threading.get_ident()
+    for other in list(_CONNECTIONS):
+        if other is connection or other.writer != me:
+            continue
+        try:
+            holding = other.in_transaction and os.path.samefile(other.database, connection.database)
+        except (sqlite3.ProgrammingError, OSError, TypeError, ValueError):  # closed, or not a plain path
+            holding = False
+        if holding and connection.execute("PRAGMA busy_timeout").fetchone()[0] > 0:  # (0: a look, no wait)
+            raise errors.error("OPV0014", volume=connection.where)
 
 
 class _Forked:
@@ -123,7 +148,7 @@ class _Forked:
 def _unlocked_in_child() -> None:
     """A forked child's connections refuse every statement (``_Forked``)."""
     for connection in list(_CONNECTIONS):
-        connection.owner = _Forked(connection.where)
+        connection.owner, connection.writer = _Forked(connection.where), None
 
 
 def adopt_in_child() -> None:
