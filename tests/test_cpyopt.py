@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from optvol.initialize import inzopt
 from optvol.library import Library
 from optvol.model import BEGIN, VolumeType
 from optvol.privileged import PrivilegedWriter
+from optvol.volume_rows import optional_meta
 from optvol.recovery import recover
 
 SECTOR = 2048
@@ -758,6 +760,55 @@ def test_another_volume_under_the_primarys_name_is_compared_file_by_file(lib, cl
     recover(lib, vol="BVOL1")
     assert index_dump(lib.root / "BVOL1.optvol" / "index.sqlite") == before
     assert backup(lib, day(1, 10)).copied == 0
+
+
+@pytest.mark.parametrize("last", ["a file", "a delete"])
+def test_a_primary_image_put_back_from_an_older_copy_is_compared_file_by_file(lib, clock, tmp_path, last):
+    """A hunt of session 19: a VM restored from a snapshot puts the primary's image back (the
+    same history: the same first record) and its clock back with it. A file written then got
+    a change time inside the backup's range, and every later *CHANGED run skipped it for
+    good, while DSPOPT said the directory was complete. The backup keeps how far the
+    primary's history went (its last record, when the run began): a run that does not find
+    that record any more compares every file. The last record may be one no index row
+    points at (a delete)."""
+    write(lib, clock, datetime(2026, 12, 1, 10, 5, tzinfo=timezone.utc), {"/D/A": b"a", "/D/X": b"x"})
+    image = lib.root / "PVOL1.optvol"
+    shutil.copytree(image, tmp_path / "snapshot")  # every Volume is closed: the image as it stands
+    write(lib, clock, datetime(2026, 12, 1, 10, 10, tzinfo=timezone.utc), {"/D/B": b"b"})
+    if last == "a delete":
+        with lib.open("PVOL1") as volume:
+            volume.remove("/D/X")
+    assert backup(lib, datetime(2026, 12, 1, 11, tzinfo=timezone.utc)).copied == (3 if last == "a file" else 2)
+    shutil.rmtree(image)
+    shutil.copytree(tmp_path / "snapshot", image)  # the restore, with the clock at 10:07
+    write(lib, clock, datetime(2026, 12, 1, 10, 8, tzinfo=timezone.utc), {"/D/C": b"c"})
+    again = backup(lib, datetime(2026, 12, 1, 12, tzinfo=timezone.utc))
+    assert (again.copied, again.failures) == ((1, []) if last == "a file" else (2, []))  # C (and X, back again)
+    with lib.open("BVOL1") as bvol:
+        assert bvol.stat("/D/C").sha256 == hashlib.sha256(b"c").hexdigest()
+    assert backup(lib, datetime(2026, 12, 1, 13, tzinfo=timezone.utc)).copied == 0  # trusted again from here
+    before = index_dump(lib.root / "BVOL1.optvol" / "index.sqlite")
+    recover(lib, vol="BVOL1")  # the place comes back from the control records
+    assert index_dump(lib.root / "BVOL1.optvol" / "index.sqlite") == before
+
+
+def test_a_primary_that_only_went_on_keeps_its_backups_ranges(lib, clock):
+    """The place a backup keeps names the primary's last record: a primary that went on
+    (files written, deleted, renamed, a label change) still holds it, and a no-change run
+    compares nothing (the ranges are trusted)."""
+    write(lib, clock, day(1, 2), {"/D/F": b"v1", "/E/G": b"g1"})
+    assert backup(lib, day(1, 3)).copied == 2
+    write(lib, clock, day(1, 4), {"/D/H": b"h"})
+    with lib.open("PVOL1") as volume:
+        volume.remove("/E/G")
+        volume.rename("/D/F", "/D/F2")
+    assert backup(lib, day(1, 5)).copied == 2  # H and F2
+    trusted = backup(lib, day(1, 6))
+    assert trusted.copied == 0
+    with lib.open("BVOL1") as bvol:
+        place = (optional_meta(bvol.image.conn, "primary_place_sector"), optional_meta(bvol.image.conn, "primary_place_mark"))
+    with lib.open("PVOL1") as pvol:
+        assert place == copying._place_in_history(pvol) and place[0] > 0
 
 
 def test_ranges_already_forgotten_are_not_written_again(lib, clock):

@@ -221,6 +221,52 @@ def _history_of(volume: Volume) -> int | None:
     return int.from_bytes(hashlib.blake2b(identity, digest_size=8).digest(), "big") >> 1  # an SQLite INTEGER
 
 
+_UNKNOWN_PLACE = (-1, 0)  # a source whose last records cannot be read: the next run compares every file
+
+
+def _place_in_history(volume: Volume) -> tuple[int, int]:
+    """How far a volume's history has gone: the first sector of its last committed record,
+    and a number naming that record (``_record_mark``). A backup keeps its primary's, as
+    each run began (docs/format.md §4.2, "How far it went"). Found from the newest file
+    version's record, reading the headers of any records after it."""
+    image = volume.image
+    with image.conn.owner, image.snapshot() as conn:
+        end = image.meta("committed_end")
+        newest = conn.execute("SELECT sector FROM files ORDER BY id DESC LIMIT 1").fetchone()
+    at, last = (newest[0] if newest else 0), None
+    try:
+        while at < end:
+            header = image.read_header(at)
+            last, at = at, at + header.total_sectors(image.sector_size)
+    except errors.OptvolError:  # damaged records: unknown
+        return _UNKNOWN_PLACE
+    return _UNKNOWN_PLACE if last is None or at != end else (last, _mark(last, header))
+
+
+def _mark(sector: int, header) -> int:
+    """A number naming the record at ``sector`` with this header (an SQLite INTEGER)."""
+    named = json.dumps([sector, int(header.kind), header.sequence, header.payload_size, header.payload_sha256.hex(),
+                        header.body], sort_keys=True).encode()
+    return int.from_bytes(hashlib.blake2b(named, digest_size=8).digest(), "big") >> 1
+
+
+def _went_back(source: Volume, target: Volume) -> bool:
+    """Whether the source no longer holds the record its backup's last run found last: the
+    image was put back from an older copy of itself (a VM snapshot, a restore of its files),
+    and a change made since may carry a change time the backup's ranges claim (a clock that
+    went back with it). Nothing recorded (a backup older than this): no."""
+    conn = target.image.conn
+    sector, mark = optional_meta(conn, "primary_place_sector"), optional_meta(conn, "primary_place_mark")
+    if sector is None or mark is None:
+        return False
+    if sector < 0 or sector >= source.image.meta("committed_end"):
+        return True
+    try:
+        return _mark(sector, source.image.read_header(sector)) != mark
+    except errors.OptvolError:  # no record there any more (or a damaged one)
+        return True
+
+
 def _payload_offset(volume: Volume, c: Candidate) -> int:
     """Where a candidate's bytes start in its volume's data partition."""
     return (c.row.sector + c.row.header_sectors) * volume.image.sector_size
@@ -323,6 +369,7 @@ class _Copier:
         self._written = 0  # files written by this request, committed or not
         self._prehash = _Prehash(source)
         self.seen = 0  # the source's changed_high as the request begins (backup.Range.seen)
+        self.place: tuple[int, int] = _UNKNOWN_PLACE  # how far the source's history went then (_place_in_history)
 
     def writer(self):
         """A writer in the open group transaction (see BATCH_FILES), opening one if needed."""
@@ -334,7 +381,7 @@ class _Copier:
                     request_id = first.reserve_request_id()
                     if self.other_history:  # in the same transaction: undone with it, done again with the next
                         first.forget_ranges(request=request_id, sectors=backup.CONTROL_SECTORS,
-                                            primary_history=self.primary_history)
+                                            primary_history=self.primary_history, primary_place=self.place)
                 except BaseException as exc:  # a full backup, say: nothing of it stays
                     stack.__exit__(type(exc), exc, exc.__traceback__)
                     raise
@@ -371,6 +418,11 @@ class _Copier:
         self.source.write_barrier()
         # Before any file is read: each one changed after this is stamped above it.
         self.seen = self.source.image.meta("changed_high")
+        if self.plan.to_backup:  # after ``seen``: the place covers every change it counts
+            self.place = _place_in_history(self.source)
+            if not self.other_history and _went_back(self.source, self.target):
+                self.other_history = True  # an image put back from an older copy: compare every file
+                self.choice = self.choice._replace(trust_ranges=False)
         try:
             with ExitStack() as reading:
                 # A tree is read ahead by a child process, forked before this process writes
@@ -609,7 +661,8 @@ class _Copier:
         try:
             with self.writer() as writer, writer.savepoint():
                 writer.record_control(path, new.as_row(), request=self.request_id, details=details,
-                                      sectors=backup.CONTROL_SECTORS, primary_history=self.primary_history)
+                                      sectors=backup.CONTROL_SECTORS, primary_history=self.primary_history,
+                                      primary_place=self.place)
         except errors.VolumeFullError as exc:
             self.result.failures.append(CopyFailure(path or "/", exc.message_id, exc.text))
 

@@ -185,13 +185,14 @@ class PrivilegedWriter:
 
     def record_control(self, path: str | None, row: tuple[int | None, int | None, int | None, int | None], *,
                        request: int, details: dict, sectors: int, primary_history: int | None = None,
-                       refusable: bool = True) -> None:
+                       primary_place: tuple[int, int] | None = None, refusable: bool = True) -> None:
         """Write the backup control record of a directory (``path``) or the volume (None).
 
         ``row`` is (range start, range end, last changed, seen) as index values
         (``backup.Range.as_row``); the record takes exactly ``sectors`` sectors of the volume
         (reference §4.2: three per directory). ``primary_history``: the history of the primary
-        the ranges describe (``meta.primary_history``, ``copying._history_of``). Not
+        the ranges describe (``meta.primary_history``, ``copying._history_of``);
+        ``primary_place``: how far it had gone (``copying._place_in_history``). Not
         ``refusable``: charged but never refused by the threshold (DUPOPT's bookkeeping).
         """
         start, end, last, seen = row
@@ -200,6 +201,10 @@ class PrivilegedWriter:
         if primary_history is not None:
             body["primary_history"] = primary_history
             set_meta(self.volume.image.conn, "primary_history", primary_history)
+        if primary_place is not None:
+            body["primary_place"] = list(primary_place)
+            set_meta(self.volume.image.conn, "primary_place_sector", primary_place[0])
+            set_meta(self.volume.image.conn, "primary_place_mark", primary_place[1])
         sector_size = self.volume.image.sector_size
         # The header's sectors are what a long path of multi-byte characters makes them (up
         # to 3 of 512 bytes), so the padded payload takes the rest of exactly ``sectors``.
@@ -248,7 +253,8 @@ class PrivilegedWriter:
                                primary_history=optional_meta(conn, "primary_history"), paths=lost, refusable=False)
 
     def forget_ranges(self, *, request: int, sectors: int, primary_history: int | None,
-                      paths: set[str] | None = None, refusable: bool = True) -> None:
+                      primary_place: tuple[int, int] | None = None, paths: set[str] | None = None,
+                      refusable: bool = True) -> None:
         """Every range of this backup (or those of ``paths`` and the volume's) now holds nothing
         for certain (its ``seen`` NULL, by a control record of its own): they describe the
         history of another volume than the primary now under that name (``primary_history``),
@@ -263,7 +269,8 @@ class PrivilegedWriter:
             if wanted and found["backup_end"] is not None and found["backup_seen"] is not None:
                 row = (found["backup_start"], found["backup_end"], found["backup_last_changed"], None)
                 self.record_control(path, row, request=request, details={"forgotten": True}, sectors=sectors,
-                                    primary_history=primary_history, refusable=refusable)
+                                    primary_history=primary_history, primary_place=primary_place,
+                                    refusable=refusable)
 
     def reserve_request_id(self) -> int:
         """The ID of a CPYOPT request onto this backup: above every logged request's, every

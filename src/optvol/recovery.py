@@ -303,7 +303,8 @@ def _apply(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
         # A record of index schema 2 or before has no range_seen: its range holds nothing for certain.
         row = (body["range_start"], body["range_end"], body["last_changed"], body.get("range_seen"))
         writer.record_control(body["path"], row, request=body["request"], details={}, sectors=header.header_sectors,
-                              primary_history=body.get("primary_history"))
+                              primary_history=body.get("primary_history"),
+                              primary_place=tuple(body["primary_place"]) if "primary_place" in body else None)
     elif kind == Kind.REQUEST:
         writer.log_request(body)
 
