@@ -4,6 +4,7 @@ and readable, nothing half-done is finished later, misuse is a clear error."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -196,6 +197,35 @@ def test_a_thread_that_writes_through_a_second_volume_inside_its_batch_is_refuse
         second.write_bytes("/second.txt", b"the second volume's")  # no batch left: it writes
         assert first.read_bytes("/second.txt") == b"the second volume's"
         assert not first.exists("/handle.txt") and first.read_bytes("/after.txt") == b"still the batch's"
+    _clean(library)
+
+
+@pytest.mark.parametrize("ending", ["fails", "commits"])
+def test_a_snapshot_refused_inside_the_threads_own_batch_ends_nothing(library, ending):
+    """``info()`` inside the same thread's batch is OPV0004; its snapshot's cleanup committed
+    the batch's half-done transaction (review 1 of session 19): a failed batch's files
+    stayed, damaged, and a good one was told the volume was damaged."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        with pytest.raises(RuntimeError) if ending == "fails" else contextlib.nullcontext():
+            with volume.batch():
+                volume.write_bytes("/one.bin", os.urandom(3_000_000))
+                with pytest.raises(errors.LockedError, match="OPV0004"):
+                    volume.info()
+                volume.write_bytes("/two.bin", b"two" * 1000)
+                if ending == "fails":
+                    raise RuntimeError("the program gives up its batch")
+        assert volume.exists("/one.bin") == volume.exists("/two.bin") == (ending == "commits")
+        if ending == "commits":
+            assert volume.read_bytes("/two.bin") == b"two" * 1000 and len(volume.read_bytes("/one.bin")) == 3_000_000
+        with volume.snapshot():
+            with pytest.raises(errors.LockedError, match="OPV0004"):
+                volume.info()
+            files = volume.listdir("/")
+            volume_two = library.open("PVOL1")
+            volume_two.write_bytes("/three.txt", b"committed meanwhile")
+            volume_two.close()
+            assert volume.listdir("/") == files  # the outer snapshot still sees its own state
     _clean(library)
 
 

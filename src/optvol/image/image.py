@@ -423,14 +423,14 @@ class VolumeImage:
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query inside sees one committed state (``_live_snapshots``)."""
-        self._live_snapshots += 1
+        """A read transaction: every query sees one committed state (a failed BEGIN ends nothing)."""
+        self._live_snapshots, begun = self._live_snapshots + 1, False
         try:
-            self.conn.execute("BEGIN")
+            begun = self.conn.execute("BEGIN") is not None
             yield self.conn
         finally:
             self._live_snapshots -= 1
-            if self.conn.in_transaction:
+            if begun and self.conn.in_transaction:
                 self.conn.execute("COMMIT")
 
     def read_header(self, sector: int) -> records.Header:
