@@ -199,6 +199,29 @@ def test_host_targets_inside_the_library_are_refused(lib, tmp_path):
     assert run_cli(lib.root, "cp", "/QOPT/PVOL1/D/Keep", outside).rc == 0 and outside.read_bytes() == b"keep"
 
 
+def test_a_host_target_through_a_bind_mount_of_the_library_is_refused(lib, tmp_path):
+    """A hunt of session 19: the library reached by another name than its own (a bind mount
+    here; another case of its name on a case-insensitive file system is the same) passed the
+    check by name, and a cp over a volume's data partition destroyed the volume. The check
+    knows the library's directory by its device and inode."""
+    make_volume(lib, "BVOL1", type=VolumeType.BACKUP)
+    alias = tmp_path / "alias"
+    alias.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(lib.root), str(alias)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"mount --bind is not allowed here: {mounted.stderr.decode().strip()}")
+    try:
+        before = tree_snapshot(lib.root)
+        for target in (alias / "BVOL1.optvol" / "data.opv", alias / "NEW" / "x"):
+            for args in (("cp", "--replace", "*YES", "/QOPT/PVOL1/D/Keep", target), ("cp", "-r", "/QOPT/PVOL1/D", target),
+                         ("export-iso", "PVOL1", target)):
+                result = run_cli(lib.root, *args)
+                assert result.rc == 2 and "OPV0302" in result.err and "inside the library" in result.err, (args, result.err)
+        assert tree_snapshot(lib.root) == before
+    finally:
+        subprocess.run(["umount", str(alias)], check=True)
+
+
 def test_a_link_below_a_host_target_into_the_library_is_refused(lib, tmp_path):
     """The target directory is outside the library, but a directory of the tree copied is a
     symbolic link into a backup volume: cp -r and CPY SUBTREE(*ALL) refuse it before they

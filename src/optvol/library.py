@@ -218,7 +218,7 @@ class Library:
         written by optvol alone, through the rules (a copy over a backup's data partition
         would bypass them all)."""
         root, target = os.path.realpath(self.root), os.path.realpath(path)
-        if target == root or target.startswith(root.rstrip("/") + "/"):
+        if target == root or target.startswith(root.rstrip("/") + "/") or _below(target, root):
             raise errors.error("OPV0302", path=path,
                                reason=f"it is inside the library {str(self.root)!r}, whose files only optvol writes")
 
@@ -404,3 +404,25 @@ def _token() -> str:
     """32 random hex digits: the unique part of a temporary name under ``.tmp/`` (os.urandom,
     not uuid, which costs every command's start 3 ms to import)."""
     return os.urandom(16).hex()
+
+
+def _below(target: str, root: str) -> bool:
+    """Whether host path ``target``, or a directory above it, is the directory ``root`` by
+    identity (device and inode), not by name: another spelling on a case-insensitive file
+    system, or a bind mount of the library, names it too."""
+    try:
+        library = os.stat(root)
+    except OSError:
+        return False
+    probe = target
+    while True:
+        try:
+            found = os.stat(probe)
+            if (found.st_dev, found.st_ino) == (library.st_dev, library.st_ino):
+                return True
+        except OSError:  # not there yet (what the copy makes), or not to be looked into
+            pass
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return False
+        probe = parent
