@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+
+import pytest
+
+from optvol import errors
 
 
 def test_demo_runs_on_a_scratch_library_and_loses_nothing(tmp_path):
@@ -26,6 +31,7 @@ def test_demo_runs_on_a_scratch_library_and_loses_nothing(tmp_path):
     library = re.search(r"scratch library in (\S+)", out).group(1)
     assert library.startswith(str(tmp_path))
     assert not (tmp_path / "home" / ".local" / "share" / "optvol").exists()  # the default library is untouched
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("optvol-demo-files-")] == []  # its host files go
     listing = subprocess.run([sys.executable, "-m", "optvol", "--library", library, "--json", "wrkoptvol"],
                              capture_output=True, text=True, env=env)
     assert [v["volume"] for v in json.loads(listing.stdout)] == ["PVOL1"]
@@ -42,3 +48,50 @@ def test_demo_with_json_is_refused_and_prints_nothing(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.startswith("optvol: OPV0008: ") and not (tmp_path / "lib").exists()
+
+
+@pytest.mark.parametrize("step, signum, code", [("cp", signal.SIGINT, 130), ("cpyopt", signal.SIGINT, 130),
+                                                ("cvtoptbku", signal.SIGTERM, 143)])
+def test_a_signal_during_a_step_ends_the_demo(tmp_path, monkeypatch, capsys, step, signum, code):
+    """A hunt of session 19: Ctrl-C or SIGTERM during a step was caught by that step's command,
+    and the tour went on (to "Done.", exit 0, or to a converted volume that "differs", after a
+    backup cut short). The signal really arrives, inside the step's own command; the tour
+    ends with the signal's exit code before its next step, and leaves no host files behind."""
+    from optvol import cli
+    from optvol.cli import demo
+
+    real_run, real_parse, ran = demo._run, cli.parser.parse, []
+
+    def parse(argv):
+        signal.raise_signal(signum)  # the command has begun: it catches the signal
+        return real_parse(argv)
+
+    def run(inner, argv, out, err):
+        ran.append(argv[2])
+        with monkeypatch.context() as during:
+            if argv[2] == step:
+                during.setattr(cli.parser, "parse", parse)
+            return real_run(inner, argv, out, err)
+
+    monkeypatch.setattr(demo, "_run", run)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert cli.main(["--library", str(tmp_path / "lib"), "demo"]) == code
+    out, err = capsys.readouterr()
+    assert ran[-1] == step and "Done." not in out
+    assert err.strip().splitlines()[-1] == ("optvol: interrupted" if code == 130 else "optvol: ended by SIGTERM")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("optvol-demo-files-")] == []
+
+
+def test_a_backup_step_that_fails_ends_the_demo(tmp_path, monkeypatch, capsys):
+    """Every step but the write refused on the backup must succeed: a CPYOPT that failed
+    (its command starts with "cp", as cp's does) went on to a disaster it could not undo."""
+    from optvol import cli, copying
+    from optvol.cli import demo
+
+    def full(*args, **kwargs):
+        raise errors.error("CPF1F61", volume="BVOL1", needed=1, available=0, threshold=99)
+
+    monkeypatch.setattr(copying, "cpyopt", full)
+    assert cli.main(["--library", str(tmp_path / "lib"), "demo"]) == 2
+    out, err = capsys.readouterr()
+    assert "Disaster" not in out and "OPV0008" in err and "demo step failed: optvol cpyopt" in err

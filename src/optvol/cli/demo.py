@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
+import signal
 import tempfile
 import time
 from io import StringIO
@@ -42,20 +44,33 @@ def run(ctx: Context) -> int:
     say(f"optvol demo: a scratch library in {root}\n")
     host = tempfile.mkdtemp(prefix="optvol-demo-files-")
 
-    def optvol(*args: str, show: bool = True, echo: bool = True) -> str:
-        from optvol.cli import main
+    def optvol(*args: str, show: bool = True, echo: bool = True, refused: bool = False) -> str:
+        """Run one step; it must succeed (or, ``refused``, fail). An interrupted step ends the tour."""
+        from optvol.cli import Terminated, main
 
         if echo:
             say(f"$ optvol {' '.join(shlex.quote(a) for a in args)}")
         out, err = StringIO(), StringIO()
         code = _run(main, ["--library", root, *args], out, err)
+        if code == 130:  # the step caught Ctrl-C, SIGTERM or SIGHUP: so does the tour
+            raise KeyboardInterrupt
+        if code - 128 in (signal.SIGTERM, signal.SIGHUP):
+            raise Terminated(code - 128)
         if show:
             for line in (out.getvalue() + err.getvalue()).rstrip().splitlines():
                 say("  " + line)
-        if code != 0 and not args[0].startswith("cp"):
-            raise errors.error("OPV0008", reason=f"demo step failed: optvol {' '.join(args)} (exit {code})")
+        if (code != 0) != refused:
+            raise errors.error("OPV0008", reason=f"demo step {'failed' if code else 'was not refused'}: "
+                                                 f"optvol {' '.join(args)} (exit {code})")
         return out.getvalue()
 
+    try:
+        return _tour(ctx, root, host, say, optvol)
+    finally:
+        shutil.rmtree(host, ignore_errors=True)  # the host copies of the files (the library stays)
+
+
+def _tour(ctx: Context, root: str, host: str, say, optvol) -> int:
     before = _back_up(say, optvol, host)
     say("\n6. Disaster: the primary volume is lost.")
     _lose(ctx, root, "PVOL1")
@@ -98,7 +113,7 @@ def _back_up(say, optvol, host: str) -> dict:
     optvol("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
     optvol("dspopt", "BVOL1", "--data", "*DIRATR")
     say("\n4. Nobody but CPYOPT writes a backup volume:")
-    optvol("cp", os.path.join(host, "JAN.TXT"), "/QOPT/BVOL1/INVOICES/")
+    optvol("cp", os.path.join(host, "JAN.TXT"), "/QOPT/BVOL1/INVOICES/", refused=True)
     time.sleep(1.1)
     say("\n5. February's invoice is corrected on the primary; the next backup copies only that.")
     with open(os.path.join(host, "FEB.TXT"), "w") as handle:
