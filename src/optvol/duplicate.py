@@ -3,8 +3,8 @@
 The duplicate is identical to the source except its identifier and creation time: a
 *BACKUP volume stays *BACKUP with its recorded primary, ranges and request log. The index
 is copied with SQLite's backup API (one consistent snapshot) and the data partition up to
-that snapshot's committed end with ``copy_file_range``; then every file version of the
-copy is verified. ALWMEDERR(*NONE) stops at the first damaged file with nothing made;
+that snapshot's committed end in the kernel (``copy_bytes``: on blocks of its own); then
+every file version of the copy is verified. ALWMEDERR(*NONE) stops at the first damaged file with nothing made;
 ALWMEDERR(*FILE) leaves damaged files out of the duplicate and lists them.
 """
 

@@ -311,10 +311,10 @@ def _write_verified(partition, sector: int, chunks: Iterator[bytes], *, limit: i
 
 
 def _copy_verified(partition, sector: int, source: SourceRange, *, size: int, expected: bytes) -> bytes:
-    """Copy ``size`` bytes with copy_file_range while another thread hashes the source (``source.digest``).
+    """Copy ``size`` bytes in the kernel (``copy_bytes``) while another thread hashes the source (``source.digest``).
 
     The hash reads the same bytes, so sectors of the source the host cannot read are the
-    source file's damage (CPF1F28), even where copy_file_range met them first.
+    source file's damage (CPF1F28), even where the kernel's copy met them first.
     """
     try:
         partition.copy_range(source_fd=source.fd, source_offset=source.offset, length=size, sector=sector)

@@ -25,7 +25,7 @@ from optvol import errors
 
 CHUNK = 1 << 20
 _DIRECT_REFUSED = (errno.EINVAL, errno.EOPNOTSUPP)  # what a write past the page cache may meet: not an I/O error
-_NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)  # copy_file_range refused: copy by hand
+_NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)  # sendfile refused: copy by hand
 
 
 class DataPartition:
@@ -174,7 +174,7 @@ class DataPartition:
             yield data
 
     def copy_out(self, sector: int, size: int, *, fd: int, offset: int) -> bytes | None:
-        """Copy a payload to byte ``offset`` of another file with copy_file_range while a
+        """Copy a payload to byte ``offset`` of another file in the kernel (``copy_bytes``) while a
         second thread hashes it; return its SHA-256 (None if the partition ends early).
 
         The bytes are copied before they are known to be good: the caller compares the
@@ -218,11 +218,13 @@ class DataPartition:
 
 def copy_bytes(source: int, target: int, length: int, source_offset: int, target_offset: int) -> int:
     """Copy up to ``length`` bytes between two files at the given offsets; the bytes copied
-    (0: the source ends). In the kernel (copy_file_range) where it can; where it refuses
-    (EXDEV: another file system, for one since Linux 5.19; or no support), through a
-    buffer, as ``shutil`` does."""
+    (0: the source ends). In the kernel (sendfile) where it can; where it refuses, through
+    a buffer, as ``shutil`` does. Never copy_file_range: on a file system that shares
+    blocks (btrfs, xfs) it makes the copy share the source's blocks, and a backup whose
+    blocks are its primary's is lost with them (``target``'s file position moves)."""
     try:
-        return os.copy_file_range(source, target, min(length, 1 << 30), source_offset, target_offset)
+        os.lseek(target, target_offset, os.SEEK_SET)
+        return os.sendfile(target, source, source_offset, min(length, 1 << 30))
     except OSError as exc:
         if exc.errno not in _NO_KERNEL_COPY:
             raise

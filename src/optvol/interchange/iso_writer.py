@@ -48,7 +48,7 @@ from optvol.volume_rows import HIDDEN, READ_ONLY, DirRow, FileRow
 
 PATH_TABLES = 19  # the first sector after the volume descriptors
 PARTITION = udfs.ANCHOR + 1  # where the UDF partition starts: its file set descriptor
-COPY_IN_KERNEL = 256 << 10  # payloads from this size on are copied by copy_file_range
+COPY_IN_KERNEL = 256 << 10  # payloads from this size on are copied in the kernel (copy_bytes)
 FLUSH_AT = 4 << 20
 FILE_MODE, READ_ONLY_MODE, DIR_MODE = 0o100644, 0o100444, 0o040755
 MAX_DIRECTORIES = 0xFFFF  # a path table names its parents in 16 bits
