@@ -35,8 +35,8 @@ from optvol.initialize import inzopt
 from optvol.library import Library
 from optvol.model import BEGIN, VolumeType
 from optvol.privileged import PrivilegedWriter
-from optvol.volume_rows import optional_meta
 from optvol.recovery import recover
+from optvol.volume_rows import optional_meta
 
 SECTOR = 2048
 

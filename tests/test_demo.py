@@ -86,7 +86,6 @@ def test_a_backup_step_that_fails_ends_the_demo(tmp_path, monkeypatch, capsys):
     """Every step but the write refused on the backup must succeed: a CPYOPT that failed
     (its command starts with "cp", as cp's does) went on to a disaster it could not undo."""
     from optvol import cli, copying
-    from optvol.cli import demo
 
     def full(*args, **kwargs):
         raise errors.error("CPF1F61", volume="BVOL1", needed=1, available=0, threshold=99)

@@ -226,7 +226,7 @@ _UNKNOWN_PLACE = (-1, 0)  # a source whose last records cannot be read: the next
 
 def _place_in_history(volume: Volume) -> tuple[int, int]:
     """How far a volume's history has gone: the first sector of its last committed record,
-    and a number naming that record (``_record_mark``). A backup keeps its primary's, as
+    and a number naming that record (``_mark``). A backup keeps its primary's, as
     each run began (docs/format.md §4.2, "How far it went"). Found from the newest file
     version's record, reading the headers of any records after it."""
     image = volume.image
