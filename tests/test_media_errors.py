@@ -6,8 +6,8 @@ exit 7), never with a traceback, and CPYOPT, CHKOPTVOL and DUPOPT ALWMEDERR(*FIL
 go on with the rest (issue 6 point 6, reference §10.7).
 
 The machines this runs on have no device mapper to make a real failing device, so the
-failure is injected where the host reports it: ``os.pread`` and ``os.copy_file_range``
-raise EIO for byte ranges of one data partition, in this process and in CPYOPT's
+failure is injected where the host reports it: ``os.pread`` and ``os.sendfile`` (the
+kernel copy, ``datapart.copy_bytes``) raise EIO for byte ranges of one data partition, in this process and in CPYOPT's
 read-ahead child (forked from it). Everything else is real: the library on disk, the
 reads, the copies, the checks.
 """
@@ -37,19 +37,19 @@ class FailingDisk:
 
     def __init__(self, monkeypatch, data_path: str):
         self.data_path, self.ranges, self.refused = data_path, [], 0
-        real_pread, real_copy = os.pread, os.copy_file_range
+        real_pread, real_sendfile = os.pread, os.sendfile
 
         def pread(fd, length, offset):
             self._check(fd, offset, length)
             return real_pread(fd, length, offset)
 
-        def copy_file_range(src, dst, count, offset_src=None, offset_dst=None):
-            if offset_src is not None:
-                self._check(src, offset_src, count)
-            return real_copy(src, dst, count, offset_src, offset_dst)
+        def sendfile(out_fd, in_fd, offset, count):
+            if offset is not None:
+                self._check(in_fd, offset, count)
+            return real_sendfile(out_fd, in_fd, offset, count)
 
         monkeypatch.setattr(os, "pread", pread)
-        monkeypatch.setattr(os, "copy_file_range", copy_file_range)
+        monkeypatch.setattr(os, "sendfile", sendfile)
 
     def fail(self, start: int, end: int) -> None:
         self.ranges.append((start, end))
