@@ -44,10 +44,10 @@ def open_file(volume, path: str, mode: str, *, encoding: str | None):
             raise volume.image.write_refusal("opening a file for writing")
         raw = VolumeWriter(volume, path, kind)
         buffered = _AbortingWriter(raw, buffer_size=WRITE_BUFFER)
-        buffered.volume_writer = raw
+        buffered.volume_writer, raw.wrapped = raw, True
         if not binary:
             text = _AbortingText(buffered, encoding=encoding or "utf-8")
-            text.volume_writer = raw
+            text.volume_writer, buffered.wrapped = raw, True
             return text
     return buffered if binary else io.TextIOWrapper(buffered, encoding=encoding or "utf-8")
 
@@ -59,6 +59,7 @@ class _Aborting:
     volume writer. If the flush of ``close`` fails, ``close`` raises that and writes nothing."""
 
     volume_writer: VolumeWriter  # set by open_file
+    wrapped = False  # another handle holds this one (``_finalize``)
 
     def write(self, data):
         writer = self.volume_writer
@@ -83,7 +84,8 @@ class _Aborting:
         return super().__exit__(kind, value, traceback)
 
     def __del__(self) -> None:
-        _finalize(self.volume_writer, super().__del__)
+        if not self.wrapped:
+            _finalize(self.volume_writer, super().__del__)
 
 
 class _AbortingWriter(_Aborting, io.BufferedWriter):
@@ -99,13 +101,19 @@ def _finalize(writer: VolumeWriter, close: Callable[[], None]) -> None:
     transaction is under way on its volume; else it writes nothing. The collector runs
     finalizers in whatever thread allocates: perhaps one that a batch of another thread waits
     for (waiting here deadlocked the program), or the batch's own thread halfway into its
-    transaction (a commit there ended the batch's transaction under it)."""
+    transaction (a commit there ended the batch's transaction under it).
+
+    Only the handle the program was given does this (the layers below it are ``wrapped``),
+    and only while its spool is open: the collector finalizes the parts of a reference cycle
+    in any order, and the raw writer, or the spool, closed before the handle above it wrote
+    a version without what that handle still held (an empty file, silently)."""
     image = writer._volume.image
     try:
         owner = image.conn.owner
     except ValueError:  # the volume is closed: close() says so and writes nothing
         owner = None
-    if owner is None or not owner.acquire(blocking=False):
+    spool = writer._spool
+    if spool is None or spool.closed or owner is None or not owner.acquire(blocking=False):
         writer.discard()
         close()
         return
@@ -203,6 +211,8 @@ class VolumeReader(io.RawIOBase):
 class VolumeWriter(io.RawIOBase):
     """A new version of a file, written to the volume when closed (see module docstring)."""
 
+    wrapped = False  # a buffered handle holds this one (``_finalize``)
+
     def __init__(self, volume, path: str, kind: str):
         super().__init__()
         # Until the writer is set up, closing it (even by the garbage collector) commits nothing.
@@ -280,7 +290,8 @@ class VolumeWriter(io.RawIOBase):
         self._discarded = True
 
     def __del__(self) -> None:
-        _finalize(self, super().__del__)
+        if not self.wrapped:
+            _finalize(self, super().__del__)
 
     def close(self) -> None:
         if self.closed:
