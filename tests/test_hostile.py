@@ -203,7 +203,8 @@ def test_a_host_target_through_a_bind_mount_of_the_library_is_refused(lib, tmp_p
     """A hunt of session 19: the library reached by another name than its own (a bind mount
     here; another case of its name on a case-insensitive file system is the same) passed the
     check by name, and a cp over a volume's data partition destroyed the volume. The check
-    knows the library's directory by its device and inode."""
+    knows a library's directory by its marker file (on exFAT through FUSE each spelling of
+    a name has an inode number of its own: checked by hand in session 19)."""
     make_volume(lib, "BVOL1", type=VolumeType.BACKUP)
     alias = tmp_path / "alias"
     alias.mkdir()
@@ -220,6 +221,24 @@ def test_a_host_target_through_a_bind_mount_of_the_library_is_refused(lib, tmp_p
         assert tree_snapshot(lib.root) == before
     finally:
         subprocess.run(["umount", str(alias)], check=True)
+
+
+def test_a_copy_to_the_host_never_replaces_a_file_it_wrote_itself(lib, tmp_path):
+    """A hunt of session 19: cp -r to a host that folds names the volume keeps apart (σ and
+    ς on exFAT) wrote both to one host file, said both were copied, exit 0: one was lost.
+    A copy never replaces a file it wrote itself (as cp refuses to overwrite a file it has
+    just created): here with two sources of one name, which a folding host makes of two
+    names; the first copy stays whole."""
+    with lib.open("PVOL1") as volume:
+        volume.mkdir("/E")
+        volume.write_bytes("/E/Keep", b"the other keep")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cli(lib.root, "cp", "/QOPT/PVOL1/D/Keep", "/QOPT/PVOL1/E/Keep", out)
+    assert result.rc == 2 and "OPV0302" in result.err and "already wrote another file there" in result.err, result.err
+    assert (out / "Keep").read_bytes() == b"keep"
+    (out / "Keep").write_bytes(b"the user's own")  # a file the command did not write is replaced, as before
+    assert run_cli(lib.root, "cp", "/QOPT/PVOL1/E/Keep", out).rc == 0 and (out / "Keep").read_bytes() == b"the other keep"
 
 
 def test_a_link_below_a_host_target_into_the_library_is_refused(lib, tmp_path):

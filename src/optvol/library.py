@@ -218,7 +218,7 @@ class Library:
         written by optvol alone, through the rules (a copy over a backup's data partition
         would bypass them all)."""
         root, target = os.path.realpath(self.root), os.path.realpath(path)
-        if target == root or target.startswith(root.rstrip("/") + "/") or _below(target, root):
+        if target == root or target.startswith(root.rstrip("/") + "/") or _below(target):
             raise errors.error("OPV0302", path=path,
                                reason=f"it is inside the library {str(self.root)!r}, whose files only optvol writes")
 
@@ -406,21 +406,18 @@ def _token() -> str:
     return os.urandom(16).hex()
 
 
-def _below(target: str, root: str) -> bool:
-    """Whether host path ``target``, or a directory above it, is the directory ``root`` by
-    identity (device and inode), not by name: another spelling on a case-insensitive file
-    system, or a bind mount of the library, names it too."""
-    try:
-        library = os.stat(root)
-    except OSError:
-        return False
+def _below(target: str) -> bool:
+    """Whether host path ``target``, or a directory above it, is an optvol library (it holds
+    the library's marker): found by what the directory holds, not by its name, so another
+    spelling of this library (another case of its name on a case-insensitive file system,
+    where FUSE file systems may give each spelling an inode of its own; a bind mount) or
+    another library is found too."""
     probe = target
     while True:
         try:
-            found = os.stat(probe)
-            if (found.st_dev, found.st_ino) == (library.st_dev, library.st_ino):
+            if os.path.isfile(os.path.join(probe, MARKER)):
                 return True
-        except OSError:  # not there yet (what the copy makes), or not to be looked into
+        except OSError:  # (isfile says False for what it cannot look at)
             pass
         parent = os.path.dirname(probe)
         if parent == probe:

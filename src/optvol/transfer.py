@@ -12,6 +12,7 @@ import os
 import stat as stat_mod
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -64,6 +65,10 @@ class _Volumes:
 
     def __init__(self, library: Library, stack: ExitStack):
         self.library, self.stack, self.open = library, stack, {}
+        # Host files this command wrote, by directory: another file of the copy that lands on
+        # one (a host that folds names the volume keeps apart) is refused, as cp refuses to
+        # overwrite a file it has just created.
+        self.made_on_host: dict[str, set[str]] = {}
 
     def __getitem__(self, volume_id: str) -> Volume:
         if volume_id not in self.open:
@@ -322,7 +327,8 @@ def _copy_file(volumes: _Volumes, source: Location, destination: Location, *, re
     if destination.volume is not None:
         volumes[destination.volume].write_chunks(destination.path, chunks, size=row.size, replace=replace)
     else:
-        _to_host(chunks, destination.path, modified=row.modified, replace=replace, durable=durable)
+        _to_host(chunks, destination.path, modified=row.modified, replace=replace, durable=durable,
+                 made=volumes.made_on_host)
 
 
 def _host_to_volume(volume: Volume, host_path: str, path: str, *, replace: bool) -> None:
@@ -362,13 +368,17 @@ def _read_host(fd: int, size: int, name: str, chunk: int = 1 << 20) -> Iterator[
                                                         " while it was copied, or it is not a plain file")
 
 
-def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool, durable: bool = False) -> None:
+def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool, durable: bool = False,
+             made: dict[str, set[str]] | None = None) -> None:
     """Write to a temporary file beside the target and rename it only once verified;
     ``durable`` (mv): on the disk, file and name, before this returns (an fsync reports a
-    failed write, which ``sync`` would not)."""
+    failed write, which ``sync`` would not). ``made``: what this command made on the host
+    (``_Volumes.made_on_host``), which it never replaces."""
     _check_host_name(host_path)
     if os.path.lexists(host_path) and not replace:
         raise errors.error("OPV0302", path=host_path, reason="it exists")
+    if made is not None:
+        _refuse_made_by_this_copy(host_path, made)
     directory = os.path.dirname(os.path.abspath(host_path))
     if not os.path.isdir(directory):
         raise errors.error("OPV0301", path=directory)
@@ -392,11 +402,34 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
         if isinstance(exc, OSError):  # writing the host file: its disk is full, say
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
         raise
+    if made is not None:
+        made.setdefault(directory, set()).add(os.path.basename(host_path))
     if durable:
         try:
             fsync_dir(directory)
         except OSError as exc:
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
+
+
+def _refuse_made_by_this_copy(host_path: str, made: dict[str, set[str]]) -> None:
+    """OPV0302 when ``host_path`` is a file this command wrote for another source: two
+    sources of one name, or a host that folds names the volume keeps apart (σ and ς on
+    exFAT, a case-insensitive directory), where the copy of one would replace the other's.
+    A folded name is one that exists although the directory lists no entry of that
+    spelling, when this command wrote a name of the same fold there (inode numbers cannot
+    tell: a FUSE file system may give each spelling its own)."""
+    directory, name = os.path.split(os.path.abspath(host_path))
+    names = made.get(directory)
+    if not names or not os.path.lexists(host_path):
+        return
+    key = _fold(name)
+    if name in names or (any(_fold(n) == key for n in names) and name not in os.listdir(directory)):
+        raise errors.error("OPV0302", path=host_path, reason="this copy already wrote another file there"
+                           " (the host file system takes the two names for one, or two sources have that name)")
+
+
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def _check_host_name(host_path: str) -> None:
