@@ -1061,6 +1061,33 @@ def test_a_backup_that_fills_up_keeps_every_file_that_fitted(tmp_path, clock):
     assert chkoptvol(lib, vol="BFULL")[0].damaged == []
 
 
+def test_a_longer_volume_id_that_would_put_a_path_past_294_characters_is_refused(lib, clock):
+    """A hunt of session 19: a file at the limit of reference §3.1 (294 characters with
+    /QOPT/<volume>) stayed listed, but no command could open it once its volume was converted,
+    duplicated or renamed under a longer ID (CPF1F48 on every read). Each of them is refused
+    now, before anything changes; an ID of the same length goes on."""
+    path = "/" + "A" * 127 + "/" + "B" * 127 + "/" + "F" * (294 - len("/QOPT/PVOL1") - 256 - 1)
+    assert len("/QOPT/PVOL1" + path) == 294
+    write(lib, clock, day(1, 2), {path: b"at the limit"})
+    assert backup(lib, day(1, 3)).copied == 1
+    for refused in (lambda: cvtoptbku(lib, bkuvol="BVOL1", privol="BVOL1X"),
+                    lambda: dupopt(lib, fromvol="PVOL1", tovol="PVOL1X", now=day(1, 4)),
+                    lambda: lib.rename("PVOL1", "PVOL1X")):
+        with pytest.raises(errors.InvalidError, match="CPF1F48"):
+            refused()
+    assert sorted(lib.volume_ids()) == ["BVOL1", "PVOL1"]
+    with lib.open("BVOL1") as bvol:
+        assert bvol.label()["type"] == VolumeType.BACKUP
+    dupopt(lib, fromvol="PVOL1", tovol="PDUP1", now=day(1, 5))
+    with lib.open("PDUP1") as dup:
+        assert dup.read_bytes(path) == b"at the limit"
+    with lib.locked():
+        lib.remove("PVOL1")
+    cvtoptbku(lib, bkuvol="BVOL1")  # *PRVPRIVOL: PVOL1 again, as long as before
+    with lib.open("PVOL1") as converted:
+        assert converted.read_bytes(path) == b"at the limit"
+
+
 def test_cvtoptbku_names_and_refusals(lib, clock):
     write(lib, clock, day(1, 2), {"/A/F": b"1"})
     backup(lib, day(1, 3))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from optvol import errors, model
 from optvol.library import Library
 from optvol.model import VolumeInfo, VolumeType
+from optvol.volume_rows import check_paths_fit
 
 PRVPRIVOL = None
 
@@ -32,6 +33,8 @@ def cvtoptbku(library: Library, *, bkuvol: str, privol: str | None = PRVPRIVOL) 
             new_id = model.volume_id(privol)
         if new_id != volume_id and library.exists(new_id):
             raise errors.error("OPV0003", volume=new_id, library=library.root)
+        with library.open(volume_id) as volume:  # every path must fit under the new ID (CPF1F48)
+            check_paths_fit(volume.image.conn, new_id)
         library.relabel(volume_id, fields={"volume": new_id, "type": str(VolumeType.PRIMARY)})
         with library.open(new_id) as converted:
             return converted.info()

@@ -23,6 +23,7 @@ from optvol.image.records import sectors_for
 from optvol.library import Library
 from optvol.model import MediaType, Progress, VolumeInfo
 from optvol.volume import Volume
+from optvol.volume_rows import check_paths_fit
 
 READ_ONLY_MEDIA = (MediaType.CD_ROM, MediaType.DVD_ROM)
 SALVAGE_BLOCK = 1 << 20  # after a media error, the source is copied this much at a time
@@ -56,6 +57,7 @@ def dupopt(library: Library, *, fromvol: str, tovol: str, now: datetime, newvol:
                 raise errors.error("OPV0003", volume=new_id, library=library.root)
             outcome = DuplicateResult(volume=None)
             media.check_volume_id(new_id, source.label()["media_format"])  # a duplicate keeps its format
+            check_paths_fit(source.image.conn, new_id)
             label = {"volume": new_id, "created": model.to_micros(now), **target}
 
             def build(staging: Path) -> None:

@@ -34,6 +34,7 @@ from optvol.image.datapart import fsync_dir
 from optvol.image.image import VolumeImage
 from optvol.image.locks import lock_exclusive, read_only_error
 from optvol.volume import Clock, Volume
+from optvol.volume_rows import check_paths_fit
 
 MARKER = ".optvol-library"
 LOCK = ".lock"
@@ -345,6 +346,7 @@ class Library:
         with self.locked():
             with self.open(volume) as found:
                 media.check_volume_id(model.volume_id(new), found.label()["media_format"])
+                check_paths_fit(found.image.conn, model.volume_id(new))
             self.relabel(volume, fields={"volume": model.volume_id(new)})
 
     def discard(self, volume: str) -> None:

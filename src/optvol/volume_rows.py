@@ -196,6 +196,18 @@ def _local_fromtime(parameters: dict) -> dict:
     return parameters if moment is None else {**parameters, "FROMTIME": model.iso(moment)}
 
 
+def check_paths_fit(conn: sqlite3.Connection, volume_id: str) -> None:
+    """CPF1F48 unless every live path of the volume fits reference §3.1 under the ID
+    ``volume_id`` (a volume renamed, converted or duplicated under a longer ID would hold
+    files that no command can name). One query over the directories, never a walk."""
+    longest_dir, longest_file = conn.execute(
+        "SELECT max(CASE WHEN path = '/' THEN 0 ELSE length(path) END),"
+        " max(CASE WHEN path = '/' THEN 0 ELSE length(path) END + 1 + (SELECT max(length(name)) FROM files"
+        " WHERE dir = dirs.id AND live = 1)) FROM dirs WHERE live = 1").fetchone()
+    model.check_lengths("/", volume=volume_id, directories=longest_dir or 0,
+                        total=max(longest_dir or 0, longest_file or 0), below=True)
+
+
 def longest_below(conn: sqlite3.Connection, directory: DirRow) -> tuple[int, int]:
     """(characters of the longest directory path, of the longest file path) at and below
     ``directory``: what a move of it must keep within reference §3.1. One query over the
