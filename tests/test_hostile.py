@@ -13,7 +13,7 @@ import pytest
 
 from conftest import make_volume
 from integrity_helpers import run_cli, tree_snapshot
-from optvol import errors
+from optvol import errors, transfer
 from optvol.checking import chkoptvol
 from optvol.initialize import inzopt
 from optvol.model import VolumeType
@@ -239,6 +239,31 @@ def test_a_copy_to_the_host_never_replaces_a_file_it_wrote_itself(lib, tmp_path)
     assert (out / "Keep").read_bytes() == b"keep"
     (out / "Keep").write_bytes(b"the user's own")  # a file the command did not write is replaced, as before
     assert run_cli(lib.root, "cp", "/QOPT/PVOL1/E/Keep", out).rc == 0 and (out / "Keep").read_bytes() == b"the other keep"
+
+
+def test_a_volume_tree_whose_paths_would_not_fit_the_target_is_refused_before_copying(lib):
+    """A hunt of session 19: cp -r and mv from one volume to another stopped at the first path
+    too long for the target (CPF1F48), with hundreds of files already copied there. A tree
+    from a volume is measured first, as one from the host is; nothing reaches the target."""
+    make_volume(lib, "PVOL2")
+    deep = "/T/B/" + "z/" * 121
+    with lib.open("PVOL1") as volume:
+        volume.mkdir(deep.rstrip("/"), parents=True)
+        volume.write_bytes(deep + "f", b"deep")
+        volume.mkdir("/T/A")
+        with volume.batch():  # more than one batch of the copy (transfer.BATCH_FILES) comes before the deep path
+            for n in range(transfer.BATCH_FILES + 100):
+                volume.write_bytes(f"/T/A/a{n}", b"a")
+    with lib.open("PVOL2") as target:
+        target.mkdir("/LONGPREFIX")
+    for command in ("cp", "mv"):
+        result = run_cli(lib.root, command, *(["-r"] if command == "cp" else []), "/QOPT/PVOL1/T", "/QOPT/PVOL2/LONGPREFIX/")
+        assert result.rc == 2 and "CPF1F48" in result.err, (command, result.err)
+        with lib.open("PVOL2") as target:
+            assert target.listdir("/LONGPREFIX") == []
+    with lib.open("PVOL1") as volume:
+        assert volume.read_bytes(deep + "f") == b"deep" and len(volume.listdir("/T/A")) == transfer.BATCH_FILES + 100
+    assert run_cli(lib.root, "cp", "-r", "/QOPT/PVOL1/T", "/QOPT/PVOL2/").rc == 0  # it fits there
 
 
 def test_a_link_below_a_host_target_into_the_library_is_refused(lib, tmp_path):

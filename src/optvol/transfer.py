@@ -22,6 +22,7 @@ from optvol.image.datapart import fsync_dir
 from optvol.library import Library
 from optvol.model import DirInfo, FileInfo
 from optvol.volume import Volume
+from optvol.volume_rows import longest_below, longest_in_volume
 
 BATCH_FILES = 1000
 BATCH_BYTES = 64 << 20
@@ -155,8 +156,23 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
             # A move onto its own name, or another case of it, is a rename: the volume says (CPF1F23).
             if not (moving and model.name_key(destination.path).rstrip("/") == model.name_key(source.path).rstrip("/")):
                 raise errors.error("OPV0110", operation="move" if moving else "copy", path=str(source))
+        if recursive and source.volume is not None and destination.volume is not None and _is_dir(volumes, source):
+            _check_tree_fits(volumes, source, destination)
         plan.append((source, destination))
     return plan
+
+
+def _check_tree_fits(volumes: _Volumes, source: Location, destination: Location) -> None:
+    """Every path of a volume's tree fits reference §3.1 where the copy puts it on the target
+    volume (CPF1F48 otherwise), before anything is copied: one query, not a walk (the copy
+    stopped at the first path too long, with hundreds of files already on the target)."""
+    volume = volumes[source.volume]
+    top = volume.dir_row(source.path)
+    conn = volume.image.conn
+    longest_dir, longest_file = longest_in_volume(conn) if top.path == "/" else longest_below(conn, top)
+    grows = len(destination.path.rstrip("/")) - len(top.path.rstrip("/"))
+    model.check_lengths(destination.path, volume=volumes[destination.volume].id, directories=longest_dir + grows,
+                        total=max(longest_dir, longest_file) + grows, below=True)
 
 
 def _check_host_names(volumes: _Volumes, source: Location, destination: Location) -> None:

@@ -200,12 +200,18 @@ def check_paths_fit(conn: sqlite3.Connection, volume_id: str) -> None:
     """CPF1F48 unless every live path of the volume fits reference §3.1 under the ID
     ``volume_id`` (a volume renamed, converted or duplicated under a longer ID would hold
     files that no command can name). One query over the directories, never a walk."""
+    longest_dir, longest_file = longest_in_volume(conn)
+    model.check_lengths("/", volume=volume_id, directories=longest_dir, total=max(longest_dir, longest_file), below=True)
+
+
+def longest_in_volume(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(characters of the longest directory path, of the longest file path) of the whole
+    volume (``longest_below`` of the root, which that one's range of keys cannot give)."""
     longest_dir, longest_file = conn.execute(
         "SELECT max(CASE WHEN path = '/' THEN 0 ELSE length(path) END),"
         " max(CASE WHEN path = '/' THEN 0 ELSE length(path) END + 1 + (SELECT max(length(name)) FROM files"
         " WHERE dir = dirs.id AND live = 1)) FROM dirs WHERE live = 1").fetchone()
-    model.check_lengths("/", volume=volume_id, directories=longest_dir or 0,
-                        total=max(longest_dir or 0, longest_file or 0), below=True)
+    return longest_dir or 0, longest_file or 0
 
 
 def longest_below(conn: sqlite3.Connection, directory: DirRow) -> tuple[int, int]:
