@@ -266,6 +266,25 @@ def test_a_volume_tree_whose_paths_would_not_fit_the_target_is_refused_before_co
     assert run_cli(lib.root, "cp", "-r", "/QOPT/PVOL1/T", "/QOPT/PVOL2/").rc == 0  # it fits there
 
 
+def test_a_volume_tree_with_a_name_the_host_cannot_hold_is_refused_before_copying(lib, tmp_path):
+    """A hunt of session 19: 200 characters of é are a valid name on a volume but 400 bytes,
+    past the host's 255: cp -r and mv to the host stopped there, with part of the tree
+    copied and the rest neither copied nor named. The names are measured first."""
+    with lib.open("PVOL1") as volume:
+        volume.mkdir("/T")
+        for n in range(5):
+            volume.write_bytes(f"/T/a{n}", b"a")
+        volume.write_bytes("/T/" + "é" * 200, b"a long name")
+    for command in ("cp", "mv"):
+        out = tmp_path / f"out-{command}"
+        out.mkdir()
+        result = run_cli(lib.root, command, *(["-r"] if command == "cp" else []), "/QOPT/PVOL1/T", out)
+        assert result.rc == 2 and "OPV0302" in result.err and "400 bytes" in result.err, (command, result.err)
+        assert list(out.iterdir()) == []
+    with lib.open("PVOL1") as volume:
+        assert len(volume.listdir("/T")) == 6
+
+
 def test_a_link_below_a_host_target_into_the_library_is_refused(lib, tmp_path):
     """The target directory is outside the library, but a directory of the tree copied is a
     symbolic link into a backup volume: cp -r and CPY SUBTREE(*ALL) refuse it before they

@@ -156,8 +156,11 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
             # A move onto its own name, or another case of it, is a rename: the volume says (CPF1F23).
             if not (moving and model.name_key(destination.path).rstrip("/") == model.name_key(source.path).rstrip("/")):
                 raise errors.error("OPV0110", operation="move" if moving else "copy", path=str(source))
-        if recursive and source.volume is not None and destination.volume is not None and _is_dir(volumes, source):
-            _check_tree_fits(volumes, source, destination)
+        if recursive and source.volume is not None and _is_dir(volumes, source):
+            if destination.volume is not None:
+                _check_tree_fits(volumes, source, destination)
+            else:
+                _check_names_for_host(volumes, source, destination)
         plan.append((source, destination))
     return plan
 
@@ -173,6 +176,28 @@ def _check_tree_fits(volumes: _Volumes, source: Location, destination: Location)
     grows = len(destination.path.rstrip("/")) - len(top.path.rstrip("/"))
     model.check_lengths(destination.path, volume=volumes[destination.volume].id, directories=longest_dir + grows,
                         total=max(longest_dir, longest_file) + grows, below=True)
+
+
+def _check_names_for_host(volumes: _Volumes, source: Location, destination: Location) -> None:
+    """Every name of a volume's tree can name a host file where the copy puts it (its bytes
+    in the host's encoding within NAME_MAX, the whole path within PATH_MAX), before anything
+    is copied: the copy stopped at the first name the host could not hold (255 characters
+    of é take 510 bytes), with the rest of the tree neither copied nor named."""
+    probe = os.path.abspath(destination.path)
+    while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    try:
+        name_max, path_max = os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for _, item_destination, _ in _tree(volumes, source, destination):
+        path = os.path.abspath(item_destination.path)
+        _check_host_name(path)
+        name_bytes = len(os.fsencode(os.path.basename(path)))
+        if name_bytes > name_max or len(os.fsencode(path)) >= path_max:
+            what = f"its name takes {name_bytes} bytes" if name_bytes > name_max else "its path is too long"
+            raise errors.error("OPV0302", path=item_destination.path, reason=f"{what} on the host, which allows"
+                               f" {name_max} a name and {path_max - 1} a path; nothing was copied")
 
 
 def _check_host_names(volumes: _Volumes, source: Location, destination: Location) -> None:
