@@ -435,3 +435,24 @@ def test_an_image_claiming_more_than_the_host_disk_holds_is_refused_before_writi
                           capture_output=True, timeout=120)
     assert done.returncode == 6 and b"OPV0203" in done.stderr and b"Traceback" not in done.stderr, done.stderr
     assert not (library / "ZB.optvol").exists()
+
+
+@pytest.mark.parametrize("second", [b"A.TXT;2", b"A.TXT;1"])
+def test_one_name_twice_in_an_image_is_refused_as_such(tmp_path, library, second):
+    """ISO 9660 allows versions A.TXT;1 and A.TXT;2 of one name (or a writer gives one name
+    twice): a volume holds one file of a name, so import-iso refuses it, and says so; it
+    said the two names differed only in case (a hunt of session 19)."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_bytes(b"first")
+    (tree / "b.txt").write_bytes(b"second")
+    subprocess.run(["genisoimage", "-quiet", "-o", str(tmp_path / "plain.iso"), str(tree)], check=True)
+    data = bytearray((tmp_path / "plain.iso").read_bytes())
+    at = data.index(b"B.TXT;1")
+    data[at:at + 7] = second  # b.txt's record now names a.txt's file again (version 2, or 1)
+    image = tmp_path / "twice.iso"
+    image.write_bytes(bytes(data))
+    err = io.StringIO()
+    rc = main(["--library", str(library.root), "import-iso", str(image), "--vol", "TWICE"], out=io.StringIO(), err=err)
+    assert rc == 7 and "OPV0703" in err.getvalue() and "'/A.TXT' is in its directory twice" in err.getvalue(), err.getvalue()
+    assert not library.exists("TWICE")

@@ -134,7 +134,7 @@ def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format:
     it is enough to compare each name with its siblings': only the directories on the way
     from the root to the entry keep their children's names."""
     survey = _Survey()
-    open_dirs = [((), set())]  # (names of a directory, upper-case names of its children)
+    open_dirs = [((), {})]  # (names of a directory, its children's names by name key)
     for entry in tree.entries():
         if entry.special is not None:
             survey.skipped += 1
@@ -156,11 +156,13 @@ def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format:
             open_dirs.pop()
         key = model.name_key(entry.names[-1])
         if key in open_dirs[-1][1]:
-            raise errors.error("OPV0703", path=tree.path,
-                               reason=f"{model.join(entry.names)!r} differs from another name only in case")
-        open_dirs[-1][1].add(key)
+            twice = open_dirs[-1][1][key] == entry.names[-1]  # ISO 9660 versions ;1 and ;2 of one name, say
+            raise errors.error("OPV0703", path=tree.path, reason=f"{model.join(entry.names)!r} " + (
+                "is in its directory twice (two versions of one name: a volume holds one file of a name)" if twice
+                else "differs from another name only in case"))
+        open_dirs[-1][1][key] = entry.names[-1]
         if entry.is_dir:
-            open_dirs.append((entry.names, set()))
+            open_dirs.append((entry.names, {}))
             survey.directories += 1
             survey.sectors += 1
         else:
