@@ -127,3 +127,17 @@ def test_a_moment_stored_beyond_local_range_is_shown_in_utc(lib, clock, zone):  
     assert model.iso(datetime(9999, 12, 31, 20, tzinfo=UTC)).endswith("+00:00")
     assert model.iso(datetime(9999, 12, 30, 20, tzinfo=UTC)) == "9999-12-31T10:00:00.000000+14:00"
     assert model.local(datetime(2026, 1, 1, tzinfo=UTC)) == datetime(2026, 1, 1, 14, tzinfo=timezone(timedelta(hours=14)))
+
+
+def test_the_earliest_fromtime_is_shown_as_it_can_be_typed_back(lib):  # noqa: F811
+    """A hunt of session 19: a FROMTIME in year 1 was shown as '1-01-03 00:00:00' (strftime's
+    %Y does not pad), which FROMTIME then refused. Listings pad the year to four digits, and
+    what the request log shows is taken back."""
+    ran = optvol(lib, "UTC0", "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES",
+                 "--fromtime", "0001-01-03 00:00:00")
+    assert ran.returncode == 0, ran.stderr
+    shown = optvol(lib, "UTC0", "dspopt", "BVOL1", "--data", "*BKUHST")
+    assert "FROMTIME(0001-01-03 00:00:00)" in shown.stdout, shown.stdout
+    again = optvol(lib, "UTC0", "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES",
+                   "--fromtime", "0001-01-03 00:00:00")
+    assert again.returncode == 0, again.stderr

@@ -18,7 +18,8 @@ def when(moment) -> str:
         return "-"
     if moment == BEGIN:
         return BEGIN
-    return local(moment).strftime("%Y-%m-%d %H:%M:%S")
+    shown = local(moment)  # (strftime's %Y does not pad years before 1000: FROMTIME could not take it back)
+    return f"{shown.year:04}-{shown:%m-%d %H:%M:%S}"
 
 
 def when_text(text: str) -> str:
