@@ -321,3 +321,27 @@ def test_a_commit_the_disk_refuses_leaves_the_connection_usable(library, monkeyp
         volume.write_bytes("/kept.txt", b"kept")
         assert volume.read_bytes("/kept.txt") == b"kept" and not volume.exists("/lost.txt")
     _clean(library, "PVOL1")
+
+
+def test_a_file_size_limit_of_the_host_is_a_full_volume_not_damage(library, tmp_path):
+    """A hunt of session 19: a data partition the host allows no larger (FAT's 4 GiB; here a
+    RLIMIT_FSIZE, as `ulimit -f` sets) was OPV0204 "Input/output error", exit 7, which sends a
+    user looking for damage. It is OPV0203, exit 6: nothing changed, the volume is sound."""
+    import resource
+    import sys
+
+    make_volume(library, "PVOL1")
+    data = library.root / "PVOL1.optvol" / "data.opv"
+    limit = data.stat().st_size + (1 << 20)
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(4 << 20))
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    ran = subprocess.run([sys.executable, "-m", "optvol", "--library", str(library.root), "cp", str(big),
+                          "/QOPT/PVOL1/big"], capture_output=True, text=True, preexec_fn=limited, timeout=120)
+    assert ran.returncode == 6 and "OPV0203" in ran.stderr and "no file that large" in ran.stderr, ran.stderr
+    with library.open("PVOL1") as volume:
+        assert not volume.exists("/big")
+    _clean(library, "PVOL1")

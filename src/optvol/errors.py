@@ -176,7 +176,10 @@ def cause(exc: OptvolError) -> str:
 
 def host_write_error(exc: OSError, volume: str) -> OptvolError:
     """What a host error while writing volume ``volume``'s files means: OPV0203 when the host
-    file system is full, OPV0204 for any other I/O error."""
+    file system is full or holds no file that large, OPV0204 for any other I/O error."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return error("OPV0203", volume=volume, reason="the host file system is full")
+    if exc.errno == errno.EFBIG:  # FAT's 4 GiB, a file size limit (ulimit -f): a limit, not damage
+        return error("OPV0203", volume=volume, reason="the host file system (or a limit set for this process) allows"
+                                                      " no file that large")
     return error("OPV0204", volume=volume, reason=exc.strerror or str(exc))
