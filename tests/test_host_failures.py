@@ -345,3 +345,31 @@ def test_a_file_size_limit_of_the_host_is_a_full_volume_not_damage(library, tmp_
     with library.open("PVOL1") as volume:
         assert not volume.exists("/big")
     _clean(library, "PVOL1")
+
+
+def test_a_commit_the_disk_refuses_leaves_no_tail_behind(library, monkeypatch):
+    """A hunt of session 19: a full disk at SQLite's COMMIT (its log cannot grow) left the
+    run's appended records in data.opv, keeping the disk full until the next command opened
+    the volume. The tail is cut at once, under the write lock (the commit did not happen)."""
+    from optvol.image.connection import IndexConnection
+
+    make_volume(library, "PVOL1")
+    data = library.root / "PVOL1.optvol" / "data.opv"
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/kept", b"kept")
+        before = data.stat().st_size
+        real = IndexConnection.execute
+
+        def full_at_commit(self, *args):
+            if args and args[0] == "COMMIT":
+                monkeypatch.setattr(IndexConnection, "execute", real)
+                raise errors.error("OPV0203", volume="PVOL1", reason="the host file system is full")  # as the cursor maps it
+            return real(self, *args)
+
+        monkeypatch.setattr(IndexConnection, "execute", full_at_commit)
+        with pytest.raises(errors.VolumeFullError):
+            volume.write_bytes("/big", os.urandom(6 << 20))
+        assert data.stat().st_size == before
+        assert not volume.exists("/big") and volume.read_bytes("/kept") == b"kept"
+        volume.write_bytes("/after", b"after")
+    _clean(library, "PVOL1")

@@ -378,10 +378,6 @@ class VolumeImage:
             self.data = Closed(getattr(self, "name", "?"))
         self._release()
 
-    def check_own_process(self) -> None:  # OPV0013 in a forked child: SQLite's connection is the parent's
-        if os.getpid() != self.pid:
-            raise errors.error("OPV0013", volume=self.volume)
-
     closed = property(lambda self: not isinstance(getattr(self, "data", None), DataPartition))
 
     def __del__(self) -> None:  # a volume dropped unclosed keeps no descriptor (and no lock) for long
@@ -472,7 +468,6 @@ class VolumeImage:
         """A write transaction (module docstring); ``now`` becomes last_referenced."""
         if self.read_only:
             raise self.write_refusal(f"writing volume {self.volume}")
-        self.check_own_process()
         if self.conn.in_transaction and (self._write_begun or not self._live_snapshots):  # an interrupt came
             self.conn.execute("ROLLBACK")  # between an earlier BEGIN and its cleanup (a live snapshot's stays)
         self._write_begun = True
@@ -510,7 +505,9 @@ class VolumeImage:
             if self.conn.in_transaction:  # or not; a connection a program keeps must not stay inside it
                 with contextlib.suppress(errors.OptvolError, sqlite3.Error):
                     self.conn.execute("ROLLBACK")
-            raise  # (what was appended lies past the committed end, wherever that is: the next writer cuts it)
+            with contextlib.suppress(Exception):  # what was appended lies past the committed end, wherever that
+                self._cut_tail_if_idle()  # is: cut under the write lock (a full disk gets it back), or by the next writer
+            raise
         finally:
             self._write_begun = self.conn.in_transaction
         self.volume = tx.volume  # a LABEL it committed may have renamed the volume (DUPOPT's copy)
