@@ -66,10 +66,7 @@ class _Volumes:
 
     def __init__(self, library: Library, stack: ExitStack):
         self.library, self.stack, self.open = library, stack, {}
-        # Host files this command wrote, by directory: another file of the copy that lands on
-        # one (a host that folds names the volume keeps apart) is refused, as cp refuses to
-        # overwrite a file it has just created.
-        self.made_on_host: dict[str, set[str]] = {}
+        self.host_writes = _HostWrites()
 
     def __getitem__(self, volume_id: str) -> Volume:
         if volume_id not in self.open:
@@ -287,7 +284,7 @@ def _make_dir(volumes: _Volumes, where: Location, *, durable: bool = False) -> N
         # A tree's own directories too: a symbolic link below the target may lead into the library.
         volumes.library.check_host_target(where.path)
         try:
-            os.makedirs(where.path, exist_ok=True)
+            volumes.host_writes.make_dir(where.path)
             if durable:  # its name in its parent on the disk too (mv)
                 fsync_dir(os.path.dirname(os.path.abspath(where.path)))
         except OSError as exc:  # a name too long for the host, a read-only disk
@@ -369,7 +366,7 @@ def _copy_file(volumes: _Volumes, source: Location, destination: Location, *, re
         volumes[destination.volume].write_chunks(destination.path, chunks, size=row.size, replace=replace)
     else:
         _to_host(chunks, destination.path, modified=row.modified, replace=replace, durable=durable,
-                 made=volumes.made_on_host)
+                 made=volumes.host_writes)
 
 
 def _host_to_volume(volume: Volume, host_path: str, path: str, *, replace: bool) -> None:
@@ -410,16 +407,16 @@ def _read_host(fd: int, size: int, name: str, chunk: int = 1 << 20) -> Iterator[
 
 
 def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool, durable: bool = False,
-             made: dict[str, set[str]] | None = None) -> None:
+             made: _HostWrites | None = None) -> None:
     """Write to a temporary file beside the target and rename it only once verified;
     ``durable`` (mv): on the disk, file and name, before this returns (an fsync reports a
     failed write, which ``sync`` would not). ``made``: what this command made on the host
-    (``_Volumes.made_on_host``), which it never replaces."""
+    (``_HostWrites``), which it never replaces."""
     _check_host_name(host_path)
     if os.path.lexists(host_path) and not replace:
         raise errors.error("OPV0302", path=host_path, reason="it exists")
     if made is not None:
-        _refuse_made_by_this_copy(host_path, made)
+        made.refuse_own(host_path)
     directory = os.path.dirname(os.path.abspath(host_path))
     if not os.path.isdir(directory):
         raise errors.error("OPV0301", path=directory)
@@ -444,7 +441,7 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
         raise
     if made is not None:
-        made.setdefault(directory, set()).add(os.path.basename(host_path))
+        made.wrote(directory, os.path.basename(host_path))
     if durable:
         try:
             fsync_dir(directory)
@@ -452,21 +449,50 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
 
 
-def _refuse_made_by_this_copy(host_path: str, made: dict[str, set[str]]) -> None:
-    """OPV0302 when ``host_path`` is a file this command wrote for another source: two
-    sources of one name, or a host that folds names the volume keeps apart (σ and ς on
-    exFAT, a case-insensitive directory), where the copy of one would replace the other's.
-    A folded name is one that exists although the directory lists no entry of that
-    spelling, when this command wrote a name of the same fold there (inode numbers cannot
-    tell: a FUSE file system may give each spelling its own)."""
-    directory, name = os.path.split(os.path.abspath(host_path))
-    names = made.get(directory)
-    if not names or not os.path.lexists(host_path):
-        return
-    key = _fold(name)
-    if name in names or (any(_fold(n) == key for n in names) and name not in os.listdir(directory)):
-        raise errors.error("OPV0302", path=host_path, reason="this copy already wrote another file there"
-                           " (the host file system takes the two names for one, or two sources have that name)")
+class _HostWrites:
+    """What a copy to the host wrote, which it never replaces (as cp refuses to overwrite a
+    file it has just created): two sources of one name, or a host that folds names the
+    volume keeps apart (σ and ς on exFAT, a case-insensitive directory), where the copy of
+    one replaced the other's. Inode numbers cannot tell (a FUSE file system may give each
+    spelling its own), names can. Memory stays flat however many files it writes: in a
+    directory the copy made, whatever is found is its own; in one that was there, it keeps
+    the names written into the directory it is writing (a tree's files come together)."""
+
+    def __init__(self):
+        self.made_dirs: set[str] = set()
+        self.directory, self.folds = None, {}  # the directory that was there, its names written by fold
+
+    def make_dir(self, host_path: str) -> None:
+        """Make a directory of the copy, unless it is there; one found where this copy made
+        its parent is another name's that the host folded onto this one (OPV0302)."""
+        path = os.path.abspath(host_path)
+        if not os.path.isdir(path):
+            os.makedirs(path)
+            self.made_dirs.add(path)
+        elif path not in self.made_dirs and os.path.dirname(path) in self.made_dirs:
+            raise errors.error("OPV0302", path=host_path, reason="this copy already made another directory there"
+                               " (the host file system takes the two names for one)")
+
+    def wrote(self, directory: str, name: str) -> None:
+        if directory in self.made_dirs:
+            return
+        if directory != self.directory:
+            self.directory, self.folds = directory, {}
+        self.folds[_fold(name)] = name
+
+    def refuse_own(self, host_path: str) -> None:
+        """OPV0302 if ``host_path`` holds what this copy wrote there for another source."""
+        directory, name = os.path.split(os.path.abspath(host_path))
+        if not os.path.lexists(host_path):
+            return
+        if directory in self.made_dirs:
+            own = True
+        else:  # a name of the same fold, written here: the same name, or one the host folded onto it
+            written = self.folds.get(_fold(name)) if directory == self.directory else None
+            own = written is not None and (written == name or name not in os.listdir(directory))
+        if own:
+            raise errors.error("OPV0302", path=host_path, reason="this copy already wrote another file there"
+                               " (the host file system takes the two names for one, or two sources have that name)")
 
 
 def _fold(name: str) -> str:
