@@ -60,7 +60,7 @@ def test_cp_to_the_host_of_a_name_its_encoding_cannot_write(tmp_path):
     done = run("cp", "-r", "/QOPT/UVOL/D", out, library=lib, env=_ascii_locale(tmp_path))
     assert done.rc == 2 and "OPV0302" in done.err and "(ascii) cannot write" in done.err, done.err
     assert "Traceback" not in done.err
-    assert not [p for p in out.iterdir() if p.name.startswith(".optvol-")]  # no temporary file left
+    assert not out.exists()  # every name is measured before anything is copied (session 19)
     moved = run("mv", "/QOPT/UVOL/D", tmp_path / "moved", library=lib, env=_ascii_locale(tmp_path))
     assert moved.rc == 2 and "OPV0302" in moved.err and "Traceback" not in moved.err, moved.err
     assert run("ls", "/QOPT/UVOL/D", library=lib, env=env).text.split() == ["café.txt", "plain.txt"]

@@ -190,11 +190,11 @@ def _check_names_for_host(volumes: _Volumes, source: Location, destination: Loca
     for _, item_destination, _ in _tree(volumes, source, destination):
         path = os.path.abspath(item_destination.path)
         _check_host_name(path)
-        name_bytes = len(os.fsencode(os.path.basename(path)))
-        if name_bytes > name_max or len(os.fsencode(path)) >= path_max:
-            what = f"its name takes {name_bytes} bytes" if name_bytes > name_max else "its path is too long"
-            raise errors.error("OPV0302", path=item_destination.path, reason=f"{what} on the host, which allows"
-                               f" {name_max} a name and {path_max - 1} a path; nothing was copied")
+        name_bytes, path_bytes = len(os.fsencode(os.path.basename(path))), len(os.fsencode(path))
+        if name_bytes > name_max or path_bytes >= path_max:
+            what = (f"its name is too long for the host ({name_bytes} bytes; it allows {name_max})" if name_bytes > name_max
+                    else f"its path is too long for the host ({path_bytes} bytes; it allows {path_max - 1})")
+            raise errors.error("OPV0302", path=item_destination.path, reason=f"{what}; nothing was copied")
 
 
 def _check_host_names(volumes: _Volumes, source: Location, destination: Location) -> None:
