@@ -43,8 +43,8 @@ from optvol.volume_rows import (
 )
 
 Clock = Callable[[], datetime]
-FILE_PAGE = 1000  # rows of a directory's files read by one query (Volume._files_in)
-_NAME_KEY = FileRow._fields.index("name_key")
+FILE_PAGE = 1000  # rows read by one query of a page (Volume._pages)
+_NAME_KEY, _PATH_KEY = FileRow._fields.index("name_key"), DirRow._fields.index("path_key")
 READ_ONLY_MEDIA = (MediaType.CD_ROM, MediaType.DVD_ROM)
 
 
@@ -188,25 +188,31 @@ class Volume:
         then its files a page at a time (a directory of a million files is never held whole).
         No statement stays open between two entries, so the caller may write meanwhile."""
         directory = self._need_dir(self._parts(path, is_dir=True))
-        return itertools.chain([row.info() for row in self._subdirs(directory.id)], self._files_in(directory))
+        return itertools.chain([row.info() for row in self._subdirs(directory.id)],
+                               (row.info(directory.path) for row in self._file_rows_in(directory)))
 
     def _subdirs(self, dir_id: int) -> list[DirRow]:
         """The live subdirectories of a directory, by name, read at once."""
         sql = f"SELECT {DIR_COLUMNS} FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key"
         return [DirRow(*row) for row in self.image.conn.execute(sql, (dir_id,))]
 
-    def _files_in(self, directory: DirRow) -> Iterator[FileInfo]:
-        """Pages of FILE_PAGE rows by name (the files_live index), each query done first."""
-        after = ""
+    def _file_rows_in(self, directory: DirRow) -> Iterator[FileRow]:
+        """Pages of FILE_PAGE rows by name (the files_live index), each query done first: no
+        statement stays open between two rows (an unfinished one held a read transaction that
+        refused this Volume's writes once another process had committed)."""
+        yield from (FileRow(*row) for row in self._pages(
+            f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 AND name_key > ? ORDER BY name_key LIMIT ?",
+            (directory.id,), _NAME_KEY))
+
+    def _pages(self, query: str, arguments: tuple, key: int, *, after: str = "") -> Iterator[tuple]:
+        """The rows of ``query`` (its last two parameters the key to start after and the page
+        size), FILE_PAGE at a time, ordered by column ``key``."""
         while True:
-            rows = self.image.conn.execute(
-                f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 AND name_key > ?"
-                " ORDER BY name_key LIMIT ?", (directory.id, after, FILE_PAGE)).fetchall()
-            for row in rows:
-                yield FileRow(*row).info(directory.path)
+            rows = self.image.conn.execute(query, (*arguments, after, FILE_PAGE)).fetchall()
+            yield from rows
             if len(rows) < FILE_PAGE:
                 return
-            after = rows[-1][_NAME_KEY]
+            after = rows[-1][key]
             del rows  # one page at a time: not this one and the next
 
     def dir_row(self, path: str) -> DirRow:
@@ -237,12 +243,9 @@ class Volume:
             return
         # Every path below ``prefix`` sorts between ``prefix`` and ``prefix`` with its '/' made '0'.
         prefix = "/" if top.path == "/" else top.path_key + "/"
-        rows = self.image.conn.execute(
-            f"SELECT {DIR_COLUMNS} FROM dirs WHERE live = 1 AND path_key > ? AND path_key < ? ORDER BY path_key",
-            (prefix, prefix[:-1] + "0"),
-        )
-        for row in rows:
-            yield DirRow(*row)
+        yield from (DirRow(*row) for row in self._pages(
+            f"SELECT {DIR_COLUMNS} FROM dirs WHERE live = 1 AND path_key < ? AND path_key > ? ORDER BY path_key LIMIT ?",
+            (prefix[:-1] + "0",), _PATH_KEY, after=prefix))
 
     def iter_files(self, path: str = "/", *, recursive: bool = False, pattern: str | None = None) -> Iterator[FileInfo]:
         """Files of a directory (and its subdirectories), streamed in path order.
@@ -250,17 +253,15 @@ class Volume:
         ``pattern`` is a generic name (``ABC*``) or a name matched case-insensitively.
         """
         for directory in list(self._dir_rows(path, recursive=recursive)):
-            for info in self._files_in(directory):
+            for info in (row.info(directory.path) for row in self._file_rows_in(directory)):
                 if pattern is None or model.matches_generic(info.path.rsplit("/", 1)[-1], pattern):
                     yield info
 
     def iter_file_rows(self, path: str = "/", *, recursive: bool = False) -> Iterator[tuple[str, FileRow]]:
         """(directory path, live file row) of every file below ``path`` in path order (layer-5 readers)."""
         for directory in list(self._dir_rows(path, recursive=recursive)):
-            rows = self.image.conn.execute(
-                f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 ORDER BY name_key", (directory.id,))
-            for row in rows:
-                yield directory.path, FileRow(*row)
+            for row in self._file_rows_in(directory):  # (no statement stays open between two rows)
+                yield directory.path, row
 
     def walk(self, path: str = "/") -> Iterator[tuple[str, list[str], list[str]]]:
         """Like ``os.walk``: (directory path, directory names, file names), top down."""
