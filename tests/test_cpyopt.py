@@ -509,10 +509,26 @@ def test_a_clock_set_back_does_not_hide_a_change_inside_the_range(lib, clock):
     with lib.open("PVOL1") as pvol, lib.open("BVOL1") as bvol:
         assert bvol.stat("/D/F").sha256 == pvol.stat("/D/F").sha256  # the new version
         assert bvol.stat("/D/F").modified == pvol.stat("/D/F").modified
-    assert dir_range(lib, "/D").range_end == day(1, 2, hour=11) + timedelta(minutes=30)
+    assert dir_range(lib, "/D").range_end == day(1, 2, hour=12)  # a clock set back moves no end back (session 19)
     # The clock goes on from there: the range skips again, and nothing is copied twice.
     later = backup(lib, day(1, 2, hour=13))
     assert later.copied == 0 and later.failures == []
+
+
+def test_a_partial_backup_made_with_the_clock_set_back_still_shows_as_partial(lib, clock):
+    """A hunt of session 19: the range of /D ends at 10:00; both files change at 10:30, and
+    the run made with the clock set back to 09:30 copies one and fails the other. Last
+    changed (09:30) came before the end (10:00), so /D and the volume looked complete
+    (reference §6.4: last changed after the end marks a partial backup), and the end could
+    move back. Now the end stays and last changed lies after it."""
+    write(lib, clock, day(1, 2, hour=9), {"/D/A": b"a1", "/D/B": b"b1"})
+    backup(lib, day(1, 2, hour=10))
+    write(lib, clock, day(1, 2, hour=10) + timedelta(minutes=30), {"/D/A": b"a2", "/D/B": b"b2"})
+    damage(lib, "PVOL1", "/D/B")
+    partial = backup(lib, day(1, 2, hour=9) + timedelta(minutes=30))
+    assert (partial.copied, len(partial.failures)) == (1, 1)
+    for node in (dir_range(lib, "/D"), lib.open("BVOL1").info().backup):
+        assert node.range_end == day(1, 2, hour=10) and node.last_changed > node.range_end, node
 
 
 def changed_of(lib: Library, path: str, volume: str = "PVOL1") -> int:

@@ -84,14 +84,24 @@ def update(node: Range, *, request_time: int, request_start: int | None, seen: i
     when the request began. Last changed moves when the request wrote something; the range
     moves only when no eligible file failed and the new range touches the old one (a gap
     leaves it as it was), and no file was found in ``gap``'s times (``gap_found``).
+
+    A clock set back does not move a node's times back: the request counts as no earlier
+    than its end and last changed so far, and a request that wrote without moving the range
+    leaves last changed after its end, the sign of a partial backup (reference §6.4) that a
+    clock set back had hidden (a hunt of session 19). Held ranges are kept by ``seen``.
     """
+    request_time = max(request_time, node.end or request_time, node.last_changed or request_time)
     last_changed = request_time if wrote else node.last_changed
     if eligible_failed or gap_found:
+        if wrote and node.end is not None:
+            last_changed = max(last_changed, node.end + 1)
         return replace(node, last_changed=last_changed)
     if not node.has_range:
         return Range(True, request_start, request_time, last_changed, seen)
     if _le(request_start, node.end):
         return Range(True, _min(node.start, request_start), request_time, last_changed, seen)
+    if wrote:  # a range apart from this request's (a FROMTIME after its end): partial as well
+        last_changed = max(last_changed, node.end + 1)
     return replace(node, last_changed=last_changed)
 
 
