@@ -808,6 +808,52 @@ def test_a_primary_image_put_back_from_an_older_copy_is_compared_file_by_file(li
     assert index_dump(lib.root / "BVOL1.optvol" / "index.sqlite") == before
 
 
+def test_a_run_that_overlapped_a_later_one_leaves_the_later_place(lib, clock, tmp_path, monkeypatch):
+    """Review 2 of session 19: run A of /A notes the primary's place, then run B of /B, begun
+    later, notes a later one (after /B/b3) and ends; A writes its control records last. The
+    backup kept A's older place, so when the image was put back to it, with its clock, /B/b4
+    (inside /B's range) was never copied. A place is kept only if no later one is."""
+    at = lambda h, m=0: datetime(2026, 12, 1, h, m, tzinfo=timezone.utc)  # noqa: E731
+    write(lib, clock, at(10), {"/A/a1": b"a1", "/B/b1": b"b1"})
+    backup(lib, at(10, 30))
+    image = lib.root / "PVOL1.optvol"
+    shutil.copytree(image, tmp_path / "snapshot")
+    real = copying._place_in_history
+
+    def a_waits(volume, known=None):
+        place = real(volume, known)
+        monkeypatch.setattr(copying, "_place_in_history", real)
+        write(lib, clock, at(11, 10), {"/B/b3": b"b3"})  # while A waits, the primary goes on...
+        assert backup(lib, at(11, 20), path="/B").copied == 1  # ...and run B keeps a later place
+        return place
+
+    monkeypatch.setattr(copying, "_place_in_history", a_waits)
+    backup(lib, at(11), path="/A")
+    shutil.rmtree(image)
+    shutil.copytree(tmp_path / "snapshot", image)  # put back to where A began, the clock with it
+    write(lib, clock, at(11, 5), {"/B/b4": b"b4"})
+    assert backup(lib, at(12)).copied >= 1
+    with lib.open("BVOL1") as bvol:
+        assert bvol.stat("/B/b4").sha256 == hashlib.sha256(b"b4").hexdigest()
+
+
+def test_a_no_change_run_reads_the_headers_of_what_changed_only(lib, clock, monkeypatch):
+    """Review 2 of session 19: the place was found from the newest file's record, reading
+    every header after it: 100,000 deletes since the last file written made every no-change
+    run read 100,000 headers. It starts from the place the last run found, still there."""
+    from optvol.image.image import VolumeImage
+
+    write(lib, clock, day(1, 2), {f"/D/F{n}": b"f" for n in range(300)})
+    with lib.open("PVOL1") as volume, volume.batch():
+        for n in range(299):
+            volume.remove(f"/D/F{n}")
+    backup(lib, day(1, 3))
+    read, real = [], VolumeImage.read_header
+    monkeypatch.setattr(VolumeImage, "read_header", lambda image, sector: read.append(sector) or real(image, sector))
+    assert backup(lib, day(1, 4)).copied == 0
+    assert len(read) <= 3, len(read)
+
+
 def test_a_primary_that_only_went_on_keeps_its_backups_ranges(lib, clock):
     """The place a backup keeps names the primary's last record: a primary that went on
     (files written, deleted, renamed, a label change) still holds it, and a no-change run

@@ -224,16 +224,18 @@ def _history_of(volume: Volume) -> int | None:
 _UNKNOWN_PLACE = (-1, 0)  # a source whose last records cannot be read: the next run compares every file
 
 
-def _place_in_history(volume: Volume) -> tuple[int, int]:
+def _place_in_history(volume: Volume, known: int | None = None) -> tuple[int, int]:
     """How far a volume's history has gone: the first sector of its last committed record,
     and a number naming that record (``_mark``). A backup keeps its primary's, as
     each run began (docs/format.md §4.2, "How far it went"). Found from the newest file
-    version's record, reading the headers of any records after it."""
+    version's record, or the record ``known`` to start one (the place the backup's last run
+    found, still there), if later, reading the headers of any records after it: a run reads
+    those of what changed since, not of every delete since the last file written."""
     image = volume.image
     with image.conn.owner, image.snapshot() as conn:
         end = image.meta("committed_end")
         newest = conn.execute("SELECT sector FROM files ORDER BY id DESC LIMIT 1").fetchone()
-    at, last = (newest[0] if newest else 0), None
+    at, last = max(newest[0] if newest else 0, known or 0), None
     try:
         while at < end:
             header = image.read_header(at)
@@ -250,21 +252,23 @@ def _mark(sector: int, header) -> int:
     return int.from_bytes(hashlib.blake2b(named, digest_size=8).digest(), "big") >> 1
 
 
-def _went_back(source: Volume, target: Volume) -> bool:
-    """Whether the source no longer holds the record its backup's last run found last: the
-    image was put back from an older copy of itself (a VM snapshot, a restore of its files),
-    and a change made since may carry a change time the backup's ranges claim (a clock that
-    went back with it). Nothing recorded (a backup older than this): no."""
+def _went_back(source: Volume, target: Volume) -> tuple[bool, int | None]:
+    """Whether the source no longer holds the record its backup's last run found last (the
+    image was put back from an older copy of itself: a VM snapshot, a restore of its files;
+    a change made since may carry a change time the backup's ranges claim, from a clock that
+    went back with it), and that record's sector when it does. Nothing recorded (a backup
+    older than this): no."""
     conn = target.image.conn
     sector, mark = optional_meta(conn, "primary_place_sector"), optional_meta(conn, "primary_place_mark")
     if sector is None or mark is None:
-        return False
+        return False, None
     if sector < 0 or sector >= source.image.meta("committed_end"):
-        return True
+        return True, None
     try:
-        return _mark(sector, source.image.read_header(sector)) != mark
+        went = _mark(sector, source.image.read_header(sector)) != mark
     except errors.OptvolError:  # no record there any more (or a damaged one)
-        return True
+        return True, None
+    return went, None if went else sector
 
 
 def _payload_offset(volume: Volume, c: Candidate) -> int:
@@ -381,7 +385,8 @@ class _Copier:
                     request_id = first.reserve_request_id()
                     if self.other_history:  # in the same transaction: undone with it, done again with the next
                         first.forget_ranges(request=request_id, sectors=backup.CONTROL_SECTORS,
-                                            primary_history=self.primary_history, primary_place=self.place)
+                                            primary_history=self.primary_history, primary_place=self.place,
+                                            place_forward_only=False)
                 except BaseException as exc:  # a full backup, say: nothing of it stays
                     stack.__exit__(type(exc), exc, exc.__traceback__)
                     raise
@@ -419,8 +424,9 @@ class _Copier:
         # Before any file is read: each one changed after this is stamped above it.
         self.seen = self.source.image.meta("changed_high")
         if self.plan.to_backup:  # after ``seen``: the place covers every change it counts
-            self.place = _place_in_history(self.source)
-            if not self.other_history and _went_back(self.source, self.target):
+            went_back, known = _went_back(self.source, self.target)
+            self.place = _place_in_history(self.source, known)
+            if went_back and not self.other_history:
                 self.other_history = True  # an image put back from an older copy: compare every file
                 self.choice = self.choice._replace(trust_ranges=False)
         try:
@@ -662,7 +668,8 @@ class _Copier:
             with self.writer() as writer, writer.savepoint():
                 writer.record_control(path, new.as_row(), request=self.request_id, details=details,
                                       sectors=backup.CONTROL_SECTORS, primary_history=self.primary_history,
-                                      primary_place=self.place)
+                                      primary_place=self.place,
+                                      place_forward_only=not self.other_history and self.place != _UNKNOWN_PLACE)
         except errors.VolumeFullError as exc:
             self.result.failures.append(CopyFailure(path or "/", exc.message_id, exc.text))
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from optvol import errors, media, model
 from optvol.image.connection import host_failure
 from optvol.image.datapart import fsync_dir
-from optvol.image.image import VolumeImage
+from optvol.image.image import DATA_FILE, INDEX_FILE, VolumeImage
 from optvol.image.locks import lock_exclusive, read_only_error
 from optvol.volume import Clock, Volume
 from optvol.volume_rows import check_paths_fit
@@ -410,17 +410,16 @@ def _token() -> str:
 
 def _below(target: str) -> bool:
     """Whether host path ``target``, or a directory above it, is an optvol library (it holds
-    the library's marker): found by what the directory holds, not by its name, so another
-    spelling of this library (another case of its name on a case-insensitive file system,
-    where FUSE file systems may give each spelling an inode of its own; a bind mount) or
-    another library is found too."""
+    the library's marker) or a volume image (its index and data partition): found by what
+    the directory holds, not by its name, so another spelling of this library (another case
+    of its name on a case-insensitive file system, where FUSE file systems may give each
+    spelling an inode of its own; a bind mount of it, or of one of its images) or another
+    library is found too."""
     probe = target
     while True:
-        try:
-            if os.path.isfile(os.path.join(probe, MARKER)):
-                return True
-        except OSError:  # (isfile says False for what it cannot look at)
-            pass
+        if os.path.isfile(os.path.join(probe, MARKER)) or (
+                os.path.isfile(os.path.join(probe, INDEX_FILE)) and os.path.isfile(os.path.join(probe, DATA_FILE))):
+            return True
         parent = os.path.dirname(probe)
         if parent == probe:
             return False

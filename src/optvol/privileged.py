@@ -185,14 +185,18 @@ class PrivilegedWriter:
 
     def record_control(self, path: str | None, row: tuple[int | None, int | None, int | None, int | None], *,
                        request: int, details: dict, sectors: int, primary_history: int | None = None,
-                       primary_place: tuple[int, int] | None = None, refusable: bool = True) -> None:
+                       primary_place: tuple[int, int] | None = None, place_forward_only: bool = True,
+                       refusable: bool = True) -> None:
         """Write the backup control record of a directory (``path``) or the volume (None).
 
         ``row`` is (range start, range end, last changed, seen) as index values
         (``backup.Range.as_row``); the record takes exactly ``sectors`` sectors of the volume
         (reference §4.2: three per directory). ``primary_history``: the history of the primary
         the ranges describe (``meta.primary_history``, ``copying._history_of``);
-        ``primary_place``: how far it had gone (``copying._place_in_history``). Not
+        ``primary_place``: how far it had gone (``copying._place_in_history``), kept only if
+        no other run kept a later one meanwhile (``place_forward_only``: a run that overlapped
+        a later one must not take the backup's place back over what that one's ranges claim;
+        a run onto another history, or one that found no place, sets its own). Not
         ``refusable``: charged but never refused by the threshold (DUPOPT's bookkeeping).
         """
         start, end, last, seen = row
@@ -203,8 +207,12 @@ class PrivilegedWriter:
             set_meta(self.volume.image.conn, "primary_history", primary_history)
         if primary_place is not None:
             body["primary_place"] = list(primary_place)
-            set_meta(self.volume.image.conn, "primary_place_sector", primary_place[0])
-            set_meta(self.volume.image.conn, "primary_place_mark", primary_place[1])
+            if not place_forward_only:
+                body["primary_place_reset"] = True  # (recover replays it so)
+            kept = optional_meta(self.volume.image.conn, "primary_place_sector")
+            if not place_forward_only or kept is None or primary_place[0] >= kept:
+                set_meta(self.volume.image.conn, "primary_place_sector", primary_place[0])
+                set_meta(self.volume.image.conn, "primary_place_mark", primary_place[1])
         sector_size = self.volume.image.sector_size
         # The header's sectors are what a long path of multi-byte characters makes them (up
         # to 3 of 512 bytes), so the padded payload takes the rest of exactly ``sectors``.
@@ -253,8 +261,8 @@ class PrivilegedWriter:
                                primary_history=optional_meta(conn, "primary_history"), paths=lost, refusable=False)
 
     def forget_ranges(self, *, request: int, sectors: int, primary_history: int | None,
-                      primary_place: tuple[int, int] | None = None, paths: set[str] | None = None,
-                      refusable: bool = True) -> None:
+                      primary_place: tuple[int, int] | None = None, place_forward_only: bool = True,
+                      paths: set[str] | None = None, refusable: bool = True) -> None:
         """Every range of this backup (or those of ``paths`` and the volume's) now holds nothing
         for certain (its ``seen`` NULL, by a control record of its own): they describe the
         history of another volume than the primary now under that name (``primary_history``),
@@ -270,7 +278,7 @@ class PrivilegedWriter:
                 row = (found["backup_start"], found["backup_end"], found["backup_last_changed"], None)
                 self.record_control(path, row, request=request, details={"forgotten": True}, sectors=sectors,
                                     primary_history=primary_history, primary_place=primary_place,
-                                    refusable=refusable)
+                                    place_forward_only=place_forward_only, refusable=refusable)
 
     def reserve_request_id(self) -> int:
         """The ID of a CPYOPT request onto this backup: above every logged request's, every

@@ -304,7 +304,8 @@ def _apply(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
         row = (body["range_start"], body["range_end"], body["last_changed"], body.get("range_seen"))
         writer.record_control(body["path"], row, request=body["request"], details={}, sectors=header.header_sectors,
                               primary_history=body.get("primary_history"),
-                              primary_place=tuple(body["primary_place"]) if "primary_place" in body else None)
+                              primary_place=tuple(body["primary_place"]) if "primary_place" in body else None,
+                              place_forward_only=not body.get("primary_place_reset", False))
     elif kind == Kind.REQUEST:
         writer.log_request(body)
 
