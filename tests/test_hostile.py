@@ -221,6 +221,14 @@ def test_a_host_target_through_a_bind_mount_of_the_library_is_refused(lib, tmp_p
         assert tree_snapshot(lib.root) == before
     finally:
         subprocess.run(["umount", str(alias)], check=True)
+    # One image directory mounted alone (review 2 of session 19): no library marker above it.
+    subprocess.run(["mount", "--bind", str(lib.root / "BVOL1.optvol"), str(alias)], check=True)
+    try:
+        result = run_cli(lib.root, "cp", "--replace", "*YES", "/QOPT/PVOL1/D/Keep", alias / "data.opv")
+        assert result.rc == 2 and "inside the library" in result.err, result.err
+        assert tree_snapshot(lib.root) == before
+    finally:
+        subprocess.run(["umount", str(alias)], check=True)
 
 
 def test_a_copy_to_the_host_never_replaces_a_file_it_wrote_itself(lib, tmp_path):
