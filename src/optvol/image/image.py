@@ -419,10 +419,12 @@ class VolumeImage:
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query sees one committed state (a failed BEGIN ends nothing)."""
+        """A read transaction: every query sees one committed state; inside this thread's own
+        write or snapshot (its caller holds ``owner``), that one's (a failed BEGIN ends nothing)."""
+        own = self.conn.in_transaction and (self._write_begun or self._live_snapshots > 0)
         self._live_snapshots, begun = self._live_snapshots + 1, False
         try:
-            begun = self.conn.execute("BEGIN") is not None
+            begun = not own and self.conn.execute("BEGIN") is not None
             yield self.conn
         finally:
             self._live_snapshots -= 1
