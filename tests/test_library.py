@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -221,7 +222,7 @@ def test_relabel_rolled_forward_after_crash_between_label_and_rename(library):
         with image.transaction() as tx:
             tx.write_label({**image.label(), "volume": "NEW"})  # label done, rename not done
     _write_journal(library, {
-        "relabel": {"dir": "OLD.optvol", "after": "NEW.optvol", "fields": {"volume": "NEW"}},
+        "relabel": {"dir": "OLD.optvol", "after": "NEW.optvol", "fields": {"volume": "NEW"}, "before": {"volume": "OLD"}},
         "renames": [["OLD.optvol", "NEW.optvol"]],
     })
     reopened = Library(library.root, clock=FakeClock())
@@ -237,7 +238,7 @@ def test_relabel_rolled_forward_after_crash_after_rename(library):
             tx.write_label({**image.label(), "volume": "NEW"})
     os.rename(library.root / "OLD.optvol", library.root / "NEW.optvol")  # only the journal unlink is missing
     _write_journal(library, {
-        "relabel": {"dir": "OLD.optvol", "after": "NEW.optvol", "fields": {"volume": "NEW"}},
+        "relabel": {"dir": "OLD.optvol", "after": "NEW.optvol", "fields": {"volume": "NEW"}, "before": {"volume": "OLD"}},
         "renames": [["OLD.optvol", "NEW.optvol"]],
     })
     reopened = Library(library.root, clock=FakeClock())
@@ -310,7 +311,7 @@ def test_journal_file_is_what_relabel_writes(library, monkeypatch):
     with library.locked():
         library.relabel("OLD", fields={"volume": "NEW"})
     assert seen == [{
-        "relabel": {"dir": "OLD.optvol", "after": "NEW.optvol", "fields": {"volume": "NEW"}},
+        "relabel": {"dir": "OLD.optvol", "after": "NEW.optvol", "fields": {"volume": "NEW"}, "before": {"volume": "OLD"}},
         "renames": [["OLD.optvol", "NEW.optvol"]],
     }]
     assert library.volume_ids() == ["NEW"]
@@ -460,3 +461,40 @@ def test_four_processes_create_volumes_at_once(tmp_path):
             assert volume.id == vol
     assert list((Path(root) / TMP).iterdir()) == []
     assert not (Path(root) / JOURNAL).exists()
+
+
+@pytest.mark.parametrize("refusal", [errno.EXDEV, errno.EBUSY])
+@pytest.mark.parametrize("operation", ["relabel", "replace"])
+def test_a_rename_the_host_refuses_for_good_is_undone_not_left_in_the_journal(library, monkeypatch, refusal,
+                                                                             operation):
+    """A hunt of session 19: a library in a lower overlayfs layer (EXDEV) or a volume directory
+    that is a mount point (EBUSY) refused the journal's rename for ever, and every later
+    command, reading ones too, failed with OPV0006; CVTOPTBKU had already written the new
+    label. Such a rename is undone: the label and the directories as they were, no journal,
+    the library usable."""
+    from optvol import library as library_mod
+
+    make_volume(library, "OLD")
+    with library.open("OLD") as volume:
+        volume.write_bytes("/kept", b"kept")
+        new_label = {**volume.label(), "volume": "NEW"}
+    real = os.rename
+
+    def refused(source, target, *args, **kwargs):
+        if str(target).endswith("NEW.optvol"):
+            raise OSError(refusal, os.strerror(refusal))
+        return real(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(library_mod.os, "rename", refused)
+    with pytest.raises(errors.InvalidError) as undone:
+        with library.locked():
+            if operation == "relabel":
+                library.relabel("OLD", fields={"volume": "NEW"})
+            else:
+                library.install("NEW", replace=True, previous="OLD", label=new_label)
+    assert undone.value.message_id == "OPV0006" and "nothing changed" in undone.value.text
+    monkeypatch.setattr(library_mod.os, "rename", real)
+    assert not (library.root / JOURNAL).exists() and list((library.root / TMP).iterdir()) == []
+    assert Library(library.root, clock=library.clock).volume_ids() == ["OLD"]
+    with library.open("OLD") as volume:
+        assert volume.label()["volume"] == "OLD" and volume.read_bytes("/kept") == b"kept"

@@ -39,6 +39,7 @@ from optvol.volume_rows import check_paths_fit
 MARKER = ".optvol-library"
 LOCK = ".lock"
 JOURNAL = ".journal.json"
+_NEVER_RENAMED = (errno.EXDEV, errno.EBUSY)  # a directory of a lower overlayfs layer, a mount point
 TMP = ".tmp"
 AUTL = "autl.json"
 SUFFIX = ".optvol"
@@ -186,11 +187,39 @@ class Library:
                             if image.label() == label:  # as it was, nothing is renamed: the operation
                                 self._drop_journal()  # is undone, not left to fail every later command
                             raise
-            for source, target in journal.get("renames", []):
-                if (self.root / source).exists() and not (self.root / target).exists():
-                    os.rename(self.root / source, self.root / target)
+            try:
+                for source, target in journal.get("renames", []):
+                    if (self.root / source).exists() and not (self.root / target).exists():
+                        os.rename(self.root / source, self.root / target)
+            except OSError as exc:  # never to be done here (overlayfs, a mount point): undone, if it can be
+                if exc.errno not in _NEVER_RENAMED or not self._undo(journal, held):
+                    raise
+                raise errors.error("OPV0006", library=self.root, reason=f"the host refuses to rename {source} to"
+                                   f" {target} ({exc.strerror}); the operation was undone: nothing changed") from None
             fsync_dir(self.root)
             path.unlink()
+
+    def _undo(self, journal: dict, held: Path | None) -> bool:
+        """Take back what a journal's operation did (its renames done, then a relabel's label
+        fields), and drop the journal; False (the journal stays) when that cannot be done."""
+        try:
+            for source, target in reversed(journal.get("renames", [])):
+                if (self.root / target).exists() and not (self.root / source).exists():
+                    os.rename(self.root / target, self.root / source)
+            relabel = journal.get("relabel")
+            if relabel:
+                directory = self.root / relabel["dir"]
+                with VolumeImage(directory, exclusive=True, lock=directory != held) as image:
+                    label = image.label()
+                    if any(label[k] != v for k, v in relabel["before"].items()):
+                        with image.transaction() as tx:
+                            tx.write_label({**label, **relabel["before"]})
+            fsync_dir(self.root)
+        except (OSError, KeyError, errors.OptvolError):  # (a journal written before "before" was kept)
+            return False
+        self._drop_journal()
+        self._clean_tmp()  # an image built aside goes
+        return True
 
     def _clean_tmp(self) -> None:
         tmp = self.root / TMP
@@ -334,8 +363,10 @@ class Library:
         # would make the journal's roll-forward fail after CVTOPTBKU had reported exit 8.
         lock = lock_exclusive(source, volume=model.volume_id(volume))
         try:
-            self._write_journal({"relabel": {"dir": source.name, "after": target.name, "fields": fields},
-                                 "renames": renames}, volume=volume)
+            with VolumeImage(source, exclusive=True, lock=False) as image:  # what an undo writes back
+                before = {key: image.label()[key] for key in fields}
+            self._write_journal({"relabel": {"dir": source.name, "after": target.name, "fields": fields,
+                                             "before": before}, "renames": renames}, volume=volume)
             self._roll_forward(held=source)
         finally:
             os.close(lock)
