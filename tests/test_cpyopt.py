@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from integrity_helpers import index_dump
 from optvol import backup as backup_rules
-from optvol import copying, errors, model
+from optvol import copy_select, copying, errors, model
 from optvol.backup import Range, update
 from optvol.change_volume import chgoptvol
 from optvol.checking import chkoptvol
@@ -871,6 +871,36 @@ def test_a_primary_that_only_went_on_keeps_its_backups_ranges(lib, clock):
         place = (optional_meta(bvol.image.conn, "primary_place_sector"), optional_meta(bvol.image.conn, "primary_place_mark"))
     with lib.open("PVOL1") as pvol:
         assert place == copying._place_in_history(pvol) and place[0] > 0
+
+
+def test_a_run_writes_no_second_equal_version_of_what_another_run_copied_meanwhile(lib, clock):
+    """A hunt of session 19: two *CHANGED runs onto one backup at once both copied every file
+    (6,010 versions for 3,005 files, charged twice). Inside its write transaction a run
+    leaves alone a file whose live version on the target already has its bytes, times and
+    flags (another run copied it after this one chose it): small files (``write_files``
+    with ``skip_same``) and large ones (``_already_there``); *ALL still writes them."""
+    write(lib, clock, day(1, 2), {"/D/SMALL": b"small", "/D/LARGE": os.urandom(5 << 20)})
+    backup(lib, day(1, 3))
+    with lib.open("PVOL1") as pvol, lib.open("BVOL1") as bvol:
+        _, small = pvol.file_row("/D/SMALL")
+        again = ("SMALL", b"small", small.sha256, (small.created, small.modified, small.attr_changed), small.flags)
+        changed = ("OTHER", b"other", hashlib.sha256(b"other").digest(), (1, 2, 3), 0)
+        with bvol.backup_writer() as writer:
+            outcomes = writer.write_files("/D", [again, changed], skip_same=True)
+        assert outcomes[0] is None and outcomes[1].path == "/D/OTHER"
+        assert len(bvol.versions("/D/SMALL")) == 1
+        with bvol.backup_writer() as writer:
+            assert writer.write_files("/D", [again])[0].version == 2  # without skip_same: written
+    request = CopyRequest(fromvol="PVOL1", frompath="/D", tovol="BVOL1", totype=VolumeType.BACKUP)
+    with lib.open("PVOL1") as pvol, lib.open("BVOL1") as bvol:
+        plan = copying._validate(request, pvol, bvol)
+        copier = copying._Copier(request, plan, pvol, bvol, model.to_micros(day(1, 4)), None)
+        _, large = pvol.file_row("/D/LARGE")
+        candidate = copy_select.Candidate(large, "LARGE", "/D", None, None, None, None)
+        assert copier._already_there(candidate, "/D")
+        assert not copier._already_there(candidate._replace(row=large._replace(sha256=bytes(32))), "/D")
+        write(lib, clock, day(1, 4), {"/D/LARGE": os.urandom(5 << 20)})
+    assert backup(lib, day(1, 5)).copied == 1
 
 
 def test_ranges_already_forgotten_are_not_written_again(lib, clock):

@@ -42,7 +42,7 @@ from optvol.copy_select import (
 from optvol.gc_pause import no_cyclic_gc
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, Progress, VolumeType
-from optvol.privileged import SourceRange
+from optvol.privileged import NewVersion, SourceRange, same_version
 from optvol.volume import Volume
 from optvol.volume_rows import RANGE_COLUMNS, DirRow, optional_meta
 
@@ -320,6 +320,12 @@ class _Prehash:
         self._top_up()
         return digest
 
+    def drop(self, c: Candidate) -> None:
+        """A planned file not written after all: its hash is not begun, or not waited for."""
+        if self.started.pop(c.row.sector, None) is None and c in self.queue:
+            self.queue.remove(c)
+        self._top_up()
+
     def _top_up(self) -> None:
         while self.queue and len(self.started) < HASH_THREADS:
             c = self.queue.popleft()
@@ -584,22 +590,38 @@ class _Copier:
         the group holds BATCH_FILES files or BATCH_BYTES."""
         for path, exc in piece.failures:
             self._failed(path, exc)
+        # A file another run onto this target wrote since this one chose it is not written again.
+        skip_same = self.choice.sltfile != "*ALL"
         if piece.small:
             with self.writer() as writer:
-                outcomes = writer.write_files(target_dir, piece.small)
-            written = [outcome for outcome in outcomes if not isinstance(outcome, errors.OptvolError)]
+                outcomes = writer.write_files(target_dir, piece.small, skip_same=skip_same)
+            written = [outcome for outcome in outcomes if isinstance(outcome, NewVersion)]
             if len(written) < len(outcomes):
                 for f, outcome in zip(piece.small, outcomes, strict=True):
                     if isinstance(outcome, errors.OptvolError):
                         self._failed(join(target_dir, f[0]), outcome)
+                    elif outcome is None:
+                        self.result.not_selected += 1
             self._wrote([new.path for new in written], sum(new.size for new in written))
             self._commit_if_full()
         self._prehash.plan(piece.large)
         for c in piece.large:
             with self.writer() as writer:
-                if self._write_large(writer, c, target_dir):
+                if skip_same and self._already_there(c, target_dir):
+                    self.result.not_selected += 1
+                    self._prehash.drop(c)
+                elif self._write_large(writer, c, target_dir):
                     self._wrote([join(target_dir, c.name)], c.size)
             self._commit_if_full()
+
+    def _already_there(self, c: Candidate, target_dir: str) -> bool:
+        """A large file whose live version on the target (inside the open write transaction)
+        already has its bytes, times and flags: another run wrote it since this one chose it."""
+        try:
+            _, old = self.target.file_row(join(target_dir, c.name))
+        except errors.OptvolError:
+            return False
+        return same_version(old, c.size, c.row.sha256, self.choice.times(c.row), c.flags)
 
     def _wrote(self, paths: list[str], size: int) -> None:
         """Files written into the open group: their paths and their bytes in all. The progress

@@ -142,12 +142,15 @@ class PrivilegedWriter:
             flags=flags, honour_read_only=self.honour_read_only, sha256=verified_sha256 if data is not None else None,
         )
 
-    def write_files(self, directory: str, files: list[SmallFile]) -> list[NewVersion | errors.OptvolError]:
+    def write_files(self, directory: str, files: list[SmallFile], *,
+                    skip_same: bool = False) -> list[NewVersion | errors.OptvolError | None]:
         """Write many small files into ``directory``, keeping their times and flags, each checked alone.
 
         The result holds, in order, each file's new version or the error that refused it
-        (nothing of a refused file is written). Names must differ by key. A plain tuple of a
-        SmallFile's fields will do for a SmallFile.
+        (nothing of a refused file is written); with ``skip_same``, None for a file whose
+        live version there already has its bytes, times and flags (``same_version``), which
+        is not written again. Names must differ by key. A plain tuple of a SmallFile's
+        fields will do for a SmallFile.
         """
         volume, tx = self.volume, self.tx
         parts = volume._parts(directory, is_dir=True)
@@ -157,11 +160,15 @@ class PrivilegedWriter:
             return [exc] * len(files)
         name_key = model.name_key
         keyed = [(name, name_key(name), len(data), sha256, times, flags) for name, data, sha256, times, flags in files]
+        olds = volume._files_named(parent.id, [f[1] for f in keyed])
+        if skip_same and any(same_version(olds.get(f[1]), *f[2:]) for f in keyed):
+            kept = [same_version(olds.get(f[1]), *f[2:]) for f in keyed]
+            outcomes = iter(self.write_files(directory, [f for f, k in zip(files, kept, strict=True) if not k]))
+            return [None if k else next(outcomes) for k in kept]
         now = volume._now()
         stamp = tx.stamp(now)
-        outcomes = volume._new_versions(tx, parent, parts, keyed, volume._files_named(parent.id, [f[1] for f in keyed]),
-                                        replace=True, honour_read_only=self.honour_read_only, now=now, stamp=stamp,
-                                        charge=True)
+        outcomes = volume._new_versions(tx, parent, parts, keyed, olds, replace=True,
+                                        honour_read_only=self.honour_read_only, now=now, stamp=stamp, charge=True)
         records, versions, done = [], [], []
         for (name, key, *_), (_, data, sha256, *_), outcome in zip(keyed, files, outcomes, strict=True):
             if isinstance(outcome, errors.OptvolError):
@@ -304,6 +311,15 @@ class PrivilegedWriter:
              entry["not_selected"], entry["failed"], entry["directories"], entry["outcome"], place.sector),
         )
         return cursor.lastrowid
+
+
+def same_version(old: FileRow | None, size: int, sha256: bytes, times: tuple[int, int, int] | None,
+                 flags: int | None) -> bool:
+    """Whether live version ``old`` already has these bytes, times and flags: a CPYOPT that
+    selected the file while another run onto the same target copied it meanwhile (both
+    selected it) leaves it alone, rather than write (and charge) a second, equal version."""
+    return (old is not None and old.size == size and old.sha256 == sha256 and flags == old.flags
+            and times == (old.created, old.modified, old.attr_changed))
 
 
 def _write_verified(partition, sector: int, chunks: Iterator[bytes], *, limit: int) -> int:
