@@ -85,12 +85,13 @@ def update(node: Range, *, request_time: int, request_start: int | None, seen: i
     moves only when no eligible file failed and the new range touches the old one (a gap
     leaves it as it was), and no file was found in ``gap``'s times (``gap_found``).
 
-    A clock set back does not move a node's times back: the request counts as no earlier
-    than its end and last changed so far, and a request that wrote without moving the range
-    leaves last changed after its end, the sign of a partial backup (reference §6.4) that a
-    clock set back had hidden (a hunt of session 19). Held ranges are kept by ``seen``.
+    A request that wrote without moving the range leaves last changed after its end, the
+    sign of a partial backup (reference §6.4), even when the clock was set back before it
+    (a hunt of session 19). The end is the request's time, as the reference has it, even
+    when that is earlier than the end before (what a range holds is bounded by ``seen``);
+    a floor under the clock would keep a range ending years ahead after one run with the
+    clock wrong (review 3 of session 19).
     """
-    request_time = max(request_time, node.end or request_time, node.last_changed or request_time)
     last_changed = request_time if wrote else node.last_changed
     if eligible_failed or gap_found:
         if wrote and node.end is not None:
