@@ -234,17 +234,16 @@ def test_a_host_target_through_a_bind_mount_of_the_library_is_refused(lib, tmp_p
 def test_a_copy_to_the_host_never_replaces_a_file_it_wrote_itself(lib, tmp_path):
     """A hunt of session 19: cp -r to a host that folds names the volume keeps apart (σ and
     ς on exFAT) wrote both to one host file, said both were copied, exit 0: one was lost.
-    A copy never replaces a file it wrote itself (as cp refuses to overwrite a file it has
-    just created): here with two sources of one name, which a folding host makes of two
-    names; the first copy stays whole."""
+    A copy never replaces a file it made itself: two sources of one name are refused
+    before anything is copied (a folding host: test_a_copy_onto_a_host_that_folds_names)."""
     with lib.open("PVOL1") as volume:
         volume.mkdir("/E")
         volume.write_bytes("/E/Keep", b"the other keep")
     out = tmp_path / "out"
     out.mkdir()
     result = run_cli(lib.root, "cp", "/QOPT/PVOL1/D/Keep", "/QOPT/PVOL1/E/Keep", out)
-    assert result.rc == 2 and "OPV0302" in result.err and "already wrote another file there" in result.err, result.err
-    assert (out / "Keep").read_bytes() == b"keep"
+    assert result.rc == 2 and "OPV0302" in result.err and "two sources have this name" in result.err, result.err
+    assert not (out / "Keep").exists()  # refused before anything is copied
     (out / "Keep").write_bytes(b"the user's own")  # a file the command did not write is replaced, as before
     assert run_cli(lib.root, "cp", "/QOPT/PVOL1/E/Keep", out).rc == 0 and (out / "Keep").read_bytes() == b"the other keep"
 
@@ -361,3 +360,71 @@ def test_real_processes_never_trace_back(lib, tmp_path):
         assert done.returncode == 2, (args, done.stderr)
         assert b"Traceback" not in done.stderr
     assert _snap(tmp_path, lib) == before
+
+
+@pytest.fixture
+def exfat(tmp_path):
+    """A fresh exFAT (through FUSE, as a USB stick is read on Linux) on a loop device: a
+    file system that takes σ and ς, or A and a, for one name (skipped where none can be made)."""
+    import shutil
+
+    if os.geteuid() != 0 or not (shutil.which("mkfs.exfat") and shutil.which("mount.exfat-fuse")):
+        pytest.skip("needs root, mkfs.exfat (exfatprogs) and mount.exfat-fuse (exfat-fuse)")
+    image, mount = tmp_path / "exfat.img", tmp_path / "exfat"
+    mount.mkdir()
+    with open(image, "wb") as handle:
+        handle.truncate(64 << 20)
+    subprocess.run(["mkfs.exfat", str(image)], check=True, capture_output=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True)
+    if loop.returncode != 0:
+        pytest.skip(f"no loop device here: {loop.stderr.strip()}")
+    device = loop.stdout.strip()
+    try:
+        mounted = subprocess.run(["mount.exfat-fuse", device, str(mount)], capture_output=True, text=True)
+        if mounted.returncode != 0:
+            pytest.skip(f"no FUSE here: {mounted.stderr.strip()}")
+        try:
+            yield mount
+        finally:
+            subprocess.run(["fusermount", "-u", str(mount)], check=False)
+            subprocess.run(["umount", str(mount)], check=False, capture_output=True)
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)
+
+
+def test_a_copy_onto_a_host_that_folds_names_never_replaces_its_own(lib, exfat):
+    """Reviews of session 19: directories σ and ς (a volume keeps them apart; exFAT takes
+    them for one) copied into a directory that was there: the second's f replaced the
+    first's, both reported copied, exit 0. The copy knows what it made by name, by fold,
+    where the host folds names (asked once, with a probe file); it refuses the second."""
+    with lib.open("PVOL1") as volume:
+        for name, data in (("σ", b"one"), ("ς", b"two")):
+            volume.mkdir(f"/X/{name}", parents=True)
+            volume.write_bytes(f"/X/{name}/f", data)
+        volume.write_bytes("/X/fσ", b"file one")
+        volume.write_bytes("/X/fς", b"file two")
+    cases = [("cp", "-r", "/QOPT/PVOL1/X/σ", "/QOPT/PVOL1/X/ς", "{out}"), ("cp", "-r", "/QOPT/PVOL1/X/", "{out}"),
+             ("cp", "/QOPT/PVOL1/X/fσ", "/QOPT/PVOL1/X/fς", "{out}")]
+    for n, args in enumerate(cases):
+        out = exfat / f"out{n}"
+        out.mkdir()  # there before the copy
+        result = run_cli(lib.root, *(a.format(out=out) for a in args))
+        assert result.rc == 2 and "takes for the same name" in result.err, (args, result.err)
+        kept = sorted(p.read_bytes() for p in out.rglob("*") if p.is_file())
+        assert kept in ([b"one"], [b"file one"], [b"file one", b"one"]), (args, kept)
+    with lib.open("PVOL1") as volume:
+        assert volume.read_bytes("/X/ς/f") == b"two"
+
+
+def test_a_name_a_host_holds_in_characters_is_copied_to_it(lib, exfat):
+    """Review 3 of session 19: exFAT allows 255 characters, and says NAME_MAX 255, which the
+    measure before cp -r took for bytes: 200 characters of é (400 bytes) were refused there
+    although the host makes them. A name past NAME_MAX in bytes is tried on the host."""
+    long_name = "é" * 200
+    with lib.open("PVOL1") as volume:
+        volume.mkdir("/T")
+        volume.write_bytes(f"/T/{long_name}", b"a long name")
+    result = run_cli(lib.root, "cp", "-r", "/QOPT/PVOL1/T", exfat / "out")
+    assert result.rc == 0, result.err
+    assert (exfat / "out" / long_name).read_bytes() == b"a long name"
+    assert sorted(p.name for p in exfat.iterdir()) == ["out"]  # no probe left behind

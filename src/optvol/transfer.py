@@ -8,6 +8,7 @@ refused here too, because these commands act through the volume's user-program A
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
 import sys
@@ -105,9 +106,16 @@ def copy(library: Library, sources: list[str], target: str, *, recursive: bool =
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=recursive,
                      operation="reading a file")
+        destinations = set()
         for source, destination in plan:  # every host tree's names before anything is copied
             if source.volume is None and destination.volume is not None and _is_dir(volumes, source):
                 _check_host_names(volumes, source, destination)
+            if destination.volume is None:  # two sources of one name: the second would replace the first
+                where = os.path.abspath(destination.path)
+                if where in destinations:
+                    raise errors.error("OPV0302", path=destination.path, reason="two sources have this name in the"
+                                       " target; nothing was copied")
+                destinations.add(where)
         for source, destination in plan:
             yield from _copy_one(volumes, source, destination, replace=replace)
 
@@ -190,11 +198,29 @@ def _check_names_for_host(volumes: _Volumes, source: Location, destination: Loca
     for _, item_destination, _ in _tree(volumes, source, destination):
         path = os.path.abspath(item_destination.path)
         _check_host_name(path)
-        name_bytes, path_bytes = len(os.fsencode(os.path.basename(path))), len(os.fsencode(path))
+        name = os.path.basename(path)
+        name_bytes, path_bytes = len(os.fsencode(name)), len(os.fsencode(path))
+        if name_bytes > name_max and _host_takes(probe, name):  # exFAT counts its 255 in characters
+            name_bytes = 0
         if name_bytes > name_max or path_bytes >= path_max:
             what = (f"its name is too long for the host ({name_bytes} bytes; it allows {name_max})" if name_bytes > name_max
                     else f"its path is too long for the host ({path_bytes} bytes; it allows {path_max - 1})")
             raise errors.error("OPV0302", path=item_destination.path, reason=f"{what}; nothing was copied")
+
+
+def _host_takes(directory: str, name: str) -> bool:
+    """Whether the host makes a file of a name longer than its NAME_MAX in bytes (a probe
+    file of that name, removed at once): some file systems count it in characters."""
+    path = os.path.join(directory, name)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return True
+    except OSError as exc:
+        return exc.errno != errno.ENAMETOOLONG
+    os.close(fd)
+    os.unlink(path)
+    return True
 
 
 def _check_host_names(volumes: _Volumes, source: Location, destination: Location) -> None:
@@ -416,7 +442,7 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
     if os.path.lexists(host_path) and not replace:
         raise errors.error("OPV0302", path=host_path, reason="it exists")
     if made is not None:
-        made.refuse_own(host_path)
+        made.check(host_path)
     directory = os.path.dirname(os.path.abspath(host_path))
     if not os.path.isdir(directory):
         raise errors.error("OPV0301", path=directory)
@@ -441,7 +467,7 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
         raise
     if made is not None:
-        made.wrote(directory, os.path.basename(host_path))
+        made.made(host_path)
     if durable:
         try:
             fsync_dir(directory)
@@ -450,49 +476,76 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
 
 
 class _HostWrites:
-    """What a copy to the host wrote, which it never replaces (as cp refuses to overwrite a
-    file it has just created): two sources of one name, or a host that folds names the
-    volume keeps apart (σ and ς on exFAT, a case-insensitive directory), where the copy of
-    one replaced the other's. Inode numbers cannot tell (a FUSE file system may give each
-    spelling its own), names can. Memory stays flat however many files it writes: in a
-    directory the copy made, whatever is found is its own; in one that was there, it keeps
-    the names written into the directory it is writing (a tree's files come together)."""
+    """What a copy to the host made there, which it never replaces with another of its own
+    files: where the host folds names the volume keeps apart (σ and ς on exFAT, a
+    case-insensitive directory), the copy of one replaced the other's, silently. Inode
+    numbers cannot tell (exfat-fuse gives each spelling its own), names can. Whether a file
+    system folds names is asked once (``_folds_names``); where it does not, nothing is kept.
+    Where it does, the names of each directory on the way down, by fold (what was there,
+    and what this copy made): memory follows the directories of the current path."""
 
     def __init__(self):
-        self.made_dirs: set[str] = set()
-        self.directory, self.folds = None, {}  # the directory that was there, its names written by fold
+        self._folding: dict[int, bool] = {}  # by device
+        self._dirs: dict[str, dict[str, tuple[str, bool]]] = {}  # directory -> fold -> (name, made by this copy)
 
     def make_dir(self, host_path: str) -> None:
-        """Make a directory of the copy, unless it is there; one found where this copy made
-        its parent is another name's that the host folded onto this one (OPV0302)."""
+        """Make a directory of the copy, unless it is there (OPV0302 for one another of its
+        names took, ``check``)."""
         path = os.path.abspath(host_path)
+        self.check(path, "directory")
         if not os.path.isdir(path):
             os.makedirs(path)
-            self.made_dirs.add(path)
-        elif path not in self.made_dirs and os.path.dirname(path) in self.made_dirs:
-            raise errors.error("OPV0302", path=host_path, reason="this copy already made another directory there"
-                               " (the host file system takes the two names for one)")
+            self.made(path)
 
-    def wrote(self, directory: str, name: str) -> None:
-        if directory in self.made_dirs:
-            return
-        if directory != self.directory:
-            self.directory, self.folds = directory, {}
-        self.folds[_fold(name)] = name
-
-    def refuse_own(self, host_path: str) -> None:
-        """OPV0302 if ``host_path`` holds what this copy wrote there for another source."""
+    def check(self, host_path: str, what: str = "file") -> None:
+        """OPV0302 if the host takes ``host_path`` for another name this copy made there."""
         directory, name = os.path.split(os.path.abspath(host_path))
-        if not os.path.lexists(host_path):
-            return
-        if directory in self.made_dirs:
-            own = True
-        else:  # a name of the same fold, written here: the same name, or one the host folded onto it
-            written = self.folds.get(_fold(name)) if directory == self.directory else None
-            own = written is not None and (written == name or name not in os.listdir(directory))
-        if own:
-            raise errors.error("OPV0302", path=host_path, reason="this copy already wrote another file there"
-                               " (the host file system takes the two names for one, or two sources have that name)")
+        names = self._names(directory)
+        found = names.get(_fold(name)) if names is not None else None
+        if found is not None and found[1] and found[0] != name:
+            raise errors.error("OPV0302", path=host_path, reason=f"this copy made the {what} {found[0]!r} there,"
+                               " which the host file system takes for the same name")
+
+    def made(self, host_path: str) -> None:
+        directory, name = os.path.split(os.path.abspath(host_path))
+        names = self._names(directory)
+        if names is not None:
+            names[_fold(name)] = (name, True)
+
+    def _names(self, directory: str) -> dict[str, tuple[str, bool]] | None:
+        """The names in ``directory`` by fold, if its file system folds names (else None)."""
+        names = self._dirs.get(directory)
+        if names is not None:
+            return names
+        try:
+            device = os.stat(directory).st_dev
+        except OSError:  # not there yet: what the copy makes
+            return None
+        if device not in self._folding:
+            self._folding[device] = _folds_names(directory)
+        if not self._folding[device]:
+            return None
+        for other in [d for d in self._dirs if not (directory + "/").startswith(d.rstrip("/") + "/")]:
+            del self._dirs[other]  # directories the copy has left
+        with os.scandir(directory) as entries:
+            names = {_fold(entry.name): (entry.name, False) for entry in entries}
+        self._dirs[directory] = names
+        return names
+
+
+def _folds_names(directory: str) -> bool:
+    """Whether the file system of ``directory`` takes names that differ in case, or a final
+    ς for σ, for one: a probe file is made, and looked for under those spellings."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".optvol-fold-σa-")
+    except OSError:  # a directory this user may not write: the copy says so
+        return False
+    try:
+        os.close(fd)
+        head, tail = os.path.split(probe)
+        return any(os.path.lexists(os.path.join(head, other)) for other in (tail.replace("σ", "ς"), tail.upper()))
+    finally:
+        os.unlink(probe)
 
 
 def _fold(name: str) -> str:
