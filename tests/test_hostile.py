@@ -273,6 +273,26 @@ def test_a_volume_tree_whose_paths_would_not_fit_the_target_is_refused_before_co
     assert run_cli(lib.root, "cp", "-r", "/QOPT/PVOL1/T", "/QOPT/PVOL2/").rc == 0  # it fits there
 
 
+def test_a_volume_tree_with_a_name_the_target_format_refuses_is_refused_before_copying(lib):
+    """Review 3 of session 19: a UDF tree holding 'z-name' (HPOFS refuses '-') copied onto an
+    HPOFS volume failed with CPF1F21 when it got there, with every batch before it already
+    on the target. Between media formats every name is measured first."""
+    from optvol.model import MediaFormat, MediaType
+
+    make_volume(lib, "UVOL", medtype=MediaType.ERASE, medfmt=MediaFormat.UDF)
+    with lib.open("UVOL") as volume:
+        volume.mkdir("/T/A", parents=True)
+        with volume.batch():
+            for n in range(transfer.BATCH_FILES + 100):
+                volume.write_bytes(f"/T/A/a{n}", b"a")
+        volume.mkdir("/T/B")
+        volume.write_bytes("/T/B/z-name", b"z")
+    result = run_cli(lib.root, "cp", "-r", "/QOPT/UVOL/T", "/QOPT/PVOL1/")
+    assert result.rc == 2 and "CPF1F21" in result.err, result.err
+    with lib.open("PVOL1") as target:
+        assert not target.exists("/T")
+
+
 def test_a_volume_tree_with_a_name_the_host_cannot_hold_is_refused_before_copying(lib, tmp_path):
     """A hunt of session 19: 200 characters of é are a valid name on a volume but 400 bytes,
     past the host's 255: cp -r and mv to the host stopped there, with part of the tree

@@ -174,13 +174,17 @@ def _check_tree_fits(volumes: _Volumes, source: Location, destination: Location)
     """Every path of a volume's tree fits reference §3.1 where the copy puts it on the target
     volume (CPF1F48 otherwise), before anything is copied: one query, not a walk (the copy
     stopped at the first path too long, with hundreds of files already on the target)."""
-    volume = volumes[source.volume]
+    volume, target = volumes[source.volume], volumes[destination.volume]
     top = volume.dir_row(source.path)
     conn = volume.image.conn
     longest_dir, longest_file = longest_in_volume(conn) if top.path == "/" else longest_below(conn, top)
     grows = len(destination.path.rstrip("/")) - len(top.path.rstrip("/"))
-    model.check_lengths(destination.path, volume=volumes[destination.volume].id, directories=longest_dir + grows,
+    model.check_lengths(destination.path, volume=target.id, directories=longest_dir + grows,
                         total=max(longest_dir, longest_file) + grows, below=True)
+    media_format = model.MediaFormat(target.label()["media_format"])
+    if media_format != model.MediaFormat(volume.label()["media_format"]):  # names the target's format refuses
+        for _, item_destination, is_dir in _tree(volumes, source, destination):
+            model.split_path(item_destination.path, volume=target.id, media_format=media_format, is_dir=is_dir)
 
 
 def _check_names_for_host(volumes: _Volumes, source: Location, destination: Location) -> None:
