@@ -191,10 +191,9 @@ class VolumeImage:
                 raise
             older = (schema.stored_version(index_path) or schema.SCHEMA_VERSION) < schema.SCHEMA_VERSION
             raise locks.Reopen(wait=locks.UPGRADE_WAIT if older else locks.BUSY_WAIT) from None
-        # An image is only read (no migration, no tail cut; every write refused) on a read-only
-        # file system ("fs": no lock then), by a user who may not write it ("access"), and on
-        # a full file system that has no room for SQLite's shared-memory file ("full", see
-        # _open_index).
+        # An image is only read (no migration, no tail cut; every write refused) on a read-only file
+        # system ("fs": no lock then), by a user who may not write it ("access"), and on a full one
+        # without room for SQLite's shared-memory file ("full", see _open_index).
         self._read_only_because = because
         self._lock_fd = -1 if lock_fd is None else lock_fd
         self._snapshot_dir: Path | None = None
@@ -293,8 +292,7 @@ class VolumeImage:
         anyone from reading, and copying out, what the volume holds. The image stays this
         process's alone meanwhile (its lock exclusive): SQLite would not see another's commits."""
         try:
-            # A private copy is read through a connection of its own kind: SQLite makes the
-            # shared-memory file beside it.
+            # A private copy is read through a connection of its own kind (SQLite makes its -shm).
             self.conn = _connect(path, read_only=self.read_only and self._snapshot_dir is None)
             return schema.version_of(self.conn, where=self.name)
         except (errors.OptvolError, sqlite3.OperationalError) as exc:
@@ -479,6 +477,8 @@ class VolumeImage:
             self._write_begun = False
             if isinstance(exc, sqlite3.OperationalError):
                 raise errors.error("OPV0004", volume=self.volume) from exc
+            if not isinstance(exc, Exception) and self.conn.in_transaction and not self._live_snapshots:
+                self.conn.execute("ROLLBACK")  # an interrupt as BEGIN returned: the write lock it took goes back
             raise
         tx = None
         try:
