@@ -172,8 +172,9 @@ def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recur
 
 def _check_tree_fits(volumes: _Volumes, source: Location, destination: Location) -> None:
     """Every path of a volume's tree fits reference §3.1 where the copy puts it on the target
-    volume (CPF1F48 otherwise), before anything is copied: one query, not a walk (the copy
-    stopped at the first path too long, with hundreds of files already on the target)."""
+    volume (CPF1F48 otherwise), before anything is copied: the lengths by one query, and
+    between media formats every name by the target's rules (the copy stopped at the first
+    path too long, or name refused, with hundreds of files already on the target)."""
     volume, target = volumes[source.volume], volumes[destination.volume]
     top = volume.dir_row(source.path)
     conn = volume.image.conn
@@ -189,9 +190,9 @@ def _check_tree_fits(volumes: _Volumes, source: Location, destination: Location)
 
 def _check_names_for_host(volumes: _Volumes, source: Location, destination: Location) -> None:
     """Every name of a volume's tree can name a host file where the copy puts it (its bytes
-    in the host's encoding within NAME_MAX, the whole path within PATH_MAX), before anything
-    is copied: the copy stopped at the first name the host could not hold (255 characters
-    of é take 510 bytes), with the rest of the tree neither copied nor named."""
+    in the host's encoding within NAME_MAX, or made by the host when tried; the whole path
+    within PATH_MAX), before anything is copied: the copy stopped at the first name the host
+    could not hold (255 characters of é take 510 bytes), the rest neither copied nor named."""
     probe = os.path.abspath(destination.path)
     while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
         probe = os.path.dirname(probe)
