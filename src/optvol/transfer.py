@@ -106,16 +106,12 @@ def copy(library: Library, sources: list[str], target: str, *, recursive: bool =
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=recursive,
                      operation="reading a file")
-        destinations = set()
+        destinations: dict[str, dict[str, str]] = {}  # host directory -> fold -> name
         for source, destination in plan:  # every host tree's names before anything is copied
             if source.volume is None and destination.volume is not None and _is_dir(volumes, source):
                 _check_host_names(volumes, source, destination)
             if destination.volume is None:  # two sources of one name: the second would replace the first
-                where = os.path.abspath(destination.path)
-                if where in destinations:
-                    raise errors.error("OPV0302", path=destination.path, reason="two sources have this name in the"
-                                       " target; nothing was copied")
-                destinations.add(where)
+                _refuse_second_of_a_name(destinations, os.path.abspath(destination.path))
         for source, destination in plan:
             yield from _copy_one(volumes, source, destination, replace=replace)
 
@@ -200,10 +196,15 @@ def _check_names_for_host(volumes: _Volumes, source: Location, destination: Loca
         name_max, path_max = os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
     except (OSError, ValueError):
         name_max, path_max = 255, 4096
+    # A host that folds names: two names of one directory that it takes for one (σ and ς on
+    # exFAT) would be copied into one, the second over the first, whatever is there before.
+    folds: dict[str, dict[str, str]] | None = {} if _folds_names(probe) else None  # directory -> fold -> name
     for _, item_destination, _ in _tree(volumes, source, destination):
         path = os.path.abspath(item_destination.path)
         _check_host_name(path)
         name = os.path.basename(path)
+        if folds is not None:
+            _refuse_folded_pair(folds, path, probe)
         name_bytes, path_bytes = len(os.fsencode(name)), len(os.fsencode(path))
         if name_bytes > name_max and _host_takes(probe, name):  # exFAT counts its 255 in characters
             name_bytes = 0
@@ -211,6 +212,56 @@ def _check_names_for_host(volumes: _Volumes, source: Location, destination: Loca
             what = (f"its name is too long for the host ({name_bytes} bytes; it allows {name_max})" if name_bytes > name_max
                     else f"its path is too long for the host ({path_bytes} bytes; it allows {path_max - 1})")
             raise errors.error("OPV0302", path=item_destination.path, reason=f"{what}; nothing was copied")
+
+
+def _refuse_second_of_a_name(destinations: dict[str, dict[str, str]], path: str) -> None:
+    """OPV0302 when two sources of a copy have one name in the host directory they go to:
+    the same name, or two the host takes for one (asked of the host)."""
+    directory, name = os.path.split(path)
+    names = destinations.setdefault(directory, {})
+    other = names.setdefault(_fold(name), name)
+    if other is name:
+        return
+    if other != name:
+        probe = directory
+        while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
+            probe = os.path.dirname(probe)
+        if not _host_folds(probe, other, name):
+            return
+    raise errors.error("OPV0302", path=path, reason="two sources have this name in the target (or names the host"
+                       " file system takes for one); nothing was copied")
+
+
+def _refuse_folded_pair(folds: dict[str, dict[str, str]], path: str, probe: str) -> None:
+    """OPV0302 if the host takes ``path``'s name for another name of its directory in this
+    tree (asked of the host with probe files: its fold is not quite any of Python's). Keeps
+    the names of the directories on the current path only."""
+    directory, name = os.path.split(path)
+    if directory not in folds:
+        for other in [d for d in folds if not (directory + "/").startswith(d.rstrip("/") + "/")]:
+            del folds[other]
+        folds[directory] = {}
+    names, key = folds[directory], _fold(name)
+    other = names.setdefault(key, name)
+    if other != name and _host_folds(probe, other, name):
+        raise errors.error("OPV0302", path=path, reason=f"the host file system takes it and {other!r} of the same"
+                           " directory for one name, which the volume keeps apart; nothing was copied")
+
+
+def _host_folds(directory: str, first: str, second: str) -> bool:
+    """Whether the host takes two names for one: a probe file of the first, looked for under
+    the second (True if no probe can be made: the copy is refused rather than risked)."""
+    try:
+        fd, made = tempfile.mkstemp(dir=directory, prefix=".optvol-fold-", suffix="-" + first)
+    except UnicodeEncodeError:  # a name the host's encoding cannot write: the copy says so
+        return False
+    except OSError:
+        return True
+    os.close(fd)
+    try:
+        return os.path.lexists(made[: -len(first)] + second)
+    finally:
+        os.unlink(made)
 
 
 def _host_takes(directory: str, name: str) -> bool:
@@ -507,9 +558,9 @@ class _HostWrites:
         directory, name = os.path.split(os.path.abspath(host_path))
         names = self._names(directory)
         found = names.get(_fold(name)) if names is not None else None
-        if found is not None and found[1] and found[0] != name:
+        if found is not None and found[1] and found[0] != name and _host_folds(directory, found[0], name):
             raise errors.error("OPV0302", path=host_path, reason=f"this copy made the {what} {found[0]!r} there,"
-                               " which the host file system takes for the same name")
+                               " and the host file system takes the two names for one")
 
     def made(self, host_path: str) -> None:
         directory, name = os.path.split(os.path.abspath(host_path))
@@ -543,7 +594,7 @@ def _folds_names(directory: str) -> bool:
     ς for σ, for one: a probe file is made, and looked for under those spellings."""
     try:
         fd, probe = tempfile.mkstemp(dir=directory, prefix=".optvol-fold-σa-")
-    except OSError:  # a directory this user may not write: the copy says so
+    except (OSError, UnicodeEncodeError):  # a directory this user may not write, a legacy encoding: the copy says so
         return False
     try:
         os.close(fd)
