@@ -498,3 +498,34 @@ def test_a_rename_the_host_refuses_for_good_is_undone_not_left_in_the_journal(li
     assert Library(library.root, clock=library.clock).volume_ids() == ["OLD"]
     with library.open("OLD") as volume:
         assert volume.label()["volume"] == "OLD" and volume.read_bytes("/kept") == b"kept"
+
+
+def test_a_refused_rename_of_an_older_optvols_journal_is_undone_too(library, monkeypatch):
+    """Review 4 of session 19: a journal written by an optvol before its relabel kept
+    "before" could not be undone, and left every command failing as before. A rename's
+    "before" is the ID of its directory, a CVTOPTBKU's (the one relabel that changes the
+    type) a backup's type."""
+    from optvol import library as library_mod
+    from optvol.model import VolumeType
+
+    make_volume(library, "OLD", type=VolumeType.BACKUP)
+    real_write, real_rename = library._write_journal, os.rename
+
+    def as_an_older_optvol(journal, **keywords):
+        journal["relabel"].pop("before")
+        real_write(journal, **keywords)
+
+    def refused(source, target, *args, **kwargs):
+        if str(target).endswith("NEW.optvol"):
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        return real_rename(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(library, "_write_journal", as_an_older_optvol)
+    monkeypatch.setattr(library_mod.os, "rename", refused)
+    with pytest.raises(errors.InvalidError, match="nothing changed"):
+        with library.locked():
+            library.relabel("OLD", fields={"volume": "NEW", "type": str(VolumeType.PRIMARY)})
+    monkeypatch.setattr(library_mod.os, "rename", real_rename)
+    assert not (library.root / JOURNAL).exists()
+    with library.open("OLD") as volume:
+        assert (volume.label()["volume"], volume.label()["type"]) == ("OLD", VolumeType.BACKUP)

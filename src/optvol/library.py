@@ -33,6 +33,7 @@ from optvol.image.connection import host_failure
 from optvol.image.datapart import fsync_dir
 from optvol.image.image import DATA_FILE, INDEX_FILE, VolumeImage
 from optvol.image.locks import lock_exclusive, read_only_error
+from optvol.model import VolumeType
 from optvol.volume import Clock, Volume
 from optvol.volume_rows import check_paths_fit
 
@@ -209,13 +210,18 @@ class Library:
             relabel = journal.get("relabel")
             if relabel:
                 directory = self.root / relabel["dir"]
+                # A journal of an optvol before "before": a rename had the ID of its directory,
+                # a CVTOPTBKU (the one relabel that changes the type) a backup's type.
+                before = relabel.get("before") or {"volume": relabel["dir"].removesuffix(SUFFIX)}
+                if "type" in relabel["fields"] and "before" not in relabel:
+                    before["type"] = str(VolumeType.BACKUP)
                 with VolumeImage(directory, exclusive=True, lock=directory != held) as image:
                     label = image.label()
-                    if any(label[k] != v for k, v in relabel["before"].items()):
+                    if any(label[k] != v for k, v in before.items()):
                         with image.transaction() as tx:
-                            tx.write_label({**label, **relabel["before"]})
+                            tx.write_label({**label, **before})
             fsync_dir(self.root)
-        except (OSError, KeyError, errors.OptvolError):  # (a journal written before "before" was kept)
+        except (OSError, KeyError, errors.OptvolError):
             return False
         self._drop_journal()
         self._clean_tmp()  # an image built aside goes
