@@ -312,6 +312,20 @@ def test_a_volume_tree_with_a_name_the_host_cannot_hold_is_refused_before_copyin
         assert len(volume.listdir("/T")) == 6
 
 
+def test_two_sources_of_one_name_onto_a_volume_are_refused_before_copying(lib):
+    """Review 4 of session 19: cp a/x b/x /QOPT/V/d/ said both were copied, and the second
+    replaced the first (x and X too: one name on a volume). Refused before copying."""
+    with lib.open("PVOL1") as volume:
+        volume.mkdir("/E")
+        volume.mkdir("/T")
+        volume.write_bytes("/E/KEEP", b"the other keep")
+    for second in ("/QOPT/PVOL1/E/KEEP", "/QOPT/PVOL1/E/KEEP"):
+        result = run_cli(lib.root, "cp", "/QOPT/PVOL1/D/Keep", second, "/QOPT/PVOL1/T/")
+        assert result.rc == 2 and "OPV0008" in result.err and "two sources have the name" in result.err, result.err
+        with lib.open("PVOL1") as volume:
+            assert volume.listdir("/T") == []
+
+
 def test_a_link_below_a_host_target_into_the_library_is_refused(lib, tmp_path):
     """The target directory is outside the library, but a directory of the tree copied is a
     symbolic link into a backup volume: cp -r and CPY SUBTREE(*ALL) refuse it before they

@@ -112,6 +112,10 @@ def copy(library: Library, sources: list[str], target: str, *, recursive: bool =
                 _check_host_names(volumes, source, destination)
             if destination.volume is None:  # two sources of one name: the second would replace the first
                 _refuse_second_of_a_name(destinations, os.path.abspath(destination.path))
+            elif destinations.setdefault(destination.volume, {}).setdefault(
+                    model.name_key(destination.path), destination.path) is not destination.path:
+                raise errors.error("OPV0008", reason=f"two sources have the name {destination} in the target;"
+                                   " nothing was copied")
         for source, destination in plan:
             yield from _copy_one(volumes, source, destination, replace=replace)
 
