@@ -8,17 +8,14 @@ refused here too, because these commands act through the volume's user-program A
 
 from __future__ import annotations
 
-import errno
 import os
 import stat as stat_mod
-import sys
 import tempfile
-import unicodedata
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from optvol import errors, model
+from optvol import errors, host_names, model
 from optvol.image.datapart import fsync_dir
 from optvol.library import Library
 from optvol.model import DirInfo, FileInfo
@@ -67,7 +64,7 @@ class _Volumes:
 
     def __init__(self, library: Library, stack: ExitStack):
         self.library, self.stack, self.open = library, stack, {}
-        self.host_writes = _HostWrites()
+        self.host_writes = host_names.HostWrites()
 
     def __getitem__(self, volume_id: str) -> Volume:
         if volume_id not in self.open:
@@ -111,7 +108,7 @@ def copy(library: Library, sources: list[str], target: str, *, recursive: bool =
             if source.volume is None and destination.volume is not None and _is_dir(volumes, source):
                 _check_host_names(volumes, source, destination)
             if destination.volume is None:  # two sources of one name: the second would replace the first
-                _refuse_second_of_a_name(destinations, os.path.abspath(destination.path))
+                host_names.refuse_second_of_a_name(destinations, os.path.abspath(destination.path))
             elif destinations.setdefault(destination.volume, {}).setdefault(
                     model.name_key(destination.path), destination.path) is not destination.path:
                 raise errors.error("OPV0008", reason=f"two sources have the name {destination} in the target;"
@@ -202,85 +199,20 @@ def _check_names_for_host(volumes: _Volumes, source: Location, destination: Loca
         name_max, path_max = 255, 4096
     # A host that folds names: two names of one directory that it takes for one (σ and ς on
     # exFAT) would be copied into one, the second over the first, whatever is there before.
-    folds: dict[str, dict[str, str]] | None = {} if _folds_names(probe) else None  # directory -> fold -> name
+    folds: dict[str, dict[str, str]] | None = {} if host_names.folds_names(probe) else None  # directory -> fold -> name
     for _, item_destination, _ in _tree(volumes, source, destination):
         path = os.path.abspath(item_destination.path)
-        _check_host_name(path)
+        host_names.check_host_name(path)
         name = os.path.basename(path)
         if folds is not None:
-            _refuse_folded_pair(folds, path, probe)
+            host_names.refuse_folded_pair(folds, path, probe)
         name_bytes, path_bytes = len(os.fsencode(name)), len(os.fsencode(path))
-        if name_bytes > name_max and _host_takes(probe, name):  # exFAT counts its 255 in characters
+        if name_bytes > name_max and host_names.host_takes(probe, name):  # exFAT counts its 255 in characters
             name_bytes = 0
         if name_bytes > name_max or path_bytes >= path_max:
             what = (f"its name is too long for the host ({name_bytes} bytes; it allows {name_max})" if name_bytes > name_max
                     else f"its path is too long for the host ({path_bytes} bytes; it allows {path_max - 1})")
             raise errors.error("OPV0302", path=item_destination.path, reason=f"{what}; nothing was copied")
-
-
-def _refuse_second_of_a_name(destinations: dict[str, dict[str, str]], path: str) -> None:
-    """OPV0302 when two sources of a copy have one name in the host directory they go to:
-    the same name, or two the host takes for one (asked of the host)."""
-    directory, name = os.path.split(path)
-    names = destinations.setdefault(directory, {})
-    other = names.setdefault(_fold(name), name)
-    if other is name:
-        return
-    if other != name:
-        probe = directory
-        while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
-            probe = os.path.dirname(probe)
-        if not _host_folds(probe, other, name):
-            return
-    raise errors.error("OPV0302", path=path, reason="two sources have this name in the target (or names the host"
-                       " file system takes for one); nothing was copied")
-
-
-def _refuse_folded_pair(folds: dict[str, dict[str, str]], path: str, probe: str) -> None:
-    """OPV0302 if the host takes ``path``'s name for another name of its directory in this
-    tree (asked of the host with probe files: its fold is not quite any of Python's). Keeps
-    the names of the directories on the current path only."""
-    directory, name = os.path.split(path)
-    if directory not in folds:
-        for other in [d for d in folds if not (directory + "/").startswith(d.rstrip("/") + "/")]:
-            del folds[other]
-        folds[directory] = {}
-    names, key = folds[directory], _fold(name)
-    other = names.setdefault(key, name)
-    if other != name and _host_folds(probe, other, name):
-        raise errors.error("OPV0302", path=path, reason=f"the host file system takes it and {other!r} of the same"
-                           " directory for one name, which the volume keeps apart; nothing was copied")
-
-
-def _host_folds(directory: str, first: str, second: str) -> bool:
-    """Whether the host takes two names for one: a probe file of the first, looked for under
-    the second (True if no probe can be made: the copy is refused rather than risked)."""
-    try:
-        fd, made = tempfile.mkstemp(dir=directory, prefix=".optvol-fold-", suffix="-" + first)
-    except UnicodeEncodeError:  # a name the host's encoding cannot write: the copy says so
-        return False
-    except OSError:
-        return True
-    os.close(fd)
-    try:
-        return os.path.lexists(made[: -len(first)] + second)
-    finally:
-        os.unlink(made)
-
-
-def _host_takes(directory: str, name: str) -> bool:
-    """Whether the host makes a file of a name longer than its NAME_MAX in bytes (a probe
-    file of that name, removed at once): some file systems count it in characters."""
-    path = os.path.join(directory, name)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return True
-    except OSError as exc:
-        return exc.errno != errno.ENAMETOOLONG
-    os.close(fd)
-    os.unlink(path)
-    return True
 
 
 def _check_host_names(volumes: _Volumes, source: Location, destination: Location) -> None:
@@ -366,7 +298,7 @@ def _tree(volumes: _Volumes, source: Location, destination: Location) -> Iterato
 
 def _make_dir(volumes: _Volumes, where: Location, *, durable: bool = False) -> None:
     if where.volume is None:
-        _check_host_name(where.path)
+        host_names.check_host_name(where.path)
         # A tree's own directories too: a symbolic link below the target may lead into the library.
         volumes.library.check_host_target(where.path)
         try:
@@ -493,12 +425,12 @@ def _read_host(fd: int, size: int, name: str, chunk: int = 1 << 20) -> Iterator[
 
 
 def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool, durable: bool = False,
-             made: _HostWrites | None = None) -> None:
+             made: host_names.HostWrites | None = None) -> None:
     """Write to a temporary file beside the target and rename it only once verified;
     ``durable`` (mv): on the disk, file and name, before this returns (an fsync reports a
     failed write, which ``sync`` would not). ``made``: what this command made on the host
-    (``_HostWrites``), which it never replaces."""
-    _check_host_name(host_path)
+    (``host_names.HostWrites``), which it never replaces."""
+    host_names.check_host_name(host_path)
     if os.path.lexists(host_path) and not replace:
         raise errors.error("OPV0302", path=host_path, reason="it exists")
     if made is not None:
@@ -533,93 +465,6 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
             fsync_dir(directory)
         except OSError as exc:
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
-
-
-class _HostWrites:
-    """What a copy to the host made there, which it never replaces with another of its own
-    files: where the host folds names the volume keeps apart (σ and ς on exFAT, a
-    case-insensitive directory), the copy of one replaced the other's, silently. Inode
-    numbers cannot tell (exfat-fuse gives each spelling its own), names can. Whether a file
-    system folds names is asked once (``_folds_names``); where it does not, nothing is kept.
-    Where it does, the names of each directory on the way down, by fold (what was there,
-    and what this copy made): memory follows the directories of the current path."""
-
-    def __init__(self):
-        self._folding: dict[int, bool] = {}  # by device
-        self._dirs: dict[str, dict[str, tuple[str, bool]]] = {}  # directory -> fold -> (name, made by this copy)
-
-    def make_dir(self, host_path: str) -> None:
-        """Make a directory of the copy, unless it is there (OPV0302 for one another of its
-        names took, ``check``)."""
-        path = os.path.abspath(host_path)
-        self.check(path, "directory")
-        if not os.path.isdir(path):
-            os.makedirs(path)
-            self.made(path)
-
-    def check(self, host_path: str, what: str = "file") -> None:
-        """OPV0302 if the host takes ``host_path`` for another name this copy made there."""
-        directory, name = os.path.split(os.path.abspath(host_path))
-        names = self._names(directory)
-        found = names.get(_fold(name)) if names is not None else None
-        if found is not None and found[1] and found[0] != name and _host_folds(directory, found[0], name):
-            raise errors.error("OPV0302", path=host_path, reason=f"this copy made the {what} {found[0]!r} there,"
-                               " and the host file system takes the two names for one")
-
-    def made(self, host_path: str) -> None:
-        directory, name = os.path.split(os.path.abspath(host_path))
-        names = self._names(directory)
-        if names is not None:
-            names[_fold(name)] = (name, True)
-
-    def _names(self, directory: str) -> dict[str, tuple[str, bool]] | None:
-        """The names in ``directory`` by fold, if its file system folds names (else None)."""
-        names = self._dirs.get(directory)
-        if names is not None:
-            return names
-        try:
-            device = os.stat(directory).st_dev
-        except OSError:  # not there yet: what the copy makes
-            return None
-        if device not in self._folding:
-            self._folding[device] = _folds_names(directory)
-        if not self._folding[device]:
-            return None
-        for other in [d for d in self._dirs if not (directory + "/").startswith(d.rstrip("/") + "/")]:
-            del self._dirs[other]  # directories the copy has left
-        with os.scandir(directory) as entries:
-            names = {_fold(entry.name): (entry.name, False) for entry in entries}
-        self._dirs[directory] = names
-        return names
-
-
-def _folds_names(directory: str) -> bool:
-    """Whether the file system of ``directory`` takes names that differ in case, or a final
-    ς for σ, for one: a probe file is made, and looked for under those spellings."""
-    try:
-        fd, probe = tempfile.mkstemp(dir=directory, prefix=".optvol-fold-σa-")
-    except (OSError, UnicodeEncodeError):  # a directory this user may not write, a legacy encoding: the copy says so
-        return False
-    try:
-        os.close(fd)
-        head, tail = os.path.split(probe)
-        return any(os.path.lexists(os.path.join(head, other)) for other in (tail.replace("σ", "ς"), tail.upper()))
-    finally:
-        os.unlink(probe)
-
-
-def _fold(name: str) -> str:
-    return unicodedata.normalize("NFKC", name).casefold()
-
-
-def _check_host_name(host_path: str) -> None:
-    """OPV0302 for a path (a volume's names below a host directory) that the host's file
-    name encoding cannot write: a legacy locale's, or ASCII where Python's UTF-8 mode is off."""
-    try:
-        os.fsencode(host_path)
-    except UnicodeEncodeError:
-        raise errors.error("OPV0302", path=host_path, reason="the host's file name encoding"
-                           f" ({sys.getfilesystemencoding()}) cannot write this name") from None
 
 
 def move(library: Library, sources: list[str], target: str, *, replace: bool = False) -> Iterator[str]:

@@ -1,0 +1,170 @@
+"""Names on the host: what a copy from a volume to the host may write there (layer 5,
+beside ``transfer.py``, its one user).
+
+A volume keeps apart names that a host file system may take for one (σ and ς on exFAT, a
+case-insensitive directory), and holds names the host cannot hold or encode. A copy to the
+host asks the host itself (probe files), refuses before anything is copied what it can
+tell beforehand, and never replaces a file or directory it made itself.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import tempfile
+import unicodedata
+
+from optvol import errors
+
+
+def refuse_second_of_a_name(destinations: dict[str, dict[str, str]], path: str) -> None:
+    """OPV0302 when two sources of a copy have one name in the host directory they go to:
+    the same name, or two the host takes for one (asked of the host)."""
+    directory, name = os.path.split(path)
+    names = destinations.setdefault(directory, {})
+    other = names.setdefault(_fold(name), name)
+    if other is name:
+        return
+    if other != name:
+        probe = directory
+        while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
+            probe = os.path.dirname(probe)
+        if not _host_folds(probe, other, name):
+            return
+    raise errors.error("OPV0302", path=path, reason="two sources have this name in the target (or names the host"
+                       " file system takes for one); nothing was copied")
+
+
+def refuse_folded_pair(folds: dict[str, dict[str, str]], path: str, probe: str) -> None:
+    """OPV0302 if the host takes ``path``'s name for another name of its directory in this
+    tree (asked of the host with probe files: its fold is not quite any of Python's). Keeps
+    the names of the directories on the current path only."""
+    directory, name = os.path.split(path)
+    if directory not in folds:
+        for other in [d for d in folds if not (directory + "/").startswith(d.rstrip("/") + "/")]:
+            del folds[other]
+        folds[directory] = {}
+    names, key = folds[directory], _fold(name)
+    other = names.setdefault(key, name)
+    if other != name and _host_folds(probe, other, name):
+        raise errors.error("OPV0302", path=path, reason=f"the host file system takes it and {other!r} of the same"
+                           " directory for one name, which the volume keeps apart; nothing was copied")
+
+
+def _host_folds(directory: str, first: str, second: str) -> bool:
+    """Whether the host takes two names for one: a probe file of the first, looked for under
+    the second (True if no probe can be made: the copy is refused rather than risked)."""
+    try:
+        fd, made = tempfile.mkstemp(dir=directory, prefix=".optvol-fold-", suffix="-" + first)
+    except UnicodeEncodeError:  # a name the host's encoding cannot write: the copy says so
+        return False
+    except OSError:
+        return True
+    os.close(fd)
+    try:
+        return os.path.lexists(made[: -len(first)] + second)
+    finally:
+        os.unlink(made)
+
+
+def host_takes(directory: str, name: str) -> bool:
+    """Whether the host makes a file of a name longer than its NAME_MAX in bytes (a probe
+    file of that name, removed at once): some file systems count it in characters."""
+    path = os.path.join(directory, name)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return True
+    except OSError as exc:
+        return exc.errno != errno.ENAMETOOLONG
+    os.close(fd)
+    os.unlink(path)
+    return True
+
+
+class HostWrites:
+    """What a copy to the host made there, which it never replaces with another of its own
+    files: where the host folds names the volume keeps apart (σ and ς on exFAT, a
+    case-insensitive directory), the copy of one replaced the other's, silently. Inode
+    numbers cannot tell (exfat-fuse gives each spelling its own), names can. Whether a file
+    system folds names is asked once (``folds_names``); where it does not, nothing is kept.
+    Where it does, the names of each directory on the way down, by fold (what was there,
+    and what this copy made): memory follows the directories of the current path."""
+
+    def __init__(self):
+        self._folding: dict[int, bool] = {}  # by device
+        self._dirs: dict[str, dict[str, tuple[str, bool]]] = {}  # directory -> fold -> (name, made by this copy)
+
+    def make_dir(self, host_path: str) -> None:
+        """Make a directory of the copy, unless it is there (OPV0302 for one another of its
+        names took, ``check``)."""
+        path = os.path.abspath(host_path)
+        self.check(path, "directory")
+        if not os.path.isdir(path):
+            os.makedirs(path)
+            self.made(path)
+
+    def check(self, host_path: str, what: str = "file") -> None:
+        """OPV0302 if the host takes ``host_path`` for another name this copy made there."""
+        directory, name = os.path.split(os.path.abspath(host_path))
+        names = self._names(directory)
+        found = names.get(_fold(name)) if names is not None else None
+        if found is not None and found[1] and found[0] != name and _host_folds(directory, found[0], name):
+            raise errors.error("OPV0302", path=host_path, reason=f"this copy made the {what} {found[0]!r} there,"
+                               " and the host file system takes the two names for one")
+
+    def made(self, host_path: str) -> None:
+        directory, name = os.path.split(os.path.abspath(host_path))
+        names = self._names(directory)
+        if names is not None:
+            names[_fold(name)] = (name, True)
+
+    def _names(self, directory: str) -> dict[str, tuple[str, bool]] | None:
+        """The names in ``directory`` by fold, if its file system folds names (else None)."""
+        names = self._dirs.get(directory)
+        if names is not None:
+            return names
+        try:
+            device = os.stat(directory).st_dev
+        except OSError:  # not there yet: what the copy makes
+            return None
+        if device not in self._folding:
+            self._folding[device] = folds_names(directory)
+        if not self._folding[device]:
+            return None
+        for other in [d for d in self._dirs if not (directory + "/").startswith(d.rstrip("/") + "/")]:
+            del self._dirs[other]  # directories the copy has left
+        with os.scandir(directory) as entries:
+            names = {_fold(entry.name): (entry.name, False) for entry in entries}
+        self._dirs[directory] = names
+        return names
+
+
+def folds_names(directory: str) -> bool:
+    """Whether the file system of ``directory`` takes names that differ in case, or a final
+    ς for σ, for one: a probe file is made, and looked for under those spellings."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".optvol-fold-σa-")
+    except (OSError, UnicodeEncodeError):  # a directory this user may not write, a legacy encoding: the copy says so
+        return False
+    try:
+        os.close(fd)
+        head, tail = os.path.split(probe)
+        return any(os.path.lexists(os.path.join(head, other)) for other in (tail.replace("σ", "ς"), tail.upper()))
+    finally:
+        os.unlink(probe)
+
+
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def check_host_name(host_path: str) -> None:
+    """OPV0302 for a path (a volume's names below a host directory) that the host's file
+    name encoding cannot write: a legacy locale's, or ASCII where Python's UTF-8 mode is off."""
+    try:
+        os.fsencode(host_path)
+    except UnicodeEncodeError:
+        raise errors.error("OPV0302", path=host_path, reason="the host's file name encoding"
+                           f" ({sys.getfilesystemencoding()}) cannot write this name") from None
