@@ -469,3 +469,18 @@ def test_an_unfinished_listing_does_not_keep_the_volume_from_writing(library, mo
         assert first.read_bytes("/mine") == b"written while the listing is unfinished"
     _clean(library)
 
+
+
+def test_an_interrupt_as_a_snapshot_begins_ends_it(library, monkeypatch):
+    """Review 5 of session 19: Ctrl-C just as a snapshot's BEGIN returned left the read
+    transaction open: every later info() or snapshot of that Volume was OPV0004 until it
+    wrote again. The snapshot's end commits what its BEGIN began, interrupted or not."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/a.txt", b"a")
+        _interrupt_after(monkeypatch, "BEGIN")
+        with pytest.raises(KeyboardInterrupt):
+            volume.info()
+        assert not volume.image.conn.in_transaction
+        assert volume.info().files == 1
+    _clean(library)

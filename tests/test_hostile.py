@@ -326,6 +326,37 @@ def test_two_sources_of_one_name_onto_a_volume_are_refused_before_copying(lib):
             assert volume.listdir("/T") == []
 
 
+def test_two_sources_of_one_name_for_the_host_are_refused_and_others_copied(lib, tmp_path):
+    """Review 5 of session 19: the check compared names by identity (``is``), and Python keeps
+    one object per one-character string: two sources named x (files or trees) passed, and
+    the second replaced the first. Names near 255 characters that the host keeps apart
+    (b and B on ext4) were refused: the probe file of a long name did not fit. One host file
+    named twice (relative and absolute) onto a volume is copied once."""
+    with lib.open("PVOL1") as volume:
+        for d in ("P", "Q"):
+            volume.mkdir(f"/{d}/d", parents=True)
+            volume.write_bytes(f"/{d}/x", d.encode())
+            volume.write_bytes(f"/{d}/d/f", d.encode())
+        volume.write_bytes("/P/" + "b" * 250, b"lower")
+        volume.write_bytes("/Q/" + "B" * 250, b"upper")
+    for args in (("cp", "/QOPT/PVOL1/P/x", "/QOPT/PVOL1/Q/x"), ("cp", "-r", "/QOPT/PVOL1/P/d", "/QOPT/PVOL1/Q/d")):
+        out = tmp_path / f"out-{len(args)}"
+        out.mkdir()
+        result = run_cli(lib.root, *args, out)
+        assert result.rc == 2 and "two sources have this name" in result.err, (args, result.err)
+        assert list(out.iterdir()) == []
+    out = tmp_path / "long"
+    out.mkdir()
+    result = run_cli(lib.root, "cp", "/QOPT/PVOL1/P/" + "b" * 250, "/QOPT/PVOL1/Q/" + "B" * 250, out)
+    assert result.rc == 0, result.err
+    assert sorted(p.read_bytes() for p in out.iterdir()) == [b"lower", b"upper"]
+    source = tmp_path / "host" / "src.txt"
+    result = run_cli(lib.root, "cp", os.path.relpath(source), source, "/QOPT/PVOL1/D/")
+    assert result.rc == 0, result.err
+    with lib.open("PVOL1") as volume:
+        assert volume.read_bytes("/D/src.txt") == b"host file"
+
+
 def test_a_link_below_a_host_target_into_the_library_is_refused(lib, tmp_path):
     """The target directory is outside the library, but a directory of the tree copied is a
     symbolic link into a backup volume: cp -r and CPY SUBTREE(*ALL) refuse it before they
@@ -480,3 +511,16 @@ def test_names_a_host_keeps_apart_are_copied_to_it(lib, exfat):
         result = run_cli(lib.root, "cp", "-r", "/QOPT/PVOL1/K", exfat / "out")
         assert result.rc == 0, result.err
         assert sorted(p.read_text() for p in (exfat / "out" / "K").iterdir()) == sorted(n for pair in pairs for n in pair)
+
+
+def test_a_move_of_two_names_a_host_takes_for_one_is_refused_before_anything_moves(lib, exfat):
+    """Review 5 of session 19: mv of σ and ς onto exFAT moved σ (deleting it from the volume),
+    then refused ς. Refused before anything moves, as cp is."""
+    with lib.open("PVOL1") as volume:
+        for name in ("σ", "ς"):
+            volume.write_bytes(f"/D/{name}", name.encode())
+    result = run_cli(lib.root, "mv", "/QOPT/PVOL1/D/σ", "/QOPT/PVOL1/D/ς", exfat)
+    assert result.rc == 2 and "OPV0302" in result.err, result.err
+    assert list(exfat.iterdir()) == []
+    with lib.open("PVOL1") as volume:
+        assert volume.read_bytes("/D/σ") == "σ".encode() and volume.read_bytes("/D/ς") == "ς".encode()

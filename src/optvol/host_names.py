@@ -18,22 +18,18 @@ import unicodedata
 from optvol import errors
 
 
-def refuse_second_of_a_name(destinations: dict[str, dict[str, str]], path: str) -> None:
+def refuse_second_of_a_name(destinations: dict[str, dict[str, list[str]]], path: str) -> None:
     """OPV0302 when two sources of a copy have one name in the host directory they go to:
     the same name, or two the host takes for one (asked of the host)."""
     directory, name = os.path.split(path)
-    names = destinations.setdefault(directory, {})
-    other = names.setdefault(_fold(name), name)
-    if other is name:
-        return
-    if other != name:
-        probe = directory
-        while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
-            probe = os.path.dirname(probe)
-        if not _host_folds(probe, other, name):
-            return
-    raise errors.error("OPV0302", path=path, reason="two sources have this name in the target (or names the host"
-                       " file system takes for one); nothing was copied")
+    names = destinations.setdefault(directory, {}).setdefault(_fold(name), [])
+    probe = directory
+    while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if name in names or any(_host_folds(probe, other, name) for other in names):
+        raise errors.error("OPV0302", path=path, reason="two sources have this name in the target (or names the"
+                           " host file system takes for one); nothing was copied")
+    names.append(name)
 
 
 def refuse_folded_pair(folds: dict[str, dict[str, str]], path: str, probe: str) -> None:
@@ -54,13 +50,18 @@ def refuse_folded_pair(folds: dict[str, dict[str, str]], path: str, probe: str) 
 
 def _host_folds(directory: str, first: str, second: str) -> bool:
     """Whether the host takes two names for one: a probe file of the first, looked for under
-    the second (True if no probe can be made: the copy is refused rather than risked)."""
+    the second. Only the part where they differ is tried (a host folds names a character
+    at a time), so that a probe of names near NAME_MAX fits; a probe the host refuses (a
+    read-only directory) or cannot encode says no: the copy itself then says why."""
+    start = len(os.path.commonprefix([first, second]))
+    end = len(os.path.commonprefix([first[start:][::-1], second[start:][::-1]]))
+    first, second = first[start : len(first) - end], second[start : len(second) - end]
+    if not first or not second:  # one is the other with more: no host takes them for one
+        return False
     try:
         fd, made = tempfile.mkstemp(dir=directory, prefix=".optvol-fold-", suffix="-" + first)
-    except UnicodeEncodeError:  # a name the host's encoding cannot write: the copy says so
+    except (UnicodeEncodeError, OSError):
         return False
-    except OSError:
-        return True
     os.close(fd)
     try:
         return os.path.lexists(made[: -len(first)] + second)

@@ -41,9 +41,9 @@ class Location:
     @property
     def identity(self) -> tuple[str | None, str]:
         """What two spellings of one entry share: on a volume its key (no case, no trailing
-        '/'), on the host its normal path (a host's names differ in case)."""
+        '/'), on the host its real path (absolute, links resolved; a host's names differ in case)."""
         if self.volume is None:
-            return None, os.path.normpath(self.path)
+            return None, os.path.realpath(self.path)
         return self.volume, model.name_key(self.path).rstrip("/")
 
     def child(self, name: str) -> Location:
@@ -103,21 +103,33 @@ def copy(library: Library, sources: list[str], target: str, *, recursive: bool =
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=recursive,
                      operation="reading a file")
-        destinations: dict[str, dict[str, str]] = {}  # host directory -> fold -> name
+        _refuse_two_of_a_name(volumes, plan)
         for source, destination in plan:  # every host tree's names before anything is copied
             if source.volume is None and destination.volume is not None and _is_dir(volumes, source):
                 _check_host_names(volumes, source, destination)
-            if destination.volume is None:  # two sources of one name: the second would replace the first
-                host_names.refuse_second_of_a_name(destinations, os.path.abspath(destination.path))
-            elif destinations.setdefault(destination.volume, {}).setdefault(
-                    model.name_key(destination.path), destination.path) is not destination.path:
-                raise errors.error("OPV0008", reason=f"two sources have the name {destination} in the target;"
-                                   " nothing was copied")
         for source, destination in plan:
             yield from _copy_one(volumes, source, destination, replace=replace)
 
 
 MOVING = "moving a file"
+
+
+def _refuse_two_of_a_name(volumes: _Volumes, plan: list[tuple[Location, Location]]) -> None:
+    """Two sources of one name in the target: the second would replace the first. Refused
+    before anything is copied: on the host (trees too, and names the host takes for one,
+    ``host_names.refuse_second_of_a_name``: OPV0302), on a volume for files (OPV0008;
+    directories of one name are merged, as cp merges them)."""
+    on_host: dict[str, dict[str, list[str]]] = {}
+    on_volumes: set[tuple[str, str]] = set()
+    for source, destination in plan:
+        if destination.volume is None:
+            host_names.refuse_second_of_a_name(on_host, os.path.abspath(destination.path))
+        elif not _is_dir(volumes, source):
+            key = (destination.volume, model.name_key(destination.path))
+            if key in on_volumes:
+                raise errors.error("OPV0008", reason=f"two sources have the name {destination} in the target;"
+                                   " nothing was copied")
+            on_volumes.add(key)
 
 
 def _plan(volumes: _Volumes, sources: list[Location], target: Location, *, recursive: bool,
@@ -476,6 +488,7 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=True,
                      operation=MOVING)
+        _refuse_two_of_a_name(volumes, plan)
         leaving: dict[str, list[str]] = {}  # volume -> the paths a copy takes off it
         for source, destination in plan:  # refuse before anything is copied
             if source.volume is None:

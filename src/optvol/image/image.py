@@ -419,14 +419,14 @@ class VolumeImage:
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query sees one committed state; inside this thread's own
         write or snapshot (its caller holds ``owner``), that one's (a failed BEGIN ends nothing)."""
-        own = self.conn.in_transaction and (self._write_begun or self._live_snapshots > 0)
-        self._live_snapshots, begun = self._live_snapshots + 1, False
+        was, self._live_snapshots = self.conn.in_transaction, self._live_snapshots + 1
         try:
-            begun = not own and self.conn.execute("BEGIN") is not None
+            if not (was and (self._write_begun or self._live_snapshots > 1)):  # not inside its own
+                self.conn.execute("BEGIN")
             yield self.conn
         finally:
             self._live_snapshots -= 1
-            if begun and self.conn.in_transaction:
+            if not was and self.conn.in_transaction:  # (begun, perhaps just as an interrupt came)
                 self.conn.execute("COMMIT")
 
     def read_header(self, sector: int) -> records.Header:
