@@ -319,8 +319,10 @@ def test_two_sources_of_one_name_onto_a_volume_are_refused_before_copying(lib):
         volume.mkdir("/E")
         volume.mkdir("/T")
         volume.write_bytes("/E/KEEP", b"the other keep")
-    for second in ("/QOPT/PVOL1/E/KEEP", "/QOPT/PVOL1/E/KEEP"):
-        result = run_cli(lib.root, "cp", "/QOPT/PVOL1/D/Keep", second, "/QOPT/PVOL1/T/")
+        volume.mkdir("/E/D")
+        volume.write_bytes("/E/D/Keep", b"the other tree's keep")
+    for args in (("/QOPT/PVOL1/D/Keep", "/QOPT/PVOL1/E/KEEP"), ("-r", "/QOPT/PVOL1/D", "/QOPT/PVOL1/E/D")):
+        result = run_cli(lib.root, "cp", *args, "/QOPT/PVOL1/T/")  # trees too (review 6: a merge copied Keep twice)
         assert result.rc == 2 and "OPV0008" in result.err and "two sources have the name" in result.err, result.err
         with lib.open("PVOL1") as volume:
             assert volume.listdir("/T") == []
@@ -353,8 +355,13 @@ def test_two_sources_of_one_name_for_the_host_are_refused_and_others_copied(lib,
     source = tmp_path / "host" / "src.txt"
     result = run_cli(lib.root, "cp", os.path.relpath(source), source, "/QOPT/PVOL1/D/")
     assert result.rc == 0, result.err
+    (tmp_path / "host" / "link.txt").symlink_to(source)  # another name of it: copied too (review 6)
+    run_cli(lib.root, "mkdir", "/QOPT/PVOL1/E")
+    result = run_cli(lib.root, "cp", source, tmp_path / "host" / "link.txt", "/QOPT/PVOL1/E/")
+    assert result.rc == 0, result.err
     with lib.open("PVOL1") as volume:
         assert volume.read_bytes("/D/src.txt") == b"host file"
+        assert sorted(volume.listdir("/E")) == ["link.txt", "src.txt"]
 
 
 def test_a_link_below_a_host_target_into_the_library_is_refused(lib, tmp_path):
@@ -524,3 +531,17 @@ def test_a_move_of_two_names_a_host_takes_for_one_is_refused_before_anything_mov
     assert list(exfat.iterdir()) == []
     with lib.open("PVOL1") as volume:
         assert volume.read_bytes("/D/σ") == "σ".encode() and volume.read_bytes("/D/ς") == "ς".encode()
+
+
+def test_long_names_a_host_takes_for_one_are_refused(lib, exfat):
+    """Review 6 of session 19: the probe file of two names that differ over 240 characters
+    did not fit, and "could not ask" was taken for "different": a*240 and A*240 (one name
+    on exFAT) were both copied, the second over the first. The probe is made alone in a
+    directory of its own, under the part of the names that differs."""
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/D/" + "a" * 240, b"first")
+        volume.mkdir("/E")
+        volume.write_bytes("/E/" + "A" * 240, b"second")
+    result = run_cli(lib.root, "cp", "/QOPT/PVOL1/D/" + "a" * 240, "/QOPT/PVOL1/E/" + "A" * 240, exfat)
+    assert result.rc == 2 and "two sources have this name" in result.err, result.err
+    assert list(exfat.iterdir()) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sys
 import tempfile
 import unicodedata
@@ -59,14 +60,18 @@ def _host_folds(directory: str, first: str, second: str) -> bool:
     if not first or not second:  # one is the other with more: no host takes them for one
         return False
     try:
-        fd, made = tempfile.mkstemp(dir=directory, prefix=".optvol-fold-", suffix="-" + first)
-    except (UnicodeEncodeError, OSError):
+        room = tempfile.mkdtemp(dir=directory, prefix=".optvol-fold-")  # the probe under its own name, alone
+    except (UnicodeEncodeError, OSError):  # a directory the host will not let the copy write: the copy says why
         return False
-    os.close(fd)
     try:
-        return os.path.lexists(made[: -len(first)] + second)
+        os.close(os.open(os.path.join(room, first), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return os.path.lexists(os.path.join(room, second))
+    except UnicodeEncodeError:  # a name the host's encoding cannot write: the copy says so
+        return False
+    except OSError:  # a part the host cannot name: taken for one, refused rather than risked
+        return True
     finally:
-        os.unlink(made)
+        shutil.rmtree(room, ignore_errors=True)
 
 
 def host_takes(directory: str, name: str) -> bool:

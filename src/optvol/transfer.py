@@ -41,9 +41,10 @@ class Location:
     @property
     def identity(self) -> tuple[str | None, str]:
         """What two spellings of one entry share: on a volume its key (no case, no trailing
-        '/'), on the host its real path (absolute, links resolved; a host's names differ in case)."""
-        if self.volume is None:
-            return None, os.path.realpath(self.path)
+        '/'), on the host its name in its directory's real path (a host's names differ in case)."""
+        if self.volume is None:  # (its directory's real path: a link to a file is another name)
+            directory, name = os.path.split(os.path.normpath(self.path))
+            return None, os.path.join(os.path.realpath(directory or "."), name)
         return self.volume, model.name_key(self.path).rstrip("/")
 
     def child(self, name: str) -> Location:
@@ -116,15 +117,15 @@ MOVING = "moving a file"
 
 def _refuse_two_of_a_name(volumes: _Volumes, plan: list[tuple[Location, Location]]) -> None:
     """Two sources of one name in the target: the second would replace the first. Refused
-    before anything is copied: on the host (trees too, and names the host takes for one,
-    ``host_names.refuse_second_of_a_name``: OPV0302), on a volume for files (OPV0008;
-    directories of one name are merged, as cp merges them)."""
+    before anything is copied: on the host (names the host takes for one too,
+    ``host_names.refuse_second_of_a_name``: OPV0302), on a volume (OPV0008). Trees as well:
+    two directories of one name would be merged, and a file both hold copied over itself."""
     on_host: dict[str, dict[str, list[str]]] = {}
     on_volumes: set[tuple[str, str]] = set()
-    for source, destination in plan:
+    for _, destination in plan:
         if destination.volume is None:
             host_names.refuse_second_of_a_name(on_host, os.path.abspath(destination.path))
-        elif not _is_dir(volumes, source):
+        else:
             key = (destination.volume, model.name_key(destination.path))
             if key in on_volumes:
                 raise errors.error("OPV0008", reason=f"two sources have the name {destination} in the target;"
