@@ -362,6 +362,22 @@ def test_two_sources_of_one_name_for_the_host_are_refused_and_others_copied(lib,
     with lib.open("PVOL1") as volume:
         assert volume.read_bytes("/D/src.txt") == b"host file"
         assert sorted(volume.listdir("/E")) == ["link.txt", "src.txt"]
+    # Review 7: lnk/../x is the x beside lnk's target, another file of that name (refused,
+    # not dropped as a second naming of ./x); and names that differ where one has "." and
+    # the other a fullwidth "．" are two names on ext4 (copied, not refused).
+    (tmp_path / "other" / "dir").mkdir(parents=True)
+    (tmp_path / "other" / "x").write_bytes(b"the other x")
+    (tmp_path / "host" / "lnk").symlink_to(tmp_path / "other" / "dir")
+    (tmp_path / "host" / "x").write_bytes(b"this x")
+    result = run_cli(lib.root, "cp", tmp_path / "host" / "x", f"{tmp_path / 'host' / 'lnk'}/../x", "/QOPT/PVOL1/E/")
+    assert result.rc == 2 and "two sources have the name" in result.err, result.err
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/P/report.txt", b"dot")
+        volume.write_bytes("/Q/report．txt", b"fullwidth")
+    out = tmp_path / "dots"
+    out.mkdir()
+    result = run_cli(lib.root, "cp", "/QOPT/PVOL1/P/report.txt", "/QOPT/PVOL1/Q/report．txt", out)
+    assert result.rc == 0 and sorted(p.name for p in out.iterdir()) == ["report.txt", "report．txt"], result.err
 
 
 def test_a_link_below_a_host_target_into_the_library_is_refused(lib, tmp_path):

@@ -63,9 +63,9 @@ def _host_folds(directory: str, first: str, second: str) -> bool:
         room = tempfile.mkdtemp(dir=directory, prefix=".optvol-fold-")  # the probe under its own name, alone
     except (UnicodeEncodeError, OSError):  # a directory the host will not let the copy write: the copy says why
         return False
-    try:
-        os.close(os.open(os.path.join(room, first), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        return os.path.lexists(os.path.join(room, second))
+    try:  # (after a letter: a part "." or ".." is a name there, not the probe directory)
+        os.close(os.open(os.path.join(room, "p" + first), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return os.path.lexists(os.path.join(room, "p" + second))
     except UnicodeEncodeError:  # a name the host's encoding cannot write: the copy says so
         return False
     except OSError:  # a part the host cannot name: taken for one, refused rather than risked

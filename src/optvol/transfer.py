@@ -42,9 +42,11 @@ class Location:
     def identity(self) -> tuple[str | None, str]:
         """What two spellings of one entry share: on a volume its key (no case, no trailing
         '/'), on the host its name in its directory's real path (a host's names differ in case)."""
-        if self.volume is None:  # (its directory's real path: a link to a file is another name)
-            directory, name = os.path.split(os.path.normpath(self.path))
-            return None, os.path.join(os.path.realpath(directory or "."), name)
+        if self.volume is None:  # (its directory's real path, links resolved before "..": a link to a file is another name)
+            path = self.path.rstrip("/") or "/"
+            directory, name = os.path.split(path)
+            return None, os.path.realpath(path) if name in ("", ".", "..") else os.path.join(
+                os.path.realpath(directory or "."), name)
         return self.volume, model.name_key(self.path).rstrip("/")
 
     def child(self, name: str) -> Location:
