@@ -50,10 +50,11 @@ def refuse_folded_pair(folds: dict[str, dict[str, str]], path: str, probe: str) 
 
 
 def _host_folds(directory: str, first: str, second: str) -> bool:
-    """Whether the host takes two names for one: a probe file of the first, looked for under
-    the second. Only the part where they differ is tried (a host folds names a character
-    at a time), so that a probe of names near NAME_MAX fits; a probe the host refuses (a
-    read-only directory) or cannot encode says no: the copy itself then says why."""
+    """Whether the host takes two names for one: a probe file of the first, alone in a
+    directory of its own, looked for under the second. Only the part where they differ is
+    tried (a host folds names a character at a time), so that names near NAME_MAX fit. A
+    probe directory the host refuses (read-only) or a name it cannot encode says no (the
+    copy itself then says why); a part it cannot name says yes (refused, not risked)."""
     start = len(os.path.commonprefix([first, second]))
     end = len(os.path.commonprefix([first[start:][::-1], second[start:][::-1]]))
     first, second = first[start : len(first) - end], second[start : len(second) - end]
