@@ -227,6 +227,24 @@ def test_an_open_whose_volume_is_removed_while_it_waits_says_in_use(library, old
     assert caught.value.message_id == "OPV0004"
 
 
+def test_an_open_that_finds_its_volume_gone_at_its_lock_says_in_use(library, monkeypatch):
+    """The last CI run of session 19 (once, under load): the volume went between the open's
+    look for its directory and its open of the lock, and the open said the library could
+    not be used (OPV0006). It is in use (OPV0004), as when it goes at any other moment."""
+    make_volume(library, "PVOL1")
+    real = locks.os.open
+
+    def gone_first(path, *args, **kwargs):
+        if str(path).endswith(locks.LOCK_FILE) and (library.root / "PVOL1.optvol").is_dir():
+            (library.root / "PVOL1.optvol").rename(library.root / "GONE.optvol.tmp")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(locks.os, "open", gone_first)
+    with pytest.raises(errors.OptvolError) as caught:
+        library.open("PVOL1")
+    assert caught.value.message_id == "OPV0004"
+
+
 def test_an_open_waits_while_another_finishes_a_killed_recover(library):
     """recover was killed after it removed the old index: the next open finishes the swap, with
     the volume alone; another open then failed at once (OPV0004) instead of waiting for it."""

@@ -36,6 +36,8 @@ def open_lock(directory: Path, *, exclusive: bool, volume: str) -> tuple[int | N
     try:
         fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
+        if exc.errno == errno.ENOENT and not directory.is_dir():  # removed or renamed as it was opened
+            raise errors.error("OPV0004", volume=volume) from None
         if exc.errno == errno.EROFS:
             if not exclusive:
                 return None, "fs"
