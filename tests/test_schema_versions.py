@@ -243,6 +243,18 @@ def test_an_open_that_finds_its_volume_gone_at_its_lock_says_in_use(library, mon
     with pytest.raises(errors.OptvolError) as caught:
         library.open("PVOL1")
     assert caught.value.message_id == "OPV0004"
+    monkeypatch.setattr(locks.os, "open", real)
+    (library.root / "GONE.optvol.tmp").rename(library.root / "PVOL1.optvol")
+    real_data = image_mod.DataPartition
+
+    def gone_at_the_data(path, *args, **kwargs):  # after the lock: the data partition's open fails
+        (library.root / "PVOL1.optvol").rename(library.root / "GONE.optvol.tmp")
+        return real_data(path, *args, **kwargs)
+
+    monkeypatch.setattr(image_mod, "DataPartition", gone_at_the_data)
+    with pytest.raises(errors.OptvolError) as caught:
+        library.open("PVOL1")
+    assert caught.value.message_id == "OPV0004"
 
 
 def test_an_open_waits_while_another_finishes_a_killed_recover(library):

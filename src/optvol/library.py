@@ -267,7 +267,13 @@ class Library:
         directory = self._dir(volume)
         if not directory.is_dir():
             raise errors.error("OPV0002", volume=model.volume_id(volume), library=self.root)
-        return Volume(VolumeImage(directory, exclusive=exclusive, lock=directory not in self._held), clock=self._clock)
+        try:
+            image = VolumeImage(directory, exclusive=exclusive, lock=directory not in self._held)
+        except errors.OptvolError as exc:  # a file of it gone: the volume removed or renamed as it was opened
+            if exc.message_id == "OPV0006" and not directory.is_dir():
+                raise errors.error("OPV0004", volume=model.volume_id(volume)) from None
+            raise
+        return Volume(image, clock=self._clock)
 
     @contextmanager
     def holding(self, volume: str) -> Iterator[None]:
