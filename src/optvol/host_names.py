@@ -39,8 +39,7 @@ def refuse_folded_pair(folds: dict[str, dict[str, str]], path: str, probe: str) 
     the names of the directories on the current path only."""
     directory, name = os.path.split(path)
     if directory not in folds:
-        for other in [d for d in folds if not (directory + "/").startswith(d.rstrip("/") + "/")]:
-            del folds[other]
+        _keep_above(folds, directory)
         folds[directory] = {}
     names, key = folds[directory], _fold(name)
     other = names.setdefault(key, name)
@@ -102,6 +101,7 @@ class HostWrites:
     def __init__(self):
         self._folding: dict[int, bool] = {}  # by device
         self._dirs: dict[str, dict[str, tuple[str, bool]]] = {}  # directory -> fold -> (name, made by this copy)
+        self._plain: str | None = None  # the last directory found on a file system that does not fold
 
     def make_dir(self, host_path: str) -> None:
         """Make a directory of the copy, unless it is there (OPV0302 for one another of its
@@ -130,7 +130,7 @@ class HostWrites:
     def _names(self, directory: str) -> dict[str, tuple[str, bool]] | None:
         """The names in ``directory`` by fold, if its file system folds names (else None)."""
         names = self._dirs.get(directory)
-        if names is not None:
+        if names is not None or directory == self._plain:  # (a file after a file: no stat each time)
             return names
         try:
             device = os.stat(directory).st_dev
@@ -139,13 +139,19 @@ class HostWrites:
         if device not in self._folding:
             self._folding[device] = folds_names(directory)
         if not self._folding[device]:
+            self._plain = directory
             return None
-        for other in [d for d in self._dirs if not (directory + "/").startswith(d.rstrip("/") + "/")]:
-            del self._dirs[other]  # directories the copy has left
+        _keep_above(self._dirs, directory)  # the directories the copy has left go
         with os.scandir(directory) as entries:
             names = {_fold(entry.name): (entry.name, False) for entry in entries}
         self._dirs[directory] = names
         return names
+
+
+def _keep_above(by_directory: dict, directory: str) -> None:
+    """Drop the entries of directories that are not ``directory`` or above it."""
+    for other in [d for d in by_directory if not (directory + "/").startswith(d.rstrip("/") + "/")]:
+        del by_directory[other]
 
 
 def folds_names(directory: str) -> bool:
