@@ -67,6 +67,12 @@ class Candidate(NamedTuple):
     def flags(self) -> int:
         return self.row.flags
 
+    @property
+    def state(self) -> tuple[int, int]:
+        """The source version's row and change stamp as chosen: a later write, rename,
+        attribute change or delete of the file on the source changes one or the other."""
+        return self.row.id, self.row.changed
+
 
 class Selection:
     """The selection connection of one CPYOPT request (a context manager)."""
@@ -270,11 +276,13 @@ class Pick(NamedTuple):
 
 class Piece(NamedTuple):
     """Part of a directory's copy: small files read and verified, large ones for the kernel to
-    copy, and the files that failed before any write (path and error)."""
+    copy, and the files that failed before any write (path and error); ``states``: the
+    source state each small file was read in (``Candidate.state``), in the same order."""
 
     small: list[SmallFile]  # or plain tuples of its fields (see read_pieces)
     large: list[Candidate]
     failures: list[tuple[str, errors.OptvolError]]
+    states: list[tuple[int, int]]
 
 
 def read_directory(selection: Selection, source: Volume, choice: Choice, source_dir: DirRow, target_dir: str,
@@ -306,7 +314,7 @@ def read_directory(selection: Selection, source: Volume, choice: Choice, source_
 def read_pieces(source: Volume, choice: Choice, chosen: Iterable[Candidate], target_dir: str) -> Iterator[Piece]:
     """The chosen files in pieces: small ones read whole and verified (at most SMALL_GROUP
     bytes or PIECE_FILES files a piece), large ones passed on by PIECE_FILES."""
-    small, large, failures, held = [], [], [], 0
+    small, large, failures, states, held = [], [], [], [], 0
     for c in chosen:
         row = c.row
         try:
@@ -317,14 +325,15 @@ def read_pieces(source: Volume, choice: Choice, chosen: Iterable[Candidate], tar
                 # A SmallFile's fields as a plain tuple: it crosses the read-ahead pipe five times faster.
                 small.append((c.name, source.read_verified(row, directory=c.dir_path), row.sha256, choice.times(row),
                               row.flags))
+                states.append(c.state)
                 held += row.size
         except errors.OptvolError as exc:
             failures.append((join(target_dir, c.name), exc))
         if held >= SMALL_GROUP or len(small) + len(large) + len(failures) >= PIECE_FILES:
-            yield Piece(small, large, failures)
-            small, large, failures, held = [], [], [], 0
+            yield Piece(small, large, failures, states)
+            small, large, failures, states, held = [], [], [], [], 0
     if small or large or failures:
-        yield Piece(small, large, failures)
+        yield Piece(small, large, failures, states)
 
 
 def join(directory: str, name: str) -> str:

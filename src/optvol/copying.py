@@ -594,10 +594,13 @@ class _Copier:
         skip_same = self.choice.sltfile != "*ALL"
         if piece.small:
             with self.writer() as writer:
-                outcomes = writer.write_files(target_dir, piece.small, skip_same=skip_same)
+                current = self._still_current(piece.states)
+                small = [f for f, now in zip(piece.small, current, strict=True) if now]
+                self.result.not_selected += len(piece.small) - len(small)
+                outcomes = writer.write_files(target_dir, small, skip_same=skip_same) if small else []
             written = [outcome for outcome in outcomes if isinstance(outcome, NewVersion)]
             if len(written) < len(outcomes):
-                for f, outcome in zip(piece.small, outcomes, strict=True):
+                for f, outcome in zip(small, outcomes, strict=True):
                     if isinstance(outcome, errors.OptvolError):
                         self._failed(join(target_dir, f[0]), outcome)
                     elif outcome is None:
@@ -607,12 +610,27 @@ class _Copier:
         self._prehash.plan(piece.large)
         for c in piece.large:
             with self.writer() as writer:
-                if skip_same and self._already_there(c, target_dir):
+                if not self._still_current([c.state])[0] or skip_same and self._already_there(c, target_dir):
                     self.result.not_selected += 1
                     self._prehash.drop(c)
                 elif self._write_large(writer, c, target_dir):
                     self._wrote([join(target_dir, c.name)], c.size)
             self._commit_if_full()
+
+    def _still_current(self, states: list[tuple[int, int]]) -> list[bool]:
+        """Onto a backup, asked inside its write transaction: whether each chosen source
+        version (``Candidate.state``) is still the source's live state. One the source changed
+        since (written, renamed, its attributes changed, deleted) is left alone: its change
+        is newer than this run's ``seen``, outside every range the run records, and the next
+        run takes it. Written, it could land over the newer state another run copied
+        meanwhile, which that run's range claims: the backup would keep the older one for
+        good. Onto a primary every file is written (its next *CHANGED run compares them)."""
+        if not self.plan.to_backup or not states:
+            return [True] * len(states)
+        live = set(self.source.image.conn.execute(
+            f"SELECT id, changed FROM files WHERE live = 1 AND id IN ({','.join('?' * len(states))})",
+            [row_id for row_id, _ in states]).fetchall())
+        return [state in live for state in states]
 
     def _already_there(self, c: Candidate, target_dir: str) -> bool:
         """A large file whose live version on the target (inside the open write transaction)
