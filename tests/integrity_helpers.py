@@ -148,10 +148,11 @@ def tmpfs(point: Path, size: str) -> Iterator[Path]:
     assert not os.path.ismount(point)
 
 
-def remount(point: Path, *, read_only: bool) -> None:
-    """Make the file system mounted at ``point`` read-only, or writable again."""
-    subprocess.run(["mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(point)], check=True,
-                   capture_output=True)
+def remount(point: Path, *, read_only: bool, bind: bool = False) -> None:
+    """Make the file system mounted at ``point`` (a bind mount: that mount alone) read-only,
+    or writable again."""
+    subprocess.run(["mount", "-o", f"remount,{'bind,' if bind else ''}{'ro' if read_only else 'rw'}", str(point)],
+                   check=True, capture_output=True)
 
 
 def downgrade_to_schema_3(index: Path | str) -> None:

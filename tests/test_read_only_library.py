@@ -208,3 +208,43 @@ def test_a_damaged_index_on_a_read_only_file_system_is_damaged(mount):
     result = run_cli(root, "chkoptvol", "PVOL1")
     assert result.rc == 7 and "OPV0206" in result.err and "not a database" in result.out.decode(), result.err
     assert run_cli(root, "ls", "/QOPT/PVOL1/").rc == 7
+
+
+def test_a_reader_through_a_read_only_view_stops_at_a_change_made_elsewhere(tmp_path):
+    """hunt-fs F2 of session 19: a read-only bind mount of a library that a process writes
+    through its own path (a container's read-only volume, a read-only export). SQLite reads
+    the index there as immutable, so a reader went on with pages the writer's checkpoints
+    had changed under it: it listed files it then could not find (CPF1F22), never saw new
+    ones, and a checkpoint in the middle of a query could tear what it read. The first
+    read after such a change is OPV0004 (in use): opened again, it reads the new state."""
+    root, view = tmp_path / "lib", tmp_path / "view"
+    library = Library(root, clock=clock)
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+        for n in range(40):
+            volume.write_bytes(f"/D/F{n}", content(f"/D/F{n}", 100 + n))
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(root), str(view)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"mount --bind is not allowed here: {mounted.stderr.decode().strip()}")
+    try:
+        remount(view, read_only=True, bind=True)
+        with Library(view, clock=clock).open("PVOL1") as reader:
+            assert len(list(reader.iter_files("/D"))) == 40
+            assert reader.read_bytes("/D/F7") == content("/D/F7", 107)
+            with library.open("PVOL1") as writer:  # closed, it folds its log into the index
+                for n in range(20):
+                    writer.remove(f"/D/F{n}")
+                writer.write_bytes("/D/NEW", b"new")
+            for read in (lambda: reader.read_bytes("/D/NEW"), lambda: list(reader.iter_files("/D")),
+                         lambda: reader.stat("/D/F30")):
+                with pytest.raises(errors.OptvolError) as changed:
+                    read()
+                assert changed.value.message_id == "OPV0004", changed.value
+        with Library(view, clock=clock).open("PVOL1") as again:
+            assert again.read_bytes("/D/NEW") == b"new" and len(list(again.iter_files("/D"))) == 21
+        listed = run_cli(view, "ls", "/QOPT/PVOL1/D")
+        assert listed.rc == 0 and "NEW" in listed.out.decode() and "F3\n" not in listed.out.decode(), listed.err
+    finally:  # lazily: a failing read's traceback may still hold the index open
+        subprocess.run(["umount", "-l", str(view)], check=True)

@@ -18,7 +18,7 @@ from datetime import datetime
 from optvol import errors, model
 from optvol.image import image as image_mod
 from optvol.image import replay, schema
-from optvol.image.connection import host_failure
+from optvol.image.connection import connect_index, host_failure
 from optvol.image.datapart import fsync_dir
 from optvol.image.records import Kind
 from optvol.library import Library
@@ -141,7 +141,7 @@ def _remove_index(path) -> None:
 
 
 def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
-    conn = image_mod._connect(fresh)
+    conn = connect_index(fresh)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
     schema.create(conn)
@@ -161,7 +161,7 @@ def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
     finally:
         image.close()
     # The rebuilt index in one file, on disk, before the old one goes (swap_in_recovered_index).
-    conn = image_mod._connect(fresh)
+    conn = connect_index(fresh)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     with open(fresh, "rb+") as handle:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -11,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from optvol import errors
+
+BUSY_TIMEOUT_MS = 60_000
 
 
 def _index_error(exc: Exception, where: str) -> Exception:
@@ -44,10 +47,23 @@ class _Cursor(sqlite3.Cursor):
 
     def _step(self, method: Callable, *args):
         with self.connection.owner:
+            view = self.connection.view
             try:
-                return method(*args)
+                found = method(*args)
             except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                if view is not None and view.changed():  # torn by a change, not damaged
+                    raise self._changed() from None
                 raise _index_error(exc, self.connection.where) from None
+            if view is not None and view.changed():
+                raise self._changed()
+            return found
+
+    def _changed(self) -> errors.OptvolError:
+        """OPV0004 for a read of an index changed under it (``FrozenView``); the statement is
+        ended, so that an error a program keeps does not keep the closed volume's files open."""
+        with contextlib.suppress(sqlite3.Error):
+            self.close()
+        return errors.error("OPV0004", volume=self.connection.where)
 
     def execute(self, *args):
         statement = args[0] if args else None
@@ -83,6 +99,7 @@ class IndexConnection(sqlite3.Connection):
 
     where = "?"
     writer: int | None = None  # the thread whose BEGIN IMMEDIATE holds SQLite's write lock
+    view: FrozenView | None = None  # an index SQLite reads as immutable, that others may change
 
     def __init__(self, database, *args, **kwargs):
         super().__init__(database, *args, **kwargs)
@@ -98,6 +115,11 @@ class IndexConnection(sqlite3.Connection):
 
     def executemany(self, *args):
         return self.cursor().executemany(*args)
+
+    def close(self):
+        super().close()
+        if self.view is not None:
+            self.view.close()
 
 
 _CONNECTIONS: weakref.WeakSet[IndexConnection] = weakref.WeakSet()
@@ -160,6 +182,34 @@ def adopt_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_unlocked_in_child)
+
+
+class FrozenView:
+    """An index read as immutable on a read-only file system (``reading_uri``) while the
+    same files may be written through another, writable path to them (a read-only bind
+    mount, a read-only export): SQLite would go on reading pages a writer's checkpoint has
+    changed (files listed and then not found, or a torn query). Every step of a statement
+    checks (``_Cursor``) that the index file is as it was before the index was opened (its
+    size and modification time, through a descriptor of its own): the first read after a
+    checkpoint is OPV0004 (in use), and an image opened again reads the new state. Commits
+    not yet checkpointed stay unseen: the volume as it was, whole. (The data partition's
+    committed records never change, and this reader's descriptor keeps a replaced file.)"""
+
+    def __init__(self, index: Path):
+        self.fd = os.open(index, os.O_RDONLY | os.O_CLOEXEC)
+        self.state = self._now()
+
+    def _now(self) -> tuple[int, int]:
+        found = os.fstat(self.fd)
+        return found.st_size, found.st_mtime_ns
+
+    def changed(self) -> bool:
+        return self._now() != self.state
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def reading_uri(path: Path, *, read_only: bool) -> str:
@@ -232,3 +282,30 @@ class Closed:
 
     def __getattr__(self, attribute: str):
         raise ValueError(f"I/O operation on closed volume {self._name}")
+
+
+def connect_index(path: Path, *, read_only: bool = False, watch: bool = False) -> sqlite3.Connection:
+    """A connection to an index; ``read_only`` for an image opened only to be read; ``watch``:
+    others may write it through another path (a read-only file system: ``FrozenView``)."""
+    view = FrozenView(path) if watch else None  # before the log is looked at
+    target = reading_uri(path, read_only=True) if read_only else path
+    try:
+        conn = sqlite3.connect(target, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                               check_same_thread=False, factory=IndexConnection, uri=read_only)
+    except BaseException:
+        if view is not None:
+            view.close()
+        raise
+    if str(target).endswith("immutable=1"):
+        conn.view = view
+    elif view is not None:
+        view.close()
+    conn.where = path.parent.name.removesuffix(".optvol")
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous = FULL")  # the first statement on a WAL index: it maps the -shm
+        conn.execute("PRAGMA cache_size = -16000")
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -16,7 +16,8 @@ remove (which need it exclusively) never pull a volume from under a reader. An i
 read-only file system, or on a full one where SQLite cannot make its shared-memory file
 while no other process has the image open, is opened for reading only (``read_only``):
 every write is OPV0010 (OPV0203 when full), and on a read-only file system there is no
-lock, since nothing can change the image. So is an image this user may read but not write
+lock, since nothing can change the image through it (a read-only view of files written
+through another path is watched: ``FrozenView``). So is an image this user may read but not write
 (OPV0011): its lock is opened for reading (a shared ``flock`` needs no more), and since
 SQLite reads a WAL index only through a shared-memory file it can write, it reads a
 private copy of the index (``_snapshot``); the data partition's committed records never
@@ -45,17 +46,16 @@ from typing import NamedTuple
 
 from optvol import errors
 from optvol.image import locks, records, schema
-from optvol.image.connection import Closed, IndexConnection, reading_uri, unopened_because
+from optvol.image.connection import BUSY_TIMEOUT_MS, Closed, connect_index, unopened_because
 from optvol.image.datapart import DataPartition, fsync_dir
 from optvol.image.locks import lock_exclusive, open_lock, read_only_error
 from optvol.image.records import Kind
 
 INDEX_FILE = "index.sqlite"
+DATA_FILE = "data.opv"
 _ENDING_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what ends a command (cli), held back at times
 RECOVERED_INDEX = "index.recovered.sqlite"  # the index ``recover`` rebuilds, beside the old one
-DATA_FILE = "data.opv"
 SNAPSHOT_TRIES = 20  # copies of the index a user who may only read it takes before it gives up (OPV0004)
-BUSY_TIMEOUT_MS = 60_000
 FLUSH_BYTES = 2 << 20  # the buffer of records goes to a writer thread in pieces this big
 MAX_PENDING = 4  # pieces handed to the writer thread and not yet written (memory held)
 EARLY_WRITEBACK = 4 << 20  # payloads this big start the disk writing before the commit's fsync
@@ -87,22 +87,6 @@ def _log_without_shared_memory(path: Path) -> bool:
     """Index ``path`` has commits in its WAL file but no shared-memory file to read them by."""
     wal = path.with_name(path.name + "-wal")
     return wal.exists() and wal.stat().st_size > 0 and not path.with_name(path.name + "-shm").exists()
-
-
-def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection to an index; ``read_only`` for an image opened only to be read."""
-    target = reading_uri(path, read_only=True) if read_only else path
-    conn = sqlite3.connect(target, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
-                           factory=IndexConnection, uri=read_only)
-    conn.where = path.parent.name.removesuffix(".optvol")
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA synchronous = FULL")  # the first statement on a WAL index: it maps the -shm
-        conn.execute("PRAGMA cache_size = -16000")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 def index_root(conn: sqlite3.Connection, *, created: int, sector: int) -> None:
@@ -293,7 +277,8 @@ class VolumeImage:
         process's alone meanwhile (its lock exclusive): SQLite would not see another's commits."""
         try:
             # A private copy is read through a connection of its own kind (SQLite makes its -shm).
-            self.conn = _connect(path, read_only=self.read_only and self._snapshot_dir is None)
+            self.conn = connect_index(path, read_only=self.read_only and self._snapshot_dir is None,
+                                 watch=self._read_only_because == "fs")
             return schema.version_of(self.conn, where=self.name)
         except (errors.OptvolError, sqlite3.OperationalError) as exc:
             because = unopened_because(path, exc)
@@ -303,7 +288,7 @@ class VolumeImage:
             if self.read_only or exclusive or (wal.exists() and wal.stat().st_size) or not self._keep_alone():
                 raise self.write_refusal(f"opening volume {self.name}", because=because) from None
         self._read_only_because = because
-        self.conn = _connect(path, read_only=True)
+        self.conn = connect_index(path, read_only=True)
         return schema.version_of(self.conn, where=self.name)
 
     def _upgrade(self, *, alone: bool) -> None:
@@ -349,7 +334,7 @@ class VolumeImage:
         """Create a new image in the empty directory ``directory`` with one LABEL record."""
         directory.mkdir(parents=True, exist_ok=False)
         (directory / DATA_FILE).touch()
-        conn = _connect(directory / INDEX_FILE)
+        conn = connect_index(directory / INDEX_FILE)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("BEGIN IMMEDIATE")
         schema.create(conn)
