@@ -624,8 +624,11 @@ class _Copier:
         is newer than this run's ``seen``, outside every range the run records, and the next
         run takes it. Written, it could land over the newer state another run copied
         meanwhile, which that run's range claims: the backup would keep the older one for
-        good. Onto a primary every file is written (its next *CHANGED run compares them)."""
-        if not self.plan.to_backup or not states:
+        good. Onto a primary every file is written (its next *CHANGED run compares them).
+        Nothing stamped on the source since the run began (its ``changed_high`` still
+        ``seen``): all are, without a look at each (a delete stamps nothing: the file's
+        last state is written, as a run a moment earlier would have written it)."""
+        if not self.plan.to_backup or not states or self.source.image.meta("changed_high") == self.seen:
             return [True] * len(states)
         live = set(self.source.image.conn.execute(
             f"SELECT id, changed FROM files WHERE live = 1 AND id IN ({','.join('?' * len(states))})",
