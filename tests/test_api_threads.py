@@ -484,3 +484,51 @@ def test_an_interrupt_as_a_snapshot_begins_ends_it(library, monkeypatch):
         assert not volume.image.conn.in_transaction
         assert volume.info().files == 1
     _clean(library)
+
+
+def test_an_interrupt_before_a_snapshots_commit_leaves_no_stale_reads(library, monkeypatch):
+    """Review 6 of session 19: Ctrl-C landing in a snapshot's end, before its COMMIT, left
+    the read transaction open: the next info() was OPV0004 ("another process") and reads
+    saw the volume as it was (a file written since through another Volume missing). The
+    end holds the interrupt back now, and a snapshot that finds such a leftover ends it."""
+    from optvol.image.connection import IndexConnection
+
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/a.txt", b"a")
+        real = IndexConnection.execute
+
+        def interrupted(self, *args):
+            if args and args[0] == "COMMIT":  # before it runs: the transaction stays open
+                monkeypatch.setattr(IndexConnection, "execute", real)
+                raise KeyboardInterrupt
+            return real(self, *args)
+
+        monkeypatch.setattr(IndexConnection, "execute", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            volume.info()
+        assert volume.image.conn.in_transaction  # what the interrupt left
+        with library.open("PVOL1") as other:
+            other.write_bytes("/b.txt", b"b")
+        assert volume.info().files == 2 and not volume.image.conn.in_transaction
+        assert volume.listdir("/") == ["a.txt", "b.txt"]
+    _clean(library)
+
+
+def test_a_write_inside_ones_own_snapshot_is_refused_for_what_it_is(library):
+    """Review 6 of session 19: a write or a batch inside the thread's own snapshot of the
+    volume said OPV0004, "in use by another process". It is OPV0015, at once, and writes
+    nothing; the snapshot reads on, and a write after it works."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/a.txt", b"a")
+        with volume.snapshot():
+            for write in (lambda: volume.write_bytes("/b.txt", b"b"), lambda: volume.mkdir("/D"),
+                          lambda: volume.batch().__enter__()):
+                with pytest.raises(errors.OptvolError) as refused:
+                    write()
+                assert refused.value.message_id == "OPV0015", refused.value
+            assert volume.listdir("/") == ["a.txt"]
+        volume.write_bytes("/b.txt", b"b")
+        assert volume.listdir("/") == ["a.txt", "b.txt"]
+    _clean(library)

@@ -404,15 +404,18 @@ class VolumeImage:
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query sees one committed state; inside this thread's own
         write or snapshot (its caller holds ``owner``), that one's (a failed BEGIN ends nothing)."""
+        if self.conn.in_transaction and not (self._write_begun or self._live_snapshots):
+            self.conn.execute("COMMIT")  # a read transaction an interrupt left open (below): ended
         was, self._live_snapshots = self.conn.in_transaction, self._live_snapshots + 1
         try:
             if not (was and (self._write_begun or self._live_snapshots > 1)):  # not inside its own
                 self.conn.execute("BEGIN")
             yield self.conn
         finally:
-            self._live_snapshots -= 1
-            if not was and self.conn.in_transaction:  # (begun, perhaps just as an interrupt came)
-                self.conn.execute("COMMIT")
+            with signals_held():  # an interrupt here would leave the read transaction open
+                self._live_snapshots -= 1
+                if not was and self.conn.in_transaction:  # (begun, perhaps just as an interrupt came)
+                    self.conn.execute("COMMIT")
 
     def read_header(self, sector: int) -> records.Header:
         first = self.data.read(sector, self.sector_size)
@@ -455,6 +458,8 @@ class VolumeImage:
             raise self.write_refusal(f"writing volume {self.volume}")
         if self.conn.in_transaction and (self._write_begun or not self._live_snapshots):  # an interrupt came
             self.conn.execute("ROLLBACK")  # between an earlier BEGIN and its cleanup (a live snapshot's stays)
+        elif self.conn.in_transaction:  # this thread's own snapshot (another thread's waits for ``owner``)
+            raise errors.error("OPV0015", volume=self.volume)
         self._write_begun = True
         try:
             self.conn.execute("BEGIN IMMEDIATE")
