@@ -519,6 +519,32 @@ def test_a_name_a_host_holds_in_characters_is_copied_to_it(lib, exfat):
     assert sorted(p.name for p in exfat.iterdir()) == ["out"]  # no probe left behind
 
 
+def test_a_name_with_a_character_the_host_cannot_hold_is_refused_before_anything_is_copied(lib, exfat):
+    """A volume (HPOFS) allows ":" and "|" in names, exFAT does not: cp -r to exFAT copied
+    a.txt, then stopped at b:c with exit 2 and "No such file or directory" (exfat-fuse's
+    answer), z.txt neither copied nor named. A character outside letters, digits and
+    "._- " is tried on the host once (a probe file), before anything is copied or moved."""
+    with lib.open("PVOL1") as volume:
+        volume.mkdir("/T")
+        for name in ("a.txt", "b:c", "x|y", "z.txt", "é"):
+            volume.write_bytes(f"/T/{name}", name.encode())
+    for args in (("cp", "-r", "/QOPT/PVOL1/T", "{out}"), ("cp", "/QOPT/PVOL1/T/a.txt", "/QOPT/PVOL1/T/b:c", "{out}"),
+                 ("mv", "/QOPT/PVOL1/T/a.txt", "/QOPT/PVOL1/T/x|y", "{out}")):
+        out = exfat / "out"
+        out.mkdir()
+        result = run_cli(lib.root, *(a.format(out=out) for a in args))
+        assert result.rc == 2 and "OPV0302" in result.err and "cannot hold the character" in result.err, (args, result.err)
+        assert "nothing was copied" in result.err and list(out.iterdir()) == [], (args, result.err)
+        out.rmdir()
+    assert sorted(p.name for p in exfat.iterdir()) == []  # no probe left behind
+    with lib.open("PVOL1") as volume:
+        assert sorted(volume.listdir("/T")) == sorted(["a.txt", "b:c", "x|y", "z.txt", "é"])
+        volume.remove("/T/b:c")
+        volume.remove("/T/x|y")
+    result = run_cli(lib.root, "cp", "-r", "/QOPT/PVOL1/T", exfat / "out")
+    assert result.rc == 0 and sorted(p.name for p in (exfat / "out").iterdir()) == ["a.txt", "z.txt", "é"]
+
+
 def test_names_a_host_keeps_apart_are_copied_to_it(lib, exfat):
     """Review 4 of session 19: the copy compared names by Python's fold (NFKC, casefold),
     wider than exFAT's: ß and ẞ, s and ſ, which exFAT keeps apart, were refused. Whether the

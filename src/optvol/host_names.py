@@ -148,6 +148,59 @@ class HostWrites:
         return names
 
 
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._- ")  # never tried
+
+
+class HostCharacters:
+    """Characters of a volume's names that the host cannot hold in a file name (exFAT and
+    FAT: ``:`` and ``|``, which HPOFS names may hold, and control characters): a copy stopped
+    at the first such name, the files before it copied, those after it neither copied nor
+    named. Every other character than ``_PLAIN`` is tried once per file system, with a probe
+    file in a directory of its own where the copy goes."""
+
+    def __init__(self):
+        self._takes: dict[tuple[int, str], bool] = {}  # (device, character) -> the host names files with it
+
+    def refuse(self, path: str) -> None:
+        """OPV0302 if the host cannot hold a character of ``path``'s name (its directory, or
+        the nearest one above that is there, is where the character is tried)."""
+        directory, name = os.path.split(path)
+        odd = set(name) - _PLAIN
+        if not odd:
+            return
+        while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
+            directory = os.path.dirname(directory)
+        try:
+            device = os.stat(directory).st_dev
+        except OSError:  # the copy itself says why
+            return
+        for character in sorted(odd):
+            if (device, character) not in self._takes:
+                self._takes[device, character] = _takes_character(directory, character)
+            if not self._takes[device, character]:
+                raise errors.error("OPV0302", path=path, reason=f"the host file system cannot hold the character"
+                                   f" {character!r} in a name; nothing was copied")
+
+
+def _takes_character(directory: str, character: str) -> bool:
+    """Whether the host makes a file whose name holds ``character``; a host that cannot be
+    asked (a directory it will not let the copy write, an encoding it lacks) says yes: the
+    copy itself then says why."""
+    try:
+        room = tempfile.mkdtemp(dir=directory, prefix=".optvol-char-")
+    except (UnicodeEncodeError, OSError):
+        return True
+    try:
+        os.close(os.open(os.path.join(room, f"p{character}p"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except UnicodeEncodeError:
+        return True
+    except OSError as exc:  # exfat-fuse says ENOENT, the kernel's FAT and exFAT EINVAL
+        return exc.errno not in (errno.EINVAL, errno.ENOENT, errno.EILSEQ)
+    finally:
+        shutil.rmtree(room, ignore_errors=True)
+
+
 def _keep_above(by_directory: dict, directory: str) -> None:
     """Drop the entries of directories that are not ``directory`` or above it."""
     for other in [d for d in by_directory if not (directory + "/").startswith(d.rstrip("/") + "/")]:

@@ -124,8 +124,10 @@ def _refuse_two_of_a_name(volumes: _Volumes, plan: list[tuple[Location, Location
     two directories of one name would be merged, and a file both hold copied over itself."""
     on_host: dict[str, dict[str, list[str]]] = {}
     on_volumes: set[tuple[str, str]] = set()
+    characters = host_names.HostCharacters()
     for _, destination in plan:
         if destination.volume is None:
+            characters.refuse(os.path.abspath(destination.path))
             host_names.refuse_second_of_a_name(on_host, os.path.abspath(destination.path))
         else:
             key = (destination.volume, model.name_key(destination.path))
@@ -215,9 +217,11 @@ def _check_names_for_host(volumes: _Volumes, source: Location, destination: Loca
     # A host that folds names: two names of one directory that it takes for one (σ and ς on
     # exFAT) would be copied into one, the second over the first, whatever is there before.
     folds: dict[str, dict[str, str]] | None = {} if host_names.folds_names(probe) else None  # directory -> fold -> name
+    characters = host_names.HostCharacters()
     for _, item_destination, _ in _tree(volumes, source, destination):
         path = os.path.abspath(item_destination.path)
         host_names.check_host_name(path)
+        characters.refuse(path)
         name = os.path.basename(path)
         if folds is not None:
             host_names.refuse_folded_pair(folds, path, probe)
