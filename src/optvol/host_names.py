@@ -160,6 +160,7 @@ class HostCharacters:
 
     def __init__(self):
         self._takes: dict[tuple[int, str], bool] = {}  # (device, character) -> the host names files with it
+        self._last: tuple[str, str, int] | None = None  # the last directory: where it is tried, and its device
 
     def refuse(self, path: str) -> None:
         """OPV0302 if the host cannot hold a character of ``path``'s name (its directory, or
@@ -168,15 +169,18 @@ class HostCharacters:
         odd = set(name) - _PLAIN
         if not odd:
             return
-        while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
-            directory = os.path.dirname(directory)
-        try:
-            device = os.stat(directory).st_dev
-        except OSError:  # the copy itself says why
-            return
+        if self._last is None or self._last[0] != directory:
+            there = directory
+            while not os.path.isdir(there) and os.path.dirname(there) != there:
+                there = os.path.dirname(there)
+            try:
+                self._last = (directory, there, os.stat(there).st_dev)
+            except OSError:  # the copy itself says why
+                return
+        _, there, device = self._last
         for character in sorted(odd):
             if (device, character) not in self._takes:
-                self._takes[device, character] = _takes_character(directory, character)
+                self._takes[device, character] = _takes_character(there, character)
             if not self._takes[device, character]:
                 raise errors.error("OPV0302", path=path, reason=f"the host file system cannot hold the character"
                                    f" {character!r} in a name; nothing was copied")
