@@ -14,6 +14,7 @@ Pure functions, no I/O. The references:
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
@@ -174,15 +175,16 @@ def iso_order(identifier: bytes) -> tuple[bytes, bytes]:
     return name, extension
 
 
-def path_table(entries: list[tuple[bytes, int, int]], *, big_endian: bool) -> bytes:
+def path_table(entries: Iterable[tuple[bytes, int, int]], *, big_endian: bool) -> bytearray:
     """A path table (§9.4) from (identifier, extent, parent number) in table order."""
     number = _BE32 if big_endian else _LE32
     parent_order = ">H" if big_endian else "<H"
-    out = []
+    out = bytearray()  # (one buffer: a table of 65,535 directories takes up to 9 MB)
     for identifier, extent, parent in entries:
-        out.append(bytes((len(identifier), 0)) + number.pack(extent) + struct.pack(parent_order, parent) + identifier
-                   + (b"\x00" if len(identifier) % 2 else b""))
-    return b"".join(out)
+        out += bytes((len(identifier), 0)) + number.pack(extent) + struct.pack(parent_order, parent) + identifier
+        if len(identifier) % 2:
+            out += b"\x00"
+    return out
 
 
 def _text(value: str, length: int, *, joliet: bool) -> bytes:

@@ -25,14 +25,15 @@ Directories deeper than eight levels stay where they are, without Rock Ridge rel
 as xorriso writes them by default: Rock Ridge and Joliet readers need none. Payloads are
 checked against their SHA-256 as they are copied; a damaged file raises CPF1F28 and the
 caller throws the image away. Memory holds the entries of one directory at a time, and of a
-directory too large for that a bounded part (``iso_entries.py``).
+directory too large for that a bounded part (``iso_entries.py``); of every directory it holds
+only the numbers and the path table names that its place needs (``iso_tree.py``), and reads
+its row again from the index when the directory is laid out.
 """
 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,10 +42,11 @@ from optvol.interchange import iso9660 as iso
 from optvol.interchange import udf as udfs
 from optvol.interchange.iso9660 import SECTOR
 from optvol.interchange.iso_entries import Entry, Held, Spilled, entries_for
+from optvol.interchange.iso_tree import DirTree
 from optvol.interchange.names import Namer
 from optvol.model import Progress
 from optvol.volume import Volume
-from optvol.volume_rows import HIDDEN, READ_ONLY, DirRow, FileRow
+from optvol.volume_rows import HIDDEN, READ_ONLY, FileRow
 
 PATH_TABLES = 19  # the first sector after the volume descriptors
 PARTITION = udfs.ANCHOR + 1  # where the UDF partition starts: its file set descriptor
@@ -54,21 +56,6 @@ FILE_MODE, READ_ONLY_MODE, DIR_MODE = 0o100644, 0o100444, 0o040755
 MAX_DIRECTORIES = 0xFFFF  # a path table names its parents in 16 bits
 MAX_LISTED = 10_000  # renamed entries an export's result names (it counts them all)
 _RR_AND_PX = len(iso.rr_entry(0) + iso.px_entry(0, 0))  # what an entry's Rock Ridge holds before its TF
-
-
-@dataclass
-class _Dir:
-    """A directory of the image: its names in its parent, and the places the first pass gave it."""
-
-    row: DirRow
-    links: int
-    iso_name: bytes = b""
-    joliet_name: bytes = b""
-    iso: tuple[int, int] = (0, 0)  # (sector, bytes) of its ISO 9660 extent
-    joliet: tuple[int, int] = (0, 0)
-    continuation: tuple[int, int] = (0, 0)  # (sector, bytes) of its Rock Ridge continuation area
-    udf_entry: int = 0  # the sector of its UDF file entry
-    udf_identifiers: tuple[int, int] = (0, 0)  # (sector, bytes) of its UDF file identifiers
 
 
 @dataclass(frozen=True)
@@ -162,32 +149,29 @@ def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: 
         if totals:
             found = volume.image.conn.execute("SELECT count(*), total(size) FROM files WHERE live = 1").fetchone()
             totals(found[0], int(found[1]))
-        rows = volume.dir_rows("/", recursive=True)  # parents first
-        if len(rows) > MAX_DIRECTORIES:
-            raise errors.error("OPV0704", volume=volume_id, reason=f"{len(rows)} directories: ISO 9660 allows 65,535")
-        children: dict[int, list[DirRow]] = defaultdict(list)
-        for row in rows[1:]:
-            children[row.parent].append(row)
-        dirs = {row.id: _Dir(row, links=2 + len(children[row.id])) for row in rows}
-        for row in rows:
-            _measure(volume, dirs, row, children[row.id], udf=udf)
-        root = dirs[rows[0].id]
-        tables = {joliet: _path_table_entries(root, dirs, children, joliet=joliet) for joliet in (False, True)}
-        data_start = _place(dirs, tables, udf=udf)
+        conn = volume.image.conn
+        count = conn.execute("SELECT count(*) FROM dirs WHERE live = 1").fetchone()[0]
+        if count > MAX_DIRECTORIES:
+            raise errors.error("OPV0704", volume=volume_id, reason=f"{count} directories: ISO 9660 allows 65,535")
+        tree = DirTree(conn.execute("SELECT id, parent, created FROM dirs WHERE live = 1 ORDER BY path_key"))
+        for number in range(len(tree)):  # parents first
+            _measure(volume, tree, number, udf=udf)
+        tables = {joliet: tree.path_table(joliet=joliet) for joliet in (False, True)}
+        data_start = _place(tree, tables, udf=udf)
         out = _Output(fd, data_start, progress)
-        files = sum(_write_directory(volume, out, dirs, row, children[row.id], udf=udf) for row in rows)
+        files = sum(_write_directory(volume, out, tree, number, udf=udf) for number in range(len(tree)))
         out.flush()
     if udf:
-        _write_udf_volume(out, root, volume_id=volume_id, now=now, files=files, directories=len(rows))
-    _write_tables(out, root, dirs, tables, volume_id=volume_id, now=now, first=PARTITION + 2 if udf else PATH_TABLES)
-    return files, len(rows) - 1, out.renames
+        _write_udf_volume(out, tree, volume_id=volume_id, now=now, files=files, directories=len(tree))
+    _write_tables(out, tree, tables, volume_id=volume_id, now=now, first=PARTITION + 2 if udf else PATH_TABLES)
+    return files, len(tree) - 1, out.renames
 
 
-def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[DirRow], store: Held | Spilled, *,
+def _entries(volume: Volume, tree: DirTree, me: int, path: str, store: Held | Spilled, *,
              out: _Output | None, udf: bool) -> int:
-    """Put the entries of a directory in ``store``; return its number of files. Without
-    ``out`` (first pass) file places are 0; with it, file data (after its UDF file entry,
-    with ``udf``) is written."""
+    """Put the entries of directory ``me`` (at ``path``) in ``store``; return its number of
+    files. Without ``out`` (first pass) file places are 0 and its subdirectories get their
+    path table names; with it, file data (after its UDF file entry, with ``udf``) is written."""
     namer = Namer(store.names)
 
     def long_names(path: str, name: str) -> tuple[str, str | None]:
@@ -197,16 +181,18 @@ def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[D
             out.renames.note(path, name, rock_ridge, udf_name)
         return rock_ridge, udf_name
 
-    for subdir in subdirs:
-        child = dirs[subdir.id]
-        child.iso_name = namer.iso_dir(subdir.name).encode()
-        child.joliet_name = namer.joliet(subdir.name).encode("utf-16-be")
-        rock_ridge, udf_name = long_names(subdir.path, subdir.name)
-        store.add(Entry(child.iso_name, child.joliet_name, rock_ridge.encode(),
-                        udfs.cs0(udf_name) if udf else b"", subdir.id, 0, 0, 0,
-                        subdir.created, subdir.created, subdir.created, child.udf_entry))
+    subdirs = volume.image.conn.execute(  # one row at a time: nothing else reads the index meanwhile
+        "SELECT id, name, path, created FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key", (tree.ids[me],))
+    for dir_id, name, subdir_path, created in subdirs:
+        child = tree.number(dir_id)
+        iso_name, joliet_name = namer.iso_dir(name).encode(), namer.joliet(name).encode("utf-16-be")
+        if out is None:
+            tree.iso_names[child], tree.joliet_names[child] = iso_name, joliet_name
+        rock_ridge, udf_name = long_names(subdir_path, name)
+        store.add(Entry(iso_name, joliet_name, rock_ridge.encode(), udfs.cs0(udf_name) if udf else b"", child, 0, 0, 0,
+                        created, created, created, tree.udf_entry[child]))
     files = 0
-    for dir_path, file_row in volume.iter_file_rows(row.path):
+    for dir_path, file_row in volume.iter_file_rows(path):
         udf_entry = sector = 0
         if udf and file_row.size > udfs.MAX_FILE_BYTES:  # about 251 GB: 234 descriptors in a one-block entry
             raise errors.error("OPV0704", volume=volume.id, reason=f"{file_row.path(dir_path)} has {file_row.size:,} "
@@ -226,52 +212,57 @@ def _entries(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[D
     return files
 
 
-def _lay_out(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[DirRow], *,
-             out: _Output | None, udf: bool) -> tuple[tuple[int, int, int, int], int]:
-    """The ISO 9660 records, continuation area, Joliet records and UDF file identifiers of a
-    directory, measured (first pass, without ``out``) or written at their places: their sizes
-    in bytes, and the directory's number of files."""
-    me = dirs[row.id]
-    parent = dirs[row.parent] if row.parent is not None else me
-    live_files = volume.image.conn.execute("SELECT live_files FROM dirs WHERE id = ?", (row.id,)).fetchone()[0]
-    store = entries_for(len(subdirs) + live_files)
+def _lay_out(volume: Volume, tree: DirTree, me: int, *, out: _Output | None,
+             udf: bool) -> tuple[tuple[int, int, int, int], int]:
+    """The ISO 9660 records, continuation area, Joliet records and UDF file identifiers of
+    directory ``me``, measured (first pass, without ``out``) or written at their places:
+    their sizes in bytes, and the directory's number of files."""
+    path, live_files = volume.image.conn.execute("SELECT path, live_files FROM dirs WHERE id = ?",
+                                                 (tree.ids[me],)).fetchone()
+    store = entries_for(tree.links[me] - 2 + live_files)
     try:
-        files = _entries(volume, dirs, row, subdirs, store, out=out, udf=udf)
-        sizes = (*_iso_directory(me, parent, dirs, store, out=out), _joliet_directory(me, parent, dirs, store, out=out),
-                 _udf_identifiers(me, parent, store, out=out) if udf else 0)
+        files = _entries(volume, tree, me, path, store, out=out, udf=udf)
+        parent = tree.parent[me]
+        sizes = (*_iso_directory(tree, me, parent, store, out=out), _joliet_directory(tree, me, parent, store, out=out),
+                 _udf_identifiers(tree, me, parent, store, out=out) if udf else 0)
     finally:
         store.close()
+    if out is not None and sizes != _measured(tree, me):  # the passes must agree: else a bug (exit 70), not bad input
+        raise RuntimeError(f"export-iso: {path} measured {_measured(tree, me)} bytes in the first pass, {sizes} now")
     return sizes, files
 
 
-def _measure(volume: Volume, dirs: dict[int, _Dir], row: DirRow, subdirs: list[DirRow], *, udf: bool) -> None:
+def _measured(tree: DirTree, me: int) -> tuple[int, int, int, int]:
+    return tree.iso[me][1], tree.continuation[me][1], tree.joliet[me][1], tree.udf_identifiers[me][1]
+
+
+def _measure(volume: Volume, tree: DirTree, me: int, *, udf: bool) -> None:
     """First pass: name the entries of a directory and measure its extents, continuation
     area and UDF file identifiers."""
-    me = dirs[row.id]
-    (me.iso, me.continuation, me.joliet, me.udf_identifiers) = (
-        (0, size) for size in _lay_out(volume, dirs, row, subdirs, out=None, udf=udf)[0])
+    (tree.iso[me], tree.continuation[me], tree.joliet[me], tree.udf_identifiers[me]) = (
+        (0, size) for size in _lay_out(volume, tree, me, out=None, udf=udf)[0])
 
 
-def _place(dirs: dict[int, _Dir], tables: dict[bool, list], *, udf: bool) -> int:
+def _place(tree: DirTree, tables: dict[bool, tuple], *, udf: bool) -> int:
     """Give the path tables, then every directory (and, with ``udf``, every directory's UDF
     file entry and identifiers) its place; return the first sector for data."""
     sector = PARTITION + 2 if udf else PATH_TABLES
-    for joliet, entries in tables.items():
-        sector += 2 * _sectors(len(_path_table(entries, joliet=joliet, big_endian=False)))
+    for joliet, table in tables.items():
+        sector += 2 * _sectors(len(_path_table(tree, table, joliet=joliet, big_endian=False)))
     for joliet in (False, True):
-        for _, directory, _ in tables[joliet]:
+        for directory in tables[joliet][0]:
             if joliet:
-                directory.joliet = (sector, directory.joliet[1])
-                sector += _sectors(directory.joliet[1])
+                tree.joliet[directory] = (sector, tree.joliet[directory][1])
+                sector += _sectors(tree.joliet[directory][1])
                 continue
-            directory.iso = (sector, directory.iso[1])
-            sector += _sectors(directory.iso[1])
-            directory.continuation = (sector, directory.continuation[1])
-            sector += _sectors(directory.continuation[1])
-    for _, directory, _ in tables[False] if udf else ():
-        directory.udf_entry = sector
-        directory.udf_identifiers = (sector + 1, directory.udf_identifiers[1])
-        sector += 1 + _sectors(directory.udf_identifiers[1])
+            tree.iso[directory] = (sector, tree.iso[directory][1])
+            sector += _sectors(tree.iso[directory][1])
+            tree.continuation[directory] = (sector, tree.continuation[directory][1])
+            sector += _sectors(tree.continuation[directory][1])
+    for directory in tables[False][0] if udf else ():
+        tree.udf_entry[directory] = sector
+        tree.udf_identifiers[directory] = (sector + 1, tree.udf_identifiers[directory][1])
+        sector += 1 + _sectors(tree.udf_identifiers[directory][1])
     return sector
 
 
@@ -279,16 +270,11 @@ def _sectors(size: int) -> int:
     return -(-size // SECTOR)
 
 
-def _write_directory(volume: Volume, out: _Output, dirs: dict[int, _Dir], row: DirRow,
-                     subdirs: list[DirRow], *, udf: bool) -> int:
+def _write_directory(volume: Volume, out: _Output, tree: DirTree, me: int, *, udf: bool) -> int:
     """Second pass: write a directory's file data, then its records at their places; return its file count."""
-    me = dirs[row.id]
-    sizes, files = _lay_out(volume, dirs, row, subdirs, out=out, udf=udf)
-    measured = (me.iso[1], me.continuation[1], me.joliet[1], me.udf_identifiers[1])
-    if sizes != measured:  # the two passes must agree: a difference is a bug (exit 70), not bad input
-        raise RuntimeError(f"export-iso: {row.path} measured {measured} bytes in the first pass, {sizes} now")
+    files = _lay_out(volume, tree, me, out=out, udf=udf)[1]
     if udf:
-        out.write_at(me.udf_entry * SECTOR, _udf_directory_entry(me, links=1 + len(subdirs)))
+        out.write_at(tree.udf_entry[me] * SECTOR, _udf_directory_entry(tree, me))
     return files
 
 
@@ -304,24 +290,27 @@ def _udf_file_entry(sector: int, row: FileRow) -> bytes:
                            modified=row.modified, attr_changed=row.attr_changed, unique=_unique(sector))
 
 
-def _udf_directory_entry(me: _Dir, *, links: int) -> bytes:
-    sector, size = me.udf_identifiers
-    return udfs.file_entry(me.udf_entry - PARTITION, directory=True, mode=DIR_MODE, links=links, size=size,
-                           ads=udfs.short_ads(sector - PARTITION, size), modified=me.row.created,
-                           attr_changed=me.row.created, unique=_unique(me.udf_entry, root=me.row.parent is None))
+def _udf_directory_entry(tree: DirTree, me: int) -> bytes:
+    """The UDF file entry of directory ``me``; its links: its parent's identifier and each subdirectory's ".."."""
+    sector, size = tree.udf_identifiers[me]
+    entry, created = tree.udf_entry[me], tree.created[me]
+    return udfs.file_entry(entry - PARTITION, directory=True, mode=DIR_MODE, links=tree.links[me] - 1, size=size,
+                           ads=udfs.short_ads(sector - PARTITION, size), modified=created, attr_changed=created,
+                           unique=_unique(entry, root=me == 0))
 
 
-def _udf_identifiers(me: _Dir, parent: _Dir, store: Held | Spilled, *, out: _Output | None) -> int:
+def _udf_identifiers(tree: DirTree, me: int, parent: int, store: Held | Spilled, *, out: _Output | None) -> int:
     """The file identifiers of a directory (4/14.4): its parent's, then one for each entry."""
-    identifiers = _Packer(out, me.udf_identifiers[0], whole=False)
+    start = tree.udf_identifiers[me][0]
+    identifiers = _Packer(out, start, whole=False)
 
     def add(name: bytes, characteristics: int, sector: int, *, root: bool = False) -> None:
-        block = me.udf_identifiers[0] + identifiers.offset // SECTOR - PARTITION
+        block = start + identifiers.offset // SECTOR - PARTITION
         identifiers.add(udfs.file_identifier(block, name=name, characteristics=characteristics,
                                              entry=sector - PARTITION, unique=_unique(sector, root=root))
                         if out is not None else udfs.identifier_length(name))
 
-    add(b"", udfs.CHAR_PARENT | udfs.CHAR_DIRECTORY, parent.udf_entry, root=parent.row.parent is None)
+    add(b"", udfs.CHAR_PARENT | udfs.CHAR_DIRECTORY, tree.udf_entry[parent], root=parent == 0)
     for entry in store:
         characteristics = udfs.CHAR_DIRECTORY if entry.child is not None else \
             udfs.CHAR_HIDDEN if entry.flags & HIDDEN else 0
@@ -329,7 +318,7 @@ def _udf_identifiers(me: _Dir, parent: _Dir, store: Held | Spilled, *, out: _Out
     return identifiers.close()
 
 
-def _write_udf_volume(out: _Output, root: _Dir, *, volume_id: str, now: datetime, files: int,
+def _write_udf_volume(out: _Output, tree: DirTree, *, volume_id: str, now: datetime, files: int,
                       directories: int) -> None:
     """The UDF descriptors outside the directories: the recognition sequence, the volume
     descriptor sequences, the integrity descriptor, the file set descriptor and the two
@@ -350,7 +339,7 @@ def _write_udf_volume(out: _Output, root: _Dir, *, volume_id: str, now: datetime
     integrity = udfs.integrity(recorded=recorded, next_unique=16 + length, partition_length=length, files=files,
                                directories=directories)
     out.write_at(udfs.INTEGRITY_SEQUENCE * SECTOR, sectors(integrity, udfs.terminating(udfs.INTEGRITY_SEQUENCE + 1)))
-    file_set = udfs.file_set(recorded=recorded, volume_id=volume_id, root=root.udf_entry - PARTITION)
+    file_set = udfs.file_set(recorded=recorded, volume_id=volume_id, root=tree.udf_entry[0] - PARTITION)
     out.write_at(PARTITION * SECTOR, sectors(file_set, udfs.terminating(1)))  # blocks 0 and 1 of the partition
     for sector in (udfs.ANCHOR, last):
         out.write_at(sector * SECTOR, udfs.anchor(sector))
@@ -366,82 +355,84 @@ def _extents(sector: int, size: int) -> list[tuple[int, int]]:
     return extents
 
 
-def _rock_ridge(entry: Entry, dirs: dict[int, _Dir]) -> bytes:
+def _rock_ridge(entry: Entry, tree: DirTree) -> bytes:
     """RR, PX and TF of an entry's record (NM is added when the record is laid out)."""
     if entry.child is not None:
-        return _dir_rock_ridge(dirs[entry.child], with_name=True)
+        return _dir_rock_ridge(tree, entry.child, with_name=True)
     return (iso.rr_entry(iso.RR_PX | iso.RR_NM | iso.RR_TF)
             + iso.px_entry(READ_ONLY_MODE if entry.flags & READ_ONLY else FILE_MODE, 1)
             + iso.tf_entry(created=entry.created, modified=entry.modified, attr_changed=entry.attr_changed))
 
 
-def _dir_rock_ridge(directory: _Dir, *, with_name: bool) -> bytes:
-    created = directory.row.created
+def _dir_rock_ridge(tree: DirTree, directory: int, *, with_name: bool) -> bytes:
+    created = tree.created[directory]
     return (iso.rr_entry(iso.RR_PX | iso.RR_TF | (iso.RR_NM if with_name else 0))
-            + iso.px_entry(DIR_MODE, directory.links)
+            + iso.px_entry(DIR_MODE, tree.links[directory])
             + iso.tf_entry(created=created, modified=created, attr_changed=created))
 
 
-def _dot_system_use(me: _Dir, parent: _Dir, ce: bytes) -> bytes:
+def _dot_system_use(tree: DirTree, me: int, ce: bytes) -> bytes:
     """Rock Ridge of the "." record; the root's starts with SP and continues (``ce``) with ER."""
-    dot = _dir_rock_ridge(me, with_name=False)
-    return iso.sp_entry() + dot[:5] + ce + dot[5:] if me is parent else dot
+    dot = _dir_rock_ridge(tree, me, with_name=False)
+    return iso.sp_entry() + dot[:5] + ce + dot[5:] if me == 0 else dot
 
 
-def _dots(me: _Dir, parent: _Dir, *, joliet: bool, system_use: tuple[bytes, bytes] = (b"", b"")) -> list[bytes]:
+def _dots(tree: DirTree, me: int, parent: int, *, joliet: bool,
+          system_use: tuple[bytes, bytes] = (b"", b"")) -> list[bytes]:
     """The "." and ".." records of a directory."""
     records = []
     for identifier, directory, use in ((iso.DOT, me, system_use[0]), (iso.DOTDOT, parent, system_use[1])):
-        extent, size = directory.joliet if joliet else directory.iso
+        extent, size = tree.joliet[directory] if joliet else tree.iso[directory]
         records.append(iso.directory_record(identifier, extent=extent, size=size, flags=iso.FLAG_DIRECTORY,
-                                            date=iso.record_date(directory.row.created), system_use=use))
+                                            date=iso.record_date(tree.created[directory]), system_use=use))
     return records
 
 
-def _iso_directory(me: _Dir, parent: _Dir, dirs: dict[int, _Dir], store: Held | Spilled, *,
+def _iso_directory(tree: DirTree, me: int, parent: int, store: Held | Spilled, *,
                    out: _Output | None) -> tuple[int, int]:
     """The ISO 9660 records of a directory in ISO order, and its Rock Ridge continuation area:
     (their sizes). A record whose Rock Ridge entries do not fit in 255 bytes keeps RR, PX and
     TF and continues (CE) with its NM entries in the area; the root's "." continues with ER."""
-    records, continued = _Packer(out, me.iso[0]), _Packer(out, me.continuation[0])
+    area = tree.continuation[me][0]
+    records, continued = _Packer(out, tree.iso[me][0]), _Packer(out, area)
 
-    def ce(area: bytes) -> bytes:
-        at = continued.add(area)
-        return iso.ce_entry(me.continuation[0] + at // SECTOR, at % SECTOR, len(area))
+    def ce(piece: bytes) -> bytes:
+        at = continued.add(piece)
+        return iso.ce_entry(area + at // SECTOR, at % SECTOR, len(piece))
 
-    dot = _dot_system_use(me, parent, ce(iso.er_entry()) if me is parent else b"")  # only the root is its own parent
-    for record in _dots(me, parent, joliet=False, system_use=(dot, _dir_rock_ridge(parent, with_name=False))):
+    dot = _dot_system_use(tree, me, ce(iso.er_entry()) if me == 0 else b"")
+    for record in _dots(tree, me, parent, joliet=False,
+                        system_use=(dot, _dir_rock_ridge(tree, parent, with_name=False))):
         records.add(record)
     for entry in store.iso_order():
-        rock_ridge = _rock_ridge(entry, dirs) if out is not None else bytes(
+        rock_ridge = _rock_ridge(entry, tree) if out is not None else bytes(
             _RR_AND_PX + iso.tf_length(created=entry.created, modified=entry.modified, attr_changed=entry.attr_changed))
         nm = b"".join(iso.nm_entries(entry.rr_name))
         if iso.record_length(len(entry.iso_name), len(rock_ridge) + len(nm)) > iso.MAX_RECORD:
             nm = ce(nm)
-        for record in _records(entry, dirs, entry.iso_name, rock_ridge + nm, out=out):
+        for record in _records(entry, tree, entry.iso_name, rock_ridge + nm, out=out):
             records.add(record)
     return records.close(), continued.close()
 
 
-def _joliet_directory(me: _Dir, parent: _Dir, dirs: dict[int, _Dir], store: Held | Spilled, *,
-                      out: _Output | None) -> int:
+def _joliet_directory(tree: DirTree, me: int, parent: int, store: Held | Spilled, *, out: _Output | None) -> int:
     """The Joliet records of a directory, in Joliet order: their size."""
-    records = _Packer(out, me.joliet[0])
-    for record in _dots(me, parent, joliet=True):
+    records = _Packer(out, tree.joliet[me][0])
+    for record in _dots(tree, me, parent, joliet=True):
         records.add(record)
     for entry in store.joliet_order():
-        for record in _records(entry, dirs, entry.joliet_name, joliet=True, out=out):
+        for record in _records(entry, tree, entry.joliet_name, joliet=True, out=out):
             records.add(record)
     return records.close()
 
 
-def _records(entry: Entry, dirs: dict[int, _Dir], identifier: bytes, system_use: bytes = b"", *,
+def _records(entry: Entry, tree: DirTree, identifier: bytes, system_use: bytes = b"", *,
              joliet: bool = False, out: _Output | None) -> Iterator[bytes | int]:
     """The directory records of an entry, one per extent, all but the last flagged
     multi-extent; without ``out`` (first pass) only their lengths."""
     if entry.child is not None:
-        child = dirs[entry.child]
-        extents, flags, date = [child.joliet if joliet else child.iso], iso.FLAG_DIRECTORY, entry.created
+        extents = [tree.joliet[entry.child] if joliet else tree.iso[entry.child]]
+        flags, date = iso.FLAG_DIRECTORY, entry.created
     else:
         extents, flags, date = (_extents(entry.sector, entry.size), iso.FLAG_HIDDEN if entry.flags & HIDDEN else 0,
                                 entry.modified)
@@ -499,40 +490,31 @@ class _Packer:
         self._buffer = bytearray()
 
 
-def _path_table_entries(root: _Dir, dirs: dict[int, _Dir], children: dict[int, list[DirRow]], *,
-                        joliet: bool) -> list[tuple[bytes, _Dir, int]]:
-    """(identifier, directory, parent number) of every directory, breadth first,
-    each level by parent number, then identifier (ECMA-119 §9.4)."""
-    entries = [(iso.DOT, root, 1)]
-    queue = [root]
-    for number, directory in enumerate(queue, start=1):
-        kids = [dirs[row.id] for row in children[directory.row.id]]
-        kids.sort(key=(lambda kid: kid.joliet_name) if joliet else (lambda kid: iso.iso_order(kid.iso_name)))
-        entries.extend((kid.joliet_name if joliet else kid.iso_name, kid, number) for kid in kids)
-        queue.extend(kids)
-    return entries
-
-
-def _write_tables(out: _Output, root: _Dir, dirs: dict[int, _Dir], tables: dict[bool, list], *,
+def _write_tables(out: _Output, tree: DirTree, tables: dict[bool, tuple], *,
                   volume_id: str, now: datetime, first: int) -> None:
     """The path tables (from sector ``first`` on) and the volume descriptors, now that every place is known."""
     sector = first
     for joliet in (False, True):
-        little = _path_table(tables[joliet], joliet=joliet, big_endian=False)
-        big = _path_table(tables[joliet], joliet=joliet, big_endian=True)
+        little = _path_table(tree, tables[joliet], joliet=joliet, big_endian=False)
+        size = len(little)
         out.write_at(sector * SECTOR, little)
-        out.write_at((sector + _sectors(len(little))) * SECTOR, big)
-        extent, length = root.joliet if joliet else root.iso
-        record = iso.directory_record(iso.DOT, extent=extent, size=length, date=iso.record_date(root.row.created),
+        del little  # (the two tables are never held at once: a Joliet table may take 9 MB)
+        out.write_at((sector + _sectors(size)) * SECTOR, _path_table(tree, tables[joliet], joliet=joliet, big_endian=True))
+        extent, length = tree.joliet[0] if joliet else tree.iso[0]
+        record = iso.directory_record(iso.DOT, extent=extent, size=length, date=iso.record_date(tree.created[0]),
                                       flags=iso.FLAG_DIRECTORY)
         out.write_at((17 if joliet else 16) * SECTOR, iso.volume_descriptor(
-            joliet=joliet, volume_id=volume_id, sectors=out.sector, path_table_size=len(little),
-            l_table=sector, m_table=sector + _sectors(len(little)), root=record, created=now))
-        sector += 2 * _sectors(len(little))
+            joliet=joliet, volume_id=volume_id, sectors=out.sector, path_table_size=size,
+            l_table=sector, m_table=sector + _sectors(size), root=record, created=now))
+        sector += 2 * _sectors(size)
     out.write_at(18 * SECTOR, iso.terminator())
     os.ftruncate(out.fd, out.sector * SECTOR)  # the last file's data may end inside its last sector
 
 
-def _path_table(entries: list[tuple[bytes, _Dir, int]], *, joliet: bool, big_endian: bool) -> bytes:
-    rows = [(name, (directory.joliet if joliet else directory.iso)[0], number) for name, directory, number in entries]
-    return iso.path_table(rows, big_endian=big_endian)
+def _path_table(tree: DirTree, table: tuple[Iterable[int], Iterable[int]], *, joliet: bool,
+                big_endian: bool) -> bytes | bytearray:
+    """A path table of ``table`` (``DirTree.path_table``), with each directory's place."""
+    names, places = (tree.joliet_names, tree.joliet) if joliet else (tree.iso_names, tree.iso)
+    order, parents = table
+    return iso.path_table(((names[directory], places[directory][0], parent)
+                           for directory, parent in zip(order, parents, strict=True)), big_endian=big_endian)
