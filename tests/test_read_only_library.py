@@ -21,7 +21,7 @@ import pytest
 
 from conftest import make_volume
 from integrity_helpers import content, downgrade_to_schema_3, remount, run_cli, tmpfs
-from optvol import errors
+from optvol import copy_select, errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
 from optvol.library import Library
@@ -230,15 +230,17 @@ def test_a_reader_through_a_read_only_view_stops_at_a_change_made_elsewhere(tmp_
         pytest.skip(f"mount --bind is not allowed here: {mounted.stderr.decode().strip()}")
     try:
         remount(view, read_only=True, bind=True)
-        with Library(view, clock=clock).open("PVOL1") as reader:
+        with Library(view, clock=clock).open("PVOL1") as reader, copy_select.Selection(reader, reader) as selection:
             assert len(list(reader.iter_files("/D"))) == 40
             assert reader.read_bytes("/D/F7") == content("/D/F7", 107)
+            count = "SELECT count(*) FROM files WHERE live = 1"
+            assert selection.conn.execute(count).fetchone() == (40,)  # CPYOPT's reading connection
             with library.open("PVOL1") as writer:  # closed, it folds its log into the index
                 for n in range(20):
                     writer.remove(f"/D/F{n}")
                 writer.write_bytes("/D/NEW", b"new")
             for read in (lambda: reader.read_bytes("/D/NEW"), lambda: list(reader.iter_files("/D")),
-                         lambda: reader.stat("/D/F30")):
+                         lambda: reader.stat("/D/F30"), lambda: selection.conn.execute(count).fetchone()):
                 with pytest.raises(errors.OptvolError) as changed:
                     read()
                 assert changed.value.message_id == "OPV0004", changed.value

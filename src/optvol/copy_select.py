@@ -84,6 +84,9 @@ class Selection:
         self.conn = sqlite3.connect(reading_uri(index, read_only=source.image.read_only), uri=True,
                                     isolation_level=None, factory=IndexConnection)
         self.conn.where = source.id
+        view = getattr(source.image.conn, "view", None)  # read as immutable: stopped by a change, as the volume is
+        if view is not None:
+            self.conn.view = view.again()
         self.conn.execute("PRAGMA busy_timeout = 60000")
         # As much page cache as a volume's own connection: a directory's rows lie all over the
         # files table (in the order they were written), so a small cache rereads its pages.

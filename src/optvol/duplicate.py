@@ -106,6 +106,7 @@ def _copy_image(source: Volume, staging: Path, new_id: str) -> list[tuple[int, i
     index = sqlite3.connect(staging / image_mod.INDEX_FILE)
     try:
         source.image.conn.backup(index)
+        source.image.conn.check_unchanged()  # an index read as immutable, changed through another path meanwhile
         index.execute("PRAGMA journal_mode = WAL")
         end = index.execute("SELECT value FROM meta WHERE key = 'committed_end'").fetchone()[0]
     finally:

@@ -51,8 +51,8 @@ class _Cursor(sqlite3.Cursor):
             try:
                 found = method(*args)
             except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-                if view is not None and view.changed():  # torn by a change, not damaged
-                    raise self._changed() from None
+                if view is not None and view.changed() or self.connection.watched and "readonly" in str(exc):
+                    raise self._changed() from None  # torn by a change, not damaged; a log another path is at
                 raise _index_error(exc, self.connection.where) from None
             if view is not None and view.changed():
                 raise self._changed()
@@ -100,6 +100,7 @@ class IndexConnection(sqlite3.Connection):
     where = "?"
     writer: int | None = None  # the thread whose BEGIN IMMEDIATE holds SQLite's write lock
     view: FrozenView | None = None  # an index SQLite reads as immutable, that others may change
+    watched = False  # a read-only view of an index others may write through another path (``connect_index``)
 
     def __init__(self, database, *args, **kwargs):
         super().__init__(database, *args, **kwargs)
@@ -120,6 +121,13 @@ class IndexConnection(sqlite3.Connection):
         super().close()
         if self.view is not None:
             self.view.close()
+
+    def check_unchanged(self) -> None:
+        """OPV0004 if the index this connection reads as immutable changed since it was
+        opened (``FrozenView``): for what reads it other than through statements (SQLite's
+        backup API)."""
+        if self.view is not None and self.view.changed():
+            raise errors.error("OPV0004", volume=self.where)
 
 
 _CONNECTIONS: weakref.WeakSet[IndexConnection] = weakref.WeakSet()
@@ -195,13 +203,17 @@ class FrozenView:
     not yet checkpointed stay unseen: the volume as it was, whole. (The data partition's
     committed records never change, and this reader's descriptor keeps a replaced file.)"""
 
-    def __init__(self, index: Path):
-        self.fd = os.open(index, os.O_RDONLY | os.O_CLOEXEC)
-        self.state = self._now()
+    def __init__(self, index: Path, state: tuple[int, int, int] | None = None):
+        self.index, self.fd = index, os.open(index, os.O_RDONLY | os.O_CLOEXEC)
+        self.state = self._now() if state is None else state
 
-    def _now(self) -> tuple[int, int]:
+    def again(self) -> FrozenView:
+        """A view for another connection to the same index, as this one found it."""
+        return FrozenView(self.index, self.state)
+
+    def _now(self) -> tuple[int, int, int]:
         found = os.fstat(self.fd)
-        return found.st_size, found.st_mtime_ns
+        return found.st_size, found.st_mtime_ns, found.st_ctime_ns
 
     def changed(self) -> bool:
         return self._now() != self.state
@@ -218,11 +230,18 @@ def reading_uri(path: Path, *, read_only: bool) -> str:
     full file system, ``VolumeImage.read_only``) SQLite cannot make a WAL index's
     shared-memory file: the index is immutable to SQLite then, unless a log of commits is
     still beside it."""
-    if read_only:
-        wal = path.with_name(path.name + "-wal")
-        if not (wal.exists() and wal.stat().st_size):
-            return path.as_uri() + "?mode=ro&immutable=1"
+    if read_only and not log_size(path):
+        return path.as_uri() + "?mode=ro&immutable=1"
     return path.as_uri() + "?mode=ro"
+
+
+def log_size(path: Path) -> int:
+    """The size of index ``path``'s log (``-wal``): 0 when there is none (a writer through
+    another path may remove it at any moment)."""
+    try:
+        return os.stat(path.with_name(path.name + "-wal")).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def side_files_refused(directory: Path) -> str | None:
@@ -287,7 +306,10 @@ class Closed:
 def connect_index(path: Path, *, read_only: bool = False, watch: bool = False) -> sqlite3.Connection:
     """A connection to an index; ``read_only`` for an image opened only to be read; ``watch``:
     others may write it through another path (a read-only file system: ``FrozenView``)."""
-    view = FrozenView(path) if watch else None  # before the log is looked at
+    try:
+        view = FrozenView(path) if watch else None  # before the log is looked at
+    except OSError:  # SQLite says what is wrong with the index
+        view = None
     target = reading_uri(path, read_only=True) if read_only else path
     try:
         conn = sqlite3.connect(target, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
@@ -296,9 +318,10 @@ def connect_index(path: Path, *, read_only: bool = False, watch: bool = False) -
         if view is not None:
             view.close()
         raise
+    conn.watched = watch
     if str(target).endswith("immutable=1"):
         conn.view = view
-    elif view is not None:
+    elif view is not None:  # its log is read through the -shm the writer keeps: SQLite sees every commit
         view.close()
     conn.where = path.parent.name.removesuffix(".optvol")
     try:

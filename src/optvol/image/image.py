@@ -46,7 +46,7 @@ from typing import NamedTuple
 
 from optvol import errors
 from optvol.image import locks, records, schema
-from optvol.image.connection import BUSY_TIMEOUT_MS, Closed, connect_index, unopened_because
+from optvol.image.connection import BUSY_TIMEOUT_MS, Closed, connect_index, log_size, unopened_because
 from optvol.image.datapart import DataPartition, fsync_dir
 from optvol.image.locks import lock_exclusive, open_lock, read_only_error
 from optvol.image.records import Kind
@@ -83,10 +83,16 @@ def _file_state(path: Path) -> tuple[int, int, int, int]:
     return found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
 
 
-def _log_without_shared_memory(path: Path) -> bool:
-    """Index ``path`` has commits in its WAL file but no shared-memory file to read them by."""
-    wal = path.with_name(path.name + "-wal")
-    return wal.exists() and wal.stat().st_size > 0 and not path.with_name(path.name + "-shm").exists()
+def _log_without_shared_memory(path: Path, *, wait: float = 0.0) -> bool:
+    """Index ``path`` has commits in its WAL file but no shared-memory file to read them by,
+    and still has after ``wait`` seconds (a writer through another path to a read-only view
+    of the library removes both as it closes the index)."""
+    end = time.monotonic() + wait
+    while log_size(path) and not path.with_name(path.name + "-shm").exists():
+        if time.monotonic() >= end:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def index_root(conn: sqlite3.Connection, *, created: int, sector: int) -> None:
@@ -187,7 +193,7 @@ class VolumeImage:
             except BaseException:
                 self._release()
                 raise
-        elif self.read_only and _log_without_shared_memory(index_path):  # SQLite would need to make one
+        elif self.read_only and _log_without_shared_memory(index_path, wait=locks.BUSY_WAIT if because == "fs" else 0):
             raise read_only_error(self.directory.parent, f"reading volume {self.name}, whose index has commits in its"
                                   f" log ({index_file}-wal) and no {index_file}-shm beside it,")
         self.index_path = index_path  # the index SQLite reads: the image's own, or a private copy
@@ -284,6 +290,8 @@ class VolumeImage:
             because = unopened_because(path, exc)
             if because is None:
                 raise
+            if self._read_only_because == "fs":  # a writer through another path to this read-only view came
+                raise locks.Reopen(wait=locks.BUSY_WAIT) from None  # or went between the look at its log and the open
             wal = path.with_name(path.name + "-wal")
             if self.read_only or exclusive or (wal.exists() and wal.stat().st_size) or not self._keep_alone():
                 raise self.write_refusal(f"opening volume {self.name}", because=because) from None
