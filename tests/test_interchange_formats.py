@@ -468,3 +468,91 @@ def test_empty_files_beside_files_of_exactly_4_gib_stay_empty_and_a_broken_udf_t
     with pytest.raises(errors.DamagedError) as caught, read_tree(str(image)) as tree:
         list(tree.entries())
     assert caught.value.message_id == "OPV0701" and "UDF" in caught.value.text
+
+
+# --------------------------------------------------------------------- dates (hunt-iso of session 20)
+
+
+def _dated_tree(root: Path, when: str) -> Path:
+    (root / "tree").mkdir(parents=True)
+    (root / "tree" / "f.txt").write_bytes(b"dated")
+    subprocess.run(["touch", "-d", when, str(root / "tree" / "f.txt")], check=True)
+    return root / "tree"
+
+
+@pytest.mark.parametrize("zone, options, when", [
+    # genisoimage writes UDF offset -1440 for UTC from about 2028 on: it read as 1970-01-01
+    ("UTC", ("-udf",), datetime(2099, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+    ("UTC", ("-R", "-J"), datetime(2099, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),  # ISO 9660's -96
+    # +14:00: offset +56, past ECMA-119's +52: it read 14 hours late; +13:45 in Chatham's summer: +55
+    ("Pacific/Kiritimati", ("-R", "-J"), datetime(2024, 7, 1, 12, tzinfo=timezone.utc)),
+    ("Pacific/Chatham", ("-R", "-J"), datetime(2025, 1, 15, 12, tzinfo=timezone.utc)),
+])
+def test_dates_of_images_made_in_any_zone_come_back_as_they_were(library, tmp_path, zone, options, when):
+    """A hunt of session 20: genisoimage's UDF dates of 2028 on, written from a UTC machine
+    (offset -1440 minutes, which Python's timezone() refuses), came back as 1970-01-01 for
+    every date of the file; images made at UTC+14:00 and +13:45 (offsets past ECMA-119's
+    +52 quarter hours) came back 14 hours and 13¾ hours late. An offset within the zones
+    of the world is applied; one past them (a maker's bug) leaves the time as written."""
+    tree = _dated_tree(tmp_path, when.strftime("%Y-%m-%d %H:%M:%S UTC"))
+    image = tmp_path / "dated.iso"
+    subprocess.run(["genisoimage", "-quiet", *options, "-o", str(image), str(tree)], check=True,
+                   env={**os.environ, "TZ": zone})
+    rc, _, err = _cli(library, "import-iso", str(image), "--vol", "DATED")
+    assert rc == 0, err
+    with library.open("DATED") as volume:
+        found = volume.stat("/f.txt")
+    assert found.modified == when, (zone, found.modified)  # (attributes changed: the host file's ctime, now)
+
+
+@pytest.mark.parametrize("udf", [False, True])
+def test_a_time_at_the_epoch_survives_export_and_import(tmp_path, udf):
+    """A hunt of session 20: a created time of exactly 1970-01-01T00:00:00Z (0 µs) read as
+    "no time" (``x or modified``) and came back as the file's modified time."""
+    from optvol.interchange import export_iso
+    from optvol.library import Library
+
+    epoch, later = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2001, 1, 1, tzinfo=timezone.utc)
+    now = [epoch]
+    library = Library(tmp_path / "lib", clock=lambda: now[0])
+    make_volume(library, "EPOCH")
+    with library.open("EPOCH") as volume:
+        volume.write_bytes("/f.txt", b"one")  # created at the epoch
+        now[0] = later
+        volume.write_bytes("/f.txt", b"two")  # modified in 2001
+        source = volume.stat("/f.txt")
+    assert source.created == epoch and source.modified == later
+    export_iso(library, vol="EPOCH", file=tmp_path / "e.iso", now=NOW, udf=udf)
+    assert _cli(library, "import-iso", str(tmp_path / "e.iso"), "--vol", "BACK")[0] == 0
+    with library.open("BACK") as volume:
+        found = volume.stat("/f.txt")
+    assert (found.created, found.modified, found.attr_changed) == (source.created, source.modified, source.attr_changed)
+
+
+def test_a_date_past_year_9999_in_utc_is_the_last_moment_a_volume_holds(library, tmp_path):
+    """A hunt of session 20: a Rock Ridge date valid as written (9999-12-31 23:59:59 at
+    UTC-12) lies in year 10000 in UTC: import stored it, and ls -l, WRKOPTF, DSPOPT and
+    export-iso of the volume then ended in a traceback. It is the last moment of 9999."""
+    from optvol.interchange.iso_walk import date_micros
+    from optvol.model import from_micros
+
+    last = date_micros(b"9999123123595900" + bytes([256 - 48]))
+    first = date_micros(b"0001010100000000" + bytes([52]))
+    assert from_micros(last) == datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+    assert from_micros(first) == datetime(1, 1, 1, tzinfo=timezone.utc)
+    assert from_micros(last + 10**12).year == 9999  # one an older import stored: shown, not a traceback
+
+
+def test_an_empty_file_of_a_bsdtar_image_is_imported(library, tmp_path):
+    """A hunt of session 20: libarchive gives an empty file the extent 0xFFFFFFF0, and import
+    refused every such image as damaged ("lies beyond the end of the image"): an empty
+    file's extent may lie anywhere."""
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "a.txt").write_bytes(b"hello")
+    (tmp_path / "tree" / "empty.txt").write_bytes(b"")
+    image = tmp_path / "b.iso"
+    subprocess.run(["bsdtar", "-cf", str(image), "--format=iso9660", "-C", str(tmp_path / "tree"), "."], check=True)
+    rc, _, err = _cli(library, "import-iso", str(image), "--vol", "BSD")
+    assert rc == 0, err
+    with library.open("BSD") as volume:
+        assert (volume.read_bytes("/a.txt"), volume.read_bytes("/empty.txt")) == (b"hello", b"")

@@ -110,7 +110,8 @@ CASES = {
     "shared directory": _shared_directory,
     "absurd file size": lambda d: _set_size(d, _find(d, [b"A", b"B", b"C", b"FILE.TXT;1"]), 0xFFFFF000),
     "absurd directory size": lambda d: _set_size(d, _find(d, [b"A"]), 0xFFFFF800),
-    "file past the end": lambda d: _set_extent(d, _find(d, [b"ZERO.;1"]), 0x00FFFFFF),
+    # (a file with data: an empty file's extent may lie anywhere, libarchive gives it 0xFFFFFFF0)
+    "file past the end": lambda d: _set_extent(d, _find(d, [b"A", b"B", b"C", b"FILE.TXT;1"]), 0x00FFFFFF),
     "slash in a name": lambda d: _rename_rr(d, [b"ZERO.;1"], b"zero", b"z/ro"),
     "dot-dot name": lambda d: _rename_rr(d, [b"ZERO.;1"], b"zero", b".."),
     "control character": lambda d: _rename_rr(d, [b"ZERO.;1"], b"zero", b"z\x01ro"),

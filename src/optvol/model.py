@@ -63,6 +63,10 @@ _INVALID_ANY = set('"*<>?\\')
 # --------------------------------------------------------------------- timestamps
 
 
+_EARLIEST = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+_LATEST = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+
+
 def to_micros(moment: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime (the index's time unit)."""
     if moment.tzinfo is None:
@@ -71,8 +75,18 @@ def to_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def wall_micros(wall: datetime, offset_minutes: int) -> int:
+    """Microseconds of naive wall time ``wall`` at ``offset_minutes`` east of UTC, within
+    the moments a datetime holds in UTC (an image's 9999-12-31 23:59 at UTC-12 lies in year
+    10000 in UTC: it becomes the last moment of 9999, not a date nothing can show)."""
+    micros = to_micros(wall.replace(tzinfo=timezone.utc)) - offset_minutes * 60_000_000
+    return min(max(micros, _EARLIEST), _LATEST)
+
+
 def from_micros(micros: int) -> datetime:
-    """The aware local-time datetime for microseconds since the epoch."""
+    """The aware local-time datetime for microseconds since the epoch (one past what a
+    datetime holds, as an older import could store, at the nearest it holds)."""
+    micros = min(max(micros, _EARLIEST), _LATEST)
     seconds, rest = divmod(micros, 1_000_000)
     return local(datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=rest))
 

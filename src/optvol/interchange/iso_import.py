@@ -231,8 +231,9 @@ def _new_volume(library: Library, tree: ImageTree, vol: str | None, now: datetim
                     writer.make_dir(path, created=entry.modified)
                 else:
                     writer.write_file(path, chunks=_chunks(tree, entry), size=entry.size,
-                                      created=entry.created or entry.modified, modified=entry.modified,
-                                      attr_changed=entry.attr_changed or entry.modified,
+                                      created=entry.modified if entry.created is None else entry.created,
+                                      modified=entry.modified,  # (a time 0 is the epoch, not "none")
+                                      attr_changed=entry.modified if entry.attr_changed is None else entry.attr_changed,
                                       flags=HIDDEN if entry.hidden else 0)
                     counter.copied(entry.size)
 

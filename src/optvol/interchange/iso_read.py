@@ -85,7 +85,8 @@ class ImageTree:
         """A file's data lies inside the image, and no two of its extents overlap."""
         end_before = 0
         for offset, length in sorted(entry.extents) if len(entry.extents) > 1 else entry.extents:
-            if offset < 0 or length < 0 or offset + length > self.image_size:
+            if length < 0 or length and (offset < 0 or offset + length > self.image_size):  # (an empty file's
+                # extent may lie anywhere: libarchive gives it 0xFFFFFFF0)
                 raise damaged(self.path, f"the data of /{'/'.join(entry.names)} lies beyond the end of the image")
             if length and offset < end_before:
                 raise damaged(self.path, f"the extents of /{'/'.join(entry.names)} overlap")
@@ -428,7 +429,9 @@ def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_w
     for cs0, block, hidden in udf_walk.children(image, volume, directory):
         child = udf_walk.node(image, volume, block)
         entry_names = names + (udf_walk.name(cs0),)
-        when = udf_walk.timestamp_micros(child.modified)
+        when, attr_changed = udf_walk.timestamp_micros(child.modified), udf_walk.timestamp_micros(child.attr_changed)
+        when = when if when is not None else attr_changed if attr_changed is not None else 0  # (0: the epoch)
+        attr_changed = when if attr_changed is None else attr_changed
         if child.is_dir:
             if block in on_path:
                 raise damaged(path, f"directory /{'/'.join(entry_names)} loops back to one of its parents")
@@ -439,5 +442,5 @@ def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_w
             yield Entry(entry_names, False, when, special=child.special,
                         target=udf_walk.symlink_target(image, child))
         else:
-            yield Entry(entry_names, False, when, when, udf_walk.timestamp_micros(child.attr_changed) or when,
+            yield Entry(entry_names, False, when, when, attr_changed,
                         child.size, child.extents, hidden=hidden)

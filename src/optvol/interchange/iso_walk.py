@@ -22,10 +22,10 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from optvol.interchange.iso9660 import FLAG_DIRECTORY, FLAG_HIDDEN, FLAG_MULTI_EXTENT, TF_LONG_FORM
-from optvol.model import to_micros
+from optvol.model import wall_micros
 
 DESCRIPTORS_START = 16  # sector of the first volume descriptor
 MAX_DESCRIPTORS = 64
@@ -373,24 +373,29 @@ def date_micros(stamp: bytes) -> int | None:
             offset = struct.unpack_from("b", stamp, 16)[0]
         else:
             return None
-        moment = moment.replace(tzinfo=timezone(timedelta(minutes=15 * (offset if -48 <= offset <= 52 else 0))))
     except (ValueError, UnicodeDecodeError, OverflowError):
         return None
-    return to_micros(moment)
+    # ECMA-119 allows -48..+52 quarter hours, but zones reach +14:00 (Kiritimati) and
+    # +13:45 (Chatham in summer), where genisoimage writes +56 and +55; a value past
+    # those (genisoimage's -96 for UTC after about 2028) is no zone: the time stays as written.
+    return wall_micros(moment, 15 * offset if -48 <= offset <= 56 else 0)
 
 
 def record_time(record: Record) -> int:
     """The modified time: Rock Ridge's MODIFY stamp, else the recording date."""
     found = date_micros(record.tf[TF_MODIFY]) if record.tf and TF_MODIFY in record.tf else None
-    return found or date_micros(record.date) or 0
+    if found is None:
+        found = date_micros(record.date)
+    return 0 if found is None else found
 
 
 def file_times(record: Record) -> tuple[int, int, int]:
     """(modified, created, attribute changed) of a file's last record."""
     modified = record_time(record)
     tf = record.tf or {}
-    created = (date_micros(tf[TF_CREATION]) if TF_CREATION in tf else None) or modified
-    attr_changed = (date_micros(tf[TF_ATTRIBUTES]) if TF_ATTRIBUTES in tf else None) or modified
+    created = date_micros(tf[TF_CREATION]) if TF_CREATION in tf else None  # (0 is the epoch, not "none")
+    attr_changed = date_micros(tf[TF_ATTRIBUTES]) if TF_ATTRIBUTES in tf else None
+    created, attr_changed = (modified if t is None else t for t in (created, attr_changed))
     return modified, created, attr_changed
 
 

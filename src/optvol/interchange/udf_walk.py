@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from optvol.interchange.iso_walk import Image
 from optvol.interchange.udf import (
@@ -39,7 +39,7 @@ from optvol.interchange.udf import (
     TAG_PARTITION,
     TAG_TERMINATING,
 )
-from optvol.model import to_micros
+from optvol.model import wall_micros
 
 MAX_SEQUENCE = 64  # descriptors read from the volume descriptor sequence
 AD_SHORT, AD_LONG, AD_EMBEDDED = 0, 1, 3
@@ -236,18 +236,20 @@ def name(cs0: bytes) -> str:
     raise ValueError(f"UDF name compression {cs0[0]} is not 8 or 16")
 
 
-def timestamp_micros(stamp: bytes) -> int:
-    """Microseconds of an ECMA-167 1/7.3 timestamp (0 when it is not a valid date)."""
+def timestamp_micros(stamp: bytes) -> int | None:
+    """Microseconds of an ECMA-167 1/7.3 timestamp (None when it is not a valid date).
+
+    ECMA-167 allows offsets of -1440..+1440 minutes, but zones run from -12:00 to +14:00;
+    genisoimage writes -1440 for UTC after about 2028 (its -96 of ISO 9660): an offset past
+    the zones is no zone, and the time stays as written (it was 1970-01-01: Python's
+    timezone() refuses 24 hours, and the failure read as "no date")."""
     try:
         kind_and_zone, year = _U16.unpack_from(stamp, 0)[0], _U16.unpack_from(stamp, 2)[0]
         month, day, hour, minute, second, centi, hundreds, micro = stamp[4:12]
-        offset = kind_and_zone & 0x0FFF
-        if offset & 0x800:
-            offset -= 0x1000
-        if not -1440 <= offset <= 1440:
-            offset = 0
-        moment = datetime(year, month, day, hour, minute, second, centi * 10_000 + hundreds * 100 + micro,
-                          tzinfo=timezone(timedelta(minutes=offset)))
+        moment = datetime(year, month, day, hour, minute, second, centi * 10_000 + hundreds * 100 + micro)
     except (ValueError, OverflowError, struct.error):
-        return 0
-    return to_micros(moment)
+        return None
+    offset = kind_and_zone & 0x0FFF
+    if offset & 0x800:
+        offset -= 0x1000
+    return wall_micros(moment, offset if -720 <= offset <= 840 else 0)
