@@ -28,6 +28,7 @@ MAX_RECORD = 255
 # the final record of a multi-extent file.
 FLAG_HIDDEN = 0x01
 FLAG_DIRECTORY = 0x02
+FLAG_ASSOCIATED = 0x04  # an associated file (§9.1.6): HFS hybrids' resource forks
 FLAG_MULTI_EXTENT = 0x80
 DOT, DOTDOT = b"\x00", b"\x01"
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from optvol import errors, model
 from optvol.interchange import iso_walk, udf_walk, zisofs
+from optvol.interchange.iso9660 import FLAG_ASSOCIATED
 from optvol.interchange.iso_walk import Image, NameOf, Record
 
 MAX_DEPTH = model.MAX_DIRECTORY_PART // 2  # /a/b/c...: the deepest tree a volume holds (128)
@@ -286,6 +287,11 @@ class _Walker:
                 yield Entry(entry_names, True, iso_walk.record_time(target or record))
                 below = _Counterpart(lambda record=record: self._joliet_record(directory, joliet, record))
                 yield from self._walk(target or record, entry_names, on_path, visited, below)
+                continue
+            if record.flags & FLAG_ASSOCIATED:  # a Mac resource fork, under its data file's name: left out, listed
+                if not record.continues:
+                    yield Entry(names + (self._name(directory, record, joliet, names),), False,
+                                iso_walk.record_time(record), special="associated file (a resource fork)")
                 continue
             first = first or record
             pieces.append((record.extent * self.block, record.size))
