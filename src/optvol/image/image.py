@@ -284,7 +284,7 @@ class VolumeImage:
         try:
             # A private copy is read through a connection of its own kind (SQLite makes its -shm).
             self.conn = connect_index(path, read_only=self.read_only and self._snapshot_dir is None,
-                                 watch=self._read_only_because == "fs")
+                                      watch=self._read_only_because == "fs")
             return schema.version_of(self.conn, where=self.name)
         except (errors.OptvolError, sqlite3.OperationalError) as exc:
             because = unopened_because(path, exc)
@@ -292,8 +292,7 @@ class VolumeImage:
                 raise
             if self._read_only_because == "fs":  # a writer through another path to this read-only view came
                 raise locks.Reopen(wait=locks.BUSY_WAIT) from None  # or went between the look at its log and the open
-            wal = path.with_name(path.name + "-wal")
-            if self.read_only or exclusive or (wal.exists() and wal.stat().st_size) or not self._keep_alone():
+            if self.read_only or exclusive or log_size(path) or not self._keep_alone():
                 raise self.write_refusal(f"opening volume {self.name}", because=because) from None
         self._read_only_because = because
         self.conn = connect_index(path, read_only=True)
