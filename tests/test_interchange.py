@@ -545,34 +545,39 @@ def test_names_over_255_bytes_come_back_from_the_udf_tree_and_renames_are_listed
     """A name of more than 255 bytes of UTF-8 (a volume holds 255 characters) is cut in Rock
     Ridge, which import reads first: it came back cut, and neither command said a word. Now
     export lists every entry whose Rock Ridge or UDF name differs from its name, and import
-    takes a file's whole name from the UDF tree of an image that has one."""
+    takes a file's whole name from the UDF tree of an image that has one: by its data, and
+    where it has none to be found by (an empty file, a directory: hunt-iso F6 of session 20,
+    they came back cut) by its directory and its cut name."""
     latin, wide, emoji = "ü" * 200 + ".txt", "日" * 100 + ".dat", "😀" * 70 + ".txt"
-    directory = "é" * 130
+    directory, empty = "é" * 130, "ö" * 140
     make_volume(library, "LONGN")
     with library.open("LONGN") as volume:
         volume.mkdir("/" + directory)
         for path in (latin, wide, emoji, f"{directory}/inside.txt", "short.txt"):
             volume.write_bytes("/" + path, path.encode())
+        volume.write_bytes(f"/{directory}/{empty}", b"")
     image = tmp_path / "l.iso"
     rc, out, err = _cli(library, "--json", "export-iso", "LONGN", str(image), "--udf")
     assert rc == 0, err
     renamed = {entry["path"]: entry for entry in json.loads(out)["renamed_entries"]}
-    assert json.loads(out)["renamed"] == len(renamed) == 4
+    assert json.loads(out)["renamed"] == len(renamed) == 5
     assert {path: (entry["rock_ridge"] is not None, entry["udf"] is not None) for path, entry in renamed.items()} == {
-        "/" + latin: (True, False), "/" + wide: (True, False), "/" + emoji: (True, True), "/" + directory: (True, False)}
+        "/" + latin: (True, False), "/" + wide: (True, False), "/" + emoji: (True, True), "/" + directory: (True, False),
+        f"/{directory}/{empty}": (True, False)}
     assert all(len(entry["rock_ridge"].encode()) <= 255 for entry in renamed.values())
     assert renamed["/" + emoji]["udf"] == "_" * 70 + ".txt"  # UDF 1.02 holds no character beyond U+FFFF
     rc, out, _ = _cli(library, "export-iso", "LONGN", str(tmp_path / "plain.iso"))
-    assert rc == 0 and out.count("  renamed: ") == 4 and "UDF" not in out, out
+    assert rc == 0 and out.count("  renamed: ") == 5 and "UDF" not in out, out
 
     import_iso(library, file=image, vol="BACK", now=NOW)
     with library.open("BACK") as back:
         found = {info.path for info in back.iter_files("/", recursive=True)}
     cut_directory = "/" + renamed["/" + directory]["rock_ridge"]
-    assert found == {"/" + latin, "/" + wide, "/" + renamed["/" + emoji]["rock_ridge"], cut_directory + "/inside.txt",
-                     "/short.txt"}
+    cut_empty = renamed[f"/{directory}/{empty}"]["rock_ridge"]
+    assert found == {"/" + latin, "/" + wide, "/" + renamed["/" + emoji]["rock_ridge"], f"/{directory}/inside.txt",
+                     f"/{directory}/{empty}", "/short.txt"}
     import_iso(library, file=tmp_path / "plain.iso", vol="PLAIN", now=NOW)  # no UDF tree: the names listed come back
     with library.open("PLAIN") as plain:
         assert {info.path for info in plain.iter_files("/", recursive=True)} == {
             "/" + renamed["/" + name]["rock_ridge"] for name in (latin, wide, emoji)} | {
-            cut_directory + "/inside.txt", "/short.txt"}
+            cut_directory + "/inside.txt", f"{cut_directory}/{cut_empty}", "/short.txt"}

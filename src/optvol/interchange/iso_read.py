@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from optvol import errors, model
 from optvol.interchange import iso_walk, udf_walk, zisofs
+from optvol.interchange import names as names_mod
 from optvol.interchange.iso9660 import FLAG_ASSOCIATED
 from optvol.interchange.iso_walk import Image, NameOf, Record
 
@@ -185,12 +186,20 @@ class _UdfCounterparts:
     come in cut, without a word."""
 
     def __init__(self, path: str, image: Image) -> None:
-        self._path, self._image, self._names, self._big = path, image, None, None
+        self._path, self._image, self._names, self._big, self._by_path = path, image, None, None, None
 
     def get(self, offset: int) -> str | None:
         if self._names is None:
             self._read()
         return self._names.get(offset)
+
+    def by_path(self, parent: tuple[str, ...], cut: str) -> str | None:
+        """The whole UDF name of the entry of directory ``parent`` whose Rock Ridge name export
+        cut to ``cut``: for what has no data of its own to be found by (an empty file, a
+        directory), if no other long name of that directory cuts the same."""
+        if self._by_path is None:
+            self._read()
+        return self._by_path.get((parent, cut))
 
     def big_file(self, names: tuple[str, ...], offset: int) -> Entry | None:
         """The UDF entry of a file of 4 GiB or more at path ``names`` whose data starts at ``offset``."""
@@ -202,10 +211,15 @@ class _UdfCounterparts:
     def _read(self) -> None:
         names: dict[int, str | None] = {}  # None: two files share the data, so the name is not sure
         big: dict[tuple[str, ...], Entry] = {}
+        by_path: dict[tuple[tuple[str, ...], str], str | None] = {}  # None: two long names cut the same
         try:
             volume = udf_walk.read_volume(self._image)
             root = udf_walk.node(self._image, volume, volume.root)
             for entry in _udf_entries(self._path, self._image, volume, root):
+                if entry.special is None and len(entry.names[-1].encode()) > RR_NAME_BYTES and (
+                        len(by_path) < MAX_LONG_NAMES):
+                    key = (entry.names[:-1], names_mod.rock_ridge_cut(entry.names[-1]))
+                    by_path[key] = None if key in by_path else entry.names[-1]
                 if not entry.extents or entry.special is not None:
                     continue
                 offset = entry.extents[0][0]
@@ -218,7 +232,7 @@ class _UdfCounterparts:
         except Exception as exc:
             raise damaged(self._path, f"its UDF tree cannot be read ({_reason(exc)}), and without it the sizes"
                                       " of files over 4 GiB cannot be checked") from None
-        self._names, self._big = names, big
+        self._names, self._big, self._by_path = names, big, by_path
 
 
 class _Counterpart:
@@ -283,7 +297,7 @@ class _Walker:
             if record.is_dir or target is not None:
                 if not names and self._only_relocated(record):
                     continue  # rr_moved: its directories appear where they belong
-                entry_names = names + (self._name(directory, record, joliet, names),)
+                entry_names = names + (self._file_name(directory, record, joliet, names),)
                 yield Entry(entry_names, True, iso_walk.record_time(target or record))
                 below = _Counterpart(lambda record=record: self._joliet_record(directory, joliet, record))
                 yield from self._walk(target or record, entry_names, on_path, visited, below)
@@ -319,9 +333,12 @@ class _Walker:
         return iso_walk.joliet_name(counterpart)
 
     def _file_name(self, directory: Record, first: Record, joliet: _Counterpart, names: tuple[str, ...]) -> str:
-        """A file's name: its UDF name where its Rock Ridge name was cut to 255 bytes, else ``_name``'s."""
-        if self.udf is not None and first.rr_name and len(first.rr_name) > RR_NAME_BYTES - 4 and first.size:
-            whole = self.udf.get(first.extent * self.block)
+        """A file's or directory's name: its UDF name where its Rock Ridge name was cut to 255
+        bytes (found by its data, else by its directory and cut name), else ``_name``'s."""
+        if self.udf is not None and first.rr_name and len(first.rr_name) > RR_NAME_BYTES - 4:
+            whole = self.udf.get(first.extent * self.block) if first.size and not first.is_dir else None
+            if whole is None:
+                whole = self.udf.by_path(names, self._name(directory, first, joliet, names))
             if whole is not None:
                 return whole
         return self._name(directory, first, joliet, names)

@@ -128,7 +128,7 @@ class Namer:
         Numbering goes on from the last number the same cut with the same extension was
         given, as in ``_unique``: such names cut their stems to the same numbered names."""
         stem, extension = _stem_and_extension(name)
-        candidate = name if len(name.encode()) <= ROCK_RIDGE_MAX_BYTES else _cut_bytes(stem, extension)
+        candidate = name if len(name.encode()) <= ROCK_RIDGE_MAX_BYTES else rock_ridge_cut(name)
         if self._names.claim("rr", candidate):
             return candidate
         base = f"rr/{extension}/{candidate}"  # no name holds a "/"
@@ -143,6 +143,12 @@ class Namer:
     def _long_name(self, space: str, name: str, limit: int) -> str:
         stem, extension = _stem_and_extension(name)
         return self._unique(space, stem, extension, limit, fold=True)
+
+
+def rock_ridge_cut(name: str) -> str:
+    """A name over 255 bytes of UTF-8 as ``Namer.rock_ridge`` first cuts it (unnumbered)."""
+    stem, extension = _stem_and_extension(name)
+    return _cut_bytes(stem, extension)
 
 
 def _cut_bytes(stem: str, tail: str) -> str:
