@@ -487,6 +487,15 @@ def _dated_tree(root: Path, when: str) -> Path:
     # +14:00: offset +56, past ECMA-119's +52: it read 14 hours late; +13:45 in Chatham's summer: +55
     ("Pacific/Kiritimati", ("-R", "-J"), datetime(2024, 7, 1, 12, tzinfo=timezone.utc)),
     ("Pacific/Chatham", ("-R", "-J"), datetime(2025, 1, 15, 12, tzinfo=timezone.utc)),
+    # review s20b: from 2028 on genisoimage writes every zone's offset a day off (its year in a
+    # signed byte): Kathmandu +23 as -73, and as 87 where its date is a day ahead of UTC's
+    ("Asia/Kathmandu", ("-R",), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),
+    ("Asia/Kathmandu", ("-udf",), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),
+    ("Asia/Kathmandu", ("-R",), datetime(2040, 12, 31, 23, 30, tzinfo=timezone.utc)),
+    ("Asia/Kathmandu", ("-udf",), datetime(2040, 12, 31, 23, 30, tzinfo=timezone.utc)),
+    ("America/St_Johns", ("-R",), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),
+    ("Etc/GMT+12", ("-R",), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),  # -48 less 96: the byte wraps
+    ("Europe/Berlin", ("-udf",), datetime(2030, 7, 15, 2, tzinfo=timezone.utc)),
 ])
 def test_dates_of_images_made_in_any_zone_come_back_as_they_were(library, tmp_path, zone, options, when):
     """A hunt of session 20: genisoimage's UDF dates of 2028 on, written from a UTC machine
@@ -541,6 +550,24 @@ def test_a_date_past_year_9999_in_utc_is_the_last_moment_a_volume_holds(library,
     assert from_micros(last) == datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
     assert from_micros(first) == datetime(1, 1, 1, tzinfo=timezone.utc)
     assert from_micros(last + 10**12).year == 9999  # one an older import stored: shown, not a traceback
+
+
+@pytest.mark.parametrize("udf", [False, True])
+def test_a_volume_holding_a_date_an_older_import_stored_past_9999_is_exported(library, tmp_path, udf):
+    """Review s20b: export-iso of such a volume ended in OverflowError (exit 70): it is
+    exported at the last moment of 9999, as ``ls`` shows it."""
+    from optvol.model import _EARLIEST, _LATEST
+
+    make_volume(library, "EXT")
+    with library.open("EXT") as volume, volume.copy_writer() as writer:
+        for name, moment in (("past", _LATEST + 2 * 86_400_000_000), ("before", _EARLIEST - 2 * 86_400_000_000)):
+            writer.write_file("/" + name, data=name.encode(), size=len(name), created=moment, modified=moment,
+                              attr_changed=moment)
+    rc, _, err = _cli(library, "export-iso", "EXT", str(tmp_path / "x.iso"), *(["--udf"] if udf else []))
+    assert rc == 0, err
+    assert _cli(library, "import-iso", str(tmp_path / "x.iso"), "--vol", "BACK")[0] == 0
+    with library.open("BACK") as volume:
+        assert volume.stat("/past").modified.year == 9999 and volume.stat("/before").modified.year == 1
 
 
 def test_an_empty_file_of_a_bsdtar_image_is_imported(library, tmp_path):

@@ -75,19 +75,22 @@ def to_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def clamp_micros(micros: int) -> int:
+    """``micros`` within the moments a datetime holds in UTC (years 1-9999)."""
+    return min(max(micros, _EARLIEST), _LATEST)
+
+
 def wall_micros(wall: datetime, offset_minutes: int) -> int:
     """Microseconds of naive wall time ``wall`` at ``offset_minutes`` east of UTC, within
     the moments a datetime holds in UTC (an image's 9999-12-31 23:59 at UTC-12 lies in year
     10000 in UTC: it becomes the last moment of 9999, not a date nothing can show)."""
-    micros = to_micros(wall.replace(tzinfo=timezone.utc)) - offset_minutes * 60_000_000
-    return min(max(micros, _EARLIEST), _LATEST)
+    return clamp_micros(to_micros(wall.replace(tzinfo=timezone.utc)) - offset_minutes * 60_000_000)
 
 
 def from_micros(micros: int) -> datetime:
     """The aware local-time datetime for microseconds since the epoch (one past what a
     datetime holds, as an older import could store, at the nearest it holds)."""
-    micros = min(max(micros, _EARLIEST), _LATEST)
-    seconds, rest = divmod(micros, 1_000_000)
+    seconds, rest = divmod(clamp_micros(micros), 1_000_000)
     return local(datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=rest))
 
 

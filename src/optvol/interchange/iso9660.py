@@ -66,9 +66,10 @@ def _civil(day: int) -> tuple[int, int, int]:
 
 
 def utc_fields(micros: int) -> tuple[int, int, int, int, int, int]:
-    """(year, month, day, hour, minute, second) in UTC of microseconds since the epoch;
-    the UDF bridge's timestamps use it too."""
-    day, second = divmod(micros // 1_000_000, 86_400)
+    """(year, month, day, hour, minute, second) in UTC of microseconds since the epoch
+    (``model.clamp_micros``'d: an older import stored moments past 9999); the UDF bridge's
+    timestamps use it too."""
+    day, second = divmod(model.clamp_micros(micros) // 1_000_000, 86_400)
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
     return (*_civil(day), hour, minute, second)
@@ -158,7 +159,7 @@ def long_date(micros: int) -> bytes:
     """The 17-byte date (§8.4.26.1) in UTC of any time of the years 1-9999."""
     year, month, day_of_month, hour, minute, second = utc_fields(micros)
     return b"%04d%02d%02d%02d%02d%02d%02d\x00" % (year, month, day_of_month, hour, minute, second,
-                                                  micros % 1_000_000 // 10_000)
+                                                  model.clamp_micros(micros) % 1_000_000 // 10_000)
 
 
 def nm_entries(name: bytes) -> list[bytes]:

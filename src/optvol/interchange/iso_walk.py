@@ -375,10 +375,23 @@ def date_micros(stamp: bytes) -> int | None:
             return None
     except (ValueError, UnicodeDecodeError, OverflowError):
         return None
-    # ECMA-119 allows -48..+52 quarter hours, but zones reach +14:00 (Kiritimati) and
-    # +13:45 (Chatham in summer), where genisoimage writes +56 and +55; a value past
-    # those (genisoimage's -96 for UTC after about 2028) is no zone: the time stays as written.
-    return wall_micros(moment, 15 * offset if -48 <= offset <= 56 else 0)
+    return wall_micros(moment, 15 * zone_quarters(offset))
+
+
+def zone_quarters(written: int) -> int:
+    """The offset from UTC, in quarter hours, of a date whose offset byte reads ``written``.
+
+    ECMA-119 allows -48..+52, but zones reach +14:00 (Kiritimati) and +13:45 (Chatham's
+    summer): -48..+56 is taken as it is. genisoimage keeps the year in a signed byte, so for
+    dates from 2028 on it writes its zone's offset less 96 (a day), or less 192 where the
+    local date is a day ahead of UTC's, the byte wrapping: such a value, out of range, is
+    taken back (-73 is +23, Kathmandu's; 87 too, wrapped; -96 is UTC). It cannot be told
+    from a true offset where the result falls in range (zones of +12:00 and more, a
+    wrapped -48): those are taken as they read. Anything else is no zone: UTC."""
+    for quarters in (written, written + 96, written - 160, written - 64):
+        if -48 <= quarters <= 56:
+            return quarters
+    return 0
 
 
 def record_time(record: Record) -> int:

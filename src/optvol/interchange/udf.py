@@ -22,6 +22,7 @@ from __future__ import annotations
 import binascii
 import struct
 
+from optvol import model
 from optvol.interchange.iso9660 import SECTOR, utc_fields
 
 REVISION = 0x0102
@@ -68,6 +69,7 @@ def volume_structure(identifier: bytes) -> bytes:
 
 def timestamp(micros: int) -> bytes:
     """A timestamp (1/7.3) in UTC: type 1 (local time) with offset 0."""
+    micros = model.clamp_micros(micros)
     centis, rest = divmod(micros % 1_000_000, 10_000)
     hundreds, micro = divmod(rest, 100)
     return _TIMESTAMP.pack(0x1000, *utc_fields(micros), centis, hundreds, micro)
