@@ -585,27 +585,30 @@ def test_an_empty_file_of_a_bsdtar_image_is_imported(library, tmp_path):
         assert (volume.read_bytes("/a.txt"), volume.read_bytes("/empty.txt")) == (b"hello", b"")
 
 
-def test_a_resource_fork_of_an_hfs_hybrid_is_left_out_and_listed(library, tmp_path):
+@pytest.mark.parametrize("name", [b"file.txt", b"caf\xe9.txt"])
+def test_a_resource_fork_of_an_hfs_hybrid_is_left_out_and_listed(library, tmp_path, name):
     """A hunt of session 20: genisoimage -apple records a Mac resource fork as an ISO 9660
     associated file (flag bit 2) under its data file's name; import refused the whole image
     ("two versions of one name"). A volume holds no resource fork: the data file is
-    imported, the fork left out and listed (OPV0705), as Linux and 7-Zip hide it."""
+    imported, the fork left out and listed (OPV0705), as Linux and 7-Zip hide it. A Latin-1
+    Rock Ridge name (review s20b): the data file takes its Joliet name; the fork, which has
+    no Joliet record, is listed under its Latin-1 reading (the image was refused)."""
     tree = tmp_path / "ap"
     tree.mkdir()
-    (tree / "file.txt").write_bytes(b"data\n")
+    (tree / os.fsdecode(name)).write_bytes(b"data\n")
     entries = [(2, b"RESOURCEFORKDATA" * 4), (9, b"TEXTttxt" + bytes(24))]  # AppleDouble: resource fork, Finder info
     header = struct.pack(">II16sH", 0x00051607, 0x00020000, b"Mac OS X        ", len(entries))
     at, body, table = len(header) + 12 * len(entries), b"", b""
     for kind, data in entries:
         table += struct.pack(">III", kind, at + len(body), len(data))
         body += data
-    (tree / "._file.txt").write_bytes(header + table + body)
+    (tree / os.fsdecode(b"._" + name)).write_bytes(header + table + body)
     image = tmp_path / "ap.iso"
-    subprocess.run(["genisoimage", "-quiet", "-apple", "-R", "-J", "--osx-double", "-o", str(image), str(tree)],
-                   check=True)
+    subprocess.run(["genisoimage", "-quiet", "-apple", "-R", "-J", "--osx-double", "-input-charset", "iso8859-1",
+                    "-o", str(image), str(tree)], check=True)
     rc, out, err = _cli(library, "--json", "import-iso", str(image), "--vol", "AP")
     assert rc == 1 and "OPV0705" in err, (rc, err)
     assert [(s["path"], s["type"]) for s in json.loads(out)["skipped_entries"]] == [
-        ("/file.txt", "associated file (a resource fork)")], out
+        ("/" + name.decode("latin-1"), "associated file (a resource fork)")], out
     with library.open("AP") as volume:
-        assert volume.listdir("/") == ["file.txt"] and volume.read_bytes("/file.txt") == b"data\n"
+        assert volume.listdir("/") == [name.decode("latin-1")] and volume.read_bytes("/" + volume.listdir("/")[0]) == b"data\n"

@@ -17,6 +17,7 @@ import tempfile
 import unicodedata
 
 from optvol import errors
+from optvol.image.image import signals_held
 
 
 def refuse_second_of_a_name(destinations: dict[str, dict[str, list[str]]], path: str) -> None:
@@ -59,19 +60,20 @@ def _host_folds(directory: str, first: str, second: str) -> bool:
     first, second = first[start : len(first) - end], second[start : len(second) - end]
     if not first or not second:  # one is the other with more: no host takes them for one
         return False
-    try:
-        room = tempfile.mkdtemp(dir=directory, prefix=".optvol-fold-")  # the probe under its own name, alone
-    except (UnicodeEncodeError, OSError):  # a directory the host will not let the copy write: the copy says why
-        return False
-    try:  # (after a letter: a part "." or ".." is a name there, not the probe directory)
-        os.close(os.open(os.path.join(room, "p" + first), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        return os.path.lexists(os.path.join(room, "p" + second))
-    except UnicodeEncodeError:  # a name the host's encoding cannot write: the copy says so
-        return False
-    except OSError:  # a part the host cannot name: taken for one, refused rather than risked
-        return True
-    finally:
-        shutil.rmtree(room, ignore_errors=True)
+    with signals_held():  # Ctrl-C in the middle would leave the probe in the user's directory
+        try:
+            room = tempfile.mkdtemp(dir=directory, prefix=".optvol-fold-")  # the probe under its own name, alone
+        except (UnicodeEncodeError, OSError):  # a directory the host will not let the copy write: the copy says why
+            return False
+        try:  # (after a letter: a part "." or ".." is a name there, not the probe directory)
+            os.close(os.open(os.path.join(room, "p" + first), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return os.path.lexists(os.path.join(room, "p" + second))
+        except UnicodeEncodeError:  # a name the host's encoding cannot write: the copy says so
+            return False
+        except OSError:  # a part the host cannot name: taken for one, refused rather than risked
+            return True
+        finally:
+            shutil.rmtree(room, ignore_errors=True)
 
 
 def host_takes(directory: str, name: str) -> bool:
@@ -190,19 +192,20 @@ def _takes_character(directory: str, character: str) -> bool:
     """Whether the host makes a file whose name holds ``character``; a host that cannot be
     asked (a directory it will not let the copy write, an encoding it lacks) says yes: the
     copy itself then says why."""
-    try:
-        room = tempfile.mkdtemp(dir=directory, prefix=".optvol-char-")
-    except (UnicodeEncodeError, OSError):
-        return True
-    try:
-        os.close(os.open(os.path.join(room, f"p{character}p"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        return True
-    except UnicodeEncodeError:
-        return True
-    except OSError as exc:  # exfat-fuse says ENOENT, the kernel's FAT and exFAT EINVAL
-        return exc.errno not in (errno.EINVAL, errno.ENOENT, errno.EILSEQ)
-    finally:
-        shutil.rmtree(room, ignore_errors=True)
+    with signals_held():  # Ctrl-C in the middle would leave the probe in the user's directory
+        try:
+            room = tempfile.mkdtemp(dir=directory, prefix=".optvol-char-")
+        except (UnicodeEncodeError, OSError):
+            return True
+        try:
+            os.close(os.open(os.path.join(room, f"p{character}p"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except UnicodeEncodeError:
+            return True
+        except OSError as exc:  # exfat-fuse says ENOENT, the kernel's FAT and exFAT EINVAL
+            return exc.errno not in (errno.EINVAL, errno.ENOENT, errno.EILSEQ)
+        finally:
+            shutil.rmtree(room, ignore_errors=True)
 
 
 def _keep_above(by_directory: dict, directory: str) -> None:
@@ -214,16 +217,17 @@ def _keep_above(by_directory: dict, directory: str) -> None:
 def folds_names(directory: str) -> bool:
     """Whether the file system of ``directory`` takes names that differ in case, or a final
     ς for σ, for one: a probe file is made, and looked for under those spellings."""
-    try:
-        fd, probe = tempfile.mkstemp(dir=directory, prefix=".optvol-fold-σa-")
-    except (OSError, UnicodeEncodeError):  # a directory this user may not write, a legacy encoding: the copy says so
-        return False
-    try:
-        os.close(fd)
-        head, tail = os.path.split(probe)
-        return any(os.path.lexists(os.path.join(head, other)) for other in (tail.replace("σ", "ς"), tail.upper()))
-    finally:
-        os.unlink(probe)
+    with signals_held():  # Ctrl-C in the middle would leave the probe in the user's directory
+        try:
+            fd, probe = tempfile.mkstemp(dir=directory, prefix=".optvol-fold-σa-")
+        except (OSError, UnicodeEncodeError):  # a directory this user may not write, a legacy encoding: the copy says so
+            return False
+        try:
+            os.close(fd)
+            head, tail = os.path.split(probe)
+            return any(os.path.lexists(os.path.join(head, other)) for other in (tail.replace("σ", "ς"), tail.upper()))
+        finally:
+            os.unlink(probe)
 
 
 def _fold(name: str) -> str:

@@ -304,8 +304,12 @@ class _Walker:
                 continue
             if record.flags & FLAG_ASSOCIATED:  # a Mac resource fork, under its data file's name: left out, listed
                 if not record.continues:
-                    yield Entry(names + (self._name(directory, record, joliet, names),), False,
-                                iso_walk.record_time(record), special="associated file (a resource fork)")
+                    try:
+                        name = self._name(directory, record, joliet, names)
+                    except (errors.OptvolError, UnicodeDecodeError):  # no sure name: it is only listed
+                        name = (record.rr_name or record.identifier).decode("latin-1")
+                    yield Entry(names + (name,), False, iso_walk.record_time(record),
+                                special="associated file (a resource fork)")
                 continue
             first = first or record
             pieces.append((record.extent * self.block, record.size))
