@@ -587,3 +587,25 @@ def test_long_names_a_host_takes_for_one_are_refused(lib, exfat):
     result = run_cli(lib.root, "cp", "/QOPT/PVOL1/D/" + "a" * 240, "/QOPT/PVOL1/E/" + "A" * 240, exfat)
     assert result.rc == 2 and "two sources have this name" in result.err, result.err
     assert list(exfat.iterdir()) == []
+
+
+def test_ctrl_c_just_after_a_host_file_is_renamed_into_place_is_an_interrupt(lib, tmp_path, monkeypatch):
+    """Review s20b: Ctrl-C landing just after the rename that puts a copied file in place
+    made the cleanup unlink the temporary file, gone by then: FileNotFoundError, exit 70
+    with a traceback. The interrupt ends the copy, and the file is whole in its place."""
+    from optvol import transfer
+
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/F", b"whole")
+    real = os.replace
+
+    def renamed_then_interrupted(source, target):
+        real(source, target)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(transfer.os, "replace", renamed_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        list(transfer.copy(lib, ["/QOPT/PVOL1/F"], str(out / "F")))
+    assert (out / "F").read_bytes() == b"whole" and sorted(p.name for p in out.iterdir()) == ["F"]

@@ -8,6 +8,7 @@ refused here too, because these commands act through the volume's user-program A
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat as stat_mod
 import tempfile
@@ -473,7 +474,8 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
                 os.fsync(handle.fileno())
         os.replace(temporary, host_path)
     except BaseException as exc:
-        os.unlink(temporary)
+        with contextlib.suppress(FileNotFoundError):  # Ctrl-C just after the rename: the file is whole, in place
+            os.unlink(temporary)
         if isinstance(exc, OSError):  # writing the host file: its disk is full, say
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
         raise
