@@ -609,3 +609,21 @@ def test_ctrl_c_just_after_a_host_file_is_renamed_into_place_is_an_interrupt(lib
     with pytest.raises(KeyboardInterrupt):
         list(transfer.copy(lib, ["/QOPT/PVOL1/F"], str(out / "F")))
     assert (out / "F").read_bytes() == b"whole" and sorted(p.name for p in out.iterdir()) == ["F"]
+
+
+def test_names_with_any_character_a_host_holds_are_copied_there_without_a_trace(lib, tmp_path):
+    """The characters tried on the host before a copy (``HostCharacters``) refuse only what
+    the host refuses: on this file system ':' and '|', punctuation and names of
+    any script are copied, and no probe stays in the target."""
+    names = ["b:c", "x|y", "日本", "é.txt", "σς", "a+b=c,d;e"]
+    with lib.open("PVOL1") as volume:
+        volume.mkdir("/T")
+        for name in names:
+            volume.write_bytes(f"/T/{name}", name.encode())
+    target = tmp_path / "target"
+    target.mkdir()
+    result = run_cli(lib.root, "cp", "-r", "/QOPT/PVOL1/T", target)
+    assert result.rc == 0, result.err
+    assert sorted(p.name for p in (target / "T").iterdir()) == sorted(names)  # nothing else: no probe stays
+    assert all((target / "T" / name).read_bytes() == name.encode() for name in names)
+    assert [p.name for p in target.iterdir()] == ["T"]
