@@ -157,8 +157,9 @@ class HostCharacters:
     """Characters of a volume's names that the host cannot hold in a file name (exFAT and
     FAT: ``:`` and ``|``, which HPOFS names may hold, and control characters): a copy stopped
     at the first such name, the files before it copied, those after it neither copied nor
-    named. Every other character than ``_PLAIN`` is tried once per file system, with a probe
-    file in a directory of its own where the copy goes."""
+    named. Every other ASCII character than ``_PLAIN`` is tried once per file system, with a
+    probe file in a directory of its own where the copy goes (what file systems refuse is
+    ASCII; a name of 3,000 distinct CJK characters cost 3,000 probes, 1.4 s on ext4)."""
 
     def __init__(self):
         self._takes: dict[tuple[int, str], bool] = {}  # (device, character) -> the host names files with it
@@ -168,7 +169,7 @@ class HostCharacters:
         """OPV0302 if the host cannot hold a character of ``path``'s name (its directory, or
         the nearest one above that is there, is where the character is tried)."""
         directory, name = os.path.split(path)
-        odd = set(name) - _PLAIN
+        odd = {character for character in set(name) - _PLAIN if character < "\x80"}
         if not odd:
             return
         if self._last is None or self._last[0] != directory:
