@@ -198,7 +198,7 @@ class FrozenView:
     mount, a read-only export): SQLite would go on reading pages a writer's checkpoint has
     changed (files listed and then not found, or a torn query). Every step of a statement
     checks (``_Cursor``) that the index file is as it was before the index was opened (its
-    size and modification time, through a descriptor of its own): the first read after a
+    size, modification and change times, through a descriptor of its own): the first read after a
     checkpoint is OPV0004 (in use), and an image opened again reads the new state. Commits
     not yet checkpointed stay unseen: the volume as it was, whole. (The data partition's
     committed records never change, and this reader's descriptor keeps a replaced file.)"""
