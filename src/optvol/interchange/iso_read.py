@@ -199,6 +199,8 @@ class _UdfCounterparts:
         directory), if no other long name of that directory cuts the same."""
         if self._by_path is None:
             self._read()
+        if (parent, cut) in self._uncut:  # an entry's own name, never cut, that a longer one's cut would be
+            return None
         return self._by_path.get((parent, cut))
 
     def big_file(self, names: tuple[str, ...], offset: int) -> Entry | None:
@@ -212,14 +214,18 @@ class _UdfCounterparts:
         names: dict[int, str | None] = {}  # None: two files share the data, so the name is not sure
         big: dict[tuple[str, ...], Entry] = {}
         by_path: dict[tuple[tuple[str, ...], str], str | None] = {}  # None: two long names cut the same
+        uncut: set[tuple[tuple[str, ...], str]] = set()  # names of 252-255 bytes: a cut of another may be one
         try:
             volume = udf_walk.read_volume(self._image)
             root = udf_walk.node(self._image, volume, volume.root)
             for entry in _udf_entries(self._path, self._image, volume, root):
-                if entry.special is None and len(entry.names[-1].encode()) > RR_NAME_BYTES and (
-                        len(by_path) < MAX_LONG_NAMES):
-                    key = (entry.names[:-1], names_mod.rock_ridge_cut(entry.names[-1]))
-                    by_path[key] = None if key in by_path else entry.names[-1]
+                size = len(entry.names[-1].encode())
+                if entry.special is None and size > RR_NAME_BYTES - 4 and len(by_path) + len(uncut) < MAX_LONG_NAMES:
+                    if size > RR_NAME_BYTES:
+                        key = (entry.names[:-1], names_mod.rock_ridge_cut(entry.names[-1]))
+                        by_path[key] = None if key in by_path else entry.names[-1]
+                    else:
+                        uncut.add((entry.names[:-1], entry.names[-1]))
                 if not entry.extents or entry.special is not None:
                     continue
                 offset = entry.extents[0][0]
@@ -232,7 +238,7 @@ class _UdfCounterparts:
         except Exception as exc:
             raise damaged(self._path, f"its UDF tree cannot be read ({_reason(exc)}), and without it the sizes"
                                       " of files over 4 GiB cannot be checked") from None
-        self._names, self._big, self._by_path = names, big, by_path
+        self._names, self._big, self._by_path, self._uncut = names, big, by_path, uncut
 
 
 class _Counterpart:
