@@ -496,6 +496,12 @@ def _dated_tree(root: Path, when: str) -> Path:
     ("America/St_Johns", ("-R",), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),
     ("Etc/GMT+12", ("-R",), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),  # -48 less 96: the byte wraps
     ("Europe/Berlin", ("-udf",), datetime(2030, 7, 15, 2, tzinfo=timezone.utc)),
+    # review s20c: zones of +12:00 and beyond (their offset less 96 is a true one), told by the
+    # image's own creation date, made before 2028; and where the local date is behind UTC's
+    ("Pacific/Auckland", ("-R",), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),
+    ("Pacific/Kiritimati", ("-R", "-J"), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),
+    ("Pacific/Kiritimati", ("-udf",), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),
+    ("Pacific/Honolulu", ("-R",), datetime(2030, 1, 15, 8, tzinfo=timezone.utc)),  # 22:00 the day before there
 ])
 def test_dates_of_images_made_in_any_zone_come_back_as_they_were(library, tmp_path, zone, options, when):
     """A hunt of session 20: genisoimage's UDF dates of 2028 on, written from a UTC machine
@@ -512,6 +518,21 @@ def test_dates_of_images_made_in_any_zone_come_back_as_they_were(library, tmp_pa
     with library.open("DATED") as volume:
         found = volume.stat("/f.txt")
     assert found.modified == when, (zone, found.modified)  # (attributes changed: the host file's ctime, now)
+
+
+def test_an_offset_past_the_zones_is_utc_unless_genisoimage_wrote_it():
+    """Review s20c: every out-of-range offset byte was read as genisoimage's, whoever made
+    the image (-60 became +9:00). Only an image genisoimage or mkisofs made (its primary
+    descriptor says so), for a date from 2028 on, is read so."""
+    from optvol.interchange.iso_walk import STRICT, Zones
+
+    assert all(STRICT.quarters(byte, 2030) == byte for byte in range(-48, 57))
+    assert all(STRICT.quarters(byte, 2030) == 0 for byte in (*range(-128, -48), *range(57, 128)))
+    genisoimage = Zones(maker_bug=True)
+    assert all(genisoimage.quarters(byte, 2027) == (byte if -48 <= byte <= 56 else 0) for byte in range(-128, 128))
+    assert (genisoimage.quarters(-73, 2030), genisoimage.quarters(87, 2030), genisoimage.quarters(-96, 2030)) == (23, 23, 0)
+    assert Zones(maker_bug=True, hint=56).quarters(-40, 2030) == 56  # Kiritimati's -40: told by its zone
+    assert Zones(maker_bug=True, hint=-40).quarters(-40, 2030) == -40  # Honolulu's, its date behind UTC's
 
 
 @pytest.mark.parametrize("udf", [False, True])

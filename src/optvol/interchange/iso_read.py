@@ -122,7 +122,7 @@ def read_tree(path: str) -> ImageTree:
         try:
             volume = iso_walk.read_volume(image)
             if volume.udf and not volume.rock_ridge:
-                return _udf_tree(path, fd, image, volume.identifier)
+                return _udf_tree(path, fd, image, volume.identifier, volume.zones)
         except errors.OptvolError:
             raise
         except Exception as exc:  # a read error too: "it cannot be read (...)"
@@ -136,7 +136,7 @@ def read_tree(path: str) -> ImageTree:
         else:
             namespace, root, name_of, skip = "ISO 9660", volume.root, iso_walk.iso_name, None
         walker = _Walker(image, block=volume.block, name_of=name_of, susp_skip=skip, path=path,
-                         rock_ridge=volume.rock_ridge, joliet_root=volume.joliet_root,
+                         rock_ridge=volume.rock_ridge, joliet_root=volume.joliet_root, zones=volume.zones,
                          udf=_UdfCounterparts(path, image) if volume.rock_ridge and volume.udf else None)
         return ImageTree(path, fd, volume_identifier=volume.identifier, namespace=namespace,
                          walk=lambda: walker.walk(root))
@@ -273,6 +273,7 @@ class _Walker:
     rock_ridge: bool = False
     joliet_root: Record | None = None  # a Rock Ridge walk's: where names that are not UTF-8 are looked up
     udf: _UdfCounterparts | None = None  # a Rock Ridge walk's of an image with a UDF tree
+    zones: iso_walk.Zones = iso_walk.STRICT  # what the image tells of its dates' offsets
 
     def _records(self, directory: Record) -> Iterator[Record]:
         return iso_walk.records(self.image, directory, block=self.block, susp_skip=self.susp_skip)
@@ -304,7 +305,7 @@ class _Walker:
                 if not names and self._only_relocated(record):
                     continue  # rr_moved: its directories appear where they belong
                 entry_names = names + (self._file_name(directory, record, joliet, names),)
-                yield Entry(entry_names, True, iso_walk.record_time(target or record))
+                yield Entry(entry_names, True, iso_walk.record_time(target or record, self.zones))
                 below = _Counterpart(lambda record=record: self._joliet_record(directory, joliet, record))
                 yield from self._walk(target or record, entry_names, on_path, visited, below)
                 continue
@@ -314,7 +315,7 @@ class _Walker:
                         name = self._name(directory, record, joliet, names)
                     except (errors.OptvolError, UnicodeDecodeError):  # no sure name: it is only listed
                         name = (record.rr_name or record.identifier).decode("latin-1")
-                    yield Entry(names + (name,), False, iso_walk.record_time(record),
+                    yield Entry(names + (name,), False, iso_walk.record_time(record, self.zones),
                                 special="associated file (a resource fork)")
                 continue
             first = first or record
@@ -412,7 +413,7 @@ class _Walker:
                     extents: tuple[tuple[int, int], ...]) -> Entry:
         """The file of the records ``first`` to ``last`` (one record, or the pieces of a
         multi-extent file), whose data lies in ``extents``."""
-        modified, created, attr_changed = iso_walk.file_times(last)
+        modified, created, attr_changed = iso_walk.file_times(last, self.zones)
         special = iso_walk.special_kind(first)
         if special is not None:
             target = iso_walk.symlink_target(first) if first.symlink is not None else None
@@ -438,31 +439,32 @@ class _Walker:
 # --------------------------------------------------------------------- UDF
 
 
-def _udf_tree(path: str, fd: int, image: Image, identifier: str) -> ImageTree:
+def _udf_tree(path: str, fd: int, image: Image, identifier: str, zones: iso_walk.Zones) -> ImageTree:
     volume = udf_walk.read_volume(image)
     root = udf_walk.node(image, volume, volume.root)
     if not root.is_dir:
         raise ValueError("the UDF root is not a directory")
     return ImageTree(path, fd, volume_identifier=identifier, namespace="UDF",
-                     walk=lambda: _udf_entries(path, image, volume, root))
+                     walk=lambda: _udf_entries(path, image, volume, root, zones))
 
 
-def _udf_entries(path: str, image: Image, volume, root) -> Iterator[Entry]:
+def _udf_entries(path: str, image: Image, volume, root, zones: iso_walk.Zones = iso_walk.STRICT) -> Iterator[Entry]:
     """Every entry of a UDF tree from its root, in pre-order (a walk of its own each call)."""
     visited = Visited(volume.partition_length, path)
     visited.add(volume.root, ())
-    return _walk_udf(path, image, volume, root, (), frozenset({volume.root}), visited)
+    return _walk_udf(path, image, volume, root, (), frozenset({volume.root}), visited, zones)
 
 
 def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_walk.Node, names: tuple[str, ...],
-              on_path: frozenset[int], visited: Visited) -> Iterator[Entry]:
+              on_path: frozenset[int], visited: Visited, zones: iso_walk.Zones = iso_walk.STRICT) -> Iterator[Entry]:
     """The entries of the UDF file system below ``names`` (pre-order)."""
     if len(names) > MAX_DEPTH:
         raise damaged(path, f"directories nest deeper than {MAX_DEPTH} levels")
     for cs0, block, hidden in udf_walk.children(image, volume, directory):
         child = udf_walk.node(image, volume, block)
         entry_names = names + (udf_walk.name(cs0),)
-        when, attr_changed = udf_walk.timestamp_micros(child.modified), udf_walk.timestamp_micros(child.attr_changed)
+        when, attr_changed = (udf_walk.timestamp_micros(child.modified, zones),
+                              udf_walk.timestamp_micros(child.attr_changed, zones))
         when = when if when is not None else attr_changed if attr_changed is not None else 0  # (0: the epoch)
         attr_changed = when if attr_changed is None else attr_changed
         if child.is_dir:
@@ -470,7 +472,7 @@ def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_w
                 raise damaged(path, f"directory /{'/'.join(entry_names)} loops back to one of its parents")
             visited.add(block, entry_names)
             yield Entry(entry_names, True, when)
-            yield from _walk_udf(path, image, volume, child, entry_names, on_path | {block}, visited)
+            yield from _walk_udf(path, image, volume, child, entry_names, on_path | {block}, visited, zones)
         elif child.special is not None:
             yield Entry(entry_names, False, when, special=child.special,
                         target=udf_walk.symlink_target(image, child))

@@ -76,6 +76,50 @@ NameOf = Callable[[Record], str]  # a record's name in one namespace
 
 
 @dataclass(frozen=True)
+class Zones:
+    """What an image tells of its dates' offsets from UTC (``quarters``).
+
+    genisoimage (and the mkisofs it came from) keeps a date's year in a signed byte: for a
+    local year from 2028 on it writes its zone's offset less 96 quarter hours (a day), less
+    192 with the byte wrapping where the local date is a day ahead of UTC's, and right where
+    it is a day behind. Its primary descriptor names it (the application identifier), and
+    the offset of the image's own creation date, made before 2028, is its zone."""
+
+    maker_bug: bool = False  # made by genisoimage or mkisofs
+    hint: int | None = None  # the offset of the image's creation date, if that is before 2028
+
+    def quarters(self, written: int, year: int) -> int:
+        """The offset, in quarter hours east of UTC, of a date of local ``year`` whose offset
+        byte reads ``written``: -48..+56 as it is (ECMA-119 stops at +52, but zones reach
+        +14:00, Kiritimati, and +13:45, Chatham's summer); anything else is no zone, read as
+        UTC, except genisoimage's from 2028 on, taken back: of the offsets it can stand for,
+        the one nearest the image's own zone (without one, the same-day reading)."""
+        if not (self.maker_bug and year >= 2028):
+            return written if -48 <= written <= 56 else 0
+        candidates = [q for q in (written + 96, written - 160, written - 64, written) if -48 <= q <= 56]
+        if not candidates:
+            return 0
+        return candidates[0] if self.hint is None else min(candidates, key=lambda q: abs(q - self.hint))
+
+
+STRICT = Zones()
+
+
+def zones_of(primary: bytes) -> Zones:
+    """The ``Zones`` a primary volume descriptor tells (its application identifier, §8.4.32,
+    and the offset of its creation date, §8.4.26)."""
+    maker = primary[574:702].lstrip(b" ").upper()
+    if not maker.startswith((b"GENISOIMAGE", b"MKISOFS")):
+        return STRICT
+    created = primary[813:830]
+    try:
+        year, offset = int(created[:4]), struct.unpack_from("b", created, 16)[0]
+    except ValueError:
+        return Zones(maker_bug=True)
+    return Zones(maker_bug=True, hint=offset if year < 2028 and -48 <= offset <= 56 else None)
+
+
+@dataclass(frozen=True)
 class Volume:
     """The descriptors' part that the walk needs."""
 
@@ -87,6 +131,7 @@ class Volume:
     susp_skip: int | None  # None: no SUSP on this image; else the SP entry's skip length
     rock_ridge: bool
     udf: bool
+    zones: Zones = STRICT
 
 
 class Image:
@@ -154,7 +199,7 @@ def read_volume(image: Image) -> Volume:
     enhanced_root = _record(enhanced[156:156 + 34], susp_skip=None, image=image, block=block) if enhanced else None
     susp_skip, rock_ridge = _root_susp(image, root, block)
     identifier = primary[40:72].decode("ascii", "replace").strip(" \x00")
-    return Volume(identifier, block, root, joliet_root, enhanced_root, susp_skip, rock_ridge, udf)
+    return Volume(identifier, block, root, joliet_root, enhanced_root, susp_skip, rock_ridge, udf, zones_of(primary))
 
 
 def _root_susp(image: Image, root: Record, block: int) -> tuple[int | None, bool]:
@@ -360,7 +405,7 @@ def rock_ridge_name(record: Record) -> str:
     return record.rr_name.decode("utf-8") if record.rr_name else iso_name(record)
 
 
-def date_micros(stamp: bytes) -> int | None:
+def date_micros(stamp: bytes, zones: Zones = STRICT) -> int | None:
     """Microseconds of an ECMA-119 date (§9.1.5 seven bytes or §8.4.26.1 seventeen), or None."""
     try:
         if len(stamp) == 7:
@@ -375,39 +420,23 @@ def date_micros(stamp: bytes) -> int | None:
             return None
     except (ValueError, UnicodeDecodeError, OverflowError):
         return None
-    return wall_micros(moment, 15 * zone_quarters(offset))
+    return wall_micros(moment, 15 * zones.quarters(offset, moment.year))
 
 
-def zone_quarters(written: int) -> int:
-    """The offset from UTC, in quarter hours, of a date whose offset byte reads ``written``.
-
-    ECMA-119 allows -48..+52, but zones reach +14:00 (Kiritimati) and +13:45 (Chatham's
-    summer): -48..+56 is taken as it is. genisoimage keeps the year in a signed byte, so for
-    dates from 2028 on it writes its zone's offset less 96 (a day), or less 192 where the
-    local date is a day ahead of UTC's, the byte wrapping: such a value, out of range, is
-    taken back (-73 is +23, Kathmandu's; 87 too, wrapped; -96 is UTC). It cannot be told
-    from a true offset where the result falls in range (zones of +12:00 and more, a
-    wrapped -48): those are taken as they read. Anything else is no zone: UTC."""
-    for quarters in (written, written + 96, written - 160, written - 64):
-        if -48 <= quarters <= 56:
-            return quarters
-    return 0
-
-
-def record_time(record: Record) -> int:
+def record_time(record: Record, zones: Zones = STRICT) -> int:
     """The modified time: Rock Ridge's MODIFY stamp, else the recording date."""
-    found = date_micros(record.tf[TF_MODIFY]) if record.tf and TF_MODIFY in record.tf else None
+    found = date_micros(record.tf[TF_MODIFY], zones) if record.tf and TF_MODIFY in record.tf else None
     if found is None:
-        found = date_micros(record.date)
+        found = date_micros(record.date, zones)
     return 0 if found is None else found
 
 
-def file_times(record: Record) -> tuple[int, int, int]:
+def file_times(record: Record, zones: Zones = STRICT) -> tuple[int, int, int]:
     """(modified, created, attribute changed) of a file's last record."""
-    modified = record_time(record)
+    modified = record_time(record, zones)
     tf = record.tf or {}
-    created = date_micros(tf[TF_CREATION]) if TF_CREATION in tf else None  # (0 is the epoch, not "none")
-    attr_changed = date_micros(tf[TF_ATTRIBUTES]) if TF_ATTRIBUTES in tf else None
+    created = date_micros(tf[TF_CREATION], zones) if TF_CREATION in tf else None  # (0 is the epoch, not "none")
+    attr_changed = date_micros(tf[TF_ATTRIBUTES], zones) if TF_ATTRIBUTES in tf else None
     created, attr_changed = (modified if t is None else t for t in (created, attr_changed))
     return modified, created, attr_changed
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from optvol.interchange.iso_walk import Image, zone_quarters
+from optvol.interchange.iso_walk import STRICT, Image, Zones
 from optvol.interchange.udf import (
     ANCHOR,
     CHAR_DELETED,
@@ -236,14 +236,14 @@ def name(cs0: bytes) -> str:
     raise ValueError(f"UDF name compression {cs0[0]} is not 8 or 16")
 
 
-def timestamp_micros(stamp: bytes) -> int | None:
+def timestamp_micros(stamp: bytes, zones: Zones = STRICT) -> int | None:
     """Microseconds of an ECMA-167 1/7.3 timestamp (None when it is not a valid date).
 
     ECMA-167 allows offsets of -1440..+1440 minutes, but zones run from -12:00 to +14:00.
-    genisoimage writes its ISO 9660 offset (``iso_walk.zone_quarters``) times 15, a day off
-    for dates from 2028 on: -1440 for UTC (which read as 1970-01-01 for every date: Python's
-    timezone() refuses 24 hours, and the failure read as "no date"), taken back as there;
-    an offset of whole minutes past the zones is no zone: UTC."""
+    genisoimage writes its ISO 9660 offset times 15, a day off from 2028 on (``Zones``):
+    -1440 for UTC, which read as 1970-01-01 for every date (Python's timezone() refuses 24
+    hours, and the failure read as "no date"). An offset of whole quarter hours is read as
+    ``Zones.quarters`` reads ISO 9660's; another one past the zones is no zone: UTC."""
     try:
         kind_and_zone, year = _U16.unpack_from(stamp, 0)[0], _U16.unpack_from(stamp, 2)[0]
         month, day, hour, minute, second, centi, hundreds, micro = stamp[4:12]
@@ -253,6 +253,6 @@ def timestamp_micros(stamp: bytes) -> int | None:
     offset = kind_and_zone & 0x0FFF
     if offset & 0x800:
         offset -= 0x1000
-    if -720 <= offset <= 840:
-        return wall_micros(moment, offset)
-    return wall_micros(moment, 15 * zone_quarters(offset // 15) if offset % 15 == 0 else 0)
+    if offset % 15 == 0:
+        return wall_micros(moment, 15 * zones.quarters(offset // 15, year))
+    return wall_micros(moment, offset if -720 <= offset <= 840 else 0)
