@@ -439,7 +439,7 @@ class _Walker:
 # --------------------------------------------------------------------- UDF
 
 
-def _udf_tree(path: str, fd: int, image: Image, identifier: str, zones: iso_walk.Zones) -> ImageTree:
+def _udf_tree(path: str, fd: int, image: Image, identifier: str, zones: iso_walk.Zones = iso_walk.STRICT) -> ImageTree:
     volume = udf_walk.read_volume(image)
     root = udf_walk.node(image, volume, volume.root)
     if not root.is_dir:
