@@ -502,6 +502,7 @@ def _dated_tree(root: Path, when: str) -> Path:
     ("Pacific/Kiritimati", ("-R", "-J"), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),
     ("Pacific/Kiritimati", ("-udf",), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),
     ("Pacific/Honolulu", ("-R",), datetime(2030, 1, 15, 8, tzinfo=timezone.utc)),  # 22:00 the day before there
+    ("Asia/Tokyo", ("-R", "-A", "an application"), datetime(2030, 1, 15, 12, tzinfo=timezone.utc)),  # not named
 ])
 def test_dates_of_images_made_in_any_zone_come_back_as_they_were(library, tmp_path, zone, options, when):
     """A hunt of session 20: genisoimage's UDF dates of 2028 on, written from a UTC machine
@@ -520,19 +521,24 @@ def test_dates_of_images_made_in_any_zone_come_back_as_they_were(library, tmp_pa
     assert found.modified == when, (zone, found.modified)  # (attributes changed: the host file's ctime, now)
 
 
-def test_an_offset_past_the_zones_is_utc_unless_genisoimage_wrote_it():
-    """Review s20c: every out-of-range offset byte was read as genisoimage's, whoever made
-    the image (-60 became +9:00). Only an image genisoimage or mkisofs made (its primary
-    descriptor says so), for a date from 2028 on, is read so."""
-    from optvol.interchange.iso_walk import STRICT, Zones
+def test_date_offsets_are_read_as_their_maker_wrote_them():
+    """Reviews s20c and s20d: genisoimage writes offsets a day off for dates from 2028 on,
+    in range or not; other makers write them right. An offset in range is taken as it is
+    unless genisoimage's image says it is, from 2028 on; one out of range is UTC before
+    2028 and genisoimage's from then on (``-A`` may have replaced its name); its readings
+    are told apart by the image's own zone (its creation date's offset, right in any year)."""
+    from optvol.interchange.iso_walk import UNTOLD, Zones
 
-    assert all(STRICT.quarters(byte, 2030) == byte for byte in range(-48, 57))
-    assert all(STRICT.quarters(byte, 2030) == 0 for byte in (*range(-128, -48), *range(57, 128)))
+    for byte in range(-48, 57):  # xorriso, bsdtar, cdrtools' mkisofs, optvol: their zone and the image's agree
+        for zones in (UNTOLD, Zones(hint=byte), Zones(hint=max(-48, byte - 4)), Zones(hint=min(56, byte + 4))):
+            assert zones.quarters(byte, 2020) == zones.quarters(byte, 2030) == byte, (byte, zones)
+    assert all(UNTOLD.quarters(byte, 2027) == 0 for byte in (*range(-128, -48), *range(57, 128)))
     genisoimage = Zones(maker_bug=True)
     assert all(genisoimage.quarters(byte, 2027) == (byte if -48 <= byte <= 56 else 0) for byte in range(-128, 128))
     assert (genisoimage.quarters(-73, 2030), genisoimage.quarters(87, 2030), genisoimage.quarters(-96, 2030)) == (23, 23, 0)
     assert Zones(maker_bug=True, hint=56).quarters(-40, 2030) == 56  # Kiritimati's -40: told by its zone
     assert Zones(maker_bug=True, hint=-40).quarters(-40, 2030) == -40  # Honolulu's, its date behind UTC's
+    assert Zones(hint=36).quarters(-60, 2030) == 36  # genisoimage -A in Tokyo: no name, out of range
 
 
 @pytest.mark.parametrize("udf", [False, True])

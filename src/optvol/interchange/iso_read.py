@@ -273,7 +273,7 @@ class _Walker:
     rock_ridge: bool = False
     joliet_root: Record | None = None  # a Rock Ridge walk's: where names that are not UTF-8 are looked up
     udf: _UdfCounterparts | None = None  # a Rock Ridge walk's of an image with a UDF tree
-    zones: iso_walk.Zones = iso_walk.STRICT  # what the image tells of its dates' offsets
+    zones: iso_walk.Zones = iso_walk.UNTOLD  # what the image tells of its dates' offsets
 
     def _records(self, directory: Record) -> Iterator[Record]:
         return iso_walk.records(self.image, directory, block=self.block, susp_skip=self.susp_skip)
@@ -439,7 +439,7 @@ class _Walker:
 # --------------------------------------------------------------------- UDF
 
 
-def _udf_tree(path: str, fd: int, image: Image, identifier: str, zones: iso_walk.Zones = iso_walk.STRICT) -> ImageTree:
+def _udf_tree(path: str, fd: int, image: Image, identifier: str, zones: iso_walk.Zones = iso_walk.UNTOLD) -> ImageTree:
     volume = udf_walk.read_volume(image)
     root = udf_walk.node(image, volume, volume.root)
     if not root.is_dir:
@@ -448,7 +448,7 @@ def _udf_tree(path: str, fd: int, image: Image, identifier: str, zones: iso_walk
                      walk=lambda: _udf_entries(path, image, volume, root, zones))
 
 
-def _udf_entries(path: str, image: Image, volume, root, zones: iso_walk.Zones = iso_walk.STRICT) -> Iterator[Entry]:
+def _udf_entries(path: str, image: Image, volume, root, zones: iso_walk.Zones = iso_walk.UNTOLD) -> Iterator[Entry]:
     """Every entry of a UDF tree from its root, in pre-order (a walk of its own each call)."""
     visited = Visited(volume.partition_length, path)
     visited.add(volume.root, ())
@@ -456,7 +456,7 @@ def _udf_entries(path: str, image: Image, volume, root, zones: iso_walk.Zones = 
 
 
 def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_walk.Node, names: tuple[str, ...],
-              on_path: frozenset[int], visited: Visited, zones: iso_walk.Zones = iso_walk.STRICT) -> Iterator[Entry]:
+              on_path: frozenset[int], visited: Visited, zones: iso_walk.Zones = iso_walk.UNTOLD) -> Iterator[Entry]:
     """The entries of the UDF file system below ``names`` (pre-order)."""
     if len(names) > MAX_DEPTH:
         raise damaged(path, f"directories nest deeper than {MAX_DEPTH} levels")

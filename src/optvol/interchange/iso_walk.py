@@ -79,44 +79,46 @@ NameOf = Callable[[Record], str]  # a record's name in one namespace
 class Zones:
     """What an image tells of its dates' offsets from UTC (``quarters``).
 
-    genisoimage (and the mkisofs it came from) keeps a date's year in a signed byte: for a
-    local year from 2028 on it writes its zone's offset less 96 quarter hours (a day), less
-    192 with the byte wrapping where the local date is a day ahead of UTC's, and right where
-    it is a day behind. Its primary descriptor names it (the application identifier), and
-    the offset of the image's own creation date, made before 2028, is its zone."""
+    genisoimage keeps a date's year in a signed byte: for a local year from 2028 on it
+    writes its zone's offset less 96 quarter hours (a day), less 192 with the byte wrapping
+    where the local date is a day ahead of UTC's, and right where it is a day behind. Its
+    primary descriptor names it (the application identifier, unless ``-A`` replaced it), and
+    the offset of the image's own creation date, which it writes right in any year, is its
+    zone (the hint), as every maker's is. cdrtools' mkisofs writes right offsets: it is not
+    named here (and its right offsets lie nearest its zone)."""
 
-    maker_bug: bool = False  # made by genisoimage or mkisofs
-    hint: int | None = None  # the offset of the image's creation date, if that is before 2028
+    maker_bug: bool = False  # made by genisoimage
+    hint: int | None = None  # the offset of the image's creation date
 
     def quarters(self, written: int, year: int) -> int:
         """The offset, in quarter hours east of UTC, of a date of local ``year`` whose offset
-        byte reads ``written``: -48..+56 as it is (ECMA-119 stops at +52, but zones reach
-        +14:00, Kiritimati, and +13:45, Chatham's summer); anything else is no zone, read as
-        UTC, except genisoimage's from 2028 on, taken back: of the offsets it can stand for,
-        the one nearest the image's own zone (without one, the same-day reading)."""
-        if not (self.maker_bug and year >= 2028):
+        byte reads ``written``. Before 2028: -48..+56 as it is (ECMA-119 stops at +52, but
+        zones reach +14:00, Kiritimati, and +13:45, Chatham's summer), anything else UTC.
+        From 2028 on, of the readings that are zones (the byte itself, or genisoimage's: it
+        less 96 back, wrapped or not, or less 192 wrapped), the one nearest the image's own
+        zone (a maker writes every date in one zone, and the byte itself wins a tie); without
+        that zone, the byte itself if it is one, except in genisoimage's images (then its
+        same-day reading first), and else genisoimage's (``-A`` may have replaced its name)."""
+        if year < 2028:
             return written if -48 <= written <= 56 else 0
-        candidates = [q for q in (written + 96, written - 160, written - 64, written) if -48 <= q <= 56]
-        if not candidates:
+        theirs = [q for q in (written + 96, written - 160, written - 64) if -48 <= q <= 56]
+        readings = ([written] if -48 <= written <= 56 else []) + theirs
+        if not readings:
             return 0
-        return candidates[0] if self.hint is None else min(candidates, key=lambda q: abs(q - self.hint))
+        if self.hint is not None:
+            return min(readings, key=lambda q: abs(q - self.hint))
+        return theirs[0] if self.maker_bug and theirs else readings[0]
 
 
-STRICT = Zones()
+UNTOLD = Zones()  # an image that names no maker and gives no creation date
 
 
 def zones_of(primary: bytes) -> Zones:
     """The ``Zones`` a primary volume descriptor tells (its application identifier, §8.4.32,
     and the offset of its creation date, §8.4.26)."""
-    maker = primary[574:702].lstrip(b" ").upper()
-    if not maker.startswith((b"GENISOIMAGE", b"MKISOFS")):
-        return STRICT
-    created = primary[813:830]
-    try:
-        year, offset = int(created[:4]), struct.unpack_from("b", created, 16)[0]
-    except ValueError:
-        return Zones(maker_bug=True)
-    return Zones(maker_bug=True, hint=offset if year < 2028 and -48 <= offset <= 56 else None)
+    offset = struct.unpack_from("b", primary, 813 + 16)[0]
+    hint = offset if primary[813:829].isdigit() and -48 <= offset <= 56 else None
+    return Zones(maker_bug=primary[574:702].lstrip(b" ").upper().startswith(b"GENISOIMAGE"), hint=hint)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class Volume:
     susp_skip: int | None  # None: no SUSP on this image; else the SP entry's skip length
     rock_ridge: bool
     udf: bool
-    zones: Zones = STRICT
+    zones: Zones = UNTOLD
 
 
 class Image:
@@ -405,7 +407,7 @@ def rock_ridge_name(record: Record) -> str:
     return record.rr_name.decode("utf-8") if record.rr_name else iso_name(record)
 
 
-def date_micros(stamp: bytes, zones: Zones = STRICT) -> int | None:
+def date_micros(stamp: bytes, zones: Zones = UNTOLD) -> int | None:
     """Microseconds of an ECMA-119 date (§9.1.5 seven bytes or §8.4.26.1 seventeen), or None."""
     try:
         if len(stamp) == 7:
@@ -423,7 +425,7 @@ def date_micros(stamp: bytes, zones: Zones = STRICT) -> int | None:
     return wall_micros(moment, 15 * zones.quarters(offset, moment.year))
 
 
-def record_time(record: Record, zones: Zones = STRICT) -> int:
+def record_time(record: Record, zones: Zones = UNTOLD) -> int:
     """The modified time: Rock Ridge's MODIFY stamp, else the recording date."""
     found = date_micros(record.tf[TF_MODIFY], zones) if record.tf and TF_MODIFY in record.tf else None
     if found is None:
@@ -431,7 +433,7 @@ def record_time(record: Record, zones: Zones = STRICT) -> int:
     return 0 if found is None else found
 
 
-def file_times(record: Record, zones: Zones = STRICT) -> tuple[int, int, int]:
+def file_times(record: Record, zones: Zones = UNTOLD) -> tuple[int, int, int]:
     """(modified, created, attribute changed) of a file's last record."""
     modified = record_time(record, zones)
     tf = record.tf or {}

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from optvol.interchange.iso_walk import STRICT, Image, Zones
+from optvol.interchange.iso_walk import UNTOLD, Image, Zones
 from optvol.interchange.udf import (
     ANCHOR,
     CHAR_DELETED,
@@ -236,7 +236,7 @@ def name(cs0: bytes) -> str:
     raise ValueError(f"UDF name compression {cs0[0]} is not 8 or 16")
 
 
-def timestamp_micros(stamp: bytes, zones: Zones = STRICT) -> int | None:
+def timestamp_micros(stamp: bytes, zones: Zones = UNTOLD) -> int | None:
     """Microseconds of an ECMA-167 1/7.3 timestamp (None when it is not a valid date).
 
     ECMA-167 allows offsets of -1440..+1440 minutes, but zones run from -12:00 to +14:00.
