@@ -33,6 +33,7 @@ MAX_DEPTH = model.MAX_DIRECTORY_PART // 2  # /a/b/c...: the deepest tree a volum
 MAX_ENTRIES = 10_000_000  # entries and file extents of an image
 MAX_EXTENTS = 1 << 16  # of one file: 256 TiB in extents of 4 GiB, a bounded list of them in memory
 RR_NAME_BYTES = 255  # the longest Rock Ridge name (NM) tools write: export-iso cuts longer ones
+_CUT_KEY = 16  # a long name's first characters, which its cut keeps (a cut keeps at least 50)
 MAX_LONG_NAMES = 100_000  # UDF names longer than that, held to stand for cut Rock Ridge names
 
 
@@ -195,13 +196,15 @@ class _UdfCounterparts:
 
     def by_path(self, parent: tuple[str, ...], cut: str) -> str | None:
         """The whole UDF name of the entry of directory ``parent`` whose Rock Ridge name export
-        cut to ``cut``: for what has no data of its own to be found by (an empty file, a
-        directory), if no other long name of that directory cuts the same."""
+        cut to ``cut`` (numbered or not): for what has no data of its own to be found by (an
+        empty file, a directory), if no other long name of that directory may have been cut
+        so, and no entry there has ``cut`` as its own name."""
         if self._by_path is None:
             self._read()
         if (parent, cut) in self._uncut:  # an entry's own name, never cut, that a longer one's cut would be
             return None
-        return self._by_path.get((parent, cut))
+        found = [name for name in self._by_path.get((parent, cut[:_CUT_KEY]), ()) if names_mod.is_rock_ridge_cut(cut, name)]
+        return found[0] if len(found) == 1 else None
 
     def big_file(self, names: tuple[str, ...], offset: int) -> Entry | None:
         """The UDF entry of a file of 4 GiB or more at path ``names`` whose data starts at ``offset``."""
@@ -213,18 +216,19 @@ class _UdfCounterparts:
     def _read(self) -> None:
         names: dict[int, str | None] = {}  # None: two files share the data, so the name is not sure
         big: dict[tuple[str, ...], Entry] = {}
-        by_path: dict[tuple[tuple[str, ...], str], str | None] = {}  # None: two long names cut the same
+        by_path: dict[tuple[tuple[str, ...], str], list[str]] = {}  # long names by directory and first characters
         uncut: set[tuple[tuple[str, ...], str]] = set()  # names of 252-255 bytes: a cut of another may be one
+        kept = 0
         try:
             volume = udf_walk.read_volume(self._image)
             root = udf_walk.node(self._image, volume, volume.root)
             for entry in _udf_entries(self._path, self._image, volume, root):
                 size = len(entry.names[-1].encode())
-                if entry.special is None and size > RR_NAME_BYTES - 4 and len(by_path) + len(uncut) < MAX_LONG_NAMES:
-                    if size > RR_NAME_BYTES:
-                        key = (entry.names[:-1], names_mod.rock_ridge_cut(entry.names[-1]))
-                        by_path[key] = None if key in by_path else entry.names[-1]
-                    else:
+                if entry.special is None and size > RR_NAME_BYTES - 4:
+                    kept += 1  # past MAX_LONG_NAMES nothing is found by path (an uncut name not kept would not stop it)
+                    if size > RR_NAME_BYTES and kept <= MAX_LONG_NAMES:
+                        by_path.setdefault((entry.names[:-1], entry.names[-1][:_CUT_KEY]), []).append(entry.names[-1])
+                    elif kept <= MAX_LONG_NAMES:
                         uncut.add((entry.names[:-1], entry.names[-1]))
                 if not entry.extents or entry.special is not None:
                     continue
@@ -238,7 +242,8 @@ class _UdfCounterparts:
         except Exception as exc:
             raise damaged(self._path, f"its UDF tree cannot be read ({_reason(exc)}), and without it the sizes"
                                       " of files over 4 GiB cannot be checked") from None
-        self._names, self._big, self._by_path, self._uncut = names, big, by_path, uncut
+        self._names, self._big, self._uncut = names, big, uncut
+        self._by_path = by_path if kept <= MAX_LONG_NAMES else {}
 
 
 class _Counterpart:

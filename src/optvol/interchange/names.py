@@ -145,10 +145,19 @@ class Namer:
         return self._unique(space, stem, extension, limit, fold=True)
 
 
-def rock_ridge_cut(name: str) -> str:
-    """A name over 255 bytes of UTF-8 as ``Namer.rock_ridge`` first cuts it (unnumbered)."""
+def rock_ridge_cut(name: str, number: int | None = None) -> str:
+    """A name over 255 bytes of UTF-8 as ``Namer.rock_ridge`` cuts it: first unnumbered,
+    then, if that is taken, numbered ``number``."""
     stem, extension = _stem_and_extension(name)
-    return _cut_bytes(stem, extension)
+    return _cut_bytes(stem, extension if number is None else f"_{number}{extension}")
+
+
+def is_rock_ridge_cut(cut: str, name: str) -> bool:
+    """Whether ``Namer.rock_ridge`` may have given long ``name`` the name ``cut``."""
+    extension = _stem_and_extension(name)[1]
+    numbered = re.fullmatch(r"(.*)_([1-9][0-9]*)", cut[:len(cut) - len(extension)] if extension else cut)
+    return cut == rock_ridge_cut(name) or (numbered is not None and cut.endswith(extension)
+                                           and cut == rock_ridge_cut(name, int(numbered.group(2))))
 
 
 def _cut_bytes(stem: str, tail: str) -> str:
