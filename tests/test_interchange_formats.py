@@ -539,6 +539,17 @@ def test_date_offsets_are_read_as_their_maker_wrote_them():
     assert Zones(maker_bug=True, hint=56).quarters(-40, 2030) == 56  # Kiritimati's -40: told by its zone
     assert Zones(maker_bug=True, hint=-40).quarters(-40, 2030) == -40  # Honolulu's, its date behind UTC's
     assert Zones(hint=36).quarters(-60, 2030) == 36  # genisoimage -A in Tokyo: no name, out of range
+    from optvol.interchange.iso_walk import zones_of
+
+    def primary(application: bytes, created: bytes) -> bytes:
+        sector = bytearray(2048)
+        sector[574:574 + len(application)], sector[813:830] = application, created
+        return bytes(sector)
+
+    assert zones_of(primary(b"GENISOIMAGE ISO 9660/HFS FILESYSTEM CREATOR", b"2026120612000000" + bytes([48]))) == Zones(
+        maker_bug=True, hint=48)
+    assert zones_of(primary(b"MKISOFS ISO9660/UDF FILESYSTEM BUILDER", b"2030011512000000" + bytes([36]))) == Zones(hint=36)
+    assert zones_of(primary(b"", b"0" * 16 + b"\x00")) == UNTOLD  # "not specified": no zone to go by
 
 
 @pytest.mark.parametrize("udf", [False, True])

@@ -116,8 +116,8 @@ UNTOLD = Zones()  # an image that names no maker and gives no creation date
 def zones_of(primary: bytes) -> Zones:
     """The ``Zones`` a primary volume descriptor tells (its application identifier, §8.4.32,
     and the offset of its creation date, §8.4.26)."""
-    offset = struct.unpack_from("b", primary, 813 + 16)[0]
-    hint = offset if primary[813:829].isdigit() and -48 <= offset <= 56 else None
+    created, offset = primary[813:829], struct.unpack_from("b", primary, 813 + 16)[0]
+    hint = offset if created.isdigit() and created != b"0" * 16 and -48 <= offset <= 56 else None  # (zeros: none)
     return Zones(maker_bug=primary[574:702].lstrip(b" ").upper().startswith(b"GENISOIMAGE"), hint=hint)
 
 
