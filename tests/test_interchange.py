@@ -602,3 +602,26 @@ def test_a_name_that_another_names_cut_would_be_keeps_its_own(library, tmp_path)
     with library.open("BACK") as back:  # and the other, cut and numbered, takes its whole name (review s20d F4)
         assert sorted(back.listdir("/")) == sorted(["d", short, long]) and sorted(back.listdir("/d")) == sorted([short, long])
         assert [back.read_bytes(f"/{name}/inside") for name in (short, long)] == [short.encode(), long.encode()]
+
+
+def test_a_cut_never_takes_the_name_of_another_entry(library, tmp_path):
+    """Review s20e: a directory é×150 + "_1.txt" was cut and numbered to exactly the name of
+    an empty file of the same directory (é×124 + "_1.txt", 254 bytes, never cut), which
+    export then renamed; import gave the directory the file's name. A cut skips every name
+    an entry of the directory has as its own."""
+    names = {"a": "é" * 150 + ".txt", "b": "é" * 150 + "_1.txt", "f": "é" * 124 + "_1.txt"}
+    make_volume(library, "CUTS")
+    with library.open("CUTS") as volume:
+        volume.mkdir("/D")
+        for key in ("a", "b"):
+            volume.mkdir(f"/D/{names[key]}")
+            volume.write_bytes(f"/D/{names[key]}/child", key.encode())
+        volume.write_bytes(f"/D/{names['f']}", b"")
+    rc, out, err = _cli(library, "--json", "export-iso", "CUTS", str(tmp_path / "c.iso"), "--udf")
+    assert rc == 0, err
+    assert f"/D/{names['f']}" not in {entry["path"] for entry in json.loads(out)["renamed_entries"]}
+    import_iso(library, file=tmp_path / "c.iso", vol="BACK", now=NOW)
+    with library.open("BACK") as back:
+        assert back.stat(f"/D/{names['f']}").size == 0  # the file keeps its own name
+        children = {name: back.read_bytes(f"/D/{name}/child") for name in back.listdir("/D") if name != names["f"]}
+        assert sorted(children.values()) == [b"a", b"b"] and names["f"] not in children

@@ -174,9 +174,17 @@ def _entries(volume: Volume, tree: DirTree, me: int, path: str, store: Held | Sp
     path table names; with it, file data (after its UDF file entry, with ``udf``) is written."""
     namer = Namer(store.names)
 
+    def here(candidate: str) -> bool:
+        """Whether an entry of this directory has ``candidate`` as its own name (a long name's
+        cut must not take it: asked of the index, for long names only)."""
+        return volume.image.conn.execute(
+            "SELECT 1 FROM dirs WHERE parent = ? AND name = ? AND live = 1"
+            " UNION ALL SELECT 1 FROM files WHERE dir = ? AND name = ? AND live = 1 LIMIT 1",
+            (tree.ids[me], candidate, tree.ids[me], candidate)).fetchone() is not None
+
     def long_names(path: str, name: str) -> tuple[str, str | None]:
         """The Rock Ridge and UDF names (noted if renamed, in the second pass)."""
-        rock_ridge, udf_name = namer.rock_ridge(name), namer.udf(name) if udf else None
+        rock_ridge, udf_name = namer.rock_ridge(name, another_has=here), namer.udf(name) if udf else None
         if out is not None:
             out.renames.note(path, name, rock_ridge, udf_name)
         return rock_ridge, udf_name

@@ -17,6 +17,7 @@ hold, iso_entries.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Protocol
 
 ISO_FILE_MAX = 30
@@ -123,20 +124,23 @@ class Namer:
         name = _NOT_UDF.sub("_", name)
         return self._long_name("udf", name, UDF_MAX_LATIN1 if max(name) < "\u0100" else UDF_MAX_UTF16)
 
-    def rock_ridge(self, name: str) -> str:
+    def rock_ridge(self, name: str, *, another_has: Callable[[str], bool] = lambda candidate: False) -> str:
         """The real name, or, over 255 bytes of UTF-8, its stem cut (and numbered if need be).
         Numbering goes on from the last number the same cut with the same extension was
-        given, as in ``_unique``: such names cut their stems to the same numbered names."""
+        given, as in ``_unique``: such names cut their stems to the same numbered names. A
+        cut is never a name ``another_has`` says an entry of the directory has as its own,
+        which it keeps, whichever comes first (a cut took one, and its owner was renamed)."""
         stem, extension = _stem_and_extension(name)
-        candidate = name if len(name.encode()) <= ROCK_RIDGE_MAX_BYTES else rock_ridge_cut(name)
-        if self._names.claim("rr", candidate):
+        fits = len(name.encode()) <= ROCK_RIDGE_MAX_BYTES
+        candidate = name if fits else rock_ridge_cut(name)
+        if (fits or not another_has(candidate)) and self._names.claim("rr", candidate):
             return candidate
         base = f"rr/{extension}/{candidate}"  # no name holds a "/"
         number = self._names.last_number(base)
         while True:
             number += 1
             candidate = _cut_bytes(stem, f"_{number}{extension}")
-            if self._names.claim("rr", candidate):
+            if (fits or not another_has(candidate)) and self._names.claim("rr", candidate):
                 self._names.note_number(base, number)
                 return candidate
 
