@@ -9,12 +9,14 @@ tell beforehand, and never replaces a file or directory it made itself.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import sys
 import tempfile
 import unicodedata
+from collections.abc import Iterator
 
 from optvol import errors
 from optvol.image.image import signals_held
@@ -60,20 +62,37 @@ def _host_folds(directory: str, first: str, second: str) -> bool:
     first, second = first[start : len(first) - end], second[start : len(second) - end]
     if not first or not second:  # one is the other with more: no host takes them for one
         return False
-    with signals_held():  # Ctrl-C in the middle would leave the probe in the user's directory
-        try:
-            room = tempfile.mkdtemp(dir=directory, prefix=".optvol-fold-")  # the probe under its own name, alone
-        except (UnicodeEncodeError, OSError):  # a directory the host will not let the copy write: the copy says why
+    with _probe_room(directory, "fold") as room:  # (after a letter: a part "." or ".." is a name there)
+        if room is None:  # a directory the host will not let the copy write: the copy says why
             return False
-        try:  # (after a letter: a part "." or ".." is a name there, not the probe directory)
-            os.close(os.open(os.path.join(room, "p" + first), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        try:
+            _make(room, "p" + first)
             return os.path.lexists(os.path.join(room, "p" + second))
         except UnicodeEncodeError:  # a name the host's encoding cannot write: the copy says so
             return False
         except OSError:  # a part the host cannot name: taken for one, refused rather than risked
             return True
+
+
+@contextlib.contextmanager
+def _probe_room(directory: str, kind: str) -> Iterator[str | None]:
+    """A directory of its own in ``directory`` for probe files, removed after (None where
+    the host will not make one, or not under a name it can encode); Ctrl-C is held back
+    meanwhile: it would leave the probe in the user's directory."""
+    with signals_held():
+        try:
+            room = tempfile.mkdtemp(dir=directory, prefix=f".optvol-{kind}-")
+        except (UnicodeEncodeError, OSError):
+            room = None
+        try:
+            yield room
         finally:
-            shutil.rmtree(room, ignore_errors=True)
+            if room is not None:
+                shutil.rmtree(room, ignore_errors=True)
+
+
+def _make(room: str, name: str) -> None:
+    os.close(os.open(os.path.join(room, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
 
 
 def host_takes(directory: str, name: str) -> bool:
@@ -193,20 +212,16 @@ def _takes_character(directory: str, character: str) -> bool:
     """Whether the host makes a file whose name holds ``character``; a host that cannot be
     asked (a directory it will not let the copy write, an encoding it lacks) says yes: the
     copy itself then says why."""
-    with signals_held():  # Ctrl-C in the middle would leave the probe in the user's directory
-        try:
-            room = tempfile.mkdtemp(dir=directory, prefix=".optvol-char-")
-        except (UnicodeEncodeError, OSError):
+    with _probe_room(directory, "char") as room:
+        if room is None:
             return True
         try:
-            os.close(os.open(os.path.join(room, f"p{character}p"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            _make(room, f"p{character}p")
             return True
         except UnicodeEncodeError:
             return True
         except OSError as exc:  # exfat-fuse says ENOENT, the kernel's FAT and exFAT EINVAL
             return exc.errno not in (errno.EINVAL, errno.ENOENT, errno.EILSEQ)
-        finally:
-            shutil.rmtree(room, ignore_errors=True)
 
 
 def _keep_above(by_directory: dict, directory: str) -> None:

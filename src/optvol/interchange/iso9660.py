@@ -157,9 +157,10 @@ def _short_dates(stamps: tuple[int, ...]) -> bool:
 
 def long_date(micros: int) -> bytes:
     """The 17-byte date (§8.4.26.1) in UTC of any time of the years 1-9999."""
+    micros = model.clamp_micros(micros)
     year, month, day_of_month, hour, minute, second = utc_fields(micros)
     return b"%04d%02d%02d%02d%02d%02d%02d\x00" % (year, month, day_of_month, hour, minute, second,
-                                                  model.clamp_micros(micros) % 1_000_000 // 10_000)
+                                                  micros % 1_000_000 // 10_000)
 
 
 def nm_entries(name: bytes) -> list[bytes]:

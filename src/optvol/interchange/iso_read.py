@@ -353,10 +353,10 @@ class _Walker:
         bytes (found by its data, else by its directory and cut name), else ``_name``'s."""
         if self.udf is not None and first.rr_name and len(first.rr_name) > RR_NAME_BYTES - 4:
             whole = self.udf.get(first.extent * self.block) if first.size and not first.is_dir else None
-            if whole is None:
-                whole = self.udf.by_path(names, self._name(directory, first, joliet, names))
             if whole is not None:
                 return whole
+            name = self._name(directory, first, joliet, names)
+            return self.udf.by_path(names, name) or name
         return self._name(directory, first, joliet, names)
 
     def _joliet_record(self, directory: Record, joliet: _Counterpart, record: Record) -> Record | None:
