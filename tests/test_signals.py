@@ -7,6 +7,7 @@ half-copied and no read-ahead child behind, and a re-run must finish the job.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -136,3 +137,65 @@ def test_signal_handlers_are_put_back_after_an_in_process_command(lib, capsys):
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
     assert cli.main(["--library", str(lib.root), "wrkoptvol"]) == 0
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+# A Ctrl-C at a chosen moment of optvol's start-up: the launcher as installed, with a finder
+# that sends the real SIGINT when the named module is first looked for.
+STARTUP = textwrap.dedent("""
+    import os, signal, sys
+    target = sys.argv.pop(1)
+    class Interrupting:
+        def find_spec(self, name, path=None, target_module=None):
+            if name == target:
+                os.kill(os.getpid(), signal.SIGINT)
+            return None
+    sys.meta_path.insert(0, Interrupting())
+    from optvol.__main__ import run
+    sys.exit(run())
+""")
+
+
+@pytest.mark.parametrize("module", ["optvol.cli.parser", "optvol.errors", "sqlite3"])
+def test_a_ctrl_c_while_optvol_starts_is_a_message_not_a_traceback(lib, module):
+    done = subprocess.run([sys.executable, "-c", STARTUP, module, "--library", str(lib.root), "dspopt", "PVOL1"],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr, done.stdout) == (130, "optvol: interrupted\n", "")
+
+
+def test_importing_optvol_loads_nothing_else_until_a_name_is_asked_for():
+    code = ("import sys, optvol; loaded = sorted(m for m in sys.modules if m.startswith('optvol'));"
+            "print(loaded, optvol.Volume.__module__, 'optvol.volume' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["['optvol']", "optvol.volume", "True"]
+
+
+def test_the_output_is_flushed_before_sigterm_takes_its_default_action_again(lib):
+    """A SIGTERM that comes once the command is done kills at once: its output must be out."""
+    from optvol import cli
+
+    class Recording(io.StringIO):
+        def flush(self):
+            seen.append(signal.getsignal(signal.SIGTERM))
+            super().flush()
+
+    seen: list = []
+    assert cli.main(["--library", str(lib.root), "wrkoptvol"], out=Recording(), err=io.StringIO()) == 0
+    assert seen and all(handler is cli._terminate for handler in seen)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_sigterm_while_the_output_is_flushed_says_so(lib):
+    """In a process of its own: on a fault, the SIGTERM would end the test run itself."""
+    code = textwrap.dedent("""
+        import io, os, signal, sys
+        from optvol import cli
+        class Stopped(io.StringIO):
+            def flush(self):
+                os.kill(os.getpid(), signal.SIGTERM)
+                super().flush()
+        err = io.StringIO()
+        code = cli.main(["--library", sys.argv[1], "wrkoptvol"], out=Stopped(), err=err)
+        print(code, repr(err.getvalue()))
+    """)
+    done = subprocess.run([sys.executable, "-c", code, str(lib.root)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{128 + signal.SIGTERM} 'optvol: ended by SIGTERM\\n'\n", "")

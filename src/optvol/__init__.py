@@ -12,23 +12,38 @@ The Python API for user programs::
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
-from optvol.errors import OptvolError
-from optvol.library import Library, resolve_root
-from optvol.model import DirInfo, FileInfo, MediaFormat, MediaType, VolumeInfo, VolumeType
-from optvol.volume import Volume
+# The names of the API, loaded from their modules when first asked for: ``import optvol``
+# itself loads nothing else, so that the command line's launcher (``optvol.__main__``)
+# starts in a few milliseconds and can take a Ctrl-C from the first moment.
+_FROM = {
+    "OptvolError": "optvol.errors", "Library": "optvol.library", "Volume": "optvol.volume",
+    "DirInfo": "optvol.model", "FileInfo": "optvol.model", "MediaFormat": "optvol.model",
+    "MediaType": "optvol.model", "VolumeInfo": "optvol.model", "VolumeType": "optvol.model",
+}
 
-__all__ = [
-    "DirInfo", "FileInfo", "Library", "MediaFormat", "MediaType", "OptvolError", "Volume", "VolumeInfo",
-    "VolumeType", "open_library",
-]
+__all__ = sorted([*_FROM, "open_library"])
 
 
-def open_library(path: str | os.PathLike | None = None) -> Library:
+def __getattr__(name: str):
+    if name not in _FROM:
+        raise AttributeError(f"module 'optvol' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_FROM[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_FROM})
+
+
+def open_library(path: str | os.PathLike | None = None):
     """The library at ``path``, else ``$OPTVOL_LIBRARY``, else ``~/.local/share/optvol``, with the system clock."""
     from optvol.cli.context import system_clock
+    from optvol.library import Library, resolve_root
 
     root = resolve_root(None if path is None else str(path), os.environ, Path.home())
     return Library(root, clock=system_clock)

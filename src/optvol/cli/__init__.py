@@ -96,7 +96,11 @@ def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
                   err=Guarded(err or tolerant(sys.stderr)))
     with _signals_end_the_command():
         code = _run(ctx, argv)
-    return _after_output(ctx, code)
+        try:  # still under the command's handling: a SIGTERM now must not cut the output short unsaid
+            return _after_output(ctx, code)
+        except Terminated as exc:
+            print(f"optvol: ended by {signal.Signals(exc.signum).name}", file=ctx.err)
+            return 128 + exc.signum
 
 
 def _after_output(ctx: Context, code: int) -> int:
