@@ -645,7 +645,7 @@ def test_a_resource_fork_of_an_hfs_hybrid_is_left_out_and_listed(library, tmp_pa
     subprocess.run(["genisoimage", "-quiet", "-apple", "-R", "-J", "--osx-double", "-input-charset", "iso8859-1",
                     "-o", str(image), str(tree)], check=True)
     rc, out, err = _cli(library, "--json", "import-iso", str(image), "--vol", "AP")
-    assert rc == 1 and "OPV0705" in err, (rc, err)
+    assert rc == 1 and "OPV0705" in err and "resource forks" in err, (rc, err)
     assert [(s["path"], s["type"]) for s in json.loads(out)["skipped_entries"]] == [
         ("/" + name.decode("latin-1"), "associated file (a resource fork)")], out
     with library.open("AP") as volume:

@@ -151,7 +151,7 @@ _MESSAGE_LIST = [
     Message("OPV0702", InvalidError, "Image {path!r} has volume identifier {found!r}, which is not a valid volume ID ({reason}); name the volume with --vol."),
     Message("OPV0703", DamagedError, "Image {path!r} cannot be imported: {reason}."),
     Message("OPV0704", NotAllowedError, "Volume {volume} cannot be exported as an ISO 9660 image: {reason}."),
-    Message("OPV0705", CompletedWithErrors, "Image {path!r} was imported without {count} entry(ies) that are neither files nor directories (symbolic links, devices, FIFOs, sockets); the result lists them."),
+    Message("OPV0705", CompletedWithErrors, "Image {path!r} was imported without {count} entry(ies) a volume cannot hold (symbolic links, devices, FIFOs, sockets, resource forks); the result lists them."),
 ]
 
 MESSAGES: dict[str, Message] = {m.message_id: m for m in _MESSAGE_LIST}
