@@ -121,6 +121,8 @@ def read_tree(path: str) -> ImageTree:
     try:
         image = Image(fd, os.fstat(fd).st_size)
         try:
+            if udf_walk.recognized(image):  # UDF alone: its logical volume's identifier names it
+                return _udf_tree(path, fd, image, None)
             volume = iso_walk.read_volume(image)
             if volume.udf and not volume.rock_ridge:
                 return _udf_tree(path, fd, image, volume.identifier, volume.zones)
@@ -444,12 +446,14 @@ class _Walker:
 # --------------------------------------------------------------------- UDF
 
 
-def _udf_tree(path: str, fd: int, image: Image, identifier: str, zones: iso_walk.Zones = iso_walk.UNTOLD) -> ImageTree:
+def _udf_tree(path: str, fd: int, image: Image, identifier: str | None,
+              zones: iso_walk.Zones = iso_walk.UNTOLD) -> ImageTree:
+    """The UDF tree of a bridge image (named by its ISO 9660 ``identifier``) or of an image of UDF alone (None)."""
     volume = udf_walk.read_volume(image)
     root = udf_walk.node(image, volume, volume.root)
     if not root.is_dir:
         raise ValueError("the UDF root is not a directory")
-    return ImageTree(path, fd, volume_identifier=identifier, namespace="UDF",
+    return ImageTree(path, fd, volume_identifier=volume.identifier if identifier is None else identifier, namespace="UDF",
                      walk=lambda: _udf_entries(path, image, volume, root, zones))
 
 
@@ -482,5 +486,6 @@ def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_w
             yield Entry(entry_names, False, when, special=child.special,
                         target=udf_walk.symlink_target(image, child))
         else:
-            yield Entry(entry_names, False, when, when, attr_changed,
+            created = None if child.created is None else udf_walk.timestamp_micros(child.created, zones)
+            yield Entry(entry_names, False, when, when if created is None else created, attr_changed,
                         child.size, child.extents, hidden=hidden)

@@ -9,7 +9,10 @@ file system: file set descriptor, file entries and extended file entries, file
 identifier descriptors, short and long allocation descriptors, data embedded in a file
 entry) and OSTA UDF 2.01 (names in CS0: a compression ID, 8 for one byte a character
 and 16 for UTF-16BE, then the characters). Partition maps of type 1 only: metadata and
-virtual partitions (UDF 2.50, UDF 1.50 VAT) are refused as not supported.
+virtual partitions (UDF 2.50, UDF 1.50 VAT) are refused as not supported. Logical blocks
+of 2048 bytes (optical media) or 512, 1024 or 4096 (a disk's UDF, mkudffs's default on a
+file). The tree of a bridge image (``export-iso --udf``, ``genisoimage -udf``) and of an
+image of UDF alone (``recognized``) are read alike.
 
 The image is untrusted: anything that does not fit raises an exception the caller turns
 into OPV0701 (``iso_read.py``).
@@ -31,6 +34,7 @@ from optvol.interchange.udf import (
     FILE_TYPE_DIRECTORY,
     FILE_TYPE_SYMLINK,
     SPECIAL_FILE_TYPES,
+    TAG_ANCHOR,
     TAG_EXTENDED_FILE_ENTRY,
     TAG_FILE_ENTRY,
     TAG_FILE_IDENTIFIER,
@@ -42,6 +46,7 @@ from optvol.interchange.udf import (
 from optvol.model import wall_micros
 
 MAX_SEQUENCE = 64  # descriptors read from the volume descriptor sequence
+BLOCK_SIZES = (2048, 512, 1024, 4096)  # logical block sizes tried for the anchor, optical media's first
 AD_SHORT, AD_LONG, AD_EMBEDDED = 0, 1, 3
 MAX_DIRECTORY_BYTES = 1 << 30  # a directory's identifiers, read a chunk at a time
 DIRECTORY_CHUNK = 1 << 20
@@ -52,11 +57,14 @@ _U16, _U32, _U64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
 
 @dataclass(frozen=True)
 class Volume:
-    """Where the partition starts and how long it is (sectors), and the root's file entry (block)."""
+    """Where the partition starts and how long it is (blocks), the root's file entry (block),
+    the logical block size, and the logical volume's identifier (its label)."""
 
     partition_start: int
     partition_length: int
     root: int
+    block: int = 2048
+    identifier: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class Node:
     size: int
     extents: tuple[tuple[int, int], ...]
     file_type: int = 5  # the ICB file type (ECMA-167 4/14.6.6)
+    created: bytes | None = None  # an extended file entry's creation time (a file entry has none)
 
     @property
     def special(self) -> str | None:
@@ -84,14 +93,42 @@ def _tag(data: bytes, expected: int, what: str) -> None:
         raise ValueError(f"{what} has a bad tag checksum")
 
 
+def recognized(image: Image) -> bool:
+    """Whether the image is UDF alone: its volume recognition sequence (ECMA-167 2/8.3), from
+    byte 32768 in descriptors of 2048 bytes, holds BEA01, then NSR02 or NSR03, before TEA01,
+    and no ISO 9660 descriptor (CD001) at its start (mkudffs, DVD-RAM, most UDF discs)."""
+    for index in range(16, 16 + MAX_SEQUENCE):
+        if (index + 1) * 2048 > image.size:
+            return False
+        magic = image.read(index * 2048 + 1, 5, "a volume recognition descriptor")
+        if magic in (b"NSR02", b"NSR03"):
+            return True
+        if magic != b"BEA01" and (magic != b"BOOT2" or index == 16):
+            return False
+    return False
+
+
+def _block_size(image: Image) -> int:
+    """The logical block size: the one at which an anchor (ECMA-167 3/10.2) lies at block 256,
+    naming that block as its own place; 2048 on optical media, 512 on a disk's UDF."""
+    for block in BLOCK_SIZES:
+        if (ANCHOR + 1) * block > image.size:
+            continue
+        anchor = image.read(ANCHOR * block, block, "the UDF anchor")
+        if _U16.unpack_from(anchor, 0)[0] == TAG_ANCHOR and _U32.unpack_from(anchor, 12)[0] == ANCHOR:
+            return block
+    return 2048  # none: the anchor's own check below says what is wrong
+
+
 def read_volume(image: Image) -> Volume:
-    anchor = image.read(ANCHOR * 2048, 2048, "the UDF anchor")
-    _tag(anchor, 2, "the UDF anchor")
+    block = _block_size(image)
+    anchor = image.read(ANCHOR * block, block, "the UDF anchor")
+    _tag(anchor, TAG_ANCHOR, "the UDF anchor")
     length, location = _U32.unpack_from(anchor, 16)[0], _U32.unpack_from(anchor, 20)[0]
     partitions: dict[int, tuple[int, int]] = {}
     logical = None
-    for index in range(min(length // 2048, MAX_SEQUENCE)):
-        descriptor = image.read((location + index) * 2048, 2048, "a UDF volume descriptor")
+    for index in range(min(length // block, MAX_SEQUENCE)):
+        descriptor = image.read((location + index) * block, block, "a UDF volume descriptor")
         kind = _U16.unpack_from(descriptor, 0)[0]
         if kind == TAG_PARTITION:
             partitions[_U16.unpack_from(descriptor, 22)[0]] = (_U32.unpack_from(descriptor, 188)[0],
@@ -102,9 +139,8 @@ def read_volume(image: Image) -> Volume:
             break
     if logical is None or not partitions:
         raise ValueError("the UDF volume has no logical volume or partition descriptor")
-    block = _U32.unpack_from(logical, 212)[0]
-    if block != 2048:
-        raise ValueError(f"UDF logical block size {block} is not 2048")
+    if _U32.unpack_from(logical, 212)[0] != block:
+        raise ValueError(f"the UDF logical block size {_U32.unpack_from(logical, 212)[0]} is not the anchor's {block}")
     maps = _U32.unpack_from(logical, 268)[0]
     if maps != 1 or logical[440] != 1:
         raise ValueError("UDF metadata or virtual partitions are not supported")
@@ -114,12 +150,21 @@ def read_volume(image: Image) -> Volume:
     start, size = partitions[number]
     # Only the blocks the image holds can be read: a partition that claims more (hostile, or
     # an image cut short) must not size what the walk allocates (iso_read.Visited: a bit a block).
-    size = max(0, min(size, image.size // 2048 - start))
+    size = max(0, min(size, image.size // block - start))
     fsd_block = _U32.unpack_from(logical, 252)[0]
-    fsd = image.read((start + fsd_block) * 2048, 2048, "the UDF file set descriptor")
+    fsd = image.read((start + fsd_block) * block, block, "the UDF file set descriptor")
     _tag(fsd, TAG_FILE_SET, "the UDF file set descriptor")
     root = _U32.unpack_from(fsd, 404)[0]
-    return Volume(start, size, root)
+    return Volume(start, size, root, block, _dstring(logical[84:212]))
+
+
+def _dstring(field: bytes) -> str:
+    """OSTA UDF 2.01 §2.1.3: a name in CS0 whose used length is the field's last byte ("" if unreadable)."""
+    used = field[-1]
+    try:
+        return name(field[:used]) if 0 < used < len(field) else ""
+    except (ValueError, UnicodeDecodeError):
+        return ""
 
 
 def node(image: Image, volume: Volume, block: int) -> Node:
@@ -127,31 +172,31 @@ def node(image: Image, volume: Volume, block: int) -> Node:
     if block >= volume.partition_length:
         raise ValueError("a UDF file entry lies outside its partition")
     sector = volume.partition_start + block
-    entry = image.read(sector * 2048, 2048, "a UDF file entry")
+    entry = image.read(sector * volume.block, volume.block, "a UDF file entry")
     kind = _U16.unpack_from(entry, 0)[0]
     if kind == TAG_FILE_ENTRY:
-        modified, attr_changed, ea_at = entry[84:96], entry[96:108], 168
-    elif kind == TAG_EXTENDED_FILE_ENTRY:
-        modified, attr_changed, ea_at = entry[92:104], entry[116:128], 208
+        modified, attr_changed, created, ea_at = entry[84:96], entry[96:108], None, 168
+    elif kind == TAG_EXTENDED_FILE_ENTRY:  # ECMA-167 4/14.17: a creation time between the two
+        modified, attr_changed, created, ea_at = entry[92:104], entry[116:128], bytes(entry[104:116]), 208
     else:
         raise ValueError("a UDF file entry is not where its directory says")
     _tag(entry, kind, "a UDF file entry")
     size = _U64.unpack_from(entry, 56)[0]
     ea_length, ad_length = _U32.unpack_from(entry, ea_at)[0], _U32.unpack_from(entry, ea_at + 4)[0]
     ads_at = ea_at + 8 + ea_length
-    if ads_at + ad_length > 2048:
+    if ads_at + ad_length > volume.block:
         raise ValueError("a UDF file entry's descriptors run past its block")
     ad_type = _U16.unpack_from(entry, 34)[0] & 0x07  # ICB tag flags (ECMA-167 4/14.6.8)
     is_dir = entry[27] == FILE_TYPE_DIRECTORY
     if ad_type == AD_EMBEDDED:
-        extents = ((sector * 2048 + ads_at, size),) if size else ()
+        extents = ((sector * volume.block + ads_at, size),) if size else ()
         if size > ad_length:
             raise ValueError("a UDF file entry embeds less data than its size")
     elif ad_type in (AD_SHORT, AD_LONG):
         extents = _extents(entry[ads_at:ads_at + ad_length], volume, long=ad_type == AD_LONG, size=size)
     else:
         raise ValueError(f"UDF allocation descriptors of type {ad_type} are not supported")
-    return Node(is_dir, bytes(modified), bytes(attr_changed), size, extents, entry[27])
+    return Node(is_dir, bytes(modified), bytes(attr_changed), size, extents, entry[27], created)
 
 
 def _extents(ads: bytes, volume: Volume, *, long: bool, size: int) -> tuple[tuple[int, int], ...]:
@@ -166,10 +211,10 @@ def _extents(ads: bytes, volume: Volume, *, long: bool, size: int) -> tuple[tupl
         if kind != 0:  # 0: recorded and allocated; 1 and 2 read as zeros, 3 continues elsewhere
             raise ValueError("UDF allocation descriptors that continue elsewhere are not supported" if kind == 3
                              else "a UDF file has unrecorded extents")
-        if position + -(-length // 2048) > volume.partition_length:
+        if position + -(-length // volume.block) > volume.partition_length:
             raise ValueError("a UDF file's data lies outside its partition")
         take = min(length, left)
-        extents.append(((volume.partition_start + position) * 2048, take))
+        extents.append(((volume.partition_start + position) * volume.block, take))
         left -= take
     if left:
         raise ValueError("a UDF file's extents do not add up to its size")

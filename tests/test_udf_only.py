@@ -1,0 +1,149 @@
+"""import-iso of images of UDF alone, with no ISO 9660 descriptors: what Linux's mkudffs,
+NetBSD's newfs_udf and udfclient, DVD-RAM and most UDF discs hold. Such an image was
+refused ("the image has no ISO 9660 volume descriptors"). Every image here is made by those
+tools; one has a file's creation time changed in place, its descriptor's CRC made anew, to
+show that an extended file entry's creation time is read."""
+
+from __future__ import annotations
+
+import binascii
+import json
+import os
+import struct
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from test_interchange import _cli, _sha
+
+TAG_EXTENDED_FILE_ENTRY = 266
+LABEL = "UDFONLY1"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    files = {
+        "a.txt": b"hello\n",
+        "empty.txt": b"",
+        "D1/with space.txt": b"spaced\n",
+        "D1/big.bin": os.urandom(300_000),
+        "D1/D2/deep.txt": b"deep\n" * 1000,
+    }
+    for path, data in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+    return files
+
+
+def _udfclient_image(tmp_path: Path, block: int) -> tuple[Path, dict[str, bytes], float, float]:
+    """An image newfs_udf formats (logical blocks of ``block`` bytes) and udfclient fills
+    with ``_tree``; and the times (seconds) before and after udfclient wrote it."""
+    tree, image = tmp_path / "tree", tmp_path / f"u{block}.img"
+    tree.mkdir()
+    files = _tree(tree)
+    with open(image, "wb") as handle:
+        handle.truncate(32 << 20)
+    subprocess.run(["newfs_udf", "-b", str(block), "-L", LABEL, str(image)], check=True, capture_output=True)
+    listed = subprocess.run(["udfclient", "-b", str(block), str(image)], input="ls\nquit\n", text=True,
+                            capture_output=True, check=True).stdout
+    fileset = next(line.split()[-1] for line in listed.splitlines() if line.startswith("drwx"))
+    before = time.time()
+    done = subprocess.run(["udfclient", "-b", str(block), "-W", str(image)], cwd=tree, text=True, capture_output=True,
+                          input=f"cd {fileset}\nmput a.txt empty.txt D1\nquit\n", check=True)
+    after = time.time()
+    assert "finished" in done.stdout, done.stdout
+    info = subprocess.run(["udfinfo", str(image)], capture_output=True, text=True, check=True).stdout
+    assert f"blocksize={block}" in info and f"label={LABEL}" in info, info
+    return image, files, before, after
+
+
+@pytest.mark.parametrize("block", [2048, 512])
+def test_an_image_of_udf_alone_is_imported_whole(library, tmp_path, block):
+    image, files, before, after = _udfclient_image(tmp_path, block)
+    rc, out, err = _cli(library, "--json", "import-iso", str(image))
+    assert rc == 0, err
+    result = json.loads(out)
+    assert (result["volume"], result["namespace"], result["files"]) == (LABEL, "UDF", len(files))
+    with library.open(LABEL) as volume:
+        found = {path.lstrip("/"): volume.read_bytes(path) for path in _files(volume, "/")}
+        assert {p: _sha(d) for p, d in found.items()} == {p: _sha(d) for p, d in files.items()}
+        for path in files:
+            info = volume.stat("/" + path)
+            for moment in (info.created, info.modified, info.attr_changed):  # udfclient writes its own time
+                assert int(before) - 1 <= moment.timestamp() <= after + 1, (path, moment)
+    assert subprocess.run(["udfinfo", str(image)], capture_output=True).returncode == 0  # left as it was
+
+
+def _files(volume, directory: str) -> list[str]:
+    paths = []
+    for name in volume.listdir(directory):
+        path = directory.rstrip("/") + "/" + name
+        paths += _files(volume, path) if volume.stat(path).is_dir else [path]
+    return paths
+
+
+@pytest.mark.parametrize(("options", "block"), [
+    (["--media-type=dvdram"], 2048),  # UDF 2.01, extended file entries, as a DVD-RAM holds
+    (["--media-type=hd"], 512),
+    (["--media-type=dvdram", "--udfrev=0x0102"], 2048),  # file entries
+])
+def test_an_empty_volume_mkudffs_made_is_imported_under_its_label(library, tmp_path, options, block):
+    image = tmp_path / "mk.img"
+    with open(image, "wb") as handle:
+        handle.truncate(64 << 20)
+    subprocess.run(["mkudffs", *options, "--lvid=MKUDF1", str(image)], check=True, capture_output=True)
+    assert f"blocksize={block}" in subprocess.run(["udfinfo", str(image)], capture_output=True, text=True).stdout
+    rc, out, err = _cli(library, "--json", "import-iso", str(image))
+    assert rc == 0, err
+    assert (json.loads(out)["volume"], json.loads(out)["files"], json.loads(out)["directories"]) == ("MKUDF1", 0, 0)
+    with library.open("MKUDF1") as volume:
+        assert volume.listdir("/") == []
+
+
+def test_a_udf_2_50_image_is_refused_as_not_supported(library, tmp_path):
+    """mkudffs for a BD-R writes UDF 2.50 with a metadata partition, which the reader does not follow."""
+    image = tmp_path / "bdr.img"
+    with open(image, "wb") as handle:
+        handle.truncate(64 << 20)
+    subprocess.run(["mkudffs", "--media-type=bdr", "--lvid=BDR", str(image)], check=True, capture_output=True)
+    rc, _, err = _cli(library, "import-iso", str(image))
+    assert rc == 7 and "OPV0701" in err and "metadata or virtual partitions are not supported" in err, (rc, err)
+    assert not library.exists("BDR")
+
+
+def test_an_extended_file_entrys_creation_time_is_the_files_created_time(library, tmp_path):
+    """udfclient writes a file's creation time equal to its modified time; here the creation
+    time of a.txt's extended file entry is set back to 2001-02-03 04:05:06.789 at +01:00
+    and its descriptor's CRC written anew (udfinfo still reads the image)."""
+    image, _, _, _ = _udfclient_image(tmp_path, 2048)
+    data = bytearray(image.read_bytes())
+    entry = _entry_of(data, b"a.txt")
+    stamp = struct.pack("<HHBBBBBBBB", 0x1000 | 60, 2001, 2, 3, 4, 5, 6, 78, 90, 0)
+    data[entry + 104:entry + 116] = stamp
+    crc_length = struct.unpack_from("<H", data, entry + 10)[0]
+    struct.pack_into("<H", data, entry + 8, binascii.crc_hqx(bytes(data[entry + 16:entry + 16 + crc_length]), 0))
+    data[entry + 4] = (sum(data[entry:entry + 4]) + sum(data[entry + 5:entry + 16])) & 0xFF
+    image.write_bytes(bytes(data))
+    assert subprocess.run(["udfinfo", str(image)], capture_output=True).returncode == 0
+    rc, _, err = _cli(library, "import-iso", str(image))
+    assert rc == 0, err
+    with library.open(LABEL) as volume:
+        info, other = volume.stat("/a.txt"), volume.stat("/empty.txt")
+    assert info.created == datetime(2001, 2, 3, 3, 5, 6, 789_000, tzinfo=timezone.utc)
+    assert info.modified != info.created and other.created == other.modified
+
+
+def _entry_of(data: bytearray, name: bytes) -> int:
+    """The byte offset of the extended file entry a file identifier named ``name`` (CS0, 8 bits) points at."""
+    cs0 = b"\x08" + name
+    at = data.index(cs0)
+    identifier = at - 38  # the name follows a 38-byte file identifier (no implementation use here)
+    assert struct.unpack_from("<H", data, identifier)[0] == 257 and data[identifier + 19] == len(cs0)
+    block = struct.unpack_from("<I", data, identifier + 24)[0]
+    for entry in range(0, len(data), 2048):  # the partition's start: find the entry by its tag location
+        if struct.unpack_from("<H", data, entry)[0] == TAG_EXTENDED_FILE_ENTRY and \
+                struct.unpack_from("<I", data, entry + 12)[0] == block:
+            return entry
+    raise AssertionError("no extended file entry for " + name.decode())
