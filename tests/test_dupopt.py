@@ -15,7 +15,7 @@ from optvol.change_volume import chgoptvol
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
 from optvol.duplicate import dupopt
-from optvol.model import MediaType, VolumeType
+from optvol.model import BEGIN, MediaType, VolumeType
 from optvol.recovery import recover
 
 SAME_LABEL = ("type", "media_type", "media_format", "sector_size", "capacity", "threshold", "text",
@@ -262,7 +262,8 @@ def test_alwmederr_file_leaves_damaged_files_out(library):
     damaged = _damage(library, "PVOL1")
     before = _state_without(library, "PVOL1", damaged)
     result = run_cli(library.root, "dupopt", "PVOL1", "DVOL1", "--alwmederr", "*FILE", json_output=True)
-    assert result.rc == 0, result.err
+    assert result.rc == 1 and result.err == ("optvol: OPV0208: Volume DVOL1 was duplicated without "
+                                             f"{len(damaged)} damaged file version(s); the result lists them.\n")
     document = result.json()
     assert sorted(d["path"] for d in document["left_out"]) == sorted(damaged)
     [check] = chkoptvol(library, vol="DVOL1")
@@ -326,12 +327,22 @@ def test_alwmederr_file_of_a_backup_lets_the_next_cpyopt_bring_the_file_back(lib
     rows = {(r["path"], r["version"]): r for r in index_rows(library.root, "BVOL1")}
     flip_payload(library.root, "BVOL1", rows[("/A/B/F5", 1)], 10)
     result = run_cli(library.root, "dupopt", "BVOL1", "BDUP", "--alwmederr", "*FILE", json_output=True)
-    assert result.rc == 0 and [d["path"] for d in result.json()["left_out"]] == ["/A/B/F5"], result.err
+    assert result.rc == 1 and "OPV0208" in result.err, result.err  # completed with errors (hunt-spec F1)
+    assert [d["path"] for d in result.json()["left_out"]] == ["/A/B/F5"]
     with library.open("BDUP") as duplicate:  # only /A/B's range, and the volume's, claimed F5
         forgotten = {d.path for d in duplicate.iter_dirs("/") if d.backup and
                      duplicate.image.conn.execute("SELECT backup_seen FROM dirs WHERE path = ?", (d.path,)).fetchone()[0]
                      is None}
         assert forgotten == {"/A/B"} and duplicate.label()["backup_seen"] is None
+    # DSPOPT showed those ranges as complete, while the duplicate lacks F5: now as none.
+    shown = run_cli(library.root, "dspopt", "BDUP", "--data", "*DIRATR", "--path", "/A/B", json_output=True).json()
+    assert [(d["path"], d["backup"]["range_start"], d["backup"]["range_end"]) for d in shown] == [("/A/B", None, None)]
+    assert shown[0]["backup"]["last_changed"] is not None
+    volume = run_cli(library.root, "dspopt", "BDUP", json_output=True).json()
+    assert (volume["backup"]["range_start"], volume["backup"]["range_end"]) == (None, None)
+    with library.open("BDUP") as duplicate:
+        assert duplicate.stat("/A").backup.range_start == BEGIN  # a range that still holds what it claims
+        assert duplicate.stat("/A").backup.range_end is not None
     again = cpyopt(library, CopyRequest(fromvol="PVOL1", frompath="/", tovol="BDUP", totype=VolumeType.BACKUP,
                                         cpysubdir=True), now=clock())
     assert (again.copied, again.failures) == (1, [])

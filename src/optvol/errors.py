@@ -144,6 +144,7 @@ _MESSAGE_LIST = [
     Message("OPV0204", DamagedError, "Input/output error on volume {volume}: {reason}."),
     Message("OPV0206", DamagedError, "Volume {volume} has {count} damaged item(s): {reason}."),
     Message("OPV0207", CompletedWithErrors, "Volume {volume} recovered; {count} damaged region(s) of its data partition were skipped."),
+    Message("OPV0208", CompletedWithErrors, "Volume {volume} was duplicated without {count} damaged file version(s); the result lists them."),
     Message("OPV0301", NotFoundError, "Host path {path!r} not found."),
     Message("OPV0302", InvalidError, "Host path {path!r} cannot be used: {reason}."),
     # ISO 9660 / UDF interchange (export-iso, import-iso).

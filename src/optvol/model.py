@@ -338,8 +338,15 @@ class BackupRange:
         return {"range_start": start, "range_end": iso(self.range_end), "last_changed": iso(self.last_changed)}
 
 
-def backup_range(start: int | None, end: int | None, last_changed: int | None) -> BackupRange | None:
-    """The BackupRange of index values (microseconds; a NULL start with an end is *BEGIN)."""
+def backup_range(start: int | None, end: int | None, last_changed: int | None,
+                 seen: int | None) -> BackupRange | None:
+    """The BackupRange of index values (microseconds; a NULL start with an end is *BEGIN), as
+    shown: a range whose ``seen`` is NULL holds nothing for certain (forgotten: another
+    primary's history, a file DUPOPT left out; or recorded before index schema 3; docs/
+    format.md section 4.2) and is shown as none, its last changed as it is. (A range whose
+    start lies after its end, a FROMTIME ahead of the request, is shown as recorded.)"""
+    if seen is None:
+        end = None
     if end is None and last_changed is None:
         return None
     return BackupRange(

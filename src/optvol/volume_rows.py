@@ -45,7 +45,7 @@ class DirRow(NamedTuple):
         return self.backup_start, self.backup_end, self.backup_last_changed, self.backup_seen
 
     def backup(self) -> model.BackupRange | None:
-        return model.backup_range(self.backup_start, self.backup_end, self.backup_last_changed)
+        return model.backup_range(*self.range_row())
 
     def info(self) -> model.DirInfo:
         return model.DirInfo(path=self.path, created=model.from_micros(self.created), backup=self.backup())
@@ -110,7 +110,7 @@ def volume_info(label: dict, *, used: int, files: int, directories: int) -> mode
         created=model.from_micros(label["created"]),
         last_referenced=model.from_micros(label["last_referenced"]),
         primary_volume=label["primary_volume"],
-        backup=model.backup_range(label["backup_start"], label["backup_end"], label["backup_last_changed"]),
+        backup=model.backup_range(*(label[column] for column in RANGE_COLUMNS)),
         files=files,
         directories=directories,
     )

@@ -57,6 +57,10 @@ def dupopt(ctx: Context, values: dict) -> int:
             ctx.print(f"  left out (damaged): {render.shown(damage.path)}: {damage.reason}")
         for damage in result.carried:
             ctx.print(f"  copied as it is (damaged on {values['FROMVOL']} too): {render.shown(damage.path)}: {damage.reason}")
+    if result.left_out:  # completed with errors: files the duplicate lacks
+        failure = errors.error("OPV0208", volume=info.volume, count=len(result.left_out))
+        ctx.note(f"{failure.message_id}: {failure.text}")
+        return failure.exit_code
     return 0
 
 
