@@ -335,6 +335,15 @@ def test_a_bad_volume_identifier_is_opv0001_naming_what_was_typed_and_the_keywor
     assert done.stderr.startswith("optvol: OPV0001: Volume identifier '_V19") and f"(keyword {keyword})" in done.stderr
 
 
+@pytest.mark.parametrize("text", ["DSPOPT VOL(*MOUNTED)", "CHKOPTVOL VOL(*MOUNTED)", "DUPOPT FROMVOL(*MOUNTED) TOVOL(X)"])
+def test_mounted_where_ibm_takes_it_says_a_library_has_no_device(pvol1, text):
+    """IBM documents VOL(*MOUNTED) for these commands; it got "use 1-32 characters A-Z ...",
+    as if the ID were mistyped (hunt-spec F6)."""
+    done = cl(pvol1, text)
+    assert done.returncode == 2 and "OPV0001" in done.stderr, done.stderr
+    assert "*MOUNTED is the volume in a device, and a library has no device: name the volume" in done.stderr
+
+
 def test_inzopt_of_the_mounted_medium_creates_newvol_only(pvol1):
     """VOL(*MOUNTED), IBM's default, is a new blank medium (reference §9): NEWVOL names the
     volume it creates; without NEWVOL, or with the ID of a volume the library holds, it is

@@ -151,6 +151,10 @@ def volume_id(text: str) -> str:
     folded = text.strip().upper() if isinstance(text, str) else ""
     if not folded:
         raise errors.error("OPV0001", volume=text, reason="it is empty")
+    if folded.startswith("*") and folded[1:].isalpha():  # a special value where none is taken
+        reason = ("*MOUNTED is the volume in a device, and a library has no device: name the volume"
+                  if folded == "*MOUNTED" else f"{folded} is not a value this parameter takes: name the volume")
+        raise errors.error("OPV0001", volume=text, reason=reason)
     # ASCII first: str.upper maps some other letters (ſ, ı) onto A-Z, and would name another volume.
     if not text.isascii() or not _VOLUME_ID.fullmatch(folded):
         raise errors.error(
