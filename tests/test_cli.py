@@ -395,6 +395,30 @@ def test_cp_host_to_volume_and_back(filled):
     assert (sh.host / "outdir" / "a.txt").read_bytes() == b"hello\n"
 
 
+def test_files_copied_to_the_host_get_the_mode_of_a_new_file_or_of_the_one_they_replace(filled):
+    """hunt-cl F2: every host file cp, mv, CPY and MOV wrote was 0600 (mkstemp's) whatever the
+    umask, and a file one replaced lost its mode: a restored tree readable by its owner alone."""
+    sh, host = filled, filled.host
+    previous = os.umask(0o022)
+    try:
+        sh("cp", "/QOPT/PVOL1/D1/a.txt", host / "new.txt")
+        sh("cp", "-r", "/QOPT/PVOL1/D1", host / "tree")
+        os.umask(0o027)
+        sh("cl", f"CPY OBJ('/QOPT/PVOL1/D1/abc.txt') TOOBJ('{host / 'cpy.txt'}')")
+        sh("mv", "/QOPT/PVOL1/D1/SUB/b.bin", host / "moved.bin")
+        (host / "kept.sh").write_bytes(b"#!/bin/sh\n")
+        (host / "kept.sh").chmod(0o751)
+        sh("cp", "/QOPT/PVOL1/D1/z.txt", host / "kept.sh", "--replace", "yes")
+    finally:
+        os.umask(previous)
+    modes = {path: (host / path).stat().st_mode & 0o7777 for path in (
+        "new.txt", "tree/a.txt", "tree/SUB/b.bin", "cpy.txt", "moved.bin", "kept.sh")}
+    assert modes == {"new.txt": 0o644, "tree/a.txt": 0o644, "tree/SUB/b.bin": 0o644, "cpy.txt": 0o640,
+                     "moved.bin": 0o640, "kept.sh": 0o751}
+    assert (host / "kept.sh").read_bytes() == b"zzz"
+    assert not [p for p in host.rglob(".optvol-*")]  # no temporary file left
+
+
 def test_cp_empty_and_large_files(sh):
     sh.build("inzopt", "PVOL1", "--capacity", "64M")
     empty = sh.write_host("empty", b"")

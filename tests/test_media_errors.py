@@ -217,7 +217,7 @@ def test_dupopt_alwmederr_none_refuses_and_makes_nothing(library, failing):
 
 def test_dupopt_alwmederr_file_copies_around_the_unreadable_sectors(library, failing):
     result = run_cli(library.root, "dupopt", "PVOL1", "DVOL1", "--alwmederr", "*FILE", json_output=True)
-    assert result.rc == 0, result.err
+    assert result.rc == 1 and "OPV0208" in result.err, result.err  # completed with errors
     left_out = result.json()["left_out"]
     assert sorted(d["path"] for d in left_out) == sorted(BAD)
     assert all("of volume PVOL1 cannot be read (a media error)" in d["reason"] for d in left_out)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import unicodedata
@@ -20,6 +22,38 @@ from collections.abc import Iterator
 
 from optvol import errors
 from optvol.image.image import signals_held
+
+
+def new_file_beside(target: str | os.PathLike, mode: int | None) -> tuple[int, str]:
+    """A new file, open for writing, in ``target``'s directory under a name of its own, to be
+    renamed onto ``target`` once written: with ``mode`` (that of the file it will replace),
+    or (None) as any new file is made, 0o666 less the umask (``tempfile.mkstemp`` gives 0o600:
+    every file a copy wrote could be read by its owner alone). Raises OSError."""
+    directory = os.path.dirname(os.path.abspath(target))
+    for _ in range(100):
+        temporary = os.path.join(directory, f".optvol-{secrets.token_hex(6)}.part")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+        except BaseException:
+            os.close(fd)
+            os.unlink(temporary)
+            raise
+        return fd, temporary
+    raise FileExistsError(errno.EEXIST, "no name beside it was free for a temporary file")
+
+
+def mode_to_keep(path: str | os.PathLike) -> int | None:
+    """The permission bits of the regular file at ``path`` that a copy will replace (None: none there)."""
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return None
+    return stat.S_IMODE(found.st_mode) & 0o777 if stat.S_ISREG(found.st_mode) else None
 
 
 def refuse_second_of_a_name(destinations: dict[str, dict[str, list[str]]], path: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat as stat_mod
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -460,8 +459,8 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
         raise errors.error("OPV0301", path=directory)
     # Its directory was checked against the library as the command's target (_plan) or as
     # a directory of the tree (_make_dir); the rename replaces a link named host_path, not its target.
-    try:
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".optvol-")
+    try:  # the mode of the file it replaces, else that of any new file (0o666 less the umask)
+        fd, temporary = host_names.new_file_beside(host_path, host_names.mode_to_keep(host_path))
     except OSError as exc:  # a read-only or foreign directory
         raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
     try:

@@ -14,14 +14,13 @@ can be exported: reading them here is not a user-program open.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from optvol import errors, model
+from optvol import errors, host_names, model
 from optvol.interchange.iso_writer import Renamed, Renames, write_image
 from optvol.library import Library
 from optvol.model import Progress
@@ -83,11 +82,12 @@ def _write(target: Path, mode: int | None,
     """Let ``produce`` write the image to a temporary file beside ``target``, fsync it, then
     rename it; return what ``produce`` returned and the image's size. The image gets the
     ``mode`` of the file it replaces, or (None) the mode of any new file: 0o666 less the umask."""
-    fd, temporary = _temporary(target)
+    try:
+        fd, temporary = host_names.new_file_beside(target, mode)
+    except OSError as exc:
+        raise errors.error("OPV0302", path=target, reason=exc.strerror or str(exc)) from None
     try:
         try:
-            if mode is not None:
-                os.fchmod(fd, mode)
             counts = produce(fd)
             os.fsync(fd)
             size = os.fstat(fd).st_size
@@ -100,17 +100,3 @@ def _write(target: Path, mode: int | None,
             raise errors.error("OPV0302", path=target, reason=exc.strerror or str(exc)) from None
         raise
     return counts, size
-
-
-def _temporary(target: Path) -> tuple[int, Path]:
-    """A new file beside ``target`` created as any new file is (mode 0o666 less the umask,
-    where ``tempfile.mkstemp`` gives 0o600), opened for writing."""
-    for _ in range(100):
-        temporary = target.parent / f".{target.name}.{secrets.token_hex(4)}.part"
-        try:
-            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), temporary
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise errors.error("OPV0302", path=target, reason=exc.strerror or str(exc)) from None
-    raise errors.error("OPV0302", path=target, reason="no temporary file beside it could be made")
