@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -181,6 +182,15 @@ def test_cpy_subtree(pvol1):
     done = cl(pvol1, "CPY '/QOPT/PVOL1/Dir1' TODIR('out') SUBTREE(*ALL)")
     assert done.returncode == 0, done.stderr
     assert (pvol1 / "out" / "Dir1" / "a.txt").read_text() == "alpha"
+
+
+@pytest.mark.parametrize("command", ["CPY", "MOV"])
+def test_an_empty_todir_is_refused_not_the_host_root(pvol1, command):
+    """hunt-cl F3: TODIR('') became TODIR('/'): MOV put the file in the host's root directory
+    (as root) and took it off the volume."""
+    done = cl(pvol1, f"{command} OBJ('/QOPT/PVOL1/Dir1/a.txt') TODIR('')")
+    assert done.returncode == 2 and "OPV0005: Value '' not valid for TODIR: it is empty" in done.stderr, done.stderr
+    assert listing(pvol1, "/QOPT/PVOL1/Dir1") == ["/Dir1/a.txt"] and not os.path.exists("/a.txt")
 
 
 def test_cpy_needs_exactly_one_target(pvol1):

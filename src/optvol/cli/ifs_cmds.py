@@ -17,6 +17,8 @@ def _target(command: str, values: dict) -> str:
     """TOOBJ as it is, or TODIR as a directory to copy into (exactly one of them)."""
     if (values["TOOBJ"] is None) == (values["TODIR"] is None):
         raise errors.error("OPV0009", where=f"{command} keyword TODIR", reason="give either TOOBJ or TODIR")
+    if values["TODIR"] == "":  # "" + "/" would be the host's root directory
+        raise errors.error("OPV0005", value="", keyword="TODIR", reason="it is empty: name a directory")
     return values["TOOBJ"] if values["TODIR"] is None else values["TODIR"].rstrip("/") + "/"
 
 
