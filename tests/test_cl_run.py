@@ -303,6 +303,26 @@ def test_an_unclosed_quote_is_a_cl_syntax_error(pvol1):
     assert done.returncode == 2 and done.stderr.startswith("optvol: OPV0009: CL command not valid: DSPOPT keyword PATH:")
 
 
+def test_library_and_a_cl_file_given_twice_are_refused_and_an_empty_library_too(pvol1, tmp_path_factory):
+    """hunt-cl F4, F5: the last --library won (a library made there), the first -f file was
+    skipped without a word; an empty --library (a script's unset variable) was the user's
+    default library, made if missing."""
+    other = tmp_path_factory.mktemp("other") / "lib"
+    (pvol1 / "one.clp").write_text("CRTDIR DIR('/QOPT/PVOL1/ONE')\n")
+    (pvol1 / "two.clp").write_text("CRTDIR DIR('/QOPT/PVOL1/TWO')\n")
+    for args in (["--library", str(other), "wrkoptvol"], ["wrkoptvol", "--library", str(other)],
+                 ["cl", "-f", "one.clp", "-f", "two.clp"], ["cl", "--file=one.clp", "-f", "two.clp"]):
+        done = optvol(pvol1, *args)
+        assert done.returncode == 2 and "given more than once" in done.stderr, (args, done.stderr)
+    assert not other.exists() and listing(pvol1, "/QOPT/PVOL1/") == ["/Dir1"]
+    home = tmp_path_factory.mktemp("home")
+    done = subprocess.run([sys.executable, "-m", "optvol", "--library", "", "wrkoptvol"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home)})
+    assert (done.returncode, done.stderr) == (2, "optvol: OPV0006: Library '' cannot be used: an empty path "
+                                                 "names no directory.\n")
+    assert list(home.iterdir()) == []
+
+
 def test_the_shell_refuses_an_option_given_twice_and_an_empty_element_list(pvol1):
     tmp_path = pvol1
     twice = optvol(tmp_path, "cpyopt", "PVOL1", "/Dir1", "PVOL1", "--topath", "/ONE", "--topath", "/TWO", "--crtdir", "*YES")

@@ -49,8 +49,12 @@ _HOST_WRITE_ERRORS = ("OPV0203", "OPV0204")  # a full host disk, a host I/O erro
 
 
 def resolve_root(explicit: str | None, environ: Mapping[str, str], home: Path) -> Path:
-    """``--library DIR``, else ``$OPTVOL_LIBRARY``, else ``~/.local/share/optvol``."""
-    if explicit:
+    """``--library DIR``, else ``$OPTVOL_LIBRARY``, else ``~/.local/share/optvol``. An empty
+    ``--library`` (a script's unset variable) names nothing, and is refused rather than taken
+    for the default library; an empty ``$OPTVOL_LIBRARY`` is unset, as XDG has it."""
+    if explicit is not None:
+        if not explicit:
+            raise errors.error("OPV0006", library=explicit, reason="an empty path names no directory")
         return Path(explicit).expanduser().absolute()
     if environ.get("OPTVOL_LIBRARY"):
         return Path(environ["OPTVOL_LIBRARY"]).expanduser().absolute()

@@ -55,7 +55,7 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
                         help="print one JSON document on stdout")
-    parser.add_argument("--library", metavar="DIR", default=default,
+    parser.add_argument("--library", metavar="DIR", default=default, action=_Once,
                         help="library directory (else $OPTVOL_LIBRARY, else ~/.local/share/optvol)")
 
 
@@ -102,7 +102,7 @@ def _add_cl(subparsers) -> argparse.ArgumentParser:
                                 "ending in + or - continues on the next; /* comments */ are skipped.")
     _global_options(sub, suppress=True)
     sub.add_argument("text", nargs="?", metavar="COMMANDS", help="CL command(s); - reads standard input")
-    sub.add_argument("-f", "--file", metavar="FILE", help="a file of CL commands (- for standard input)")
+    sub.add_argument("-f", "--file", metavar="FILE", action=_Once, help="a file of CL commands (- for standard input)")
     sub.add_argument("--continue", dest="keep_going", action="store_true",
                      help="run every command even after one fails (the exit code is the first failure's)")
     sub.set_defaults(cl_front_door=True)
