@@ -29,7 +29,8 @@ def test_resolve_root_explicit_wins(tmp_path):
 def test_resolve_root_environment_next(tmp_path):
     env = {"OPTVOL_LIBRARY": str(tmp_path / "env"), "XDG_DATA_HOME": str(tmp_path / "xdg")}
     assert resolve_root(None, env, tmp_path / "home") == tmp_path / "env"
-    assert resolve_root("", env, tmp_path / "home") == tmp_path / "env"
+    with pytest.raises(errors.InvalidError, match="OPV0006"):  # an empty --library is no library (hunt-cl F4)
+        resolve_root("", env, tmp_path / "home")
 
 
 def test_resolve_root_xdg_then_home(tmp_path):
