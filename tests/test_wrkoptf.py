@@ -261,3 +261,30 @@ def test_sltdate_end_before_a_repeated_hour_stops_at_its_first_pass(lib, clock, 
     for name, (month, d, hour, minute) in files.items():
         fill(lib, clock, names=(name,), when=datetime(2026, month, d, hour, minute, tzinfo=timezone.utc))
     assert listed(wrkoptf(lib, "PVOL1", "/D", "*SELECT", "--sltdate", sltdate, tz=tz)) == expected
+
+
+@pytest.mark.parametrize("file", ["*SELCT", "", "x/y", "a?b", "A*B", "**", "*NONE"])
+def test_a_file_value_no_name_can_match_is_refused_not_an_empty_list(lib, clock, file):  # noqa: F811
+    """hunt-cl F6: a misspelled *SELECT, a name with / or a * inside listed nothing, exit 0:
+    "no such files" for what was a typing error."""
+    fill(lib, clock)
+    done = wrkoptf(lib, "PVOL1", "/D", file)
+    assert done.returncode == 2 and f"OPV0005: Value {file!r} not valid for FILE" in done.stderr, done.stderr
+    assert done.stdout == ""
+
+
+def test_names_generics_and_all_still_list(lib, clock):  # noqa: F811
+    fill(lib, clock)
+    assert listed(wrkoptf(lib, "PVOL1", "/D", "AB*")) == ["AB1", "abc"]
+    assert listed(wrkoptf(lib, "PVOL1", "/D", "a.txt")) == ["a.txt"]
+    assert listed(wrkoptf(lib, "PVOL1", "/D", "*")) == list(NAMES)
+    assert listed(wrkoptf(lib, "PVOL1", "/D", "*all")) == list(NAMES)
+
+
+def test_a_dspopt_path_whose_last_element_no_name_can_match_is_refused(lib, clock):  # noqa: F811
+    fill(lib, clock)
+    argv = [sys.executable, "-m", "optvol", "--library", str(lib.root), "--json", "dspopt", "PVOL1", "--data", "*FILATR"]
+    bad = subprocess.run(argv + ["--path", "/D/**"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "OPV0005: Value '**' not valid for PATH" in bad.stderr, bad.stderr
+    good = subprocess.run(argv + ["--path", "/D/c*"], capture_output=True, text=True, timeout=60)
+    assert [row["path"] for row in json.loads(good.stdout)] == ["/D/C", "/D/cz"]

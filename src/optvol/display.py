@@ -53,8 +53,8 @@ def _split_pattern(path: str) -> tuple[str, str | None]:
         return "/", None
     model.check_path_form(path)
     head, _, last = path.rpartition("/")
-    if last.endswith("*"):
-        return head or "/", last
+    if "*" in last:
+        return head or "/", model.check_generic(last, "PATH")
     return path, None
 
 
@@ -172,6 +172,6 @@ def work_files(library: Library, *, vol: str, dir: str, file: str = ALL, selecti
             if ignored is not None:
                 ignored()
         everywhere = dir.upper() == ALL
-        pattern = None if file.upper() in (ALL, "*SELECT") else file
+        pattern = None if file.upper() in (ALL, "*SELECT") else model.check_generic(file, "FILE")
         files = volume.iter_files("/" if everywhere else dir, recursive=everywhere, pattern=pattern)
         yield from files if selection is None else filter(selection.matches, files)

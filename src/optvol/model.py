@@ -223,6 +223,24 @@ def name_key(name: str) -> str:
 _FOLD = case_fold.table()
 
 
+def check_generic(pattern: str, keyword: str) -> str:
+    """A name or generic name (``AB*``: one ``*``, last) for ``keyword`` (WRKOPTF FILE, the
+    last element of a DSPOPT PATH), or *ALL: what no name can match (``A*B``, ``x/y``, a
+    misspelled ``*SELCT``) is OPV0005, not an empty listing."""
+    if pattern.upper() in ("*ALL", "*"):
+        return pattern
+    stem = pattern[:-1] if pattern.endswith("*") else pattern
+    if not stem and pattern != "*":
+        reason = "it is empty"
+    elif stem.startswith("*"):
+        reason = "not a special value of this parameter (*ALL, or a name or generic name AB*)"
+    elif "/" in stem or _CONTROL.search(stem) or set(stem) & _INVALID_ANY:
+        reason = 'a name or generic name (AB*: one * at the end) has no / " * < > ? \\ or control characters'
+    else:
+        return pattern
+    raise errors.error("OPV0005", value=pattern, keyword=keyword, reason=reason)
+
+
 def matches_generic(name: str, pattern: str) -> bool:
     """``name`` against *ALL, a generic name (``ABC*``) or a name, without regard to case."""
     wanted = name_key(pattern)
