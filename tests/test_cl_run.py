@@ -89,6 +89,16 @@ def test_commands_on_standard_input(tmp_path, args):
     assert volume_json(tmp_path, "PVOL2")["type"] == "*BACKUP"
 
 
+@pytest.mark.parametrize("args", [("cl", "-f", "bom.cl"), ("cl", "-")])
+def test_a_file_saved_with_a_byte_order_mark_runs(tmp_path, args):
+    """hunt-cl F12: Notepad starts a UTF-8 file with U+FEFF, which became part of the first
+    command's name ('\\ufeffINZOPT' is not a command name)."""
+    (tmp_path / "bom.cl").write_bytes("\ufeffINZOPT PVOL1 TEXT('café')\n".encode())
+    done = optvol(tmp_path, *args, stdin=(tmp_path / "bom.cl").read_text(encoding="utf-8"))
+    assert done.returncode == 0, done.stderr
+    assert volume_json(tmp_path, "PVOL1")["text"] == "café"
+
+
 def test_stops_at_the_first_failing_command(tmp_path):
     done = cl(tmp_path, "INZOPT PVOL1\nCHGOPTVOL NOVOL 50\nINZOPT PVOL2")
     assert done.returncode == 3

@@ -26,13 +26,14 @@ Handler = Callable[[Context, dict], int]
 
 
 def _read(name: str) -> str:
-    """The text of a host file of CL commands, or of standard input for ``-``."""
+    """The text of a host file of CL commands, or of standard input for ``-``; without the
+    byte order mark an editor (Notepad) puts at the start of a UTF-8 file."""
     if name == "-":
         if sys.stdin is None:  # closed (<&-)
             raise errors.error("OPV0302", path="(standard input)", reason="it is closed")
-        return sys.stdin.read()
+        return sys.stdin.read().removeprefix("\ufeff")
     try:
-        with open(name, encoding="utf-8") as handle:
+        with open(name, encoding="utf-8-sig") as handle:
             return handle.read()
     except FileNotFoundError:
         raise errors.error("OPV0301", path=name) from None
