@@ -429,3 +429,14 @@ def test_the_cpyopt_summary_names_the_target_volume_not_fromvol(pvol1):
     assert done.returncode == 0 and done.stdout.startswith("CPYOPT PVOL1 /Dir1 -> PVOL1 /Copy: 1 copied"), done.stdout
     shell = optvol(pvol1, "cpyopt", "PVOL1", "/Dir1", "fromvol", "--topath", "/Copy2", "--crtdir", "yes")
     assert shell.returncode == 0 and shell.stdout.startswith("CPYOPT PVOL1 /Dir1 -> PVOL1 /Copy2: 1 copied"), shell.stdout
+
+
+@pytest.mark.parametrize("args", [("wrkoptvol", "A", "x\noptvol: OPV0000: all good"), ("cl", "DSPOPT \x1b[2JVOL(PVOL1)"),
+                                  ("cl", "DSPOPT VOL(PVOL1) \u202eXYZ(1)")])
+def test_an_error_citing_what_was_typed_is_one_visible_line(pvol1, args):
+    """hunt-cl F9: OPV0008 cited argparse's raw arguments and OPV0009 a CL keyword as typed:
+    a newline made a second, fake message; an escape sequence reached the terminal."""
+    done = optvol(pvol1, *args)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.endswith(".\n"), done.stderr
+    assert not set(done.stderr[:-1]) & {"\n", "\x1b", "\u202e"}
+    assert any(escape in done.stderr for escape in ("\\n", "\\x1b", "\\u202e")), done.stderr

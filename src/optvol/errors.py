@@ -158,13 +158,20 @@ _MESSAGE_LIST = [
 MESSAGES: dict[str, Message] = {m.message_id: m for m in _MESSAGE_LIST}
 
 
+# Control characters, line and paragraph separators and the marks that reorder text (bidi),
+# shown as Python escapes: an error is one line, and shows what was typed.
+_ESCAPED = {c: ascii(chr(c))[1:-1] for c in [*range(0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, 0x2028, 0x2029,
+                                             *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
 def error(message_id: str, **fields: object) -> OptvolError:
     """Build the error for ``message_id`` with its family class and formatted text."""
     message = MESSAGES[message_id]
     # A host path may come as a Path: quoted as the string it is, as every path is quoted
     # ({path!r}), so that no character of it (a newline) can break the one line of an error.
     fields = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in fields.items()}
-    built = message.family(message_id, message.template.format(**fields))
+    # What is not quoted (a command line argparse cites, a CL keyword) is made one visible line too.
+    built = message.family(message_id, message.template.format(**fields).translate(_ESCAPED))
     if isinstance(fields.get("reason"), str):
         built.reason = fields["reason"]
     return built
