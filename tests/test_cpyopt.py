@@ -1295,6 +1295,28 @@ def test_request_log_shows_fromtime_in_the_readers_time_zone(tmp_path):
     assert "FROMTIME(2026-01-01T00:00:00)" in sh(env_east, "dspopt", "BVOL1", "--data", "*BKUHST").text
 
 
+def test_the_result_line_and_the_request_log_show_frompath_quoted_as_cl_and_visible(tmp_path):
+    """hunt-cl F10: *BKUHST logged FROMPATH('/IT'S'), not CL (the quote not doubled), and the
+    CPYOPT line and *BKUHST printed a bidi override in a path to the terminal as it is."""
+    from cli_helpers import clean_env, run
+
+    env = clean_env(tmp_path)
+
+    def sh(*args):
+        done = run(*args, library=tmp_path / "lib", env=env)
+        assert done.rc == 0, done.err
+        return done.text
+
+    sh("inzopt", "PVOL1")
+    sh("inzopt", "BVOL1", "--type", "*BACKUP")
+    sh("mkdir", "/QOPT/PVOL1/IT'S", "/QOPT/PVOL1/ev\u202elif")
+    quoted = sh("cpyopt", "PVOL1", "/IT'S", "BVOL1 *BACKUP")
+    bidi = sh("cpyopt", "PVOL1", "/ev\u202elif", "BVOL1 *BACKUP")
+    assert quoted.startswith("CPYOPT PVOL1 /IT'S -> BVOL1:") and bidi.startswith("CPYOPT PVOL1 '/ev\\u202elif' -> BVOL1:")
+    log = sh("dspopt", "BVOL1", "--data", "*BKUHST")
+    assert "FROMPATH('/IT''S')" in log and "FROMPATH('/ev\\u202elif')" in log and "\u202e" not in log, log
+
+
 def test_cli_cpyopt_exit_codes_and_json(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OPTVOL_LIBRARY"}
     base = [sys.executable, "-m", "optvol", "--library", str(tmp_path / "lib")]

@@ -40,8 +40,8 @@ def cpyopt(ctx: Context, values: dict) -> int:
     else:
         # The target by name (TOVOL(*FROMVOL) is the source volume), and where it lands if TOPATH says.
         target = request.fromvol if request.tovol == "*FROMVOL" else request.tovol
-        target += f" {request.topath}" if request.topath else ""
-        ctx.print(f"CPYOPT {request.fromvol} {request.frompath} -> {target}: {result.copied} copied "
+        target += f" {render.shown(request.topath)}" if request.topath else ""
+        ctx.print(f"CPYOPT {request.fromvol} {render.shown(request.frompath)} -> {target}: {result.copied} copied "
                   f"({result.bytes_copied:,} bytes), {result.not_selected} not selected, {result.failed} failed, "
                   f"{result.directories} directories.")
         for failure in result.failures:

@@ -13,6 +13,13 @@ def shown(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
+def cl_string(text: str) -> str:
+    """``text`` as a CL quoted string (a quote doubled: ``'/IT''S'``), shown as ``shown`` shows
+    what does not print (then it is no longer CL, but nothing reaches the terminal)."""
+    quoted = "'" + text.replace("'", "''") + "'"
+    return quoted if text.isprintable() else shown(text)
+
+
 def when(moment) -> str:
     if moment is None:
         return "-"

@@ -97,7 +97,7 @@ def dspopt(ctx: Context, values: dict) -> int:
             p = entry["parameters"]
             ctx.print(f"{render.when_text(entry['time'])}  {entry['outcome']:<9} copied {entry['copied']}, not selected "
                       f"{entry['not_selected']}, failed {entry['failed']}, {entry['directories']} dir(s): "
-                      f"FROMVOL({' '.join(p['FROMVOL'])}) FROMPATH('{p['FROMPATH']}') SLTFILE({p['SLTFILE']}) "
+                      f"FROMVOL({' '.join(p['FROMVOL'])}) FROMPATH({render.cl_string(p['FROMPATH'])}) SLTFILE({p['SLTFILE']}) "
                       f"CPYSUBDIR({p['CPYSUBDIR']}) FROMTIME({render.when_text(p['FROMTIME'])})")
         return 0
     if data == "*DIRATR":
