@@ -79,7 +79,8 @@ def test_a_cl_script_piped_to_head_runs_every_command(big_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args", [["dspopt", "PV"], ["--json", "dspopt", "PV"], ["ls", "-l", "/QOPT/PV/D"],
-                                  ["cat", "/QOPT/PV/D/f00001.txt"], ["mkdir", "/QOPT/PV/NEW"]])
+                                  ["cat", "/QOPT/PV/D/f00001.txt"], ["mkdir", "/QOPT/PV/NEW"],
+                                  ["--help"], ["cpyopt", "-h"], ["cl", "--help"]])  # (hunt-cl F11: --help was exit 0)
 def test_output_a_full_disk_cannot_take_is_reported(big_dir, tmp_path, args):
     with open("/dev/full", "w") as full:
         proc = _optvol(big_dir, *args, env=_env(tmp_path), stdout=full, stderr=subprocess.PIPE)

@@ -123,7 +123,10 @@ def _after_output(ctx: Context, code: int) -> int:
 
 def _run(ctx: Context, argv: list[str]) -> int:
     try:
-        namespace = parser.parse(argv)
+        try:
+            namespace = parser.parse(argv, out=ctx.out)
+        except SystemExit as done:  # --help written: its output, lost or not, is reported as any command's
+            return done.code if isinstance(done.code, int) else 2
         ctx.json, ctx.library_arg = namespace.json, namespace.library
         if getattr(namespace, "cl_front_door", False):
             from optvol.cli import cl_cmd

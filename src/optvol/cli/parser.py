@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 
 from optvol import errors
 from optvol.cl import values as v
@@ -43,6 +44,12 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, allow_abbrev=False, formatter_class=_Formatter, **kwargs)
+
+    out = None  # where --help goes (the command's guarded stdout: lost output is reported), set by ``parse``
+
+    def _print_message(self, message: str, file=None) -> None:
+        if message:
+            (self.out if self.out is not None and file in (None, sys.stdout) else file or sys.stderr).write(message)
 
     def error(self, message: str):  # noqa: D401 - argparse's name
         option = re.fullmatch(r"argument (--[a-z-]+): expected one argument", message)
@@ -124,14 +131,17 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
+def parse(argv: list[str], out=None) -> argparse.Namespace:
     """A shell command line. A command's positional values may come before, between or after
     its ``--keyword`` options (``dspopt BVOL1 --path /A '*ALL' '*DIRATR'``): argparse alone
-    takes a subcommand's positional values as one run and calls the rest unrecognized."""
+    takes a subcommand's positional values as one run and calls the rest unrecognized.
+    ``--help`` is written to ``out`` (else stdout), and ends in SystemExit, as argparse ends."""
     index = _command_index(argv)
+    parser = build() if index is None else build(argv[index])
+    for each in (parser, *parser.commands.values()):
+        each.out = out
     if index is None:
-        return build().parse_args(argv)
-    parser = build(argv[index])
+        return parser.parse_args(argv)
     namespace = parser.parse_args(argv[:index])  # the global options before the command word
     args, stand_ins = _after_double_dash(argv[index + 1:])
     try:
