@@ -62,9 +62,9 @@ def test_a_signal_during_a_step_ends_the_demo(tmp_path, monkeypatch, capsys, ste
 
     real_run, real_parse, ran = demo._run, cli.parser.parse, []
 
-    def parse(argv):
+    def parse(argv, out=None):
         signal.raise_signal(signum)  # the command has begun: it catches the signal
-        return real_parse(argv)
+        return real_parse(argv, out=out)
 
     def run(inner, argv, out, err):
         ran.append(argv[2])
