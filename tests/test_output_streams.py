@@ -78,6 +78,16 @@ def test_a_cl_script_piped_to_head_runs_every_command(big_dir, tmp_path):
         assert volume.exists("/AFTER/")
 
 
+def test_cat_stopped_by_its_reader_still_fails_on_a_path_that_names_no_file(big_dir, tmp_path):
+    """hunt-cl F13: ``cat BIG MISSING | head`` exited 0 and never looked at MISSING."""
+    with big_dir.open("PV") as volume:
+        volume.write_bytes("/BIG", b"line\n" * (1 << 20))  # more than a pipe holds, a line at a time
+    missing = _first_line_only(big_dir, "cat", "/QOPT/PV/BIG", "/QOPT/PV/D/f00001.txt", "/QOPT/PV/NOPE", env=_env(tmp_path))
+    assert missing[0] == 3 and "CPF1F22" in missing[1] and "Traceback" not in missing[1], missing
+    whole = _first_line_only(big_dir, "cat", "/QOPT/PV/BIG", "/QOPT/PV/D/f00001.txt", env=_env(tmp_path))
+    assert whole == (0, ""), whole
+
+
 @pytest.mark.parametrize("args", [["dspopt", "PV"], ["--json", "dspopt", "PV"], ["ls", "-l", "/QOPT/PV/D"],
                                   ["cat", "/QOPT/PV/D/f00001.txt"], ["mkdir", "/QOPT/PV/NEW"],
                                   ["--help"], ["cpyopt", "-h"], ["cl", "--help"]])  # (hunt-cl F11: --help was exit 0)

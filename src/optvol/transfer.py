@@ -671,6 +671,14 @@ def list_directory(library: Library, path: str) -> Iterator[FileInfo | DirInfo]:
             yield volume.stat(where.path)
 
 
+def check_file(library: Library, path: str) -> None:
+    """What ``read_file`` refuses before it reads: no such volume or file, a directory, a *BACKUP volume."""
+    where = _volume_location(path)
+    with library.open(where.volume) as volume:
+        volume.check_user_access("reading a file")
+        volume.file_row(where.path)
+
+
 def read_file(library: Library, path: str) -> Iterator[bytes]:
     """cat: the bytes of a file, checked against its SHA-256 before the first one is given."""
     where = _volume_location(path)
