@@ -198,9 +198,12 @@ def test_cpy_subtree(pvol1):
 def test_an_empty_todir_is_refused_not_the_host_root(pvol1, command):
     """hunt-cl F3: TODIR('') became TODIR('/'): MOV put the file in the host's root directory
     (as root) and took it off the volume."""
-    done = cl(pvol1, f"{command} OBJ('/QOPT/PVOL1/Dir1/a.txt') TODIR('')")
+    name = f"TODIR_{os.getpid()}_{command}.txt"  # its own name: nothing else makes it in the root directory
+    (pvol1 / name).write_text("x")
+    assert cl(pvol1, f"CPY '{name}' '/QOPT/PVOL1/Dir1/{name}'").returncode == 0
+    done = cl(pvol1, f"{command} OBJ('/QOPT/PVOL1/Dir1/{name}') TODIR('')")
     assert done.returncode == 2 and "OPV0005: Value '' not valid for TODIR: it is empty" in done.stderr, done.stderr
-    assert listing(pvol1, "/QOPT/PVOL1/Dir1") == ["/Dir1/a.txt"] and not os.path.exists("/a.txt")
+    assert listing(pvol1, "/QOPT/PVOL1/Dir1") == ["/Dir1/a.txt", f"/Dir1/{name}"] and not os.path.exists("/" + name)
 
 
 def test_cpy_needs_exactly_one_target(pvol1):
@@ -440,3 +443,31 @@ def test_an_error_citing_what_was_typed_is_one_visible_line(pvol1, args):
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.endswith(".\n"), done.stderr
     assert not set(done.stderr[:-1]) & {"\n", "\x1b", "\u202e"}
     assert any(escape in done.stderr for escape in ("\\n", "\\x1b", "\\u202e")), done.stderr
+
+
+def test_an_error_shows_values_after_double_dash_as_typed(pvol1):
+    """review s21a F2: the stand-ins for values after ``--`` that start with '-' were shown as
+    \\x000\\x00 once errors escaped what does not print."""
+    done = optvol(pvol1, "wrkoptvol", "PVOL1", "*ALL", "--", "-x", "-y\nz")
+    assert done.returncode == 2 and "unrecognized arguments: *ALL -x -y\\nz." in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("data", ["*DIRATR", "*FILATR"])
+def test_a_dspopt_path_ending_in_star_all_is_refused_as_before(pvol1, data):
+    """review s21a F3: PATH('/Dir1/*ALL') passed the generic check; *DIRATR then listed nothing, exit 0."""
+    done = optvol(pvol1, "dspopt", "PVOL1", "--data", data, "--path", "/Dir1/*ALL")
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+
+
+def test_an_error_escapes_every_character_that_does_not_print():
+    from optvol import errors
+
+    text = errors.error("OPV0005", value="x", keyword="K\u061c\u200b\ufeff\u00a0", reason="é ok").text
+    assert text == "Value 'x' not valid for K\\u061c\\u200b\\ufeff\\xa0: é ok."
+
+
+def test_the_demo_refuses_an_empty_library(tmp_path):
+    """review s21a: ``--library '' demo`` went on with a scratch library of its own."""
+    done = subprocess.run(
+        [sys.executable, "-m", "optvol", "--library", "", "demo"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.startswith("optvol: OPV0006: Library ''") and done.stdout == ""

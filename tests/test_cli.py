@@ -419,6 +419,31 @@ def test_files_copied_to_the_host_get_the_mode_of_a_new_file_or_of_the_one_they_
     assert not [p for p in host.rglob(".optvol-*")]  # no temporary file left
 
 
+def test_a_file_copied_to_the_host_is_never_wider_than_0600_before_its_mode_is_set(filled, monkeypatch):
+    """review s21a F1: the temporary file was made 0666 less the umask and only then given a
+    private file's 0600: another user could open it in between and read what it received."""
+    from optvol import host_names
+
+    seen, real = [], os.fchmod
+
+    def fchmod(fd, mode):
+        seen.append((os.fstat(fd).st_mode & 0o777, mode))
+        real(fd, mode)
+
+    monkeypatch.setattr(host_names.os, "fchmod", fchmod)
+    private = filled.host / "private.txt"
+    private.write_bytes(b"old")
+    private.chmod(0o600)
+    previous = os.umask(0o022)
+    try:
+        filled.build("cp", "/QOPT/PVOL1/D1/a.txt", private, "--replace", "yes")  # in this process: fchmod seen
+        filled.build("cp", "/QOPT/PVOL1/D1/abc.txt", filled.host / "fresh.txt")
+    finally:
+        os.umask(previous)
+    assert seen == [(0o600, 0o600), (0o600, 0o644)]
+    assert (private.stat().st_mode & 0o777, (filled.host / "fresh.txt").stat().st_mode & 0o777) == (0o600, 0o644)
+
+
 def test_cp_empty_and_large_files(sh):
     sh.build("inzopt", "PVOL1", "--capacity", "64M")
     empty = sh.write_host("empty", b"")

@@ -199,3 +199,44 @@ def test_a_sigterm_while_the_output_is_flushed_says_so(lib):
     """)
     done = subprocess.run([sys.executable, "-c", code, str(lib.root)], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{128 + signal.SIGTERM} 'optvol: ended by SIGTERM\\n'\n", "")
+
+
+def test_an_error_raised_while_an_interrupt_unwinds_is_the_interrupt(lib, monkeypatch, capsys):
+    """review s21a F5: a Ctrl-C inside argparse made its own clean-up raise AttributeError,
+    and that came out as a traceback, exit 70."""
+    from optvol import cli
+
+    def parse(argv, out=None):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise AttributeError("save_nargs")  # as argparse's parse_known_intermixed_args does
+
+    monkeypatch.setattr(cli.parser, "parse", parse)
+    assert cli.main(["--library", str(lib.root), "wrkoptvol"]) == 130
+    assert capsys.readouterr().err == "optvol: interrupted\n"
+
+
+def test_a_sigterm_that_gets_past_main_is_said_as_such(lib):
+    """review s21a F6: a SIGTERM or SIGHUP that left cli.main (a second one, say) came out as
+    'optvol: interrupted', exit 130."""
+    code = textwrap.dedent("""
+        import signal, sys
+        from optvol import __main__, cli
+        def main():
+            raise cli.Terminated(signal.SIGHUP)
+        cli.main = main
+        sys.exit(__main__.run())
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (128 + signal.SIGHUP, "optvol: ended by SIGHUP\n")
+
+
+def test_the_package_s_modules_are_there_after_import_optvol():
+    """review s21a F4: ``import optvol; optvol.errors`` failed until an API name was used."""
+    code = "import optvol; print(optvol.errors.OptvolError.__name__, optvol.model.VolumeType.BACKUP.value)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["OptvolError", "*BACKUP"], done.stderr
+    missing = subprocess.run([sys.executable, "-c", "import optvol; optvol.nothing_such"], capture_output=True,
+                             text=True, timeout=60)
+    assert "AttributeError: module 'optvol' has no attribute 'nothing_such'" in missing.stderr

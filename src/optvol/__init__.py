@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import importlib
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers see; at run time each name is loaded when first asked for
+    from optvol.errors import OptvolError
+    from optvol.library import Library
+    from optvol.model import DirInfo, FileInfo, MediaFormat, MediaType, VolumeInfo, VolumeType
+    from optvol.volume import Volume
 
 # The names of the API, loaded from their modules when first asked for: ``import optvol``
 # itself loads nothing else, so that the command line's launcher (``optvol.__main__``)
@@ -29,9 +35,16 @@ __all__ = sorted([*_FROM, "open_library"])
 
 
 def __getattr__(name: str):
-    if name not in _FROM:
-        raise AttributeError(f"module 'optvol' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_FROM[name]), name)
+    """A name of the API, or a module of the package (``optvol.errors``), loaded now."""
+    if name in _FROM:
+        value = getattr(importlib.import_module(_FROM[name]), name)
+    else:
+        try:
+            value = importlib.import_module(f"optvol.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"optvol.{name}":
+                raise
+            raise AttributeError(f"module 'optvol' has no attribute {name!r}") from None
     globals()[name] = value
     return value
 
@@ -40,8 +53,10 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_FROM})
 
 
-def open_library(path: str | os.PathLike | None = None):
+def open_library(path: str | os.PathLike | None = None) -> Library:
     """The library at ``path``, else ``$OPTVOL_LIBRARY``, else ``~/.local/share/optvol``, with the system clock."""
+    from pathlib import Path
+
     from optvol.cli.context import system_clock
     from optvol.library import Library, resolve_root
 

@@ -13,9 +13,16 @@ def run() -> int:
         from optvol.cli import main
 
         return main()
-    except KeyboardInterrupt:  # before main took over, or after it was done
-        print("optvol: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # before main took over, or after it was done
+        signum = getattr(exc, "signum", None)  # SIGTERM or SIGHUP as cli.main raises them
+        print("optvol: interrupted" if signum is None else f"optvol: ended by {_name(signum)}", file=sys.stderr)
+        return 130 if signum is None else 128 + signum
+
+
+def _name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def _split_pattern(path: str) -> tuple[str, str | None]:
         return "/", None
     model.check_path_form(path)
     head, _, last = path.rpartition("/")
-    if "*" in last:
+    if "*" in last and last.upper() != ALL:  # (/DIR/*ALL is refused as a name, as it was)
         return head or "/", model.check_generic(last, "PATH")
     return path, None
 

@@ -158,10 +158,13 @@ _MESSAGE_LIST = [
 MESSAGES: dict[str, Message] = {m.message_id: m for m in _MESSAGE_LIST}
 
 
-# Control characters, line and paragraph separators and the marks that reorder text (bidi),
-# shown as Python escapes: an error is one line, and shows what was typed.
-_ESCAPED = {c: ascii(chr(c))[1:-1] for c in [*range(0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, 0x2028, 0x2029,
-                                             *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+def visible(text: str) -> str:
+    """``text`` with each character that does not print (a control, a line separator, a bidi
+    mark, a zero-width one: what ``str.isprintable`` refuses, but the space) as its Python
+    escape, as displays quote names (``render.shown``): an error is one line, and shows what was typed."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
 
 
 def error(message_id: str, **fields: object) -> OptvolError:
@@ -171,7 +174,7 @@ def error(message_id: str, **fields: object) -> OptvolError:
     # ({path!r}), so that no character of it (a newline) can break the one line of an error.
     fields = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in fields.items()}
     # What is not quoted (a command line argparse cites, a CL keyword) is made one visible line too.
-    built = message.family(message_id, message.template.format(**fields).translate(_ESCAPED))
+    built = message.family(message_id, visible(message.template.format(**fields)))
     if isinstance(fields.get("reason"), str):
         built.reason = fields["reason"]
     return built

@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
         try:  # still under the command's handling: a SIGTERM now must not cut the output short unsaid
             return _after_output(ctx, code)
         except Terminated as exc:
-            print(f"optvol: ended by {signal.Signals(exc.signum).name}", file=ctx.err)
-            return 128 + exc.signum
+            return _interrupted(ctx, exc)
 
 
 def _after_output(ctx: Context, code: int) -> int:
@@ -143,12 +142,31 @@ def _run(ctx: Context, argv: list[str]) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
-    except Terminated as exc:
+    except KeyboardInterrupt as exc:
+        return _interrupted(ctx, exc)
+    except Exception as exc:
+        behind = _interrupt_behind(exc)
+        if behind is not None:  # raised while an interrupt unwound (argparse's own clean-up, say): the interrupt's
+            return _interrupted(ctx, behind)
+        traceback.print_exc()  # a bug: show it
+        return 70
+
+
+def _interrupted(ctx: Context, exc: KeyboardInterrupt) -> int:
+    """Ctrl-C (exit 130), or SIGTERM and SIGHUP (``Terminated``: 128 + the signal)."""
+    if isinstance(exc, Terminated):
         print(f"optvol: ended by {signal.Signals(exc.signum).name}", file=ctx.err)
         return 128 + exc.signum
-    except KeyboardInterrupt:
-        print("optvol: interrupted", file=ctx.err)
-        return 130
-    except Exception:  # a bug: show it
-        traceback.print_exc()
-        return 70
+    print("optvol: interrupted", file=ctx.err)
+    return 130
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt during whose handling ``exc`` was raised, if any (its ``__context__`` chain)."""
+    seen, behind = set(), exc.__context__
+    while behind is not None and id(behind) not in seen:
+        if isinstance(behind, KeyboardInterrupt):
+            return behind
+        seen.add(id(behind))
+        behind = behind.__context__
+    return None

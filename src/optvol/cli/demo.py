@@ -34,8 +34,9 @@ def handle(ctx: Context, values: dict) -> int:
 
 
 def run(ctx: Context) -> int:
-    root = ctx.library_arg or tempfile.mkdtemp(prefix="optvol-demo-")
-    if ctx.library_arg:  # the tour makes PVOL1 and BVOL1: it needs a library without volumes
+    given = ctx.library_arg is not None
+    root = str(ctx.library().root) if given else tempfile.mkdtemp(prefix="optvol-demo-")  # (an empty one: OPV0006)
+    if given:  # the tour makes PVOL1 and BVOL1: it needs a library without volumes
         held = ctx.library().volume_ids()
         if held:
             raise errors.error("OPV0006", library=ctx.library().root,

@@ -150,8 +150,8 @@ def parse(argv: list[str], out=None) -> argparse.Namespace:
         if not stand_ins:
             raise
         text = exc.text
-        for key, value in stand_ins.items():
-            text = text.replace(key, value)
+        for key, value in stand_ins.items():  # (as errors.error showed them)
+            text = text.replace(errors.visible(key), errors.visible(value))
         raise type(exc)(exc.message_id, text) from None
     for key, value in vars(namespace).items():
         if isinstance(value, list):
