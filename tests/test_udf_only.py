@@ -44,7 +44,7 @@ def _udfclient_image(tmp_path: Path, block: int) -> tuple[Path, dict[str, bytes]
     tree.mkdir()
     files = _tree(tree)
     with open(image, "wb") as handle:
-        handle.truncate(32 << 20)
+        handle.truncate(128 << 20)  # (sparse; newfs_udf lays out 4096-byte blocks in no less)
     subprocess.run(["newfs_udf", "-b", str(block), "-L", LABEL, str(image)], check=True, capture_output=True)
     listed = subprocess.run(["udfclient", "-b", str(block), str(image)], input="ls\nquit\n", text=True,
                             capture_output=True, check=True).stdout
@@ -59,7 +59,7 @@ def _udfclient_image(tmp_path: Path, block: int) -> tuple[Path, dict[str, bytes]
     return image, files, before, after
 
 
-@pytest.mark.parametrize("block", [2048, 512])
+@pytest.mark.parametrize("block", [2048, 512, 1024, 4096])  # (4096: the recognition sequence a block apart, review s21b F1)
 def test_an_image_of_udf_alone_is_imported_whole(library, tmp_path, block):
     image, files, before, after = _udfclient_image(tmp_path, block)
     rc, out, err = _cli(library, "--json", "import-iso", str(image))
@@ -102,15 +102,20 @@ def test_an_empty_volume_mkudffs_made_is_imported_under_its_label(library, tmp_p
         assert volume.listdir("/") == []
 
 
-def test_a_udf_2_50_image_is_refused_as_not_supported(library, tmp_path):
-    """mkudffs for a BD-R writes UDF 2.50 with a metadata partition, which the reader does not follow."""
-    image = tmp_path / "bdr.img"
+@pytest.mark.parametrize(("media", "kind"), [("bdr", "virtual partitions (a VAT"), ("cdr", "virtual partitions (a VAT"),
+                                             ("cdrw", "sparable partitions (CD-RW, DVD-RW)"),
+                                             ("dvdrw", "sparable partitions (CD-RW, DVD-RW)")])
+def test_partitions_the_reader_does_not_follow_are_refused_by_name(library, tmp_path, media, kind):
+    """mkudffs for a BD-R (UDF 2.50) or a CD-R writes a virtual partition (a VAT), for a CD-RW
+    or DVD-RW a sparable one: the reader follows neither, and says which (review s21b F2: all
+    were "metadata or virtual")."""
+    image = tmp_path / f"{media}.img"
     with open(image, "wb") as handle:
         handle.truncate(64 << 20)
-    subprocess.run(["mkudffs", "--media-type=bdr", "--lvid=BDR", str(image)], check=True, capture_output=True)
+    subprocess.run(["mkudffs", f"--media-type={media}", "--lvid=REFUSED", str(image)], check=True, capture_output=True)
     rc, _, err = _cli(library, "import-iso", str(image))
-    assert rc == 7 and "OPV0701" in err and "metadata or virtual partitions are not supported" in err, (rc, err)
-    assert not library.exists("BDR")
+    assert rc == 7 and "OPV0701" in err and f"UDF {kind}" in err and err.rstrip().endswith("are not supported."), err
+    assert not library.exists("REFUSED")
 
 
 def test_an_extended_file_entrys_creation_time_is_the_files_created_time(library, tmp_path):
@@ -147,3 +152,27 @@ def _entry_of(data: bytearray, name: bytes) -> int:
                 struct.unpack_from("<I", data, entry + 12)[0] == block:
             return entry
     raise AssertionError("no extended file entry for " + name.decode())
+
+
+def test_names_udfclient_stores_as_utf_8_bytes_come_in_whole_where_latin_1_cannot_read_them(library, tmp_path):
+    """udfclient stores a name's UTF-8 bytes as 8-bit characters. Read as Latin-1 (the
+    standard), Cyrillic and CJK names hold C1 controls, which no name holds: the whole image
+    was refused (review s21b F3). Those are read as UTF-8; a name Latin-1 reads (café's
+    UTF-8 bytes: cafÃ©) stays as the standard reads it, as Linux shows it."""
+    tree, image = tmp_path / "tree", tmp_path / "names.img"
+    (tree / "N").mkdir(parents=True)
+    for name in ("Привет.txt", "日本.txt", "café.txt"):  # in a directory: udfclient names its files as read
+        (tree / "N" / name).write_bytes(name.encode())
+    with open(image, "wb") as handle:
+        handle.truncate(32 << 20)
+    subprocess.run(["newfs_udf", "-b", "2048", "-L", LABEL, str(image)], check=True, capture_output=True)
+    listed = subprocess.run(["udfclient", "-b", "2048", str(image)], input="ls\nquit\n", text=True,
+                            capture_output=True, check=True).stdout
+    fileset = next(line.split()[-1] for line in listed.splitlines() if line.startswith("drwx"))
+    subprocess.run(["udfclient", "-b", "2048", "-W", str(image)], cwd=tree, capture_output=True, check=True,
+                   input=f"cd {fileset}\nmput N\nquit\n".encode())
+    rc, _, err = _cli(library, "import-iso", str(image))
+    assert rc == 0, err
+    with library.open(LABEL) as volume:
+        assert sorted(volume.listdir("/N")) == sorted(["Привет.txt", "日本.txt", "cafÃ©.txt"])
+        assert volume.read_bytes("/N/Привет.txt") == "Привет.txt".encode()

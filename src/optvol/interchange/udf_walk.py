@@ -20,6 +20,7 @@ into OPV0701 (``iso_read.py``).
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,15 +96,21 @@ def _tag(data: bytes, expected: int, what: str) -> None:
 
 def recognized(image: Image) -> bool:
     """Whether the image is UDF alone: its volume recognition sequence (ECMA-167 2/8.3), from
-    byte 32768 in descriptors of 2048 bytes, holds BEA01, then NSR02 or NSR03, before TEA01,
-    and no ISO 9660 descriptor (CD001) at its start (mkudffs, DVD-RAM, most UDF discs)."""
-    for index in range(16, 16 + MAX_SEQUENCE):
-        if (index + 1) * 2048 > image.size:
+    byte 32768 in descriptors of 2048 bytes (each at the start of a block of its own where
+    blocks are larger: 4096), holds BEA01, then NSR02 or NSR03, before TEA01, and no ISO 9660
+    descriptor (CD001) at its start (mkudffs, newfs_udf, DVD-RAM)."""
+    return any(_recognized(image, step) for step in (2048, 4096))
+
+
+def _recognized(image: Image, step: int) -> bool:
+    for index in range(MAX_SEQUENCE):
+        at = 32768 + index * step
+        if at + 2048 > image.size:
             return False
-        magic = image.read(index * 2048 + 1, 5, "a volume recognition descriptor")
+        magic = image.read(at + 1, 5, "a volume recognition descriptor")
         if magic in (b"NSR02", b"NSR03"):
             return True
-        if magic != b"BEA01" and (magic != b"BOOT2" or index == 16):
+        if magic != b"BEA01" and (magic != b"BOOT2" or index == 0):
             return False
     return False
 
@@ -143,7 +150,7 @@ def read_volume(image: Image) -> Volume:
         raise ValueError(f"the UDF logical block size {_U32.unpack_from(logical, 212)[0]} is not the anchor's {block}")
     maps = _U32.unpack_from(logical, 268)[0]
     if maps != 1 or logical[440] != 1:
-        raise ValueError("UDF metadata or virtual partitions are not supported")
+        raise ValueError(f"UDF {_unsupported_maps(logical, maps)} are not supported")
     number = _U16.unpack_from(logical, 444)[0]
     if number not in partitions:
         raise ValueError("the UDF partition map names no partition")
@@ -156,6 +163,25 @@ def read_volume(image: Image) -> Volume:
     _tag(fsd, TAG_FILE_SET, "the UDF file set descriptor")
     root = _U32.unpack_from(fsd, 404)[0]
     return Volume(start, size, root, block, _dstring(logical[84:212]))
+
+
+_MAP_KINDS = {  # OSTA UDF 2.01 §2.2.8-2.2.10, 2.50 §2.2.10: type 2 partition maps by their identifier
+    b"*UDF Sparable Partition": "sparable partitions (CD-RW, DVD-RW)",
+    b"*UDF Virtual Partition": "virtual partitions (a VAT: CD-R, DVD-R written in sessions)",
+    b"*UDF Metadata Partition": "metadata partitions (UDF 2.50 and later: Blu-ray)",
+}
+
+
+def _unsupported_maps(logical: bytes, maps: int) -> str:
+    """What the partition maps of a logical volume descriptor hold that the reader does not follow."""
+    kinds, at = [], 440
+    for _ in range(min(maps, 8)):
+        if at + 2 > len(logical) or logical[at + 1] < 2:
+            break
+        if logical[at] == 2:
+            kinds.append(_MAP_KINDS.get(bytes(logical[at + 5:at + 28]).rstrip(b"\0 "), "metadata or virtual partitions"))
+        at += logical[at + 1]
+    return " and ".join(dict.fromkeys(kinds)) or "several partition maps"
 
 
 def _dstring(field: bytes) -> str:
@@ -274,8 +300,12 @@ def name(cs0: bytes) -> str:
     """OSTA UDF 2.01 §2.1.1: compression ID 8 (one byte a character) or 16 (UTF-16BE)."""
     if not cs0:
         raise ValueError("a UDF file identifier has no name")
-    if cs0[0] == 8:
-        return cs0[1:].decode("latin-1")
+    if cs0[0] == 8:  # Latin-1; but UTF-8 bytes stored as 8-bit characters (udfclient) are read as UTF-8
+        latin1 = cs0[1:].decode("latin-1")  # where Latin-1 would give C1 controls, which no name holds
+        if any("\x80" <= c <= "\x9f" for c in latin1):
+            with contextlib.suppress(UnicodeDecodeError):
+                return cs0[1:].decode("utf-8")
+        return latin1
     if cs0[0] == 16:
         return cs0[1:].decode("utf-16-be")
     raise ValueError(f"UDF name compression {cs0[0]} is not 8 or 16")
