@@ -8,8 +8,9 @@ volume descriptor sequence with its partition and logical volume descriptors; pa
 file system: file set descriptor, file entries and extended file entries, file
 identifier descriptors, short and long allocation descriptors, data embedded in a file
 entry) and OSTA UDF 2.01 (names in CS0: a compression ID, 8 for one byte a character
-and 16 for UTF-16BE, then the characters). Partition maps of type 1 only: metadata and
-virtual partitions (UDF 2.50, UDF 1.50 VAT) are refused as not supported. Logical blocks
+and 16 for UTF-16BE, then the characters). One partition map, of type 1, or a sparable
+one whose sparing tables move no packet; metadata and virtual partitions (UDF 2.50, UDF
+1.50 VAT) and moved packets are refused as not supported. Logical blocks
 of 2048 bytes (optical media) or 512, 1024 or 4096 (a disk's UDF, mkudffs's default on a
 file). The tree of a bridge image (``export-iso --udf``, ``genisoimage -udf``) and of an
 image of UDF alone (``recognized``) are read alike.
@@ -149,9 +150,13 @@ def read_volume(image: Image) -> Volume:
     if _U32.unpack_from(logical, 212)[0] != block:
         raise ValueError(f"the UDF logical block size {_U32.unpack_from(logical, 212)[0]} is not the anchor's {block}")
     maps = _U32.unpack_from(logical, 268)[0]
-    if maps != 1 or logical[440] != 1:
+    if maps == 1 and logical[440] == 1:
+        number = _U16.unpack_from(logical, 444)[0]
+    elif maps == 1 and logical[440] == 2 and bytes(logical[445:468]) == SPARABLE:
+        number = _U16.unpack_from(logical, 478)[0]
+        _check_nothing_spared(image, logical[440:504], block)
+    else:
         raise ValueError(f"UDF {_unsupported_maps(logical, maps)} are not supported")
-    number = _U16.unpack_from(logical, 444)[0]
     if number not in partitions:
         raise ValueError("the UDF partition map names no partition")
     start, size = partitions[number]
@@ -165,11 +170,35 @@ def read_volume(image: Image) -> Volume:
     return Volume(start, size, root, block, _dstring(logical[84:212]))
 
 
+SPARABLE = b"*UDF Sparable Partition"
 _MAP_KINDS = {  # OSTA UDF 2.01 §2.2.8-2.2.10, 2.50 §2.2.10: type 2 partition maps by their identifier
-    b"*UDF Sparable Partition": "sparable partitions (CD-RW, DVD-RW)",
+    SPARABLE: "sparable partitions whose packets were moved (a CD-RW or DVD-RW with bad spots)",
     b"*UDF Virtual Partition": "virtual partitions (a VAT: CD-R, DVD-R written in sessions)",
     b"*UDF Metadata Partition": "metadata partitions (UDF 2.50 and later: Blu-ray)",
 }
+
+
+def _check_nothing_spared(image: Image, sparable: bytes, block: int) -> None:
+    """A sparable partition (OSTA UDF 2.01 §2.2.9: CD-RW, DVD-RW) reads as a plain one while
+    its sparing tables (§2.2.12) move no packet: each entry's original location is then
+    0xFFFFFFF0 or more (free, or a spare gone bad). One that moves packets is refused (its
+    files would read the old places); so is one whose tables cannot be read."""
+    count, size = sparable[42], _U32.unpack_from(sparable, 44)[0]
+    read = 0
+    for index in range(min(count, 4)):
+        at = _U32.unpack_from(sparable, 48 + 4 * index)[0] * block
+        if size < 56 or at + 56 > image.size:
+            continue
+        head = image.read(at, 56, "a UDF sparing table")
+        if head[17:35] != b"*UDF Sparing Table":
+            continue
+        entries = _U16.unpack_from(head, 48)[0]
+        table = image.read(at + 56, min(8 * entries, max(0, image.size - at - 56)), "a UDF sparing table")
+        if any(original < 0xFFFFFFF0 for original, _ in struct.iter_unpack("<II", table[:len(table) // 8 * 8])):
+            raise ValueError(f"UDF {_MAP_KINDS[SPARABLE]} are not supported")
+        read += 1
+    if not read:
+        raise ValueError("the sparing tables of the UDF sparable partition cannot be read")
 
 
 def _unsupported_maps(logical: bytes, maps: int) -> str:
