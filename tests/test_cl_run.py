@@ -450,6 +450,8 @@ def test_an_error_shows_values_after_double_dash_as_typed(pvol1):
     \\x000\\x00 once errors escaped what does not print."""
     done = optvol(pvol1, "wrkoptvol", "PVOL1", "*ALL", "--", "-x", "-y\nz")
     assert done.returncode == 2 and "unrecognized arguments: *ALL -x -y\\nz." in done.stderr, done.stderr
+    typed = optvol(pvol1, "wrkoptvol", "PVOL1", "a\\x000\\x00b", "--", "-x")  # what the escaped stand-in looks like
+    assert "unrecognized arguments: a\\x000\\x00b -x." in typed.stderr, typed.stderr  # (review s21c F6)
 
 
 @pytest.mark.parametrize("data", ["*DIRATR", "*FILATR"])
@@ -471,3 +473,9 @@ def test_the_demo_refuses_an_empty_library(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "optvol", "--library", "", "demo"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.startswith("optvol: OPV0006: Library ''") and done.stdout == ""
+
+
+def test_the_hint_for_a_dspopt_path_names_only_what_it_takes(pvol1):
+    """review s21c F7: it offered *ALL, which PATH('/Dir1/*ALL') refuses."""
+    done = optvol(pvol1, "dspopt", "PVOL1", "--data", "*FILATR", "--path", "/Dir1/**")
+    assert done.returncode == 2 and "(a name or generic name AB*)" in done.stderr and "*ALL" not in done.stderr

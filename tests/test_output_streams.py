@@ -88,6 +88,19 @@ def test_cat_stopped_by_its_reader_still_fails_on_a_path_that_names_no_file(big_
     assert whole == (0, ""), whole
 
 
+def test_cat_whose_output_a_full_disk_lost_says_so_and_looks_no_further(big_dir, tmp_path):
+    """review s21c F5: the lookup of later paths is for a reader that went away; output lost to
+    a full disk is OPV0302, exit 2, as before (the later path was "not found", exit 3)."""
+    with big_dir.open("PV") as volume:
+        volume.write_bytes("/BIG", b"line\n" * (1 << 20))
+    with open("/dev/full", "w") as full:
+        proc = _optvol(big_dir, "cat", "/QOPT/PV/BIG", "/QOPT/PV/NOPE", env=_env(tmp_path), stdout=full,
+                       stderr=subprocess.PIPE)
+        err = proc.stderr.read().decode()
+        code = proc.wait(timeout=120)
+    assert code == 2 and "OPV0302" in err and "CPF1F22" not in err, err
+
+
 @pytest.mark.parametrize("args", [["dspopt", "PV"], ["--json", "dspopt", "PV"], ["ls", "-l", "/QOPT/PV/D"],
                                   ["cat", "/QOPT/PV/D/f00001.txt"], ["mkdir", "/QOPT/PV/NEW"],
                                   ["--help"], ["cpyopt", "-h"], ["cl", "--help"]])  # (hunt-cl F11: --help was exit 0)

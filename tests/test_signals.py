@@ -240,3 +240,22 @@ def test_the_package_s_modules_are_there_after_import_optvol():
     missing = subprocess.run([sys.executable, "-c", "import optvol; optvol.nothing_such"], capture_output=True,
                              text=True, timeout=60)
     assert "AttributeError: module 'optvol' has no attribute 'nothing_such'" in missing.stderr
+
+
+def test_a_bug_in_a_commands_own_clean_up_after_a_ctrl_c_keeps_its_traceback(lib, monkeypatch, capsys):
+    """review s21c F3: every exception raised while an interrupt unwound became "interrupted",
+    a bug in optvol's own clean-up too (its traceback lost, a file left behind unsaid). Only
+    argparse's clean-up, which is not optvol's, is read so."""
+    from optvol import cli
+
+    def handler(ctx, values):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise RuntimeError("a bug in the clean-up")
+
+    monkeypatch.setitem(cli._HANDLER_NAMES, "WRKOPTVOL", "volume_cmds:wrkoptvol")
+    monkeypatch.setattr(cli.HANDLERS.__class__, "__getitem__", lambda self, name: handler)
+    assert cli.main(["--library", str(lib.root), "wrkoptvol"]) == 70
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: a bug in the clean-up" in err

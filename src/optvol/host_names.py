@@ -27,23 +27,26 @@ from optvol.image.image import signals_held
 def new_file_beside(target: str | os.PathLike, mode: int | None) -> tuple[int, str]:
     """A new file, open for writing, in ``target``'s directory under a name of its own, to be
     renamed onto ``target`` once written: with ``mode`` (that of the file it will replace),
-    or (None) that of any new file, 0o666 less the umask (``tempfile.mkstemp`` left 0o600:
-    every file a copy wrote could be read by its owner alone). It is made 0o600 and given
-    its mode before anything is written: made with a wider one, another user could open it
-    in between and read what replaces a private file. A file system that keeps no modes
-    (chmod refused) keeps its own. Raises OSError."""
+    or (None) made as any new file is, 0o666 less the umask or as the directory's default
+    ACL says (``tempfile.mkstemp`` left 0o600: every file a copy wrote could be read by its
+    owner alone). One that replaces a file is made 0o600 and given that file's mode before
+    anything is written: made wider, another user could open it in between and read what
+    replaces a private file. A file system that keeps no modes (chmod refused or not
+    implemented: FAT through FUSE) keeps its own. Raises OSError."""
     directory = os.path.dirname(os.path.abspath(target))
     for _ in range(100):
         temporary = os.path.join(directory, f".optvol-{secrets.token_hex(6)}.part")
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                         0o666 if mode is None else 0o600)
         except FileExistsError:
             continue
         try:
             try:
-                os.fchmod(fd, mode if mode is not None else 0o666 & ~_umask())
+                if mode is not None:
+                    os.fchmod(fd, mode)
             except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
                     raise
         except BaseException:
             os.close(fd)
@@ -51,19 +54,6 @@ def new_file_beside(target: str | os.PathLike, mode: int | None) -> tuple[int, s
             raise
         return fd, temporary
     raise FileExistsError(errno.EEXIST, "no name beside it was free for a temporary file")
-
-
-def _umask() -> int:
-    """This process's umask, read without changing it (Linux 4.7 and later say it in
-    /proc/self/status; else it is set and put back at once)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def mode_to_keep(path: str | os.PathLike) -> int | None:

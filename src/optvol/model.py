@@ -233,7 +233,8 @@ def check_generic(pattern: str, keyword: str) -> str:
     if not stem and pattern != "*":
         reason = "it is empty"
     elif stem.startswith("*"):
-        reason = "not a special value of this parameter (*ALL, or a name or generic name AB*)"
+        takes = "*ALL, or a name or generic name AB*" if keyword == "FILE" else "a name or generic name AB*"
+        reason = f"not a special value of this parameter ({takes})"
     elif "/" in stem or _CONTROL.search(stem) or set(stem) & _INVALID_ANY:
         reason = 'a name or generic name (AB*: one * at the end) has no / " * < > ? \\ or control characters'
     else:

@@ -126,6 +126,11 @@ def _run(ctx: Context, argv: list[str]) -> int:
             namespace = parser.parse(argv, out=ctx.out)
         except SystemExit as done:  # --help written: its output, lost or not, is reported as any command's
             return done.code if isinstance(done.code, int) else 2
+        except Exception as exc:  # raised by argparse's own clean-up while a Ctrl-C unwound it: the Ctrl-C's
+            behind = _interrupt_behind(exc)
+            if behind is None:
+                raise
+            return _interrupted(ctx, behind)
         ctx.json, ctx.library_arg = namespace.json, namespace.library
         if getattr(namespace, "cl_front_door", False):
             from optvol.cli import cl_cmd
@@ -144,11 +149,8 @@ def _run(ctx: Context, argv: list[str]) -> int:
         return 0
     except KeyboardInterrupt as exc:
         return _interrupted(ctx, exc)
-    except Exception as exc:
-        behind = _interrupt_behind(exc)
-        if behind is not None:  # raised while an interrupt unwound (argparse's own clean-up, say): the interrupt's
-            return _interrupted(ctx, behind)
-        traceback.print_exc()  # a bug: show it
+    except Exception:  # a bug: show it
+        traceback.print_exc()
         return 70
 
 

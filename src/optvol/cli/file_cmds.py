@@ -67,15 +67,16 @@ def ls(ctx: Context, values: dict) -> int:
 def cat(ctx: Context, values: dict) -> int:
     """The files' bytes on stdout. Output that cannot be written (a full disk, a reader gone)
     stops cat, as it stops ``cat``; ``cli.main`` says why. Errors reading a volume are the
-    volume's (exit 7 for a damaged file), never blamed on stdout. Once stopped, the paths not
-    reached are still looked up, so that one that names no file fails the command as it would
-    have (``cat A MISSING | head``)."""
+    volume's (exit 7 for a damaged file), never blamed on stdout. Stopped by a reader that
+    went away, it still looks up the paths not reached, so that one that names no file fails
+    the command as it would have (``cat A MISSING | head``)."""
     paths = values["PATH"]
     for index, path in enumerate(paths):
         for chunk in transfer.read_file(ctx.library(), path):
             if not _put(ctx, chunk):
-                for rest in paths[index + 1:]:
-                    transfer.check_file(ctx.library(), rest)
+                if isinstance(ctx.out.lost, BrokenPipeError):  # (output lost otherwise: OPV0302 says so first)
+                    for rest in paths[index + 1:]:
+                        transfer.check_file(ctx.library(), rest)
                 return 0
     _put(ctx, b"")  # flushed: what stdout cannot take is lost now, not at the exit
     return 0

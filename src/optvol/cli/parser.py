@@ -51,7 +51,11 @@ class _Parser(argparse.ArgumentParser):
         if message:
             (self.out if self.out is not None and file in (None, sys.stdout) else file or sys.stderr).write(message)
 
+    stand_ins: dict[str, str] = {}  # values after ``--`` that start with '-', as parse hides them from argparse
+
     def error(self, message: str):  # noqa: D401 - argparse's name
+        for key, value in self.stand_ins.items():
+            message = message.replace(key, value)
         option = re.fullmatch(r"argument (--[a-z-]+): expected one argument", message)
         if option:  # --text -draft: argparse took -draft for an option
             message += f" (a value that starts with '-' is joined to its option: {option.group(1)}=-value)"
@@ -144,15 +148,8 @@ def parse(argv: list[str], out=None) -> argparse.Namespace:
         return parser.parse_args(argv)
     namespace = parser.parse_args(argv[:index])  # the global options before the command word
     args, stand_ins = _after_double_dash(argv[index + 1:])
-    try:
-        namespace = parser.commands[argv[index]].parse_intermixed_args(args, namespace=namespace)
-    except errors.OptvolError as exc:  # its text shows what was typed, not the stand-ins
-        if not stand_ins:
-            raise
-        text = exc.text
-        for key, value in stand_ins.items():  # (as errors.error showed them)
-            text = text.replace(errors.visible(key), errors.visible(value))
-        raise type(exc)(exc.message_id, text) from None
+    parser.commands[argv[index]].stand_ins = stand_ins  # an error shows what was typed, not the stand-ins
+    namespace = parser.commands[argv[index]].parse_intermixed_args(args, namespace=namespace)
     for key, value in vars(namespace).items():
         if isinstance(value, list):
             setattr(namespace, key, [stand_ins.get(v, v) if isinstance(v, str) else v for v in value])
