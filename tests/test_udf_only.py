@@ -207,3 +207,35 @@ def test_a_sparable_partition_that_moved_no_packet_is_read_and_one_that_did_is_r
             p: _sha(d) for p, d in files.items()}
     rc, _, err = _cli(library, "import-iso", str(moved), "--vol", "MOVED")
     assert rc == 7 and "sparable partitions whose packets were moved" in err and not library.exists("MOVED"), err
+
+
+def test_a_sparing_table_the_image_ends_inside_does_not_count_as_read(library, tmp_path):
+    """review s21d F1: a table cut short by the image's end counted as read; with the other
+    copy unreadable, a packet moved past the cut went unseen and the files read old places."""
+    image = tmp_path / "rw.img"
+    with open(image, "wb") as handle:
+        handle.truncate(64 << 20)
+    subprocess.run(["mkudffs", "--media-type=cdrw", "--lvid=CUT", str(image)], check=True, capture_output=True)
+    data = bytearray(image.read_bytes())
+    first, second = [i - 17 for i in (data.index(b"*UDF Sparing Table"), data.rindex(b"*UDF Sparing Table"))]
+    assert first < second
+    data[first + 17] ^= 0xFF  # the first copy unreadable
+    entries = struct.unpack_from("<H", data, second + 48)[0]
+    struct.pack_into("<II", data, second + 56 + 8 * (entries - 1), 1000, 2000)  # the last entry moves a packet
+    image.write_bytes(bytes(data[:second + 56 + 8]))  # the image ends inside the second copy
+    rc, _, err = _cli(library, "import-iso", str(image))
+    assert rc == 7 and "the sparing tables of the UDF sparable partition cannot be read" in err, err
+
+
+def test_the_non_allocatable_space_file_of_udf_1_50_is_not_imported(library, tmp_path):
+    """review s21d: mkudffs's UDF 1.50 CD-RW image holds a hidden root file "Non-Allocatable
+    Space" (the partition's unusable blocks): the file system's, not a user's."""
+    image = tmp_path / "v150.img"
+    with open(image, "wb") as handle:
+        handle.truncate(64 << 20)
+    subprocess.run(["mkudffs", "--media-type=cdrw", "--udfrev=0x0150", "--lvid=V150", str(image)], check=True,
+                   capture_output=True)
+    rc, out, err = _cli(library, "--json", "import-iso", str(image))
+    assert rc == 0 and json.loads(out)["files"] == 0, err
+    with library.open("V150") as volume:
+        assert volume.listdir("/") == []

@@ -470,6 +470,8 @@ def _walk_udf(path: str, image: Image, volume: udf_walk.Volume, directory: udf_w
     if len(names) > MAX_DEPTH:
         raise damaged(path, f"directories nest deeper than {MAX_DEPTH} levels")
     for cs0, block, hidden in udf_walk.children(image, volume, directory):
+        if not names and hidden and cs0 == udf_walk.NON_ALLOCATABLE:  # the file system's own bookkeeping
+            continue
         child = udf_walk.node(image, volume, block)
         entry_names = names + (udf_walk.name(cs0),)
         when, attr_changed = (udf_walk.timestamp_micros(child.modified, zones),

@@ -171,6 +171,8 @@ def read_volume(image: Image) -> Volume:
 
 
 SPARABLE = b"*UDF Sparable Partition"
+# OSTA UDF 1.50: the hidden root file that lists a sparable partition's unusable blocks, not a user's file.
+NON_ALLOCATABLE = b"\x08Non-Allocatable Space"
 _MAP_KINDS = {  # OSTA UDF 2.01 §2.2.8-2.2.10, 2.50 §2.2.10: type 2 partition maps by their identifier
     SPARABLE: "sparable partitions whose packets were moved (a CD-RW or DVD-RW with bad spots)",
     b"*UDF Virtual Partition": "virtual partitions (a VAT: CD-R, DVD-R written in sessions)",
@@ -182,7 +184,8 @@ def _check_nothing_spared(image: Image, sparable: bytes, block: int) -> None:
     """A sparable partition (OSTA UDF 2.01 §2.2.9: CD-RW, DVD-RW) reads as a plain one while
     its sparing tables (§2.2.12) move no packet: each entry's original location is then
     0xFFFFFFF0 or more (free, or a spare gone bad). One that moves packets is refused (its
-    files would read the old places); so is one whose tables cannot be read."""
+    files would read the old places); so is one whose tables cannot be read. A table counts
+    as read only whole: its entries within the size the map gives it, and within the image."""
     count, size = sparable[42], _U32.unpack_from(sparable, 44)[0]
     read = 0
     for index in range(min(count, 4)):
@@ -190,11 +193,11 @@ def _check_nothing_spared(image: Image, sparable: bytes, block: int) -> None:
         if size < 56 or at + 56 > image.size:
             continue
         head = image.read(at, 56, "a UDF sparing table")
-        if head[17:35] != b"*UDF Sparing Table":
-            continue
         entries = _U16.unpack_from(head, 48)[0]
-        table = image.read(at + 56, min(8 * entries, max(0, image.size - at - 56)), "a UDF sparing table")
-        if any(original < 0xFFFFFFF0 for original, _ in struct.iter_unpack("<II", table[:len(table) // 8 * 8])):
+        if head[17:35] != b"*UDF Sparing Table" or 56 + 8 * entries > size or at + 56 + 8 * entries > image.size:
+            continue  # not a table, or one cut short: another copy may be whole
+        table = image.read(at + 56, 8 * entries, "a UDF sparing table")
+        if any(original < 0xFFFFFFF0 for original, _ in struct.iter_unpack("<II", table)):
             raise ValueError(f"UDF {_MAP_KINDS[SPARABLE]} are not supported")
         read += 1
     if not read:
