@@ -1,9 +1,9 @@
 """The command line's entry point: ``optvol`` (the installed script) and ``python -m optvol``.
 
 It loads the command line (``optvol.cli``, a few hundred milliseconds on a busy machine)
-only once it can take a Ctrl-C itself: an interrupt while it loads, or after the command
-has printed its last line, ends optvol with ``optvol: interrupted`` and exit 130, never
-with a traceback. Nothing has been written then."""
+only once it can take a Ctrl-C itself: an interrupt while it loads, or one that gets past
+``cli.main``, ends optvol with ``optvol: interrupted`` and exit 130 (SIGTERM or SIGHUP
+raised by ``cli.main``: ``ended by`` and 128 + the signal), never with a traceback."""
 
 import sys
 

@@ -160,11 +160,11 @@ MESSAGES: dict[str, Message] = {m.message_id: m for m in _MESSAGE_LIST}
 
 def visible(text: str) -> str:
     """``text`` with each character that does not print (a control, a line separator, a bidi
-    mark, a zero-width one: what ``str.isprintable`` refuses, but the space) as its Python
-    escape, as displays quote names (``render.shown``): an error is one line, and shows what was typed."""
+    mark, a zero-width one: what ``str.isprintable`` refuses) as its Python escape, as
+    displays quote names (``render.shown``): an error is one line, and shows what was typed."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def error(message_id: str, **fields: object) -> OptvolError:

@@ -42,16 +42,15 @@ class _Parser(argparse.ArgumentParser):
     only whole option names: CL refuses an abbreviated keyword (``THR(60)``), so the shell
     refuses ``--thr 60`` too, and ``--lib DIR`` would pass by the global options' scan."""
 
+    out = None  # where --help goes (the command's guarded stdout: lost output is reported), set by ``parse``
+    stand_ins: dict[str, str] = {}  # values after ``--`` that start with '-', as parse hides them from argparse
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, allow_abbrev=False, formatter_class=_Formatter, **kwargs)
-
-    out = None  # where --help goes (the command's guarded stdout: lost output is reported), set by ``parse``
 
     def _print_message(self, message: str, file=None) -> None:
         if message:
             (self.out if self.out is not None and file in (None, sys.stdout) else file or sys.stderr).write(message)
-
-    stand_ins: dict[str, str] = {}  # values after ``--`` that start with '-', as parse hides them from argparse
 
     def error(self, message: str):  # noqa: D401 - argparse's name
         for key, value in self.stand_ins.items():

@@ -174,7 +174,7 @@ SPARABLE = b"*UDF Sparable Partition"
 # OSTA UDF 1.50: the hidden root file that lists a sparable partition's unusable blocks, not a user's file.
 NON_ALLOCATABLE = b"\x08Non-Allocatable Space"
 _MAP_KINDS = {  # OSTA UDF 2.01 §2.2.8-2.2.10, 2.50 §2.2.10: type 2 partition maps by their identifier
-    SPARABLE: "sparable partitions whose packets were moved (a CD-RW or DVD-RW with bad spots)",
+    SPARABLE: "sparable partitions (CD-RW, DVD-RW) beside other partition maps",
     b"*UDF Virtual Partition": "virtual partitions (a VAT: CD-R, DVD-R written in sessions)",
     b"*UDF Metadata Partition": "metadata partitions (UDF 2.50 and later: Blu-ray)",
 }
@@ -198,7 +198,8 @@ def _check_nothing_spared(image: Image, sparable: bytes, block: int) -> None:
             continue  # not a table, or one cut short: another copy may be whole
         table = image.read(at + 56, 8 * entries, "a UDF sparing table")
         if any(original < 0xFFFFFFF0 for original, _ in struct.iter_unpack("<II", table)):
-            raise ValueError(f"UDF {_MAP_KINDS[SPARABLE]} are not supported")
+            raise ValueError("UDF sparable partitions whose packets were moved (a CD-RW or DVD-RW with bad spots)"
+                             " are not supported")
         read += 1
     if not read:
         raise ValueError("the sparing tables of the UDF sparable partition cannot be read")
