@@ -591,3 +591,27 @@ def test_imported_disc_and_exported_round_trip(lib, tmp_path):
     export_iso(lib, vol="DISC1", file=tmp_path / "again.iso", now=lib.tick())
     import_iso(lib, file=tmp_path / "again.iso", vol="DISC2", now=lib.tick())
     rebuilt_equals_original(lib, "DISC2", "corrupt")
+
+
+def test_a_write_onto_a_data_partition_that_ends_before_its_committed_end_is_refused(lib):
+    """hunt-portable F2: a copy of a volume taken while it was written (``cp -a`` of the
+    library) can hold a data partition shorter than the committed end its index records. A
+    write appended past that end, leaving a hole that cut the last file's payload; recover
+    then skipped it as damage and CHKOPTVOL reported the file damaged for good. Now the write
+    is refused (OPV0201, exit 7) and nothing changes; recover mends the volume (it cuts the
+    torn record), and the next write and CHKOPTVOL are clean."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    fill(lib, "PVOL1")
+    data = lib.root / "PVOL1.optvol" / "data.opv"
+    os.truncate(data, data.stat().st_size - 150_000)  # into /A/C/big's payload
+    before = (data.read_bytes(), dump(lib, "PVOL1"))
+    with lib.open("PVOL1") as volume, pytest.raises(errors.DamagedError, match="OPV0201.*ends early") as refused:
+        volume.write_bytes("/after", b"after")
+    assert refused.value.exit_code == 7 and "optvol recover" in refused.value.text
+    assert (data.read_bytes(), dump(lib, "PVOL1")) == before
+    report = recover(lib, vol="PVOL1")
+    assert report.damaged == [] and report.tail_cut > 0
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/after", b"after")
+        assert volume.read_bytes("/after") == b"after" and not volume.exists("/A/C/big")
+    assert chkoptvol(lib, vol="PVOL1")[0].damaged == []

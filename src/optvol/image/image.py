@@ -480,9 +480,12 @@ class VolumeImage:
         tx = None
         try:
             schema.version_of(self.conn, where=self.name)  # a newer optvol may have brought the index forward
-            committed = self.meta("committed_end")
-            if self.data.size_sectors() > committed:
+            committed, size = self.meta("committed_end"), self.data.size_sectors()
+            if size > committed:
                 self.data.truncate(committed)  # a torn tail from a writer that died
+            elif size < committed:  # (a copy of the image taken while it was written): an append would leave a hole
+                raise errors.error("OPV0201", volume=self.volume, reason=f"its data partition ends early, at sector "
+                                   f"{size} of the {committed} its index says were written; optvol recover mends it")
             tx = Transaction(self)
             yield tx
             tx.finish(now)
