@@ -615,3 +615,27 @@ def test_a_write_onto_a_data_partition_that_ends_before_its_committed_end_is_ref
         volume.write_bytes("/after", b"after")
         assert volume.read_bytes("/after") == b"after" and not volume.exists("/A/C/big")
     assert chkoptvol(lib, vol="PVOL1")[0].damaged == []
+
+
+@pytest.mark.parametrize("replaced", ["data.opv", "index.sqlite", "both"])
+def test_a_write_through_a_volume_whose_files_a_restore_replaced_is_refused(lib, tmp_path, replaced):
+    """hunt-portable F8: rsync restoring a volume directory while a program held the volume
+    open: the program's next write said done, and its bytes went to the replaced data
+    partition, which no name leads to any more (a new process listed the file, and cat
+    said damaged). Now such a write is OPV0004 (open the volume again), and nothing is lost."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    directory = lib.root / "PVOL1.optvol"
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/kept", b"kept")
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for name in ("data.opv", "index.sqlite"):
+        (saved / name).write_bytes((directory / name).read_bytes())
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/before", b"warm")  # the volume is open and has written
+        for name in (["data.opv", "index.sqlite"] if replaced == "both" else [replaced]):
+            (saved / name).rename(directory / (name + ".restored"))
+            os.replace(directory / (name + ".restored"), directory / name)  # as rsync puts a file in place
+        with pytest.raises(errors.OptvolError, match="OPV0004") as refused:
+            volume.write_bytes("/lost", b"would be lost")
+        assert refused.value.exit_code == 8

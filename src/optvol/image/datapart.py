@@ -20,6 +20,7 @@ import mmap
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from optvol import errors
 
@@ -49,6 +50,24 @@ class DataPartition:
     def size_sectors(self) -> int:
         """Whole sectors in the file (a torn partial sector counts as one)."""
         return -(-os.fstat(self.fd).st_size // self.sector_size)
+
+    def check_writable_at(self, committed: int, *, index: Path, index_ino: int) -> None:
+        """Before a transaction appends at sector ``committed``: the data partition and the
+        index this volume reads are still the files of its directory (OPV0004 where a restore,
+        ``rsync`` say, put others there under an open volume: its writes would go to files no
+        name leads to), and the partition holds every committed sector (OPV0201 where it ends
+        early, as a copy taken while the volume was written can: an append would leave a hole)."""
+        own = os.fstat(self.fd)
+        try:
+            there, index_there = os.stat(self.path), os.stat(index).st_ino
+        except FileNotFoundError:
+            raise errors.error("OPV0004", volume=self.volume) from None
+        if (there.st_dev, there.st_ino) != (own.st_dev, own.st_ino) or index_there != index_ino:
+            raise errors.error("OPV0004", volume=self.volume)
+        if own.st_size < committed * self.sector_size:
+            raise errors.error("OPV0201", volume=self.volume, reason=f"its data partition ends early, at byte "
+                               f"{own.st_size:,} of the {committed * self.sector_size:,} its index says were written;"
+                               " optvol recover mends it")
 
     def truncate(self, sectors: int) -> None:
         os.ftruncate(self.fd, sectors * self.sector_size)

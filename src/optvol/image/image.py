@@ -213,7 +213,7 @@ class VolumeImage:
             if row is None:
                 raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")
             self.volume, self.sector_size = row
-            self.data = self._open_data()
+            self.data, self._index_ino = self._open_data(), os.stat(self.index_path).st_ino
             self.spare_pieces: list[mmap.mmap] = []  # record buffers of finished transactions (Transaction)
         except sqlite3.DatabaseError as exc:
             self._release()
@@ -480,12 +480,10 @@ class VolumeImage:
         tx = None
         try:
             schema.version_of(self.conn, where=self.name)  # a newer optvol may have brought the index forward
-            committed, size = self.meta("committed_end"), self.data.size_sectors()
-            if size > committed:
+            committed = self.meta("committed_end")
+            self.data.check_writable_at(committed, index=self.index_path, index_ino=self._index_ino)
+            if self.data.size_sectors() > committed:
                 self.data.truncate(committed)  # a torn tail from a writer that died
-            elif size < committed:  # (a copy of the image taken while it was written): an append would leave a hole
-                raise errors.error("OPV0201", volume=self.volume, reason=f"its data partition ends early, at sector "
-                                   f"{size} of the {committed} its index says were written; optvol recover mends it")
             tx = Transaction(self)
             yield tx
             tx.finish(now)
