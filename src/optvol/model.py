@@ -230,7 +230,7 @@ def check_generic(pattern: str, keyword: str) -> str:
     if pattern.upper() in ("*ALL", "*"):
         return pattern
     stem = pattern[:-1] if pattern.endswith("*") else pattern
-    if not stem and pattern != "*":
+    if not stem:
         reason = "it is empty"
     elif stem.startswith("*"):
         takes = "*ALL, or a name or generic name AB*" if keyword == "FILE" else "a name or generic name AB*"

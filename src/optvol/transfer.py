@@ -459,7 +459,7 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
         raise errors.error("OPV0301", path=directory)
     # Its directory was checked against the library as the command's target (_plan) or as
     # a directory of the tree (_make_dir); the rename replaces a link named host_path, not its target.
-    try:  # the mode of the file it replaces, else that of any new file (0o666 less the umask)
+    try:  # the mode of the file it replaces, else made as any new file is (host_names.new_file_beside)
         fd, temporary = host_names.new_file_beside(host_path, host_names.mode_to_keep(host_path))
     except OSError as exc:  # a read-only or foreign directory
         raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
@@ -671,19 +671,23 @@ def list_directory(library: Library, path: str) -> Iterator[FileInfo | DirInfo]:
             yield volume.stat(where.path)
 
 
+def _readable_row(volume: Volume, path: str):
+    """The row of the file cat reads at ``path``: refused on a *BACKUP volume, for no such file or a directory."""
+    volume.check_user_access("reading a file")
+    return volume.file_row(path)[1]
+
+
 def check_file(library: Library, path: str) -> None:
-    """What ``read_file`` refuses before it reads: no such volume or file, a directory, a *BACKUP volume."""
+    """What ``read_file`` refuses before it reads (no such volume or file, a directory, a *BACKUP volume)."""
     where = _volume_location(path)
     with library.open(where.volume) as volume:
-        volume.check_user_access("reading a file")
-        volume.file_row(where.path)
+        _readable_row(volume, where.path)
 
 
 def read_file(library: Library, path: str) -> Iterator[bytes]:
     """cat: the bytes of a file, checked against its SHA-256 before the first one is given."""
     where = _volume_location(path)
     with library.open(where.volume) as volume:
-        volume.check_user_access("reading a file")
-        _, row = volume.file_row(where.path)
+        row = _readable_row(volume, where.path)
         volume.verify(row, where.path)
         yield from volume.image.payload_chunks(sector=row.sector, header_sectors=row.header_sectors, size=row.size)
