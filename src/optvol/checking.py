@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from optvol import errors
 from optvol.image import replay
 from optvol.image.records import Kind
-from optvol.library import Library
+from optvol.library import Library, stray_error
 from optvol.model import Progress
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow
@@ -67,7 +67,8 @@ def chkoptvol(library: Library, *, vol: str, keep_list: bool = False, progress: 
     ``progress`` gets each volume's file versions and bytes read back intact so far;
     ``totals`` its versions and bytes in all, before its first (once per volume).
     """
-    ids = library.volume_ids(vol) if vol.upper() == "*ALL" or vol.endswith("*") else [vol]
+    generic = vol.upper() == "*ALL" or vol.endswith("*")
+    ids = library.volume_ids(vol) if generic else [vol]
     results = []
     for volume_id in ids:
         try:
@@ -86,6 +87,9 @@ def chkoptvol(library: Library, *, vol: str, keep_list: bool = False, progress: 
                 results.append(check_volume(volume, keep_list=keep_list, progress=progress, totals=totals))
             except errors.DamagedError as exc:  # the index failed in the middle of the check
                 results.append(CheckResult(volume_id.upper(), damaged=[Damage("(index)", exc.text)]))
+    if generic:  # a directory no ID names is not hidden
+        results += [CheckResult(name, damaged=[Damage("(volume)", stray_error(name).text)])
+                    for name in library.strays(vol)]
     return results
 
 

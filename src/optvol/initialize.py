@@ -6,6 +6,7 @@ existing volume erases everything on it; the result says how much was erased.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -111,8 +112,8 @@ def _previous(library: Library, volume: str) -> tuple[VolumeInfo | None, int]:
     """The volume INZOPT would replace, and how many file versions it ever recorded."""
     if not library.exists(volume):
         return None, 0
-    with library.open(volume) as existing:
-        return existing.info(), existing.version_count()
+    with library.open(volume, any_label=True) as existing:  # replaced, whatever ID its image has (a host's copy)
+        return dataclasses.replace(existing.info(), volume=model.volume_id(volume)), existing.version_count()
 
 
 def _check_reinitialize(previous: VolumeInfo, *, versions: int, medtype: MediaType | None, check: bool) -> None:

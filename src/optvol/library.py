@@ -250,8 +250,32 @@ class Library:
 
     def volume_ids(self, pattern: str | None = None) -> list[str]:
         """Volume IDs in the library, sorted; ``pattern`` is *ALL, a generic ``ABC*`` or an ID."""
-        ids = sorted(p.name.removesuffix(SUFFIX) for p in self.root.iterdir() if p.name.endswith(SUFFIX) and p.is_dir())
-        return [i for i in ids if pattern is None or model.matches_generic(i, pattern)]
+        return [i for i in sorted(self._listing()[0]) if pattern is None or model.matches_generic(i, pattern)]
+
+    def strays(self, pattern: str | None = None) -> list[str]:
+        """The names of directories ``*.optvol`` that no volume ID names (``pvol1.optvol``
+        renamed by hand on a file system that tells case apart), sorted: commands cannot reach
+        them, and a listing that left them out would hide a volume (``stray_error``)."""
+        return [n for n in sorted(self._listing()[1]) if pattern is None or model.matches_generic(n, pattern)]
+
+    def _listing(self) -> tuple[list[str], list[str]]:
+        """(the volume IDs, the names of directories ``*.optvol`` that name none)."""
+        ids, strays = [], []
+        for path in self.root.iterdir():
+            if not path.name.endswith(SUFFIX) or not path.is_dir():
+                continue
+            name = path.name.removesuffix(SUFFIX)
+            try:
+                folded = model.volume_id(name)
+            except errors.OptvolError:
+                folded = None
+            if folded == name:
+                ids.append(name)
+            elif folded is not None and _same_dir(path, self._dir(folded)):  # a file system blind to case
+                ids.append(folded)
+            else:
+                strays.append(name)
+        return ids, strays
 
     def check_host_target(self, path: str | os.PathLike) -> None:
         """Refuse a host path to be written that lies in the library (OPV0302): its files are
@@ -265,18 +289,28 @@ class Library:
     def exists(self, volume: str) -> bool:
         return self._dir(volume).is_dir()
 
-    def open(self, volume: str, *, exclusive: bool = False) -> Volume:
+    def open(self, volume: str, *, exclusive: bool = False, any_label: bool = False) -> Volume:
         """Open a volume (a shared lock; ``exclusive`` fails with exit 8 if it is in use; none
-        while this process is ``holding`` it)."""
-        directory = self._dir(volume)
+        while this process is ``holding`` it). A directory whose image has another volume's ID
+        (``cp -a PVOL1.optvol PCOPY.optvol``) is refused, OPV0201: it would be written and
+        backed up as that volume; only INZOPT, which replaces it, and a rename, which gives it
+        the new ID, open it (``any_label``)."""
+        directory, volume_id = self._dir(volume), model.volume_id(volume)
         if not directory.is_dir():
-            raise errors.error("OPV0002", volume=model.volume_id(volume), library=self.root)
+            raise errors.error("OPV0002", volume=volume_id, library=self.root)
         try:
             image = VolumeImage(directory, exclusive=exclusive, lock=directory not in self._held)
         except errors.OptvolError as exc:  # a file of it gone: the volume removed or renamed as it was opened
             if exc.message_id == "OPV0006" and not directory.is_dir():
-                raise errors.error("OPV0004", volume=model.volume_id(volume)) from None
+                raise errors.error("OPV0004", volume=volume_id) from None
             raise
+        if image.volume != volume_id and not any_label:
+            image.close()
+            raise errors.error("OPV0201", volume=volume_id, reason=(
+                f"its directory {directory.name} holds volume {image.volume}, copied or renamed by the host's tools;"
+                f" it is refused, so as not to be written or backed up as {image.volume}: if"
+                f" {image.volume}{SUFFIX} is gone, rename the directory back to it; a copy under another ID is"
+                f" made by DUPOPT (remove this directory, then dupopt {image.volume} {volume_id})"))
         return Volume(image, clock=self._clock)
 
     @contextmanager
@@ -391,7 +425,7 @@ class Library:
     def rename(self, volume: str, new: str) -> None:
         """Rename a volume, keeping everything on it (WRKOPTVOL option 7)."""
         with self.locked():
-            with self.open(volume) as found:
+            with self.open(volume, any_label=True) as found:  # (a directory copied under another name: mended)
                 media.check_volume_id(model.volume_id(new), found.label()["media_format"])
                 check_paths_fit(found.image.conn, model.volume_id(new))
             self.relabel(volume, fields={"volume": model.volume_id(new)})
@@ -453,6 +487,20 @@ def _token() -> str:
     """32 random hex digits: the unique part of a temporary name under ``.tmp/`` (os.urandom,
     not uuid, which costs every command's start 3 ms to import)."""
     return os.urandom(16).hex()
+
+
+def stray_error(name: str) -> errors.OptvolError:
+    """What a listing says of a directory ``name.optvol`` that no volume ID names."""
+    return errors.error("OPV0201", volume=name, reason=f"its directory {name}{SUFFIX} is not named by a volume ID"
+                        f" (A-Z 0-9 - _ . in upper case, then {SUFFIX}), so no command can reach it: rename it to"
+                        f" its volume's ID" + (f" ({name.upper()}{SUFFIX}, if that is its ID)" if name.isascii() else ""))
+
+
+def _same_dir(path: Path, other: Path) -> bool:
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False
 
 
 def _below(target: str) -> bool:

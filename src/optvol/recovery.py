@@ -17,7 +17,7 @@ from datetime import datetime
 
 from optvol import errors, model
 from optvol.image import image as image_mod
-from optvol.image import replay, schema
+from optvol.image import locks, replay, schema
 from optvol.image.connection import connect_index, host_failure
 from optvol.image.datapart import fsync_dir
 from optvol.image.records import Kind
@@ -74,6 +74,8 @@ def recover(library: Library, *, vol: str) -> RecoveryReport:
     with library.locked():
         lock = image_mod.lock_exclusive(directory, volume=volume_id)
         try:
+            if locks.linked(directory, image_mod.OWN_FILES):  # its tail cut, its index replaced: the copy's too
+                raise errors.error("OPV0016", volume=volume_id, operation=f"recovering volume {volume_id}")
             _refuse_a_newer_index(directory / image_mod.INDEX_FILE, volume_id)
             return _rebuild(directory, volume_id)
         except (OSError, sqlite3.Error, errors.DamagedError) as exc:  # the host failed the new index

@@ -55,15 +55,19 @@ class DataPartition:
         """Before a transaction appends at sector ``committed``: the data partition and the
         index this volume reads are still the files of its directory (OPV0004 where a restore,
         ``rsync`` say, put others there under an open volume: its writes would go to files no
-        name leads to), and the partition holds every committed sector (OPV0201 where it ends
-        early, as a copy taken while the volume was written can: an append would leave a hole)."""
+        name leads to), that neither has another name (OPV0016: a copy made by ``cp -al`` since
+        the volume was opened would change with it), and the partition holds every committed
+        sector (OPV0201 where it ends early, as a copy taken while the volume was written can:
+        an append would leave a hole)."""
         own = os.fstat(self.fd)
         try:
-            there, index_there = os.stat(self.path), os.stat(index).st_ino
+            there, index_there = os.stat(self.path), os.stat(index)
         except FileNotFoundError:
             raise errors.error("OPV0004", volume=self.volume) from None
-        if (there.st_dev, there.st_ino) != (own.st_dev, own.st_ino) or index_there != index_ino:
+        if (there.st_dev, there.st_ino) != (own.st_dev, own.st_ino) or index_there.st_ino != index_ino:
             raise errors.error("OPV0004", volume=self.volume)
+        if own.st_nlink > 1 or index_there.st_nlink > 1:
+            raise errors.error("OPV0016", volume=self.volume, operation=f"writing volume {self.volume}")
         if own.st_size < committed * self.sector_size:
             raise errors.error("OPV0201", volume=self.volume, reason=f"its data partition ends early, at byte "
                                f"{own.st_size:,} of the {committed * self.sector_size:,} its index says were written;"

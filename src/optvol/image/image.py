@@ -53,6 +53,7 @@ from optvol.image.records import Kind
 
 INDEX_FILE = "index.sqlite"
 DATA_FILE = "data.opv"
+OWN_FILES = (DATA_FILE, INDEX_FILE, INDEX_FILE + "-wal", INDEX_FILE + "-shm")  # written in place: never linked
 _ENDING_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what ends a command (cli), held back at times
 RECOVERED_INDEX = "index.recovered.sqlite"  # the index ``recover`` rebuilds, beside the old one
 SNAPSHOT_TRIES = 20  # copies of the index a user who may only read it takes before it gives up (OPV0004)
@@ -184,10 +185,10 @@ class VolumeImage:
         # An image is only read (no migration, no tail cut; every write refused) on a read-only file
         # system ("fs": no lock then), by a user who may not write it ("access"), and on a full one
         # without room for SQLite's shared-memory file ("full", see _open_index).
-        self._read_only_because = because
+        self._read_only_because = because = because or locks.linked(self.directory, OWN_FILES)
         self._lock_fd = -1 if lock_fd is None else lock_fd
         self._snapshot_dir: Path | None = None
-        if because == "access":
+        if because in ("access", "links"):
             try:
                 index_path = self._snapshot(index_path)
             except BaseException:
@@ -330,8 +331,8 @@ class VolumeImage:
         because = because or self._read_only_because
         if because == "full":
             return errors.error("OPV0203", volume=self.name, reason="the host file system is full")
-        if because == "access":
-            return errors.error("OPV0011", volume=self.name, operation=operation)
+        if because in ("access", "links"):
+            return errors.error("OPV0011" if because == "access" else "OPV0016", volume=self.name, operation=operation)
         return read_only_error(self.directory.parent, operation)
 
     # ----------------------------------------------------------------- life cycle

@@ -65,6 +65,19 @@ def open_lock(directory: Path, *, exclusive: bool, volume: str) -> tuple[int | N
     return fd, reason
 
 
+def linked(directory: Path, names: tuple[str, ...]) -> str | None:
+    """"links" when a file of the image has another name (``cp -al``, ``rsync --link-dest``,
+    rsnapshot): a copy that shares the files optvol appends to and SQLite writes in place, so
+    the image is only read (through a private copy of the index, as "access"), else None."""
+    for name in names:
+        try:
+            if os.stat(directory / name).st_nlink > 1:
+                return "links"
+        except FileNotFoundError:
+            continue
+    return None
+
+
 class Reopen(Exception):
     """An open of an image must start again (``image.VolumeImage``): after a short pause
     while ``wait`` seconds have not passed since it began (then OPV0004), or at once (None)."""

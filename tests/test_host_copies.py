@@ -1,0 +1,171 @@
+"""Volumes copied, renamed or linked by the host's tools (hunt-portable F1, F5, F9).
+
+A volume directory copied under another name held the other volume's label and was
+written and backed up as it; a copy made by hard links shared the files optvol writes in
+place, so the "snapshot" changed with the library; a directory renamed to lower case
+vanished from every listing. Real ``cp``, ``mv`` and ``rsync`` make the copies; the
+commands run in subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from cli_helpers import clean_env, run, snapshot
+from optvol import errors
+from optvol.library import Library
+
+pytestmark = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is installed by test.sh")
+
+
+@pytest.fixture
+def env(tmp_path):
+    return clean_env(tmp_path)
+
+
+@pytest.fixture
+def lib(tmp_path, env):
+    """A library with PVOL1 (two files) backed up onto BVOL1."""
+    library = tmp_path / "lib"
+    (tmp_path / "one").write_bytes(b"one")
+    (tmp_path / "two").write_bytes(b"two" * 1000)
+    for args in (["inzopt", "PVOL1"], ["inzopt", "BVOL1", "--type", "backup"], ["mkdir", "/QOPT/PVOL1/D"],
+                 ["cp", tmp_path / "one", "/QOPT/PVOL1/D/one"], ["cp", tmp_path / "two", "/QOPT/PVOL1/D/two"],
+                 ["cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES"]):
+        done = run(*args, library=library, env=env)
+        assert done.rc == 0, done.err
+    return library
+
+
+def _sh(*argv) -> None:
+    subprocess.run([str(a) for a in argv], check=True)
+
+
+def test_a_volume_directory_copied_under_another_name_is_refused_not_written_as_the_original(lib, env, tmp_path):
+    _sh("cp", "-a", lib / "PVOL1.optvol", lib / "PCOPY.optvol")
+    (tmp_path / "new").write_bytes(b"never PVOL1's")
+    backup_before = snapshot(lib / "BVOL1.optvol")
+    listed = run("wrkoptvol", library=lib, env=env, json_output=True)
+    assert listed.rc == 7
+    assert [v["volume"] for v in listed.json()] == ["BVOL1", "PVOL1"]  # PVOL1 once, not twice
+    assert "OPV0201" in listed.err and "PCOPY.optvol holds volume PVOL1" in listed.err
+    assert "dupopt PVOL1 PCOPY" in listed.err
+    written = run("cp", tmp_path / "new", "/QOPT/PCOPY/D/new", library=lib, env=env)
+    assert written.rc == 7 and "OPV0201" in written.err
+    fed = run("cpyopt", "PCOPY", "/", "BVOL1 *BACKUP", library=lib, env=env)
+    assert fed.rc == 7 and "OPV0201" in fed.err
+    assert snapshot(lib / "BVOL1.optvol") == backup_before
+    checked = run("chkoptvol", "*ALL", library=lib, env=env)
+    assert checked.rc == 7 and "CHKOPTVOL PCOPY" in checked.text and "CHKOPTVOL PVOL1" in checked.text
+    # INZOPT still replaces it (what it held is counted under the ID typed), and it is then PCOPY.
+    refused = run("inzopt", "PCOPY", library=lib, env=env)
+    assert refused.rc == 5 and "Volume PCOPY holds 2 file(s)" in refused.err
+    done = run("inzopt", "PCOPY", "--check", "no", library=lib, env=env)
+    assert done.rc == 0, done.err
+    assert run("cp", tmp_path / "new", "/QOPT/PCOPY/new", library=lib, env=env).rc == 0
+    assert run("cat", "/QOPT/PVOL1/D/one", library=lib, env=env).out == b"one"
+
+
+def test_a_volume_directory_renamed_by_hand_is_refused_and_a_rename_gives_it_its_name(lib, env, tmp_path):
+    _sh("mv", lib / "PVOL1.optvol", lib / "PVOL9.optvol")
+    refused = run("ls", "/QOPT/PVOL9/D", library=lib, env=env)
+    assert refused.rc == 7 and "PVOL9.optvol holds volume PVOL1" in refused.err
+    assert "rename the directory back" in refused.err
+    library = Library(lib, clock=lambda: __import__("datetime").datetime.now().astimezone())
+    with pytest.raises(errors.DamagedError, match="OPV0201"):
+        library.open("PVOL9")
+    library.rename("PVOL9", "PVOL9")  # the label takes the directory's name
+    with library.open("PVOL9") as volume:
+        assert volume.label()["volume"] == "PVOL9" and volume.read_bytes("/D/one") == b"one"
+    # The ID is in the data partition too: a rebuilt index keeps it.
+    assert run("recover", "PVOL9", library=lib, env=env).rc == 0
+    assert run("cat", "/QOPT/PVOL9/D/one", library=lib, env=env).out == b"one"
+    # PVOL9 is a volume of its own: BVOL1 (PVOL1's backup) does not take its files.
+    fed = run("cpyopt", "PVOL9", "/", "BVOL1 *BACKUP", library=lib, env=env)
+    assert fed.rc != 0 and "PVOL1" in fed.err
+
+
+def test_a_volume_directory_not_in_upper_case_is_reported_not_hidden(lib, env):
+    _sh("mv", lib / "PVOL1.optvol", lib / "pvol1.optvol")
+    listed = run("wrkoptvol", library=lib, env=env)
+    assert listed.rc == 7 and "BVOL1" in listed.text
+    assert "pvol1.optvol is not named by a volume ID" in listed.err and "PVOL1.optvol" in listed.err
+    generic = run("dspopt", "P*", library=lib, env=env)
+    assert generic.rc == 7 and "pvol1.optvol" in generic.err
+    other = run("wrkoptvol", "B*", library=lib, env=env)  # a pattern it does not match: not named
+    assert other.rc == 0 and "pvol1" not in other.err
+    checked = run("chkoptvol", "*ALL", library=lib, env=env)
+    assert checked.rc == 7 and "CHKOPTVOL pvol1" in checked.text
+    _sh("mv", lib / "pvol1.optvol", lib / "PVOL1.optvol")
+    again = run("wrkoptvol", library=lib, env=env)
+    assert again.rc == 0 and "PVOL1" in again.text and again.err == ""
+
+
+def _sizes(library):
+    return {p.relative_to(library).as_posix(): p.stat().st_size
+            for p in sorted(library.rglob("*")) if p.is_file() and p.name in ("data.opv", "index.sqlite")}
+
+
+def test_a_copy_by_hard_links_is_only_read_on_either_side(lib, env, tmp_path):
+    """``cp -al`` shares data.opv and index.sqlite between the library and the "snapshot":
+    a write through either name changed both, and two writers overwrote each other's
+    records. Now both sides are read (through private copies of the index), and every
+    write, a torn tail's cut and recover are refused, OPV0016, until the link is gone."""
+    (tmp_path / "new").write_bytes(b"new")
+    data = lib / "PVOL1.optvol" / "data.opv"
+    with open(data, "ab") as handle:
+        handle.write(b"\xee" * 3000)  # a tail a killed writer left: an open would cut it
+    snap = tmp_path / "snap"
+    _sh("cp", "-al", lib, snap)
+    before = snapshot(snap)
+    tail_size = data.stat().st_size
+    for library in (lib, snap):
+        assert run("cat", "/QOPT/PVOL1/D/one", library=library, env=env).out == b"one"
+        listed = run("wrkoptvol", library=library, env=env)
+        assert listed.rc == 0 and "PVOL1" in listed.text
+        for args in (["cp", tmp_path / "new", "/QOPT/PVOL1/new"], ["rm", "/QOPT/PVOL1/D/one"],
+                     ["cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--sltfile", "*ALL", "--cpysubdir", "*YES"], ["recover", "PVOL1"],
+                     ["chgoptvol", "PVOL1", "--text", "changed"]):
+            refused = run(*args, library=library, env=env)
+            assert refused.rc == 5 and "OPV0016" in refused.err, (library, args, refused.err)
+    assert snapshot(snap) == before and data.stat().st_size == tail_size  # nothing written, no tail cut
+    shutil.rmtree(snap)
+    done = run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=lib, env=env)
+    assert done.rc == 0, done.err
+    assert run("cat", "/QOPT/PVOL1/new", library=lib, env=env).out == b"new"
+
+
+def test_a_link_made_while_a_program_holds_the_volume_open_stops_its_next_write(lib, tmp_path):
+    library = Library(lib, clock=lambda: __import__("datetime").datetime.now().astimezone())
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/warm", b"warm")
+        data = lib / "PVOL1.optvol" / "data.opv"
+        os.link(data, tmp_path / "linked.opv")  # what cp -al does to each file
+        size = data.stat().st_size
+        with pytest.raises(errors.NotAllowedError, match="OPV0016") as refused:
+            volume.write_bytes("/after", b"after")
+        assert refused.value.exit_code == 5 and data.stat().st_size == size
+        (tmp_path / "linked.opv").unlink()
+        volume.write_bytes("/after", b"after")
+        assert volume.read_bytes("/after") == b"after"
+
+
+def test_rsync_link_dest_snapshots_share_files_with_each_other_not_with_the_library(lib, env, tmp_path):
+    """rsnapshot's way: each snapshot links the unchanged files of the one before. The live
+    library shares nothing and stays writable; the snapshots are read, never written."""
+    (tmp_path / "new").write_bytes(b"new")
+    first, second = tmp_path / "daily.1", tmp_path / "daily.0"
+    _sh("rsync", "-a", f"{lib}/", first)
+    _sh("rsync", "-a", f"--link-dest={first}", f"{lib}/", second)
+    assert (second / "PVOL1.optvol" / "data.opv").stat().st_nlink == 2
+    done = run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=lib, env=env)
+    assert done.rc == 0, done.err
+    before = _sizes(first)
+    assert run("cat", "/QOPT/PVOL1/D/two", library=second, env=env).out == b"two" * 1000
+    refused = run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=second, env=env)
+    assert refused.rc == 5 and "OPV0016" in refused.err
+    assert _sizes(first) == before
