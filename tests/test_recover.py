@@ -639,3 +639,50 @@ def test_a_write_through_a_volume_whose_files_a_restore_replaced_is_refused(lib,
         with pytest.raises(errors.OptvolError, match="OPV0004") as refused:
             volume.write_bytes("/lost", b"would be lost")
         assert refused.value.exit_code == 8
+
+
+@pytest.mark.parametrize("first_write", ["before", "after"])
+def test_a_restore_that_lands_while_a_transaction_runs_is_rolled_back_not_committed(lib, tmp_path, first_write):
+    """Review s22a F1: the check ran only as a transaction began. A restore (``rsync -a``)
+    during a batch (or a long CPYOPT) let it commit: its records went to the replaced data
+    partition, its rows into the index rsync had left, and the restored volume listed files
+    it could not read. Worse, the descriptor for writes past the page cache was opened by
+    name at the first such write, so records could land in the restored file after a hole.
+    Now the commit checks again and the batch is OPV0004; the restored files stay as the
+    restore left them."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    directory = lib.root / "PVOL1.optvol"
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/kept", b"kept" * 10_000)
+    backup = tmp_path / "backup"
+    subprocess.run(["cp", "-a", lib.root, backup], check=True)
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/later", b"written after the backup")  # so that rsync replaces data.opv
+        with pytest.raises(errors.OptvolError, match="OPV0004"), volume.batch():
+            if first_write == "before":
+                volume.write_bytes("/INBATCH1", os.urandom(2_000_000))  # records past the page cache
+            subprocess.run(["rsync", "-a", f"{backup}/", f"{lib.root}/"], check=True)
+            restored = (directory / "data.opv").read_bytes()
+            volume.write_bytes("/INBATCH2", os.urandom(2_000_000))
+    assert (directory / "data.opv").read_bytes() == restored
+    # The live index's log stays beside the restored index (rsync deletes nothing): recover
+    # gives the volume as the backup held it, and nothing of the batch.
+    assert recover(lib, vol="PVOL1").damaged == []
+    with lib.open("PVOL1") as volume:
+        assert volume.listdir("/") == ["kept"] and volume.read_bytes("/kept") == b"kept" * 10_000
+    assert chkoptvol(lib, vol="PVOL1")[0].damaged == []
+
+
+def test_a_program_s_writes_go_on_after_its_library_directory_is_moved(lib, tmp_path):
+    """Review s22a F3: the files were looked up by the path at open, so ``mv lib lib2`` made
+    every later write "in use by another process" (OPV0004). They are looked up through the
+    volume directory as opened: a moved library is the same volume."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/a", b"a")
+        os.rename(lib.root, tmp_path / "moved")
+        volume.write_bytes("/b", os.urandom(2_000_000))
+    moved = Library(tmp_path / "moved", clock=lib.tick)
+    with moved.open("PVOL1") as volume:
+        assert volume.listdir("/") == ["a", "b"]
+    assert chkoptvol(moved, vol="PVOL1")[0].damaged == []

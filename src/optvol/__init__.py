@@ -17,10 +17,15 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what type checkers see; at run time each name is loaded when first asked for
-    from optvol.errors import OptvolError
-    from optvol.library import Library
-    from optvol.model import DirInfo, FileInfo, MediaFormat, MediaType, VolumeInfo, VolumeType
-    from optvol.volume import Volume
+    from optvol.errors import OptvolError as OptvolError  # (re-exported: the redundant aliases say so)
+    from optvol.library import Library as Library
+    from optvol.model import DirInfo as DirInfo
+    from optvol.model import FileInfo as FileInfo
+    from optvol.model import MediaFormat as MediaFormat
+    from optvol.model import MediaType as MediaType
+    from optvol.model import VolumeInfo as VolumeInfo
+    from optvol.model import VolumeType as VolumeType
+    from optvol.volume import Volume as Volume
 
 # The names of the API, loaded from their modules when first asked for: ``import optvol``
 # itself loads nothing else, so that the command line's launcher (``optvol.__main__``)

@@ -181,6 +181,13 @@ def error(message_id: str, **fields: object) -> OptvolError:
     return built
 
 
+def unreadable_index(volume: str, why: object) -> OptvolError:
+    """OPV0201 for an index SQLite cannot read: damage, or the log (``-wal``) of another
+    index beside it (a restore that replaced the index and left the log)."""
+    return error("OPV0201", volume=volume, reason=f"index unreadable ({why}); optvol recover rebuilds it from the"
+                 " data partition")
+
+
 def cause(exc: OptvolError) -> str:
     """What went wrong, to quote inside another message: the error's reason if its message
     has one (``Volume X is damaged: <reason>.``), else its text without the final period."""

@@ -38,7 +38,7 @@ def _index_error(exc: Exception, where: str) -> Exception:
         return errors.error("OPV0011", volume=where, operation="writing its index")
     if "disk I/O error" in text:
         return errors.error("OPV0204", volume=where, reason=text)
-    return errors.error("OPV0201", volume=where, reason=f"index unreadable ({text})")
+    return errors.unreadable_index(where, text)
 
 
 class _Cursor(sqlite3.Cursor):

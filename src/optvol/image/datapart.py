@@ -20,7 +20,6 @@ import mmap
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from optvol import errors
 
@@ -32,41 +31,54 @@ _NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)  #
 class DataPartition:
     """Sector I/O on the data partition file of one volume."""
 
-    def __init__(self, path: str, *, sector_size: int, volume: str, read_only: bool = False):
+    def __init__(self, path: str, *, sector_size: int, volume: str, read_only: bool = False, index: str | None = None):
+        """``index``: the name of the index beside it, whose file ``check_writable_at`` watches too."""
         self.path = path
         self.sector_size = sector_size
         self.volume = volume
         self.fd = os.open(path, (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC)
         self._direct_fd: int | None = None  # opened with O_DIRECT at the first write_direct; -1: not possible here
+        # A writer's files are found again through its directory as opened: a library moved
+        # since is the same volume, a file put in its place (a restore) another one.
+        self._dir_fd, self._name, self._index = -1, os.path.basename(path), index
+        if not read_only:
+            try:
+                self._dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                self._index_ino = os.stat(index, dir_fd=self._dir_fd).st_ino if index else None
+            except OSError:
+                self.close()
+                raise
 
     def close(self) -> None:
         if self._direct_fd is not None and self._direct_fd >= 0:
             os.close(self._direct_fd)
         self._direct_fd = None
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        for name in ("fd", "_dir_fd"):
+            if getattr(self, name) >= 0:
+                os.close(getattr(self, name))
+                setattr(self, name, -1)
 
     def size_sectors(self) -> int:
         """Whole sectors in the file (a torn partial sector counts as one)."""
         return -(-os.fstat(self.fd).st_size // self.sector_size)
 
-    def check_writable_at(self, committed: int, *, index: Path, index_ino: int) -> None:
-        """Before a transaction appends at sector ``committed``: the data partition and the
-        index this volume reads are still the files of its directory (OPV0004 where a restore,
-        ``rsync`` say, put others there under an open volume: its writes would go to files no
-        name leads to), that neither has another name (OPV0016: a copy made by ``cp -al`` since
-        the volume was opened would change with it), and the partition holds every committed
-        sector (OPV0201 where it ends early, as a copy taken while the volume was written can:
-        an append would leave a hole)."""
+    def check_writable_at(self, committed: int) -> None:
+        """Before a transaction appends at sector ``committed``, and again before it commits:
+        the data partition and the index are still the files of the volume's directory (OPV0004
+        where a restore, ``rsync`` say, put others there under an open volume: its writes would
+        go to files no name leads to), neither has another name (OPV0016: a copy made by
+        ``cp -al`` since the volume was opened would change with it), and the partition holds
+        every committed sector (OPV0201 where it ends early, as a copy taken while the volume
+        was written can: an append would leave a hole)."""
         own = os.fstat(self.fd)
         try:
-            there, index_there = os.stat(self.path), os.stat(index)
+            there = os.stat(self._name, dir_fd=self._dir_fd)
+            index = os.stat(self._index, dir_fd=self._dir_fd) if self._index else there
         except FileNotFoundError:
             raise errors.error("OPV0004", volume=self.volume) from None
-        if (there.st_dev, there.st_ino) != (own.st_dev, own.st_ino) or index_there.st_ino != index_ino:
+        if not _same_file(there, own) or (self._index and index.st_ino != self._index_ino):
             raise errors.error("OPV0004", volume=self.volume)
-        if own.st_nlink > 1 or index_there.st_nlink > 1:
+        if own.st_nlink > 1 or index.st_nlink > 1:
             raise errors.error("OPV0016", volume=self.volume, operation=f"writing volume {self.volume}")
         if own.st_size < committed * self.sector_size:
             raise errors.error("OPV0201", volume=self.volume, reason=f"its data partition ends early, at byte "
@@ -126,9 +138,12 @@ class DataPartition:
             self._direct_fd = -1
             if hasattr(os, "O_DIRECT"):
                 try:
-                    self._direct_fd = os.open(self.path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+                    self._direct_fd = os.open(self._name, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC, dir_fd=self._dir_fd)
                 except OSError:
                     pass  # tmpfs, for one, refuses O_DIRECT: write through the page cache
+                if self._direct_fd >= 0 and not _same_file(os.fstat(self._direct_fd), os.fstat(self.fd)):
+                    os.close(self._direct_fd)  # another file put in its place: the commit's check refuses
+                    self._direct_fd = -1
         return self._direct_fd
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
@@ -278,3 +293,7 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _same_file(one: os.stat_result, other: os.stat_result) -> bool:
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)

@@ -214,11 +214,11 @@ class VolumeImage:
             if row is None:
                 raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")
             self.volume, self.sector_size = row
-            self.data, self._index_ino = self._open_data(), os.stat(self.index_path).st_ino
+            self.data = self._open_data()
             self.spare_pieces: list[mmap.mmap] = []  # record buffers of finished transactions (Transaction)
         except sqlite3.DatabaseError as exc:
             self._release()
-            raise errors.error("OPV0201", volume=self.name, reason=f"index unreadable ({exc})") from None
+            raise errors.unreadable_index(self.name, exc) from None
         except BaseException:
             self._release()
             raise
@@ -235,7 +235,8 @@ class VolumeImage:
         path = str(self.directory / DATA_FILE)
         try:
             try:
-                return DataPartition(path, sector_size=self.sector_size, volume=self.volume, read_only=self.read_only)
+                return DataPartition(path, sector_size=self.sector_size, volume=self.volume, read_only=self.read_only,
+                                     index=self.index_path.name)
             except PermissionError:
                 if self.read_only:
                     raise
@@ -482,7 +483,7 @@ class VolumeImage:
         try:
             schema.version_of(self.conn, where=self.name)  # a newer optvol may have brought the index forward
             committed = self.meta("committed_end")
-            self.data.check_writable_at(committed, index=self.index_path, index_ino=self._index_ino)
+            self.data.check_writable_at(committed)
             if self.data.size_sectors() > committed:
                 self.data.truncate(committed)  # a torn tail from a writer that died
             tx = Transaction(self)
@@ -789,6 +790,7 @@ class Transaction:
             writeback.result()  # a failed early writeback fails the commit (``_start_writeback``)
         if self.end != self.committed_end:
             self.image.data.sync()
+        self.image.data.check_writable_at(self.committed_end)  # a restore while it ran: rolled back, not lost
         self.conn.executemany(
             "UPDATE meta SET value = ? WHERE key = ?",
             [(self.end, "committed_end"), (self.sequence, "next_sequence"), (self.used, "used_sectors"),

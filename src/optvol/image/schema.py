@@ -163,7 +163,7 @@ def version_of(conn: sqlite3.Connection, *, where: str) -> int:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise errors.error("OPV0201", volume=where, reason=f"index unreadable ({exc})") from None
+        raise errors.unreadable_index(where, exc) from None
     if row is None:
         raise errors.error("OPV0201", volume=where, reason="index has no schema version")
     if row[0] > SCHEMA_VERSION:
