@@ -14,6 +14,7 @@ import shutil
 
 import pytest
 
+from cli_helpers import ERROR_LINE
 from conftest import make_volume
 from integrity_helpers import content, flip, index_rows, payload_offset, run_cli, volume_dir
 from optvol import errors
@@ -223,3 +224,39 @@ def test_a_file_where_the_library_keeps_its_scratch_directory(tmp_path):
     assert made.rc == 2 and "OPV0006" in made.err and ".tmp" in made.err, made.err
     scratch.unlink()
     assert run_cli(library.root, "inzopt", "PVOL1").rc == 0  # .tmp is made again
+
+
+@pytest.mark.parametrize("table, column, value", [
+    ("files", "modified", "yesterday"), ("files", "size", "big"), ("files", "flags", "rw"),
+    ("files", "sha256", "not bytes"), ("files", "sector", "q"), ("dirs", "created", "x"),
+    ("label", "capacity", "x"), ("label", "type", "*WHAT"), ("label", "media_type", "*CD"),
+    ("meta", "value", "x"),
+])
+def test_an_index_edited_by_hand_is_damage_not_a_traceback(template, tmp_path, table, column, value):
+    """hunt-cl F14: text where the index keeps a time (a row edited by hand; SQLite keeps
+    what it is given) made listings, cat, CPYOPT, DUPOPT and export-iso end in a traceback,
+    exit 70, and CHKOPTVOL call the index sound. Now a command that fails on such a value is
+    OPV0201 naming it, exit 7, and CHKOPTVOL reports it; recover rebuilds the index."""
+    import sqlite3
+
+    root, expected = template
+    case_root = tmp_path / "edited"
+    shutil.copytree(root, case_root)
+    conn = sqlite3.connect(volume_dir(case_root, "PVOL1") / "index.sqlite")
+    conn.execute(f"UPDATE {table} SET {column} = ?" + (" WHERE key = 'committed_end'" if table == "meta" else ""),
+                 (value,))
+    conn.commit()
+    conn.close()
+    where = "meta.committed_end" if table == "meta" else f"{table}.{column}"
+    for args in (("ls", "-l", "/QOPT/PVOL1/D0"), ("dspopt", "PVOL1"), ("wrkoptvol",), ("cat", "/QOPT/PVOL1/D0/F1"),
+                 ("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES"), ("dupopt", "PVOL1", "PDUP"),
+                 ("export-iso", "PVOL1", tmp_path / "out.iso"), ("chkoptvol", "PVOL1")):
+        done = run_cli(case_root, *args)
+        assert "Traceback" not in done.err and done.rc != 70, (args, done.err)
+        assert done.rc == 0 or ERROR_LINE.match(done.err), (args, done.rc, done.err)  # an optvol error, its exit code
+        assert "no optvol writes" not in done.err or where in done.err, (args, done.err)
+    checked = run_cli(case_root, "chkoptvol", "PVOL1", json_output=True)
+    assert checked.rc == 7 and any(where in d["reason"] for d in checked.json()["damaged"])
+    assert run_cli(case_root, "recover", "PVOL1").rc == 0
+    assert run_cli(case_root, "chkoptvol", "PVOL1").rc == 0
+    assert run_cli(case_root, "cat", "/QOPT/PVOL1/D0/F1").out == expected["/D0/F1"]

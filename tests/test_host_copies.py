@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -169,3 +170,86 @@ def test_rsync_link_dest_snapshots_share_files_with_each_other_not_with_the_libr
     refused = run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=second, env=env)
     assert refused.rc == 5 and "OPV0016" in refused.err
     assert _sizes(first) == before
+
+
+def test_on_a_file_system_blind_to_case_a_volume_directory_in_any_case_is_the_volume(tmp_path, env, exfat):
+    """Review s22b F2, F3: on exFAT (FUSE gives each spelling an inode of its own) a volume
+    directory renamed ``pvol1.optvol`` or ``PVOL1.OPTVOL`` is the one every command reaches
+    as PVOL1: it is listed as PVOL1, once, not reported as unreachable nor left out."""
+    library = exfat / "lib"
+    (tmp_path / "one").write_bytes(b"one")
+    for args in (["inzopt", "PVOL1"], ["cp", tmp_path / "one", "/QOPT/PVOL1/one"]):
+        assert run(*args, library=library, env=env).rc == 0
+    for spelling in ("pvol1.optvol", "PVOL1.OPTVOL", "Pvol1.Optvol"):
+        current = next(p for p in library.iterdir() if p.name.lower() == "pvol1.optvol")
+        current.rename(library / spelling)
+        listed = run("wrkoptvol", library=library, env=env, json_output=True)
+        assert listed.rc == 0 and [v["volume"] for v in listed.json()] == ["PVOL1"], (spelling, listed.err)
+        checked = run("chkoptvol", "*ALL", library=library, env=env)
+        assert checked.rc == 0 and "CHKOPTVOL PVOL1: 1 file version(s)" in checked.text, (spelling, checked.err)
+        assert run("cat", "/QOPT/PVOL1/one", library=library, env=env).out == b"one"
+
+
+@pytest.mark.parametrize("entry, advice", [
+    ("PVOL1.OPTVOL", "(PVOL1.optvol, if that is its ID)"),
+    ("my vol.optvol", "(the ID its label holds"),
+])
+def test_a_directory_no_id_names_is_reported_with_advice_that_fits(lib, env, entry, advice):
+    """Review s22b F3, F9: ``PVOL1.OPTVOL`` (the suffix in upper case) was neither listed nor
+    reported; ``my vol.optvol`` was advised to become ``MY VOL.optvol``, no volume ID."""
+    (lib / "PVOL1.optvol").rename(lib / entry)
+    listed = run("wrkoptvol", library=lib, env=env)
+    assert listed.rc == 7 and f"its directory {entry} is not named by a volume ID" in listed.err
+    assert advice in listed.err and "MY VOL.optvol" not in listed.err
+    checked = run("chkoptvol", "*ALL", library=lib, env=env)
+    assert checked.rc == 7 and f"CHKOPTVOL {entry[:-7]}:" in checked.text
+
+
+def test_a_second_name_of_a_volume_directory_does_not_list_the_volume_twice(lib, env):
+    """Review s22b F8: a symbolic link ``pvol1.optvol`` beside PVOL1.optvol listed PVOL1 twice."""
+    os.symlink("PVOL1.optvol", lib / "pvol1.optvol")
+    listed = run("wrkoptvol", library=lib, env=env, json_output=True)
+    assert [v["volume"] for v in listed.json()] == ["BVOL1", "PVOL1"]
+    assert listed.rc == 7 and "pvol1.optvol is not named by a volume ID" in listed.err
+    assert "(the ID its label holds" in listed.err  # not: rename it onto PVOL1.optvol, which exists
+
+
+def test_the_refusal_of_a_copied_or_moved_directory_offers_the_remedy_that_fits(lib, env):
+    """Review s22b F11: a directory moved by hand (the only copy) was advised to be removed;
+    CHKOPTVOL filed the refusal under (index); recover said "Volume PVOL1 recovered", exit 0,
+    and the directory was refused still."""
+    _sh("cp", "-a", lib / "PVOL1.optvol", lib / "PCOPY.optvol")
+    copied = run("ls", "/QOPT/PCOPY", library=lib, env=env)
+    assert copied.rc == 7 and "remove this copy, then dupopt PVOL1 PCOPY" in copied.err
+    assert "rename the directory back" not in copied.err
+    _sh("mv", lib / "PVOL1.optvol", lib / "PMOVED.optvol")
+    moved = run("ls", "/QOPT/PMOVED", library=lib, env=env)
+    assert moved.rc == 7 and "rename the directory back to PVOL1.optvol" in moved.err and "remove" not in moved.err
+    checked = run("chkoptvol", "PMOVED", library=lib, env=env)
+    assert checked.rc == 7 and "DAMAGED  (volume):" in checked.text
+    recovered = run("recover", "PMOVED", library=lib, env=env)
+    assert recovered.rc == 7 and "rename the directory back to PVOL1.optvol" in recovered.err
+
+
+def test_a_rename_another_process_left_half_done_is_completed_by_a_program_s_open(lib, tmp_path):
+    """Review s22b F5: a rename killed between its label write and its directory rename left
+    a long-lived program unable to open the volume by either name (and advised to remove
+    its only copy); a new command completed it. The program's open completes it too."""
+    library = Library(lib, clock=lambda: __import__("datetime").datetime.now().astimezone())
+    script = (
+        "import os, sys, datetime\n"
+        "from optvol.library import Library\n"
+        "lib = Library(sys.argv[1], clock=lambda: datetime.datetime.now().astimezone())\n"
+        "real = os.rename\n"
+        "def killed(a, b, *k, **kw):\n"
+        "    if str(a).endswith('PVOL1.optvol'):\n"
+        "        os.kill(os.getpid(), 9)\n"
+        "    return real(a, b, *k, **kw)\n"
+        "os.rename = killed\n"
+        "lib.rename('PVOL1', 'PVOL2')\n")
+    died = subprocess.run([sys.executable, "-c", script, str(lib)], capture_output=True)
+    assert died.returncode == -9 and (lib / ".journal.json").exists() and (lib / "PVOL1.optvol").is_dir()
+    with library.open("PVOL2") as volume:
+        assert volume.label()["volume"] == "PVOL2" and volume.read_bytes("/D/one") == b"one"
+    with pytest.raises(errors.NotFoundError):
+        library.open("PVOL1")

@@ -450,36 +450,6 @@ def test_real_processes_never_trace_back(lib, tmp_path):
     assert _snap(tmp_path, lib) == before
 
 
-@pytest.fixture
-def exfat(tmp_path):
-    """A fresh exFAT (through FUSE, as a USB stick is read on Linux) on a loop device: a
-    file system that takes σ and ς, or A and a, for one name (skipped where none can be made)."""
-    import shutil
-
-    if os.geteuid() != 0 or not (shutil.which("mkfs.exfat") and shutil.which("mount.exfat-fuse")):
-        pytest.skip("needs root, mkfs.exfat (exfatprogs) and mount.exfat-fuse (exfat-fuse)")
-    image, mount = tmp_path / "exfat.img", tmp_path / "exfat"
-    mount.mkdir()
-    with open(image, "wb") as handle:
-        handle.truncate(64 << 20)
-    subprocess.run(["mkfs.exfat", str(image)], check=True, capture_output=True)
-    loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True)
-    if loop.returncode != 0:
-        pytest.skip(f"no loop device here: {loop.stderr.strip()}")
-    device = loop.stdout.strip()
-    try:
-        mounted = subprocess.run(["mount.exfat-fuse", device, str(mount)], capture_output=True, text=True)
-        if mounted.returncode != 0:
-            pytest.skip(f"no FUSE here: {mounted.stderr.strip()}")
-        try:
-            yield mount
-        finally:
-            subprocess.run(["fusermount", "-u", str(mount)], check=False)
-            subprocess.run(["umount", str(mount)], check=False, capture_output=True)
-    finally:
-        subprocess.run(["losetup", "-d", device], check=False)
-
-
 def test_a_copy_onto_a_host_that_folds_names_never_replaces_its_own(lib, exfat):
     """Reviews of session 19: directories σ and ς (a volume keeps them apart; exFAT takes
     them for one) copied into a directory that was there: the second's f replaced the

@@ -686,3 +686,25 @@ def test_a_program_s_writes_go_on_after_its_library_directory_is_moved(lib, tmp_
     with moved.open("PVOL1") as volume:
         assert volume.listdir("/") == ["a", "b"]
     assert chkoptvol(moved, vol="PVOL1")[0].damaged == []
+
+
+def test_a_volume_directory_moved_aside_and_replaced_under_a_program_is_refused(lib, tmp_path):
+    """Review s22b F1: a restore by ``mv PVOL1.optvol aside; mv backup PVOL1.optvol`` while a
+    program held PVOL1: its writes followed the directory it had opened, went into the one
+    moved aside and said done. The files are found by their names under the library
+    directory: the volume directory at PVOL1's name is another one, OPV0004."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    directory = lib.root / "PVOL1.optvol"
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/one", b"one")
+    subprocess.run(["cp", "-a", directory, tmp_path / "backup"], check=True)
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/two", b"two")
+        os.rename(directory, tmp_path / "aside")
+        os.rename(tmp_path / "backup", directory)
+        restored = (directory / "data.opv").read_bytes()
+        with pytest.raises(errors.OptvolError, match="OPV0004"):
+            volume.write_bytes("/after", b"after")
+    assert (directory / "data.opv").read_bytes() == restored
+    with lib.open("PVOL1") as volume:
+        assert volume.listdir("/") == ["one"]

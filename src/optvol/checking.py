@@ -19,9 +19,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from optvol import errors
-from optvol.image import replay
+from optvol.image import replay, schema
 from optvol.image.records import Kind
-from optvol.library import Library, stray_error
+from optvol.library import SUFFIX, Library
 from optvol.model import Progress
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow
@@ -74,7 +74,7 @@ def chkoptvol(library: Library, *, vol: str, keep_list: bool = False, progress: 
         try:
             volume = library.open(volume_id)
         except errors.DamagedError as exc:
-            results.append(CheckResult(volume_id.upper(), damaged=[Damage("(index)", exc.text)]))
+            results.append(CheckResult(volume_id.upper(), damaged=[Damage(getattr(exc, "item", "(index)"), exc.text)]))
             continue
         except errors.OptvolError as exc:
             if len(ids) == 1:
@@ -88,8 +88,8 @@ def chkoptvol(library: Library, *, vol: str, keep_list: bool = False, progress: 
             except errors.DamagedError as exc:  # the index failed in the middle of the check
                 results.append(CheckResult(volume_id.upper(), damaged=[Damage("(index)", exc.text)]))
     if generic:  # a directory no ID names is not hidden
-        results += [CheckResult(name, damaged=[Damage("(volume)", stray_error(name).text)])
-                    for name in library.strays(vol)]
+        results += [CheckResult(entry[:-len(SUFFIX)], damaged=[Damage("(volume)", library.stray_error(entry).text)])
+                    for entry in library.strays(vol)]
     return results
 
 
@@ -157,9 +157,9 @@ def _record(result: CheckResult, name: str, row: FileRow, problem, *, keep_list:
 def _index_problems(conn: sqlite3.Connection) -> list[str]:
     try:
         rows = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        return schema.type_problems(conn)[:5] if rows == ["ok"] else rows[:5]
     except (sqlite3.DatabaseError, errors.DamagedError) as exc:
         return [str(exc)]
-    return [] if rows == ["ok"] else rows[:5]
 
 
 def _directory_records(conn: sqlite3.Connection) -> Iterator[tuple[str, int]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from optvol import errors, model
-from optvol.library import Library, stray_error
+from optvol.library import Library
 from optvol.model import DirInfo, FileInfo, VolumeInfo, VolumeType
 
 ALL = "*ALL"
@@ -38,10 +38,10 @@ def volumes(library: Library, pattern: str = ALL, *, unreadable: list[errors.Opt
             unreadable.append(exc)
             continue
         yield info, autl.get(volume_id)
-    for name in library.strays(pattern):  # a directory no ID names, which no command reaches
+    for entry in library.strays(pattern):  # a directory no ID names, which no command reaches
         if unreadable is None:
-            raise stray_error(name)
-        unreadable.append(stray_error(name))
+            raise library.stray_error(entry)
+        unreadable.append(library.stray_error(entry))
 
 
 def volume_attributes(library: Library, vol: str) -> VolumeInfo:

@@ -70,6 +70,8 @@ class Library:
         self._clock = clock
         self.created = False
         self._held: dict[Path, int] = {}  # images whose exclusive lock this process holds (holding)
+        self._lock_depth = 0  # locked() sections this process is in
+        self.opened: set[Path] = set()  # the volume directories opened through it (an index to look at after a bug)
         try:
             marked = (self.root / MARKER).is_file()
         except OSError as exc:  # a name too long, say
@@ -125,7 +127,11 @@ class Library:
                     raise errors.error("OPV0006", library=self.root,
                                        reason=f"{LOCK} cannot be locked ({exc.strerror or exc})") from None
             self._roll_forward()
-            yield
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
         finally:
             os.close(fd)
 
@@ -253,28 +259,36 @@ class Library:
         return [i for i in sorted(self._listing()[0]) if pattern is None or model.matches_generic(i, pattern)]
 
     def strays(self, pattern: str | None = None) -> list[str]:
-        """The names of directories ``*.optvol`` that no volume ID names (``pvol1.optvol``
-        renamed by hand on a file system that tells case apart), sorted: commands cannot reach
-        them, and a listing that left them out would hide a volume (``stray_error``)."""
-        return [n for n in sorted(self._listing()[1]) if pattern is None or model.matches_generic(n, pattern)]
+        """The names of directories ``*.optvol`` (the suffix in any case) that no volume ID
+        names (``pvol1.optvol`` or ``PVOL1.OPTVOL`` renamed by hand on a file system that tells
+        case apart, ``my vol.optvol``), sorted: commands cannot reach them, and a listing that
+        left them out would hide a volume (``stray_error``)."""
+        return [entry for entry in sorted(self._listing()[1])
+                if pattern is None or model.matches_generic(entry[:-len(SUFFIX)], pattern)]
 
-    def _listing(self) -> tuple[list[str], list[str]]:
-        """(the volume IDs, the names of directories ``*.optvol`` that name none)."""
-        ids, strays = [], []
-        for path in self.root.iterdir():
-            if not path.name.endswith(SUFFIX) or not path.is_dir():
-                continue
-            name = path.name.removesuffix(SUFFIX)
-            try:
-                folded = model.volume_id(name)
-            except errors.OptvolError:
-                folded = None
-            if folded == name:
-                ids.append(name)
-            elif folded is not None and _same_dir(path, self._dir(folded)):  # a file system blind to case
-                ids.append(folded)
+    def stray_error(self, entry: str) -> errors.OptvolError:
+        """What a listing says of a directory ``entry`` that no volume ID names."""
+        folded = _folded(entry[:-len(SUFFIX)])
+        advice = (f" ({folded}{SUFFIX}, if that is its ID)" if folded and not self._dir(folded).exists() else
+                  " (the ID its label holds, which INZOPT or DUPOPT can give a copy)")
+        return errors.error("OPV0201", volume=entry[:-len(SUFFIX)], reason=(
+            f"its directory {entry} is not named by a volume ID (A-Z 0-9 - _ . in upper case, then {SUFFIX}),"
+            f" so no command can reach it: rename it to its volume's ID{advice}"))
+
+    def _listing(self) -> tuple[set[str], list[str]]:
+        """(the volume IDs, the names of directories ``*.optvol`` that name none). On a file
+        system blind to case ``pvol1.optvol`` is PVOL1's directory: the name PVOL1.optvol
+        reaches it, and no entry has that name itself (FUSE may give each spelling an inode
+        of its own, so names, not inodes, tell)."""
+        entries = {path.name for path in self.root.iterdir() if path.name.lower().endswith(SUFFIX) and path.is_dir()}
+        ids, strays = set(), []
+        for entry in entries:
+            folded = _folded(entry[:-len(SUFFIX)])
+            if folded is not None and (entry == folded + SUFFIX
+                                       or folded + SUFFIX not in entries and self._dir(folded).is_dir()):
+                ids.add(folded)
             else:
-                strays.append(name)
+                strays.append(entry)
         return ids, strays
 
     def check_host_target(self, path: str | os.PathLike) -> None:
@@ -294,24 +308,50 @@ class Library:
         while this process is ``holding`` it). A directory whose image has another volume's ID
         (``cp -a PVOL1.optvol PCOPY.optvol``) is refused, OPV0201: it would be written and
         backed up as that volume; only INZOPT, which replaces it, and a rename, which gives it
-        the new ID, open it (``any_label``)."""
+        the new ID, open it (``any_label``). A rename another process left half done (its
+        label written, its directory not yet renamed) is completed first, as a new command would."""
         directory, volume_id = self._dir(volume), model.volume_id(volume)
-        if not directory.is_dir():
+        if not directory.is_dir() and not (self._rolled_forward() and directory.is_dir()):
             raise errors.error("OPV0002", volume=volume_id, library=self.root)
+        self.opened.add(directory)
         try:
             image = VolumeImage(directory, exclusive=exclusive, lock=directory not in self._held)
-        except errors.OptvolError as exc:  # a file of it gone: the volume removed or renamed as it was opened
-            if exc.message_id == "OPV0006" and not directory.is_dir():
+        except errors.OptvolError as exc:  # a file of it gone (SQLite: an I/O error): the volume removed or renamed
+            if exc.message_id in ("OPV0006", "OPV0201", "OPV0204") and not directory.is_dir():  # as it was opened
                 raise errors.error("OPV0004", volume=volume_id) from None
             raise
-        if image.volume != volume_id and not any_label:
-            image.close()
-            raise errors.error("OPV0201", volume=volume_id, reason=(
-                f"its directory {directory.name} holds volume {image.volume}, copied or renamed by the host's tools;"
-                f" it is refused, so as not to be written or backed up as {image.volume}: if"
-                f" {image.volume}{SUFFIX} is gone, rename the directory back to it; a copy under another ID is"
-                f" made by DUPOPT (remove this directory, then dupopt {image.volume} {volume_id})"))
-        return Volume(image, clock=self._clock)
+        if image.volume == volume_id or any_label:
+            return Volume(image, clock=self._clock)
+        image.close()
+        if self._rolled_forward():
+            return self.open(volume, exclusive=exclusive)
+        original = self._dir(image.volume).is_dir()
+        refusal = errors.error("OPV0201", volume=volume_id, reason=(
+            f"its directory {directory.name} holds volume {image.volume}, copied or renamed by the host's tools;"
+            f" it is refused, so as not to be written or backed up as {image.volume}: "
+            + (f"a copy under another ID is made by DUPOPT (remove this copy, then dupopt {image.volume} {volume_id})"
+               if original else f"rename the directory back to {image.volume}{SUFFIX}")))
+        refusal.item = "(volume)"  # what CHKOPTVOL names: the volume's directory, not its index
+        raise refusal
+
+    def _rolled_forward(self) -> bool:
+        """Complete an operation a journal records, left by a process that died in it; whether
+        one was. Not while this process holds the library lock (it completes its own), nor
+        while another does (it is at work on its own: no wait)."""
+        if self._lock_depth or not (self.root / JOURNAL).exists():
+            return False
+        try:
+            fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:  # a library this user may only read: the next writer completes it
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._roll_forward()
+            return True
+        except (OSError, errors.OptvolError):
+            return False
+        finally:
+            os.close(fd)
 
     @contextmanager
     def holding(self, volume: str) -> Iterator[None]:
@@ -489,18 +529,12 @@ def _token() -> str:
     return os.urandom(16).hex()
 
 
-def stray_error(name: str) -> errors.OptvolError:
-    """What a listing says of a directory ``name.optvol`` that no volume ID names."""
-    return errors.error("OPV0201", volume=name, reason=f"its directory {name}{SUFFIX} is not named by a volume ID"
-                        f" (A-Z 0-9 - _ . in upper case, then {SUFFIX}), so no command can reach it: rename it to"
-                        f" its volume's ID" + (f" ({name.upper()}{SUFFIX}, if that is its ID)" if name.isascii() else ""))
-
-
-def _same_dir(path: Path, other: Path) -> bool:
+def _folded(name: str) -> str | None:
+    """The volume ID ``name`` folds to, or None when it folds to none."""
     try:
-        return os.path.samefile(path, other)
-    except OSError:
-        return False
+        return model.volume_id(name)
+    except errors.OptvolError:
+        return None
 
 
 def _below(target: str) -> bool:

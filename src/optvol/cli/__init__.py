@@ -149,9 +149,28 @@ def _run(ctx: Context, argv: list[str]) -> int:
         return 0
     except KeyboardInterrupt as exc:
         return _interrupted(ctx, exc)
-    except Exception:  # a bug: show it
+    except Exception:  # a bug: show it, unless an index it read holds values no optvol writes
+        damage = _index_damage(ctx)
+        if damage is not None:
+            ctx.error(damage)
+            return damage.exit_code
         traceback.print_exc()
         return 70
+
+
+def _index_damage(ctx: Context) -> errors.OptvolError | None:
+    """OPV0201 for the first volume the command opened whose index holds values of another
+    type than their column's, or a label no optvol writes (an index edited by hand): the
+    command failed on them, and recover mends them."""
+    from optvol.image import schema
+
+    for directory in sorted(ctx.opened_volumes()):
+        problems = schema.problems_apart(directory / "index.sqlite")
+        if problems:
+            return errors.error("OPV0201", volume=directory.name.removesuffix(".optvol"), reason=(
+                f"its index holds values no optvol writes ({'; '.join(problems[:3])}); optvol recover rebuilds it"
+                " from the data partition"))
+    return None
 
 
 def _interrupted(ctx: Context, exc: KeyboardInterrupt) -> int:

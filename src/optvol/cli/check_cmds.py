@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optvol import checking, duplicate, errors, recovery
+from optvol import checking, duplicate, errors, model, recovery
 from optvol.cli import render
 from optvol.cli.context import Context
 from optvol.cli.progress import Bar
@@ -76,6 +76,12 @@ def recover(ctx: Context, values: dict) -> int:
             ctx.print(f"  a torn tail of {report.tail_cut:,} bytes was cut off")
         for sector, sectors, reason in report.damaged:
             ctx.print(f"  DAMAGED  sectors {sector}-{sector + sectors - 1}: {reason}")
+    if report.volume != model.volume_id(values["VOL"]):  # a directory copied or renamed by the host: still refused
+        try:
+            ctx.library().open(values["VOL"]).close()
+        except errors.OptvolError as refused:
+            ctx.error(refused)
+            return refused.exit_code
     if report.damaged:
         failure = errors.error("OPV0207", volume=report.volume, count=len(report.damaged))
         ctx.note(f"{failure.message_id}: {failure.text}")

@@ -95,6 +95,10 @@ class Context:
                 self.note(f"created library {root}")
         return self._library
 
+    def opened_volumes(self) -> set[Path]:
+        """The volume directories this command opened (none before it used the library)."""
+        return set() if self._library is None else set(self._library.opened)
+
     def now(self) -> datetime:
         return system_clock()
 

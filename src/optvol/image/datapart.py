@@ -38,13 +38,16 @@ class DataPartition:
         self.volume = volume
         self.fd = os.open(path, (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC)
         self._direct_fd: int | None = None  # opened with O_DIRECT at the first write_direct; -1: not possible here
-        # A writer's files are found again through its directory as opened: a library moved
-        # since is the same volume, a file put in its place (a restore) another one.
-        self._dir_fd, self._name, self._index = -1, os.path.basename(path), index
+        # A writer's files are found again by their names in the volume directory, under the
+        # library directory as opened: a library moved since (mv lib lib2) is the same library,
+        # and a file or a volume directory put in the place of its own (a restore) is another.
+        volume_dir = os.path.dirname(os.path.abspath(path))
+        self._root_fd, self._name = -1, os.path.join(os.path.basename(volume_dir), os.path.basename(path))
+        self._index = os.path.join(os.path.basename(volume_dir), index) if index else None
         if not read_only:
             try:
-                self._dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                self._index_ino = os.stat(index, dir_fd=self._dir_fd).st_ino if index else None
+                self._root_fd = os.open(os.path.dirname(volume_dir), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                self._index_ino = os.stat(self._index, dir_fd=self._root_fd).st_ino if index else None
             except OSError:
                 self.close()
                 raise
@@ -53,7 +56,7 @@ class DataPartition:
         if self._direct_fd is not None and self._direct_fd >= 0:
             os.close(self._direct_fd)
         self._direct_fd = None
-        for name in ("fd", "_dir_fd"):
+        for name in ("fd", "_root_fd"):
             if getattr(self, name) >= 0:
                 os.close(getattr(self, name))
                 setattr(self, name, -1)
@@ -72,8 +75,8 @@ class DataPartition:
         was written can: an append would leave a hole)."""
         own = os.fstat(self.fd)
         try:
-            there = os.stat(self._name, dir_fd=self._dir_fd)
-            index = os.stat(self._index, dir_fd=self._dir_fd) if self._index else there
+            there = os.stat(self._name, dir_fd=self._root_fd)
+            index = os.stat(self._index, dir_fd=self._root_fd) if self._index else there
         except FileNotFoundError:
             raise errors.error("OPV0004", volume=self.volume) from None
         if not _same_file(there, own) or (self._index and index.st_ino != self._index_ino):
@@ -138,7 +141,7 @@ class DataPartition:
             self._direct_fd = -1
             if hasattr(os, "O_DIRECT"):
                 try:
-                    self._direct_fd = os.open(self._name, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC, dir_fd=self._dir_fd)
+                    self._direct_fd = os.open(self._name, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC, dir_fd=self._root_fd)
                 except OSError:
                     pass  # tmpfs, for one, refuses O_DIRECT: write through the page cache
                 if self._direct_fd >= 0 and not _same_file(os.fstat(self._direct_fd), os.fstat(self.fd)):

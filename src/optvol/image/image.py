@@ -403,7 +403,7 @@ class VolumeImage:
     # ----------------------------------------------------------------- reading
 
     def meta(self, key: str) -> int:
-        return self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
+        return schema.number(self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0], key, self.name)
 
     def label(self) -> dict:
         row = self.conn.execute(f"SELECT {', '.join(LABEL_FIELDS)} FROM label").fetchone()

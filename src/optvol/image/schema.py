@@ -19,6 +19,7 @@ LABEL_FIELDS = (
     "created", "last_referenced", "primary_volume", "backup_start", "backup_end", "backup_last_changed",
     "backup_seen",
 )
+_STORED = {"INTEGER": "'integer'", "TEXT": "'text'", "BLOB": "'blob'"}  # a declared type: what typeof() gives
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (
@@ -158,13 +159,21 @@ def create(conn: sqlite3.Connection) -> None:
     )
 
 
+def number(value: object, key: str, where: str) -> int:
+    """A ``meta`` value, which optvol writes as an integer (OPV0201 for one edited by hand)."""
+    if not isinstance(value, int):
+        raise errors.error("OPV0201", volume=where, reason=f"its index keeps {value!r} as meta.{key}, not a number;"
+                           " optvol recover rebuilds it from the data partition")
+    return value
+
+
 def version_of(conn: sqlite3.Connection, *, where: str) -> int:
     """The schema version of an index, checking that it is an optvol index at all."""
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise errors.unreadable_index(where, exc) from None
-    if row is None:
+    if row is None or not isinstance(row[0], int):
         raise errors.error("OPV0201", volume=where, reason="index has no schema version")
     if row[0] > SCHEMA_VERSION:
         raise errors.error("OPV0202", path=where, found=row[0], supported=SCHEMA_VERSION)
@@ -182,6 +191,40 @@ def read_apart(index: Path, query: str) -> tuple | None:
             conn.close()
     except sqlite3.Error:
         return None
+
+
+def type_problems(conn: sqlite3.Connection) -> list[str]:
+    """Values no optvol writes, as ``table.column`` texts: of another type than their column
+    declares (SQLite keeps what a hand that edited the index gave it), or a label's type,
+    media type or media format that is none of optvol's. Every command reads them as written."""
+    problems = []
+    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
+                                 " ORDER BY name").fetchall():
+        columns = [(name, _STORED[kind.upper()] + ("" if not_null else ", 'null'"))
+                   for _, name, kind, not_null, _, _ in conn.execute(f'PRAGMA table_info("{table}")')
+                   if kind.upper() in _STORED]
+        sums = ", ".join(f"total(typeof(\"{name}\") NOT IN ({kinds}))" for name, kinds in columns)
+        counts = conn.execute(f'SELECT {sums} FROM "{table}"').fetchone() if columns else ()
+        problems += [f"{table}.{name}: {int(count)} value(s) not of its type"
+                     for (name, _), count in zip(columns, counts, strict=True) if count]
+    if not problems:
+        for field, kind in (("type", model.VolumeType), ("media_type", model.MediaType),
+                            ("media_format", model.MediaFormat)):
+            problems += [f"label.{field}: {value!r} is no {kind.__name__}" for (value,) in
+                         conn.execute(f"SELECT {field} FROM label") if value not in {str(k) for k in kind}]
+    return problems
+
+
+def problems_apart(index: Path) -> list[str]:
+    """``type_problems`` of the index file ``index``, read apart (none when it cannot be read)."""
+    try:
+        conn = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True)
+        try:
+            return type_problems(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
 
 
 def stored_version(index: Path) -> int | None:
