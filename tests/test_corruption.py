@@ -230,7 +230,7 @@ def test_a_file_where_the_library_keeps_its_scratch_directory(tmp_path):
     ("files", "modified", "yesterday"), ("files", "size", "big"), ("files", "flags", "rw"),
     ("files", "sha256", "not bytes"), ("files", "sector", "q"), ("dirs", "created", "x"),
     ("label", "capacity", "x"), ("label", "type", "*WHAT"), ("label", "media_type", "*CD"),
-    ("meta", "value", "x"),
+    ("meta", "value", "x"), ("meta", "value", -1),
 ])
 def test_an_index_edited_by_hand_is_damage_not_a_traceback(template, tmp_path, table, column, value):
     """hunt-cl F14: text where the index keeps a time (a row edited by hand; SQLite keeps

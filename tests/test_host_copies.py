@@ -100,7 +100,7 @@ def test_a_volume_directory_not_in_upper_case_is_reported_not_hidden(lib, env):
     other = run("wrkoptvol", "B*", library=lib, env=env)  # a pattern it does not match: not named
     assert other.rc == 0 and "pvol1" not in other.err
     checked = run("chkoptvol", "*ALL", library=lib, env=env)
-    assert checked.rc == 7 and "CHKOPTVOL pvol1" in checked.text
+    assert checked.rc == 7 and "CHKOPTVOL pvol1.optvol:" in checked.text
     _sh("mv", lib / "pvol1.optvol", lib / "PVOL1.optvol")
     again = run("wrkoptvol", library=lib, env=env)
     assert again.rc == 0 and "PVOL1" in again.text and again.err == ""
@@ -190,19 +190,26 @@ def test_on_a_file_system_blind_to_case_a_volume_directory_in_any_case_is_the_vo
         assert run("cat", "/QOPT/PVOL1/one", library=library, env=env).out == b"one"
 
 
-@pytest.mark.parametrize("entry, advice", [
-    ("PVOL1.OPTVOL", "(PVOL1.optvol, if that is its ID)"),
-    ("my vol.optvol", "(the ID its label holds"),
+@pytest.mark.parametrize("entry, advice, kept", [
+    ("PVOL1.OPTVOL", "(PVOL1.optvol, if that is its ID)", False),
+    ("my vol.optvol", "(the ID its label holds", False),
+    ("PVOL1.OPTVOL", "(the ID its label holds", True),
 ])
-def test_a_directory_no_id_names_is_reported_with_advice_that_fits(lib, env, entry, advice):
-    """Review s22b F3, F9: ``PVOL1.OPTVOL`` (the suffix in upper case) was neither listed nor
-    reported; ``my vol.optvol`` was advised to become ``MY VOL.optvol``, no volume ID."""
-    (lib / "PVOL1.optvol").rename(lib / entry)
+def test_a_directory_no_id_names_is_reported_with_advice_that_fits(lib, env, entry, advice, kept):
+    """Review s22b F3, F9, s22c F4: ``PVOL1.OPTVOL`` (the suffix in upper case) was neither
+    listed nor reported; ``my vol.optvol`` was advised to become ``MY VOL.optvol``, no
+    volume ID; a ``PVOL1.OPTVOL`` beside PVOL1.optvol was reported as PVOL1, which
+    CHKOPTVOL then called damaged, and advised to become PVOL1.optvol, which exists."""
+    if kept:
+        _sh("cp", "-a", lib / "PVOL1.optvol", lib / entry)
+    else:
+        (lib / "PVOL1.optvol").rename(lib / entry)
     listed = run("wrkoptvol", library=lib, env=env)
     assert listed.rc == 7 and f"its directory {entry} is not named by a volume ID" in listed.err
     assert advice in listed.err and "MY VOL.optvol" not in listed.err
-    checked = run("chkoptvol", "*ALL", library=lib, env=env)
-    assert checked.rc == 7 and f"CHKOPTVOL {entry[:-7]}:" in checked.text
+    checked = run("chkoptvol", "*ALL", library=lib, env=env, json_output=True)
+    results = {r["volume"]: r["damaged"] for r in checked.json()}
+    assert checked.rc == 7 and results[entry] and (not kept or results["PVOL1"] == [])
 
 
 def test_a_second_name_of_a_volume_directory_does_not_list_the_volume_twice(lib, env):

@@ -250,3 +250,27 @@ def test_a_reader_through_a_read_only_view_stops_at_a_change_made_elsewhere(tmp_
         assert listed.rc == 0 and "NEW" in listed.out.decode() and "F3\n" not in listed.out.decode(), listed.err
     finally:  # lazily: a failing read's traceback may still hold the index open
         subprocess.run(["umount", "-l", str(view)], check=True)
+
+
+def test_a_journal_left_on_a_read_only_library_does_not_stop_its_readers(mount):
+    """Review s22c F2: a library made read-only with the journal of an operation a process
+    died in (a volume built aside, its rename into place not done) could not be read at all:
+    every command, WRKOPTVOL too, tried to complete the journal and said the library could
+    not be changed. It is read as it stands; once writable, the next command completes it."""
+    root = mount / "lib"
+    library = Library(root, clock=clock)
+    make_volume(library, "PVOL1")
+    make_volume(library, "PVOL2")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/KEPT", b"kept")
+    staged = ".tmp/new-0123456789abcdef0123456789abcdef"
+    os.rename(root / "PVOL2.optvol", root / staged)  # built aside; the process died before its rename
+    (root / ".journal.json").write_text('{"renames": [["%s", "PVOL2.optvol"]]}' % staged)
+    remount(mount, read_only=True)
+    listed = run_cli(root, "wrkoptvol")
+    assert listed.rc == 0 and "PVOL1" in listed.out.decode() and "PVOL2" not in listed.out.decode(), listed.err
+    assert run_cli(root, "cat", "/QOPT/PVOL1/KEPT").out == b"kept"
+    remount(mount, read_only=False)
+    again = run_cli(root, "wrkoptvol")
+    assert again.rc == 0 and "PVOL2" in again.out.decode(), again.err
+    assert not (root / ".journal.json").exists()

@@ -708,3 +708,57 @@ def test_a_volume_directory_moved_aside_and_replaced_under_a_program_is_refused(
     assert (directory / "data.opv").read_bytes() == restored
     with lib.open("PVOL1") as volume:
         assert volume.listdir("/") == ["one"]
+
+
+def test_a_copy_that_left_out_the_index_s_log_keeps_its_records_for_recover(lib, tmp_path):
+    """hunt-portable F6: a library copied while a program had it open, without
+    ``index.sqlite-wal``: the copy's index lacks the log's commits, its data partition holds
+    their records. The first open, any command's, cut them as a torn tail; recover could not
+    bring them back after that. Now the open refuses (OPV0201) and keeps them, and recover
+    gives every file back. A writer that died (its log left beside the index) still has its
+    tail cut at the next open."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/before", b"before")
+    copy = tmp_path / "copy"
+    with lib.open("PVOL1") as volume:
+        for n in range(5):
+            volume.write_bytes(f"/F{n}", b"x" * 5000 + bytes([n]))  # commits in the log, not yet in index.sqlite
+        subprocess.run(["cp", "-a", lib.root, copy], check=True)
+    (copy / "PVOL1.optvol" / "index.sqlite-wal").unlink()
+    (copy / "PVOL1.optvol" / "index.sqlite-shm").unlink(missing_ok=True)
+    data = copy / "PVOL1.optvol" / "data.opv"
+    size = data.stat().st_size
+    copied = Library(copy, clock=lib.tick)
+    for _ in range(2):  # every open, not just the first
+        with pytest.raises(errors.DamagedError, match="OPV0201.*optvol recover brings them back"):
+            copied.open("PVOL1")
+        assert data.stat().st_size == size
+    assert chkoptvol(copied, vol="PVOL1")[0].damaged[0].path == "(index)"
+    assert recover(copied, vol="PVOL1").damaged == []
+    with copied.open("PVOL1") as volume:
+        assert volume.listdir("/") == ["before", "F0", "F1", "F2", "F3", "F4"]
+        assert volume.read_bytes("/F4") == b"x" * 5000 + b"\x04"
+    assert chkoptvol(copied, vol="PVOL1")[0].damaged == []
+
+
+def test_a_restore_that_removes_the_index_s_log_under_a_program_stops_its_writes(lib, tmp_path):
+    """Review s22c F1: ``rsync -a --delete`` from a backup whose data partition and index
+    match the volume's files removes only the log (``-wal``) and shared memory a program
+    holding the volume had made. Its next write went into the removed log and said done;
+    a second process then wrote over that write's sectors. Now the write is OPV0004."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    directory = lib.root / "PVOL1.optvol"
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/one", b"one")
+    with lib.open("PVOL1") as volume:
+        for name in ("index.sqlite-wal", "index.sqlite-shm"):
+            (directory / name).unlink()
+        before = (directory / "data.opv").read_bytes()
+        with pytest.raises(errors.OptvolError, match="OPV0004"):
+            volume.write_bytes("/lost", b"would be lost")
+        assert (directory / "data.opv").read_bytes() == before
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/two", b"two")
+        assert volume.listdir("/") == ["one", "two"]
+    assert chkoptvol(lib, vol="PVOL1")[0].damaged == []

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from optvol import errors
 from optvol.image import replay, schema
 from optvol.image.records import Kind
-from optvol.library import SUFFIX, Library
+from optvol.library import Library
 from optvol.model import Progress
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow
@@ -88,7 +88,7 @@ def chkoptvol(library: Library, *, vol: str, keep_list: bool = False, progress: 
             except errors.DamagedError as exc:  # the index failed in the middle of the check
                 results.append(CheckResult(volume_id.upper(), damaged=[Damage("(index)", exc.text)]))
     if generic:  # a directory no ID names is not hidden
-        results += [CheckResult(entry[:-len(SUFFIX)], damaged=[Damage("(volume)", library.stray_error(entry).text)])
+        results += [CheckResult(entry, damaged=[Damage("(volume)", library.stray_error(entry).text)])
                     for entry in library.strays(vol)]
     return results
 

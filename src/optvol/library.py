@@ -79,8 +79,12 @@ class Library:
         if not marked:
             self._create()
         if (self.root / JOURNAL).exists():
-            with self.locked():
-                pass  # locked() rolls the journal forward
+            try:
+                with self.locked():
+                    pass  # locked() rolls the journal forward
+            except errors.NotAllowedError as exc:  # a library only read (OPV0010, OPV0012): it is read as it
+                if exc.message_id not in ("OPV0010", "OPV0012"):  # stands; the next writer completes it
+                    raise
 
     @property
     def clock(self):
@@ -271,7 +275,7 @@ class Library:
         folded = _folded(entry[:-len(SUFFIX)])
         advice = (f" ({folded}{SUFFIX}, if that is its ID)" if folded and not self._dir(folded).exists() else
                   " (the ID its label holds, which INZOPT or DUPOPT can give a copy)")
-        return errors.error("OPV0201", volume=entry[:-len(SUFFIX)], reason=(
+        return errors.error("OPV0201", volume=entry, reason=(  # (its name: PVOL1.OPTVOL beside PVOL1.optvol)
             f"its directory {entry} is not named by a volume ID (A-Z 0-9 - _ . in upper case, then {SUFFIX}),"
             f" so no command can reach it: rename it to its volume's ID{advice}"))
 

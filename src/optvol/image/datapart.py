@@ -43,14 +43,24 @@ class DataPartition:
         # and a file or a volume directory put in the place of its own (a restore) is another.
         volume_dir = os.path.dirname(os.path.abspath(path))
         self._root_fd, self._name = -1, os.path.join(os.path.basename(volume_dir), os.path.basename(path))
-        self._index = os.path.join(os.path.basename(volume_dir), index) if index else None
+        # The index and SQLite's files beside it (its log and shared memory, which exist while
+        # it is open): a restore that removed the log (rsync --delete) would let a commit go
+        # into a log no name leads to, and the next writer reuse its records' sectors.
+        self._index = [os.path.join(os.path.basename(volume_dir), index + side) for side in ("", "-wal", "-shm")
+                       ] if index else []
         if not read_only:
             try:
                 self._root_fd = os.open(os.path.dirname(volume_dir), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                self._index_ino = os.stat(self._index, dir_fd=self._root_fd).st_ino if index else None
+                self._index_inos = [self._ino(name) for name in self._index]
             except OSError:
                 self.close()
                 raise
+
+    def _ino(self, name: str) -> int | None:
+        try:
+            return os.stat(name, dir_fd=self._root_fd).st_ino
+        except FileNotFoundError:
+            return None
 
     def close(self) -> None:
         if self._direct_fd is not None and self._direct_fd >= 0:
@@ -76,10 +86,10 @@ class DataPartition:
         own = os.fstat(self.fd)
         try:
             there = os.stat(self._name, dir_fd=self._root_fd)
-            index = os.stat(self._index, dir_fd=self._root_fd) if self._index else there
+            index = os.stat(self._index[0], dir_fd=self._root_fd) if self._index else there
         except FileNotFoundError:
             raise errors.error("OPV0004", volume=self.volume) from None
-        if not _same_file(there, own) or (self._index and index.st_ino != self._index_ino):
+        if not _same_file(there, own) or [self._ino(name) for name in self._index] != self._index_inos:
             raise errors.error("OPV0004", volume=self.volume)
         if own.st_nlink > 1 or index.st_nlink > 1:
             raise errors.error("OPV0016", volume=self.volume, operation=f"writing volume {self.volume}")

@@ -146,6 +146,7 @@ class VolumeImage:
     def _open(self, directory: Path, *, exclusive: bool, index_file: str, lock: bool, cut_tail: bool) -> None:
         self.pid = os.getpid()  # the process that opened it: a forked one must open it again to write
         self._write_begun, self._live_snapshots = False, 0  # BEGIN IMMEDIATE not yet ended; snapshots open
+        self._cuts_tails = cut_tail  # (not recover's image of the index it builds: it cuts the tail itself)
         self.directory = directory
         self.name = self.directory.name.removesuffix(".optvol")
         index_path = self.directory / index_file
@@ -179,6 +180,7 @@ class VolumeImage:
             raise read_only_error(self.directory.parent, f"reading volume {self.name}, whose index has commits in its"
                                   f" log ({index_file}-wal) and no {index_file}-shm beside it,")
         self.index_path = index_path  # the index SQLite reads: the image's own, or a private copy
+        log_lost = index_file == INDEX_FILE and not (self.directory / f"{INDEX_FILE}-wal").exists()  # (SQLite makes one)
         try:
             found = self._open_index(index_path, exclusive=exclusive)
             if found < schema.SCHEMA_VERSION and self.read_only and self._snapshot_dir is None:
@@ -204,7 +206,11 @@ class VolumeImage:
             self._release()
             raise
         if cut_tail and not self.read_only:
-            self._cut_tail_if_idle()
+            try:
+                self._cut_tail_if_idle(log_lost=log_lost)
+            except BaseException:
+                self._release()
+                raise
 
     @property
     def read_only(self) -> bool:
@@ -347,6 +353,9 @@ class VolumeImage:
 
     def close(self) -> None:
         if isinstance(getattr(self, "data", None), DataPartition):
+            if self._cuts_tails and not self.read_only and os.getpid() == self.pid and not self._write_begun:
+                with contextlib.suppress(Exception):  # a tail a refused rollback could not cut: cut now, not left
+                    self._cut_tail_if_idle()  # to a later open, which would take it for a lost log's commits
             self.data.close()
             self.data = Closed(getattr(self, "name", "?"))
         self._release()
@@ -384,7 +393,7 @@ class VolumeImage:
     # ----------------------------------------------------------------- reading
 
     def meta(self, key: str) -> int:
-        return schema.number(self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0], key, self.name)
+        return schema.number(self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone(), key, self.name)
 
     def label(self) -> dict:
         row = self.conn.execute(f"SELECT {', '.join(LABEL_FIELDS)} FROM label").fetchone()
@@ -502,8 +511,11 @@ class VolumeImage:
         with self._write_lock("waiting for its writers"):
             pass
 
-    def _cut_tail_if_idle(self) -> None:
-        """Cut a torn tail now if no writer is active (a writer's tail is its own)."""
+    def _cut_tail_if_idle(self, *, log_lost: bool = False) -> None:
+        """Cut a torn tail now if no writer is active (a writer's tail is its own). Not a tail
+        that may hold commits (``log_lost``: the index had no log, ``-wal``, before this open,
+        as in a copy that left it out, where a writer that died leaves one, and the tail begins
+        with this volume's next record): OPV0201, recover brings them back."""
         if self.data.size_sectors() <= self.meta("committed_end"):
             return
         self.conn.execute("PRAGMA busy_timeout = 0")
@@ -514,6 +526,20 @@ class VolumeImage:
         finally:
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         try:
-            self.data.truncate(self.meta("committed_end"))
+            committed = self.meta("committed_end")
+            if log_lost and self._next_record_at(committed):
+                raise errors.error("OPV0201", volume=self.name, reason=(
+                    f"its data partition holds records past the end its index records, and its index came without its"
+                    f" log ({INDEX_FILE}-wal), as a copy that left it out does: they may be commits of that log, and"
+                    f" are kept; optvol recover brings them back"))
+            self.data.truncate(committed)
         finally:
             self.conn.execute("COMMIT")
+
+    def _next_record_at(self, sector: int) -> bool:
+        """Whether a sound record of this volume, the one its index would number next, starts at ``sector``."""
+        try:
+            header = self.read_header(sector)
+        except (errors.OptvolError, OSError):
+            return False
+        return header.sequence == self.meta("next_sequence") and header.body.get("volume") == self.volume

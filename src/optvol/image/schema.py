@@ -19,6 +19,7 @@ LABEL_FIELDS = (
     "created", "last_referenced", "primary_volume", "backup_start", "backup_end", "backup_last_changed",
     "backup_seen",
 )
+META_KEYS = ("committed_end", "next_sequence", "used_sectors", "changed_high")  # what every index keeps in meta
 _STORED = {"INTEGER": "'integer'", "TEXT": "'text'", "BLOB": "'blob'"}  # a declared type: what typeof() gives
 
 _SCHEMA_V1 = """
@@ -159,11 +160,16 @@ def create(conn: sqlite3.Connection) -> None:
     )
 
 
-def number(value: object, key: str, where: str) -> int:
-    """A ``meta`` value, which optvol writes as an integer (OPV0201 for one edited by hand)."""
-    if not isinstance(value, int):
-        raise errors.error("OPV0201", volume=where, reason=f"its index keeps {value!r} as meta.{key}, not a number;"
-                           " optvol recover rebuilds it from the data partition")
+def number(row: tuple | None, key: str, where: str) -> int:
+    """The ``meta`` value of ``row``, which optvol writes as an integer: a count of sectors or
+    records from 0 to 2**48, or a time (``changed_high``, microseconds from year 1 to 9999):
+    OPV0201 for one missing or edited by hand."""
+    value = row[0] if row else None
+    low, high = (-(1 << 62), 1 << 62) if key == "changed_high" else (0, 1 << 48)
+    if not isinstance(value, int) or not low <= value < high:
+        kept = f"keeps {value!r} as meta.{key}, not a count" if row else f"has no meta.{key}"
+        raise errors.error("OPV0201", volume=where, reason=f"its index {kept}; optvol recover rebuilds it from the"
+                           " data partition")
     return value
 
 
@@ -207,6 +213,11 @@ def type_problems(conn: sqlite3.Connection) -> list[str]:
         counts = conn.execute(f'SELECT {sums} FROM "{table}"').fetchone() if columns else ()
         problems += [f"{table}.{name}: {int(count)} value(s) not of its type"
                      for (name, _), count in zip(columns, counts, strict=True) if count]
+    for key in META_KEYS:
+        try:
+            number(conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone(), key, "")
+        except errors.OptvolError as exc:
+            problems.append(exc.reason.split(";")[0].removeprefix("its index "))
     if not problems:
         for field, kind in (("type", model.VolumeType), ("media_type", model.MediaType),
                             ("media_format", model.MediaFormat)):
