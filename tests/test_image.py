@@ -406,3 +406,40 @@ def test_kernel_copies_refused_are_done_through_a_buffer(tmp_path, monkeypatch, 
     assert calls  # the kernel was asked first
     assert found == hashlib.sha256(payload).digest()
     assert (tmp_path / "exported").read_bytes() == bytes(7) + payload
+
+
+def test_a_failed_transaction_cuts_its_records_before_it_lets_another_writer_in(library, monkeypatch, tmp_path):
+    """Review s22d F1: a failed transaction rolled back (SQLite's write lock released) and only
+    then cut the data partition back to where it began: another process's writer could commit
+    records there in between and lose them to that cut (its cp said done; the file then read
+    as damaged). The cut now comes while the write lock is held: another process's writer
+    waits for it, and its records stay."""
+    import subprocess
+    import sys
+
+    make_volume(library, "PVOL1")
+    cut_inside: list[bool] = []
+    real = DataPartition.truncate
+
+    def truncate(self, sectors):
+        cut_inside.append(volume.image.conn.in_transaction)
+        if len(cut_inside) == 1:  # another process's writer tries now; it must wait for the lock
+            other = subprocess.run(
+                [sys.executable, "-c", "import sys, optvol; v = optvol.open_library(sys.argv[1]).open('PVOL1');"
+                 " v.image.conn.execute('PRAGMA busy_timeout = 0'); v.write_bytes('/OTHER', b'other')",
+                 str(library.root)], capture_output=True, text=True, timeout=60)
+            cut_inside.append("OPV0004" in other.stderr)
+        real(self, sectors)
+
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/keep", b"kept" * 1000)
+        monkeypatch.setattr(DataPartition, "truncate", truncate)
+        with pytest.raises(RuntimeError), volume.batch():
+            volume.write_bytes("/failed", os.urandom(300_000))
+            volume.image.data.sync()  # (its records on disk, past the committed end)
+            raise RuntimeError("the program fails inside its batch")
+        monkeypatch.undo()
+    assert cut_inside[:2] == [True, True]  # cut under the lock; the other writer was kept out meanwhile
+    with library.open("PVOL1") as volume:
+        assert volume.listdir("/") == ["keep"]
+    assert chkoptvol(library, vol="PVOL1")[0].damaged == []

@@ -127,10 +127,13 @@ class VolumeImage:
         alone. The open starts again, with no lock held between tries, while another process has
         the volume open and its index is older, or has it alone (``locks.Reopen``; then OPV0004)."""
         started, limit, name = time.monotonic(), 0.0, Path(directory).name.removesuffix(".optvol")
+        # Whether the index came without its log (_cut_tail_if_idle), as found before any try: a try
+        # that closes its connection (an upgrade, then the open again) removes the log itself.
+        log_lost = index_file == INDEX_FILE and not os.path.exists(Path(directory) / f"{INDEX_FILE}-wal")  # (no raise)
         while True:
             try:
                 return self._open(Path(directory), exclusive=exclusive, index_file=index_file, lock=lock,
-                                  cut_tail=cut_tail)
+                                  cut_tail=cut_tail, log_lost=log_lost)
             except locks.Reopen as again:
                 if again.wait is not None:  # an open that met an older index waits for its upgrade to the end
                     limit = max(limit, again.wait)
@@ -143,7 +146,8 @@ class VolumeImage:
             if not Path(directory).is_dir():  # removed or renamed while this open held nothing
                 raise errors.error("OPV0004", volume=name)
 
-    def _open(self, directory: Path, *, exclusive: bool, index_file: str, lock: bool, cut_tail: bool) -> None:
+    def _open(self, directory: Path, *, exclusive: bool, index_file: str, lock: bool, cut_tail: bool,
+              log_lost: bool) -> None:
         self.pid = os.getpid()  # the process that opened it: a forked one must open it again to write
         self._write_begun, self._live_snapshots = False, 0  # BEGIN IMMEDIATE not yet ended; snapshots open
         self._cuts_tails = cut_tail  # (not recover's image of the index it builds: it cuts the tail itself)
@@ -180,7 +184,6 @@ class VolumeImage:
             raise read_only_error(self.directory.parent, f"reading volume {self.name}, whose index has commits in its"
                                   f" log ({index_file}-wal) and no {index_file}-shm beside it,")
         self.index_path = index_path  # the index SQLite reads: the image's own, or a private copy
-        log_lost = index_file == INDEX_FILE and not (self.directory / f"{INDEX_FILE}-wal").exists()  # (SQLite makes one)
         try:
             found = self._open_index(index_path, exclusive=exclusive)
             if found < schema.SCHEMA_VERSION and self.read_only and self._snapshot_dir is None:
@@ -483,13 +486,12 @@ class VolumeImage:
             if os.getpid() != self.pid:  # a forked child leaving the parent's transaction (sys.exit):
                 raise  # the parent's connection, writer and data partition are not its own to undo
             with signals_held():  # a second Ctrl-C must not cut the undoing short (a writer left running)
-                if tx is not None:
+                if tx is not None:  # cut while the write lock is held: after it, another writer may append there
                     tx.stop_writeback()
+                    with contextlib.suppress(OSError):  # a disk gone read-only after an error: the first error
+                        self.data.truncate(tx.committed_end)  # is the one to report; the close or the next writer cuts
                 self.conn.execute("ROLLBACK")
                 self._write_begun = False
-                if tx is not None:
-                    with contextlib.suppress(OSError):  # a disk gone read-only after an error: the first error
-                        self.data.truncate(tx.committed_end)  # is the one to report; the next writer cuts the tail
             raise
         try:
             self.conn.execute("COMMIT")
