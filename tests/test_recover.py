@@ -762,3 +762,36 @@ def test_a_restore_that_removes_the_index_s_log_under_a_program_stops_its_writes
         volume.write_bytes("/two", b"two")
         assert volume.listdir("/") == ["one", "two"]
     assert chkoptvol(lib, vol="PVOL1")[0].damaged == []
+
+
+def test_an_upgrade_after_an_older_writer_died_cuts_its_tail_and_refuses_nothing(lib):
+    """Review s22d F3: an older optvol's writer died mid-commit (its tail and its log left, the
+    index of an older schema). The first open brings the index forward and opens again; the
+    connection it closed in between removed the log, and the second try took the dead
+    writer's tail for a lost log's commits: every command refused the volume until recover,
+    which brought the dead write back. What the first try found is what counts."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/one", b"one")
+    killed = ("import os, signal, sys, optvol\n"
+              "from optvol.image import transaction\n"
+              "def finish(self, now):\n"
+              "    self.land(); self.image.data.sync(); os.kill(os.getpid(), signal.SIGKILL)\n"
+              "transaction.Transaction.finish = finish\n"
+              "optvol.open_library(sys.argv[1]).open('PVOL1').write_bytes('/dead', b'K' * 3000)\n")
+    assert subprocess.run([sys.executable, "-c", killed, str(lib.root)]).returncode == -9
+    index = lib.root / "PVOL1.optvol" / "index.sqlite"
+    older = ("import os, signal, sqlite3, sys\n"
+             f"sys.path.insert(0, {str(os.path.dirname(__file__))!r})\n"
+             "from integrity_helpers import downgrade_to_schema_3\n"
+             "downgrade_to_schema_3(sys.argv[1])\n"
+             "c = sqlite3.connect(sys.argv[1]); c.execute('SELECT * FROM meta').fetchall()\n"
+             "c.execute('BEGIN IMMEDIATE'); os.kill(os.getpid(), signal.SIGKILL)\n")  # an older optvol, dead
+    assert subprocess.run([sys.executable, "-c", older, str(index)]).returncode == -9
+    assert (index.parent / "index.sqlite-wal").exists()
+    data = index.parent / "data.opv"
+    tail = data.stat().st_size
+    with lib.open("PVOL1") as volume:
+        assert volume.listdir("/") == ["one"]
+    assert data.stat().st_size < tail
+    assert chkoptvol(lib, vol="PVOL1")[0].damaged == []

@@ -36,6 +36,7 @@ import shutil
 import signal
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -109,13 +110,25 @@ def _finish_recovery(directory: Path, *, volume: str) -> None:
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP held back in this thread for the block, delivered after it."""
+    """SIGINT, SIGTERM and SIGHUP held back for the block, delivered after it: blocked in this
+    thread and, in the main thread, their Python handlers deferred too (the kernel may give a
+    signal to another thread, a writer thread this block waits for, and Python then runs the
+    handler in the main thread all the same)."""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    caught: list[int] = []
+    deferred = {number: signal.getsignal(number) for number in _ENDING_SIGNALS
+                if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(number))}
     try:
+        for number in deferred:
+            signal.signal(number, lambda signum, _frame: caught.append(signum))
         signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
         yield
     finally:
+        for number, handler in deferred.items():
+            signal.signal(number, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        for number in caught[:1]:  # its handler raises (KeyboardInterrupt, Terminated): once is enough
+            signal.raise_signal(number)
 
 
 class VolumeImage:
@@ -127,14 +140,15 @@ class VolumeImage:
         alone. The open starts again, with no lock held between tries, while another process has
         the volume open and its index is older, or has it alone (``locks.Reopen``; then OPV0004)."""
         started, limit, name = time.monotonic(), 0.0, Path(directory).name.removesuffix(".optvol")
-        # Whether the index came without its log (_cut_tail_if_idle), as found before any try: a try
-        # that closes its connection (an upgrade, then the open again) removes the log itself.
-        log_lost = index_file == INDEX_FILE and not os.path.exists(Path(directory) / f"{INDEX_FILE}-wal")  # (no raise)
+        carried = None  # whether the index came without its log, as this process's own upgrade found it
         while True:
             try:
                 return self._open(Path(directory), exclusive=exclusive, index_file=index_file, lock=lock,
-                                  cut_tail=cut_tail, log_lost=log_lost)
+                                  cut_tail=cut_tail, log_lost=carried)
             except locks.Reopen as again:
+                # An upgrade closed this try's connection, which removed the log: the next try keeps
+                # what this one found. Another process's upgrade: the next try looks again.
+                carried = self._log_lost if again.wait is None else None
                 if again.wait is not None:  # an open that met an older index waits for its upgrade to the end
                     limit = max(limit, again.wait)
                     if time.monotonic() - started > limit:
@@ -147,7 +161,7 @@ class VolumeImage:
                 raise errors.error("OPV0004", volume=name)
 
     def _open(self, directory: Path, *, exclusive: bool, index_file: str, lock: bool, cut_tail: bool,
-              log_lost: bool) -> None:
+              log_lost: bool | None) -> None:
         self.pid = os.getpid()  # the process that opened it: a forked one must open it again to write
         self._write_begun, self._live_snapshots = False, 0  # BEGIN IMMEDIATE not yet ended; snapshots open
         self._cuts_tails = cut_tail  # (not recover's image of the index it builds: it cuts the tail itself)
@@ -184,6 +198,9 @@ class VolumeImage:
             raise read_only_error(self.directory.parent, f"reading volume {self.name}, whose index has commits in its"
                                   f" log ({index_file}-wal) and no {index_file}-shm beside it,")
         self.index_path = index_path  # the index SQLite reads: the image's own, or a private copy
+        if log_lost is None:  # (looked at under the open lock, before SQLite makes a log)
+            log_lost = index_file == INDEX_FILE and not os.path.exists(self.directory / f"{INDEX_FILE}-wal")
+        self._log_lost = log_lost
         try:
             found = self._open_index(index_path, exclusive=exclusive)
             if found < schema.SCHEMA_VERSION and self.read_only and self._snapshot_dir is None:
@@ -486,12 +503,14 @@ class VolumeImage:
             if os.getpid() != self.pid:  # a forked child leaving the parent's transaction (sys.exit):
                 raise  # the parent's connection, writer and data partition are not its own to undo
             with signals_held():  # a second Ctrl-C must not cut the undoing short (a writer left running)
-                if tx is not None:  # cut while the write lock is held: after it, another writer may append there
-                    tx.stop_writeback()
-                    with contextlib.suppress(OSError):  # a disk gone read-only after an error: the first error
-                        self.data.truncate(tx.committed_end)  # is the one to report; the close or the next writer cuts
-                self.conn.execute("ROLLBACK")
-                self._write_begun = False
+                try:
+                    if tx is not None:  # cut while the write lock is held: after it, another writer may append there
+                        tx.stop_writeback()
+                        with contextlib.suppress(OSError):  # a disk gone read-only after an error: the first error
+                            self.data.truncate(tx.committed_end)  # is the one to report; the close or the next cuts
+                finally:
+                    self.conn.execute("ROLLBACK")
+                    self._write_begun = False
             raise
         try:
             self.conn.execute("COMMIT")
