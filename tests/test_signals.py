@@ -289,3 +289,53 @@ def test_a_signal_the_kernel_gives_another_thread_waits_for_the_end_of_a_held_bl
             time.sleep(0.05)
             done.append("the held block ran to its end")
     assert done == ["the held block ran to its end"]
+
+
+def test_two_signals_given_another_thread_during_a_held_block_both_come_after_it():
+    """Review s22f F1: of two different signals deferred by a held block only the first was
+    delivered after it (a service that handles SIGHUP and SIGTERM itself lost the SIGTERM and
+    ran on). Each comes once, after the block; a wakeup descriptor (asyncio's) hears of
+    each once, not twice (s22f F2)."""
+    import signal
+    import socket
+    import threading
+
+    from optvol.image.image import signals_held
+
+    ran: list[str] = []
+    before = {number: signal.getsignal(number) for number in (signal.SIGHUP, signal.SIGTERM)}
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    old_wakeup = signal.set_wakeup_fd(writer.fileno())
+    signal.signal(signal.SIGHUP, lambda *_: ran.append("SIGHUP"))
+    signal.signal(signal.SIGTERM, lambda *_: ran.append("SIGTERM"))
+    go, done = threading.Event(), threading.Event()
+
+    def other():  # made before the block: the signals are not blocked in it
+        go.wait()
+        signal.pthread_kill(threading.get_ident(), signal.SIGHUP)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        done.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        with signals_held():
+            go.set()
+            done.wait()
+            thread.join()
+            for _ in range(50_000):
+                pass
+            assert ran == []
+        for _ in range(50_000):
+            pass
+        assert sorted(ran) == ["SIGHUP", "SIGTERM"]
+        heard = reader.recv(64)
+        assert sorted(heard) == sorted([signal.SIGHUP, signal.SIGTERM])
+    finally:
+        signal.set_wakeup_fd(old_wakeup)
+        for number, handler in before.items():
+            signal.signal(number, handler)
+        reader.close()
+        writer.close()

@@ -163,9 +163,10 @@ def _index_damage(ctx: Context) -> errors.OptvolError | None:
     type than their column's, or a label no optvol writes (an index edited by hand): the
     command failed on them, and recover mends them."""
     from optvol.image import schema
+    from optvol.image.image import INDEX_FILE
 
     for directory in sorted(ctx.opened_volumes()):
-        problems = schema.problems_apart(directory / "index.sqlite")
+        problems = schema.problems_apart(directory / INDEX_FILE)
         if problems:
             return errors.error("OPV0201", volume=directory.name.removesuffix(".optvol"), reason=(
                 f"its index holds values no optvol writes ({'; '.join(problems[:3])}); optvol recover rebuilds it"

@@ -113,22 +113,39 @@ def signals_held() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP held back for the block, delivered after it: blocked in this
     thread and, in the main thread, their Python handlers deferred too (the kernel may give a
     signal to another thread, a writer thread this block waits for, and Python then runs the
-    handler in the main thread all the same)."""
+    handler in the main thread all the same). A deferred signal is made pending again in this
+    thread once its handler is back, and comes when the mask is, once (asyncio's wakeup
+    descriptor, off meanwhile, hears of it then)."""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     caught: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
     deferred = {number: signal.getsignal(number) for number in _ENDING_SIGNALS
-                if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(number))}
+                if main and callable(signal.getsignal(number))}
+    wakeup = signal.set_wakeup_fd(-1) if deferred else -1
     try:
-        for number in deferred:
-            signal.signal(number, lambda signum, _frame: caught.append(signum))
-        signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
-        yield
-    finally:
-        for number, handler in deferred.items():
-            signal.signal(number, handler)
+        try:
+            for number in deferred:
+                signal.signal(number, lambda signum, _frame: None if signum in caught else caught.append(signum))
+            signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
+            for number in caught:  # pending in this thread, blocked: delivered when the mask is put back
+                signal.pthread_kill(threading.get_ident(), number)
+            _put_back(list(deferred.items()))
+            if deferred:
+                signal.set_wakeup_fd(wakeup)
+    finally:  # (a signal handled in the middle of the putting back still lets the mask go back)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        for number in caught[:1]:  # its handler raises (KeyboardInterrupt, Terminated): once is enough
-            signal.raise_signal(number)
+
+
+def _put_back(handlers: list) -> None:
+    """Put each handler back, even when a signal's handler raises while it is done."""
+    if handlers:
+        try:
+            signal.signal(*handlers[0])
+        finally:
+            _put_back(handlers[1:])
 
 
 class VolumeImage:

@@ -213,9 +213,12 @@ def type_problems(conn: sqlite3.Connection) -> list[str]:
         counts = conn.execute(f'SELECT {sums} FROM "{table}"').fetchone() if columns else ()
         problems += [f"{table}.{name}: {int(count)} value(s) not of its type"
                      for (name, _), count in zip(columns, counts, strict=True) if count]
-    for key in META_KEYS:
+    rows = {key: conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            for key in ("schema_version", *META_KEYS)}
+    for key in META_KEYS:  # (an index of an older schema, read apart, may lack one)
         try:
-            number(conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone(), key, "")
+            if rows[key] or rows["schema_version"] == (SCHEMA_VERSION,):
+                number(rows[key], key, "")
         except errors.OptvolError as exc:
             problems.append(exc.reason.split(";")[0].removeprefix("its index "))
     if not problems:
