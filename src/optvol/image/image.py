@@ -114,14 +114,14 @@ def signals_held() -> Iterator[None]:
     thread and, in the main thread, their Python handlers deferred too (the kernel may give a
     signal to another thread, a writer thread this block waits for, and Python then runs the
     handler in the main thread all the same). A deferred signal is made pending again in this
-    thread once its handler is back, and comes when the mask is, once (asyncio's wakeup
-    descriptor, off meanwhile, hears of it then)."""
+    thread once its handler is back, and comes when the mask is, once. (A wakeup descriptor,
+    asyncio's, stays on, so that it hears of every other signal: it hears of a deferred one
+    twice, as it came and as it comes again.)"""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     caught: list[int] = []
     main = threading.current_thread() is threading.main_thread()
     deferred = {number: signal.getsignal(number) for number in _ENDING_SIGNALS
                 if main and callable(signal.getsignal(number))}
-    wakeup = signal.set_wakeup_fd(-1) if deferred else -1
     try:
         try:
             for number in deferred:
@@ -133,8 +133,6 @@ def signals_held() -> Iterator[None]:
             for number in caught:  # pending in this thread, blocked: delivered when the mask is put back
                 signal.pthread_kill(threading.get_ident(), number)
             _put_back(list(deferred.items()))
-            if deferred:
-                signal.set_wakeup_fd(wakeup)
     finally:  # (a signal handled in the middle of the putting back still lets the mask go back)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
