@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 import pytest
 
@@ -40,6 +41,10 @@ def lib(tmp_path, env):
         done = run(*args, library=library, env=env)
         assert done.rc == 0, done.err
     return library
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def _sh(*argv) -> None:
@@ -76,7 +81,7 @@ def test_a_volume_directory_renamed_by_hand_is_refused_and_a_rename_gives_it_its
     refused = run("ls", "/QOPT/PVOL9/D", library=lib, env=env)
     assert refused.rc == 7 and "PVOL9.optvol holds volume PVOL1" in refused.err
     assert "rename the directory back" in refused.err
-    library = Library(lib, clock=lambda: __import__("datetime").datetime.now().astimezone())
+    library = Library(lib, clock=_now)
     with pytest.raises(errors.DamagedError, match="OPV0201"):
         library.open("PVOL9")
     library.rename("PVOL9", "PVOL9")  # the label takes the directory's name
@@ -141,7 +146,7 @@ def test_a_copy_by_hard_links_is_only_read_on_either_side(lib, env, tmp_path):
 
 
 def test_a_link_made_while_a_program_holds_the_volume_open_stops_its_next_write(lib, tmp_path):
-    library = Library(lib, clock=lambda: __import__("datetime").datetime.now().astimezone())
+    library = Library(lib, clock=_now)
     with library.open("PVOL1") as volume:
         volume.write_bytes("/warm", b"warm")
         data = lib / "PVOL1.optvol" / "data.opv"
@@ -242,7 +247,7 @@ def test_a_rename_another_process_left_half_done_is_completed_by_a_program_s_ope
     """Review s22b F5: a rename killed between its label write and its directory rename left
     a long-lived program unable to open the volume by either name (and advised to remove
     its only copy); a new command completed it. The program's open completes it too."""
-    library = Library(lib, clock=lambda: __import__("datetime").datetime.now().astimezone())
+    library = Library(lib, clock=_now)
     script = (
         "import os, sys, datetime\n"
         "from optvol.library import Library\n"

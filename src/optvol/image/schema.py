@@ -189,14 +189,20 @@ def version_of(conn: sqlite3.Connection, *, where: str) -> int:
 def read_apart(index: Path, query: str) -> tuple | None:
     """The first row of ``query`` in the index file ``index``, read apart from any open of
     it (read only); None when there is none or the index cannot be read."""
+    return _apart(index, lambda conn: conn.execute(query).fetchone(), None)
+
+
+def _apart(index: Path, work: Callable[[sqlite3.Connection], object], otherwise: object) -> object:
+    """``work`` done on a read-only connection of its own to the index file ``index``;
+    ``otherwise`` when SQLite cannot read it."""
     try:
         conn = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True)
         try:
-            return conn.execute(query).fetchone()
+            return work(conn)
         finally:
             conn.close()
     except sqlite3.Error:
-        return None
+        return otherwise
 
 
 def type_problems(conn: sqlite3.Connection) -> list[str]:
@@ -231,14 +237,7 @@ def type_problems(conn: sqlite3.Connection) -> list[str]:
 
 def problems_apart(index: Path) -> list[str]:
     """``type_problems`` of the index file ``index``, read apart (none when it cannot be read)."""
-    try:
-        conn = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True)
-        try:
-            return type_problems(conn)
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return []
+    return _apart(index, type_problems, [])
 
 
 def stored_version(index: Path) -> int | None:
