@@ -260,3 +260,22 @@ def test_an_index_edited_by_hand_is_damage_not_a_traceback(template, tmp_path, t
     assert run_cli(case_root, "recover", "PVOL1").rc == 0
     assert run_cli(case_root, "chkoptvol", "PVOL1").rc == 0
     assert run_cli(case_root, "cat", "/QOPT/PVOL1/D0/F1").out == expected["/D0/F1"]
+
+
+def test_a_json_listing_an_error_cuts_short_is_still_one_document(template, tmp_path):
+    """A --json listing that meets damage after its first rows (here a row edited by hand)
+    was left unterminated; it is now closed, holds the rows before the damaged one, and the
+    exit code and the error line say what cut it short."""
+    import json
+    import sqlite3
+
+    root, _ = template
+    case_root = tmp_path / "edited"
+    shutil.copytree(root, case_root)
+    conn = sqlite3.connect(volume_dir(case_root, "PVOL1") / "index.sqlite")
+    conn.execute("UPDATE files SET modified = 'yesterday' WHERE name = 'F5'")
+    conn.commit()
+    conn.close()
+    done = run_cli(case_root, "ls", "-l", "/QOPT/PVOL1/D0", json_output=True)
+    assert done.rc == 7 and ERROR_LINE.match(done.err) and "files.modified" in done.err
+    assert [entry["path"] for entry in json.loads(done.out)] == [f"/D0/F{i}" for i in range(5)]

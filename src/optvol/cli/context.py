@@ -136,7 +136,8 @@ class Context:
         """A JSON list written item by item, so a million rows stream in bounded memory.
 
         The first item is fetched before anything is written, so an error (volume not
-        found, say) leaves stdout empty.
+        found, say) leaves stdout empty; an error after the first closes the list, which
+        then holds the items before it (stdout stays one JSON document), and is raised.
         """
         iterator = iter(items)
         first = next(iterator, None)
@@ -144,9 +145,11 @@ class Context:
             self.out.write("[]\n")
             return
         self.out.write("[\n  " + self._json(first))
-        for item in iterator:
-            self.out.write(",\n  " + self._json(item))
-        self.out.write("\n]\n")
+        try:
+            for item in iterator:
+                self.out.write(",\n  " + self._json(item))
+        finally:  # (a stdout that cannot take it says so later: Guarded)
+            self.out.write("\n]\n")
 
     def print_json_report(self, key: str, items: Iterable[str]) -> None:
         """``{key: [items]}`` (as print_json lays it out) written item by item: what a command
@@ -163,7 +166,5 @@ class Context:
         try:
             for item in iterator:
                 self.out.write(",\n    " + self._json(item))
-        except BaseException:
-            self.out.write("\n  ]\n}\n")  # (a stdout that cannot take it says so later: Guarded)
-            raise
-        self.out.write("\n  ]\n}\n")
+        finally:  # (a stdout that cannot take it says so later: Guarded)
+            self.out.write("\n  ]\n}\n")
