@@ -284,3 +284,26 @@ def test_chgatr_refuses_other_attributes():
 
 def test_reference_chgoptvol_example():
     assert values("CHGOPTVOL VOL(VOL01) THRESHOLD(99)")[1]["THRESHOLD"] == 99
+
+
+
+@pytest.mark.parametrize("text, quoted, keyword", [
+    ("INZOPT NEWVOL(V1) TEXT(*BLNK)", "INZOPT NEWVOL(V1) TEXT('*BLNK')", "TEXT"),
+    ("WRKOPTF VOL01 *ALL FILE(*SEL)", "WRKOPTF VOL01 *ALL FILE('*SEL')", "FILE"),
+    ("CPY OBJ(*FOO) TODIR('/QOPT/V')", "CPY OBJ('*FOO') TODIR('/QOPT/V')", "OBJ"),
+    ("WRKOPTF VOL01 *ALL *SELECT SLTFILE(*AL)", "WRKOPTF VOL01 *ALL *SELECT SLTFILE('*AL')", "FROM"),
+])
+def test_an_unquoted_star_value_is_a_special_value_or_refused(text, quoted, keyword):
+    """hunt-cl F8: TEXT(*BLNK), a misspelled *BLANK, became the description "*BLNK". In CL an
+    unquoted value that begins with * is a special value (IBM's reserved values), so one the
+    parameter does not have is refused; quoted, it is the text it says."""
+    def cl_values(text: str) -> dict:
+        command, given = parser.parse(text)
+        return command.parse_values(given, cl=True)
+
+    with pytest.raises(errors.InvalidError) as caught:
+        cl_values(text)
+    assert caught.value.message_id == "OPV0005" and keyword in caught.value.text and "quotes" in caught.value.text
+    written = "*" + text.split("(*")[-1].split(")")[0]
+    assert written in repr(cl_values(quoted))
+    assert cl_values("CHGOPTVOL VOL01 TEXT(*blank)")["TEXT"] == "*BLANK"  # a special value in any case

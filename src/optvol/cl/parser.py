@@ -149,7 +149,7 @@ class _Reader:
                 raise _fail(where, f"the quoted string at character {self.index + 1} is not closed") from None
             if self.peek() not in ("", ")") and not self.peek().isspace():
                 raise _fail(where, f"a blank is missing after the quoted string {text!r}")
-            return text
+            return v.Quoted(text)
         token = self.token()
         if self.peek() in ("(", "'"):
             raise _fail(where, f"{token!r} is directly followed by {self.peek()!r}")

@@ -27,6 +27,14 @@ SPECIAL = "special"  # only special values
 FLAG = "flag"  # a shell switch (no value)
 
 
+class Quoted(str):
+    """A CL value written in quotes (``TEXT('*BLNK')``): its text as given. Only an unquoted
+    value that begins with ``*`` is a special value in CL, so only that one can be a
+    misspelled special value (``parse``)."""
+
+    __slots__ = ()
+
+
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -89,6 +97,9 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
     if type == TIME:
         return parse_time(text, bad)
     if type in (PATH, TEXT):
+        if cl and text.startswith("*") and not isinstance(text, Quoted):
+            raise bad(f"{keyword} has no special value {text} (unquoted, a value that begins with * is one); "
+                      "text that begins with * is written in quotes")
         if "\x00" in text:
             raise bad("NUL is not allowed")
         return text
