@@ -195,6 +195,28 @@ def test_on_a_file_system_blind_to_case_a_volume_directory_in_any_case_is_the_vo
         assert run("cat", "/QOPT/PVOL1/one", library=library, env=env).out == b"one"
 
 
+
+def test_on_a_file_system_blind_to_case_the_library_in_another_case_is_the_same_library(tmp_path, env, exfat):
+    """Review s22c F3: exFAT through FUSE gives /mnt/LIB and /mnt/lib inodes of their own, so
+    a volume held alone through one spelling (here its exclusive open lock, as INZOPT or
+    recover hold it) could be opened and written through the other. The library's path is
+    now spelled as its directory stores it, so the locks meet."""
+    from optvol.image.locks import lock_exclusive
+
+    (tmp_path / "one").write_bytes(b"one")
+    assert run("inzopt", "PVOL1", library=exfat / "lib", env=env).rc == 0
+    assert Library(exfat / "LIB", clock=_now).root == exfat / "lib"
+    fd = lock_exclusive(exfat / "lib" / "PVOL1.optvol", volume="PVOL1")
+    try:
+        for spelling in ("LIB", "Lib"):
+            refused = run("cp", tmp_path / "one", "/QOPT/PVOL1/one", library=exfat / spelling, env=env)
+            assert refused.rc == 8 and "OPV0004" in refused.err, (spelling, refused.err)
+    finally:
+        os.close(fd)
+    assert run("cp", tmp_path / "one", "/QOPT/PVOL1/one", library=exfat / "LIB", env=env).rc == 0
+    assert run("cat", "/QOPT/PVOL1/one", library=exfat / "lib", env=env).out == b"one"
+    assert Library(tmp_path / "New" / "LIB", clock=_now).root == tmp_path / "New" / "LIB"  # made as given
+
 @pytest.mark.parametrize("entry, advice, kept", [
     ("PVOL1.OPTVOL", "(PVOL1.optvol, if that is its ID)", False),
     ("my vol.optvol", "(the ID its label holds", False),

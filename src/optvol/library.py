@@ -66,7 +66,7 @@ class Library:
     """A directory of volume images; created on first use."""
 
     def __init__(self, root: Path | str, *, clock: Clock):
-        self.root = Path(root).absolute()
+        self.root = _as_stored(Path(root).absolute())
         self._clock = clock
         self.created = False
         self._held: dict[Path, int] = {}  # images whose exclusive lock this process holds (holding)
@@ -539,6 +539,28 @@ def _folded(name: str) -> str | None:
         return model.volume_id(name)
     except errors.OptvolError:
         return None
+
+
+def _as_stored(path: Path) -> Path:
+    """``path`` with each directory of it spelled as the directory above stores its name.
+    A file system blind to case opens ``/mnt/LIB`` for ``/mnt/lib``, and exFAT through FUSE
+    then gives each spelling inodes of their own, so that the flock and SQLite locks taken
+    through one spelling do not meet those taken through the other: two processes could
+    each hold a volume alone. A name that is not listed as given but opens, and that one
+    entry matches in another case, takes that entry's spelling; a name that does not open
+    (a library still to create) ends the walk, the rest kept as given."""
+    current = Path(path.anchor)
+    parts = path.parts[1:]
+    for index, part in enumerate(parts):
+        try:
+            names = os.listdir(current)
+            if part not in names and os.path.lexists(current / part):
+                matches = [name for name in names if name.casefold() == part.casefold()]
+                part = matches[0] if len(matches) == 1 else part
+        except (OSError, UnicodeError):
+            return current.joinpath(*parts[index:])
+        current /= part
+    return current
 
 
 def _below(target: str) -> bool:
