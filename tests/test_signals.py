@@ -339,3 +339,47 @@ def test_two_signals_given_another_thread_during_a_held_block_both_come_after_it
             signal.signal(number, handler)
         reader.close()
         writer.close()
+
+
+def test_a_signal_that_comes_while_the_handlers_go_back_is_not_lost(monkeypatch):
+    """Review 23 F1: the end of a held block made the caught signals pending again and then
+    put the handlers back; a signal the kernel gave another thread in between was run by the
+    stand-in handler, which put it in a list nobody read again: lost (a service polling a
+    volume missed its one SIGTERM in 8 runs of 60). The handlers now go back first."""
+    import signal
+    import threading
+    import time
+
+    from optvol.image.image import signals_held
+
+    ran: list[int] = []
+    before = signal.signal(signal.SIGTERM, lambda number, _frame: ran.append(number))
+    real, go, stop = signal.signal, threading.Event(), threading.Event()
+
+    def other():  # made before the block: SIGTERM is not blocked in it
+        go.wait()
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        stop.set()
+
+    def handler_back(number, handler):  # a SIGTERM comes as the block ends, the moment of the race
+        if not go.is_set():
+            go.set()
+            stop.wait()
+            for _ in range(50_000):  # bytecodes enough for Python to run the pending handler
+                pass
+        return real(number, handler)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        with signals_held():
+            monkeypatch.setattr(signal, "signal", handler_back)
+        monkeypatch.setattr(signal, "signal", real)
+        for _ in range(50_000):
+            pass
+        time.sleep(0.05)
+        assert ran == [signal.SIGTERM]
+    finally:
+        go.set()
+        thread.join()
+        signal.signal(signal.SIGTERM, before)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import mmap
 import os
@@ -129,21 +130,25 @@ def signals_held() -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
             yield
         finally:
+            # The handlers first: until its own is back, a signal another thread took is run
+            # by the stand-in, so ``caught`` is whole only then (review 23 F1: read before,
+            # the stand-in could take one after the reading, and it was lost). Each caught
+            # one is made pending in this thread, blocked: delivered when the mask goes back.
+            me = threading.get_ident()
             signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
-            for number in caught:  # pending in this thread, blocked: delivered when the mask is put back
-                signal.pthread_kill(threading.get_ident(), number)
-            _put_back(list(deferred.items()))
+            _every([*(functools.partial(signal.signal, number, handler) for number, handler in deferred.items()),
+                    lambda: _every([functools.partial(signal.pthread_kill, me, number) for number in caught])])
     finally:  # (a signal handled in the middle of the putting back still lets the mask go back)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _put_back(handlers: list) -> None:
-    """Put each handler back, even when a signal's handler raises while it is done."""
-    if handlers:
+def _every(calls: list) -> None:
+    """Make each call, even when a signal's handler raises in the middle of one."""
+    if calls:
         try:
-            signal.signal(*handlers[0])
+            calls[0]()
         finally:
-            _put_back(handlers[1:])
+            _every(calls[1:])
 
 
 class VolumeImage:
