@@ -279,3 +279,24 @@ def test_a_json_listing_an_error_cuts_short_is_still_one_document(template, tmp_
     done = run_cli(case_root, "ls", "-l", "/QOPT/PVOL1/D0", json_output=True)
     assert done.rc == 7 and ERROR_LINE.match(done.err) and "files.modified" in done.err
     assert [entry["path"] for entry in json.loads(done.out)] == [f"/D0/F{i}" for i in range(5)]
+
+
+def test_a_table_whose_name_holds_a_quote_does_not_hide_damage(template, tmp_path):
+    """Review 23 F6: the check of the columns' types built its SQL with the table names as
+    given; a table a hand added as ``we"ird`` made it fail, and the whole check then found
+    nothing: a label type no optvol writes ended the listing in a traceback, exit 70."""
+    import sqlite3
+
+    root, _ = template
+    case_root = tmp_path / "edited"
+    shutil.copytree(root, case_root)
+    conn = sqlite3.connect(volume_dir(case_root, "PVOL1") / "index.sqlite")
+    conn.execute('CREATE TABLE "we""ird" ("a""b" INTEGER)')
+    conn.execute("UPDATE label SET type = 'BOGUS'")
+    conn.commit()
+    conn.close()
+    for args in (("dspopt", "PVOL1"), ("wrkoptvol",)):
+        done = run_cli(case_root, *args)
+        assert done.rc == 7 and "label.type" in done.err and "Traceback" not in done.err, done.err
+    checked = run_cli(case_root, "chkoptvol", "PVOL1", json_output=True)
+    assert checked.rc == 7 and any("label.type" in d["reason"] for d in checked.json()["damaged"])

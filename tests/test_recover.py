@@ -23,6 +23,7 @@ from optvol.checking import chkoptvol
 from optvol.conversion import cvtoptbku
 from optvol.copying import CopyRequest, cpyopt
 from optvol.duplicate import dupopt
+from optvol.image import schema
 from optvol.initialize import inzopt
 from optvol.library import Library
 from optvol.model import MediaType, VolumeType
@@ -729,6 +730,11 @@ def test_a_copy_that_left_out_the_index_s_log_keeps_its_records_for_recover(lib,
     (copy / "PVOL1.optvol" / "index.sqlite-shm").unlink(missing_ok=True)
     data = copy / "PVOL1.optvol" / "data.opv"
     size = data.stat().st_size
+    index = copy / "PVOL1.optvol" / "index.sqlite"
+    # Review 23 F2: a read apart (an open that meets the volume locked, the CLI's damage
+    # check after a bug) left an empty -wal, and the next open then cut these records.
+    assert schema.stored_version(index) == schema.SCHEMA_VERSION and schema.problems_apart(index) == []
+    assert sorted(p.name for p in index.parent.iterdir() if p.name.startswith("index")) == ["index.sqlite"]
     copied = Library(copy, clock=lib.tick)
     for _ in range(2):  # every open, not just the first
         with pytest.raises(errors.DamagedError, match="OPV0201.*optvol recover brings them back"):
@@ -795,3 +801,15 @@ def test_an_upgrade_after_an_older_writer_died_cuts_its_tail_and_refuses_nothing
         assert volume.listdir("/") == ["one"]
     assert data.stat().st_size < tail
     assert chkoptvol(lib, vol="PVOL1")[0].damaged == []
+
+
+def test_a_read_apart_leaves_a_log_beside_an_empty_index_where_it_was(lib, tmp_path):
+    """Review 23 F7: SQLite removes a log beside an empty index file as it opens it, even
+    read only; a read apart (recover's first look) does not open an empty index at all."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    index = lib.root / "PVOL1.optvol" / "index.sqlite"
+    log = index.with_name("index.sqlite-wal")
+    log.write_bytes(b"\x00" * 4096)
+    index.write_bytes(b"")
+    assert schema.stored_version(index) is None and schema.problems_apart(index) == []
+    assert log.read_bytes() == b"\x00" * 4096

@@ -194,9 +194,20 @@ def read_apart(index: Path, query: str) -> tuple | None:
 
 def _apart(index: Path, work: Callable[[sqlite3.Connection], object], otherwise: object) -> object:
     """``work`` done on a read-only connection of its own to the index file ``index``;
-    ``otherwise`` when SQLite cannot read it."""
+    ``otherwise`` when SQLite cannot read it. It leaves the volume's files as it found them
+    (review 23 F2, F7): an index with no log beside it (at rest, or a copy that left the log
+    out) is read as immutable, since SQLite makes a ``-wal`` and a ``-shm`` for any other
+    connection and a read-only one cannot remove them, and the open's lost-log rule reads
+    whether the ``-wal`` exists (docs/format.md §5); an empty index file is not opened, since
+    SQLite removes a log beside one. It looks and does not wait for a lock (F8)."""
     try:
-        conn = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True)
+        if index.stat().st_size == 0:
+            return otherwise
+        at_rest = not index.with_name(index.name + "-wal").exists()
+    except OSError:
+        return otherwise
+    try:
+        conn = sqlite3.connect(f"{index.as_uri()}?mode=ro{'&immutable=1' * at_rest}", uri=True, timeout=0)
         try:
             return work(conn)
         finally:
@@ -213,10 +224,10 @@ def type_problems(conn: sqlite3.Connection) -> list[str]:
     for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
                                  " ORDER BY name").fetchall():
         columns = [(name, _STORED[kind.upper()] + ("" if not_null else ", 'null'"))
-                   for _, name, kind, not_null, _, _ in conn.execute(f'PRAGMA table_info("{table}")')
+                   for _, name, kind, not_null, _, _ in conn.execute(f"PRAGMA table_info({_quoted(table)})")
                    if kind.upper() in _STORED]
-        sums = ", ".join(f"total(typeof(\"{name}\") NOT IN ({kinds}))" for name, kinds in columns)
-        counts = conn.execute(f'SELECT {sums} FROM "{table}"').fetchone() if columns else ()
+        sums = ", ".join(f"total(typeof({_quoted(name)}) NOT IN ({kinds}))" for name, kinds in columns)
+        counts = conn.execute(f"SELECT {sums} FROM {_quoted(table)}").fetchone() if columns else ()
         problems += [f"{table}.{name}: {int(count)} value(s) not of its type"
                      for (name, _), count in zip(columns, counts, strict=True) if count]
     rows = {key: conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -233,6 +244,11 @@ def type_problems(conn: sqlite3.Connection) -> list[str]:
             problems += [f"label.{field}: {value!r} is no {kind.__name__}" for (value,) in
                          conn.execute(f"SELECT {field} FROM label") if value not in {str(k) for k in kind}]
     return problems
+
+
+def _quoted(name: str) -> str:
+    """An SQL identifier for ``name``, whatever it holds (a table a hand added, ``we"ird``)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def problems_apart(index: Path) -> list[str]:
