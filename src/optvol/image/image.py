@@ -109,15 +109,21 @@ def _finish_recovery(directory: Path, *, volume: str) -> None:
         os.close(fd)
 
 
+# The handlers each held block of the main thread put aside, outermost first: what a child
+# forked meanwhile (by another thread) gets back (``_put_back_in_child``).
+_HELD: list[dict] = []
+
+
 @contextmanager
 def signals_held() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP held back for the block, delivered after it: blocked in this
     thread and, in the main thread, their Python handlers deferred too (the kernel may give a
     signal to another thread, a writer thread this block waits for, and Python then runs the
-    handler in the main thread all the same). A deferred signal is made pending again in this
-    thread once its handler is back, and comes when the mask is, once. (A wakeup descriptor,
-    asyncio's, stays on, so that it hears of every other signal: it hears of a deferred one
-    twice, as it came and as it comes again.)"""
+    handler in the main thread all the same). A deferred signal's own handler is run once its
+    handler is back and the mask too, once; a wakeup descriptor (asyncio's) stays on and
+    hears of it once, as it came. Only Python handlers are deferred: an ending signal left at
+    SIG_DFL (a program that set none; the CLI sets its own) still ends the process when the
+    kernel gives it to another thread (review 23 F5)."""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     caught: list[int] = []
     main = threading.current_thread() is threading.main_thread()
@@ -125,6 +131,7 @@ def signals_held() -> Iterator[None]:
                 if main and callable(signal.getsignal(number))}
     try:
         try:
+            _HELD.append(deferred)
             for number in deferred:
                 signal.signal(number, lambda signum, _frame: None if signum in caught else caught.append(signum))
             signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
@@ -132,14 +139,16 @@ def signals_held() -> Iterator[None]:
         finally:
             # The handlers first: until its own is back, a signal another thread took is run
             # by the stand-in, so ``caught`` is whole only then (review 23 F1: read before,
-            # the stand-in could take one after the reading, and it was lost). Each caught
-            # one is made pending in this thread, blocked: delivered when the mask goes back.
-            me = threading.get_ident()
+            # the stand-in could take one after the reading, and it was lost).
             signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
-            _every([*(functools.partial(signal.signal, number, handler) for number, handler in deferred.items()),
-                    lambda: _every([functools.partial(signal.pthread_kill, me, number) for number in caught])])
+            _every([functools.partial(signal.signal, number, handler) for number, handler in deferred.items()])
     finally:  # (a signal handled in the middle of the putting back still lets the mask go back)
+        _HELD.remove(deferred)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        # Each caught one's own handler, called, not made pending again: the wakeup
+        # descriptor heard of it as it came, and asyncio ran its callback for each hearing
+        # (review 23 F3: twice for one SIGTERM).
+        _every([functools.partial(deferred[number], number, None) for number in caught])
 
 
 def _every(calls: list) -> None:
@@ -149,6 +158,19 @@ def _every(calls: list) -> None:
             calls[0]()
         finally:
             _every(calls[1:])
+
+
+def _put_back_in_child() -> None:
+    """A child forked while the main thread held signals (by another thread: multiprocessing,
+    a ProcessPoolExecutor) gets the handlers the blocks put aside: with the stand-ins, its
+    SIGTERM and Ctrl-C were swallowed for life (review 23 F4). Its one thread is its main one."""
+    for handlers in reversed(_HELD):  # the outermost block's last: it put aside the program's own
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_put_back_in_child)
 
 
 class VolumeImage:
