@@ -17,10 +17,11 @@ import itertools
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from datetime import datetime
 
-from optvol import errors, media, model, openfile
+from optvol import errors, media, model, openfile, volume_transaction
 from optvol.image import image as image_mod
 from optvol.image import records
 from optvol.image.records import Kind
@@ -302,23 +303,13 @@ class Volume:
 
     # ----------------------------------------------------------------- transactions
 
-    @contextmanager
-    def _transaction(self) -> Iterator[image_mod.Transaction]:
-        with self.image.conn.owner:  # a thread's transaction is its own: others wait (a forked child: OPV0013)
-            if self._tx is not None:
-                yield self._tx
-                return
-            with self.image.transaction(now=self._now()) as tx:
-                self._tx, self._tx_label, tx.thread = tx, self.image.label(), threading.get_ident()
-                try:
-                    yield tx
-                finally:
-                    self._tx, self._tx_label = None, None
+    def _transaction(self, *, batch: bool = False) -> ContextManager[image_mod.Transaction]:
+        return volume_transaction.joined(self, batch=batch)
 
     @contextmanager
     def batch(self) -> Iterator[Volume]:
         """Group many writes into one transaction: one fsync, one commit, all or nothing."""
-        with self._transaction():
+        with self._transaction(batch=True):
             yield self
 
     # ----------------------------------------------------------------- user writes

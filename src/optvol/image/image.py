@@ -206,6 +206,7 @@ class VolumeImage:
               log_lost: bool | None) -> None:
         self.pid = os.getpid()  # the process that opened it: a forked one must open it again to write
         self._write_begun, self._live_snapshots = False, 0  # BEGIN IMMEDIATE not yet ended; snapshots open
+        self._in_write: int | None = None  # the thread inside ``transaction``, from its start to its commit
         self._cuts_tails = cut_tail  # (not recover's image of the index it builds: it cuts the tail itself)
         self.directory = directory
         self.name = self.directory.name.removesuffix(".optvol")
@@ -517,6 +518,16 @@ class VolumeImage:
         """A write transaction (module docstring); ``now`` becomes last_referenced."""
         if self.read_only:
             raise self.write_refusal(f"writing volume {self.volume}")
+        if self._in_write == threading.get_ident():  # a signal's handler in the middle of it, say (review 23 F5b)
+            raise errors.error("OPV0017", volume=self.volume)
+        self._in_write = threading.get_ident()
+        try:
+            yield from self._transaction_body(now)
+        finally:
+            self._in_write = None
+
+    def _transaction_body(self, now: int | None) -> Iterator[Transaction]:
+        """``transaction``'s work, which no write of the same thread enters."""
         if self.conn.in_transaction and (self._write_begun or not self._live_snapshots):  # an interrupt came
             self.conn.execute("ROLLBACK")  # between an earlier BEGIN and its cleanup (a live snapshot's stays)
         elif self.conn.in_transaction:  # this thread's own snapshot (another thread's waits for ``owner``)

@@ -72,6 +72,7 @@ class Transaction:
         self._writes: list[tuple[Future, mmap.mmap]] = []  # pieces it has not written yet, oldest first
         self._writeback: Future | None = None
         self.thread: int | None = None  # the thread whose transaction it is (``Volume._transaction``)
+        self.busy = True  # a write is under way in it (``Volume._transaction``): no other joins it then
         self._writing, self._gate = True, threading.Lock()  # (see _gated)
 
     def stamp(self, now: int) -> int:
