@@ -620,3 +620,62 @@ def test_an_asyncio_task_does_not_join_another_task_s_batch(library):
         volume.write_bytes("/b.txt", b"b")  # once A's batch is over, B writes as ever
         assert volume.listdir("/") == ["b.txt"]
     _clean(library)
+
+
+@pytest.mark.parametrize("child", ["close", "exit"])
+def test_a_forked_child_leaves_its_parent_s_spooled_writer_alone(library, child):
+    """hunt-api F3, F3b: a writer past its in-memory spool shares its spool file (one offset)
+    with a child forked meanwhile. The child's refused close seeked it, and the parent's close
+    then recorded a file of other bytes, the volume refused until recover; a child that only
+    exited flushed its copy of the buffer into it, and the parent's close failed. The child's
+    use is OPV0013 and its spool is /dev/null: the parent's file is what the parent wrote."""
+    from optvol import openfile
+
+    make_volume(library, "PVOL1")
+    first, second = b"A" * (openfile.SPOOL_IN_MEMORY + (1 << 20)), b"B" * (2 << 20)
+    with library.open("PVOL1") as volume:
+        handle = volume.open("/forked.bin", "wb")
+        handle.write(first)
+        handle.write(b"tail")
+        handle.flush()  # into the spool file's own buffer at the fork
+        pid = os.fork()
+        if pid == 0:  # (os._exit: pytest must not run on in the child)
+            code = 0
+            try:
+                if child == "close":
+                    handle.close()
+                    code = 1
+                else:  # what the child's exit does: the collector closes what it inherited
+                    handle = None
+                    gc.collect()
+            except errors.OptvolError as exc:
+                code = 0 if exc.message_id == "OPV0013" else 2
+            except BaseException:
+                code = 3
+            os._exit(code)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        handle.write(second)
+        handle.close()
+        assert volume.read_bytes("/forked.bin") == first + b"tail" + second
+    _clean(library)
+
+
+def test_a_spool_that_gives_fewer_bytes_than_written_to_it_writes_nothing(library):
+    """hunt-api F3's second half: a commit took whatever the spool gave back and recorded the
+    size the handle had counted, promising bytes the record did not hold (the volume then
+    refused every write until recover). Now it writes nothing and says so."""
+    from optvol import openfile
+
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        handle = volume.open("/short.bin", "wb")
+        handle.write(b"A" * (openfile.SPOOL_IN_MEMORY + (1 << 20)))
+        handle.flush()
+        spool = handle.volume_writer._spool
+        spool.flush()
+        os.ftruncate(spool.fileno(), 1 << 20)  # as another process sharing the spool file could
+        with pytest.raises(errors.OptvolError, match="OPV0302.*nothing was written"):
+            handle.close()
+        assert volume.listdir("/") == []
+        volume.write_bytes("/after", b"after")
+    _clean(library)

@@ -176,6 +176,48 @@ def test_binary_mode_with_encoding_refused(primary):
         primary.open("/F", "wb", encoding="utf-8")
 
 
+@pytest.mark.parametrize("mode", ["w", "a", "x", "r"])
+@pytest.mark.parametrize("encoding", ["no-such-codec", "base64", 5])
+def test_an_encoding_python_has_no_text_files_for_is_refused_and_changes_nothing(primary, mode, encoding):
+    """hunt-api F1: open(..., encoding=<unknown>) raised LookupError after the writer was made,
+    and the collector then wrote it: the file was replaced by an empty one ("a": a version
+    more, its date moved; "x": a new empty file). Now OPV0005, and nothing is written."""
+    import gc
+
+    primary.write_bytes("/keep.txt", b"kept bytes")
+    before = primary.stat("/keep.txt")
+    with pytest.raises(errors.InvalidError, match="OPV0005") as info:
+        primary.open("/new.txt" if mode == "x" else "/keep.txt", mode, encoding=encoding)
+    assert "encoding" in info.value.text
+    gc.collect()
+    assert primary.listdir("/") == ["keep.txt"] and primary.read_bytes("/keep.txt") == b"kept bytes"
+    assert primary.stat("/keep.txt") == before and len(primary.versions("/keep.txt")) == 1
+
+
+def test_data_given_as_a_buffer_of_wider_items_is_written_by_its_bytes(primary):
+    """hunt-api F2: write_bytes and write_chunks took len() of an array('i') (its items) for the
+    file's size and wrote its bytes: the file read back damaged, all said done."""
+    from array import array
+
+    numbers = array("i", range(1000))
+    assert primary.write_bytes("/arr.bin", numbers).size == numbers.itemsize * 1000
+    assert primary.write_bytes("/view.bin", memoryview(numbers)).size == numbers.itemsize * 1000
+    primary.write_chunks("/chunks.bin", [array("i", range(500)), array("i", range(500, 1000))],
+                         size=numbers.itemsize * 1000)
+    for path in ("/arr.bin", "/view.bin", "/chunks.bin"):
+        assert primary.read_bytes(path) == numbers.tobytes()
+    for data in ("text", 5, None):  # bytes(5) made five zero bytes
+        with pytest.raises(errors.InvalidError, match="OPV0005"):
+            primary.write_bytes("/bad.bin", data)
+    with pytest.raises(errors.InvalidError, match="OPV0005"):
+        primary.write_chunks("/bad.bin", [b"ab"], size="2")
+    with pytest.raises(errors.OptvolError, match="a volume path is a str"):
+        primary.write_bytes(Path("/p.bin"), b"p")
+    with pytest.raises(errors.InvalidError, match="OPV0005"):
+        primary.open("/F", None)
+    assert primary.listdir("/") == ["arr.bin", "chunks.bin", "view.bin"]
+
+
 def test_nothing_visible_before_close(primary, library):
     handle = primary.open("/LATE", "wb")
     handle.write(b"data")

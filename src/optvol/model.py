@@ -269,7 +269,9 @@ def _check_element(name: str, *, is_dir: bool, media_format: MediaFormat) -> Non
 
 
 def _check_form(path: str) -> None:
-    if not isinstance(path, str) or not path.startswith("/"):
+    if not isinstance(path, str):  # (a pathlib path is the host's: hunt-api F8)
+        raise errors.error("CPF1F48", path=path, reason=f"a volume path is a str, not {type(path).__name__}")
+    if not path.startswith("/"):
         raise errors.error("CPF1F48", path=path, reason="a volume path starts with '/'")
     if "\x00" in path:
         raise errors.error("CPF1F48", path=path, reason="NUL is not allowed")

@@ -27,13 +27,19 @@ _WRITE_MODES = {"w": True, "x": False, "a": True}
 # The handles of this process that opened a file version (``_hold``); a closed one holds none.
 _HANDLES: weakref.WeakSet = weakref.WeakSet()
 _HANDLES_LOCK = threading.Lock()  # adding to it, or copying it, while another thread adds
+_WRITERS: weakref.WeakSet = weakref.WeakSet()  # this process's writers (``_spoil_in_child``)
 
 
 def open_file(volume, path: str, mode: str, *, encoding: str | None):
-    """Open ``path`` on ``volume`` in ``mode`` (``r``, ``w``, ``x`` or ``a``, with or without ``b``)."""
-    kind, binary = mode.replace("b", ""), "b" in mode
+    """Open ``path`` on ``volume`` in ``mode`` (``r``, ``w``, ``x`` or ``a``, with or without ``b``).
+    Every argument is checked before anything is made: a writer made and then dropped by a
+    refusal was written by the collector (an unknown encoding replaced the file with an
+    empty one: hunt-api F1)."""
+    kind, binary = (mode.replace("b", ""), "b" in mode) if isinstance(mode, str) else (None, False)
     if kind not in ("r", *_WRITE_MODES) or mode.count("b") > 1 or (binary and encoding):
         raise errors.error("OPV0005", value=mode, keyword="mode", reason="use r, w, x or a, optionally with b")
+    if not binary:
+        encoding = _text_encoding(encoding)
     if kind == "r":
         volume.check_user_access("opening a file")
         raw = VolumeReader(volume, path)
@@ -43,13 +49,28 @@ def open_file(volume, path: str, mode: str, *, encoding: str | None):
         if volume.image.read_only:  # before the spool is made in the volume's directory
             raise volume.image.write_refusal("opening a file for writing")
         raw = VolumeWriter(volume, path, kind)
-        buffered = _AbortingWriter(raw, buffer_size=WRITE_BUFFER)
-        buffered.volume_writer, raw.wrapped = raw, True
-        if not binary:
-            text = _AbortingText(buffered, encoding=encoding or "utf-8")
-            text.volume_writer, buffered.wrapped = raw, True
-            return text
-    return buffered if binary else io.TextIOWrapper(buffered, encoding=encoding or "utf-8")
+        try:
+            buffered = _AbortingWriter(raw, buffer_size=WRITE_BUFFER)
+            buffered.volume_writer, raw.wrapped = raw, True
+            if not binary:
+                text = _AbortingText(buffered, encoding=encoding)
+                text.volume_writer, buffered.wrapped = raw, True
+                return text
+        except BaseException:
+            raw.discard()  # what the collector finalizes now writes nothing
+            raise
+    return buffered if binary else io.TextIOWrapper(buffered, encoding=encoding)
+
+
+def _text_encoding(encoding) -> str:
+    """``encoding`` (UTF-8 when None) if Python's text files take it; else OPV0005."""
+    if encoding is None:
+        return "utf-8"
+    try:
+        io.TextIOWrapper(io.BytesIO(), encoding=encoding)
+    except (LookupError, TypeError, ValueError) as exc:
+        raise errors.error("OPV0005", value=encoding, keyword="encoding", reason=str(exc)) from None
+    return encoding
 
 
 class _Aborting:
@@ -84,7 +105,7 @@ class _Aborting:
         return super().__exit__(kind, value, traceback)
 
     def __del__(self) -> None:
-        if not self.wrapped:
+        if not self.wrapped and hasattr(self, "volume_writer"):  # (not one whose making failed)
             _finalize(self.volume_writer, super().__del__)
 
 
@@ -113,7 +134,7 @@ def _finalize(writer: VolumeWriter, close: Callable[[], None]) -> None:
     except ValueError:  # the volume is closed: close() says so and writes nothing
         owner = None
     spool = writer._spool
-    if spool is None or spool.closed or owner is None or not owner.acquire(blocking=False):
+    if spool is None or spool.closed or writer.refused is not None or owner is None or not owner.acquire(blocking=False):
         writer.discard()
         close()
         return
@@ -123,6 +144,26 @@ def _finalize(writer: VolumeWriter, close: Callable[[], None]) -> None:
         close()
     finally:
         owner.release()
+
+
+def _spoil_in_child() -> None:
+    """A child forked while writers were open leaves them to its parent (hunt-api F3, F3b): its
+    use of one is OPV0013, and the spool file it shares with the parent (one open file, one
+    offset) now reads and writes /dev/null in the child, so that neither its close (a seek,
+    a flush of what its copy of the buffer held) nor its exit moves or adds to the parent's
+    bytes: the parent's close had recorded a file of other bytes, or failed, said done."""
+    for writer in list(_WRITERS):
+        spool = writer._spool
+        writer.refused = errors.error("OPV0013", volume=writer._volume.image.volume)
+        if spool is not None and not spool.closed and getattr(spool, "_rolled", True):
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(null, spool.fileno())
+            finally:
+                os.close(null)
+
+
+os.register_at_fork(after_in_child=_spoil_in_child)
 
 
 def _check_volume_open(volume, path: str) -> None:
@@ -229,6 +270,8 @@ class VolumeWriter(io.RawIOBase):
         import tempfile  # here: it costs every command's start 6 ms, and only writers use it
 
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=volume.image.directory)
+        with _HANDLES_LOCK:
+            _WRITERS.add(self)
         self._size = 0
         self._appending, self._based_on = kind == "a", None  # the version an append starts from
         if kind == "a" and volume.exists(path):
@@ -272,7 +315,7 @@ class VolumeWriter(io.RawIOBase):
         if self._discarded:  # the with block is leaving on an exception: what its close flushes goes nowhere
             return len(data)
         self.check_usable()
-        size = len(data)
+        size = memoryview(data).nbytes  # (what the spool takes: len() of an array counts its items)
         try:
             _refuse_unless_room(self._volume, self._parts, self._size + size, replace=self._replace)
             self._spool.write(data)
@@ -325,7 +368,11 @@ class VolumeWriter(io.RawIOBase):
                 yield chunk
 
         def write(data, sector: int) -> bytes:
-            return data.write_stream(sector, chunks(), limit=size)[1]
+            written, sha = data.write_stream(sector, chunks(), limit=size)
+            if written != size:  # (the record would promise bytes it does not hold: hunt-api F3)
+                raise errors.error("OPV0302", path=str(volume.image.directory), reason=f"the spool of {self.name} held"
+                                   f" {written:,} of the {size:,} bytes written to it; nothing was written")
+            return sha
 
         with volume._transaction() as tx:
             # Another process may have deleted (or moved away) the file this handle opened:
