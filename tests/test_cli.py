@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -394,6 +395,30 @@ def test_cp_host_to_volume_and_back(filled):
     sh("cp", "/QOPT/PVOL1/D1/a.txt", sh.host / "outdir")
     assert (sh.host / "outdir" / "a.txt").read_bytes() == b"hello\n"
 
+
+
+def test_a_copy_onto_a_fifo_or_a_device_or_a_link_to_one_is_refused(filled):
+    """hunt-contract F8: the copy was renamed over its target, so `cp /QOPT/V/f /dev/null` as
+    root made /dev/null a regular file for every process, said "copied" (a FIFO and a block
+    device likewise). OPV0302, as export-iso says, and the node stays; a link to nothing is
+    still replaced by the file, as a link to a file is."""
+    sh, host = filled, filled.host
+    os.mkfifo(host / "fifo")
+    (host / "to-fifo").symlink_to("fifo")
+    (host / "dangling").symlink_to("nothing")
+    targets = ["fifo", "to-fifo"]
+    if os.geteuid() == 0:
+        os.mknod(host / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        targets.append("null")
+    for target in targets:
+        for args in (("cp", "/QOPT/PVOL1/D1/a.txt", host / target),
+                     ("cl", f"CPY OBJ('/QOPT/PVOL1/D1/a.txt') TOOBJ('{host / target}') REPLACE(*YES)")):
+            refused = sh(*args, ok=False)
+            assert refused.rc == 2 and "OPV0302" in refused.err and "not a regular file" in refused.err, refused.err
+    assert stat.S_ISFIFO((host / "fifo").lstat().st_mode) and (host / "to-fifo").is_symlink()
+    assert os.geteuid() != 0 or stat.S_ISCHR((host / "null").lstat().st_mode)
+    sh("cp", "/QOPT/PVOL1/D1/a.txt", host / "dangling")
+    assert not (host / "dangling").is_symlink() and (host / "dangling").read_bytes() == b"hello\n"
 
 def test_files_copied_to_the_host_get_the_mode_of_a_new_file_or_of_the_one_they_replace(filled):
     """hunt-cl F2: every host file cp, mv, CPY and MOV wrote was 0600 (mkstemp's) whatever the

@@ -443,6 +443,24 @@ def _read_host(fd: int, size: int, name: str, chunk: int = 1 << 20) -> Iterator[
                                                         " while it was copied, or it is not a plain file")
 
 
+def _refuse_a_special_file(host_path: str) -> None:
+    """OPV0302 for a target that is a device, a FIFO or a socket, or a link to one: the copy
+    is renamed over its target, and replaced a device node with a file, said done
+    (``cp /QOPT/V/f /dev/null`` as root made /dev/null a file for every process; hunt-contract
+    F8). ``export-iso`` refuses them too. A link to a file, or to nothing, is replaced."""
+    for follow in (False, True):
+        try:
+            found = os.stat(host_path, follow_symlinks=follow)
+        except OSError:  # none there (or a link to nothing): a new file
+            return
+        if stat_mod.S_ISCHR(found.st_mode) or stat_mod.S_ISBLK(found.st_mode) or stat_mod.S_ISFIFO(found.st_mode) \
+                or stat_mod.S_ISSOCK(found.st_mode):
+            raise errors.error("OPV0302", path=host_path, reason="it is not a regular file (a device, a FIFO or a"
+                               " socket), which a copy would replace")
+        if not stat_mod.S_ISLNK(found.st_mode):
+            return
+
+
 def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool, durable: bool = False,
              made: host_names.HostWrites | None = None) -> None:
     """Write to a temporary file beside the target and rename it only once verified;
@@ -452,6 +470,7 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
     host_names.check_host_name(host_path)
     if os.path.lexists(host_path) and not replace:
         raise errors.error("OPV0302", path=host_path, reason="it exists")
+    _refuse_a_special_file(host_path)
     if made is not None:
         made.check(host_path)
     directory = os.path.dirname(os.path.abspath(host_path))
