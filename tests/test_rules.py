@@ -394,3 +394,41 @@ def test_udf_rmdir_frees_a_two_sector_directory_record(tmp_path):
         assert volume.info().used - before == 2 * 1024
         volume.rmdir("/" + name)
         assert volume.info().used == before
+
+
+def test_a_threshold_lowered_inside_a_batch_binds_the_rest_of_the_batch(library):
+    """hunt-api F9: change_label(threshold=...) inside a batch left the writes after it under
+    the threshold the batch began with (a volume ended 4 x past its new limit), and label()
+    still showed the old label inside the batch."""
+    make_volume(library, "PVOL1", capacity=64 << 20)
+    with library.open("PVOL1") as volume:
+        with pytest.raises(errors.OptvolError, match="CPF1F61"):
+            with volume.batch():
+                volume.write_bytes("/before.bin", b"b" * (1 << 20))
+                volume.change_label(threshold=5, text="lowered")
+                assert volume.label()["threshold"] == 5 and volume.label()["text"] == "lowered"
+                volume.write_bytes("/over.bin", b"o" * (8 << 20))  # past 5 % of 64 MiB
+        assert volume.listdir("/") == [] and volume.label()["threshold"] != 5
+        with volume.batch():
+            volume.change_label(threshold=50)
+            volume.write_bytes("/under.bin", b"u" * (8 << 20))  # a raised one lets it in, as ever
+        assert volume.listdir("/") == ["under.bin"] and volume.label()["threshold"] == 50
+
+
+def test_the_library_s_relabel_makes_only_a_rename_s_and_cvtoptbku_s_changes(library):
+    """hunt-api F6: Library.relabel, public, let a program make a *BACKUP a *PRIMARY, write and
+    delete on it, make it a *BACKUP again, and set its fixed threshold to 50, leaving no trace.
+    It gives a volume a new ID, or makes a *BACKUP a *PRIMARY (CVTOPTBKU), and nothing else."""
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    make_volume(library, "PVOL1")
+    for volume, fields, refused in (
+        ("BVOL1", {"threshold": 50}, "OPV0005"), ("BVOL1", {"type": "*PRIMARY", "text": "x"}, "OPV0005"),
+        ("PVOL1", {"type": "*BACKUP"}, "OPV0005"), ("PVOL1", {"type": "*PRIMARY"}, "OPV0107"),
+    ):
+        with library.locked(), pytest.raises(errors.OptvolError, match=refused):
+            library.relabel(volume, fields=fields)
+    with library.open("BVOL1") as backup:
+        assert (backup.label()["type"], backup.label()["threshold"]) == ("*BACKUP", 99)
+    with library.locked():
+        library.relabel("PVOL1", fields={"volume": "PVOL2"})
+    assert library.volume_ids() == ["BVOL1", "PVOL2"]

@@ -445,8 +445,12 @@ class Library:
     def relabel(self, volume: str, *, fields: dict) -> None:
         """Change label fields and, if ``fields['volume']`` differs, rename: all or nothing.
 
-        The caller holds ``locked()``. Used by CVTOPTBKU and by renames.
-        """
+        The caller holds ``locked()``. Used by CVTOPTBKU and by renames, and it makes only
+        their changes: a new ID, and a *BACKUP made a *PRIMARY. A program that called it could
+        make a backup a primary and back, or change its fixed threshold (hunt-api F6)."""
+        if not set(fields) <= {"volume", "type"} or fields.get("type", str(VolumeType.PRIMARY)) != str(VolumeType.PRIMARY):
+            raise errors.error("OPV0005", value=", ".join(f"{k}={v}" for k, v in fields.items()), keyword="fields",
+                               reason="relabel gives a volume a new ID, or makes a *BACKUP a *PRIMARY (CVTOPTBKU)")
         source = self._dir(volume)
         new_id = fields.get("volume", model.volume_id(volume))
         target = self._dir(new_id)
@@ -459,6 +463,9 @@ class Library:
         try:
             with VolumeImage(source, exclusive=True, lock=False) as image:  # what an undo writes back
                 before = {key: image.label()[key] for key in fields}
+            if "type" in fields and before["type"] != str(VolumeType.BACKUP):
+                raise errors.error("OPV0107", volume=model.volume_id(volume), media_format=before["type"],
+                                   operation="making a *PRIMARY of it")
             self._write_journal({"relabel": {"dir": source.name, "after": target.name, "fields": fields,
                                              "before": before}, "renames": renames}, volume=volume)
             self._roll_forward(held=source)

@@ -97,6 +97,10 @@ class Volume:
         with self._transaction() as tx:
             media.check_label_change(self.image.label(), volume=self.id, threshold=threshold)
             tx.write_label({**self.image.label(), **fields})
+            # The rest of its batch sees the new label and writes under its threshold, a lower
+            # one too (hunt-api F9: the batch wrote on under the old one, to 4 x the new limit).
+            self._tx_label = label = self.image.label()
+            tx.limit = label["capacity"] * label["threshold"] // 100 // label["sector_size"]
 
     def space(self) -> tuple[int, int]:
         """(bytes allowed under the threshold, bytes used) as last committed."""
