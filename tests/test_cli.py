@@ -840,6 +840,20 @@ def test_mkdir_and_rmdir(sh):
     assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/", "/A", "/A/B", "/A/X"]
 
 
+def test_mkdir_and_rmdir_report_what_they_did_before_a_path_fails(sh):
+    """A later path failing leaves the earlier ones done: they are reported, not only the error."""
+    sh.build("inzopt", "PVOL1")
+    sh.build("mkdir", "/QOPT/PVOL1/D1", "/QOPT/PVOL1/D1/F")
+    made = sh("mkdir", "/QOPT/PVOL1/N1", "/QOPT/PVOL1/D1", json_output=True, ok=False)
+    assert made.rc == 4 and made.err.startswith("optvol: CPF1F04: ") and made.json() == {"created": ["/N1"]}
+    removed = sh("rmdir", "/QOPT/PVOL1/N1", "/QOPT/PVOL1/D1", ok=False)
+    assert removed.rc == 5 and removed.text == "removed /QOPT/PVOL1/N1\n"
+    sh.build("mkdir", "/QOPT/PVOL1/E1")
+    removed = sh("rmdir", "/QOPT/PVOL1/E1", "/QOPT/PVOL1/NOPE", json_output=True, ok=False)
+    assert removed.rc == 3 and removed.json() == {"removed": ["/QOPT/PVOL1/E1"]}
+    assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/", "/D1", "/D1/F"]
+
+
 def test_mkdir_keeps_the_stored_case_of_the_parent(sh):
     sh.build("inzopt", "PVOL1")
     sh("mkdir", "/QOPT/PVOL1/Reports", "/QOPT/PVOL1/REPORTS/Jan")

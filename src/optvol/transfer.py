@@ -638,16 +638,22 @@ def _remove(volume: Volume, path: str, *, recursive: bool) -> None:
                 volume.rmdir(dirpath)
 
 
-def make_directory(library: Library, paths: list[str], *, parents: bool = False) -> list[DirInfo]:
-    """mkdir (with ``parents``, like ``mkdir -p``)."""
-    with _session(library) as volumes:
-        return [volumes[w.volume].mkdir(w.path, parents=parents, exist_ok=parents) for w in map(_volume_location, paths)]
-
-
-def remove_directory(library: Library, paths: list[str], *, subtree: bool = False) -> None:
-    """rmdir (RMVDIR): an empty directory, or with ``subtree`` everything below it too."""
+def make_directory(library: Library, paths: list[str], *, parents: bool = False) -> Iterator[DirInfo]:
+    """mkdir (with ``parents``, like ``mkdir -p``): gives each directory once it is made, as
+    copy gives its files, so a path that fails after others leaves them reported. (A check
+    of every path first, as remove makes, would not foresee every failure: a volume that
+    fills up, one directory named twice.)"""
     with _session(library) as volumes:
         for where in map(_volume_location, paths):
+            yield volumes[where.volume].mkdir(where.path, parents=parents, exist_ok=parents)
+
+
+def remove_directory(library: Library, paths: list[str], *, subtree: bool = False) -> Iterator[str]:
+    """rmdir (RMVDIR): an empty directory, or with ``subtree`` everything below it too; gives
+    each path as typed once its directory is gone (as make_directory gives what it made)."""
+    with _session(library) as volumes:
+        for path in paths:
+            where = _volume_location(path)
             volume = volumes[where.volume]
             if subtree:
                 if not volume.is_dir(where.path):
@@ -655,6 +661,7 @@ def remove_directory(library: Library, paths: list[str], *, subtree: bool = Fals
                 _remove(volume, where.path, recursive=True)
             else:
                 volume.rmdir(where.path)
+            yield path
 
 
 def change_attributes(library: Library, path: str, *, read_only: bool | None = None, hidden: bool | None = None) -> FileInfo:

@@ -39,12 +39,11 @@ def rm(ctx: Context, values: dict) -> int:
 
 def mkdir(ctx: Context, values: dict) -> int:
     made = transfer.make_directory(ctx.library(), values["PATH"], parents=values["PARENTS"])
-    return report(ctx, "created", [d.path for d in made], "created")
+    return report(ctx, "created", (d.path for d in made), "created")
 
 
 def rmdir(ctx: Context, values: dict) -> int:
-    transfer.remove_directory(ctx.library(), values["PATH"])
-    return report(ctx, "removed", values["PATH"], "removed")
+    return report(ctx, "removed", transfer.remove_directory(ctx.library(), values["PATH"]), "removed")
 
 
 def ls(ctx: Context, values: dict) -> int:

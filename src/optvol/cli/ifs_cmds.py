@@ -49,14 +49,14 @@ def rmvlnk(ctx: Context, values: dict) -> int:
 
 def crtdir(ctx: Context, values: dict) -> int:
     """CRTDIR (MKDIR): create one directory; its parent must exist."""
-    transfer.make_directory(ctx.library(), [values["DIR"]])
-    return _report(ctx, "created", [values["DIR"]], "created")
+    made = transfer.make_directory(ctx.library(), [values["DIR"]])
+    return _report(ctx, "created", (values["DIR"] for _ in made), "created")
 
 
 def rmvdir(ctx: Context, values: dict) -> int:
     """RMVDIR: remove an empty directory, or with SUBTREE(*ALL) everything below it too."""
-    transfer.remove_directory(ctx.library(), [values["DIR"]], subtree=values["SUBTREE"] == "*ALL")
-    return _report(ctx, "removed", [values["DIR"]], "removed")
+    removed = transfer.remove_directory(ctx.library(), [values["DIR"]], subtree=values["SUBTREE"] == "*ALL")
+    return _report(ctx, "removed", removed, "removed")
 
 
 def chgatr(ctx: Context, values: dict) -> int:
