@@ -832,8 +832,8 @@ def test_rm_keeps_space_on_hpofs(filled):
 def test_mkdir_and_rmdir(sh):
     sh.build("inzopt", "PVOL1")
     made = sh.json("mkdir", "-p", "/QOPT/PVOL1/A/B/C")
-    assert made == {"created": ["/A/B/C"]}
-    sh("mkdir", "-p", "/QOPT/PVOL1/A/B")  # exists: no error with -p
+    assert made == {"created": ["/QOPT/PVOL1/A", "/QOPT/PVOL1/A/B", "/QOPT/PVOL1/A/B/C"]}
+    assert sh.json("mkdir", "-p", "/QOPT/PVOL1/A/B") == {"created": []}  # exists: no error with -p, nothing made
     sh("mkdir", "/QOPT/PVOL1/A/X", "/QOPT/PVOL1/Y")
     assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/", "/A", "/A/B", "/A/B/C", "/A/X", "/Y"]
     sh("rmdir", "/QOPT/PVOL1/A/B/C", "/QOPT/PVOL1/Y")
@@ -845,13 +845,24 @@ def test_mkdir_and_rmdir_report_what_they_did_before_a_path_fails(sh):
     sh.build("inzopt", "PVOL1")
     sh.build("mkdir", "/QOPT/PVOL1/D1", "/QOPT/PVOL1/D1/F")
     made = sh("mkdir", "/QOPT/PVOL1/N1", "/QOPT/PVOL1/D1", json_output=True, ok=False)
-    assert made.rc == 4 and made.err.startswith("optvol: CPF1F04: ") and made.json() == {"created": ["/N1"]}
+    assert made.rc == 4 and made.err.startswith("optvol: CPF1F04: ") and made.json() == {"created": ["/QOPT/PVOL1/N1"]}
     removed = sh("rmdir", "/QOPT/PVOL1/N1", "/QOPT/PVOL1/D1", ok=False)
     assert removed.rc == 5 and removed.text == "removed /QOPT/PVOL1/N1\n"
     sh.build("mkdir", "/QOPT/PVOL1/E1")
     removed = sh("rmdir", "/QOPT/PVOL1/E1", "/QOPT/PVOL1/NOPE", json_output=True, ok=False)
     assert removed.rc == 3 and removed.json() == {"removed": ["/QOPT/PVOL1/E1"]}
     assert [r["path"] for r in sh.json("wrkoptdir", "*ALL", "PVOL1")] == ["/", "/D1", "/D1/F"]
+
+
+def test_mkdir_reports_qopt_paths_of_every_directory_it_made(sh):
+    """As CRTDIR and the other file commands report: the volume is in the path; -p lists its parents."""
+    sh.build("inzopt", "PVOL1")
+    sh.build("inzopt", "PVOL2")
+    sh.build("mkdir", "/QOPT/PVOL2/Reports")
+    made = sh.json("mkdir", "-p", "/QOPT/PVOL1/A/B", "/QOPT/PVOL2/REPORTS/Jan/x")
+    assert made == {"created": ["/QOPT/PVOL1/A", "/QOPT/PVOL1/A/B", "/QOPT/PVOL2/Reports/Jan", "/QOPT/PVOL2/Reports/Jan/x"]}
+    assert sh("mkdir", "/QOPT/PVOL1/C").text == "created /QOPT/PVOL1/C\n"
+    assert sh.json("cl", "CRTDIR DIR('/QOPT/PVOL1/D')") == {"created": ["/QOPT/PVOL1/D"]}
 
 
 def test_mkdir_keeps_the_stored_case_of_the_parent(sh):

@@ -638,14 +638,26 @@ def _remove(volume: Volume, path: str, *, recursive: bool) -> None:
                 volume.rmdir(dirpath)
 
 
-def make_directory(library: Library, paths: list[str], *, parents: bool = False) -> Iterator[DirInfo]:
-    """mkdir (with ``parents``, like ``mkdir -p``): gives each directory once it is made, as
-    copy gives its files, so a path that fails after others leaves them reported. (A check
-    of every path first, as remove makes, would not foresee every failure: a volume that
-    fills up, one directory named twice.)"""
+def make_directory(library: Library, paths: list[str], *, parents: bool = False) -> Iterator[str]:
+    """mkdir (with ``parents``, like ``mkdir -p``; CRTDIR): gives each directory made, as
+    ``/QOPT/<volume>/...`` with the parents' names as stored, once it is made, as copy gives
+    its files, so a path that fails after others leaves them reported. (A check of every
+    path first, as remove makes, would not foresee every failure: a volume that fills up,
+    one directory named twice.) With ``parents``, the missing parents come first, each
+    listed, and a directory that exists is not."""
     with _session(library) as volumes:
         for where in map(_volume_location, paths):
-            yield volumes[where.volume].mkdir(where.path, parents=parents, exist_ok=parents)
+            volume = volumes[where.volume]
+            missing = _missing_directories(volume, where.path) if parents else 1
+            made = volume.mkdir(where.path, parents=parents, exist_ok=parents).path.rstrip("/").split("/")
+            for end in range(len(made) - missing + 1, len(made) + 1):
+                yield str(Location(where.volume, "/".join(made[:end])))
+
+
+def _missing_directories(volume: Volume, path: str) -> int:
+    """How many of ``path`` and its parents are no directory yet: those ``mkdir -p`` makes."""
+    names = [name for name in path.split("/") if name]
+    return sum(not volume.is_dir("/" + "/".join(names[:end])) for end in range(1, len(names) + 1))
 
 
 def remove_directory(library: Library, paths: list[str], *, subtree: bool = False) -> Iterator[str]:

@@ -39,7 +39,7 @@ def rm(ctx: Context, values: dict) -> int:
 
 def mkdir(ctx: Context, values: dict) -> int:
     made = transfer.make_directory(ctx.library(), values["PATH"], parents=values["PARENTS"])
-    return report(ctx, "created", (d.path for d in made), "created")
+    return report(ctx, "created", made, "created")
 
 
 def rmdir(ctx: Context, values: dict) -> int:

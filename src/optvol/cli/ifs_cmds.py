@@ -49,8 +49,7 @@ def rmvlnk(ctx: Context, values: dict) -> int:
 
 def crtdir(ctx: Context, values: dict) -> int:
     """CRTDIR (MKDIR): create one directory; its parent must exist."""
-    made = transfer.make_directory(ctx.library(), [values["DIR"]])
-    return _report(ctx, "created", (values["DIR"] for _ in made), "created")
+    return _report(ctx, "created", transfer.make_directory(ctx.library(), [values["DIR"]]), "created")
 
 
 def rmvdir(ctx: Context, values: dict) -> int:
