@@ -163,9 +163,14 @@ def test_help_marks_the_positional_values_a_command_needs(word, usage):
             assert shown in text and (param.required or f"{shown} Required." not in text), param.keyword
 
 
-def test_no_command_prints_usage_and_exits_2(sh):
-    result = sh(ok=False)
-    assert result.rc == 2 and "usage" in result.text.lower()
+@pytest.mark.parametrize("args", [[], ["--json"]], ids=["plain", "json"])
+def test_no_command_is_an_error_line_and_exit_2(sh, args):
+    """One error line on stderr as any bad command line gets, nothing on stdout (no usage
+    there, where a --json reader expects JSON), and no library created."""
+    result = sh(*args, ok=False)
+    assert (result.rc, result.out) == (2, b"")
+    assert result.err_lines == ["optvol: OPV0008: Command not valid: optvol: a command is required (optvol --help lists them)."]
+    assert not sh.lib.exists()
 
 
 # --------------------------------------------------------------------- library location

@@ -137,9 +137,8 @@ def _run(ctx: Context, argv: list[str]) -> int:
 
             return cl_cmd.run(ctx, namespace, HANDLERS)
         command = getattr(namespace, "command", None)
-        if command is None:
-            parser.build().print_help(ctx.out)
-            return 2
+        if command is None:  # (an error as any bad command line's: stdout, JSON or not, stays empty)
+            raise errors.error("OPV0008", reason="optvol: a command is required (optvol --help lists them)")
         values = command.parse_values(parser.given_values(command, namespace))
         return HANDLERS[command.name](ctx, values)
     except errors.OptvolError as exc:
