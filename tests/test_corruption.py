@@ -262,6 +262,34 @@ def test_an_index_edited_by_hand_is_damage_not_a_traceback(template, tmp_path, t
     assert run_cli(case_root, "cat", "/QOPT/PVOL1/D0/F1").out == expected["/D0/F1"]
 
 
+@pytest.mark.parametrize("parameters", ["{", "[]", '{"FROMVOL": 5}', 5,
+                                        '{"FROMVOL": ["PVOL1"], "FROMPATH": "/", "TOVOL": ["BVOL1", "*BACKUP"]}'])
+def test_request_parameters_edited_by_hand_are_damage_not_a_traceback(template, tmp_path, parameters):
+    """hunt-contract F4: a logged request's parameters that are not the JSON object CPYOPT
+    writes (text in a text column: the type check passes it) made DSPOPT *BKUHST end in a
+    traceback, exit 70 (or, in JSON, show them as they were), and CHKOPTVOL call the volume
+    clean. Now both are OPV0201 naming requests.parameters; recover rebuilds the log."""
+    import sqlite3
+
+    root, _ = template
+    case_root = tmp_path / "edited"
+    shutil.copytree(root, case_root)
+    assert run_cli(case_root, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES").rc == 0
+    conn = sqlite3.connect(volume_dir(case_root, "BVOL1") / "index.sqlite")
+    conn.execute("UPDATE requests SET parameters = ?", (parameters,))
+    conn.commit()
+    conn.close()
+    for json_output in (False, True):
+        shown = run_cli(case_root, "dspopt", "BVOL1", "--data", "*BKUHST", json_output=json_output)
+        assert shown.rc == 7 and ERROR_LINE.match(shown.err) and "requests.parameters" in shown.err, shown.err
+        assert "Traceback" not in shown.err and shown.out == b""
+    checked = run_cli(case_root, "chkoptvol", "BVOL1", json_output=True)
+    assert checked.rc == 7 and any("requests.parameters" in d["reason"] for d in checked.json()["damaged"])
+    assert run_cli(case_root, "recover", "BVOL1").rc == 0
+    shown = run_cli(case_root, "dspopt", "BVOL1", "--data", "*BKUHST", json_output=True)
+    assert shown.rc == 0 and shown.json()[0]["parameters"]["FROMVOL"] == ["PVOL1", "*PRIMARY"]
+
+
 def test_a_json_listing_an_error_cuts_short_is_still_one_document(template, tmp_path):
     """A --json listing that meets damage after its first rows (here a row edited by hand)
     was left unterminated; it is now closed, holds the rows before the damaged one, and the

@@ -24,7 +24,7 @@ from optvol.image.records import Kind
 from optvol.library import Library
 from optvol.model import Progress
 from optvol.volume import Volume
-from optvol.volume_rows import FILE_COLUMNS, FileRow
+from optvol.volume_rows import FILE_COLUMNS, FileRow, request_problems
 
 HASH_WORKERS = max(2, os.cpu_count() or 2)
 PARALLEL_SIZE = 1 << 20
@@ -157,7 +157,7 @@ def _record(result: CheckResult, name: str, row: FileRow, problem, *, keep_list:
 def _index_problems(conn: sqlite3.Connection) -> list[str]:
     try:
         rows = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-        return schema.type_problems(conn)[:5] if rows == ["ok"] else rows[:5]
+        return (schema.type_problems(conn) + request_problems(conn))[:5] if rows == ["ok"] else rows[:5]
     except (sqlite3.DatabaseError, errors.DamagedError) as exc:
         return [str(exc)]
 

@@ -234,7 +234,7 @@ class Volume:
 
     def requests(self) -> list[dict]:
         """The CPYOPT requests logged on this (backup) volume, oldest first (DSPOPT *BKUHST)."""
-        return request_log(self.image.conn)
+        return request_log(self.image.conn, self.id)
 
     def iter_dirs(self, path: str = "/", *, recursive: bool = True) -> Iterator[DirInfo]:
         """The directory at ``path`` and (recursively) its subdirectories, in path order."""

@@ -7,7 +7,7 @@ import json
 import sqlite3
 from typing import NamedTuple
 
-from optvol import model
+from optvol import errors, model
 from optvol.image.records import sectors_for
 
 READ_ONLY = 1
@@ -174,18 +174,59 @@ def highest_request(conn: sqlite3.Connection) -> int:
                         " coalesce((SELECT max(request) FROM controls), 0))").fetchone()[0]
 
 
-def request_log(conn: sqlite3.Connection) -> list[dict]:
-    """The CPYOPT requests logged on a (backup) volume, oldest first (``Volume.requests``)."""
+def request_log(conn: sqlite3.Connection, volume_id: str) -> list[dict]:
+    """The CPYOPT requests logged on a (backup) volume, oldest first (``Volume.requests``).
+    OPV0201 for a request whose parameters are not what CPYOPT logs (an index edited by hand)."""
     rows = conn.execute(
         "SELECT id, time, command, parameters, copied, not_selected, failed, directories, outcome"
         " FROM requests ORDER BY id"
     )
-    return [
-        {"id": r[0], "time": model.iso(model.from_micros(r[1])), "command": r[2],
-         "parameters": _local_fromtime(json.loads(r[3])),
-         "copied": r[4], "not_selected": r[5], "failed": r[6], "directories": r[7], "outcome": r[8]}
-        for r in rows
-    ]
+    log = []
+    for r in rows:
+        parameters = request_parameters(r[3])
+        if parameters is None:
+            raise errors.error("OPV0201", volume=volume_id, reason=(
+                f"its index holds values no optvol writes (requests.parameters of request {r[0]}: {_NOT_PARAMETERS});"
+                " optvol recover rebuilds it from the data partition"))
+        log.append({"id": r[0], "time": model.iso(model.from_micros(r[1])), "command": r[2],
+                    "parameters": _local_fromtime(parameters),
+                    "copied": r[4], "not_selected": r[5], "failed": r[6], "directories": r[7], "outcome": r[8]})
+    return log
+
+
+# What CPYOPT logs as a request's parameters (copying.CopyRequest.parameters): each keyword
+# of the request, the volumes as two elements (ID and type), every other value as text.
+_PARAMETER_KEYWORDS = ("FROMVOL", "FROMPATH", "TOVOL", "TOPATH", "SLTFILE", "CPYSUBDIR", "CRTDIR", "ALWCPYOPP",
+                       "COPYTYPE", "FROMTIME")
+_ELEMENT_LISTS = ("FROMVOL", "TOVOL")
+_NOT_PARAMETERS = "not the JSON object of a request's parameters CPYOPT writes"
+
+
+def request_parameters(stored: object) -> dict | None:
+    """A request's parameters read from their ``requests.parameters`` value; None for one
+    that is not the JSON object CPYOPT writes, with its keywords and values of their types
+    (an index edited by hand), which DSPOPT *BKUHST would show or fail on."""
+    try:
+        parameters = json.loads(stored)
+    except (TypeError, ValueError, RecursionError):  # (RecursionError: arrays nested thousands deep)
+        return None
+    if not isinstance(parameters, dict):
+        return None
+    for keyword in _PARAMETER_KEYWORDS:
+        value = parameters.get(keyword)
+        fits = (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
+                if keyword in _ELEMENT_LISTS else isinstance(value, str))
+        if not fits:
+            return None
+    return parameters
+
+
+def request_problems(conn: sqlite3.Connection) -> list[str]:
+    """The ``requests.parameters`` texts that are not what CPYOPT logs, as a ``table.column``
+    text like ``schema.type_problems`` gives (which counts the values that are no text)."""
+    bad = sum(request_parameters(text) is None
+              for (text,) in conn.execute("SELECT parameters FROM requests WHERE typeof(parameters) = 'text'"))
+    return [f"requests.parameters: {bad} value(s) {_NOT_PARAMETERS}"] if bad else []
 
 
 def _local_fromtime(parameters: dict) -> dict:
