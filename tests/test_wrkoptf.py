@@ -232,6 +232,26 @@ def test_an_element_s_volume_error_names_the_keyword():
     assert "(keyword TOVOL)" in str(caught.value) and "VOLUME" not in str(caught.value)
 
 
+@pytest.mark.parametrize("keyword, word", [("TOVOL", "((X))"), ("TOVOL", "(" * 1000 + "X" + ")" * 1000),
+                                           ("SLTDATE", "*MODIFIED " + "(" * 100000)])
+def test_shell_element_lists_are_nested_at_most_two_deep(keyword, word):
+    """hunt-contract F5: the shell's word of an element list nested a thousand deep ended in
+    a RecursionError (exit 70), where CL refuses a third level. Refused as CL does, showing
+    the word as typed."""
+    command = cl_command("CPYOPT" if keyword == "TOVOL" else "WRKOPTF")
+    given = {"FROMVOL": "PVOL1", "FROMPATH": "/", "TOVOL": word} if keyword == "TOVOL" else {
+        "VOL": "P", "DIR": "/", "FILE": "*SELECT", "SLTDATE": word}
+    with pytest.raises(errors.InvalidError, match="OPV0005") as caught:
+        command.parse_values(given)
+    assert caught.value.text == f"Value {word!r} not valid for {keyword}: lists are nested at most two deep."
+
+
+def test_a_list_where_an_element_takes_none_is_shown_as_written():
+    with pytest.raises(errors.InvalidError, match="OPV0005") as caught:
+        cl_command("CPYOPT").parse_values({"FROMVOL": "PVOL1", "FROMPATH": "/", "TOVOL": "(X *N)"})
+    assert "Value '(X *N)' not valid for VOLUME: a list is not allowed here" in caught.value.text
+
+
 def test_shell_element_lists_split_inner_lists():
     assert v.split_elements("*MODIFIED (*AVAIL '01/02/26') (12:00:00 *END)", keyword="K") == [
         "*MODIFIED", ["*AVAIL", "01/02/26"], ["12:00:00", "*END"]]
@@ -242,6 +262,9 @@ def test_shell_element_lists_split_inner_lists():
         with pytest.raises(errors.InvalidError, match="OPV0005") as caught:
             v.split_elements(bad, keyword="K")
         assert reason in str(caught.value)
+    assert v.split_elements("(a)(b 'c)') d", keyword="K") == [["a"], ["b", "c)"], "d"]
+    with pytest.raises(errors.InvalidError, match="a blank is missing"):
+        v.split_elements("('x'y)", keyword="K")
     with pytest.raises(errors.InvalidError, match="a value is missing"):  # as CL's FROMTIME()
         cl_command("WRKOPTF").parse_values({"VOL": "P", "DIR": "/", "SLTDATE": "*CREATED ()"})
     values = cl_command("WRKOPTF").parse_values({"VOL": "P", "DIR": "/", "FILE": "select",

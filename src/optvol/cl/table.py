@@ -74,8 +74,8 @@ class Param:
         """One element's value; its error names the keyword too (``FROMVOL element 2``)."""
         try:
             if isinstance(text, list) and not element.elements:
-                raise errors.error("OPV0005", value=" ".join(map(str, text)), keyword=element.keyword,
-                                   reason="a list is not allowed here")
+                shown = " ".join("*N" if t is None else str(t) for t in text)  # as written: (X Y), not a repr
+                raise errors.error("OPV0005", value=f"({shown})", keyword=element.keyword, reason="a list is not allowed here")
             if isinstance(text, list) and not text:  # an inner () as CL refuses FROMTIME()
                 raise errors.error("OPV0005", value="()", keyword=element.keyword, reason="a value is missing")
             return element.parse(text, cl=cl)

@@ -164,51 +164,52 @@ def parse_time(text: str, bad) -> time:
 def split_elements(text: str, *, keyword: str) -> list:
     """Split an element list written as CL writes it (``BVOL1 *BACKUP``, ``'04/01/99' '00:00:00'``);
     a list within the list (``*MODIFIED (*AVAIL 2026-01-01) (*AVAIL *END)``) is one element,
-    the list of its own elements."""
+    the list of its own elements. Lists are nested at most two deep, the word being the first,
+    as CL's parser has them (``cl/parser.py``): one pass, no recursion that a word of a
+    thousand parentheses could exhaust. An error shows the word as it was typed."""
+    def bad(reason: str) -> errors.OptvolError:
+        return errors.error("OPV0005", value=text, keyword=keyword, reason=reason)
+
     elements: list = []
+    inner: list | None = None  # the list within the list, while it is read
     index, length = 0, len(text)
     while index < length:
-        if text[index].isspace():
+        char = text[index]
+        if char.isspace():
             index += 1
-            continue
-        if text[index] == "'":
-            value, index = quoted_string(text, index, keyword=keyword)
-            if index < length and not text[index].isspace():  # as CL: 'x'( is no two values
-                raise errors.error("OPV0005", value=text, keyword=keyword,
-                                   reason=f"a blank is missing after the quoted string {value!r}")
-            elements.append(value)
-            continue
-        if text[index] == "(":
-            end = _closing(text, index, keyword=keyword)
-            elements.append(split_elements(text[index + 1 : end], keyword=keyword))
-            index = end + 1
-            continue
-        end = index
-        while end < length and not text[end].isspace() and text[end] not in "()":
-            end += 1
-        if end == index:
-            raise errors.error("OPV0005", value=text, keyword=keyword, reason="a closing parenthesis without an opening one")
-        if end < length and not text[end].isspace():
-            raise errors.error("OPV0005", value=text, keyword=keyword,
-                               reason=f"{text[index:end]!r} is directly followed by {text[end]!r} (quote a value that holds parentheses)")
-        elements.append(text[index:end])
-        index = end
+        elif char == "(":
+            if inner is not None:
+                raise bad("lists are nested at most two deep")
+            inner, index = [], index + 1
+        elif char == ")":
+            if inner is None:
+                raise bad("a closing parenthesis without an opening one")
+            elements.append(inner)
+            inner, index = None, index + 1
+        else:
+            value, index = _element_at(text, index, keyword=keyword, closing=inner is not None)
+            (elements if inner is None else inner).append(value)
+    if inner is not None:
+        raise bad("a closing parenthesis is missing")
     return elements
 
 
-def _closing(text: str, index: int, *, keyword: str) -> int:
-    """The index of the parenthesis that closes the one at ``text[index]`` (quotes skipped)."""
-    depth = 0
-    while index < len(text):
-        char = text[index]
-        if char == "'":
-            index = quoted_string(text, index, keyword=keyword)[1]
-            continue
-        depth += (char == "(") - (char == ")")
-        if depth == 0:
-            return index
-        index += 1
-    raise errors.error("OPV0005", value=text, keyword=keyword, reason="a closing parenthesis is missing")
+def _element_at(text: str, index: int, *, keyword: str, closing: bool) -> tuple[str, int]:
+    """The value at ``text[index]``, quoted or not, and the index after it: a blank or the
+    end follows it, or, with ``closing`` (inside a list within the list), the ``)`` that
+    closes that list. As CL: ``'x'(`` is no two values, nor ``report(1).txt`` a value."""
+    if text[index] == "'":
+        value, end = quoted_string(text, index, keyword=keyword)
+        fault = f"a blank is missing after the quoted string {value!r}"
+    else:
+        end = index
+        while end < len(text) and not text[end].isspace() and text[end] not in "()":
+            end += 1
+        value = text[index:end]
+        fault = f"{value!r} is directly followed by {text[end:end + 1]!r} (quote a value that holds parentheses)"
+    if end < len(text) and not text[end].isspace() and not (closing and text[end] == ")"):
+        raise errors.error("OPV0005", value=text, keyword=keyword, reason=fault)
+    return value, end
 
 
 def quoted_string(text: str, index: int, *, keyword: str) -> tuple[str, int]:
