@@ -679,3 +679,28 @@ def test_a_spool_that_gives_fewer_bytes_than_written_to_it_writes_nothing(librar
         assert volume.listdir("/") == []
         volume.write_bytes("/after", b"after")
     _clean(library)
+
+
+def test_writers_a_program_leaves_open_as_it_ends_are_all_written(library, tmp_path):
+    """hunt-api F7: a program that ended with writers open had the small ones written by the
+    collector and a spooled one (past 8 MiB) dropped, silently: the interpreter took its
+    spool apart first. Every one is written as it ends, as the collector writes one."""
+    import subprocess
+    import sys
+    import textwrap
+
+    make_volume(library, "PVOL1")
+    script = textwrap.dedent(f"""
+        import optvol
+        v = optvol.open_library({str(library.root)!r}).open("PVOL1")
+        t = v.open("/text.txt", "w"); t.write("unclosed text")
+        b = v.open("/small.bin", "wb"); b.write(b"B" * 100)
+        s = v.open("/spooled.bin", "wb"); s.write(b"S" * (9 << 20))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    with library.open("PVOL1") as volume:
+        assert volume.listdir("/") == ["small.bin", "spooled.bin", "text.txt"]
+        assert volume.read_bytes("/spooled.bin") == b"S" * (9 << 20)
+        assert volume.read_bytes("/text.txt") == b"unclosed text"
+    _clean(library)

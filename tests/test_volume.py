@@ -194,6 +194,41 @@ def test_an_encoding_python_has_no_text_files_for_is_refused_and_changes_nothing
     assert primary.stat("/keep.txt") == before and len(primary.versions("/keep.txt")) == 1
 
 
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig", "UTF16", "latin-1"])
+def test_a_text_writer_writes_the_bytes_python_s_own_file_writes(primary, tmp_path, encoding):
+    """hunt-api F4: a writer cannot seek, so Python's text layer could not tell it stood at
+    the start: a UTF-16 or UTF-32 file got no byte order mark (reading it back with the same
+    encoding failed), an append in UTF-8-SIG a second mark mid-file. Byte for byte now what
+    open() writes on the host, for a new file, an append, and an append to nothing."""
+    host = tmp_path / "host.txt"
+    for mode, text in (("w", "hello "), ("a", "world")):
+        with primary.open("/T", mode, encoding=encoding) as handle:
+            handle.write(text)
+        with open(host, mode, encoding=encoding) as handle:
+            handle.write(text)
+    with primary.open("/NEW", "a", encoding=encoding) as handle:
+        handle.write("new")
+    assert primary.read_bytes("/T") == host.read_bytes()
+    assert primary.read_bytes("/NEW") == "new".encode(encoding)
+    with primary.open("/T", "r", encoding=encoding) as handle:
+        assert handle.read() == "hello world"
+
+
+def test_a_binary_writer_tells_where_it_is_so_tarfile_can_write_into_it(primary):
+    """hunt-api F12: a writer had no tell(); tarfile.open(fileobj=handle, mode="w") failed."""
+    import tarfile
+
+    with primary.open("/T", "wb") as handle:
+        with tarfile.open(fileobj=handle, mode="w") as archive:
+            member = tarfile.TarInfo("a.bin")
+            member.size = 5000
+            archive.addfile(member, io.BytesIO(b"x" * 5000))
+        assert handle.tell() == tarfile.RECORDSIZE  # one record: header, data, end blocks, padding
+    assert len(primary.read_bytes("/T")) == tarfile.RECORDSIZE
+    with tarfile.open(fileobj=io.BytesIO(primary.read_bytes("/T"))) as archive:
+        assert archive.getnames() == ["a.bin"] and archive.extractfile("a.bin").read() == b"x" * 5000
+
 def test_data_given_as_a_buffer_of_wider_items_is_written_by_its_bytes(primary):
     """hunt-api F2: write_bytes and write_chunks took len() of an array('i') (its items) for the
     file's size and wrote its bytes: the file read back damaged, all said done."""

@@ -9,9 +9,12 @@ write spoils the writer (``VolumeWriter.check_usable``): nothing of it is ever w
 
 from __future__ import annotations
 
+import atexit
+import codecs
 import errno
 import io
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -28,6 +31,7 @@ _WRITE_MODES = {"w": True, "x": False, "a": True}
 _HANDLES: weakref.WeakSet = weakref.WeakSet()
 _HANDLES_LOCK = threading.Lock()  # adding to it, or copying it, while another thread adds
 _WRITERS: weakref.WeakSet = weakref.WeakSet()  # this process's writers (``_spoil_in_child``)
+_GIVEN: weakref.WeakSet = weakref.WeakSet()  # the writer handles programs were given (``_close_at_exit``)
 
 
 def open_file(volume, path: str, mode: str, *, encoding: str | None):
@@ -53,13 +57,32 @@ def open_file(volume, path: str, mode: str, *, encoding: str | None):
             buffered = _AbortingWriter(raw, buffer_size=WRITE_BUFFER)
             buffered.volume_writer, raw.wrapped = raw, True
             if not binary:
+                bom, encoding = _byte_order_mark(encoding)
+                if bom and not raw.size_written:  # at the start, as Python's own file puts it
+                    buffered.write(bom)
                 text = _AbortingText(buffered, encoding=encoding)
                 text.volume_writer, buffered.wrapped = raw, True
-                return text
         except BaseException:
             raw.discard()  # what the collector finalizes now writes nothing
             raise
+        given = buffered if binary else text
+        with _HANDLES_LOCK:
+            _GIVEN.add(given)
+        return given
     return buffered if binary else io.TextIOWrapper(buffered, encoding=encoding)
+
+
+def _byte_order_mark(encoding: str) -> tuple[bytes, str]:
+    """The mark an encoding puts at the start of a file and the encoding that writes the rest.
+    Python's text file writes the mark only where it can tell it stands at the start, by
+    seeking, which a writer cannot: a UTF-16 or UTF-32 file got none (it read back as an
+    error), and an append in UTF-8-SIG got a second mid-file (hunt-api F4). So the writer
+    puts the mark itself, and writes on without one, in this machine's byte order as
+    Python's file does."""
+    order = "le" if sys.byteorder == "little" else "be"
+    name = codecs.lookup(encoding).name
+    return {"utf-16": (codecs.BOM_UTF16, f"utf-16-{order}"), "utf-32": (codecs.BOM_UTF32, f"utf-32-{order}"),
+            "utf-8-sig": (codecs.BOM_UTF8, "utf-8")}.get(name, (b"", encoding))
 
 
 def _text_encoding(encoding) -> str:
@@ -164,6 +187,26 @@ def _spoil_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_spoil_in_child)
+
+
+def _close_at_exit() -> None:
+    """The writers a program left open as it ends, closed as the collector closes them
+    (``_finalize``), before the interpreter takes its objects apart: it took a spooled
+    writer's spool file apart first, and that version was dropped where a small one was
+    written (hunt-api F7). An error of one is raised after the others are closed."""
+    with _HANDLES_LOCK:
+        handles = [handle for handle in _GIVEN if not handle.closed]
+    failures = []
+    for handle in handles:
+        try:
+            _finalize(handle.volume_writer, handle.close)
+        except Exception as exc:  # (atexit prints it)
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+
+
+atexit.register(_close_at_exit)
 
 
 def _check_volume_open(volume, path: str) -> None:
@@ -300,6 +343,16 @@ class VolumeWriter(io.RawIOBase):
 
     def writable(self) -> bool:
         return True
+
+    @property
+    def size_written(self) -> int:
+        """The bytes the new version holds so far (an append's: the old ones too)."""
+        return self._size
+
+    def tell(self) -> int:
+        """Where the next byte goes, as a file written from its start tells (``tarfile`` asks;
+        hunt-api F12). A writer cannot seek."""
+        return self._size
 
     def check_usable(self) -> None:
         """Raise what the next write would raise for the state of the handle: a closed volume,

@@ -222,8 +222,18 @@ class Transaction:
 
     def _submit(self, work: Callable, *args) -> Future:
         """Hand ``work`` to the writer thread, to run only while the transaction lasts (an interrupt
-        in Thread.start left a thread unknown to ``shutdown``, which wrote over the next transaction)."""
-        return self._writer().submit(self._gated, work, *args)
+        in Thread.start left a thread unknown to ``shutdown``, which wrote over the next transaction).
+        Done here, now, where no thread can be started any more: the interpreter is ending (a
+        writer a program left open, closed at its exit)."""
+        try:
+            return self._writer().submit(self._gated, work, *args)
+        except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+            done: Future = Future()
+            try:
+                done.set_result(self._gated(work, *args))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
 
     def _gated(self, work: Callable, *args) -> object:  # _writing: False once the transaction is over
         with self._gate:  # held while a write is under way: stop_writeback waits for it
