@@ -425,6 +425,18 @@ def test_a_copy_onto_a_fifo_or_a_device_or_a_link_to_one_is_refused(filled):
     sh("cp", "/QOPT/PVOL1/D1/a.txt", host / "dangling")
     assert not (host / "dangling").is_symlink() and (host / "dangling").read_bytes() == b"hello\n"
 
+
+def test_a_host_target_below_a_file_is_no_directory_not_a_missing_one(filled):
+    """hunt-contract F9: cp and export-iso to plain/x, where plain is a file, said OPV0301 "not
+    found", exit 3: the path is there, and is no directory (OPV0302, exit 2)."""
+    sh, host = filled, filled.host
+    (host / "plain").write_bytes(b"p")
+    for args in (("cp", "/QOPT/PVOL1/D1/a.txt", host / "plain" / "x"), ("export-iso", "PVOL1", host / "plain" / "x.iso")):
+        refused = sh(*args, ok=False)
+        assert refused.rc == 2 and "OPV0302" in refused.err and "not a directory" in refused.err, refused.err
+    missing = sh("cp", "/QOPT/PVOL1/D1/a.txt", host / "nowhere" / "x", ok=False)
+    assert missing.rc == 3 and "OPV0301" in missing.err
+
 def test_files_copied_to_the_host_get_the_mode_of_a_new_file_or_of_the_one_they_replace(filled):
     """hunt-cl F2: every host file cp, mv, CPY and MOV wrote was 0600 (mkstemp's) whatever the
     umask, and a file one replaced lost its mode: a restored tree readable by its owner alone."""

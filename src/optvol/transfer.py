@@ -474,8 +474,9 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
     if made is not None:
         made.check(host_path)
     directory = os.path.dirname(os.path.abspath(host_path))
-    if not os.path.isdir(directory):
-        raise errors.error("OPV0301", path=directory)
+    if not os.path.isdir(directory):  # (a file there: not missing, but no directory, hunt-contract F9)
+        raise errors.error("OPV0302", path=directory, reason="it is not a directory") if os.path.lexists(directory) \
+            else errors.error("OPV0301", path=directory)
     # Its directory was checked against the library as the command's target (_plan) or as
     # a directory of the tree (_make_dir); the rename replaces a link named host_path, not its target.
     try:  # the mode of the file it replaces, else made as any new file is (host_names.new_file_beside)
