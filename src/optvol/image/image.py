@@ -520,8 +520,8 @@ class VolumeImage:
             raise self.write_refusal(f"writing volume {self.volume}")
         if self._in_write == threading.get_ident():  # a signal's handler in the middle of it, say (review 23 F5b)
             raise errors.error("OPV0017", volume=self.volume)
-        self._in_write = threading.get_ident()
         try:
+            self._in_write = threading.get_ident()  # (inside: an interrupt before it must not leave it set)
             yield from self._transaction_body(now)
         finally:
             self._in_write = None
