@@ -414,3 +414,59 @@ def test_a_child_forked_during_a_held_block_has_the_program_s_handlers():
         assert [os.waitstatus_to_exitcode(status) for status in statuses] == [0]
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_handler_that_raises_while_the_handlers_go_back_leaves_none_swapped(monkeypatch):
+    """Review 23b F1: signal.signal() runs the pending handlers first, and when one raises it
+    changes nothing: the block's stand-in stayed, and every later SIGTERM of the process was
+    swallowed. Each handler is put back until it is, and the error raised after."""
+    import signal
+
+    from optvol.image.image import signals_held
+
+    def own(number, _frame):
+        raise AssertionError("not called here")
+
+    before = signal.signal(signal.SIGTERM, own)
+    real, failed = signal.signal, []
+
+    def pending_handler_raises(number, handler):  # as CPython does when a pending handler raises
+        if number == signal.SIGTERM and not failed:
+            failed.append(number)
+            raise RuntimeError("a pending signal's handler raised")
+        return real(number, handler)
+
+    try:
+        with pytest.raises(RuntimeError, match="pending signal"):
+            with signals_held():
+                monkeypatch.setattr(signal, "signal", pending_handler_raises)
+        monkeypatch.setattr(signal, "signal", real)
+        assert failed == [signal.SIGTERM] and signal.getsignal(signal.SIGTERM) is own
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert not signal.pthread_sigmask(signal.SIG_BLOCK, ()) & {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_a_child_forked_inside_a_held_block_leaves_it_with_its_mask_back():
+    """Review 23b F2: a child forked inside a held block found its block gone from the list of
+    held blocks (the child hook empties it), its block's end raised ValueError before the mask
+    went back, and SIGINT, SIGTERM and SIGHUP stayed blocked in it for life."""
+    import signal
+
+    from optvol.image.image import signals_held
+
+    pid, code = None, 3
+    try:
+        with signals_held():
+            pid = os.fork()
+        if pid == 0:
+            code = 1 if signal.pthread_sigmask(signal.SIG_BLOCK, ()) & {signal.SIGINT, signal.SIGTERM} else 0
+    except BaseException:
+        if pid != 0:
+            raise
+        code = 2
+    finally:
+        if pid == 0:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0

@@ -141,14 +141,33 @@ def signals_held() -> Iterator[None]:
             # by the stand-in, so ``caught`` is whole only then (review 23 F1: read before,
             # the stand-in could take one after the reading, and it was lost).
             signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
-            _every([functools.partial(signal.signal, number, handler) for number, handler in deferred.items()])
+            _put_back(deferred)
     finally:  # (a signal handled in the middle of the putting back still lets the mask go back)
-        _HELD.remove(deferred)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        _HELD[:] = [held for held in _HELD if held is not deferred]  # (by identity; gone in a child forked here)
         # Each caught one's own handler, called, not made pending again: the wakeup
         # descriptor heard of it as it came, and asyncio ran its callback for each hearing
         # (review 23 F3: twice for one SIGTERM).
         _every([functools.partial(deferred[number], number, None) for number in caught])
+
+
+def _put_back(handlers: dict) -> None:
+    """Put each handler back, and raise after that what a handler run meanwhile raised. A
+    pending signal's handler runs inside ``signal.signal`` before it changes anything, and
+    one that raises there leaves the old handler in place: the stand-in stayed, and every
+    later SIGINT or SIGTERM of the process was swallowed (review 23b F1). So each is put
+    back until it is."""
+    raised = None
+    for number, handler in handlers.items():
+        while True:
+            try:
+                if signal.getsignal(number) is handler:
+                    break
+                signal.signal(number, handler)
+            except BaseException as exc:
+                raised = raised or exc
+    if raised is not None:
+        raise raised
 
 
 def _every(calls: list) -> None:
