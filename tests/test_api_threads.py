@@ -704,3 +704,32 @@ def test_writers_a_program_leaves_open_as_it_ends_are_all_written(library, tmp_p
         assert volume.read_bytes("/spooled.bin") == b"S" * (9 << 20)
         assert volume.read_bytes("/text.txt") == b"unclosed text"
     _clean(library)
+
+
+def test_batches_of_two_volumes_nest_and_a_generator_s_batch_resumes_anywhere(library):
+    """Review 23a F1, F2 (regressions of the rule that refuses a write inside a write): a
+    write to volume A inside a batch of B, itself inside A's batch, was refused OPV0017; so
+    was a generator holding a batch when it was resumed in another copy of the context
+    (asyncio.to_thread(next, ...), contextvars.copy_context().run): the batch was told by
+    the context. It is told by the asyncio task now, and both write as they did."""
+    import contextvars
+
+    make_volume(library, "A")
+    make_volume(library, "B")
+    with library.open("A") as a, library.open("B") as b:
+        with a.batch():
+            a.write_bytes("/x1", b"one")
+            with b.batch():
+                b.write_bytes("/y1", b"two")
+                a.write_bytes("/x2", b"three")
+        assert a.listdir("/") == ["x1", "x2"] and b.listdir("/") == ["y1"]
+
+        def writing():
+            with a.batch():
+                for n in range(3):
+                    a.write_bytes(f"/g{n}", b"%d" % n)
+                    yield n
+
+        generator = writing()
+        assert [contextvars.copy_context().run(next, generator, None) for _ in range(4)] == [0, 1, 2, None]
+        assert a.listdir("/") == ["g0", "g1", "g2", "x1", "x2"]

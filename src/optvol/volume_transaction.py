@@ -2,17 +2,20 @@
 
 A thread's transaction is its own: another thread waits for it (``conn.owner``), a forked
 child is refused (OPV0013). Within the thread, a write joins the transaction under way only
-from the body of its ``batch``, between the writes there: not from a signal's handler or a
-chunk iterator in the middle of a write, nor from another asyncio task of the thread while a
-batch waits (review 23 F5, F5b, F11: such a write went into the sectors being written, or
-with a batch it knew nothing of, undone with it). Those are OPV0017: they cannot wait for a
-write of their own thread.
+between the writes of a ``batch`` body, not from a signal's handler or a chunk iterator in
+the middle of a write, nor from another asyncio task of the thread while a task's batch
+waits at an ``await`` (review 23 F5, F5b, F11: such a write went into the sectors being
+written, or with a batch it knew nothing of, undone with it). Those are OPV0017: they cannot
+wait for a write of their own thread. The batch is told by the asyncio task that entered it
+(none outside a running event loop), not by a context: a generator that holds a batch may
+be resumed in another copy of its caller's context (``asyncio.to_thread(next, ...)``), and a
+batch of one volume inside a batch of another leaves the first one's body as it was
+(review 23a F1, F2).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +27,16 @@ if TYPE_CHECKING:
     from optvol.image.transaction import Transaction
     from optvol.volume import Volume
 
-# The transaction whose ``batch`` body this context runs in: an asyncio task runs in a
-# context of its own, a signal's handler in the one it interrupts.
-_BATCH: contextvars.ContextVar = contextvars.ContextVar("optvol_batch", default=None)
+
+def _task() -> object | None:
+    """The asyncio task running in this thread, if any (asyncio is not imported for it)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop runs in this thread
+        return None
 
 
 @contextmanager
@@ -36,7 +46,7 @@ def joined(volume: Volume, *, batch: bool) -> Iterator[Transaction]:
     with volume.image.conn.owner:
         tx = volume._tx
         if tx is not None:
-            if tx.busy or _BATCH.get() is not tx:
+            if tx.busy or _task() is not tx.task:
                 raise errors.error("OPV0017", volume=volume.id)
             tx.busy = not batch
             try:
@@ -47,14 +57,10 @@ def joined(volume: Volume, *, batch: bool) -> Iterator[Transaction]:
         try:
             with volume.image.transaction(now=volume._now()) as tx:
                 volume._tx, volume._tx_label = tx, volume.image.label()
-                tx.thread, tx.busy = threading.get_ident(), not batch
-                token = _BATCH.set(tx) if batch else None
+                tx.thread, tx.task, tx.busy = threading.get_ident(), _task(), not batch
                 try:
                     yield tx
                 finally:
                     tx.busy = True  # committing: nothing joins it now
-                    if token is not None:
-                        with contextlib.suppress(ValueError):  # left in another context (a generator's)
-                            _BATCH.reset(token)
         finally:  # after the commit, not before it (F5b: a handler then began a transaction of its own)
             volume._tx, volume._tx_label = None, None

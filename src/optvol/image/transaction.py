@@ -73,6 +73,7 @@ class Transaction:
         self._writeback: Future | None = None
         self.thread: int | None = None  # the thread whose transaction it is (``Volume._transaction``)
         self.busy = True  # a write is under way in it (``Volume._transaction``): no other joins it then
+        self.task: object | None = None  # the asyncio task whose transaction it is (``Volume._transaction``)
         self._writing, self._gate = True, threading.Lock()  # (see _gated)
 
     def stamp(self, now: int) -> int:
