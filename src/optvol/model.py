@@ -1,4 +1,4 @@
-"""Value types of optvol and the validation of volume IDs, names and paths.
+"""Value types of optvol and the validation of volume IDs, names, paths and the data given to write.
 
 Layer 1: no I/O, no clock. Rules come from reference §2.1 (volume identifiers), §3.1 and
 §3.2 (paths and names) and DESIGN §1 (case folding).
@@ -10,7 +10,7 @@ import enum
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -462,3 +462,31 @@ class FileInfo:
             "hidden": self.hidden,
             "sha256": self.sha256,
         }
+
+
+def sized_chunks(chunks: Iterable[bytes], *, size: int, path: str) -> Iterator[bytes]:
+    """The chunks given to write ``path``; OPV0005 before a byte past ``size``, or at their end
+    short of it (``cp``'s reader of a host file that changes size refuses it first, OPV0302)."""
+    total = 0
+    for given in chunks:
+        chunk = given if isinstance(given, (bytes, bytearray)) else as_bytes(given, path=path, copy=False)
+        total += len(chunk)
+        if total > size:
+            break
+        yield chunk
+    if total != size:
+        held = f"more than {size}" if total > size else str(total)
+        raise errors.error("OPV0005", value=size, keyword="size", reason=f"the chunks given for {path} hold {held} bytes")
+
+
+def as_bytes(data, *, path: str, copy: bool = True) -> bytes | memoryview:
+    """The bytes of ``data``, any object with the buffer protocol (an ``array('i')`` gives its
+    bytes, where ``len`` counts its items: the file was recorded shorter than its payload:
+    hunt-api F2); OPV0005 for anything else (``bytes(5)`` made five zero bytes of an int).
+    Not ``copy``: a flat view of single bytes as it is."""
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise errors.error("OPV0005", value=type(data).__name__, keyword="data",
+                           reason=f"the data given for {path} is not bytes") from None
+    return view if not copy and view.itemsize == 1 and view.ndim == 1 and view.c_contiguous else view.tobytes()

@@ -16,7 +16,7 @@ import hashlib
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from datetime import datetime
@@ -496,7 +496,7 @@ class Volume:
         """Write a whole file from memory (create, or replace its data)."""
         self.check_user_write("writing a file")
         parts = self._parts(path)
-        payload = _as_bytes(data, path=path)  # (array('i'): its bytes, not len() of its items: hunt-api F2)
+        payload = model.as_bytes(data, path=path)  # (array('i'): its bytes, not len() of its items: hunt-api F2)
         with self._transaction() as tx:
             return self._store(tx, parts, size=len(payload), payload=payload, replace=replace).info()
 
@@ -512,7 +512,7 @@ class Volume:
             raise errors.error("OPV0005", value=size, keyword="size", reason="expected a number of bytes")
 
         def write(data, sector: int) -> bytes:
-            return data.write_stream(sector, _sized(chunks, size=size, path=path), limit=size)[1]
+            return data.write_stream(sector, model.sized_chunks(chunks, size=size, path=path), limit=size)[1]
 
         with self._transaction() as tx:
             return self._store(tx, parts, size=size, payload=write, replace=replace).info()
@@ -781,31 +781,3 @@ class Volume:
 def _timed(body: dict, now: int, stamp: int) -> dict:
     """A RENAME or ATTRIBUTES body with its clock ``time`` and, if it differs, its ``changed`` (stamp)."""
     return {**body, "time": now} if stamp == now else {**body, "time": now, "changed": stamp}
-
-
-def _sized(chunks: Iterable[bytes], *, size: int, path: str) -> Iterator[bytes]:
-    """The chunks given to write ``path``; OPV0005 before a byte past ``size``, or at their end
-    short of it (``cp``'s reader of a host file that changes size refuses it first, OPV0302)."""
-    total = 0
-    for given in chunks:
-        chunk = given if isinstance(given, (bytes, bytearray)) else _as_bytes(given, path=path, copy=False)
-        total += len(chunk)
-        if total > size:
-            break
-        yield chunk
-    if total != size:
-        held = f"more than {size}" if total > size else str(total)
-        raise errors.error("OPV0005", value=size, keyword="size", reason=f"the chunks given for {path} hold {held} bytes")
-
-
-def _as_bytes(data, *, path: str, copy: bool = True) -> bytes | memoryview:
-    """The bytes of ``data``, any object with the buffer protocol (an ``array('i')`` gives its
-    bytes, where ``len`` counts its items: the file was recorded shorter than its payload:
-    hunt-api F2); OPV0005 for anything else (``bytes(5)`` made five zero bytes of an int).
-    Not ``copy``: a flat view of single bytes as it is."""
-    try:
-        view = memoryview(data)
-    except TypeError:
-        raise errors.error("OPV0005", value=type(data).__name__, keyword="data",
-                           reason=f"the data given for {path} is not bytes") from None
-    return view if not copy and view.itemsize == 1 and view.ndim == 1 and view.c_contiguous else view.tobytes()
