@@ -733,3 +733,49 @@ def test_batches_of_two_volumes_nest_and_a_generator_s_batch_resumes_anywhere(li
         generator = writing()
         assert [contextvars.copy_context().run(next, generator, None) for _ in range(4)] == [0, 1, 2, None]
         assert a.listdir("/") == ["g0", "g1", "g2", "x1", "x2"]
+
+
+def test_a_child_forked_while_a_parent_thread_writes_a_handle_closes_it_at_once(library, monkeypatch):
+    """Review 23a F3: a child forked while another thread of the parent was inside a write to
+    a handle hung for ever in its close of that handle: the close flushed, and the buffer's
+    lock was held for good by a thread the child does not have. It is OPV0013 at once."""
+    import time
+
+    from optvol import openfile
+
+    make_volume(library, "PVOL1")
+    real, inside = openfile.VolumeWriter.write, threading.Event()
+
+    def slow(self, data):  # the buffered layer holds its lock while this runs
+        inside.set()
+        time.sleep(0.5)
+        return real(self, data)
+
+    with library.open("PVOL1") as volume:
+        handle = volume.open("/big.bin", "wb")
+        monkeypatch.setattr(openfile.VolumeWriter, "write", slow)
+        writer = threading.Thread(target=handle.write, args=(b"w" * (openfile.WRITE_BUFFER * 2),))
+        writer.start()
+        inside.wait()
+        pid = os.fork()
+        if pid == 0:  # (os._exit: pytest must not run on in the child)
+            code = 1
+            try:
+                handle.close()
+            except errors.OptvolError as exc:
+                code = 0 if exc.message_id == "OPV0013" else 2
+            except BaseException:
+                code = 3
+            os._exit(code)
+        writer.join()
+        monkeypatch.setattr(openfile.VolumeWriter, "write", real)
+        deadline = time.monotonic() + 20
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if done[0] == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 0, "the child's close hung or failed"
+        handle.close()
+        assert volume.read_bytes("/big.bin") == b"w" * (openfile.WRITE_BUFFER * 2)
+    _clean(library)

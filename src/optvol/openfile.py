@@ -114,6 +114,8 @@ class _Aborting:
     def close(self) -> None:
         if self.closed:
             return
+        if self.volume_writer.forked:  # OPV0013, as a write says; its flush would wait for ever on a lock that
+            raise errors.error("OPV0013", volume=self.volume_writer._volume.image.volume)  # a parent thread held
         try:
             self.flush()
         except BaseException:
@@ -151,6 +153,8 @@ def _finalize(writer: VolumeWriter, close: Callable[[], None]) -> None:
     and only while its spool is open: the collector finalizes the parts of a reference cycle
     in any order, and the raw writer, or the spool, closed before the handle above it wrote
     a version without what that handle still held (an empty file, silently)."""
+    if writer.forked:  # a child's copy: the parent's to write, and its buffer's lock may be held for good
+        return
     image = writer._volume.image
     try:
         owner = image.conn.owner
@@ -301,6 +305,7 @@ class VolumeWriter(io.RawIOBase):
         super().__init__()
         # Until the writer is set up, closing it (even by the garbage collector) commits nothing.
         self._ready = self._discarded = False
+        self._pid = os.getpid()  # (``forked``)
         self.refused: errors.OptvolError | None = None  # what refused a write: the handle is spoilt
         self._spool = self._held = None
         self._volume = volume
@@ -343,6 +348,11 @@ class VolumeWriter(io.RawIOBase):
 
     def writable(self) -> bool:
         return True
+
+    @property
+    def forked(self) -> bool:
+        """Whether this is a forked child's copy of the writer (its use is OPV0013)."""
+        return os.getpid() != self._pid
 
     @property
     def size_written(self) -> int:
