@@ -779,3 +779,44 @@ def test_a_child_forked_while_a_parent_thread_writes_a_handle_closes_it_at_once(
         handle.close()
         assert volume.read_bytes("/big.bin") == b"w" * (openfile.WRITE_BUFFER * 2)
     _clean(library)
+
+
+def test_a_signal_s_handler_that_writes_after_a_failed_write_s_undo_writes(library, monkeypatch):
+    """Review 23a F5: a SIGTERM during the undo of a failed write ran its handler after the
+    undo, but the write still counted as under way: the handler's write (a graceful stop's
+    marker) was refused OPV0017, and that error replaced the write's own. The write is over
+    once undone; the handler writes, and the caller gets the write's error."""
+    import signal
+
+    from optvol.image.transaction import Transaction
+
+    make_volume(library, "PVOL1")
+    real_stop, sent = Transaction.stop_writeback, []
+
+    def stop_with_a_signal(self):
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)  # held back by the undo, delivered after it
+        return real_stop(self)
+
+    def chunks():
+        yield b"x" * 4096
+        raise OSError("the source file went away")
+
+    with library.open("PVOL1") as volume:
+        said = []
+
+        def on_term(_number, _frame):
+            volume.write_bytes("/STOPPED", b"stopped")
+            said.append("marker written")
+
+        before = signal.signal(signal.SIGTERM, on_term)
+        try:
+            monkeypatch.setattr(Transaction, "stop_writeback", stop_with_a_signal)
+            with pytest.raises(OSError, match="went away"):
+                volume.write_chunks("/data.bin", chunks(), size=8192)
+            monkeypatch.setattr(Transaction, "stop_writeback", real_stop)
+        finally:
+            signal.signal(signal.SIGTERM, before)
+        assert sent and said == ["marker written"] and volume.listdir("/") == ["STOPPED"]
+    _clean(library)

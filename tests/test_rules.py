@@ -423,7 +423,7 @@ def test_the_library_s_relabel_makes_only_a_rename_s_and_cvtoptbku_s_changes(lib
     make_volume(library, "PVOL1")
     for volume, fields, refused in (
         ("BVOL1", {"threshold": 50}, "OPV0005"), ("BVOL1", {"type": "*PRIMARY", "text": "x"}, "OPV0005"),
-        ("PVOL1", {"type": "*BACKUP"}, "OPV0005"), ("PVOL1", {"type": "*PRIMARY"}, "OPV0107"),
+        ("PVOL1", {"type": "*BACKUP"}, "OPV0005"), ("PVOL1", {"type": "*PRIMARY"}, "only a .BACKUP is made"),
     ):
         with library.locked(), pytest.raises(errors.OptvolError, match=refused):
             library.relabel(volume, fields=fields)

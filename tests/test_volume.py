@@ -251,6 +251,8 @@ def test_data_given_as_a_buffer_of_wider_items_is_written_by_its_bytes(primary):
     with pytest.raises(errors.InvalidError, match="OPV0005"):
         primary.open("/F", None)
     assert primary.listdir("/") == ["arr.bin", "chunks.bin", "view.bin"]
+    data = b"d" * 1000
+    assert model.as_bytes(data, path="/d") is data  # no copy of a bytes object (review 23a F6: 400 MiB more)
 
 
 def test_nothing_visible_before_close(primary, library):

@@ -464,8 +464,8 @@ class Library:
             with VolumeImage(source, exclusive=True, lock=False) as image:  # what an undo writes back
                 before = {key: image.label()[key] for key in fields}
             if "type" in fields and before["type"] != str(VolumeType.BACKUP):
-                raise errors.error("OPV0107", volume=model.volume_id(volume), media_format=before["type"],
-                                   operation="making a *PRIMARY of it")
+                raise errors.error("OPV0005", value=f"type={fields['type']}", keyword="fields",
+                                   reason=f"volume {model.volume_id(volume)} is a {before['type']}: only a *BACKUP is made a *PRIMARY")
             self._write_journal({"relabel": {"dir": source.name, "after": target.name, "fields": fields,
                                              "before": before}, "renames": renames}, volume=volume)
             self._roll_forward(held=source)

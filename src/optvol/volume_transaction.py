@@ -44,7 +44,7 @@ def joined(volume: Volume, *, batch: bool) -> Iterator[Transaction]:
     """``volume``'s write transaction: the one under way when this may join it, else a new
     one (``batch``: for the body of ``Volume.batch``, whose writes join it)."""
     with volume.image.conn.owner:
-        tx = volume._tx
+        tx = volume._tx if volume.image.writing else None  # (undone: a handler its undo deferred begins anew)
         if tx is not None:
             if tx.busy or _task() is not tx.task:
                 raise errors.error("OPV0017", volume=volume.id)

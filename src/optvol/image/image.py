@@ -225,7 +225,7 @@ class VolumeImage:
               log_lost: bool | None) -> None:
         self.pid = os.getpid()  # the process that opened it: a forked one must open it again to write
         self._write_begun, self._live_snapshots = False, 0  # BEGIN IMMEDIATE not yet ended; snapshots open
-        self._in_write: int | None = None  # the thread inside ``transaction``, from its start to its commit
+        self._in_write: int | None = None  # the thread inside ``transaction``, from its start to its commit or undo
         self._cuts_tails = cut_tail  # (not recover's image of the index it builds: it cuts the tail itself)
         self.directory = directory
         self.name = self.directory.name.removesuffix(".optvol")
@@ -293,6 +293,11 @@ class VolumeImage:
             except BaseException:
                 self._release()
                 raise
+
+    @property
+    def writing(self) -> bool:
+        """Whether a thread is inside a write transaction of this image (begun, not yet committed or undone)."""
+        return self._in_write is not None
 
     @property
     def read_only(self) -> bool:
@@ -583,6 +588,7 @@ class VolumeImage:
                 finally:
                     self.conn.execute("ROLLBACK")
                     self._write_begun = False
+                    self._in_write = None  # over: a handler this block deferred may write (review 23a F5)
             raise
         try:
             self.conn.execute("COMMIT")
