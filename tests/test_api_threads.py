@@ -820,3 +820,64 @@ def test_a_signal_s_handler_that_writes_after_a_failed_write_s_undo_writes(libra
             signal.signal(signal.SIGTERM, before)
         assert sent and said == ["marker written"] and volume.listdir("/") == ["STOPPED"]
     _clean(library)
+
+
+
+def test_a_batch_s_body_that_runs_an_event_loop_writes_from_it(library):
+    """Review 23c F3: a batch entered outside any event loop whose body ran asyncio.run() of a
+    helper that writes was refused OPV0017 (the helper runs as a task, the batch had none)."""
+    import asyncio
+
+    make_volume(library, "PVOL1")
+
+    async def helper(volume):
+        volume.write_bytes("/from_loop", b"loop")
+
+    with library.open("PVOL1") as volume:
+        with volume.batch():
+            volume.write_bytes("/before", b"b")
+            asyncio.run(helper(volume))
+        assert volume.listdir("/") == ["before", "from_loop"]
+
+
+def test_a_forked_child_leaving_a_writer_s_with_block_on_its_own_error_keeps_it(library):
+    """Review 23c F7: a child that left `with volume.open(...)` on an exception (sys.exit) got
+    its close's OPV0013 instead, and ended with exit 1 and a traceback."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        handle = volume.open("/f.bin", "wb")
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                with handle:
+                    raise SystemExit(0)
+            except SystemExit as exc:
+                code = 0 if exc.code == 0 else 1
+            except BaseException:
+                code = 2
+            os._exit(code)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        handle.write(b"parent")
+        handle.close()
+        assert volume.read_bytes("/f.bin") == b"parent"
+
+
+def test_a_writer_whose_volume_the_program_closed_says_nothing_at_exit(library):
+    """Review 23c F6: the exit's closing of writers printed a ValueError for a handle whose
+    volume the program had closed (it writes nothing, as a closed file's)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    make_volume(library, "PVOL1")
+    script = textwrap.dedent(f"""
+        import optvol
+        v = optvol.open_library({str(library.root)!r}).open("PVOL1")
+        h = v.open("/left.txt", "w"); h.write("small")
+        v.close()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    with library.open("PVOL1") as volume:
+        assert volume.listdir("/") == []

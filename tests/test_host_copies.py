@@ -216,6 +216,9 @@ def test_on_a_file_system_blind_to_case_the_library_in_another_case_is_the_same_
     assert run("cp", tmp_path / "one", "/QOPT/PVOL1/one", library=exfat / "LIB", env=env).rc == 0
     assert run("cat", "/QOPT/PVOL1/one", library=exfat / "lib", env=env).out == b"one"
     assert Library(tmp_path / "New" / "LIB", clock=_now).root == tmp_path / "New" / "LIB"  # made as given
+    (exfat / "STRAßE").mkdir()  # review 23c F2: "straße".swapcase() is "STRASSE", which opens nothing
+    assert run("inzopt", "PVOL2", library=exfat / "STRAßE" / "lib", env=env).rc == 0
+    assert Library(exfat / "straße" / "LIB", clock=_now).root == exfat / "STRAßE" / "lib"
 
 @pytest.mark.parametrize("entry, advice, kept", [
     ("PVOL1.OPTVOL", "(PVOL1.optvol, if that is its ID)", False),

@@ -211,6 +211,9 @@ def test_a_text_writer_writes_the_bytes_python_s_own_file_writes(primary, tmp_pa
         handle.write("new")
     assert primary.read_bytes("/T") == host.read_bytes()
     assert primary.read_bytes("/NEW") == "new".encode(encoding)
+    with primary.open("/EMPTY", "w", encoding=encoding):  # nothing written: empty, as open() leaves it
+        pass
+    assert primary.read_bytes("/EMPTY") == b""  # (review 23c F5: the mark alone)
     with primary.open("/T", "r", encoding=encoding) as handle:
         assert handle.read() == "hello world"
 

@@ -561,7 +561,8 @@ def _as_stored(path: Path) -> Path:
     parts = path.parts[1:]
     for index, part in enumerate(parts):
         try:
-            if part.swapcase() != part and os.path.lexists(current / part.swapcase()):
+            other = "".join(c.swapcase() if len(c.swapcase()) == 1 else c for c in part)  # (ß: STRAßE, not STRASSE)
+            if other != part and os.path.lexists(current / other):
                 names = os.listdir(current)
                 if part not in names:
                     matches = [name for name in names if name.casefold() == part.casefold()]

@@ -58,9 +58,8 @@ def open_file(volume, path: str, mode: str, *, encoding: str | None):
             buffered.volume_writer, raw.wrapped = raw, True
             if not binary:
                 bom, encoding = _byte_order_mark(encoding)
-                if bom and not raw.size_written:  # at the start, as Python's own file puts it
-                    buffered.write(bom)
                 text = _AbortingText(buffered, encoding=encoding)
+                text.byte_order_mark = b"" if raw.size_written else bom  # at the start only
                 text.volume_writer, buffered.wrapped = raw, True
         except BaseException:
             raw.discard()  # what the collector finalizes now writes nothing
@@ -127,6 +126,8 @@ class _Aborting:
     def __exit__(self, kind, value, traceback):
         if kind is not None:
             self.volume_writer.discard()
+            if self.volume_writer.forked:  # a child's own error goes on, not its close's OPV0013 (review 23c F7)
+                return False
         return super().__exit__(kind, value, traceback)
 
     def __del__(self) -> None:
@@ -140,6 +141,14 @@ class _AbortingWriter(_Aborting, io.BufferedWriter):
 
 class _AbortingText(_Aborting, io.TextIOWrapper):
     """The text writer handle, over an ``_AbortingWriter``."""
+
+    byte_order_mark = b""  # written before the first text, as Python's file does (``_byte_order_mark``)
+
+    def write(self, text):
+        if self.byte_order_mark and text:  # (none in a file left empty: review 23c F5)
+            mark, self.byte_order_mark = self.byte_order_mark, b""
+            self.buffer.write(mark)
+        return super().write(text)
 
 
 def _finalize(writer: VolumeWriter, close: Callable[[], None]) -> None:
@@ -197,9 +206,15 @@ def _close_at_exit() -> None:
     """The writers a program left open as it ends, closed as the collector closes them
     (``_finalize``), before the interpreter takes its objects apart: it took a spooled
     writer's spool file apart first, and that version was dropped where a small one was
-    written (hunt-api F7). An error of one is raised after the others are closed."""
+    written (hunt-api F7). An error of one is raised after the others are closed. Not while
+    a thread (a daemon) still runs: it may hold a handle's buffer while it waits for the
+    volume, which this would hold while it waits for the buffer (review 23c F1: a hang at
+    exit); the collector's rules then hold as before. A writer whose volume the program
+    closed writes nothing, as a closed file's does, and says nothing (F6)."""
+    if threading.active_count() > 1:
+        return
     with _HANDLES_LOCK:
-        handles = [handle for handle in _GIVEN if not handle.closed]
+        handles = [handle for handle in _GIVEN if not handle.closed and not handle.volume_writer._volume.image.closed]
     failures = []
     for handle in handles:
         try:
