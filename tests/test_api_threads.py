@@ -22,6 +22,18 @@ def _clean(library, vol: str = "PVOL1") -> None:
         assert result.damaged == [], result
 
 
+def _child_code(action, *, done: int) -> int:
+    """A forked child's exit code for ``action``: 0 for OPV0013, ``done`` if it raised nothing,
+    2 for another optvol error, 3 for anything else."""
+    try:
+        action()
+    except errors.OptvolError as exc:
+        return 0 if exc.message_id == "OPV0013" else 2
+    except BaseException:
+        return 3
+    return done
+
+
 def _interrupt_after(monkeypatch, statement: str) -> None:
     """The next ``statement`` on an index connection runs, then Ctrl-C lands (once)."""
     from optvol.image.connection import IndexConnection
@@ -640,19 +652,10 @@ def test_a_forked_child_leaves_its_parent_s_spooled_writer_alone(library, child)
         handle.flush()  # into the spool file's own buffer at the fork
         pid = os.fork()
         if pid == 0:  # (os._exit: pytest must not run on in the child)
-            code = 0
-            try:
-                if child == "close":
-                    handle.close()
-                    code = 1
-                else:  # what the child's exit does: the collector closes what it inherited
-                    handle = None
-                    gc.collect()
-            except errors.OptvolError as exc:
-                code = 0 if exc.message_id == "OPV0013" else 2
-            except BaseException:
-                code = 3
-            os._exit(code)
+            if child == "close":
+                os._exit(_child_code(handle.close, done=1))
+            handle = None  # what the child's exit does: the collector closes what it inherited
+            os._exit(_child_code(gc.collect, done=0))
         assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
         handle.write(second)
         handle.close()
@@ -759,14 +762,7 @@ def test_a_child_forked_while_a_parent_thread_writes_a_handle_closes_it_at_once(
         inside.wait()
         pid = os.fork()
         if pid == 0:  # (os._exit: pytest must not run on in the child)
-            code = 1
-            try:
-                handle.close()
-            except errors.OptvolError as exc:
-                code = 0 if exc.message_id == "OPV0013" else 2
-            except BaseException:
-                code = 3
-            os._exit(code)
+            os._exit(_child_code(handle.close, done=1))
         writer.join()
         monkeypatch.setattr(openfile.VolumeWriter, "write", real)
         deadline = time.monotonic() + 20
