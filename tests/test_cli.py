@@ -434,8 +434,11 @@ def test_a_host_target_below_a_file_is_no_directory_not_a_missing_one(filled):
     for args in (("cp", "/QOPT/PVOL1/D1/a.txt", host / "plain" / "x"), ("export-iso", "PVOL1", host / "plain" / "x.iso")):
         refused = sh(*args, ok=False)
         assert refused.rc == 2 and "OPV0302" in refused.err and "not a directory" in refused.err, refused.err
-    missing = sh("cp", "/QOPT/PVOL1/D1/a.txt", host / "nowhere" / "x", ok=False)
-    assert missing.rc == 3 and "OPV0301" in missing.err
+    (host / "dangling").symlink_to("nothing")  # review 23c F4: cp said OPV0302 below it, export-iso OPV0301
+    for args in (("cp", "/QOPT/PVOL1/D1/a.txt", host / "nowhere" / "x"), ("cp", "/QOPT/PVOL1/D1/a.txt", host / "dangling" / "x"),
+                 ("export-iso", "PVOL1", host / "dangling" / "x.iso")):
+        missing = sh(*args, ok=False)
+        assert missing.rc == 3 and "OPV0301" in missing.err, (args, missing.err)
 
 def test_files_copied_to_the_host_get_the_mode_of_a_new_file_or_of_the_one_they_replace(filled):
     """hunt-cl F2: every host file cp, mv, CPY and MOV wrote was 0600 (mkstemp's) whatever the

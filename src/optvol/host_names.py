@@ -1,5 +1,5 @@
 """Names on the host: what a copy from a volume to the host may write there (layer 5,
-beside ``transfer.py``, its one user).
+beside ``transfer.py``, its main user; ``export-iso`` checks its target's directory here too).
 
 A volume keeps apart names that a host file system may take for one (σ and ς on exFAT, a
 case-insensitive directory), and holds names the host cannot hold or encode. A copy to the
@@ -291,6 +291,17 @@ def folds_names(directory: str) -> bool:
 
 def _fold(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+def check_target_directory(directory) -> None:
+    """The directory a host target goes into: OPV0301 where nothing is there (a link to
+    nothing too, as export-iso, which follows links, finds it), OPV0302 where something is
+    that is no directory (a file: hunt-contract F9), alike for ``cp`` and ``export-iso``
+    (review 23c F4)."""
+    if not os.path.isdir(directory):
+        if os.path.exists(directory):
+            raise errors.error("OPV0302", path=directory, reason="it is not a directory")
+        raise errors.error("OPV0301", path=directory)
 
 
 def check_host_name(host_path: str) -> None:

@@ -30,8 +30,8 @@ _WRITE_MODES = {"w": True, "x": False, "a": True}
 # The handles of this process that opened a file version (``_hold``); a closed one holds none.
 _HANDLES: weakref.WeakSet = weakref.WeakSet()
 _HANDLES_LOCK = threading.Lock()  # adding to it, or copying it, while another thread adds
-_WRITERS: weakref.WeakSet = weakref.WeakSet()  # this process's writers (``_spoil_in_child``)
-_GIVEN: weakref.WeakSet = weakref.WeakSet()  # the writer handles programs were given (``_close_at_exit``)
+# The writer handles programs were given (``_spoil_in_child``, ``_close_at_exit``).
+_GIVEN: weakref.WeakSet = weakref.WeakSet()
 
 
 def open_file(volume, path: str, mode: str, *, encoding: str | None):
@@ -188,7 +188,7 @@ def _spoil_in_child() -> None:
     offset) now reads and writes /dev/null in the child, so that neither its close (a seek,
     a flush of what its copy of the buffer held) nor its exit moves or adds to the parent's
     bytes: the parent's close had recorded a file of other bytes, or failed, said done."""
-    for writer in list(_WRITERS):
+    for writer in [handle.volume_writer for handle in list(_GIVEN)]:  # (a writer dropped unclosed is closed)
         spool = writer._spool
         writer.refused = errors.error("OPV0013", volume=writer._volume.image.volume)
         if spool is not None and not spool.closed and getattr(spool, "_rolled", True):
@@ -333,8 +333,6 @@ class VolumeWriter(io.RawIOBase):
         import tempfile  # here: it costs every command's start 6 ms, and only writers use it
 
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=volume.image.directory)
-        with _HANDLES_LOCK:
-            _WRITERS.add(self)
         self._size = 0
         self._appending, self._based_on = kind == "a", None  # the version an append starts from
         if kind == "a" and volume.exists(path):

@@ -448,17 +448,13 @@ def _refuse_a_special_file(host_path: str) -> None:
     is renamed over its target, and replaced a device node with a file, said done
     (``cp /QOPT/V/f /dev/null`` as root made /dev/null a file for every process; hunt-contract
     F8). ``export-iso`` refuses them too. A link to a file, or to nothing, is replaced."""
-    for follow in (False, True):
-        try:
-            found = os.stat(host_path, follow_symlinks=follow)
-        except OSError:  # none there (or a link to nothing): a new file
-            return
-        if stat_mod.S_ISCHR(found.st_mode) or stat_mod.S_ISBLK(found.st_mode) or stat_mod.S_ISFIFO(found.st_mode) \
-                or stat_mod.S_ISSOCK(found.st_mode):
-            raise errors.error("OPV0302", path=host_path, reason="it is not a regular file (a device, a FIFO or a"
-                               " socket), which a copy would replace")
-        if not stat_mod.S_ISLNK(found.st_mode):
-            return
+    try:
+        found = os.stat(host_path)  # (through a link: a link to a device is refused too)
+    except OSError:  # none there, or a link to nothing: a new file
+        return
+    if not (stat_mod.S_ISREG(found.st_mode) or stat_mod.S_ISDIR(found.st_mode)):
+        raise errors.error("OPV0302", path=host_path, reason="it is not a regular file (a device, a FIFO or a"
+                           " socket), which a copy would replace")
 
 
 def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace: bool, durable: bool = False,
@@ -474,9 +470,7 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
     if made is not None:
         made.check(host_path)
     directory = os.path.dirname(os.path.abspath(host_path))
-    if not os.path.isdir(directory):  # (a file there: not missing, but no directory, hunt-contract F9)
-        raise errors.error("OPV0302", path=directory, reason="it is not a directory") if os.path.lexists(directory) \
-            else errors.error("OPV0301", path=directory)
+    host_names.check_target_directory(directory)
     # Its directory was checked against the library as the command's target (_plan) or as
     # a directory of the tree (_make_dir); the rename replaces a link named host_path, not its target.
     try:  # the mode of the file it replaces, else made as any new file is (host_names.new_file_beside)

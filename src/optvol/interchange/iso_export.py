@@ -55,9 +55,7 @@ def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: date
     volume_id = model.volume_id(vol)
     target = Path(os.path.realpath(Path(file).absolute()))  # a symbolic link is written through, at its target
     library.check_host_target(target)
-    if not target.parent.is_dir():  # (a file there: not missing, but no directory)
-        raise errors.error("OPV0302", path=target.parent, reason="it is not a directory") if target.parent.exists() \
-            else errors.error("OPV0301", path=target.parent)
+    host_names.check_target_directory(target.parent)
     try:
         existing = os.stat(target)
     except FileNotFoundError:
