@@ -674,14 +674,14 @@ class Volume:
         """The one entry point that writes a *BACKUP volume: only CPYOPT and CVTOPTBKU call it."""
         if self.label()["type"] != VolumeType.BACKUP:
             raise errors.error("OPV0107", volume=self.id, media_format=self.label()["type"], operation="backup writing")
-        with self._transaction(batch=True) as tx:  # (CPYOPT's group of writers: one batch)
+        with self._transaction(batch=True) as tx:  # (a batch: the caller enters it again per group of writes)
             yield PrivilegedWriter(self, tx, honour_read_only=False)
 
     @contextmanager
     def copy_writer(self) -> Iterator[PrivilegedWriter]:
         """CPYOPT onto a *PRIMARY volume: the user-write rules hold, given dates may be kept."""
         self.check_user_write("CPYOPT to this volume")
-        with self._transaction(batch=True) as tx:  # (CPYOPT's group of writers: one batch)
+        with self._transaction(batch=True) as tx:  # (a batch: the caller enters it again per group of writes)
             yield PrivilegedWriter(self, tx, honour_read_only=True)
 
     @contextmanager
@@ -689,7 +689,7 @@ class Volume:
         """The one entry point that fills a read-only (*CD-ROM, *DVD-ROM) volume: ISO import."""
         if self.label()["media_type"] not in READ_ONLY_MEDIA:
             raise errors.error("OPV0107", volume=self.id, media_format=self.label()["media_format"], operation="mastering")
-        with self._transaction(batch=True) as tx:  # (CPYOPT's group of writers: one batch)
+        with self._transaction(batch=True) as tx:  # (a batch: the caller enters it again per group of writes)
             yield PrivilegedWriter(self, tx, honour_read_only=False)
 
     # ----------------------------------------------------------------- reading data
