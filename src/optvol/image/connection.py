@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import sqlite3
@@ -43,20 +44,33 @@ def _index_error(exc: Exception, where: str) -> Exception:
 
 class _Cursor(sqlite3.Cursor):
     """A cursor that reports a damaged index as optvol's error (see ``_index_error``), each
-    step under its connection's ``owner`` lock (``IndexConnection``)."""
+    step under its connection's ``owner`` lock (``IndexConnection``).
 
-    def _step(self, method: Callable, *args):
-        with self.connection.owner:
-            view = self.connection.view
-            try:
-                found = method(*args)
-            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-                if view is not None and view.changed() or self.connection.watched and "readonly" in str(exc):
-                    raise self._changed() from None  # torn by a change, not damaged; a log another path is at
-                raise _index_error(exc, self.connection.where) from None
-            if view is not None and view.changed():
-                raise self._changed()
-            return found
+    A statement a thread began outside a transaction holds SQLite's read snapshot of the
+    shared connection until its last row is read, and a thread gives ``owner`` back between
+    steps: another thread's statement would run inside that old snapshot (not seeing what
+    another process committed since) and its BEGIN IMMEDIATE would fail at once if another
+    process had written (SQLITE_BUSY_SNAPSHOT: OPV0004 within milliseconds). So a statement
+    first reads the rest of every other thread's unfinished statement into that cursor's
+    buffer (``_drain``), and a BEGIN this thread's own too: each reads on from its buffer,
+    the rows of the moment it began."""
+
+    _buffer: collections.deque | None = None  # the rest of its rows, read by another statement (``_drain``)
+    _failure: Exception | None = None  # what reading the rest met, raised after the buffered rows
+    _thread: int | None = None  # the thread that began its statement
+
+    def _unguarded(self, method: Callable, *args):
+        """``method`` as a step of this cursor's statement, the caller holding ``owner``."""
+        view = self.connection.view
+        try:
+            found = method(*args)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            if view is not None and view.changed() or self.connection.watched and "readonly" in str(exc):
+                raise self._changed() from None  # torn by a change, not damaged; a log another path is at
+            raise _index_error(exc, self.connection.where) from None
+        if view is not None and view.changed():
+            raise self._changed()
+        return found
 
     def _changed(self) -> errors.OptvolError:
         """OPV0004 for a read of an index changed under it (``FrozenView``); the statement is
@@ -65,29 +79,102 @@ class _Cursor(sqlite3.Cursor):
             self.close()
         return errors.error("OPV0004", volume=self.connection.where)
 
+    def _drain(self) -> None:
+        """Read the rest of this cursor's statement into its buffer, which ends the statement
+        (its caller holds ``owner``); a failure is kept for the reader of the buffer, and the
+        reader reads on from the statement where an interrupt stopped this."""
+        rows = self._buffer = collections.deque() if self._buffer is None else self._buffer
+        try:
+            while (row := self._unguarded(super().fetchone)) is not None:
+                rows.append(row)
+        except sqlite3.ProgrammingError:  # closed: its reader finds it so
+            pass
+        except Exception as exc:  # (an OPV error; damaged, or changed under it)
+            self._failure = exc
+
+    def _buffered(self, count: int | None) -> list:
+        """Up to ``count`` (None: all) rows of the buffer (``_drain``), the caller holding ``owner``."""
+        rows = self._buffer
+        if rows is None:
+            return []
+        taken = [rows.popleft() for _ in range(min(count, len(rows)))] if count is not None else list(rows)
+        if count is None or not rows:
+            self._buffer = None
+        return taken
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
     def execute(self, *args):
         statement = args[0] if args else None
+        connection = self.connection
         if statement == "BEGIN IMMEDIATE":
-            _refuse_waiting_for_oneself(self.connection)
-        found = self._step(super().execute, *args)
+            _refuse_waiting_for_oneself(connection)
+        with connection.owner:
+            self._buffer = self._failure = None
+            connection.pending.discard(self)
+            if connection.pending:
+                _drain_others(connection, self, beginning=statement in ("BEGIN IMMEDIATE", "BEGIN"))
+            found = self._unguarded(super().execute, *args)
+            if self.description is not None:  # a statement with rows: it may hold a snapshot until read
+                self._thread = threading.get_ident()
+                connection.pending.add(self)
         if statement in ("BEGIN IMMEDIATE", "BEGIN", "COMMIT", "ROLLBACK"):
-            self.connection.writer = threading.get_ident() if statement == "BEGIN IMMEDIATE" else None
+            connection.writer = threading.get_ident() if statement == "BEGIN IMMEDIATE" else None
         return found
 
     def executemany(self, *args):
-        return self._step(super().executemany, *args)
+        with self.connection.owner:
+            self._buffer = self._failure = None
+            if self.connection.pending:
+                _drain_others(self.connection, self, beginning=False)
+            return self._unguarded(super().executemany, *args)
+
+    # A drained statement's rows come from its buffer, then (all read, or an interrupt
+    # stopped the drain) from the statement itself.
 
     def fetchone(self):
-        return self._step(super().fetchone)
+        with self.connection.owner:
+            found = self._buffered(1)
+            if found:
+                return found[0]
+            self._raise_failure()
+            return self._unguarded(super().fetchone)
 
     def fetchall(self):
-        return self._step(super().fetchall)
+        with self.connection.owner:
+            found = self._buffered(None)
+            self._raise_failure()
+            return found + self._unguarded(super().fetchall)
 
-    def fetchmany(self, size: int = 1):
-        return self._step(super().fetchmany, size)
+    def fetchmany(self, size: int | None = None):
+        size = self.arraysize if size is None else size
+        with self.connection.owner:
+            found = self._buffered(size)
+            if len(found) < size and not (found and self._failure is not None):
+                self._raise_failure()
+                found += self._unguarded(super().fetchmany, size - len(found))
+            return found
 
     def __next__(self):
-        return self._step(super().__next__)
+        with self.connection.owner:
+            found = self._buffered(1)
+            if found:
+                return found[0]
+            self._raise_failure()
+            return self._unguarded(super().__next__)
+
+
+def _drain_others(connection: IndexConnection, cursor: _Cursor, *, beginning: bool) -> None:
+    """Before ``cursor``'s statement: end every other thread's unfinished statement on
+    ``connection`` (``_Cursor``), and this thread's own before a BEGIN."""
+    me = threading.get_ident()
+    for other in list(connection.pending):
+        if other is not cursor and (beginning or other._thread != me):
+            other._drain()
+            connection.pending.discard(other)  # (after: one an interrupt cut short stays pending)
 
 
 class IndexConnection(sqlite3.Connection):
@@ -106,6 +193,7 @@ class IndexConnection(sqlite3.Connection):
         super().__init__(database, *args, **kwargs)
         self.database = database
         self.owner = threading.RLock()
+        self.pending: weakref.WeakSet[_Cursor] = weakref.WeakSet()  # statements that may be unfinished
         _CONNECTIONS.add(self)
 
     def cursor(self, factory=_Cursor):

@@ -1,0 +1,191 @@
+"""Threads of one program sharing a ``Volume`` (one SQLite connection) while another process
+writes the volume (hunt-stress F5 of session 23): a statement one thread had begun and not
+read to its end held SQLite's read snapshot between two steps, so another thread's write
+failed at once with OPV0004 (SQLITE_BUSY_SNAPSHOT, which waits for nothing) as soon as the
+other process had committed, and its reads saw the old state. Every other process here is a
+real ``optvol`` process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import make_volume
+from optvol import errors
+from optvol.checking import chkoptvol
+import optvol
+from optvol.library import Library
+
+NAMES = [f"F{n}" for n in range(6)]
+
+
+@pytest.fixture
+def shared(tmp_path):
+    """A library (real clock: another process writes it) with PVOL1 holding /D/F0../D/F5."""
+    library = optvol.open_library(tmp_path / "lib")
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+        with volume.batch():
+            for name in NAMES:
+                volume.write_bytes(f"/D/{name}", name.encode())
+    return library
+
+
+def _other_process_changes_text(library: Library, text: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "optvol", "--library", str(library.root), "chgoptvol", "PVOL1",
+                           "--text", text], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def _unfinished_listing(volume):
+    """A statement over /D's files begun and read one row: it holds a read snapshot."""
+    cursor = volume.image.conn.execute(
+        "SELECT name FROM files WHERE live = 1 AND dir = (SELECT id FROM dirs WHERE path = '/D') ORDER BY name")
+    return cursor, cursor.fetchone()
+
+
+def _in_thread(action):
+    """``action()`` run in a thread of its own: what it returned or raised."""
+    found: dict = {}
+
+    def run():
+        try:
+            found["value"] = action()
+        except BaseException as exc:  # (the test looks at it)
+            found["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive()
+    if "error" in found:
+        raise found["error"]
+    return found.get("value")
+
+
+def test_another_threads_write_waits_for_no_unfinished_statement(shared):
+    with shared.open("PVOL1") as volume:
+        cursor, first = _unfinished_listing(volume)
+        _other_process_changes_text(shared, "changed by another process")
+        _in_thread(lambda: volume.write_bytes("/D/NEW", b"written by another thread"))
+        assert [first[0], *(row[0] for row in cursor)] == NAMES  # its rows as of its start, each once
+        assert volume.read_bytes("/D/NEW") == b"written by another thread"
+        assert volume.label()["text"] == "changed by another process"
+    assert all(result.damaged == [] for result in chkoptvol(shared, vol="PVOL1"))
+
+
+def test_another_threads_read_sees_what_another_process_committed(shared):
+    with shared.open("PVOL1") as volume:
+        assert volume.label()["text"] != "seen"
+        cursor, first = _unfinished_listing(volume)
+        _other_process_changes_text(shared, "seen")
+        assert _in_thread(lambda: volume.label()["text"]) == "seen"  # was read inside the old snapshot
+        assert _in_thread(lambda: volume.info().text) == "seen"
+        assert [first[0], *(row[0] for row in cursor.fetchmany(2)), *(row[0] for row in cursor.fetchall())] == NAMES
+
+
+def test_a_threads_own_unfinished_statement_does_not_refuse_its_write(shared):
+    with shared.open("PVOL1") as volume:
+        cursor, first = _unfinished_listing(volume)
+        _other_process_changes_text(shared, "changed")
+        volume.write_bytes("/D/MINE", b"mine")
+        rest = []
+        while (row := cursor.fetchone()) is not None:
+            rest.append(row[0])
+        assert [first[0], *rest] == NAMES
+        assert volume.read_bytes("/D/MINE") == b"mine"
+
+
+def test_an_interrupt_that_cuts_the_reading_of_the_rest_short_loses_no_row(shared, monkeypatch):
+    """The thread whose statement was being read for it gets every row once, in order: the
+    buffered ones, then the statement's own."""
+    from optvol.image import connection
+
+    with shared.open("PVOL1") as volume:
+        cursor, first = _unfinished_listing(volume)
+        real, calls = connection._Cursor._unguarded, []
+
+        def interrupted(self, method, *args):
+            if self is cursor and getattr(method, "__name__", "") == "fetchone":
+                calls.append(1)
+                if len(calls) == 3:
+                    raise KeyboardInterrupt
+            return real(self, method, *args)
+
+        monkeypatch.setattr(connection._Cursor, "_unguarded", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            _in_thread(lambda: volume.exists("/D/F1"))
+        monkeypatch.setattr(connection._Cursor, "_unguarded", real)
+        assert [first[0], *(row[0] for row in cursor)] == NAMES
+        assert _in_thread(lambda: volume.exists("/D/F1"))
+
+
+def test_threads_sharing_a_volume_beside_another_writing_process_never_fail(shared):
+    """Two threads write, two read, while another process changes the label again and
+    again: before, dozens of OPV0004 a second."""
+    failures: list[BaseException] = []
+    stop = threading.Event()
+    done = [0] * 4
+
+    def work(number: int, volume) -> None:
+        count = 0
+        while not stop.is_set():
+            count += 1
+            try:
+                if number % 2:
+                    volume.write_bytes(f"/W{number}/{count % 20}", b"x" * 100)
+                else:
+                    for _ in volume.walk("/"):
+                        pass
+                    volume.stat("/D/F1")
+                    volume.read_bytes("/D/F2")
+                done[number] += 1
+            except BaseException as exc:  # (the test reports it)
+                failures.append(exc)
+
+    with shared.open("PVOL1") as volume:
+        for number in (1, 3):
+            volume.mkdir(f"/W{number}")
+        workers = [threading.Thread(target=work, args=(n, volume)) for n in range(4)]
+        for worker in workers:
+            worker.start()
+        try:
+            for run in range(12):
+                _other_process_changes_text(shared, f"run {run}")
+                time.sleep(0.01)
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(120)
+    assert failures == [], [str(exc) for exc in failures[:5]]
+    assert all(done), done
+    assert all(result.damaged == [] for result in chkoptvol(shared, vol="PVOL1"))
+
+
+def test_an_optvol_error_met_reading_the_rest_reaches_the_statements_own_thread(shared, monkeypatch):
+    """A failure while another thread's statement reads the rest of this one (damaged pages,
+    say) is raised to this one's reader after its buffered rows, not to the other thread."""
+    from optvol.image import connection
+
+    with shared.open("PVOL1") as volume:
+        cursor, first = _unfinished_listing(volume)
+        real, calls = connection._Cursor._unguarded, []
+
+        def failing(self, method, *args):
+            if self is cursor and getattr(method, "__name__", "") == "fetchone":
+                calls.append(1)
+                if len(calls) == 2:
+                    raise errors.unreadable_index("PVOL1", "database disk image is malformed")
+            return real(self, method, *args)
+
+        monkeypatch.setattr(connection._Cursor, "_unguarded", failing)
+        assert _in_thread(lambda: volume.exists("/D/F1"))
+        monkeypatch.setattr(connection._Cursor, "_unguarded", real)
+        assert cursor.fetchone()[0] == NAMES[1]
+        with pytest.raises(errors.DamagedError):
+            cursor.fetchone()
