@@ -14,10 +14,10 @@ import time
 
 import pytest
 
+import optvol
 from conftest import make_volume
 from optvol import errors
 from optvol.checking import chkoptvol
-import optvol
 from optvol.library import Library
 
 NAMES = [f"F{n}" for n in range(6)]
@@ -189,3 +189,56 @@ def test_an_optvol_error_met_reading_the_rest_reaches_the_statements_own_thread(
         assert cursor.fetchone()[0] == NAMES[1]
         with pytest.raises(errors.DamagedError):
             cursor.fetchone()
+
+
+def _program(library, body: str) -> subprocess.CompletedProcess:
+    """``body`` run as a program of its own with ``v``, PVOL1 of ``library`` open (killed
+    after 60 s: a wait for ever fails the test instead of hanging it)."""
+    code = (f"import asyncio, threading, optvol\nfrom optvol import errors\n"
+            f"v = optvol.open_library({str(library.root)!r}).open('PVOL1')\n{body}")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("hold, action", [("batch", "v.write_bytes, '/D/B', b'b'"), ("batch", "v.listdir, '/D'"),
+                                          ("snapshot", "v.read_bytes, '/D/F1'")])
+def test_code_a_task_runs_in_a_thread_inside_its_batch_is_refused_at_once(shared, hold, action):
+    """hunt-stress F3 of session 23: ``await asyncio.to_thread(...)`` inside a task's batch
+    waited for ever (the thread waited for the batch, the batch for the thread)."""
+    done = _program(shared, f"""
+async def main():
+    with v.{hold}():
+        {"v.write_bytes('/D/A', b'a')" if hold == "batch" else "v.listdir('/D')"}
+        try:
+            await asyncio.to_thread({action})
+        except errors.OptvolError as exc:
+            print(exc.message_id)
+            raise
+asyncio.run(main())
+""")
+    assert done.returncode == 1 and done.stdout.split() == ["OPV0018"], (done.stdout, done.stderr[-2000:])
+    with shared.open("PVOL1") as volume:
+        assert sorted(volume.listdir("/D")) == NAMES  # the batch undone whole
+        volume.write_bytes("/D/AFTER", b"the volume is free")
+    assert all(result.damaged == [] for result in chkoptvol(shared, vol="PVOL1"))
+
+
+def test_a_thread_outside_the_batch_s_context_still_waits_for_it_and_a_batch_ended_refuses_nothing(shared):
+    done = _program(shared, """
+order = []
+def other():
+    v.write_bytes('/D/OTHER', b'o')
+    order.append('other')
+async def main():
+    with v.batch():
+        v.write_bytes('/D/A', b'a')
+        worker = threading.Thread(target=other)  # (no copy of the task's context)
+        worker.start()
+        await asyncio.sleep(0.3)
+        order.append('batch')
+    await asyncio.to_thread(v.write_bytes, '/D/AFTER', b'after')  # its mark is gone with it
+    worker.join()
+    print(order, sorted(v.listdir('/D')))
+asyncio.run(main())
+""")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(["batch", "other"]) + " " + str(sorted([*NAMES, "A", "AFTER", "OTHER"]))

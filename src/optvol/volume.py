@@ -759,7 +759,7 @@ class Volume:
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """A read transaction: every index query inside it sees one committed state."""
-        with self.image.conn.owner, self.image.snapshot():  # another thread's statements wait for it
+        with self.image.conn.owner, self.image.snapshot(), volume_transaction.marked(self):  # others wait for it
             yield
 
     def _landed(self, sector: int) -> None:

@@ -15,6 +15,8 @@ batch of one volume inside a batch of another leaves the first one's body as it 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -39,6 +41,20 @@ def _task() -> object | None:
         return None
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def marked(volume: Volume) -> contextlib.AbstractContextManager:
+    """Mark the user's ``with`` block of a batch or snapshot of ``volume`` (the first frame
+    out of optvol and contextlib) as the body of this thread's hold (``Owner.body_of``):
+    run by another thread, it is refused rather than wait for the hold, which waits for it."""
+    frame = sys._getframe(1)
+    while frame is not None and (frame.f_code.co_filename == contextlib.__file__
+                                 or frame.f_code.co_filename.startswith(_PACKAGE)):
+        frame = frame.f_back
+    return volume.image.conn.owner.body_of(frame)
+
+
 @contextmanager
 def joined(volume: Volume, *, batch: bool) -> Iterator[Transaction]:
     """``volume``'s write transaction: the one under way when this may join it, else a new
@@ -50,7 +66,8 @@ def joined(volume: Volume, *, batch: bool) -> Iterator[Transaction]:
                 raise errors.error("OPV0017", volume=volume.id)
             tx.busy = not batch
             try:
-                yield tx
+                with marked(volume) if batch else contextlib.nullcontext():
+                    yield tx
             finally:
                 tx.busy = False
             return
@@ -59,7 +76,8 @@ def joined(volume: Volume, *, batch: bool) -> Iterator[Transaction]:
                 volume._tx, volume._tx_label = tx, volume.image.label()
                 tx.thread, tx.task, tx.busy = threading.get_ident(), _task(), not batch
                 try:
-                    yield tx
+                    with marked(volume) if batch else contextlib.nullcontext():
+                        yield tx
                 finally:
                     tx.busy = True  # committing: nothing joins it now
         finally:  # after the commit, not before it (F5b: a handler then began a transaction of its own)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import os
 import sqlite3
+import sys
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from optvol import errors
@@ -177,6 +179,82 @@ def _drain_others(connection: IndexConnection, cursor: _Cursor, *, beginning: bo
             connection.pending.discard(other)  # (after: one an interrupt cut short stays pending)
 
 
+class _Body:
+    """The ``with`` block of a batch or snapshot a user program runs (``Owner.body``): the
+    thread that holds it, and the frames that run it (a generator's, resumed elsewhere)."""
+
+    def __init__(self, thread: int, frames: list):
+        self.thread, self.frames = thread, frames
+
+
+_INSIDE: contextvars.ContextVar[_Body | None] = contextvars.ContextVar("optvol_body", default=None)
+
+
+class Owner:
+    """``IndexConnection.owner``: a re-entrant lock held for each step of a statement, and by
+    a thread for the whole of its write transaction or read snapshot. A thread that would
+    wait for it while it runs code in a copy of the context of the user's batch or snapshot
+    that holds it (``asyncio.to_thread`` inside a task's batch: code the holder most likely
+    waits for) is refused at once (OPV0018): it waited for ever (hunt-stress F3 of session
+    23). A generator that holds one, resumed in another thread, still waits: refused there,
+    the batch's undo could not run either (it needs the lock) and left the holder's
+    transaction open."""
+
+    def __init__(self, where: str = "?"):
+        self._lock = threading.RLock()
+        self.where = where
+        self.body: _Body | None = None  # the user's batch or snapshot block that holds it
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if self._lock.acquire(False):
+            return True
+        if not blocking:
+            return False
+        body = self.body
+        if body is not None and body.thread != threading.get_ident() and _INSIDE.get() is body and not _runs(body):
+            raise errors.error("OPV0018", volume=self.where)
+        return self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    @contextlib.contextmanager
+    def body_of(self, frame) -> Iterator[None]:
+        """Mark the user's block that ``frame`` runs, and the code it runs in the copies of its
+        context (``asyncio.to_thread``), as the body of this thread's hold; the caller holds it."""
+        outer = self.body
+        if outer is not None:  # a batch or snapshot inside one of this thread's own
+            outer.frames.append(frame)
+            try:
+                yield
+            finally:
+                outer.frames.remove(frame)
+            return
+        self.body, previous = _Body(threading.get_ident(), [frame]), _INSIDE.get()
+        _INSIDE.set(self.body)
+        try:
+            yield
+        finally:
+            self.body = None
+            _INSIDE.set(previous)  # (the context it ends in: a stale mark names no hold)
+
+
+def _runs(body: _Body) -> bool:
+    """Whether this thread's stack runs a frame of ``body`` (a generator resumed here)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if any(frame is mine for mine in body.frames):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class IndexConnection(sqlite3.Connection):
     """A connection to an index (``sqlite3.connect(..., factory=IndexConnection)``): every
     statement runs on a ``_Cursor``; ``where`` names the volume in its errors. ``owner``: a
@@ -184,7 +262,6 @@ class IndexConnection(sqlite3.Connection):
     transaction or read snapshot (``VolumeImage``): the threads of a program that share a
     volume never see, join or end each other's transactions (one connection has one)."""
 
-    where = "?"
     writer: int | None = None  # the thread whose BEGIN IMMEDIATE holds SQLite's write lock
     view: FrozenView | None = None  # an index SQLite reads as immutable, that others may change
     watched = False  # a read-only view of an index others may write through another path (``connect_index``)
@@ -192,9 +269,17 @@ class IndexConnection(sqlite3.Connection):
     def __init__(self, database, *args, **kwargs):
         super().__init__(database, *args, **kwargs)
         self.database = database
-        self.owner = threading.RLock()
+        self.owner = Owner()
         self.pending: weakref.WeakSet[_Cursor] = weakref.WeakSet()  # statements that may be unfinished
         _CONNECTIONS.add(self)
+
+    @property
+    def where(self) -> str:
+        return self.owner.where
+
+    @where.setter
+    def where(self, value: str) -> None:
+        self.owner.where = value
 
     def cursor(self, factory=_Cursor):
         return super().cursor(factory)
@@ -274,7 +359,7 @@ def adopt_in_child() -> None:
     (``copy_readahead``), forked while its parent runs no other thread and holds no
     transaction, which reads committed state and leaves with ``os._exit``."""
     for connection in list(_CONNECTIONS):
-        connection.owner = threading.RLock()
+        connection.owner = Owner(connection.where)
 
 
 os.register_at_fork(after_in_child=_unlocked_in_child)
