@@ -470,3 +470,42 @@ def test_a_child_forked_inside_a_held_block_leaves_it_with_its_mask_back():
         if pid == 0:
             os._exit(code)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+FINALIZED = textwrap.dedent("""
+    import os, signal, sys, time, optvol
+    from optvol import openfile
+    volume = optvol.open_library(sys.argv[1]).open("PVOL1")
+    real = openfile.VolumeWriter._commit
+    def commit(self):  # the Ctrl-C lands while the collector's close writes the version
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+        return real(self)
+    openfile.VolumeWriter._commit = commit
+    def drop():
+        handle = volume.open("/dropped.txt", MODE)
+        handle.write(DATA)
+    drop()  # the last reference goes: its finalizer closes it here
+    seen = "no interrupt"
+    try:
+        for _ in range(500):
+            time.sleep(0.01)
+    except KeyboardInterrupt:
+        seen = "KeyboardInterrupt"
+    openfile.VolumeWriter._commit = real
+    print(seen, volume.read_bytes("/dropped.txt") if volume.exists("/dropped.txt") else None)
+""")
+
+
+@pytest.mark.parametrize("mode, data", [("wb", "b'data of a dropped writer'"), ("w", "'text of a dropped writer'")])
+def test_a_ctrl_c_while_the_collector_closes_a_writer_comes_after_its_version(lib, mode, data):
+    """hunt-stress F2 of session 23: CPython drops what a finalizer raises, so the Ctrl-C was
+    lost, and the version with it (the commit it cut short was undone)."""
+    script = FINALIZED.replace("MODE", repr(mode)).replace("DATA", data)
+    done = subprocess.run([sys.executable, "-c", script, str(lib.root)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = data.removeprefix("b").strip("'").encode()
+    assert done.stdout.strip() == f"KeyboardInterrupt {expected!r}", (done.stdout, done.stderr[-3000:])
+    assert "Exception ignored" not in done.stderr
+    assert all(result.damaged == [] for result in chkoptvol(lib, vol="PVOL1"))

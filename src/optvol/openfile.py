@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable, Iterator
 
 from optvol import errors, model
-from optvol.image.image import Transaction
+from optvol.image.image import Transaction, signals_held
 from optvol.image.locks import read_only_error
 from optvol.volume_rows import READ_ONLY
 
@@ -177,7 +177,8 @@ def _finalize(writer: VolumeWriter, close: Callable[[], None]) -> None:
     try:
         if image._write_begun or image.conn.in_transaction or writer._volume._tx is not None:
             writer.discard()
-        close()
+        with signals_held(inside=sys._getframe()):  # (a Ctrl-C here: after the version, not lost in it)
+            close()
     finally:
         owner.release()
 

@@ -26,6 +26,7 @@ change, so they are read in place.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import fcntl
 import functools
@@ -36,6 +37,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
@@ -115,7 +117,7 @@ _HELD: list[dict] = []
 
 
 @contextmanager
-def signals_held() -> Iterator[None]:
+def signals_held(*, inside=None) -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP held back for the block, delivered after it: blocked in this
     thread and, in the main thread, their Python handlers deferred too (the kernel may give a
     signal to another thread, a writer thread this block waits for, and Python then runs the
@@ -123,7 +125,8 @@ def signals_held() -> Iterator[None]:
     handler is back and the mask too, once; a wakeup descriptor (asyncio's) stays on and
     hears of it once, as it came. Only Python handlers are deferred: an ending signal left at
     SIG_DFL (a program that set none; the CLI sets its own) still ends the process when the
-    kernel gives it to another thread (review 23 F5)."""
+    kernel gives it to another thread (review 23 F5). ``inside``: the frame of a finalizer
+    the block runs in, where CPython drops what a handler raises (``_after_finalizer``)."""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     caught: list[int] = []
     main = threading.current_thread() is threading.main_thread()
@@ -140,7 +143,10 @@ def signals_held() -> Iterator[None]:
             # The handlers first: until its own is back, a signal another thread took is run
             # by the stand-in, so ``caught`` is whole only then (review 23 F1: read before,
             # the stand-in could take one after the reading, and it was lost).
-            signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
+            # In a finalizer the mask goes back while the stand-ins are there: a signal the
+            # block kept pending comes to them, not to a handler whose exception is dropped.
+            signal.pthread_sigmask(signal.SIG_SETMASK if inside is not None else signal.SIG_BLOCK,
+                                   mask if inside is not None else _ENDING_SIGNALS)
             _put_back(deferred)
     finally:  # (a signal handled in the middle of the putting back still lets the mask go back)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -148,7 +154,36 @@ def signals_held() -> Iterator[None]:
         # Each caught one's own handler, called, not made pending again: the wakeup
         # descriptor heard of it as it came, and asyncio ran its callback for each hearing
         # (review 23 F3: twice for one SIGTERM).
-        _every([functools.partial(deferred[number], number, None) for number in caught])
+        if inside is not None and caught:
+            _after_finalizer(inside, caught)
+        else:
+            _every([functools.partial(deferred[number], number, None) for number in caught])
+
+
+def _after_finalizer(frame, numbers: list[int]) -> None:
+    """Deliver the signals ``numbers`` to the main thread once it has left ``frame``, a
+    finalizer's (``__del__``): CPython drops an exception raised there, and a Ctrl-C while
+    the collector closed a writer was lost (hunt-stress F2 of session 23). A thread of its
+    own waits for that and makes each signal pending again (``_thread.interrupt_main``)."""
+    main = threading.main_thread().ident
+
+    def deliver() -> None:
+        give_up = time.monotonic() + 60
+        while time.monotonic() < give_up:
+            found = sys._current_frames().get(main)
+            while found is not None and found is not frame:
+                found = found.f_back
+            if found is None:
+                break
+            time.sleep(0.001)
+        for number in numbers:
+            _thread.interrupt_main(number)
+
+    try:
+        threading.Thread(target=deliver, name="optvol-signals", daemon=True).start()
+    except RuntimeError:  # the interpreter shuts down: no thread starts; the handlers run here
+        for number in numbers:
+            _thread.interrupt_main(number)
 
 
 def _put_back(handlers: dict) -> None:
