@@ -201,6 +201,24 @@ def test_worm_that_held_a_file_cannot_be_reinitialized(library):
         assert volume.version_count() == 1
 
 
+def test_worm_backup_that_recorded_its_primary_cannot_be_reinitialized(library):
+    """CPYOPT of a primary holding only directories wrote the WORM backup's claim, control
+    records and request log: its history is written once, as a file would be (hunt24b F3)."""
+    from optvol.copying import CopyRequest, cpyopt
+    _inz(library, "PVOL1")
+    _inz(library, "BW", medtype=MediaType.WORM, type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+    cpyopt(library, CopyRequest(fromvol="PVOL1", frompath="/", tovol="BW", totype=VolumeType.BACKUP, cpysubdir=True),
+           now=library._clock())
+    for check in (True, False):
+        with pytest.raises(errors.NotAllowedError) as info:
+            _inz(library, "BW", check=check, type=VolumeType.BACKUP)
+        assert info.value.message_id == "OPV0104"
+    with library.open("BW") as volume:
+        assert volume.label()["primary_volume"] == "PVOL1"
+
+
 def test_newvol_renames(library):
     _inz(library, "OLD", text="keep me")
     with library.open("OLD") as volume:
