@@ -1075,6 +1075,26 @@ def test_restore_from_backup_keeps_dates(lib, clock):
         assert new.read_bytes("/DIR1/SUB/F") == b"precious"
 
 
+def test_fromtime_of_a_restore_selects_by_the_files_dates_not_when_the_backup_was_written(lib, clock):
+    """Reference §5.4: FROMTIME selects a file created or changed at or after it. A backup
+    keeps the primary's dates, but its own change times are those of the backup runs: a
+    restore with FROMTIME took every file backed up since, whatever its dates (hunt24b F1)."""
+    write(lib, clock, day(1, 2), {"/DIR1/OLD": b"old", "/DIR1/NEW": b"placeholder"})
+    write(lib, clock, day(3, 2), {"/DIR1/NEW": b"new"})
+    clock.now = day(4, 1)
+    backup(lib, day(4, 1))  # both written onto the backup on 1 April
+    clock.now = day(5, 1)
+    inzopt(lib, vol="NEWPRI", now=day(5, 1))
+    result = cpyopt(lib, CopyRequest(fromvol="BVOL1", fromtype=VolumeType.BACKUP, frompath="/DIR1", tovol="NEWPRI",
+                                     sltfile="*ALL", crtdir=True, fromtime=day(3, 1)), now=day(5, 2))
+    assert (result.copied, result.not_selected) == (1, 1)
+    with lib.open("NEWPRI") as new:
+        assert new.listdir("/DIR1") == ["NEW"]
+    one = cpyopt(lib, CopyRequest(fromvol="BVOL1", fromtype=VolumeType.BACKUP, frompath="/DIR1/OLD", tovol="NEWPRI",
+                                  sltfile="*ALL", fromtime=day(3, 1)), now=day(5, 3))
+    assert (one.copied, one.not_selected) == (0, 1)
+
+
 def test_a_changed_restore_settles_and_takes_later_backups(lib, clock):
     """A restore keeps the backup's dates, so a file whose attributes changed after its data
     (hidden, read-only) was copied again by every *CHANGED re-run, and a read-only one failed

@@ -119,7 +119,7 @@ class Selection:
         it has a start, before it)."""
         target_id, target_range = self.target_dir(target_path)
         skip, from_time = choice.skip(target_range), choice.start
-        where = "" if from_time is None else "AND s.changed >= :from"
+        where = "" if from_time is None else from_clause(to_backup=choice.to_backup)
         args = {"sdir": source_dir.id, "tdir": target_id, "from": from_time}
         if skip is None:
             return [(where, args)]
@@ -158,9 +158,9 @@ class Selection:
         return files, size
 
     def single(self, source_dir: DirRow, name: str, target_dir: int, target_name: str, *,
-               from_time: int | None) -> list[Candidate]:
+               from_time: int | None, to_backup: bool = True) -> list[Candidate]:
         """The one file a file FROMPATH names, matched against ``target_name`` on the target."""
-        where = "AND s.name_key = :name" + ("" if from_time is None else " AND s.changed >= :from")
+        where = "AND s.name_key = :name" + ("" if from_time is None else " " + from_clause(to_backup=to_backup))
         sql = self._select(where).replace("t.name_key = s.name_key", "t.name_key = :tname")
         rows = self.conn.execute(sql, {"sdir": source_dir.id, "tdir": target_dir, "name": model.name_key(name),
                                        "tname": model.name_key(target_name), "from": from_time}).fetchall()
@@ -337,6 +337,15 @@ def read_pieces(source: Volume, choice: Choice, chosen: Iterable[Candidate], tar
             small, large, failures, states, held = [], [], [], [], 0
     if small or large or failures:
         yield Piece(small, large, failures, states)
+
+
+def from_clause(*, to_backup: bool) -> str:
+    """FROMTIME's condition on a source file ``s``. Reference §5.4: a file created or changed
+    at or after it, by its dates; a restore's source keeps the primary's dates, and a file
+    was written there later than they say, so its change time would select it. Onto a
+    backup the change time decides (by index): the range a run records claims every file
+    changed since FROMTIME, whatever dates a clock gave it."""
+    return "AND s.changed >= :from" if to_backup else "AND max(s.created, s.modified, s.attr_changed) >= :from"
 
 
 def join(directory: str, name: str) -> str:

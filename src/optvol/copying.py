@@ -686,7 +686,8 @@ class _Copier:
         created = self._ensure_dir(target_parent, source_dir.created)
         target_dir = self.target.dir_row(target_parent)
         with Selection(self.source, self.target) as selection:
-            found = selection.single(source_dir, name, target_dir.id, target_name, from_time=self.start)
+            found = selection.single(source_dir, name, target_dir.id, target_name, from_time=self.start,
+                                     to_backup=self.plan.to_backup)
         chosen = [c for c in found if self.choice.selected(c)]
         if self.totals:
             self.totals(len(chosen), sum(c.size for c in chosen))
