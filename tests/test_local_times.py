@@ -141,3 +141,15 @@ def test_the_earliest_fromtime_is_shown_as_it_can_be_typed_back(lib):  # noqa: F
     again = optvol(lib, "UTC0", "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES",
                    "--fromtime", "0001-01-03 00:00:00")
     assert again.returncode == 0, again.stderr
+
+
+def test_the_two_passes_of_the_hour_the_clocks_go_back_over_are_shown_apart(zone):
+    """A backup's end at 01:50 EDT and its last changed at 01:10 EST (20 minutes later: a
+    partial run) were both shown as plain wall times, so the table said 'complete'
+    (reference §6.4; hunt24b F2). The zone now tells them apart; other times stay as they were."""
+    from optvol.cli.render import when
+    zone(NEW_YORK)
+    assert when(datetime(2026, 11, 1, 5, 50, tzinfo=UTC)) == "2026-11-01 01:50:00 EDT"
+    assert when(datetime(2026, 11, 1, 6, 10, tzinfo=UTC)) == "2026-11-01 01:10:00 EST"
+    assert when(datetime(2026, 11, 1, 7, 10, tzinfo=UTC)) == "2026-11-01 02:10:00"
+    assert when(datetime(2026, 7, 1, 16, tzinfo=UTC)) == "2026-07-01 12:00:00"

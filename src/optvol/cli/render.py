@@ -26,7 +26,19 @@ def when(moment) -> str:
     if moment == BEGIN:
         return BEGIN
     shown = local(moment)  # (strftime's %Y does not pad years before 1000: FROMTIME could not take it back)
-    return f"{shown.year:04}-{shown:%m-%d %H:%M:%S}"
+    text = f"{shown.year:04}-{shown:%m-%d %H:%M:%S}"
+    # In the hour the clocks go back over, a wall time names two moments: the zone tells
+    # them apart, so that a backup's end and last changed compare as they are (reference §6.4).
+    return f"{text} {shown:%Z}" if _ambiguous(shown) else text
+
+
+def _ambiguous(shown) -> bool:
+    """Whether local wall time ``shown`` comes twice (the clocks went back over it)."""
+    wall = shown.replace(tzinfo=None)
+    try:
+        return wall.replace(fold=0).astimezone().utcoffset() != wall.replace(fold=1).astimezone().utcoffset()
+    except (OverflowError, ValueError, OSError):
+        return False
 
 
 def when_text(text: str) -> str:
