@@ -1790,3 +1790,22 @@ def test_a_directory_topath_with_a_bad_name_is_a_directory_name_error(lib, clock
     inzopt(lib, vol="TGT", now=day(1, 1))
     with pytest.raises(errors.InvalidError, match="^CPF1F01"):
         cpyopt(lib, CopyRequest(fromvol="PVOL1", frompath="/SRC", tovol="TGT", topath="/A-B", crtdir=True), now=day(1, 3))
+
+
+@pytest.mark.parametrize("field, value", [("copytype", "hello world"), ("copytype", "*system"), ("sltfile", "*BOGUS")])
+def test_a_program_s_request_with_a_value_cl_would_refuse_is_refused_first(lib, clock, field, value):
+    """hunt24b F4: the Python API took any COPYTYPE and logged it on the backup, and checked
+    SLTFILE only after the backup's owner (reference §5.9: values are step 1)."""
+    write(lib, clock, day(1, 1), {"/D/A": b"a"})
+    backup(lib, day(1, 2), path="/D")
+    inzopt(lib, vol="PVOL2", now=day(1, 3))
+    with lib.open("BVOL1") as bvol:
+        before = (bvol.requests(), bvol.label())
+    for source in ("PVOL1", "PVOL2"):  # (PVOL2: BVOL1 belongs to PVOL1, which is OPV0403 once values pass)
+        request = CopyRequest(fromvol=source, frompath="/D", tovol="BVOL1", totype=VolumeType.BACKUP,
+                              **{field: value})
+        with pytest.raises(errors.InvalidError) as refused:
+            cpyopt(lib, request, now=day(1, 4))
+        assert refused.value.message_id == "OPV0005" and field.upper() in refused.value.text
+    with lib.open("BVOL1") as bvol:
+        assert (bvol.requests(), bvol.label()) == before

@@ -128,6 +128,10 @@ def cpyopt(library: Library, request: CopyRequest, *, now: datetime, progress: P
     for path in (request.frompath, request.topath):  # reference §5.9 step 1, before any volume
         if path is not None:
             model.check_path_form(path)
+    for keyword, value, allowed in (("SLTFILE", request.sltfile, ("*CHANGED", "*NEW", "*ALL")),
+                                    ("COPYTYPE", request.copytype, ("*IOP", "*SYSTEM"))):
+        if value not in allowed:  # (a program's request: the request log records only what CL could run)
+            raise errors.error("OPV0005", value=value, keyword=keyword, reason=", ".join(allowed[:-1]) + " or " + allowed[-1])
     source = library.open(request.fromvol)
     try:
         _check_type(source, request.fromtype)  # step 3 comes before TOVOL is looked up
@@ -175,8 +179,6 @@ def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
         raise errors.error("OPV0404", frompath=frompath, topath=topath)
     if to_backup and dst_label["primary_volume"] not in (None, source.id):
         raise errors.error("OPV0403", target=target.id, owner=dst_label["primary_volume"], source=source.id)
-    if request.sltfile not in ("*CHANGED", "*NEW", "*ALL"):
-        raise errors.error("OPV0005", value=request.sltfile, keyword="SLTFILE", reason="*CHANGED, *NEW or *ALL")
     found = source.stat(frompath) if source.exists(frompath) else None
     if found is None or (not found.is_dir and model.names_dir(request.frompath)):  # '/f.txt/' names a directory
         raise errors.error("CPF1F22", path=frompath, volume=source.id)
