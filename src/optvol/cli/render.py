@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import time
+from datetime import datetime, timedelta
+
 from optvol.model import BEGIN, BackupRange, DirInfo, FileInfo, VolumeInfo, from_iso, local
 
 
@@ -34,10 +38,24 @@ def when(moment) -> str:
 
 def _ambiguous(shown) -> bool:
     """Whether local wall time ``shown`` comes twice (the clocks went back over it)."""
+    if not _offset_changes_near(shown.year, shown.month, shown.day, time.tzname):  # (most days: a listing's cost)
+        return False
     wall = shown.replace(tzinfo=None)
     try:
         return wall.replace(fold=0).astimezone().utcoffset() != wall.replace(fold=1).astimezone().utcoffset()
     except (OverflowError, ValueError, OSError):
+        return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _offset_changes_near(year: int, month: int, day: int, _zone: tuple) -> bool:
+    """Whether the local offset from UTC differs between the day before this date and the
+    day after it (``_zone``: the zone's names, so that a ``time.tzset`` is a new key)."""
+    try:
+        midnight = datetime(year, month, day)
+        return (midnight - timedelta(days=1)).astimezone().utcoffset() != (
+            midnight + timedelta(days=2)).astimezone().utcoffset()
+    except (OverflowError, ValueError, OSError):  # (the first and last days a volume holds: a change there is none)
         return False
 
 
