@@ -7,6 +7,7 @@ real ``optvol`` process."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -242,3 +243,42 @@ asyncio.run(main())
 """)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == str(["batch", "other"]) + " " + str(sorted([*NAMES, "A", "AFTER", "OTHER"]))
+
+
+def test_a_ctrl_c_as_a_step_of_the_rest_returns_loses_no_row(shared, monkeypatch):
+    """Ctrl-C in the thread that reads the rest of another thread's statement, just as SQLite
+    gave it a row (where the time goes): the row was dropped, and the other thread's listing
+    (a ``walk``'s names) lacked it, silently (review 24a F1). It is held back until the rest is read."""
+    from optvol.image import connection
+
+    with shared.open("PVOL1") as volume:
+        cursor, first = _in_thread(lambda: _unfinished_listing(volume))  # another thread's statement
+        real, calls = connection._Cursor._unguarded, []
+
+        def stepped(self, method, *args):
+            found = real(self, method, *args)
+            if self is cursor and getattr(method, "__name__", "") == "fetchone":
+                calls.append(1)
+                if len(calls) == 2:
+                    signal.raise_signal(signal.SIGINT)  # its handler runs as this returns
+            return found
+
+        monkeypatch.setattr(connection._Cursor, "_unguarded", stepped)
+        with pytest.raises(KeyboardInterrupt):
+            volume.exists("/D/F1")  # this (the main) thread reads the rest first
+        monkeypatch.setattr(connection._Cursor, "_unguarded", real)
+        assert [first[0], *(row[0] for row in cursor)] == NAMES
+
+
+def test_the_end_of_a_statements_cursor_runs_no_python_code(shared):
+    """A signal handler's exception raised in Python code run as a cursor is collected (a
+    WeakSet's callback) is only printed: that Ctrl-C was lost (review 24a F2)."""
+    with shared.open("PVOL1") as volume:
+        cursor = volume.image.conn.execute("SELECT name FROM files")
+        called: list[str] = []
+        sys.setprofile(lambda frame, event, arg: called.append(frame.f_code.co_name) if event == "call" else None)
+        try:
+            del cursor
+        finally:
+            sys.setprofile(None)
+        assert called == []

@@ -86,9 +86,14 @@ class _Cursor(sqlite3.Cursor):
         (its caller holds ``owner``); a failure is kept for the reader of the buffer, and the
         reader reads on from the statement where an interrupt stopped this."""
         rows = self._buffer = collections.deque() if self._buffer is None else self._buffer
+        from optvol.image.image import signals_held  # (image.py imports this module)
+
         try:
-            while (row := self._unguarded(super().fetchone)) is not None:
-                rows.append(row)
+            # Ctrl-C held back: its KeyboardInterrupt, raised as a step returns, lost that row
+            # of another thread's statement (review 24a F1).
+            with signals_held():
+                while (row := self._unguarded(super().fetchone)) is not None:
+                    rows.append(row)
         except sqlite3.ProgrammingError:  # closed: its reader finds it so
             pass
         except Exception as exc:  # (an OPV error; damaged, or changed under it)
@@ -116,13 +121,13 @@ class _Cursor(sqlite3.Cursor):
             _refuse_waiting_for_oneself(connection)
         with connection.owner:
             self._buffer = self._failure = None
-            connection.pending.discard(self)
+            connection.pending.pop(id(self), None)
             if connection.pending:
                 _drain_others(connection, self, beginning=statement in ("BEGIN IMMEDIATE", "BEGIN"))
             found = self._unguarded(super().execute, *args)
             if self.description is not None:  # a statement with rows: it may hold a snapshot until read
                 self._thread = threading.get_ident()
-                connection.pending.add(self)
+                connection.pending[id(self)] = weakref.ref(self)
         if statement in ("BEGIN IMMEDIATE", "BEGIN", "COMMIT", "ROLLBACK"):
             connection.writer = threading.get_ident() if statement == "BEGIN IMMEDIATE" else None
         return found
@@ -173,10 +178,14 @@ def _drain_others(connection: IndexConnection, cursor: _Cursor, *, beginning: bo
     """Before ``cursor``'s statement: end every other thread's unfinished statement on
     ``connection`` (``_Cursor``), and this thread's own before a BEGIN."""
     me = threading.get_ident()
-    for other in list(connection.pending):
-        if other is not cursor and (beginning or other._thread != me):
+    for key, ref in list(connection.pending.items()):
+        other = ref()
+        if other is None:  # collected: its statement ended with it
+            if connection.pending.get(key) is ref:
+                del connection.pending[key]
+        elif other is not cursor and (beginning or other._thread != me):
             other._drain()
-            connection.pending.discard(other)  # (after: one an interrupt cut short stays pending)
+            connection.pending.pop(key, None)  # (after: one an interrupt cut short stays pending)
 
 
 class _Body:
@@ -270,7 +279,10 @@ class IndexConnection(sqlite3.Connection):
         super().__init__(database, *args, **kwargs)
         self.database = database
         self.owner = Owner()
-        self.pending: weakref.WeakSet[_Cursor] = weakref.WeakSet()  # statements that may be unfinished
+        # Statements that may be unfinished, by the id of their cursor: weak references without
+        # a callback, so that a cursor's end runs no Python code, in which a signal handler's
+        # exception (Ctrl-C) was only printed, and lost (a WeakSet's; review 24a F2).
+        self.pending: dict[int, weakref.ref[_Cursor]] = {}
         _CONNECTIONS.add(self)
 
     @property
