@@ -270,7 +270,7 @@ def test_a_signal_the_kernel_gives_another_thread_waits_for_the_end_of_a_held_bl
     import threading
     import time
 
-    from optvol.image.image import signals_held
+    from optvol.image.signals import signals_held
 
     done, go = [], threading.Event()
 
@@ -300,7 +300,7 @@ def test_two_signals_given_another_thread_during_a_held_block_both_come_after_it
     import socket
     import threading
 
-    from optvol.image.image import signals_held
+    from optvol.image.signals import signals_held
 
     ran: list[str] = []
     before = {number: signal.getsignal(number) for number in (signal.SIGHUP, signal.SIGTERM)}
@@ -350,7 +350,7 @@ def test_a_signal_that_comes_while_the_handlers_go_back_is_not_lost(monkeypatch)
     import threading
     import time
 
-    from optvol.image.image import signals_held
+    from optvol.image.signals import signals_held
 
     ran: list[int] = []
     before = signal.signal(signal.SIGTERM, lambda number, _frame: ran.append(number))
@@ -392,7 +392,7 @@ def test_a_child_forked_during_a_held_block_has_the_program_s_handlers():
     import signal
     import threading
 
-    from optvol.image.image import signals_held
+    from optvol.image.signals import signals_held
 
     def own(number, _frame):
         os._exit(43)
@@ -422,7 +422,7 @@ def test_a_handler_that_raises_while_the_handlers_go_back_leaves_none_swapped(mo
     swallowed. Each handler is put back until it is, and the error raised after."""
     import signal
 
-    from optvol.image.image import signals_held
+    from optvol.image.signals import signals_held
 
     def own(number, _frame):
         raise AssertionError("not called here")
@@ -454,7 +454,7 @@ def test_a_child_forked_inside_a_held_block_leaves_it_with_its_mask_back():
     went back, and SIGINT, SIGTERM and SIGHUP stayed blocked in it for life."""
     import signal
 
-    from optvol.image.image import signals_held
+    from optvol.image.signals import signals_held
 
     pid, code = None, 3
     try:

@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Iterator
 
 from optvol import errors
-from optvol.image.image import signals_held
+from optvol.image.signals import signals_held
 
 
 def new_file_beside(target: str | os.PathLike, mode: int | None) -> tuple[int, str]:

@@ -20,8 +20,9 @@ import weakref
 from collections.abc import Callable, Iterator
 
 from optvol import errors, model
-from optvol.image.image import Transaction, signals_held
+from optvol.image.image import Transaction
 from optvol.image.locks import read_only_error
+from optvol.image.signals import signals_held
 from optvol.volume_rows import READ_ONLY
 
 SPOOL_IN_MEMORY = 8 << 20

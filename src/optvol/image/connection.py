@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from optvol import errors
+from optvol.image.signals import signals_held
 
 BUSY_TIMEOUT_MS = 60_000
 
@@ -86,8 +87,6 @@ class _Cursor(sqlite3.Cursor):
         (its caller holds ``owner``); a failure is kept for the reader of the buffer, and the
         reader reads on from the statement where an interrupt stopped this."""
         rows = self._buffer = collections.deque() if self._buffer is None else self._buffer
-        from optvol.image.image import signals_held  # (image.py imports this module)
-
         try:
             # Ctrl-C held back: its KeyboardInterrupt, raised as a step returns, lost that row
             # of another thread's statement (review 24a F1).

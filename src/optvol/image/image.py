@@ -26,18 +26,14 @@ change, so they are read in place.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import fcntl
-import functools
 import hashlib
 import mmap
 import os
 import random
 import shutil
-import signal
 import sqlite3
-import sys
 import tempfile
 import threading
 import time
@@ -51,12 +47,12 @@ from optvol.image.connection import BUSY_TIMEOUT_MS, Closed, connect_index, log_
 from optvol.image.datapart import DataPartition, fsync_dir
 from optvol.image.locks import lock_exclusive, open_lock, read_only_error
 from optvol.image.records import Kind
+from optvol.image.signals import signals_held
 from optvol.image.transaction import Place, Transaction  # noqa: F401 (Place: what callers import from here)
 
 INDEX_FILE = "index.sqlite"
 DATA_FILE = "data.opv"
 OWN_FILES = (DATA_FILE, INDEX_FILE, INDEX_FILE + "-wal", INDEX_FILE + "-shm")  # written in place: never linked
-_ENDING_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what ends a command (cli), held back at times
 RECOVERED_INDEX = "index.recovered.sqlite"  # the index ``recover`` rebuilds, beside the old one
 SNAPSHOT_TRIES = 20  # copies of the index a user who may only read it takes before it gives up (OPV0004)
 
@@ -111,120 +107,6 @@ def _finish_recovery(directory: Path, *, volume: str) -> None:
         os.close(fd)
 
 
-# The handlers each held block of the main thread put aside, outermost first: what a child
-# forked meanwhile (by another thread) gets back (``_put_back_in_child``).
-_HELD: list[dict] = []
-
-
-@contextmanager
-def signals_held(*, inside=None) -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP held back for the block, delivered after it: blocked in this
-    thread and, in the main thread, their Python handlers deferred too (the kernel may give a
-    signal to another thread, a writer thread this block waits for, and Python then runs the
-    handler in the main thread all the same). A deferred signal's own handler is run once its
-    handler is back and the mask too, once; a wakeup descriptor (asyncio's) stays on and
-    hears of it once, as it came. Only Python handlers are deferred: an ending signal left at
-    SIG_DFL (a program that set none; the CLI sets its own) still ends the process when the
-    kernel gives it to another thread (review 23 F5). ``inside``: the frame of a finalizer
-    the block runs in, where CPython drops what a handler raises (``_after_finalizer``)."""
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
-    caught: list[int] = []
-    main = threading.current_thread() is threading.main_thread()
-    deferred = {number: signal.getsignal(number) for number in _ENDING_SIGNALS
-                if main and callable(signal.getsignal(number))}
-    try:
-        try:
-            _HELD.append(deferred)
-            for number in deferred:
-                signal.signal(number, lambda signum, _frame: None if signum in caught else caught.append(signum))
-            signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
-            yield
-        finally:
-            # The handlers first: until its own is back, a signal another thread took is run
-            # by the stand-in, so ``caught`` is whole only then (review 23 F1: read before,
-            # the stand-in could take one after the reading, and it was lost).
-            # In a finalizer the mask goes back while the stand-ins are there: a signal the
-            # block kept pending comes to them, not to a handler whose exception is dropped.
-            signal.pthread_sigmask(signal.SIG_SETMASK if inside is not None else signal.SIG_BLOCK,
-                                   mask if inside is not None else _ENDING_SIGNALS)
-            _put_back(deferred)
-    finally:  # (a signal handled in the middle of the putting back still lets the mask go back)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        _HELD[:] = [held for held in _HELD if held is not deferred]  # (by identity; gone in a child forked here)
-        # Each caught one's own handler, called, not made pending again: the wakeup
-        # descriptor heard of it as it came, and asyncio ran its callback for each hearing
-        # (review 23 F3: twice for one SIGTERM).
-        if inside is not None and caught:
-            _after_finalizer(inside, caught)
-        else:
-            _every([functools.partial(deferred[number], number, None) for number in caught])
-
-
-def _after_finalizer(frame, numbers: list[int]) -> None:
-    """Deliver the signals ``numbers`` to the main thread once it has left ``frame``, a
-    finalizer's (``__del__``): CPython drops an exception raised there, and a Ctrl-C while
-    the collector closed a writer was lost (hunt-stress F2 of session 23). A thread of its
-    own waits for that and makes each signal pending again (``_thread.interrupt_main``)."""
-    main = threading.main_thread().ident
-
-    def deliver() -> None:
-        give_up = time.monotonic() + 60
-        while time.monotonic() < give_up:
-            found = sys._current_frames().get(main)
-            while found is not None and found is not frame:
-                found = found.f_back
-            if found is None:
-                break
-            time.sleep(0.001)
-        for number in numbers:
-            _thread.interrupt_main(number)
-
-    try:
-        threading.Thread(target=deliver, name="optvol-signals", daemon=True).start()
-    except RuntimeError:  # the interpreter shuts down: no thread starts; the handlers run here
-        for number in numbers:
-            _thread.interrupt_main(number)
-
-
-def _put_back(handlers: dict) -> None:
-    """Put each handler back, and raise after that what a handler run meanwhile raised. A
-    pending signal's handler runs inside ``signal.signal`` before it changes anything, and
-    one that raises there leaves the old handler in place: the stand-in stayed, and every
-    later SIGINT or SIGTERM of the process was swallowed (review 23b F1). So each is put
-    back until it is."""
-    raised = None
-    for number, handler in handlers.items():
-        while True:
-            try:
-                if signal.getsignal(number) is handler:
-                    break
-                signal.signal(number, handler)
-            except BaseException as exc:
-                raised = raised or exc
-    if raised is not None:
-        raise raised
-
-
-def _every(calls: list) -> None:
-    """Make each call, even when a signal's handler raises in the middle of one."""
-    if calls:
-        try:
-            calls[0]()
-        finally:
-            _every(calls[1:])
-
-
-def _put_back_in_child() -> None:
-    """A child forked while the main thread held signals (by another thread: multiprocessing,
-    a ProcessPoolExecutor) gets the handlers the blocks put aside: with the stand-ins, its
-    SIGTERM and Ctrl-C were swallowed for life (review 23 F4). Its one thread is its main one."""
-    for handlers in reversed(_HELD):  # the outermost block's last: it put aside the program's own
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
-    _HELD.clear()
-
-
-os.register_at_fork(after_in_child=_put_back_in_child)
 
 
 class VolumeImage:
