@@ -282,3 +282,27 @@ def test_the_end_of_a_statements_cursor_runs_no_python_code(shared):
         finally:
             sys.setprofile(None)
         assert called == []
+
+
+@pytest.mark.parametrize("outer", ["snapshot", "batch"])
+def test_code_a_task_runs_in_a_thread_inside_a_batch_of_another_volume_is_refused_too(shared, outer):
+    """rev24c F1: inside a hold of PVOL1 and a batch of PVOL2 (a copy), a thread in the task's
+    context that read PVOL1 waited for ever: the inner batch's mark had replaced the outer's."""
+    make_volume(shared, "PVOL2")
+    done = _program(shared, f"""
+w = optvol.open_library({str(shared.root)!r}).open('PVOL2')
+async def main():
+    with v.{outer}():
+        with w.batch():
+            w.write_bytes('/COPY', b'c')
+            try:
+                await asyncio.to_thread(v.read_bytes, '/D/F1')
+            except errors.OptvolError as exc:
+                print(exc.message_id)
+                raise
+asyncio.run(main())
+""")
+    assert done.returncode == 1 and done.stdout.split() == ["OPV0018"], (done.stdout, done.stderr[-2000:])
+    with shared.open("PVOL2") as volume:
+        assert not volume.exists("/COPY")  # the batch undone
+        volume.write_bytes("/AFTER", b"the volume is free")

@@ -195,7 +195,9 @@ class _Body:
         self.thread, self.frames = thread, frames
 
 
-_INSIDE: contextvars.ContextVar[_Body | None] = contextvars.ContextVar("optvol_body", default=None)
+# The bodies of every batch or snapshot this context runs in, innermost last: a batch of one
+# volume inside a hold of another keeps the outer one's mark (rev24c F1).
+_INSIDE: contextvars.ContextVar[tuple[_Body, ...]] = contextvars.ContextVar("optvol_body", default=())
 
 
 class Owner:
@@ -219,7 +221,8 @@ class Owner:
         if not blocking:
             return False
         body = self.body
-        if body is not None and body.thread != threading.get_ident() and _INSIDE.get() is body and not _runs(body):
+        if (body is not None and body.thread != threading.get_ident() and any(mine is body for mine in _INSIDE.get())
+                and not _runs(body)):
             raise errors.error("OPV0018", volume=self.where)
         return self._lock.acquire()
 
@@ -245,7 +248,7 @@ class Owner:
                 outer.frames.remove(frame)
             return
         self.body, previous = _Body(threading.get_ident(), [frame]), _INSIDE.get()
-        _INSIDE.set(self.body)
+        _INSIDE.set((*previous, self.body))
         try:
             yield
         finally:
