@@ -509,3 +509,33 @@ def test_a_ctrl_c_while_the_collector_closes_a_writer_comes_after_its_version(li
     assert done.stdout.strip() == f"KeyboardInterrupt {expected!r}", (done.stdout, done.stderr[-3000:])
     assert "Exception ignored" not in done.stderr
     assert all(result.damaged == [] for result in chkoptvol(lib, vol="PVOL1"))
+
+
+LEFT_OPEN = textwrap.dedent("""
+    import os, signal, sys, optvol
+    from optvol import openfile
+    volume = optvol.open_library(sys.argv[1]).open("PVOL1")
+    real = openfile.VolumeWriter._commit
+    def commit(self):  # a Ctrl-C while the collector closes the dropped writer, just before the end
+        os.kill(os.getpid(), signal.SIGINT)
+        openfile.VolumeWriter._commit = real
+        return real(self)
+    openfile.VolumeWriter._commit = commit
+    signal.signal(signal.SIGINT, lambda *a: None)  # a handler that does not raise
+    left_open = volume.open("/LEFTOPEN", "wb")
+    left_open.write(b"left open")
+    def drop():
+        handle = volume.open("/DROPPED", "wb")
+        handle.write(b"dropped")
+    drop()
+""")
+
+
+def test_a_signal_handed_on_after_a_collected_writer_leaves_the_writers_left_open_closed_at_exit(lib):
+    """rev24c F6: the thread handing the signal on was alive as the program ended, and the
+    exit's close of the writers left open skipped them all (another thread still ran)."""
+    done = subprocess.run([sys.executable, "-c", LEFT_OPEN, str(lib.root)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with lib.open("PVOL1") as volume:
+        assert volume.read_bytes("/DROPPED") == b"dropped"
+        assert volume.read_bytes("/LEFTOPEN") == b"left open"

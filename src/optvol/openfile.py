@@ -213,7 +213,8 @@ def _close_at_exit() -> None:
     volume, which this would hold while it waits for the buffer (review 23c F1: a hang at
     exit); the collector's rules then hold as before. A writer whose volume the program
     closed writes nothing, as a closed file's does, and says nothing (F6)."""
-    if threading.active_count() > 1:
+    if any(thread is not threading.current_thread() and not getattr(thread, "optvol_signals", False)
+           for thread in threading.enumerate()):  # (a thread handing on a signal holds no handle: rev24c F6)
         return
     with _HANDLES_LOCK:
         handles = [handle for handle in _GIVEN if not handle.closed and not handle.volume_writer._volume.image.closed]

@@ -84,8 +84,10 @@ def _after_finalizer(frame, numbers: list[int]) -> None:
         for number in numbers:
             _thread.interrupt_main(number)
 
+    helper = threading.Thread(target=deliver, name="optvol-signals", daemon=True)
+    helper.optvol_signals = True  # holds no handle: the exit's close of writers does not wait for it (rev24c F6)
     try:
-        threading.Thread(target=deliver, name="optvol-signals", daemon=True).start()
+        helper.start()
     except RuntimeError:  # the interpreter shuts down: no thread starts; the handlers run here
         for number in numbers:
             _thread.interrupt_main(number)
