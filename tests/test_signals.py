@@ -539,3 +539,51 @@ def test_a_signal_handed_on_after_a_collected_writer_leaves_the_writers_left_ope
     with lib.open("PVOL1") as volume:
         assert volume.read_bytes("/DROPPED") == b"dropped"
         assert volume.read_bytes("/LEFTOPEN") == b"left open"
+
+
+HANDED_ON = textwrap.dedent("""
+    import asyncio, os, signal, sys, threading, time, optvol
+    from optvol import openfile
+    volume = optvol.open_library(sys.argv[1]).open("PVOL1")
+    real = openfile.VolumeWriter._commit
+    def commit(self):  # the signal lands while the collector's close writes the version
+        os.kill(os.getpid(), SIGNAL)
+        return real(self)
+    openfile.VolumeWriter._commit = commit
+    def drop():
+        handle = volume.open("/DROPPED", "wb")
+        handle.write(b"dropped")
+    BODY
+""")
+
+
+def test_a_ctrl_c_handed_on_after_a_collected_writer_wakes_a_blocking_wait(lib):
+    """rev24c F3: handed on with interrupt_main, the Ctrl-C woke no blocking call: an
+    Event.wait() the main thread went into after the close waited for ever."""
+    script = HANDED_ON.replace("SIGNAL", "signal.SIGINT").replace("BODY", textwrap.dedent("""
+        started = time.monotonic()
+        try:
+            drop()
+            threading.Event().wait(30)
+            print("no interrupt")
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", time.monotonic() - started < 10)
+    """))
+    done = subprocess.run([sys.executable, "-c", script, str(lib.root)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["KeyboardInterrupt", "True"], (done.stdout, done.stderr[-3000:])
+
+
+def test_a_sigterm_handed_on_after_a_collected_writer_reaches_an_asyncio_handler_once(lib):
+    """rev24c F2: interrupt_main wrote to the wakeup descriptor again, which had heard of the
+    signal as it came: loop.add_signal_handler's callback ran twice for one SIGTERM."""
+    script = HANDED_ON.replace("SIGNAL", "signal.SIGTERM").replace("BODY", textwrap.dedent("""
+        calls = []
+        async def main():
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: calls.append(1))
+            drop()
+            await asyncio.sleep(0.5)
+        asyncio.run(main())
+        print(len(calls), volume.read_bytes("/DROPPED"))
+    """))
+    done = subprocess.run([sys.executable, "-c", script, str(lib.root)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "1 b'dropped'", (done.stdout, done.stderr[-3000:])

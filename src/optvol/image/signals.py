@@ -48,28 +48,39 @@ def signals_held(*, inside=None) -> Iterator[None]:
             # The handlers first: until its own is back, a signal another thread took is run
             # by the stand-in, so ``caught`` is whole only then (review 23 F1: read before,
             # the stand-in could take one after the reading, and it was lost).
-            # In a finalizer the mask goes back while the stand-ins are there: a signal the
-            # block kept pending comes to them, not to a handler whose exception is dropped.
-            signal.pthread_sigmask(signal.SIG_SETMASK if inside is not None else signal.SIG_BLOCK,
-                                   mask if inside is not None else _ENDING_SIGNALS)
+            signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
             _put_back(deferred)
     finally:  # (a signal handled in the middle of the putting back still lets the mask go back)
+        # In a finalizer, a signal the block kept pending is taken unheard (no handler, no
+        # wakeup descriptor) and sent again to the main thread once the finalizer's frame is
+        # gone: a real signal, heard once, that wakes a blocking call (rev24c F2, F3).
+        taken = _take_pending([number for number in deferred if number not in mask]) if inside is not None else []
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _HELD[:] = [held for held in _HELD if held is not deferred]  # (by identity; gone in a child forked here)
         # Each caught one's own handler, called, not made pending again: the wakeup
         # descriptor heard of it as it came, and asyncio ran its callback for each hearing
         # (review 23 F3: twice for one SIGTERM).
-        if inside is not None and caught:
-            _after_finalizer(inside, caught)
+        if inside is not None and (caught or taken):
+            _after_finalizer(inside, caught, taken)
         else:
             _every([functools.partial(deferred[number], number, None) for number in caught])
 
 
-def _after_finalizer(frame, numbers: list[int]) -> None:
-    """Deliver the signals ``numbers`` to the main thread once it has left ``frame``, a
-    finalizer's (``__del__``): CPython drops an exception raised there, and a Ctrl-C while
-    the collector closed a writer was lost (hunt-stress F2 of session 23). A thread of its
-    own waits for that and makes each signal pending again (``_thread.interrupt_main``)."""
+def _take_pending(numbers: list[int]) -> list[int]:
+    """The signals of ``numbers`` pending for this thread while it blocks them, taken."""
+    taken = []
+    while numbers and (found := signal.sigtimedwait(numbers, 0)) is not None:
+        taken.append(found.si_signo)
+    return taken
+
+
+def _after_finalizer(frame, numbers: list[int], taken: list[int] = ()) -> None:
+    """Deliver the signals ``numbers`` (their stand-ins took them) and ``taken`` (kept pending)
+    to the main thread once it has left ``frame``, a finalizer's (``__del__``): CPython drops
+    an exception raised there, and a Ctrl-C while the collector closed a writer was lost
+    (hunt-stress F2 of session 23). A thread of its own waits for that, makes each of
+    ``numbers`` pending again (``_thread.interrupt_main``: a wakeup descriptor heard of it as
+    it came) and sends each of ``taken`` to the main thread, as the kernel would have."""
     main = threading.main_thread().ident
 
     def deliver() -> None:
@@ -83,6 +94,8 @@ def _after_finalizer(frame, numbers: list[int]) -> None:
             time.sleep(0.001)
         for number in numbers:
             _thread.interrupt_main(number)
+        for number in taken:
+            signal.pthread_kill(main, number)
 
     helper = threading.Thread(target=deliver, name="optvol-signals", daemon=True)
     helper.optvol_signals = True  # holds no handle: the exit's close of writers does not wait for it (rev24c F6)
@@ -91,6 +104,8 @@ def _after_finalizer(frame, numbers: list[int]) -> None:
     except RuntimeError:  # the interpreter shuts down: no thread starts; the handlers run here
         for number in numbers:
             _thread.interrupt_main(number)
+        for number in taken:
+            signal.pthread_kill(main, number)
 
 
 def _put_back(handlers: dict) -> None:
