@@ -587,3 +587,44 @@ def test_a_sigterm_handed_on_after_a_collected_writer_reaches_an_asyncio_handler
     """))
     done = subprocess.run([sys.executable, "-c", script, str(lib.root)], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "1 b'dropped'", (done.stdout, done.stderr[-3000:])
+
+
+IN_A_FINALIZER = textwrap.dedent("""
+    import os, signal, sys, time, optvol
+    from optvol import openfile
+    volume = optvol.open_library(sys.argv[1]).open("PVOL1")
+    real = openfile.VolumeWriter._commit
+    def commit(self):  # the Ctrl-C lands while the collector's close writes the version
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(self)
+    openfile.VolumeWriter._commit = commit
+    class Job:  # a program's object that owns a writer and cleans up when it goes
+        def __init__(self):
+            self.out = volume.open("/dropped.txt", "wb")
+            self.out.write(b"data")
+        def __del__(self):
+            self.out = None  # the writer's finalizer closes it here, inside this one
+            total = 0
+            for n in range(2_000_000):  # the rest of its clean-up
+                total += n
+    job = Job()
+    seen = "no interrupt"
+    try:
+        del job
+        for _ in range(300):
+            time.sleep(0.01)
+    except KeyboardInterrupt:
+        seen = "KeyboardInterrupt"
+    openfile.VolumeWriter._commit = real
+    print(seen, volume.read_bytes("/dropped.txt"))
+""")
+
+
+def test_a_ctrl_c_while_a_writer_closes_inside_a_program_s_own_finalizer_comes_after_that(lib):
+    """rev24c F4: the Ctrl-C was handed on once the writer's own finalizer had returned,
+    inside the program's ``__del__`` that dropped it, where CPython drops it again."""
+    done = subprocess.run([sys.executable, "-c", IN_A_FINALIZER, str(lib.root)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "KeyboardInterrupt b'data'", (done.stdout, done.stderr[-3000:])
+    assert "Exception ignored" not in done.stderr

@@ -152,7 +152,7 @@ class _AbortingText(_Aborting, io.TextIOWrapper):
         return super().write(text)
 
 
-def _finalize(writer: VolumeWriter, close: Callable[[], None]) -> None:
+def _finalize(writer: VolumeWriter, close: Callable[[], None], *, at_exit: bool = False) -> None:
     """A writer collected unclosed is closed, and writes its version, as a file is, when no
     transaction is under way on its volume; else it writes nothing. The collector runs
     finalizers in whatever thread allocates: perhaps one that a batch of another thread waits
@@ -162,7 +162,12 @@ def _finalize(writer: VolumeWriter, close: Callable[[], None]) -> None:
     Only the handle the program was given does this (the layers below it are ``wrapped``),
     and only while its spool is open: the collector finalizes the parts of a reference cycle
     in any order, and the raw writer, or the spool, closed before the handle above it wrote
-    a version without what that handle still held (an empty file, silently)."""
+    a version without what that handle still held (an empty file, silently).
+
+    A Ctrl-C (SIGTERM, SIGHUP) that comes while it writes the version waits for it and is
+    then delivered once the outermost finalizer this close runs in has returned (a program's
+    ``__del__`` that dropped the writer, rev24c F4), where CPython no longer drops what its
+    handler raises; ``at_exit`` (the interpreter ends: nothing would run after): at once."""
     if writer.forked:  # a child's copy: the parent's to write, and its buffer's lock may be held for good
         return
     image = writer._volume.image
@@ -178,10 +183,20 @@ def _finalize(writer: VolumeWriter, close: Callable[[], None]) -> None:
     try:
         if image._write_begun or image.conn.in_transaction or writer._volume._tx is not None:
             writer.discard()
-        with signals_held(inside=sys._getframe()):  # (a Ctrl-C here: after the version, not lost in it)
+        with signals_held(inside=None if at_exit else _outermost_finalizer(sys._getframe())):
             close()
     finally:
         owner.release()
+
+
+def _outermost_finalizer(frame):
+    """The outermost ``__del__`` frame from ``frame`` out (``frame`` itself if there is none)."""
+    found, outer = frame, frame
+    while found is not None:
+        if found.f_code.co_name == "__del__":
+            outer = found
+        found = found.f_back
+    return outer
 
 
 def _spoil_in_child() -> None:
@@ -221,7 +236,7 @@ def _close_at_exit() -> None:
     failures = []
     for handle in handles:
         try:
-            _finalize(handle.volume_writer, handle.close)
+            _finalize(handle.volume_writer, handle.close, at_exit=True)
         except Exception as exc:  # (atexit prints it)
             failures.append(exc)
     if failures:
