@@ -306,3 +306,27 @@ asyncio.run(main())
     with shared.open("PVOL2") as volume:
         assert not volume.exists("/COPY")  # the batch undone
         volume.write_bytes("/AFTER", b"the volume is free")
+
+
+def test_a_batch_in_a_program_s_own_context_manager_marks_the_generator_that_holds_it(shared):
+    """rev24c F8: only the first frame out of optvol was marked, the program's own context
+    manager around ``batch()``, suspended while the body runs: a generator holding it,
+    resumed in another thread, was refused (OPV0018) and its undo then waited for ever on
+    the lock. Every frame the block was entered from is marked, the generator's too."""
+    import contextlib
+
+    with shared.open("PVOL1") as volume:
+        @contextlib.contextmanager
+        def my_batch():
+            with volume.batch():
+                yield
+
+        def holder():
+            with my_batch():
+                yield [id(frame) for frame in volume.image.conn.owner.body.frames]
+
+        generator = holder()
+        marked = next(generator)
+        assert id(generator.gi_frame) in marked
+        generator.close()
+        assert volume.image.conn.owner.body is None

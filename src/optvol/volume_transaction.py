@@ -45,14 +45,20 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def marked(volume: Volume) -> contextlib.AbstractContextManager:
-    """Mark the user's ``with`` block of a batch or snapshot of ``volume`` (the first frame
-    out of optvol and contextlib) as the body of this thread's hold (``Owner.body_of``):
-    run by another thread, it is refused rather than wait for the hold, which waits for it."""
+    """Mark the user's ``with`` block of a batch or snapshot of ``volume`` as the body of this
+    thread's hold (``Owner.body_of``): the first frame out of optvol and contextlib, and every
+    frame it was called from (a program's own context manager around ``batch()``, a
+    generator that holds it: rev24c F8), so that a generator among them resumed in another
+    thread is known there for what it is."""
     frame = sys._getframe(1)
     while frame is not None and (frame.f_code.co_filename == contextlib.__file__
                                  or frame.f_code.co_filename.startswith(_PACKAGE)):
         frame = frame.f_back
-    return volume.image.conn.owner.body_of(frame)
+    frames = []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    return volume.image.conn.owner.body_of(frames)
 
 
 @contextmanager

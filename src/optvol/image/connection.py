@@ -236,18 +236,19 @@ class Owner:
         self._lock.release()
 
     @contextlib.contextmanager
-    def body_of(self, frame) -> Iterator[None]:
-        """Mark the user's block that ``frame`` runs, and the code it runs in the copies of its
-        context (``asyncio.to_thread``), as the body of this thread's hold; the caller holds it."""
+    def body_of(self, frames: list) -> Iterator[None]:
+        """Mark the user's block that ``frames`` run (the frame of its ``with`` and those it was
+        called from), and the code it runs in the copies of its context (``asyncio.to_thread``),
+        as the body of this thread's hold; the caller holds it."""
         outer = self.body
         if outer is not None:  # a batch or snapshot inside one of this thread's own
-            outer.frames.append(frame)
+            outer.frames.extend(frames)
             try:
                 yield
             finally:
-                outer.frames.remove(frame)
+                del outer.frames[len(outer.frames) - len(frames):]  # (last in, first out)
             return
-        self.body, previous = _Body(threading.get_ident(), [frame]), _INSIDE.get()
+        self.body, previous = _Body(threading.get_ident(), list(frames)), _INSIDE.get()
         _INSIDE.set((*previous, self.body))
         try:
             yield
