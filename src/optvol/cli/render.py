@@ -24,13 +24,14 @@ def cl_string(text: str) -> str:
     return quoted if text.isprintable() else shown(text)
 
 
-def when(moment) -> str:
+def when(moment, *, precise: bool = False) -> str:
+    """A moment as displays show it: local, to the second (``precise``: to the microsecond)."""
     if moment is None:
         return "-"
     if moment == BEGIN:
         return BEGIN
     shown = local(moment)  # (strftime's %Y does not pad years before 1000: FROMTIME could not take it back)
-    text = f"{shown.year:04}-{shown:%m-%d %H:%M:%S}"
+    text = f"{shown.year:04}-{shown:%m-%d %H:%M:%S}" + (f".{shown.microsecond:06}" if precise else "")
     # In the hour the clocks go back over, a wall time names two moments: the zone tells
     # them apart, so that a backup's end and last changed compare as they are (reference §6.4).
     return f"{text} {shown:%Z}" if _ambiguous(shown) else text
@@ -98,13 +99,24 @@ def volume_attributes(info: VolumeInfo, autl: str | None) -> list[str]:
     return ["Display Optical Volume Attributes", ""] + [f"{label:.<34}: {value}" for label, value in rows]
 
 
+def backup_cells(backup: BackupRange) -> tuple[str, str, str]:
+    """A backup range's start, end and last changed as displays show them. A last changed
+    later than the end says that a run wrote some files and failed others (reference §6.4):
+    where the two fall in one second, both are shown to the microsecond, so that the
+    display does not show a partial backup as complete."""
+    end, changed = backup.range_end, backup.last_changed
+    precise = end is not None and changed is not None and changed > end and when(changed) == when(end)
+    return when(backup.range_start), when(end, precise=precise), when(changed, precise=precise)
+
+
 def backup_rows(backup: BackupRange | None) -> list[tuple[str, str]]:
     if backup is None:
         return []
+    start, end, changed = backup_cells(backup)
     return [
-        ("Complete backup range start", when(backup.range_start)),
-        ("Complete backup range end", when(backup.range_end)),
-        ("Backup last changed", when(backup.last_changed)),
+        ("Complete backup range start", start),
+        ("Complete backup range end", end),
+        ("Backup last changed", changed),
     ]
 
 
@@ -121,7 +133,7 @@ DIR_HEADER = f"{'Created':<19}  {'Backup start':<19}  {'Backup end':<19}  {'Last
 
 def dir_line(info: DirInfo) -> str:
     backup = info.backup
-    cells = [when(info.created)] + ([when(backup.range_start), when(backup.range_end), when(backup.last_changed)] if backup else ["-", "-", "-"])
+    cells = [when(info.created), *(backup_cells(backup) if backup else ("-", "-", "-"))]
     return "  ".join(f"{c:<19}" for c in cells) + "  " + shown(info.path)
 
 

@@ -1,0 +1,54 @@
+"""How the human displays show a backup's complete range (reference §6.4: a last changed
+later than the range end marks a partial backup)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import timedelta
+
+from optvol.cli import render
+from optvol.copying import CopyRequest, cpyopt
+from optvol.display import directory_attributes, volume_attributes
+from optvol.model import VolumeType
+
+# The library (PVOL1, BVOL1) and settable clock of the CPYOPT tests.
+from test_cpyopt import clock, day, lib, write  # noqa: F401
+
+
+def _damage_live_version(lib, vol: str, name: str) -> None:
+    """Flip the first payload byte of ``name``'s live version (a media error on the primary)."""
+    directory = lib.root / f"{vol}.optvol"
+    with sqlite3.connect(directory / "index.sqlite") as conn:
+        sector, headers = conn.execute("SELECT sector, header_sectors FROM files WHERE name = ? AND live = 1",
+                                       (name,)).fetchone()
+        sector_size = conn.execute("SELECT sector_size FROM label").fetchone()[0]
+    with open(directory / "data.opv", "r+b") as data:
+        data.seek((sector + headers) * sector_size)
+        first = data.read(1)
+        data.seek(-1, 1)
+        data.write(bytes([first[0] ^ 0xFF]))
+
+
+def test_a_partial_run_in_the_second_of_the_complete_one_is_not_shown_as_complete(lib, clock):  # noqa: F811
+    """A run that copied one file and failed another, 0.8 s after a complete run: its last
+    changed lies after the range end, but to the second both read 12:00:00, so DSPOPT
+    *VOLATR and *DIRATR showed a partial backup as complete (hunt24d F1)."""
+    write(lib, clock, day(1, 1) - timedelta(hours=1), {"/A/F1.TXT": b"one", "/A/F2.TXT": b"two"})
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    start = day(1, 2) + timedelta(microseconds=100_000)
+    assert not cpyopt(lib, request, now=start).failures
+    write(lib, clock, start + timedelta(milliseconds=200), {"/A/F1.TXT": b"one, changed", "/A/F2.TXT": b"two, changed"})
+    _damage_live_version(lib, "PVOL1", "F2.TXT")
+    assert len(cpyopt(lib, request, now=start + timedelta(milliseconds=800)).failures) == 1
+
+    rows = dict(line.split(": ", 1) for line in render.volume_attributes(volume_attributes(lib, "BVOL1"), None)
+                if ": " in line)
+    end, changed = rows["Complete backup range end".ljust(34, ".")], rows["Backup last changed".ljust(34, ".")]
+    assert end < changed, (end, changed)
+    a = next(info for info in directory_attributes(lib, "BVOL1") if info.path == "/A")
+    cells = re.split(r"  +", render.dir_line(a))
+    assert cells[2] < cells[3], cells  # range end, last changed
+    # A complete range whose last changed is not later keeps the plain display.
+    root = next(iter(directory_attributes(lib, "BVOL1", "/")))
+    assert render.when(root.backup.range_end) in render.dir_line(root)
