@@ -52,3 +52,21 @@ def test_a_partial_run_in_the_second_of_the_complete_one_is_not_shown_as_complet
     # A complete range whose last changed is not later keeps the plain display.
     root = next(iter(directory_attributes(lib, "BVOL1", "/")))
     assert render.when(root.backup.range_end) in render.dir_line(root)
+
+
+def test_chkoptvol_of_several_leaves_out_a_volume_in_use_as_wrkoptvol_does(lib):  # noqa: F811
+    """CHKOPTVOL *ALL while another holder has a volume to itself listed it as DAMAGED
+    "(volume)" and ended with OPV0206, exit 7, though nothing was damaged; the volume is in
+    use (OPV0004, exit 8), as CHKOPTVOL of it alone, WRKOPTVOL and DSPOPT *ALL say (hunt24d F2)."""
+    import json
+
+    from integrity_helpers import run_cli
+
+    with lib.open("PVOL1", exclusive=True):
+        for vol in ("*ALL", "P*"):  # (P* names PVOL1 alone: its error, as CHKOPTVOL PVOL1)
+            checked = run_cli(lib.root, "chkoptvol", vol, json_output=True)
+            assert checked.rc == 8, checked.err
+            assert "OPV0004" in checked.err and "OPV0206" not in checked.err, checked.err
+            listed = {r["volume"]: r["damaged"] for r in json.loads(checked.out or b"[]")}
+            assert "PVOL1" not in listed and all(not damaged for damaged in listed.values()), listed
+        assert run_cli(lib.root, "wrkoptvol").rc == 8

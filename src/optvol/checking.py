@@ -60,9 +60,12 @@ class CheckResult:
 
 
 def chkoptvol(library: Library, *, vol: str, keep_list: bool = False, progress: Progress | None = None,
-              totals: Progress | None = None) -> list[CheckResult]:
+              totals: Progress | None = None, unreadable: list[errors.OptvolError] | None = None) -> list[CheckResult]:
     """CHKOPTVOL VOL (an ID, a generic name ``ABC*`` or *ALL): one result per volume, none
-    for a generic name that matches none; ``keep_list`` keeps good paths too.
+    for a generic name that matches none; ``keep_list`` keeps good paths too. A volume of
+    several that cannot be opened for a reason other than damage (another process has it to
+    itself: OPV0004) is no damaged volume: with ``unreadable`` given, it is left out and its
+    error added there, as WRKOPTVOL leaves it out; else it is listed with a "(volume)" item.
 
     ``progress`` gets each volume's file versions and bytes read back intact so far;
     ``totals`` its versions and bytes in all, before its first (once per volume).
@@ -80,6 +83,9 @@ def chkoptvol(library: Library, *, vol: str, keep_list: bool = False, progress: 
             if len(ids) == 1:
                 raise
             # *ALL goes on to the others; this one could not be checked (its lock, say).
+            if unreadable is not None:
+                unreadable.append(exc)
+                continue
             results.append(CheckResult(volume_id.upper(), damaged=[Damage("(volume)", exc.text)]))
             continue
         with volume:

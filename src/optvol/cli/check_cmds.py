@@ -9,13 +9,13 @@ from optvol.cli.progress import Bar
 
 
 def chkoptvol(ctx: Context, values: dict) -> int:
-    output = values["OUTPUT"]
+    output, unreadable = values["OUTPUT"], []
     with Bar(ctx, "CHKOPTVOL") as bar:
         results = checking.chkoptvol(ctx.library(), vol=values["VOL"], keep_list=output == "*PRINT",
-                                     progress=bar.update, totals=bar.totals)
+                                     progress=bar.update, totals=bar.totals, unreadable=unreadable)
     vol = values["VOL"]
     several = vol == "*ALL" or vol.endswith("*")  # a list, as DSPOPT VOL(generic) and WRKOPTVOL print
-    if vol != "*ALL" and not results:  # a generic name that matches none
+    if vol != "*ALL" and not results and not unreadable:  # a generic name that matches none
         raise errors.error("OPV0002", volume=vol, library=ctx.library().root)
     if ctx.json:
         ctx.print_json([r.as_json() for r in results] if several else results[0].as_json())
@@ -29,14 +29,19 @@ def chkoptvol(ctx: Context, values: dict) -> int:
             if output != "*NONE":
                 for damage in result.damaged:
                     ctx.print(f"  DAMAGED  {render.shown(damage.path)}: {damage.reason}")
+    # Volumes that could not be checked (in use: not damaged) are left out, each with its
+    # error on stderr, as WRKOPTVOL leaves them out; the exit code is the worst.
+    for exc in unreadable:
+        ctx.error(exc)
+    code = max((exc.exit_code for exc in unreadable), default=0)
     damaged = [r for r in results if r.damaged]
     if damaged:
         first = damaged[0]
         failure = errors.error("OPV0206", volume=first.volume, count=len(first.damaged),
                                reason=", ".join(d.path for d in first.damaged[:3]))
         ctx.note(f"{failure.message_id}: {failure.text}")
-        return failure.exit_code
-    return 0
+        return max(code, failure.exit_code)
+    return code
 
 
 def dupopt(ctx: Context, values: dict) -> int:
