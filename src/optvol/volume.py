@@ -256,8 +256,10 @@ class Volume:
         """Files of a directory (and its subdirectories), streamed in path order.
 
         ``pattern`` is a generic name (``ABC*``) or a name matched case-insensitively.
+        Directories are read a page at a time too (``_dir_rows``): a volume of a million
+        directories is never held whole.
         """
-        for directory in list(self._dir_rows(path, recursive=recursive)):
+        for directory in self._dir_rows(path, recursive=recursive):
             for info in (row.info(directory.path) for row in self._file_rows_in(directory)):
                 if pattern is None or model.matches_generic(info.path.rsplit("/", 1)[-1], pattern):
                     yield info
