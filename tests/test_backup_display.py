@@ -93,3 +93,25 @@ def test_a_listing_of_every_file_reads_the_directories_as_it_goes(lib, clock, mo
         first = next(volume.iter_files("/", recursive=True))
     assert first.path == "/D0/F.TXT"
     assert taken == ["/", "/D0"], taken
+
+
+def test_json_times_have_iso_8601_offsets_in_a_local_mean_time(monkeypatch):
+    """A zone whose offset had seconds then (Monrovia's -00:44:30 until 1972, any zone's
+    local mean time) gave "-00:44:30", which ISO 8601 and RFC 3339 do not have: JavaScript's
+    Date refused every time of the document (hunt24d F4). The same moment, in whole minutes."""
+    import time
+    from datetime import datetime, timezone
+
+    from optvol import model
+
+    monkeypatch.setenv("TZ", "<-004430>0:44:30")
+    time.tzset()
+    try:
+        moment = datetime(1971, 6, 1, tzinfo=timezone.utc)
+        text = model.iso(moment)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d", text), text
+        assert model.from_iso(text) == moment
+        assert model.iso(datetime(1, 1, 3, tzinfo=timezone.utc)).startswith("0001-01-0")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

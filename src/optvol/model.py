@@ -105,10 +105,19 @@ def local(moment: datetime) -> datetime:
 
 
 def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 local time with offset, as the JSON contract writes timestamps."""
+    """ISO 8601 local time with offset, as the JSON contract writes timestamps. ISO 8601
+    offsets are whole minutes: a local mean time's (Monrovia's -00:44:30 until 1972) is
+    written to the nearest minute, with the wall time of that offset: the same moment."""
     if moment is None:
         return None
-    return local(moment).isoformat(timespec="microseconds")
+    shown = local(moment)
+    offset = shown.utcoffset().total_seconds()
+    if offset % 60:
+        try:
+            shown = shown.astimezone(timezone(timedelta(minutes=round(offset / 60))))
+        except OverflowError:  # (past year 1 or 9999 at that offset)
+            shown = shown.astimezone(timezone.utc)
+    return shown.isoformat(timespec="microseconds")
 
 
 def from_iso(text: object) -> datetime | None:
