@@ -16,9 +16,9 @@ from optvol.model import VolumeType
 from test_cpyopt import clock, day, lib, write  # noqa: F401
 
 
-def _damage_live_version(lib, vol: str, name: str) -> None:
+def _damage_live_version(library, vol: str, name: str) -> None:
     """Flip the first payload byte of ``name``'s live version (a media error on the primary)."""
-    directory = lib.root / f"{vol}.optvol"
+    directory = library.root / f"{vol}.optvol"
     with sqlite3.connect(directory / "index.sqlite") as conn:
         sector, headers = conn.execute("SELECT sector, header_sectors FROM files WHERE name = ? AND live = 1",
                                        (name,)).fetchone()
