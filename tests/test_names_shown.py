@@ -173,3 +173,15 @@ def test_cp_of_several_host_trees_checks_every_name_before_it_copies_any(tmp_pat
     done = run_cli(library.root, "cp", "-r", tmp_path / "good", tmp_path / "bad", "/QOPT/PVOL1/")
     assert done.rc == 2 and "OPV0302" in done.err and "what?" in done.err, done.err
     assert run_cli(library.root, "ls", "/QOPT/PVOL1/").out == b""  # not even the good tree
+
+
+def test_a_library_path_that_does_not_print_is_shown_quoted(tmp_path):
+    """hunt24d F6: the library's path went to the terminal raw in "created library" and in
+    every listing's title: a newline forged a line, an escape sequence reached the terminal."""
+    root = tmp_path / "lib\nFAKE LINE\x1b[7m"
+    for args in (["inzopt", "PVOL1"], ["wrkoptvol"], ["dspopt", "PVOL1"]):
+        done = run_cli(root, *args)
+        assert done.rc == 0, done.err
+        for text in (done.out.decode(), done.err):
+            assert "\x1b" not in text and "\nFAKE LINE" not in text, text
+    assert "'" + str(root).replace("\n", "\\n").replace("\x1b", "\\x1b") + "'" in run_cli(root, "wrkoptvol").out.decode()

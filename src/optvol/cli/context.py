@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from optvol.cli import render
 from optvol.errors import OptvolError
 from optvol.library import Library, resolve_root
 
@@ -92,7 +93,7 @@ class Context:
             root = resolve_root(self.library_arg, self.environ, Path.home())
             self._library = Library(root, clock=system_clock)
             if self._library.created:
-                self.note(f"created library {root}")
+                self.note(f"created library {render.shown(str(root))}")
         return self._library
 
     def opened_volumes(self) -> set[Path]:

@@ -38,7 +38,7 @@ def inzopt(ctx: Context, values: dict) -> int:
                         "erased_files": result.erased_files, "erased_bytes": result.erased_bytes})
         return 0
     if result.created:
-        ctx.print(f"Volume {info.volume} created in library {library.root}.")
+        ctx.print(f"Volume {info.volume} created in library {render.shown(str(library.root))}.")
     else:
         previous = f"{result.previous_id}, now {info.volume}," if result.previous_id else info.volume
         ctx.print(f"Volume {previous} initialized again: everything on it was erased "
@@ -78,7 +78,7 @@ def dspopt(ctx: Context, values: dict) -> int:
         if ctx.json:
             ctx.print_json(rows[0][0].as_json() if not generic else [info.as_json() for info, _ in rows])
             return _unreadable(ctx, unreadable)
-        ctx.print(f"Library {library.root}")
+        ctx.print(f"Library {render.shown(str(library.root))}")
         for info, autl in rows:
             ctx.print()
             for line in render.volume_attributes(info, autl):
@@ -92,7 +92,7 @@ def dspopt(ctx: Context, values: dict) -> int:
         if ctx.json:
             ctx.print_json(requests)
             return 0
-        ctx.print(f"Library {library.root} - CPYOPT requests logged on {vol}")
+        ctx.print(f"Library {render.shown(str(library.root))} - CPYOPT requests logged on {vol}")
         for entry in requests:
             p = entry["parameters"]
             ctx.print(f"{render.when_text(entry['time'])}  {entry['outcome']:<9} copied {entry['copied']}, not selected "
@@ -116,7 +116,7 @@ def _list(ctx: Context, library, title: str, header: str, line, items) -> None:
         return
     iterator = iter(items)
     first = next(iterator, None)  # raises (not found...) before anything is printed
-    ctx.print(f"Library {library.root} - {title}")
+    ctx.print(f"Library {render.shown(str(library.root))} - {title}")
     ctx.print(header)
     if first is not None:
         ctx.print(line(first))
@@ -136,7 +136,7 @@ def wrkoptvol(ctx: Context, values: dict) -> int:
     if ctx.json:
         ctx.print_json_list(info.as_json() for info, _ in rows)
         return _unreadable(ctx, unreadable)
-    ctx.print(f"Library {library.root} - Work with Optical Volumes")
+    ctx.print(f"Library {render.shown(str(library.root))} - Work with Optical Volumes")
     ctx.print(render.VOLUME_HEADER)
     for info, _ in rows:
         ctx.print(render.volume_line(info))
