@@ -248,12 +248,14 @@ class Owner:
             finally:
                 del outer.frames[len(outer.frames) - len(frames):]  # (last in, first out)
             return
-        self.body, previous = _Body(threading.get_ident(), list(frames)), _INSIDE.get()
-        _INSIDE.set((*previous, self.body))
+        body = self.body = _Body(threading.get_ident(), list(frames))
+        previous = _INSIDE.get()
+        _INSIDE.set((*previous, body))
         try:
             yield
         finally:
             self.body = None
+            body.frames.clear()  # (a stale mark a context keeps holds no frame, nor the locals it keeps)
             _INSIDE.set(previous)  # (the context it ends in: a stale mark names no hold)
 
 
