@@ -22,7 +22,7 @@ from optvol import errors
 from optvol.image import replay, schema
 from optvol.image.records import Kind
 from optvol.library import Library
-from optvol.model import Progress
+from optvol.model import Progress, name_key
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow, request_problems
 
@@ -109,7 +109,8 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
         result.damaged.append(Damage("(index)", "; ".join(problems)))
         return result
     committed = volume.image.meta("committed_end")
-    if volume.image.data.size_sectors() < committed:
+    # In bytes, as a writer checks it (a partial last sector is not a committed one: OPV0201 to every write)
+    if os.fstat(volume.image.data.fd).st_size < committed * volume.image.sector_size:
         result.damaged.append(Damage("(data partition)", "shorter than the committed end"))
     for path, sector in _directory_records(conn):
         reason = _header_problem(volume, sector, Kind.DIRECTORY)
@@ -120,6 +121,8 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
         reason = _header_problem(volume, sector, kind)
         if reason:
             result.damaged.append(Damage(what, reason + " (the backup's ranges and history rest on it)"))
+    for path, reason in _names_astray(conn):
+        result.damaged.append(Damage(path, reason))
     for path, kept, counted in _miscounted_directories(conn):
         result.damaged.append(Damage(path, f"the index keeps {kept} live files for the directory, it holds {counted}"
                                            " (optvol recover rebuilds the index from the records)"))
@@ -245,6 +248,21 @@ def _miscounted_directories(conn: sqlite3.Connection) -> Iterator[tuple[str, int
     yield from conn.execute(
         "SELECT d.path, d.live_files, count(f.id) FROM dirs d LEFT JOIN files f ON f.dir = d.id AND f.live = 1"
         " WHERE d.live = 1 GROUP BY d.id HAVING d.live_files != count(f.id) ORDER BY d.path_key")
+
+
+def _names_astray(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
+    """Live names and paths whose key is not their fold (docs/format.md "Keys"): a byte of the index
+    changed in one of them, so listings and copies show one name while lookups find another."""
+    for path, name, key in conn.execute("SELECT d.path, f.name, f.name_key FROM files f JOIN dirs d ON d.id = f.dir"
+                                        " WHERE f.live = 1 AND d.live = 1 ORDER BY d.path_key, f.name_key"):
+        if name_key(name) != key:
+            yield f"{path.rstrip('/')}/{name}", f"the index's name and its key differ ({key!r}) (optvol recover rebuilds the index)"
+    for path, name, key, parent in conn.execute(
+            "SELECT d.path, d.name, d.path_key, p.path FROM dirs d LEFT JOIN dirs p ON p.id = d.parent"
+            " WHERE d.live = 1 ORDER BY d.path_key"):
+        whole = "/" if parent is None else f"{parent.rstrip('/')}/{name}"
+        if name_key(path) != key or path != whole:
+            yield path, f"the index's path, name and key of the directory disagree ({whole!r}, {key!r}) (optvol recover rebuilds the index)"
 
 
 def _latest_change(conn: sqlite3.Connection) -> int | None:

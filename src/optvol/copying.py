@@ -663,6 +663,7 @@ class _Copier:
         source = SourceRange(self.source.image.data.fd, _payload_offset(self.source, c), self.source.id, c.path,
                              self._prehash.take(c))
         try:
+            self.source.check_record(c.row, c.path)  # the record, not only its payload (as every reader checks it)
             with writer.savepoint():
                 writer.write_file(path, copy_from=source,
                                   size=c.size, created=created, modified=modified, attr_changed=attr_changed,

@@ -716,12 +716,7 @@ class Volume:
         """
         digest = hashlib.sha256()
         self._landed(row.sector)
-        try:
-            header = self.image.read_header(row.sector)
-        except errors.DamagedError as exc:
-            raise self._damaged(path, errors.cause(exc)) from None
-        if header.kind != Kind.FILE or header.payload_size != row.size or header.payload_sha256 != row.sha256:
-            raise self._damaged(path, "record header does not match the index")
+        self.check_record(row, path)
         try:
             for chunk in self.image.payload_chunks(sector=row.sector, header_sectors=row.header_sectors, size=row.size):
                 digest.update(chunk)
@@ -738,19 +733,31 @@ class Volume:
         (the path is then built only for a message: this runs for every small file CPYOPT reads).
         """
         self._landed(row.sector)
+        start = row.header_sectors * self.image.sector_size  # the header and the payload in one read
         try:
-            data = self.image.data.read(row.sector + row.header_sectors, row.size) if row.size else b""
-        except errors.DamagedError as exc:  # sectors the host cannot read, or a partition cut short
+            whole = self.image.data.read(row.sector, start + row.size)
+            _check_header(records.read_header(whole[:start]), row)
+        except errors.DamagedError as exc:  # sectors the host cannot read, a partition cut short, a bad header
             raise self._damaged(path or row.path(directory or ""), errors.cause(exc)) from None
+        data = whole[start:]
         if hashlib.sha256(data).digest() != row.sha256:
             raise self._damaged(path or row.path(directory or ""), "SHA-256 of the data does not match")
         return data
+
+    def check_record(self, row: FileRow, path: str) -> None:
+        """CPF1F28 unless the FILE record of version ``row`` has a sound header that agrees with
+        the index (docs/format.md §3.4): every route that reads a file checks it, not only ``cat``."""
+        try:
+            _check_header(self.image.read_header(row.sector), row)
+        except errors.DamagedError as exc:
+            raise self._damaged(path, errors.cause(exc)) from None
 
     def copy_payload(self, row: FileRow, path: str, *, fd: int, offset: int) -> None:
         """Copy a file version's payload to byte ``offset`` of host file ``fd`` in the kernel,
         checking its SHA-256 on a second thread; CPF1F28 when damaged, raised after the bytes
         were copied (the caller discards what it wrote)."""
         self._landed(row.sector)
+        self.check_record(row, path)
         try:
             found = self.image.data.copy_out(row.sector + row.header_sectors, row.size, fd=fd, offset=offset)
         except errors.DamagedError as exc:  # sectors the host cannot read
@@ -778,6 +785,12 @@ class Volume:
         """Read a whole file version and check its SHA-256 (CPF1F28 when damaged)."""
         for _ in self.verified_chunks(row, path):
             pass
+
+
+def _check_header(header: records.Header, row: FileRow) -> None:
+    """OPV0201 unless ``header`` is the FILE record of version ``row`` (its size and SHA-256)."""
+    if header.kind != Kind.FILE or header.payload_size != row.size or header.payload_sha256 != row.sha256:
+        raise errors.error("OPV0201", volume="?", reason="record header does not match the index")
 
 
 def _timed(body: dict, now: int, stamp: int) -> dict:

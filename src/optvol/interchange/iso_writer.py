@@ -207,6 +207,8 @@ def _entries(volume: Volume, tree: DirTree, me: int, path: str, store: Held | Sp
                                f"bytes; a UDF file entry of one block describes {udfs.MAX_FILE_BYTES:,} at most")
         if out is not None and udf:
             udf_entry = out.append(_udf_file_entry(out.sector, file_row))
+        if out is not None and not file_row.size:  # no payload to read: its record is checked all the same
+            volume.check_record(file_row, file_row.path(dir_path))
         if out is not None and file_row.size:
             sector = out.append_payload(volume, file_row, file_row.path(dir_path))
         if out is not None:
