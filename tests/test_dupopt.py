@@ -394,3 +394,20 @@ def test_recover_and_chkoptvol_of_a_duplicate_know_every_version_left_out(librar
     assert report.damaged == []
     with library.open("D") as volume:
         assert volume.info().used == used and volume.read_bytes("/keep") == b"k" * 5000 and not volume.exists("/a")
+
+
+def test_worm_backup_that_recorded_its_primary_is_no_target(library):
+    """A WORM backup that a CPYOPT of directories alone claimed holds no file version, but
+    its claim, control records and request log are written once: DUPOPT may not write over
+    it, as INZOPT may not (OPV0104; review 24f F1)."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+    make_volume(library, "BW", medtype=MediaType.WORM, type=VolumeType.BACKUP)
+    cpyopt(library, CopyRequest(fromvol="PVOL1", frompath="/", tovol="BW", totype=VolumeType.BACKUP, cpysubdir=True),
+           now=datetime(2026, 1, 2, tzinfo=timezone.utc))
+    _source(library, "WSRC", medtype=MediaType.WORM)
+    _refused(library, 5, "OPV0104", "WSRC", "BW", "--clear", "*YES")
+    with library.open("BW") as volume:
+        assert volume.label()["primary_volume"] == "PVOL1"
+        assert volume.label()["type"] == VolumeType.BACKUP

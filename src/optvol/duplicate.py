@@ -92,7 +92,7 @@ def _target_media(library: Library, target_id: str, source: Volume, *, clear: bo
         raise refuse(f"its block size is {existing.sector_size}, the source's {info.sector_size}")
     if existing.capacity < info.capacity:
         raise refuse(f"its capacity {existing.capacity:,} is less than the source's {info.capacity:,}")
-    if existing.media_type is MediaType.WORM and versions:
+    if media.worm_holds_data(existing.media_type, versions=versions, primary_volume=existing.primary_volume):
         raise errors.error("OPV0104", volume=target_id)
     if existing.files and not clear:
         raise errors.error("OPV0407", volume=target_id, files=existing.files)

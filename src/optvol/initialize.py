@@ -126,7 +126,7 @@ def _check_reinitialize(previous: VolumeInfo, *, versions: int, medtype: MediaTy
         )
     # A backup's claim, control records and request log are data written once too: a WORM
     # backup that any CPYOPT wrote keeps its primary and its history (reference §9, DESIGN §1).
-    if previous.media_type is MediaType.WORM and (versions > 0 or previous.primary_volume is not None):
+    if media.worm_holds_data(previous.media_type, versions=versions, primary_volume=previous.primary_volume):
         raise errors.error("OPV0104", volume=previous.volume)
     if check and previous.files > 0:
         raise errors.error("OPV0105", volume=previous.volume, files=previous.files)

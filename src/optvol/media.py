@@ -119,6 +119,13 @@ def check_volume_id(volume_id: str, media_format: MediaFormat | str) -> None:
 _SIZE = re.compile(r"([0-9]+)([KMGT]?)B?", re.IGNORECASE)
 
 
+def worm_holds_data(media_type: MediaType, *, versions: int, primary_volume: str | None) -> bool:
+    """Whether a volume is *WORM media that holds data, so that nothing may write over it
+    (INZOPT, DUPOPT: OPV0104): a file version it ever recorded, or, on a backup, the claim of
+    its primary with the control records and request log written with it (reference §9)."""
+    return media_type is MediaType.WORM and (versions > 0 or primary_volume is not None)
+
+
 def check_label_change(label: dict, *, volume: str, threshold: int | None) -> None:
     """CHGOPTVOL's volume rules for a new TEXT or THRESHOLD (reference §10.1): no THRESHOLD on
     a volume initialized as *BACKUP (OPV0102), a UDF threshold stays 100 (OPT1542 reason
