@@ -153,3 +153,26 @@ def test_the_two_passes_of_the_hour_the_clocks_go_back_over_are_shown_apart(zone
     assert when(datetime(2026, 11, 1, 6, 10, tzinfo=UTC)) == "2026-11-01 01:10:00 EST"
     assert when(datetime(2026, 11, 1, 7, 10, tzinfo=UTC)) == "2026-11-01 02:10:00"
     assert when(datetime(2026, 7, 1, 16, tzinfo=UTC)) == "2026-07-01 12:00:00"
+
+
+def test_two_passes_of_one_zone_name_are_shown_apart_by_their_offsets(zone):
+    """Moscow went back from MSK (+04) to MSK (+03) on 26 October 2014: the zone's name was
+    the same on both passes, so a backup's end at 01:50 (+04) and its last changed at 01:10
+    (+03), 20 minutes later, still read as complete. The offsets tell them apart (review 24f F2)."""
+    from optvol.cli.render import when
+    zone("Europe/Moscow")
+    assert when(datetime(2014, 10, 25, 21, 50, tzinfo=UTC)) == "2014-10-26 01:50:00 UTC+04:00"
+    assert when(datetime(2014, 10, 25, 22, 10, tzinfo=UTC)) == "2014-10-26 01:10:00 UTC+03:00"
+    assert when(datetime(2014, 10, 25, 23, 10, tzinfo=UTC)) == "2014-10-26 02:10:00"
+
+
+def test_the_check_of_a_day_follows_a_change_of_zone_with_the_same_names(zone):
+    """Indianapolis kept no daylight saving time in 2000; New York did, with the same zone
+    names (EST, EDT): a listing in the first must not leave the second's 01:30 EDT on
+    29 October 2000 shown without its zone (review 24f F3)."""
+    from optvol.cli.render import when
+    moment = datetime(2000, 10, 29, 5, 30, tzinfo=UTC)
+    zone("America/Indiana/Indianapolis")
+    assert when(moment) == "2000-10-29 00:30:00"
+    zone("America/New_York")
+    assert when(moment) == "2000-10-29 01:30:00 EDT"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from datetime import datetime, timedelta
 
@@ -34,24 +35,40 @@ def when(moment, *, precise: bool = False) -> str:
     text = f"{shown.year:04}-{shown:%m-%d %H:%M:%S}" + (f".{shown.microsecond:06}" if precise else "")
     # In the hour the clocks go back over, a wall time names two moments: the zone tells
     # them apart, so that a backup's end and last changed compare as they are (reference §6.4).
-    return f"{text} {shown:%Z}" if _ambiguous(shown) else text
+    zone = _zone_if_ambiguous(shown)
+    return f"{text} {zone}" if zone else text
 
 
-def _ambiguous(shown) -> bool:
-    """Whether local wall time ``shown`` comes twice (the clocks went back over it)."""
-    if not _offset_changes_near(shown.year, shown.month, shown.day, time.tzname):  # (most days: a listing's cost)
-        return False
+def _zone_if_ambiguous(shown) -> str:
+    """Where local wall time ``shown`` comes twice (the clocks went back over it), what tells
+    its two passes apart: the zone's name, or its offset from UTC where both passes have one
+    name (Moscow went back from MSK +04 to MSK +03 in 2014); else nothing."""
+    if not _offset_changes_near(shown.year, shown.month, shown.day, _zone_key()):  # (most days: a listing's cost)
+        return ""
     wall = shown.replace(tzinfo=None)
     try:
-        return wall.replace(fold=0).astimezone().utcoffset() != wall.replace(fold=1).astimezone().utcoffset()
+        passes = wall.replace(fold=0).astimezone(), wall.replace(fold=1).astimezone()
     except (OverflowError, ValueError, OSError):
-        return False
+        return ""
+    if passes[0].utcoffset() == passes[1].utcoffset():
+        return ""
+    if passes[0].tzname() != passes[1].tzname():
+        return f"{shown:%Z}"
+    offset = int(shown.utcoffset().total_seconds()) // 60
+    return f"UTC{'-' if offset < 0 else '+'}{abs(offset) // 60:02}:{abs(offset) % 60:02}"
+
+
+def _zone_key() -> tuple:
+    """The local zone as the cache of ``_offset_changes_near`` tells zones apart: its names
+    alone are shared by zones of other rules (America/New_York and
+    America/Indiana/Indianapolis, which kept no daylight saving time in 2000, are both EST/EDT)."""
+    return os.environ.get("TZ"), time.tzname, time.timezone, time.altzone
 
 
 @functools.lru_cache(maxsize=1024)
 def _offset_changes_near(year: int, month: int, day: int, _zone: tuple) -> bool:
     """Whether the local offset from UTC differs between the day before this date and the
-    day after it (``_zone``: the zone's names, so that a ``time.tzset`` is a new key)."""
+    day after it (``_zone``: ``_zone_key``, so that another zone is a new key)."""
     try:
         midnight = datetime(year, month, day)
         return (midnight - timedelta(days=1)).astimezone().utcoffset() != (
