@@ -10,6 +10,7 @@ from datetime import timedelta
 from optvol.cli import render
 from optvol.copying import CopyRequest, cpyopt
 from optvol.display import directory_attributes, volume_attributes
+from optvol.initialize import inzopt
 from optvol.model import VolumeType
 
 # The library (PVOL1, BVOL1) and settable clock of the CPYOPT tests.
@@ -115,3 +116,17 @@ def test_json_times_have_iso_8601_offsets_in_a_local_mean_time(monkeypatch):
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_chkoptvol_of_several_says_7_for_a_damaged_volume_beside_one_in_use(lib, clock):  # noqa: F811
+    """Review 24f F4: the exit code was the larger one, 8 (in use) over 7 (damaged): a script
+    that looks for 7 after a check missed the damage it found."""
+    from integrity_helpers import run_cli
+
+    inzopt(lib, vol="PVOL2", now=day(1, 1))
+    write(lib, clock, day(1, 2), {"/D/A": b"will be damaged"}, vol="PVOL2")
+    _damage_live_version(lib, "PVOL2", "A")
+    with lib.open("PVOL1", exclusive=True):
+        checked = run_cli(lib.root, "chkoptvol", "*ALL")
+    assert checked.rc == 7, checked.err
+    assert "OPV0004" in checked.err and "OPV0206" in checked.err, checked.err
