@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from optvol import errors
-from optvol.image import locks, records, schema
+from optvol.image import locks, records, schema, wal
 from optvol.image.connection import BUSY_TIMEOUT_MS, Closed, connect_index, log_size, unopened_because
 from optvol.image.datapart import DataPartition, fsync_dir
 from optvol.image.locks import lock_exclusive, open_lock, read_only_error
@@ -489,6 +489,7 @@ class VolumeImage:
             committed = self.meta("committed_end")
             self.data.check_writable_at(committed)
             if self.data.size_sectors() > committed:
+                self._keep_commits(committed)  # (OPV0201 where SQLite dropped a damaged log's commits)
                 self.data.truncate(committed)  # a torn tail from a writer that died
             tx = Transaction(self)
             yield tx
@@ -543,14 +544,29 @@ class VolumeImage:
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         try:
             committed = self.meta("committed_end")
-            if log_lost and self._next_record_at(committed):
-                raise errors.error("OPV0201", volume=self.name, reason=(
-                    f"its data partition holds records past the end its index records, and its index came without its"
-                    f" log ({INDEX_FILE}-wal), as a copy that left it out does: they may be commits of that log, and"
-                    f" are kept; optvol recover brings them back"))
+            self._keep_commits(committed, log_lost=log_lost)
             self.data.truncate(committed)
         finally:
             self.conn.execute("COMMIT")
+
+    def _keep_commits(self, committed: int, *, log_lost: bool = False) -> None:
+        """OPV0201 where the tail past ``committed`` may hold commits, and so must not be cut
+        (its caller holds the write lock): it begins with this volume's next record, and the
+        index came without its log (``log_lost``), or its log holds a frame SQLite dropped as
+        damaged (``wal.damage``: a flipped bit, a frame cut short), with every commit after it."""
+        if not self._cuts_tails or not self._next_record_at(committed):
+            return
+        if log_lost:
+            raise errors.error("OPV0201", volume=self.name, reason=(
+                f"its data partition holds records past the end its index records, and its index came without its"
+                f" log ({INDEX_FILE}-wal), as a copy that left it out does (or as an open that found the log damaged"
+                f" leaves it): they may be commits of that log, and are kept; optvol recover brings them back"))
+        damaged = wal.damage(self.index_path.with_name(self.index_path.name + "-wal"))
+        if damaged:
+            raise errors.error("OPV0201", volume=self.name, reason=(
+                f"its data partition holds records past the end its index records, and its index's log"
+                f" ({self.index_path.name}-wal) was damaged ({damaged}), which SQLite drops with every commit after"
+                f" it: they may be those commits, and are kept; optvol recover brings them back"))
 
     def _next_record_at(self, sector: int) -> bool:
         """Whether a sound record of this volume, the one its index would number next, starts at ``sector``."""

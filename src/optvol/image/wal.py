@@ -1,0 +1,83 @@
+"""Whether SQLite's log of an index (its ``-wal``) was cut short by damage (docs/format.md §5).
+
+SQLite reads a log up to its first frame that fails its checksum and drops that frame and
+every later one, silently: commits a writer made (and reported done) may go with them. Such
+an index ends before its data partition's last committed records, which an open would
+otherwise take for a dead writer's torn tail and cut. The log is read here as SQLite's
+file format has it (https://www.sqlite.org/fileformat2.html#walformat): a 32-byte header
+(magic, format, page size, checkpoint sequence, two salts, a checksum of its first 24
+bytes), then frames of a 24-byte header (page number, database size after a commit, the
+salts, a checksum) and a page; each checksum runs on from the one before, over the frame
+header's first 8 bytes and its page. Frames with other salts are those of a log SQLite
+started over after a checkpoint: they are stale, and mean nothing.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from pathlib import Path
+
+MAGIC_LITTLE, MAGIC_BIG = 0x377F0682, 0x377F0683  # the byte order of the checksum's words
+FORMAT = 3007000
+HEADER, FRAME_HEADER = 32, 24
+MASK = 0xFFFFFFFF
+_NATIVE_BIG = array("I", [1]).tobytes() == b"\x00\x00\x00\x01"
+
+
+def _checksum(data: bytes, big: bool, s0: int, s1: int) -> tuple[int, int]:
+    """SQLite's WAL checksum of ``data`` (a multiple of 8 bytes), going on from ``s0``, ``s1``."""
+    words = array("I")
+    if words.itemsize != 4:  # (no platform optvol runs on)
+        words = array("L")
+    words.frombytes(data)
+    if big != _NATIVE_BIG:
+        words.byteswap()
+    for first, second in zip(words[0::2], words[1::2], strict=True):
+        s0 = (s0 + first + s1) & MASK
+        s1 = (s1 + second + s0) & MASK
+    return s0, s1
+
+
+def damage(path: Path) -> str | None:
+    """What in the log at ``path`` SQLite dropped as damaged, or None. Damaged: a header that
+    is not a log's (with frames after it); a frame of the log's salts that fails its checksum
+    or is cut short, where it or a later frame of those salts ends a commit (its header gives
+    the database's size); a frame header of zeros. Frames of the log's salts past its last
+    good one that end no commit are the pages a transaction rolled back had spilled, which
+    SQLite leaves (or a dead writer's, killed before its commit): they mean nothing. Nor do
+    frames of other salts, left from before SQLite started the log over."""
+    try:
+        with open(path, "rb") as log:
+            content = log.read()
+    except FileNotFoundError:
+        return None
+    if len(content) <= HEADER:
+        return None  # no frame: no commit in it
+    magic, version, page_size, _sequence, salt1, salt2, c0, c1 = struct.unpack_from(">8I", content)
+    page_size = 65536 if page_size == 1 else page_size
+    if magic not in (MAGIC_LITTLE, MAGIC_BIG) or version != FORMAT or page_size < 512 or page_size & (page_size - 1):
+        return "its header is not a log's"
+    big = magic == MAGIC_BIG
+    s0, s1 = _checksum(content[:24], big, 0, 0)
+    if (s0, s1) != (c0, c1):
+        return "its header fails its checksum"
+    frame, failed = FRAME_HEADER + page_size, None
+    for number, offset in enumerate(range(HEADER, len(content), frame), start=1):
+        head = content[offset:offset + FRAME_HEADER]
+        if not any(head):
+            return f"frame {number} has a header of zeros"
+        if len(head) < 16:
+            return failed or f"frame {number} is cut short"  # (its salts cut off: it may be a commit's)
+        if struct.unpack_from(">2I", head, 8) != (salt1, salt2):
+            return None  # a stale frame: the log ends before it
+        commits = len(head) == FRAME_HEADER and struct.unpack_from(">I", head, 4)[0] != 0
+        if failed is None and offset + frame > len(content):
+            failed = f"frame {number} is cut short"
+        elif failed is None:
+            s0, s1 = _checksum(content[offset + FRAME_HEADER:offset + frame], big, *_checksum(head[:8], big, s0, s1))
+            if (s0, s1) != struct.unpack_from(">2I", head, 16):
+                failed = f"frame {number} fails its checksum"
+        if failed is not None and (commits or len(head) < FRAME_HEADER):
+            return failed
+    return None

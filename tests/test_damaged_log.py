@@ -1,0 +1,230 @@
+"""An index whose log SQLite cut short because a frame failed its checksum (hunt24e F3).
+
+A writer reports two files done (their commits fsynced into ``index.sqlite-wal``) and is
+killed before any checkpoint; then one bit of the log's last frame flips (media damage).
+SQLite drops the frames from the damaged one on, so the index ends before the second
+file's records, which an open took for a dead writer's torn tail and cut: a file reported
+written was gone, and CHKOPTVOL said nothing. Now such a tail is kept and every command
+refused (OPV0201) until ``optvol recover`` brings the records back (docs/format.md §5).
+A dead writer's tail with a sound log, and damage in stale frames (of other salts), are
+cut as before. Real processes are killed with SIGKILL; real bits flip in the real log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+
+from cli_helpers import clean_env, run
+from optvol import errors
+from optvol.library import Library
+
+CHILD = r"""
+import os, sqlite3, sys
+from datetime import datetime, timezone
+from optvol.image import datapart
+from optvol.library import Library
+library, mode = sys.argv[1], sys.argv[2]
+volume = Library(library, clock=lambda: datetime.now(timezone.utc)).open("PVOL1")
+volume.write_bytes("/a.txt", b"A" * 3000)
+if mode == "restart":  # more commits, all checkpointed; the next one starts the log over, leaving theirs stale
+    for n in range(8):
+        volume.write_bytes(f"/c{n}.txt", b"C" * 3000)
+    index = sqlite3.connect(os.path.join(library, "PVOL1.optvol", "index.sqlite"))
+    assert index.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0] == 0
+    index.close()
+    volume.write_bytes("/d.txt", b"D" * 3000)
+if mode in ("torn", "restart"):  # killed once b.txt's records are in the data partition, before their commit
+    sync = datapart.DataPartition.sync
+    def killed(self):
+        sync(self)
+        os.kill(os.getpid(), 9)
+    datapart.DataPartition.sync = killed
+volume.write_bytes("/b.txt", b"B" * 3000)
+print("done", flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+A, B = b"A" * 3000, b"B" * 3000
+
+
+@pytest.fixture
+def env(tmp_path):
+    return clean_env(tmp_path)
+
+
+@pytest.fixture
+def lib(tmp_path, env):
+    library = tmp_path / "lib"
+    done = run("inzopt", "PVOL1", library=library, env=env)
+    assert done.rc == 0, done.err
+    return library
+
+
+def _killed_writer(library, mode: str, env) -> str:
+    """Run the writer (``mode``: "done", "torn", "restart") until it kills itself; what it printed."""
+    child = subprocess.run([sys.executable, "-c", CHILD, str(library), mode], capture_output=True, env=env,
+                           timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    return child.stdout.decode()
+
+
+def _frames(log) -> tuple[tuple[int, int], list[tuple[int, tuple[int, int], int]]]:
+    """The log's salts, and each whole frame's offset, salts and commit field (read here as
+    SQLite's format has it, apart from the code under test)."""
+    content = log.read_bytes()
+    page_size = struct.unpack_from(">I", content, 8)[0]
+    salts = struct.unpack_from(">2I", content, 16)
+    frames = []
+    for offset in range(32, len(content) - 24 - page_size + 1, 24 + page_size):
+        frames.append((offset, struct.unpack_from(">2I", content, offset + 8), struct.unpack_from(">I", content, offset + 4)[0]))
+    return salts, frames
+
+
+def _damage(log, how: str) -> None:
+    """Damage the log's last frame, which must be a commit of the log's salts: one bit of its
+    page flipped, the file cut inside its page, or a block of zeros over its header."""
+    salts, frames = _frames(log)
+    offset, frame_salts, commit = frames[-1]
+    assert frame_salts == salts and commit != 0  # b.txt's commit, still in the log
+    content = bytearray(log.read_bytes())
+    if how == "flip":
+        content[-100] ^= 0x01
+    elif how == "cut":
+        del content[-1000:]
+    else:
+        content[offset:offset + 4096] = bytes(4096)
+    log.write_bytes(bytes(content))
+
+
+def _ls(library, env) -> list[str]:
+    listed = run("ls", "/QOPT/PVOL1/", library=library, env=env)
+    assert listed.rc == 0, listed.err
+    return listed.text.split()
+
+
+@pytest.mark.parametrize("how", ["flip", "cut", "zeros"])
+def test_a_damaged_log_keeps_the_commits_it_lost_and_recover_brings_them_back(lib, env, tmp_path, how):
+    assert _killed_writer(lib, "done", env) == "done\n"  # both writes returned: reported done
+    log, data = lib / "PVOL1.optvol" / "index.sqlite-wal", lib / "PVOL1.optvol" / "data.opv"
+    _damage(log, how)
+    size = data.stat().st_size
+    (tmp_path / "new").write_bytes(b"new")
+    refused = run("cat", "/QOPT/PVOL1/a.txt", library=lib, env=env)
+    assert refused.rc == 7 and "OPV0201" in refused.err and "log (index.sqlite-wal) was damaged" in refused.err
+    assert "recover" in refused.err
+    for args in (["cp", tmp_path / "new", "/QOPT/PVOL1/new"], ["ls", "/QOPT/PVOL1/"]):
+        again = run(*args, library=lib, env=env)  # (the refused open's close removed the log: a lost log now)
+        assert again.rc == 7 and "OPV0201" in again.err, again.err
+    checked = run("chkoptvol", "PVOL1", library=lib, env=env)
+    assert checked.rc == 7 and "DAMAGED  (index)" in checked.text and "records past the end" in checked.text
+    assert data.stat().st_size == size  # nothing cut: b.txt's records are still there
+    recovered = run("recover", "PVOL1", library=lib, env=env)
+    assert recovered.rc == 0, recovered.err
+    assert _ls(lib, env) == ["a.txt", "b.txt"]
+    assert run("cat", "/QOPT/PVOL1/a.txt", library=lib, env=env).out == A
+    assert run("cat", "/QOPT/PVOL1/b.txt", library=lib, env=env).out == B
+    assert run("chkoptvol", "PVOL1", library=lib, env=env).rc == 0
+    done = run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=lib, env=env)
+    assert done.rc == 0, done.err
+
+
+def test_a_writer_that_opened_while_the_lock_was_held_does_not_cut_a_damaged_logs_commits(lib, env):
+    """The open's own cut finds the write lock taken and leaves the tail to the next writer,
+    which looks at the log too; so does the close."""
+    _killed_writer(lib, "done", env)
+    directory = lib / "PVOL1.optvol"
+    _damage(directory / "index.sqlite-wal", "flip")
+    size = (directory / "data.opv").stat().st_size
+    holder = sqlite3.connect(directory / "index.sqlite", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        volume = Library(lib, clock=lambda: datetime.now(timezone.utc)).open("PVOL1")
+        holder.execute("ROLLBACK")
+        with pytest.raises(errors.DamagedError, match="OPV0201.*was damaged"):
+            volume.write_bytes("/c.txt", b"c")
+        volume.close()
+    finally:
+        holder.close()
+    assert (directory / "data.opv").stat().st_size == size
+    assert run("recover", "PVOL1", library=lib, env=env).rc == 0
+    assert run("cat", "/QOPT/PVOL1/b.txt", library=lib, env=env).out == B
+
+
+def test_a_sound_log_after_a_kill_loses_nothing(lib, env):
+    _killed_writer(lib, "done", env)
+    assert _ls(lib, env) == ["a.txt", "b.txt"]
+    assert run("cat", "/QOPT/PVOL1/b.txt", library=lib, env=env).out == B
+    assert run("chkoptvol", "PVOL1", library=lib, env=env).rc == 0
+
+
+def test_a_dead_writers_torn_tail_with_a_sound_log_is_cut(lib, env, tmp_path):
+    assert _killed_writer(lib, "torn", env) == ""  # b.txt never returned
+    data = lib / "PVOL1.optvol" / "data.opv"
+    size = data.stat().st_size
+    assert _ls(lib, env) == ["a.txt"]
+    assert data.stat().st_size < size  # the tail is cut, as before
+    assert run("chkoptvol", "PVOL1", library=lib, env=env).rc == 0
+    (tmp_path / "new").write_bytes(b"new")
+    assert run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=lib, env=env).rc == 0
+
+
+def test_damage_in_stale_frames_of_a_log_started_over_means_nothing(lib, env, tmp_path):
+    assert _killed_writer(lib, "restart", env) == ""
+    log, data = lib / "PVOL1.optvol" / "index.sqlite-wal", lib / "PVOL1.optvol" / "data.opv"
+    salts, frames = _frames(log)
+    assert frames[0][1] == salts and frames[-1][1] != salts  # d.txt's commit, then the frames left from before
+    content = bytearray(log.read_bytes())
+    content[-100] ^= 0x01  # in a stale frame
+    log.write_bytes(bytes(content))
+    size = data.stat().st_size
+    assert _ls(lib, env) == ["a.txt", *(f"c{n}.txt" for n in range(8)), "d.txt"]
+    assert data.stat().st_size < size  # b.txt's torn tail is cut, as before
+    assert run("chkoptvol", "PVOL1", library=lib, env=env).rc == 0
+    (tmp_path / "new").write_bytes(b"new")
+    assert run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=lib, env=env).rc == 0
+
+
+def _log_of(tmp_path, *statements_after_spill: str):
+    """A real SQLite log: a commit, a transaction that spills pages into the log and rolls
+    back, then ``statements_after_spill``; the log is copied while the connection holds it."""
+    db = tmp_path / "x.sqlite"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA cache_size = 10")
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("BEGIN")
+    for _ in range(200):
+        conn.execute("INSERT INTO t VALUES (?)", (os.urandom(3000),))
+    conn.execute("ROLLBACK")
+    for statement in statements_after_spill:
+        conn.execute(statement)
+    copy = tmp_path / "copy-wal"
+    copy.write_bytes((tmp_path / "x.sqlite-wal").read_bytes())
+    conn.close()
+    return copy
+
+
+def test_pages_a_rolled_back_transaction_spilled_into_the_log_are_no_damage(tmp_path):
+    from optvol.image import wal
+
+    log = _log_of(tmp_path, "INSERT INTO t VALUES (1)")
+    salts, frames = _frames(log)
+    assert len(frames) > 20 and all(found == salts for _, found, _ in frames)  # left past the last commit
+    assert wal.damage(log) is None
+    content = bytearray(log.read_bytes())
+    last_commit = max(offset for offset, _, commit in frames if commit)
+    content[last_commit + 24 + 100] ^= 0x01
+    log.write_bytes(bytes(content))
+    assert wal.damage(log) == "frame 3 fails its checksum"
+    content = bytearray(log.read_bytes())
+    content[20] ^= 0x01
+    log.write_bytes(bytes(content))
+    assert wal.damage(log) == "its header fails its checksum"
