@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from array import array
 from pathlib import Path
+from typing import BinaryIO
 
 MAGIC_LITTLE, MAGIC_BIG = 0x377F0682, 0x377F0683  # the byte order of the checksum's words
 FORMAT = 3007000
@@ -48,23 +49,29 @@ def damage(path: Path) -> str | None:
     SQLite leaves (or a dead writer's, killed before its commit): they mean nothing. Nor do
     frames of other salts, left from before SQLite started the log over."""
     try:
-        with open(path, "rb") as log:
-            content = log.read()
+        with open(path, "rb") as log:  # (a frame at a time: a log a large transaction grew may be large)
+            return _damage_in(log)
     except FileNotFoundError:
         return None
-    if len(content) <= HEADER:
+
+
+def _damage_in(log: BinaryIO) -> str | None:
+    header = log.read(HEADER)
+    if len(header) < HEADER or not log.read(1):
         return None  # no frame: no commit in it
-    magic, version, page_size, _sequence, salt1, salt2, c0, c1 = struct.unpack_from(">8I", content)
+    log.seek(HEADER)
+    magic, version, page_size, _sequence, salt1, salt2, c0, c1 = struct.unpack(">8I", header)
     page_size = 65536 if page_size == 1 else page_size
     if magic not in (MAGIC_LITTLE, MAGIC_BIG) or version != FORMAT or page_size < 512 or page_size & (page_size - 1):
         return "its header is not a log's"
     big = magic == MAGIC_BIG
-    s0, s1 = _checksum(content[:24], big, 0, 0)
+    s0, s1 = _checksum(header[:24], big, 0, 0)
     if (s0, s1) != (c0, c1):
         return "its header fails its checksum"
-    frame, failed = FRAME_HEADER + page_size, None
-    for number, offset in enumerate(range(HEADER, len(content), frame), start=1):
-        head = content[offset:offset + FRAME_HEADER]
+    failed, number = None, 0
+    while whole := log.read(FRAME_HEADER + page_size):
+        number += 1
+        head = whole[:FRAME_HEADER]
         if not any(head):
             return f"frame {number} has a header of zeros"
         if len(head) < 16:
@@ -72,10 +79,10 @@ def damage(path: Path) -> str | None:
         if struct.unpack_from(">2I", head, 8) != (salt1, salt2):
             return None  # a stale frame: the log ends before it
         commits = len(head) == FRAME_HEADER and struct.unpack_from(">I", head, 4)[0] != 0
-        if failed is None and offset + frame > len(content):
+        if failed is None and len(whole) < FRAME_HEADER + page_size:
             failed = f"frame {number} is cut short"
         elif failed is None:
-            s0, s1 = _checksum(content[offset + FRAME_HEADER:offset + frame], big, *_checksum(head[:8], big, s0, s1))
+            s0, s1 = _checksum(whole[FRAME_HEADER:], big, *_checksum(head[:8], big, s0, s1))
             if (s0, s1) != struct.unpack_from(">2I", head, 16):
                 failed = f"frame {number} fails its checksum"
         if failed is not None and (commits or len(head) < FRAME_HEADER):
