@@ -322,6 +322,26 @@ def test_chgoptvol_threshold_range(library, bad):
         assert volume.info().threshold == 95
 
 
+@pytest.mark.parametrize("bad", [500, 0, -3, 99.5, 50.0, True, "50"])
+def test_every_threshold_door_keeps_the_range(library, bad):
+    """Volume.change_label (the Python API's CHGOPTVOL) and inzopt took any threshold: 500 let
+    a 1 MiB volume take 4 MiB of files, 99.5 left an index CHKOPTVOL calls damaged, "50" was a
+    TypeError (hunt24h F2). Each is OPV0005, and nothing changes."""
+    _inz(library, "PVOL1", capacity=1 << 20)
+    with library.open("PVOL1") as volume:
+        with pytest.raises(errors.InvalidError) as info:
+            volume.change_label(threshold=bad)
+        assert info.value.message_id == "OPV0005"
+        assert volume.info().threshold == 95
+        with pytest.raises(errors.VolumeFullError):
+            volume.write_bytes("/big", b"x" * (2 << 20))
+    with pytest.raises(errors.InvalidError):
+        chgoptvol(library, vol="PVOL1", threshold=bad)
+    with pytest.raises(errors.InvalidError):
+        _inz(library, "T9", threshold=bad)
+    assert not library.exists("T9")
+
+
 def test_chgoptvol_missing_volume(library):
     with pytest.raises(errors.NotFoundError):
         chgoptvol(library, vol="NONE", text="x")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optvol import errors, model
+from optvol import media, model
 from optvol.library import Library
 from optvol.model import VolumeInfo
 
@@ -20,8 +20,7 @@ def chgoptvol(
     THRESHOLD on read-only media (CPF1F63). AUTL is kept by the library, not the volume.
     """
     volume_id = model.volume_id(vol)
-    if threshold is not SAME and not (isinstance(threshold, int) and 1 <= threshold <= 100):
-        raise errors.error("OPV0005", value=str(threshold), keyword="THRESHOLD", reason="1-100 or *SAME")
+    media.check_threshold(threshold, special="*SAME")
     if text is not SAME:
         text = model.text_value(text)
     if autl is not SAME and autl.upper() != NONE:

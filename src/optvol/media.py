@@ -97,10 +97,19 @@ def check_capacity(capacity: int, *, text: str) -> None:
                            reason=f"at most {MAX_CAPACITY:,} bytes (8388608T less one byte), what a volume's index holds")
 
 
+def check_threshold(value: object, *, special: str) -> None:
+    """THRESHOLD is a whole percent 1-100 (reference §2.6), or ``special`` (None here); else
+    OPV0005. Not a float, a bool or text: the index keeps it as an integer, and the limit
+    ``capacity × threshold / 100`` is what keeps writes within the capacity."""
+    if value is None:
+        return
+    if type(value) is not int or not 1 <= value <= 100:
+        raise errors.error("OPV0005", value=str(value), keyword="THRESHOLD", reason=f"1-100 or {special}")
+
+
 def choose_threshold(volume_type: VolumeType, media_format: MediaFormat, requested: int | None) -> int:
     """THRESHOLD: *CALC when None; *BACKUP forces 99 and UDF 100 (DESIGN §1)."""
-    if requested is not None and not 1 <= requested <= 100:
-        raise errors.error("OPV0005", value=str(requested), keyword="THRESHOLD", reason="1-100 or *CALC")
+    check_threshold(requested, special="*CALC")
     if volume_type is VolumeType.BACKUP:
         return BACKUP_THRESHOLD
     if media_format is MediaFormat.UDF:
@@ -129,7 +138,8 @@ def worm_holds_data(media_type: MediaType, *, versions: int, primary_volume: str
 def check_label_change(label: dict, *, volume: str, threshold: int | None) -> None:
     """CHGOPTVOL's volume rules for a new TEXT or THRESHOLD (reference §10.1): no THRESHOLD on
     a volume initialized as *BACKUP (OPV0102), a UDF threshold stays 100 (OPT1542 reason
-    05), nothing on read-only media (CPF1F63)."""
+    05), nothing on read-only media (CPF1F63); a threshold outside 1-100 (OPV0005)."""
+    check_threshold(threshold, special="*SAME")
     if threshold is not None:
         if label["type"] == VolumeType.BACKUP:
             raise errors.error("OPV0102", volume=volume)
