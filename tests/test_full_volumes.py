@@ -297,3 +297,16 @@ def test_a_relabel_whose_commit_reports_an_error_after_it_landed_keeps_its_journ
     assert library.volume_ids() == ["PVOL2"] and not (library.root / ".journal.json").exists()
     with library.open("PVOL2") as volume:
         assert volume.label()["volume"] == "PVOL2"
+
+
+def test_info_inside_a_batch_counts_the_batch(library):
+    """Inside a batch info() counted the batch's files but not their space: a program that
+    wrote what it called available was refused (CPF1F61; hunt24h F5)."""
+    make_volume(library, "PVOL1", capacity=1 << 20, blksize=1024)
+    with library.open("PVOL1") as volume:
+        with volume.batch():
+            volume.write_bytes("/A", b"a" * 500_000)
+            info = volume.info()
+            assert info.files == 1 and info.used == (2 + 1 + 489) * 1024
+            fill(volume, "/B")
+        assert volume.info().available == 0

@@ -82,8 +82,9 @@ class Volume:
             label = self.image.label()
             files, directories = conn.execute(
                 "SELECT coalesce(sum(live_files), 0), count(*) FROM dirs WHERE live = 1").fetchone()
-            return volume_info(label, used=self.image.meta("used_sectors") * label["sector_size"], files=files,
-                               directories=directories)
+            tx = self._tx if self._tx is not None and self._tx.thread == threading.get_ident() else None
+            used = tx.used if tx is not None else self.image.meta("used_sectors")  # (this thread's batch: its files too)
+            return volume_info(label, used=used * label["sector_size"], files=files, directories=directories)
 
     def version_count(self) -> int:
         """File versions ever recorded, live or not (a WORM volume with any holds data)."""
