@@ -310,3 +310,16 @@ def test_info_inside_a_batch_counts_the_batch(library):
             assert info.files == 1 and info.used == (2 + 1 + 489) * 1024
             fill(volume, "/B")
         assert volume.info().available == 0
+
+
+def test_a_refused_label_names_the_threshold_in_force(library):
+    """CHGOPTVOL THRESHOLD(40) refused on a volume full to its capacity said "under threshold
+    40%", a threshold the volume never got (hunt24h F4)."""
+    make_volume(library, "PVOL1", capacity=1 << 20, blksize=1024, threshold=100)
+    with library.open("PVOL1") as volume:
+        fill(volume)
+    with pytest.raises(errors.VolumeFullError) as info:
+        chgoptvol(library, vol="PVOL1", threshold=40)
+    assert "threshold 100%" in info.value.text
+    with library.open("PVOL1") as volume:
+        assert volume.info().threshold == 100

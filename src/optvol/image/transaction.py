@@ -249,17 +249,20 @@ class Transaction:
         """Update the label row and append a LABEL record of all of it, charged: past the threshold, which
         guards the files, up to the capacity (CHGOPTVOL, a rename), or with ``once`` (a new image, DUPOPT) past it."""
         assignments = ", ".join(f"{f} = ?" for f in LABEL_FIELDS)
-        self.conn.execute(f"UPDATE label SET {assignments}", [label.get(f) for f in LABEL_FIELDS])
-        self.volume, body = label["volume"], {"label": {f: label.get(f) for f in LABEL_FIELDS}}
+        volume, self.volume, body = self.volume, label["volume"], {"label": {f: label.get(f) for f in LABEL_FIELDS}}
         limit = max(self.limit, label["capacity"] * label["threshold"] // 100 // self.sector_size)  # a raised threshold
         self.limit = max(limit, label["capacity"] // self.sector_size)
         try:
             if once:  # charged, never refused
                 self.charge(self.append(Kind.LABEL, body, charged=False).sectors)
-            else:
+            else:  # refused under the label in force: CPF1F61 names its threshold, not the one refused (hunt24h F4)
                 self.append(Kind.LABEL, body)
+        except BaseException:
+            self.volume = volume
+            raise
         finally:
             self.limit = limit
+        self.conn.execute(f"UPDATE label SET {assignments}", [label.get(f) for f in LABEL_FIELDS])
 
     def stop_writeback(self) -> None:
         """Wait for the writer thread (its errors are ``_settle``'s, or lost in a rollback); nothing queued writes now."""
