@@ -102,6 +102,20 @@ def test_a_threads_own_unfinished_statement_does_not_refuse_its_write(shared):
         assert volume.read_bytes("/D/MINE") == b"mine"
 
 
+def _raising_at(cursor, step: int, exc: BaseException | type, real):
+    """A stand-in for ``_Cursor._unguarded`` that raises ``exc`` at ``cursor``'s ``step``-th fetchone."""
+    calls = []
+
+    def stepped(self, method, *args):
+        if self is cursor and getattr(method, "__name__", "") == "fetchone":
+            calls.append(1)
+            if len(calls) == step:
+                raise exc
+        return real(self, method, *args)
+
+    return stepped
+
+
 def test_an_interrupt_that_cuts_the_reading_of_the_rest_short_loses_no_row(shared, monkeypatch):
     """The thread whose statement was being read for it gets every row once, in order: the
     buffered ones, then the statement's own."""
@@ -109,16 +123,8 @@ def test_an_interrupt_that_cuts_the_reading_of_the_rest_short_loses_no_row(share
 
     with shared.open("PVOL1") as volume:
         cursor, first = _unfinished_listing(volume)
-        real, calls = connection._Cursor._unguarded, []
-
-        def interrupted(self, method, *args):
-            if self is cursor and getattr(method, "__name__", "") == "fetchone":
-                calls.append(1)
-                if len(calls) == 3:
-                    raise KeyboardInterrupt
-            return real(self, method, *args)
-
-        monkeypatch.setattr(connection._Cursor, "_unguarded", interrupted)
+        real = connection._Cursor._unguarded
+        monkeypatch.setattr(connection._Cursor, "_unguarded", _raising_at(cursor, 3, KeyboardInterrupt, real))
         with pytest.raises(KeyboardInterrupt):
             _in_thread(lambda: volume.exists("/D/F1"))
         monkeypatch.setattr(connection._Cursor, "_unguarded", real)
@@ -175,16 +181,9 @@ def test_an_optvol_error_met_reading_the_rest_reaches_the_statements_own_thread(
 
     with shared.open("PVOL1") as volume:
         cursor, first = _unfinished_listing(volume)
-        real, calls = connection._Cursor._unguarded, []
-
-        def failing(self, method, *args):
-            if self is cursor and getattr(method, "__name__", "") == "fetchone":
-                calls.append(1)
-                if len(calls) == 2:
-                    raise errors.unreadable_index("PVOL1", "database disk image is malformed")
-            return real(self, method, *args)
-
-        monkeypatch.setattr(connection._Cursor, "_unguarded", failing)
+        real = connection._Cursor._unguarded
+        damaged = errors.unreadable_index("PVOL1", "database disk image is malformed")
+        monkeypatch.setattr(connection._Cursor, "_unguarded", _raising_at(cursor, 2, damaged, real))
         assert _in_thread(lambda: volume.exists("/D/F1"))
         monkeypatch.setattr(connection._Cursor, "_unguarded", real)
         assert cursor.fetchone()[0] == NAMES[1]
