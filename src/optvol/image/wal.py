@@ -76,9 +76,17 @@ def _damage_in(log: BinaryIO) -> str | None:
             return f"frame {number} has a header of zeros"
         if len(head) < 16:
             return failed or f"frame {number} is cut short"  # (its salts cut off: it may be a commit's)
-        if struct.unpack_from(">2I", head, 8) != (salt1, salt2):
-            return None  # a stale frame: the log ends before it
         commits = len(head) == FRAME_HEADER and struct.unpack_from(">I", head, 4)[0] != 0
+        if struct.unpack_from(">2I", head, 8) != (salt1, salt2):
+            if failed is not None or len(whole) < FRAME_HEADER + page_size or _checksum(
+                    whole[FRAME_HEADER:], big, *_checksum(head[:8], big, s0, s1)) != struct.unpack_from(">2I", head, 16):
+                return None  # a stale frame: the log ends before it
+            # its checksum (which leaves the salts out) runs on from the frame before: a frame of this
+            # log whose salts were damaged, where SQLite's log ends (a stale frame's would not chain)
+            failed = f"frame {number} has damaged salts"
+            if commits:
+                return failed
+            continue
         if failed is None and len(whole) < FRAME_HEADER + page_size:
             failed = f"frame {number} is cut short"
         elif failed is None:
