@@ -230,3 +230,41 @@ def test_pages_a_rolled_back_transaction_spilled_into_the_log_are_no_damage(tmp_
     content[20] ^= 0x01
     log.write_bytes(bytes(content))
     assert wal.damage(log) == "its header fails its checksum"
+
+
+def test_a_commit_whose_database_size_lost_its_one_bit_is_damage(tmp_path):
+    """The last commit frame's database size is a power of two (2**k pages) and its one bit flips:
+    the frame reads as no commit, and SQLite drops that commit all the same (rev24i F2)."""
+    import shutil
+
+    from optvol.image import wal
+
+    db = tmp_path / "x.sqlite"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t(x)")
+    rows = 0
+    while True:
+        conn.execute("INSERT INTO t VALUES (?)", (bytes(1500),))
+        rows += 1
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        if rows > 3 and pages & (pages - 1) == 0:
+            break
+    left = tmp_path / "left"
+    left.mkdir()
+    shutil.copy(db, left)
+    shutil.copy(tmp_path / "x.sqlite-wal", left)  # as a writer killed before a checkpoint leaves them
+    conn.close()
+    log = left / "x.sqlite-wal"
+    assert wal.damage(log) is None
+    content = bytearray(log.read_bytes())
+    page_size = struct.unpack_from(">I", content, 8)[0]
+    last = 32 + ((len(content) - 32) // (24 + page_size) - 1) * (24 + page_size)
+    size = struct.unpack_from(">I", content, last + 4)[0]
+    assert size == pages
+    struct.pack_into(">I", content, last + 4, 0)  # its one bit flipped
+    log.write_bytes(bytes(content))
+    with sqlite3.connect(left / "x.sqlite") as found:
+        assert found.execute("SELECT count(*) FROM t").fetchone()[0] == rows - 1  # SQLite dropped the last commit
+    assert wal.damage(log) is not None

@@ -26,6 +26,18 @@ MASK = 0xFFFFFFFF
 _NATIVE_BIG = array("I", [1]).tobytes() == b"\x00\x00\x00\x01"
 
 
+def _commit_lost(whole: bytes, big: bool, before: tuple[int, int], stored: tuple[int, int]) -> bool:
+    """Whether a frame that fails its checksum and reads as no commit was one whose database size
+    (a power of two: 2**k pages) lost its one bit: with that bit, its checksum holds."""
+    if struct.unpack_from(">I", whole, 4)[0]:
+        return False
+    for bit in range(32):
+        head = whole[:4] + struct.pack(">I", 1 << bit)
+        if _checksum(whole[FRAME_HEADER:], big, *_checksum(head, big, *before)) == stored:
+            return True
+    return False
+
+
 def _checksum(data: bytes, big: bool, s0: int, s1: int) -> tuple[int, int]:
     """SQLite's WAL checksum of ``data`` (a multiple of 8 bytes), going on from ``s0``, ``s1``."""
     words = array("I")
@@ -90,9 +102,11 @@ def _damage_in(log: BinaryIO) -> str | None:
         if failed is None and len(whole) < FRAME_HEADER + page_size:
             failed = f"frame {number} is cut short"
         elif failed is None:
+            before, stored = (s0, s1), struct.unpack_from(">2I", head, 16)
             s0, s1 = _checksum(whole[FRAME_HEADER:], big, *_checksum(head[:8], big, s0, s1))
-            if (s0, s1) != struct.unpack_from(">2I", head, 16):
+            if (s0, s1) != stored:
                 failed = f"frame {number} fails its checksum"
+                commits = commits or _commit_lost(whole, big, before, stored)
         if failed is not None and (commits or len(head) < FRAME_HEADER):
             return failed
     return None
