@@ -737,7 +737,7 @@ class Volume:
         start = row.header_sectors * self.image.sector_size  # the header and the payload in one read
         try:
             whole = self.image.data.read(row.sector, start + row.size)
-            _check_header(records.read_header(whole[:start]), row)
+            _check_header(*records.header_payload(memoryview(whole)[:start]), row)
         except errors.DamagedError as exc:  # sectors the host cannot read, a partition cut short, a bad header
             raise self._damaged(path or row.path(directory or ""), errors.cause(exc)) from None
         data = whole[start:]
@@ -749,7 +749,8 @@ class Volume:
         """CPF1F28 unless the FILE record of version ``row`` has a sound header that agrees with
         the index (docs/format.md §3.4): every route that reads a file checks it, not only ``cat``."""
         try:
-            _check_header(self.image.read_header(row.sector), row)
+            header = self.image.read_header(row.sector)
+            _check_header(header.kind, header.payload_size, header.payload_sha256, row)
         except errors.DamagedError as exc:
             raise self._damaged(path, errors.cause(exc)) from None
 
@@ -788,9 +789,9 @@ class Volume:
             pass
 
 
-def _check_header(header: records.Header, row: FileRow) -> None:
-    """OPV0201 unless ``header`` is the FILE record of version ``row`` (its size and SHA-256)."""
-    if header.kind != Kind.FILE or header.payload_size != row.size or header.payload_sha256 != row.sha256:
+def _check_header(kind: int, size: int, sha256: bytes, row: FileRow) -> None:
+    """OPV0201 unless a header of ``kind``, ``size`` and ``sha256`` is the FILE record of version ``row``."""
+    if kind != Kind.FILE or size != row.size or sha256 != row.sha256:
         raise errors.error("OPV0201", volume="?", reason="record header does not match the index")
 
 
