@@ -329,3 +329,30 @@ def test_a_batch_in_a_program_s_own_context_manager_marks_the_generator_that_hol
         assert id(generator.gi_frame) in marked
         generator.close()
         assert volume.image.conn.owner.body is None
+
+
+def test_nested_holds_of_generators_that_end_out_of_order_keep_the_open_one_s_mark(shared):
+    """rev24j: a nested hold's frames were taken off the outer mark by count (last in, first
+    out): two generators each holding a batch inside the outer one, the first closed first,
+    took the second's frames off (its generator no longer marked) and left the closed
+    one's, with the locals of the frame that entered it, until the outer hold ended."""
+    with shared.open("PVOL1") as volume:
+        def nested():
+            with volume.batch():
+                yield
+
+        def enter(generator):
+            next(generator)
+
+        with volume.batch():
+            body = volume.image.conn.owner.body
+            own = list(body.frames)
+            a, b = nested(), nested()
+            enter(a)
+            next(b)
+            a_frame = a.gi_frame
+            a.close()
+            assert any(frame is b.gi_frame for frame in body.frames)
+            assert not any(frame is a_frame for frame in body.frames)
+            b.close()
+            assert len(body.frames) == len(own) and all(x is y for x, y in zip(body.frames, own))

@@ -246,7 +246,7 @@ class Owner:
             try:
                 yield
             finally:
-                del outer.frames[len(outer.frames) - len(frames):]  # (last in, first out)
+                _drop(outer.frames, frames)  # (by identity: holds of generators may end in any order)
             return
         body = self.body = _Body(threading.get_ident(), list(frames))
         previous = _INSIDE.get()
@@ -257,6 +257,14 @@ class Owner:
             self.body = None
             body.frames.clear()  # (a stale mark a context keeps holds no frame, nor the locals it keeps)
             _INSIDE.set(previous)  # (the context it ends in: a stale mark names no hold)
+
+
+def _drop(marked: list, frames: list) -> None:
+    """Take ``frames``, added as one run, out of ``marked``: the last run of them, by identity."""
+    for at in range(len(marked) - len(frames), -1, -1):
+        if all(marked[at + n] is frame for n, frame in enumerate(frames)):
+            del marked[at : at + len(frames)]
+            return
 
 
 def _runs(body: _Body) -> bool:
