@@ -63,3 +63,32 @@ def test_a_name_changed_by_a_byte_of_the_index_is_reported(library, needle, mask
     index.write_bytes(bytes(data))
     checked = run_cli(library.root, "chkoptvol", "PVOL1", json_output=True)
     assert checked.rc == 7, checked.out
+
+
+def test_a_record_whose_body_is_no_json_though_its_crc_holds_is_not_copied_as_good(library):
+    """rev24j F1: the small-file read checks a header by its fixed fields and CRC only (to stay
+    fast); a body rewritten into bytes that are no JSON, with a CRC made to hold, was copied
+    by CPYOPT as good where cat and CHKOPTVOL call it damaged."""
+    import struct
+    import zlib
+
+    from optvol.image import records
+
+    make_volume(library, "PVOL1")
+    make_volume(library, "PVOL2")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/small", b"hello")
+    [row] = index_rows(library.root, "PVOL1")
+    with open(volume_dir(library.root, "PVOL1") / "data.opv", "r+b") as data:
+        data.seek(row["sector"] * 2048)
+        head = bytearray(data.read(row["header_sectors"] * 2048))
+        body_len = struct.unpack_from("<I", head, records.FIXED_SIZE - 8)[0]
+        head[records.FIXED_SIZE:records.FIXED_SIZE + body_len] = b"\xff" * body_len
+        struct.pack_into("<I", head, records._CRC_OFFSET, 0)
+        struct.pack_into("<I", head, records._CRC_OFFSET, zlib.crc32(head))
+        data.seek(row["sector"] * 2048)
+        data.write(head)
+    copied = run_cli(library.root, "cpyopt", "PVOL1", "/small", "PVOL2", json_output=True)
+    assert copied.rc == 1 and copied.json()["copied"] == 0, copied.out
+    assert [f["message_id"] for f in copied.json()["failures"]] == ["CPF1F28"]
+    assert run_cli(library.root, "cat", "/QOPT/PVOL1/small").rc == 7

@@ -355,4 +355,4 @@ def test_nested_holds_of_generators_that_end_out_of_order_keep_the_open_one_s_ma
             assert any(frame is b.gi_frame for frame in body.frames)
             assert not any(frame is a_frame for frame in body.frames)
             b.close()
-            assert len(body.frames) == len(own) and all(x is y for x, y in zip(body.frames, own))
+            assert len(body.frames) == len(own) and all(x is y for x, y in zip(body.frames, own, strict=True))
