@@ -628,3 +628,46 @@ def test_a_ctrl_c_while_a_writer_closes_inside_a_program_s_own_finalizer_comes_a
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "KeyboardInterrupt b'data'", (done.stdout, done.stderr[-3000:])
     assert "Exception ignored" not in done.stderr
+
+
+IN_A_WEAKREF_FINALIZE = textwrap.dedent("""
+    import os, signal, sys, time, weakref, optvol
+    from optvol import openfile
+    volume = optvol.open_library(sys.argv[1]).open("PVOL1")
+    real = openfile.VolumeWriter._commit
+    def commit(self):  # the Ctrl-C lands while the collector's close writes the version
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(self)
+    openfile.VolumeWriter._commit = commit
+    class Job:
+        pass
+    job, holder = Job(), []
+    holder.append(volume.open("/dropped.txt", "wb"))
+    holder[0].write(b"data")
+    def cleanup(held):  # a program's clean-up, which weakref.finalize runs as job goes
+        held.clear()  # the writer dropped here: its finalizer closes it
+        total = 0
+        for n in range(2_000_000):
+            total += n
+    weakref.finalize(job, cleanup, holder)
+    del holder
+    seen = "no interrupt"
+    try:
+        del job
+        for _ in range(300):
+            time.sleep(0.01)
+    except KeyboardInterrupt:
+        seen = "KeyboardInterrupt"
+    openfile.VolumeWriter._commit = real
+    print(seen, volume.read_bytes("/dropped.txt"))
+""")
+
+
+def test_a_ctrl_c_while_a_writer_closes_inside_a_weakref_finalize_comes_after_it(lib):
+    """rev24j F2: a finalizer that is no ``__del__`` (a ``weakref.finalize`` callback): the
+    Ctrl-C was handed on inside it, where CPython drops it."""
+    done = subprocess.run([sys.executable, "-c", IN_A_WEAKREF_FINALIZE, str(lib.root)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "KeyboardInterrupt b'data'", (done.stdout, done.stderr[-3000:])
+    assert "Exception ignored" not in done.stderr

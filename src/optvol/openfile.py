@@ -190,10 +190,13 @@ def _finalize(writer: VolumeWriter, close: Callable[[], None], *, at_exit: bool 
 
 
 def _outermost_finalizer(frame):
-    """The outermost ``__del__`` frame from ``frame`` out (``frame`` itself if there is none)."""
+    """The outermost finalizer's frame from ``frame`` out (``frame`` itself if there is none):
+    a ``__del__``, or a ``weakref.finalize`` calling its callback (rev24j F2), whose raised
+    exceptions CPython drops."""
     found, outer = frame, frame
     while found is not None:
-        if found.f_code.co_name == "__del__":
+        code = found.f_code
+        if code.co_name == "__del__" or code.co_filename == weakref.__file__ and code.co_name == "__call__":
             outer = found
         found = found.f_back
     return outer
