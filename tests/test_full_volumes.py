@@ -323,3 +323,28 @@ def test_a_refused_label_names_the_threshold_in_force(library):
     assert "threshold 100%" in info.value.text
     with library.open("PVOL1") as volume:
         assert volume.info().threshold == 100
+
+
+def test_a_label_refused_for_space_inside_a_batch_leaves_the_batch_s_limit_as_it_was(library, monkeypatch):
+    """Review 24j S1: a LABEL record refused for space left the batch's limit raised to the
+    refused threshold, so a batch that caught the refusal and went on could write past the
+    threshold in force. (A LABEL record takes one sector at any sector size, so the refusal
+    is made here to come for it.)"""
+    from optvol.image.records import Kind
+    from optvol.image.transaction import Transaction
+
+    make_volume(library, "PVOL1", capacity=1 << 20, threshold=50)
+    real = Transaction.append
+
+    def refuse_labels(self, kind, *args, **kwargs):
+        if kind == Kind.LABEL:
+            raise errors.error("CPF1F61", volume="PVOL1", needed=2048, available=0, threshold=50)
+        return real(self, kind, *args, **kwargs)
+
+    with library.open("PVOL1") as volume, volume.batch():
+        monkeypatch.setattr(Transaction, "append", refuse_labels)
+        with pytest.raises(errors.VolumeFullError):
+            volume.change_label(threshold=100)
+        monkeypatch.setattr(Transaction, "append", real)
+        with pytest.raises(errors.VolumeFullError):  # the threshold in force is 50 %: half of 1 MiB
+            volume.write_bytes("/big", b"x" * (600 << 10))

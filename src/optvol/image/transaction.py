@@ -250,6 +250,7 @@ class Transaction:
         guards the files, up to the capacity (CHGOPTVOL, a rename), or with ``once`` (a new image, DUPOPT) past it."""
         assignments = ", ".join(f"{f} = ?" for f in LABEL_FIELDS)
         volume, self.volume, body = self.volume, label["volume"], {"label": {f: label.get(f) for f in LABEL_FIELDS}}
+        previous = self.limit
         limit = max(self.limit, label["capacity"] * label["threshold"] // 100 // self.sector_size)  # a raised threshold
         self.limit = max(limit, label["capacity"] // self.sector_size)
         try:
@@ -257,11 +258,10 @@ class Transaction:
                 self.charge(self.append(Kind.LABEL, body, charged=False).sectors)
             else:  # refused under the label in force: CPF1F61 names its threshold, not the one refused (hunt24h F4)
                 self.append(Kind.LABEL, body)
-        except BaseException:
-            self.volume = volume
+        except BaseException:  # (refused: the label in force, and its limit, stay; a batch that goes on writes under them)
+            self.volume, self.limit = volume, previous
             raise
-        finally:
-            self.limit = limit
+        self.limit = limit
         self.conn.execute(f"UPDATE label SET {assignments}", [label.get(f) for f in LABEL_FIELDS])
 
     def stop_writeback(self) -> None:
