@@ -1809,3 +1809,25 @@ def test_a_program_s_request_with_a_value_cl_would_refuse_is_refused_first(lib, 
         assert refused.value.message_id == "OPV0005" and field.upper() in refused.value.text
     with lib.open("BVOL1") as bvol:
         assert (bvol.requests(), bvol.label()) == before
+
+
+def test_a_full_backup_s_failures_say_which_control_record_failed(tmp_path):
+    """hunt24k F1 / hunt24h F6: the volume's control record and the root directory's both
+    failed as path "/" with the same text: a reader took the root's range for unmoved."""
+    now = day(5, 1)
+    library = Library(tmp_path / "lib", clock=lambda: now)
+    inzopt(library, vol="P", now=now)
+    inzopt(library, vol="B", now=now, type=VolumeType.BACKUP, capacity=1 << 20)
+    with library.open("B") as target:
+        available = target.info().available
+    with library.open("P") as source:
+        source.mkdir("/A")
+        source.write_bytes("/A/f", b"x" * (available - 2048 - 3 * 2048 - 2 * 2048))
+    result = cpyopt(library, CopyRequest(fromvol="P", frompath="/", tovol="B", totype=VolumeType.BACKUP,
+                                         cpysubdir=True), now=now)
+    messages = {(f.path, f.message.split(":")[0]) for f in result.failures}
+    assert ("/", "the volume's control record") in messages, messages
+    assert all(text != "No free space on volume B" for _, text in messages), messages
+    with library.open("B") as target:
+        assert target.info().backup is None  # the volume's range did not move
+        assert target.dir_row("/").info().backup.range_end is not None  # the root's did

@@ -717,8 +717,9 @@ class _Copier:
                                       sectors=backup.CONTROL_SECTORS, primary_history=self.primary_history,
                                       primary_place=self.place,
                                       place_forward_only=not self.other_history and self.place != _UNKNOWN_PLACE)
-        except errors.VolumeFullError as exc:
-            self.result.failures.append(CopyFailure(path or "/", exc.message_id, exc.text))
+        except errors.VolumeFullError as exc:  # (the volume's record says so: its path is the root's too)
+            what = f"the control record of directory {path}" if path is not None else "the volume's control record"
+            self.result.failures.append(CopyFailure(path or "/", exc.message_id, f"{what}: {exc.text}"))
 
     def _log_request(self, outcome: str | None = None) -> None:
         """Log the request on the backup, in the transaction that commits its last files.
