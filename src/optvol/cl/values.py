@@ -63,7 +63,10 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
     where the value could also be a name or path: there ``FROMVOL`` is a volume of that name
     and ``*FROMVOL`` the special value, as IBM's command analyzer reads them. An INT with
     ``choices`` takes only those numbers (INZOPT CCSID: 500 or 850)."""
-    found = special(text, specials, star=cl and type != SPECIAL) if specials else None
+    if cl and isinstance(text, Quoted) and type != SPECIAL:  # a quoted string keeps its case (reference §15)
+        found = text if text in specials else None
+    else:
+        found = special(text, specials, star=cl and type != SPECIAL) if specials else None
     if found is not None:
         return found
 
