@@ -57,7 +57,7 @@ class _Splitter:
         self.solid = 0  # characters in buf that are not blanks (the statement has begun)
 
     def run(self, source: str) -> list[Statement]:
-        source, index = source.replace("\r\n", "\n"), 0
+        source, index = source.replace("\r\n", "\n").replace("\r", "\n"), 0  # (a lone CR ends a line, as in a file read by `cl -f`)
         while index < len(source):
             char = source[index]
             if self.skip_blanks and char in " \t":

@@ -1,4 +1,6 @@
-"""hunt24l: CL front door findings."""
+"""CL quoted values keep their case (hunt24l F1: a quoted lower-case special value was read as the
+special value, and `TOVOL('*fromvol')` copied onto the source volume), and a lone CR ends a
+line in every door (F2)."""
 
 from __future__ import annotations
 
@@ -35,3 +37,14 @@ def test_unquoted_and_shell_special_values_still_count(tmp_path):
     _setup(library)
     assert _run(library, "cl", "CPYOPT PVOL1 '/DIR' TOVOL(*fromvol) TOPATH('/COPY') CRTDIR(*YES)")[0] == 0
     assert _run(library, "cpyopt", "PVOL1", "/DIR", "fromvol", "--topath", "/COPY2", "--crtdir", "yes")[0] == 0
+
+
+def test_a_lone_cr_ends_a_line_in_every_door(tmp_path):
+    """hunt24l F2: `cl -f` (a file read with universal newlines) took a lone CR for a line
+    end, `cl "..."` and `cl -` for a blank: one text ran two commands or one other."""
+    library = tmp_path / "lib"
+    _setup(library)
+    assert _run(library, "cl", "INZOPT NEWVOL(PVOL2) MEDTYPE(*ERASE) CAPACITY(8M)")[0] == 0
+    code, out, err = _run(library, "--json", "cl", "WRKOPTVOL\rDSPOPT PVOL2")
+    assert code == 0, err
+    assert out.count("PVOL2") >= 2 and "PVOL1" in out  # WRKOPTVOL of all, then DSPOPT PVOL2
