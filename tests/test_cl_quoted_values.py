@@ -48,3 +48,33 @@ def test_a_lone_cr_ends_a_line_in_every_door(tmp_path):
     code, out, err = _run(library, "--json", "cl", "WRKOPTVOL\rDSPOPT PVOL2")
     assert code == 0, err
     assert out.count("PVOL2") >= 2 and "PVOL1" in out  # WRKOPTVOL of all, then DSPOPT PVOL2
+
+
+def test_a_date_of_eight_digits_without_separators_is_mmddyyyy(tmp_path):
+    """hunt24l F3: MMDDYYYY was refused where MM/DD/YYYY and MMDDYY are taken (reference §15:
+    the job's date format with or without separators)."""
+    from optvol.cl import values
+
+    def bad(reason):
+        return AssertionError(reason)
+
+    assert values.parse_date("01152026", bad) == values.parse_date("01/15/2026", bad)
+    assert values.parse_date("011526", bad) == values.parse_date("01/15/2026", bad)
+
+
+def test_cl_from_standard_input_is_utf_8_as_from_a_file(tmp_path):
+    """hunt24l F4: Latin-1 text on stdin ran command by command with misleading refusals
+    (`café`'s TEXT "at most 50 printable characters"); -f refused the file as not UTF-8."""
+    import subprocess
+    import sys
+
+    library = tmp_path / "lib"
+    _setup(library)
+    text = "CHGOPTVOL PVOL1 TEXT('caf\xe9')\n".encode("latin-1")
+    done = subprocess.run([sys.executable, "-m", "optvol", "--library", str(library), "cl", "-"], input=text,
+                          capture_output=True)
+    assert done.returncode == 2 and b"OPV0302" in done.stderr and b"not UTF-8" in done.stderr, done.stderr
+    done = subprocess.run([sys.executable, "-m", "optvol", "--library", str(library), "cl", "-"],
+                          input="CHGOPTVOL PVOL1 TEXT('caf\xe9')\r\n".encode("utf-8-sig"), capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert '"text": "café"' in _run(library, "--json", "dspopt", "PVOL1")[1]

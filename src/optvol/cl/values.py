@@ -128,12 +128,14 @@ FIRST_DATE, LAST_DATE = date(1, 1, 3), date(9999, 12, 29)
 
 
 def parse_date(text: str, bad) -> date:
-    """Dates as MM/DD/YY, MM/DD/YYYY, MMDDYY or YYYY-MM-DD (reference §15)."""
+    """Dates as MM/DD/YY, MM/DD/YYYY, MMDDYY, MMDDYYYY or YYYY-MM-DD (reference §15: the
+    job's date format, MDY, with or without separators)."""
     value = text.strip()
     patterns = (
         (r"([0-9]{4})-([0-9]{2})-([0-9]{2})", (0, 1, 2)),
         (r"([0-9]{2})/([0-9]{2})/([0-9]{4})", (2, 0, 1)),
         (r"([0-9]{2})/([0-9]{2})/([0-9]{2})", (2, 0, 1)),
+        (r"([0-9]{2})([0-9]{2})([0-9]{4})", (2, 0, 1)),
         (r"([0-9]{2})([0-9]{2})([0-9]{2})", (2, 0, 1)),
     )
     for pattern, (y, m, d) in patterns:

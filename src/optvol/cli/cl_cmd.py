@@ -31,7 +31,13 @@ def _read(name: str) -> str:
     if name == "-":
         if sys.stdin is None:  # closed (<&-)
             raise errors.error("OPV0302", path="(standard input)", reason="it is closed")
-        return sys.stdin.read().removeprefix("\ufeff")
+        raw = getattr(sys.stdin, "buffer", None)
+        if raw is None:  # (a text stream a program put there: its text as it is)
+            return sys.stdin.read().removeprefix("\ufeff")
+        try:  # strictly UTF-8, as a file given to -f (hunt24l F4: Latin-1 text failed command by command)
+            return raw.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise errors.error("OPV0302", path="(standard input)", reason="it is not UTF-8 text") from None
     try:
         with open(name, encoding="utf-8-sig") as handle:
             return handle.read()
