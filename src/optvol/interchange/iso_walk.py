@@ -397,9 +397,14 @@ def _without_version(name: str) -> tuple[str, bool]:
 
 
 def _lenient(identifier: bytes) -> str:
+    """UTF-8, else Latin-1; a UTF-8 name cut inside its last character (genisoimage cuts an
+    ISO 9660:1999 name at 207 bytes) is read without that part, as 7-Zip reads it (hunt24m F1)."""
     try:
         return identifier.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        whole = identifier[:exc.start]
+        if exc.reason == "unexpected end of data" and not whole.isascii():
+            return whole.decode("utf-8")
         return identifier.decode("latin-1")
 
 
