@@ -1,4 +1,4 @@
-"""Round-trip hunt 24m: images of real tools imported as the tools read them."""
+"""ISO 9660 names a tool cut inside a UTF-8 character are read as the tools read them (hunt24m)."""
 
 from __future__ import annotations
 
