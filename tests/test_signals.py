@@ -589,48 +589,9 @@ def test_a_sigterm_handed_on_after_a_collected_writer_reaches_an_asyncio_handler
     assert done.stdout.strip() == "1 b'dropped'", (done.stdout, done.stderr[-3000:])
 
 
+# A program whose own finalizer drops a writer: the Ctrl-C comes while the writer's close
+# writes its version, inside that finalizer (JOB makes ``job`` and its finalizer).
 IN_A_FINALIZER = textwrap.dedent("""
-    import os, signal, sys, time, optvol
-    from optvol import openfile
-    volume = optvol.open_library(sys.argv[1]).open("PVOL1")
-    real = openfile.VolumeWriter._commit
-    def commit(self):  # the Ctrl-C lands while the collector's close writes the version
-        os.kill(os.getpid(), signal.SIGINT)
-        return real(self)
-    openfile.VolumeWriter._commit = commit
-    class Job:  # a program's object that owns a writer and cleans up when it goes
-        def __init__(self):
-            self.out = volume.open("/dropped.txt", "wb")
-            self.out.write(b"data")
-        def __del__(self):
-            self.out = None  # the writer's finalizer closes it here, inside this one
-            total = 0
-            for n in range(2_000_000):  # the rest of its clean-up
-                total += n
-    job = Job()
-    seen = "no interrupt"
-    try:
-        del job
-        for _ in range(300):
-            time.sleep(0.01)
-    except KeyboardInterrupt:
-        seen = "KeyboardInterrupt"
-    openfile.VolumeWriter._commit = real
-    print(seen, volume.read_bytes("/dropped.txt"))
-""")
-
-
-def test_a_ctrl_c_while_a_writer_closes_inside_a_program_s_own_finalizer_comes_after_that(lib):
-    """rev24c F4: the Ctrl-C was handed on once the writer's own finalizer had returned,
-    inside the program's ``__del__`` that dropped it, where CPython drops it again."""
-    done = subprocess.run([sys.executable, "-c", IN_A_FINALIZER, str(lib.root)], capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "KeyboardInterrupt b'data'", (done.stdout, done.stderr[-3000:])
-    assert "Exception ignored" not in done.stderr
-
-
-IN_A_WEAKREF_FINALIZE = textwrap.dedent("""
     import os, signal, sys, time, weakref, optvol
     from optvol import openfile
     volume = optvol.open_library(sys.argv[1]).open("PVOL1")
@@ -639,18 +600,11 @@ IN_A_WEAKREF_FINALIZE = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGINT)
         return real(self)
     openfile.VolumeWriter._commit = commit
-    class Job:
-        pass
-    job, holder = Job(), []
-    holder.append(volume.open("/dropped.txt", "wb"))
-    holder[0].write(b"data")
-    def cleanup(held):  # a program's clean-up, which weakref.finalize runs as job goes
-        held.clear()  # the writer dropped here: its finalizer closes it
+    def clean_up_the_rest():
         total = 0
         for n in range(2_000_000):
             total += n
-    weakref.finalize(job, cleanup, holder)
-    del holder
+    JOB
     seen = "no interrupt"
     try:
         del job
@@ -662,12 +616,39 @@ IN_A_WEAKREF_FINALIZE = textwrap.dedent("""
     print(seen, volume.read_bytes("/dropped.txt"))
 """)
 
+JOBS = {
+    "__del__": textwrap.dedent("""
+        class Job:  # a program's object that owns a writer and cleans up when it goes
+            def __init__(self):
+                self.out = volume.open("/dropped.txt", "wb")
+                self.out.write(b"data")
+            def __del__(self):
+                self.out = None  # the writer's finalizer closes it here, inside this one
+                clean_up_the_rest()
+        job = Job()
+    """),
+    "weakref.finalize": textwrap.dedent("""
+        class Job:
+            pass
+        job, holder = Job(), []
+        holder.append(volume.open("/dropped.txt", "wb"))
+        holder[0].write(b"data")
+        def cleanup(held):  # a program's clean-up, which weakref.finalize runs as job goes
+            held.clear()  # the writer dropped here: its finalizer closes it
+            clean_up_the_rest()
+        weakref.finalize(job, cleanup, holder)
+        del holder
+    """),
+}
 
-def test_a_ctrl_c_while_a_writer_closes_inside_a_weakref_finalize_comes_after_it(lib):
-    """rev24j F2: a finalizer that is no ``__del__`` (a ``weakref.finalize`` callback): the
-    Ctrl-C was handed on inside it, where CPython drops it."""
-    done = subprocess.run([sys.executable, "-c", IN_A_WEAKREF_FINALIZE, str(lib.root)], capture_output=True,
-                          text=True, timeout=60)
+
+@pytest.mark.parametrize("finalizer", JOBS)
+def test_a_ctrl_c_while_a_writer_closes_inside_a_program_s_own_finalizer_comes_after_it(lib, finalizer):
+    """rev24c F4, rev24j F2: the Ctrl-C was handed on once the writer's own finalizer had
+    returned, inside the program's ``__del__`` or ``weakref.finalize`` callback that dropped
+    it, where CPython drops it again."""
+    script = IN_A_FINALIZER.replace("JOB\n", JOBS[finalizer], 1)
+    done = subprocess.run([sys.executable, "-c", script, str(lib.root)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "KeyboardInterrupt b'data'", (done.stdout, done.stderr[-3000:])
     assert "Exception ignored" not in done.stderr
