@@ -30,7 +30,7 @@ def chkoptvol(ctx: Context, values: dict) -> int:
                 for damage in result.damaged:
                     ctx.print(f"  DAMAGED  {render.shown(damage.path)}: {damage.reason}")
     # Volumes that could not be checked (in use: not damaged) are left out, each with its
-    # error on stderr, as WRKOPTVOL leaves them out; the exit code is the worst.
+    # error on stderr, as WRKOPTVOL leaves them out; their exit code unless one is damaged.
     for exc in unreadable:
         ctx.error(exc)
     code = max((exc.exit_code for exc in unreadable), default=0)
