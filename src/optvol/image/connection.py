@@ -134,6 +134,7 @@ class _Cursor(sqlite3.Cursor):
     def executemany(self, *args):
         with self.connection.owner:
             self._buffer = self._failure = None
+            self.connection.pending.pop(id(self), None)  # (its earlier statement, if any, ends here)
             if self.connection.pending:
                 _drain_others(self.connection, self, beginning=False)
             return self._unguarded(super().executemany, *args)

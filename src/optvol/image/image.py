@@ -107,8 +107,6 @@ def _finish_recovery(directory: Path, *, volume: str) -> None:
         os.close(fd)
 
 
-
-
 class VolumeImage:
     """An open volume image: the index connection, the data partition and the open lock."""
 

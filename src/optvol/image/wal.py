@@ -31,11 +31,13 @@ def _commit_lost(whole: bytes, big: bool, before: tuple[int, int], stored: tuple
     (a power of two: 2**k pages) lost its one bit: with that bit, its checksum holds."""
     if struct.unpack_from(">I", whole, 4)[0]:
         return False
-    for bit in range(32):
-        head = whole[:4] + struct.pack(">I", 1 << bit)
-        if _checksum(whole[FRAME_HEADER:], big, *_checksum(head, big, *before)) == stored:
-            return True
-    return False
+    return any(_chained(whole[:4] + struct.pack(">I", 1 << bit), whole, big, before) == stored for bit in range(32))
+
+
+def _chained(head: bytes, whole: bytes, big: bool, before: tuple[int, int]) -> tuple[int, int]:
+    """The checksum of a frame (its header's first 8 bytes ``head``, its page in ``whole``),
+    going on from the frame before's ``before``."""
+    return _checksum(whole[FRAME_HEADER:], big, *_checksum(head, big, *before))
 
 
 def _checksum(data: bytes, big: bool, s0: int, s1: int) -> tuple[int, int]:
@@ -90,8 +92,8 @@ def _damage_in(log: BinaryIO) -> str | None:
             return failed or f"frame {number} is cut short"  # (its salts cut off: it may be a commit's)
         commits = len(head) == FRAME_HEADER and struct.unpack_from(">I", head, 4)[0] != 0
         if struct.unpack_from(">2I", head, 8) != (salt1, salt2):
-            if failed is not None or len(whole) < FRAME_HEADER + page_size or _checksum(
-                    whole[FRAME_HEADER:], big, *_checksum(head[:8], big, s0, s1)) != struct.unpack_from(">2I", head, 16):
+            if (failed is not None or len(whole) < FRAME_HEADER + page_size
+                    or _chained(head[:8], whole, big, (s0, s1)) != struct.unpack_from(">2I", head, 16)):
                 return None  # a stale frame: the log ends before it
             # its checksum (which leaves the salts out) runs on from the frame before: a frame of this
             # log whose salts were damaged, where SQLite's log ends (a stale frame's would not chain)
@@ -103,7 +105,7 @@ def _damage_in(log: BinaryIO) -> str | None:
             failed = f"frame {number} is cut short"
         elif failed is None:
             before, stored = (s0, s1), struct.unpack_from(">2I", head, 16)
-            s0, s1 = _checksum(whole[FRAME_HEADER:], big, *_checksum(head[:8], big, s0, s1))
+            s0, s1 = _chained(head[:8], whole, big, before)
             if (s0, s1) != stored:
                 failed = f"frame {number} fails its checksum"
                 commits = commits or _commit_lost(whole, big, before, stored)
