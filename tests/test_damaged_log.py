@@ -268,3 +268,22 @@ def test_a_commit_whose_database_size_lost_its_one_bit_is_damage(tmp_path):
     with sqlite3.connect(left / "x.sqlite") as found:
         assert found.execute("SELECT count(*) FROM t").fetchone()[0] == rows - 1  # SQLite dropped the last commit
     assert wal.damage(log) is not None
+
+
+def test_a_writer_killed_between_its_commit_frames_header_and_page_leaves_a_volume_that_opens(lib, env, tmp_path):
+    """hunt25c F1: SQLite writes a log frame's header and its page with two writes; a writer
+    killed between them (strace -e inject=pwrite64:signal=SIGKILL) leaves the commit frame's
+    header alone at the log's end. That commit never completed, nothing of it was reported
+    done: the volume opens (no OPV0201 until recover) and the dead writer's tail is cut."""
+    _killed_writer(lib, "done", env)
+    log, data = lib / "PVOL1.optvol" / "index.sqlite-wal", lib / "PVOL1.optvol" / "data.opv"
+    salts, frames = _frames(log)
+    assert frames[-1][1] == salts and frames[-1][2] != 0  # b.txt's commit frame ends the log
+    page_size = struct.unpack_from(">I", log.read_bytes(), 8)[0]
+    log.write_bytes(log.read_bytes()[:-page_size])  # its page never written
+    size = data.stat().st_size
+    assert _ls(lib, env) == ["a.txt"]
+    assert data.stat().st_size < size
+    assert run("chkoptvol", "PVOL1", library=lib, env=env).rc == 0
+    (tmp_path / "new").write_bytes(b"new")
+    assert run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=lib, env=env).rc == 0

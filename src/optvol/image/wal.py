@@ -101,6 +101,9 @@ def _damage_in(log: BinaryIO) -> str | None:
             if commits:
                 return failed
             continue
+        if failed is None and len(whole) == FRAME_HEADER:
+            return None  # the log's last frame, its header written and its page not: SQLite writes them
+            # apart, so a writer killed between the two leaves this; that commit never completed
         if failed is None and len(whole) < FRAME_HEADER + page_size:
             failed = f"frame {number} is cut short"
         elif failed is None:
