@@ -202,7 +202,7 @@ COMMANDS: tuple[Command, ...] = (
         _p("SLTDATE", v.TEXT, "With FILE(*SELECT): the files created (or modified) from one moment to another.", elements=(
             _p("TYPE", v.SPECIAL, "Which date: *CREATED or *MODIFIED.", default="*CREATED", specials=("*CREATED", "*MODIFIED")),
             _p("START", v.TEXT, "Starting (time date), in parentheses: time HH:MM:SS, HHMMSS or *AVAIL (the start of "
-               "the day); date MM/DD/YY, MMDDYY or YYYY-MM-DD, or *BEGIN", default="*AVAIL *BEGIN", elements=(
+               "the day); date MM/DD/YYYY, MM/DD/YY, MMDDYYYY, MMDDYY or YYYY-MM-DD, or *BEGIN", default="*AVAIL *BEGIN", elements=(
                 _p("TIME", v.TIME, "Starting time HH:MM:SS or HHMMSS, or *AVAIL (the start of the day).", default="*AVAIL",
                    specials=("*AVAIL",)),
                 _p("DATE", v.DATE, "Starting date, or *BEGIN.", default="*BEGIN", specials=("*BEGIN",)),
@@ -265,7 +265,7 @@ COMMANDS: tuple[Command, ...] = (
         _p("ALWCPYOPP", v.SPECIAL, "Allow the opposite side as target (accepted, logged).", default="*NO", specials=YES_NO),
         _p("COPYTYPE", v.SPECIAL, "Copy method (accepted, logged).", default="*SYSTEM", specials=("*IOP", "*SYSTEM")),
         _p("FROMTIME", v.TEXT, "Only files created or changed at or after this date and time.", elements=(
-            _p("DATE", v.DATE, "Starting date MM/DD/YY, MMDDYY or YYYY-MM-DD, or *BEGIN.", default="*BEGIN", specials=("*BEGIN",)),
+            _p("DATE", v.DATE, "Starting date MM/DD/YYYY, MM/DD/YY, MMDDYYYY, MMDDYY or YYYY-MM-DD, or *BEGIN.", default="*BEGIN", specials=("*BEGIN",)),
             _p("TIME", v.TIME, "Starting time HH:MM:SS or HHMMSS, or *AVAIL.", default="*AVAIL", specials=("*AVAIL",)),
         )),
     )),

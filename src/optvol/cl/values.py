@@ -21,7 +21,7 @@ TEXT = "text"  # free text, kept as given
 INT = "int"  # an integer, within a range
 NAME = "name"  # an object name (AUTL), folded to upper case
 SIZE = "size"  # bytes with an optional K, M, G or T suffix
-DATE = "date"  # MM/DD/YY, MMDDYY, YYYY-MM-DD
+DATE = "date"  # MM/DD/YYYY, MM/DD/YY, MMDDYYYY, MMDDYY, YYYY-MM-DD
 TIME = "time"  # HH:MM:SS, HHMMSS
 SPECIAL = "special"  # only special values
 FLAG = "flag"  # a shell switch (no value)
@@ -152,7 +152,7 @@ def parse_date(text: str, bad) -> date:
             if not FIRST_DATE <= found <= LAST_DATE:
                 raise bad(f"expected a date from {FIRST_DATE} to {LAST_DATE}")
             return found
-    raise bad("expected a date MM/DD/YY, MMDDYY or YYYY-MM-DD")
+    raise bad("expected a date MM/DD/YYYY, MM/DD/YY, MMDDYYYY, MMDDYY or YYYY-MM-DD")
 
 
 def parse_time(text: str, bad) -> time:
