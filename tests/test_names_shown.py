@@ -185,3 +185,24 @@ def test_a_library_path_that_does_not_print_is_shown_quoted(tmp_path):
         for text in (done.out.decode(), done.err):
             assert "\x1b" not in text and "\nFAKE LINE" not in text, text
     assert "'" + str(root).replace("\n", "\\n").replace("\x1b", "\\x1b") + "'" in run_cli(root, "wrkoptvol").out.decode()
+
+
+def test_names_that_differ_by_a_blank_at_an_end_are_told_apart(library):
+    """hunt24d F5: ``/REPORT.TXT`` and ``/REPORT.TXT `` (a trailing blank) looked the same in
+    the human listings, as ` REPORT.TXT` did at the start of a line in ``ls``. A name that
+    starts with a quote is quoted too, so that a quoted display is never a name as it is."""
+    make_volume(library, "PVOL1")
+    names = ["REPORT.TXT", "REPORT.TXT ", " REPORT.TXT", "'REPORT.TXT '", "DIR /F"]
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/DIR ")
+        for name in names:
+            volume.write_bytes(f"/{name}", b"x")
+    files = run_cli(library.root, "wrkoptf", "PVOL1", "*ALL").out.decode().splitlines()
+    shown = sorted(line.split("  ")[-1] for line in files[2:])
+    assert shown == sorted(["/REPORT.TXT", "'/REPORT.TXT '", "/ REPORT.TXT", "/'REPORT.TXT '", "/DIR /F"])
+    listed = run_cli(library.root, "ls", "/QOPT/PVOL1").out.decode().splitlines()
+    assert sorted(listed) == sorted(["REPORT.TXT", "'REPORT.TXT '", "' REPORT.TXT'", "\"'REPORT.TXT '\"", "'DIR '/"])
+    dirs = run_cli(library.root, "wrkoptdir", "*ALL", "PVOL1").out.decode().splitlines()
+    assert dirs[-1].endswith("  '/DIR '")
+    exact = run_cli(library.root, "ls", "/QOPT/PVOL1", json_output=True).json()
+    assert sorted(e["path"] for e in exact) == sorted(["/REPORT.TXT", "/REPORT.TXT ", "/ REPORT.TXT", "/'REPORT.TXT '", "/DIR "])

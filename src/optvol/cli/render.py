@@ -14,8 +14,11 @@ def shown(text: str) -> str:
     """A name, path or text as a display shows it: as it is if every character of it prints,
     else quoted as Python writes a string, so that no character of it (a control, a bidi
     override, a zero-width or a line separator, a byte the locale could not decode) can
-    reach the terminal, fake a line or make one name look like another."""
-    return text if text.isprintable() else repr(text)
+    reach the terminal, fake a line or make one name look like another. A blank that starts
+    or ends it is quoted too (``'/REPORT.TXT '`` and ``/REPORT.TXT`` are two names), and one
+    that starts with a quote, so that what a display shows quoted is always such a text."""
+    plain = text.isprintable() and text.strip(" ") == text and not text.startswith(("'", '"'))
+    return text if plain else repr(text)
 
 
 def cl_string(text: str) -> str:
