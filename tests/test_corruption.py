@@ -310,6 +310,27 @@ def test_a_json_listing_an_error_cuts_short_is_still_one_document(template, tmp_
     assert [entry["path"] for entry in json.loads(done.out)] == [f"/D0/F{i}" for i in range(5)]
 
 
+@pytest.mark.parametrize("size", [1e20, 5.5, "five"])
+def test_a_size_of_another_type_is_damage_in_every_listing(template, tmp_path, size):
+    """hunt24d F8: a REAL (or a text) a hand put in files.size was listed (``1e+20``, exit 0)
+    where CHKOPTVOL calls the index damaged: a listing now fails on it as on a time of
+    another type (OPV0201 naming the column, exit 7), after the rows before it."""
+    import sqlite3
+
+    root, _ = template
+    case_root = tmp_path / "edited"
+    shutil.copytree(root, case_root)
+    conn = sqlite3.connect(volume_dir(case_root, "PVOL1") / "index.sqlite")
+    conn.execute("UPDATE files SET size = ? WHERE name = 'F5'", (size,))
+    conn.commit()
+    conn.close()
+    for args, json_output in ((("wrkoptf", "PVOL1", "/D0"), False), (("ls", "-l", "/QOPT/PVOL1/D0"), False),
+                              (("dspopt", "PVOL1", "--path", "/D0", "--data", "*FILATR"), True)):
+        done = run_cli(case_root, *args, json_output=json_output)
+        assert done.rc == 7 and ERROR_LINE.match(done.err) and "files.size" in done.err, (args, done.err)
+        assert b"F4" in done.out and b"F5" not in done.out and b"e+20" not in done.out, (args, done.out)
+
+
 def test_a_table_whose_name_holds_a_quote_does_not_hide_damage(template, tmp_path):
     """Review 23 F6: the check of the columns' types built its SQL with the table names as
     given; a table a hand added as ``we"ird`` made it fail, and the whole check then found

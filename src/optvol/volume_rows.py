@@ -76,6 +76,9 @@ class FileRow(NamedTuple):
         return dir_path.rstrip("/") + "/" + self.name
 
     def info(self, dir_path: str) -> model.FileInfo:
+        if type(self.size) is not int:  # (a REAL or a text an index edited by hand holds: the
+            # listing fails as on a time of another type, and the CLI names the column, OPV0201)
+            raise TypeError(f"files.size of {self.path(dir_path)!r} is {self.size!r}, not a count of bytes")
         return model.FileInfo(
             path=self.path(dir_path),
             size=self.size,
