@@ -31,10 +31,7 @@ def _damage_live_version(library, vol: str, name: str) -> None:
         data.write(bytes([first[0] ^ 0xFF]))
 
 
-def test_a_partial_run_in_the_second_of_the_complete_one_is_not_shown_as_complete(lib, clock):  # noqa: F811
-    """A run that copied one file and failed another, 0.8 s after a complete run: its last
-    changed lies after the range end, but to the second both read 12:00:00, so DSPOPT
-    *VOLATR and *DIRATR showed a partial backup as complete (hunt24d F1)."""
+def _partial_run_in_the_second_of_a_complete_one(lib, clock) -> None:  # noqa: F811
     write(lib, clock, day(1, 1) - timedelta(hours=1), {"/A/F1.TXT": b"one", "/A/F2.TXT": b"two"})
     request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
     start = day(1, 2) + timedelta(microseconds=100_000)
@@ -43,6 +40,12 @@ def test_a_partial_run_in_the_second_of_the_complete_one_is_not_shown_as_complet
     _damage_live_version(lib, "PVOL1", "F2.TXT")
     assert len(cpyopt(lib, request, now=start + timedelta(milliseconds=800)).failures) == 1
 
+
+def test_a_partial_run_in_the_second_of_the_complete_one_is_not_shown_as_complete(lib, clock):  # noqa: F811
+    """A run that copied one file and failed another, 0.8 s after a complete run: its last
+    changed lies after the range end, but to the second both read 12:00:00, so DSPOPT
+    *VOLATR and *DIRATR showed a partial backup as complete (hunt24d F1)."""
+    _partial_run_in_the_second_of_a_complete_one(lib, clock)
     rows = dict(line.split(": ", 1) for line in render.volume_attributes(volume_attributes(lib, "BVOL1"), None)
                 if ": " in line)
     end, changed = rows["Complete backup range end".ljust(34, ".")], rows["Backup last changed".ljust(34, ".")]
@@ -130,3 +133,37 @@ def test_chkoptvol_of_several_says_7_for_a_damaged_volume_beside_one_in_use(lib,
         checked = run_cli(lib.root, "chkoptvol", "*ALL")
     assert checked.rc == 7, checked.err
     assert "OPV0004" in checked.err and "OPV0206" in checked.err, checked.err
+
+
+def test_time_columns_are_as_wide_as_their_widest_cell(lib, clock, tmp_path):  # noqa: F811
+    """A time cell with its microseconds (a partial run in the second of a complete one) or
+    its zone (the hour the clocks go back over) was wider than the 19-character column and
+    pushed that row's later columns out of line (hunt24d F7, rev24f F5). A table's time
+    columns are now as wide as its widest cell; a table of ordinary times keeps its layout."""
+    from datetime import datetime, timezone
+
+    from cli_helpers import clean_env, run
+    from integrity_helpers import run_cli
+
+    _partial_run_in_the_second_of_a_complete_one(lib, clock)
+    for args in (("wrkoptdir", "*ALL", "BVOL1"), ("dspopt", "BVOL1", "--path", "/A", "--data", "*DIRATR")):
+        lines = run_cli(lib.root, *args).out.decode().splitlines()
+        assert lines[1] != render.DIR_HEADER and ".100000" in "".join(lines), lines
+        for line in lines[2:]:
+            assert line.index("  /") == lines[1].index("Directory") - 2, lines
+    lines = run_cli(lib.root, "wrkoptdir", "*ALL", "PVOL1").out.decode().splitlines()
+    assert lines[1] == render.DIR_HEADER and all(line.index("  /") == 82 for line in lines[2:]), lines
+
+    fold = datetime(2026, 11, 1, 5, 30, tzinfo=timezone.utc)  # 01:30 EDT; an hour later 01:30 EST
+    write(lib, clock, fold, {"/F/EDT.TXT": b"1"})
+    write(lib, clock, fold + timedelta(hours=1), {"/F/EST.TXT": b"2"})
+    write(lib, clock, fold + timedelta(days=3), {"/F/LATER.TXT": b"3"})
+    env = {**clean_env(tmp_path), "TZ": "America/New_York"}
+    lines = run("wrkoptf", "PVOL1", "/F", library=lib.root, env=env).text.splitlines()
+    assert "01:30:00 EDT" in lines[2] and "01:30:00 EST" in lines[3], lines
+    for line in lines[2:]:
+        assert line.index("  --  /F/") == lines[1].index("RH") - 2, lines
+    lines = run("ls", "-l", "/QOPT/PVOL1/F", library=lib.root, env=env).text.splitlines()
+    assert len({line.index("  --  ") for line in lines}) == 1, lines
+    lines = run("wrkoptf", "PVOL1", "/A", library=lib.root, env=env).text.splitlines()
+    assert lines[1] == render.FILE_HEADER and all(line.index("  --  /A/") == 75 for line in lines[2:]), lines

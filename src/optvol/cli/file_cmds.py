@@ -51,16 +51,31 @@ def ls(ctx: Context, values: dict) -> int:
     if ctx.json:
         ctx.print_json_list(e.as_json() for e in entries)
         return 0
-    for entry in entries:
-        name = render.shown(entry.path.rsplit("/", 1)[-1]) + ("/" if entry.is_dir else "")
-        if not values["LONG"]:
-            ctx.print(name)
-        elif entry.is_dir:
-            ctx.print(f"{'<DIR>':>12}  {render.when(entry.created):<19}  --  {name}")
-        else:
-            flags = ("R" if entry.read_only else "-") + ("H" if entry.hidden else "-")
-            ctx.print(f"{entry.size:>12}  {render.when(entry.modified):<19}  {flags}  {name}")
+    if not values["LONG"]:
+        for entry in entries:
+            ctx.print(render.shown(entry.path.rsplit("/", 1)[-1]) + ("/" if entry.is_dir else ""))
+        return 0
+    first, rest, cut = render.read_ahead(entries)  # (its time column as wide as its widest cell)
+    width = render.time_width(render.when(_time(entry)) for entry in first)
+    for entry in first:
+        ctx.print(_long_line(entry, width))
+    if cut is not None:
+        raise cut
+    for entry in rest:
+        ctx.print(_long_line(entry, width))
     return 0
+
+
+def _time(entry):
+    return entry.created if entry.is_dir else entry.modified
+
+
+def _long_line(entry, width: int) -> str:
+    """An entry as ``ls -l`` shows it: size (``<DIR>``), time (a directory's created, a file's
+    modified), read-only and hidden flags, name."""
+    name = render.shown(entry.path.rsplit("/", 1)[-1]) + ("/" if entry.is_dir else "")
+    flags = "--" if entry.is_dir else ("R" if entry.read_only else "-") + ("H" if entry.hidden else "-")
+    return f"{'<DIR>' if entry.is_dir else entry.size:>12}  {render.when(_time(entry)):<{width}}  {flags}  {name}"
 
 
 def cat(ctx: Context, values: dict) -> int:

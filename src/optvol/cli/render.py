@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from optvol.model import BEGIN, BackupRange, DirInfo, FileInfo, VolumeInfo, from_iso, local
 
@@ -148,19 +150,66 @@ def volume_line(info: VolumeInfo) -> str:
             f"{size(info.used):>10} {size(info.available):>10} {info.threshold:>3}%  {shown(info.text)}")
 
 
-DIR_HEADER = f"{'Created':<19}  {'Backup start':<19}  {'Backup end':<19}  {'Last changed':<19}  Directory"
+TIME_WIDTH = 19  # a time column's width: "YYYY-MM-DD HH:MM:SS"
+AHEAD = 4096  # the rows a table reads before it prints, to size its time columns
 
 
-def dir_line(info: DirInfo) -> str:
+def time_width(cells: Iterable[str]) -> int:
+    """The width of the time columns of a table of these time cells: 19, or the widest cell
+    where one carries its zone (the hour the clocks go back over) or its microseconds."""
+    return max(TIME_WIDTH, max(map(len, cells), default=0))
+
+
+def read_ahead(items: Iterable, count: int = AHEAD) -> tuple[list, Iterator, Exception | None]:
+    """The first ``count`` items, the iterator of the rest and the error that cut them short
+    (None if none did): a table sizes its columns on them, then prints the rows before the
+    error and fails as a listing does. An error at the first item is raised, before anything
+    is printed (not found)."""
+    iterator, first, cut = iter(items), [], None
+    try:
+        for item in iterator:
+            first.append(item)
+            if len(first) == count:
+                break
+    except Exception as exc:
+        if not first:
+            raise
+        cut = exc
+    return first, iterator, cut
+
+
+def dir_header(width: int = TIME_WIDTH) -> str:
+    return "  ".join(f"{c:<{width}}" for c in ("Created", "Backup start", "Backup end", "Last changed")) + "  Directory"
+
+
+def dir_times(info: DirInfo) -> list[str]:
     backup = info.backup
-    cells = [when(info.created), *(backup_cells(backup) if backup else ("-", "-", "-"))]
-    return "  ".join(f"{c:<19}" for c in cells) + "  " + shown(info.path)
+    return [when(info.created), *(backup_cells(backup) if backup else ("-", "-", "-"))]
 
 
-FILE_HEADER = f"{'Size':>12}  {'Created':<19}  {'Modified':<19}  {'Attr changed':<19}  RH  File"
+def dir_line(info: DirInfo, width: int = TIME_WIDTH) -> str:
+    return "  ".join(f"{c:<{width}}" for c in dir_times(info)) + "  " + shown(info.path)
 
 
-def file_line(info: FileInfo) -> str:
+def file_header(width: int = TIME_WIDTH) -> str:
+    return f"{'Size':>12}  " + "  ".join(f"{c:<{width}}" for c in ("Created", "Modified", "Attr changed")) + "  RH  File"
+
+
+def file_times(info: FileInfo) -> list[str]:
+    return [when(info.created), when(info.modified), when(info.attr_changed)]
+
+
+def file_line(info: FileInfo, width: int = TIME_WIDTH) -> str:
     flags = ("R" if info.read_only else "-") + ("H" if info.hidden else "-")
-    return (f"{info.size:>12}  {when(info.created):<19}  {when(info.modified):<19}  "
-            f"{when(info.attr_changed):<19}  {flags}  {shown(info.path)}")
+    return f"{info.size:>12}  " + "  ".join(f"{c:<{width}}" for c in file_times(info)) + f"  {flags}  {shown(info.path)}"
+
+
+class Table(NamedTuple):
+    """A listing's table: its header, a row's line and a row's time cells, at a width."""
+    header: Callable[[int], str]
+    line: Callable[..., str]
+    times: Callable[..., list[str]]
+
+
+DIRS, FILES = Table(dir_header, dir_line, dir_times), Table(file_header, file_line, file_times)
+DIR_HEADER, FILE_HEADER = dir_header(), file_header()

@@ -101,27 +101,30 @@ def dspopt(ctx: Context, values: dict) -> int:
                       f"CPYSUBDIR({p['CPYSUBDIR']}) FROMTIME({render.when_text(p['FROMTIME'])})")
         return 0
     if data == "*DIRATR":
-        _list(ctx, library, f"Directories of {vol}", render.DIR_HEADER, render.dir_line,
+        _list(ctx, library, f"Directories of {vol}", render.DIRS,
               display.directory_attributes(library, vol, path))
     else:
-        _list(ctx, library, f"Files of {vol}", render.FILE_HEADER, render.file_line,
+        _list(ctx, library, f"Files of {vol}", render.FILES,
               display.file_attributes(library, vol, path))
     return 0
 
 
-def _list(ctx: Context, library, title: str, header: str, line, items) -> None:
-    """Stream a listing as JSON or as a table, one row at a time."""
+def _list(ctx: Context, library, title: str, table: render.Table, items) -> None:
+    """Stream a listing as JSON or as a table, one row at a time (a table reads its first
+    rows ahead, to make its time columns as wide as their widest cell: render.read_ahead)."""
     if ctx.json:
         ctx.print_json_list(item.as_json() for item in items)
         return
-    iterator = iter(items)
-    first = next(iterator, None)  # raises (not found...) before anything is printed
+    first, rest, cut = render.read_ahead(items)  # raises (not found...) before anything is printed
+    width = render.time_width(cell for item in first for cell in table.times(item))
     ctx.print(f"Library {render.shown(str(library.root))} - {title}")
-    ctx.print(header)
-    if first is not None:
-        ctx.print(line(first))
-    for item in iterator:
-        ctx.print(line(item))
+    ctx.print(table.header(width))
+    for item in first:
+        ctx.print(table.line(item, width))
+    if cut is not None:
+        raise cut
+    for item in rest:
+        ctx.print(table.line(item, width))
 
 
 def wrkoptvol(ctx: Context, values: dict) -> int:
@@ -157,7 +160,7 @@ def wrkoptdir(ctx: Context, values: dict) -> int:
     since = None if start == "*AVAIL" else local_moment(datetime.combine(start, time(0)))
     items = display.work_directories(library, vol=values["VOL"], dir=values["DIR"], levels=levels,
                                      by_date=values["SORT"] == "*DATE", since=since)
-    _list(ctx, library, f"Work with Optical Directories - {values['VOL']}", render.DIR_HEADER, render.dir_line, items)
+    _list(ctx, library, f"Work with Optical Directories - {values['VOL']}", render.DIRS, items)
     return 0
 
 
@@ -204,5 +207,5 @@ def wrkoptf(ctx: Context, values: dict) -> int:
 
     items = display.work_files(library, vol=values["VOL"], dir=values["DIR"], file=values["FILE"], selection=selection,
                                ignored=ignored)
-    _list(ctx, library, f"Work with Optical Files - {values['VOL']}", render.FILE_HEADER, render.file_line, items)
+    _list(ctx, library, f"Work with Optical Files - {values['VOL']}", render.FILES, items)
     return 0
