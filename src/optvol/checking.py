@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from optvol import errors
+from optvol import checking_replay, errors
 from optvol.image import replay, schema
 from optvol.image.records import Kind
 from optvol.library import Library
@@ -132,6 +132,7 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
         result.damaged.append(Damage("(index)", f"a file's change time ({latest}) lies above the highest change time"
                                                 f" the index keeps ({mark}) (optvol recover rebuilds the index from"
                                                 " the records)"))
+    sound = not result.damaged  # (else the records a replay needs are named damaged already)
     if totals:
         versions, size = conn.execute("SELECT count(*), total(size) FROM files").fetchone()
         totals(versions, int(size))
@@ -146,6 +147,10 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
                 _record(result, *pending.popleft(), keep_list=keep_list, progress=progress)
         while pending:
             _record(result, *pending.popleft(), keep_list=keep_list, progress=progress)
+    if sound:
+        named = frozenset(conn.execute("SELECT sector FROM files WHERE id = ?", (d.file_id,)).fetchone()[0]
+                          for d in result.damaged if d.file_id is not None)
+        result.damaged += [Damage(item, reason) for item, reason in checking_replay.index_differences(volume, named=named)]
     return result
 
 

@@ -52,7 +52,7 @@ class RecoveryReport:
         }
 
 
-class _ReplayClock:
+class ReplayClock:
     """The clock of a replay: the time the record being replayed was written."""
 
     def __init__(self) -> None:
@@ -91,7 +91,7 @@ def _rebuild(directory, volume_id: str) -> RecoveryReport:
     """Build the index aside as ``index.recovering.sqlite``; only once it is complete, in
     one fsynced file, does it become ``index.recovered.sqlite``, the name an open finishes
     the swap from (``image.swap_in_recovered_index``)."""
-    label = _first_label(directory)
+    label = first_label(directory)
     fresh = directory / BUILDING_INDEX
     _remove_index(fresh)
     _remove_index(directory / RECOVERED_INDEX)  # a complete one a killed run left: built again
@@ -102,7 +102,7 @@ def _rebuild(directory, volume_id: str) -> RecoveryReport:
         raise
 
 
-def _first_label(directory) -> dict:
+def first_label(directory) -> dict:
     """The label the replay starts from: the first record's (INZOPT's). When that record
     cannot be read, the label the index still holds, else the first later LABEL record's
     (the replay applies every LABEL record after it anyway), under the volume ID of the
@@ -142,8 +142,9 @@ def _remove_index(path) -> None:
         path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
-def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
-    conn = connect_index(fresh)
+def new_index(path, label: dict) -> None:
+    """An empty index of the current schema at ``path`` that holds only ``label``: the one a replay starts from."""
+    conn = connect_index(path)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
     schema.create(conn)
@@ -152,8 +153,12 @@ def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
                  [label.get(f) for f in fields])
     conn.execute("COMMIT")
     conn.close()
+
+
+def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
+    new_index(fresh, label)
     report = RecoveryReport(volume_id)
-    clock = _ReplayClock()
+    clock = ReplayClock()
     # The fresh index commits nothing yet: cutting "the tail" now would cut everything.
     image = image_mod.VolumeImage(directory, index_file=BUILDING_INDEX, lock=False, cut_tail=False)
     try:
@@ -199,16 +204,31 @@ def _restore_request_reservation(conn) -> None:
         set_meta(conn, "next_request", found + 1)
 
 
-def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: RecoveryReport) -> int:
+def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: RecoveryReport) -> int:
     """Replay every sound record in one transaction; return the sector after the last one."""
-    volume = Volume(image, clock=clock)
     image.conn.execute("BEGIN IMMEDIATE")
+    volume, tx, end = replay_records(image, clock, report)
+    tx.end = end
+    tx.finish(clock.micros or None)
+    _restore_request_reservation(image.conn)
+    _restore_primary(image.conn)
+    image.conn.execute("COMMIT")
+    volume._tx = volume._tx_label = None
+    return end
+
+
+def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: RecoveryReport, *,
+                   stop: int | None = None) -> tuple[Volume, replay.ReplayTransaction, int]:
+    """Replay every sound record before sector ``stop`` (all, if None) over the fresh index of
+    ``image``, inside the transaction the caller began; the volume and replay transaction it
+    ran through, and the sector after the last sound record. Nothing is committed."""
+    volume = Volume(image, clock=clock)
     tx = replay.ReplayTransaction(image)
     volume._tx, volume._tx_label = tx, image.label()
     end = 0  # after the last sound record; trailing regions without one are cut off
     left_out = []  # versions DUPOPT left out of this duplicate: their damage is no news
     left_names, not_found = set(), []  # their paths; DELETE records whose file was not there
-    for found in replay.scan(image.data.fd, image.sector_size):
+    for found in replay.scan(image.data.fd, image.sector_size, end=stop):
         if found.reason == "torn tail":
             break
         if found.header is None:
@@ -244,13 +264,7 @@ def _replay_all(image: image_mod.VolumeImage, clock: _ReplayClock, report: Recov
         d[2] != "no sound record header" or not replay.within(*d[:2], left_out))]
     for index in _LEFT_OUT_INDEXES:
         image.conn.execute(f"DROP INDEX IF EXISTS {index.split()[0]}")
-    tx.end = end
-    tx.finish(clock.micros or None)
-    _restore_request_reservation(image.conn)
-    _restore_primary(image.conn)
-    image.conn.execute("COMMIT")
-    volume._tx = volume._tx_label = None
-    return end
+    return volume, tx, end
 
 
 def _charge_skipped(volume: Volume, tx: replay.ReplayTransaction, found: replay.Found) -> None:

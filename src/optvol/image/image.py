@@ -111,16 +111,16 @@ class VolumeImage:
     """An open volume image: the index connection, the data partition and the open lock."""
 
     def __init__(self, directory: Path, *, exclusive: bool = False, index_file: str = INDEX_FILE,
-                 lock: bool = True, cut_tail: bool = True):
+                 lock: bool = True, cut_tail: bool = True, data_read_only: bool = False):
         """Open the image; an older index is brought forward first, with the volume to this process
-        alone. The open starts again, with no lock held between tries, while another process has
+        alone (``data_read_only``: its data partition only read, for a replay of another's records). The open starts again, with no lock held between tries, while another process has
         the volume open and its index is older, or has it alone (``locks.Reopen``; then OPV0004)."""
         started, limit, name = time.monotonic(), 0.0, Path(directory).name.removesuffix(".optvol")
         carried = None  # whether the index came without its log, as this process's own upgrade found it
         while True:
             try:
                 return self._open(Path(directory), exclusive=exclusive, index_file=index_file, lock=lock,
-                                  cut_tail=cut_tail, log_lost=carried)
+                                  cut_tail=cut_tail, log_lost=carried, data_read_only=data_read_only)
             except locks.Reopen as again:
                 # An upgrade closed this try's connection, which removed the log: the next try keeps
                 # what this one found. Another process's upgrade: the next try looks again.
@@ -137,7 +137,7 @@ class VolumeImage:
                 raise errors.error("OPV0004", volume=name)
 
     def _open(self, directory: Path, *, exclusive: bool, index_file: str, lock: bool, cut_tail: bool,
-              log_lost: bool | None) -> None:
+              log_lost: bool | None, data_read_only: bool = False) -> None:
         self.pid = os.getpid()  # the process that opened it: a forked one must open it again to write
         self._write_begun, self._live_snapshots = False, 0  # BEGIN IMMEDIATE not yet ended; snapshots open
         self._in_write: int | None = None  # the thread inside ``transaction``, from its start to its commit or undo
@@ -194,7 +194,7 @@ class VolumeImage:
             if row is None:
                 raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")
             self.volume, self.sector_size = row
-            self.data = self._open_data()
+            self.data = self._open_data(read_only=data_read_only)
             self.spare_pieces: list[mmap.mmap] = []  # record buffers of finished transactions (Transaction)
         except sqlite3.DatabaseError as exc:
             self._release()
@@ -218,13 +218,14 @@ class VolumeImage:
     def read_only(self) -> bool:
         return self._read_only_because is not None
 
-    def _open_data(self) -> DataPartition:
+    def _open_data(self, *, read_only: bool = False) -> DataPartition:
         """The data partition; one this user may read but not write (its mode changed) is
         read, and every write refused (OPV0011); one it may not read is OPV0006."""
         path = str(self.directory / DATA_FILE)
         try:
             try:
-                return DataPartition(path, sector_size=self.sector_size, volume=self.volume, read_only=self.read_only,
+                return DataPartition(path, sector_size=self.sector_size, volume=self.volume,
+                                     read_only=self.read_only or read_only,
                                      index=self.index_path.name)
             except PermissionError:
                 if self.read_only:
