@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 
-from optvol import errors, model
+from optvol import chunk_check, errors, model
 from optvol.image.image import Transaction
 from optvol.image.locks import read_only_error
 from optvol.image.signals import signals_held
@@ -265,14 +265,14 @@ class VolumeReader(io.RawIOBase):
         self._path = path
         self._held = None
         self._dir, self._row = volume.file_row(path)
-        volume.verify(self._row, path)
+        self._marks = chunk_check.marks(volume, self._row, path, prefix=False)  # verified whole here
+        self._cached: tuple[int, bytes] = (-1, b"")  # the last chunk read and checked again
         _hold(self, volume, self._row.id)
         # A version the open batch wrote is not committed yet: until it is, its sectors may be
         # undone and written again by another commit (``_still_there``).
         tx = volume._tx
         self._pending = tx if tx is not None and self._row.sector >= tx.committed_end else None
         self._data = volume.image.data
-        self._start = (self._row.sector + self._row.header_sectors) * volume.image.sector_size
         self._pos = 0
         self.name = path
 
@@ -289,18 +289,16 @@ class VolumeReader(io.RawIOBase):
         _check_volume_open(self._volume, self._path)
         if self._pending is not None and self._volume._tx is not self._pending:
             self._still_there()
-        try:
-            data = os.pread(self._data.fd, count, self._start + self._pos)
-        except OSError as exc:  # verified when opened, unreadable now: a failing disk
-            damage = self._data.unreadable(exc, self._start + self._pos, count)
-            raise errors.error("CPF1F28", path=self._path, volume=self._data.volume, reason=errors.cause(damage)) from None
-        if not data:  # cut short since it was verified (a batch that wrote it rolled back): no early end of file
-            sector = (self._start + self._pos) // self._data.sector_size
-            raise errors.error("CPF1F28", path=self._path, volume=self._data.volume,
-                               reason=f"data partition ends inside sector {sector}")
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        done = 0
+        while done < count:  # every byte from a chunk checked against its mark (``chunk_check``)
+            index, within = divmod(self._pos + done, chunk_check.CHUNK)
+            if self._cached[0] != index:
+                self._cached = (index, chunk_check.checked_chunk(self._volume, self._row, self._path, self._marks, index))
+            part = memoryview(self._cached[1])[within: within + count - done]
+            buffer[done: done + len(part)] = part
+            done += len(part)
+        self._pos += count
+        return count
 
     def _still_there(self) -> None:
         """The batch that wrote this version has ended: it committed, and the version is in

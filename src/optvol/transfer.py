@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from optvol import errors, host_names, model
+from optvol import chunk_check, errors, host_names, model
 from optvol.image.datapart import fsync_dir
 from optvol.library import Library
 from optvol.model import DirInfo, FileInfo
@@ -24,6 +24,7 @@ from optvol.volume_rows import longest_below, longest_in_volume
 
 BATCH_FILES = 1000
 BATCH_BYTES = 64 << 20
+WHOLE_READ = 8 << 20  # cat reads a file up to this size once, whole, into memory
 
 
 @dataclass(frozen=True)
@@ -718,9 +719,15 @@ def check_file(library: Library, path: str) -> None:
 
 
 def read_file(library: Library, path: str) -> Iterator[bytes]:
-    """cat: the bytes of a file, checked against its SHA-256 before the first one is given."""
+    """cat: the bytes of a file, checked against its SHA-256 before the first one is given.
+
+    Up to WHOLE_READ bytes are read once and given whole; a larger file is read twice, and
+    each chunk of the second read is given only once it matches the first (``chunk_check``)."""
     where = _volume_location(path)
     with library.open(where.volume) as volume:
         row = _readable_row(volume, where.path)
-        volume.verify(row, where.path)
-        yield from volume.image.payload_chunks(sector=row.sector, header_sectors=row.header_sectors, size=row.size)
+        if row.size <= WHOLE_READ:
+            yield volume.read_verified(row, where.path)
+            return
+        marks = chunk_check.marks(volume, row, where.path, prefix=True)
+        yield from chunk_check.rechecked(volume, row, where.path, marks)
