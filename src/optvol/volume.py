@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
@@ -755,17 +756,14 @@ class Volume:
             raise self._damaged(path, errors.cause(exc)) from None
 
     def copy_payload(self, row: FileRow, path: str, *, fd: int, offset: int) -> None:
-        """Copy a file version's payload to byte ``offset`` of host file ``fd`` in the kernel,
-        checking its SHA-256 on a second thread; CPF1F28 when damaged, raised after the bytes
-        were copied (the caller discards what it wrote)."""
-        self._landed(row.sector)
-        self.check_record(row, path)
-        try:
-            found = self.image.data.copy_out(row.sector + row.header_sectors, row.size, fd=fd, offset=offset)
-        except errors.DamagedError as exc:  # sectors the host cannot read
-            raise self._damaged(path, errors.cause(exc)) from None
-        if found != row.sha256:
-            raise self._damaged(path, "SHA-256 of the data does not match")
+        """Write a file version's payload to byte ``offset`` of host file ``fd``: the bytes hashed
+        are those written (one read: never a kernel copy that reads them again). CPF1F28 when
+        damaged, raised after the bytes were written (the caller discards what it wrote)."""
+        for chunk in self.verified_chunks(row, path):  # OSError writing ``fd`` propagates
+            view = memoryview(chunk)
+            while view:
+                done = os.pwrite(fd, view, offset)
+                view, offset = view[done:], offset + done
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
