@@ -6,7 +6,7 @@ imports are checked against the layers:
     0 errors
     1 model, media
     2 image/*
-    3 volume, volume_rows, volume_transaction, openfile, privileged
+    3 volume, volume_rows, volume_transaction, openfile, privileged, chunk_check
     4 library
     5 every other top-level module (initialize, change_volume, display, transfer, and
       later backup, copying, conversion, interchange, checking, duplicate, recovery, ...)
@@ -43,6 +43,7 @@ FIXED_LAYERS = {
     "optvol.volume_rows": 3,
     "optvol.openfile": 3,
     "optvol.privileged": 3,
+    "optvol.chunk_check": 3,
     "optvol.volume_transaction": 3,
     "optvol.library": 4,
     "optvol": 7,
