@@ -314,6 +314,7 @@ def test_journal_file_is_what_relabel_writes(library, monkeypatch):
     assert seen == [{
         "relabel": {"dir": "OLD.optvol", "after": "NEW.optvol", "fields": {"volume": "NEW"}, "before": {"volume": "OLD"}},
         "renames": [["OLD.optvol", "NEW.optvol"]],
+        "autl": {"OLD": None, "NEW": None},  # the list goes with the ID (none here)
     }]
     assert library.volume_ids() == ["NEW"]
 

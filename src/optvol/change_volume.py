@@ -25,11 +25,17 @@ def chgoptvol(
         text = model.text_value(text)
     if autl is not SAME and autl.upper() != NONE:
         autl = model.autl_name(autl)
+    name = SAME if autl is SAME else None if autl.upper() == NONE else autl
+    fields = {k: v for k, v in (("threshold", threshold), ("text", text)) if v is not SAME}
     with library.locked():
         with library.open(volume_id) as volume:
-            if threshold is not SAME or text is not SAME:
+            if fields and autl is not SAME:  # all or nothing: the list follows the label's commit
+                media.check_label_change(volume.image.label(), volume=volume_id, threshold=threshold)
+                library.set_autl_with_label(volume_id, name, fields=fields, label=volume.image.label,
+                                            change=lambda: volume.change_label(threshold=threshold, text=text))
+            elif fields:
                 volume.change_label(threshold=threshold, text=text)  # the volume's rules are checked there
-            if autl is not SAME:
-                library.set_autl(volume_id, None if autl.upper() == NONE else autl)
+            elif autl is not SAME:
+                library.set_autl(volume_id, name)
             return volume.info()
 

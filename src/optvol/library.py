@@ -211,8 +211,21 @@ class Library:
                     raise
                 raise errors.error("OPV0006", library=self.root, reason=f"the host refuses to rename {source} to"
                                    f" {target} ({exc.strerror}); the operation was undone: nothing changed") from None
+            if journal.get("autl") and self._label_has(journal.get("autl_if")):
+                self._apply_autl(journal["autl"])
             fsync_dir(self.root)
             path.unlink()
+
+    def _label_has(self, condition: dict | None) -> bool:
+        """Whether a journal's ``autl_if`` holds: the image at ``dir`` has the label values of
+        ``label`` (CHGOPTVOL committed its THRESHOLD and TEXT); no condition: True."""
+        if condition is None:
+            return True
+        directory = self.root / condition["dir"]
+        if not directory.is_dir():
+            return False
+        with VolumeImage(directory) as image:
+            return _has(image.label(), condition["label"])
 
     def _undo(self, journal: dict, held: Path | None) -> bool:
         """Take back what a journal's operation did (its renames done, then a relabel's label
@@ -399,12 +412,15 @@ class Library:
                 if old not in self._held:
                     held.callback(os.close, lock_exclusive(old, volume=model.volume_id(previous or volume)))
                 renames.append([old.name, f"{TMP}/old-{_token()}"])
-            self._install(volume, target, renames, label=label, build=build, fill=fill)
-        if old != target:
-            self._move_autl(old.name.removesuffix(SUFFIX), target.name.removesuffix(SUFFIX))
+            # The authorization list goes with the journal: a renamed volume keeps its list, and a new
+            # volume takes none that a volume gone before it under its ID left behind (hunt25c F2).
+            old_id, new_id = old.name.removesuffix(SUFFIX), target.name.removesuffix(SUFFIX)
+            autl = ({new_id: None} if not old.exists() else
+                    {old_id: None, new_id: self.autl_table().get(old_id)} if old != target else {})
+            self._install(volume, target, renames, label=label, build=build, fill=fill, autl=autl)
 
     def _install(self, volume: str, target: Path, renames: list, *, label: dict | None,
-                 build: Callable[[Path], None] | None, fill: Callable[[Volume], None] | None) -> None:
+                 build: Callable[[Path], None] | None, fill: Callable[[Volume], None] | None, autl: dict) -> None:
         """Build the new image aside, then swap it in through the journal (``install``)."""
         try:
             (self.root / TMP).mkdir(exist_ok=True)  # re-made if someone removed it
@@ -424,7 +440,7 @@ class Library:
             raise
         renames.append([f"{TMP}/{staging.name}", target.name])
         try:
-            self._write_journal({"renames": renames}, volume=volume)
+            self._write_journal({"renames": renames, "autl": autl}, volume=volume)
         except BaseException:  # no journal: nothing will install the image built aside
             if not (self.root / JOURNAL).exists():  # (one that could not be taken back will)
                 shutil.rmtree(staging, ignore_errors=True)
@@ -466,12 +482,12 @@ class Library:
             if "type" in fields and before["type"] != str(VolumeType.BACKUP):
                 raise errors.error("OPV0005", value=f"type={fields['type']}", keyword="fields",
                                    reason=f"volume {model.volume_id(volume)} is a {before['type']}: only a *BACKUP is made a *PRIMARY")
+            autl = {} if target == source else {model.volume_id(volume): None, new_id: self.autl(volume)}
             self._write_journal({"relabel": {"dir": source.name, "after": target.name, "fields": fields,
-                                             "before": before}, "renames": renames}, volume=volume)
+                                             "before": before}, "renames": renames, "autl": autl}, volume=volume)
             self._roll_forward(held=source)
         finally:
             os.close(lock)
-        self._move_autl(model.volume_id(volume), new_id)
 
     def rename(self, volume: str, new: str) -> None:
         """Rename a volume, keeping everything on it (WRKOPTVOL option 7)."""
@@ -493,11 +509,11 @@ class Library:
             raise errors.error("OPV0002", volume=model.volume_id(volume), library=self.root)
         lock = lock_exclusive(source, volume=model.volume_id(volume))  # exit 8 while open; held to the end
         try:
-            self._write_journal({"renames": [[source.name, f"{TMP}/old-{_token()}"]]}, volume=volume)
+            self._write_journal({"renames": [[source.name, f"{TMP}/old-{_token()}"]],
+                                 "autl": {model.volume_id(volume): None}}, volume=volume)
             self._roll_forward()
         finally:
             os.close(lock)
-        self.set_autl(volume, None)
 
     # ----------------------------------------------------------------- authorization lists
 
@@ -511,24 +527,61 @@ class Library:
     def set_autl(self, volume: str, name: str | None) -> None:
         """Record the authorization list of a volume (CHGOPTVOL AUTL, its rules: OPV0005); None removes it."""
         name = None if name is None else model.autl_name(name)
-        table = self.autl_table()
-        if name is None:
-            table.pop(model.volume_id(volume), None)
-        else:
-            table[model.volume_id(volume)] = name
-        self._write_autl(table, volume=volume)
+        self._apply_autl({model.volume_id(volume): name})
 
-    def _move_autl(self, old: str, new: str) -> None:
+    def set_autl_with_label(self, volume: str, name: str | None, *, fields: dict,
+                            change: Callable[[], None], label: Callable[[], dict]) -> None:
+        """Set a volume's authorization list (None removes it) together with the label ``fields``
+        that ``change()`` commits (CHGOPTVOL THRESHOLD or TEXT with AUTL): all or nothing. The
+        caller holds ``locked()``. The label's commit decides: the journal, written first, records
+        the list to be set once the image's label has ``fields``, so a kill before that commit
+        leaves the old state (the next command finds the old label and drops the journal), one
+        after it the new state (the next command sets the list). ``label()`` reads the label as
+        committed, to tell which after ``change`` failed (a label that had ``fields`` before
+        tells nothing: the command is refused, nothing changed)."""
+        directory, volume_id = self._dir(volume), model.volume_id(volume)
+        name = None if name is None else model.autl_name(name)
+        unchanged = _has(label(), fields)
+        self._write_journal({"renames": [], "autl": {volume_id: name},
+                             "autl_if": {"dir": directory.name, "label": fields}}, volume=volume)
+        try:
+            change()
+        except BaseException:
+            try:
+                committed = not unchanged and _has(label(), fields)
+            except Exception:  # unknown: the journal stays; the next command reads the label
+                committed = None
+            if committed is False:  # refused: nothing changed
+                with contextlib.suppress(OSError):  # (else the next command drops it)
+                    self._drop_journal()
+            elif committed:  # the label changed after all: so does the list
+                self._finish_autl({volume_id: name})
+            raise
+        self._finish_autl({volume_id: name})
+
+    def _finish_autl(self, changes: dict[str, str | None]) -> None:
+        """Set the list of a journal whose label this process has committed, then drop it."""
+        self._apply_autl(changes)
+        (self.root / JOURNAL).unlink()
+        fsync_dir(self.root)
+
+    def _apply_autl(self, changes: dict[str, str | None]) -> None:
+        """Set (or, for None, remove) the entries ``changes`` of the table; idempotent."""
         table = self.autl_table()
-        if old != new and old in table:
-            table[new] = table.pop(old)
-            self._write_autl(table, volume=new)
+        wanted = {k: v for k, v in {**table, **changes}.items() if v is not None}
+        if wanted != table:
+            self._write_autl(wanted, volume=next(iter(changes)))
 
     def _write_autl(self, table: dict[str, str], *, volume: str) -> None:
+        """Replace autl.json whole: a temporary file, fsynced, renamed over it, the directory fsynced."""
         temporary = self.root / TMP / f"autl-{_token()}"
         try:
-            temporary.write_text(json.dumps(table, indent=1, sort_keys=True))
+            with open(temporary, "w") as handle:
+                handle.write(json.dumps(table, indent=1, sort_keys=True))
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(temporary, self.root / AUTL)
+            fsync_dir(self.root)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise errors.host_write_error(exc, model.volume_id(volume)) from None
@@ -538,6 +591,11 @@ def _token() -> str:
     """32 random hex digits: the unique part of a temporary name under ``.tmp/`` (os.urandom,
     not uuid, which costs every command's start 3 ms to import)."""
     return os.urandom(16).hex()
+
+
+def _has(label: dict, fields: dict) -> bool:
+    """Whether ``label`` has every value of ``fields``."""
+    return all(label.get(key) == value for key, value in fields.items())
 
 
 def _folded(name: str) -> str | None:
