@@ -151,3 +151,20 @@ def test_chgoptvol_label_refused_after_the_journal_sets_no_list(library, monkeyp
     with pytest.raises(errors.OptvolError):
         chgoptvol(library, vol="PVOL1", threshold=80, autl="OTHER")
     assert library.autl("PVOL1") == "MYAUTL" and not (library.root / ".journal.json").exists()
+
+
+@pytest.mark.parametrize("command", [["inzopt", "NEWV"], ["inzopt", "PVOL1", "PVOL2", "--check", "*NO"],
+                                     ["cl", "CHGOPTVOL VOL(PVOL1) TEXT('x') AUTL(OTHER)"], ["wrkoptvol"]])
+def test_a_damaged_list_table_is_reported_and_changes_nothing(tmp_path, command):
+    """A damaged autl.json: OPV0006 naming it, not a traceback, before anything is done (no
+    journal left for every later command to trip over)."""
+    library = Library(tmp_path / "lib", clock=FakeClock())
+    make_volume(library, "PVOL1")
+    (library.root / "autl.json").write_text('{"PVOL1": "X",')
+    done = subprocess.run([sys.executable, "-m", "optvol", "--library", str(library.root), *command],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "OPV0006" in done.stdout + done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "autl.json is damaged" in done.stdout + done.stderr
+    assert not (library.root / ".journal.json").exists() and library.volume_ids() == ["PVOL1"]
+    with library.open("PVOL1") as volume:
+        assert volume.label()["text"] == ""

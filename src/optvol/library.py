@@ -415,8 +415,9 @@ class Library:
             # The authorization list goes with the journal: a renamed volume keeps its list, and a new
             # volume takes none that a volume gone before it under its ID left behind (hunt25c F2).
             old_id, new_id = old.name.removesuffix(SUFFIX), target.name.removesuffix(SUFFIX)
+            lists = self.autl_table()  # (damaged: refused before anything is done)
             autl = ({new_id: None} if not old.exists() else
-                    {old_id: None, new_id: self.autl_table().get(old_id)} if old != target else {})
+                    {old_id: None, new_id: lists.get(old_id)} if old != target else {})
             self._install(volume, target, renames, label=label, build=build, fill=fill, autl=autl)
 
     def _install(self, volume: str, target: Path, renames: list, *, label: dict | None,
@@ -507,6 +508,7 @@ class Library:
         source = self._dir(volume)
         if not source.is_dir():
             raise errors.error("OPV0002", volume=model.volume_id(volume), library=self.root)
+        self.autl_table()  # (damaged: refused before anything is done)
         lock = lock_exclusive(source, volume=model.volume_id(volume))  # exit 8 while open; held to the end
         try:
             self._write_journal({"renames": [[source.name, f"{TMP}/old-{_token()}"]],
@@ -518,8 +520,16 @@ class Library:
     # ----------------------------------------------------------------- authorization lists
 
     def autl_table(self) -> dict[str, str]:
+        """The authorization lists by volume ID; a damaged ``autl.json``: OPV0006, not a traceback."""
         path = self.root / AUTL
-        return json.loads(path.read_text()) if path.exists() else {}
+        try:
+            table = json.loads(path.read_text()) if path.exists() else {}
+        except (ValueError, UnicodeError) as exc:
+            table = exc
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+            raise errors.error("OPV0006", library=self.root, reason=f"{AUTL} is damaged ({table}): mend it, or remove"
+                               " it (every volume then has authorization list *NONE)")
+        return table
 
     def autl(self, volume: str) -> str | None:
         return self.autl_table().get(model.volume_id(volume))
@@ -541,6 +551,7 @@ class Library:
         tells nothing: the command is refused, nothing changed)."""
         directory, volume_id = self._dir(volume), model.volume_id(volume)
         name = None if name is None else model.autl_name(name)
+        self.autl_table()  # (damaged: refused before anything is done)
         unchanged = _has(label(), fields)
         self._write_journal({"renames": [], "autl": {volume_id: name},
                              "autl_if": {"dir": directory.name, "label": fields}}, volume=volume)
