@@ -24,6 +24,8 @@ from integrity_helpers import content, run_cli, volume_dir
 from optvol import errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
+from optvol.image import replay
+from optvol.image.records import Kind
 from optvol.model import VolumeType
 
 ADVICE = "(optvol recover rebuilds the index from the records)"
@@ -243,3 +245,29 @@ def test_the_scratch_directory_is_not_the_volumes(archive):
     directory = volume_dir(archive.root, "PVOL1")
     chkoptvol(archive, vol="PVOL1")
     assert not any(p.name.startswith("index.recover") for p in Path(directory).iterdir())
+
+
+def test_a_sound_record_of_another_volume_among_the_records_is_named(library):
+    """A record spliced in from another volume (a restore of the wrong sectors) has a sound
+    header, so no check of the records sees it; recover would drop what it stands for."""
+    for vol in ("PVOL1", "PVOL2"):
+        make_volume(library, vol)
+        with library.open(vol) as volume:
+            volume.write_bytes("/f", b"data")
+            volume.set_attributes("/f", read_only=True)
+            size = volume.image.sector_size
+    found = {}
+    for vol in ("PVOL1", "PVOL2"):
+        with open(volume_dir(library.root, vol) / "data.opv", "rb") as handle:
+            found[vol] = next(f for f in replay.scan(handle.fileno(), size) if f.header and f.header.kind == Kind.ATTRIBUTES)
+    mine, theirs = found["PVOL1"], found["PVOL2"]
+    assert mine.sectors == theirs.sectors
+    with open(volume_dir(library.root, "PVOL2") / "data.opv", "rb") as handle:
+        handle.seek(theirs.sector * size)
+        record = handle.read(theirs.sectors * size)
+    with open(volume_dir(library.root, "PVOL1") / "data.opv", "r+b") as handle:
+        handle.seek(mine.sector * size)
+        handle.write(record)
+    [result] = chkoptvol(library, vol="PVOL1")
+    assert [(d.path, d.reason) for d in result.damaged] == [
+        (f"(sector {mine.sector})", "recover could not replay it: a record of another volume")]

@@ -85,11 +85,11 @@ def index_differences(volume: Volume, *, named: frozenset[int] = frozenset()) ->
                 _, tx, end = recovery.replay_records(image, recovery.ReplayClock(), report, stop=stop)
             except (OSError, sqlite3.Error) as exc:  # (the data partition's failures are damaged regions)
                 raise _scratch_failed(volume, exc) from None
-            if report.damaged:  # no comparison: the index rightly keeps what the replay lost
-                # (a region without a sound header is named by the checks of the records)
+            if any(reason == "no sound record header" for _, _, reason in report.damaged):
+                return []  # named by the checks of the records; what failed after it may follow from it
+            if report.damaged:  # no comparison: the index rightly keeps what the replay could not do
                 return [(_where(sector, count), f"recover could not replay it: {reason}")
-                        for sector, count, reason in report.damaged[:MAX_REPORTED]
-                        if reason != "no sound record header"]
+                        for sector, count, reason in report.damaged[:MAX_REPORTED]]
             replayed = {"committed_end": end, "next_sequence": tx.sequence, "used_sectors": tx.used,
                         "changed_high": tx.changed_high}
             return list(islice(_differences(volume.image.conn, image.conn, replayed, named), MAX_REPORTED))
@@ -125,8 +125,8 @@ def _label_and_meta(index, rebuilt, replayed: dict) -> Iterator[tuple[str, objec
             yield f"(index meta.{key})", got, want
     # A request ID reserved by a run killed before any record named it stays reserved.
     highest = rebuilt.execute("SELECT max(id) FROM requests").fetchone()[0] or 0
-    reserved = optional_meta(index, "next_request")
-    if highest and (reserved or 0) <= highest:
+    reserved = optional_meta(index, "next_request")  # (an index older than it has none)
+    if highest and reserved is not None and reserved <= highest:
         yield "(index meta.next_request)", reserved, f"above {highest}"
 
 
