@@ -114,7 +114,8 @@ def test_an_open_handle_reads_and_seeks_across_chunks(lib):
     data, _ = _put(lib, (2 << 20) + 77)
     with lib.open("PVOL1") as vol, vol.open("/D/F", "rb") as handle:
         assert handle.read() == data
-        for at, count in [(0, 1), ((1 << 20) - 3, 10), ((2 << 20) + 70, 100), (5, 3 << 20), (1 << 20, 1 << 20)]:
+        for at, count in [(0, 1), ((1 << 20) - 3, 10), ((2 << 20) + 70, 100), (5, 3 << 20), (1 << 20, 1 << 20),
+                          ((64 << 10) - 1, 2), ((192 << 10) - 7, 70_000), ((2 << 20) + 76, 5)]:
             handle.seek(at)
             assert handle.read(count) == data[at: at + count]
 

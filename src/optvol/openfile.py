@@ -291,7 +291,7 @@ class VolumeReader(io.RawIOBase):
             self._still_there()
         done = 0
         while done < count:  # every byte from a chunk checked against its mark (``chunk_check``)
-            index, within = divmod(self._pos + done, chunk_check.CHUNK)
+            index, within = divmod(self._pos + done, chunk_check.HANDLE_CHUNK)
             if self._cached[0] != index:
                 self._cached = (index, chunk_check.checked_chunk(self._volume, self._row, self._path, self._marks, index))
             part = memoryview(self._cached[1])[within: within + count - done]
