@@ -19,7 +19,6 @@ import hashlib
 import mmap
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 from optvol import errors
 
@@ -223,31 +222,6 @@ class DataPartition:
                 raise errors.error("OPV0201", volume=self.volume, reason="data partition ends inside a payload")
             offset += len(data)
             yield data
-
-    def copy_out(self, sector: int, size: int, *, fd: int, offset: int) -> bytes | None:
-        """Copy a payload to byte ``offset`` of another file in the kernel (``copy_bytes``) while a
-        second thread hashes it; return its SHA-256 (None if the partition ends early).
-
-        The bytes are copied before they are known to be good: the caller compares the
-        hash and throws its output away on a mismatch. Errors writing ``fd`` propagate as
-        OSError; sectors of the payload the host cannot read are OPV0201.
-        """
-        source = sector * self.sector_size
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(self.hash_range, source, size)
-            remaining = size
-            try:
-                while remaining:
-                    done = copy_bytes(self.fd, fd, remaining, source, offset)
-                    if done == 0:
-                        break
-                    source, offset, remaining = source + done, offset + done, remaining - done
-            except OSError:
-                # Reading this partition or writing ``fd``? The hash reads the same bytes:
-                # if it cannot, the payload is unreadable; if it can, ``fd`` failed.
-                digest.result()
-                raise
-            return digest.result()
 
     def hash_range(self, offset: int, size: int) -> bytes | None:
         """``hash_range`` of bytes of this partition; those the host cannot read are OPV0201."""
