@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pytest
 
 from conftest import make_volume
 from integrity_helpers import content, run_cli, volume_dir
-from optvol import errors
+from optvol import checking, errors, recovery
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
 from optvol.image import replay
@@ -271,3 +272,30 @@ def test_a_sound_record_of_another_volume_among_the_records_is_named(library):
     [result] = chkoptvol(library, vol="PVOL1")
     assert [(d.path, d.reason) for d in result.damaged] == [
         (f"(sector {mine.sector})", "recover could not replay it: a record of another volume")]
+
+
+def test_a_writer_thread_of_the_same_volume_does_not_wait_for_the_replay(archive, monkeypatch):
+    """rev25g F1: the check held the Volume's own snapshot while it replayed every record, and
+    another thread's write on that Volume waited for the whole check."""
+    replaying, written, in_time = threading.Event(), threading.Event(), []
+    original = recovery.replay_records
+
+    def slow(*args, **kwargs):
+        replaying.set()
+        in_time.append(written.wait(10))  # the write below must get through while this replay runs
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(recovery, "replay_records", slow)
+    with archive.open("PVOL1") as volume:
+        def write():
+            replaying.wait(10)
+            volume.write_bytes("/during", b"written while the check replays")
+            written.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        result = checking.check_volume(volume)
+        writer.join(30)
+        assert in_time == [True] and result.damaged == []
+        assert volume.read_bytes("/during") == b"written while the check replays"
+    assert chkoptvol(archive, vol="PVOL1")[0].damaged == []

@@ -15,11 +15,14 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 
 from optvol import errors, recovery
 from optvol.image import image as image_mod
+from optvol.image import schema
+from optvol.image.connection import BUSY_TIMEOUT_MS, reading_uri
 from optvol.volume import Volume
 from optvol.volume_rows import optional_meta
 
@@ -62,13 +65,13 @@ def index_differences(volume: Volume, *, named: frozenset[int] = frozenset()) ->
     """Where ``volume``'s index and its records disagree, as (item, reason) pairs; none when
     they agree. File versions whose records lie at the sectors ``named`` are left out (the
     check of the records named them damaged already). It runs inside one read snapshot of the
-    index: a writer at work elsewhere changes neither side, and its records after the committed
-    end the snapshot read are not replayed."""
+    index (``_held_index``): a writer at work elsewhere changes neither side, and its records
+    after the committed end the snapshot read are not replayed."""
     try:
         scratch = tempfile.TemporaryDirectory(prefix=f"optvol-check-{volume.id}-")
     except OSError as exc:
         raise _scratch_failed(volume, exc) from None
-    with scratch, volume.snapshot():
+    with scratch, _held_index(volume) as index:
         directory = Path(scratch.name) / f"{volume.id}.optvol"
         try:
             directory.mkdir()
@@ -79,7 +82,9 @@ def index_differences(volume: Volume, *, named: frozenset[int] = frozenset()) ->
         except (OSError, sqlite3.Error) as exc:
             raise _scratch_failed(volume, exc) from None
         try:
-            stop, report = volume.image.meta("committed_end"), recovery.RecoveryReport(volume.id)
+            stop = schema.number(index.execute("SELECT value FROM meta WHERE key = 'committed_end'").fetchone(),
+                                 "committed_end", volume.id)
+            report = recovery.RecoveryReport(volume.id)
             try:
                 image.conn.execute("BEGIN IMMEDIATE")
                 _, tx, end = recovery.replay_records(image, recovery.ReplayClock(), report, stop=stop)
@@ -92,9 +97,32 @@ def index_differences(volume: Volume, *, named: frozenset[int] = frozenset()) ->
                         for sector, count, reason in report.damaged[:MAX_REPORTED]]
             replayed = {"committed_end": end, "next_sequence": tx.sequence, "used_sectors": tx.used,
                         "changed_high": tx.changed_high}
-            return list(islice(_differences(volume.image.conn, image.conn, replayed, named), MAX_REPORTED))
+            return list(islice(_differences(index, image.conn, replayed, named), MAX_REPORTED))
         finally:
             image.close()  # (its transaction, never committed, goes with the scratch directory)
+
+
+@contextmanager
+def _held_index(volume: Volume) -> Iterator[sqlite3.Connection]:
+    """A read transaction on ``volume``'s index through a connection of its own, which the
+    Volume's other threads do not wait for while the records are replayed (rev25g F1: a
+    writer thread waited for the whole check). An image on a read-only file system is read
+    as immutable, and only its own watched connection sees another's writes through a
+    writable path: that one is held (``Volume.snapshot``)."""
+    image = volume.image
+    if image.read_only and image.conn.watched:
+        with volume.snapshot():
+            yield image.conn
+        return
+    # (read as the image's own connection reads it: as it stands where no other process can write it)
+    uri = reading_uri(image.index_path, read_only=image.read_only and image._snapshot_dir is None)
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute("BEGIN")
+        conn.execute("SELECT count(*) FROM label").fetchone()  # the snapshot begins at the first read
+        yield conn
+    finally:
+        conn.close()
 
 
 def _scratch_failed(volume: Volume, exc: BaseException) -> errors.OptvolError:
