@@ -263,6 +263,32 @@ def test_an_index_edited_by_hand_is_damage_not_a_traceback(template, tmp_path, t
     assert run_cli(case_root, "cat", "/QOPT/PVOL1/D0/F1").out == expected["/D0/F1"]
 
 
+@pytest.mark.parametrize("edit, words", [
+    ("UPDATE label SET sector_size = 0", "label.sector_size"), ("UPDATE label SET sector_size = 3000", "label.sector_size"),
+    ("UPDATE meta SET value = 0 WHERE key = 'schema_version'", "schema version"),
+])
+def test_a_sector_size_or_schema_version_no_optvol_writes_is_damage(template, tmp_path, edit, words):
+    """rev25g F2: a label.sector_size of 0 (ZeroDivisionError) or a schema version of 0
+    (KeyError) ended every command, CHKOPTVOL too, in a traceback (exit 70)."""
+    import sqlite3
+
+    root, expected = template
+    case_root = tmp_path / "edited"
+    shutil.copytree(root, case_root)
+    conn = sqlite3.connect(volume_dir(case_root, "PVOL1") / "index.sqlite")
+    conn.execute(edit)
+    conn.commit()
+    conn.close()
+    for args in (("ls", "/QOPT/PVOL1/D0"), ("dspopt", "PVOL1"), ("cat", "/QOPT/PVOL1/D0/F1")):
+        done = run_cli(case_root, *args)
+        assert done.rc == 7 and "OPV0201" in done.err and words in done.err, (args, done.rc, done.err)
+    checked = run_cli(case_root, "chkoptvol", "PVOL1", json_output=True)
+    assert checked.rc == 7 and any(words in d["reason"] for d in checked.json()["damaged"])
+    assert run_cli(case_root, "recover", "PVOL1").rc == 0
+    assert run_cli(case_root, "chkoptvol", "PVOL1").rc == 0
+    assert run_cli(case_root, "cat", "/QOPT/PVOL1/D0/F1").out == expected["/D0/F1"]
+
+
 @pytest.mark.parametrize("parameters", ["{", "[]", '{"FROMVOL": 5}', 5,
                                         '{"FROMVOL": ["PVOL1"], "FROMPATH": "/", "TOVOL": ["BVOL1", "*BACKUP"]}'])
 def test_request_parameters_edited_by_hand_are_damage_not_a_traceback(template, tmp_path, parameters):

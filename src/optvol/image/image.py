@@ -193,6 +193,9 @@ class VolumeImage:
             row = self.conn.execute("SELECT volume, sector_size FROM label").fetchone()
             if row is None:
                 raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")
+            if not isinstance(row[1], int) or row[1] < 512 or row[1] & (row[1] - 1):  # (a hand's, or a flipped bit)
+                raise errors.error("OPV0201", volume=self.name, reason=f"its index keeps {row[1]!r} as label.sector_size,"
+                                   " not a power of two of 512 or more; optvol recover rebuilds it from the data partition")
             self.volume, self.sector_size = row
             self.data = self._open_data(read_only=data_read_only)
             self.spare_pieces: list[mmap.mmap] = []  # record buffers of finished transactions (Transaction)

@@ -179,8 +179,9 @@ def version_of(conn: sqlite3.Connection, *, where: str) -> int:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise errors.unreadable_index(where, exc) from None
-    if row is None or not isinstance(row[0], int):
-        raise errors.error("OPV0201", volume=where, reason="index has no schema version")
+    if row is None or not isinstance(row[0], int) or row[0] < 1:
+        raise errors.error("OPV0201", volume=where, reason="index has no schema version" if row is None else
+                           f"its index keeps {row[0]!r} as its schema version; optvol recover rebuilds it")
     if row[0] > SCHEMA_VERSION:
         raise errors.error("OPV0202", path=where, found=row[0], supported=SCHEMA_VERSION)
     return row[0]
