@@ -194,6 +194,29 @@ def test_damage_in_stale_frames_of_a_log_started_over_means_nothing(lib, env, tm
     assert run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=lib, env=env).rc == 0
 
 
+def test_a_writer_killed_between_a_commit_frames_header_and_page_in_a_log_started_over_leaves_a_volume_that_opens(
+        lib, env, tmp_path):
+    """hunt25f F1: in a log SQLite started over after a checkpoint, a writer killed between its
+    commit frame's header and page leaves that header over a stale frame's, the stale page behind
+    it (so it fails its checksum), then more stale frames. That commit never completed: the
+    volume opens, its dead writer's tail is cut, as in a log killed so at its end."""
+    assert _killed_writer(lib, "restart", env) == ""
+    log, data = lib / "PVOL1.optvol" / "index.sqlite-wal", lib / "PVOL1.optvol" / "data.opv"
+    salts, frames = _frames(log)
+    last = max(i for i, frame in enumerate(frames) if frame[1] == salts)
+    assert frames[last][2] != 0 and len(frames) > last + 2  # d.txt's commit, then stale frames
+    content = bytearray(log.read_bytes())
+    offset = frames[last + 1][0]  # b.txt's commit frame header written there, its page not
+    content[offset:offset + 24] = struct.pack(">6I", 2, 12, *salts, 0x12345678, 0x9ABCDEF0)
+    log.write_bytes(bytes(content))
+    size = data.stat().st_size
+    assert _ls(lib, env) == ["a.txt", *(f"c{n}.txt" for n in range(8)), "d.txt"]
+    assert data.stat().st_size < size  # b.txt's torn tail is cut
+    assert run("chkoptvol", "PVOL1", library=lib, env=env).rc == 0
+    (tmp_path / "new").write_bytes(b"new")
+    assert run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=lib, env=env).rc == 0
+
+
 def _log_of(tmp_path, *statements_after_spill: str):
     """A real SQLite log: a commit, a transaction that spills pages into the log and rolls
     back, then ``statements_after_spill``; the log is copied while the connection holds it."""

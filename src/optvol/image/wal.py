@@ -54,6 +54,15 @@ def _checksum(data: bytes, big: bool, s0: int, s1: int) -> tuple[int, int]:
     return s0, s1
 
 
+def _stale_next(log: BinaryIO, salt1: int, salt2: int) -> bool:
+    """Whether the frame after the one just read is there and has other salts: one left from
+    before SQLite started the log over (the position is read back)."""
+    at = log.tell()
+    head = log.read(FRAME_HEADER)
+    log.seek(at)
+    return len(head) == FRAME_HEADER and any(head) and struct.unpack_from(">2I", head, 8) != (salt1, salt2)
+
+
 def damage(path: Path) -> str | None:
     """What in the log at ``path`` SQLite dropped as damaged, or None. Damaged: a header that
     is not a log's (with frames after it); a frame of the log's salts that fails its checksum
@@ -110,6 +119,9 @@ def _damage_in(log: BinaryIO) -> str | None:
             before, stored = (s0, s1), struct.unpack_from(">2I", head, 16)
             s0, s1 = _chained(head[:8], whole, big, before)
             if (s0, s1) != stored:
+                if commits and _stale_next(log, salt1, salt2):
+                    return None  # its header written over a stale frame, its page not (a writer killed
+                    # between SQLite's two writes, in a log started over): that commit never completed
                 failed = f"frame {number} fails its checksum"
                 commits = commits or _commit_lost(whole, big, before, stored)
         if failed is not None and (commits or len(head) < FRAME_HEADER):
