@@ -539,7 +539,7 @@ class _Copier:
         wrote = created or self._written > written_before
         failed = self.result.failed > failed_before or pick.stale
         if self.plan.to_backup:
-            self._control(target_path, wrote=wrote, failed=failed, gap_found=pick.gap_found)
+            self._control(target_path, wrote=wrote, failed=failed, gap_found=pick.gap_found, source_dir=source_dir.id)
         self._group_dirs += 1
         if self._group_dirs >= BATCH_FILES:
             self._commit()
@@ -704,15 +704,20 @@ class _Copier:
 
     # -- backup control data --------------------------------------------------
 
-    def _control(self, path: str | None, *, wrote: bool, failed: bool, gap_found: bool = False) -> None:
+    def _control(self, path: str | None, *, wrote: bool, failed: bool, gap_found: bool = False,
+                 source_dir: int | None = None) -> None:
         """Update and write the control record of a backup directory (or of the volume)."""
-        label = self.target.label()
-        row = tuple(label[c] for c in RANGE_COLUMNS) if path is None else self.target.dir_row(path).range_row()
-        new = backup.update(backup.Range.from_row(*row), request_time=self.now, request_start=self.start,
-                            seen=self.seen, wrote=wrote, eligible_failed=failed, gap_found=gap_found)
         details = {"wrote": wrote, "eligible_failed": failed, "request_time": self.now}
         try:
             with self.writer() as writer, writer.savepoint():
+                # Read under the write lock: the range another run recorded since this one read
+                # the directory is the one joined, so its gap is looked for again (hunt25i F1).
+                label = self.target.label()
+                row = tuple(label[c] for c in RANGE_COLUMNS) if path is None else self.target.dir_row(path).range_row()
+                node = backup.Range.from_row(*row)
+                gap_found = gap_found or self._gap_now(node, source_dir, whole=path is None)
+                new = backup.update(node, request_time=self.now, request_start=self.start, seen=self.seen,
+                                    wrote=wrote, eligible_failed=failed, gap_found=gap_found)
                 writer.record_control(path, new.as_row(), request=self.request_id, details=details,
                                       sectors=backup.CONTROL_SECTORS, primary_history=self.primary_history,
                                       primary_place=self.place,
@@ -720,6 +725,18 @@ class _Copier:
         except errors.VolumeFullError as exc:  # (the volume's record says so: its path is the root's too)
             what = f"the control record of directory {path}" if path is not None else "the volume's control record"
             self.result.failures.append(CopyFailure(path or "/", exc.message_id, f"{what}: {exc.text}"))
+
+    def _gap_now(self, node: backup.Range, source_dir: int | None, *, whole: bool) -> bool:
+        """Whether a live source file (of ``source_dir``, or of the volume) lies now in
+        ``backup.gap`` of the range ``node`` (as the run takes it)."""
+        times = backup.gap(self.choice.recorded(node), self.start)
+        if times is None or (source_dir is None and not whole):
+            return False
+        after, before = times
+        sql = "SELECT 1 FROM files WHERE live = 1 AND changed < ?" + ("" if after is None else f" AND changed > {int(after)}")
+        values: tuple = (before,) if whole else (before, source_dir)
+        with self.source.image.conn.owner, self.source.image.snapshot() as conn:
+            return conn.execute(sql + ("" if whole else " AND dir = ?") + " LIMIT 1", values).fetchone() is not None
 
     def _log_request(self, outcome: str | None = None) -> None:
         """Log the request on the backup, in the transaction that commits its last files.
