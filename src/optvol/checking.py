@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from optvol import checking_replay, errors
+from optvol import checking_replay, errors, volume_transaction
 from optvol.image import replay, schema
 from optvol.image.records import Kind
 from optvol.library import Library
@@ -101,7 +101,10 @@ def chkoptvol(library: Library, *, vol: str, keep_list: bool = False, progress: 
 
 def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress | None = None,
                  totals: Progress | None = None) -> CheckResult:
-    """Check one open volume: index, directory records, every file version."""
+    """Check one open volume: index, directory records, every file version (committed: not
+    from inside this thread's own batch of it, OPV0019)."""
+    if volume_transaction.written_here(volume):
+        raise errors.error("OPV0019", volume=volume.id)
     result = CheckResult(volume.id)
     conn = volume.image.conn
     problems = _index_problems(conn)

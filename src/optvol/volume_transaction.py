@@ -88,3 +88,11 @@ def joined(volume: Volume, *, batch: bool) -> Iterator[Transaction]:
                     tx.busy = True  # committing: nothing joins it now
         finally:  # after the commit, not before it (F5b: a handler then began a transaction of its own)
             volume._tx, volume._tx_label = None, None
+
+
+def written_here(volume: Volume) -> bool:
+    """Whether this thread's write transaction (a batch) of ``volume`` is under way: its rows
+    and records are not committed yet (CHKOPTVOL refuses to check such a state: OPV0019)."""
+    with volume.image.conn.owner:
+        tx = volume._tx if volume.image.writing else None
+        return tx is not None and tx.thread == threading.get_ident()
