@@ -66,7 +66,7 @@ def directory_attributes(library: Library, vol: str, path: str = ALL) -> Iterato
     """DSPOPT DATA(*DIRATR): the directory PATH names, every directory for *ALL, or for a
     generic last element (``/OTHER/IN*``) the directories of its parent that match, as
     *FILATR matches files."""
-    with library.open(vol) as volume:
+    with library.open(vol) as volume, volume.snapshot():  # one state (hunt25i F2)
         directory, pattern = _split_pattern(path)
         if pattern is None:
             yield from volume.iter_dirs(directory, recursive=path.upper() == ALL)
@@ -80,7 +80,7 @@ def directory_attributes(library: Library, vol: str, path: str = ALL) -> Iterato
 
 def file_attributes(library: Library, vol: str, path: str = ALL) -> Iterator[FileInfo]:
     """DSPOPT DATA(*FILATR): the file PATH names, the files of a directory, or every file (*ALL)."""
-    with library.open(vol) as volume:
+    with library.open(vol) as volume, volume.snapshot():  # one state (hunt25i F2)
         if path.upper() == ALL:
             yield from volume.iter_files("/", recursive=True)
             return
@@ -100,7 +100,7 @@ def work_directories(library: Library, *, vol: str, dir: str = ALL, levels: int 
     """
     top = "/" if dir.upper() == ALL else dir
     depth = top.rstrip("/").count("/")
-    with library.open(vol) as volume:
+    with library.open(vol) as volume, volume.snapshot():  # one state (hunt25i F2)
         found = (
             info for info in volume.iter_dirs(top, recursive=True)
             if (levels is None or info.path.rstrip("/").count("/") - depth <= levels)
@@ -170,7 +170,7 @@ def work_files(library: Library, *, vol: str, dir: str, file: str = ALL, selecti
     name or generic, or with FILE(*SELECT) those ``selection`` selects. On a *BACKUP volume
     the selection is ignored, as IBM ignores SLTFILE and SLTDATE there (reference §10.5):
     every file is listed, and ``ignored`` is called first to say so."""
-    with library.open(vol) as volume:
+    with library.open(vol) as volume, volume.snapshot():  # one state (hunt25i F2)
         if selection is not None and volume.label()["type"] == VolumeType.BACKUP:
             selection = None
             if ignored is not None:
