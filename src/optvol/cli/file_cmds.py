@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 
 from optvol import errors, transfer
@@ -104,7 +105,12 @@ def _put(ctx: Context, chunk: bytes) -> bool:
             ctx.out.write(chunk.decode(errors="replace"))
         elif chunk:
             ctx.out.flush()
-            binary.write(chunk)
+            view = memoryview(chunk)
+            while view:  # a write the disk took part of returns its count, unraised: the rest raises
+                written = binary.write(view)
+                if not written:
+                    raise OSError(errno.EIO, "standard output took none of the bytes")
+                view = view[written:]
         else:
             binary.flush()
     except OSError as exc:
