@@ -34,6 +34,37 @@ def _commit_lost(whole: bytes, big: bool, before: tuple[int, int], stored: tuple
     return any(_chained(whole[:4] + struct.pack(">I", 1 << bit), whole, big, before) == stored for bit in range(32))
 
 
+def _one_bit_off(whole: bytes, big: bool, before: tuple[int, int], stored: tuple[int, int]) -> bool:
+    """Whether the frame (``whole``: its header, its page), which fails its checksum, would chain
+    on from ``before`` to its ``stored`` checksum with one bit changed, of the words its checksum
+    covers or of ``stored`` itself: a bit flipped in a frame SQLite wrote whole, not a stale page
+    behind a header a killed writer wrote (that holds by chance about once in 2**49).
+
+    The checksum is sums modulo 2**32: a word changed by ``d`` changes the result by ``d``
+    times a factor of its place, (1, 1) for the first word of the last pair and (0, 1) for its
+    second, each multiplied by M = [[1, 1], [1, 2]] once per pair after its own."""
+    s0, s1 = _chained(whole[:8], whole, big, before)
+    if bin((s0 ^ stored[0]) | (s1 ^ stored[1])).count("1") == 1:
+        return True  # a bit of the stored checksum
+    want = ((stored[0] - s0) & MASK, (stored[1] - s1) & MASK)
+    words = array("I")
+    if words.itemsize != 4:  # (no platform optvol runs on)
+        words = array("L")
+    words.frombytes(whole[:8] + whole[FRAME_HEADER:])
+    if big != _NATIVE_BIG:
+        words.byteswap()
+    first, second = (1, 1), (0, 1)
+    for at in range(len(words) - 2, -1, -2):
+        for (f0, f1), word in ((first, words[at]), (second, words[at + 1])):
+            for bit in range(32):
+                d = -(1 << bit) if word >> bit & 1 else 1 << bit
+                if (d * f0 & MASK, d * f1 & MASK) == want:
+                    return True
+        first = ((first[0] + first[1]) & MASK, (first[0] + 2 * first[1]) & MASK)
+        second = ((second[0] + second[1]) & MASK, (second[0] + 2 * second[1]) & MASK)
+    return False
+
+
 def _chained(head: bytes, whole: bytes, big: bool, before: tuple[int, int]) -> tuple[int, int]:
     """The checksum of a frame (its header's first 8 bytes ``head``, its page in ``whole``),
     going on from the frame before's ``before``."""
@@ -119,9 +150,10 @@ def _damage_in(log: BinaryIO) -> str | None:
             before, stored = (s0, s1), struct.unpack_from(">2I", head, 16)
             s0, s1 = _chained(head[:8], whole, big, before)
             if (s0, s1) != stored:
-                if commits and _stale_next(log, salt1, salt2):
+                if commits and _stale_next(log, salt1, salt2) and not _one_bit_off(whole, big, before, stored):
                     return None  # its header written over a stale frame, its page not (a writer killed
-                    # between SQLite's two writes, in a log started over): that commit never completed
+                    # between SQLite's two writes, in a log started over): that commit never completed.
+                    # A stale page it does not chain with; one that holds with one bit changed is damage
                 failed = f"frame {number} fails its checksum"
                 commits = commits or _commit_lost(whole, big, before, stored)
         if failed is not None and (commits or len(head) < FRAME_HEADER):
