@@ -382,6 +382,7 @@ class _Copier:
         self._prehash = _Prehash(source)
         self.seen = 0  # the source's changed_high as the request begins (backup.Range.seen)
         self.place: tuple[int, int] = _UNKNOWN_PLACE  # how far the source's history went then (_place_in_history)
+        self._volume_read: backup.Range | None = None  # the volume's range whose gap the read-ahead looks for
 
     def writer(self):
         """A writer in the open group transaction (see BATCH_FILES), opening one if needed."""
@@ -490,10 +491,13 @@ class _Copier:
                 counted = [selection.totals(source_dir, target_path, self.choice) for source_dir, target_path in dirs]
             self.totals(sum(files for files, _ in counted), sum(size for _, size in counted))
 
+        if self._volume_control:  # read here: _gap_now need not look again for the gap the reads look for
+            label = self.target.label()
+            self._volume_read = backup.Range.from_row(*(label[c] for c in RANGE_COLUMNS))
+        volume_gap = backup.gap(self.choice.recorded(self._volume_read), self.start) if self._volume_read else None
+
         def reads() -> Iterator[Piece | Pick]:
             with Selection(self.source, self.target) as selection:
-                volume_gap = (backup.gap(self.choice.recorded(selection.target_volume()), self.start)
-                              if self._volume_control else None)
                 for source_dir, target_path in dirs:
                     yield from read_directory(selection, self.source, self.choice, source_dir, target_path, volume_gap)
 
@@ -730,8 +734,8 @@ class _Copier:
         """Whether a live source file (of ``source_dir``, or of the volume) lies now in
         ``backup.gap`` of the range ``node`` (as the run takes it)."""
         times = backup.gap(self.choice.recorded(node), self.start)
-        if times is None or (source_dir is None and not whole):
-            return False
+        if times is None or (source_dir is None and not whole) or (whole and node == self._volume_read):
+            return False  # (the range the read-ahead read: it looked in every directory, by the index)
         after, before = times
         sql = "SELECT 1 FROM files WHERE live = 1 AND changed < ?" + ("" if after is None else f" AND changed > {int(after)}")
         values: tuple = (before,) if whole else (before, source_dir)
