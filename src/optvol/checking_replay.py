@@ -1,4 +1,4 @@
-"""CHKOPTVOL's cross-check of the index with the records (docs/format.md §5, "What CHKOPTVOL checks").
+"""CHKOPTVOL's cross-check of the index with the records (docs/format.md §4.4, its last paragraphs).
 
 The index is what every command reads; the records are what ``recover`` rebuilds it from.
 SQLite keeps no checksum of its pages, so a byte of the index that changed (a flipped bit,
@@ -26,7 +26,7 @@ from optvol.image.connection import BUSY_TIMEOUT_MS, reading_uri
 from optvol.volume import Volume
 from optvol.volume_rows import optional_meta
 
-MAX_REPORTED = 20  # differing rows named one by one; the rest are counted
+MAX_REPORTED = 20  # differences named one by one; past them, one item says there are more
 _ADVICE = "(optvol recover rebuilds the index from the records)"
 # The label's fields a record sets; ``last_referenced`` is the time of a commit, not of a record.
 _LABEL = tuple(f for f in image_mod.LABEL_FIELDS if f != "last_referenced")
@@ -97,7 +97,11 @@ def index_differences(volume: Volume, *, named: frozenset[int] = frozenset()) ->
                         for sector, count, reason in report.damaged[:MAX_REPORTED]]
             replayed = {"committed_end": end, "next_sequence": tx.sequence, "used_sectors": tx.used,
                         "changed_high": tx.changed_high}
-            return list(islice(_differences(index, image.conn, replayed, named), MAX_REPORTED))
+            found = list(islice(_differences(index, image.conn, replayed, named), MAX_REPORTED + 1))
+            if len(found) > MAX_REPORTED:
+                found[MAX_REPORTED:] = [("(index)", f"more values differ from the records than the {MAX_REPORTED}"
+                                                    f" named {_ADVICE}")]
+            return found
         finally:
             image.close()  # (its transaction, never committed, goes with the scratch directory)
 

@@ -113,8 +113,9 @@ class VolumeImage:
     def __init__(self, directory: Path, *, exclusive: bool = False, index_file: str = INDEX_FILE,
                  lock: bool = True, cut_tail: bool = True, data_read_only: bool = False):
         """Open the image; an older index is brought forward first, with the volume to this process
-        alone (``data_read_only``: its data partition only read, for a replay of another's records). The open starts again, with no lock held between tries, while another process has
-        the volume open and its index is older, or has it alone (``locks.Reopen``; then OPV0004)."""
+        alone. The open starts again, with no lock held between tries, while another process has
+        the volume open and its index is older, or has it alone (``locks.Reopen``; then OPV0004).
+        ``data_read_only``: its data partition is only read (a replay of its records, elsewhere)."""
         started, limit, name = time.monotonic(), 0.0, Path(directory).name.removesuffix(".optvol")
         carried = None  # whether the index came without its log, as this process's own upgrade found it
         while True:
