@@ -13,6 +13,7 @@ cut as before. Real processes are killed with SIGKILL; real bits flip in the rea
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import struct
@@ -34,7 +35,7 @@ from optvol.library import Library
 library, mode = sys.argv[1], sys.argv[2]
 volume = Library(library, clock=lambda: datetime.now(timezone.utc)).open("PVOL1")
 volume.write_bytes("/a.txt", b"A" * 3000)
-if mode == "restart":  # more commits, all checkpointed; the next one starts the log over, leaving theirs stale
+if mode in ("restart", "live"):  # more commits, all checkpointed; the next one starts the log over, leaving theirs stale
     for n in range(8):
         volume.write_bytes(f"/c{n}.txt", b"C" * 3000)
     index = sqlite3.connect(os.path.join(library, "PVOL1.optvol", "index.sqlite"))
@@ -49,6 +50,10 @@ if mode in ("torn", "restart"):  # killed once b.txt's records are in the data p
     datapart.DataPartition.sync = killed
 volume.write_bytes("/b.txt", b"B" * 3000)
 print("done", flush=True)
+if mode == "live":  # it runs on while the library is copied, then closes the volume and ends
+    sys.stdin.readline()
+    volume.close()
+    sys.exit(0)
 os.kill(os.getpid(), 9)
 """
 
@@ -258,8 +263,6 @@ def test_pages_a_rolled_back_transaction_spilled_into_the_log_are_no_damage(tmp_
 def test_a_commit_whose_database_size_lost_its_one_bit_is_damage(tmp_path):
     """The last commit frame's database size is a power of two (2**k pages) and its one bit flips:
     the frame reads as no commit, and SQLite drops that commit all the same (rev24i F2)."""
-    import shutil
-
     from optvol.image import wal
 
     db = tmp_path / "x.sqlite"
@@ -310,3 +313,32 @@ def test_a_writer_killed_between_its_commit_frames_header_and_page_leaves_a_volu
     assert run("chkoptvol", "PVOL1", library=lib, env=env).rc == 0
     (tmp_path / "new").write_bytes(b"new")
     assert run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=lib, env=env).rc == 0
+
+
+def test_one_flipped_bit_of_a_last_commit_before_stale_frames_keeps_that_commit(lib, env, tmp_path):
+    """rev25k F1: a log SQLite started over nearly always has stale frames after its last one,
+    so one flipped bit of a last commit's page, in a log a host backup copied while the writer
+    ran (no crash anywhere), was taken for a writer killed between SQLite's two writes of that
+    frame: the open cut the data partition's tail and a write reported done was gone. A frame
+    that holds with one bit changed is damage (OPV0201 until recover)."""
+    copy = tmp_path / "copy"
+    writer = subprocess.Popen([sys.executable, "-c", CHILD, str(lib), "live"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert writer.stdout.readline() == "done\n"  # b.txt's write returned
+        shutil.copytree(lib, copy)  # a host backup taken while the writer runs
+    finally:
+        writer.communicate("\n", timeout=60)
+    assert writer.returncode == 0
+    log = copy / "PVOL1.optvol" / "index.sqlite-wal"
+    salts, frames = _frames(log)
+    offset, _, commit = [f for f in frames if f[1] == salts][-1]
+    assert commit != 0 and offset != frames[-1][0]  # b.txt's commit frame, stale frames after it
+    content = bytearray(log.read_bytes())
+    content[offset + 24 + 100] ^= 0x01
+    log.write_bytes(bytes(content))
+    refused = run("ls", "/QOPT/PVOL1/", library=copy, env=env)
+    assert refused.rc == 7 and "OPV0201" in refused.err and "was damaged" in refused.err, (refused.rc, refused.err)
+    assert run("recover", "PVOL1", library=copy, env=env).rc == 0
+    assert "b.txt" in run("ls", "/QOPT/PVOL1/", library=copy, env=env).text.split()
+    assert run("cat", "/QOPT/PVOL1/b.txt", library=copy, env=env).out == B
