@@ -1,0 +1,47 @@
+"""hunt25n: one changed byte of an index entry (files_live) makes SQLite find another file's row by name;
+a read must then fail, never hand out the other file's bytes as this one's."""
+from __future__ import annotations
+
+import sqlite3
+
+from conftest import make_volume
+from integrity_helpers import run_cli, volume_dir
+
+
+def _point_entry_elsewhere(index, key: bytes, wrong_id: int) -> None:
+    """Change the rowid byte after ``key`` in the entry of index files_live until a lookup by ``key`` finds ``wrong_id``."""
+    raw = index.read_bytes()
+    at = raw.find(key)
+    while at >= 0:
+        changed = bytearray(raw)
+        changed[at + len(key)] = wrong_id
+        index.write_bytes(changed)
+        conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
+        try:
+            found = conn.execute("SELECT id FROM files INDEXED BY files_live WHERE dir = 1 AND name_key = ? AND live = 1",
+                                 (key.decode(),)).fetchone()
+        except sqlite3.DatabaseError:
+            found = None
+        finally:
+            conn.close()
+        if found == (wrong_id,):
+            return
+        at = raw.find(key, at + 1)
+    index.write_bytes(raw)
+    raise AssertionError("no index entry to change")
+
+
+def test_a_read_through_an_index_entry_pointing_at_another_file_fails(library, tmp_path):
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/aaaa.txt", b"A" * 5000)
+        volume.write_bytes("/bbbb.txt", b"B" * 9)
+    conn = sqlite3.connect(volume_dir(library.root, "PVOL1") / "index.sqlite")
+    a_id = conn.execute("SELECT id FROM files WHERE name = 'aaaa.txt'").fetchone()[0]
+    conn.close()
+    _point_entry_elsewhere(volume_dir(library.root, "PVOL1") / "index.sqlite", b"BBBB.TXT", a_id)
+    out = run_cli(library.root, "cat", "/QOPT/PVOL1/bbbb.txt")
+    assert out.out != b"A" * 5000
+    assert out.rc == 7 and "OPV0201" in out.err
+    assert run_cli(library.root, "chkoptvol", "PVOL1").rc == 7
+
