@@ -37,6 +37,7 @@ from optvol.volume_rows import (
     FileRow,
     count_live,
     insert_files,
+    live_row,
     longest_below,
     request_log,
     space_limit,
@@ -120,32 +121,13 @@ class Volume:
         return parts
 
     def _dir(self, parts: tuple[str, ...]) -> DirRow | None:
-        key = model.name_key(model.join(parts))
-        row = self.image.conn.execute(f"SELECT {DIR_COLUMNS} FROM dirs WHERE path_key = ? AND live = 1", (key,)).fetchone()
-        if row is None:
-            return None
-        found = DirRow(*row)
-        # the row itself, by its rowid: a lookup through an index takes the columns the index holds from the index
-        if self.image.conn.execute("SELECT path_key, live FROM dirs WHERE id = ?", (found.id,)).fetchone() != (key, 1):
-            raise errors.error("OPV0201", volume=self.id, reason=f"the index finds row {found.id} for directory"
-                               f" {model.join(parts)!r}; optvol recover rebuilds it from the records")
-        return found
+        path = model.join(parts)
+        row = live_row(self.image.conn, "dirs", DIR_COLUMNS, (model.name_key(path),), path)
+        return DirRow(*row) if row else None
 
     def _file(self, dir_id: int, name: str) -> FileRow | None:
-        key = model.name_key(name)
-        row = self.image.conn.execute(
-            f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND live = 1", (dir_id, key)
-        ).fetchone()
-        if row is None:
-            return None
-        found = FileRow(*row)
-        # the row itself, by its rowid: a lookup through an index takes the columns the index holds from the index
-        if self.image.conn.execute("SELECT dir, name_key, live FROM files WHERE id = ?", (found.id,)).fetchone() != (
-            dir_id, key, 1
-        ):  # an index entry a changed byte points at another row
-            raise errors.error("OPV0201", volume=self.id, reason=f"the index finds row {found.id} for {name!r};"
-                               " optvol recover rebuilds it from the records")
-        return found
+        row = live_row(self.image.conn, "files", FILE_COLUMNS, (dir_id, model.name_key(name)), name)
+        return FileRow(*row) if row else None
 
     def _need_dir(self, parts: tuple[str, ...]) -> DirRow:
         found = self._dir(parts)

@@ -92,6 +92,31 @@ class FileRow(NamedTuple):
         )
 
 
+def live_row(conn: sqlite3.Connection, table: str, columns: str, keys: tuple, name: str) -> tuple | None:
+    """``columns`` of the live row of ``table`` whose keys are ``keys`` ("dirs": its path key;
+    "files": its directory and name key), found through the table's index, or None. The keys
+    are read again from the row itself (by rowid, in the same statement): a lookup through an
+    index takes the columns the index holds from the index, so an entry a changed byte points
+    at another row would give that row as this name's (hunt25n F1: cat gave another file's
+    bytes). OPV0201 when they differ."""
+    row = conn.execute(_live_row_sql(table, columns), keys).fetchone()
+    if row is None:
+        return None
+    if row[-len(keys) - 1:] != (*keys, 1):
+        raise errors.error("OPV0201", volume=conn.where, reason=f"the index finds row {row[0]} of {table} for {name!r};"
+                           " optvol recover rebuilds it from the records")
+    return row[:-len(keys) - 1]
+
+
+@functools.cache
+def _live_row_sql(table: str, columns: str) -> str:
+    names = ("path_key",) if table == "dirs" else ("dir", "name_key")
+    found = ", ".join(f"f.{c.strip()}" for c in columns.split(","))
+    again = ", ".join(f"t.{c}" for c in (*names, "live"))
+    where = " AND ".join(f"f.{c} = ?" for c in names)
+    return f"SELECT {found}, {again} FROM {table} f JOIN {table} t ON t.rowid = f.rowid WHERE {where} AND f.live = 1"
+
+
 def space_limit(label: dict) -> int:
     """The bytes a volume may use under its threshold, in whole sectors (reference §2.6)."""
     return label["capacity"] * label["threshold"] // 100 // label["sector_size"] * label["sector_size"]

@@ -1,5 +1,5 @@
-"""hunt25n: one changed byte of an index entry (files_live) makes SQLite find another file's row by name;
-a read must then fail, never hand out the other file's bytes as this one's."""
+"""One changed byte of an index entry (files_live) makes SQLite find another file's row by name;
+a read must then fail, never hand out the other file's bytes as this one's (hunt25n F1)."""
 from __future__ import annotations
 
 import sqlite3
