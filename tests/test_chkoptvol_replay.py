@@ -300,3 +300,11 @@ def test_a_writer_thread_of_the_same_volume_does_not_wait_for_the_replay(archive
         assert in_time == [True] and result.damaged == []
         assert volume.read_bytes("/during") == b"written while the check replays"
     assert chkoptvol(archive, vol="PVOL1")[0].damaged == []
+
+
+def test_a_value_sqlite_cannot_decode_is_named_not_a_traceback(archive):
+    """hunt25n F3: a flipped bit that left a request's outcome not UTF-8 ended CHKOPTVOL in a traceback."""
+    _edit(archive, "BVOL1", "UPDATE requests SET outcome = CAST(x'ff80' AS TEXT) WHERE id = (SELECT min(id) FROM requests)")
+    shell = run_cli(archive.root, "chkoptvol", "BVOL1", json_output=True)
+    assert shell.rc == 7 and "Traceback" not in shell.err, shell.err
+    assert any(d["path"] in ("(index)", "request 1") for d in shell.json()["damaged"])

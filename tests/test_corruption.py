@@ -289,6 +289,52 @@ def test_a_sector_size_or_schema_version_no_optvol_writes_is_damage(template, tm
     assert run_cli(case_root, "cat", "/QOPT/PVOL1/D0/F1").out == expected["/D0/F1"]
 
 
+@pytest.mark.parametrize("old, new", [("path_key            TEXT", "path_key            TEXP"),
+                                      ("copied       INTEGER", "copiee       INTEGER"),
+                                      ("ON files (dir, name_key) WHERE live = 1", "ON files (dir, name_key)")])
+def test_a_schema_text_changed_in_the_index_is_damage(template, tmp_path, old, new):
+    """hunt25n F2, F3: one changed byte of the schema's own text (a column's type TEXT made TEXP,
+    which changes how SQLite compares its values) passed SQLite's integrity check and CHKOPTVOL,
+    and then WRKOPTF listed nothing and CPYOPT copied nothing, exit 0; a renamed column ended
+    CHKOPTVOL in a traceback. Every command now refuses the volume (OPV0201), recover mends it."""
+    import sqlite3
+
+    root, expected = template
+    case_root = tmp_path / "edited"
+    shutil.copytree(root, case_root)
+    conn = sqlite3.connect(volume_dir(case_root, "PVOL1") / "index.sqlite")
+    conn.execute("PRAGMA writable_schema = ON")
+    assert conn.execute("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE instr(sql, ?)", (old, new, old)).rowcount == 1
+    conn.commit()
+    conn.close()
+    for args in (("wrkoptf", "PVOL1", "*ALL"), ("cat", "/QOPT/PVOL1/D0/F1"), ("cpyopt", "PVOL1", "/", "BVOL1 *BACKUP")):
+        done = run_cli(case_root, *args)
+        assert done.rc == 7 and "OPV0201" in done.err and "schema" in done.err, (args, done.rc, done.err)
+    checked = run_cli(case_root, "chkoptvol", "PVOL1", json_output=True)
+    assert checked.rc == 7 and "schema" in checked.json()["damaged"][0]["reason"]
+    assert run_cli(case_root, "recover", "PVOL1").rc == 0
+    assert run_cli(case_root, "chkoptvol", "PVOL1").rc == 0
+    assert run_cli(case_root, "cat", "/QOPT/PVOL1/D0/F1").out == expected["/D0/F1"]
+
+
+@pytest.mark.parametrize("mask", [0x04, 0x80])
+def test_a_header_length_changed_in_a_record_is_damage_not_a_memory_error(template, tmp_path, mask):
+    """hunt25n F3: a bit of a record header's sector count (its high byte) made a reader ask
+    for count x sector size bytes at once (a MemoryError, exit 70) before any check of it."""
+    root, expected = template
+    case_root = tmp_path / "edited"
+    shutil.copytree(root, case_root)
+    row = next(r for r in index_rows(case_root, "PVOL1") if r["path"] == "/D1/F3")
+    flip(volume_dir(case_root, "PVOL1") / "data.opv", row["sector"] * row["sector_size"] + 15, mask)
+    shown = run_cli(case_root, "cat", "/QOPT/PVOL1/D1/F3")
+    assert shown.rc == 7 and "CPF1F28" in shown.err and shown.out == b"", shown.err
+    checked = run_cli(case_root, "chkoptvol", "PVOL1", json_output=True)
+    assert checked.rc == 7 and [d["path"] for d in checked.json()["damaged"]] == ["/D1/F3"]
+    recovered = run_cli(case_root, "recover", "PVOL1")
+    assert recovered.rc == 1 and "Traceback" not in recovered.err  # the record skipped as damaged (OPV0207)
+    assert run_cli(case_root, "cat", "/QOPT/PVOL1/D1/F4").out == expected["/D1/F4"]
+
+
 @pytest.mark.parametrize("parameters", ["{", "[]", '{"FROMVOL": 5}', 5,
                                         '{"FROMVOL": ["PVOL1"], "FROMPATH": "/", "TOVOL": ["BVOL1", "*BACKUP"]}'])
 def test_request_parameters_edited_by_hand_are_damage_not_a_traceback(template, tmp_path, parameters):

@@ -97,7 +97,10 @@ def index_differences(volume: Volume, *, named: frozenset[int] = frozenset()) ->
                         for sector, count, reason in report.damaged[:MAX_REPORTED]]
             replayed = {"committed_end": end, "next_sequence": tx.sequence, "used_sectors": tx.used,
                         "changed_high": tx.changed_high}
-            found = list(islice(_differences(index, image.conn, replayed, named), MAX_REPORTED + 1))
+            try:
+                found = list(islice(_differences(index, image.conn, replayed, named), MAX_REPORTED + 1))
+            except sqlite3.Error as exc:  # a value of the volume's index SQLite cannot give (text not UTF-8)
+                return [("(index)", f"its rows cannot all be read to compare them with the records ({exc}) {_ADVICE}")]
             if len(found) > MAX_REPORTED:
                 found[MAX_REPORTED:] = [("(index)", f"more values differ from the records than the {MAX_REPORTED}"
                                                     f" named {_ADVICE}")]

@@ -191,6 +191,9 @@ class VolumeImage:
                 self.conn.execute("COMMIT")
             elif found < schema.SCHEMA_VERSION:
                 self._upgrade(alone=exclusive)
+            if problems := schema.structure_problems(self.conn):  # (a changed byte of the schema's own text)
+                raise errors.error("OPV0201", volume=self.name, reason=f"its index's schema is not optvol's"
+                                   f" ({'; '.join(problems[:3])}); optvol recover rebuilds it from the data partition")
             row = self.conn.execute("SELECT volume, sector_size FROM label").fetchone()
             if row is None:
                 raise errors.error("OPV0201", volume=self.name, reason="index has no volume label")

@@ -155,9 +155,14 @@ def _record_layout(body_length: int, size: int, sector_size: int) -> tuple[str, 
 
 
 def header_sectors_of(first_sector: bytes) -> int:
-    """How many sectors the header that starts with ``first_sector`` takes."""
-    _check_fixed(first_sector)
-    return _FIXED.unpack_from(first_sector, 0)[4]
+    """How many sectors the header that starts with ``first_sector`` (one whole sector) takes.
+    It must be what its body's length takes: a changed byte of the count alone made readers
+    allocate count × sector size bytes before anything else checked it (hunt25n F3: a
+    MemoryError)."""
+    fields = _check_fixed(first_sector)
+    if fields[4] != sectors_for(FIXED_SIZE + fields[8], max(len(first_sector), 1)):
+        raise errors.error("OPV0201", volume="?", reason="record header length does not match its body's")
+    return fields[4]
 
 
 def _check_fixed(buf: bytes) -> tuple:

@@ -6,6 +6,7 @@ Times are integers: microseconds since the Unix epoch (UTC). Names keep their ca
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -215,6 +216,36 @@ def _apart(index: Path, work: Callable[[sqlite3.Connection], object], otherwise:
             conn.close()
     except sqlite3.Error:
         return otherwise
+
+
+def structure_problems(conn: sqlite3.Connection) -> list[str]:
+    """How the tables and indexes of a current index differ from the ones ``create`` makes, as
+    texts: a changed byte of the schema's own text (a column's type, say TEXT made TEXP, which
+    changes how SQLite compares its values) passes SQLite's integrity check, and lookups then
+    find nothing (hunt25n F2: listings empty, CPYOPT copied nothing, exit 0). Tables and
+    indexes a hand added are left alone."""
+    found, expected = _structure(conn), _expected_structure()
+    return [f"{kind} {name}: {'missing' if name not in found[kind] else 'not as optvol made it'}"
+            for kind in ("table", "index") for name, shape in expected[kind].items() if found[kind].get(name) != shape]
+
+
+def _structure(conn: sqlite3.Connection) -> dict[str, dict[str, tuple]]:
+    """Each table's columns (PRAGMA table_info) and each index's table and SQL (blanks folded), by name."""
+    tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                               " AND name NOT LIKE 'sqlite%'")]
+    return {"table": {name: tuple(conn.execute(f"PRAGMA table_info({_quoted(name)})")) for name in tables},
+            "index": {name: (table, " ".join((sql or "").split())) for name, table, sql in
+                      conn.execute("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index'")}}
+
+
+@functools.cache
+def _expected_structure() -> dict[str, dict[str, tuple]]:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        create(conn)
+        return _structure(conn)
+    finally:
+        conn.close()
 
 
 def type_problems(conn: sqlite3.Connection) -> list[str]:
