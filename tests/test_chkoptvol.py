@@ -617,3 +617,16 @@ def test_a_highest_change_time_below_a_files_is_named(library, touched, vol):
     conn = sqlite3.connect(index)
     assert conn.execute("SELECT value FROM meta WHERE key = 'changed_high'").fetchone() == (latest,)
     conn.close()
+
+
+def test_a_flipped_bit_in_a_control_records_payload_is_named(library, touched):
+    """hunt25n F5: a CONTROL record's payload (its JSON padded to three sectors) is covered by
+    its header's SHA-256, but CHKOPTVOL read only the header: a flipped bit there passed."""
+    conn = sqlite3.connect(f"file:{volume_dir(library.root, 'BVOL1') / 'index.sqlite'}?mode=ro", uri=True)
+    sector, size = conn.execute("SELECT c.sector, l.sector_size FROM controls c, label l WHERE c.dir IS NULL"
+                                " ORDER BY c.sector DESC LIMIT 1").fetchone()
+    conn.close()
+    flip(volume_dir(library.root, "BVOL1") / "data.opv", (sector + 3) * size - 1, 0x20)  # its last padding byte
+    [result] = chkoptvol(library, vol="BVOL1")
+    assert [(d.path, d.reason.split(" (")[0]) for d in result.damaged] == [
+        ("(the volume's control record)", "SHA-256 of its payload does not match its header")]

@@ -2,10 +2,11 @@
 
 The index is checked by SQLite (``PRAGMA integrity_check``: its indexes too); every record it points to (a
 directory's, a file version's, a backup's control records and request log) must have a
-sound header that agrees with the index (size, SHA-256, version and dates); every
-file version, live or kept by HPOFS, must hash to the SHA-256 the index recorded. The
-report names exactly the damaged files, with the count and bytes of the good ones
-(DESIGN §4 CHKOPTVOL JSON).
+sound header that agrees with the index (size, SHA-256, version and dates), and a payload
+that hashes to its header's SHA-256; every file version, live or kept by HPOFS, must hash
+to the SHA-256 the index recorded. Last, the records are replayed and the index compared
+with what they give (``checking_replay``). The report names exactly the damaged files,
+with the count and bytes of the good ones (DESIGN §4 CHKOPTVOL JSON).
 """
 
 from __future__ import annotations
@@ -290,11 +291,19 @@ def _versions(conn: sqlite3.Connection) -> Iterator[tuple[str, FileRow, bool, bo
 
 
 def _header_problem(volume: Volume, sector: int, kind: Kind) -> str | None:
+    """What is wrong with the record at ``sector`` that should be of ``kind``: its header, and
+    its payload where it has one (a CONTROL record's padded JSON: hunt25n F5, a flipped bit of
+    it passed), against the header's SHA-256."""
     try:
         header = volume.image.read_header(sector)
+        if header.kind != kind:
+            return f"record at sector {sector} is a {header.kind.name}, not a {kind.name}"
+        if header.payload_size and volume.image.payload_sha256(
+                sector=sector, header_sectors=header.header_sectors, size=header.payload_size) != header.payload_sha256:
+            return "SHA-256 of its payload does not match its header"
     except errors.DamagedError as exc:
         return errors.cause(exc)
-    return None if header.kind == kind else f"record at sector {sector} is a {header.kind.name}, not a {kind.name}"
+    return None
 
 
 def _version_problem(volume: Volume, row: FileRow) -> str | None:
