@@ -308,3 +308,12 @@ def test_a_value_sqlite_cannot_decode_is_named_not_a_traceback(archive):
     shell = run_cli(archive.root, "chkoptvol", "BVOL1", json_output=True)
     assert shell.rc == 7 and "Traceback" not in shell.err, shell.err
     assert any(d["path"] in ("(index)", "request 1") for d in shell.json()["damaged"])
+
+
+def test_dupopt_refuses_a_source_whose_index_differs_from_its_records(archive):
+    """DUPOPT checks its copy as CHKOPTVOL does: a copy of an index that differs from its
+    records would carry the difference on; it is refused (OPV0206), nothing made."""
+    _edit(archive, "PVOL1", "UPDATE files SET flags = 0 WHERE name = 'three'")
+    shell = run_cli(archive.root, "dupopt", "PVOL1", "PDUP")
+    assert shell.rc == 7 and "OPV0206" in shell.err and "its flags is 0 in the index, 1 in the records" in shell.err
+    assert not archive.exists("PDUP")
