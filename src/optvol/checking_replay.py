@@ -22,7 +22,7 @@ from pathlib import Path
 from optvol import errors, recovery
 from optvol.image import image as image_mod
 from optvol.image import schema
-from optvol.image.connection import BUSY_TIMEOUT_MS, reading_uri
+from optvol.image.connection import BUSY_TIMEOUT_MS, PrivateCursor, reading_uri
 from optvol.volume import Volume
 from optvol.volume_rows import optional_meta
 
@@ -79,6 +79,7 @@ def index_differences(volume: Volume, *, named: frozenset[int] = frozenset()) ->
             recovery.new_index(directory / recovery.BUILDING_INDEX, recovery.first_label(volume.image.directory))
             image = image_mod.VolumeImage(directory, index_file=recovery.BUILDING_INDEX, lock=False, cut_tail=False,
                                           data_read_only=True)
+            image.conn.cursor_class = PrivateCursor  # (this thread's alone)
         except (OSError, sqlite3.Error) as exc:
             raise _scratch_failed(volume, exc) from None
         try:
