@@ -45,3 +45,23 @@ def test_a_read_through_an_index_entry_pointing_at_another_file_fails(library, t
     assert out.rc == 7 and "OPV0201" in out.err
     assert run_cli(library.root, "chkoptvol", "PVOL1").rc == 7
 
+
+
+def test_a_batch_write_through_an_index_entry_pointing_at_another_file_fails(library):
+    """CPYOPT's batch lookup of the target's files (Volume._files_named) checks the rows too
+    (rev25o F1: it retired aaaa.txt for bbbb.txt, then SQLite's UNIQUE failure was a traceback, exit 70)."""
+    make_volume(library, "PVOL1")
+    make_volume(library, "PVOL2")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/bbbb.txt", b"new b")
+    with library.open("PVOL2") as volume:
+        volume.write_bytes("/aaaa.txt", b"A" * 5000)
+        volume.write_bytes("/bbbb.txt", b"B" * 9)
+    index = volume_dir(library.root, "PVOL2") / "index.sqlite"
+    conn = sqlite3.connect(index)
+    a_id = conn.execute("SELECT id FROM files WHERE name = 'aaaa.txt'").fetchone()[0]
+    conn.close()
+    _point_entry_elsewhere(index, b"BBBB.TXT", a_id)
+    out = run_cli(library.root, "cpyopt", "PVOL1", "/", "PVOL2", "--sltfile", "*ALL")
+    assert out.rc == 7 and "OPV0201" in out.err and "Traceback" not in out.err
+    assert run_cli(library.root, "cat", "/QOPT/PVOL2/aaaa.txt").out == b"A" * 5000

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -37,6 +36,7 @@ from optvol.volume_rows import (
     FileRow,
     count_live,
     insert_files,
+    live_files_named,
     live_row,
     longest_below,
     request_log,
@@ -626,12 +626,7 @@ class Volume:
 
     def _files_named(self, dir_id: int, keys: list[str]) -> dict[str, FileRow]:
         """The live files of a directory with these name keys, by name key (one query)."""
-        keys = json.dumps(keys, ensure_ascii=False)
-        rows = self.image.conn.execute(
-            f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 AND name_key IN"
-            " (SELECT value FROM json_each(?))", (dir_id, keys),
-        )
-        return {row[3]: FileRow(*row) for row in rows}
+        return {row[3]: FileRow(*row) for row in live_files_named(self.image.conn, FILE_COLUMNS, dir_id, keys)}
 
     def _subdir_keys(self, tx: image_mod.Transaction, parent: DirRow, keys: list[str]) -> set[str]:
         """Which of ``keys`` name subdirectories of ``parent``: a few looked up by path (a batch that
