@@ -162,7 +162,7 @@ class Library:
             raise errors.host_write_error(exc, model.volume_id(volume)) from None
 
     def _drop_journal(self) -> None:
-        """Remove the journal of an operation that has not begun (it is refused)."""
+        """Remove the journal of an operation refused before it began, or done in this process."""
         (self.root / JOURNAL).unlink()
         fsync_dir(self.root)
 
@@ -573,8 +573,7 @@ class Library:
     def _finish_autl(self, changes: dict[str, str | None]) -> None:
         """Set the list of a journal whose label this process has committed, then drop it."""
         self._apply_autl(changes)
-        (self.root / JOURNAL).unlink()
-        fsync_dir(self.root)
+        self._drop_journal()
 
     def _apply_autl(self, changes: dict[str, str | None]) -> None:
         """Set (or, for None, remove) the entries ``changes`` of the table; idempotent."""

@@ -56,13 +56,8 @@ def ls(ctx: Context, values: dict) -> int:
         for entry in entries:
             ctx.print(render.shown(entry.path.rsplit("/", 1)[-1]) + ("/" if entry.is_dir else ""))
         return 0
-    first, rest, cut = render.read_ahead(entries)  # (its time column as wide as its widest cell)
-    width = render.time_width(render.when(_time(entry)) for entry in first)
-    for entry in first:
-        ctx.print(_long_line(entry, width))
-    if cut is not None:
-        raise cut
-    for entry in rest:
+    width, rows = render.sized(entries, lambda entry: [render.when(_time(entry))])  # (its time column's width)
+    for entry in rows:
         ctx.print(_long_line(entry, width))
     return 0
 

@@ -160,22 +160,29 @@ def time_width(cells: Iterable[str]) -> int:
     return max(TIME_WIDTH, max(map(len, cells), default=0))
 
 
-def read_ahead(items: Iterable, count: int = AHEAD) -> tuple[list, Iterator, Exception | None]:
-    """The first ``count`` items, the iterator of the rest and the error that cut them short
-    (None if none did): a table sizes its columns on them, then prints the rows before the
-    error and fails as a listing does. An error at the first item is raised, before anything
-    is printed (not found)."""
+def sized(items: Iterable, times: Callable[..., list[str]]) -> tuple[int, Iterator]:
+    """A table's time-column width, sized on its first AHEAD rows (``times`` gives a row's time
+    cells), and all its rows. An error at the first row is raised here, before anything is
+    printed (not found); one that cuts the first rows short is raised after the rows before it,
+    as a listing fails."""
     iterator, first, cut = iter(items), [], None
     try:
         for item in iterator:
             first.append(item)
-            if len(first) == count:
+            if len(first) == AHEAD:
                 break
     except Exception as exc:
         if not first:
             raise
         cut = exc
-    return first, iterator, cut
+
+    def rows() -> Iterator:
+        yield from first
+        if cut is not None:
+            raise cut
+        yield from iterator
+
+    return time_width(cell for item in first for cell in times(item)), rows()
 
 
 def dir_header(width: int = TIME_WIDTH) -> str:

@@ -111,19 +111,14 @@ def dspopt(ctx: Context, values: dict) -> int:
 
 def _list(ctx: Context, library, title: str, table: render.Table, items) -> None:
     """Stream a listing as JSON or as a table, one row at a time (a table reads its first
-    rows ahead, to make its time columns as wide as their widest cell: render.read_ahead)."""
+    rows ahead, to make its time columns as wide as their widest cell: render.sized)."""
     if ctx.json:
         ctx.print_json_list(item.as_json() for item in items)
         return
-    first, rest, cut = render.read_ahead(items)  # raises (not found...) before anything is printed
-    width = render.time_width(cell for item in first for cell in table.times(item))
+    width, rows = render.sized(items, table.times)  # raises (not found...) before anything is printed
     ctx.print(f"Library {render.shown(str(library.root))} - {title}")
     ctx.print(table.header(width))
-    for item in first:
-        ctx.print(table.line(item, width))
-    if cut is not None:
-        raise cut
-    for item in rest:
+    for item in rows:
         ctx.print(table.line(item, width))
 
 
