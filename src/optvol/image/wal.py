@@ -47,12 +47,7 @@ def _one_bit_off(whole: bytes, big: bool, before: tuple[int, int], stored: tuple
     if bin((s0 ^ stored[0]) | (s1 ^ stored[1])).count("1") == 1:
         return True  # a bit of the stored checksum
     want = ((stored[0] - s0) & MASK, (stored[1] - s1) & MASK)
-    words = array("I")
-    if words.itemsize != 4:  # (no platform optvol runs on)
-        words = array("L")
-    words.frombytes(whole[:8] + whole[FRAME_HEADER:])
-    if big != _NATIVE_BIG:
-        words.byteswap()
+    words = _words(whole[:8] + whole[FRAME_HEADER:], big)
     first, second = (1, 1), (0, 1)
     for at in range(len(words) - 2, -1, -2):
         for (f0, f1), word in ((first, words[at]), (second, words[at + 1])):
@@ -73,16 +68,22 @@ def _chained(head: bytes, whole: bytes, big: bool, before: tuple[int, int]) -> t
 
 def _checksum(data: bytes, big: bool, s0: int, s1: int) -> tuple[int, int]:
     """SQLite's WAL checksum of ``data`` (a multiple of 8 bytes), going on from ``s0``, ``s1``."""
+    words = _words(data, big)
+    for first, second in zip(words[0::2], words[1::2], strict=True):
+        s0 = (s0 + first + s1) & MASK
+        s1 = (s1 + second + s0) & MASK
+    return s0, s1
+
+
+def _words(data: bytes, big: bool) -> array:
+    """``data`` as the 32-bit words SQLite's checksum adds, in the log's byte order."""
     words = array("I")
     if words.itemsize != 4:  # (no platform optvol runs on)
         words = array("L")
     words.frombytes(data)
     if big != _NATIVE_BIG:
         words.byteswap()
-    for first, second in zip(words[0::2], words[1::2], strict=True):
-        s0 = (s0 + first + s1) & MASK
-        s1 = (s1 + second + s0) & MASK
-    return s0, s1
+    return words
 
 
 def _stale_next(log: BinaryIO, salt1: int, salt2: int) -> bool:
