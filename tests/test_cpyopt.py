@@ -765,6 +765,39 @@ def test_a_rename_on_the_primary_that_changes_only_case_reaches_the_backup(lib, 
     assert index_dump(lib.root / "BVOL1.optvol" / "index.sqlite") == before
 
 
+def test_a_subtree_run_below_an_ancestor_renamed_in_case_renames_it_and_marks_nothing_it_did_not_write(lib, clock):
+    """Directories above FROMPATH are not traversed (README): a subtree run gives them the
+    primary's spelling but no last changed, and the directory at FROMPATH, where nothing
+    was written, keeps its own (hunt25m F1: the ancestor's rename was counted as a write
+    to FROMPATH's directory). A new directory below such an ancestor gets it renamed too."""
+    write(lib, clock, day(1, 2), {"/A/deep/C/f": b"x", "/A/deep/g": b"y"})
+    backup(lib, day(1, 3))
+    clock.now = day(1, 4)
+    with lib.open("PVOL1") as pvol:
+        pvol.rename("/A/deep", "/A/DEEP")
+    result = backup(lib, day(1, 5), path="/A/DEEP/C")
+    assert (result.copied, result.failures) == (0, [])
+    with lib.open("BVOL1") as bvol:
+        assert bvol.listdir("/A") == ["DEEP"] and bvol.stat("/A/DEEP/C/f").path == "/A/DEEP/C/f"
+    assert dir_range(lib, "/A/DEEP/C").last_changed == day(1, 3)  # nothing written there
+    assert dir_range(lib, "/A/DEEP/C").range_end == day(1, 5)
+    assert dir_range(lib, "/A/DEEP").last_changed == day(1, 3)  # not traversed: no last changed
+    write(lib, clock, day(1, 6), {"/A/Deep/New/h": b"z"})  # renamed in case again, and a new directory
+    with lib.open("PVOL1") as pvol:
+        assert pvol.listdir("/A") == ["DEEP"]
+        pvol.rename("/A/DEEP", "/A/Deep")
+    assert backup(lib, day(1, 7), path="/A/Deep/New").copied == 1
+    with lib.open("BVOL1") as bvol:
+        assert bvol.listdir("/A") == ["Deep"] and bvol.listdir("/A/Deep") == ["C", "New", "g"]
+    assert dir_range(lib, "/A/Deep/New").last_changed == day(1, 7)
+    assert dir_range(lib, "/A/Deep").last_changed == day(1, 3)
+    assert dir_range(lib, "/A/Deep/C").last_changed == day(1, 3)
+    assert chkoptvol(lib, vol="BVOL1")[0].damaged == []
+    before = index_dump(lib.root / "BVOL1.optvol" / "index.sqlite")
+    recover(lib, vol="BVOL1")
+    assert index_dump(lib.root / "BVOL1.optvol" / "index.sqlite") == before
+
+
 @pytest.mark.parametrize("how", ["a snapshot put back by DUPOPT", "an older backup converted"])
 def test_another_volume_under_the_primarys_name_is_compared_file_by_file(lib, clock, how):
     """The backup's ranges describe the history of the primary it backed up; a volume that

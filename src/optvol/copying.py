@@ -564,7 +564,8 @@ class _Copier:
     def _ensure_dir(self, path: str, source_created: int) -> bool:
         """Make a missing target directory (and its missing parents); True if it was made
         (or, on a backup, renamed to the primary's spelling after a rename that changed only
-        its case: ``PrivilegedWriter.match_case``).
+        its case: ``PrivilegedWriter.match_case``). On a backup its ancestors get the
+        primary's spelling too, but that is no change to the directory at ``path``.
 
         A backup target or a restore gives each the creation time of the source directory
         of the same path; otherwise they get the time of the request.
@@ -576,10 +577,13 @@ class _Copier:
                 return writer.match_case(path)
         parts = [p for p in path.split("/") if p]
         with self.writer() as writer, writer.savepoint():  # made whole or not at all
-            for depth in range(1, len(parts) + 1):
+            have = len(parts) - 1  # the deepest ancestor the target has: parts[:have]
+            while have and not self.target.is_dir("/" + "/".join(parts[:have])):
+                have -= 1
+            if have and self.plan.to_backup:
+                writer.match_case("/" + "/".join(parts[:have]))  # an ancestor's rename: not counted
+            for depth in range(have + 1, len(parts) + 1):
                 ancestor = "/" + "/".join(parts[:depth])
-                if self.target.is_dir(ancestor):
-                    continue
                 created = self.now
                 if self.choice.keep_dates:
                     created = source_created if depth == len(parts) else self._source_created(ancestor)

@@ -99,13 +99,14 @@ class PrivilegedWriter:
     def match_case(self, path: str) -> bool:
         """Give the directory at ``path`` (found without case) and its ancestors the spelling
         of ``path``, each with a RENAME record: a backup keeps its primary's names, also after
-        a rename there that changed only their case (CPYOPT). True if anything was renamed."""
+        a rename there that changed only their case (CPYOPT). True if the directory at
+        ``path`` itself was renamed: an ancestor renamed is not a change to it."""
         parts, renamed = self.volume._parts(path, is_dir=True), False
         for depth in range(1, len(parts) + 1):
             current = self.volume._dir(parts[:depth])
-            if current is not None and current.path != model.join(parts[:depth]):
+            renamed = current is not None and current.path != model.join(parts[:depth])
+            if renamed:
                 self.volume._rename(self.tx, tuple(current.path.split("/")[1:]), parts[:depth])
-                renamed = True
         return renamed
 
     def write_file(
