@@ -24,36 +24,100 @@ from optvol import errors
 from optvol.image.signals import signals_held
 
 
-def new_file_beside(target: str | os.PathLike, mode: int | None) -> tuple[int, str]:
-    """A new file, open for writing, in ``target``'s directory under a name of its own, to be
-    renamed onto ``target`` once written: with ``mode`` (that of the file it will replace),
-    or (None) made as any new file is, 0o666 less the umask or as the directory's default
-    ACL says (``tempfile.mkstemp`` left 0o600: every file a copy wrote could be read by its
-    owner alone). One that replaces a file is made 0o600 and given that file's mode before
-    anything is written: made wider, another user could open it in between and read what
-    replaces a private file. A file system that keeps no modes (chmod refused or not
-    implemented: FAT through FUSE) keeps its own. Raises OSError."""
+def new_file_beside(target: str | os.PathLike, mode: int | None) -> tuple[int, str | None]:
+    """A new file, open for writing, in ``target``'s directory, to be put in its place once
+    written (``put_in_place``): a file with no name where the host makes one (O_TMPFILE:
+    a copy killed on the way leaves nothing behind, hunt25f F2), else under a hidden name
+    of its own (returned; None for the first). With ``mode`` (that of the file it will
+    replace), or (None) made as any new file is, 0o666 less the umask or as the
+    directory's default ACL says (``tempfile.mkstemp`` left 0o600: every file a copy wrote
+    could be read by its owner alone). One that replaces a file is made 0o600 and given
+    that file's mode before anything is written: made wider, another user could open it in
+    between and read what replaces a private file. A file system that keeps no modes
+    (chmod refused or not implemented: FAT through FUSE) keeps its own. Raises OSError."""
     directory = os.path.dirname(os.path.abspath(target))
+    fd, temporary = _unnamed_file(directory, 0o666 if mode is None else 0o600), None
+    if fd is None:
+        fd, temporary = _named_file(directory, 0o666 if mode is None else 0o600)
+    try:
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+    except BaseException:
+        discard(fd, temporary)
+        raise
+    return fd, temporary
+
+
+def _unnamed_file(directory: str, mode: int) -> int | None:
+    """A file with no name in ``directory``, or None where the host makes none (no
+    O_TMPFILE in the kernel or the file system, or no /proc to name it through later)."""
+    if not hasattr(os, "O_TMPFILE") or not os.path.isdir(_FD_LINKS):
+        return None
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode)
+    except OSError:  # a refusal that is not about O_TMPFILE comes again from the named file
+        return None
+
+
+def _named_file(directory: str, mode: int) -> tuple[int, str]:
     for _ in range(100):
         temporary = os.path.join(directory, f".optvol-{secrets.token_hex(6)}.part")
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                         0o666 if mode is None else 0o600)
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode), temporary
         except FileExistsError:
             continue
-        try:
-            try:
-                if mode is not None:
-                    os.fchmod(fd, mode)
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
-                    raise
-        except BaseException:
-            os.close(fd)
-            os.unlink(temporary)
-            raise
-        return fd, temporary
     raise FileExistsError(errno.EEXIST, "no name beside it was free for a temporary file")
+
+
+_FD_LINKS = "/proc/self/fd"
+
+
+def put_in_place(fd: int, temporary: str | None, target: str | os.PathLike) -> None:
+    """Give the file of ``new_file_beside`` the name ``target``, replacing what is there
+    (one rename: a reader sees the old file or the new one, whole). A file with no name is
+    linked straight to a name that is free, else under a hidden name first, for the
+    rename. Raises OSError; the file is then still to be discarded (``discard``)."""
+    if temporary is not None:
+        os.replace(temporary, target)
+        return
+    directory, name = os.path.split(os.path.abspath(target))
+    # linkat with AT_SYMLINK_FOLLOW, which Python's os.link uses only with a directory descriptor
+    where = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            os.link(f"{_FD_LINKS}/{fd}", name, dst_dir_fd=where, follow_symlinks=True)
+            return
+        except FileExistsError:
+            pass
+        while True:
+            hidden = f".optvol-{secrets.token_hex(6)}.part"
+            try:
+                os.link(f"{_FD_LINKS}/{fd}", hidden, dst_dir_fd=where, follow_symlinks=True)
+                break
+            except FileExistsError:
+                continue
+        try:
+            os.replace(hidden, name, src_dir_fd=where, dst_dir_fd=where)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(hidden, dir_fd=where)
+            raise
+    finally:
+        os.close(where)
+
+
+def discard(fd: int | None, temporary: str | None) -> None:
+    """Drop a file of ``new_file_beside`` that is not to be put in place (its name, if it
+    has one; a file with no name goes with its last descriptor). Closes ``fd`` unless None."""
+    if fd is not None:
+        os.close(fd)
+    if temporary is not None:
+        with contextlib.suppress(FileNotFoundError):  # Ctrl-C just after the rename: the file is whole, in place
+            os.unlink(temporary)
 
 
 def mode_to_keep(path: str | os.PathLike) -> int | None:

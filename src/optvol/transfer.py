@@ -8,7 +8,6 @@ refused here too, because these commands act through the volume's user-program A
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat as stat_mod
 from collections.abc import Iterator
@@ -483,13 +482,12 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
             for chunk in chunks:  # raises CPF1F28 at the end if the data is damaged
                 handle.write(chunk)
             handle.flush()
-            os.utime(temporary, ns=(modified * 1000, modified * 1000))  # exact: float seconds lose microseconds
+            os.utime(fd, ns=(modified * 1000, modified * 1000))  # exact: float seconds lose microseconds
             if durable:
-                os.fsync(handle.fileno())
-        os.replace(temporary, host_path)
+                os.fsync(fd)
+            host_names.put_in_place(fd, temporary, host_path)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):  # Ctrl-C just after the rename: the file is whole, in place
-            os.unlink(temporary)
+        host_names.discard(None, temporary)  # (the file is closed)
         if isinstance(exc, OSError):  # writing the host file: its disk is full, say
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
         raise

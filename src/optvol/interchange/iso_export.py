@@ -78,8 +78,8 @@ def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: date
 
 def _write(target: Path, mode: int | None,
            produce: Callable[[int], tuple[int, int, Renames]]) -> tuple[tuple[int, int, Renames], int]:
-    """Let ``produce`` write the image to a temporary file beside ``target``, fsync it, then
-    rename it; return what ``produce`` returned and the image's size. The image gets the
+    """Let ``produce`` write the image to a new file beside ``target``, fsync it, then put it
+    in place (``host_names.put_in_place``); return what ``produce`` returned and the image's size. The image gets the
     ``mode`` of the file it replaces, or (None) the mode of any new file: 0o666 less the umask."""
     try:
         fd, temporary = host_names.new_file_beside(target, mode)
@@ -90,11 +90,11 @@ def _write(target: Path, mode: int | None,
             counts = produce(fd)
             os.fsync(fd)
             size = os.fstat(fd).st_size
+            host_names.put_in_place(fd, temporary, target)
         finally:
             os.close(fd)
-        os.replace(temporary, target)
     except BaseException as exc:
-        os.unlink(temporary)
+        host_names.discard(None, temporary)
         if isinstance(exc, OSError):
             raise errors.error("OPV0302", path=target, reason=exc.strerror or str(exc)) from None
         raise
