@@ -14,6 +14,7 @@ process (``copy_readahead.py``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -33,6 +34,11 @@ PIECE_FILES = 1000  # and at most this many files go into one piece
 
 _SOURCE_COLUMNS = ", ".join("s." + c.strip() for c in FILE_COLUMNS.split(","))
 _RANGE_COLUMNS = ", ".join(RANGE_COLUMNS)
+# The keys of a candidate's rows read again by rowid against the index's (a table's column the
+# index holds is read from the index): 1 the source's agree, 2 the target's (or it has none).
+_AGREE = ("coalesce(s2.dir = s.dir AND s2.name_key = s.name_key AND s2.changed = s.changed AND s2.live = 1, 0)"
+          " + 2 * coalesce(t.rowid IS NULL OR t2.dir = t.dir AND t2.name_key = t.name_key AND t2.live = 1, 0)")
+_AGREES = 19  # its column
 
 
 class Candidate(NamedTuple):
@@ -78,7 +84,7 @@ class Selection:
     """The selection connection of one CPYOPT request (a context manager)."""
 
     def __init__(self, source: Volume, target: Volume):
-        self.source = source
+        self.source, self.target = source, target
         index = source.image.index_path
         # An IndexConnection: a damaged index fails as damaged data (exit 7), not with a traceback.
         self.conn = sqlite3.connect(reading_uri(index, read_only=source.image.read_only), uri=True,
@@ -104,13 +110,32 @@ class Selection:
     def __exit__(self, *exc: object) -> None:
         self.conn.close()
 
-    def _select(self, where: str,
-                columns: str = f"{_SOURCE_COLUMNS}, t.modified, t.attr_changed, t.sha256, t.flags") -> str:
+    def _select(self, where: str, columns: str | None = None) -> str:
+        """The files of a source directory and their namesakes on the target; without
+        ``columns``, a candidate's, and whether the keys of both rows read again by rowid
+        agree with what the index gave (``_checked``)."""
+        again = ""
+        if columns is None:
+            columns = f"{_SOURCE_COLUMNS}, t.modified, t.attr_changed, t.sha256, t.flags, {_AGREE}"
+            again = (f" LEFT JOIN main.files AS s2 ON s2.rowid = s.rowid"
+                     f" LEFT JOIN {self.target_schema}.files AS t2 ON t2.rowid = t.rowid")
         return (
             f"SELECT {columns} FROM main.files AS s"
             f" LEFT JOIN {self.target_schema}.files AS t ON t.dir = :tdir AND t.name_key = s.name_key AND t.live = 1"
-            f" WHERE s.dir = :sdir AND s.live = 1 {where}"
+            f"{again} WHERE s.dir = :sdir AND s.live = 1 {where}"
         )
+
+    def _checked(self, rows: list[tuple]) -> list[tuple]:
+        """``rows`` of ``_select``, once the keys of each row read again agree with what the
+        index gave: an index entry a changed byte points at another row would give that
+        file in this one's place, or a file twice and another not at all (hunt25n F1, as
+        ``volume_rows.live_row``). OPV0201 for the volume whose index it is."""
+        for row in rows:
+            if row[_AGREES] != 3:
+                volume = self.target.id if row[_AGREES] & 1 else self.source.id
+                raise errors.error("OPV0201", volume=volume, reason=f"the index finds another row of files for"
+                                   f" {row[2]!r}; optvol recover rebuilds it from the records")
+        return rows
 
     def _windows(self, source_dir: DirRow, target_path: str, choice: Choice) -> list[tuple[str, dict]]:
         """The conditions (and their values) of a directory's files changed at or after
@@ -145,7 +170,7 @@ class Selection:
         for where, values in self._windows(source_dir, target_path, choice):
             cursor = self.conn.execute(self._select(where), values)
             while rows := cursor.fetchmany(PIECE_FILES):
-                yield [Candidate(FileRow(*r[:15]), r[2], source_dir.path, *r[15:]) for r in rows]
+                yield [Candidate(FileRow(*r[:15]), r[2], source_dir.path, *r[15:_AGREES]) for r in self._checked(rows)]
 
     def totals(self, source_dir: DirRow, target_path: str, choice: Choice) -> tuple[int, int]:
         """The files of ``candidates`` that ``choice`` selects, and their bytes, counted by
@@ -164,7 +189,7 @@ class Selection:
         sql = self._select(where).replace("t.name_key = s.name_key", "t.name_key = :tname")
         rows = self.conn.execute(sql, {"sdir": source_dir.id, "tdir": target_dir, "name": model.name_key(name),
                                        "tname": model.name_key(target_name), "from": from_time}).fetchall()
-        return [Candidate(FileRow(*r[:15]), target_name, source_dir.path, *r[15:]) for r in rows]
+        return [Candidate(FileRow(*r[:15]), target_name, source_dir.path, *r[15:_AGREES]) for r in self._checked(rows)]
 
     def target_dir(self, path: str) -> tuple[int | None, Range]:
         """The target directory at ``path`` as committed: its id (None if missing) and backup range."""
@@ -260,10 +285,10 @@ class Choice(NamedTuple):
     def check_name(self, target_dir: str, name: str) -> None:
         """The copy's path must fit the target (CPF1F48 otherwise): its whole /QOPT path with
         the target's ID and TOPATH (reference §3.1), and between media formats that format's rules."""
-        path = join(target_dir, name)
         if self.target_format is not None:
-            model.split_path(path, volume=self.target, media_format=self.target_format)
-        else:
+            model.split_path(join(target_dir, name), volume=self.target, media_format=self.target_format)
+        elif len(name) > _room(self.target, target_dir):  # (a length a directory: this runs for every file)
+            path = join(target_dir, name)
             model.check_lengths(path, volume=self.target, directories=len(target_dir.rstrip("/")), total=len(path))
 
 
@@ -346,6 +371,15 @@ def from_clause(*, to_backup: bool) -> str:
     backup the change time decides (by index): the range a run records claims every file
     changed since FROMTIME, whatever dates a clock gave it."""
     return "AND s.changed >= :from" if to_backup else "AND max(s.created, s.modified, s.attr_changed) >= :from"
+
+
+@functools.lru_cache(maxsize=64)
+def _room(volume: str, target_dir: str) -> int:
+    """The longest name ``model.check_lengths`` lets a file of ``target_dir`` have (-1: none)."""
+    directories = len(target_dir.rstrip("/"))
+    if directories > model.MAX_DIRECTORY_PART:
+        return -1
+    return model.MAX_QOPT_PATH - len(model.QOPT) - 1 - len(volume) - directories - 1
 
 
 def join(directory: str, name: str) -> str:
