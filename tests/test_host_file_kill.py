@@ -128,3 +128,31 @@ def test_an_unnamed_file_takes_the_targets_place_when_another_appears_meanwhile(
         os.close(fd)
         assert target.read_bytes() == b"new"
         assert sorted(p.name for p in host.iterdir()) == ["target"]
+
+
+def test_a_ctrl_c_while_the_hidden_name_is_linked_leaves_nothing_beside_the_target(tmp_path, monkeypatch):
+    """Replacing a file, put_in_place links the unnamed file under a hidden name, then renames
+    it onto the target: a Ctrl-C that came during that link left the hidden name for good
+    (rev26a F1). Now the target is the new file, whole, and nothing is beside it."""
+    import signal as signal_mod
+
+    from optvol import cli
+
+    library, data = tmp_path / "lib", os.urandom(100_000)
+    (tmp_path / "src.bin").write_bytes(data)
+    assert cli.main(["--library", str(library), "inzopt", "PVOL1"]) == 0
+    assert cli.main(["--library", str(library), "cp", str(tmp_path / "src.bin"), "/QOPT/PVOL1/f.bin"]) == 0
+    with tmpfs(tmp_path / "host", "1M") as host:
+        (host / "target").write_bytes(b"the file it would replace")
+        real = os.link
+
+        def link(source, name, *args, **kwargs):
+            real(source, name, *args, **kwargs)
+            if str(name).startswith(".optvol-"):
+                os.kill(os.getpid(), signal_mod.SIGINT)  # as a Ctrl-C during the linkat
+
+        monkeypatch.setattr(os, "link", link)
+        assert cli.main(["--library", str(library), "cp", "/QOPT/PVOL1/f.bin", str(host / "target")]) == 130
+        monkeypatch.undo()
+        assert sorted(p.name for p in host.iterdir()) == ["target"]
+        assert (host / "target").read_bytes() == data

@@ -93,19 +93,22 @@ def put_in_place(fd: int, temporary: str | None, target: str | os.PathLike) -> N
             return
         except FileExistsError:
             pass
-        while True:
-            hidden = f".optvol-{secrets.token_hex(6)}.part"
+        # Held: a Ctrl-C just after the hidden name's link left that name for good (rev26a F1);
+        # one that comes meanwhile is delivered once the file is in place, whole.
+        with signals_held():
+            while True:
+                hidden = f".optvol-{secrets.token_hex(6)}.part"
+                try:
+                    os.link(f"{_FD_LINKS}/{fd}", hidden, dst_dir_fd=where, follow_symlinks=True)
+                    break
+                except FileExistsError:
+                    continue
             try:
-                os.link(f"{_FD_LINKS}/{fd}", hidden, dst_dir_fd=where, follow_symlinks=True)
-                break
-            except FileExistsError:
-                continue
-        try:
-            os.replace(hidden, name, src_dir_fd=where, dst_dir_fd=where)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(hidden, dir_fd=where)
-            raise
+                os.replace(hidden, name, src_dir_fd=where, dst_dir_fd=where)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(hidden, dir_fd=where)
+                raise
     finally:
         os.close(where)
 
