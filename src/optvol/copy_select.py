@@ -133,8 +133,8 @@ class Selection:
         for row in rows:
             if row[_AGREES] != 3:
                 volume = self.target.id if row[_AGREES] & 1 else self.source.id
-                raise errors.error("OPV0201", volume=volume, reason=f"the index finds another row of files for"
-                                   f" {row[2]!r}; optvol recover rebuilds it from the records")
+                raise errors.error("OPV0201", volume=volume, reason=f"an entry of its index finds the row of"
+                                   f" {row[2]!r} in another file's place; optvol recover rebuilds it from the records")
         return rows
 
     def _windows(self, source_dir: DirRow, target_path: str, choice: Choice) -> list[tuple[str, dict]]:
