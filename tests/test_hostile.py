@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from conftest import make_volume
-from integrity_helpers import run_cli, tree_snapshot
+from integrity_helpers import run_cli, tmpfs, tree_snapshot
 from optvol import errors, transfer
 from optvol.checking import chkoptvol
 from optvol.initialize import inzopt
@@ -559,26 +559,30 @@ def test_long_names_a_host_takes_for_one_are_refused(lib, exfat):
     assert list(exfat.iterdir()) == []
 
 
-def test_ctrl_c_just_after_a_host_file_is_renamed_into_place_is_an_interrupt(lib, tmp_path, monkeypatch):
+@pytest.mark.parametrize("unnamed", [True, False])
+def test_ctrl_c_just_after_a_host_file_is_put_in_place_is_an_interrupt(lib, tmp_path, monkeypatch, unnamed):
     """Review s20b: Ctrl-C landing just after the rename that puts a copied file in place
     made the cleanup unlink the temporary file, gone by then: FileNotFoundError, exit 70
-    with a traceback. The interrupt ends the copy, and the file is whole in its place."""
-    from optvol import transfer
+    with a traceback. The interrupt ends the copy, and the file is whole in its place
+    (a file made without a name and linked there, or one renamed from a hidden name)."""
+    from optvol import host_names, transfer
 
     with lib.open("PVOL1") as volume:
         volume.write_bytes("/F", b"whole")
-    real = os.replace
+    real = host_names.put_in_place
 
-    def renamed_then_interrupted(source, target):
-        real(source, target)
+    def put_then_interrupted(fd, temporary, target):
+        assert (temporary is None) == unnamed
+        real(fd, temporary, target)
         raise KeyboardInterrupt
 
-    out = tmp_path / "out"
-    out.mkdir()
-    monkeypatch.setattr(transfer.os, "replace", renamed_then_interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        list(transfer.copy(lib, ["/QOPT/PVOL1/F"], str(out / "F")))
-    assert (out / "F").read_bytes() == b"whole" and sorted(p.name for p in out.iterdir()) == ["F"]
+    monkeypatch.setattr(host_names, "put_in_place", put_then_interrupted)
+    if not unnamed:
+        monkeypatch.setattr(host_names, "_unnamed_file", lambda directory, mode: None)
+    with tmpfs(tmp_path / "out", "1M") as out:  # (a file system that makes files without a name)
+        with pytest.raises(KeyboardInterrupt):
+            list(transfer.copy(lib, ["/QOPT/PVOL1/F"], str(out / "F")))
+        assert (out / "F").read_bytes() == b"whole" and sorted(p.name for p in out.iterdir()) == ["F"]
 
 
 def test_names_with_any_character_a_host_holds_are_copied_there_without_a_trace(lib, tmp_path):
