@@ -40,6 +40,8 @@ from optvol.volume_rows import (
     live_row,
     longest_below,
     request_log,
+    scan_sql,
+    scanned,
     space_limit,
     version_chain,
     volume_info,
@@ -197,22 +199,22 @@ class Volume:
 
     def _subdirs(self, dir_id: int) -> list[DirRow]:
         """The live subdirectories of a directory, by name, read at once."""
-        sql = f"SELECT {DIR_COLUMNS} FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key"
-        return [DirRow(*row) for row in self.image.conn.execute(sql, (dir_id,))]
+        sql = scan_sql("dirs", DIR_COLUMNS, "WHERE f.parent = ? AND f.live = 1 ORDER BY f.path_key")
+        return [DirRow(*row) for row in scanned(self.image.conn, "dirs", self.image.conn.execute(sql, (dir_id,)).fetchall())]
 
     def _file_rows_in(self, directory: DirRow) -> Iterator[FileRow]:
         """Pages of FILE_PAGE rows by name (the files_live index), each query done first: no
         statement stays open between two rows (an unfinished one held a read transaction that
         refused this Volume's writes once another process had committed)."""
-        yield from (FileRow(*row) for row in self._pages(
-            f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND live = 1 AND name_key > ? ORDER BY name_key LIMIT ?",
-            (directory.id,), _NAME_KEY))
+        yield from (FileRow(*row) for row in self._pages(scan_sql(
+            "files", FILE_COLUMNS, "WHERE f.dir = ? AND f.live = 1 AND f.name_key > ? ORDER BY f.name_key LIMIT ?"),
+            (directory.id,), _NAME_KEY, table="files"))
 
-    def _pages(self, query: str, arguments: tuple, key: int, *, after: str = "") -> Iterator[tuple]:
-        """The rows of ``query`` (its last two parameters the key to start after and the page
-        size), FILE_PAGE at a time, ordered by column ``key``."""
+    def _pages(self, query: str, arguments: tuple, key: int, *, table: str, after: str = "") -> Iterator[tuple]:
+        """The rows of ``query`` (a ``scan_sql`` of ``table``; its last two parameters the key to
+        start after and the page size), FILE_PAGE at a time, ordered by column ``key``."""
         while True:
-            rows = self.image.conn.execute(query, (*arguments, after, FILE_PAGE)).fetchall()
+            rows = scanned(self.image.conn, table, self.image.conn.execute(query, (*arguments, after, FILE_PAGE)).fetchall())
             yield from rows
             if len(rows) < FILE_PAGE:
                 return
@@ -247,9 +249,9 @@ class Volume:
             return
         # Every path below ``prefix`` sorts between ``prefix`` and ``prefix`` with its '/' made '0'.
         prefix = "/" if top.path == "/" else top.path_key + "/"
-        yield from (DirRow(*row) for row in self._pages(
-            f"SELECT {DIR_COLUMNS} FROM dirs WHERE live = 1 AND path_key < ? AND path_key > ? ORDER BY path_key LIMIT ?",
-            (prefix[:-1] + "0",), _PATH_KEY, after=prefix))
+        yield from (DirRow(*row) for row in self._pages(scan_sql(
+            "dirs", DIR_COLUMNS, "WHERE f.live = 1 AND f.path_key < ? AND f.path_key > ? ORDER BY f.path_key LIMIT ?"),
+            (prefix[:-1] + "0",), _PATH_KEY, table="dirs", after=prefix))
 
     def iter_files(self, path: str = "/", *, recursive: bool = False, pattern: str | None = None) -> Iterator[FileInfo]:
         """Files of a directory (and its subdirectories), streamed in path order.
@@ -275,8 +277,8 @@ class Volume:
         while pending:
             directory = pending.pop()
             children = self._subdirs(directory.id)
-            names = [r[0] for r in self.image.conn.execute(
-                "SELECT name FROM files WHERE dir = ? AND live = 1 ORDER BY name_key", (directory.id,))]
+            names = [r[1] for r in scanned(self.image.conn, "files", self.image.conn.execute(scan_sql(
+                "files", "id, name", "WHERE f.dir = ? AND f.live = 1 ORDER BY f.name_key"), (directory.id,)).fetchall())]
             yield directory.path, [c.name for c in children], names
             pending.extend(reversed(children))
 
@@ -452,13 +454,12 @@ class Volume:
         new_path = new_parent.path.rstrip("/") + "/" + dst[-1]
         conn = self.image.conn
         below = (old_key + "/", old_key + "0")  # the paths below sort between (the dirs_path index: _dir_rows)
-        subtree = [directory.id] + [r[0] for r in conn.execute(
-            "SELECT id FROM dirs WHERE live = 1 AND path_key > ? AND path_key < ?", below)]
-        conn.execute(
-            "UPDATE dirs SET path = ? || substr(path, ?), path_key = ? || substr(path_key, ?) "
-            "WHERE live = 1 AND path_key > ? AND path_key < ?",
+        subtree = [directory.id] + [r[0] for r in scanned(conn, "dirs", conn.execute(scan_sql(
+            "dirs", "id", "WHERE f.live = 1 AND f.path_key > ? AND f.path_key < ?"), below).fetchall())]
+        conn.executemany(  # by id, the rows checked above: through the index an entry could name another
+            "UPDATE dirs SET path = ? || substr(path, ?), path_key = ? || substr(path_key, ?) WHERE id = ?",
             # Each column cut by its own prefix (since schema 4 a key is as long as its path).
-            (new_path, len(old_path) + 1, model.name_key(new_path), len(old_key) + 1, *below),
+            [(new_path, len(old_path) + 1, model.name_key(new_path), len(old_key) + 1, d) for d in subtree[1:]],
         )
         conn.execute(
             "UPDATE dirs SET parent = ?, name = ?, path = ?, path_key = ? WHERE id = ?",
@@ -636,8 +637,7 @@ class Volume:
             return {k for k in keys if find("SELECT 1 FROM dirs WHERE path_key = ? AND live = 1", (base + k,)).fetchone()}
         cached = tx.memo.get(("subdirs", parent.id))
         if cached is None:
-            rows = self.image.conn.execute("SELECT name FROM dirs WHERE parent = ? AND live = 1", (parent.id,))
-            cached = tx.memo[("subdirs", parent.id)] = {model.name_key(r[0]) for r in rows}
+            cached = tx.memo[("subdirs", parent.id)] = {model.name_key(r.name) for r in self._subdirs(parent.id)}
         return cached
 
     def _parent_dir(self, tx: image_mod.Transaction, parts: tuple[str, ...]) -> DirRow:

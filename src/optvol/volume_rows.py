@@ -131,6 +131,37 @@ def _live_row_sql(table: str, columns: str) -> str:
     return f"SELECT {found}, {again} FROM {table} f JOIN {table} t ON t.rowid = f.rowid WHERE {where} AND f.live = 1"
 
 
+# The columns the indexes of each table hold (dirs_path, dirs_parent; files_live, files_changed):
+# a query that goes through one of them reads these from the index entry, the rest from the
+# row the entry's rowid points at.
+_INDEXED = {"dirs": ("parent", "path_key"), "files": ("dir", "name_key", "changed")}
+
+
+@functools.cache
+def scan_sql(table: str, columns: str, rest: str) -> str:
+    """A scan of ``table`` (alias ``f``; ``rest`` its WHERE, ORDER and LIMIT, written with
+    ``f.``) giving ``columns`` and, last, whether the row's indexed columns read again by rowid
+    (alias ``k``, in the same statement) agree with what the scan gave and the row is live:
+    as ``live_row`` for a lookup by key, for a scan through an index (hunt26b: through an
+    entry a changed byte points at another row, a listing named another directory's file,
+    export-iso wrote its bytes, CPYOPT's directory list left a directory out, a rename moved
+    another directory). ``scanned`` checks and drops that column."""
+    found = ", ".join(f"f.{c.strip()}" for c in columns.split(","))
+    again = " AND ".join(f"k.{c} IS f.{c}" for c in _INDEXED[table])
+    return (f"SELECT {found}, coalesce({again} AND k.live = 1, 0) FROM {table} AS f"
+            f" JOIN {table} AS k ON k.rowid = f.rowid {rest}")
+
+
+def scanned(conn: sqlite3.Connection, table: str, rows: list[tuple]) -> list[tuple]:
+    """``rows`` of a ``scan_sql`` query without their last column, once each says the row's
+    keys agree; OPV0201 (the index points elsewhere) otherwise."""
+    for row in rows:
+        if not row[-1]:
+            raise errors.error("OPV0201", volume=conn.where, reason=f"an entry of an index of {table} points at row"
+                               f" {row[0]}, which is not the row it names; optvol recover rebuilds it from the records")
+    return [row[:-1] for row in rows]
+
+
 def space_limit(label: dict) -> int:
     """The bytes a volume may use under its threshold, in whole sectors (reference §2.6)."""
     return label["capacity"] * label["threshold"] // 100 // label["sector_size"] * label["sector_size"]

@@ -46,7 +46,7 @@ from optvol.interchange.iso_tree import DirTree
 from optvol.interchange.names import Namer
 from optvol.model import Progress
 from optvol.volume import Volume
-from optvol.volume_rows import HIDDEN, READ_ONLY, FileRow
+from optvol.volume_rows import HIDDEN, READ_ONLY, FileRow, scan_sql, scanned
 
 PATH_TABLES = 19  # the first sector after the volume descriptors
 PARTITION = udfs.ANCHOR + 1  # where the UDF partition starts: its file set descriptor
@@ -153,7 +153,8 @@ def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: 
         count = conn.execute("SELECT count(*) FROM dirs WHERE live = 1").fetchone()[0]
         if count > MAX_DIRECTORIES:
             raise errors.error("OPV0704", volume=volume_id, reason=f"{count} directories: ISO 9660 allows 65,535")
-        tree = DirTree(conn.execute("SELECT id, parent, created FROM dirs WHERE live = 1 ORDER BY path_key"))
+        tree = DirTree(scanned(conn, "dirs", conn.execute(scan_sql("dirs", "id, parent, created",
+                                                                  "WHERE f.live = 1 ORDER BY f.path_key")).fetchall()))
         for number in range(len(tree)):  # parents first
             _measure(volume, tree, number, udf=udf)
         tables = {joliet: tree.path_table(joliet=joliet) for joliet in (False, True)}
@@ -189,8 +190,8 @@ def _entries(volume: Volume, tree: DirTree, me: int, path: str, store: Held | Sp
             out.renames.note(path, name, rock_ridge, udf_name)
         return rock_ridge, udf_name
 
-    subdirs = volume.image.conn.execute(  # one row at a time: nothing else reads the index meanwhile
-        "SELECT id, name, path, created FROM dirs WHERE parent = ? AND live = 1 ORDER BY path_key", (tree.ids[me],))
+    subdirs = scanned(volume.image.conn, "dirs", volume.image.conn.execute(scan_sql(  # (ISO 9660: at most 65,535)
+        "dirs", "id, name, path, created", "WHERE f.parent = ? AND f.live = 1 ORDER BY f.path_key"), (tree.ids[me],)).fetchall())
     for dir_id, name, subdir_path, created in subdirs:
         child = tree.number(dir_id)
         iso_name, joliet_name = namer.iso_dir(name).encode(), namer.joliet(name).encode("utf-16-be")

@@ -1,0 +1,96 @@
+"""One changed byte of an index entry's rowid makes a scan through that index give another
+row under this key: listings, tree walks, CPYOPT's directory list, a rename's subtree and
+export-iso must then fail with OPV0201 (exit 7), never list, write, move or walk the other
+row as this one (hunt26b F1-F5; lookups by key: test_index_entries.py)."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+
+import index_pages
+import optvol
+from conftest import make_volume
+from integrity_helpers import run_cli, volume_dir
+
+
+def _tree(library) -> sqlite3.Connection:
+    """PVOL1 with /A (a1.txt), /A/SUB (s1.txt), /B (notes.txt, b1.txt), /B/XYZ (x1.txt) and
+    /C (notes.txt); a read-only connection to its index."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        for path in ("/A/SUB", "/B/XYZ", "/C"):
+            volume.mkdir(path, parents=True)
+        for path, data in (("/A/a1.txt", b"a1"), ("/A/SUB/s1.txt", b"s1"), ("/B/notes.txt", b"B's own notes"),
+                           ("/B/b1.txt", b"b1"), ("/B/XYZ/x1.txt", b"x1"), ("/C/notes.txt", b"C-notes")):
+            volume.write_bytes(path, data)
+    return sqlite3.connect(f"file:{_index(library)}?mode=ro", uri=True)
+
+
+def _index(library):
+    return volume_dir(library.root, "PVOL1") / "index.sqlite"
+
+
+def _dir(conn, path: str) -> int:
+    return conn.execute("SELECT id FROM dirs WHERE path = ? AND live = 1", (path,)).fetchone()[0]
+
+
+def _damaged(out) -> bool:
+    return out.rc == 7 and "OPV0201" in out.err and "Traceback" not in out.err
+
+
+def test_a_listing_and_an_export_through_a_files_live_entry_of_another_file_fail(library, tmp_path):
+    """ls, WRKOPTF and export-iso listed /C/notes.txt as /B/notes.txt, and the image held
+    C's bytes under /B/notes.txt, exit 0."""
+    conn = _tree(library)
+    c_notes = conn.execute("SELECT f.id FROM files f JOIN dirs d ON d.id = f.dir"
+                           " WHERE d.path = '/C' AND f.name = 'notes.txt'").fetchone()[0]
+    index_pages.repoint(_index(library), "files_live", (_dir(conn, "/B"), "NOTES.TXT"), c_notes)
+    assert _damaged(run_cli(library.root, "ls", "-l", "/QOPT/PVOL1/B"))
+    assert _damaged(run_cli(library.root, "wrkoptf", "PVOL1", "/B"))
+    assert _damaged(run_cli(library.root, "export-iso", "PVOL1", str(tmp_path / "p.iso")))
+    assert not (tmp_path / "p.iso").exists()
+
+
+def test_a_directory_list_through_a_dirs_path_entry_of_another_directory_fails(library):
+    """WRKOPTDIR listed /A/SUB twice and /B not at all; CPYOPT backed up the tree without /B
+    and its range claimed /B's files, exit 0."""
+    conn = _tree(library)
+    assert run_cli(library.root, "inzopt", "BVOL1", "--type", "*BACKUP").rc == 0
+    index_pages.repoint(_index(library), "dirs_path", ("/B",), _dir(conn, "/A/SUB"))
+    assert _damaged(run_cli(library.root, "wrkoptdir", "*ALL", "PVOL1"))
+    out = run_cli(library.root, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
+    assert _damaged(out) and "Volume PVOL1" in out.err
+    with library.open("BVOL1") as backup:  # nothing copied, no range claimed
+        assert backup.listdir("/") == [] and backup.stat("/").backup is None
+
+
+def test_a_rename_through_a_dirs_path_entry_of_another_directory_moves_nothing(library):
+    """mv /A /Z moved /B/XYZ to /Z/XYZ (the UPDATE of the subtree's range went through the
+    entry of /A/SUB) and left /A/SUB unreachable, exit 0."""
+    conn = _tree(library)
+    index_pages.repoint(_index(library), "dirs_path", ("/A/SUB",), _dir(conn, "/B/XYZ"))
+    assert _damaged(run_cli(library.root, "mv", "/QOPT/PVOL1/A", "/QOPT/PVOL1/Z"))
+    paths = conn.execute("SELECT path FROM dirs NOT INDEXED WHERE live = 1 ORDER BY path").fetchall()
+    assert [p for (p,) in paths] == ["/", "/A", "/A/SUB", "/B", "/B/XYZ", "/C"]
+
+
+def test_a_listing_through_a_dirs_parent_entry_of_another_directory_fails(library, tmp_path):
+    """ls / listed SUB in /A's place; export-iso wrote /SUB at the root and left /A out, exit 0."""
+    conn = _tree(library)
+    index_pages.repoint(_index(library), "dirs_parent", (1,), _dir(conn, "/A/SUB"))
+    assert _damaged(run_cli(library.root, "ls", "/QOPT/PVOL1/"))
+    assert _damaged(run_cli(library.root, "export-iso", "PVOL1", str(tmp_path / "p.iso")))
+
+
+def test_rm_r_through_a_dirs_parent_entry_of_the_directory_itself_ends(library):
+    """/A its own subdirectory through the entry: rm -r (Volume.walk) never ended."""
+    conn = _tree(library)
+    index_pages.repoint(_index(library), "dirs_parent", (_dir(conn, "/A"),), _dir(conn, "/A"))
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(optvol.__file__))}
+    done = subprocess.run([sys.executable, "-m", "optvol", "--library", str(library.root), "rm", "-r", "/QOPT/PVOL1/A"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 7 and "OPV0201" in done.stderr
+    with library.open("PVOL1") as volume:
+        assert volume.read_bytes("/A/a1.txt") == b"a1"
