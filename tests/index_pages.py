@@ -93,15 +93,16 @@ def entries(db, index: str) -> list[tuple[tuple, int]]:
     return [(keys, rowid) for _, _, keys, rowid in _cells(raw, page_size, root)]
 
 
-def repoint(db, index: str, keys: tuple, new: int) -> int:
-    """Rewrite the rowid of the first entry of ``index`` with ``keys``; return its old rowid."""
+def repoint(db, index: str, keys: tuple, new: int, *, rowid: int | None = None) -> int:
+    """Rewrite the rowid of the first entry of ``index`` with ``keys`` (and ``rowid``, if
+    given) to ``new``; return its old rowid."""
     db = Path(db)
     root, page_size = _root(db, index)
     raw = bytearray(db.read_bytes())
-    for at, size, found, rowid in _cells(bytes(raw), page_size, root):
-        if found == tuple(keys):
+    for at, size, found, old in _cells(bytes(raw), page_size, root):
+        if found == tuple(keys) and rowid in (None, old):
             raw[at:at + size] = new.to_bytes(size, "big", signed=True)
             db.write_bytes(raw)
-            return rowid
+            return old
     raise LookupError(f"no entry {keys!r} in {index}: {entries(db, index)}")
 

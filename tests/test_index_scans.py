@@ -94,3 +94,13 @@ def test_rm_r_through_a_dirs_parent_entry_of_the_directory_itself_ends(library):
     assert done.returncode == 7 and "OPV0201" in done.stderr
     with library.open("PVOL1") as volume:
         assert volume.read_bytes("/A/a1.txt") == b"a1"
+
+
+def test_the_volume_counts_its_files_whatever_an_entry_of_dirs_parent_points_at(library):
+    """DSPOPT's count of files (sum of dirs.live_files, a scan SQLite ran through dirs_parent)
+    counted /A/SUB's file twice and /B's two not at all."""
+    conn = _tree(library)
+    index_pages.repoint(_index(library), "dirs_parent", (1,), _dir(conn, "/A/SUB"), rowid=_dir(conn, "/B"))
+    with library.open("PVOL1") as volume:
+        info = volume.info()
+    assert (info.files, info.directories) == (6, 6)
