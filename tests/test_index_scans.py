@@ -104,3 +104,15 @@ def test_the_volume_counts_its_files_whatever_an_entry_of_dirs_parent_points_at(
     with library.open("PVOL1") as volume:
         info = volume.info()
     assert (info.files, info.directories) == (6, 6)
+
+
+def test_a_rename_stamps_no_file_through_a_files_changed_entry_of_another_file(library):
+    """mv /B /B2 stamped the files below it through files_changed: /C/notes.txt got the new
+    change time, /B/notes.txt (moved) kept its old one, exit 0."""
+    conn = _tree(library)
+    (b_changed,), (c_id, c_changed) = (
+        conn.execute("SELECT changed FROM files WHERE name = 'notes.txt' AND dir = ?", (_dir(conn, "/B"),)).fetchone(),
+        conn.execute("SELECT id, changed FROM files WHERE name = 'notes.txt' AND dir = ?", (_dir(conn, "/C"),)).fetchone())
+    index_pages.repoint(_index(library), "files_changed", (_dir(conn, "/B"), b_changed), c_id)
+    assert _damaged(run_cli(library.root, "mv", "/QOPT/PVOL1/B", "/QOPT/PVOL1/B2"))
+    assert conn.execute("SELECT changed FROM files NOT INDEXED WHERE id = ?", (c_id,)).fetchone()[0] == c_changed

@@ -465,8 +465,10 @@ class Volume:
             "UPDATE dirs SET parent = ?, name = ?, path = ?, path_key = ? WHERE id = ?",
             (new_parent.id, dst[-1], new_path, model.name_key(new_path), directory.id),
         )
-        # Files below a moved directory live at new paths: CPYOPT must see them as changed.
-        conn.executemany("UPDATE files SET changed = ? WHERE dir = ? AND live = 1", [(stamp, d) for d in subtree])
+        # Files below a moved directory live at new paths: CPYOPT must see them as changed (by id, the rows checked).
+        moved = [r[0] for d in subtree for r in scanned(conn, "files", conn.execute(
+            scan_sql("files", "id", "WHERE f.dir = ? AND f.live = 1"), (d,)).fetchall())]
+        conn.executemany("UPDATE files SET changed = ? WHERE id = ?", [(stamp, f) for f in moved])
 
     def set_attributes(self, path: str, *, read_only: bool | None = None, hidden: bool | None = None) -> FileInfo:
         """Change the read-only and hidden flags of a file (QHFCHGAT, CHGATR); None keeps a flag.
