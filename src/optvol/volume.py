@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import os
 import threading
+from array import array
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
@@ -466,9 +467,11 @@ class Volume:
             (new_parent.id, dst[-1], new_path, model.name_key(new_path), directory.id),
         )
         # Files below a moved directory live at new paths: CPYOPT must see them as changed (by id, the rows checked).
-        moved = [r[0] for d in subtree for r in scanned(conn, "files", conn.execute(
-            scan_sql("files", "id", "WHERE f.dir = ? AND f.live = 1"), (d,)).fetchall())]
-        conn.executemany("UPDATE files SET changed = ? WHERE id = ?", [(stamp, f) for f in moved])
+        for d in subtree:  # a directory's ids at a time (8 bytes each), each row checked before any is changed
+            moved = array("q")
+            for row in conn.execute(scan_sql("files", "id", "WHERE f.dir = ? AND f.live = 1"), (d,)):
+                moved.append(row[0] if row[1] else scanned(conn, "files", [row]))  # (scanned raises)
+            conn.executemany("UPDATE files SET changed = ? WHERE id = ?", ((stamp, f) for f in moved))
 
     def set_attributes(self, path: str, *, read_only: bool | None = None, hidden: bool | None = None) -> FileInfo:
         """Change the read-only and hidden flags of a file (QHFCHGAT, CHGATR); None keeps a flag.

@@ -149,7 +149,7 @@ def scan_sql(table: str, columns: str, rest: str) -> str:
     found = ", ".join(f"f.{c.strip()}" for c in columns.split(","))
     again = " AND ".join(f"k.{c} IS f.{c}" for c in _INDEXED[table])
     return (f"SELECT {found}, coalesce({again} AND k.live = 1, 0) FROM {table} AS f"
-            f" JOIN {table} AS k ON k.rowid = f.rowid {rest}")
+            f" LEFT JOIN {table} AS k ON k.rowid = f.rowid {rest}")  # (an entry pointing at no row: 0 too)
 
 
 def scanned(conn: sqlite3.Connection, table: str, rows: list[tuple]) -> list[tuple]:
