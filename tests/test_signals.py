@@ -416,6 +416,45 @@ def test_a_child_forked_during_a_held_block_has_the_program_s_handlers():
         signal.signal(signal.SIGTERM, before)
 
 
+def test_a_ctrl_c_held_by_a_block_leaves_no_handlers_behind_for_a_later_child():
+    """A Ctrl-C the block kept pending raises as its mask goes back: the block was left in the
+    list of held blocks, and every child forked later (a process pool, CPYOPT's read-ahead)
+    got that block's handlers put back over the program's own (its SIGTERM did not end it)."""
+    import signal
+    import threading
+
+    from optvol.image import signals as signals_mod
+
+    def own(number, _frame):
+        os._exit(43)
+
+    def interrupted(number, _frame):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, own), signal.signal(signal.SIGINT, interrupted)
+    statuses: list[int] = []
+
+    def fork():
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if signal.getsignal(signal.SIGTERM) is own else 1)
+        statuses.append(os.waitpid(pid, 0)[1])
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_mod.signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+        assert signals_mod._HELD == []
+        signal.signal(signal.SIGTERM, own)
+        thread = threading.Thread(target=fork)
+        thread.start()
+        thread.join()
+        assert [os.waitstatus_to_exitcode(status) for status in statuses] == [0]
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
+
+
 def test_a_handler_that_raises_while_the_handlers_go_back_leaves_none_swapped(monkeypatch):
     """Review 23b F1: signal.signal() runs the pending handlers first, and when one raises it
     changes nothing: the block's stand-in stayed, and every later SIGTERM of the process was

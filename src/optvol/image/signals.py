@@ -54,9 +54,13 @@ def signals_held(*, inside=None) -> Iterator[None]:
         # In a finalizer, a signal the block kept pending is taken unheard (no handler, no
         # wakeup descriptor) and sent again to the main thread once the finalizer's frame is
         # gone: a real signal, heard once, that wakes a blocking call (rev24c F2, F3).
+        # First: a signal the mask kept pending is handled as the mask goes back, and its
+        # handler (Ctrl-C's KeyboardInterrupt) raises there; left in _HELD, a block's handlers
+        # were put back in every child forked later, over the program's own (found by
+        # test_signals after a CLI copy stopped by Ctrl-C in a held block).
+        _HELD[:] = [held for held in _HELD if held is not deferred]  # (by identity; gone in a child forked here)
         taken = _take_pending([number for number in deferred if number not in mask]) if inside is not None else []
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        _HELD[:] = [held for held in _HELD if held is not deferred]  # (by identity; gone in a child forked here)
         # Each caught one's own handler, called, not made pending again: the wakeup
         # descriptor heard of it as it came, and asyncio ran its callback for each hearing
         # (review 23 F3: twice for one SIGTERM).
