@@ -116,3 +116,21 @@ def test_a_rename_stamps_no_file_through_a_files_changed_entry_of_another_file(l
     index_pages.repoint(_index(library), "files_changed", (_dir(conn, "/B"), b_changed), c_id)
     assert _damaged(run_cli(library.root, "mv", "/QOPT/PVOL1/B", "/QOPT/PVOL1/B2"))
     assert conn.execute("SELECT changed FROM files NOT INDEXED WHERE id = ?", (c_id,)).fetchone()[0] == c_changed
+
+
+def test_a_backup_whose_dirs_path_entry_points_at_another_directory_stops_the_copy(library):
+    """CPYOPT's selection took the target directory's range through its dirs_path entry
+    (copy_select.target_dir): pointed at another directory, it read that one's range, the
+    writes to the directory were refused one by one, and the run ended exit 1 with failures
+    as if the backup were only full (hunt26b F8). The target's damage stops it: exit 7."""
+    conn = _tree(library)
+    assert run_cli(library.root, "inzopt", "BVOL1", "--type", "*BACKUP").rc == 0
+    assert run_cli(library.root, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES").rc == 0
+    backup_index = volume_dir(library.root, "BVOL1") / "index.sqlite"
+    backup = sqlite3.connect(f"file:{backup_index}?mode=ro", uri=True)
+    c_id = backup.execute("SELECT id FROM dirs WHERE path = '/C' AND live = 1").fetchone()[0]
+    backup.close()
+    index_pages.repoint(backup_index, "dirs_path", ("/B",), c_id)
+    out = run_cli(library.root, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
+    assert _damaged(out) and "Volume BVOL1" in out.err and "'/B'" in out.err
+    assert conn.execute("SELECT count(*) FROM files").fetchone()[0] == 6  # (the primary as it was)

@@ -192,10 +192,19 @@ class Selection:
         return [Candidate(FileRow(*r[:15]), target_name, source_dir.path, *r[15:_AGREES]) for r in self._checked(rows)]
 
     def target_dir(self, path: str) -> tuple[int | None, Range]:
-        """The target directory at ``path`` as committed: its id (None if missing) and backup range."""
-        row = self.conn.execute(f"SELECT id, {_RANGE_COLUMNS} FROM {self.target_schema}.dirs"
-                                " WHERE path_key = ? AND live = 1", (model.name_key(path),)).fetchone()
-        return (None, Range()) if row is None else (row[0], Range.from_row(*row[1:]))
+        """The target directory at ``path`` as committed: its id (None if missing) and backup
+        range; its key read again by rowid, as ``volume_rows.live_row`` reads it (an entry a
+        changed byte points at another directory gave that one's range: OPV0201)."""
+        key, schema = model.name_key(path), self.target_schema
+        row = self.conn.execute(f"SELECT d.id, {', '.join('d.' + c for c in RANGE_COLUMNS)}, k.path_key, k.live"
+                                f" FROM {schema}.dirs AS d LEFT JOIN {schema}.dirs AS k ON k.rowid = d.rowid"
+                                " WHERE d.path_key = ? AND d.live = 1", (key,)).fetchone()
+        if row is None:
+            return None, Range()
+        if row[-2:] != (key, 1):
+            raise errors.error("OPV0201", volume=self.target.id, reason=f"the index finds row {row[0]} of dirs for"
+                               f" {path!r}; optvol recover rebuilds it from the records")
+        return row[0], Range.from_row(*row[1:-2])
 
     def target_volume(self) -> Range:
         """The target volume's backup range as committed."""
