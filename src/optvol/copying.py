@@ -531,7 +531,7 @@ class _Copier:
         try:
             created = self._ensure_dir(target_path, source_dir.created)
         except errors.OptvolError as exc:
-            if isinstance(exc, errors.LockedError):
+            if isinstance(exc, errors.LockedError) or exc.message_id == "OPV0201":  # (the target's damage ends it)
                 raise
             self._fail_directory(stream, target_path, exc)
             return False, True, False
