@@ -455,6 +455,50 @@ def test_a_ctrl_c_held_by_a_block_leaves_no_handlers_behind_for_a_later_child():
         signal.signal(signal.SIGINT, before[1])
 
 
+def test_a_signal_caught_in_a_held_block_comes_even_when_a_pending_ctrl_c_raises_as_the_mask_goes_back():
+    """rev26d F1: a SIGTERM the kernel gave a thread made before the block (its stand-in took
+    it) and then a Ctrl-C kept pending on the main thread's mask (that thread had ended): the
+    Ctrl-C raised KeyboardInterrupt as the mask went back, and the SIGTERM's own handler was
+    never called (a program that handles SIGTERM itself lost it)."""
+    import signal
+    import threading
+    import time
+
+    from optvol.image.signals import signals_held
+
+    ran: list[str] = []
+
+    def interrupted(number, _frame):
+        ran.append("SIGINT")
+        raise KeyboardInterrupt
+
+    before = (signal.signal(signal.SIGTERM, lambda *_: ran.append("SIGTERM")),
+              signal.signal(signal.SIGINT, interrupted))
+    go = threading.Event()
+
+    def other():  # made before the block: SIGTERM is not blocked in it
+        go.wait()
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_held():
+                go.set()
+                thread.join()
+                for _ in range(50_000):  # the stand-in takes the SIGTERM
+                    pass
+                os.kill(os.getpid(), signal.SIGINT)  # only this thread is left: pending on its mask
+                time.sleep(0.05)
+        for _ in range(50_000):
+            pass
+        assert ran == ["SIGINT", "SIGTERM"]
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
+
+
 def test_a_handler_that_raises_while_the_handlers_go_back_leaves_none_swapped(monkeypatch):
     """Review 23b F1: signal.signal() runs the pending handlers first, and when one raises it
     changes nothing: the block's stand-in stayed, and every later SIGTERM of the process was

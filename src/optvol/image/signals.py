@@ -60,14 +60,16 @@ def signals_held(*, inside=None) -> Iterator[None]:
         # test_signals after a CLI copy stopped by Ctrl-C in a held block).
         _HELD[:] = [held for held in _HELD if held is not deferred]  # (by identity; gone in a child forked here)
         taken = _take_pending([number for number in deferred if number not in mask]) if inside is not None else []
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        # Each caught one's own handler, called, not made pending again: the wakeup
-        # descriptor heard of it as it came, and asyncio ran its callback for each hearing
-        # (review 23 F3: twice for one SIGTERM).
-        if inside is not None and (caught or taken):
-            _after_finalizer(inside, caught, taken)
-        else:
-            _every([functools.partial(deferred[number], number, None) for number in caught])
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        finally:  # (a pending Ctrl-C raises as the mask goes back: the caught ones still come, rev26d F1)
+            # Each caught one's own handler, called, not made pending again: the wakeup
+            # descriptor heard of it as it came, and asyncio ran its callback for each hearing
+            # (review 23 F3: twice for one SIGTERM).
+            if inside is not None and (caught or taken):
+                _after_finalizer(inside, caught, taken)
+            else:
+                _every([functools.partial(deferred[number], number, None) for number in caught])
 
 
 def _take_pending(numbers: list[int]) -> list[int]:
