@@ -134,3 +134,28 @@ def test_a_backup_whose_dirs_path_entry_points_at_another_directory_stops_the_co
     out = run_cli(library.root, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
     assert _damaged(out) and "Volume BVOL1" in out.err and "'/B'" in out.err
     assert conn.execute("SELECT count(*) FROM files").fetchone()[0] == 6  # (the primary as it was)
+
+
+def test_forgetting_a_backup_s_ranges_through_a_dirs_parent_entry_of_another_directory_fails(library):
+    """rev26d F2: CPYOPT that meets another primary under the name forgets every range of the
+    backup (privileged.forget_ranges, a scan through dirs_parent); through an entry of /B that
+    points at /A/SUB's row it forgot /A/SUB's twice and kept /B's, exit 0."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/A/SUB", parents=True)
+        volume.mkdir("/B")
+        volume.write_bytes("/B/b1.txt", b"b1")
+        volume.write_bytes("/A/SUB/s1.txt", b"s1")
+    assert run_cli(library.root, "inzopt", "BVOL1", "--type", "*BACKUP").rc == 0
+    assert run_cli(library.root, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES").rc == 0
+    index = volume_dir(library.root, "BVOL1") / "index.sqlite"
+    conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
+    index_pages.repoint(index, "dirs_parent", (_dir(conn, "/"),), _dir(conn, "/A/SUB"), rowid=_dir(conn, "/B"))
+    assert run_cli(library.root, "inzopt", "PVOL1", "--check", "*NO").rc == 0  # another primary under the name
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/C")
+        volume.write_bytes("/C/c1.txt", b"c1")
+    out = run_cli(library.root, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
+    assert _damaged(out) and "Volume BVOL1" in out.err
+    seen = conn.execute("SELECT path, backup_seen IS NULL FROM dirs NOT INDEXED WHERE live = 1 ORDER BY path").fetchall()
+    assert seen == [("/", 0), ("/A", 0), ("/A/SUB", 0), ("/B", 0)]  # nothing of the run stays

@@ -27,6 +27,8 @@ from optvol.volume_rows import (
     FileRow,
     highest_request,
     optional_meta,
+    scan_sql,
+    scanned,
     set_meta,
 )
 
@@ -278,8 +280,9 @@ class PrivilegedWriter:
         every file again, and its ranges grow from there."""
         conn = self.volume.image.conn
         rows = [(None, self.volume.label())] + [
-            (path, dict(zip(RANGE_COLUMNS, values, strict=True))) for path, *values in conn.execute(
-                f"SELECT path, {', '.join(RANGE_COLUMNS)} FROM dirs WHERE live = 1 AND backup_end IS NOT NULL")]
+            (path, dict(zip(RANGE_COLUMNS, values, strict=True))) for _, path, *values in scanned(conn, "dirs", conn.execute(
+                scan_sql("dirs", f"id, path, {', '.join(RANGE_COLUMNS)}", "WHERE f.live = 1 AND f.backup_end IS NOT NULL"))
+                .fetchall())]  # (checked: an entry of dirs_parent pointing at another row kept its range, rev26d F2)
         for path, found in rows:  # a range already forgotten costs nothing more
             wanted = paths is None or path is None or path in paths  # ``paths``: those and the volume's
             if wanted and found["backup_end"] is not None and found["backup_seen"] is not None:
