@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import index_pages
 from conftest import make_volume
 from integrity_helpers import run_cli, volume_dir
 
@@ -67,30 +68,6 @@ def test_a_batch_write_through_an_index_entry_pointing_at_another_file_fails(lib
     assert run_cli(library.root, "cat", "/QOPT/PVOL2/aaaa.txt").out == b"A" * 5000
 
 
-def _point_changed_entry_elsewhere(index, changed: int, wrong_id: int) -> None:
-    """Change the rowid byte after ``changed`` in an entry of index files_changed until a scan of
-    directory 1 through it finds ``wrong_id`` twice (and the file of that entry not at all)."""
-    raw, key = index.read_bytes(), changed.to_bytes(8, "big")
-    at = raw.find(key)
-    while at >= 0:
-        changed_raw = bytearray(raw)
-        changed_raw[at + len(key)] = wrong_id
-        index.write_bytes(changed_raw)
-        conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
-        try:
-            found = [r[0] for r in conn.execute("SELECT s.id FROM files AS s INDEXED BY files_changed"
-                                                " WHERE s.dir = 1 AND s.live = 1")]
-        except sqlite3.DatabaseError:
-            found = []
-        finally:
-            conn.close()
-        if found.count(wrong_id) == 2:
-            return
-        at = raw.find(key, at + 1)
-    index.write_bytes(raw)
-    raise AssertionError("no index entry to change")
-
-
 def test_a_copy_from_a_source_whose_index_entry_points_at_another_file_fails(library):
     """CPYOPT's selection reads each candidate's keys again by rowid (copy_select._AGREE): through
     an entry of files_changed pointing at aaaa.txt's row, the scan gave aaaa.txt twice and
@@ -105,7 +82,7 @@ def test_a_copy_from_a_source_whose_index_entry_points_at_another_file_fails(lib
     (a_id,), (b_changed,) = (conn.execute("SELECT id FROM files WHERE name = 'aaaa.txt'").fetchone(),
                              conn.execute("SELECT changed FROM files WHERE name = 'bbbb.txt'").fetchone())
     conn.close()
-    _point_changed_entry_elsewhere(index, b_changed, a_id)
+    index_pages.repoint(index, "files_changed", (1, b_changed), a_id)  # (directory 1: the root)
     out = run_cli(library.root, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
     assert out.rc == 7 and "OPV0201" in out.err and "Volume PVOL1" in out.err and "Traceback" not in out.err
     with library.open("BVOL1") as backup:  # nothing copied, no range claimed
