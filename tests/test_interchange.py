@@ -625,3 +625,32 @@ def test_a_cut_never_takes_the_name_of_another_entry(library, tmp_path):
         assert back.stat(f"/D/{names['f']}").size == 0  # the file keeps its own name
         children = {name: back.read_bytes(f"/D/{name}/child") for name in back.listdir("/D") if name != names["f"]}
         assert sorted(children.values()) == [b"a", b"b"] and names["f"] not in children
+
+
+def test_directories_whose_whole_names_cut_alike_keep_the_cuts_and_are_named(library, tmp_path):
+    """hunt26e F1: two directories whose names are alike in their first 255 bytes are cut to
+    one Rock Ridge name, numbered; import cannot tell which whole UDF name is whose (they
+    have no data to be found by), kept the cuts and said nothing, exit 0. It keeps them and
+    names them (``cut``, ``cut_entries``); the files, found by their data, come back whole."""
+    stem = "é" * 128
+    make_volume(library, "CUT")
+    with library.open("CUT") as volume:
+        volume.mkdir("/N")
+        for last in "ab":
+            volume.write_bytes(f"/N/{stem}{last}", last.encode())
+        for last in "cd":
+            volume.mkdir(f"/N/{stem}{last}")
+            volume.write_bytes(f"/N/{stem}{last}/inner", last.encode())
+    export_iso(library, vol="CUT", file=tmp_path / "c.iso", now=NOW, udf=True)
+    rc, out, err = _cli(library, "--json", "import-iso", str(tmp_path / "c.iso"), "--vol", "BACK")
+    assert rc == 0, err
+    result = json.loads(out)
+    with library.open("BACK") as back:
+        names = back.listdir("/N")
+        assert sorted(n for n in names if not back.is_dir(f"/N/{n}")) == [stem + "a", stem + "b"]
+        kept = sorted(f"/N/{n}" for n in names if back.is_dir(f"/N/{n}"))
+        assert all(len(path.encode()) <= 3 + 255 for path in kept) and len(kept) == 2
+        assert sorted(back.read_bytes(f"{path}/inner") for path in kept) == [b"c", b"d"]
+    assert (result["cut"], sorted(result["cut_entries"])) == (2, kept)
+    rc, out, _ = _cli(library, "import-iso", str(tmp_path / "c.iso"), "--vol", "BACK2")
+    assert rc == 0 and out.count("  cut name kept: ") == 2, out

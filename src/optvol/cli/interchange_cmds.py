@@ -49,6 +49,10 @@ def import_iso(ctx: Context, values: dict) -> int:
             ctx.print(f"  skipped: {render.shown(skip.path)} ({skip.type}{target})")
         if result.skipped > len(result.skipped_entries):
             ctx.print(f"  skipped: {result.skipped - len(result.skipped_entries)} more")
+        for path in result.cut_entries:
+            ctx.print(f"  cut name kept: {render.shown(path)} (its whole UDF name is one of several alike)")
+        if result.cut > len(result.cut_entries):
+            ctx.print(f"  cut name kept: {result.cut - len(result.cut_entries)} more")
     if result.skipped:
         failure = errors.error("OPV0705", path=result.file, count=result.skipped)
         ctx.note(f"{failure.message_id}: {failure.text}")

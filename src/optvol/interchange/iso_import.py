@@ -49,12 +49,15 @@ class ImportResult:
     bytes: int
     skipped: int = 0  # entries that are neither file nor directory, left out
     skipped_entries: tuple[Skipped, ...] = ()  # the first MAX_LISTED of them
+    cut: int = 0  # entries imported under the Rock Ridge name export-iso cut (their whole UDF names alike)
+    cut_entries: tuple[str, ...] = ()  # the first MAX_LISTED of them, by path
 
     def as_json(self) -> dict:
         return {"file": self.file, "volume": self.volume, "path": self.path, "media_type": self.media_type,
                 "namespace": self.namespace, "files": self.files, "directories": self.directories,
                 "bytes": self.bytes, "skipped": self.skipped,
-                "skipped_entries": [skip.as_json() for skip in self.skipped_entries]}
+                "skipped_entries": [skip.as_json() for skip in self.skipped_entries],
+                "cut": self.cut, "cut_entries": list(self.cut_entries)}
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ class _Survey:
     sectors: int = 4
     skipped: int = 0
     skipped_entries: list[Skipped] = field(default_factory=list)
+    cut: int = 0
+    cut_entries: list[str] = field(default_factory=list)
 
 
 def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format: MediaFormat) -> _Survey:
@@ -161,6 +166,10 @@ def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format:
                 "is in its directory twice (two versions of one name: a volume holds one file of a name)" if twice
                 else "differs from another name only in case"))
         open_dirs[-1][1][key] = entry.names[-1]
+        if entry.cut:
+            survey.cut += 1
+            if len(survey.cut_entries) < MAX_LISTED:
+                survey.cut_entries.append(model.join(entry.names))
         if entry.is_dir:
             open_dirs.append((entry.names, {}))
             survey.directories += 1
@@ -313,4 +322,5 @@ def _stored(tree: ImageTree, entry: Entry, offset: int, length: int) -> Iterator
 def _result(tree: ImageTree, survey: _Survey, volume_id: str, path: str, media_type: str | None) -> ImportResult:
     return ImportResult(file=tree.path, volume=volume_id, path=path, media_type=media_type,
                         namespace=tree.namespace, files=survey.files, directories=survey.directories,
-                        bytes=survey.bytes, skipped=survey.skipped, skipped_entries=tuple(survey.skipped_entries))
+                        bytes=survey.bytes, skipped=survey.skipped, skipped_entries=tuple(survey.skipped_entries),
+                        cut=survey.cut, cut_entries=tuple(survey.cut_entries))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from optvol import errors, model
 from optvol.interchange import iso_walk, udf_walk, zisofs
@@ -56,6 +56,7 @@ class Entry:
     compression: zisofs.Compression | None = None  # the extents hold zisofs data; ``size`` is uncompressed
     special: str | None = None  # neither file nor directory: "symbolic link", "FIFO", a device, "socket"
     target: str | None = None  # a symbolic link's target
+    cut: bool = False  # its name is a Rock Ridge name export cut, whose whole UDF name could not be told apart
 
 
 class ImageTree:
@@ -201,12 +202,20 @@ class _UdfCounterparts:
         cut to ``cut`` (numbered or not): for what has no data of its own to be found by (an
         empty file, a directory), if no other long name of that directory may have been cut
         so, and no entry there has ``cut`` as its own name."""
+        found = self._whole_names(parent, cut)
+        return found[0] if len(found) == 1 else None
+
+    def unsure(self, parent: tuple[str, ...], cut: str) -> bool:
+        """Whether ``cut`` is the cut of several whole UDF names of directory ``parent``
+        (export numbered their cuts alike: ``by_path`` cannot tell which is whose)."""
+        return len(self._whole_names(parent, cut)) > 1
+
+    def _whole_names(self, parent: tuple[str, ...], cut: str) -> list[str]:
         if self._by_path is None:
             self._read()
         if (parent, cut) in self._uncut:  # an entry's own name, never cut, that a longer one's cut would be
-            return None
-        found = [name for name in self._by_path.get((parent, cut[:_CUT_KEY]), ()) if names_mod.is_rock_ridge_cut(cut, name)]
-        return found[0] if len(found) == 1 else None
+            return []
+        return [name for name in self._by_path.get((parent, cut[:_CUT_KEY]), ()) if names_mod.is_rock_ridge_cut(cut, name)]
 
     def big_file(self, names: tuple[str, ...], offset: int) -> Entry | None:
         """The UDF entry of a file of 4 GiB or more at path ``names`` whose data starts at ``offset``."""
@@ -311,8 +320,9 @@ class _Walker:
             if record.is_dir or target is not None:
                 if not names and self._only_relocated(record):
                     continue  # rr_moved: its directories appear where they belong
-                entry_names = names + (self._file_name(directory, record, joliet, names),)
-                yield Entry(entry_names, True, iso_walk.record_time(target or record, self.zones))
+                name, cut = self._file_name(directory, record, joliet, names)
+                entry_names = names + (name,)
+                yield Entry(entry_names, True, iso_walk.record_time(target or record, self.zones), cut=cut)
                 below = _Counterpart(lambda record=record: self._joliet_record(directory, joliet, record))
                 yield from self._walk(target or record, entry_names, on_path, visited, below)
                 continue
@@ -330,8 +340,9 @@ class _Walker:
             if len(pieces) > MAX_EXTENTS:
                 raise damaged(self.path, f"a file in /{'/'.join(names)} has more than {MAX_EXTENTS:,} extents")
             if not record.continues:
-                yield self._file_entry(names + (self._file_name(directory, first, joliet, names),), first, record,
-                                       tuple(pieces))
+                name, cut = self._file_name(directory, first, joliet, names)
+                entry = self._file_entry(names + (name,), first, record, tuple(pieces))
+                yield replace(entry, cut=True) if cut else entry
                 first, pieces = None, []
         if pieces:
             raise damaged(self.path, f"the last extent of a file in /{'/'.join(names)} is missing")
@@ -350,16 +361,20 @@ class _Walker:
                                f"/{'/'.join(names)} is not UTF-8, and no Joliet name of the image stands for it")
         return iso_walk.joliet_name(counterpart)
 
-    def _file_name(self, directory: Record, first: Record, joliet: _Counterpart, names: tuple[str, ...]) -> str:
+    def _file_name(self, directory: Record, first: Record, joliet: _Counterpart,
+                   names: tuple[str, ...]) -> tuple[str, bool]:
         """A file's or directory's name: its UDF name where its Rock Ridge name was cut to 255
-        bytes (found by its data, else by its directory and cut name), else ``_name``'s."""
+        bytes (found by its data, else by its directory and cut name), else ``_name``'s; and
+        whether that is a cut that stands for one of several UDF names (kept as cut, and
+        named in the import's result: hunt26e F1)."""
         if self.udf is not None and first.rr_name and len(first.rr_name) > RR_NAME_BYTES - 4:
             whole = self.udf.get(first.extent * self.block) if first.size and not first.is_dir else None
             if whole is not None:
-                return whole
+                return whole, False
             name = self._name(directory, first, joliet, names)
-            return self.udf.by_path(names, name) or name
-        return self._name(directory, first, joliet, names)
+            whole = self.udf.by_path(names, name)
+            return (whole, False) if whole else (name, self.udf.unsure(names, name))
+        return self._name(directory, first, joliet, names), False
 
     def _joliet_record(self, directory: Record, joliet: _Counterpart, record: Record) -> Record | None:
         """The record of the Joliet directory ``joliet`` finds that stands for ``record`` of
