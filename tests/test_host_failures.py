@@ -373,3 +373,23 @@ def test_a_commit_the_disk_refuses_leaves_no_tail_behind(library, monkeypatch):
         assert not volume.exists("/big") and volume.read_bytes("/kept") == b"kept"
         volume.write_bytes("/after", b"after")
     _clean(library, "PVOL1")
+
+
+@pytest.mark.parametrize("args", [["cp", "/QOPT/PVOL1/D/a.txt", "{box}/a.txt"], ["export-iso", "PVOL1", "{box}/v.iso"]])
+def test_a_copy_to_a_directory_that_may_be_written_but_not_read_is_put_in_place(library, tmp_path, args):
+    """A drop box (mode 0o333: write and search, no read) took a copy under its hidden name;
+    a file made without a name must be linked there too (hunt26c F1: OPV0302 Permission denied)."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/a.txt", b"alpha")
+    box = tmp_path / "box"
+    box.mkdir()
+    box.chmod(0o333)
+    try:
+        for _ in range(2):  # a new file, then one that replaces it (through a hidden name)
+            done, err = _without_dac_override(library, *[a.format(box=box) for a in args], tmp_path=tmp_path)
+            assert done == 0 and "Traceback" not in err, err
+    finally:
+        box.chmod(0o755)
+    assert [p.name for p in box.iterdir()] == [os.path.basename(args[-1])]

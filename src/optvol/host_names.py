@@ -85,8 +85,10 @@ def put_in_place(fd: int, temporary: str | None, target: str | os.PathLike) -> N
         os.replace(temporary, target)
         return
     directory, name = os.path.split(os.path.abspath(target))
-    # linkat with AT_SYMLINK_FOLLOW, which Python's os.link uses only with a directory descriptor
-    where = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    # linkat with AT_SYMLINK_FOLLOW, which Python's os.link uses only with a directory descriptor;
+    # O_PATH: a directory that may be written but not listed (0o333, a drop box) takes a copy, as
+    # it took the hidden name's rename (O_RDONLY needs read permission: hunt26c F1)
+    where = os.open(directory, getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
             os.link(f"{_FD_LINKS}/{fd}", name, dst_dir_fd=where, follow_symlinks=True)
