@@ -393,3 +393,23 @@ def test_a_copy_to_a_directory_that_may_be_written_but_not_read_is_put_in_place(
     finally:
         box.chmod(0o755)
     assert [p.name for p in box.iterdir()] == [os.path.basename(args[-1])]
+
+
+def test_a_move_to_a_directory_that_may_be_written_but_not_read_ends_with_the_file_moved(library, tmp_path):
+    """mv makes the host file's name durable before it deletes the volume's file; in a drop
+    box (0o333) the directory's fsync could not be opened: OPV0302 with the file in place
+    and on the volume both (hunt26c F2). The system's writes are synced instead."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/a.txt", b"alpha")
+    box = tmp_path / "box"
+    box.mkdir()
+    box.chmod(0o333)
+    try:
+        done, err = _without_dac_override(library, "mv", "/QOPT/PVOL1/a.txt", f"{box}/m.txt", tmp_path=tmp_path)
+    finally:
+        box.chmod(0o755)
+    assert done == 0, err
+    assert (box / "m.txt").read_bytes() == b"alpha"
+    with library.open("PVOL1") as volume:
+        assert not volume.exists("/a.txt")

@@ -323,7 +323,7 @@ def _make_dir(volumes: _Volumes, where: Location, *, durable: bool = False) -> N
         try:
             volumes.host_writes.make_dir(where.path)
             if durable:  # its name in its parent on the disk too (mv)
-                fsync_dir(os.path.dirname(os.path.abspath(where.path)))
+                _sync_names(os.path.dirname(os.path.abspath(where.path)))
         except OSError as exc:  # a name too long for the host, a read-only disk
             raise errors.error("OPV0302", path=where.path, reason=exc.strerror or str(exc)) from None
     else:
@@ -495,9 +495,20 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
         made.made(host_path)
     if durable:
         try:
-            fsync_dir(directory)
+            _sync_names(directory)
         except OSError as exc:
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
+
+
+def _sync_names(directory: str) -> None:
+    """The names made in a host ``directory`` on the disk (mv deletes its source after): its
+    fsync, or, in a directory this user may write but not read (0o333, a drop box, whose
+    fsync it cannot open: the file was in place and mv failed, hunt26c F2), every write of
+    the system's."""
+    try:
+        fsync_dir(directory)
+    except PermissionError:
+        os.sync()
 
 
 def move(library: Library, sources: list[str], target: str, *, replace: bool = False) -> Iterator[str]:
