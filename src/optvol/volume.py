@@ -467,7 +467,7 @@ class Volume:
             (new_parent.id, dst[-1], new_path, model.name_key(new_path), directory.id),
         )
         # Files below a moved directory live at new paths: CPYOPT must see them as changed (by id, the rows checked).
-        for d in subtree:  # a directory's ids at a time (8 bytes each), each row checked before any is changed
+        for d in subtree:  # a directory's ids at a time (8 bytes each); a failed check rolls the whole rename back
             moved = array("q")
             for row in conn.execute(scan_sql("files", "id", "WHERE f.dir = ? AND f.live = 1"), (d,)):
                 moved.append(row[0] if row[1] else scanned(conn, "files", [row]))  # (scanned raises)

@@ -79,8 +79,9 @@ def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: date
 def _write(target: Path, mode: int | None,
            produce: Callable[[int], tuple[int, int, Renames]]) -> tuple[tuple[int, int, Renames], int]:
     """Let ``produce`` write the image to a new file beside ``target``, fsync it, then put it
-    in place (``host_names.put_in_place``); return what ``produce`` returned and the image's size. The image gets the
-    ``mode`` of the file it replaces, or (None) the mode of any new file: 0o666 less the umask."""
+    in place (``host_names.put_in_place``); return what ``produce`` returned and the image's
+    size. The image gets the ``mode`` of the file it replaces, or (None) the mode of any new
+    file: 0o666 less the umask."""
     try:
         fd, temporary = host_names.new_file_beside(target, mode)
     except OSError as exc:
