@@ -654,3 +654,23 @@ def test_directories_whose_whole_names_cut_alike_keep_the_cuts_and_are_named(lib
     assert (result["cut"], sorted(result["cut_entries"])) == (2, kept)
     rc, out, _ = _cli(library, "import-iso", str(tmp_path / "c.iso"), "--vol", "BACK2")
     assert rc == 0 and out.count("  cut name kept: ") == 2, out
+
+
+def test_cut_entries_name_the_volume_paths_of_an_import_into_a_directory(library, tmp_path):
+    """rev26f: ``import-iso --into VOL:/X`` named the entries it kept under their cuts by
+    their paths in the image (/N/...), which the volume does not hold: /X/N/... it does."""
+    stem = "é" * 128
+    make_volume(library, "CUT")
+    with library.open("CUT") as volume:
+        volume.mkdir("/N")
+        for last in "cd":
+            volume.mkdir(f"/N/{stem}{last}")
+    export_iso(library, vol="CUT", file=tmp_path / "c.iso", now=NOW, udf=True)
+    make_volume(library, "INTO")
+    with library.open("INTO") as volume:
+        volume.mkdir("/X")
+    rc, out, err = _cli(library, "--json", "import-iso", str(tmp_path / "c.iso"), "--into", "INTO:/X")
+    assert rc == 0, err
+    result = json.loads(out)
+    with library.open("INTO") as into:
+        assert result["cut"] == 2 and sorted(result["cut_entries"]) == sorted(f"/X/N/{n}" for n in into.listdir("/X/N"))

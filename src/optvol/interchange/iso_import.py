@@ -169,7 +169,7 @@ def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format:
         if entry.cut:
             survey.cut += 1
             if len(survey.cut_entries) < MAX_LISTED:
-                survey.cut_entries.append(model.join(entry.names))
+                survey.cut_entries.append(model.join(parts))  # where it is on the volume (--into too)
         if entry.is_dir:
             open_dirs.append((entry.names, {}))
             survey.directories += 1
