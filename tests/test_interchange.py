@@ -674,3 +674,22 @@ def test_cut_entries_name_the_volume_paths_of_an_import_into_a_directory(library
     result = json.loads(out)
     with library.open("INTO") as into:
         assert result["cut"] == 2 and sorted(result["cut_entries"]) == sorted(f"/X/N/{n}" for n in into.listdir("/X/N"))
+
+
+def test_past_the_long_names_it_looks_up_every_cut_name_kept_is_named(library, tmp_path, monkeypatch):
+    """rev26f F1: past MAX_LONG_NAMES long UDF names nothing is looked up by path, and a cut
+    kept so came in unnamed (cut 0). Every entry that keeps a cut is named then."""
+    from optvol.interchange import iso_read
+
+    stem = "é" * 128
+    make_volume(library, "CUT")
+    with library.open("CUT") as volume:
+        for last in "cd":
+            volume.mkdir(f"/{stem}{last}")
+        volume.write_bytes(f"/{stem}e", b"")  # empty: found by its directory and its cut, as a directory
+    export_iso(library, vol="CUT", file=tmp_path / "c.iso", now=NOW, udf=True)
+    monkeypatch.setattr(iso_read, "MAX_LONG_NAMES", 1)
+    result = import_iso(library, file=tmp_path / "c.iso", vol="BACK", now=NOW)
+    with library.open("BACK") as back:
+        kept = sorted("/" + name for name in back.listdir("/") if len(name.encode()) <= 255)
+    assert len(kept) == 3 and (result.cut, sorted(result.cut_entries)) == (3, kept)

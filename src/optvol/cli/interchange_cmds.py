@@ -50,7 +50,7 @@ def import_iso(ctx: Context, values: dict) -> int:
         if result.skipped > len(result.skipped_entries):
             ctx.print(f"  skipped: {result.skipped - len(result.skipped_entries)} more")
         for path in result.cut_entries:
-            ctx.print(f"  cut name kept: {render.shown(path)} (its whole UDF name is one of several alike)")
+            ctx.print(f"  cut name kept: {render.shown(path)} (the whole UDF name it was cut from cannot be told)")
         if result.cut > len(result.cut_entries):
             ctx.print(f"  cut name kept: {result.cut - len(result.cut_entries)} more")
     if result.skipped:

@@ -191,6 +191,7 @@ class _UdfCounterparts:
 
     def __init__(self, path: str, image: Image) -> None:
         self._path, self._image, self._names, self._big, self._by_path = path, image, None, None, None
+        self._gave_up = False  # more long names than MAX_LONG_NAMES: none is looked up by path
 
     def get(self, offset: int) -> str | None:
         if self._names is None:
@@ -207,8 +208,9 @@ class _UdfCounterparts:
 
     def unsure(self, parent: tuple[str, ...], cut: str) -> bool:
         """Whether ``cut`` is the cut of several whole UDF names of directory ``parent``
-        (export numbered their cuts alike: ``by_path`` cannot tell which is whose)."""
-        return len(self._whole_names(parent, cut)) > 1
+        (export numbered their cuts alike: ``by_path`` cannot tell which is whose), or may be
+        one: past MAX_LONG_NAMES nothing is looked up (rev26f F1: it came in unnamed)."""
+        return len(self._whole_names(parent, cut)) > 1 or self._gave_up
 
     def _whole_names(self, parent: tuple[str, ...], cut: str) -> list[str]:
         if self._by_path is None:
@@ -254,7 +256,7 @@ class _UdfCounterparts:
             raise damaged(self._path, f"its UDF tree cannot be read ({_reason(exc)}), and without it the sizes"
                                       " of files over 4 GiB cannot be checked") from None
         self._names, self._big, self._uncut = names, big, uncut
-        self._by_path = by_path if kept <= MAX_LONG_NAMES else {}
+        self._by_path, self._gave_up = (by_path, False) if kept <= MAX_LONG_NAMES else ({}, True)
 
 
 class _Counterpart:
