@@ -33,7 +33,11 @@ MAX_DEPTH = model.MAX_DIRECTORY_PART // 2  # /a/b/c...: the deepest tree a volum
 MAX_ENTRIES = 10_000_000  # entries and file extents of an image
 MAX_EXTENTS = 1 << 16  # of one file: 256 TiB in extents of 4 GiB, a bounded list of them in memory
 RR_NAME_BYTES = 255  # the longest Rock Ridge name (NM) tools write: export-iso cuts longer ones
-_CUT_KEY = 16  # a long name's first characters, which its cut keeps (a cut keeps at least 50)
+# A long name's first characters, which its cut keeps: the stem of a name over 255 bytes holds
+# 47 characters or more (an extension takes at most 17, of 4 bytes each), and a cut keeps all
+# but the bytes of "_<number>" and the extension (rev26f F4: with 16, names alike in their
+# first 16 characters were each tried against every other: import was quadratic in them).
+_CUT_KEY = 40
 MAX_LONG_NAMES = 100_000  # UDF names longer than that, held to stand for cut Rock Ridge names
 
 
@@ -198,26 +202,19 @@ class _UdfCounterparts:
             self._read()
         return self._names.get(offset)
 
-    def by_path(self, parent: tuple[str, ...], cut: str) -> str | None:
+    def by_path(self, parent: tuple[str, ...], cut: str) -> tuple[str | None, bool]:
         """The whole UDF name of the entry of directory ``parent`` whose Rock Ridge name export
         cut to ``cut`` (numbered or not): for what has no data of its own to be found by (an
         empty file, a directory), if no other long name of that directory may have been cut
-        so, and no entry there has ``cut`` as its own name."""
-        found = self._whole_names(parent, cut)
-        return found[0] if len(found) == 1 else None
-
-    def unsure(self, parent: tuple[str, ...], cut: str) -> bool:
-        """Whether ``cut`` is the cut of several whole UDF names of directory ``parent``
-        (export numbered their cuts alike: ``by_path`` cannot tell which is whose), or may be
-        one: past MAX_LONG_NAMES nothing is looked up (rev26f F1: it came in unnamed)."""
-        return len(self._whole_names(parent, cut)) > 1 or self._gave_up
-
-    def _whole_names(self, parent: tuple[str, ...], cut: str) -> list[str]:
+        so, and no entry there has ``cut`` as its own name; and, where none is found, whether
+        ``cut`` is the cut of several (export numbered their cuts alike: which is whose cannot
+        be told) or may be one (past MAX_LONG_NAMES nothing is looked up: rev26f F1)."""
         if self._by_path is None:
             self._read()
         if (parent, cut) in self._uncut:  # an entry's own name, never cut, that a longer one's cut would be
-            return []
-        return [name for name in self._by_path.get((parent, cut[:_CUT_KEY]), ()) if names_mod.is_rock_ridge_cut(cut, name)]
+            return None, False
+        found = [name for name in self._by_path.get((parent, cut[:_CUT_KEY]), ()) if names_mod.is_rock_ridge_cut(cut, name)]
+        return (found[0], False) if len(found) == 1 else (None, len(found) > 1 or self._gave_up)
 
     def big_file(self, names: tuple[str, ...], offset: int) -> Entry | None:
         """The UDF entry of a file of 4 GiB or more at path ``names`` whose data starts at ``offset``."""
@@ -374,8 +371,8 @@ class _Walker:
             if whole is not None:
                 return whole, False
             name = self._name(directory, first, joliet, names)
-            whole = self.udf.by_path(names, name)
-            return (whole, False) if whole else (name, self.udf.unsure(names, name))
+            whole, unsure = self.udf.by_path(names, name)
+            return (whole, False) if whole else (name, unsure)
         return self._name(directory, first, joliet, names), False
 
     def _joliet_record(self, directory: Record, joliet: _Counterpart, record: Record) -> Record | None:
