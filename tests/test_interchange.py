@@ -717,3 +717,19 @@ def test_long_names_alike_in_their_first_characters_are_each_tried_against_few(l
     assert len(tried) <= 2 * count  # (it was count × count / 2 and more)
     with library.open("BACK") as back:
         assert sorted(back.listdir("/N")) == sorted(f"Project archive {i:06d} " + "é" * 130 for i in range(count))
+
+
+def test_a_directory_whose_cut_a_file_shares_takes_its_whole_name(library, tmp_path):
+    """rev26f F3: a file (found by its data) and a directory whose long names cut alike: the
+    directory was tried against both whole names, kept its cut and was named. A directory's
+    cut is tried against the directories' names only."""
+    stem = "é" * 128
+    make_volume(library, "CUT")
+    with library.open("CUT") as volume:
+        volume.write_bytes(f"/{stem}a", b"data")
+        volume.mkdir(f"/{stem}b")
+    export_iso(library, vol="CUT", file=tmp_path / "c.iso", now=NOW, udf=True)
+    result = import_iso(library, file=tmp_path / "c.iso", vol="BACK", now=NOW)
+    with library.open("BACK") as back:
+        assert (back.read_bytes(f"/{stem}a"), back.is_dir(f"/{stem}b")) == (b"data", True)
+    assert (result.cut, result.cut_entries) == (0, ())

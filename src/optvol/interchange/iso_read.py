@@ -202,18 +202,20 @@ class _UdfCounterparts:
             self._read()
         return self._names.get(offset)
 
-    def by_path(self, parent: tuple[str, ...], cut: str) -> tuple[str | None, bool]:
+    def by_path(self, parent: tuple[str, ...], cut: str, *, is_dir: bool) -> tuple[str | None, bool]:
         """The whole UDF name of the entry of directory ``parent`` whose Rock Ridge name export
         cut to ``cut`` (numbered or not): for what has no data of its own to be found by (an
         empty file, a directory), if no other long name of that directory may have been cut
-        so, and no entry there has ``cut`` as its own name; and, where none is found, whether
+        so (of its kind: a directory's, a file's), and no entry there has ``cut`` as its own
+        name; and, where none is found, whether
         ``cut`` is the cut of several (export numbered their cuts alike: which is whose cannot
         be told) or may be one (past MAX_LONG_NAMES nothing is looked up: rev26f F1)."""
         if self._by_path is None:
             self._read()
         if (parent, cut) in self._uncut:  # an entry's own name, never cut, that a longer one's cut would be
             return None, False
-        found = [name for name in self._by_path.get((parent, cut[:_CUT_KEY]), ()) if names_mod.is_rock_ridge_cut(cut, name)]
+        found = [name for name, directory in self._by_path.get((parent, cut[:_CUT_KEY]), ())
+                 if directory == is_dir and names_mod.is_rock_ridge_cut(cut, name)]
         return (found[0], False) if len(found) == 1 else (None, len(found) > 1 or self._gave_up)
 
     def big_file(self, names: tuple[str, ...], offset: int) -> Entry | None:
@@ -226,7 +228,8 @@ class _UdfCounterparts:
     def _read(self) -> None:
         names: dict[int, str | None] = {}  # None: two files share the data, so the name is not sure
         big: dict[tuple[str, ...], Entry] = {}
-        by_path: dict[tuple[tuple[str, ...], str], list[str]] = {}  # long names by directory and first characters
+        by_path: dict[tuple[tuple[str, ...], str], list[tuple[str, bool]]] = {}  # long names (and whether of a
+        # directory) by directory and first characters
         uncut: set[tuple[tuple[str, ...], str]] = set()  # names of 252-255 bytes: a cut of another may be one
         kept = 0
         try:
@@ -237,7 +240,8 @@ class _UdfCounterparts:
                 if entry.special is None and size > RR_NAME_BYTES - 4:
                     kept += 1  # past MAX_LONG_NAMES nothing is found by path (an uncut name not kept would not stop it)
                     if size > RR_NAME_BYTES and kept <= MAX_LONG_NAMES:
-                        by_path.setdefault((entry.names[:-1], entry.names[-1][:_CUT_KEY]), []).append(entry.names[-1])
+                        by_path.setdefault((entry.names[:-1], entry.names[-1][:_CUT_KEY]), []).append(
+                            (entry.names[-1], entry.is_dir))
                     elif kept <= MAX_LONG_NAMES:
                         uncut.add((entry.names[:-1], entry.names[-1]))
                 if not entry.extents or entry.special is not None:
@@ -319,7 +323,7 @@ class _Walker:
             if record.is_dir or target is not None:
                 if not names and self._only_relocated(record):
                     continue  # rr_moved: its directories appear where they belong
-                name, cut = self._file_name(directory, record, joliet, names)
+                name, cut = self._file_name(directory, record, joliet, names, is_dir=True)
                 entry_names = names + (name,)
                 yield Entry(entry_names, True, iso_walk.record_time(target or record, self.zones), cut=cut)
                 below = _Counterpart(lambda record=record: self._joliet_record(directory, joliet, record))
@@ -339,7 +343,7 @@ class _Walker:
             if len(pieces) > MAX_EXTENTS:
                 raise damaged(self.path, f"a file in /{'/'.join(names)} has more than {MAX_EXTENTS:,} extents")
             if not record.continues:
-                name, cut = self._file_name(directory, first, joliet, names)
+                name, cut = self._file_name(directory, first, joliet, names, is_dir=False)
                 entry = self._file_entry(names + (name,), first, record, tuple(pieces))
                 yield replace(entry, cut=True) if cut else entry
                 first, pieces = None, []
@@ -360,18 +364,18 @@ class _Walker:
                                f"/{'/'.join(names)} is not UTF-8, and no Joliet name of the image stands for it")
         return iso_walk.joliet_name(counterpart)
 
-    def _file_name(self, directory: Record, first: Record, joliet: _Counterpart,
-                   names: tuple[str, ...]) -> tuple[str, bool]:
+    def _file_name(self, directory: Record, first: Record, joliet: _Counterpart, names: tuple[str, ...], *,
+                   is_dir: bool) -> tuple[str, bool]:
         """A file's or directory's name: its UDF name where its Rock Ridge name was cut to 255
         bytes (found by its data, else by its directory and cut name), else ``_name``'s; and
         whether that is a cut that stands for one of several UDF names (kept as cut, and
         named in the import's result: hunt26e F1)."""
         if self.udf is not None and first.rr_name and len(first.rr_name) > RR_NAME_BYTES - 4:
-            whole = self.udf.get(first.extent * self.block) if first.size and not first.is_dir else None
+            whole = self.udf.get(first.extent * self.block) if first.size and not is_dir else None
             if whole is not None:
                 return whole, False
             name = self._name(directory, first, joliet, names)
-            whole, unsure = self.udf.by_path(names, name)
+            whole, unsure = self.udf.by_path(names, name, is_dir=is_dir)
             return (whole, False) if whole else (name, unsure)
         return self._name(directory, first, joliet, names), False
 
