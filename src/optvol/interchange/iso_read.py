@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from optvol import errors, model
 from optvol.interchange import iso_walk, udf_walk, zisofs
@@ -218,6 +218,12 @@ class _UdfCounterparts:
                  if directory == is_dir and names_mod.is_rock_ridge_cut(cut, name)]
         return (found[0], False) if len(found) == 1 else (None, len(found) > 1 or self._gave_up)
 
+    def is_own(self, parent: tuple[str, ...], name: str) -> bool:
+        """Whether UDF names an entry of directory ``parent`` ``name`` (252-255 bytes): its own, never cut."""
+        if self._by_path is None:
+            self._read()
+        return (parent, name) in self._uncut
+
     def big_file(self, names: tuple[str, ...], offset: int) -> Entry | None:
         """The UDF entry of a file of 4 GiB or more at path ``names`` whose data starts at ``offset``."""
         if self._big is None:
@@ -293,6 +299,8 @@ class _Walker:
     joliet_root: Record | None = None  # a Rock Ridge walk's: where names that are not UTF-8 are looked up
     udf: _UdfCounterparts | None = None  # a Rock Ridge walk's of an image with a UDF tree
     zones: iso_walk.Zones = iso_walk.UNTOLD  # what the image tells of its dates' offsets
+    # the Rock Ridge names a cut may be of the directories being walked, by (extent, is_dir): _cuts_of
+    _cuts: dict[tuple[int, bool], dict[str, set[str]]] = field(default_factory=dict, compare=False)
 
     def _records(self, directory: Record) -> Iterator[Record]:
         return iso_walk.records(self.image, directory, block=self.block, susp_skip=self.susp_skip)
@@ -349,6 +357,7 @@ class _Walker:
                 first, pieces = None, []
         if pieces:
             raise damaged(self.path, f"the last extent of a file in /{'/'.join(names)} is missing")
+        self._cuts.pop((directory.extent, True), None), self._cuts.pop((directory.extent, False), None)
 
     def _name(self, directory: Record, record: Record, joliet: _Counterpart, names: tuple[str, ...]) -> str:
         """The record's name; a Rock Ridge name that is not UTF-8 (a Latin-1 system's bytes)
@@ -376,8 +385,33 @@ class _Walker:
                 return whole, False
             name = self._name(directory, first, joliet, names)
             whole, unsure = self.udf.by_path(names, name, is_dir=is_dir)
+            if whole and any(other != name and names_mod.is_rock_ridge_cut(other, whole)
+                             for other in self._cuts_of(directory, names, is_dir).get(name[:_CUT_KEY], ())):
+                return name, True  # another entry of its kind has a cut of that name: its owner's UDF name
+                # was changed (a character beyond U+FFFF, over 127 characters), so which is whose is not sure
             return (whole, False) if whole else (name, unsure)
         return self._name(directory, first, joliet, names), False
+
+    def _cuts_of(self, directory: Record, names: tuple[str, ...], is_dir: bool) -> dict[str, set[str]]:
+        """The Rock Ridge names of 252 bytes or more of ``directory``'s directories (``is_dir``)
+        or files that are not UDF's names of entries there (cuts, or names UDF changed), by
+        their first _CUT_KEY characters; read once per directory (rev26g F1: a directory whose
+        UDF name export changed was given the whole name of another whose cut its own matched)."""
+        if (directory.extent, is_dir) not in self._cuts:
+            kinds: tuple[dict[str, set[str]], dict[str, set[str]]] = ({}, {})
+            for record in self._records(directory):
+                if (record.relocated or not record.rr_name or len(record.rr_name) <= RR_NAME_BYTES - 4
+                        or record.flags & FLAG_ASSOCIATED):
+                    continue
+                try:
+                    name = self.name_of(record)
+                except UnicodeDecodeError:
+                    continue
+                if not self.udf.is_own(names, name):
+                    kind = kinds[record.is_dir or record.child_link is not None]
+                    kind.setdefault(name[:_CUT_KEY], set()).add(name)
+            self._cuts[(directory.extent, False)], self._cuts[(directory.extent, True)] = kinds
+        return self._cuts[(directory.extent, is_dir)]
 
     def _joliet_record(self, directory: Record, joliet: _Counterpart, record: Record) -> Record | None:
         """The record of the Joliet directory ``joliet`` finds that stands for ``record`` of
