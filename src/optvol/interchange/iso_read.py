@@ -212,7 +212,7 @@ class _UdfCounterparts:
         be told) or may be one (past MAX_LONG_NAMES nothing is looked up: rev26f F1)."""
         if self._by_path is None:
             self._read()
-        if (parent, cut) in self._uncut:  # an entry's own name, never cut, that a longer one's cut would be
+        if self.is_own(parent, cut):  # an entry's own name, never cut, that a longer one's cut would be
             return None, False
         found = [name for name, directory in self._by_path.get((parent, cut[:_CUT_KEY]), ())
                  if directory == is_dir and names_mod.is_rock_ridge_cut(cut, name)]
@@ -357,7 +357,8 @@ class _Walker:
                 first, pieces = None, []
         if pieces:
             raise damaged(self.path, f"the last extent of a file in /{'/'.join(names)} is missing")
-        self._cuts.pop((directory.extent, True), None), self._cuts.pop((directory.extent, False), None)
+        for is_dir in (True, False):  # (the directory is walked: what _cuts_of read of it goes)
+            self._cuts.pop((directory.extent, is_dir), None)
 
     def _name(self, directory: Record, record: Record, joliet: _Counterpart, names: tuple[str, ...]) -> str:
         """The record's name; a Rock Ridge name that is not UTF-8 (a Latin-1 system's bytes)
@@ -385,10 +386,11 @@ class _Walker:
                 return whole, False
             name = self._name(directory, first, joliet, names)
             whole, unsure = self.udf.by_path(names, name, is_dir=is_dir)
+            # Another entry of its kind with a cut of that name: that entry's UDF name was changed
+            # (a character beyond U+FFFF, over 127 characters), so which is whose is not sure.
             if whole and any(other != name and names_mod.is_rock_ridge_cut(other, whole)
                              for other in self._cuts_of(directory, names, is_dir).get(name[:_CUT_KEY], ())):
-                return name, True  # another entry of its kind has a cut of that name: its owner's UDF name
-                # was changed (a character beyond U+FFFF, over 127 characters), so which is whose is not sure
+                return name, True
             return (whole, False) if whole else (name, unsure)
         return self._name(directory, first, joliet, names), False
 
