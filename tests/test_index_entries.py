@@ -87,3 +87,16 @@ def test_a_copy_from_a_source_whose_index_entry_points_at_another_file_fails(lib
     assert out.rc == 7 and "OPV0201" in out.err and "Volume PVOL1" in out.err and "Traceback" not in out.err
     with library.open("BVOL1") as backup:  # nothing copied, no range claimed
         assert backup.listdir("/") == [] and backup.stat("/").backup is None
+
+
+def test_a_lookup_through_an_index_entry_pointing_at_no_row_fails_as_damage(library):
+    """An entry whose rowid a changed byte made one no row has: the lookup's self-join by rowid
+    was an inner join, and the file was simply not found (CPF1F22, exit 3); it is damage."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/aaaa.txt", b"A")
+        volume.write_bytes("/bbbb.txt", b"B")  # (row 2: a rowid of one byte in the entry; row 1 takes none)
+    index = volume_dir(library.root, "PVOL1") / "index.sqlite"
+    index_pages.repoint(index, "files_live", (1, "BBBB.TXT"), 99)
+    out = run_cli(library.root, "cat", "/QOPT/PVOL1/bbbb.txt")
+    assert out.rc == 7 and "OPV0201" in out.err and "Traceback" not in out.err, out

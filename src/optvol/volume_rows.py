@@ -98,7 +98,7 @@ def live_row(conn: sqlite3.Connection, table: str, columns: str, keys: tuple, na
     are read again from the row itself (by rowid, in the same statement): a lookup through an
     index takes the columns the index holds from the index, so an entry a changed byte points
     at another row would give that row as this name's (hunt25n F1: cat gave another file's
-    bytes). OPV0201 when they differ."""
+    bytes). OPV0201 when they differ, or the entry points at no row."""
     row = conn.execute(_live_row_sql(table, columns), keys).fetchone()
     if row is None:
         return None
@@ -128,7 +128,7 @@ def _live_row_sql(table: str, columns: str) -> str:
     found = ", ".join(f"f.{c.strip()}" for c in columns.split(","))
     again = ", ".join(f"t.{c}" for c in (*names, "live"))
     where = " AND ".join(f"f.{c} = ?" for c in names)
-    return f"SELECT {found}, {again} FROM {table} f JOIN {table} t ON t.rowid = f.rowid WHERE {where} AND f.live = 1"
+    return f"SELECT {found}, {again} FROM {table} f LEFT JOIN {table} t ON t.rowid = f.rowid WHERE {where} AND f.live = 1"
 
 
 # The columns the indexes of each table hold (dirs_path, dirs_parent; files_live, files_changed):
