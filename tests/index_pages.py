@@ -5,6 +5,8 @@ entry is found by its keys however short they are (dirs_parent's is one byte).
 
     entries(db, index)            -> [(keys, rowid)]  every entry of the index
     repoint(db, index, keys, new) -> the rowid of the entry whose keys are ``keys``, now ``new``
+    set_flag(db, table, rowid, column, value)  a 0/1 column of one row of a table, the
+                                  indexes untouched (its serial type 8 or 9: no body byte)
 """
 from __future__ import annotations
 
@@ -106,3 +108,51 @@ def repoint(db, index: str, keys: tuple, new: int, *, rowid: int | None = None) 
             return old
     raise LookupError(f"no entry {keys!r} in {index}: {entries(db, index)}")
 
+
+
+def _rows(raw: bytes, page_size: int, page: int):
+    """(rowid, [(serial type, its offset)]) of every row below table page ``page``."""
+    base = (page - 1) * page_size
+    head = base + (100 if page == 1 else 0)
+    kind = raw[head]
+    count = int.from_bytes(raw[head + 3:head + 5], "big")
+    assert kind in (0x05, 0x0D), f"page {page} is not a table page ({kind:#x})"
+    for n in range(count):
+        cell = base + int.from_bytes(raw[head + (12 if kind == 0x05 else 8) + 2 * n:][:2], "big")
+        if kind == 0x05:
+            yield from _rows(raw, page_size, int.from_bytes(raw[cell:cell + 4], "big"))
+            continue
+        _, at = _varint(raw, cell)  # payload size
+        rowid, start = _varint(raw, at)
+        header_size, p = _varint(raw, start)
+        serials = []
+        while p < start + header_size:
+            s, after = _varint(raw, p)
+            serials.append((s, p))
+            p = after
+        yield rowid, serials
+    if kind == 0x05:
+        yield from _rows(raw, page_size, int.from_bytes(raw[head + 8:head + 12], "big"))
+
+
+def set_flag(db, table: str, rowid: int, column: str, value: int) -> None:
+    """Set ``column`` (holding 0 or 1) of row ``rowid`` of ``table`` to ``value`` in the page
+    itself, as one changed byte would: SQLite writes 0 and 1 as serial types 8 and 9 with no
+    body, so the row keeps its size and no index learns of it."""
+    db = Path(db)
+    assert not Path(str(db) + "-wal").exists() or Path(str(db) + "-wal").stat().st_size == 0, "a -wal is beside it"
+    root, page_size = _root(db, table)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        at = [name for _, name, *_ in conn.execute(f"PRAGMA table_info({table})")].index(column)
+    finally:
+        conn.close()
+    raw = bytearray(db.read_bytes())
+    for found, serials in _rows(bytes(raw), page_size, root):
+        if found == rowid:
+            serial, offset = serials[at]
+            assert serial in (8, 9), f"{table}.{column} of row {rowid} is no 0 or 1 (serial type {serial})"
+            raw[offset] = 9 if value else 8
+            db.write_bytes(raw)
+            return
+    raise LookupError(f"no row {rowid} in {table}")

@@ -1,7 +1,8 @@
 """One changed byte of an index entry's rowid makes a scan through that index give another
 row under this key: listings, tree walks, CPYOPT's directory list, a rename's subtree and
 export-iso must then fail with OPV0201 (exit 7), never list, write, move or walk the other
-row as this one (hunt26b F1-F5; lookups by key: test_index_entries.py)."""
+row as this one (hunt26b F1-F5; lookups by key: test_index_entries.py). So must one changed
+byte of a row's live flag, which its index entries do not follow (hunt25n F4's flip)."""
 from __future__ import annotations
 
 import os
@@ -159,3 +160,54 @@ def test_forgetting_a_backup_s_ranges_through_a_dirs_parent_entry_of_another_dir
     assert _damaged(out) and "Volume BVOL1" in out.err
     seen = conn.execute("SELECT path, backup_seen IS NULL FROM dirs NOT INDEXED WHERE live = 1 ORDER BY path").fetchall()
     assert seen == [("/", 0), ("/A", 0), ("/A/SUB", 0), ("/B", 0)]  # nothing of the run stays
+
+
+def _versions(library) -> dict[int, int]:
+    """/D/multi.txt written three times on PVOL1 (and /D/other.txt once): version -> row id."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+        for data in (b"v1", b"version-two", b"third-version-3"):
+            volume.write_bytes("/D/multi.txt", data)
+        volume.write_bytes("/D/other.txt", b"other")
+    conn = sqlite3.connect(f"file:{_index(library)}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT version, id FROM files WHERE name = 'multi.txt'").fetchall())
+    finally:
+        conn.close()
+
+
+def test_a_current_version_whose_live_flag_a_changed_byte_cleared_is_refused(library, tmp_path):
+    """hunt25n F4's flip: the row of the current version says it is no longer live while its
+    index entries still lead to it. Reads, listings, export-iso and a new version must fail
+    with OPV0201 (they read the flag from the row), never take the name for free or absent."""
+    rows = _versions(library)
+    index_pages.set_flag(_index(library), "files", rows[3], "live", 0)
+    assert _damaged(run_cli(library.root, "cat", "/QOPT/PVOL1/D/multi.txt"))
+    assert _damaged(run_cli(library.root, "ls", "-l", "/QOPT/PVOL1/D"))
+    assert _damaged(run_cli(library.root, "export-iso", "PVOL1", str(tmp_path / "p.iso")))
+    host = tmp_path / "new.txt"
+    host.write_bytes(b"a fourth version")
+    assert _damaged(run_cli(library.root, "cp", str(host), "/QOPT/PVOL1/D/multi.txt"))
+    out = run_cli(library.root, "chkoptvol", "PVOL1")
+    assert out.rc == 7 and b"files_live" in out.out
+
+
+def test_an_older_version_whose_live_flag_a_changed_byte_set_is_never_served(library, tmp_path):
+    """The other way: version 1's row says live, with no index entry. Every read, listing and
+    copy goes through the index, so the current version is the one served and backed up;
+    CHKOPTVOL names the index."""
+    rows = _versions(library)
+    index_pages.set_flag(_index(library), "files", rows[1], "live", 1)
+    out = run_cli(library.root, "cat", "/QOPT/PVOL1/D/multi.txt")
+    assert out.rc == 0 and out.out == b"third-version-3"
+    out = run_cli(library.root, "ls", "/QOPT/PVOL1/D")
+    assert out.rc == 0 and out.out.split() == [b"multi.txt", b"other.txt"]
+    assert run_cli(library.root, "inzopt", "BVOL1", "--type", "*BACKUP").rc == 0
+    assert run_cli(library.root, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES").rc == 0
+    with library.open("PVOL1") as primary, library.open("BVOL1") as backup:
+        assert [(e.path, e.sha256) for e in backup.scandir("/D")] == [
+            ("/D/multi.txt", primary.stat("/D/multi.txt").sha256), ("/D/other.txt", primary.stat("/D/other.txt").sha256)]
+        assert primary.stat("/D/multi.txt").size == 15
+    out = run_cli(library.root, "chkoptvol", "PVOL1")
+    assert out.rc == 7 and b"files_live" in out.out
