@@ -471,9 +471,10 @@ class VolumeWriter(io.RawIOBase):
 
         with volume._transaction() as tx:
             # Another process may have deleted (or moved away) the file this handle opened:
-            # writing it now would bring it back unasked.
+            # writing it now would bring it back unasked, or write over another file made at
+            # its path meanwhile (hunt27b F1): only a later version of the opened file is replaced.
             found = volume._lookup(self._parts)
-            if self._opened is not None and found is None:
+            if self._opened is not None and not _descends(volume, found, self._opened):
                 raise errors.error("CPF1F22", path=self.name, volume=volume.id)
             # An append holds the version it started from and its own bytes: over a version
             # another program wrote meanwhile it would drop that program's write.
@@ -481,6 +482,16 @@ class VolumeWriter(io.RawIOBase):
                 raise errors.error("CPF1F26", path=self.name, volume=volume.id, reason="another program wrote it after"
                                    " this handle opened it to append; nothing of the handle was written")
             volume._store(tx, self._parts, size=size, payload=write, replace=self._replace)
+
+
+def _descends(volume, found, version: int) -> bool:
+    """Whether ``found`` (the row at a writer's path now) is file version ``version`` or a later
+    version of the same file (``prev`` links; a version's ID is larger than its predecessors')."""
+    row_id = getattr(found, "id", None) if hasattr(found, "flags") else None
+    while row_id is not None and row_id > version:
+        linked = volume.image.conn.execute("SELECT prev FROM files WHERE id = ?", (row_id,)).fetchone()
+        row_id = linked[0] if linked else None
+    return row_id == version
 
 
 def _hold(handle: VolumeReader | VolumeWriter, volume, version: int) -> None:
