@@ -1095,6 +1095,30 @@ def test_several_primaries_into_one_with_new_dates(lib, clock):
         assert arch.info().backup is None
 
 
+def test_a_file_dated_ahead_of_the_clock_is_not_copied_to_a_primary_on_every_run(lib, clock, tmp_path):
+    """Hunt 27a F2: onto a *PRIMARY target, *CHANGED compared the source's dates with the
+    copy's write time alone: a file whose date lies ahead of the clock but which changed on
+    its volume before the copy (an image imported with its dates, a restore from a backup
+    made while a clock ran ahead) was copied again by every no-change run, a new version
+    each time, until the clock passed its date."""
+    from optvol.interchange import export_iso, import_iso
+
+    write(lib, clock, day(1, 2, year=2031), {"/X/F": b"dated ahead"})
+    export_iso(lib, vol="PVOL1", file=tmp_path / "ahead.iso", now=day(1, 2, year=2031))
+    clock.now = day(2, 1)
+    import_iso(lib, file=tmp_path / "ahead.iso", now=day(2, 1), vol="OLDCD")
+    inzopt(lib, vol="ARCH", now=day(2, 1))
+    request = CopyRequest(fromvol="OLDCD", frompath="/X", tovol="ARCH", crtdir=True)
+    totals = []
+    copied = [cpyopt(lib, request, now=day(3, 1) + timedelta(days=run),
+                     totals=lambda files, size: totals.append(files)).copied for run in range(3)]
+    assert copied == [1, 0, 0] and totals[1:] == [0, 0]
+    with lib.open("ARCH") as arch:
+        assert arch.read_bytes("/X/F") == b"dated ahead" and len(arch.versions("/X/F")) == 1
+    write(lib, clock, day(4, 1), {"/X/F": b"changed since"}, vol="ARCH")  # (a change on the target stays)
+    assert cpyopt(lib, request, now=day(4, 2)).copied == 0
+
+
 def test_restore_from_backup_keeps_dates(lib, clock):
     write(lib, clock, day(1, 2), {"/DIR1/SUB/F": b"precious"})
     backup(lib, day(1, 3))

@@ -250,7 +250,7 @@ class Choice(NamedTuple):
                     " OR s.sha256 != t.sha256 OR s.flags != t.flags)")
         if self.keep_dates:
             return "(t.modified IS NULL OR max(s.modified, s.attr_changed) > max(t.modified, t.attr_changed))"
-        return "(t.modified IS NULL OR max(s.modified, s.attr_changed) > t.modified)"
+        return "(t.modified IS NULL OR max(s.modified, s.attr_changed) > t.modified AND s.changed > t.modified)"
 
     def changed_on_source(self, c: Candidate) -> bool:
         """*CHANGED: the source's data or attributes changed since the copy on the target.
@@ -269,7 +269,9 @@ class Choice(NamedTuple):
                     or c.row.sha256 != c.target_sha256 or c.flags != c.target_flags)
         if self.keep_dates:
             return max(c.modified, c.attr_changed) > max(c.target_modified, c.target_attr_changed)
-        return max(c.modified, c.attr_changed) > c.target_modified
+        # ... and the source changed after the copy was written (its change time): a file dated
+        # ahead of the clock (an image's date, a clock that ran ahead) is not copied on every run.
+        return max(c.modified, c.attr_changed) > c.target_modified and c.row.changed > c.target_modified
 
     def skip(self, target_range: Range) -> tuple[int | None, int] | None:
         """The change times (start or None, end; inclusive) the query may skip: on a backup,
