@@ -477,18 +477,19 @@ def replace(source, target):
 pathlib.Path.unlink, image.os.replace = unlink, replace
 if point in ("replaying", "replayed"):  # in the middle of the replay, or after its commit
     from optvol import recovery
-    real_apply, real_counts, applied = recovery._apply, recovery._counts, []
+    from optvol.image import replay
+    real_take, real_counts, taken = replay.ReplayTransaction._take, recovery._counts, []
 
-    def apply(*args):
-        applied.append(1)
-        if len(applied) == 20:
+    def take(*args):  # (every record replayed, one at a time or a run of files together)
+        taken.append(1)
+        if len(taken) == 20:
             os.kill(os.getpid(), signal.SIGKILL)
-        return real_apply(*args)
+        return real_take(*args)
 
     def counts(image):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    recovery._apply, recovery._counts = apply, counts if point == "replayed" else real_counts
+    replay.ReplayTransaction._take, recovery._counts = take, counts if point == "replayed" else real_counts
 recover(Library(root, clock=lambda: datetime.now(timezone.utc)), vol="PVOL1")
 """
 
