@@ -424,6 +424,34 @@ def test_torn_tail_is_cut_and_damaged_region_reported(lib):
         assert volume.read_bytes("/A/one") == b"1" * 5000  # the version before the damaged one
 
 
+@pytest.mark.parametrize("tail", ["garbage", "damaged last record"])
+def test_a_damaged_tail_recover_cuts_is_not_charged_and_the_rebuilt_index_checks_sound(lib, tail):
+    """What recover cuts off (a region without a sound header after the last sound record) is
+    no longer in the partition: the HPOFS ledger must not charge it, or CHKOPTVOL names the
+    rebuilt index's used_sectors as damaged (rev27e F3)."""
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/keep", b"k")
+        volume.write_bytes("/last", b"x" * 100_000)
+        _, row = volume.file_row("/last")
+        sector = volume.image.sector_size
+    data = lib.root / "PVOL1.optvol" / "data.opv"
+    if tail == "garbage":  # a header half-written by a process that died
+        with open(data, "ab") as handle:
+            handle.write(b"OPTVOLR1" + os.urandom(3000))
+    else:  # one byte of the last committed record's header changed
+        with open(data, "r+b") as handle:
+            handle.seek(row.sector * sector + 20)
+            handle.write(b"\xff\xff\xff\xff")
+    lose_index(lib, "PVOL1", "deleted")
+    report = recover(lib, vol="PVOL1")
+    assert report.damaged and report.tail_cut
+    with lib.open("PVOL1") as volume:
+        assert volume.image.meta("used_sectors") == volume.image.meta("committed_end") == data.stat().st_size // sector
+    (result,) = chkoptvol(lib, vol="PVOL1")
+    assert result.damaged == []
+
+
 def test_a_rename_an_earlier_optvol_wrote_past_the_path_limits_is_reported_not_applied(lib, monkeypatch):
     """Before the check of reference §3.1 on moves, a rename could take the paths below a
     directory past 256 characters of directory names; recover leaves that tree where every

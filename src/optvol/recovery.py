@@ -229,15 +229,16 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
     left_out = []  # versions DUPOPT left out of this duplicate: their damage is no news
     left_names, not_found = set(), []  # their paths; DELETE records whose file was not there
     run = _FileRun(volume, tx, clock, report)
+    trailing = 0  # sectors charged for damaged regions after the last sound record: cut off, not charged
     for found in replay.scan(image.data.fd, image.sector_size, end=stop):
         if found.reason == "torn tail":
             break
         if found.header is None:
             run.replay()
             report.damaged.append((found.sector, found.sectors, found.reason))
-            _charge_skipped(volume, tx, found)
+            trailing += _charge_skipped(volume, tx, found)
             continue
-        end = found.sector + found.sectors
+        end, trailing = found.sector + found.sectors, 0
         if not _belongs(found.header, volume._tx_label["volume"]):
             run.replay()
             report.damaged.append((found.sector, found.sectors, "a record of another volume"))
@@ -260,6 +261,7 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
             continue
         report.records[found.header.kind] += 1
     run.replay()
+    tx.free(trailing)  # (recover cuts them off with the tail: no room of the volume holds them)
     done = set()
     for found, damage in not_found:  # a user's DELETE of a version DUPOPT left out later: done already
         if model.name_key(found.header.body["path"]) in left_names:
@@ -274,11 +276,13 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
     return volume, tx, end
 
 
-def _charge_skipped(volume: Volume, tx: replay.ReplayTransaction, found: replay.Found) -> None:
+def _charge_skipped(volume: Volume, tx: replay.ReplayTransaction, found: replay.Found) -> int:
     """A region skipped unread still takes room on an HPOFS volume, which never frees any; on
-    UDF it may have been a version freed since, or a record UDF does not charge."""
-    if not volume._udf:
-        tx.charge(found.sectors)
+    UDF it may have been a version freed since, or a record UDF does not charge. The sectors charged."""
+    if volume._udf:
+        return 0
+    tx.charge(found.sectors)
+    return found.sectors
 
 
 def _belongs(header, current: str) -> bool:
