@@ -387,3 +387,41 @@ def test_chgoptvol_changes_are_recorded_in_the_data_partition(library):
                 last = header.body["label"]
             sector += header.total_sectors(image.sector_size)
         assert last["threshold"] == 70 and last["text"] == "recorded"
+
+
+@pytest.mark.parametrize("kwargs,expected", [
+    (dict(type="*BACKUP", threshold=50), (VolumeType.BACKUP, MediaFormat.HPOFS, 99)),
+    (dict(type="*backup"), (VolumeType.BACKUP, MediaFormat.HPOFS, 99)),
+    (dict(medfmt="*UDF", threshold=50), (VolumeType.PRIMARY, MediaFormat.UDF, 100)),
+    (dict(medtype="*ERASE", medfmt="*HPOFS", threshold=50), (VolumeType.PRIMARY, MediaFormat.HPOFS, 50)),
+])
+def test_the_api_takes_ibm_s_strings_as_the_enums_under_the_same_rules(library, kwargs, expected):
+    """The enums are StrEnums: "*BACKUP" == VolumeType.BACKUP, so a program passes the string IBM
+    writes. It keeps every rule the enum keeps (rev27f F1: a *BACKUP with threshold 50, a
+    *BACKUP on *UDF, a UDF volume with threshold 50)."""
+    info = _inz(library, "S1", **kwargs).volume
+    assert (info.type, info.media_format, info.threshold) == expected
+    assert (type(info.type), type(info.media_format)) == (VolumeType, MediaFormat)
+
+
+@pytest.mark.parametrize("kwargs", [dict(type="*BACKUP", medtype="*DVD-RAM"),
+                                    dict(type="*BACKUP", medtype=MediaType.ERASE, medfmt="*UDF")])
+def test_a_backup_on_udf_is_refused_by_the_strings_too(library, kwargs):
+    with pytest.raises(errors.NotAllowedError) as info:
+        _inz(library, "B", **kwargs)
+    assert info.value.message_id == "OPV0103"
+    assert not library.exists("B")
+
+
+@pytest.mark.parametrize("kwargs,keyword", [(dict(type="*SECONDARY"), "TYPE"), (dict(medfmt="*FAT"), "MEDFMT"),
+                                            (dict(medtype="*TAPE"), "MEDTYPE"), (dict(type=3), "TYPE")])
+def test_a_value_no_enum_has_is_opv0005(library, kwargs, keyword):
+    with pytest.raises(errors.InvalidError) as info:
+        _inz(library, "X", **kwargs)
+    assert info.value.message_id == "OPV0005" and keyword in str(info.value)
+    assert not library.exists("X")
+
+
+def test_reinitializing_with_the_media_type_s_string_is_not_a_change_of_media(library):
+    _inz(library, "W1", medtype=MediaType.WORM)
+    assert _inz(library, "W1", medtype="*WORM").volume.media_type is MediaType.WORM

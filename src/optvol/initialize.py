@@ -53,6 +53,10 @@ def inzopt(
     None is MEDFMT(*MEDTYPE). CLEAR changes nothing more: every re-initialization erases
     the whole image.
     """
+    # The enums are StrEnums, so "*BACKUP" == VolumeType.BACKUP and a program may pass IBM's
+    # string; the rules below compare by identity, so each value becomes its enum member first.
+    type = _member(VolumeType, type, "TYPE")
+    medfmt, medtype = _member(MediaFormat, medfmt, "MEDFMT"), _member(MediaType, medtype, "MEDTYPE")
     mounted = vol.upper() == MOUNTED
     if mounted and not newvol:
         raise errors.error("OPV0005", value=vol, keyword="VOL",
@@ -83,6 +87,17 @@ def inzopt(
         erased_bytes=previous.used if previous else 0,
         previous_id=old_id if previous and old_id != new_id else None,
     )
+
+
+def _member(kind: type, value: object, keyword: str):
+    """``value`` as a member of enum ``kind`` (None stays None; text in any case); else OPV0005."""
+    if value is None:
+        return None
+    try:
+        return kind(value.upper() if isinstance(value, str) else value)
+    except ValueError:
+        raise errors.error("OPV0005", value=str(value), keyword=keyword,
+                           reason=f"expected one of {', '.join(kind)}") from None
 
 
 def _label(volume_id: str, previous: VolumeInfo | None, *, type: VolumeType, text: str, now: datetime,
