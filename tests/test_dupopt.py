@@ -367,21 +367,36 @@ def _damage_header(library, vol: str, sector: int, sector_size: int) -> None:
         data.write(bytes(b ^ 0xFF for b in found))
 
 
-@pytest.mark.parametrize("case", ["two versions side by side", "a file deleted before"])
+@pytest.mark.parametrize("case", ["two versions side by side", "a file deleted before", "renamed before",
+                                  "renamed, its attributes changed, its directory renamed",
+                                  "deleted, its directory renamed"])
 def test_recover_and_chkoptvol_of_a_duplicate_know_every_version_left_out(library, case):
     """Two damaged versions left out side by side read as one unreadable region, and a user's
     DELETE of a version left out finds nothing to delete: neither is damage, and recover
-    rebuilds the same used space (HPOFS charges the DELETE)."""
+    rebuilds the same used space (HPOFS charges the DELETE). So are a user's renames and
+    attribute changes of a version left out, followed through renames of its directory
+    (rev27e F1: the fresh duplicate was damaged for CHKOPTVOL, recover exit 1)."""
     now = datetime(2026, 6, 1, tzinfo=timezone.utc)
     make_volume(library, "S", medtype=MediaType.ERASE, capacity=4 << 20)
     with library.open("S") as volume:
         volume.write_bytes("/keep", b"k" * 5000)
-        volume.write_bytes("/a", b"A" * 30_000)
+        volume.mkdir("/D")
+        volume.write_bytes("/D/a", b"A" * 30_000)
         if case == "two versions side by side":
-            volume.write_bytes("/a", b"B" * 37_000)
+            volume.write_bytes("/D/a", b"B" * 37_000)
+        elif case == "a file deleted before":
+            volume.remove("/D/a")
+        elif case == "renamed before":
+            volume.rename("/D/a", "/D/b")
+        elif case == "deleted, its directory renamed":
+            volume.remove("/D/a")
+            volume.rename("/D", "/E")
         else:
-            volume.remove("/a")
-        sectors = [row[0] for row in volume.image.conn.execute("SELECT sector FROM files WHERE name = 'a'")]
+            volume.rename("/D/a", "/D/b")
+            volume.set_attributes("/D/b", hidden=True)
+            volume.rename("/D", "/E")
+            volume.rename("/E/b", "/E/c")
+        sectors = [row[0] for row in volume.image.conn.execute("SELECT sector FROM files WHERE name != 'keep'")]
         sector_size = volume.image.sector_size
     for sector in sectors:
         _damage_header(library, "S", sector, sector_size)
@@ -393,7 +408,8 @@ def test_recover_and_chkoptvol_of_a_duplicate_know_every_version_left_out(librar
     report = recover(library, vol="D")
     assert report.damaged == []
     with library.open("D") as volume:
-        assert volume.info().used == used and volume.read_bytes("/keep") == b"k" * 5000 and not volume.exists("/a")
+        assert volume.info().used == used and volume.read_bytes("/keep") == b"k" * 5000
+        assert [info.path for info in volume.iter_files("/", recursive=True)] == ["/keep"]
 
 
 def test_worm_backup_that_recorded_its_primary_is_no_target(library):

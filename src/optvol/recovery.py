@@ -227,7 +227,7 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
     volume._tx, volume._tx_label = tx, image.label()
     end = 0  # after the last sound record; trailing regions without one are cut off
     left_out = []  # versions DUPOPT left out of this duplicate: their damage is no news
-    left_names, not_found = set(), []  # their paths; DELETE records whose file was not there
+    events = []  # what a version left out may have gone through before (_done_before_left_out)
     run = _FileRun(volume, tx, clock, report)
     trailing = 0  # sectors charged for damaged regions after the last sound record: cut off, not charged
     for found in replay.scan(image.data.fd, image.sector_size, end=stop):
@@ -249,31 +249,60 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
         run.replay()
         if extent := replay.left_out_at(found.header):
             left_out.append(extent)
-            left_names.add(model.name_key(found.header.body["path"]))
+            events.append(("left out", model.name_key(found.header.body["path"])))
         tx.expect(found)
         clock.micros = _time_of(found.header) or clock.micros  # a CONTROL record has no time
         try:
             _apply(volume, tx, found.header)
         except errors.OptvolError as exc:
             report.damaged.append((found.sector, found.sectors, f"{found.header.kind.name} record not applied: {exc.text}"))
-            if found.header.kind == Kind.DELETE and exc.message_id == "CPF1F22":
-                not_found.append((found, report.damaged[-1]))
+            if found.header.kind in _OF_A_FILE and exc.message_id == "CPF1F22":
+                events.append(("not found", found, report.damaged[-1]))
             continue
         report.records[found.header.kind] += 1
+        if found.header.kind == Kind.RENAME:
+            events.append(("moved", model.name_key(found.header.body["from"]), model.name_key(found.header.body["to"])))
     run.replay()
     tx.free(trailing)  # (recover cuts them off with the tail: no room of the volume holds them)
     done = set()
-    for found, damage in not_found:  # a user's DELETE of a version DUPOPT left out later: done already
-        if model.name_key(found.header.body["path"]) in left_names:
-            done.add(id(damage))
-            report.records[Kind.DELETE] += 1
-            _charge_skipped(volume, tx, found)  # charged on HPOFS, as it was when written
+    for found, damage in _done_before_left_out(events):
+        done.add(id(damage))
+        report.records[found.header.kind] += 1
+        _charge_skipped(volume, tx, found)  # charged on HPOFS, as it was when written
     left_out = replay.merged(left_out)
     report.damaged = [d for d in report.damaged if id(d) not in done and (
         d[2] != "no sound record header" or not replay.within(*d[:2], left_out))]
     for index in _LEFT_OUT_INDEXES:
         image.conn.execute(f"DROP INDEX IF EXISTS {index.split()[0]}")
     return volume, tx, end
+
+
+_OF_A_FILE = (Kind.DELETE, Kind.RENAME, Kind.ATTRIBUTES)  # records of what a user did to a file
+
+
+def _done_before_left_out(events: list[tuple]) -> list[tuple[replay.Found, tuple]]:
+    """The records of a file's deletion, rename or attributes a replay could not apply since
+    the file is not there (CPF1F22) that a version DUPOPT ALWMEDERR(*FILE) left out went
+    through before it was left out (docs/format.md §3.2, DELETE): done already, as (record,
+    its damage) pairs. From each left-out path, ``events`` (in record order) are followed
+    back: a rename of the version itself to it, and of a directory above it (rev27e F1: a
+    version renamed, or deleted and its directory renamed, before it was left out made the
+    fresh duplicate damaged for CHKOPTVOL and recover)."""
+    names, done = set(), []
+    for event in reversed(events):
+        if event[0] == "left out":
+            names.add(event[1])
+        elif event[0] == "moved":  # a directory's rename carries the paths below it (a file has none)
+            _, source, target = event
+            names |= {source + name[len(target):] for name in names if name.startswith(target.rstrip("/") + "/")}
+        else:
+            _, found, damage = event
+            body, kind = found.header.body, found.header.kind
+            if model.name_key(body["to"] if kind == Kind.RENAME else body["path"]) in names:
+                if kind == Kind.RENAME:
+                    names.add(model.name_key(body["from"]))
+                done.append((found, damage))
+    return done
 
 
 def _charge_skipped(volume: Volume, tx: replay.ReplayTransaction, found: replay.Found) -> int:
