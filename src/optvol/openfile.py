@@ -33,6 +33,8 @@ _HANDLES: weakref.WeakSet = weakref.WeakSet()
 _HANDLES_LOCK = threading.Lock()  # adding to it, or copying it, while another thread adds
 # The writer handles programs were given (``_spoil_in_child``, ``_close_at_exit``).
 _GIVEN: weakref.WeakSet = weakref.WeakSet()
+# The reader handles (binary, under their text wrapper if any): closed with their volume (``close_readers``).
+_READERS: weakref.WeakSet = weakref.WeakSet()
 
 
 def open_file(volume, path: str, mode: str, *, encoding: str | None):
@@ -49,6 +51,9 @@ def open_file(volume, path: str, mode: str, *, encoding: str | None):
         volume.check_user_access("opening a file")
         raw = VolumeReader(volume, path)
         buffered = io.BufferedReader(raw)
+        with _HANDLES_LOCK:
+            _READERS.add(buffered)
+        given = buffered if binary else io.TextIOWrapper(buffered, encoding=encoding)
     else:
         volume.check_user_write("opening a file for writing")
         if volume.image.read_only:  # before the spool is made in the volume's directory
@@ -68,8 +73,19 @@ def open_file(volume, path: str, mode: str, *, encoding: str | None):
         given = buffered if binary else text
         with _HANDLES_LOCK:
             _GIVEN.add(given)
-        return given
-    return buffered if binary else io.TextIOWrapper(buffered, encoding=encoding)
+    if not binary:
+        given.mode = mode  # (as open() gives a text file its mode; a binary one's is its raw file's)
+    return given
+
+
+def close_readers(volume) -> None:
+    """Close the reader handles of ``volume`` as it closes: a handle outlives its volume only as
+    a closed file does, also for the bytes its buffer holds, which it handed out after the
+    volume's close (hunt27b F2). Writers say what they do themselves (``check_usable``)."""
+    with _HANDLES_LOCK:
+        readers = [handle for handle in _READERS if handle.raw._volume is volume]
+    for handle in readers:
+        handle.close()
 
 
 def _byte_order_mark(encoding: str) -> tuple[bytes, str]:
@@ -276,6 +292,8 @@ class VolumeReader(io.RawIOBase):
         self._pos = 0
         self.name = path
 
+    mode = "rb"  # (what io.BufferedReader and stdlib code such as gzip read)
+
     def readable(self) -> bool:
         return True
 
@@ -323,6 +341,8 @@ class VolumeReader(io.RawIOBase):
         return position
 
     def tell(self) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
         return self._pos
 
     def close(self) -> None:
@@ -345,7 +365,7 @@ class VolumeWriter(io.RawIOBase):
         self._volume = volume
         self._parts = volume._parts(path)
         self._replace = _WRITE_MODES[kind]
-        self.name = path
+        self.name, self.mode = path, kind + "b"  # (gzip.GzipFile(fileobj=...) writes only to a "w" mode)
         self._opened = self._check_target(kind)  # the live version it replaces, if any
         if self._opened is not None:
             _hold(self, volume, self._opened)
@@ -394,6 +414,8 @@ class VolumeWriter(io.RawIOBase):
     def tell(self) -> int:
         """Where the next byte goes, as a file written from its start tells (``tarfile`` asks;
         hunt-api F12). A writer cannot seek."""
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
         return self._size
 
     def check_usable(self) -> None:

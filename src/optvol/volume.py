@@ -66,6 +66,7 @@ class Volume:
     # ----------------------------------------------------------------- life cycle
 
     def close(self) -> None:
+        openfile.close_readers(self)
         self.image.close()
 
     def __enter__(self) -> Volume:
