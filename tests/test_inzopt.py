@@ -414,7 +414,8 @@ def test_a_backup_on_udf_is_refused_by_the_strings_too(library, kwargs):
 
 
 @pytest.mark.parametrize("kwargs,keyword", [(dict(type="*SECONDARY"), "TYPE"), (dict(medfmt="*FAT"), "MEDFMT"),
-                                            (dict(medtype="*TAPE"), "MEDTYPE"), (dict(type=3), "TYPE")])
+                                            (dict(medtype="*TAPE"), "MEDTYPE"), (dict(type=3), "TYPE"),
+                                            (dict(type=None), "TYPE")])
 def test_a_value_no_enum_has_is_opv0005(library, kwargs, keyword):
     with pytest.raises(errors.InvalidError) as info:
         _inz(library, "X", **kwargs)

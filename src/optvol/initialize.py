@@ -55,7 +55,7 @@ def inzopt(
     """
     # The enums are StrEnums, so "*BACKUP" == VolumeType.BACKUP and a program may pass IBM's
     # string; the rules below compare by identity, so each value becomes its enum member first.
-    type = _member(VolumeType, type, "TYPE")
+    type = _member(VolumeType, type, "TYPE", optional=False)  # (None made a label without a type: rev27g F1)
     medfmt, medtype = _member(MediaFormat, medfmt, "MEDFMT"), _member(MediaType, medtype, "MEDTYPE")
     mounted = vol.upper() == MOUNTED
     if mounted and not newvol:
@@ -89,9 +89,10 @@ def inzopt(
     )
 
 
-def _member(kind: type, value: object, keyword: str):
-    """``value`` as a member of enum ``kind`` (None stays None; text in any case); else OPV0005."""
-    if value is None:
+def _member(kind: type, value: object, keyword: str, *, optional: bool = True):
+    """``value`` as a member of enum ``kind`` (None stays None if ``optional``; text in any
+    case); else OPV0005."""
+    if value is None and optional:
         return None
     try:
         return kind(value.upper() if isinstance(value, str) else value)
