@@ -630,3 +630,48 @@ def test_a_flipped_bit_in_a_control_records_payload_is_named(library, touched):
     [result] = chkoptvol(library, vol="BVOL1")
     assert [(d.path, d.reason.split(" (")[0]) for d in result.damaged] == [
         ("(the volume's control record)", "SHA-256 of its payload does not match its header")]
+
+
+def _first_value(library, vol: str, sql: str):
+    conn = sqlite3.connect(f"file:{volume_dir(library.root, vol) / 'index.sqlite'}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_damaged_record_right_after_a_damaged_directory_record_is_named(library):
+    """rev27e F2: one media error over the record of /X (a directory) and the DELETE of /Y
+    right after it: CHKOPTVOL named /X only, taking whatever followed its damaged header for
+    its own, and recover then brought /Y back without CHKOPTVOL's word. A directory's header
+    takes one sector of 2,048 bytes whatever its path: what follows is named."""
+    make_volume(library, "V")
+    with library.open("V") as volume:
+        volume.write_bytes("/Y", b"deleted file")
+        with volume.batch():
+            volume.mkdir("/X")
+            volume.remove("/Y")
+    sector = _first_value(library, "V", "SELECT sector FROM dirs WHERE path = '/X'")
+    data = volume_dir(library.root, "V") / "data.opv"
+    for damaged in (sector, sector + 1):
+        flip(data, damaged * 2048 + 80)
+    named = [d.path for d in chkoptvol(library, vol="V")[0].damaged]
+    assert named == ["/X", f"(sector {sector + 1})"], named
+
+
+def test_the_sectors_of_a_damaged_control_record_are_its_own(library, clock):
+    """...and a control record's three sectors are its own: damage in its payload is not named
+    again as records the index does not point to."""
+    make_volume(library, "P")
+    make_volume(library, "V", type=VolumeType.BACKUP)
+    with library.open("P") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/Y", b"y")
+    request = CopyRequest(fromvol="P", frompath="/", tovol="V", totype=VolumeType.BACKUP, cpysubdir=True)
+    assert cpyopt(library, request, now=clock()).failed == 0
+    sector = _first_value(library, "V", "SELECT min(sector) FROM controls")
+    data = volume_dir(library.root, "V") / "data.opv"
+    for damaged in (sector, sector + 1, sector + 2):
+        flip(data, damaged * 2048 + 80)
+    named = [d.path for d in chkoptvol(library, vol="V")[0].damaged]
+    assert len(named) == 1 and named[0].startswith("(control record of"), named

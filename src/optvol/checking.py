@@ -20,8 +20,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from optvol import checking_replay, errors, volume_transaction
+from optvol.backup import CONTROL_SECTORS
 from optvol.image import replay, schema
-from optvol.image.records import Kind
+from optvol.image.records import FIXED_SIZE, Kind
 from optvol.library import Library
 from optvol.model import Progress, name_key
 from optvol.volume import Volume
@@ -205,7 +206,7 @@ def _unindexed_damage(volume: Volume, end: int) -> list[Damage]:
     ``left_out_at``, docs/format.md §3.2)."""
     image, size = volume.image, volume.image.sector_size
     regions: list[tuple[int, int, str]] = []  # (first sector, sectors, reason)
-    left_out, named = [], set()  # extents of versions left out; sectors after a header named already
+    left_out, named = [], {}  # extents of versions left out; sector after a damaged header: sectors it may own
     position = 0
 
     def walk(start: int, stop: int) -> None:
@@ -217,7 +218,7 @@ def _unindexed_damage(volume: Volume, end: int) -> list[Damage]:
             elif extent := replay.left_out_at(found.header):
                 left_out.append(extent)
 
-    for sector, sectors in image.conn.execute(_INDEXED_EXTENTS, (size, size)):
+    for sector, sectors, kind in image.conn.execute(_INDEXED_EXTENTS, (size, size)):
         if sector >= end:
             break
         if sector > position:
@@ -227,14 +228,16 @@ def _unindexed_damage(volume: Volume, end: int) -> list[Damage]:
                 sectors = image.read_header(sector).total_sectors(size)
             except errors.DamagedError:
                 sectors = 1
-                named.add(sector + 1)
+                named[sector + 1] = _most_sectors(kind, size) - 1
         position = max(position, sector + sectors)
     if position < end:
         walk(position, end)
     damage = []
     left_out = replay.merged(left_out)
     for first, count, reason in regions:
-        if first in named or replay.within(first, count, left_out):
+        own = named.get(first, 0)  # (a record after it, damaged too, is named: rev27e F2)
+        first, count = first + min(own, count), count - min(own, count)
+        if not count or replay.within(first, count, left_out):
             continue
         where = "(the volume's first label record)" if first == 0 else (
             f"(sector {first})" if count == 1 else f"(sectors {first}-{first + count - 1})")
@@ -247,9 +250,22 @@ def _unindexed_damage(volume: Volume, end: int) -> list[Damage]:
 # Every record the index points to, in sector order: a file version's place and length (its
 # header and payload sectors), a directory's, control record's and logged request's place.
 _INDEXED_EXTENTS = (
-    "SELECT sector, header_sectors + (size + ? - 1) / ? FROM files"
-    " UNION ALL SELECT sector, NULL FROM dirs UNION ALL SELECT sector, NULL FROM controls"
-    " UNION ALL SELECT sector, NULL FROM requests ORDER BY 1")
+    f"SELECT sector, header_sectors + (size + ? - 1) / ?, {int(Kind.FILE)} FROM files"
+    f" UNION ALL SELECT sector, NULL, {int(Kind.DIRECTORY)} FROM dirs"
+    f" UNION ALL SELECT sector, NULL, {int(Kind.CONTROL)} FROM controls"
+    f" UNION ALL SELECT sector, NULL, {int(Kind.REQUEST)} FROM requests ORDER BY 1")
+
+
+def _most_sectors(kind: int, sector_size: int) -> int:
+    """The most sectors a record of ``kind`` the index points to can take, when its header
+    cannot be read to say: a control record takes CONTROL_SECTORS, a directory's header a
+    path of 294 characters of 4 bytes each (the volume ID and creation time besides). A
+    logged request's length has no such bound: what follows it is taken for its own."""
+    if kind == Kind.CONTROL:
+        return CONTROL_SECTORS
+    if kind == Kind.DIRECTORY:
+        return -(-(FIXED_SIZE + 1400) // sector_size)
+    return 1 << 62
 
 
 def _miscounted_directories(conn: sqlite3.Connection) -> Iterator[tuple[str, int, int]]:
