@@ -170,6 +170,7 @@ class Visited:
 
     def __init__(self, blocks: int, path: str) -> None:
         self._bits, self._blocks, self._path = bytearray((blocks >> 3) + 1), blocks, path
+        self._moved: tuple[bytearray, bytearray] | None = None  # RE records' and CL targets' blocks
 
     def add(self, block: int, names: tuple[str, ...]) -> None:
         if not 0 <= block < self._blocks:
@@ -178,6 +179,23 @@ class Visited:
             raise damaged(self._path, f"directory /{'/'.join(names)} is another directory's too (the image's"
                                       " directories share their records)")
         self._bits[block >> 3] |= 1 << (block & 7)
+
+    def relocated(self, block: int, linked: bool) -> None:
+        """A Rock Ridge directory record marked RE (``linked`` False), left out where it is
+        because a CL record shows it elsewhere, or a CL record's target (True)."""
+        if self._moved is None:
+            self._moved = (bytearray(len(self._bits)), bytearray(len(self._bits)))
+        if 0 <= block < self._blocks:
+            self._moved[linked][block >> 3] |= 1 << (block & 7)
+
+    def check_relocated(self) -> None:
+        """Every directory marked RE is shown where a CL record points: one that none points
+        at would leave its whole tree out without a word."""
+        if self._moved is not None:
+            moved, linked = (int.from_bytes(bits, "little") for bits in self._moved)
+            if moved & ~linked:
+                raise damaged(self._path, "a directory marked relocated (Rock Ridge RE) is linked from nowhere"
+                                          " (no CL record points at it): its files would be left out")
 
 
 # --------------------------------------------------------------------- ISO 9660, Joliet, Rock Ridge
@@ -307,8 +325,9 @@ class _Walker:
 
     def walk(self, root: Record) -> Iterator[Entry]:
         """The entries of the tree (pre-order)."""
-        return self._walk(root, (), frozenset(), Visited(self.image.size // self.block + 1, self.path),
-                          _Counterpart(lambda: self.joliet_root))
+        visited = Visited(self.image.size // self.block + 1, self.path)
+        yield from self._walk(root, (), frozenset(), visited, _Counterpart(lambda: self.joliet_root))
+        visited.check_relocated()
 
     def _walk(self, directory: Record, names: tuple[str, ...], on_path: frozenset[int], visited: Visited,
               joliet: _Counterpart) -> Iterator[Entry]:
@@ -323,13 +342,15 @@ class _Walker:
         first, pieces = None, []  # a file's first record, and (offset, length) of each of its extents
         for record in self._records(directory):
             if record.relocated:
+                visited.relocated(record.extent, linked=False)
                 continue  # the directory shows up where its CL record points
             target = None
             if record.child_link is not None:
+                visited.relocated(record.child_link, linked=True)
                 target = iso_walk.directory_of(self.image, record.child_link, block=self.block,
                                                susp_skip=self.susp_skip)
             if record.is_dir or target is not None:
-                if not names and self._only_relocated(record):
+                if not names and self._only_relocated(record, visited):
                     continue  # rr_moved: its directories appear where they belong
                 name, cut = self._file_name(directory, record, joliet, names, is_dir=True)
                 entry_names = names + (name,)
@@ -463,12 +484,18 @@ class _Walker:
                 (taken if name in names else free).setdefault(name, []).append(candidate)
         return files, free, taken
 
-    def _only_relocated(self, directory: Record) -> bool:
+    def _only_relocated(self, directory: Record, visited: Visited) -> bool:
+        """Whether a directory of the root holds only relocated directories (rr_moved), each
+        marked in ``visited`` (the walk does not go in: a CL record must show each)."""
         if not directory.is_dir:
             return False
-        children = self._records(directory)
-        first = next(children, None)
-        return first is not None and first.relocated and all(child.relocated for child in children)
+        found = False
+        for child in self._records(directory):
+            if not child.relocated:
+                return False
+            visited.relocated(child.extent, linked=False)
+            found = True
+        return found
 
     def _file_entry(self, names: tuple[str, ...], first: Record, last: Record,
                     extents: tuple[tuple[int, int], ...]) -> Entry:
