@@ -325,6 +325,7 @@ class _Walker:
 
     def walk(self, root: Record) -> Iterator[Entry]:
         """The entries of the tree (pre-order)."""
+        self.image.new_walk()
         visited = Visited(self.image.size // self.block + 1, self.path)
         yield from self._walk(root, (), frozenset(), visited, _Counterpart(lambda: self.joliet_root))
         visited.check_relocated()

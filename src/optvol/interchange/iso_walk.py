@@ -31,6 +31,11 @@ DESCRIPTORS_START = 16  # sector of the first volume descriptor
 MAX_DESCRIPTORS = 64
 MAX_CONTINUATIONS = 32  # CE areas followed for one record
 MAX_CONTINUATION_BYTES = 64 << 10  # real ones fit in a sector; a hostile length must not allocate gigabytes
+# Continuation bytes one walk may read, as a multiple of the image's size (plus a floor): an
+# honest image's CE areas are each one record's, read a few times a walk; a hostile one points
+# thousands of records at one chain of 31 areas of 64 KiB (hunt27d F2: a 2 MB image took hours).
+CONTINUATION_BUDGET = 8
+CONTINUATION_FLOOR = 1 << 20
 DIRECTORY_CHUNK = 1 << 20  # bytes of a directory extent read at a time
 JOLIET_ESCAPES = (b"%/@", b"%/C", b"%/E")
 TF_CREATION, TF_MODIFY, TF_ATTRIBUTES = 0x01, 0x02, 0x08
@@ -141,6 +146,20 @@ class Image:
 
     def __init__(self, fd: int, size: int) -> None:
         self.fd, self.size = fd, size
+        self.continuation_left = 0
+        self.new_walk()
+
+    def new_walk(self) -> None:
+        """Give a walk of the tree its budget of Rock Ridge continuation bytes."""
+        self.continuation_left = CONTINUATION_BUDGET * self.size + CONTINUATION_FLOOR
+
+    def continuation(self, offset: int, length: int) -> bytes:
+        """A Rock Ridge continuation area, within the walk's budget."""
+        self.continuation_left -= length
+        if self.continuation_left < 0:
+            raise ValueError(f"its Rock Ridge continuation areas add up to more than {CONTINUATION_BUDGET} times the"
+                             " image's size (records that share them, read again and again)")
+        return self.read(offset, length, "a Rock Ridge continuation area")
 
     def read(self, offset: int, length: int, what: str) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
@@ -286,7 +305,7 @@ def _susp_entries(image: Image, area: bytes, block: int) -> Iterator[tuple[bytes
         where, offset, length = continuation
         if length > MAX_CONTINUATION_BYTES:
             raise ValueError(f"a Rock Ridge continuation area of {length} bytes")
-        area = image.read(where * block + offset, length, "a Rock Ridge continuation area")
+        area = image.continuation(where * block + offset, length)
     raise ValueError("Rock Ridge continuation areas chain without end")
 
 
