@@ -153,6 +153,10 @@ def read_tree(path: str) -> ImageTree:
         raise
 
 
+def _shown(identifier: bytes) -> str:
+    return repr(identifier.decode("latin-1"))
+
+
 def _reason(exc: Exception) -> str:
     if isinstance(exc, RecursionError):
         return "its directory tree nests without end"
@@ -368,6 +372,9 @@ class _Walker:
                     yield Entry(names + (name,), False, iso_walk.record_time(record, self.zones),
                                 special="associated file (a resource fork)")
                 continue
+            if first is not None and record.identifier != first.identifier:  # ECMA-119 6.5.1: one file, one name
+                raise damaged(self.path, f"a file of several extents in /{'/'.join(names)} has records of different"
+                                         f" names ({_shown(first.identifier)}, {_shown(record.identifier)})")
             first = first or record
             pieces.append((record.extent * self.block, record.size))
             if len(pieces) > MAX_EXTENTS:
