@@ -93,3 +93,21 @@ def test_images_with_and_without_relocation_import_whole(library, tmp_path, deep
     path = "/A/B/c/d/e/f/g/h/i/j/precious.txt" if deep else "/A/B/precious.txt"
     with library.open("REL") as volume:
         assert volume.read_bytes(path) == b"precious\n" * 100
+
+
+def test_a_relocation_directory_xorriso_marks_relocated_itself_imports(library, tmp_path):
+    """xorriso -rr_reloc_dir RR_MOVED marks RR_MOVED itself RE (no CL points at it): it holds
+    only relocated directories, so nothing of it is left out; the image imports whole."""
+    tree = tmp_path / "tree"
+    parts = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
+    tree.joinpath(*parts).mkdir(parents=True)
+    tree.joinpath(*parts, "x.txt").write_bytes(b"deep\n")
+    image = tmp_path / "x.iso"
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-R", "-rr_reloc_dir", "RR_MOVED", "-V", "X", "-o",
+                    str(image), str(tree)], check=True, capture_output=True)
+    assert b"RR_MOVED" in image.read_bytes()
+    rc, err = _import(library, image)
+    assert rc == 0, err
+    with library.open("REL") as volume:
+        assert volume.read_bytes("/" + "/".join(parts) + "/x.txt") == b"deep\n"
+        assert volume.listdir("/") == ["a"]

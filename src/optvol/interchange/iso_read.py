@@ -346,9 +346,12 @@ class _Walker:
         on_path = on_path | {directory.extent}
         first, pieces = None, []  # a file's first record, and (offset, length) of each of its extents
         for record in self._records(directory):
-            if record.relocated:
-                visited.relocated(record.extent, linked=False)
-                continue  # the directory shows up where its CL record points
+            if record.relocated:  # the directory shows up where its CL record points; or it is the
+                # relocation directory itself, which xorriso -rr_reloc_dir marks RE too: it holds only
+                # relocated directories (each must be linked), and nothing of it is left out
+                if not (record.is_dir and self._only_relocated(record, visited, empty=True)):
+                    visited.relocated(record.extent, linked=False)
+                continue
             target = None
             if record.child_link is not None:
                 visited.relocated(record.child_link, linked=True)
@@ -492,12 +495,12 @@ class _Walker:
                 (taken if name in names else free).setdefault(name, []).append(candidate)
         return files, free, taken
 
-    def _only_relocated(self, directory: Record, visited: Visited) -> bool:
-        """Whether a directory of the root holds only relocated directories (rr_moved), each
-        marked in ``visited`` (the walk does not go in: a CL record must show each)."""
+    def _only_relocated(self, directory: Record, visited: Visited, *, empty: bool = False) -> bool:
+        """Whether a directory holds only relocated directories (rr_moved; or nothing, if
+        ``empty``), each marked in ``visited`` (the walk does not go in: a CL record must show each)."""
         if not directory.is_dir:
             return False
-        found = False
+        found = empty
         for child in self._records(directory):
             if not child.relocated:
                 return False
