@@ -285,7 +285,7 @@ def children(image: Image, volume: Volume, directory: Node) -> Iterator[tuple[by
     parent and deleted ones."""
     if directory.size > MAX_DIRECTORY_BYTES:
         raise ValueError("a UDF directory is too large")
-    pending = b""
+    pending, first = b"", True
     for offset, length in directory.extents:
         done = 0
         while done < length:
@@ -301,6 +301,11 @@ def children(image: Image, volume: Volume, directory: Node) -> Iterator[tuple[by
                 record = pending[position:position + total]
                 _tag(record, TAG_FILE_IDENTIFIER, "a UDF file identifier")
                 characteristics = record[18]
+                if characteristics & CHAR_PARENT and not first and not characteristics & CHAR_DELETED:
+                    # ECMA-167 4/8.6: only a directory's first identifier names its parent; another
+                    # one so marked would leave its file out without a word (hunt27d F5)
+                    raise ValueError("a UDF file identifier other than its directory's first is marked as the parent")
+                first = False
                 if not characteristics & (CHAR_PARENT | CHAR_DELETED):
                     yield (record[38 + use_length:38 + use_length + identifier_length], _U32.unpack_from(record, 24)[0],
                            bool(characteristics & CHAR_HIDDEN))
