@@ -216,7 +216,7 @@ class _Siblings:
         keys, names = self._keys, self._names
         self._keys, self._names = array("Q", bytes(16 * len(keys))), array("Q", bytes(16 * len(keys)))
         mask = len(self._keys) - 1
-        for key, whole in zip(keys, names):
+        for key, whole in zip(keys, names, strict=True):
             if key:
                 slot = key & mask
                 while self._keys[slot]:
