@@ -457,3 +457,30 @@ def test_one_name_twice_in_an_image_is_refused_as_such(tmp_path, library, second
     rc = main(["--library", str(library.root), "import-iso", str(image), "--vol", "TWICE"], out=io.StringIO(), err=err)
     assert rc == 7 and "OPV0703" in err.getvalue() and "'/A.TXT' is in its directory twice" in err.getvalue(), err.getvalue()
     assert not library.exists("TWICE")
+
+
+def test_an_image_that_becomes_a_fifo_after_its_check_is_refused_not_waited_for(tmp_path, monkeypatch):
+    """The path is checked, then opened: a FIFO put in its place between the two held the open
+    for ever (hunt27d's suspicion). Here the check is made to pass for a FIFO."""
+    import threading
+
+    from optvol import errors
+    from optvol.interchange import iso_read
+
+    fifo = tmp_path / "image.iso"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(iso_read.os.path, "isfile", lambda path: True)
+    outcome = []
+
+    def read() -> None:
+        try:
+            iso_read.read_tree(str(fifo))
+        except errors.OptvolError as exc:
+            outcome.append(exc.message_id)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(20)
+    if reader.is_alive():  # (let it go: open the FIFO's other end)
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert outcome == ["OPV0302"]

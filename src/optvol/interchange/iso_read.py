@@ -20,6 +20,7 @@ whose ISO 9660 size was cut to 32 bits its whole UDF size and extents (``_UdfCou
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -119,12 +120,16 @@ def read_tree(path: str) -> ImageTree:
         raise errors.error("OPV0301", path=path)
     if not os.path.isfile(path):
         raise errors.error("OPV0302", path=path, reason="it is not a regular file")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:  # (O_NONBLOCK: a FIFO put in its place since the check must not hold the open for ever)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise errors.error("OPV0302", path=path, reason=exc.strerror or str(exc)) from None
     try:
-        image = Image(fd, os.fstat(fd).st_size)
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):  # what was opened, not what the path named a moment before
+            raise errors.error("OPV0302", path=path, reason="it is not a regular file")
+        os.set_blocking(fd, True)
+        image = Image(fd, found.st_size)
         try:
             if udf_walk.recognized(image):  # UDF alone: its logical volume's identifier names it
                 return _udf_tree(path, fd, image, None)
