@@ -58,3 +58,22 @@ def test_a_reader_holds_no_bytes_after_its_volume_is_closed(library):
     for use in (lambda: binary.read(20), lambda: text.read(20), lambda: binary.seek(0), binary.tell, text.readline):
         with pytest.raises(ValueError):
             use()
+
+
+def test_a_reader_whose_buffer_was_detached_does_not_stop_volumes_closing(library):
+    """``io.BufferedReader.detach()`` leaves a buffer without a raw reader: Volume.close
+    raised AttributeError for it, leaving the volume open, and so did every later close of
+    any volume in the process (rev27h F3)."""
+    make_volume(library, "PVOL1")
+    volume = library.open("PVOL1")
+    volume.write_bytes("/F", b"0123456789")
+    buffered = volume.open("/F", "rb")
+    raw = buffered.detach()
+    volume.close()
+    with pytest.raises(ValueError):
+        volume.read_bytes("/F")
+    with pytest.raises(ValueError):
+        raw.read(3)
+    with library.open("PVOL1") as again:
+        assert again.read_bytes("/F") == b"0123456789"
+    assert buffered is not None  # (kept alive until here)

@@ -82,10 +82,18 @@ def close_readers(volume) -> None:
     """Close the reader handles of ``volume`` as it closes: a handle outlives its volume only as
     a closed file does, also for the bytes its buffer holds, which it handed out after the
     volume's close (hunt27b F2). Writers say what they do themselves (``check_usable``)."""
-    with _HANDLES_LOCK:
-        readers = [handle for handle in _READERS if handle.raw._volume is volume]
+    with _HANDLES_LOCK:  # (a buffer detached from its raw reader has none: not this volume's any more)
+        readers = [handle for handle in _READERS if getattr(_raw_of(handle), "_volume", None) is volume]
     for handle in readers:
         handle.close()
+
+
+def _raw_of(handle):
+    """The raw reader under a buffered one, or None once ``detach()`` took it."""
+    try:
+        return handle.raw
+    except ValueError:  # (some Python versions raise for a detached buffer)
+        return None
 
 
 def _byte_order_mark(encoding: str) -> tuple[bytes, str]:

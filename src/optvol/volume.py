@@ -66,8 +66,10 @@ class Volume:
     # ----------------------------------------------------------------- life cycle
 
     def close(self) -> None:
-        openfile.close_readers(self)
-        self.image.close()
+        try:
+            openfile.close_readers(self)
+        finally:
+            self.image.close()
 
     def __enter__(self) -> Volume:
         return self
