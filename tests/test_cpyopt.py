@@ -1119,27 +1119,6 @@ def test_a_file_dated_ahead_of_the_clock_is_not_copied_to_a_primary_on_every_run
     assert cpyopt(lib, request, now=day(4, 2)).copied == 0
 
 
-def test_a_file_put_back_from_its_backup_reaches_a_primary_copy_of_it(lib, clock):
-    """Hunt 27a F3: a file overwritten by mistake is copied to an archive (*PRIMARY), then put
-    back from its backup with the backup's older dates: *CHANGED onto the archive compared
-    dates alone, later than the copy's, and skipped it on every run, the archive keeping the
-    wrong bytes. Changed since the copy was written, to other bytes: copied once, then left."""
-    write(lib, clock, day(1, 1), {"/D/f.txt": b"good"})
-    backup(lib, day(1, 2), path="/D")
-    write(lib, clock, day(1, 3), {"/D/f.txt": b"BAD: overwritten by mistake"})
-    inzopt(lib, vol="ARCH", now=day(1, 3))
-    to_arch = CopyRequest(fromvol="PVOL1", frompath="/D", tovol="ARCH", crtdir=True)
-    assert cpyopt(lib, to_arch, now=day(1, 4)).copied == 1
-    clock.now = day(1, 5)
-    restore = CopyRequest(fromvol="BVOL1", fromtype=VolumeType.BACKUP, frompath="/D", tovol="PVOL1", sltfile="*ALL")
-    assert cpyopt(lib, restore, now=day(1, 5)).copied == 1
-    assert [cpyopt(lib, to_arch, now=day(1, 6 + run)).copied for run in range(2)] == [1, 0]
-    with lib.open("ARCH") as arch, lib.open("PVOL1") as primary:
-        assert arch.read_bytes("/D/f.txt") == b"good" == primary.read_bytes("/D/f.txt")
-    write(lib, clock, day(1, 9), {"/D/f.txt": b"the archive's own"}, vol="ARCH")  # (a later change there stays)
-    assert cpyopt(lib, to_arch, now=day(1, 10)).copied == 0
-
-
 def test_restore_from_backup_keeps_dates(lib, clock):
     write(lib, clock, day(1, 2), {"/DIR1/SUB/F": b"precious"})
     backup(lib, day(1, 3))

@@ -250,8 +250,7 @@ class Choice(NamedTuple):
                     " OR s.sha256 != t.sha256 OR s.flags != t.flags)")
         if self.keep_dates:
             return "(t.modified IS NULL OR max(s.modified, s.attr_changed) > max(t.modified, t.attr_changed))"
-        return ("(t.modified IS NULL OR s.changed > t.modified AND (max(s.modified, s.attr_changed) > t.modified"
-                " OR s.sha256 != t.sha256 OR s.flags != t.flags))")
+        return "(t.modified IS NULL OR max(s.modified, s.attr_changed) > t.modified AND s.changed > t.modified)"
 
     def changed_on_source(self, c: Candidate) -> bool:
         """*CHANGED: the source's data or attributes changed since the copy on the target.
@@ -262,8 +261,7 @@ class Choice(NamedTuple):
         the clock was set back, dated before (or at) the copy's dates, would never reach it.
         A restore onto a primary keeps the backup's dates too: there the later of each side's
         two dates are compared (a restored copy is the source's; a copy the user changed since
-        is later, and left alone); a copy dated the request time, with the later of the source's
-        when the source changed since that time, or with its bytes and flags."""
+        is later, and left alone); a copy dated the request time, with the later of the source's."""
         if c.target_modified is None:
             return False
         if self.to_backup:
@@ -271,13 +269,9 @@ class Choice(NamedTuple):
                     or c.row.sha256 != c.target_sha256 or c.flags != c.target_flags)
         if self.keep_dates:
             return max(c.modified, c.attr_changed) > max(c.target_modified, c.target_attr_changed)
-        # The source changed after the copy was written (its change time: a file dated ahead of
-        # the clock, an image's date or a clock's that ran ahead, is not copied on every run),
-        # to later dates, or to other bytes or flags whatever its dates: a file put back from
-        # its backup (older dates, older bytes) reaches the copy (hunt27a F3).
-        return c.row.changed > c.target_modified and (
-            max(c.modified, c.attr_changed) > c.target_modified or c.row.sha256 != c.target_sha256
-            or c.flags != c.target_flags)
+        # ... and the source changed after the copy was written (its change time): a file dated
+        # ahead of the clock (an image's date, a clock that ran ahead) is not copied on every run.
+        return max(c.modified, c.attr_changed) > c.target_modified and c.row.changed > c.target_modified
 
     def skip(self, target_range: Range) -> tuple[int | None, int] | None:
         """The change times (start or None, end; inclusive) the query may skip: on a backup,
