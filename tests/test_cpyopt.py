@@ -1119,6 +1119,24 @@ def test_a_file_dated_ahead_of_the_clock_is_not_copied_to_a_primary_on_every_run
     assert cpyopt(lib, request, now=day(4, 2)).copied == 0
 
 
+def test_a_rename_on_the_source_does_not_make_changed_replace_a_newer_copy_on_a_primary(lib, clock):
+    """rev27h F1 (against a rule tried for hunt27a F3, reverted): a directory renamed away and
+    back on the source moves its files' change times, not their dates or bytes; *CHANGED onto
+    a *PRIMARY must leave alone a copy the user changed on the target since."""
+    write(lib, clock, day(1, 2), {"/d/f": b"old source bytes"})
+    inzopt(lib, vol="ARCH", now=day(1, 2))
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="ARCH", cpysubdir=True, crtdir=True)
+    assert cpyopt(lib, request, now=day(1, 3)).copied == 1
+    write(lib, clock, day(1, 4), {"/d/f": b"the user's newer bytes on the target"}, vol="ARCH")
+    clock.now = day(1, 5)
+    with lib.open("PVOL1") as volume:
+        volume.rename("/d", "/e")
+        volume.rename("/e", "/d")
+    assert cpyopt(lib, request, now=day(1, 6)).copied == 0
+    with lib.open("ARCH") as arch:
+        assert arch.read_bytes("/d/f") == b"the user's newer bytes on the target"
+
+
 def test_restore_from_backup_keeps_dates(lib, clock):
     write(lib, clock, day(1, 2), {"/DIR1/SUB/F": b"precious"})
     backup(lib, day(1, 3))
