@@ -127,3 +127,27 @@ def test_a_record_refused_in_a_run_is_refused_alone(library, clock, monkeypatch)
     one_by_one, damaged_one_by_one, _ = _recovered(library, "PVOL2", monkeypatch, limit=1)
     assert (together, damaged_together) == (one_by_one, damaged_one_by_one)
     assert sorted(row[2] for row in together["files"]) == ["a", "z"]
+
+
+def test_a_primary_written_in_batches_replays_in_runs_each_file_its_own_change_time(library, clock, monkeypatch):
+    """A batch of writes (``cp -r``, import-iso) stamps each file with its own change time:
+    a run keeps each one's, and a file written again later in the run's directory, a rename
+    and a delete between batches come out as one at a time gives them."""
+    make_volume(library, "PVOL1", medtype=MediaType.DVD_RAM)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/A")
+        with volume.batch():
+            for n in range(25):
+                volume.write_bytes(f"/A/f{n:02}", bytes([n]) * (n * 100))
+        volume.write_bytes("/A/f03", b"again")
+        volume.rename("/A/f04", "/A/g04")
+        volume.remove("/A/f05")
+        with volume.batch():
+            for n in range(10, 30):
+                volume.write_bytes(f"/A/f{n:02}", b"second batch %d" % n)
+    kept = _dump(library, "PVOL1")
+    assert len({row[14] for row in kept["files"]}) == len(kept["files"])  # (files.changed: each its own)
+    together, damaged, runs = _recovered(library, "PVOL1", monkeypatch, limit=recovery._FileRun.LIMIT)
+    assert damaged == [] and together == kept and runs == [25, 20]
+    one_by_one, damaged, runs = _recovered(library, "PVOL1", monkeypatch, limit=1)
+    assert damaged == [] and runs == [] and one_by_one == kept

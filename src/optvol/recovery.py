@@ -367,12 +367,13 @@ def _apply(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
 
 
 class _FileRun:
-    """Consecutive FILE records of one directory, with names that differ by key and one change
-    stamp, as ``PrivilegedWriter.write_files`` writes them (CPYOPT, a batch): replayed
-    together, as that writes them (one look-up of the names, one insert), rather than one
-    ``_store`` each, which cost CHKOPTVOL and recover three times what they cost before on
-    small files (four statements a record). The index is the one the records give one by one:
-    each record's refusal is its own, in its place among the damage reported."""
+    """Consecutive FILE records of one directory with names that differ by key, as
+    ``PrivilegedWriter.write_files`` writes them (CPYOPT) and a batch of writes (``cp -r``,
+    import-iso): replayed together, as that writes them (one look-up of the names, one
+    insert), rather than one ``_store`` each, which cost CHKOPTVOL and recover three times
+    what they cost before on small files (four statements a record). The index is the one the
+    records give one by one: each keeps its change time, and each record's refusal is its
+    own, in its place among the damage reported."""
 
     LIMIT = 1024  # records at a time: what is held stays small whatever a directory holds
 
@@ -380,7 +381,6 @@ class _FileRun:
         self.volume, self.tx, self.clock, self.report = volume, tx, clock, report
         self.records: list[tuple[replay.Found, tuple[str, ...]]] = []
         self.keys: set[str] = set()
-        self.stamp: int | None = None
 
     def took(self, found: replay.Found) -> bool:
         """Whether ``found`` joins the run (replaying the run first if it starts another)."""
@@ -392,8 +392,6 @@ class _FileRun:
         time = body["time"]
         if not time or model.clamp_micros(time) != time:  # (the clock a record of time 0 keeps, or clamps)
             return False
-        changed = body.get("changed")
-        stamp = changed if isinstance(changed, int) else time  # (ReplayTransaction.stamp)
         try:
             parts = self.volume._parts(body["path"])
         except errors.OptvolError:
@@ -401,12 +399,11 @@ class _FileRun:
         if not parts:
             return False
         key = model.name_key(parts[-1])
-        if self.records and (stamp != self.stamp or key in self.keys or parts[:-1] != self.records[0][1][:-1]
+        if self.records and (key in self.keys or parts[:-1] != self.records[0][1][:-1]
                              or len(self.records) >= self.LIMIT):
             self.replay()
         self.records.append((found, parts))
         self.keys.add(key)
-        self.stamp = stamp
         return True
 
     def replay(self) -> None:
@@ -441,14 +438,16 @@ class _FileRun:
                   (body["created"], body["modified"], body["attr_changed"]), body["flags"])
                  for found, parts in run for body in (found.header.body,)]
         olds = volume._files_named(parent.id, [f[1] for f in files])
-        tx.expect(run[0][0])
+        stamps = []  # each record's change time, as _store takes it (its ``changed``, else its time)
+        for found, _ in run:
+            tx.expect(found)
+            self.clock.micros = found.header.body["time"]
+            stamps.append(tx.stamp(volume._now()))
         self.clock.micros = run[0][0].header.body["time"]
-        now = volume._now()
-        stamp = tx.stamp(now)
         outcomes = volume._new_versions(tx, parent, typed, files, olds, replace=True, honour_read_only=False,
-                                        now=now, stamp=stamp, charge=False)
-        refused, versions = [], []
-        for (found, _), (name, key, *_), outcome in zip(run, files, outcomes, strict=True):
+                                        now=volume._now(), stamp=stamps[0], charge=False)  # (its bodies unused)
+        refused, versions, changed = [], [], []
+        for (found, _), (name, key, *_), outcome, stamp in zip(run, files, outcomes, stamps, strict=True):
             if isinstance(outcome, errors.OptvolError):
                 refused.append(outcome)
                 continue
@@ -457,10 +456,11 @@ class _FileRun:
                 new = new._replace(version=found.header.body["version"])
             tx.expect(found)
             versions.append((name, key, new, old, tx.append(Kind.FILE, {})))
+            changed.append(stamp)
             refused.append(None)
         if versions:
-            tx.carry(stamp)
-            volume._index_versions(parent.id, versions, changed=stamp)
+            tx.carry(max(changed))
+            volume._index_versions(parent.id, versions, changed=changed)
         return refused
 
 

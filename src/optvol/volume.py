@@ -620,17 +620,18 @@ class Volume:
 
     def _index_versions(self, dir_id: int,
                         versions: list[tuple[str, str, NewVersion, FileRow | None, image_mod.Place]], *,
-                        changed: int) -> None:
+                        changed: int | list[int]) -> None:
         """Index new versions, (name, name key, version, version replaced, place) each, changed
-        at ``changed``; the replaced stop being live."""
+        at ``changed`` (or each at its own: recover's runs); the replaced stop being live."""
         conn = self.image.conn
         replaced = [(v[3].id,) for v in versions if v[3]]
         conn.executemany("UPDATE files SET live = 0 WHERE id = ?", replaced)
         count_live(conn, dir_id, len(versions) - len(replaced))
-        values = [value for name, key, new, old, place in versions
+        stamps = changed if isinstance(changed, list) else [changed] * len(versions)
+        values = [value for (name, key, new, old, place), stamp in zip(versions, stamps, strict=True)
                   for value in (dir_id, name, key, new.version, old.id if old else None, place.sector,
                                 place.header_sectors, new.size, new.sha256, new.created, new.modified,
-                                new.attr_changed, changed, new.flags)]
+                                new.attr_changed, stamp, new.flags)]
         insert_files(conn, values)
 
     def _files_named(self, dir_id: int, keys: list[str]) -> dict[str, FileRow]:
