@@ -137,6 +137,14 @@ def _label_of_index(index) -> dict | None:
     return dict(zip(image_mod.LABEL_FIELDS, row, strict=True)) if row else None
 
 
+def _committed_end_of_index(index) -> int:
+    """``meta.committed_end`` of a volume's index if it can still be read, else 0: the records
+    before it were committed, so a damaged one among them is no torn tail (hunt27i F2: a flipped
+    byte in the last record's header made recover cut off that file's newest version)."""
+    row = schema.read_apart(index, "SELECT value FROM meta WHERE key = 'committed_end'")
+    return row[0] if row and isinstance(row[0], int) and row[0] > 0 else 0
+
+
 def _remove_index(path) -> None:
     for suffix in ("", "-wal", "-shm"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
@@ -162,7 +170,7 @@ def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
     # The fresh index commits nothing yet: cutting "the tail" now would cut everything.
     image = image_mod.VolumeImage(directory, index_file=BUILDING_INDEX, lock=False, cut_tail=False)
     try:
-        end = _replay_all(image, clock, report)
+        end = _replay_all(image, clock, report, keep=_committed_end_of_index(directory / image_mod.INDEX_FILE))
         report.volume = image.label()["volume"]
         report.files, report.versions, report.directories = _counts(image)
     finally:
@@ -204,10 +212,11 @@ def _restore_request_reservation(conn) -> None:
         set_meta(conn, "next_request", found + 1)
 
 
-def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: RecoveryReport) -> int:
-    """Replay every sound record in one transaction; return the sector after the last one."""
+def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: RecoveryReport, *, keep: int = 0) -> int:
+    """Replay every sound record in one transaction; return the sector after the last one
+    (or after a damaged region before sector ``keep``, which was committed)."""
     image.conn.execute("BEGIN IMMEDIATE")
-    volume, tx, end = replay_records(image, clock, report)
+    volume, tx, end = replay_records(image, clock, report, keep=keep)
     tx.end = end
     tx.finish(clock.micros or None)
     _restore_request_reservation(image.conn)
@@ -218,10 +227,12 @@ def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: Recove
 
 
 def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: RecoveryReport, *,
-                   stop: int | None = None) -> tuple[Volume, replay.ReplayTransaction, int]:
+                   stop: int | None = None, keep: int = 0) -> tuple[Volume, replay.ReplayTransaction, int]:
     """Replay every sound record before sector ``stop`` (all, if None) over the fresh index of
     ``image``, inside the transaction the caller began; the volume and replay transaction it
-    ran through, and the sector after the last sound record. Nothing is committed."""
+    ran through, and the sector after the last sound record, or after the part before sector
+    ``keep`` of a damaged region (an index that still reads says its records were committed:
+    damage, not a torn tail, and not to be cut off). Nothing is committed."""
     volume = Volume(image, clock=clock)
     tx = replay.ReplayTransaction(image)
     volume._tx, volume._tx_label = tx, image.label()
@@ -236,7 +247,11 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
         if found.header is None:
             run.replay()
             report.damaged.append((found.sector, found.sectors, found.reason))
-            trailing += _charge_skipped(volume, tx, found)
+            charged = _charge_skipped(volume, tx, found)
+            if committed := max(0, min(found.sector + found.sectors, keep) - found.sector):
+                end, trailing = found.sector + committed, charged - min(charged, committed)
+            else:
+                trailing += charged
             continue
         end, trailing = found.sector + found.sectors, 0
         if not _belongs(found.header, volume._tx_label["volume"]):
