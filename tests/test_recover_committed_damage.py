@@ -11,7 +11,6 @@ from optvol.checking import chkoptvol
 from optvol.initialize import inzopt
 from optvol.model import MediaType
 from optvol.recovery import recover
-
 from test_recover import lib  # noqa: F401  (the fixture)
 
 
