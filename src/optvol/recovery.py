@@ -12,8 +12,10 @@ import json
 import os
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from optvol import errors, model
 from optvol.image import image as image_mod
@@ -27,6 +29,7 @@ from optvol.privileged import PrivilegedWriter
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow, count_live, highest_request, set_meta
 
+T = TypeVar("T")
 RECOVERED_INDEX = image_mod.RECOVERED_INDEX
 BUILDING_INDEX = "index.recovering.sqlite"  # the index being rebuilt, never opened as the volume's
 
@@ -38,6 +41,7 @@ class RecoveryReport:
     volume: str
     records: Counter = field(default_factory=Counter)
     damaged: list[tuple[int, int, str]] = field(default_factory=list)  # (sector, sectors, reason)
+    salvaged: list[str] = field(default_factory=list)  # directories made again without their records
     tail_cut: int = 0  # bytes
     files: int = 0
     versions: int = 0
@@ -48,7 +52,7 @@ class RecoveryReport:
             "volume": self.volume, "records": {k.name: v for k, v in sorted(self.records.items())},
             "files": self.files, "versions": self.versions, "directories": self.directories,
             "damaged": [{"sector": s, "sectors": n, "reason": r} for s, n, r in self.damaged],
-            "tail_cut_bytes": self.tail_cut,
+            "salvaged_directories": self.salvaged, "tail_cut_bytes": self.tail_cut,
         }
 
 
@@ -239,7 +243,8 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
     end = 0  # after the last sound record; trailing regions without one are cut off
     left_out = []  # versions DUPOPT left out of this duplicate: their damage is no news
     events = []  # what a version left out may have gone through before (_done_before_left_out)
-    run = _FileRun(volume, tx, clock, report)
+    salvage = _Salvage(volume, tx, report)
+    run = _FileRun(volume, tx, clock, report, salvage)
     trailing = 0  # sectors charged for damaged regions after the last sound record: cut off, not charged
     for found in replay.scan(image.data.fd, image.sector_size, end=stop):
         if found.reason == "torn tail":
@@ -247,6 +252,7 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
         if found.header is None:
             run.replay()
             report.damaged.append((found.sector, found.sectors, found.reason))
+            salvage.damaged_at = found.sector
             charged = _charge_skipped(volume, tx, found)
             if committed := max(0, min(found.sector + found.sectors, keep) - found.sector):
                 end, trailing = found.sector + committed, charged - min(charged, committed)
@@ -268,7 +274,7 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
         tx.expect(found)
         clock.micros = _time_of(found.header) or clock.micros  # a CONTROL record has no time
         try:
-            _apply(volume, tx, found.header)
+            _apply(volume, tx, found.header, salvage)
         except errors.OptvolError as exc:
             report.damaged.append((found.sector, found.sectors, f"{found.header.kind.name} record not applied: {exc.text}"))
             if found.header.kind in _OF_A_FILE and exc.message_id == "CPF1F22":
@@ -346,7 +352,7 @@ def _time_of(header) -> int:
     return label.get("last_referenced") or label.get("created") or 0
 
 
-def _apply(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
+def _apply(volume: Volume, tx: replay.ReplayTransaction, header, salvage: _Salvage) -> None:
     """Run the volume operation that wrote this record again, over the fresh index."""
     body, kind = header.body, header.kind
     writer = PrivilegedWriter(volume, tx, honour_read_only=False)
@@ -356,10 +362,12 @@ def _apply(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
     elif kind == Kind.DIRECTORY and body["path"] == "/":
         image_mod.index_root(volume.image.conn, created=body["created"], sector=tx.append(kind, body).sector)
     elif kind == Kind.DIRECTORY:
-        volume._make_dir(tx, volume._parts(body["path"], is_dir=True), parents=False, exist_ok=False,
-                         created=body["created"])
+        parts = volume._parts(body["path"], is_dir=True)
+        salvage.retried(parts[:-1], body["created"], lambda: volume._make_dir(
+            tx, parts, parents=False, exist_ok=False, created=body["created"]))
     elif kind == Kind.FILE:
-        _replay_file(volume, tx, header)
+        parts = volume._parts(body["path"])
+        salvage.retried(parts[:-1], body.get("time"), lambda: _replay_file(volume, tx, header, parts))
     elif kind == Kind.DELETE and "left_out" in body:  # DUPOPT ALWMEDERR(*FILE) left this version out
         _replay_left_out(volume, tx, header)
     elif kind == Kind.DELETE:
@@ -392,8 +400,9 @@ class _FileRun:
 
     LIMIT = 1024  # records at a time: what is held stays small whatever a directory holds
 
-    def __init__(self, volume: Volume, tx: replay.ReplayTransaction, clock: ReplayClock, report: RecoveryReport):
-        self.volume, self.tx, self.clock, self.report = volume, tx, clock, report
+    def __init__(self, volume: Volume, tx: replay.ReplayTransaction, clock: ReplayClock, report: RecoveryReport,
+                 salvage: _Salvage):
+        self.volume, self.tx, self.clock, self.report, self.salvage = volume, tx, clock, report, salvage
         self.records: list[tuple[replay.Found, tuple[str, ...]]] = []
         self.keys: set[str] = set()
 
@@ -438,7 +447,8 @@ class _FileRun:
         self.tx.expect(found)
         self.clock.micros = found.header.body["time"]
         try:
-            _replay_file(self.volume, self.tx, found.header, parts)
+            self.salvage.retried(parts[:-1], found.header.body["time"],
+                                 lambda: _replay_file(self.volume, self.tx, found.header, parts))
         except errors.OptvolError as exc:
             return [exc]
         return [None]
@@ -446,7 +456,7 @@ class _FileRun:
     def _write(self, run: list[tuple[replay.Found, tuple[str, ...]]]) -> list[errors.OptvolError | None]:
         volume, tx, typed = self.volume, self.tx, run[0][1][:-1]
         try:
-            parent = volume._parent_dir(tx, typed)
+            parent = self.salvage.retried(typed, run[0][0].header.body["time"], lambda: volume._parent_dir(tx, typed))
         except errors.OptvolError as exc:
             return [exc] * len(run)
         files = [(parts[-1], model.name_key(parts[-1]), found.header.payload_size, found.header.payload_sha256,
@@ -477,6 +487,50 @@ class _FileRun:
             tx.carry(max(changed))
             volume._index_versions(parent.id, versions, changed=changed)
         return refused
+
+
+class _Salvage:
+    """Directories made again for the records below them when their own record cannot be read
+    (hunt27i F1: one changed byte of a directory's record made recover drop every sound file
+    below it). Such a directory gets the sector of the last region without a sound header
+    before the record that needs it (its record lay there or earlier; CHKOPTVOL names it
+    damaged there), the time of that record, and no record is written: the volume's data
+    stay as they are. Without a damaged region before it, a missing directory stays an error."""
+
+    def __init__(self, volume: Volume, tx: replay.ReplayTransaction, report: RecoveryReport):
+        self.volume, self.tx, self.report = volume, tx, report
+        self.damaged_at: int | None = None
+
+    def retried(self, parent: tuple[str, ...], created, write: Callable[[], T]) -> T:
+        """``write()``; where it fails for want of directory ``parent`` (CPF1F02) after a
+        damaged region, ``parent`` (with every directory above it it lacks) made again and
+        ``write()`` once more."""
+        try:
+            return write()
+        except errors.OptvolError as exc:
+            if exc.message_id != "CPF1F02" or self.damaged_at is None or not isinstance(created, int) \
+                    or not self._make(parent, created):
+                raise
+        return write()
+
+    def _make(self, parts: tuple[str, ...], created: int) -> bool:
+        volume, conn = self.volume, self.volume.image.conn
+        if volume._dir(()) is None:  # the root's record (the volume's second) could not be read
+            image_mod.index_root(conn, created=created, sector=self.damaged_at)
+            self.report.salvaged.append("/")
+        for depth in range(1, len(parts) + 1):
+            if volume._dir(parts[:depth]) is not None:
+                continue
+            if volume._lookup(parts[:depth]) is not None:  # a file in its place: no directory there
+                return False
+            parent = volume._dir(parts[:depth - 1])
+            path = parent.path.rstrip("/") + "/" + parts[depth - 1]
+            conn.execute("INSERT INTO dirs (parent, name, path, path_key, created, sector, live)"
+                         " VALUES (?, ?, ?, ?, ?, ?, 1)",
+                         (parent.id, parts[depth - 1], path, model.name_key(path), created, self.damaged_at))
+            self.report.salvaged.append(path)
+            self.tx.memo.clear()
+        return True
 
 
 def _replay_file(volume: Volume, tx: replay.ReplayTransaction, header, parts: tuple[str, ...] | None = None) -> None:

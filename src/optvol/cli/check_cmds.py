@@ -81,6 +81,9 @@ def recover(ctx: Context, values: dict) -> int:
             ctx.print(f"  a torn tail of {report.tail_cut:,} bytes was cut off")
         for sector, sectors, reason in report.damaged:
             ctx.print(f"  DAMAGED  sectors {sector}-{sector + sectors - 1}: {reason}")
+        for path in report.salvaged:
+            ctx.print(f"  directory made again for what lies below it (its own record could not be read):"
+                      f" {render.shown(path)}")
     if report.volume != model.volume_id(values["VOL"]):  # a directory copied or renamed by the host: still refused
         try:
             ctx.library().open(values["VOL"]).close()
