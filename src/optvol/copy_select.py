@@ -270,7 +270,9 @@ class Choice(NamedTuple):
         if self.keep_dates:
             return max(c.modified, c.attr_changed) > max(c.target_modified, c.target_attr_changed)
         # ... and the source changed after the copy was written (its change time): a file dated
-        # ahead of the clock (an image's date, a clock that ran ahead) is not copied on every run.
+        # ahead of the clock (an image's date, a restore from a backup made while a clock ran
+        # ahead) is not copied on every run. (One written while the clock runs ahead is stamped
+        # ahead too: copied by every run until the clock passes it; rev27h F4.)
         return max(c.modified, c.attr_changed) > c.target_modified and c.row.changed > c.target_modified
 
     def skip(self, target_range: Range) -> tuple[int | None, int] | None:
