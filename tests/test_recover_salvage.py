@@ -52,3 +52,30 @@ def test_without_damage_before_it_a_missing_directory_is_no_salvage(library):
     _written(library)
     report = recover(library, vol="PVOL1")
     assert report.damaged == [] and report.salvaged == []
+
+
+def test_on_udf_a_directory_made_again_and_removed_keeps_the_space_count(library):
+    """rev27j F1: on UDF a directory made again was not charged, but the replay of its
+    REMOVE_DIRECTORY record freed its record's sectors: meta.used_sectors fell below what an
+    undamaged replay gives, and below 0 (the volume then could not be opened)."""
+    from optvol.image import replay
+    from optvol.model import MediaType
+    make_volume(library, "UVOL1", medtype=MediaType.DVD_RAM)
+    with library.open("UVOL1") as volume:
+        for i in range(6):
+            volume.mkdir(f"/D{i}")
+            volume.write_bytes(f"/D{i}/f", b"x")
+            volume.remove(f"/D{i}/f")
+            volume.rmdir(f"/D{i}")
+        volume.write_bytes("/keep", b"k")
+        used = volume.image.meta("used_sectors")
+    data = volume_dir(library.root, "UVOL1") / "data.opv"
+    with open(data, "rb") as handle:
+        found = [f for f in replay.scan(handle.fileno(), 2048)]
+    for f in found:
+        if f.header is not None and f.header.kind.name == "DIRECTORY" and f.header.body["path"] != "/":
+            flip(data, f.sector * 2048 + 20)
+    report = recover(library, vol="UVOL1")
+    assert len(report.salvaged) == 6
+    with library.open("UVOL1") as volume:
+        assert volume.image.meta("used_sectors") == used

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from optvol import errors, model
 from optvol.image import image as image_mod
-from optvol.image import locks, replay, schema
+from optvol.image import locks, records, replay, schema
 from optvol.image.connection import connect_index, host_failure
 from optvol.image.datapart import fsync_dir
 from optvol.image.records import Kind
@@ -518,6 +518,8 @@ class _Salvage:
         if volume._dir(()) is None:  # the root's record (the volume's second) could not be read
             image_mod.index_root(conn, created=created, sector=self.damaged_at)
             self.report.salvaged.append("/")
+            if volume._udf:
+                self.tx.charge(self._record_sectors())
         for depth in range(1, len(parts) + 1):
             if volume._dir(parts[:depth]) is not None:
                 continue
@@ -530,7 +532,19 @@ class _Salvage:
                          (parent.id, parts[depth - 1], path, model.name_key(path), created, self.damaged_at))
             self.report.salvaged.append(path)
             self.tx.memo.clear()
+            if volume._udf:  # UDF charges a live directory's record, and frees what its removal reads there
+                self.tx.charge(self._record_sectors())
         return True
+
+
+    def _record_sectors(self) -> int:
+        """The sectors ``Volume._remove_dir`` frees on UDF for a directory made again here
+        (it reads them from the damaged region's first header), else the one a record takes
+        at least (rev27j F1: uncharged, each removal took them off meta.used_sectors, below 0)."""
+        try:
+            return records.header_sectors_of(self.volume.image.data.read(self.damaged_at, self.volume.image.sector_size))
+        except errors.OptvolError:
+            return 1
 
 
 def _replay_file(volume: Volume, tx: replay.ReplayTransaction, header, parts: tuple[str, ...] | None = None) -> None:
