@@ -536,7 +536,6 @@ class _Salvage:
                 self.tx.charge(self._record_sectors())
         return True
 
-
     def _record_sectors(self) -> int:
         """The sectors ``Volume._remove_dir`` frees on UDF for a directory made again here
         (it reads them from the damaged region's first header), else the one a record takes
