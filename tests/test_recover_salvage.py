@@ -79,3 +79,39 @@ def test_on_udf_a_directory_made_again_and_removed_keeps_the_space_count(library
     assert len(report.salvaged) == 6
     with library.open("UVOL1") as volume:
         assert volume.image.meta("used_sectors") == used
+
+
+@pytest.mark.parametrize("damaged", [("/A/one",), ("/A/one", "/A")])
+def test_a_recovered_backup_claims_no_range_over_a_file_it_lacks(library, clock, damaged):
+    """rev27j F2: a backup whose record of /A/one (and of /A) cannot be read: recover applied
+    /A's control record, whose range claimed /A/one, and every later *CHANGED run skipped it.
+    After damage a recovered backup's ranges hold nothing for certain: the next run compares
+    every file and copies /A/one again."""
+    from optvol.copying import CopyRequest, cpyopt
+    from optvol.model import VolumeType
+
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/A")
+        volume.write_bytes("/A/one", b"1" * 3000)
+        volume.write_bytes("/A/two", b"2")
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    assert cpyopt(library, request, now=clock()).copied == 2
+    index = volume_dir(library.root, "BVOL1") / "index.sqlite"
+    conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
+    sectors = [conn.execute("SELECT f.sector FROM files f JOIN dirs d ON d.id = f.dir WHERE d.path = '/A'"
+                            " AND f.name = 'one'").fetchone()[0]]
+    if "/A" in damaged:
+        sectors.append(conn.execute("SELECT sector FROM dirs WHERE path = '/A'").fetchone()[0])
+    conn.close()
+    for sector in sectors:
+        flip(volume_dir(library.root, "BVOL1") / "data.opv", sector * 2048 + 20)
+    assert recover(library, vol="BVOL1").damaged
+    with library.open("BVOL1") as backup:
+        assert (backup.stat("/A").backup.range_start, backup.stat("/A").backup.range_end) == (None, None)
+        assert [e.path for e in backup.scandir("/A")] == ["/A/two"]
+    outcome = cpyopt(library, request, now=clock())
+    assert (outcome.copied, outcome.failed) == (1, 0)
+    with library.open("BVOL1") as backup, library.open("PVOL1") as primary:
+        assert backup.stat("/A/one").sha256 == primary.stat("/A/one").sha256

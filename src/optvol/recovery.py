@@ -225,9 +225,23 @@ def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: Recove
     tx.finish(clock.micros or None)
     _restore_request_reservation(image.conn)
     _restore_primary(image.conn)
+    if report.damaged:
+        _forget_ranges(image.conn)
     image.conn.execute("COMMIT")
     volume._tx = volume._tx_label = None
     return end
+
+
+def _forget_ranges(conn) -> None:
+    """A backup whose records recover could not all replay keeps no range that holds anything
+    for certain (``backup_seen`` NULL, docs/format.md §4.2): a range a control record gives
+    may claim a file whose record was the damage (rev27j F2: the next *CHANGED run skipped
+    it, and it was never backed up again). The next CPYOPT compares every file, as after
+    DUPOPT ALWMEDERR(*FILE) left a file out; no record is written (the damage stays, so a
+    later recover forgets them again)."""
+    if conn.execute("SELECT type FROM label").fetchone()[0] == VolumeType.BACKUP:
+        conn.execute("UPDATE dirs SET backup_seen = NULL WHERE backup_seen IS NOT NULL")
+        conn.execute("UPDATE label SET backup_seen = NULL WHERE backup_seen IS NOT NULL")
 
 
 def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: RecoveryReport, *,
