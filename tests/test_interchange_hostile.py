@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import iso_records
 from optvol.cli import main
 
 SECTOR = 2048
@@ -299,20 +300,11 @@ def _pieces_image(tmp_path, pieces: list[tuple[int, int]]) -> Path:
     data = bytearray(image.read_bytes())
     start = len(data) // SECTOR
 
-    def both(value: int) -> bytes:
-        return struct.pack("<I", value) + struct.pack(">I", value)
-
-    def record(identifier: bytes, extent: int, size: int, flags: int) -> bytes:
-        body = bytes(1) + both(extent) + both(size) + bytes(7) + bytes((flags, 0, 0)) + b"\x01\x00\x00\x01" + \
-            bytes((len(identifier),)) + identifier
-        body += bytes(1 - len(body) % 2)
-        return bytes((len(body) + 1,)) + body
-
     body = bytearray()
     for index, (sector, length) in enumerate([(start, 0), (start, 0)] + pieces):
         identifier = b"\x00" if index == 0 else b"\x01" if index == 1 else b"A.;1"
         flags = 2 if index < 2 else 0x80 if index < len(pieces) + 1 else 0
-        piece = record(identifier, sector, length, flags)
+        piece = iso_records.record(identifier, sector, length, flags)
         if len(body) % SECTOR + len(piece) > SECTOR:
             body += bytes(SECTOR - len(body) % SECTOR)
         body += piece
@@ -320,7 +312,7 @@ def _pieces_image(tmp_path, pieces: list[tuple[int, int]]) -> Path:
     for at in (16 * SECTOR + 156, len(data), len(data) + 34):  # the root, in the descriptor, "." and ".."
         target = data if at < len(data) else body
         offset = at if at < len(data) else at - len(data)
-        target[offset + 2:offset + 18] = both(start) + both(len(body))
+        target[offset + 2:offset + 18] = iso_records.both(start) + iso_records.both(len(body))
     image.write_bytes(bytes(data + body))
     return image
 

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import subprocess
 
+from iso_records import both
 from optvol.cli import main
 
 SECTOR = 2048
 AREA = 64 << 10  # iso_walk.MAX_CONTINUATION_BYTES: one area may be that long
-
-
-def _both(value: int) -> bytes:
-    return struct.pack("<I", value) + struct.pack(">I", value)
 
 
 def _shared_chain_image(tmp_path, files: int, filler: bytes) -> os.PathLike:
@@ -34,9 +30,9 @@ def _shared_chain_image(tmp_path, files: int, filler: bytes) -> os.PathLike:
     for index in range(31):
         area = bytearray((filler * (AREA // len(filler)))[:AREA])
         if index < 30:
-            area[:28] = b"CE\x1c\x01" + _both(base + (index + 1) * (AREA // SECTOR)) + _both(0) + _both(AREA)
+            area[:28] = b"CE\x1c\x01" + both(base + (index + 1) * (AREA // SECTOR)) + both(0) + both(AREA)
         chain += area
-    continuation = b"CE\x1c\x01" + _both(base) + _both(0) + _both(AREA)
+    continuation = b"CE\x1c\x01" + both(base) + both(0) + both(AREA)
     at = 0
     while (at := data.find(b"PX", at + 1)) >= 0:
         length = data[at + 2]

@@ -5,42 +5,32 @@ from __future__ import annotations
 import struct
 import tracemalloc
 
+from iso_records import both, record
 from optvol import model
 
 SECTOR = 2048
 ROOT = 21  # the root directory's first sector, after the descriptors and path tables
 
 
-def _both(value: int) -> bytes:
-    return struct.pack("<I", value) + struct.pack(">I", value)
-
-
-def _record(name: bytes, extent: int, size: int, flags: int) -> bytes:
-    body = bytes(1) + _both(extent) + _both(size) + bytes(7) + bytes((flags, 0, 0)) + b"\x01\x00\x00\x01" + \
-        bytes((len(name),)) + name
-    body += bytes(1 - len(body) % 2)
-    return bytes((len(body) + 1,)) + body
-
-
 def _flat_image(path, files: int) -> None:
     """A plain ISO 9660 image whose root holds ``files`` empty files F0000000..."""
     records = bytearray()
     for index, name in enumerate([b"\x00", b"\x01"] + [b"F%07d.;1" % i for i in range(files)]):
-        piece = _record(name, ROOT if index < 2 else 0, 0, 2 if index < 2 else 0)
+        piece = record(name, ROOT if index < 2 else 0, 0, 2 if index < 2 else 0)
         if len(records) % SECTOR + len(piece) > SECTOR:
             records += bytes(SECTOR - len(records) % SECTOR)
         records += piece
     records += bytes(-len(records) % SECTOR)
     for at in (0, records[0]):  # "." and ".." hold the directory's size
-        records[at + 10:at + 18] = _both(len(records))
+        records[at + 10:at + 18] = both(len(records))
     primary = bytearray(SECTOR)
     primary[0:7] = b"\x01CD001\x01"
     primary[40:72] = b"FLAT".ljust(32)
-    primary[80:88] = _both(ROOT + len(records) // SECTOR)
+    primary[80:88] = both(ROOT + len(records) // SECTOR)
     primary[120:132] = b"\x01\x00\x00\x01\x01\x00\x00\x01\x00\x08\x08\x00"
-    primary[132:140] = _both(10)
+    primary[132:140] = both(10)
     primary[140:144], primary[148:152] = struct.pack("<I", 18), struct.pack(">I", 19)
-    primary[156:190] = _record(b"\x00", ROOT, len(records), 2)
+    primary[156:190] = record(b"\x00", ROOT, len(records), 2)
     primary[881] = 1
     terminator = bytearray(SECTOR)
     terminator[0:7] = b"\xffCD001\x01"
