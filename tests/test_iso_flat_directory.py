@@ -69,3 +69,29 @@ def test_names_alike_are_still_told_apart(tmp_path):
     assert siblings.add("NAME 17") is False  # another name of one key
     assert siblings.add("name 4999") is True  # the very name
     assert siblings.add("name 5000") is None
+
+
+def test_names_chosen_for_one_slot_do_not_pile_up(tmp_path):
+    """rev27k F1: the digests were BLAKE2b's without a key, so names could be chosen (offline,
+    once, for every run) whose digests share their low bits: each then probed past all the
+    others, and a directory of them made the survey quadratic. Keyed per process, as str
+    hashing is, no name can be chosen so."""
+    import hashlib
+
+    from optvol.interchange.iso_import import _Siblings
+
+    count, table = 300, 1024  # (the table's size once it holds 300 names)
+    chosen, index = [], 0
+    while len(chosen) < count:  # names whose unkeyed digests of their keys all fall on slot 1
+        name = f"F{index:07d}"
+        unkeyed = int.from_bytes(hashlib.blake2b(model.name_key(name).encode(), digest_size=8).digest(), "little")
+        if (unkeyed | 1) & (table - 1) == 1:
+            chosen.append(name)
+        index += 1
+    siblings = _Siblings()
+    assert all(siblings.add(name) is None for name in chosen)
+    assert len(siblings._keys) == table
+    mask = table - 1
+    longest = max((slot - key) & mask for slot, key in enumerate(siblings._keys) if key)
+    assert longest < 40, longest  # (chosen names at one slot: 299)
+    assert siblings.add(chosen[7].lower()) is False and siblings.add(chosen[7]) is True

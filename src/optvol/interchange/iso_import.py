@@ -181,6 +181,9 @@ def _survey(tree: ImageTree, *, volume: str, top: tuple[str, ...], media_format:
     return survey
 
 
+_SIBLINGS_KEY = os.urandom(16)
+
+
 class _Siblings:
     """The names of a directory's children, held as two 64-bit digests each (of the name's
     case-insensitive key, and of the name) in an open-addressed table: 16 to 32 bytes a name
@@ -193,8 +196,10 @@ class _Siblings:
 
     @staticmethod
     def _digest(text: str) -> int:
-        return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                              "little") | 1  # (0 marks a free slot)
+        # Keyed anew by each process (as Python keys str hashing): unkeyed, names could be chosen
+        # once whose digests share their low bits, each add then probing past all (rev27k F1)
+        return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8,
+                                              key=_SIBLINGS_KEY).digest(), "little") | 1  # (0 marks a free slot)
 
     def add(self, name: str) -> bool | None:
         """Add ``name``: None if no sibling's key is its key, else whether the sibling's name
