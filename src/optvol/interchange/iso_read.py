@@ -180,6 +180,7 @@ class Visited:
     def __init__(self, blocks: int, path: str) -> None:
         self._bits, self._blocks, self._path = bytearray((blocks >> 3) + 1), blocks, path
         self._moved: tuple[bytearray, bytearray] | None = None  # RE records' and CL targets' blocks
+        self.checked: dict[tuple[int, int], bool] = {}  # directories marked RE: relocation directories?
 
     def add(self, block: int, names: tuple[str, ...]) -> None:
         if not 0 <= block < self._blocks:
@@ -354,7 +355,7 @@ class _Walker:
             if record.relocated:  # the directory shows up where its CL record points; or it is the
                 # relocation directory itself, which xorriso -rr_reloc_dir marks RE too: it holds only
                 # relocated directories (each must be linked), and nothing of it is left out
-                if not (record.is_dir and self._only_relocated(record, visited, empty=True)):
+                if not (record.is_dir and self._relocation_directory(record, visited)):
                     visited.relocated(record.extent, linked=False)
                 continue
             target = None
@@ -499,6 +500,14 @@ class _Walker:
             else:
                 (taken if name in names else free).setdefault(name, []).append(candidate)
         return files, free, taken
+
+    def _relocation_directory(self, record: Record, visited: Visited) -> bool:
+        """``_only_relocated`` (or empty) of a directory marked RE, read once a walk: records
+        marked RE that all name one directory made the walk read it again for each (rev27k F2)."""
+        key = (record.extent, record.size)
+        if key not in visited.checked:
+            visited.checked[key] = self._only_relocated(record, visited, empty=True)
+        return visited.checked[key]
 
     def _only_relocated(self, directory: Record, visited: Visited, *, empty: bool = False) -> bool:
         """Whether a directory holds only relocated directories (rr_moved; or nothing, if
