@@ -214,7 +214,7 @@ def _apart(index: Path, work: Callable[[sqlite3.Connection], object], otherwise:
             return work(conn)
         finally:
             conn.close()
-    except sqlite3.Error:
+    except (sqlite3.Error, UnicodeDecodeError):  # a damaged schema text: SQLite's message is no UTF-8
         return otherwise
 
 
