@@ -115,3 +115,55 @@ def test_a_recovered_backup_claims_no_range_over_a_file_it_lacks(library, clock,
     assert (outcome.copied, outcome.failed) == (1, 0)
     with library.open("BVOL1") as backup, library.open("PVOL1") as primary:
         assert backup.stat("/A/one").sha256 == primary.stat("/A/one").sha256
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["fresh", "written-since"])
+def test_a_duplicate_whose_naming_label_record_is_damaged_is_recovered_under_its_own_id(library, clock, later):
+    """hunt27n F1: the LABEL record DUPOPT writes to name the duplicate D, damaged: recover
+    rebuilt D's index under its source's ID, which every command then refused (OPV0201), and
+    left out every record written onto D since, as records of another volume."""
+    import os
+
+    from optvol.duplicate import dupopt
+    from optvol.image import replay
+
+    make_volume(library, "P")
+    with library.open("P") as volume:
+        volume.write_bytes("/f", b"from the source")
+    dupopt(library, fromvol="P", tovol="D", now=clock())
+    fd = os.open(volume_dir(library.root, "D") / "data.opv", os.O_RDONLY)
+    try:
+        naming = [f.sector for f in replay.scan(fd, 2048) if f.header and f.header.kind.name == "LABEL"][-1]
+    finally:
+        os.close(fd)
+    if later:
+        with library.open("D") as volume:
+            volume.write_bytes("/since", b"written onto the duplicate")
+    flip(volume_dir(library.root, "D") / "data.opv", naming * 2048 + 20)
+    report = recover(library, vol="D")
+    assert report.volume == "D" and [d[0] for d in report.damaged] == [naming]
+    with library.open("D") as volume:
+        assert volume.read_bytes("/f") == b"from the source"
+        assert volume.exists("/since") == later
+
+
+def test_a_backup_whose_root_record_is_damaged_keeps_its_root_control_records(library, clock):
+    """hunt27n F3: the root made again for a file below it, but a control record of "/" that
+    came before any such file was reported not applied ("Directory '/' not found")."""
+    from optvol.copying import CopyRequest, cpyopt
+    from optvol.model import VolumeType
+
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    assert cpyopt(library, request, now=clock()).copied == 0  # (the control record of "/" before any file)
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/f", b"f")
+    assert cpyopt(library, request, now=clock()).copied == 1
+    root = sqlite3.connect(f"file:{volume_dir(library.root, 'BVOL1') / 'index.sqlite'}?mode=ro", uri=True).execute(
+        "SELECT sector FROM dirs WHERE path = '/'").fetchone()[0]
+    flip(volume_dir(library.root, "BVOL1") / "data.opv", root * 2048 + 20)
+    report = recover(library, vol="BVOL1")
+    assert [d[0] for d in report.damaged] == [root] and report.salvaged == ["/"]
+    with library.open("BVOL1") as backup:
+        assert [e.path for e in backup.scandir("/")] == ["/f"]

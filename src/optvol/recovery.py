@@ -174,7 +174,10 @@ def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
     # The fresh index commits nothing yet: cutting "the tail" now would cut everything.
     image = image_mod.VolumeImage(directory, index_file=BUILDING_INDEX, lock=False, cut_tail=False)
     try:
-        end = _replay_all(image, clock, report, keep=_committed_end_of_index(directory / image_mod.INDEX_FILE))
+        old = _label_of_index(directory / image_mod.INDEX_FILE)
+        own = directory.name.removesuffix(".optvol")
+        end = _replay_all(image, clock, report, keep=_committed_end_of_index(directory / image_mod.INDEX_FILE),
+                          named=own if old and old.get("volume") == own else None)
         report.volume = image.label()["volume"]
         report.files, report.versions, report.directories = _counts(image)
     finally:
@@ -216,9 +219,13 @@ def _restore_request_reservation(conn) -> None:
         set_meta(conn, "next_request", found + 1)
 
 
-def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: RecoveryReport, *, keep: int = 0) -> int:
+def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: RecoveryReport, *, keep: int = 0,
+                named: str | None = None) -> int:
     """Replay every sound record in one transaction; return the sector after the last one
-    (or after a damaged region before sector ``keep``, which was committed)."""
+    (or after a damaged region before sector ``keep``, which was committed). ``named``: the
+    ID the old index, still readable, gives the volume, as its directory does; with damage,
+    the rebuilt label takes it where the LABEL record that gave it could not be read and no
+    record after it carries it (``_renamed_unread``: the last record of a fresh duplicate)."""
     image.conn.execute("BEGIN IMMEDIATE")
     volume, tx, end = replay_records(image, clock, report, keep=keep)
     tx.end = end
@@ -227,6 +234,8 @@ def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: Recove
     _restore_primary(image.conn)
     if report.damaged:
         _forget_ranges(image.conn)
+        if named is not None and volume.image.label()["volume"] != named:
+            image.conn.execute("UPDATE label SET volume = ?", (named,))
     image.conn.execute("COMMIT")
     volume._tx = volume._tx_label = None
     return end
@@ -276,9 +285,10 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
         end, trailing = found.sector + found.sectors, 0
         if not _belongs(found.header, volume._tx_label["volume"]):
             run.replay()
-            report.damaged.append((found.sector, found.sectors, "a record of another volume"))
-            _charge_skipped(volume, tx, found)
-            continue
+            if not _renamed_unread(volume, tx, found.header):
+                report.damaged.append((found.sector, found.sectors, "a record of another volume"))
+                _charge_skipped(volume, tx, found)
+                continue
         if run.took(found):
             continue
         run.replay()
@@ -349,6 +359,20 @@ def _charge_skipped(volume: Volume, tx: replay.ReplayTransaction, found: replay.
     return found.sectors
 
 
+def _renamed_unread(volume: Volume, tx: replay.ReplayTransaction, header) -> bool:
+    """Whether ``header`` is a record of the ID the volume's directory is named for while the
+    replay still holds another: the LABEL record that gave the volume that ID (DUPOPT's of a
+    duplicate, a rename) could not be read (its region is reported), so the replay takes
+    the ID from here on. Else recover rebuilt the duplicate under its source's ID, which every
+    command then refused, and left out every record written onto it since (hunt27n F1)."""
+    own = volume.image.directory.name.removesuffix(".optvol")
+    if header.body.get("volume") != own or volume._tx_label["volume"] == own:
+        return False
+    volume.image.conn.execute("UPDATE label SET volume = ?", (own,))
+    tx.volume, volume._tx_label = own, volume.image.label()
+    return True
+
+
 def _belongs(header, current: str) -> bool:
     """A record of this volume: its ID, or a LABEL record that renames it (CVTOPTBKU)."""
     volume = header.body.get("volume")
@@ -393,6 +417,8 @@ def _apply(volume: Volume, tx: replay.ReplayTransaction, header, salvage: _Salva
     elif kind == Kind.ATTRIBUTES:
         volume._set_flags(tx, volume._parts(body["path"]), body["flags"])
     elif kind == Kind.CONTROL:
+        if isinstance(body.get("path"), str):  # (its directory first: the record is taken before it is looked up)
+            salvage.ensure(volume._parts(body["path"], is_dir=True), volume._now())
         # A record of index schema 2 or before has no range_seen: its range holds nothing for certain.
         row = (body["range_start"], body["range_end"], body["last_changed"], body.get("range_seen"))
         writer.record_control(body["path"], row, request=body["request"], details={}, sectors=header.header_sectors,
@@ -526,6 +552,12 @@ class _Salvage:
                     or not self._make(parent, created):
                 raise
         return write()
+
+    def ensure(self, parts: tuple[str, ...], created: int) -> None:
+        """Directory ``parts`` made again if it is missing after a damaged region (a backup's
+        control record of it: the root's, written before any file needed the root)."""
+        if self.damaged_at is not None and self.volume._dir(parts) is None:
+            self._make(parts, created)
 
     def _make(self, parts: tuple[str, ...], created: int) -> bool:
         volume, conn = self.volume, self.volume.image.conn
