@@ -439,18 +439,23 @@ class _Copier:
                 self.other_history = True  # an image put back from an older copy: compare every file
                 self.choice = self.choice._replace(trust_ranges=False)
         try:
-            with ExitStack() as reading:
-                # A tree is read ahead by a child process, forked before this process writes
-                # anything: no writer thread may run when it forks.
-                tree = None if self.plan.is_file else self._read_ahead(reading)
-                if self.plan.to_backup and self.target.label()["primary_volume"] != self.source.id:
-                    self._claim_backup()
-                if tree is None:
-                    self._copy_single()
-                else:
-                    self._copy_tree(*tree)
-            if self.plan.to_backup:
-                self._log_request()
+            try:
+                with ExitStack() as reading:
+                    # A tree is read ahead by a child process, forked before this process writes
+                    # anything: no writer thread may run when it forks.
+                    tree = None if self.plan.is_file else self._read_ahead(reading)
+                    if self.plan.to_backup and self.target.label()["primary_volume"] != self.source.id:
+                        self._claim_backup()
+                    if tree is None:
+                        self._copy_single()
+                    else:
+                        self._copy_tree(*tree)
+                if self.plan.to_backup:
+                    self._log_request()
+            finally:
+                # Inside the try: a Ctrl-C as it waits for the hashing threads undoes the open
+                # group too (it left the target with records past its committed end: hunt27o F1).
+                self._prehash.close()
         except _ClaimedByAnother as claimed:
             self._abandon(claimed.error)
             raise claimed.error from None  # nothing was written: nothing to log on another's backup
@@ -459,8 +464,6 @@ class _Copier:
             if self.plan.to_backup:
                 self._log_ended(exc)
             raise
-        finally:
-            self._prehash.close()
         self._commit()
         return self.result
 
