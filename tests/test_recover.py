@@ -71,6 +71,14 @@ def dump(library: Library, vol: str) -> dict:
     return index_dump(library.root / f"{vol}.optvol" / "index.sqlite")
 
 
+def _marked(rebuilt: dict) -> dict:
+    """An index ``recover`` rebuilt from damaged records, without the ``recovered_mark`` it must
+    hold (a history of its own for its backups: copying._history_of)."""
+    meta = [row for row in rebuilt["meta"] if row[0] != "recovered_mark"]
+    assert len(meta) == len(rebuilt["meta"]) - 1, "recover met damage: the index holds its mark"
+    return {**rebuilt, "meta": meta}
+
+
 def lose_index(library: Library, vol: str, how: str) -> None:
     index = library.root / f"{vol}.optvol" / "index.sqlite"
     if how == "deleted":
@@ -199,7 +207,7 @@ def test_a_volume_whose_first_record_is_damaged_is_rebuilt(lib, source):
     report = recover(lib, vol=vol)
     assert [(sector, reason) for sector, _, reason in report.damaged] == [(0, "no sound record header")]
     after = dump(lib, vol)
-    assert after == before
+    assert _marked(after) == before
     with lib.open(vol) as volume:
         assert volume.read_bytes("/A/one") == b"one again" and volume.info().sector_size == 1024
 
@@ -217,7 +225,7 @@ def test_a_volume_whose_first_record_is_damaged_is_duplicated_and_both_rebuild(l
         if vol == "DVOL1":  # the source keeps its index: the label comes from there
             lose_index(lib, vol, "deleted")
         report = recover(lib, vol=vol)
-        assert [sector for sector, _, _ in report.damaged] == [0] and dump(lib, vol) == before, vol
+        assert [sector for sector, _, _ in report.damaged] == [0] and _marked(dump(lib, vol)) == before, vol
     with lib.open("DVOL1") as duplicate:
         assert duplicate.read_bytes("/A/one") == b"one again" and duplicate.info().volume == "DVOL1"
 

@@ -167,3 +167,33 @@ def test_a_backup_whose_root_record_is_damaged_keeps_its_root_control_records(li
     assert [d[0] for d in report.damaged] == [root] and report.salvaged == ["/"]
     with library.open("BVOL1") as backup:
         assert [e.path for e in backup.scandir("/")] == ["/f"]
+
+
+def test_a_primary_recovered_with_damage_is_compared_whole_by_its_backup(library, clock):
+    """hunt27o F2: the primary's attribute change is the damaged record; recover gives the file
+    its older flags back, while the backup's range claimed the newer ones, so *CHANGED never
+    brought them together. A primary recovered with damage has a history of its own
+    (meta.recovered_mark in copying._history_of): the next run compares every file."""
+    from optvol.copying import CopyRequest, cpyopt
+    from optvol.model import VolumeType
+
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/f", b"f")
+    assert cpyopt(library, request, now=clock()).copied == 1
+    data = volume_dir(library.root, "PVOL1") / "data.opv"
+    attributes = data.stat().st_size // 2048  # (the next record's sector)
+    with library.open("PVOL1") as volume:
+        volume.set_attributes("/f", hidden=True)
+        volume.write_bytes("/g", b"g")  # (so that the damaged record is not the last)
+    assert cpyopt(library, request, now=clock()).copied == 2
+    flip(data, attributes * 2048 + 20)
+    assert [d[0] for d in recover(library, vol="PVOL1").damaged] == [attributes]
+    with library.open("PVOL1") as primary:
+        assert not primary.stat("/f").hidden
+    assert cpyopt(library, request, now=clock()).copied == 1
+    with library.open("BVOL1") as backup, library.open("PVOL1") as primary:
+        assert (backup.stat("/f").hidden, backup.stat("/f").attr_changed) == (False, primary.stat("/f").attr_changed)
+    assert cpyopt(library, request, now=clock()).copied == 0  # (and only once)

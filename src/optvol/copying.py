@@ -212,14 +212,19 @@ def _check_type(volume: Volume, given: VolumeType) -> None:
 
 def _history_of(volume: Volume) -> int | None:
     """A number naming a volume's history: from its creation time and its first record (the
-    LABEL it was initialized with). An image that takes over a name has its own: DUPOPT's
-    copy a new creation time, a converted backup another first record. None if that record
-    cannot be read (then no backup trusts its ranges against this volume)."""
+    LABEL it was initialized with), and the mark ``recover`` leaves where it met damage. An
+    image that takes over a name has its own: DUPOPT's copy a new creation time, a converted
+    backup another first record, a volume recovered with damage another mark (its index may
+    hold an older state than its backups saw: hunt27o F2). None if that record cannot be
+    read (then no backup trusts its ranges against this volume)."""
     try:
         first = volume.image.read_header(0).body
     except errors.DamagedError:
         return None
-    identity = json.dumps([volume.label()["created"], first], sort_keys=True).encode()
+    named = [volume.label()["created"], first]
+    if (mark := optional_meta(volume.image.conn, "recovered_mark")) is not None:
+        named.append(mark)  # recover met damage: the index may hold an older state than a backup saw
+    identity = json.dumps(named, sort_keys=True).encode()
     return int.from_bytes(hashlib.blake2b(identity, digest_size=8).digest(), "big") >> 1  # an SQLite INTEGER
 
 

@@ -8,6 +8,7 @@ are reported and skipped; a torn tail (a record cut short by a crash) is cut off
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -234,6 +235,11 @@ def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: Recove
     _restore_primary(image.conn)
     if report.damaged:
         _forget_ranges(image.conn)
+        # A history of its own from here (copying._history_of): what a record that could not be
+        # replayed did is gone from the index, so its backups' ranges may claim a later state.
+        # Named by the damage, so that recover of the same records gives the same index.
+        met = json.dumps([end, report.damaged]).encode()
+        set_meta(image.conn, "recovered_mark", int.from_bytes(hashlib.blake2b(met, digest_size=8).digest(), "big") >> 1)
         if named is not None and volume.image.label()["volume"] != named:
             image.conn.execute("UPDATE label SET volume = ?", (named,))
     image.conn.execute("COMMIT")
