@@ -197,3 +197,64 @@ def test_a_primary_recovered_with_damage_is_compared_whole_by_its_backup(library
     with library.open("BVOL1") as backup, library.open("PVOL1") as primary:
         assert (backup.stat("/f").hidden, backup.stat("/f").attr_changed) == (False, primary.stat("/f").attr_changed)
     assert cpyopt(library, request, now=clock()).copied == 0  # (and only once)
+
+
+def _last_label_sector(library, vol: str) -> int:
+    import os
+
+    from optvol.image import replay
+
+    fd = os.open(volume_dir(library.root, vol) / "data.opv", os.O_RDONLY)
+    try:
+        return [f.sector for f in replay.scan(fd, 2048) if f.header and f.header.kind.name == "LABEL"][-1]
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["fresh", "written-since"])
+def test_a_converted_backup_whose_converting_label_record_is_damaged_stays_a_primary(library, clock, later):
+    """rev27p F1: recover took the ID of the CVTOPTBKU record it could not read, not the type
+    that record gave: the converted primary came back a *BACKUP of itself, refusing writes."""
+    from optvol.conversion import cvtoptbku
+    from optvol.copying import CopyRequest, cpyopt
+    from optvol.model import VolumeType
+
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/f", b"f")
+    cpyopt(library, CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP,
+                                cpysubdir=True), now=clock())
+    library.remove("PVOL1")
+    cvtoptbku(library, bkuvol="BVOL1")
+    converting = _last_label_sector(library, "PVOL1")
+    if later:
+        with library.open("PVOL1") as volume:
+            volume.write_bytes("/since", b"since")
+    flip(volume_dir(library.root, "PVOL1") / "data.opv", converting * 2048 + 20)
+    assert [d[0] for d in recover(library, vol="PVOL1").damaged] == [converting]
+    with library.open("PVOL1") as volume:
+        assert volume.label()["type"] == VolumeType.PRIMARY
+        volume.write_bytes("/more", b"more")
+        assert volume.exists("/since") == later
+
+
+def test_a_duplicate_whose_naming_label_record_is_damaged_keeps_its_own_media(library, clock):
+    """rev27p F2: DUPOPT's LABEL record also gave the duplicate its medium (an *ERASE of a
+    *WORM, a larger capacity) and its creation time; recover kept the source's."""
+    from optvol.duplicate import dupopt
+    from optvol.initialize import inzopt
+    from optvol.model import MediaType
+
+    inzopt(library, vol="P", now=clock(), medtype=MediaType.WORM, capacity=64 * 2**20)
+    inzopt(library, vol="D", now=clock(), medtype=MediaType.ERASE, capacity=512 * 2**20)
+    with library.open("P") as volume:
+        volume.write_bytes("/f", b"from the source")
+    dupopt(library, fromvol="P", tovol="D", now=clock())
+    keys = ("volume", "type", "media_type", "capacity", "created")
+    with library.open("D") as volume:
+        before = {key: volume.label()[key] for key in keys}
+    flip(volume_dir(library.root, "D") / "data.opv", _last_label_sector(library, "D") * 2048 + 20)
+    recover(library, vol="D")
+    with library.open("D") as volume:
+        assert {key: volume.label()[key] for key in keys} == before

@@ -178,7 +178,7 @@ def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
         old = _label_of_index(directory / image_mod.INDEX_FILE)
         own = directory.name.removesuffix(".optvol")
         end = _replay_all(image, clock, report, keep=_committed_end_of_index(directory / image_mod.INDEX_FILE),
-                          named=own if old and old.get("volume") == own else None)
+                          named=old if old and old.get("volume") == own else None)
         report.volume = image.label()["volume"]
         report.files, report.versions, report.directories = _counts(image)
     finally:
@@ -221,14 +221,14 @@ def _restore_request_reservation(conn) -> None:
 
 
 def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: RecoveryReport, *, keep: int = 0,
-                named: str | None = None) -> int:
+                named: dict | None = None) -> int:
     """Replay every sound record in one transaction; return the sector after the last one
     (or after a damaged region before sector ``keep``, which was committed). ``named``: the
-    ID the old index, still readable, gives the volume, as its directory does; with damage,
+    label of the old index, still readable, whose ID is the one its directory gives; with damage,
     the rebuilt label takes it where the LABEL record that gave it could not be read and no
     record after it carries it (``_renamed_unread``: the last record of a fresh duplicate)."""
     image.conn.execute("BEGIN IMMEDIATE")
-    volume, tx, end = replay_records(image, clock, report, keep=keep)
+    volume, tx, end = replay_records(image, clock, report, keep=keep, named=named)
     tx.end = end
     tx.finish(clock.micros or None)
     _restore_request_reservation(image.conn)
@@ -240,8 +240,8 @@ def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: Recove
         # Named by the damage, so that recover of the same records gives the same index.
         met = json.dumps([end, report.damaged]).encode()
         set_meta(image.conn, "recovered_mark", int.from_bytes(hashlib.blake2b(met, digest_size=8).digest(), "big") >> 1)
-        if named is not None and volume.image.label()["volume"] != named:
-            image.conn.execute("UPDATE label SET volume = ?", (named,))
+        if named is not None and volume.image.label()["volume"] != named["volume"]:
+            _take_id(volume, tx, named["volume"], named)
     image.conn.execute("COMMIT")
     volume._tx = volume._tx_label = None
     return end
@@ -260,7 +260,8 @@ def _forget_ranges(conn) -> None:
 
 
 def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: RecoveryReport, *,
-                   stop: int | None = None, keep: int = 0) -> tuple[Volume, replay.ReplayTransaction, int]:
+                   stop: int | None = None, keep: int = 0,
+                   named: dict | None = None) -> tuple[Volume, replay.ReplayTransaction, int]:
     """Replay every sound record before sector ``stop`` (all, if None) over the fresh index of
     ``image``, inside the transaction the caller began; the volume and replay transaction it
     ran through, and the sector after the last sound record, or after the part before sector
@@ -291,7 +292,7 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
         end, trailing = found.sector + found.sectors, 0
         if not _belongs(found.header, volume._tx_label["volume"]):
             run.replay()
-            if not _renamed_unread(volume, tx, found.header):
+            if not _renamed_unread(volume, tx, found.header, named):
                 report.damaged.append((found.sector, found.sectors, "a record of another volume"))
                 _charge_skipped(volume, tx, found)
                 continue
@@ -365,7 +366,7 @@ def _charge_skipped(volume: Volume, tx: replay.ReplayTransaction, found: replay.
     return found.sectors
 
 
-def _renamed_unread(volume: Volume, tx: replay.ReplayTransaction, header) -> bool:
+def _renamed_unread(volume: Volume, tx: replay.ReplayTransaction, header, named: dict | None = None) -> bool:
     """Whether ``header`` is a record of the ID the volume's directory is named for while the
     replay still holds another: the LABEL record that gave the volume that ID (DUPOPT's of a
     duplicate, a rename) could not be read (its region is reported), so the replay takes
@@ -374,9 +375,19 @@ def _renamed_unread(volume: Volume, tx: replay.ReplayTransaction, header) -> boo
     own = volume.image.directory.name.removesuffix(".optvol")
     if header.body.get("volume") != own or volume._tx_label["volume"] == own:
         return False
-    volume.image.conn.execute("UPDATE label SET volume = ?", (own,))
-    tx.volume, volume._tx_label = own, volume.image.label()
+    _take_id(volume, tx, own, named)
     return True
+
+
+# What the unread LABEL record set besides the ID (rev27p F1/F2: CVTOPTBKU's type, DUPOPT's media
+# and creation time), taken from the old index that names the volume so; the ranges are the records'.
+_TAKEN = ("type", "media_type", "capacity", "threshold", "text", "created", "primary_volume")
+
+
+def _take_id(volume: Volume, tx: replay.ReplayTransaction, own: str, named: dict | None) -> None:
+    fields = {"volume": own, **({key: named[key] for key in _TAKEN} if named and named.get("volume") == own else {})}
+    volume.image.conn.execute(f"UPDATE label SET {', '.join(f'{key} = ?' for key in fields)}", list(fields.values()))
+    tx.volume, volume._tx_label = own, volume.image.label()
 
 
 def _belongs(header, current: str) -> bool:
