@@ -258,3 +258,26 @@ def test_a_duplicate_whose_naming_label_record_is_damaged_keeps_its_own_media(li
     recover(library, vol="D")
     with library.open("D") as volume:
         assert {key: volume.label()[key] for key in keys} == before
+
+
+def test_a_torn_header_past_the_committed_end_leaves_no_recovered_mark(library, clock):
+    """rev27p F3: nothing committed was lost to a header a crash tore past the committed end
+    (recover cuts it off with the tail), yet the mark made every backup another history's."""
+    from optvol.copying import CopyRequest, _history_of, cpyopt
+    from optvol.model import VolumeType
+    from optvol.volume_rows import optional_meta
+
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/f", b"f")
+    cpyopt(library, request, now=clock())
+    with open(volume_dir(library.root, "PVOL1") / "data.opv", "ab") as handle:
+        handle.write(b"OP" + b"\xff" * 2046)
+    report = recover(library, vol="PVOL1")
+    assert report.damaged and report.tail_cut == 2048
+    with library.open("PVOL1") as volume:
+        assert optional_meta(volume.image.conn, "recovered_mark") is None
+    with library.open("PVOL1") as primary, library.open("BVOL1") as backup:  # the same history still
+        assert _history_of(primary) == optional_meta(backup.image.conn, "primary_history") is not None

@@ -238,8 +238,11 @@ def _replay_all(image: image_mod.VolumeImage, clock: ReplayClock, report: Recove
         # A history of its own from here (copying._history_of): what a record that could not be
         # replayed did is gone from the index, so its backups' ranges may claim a later state.
         # Named by the damage, so that recover of the same records gives the same index.
-        met = json.dumps([end, report.damaged]).encode()
-        set_meta(image.conn, "recovered_mark", int.from_bytes(hashlib.blake2b(met, digest_size=8).digest(), "big") >> 1)
+        # A region past the committed end the old index gives, cut off with the tail, held nothing
+        # committed (a header a crash tore): no older state, no new history (rev27p F3).
+        if keep == 0 or any(sector < max(end, keep) for sector, _, _ in report.damaged):
+            met = json.dumps([end, report.damaged]).encode()
+            set_meta(image.conn, "recovered_mark", int.from_bytes(hashlib.blake2b(met, digest_size=8).digest(), "big") >> 1)
         if named is not None and volume.image.label()["volume"] != named["volume"]:
             _take_id(volume, tx, named["volume"], named)
     image.conn.execute("COMMIT")
