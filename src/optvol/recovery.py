@@ -269,7 +269,8 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
     ``image``, inside the transaction the caller began; the volume and replay transaction it
     ran through, and the sector after the last sound record, or after the part before sector
     ``keep`` of a damaged region (an index that still reads says its records were committed:
-    damage, not a torn tail, and not to be cut off). Nothing is committed."""
+    damage, not a torn tail, and not to be cut off). ``named``: that index's label, when it
+    names the volume as its directory does (``_take_id``). Nothing is committed."""
     volume = Volume(image, clock=clock)
     tx = replay.ReplayTransaction(image)
     volume._tx, volume._tx_label = tx, image.label()
@@ -388,7 +389,9 @@ _TAKEN = ("type", "media_type", "capacity", "threshold", "text", "created", "pri
 
 
 def _take_id(volume: Volume, tx: replay.ReplayTransaction, own: str, named: dict | None) -> None:
-    fields = {"volume": own, **({key: named[key] for key in _TAKEN} if named and named.get("volume") == own else {})}
+    """The label takes ID ``own`` (its directory's), and from ``named`` (the old index's label,
+    given only when it names the volume so) the rest of what the unread record set."""
+    fields = {"volume": own, **({key: named[key] for key in _TAKEN} if named else {})}
     volume.image.conn.execute(f"UPDATE label SET {', '.join(f'{key} = ?' for key in fields)}", list(fields.values()))
     tx.volume, volume._tx_label = own, volume.image.label()
 
