@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from optvol import errors, model
+from optvol import recovery_left_out as leaving
 from optvol.image import image as image_mod
 from optvol.image import locks, records, replay, schema
 from optvol.image.connection import connect_index, host_failure
@@ -28,7 +29,7 @@ from optvol.library import Library
 from optvol.model import VolumeType
 from optvol.privileged import PrivilegedWriter
 from optvol.volume import Volume
-from optvol.volume_rows import FILE_COLUMNS, FileRow, count_live, highest_request, set_meta
+from optvol.volume_rows import highest_request, set_meta
 
 T = TypeVar("T")
 RECOVERED_INDEX = image_mod.RECOVERED_INDEX
@@ -276,9 +277,10 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
     volume._tx, volume._tx_label = tx, image.label()
     end = 0  # after the last sound record; trailing regions without one are cut off
     left_out = []  # versions DUPOPT left out of this duplicate: their damage is no news
-    events = []  # what a version left out may have gone through before (_done_before_left_out)
+    events = []  # what a version left out may have gone through before (leaving.done_before_left_out)
     salvage = _Salvage(volume, tx, report)
     run = _FileRun(volume, tx, clock, report, salvage)
+    lost = leaving.LostVersions(image.data.fd, image.sector_size, stop)
     trailing = 0  # sectors charged for damaged regions after the last sound record: cut off, not charged
     for found in replay.scan(image.data.fd, image.sector_size, end=stop):
         if found.reason == "torn tail":
@@ -287,6 +289,8 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
             run.replay()
             report.damaged.append((found.sector, found.sectors, found.reason))
             salvage.damaged_at = found.sector
+            for parts in lost.within(found):  # what a left-out version's unread record did (rev27h F2)
+                leaving.retire_live(volume, tx, parts)
             charged = _charge_skipped(volume, tx, found)
             if committed := max(0, min(found.sector + found.sectors, keep) - found.sector):
                 end, trailing = found.sector + committed, charged - min(charged, committed)
@@ -312,7 +316,7 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
             _apply(volume, tx, found.header, salvage)
         except errors.OptvolError as exc:
             report.damaged.append((found.sector, found.sectors, f"{found.header.kind.name} record not applied: {exc.text}"))
-            if found.header.kind in _OF_A_FILE and exc.message_id == "CPF1F22":
+            if found.header.kind in leaving.OF_A_FILE and exc.message_id == "CPF1F22":
                 events.append(("not found", found, report.damaged[-1]))
             continue
         report.records[found.header.kind] += 1
@@ -321,44 +325,16 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
     run.replay()
     tx.free(trailing)  # (recover cuts them off with the tail: no room of the volume holds them)
     done = set()
-    for found, damage in _done_before_left_out(events):
+    for found, damage in leaving.done_before_left_out(events):
         done.add(id(damage))
         report.records[found.header.kind] += 1
         _charge_skipped(volume, tx, found)  # charged on HPOFS, as it was when written
     left_out = replay.merged(left_out)
     report.damaged = [d for d in report.damaged if id(d) not in done and (
         d[2] != "no sound record header" or not replay.within(*d[:2], left_out))]
-    for index in _LEFT_OUT_INDEXES:
+    for index in leaving.LEFT_OUT_INDEXES:
         image.conn.execute(f"DROP INDEX IF EXISTS {index.split()[0]}")
     return volume, tx, end
-
-
-_OF_A_FILE = (Kind.DELETE, Kind.RENAME, Kind.ATTRIBUTES)  # records of what a user did to a file
-
-
-def _done_before_left_out(events: list[tuple]) -> list[tuple[replay.Found, tuple]]:
-    """The records of a file's deletion, rename or attributes a replay could not apply since
-    the file is not there (CPF1F22) that a version DUPOPT ALWMEDERR(*FILE) left out went
-    through before it was left out (docs/format.md §3.2, DELETE): done already, as (record,
-    its damage) pairs. From each left-out path, ``events`` (in record order) are followed
-    back: a rename of the version itself to it, and of a directory above it (rev27e F1: a
-    version renamed, or deleted and its directory renamed, before it was left out made the
-    fresh duplicate damaged for CHKOPTVOL and recover)."""
-    names, done = set(), []
-    for event in reversed(events):
-        if event[0] == "left out":
-            names.add(event[1])
-        elif event[0] == "moved":  # a directory's rename carries the paths below it (a file has none)
-            _, source, target = event
-            names |= {source + name[len(target):] for name in names if name.startswith(target.rstrip("/") + "/")}
-        else:
-            _, found, damage = event
-            body, kind = found.header.body, found.header.kind
-            if model.name_key(body["to"] if kind == Kind.RENAME else body["path"]) in names:
-                if kind == Kind.RENAME:
-                    names.add(model.name_key(body["from"]))
-                done.append((found, damage))
-    return done
 
 
 def _charge_skipped(volume: Volume, tx: replay.ReplayTransaction, found: replay.Found) -> int:
@@ -430,7 +406,7 @@ def _apply(volume: Volume, tx: replay.ReplayTransaction, header, salvage: _Salva
         parts = volume._parts(body["path"])
         salvage.retried(parts[:-1], body.get("time"), lambda: _replay_file(volume, tx, header, parts))
     elif kind == Kind.DELETE and "left_out" in body:  # DUPOPT ALWMEDERR(*FILE) left this version out
-        _replay_left_out(volume, tx, header)
+        leaving.replay_left_out(volume, tx, header)
     elif kind == Kind.DELETE:
         volume._delete(tx, volume._parts(body["path"]), honour_read_only=False)
     elif kind == Kind.REMOVE_DIRECTORY:
@@ -625,49 +601,6 @@ def _replay_file(volume: Volume, tx: replay.ReplayTransaction, header, parts: tu
         # which later records name (a DELETE's ``left_out``), not the next free one.
         row = volume._file(volume._need_dir(parts[:-1]).id, parts[-1])
         volume.image.conn.execute("UPDATE files SET version = ? WHERE id = ?", (body["version"], row.id))
-
-
-# Indexes of the rebuilt index while it meets versions DUPOPT left out (made at the first,
-# dropped before the commit: the schema has no use for them, a replay finds each by them).
-_LEFT_OUT_INDEXES = ("recover_left_out_at ON files (sector)", "recover_left_out ON files (dir, name_key, version)")
-
-
-def _replay_left_out(volume: Volume, tx: replay.ReplayTransaction, header) -> None:
-    """A version DUPOPT left out leaves the rebuilt index, as it left the duplicate's: the
-    version whose record lies at ``left_out_at`` (a name and version alone may also fit
-    a later file of that name), or in records without it, that name's version."""
-    for index in _LEFT_OUT_INDEXES:
-        volume.image.conn.execute(f"CREATE INDEX IF NOT EXISTS {index}")
-    body, extent = header.body, replay.left_out_at(header)
-    tx.append(Kind.DELETE, body, charged=not volume._udf)
-    parts = volume._parts(body["path"])
-    directory = volume._need_dir(parts[:-1])
-    conn, key = volume.image.conn, model.name_key(parts[-1])
-    if extent:
-        row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE sector = ?", (extent[0],)).fetchone()
-    else:
-        row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND version = ?",
-                           (directory.id, key, body["left_out"])).fetchone()
-    if row is not None:
-        version = FileRow(*row)
-        if volume._udf and conn.execute("SELECT live FROM files WHERE id = ?", (version.id,)).fetchone()[0]:
-            tx.free(version.sectors(volume.image.sector_size))  # as leave_out
-        volume._drop_version(version)
-        return
-    if not extent:
-        raise errors.error("CPF1F22", path=f"{body['path']} (version {body['left_out']})", volume=volume.id)
-    # Its record is the damage it was left out for, so it never entered this index. If it
-    # was live, it is the last version of its name, and the version it replaced, still
-    # live here, stopped being live when it was written.
-    if body.get("left_out_live"):
-        older = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND live = 1",
-                             (directory.id, key)).fetchone()
-        if older:
-            older = FileRow(*older)
-            conn.execute("UPDATE files SET live = 0 WHERE id = ?", (older.id,))
-            count_live(conn, directory.id, -1)
-            if volume._udf:  # its replacement freed it on UDF, as a replaced version is
-                tx.free(older.sectors(volume.image.sector_size))
 
 
 def _counts(image: image_mod.VolumeImage) -> tuple[int, int, int]:

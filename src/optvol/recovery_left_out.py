@@ -1,0 +1,232 @@
+"""The replay's versions DUPOPT ALWMEDERR(*FILE) left out of a duplicate (docs/format.md §3.2,
+DELETE ``left_out``): their DELETE records, what a user did to them before, and the
+version a left-out one replaced when its own record is the damage it was left out for.
+
+A left-out version's FILE record stays in the duplicate's partition, damaged. Had the
+replay read it, the version it replaced at its path would have stopped being live there;
+unread, that older version stays live, and a user's later RENAME, ATTRIBUTES or DELETE
+record of the left-out version found it and moved, re-flagged or deleted it instead
+(rev27h F2). ``LostVersions`` finds, at the first damaged region, the left-out versions
+that lie in damaged regions and the path each was written at (from its DELETE's path back
+through the records after it), so that the replay retires the older version where the
+unread record stood; those user records then fail there and count as done before the
+version was left out (``done_before_left_out``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from optvol import errors, model
+from optvol.image import replay
+from optvol.image.records import Kind
+from optvol.volume import Volume
+from optvol.volume_rows import FILE_COLUMNS, FileRow, count_live
+
+OF_A_FILE = (Kind.DELETE, Kind.RENAME, Kind.ATTRIBUTES)  # records of what a user did to a file
+
+Path = tuple[str, ...]  # a path's elements as a record gives them
+
+
+def _parts(path: str) -> Path:
+    return tuple(part for part in path.split("/") if part)
+
+
+def _key(parts: Path) -> Path:
+    return tuple(model.name_key(part) for part in parts)
+
+
+@dataclass(frozen=True)
+class _LeftOut:
+    sector: int  # of its DELETE record
+    at: int  # the first sector of the version's own record
+    path: Path  # where its row was when DUPOPT left it out
+    live: bool
+
+
+class LostVersions:
+    """Left-out versions whose own FILE record lies in a damaged region, with the path each
+    was written at: found by reading ahead once, at the first damaged region (a volume
+    without damage costs nothing), and asked for at each damaged region."""
+
+    def __init__(self, fd: int, sector_size: int, stop: int | None):
+        self.fd, self.sector_size, self.stop = fd, sector_size, stop
+        self.written_at: dict[int, Path] | None = None
+
+    def within(self, found: replay.Found) -> list[Path]:
+        """The paths the lost versions in damaged region ``found`` were written at."""
+        if self.written_at is None:
+            self.written_at = self._look_ahead(found.sector)
+        return [path for at, path in self.written_at.items() if found.sector <= at < found.sector + found.sectors]
+
+    def _look_ahead(self, start: int) -> dict[int, Path]:
+        damaged, left_out = [], []
+        for found in replay.scan(self.fd, self.sector_size, start=start, end=self.stop):
+            if found.reason == "torn tail":
+                break
+            if found.header is None:
+                damaged.append((found.sector, found.sectors))
+            elif extent := replay.left_out_at(found.header):
+                body = found.header.body
+                left_out.append(_LeftOut(found.sector, extent[0], _parts(body["path"]), bool(body.get("left_out_live"))))
+        lost = [one for one in left_out if any(at <= one.at < at + n for at, n in damaged)]
+        if not lost:
+            return {}
+        events = self._events(min(one.at for one in lost), max(one.sector for one in lost))
+        return {one.at: path for one in lost if (path := _written_at(one, events)) is not None}
+
+    def _events(self, start: int, end: int) -> list[tuple[int, Kind, tuple]]:
+        """The sound records between ``start`` and ``end`` that move a file or end its life
+        at its name: (sector, kind, paths)."""
+        events = []
+        for found in replay.scan(self.fd, self.sector_size, start=start, end=end):
+            header = found.header
+            if header is None or found.reason == "torn tail":
+                continue
+            body = header.body
+            if header.kind == Kind.RENAME and isinstance(body.get("from"), str) and isinstance(body.get("to"), str):
+                events.append((found.sector, Kind.RENAME, (_parts(body["from"]), _parts(body["to"]))))
+            elif (header.kind == Kind.FILE or header.kind == Kind.DELETE and "left_out" not in body) \
+                    and isinstance(body.get("path"), str):  # (a left-out version's DELETE ends no life)
+                events.append((found.sector, header.kind, (_parts(body["path"]),)))
+        return events
+
+
+def _written_at(one: _LeftOut, events: list) -> Path | None:
+    """The path ``one`` was written at: the one path that, followed forward through the
+    records after it, ends where its DELETE names it, live or not as it says; None when no
+    path does or more than one does (the replay then does as it did)."""
+    between = [event for event in events if one.at < event[0] < one.sector]
+    found = {}
+    for candidate in _candidates(one, between):
+        if _followed(candidate, between) == (_key(one.path), one.live):
+            found[_key(candidate)] = candidate
+    return next(iter(found.values())) if len(found) == 1 else None
+
+
+def _candidates(one: _LeftOut, between: list) -> list[Path]:
+    """Paths the version may have been written at, from its DELETE's path back: while it was
+    live every rename onto its name was its own (no rename goes onto a live name); once a
+    later version or a deletion ended its life there, only its directories' renames moved
+    it. A version live to the end has one candidate; one that was not, one for each record
+    that may have ended its life (each later write or deletion at its name)."""
+    walks = [(one.path, one.live)]  # (name after the record, live there)
+    out = []
+    for _, kind, paths in reversed(between):
+        next_walks = []
+        for name, live in walks:
+            if kind == Kind.RENAME:
+                name = _back(name, *paths, file_too=live)
+            elif not live and _key(paths[0]) == _key(name):
+                next_walks.append((name, True))  # the record that may have ended its life
+            next_walks.append((name, live))
+        walks = next_walks
+    for name, live in walks:
+        if live:
+            out.append(name)
+    return out
+
+
+def _back(name: Path, source: Path, target: Path, *, file_too: bool) -> Path:
+    """``name`` before the rename of ``source`` to ``target``."""
+    if file_too and _key(name) == _key(target):
+        return source
+    if len(name) > len(target) and _key(name[:len(target)]) == _key(target):
+        return source + name[len(target):]
+    return name
+
+
+def _followed(name: Path, between: list) -> tuple[Path, bool]:
+    """Where a version written at ``name`` ends after ``between``, and whether it is live."""
+    live = True
+    for _, kind, paths in between:
+        if kind == Kind.RENAME:
+            source, target = paths
+            if live and _key(name) == _key(source):
+                name = target
+            elif len(name) > len(source) and _key(name[:len(source)]) == _key(source):
+                name = target + name[len(source):]
+        elif live and _key(paths[0]) == _key(name):
+            live = False
+    return _key(name), live
+
+
+def retire_live(volume: Volume, tx, parts: Path) -> None:
+    """The live version at ``parts`` stops being live, as a version written over it makes it
+    (on UDF its sectors are freed, as a replaced version's are). Nothing when none is."""
+    try:
+        directory = volume._need_dir(parts[:-1])
+    except errors.OptvolError:
+        return
+    conn = volume.image.conn
+    row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND live = 1",
+                       (directory.id, model.name_key(parts[-1]))).fetchone()
+    if row is None:
+        return
+    older = FileRow(*row)
+    conn.execute("UPDATE files SET live = 0 WHERE id = ?", (older.id,))
+    count_live(conn, directory.id, -1)
+    if volume._udf:
+        tx.free(older.sectors(volume.image.sector_size))
+
+
+def done_before_left_out(events: list[tuple]) -> list[tuple[replay.Found, tuple]]:
+    """The records of a file's deletion, rename or attributes a replay could not apply since
+    the file is not there (CPF1F22) that a version DUPOPT ALWMEDERR(*FILE) left out went
+    through before it was left out (docs/format.md §3.2, DELETE): done already, as (record,
+    its damage) pairs. From each left-out path, ``events`` (in record order) are followed
+    back: a rename of the version itself to it, and of a directory above it (rev27e F1: a
+    version renamed, or deleted and its directory renamed, before it was left out made the
+    fresh duplicate damaged for CHKOPTVOL and recover)."""
+    names, done = set(), []
+    for event in reversed(events):
+        if event[0] == "left out":
+            names.add(event[1])
+        elif event[0] == "moved":  # a directory's rename carries the paths below it (a file has none)
+            _, source, target = event
+            names |= {source + name[len(target):] for name in names if name.startswith(target.rstrip("/") + "/")}
+        else:
+            _, found, damage = event
+            body, kind = found.header.body, found.header.kind
+            if model.name_key(body["to"] if kind == Kind.RENAME else body["path"]) in names:
+                if kind == Kind.RENAME:
+                    names.add(model.name_key(body["from"]))
+                done.append((found, damage))
+    return done
+
+
+# Indexes of the rebuilt index while it meets versions DUPOPT left out (made at the first,
+# dropped before the commit: the schema has no use for them, a replay finds each by them).
+LEFT_OUT_INDEXES = ("recover_left_out_at ON files (sector)", "recover_left_out ON files (dir, name_key, version)")
+
+
+def replay_left_out(volume: Volume, tx, header) -> None:
+    """A version DUPOPT left out leaves the rebuilt index, as it left the duplicate's: the
+    version whose record lies at ``left_out_at`` (a name and version alone may also fit
+    a later file of that name), or in records without it, that name's version."""
+    for index in LEFT_OUT_INDEXES:
+        volume.image.conn.execute(f"CREATE INDEX IF NOT EXISTS {index}")
+    body, extent = header.body, replay.left_out_at(header)
+    tx.append(Kind.DELETE, body, charged=not volume._udf)
+    parts = volume._parts(body["path"])
+    directory = volume._need_dir(parts[:-1])
+    conn, key = volume.image.conn, model.name_key(parts[-1])
+    if extent:
+        row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE sector = ?", (extent[0],)).fetchone()
+    else:
+        row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND version = ?",
+                           (directory.id, key, body["left_out"])).fetchone()
+    if row is not None:
+        version = FileRow(*row)
+        if volume._udf and conn.execute("SELECT live FROM files WHERE id = ?", (version.id,)).fetchone()[0]:
+            tx.free(version.sectors(volume.image.sector_size))  # as leave_out
+        volume._drop_version(version)
+        return
+    if not extent:
+        raise errors.error("CPF1F22", path=f"{body['path']} (version {body['left_out']})", volume=volume.id)
+    # Its record is the damage it was left out for, so it never entered this index. If it
+    # was live, it is the last version of its name, and the version it replaced, still
+    # live here, stopped being live when it was written (at its damaged record, where
+    # LostVersions found its path; here when that could not be found).
+    if body.get("left_out_live"):
+        retire_live(volume, tx, parts)

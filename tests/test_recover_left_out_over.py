@@ -1,0 +1,155 @@
+"""A version DUPOPT ALWMEDERR(*FILE) left out of a duplicate, written over an older sound
+version of its name, and what a user did to it afterwards (rev27h F2): the replay cannot
+read its record, so the older version stayed live there and took the user's later rename,
+attribute change or deletion; CHKOPTVOL called the fresh duplicate damaged and recover
+moved, re-flagged or deleted the older version. The replay now retires the older version
+where the left-out one's unread record stands, so the duplicate's index and the one
+recover rebuilds are the same."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import make_volume
+from optvol.checking import chkoptvol
+from optvol.duplicate import dupopt
+from optvol.model import MediaFormat, MediaType
+from optvol.recovery import recover
+
+# What a version is in an index, but its row ID (a replay numbers rows as it meets them).
+_VERSIONS = ("SELECT d.path, f.name, f.version, f.live, f.sector, f.flags, f.created, f.modified, f.attr_changed"
+             " FROM files f JOIN dirs d ON d.id = f.dir ORDER BY d.path_key, f.name_key, f.version")
+
+
+def _versions(library, vol: str) -> list[tuple]:
+    conn = sqlite3.connect(f"file:{library.root / f'{vol}.optvol' / 'index.sqlite'}?mode=ro", uri=True)
+    try:
+        return conn.execute(_VERSIONS).fetchall()
+    finally:
+        conn.close()
+
+
+def _damage_header(library, vol: str, sector: int, sector_size: int) -> None:
+    with open(library.root / f"{vol}.optvol" / "data.opv", "r+b") as data:
+        data.seek(sector * sector_size + 20)
+        found = data.read(4)
+        data.seek(sector * sector_size + 20)
+        data.write(bytes(b ^ 0xFF for b in found))
+
+
+def _live_sector(volume, path: str) -> int:
+    return volume.image.conn.execute("SELECT sector FROM files WHERE name = ? AND live", (path.rsplit("/", 1)[1],)
+                                     ).fetchone()[0]
+
+
+def _renamed(v, lost):
+    v.write_bytes("/a", b"A" * 9000)
+    v.write_bytes("/a", b"B" * 9000)
+    lost.append(_live_sector(v, "/a"))
+    v.rename("/a", "/b")
+    v.set_attributes("/b", hidden=True)
+
+
+def _flagged(v, lost):
+    v.write_bytes("/a", b"A" * 9000)
+    v.write_bytes("/a", b"B" * 9000)
+    lost.append(_live_sector(v, "/a"))
+    v.set_attributes("/a", read_only=True)
+
+
+def _deleted(v, lost):
+    v.write_bytes("/a", b"A" * 9000)
+    v.write_bytes("/a", b"B" * 9000)
+    lost.append(_live_sector(v, "/a"))
+    v.remove("/a")
+
+
+def _renamed_then_written_over(v, lost):
+    v.write_bytes("/a", b"A" * 9000)
+    v.write_bytes("/a", b"B" * 9000)
+    lost.append(_live_sector(v, "/a"))
+    v.rename("/a", "/b")
+    v.write_bytes("/b", b"C" * 9000)
+
+
+def _written_over_then_another_renamed_onto_it(v, lost):
+    v.write_bytes("/a", b"A" * 9000)
+    v.write_bytes("/a", b"B" * 9000)
+    lost.append(_live_sector(v, "/a"))
+    v.write_bytes("/a", b"C" * 9000)
+    v.rename("/a", "/c")
+    v.write_bytes("/x", b"X" * 9000)
+    v.rename("/x", "/a")
+
+
+def _directory_renamed(v, lost):
+    v.mkdir("/D")
+    v.write_bytes("/D/a", b"A" * 9000)
+    v.write_bytes("/D/a", b"B" * 9000)
+    lost.append(_live_sector(v, "/D/a"))
+    v.rename("/D", "/E")
+    v.rename("/e/A", "/E/b")
+    v.set_attributes("/E/b", hidden=True)
+
+
+def _two_lost_side_by_side(v, lost):
+    v.write_bytes("/a", b"A" * 9000)
+    v.write_bytes("/a", b"B" * 9000)
+    lost.append(_live_sector(v, "/a"))
+    v.write_bytes("/a", b"C" * 9000)
+    lost.append(_live_sector(v, "/a"))
+    v.rename("/a", "/b")
+
+
+CASES = [_renamed, _flagged, _deleted, _renamed_then_written_over, _written_over_then_another_renamed_onto_it,
+         _directory_renamed, _two_lost_side_by_side]
+
+
+@pytest.mark.parametrize("medfmt", [None, MediaFormat.UDF], ids=["hpofs", "udf"])
+@pytest.mark.parametrize("build", CASES, ids=[case.__name__.strip("_") for case in CASES])
+def test_a_fresh_duplicate_reads_sound_and_recover_rebuilds_its_index(library, build, medfmt):
+    make_volume(library, "S", medtype=MediaType.ERASE, medfmt=medfmt, capacity=4 << 20)
+    lost: list[int] = []
+    with library.open("S") as volume:
+        volume.write_bytes("/keep", b"k" * 100)
+        build(volume, lost)
+        sector_size = volume.image.sector_size
+    for sector in lost:
+        _damage_header(library, "S", sector, sector_size)
+    result = dupopt(library, fromvol="S", tovol="D", now=datetime(2026, 6, 1, tzinfo=timezone.utc),
+                    allow_media_errors=True)
+    assert len(result.left_out) == len(lost)
+    duplicated = _versions(library, "D")
+    with library.open("D") as volume:
+        used = volume.info().used
+    assert chkoptvol(library, vol="D")[0].damaged == []
+    assert recover(library, vol="D").damaged == []
+    assert _versions(library, "D") == duplicated
+    with library.open("D") as volume:
+        assert volume.info().used == used
+        assert volume.read_bytes("/keep") == b"k" * 100
+
+
+def test_an_older_version_not_written_over_keeps_what_the_user_did(library):
+    """The retiring is only of the version the left-out one replaced: a left-out first
+    version (a new file) retires nothing, and a sound file renamed onto a name whose only
+    version was left out keeps its rename and flags."""
+    make_volume(library, "S", medtype=MediaType.ERASE, capacity=4 << 20)
+    with library.open("S") as volume:
+        volume.write_bytes("/a", b"A" * 9000)
+        lost = [_live_sector(volume, "/a")]
+        volume.remove("/a")
+        volume.write_bytes("/c", b"C" * 9000)
+        volume.set_attributes("/c", hidden=True)
+        volume.rename("/c", "/a")
+        sector_size = volume.image.sector_size
+    _damage_header(library, "S", lost[0], sector_size)
+    dupopt(library, fromvol="S", tovol="D", now=datetime(2026, 6, 1, tzinfo=timezone.utc), allow_media_errors=True)
+    duplicated = _versions(library, "D")
+    assert [(row[1], row[3], row[5]) for row in duplicated] == [("a", 1, 2)]
+    assert chkoptvol(library, vol="D")[0].damaged == []
+    assert recover(library, vol="D").damaged == []
+    assert _versions(library, "D") == duplicated
