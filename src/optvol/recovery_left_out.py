@@ -66,7 +66,7 @@ class LostVersions:
                 break
             if found.header is None:
                 damaged.append((found.sector, found.sectors))
-            elif extent := replay.left_out_at(found.header):
+            elif (extent := replay.left_out_at(found.header)) and isinstance(found.header.body.get("path"), str):
                 body = found.header.body
                 left_out.append(_LeftOut(found.sector, extent[0], _parts(body["path"]), bool(body.get("left_out_live"))))
         lost = [one for one in left_out if any(at <= one.at < at + n for at, n in damaged)]
