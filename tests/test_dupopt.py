@@ -207,6 +207,19 @@ def test_newvol(library):
     assert _state(library, "NEWID")["files"] == _state(library, "PVOL1")["files"]
 
 
+def test_newvol_of_a_tovol_the_library_does_not_hold_is_refused(library):
+    """NEWVOL renames the target medium; a TOVOL the library does not hold (mistyped) with
+    a NEWVOL is OPV0002, as INZOPT's VOL with a NEWVOL is, and makes nothing (rev27f F5)."""
+    _source(library)
+    before = library.volume_ids()
+    _refused(library, 3, "OPV0002", "PVOL1", "NOPE", "OTHER")
+    assert library.volume_ids() == before
+    assert run_cli(library.root, "cl", "DUPOPT FROMVOL(PVOL1) TOVOL(NOPE) NEWVOL(OTHER)").rc == 3
+    assert library.volume_ids() == before
+    assert run_cli(library.root, "dupopt", "PVOL1", "NEW1", "*TOVOL").rc == 0  # a new TOVOL alone is made
+    assert "NEW1" in library.volume_ids()
+
+
 def test_newvol_takes_an_identifier_freed_by_removing_the_source(library, clock):
     _source(library)
     dupopt(library, fromvol="PVOL1", tovol="SPARE", now=clock())

@@ -52,6 +52,8 @@ def dupopt(library: Library, *, fromvol: str, tovol: str, now: datetime, newvol:
         if target_id == source_id:
             raise errors.error("OPV0406", target=target_id, source=source_id, reason="a volume cannot be its own duplicate")
         with library.holding(target_id), library.open(source_id) as source:  # the target's rules hold to its swap
+            if new_id != target_id and not library.exists(target_id):  # NEWVOL renames a TOVOL that is there (as INZOPT's)
+                raise errors.error("OPV0002", volume=target_id, library=library.root)
             target = _target_media(library, target_id, source, clear=clear)
             if new_id != target_id and library.exists(new_id):
                 raise errors.error("OPV0003", volume=new_id, library=library.root)
