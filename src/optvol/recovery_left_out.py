@@ -73,7 +73,20 @@ class LostVersions:
         if not lost:
             return {}
         events = self._events(min(one.at for one in lost), max(one.sector for one in lost))
-        return {one.at: path for one in lost if (path := _written_at(one, events)) is not None}
+        # The latest first: when no path fits through the sound records, another left-out
+        # version's unread record, at the path found for it, may be what ended this one's
+        # life (a write at its name). Tried only then: with them, a path that fits without
+        # them can meet a second one (a file renamed onto its name, written over unread).
+        written_at: dict[int, Path] = {}
+        for one in sorted(lost, key=lambda one: one.at, reverse=True):
+            between = [event for event in events if one.at < event[0] < one.sector]
+            path = _written_at(one, between)
+            if path is None and (unread := [(at, Kind.FILE, (where,)) for at, where in written_at.items()
+                                            if one.at < at < one.sector]):
+                path = _written_at(one, sorted(between + unread, key=lambda event: event[0]))
+            if path is not None:
+                written_at[one.at] = path
+        return dict(sorted(written_at.items()))
 
     def _events(self, start: int, end: int) -> list[tuple[int, Kind, tuple]]:
         """The sound records between ``start`` and ``end`` that move a file or end its life
@@ -92,11 +105,11 @@ class LostVersions:
         return events
 
 
-def _written_at(one: _LeftOut, events: list) -> Path | None:
+def _written_at(one: _LeftOut, between: list) -> Path | None:
     """The path ``one`` was written at: the one path that, followed forward through the
-    records after it, ends where its DELETE names it, live or not as it says; None when no
-    path does or more than one does (the replay then does as it did)."""
-    between = [event for event in events if one.at < event[0] < one.sector]
+    records after it (``between``: those up to its DELETE), ends where its DELETE names it,
+    live or not as it says; None when no path does or more than one does (the replay then
+    does as it did)."""
     found = {}
     for candidate in _candidates(one, between):
         if _followed(candidate, between) == (_key(one.path), one.live):
@@ -110,21 +123,17 @@ def _candidates(one: _LeftOut, between: list) -> list[Path]:
     later version or a deletion ended its life there, only its directories' renames moved
     it. A version live to the end has one candidate; one that was not, one for each record
     that may have ended its life (each later write or deletion at its name)."""
-    walks = [(one.path, one.live)]  # (name after the record, live there)
-    out = []
+    walks = {(_key(one.path), one.live): one.path}  # (name after the record, live there): name
     for _, kind, paths in reversed(between):
-        next_walks = []
-        for name, live in walks:
+        next_walks: dict = {}
+        for (_, live), name in walks.items():  # one walk per name and state (a name written N times: N walks else)
             if kind == Kind.RENAME:
                 name = _back(name, *paths, file_too=live)
             elif not live and _key(paths[0]) == _key(name):
-                next_walks.append((name, True))  # the record that may have ended its life
-            next_walks.append((name, live))
+                next_walks.setdefault((_key(name), True), name)  # the record that may have ended its life
+            next_walks.setdefault((_key(name), live), name)
         walks = next_walks
-    for name, live in walks:
-        if live:
-            out.append(name)
-    return out
+    return [name for (_, live), name in walks.items() if live]
 
 
 def _back(name: Path, source: Path, target: Path, *, file_too: bool) -> Path:
