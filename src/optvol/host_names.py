@@ -373,6 +373,16 @@ def check_target_directory(directory) -> None:
         raise errors.error("OPV0301", path=directory)
 
 
+def refuse_a_link(host_path: str, *, before: bool = False) -> None:
+    """OPV0302 for a directory of a tree copy that is a symbolic link where the copy goes: the
+    copy wrote through it, into the directory it names, outside the target, replacing the
+    files of the tree's names there (hunt28d F2); GNU cp refuses it too. ``before``: checked
+    before anything was copied."""
+    if os.path.islink(host_path):
+        raise errors.error("OPV0302", path=host_path, reason="it is a symbolic link, and a tree copy writes into no"
+                           " directory through one" + ("; nothing was copied" if before else ""))
+
+
 def check_host_name(host_path: str) -> None:
     """OPV0302 for a path (a volume's names below a host directory) that the host's file
     name encoding cannot write: a legacy locale's, or ASCII where Python's UTF-8 mode is off."""

@@ -218,9 +218,11 @@ def _check_names_for_host(volumes: _Volumes, source: Location, destination: Loca
     # exFAT) would be copied into one, the second over the first, whatever is there before.
     folds: dict[str, dict[str, str]] | None = {} if host_names.folds_names(probe) else None  # directory -> fold -> name
     characters = host_names.HostCharacters()
-    for _, item_destination, _ in _tree(volumes, source, destination):
+    for _, item_destination, is_dir in _tree(volumes, source, destination):
         path = os.path.abspath(item_destination.path)
         host_names.check_host_name(path)
+        if is_dir:
+            host_names.refuse_a_link(path, before=True)
         characters.refuse(path)
         name = os.path.basename(path)
         if folds is not None:
@@ -240,12 +242,26 @@ def _check_host_names(volumes: _Volumes, source: Location, destination: Location
     naming the host file, not when a batch of the copy reaches it."""
     label = volumes[destination.volume].label()
     media_format = model.MediaFormat(label["media_format"])
+    # The children's names of each directory on the current path, by lookup key: two names
+    # the volume takes for one (a.txt and A.txt, D and d) were both copied, the second over
+    # the first (hunt28d F1). Pre-order: a directory's children follow it.
+    open_dirs: list[tuple[str, dict[str, str]]] = []
     for item_source, item_destination, is_dir in _tree(volumes, source, destination):
         try:
             model.split_path(item_destination.path, volume=label["volume"], media_format=media_format, is_dir=is_dir)
         except errors.OptvolError as exc:
             raise errors.error("OPV0302", path=item_source.path, reason=f"it cannot be named so on volume"
                                f" {label['volume']}: {errors.cause(exc)}; nothing was copied") from None
+        parent, _, name = item_destination.path.rstrip("/").rpartition("/")
+        while open_dirs and open_dirs[-1][0] != parent:
+            open_dirs.pop()
+        other = open_dirs[-1][1].setdefault(model.name_key(name), name) if open_dirs else name
+        if other != name:
+            raise errors.error("OPV0302", path=item_source.path, reason=f"volume {label['volume']} takes it and"
+                               f" {other!r} of the same directory for one name (names are compared without case);"
+                               " nothing was copied")
+        if is_dir:
+            open_dirs.append((item_destination.path.rstrip("/"), {}))
 
 
 def _inside(path: str, top: str) -> bool:
@@ -318,7 +334,9 @@ def _tree(volumes: _Volumes, source: Location, destination: Location) -> Iterato
 def _make_dir(volumes: _Volumes, where: Location, *, durable: bool = False) -> None:
     if where.volume is None:
         host_names.check_host_name(where.path)
-        # A tree's own directories too: a symbolic link below the target may lead into the library.
+        # A tree's own directories too: a symbolic link below the target may lead into the library,
+        # or anywhere outside the target (made since the check before the copy).
+        host_names.refuse_a_link(where.path)
         volumes.library.check_host_target(where.path)
         try:
             volumes.host_writes.make_dir(where.path)
