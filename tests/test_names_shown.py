@@ -206,3 +206,16 @@ def test_names_that_differ_by_a_blank_at_an_end_are_told_apart(library):
     assert dirs[-1].endswith("  '/DIR '")
     exact = run_cli(library.root, "ls", "/QOPT/PVOL1", json_output=True).json()
     assert sorted(e["path"] for e in exact) == sorted(["/REPORT.TXT", "/REPORT.TXT ", "/ REPORT.TXT", "/'REPORT.TXT '", "/DIR "])
+
+
+def test_export_and_import_iso_quote_an_image_path_that_does_not_print(tmp_path, library):
+    """hunt28d F3: the line export-iso and import-iso print named the image file as it was,
+    so an escape sequence in its name reached the terminal and a newline forged a line."""
+    make_volume(library, "PVOL1")
+    image = tmp_path / "x\x1b]0;PWNED\x07\nFAKE LINE.iso"
+    exported = run_cli(library.root, "export-iso", "PVOL1", image)
+    imported = run_cli(library.root, "import-iso", image, "--vol", "IMP")
+    for result in (exported, imported):
+        text = result.out.decode()
+        assert result.rc == 0 and "\x1b" not in text and "\x07" not in text, text
+        assert len(text.splitlines()) == 1 and repr(str(image)) in text, text

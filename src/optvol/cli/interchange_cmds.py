@@ -18,7 +18,7 @@ def export_iso(ctx: Context, values: dict) -> int:
         ctx.print_json(result.as_json())
     else:
         bridge = " with a UDF bridge" if result.udf else ""
-        ctx.print(f"exported volume {result.volume} to {result.file}{bridge}: "
+        ctx.print(f"exported volume {result.volume} to {render.shown(str(result.file))}{bridge}: "
                   f"{result.files} file(s), {result.directories} directory(ies), {result.bytes} bytes")
         for entry in result.renamed_entries:
             names = "; ".join(f"{space} {name!r}" for space, name in (("Rock Ridge", entry.rock_ridge),
@@ -38,10 +38,10 @@ def import_iso(ctx: Context, values: dict) -> int:
     if ctx.json:
         ctx.print_json(result.as_json())
     elif result.media_type is None:
-        ctx.print(f"imported {result.file} ({result.namespace} names) into /QOPT/{result.volume}{result.path}: "
+        ctx.print(f"imported {render.shown(str(result.file))} ({result.namespace} names) into /QOPT/{result.volume}{result.path}: "
                   f"{result.files} file(s), {result.directories} directory(ies), {result.bytes} bytes")
     else:
-        ctx.print(f"imported {result.file} ({result.namespace} names) as {result.media_type} volume {result.volume}: "
+        ctx.print(f"imported {render.shown(str(result.file))} ({result.namespace} names) as {result.media_type} volume {result.volume}: "
                   f"{result.files} file(s), {result.directories} directory(ies), {result.bytes} bytes")
     if not ctx.json:
         for skip in result.skipped_entries:
