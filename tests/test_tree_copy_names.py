@@ -70,3 +70,17 @@ def test_a_tree_copy_to_the_host_writes_through_no_link_below_the_target(lib, tm
             assert (out / link).is_symlink()
     with lib.open("PVOL1") as volume:
         assert volume.read_bytes("/D/x") == b"volume x"
+
+
+def test_a_target_the_user_names_through_a_link_is_written_through_it(lib, tmp_path):
+    """The target itself, named by the user, may be a link to a directory (as for cp): a
+    volume's root, or a directory of it, goes into the directory the link names."""
+    with lib.open("PVOL1") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/x", b"volume x")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    for source in ("/QOPT/PVOL1", "/QOPT/PVOL1/D"):
+        result = run_cli(lib.root, "cp", "-r", source, tmp_path / "link")
+        assert result.rc == 0, result.err
+    assert (tmp_path / "real" / "D" / "x").read_bytes() == b"volume x"

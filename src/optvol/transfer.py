@@ -222,7 +222,7 @@ def _check_names_for_host(volumes: _Volumes, source: Location, destination: Loca
         path = os.path.abspath(item_destination.path)
         host_names.check_host_name(path)
         if is_dir:
-            host_names.refuse_a_link(path, before=True)
+            host_names.refuse_a_link(item_destination.path, before=True)  # (a root's: the target itself, "out/")
         characters.refuse(path)
         name = os.path.basename(path)
         if folds is not None:
