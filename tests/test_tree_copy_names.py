@@ -84,3 +84,32 @@ def test_a_target_the_user_names_through_a_link_is_written_through_it(lib, tmp_p
         result = run_cli(lib.root, "cp", "-r", source, tmp_path / "link")
         assert result.rc == 0, result.err
     assert (tmp_path / "real" / "D" / "x").read_bytes() == b"volume x"
+
+
+@pytest.mark.parametrize("kind", ["link to a directory", "link to nothing", "fifo"])
+def test_a_host_tree_entry_no_volume_can_hold_is_refused_before_copying(lib, tmp_path, monkeypatch, kind):
+    """hunt28d F4: the copy stopped at such an entry, the batches before it on the volume (997
+    of 1,500 files); its name could be known before anything was copied."""
+    import os
+
+    from optvol import transfer
+
+    monkeypatch.setattr(transfer, "BATCH_FILES", 2)
+    tree = tmp_path / "tree"
+    (tree / "a").mkdir(parents=True)
+    for number in range(6):
+        (tree / "a" / f"f{number}").write_bytes(b"x")
+    (tmp_path / "elsewhere").mkdir()
+    late = tree / "zz"
+    if kind == "fifo":
+        os.mkfifo(late)
+    else:
+        late.symlink_to(tmp_path / ("elsewhere" if kind == "link to a directory" else "nowhere"))
+    result = run_cli(lib.root, "cp", "-r", tree, "/QOPT/PVOL1/T")
+    if kind == "link to nothing":  # (not found, exit 3, as test_cli says of it)
+        assert result.rc == 3 and "OPV0301" in result.err, result.err
+    else:
+        assert result.rc == 2 and "OPV0302" in result.err and "nothing was copied" in result.err, result.err
+    assert result.out == b""
+    with lib.open("PVOL1") as volume:
+        assert volume.listdir("/") == []

@@ -383,6 +383,21 @@ def refuse_a_link(host_path: str, *, before: bool = False) -> None:
                            " directory through one" + ("; nothing was copied" if before else ""))
 
 
+def refuse_no_file(host_path: str) -> None:
+    """OPV0302 before anything is copied for an entry of a host tree that a volume cannot take
+    as a file (what the copy reads through a link): a link to a directory or to nothing, a
+    device, a FIFO, a socket. The copy stopped there, the batches before it kept."""
+    try:
+        found = os.stat(host_path)
+    except FileNotFoundError:  # a link to nothing: not found, as when the copy reached it
+        raise errors.error("OPV0301", path=host_path) from None
+    except OSError as exc:
+        raise errors.error("OPV0302", path=host_path, reason=f"{exc.strerror or exc}; nothing was copied") from None
+    if not stat.S_ISREG(found.st_mode):
+        raise errors.error("OPV0302", path=host_path, reason="it is not a regular file (a link to a directory, a"
+                           " device, a FIFO or a socket), which a volume cannot hold; nothing was copied")
+
+
 def check_host_name(host_path: str) -> None:
     """OPV0302 for a path (a volume's names below a host directory) that the host's file
     name encoding cannot write: a legacy locale's, or ASCII where Python's UTF-8 mode is off."""

@@ -262,6 +262,8 @@ def _check_host_names(volumes: _Volumes, source: Location, destination: Location
                                " nothing was copied")
         if is_dir:
             open_dirs.append((item_destination.path.rstrip("/"), {}))
+        else:  # a link to a directory or to nothing, a FIFO: refused once the copy reached it (hunt28d F4)
+            host_names.refuse_no_file(item_source.path)
 
 
 def _inside(path: str, top: str) -> bool:
