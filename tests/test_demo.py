@@ -94,3 +94,15 @@ def test_a_backup_step_that_fails_ends_the_demo(tmp_path, monkeypatch, capsys):
     assert cli.main(["--library", str(tmp_path / "lib"), "demo"]) == 2
     out, err = capsys.readouterr()
     assert "Disaster" not in out and "OPV0008" in err and "demo step failed: optvol cpyopt" in err
+
+
+def test_the_library_path_reaches_the_terminal_quoted(tmp_path):
+    """A library path with an escape sequence and a new line is shown quoted, as every other
+    display shows a path: it neither colours the terminal nor forges a line (hunt28d)."""
+    library = tmp_path / "lib\x1b[31mX\nfake"
+    done = subprocess.run([sys.executable, "-m", "optvol", "--library", str(library), "demo"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "\x1b" not in done.stdout + done.stderr
+    assert not any(line.startswith("fake") for line in (done.stdout + done.stderr).splitlines())
+    assert f"scratch library in {str(library)!r}" in done.stdout

@@ -17,6 +17,7 @@ import time
 from io import StringIO
 
 from optvol import errors
+from optvol.cli import render
 from optvol.cli.context import Context
 
 FILES = {
@@ -42,7 +43,7 @@ def run(ctx: Context) -> int:
             raise errors.error("OPV0006", library=ctx.library().root,
                                reason=f"the demo needs a new or empty library, and this one holds {', '.join(held)}")
     say = ctx.print
-    say(f"optvol demo: a scratch library in {root}\n")
+    say(f"optvol demo: a scratch library in {render.shown(str(root))}\n")
     host = tempfile.mkdtemp(prefix="optvol-demo-files-")
 
     def optvol(*args: str, show: bool = True, echo: bool = True, refused: bool = False) -> str:
@@ -90,7 +91,8 @@ def _tour(ctx: Context, root: str, host: str, say, optvol) -> int:
     optvol("cp", os.path.join(host, "JAN.TXT"), "/QOPT/PVOL1/INVOICES/2026/JAN_COPY.TXT")
     if before != after:
         raise errors.error("OPV0008", reason="demo: the converted volume differs from the lost primary")
-    say(f"\nDone. The library stays in {root}: try `optvol --library {root} wrkoptvol`.")
+    say(f"\nDone. The library stays in {render.shown(str(root))}: try"
+        f" `optvol --library {render.shown(shlex.quote(str(root)))} wrkoptvol`.")
     return 0
 
 
