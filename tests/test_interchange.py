@@ -105,15 +105,27 @@ def test_tools_list_and_extract_our_image(filled, tmp_path, udf):
     assert "Reports/2024/q1 summary.txt" in subprocess.run(["bsdtar", "tf", str(image)], capture_output=True, text=True).stdout
 
 
-def test_backup_volume_can_be_exported(filled, tmp_path):
+def test_backup_volume_is_not_exported(filled, tmp_path):
+    """Only CPYOPT reads a *BACKUP volume's files (DESIGN §1): an image of it, which any
+    program reads and import-iso makes a primary of, is refused (OPV0101, exit 5) and nothing
+    is written (rev28b F1); restored onto a primary by CPYOPT, the files export."""
     make_volume(filled, "BVOL1", type=VolumeType.BACKUP)
     rc, _, err = _cli(filled, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES")
     assert rc == 0, err
-    image = tmp_path / "backup.iso"
-    result = export_iso(filled, vol="BVOL1", file=image, now=NOW)
-    assert result.files == len(TREE)
+    out = tmp_path / "out"
+    out.mkdir()
+    for argv in (["export-iso", "BVOL1", str(out / "backup.iso")], ["export-iso", "--udf", "BVOL1", str(out / "b.iso")]):
+        rc, stdout, err = _cli(filled, *argv)
+        assert rc == 5 and "OPV0101" in err and stdout == "", (argv, rc, err)
+    with pytest.raises(errors.NotAllowedError):
+        export_iso(filled, vol="BVOL1", file=out / "backup.iso", now=NOW)
+    assert list(out.iterdir()) == []
+    make_volume(filled, "RESTORE")
+    rc, _, err = _cli(filled, "cpyopt", "BVOL1 *BACKUP", "/", "RESTORE", "--cpysubdir", "*YES", "--sltfile", "*ALL")
+    assert rc == 0, err
+    assert export_iso(filled, vol="RESTORE", file=out / "restored.iso", now=NOW).files == len(TREE)
     (tmp_path / "x").mkdir()
-    subprocess.run(["bsdtar", "-x", "-f", str(image), "-C", str(tmp_path / "x")], check=True)
+    subprocess.run(["bsdtar", "-x", "-f", str(out / "restored.iso"), "-C", str(tmp_path / "x")], check=True)
     assert (tmp_path / "x" / "MixedCase.Name.tar.gz").read_bytes() == TREE["MixedCase.Name.tar.gz"]
 
 

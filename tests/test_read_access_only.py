@@ -128,7 +128,7 @@ def _read_everything(root: str, scratch: str) -> dict:
             seen[info.path] = (hashlib.sha256(volume.read_bytes(info.path)).hexdigest(), info.hidden)
         versions = len(volume.versions("/TOP"))
     checked = [(r.volume, r.files_checked, len(r.damaged)) for r in chkoptvol(library, vol="*ALL")]
-    exported = export_iso(library, vol="BVOL1", file=Path(scratch) / "b.iso", now=clock()).files
+    exported = export_iso(library, vol="PVOL1", file=Path(scratch) / "p.iso", now=clock()).files
     refused = []
     for attempt in (lambda v: v.write_bytes("/NEW", b"x"), lambda v: v.mkdir("/NEWDIR"),
                     lambda v: v.set_attributes("/TOP", read_only=True), lambda v: v.remove("/TOP"),

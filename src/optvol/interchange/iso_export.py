@@ -7,8 +7,9 @@ CPF1F28), and the image is written to a temporary file beside the target that is
 fsynced and renamed only at the end, so a failed export leaves nothing. A symbolic link
 is written through (the image replaces the file it names, or is made there); a target
 that is no regular file (a device, a FIFO) is refused: renaming over it would replace
-the node, and nothing would reach the device. *BACKUP volumes
-can be exported: reading them here is not a user-program open.
+the node, and nothing would reach the device. A *BACKUP volume is not exported (OPV0101):
+only CPYOPT reads its files (DESIGN §1), and an image any program reads, or imports as a
+primary, would hand them out (rev28b F1); restore it onto a primary with CPYOPT first.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def export_iso(library: Library, *, vol: str, file: str | os.PathLike, now: date
                                                           " export-iso writes an image file")
     mode = None if existing is None else stat.S_IMODE(existing.st_mode) & 0o777  # keep the replaced file's
     with library.open(volume_id) as volume:
+        volume.check_user_access("export-iso (an image any program reads)")
         (files, directories, renames), size = _write(
             target, mode, lambda fd: write_image(volume, fd, volume_id=volume_id, now=now, udf=udf, progress=progress,
                                                  totals=totals))
