@@ -624,14 +624,17 @@ def _volume_location(text: str) -> Location:
     return where
 
 
-def remove(library: Library, paths: list[str], *, recursive: bool = False, operation: str = "rm without -r") -> None:
+def remove(library: Library, paths: list[str], *, recursive: bool = False, operation: str = "rm without -r") -> list[str]:
     """rm (RMVLNK): delete files (and with ``recursive`` whole directory trees). Every path
     is checked before the first is deleted: one that cannot go (missing, a directory
     without ``recursive``, read-only, on a volume users cannot write) leaves all in place.
-    One path alone goes in one transaction, which needs no such look ahead."""
+    One path alone goes in one transaction, which needs no such look ahead. Returns what
+    was deleted, each entry once, as ``/QOPT/<volume>/...`` (``_reported``)."""
     with _session(library) as volumes:
-        named = {w.identity: w for w in map(_volume_location, paths)}
-        targets = list(named.values())  # a path named twice (in two spellings, say) is deleted once
+        named: dict = {}
+        for where in map(_volume_location, paths):  # a path named twice (in two spellings, say) is deleted once,
+            named.setdefault(where.identity, where)  # and reported as first given
+        targets = list(named.values())
         if recursive:  # and with -r, so is one below another
             kept = {vol: set(_outermost([t.path for t in targets if t.volume == vol])) for vol in {t.volume for t in targets}}
             targets = [w for w in targets if w.path in kept[w.volume]]
@@ -648,6 +651,12 @@ def remove(library: Library, paths: list[str], *, recursive: bool = False, opera
                 _check_room_to_remove(volumes[volume_id], [w.path for w in targets if w.volume == volume_id])
         for where in targets:
             _remove(volumes[where.volume], where.path, recursive=recursive)
+        return [_reported(where) for where in targets]
+
+
+def _reported(where: Location) -> str:
+    """A removed entry as the file commands report paths: ``/QOPT/<volume>/...``, no final '/'."""
+    return str(Location(where.volume, where.path.rstrip("/") or "/"))
 
 
 def _remove(volume: Volume, path: str, *, recursive: bool) -> None:
@@ -687,7 +696,8 @@ def _missing_directories(volume: Volume, path: str) -> int:
 
 def remove_directory(library: Library, paths: list[str], *, subtree: bool = False) -> Iterator[str]:
     """rmdir (RMVDIR): an empty directory, or with ``subtree`` everything below it too; gives
-    each path as typed once its directory is gone (as make_directory gives what it made)."""
+    each path once its directory is gone, as ``/QOPT/<volume>/...`` (as make_directory gives
+    what it made)."""
     with _session(library) as volumes:
         for path in paths:
             where = _volume_location(path)
@@ -698,7 +708,7 @@ def remove_directory(library: Library, paths: list[str], *, subtree: bool = Fals
                 _remove(volume, where.path, recursive=True)
             else:
                 volume.rmdir(where.path)
-            yield path
+            yield _reported(where)
 
 
 def change_attributes(library: Library, path: str, *, read_only: bool | None = None, hidden: bool | None = None) -> FileInfo:

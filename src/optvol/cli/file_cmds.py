@@ -34,8 +34,8 @@ def mv(ctx: Context, values: dict) -> int:
 
 
 def rm(ctx: Context, values: dict) -> int:
-    transfer.remove(ctx.library(), values["PATH"], recursive=values["RECURSIVE"])
-    return report(ctx, "removed", values["PATH"], "removed")
+    removed = transfer.remove(ctx.library(), values["PATH"], recursive=values["RECURSIVE"])
+    return report(ctx, "removed", removed, "removed")
 
 
 def mkdir(ctx: Context, values: dict) -> int:

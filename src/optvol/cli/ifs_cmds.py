@@ -43,8 +43,8 @@ def rnm(ctx: Context, values: dict) -> int:
 
 def rmvlnk(ctx: Context, values: dict) -> int:
     """RMVLNK (DEL): delete one file."""
-    transfer.remove(ctx.library(), [values["OBJLNK"]], operation="RMVLNK")
-    return _report(ctx, "removed", [values["OBJLNK"]], "removed")
+    removed = transfer.remove(ctx.library(), [values["OBJLNK"]], operation="RMVLNK")
+    return _report(ctx, "removed", removed, "removed")
 
 
 def crtdir(ctx: Context, values: dict) -> int:
