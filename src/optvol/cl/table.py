@@ -14,6 +14,14 @@ from optvol import errors
 from optvol.cl import values as v
 
 
+def written(value: str | list | None) -> str:
+    """A value as CL writes it, for an error to quote: a list in parentheses, ``*N`` for one
+    left out (``(X Y)``, never a Python list's repr)."""
+    if isinstance(value, list):
+        return "(" + " ".join(written(item) for item in value) + ")"
+    return "*N" if value is None else str(value)
+
+
 @dataclass(frozen=True)
 class Param:
     """One parameter (or one element of an element list)."""
@@ -56,7 +64,8 @@ class Param:
         if not cl:  # *N is an omitted element in the shell's word too, as CL writes it ('PVOL2 *N')
             texts = [None if isinstance(t, str) and v.fold(t) == "*N" else t for t in texts]
         if len(texts) > len(self.elements):
-            raise errors.error("OPV0005", value=text, keyword=self.keyword, reason=f"at most {len(self.elements)} elements")
+            raise errors.error("OPV0005", value=written(text), keyword=self.keyword,
+                               reason=f"at most {len(self.elements)} elements")
         parsed = []
         for index, element in enumerate(self.elements):
             given = texts[index] if index < len(texts) else None
@@ -65,7 +74,8 @@ class Param:
             elif element.default is not None:
                 parsed.append(element.parse(element.default))
             elif element.required:
-                raise errors.error("OPV0005", value=text, keyword=self.keyword, reason=f"element {element.keyword} is required")
+                raise errors.error("OPV0005", value=written(text), keyword=self.keyword,
+                                   reason=f"element {element.keyword} is required")
             else:
                 parsed.append(None)
         return tuple(parsed)
@@ -74,8 +84,7 @@ class Param:
         """One element's value; its error names the keyword too (``FROMVOL element 2``)."""
         try:
             if isinstance(text, list) and not element.elements:
-                shown = " ".join("*N" if t is None else str(t) for t in text)  # as written: (X Y), not a repr
-                raise errors.error("OPV0005", value=f"({shown})", keyword=element.keyword, reason="a list is not allowed here")
+                raise errors.error("OPV0005", value=written(text), keyword=element.keyword, reason="a list is not allowed here")
             if isinstance(text, list) and not text:  # an inner () as CL refuses FROMTIME()
                 raise errors.error("OPV0005", value="()", keyword=element.keyword, reason="a value is missing")
             return element.parse(text, cl=cl)
