@@ -181,7 +181,8 @@ def _validate(request: CopyRequest, source: Volume, target: Volume) -> _Plan:
         raise errors.error("OPV0403", target=target.id, owner=dst_label["primary_volume"], source=source.id)
     found = source.stat(frompath) if source.exists(frompath) else None
     if found is None or (not found.is_dir and model.names_dir(request.frompath)):  # '/f.txt/' names a directory
-        raise errors.error("CPF1F22", path=frompath, volume=source.id)
+        shown = request.frompath if found is not None else frompath  # (the '/' is why the file is not found)
+        raise errors.error("CPF1F22", path=shown, volume=source.id)
     # Lookups ignore case, names keep it: the copy carries the source's own spelling, also
     # where FROMPATH (or a TOPATH that may only repeat it) was typed in another case.
     if request.topath is None or backup_involved:

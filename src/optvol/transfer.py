@@ -273,8 +273,10 @@ def _inside(path: str, top: str) -> bool:
 def _missing(where: Location, *, directory: bool) -> None:
     if where.volume is None:
         raise errors.error("OPV0301", path=where.path)
+    if not directory:  # (a file named with a final '/' is quoted so: no file has that path, CPF1F22)
+        raise errors.error("CPF1F22", path=where.path, volume=where.volume)
     path = where.path.rstrip("/") or "/"  # as the volume names a directory, without the "/" a target ends in
-    raise errors.error("CPF1F02" if directory else "CPF1F22", path=path, volume=where.volume)
+    raise errors.error("CPF1F02", path=path, volume=where.volume)
 
 
 def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, replace: bool,
