@@ -85,8 +85,8 @@ def _target_media(library: Library, target_id: str, source: Volume, *, clear: bo
     def refuse(reason: str) -> errors.OptvolError:
         return errors.error("OPV0406", target=target_id, source=info.volume, reason=reason)
 
-    if existing.media_type in READ_ONLY_MEDIA:
-        raise errors.error("OPV0106", volume=target_id, media_type=existing.media_type)
+    if existing.media_type in READ_ONLY_MEDIA:  # (OPV0106 is INZOPT's: "cannot be initialized"; rev28b F6)
+        raise refuse(f"it is read-only {existing.media_type} media")
     allowed = (MediaType.WORM, MediaType.ERASE) if info.media_type is MediaType.WORM else (info.media_type,)
     if existing.media_type not in allowed:
         raise refuse(f"its media is {existing.media_type}; a copy of {info.media_type} needs {' or '.join(allowed)}")
