@@ -546,7 +546,8 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
         leaving: dict[str, list[str]] = {}  # volume -> the paths a copy takes off it
         for source, destination in plan:  # refuse before anything is copied
             if source.volume is None:
-                raise errors.error("OPV0302", path=source.path, reason="mv moves files off a volume only by cp then rm")
+                raise errors.error("OPV0302", path=source.path,
+                                   reason="mv moves only files on a volume; a host file goes onto one with cp")
             if source.volume != destination.volume:
                 if destination.volume is not None:  # a *BACKUP or read-only target says so first
                     volumes[destination.volume].check_user_write(MOVING)
