@@ -193,8 +193,8 @@ def test_a_name_written_many_times_gives_one_candidate_per_path():
     walk per path and state, not one per write (rev28e F2: CHKOPTVOL took 26 s instead of
     0.6 s on a volume of 2,000 versions of one name with 40 left out)."""
     from optvol.image.records import Kind
-    from optvol.recovery_left_out import _candidates, _LeftOut
+    from optvol.recovery_left_out import _candidates, _Events, _LeftOut
 
     between = [(10 + i, Kind.FILE, (("log",),)) for i in range(300)]
     one = _LeftOut(sector=1000, at=5, path=("log",), live=False)
-    assert _candidates(one, between) == [("log",)]
+    assert _candidates(one, [_Events(between)]) == [("log",)]

@@ -15,6 +15,7 @@ version was left out (``done_before_left_out``).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from optvol import errors, model
@@ -72,18 +73,17 @@ class LostVersions:
         lost = [one for one in left_out if any(at <= one.at < at + n for at, n in damaged)]
         if not lost:
             return {}
-        events = self._events(min(one.at for one in lost), max(one.sector for one in lost))
+        events = _Events(self._events(min(one.at for one in lost), max(one.sector for one in lost)))
         # The latest first: when no path fits through the sound records, another left-out
         # version's unread record, at the path found for it, may be what ended this one's
         # life (a write at its name). Tried only then: with them, a path that fits without
         # them can meet a second one (a file renamed onto its name, written over unread).
         written_at: dict[int, Path] = {}
         for one in sorted(lost, key=lambda one: one.at, reverse=True):
-            between = [event for event in events if one.at < event[0] < one.sector]
-            path = _written_at(one, between)
+            path = _written_at(one, [events])
             if path is None and (unread := [(at, Kind.FILE, (where,)) for at, where in written_at.items()
                                             if one.at < at < one.sector]):
-                path = _written_at(one, sorted(between + unread, key=lambda event: event[0]))
+                path = _written_at(one, [events, _Events(unread)])
             if path is not None:
                 written_at[one.at] = path
         return dict(sorted(written_at.items()))
@@ -105,35 +105,98 @@ class LostVersions:
         return events
 
 
-def _written_at(one: _LeftOut, between: list) -> Path | None:
+class _Events:
+    """Records (sector, kind, paths), in sector order, found by the names they touch (each
+    kept as (sector, kind, paths, their keys)): a walk of one name meets only the records of
+    that name and of the directories above it, not every record between a left-out version
+    and its DELETE (rev28e F2: a walk over all of them for each left-out version cost the
+    product of the two)."""
+
+    def __init__(self, events: list[tuple[int, Kind, tuple]]):
+        self.by_key: dict[Path, list[tuple]] = {}
+        for sector, kind, paths in events:
+            keys = tuple(_key(path) for path in paths)
+            for key in set(keys):
+                self.by_key.setdefault(key, []).append((sector, kind, paths, keys))
+        self.sectors = {key: [event[0] for event in found] for key, found in self.by_key.items()}
+
+    def nearest(self, key: Path, sector: int, bound: int, *, before: bool, own: bool = True) -> tuple | None:
+        """The record of name ``key`` (not with ``own`` false) or a directory above it nearest
+        ``sector`` before it (after it), down to (up to) ``bound`` not included."""
+        best = None
+        for depth in range(1, len(key) + 1 if own else len(key)):
+            sectors = self.sectors.get(key[:depth])
+            if not sectors:
+                continue
+            at = bisect.bisect_left(sectors, sector) - 1 if before else bisect.bisect_right(sectors, sector)
+            if not 0 <= at < len(sectors) or (sectors[at] <= bound if before else sectors[at] >= bound):
+                continue
+            if best is None or (sectors[at] > best[0] if before else sectors[at] < best[0]):
+                best = self.by_key[key[:depth]][at]
+        return best
+
+    def first_ending(self, key: Path, low: int, high: int) -> tuple | None:
+        """The first write or deletion at name ``key`` between sectors ``low`` and ``high``."""
+        sectors, found = self.sectors.get(key, []), self.by_key.get(key, [])
+        for at in range(bisect.bisect_right(sectors, low), bisect.bisect_left(sectors, high)):
+            if found[at][1] != Kind.RENAME:
+                return found[at]
+        return None
+
+
+def _nearest(sources: list[_Events], key: Path, sector: int, bound: int, *, before: bool,
+             own: bool = True) -> tuple | None:
+    found = [event for events in sources if (event := events.nearest(key, sector, bound, before=before, own=own))]
+    if not found:
+        return None
+    return max(found, key=lambda event: event[0]) if before else min(found, key=lambda event: event[0])
+
+
+def _written_at(one: _LeftOut, sources: list[_Events]) -> Path | None:
     """The path ``one`` was written at: the one path that, followed forward through the
-    records after it (``between``: those up to its DELETE), ends where its DELETE names it,
+    records after it (of ``sources``, up to its DELETE), ends where its DELETE names it,
     live or not as it says; None when no path does or more than one does (the replay then
     does as it did)."""
     found = {}
-    for candidate in _candidates(one, between):
-        if _followed(candidate, between) == (_key(one.path), one.live):
+    for candidate in _candidates(one, sources):
+        if _followed(candidate, one, sources) == (_key(one.path), one.live):
             found[_key(candidate)] = candidate
     return next(iter(found.values())) if len(found) == 1 else None
 
 
-def _candidates(one: _LeftOut, between: list) -> list[Path]:
+def _candidates(one: _LeftOut, sources: list[_Events]) -> list[Path]:
     """Paths the version may have been written at, from its DELETE's path back: while it was
-    live every rename onto its name was its own (no rename goes onto a live name); once a
-    later version or a deletion ended its life there, only its directories' renames moved
-    it. A version live to the end has one candidate; one that was not, one for each record
-    that may have ended its life (each later write or deletion at its name)."""
-    walks = {(_key(one.path), one.live): one.path}  # (name after the record, live there): name
-    for _, kind, paths in reversed(between):
-        next_walks: dict = {}
-        for (_, live), name in walks.items():  # one walk per name and state (a name written N times: N walks else)
-            if kind == Kind.RENAME:
-                name = _back(name, *paths, file_too=live)
-            elif not live and _key(paths[0]) == _key(name):
-                next_walks.setdefault((_key(name), True), name)  # the record that may have ended its life
-            next_walks.setdefault((_key(name), live), name)
-        walks = next_walks
-    return [name for (_, live), name in walks.items() if live]
+    live every rename onto its name was its own (no rename goes onto a live name), and no
+    write or deletion at its name came (a walk that meets one is no history); once a later
+    version or a deletion ended its life there, only its directories' renames moved it. A
+    version live to the end has one candidate; one that was not, one for each stretch
+    between its directories' renames: the first write or deletion at its name there may have
+    ended its life (a later one of the stretch would have met that one while live)."""
+    out: dict[Path, Path] = {}
+    walks, seen = [(one.path, _key(one.path), one.live, one.sector)], set()
+    while walks:
+        name, key, live, sector = walks.pop()
+        if (key, live, sector) in seen:
+            continue
+        seen.add((key, live, sector))
+        event = _nearest(sources, key, sector, one.at, before=True, own=live)
+        if not live:
+            ending = min((found for events in sources if (found := events.first_ending(
+                key, event[0] if event else one.at, sector))), key=lambda found: found[0], default=None)
+            if ending is not None:
+                walks.append((name, key, True, ending[0]))  # the record that may have ended its life
+        if event is None:
+            if live:
+                out.setdefault(key, name)
+            continue
+        at, kind, paths, keys = event
+        if kind == Kind.RENAME:
+            name = _back(name, *paths, file_too=live)
+            walks.append((name, _key(name), live, at))
+        elif keys[0] != key:  # a file at the name a directory above it had or has: no record of it
+            walks.append((name, key, live, at))
+        # else a write or deletion at its name while it was live: no history gives this walk
+    return list(out.values())
 
 
 def _back(name: Path, source: Path, target: Path, *, file_too: bool) -> Path:
@@ -145,19 +208,22 @@ def _back(name: Path, source: Path, target: Path, *, file_too: bool) -> Path:
     return name
 
 
-def _followed(name: Path, between: list) -> tuple[Path, bool]:
-    """Where a version written at ``name`` ends after ``between``, and whether it is live."""
-    live = True
-    for _, kind, paths in between:
+def _followed(name: Path, one: _LeftOut, sources: list[_Events]) -> tuple[Path, bool]:
+    """Where a version written at ``name`` at ``one.at`` is at ``one.sector``, and whether it is live."""
+    live, sector, key = True, one.at, _key(name)
+    # (once not live, only its directories' renames move it: its name's own records are passed by)
+    while (event := _nearest(sources, key, sector, one.sector, before=False, own=live)) is not None:
+        sector, kind, paths, keys = event
         if kind == Kind.RENAME:
-            source, target = paths
-            if live and _key(name) == _key(source):
+            (source, target), (source_key, _) = paths, keys
+            if live and key == source_key:
                 name = target
-            elif len(name) > len(source) and _key(name[:len(source)]) == _key(source):
+            elif len(key) > len(source_key) and key[:len(source_key)] == source_key:
                 name = target + name[len(source):]
-        elif live and _key(paths[0]) == _key(name):
+            key = _key(name)
+        elif live and keys[0] == key:
             live = False
-    return _key(name), live
+    return key, live
 
 
 def retire_live(volume: Volume, tx, parts: Path) -> None:
