@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from datetime import datetime, timedelta, timezone
 
@@ -12,6 +13,13 @@ from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, VolumeType
 
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+# A suite started in the background by a shell (`pytest ... &`, nohup) inherits SIGINT
+# ignored: Python then raises no KeyboardInterrupt, and every child it starts ignores SIGINT
+# too, so the tests of Ctrl-C saw none. A terminal's Ctrl-C is what they test: the handler a
+# Python started from one has (a caught signal is the default again in a child after exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class FakeClock:
