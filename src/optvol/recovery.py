@@ -281,11 +281,13 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
     salvage = _Salvage(volume, tx, report)
     run = _FileRun(volume, tx, clock, report, salvage)
     lost = leaving.LostVersions(image.data.fd, image.sector_size, stop)
+    renamed_from = None  # the ID a LABEL record just renamed, while only DELETE records follow it
     trailing = 0  # sectors charged for damaged regions after the last sound record: cut off, not charged
     for found in replay.scan(image.data.fd, image.sector_size, end=stop):
         if found.reason == "torn tail":
             break
         if found.header is None:
+            renamed_from = None
             run.replay()
             report.damaged.append((found.sector, found.sectors, found.reason))
             salvage.damaged_at = found.sector
@@ -298,7 +300,8 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
                 trailing += charged
             continue
         end, trailing = found.sector + found.sectors, 0
-        if not _belongs(found.header, volume._tx_label["volume"]):
+        renamed_from = renamed_from if _old_dupopt_delete(found.header, renamed_from) else None
+        if renamed_from is None and not _belongs(found.header, volume._tx_label["volume"]):
             run.replay()
             if not _renamed_unread(volume, tx, found.header, named):
                 report.damaged.append((found.sector, found.sectors, "a record of another volume"))
@@ -312,14 +315,20 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
             events.append(("left out", model.name_key(found.header.body["path"])))
         tx.expect(found)
         clock.micros = _time_of(found.header) or clock.micros  # a CONTROL record has no time
+        before = volume._tx_label["volume"]
         try:
-            _apply(volume, tx, found.header, salvage)
+            if renamed_from is not None:  # an older DUPOPT's DELETE of a version it left out
+                leaving.replay_old_left_out(volume, tx, found.header)
+            else:
+                _apply(volume, tx, found.header, salvage)
         except errors.OptvolError as exc:
             report.damaged.append((found.sector, found.sectors, f"{found.header.kind.name} record not applied: {exc.text}"))
             if found.header.kind in leaving.OF_A_FILE and exc.message_id == "CPF1F22":
                 events.append(("not found", found, report.damaged[-1]))
             continue
         report.records[found.header.kind] += 1
+        if found.header.kind == Kind.LABEL and volume._tx_label["volume"] != before:
+            renamed_from = before
         if found.header.kind == Kind.RENAME:
             events.append(("moved", model.name_key(found.header.body["from"]), model.name_key(found.header.body["to"])))
     run.replay()
@@ -378,6 +387,16 @@ def _belongs(header, current: str) -> bool:
     if header.kind == Kind.LABEL:
         return volume in (current, (header.body.get("label") or {}).get("volume"))
     return volume == current
+
+
+def _old_dupopt_delete(header, renamed_from: str | None) -> bool:
+    """Whether ``header`` is a DELETE record an optvol before commit 6819782 wrote for a live
+    version DUPOPT ALWMEDERR(*FILE) left out: under its source's ID (``renamed_from``, the
+    ID the duplicate's LABEL record had just replaced), among the DELETE records right after
+    that LABEL record, without ``left_out`` (hunt28f F1: recover skipped them as another
+    volume's and brought the damaged versions back; CHKOPTVOL called the duplicate damaged)."""
+    return (renamed_from is not None and header.kind == Kind.DELETE and "left_out" not in header.body
+            and header.body.get("volume") == renamed_from)
 
 
 def _time_of(header) -> int:

@@ -16,7 +16,7 @@ version was left out (``done_before_left_out``).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from optvol import errors, model
 from optvol.image import replay
@@ -305,3 +305,17 @@ def replay_left_out(volume: Volume, tx, header) -> None:
     # LostVersions found its path; here when that could not be found).
     if body.get("left_out_live"):
         retire_live(volume, tx, parts)
+
+
+def replay_old_left_out(volume: Volume, tx, header) -> None:
+    """A DELETE record an optvol before commit 6819782 wrote for a live version DUPOPT
+    ALWMEDERR(*FILE) left out (under the source's ID, without ``left_out``: recovery's
+    ``_old_dupopt_delete``): that DUPOPT dropped the live version at its path from the
+    duplicate's index outright, and so does the replay (hunt28f F1)."""
+    parts = volume._parts(header.body["path"])
+    directory = volume._need_dir(parts[:-1])
+    row = volume.image.conn.execute("SELECT version FROM files WHERE dir = ? AND name_key = ? AND live = 1",
+                                    (directory.id, model.name_key(parts[-1]))).fetchone()
+    if row is None:
+        raise errors.error("CPF1F22", path=header.body["path"], volume=volume.id)
+    replay_left_out(volume, tx, replace(header, body={**header.body, "left_out": row[0], "left_out_live": True}))
