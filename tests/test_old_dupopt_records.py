@@ -1,14 +1,22 @@
-"""A duplicate DUPOPT ALWMEDERR(*FILE) made before commit 6819782 (2026-12-06) wrote the
+"""Duplicates DUPOPT ALWMEDERR(*FILE) made by an older optvol, read by today's.
+
+A duplicate made before commit 6819782 (2026-12-06) wrote the
 DELETE record of each live version it left out under its SOURCE's ID, right after the LABEL
 record that named the duplicate, and without ``left_out`` (hunt28f F1). Today's recover and
 CHKOPTVOL must read such an archive as that optvol left it: CHKOPTVOL called the fresh
 duplicate damaged ("a record of another volume", exit 7) and recover brought the damaged
-versions back as live files."""
+versions back as live files.
+
+One made before 4125b2b wrote ``left_out`` without ``left_out_at`` (hunt28f F2): a file
+deleted and written again has two versions of that number, and recover dropped the sound
+one and kept the damaged live one it was told to leave out."""
 from __future__ import annotations
 
 import hashlib
 import os
 import sqlite3
+
+import pytest
 
 from conftest import make_volume
 from integrity_helpers import flip, volume_dir
@@ -55,5 +63,49 @@ def test_a_duplicate_an_older_dupopt_left_a_live_file_out_of_reads_as_it_was_mad
     with library.open("D") as volume:
         assert volume.listdir("/") == ["keep"]
         assert volume.read_bytes("/keep") == b"a sound file"
+    [result] = chkoptvol(library, vol="D")
+    assert result.damaged == []
+
+
+def _without_left_out_at(library, vol: str) -> int:
+    """Rewrite each left-out DELETE record of ``vol`` as an optvol before 4125b2b wrote it."""
+    fd = os.open(volume_dir(library.root, vol) / "data.opv", os.O_RDWR)
+    try:
+        found = [f for f in replay.scan(fd, 2048) if f.header and f.header.kind == records.Kind.DELETE
+                 and "left_out" in f.header.body]
+        for f in found:
+            body = {k: f.header.body[k] for k in ("volume", "path", "time", "left_out")}
+            raw = records.write_header(kind=records.Kind.DELETE, sequence=f.header.sequence, body=body, payload_size=0,
+                                       payload_sha256=hashlib.sha256(b"").digest(), sector_size=2048)
+            assert len(raw) == f.sectors * 2048
+            os.pwrite(fd, raw, f.sector * 2048)
+    finally:
+        os.close(fd)
+    return len(found)
+
+
+@pytest.mark.parametrize("damaged", [0, 1], ids=["deleted-version", "live-version"])
+def test_a_left_out_version_whose_number_a_later_file_reuses_is_the_damaged_one(library, clock, damaged):
+    make_volume(library, "P")
+    with library.open("P") as volume:
+        volume.write_bytes("/g", b"first life of g")
+        volume.remove("/g")
+        volume.write_bytes("/g", b"second life of g, the live one")
+    conn = sqlite3.connect(f"file:{volume_dir(library.root, 'P') / 'index.sqlite'}?mode=ro", uri=True)
+    places = conn.execute("SELECT sector, header_sectors, version FROM files WHERE name = 'g' ORDER BY id").fetchall()
+    conn.close()
+    assert [p[2] for p in places] == [1, 1]
+    first, head, _ = places[damaged]
+    flip(volume_dir(library.root, "P") / "data.opv", (first + head) * 2048 + 3)
+    outcome = dupopt(library, fromvol="P", tovol="D", now=clock(), allow_media_errors=True)
+    assert len(outcome.left_out) == 1
+    assert _without_left_out_at(library, "D") == 1
+    [result] = chkoptvol(library, vol="D")
+    assert result.damaged == []
+    assert recover(library, vol="D").damaged == []
+    with library.open("D") as volume:
+        assert volume.exists("/g") == (damaged == 0)
+        if damaged == 0:
+            assert volume.read_bytes("/g") == b"second life of g, the live one"
     [result] = chkoptvol(library, vol="D")
     assert result.damaged == []

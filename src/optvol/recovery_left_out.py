@@ -16,6 +16,7 @@ version was left out (``done_before_left_out``).
 from __future__ import annotations
 
 import bisect
+import hashlib
 from dataclasses import dataclass, replace
 
 from optvol import errors, model
@@ -288,9 +289,10 @@ def replay_left_out(volume: Volume, tx, header) -> None:
     conn, key = volume.image.conn, model.name_key(parts[-1])
     if extent:
         row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE sector = ?", (extent[0],)).fetchone()
-    else:
-        row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND version = ?",
-                           (directory.id, key, body["left_out"])).fetchone()
+    else:  # a name deleted and written again has two versions of that number: the damaged one (hunt28f F2)
+        rows = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND version = ?",
+                            (directory.id, key, body["left_out"])).fetchall()
+        row = next((r for r in rows if len(rows) > 1 and _data_damaged(volume, FileRow(*r))), rows[0] if rows else None)
     if row is not None:
         version = FileRow(*row)
         if volume._udf and conn.execute("SELECT live FROM files WHERE id = ?", (version.id,)).fetchone()[0]:
@@ -319,3 +321,15 @@ def replay_old_left_out(volume: Volume, tx, header) -> None:
     if row is None:
         raise errors.error("CPF1F22", path=header.body["path"], volume=volume.id)
     replay_left_out(volume, tx, replace(header, body={**header.body, "left_out": row[0], "left_out_live": True}))
+
+
+def _data_damaged(volume: Volume, row: FileRow) -> bool:
+    """Whether the data of version ``row`` does not read back as its SHA-256 says: of two
+    versions of one number, the one DUPOPT left out (a DELETE record without ``left_out_at``)."""
+    digest = hashlib.sha256()
+    try:
+        for chunk in volume.image.payload_chunks(sector=row.sector, header_sectors=row.header_sectors, size=row.size):
+            digest.update(chunk)
+    except errors.DamagedError:
+        return True
+    return digest.digest() != row.sha256
