@@ -109,3 +109,43 @@ def test_a_left_out_version_whose_number_a_later_file_reuses_is_the_damaged_one(
             assert volume.read_bytes("/g") == b"second life of g, the live one"
     [result] = chkoptvol(library, vol="D")
     assert result.damaged == []
+
+
+def test_a_backup_duplicate_an_older_dupopt_made_forgets_the_ranges_that_claimed_a_left_out_file(
+        library, clock, monkeypatch):
+    """A *BACKUP duplicate DUPOPT ALWMEDERR(*FILE) made before 2026-12-06 (d74cbd7) kept the
+    ranges that claimed the file it left out, with no control record to forget them (hunt28f
+    F3): *CHANGED then never copied the file again, CHKOPTVOL said sound and recover kept
+    them. The replay of its left-out DELETE forgets the directory's range and the volume's,
+    as today's DUPOPT's control records do: CHKOPTVOL names the ranges, recover forgets
+    them, and the next *CHANGED copies the file."""
+    from optvol.copying import CopyRequest, cpyopt
+    from optvol.model import VolumeType
+    from optvol.privileged import PrivilegedWriter
+
+    make_volume(library, "P")
+    make_volume(library, "B", type=VolumeType.BACKUP)
+    with library.open("P") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/g.txt", b"the file whose copy is damaged")
+        volume.write_bytes("/D/k.txt", b"a sound file")
+    request = CopyRequest(fromvol="P", frompath="/", tovol="B", totype=VolumeType.BACKUP, cpysubdir=True,
+                          sltfile="*ALL")
+    assert cpyopt(library, request, now=clock()).failures == []
+    conn = sqlite3.connect(f"file:{volume_dir(library.root, 'B') / 'index.sqlite'}?mode=ro", uri=True)
+    first, head = conn.execute("SELECT sector, header_sectors FROM files WHERE name = 'g.txt'").fetchone()
+    conn.close()
+    flip(volume_dir(library.root, "B") / "data.opv", (first + head) * 2048 + 3)
+    monkeypatch.setattr(PrivilegedWriter, "forget_ranges", lambda self, **kwargs: None)  # as that DUPOPT wrote
+    assert [d.path for d in dupopt(library, fromvol="B", tovol="BDUP", now=clock(), allow_media_errors=True).left_out] \
+        == ["/D/g.txt"]
+    monkeypatch.undo()
+    [result] = chkoptvol(library, vol="BDUP")
+    assert result.damaged and all("seen" in damage.path or "seen" in damage.reason for damage in result.damaged)
+    assert recover(library, vol="BDUP").damaged == []
+    assert chkoptvol(library, vol="BDUP")[0].damaged == []
+    changed = CopyRequest(fromvol="P", frompath="/", tovol="BDUP", totype=VolumeType.BACKUP, cpysubdir=True)
+    assert cpyopt(library, changed, now=clock()).copied == 1
+    with library.open("P") as primary, library.open("BDUP") as backup:
+        assert sorted(info.path for info in backup.iter_files("/", recursive=True)) == ["/D/g.txt", "/D/k.txt"]
+        assert primary.stat("/D/g.txt").size == backup.stat("/D/g.txt").size

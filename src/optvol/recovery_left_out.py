@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from optvol import errors, model
 from optvol.image import replay
 from optvol.image.records import Kind
+from optvol.model import VolumeType
 from optvol.volume import Volume
 from optvol.volume_rows import FILE_COLUMNS, FileRow, count_live
 
@@ -295,18 +296,33 @@ def replay_left_out(volume: Volume, tx, header) -> None:
         row = next((r for r in rows if len(rows) > 1 and _data_damaged(volume, FileRow(*r))), rows[0] if rows else None)
     if row is not None:
         version = FileRow(*row)
-        if volume._udf and conn.execute("SELECT live FROM files WHERE id = ?", (version.id,)).fetchone()[0]:
+        live = bool(conn.execute("SELECT live FROM files WHERE id = ?", (version.id,)).fetchone()[0])
+        if volume._udf and live:
             tx.free(version.sectors(volume.image.sector_size))  # as leave_out
         volume._drop_version(version)
-        return
-    if not extent:
+    elif not extent:
         raise errors.error("CPF1F22", path=f"{body['path']} (version {body['left_out']})", volume=volume.id)
-    # Its record is the damage it was left out for, so it never entered this index. If it
-    # was live, it is the last version of its name, and the version it replaced, still
-    # live here, stopped being live when it was written (at its damaged record, where
-    # LostVersions found its path; here when that could not be found).
-    if body.get("left_out_live"):
-        retire_live(volume, tx, parts)
+    else:
+        # Its record is the damage it was left out for, so it never entered this index. If it
+        # was live, it is the last version of its name, and the version it replaced, still
+        # live here, stopped being live when it was written (at its damaged record, where
+        # LostVersions found its path; here when that could not be found).
+        live = bool(body.get("left_out_live"))
+        if live:
+            retire_live(volume, tx, parts)
+    if live and volume.image.label()["type"] == VolumeType.BACKUP:
+        _forget(conn, directory.id)
+
+
+def _forget(conn, dir_id: int) -> None:
+    """A backup's range of the directory that lost its live version, and the volume's, hold
+    nothing for certain (``backup_seen`` NULL), as DUPOPT's control records that follow its
+    left-out DELETE records say (PrivilegedWriter.leave_out): an optvol before 2026-12-06
+    wrote none, and the duplicate's ranges claimed the file left out, which *CHANGED then
+    never copied again (hunt28f F3). CHKOPTVOL names such a duplicate's ranges; recover
+    forgets them."""
+    conn.execute("UPDATE dirs SET backup_seen = NULL WHERE id = ? AND backup_end IS NOT NULL", (dir_id,))
+    conn.execute("UPDATE label SET backup_seen = NULL WHERE backup_end IS NOT NULL")
 
 
 def replay_old_left_out(volume: Volume, tx, header) -> None:
