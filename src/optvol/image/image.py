@@ -516,13 +516,14 @@ class VolumeImage:
             raise
         try:
             self.conn.execute("COMMIT")
-        except BaseException:  # a full disk or an I/O error at the commit: SQLite may have rolled back
+        except BaseException as exc:  # a full disk or an I/O error at the commit: SQLite may have rolled back
             if self.conn.in_transaction:  # or not; a connection a program keeps must not stay inside it
                 with contextlib.suppress(errors.OptvolError, sqlite3.Error):
                     self.conn.execute("ROLLBACK")
-            with contextlib.suppress(Exception):  # what was appended lies past the committed end, wherever that
-                self._cut_tail_if_idle()  # is: cut under the write lock (a full disk gets it back), or by the next writer
-            raise
+            own = tx.committed_end if isinstance(exc, errors.VolumeFullError) else None  # a log frame the full
+            with contextlib.suppress(Exception):  # disk tore is this commit's, not a damaged log's lost commits
+                self._cut_tail_if_idle(own=own)  # what was appended lies past the committed end, wherever that
+            raise  # is: cut under the write lock (a full disk gets it back), or by the next writer
         finally:
             self._write_begun = self.conn.in_transaction
         self.volume = tx.volume  # a LABEL it committed may have renamed the volume (DUPOPT's copy)
@@ -534,11 +535,14 @@ class VolumeImage:
         with self._write_lock("waiting for its writers"):
             pass
 
-    def _cut_tail_if_idle(self, *, log_lost: bool = False) -> None:
+    def _cut_tail_if_idle(self, *, log_lost: bool = False, own: int | None = None) -> None:
         """Cut a torn tail now if no writer is active (a writer's tail is its own). Not a tail
         that may hold commits (``log_lost``: the index had no log, ``-wal``, before this open,
         as in a copy that left it out, where a writer that died leaves one, and the tail begins
-        with this volume's next record): OPV0201, recover brings them back."""
+        with this volume's next record): OPV0201, recover brings them back. ``own``: the
+        committed end of this process's transaction whose COMMIT the full disk refused; while
+        the index still ends there, the tail (and a log frame torn with it) is that
+        transaction's, cut without that check (it was reported as nothing changed)."""
         if self.data.size_sectors() <= self.meta("committed_end"):
             return
         self.conn.execute("PRAGMA busy_timeout = 0")
@@ -550,7 +554,8 @@ class VolumeImage:
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         try:
             committed = self.meta("committed_end")
-            self._keep_commits(committed, log_lost=log_lost)
+            if committed != own:
+                self._keep_commits(committed, log_lost=log_lost)
             self.data.truncate(committed)
         finally:
             self.conn.execute("COMMIT")
