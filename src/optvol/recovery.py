@@ -82,6 +82,8 @@ def recover(library: Library, *, vol: str) -> RecoveryReport:
         try:
             if locks.linked(directory, image_mod.OWN_FILES):  # its tail cut, its index replaced: the copy's too
                 raise errors.error("OPV0016", volume=volume_id, operation=f"recovering volume {volume_id}")
+            if not os.access(data_path, os.W_OK):  # its lock may be written, its data partition not (mode 0444):
+                raise errors.error("OPV0011", volume=volume_id, operation=f"recovering volume {volume_id}")
             _refuse_a_newer_index(directory / image_mod.INDEX_FILE, volume_id)
             return _rebuild(directory, volume_id)
         except (OSError, sqlite3.Error, errors.DamagedError) as exc:  # the host failed the new index

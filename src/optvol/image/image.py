@@ -77,6 +77,17 @@ def _log_without_shared_memory(path: Path, *, wait: float = 0.0) -> bool:
     return False
 
 
+def _unwritable(directory: Path, index: Path) -> str | None:
+    """"access" where this user may write the lock but not the index or the data partition
+    (their modes made 0444): read as "access" is, through a private copy of the index, since
+    SQLite would leave its -wal and -shm, this user's, in a directory it may write, and the
+    owner could then no longer write the volume (OPV0011)."""
+    for path in (index, directory / DATA_FILE):
+        if path.exists() and not os.access(path, os.W_OK):
+            return "access"
+    return None
+
+
 def index_root(conn: sqlite3.Connection, *, created: int, sector: int) -> None:
     """The root directory's row, for the DIRECTORY record of "/" at ``sector``."""
     conn.execute(
@@ -163,7 +174,8 @@ class VolumeImage:
         # An image is only read (no migration, no tail cut; every write refused) on a read-only file
         # system ("fs": no lock then), by a user who may not write it ("access"), and on a full one
         # without room for SQLite's shared-memory file ("full", see _open_index).
-        self._read_only_because = because = because or locks.linked(self.directory, OWN_FILES)
+        self._read_only_because = because = because or locks.linked(self.directory, OWN_FILES) or (
+            _unwritable(self.directory, index_path) if lock else None)
         self._lock_fd = -1 if lock_fd is None else lock_fd
         self._snapshot_dir: Path | None = None
         if because in ("access", "links"):
