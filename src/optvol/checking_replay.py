@@ -73,15 +73,16 @@ def index_differences(volume: Volume, *, named: frozenset[int] = frozenset()) ->
         raise _scratch_failed(volume, exc) from None
     with scratch, _held_index(volume) as index:
         directory = Path(scratch.name) / f"{volume.id}.optvol"
+        label = recovery.first_label(volume.image.directory)  # (the volume's own damage is its own error)
         try:
             directory.mkdir()
             os.symlink(os.path.abspath(volume.image.directory / image_mod.DATA_FILE), directory / image_mod.DATA_FILE)
-            recovery.new_index(directory / recovery.BUILDING_INDEX, recovery.first_label(volume.image.directory))
+            recovery.new_index(directory / recovery.BUILDING_INDEX, label)
             image = image_mod.VolumeImage(directory, index_file=recovery.BUILDING_INDEX, lock=False, cut_tail=False,
                                           data_read_only=True)
             image.conn.cursor_class = PrivateCursor  # (this thread's alone)
-        except (OSError, sqlite3.Error) as exc:
-            raise _scratch_failed(volume, exc) from None
+        except (OSError, sqlite3.Error, errors.DamagedError, errors.VolumeFullError) as exc:  # the scratch
+            raise _scratch_failed(volume, exc) from None  # index's: SQLite that cannot make its -wal (no inode)
         try:
             stop = schema.number(index.execute("SELECT value FROM meta WHERE key = 'committed_end'").fetchone(),
                                  "committed_end", volume.id)
@@ -134,6 +135,8 @@ def _held_index(volume: Volume) -> Iterator[sqlite3.Connection]:
 
 
 def _scratch_failed(volume: Volume, exc: BaseException) -> errors.OptvolError:
+    if isinstance(exc, errors.OptvolError) and isinstance(exc.__context__, sqlite3.Error):
+        exc = exc.__context__  # SQLite's own words, not the volume error the index's cursor made of them
     return errors.error("OPV0006", library=volume.image.directory.parent, reason=(
         f"CHKOPTVOL replays volume {volume.id}'s records into a scratch index in the temporary directory"
         f" ($TMPDIR), and the host failed it ({getattr(exc, 'strerror', None) or exc})"))
