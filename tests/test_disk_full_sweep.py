@@ -4,7 +4,6 @@ same command succeeds once there is room. Needs the right to mount a tmpfs (skip
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
