@@ -384,6 +384,7 @@ class _Copier:
         self._group: ExitStack | None = None  # the open group transaction, if any
         self._group_dirs = 0  # directories done in it
         self._uncommitted = self._uncommitted_bytes = 0  # files written in it, and their bytes
+        self._committed = False  # a group of this run committed (its files, its claim, its ranges)
         self._written = 0  # files written by this request, committed or not
         self._prehash = _Prehash(source)
         self.seen = 0  # the source's changed_high as the request begins (backup.Range.seen)
@@ -414,7 +415,7 @@ class _Copier:
         if self._group is not None:
             group, self._group = self._group, None
             group.close()
-            self._id_committed = self.request_id != 0
+            self._id_committed, self._committed = self.request_id != 0, True
         self.result.copied += self._uncommitted
         self.result.bytes_copied += self._uncommitted_bytes
         self._uncommitted = self._uncommitted_bytes = 0
@@ -469,6 +470,9 @@ class _Copier:
             self._abandon(exc)
             if self.plan.to_backup:
                 self._log_ended(exc)
+            if isinstance(exc, errors.VolumeFullError) and self._committed:  # not "nothing was changed" (hunt28a F6)
+                raise errors.error("OPV0209", volume=self.target.id, reason=errors.cause(exc),
+                                   copied=self.result.copied) from exc
             raise
         self._commit()
         return self.result
