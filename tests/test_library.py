@@ -132,6 +132,36 @@ def test_a_full_disk_at_the_library_s_own_files_changes_nothing(tmp_path, monkey
     assert [p.name for p in (library.root / ".tmp").iterdir()] == []
 
 
+def test_a_full_disk_after_chgoptvol_changed_the_label_says_so(tmp_path, monkeypatch):
+    """CHGOPTVOL TEXT with AUTL whose label committed but whose list the full disk kept from
+    being written: OPV0209 (exit 6) says the label changed and the next command sets the
+    list; OPV0203 said "nothing was changed" (hunt28a F7). The next command sets it."""
+    import errno
+
+    from conftest import make_volume
+    from optvol.change_volume import chgoptvol
+
+    library = Library(tmp_path / "lib", clock=FakeClock())
+    make_volume(library, "PVOL1")
+    real_replace = os.replace
+
+    def full(source, target):
+        if os.path.basename(source).startswith("autl-"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(errors.VolumeFullError) as caught:
+        chgoptvol(library, vol="PVOL1", text="new text", autl="QRCLAUTL")
+    assert caught.value.message_id == "OPV0209" and caught.value.exit_code == 6
+    assert "nothing was changed" not in caught.value.text and "label changed" in caught.value.text
+    monkeypatch.setattr(os, "replace", real_replace)
+    again = Library(tmp_path / "lib", clock=FakeClock())
+    with again.open("PVOL1") as volume:
+        assert volume.info().text == "new text"
+    assert again.autl("PVOL1") == "QRCLAUTL"
+
+
 def test_a_file_is_not_a_library(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(errors.InvalidError) as info:

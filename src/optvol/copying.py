@@ -471,8 +471,9 @@ class _Copier:
             if self.plan.to_backup:
                 self._log_ended(exc)
             if isinstance(exc, errors.VolumeFullError) and self._committed:  # not "nothing was changed" (hunt28a F6)
-                raise errors.error("OPV0209", volume=self.target.id, reason=errors.cause(exc),
-                                   copied=self.result.copied) from exc
+                raise errors.error("OPV0209", volume=self.target.id, reason=errors.cause(exc), done=(
+                    f"CPYOPT ended, and what the groups it committed before wrote stays ({self.result.copied} file(s)"
+                    " copied)")) from exc
             raise
         self._commit()
         return self.result

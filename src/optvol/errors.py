@@ -145,7 +145,7 @@ _MESSAGE_LIST = [
     Message("OPV0201", DamagedError, "Volume {volume} is damaged: {reason}."),
     Message("OPV0202", DamagedError, "Volume image {path!r} has index schema {found}, written by a newer optvol; this optvol reads up to {supported}."),
     Message("OPV0203", VolumeFullError, "Volume {volume} cannot be written: {reason}; nothing was changed."),
-    Message("OPV0209", VolumeFullError, "Volume {volume} cannot be written: {reason}; CPYOPT ended, and what the groups it committed before wrote stays ({copied} file(s) copied)."),
+    Message("OPV0209", VolumeFullError, "Volume {volume} cannot be written: {reason}; {done}."),
     Message("OPV0204", DamagedError, "Input/output error on volume {volume}: {reason}."),
     Message("OPV0206", DamagedError, "Volume {volume} has {count} damaged item(s): {reason}."),
     Message("OPV0207", CompletedWithErrors, "Volume {volume} recovered; {count} damaged region(s) of its data partition were skipped."),

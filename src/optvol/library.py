@@ -568,7 +568,11 @@ class Library:
             elif committed:  # the label changed after all: so does the list
                 self._finish_autl({volume_id: name})
             raise
-        self._finish_autl({volume_id: name})
+        try:
+            self._finish_autl({volume_id: name})
+        except errors.VolumeFullError as exc:  # the label changed: not "nothing was changed" (hunt28a F7)
+            raise errors.error("OPV0209", volume=volume_id, reason=errors.cause(exc), done=(
+                "its label changed, and the next command sets its authorization list from the library's journal")) from None
 
     def _finish_autl(self, changes: dict[str, str | None]) -> None:
         """Set the list of a journal whose label this process has committed, then drop it."""
