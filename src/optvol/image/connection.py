@@ -27,6 +27,9 @@ def _index_error(exc: Exception, where: str) -> Exception:
     malformed", undecodable text); it must be the damaged-data error (exit 7), never a
     traceback. Lock contention stays SQLite's own error, which the callers turn into
     "in use"; a constraint or programming error is a bug and stays as it is."""
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed database" in str(exc):
+        # closed by another thread while this one waited for it: a closed volume's ValueError (hunt28g F2)
+        return ValueError(f"I/O operation on closed volume {where}")
     if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
         return exc
     text = str(exc)
@@ -212,29 +215,49 @@ class Owner:
     transaction open."""
 
     def __init__(self, where: str = "?"):
-        self._lock = threading.RLock()
+        # Re-entered by its holder without a second acquire of the C lock (``_depth``): a
+        # Ctrl-C that Python raises as the C lock's acquire returns, before the ``with`` has
+        # begun, is undone by ``acquire`` only when it can tell the lock was taken by that call
+        # (hunt28g F3: the main thread kept it after a KeyboardInterrupt, every other thread
+        # waited for ever).
+        self._lock = threading.RLock()  # (for ``_is_owned``: taken once, by its holder)
+        self._holder: int | None = None
+        self._depth = 0  # the holder's holds; changed only by the holder
         self.where = where
         self.body: _Body | None = None  # the user's batch or snapshot block that holds it
 
     def acquire(self, blocking: bool = True) -> bool:
-        if self._lock.acquire(False):
+        me = threading.get_ident()
+        if self._holder == me:
+            self._depth += 1
             return True
-        if not blocking:
-            return False
-        body = self.body
-        if (body is not None and body.thread != threading.get_ident() and any(mine is body for mine in _INSIDE.get())
-                and not _runs(body)):
-            raise errors.error("OPV0018", volume=self.where)
-        return self._lock.acquire()
+        try:
+            if not self._lock.acquire(False):
+                if not blocking:
+                    return False
+                body = self.body
+                if (body is not None and body.thread != me and any(mine is body for mine in _INSIDE.get())
+                        and not _runs(body)):
+                    raise errors.error("OPV0018", volume=self.where)
+                self._lock.acquire()
+            self._holder, self._depth = me, 1
+        except BaseException:
+            if self._holder != me and self._lock._is_owned():
+                self._lock.release()  # taken by this call, then interrupted as the acquire returned
+            raise
+        return True
 
     def release(self) -> None:
-        self._lock.release()
+        self._depth -= 1
+        if self._depth == 0:
+            self._holder = None
+            self._lock.release()
 
     def __enter__(self) -> None:
         self.acquire()
 
     def __exit__(self, *exc: object) -> None:
-        self._lock.release()
+        self.release()
 
     @contextlib.contextmanager
     def body_of(self, frames: list) -> Iterator[None]:
@@ -328,7 +351,10 @@ class IndexConnection(sqlite3.Connection):
     cursor_class: type[sqlite3.Cursor] = _Cursor  # PrivateCursor for an index this thread alone reads
 
     def cursor(self, factory=None):
-        return super().cursor(factory or self.cursor_class)
+        try:
+            return super().cursor(factory or self.cursor_class)
+        except sqlite3.ProgrammingError as exc:  # closed (by another thread, say): ValueError
+            raise _index_error(exc, self.where) from None
 
     def execute(self, *args):
         return self.cursor().execute(*args)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from optvol import errors
 from optvol.image import locks, records, schema, wal
-from optvol.image.connection import BUSY_TIMEOUT_MS, Closed, connect_index, log_size, unopened_because
+from optvol.image.connection import BUSY_TIMEOUT_MS, Closed, Owner, connect_index, log_size, unopened_because
 from optvol.image.datapart import DataPartition, fsync_dir
 from optvol.image.locks import lock_exclusive, open_lock, read_only_error
 from optvol.image.records import Kind
@@ -373,7 +373,25 @@ class VolumeImage:
             image.close()
         fsync_dir(directory)
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
+        """Close the image; another thread's write or snapshot under way on its connection
+        ends first, as a file's close waits for a write in progress (hunt28g F1: closed under
+        a batch, the batch's appended records outlived the index's log, and the next open
+        found the volume damaged, and recover brought half the failed batch back). ``wait``
+        False (the collector's close): if another thread holds it, close at once."""
+        conn = getattr(self, "conn", None)  # (a Closed one raises for any attribute)
+        owner = conn.owner if isinstance(conn, sqlite3.Connection) else None
+        if not isinstance(owner, Owner) or os.getpid() != getattr(self, "pid", os.getpid()):
+            self._close()
+            return
+        held = owner.acquire(blocking=wait)
+        try:
+            self._close()
+        finally:
+            if held:
+                owner.release()
+
+    def _close(self) -> None:
         if isinstance(getattr(self, "data", None), DataPartition):
             if self._cuts_tails and not self.read_only and os.getpid() == self.pid and not self._write_begun:
                 with contextlib.suppress(Exception):  # a tail a refused rollback could not cut: cut now, not left
@@ -386,7 +404,7 @@ class VolumeImage:
 
     def __del__(self) -> None:  # a volume dropped unclosed keeps no descriptor (and no lock) for long
         with contextlib.suppress(Exception):
-            self.close()
+            self.close(wait=False)
 
     def _release(self) -> None:
         forked = os.getpid() != getattr(self, "pid", os.getpid())  # the parent's to close, not a child's

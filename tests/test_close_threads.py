@@ -1,0 +1,118 @@
+"""A Volume closed by one thread while another writes or waits to read through it (hunt28g):
+the close waits for the write under way, as a file's close waits for a write in progress,
+and a thread that comes after it meets a closed volume's ValueError."""
+
+from __future__ import annotations
+
+import threading
+
+from conftest import make_volume
+from optvol.checking import chkoptvol
+
+
+def test_close_waits_for_another_threads_batch(library):
+    make_volume(library, "PVOL1")
+    volume = library.open("PVOL1")
+    inside, go_on, outcome = threading.Event(), threading.Event(), []
+
+    def writer():
+        try:
+            with volume.batch():
+                for number in range(3):
+                    volume.write_bytes(f"/B{number}.TXT", bytes([number]) * 300_000)  # appended at once
+                inside.set()
+                go_on.wait(10)
+                volume.write_bytes("/B3.TXT", b"last")
+            outcome.append("committed")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert inside.wait(10)
+    closer = threading.Thread(target=volume.close)
+    closer.start()
+    closer.join(0.5)
+    waited = closer.is_alive()
+    go_on.set()
+    thread.join(30)
+    closer.join(30)
+    assert waited, "close() returned while another thread's batch was open"
+    assert outcome == ["committed"]
+    with library.open("PVOL1") as again:  # was OPV0201: the batch's records past the end, its log gone
+        assert sorted(again.listdir("/")) == ["B0.TXT", "B1.TXT", "B2.TXT", "B3.TXT"]
+    assert [result.damaged for result in chkoptvol(library, vol="PVOL1")] == [[]]
+
+
+def test_a_read_waiting_while_another_thread_closes_gets_value_error(library):
+    make_volume(library, "PVOL1")
+    volume = library.open("PVOL1")
+    inside, go_on, outcomes = threading.Event(), threading.Event(), []
+
+    def writer():
+        with volume.batch():
+            volume.write_bytes("/A.TXT", b"a")
+            inside.set()
+            go_on.wait(10)
+
+    def reader():
+        try:
+            outcomes.append(volume.listdir("/"))
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert inside.wait(10)
+    waiting = [threading.Thread(target=reader) for _ in range(4)]
+    for each in waiting:
+        each.start()
+    closer = threading.Thread(target=volume.close)
+    closer.start()
+    go_on.set()
+    for each in (thread, closer, *waiting):
+        each.join(30)
+    assert len(outcomes) == 4
+    for found in outcomes:  # was sqlite3.ProgrammingError: Cannot operate on a closed database
+        assert found == ["A.TXT"] or isinstance(found, ValueError), repr(found)
+
+
+class _InterruptedAsItReturns:
+    """A lock whose next acquire takes it, then raises KeyboardInterrupt: what Python does
+    when a Ctrl-C's handler runs as the C lock's acquire returns, before the ``with`` begins."""
+
+    def __init__(self, real):
+        self.real, self.armed = real, True
+
+    def acquire(self, *args):
+        taken = self.real.acquire(*args)
+        if taken and self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+        return taken
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_ctrl_c_as_the_volume_lock_is_taken_leaves_it_free_for_other_threads(library):
+    """hunt28g F3: the main thread kept the volume's lock after the KeyboardInterrupt, and
+    every other thread of the program that used the volume waited for ever."""
+    make_volume(library, "PVOL1")
+    volume = library.open("PVOL1")
+    owner = volume.image.conn.owner
+    owner._lock = _InterruptedAsItReturns(owner._lock)
+    try:
+        volume.listdir("/")
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("no KeyboardInterrupt")
+    done = []
+    thread = threading.Thread(target=lambda: done.append(volume.write_bytes("/A.TXT", b"a")), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert done, "another thread waited for the lock the interrupted one kept"
+    assert volume.read_bytes("/A.TXT") == b"a"
+    volume.close()
+
