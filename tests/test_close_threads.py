@@ -116,3 +116,37 @@ def test_a_ctrl_c_as_the_volume_lock_is_taken_leaves_it_free_for_other_threads(l
     assert volume.read_bytes("/A.TXT") == b"a"
     volume.close()
 
+
+def test_another_thread_does_not_open_a_volume_the_library_holds_for_its_replacement(library):
+    """hunt28g F4: while DUPOPT or INZOPT held the target's exclusive lock
+    (``Library.holding``), another thread of the program opened it through the same Library
+    without the open lock, and its writes, acknowledged, vanished with the old image."""
+    from optvol import errors
+
+    make_volume(library, "DVOL1")
+    holding, release, seen = threading.Event(), threading.Event(), []
+
+    def holder():
+        with library.locked(), library.holding("DVOL1"):
+            holding.set()
+            release.wait(10)
+            seen.append("released")
+
+    def other():
+        try:
+            with library.open("DVOL1") as volume:
+                seen.append("opened" if not seen else "opened after")
+                volume.write_bytes("/B.TXT", b"b")
+        except errors.OptvolError as exc:
+            seen.append(exc.message_id)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert holding.wait(10)
+    opener = threading.Thread(target=other)
+    opener.start()
+    opener.join(1.5)  # (an open waits half a second while another has the volume alone)
+    release.set()
+    thread.join(10)
+    opener.join(10)
+    assert seen[0] == "released" or seen[0] == "OPV0004", seen

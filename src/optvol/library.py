@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -69,7 +70,10 @@ class Library:
         self.root = _as_stored(Path(root).absolute())
         self._clock = clock
         self.created = False
-        self._held: dict[Path, int] = {}  # images whose exclusive lock this process holds (holding)
+        # Images whose exclusive lock this process holds (holding): the fd, and the thread that
+        # holds it, which alone opens them without the open lock (hunt28g F4: another thread's
+        # writes went into the image about to be replaced, acknowledged, then gone).
+        self._held: dict[Path, tuple[int, int]] = {}
         self._lock_depth = 0  # locked() sections this process is in
         self.opened: set[Path] = set()  # the volume directories opened through it (an index to look at after a bug)
         try:
@@ -332,7 +336,7 @@ class Library:
             raise errors.error("OPV0002", volume=volume_id, library=self.root)
         self.opened.add(directory)
         try:
-            image = VolumeImage(directory, exclusive=exclusive, lock=directory not in self._held)
+            image = VolumeImage(directory, exclusive=exclusive, lock=not self._holds(directory))
         except errors.OptvolError as exc:  # a file of it gone (SQLite: an I/O error): the volume removed or renamed
             if exc.message_id in ("OPV0006", "OPV0201", "OPV0204") and not directory.is_dir():  # as it was opened
                 raise errors.error("OPV0004", volume=volume_id) from None
@@ -377,14 +381,19 @@ class Library:
         process that opened it in between could make the check stale (write a WORM volume
         that was empty) or write into an image about to go."""
         directory = self._dir(volume)
-        if not directory.is_dir() or directory in self._held:
+        if not directory.is_dir() or self._holds(directory):
             yield
             return
-        self._held[directory] = lock_exclusive(directory, volume=model.volume_id(volume))
+        self._held[directory] = (lock_exclusive(directory, volume=model.volume_id(volume)), threading.get_ident())
         try:
             yield
         finally:
-            os.close(self._held.pop(directory))
+            os.close(self._held.pop(directory)[0])
+
+    def _holds(self, directory: Path) -> bool:
+        """Whether this thread holds ``directory``'s exclusive lock (``holding``)."""
+        held = self._held.get(directory)
+        return held is not None and held[1] == threading.get_ident()
 
     def install(
         self, volume: str, *, replace: bool, label: dict | None = None, previous: str | None = None,
@@ -409,7 +418,7 @@ class Library:
             if old.exists():
                 # Refuses (exit 8) while another process has it open, and keeps every process
                 # out of it until it is swapped out: a write into it would vanish with it.
-                if old not in self._held:
+                if not self._holds(old):
                     held.callback(os.close, lock_exclusive(old, volume=model.volume_id(previous or volume)))
                 renames.append([old.name, f"{TMP}/old-{_token()}"])
             # The authorization list goes with the journal: a renamed volume keeps its list, and a new
