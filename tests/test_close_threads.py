@@ -150,3 +150,33 @@ def test_another_thread_does_not_open_a_volume_the_library_holds_for_its_replace
     thread.join(10)
     opener.join(10)
     assert seen[0] == "released" or seen[0] == "OPV0004", seen
+
+
+def test_another_thread_does_not_see_the_label_of_a_batch_under_way(library):
+    """hunt28g F5: ``Volume.label()`` gave another thread the label a batch had changed and
+    not committed (and then undid), where every other read waits for the batch."""
+    make_volume(library, "PVOL1")
+    volume = library.open("PVOL1")
+    inside, go_on, seen = threading.Event(), threading.Event(), []
+
+    def writer():
+        try:
+            with volume.batch():
+                volume.change_label(text="UNCOMMITTED")
+                inside.set()
+                go_on.wait(10)
+                raise RuntimeError("undone")
+        except RuntimeError:
+            pass
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert inside.wait(10)
+    reader = threading.Thread(target=lambda: seen.append(volume.label()["text"]))
+    reader.start()
+    reader.join(0.5)
+    go_on.set()
+    thread.join(10)
+    reader.join(10)
+    assert seen == [""]
+    volume.close()

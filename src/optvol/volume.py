@@ -81,8 +81,9 @@ class Volume:
     def id(self) -> str:
         return self.label()["volume"]
 
-    def label(self) -> dict:
-        return self._tx_label if self._tx_label is not None else self.image.label()
+    def label(self) -> dict:  # a write's own label; another thread's read waits for that write (hunt28g F5)
+        tx, label = self._tx, self._tx_label
+        return label if label is not None and tx is not None and tx.thread in (None, threading.get_ident()) else self.image.label()
 
     def info(self) -> VolumeInfo:
         """DSPOPT DATA(*VOLATR): the label, space and backup range (DESIGN §4)."""
