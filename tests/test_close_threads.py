@@ -180,3 +180,31 @@ def test_another_thread_does_not_see_the_label_of_a_batch_under_way(library):
     reader.join(10)
     assert seen == [""]
     volume.close()
+
+
+def test_a_write_goes_on_when_another_thread_opens_a_volume_as_it_begins(library, monkeypatch):
+    """hunt28g F6: a write's BEGIN walks the process's connections (a WeakSet) while another
+    thread's open adds one: the write raised RuntimeError ('Set changed size during
+    iteration'). The walk meets that change here, once."""
+    import weakref
+
+    from optvol.image import connection
+
+    class ChangedOnce(weakref.WeakSet):
+        changed = False
+
+        def __iter__(self):
+            if not ChangedOnce.changed:
+                ChangedOnce.changed = True
+                raise RuntimeError("Set changed size during iteration")
+            return super().__iter__()
+
+    make_volume(library, "PVOL1")
+    volume = library.open("PVOL1")
+    registry = ChangedOnce()
+    for each in list(connection._CONNECTIONS):
+        registry.add(each)
+    monkeypatch.setattr(connection, "_CONNECTIONS", registry)
+    volume.write_bytes("/A.TXT", b"a")
+    assert ChangedOnce.changed and volume.read_bytes("/A.TXT") == b"a"
+    volume.close()

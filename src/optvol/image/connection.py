@@ -378,13 +378,23 @@ class IndexConnection(sqlite3.Connection):
 _CONNECTIONS: weakref.WeakSet[IndexConnection] = weakref.WeakSet()
 
 
+def _registered() -> list[IndexConnection]:
+    """The process's open connections: a WeakSet another thread adds to (an open) while it is
+    walked raises RuntimeError, which a write's BEGIN raised (hunt28g F6): walked again."""
+    while True:
+        try:
+            return list(_CONNECTIONS)
+        except RuntimeError:  # ("Set changed size during iteration")
+            continue
+
+
 def _refuse_waiting_for_oneself(connection: IndexConnection) -> None:
     """OPV0014 when this thread already holds the write lock of the same index through
     another connection (a program that opened the volume twice and writes through one
     inside the other's batch): SQLite would let it wait for itself, 60 s, then OPV0004. A
     BEGIN IMMEDIATE that does not wait (opening a volume looks for an idle writer) goes on."""
     me = threading.get_ident()
-    for other in list(_CONNECTIONS):
+    for other in _registered():
         if other is connection or other.writer != me:
             continue
         try:
@@ -422,7 +432,7 @@ class _Forked:
 
 def _unlocked_in_child() -> None:
     """A forked child's connections refuse every statement (``_Forked``)."""
-    for connection in list(_CONNECTIONS):
+    for connection in _registered():
         connection.owner, connection.writer = _Forked(connection.where), None
 
 
@@ -430,7 +440,7 @@ def adopt_in_child() -> None:
     """The parent's connections serve a child again: only for CPYOPT's read-ahead child
     (``copy_readahead``), forked while its parent runs no other thread and holds no
     transaction, which reads committed state and leaves with ``os._exit``."""
-    for connection in list(_CONNECTIONS):
+    for connection in _registered():
         connection.owner = Owner(connection.where)
 
 
