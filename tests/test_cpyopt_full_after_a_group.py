@@ -64,3 +64,52 @@ def test_a_run_full_in_its_first_group_changed_nothing(library, monkeypatch):
     assert result.rc == 6 and "OPV0203" in result.err and "nothing was changed" in result.err, result.err
     with library.open("B") as target:
         assert list(target.iter_files("/", recursive=True)) == [] and target.label()["primary_volume"] is None
+
+
+@pytest.mark.parametrize("totype", [VolumeType.BACKUP, VolumeType.PRIMARY])
+def test_a_full_disk_at_the_last_groups_commit_says_what_stays(library, monkeypatch, totype):
+    # The last group commits after the copy loop (_Copier.run): a full disk at that commit,
+    # after earlier groups committed, said OPV0203 "nothing was changed" (rev28h F1), and a
+    # backup's history got no *ENDED entry for the run that changed it.
+    from optvol.copying import CopyRequest, cpyopt
+    from optvol.image.transaction import Transaction
+
+    make_volume(library, "P")
+    with library.open("P") as volume:
+        for i in range(5):
+            volume.mkdir(f"/D{i}")
+            volume.write_bytes(f"/D{i}/f", b"x" * 100)
+    monkeypatch.setattr(copying, "BATCH_FILES", 2)
+    real, finished = Transaction.finish, []
+
+    def counting(self, now):
+        if self.image.volume.startswith("T"):
+            finished.append(self.image.volume)
+        return real(self, now)
+
+    monkeypatch.setattr(Transaction, "finish", counting)
+    make_volume(library, "T1", type=totype)
+    request = CopyRequest(fromvol="P", frompath="/", tovol="T1", totype=totype, cpysubdir=True)
+    cpyopt(library, request, now=library._clock())  # how many transactions a whole run commits
+    last = len(finished)
+
+    def full_at_the_last(self, now):
+        if self.image.volume == "T2":
+            finished.append(self.image.volume)
+            if finished.count("T2") == last:
+                raise errors.host_write_error(OSError(errno.ENOSPC, "No space left on device"), "T2")
+        return real(self, now)
+
+    monkeypatch.setattr(Transaction, "finish", full_at_the_last)
+    make_volume(library, "T2", type=totype)
+    request = CopyRequest(fromvol="P", frompath="/", tovol="T2", totype=totype, cpysubdir=True)
+    with pytest.raises(errors.VolumeFullError) as raised:
+        cpyopt(library, request, now=library._clock())
+    assert raised.value.message_id == "OPV0209" and "nothing was changed" not in raised.value.text, raised.value.text
+    monkeypatch.setattr(Transaction, "finish", real)
+    with library.open("T2") as target:
+        kept = [info.path for info in target.iter_files("/", recursive=True)]
+        assert kept and f"({len(kept)} file(s) copied)" in raised.value.text
+        if totype is VolumeType.BACKUP:  # the run that changed it is in its history (*ENDED)
+            outcomes = target.image.conn.execute("SELECT outcome, copied FROM requests").fetchall()
+            assert outcomes == [("*ENDED", len(kept))], outcomes

@@ -463,6 +463,7 @@ class _Copier:
                 # Inside the try: a Ctrl-C as it waits for the hashing threads undoes the open
                 # group too (it left the target with records past its committed end: hunt27o F1).
                 self._prehash.close()
+            self._commit()  # inside too: a full disk at the last group's commit is OPV0209 (rev28h F1)
         except _ClaimedByAnother as claimed:
             self._abandon(claimed.error)
             raise claimed.error from None  # nothing was written: nothing to log on another's backup
@@ -475,7 +476,6 @@ class _Copier:
                     f"CPYOPT ended, and what the groups it committed before wrote stays ({self.result.copied} file(s)"
                     " copied)")) from exc
             raise
-        self._commit()
         return self.result
 
     def _claim_backup(self) -> None:
