@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -106,3 +107,14 @@ def test_the_library_path_reaches_the_terminal_quoted(tmp_path):
     assert "\x1b" not in done.stdout + done.stderr
     assert not any(line.startswith("fake") for line in (done.stdout + done.stderr).splitlines())
     assert f"scratch library in {str(library)!r}" in done.stdout
+
+
+def test_the_hint_names_the_library_a_shell_reads(tmp_path):
+    """The closing hint is a command a shell runs on this library: a path with a blank is
+    quoted for the shell once (it was quoted again, "'/tmp/a b'", and named another library)."""
+    library = tmp_path / "my lib"
+    done = subprocess.run([sys.executable, "-m", "optvol", "--library", str(library), "demo"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr + done.stdout
+    hint = done.stdout.rsplit("try `", 1)[1].split("`", 1)[0]
+    assert shlex.split(hint) == ["optvol", "--library", str(library), "wrkoptvol"], hint

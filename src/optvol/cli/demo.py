@@ -91,8 +91,10 @@ def _tour(ctx: Context, root: str, host: str, say, optvol) -> int:
     optvol("cp", os.path.join(host, "JAN.TXT"), "/QOPT/PVOL1/INVOICES/2026/JAN_COPY.TXT")
     if before != after:
         raise errors.error("OPV0008", reason="demo: the converted volume differs from the lost primary")
-    say(f"\nDone. The library stays in {render.shown(str(root))}: try"
-        f" `optvol --library {render.shown(shlex.quote(str(root)))} wrkoptvol`.")
+    # A path that prints is quoted for the shell alone (shown() quoted shlex's quotes again, and
+    # the hint named another library: rev28h F4); one that does not is shown as every display shows it.
+    hint = shlex.quote(str(root)) if str(root).isprintable() else render.shown(str(root))
+    say(f"\nDone. The library stays in {render.shown(str(root))}: try `optvol --library {hint} wrkoptvol`.")
     return 0
 
 
