@@ -149,3 +149,34 @@ def test_a_backup_duplicate_an_older_dupopt_made_forgets_the_ranges_that_claimed
     with library.open("P") as primary, library.open("BDUP") as backup:
         assert sorted(info.path for info in backup.iter_files("/", recursive=True)) == ["/D/g.txt", "/D/k.txt"]
         assert primary.stat("/D/g.txt").size == backup.stat("/D/g.txt").size
+
+
+def test_a_udf_duplicate_an_older_dupopt_made_keeps_the_space_that_dupopt_charged(library, clock):
+    """That DUPOPT freed none of the live version it left out on UDF (today's frees it, as a
+    deletion does): the replay of its old DELETE record frees none either, so CHKOPTVOL of
+    the fresh duplicate said `meta.used_sectors` 7 in the index, 5 in the records, and
+    recover changed it (rev28h F3)."""
+    from optvol.model import MediaFormat, MediaType
+
+    make_volume(library, "P", medtype=MediaType.ERASE, medfmt=MediaFormat.UDF)
+    with library.open("P") as volume:
+        volume.write_bytes("/keep", b"a sound file")
+        volume.write_bytes("/gone", b"a file whose data is damaged" * 100)
+    index = volume_dir(library.root, "P") / "index.sqlite"
+    conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
+    first, head, size = conn.execute("SELECT sector, header_sectors, size FROM files WHERE name = 'gone'").fetchone()
+    sector_size = conn.execute("SELECT sector_size FROM label").fetchone()[0]
+    conn.close()
+    flip(volume_dir(library.root, "P") / "data.opv", (first + head) * sector_size + 3)
+    dupopt(library, fromvol="P", tovol="D", now=clock(), allow_media_errors=True)
+    assert _as_an_old_dupopt_wrote_them(library, "D", "P")
+    conn = sqlite3.connect(volume_dir(library.root, "D") / "index.sqlite")
+    with conn:  # as that DUPOPT left the index: the version's sectors still charged
+        conn.execute("UPDATE meta SET value = value + ? WHERE key = 'used_sectors'", (head + -(-size // sector_size),))
+    conn.close()
+    with library.open("D") as volume:
+        used = volume.info().used
+    assert chkoptvol(library, vol="D")[0].damaged == []
+    assert recover(library, vol="D").damaged == []
+    with library.open("D") as volume:
+        assert volume.info().used == used and volume.listdir("/") == ["keep"]

@@ -277,7 +277,7 @@ def done_before_left_out(events: list[tuple]) -> list[tuple[replay.Found, tuple]
 LEFT_OUT_INDEXES = ("recover_left_out_at ON files (sector)", "recover_left_out ON files (dir, name_key, version)")
 
 
-def replay_left_out(volume: Volume, tx, header) -> None:
+def replay_left_out(volume: Volume, tx, header, *, frees: bool = True) -> None:
     """A version DUPOPT left out leaves the rebuilt index, as it left the duplicate's: the
     version whose record lies at ``left_out_at`` (a name and version alone may also fit
     a later file of that name), or in records without it, that name's version."""
@@ -297,7 +297,7 @@ def replay_left_out(volume: Volume, tx, header) -> None:
     if row is not None:
         version = FileRow(*row)
         live = bool(conn.execute("SELECT live FROM files WHERE id = ?", (version.id,)).fetchone()[0])
-        if volume._udf and live:
+        if volume._udf and live and frees:
             tx.free(version.sectors(volume.image.sector_size))  # as leave_out
         volume._drop_version(version)
     elif not extent:
@@ -336,7 +336,9 @@ def replay_old_left_out(volume: Volume, tx, header) -> None:
                                     (directory.id, model.name_key(parts[-1]))).fetchone()
     if row is None:
         raise errors.error("CPF1F22", path=header.body["path"], volume=volume.id)
-    replay_left_out(volume, tx, replace(header, body={**header.body, "left_out": row[0], "left_out_live": True}))
+    # (that DUPOPT freed no sectors of it on UDF, as today's does: rev28h F3)
+    replay_left_out(volume, tx, replace(header, body={**header.body, "left_out": row[0], "left_out_live": True}),
+                    frees=False)
 
 
 def _data_damaged(volume: Volume, row: FileRow) -> bool:
