@@ -162,6 +162,32 @@ def test_a_full_disk_after_chgoptvol_changed_the_label_says_so(tmp_path, monkeyp
     assert again.autl("PVOL1") == "QRCLAUTL"
 
 
+def test_a_label_change_that_committed_before_its_error_says_so(tmp_path):
+    """A CHGOPTVOL TEXT with AUTL whose label commit took effect though it raised a full
+    disk's error (a log SQLite wrote whole, then failed to index): the list follows, and the
+    error says the label changed after all, not "nothing was changed"."""
+    import errno
+
+    from conftest import make_volume
+
+    library = Library(tmp_path / "lib", clock=FakeClock())
+    make_volume(library, "PVOL1")
+
+    def change():
+        with library.open("PVOL1") as volume:
+            volume.change_label(text="new text")
+        raise errors.host_write_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), "PVOL1")
+
+    def label():
+        with library.open("PVOL1") as volume:
+            return volume.image.label()
+
+    with library.locked(), pytest.raises(errors.VolumeFullError) as caught:
+        library.set_autl_with_label("PVOL1", "QRCLAUTL", fields={"text": "new text"}, change=change, label=label)
+    assert caught.value.message_id == "OPV0209" and "nothing was changed" not in caught.value.text
+    assert library.autl("PVOL1") == "QRCLAUTL"
+
+
 def test_a_file_is_not_a_library(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(errors.InvalidError) as info:

@@ -566,7 +566,7 @@ class Library:
                              "autl_if": {"dir": directory.name, "label": fields}}, volume=volume)
         try:
             change()
-        except BaseException:
+        except BaseException as exc:
             try:
                 committed = not unchanged and _has(label(), fields)
             except Exception:  # unknown: the journal stays; the next command reads the label
@@ -575,11 +575,19 @@ class Library:
                 with contextlib.suppress(OSError):  # (else the next command drops it)
                     self._drop_journal()
             elif committed:  # the label changed after all: so does the list
-                self._finish_autl({volume_id: name})
+                self._finish_autl_of_label(volume_id, name)
+                if isinstance(exc, errors.VolumeFullError):  # not "nothing was changed" (rev28h)
+                    raise errors.error("OPV0209", volume=volume_id, reason=errors.cause(exc),
+                                       done="its label changed after all, and so did its authorization list") from None
             raise
+        self._finish_autl_of_label(volume_id, name)
+
+    def _finish_autl_of_label(self, volume_id: str, name: str | None) -> None:
+        """``_finish_autl`` once the label changed: a full disk then says so (hunt28a F7: it said
+        OPV0203 "nothing was changed"), and the journal keeps the list for the next command."""
         try:
             self._finish_autl({volume_id: name})
-        except errors.VolumeFullError as exc:  # the label changed: not "nothing was changed" (hunt28a F7)
+        except errors.VolumeFullError as exc:
             raise errors.error("OPV0209", volume=volume_id, reason=errors.cause(exc), done=(
                 "its label changed, and the next command sets its authorization list from the library's journal")) from None
 
