@@ -586,6 +586,8 @@ class VolumeImage:
             committed = self.meta("committed_end")
             if committed != own:
                 self._keep_commits(committed, log_lost=log_lost)
+            else:  # its frames SQLite may have written whole, unindexed: never to come back in force
+                wal.drop_unindexed(self.index_path.with_name(self.index_path.name + "-wal"))
             self.data.truncate(committed)
         finally:
             self.conn.execute("COMMIT")

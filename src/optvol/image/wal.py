@@ -14,6 +14,7 @@ started over after a checkpoint: they are stale, and mean nothing.
 
 from __future__ import annotations
 
+import os
 import struct
 from array import array
 from pathlib import Path
@@ -160,3 +161,34 @@ def _damage_in(log: BinaryIO) -> str | None:
         if failed is not None and (commits or len(head) < FRAME_HEADER):
             return failed
     return None
+
+
+def drop_unindexed(path: Path) -> bool:
+    """Cut the log at ``path`` after the last frame its shared-memory index (``-shm``) holds,
+    and sync it; whether it cut. For a COMMIT that failed after SQLite wrote and synced its
+    frames, commit frame and all, but before it could index them (SQLITE_IOERR_SHMSIZE: the
+    ``-shm`` could not grow on a full disk): reported as refused, its records cut from the
+    data partition, the commit came back in force once the last connection closed and the
+    next one rebuilt the index from the log, over a data partition without them (rev28h F2).
+    The caller holds SQLite's write lock, so no frame past the index is another writer's.
+    Nothing is cut unless the index's two header copies agree, are initialized, and name
+    this log (its salts)."""
+    shared = path.with_name(path.name.removesuffix("-wal") + "-shm")
+    try:
+        with open(shared, "rb") as handle:
+            index = handle.read(96)
+        with open(path, "r+b") as log:
+            header = log.read(HEADER)
+            if len(index) < 96 or len(header) < HEADER or index[:48] != index[48:96] or index[12] != 1:
+                return False
+            if struct.unpack_from("=I", index, 0)[0] != FORMAT or index[32:40] != header[16:24]:
+                return False
+            page_size = struct.unpack_from(">I", header, 8)[0]
+            end = HEADER + struct.unpack_from("=I", index, 16)[0] * (FRAME_HEADER + (65536 if page_size == 1 else page_size))
+            if os.fstat(log.fileno()).st_size <= end:
+                return False
+            os.ftruncate(log.fileno(), end)
+            os.fsync(log.fileno())
+            return True
+    except OSError:
+        return False
