@@ -111,6 +111,16 @@ def flip(path: Path | str, offset: int, mask: int = 0x01) -> None:
         handle.write(bytes([byte[0] ^ mask]))
 
 
+def damage_header(library_root: Path | str, vol: str, sector: int, sector_size: int) -> None:
+    """Invert 4 bytes of the record header at ``sector`` of a volume's data partition (its
+    CRC then fails: a record the replay cannot read)."""
+    with open(volume_dir(library_root, vol) / "data.opv", "r+b") as data:
+        data.seek(sector * sector_size + 20)
+        found = data.read(4)
+        data.seek(sector * sector_size + 20)
+        data.write(bytes(b ^ 0xFF for b in found))
+
+
 def flip_payload(library_root: Path | str, vol: str, row: dict, at: int = 0) -> None:
     flip(volume_dir(library_root, vol) / "data.opv", payload_offset(row, at))
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import make_volume
-from integrity_helpers import content, flip_payload, index_rows, run_cli
+from integrity_helpers import content, damage_header, flip_payload, index_rows, run_cli
 from optvol import errors
 from optvol.change_volume import chgoptvol
 from optvol.checking import chkoptvol
@@ -372,14 +372,6 @@ def _state_without(library, vol: str, damaged: list[str]) -> dict[str, bytes]:
                 if info.path not in damaged}
 
 
-def _damage_header(library, vol: str, sector: int, sector_size: int) -> None:
-    with open(library.root / f"{vol}.optvol" / "data.opv", "r+b") as data:
-        data.seek(sector * sector_size + 20)
-        found = data.read(4)
-        data.seek(sector * sector_size + 20)
-        data.write(bytes(b ^ 0xFF for b in found))
-
-
 @pytest.mark.parametrize("case", ["two versions side by side", "a file deleted before", "renamed before",
                                   "renamed, its attributes changed, its directory renamed",
                                   "deleted, its directory renamed"])
@@ -412,7 +404,7 @@ def test_recover_and_chkoptvol_of_a_duplicate_know_every_version_left_out(librar
         sectors = [row[0] for row in volume.image.conn.execute("SELECT sector FROM files WHERE name != 'keep'")]
         sector_size = volume.image.sector_size
     for sector in sectors:
-        _damage_header(library, "S", sector, sector_size)
+        damage_header(library.root, "S", sector, sector_size)
     result = dupopt(library, fromvol="S", tovol="D", now=now, allow_media_errors=True)
     assert len(result.left_out) == len(sectors)
     assert chkoptvol(library, vol="D")[0].damaged == []

@@ -26,22 +26,29 @@ from optvol.image import records, replay
 from optvol.recovery import recover
 
 
-def _as_an_old_dupopt_wrote_them(library, vol: str, source: str) -> list[int]:
-    """Rewrite each left-out DELETE record of ``vol`` in the form of an optvol before 6819782."""
-    path = volume_dir(library.root, vol) / "data.opv"
-    fd = os.open(path, os.O_RDWR)
+def _rewrite_deletes(library, vol: str, chosen, body_of) -> list[int]:
+    """Rewrite the DELETE records of ``vol`` that ``chosen(body)`` picks with the body
+    ``body_of(body)`` (same sectors); their sectors."""
+    fd = os.open(volume_dir(library.root, vol) / "data.opv", os.O_RDWR)
     try:
-        found = [f for f in replay.scan(fd, 2048) if f.header and f.header.kind == records.Kind.DELETE]
+        found = [f for f in replay.scan(fd, 2048) if f.header and f.header.kind == records.Kind.DELETE
+                 and chosen(f.header.body)]
         for f in found:
-            body = {"volume": source, "path": f.header.body["path"], "time": f.header.body["time"]}
-            assert f.header.body.get("left_out_live")  # only a live version got a record then
-            raw = records.write_header(kind=records.Kind.DELETE, sequence=f.header.sequence, body=body, payload_size=0,
-                                       payload_sha256=hashlib.sha256(b"").digest(), sector_size=2048)
+            raw = records.write_header(kind=records.Kind.DELETE, sequence=f.header.sequence, body=body_of(f.header.body),
+                                       payload_size=0, payload_sha256=hashlib.sha256(b"").digest(), sector_size=2048)
             assert len(raw) == f.sectors * 2048
             os.pwrite(fd, raw, f.sector * 2048)
     finally:
         os.close(fd)
     return [f.sector for f in found]
+
+
+def _as_an_old_dupopt_wrote_them(library, vol: str, source: str) -> list[int]:
+    """Rewrite each left-out DELETE record of ``vol`` in the form of an optvol before 6819782."""
+    def body_of(body: dict) -> dict:
+        assert body.get("left_out_live")  # only a live version got a record then
+        return {"volume": source, "path": body["path"], "time": body["time"]}
+    return _rewrite_deletes(library, vol, lambda body: True, body_of)
 
 
 def test_a_duplicate_an_older_dupopt_left_a_live_file_out_of_reads_as_it_was_made(library, clock):
@@ -69,19 +76,8 @@ def test_a_duplicate_an_older_dupopt_left_a_live_file_out_of_reads_as_it_was_mad
 
 def _without_left_out_at(library, vol: str) -> int:
     """Rewrite each left-out DELETE record of ``vol`` as an optvol before 4125b2b wrote it."""
-    fd = os.open(volume_dir(library.root, vol) / "data.opv", os.O_RDWR)
-    try:
-        found = [f for f in replay.scan(fd, 2048) if f.header and f.header.kind == records.Kind.DELETE
-                 and "left_out" in f.header.body]
-        for f in found:
-            body = {k: f.header.body[k] for k in ("volume", "path", "time", "left_out")}
-            raw = records.write_header(kind=records.Kind.DELETE, sequence=f.header.sequence, body=body, payload_size=0,
-                                       payload_sha256=hashlib.sha256(b"").digest(), sector_size=2048)
-            assert len(raw) == f.sectors * 2048
-            os.pwrite(fd, raw, f.sector * 2048)
-    finally:
-        os.close(fd)
-    return len(found)
+    return len(_rewrite_deletes(library, vol, lambda body: "left_out" in body,
+                                lambda body: {k: body[k] for k in ("volume", "path", "time", "left_out")}))
 
 
 @pytest.mark.parametrize("damaged", [0, 1], ids=["deleted-version", "live-version"])

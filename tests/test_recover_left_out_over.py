@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import make_volume
+from integrity_helpers import damage_header
 from optvol.checking import chkoptvol
 from optvol.duplicate import dupopt
 from optvol.model import MediaFormat, MediaType
@@ -30,14 +31,6 @@ def _versions(library, vol: str) -> list[tuple]:
         return conn.execute(_VERSIONS).fetchall()
     finally:
         conn.close()
-
-
-def _damage_header(library, vol: str, sector: int, sector_size: int) -> None:
-    with open(library.root / f"{vol}.optvol" / "data.opv", "r+b") as data:
-        data.seek(sector * sector_size + 20)
-        found = data.read(4)
-        data.seek(sector * sector_size + 20)
-        data.write(bytes(b ^ 0xFF for b in found))
 
 
 def _live_sector(volume, path: str) -> int:
@@ -151,7 +144,7 @@ def test_a_fresh_duplicate_reads_sound_and_recover_rebuilds_its_index(library, b
         build(volume, lost)
         sector_size = volume.image.sector_size
     for sector in lost:
-        _damage_header(library, "S", sector, sector_size)
+        damage_header(library.root, "S", sector, sector_size)
     result = dupopt(library, fromvol="S", tovol="D", now=datetime(2026, 6, 1, tzinfo=timezone.utc),
                     allow_media_errors=True)
     assert len(result.left_out) == len(lost)
@@ -179,7 +172,7 @@ def test_an_older_version_not_written_over_keeps_what_the_user_did(library):
         volume.set_attributes("/c", hidden=True)
         volume.rename("/c", "/a")
         sector_size = volume.image.sector_size
-    _damage_header(library, "S", lost[0], sector_size)
+    damage_header(library.root, "S", lost[0], sector_size)
     dupopt(library, fromvol="S", tovol="D", now=datetime(2026, 6, 1, tzinfo=timezone.utc), allow_media_errors=True)
     duplicated = _versions(library, "D")
     assert [(row[1], row[3], row[5]) for row in duplicated] == [("a", 1, 2)]
