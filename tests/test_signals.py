@@ -493,7 +493,9 @@ def test_a_signal_caught_in_a_held_block_comes_even_when_a_pending_ctrl_c_raises
                 time.sleep(0.05)
         for _ in range(50_000):
             pass
-        assert ran == ["SIGINT", "SIGTERM"]
+        # Each handler once; in either order (on a loaded machine the stand-in thread may hand the
+        # SIGTERM on before the Ctrl-C raises: hunt28g saw ['SIGTERM', 'SIGINT'] once).
+        assert sorted(ran) == ["SIGINT", "SIGTERM"]
     finally:
         signal.signal(signal.SIGTERM, before[0])
         signal.signal(signal.SIGINT, before[1])
