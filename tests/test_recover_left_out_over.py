@@ -129,9 +129,18 @@ def _deleted_then_another_renamed_onto_it_and_written_over(v, lost):
     lost.append(_live_sector(v, "/P"))
 
 
+def _deleted_and_its_directory_removed(v, lost):
+    # Its left-out DELETE names /D/a, and /D is gone: the version is found by its record (hunt28i F1)
+    v.mkdir("/D")
+    v.write_bytes("/D/a", b"A" * 9000)
+    lost.append(_live_sector(v, "/D/a"))
+    v.remove("/D/a")
+    v.rmdir("/D")
+
+
 CASES = [_renamed, _flagged, _deleted, _renamed_then_written_over, _written_over_then_another_renamed_onto_it,
          _directory_renamed, _two_lost_side_by_side, _flagged_between_two_lost, _renamed_between_two_lost,
-         _deleted_then_another_renamed_onto_it_and_written_over]
+         _deleted_then_another_renamed_onto_it_and_written_over, _deleted_and_its_directory_removed]
 
 
 @pytest.mark.parametrize("medfmt", [None, MediaFormat.UDF], ids=["hpofs", "udf"])
@@ -191,3 +200,30 @@ def test_a_name_written_many_times_gives_one_candidate_per_path():
     between = [(10 + i, Kind.FILE, (("log",),)) for i in range(300)]
     one = _LeftOut(sector=1000, at=5, path=("log",), live=False)
     assert _candidates(one, [_Events(between)]) == [("log",)]
+
+
+@pytest.mark.parametrize("medfmt", [None, MediaFormat.UDF], ids=["hpofs", "udf"])
+def test_a_version_left_out_for_its_data_in_a_removed_directory_stays_out(library, medfmt):
+    """Its record reads, so the replay meets the version; its left-out DELETE names a directory
+    removed since: the version leaves the index all the same, as it left the duplicate's
+    (recover kept it, non-live, and reported the DELETE not applied; hunt28i F1)."""
+    make_volume(library, "S", medtype=MediaType.ERASE, medfmt=medfmt, capacity=4 << 20)
+    with library.open("S") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/a", b"A" * 100)
+        volume.write_bytes("/keep", b"k")
+        sector, header_sectors = volume.image.conn.execute(
+            "SELECT sector, header_sectors FROM files WHERE name = 'a'").fetchone()
+        volume.remove("/D/a")
+        volume.rmdir("/D")
+        sector_size = volume.image.sector_size
+    with open(library.root / "S.optvol" / "data.opv", "r+b") as data:
+        data.seek((sector + header_sectors) * sector_size + 7)
+        data.write(b"Z")
+    result = dupopt(library, fromvol="S", tovol="D", now=datetime(2026, 6, 1, tzinfo=timezone.utc),
+                    allow_media_errors=True)
+    assert len(result.left_out) == 1
+    duplicated = _versions(library, "D")
+    assert chkoptvol(library, vol="D")[0].damaged == []
+    assert recover(library, vol="D").damaged == []
+    assert _versions(library, "D") == duplicated

@@ -286,11 +286,11 @@ def replay_left_out(volume: Volume, tx, header, *, frees: bool = True) -> None:
     body, extent = header.body, replay.left_out_at(header)
     tx.append(Kind.DELETE, body, charged=not volume._udf)
     parts = volume._parts(body["path"])
-    directory = volume._need_dir(parts[:-1])
     conn, key = volume.image.conn, model.name_key(parts[-1])
-    if extent:
+    if extent:  # found by its record: a version not live may be in a directory removed since (hunt28i F1)
         row = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE sector = ?", (extent[0],)).fetchone()
     else:  # a name deleted and written again has two versions of that number: the damaged one (hunt28f F2)
+        directory = volume._need_dir(parts[:-1])
         rows = conn.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE dir = ? AND name_key = ? AND version = ?",
                             (directory.id, key, body["left_out"])).fetchall()
         row = next((r for r in rows if len(rows) > 1 and _data_damaged(volume, FileRow(*r))), rows[0] if rows else None)
@@ -311,7 +311,7 @@ def replay_left_out(volume: Volume, tx, header, *, frees: bool = True) -> None:
         if live:
             retire_live(volume, tx, parts)
     if live and volume.image.label()["type"] == VolumeType.BACKUP:
-        _forget(conn, directory.id)
+        _forget(conn, volume._need_dir(parts[:-1]).id)  # (a live version's directory is live)
 
 
 def _forget(conn, dir_id: int) -> None:
