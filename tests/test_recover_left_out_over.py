@@ -138,9 +138,51 @@ def _deleted_and_its_directory_removed(v, lost):
     v.rmdir("/D")
 
 
+def _flagged_deleted_its_directory_removed_and_another_renamed_onto_it(v, lost):
+    # The rename of /E onto /D is not this version's move: it stays in the /D removed before (hunt28i F2)
+    v.mkdir("/D")
+    v.write_bytes("/D/c", b"1" * 9000)
+    v.write_bytes("/D/c", b"2" * 9000)
+    lost.append(_live_sector(v, "/D/c"))
+    v.set_attributes("/D/c", hidden=True)
+    v.remove("/D/c")
+    v.rmdir("/D")
+    v.mkdir("/E")
+    v.rename("/E", "/D")
+
+
+def _written_over_its_directory_removed_and_another_renamed_onto_it(v, lost):
+    v.mkdir("/D")
+    v.write_bytes("/D/c", b"1" * 9000)
+    v.write_bytes("/D/c", b"2" * 9000)
+    lost.append(_live_sector(v, "/D/c"))
+    v.write_bytes("/D/c", b"3" * 9000)
+    v.remove("/D/c")
+    v.rmdir("/D")
+    v.mkdir("/E")
+    v.rename("/E", "/D")
+
+
+def _moved_into_a_directory_renamed_onto_a_removed_ones_path(v, lost):
+    # The converse: the version is in /E, renamed onto the path of the /D removed before
+    v.mkdir("/D")
+    v.mkdir("/E")
+    v.write_bytes("/D/c", b"0" * 9000)
+    v.remove("/D/c")
+    v.rmdir("/D")
+    v.write_bytes("/E/c", b"1" * 9000)
+    v.write_bytes("/E/c", b"2" * 9000)
+    lost.append(_live_sector(v, "/E/c"))
+    v.rename("/E", "/D")
+    v.set_attributes("/D/c", hidden=True)
+
+
 CASES = [_renamed, _flagged, _deleted, _renamed_then_written_over, _written_over_then_another_renamed_onto_it,
          _directory_renamed, _two_lost_side_by_side, _flagged_between_two_lost, _renamed_between_two_lost,
-         _deleted_then_another_renamed_onto_it_and_written_over, _deleted_and_its_directory_removed]
+         _deleted_then_another_renamed_onto_it_and_written_over, _deleted_and_its_directory_removed,
+         _flagged_deleted_its_directory_removed_and_another_renamed_onto_it,
+         _written_over_its_directory_removed_and_another_renamed_onto_it,
+         _moved_into_a_directory_renamed_onto_a_removed_ones_path]
 
 
 @pytest.mark.parametrize("medfmt", [None, MediaFormat.UDF], ids=["hpofs", "udf"])

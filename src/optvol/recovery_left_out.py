@@ -101,8 +101,10 @@ class LostVersions:
             body = header.body
             if header.kind == Kind.RENAME and isinstance(body.get("from"), str) and isinstance(body.get("to"), str):
                 events.append((found.sector, Kind.RENAME, (_parts(body["from"]), _parts(body["to"]))))
-            elif (header.kind == Kind.FILE or header.kind == Kind.DELETE and "left_out" not in body) \
-                    and isinstance(body.get("path"), str):  # (a left-out version's DELETE ends no life)
+            elif (header.kind in (Kind.FILE, Kind.REMOVE_DIRECTORY) or header.kind == Kind.DELETE
+                  and "left_out" not in body) and isinstance(body.get("path"), str):
+                # (a left-out version's DELETE ends no life; a directory's removal leaves what
+                # was in it at the path it had then: no later rename onto that path moves it)
                 events.append((found.sector, header.kind, (_parts(body["path"]),)))
         return events
 
@@ -137,11 +139,19 @@ class _Events:
                 best = self.by_key[key[:depth]][at]
         return best
 
+    def last_removal(self, key: Path, low: int, high: int) -> int | None:
+        """The sector of the last removal of directory ``key`` between ``low`` and ``high``."""
+        sectors, found = self.sectors.get(key, []), self.by_key.get(key, [])
+        for at in reversed(range(bisect.bisect_right(sectors, low), bisect.bisect_left(sectors, high))):
+            if found[at][1] == Kind.REMOVE_DIRECTORY:
+                return found[at][0]
+        return None
+
     def first_ending(self, key: Path, low: int, high: int) -> tuple | None:
         """The first write or deletion at name ``key`` between sectors ``low`` and ``high``."""
         sectors, found = self.sectors.get(key, []), self.by_key.get(key, [])
         for at in range(bisect.bisect_right(sectors, low), bisect.bisect_left(sectors, high)):
-            if found[at][1] != Kind.RENAME:
+            if found[at][1] not in (Kind.RENAME, Kind.REMOVE_DIRECTORY):
                 return found[at]
         return None
 
@@ -193,6 +203,10 @@ def _candidates(one: _LeftOut, sources: list[_Events]) -> list[Path]:
             continue
         at, kind, paths, keys = event
         if kind == Kind.RENAME:
+            if not (live and key == keys[1]) and (removed := max(
+                    (found for events in sources if (found := events.last_removal(keys[1], one.at, at)) is not None),
+                    default=None)) is not None:
+                walks.append((name, key, live, removed))  # it may lie in the directory removed there (hunt28i F2)
             name = _back(name, *paths, file_too=live)
             walks.append((name, _key(name), live, at))
         elif keys[0] != key:  # a file at the name a directory above it had or has: no record of it
@@ -216,7 +230,10 @@ def _followed(name: Path, one: _LeftOut, sources: list[_Events]) -> tuple[Path, 
     # (once not live, only its directories' renames move it: its name's own records are passed by)
     while (event := _nearest(sources, key, sector, one.sector, before=False, own=live)) is not None:
         sector, kind, paths, keys = event
-        if kind == Kind.RENAME:
+        if kind == Kind.REMOVE_DIRECTORY:
+            if len(key) > len(keys[0]) and key[:len(keys[0])] == keys[0]:  # its directory: it stays there
+                return (key, False) if not live else ((), True)  # (none removes a directory with a live file)
+        elif kind == Kind.RENAME:
             (source, target), (source_key, _) = paths, keys
             if live and key == source_key:
                 name = target
