@@ -177,12 +177,40 @@ def _moved_into_a_directory_renamed_onto_a_removed_ones_path(v, lost):
     v.set_attributes("/D/c", hidden=True)
 
 
+def _renamed_onto_a_name_written_after_it(v, lost):
+    # /b is written (after it) and moved away before it is renamed onto /b: that write is not
+    # what ended its life, the DELETE is; and of the two paths that fit, only at /a is its number 4
+    for data in (b"1", b"2", b"3"):
+        v.write_bytes("/a", data * 9000)
+    v.write_bytes("/a", b"4" * 9000)
+    lost.append(_live_sector(v, "/a"))
+    v.write_bytes("/b", b"x" * 9000)
+    v.rename("/b", "/c")
+    v.rename("/a", "/b")
+    v.remove("/b")
+
+
+def _renamed_onto_a_deleted_name_and_its_directory_renamed(v, lost):
+    # Both /D/c and /D/A fit the records; a write at /D/A would have been version 1, not 4
+    v.mkdir("/D")
+    for data in (b"1", b"2", b"3"):
+        v.write_bytes("/D/c", data * 9000)
+    v.write_bytes("/D/c", b"4" * 9000)
+    lost.append(_live_sector(v, "/D/c"))
+    v.write_bytes("/D/A", b"x" * 9000)
+    v.remove("/D/A")
+    v.rename("/D/c", "/D/A")
+    v.rename("/D", "/d")
+    v.write_bytes("/d/A", b"5" * 9000)
+
+
 CASES = [_renamed, _flagged, _deleted, _renamed_then_written_over, _written_over_then_another_renamed_onto_it,
          _directory_renamed, _two_lost_side_by_side, _flagged_between_two_lost, _renamed_between_two_lost,
          _deleted_then_another_renamed_onto_it_and_written_over, _deleted_and_its_directory_removed,
          _flagged_deleted_its_directory_removed_and_another_renamed_onto_it,
          _written_over_its_directory_removed_and_another_renamed_onto_it,
-         _moved_into_a_directory_renamed_onto_a_removed_ones_path]
+         _moved_into_a_directory_renamed_onto_a_removed_ones_path, _renamed_onto_a_name_written_after_it,
+         _renamed_onto_a_deleted_name_and_its_directory_renamed]
 
 
 @pytest.mark.parametrize("medfmt", [None, MediaFormat.UDF], ids=["hpofs", "udf"])

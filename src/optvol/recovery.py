@@ -293,7 +293,7 @@ def replay_records(image: image_mod.VolumeImage, clock: ReplayClock, report: Rec
             run.replay()
             report.damaged.append((found.sector, found.sectors, found.reason))
             salvage.damaged_at = found.sector
-            for parts in lost.within(found):  # what a left-out version's unread record did (rev27h F2)
+            for parts in lost.within(found, lambda parts: leaving.next_number(volume, parts)):  # (rev27h F2)
                 leaving.retire_live(volume, tx, parts)
             charged = _charge_skipped(volume, tx, found)
             if committed := max(0, min(found.sector + found.sectors, keep) - found.sector):

@@ -45,6 +45,7 @@ class _LeftOut:
     at: int  # the first sector of the version's own record
     path: Path  # where its row was when DUPOPT left it out
     live: bool
+    version: int | None = None  # its number (the DELETE's ``left_out``)
 
 
 class LostVersions:
@@ -55,12 +56,20 @@ class LostVersions:
     def __init__(self, fd: int, sector_size: int, stop: int | None):
         self.fd, self.sector_size, self.stop = fd, sector_size, stop
         self.written_at: dict[int, Path] | None = None
+        self.ambiguous: dict[int, tuple[list[Path], int]] = {}  # paths that fit the records, and its number
 
-    def within(self, found: replay.Found) -> list[Path]:
-        """The paths the lost versions in damaged region ``found`` were written at."""
+    def within(self, found: replay.Found, numbered=None) -> list[Path]:
+        """The paths the lost versions in damaged region ``found`` were written at. Of several
+        paths that fit the records, the one where a write now gets the version's number
+        (``numbered(path)``, from the index replayed up to here) when only one does (hunt28i F3)."""
         if self.written_at is None:
             self.written_at = self._look_ahead(found.sector)
-        return [path for at, path in self.written_at.items() if found.sector <= at < found.sector + found.sectors]
+        out = [path for at, path in self.written_at.items() if found.sector <= at < found.sector + found.sectors]
+        for at, (paths, version) in self.ambiguous.items():
+            if found.sector <= at < found.sector + found.sectors and numbered is not None:
+                if len(fit := [path for path in paths if numbered(path) == version]) == 1:
+                    out.append(fit[0])
+        return out
 
     def _look_ahead(self, start: int) -> dict[int, Path]:
         damaged, left_out = [], []
@@ -71,7 +80,9 @@ class LostVersions:
                 damaged.append((found.sector, found.sectors))
             elif (extent := replay.left_out_at(found.header)) and isinstance(found.header.body.get("path"), str):
                 body = found.header.body
-                left_out.append(_LeftOut(found.sector, extent[0], _parts(body["path"]), bool(body.get("left_out_live"))))
+                number = body.get("left_out") if type(body.get("left_out")) is int else None
+                left_out.append(_LeftOut(found.sector, extent[0], _parts(body["path"]), bool(body.get("left_out_live")),
+                                         number))
         lost = [one for one in left_out if any(at <= one.at < at + n for at, n in damaged)]
         if not lost:
             return {}
@@ -82,12 +93,14 @@ class LostVersions:
         # them can meet a second one (a file renamed onto its name, written over unread).
         written_at: dict[int, Path] = {}
         for one in sorted(lost, key=lambda one: one.at, reverse=True):
-            path = _written_at(one, [events])
-            if path is None and (unread := [(at, Kind.FILE, (where,)) for at, where in written_at.items()
-                                            if one.at < at < one.sector]):
-                path = _written_at(one, [events, _Events(unread)])
-            if path is not None:
-                written_at[one.at] = path
+            fits = _fits(one, [events])
+            if len(fits) != 1 and (unread := [(at, Kind.FILE, (where,)) for at, where in written_at.items()
+                                              if one.at < at < one.sector]):
+                fits = _fits(one, [events, _Events(unread)]) or fits
+            if len(fits) == 1:
+                written_at[one.at] = fits[0]
+            elif fits and one.version is not None:
+                self.ambiguous[one.at] = (fits, one.version)
         return dict(sorted(written_at.items()))
 
     def _events(self, start: int, end: int) -> list[tuple[int, Kind, tuple]]:
@@ -147,13 +160,11 @@ class _Events:
                 return found[at][0]
         return None
 
-    def first_ending(self, key: Path, low: int, high: int) -> tuple | None:
-        """The first write or deletion at name ``key`` between sectors ``low`` and ``high``."""
+    def endings(self, key: Path, low: int, high: int) -> list[tuple]:
+        """The writes and deletions at name ``key`` between sectors ``low`` and ``high``."""
         sectors, found = self.sectors.get(key, []), self.by_key.get(key, [])
-        for at in range(bisect.bisect_right(sectors, low), bisect.bisect_left(sectors, high)):
-            if found[at][1] not in (Kind.RENAME, Kind.REMOVE_DIRECTORY):
-                return found[at]
-        return None
+        return [found[at] for at in range(bisect.bisect_right(sectors, low), bisect.bisect_left(sectors, high))
+                if found[at][1] not in (Kind.RENAME, Kind.REMOVE_DIRECTORY)]
 
 
 def _nearest(sources: list[_Events], key: Path, sector: int, bound: int, *, before: bool,
@@ -164,16 +175,16 @@ def _nearest(sources: list[_Events], key: Path, sector: int, bound: int, *, befo
     return max(found, key=lambda event: event[0]) if before else min(found, key=lambda event: event[0])
 
 
-def _written_at(one: _LeftOut, sources: list[_Events]) -> Path | None:
-    """The path ``one`` was written at: the one path that, followed forward through the
-    records after it (of ``sources``, up to its DELETE), ends where its DELETE names it,
-    live or not as it says; None when no path does or more than one does (the replay then
-    does as it did)."""
+def _fits(one: _LeftOut, sources: list[_Events]) -> list[Path]:
+    """The paths ``one`` may have been written at: those that, followed forward through the
+    records after it (of ``sources``, up to its DELETE), end where its DELETE names it, live
+    or not as it says. One is the path; of several, the version's number may tell (``within``);
+    else the replay does as it did."""
     found = {}
     for candidate in _candidates(one, sources):
         if _followed(candidate, one, sources) == (_key(one.path), one.live):
             found[_key(candidate)] = candidate
-    return next(iter(found.values())) if len(found) == 1 else None
+    return list(found.values())
 
 
 def _candidates(one: _LeftOut, sources: list[_Events]) -> list[Path]:
@@ -181,9 +192,9 @@ def _candidates(one: _LeftOut, sources: list[_Events]) -> list[Path]:
     live every rename onto its name was its own (no rename goes onto a live name), and no
     write or deletion at its name came (a walk that meets one is no history); once a later
     version or a deletion ended its life there, only its directories' renames moved it. A
-    version live to the end has one candidate; one that was not, one for each stretch
-    between its directories' renames: the first write or deletion at its name there may have
-    ended its life (a later one of the stretch would have met that one while live)."""
+    version live to the end has one candidate; one that was not, one for each write or
+    deletion at its name that may have ended its life (a walk back from a later one meets the
+    earlier while live unless a rename onto the name lies between them: hunt28i F3)."""
     out: dict[Path, Path] = {}
     walks, seen = [(one.path, _key(one.path), one.live, one.sector)], set()
     while walks:
@@ -192,11 +203,10 @@ def _candidates(one: _LeftOut, sources: list[_Events]) -> list[Path]:
             continue
         seen.add((key, live, sector))
         event = _nearest(sources, key, sector, one.at, before=True, own=live)
-        if not live:
-            ending = min((found for events in sources if (found := events.first_ending(
-                key, event[0] if event else one.at, sector))), key=lambda found: found[0], default=None)
-            if ending is not None:
-                walks.append((name, key, True, ending[0]))  # the record that may have ended its life
+        if not live:  # each write or deletion at its name may have ended its life (a rename onto
+            for events in sources:  # the name between two of them hides the first from the second)
+                for ending in events.endings(key, event[0] if event else one.at, sector):
+                    walks.append((name, key, True, ending[0]))
         if event is None:
             if live:
                 out.setdefault(key, name)
@@ -243,6 +253,17 @@ def _followed(name: Path, one: _LeftOut, sources: list[_Events]) -> tuple[Path, 
         elif live and keys[0] == key:
             live = False
     return key, live
+
+
+def next_number(volume: Volume, parts: Path) -> int | None:
+    """The version number a file written at ``parts`` now gets (None: no directory there)."""
+    try:
+        directory = volume._need_dir(parts[:-1])
+    except errors.OptvolError:
+        return None
+    row = volume.image.conn.execute("SELECT version FROM files WHERE dir = ? AND name_key = ? AND live = 1",
+                                    (directory.id, model.name_key(parts[-1]))).fetchone()
+    return row[0] + 1 if row else 1
 
 
 def retire_live(volume: Volume, tx, parts: Path) -> None:
