@@ -204,13 +204,29 @@ def _renamed_onto_a_deleted_name_and_its_directory_renamed(v, lost):
     v.write_bytes("/d/A", b"5" * 9000)
 
 
+def _two_lost_the_later_renamed_onto_a_deleted_name(v, lost):
+    # /b v4 and v5 lost; v5 renamed onto /a (deleted), written over: /a and /b fit v5; at /b a
+    # write got 4 (v4 unread), at /a 2, and one lost version lies before it: /b
+    v.write_bytes("/b", b"1" * 9000)
+    v.write_bytes("/b", b"2" * 9000)
+    v.write_bytes("/a", b"x" * 9000)
+    v.write_bytes("/b", b"3" * 9000)
+    v.write_bytes("/b", b"4" * 9000)
+    lost.append(_live_sector(v, "/b"))
+    v.write_bytes("/b", b"5" * 9000)
+    lost.append(_live_sector(v, "/b"))
+    v.remove("/a")
+    v.rename("/b", "/a")
+    v.write_bytes("/a", b"6" * 9000)
+
+
 CASES = [_renamed, _flagged, _deleted, _renamed_then_written_over, _written_over_then_another_renamed_onto_it,
          _directory_renamed, _two_lost_side_by_side, _flagged_between_two_lost, _renamed_between_two_lost,
          _deleted_then_another_renamed_onto_it_and_written_over, _deleted_and_its_directory_removed,
          _flagged_deleted_its_directory_removed_and_another_renamed_onto_it,
          _written_over_its_directory_removed_and_another_renamed_onto_it,
          _moved_into_a_directory_renamed_onto_a_removed_ones_path, _renamed_onto_a_name_written_after_it,
-         _renamed_onto_a_deleted_name_and_its_directory_renamed]
+         _renamed_onto_a_deleted_name_and_its_directory_renamed, _two_lost_the_later_renamed_onto_a_deleted_name]
 
 
 @pytest.mark.parametrize("medfmt", [None, MediaFormat.UDF], ids=["hpofs", "udf"])

@@ -56,18 +56,20 @@ class LostVersions:
     def __init__(self, fd: int, sector_size: int, stop: int | None):
         self.fd, self.sector_size, self.stop = fd, sector_size, stop
         self.written_at: dict[int, Path] | None = None
-        self.ambiguous: dict[int, tuple[list[Path], int]] = {}  # paths that fit the records, and its number
+        self.ambiguous: dict[int, tuple[list[Path], int, int]] = {}  # paths that fit, its number, lost before it
 
     def within(self, found: replay.Found, numbered=None) -> list[Path]:
         """The paths the lost versions in damaged region ``found`` were written at. Of several
         paths that fit the records, the one where a write now gets the version's number
-        (``numbered(path)``, from the index replayed up to here) when only one does (hunt28i F3)."""
+        (``numbered(path)``, from the index replayed up to here; more by as many lost versions
+        as lie before it, unread) when only one does (hunt28i F3)."""
         if self.written_at is None:
             self.written_at = self._look_ahead(found.sector)
         out = [path for at, path in self.written_at.items() if found.sector <= at < found.sector + found.sectors]
-        for at, (paths, version) in self.ambiguous.items():
+        for at, (paths, version, unread) in self.ambiguous.items():
             if found.sector <= at < found.sector + found.sectors and numbered is not None:
-                if len(fit := [path for path in paths if numbered(path) == version]) == 1:
+                if len(fit := [path for path in paths if (number := numbered(path)) is not None
+                               and number <= version <= number + unread]) == 1:
                     out.append(fit[0])
         return out
 
@@ -100,7 +102,7 @@ class LostVersions:
             if len(fits) == 1:
                 written_at[one.at] = fits[0]
             elif fits and one.version is not None:
-                self.ambiguous[one.at] = (fits, one.version)
+                self.ambiguous[one.at] = (fits, one.version, sum(other.at < one.at for other in lost))
         return dict(sorted(written_at.items()))
 
     def _events(self, start: int, end: int) -> list[tuple[int, Kind, tuple]]:
