@@ -220,13 +220,28 @@ def _two_lost_the_later_renamed_onto_a_deleted_name(v, lost):
     v.write_bytes("/a", b"6" * 9000)
 
 
+def _three_lost_the_first_renamed(v, lost):
+    # /A v4 (renamed to /c), /c v5 and v6 lost: v4's life was ended by v5's unread write, found
+    # through the later lost versions' writes (taken in sector order)
+    for data in (b"1", b"2", b"3"):
+        v.write_bytes("/A", data * 9000)
+    v.write_bytes("/A", b"4" * 9000)
+    lost.append(_live_sector(v, "/A"))
+    v.rename("/A", "/c")
+    v.write_bytes("/c", b"5" * 9000)
+    lost.append(_live_sector(v, "/c"))
+    v.write_bytes("/c", b"6" * 9000)
+    lost.append(_live_sector(v, "/c"))
+
+
 CASES = [_renamed, _flagged, _deleted, _renamed_then_written_over, _written_over_then_another_renamed_onto_it,
          _directory_renamed, _two_lost_side_by_side, _flagged_between_two_lost, _renamed_between_two_lost,
          _deleted_then_another_renamed_onto_it_and_written_over, _deleted_and_its_directory_removed,
          _flagged_deleted_its_directory_removed_and_another_renamed_onto_it,
          _written_over_its_directory_removed_and_another_renamed_onto_it,
          _moved_into_a_directory_renamed_onto_a_removed_ones_path, _renamed_onto_a_name_written_after_it,
-         _renamed_onto_a_deleted_name_and_its_directory_renamed, _two_lost_the_later_renamed_onto_a_deleted_name]
+         _renamed_onto_a_deleted_name_and_its_directory_renamed, _two_lost_the_later_renamed_onto_a_deleted_name,
+         _three_lost_the_first_renamed]
 
 
 @pytest.mark.parametrize("medfmt", [None, MediaFormat.UDF], ids=["hpofs", "udf"])
@@ -286,6 +301,18 @@ def test_a_name_written_many_times_gives_one_candidate_per_path():
     between = [(10 + i, Kind.FILE, (("log",),)) for i in range(300)]
     one = _LeftOut(sector=1000, at=5, path=("log",), live=False)
     assert _candidates(one, [_Events(between)]) == [("log",)]
+
+
+def test_of_a_name_written_many_times_only_the_writes_after_a_rename_onto_it_are_walked_from():
+    """Each write at the name may have ended a left-out version's life (hunt28i F3), but a walk
+    back from one right after another write meets that one: only the first, and those right
+    after a rename onto the name, are walked from (L lost versions by E writes, else)."""
+    from optvol.image.records import Kind
+    from optvol.recovery_left_out import _Events, _key
+
+    between = [(10 + i, Kind.FILE, (("log",),)) for i in range(300)]
+    between.insert(100, (109.5, Kind.RENAME, (("old",), ("log",))))
+    assert [found[0] for found in _Events(between).endings(_key(("log",)), 5, 1000)] == [10, 110]
 
 
 @pytest.mark.parametrize("medfmt", [None, MediaFormat.UDF], ids=["hpofs", "udf"])

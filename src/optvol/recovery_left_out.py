@@ -96,8 +96,8 @@ class LostVersions:
         written_at: dict[int, Path] = {}
         for one in sorted(lost, key=lambda one: one.at, reverse=True):
             fits = _fits(one, [events])
-            if len(fits) != 1 and (unread := [(at, Kind.FILE, (where,)) for at, where in written_at.items()
-                                              if one.at < at < one.sector]):
+            if len(fits) != 1 and (unread := sorted((at, Kind.FILE, (where,)) for at, where in written_at.items()
+                                                    if one.at < at < one.sector)):  # (in sector order: _Events)
                 fits = _fits(one, [events, _Events(unread)]) or fits
             if len(fits) == 1:
                 written_at[one.at] = fits[0]
@@ -163,10 +163,14 @@ class _Events:
         return None
 
     def endings(self, key: Path, low: int, high: int) -> list[tuple]:
-        """The writes and deletions at name ``key`` between sectors ``low`` and ``high``."""
+        """The writes and deletions at name ``key`` between sectors ``low`` and ``high`` that a
+        walk back while live from them may pass: the first, and each after a rename of that
+        name (a walk from one right after another write or deletion there meets it: no history)."""
         sectors, found = self.sectors.get(key, []), self.by_key.get(key, [])
-        return [found[at] for at in range(bisect.bisect_right(sectors, low), bisect.bisect_left(sectors, high))
-                if found[at][1] not in (Kind.RENAME, Kind.REMOVE_DIRECTORY)]
+        first = bisect.bisect_right(sectors, low)
+        return [found[at] for at in range(first, bisect.bisect_left(sectors, high))
+                if found[at][1] not in (Kind.RENAME, Kind.REMOVE_DIRECTORY)
+                and (at == first or found[at - 1][1] in (Kind.RENAME, Kind.REMOVE_DIRECTORY))]
 
 
 def _nearest(sources: list[_Events], key: Path, sector: int, bound: int, *, before: bool,
