@@ -234,6 +234,22 @@ def _three_lost_the_first_renamed(v, lost):
     lost.append(_live_sector(v, "/c"))
 
 
+def _its_name_taken_by_another_file_renamed_onto_it_and_written_over(v, lost):
+    # /A v2 lost (ended by /a v3). /D/c fits too (renamed onto /A, written over), but that write
+    # is version 2: over a v2 it would have been 3
+    v.mkdir("/D")
+    v.write_bytes("/D/c", b"c" * 9000)
+    v.write_bytes("/A", b"1" * 9000)
+    v.write_bytes("/A", b"2" * 9000)
+    lost.append(_live_sector(v, "/A"))
+    v.write_bytes("/a", b"3" * 9000)
+    v.mkdir("/E")
+    v.rename("/D/c", "/E/A")
+    v.remove("/a")
+    v.rename("/E/A", "/A")
+    v.write_bytes("/A", b"4" * 9000)
+
+
 CASES = [_renamed, _flagged, _deleted, _renamed_then_written_over, _written_over_then_another_renamed_onto_it,
          _directory_renamed, _two_lost_side_by_side, _flagged_between_two_lost, _renamed_between_two_lost,
          _deleted_then_another_renamed_onto_it_and_written_over, _deleted_and_its_directory_removed,
@@ -241,7 +257,7 @@ CASES = [_renamed, _flagged, _deleted, _renamed_then_written_over, _written_over
          _written_over_its_directory_removed_and_another_renamed_onto_it,
          _moved_into_a_directory_renamed_onto_a_removed_ones_path, _renamed_onto_a_name_written_after_it,
          _renamed_onto_a_deleted_name_and_its_directory_renamed, _two_lost_the_later_renamed_onto_a_deleted_name,
-         _three_lost_the_first_renamed]
+         _three_lost_the_first_renamed, _its_name_taken_by_another_file_renamed_onto_it_and_written_over]
 
 
 @pytest.mark.parametrize("medfmt", [None, MediaFormat.UDF], ids=["hpofs", "udf"])
@@ -340,3 +356,46 @@ def test_a_version_left_out_for_its_data_in_a_removed_directory_stays_out(librar
     assert chkoptvol(library, vol="D")[0].damaged == []
     assert recover(library, vol="D").damaged == []
     assert _versions(library, "D") == duplicated
+
+
+@pytest.mark.parametrize("medfmt", [None, MediaFormat.UDF], ids=["hpofs", "udf"])
+def test_a_duplicate_of_a_duplicate_whose_left_out_name_was_used_again(library, medfmt):
+    """/D/A left out live of D; on D /c is renamed to /A and then to /D/a, removed; then /c v3
+    (now /D/a), /D/c v2 and /E/c are damaged and left out of E. /c and /D/A both fit /c v3's
+    record; only at /c is a write v3, the lost versions before it being of other paths
+    (hunt28i F4: the fresh E was damaged and recover moved /c v2 to /D/a)."""
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    make_volume(library, "S", medtype=MediaType.ERASE, medfmt=medfmt, capacity=4 << 20)
+    with library.open("S") as volume:
+        volume.mkdir("/D")
+        volume.mkdir("/E")
+        volume.write_bytes("/c", b"1" * 100)
+        volume.write_bytes("/E/c", b"")
+        volume.write_bytes("/c", b"2")
+        volume.write_bytes("/D/c", b"")
+        volume.write_bytes("/D/c", b"")
+        volume.write_bytes("/c", b"3" * 9000)
+        volume.write_bytes("/D/A", b"A" * 2048)
+        sector, header_sectors = volume.image.conn.execute("SELECT sector, header_sectors FROM files WHERE name = 'A'"
+                                                           ).fetchone()
+        sector_size = volume.image.sector_size
+    with open(library.root / "S.optvol" / "data.opv", "r+b") as data:
+        data.seek((sector + header_sectors) * sector_size + 7)
+        data.write(b"Z")
+    assert len(dupopt(library, fromvol="S", tovol="D", now=now, allow_media_errors=True).left_out) == 1
+    with library.open("D") as volume:
+        volume.rename("/c", "/A")
+        volume.rename("/A", "/D/a")
+        volume.remove("/D/a")
+        volume.remove("/D/c")
+        lost = [row[0] for row in volume.image.conn.execute(
+            "SELECT f.sector FROM files f JOIN dirs d ON d.id = f.dir WHERE (d.path = '/D' AND f.name IN ('c', 'a')"
+            " AND f.version IN (2, 3)) OR (d.path = '/E' AND f.name = 'c')")]
+    assert len(lost) == 3
+    for one in lost:
+        _damage_header(library, "D", one, sector_size)
+    assert len(dupopt(library, fromvol="D", tovol="E", now=now, allow_media_errors=True).left_out) == 3
+    duplicated = _versions(library, "E")
+    assert chkoptvol(library, vol="E")[0].damaged == []
+    assert recover(library, vol="E").damaged == []
+    assert _versions(library, "E") == duplicated

@@ -56,20 +56,21 @@ class LostVersions:
     def __init__(self, fd: int, sector_size: int, stop: int | None):
         self.fd, self.sector_size, self.stop = fd, sector_size, stop
         self.written_at: dict[int, Path] | None = None
-        self.ambiguous: dict[int, tuple[list[Path], int, int]] = {}  # paths that fit, its number, lost before it
+        self.ambiguous: dict[int, tuple[list[Path], int, dict]] = {}  # paths that fit, its number, lost before
+
 
     def within(self, found: replay.Found, numbered=None) -> list[Path]:
         """The paths the lost versions in damaged region ``found`` were written at. Of several
         paths that fit the records, the one where a write now gets the version's number
         (``numbered(path)``, from the index replayed up to here; more by as many lost versions
-        as lie before it, unread) when only one does (hunt28i F3)."""
+        of that path as lie before it, unread) when only one does (hunt28i F3)."""
         if self.written_at is None:
             self.written_at = self._look_ahead(found.sector)
         out = [path for at, path in self.written_at.items() if found.sector <= at < found.sector + found.sectors]
         for at, (paths, version, unread) in self.ambiguous.items():
             if found.sector <= at < found.sector + found.sectors and numbered is not None:
                 if len(fit := [path for path in paths if (number := numbered(path)) is not None
-                               and number <= version <= number + unread]) == 1:
+                               and number <= version <= number + unread[_key(path)]]) == 1:
                     out.append(fit[0])
         return out
 
@@ -88,7 +89,8 @@ class LostVersions:
         lost = [one for one in left_out if any(at <= one.at < at + n for at, n in damaged)]
         if not lost:
             return {}
-        events = _Events(self._events(min(one.at for one in lost), max(one.sector for one in lost)))
+        numbers: dict[int, int] = {}
+        events = _Events(self._events(min(one.at for one in lost), max(one.sector for one in lost), numbers), numbers)
         # The latest first: when no path fits through the sound records, another left-out
         # version's unread record, at the path found for it, may be what ended this one's
         # life (a write at its name). Tried only then: with them, a path that fits without
@@ -102,12 +104,17 @@ class LostVersions:
             if len(fits) == 1:
                 written_at[one.at] = fits[0]
             elif fits and one.version is not None:
-                self.ambiguous[one.at] = (fits, one.version, sum(other.at < one.at for other in lost))
+                self.ambiguous[one.at] = (fits, one.version, {})
+        paths = {one.at: {_key(one.path)} | {_key(path) for path in self.ambiguous.get(one.at, ([],))[0]}
+                 | ({_key(written_at[one.at])} if one.at in written_at else set()) for one in lost}
+        for at, (fits, _, unread) in self.ambiguous.items():  # the lost versions before it that may be of each path
+            unread.update({_key(path): sum(other < at and _key(path) in keys for other, keys in paths.items())
+                           for path in fits})
         return dict(sorted(written_at.items()))
 
-    def _events(self, start: int, end: int) -> list[tuple[int, Kind, tuple]]:
+    def _events(self, start: int, end: int, numbers: dict[int, int]) -> list[tuple[int, Kind, tuple]]:
         """The sound records between ``start`` and ``end`` that move a file or end its life
-        at its name: (sector, kind, paths)."""
+        at its name: (sector, kind, paths); a FILE record's version number into ``numbers``."""
         events = []
         for found in replay.scan(self.fd, self.sector_size, start=start, end=end):
             header = found.header
@@ -121,6 +128,8 @@ class LostVersions:
                 # (a left-out version's DELETE ends no life; a directory's removal leaves what
                 # was in it at the path it had then: no later rename onto that path moves it)
                 events.append((found.sector, header.kind, (_parts(body["path"]),)))
+                if header.kind == Kind.FILE and type(body.get("version")) is int:
+                    numbers[found.sector] = body["version"]
         return events
 
 
@@ -131,7 +140,8 @@ class _Events:
     and its DELETE (rev28e F2: a walk over all of them for each left-out version cost the
     product of the two)."""
 
-    def __init__(self, events: list[tuple[int, Kind, tuple]]):
+    def __init__(self, events: list[tuple[int, Kind, tuple]], numbers: dict[int, int] | None = None):
+        self.numbers = numbers or {}  # a FILE record's version number, by its sector
         self.by_key: dict[Path, list[tuple]] = {}
         for sector, kind, paths in events:
             keys = tuple(_key(path) for path in paths)
@@ -257,6 +267,9 @@ def _followed(name: Path, one: _LeftOut, sources: list[_Events]) -> tuple[Path, 
                 name = target + name[len(source):]
             key = _key(name)
         elif live and keys[0] == key:
+            number = next((events.numbers[sector] for events in sources if sector in events.numbers), None)
+            if kind == Kind.FILE and None not in (number, one.version) and number != one.version + 1:
+                return (), True  # a write over a live version gets the number after its (hunt28i F3)
             live = False
     return key, live
 
