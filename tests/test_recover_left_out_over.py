@@ -393,7 +393,7 @@ def test_a_duplicate_of_a_duplicate_whose_left_out_name_was_used_again(library, 
             " AND f.version IN (2, 3)) OR (d.path = '/E' AND f.name = 'c')")]
     assert len(lost) == 3
     for one in lost:
-        _damage_header(library, "D", one, sector_size)
+        damage_header(library.root, "D", one, sector_size)
     assert len(dupopt(library, fromvol="D", tovol="E", now=now, allow_media_errors=True).left_out) == 3
     duplicated = _versions(library, "E")
     assert chkoptvol(library, vol="E")[0].damaged == []
