@@ -133,6 +133,9 @@ class LostVersions:
         return events
 
 
+_MOVES = (Kind.RENAME, Kind.REMOVE_DIRECTORY)  # what moves a name's file, or leaves it where it was
+
+
 class _Events:
     """Records (sector, kind, paths), in sector order, found by the names they touch (each
     kept as (sector, kind, paths, their keys)): a walk of one name meets only the records of
@@ -148,6 +151,7 @@ class _Events:
             for key in set(keys):
                 self.by_key.setdefault(key, []).append((sector, kind, paths, keys))
         self.sectors = {key: [event[0] for event in found] for key, found in self.by_key.items()}
+        self._after_moves: dict[Path, list[int]] = {}  # each name's writes and deletions right after a move of it
 
     def nearest(self, key: Path, sector: int, bound: int, *, before: bool, own: bool = True) -> tuple | None:
         """The record of name ``key`` (not with ``own`` false) or a directory above it nearest
@@ -177,10 +181,13 @@ class _Events:
         walk back while live from them may pass: the first, and each after a rename of that
         name (a walk from one right after another write or deletion there meets it: no history)."""
         sectors, found = self.sectors.get(key, []), self.by_key.get(key, [])
-        first = bisect.bisect_right(sectors, low)
-        return [found[at] for at in range(first, bisect.bisect_left(sectors, high))
-                if found[at][1] not in (Kind.RENAME, Kind.REMOVE_DIRECTORY)
-                and (at == first or found[at - 1][1] in (Kind.RENAME, Kind.REMOVE_DIRECTORY))]
+        first, end = bisect.bisect_right(sectors, low), bisect.bisect_left(sectors, high)
+        if key not in self._after_moves:  # (once a name: a name written N times is asked N times)
+            self._after_moves[key] = [at for at in range(1, len(found)) if found[at][1] not in _MOVES
+                                      and found[at - 1][1] in _MOVES]
+        after = self._after_moves[key]
+        return ([found[first]] if first < end and found[first][1] not in _MOVES else []) + [
+            found[at] for at in after[bisect.bisect_right(after, first):bisect.bisect_left(after, end)]]
 
 
 def _nearest(sources: list[_Events], key: Path, sector: int, bound: int, *, before: bool,
