@@ -58,7 +58,6 @@ class LostVersions:
         self.written_at: dict[int, Path] | None = None
         self.ambiguous: dict[int, tuple[list[Path], int, dict]] = {}  # paths that fit, its number, lost before
 
-
     def within(self, found: replay.Found, numbered=None) -> list[Path]:
         """The paths the lost versions in damaged region ``found`` were written at. Of several
         paths that fit the records, the one where a write now gets the version's number
