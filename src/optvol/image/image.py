@@ -586,8 +586,11 @@ class VolumeImage:
             committed = self.meta("committed_end")
             if committed != own:
                 self._keep_commits(committed, log_lost=log_lost)
-            else:  # its frames SQLite may have written whole, unindexed: never to come back in force
-                wal.drop_unindexed(self.index_path.with_name(self.index_path.name + "-wal"))
+            # Its frames SQLite may have written whole, unindexed, never to come back in force: a
+            # refused COMMIT's (``own``), or a writer's killed between its log's sync and its -shm
+            # update while another process kept the -shm (hunt29a F1: the tail cut here, the
+            # commit came back once that process was killed, over a data partition without it).
+            wal.drop_unindexed(self.index_path.with_name(self.index_path.name + "-wal"))
             self.data.truncate(committed)
         finally:
             self.conn.execute("COMMIT")

@@ -181,10 +181,11 @@ def drop_unindexed(path: Path) -> bool:
             header = log.read(HEADER)
             if len(index) < 96 or len(header) < HEADER or index[:48] != index[48:96] or index[12] != 1:
                 return False
-            if struct.unpack_from("=I", index, 0)[0] != FORMAT or index[32:40] != header[16:24]:
-                return False
+            indexed = struct.unpack_from("=I", index, 16)[0]
+            if struct.unpack_from("=I", index, 0)[0] != FORMAT or index[32:40] != header[16:24] and indexed:
+                return False  # (an index of no frame names no log: a first writer's salts are its own, hunt29a F1)
             page_size = struct.unpack_from(">I", header, 8)[0]
-            end = HEADER + struct.unpack_from("=I", index, 16)[0] * (FRAME_HEADER + (65536 if page_size == 1 else page_size))
+            end = HEADER + indexed * (FRAME_HEADER + (65536 if page_size == 1 else page_size)) if indexed else 0
             if os.fstat(log.fileno()).st_size <= end:
                 return False
             os.ftruncate(log.fileno(), end)
