@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import data_path, dump_index, make_volume, read_data
-from optvol import errors
+from optvol import errors, openfile
 from optvol.change_volume import chgoptvol
 from optvol.image.records import sectors_for
 from optvol.model import MediaFormat, MediaType, VolumeType, to_micros
@@ -48,7 +48,16 @@ BACKUP_OPERATIONS = {
     "rename_dir": lambda v: v.rename("/D", "/E"),
     "set_attributes": lambda v: v.set_attributes("/D/F", read_only=True),
     "write_chunks": lambda v: v.write_chunks("/D/NEW", iter([b"x"]), size=1),
+    # The classes of the handles ``open`` gives, made by a program itself (hunt29c F1).
+    "reader_class": lambda v: openfile.VolumeReader(v, "/D/F").readall(),
+    "writer_class": lambda v: _write_and_close(openfile.VolumeWriter(v, "/D/F", "w")),
+    "append_class": lambda v: _write_and_close(openfile.VolumeWriter(v, "/D/F", "a")),
 }
+
+
+def _write_and_close(writer) -> None:
+    writer.write(b"not through CPYOPT")
+    writer.close()
 
 
 @pytest.mark.parametrize("operation", sorted(BACKUP_OPERATIONS))

@@ -288,6 +288,8 @@ class VolumeReader(io.RawIOBase):
         self._volume = volume
         self._path = path
         self._held = None
+        # Here too, not only in ``open_file``: a program may make the class itself (hunt29c F1).
+        volume.check_user_access("opening a file")
         self._dir, self._row = volume.file_row(path)
         self._marks = chunk_check.marks(volume, self._row, path, prefix=False)  # verified whole here
         self._cached: tuple[int, bytes] = (-1, b"")  # the last chunk read and checked again
@@ -371,6 +373,8 @@ class VolumeWriter(io.RawIOBase):
         self.refused: errors.OptvolError | None = None  # what refused a write: the handle is spoilt
         self._spool = self._held = None
         self._volume = volume
+        # Here too, not only in ``open_file``: made by a program itself, it wrote a *BACKUP (hunt29c F1).
+        volume.check_user_write("opening a file for writing")
         self._parts = volume._parts(path)
         self._replace = _WRITE_MODES[kind]
         self.name, self.mode = path, kind + "b"  # (gzip.GzipFile(fileobj=...) writes only to a "w" mode)
