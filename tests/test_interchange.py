@@ -18,6 +18,7 @@ from optvol import errors, model
 from optvol.cli import main
 from optvol.interchange import export_iso, import_iso
 from optvol.interchange.iso_import import _label
+from optvol.interchange.iso_writer import write_image
 from optvol.interchange.names import Namer
 from optvol.model import MediaType, VolumeType
 
@@ -119,6 +120,11 @@ def test_backup_volume_is_not_exported(filled, tmp_path):
         assert rc == 5 and "OPV0101" in err and stdout == "", (argv, rc, err)
     with pytest.raises(errors.NotAllowedError):
         export_iso(filled, vol="BVOL1", file=out / "backup.iso", now=NOW)
+    # Nor by the function export-iso calls, given the volume by a program (hunt29c F2).
+    with filled.open("BVOL1") as backup, open(tmp_path / "direct.iso", "wb") as image:
+        with pytest.raises(errors.NotAllowedError) as info:
+            write_image(backup, image.fileno(), volume_id="BVOL1", now=NOW)
+        assert info.value.message_id == "OPV0101" and os.fstat(image.fileno()).st_size == 0
     assert list(out.iterdir()) == []
     make_volume(filled, "RESTORE")
     rc, _, err = _cli(filled, "cpyopt", "BVOL1 *BACKUP", "/", "RESTORE", "--cpysubdir", "*YES", "--sltfile", "*ALL")

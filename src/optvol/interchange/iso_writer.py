@@ -144,7 +144,9 @@ def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: 
     """Write the volume's tree as an image to the empty host file ``fd``, with a UDF bridge
     if ``udf``; return (files, directories, the entries renamed in Rock Ridge or UDF).
     ``totals`` gets the files and their bytes in all, before any is written; ``progress``
-    those written so far, as they are."""
+    those written so far, as they are. A *BACKUP volume is refused (OPV0101), also to a
+    program that calls this itself: only CPYOPT reads its files (DESIGN §1; hunt29c F2)."""
+    volume.check_user_access("export-iso (an image any program reads)")
     with volume.snapshot():
         if totals:
             found = volume.image.conn.execute("SELECT count(*), total(size) FROM files WHERE live = 1").fetchone()
