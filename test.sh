@@ -7,7 +7,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    xorriso genisoimage p7zip-full libarchive-tools udftools udfclient acl rsync xfsprogs e2fsprogs exfatprogs exfat-fuse \
+    xorriso genisoimage p7zip-full libarchive-tools udftools udfclient acl rsync strace xfsprogs e2fsprogs exfatprogs exfat-fuse \
     python3-venv >/dev/null
 fi
 python3 -m venv .venv

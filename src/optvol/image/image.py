@@ -526,7 +526,7 @@ class VolumeImage:
             self.data.check_writable_at(committed)
             if self.data.size_sectors() > committed:
                 self._keep_commits(committed)  # (OPV0201 where SQLite dropped a damaged log's commits)
-                self.data.truncate(committed)  # a torn tail from a writer that died
+                self._cut_tail(committed)  # a torn tail from a writer that died
             tx = Transaction(self)
             yield tx
             tx.finish(now)
@@ -586,14 +586,18 @@ class VolumeImage:
             committed = self.meta("committed_end")
             if committed != own:
                 self._keep_commits(committed, log_lost=log_lost)
-            # Its frames SQLite may have written whole, unindexed, never to come back in force: a
-            # refused COMMIT's (``own``), or a writer's killed between its log's sync and its -shm
-            # update while another process kept the -shm (hunt29a F1: the tail cut here, the
-            # commit came back once that process was killed, over a data partition without it).
-            wal.drop_unindexed(self.index_path.with_name(self.index_path.name + "-wal"))
-            self.data.truncate(committed)
+            self._cut_tail(committed)
         finally:
             self.conn.execute("COMMIT")
+
+    def _cut_tail(self, committed: int) -> None:
+        """Cut the data partition back to ``committed`` (its caller holds the write lock), and
+        the log's frames past its -shm index with it: SQLite may have written them whole,
+        never to come back in force over the cut records, for a refused COMMIT (rev28h F2) or
+        a writer killed between its log's sync and its -shm update while another process kept
+        the -shm (hunt29a F1: the commit came back once that process was killed too)."""
+        wal.drop_unindexed(self.index_path.with_name(self.index_path.name + "-wal"))
+        self.data.truncate(committed)
 
     def _keep_commits(self, committed: int, *, log_lost: bool = False) -> None:
         """OPV0201 where the tail past ``committed`` may hold commits, and so must not be cut
