@@ -101,9 +101,18 @@ class Library:
         if self.root.is_dir() and any(p.name != LOCK for p in self.root.iterdir()):
             raise errors.error("OPV0006", library=self.root, reason="it is a non-empty directory that is not an optvol library")
         try:
+            made = [p for p in (self.root, *self.root.parents) if not p.exists()]
             self.root.mkdir(parents=True, exist_ok=True)
             (self.root / TMP).mkdir(exist_ok=True)
-            (self.root / MARKER).write_text("optvol library 1\n")
+            with open(self.root / MARKER, "w") as handle:
+                handle.write("optvol library 1\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            for directory in [self.root, *(p.parent for p in made)]:  # its name on the disk (hunt29e F4)
+                try:
+                    fsync_dir(directory)
+                except PermissionError:  # a parent this user may not read (mode 0o711): every write
+                    os.sync()
         except OSError as exc:
             raise errors.error("OPV0006", library=self.root, reason=exc.strerror or str(exc)) from None
         self.created = True
@@ -219,6 +228,8 @@ class Library:
                 self._apply_autl(journal["autl"])
             fsync_dir(self.root)
             path.unlink()
+            fsync_dir(self.root)  # gone on the disk before .tmp/old-* goes: else a power loss could keep
+            # the journal and lose old-*, and its replay would move the new volume there (hunt29e F3)
 
     def _label_has(self, condition: dict | None) -> bool:
         """Whether a journal's ``autl_if`` holds: the image at ``dir`` has the label values of

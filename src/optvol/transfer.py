@@ -15,7 +15,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from optvol import chunk_check, errors, host_names, model
-from optvol.image.datapart import fsync_dir
 from optvol.library import Library
 from optvol.model import DirInfo, FileInfo
 from optvol.volume import Volume
@@ -284,14 +283,16 @@ def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, rep
     """Copy a file or a whole tree, giving each file's destination once it is kept (``copy``); a tree
     onto a volume goes in batches of many files. ``moving`` (mv, whose sources go next): a
     host copy is fsynced; a file already on the target volume with the same bytes, read back
-    intact, is taken as copied (an interrupted mv copied it: ``_same_file``)."""
+    intact, is taken as copied (an interrupted mv copied it: ``_same_file``). A host copy, of
+    cp as of mv, is fsynced with its name before it is given: a power loss after "copied"
+    loses nothing (hunt29e F2)."""
     if destination.volume is None:
         for item_source, item_destination, is_dir in _tree(volumes, source, destination):
             if is_dir:
-                _make_dir(volumes, item_destination, durable=moving)
+                _make_dir(volumes, item_destination, durable=True)
             else:
-                _copy_file(volumes, item_source, item_destination, replace=replace, durable=moving)
-                yield str(item_destination)  # renamed into place: whole (on the disk once the host writes it)
+                _copy_file(volumes, item_source, item_destination, replace=replace, durable=True)
+                yield str(item_destination)  # renamed into place, whole, file and name on the disk
         return
     batches = _Batches(volumes[destination.volume])
     with batches:
@@ -523,14 +524,8 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
 
 
 def _sync_names(directory: str) -> None:
-    """The names made in a host ``directory`` on the disk (mv deletes its source after): its
-    fsync, or, in a directory this user may write but not read (0o333, a drop box, whose
-    fsync it cannot open: the file was in place and mv failed, hunt26c F2), every write of
-    the system's."""
-    try:
-        fsync_dir(directory)
-    except PermissionError:
-        os.sync()
+    """The names made in a host ``directory`` on the disk (``host_names.sync_names``)."""
+    host_names.sync_names(directory)
 
 
 def move(library: Library, sources: list[str], target: str, *, replace: bool = False) -> Iterator[str]:

@@ -94,6 +94,7 @@ def _write(target: Path, mode: int | None,
             os.fsync(fd)
             size = os.fstat(fd).st_size
             host_names.put_in_place(fd, temporary, target)
+            host_names.sync_names(os.path.dirname(os.path.abspath(target)))  # its name too (hunt29e F1)
         finally:
             os.close(fd)
     except BaseException as exc:

@@ -1,0 +1,87 @@
+"""What a command reports done is on the disk as if the power failed right after: the files it
+wrote fsynced, and the directories that name them fsynced once the names are there (hunt29e).
+Each test records every fsync (the path of its descriptor, and what the test asks about the
+disk at that moment) and checks that the names it reports were made durable."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from optvol import cli
+
+
+class Calls(list):
+    pass
+
+
+@pytest.fixture
+def record(monkeypatch):
+    real, calls = os.fsync, Calls()
+    calls.probe = lambda: None
+
+    def recording(fd):
+        real(fd)
+        calls.append((os.readlink(f"/proc/self/fd/{fd}"), calls.probe()))
+
+    monkeypatch.setattr(os, "fsync", recording)
+    return calls
+
+
+def run(lib, *argv) -> None:
+    assert cli.main(["--library", str(lib), *map(str, argv)], out=io.StringIO(), err=io.StringIO()) == 0, argv
+
+
+@pytest.fixture
+def lib(tmp_path):
+    lib = tmp_path / "lib"
+    run(lib, "inzopt", "V1")
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"payload" * 1000)
+    run(lib, "mkdir", "/QOPT/V1/D")
+    run(lib, "cp", source, "/QOPT/V1/D/f.bin")
+    return lib
+
+
+def test_export_iso_fsyncs_the_directory_once_the_image_is_named_there(lib, tmp_path, record):
+    out = tmp_path / "out"
+    out.mkdir()
+    record.probe = lambda: (out / "v1.iso").exists()
+    run(lib, "export-iso", "V1", out / "v1.iso")
+    assert (str(out), True) in record  # the image's name on the disk before "exported"
+
+
+@pytest.mark.parametrize("tree", [False, True])
+def test_cp_to_the_host_fsyncs_the_file_and_its_name_before_copied(lib, tmp_path, record, tree):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "D" / "f.bin" if tree else out / "f.bin"
+    record.probe = lambda: (target.exists(), (out / "D").exists())
+    if tree:
+        run(lib, "cp", "-r", "/QOPT/V1/D", out / "D")
+    else:
+        run(lib, "cp", "/QOPT/V1/D/f.bin", target)
+    assert any(path.startswith(str(target.parent) + "/") and not path.endswith("f.bin") or path == str(target)
+               for path, _ in record)  # the file (its temporary, or its name) fsynced
+    assert (str(target.parent), (True, tree)) in record  # its name
+    if tree:
+        assert (str(out), (False, True)) in record  # the directory the tree copy made
+
+
+def test_the_journal_s_removal_is_on_the_disk_before_tmp_is_emptied(lib, record):
+    """A replay of a journal the power loss kept, once .tmp/old-* was gone, moved the new
+    volume to .tmp/old-* and deleted it (INZOPT again, DUPOPT onto an existing volume)."""
+    record.probe = lambda: ((lib / ".journal.json").exists(), sorted(p.name[:4] for p in (lib / ".tmp").iterdir()))
+    run(lib, "inzopt", "V1", "--check", "*NO")
+    assert (str(lib), (False, ["old-"])) in record
+
+
+def test_a_new_library_s_name_and_marker_are_on_the_disk(tmp_path, record):
+    parent = tmp_path / "a" / "b"
+    lib = parent / "lib"
+    record.probe = lambda: lib.exists()
+    run(lib, "inzopt", "V1")
+    assert (str(lib / ".optvol-library"), True) in record
+    assert (str(parent), True) in record and (str(tmp_path), True) in record
