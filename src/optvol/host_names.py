@@ -21,7 +21,6 @@ import unicodedata
 from collections.abc import Iterator
 
 from optvol import errors
-from optvol.image.datapart import fsync_dir
 from optvol.image.signals import signals_held
 
 
@@ -114,16 +113,6 @@ def put_in_place(fd: int, temporary: str | None, target: str | os.PathLike) -> N
                 raise
     finally:
         os.close(where)
-
-
-def sync_names(directory: str | os.PathLike) -> None:
-    """The names made in a host ``directory`` on the disk before a command reports them: its
-    fsync, or, in a directory this user may write but not read (0o333, a drop box, whose
-    fsync it cannot open, hunt26c F2), every write of the system's."""
-    try:
-        fsync_dir(directory)
-    except PermissionError:
-        os.sync()
 
 
 def discard(fd: int | None, temporary: str | None) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from optvol import chunk_check, errors, host_names, model
+from optvol import chunk_check, errors, host_names, host_sync, model
 from optvol.library import Library
 from optvol.model import DirInfo, FileInfo
 from optvol.volume import Volume
@@ -283,16 +283,24 @@ def _copy_one(volumes: _Volumes, source: Location, destination: Location, *, rep
     """Copy a file or a whole tree, giving each file's destination once it is kept (``copy``); a tree
     onto a volume goes in batches of many files. ``moving`` (mv, whose sources go next): a
     host copy is fsynced; a file already on the target volume with the same bytes, read back
-    intact, is taken as copied (an interrupted mv copied it: ``_same_file``). A host copy, of
-    cp as of mv, is fsynced with its name before it is given: a power loss after "copied"
-    loses nothing (hunt29e F2)."""
+    intact, is taken as copied (an interrupted mv copied it: ``_same_file``). A host copy is
+    given once on the disk with its name (``host_sync``): a power loss after "copied" loses
+    nothing (hunt29e F2); mv's file by file, cp's in groups."""
     if destination.volume is None:
+        groups = None if moving else host_sync.SyncGroups()
         for item_source, item_destination, is_dir in _tree(volumes, source, destination):
             if is_dir:
-                _make_dir(volumes, item_destination, durable=True)
-            else:
+                _make_dir(volumes, item_destination, durable=moving)
+                if groups is not None:
+                    groups.made(item_destination.path)
+            elif groups is None:
                 _copy_file(volumes, item_source, item_destination, replace=replace, durable=True)
                 yield str(item_destination)  # renamed into place, whole, file and name on the disk
+            else:
+                _copy_file(volumes, item_source, item_destination, replace=replace)
+                yield from _synced(groups.written, item_destination.path)
+        if groups is not None:
+            yield from _synced(groups.flush)
         return
     batches = _Batches(volumes[destination.volume])
     with batches:
@@ -346,7 +354,7 @@ def _make_dir(volumes: _Volumes, where: Location, *, durable: bool = False) -> N
         try:
             volumes.host_writes.make_dir(where.path)
             if durable:  # its name in its parent on the disk too (mv)
-                _sync_names(os.path.dirname(os.path.abspath(where.path)))
+                host_sync.sync_names(os.path.dirname(os.path.abspath(where.path)))
         except OSError as exc:  # a name too long for the host, a read-only disk
             raise errors.error("OPV0302", path=where.path, reason=exc.strerror or str(exc)) from None
     else:
@@ -518,14 +526,18 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
         made.made(host_path)
     if durable:
         try:
-            _sync_names(directory)
+            host_sync.sync_names(directory)
         except OSError as exc:
             raise errors.error("OPV0302", path=host_path, reason=exc.strerror or str(exc)) from None
 
 
-def _sync_names(directory: str) -> None:
-    """The names made in a host ``directory`` on the disk (``host_names.sync_names``)."""
-    host_names.sync_names(directory)
+def _synced(sync, *args: str) -> list[str]:
+    """``sync(*args)`` of a ``host_sync.SyncGroups``: the files it gives back, or OPV0302."""
+    try:
+        return sync(*args)
+    except OSError as exc:  # a write the disk refused, found by the sync
+        raise errors.error("OPV0302", path=exc.filename or (args[0] if args else "."),
+                           reason=exc.strerror or str(exc)) from None
 
 
 def move(library: Library, sources: list[str], target: str, *, replace: bool = False) -> Iterator[str]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from optvol import errors, host_names, model
+from optvol import errors, host_names, host_sync, model
 from optvol.interchange.iso_writer import Renamed, Renames, write_image
 from optvol.library import Library
 from optvol.model import Progress
@@ -94,7 +94,7 @@ def _write(target: Path, mode: int | None,
             os.fsync(fd)
             size = os.fstat(fd).st_size
             host_names.put_in_place(fd, temporary, target)
-            host_names.sync_names(os.path.dirname(os.path.abspath(target)))  # its name too (hunt29e F1)
+            host_sync.sync_names(os.path.dirname(os.path.abspath(target)))  # its name too (hunt29e F1)
         finally:
             os.close(fd)
     except BaseException as exc:
