@@ -6,6 +6,8 @@ import errno
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -382,12 +384,40 @@ def test_exclusive_open_refused_while_open(library, primary):
     with pytest.raises(errors.LockedError) as info:
         library.open("PVOL1", exclusive=True)
     assert info.value.exit_code == 8
-    assert info.value.message_id == "OPV0004"
+    assert info.value.message_id == "OPV0020"  # this program's own open: not "another process" (hunt29c F3)
     primary.close()
     with library.open("PVOL1", exclusive=True) as volume:
         with pytest.raises(errors.LockedError):
             library.open("PVOL1")
         assert volume.id == "PVOL1"
+
+
+def test_what_needs_a_volume_alone_names_the_program_s_own_open_or_another_process_s(library, tmp_path):
+    """INZOPT of a volume this program keeps open said "in use by another process" (hunt29c
+    F3): it is OPV0020 now; another process's open is OPV0004 as before, and once the
+    program's open is closed the volume is this program's alone again."""
+    make_volume(library, "PVOL1")
+    volume = library.open("PVOL1")
+    volume.write_bytes("/F", b"data")
+    with volume.open("/F", "rb"), pytest.raises(errors.LockedError) as info:
+        make_volume(library, "PVOL1", check=False)
+    assert info.value.message_id == "OPV0020"
+    volume.close()
+    other = subprocess.Popen([sys.executable, "-c", (
+        "import time, optvol\n"
+        f"v = optvol.open_library({str(library.root)!r}).open('PVOL1'); print('open', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    try:
+        assert other.stdout.readline().strip() == "open"
+        with pytest.raises(errors.LockedError) as info:
+            make_volume(library, "PVOL1", check=False)
+        assert info.value.message_id == "OPV0004"
+    finally:
+        other.kill()
+        other.wait()
+    make_volume(library, "PVOL1", check=False)
+    with library.open("PVOL1") as volume:
+        assert volume.listdir("/") == []
 
 
 def test_reinitialize_refused_while_open(library, primary):

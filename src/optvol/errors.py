@@ -123,6 +123,7 @@ _MESSAGE_LIST = [
     Message("OPV0017", InvalidError, "Volume {volume} is being written by this thread: a write begun in the middle of that write is not possible."),
     Message("OPV0018", InvalidError, "Volume {volume} is held by a batch or snapshot of another thread, in whose context this code runs: it is refused rather than wait for that hold, which may wait for it."),
     Message("OPV0019", InvalidError, "Volume {volume} is being written by this thread: a check inside that write would read a state not committed yet."),
+    Message("OPV0020", LockedError, "Volume {volume} is open in this program: close it (its Volume and every file handle of it) first."),
     Message("OPV0016", NotAllowedError, "Volume {volume} shares its files with a copy made by hard links: {operation} would change that copy too, and is not possible; remove the copy, or make it without links."),
     Message("OPV0101", NotAllowedError, "Volume {volume} is a *BACKUP volume: {operation} is not allowed; only CPYOPT writes a backup volume and user programs cannot open its files."),
     Message("OPV0102", NotAllowedError, "The threshold of volume {volume} cannot be changed: it was initialized as a *BACKUP volume."),

@@ -413,7 +413,7 @@ class VolumeImage:
                 self.conn.close()
             self.conn = Closed(getattr(self, "name", "?"))
         if getattr(self, "_lock_fd", -1) >= 0:
-            os.close(self._lock_fd)
+            locks.release(self._lock_fd)
             self._lock_fd = -1
         if not forked:
             self._release_snapshot()

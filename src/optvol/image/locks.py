@@ -14,6 +14,7 @@ from optvol import errors
 LOCK_FILE = "lock"
 UPGRADE_WAIT = 10.0  # seconds an open of an older index waits for the volume to be free, or brought forward
 BUSY_WAIT = 0.5  # seconds an open waits while another process has the volume alone (an upgrade ends so)
+_SHARED_HERE: dict[int, tuple[int, int]] = {}  # this process's shared locks: fd -> the lock file's (device, inode)
 
 
 def read_only_error(library: Path, operation: str) -> errors.OptvolError:
@@ -56,13 +57,27 @@ def open_lock(directory: Path, *, exclusive: bool, volume: str) -> tuple[int | N
     try:
         fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
-        os.close(fd)
-        raise errors.error("OPV0004", volume=volume) from None
+        held_here = exclusive and _key(fd) in _SHARED_HERE.values()
+        os.close(fd)  # this program's own open (a Volume, a file handle) holds it: not "another process"
+        raise errors.error("OPV0020" if held_here else "OPV0004", volume=volume) from None
     except OSError as exc:  # ENOLCK: a network file system without locks
         os.close(fd)
         raise errors.error("OPV0006", library=directory.parent,
                            reason=f"{directory.name}/{LOCK_FILE} cannot be locked ({exc.strerror or exc})") from None
+    if not exclusive:
+        _SHARED_HERE[fd] = _key(fd)
     return fd, reason
+
+
+def release(fd: int) -> None:
+    """Close a lock of ``open_lock``."""
+    _SHARED_HERE.pop(fd, None)
+    os.close(fd)
+
+
+def _key(fd: int) -> tuple[int, int]:
+    found = os.fstat(fd)
+    return found.st_dev, found.st_ino
 
 
 def linked(directory: Path, names: tuple[str, ...]) -> str | None:
