@@ -175,8 +175,9 @@ def drop_unindexed(path: Path) -> bool:
     this log (its salts)."""
     shared = path.with_name(path.name.removesuffix("-wal") + "-shm")
     try:
-        with open(shared, "rb") as handle:
-            index = handle.read(96)
+        index = _read_shared(shared)
+        if index is None:
+            return False
         with open(path, "r+b") as log:
             header = log.read(HEADER)
             if len(index) < 96 or len(header) < HEADER or index[:48] != index[48:96] or index[12] != 1:
@@ -193,3 +194,26 @@ def drop_unindexed(path: Path) -> bool:
             return True
     except OSError:
         return False
+
+
+def _read_shared(shared: Path) -> bytes | None:
+    """The first 96 bytes of the ``-shm`` at ``shared``, read without closing a descriptor of it:
+    a close() drops every POSIX lock this process holds on the file, SQLite's write lock and
+    read marks among them, in the middle of the transaction that cut the tail; another process
+    then wrote at once, at the same committed end (hunt29f F1). SQLite's own descriptor is
+    read where this process has one (Linux's /proc/self/fd); where it has none, it holds no
+    lock there, and a descriptor of its own is safe to close. None where that cannot be told."""
+    try:
+        want = os.stat(shared)
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for name in names:
+        try:
+            held = os.stat(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if (held.st_dev, held.st_ino) == (want.st_dev, want.st_ino):
+            return os.pread(int(name), 96, 0)
+    with open(shared, "rb") as handle:  # (no lock of this process on it: nothing to lose)
+        return handle.read(96)
