@@ -11,7 +11,6 @@ or every GROUP_FILES files.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import time
 
@@ -36,6 +35,8 @@ def sync_file_system(directory: str | os.PathLike) -> None:
     """Every write of the file system that holds host ``directory`` on the disk (``syncfs``,
     which reports a write the disk refused; where the system has none, or the directory
     cannot be opened, every write of the system's: ``sync``)."""
+    import ctypes  # here: a command that syncs no tree does not load it
+
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except PermissionError:
