@@ -216,9 +216,15 @@ class Library:
                                 self._drop_journal()  # is undone, not left to fail every later command
                             raise
             try:
-                for source, target in journal.get("renames", []):
-                    if (self.root / source).exists() and not (self.root / target).exists():
-                        os.rename(self.root / source, self.root / target)
+                with ExitStack() as locks:  # a volume a program has open is not renamed away under it: its
+                    for source, _ in journal.get("renames", []):  # writes would vanish with it (hunt29d F1)
+                        moved = self.root / source
+                        if moved.parent == self.root and moved.name.endswith(SUFFIX) and moved.is_dir() \
+                                and moved != held and not self._holds(moved):
+                            locks.callback(os.close, lock_exclusive(moved, volume=moved.name.removesuffix(SUFFIX)))
+                    for source, target in journal.get("renames", []):
+                        if (self.root / source).exists() and not (self.root / target).exists():
+                            os.rename(self.root / source, self.root / target)
             except OSError as exc:  # never to be done here (overlayfs, a mount point): undone, if it can be
                 if exc.errno not in _NEVER_RENAMED or not self._undo(journal, held):
                     raise
@@ -352,6 +358,11 @@ class Library:
             if exc.message_id in ("OPV0006", "OPV0201", "OPV0204") and not directory.is_dir():  # as it was opened
                 raise errors.error("OPV0004", volume=volume_id) from None
             raise
+        if not self._lock_depth and self._journal_moves(directory):  # an INZOPT, DUPOPT or rename another process
+            image.close()  # left half done would swap this image out, with what the program writes into it
+            if not self._rolled_forward():  # (hunt29d F1): completed first, as a new command would
+                raise errors.error("OPV0004", volume=volume_id)  # another process is completing it
+            return self.open(volume, exclusive=exclusive, any_label=any_label)
         if image.volume == volume_id or any_label:
             return Volume(image, clock=self._clock)
         image.close()
@@ -365,6 +376,14 @@ class Library:
                if original else f"rename the directory back to {image.volume}{SUFFIX}")))
         refusal.item = "(volume)"  # what CHKOPTVOL names: the volume's directory, not its index
         raise refusal
+
+    def _journal_moves(self, directory: Path) -> bool:
+        """Whether a journal on disk renames ``directory`` (an operation left half done)."""
+        try:
+            journal = json.loads((self.root / JOURNAL).read_text())
+            return any(self.root / source == directory for source, _ in journal.get("renames", []))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return False
 
     def _rolled_forward(self) -> bool:
         """Complete an operation a journal records, left by a process that died in it; whether
@@ -429,8 +448,7 @@ class Library:
             if old.exists():
                 # Refuses (exit 8) while another process has it open, and keeps every process
                 # out of it until it is swapped out: a write into it would vanish with it.
-                if not self._holds(old):
-                    held.callback(os.close, lock_exclusive(old, volume=model.volume_id(previous or volume)))
+                held.enter_context(self.holding(previous or volume))  # (known to _complete_journal)
                 renames.append([old.name, f"{TMP}/old-{_token()}"])
             # The authorization list goes with the journal: a renamed volume keeps its list, and a new
             # volume takes none that a volume gone before it under its ID left behind (hunt25c F2).
