@@ -551,7 +551,7 @@ class Library:
         try:
             self._write_journal({"renames": [[source.name, f"{TMP}/old-{_token()}"]],
                                  "autl": {model.volume_id(volume): None}}, volume=volume)
-            self._roll_forward()
+            self._roll_forward(held=source)  # (its lock is this process's)
         finally:
             os.close(lock)
 
