@@ -389,8 +389,12 @@ class VolumeWriter(io.RawIOBase):
         if kind == "a" and volume.exists(path):
             _, row = volume.file_row(path)
             self._based_on = row.id
+            # The old bytes are taken unchecked: the room a version needs is checked by the
+            # first write of the handle's own (for the whole), and an append that writes
+            # nothing writes no version (hunt29h F1).
             for chunk in volume.verified_chunks(row, path):
-                self.write(chunk)
+                self._spool_write(chunk)
+        self._base_size = self._size
         self._ready = True
 
     def _check_target(self, kind: str) -> int | None:
@@ -447,10 +451,15 @@ class VolumeWriter(io.RawIOBase):
         size = memoryview(data).nbytes  # (what the spool takes: len() of an array counts its items)
         try:
             _refuse_unless_room(self._volume, self._parts, self._size + size, replace=self._replace)
-            self._spool.write(data)
         except errors.OptvolError as exc:
             self.refused = exc
             raise
+        return self._spool_write(data, size)
+
+    def _spool_write(self, data, size: int | None = None) -> int:
+        size = memoryview(data).nbytes if size is None else size
+        try:
+            self._spool.write(data)
         except OSError as exc:  # the spool's, past SPOOL_IN_MEMORY: a file in the volume's directory
             self.refused = _host_error(exc, self._volume)
             raise self.refused from None
@@ -471,7 +480,8 @@ class VolumeWriter(io.RawIOBase):
         try:
             if self._ready and not self._discarded:
                 self.check_usable()
-                self._commit()
+                if not (self._based_on is not None and self._size == self._base_size):  # an append of nothing: no version
+                    self._commit()
         finally:
             self._held = None
             if self._spool is not None:
