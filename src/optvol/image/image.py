@@ -269,7 +269,7 @@ class VolumeImage:
         for attempt in range(SNAPSHOT_TRIES):
             try:
                 before = _file_state(index)
-                shutil.copyfile(index, copy)
+                wal.copy_file(index, copy)  # (not shutil's: its close would drop this process's SQLite locks, rev29g F1)
                 try:
                     shutil.copyfile(log, copy.with_name(log.name))
                 except FileNotFoundError:
@@ -584,6 +584,9 @@ class VolumeImage:
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         try:
             committed = self.meta("committed_end")
+            # The files are still this open's (rev29g F1: an index whose -wal and -shm another process
+            # removed while this one had lost its SQLite locks; its stale committed end cut that one's files).
+            self.data.check_writable_at(min(committed, self.data.size_sectors()))
             if committed != own:
                 self._keep_commits(committed, log_lost=log_lost)
             self._cut_tail(committed)

@@ -15,6 +15,7 @@ started over after a checkpoint: they are stale, and mean nothing.
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 from array import array
 from pathlib import Path
@@ -204,16 +205,42 @@ def _read_shared(shared: Path) -> bytes | None:
     read where this process has one (Linux's /proc/self/fd); where it has none, it holds no
     lock there, and a descriptor of its own is safe to close. None where that cannot be told."""
     try:
-        want = os.stat(shared)
-        names = os.listdir("/proc/self/fd")
+        held = held_descriptor(shared)
     except OSError:
         return None
-    for name in names:
+    if held is not None:
+        return os.pread(held, 96, 0)
+    with open(shared, "rb") as handle:  # (no lock of this process on it: nothing to lose)
+        return handle.read(96)
+
+
+def held_descriptor(path: Path) -> int | None:
+    """A descriptor this process already holds of the file at ``path`` (Linux's /proc/self/fd),
+    to read it through without a close that would drop this process's POSIX locks on it; None
+    where it holds none. OSError where that cannot be told."""
+    want = os.stat(path)
+    for name in os.listdir("/proc/self/fd"):
         try:
             held = os.stat(f"/proc/self/fd/{name}")
         except OSError:
             continue
         if (held.st_dev, held.st_ino) == (want.st_dev, want.st_ino):
-            return os.pread(int(name), 96, 0)
-    with open(shared, "rb") as handle:  # (no lock of this process on it: nothing to lose)
-        return handle.read(96)
+            return int(name)
+    return None
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """``shutil.copyfile`` of an index file SQLite may hold locks on in this process (another
+    open of the same volume): read through SQLite's own descriptor where there is one."""
+    try:
+        held = held_descriptor(source)
+    except OSError:
+        held = None
+    if held is None:
+        shutil.copyfile(source, target)
+        return
+    with open(target, "wb") as out:
+        at = 0
+        while chunk := os.pread(held, 1 << 20, at):
+            out.write(chunk)
+            at += len(chunk)
