@@ -105,3 +105,14 @@ def test_a_new_library_s_name_and_marker_are_on_the_disk(tmp_path, record):
     run(lib, "inzopt", "V1")
     assert (str(lib / ".optvol-library"), True) in record
     assert (str(parent), True) in record and (str(tmp_path), True) in record
+
+
+def test_a_tree_copied_to_a_fuse_file_system_fsyncs_each_file(lib, tmp_path, exfat, record):
+    """syncfs of a FUSE file system (exfat-fuse, as a USB stick is read) asks its daemon for
+    nothing: the files of a group are fsynced each there, which reaches it (rev29g F3)."""
+    for i in range(12):
+        (tmp_path / f"g{i}").write_bytes(b"x" * (i + 1))
+        run(lib, "cp", tmp_path / f"g{i}", f"/QOPT/V1/D/g{i}")
+    run(lib, "cp", "-r", "/QOPT/V1/D", exfat / "D")
+    fsynced = {path for path, _ in record}
+    assert {str(exfat / "D" / f"g{i}") for i in range(12)} <= fsynced
