@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import make_volume
 from optvol import errors
 from optvol.model import MediaType
-
-from conftest import make_volume
 
 
 def test_an_append_of_nothing_writes_no_version(library):

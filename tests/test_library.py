@@ -617,3 +617,27 @@ def test_a_refused_rename_of_an_older_optvols_journal_is_undone_too(library, mon
     assert not (library.root / JOURNAL).exists()
     with library.open("OLD") as volume:
         assert (volume.label()["volume"], volume.label()["type"]) == ("OLD", VolumeType.BACKUP)
+
+
+def test_opv0020_for_an_exclusive_open_of_this_program_not_for_a_parent_s(library):
+    """rev29g F4: a Volume this program opened exclusively gave OPV0004 "another process"; a
+    child forked from a program that has the volume open said OPV0020 of the parent's open."""
+    make_volume(library, "PVOL1")
+    with library.open("PVOL1", exclusive=True), pytest.raises(errors.LockedError) as info:
+        make_volume(library, "PVOL1", check=False)
+    assert info.value.message_id == "OPV0020"
+    with library.open("PVOL1"):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its parent holds the volume
+            try:
+                make_volume(library, "PVOL1", check=False)
+                said = b"none"
+            except errors.OptvolError as exc:
+                said = exc.message_id.encode()
+            os.write(write, said)
+            os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        assert os.read(read, 16) == b"OPV0004"
+        os.close(read)

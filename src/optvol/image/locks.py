@@ -14,7 +14,9 @@ from optvol import errors
 LOCK_FILE = "lock"
 UPGRADE_WAIT = 10.0  # seconds an open of an older index waits for the volume to be free, or brought forward
 BUSY_WAIT = 0.5  # seconds an open waits while another process has the volume alone (an upgrade ends so)
-_SHARED_HERE: dict[int, tuple[int, int]] = {}  # this process's shared locks: fd -> the lock file's (device, inode)
+# The locks this process took: fd -> (pid, the lock file's (device, inode)). An entry whose fd
+# was closed without ``release`` (an exclusive lock's) is told by the fd itself (``_held_here``).
+_LOCKED_HERE: dict[int, tuple[int, tuple[int, int]]] = {}
 
 
 def read_only_error(library: Path, operation: str) -> errors.OptvolError:
@@ -57,22 +59,35 @@ def open_lock(directory: Path, *, exclusive: bool, volume: str) -> tuple[int | N
     try:
         fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
-        held_here = exclusive and _key(fd) in _SHARED_HERE.values()
+        held_here = exclusive and _held_here(_key(fd), besides=fd)
         os.close(fd)  # this program's own open (a Volume, a file handle) holds it: not "another process"
         raise errors.error("OPV0020" if held_here else "OPV0004", volume=volume) from None
     except OSError as exc:  # ENOLCK: a network file system without locks
         os.close(fd)
         raise errors.error("OPV0006", library=directory.parent,
                            reason=f"{directory.name}/{LOCK_FILE} cannot be locked ({exc.strerror or exc})") from None
-    if not exclusive:
-        _SHARED_HERE[fd] = _key(fd)
+    _LOCKED_HERE[fd] = (os.getpid(), _key(fd))
     return fd, reason
 
 
 def release(fd: int) -> None:
     """Close a lock of ``open_lock``."""
-    _SHARED_HERE.pop(fd, None)
+    _LOCKED_HERE.pop(fd, None)
     os.close(fd)
+
+
+def _held_here(key: tuple[int, int], *, besides: int) -> bool:
+    """Whether this process (not a parent it was forked from) holds a lock of the lock file
+    ``key`` through a descriptor other than ``besides``: one still open on that file."""
+    for fd, (pid, held) in list(_LOCKED_HERE.items()):
+        if fd != besides and pid == os.getpid() and held == key:
+            try:
+                if _key(fd) == key:
+                    return True
+            except OSError:  # closed without release: stale
+                pass
+            _LOCKED_HERE.pop(fd, None)
+    return False
 
 
 def _key(fd: int) -> tuple[int, int]:
