@@ -358,10 +358,10 @@ class Library:
             if exc.message_id in ("OPV0006", "OPV0201", "OPV0204") and not directory.is_dir():  # as it was opened
                 raise errors.error("OPV0004", volume=volume_id) from None
             raise
-        if not self._lock_depth and self._journal_moves(directory):  # an INZOPT, DUPOPT or rename another process
-            image.close()  # left half done would swap this image out, with what the program writes into it
-            if not self._rolled_forward():  # (hunt29d F1): completed first, as a new command would
-                raise errors.error("OPV0004", volume=volume_id)  # another process is completing it
+        if not self._lock_depth and self._journal_moves(directory) and self._may_roll_forward():
+            image.close()  # an INZOPT, DUPOPT, CVTOPTBKU or rename another process left half done would swap
+            if not self._rolled_forward():  # this image out (hunt29d F1) or need it alone: completed first,
+                raise errors.error("OPV0004", volume=volume_id)  # as a new command would (another process is)
             return self.open(volume, exclusive=exclusive, any_label=any_label)
         if image.volume == volume_id or any_label:
             return Volume(image, clock=self._clock)
@@ -378,12 +378,25 @@ class Library:
         raise refusal
 
     def _journal_moves(self, directory: Path) -> bool:
-        """Whether a journal on disk renames ``directory`` (an operation left half done)."""
+        """Whether a journal on disk renames or relabels ``directory`` (an operation left half
+        done): its roll-forward needs the image alone (a CVTOPTBKU that keeps its ID renames
+        nothing; one killed past its rename relabels the image at ``after``: rev29i F3, F4)."""
         try:
             journal = json.loads((self.root / JOURNAL).read_text())
-            return any(self.root / source == directory for source, _ in journal.get("renames", []))
+            relabel = journal.get("relabel") or {}
+            touched = [source for source, _ in journal.get("renames", [])] + [relabel.get("dir"), relabel.get("after")]
+            return any(name and self.root / name == directory for name in touched)
         except (OSError, ValueError, TypeError, AttributeError):
             return False
+
+    def _may_roll_forward(self) -> bool:
+        """Whether this process could complete a journal: not in a library it may only read (a
+        read-only file system, another user's), which is read as it stands (review s22c F2)."""
+        try:
+            os.close(os.open(self.root / LOCK, os.O_RDWR | os.O_CLOEXEC))
+        except OSError:
+            return False
+        return True
 
     def _rolled_forward(self) -> bool:
         """Complete an operation a journal records, left by a process that died in it; whether

@@ -1,0 +1,83 @@
+"""rev29i: what an open does with a journal another process left half done.
+
+F3, F4: a CVTOPTBKU that keeps its ID (its journal relabels the image and renames nothing),
+or one killed past its rename (the roll-forward relabels the image at ``after``), was not
+completed by a program's open: the program held the image the relabel needs alone, and every
+command of the library, of any volume, was refused with exit 8 until it closed it.
+F1: a library only read (a read-only mount) with a journal that renames a volume: every read
+of that volume said OPV0004 "in use by another process", for good (review s22c F2: it is read
+as it stands)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import optvol
+from integrity_helpers import remount, tmpfs
+from test_journal_open_program import optvol_cli
+
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+KILL_AFTER_RENAME = (
+    "import os, runpy, signal, sys\n"
+    "real = os.rename\n"
+    "def rename(a, b, *k, **kw):\n"
+    "    real(a, b, *k, **kw)\n"
+    "    if str(a).endswith('BVOL1.optvol'):\n"
+    "        os.kill(os.getpid(), signal.SIGKILL)\n"
+    "os.rename = rename\n"
+    "sys.argv = ['optvol'] + sys.argv[1:]\n"
+    "runpy.run_module('optvol', run_name='__main__')\n")
+
+
+def _backup(tmp_path):
+    library = tmp_path / "lib"
+    (tmp_path / "a.bin").write_bytes(os.urandom(20_000))
+    assert optvol_cli(library, "inzopt", "PVOL1").returncode == 0
+    assert optvol_cli(library, "inzopt", "BVOL1", "--type", "*BACKUP").returncode == 0
+    assert optvol_cli(library, "cp", str(tmp_path / "a.bin"), "/QOPT/PVOL1/a").returncode == 0
+    assert optvol_cli(library, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES").returncode == 0
+    return library
+
+
+def test_a_killed_cvtoptbku_keeping_its_id_is_completed_by_a_programs_open(tmp_path):
+    library = _backup(tmp_path)
+    program = optvol.open_library(library)
+    killed = optvol_cli(library, "cvtoptbku", "BVOL1", "BVOL1", killed=True)
+    assert killed.returncode == -9 and (library / ".journal.json").exists()
+    with program.open("BVOL1") as held:
+        assert held.label()["type"] == "*PRIMARY"
+        listed = optvol_cli(library, "ls", "/QOPT/PVOL1/")
+        assert listed.returncode == 0 and listed.stdout.split() == ["a"], listed.stderr
+
+
+def test_a_cvtoptbku_killed_past_its_rename_is_completed_by_an_open_of_the_new_id(tmp_path):
+    library = _backup(tmp_path)
+    program = optvol.open_library(library)
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_RENAME, "--library", str(library), "cvtoptbku",
+                             "BVOL1", "NEWP"], env=dict(os.environ, PYTHONPATH=SRC), capture_output=True, text=True)
+    assert killed.returncode == -9 and (library / ".journal.json").exists() and (library / "NEWP.optvol").is_dir()
+    with program.open("NEWP"):
+        listed = optvol_cli(library, "ls", "/QOPT/PVOL1/")
+        assert listed.returncode == 0 and listed.stdout.split() == ["a"], listed.stderr
+    assert not (library / ".journal.json").exists()
+
+
+def test_a_volume_a_journal_renames_is_read_as_it_stands_in_a_read_only_library(tmp_path):
+    with tmpfs(tmp_path / "mnt", "32m") as mount:
+        library = mount / "lib"
+        (tmp_path / "a.bin").write_bytes(b"A" * 20_000)
+        assert optvol_cli(library, "inzopt", "PVOL1").returncode == 0
+        assert optvol_cli(library, "cp", str(tmp_path / "a.bin"), "/QOPT/PVOL1/a").returncode == 0
+        program = optvol.open_library(library)
+        killed = optvol_cli(library, "inzopt", "PVOL1", "--check", "*NO", killed=True)
+        assert killed.returncode == -9 and (library / ".journal.json").exists()
+        remount(mount, read_only=True)
+        listed = optvol_cli(library, "ls", "/QOPT/PVOL1/")
+        assert listed.returncode == 0 and listed.stdout.split() == ["a"], listed.stderr
+        with program.open("PVOL1") as volume:
+            assert volume.read_bytes("/a") == b"A" * 20_000
+        remount(mount, read_only=False)
+        again = optvol_cli(library, "ls", "/QOPT/PVOL1/")
+        assert again.returncode == 0 and again.stdout.split() == [], again.stderr  # completed once writable
