@@ -81,3 +81,23 @@ def test_a_volume_a_journal_renames_is_read_as_it_stands_in_a_read_only_library(
         remount(mount, read_only=False)
         again = optvol_cli(library, "ls", "/QOPT/PVOL1/")
         assert again.returncode == 0 and again.stdout.split() == [], again.stderr  # completed once writable
+
+
+def test_a_damaged_journal_is_refused_with_opv0006_not_a_traceback(tmp_path):
+    """F5: a .journal.json that is not JSON, or not optvol's, ended every command in a traceback
+    (exit 70), and a program's open of a volume it names too."""
+    library = tmp_path / "lib"
+    assert optvol_cli(library, "inzopt", "PVOL1").returncode == 0
+    program = optvol.open_library(library)
+    for text in ("garbage", "[]", '{"renames": [["PVOL1.optvol"]]}', '{"relabel": {"dir": "PVOL1.optvol"}}'):
+        (library / ".journal.json").write_text(text)
+        listed = optvol_cli(library, "ls", "/QOPT/PVOL1/")
+        assert listed.returncode == 2 and "OPV0006" in listed.stderr and "damaged" in listed.stderr, listed.stderr
+        if "relabel" in text:
+            try:
+                program.open("PVOL1").close()
+                raise AssertionError("opened")
+            except optvol.errors.OptvolError as exc:
+                assert exc.message_id == "OPV0006"
+    (library / ".journal.json").unlink()
+    assert optvol_cli(library, "ls", "/QOPT/PVOL1/").returncode == 0

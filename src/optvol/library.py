@@ -188,6 +188,9 @@ class Library:
         except OSError as exc:  # the host failed a rename or an fsync: the journal stays for the next command
             raise errors.error("OPV0006", library=self.root, reason=f"{JOURNAL}: the operation it records could not"
                                f" be completed ({exc.strerror or exc}); the next command tries again") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, or not optvol's (rev29i F5)
+            raise errors.error("OPV0006", library=self.root, reason=f"{JOURNAL} is damaged ({type(exc).__name__}:"
+                               f" {exc}): no operation can be completed from it; mend it or move it away") from None
         self._clean_tmp()
 
     def _complete_journal(self, held: Path | None) -> None:
@@ -360,7 +363,7 @@ class Library:
             raise
         if not self._lock_depth and self._journal_moves(directory) and self._may_roll_forward():
             image.close()  # an INZOPT, DUPOPT, CVTOPTBKU or rename another process left half done would swap
-            if not self._rolled_forward():  # this image out (hunt29d F1) or need it alone: completed first,
+            if not self._rolled_forward(say_why=True):  # this image out (hunt29d F1) or need it alone: completed first,
                 raise errors.error("OPV0004", volume=volume_id)  # as a new command would (another process is)
             return self.open(volume, exclusive=exclusive, any_label=any_label)
         if image.volume == volume_id or any_label:
@@ -398,10 +401,11 @@ class Library:
             return False
         return True
 
-    def _rolled_forward(self) -> bool:
+    def _rolled_forward(self, *, say_why: bool = False) -> bool:
         """Complete an operation a journal records, left by a process that died in it; whether
         one was. Not while this process holds the library lock (it completes its own), nor
-        while another does (it is at work on its own: no wait)."""
+        while another does (it is at work on its own: no wait). ``say_why``: a journal that
+        cannot be completed (OPV0006: damaged, the host failing) raises that, not False."""
         if self._lock_depth or not (self.root / JOURNAL).exists():
             return False
         try:
@@ -412,7 +416,9 @@ class Library:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._roll_forward()
             return True
-        except (OSError, errors.OptvolError):
+        except (OSError, errors.OptvolError) as exc:
+            if say_why and getattr(exc, "message_id", None) == "OPV0006":
+                raise
             return False
         finally:
             os.close(fd)
