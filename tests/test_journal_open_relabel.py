@@ -101,3 +101,33 @@ def test_a_damaged_journal_is_refused_with_opv0006_not_a_traceback(tmp_path):
                 assert exc.message_id == "OPV0006"
     (library / ".journal.json").unlink()
     assert optvol_cli(library, "ls", "/QOPT/PVOL1/").returncode == 0
+
+
+def test_programs_opening_a_volume_a_journal_renames_at_once_all_open_it(tmp_path):
+    """F2: every open but one was refused, OPV0004 "in use by another process": the first to
+    take the library lock could not lock the volume another opener held for the moment it took
+    to see the journal, and the others did not wait for the library lock."""
+    import threading
+
+    library = tmp_path / "lib"
+    assert optvol_cli(library, "inzopt", "PVOL1").returncode == 0
+    for _ in range(3):
+        programs = [optvol.open_library(library) for _ in range(4)]
+        killed = optvol_cli(library, "inzopt", "PVOL1", "--check", "*NO", killed=True)
+        assert killed.returncode == -9 and (library / ".journal.json").exists()
+        barrier, results = threading.Barrier(len(programs)), []
+
+        def run(program, barrier=barrier, results=results):
+            barrier.wait()
+            try:
+                with program.open("PVOL1") as volume:
+                    results.append(volume.listdir("/"))
+            except optvol.errors.OptvolError as exc:
+                results.append(exc.message_id)
+
+        threads = [threading.Thread(target=run, args=(program,)) for program in programs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == [[]] * len(programs) and not (library / ".journal.json").exists()

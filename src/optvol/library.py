@@ -46,6 +46,7 @@ TMP = ".tmp"
 AUTL = "autl.json"
 SUFFIX = ".optvol"
 LOCK_WAIT_SECONDS = 60.0
+JOURNAL_WAIT_SECONDS = 2.0  # an open meeting a journal that renames its volume waits for it to be completed
 _HOST_WRITE_ERRORS = ("OPV0203", "OPV0204")  # a full host disk, a host I/O error while writing
 
 
@@ -224,7 +225,7 @@ class Library:
                         moved = self.root / source
                         if moved.parent == self.root and moved.name.endswith(SUFFIX) and moved.is_dir() \
                                 and moved != held and not self._holds(moved):
-                            locks.callback(os.close, lock_exclusive(moved, volume=moved.name.removesuffix(SUFFIX)))
+                            locks.callback(os.close, self._lock_for_journal(moved))
                     for source, target in journal.get("renames", []):
                         if (self.root / source).exists() and not (self.root / target).exists():
                             os.rename(self.root / source, self.root / target)
@@ -239,6 +240,18 @@ class Library:
             path.unlink()
             fsync_dir(self.root)  # gone on the disk before .tmp/old-* goes: else a power loss could keep
             # the journal and lose old-*, and its replay would move the new volume there (hunt29e F3)
+
+    def _lock_for_journal(self, moved: Path) -> int:
+        """The exclusive open lock of a volume a journal renames; an open that holds it for the
+        moment it takes to see the journal and close again (``open``) is waited for (rev29i F2)."""
+        deadline = time.monotonic() + JOURNAL_WAIT_SECONDS
+        while True:
+            try:
+                return lock_exclusive(moved, volume=moved.name.removesuffix(SUFFIX))
+            except errors.LockedError as exc:
+                if exc.message_id != "OPV0004" or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _label_has(self, condition: dict | None) -> bool:
         """Whether a journal's ``autl_if`` holds: the image at ``dir`` has the label values of
@@ -352,7 +365,8 @@ class Library:
         the new ID, open it (``any_label``). A rename another process left half done (its
         label written, its directory not yet renamed) is completed first, as a new command would."""
         directory, volume_id = self._dir(volume), model.volume_id(volume)
-        if not directory.is_dir() and not (self._rolled_forward() and directory.is_dir()):
+        if not directory.is_dir() and not (self._completed_first(directory, volume_id, targets=True)
+                                           and directory.is_dir()):
             raise errors.error("OPV0002", volume=volume_id, library=self.root)
         self.opened.add(directory)
         try:
@@ -363,8 +377,7 @@ class Library:
             raise
         if not self._lock_depth and self._journal_moves(directory) and self._may_roll_forward():
             image.close()  # an INZOPT, DUPOPT, CVTOPTBKU or rename another process left half done would swap
-            if not self._rolled_forward(say_why=True):  # this image out (hunt29d F1) or need it alone: completed first,
-                raise errors.error("OPV0004", volume=volume_id)  # as a new command would (another process is)
+            self._completed_first(directory, volume_id)  # this image out (hunt29d F1) or need it alone
             return self.open(volume, exclusive=exclusive, any_label=any_label)
         if image.volume == volume_id or any_label:
             return Volume(image, clock=self._clock)
@@ -380,16 +393,31 @@ class Library:
         refusal.item = "(volume)"  # what CHKOPTVOL names: the volume's directory, not its index
         raise refusal
 
-    def _journal_moves(self, directory: Path) -> bool:
-        """Whether a journal on disk renames or relabels ``directory`` (an operation left half
-        done): its roll-forward needs the image alone (a CVTOPTBKU that keeps its ID renames
-        nothing; one killed past its rename relabels the image at ``after``: rev29i F3, F4)."""
+    def _completed_first(self, directory: Path, volume_id: str, *, targets: bool = False) -> bool:
+        """Complete, as a new command would, a journal that renames or relabels ``directory``
+        (or, ``targets``, renames a directory to it); whether one was found. Another opener's
+        brief hold, or another process completing it, is waited for (rev29i F2: OPV0004)."""
+        deadline = time.monotonic() + JOURNAL_WAIT_SECONDS
+        if self._lock_depth or not self._journal_moves(directory, targets=targets) or not self._may_roll_forward():
+            return self._rolled_forward()
+        while not self._rolled_forward(say_why=True) and self._journal_moves(directory, targets=targets):
+            if time.monotonic() > deadline:
+                raise errors.error("OPV0004", volume=volume_id)
+            time.sleep(0.02)
+        return True
+
+    def _journal_moves(self, directory: Path, *, targets: bool = False) -> bool:
+        """Whether a journal on disk renames (``targets``: renames to) or relabels ``directory``
+        (an operation left half done): its roll-forward needs the image alone (a CVTOPTBKU that
+        keeps its ID renames nothing; one killed past its rename relabels the image at
+        ``after``: rev29i F3, F4)."""
         try:
             journal = json.loads((self.root / JOURNAL).read_text())
             relabel = journal.get("relabel") or {}
-            touched = [source for source, _ in journal.get("renames", [])] + [relabel.get("dir"), relabel.get("after")]
+            touched = [pair[targets] for pair in journal.get("renames", [])]
+            touched += [relabel.get("dir"), relabel.get("after")]
             return any(name and self.root / name == directory for name in touched)
-        except (OSError, ValueError, TypeError, AttributeError):
+        except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError):
             return False
 
     def _may_roll_forward(self) -> bool:
