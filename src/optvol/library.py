@@ -375,10 +375,13 @@ class Library:
             if exc.message_id in ("OPV0006", "OPV0201", "OPV0204") and not directory.is_dir():  # as it was opened
                 raise errors.error("OPV0004", volume=volume_id) from None
             raise
-        if not self._lock_depth and self._journal_moves(directory) and self._may_roll_forward():
-            image.close()  # an INZOPT, DUPOPT, CVTOPTBKU or rename another process left half done would swap
-            self._completed_first(directory, volume_id)  # this image out (hunt29d F1) or need it alone
-            return self.open(volume, exclusive=exclusive, any_label=any_label)
+        if not self._lock_depth and self._journal_moves(directory):
+            if self._may_roll_forward():
+                image.close()  # an INZOPT, DUPOPT, CVTOPTBKU or rename another process left half done would swap
+                self._completed_first(directory, volume_id)  # this image out (hunt29d F1) or need it alone
+                return self.open(volume, exclusive=exclusive, any_label=any_label)
+            if image.read_only:  # read as it stands, without the lock the roll-forward needs alone: it would refuse
+                image.release_lock()  # every command of the owner, of any volume, with exit 8 (rev29j F3)
         if image.volume == volume_id or any_label:
             return Volume(image, clock=self._clock)
         image.close()

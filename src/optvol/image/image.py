@@ -406,6 +406,13 @@ class VolumeImage:
         with contextlib.suppress(Exception):
             self.close(wait=False)
 
+    def release_lock(self) -> None:
+        """Drop the open lock of an image only read (as on a read-only file system, which takes
+        none): a journal's roll-forward by a process that may write the library needs it alone."""
+        if self.read_only and self._lock_fd >= 0:
+            locks.release(self._lock_fd)
+            self._lock_fd = -1
+
     def _release(self) -> None:
         forked = os.getpid() != getattr(self, "pid", os.getpid())  # the parent's to close, not a child's
         if isinstance(getattr(self, "conn", None), sqlite3.Connection):
