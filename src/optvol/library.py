@@ -191,7 +191,9 @@ class Library:
                                f" be completed ({exc.strerror or exc}); the next command tries again") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, or not optvol's (rev29i F5)
             raise errors.error("OPV0006", library=self.root, reason=f"{JOURNAL} is damaged ({type(exc).__name__}:"
-                               f" {exc}): no operation can be completed from it; mend it or move it away") from None
+                               f" {exc}): no operation can be completed from it; mend it by its renames (docs/format.md"
+                               f" §1.1): moved away, the next command empties {TMP}/, where the volumes it moves may lie"
+                               ) from None
         self._clean_tmp()
 
     def _complete_journal(self, held: Path | None) -> None:
