@@ -52,13 +52,19 @@ def test_a_program_never_writes_into_an_image_a_killed_inzopt_swaps_out(tmp_path
     assert optvol_cli(library, "chkoptvol", "PVOL1").returncode == 0
 
 
-def test_a_program_holding_a_volume_a_killed_cvtoptbku_converts_locks_no_command_out(tmp_path):
+def backed_up(tmp_path):
+    """A library with PVOL1 holding /a and its backup BVOL1."""
     library = tmp_path / "lib"
     (tmp_path / "a.bin").write_bytes(os.urandom(20_000))
     assert optvol_cli(library, "inzopt", "PVOL1").returncode == 0
     assert optvol_cli(library, "inzopt", "BVOL1", "--type", "*BACKUP").returncode == 0
     assert optvol_cli(library, "cp", str(tmp_path / "a.bin"), "/QOPT/PVOL1/a").returncode == 0
     assert optvol_cli(library, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES").returncode == 0
+    return library
+
+
+def test_a_program_holding_a_volume_a_killed_cvtoptbku_converts_locks_no_command_out(tmp_path):
+    library = backed_up(tmp_path)
     program = optvol.open_library(library)
     killed = optvol_cli(library, "cvtoptbku", "BVOL1", "NEWP", killed=True)
     assert killed.returncode == -9 and (library / ".journal.json").exists()

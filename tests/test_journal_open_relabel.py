@@ -16,7 +16,7 @@ import sys
 
 import optvol
 from integrity_helpers import remount, tmpfs
-from test_journal_open_program import optvol_cli
+from test_journal_open_program import backed_up, optvol_cli
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 KILL_AFTER_RENAME = (
@@ -31,18 +31,8 @@ KILL_AFTER_RENAME = (
     "runpy.run_module('optvol', run_name='__main__')\n")
 
 
-def _backup(tmp_path):
-    library = tmp_path / "lib"
-    (tmp_path / "a.bin").write_bytes(os.urandom(20_000))
-    assert optvol_cli(library, "inzopt", "PVOL1").returncode == 0
-    assert optvol_cli(library, "inzopt", "BVOL1", "--type", "*BACKUP").returncode == 0
-    assert optvol_cli(library, "cp", str(tmp_path / "a.bin"), "/QOPT/PVOL1/a").returncode == 0
-    assert optvol_cli(library, "cpyopt", "PVOL1", "/", "BVOL1 *BACKUP", "--cpysubdir", "*YES").returncode == 0
-    return library
-
-
 def test_a_killed_cvtoptbku_keeping_its_id_is_completed_by_a_programs_open(tmp_path):
-    library = _backup(tmp_path)
+    library = backed_up(tmp_path)
     program = optvol.open_library(library)
     killed = optvol_cli(library, "cvtoptbku", "BVOL1", "BVOL1", killed=True)
     assert killed.returncode == -9 and (library / ".journal.json").exists()
@@ -53,7 +43,7 @@ def test_a_killed_cvtoptbku_keeping_its_id_is_completed_by_a_programs_open(tmp_p
 
 
 def test_a_cvtoptbku_killed_past_its_rename_is_completed_by_an_open_of_the_new_id(tmp_path):
-    library = _backup(tmp_path)
+    library = backed_up(tmp_path)
     program = optvol.open_library(library)
     killed = subprocess.run([sys.executable, "-c", KILL_AFTER_RENAME, "--library", str(library), "cvtoptbku",
                              "BVOL1", "NEWP"], env=dict(os.environ, PYTHONPATH=SRC), capture_output=True, text=True)
