@@ -1,0 +1,32 @@
+"""hunt29k F1: the roll-forward of a journal that relabels a volume (a CVTOPTBKU keeping its ID,
+or one killed past its rename) did not wait for an opener's brief hold of that volume, as the
+roll-forward of a rename does (rev29i F2): a command of the library, of any volume, run while a
+program or a user who may only read was opening the volume to look at the journal, was refused
+at once with exit 8, OPV0004 "Volume BVOL1 is in use by another process"."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from optvol.image.locks import open_lock
+from test_journal_open_program import optvol_cli
+from test_journal_open_relabel import _backup
+
+
+def test_a_relabel_roll_forward_waits_for_a_brief_hold_of_its_volume(tmp_path):
+    library = _backup(tmp_path)
+    killed = optvol_cli(library, "cvtoptbku", "BVOL1", "BVOL1", killed=True)
+    assert killed.returncode == -9 and (library / ".journal.json").exists()
+    fd, _ = open_lock(library / "BVOL1.optvol", exclusive=False, volume="BVOL1")  # an opener's moment
+    releaser = threading.Timer(0.6, lambda: __import__("os").close(fd))
+    releaser.start()
+    try:
+        started = time.monotonic()
+        listed = optvol_cli(library, "ls", "/QOPT/PVOL1/")
+    finally:
+        releaser.join()
+    assert listed.returncode == 0 and listed.stdout.split() == ["a"], listed.stderr
+    assert time.monotonic() - started < 10 and not (library / ".journal.json").exists()
+    shown = optvol_cli(library, "--json", "dspopt", "BVOL1")
+    assert shown.returncode == 0 and "*PRIMARY" in shown.stdout
