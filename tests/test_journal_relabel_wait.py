@@ -30,3 +30,25 @@ def test_a_relabel_roll_forward_waits_for_a_brief_hold_of_its_volume(tmp_path):
     assert time.monotonic() - started < 10 and not (library / ".journal.json").exists()
     shown = optvol_cli(library, "--json", "dspopt", "BVOL1")
     assert shown.returncode == 0 and "*PRIMARY" in shown.stdout
+
+
+def test_a_library_opened_while_another_thread_briefly_holds_a_volume_its_journal_renames(tmp_path):
+    """hunt29k F2: a thread's open_library() rolling forward a journal while another thread of the
+    same program held the volume for the moment its open takes to see the journal failed at once
+    with OPV0020 "Volume PVOL1 is open in this program: close it": only OPV0004 was waited for."""
+    import optvol
+
+    library = tmp_path / "lib"
+    assert optvol_cli(library, "inzopt", "PVOL1").returncode == 0
+    killed = optvol_cli(library, "inzopt", "PVOL1", "--check", "*NO", killed=True)
+    assert killed.returncode == -9 and (library / ".journal.json").exists()
+    fd, _ = open_lock(library / "PVOL1.optvol", exclusive=False, volume="PVOL1")  # another thread's moment
+    releaser = threading.Timer(0.6, lambda: __import__("os").close(fd))
+    releaser.start()
+    try:
+        program = optvol.open_library(library)
+    finally:
+        releaser.join()
+    assert not (library / ".journal.json").exists()
+    with program.open("PVOL1") as volume:
+        assert volume.listdir("/") == []

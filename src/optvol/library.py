@@ -250,13 +250,14 @@ class Library:
 
     def _lock_for_journal(self, moved: Path) -> int:
         """The exclusive open lock of a volume a journal renames; an open that holds it for the
-        moment it takes to see the journal and close again (``open``) is waited for (rev29i F2)."""
+        moment it takes to see the journal and close again (``open``) is waited for (rev29i F2), also
+        one of another thread of this program (OPV0020: hunt29k F2)."""
         deadline = time.monotonic() + JOURNAL_WAIT_SECONDS
         while True:
             try:
                 return lock_exclusive(moved, volume=moved.name.removesuffix(SUFFIX))
             except errors.LockedError as exc:
-                if exc.message_id != "OPV0004" or time.monotonic() > deadline:
+                if exc.message_id not in ("OPV0004", "OPV0020") or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
 
