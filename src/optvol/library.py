@@ -216,7 +216,7 @@ class Library:
                     if directory == held:  # this process wrote the journal holding the volume: nothing
                         self._drop_journal()  # is changed yet; the operation is refused, not left for
                     raise  # the next command to finish after this one reported the failure
-                with image, contextlib.closing(_Fd(fd)):
+                with contextlib.closing(_Fd(fd)), image:  # (the lock released after the image is closed)
                     label = image.label()
                     if any(label[k] != v for k, v in relabel["fields"].items()):
                         try:
