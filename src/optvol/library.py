@@ -207,16 +207,17 @@ class Library:
                     directory = self.root / relabel["after"]
                 # An opener's brief hold is waited for, as for a rename (hunt29k F1: exit 8 at once).
                 waited = directory != held and directory.is_dir() and not self._holds(directory)
-                fd = self._lock_for_journal(directory) if waited else -1
+                lock = ExitStack()  # (released after the image is closed)
+                if waited:
+                    lock.callback(os.close, self._lock_for_journal(directory))
                 try:
                     image = VolumeImage(directory, exclusive=True, lock=directory != held and not waited)
                 except errors.OptvolError:  # (a full disk, no inode for SQLite's files)
-                    if fd >= 0:
-                        os.close(fd)
+                    lock.close()
                     if directory == held:  # this process wrote the journal holding the volume: nothing
                         self._drop_journal()  # is changed yet; the operation is refused, not left for
                     raise  # the next command to finish after this one reported the failure
-                with contextlib.closing(_Fd(fd)), image:  # (the lock released after the image is closed)
+                with lock, image:
                     label = image.label()
                     if any(label[k] != v for k, v in relabel["fields"].items()):
                         try:
@@ -703,17 +704,6 @@ class Library:
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise errors.host_write_error(exc, model.volume_id(volume)) from None
-
-
-class _Fd:
-    """An fd closed by ``contextlib.closing`` (-1: none)."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
 
 
 def _token() -> str:
