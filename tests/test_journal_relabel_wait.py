@@ -10,12 +10,11 @@ import threading
 import time
 
 from optvol.image.locks import open_lock
-from test_journal_open_program import optvol_cli
-from test_journal_open_relabel import _backup
+from test_journal_open_program import backed_up, optvol_cli
 
 
 def test_a_relabel_roll_forward_waits_for_a_brief_hold_of_its_volume(tmp_path):
-    library = _backup(tmp_path)
+    library = backed_up(tmp_path)
     killed = optvol_cli(library, "cvtoptbku", "BVOL1", "BVOL1", killed=True)
     assert killed.returncode == -9 and (library / ".journal.json").exists()
     fd, _ = open_lock(library / "BVOL1.optvol", exclusive=False, volume="BVOL1")  # an opener's moment
