@@ -422,15 +422,19 @@ class Library:
         """Whether a journal on disk renames (``targets``: renames to) or relabels ``directory``
         (an operation left half done): its roll-forward needs the image alone (a CVTOPTBKU that
         keeps its ID renames nothing; one killed past its rename relabels the image at
-        ``after``: rev29i F3, F4)."""
+        ``after``: rev29i F3, F4). A journal that cannot be read as optvol's may name it too: its
+        roll-forward refuses it (OPV0006), where a program took it for none and wrote into an image
+        the journal, once mended, swapped out (hunt29k F3)."""
         try:
             journal = json.loads((self.root / JOURNAL).read_text())
             relabel = journal.get("relabel") or {}
             touched = [pair[targets] for pair in journal.get("renames", [])]
             touched += [relabel.get("dir"), relabel.get("after")]
             return any(name and self.root / name == directory for name in touched)
-        except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError):
+        except OSError:  # none (or none this user may read)
             return False
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+            return True
 
     def _may_roll_forward(self) -> bool:
         """Whether this process could complete a journal: not in a library it may only read (a
