@@ -6,9 +6,11 @@ at once with exit 8, OPV0004 "Volume BVOL1 is in use by another process"."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
+import optvol
 from optvol.image.locks import open_lock
 from test_journal_open_program import backed_up, optvol_cli
 
@@ -18,7 +20,7 @@ def test_a_relabel_roll_forward_waits_for_a_brief_hold_of_its_volume(tmp_path):
     killed = optvol_cli(library, "cvtoptbku", "BVOL1", "BVOL1", killed=True)
     assert killed.returncode == -9 and (library / ".journal.json").exists()
     fd, _ = open_lock(library / "BVOL1.optvol", exclusive=False, volume="BVOL1")  # an opener's moment
-    releaser = threading.Timer(0.6, lambda: __import__("os").close(fd))
+    releaser = threading.Timer(0.6, lambda: os.close(fd))
     releaser.start()
     try:
         started = time.monotonic()
@@ -35,14 +37,12 @@ def test_a_library_opened_while_another_thread_briefly_holds_a_volume_its_journa
     """hunt29k F2: a thread's open_library() rolling forward a journal while another thread of the
     same program held the volume for the moment its open takes to see the journal failed at once
     with OPV0020 "Volume PVOL1 is open in this program: close it": only OPV0004 was waited for."""
-    import optvol
-
     library = tmp_path / "lib"
     assert optvol_cli(library, "inzopt", "PVOL1").returncode == 0
     killed = optvol_cli(library, "inzopt", "PVOL1", "--check", "*NO", killed=True)
     assert killed.returncode == -9 and (library / ".journal.json").exists()
     fd, _ = open_lock(library / "PVOL1.optvol", exclusive=False, volume="PVOL1")  # another thread's moment
-    releaser = threading.Timer(0.6, lambda: __import__("os").close(fd))
+    releaser = threading.Timer(0.6, lambda: os.close(fd))
     releaser.start()
     try:
         program = optvol.open_library(library)
