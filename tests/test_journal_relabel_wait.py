@@ -51,3 +51,32 @@ def test_a_library_opened_while_another_thread_briefly_holds_a_volume_its_journa
     assert not (library / ".journal.json").exists()
     with program.open("PVOL1") as volume:
         assert volume.listdir("/") == []
+
+
+def test_a_thread_sharing_the_library_object_waits_for_another_threads_rename(tmp_path, monkeypatch):
+    """rev29j F2: thread B opened PVOL2 while thread A, through the same Library object, was
+    renaming PVOL1 to it (journal on disk): B was taken for the lock's holder (the count of locked
+    sections was the object's, not the thread's), did not wait, and got OPV0002 "not found"."""
+    library = tmp_path / "lib"
+    assert optvol_cli(library, "inzopt", "PVOL1").returncode == 0
+    program = optvol.open_library(library)
+    with program.open("PVOL1") as volume:
+        volume.write_bytes("/kept", b"kept")
+    inside, real_rename = threading.Event(), os.rename
+
+    def slow_rename(source, target, *args, **kwargs):
+        if str(source).endswith("PVOL1.optvol"):
+            inside.set()
+            time.sleep(0.5)
+        return real_rename(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", slow_rename)
+    renamer = threading.Thread(target=program.rename, args=("PVOL1", "PVOL2"))
+    renamer.start()
+    try:
+        assert inside.wait(10) and (library / ".journal.json").exists()
+        with program.open("PVOL2") as volume:
+            assert volume.read_bytes("/kept") == b"kept"
+    finally:
+        renamer.join()
+    assert not (library / ".journal.json").exists() and not (library / "PVOL1.optvol").exists()

@@ -75,7 +75,7 @@ class Library:
         # holds it, which alone opens them without the open lock (hunt28g F4: another thread's
         # writes went into the image about to be replaced, acknowledged, then gone).
         self._held: dict[Path, tuple[int, int]] = {}
-        self._lock_depth = 0  # locked() sections this process is in
+        self._depth = threading.local()  # locked() sections each thread is in (rev29j F2)
         self.opened: set[Path] = set()  # the volume directories opened through it (an index to look at after a bug)
         try:
             marked = (self.root / MARKER).is_file()
@@ -90,6 +90,12 @@ class Library:
             except errors.NotAllowedError as exc:  # a library only read (OPV0010, OPV0012): it is read as it
                 if exc.message_id not in ("OPV0010", "OPV0012"):  # stands; the next writer completes it
                     raise
+
+    @property
+    def _lock_depth(self) -> int:
+        """The locked() sections this thread is in: another thread of the program sharing this
+        object waits for the lock as another process would (rev29j F2)."""
+        return getattr(self._depth, "sections", 0)
 
     @property
     def clock(self):
@@ -145,11 +151,11 @@ class Library:
                     raise errors.error("OPV0006", library=self.root,
                                        reason=f"{LOCK} cannot be locked ({exc.strerror or exc})") from None
             self._roll_forward()
-            self._lock_depth += 1
+            self._depth.sections = self._lock_depth + 1
             try:
                 yield
             finally:
-                self._lock_depth -= 1
+                self._depth.sections -= 1
         finally:
             os.close(fd)
 
