@@ -24,6 +24,7 @@ from integrity_helpers import content, downgrade_to_schema_3, remount, run_cli, 
 from optvol import copy_select, errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
+from optvol.image import wal
 from optvol.library import Library
 from optvol.model import MediaType, VolumeType
 
@@ -274,3 +275,60 @@ def test_a_journal_left_on_a_read_only_library_does_not_stop_its_readers(mount):
     again = run_cli(root, "wrkoptvol")
     assert again.rc == 0 and "PVOL2" in again.out.decode(), again.err
     assert not (root / ".journal.json").exists()
+
+
+def _locks_held_on(path: Path) -> list[str]:
+    inode = os.stat(path).st_ino
+    return [line for line in Path("/proc/locks").read_text().splitlines()
+            if f":{inode} " in line and f" {os.getpid()} " in line]
+
+
+@pytest.mark.parametrize("logged", [True, False], ids=["log-in-use", "log-empty"])
+def test_a_read_only_view_in_the_writing_process_keeps_its_sqlite_locks(tmp_path, logged):
+    """rev29g F2: a program with a volume open through the library's writable path opened the
+    same volume through a read-only bind mount; the view's own descriptor of index.sqlite,
+    closed, dropped every POSIX lock the process held on it (SQLite's), so another process's
+    close removed the log under the writer, whose next write failed with OPV0004."""
+    root, view = tmp_path / "lib", tmp_path / "view"
+    library = Library(root, clock=clock)
+    make_volume(library, "PVOL1")
+    index = root / "PVOL1.optvol" / "index.sqlite"
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(root), str(view)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"mount --bind is not allowed here: {mounted.stderr.decode().strip()}")
+    try:
+        remount(view, read_only=True, bind=True)
+        writer = library.open("PVOL1")
+        if logged:
+            writer.write_bytes("/A", b"a" * 3000)
+        else:
+            writer.listdir("/")
+        held, found = _locks_held_on(index), os.stat(index)
+        writers = len(wal.descriptors_of((found.st_dev, found.st_ino)))
+        assert held and writers
+        kept = []
+        for _ in range(3):  # a view's descriptors kept are used again, not more each time
+            with Library(view, clock=clock).open("PVOL1") as reader:
+                assert reader.listdir("/") == (["A"] if logged else [])
+            assert _locks_held_on(index) == held
+            kept.append(len(wal.descriptors_of((found.st_dev, found.st_ino))) - writers)
+        assert 0 < kept[0] <= 2 and kept == kept[:1] * 3, kept
+        other = subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]);"
+                                " c.execute('SELECT count(*) FROM files').fetchall(); c.close()", str(index)],
+                               capture_output=True, text=True)
+        assert other.returncode == 0, other.stderr
+        wrote = subprocess.run([sys.executable, "-c", "import sys; from optvol import open_library\n"
+                                "with open_library(sys.argv[1]).open('PVOL1') as v: v.write_bytes('/C', b'c' * 3000)",
+                                str(root)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+        assert wrote.returncode == 0, wrote.stderr
+        writer.write_bytes("/B", b"b" * 3000)
+        writer.close()
+        inode = os.stat(index)
+        assert wal.descriptors_of((inode.st_dev, inode.st_ino)) == []  # the view's descriptor closed too
+        assert [r.damaged for r in chkoptvol(library, vol="PVOL1")] == [[]]
+        with library.open("PVOL1") as volume:
+            assert {n: volume.read_bytes("/" + n) for n in volume.listdir("/")} == (
+                {"B": b"b" * 3000, "C": b"c" * 3000} | ({"A": b"a" * 3000} if logged else {}))
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=True)

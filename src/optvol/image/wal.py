@@ -218,15 +218,23 @@ def held_descriptor(path: Path) -> int | None:
     """A descriptor this process already holds of the file at ``path`` (Linux's /proc/self/fd),
     to read it through without a close that would drop this process's POSIX locks on it; None
     where it holds none. OSError where that cannot be told."""
-    want = os.stat(path)
+    found = os.stat(path)
+    held = descriptors_of((found.st_dev, found.st_ino))
+    return held[0] if held else None
+
+
+def descriptors_of(file: tuple[int, int]) -> list[int]:
+    """The descriptors this process holds of the file whose (device, inode) is ``file``
+    (Linux's /proc/self/fd). OSError where that cannot be told."""
+    held = []
     for name in os.listdir("/proc/self/fd"):
         try:
-            held = os.stat(f"/proc/self/fd/{name}")
+            found = os.stat(f"/proc/self/fd/{name}")
         except OSError:
             continue
-        if (held.st_dev, held.st_ino) == (want.st_dev, want.st_ino):
-            return int(name)
-    return None
+        if (found.st_dev, found.st_ino) == file:
+            held.append(int(name))
+    return held
 
 
 def copy_file(source: Path, target: Path) -> None:
