@@ -289,7 +289,7 @@ def test_a_copy_taken_while_the_index_changed_is_taken_again(library, monkeypatc
         image = volume.image
         monkeypatch.setattr(image_mod.time, "sleep", lambda seconds: None)
         monkeypatch.setattr(image_mod.shutil, "copyfile", lambda a, b: copy_while_written(a, b, changes=1))
-        monkeypatch.setattr(image_mod.wal, "copy_file", lambda a, b: copy_while_written(a, b, changes=1))
+        monkeypatch.setattr(image_mod.descriptors, "copy_file", lambda a, b: copy_while_written(a, b, changes=1))
         copy = image._snapshot(image.directory / "index.sqlite")
         assert copies.count("index.sqlite") == 2 and copy.parent == image._snapshot_dir
         with sqlite3.connect(copy) as conn:
@@ -297,7 +297,7 @@ def test_a_copy_taken_while_the_index_changed_is_taken_again(library, monkeypatc
         image._release_snapshot()
         copies.clear()
         monkeypatch.setattr(image_mod.shutil, "copyfile", lambda a, b: copy_while_written(a, b, changes=10**6))
-        monkeypatch.setattr(image_mod.wal, "copy_file", lambda a, b: copy_while_written(a, b, changes=10**6))
+        monkeypatch.setattr(image_mod.descriptors, "copy_file", lambda a, b: copy_while_written(a, b, changes=10**6))
         with pytest.raises(errors.LockedError) as raised:
             image._snapshot(image.directory / "index.sqlite")
         assert raised.value.message_id == "OPV0004" and copies.count("index.sqlite") == image_mod.SNAPSHOT_TRIES

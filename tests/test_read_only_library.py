@@ -24,7 +24,7 @@ from integrity_helpers import content, downgrade_to_schema_3, remount, run_cli, 
 from optvol import copy_select, errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
-from optvol.image import wal
+from optvol.image import descriptors
 from optvol.library import Library
 from optvol.model import MediaType, VolumeType
 
@@ -279,7 +279,7 @@ def test_a_journal_left_on_a_read_only_library_does_not_stop_its_readers(mount):
 
 def _locks_held_on(path: Path) -> list[str]:
     inode = os.stat(path).st_ino
-    return [line for line in Path("/proc/locks").read_text().splitlines()
+    return [line.split()[1:] for line in Path("/proc/locks").read_text().splitlines()
             if f":{inode} " in line and f" {os.getpid()} " in line]
 
 
@@ -305,14 +305,14 @@ def test_a_read_only_view_in_the_writing_process_keeps_its_sqlite_locks(tmp_path
         else:
             writer.listdir("/")
         held, found = _locks_held_on(index), os.stat(index)
-        writers = len(wal.descriptors_of((found.st_dev, found.st_ino)))
+        writers = len(descriptors.descriptors_of((found.st_dev, found.st_ino)))
         assert held and writers
         kept = []
         for _ in range(3):  # a view's descriptors kept are used again, not more each time
             with Library(view, clock=clock).open("PVOL1") as reader:
                 assert reader.listdir("/") == (["A"] if logged else [])
             assert _locks_held_on(index) == held
-            kept.append(len(wal.descriptors_of((found.st_dev, found.st_ino))) - writers)
+            kept.append(len(descriptors.descriptors_of((found.st_dev, found.st_ino))) - writers)
         assert 0 < kept[0] <= 2 and kept == kept[:1] * 3, kept
         other = subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]);"
                                 " c.execute('SELECT count(*) FROM files').fetchall(); c.close()", str(index)],
@@ -325,7 +325,7 @@ def test_a_read_only_view_in_the_writing_process_keeps_its_sqlite_locks(tmp_path
         writer.write_bytes("/B", b"b" * 3000)
         writer.close()
         inode = os.stat(index)
-        assert wal.descriptors_of((inode.st_dev, inode.st_ino)) == []  # the view's descriptor closed too
+        assert descriptors.descriptors_of((inode.st_dev, inode.st_ino)) == []  # the view's descriptor closed too
         assert [r.damaged for r in chkoptvol(library, vol="PVOL1")] == [[]]
         with library.open("PVOL1") as volume:
             assert {n: volume.read_bytes("/" + n) for n in volume.listdir("/")} == (

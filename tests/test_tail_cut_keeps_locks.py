@@ -15,7 +15,7 @@ import textwrap
 from datetime import datetime, timezone
 
 from optvol.checking import chkoptvol
-from optvol.image import wal
+from optvol.image import descriptors
 from optvol.initialize import inzopt
 from optvol.library import Library
 
@@ -57,14 +57,24 @@ def test_a_batch_that_cut_a_torn_tail_keeps_the_write_lock(tmp_path):
         assert v.read_bytes("/later.bin") == b"L" * 100
 
 
-def test_the_shared_index_header_is_read_through_sqlites_own_descriptor(tmp_path):
+def test_the_shared_index_header_is_read_without_a_close_while_sqlite_holds_the_file(tmp_path):
+    """The -shm header is read through a descriptor of optvol's own, kept open while SQLite holds
+    the file (a close would drop its locks), used again by the next read, closed with the volume
+    (neither another connection's descriptor, which another thread may close, nor one more per read)."""
     library = Library(tmp_path / "lib", clock=lambda: NOW)
     inzopt(library, vol="PVOL1", now=NOW)
     directory = tmp_path / "lib" / "PVOL1.optvol"
     with library.open("PVOL1") as v:
         v.write_bytes("/a", b"a")
         shared = directory / "index.sqlite-shm"
-        before = sorted(os.listdir("/proc/self/fd"))
-        header = wal._read_shared(shared)
-        assert header is not None and len(header) == 96
-        assert sorted(os.listdir("/proc/self/fd")) == before
+        found = os.stat(shared)
+        file = (found.st_dev, found.st_ino)
+        held = descriptors.descriptors_of(file)
+        locks = [line.split()[1:] for line in open("/proc/locks") if f":{found.st_ino} " in line]
+        assert held and locks
+        for _ in range(3):
+            header = descriptors.read_head(shared, 96)
+            assert len(header) == 96 and header[:48] == header[48:96]
+        assert len(descriptors.descriptors_of(file)) == len(held) + 1
+        assert [line.split()[1:] for line in open("/proc/locks") if f":{found.st_ino} " in line] == locks
+    assert descriptors.descriptors_of(file) == []

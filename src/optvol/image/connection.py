@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from optvol import errors
-from optvol.image import wal
+from optvol.image import descriptors
 from optvol.image.signals import signals_held
 
 BUSY_TIMEOUT_MS = 60_000
@@ -367,8 +367,8 @@ class IndexConnection(sqlite3.Connection):
         super().close()
         if self.view is not None:
             self.view.close()
-        elif _KEPT:  # a view's descriptor kept while this connection held its file's locks
-            close_kept()
+        else:  # optvol's own descriptors of its files kept while this connection held their locks
+            descriptors.close_unheld()
 
     def check_unchanged(self) -> None:
         """OPV0004 if the index this connection reads as immutable changed since it was
@@ -462,7 +462,7 @@ class FrozenView:
     committed records never change, and this reader's descriptor keeps a replaced file.)"""
 
     def __init__(self, index: Path, state: tuple[int, int, int] | None = None):
-        self.index, self.fd = index, _reopened(index)
+        self.index, self.fd = index, descriptors.open_kept(index)
         self.state = self._now() if state is None else state
 
     def again(self) -> FrozenView:
@@ -479,49 +479,7 @@ class FrozenView:
     def close(self) -> None:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
-            _close_kept(fd)
-
-
-# A view's descriptors of index files not closed yet, by (device, inode): a close drops every
-# POSIX lock this process holds on the file, through any descriptor, so while the process has
-# the same index open through a writable path (SQLite's descriptor, its locks) a view's is kept
-# (rev29g F2: the writer's lock was dropped, another process's close then removed its log).
-_KEPT: dict[tuple[int, int], list[int]] = {}
-_KEPT_LOCK = threading.Lock()
-
-
-def _reopened(index: Path) -> int:
-    """A descriptor of ``index``: one a closed view kept, if it is of the same file."""
-    with _KEPT_LOCK:
-        found = os.stat(index)
-        kept = _KEPT.get((found.st_dev, found.st_ino))
-        if kept:
-            return kept.pop()
-    return os.open(index, os.O_RDONLY | os.O_CLOEXEC)
-
-
-def _close_kept(fd: int) -> None:
-    """Close a view's descriptor ``fd`` once no other descriptor of its file is open in this
-    process; keep it until then (closed by a later close of a connection)."""
-    found = os.fstat(fd)
-    with _KEPT_LOCK:
-        _KEPT.setdefault((found.st_dev, found.st_ino), []).append(fd)
-    close_kept()
-
-
-def close_kept() -> None:
-    """Close the views' descriptors kept whose files no other descriptor of the process holds
-    now. Where that cannot be told (no /proc), they are closed."""
-    with _KEPT_LOCK:
-        for file, kept in list(_KEPT.items()):
-            try:
-                others = set(wal.descriptors_of(file)) - set(kept)
-            except OSError:
-                others = set()
-            if not others:
-                for fd in kept:
-                    os.close(fd)
-                del _KEPT[file]
+            descriptors.close_kept(fd)  # (kept while SQLite holds the file: rev29g F2)
 
 
 def reading_uri(path: Path, *, read_only: bool) -> str:

@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from optvol import errors
-from optvol.image import locks, records, schema, wal
+from optvol.image import descriptors, locks, records, schema, wal
 from optvol.image.connection import BUSY_TIMEOUT_MS, Closed, Owner, connect_index, log_size, unopened_because
 from optvol.image.datapart import DataPartition, fsync_dir
 from optvol.image.locks import lock_exclusive, open_lock, read_only_error
@@ -269,7 +269,7 @@ class VolumeImage:
         for attempt in range(SNAPSHOT_TRIES):
             try:
                 before = _file_state(index)
-                wal.copy_file(index, copy)  # (not shutil's: its close would drop this process's SQLite locks, rev29g F1)
+                descriptors.copy_file(index, copy)  # (not shutil's: its close would drop this process's SQLite locks, rev29g F1)
                 try:
                     shutil.copyfile(log, copy.with_name(log.name))
                 except FileNotFoundError:

@@ -15,11 +15,12 @@ started over after a checkpoint: they are stale, and mean nothing.
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 from array import array
 from pathlib import Path
 from typing import BinaryIO
+
+from optvol.image import descriptors
 
 MAGIC_LITTLE, MAGIC_BIG = 0x377F0682, 0x377F0683  # the byte order of the checksum's words
 FORMAT = 3007000
@@ -176,9 +177,7 @@ def drop_unindexed(path: Path) -> bool:
     this log (its salts)."""
     shared = path.with_name(path.name.removesuffix("-wal") + "-shm")
     try:
-        index = _read_shared(shared)
-        if index is None:
-            return False
+        index = descriptors.read_head(shared, 96)  # (a close would drop SQLite's locks: hunt29f F1)
         with open(path, "r+b") as log:
             header = log.read(HEADER)
             if len(index) < 96 or len(header) < HEADER or index[:48] != index[48:96] or index[12] != 1:
@@ -195,60 +194,3 @@ def drop_unindexed(path: Path) -> bool:
             return True
     except OSError:
         return False
-
-
-def _read_shared(shared: Path) -> bytes | None:
-    """The first 96 bytes of the ``-shm`` at ``shared``, read without closing a descriptor of it:
-    a close() drops every POSIX lock this process holds on the file, SQLite's write lock and
-    read marks among them, in the middle of the transaction that cut the tail; another process
-    then wrote at once, at the same committed end (hunt29f F1). SQLite's own descriptor is
-    read where this process has one (Linux's /proc/self/fd); where it has none, it holds no
-    lock there, and a descriptor of its own is safe to close. None where that cannot be told."""
-    try:
-        held = held_descriptor(shared)
-    except OSError:
-        return None
-    if held is not None:
-        return os.pread(held, 96, 0)
-    with open(shared, "rb") as handle:  # (no lock of this process on it: nothing to lose)
-        return handle.read(96)
-
-
-def held_descriptor(path: Path) -> int | None:
-    """A descriptor this process already holds of the file at ``path`` (Linux's /proc/self/fd),
-    to read it through without a close that would drop this process's POSIX locks on it; None
-    where it holds none. OSError where that cannot be told."""
-    found = os.stat(path)
-    held = descriptors_of((found.st_dev, found.st_ino))
-    return held[0] if held else None
-
-
-def descriptors_of(file: tuple[int, int]) -> list[int]:
-    """The descriptors this process holds of the file whose (device, inode) is ``file``
-    (Linux's /proc/self/fd). OSError where that cannot be told."""
-    held = []
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            found = os.stat(f"/proc/self/fd/{name}")
-        except OSError:
-            continue
-        if (found.st_dev, found.st_ino) == file:
-            held.append(int(name))
-    return held
-
-
-def copy_file(source: Path, target: Path) -> None:
-    """``shutil.copyfile`` of an index file SQLite may hold locks on in this process (another
-    open of the same volume): read through SQLite's own descriptor where there is one."""
-    try:
-        held = held_descriptor(source)
-    except OSError:
-        held = None
-    if held is None:
-        shutil.copyfile(source, target)
-        return
-    with open(target, "wb") as out:
-        at = 0
-        while chunk := os.pread(held, 1 << 20, at):
-            out.write(chunk)
-            at += len(chunk)
