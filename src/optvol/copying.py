@@ -386,6 +386,7 @@ class _Copier:
         self._uncommitted = self._uncommitted_bytes = 0  # files written in it, and their bytes
         self._committed = False  # a group of this run committed (its files, its claim, its ranges)
         self._written = 0  # files written by this request, committed or not
+        self._dirs_open, self._dirs_done, self._dirs_unrecorded = set(), set(), set()  # see _log_ended
         self._prehash = _Prehash(source)
         self.seen = 0  # the source's changed_high as the request begins (backup.Range.seen)
         self.place: tuple[int, int] = _UNKNOWN_PLACE  # how far the source's history went then (_place_in_history)
@@ -416,9 +417,10 @@ class _Copier:
             group, self._group = self._group, None
             group.close()
             self._id_committed, self._committed = self.request_id != 0, True
+            self._dirs_unrecorded = (self._dirs_unrecorded | self._dirs_open) - self._dirs_done
         self.result.copied += self._uncommitted
         self.result.bytes_copied += self._uncommitted_bytes
-        self._uncommitted = self._uncommitted_bytes = 0
+        self._uncommitted, self._uncommitted_bytes, self._dirs_open, self._dirs_done = 0, 0, set(), set()
 
     def _commit_if_full(self) -> None:
         if self._uncommitted >= BATCH_FILES or self._uncommitted_bytes >= BATCH_BYTES:
@@ -426,7 +428,7 @@ class _Copier:
 
     def _abandon(self, exc: BaseException) -> None:
         """Roll the group transaction back (an exception leaves the request)."""
-        self._uncommitted = self._uncommitted_bytes = 0
+        self._uncommitted, self._uncommitted_bytes, self._dirs_open, self._dirs_done = 0, 0, set(), set()
         if not self._id_committed:
             self.request_id = 0  # its reservation goes with the group: the next writer reserves again
         if self._group is not None:
@@ -672,6 +674,7 @@ class _Copier:
         """Files written into the open group: their paths and their bytes in all. The progress
         bar counts them now (a group of large files may take a while to commit)."""
         self._written += len(paths)
+        self._dirs_open.update(path.rsplit("/", 1)[0] or "/" for path in paths)
         self._uncommitted += len(paths)
         self._uncommitted_bytes += size
         if self.progress:
@@ -744,6 +747,7 @@ class _Copier:
                                       sectors=backup.CONTROL_SECTORS, primary_history=self.primary_history,
                                       primary_place=self.place,
                                       place_forward_only=not self.other_history and self.place != _UNKNOWN_PLACE)
+            self._dirs_done.add(path)
         except errors.VolumeFullError as exc:  # (the volume's record says so: its path is the root's too)
             what = f"the control record of directory {path}" if path is not None else "the volume's control record"
             self.result.failures.append(CopyFailure(path or "/", exc.message_id, f"{what}: {exc.text}"))
@@ -786,7 +790,9 @@ class _Copier:
         request is the one reported, and a lock another process holds is not waited for."""
         if isinstance(exc, errors.LockedError) or self.target.label()["primary_volume"] != self.source.id:
             return  # locked, or ended before it claimed the backup: another primary's, or nobody's yet
-        try:
+        try:  # where committed groups wrote, a control record the end undid: last changed, no range (§6.4)
+            for path in [*sorted(self._dirs_unrecorded), *([None] if self._volume_control and self.result.copied else [])]:
+                self._control(path, wrote=True, failed=True)
             self._log_request("*ENDED")
             self._commit()
         except Exception:  # noqa: BLE001 - the volume may be full or failing: that is already being reported
