@@ -218,6 +218,25 @@ def test_a_text_writer_writes_the_bytes_python_s_own_file_writes(primary, tmp_pa
         assert handle.read() == "hello world"
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-8-sig", "latin-1"])
+@pytest.mark.parametrize("mode", ["w", "a", "x"])
+def test_a_text_writer_tells_its_position_as_a_host_text_file_does(primary, tmp_path, encoding, mode):
+    """hunt30c F2: a text writer's tell() raised UnsupportedOperation (the handle cannot seek)
+    where a host text file's tells the bytes written: the mark, the text, an append's start."""
+    host, name = tmp_path / "host.txt", f"/T{mode}"
+    if mode == "a":
+        host.write_bytes(b"0123")
+        primary.write_bytes(name, b"0123")
+    told = []
+    with open(host, mode, encoding=encoding) as ours, primary.open(name, mode, encoding=encoding) as theirs:
+        for text in ("h\u00e9llo\n", "x" * 9000, "\u00fc"):
+            ours.write(text)
+            theirs.write(text)
+            told.append((ours.tell(), theirs.tell()))
+    assert all(a == b for a, b in told) and told[-1][0] == len(host.read_bytes()), told
+    assert primary.read_bytes(name) == host.read_bytes()
+
+
 def test_a_binary_writer_tells_where_it_is_so_tarfile_can_write_into_it(primary):
     """hunt-api F12: a writer had no tell(); tarfile.open(fileobj=handle, mode="w") failed."""
     import tarfile

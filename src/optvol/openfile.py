@@ -175,6 +175,12 @@ class _AbortingText(_Aborting, io.TextIOWrapper):
             self.buffer.write(mark)
         return super().write(text)
 
+    def tell(self) -> int:
+        """The position in bytes, as a host file's text writer tells it (hunt30c F2: it raised,
+        the handle being unseekable): its text is written through first."""
+        self.flush()
+        return self.buffer.tell()
+
 
 def _finalize(writer: VolumeWriter, close: Callable[[], None], *, at_exit: bool = False) -> None:
     """A writer collected unclosed is closed, and writes its version, as a file is, when no
