@@ -579,18 +579,18 @@ class _Copier:
 
     def _ensure_dir(self, path: str, source_created: int) -> bool:
         """Make a missing target directory (and its missing parents); True if it was made
-        (or, on a backup, renamed to the primary's spelling after a rename that changed only
-        its case: ``PrivilegedWriter.match_case``). On a backup its ancestors get the
-        primary's spelling too, but that is no change to the directory at ``path``.
-
-        A backup target or a restore gives each the creation time of the source directory
-        of the same path; otherwise they get the time of the request.
-        """
+        (or, on a backup, given the primary's spelling after a rename that changed only its
+        case, ``PrivilegedWriter.match_case``, or its creation time after the primary's was
+        made again, ``redate_dir``: hunt27a F1). On a backup its ancestors get the primary's
+        spelling too, but that is no change to the directory at ``path``. A backup target or a
+        restore gives each the creation time of the source directory of the same path; otherwise
+        they get the time of the request."""
         if self.target.is_dir(path):
-            if not self.plan.to_backup or self.target.dir_row(path).path == path:
-                return False
+            row = self.target.dir_row(path) if self.plan.to_backup else None
+            if row is None or row.path == path and (path == "/" or row.created == source_created):
+                return False  # (the backup's root keeps its own creation time)
             with self.writer() as writer, writer.savepoint():
-                return writer.match_case(path)
+                return writer.match_case(path) | (path != "/" and writer.redate_dir(path, source_created))
         parts = [p for p in path.split("/") if p]
         with self.writer() as writer, writer.savepoint():  # made whole or not at all
             have = len(parts) - 1  # the deepest ancestor the target has: parts[:have]

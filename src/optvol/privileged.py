@@ -98,6 +98,20 @@ class PrivilegedWriter:
         parts = self.volume._parts(path, is_dir=True)
         return self.volume._make_dir(self.tx, parts, parents=True, exist_ok=True, created=created)
 
+    def redate_dir(self, path: str, created: int) -> bool:
+        """Give the existing directory at ``path`` the creation time ``created`` with a
+        DIRECTORY record of its own: a backup's directory carries its primary's date, also
+        after the primary's was removed and made again (CPYOPT; hunt27a F1). Whether it changed."""
+        parts = self.volume._parts(path, is_dir=True)
+        directory = self.volume._need_dir(parts)
+        if directory.created == created:
+            return False
+        self.tx.memo.clear()
+        place = self.tx.append(Kind.DIRECTORY, {"path": directory.path, "created": created})
+        self.volume.image.conn.execute("UPDATE dirs SET created = ?, sector = ? WHERE id = ?",
+                                       (created, place.sector, directory.id))
+        return True
+
     def match_case(self, path: str) -> bool:
         """Give the directory at ``path`` (found without case) and its ancestors the spelling
         of ``path``, each with a RENAME record: a backup keeps its primary's names, also after

@@ -1,0 +1,60 @@
+"""hunt27a F1: a directory removed and made again on the primary (a new creation time) kept
+its old creation time on the backup for ever: DSPOPT *DIRATR of the primary and the backup
+disagreed, and a restore or a CVTOPTBKU'd backup showed the date of a directory that no longer
+existed. The next CPYOPT gives the backup's directory the primary's date, with a DIRECTORY
+record of its own that recover replays and CHKOPTVOL checks; the backup's root keeps its own."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+from conftest import index_path, make_volume
+from optvol.checking import chkoptvol
+from optvol.copying import CopyRequest, cpyopt
+from optvol.model import VolumeType
+from optvol.recovery import recover
+
+WHOLE = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+
+
+def _created(library, vol: str, column: str = "created") -> dict[str, int]:
+    conn = sqlite3.connect(f"file:{index_path(library, vol)}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute(f"SELECT path, {column} FROM dirs WHERE live = 1"))
+    finally:
+        conn.close()
+
+
+def test_a_directory_made_again_on_the_primary_gives_the_backup_its_new_date(library, clock):
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D/E", parents=True)
+        volume.write_bytes("/D/E/f", b"one")
+        volume.mkdir("/G")
+    assert cpyopt(library, WHOLE, now=clock()).failures == []
+    clock.now += timedelta(days=30)
+    with library.open("PVOL1") as volume:  # /D/E and /G removed and made again: new creation times
+        volume.rename("/D/E/f", "/f")
+        volume.rmdir("/D/E")
+        volume.mkdir("/D/E")
+        volume.rename("/f", "/D/E/f")
+        volume.rmdir("/G")
+        volume.mkdir("/G")
+    before, primary = _created(library, "BVOL1"), _created(library, "PVOL1")
+    assert before["/G"] != primary["/G"] and before["/D/E"] != primary["/D/E"]
+    run = clock()
+    assert cpyopt(library, WHOLE, now=run).failures == []
+    after = _created(library, "BVOL1")
+    assert {p: c for p, c in after.items() if p != "/"} == {p: c for p, c in primary.items() if p != "/"}
+    assert after["/"] == before["/"] != primary["/"]  # the backup's root keeps its own
+    with library.open("BVOL1") as backup:
+        assert backup.dir_row("/G").backup().last_changed == run  # a change to the directory
+    records = _created(library, "BVOL1", "sector")
+    assert cpyopt(library, WHOLE, now=clock()).failures == []  # nothing more to do: no DIRECTORY record more
+    assert _created(library, "BVOL1", "sector") == records
+    assert [r.damaged for r in chkoptvol(library, vol="BVOL1")] == [[]]
+    recover(library, vol="BVOL1")  # the index rebuilt from the records: the same dates
+    assert _created(library, "BVOL1") == after
+    assert [r.damaged for r in chkoptvol(library, vol="BVOL1")] == [[]]
