@@ -78,3 +78,24 @@ def test_cl_from_standard_input_is_utf_8_as_from_a_file(tmp_path):
                           input="CHGOPTVOL PVOL1 TEXT('caf\xe9')\r\n".encode("utf-8-sig"), capture_output=True)
     assert done.returncode == 0, done.stderr
     assert '"text": "café"' in _run(library, "--json", "dspopt", "PVOL1")[1]
+
+
+def test_a_quoted_element_of_a_shell_word_keeps_its_case_as_in_cl(tmp_path):
+    """hunt30a F1: the shell's word is written as CL writes the value inside the parentheses,
+    but a quoted element was still matched as a special value: "'fromvol'" copied onto the
+    source volume (CL: volume FROMVOL) and "'*fromvol'" too (CL: OPV0001)."""
+    library = tmp_path / "lib"
+    _setup(library)
+    assert _run(library, "cl", "INZOPT NEWVOL(FROMVOL) MEDTYPE(*ERASE) CAPACITY(8M)")[0] == 0
+    assert _run(library, "cl", "CRTDIR DIR('/QOPT/PVOL1/DIR/SUB')")[0] == 0
+    code, out, err = _run(library, "cpyopt", "PVOL1", "/DIR", "'fromvol'", "--topath", "/COPY", "--crtdir", "yes",
+                          "--cpysubdir", "yes")
+    assert code == 0, err
+    assert "-> FROMVOL /COPY" in out
+    code, _, err = _run(library, "cpyopt", "PVOL1", "/DIR", "'*fromvol'", "--topath", "/COPY2", "--crtdir", "yes")
+    assert code == 2 and "OPV0001" in err
+    code, out, _ = _run(library, "--json", "wrkoptdir", "*ALL", "PVOL1")
+    assert "/COPY" not in out  # nothing landed on the source volume
+    code, _, err = _run(library, "cpyopt", "PVOL1", "/DIR", "'FROMVOL' '*n'", "--topath", "/COPY3", "--crtdir", "yes")
+    assert code == 2 and "OPV0005" in err  # a quoted '*n' is no omitted element, as in CL
+    assert _run(library, "cpyopt", "PVOL1", "/DIR", "'*FROMVOL' *n", "--topath", "/COPY4", "--crtdir", "yes")[0] == 0

@@ -62,7 +62,8 @@ class Param:
             raise errors.error("OPV0005", value=text, keyword=self.keyword, reason="a value is missing")
         texts = text if isinstance(text, list) else v.split_elements(text, keyword=self.keyword)
         if not cl:  # *N is an omitted element in the shell's word too, as CL writes it ('PVOL2 *N')
-            texts = [None if isinstance(t, str) and v.fold(t) == "*N" else t for t in texts]
+            texts = [None if isinstance(t, str) and not isinstance(t, v.Quoted) and v.fold(t) == "*N" else t
+                     for t in texts]  # quoted, '*N' is text, as in CL
         if len(texts) > len(self.elements):
             raise errors.error("OPV0005", value=written(text), keyword=self.keyword,
                                reason=f"at most {len(self.elements)} elements")

@@ -63,7 +63,9 @@ def parse(text: str, *, keyword: str, type: str, specials: tuple[str, ...] = (),
     where the value could also be a name or path: there ``FROMVOL`` is a volume of that name
     and ``*FROMVOL`` the special value, as IBM's command analyzer reads them. An INT with
     ``choices`` takes only those numbers (INZOPT CCSID: 500 or 850)."""
-    if cl and isinstance(text, Quoted) and type != SPECIAL:  # a quoted string keeps its case (reference §15)
+    # A quoted string keeps its case (reference §15), in CL and in an element of the shell's
+    # word alike (split_elements: "'fromvol'" is volume FROMVOL there too, not *FROMVOL).
+    if isinstance(text, Quoted) and type != SPECIAL:
         found = text if text in specials else None
     else:
         found = special(text, specials, star=cl and type != SPECIAL) if specials else None
@@ -205,6 +207,7 @@ def _element_at(text: str, index: int, *, keyword: str, closing: bool) -> tuple[
     closes that list. As CL: ``'x'(`` is no two values, nor ``report(1).txt`` a value."""
     if text[index] == "'":
         value, end = quoted_string(text, index, keyword=keyword)
+        value = Quoted(value)
         fault = f"a blank is missing after the quoted string {value!r}"
     else:
         end = index
