@@ -58,7 +58,12 @@ class Location:
 
 
 def _basename(location: Location) -> str:
-    return os.path.basename(location.path.rstrip("/")) if location.volume is None else location.path.rstrip("/").rsplit("/", 1)[-1]
+    """The name a copy into a directory gives ``location``: a volume's root is called by its
+    volume ID, as /QOPT lists it (hunt30a F3: ``cp -r /QOPT/PVOL1 home/`` spilled the volume's
+    entries into home/, replacing its files, where cp -r of any directory makes home/NAME)."""
+    if location.volume is None:
+        return os.path.basename(location.path.rstrip("/"))
+    return location.path.rstrip("/").rsplit("/", 1)[-1] or location.volume
 
 
 class _Volumes:
