@@ -1148,6 +1148,9 @@ BAD = [
     ("cp-onto-backup-file", ["cp", "{host}/a.txt", "/QOPT/BVOL1/D1/a.txt"], 5, "OPV0101"),
     ("cp-volume-full", ["cp", "{host}/big.bin", "/QOPT/FULL1/"], 6, "CPF1F61"),
     ("cp-no-replace", ["cp", "{host}/a.txt", "/QOPT/PVOL1/D1/a.txt", "--replace", "no"], 4, "CPF1F24"),
+    # hunt30a F4: "already exists" is exit 4 (DESIGN §4) on the host too, not OPV0302's exit 2.
+    ("cp-no-replace-host", ["cp", "/QOPT/PVOL1/D1/a.txt", "{host}/a.txt", "--replace", "no"], 4, "OPV0303"),
+    ("mv-onto-host-file", ["mv", "/QOPT/PVOL1/D1/a.txt", "{host}/a.txt"], 4, "OPV0303"),
     ("cp-onto-read-only", ["cp", "{host}/a.txt", "/QOPT/PVOL1/ro.txt"], 5, "CPF1F37"),
     ("cp-bad-name-on-hpofs", ["cp", "{host}/a.txt", "/QOPT/PVOL1/bad-name.txt"], 2, "CPF1F21"),
     ("cp-dot-dot", ["cp", "{host}/a.txt", "/QOPT/PVOL1/../x.txt"], 2, "CPF1F01"),

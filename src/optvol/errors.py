@@ -153,6 +153,7 @@ _MESSAGE_LIST = [
     Message("OPV0208", CompletedWithErrors, "Volume {volume} was duplicated without {count} damaged file version(s); the result lists them."),
     Message("OPV0301", NotFoundError, "Host path {path!r} not found."),
     Message("OPV0302", InvalidError, "Host path {path!r} cannot be used: {reason}."),
+    Message("OPV0303", ExistsError, "Host path {path!r} already exists."),
     # ISO 9660 / UDF interchange (export-iso, import-iso).
     Message("OPV0701", DamagedError, "Image {path!r} is damaged or not an ISO 9660 image: {reason}."),
     Message("OPV0702", InvalidError, "Image {path!r} has volume identifier {found!r}, which is not a valid volume ID ({reason}); name the volume with --vol."),

@@ -501,7 +501,7 @@ def _to_host(chunks: Iterator[bytes], host_path: str, *, modified: int, replace:
     (``host_names.HostWrites``), which it never replaces."""
     host_names.check_host_name(host_path)
     if os.path.lexists(host_path) and not replace:
-        raise errors.error("OPV0302", path=host_path, reason="it exists")
+        raise errors.error("OPV0303", path=host_path)
     _refuse_a_special_file(host_path)
     if made is not None:
         made.check(host_path)
@@ -568,7 +568,7 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
                 if (not replace and _exists(volumes, destination) and not _is_dir(volumes, destination)
                         and not _same_file(volumes, source, destination)):
                     if destination.volume is None:
-                        raise errors.error("OPV0302", path=destination.path, reason="it exists")
+                        raise errors.error("OPV0303", path=destination.path)
                     raise errors.error("CPF1F24", path=destination.path, volume=destination.volume)
         for volume_id, paths in leaving.items():
             _check_room_to_remove(volumes[volume_id], paths)
