@@ -363,6 +363,22 @@ def test_the_shell_takes_star_n_for_an_omitted_element_as_cl_does(pvol1):
     assert listing(pvol1, "/QOPT/PVOL1/COPY") == ["/COPY/a.txt"]
 
 
+@pytest.mark.parametrize(("statement", "shell"), [
+    ("WRKOPTDIR *N PVOL1", ["wrkoptdir", "*N", "PVOL1"]),
+    ("DSPOPT PVOL1 *N *FILATR", ["dspopt", "PVOL1", "*n", "*FILATR"]),
+    ("CHGOPTVOL PVOL1 *N TEXT('Left out')", ["chgoptvol", "PVOL1", "*N", "--text", "Left out"]),
+])
+def test_the_shell_takes_a_positional_star_n_as_left_out_as_cl_does(pvol1, statement, shell):
+    """hunt30a F5: a CL line written positionally with *N for a value left out was refused in
+    the shell (OPV0005, CPF1F48), where CL takes it: the same output in both now."""
+    in_cl, in_shell = optvol(pvol1, "--json", "cl", statement), optvol(pvol1, "--json", *shell)
+    assert in_shell.returncode == in_cl.returncode == 0, (in_shell.stderr, in_cl.stderr)
+    moving = ("used", "available", "last_referenced")  # (CHGOPTVOL writes a label each time)
+    shown = [json.loads(done.stdout) for done in (in_shell, in_cl)]
+    shown = [{k: x for k, x in o.items() if k not in moving} if isinstance(o, dict) else o for o in shown]
+    assert shown[0] == shown[1]
+
+
 def test_a_quoted_star_n_in_cl_is_a_value_not_an_omission(pvol1):
     done = cl(pvol1, "CPYOPT FROMVOL(PVOL1 '*N') FROMPATH('/Dir1') TOVOL(*FROMVOL) TOPATH('/X') CRTDIR(*YES)")
     assert done.returncode == 2 and done.stderr.startswith("optvol: OPV0005: FROMVOL element 2"), done.stderr

@@ -194,6 +194,8 @@ def given_values(command: Command, namespace: argparse.Namespace) -> dict[str, o
     given: dict[str, object] = {}
     for param in command.params:
         positional = getattr(namespace, f"pos_{param.keyword}", None)
+        if isinstance(positional, str) and positional.upper() == "*N":
+            positional = None  # left out, as CL writes it: 'chgoptvol PVOL1 *N MYAUTL' (hunt30a F5)
         option = getattr(namespace, param.keyword, None)
         if positional not in (None, []) and option not in (None, False):
             raise errors.error("OPV0008", reason=f"{param.keyword} given twice")
