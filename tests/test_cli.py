@@ -726,7 +726,7 @@ def test_mv_never_replaces_a_file(filled):
     sh.build("cp", sh.host / "src/z.txt", "/QOPT/PVOL1/D1/other.txt")
     (sh.host / "a.txt").write_bytes(b"on the host")
     for target, code, message in (("/QOPT/PVOL1/D1/other.txt", 4, "CPF1F24"), ("/QOPT/ARCH1/a.txt", 4, "CPF1F24"),
-                                  (sh.host / "a.txt", 2, "OPV0302")):
+                                  (sh.host / "a.txt", 4, "OPV0303")):
         result = sh("mv", "/QOPT/PVOL1/D1/a.txt", target, ok=False)
         assert result.rc == code and message in result.err, (target, result.rc, result.err)
         moved = sh("cl", f"MOV OBJ('/QOPT/PVOL1/D1/a.txt') TOOBJ('{target}')", ok=False)
