@@ -106,12 +106,4 @@ os.register_at_fork(after_in_child=_new_lock_in_child)
 def descriptors_of(file: tuple[int, int]) -> list[int]:
     """The descriptors this process holds of the file whose (device, inode) is ``file``
     (Linux's /proc/self/fd). OSError where that cannot be told."""
-    held = []
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            found = os.stat(f"/proc/self/fd/{name}")
-        except OSError:
-            continue
-        if (found.st_dev, found.st_ino) == file:
-            held.append(int(name))
-    return held
+    return sorted(_held_files({file}).get(file, ()))
