@@ -52,9 +52,9 @@ def op_cpyopt_tree(library, args: dict, progress: Progress) -> None:
 
     original_wrote, original_commit, written = copying._Copier._wrote, copying._Copier._commit, []
 
-    def wrote(self, paths, size):  # a file written into the open group
+    def wrote(self, target_dir, paths, size):  # files written into the open group
         written.extend(paths)
-        original_wrote(self, paths, size)
+        original_wrote(self, target_dir, paths, size)
 
     def commit(self):  # report a group's files once its transaction has committed
         original_commit(self)

@@ -631,7 +631,7 @@ class _Copier:
                         self._failed(join(target_dir, f[0]), outcome)
                     elif outcome is None:
                         self.result.not_selected += 1
-            self._wrote(target_dir, len(written), sum(new.size for new in written))
+            self._wrote(target_dir, [new.path for new in written], sum(new.size for new in written))
             self._commit_if_full()
         self._prehash.plan(piece.large)
         for c in piece.large:
@@ -640,7 +640,7 @@ class _Copier:
                     self.result.not_selected += 1
                     self._prehash.drop(c)
                 elif self._write_large(writer, c, target_dir):
-                    self._wrote(target_dir, 1, c.size)
+                    self._wrote(target_dir, [join(target_dir, c.name)], c.size)
             self._commit_if_full()
 
     def _still_current(self, states: list[tuple[int, int]]) -> list[bool]:
@@ -670,13 +670,13 @@ class _Copier:
             return False
         return same_version(old, c.size, c.row.sha256, self.choice.times(c.row), c.flags)
 
-    def _wrote(self, target_dir: str, files: int, size: int) -> None:
-        """Files written into the open group in ``target_dir``: how many, and their bytes in all.
-        The progress bar counts them now (a group of large files may take a while to commit)."""
-        self._written += files
-        if files:
+    def _wrote(self, target_dir: str, paths: list[str], size: int) -> None:
+        """Files written into the open group in ``target_dir``: their paths and their bytes in
+        all. The progress bar counts them now (a group of large files may take a while to commit)."""
+        self._written += len(paths)
+        if paths:
             self._dirs_open.add(target_dir)
-        self._uncommitted += files
+        self._uncommitted += len(paths)
         self._uncommitted_bytes += size
         if self.progress:
             self.progress(self.result.copied + self._uncommitted, self.result.bytes_copied + self._uncommitted_bytes)
