@@ -201,6 +201,39 @@ def test_worm_that_held_a_file_cannot_be_reinitialized(library):
         assert volume.version_count() == 1
 
 
+@pytest.mark.parametrize("route", ["dupopt left it out", "recover lost it"])
+def test_worm_whose_index_lost_its_only_file_is_still_written_once(library, route):
+    """hunt30e F1: a WORM duplicate whose only version DUPOPT ALWMEDERR(*FILE) left out, or a
+    WORM volume whose file record recover could not read, has no row in ``files``; its FILE
+    (and DELETE) records stay on the write-once medium: INZOPT and DUPOPT onto it are OPV0104."""
+    from integrity_helpers import damage_header, flip
+
+    from optvol.duplicate import dupopt
+    from optvol.recovery import recover
+    _inz(library, "W1", medtype=MediaType.WORM, blksize=1024)
+    with library.open("W1") as volume:
+        volume.write_bytes("/F", b"once" * 1000)
+    if route == "dupopt left it out":
+        flip(library.root / "W1.optvol" / "data.opv", 3 * 1024 + 10)  # a byte of its payload
+        dupopt(library, fromvol="W1", tovol="W2", now=library._clock(), allow_media_errors=True)
+        target = "W2"
+    else:
+        damage_header(library.root, "W1", 2, 1024)  # its FILE record's header
+        recover(library, vol="W1")
+        target = "W1"
+    with library.open(target) as volume:
+        assert volume.version_count() == 0
+        used = volume.info().used
+    _inz(library, "SRC", medtype=MediaType.WORM, blksize=1024)
+    for attempt in (lambda: _inz(library, target, check=False),
+                    lambda: dupopt(library, fromvol="SRC", tovol=target, now=library._clock(), clear=True)):
+        with pytest.raises(errors.NotAllowedError) as info:
+            attempt()
+        assert info.value.message_id == "OPV0104"
+    with library.open(target) as volume:
+        assert volume.info().used == used
+
+
 def test_worm_backup_that_recorded_its_primary_cannot_be_reinitialized(library):
     """CPYOPT of a primary holding only directories wrote the WORM backup's claim, control
     records and request log: its history is written once, as a file would be (hunt24b F3)."""

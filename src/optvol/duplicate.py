@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from optvol import backup, checking, errors, media, model
+from optvol import backup, checking, errors, initialize, media, model
 from optvol.image import image as image_mod
 from optvol.image.datapart import copy_bytes
 from optvol.image.records import sectors_for
@@ -80,7 +80,8 @@ def _target_media(library: Library, target_id: str, source: Volume, *, clear: bo
     if not library.exists(target_id):
         return {}
     with library.open(target_id) as target:
-        existing, versions = target.info(), target.version_count()
+        existing = target.info()
+        versions = initialize.written(target, existing.media_type)
 
     def refuse(reason: str) -> errors.OptvolError:
         return errors.error("OPV0406", target=target_id, source=info.volume, reason=reason)

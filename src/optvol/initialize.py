@@ -129,7 +129,16 @@ def _previous(library: Library, volume: str) -> tuple[VolumeInfo | None, int]:
     if not library.exists(volume):
         return None, 0
     with library.open(volume, any_label=True) as existing:  # replaced, whatever ID its image has (a host's copy)
-        return dataclasses.replace(existing.info(), volume=model.volume_id(volume)), existing.version_count()
+        info = existing.info()
+        return dataclasses.replace(info, volume=model.volume_id(volume)), written(existing, info.media_type)
+
+
+def written(volume, media_type: MediaType) -> int:
+    """File versions the volume ever recorded; on *WORM media at least 1 where its partition holds
+    a file's record the index lost (a version DUPOPT ALWMEDERR(*FILE) left out, one recover could
+    not read): written once all the same (hunt30e F1)."""
+    count = volume.version_count()
+    return count or int(media_type is MediaType.WORM and volume.image.holds_file_records())
 
 
 def _check_reinitialize(previous: VolumeInfo, *, versions: int, medtype: MediaType | None, check: bool) -> None:

@@ -469,6 +469,21 @@ class VolumeImage:
         whole = first if count == 1 else self.data.read(sector, count * self.sector_size)
         return records.read_header(whole)
 
+    def holds_file_records(self) -> bool:
+        """Whether the data partition holds a FILE or DELETE record, or a record it cannot read,
+        before the committed end: what a *WORM volume keeps for good even where its index lists
+        no file version (DUPOPT ALWMEDERR(*FILE) left it out, recover could not read it)."""
+        sector, end = 0, self.meta("committed_end")
+        while sector < end:
+            try:
+                header = self.read_header(sector)
+            except errors.OptvolError:
+                return True
+            if header.kind in (records.Kind.FILE, records.Kind.DELETE):
+                return True
+            sector += header.total_sectors(self.sector_size)
+        return False
+
     def payload_chunks(self, *, sector: int, header_sectors: int, size: int) -> Iterator[bytes]:
         """The unverified bytes of the payload of the record at ``sector``."""
         return self.data.chunks(sector + header_sectors, size)
