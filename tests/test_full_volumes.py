@@ -325,6 +325,27 @@ def test_a_refused_label_names_the_threshold_in_force(library):
         assert volume.info().threshold == 100
 
 
+def test_a_label_change_that_changes_nothing_writes_nothing(library):
+    """hunt30e F2: CHGOPTVOL of the threshold or text the volume already has wrote a LABEL
+    record: a sector charged for good on HPOFS (WORM), and on a volume full to its capacity
+    the command, its AUTL with it, was refused CPF1F61 though nothing was to change."""
+    from optvol.model import MediaType
+    make_volume(library, "PVOL1", capacity=1 << 20, blksize=1024, threshold=100, medtype=MediaType.WORM)
+    with library.open("PVOL1") as volume:
+        volume.change_label(text="same")
+        used = volume.info().used
+        volume.change_label(threshold=100, text="same")
+        assert volume.info().used == used
+        fill(volume)
+        used = volume.info().used
+    chgoptvol(library, vol="PVOL1", threshold=100, text="same", autl="L1")
+    assert library.autl("PVOL1") == "L1"
+    with library.open("PVOL1") as volume:
+        assert volume.info().used == used and volume.info().text == "same"
+    with pytest.raises(errors.VolumeFullError):  # a real change still needs its sector
+        chgoptvol(library, vol="PVOL1", text="other")
+
+
 def test_a_label_refused_for_space_inside_a_batch_leaves_the_batch_s_limit_as_it_was(library, monkeypatch):
     """Review 24j S1: a LABEL record refused for space left the batch's limit raised to the
     refused threshold, so a batch that caught the refusal and went on could write past the

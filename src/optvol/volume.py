@@ -106,10 +106,10 @@ class Volume:
         media.check_label_change(self.image.label(), volume=self.id, threshold=threshold)  # before any lock
         with self._transaction() as tx:
             media.check_label_change(self.image.label(), volume=self.id, threshold=threshold)
+            if fields.items() <= self.image.label().items():
+                return  # nothing changes: no LABEL record, charged for good on HPOFS, refused when full (hunt30e F2)
             tx.write_label({**self.image.label(), **fields})
-            # The rest of its batch sees the new label and writes under its threshold, a lower
-            # one too (hunt-api F9: the batch wrote on under the old one, to 4 x the new limit).
-            self._tx_label = label = self.image.label()
+            self._tx_label = label = self.image.label()  # the rest of its batch writes under it, a lower one too (hunt-api F9)
             tx.limit = label["capacity"] * label["threshold"] // 100 // label["sector_size"]
 
     def space(self) -> tuple[int, int]:
