@@ -207,7 +207,6 @@ def test_worm_whose_index_lost_its_only_file_is_still_written_once(library, rout
     WORM volume whose file record recover could not read, has no row in ``files``; its FILE
     (and DELETE) records stay on the write-once medium: INZOPT and DUPOPT onto it are OPV0104."""
     from integrity_helpers import damage_header, flip
-
     from optvol.duplicate import dupopt
     from optvol.recovery import recover
     _inz(library, "W1", medtype=MediaType.WORM, blksize=1024)
