@@ -400,12 +400,19 @@ class _Walker:
 
     def _name(self, directory: Record, record: Record, joliet: _Counterpart, names: tuple[str, ...]) -> str:
         """The record's name; a Rock Ridge name that is not UTF-8 (a Latin-1 system's bytes)
-        is replaced by the Joliet name of the same file or directory, if the image has a sure one."""
+        is replaced by the Joliet name of the same file or directory, if the image has a sure one;
+        so is the ISO 9660 name of a record that has no Rock Ridge name (a session a tool without
+        Rock Ridge added to a Rock Ridge image): 8.3 capitals where Joliet holds the name (hunt30b F2)."""
         try:
-            return self.name_of(record)
+            name = self.name_of(record)
         except UnicodeDecodeError:
             if not self.rock_ridge or record.rr_name is None:
                 raise
+        else:
+            if not self.rock_ridge or record.rr_name is not None:
+                return name
+            counterpart = self._joliet_record(directory, joliet, record)
+            return name if counterpart is None else iso_walk.joliet_name(counterpart)
         counterpart = self._joliet_record(directory, joliet, record)
         if counterpart is None:
             raise errors.error("OPV0703", path=self.path, reason=f"the Rock Ridge name {record.rr_name!r} in "
