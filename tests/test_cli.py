@@ -1115,6 +1115,9 @@ BAD = [
     ("missing-target", ["cp", "/QOPT/PVOL1/D1/a.txt"], 2, "OPV0008"),
     ("chgoptvol-backup-threshold", ["chgoptvol", "BVOL1", "50"], 5, "OPV0102"),
     ("chgoptvol-udf-threshold", ["chgoptvol", "FULL1", "50"], 5, "OPT1542"),
+    # Reference §10.2 [C]: DSPOPT *DIRATR of a UDF volume names one directory (hunt24h F3).
+    ("dspopt-udf-diratr-all", ["dspopt", "FULL1", "--data", "*DIRATR"], 5, "OPT1542"),
+    ("dspopt-udf-diratr-generic", ["dspopt", "FULL1", "--data", "*DIRATR", "--path", "/A*"], 5, "OPT1542"),
     ("chgoptvol-threshold-zero", ["chgoptvol", "PVOL1", "0"], 2, "OPV0005"),
     ("chgoptvol-unknown-volume", ["chgoptvol", "NOPE", "50"], 3, "OPV0002"),
     ("chgoptvol-text-too-long", ["chgoptvol", "PVOL1", "--text", "x" * 51], 2, "OPV0005"),
@@ -1255,3 +1258,12 @@ def test_python_executable_runs_the_installed_package():
                           capture_output=True, text=True, timeout=60)
     assert Path(done.stdout.strip()) == Path(__file__).resolve().parent.parent / "src" / "optvol"
     assert os.path.isfile(Path(done.stdout.strip()) / "__main__.py")
+
+
+def test_dspopt_diratr_of_one_directory_of_a_udf_volume_is_shown(world):
+    """Only *ALL and generic names are refused on UDF (OPT1542 reason 06): one directory shows."""
+    shown = world("--json", "dspopt", "FULL1", "--data", "*DIRATR", "--path", "/")
+    assert [d["path"] for d in json.loads(shown.out)] == ["/"]
+    refused = world("dspopt", "FULL1", "--data", "*DIRATR", ok=False)
+    assert refused.rc == 5 and "reason code 06" in refused.err and refused.out == b""
+

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from optvol import errors, model
 from optvol.library import Library
-from optvol.model import DirInfo, FileInfo, VolumeInfo, VolumeType
+from optvol.model import DirInfo, FileInfo, MediaFormat, VolumeInfo, VolumeType
 
 ALL = "*ALL"
 
@@ -68,6 +68,10 @@ def directory_attributes(library: Library, vol: str, path: str = ALL) -> Iterato
     *FILATR matches files."""
     with library.open(vol) as volume, volume.snapshot():  # one state (hunt25i F2)
         directory, pattern = _split_pattern(path)
+        if (pattern is not None or path.upper() == ALL) and volume.label()["media_format"] == str(MediaFormat.UDF):
+            raise errors.error("OPT1542", volume=volume.id, reason_code="06", reason="DSPOPT DATA(*DIRATR) of a UDF"
+                               " volume takes one directory, not *ALL or a generic name (reference §10.2; WRKOPTDIR"
+                               " lists them)")  # (hunt24h F3)
         if pattern is None:
             yield from volume.iter_dirs(directory, recursive=path.upper() == ALL)
             return
