@@ -495,3 +495,12 @@ def test_the_hint_for_a_dspopt_path_names_only_what_it_takes(pvol1):
     """review s21c F7: it offered *ALL, which PATH('/Dir1/*ALL') refuses."""
     done = optvol(pvol1, "dspopt", "PVOL1", "--data", "*FILATR", "--path", "/Dir1/**")
     assert done.returncode == 2 and "(a name or generic name AB*)" in done.stderr and "*ALL" not in done.stderr
+
+
+@pytest.mark.parametrize("shell", [["cp", "/QOPT/PVOL1/Dir1/a.txt", "*N"], ["cp", "/QOPT/PVOL1/Dir1/a.txt", "*n"]])
+def test_a_positional_star_n_that_is_a_needed_path_is_a_host_file_of_that_name(pvol1, shell):
+    """rev30g F1: since cf8f404 'cp /QOPT/PVOL1/F *N' was refused (OPV0005 'CP needs a value'):
+    a path that cannot be left out is never an omitted value; it names a host file '*N'."""
+    done = optvol(pvol1, *shell)
+    assert done.returncode == 0, done.stderr
+    assert (pvol1 / shell[-1]).read_text() == "alpha"

@@ -194,8 +194,10 @@ def given_values(command: Command, namespace: argparse.Namespace) -> dict[str, o
     given: dict[str, object] = {}
     for param in command.params:
         positional = getattr(namespace, f"pos_{param.keyword}", None)
-        if isinstance(positional, str) and positional.upper() == "*N":
-            positional = None  # left out, as CL writes it: 'chgoptvol PVOL1 *N MYAUTL' (hunt30a F5)
+        if isinstance(positional, str) and positional.upper() == "*N" and not (param.type == "path" and param.required):
+            # left out, as CL writes it: 'chgoptvol PVOL1 *N MYAUTL' (hunt30a F5); a path that
+            # cannot be left out is a host file of that name ('cp /QOPT/PVOL1/F *N': rev30g F1)
+            positional = None
         option = getattr(namespace, param.keyword, None)
         if positional not in (None, []) and option not in (None, False):
             raise errors.error("OPV0008", reason=f"{param.keyword} given twice")
