@@ -242,7 +242,8 @@ def _unindexed_damage(volume: Volume, end: int) -> list[Damage]:
         where = "(the volume's first label record)" if first == 0 else (
             f"(sector {first})" if count == 1 else f"(sectors {first}-{first + count - 1})")
         damage.append(Damage(where, f"{reason}: records the index does not point to cannot be read (a label,"
-                                    " deletion, rename or attribute change, or a version no longer indexed);"
+                                    " deletion, rename or attribute change, a version no longer indexed, or a"
+                                    " backup directory's earlier creation time);"
                                     " optvol recover could not replay them", unindexed=True))
     return damage
 

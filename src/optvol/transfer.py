@@ -548,7 +548,7 @@ def _synced(sync, *args: str) -> list[str]:
 def move(library: Library, sources: list[str], target: str, *, replace: bool = False) -> Iterator[str]:
     """mv: a rename within one volume; across volumes or the host, a copy then a delete.
     Gives each path moved as copy does. Like a rename, a move never replaces a file: an
-    existing target file is refused (CPF1F24, or OPV0302 on the host) before anything is
+    existing target file is refused (CPF1F24, or OPV0303 on the host) before anything is
     copied, and so is a file a tree would replace, when the copy reaches it (nothing of
     the source is deleted then)."""
     with _session(library) as volumes:
