@@ -77,6 +77,15 @@ def _log_without_shared_memory(path: Path, *, wait: float = 0.0) -> bool:
     return False
 
 
+def _live_log(path: Path) -> bool:
+    """Index ``path`` has commits in its log and the shared-memory file that indexes them: a
+    writer through another path has it open. A view on a read-only file system reads a private
+    copy then: SQLite shares one -shm mapping among a process's connections to a file, and one
+    opened through the read-only path is read-only, so a writer of the same process through
+    the library's own path was refused (OPV0011) while the view was open (hunt30f F1)."""
+    return bool(log_size(path)) and path.with_name(path.name + "-shm").exists()
+
+
 def _unwritable(directory: Path, index: Path) -> str | None:
     """"access" where this user may write the lock but not the index or the data partition
     (their modes made 0444): read as "access" is, through a private copy of the index, since
@@ -178,7 +187,7 @@ class VolumeImage:
             _unwritable(self.directory, index_path) if lock else None)
         self._lock_fd = -1 if lock_fd is None else lock_fd
         self._snapshot_dir: Path | None = None
-        if because in ("access", "links"):
+        if because in ("access", "links") or because == "fs" and _live_log(index_path):
             try:
                 index_path = self._snapshot(index_path)
             except BaseException:
