@@ -386,7 +386,7 @@ class _Copier:
         self._uncommitted = self._uncommitted_bytes = 0  # files written in it, and their bytes
         self._committed = False  # a group of this run committed (its files, its claim, its ranges)
         self._written = 0  # files written by this request, committed or not
-        self._dirs_open, self._dirs_done, self._dirs_unrecorded = set(), set(), set()  # see _log_ended
+        self._dirs_open, self._dirs_done, self._dirs_unrecorded, self._dirs_changed = set(), set(), set(), set()  # _log_ended
         self._prehash = _Prehash(source)
         self.seen = 0  # the source's changed_high as the request begins (backup.Range.seen)
         self.place: tuple[int, int] = _UNKNOWN_PLACE  # how far the source's history went then (_place_in_history)
@@ -418,6 +418,7 @@ class _Copier:
             group.close()
             self._id_committed, self._committed = self.request_id != 0, True
             self._dirs_unrecorded = (self._dirs_unrecorded | self._dirs_open) - self._dirs_done
+            self._dirs_changed |= self._dirs_open  # (made, re-dated or written into: hunt30h F3)
         self.result.copied += self._uncommitted
         self.result.bytes_copied += self._uncommitted_bytes
         self._uncommitted, self._uncommitted_bytes, self._dirs_open, self._dirs_done = 0, 0, set(), set()
@@ -557,6 +558,8 @@ class _Copier:
         pick = piece
         self.result.not_selected += pick.not_selected
         wrote = created or self._written > written_before
+        if created:  # a change to it (made, or re-dated) as a file written into it is (hunt30h F3)
+            self._dirs_open.add(target_path)
         failed = self.result.failed > failed_before or pick.stale
         if self.plan.to_backup:
             self._control(target_path, wrote=wrote, failed=failed, gap_found=pick.gap_found, source_dir=source_dir.id)
@@ -579,12 +582,11 @@ class _Copier:
 
     def _ensure_dir(self, path: str, source_created: int) -> bool:
         """Make a missing target directory (and its missing parents); True if it was made
-        (or, on a backup, given the primary's spelling after a rename that changed only its
-        case, ``PrivilegedWriter.match_case``, or its creation time after the primary's was
-        made again, ``redate_dir``: hunt27a F1). On a backup its ancestors get the primary's
-        spelling too, but that is no change to the directory at ``path``. A backup target or a
-        restore gives each the creation time of the source directory of the same path; otherwise
-        they get the time of the request."""
+        (or, on a backup, given the primary's spelling after a rename that changed only its case,
+        ``PrivilegedWriter.match_case``, or its creation time after the primary's was made again,
+        ``redate_dir``: hunt27a F1). On a backup its ancestors get the primary's spelling too, but
+        that is no change to the directory at ``path``. A backup target or a restore gives each the
+        creation time of the source directory of the same path; otherwise the time of the request."""
         if self.target.is_dir(path):
             row = self.target.dir_row(path) if self.plan.to_backup else None
             if row is None or row.path == path and (path == "/" or row.created == source_created):
@@ -612,8 +614,7 @@ class _Copier:
     # -- files --------------------------------------------------------------
 
     def _write_piece(self, piece: Piece, target_dir: str) -> None:
-        """Write a piece: its small files at once, then its large ones each alone; commit when
-        the group holds BATCH_FILES files or BATCH_BYTES."""
+        """Write a piece: its small files at once, then its large ones alone; commit at BATCH_FILES or BATCH_BYTES."""
         for path, exc in piece.failures:
             self._failed(path, exc)
         # A file another run onto this target wrote since this one chose it is not written again.
@@ -785,14 +786,13 @@ class _Copier:
             self.result.failures.append(CopyFailure("/", exc.message_id, f"the request log entry: {exc.text}"))
 
     def _log_ended(self, exc: BaseException) -> None:
-        """A request that ended early (interrupted, or an error that ends it all) may have
-        committed groups of files already: log it as *ENDED with what it committed, so that the
-        history holds every run that changed the volume. Best effort: the error that ended the
-        request is the one reported, and a lock another process holds is not waited for."""
+        """A request that ended early (interrupted, or an error that ends it all) may have committed groups
+        already: log it as *ENDED with what it committed, so that the history holds every run that changed the
+        volume. Best effort: the error that ended it is the one reported, and a held lock is not waited for."""
         if isinstance(exc, errors.LockedError) or self.target.label()["primary_volume"] != self.source.id:
             return  # locked, or ended before it claimed the backup: another primary's, or nobody's yet
         try:  # where committed groups wrote, a control record the end undid: last changed, no range (§6.4)
-            for path in [*sorted(self._dirs_unrecorded), *([None] if self._volume_control and self.result.copied else [])]:
+            for path in [*sorted(self._dirs_unrecorded), *([None] if self._volume_control and self._dirs_changed else [])]:
                 self._control(path, wrote=True, failed=True)
             self._log_request("*ENDED")
             self._commit()
