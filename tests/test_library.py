@@ -641,3 +641,22 @@ def test_opv0020_for_an_exclusive_open_of_this_program_not_for_a_parent_s(librar
         os.waitpid(pid, 0)
         assert os.read(read, 16) == b"OPV0004"
         os.close(read)
+
+
+def test_a_library_without_its_empty_tmp_directory_still_changes_its_volumes(tmp_path):
+    """hunt30h F4: a library copied by a tool that drops empty directories has no .tmp/:
+    CVTOPTBKU failed OPV0204 "No such file or directory" (exit 7, the damage code), as did the
+    other operations whose journal or authorization list is written there first."""
+    from optvol.conversion import cvtoptbku
+    from optvol.model import VolumeType
+
+    library = Library(tmp_path / "lib", clock=FakeClock())
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    make_volume(library, "PVOL1")
+    for change in (lambda: cvtoptbku(library, bkuvol="BVOL1", privol="NEWP"),
+                   lambda: library.set_autl("PVOL1", "MYAUTL"), lambda: library.rename("PVOL1", "PVOL2"),
+                   lambda: library.discard("PVOL2")):
+        (tmp_path / "lib" / TMP).rmdir()
+        change()
+    assert [p.name for p in (tmp_path / "lib").glob("*.optvol")] == ["NEWP.optvol"]
+    assert list((tmp_path / "lib" / TMP).iterdir()) == []

@@ -164,6 +164,7 @@ class Library:
         path = self.root / JOURNAL
         temporary = self.root / TMP / f"journal-{_token()}"
         try:
+            temporary.parent.mkdir(exist_ok=True)  # (a library copied by a tool that drops empty directories: hunt30h F4)
             with open(temporary, "w") as handle:
                 json.dump(journal, handle)
                 handle.flush()
@@ -705,6 +706,7 @@ class Library:
         """Replace autl.json whole: a temporary file, fsynced, renamed over it, the directory fsynced."""
         temporary = self.root / TMP / f"autl-{_token()}"
         try:
+            temporary.parent.mkdir(exist_ok=True)  # (hunt30h F4)
             with open(temporary, "w") as handle:
                 handle.write(json.dumps(table, indent=1, sort_keys=True))
                 handle.flush()
