@@ -58,3 +58,24 @@ def test_a_directory_made_again_on_the_primary_gives_the_backup_its_new_date(lib
     recover(library, vol="BVOL1")  # the index rebuilt from the records: the same dates
     assert _created(library, "BVOL1") == after
     assert [r.damaged for r in chkoptvol(library, vol="BVOL1")] == [[]]
+
+
+def test_recover_takes_a_re_date_record_that_gives_the_time_a_directory_already_has(library, clock):
+    """A DIRECTORY record at an existing directory's path is taken by recover whatever its time:
+    one left untaken (its time the directory's already, as after a damaged region's salvage)
+    ended the replay before it, and the rebuilt index lost the committed end beyond it."""
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+    assert cpyopt(library, WHOLE, now=clock()).failures == []
+    with library.open("BVOL1") as backup, backup.backup_writer() as writer:
+        assert writer.redate_dir("/D", backup.dir_row("/D").created, replayed=True)
+    before = _created(library, "BVOL1", "sector"), _created(library, "BVOL1")
+    with library.open("BVOL1") as backup:
+        end = backup.image.meta("committed_end")
+    recover(library, vol="BVOL1")
+    assert (_created(library, "BVOL1", "sector"), _created(library, "BVOL1")) == before
+    with library.open("BVOL1") as backup:
+        assert backup.image.meta("committed_end") == end
+    assert [r.damaged for r in chkoptvol(library, vol="BVOL1")] == [[]]

@@ -98,13 +98,14 @@ class PrivilegedWriter:
         parts = self.volume._parts(path, is_dir=True)
         return self.volume._make_dir(self.tx, parts, parents=True, exist_ok=True, created=created)
 
-    def redate_dir(self, path: str, created: int) -> bool:
+    def redate_dir(self, path: str, created: int, *, replayed: bool = False) -> bool:
         """Give the existing directory at ``path`` the creation time ``created`` with a
         DIRECTORY record of its own: a backup's directory carries its primary's date, also
-        after the primary's was removed and made again (CPYOPT; hunt27a F1). Whether it changed."""
+        after the primary's was removed and made again (CPYOPT; hunt27a F1). Whether it changed.
+        ``replayed`` (recover): the record is taken whatever the time, as every record is."""
         parts = self.volume._parts(path, is_dir=True)
         directory = self.volume._need_dir(parts)
-        if directory.created == created:
+        if directory.created == created and not replayed:
             return False
         self.tx.memo.clear()
         place = self.tx.append(Kind.DIRECTORY, {"path": directory.path, "created": created})

@@ -420,7 +420,7 @@ def _apply(volume: Volume, tx: replay.ReplayTransaction, header, salvage: _Salva
     elif kind == Kind.DIRECTORY and body["path"] == "/":
         image_mod.index_root(volume.image.conn, created=body["created"], sector=tx.append(kind, body).sector)
     elif kind == Kind.DIRECTORY and volume._dir(volume._parts(body["path"], is_dir=True)) is not None:
-        writer.redate_dir(body["path"], body["created"])  # a backup's directory its primary made again
+        writer.redate_dir(body["path"], body["created"], replayed=True)  # a backup's directory its primary made again
     elif kind == Kind.DIRECTORY:
         parts = volume._parts(body["path"], is_dir=True)
         salvage.retried(parts[:-1], body["created"], lambda: volume._make_dir(
