@@ -158,6 +158,22 @@ def tmpfs(point: Path, size: str) -> Iterator[Path]:
     assert not os.path.ismount(point)
 
 
+@contextmanager
+def read_only_bind(source: Path, view: Path) -> Iterator[Path]:
+    """``view``: a read-only bind mount of ``source`` for the block (a read-only view of files
+    others write through their own path), unmounted lazily after it (a failing read's
+    traceback may still hold a file open). Skipped where mounting is not permitted (not root)."""
+    view.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "--bind", str(source), str(view)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"mount --bind is not allowed here: {mounted.stderr.decode().strip()}")
+    try:
+        remount(view, read_only=True, bind=True)
+        yield view
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=True)
+
+
 def remount(point: Path, *, read_only: bool, bind: bool = False) -> None:
     """Make the file system mounted at ``point`` (a bind mount: that mount alone) read-only,
     or writable again."""

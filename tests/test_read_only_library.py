@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_volume
-from integrity_helpers import content, downgrade_to_schema_3, remount, run_cli, tmpfs
+from integrity_helpers import content, downgrade_to_schema_3, read_only_bind, remount, run_cli, tmpfs
 from optvol import copy_select, errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
@@ -225,12 +225,7 @@ def test_a_reader_through_a_read_only_view_stops_at_a_change_made_elsewhere(tmp_
         volume.mkdir("/D")
         for n in range(40):
             volume.write_bytes(f"/D/F{n}", content(f"/D/F{n}", 100 + n))
-    view.mkdir()
-    mounted = subprocess.run(["mount", "--bind", str(root), str(view)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"mount --bind is not allowed here: {mounted.stderr.decode().strip()}")
-    try:
-        remount(view, read_only=True, bind=True)
+    with read_only_bind(root, view):
         with Library(view, clock=clock).open("PVOL1") as reader, copy_select.Selection(reader, reader) as selection:
             assert len(list(reader.iter_files("/D"))) == 40
             assert reader.read_bytes("/D/F7") == content("/D/F7", 107)
@@ -249,8 +244,6 @@ def test_a_reader_through_a_read_only_view_stops_at_a_change_made_elsewhere(tmp_
             assert again.read_bytes("/D/NEW") == b"new" and len(list(again.iter_files("/D"))) == 21
         listed = run_cli(view, "ls", "/QOPT/PVOL1/D")
         assert listed.rc == 0 and "NEW" in listed.out.decode() and "F3\n" not in listed.out.decode(), listed.err
-    finally:  # lazily: a failing read's traceback may still hold the index open
-        subprocess.run(["umount", "-l", str(view)], check=True)
 
 
 def test_a_journal_left_on_a_read_only_library_does_not_stop_its_readers(mount):
@@ -293,12 +286,7 @@ def test_a_read_only_view_in_the_writing_process_keeps_its_sqlite_locks(tmp_path
     library = Library(root, clock=clock)
     make_volume(library, "PVOL1")
     index = root / "PVOL1.optvol" / "index.sqlite"
-    view.mkdir()
-    mounted = subprocess.run(["mount", "--bind", str(root), str(view)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"mount --bind is not allowed here: {mounted.stderr.decode().strip()}")
-    try:
-        remount(view, read_only=True, bind=True)
+    with read_only_bind(root, view):
         writer = library.open("PVOL1")
         if logged:
             writer.write_bytes("/A", b"a" * 3000)
@@ -330,5 +318,3 @@ def test_a_read_only_view_in_the_writing_process_keeps_its_sqlite_locks(tmp_path
         with library.open("PVOL1") as volume:
             assert {n: volume.read_bytes("/" + n) for n in volume.listdir("/")} == (
                 {"B": b"b" * 3000, "C": b"c" * 3000} | ({"A": b"a" * 3000} if logged else {}))
-    finally:
-        subprocess.run(["umount", "-l", str(view)], check=True)
