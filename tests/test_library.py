@@ -660,3 +660,30 @@ def test_a_library_without_its_empty_tmp_directory_still_changes_its_volumes(tmp
         change()
     assert [p.name for p in (tmp_path / "lib").glob("*.optvol")] == ["NEWP.optvol"]
     assert list((tmp_path / "lib" / TMP).iterdir()) == []
+
+
+def test_a_tmp_that_is_a_link_or_a_file_is_refused_and_nothing_outside_is_touched(tmp_path):
+    """rev30i F1, F2: a .tmp/ that is a symbolic link to a directory outside the library was
+    emptied by the next INZOPT (``_clean_tmp`` followed the link), and its journal written
+    there; one that is a file made CHGOPTVOL AUTL and CVTOPTBKU a traceback (exit 70)."""
+    from optvol.conversion import cvtoptbku
+    from optvol.model import VolumeType
+
+    library = Library(tmp_path / "lib", clock=FakeClock())
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    make_volume(library, "PVOL1")
+    outside = tmp_path / "precious"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "keep.txt").write_text("keep")
+    tmp = tmp_path / "lib" / TMP
+    for replace in (lambda: tmp.symlink_to(outside), lambda: tmp.write_text("x")):
+        for change in (lambda: inzopt(library, vol="PVOL3", now=library._clock()), lambda: library.set_autl("PVOL1", "MYAUTL"),
+                       lambda: cvtoptbku(library, bkuvol="BVOL1", privol="NEWP"), lambda: library.discard("PVOL1")):
+            tmp.unlink() if tmp.is_symlink() or tmp.is_file() else tmp.rmdir()
+            replace()
+            with pytest.raises(errors.OptvolError) as refused:
+                change()
+            assert refused.value.message_id == "OPV0006"
+            assert sorted(p.name for p in outside.iterdir()) == ["keep.txt", "sub"]
+    assert sorted(p.name for p in (tmp_path / "lib").glob("*.optvol")) == ["BVOL1.optvol", "PVOL1.optvol"]
+    assert library.autl("PVOL1") is None

@@ -164,7 +164,7 @@ class Library:
         path = self.root / JOURNAL
         temporary = self.root / TMP / f"journal-{_token()}"
         try:
-            temporary.parent.mkdir(exist_ok=True)  # (a library copied by a tool that drops empty directories: hunt30h F4)
+            self._tmp()  # (a library copied by a tool that drops empty directories: hunt30h F4)
             with open(temporary, "w") as handle:
                 json.dump(journal, handle)
                 handle.flush()
@@ -307,9 +307,19 @@ class Library:
         self._clean_tmp()  # an image built aside goes
         return True
 
+    def _tmp(self) -> Path:
+        """The library's .tmp/, made again if it is gone; a file or a symbolic link in its place is
+        OPV0006: nothing is written through it, nor emptied (a link led out of the library, rev30i F1)."""
+        tmp = self.root / TMP
+        with contextlib.suppress(FileExistsError):
+            tmp.mkdir()
+        if tmp.is_symlink() or not tmp.is_dir():
+            raise errors.error("OPV0006", library=self.root, reason=f"{TMP} is not a directory (a file or a symbolic link)")
+        return tmp
+
     def _clean_tmp(self) -> None:
         tmp = self.root / TMP
-        if tmp.is_dir():
+        if tmp.is_dir() and not tmp.is_symlink():  # (never what a link leads to: rev30i F1)
             for leftover in tmp.iterdir():
                 if leftover.is_dir():
                     shutil.rmtree(leftover, ignore_errors=True)
@@ -532,8 +542,8 @@ class Library:
                  build: Callable[[Path], None] | None, fill: Callable[[Volume], None] | None, autl: dict) -> None:
         """Build the new image aside, then swap it in through the journal (``install``)."""
         try:
-            (self.root / TMP).mkdir(exist_ok=True)  # re-made if someone removed it
-        except OSError as exc:  # FileExistsError: a file took its name
+            self._tmp()  # re-made if someone removed it
+        except OSError as exc:
             raise errors.error("OPV0006", library=self.root, reason=f"{TMP}: {exc.strerror or exc}") from None
         staging = self.root / TMP / f"new-{_token()}"
         try:
@@ -706,7 +716,7 @@ class Library:
         """Replace autl.json whole: a temporary file, fsynced, renamed over it, the directory fsynced."""
         temporary = self.root / TMP / f"autl-{_token()}"
         try:
-            temporary.parent.mkdir(exist_ok=True)  # (hunt30h F4)
+            self._tmp()  # (hunt30h F4)
             with open(temporary, "w") as handle:
                 handle.write(json.dumps(table, indent=1, sort_keys=True))
                 handle.flush()
