@@ -786,11 +786,11 @@ class _Copier:
             self.result.failures.append(CopyFailure("/", exc.message_id, f"the request log entry: {exc.text}"))
 
     def _log_ended(self, exc: BaseException) -> None:
-        """A request that ended early (interrupted, or an error that ends it all) may have committed groups
-        already: log it as *ENDED with what it committed, so that the history holds every run that changed the
-        volume. Best effort: the error that ended it is the one reported, and a held lock is not waited for."""
-        if isinstance(exc, errors.LockedError) or self.target.label()["primary_volume"] != self.source.id:
-            return  # locked, or ended before it claimed the backup: another primary's, or nobody's yet
+        """A request that ended early (interrupted, or an error that ends it all) may have committed groups: log it as
+        *ENDED with what they wrote, once (the history holds every run that changed the volume). Best effort."""
+        if isinstance(exc, errors.LockedError) or self.target.label()["primary_volume"] != self.source.id or (
+                self._id_committed and any(r["id"] == self.request_id for r in self.target.requests())):  # (hunt30j F1)
+            return  # a held lock not waited for; another primary's backup, or nobody's yet; its entry committed already
         try:  # where committed groups wrote, a control record the end undid: last changed, no range (§6.4)
             for path in [*sorted(self._dirs_unrecorded), *([None] if self._volume_control and self._dirs_changed else [])]:
                 self._control(path, wrote=True, failed=True)

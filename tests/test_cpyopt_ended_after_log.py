@@ -1,0 +1,43 @@
+"""hunt30j F1: a Ctrl-C or SIGTERM that lands once CPYOPT's last group (the one that holds the
+run's *COMPLETE request log entry) has committed logged the same run again, as *ENDED under
+the same ID: two entries for one run, and an index whose next_request the records contradict
+(CHKOPTVOL damage, exit 7, until a recover). The run's entry stands; nothing more is logged."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import make_volume
+from optvol import copying
+from optvol.checking import chkoptvol
+from optvol.copying import CopyRequest, cpyopt
+from optvol.model import VolumeType
+
+
+def test_an_interrupt_after_the_last_commit_logs_the_run_once(library, monkeypatch):
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/A")
+        volume.write_bytes("/A/f", b"data")
+    logged, commit, log = [False], copying._Copier._commit, copying._Copier._log_request
+
+    def log_request(self, outcome=None):
+        log(self, outcome)
+        logged[0] = outcome is None
+
+    def late_commit(self):  # the signal arrives as the commit of the run's entry returns
+        commit(self)
+        if logged[0]:
+            logged[0] = False
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(copying._Copier, "_commit", late_commit)
+    monkeypatch.setattr(copying._Copier, "_log_request", log_request)
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    with pytest.raises(KeyboardInterrupt):
+        cpyopt(library, request, now=library._clock())
+    with library.open("BVOL1") as backup:
+        assert [r["outcome"] for r in backup.requests()] == ["*COMPLETE"]
+        assert backup.listdir("/A") == ["f"]
+    assert [r.damaged for r in chkoptvol(library, vol="BVOL1")] == [[]]
