@@ -5,6 +5,8 @@ the same ID: two entries for one run, and an index whose next_request the record
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from conftest import make_volume
@@ -40,4 +42,40 @@ def test_an_interrupt_after_the_last_commit_logs_the_run_once(library, monkeypat
     with library.open("BVOL1") as backup:
         assert [r["outcome"] for r in backup.requests()] == ["*COMPLETE"]
         assert backup.listdir("/A") == ["f"]
+    assert [r.damaged for r in chkoptvol(library, vol="BVOL1")] == [[]]
+
+
+@pytest.mark.parametrize("batch", [2, 10_000])  # the last of two groups; the run's only group
+def test_an_interrupt_as_the_last_groups_commit_returns_logs_the_run_once(library, monkeypatch, batch):
+    """hunt30j F2: the signal lands once SQLite committed the group, before _commit noted it: the
+    run's only group (its ID not known to be committed) was logged again as *ENDED under a new ID."""
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/A")
+        for name in "fgh":
+            volume.write_bytes(f"/A/{name}", name.encode())
+    logged, log = [False], copying._Copier._log_request
+
+    def log_request(self, outcome=None):
+        log(self, outcome)
+        logged[0] = outcome is None
+
+    class LateStack(contextlib.ExitStack):
+        def close(self):  # the group's transaction commits; the signal lands as it returns
+            super().close()
+            if logged[0]:
+                logged[0] = False
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(copying, "BATCH_FILES", batch)
+    monkeypatch.setattr(copying._Copier, "_log_request", log_request)
+    monkeypatch.setattr(copying, "ExitStack", LateStack)
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    with pytest.raises(KeyboardInterrupt):
+        cpyopt(library, request, now=library._clock())
+    monkeypatch.undo()
+    with library.open("BVOL1") as backup:
+        assert [(r["outcome"], r["copied"]) for r in backup.requests()] == [("*COMPLETE", 3)]
+        assert backup.listdir("/A") == ["f", "g", "h"]
     assert [r.damaged for r in chkoptvol(library, vol="BVOL1")] == [[]]

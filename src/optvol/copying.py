@@ -369,7 +369,7 @@ class _Copier:
         self.result = CopyResult()
         self.start = None if request.fromtime is None else model.to_micros(request.fromtime)
         self.request_id = 0  # onto a backup: reserved by the run's first write transaction (writer)
-        self._id_committed = False  # a group that reserved it has committed
+        self._id_committed, self._entry_id = False, 0  # a group that reserved it has committed; the ID of its entry
         target_format = MediaFormat(target.label()["media_format"])
         reformat = source.label()["media_format"] != target_format
         # A backup's ranges describe the history of the primary it recorded: another volume
@@ -767,10 +767,9 @@ class _Copier:
             return conn.execute(sql + ("" if whole else " AND dir = ?") + " LIMIT 1", values).fetchone() is not None
 
     def _log_request(self, outcome: str | None = None) -> None:
-        """Log the request on the backup, in the transaction that commits its last files.
-
-        A backup too full for the entry still keeps the files that fitted: the entry alone
-        is undone and counted as one more failure (exit 1), as a control record is."""
+        """Log the request on the backup, in the transaction that commits its last files. A backup too full
+        for the entry still keeps the files that fitted: the entry alone is undone and counted as one more
+        failure (exit 1), as a control record is."""
         try:
             with self.writer() as writer, writer.savepoint():  # the writer reserves the run's ID first
                 writer.log_request({
@@ -780,6 +779,7 @@ class _Copier:
                     "outcome": outcome or ("*COMPLETE" if not self.result.failures else "*ERRORS"),
                     "id": self.request_id,
                 })
+                self._entry_id = self.request_id  # (an end once it committed logs nothing more: hunt30j F1, F2)
         except errors.VolumeFullError as exc:
             if outcome is not None:  # an ended request's entry: best effort (_log_ended)
                 raise
@@ -789,7 +789,7 @@ class _Copier:
         """A request that ended early (interrupted, or an error that ends it all) may have committed groups: log it as
         *ENDED with what they wrote, once (the history holds every run that changed the volume). Best effort."""
         if isinstance(exc, errors.LockedError) or self.target.label()["primary_volume"] != self.source.id or (
-                self._id_committed and any(r["id"] == self.request_id for r in self.target.requests())):  # (hunt30j F1)
+                self._entry_id and any(r["id"] == self._entry_id for r in self.target.requests())):
             return  # a held lock not waited for; another primary's backup, or nobody's yet; its entry committed already
         try:  # where committed groups wrote, a control record the end undid: last changed, no range (§6.4)
             for path in [*sorted(self._dirs_unrecorded), *([None] if self._volume_control and self._dirs_changed else [])]:
