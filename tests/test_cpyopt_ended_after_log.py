@@ -79,3 +79,35 @@ def test_an_interrupt_as_the_last_groups_commit_returns_logs_the_run_once(librar
         assert [(r["outcome"], r["copied"]) for r in backup.requests()] == [("*COMPLETE", 3)]
         assert backup.listdir("/A") == ["f", "g", "h"]
     assert [r.damaged for r in chkoptvol(library, vol="BVOL1")] == [[]]
+
+
+def test_a_log_that_cannot_be_read_at_the_end_leaves_the_interrupt_as_the_error(library, monkeypatch):
+    """hunt30j: the end reads the backup's log to see whether the run's entry committed; where
+    that read fails (a damaged index), what ended the request is still what is raised."""
+    from optvol import errors
+    from optvol.volume import Volume
+
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/f", b"data")
+    commit, log = copying._Copier._commit, copying._Copier._log_request
+    logged = [False]
+
+    def log_request(self, outcome=None):
+        log(self, outcome)
+        logged[0] = outcome is None
+
+    def late_commit(self):
+        commit(self)
+        if logged[0]:
+            logged[0] = False
+            monkeypatch.setattr(Volume, "requests", lambda self: (_ for _ in ()).throw(
+                errors.error("OPV0201", volume=self.id, reason="a damaged log")))
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(copying._Copier, "_commit", late_commit)
+    monkeypatch.setattr(copying._Copier, "_log_request", log_request)
+    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
+    with pytest.raises(KeyboardInterrupt):
+        cpyopt(library, request, now=library._clock())

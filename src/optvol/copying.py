@@ -788,12 +788,12 @@ class _Copier:
     def _log_ended(self, exc: BaseException) -> None:
         """A request that ended early (interrupted, or an error that ends it all) may have committed groups: log it as
         *ENDED with what they wrote, once (the history holds every run that changed the volume). Best effort."""
-        if isinstance(exc, errors.LockedError) or self.target.label()["primary_volume"] != self.source.id or (
-                self._entry_id and any(r["id"] == self._entry_id for r in self.target.requests())):
-            return  # a held lock not waited for; another primary's backup, or nobody's yet; its entry committed already
-        try:  # where committed groups wrote, a control record the end undid: last changed, no range (§6.4)
+        try:  # (a damaged index read here must not take the place of what ended the request)
+            if isinstance(exc, errors.LockedError) or self.target.label()["primary_volume"] != self.source.id or (
+                    self._entry_id and any(r["id"] == self._entry_id for r in self.target.requests())):
+                return  # a held lock not waited for; another primary's backup, or nobody's yet; its entry committed
             for path in [*sorted(self._dirs_unrecorded), *([None] if self._volume_control and self._dirs_changed else [])]:
-                self._control(path, wrote=True, failed=True)
+                self._control(path, wrote=True, failed=True)  # where committed groups wrote: last changed (§6.4)
             self._log_request("*ENDED")
             self._commit()
         except Exception:  # noqa: BLE001 - the volume may be full or failing: that is already being reported
