@@ -10,10 +10,11 @@ import contextlib
 import pytest
 
 from conftest import make_volume
-from optvol import copying
+from optvol import copying, errors
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
 from optvol.model import VolumeType
+from optvol.volume import Volume
 
 
 def test_an_interrupt_after_the_last_commit_logs_the_run_once(library, monkeypatch):
@@ -84,9 +85,6 @@ def test_an_interrupt_as_the_last_groups_commit_returns_logs_the_run_once(librar
 def test_a_log_that_cannot_be_read_at_the_end_leaves_the_interrupt_as_the_error(library, monkeypatch):
     """hunt30j: the end reads the backup's log to see whether the run's entry committed; where
     that read fails (a damaged index), what ended the request is still what is raised."""
-    from optvol import errors
-    from optvol.volume import Volume
-
     make_volume(library, "PVOL1")
     make_volume(library, "BVOL1", type=VolumeType.BACKUP)
     with library.open("PVOL1") as volume:
