@@ -687,3 +687,30 @@ def test_a_tmp_that_is_a_link_or_a_file_is_refused_and_nothing_outside_is_touche
             assert sorted(p.name for p in outside.iterdir()) == ["keep.txt", "sub"]
     assert sorted(p.name for p in (tmp_path / "lib").glob("*.optvol")) == ["BVOL1.optvol", "PVOL1.optvol"]
     assert library.autl("PVOL1") is None
+
+
+@pytest.mark.parametrize("tmp_state", ["link", "missing"])
+def test_a_journal_completed_through_a_tmp_that_is_a_link_or_missing(tmp_path, tmp_state):
+    """rev30k F1: a remove's journal left by a crash renames the volume into .tmp/old-*: through a
+    .tmp that was a link the roll-forward moved the volume out of the library into the link's
+    target; without .tmp every command was OPV0006 for good (No such file or directory)."""
+    library = Library(tmp_path / "lib", clock=FakeClock())
+    make_volume(library, "PVOL1")
+    make_volume(library, "PVOL2")
+    library._write_journal({"renames": [["PVOL1.optvol", f"{TMP}/old-{uuid.uuid4().hex}"]],
+                            "autl": {"PVOL1": None}}, volume="PVOL1")
+    tmp = tmp_path / "lib" / TMP
+    tmp.rmdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    if tmp_state == "link":
+        tmp.symlink_to(outside)
+        with pytest.raises(errors.OptvolError) as refused:
+            make_volume(library, "PVOL3")
+        assert refused.value.message_id == "OPV0006"
+        assert list(outside.iterdir()) == []
+        assert (tmp_path / "lib" / "PVOL1.optvol").is_dir() and (tmp_path / "lib" / JOURNAL).exists()
+    else:
+        make_volume(library, "PVOL3")
+        assert library.volume_ids() == ["PVOL2", "PVOL3"]
+        assert tmp.is_dir() and list(tmp.iterdir()) == []

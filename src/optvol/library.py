@@ -207,6 +207,8 @@ class Library:
         path = self.root / JOURNAL
         if path.exists():
             journal = json.loads(path.read_text())
+            if any(str(name).startswith(f"{TMP}/") for pair in journal.get("renames", []) for name in pair):
+                self._tmp()  # made again if gone; a link or a file: OPV0006, nothing moved through it (rev30k F1)
             relabel = journal.get("relabel")
             if relabel:
                 directory = self.root / relabel["dir"]
