@@ -17,7 +17,9 @@ from optvol.model import VolumeType
 from optvol.volume import Volume
 
 
-def test_an_interrupt_after_the_last_commit_logs_the_run_once(library, monkeypatch):
+def _interrupted_after_the_entry(library, monkeypatch, *, then=lambda: None) -> None:
+    """A CPYOPT of PVOL1's /A/f onto BVOL1 whose Ctrl-C arrives as the commit of the run's
+    entry returns (``then`` runs just before it)."""
     make_volume(library, "PVOL1")
     make_volume(library, "BVOL1", type=VolumeType.BACKUP)
     with library.open("PVOL1") as volume:
@@ -29,10 +31,11 @@ def test_an_interrupt_after_the_last_commit_logs_the_run_once(library, monkeypat
         log(self, outcome)
         logged[0] = outcome is None
 
-    def late_commit(self):  # the signal arrives as the commit of the run's entry returns
+    def late_commit(self):
         commit(self)
         if logged[0]:
             logged[0] = False
+            then()
             raise KeyboardInterrupt
 
     monkeypatch.setattr(copying._Copier, "_commit", late_commit)
@@ -40,6 +43,10 @@ def test_an_interrupt_after_the_last_commit_logs_the_run_once(library, monkeypat
     request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
     with pytest.raises(KeyboardInterrupt):
         cpyopt(library, request, now=library._clock())
+
+
+def test_an_interrupt_after_the_last_commit_logs_the_run_once(library, monkeypatch):
+    _interrupted_after_the_entry(library, monkeypatch)
     with library.open("BVOL1") as backup:
         assert [r["outcome"] for r in backup.requests()] == ["*COMPLETE"]
         assert backup.listdir("/A") == ["f"]
@@ -85,27 +92,7 @@ def test_an_interrupt_as_the_last_groups_commit_returns_logs_the_run_once(librar
 def test_a_log_that_cannot_be_read_at_the_end_leaves_the_interrupt_as_the_error(library, monkeypatch):
     """hunt30j: the end reads the backup's log to see whether the run's entry committed; where
     that read fails (a damaged index), what ended the request is still what is raised."""
-    make_volume(library, "PVOL1")
-    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
-    with library.open("PVOL1") as volume:
-        volume.write_bytes("/f", b"data")
-    commit, log = copying._Copier._commit, copying._Copier._log_request
-    logged = [False]
+    def damaged(self):
+        raise errors.error("OPV0201", volume=self.id, reason="a damaged log")
 
-    def log_request(self, outcome=None):
-        log(self, outcome)
-        logged[0] = outcome is None
-
-    def late_commit(self):
-        commit(self)
-        if logged[0]:
-            logged[0] = False
-            monkeypatch.setattr(Volume, "requests", lambda self: (_ for _ in ()).throw(
-                errors.error("OPV0201", volume=self.id, reason="a damaged log")))
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(copying._Copier, "_commit", late_commit)
-    monkeypatch.setattr(copying._Copier, "_log_request", log_request)
-    request = CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1", totype=VolumeType.BACKUP, cpysubdir=True)
-    with pytest.raises(KeyboardInterrupt):
-        cpyopt(library, request, now=library._clock())
+    _interrupted_after_the_entry(library, monkeypatch, then=lambda: monkeypatch.setattr(Volume, "requests", damaged))
