@@ -9,9 +9,14 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 
-from conftest import index_path, make_volume
+import pytest
+
+from conftest import data_path, index_path, make_volume
+from integrity_helpers import damage_header
 from optvol.checking import chkoptvol
 from optvol.copying import CopyRequest, cpyopt
+from optvol.image import replay
+from optvol.image.records import Kind
 from optvol.model import VolumeType
 from optvol.recovery import recover
 
@@ -79,3 +84,38 @@ def test_recover_takes_a_re_date_record_that_gives_the_time_a_directory_already_
     with library.open("BVOL1") as backup:
         assert backup.image.meta("committed_end") == end
     assert [r.damaged for r in chkoptvol(library, vol="BVOL1")] == [[]]
+
+
+def _sector_of(library, vol: str, kind: Kind) -> int:
+    with open(data_path(library, vol), "rb") as handle:
+        return [found.sector for found in replay.scan(handle.fileno(), 2048) if found.header.kind == kind][-1]
+
+
+@pytest.mark.parametrize("lost", [Kind.REMOVE_DIRECTORY, Kind.RENAME], ids=["primary_rmdir", "backup_rename"])
+def test_recover_gives_a_directory_the_spelling_of_its_last_directory_record(library, clock, lost):
+    """hunt30h F1: where the record between two DIRECTORY records of one path in two
+    spellings cannot be read (a primary's REMOVE_DIRECTORY before a mkdir of another
+    spelling, a backup's RENAME of the case before its re-date), recover took the second as a
+    re-date and left the directory under the first spelling. It takes the record's spelling too:
+    the volume ends as before the damage, only the damaged sector named."""
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/d")
+    assert cpyopt(library, WHOLE, now=clock()).failures == []
+    clock.now += timedelta(days=1)
+    with library.open("PVOL1") as volume:
+        volume.rmdir("/d")
+        volume.mkdir("/D")
+        volume.write_bytes("/D/f", b"data")
+    assert cpyopt(library, WHOLE, now=clock()).failures == []  # the backup: RENAME /d -> /D, re-date /D
+    vol = "PVOL1" if lost == Kind.REMOVE_DIRECTORY else "BVOL1"
+    before = _created(library, vol)
+    assert "/D" in before and "/d" not in before
+    damaged = _sector_of(library, vol, lost)
+    damage_header(library.root, vol, damaged, 2048)
+    recover(library, vol=vol)
+    assert _created(library, vol) == before
+    with library.open(vol) as volume:  # the file is where it was (a backup's files are read by CPYOPT only)
+        assert [(f.path, f.size) for f in volume.iter_files("/", recursive=True)] == [("/D/f", 4)]
+    assert [[d.path for d in r.damaged] for r in chkoptvol(library, vol=vol)] == [[f"(sector {damaged})"]]

@@ -102,9 +102,17 @@ class PrivilegedWriter:
         """Give the existing directory at ``path`` the creation time ``created`` with a
         DIRECTORY record of its own: a backup's directory carries its primary's date, also
         after the primary's was removed and made again (CPYOPT; hunt27a F1). Whether it changed.
-        ``replayed`` (recover): the record is taken whatever the time, as every record is."""
+        ``replayed`` (recover): the record is taken whatever the time, as every record is, and
+        with its spelling: where the RENAME record of a case change, or the REMOVE_DIRECTORY
+        record before a mkdir of another spelling, could not be read, the directory is named
+        as the record names it (hunt30h F1; no RENAME record is written in a replay)."""
         parts = self.volume._parts(path, is_dir=True)
         directory = self.volume._need_dir(parts)
+        if replayed and directory.path != model.join(parts):
+            self.tx.memo.clear()
+            self.volume._move_dir(directory, self.volume._need_dir(parts[:-1]), parts,
+                                  self.tx.stamp(self.volume._now()))
+            directory = self.volume._need_dir(parts)
         if directory.created == created and not replayed:
             return False
         self.tx.memo.clear()
