@@ -119,3 +119,29 @@ def test_recover_gives_a_directory_the_spelling_of_its_last_directory_record(lib
     with library.open(vol) as volume:  # the file is where it was (a backup's files are read by CPYOPT only)
         assert [(f.path, f.size) for f in volume.iter_files("/", recursive=True)] == [("/D/f", 4)]
     assert [[d.path for d in r.damaged] for r in chkoptvol(library, vol=vol)] == [[f"(sector {damaged})"]]
+
+
+def test_recover_names_what_the_index_held_in_a_damaged_region(library, clock):
+    """hunt30h F2: a backup directory's re-date record damaged, recover gave it the earlier
+    record's date and named only the sector; it names what the old index held there."""
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/A/SUB", parents=True)
+        volume.write_bytes("/A/SUB/f", b"one")
+    assert cpyopt(library, WHOLE, now=clock()).failures == []
+    first = _created(library, "BVOL1")["/A/SUB"]
+    clock.now += timedelta(days=1)
+    with library.open("PVOL1") as volume:
+        volume.rename("/A/SUB/f", "/f")
+        volume.rmdir("/A/SUB")
+        volume.mkdir("/A/SUB")
+    assert cpyopt(library, WHOLE, now=clock()).failures == []
+    redate = _created(library, "BVOL1", "sector")["/A/SUB"]
+    file_sector = _sector_of(library, "BVOL1", Kind.FILE)
+    damage_header(library.root, "BVOL1", redate, 2048)
+    damage_header(library.root, "BVOL1", file_sector, 2048)
+    report = recover(library, vol="BVOL1")
+    assert _created(library, "BVOL1")["/A/SUB"] == first  # the earlier record's date, said below
+    assert {d["sector"]: d["indexed"] for d in report.as_json()["damaged"]} == {
+        redate: ["directory /A/SUB"], file_sector: ["file /f (version 1)"]}

@@ -44,6 +44,7 @@ class RecoveryReport:
     records: Counter = field(default_factory=Counter)
     damaged: list[tuple[int, int, str]] = field(default_factory=list)  # (sector, sectors, reason)
     salvaged: list[str] = field(default_factory=list)  # directories made again without their records
+    indexed: dict[int, list[str]] = field(default_factory=dict)  # damaged region's sector: what the old index put there
     tail_cut: int = 0  # bytes
     files: int = 0
     versions: int = 0
@@ -53,7 +54,8 @@ class RecoveryReport:
         return {
             "volume": self.volume, "records": {k.name: v for k, v in sorted(self.records.items())},
             "files": self.files, "versions": self.versions, "directories": self.directories,
-            "damaged": [{"sector": s, "sectors": n, "reason": r} for s, n, r in self.damaged],
+            "damaged": [{"sector": s, "sectors": n, "reason": r, "indexed": self.indexed.get(s, [])}
+                        for s, n, r in self.damaged],
             "salvaged_directories": self.salvaged, "tail_cut_bytes": self.tail_cut,
         }
 
@@ -153,6 +155,27 @@ def _committed_end_of_index(index) -> int:
     return row[0] if row and isinstance(row[0], int) and row[0] > 0 else 0
 
 
+# What an index row's record was, by the row's sector (the records an index points to).
+_INDEXED = """SELECT sector, 'directory ' || path FROM dirs WHERE live = 1 AND sector BETWEEN ?1 AND ?2
+    UNION ALL SELECT f.sector, 'file ' || d.path || (CASE d.path WHEN '/' THEN '' ELSE '/' END) || f.name
+        || ' (version ' || f.version || ')' FROM files f JOIN dirs d ON d.id = f.dir WHERE f.sector BETWEEN ?1 AND ?2
+    UNION ALL SELECT c.sector, 'control record of ' || coalesce(d.path, 'the volume') FROM controls c
+        LEFT JOIN dirs d ON d.id = c.dir WHERE c.sector BETWEEN ?1 AND ?2
+    UNION ALL SELECT sector, 'request ' || id FROM requests WHERE sector BETWEEN ?1 AND ?2"""
+
+
+def _indexed_at(index, damaged: list[tuple[int, int, str]]) -> dict[int, list[str]]:
+    """For each damaged region, the records the old index put there, if it still reads: a
+    directory whose creation time now comes from an earlier record of its path (a backup's
+    re-date) or that was made again, a file version, a control record (hunt30h F2: recover
+    and CHKOPTVOL after it named only the sector). Deletions, renames and attribute changes
+    are in no index row: their regions name nothing."""
+    def look(conn) -> dict[int, list[str]]:
+        return {start: [what for _, what in sorted(conn.execute(_INDEXED, (start, start + count - 1)))]
+                for start, count, _ in damaged}
+    return schema.read_all_apart(index, look) if damaged else {}
+
+
 def _remove_index(path) -> None:
     for suffix in ("", "-wal", "-shm"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
@@ -184,6 +207,7 @@ def _build(directory, volume_id: str, label: dict, fresh) -> RecoveryReport:
                           named=old if old and old.get("volume") == own else None)
         report.volume = image.label()["volume"]
         report.files, report.versions, report.directories = _counts(image)
+        report.indexed = _indexed_at(directory / image_mod.INDEX_FILE, report.damaged)
     finally:
         image.close()
     # The rebuilt index in one file, on disk, before the old one goes (swap_in_recovered_index).

@@ -80,7 +80,9 @@ def recover(ctx: Context, values: dict) -> int:
         if report.tail_cut:
             ctx.print(f"  a torn tail of {report.tail_cut:,} bytes was cut off")
         for sector, sectors, reason in report.damaged:
-            ctx.print(f"  DAMAGED  sectors {sector}-{sector + sectors - 1}: {reason}")
+            held = report.indexed.get(sector)
+            held = f" (the index before held there: {'; '.join(map(render.shown, held))})" if held else ""
+            ctx.print(f"  DAMAGED  sectors {sector}-{sector + sectors - 1}: {reason}{held}")
         for path in report.salvaged:
             ctx.print(f"  directory made again for what lies below it (its own record could not be read):"
                       f" {render.shown(path)}")

@@ -194,6 +194,12 @@ def read_apart(index: Path, query: str) -> tuple | None:
     return _apart(index, lambda conn: conn.execute(query).fetchone(), None)
 
 
+def read_all_apart(index: Path, work: Callable[[sqlite3.Connection], dict]) -> dict:
+    """``work``'s result on the index file ``index`` read apart (as ``read_apart``); an empty
+    dict when the index cannot be read."""
+    return _apart(index, work, {})
+
+
 def _apart(index: Path, work: Callable[[sqlite3.Connection], object], otherwise: object) -> object:
     """``work`` done on a read-only connection of its own to the index file ``index``;
     ``otherwise`` when SQLite cannot read it. It leaves the volume's files as it found them
