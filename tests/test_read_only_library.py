@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -168,6 +169,25 @@ def test_commits_left_in_the_log_by_a_killed_writer_are_read(mount):
     assert refused.rc == 5 and "OPV0010" in refused.err and "index.sqlite-wal" in refused.err, refused.err
     # Writable again: the log is folded in as usual.
     remount(mount, read_only=False)
+    assert run_cli(root, "cat", "/QOPT/PVOL1/LATE").out == b"committed, then killed"
+
+
+def test_a_private_copy_that_does_not_fit_names_the_temporary_directory(mount, tmp_path, monkeypatch):
+    """rev30i F5: a $TMPDIR with some room, but not enough for the index and its log, said
+    only "cannot be copied to read it": the library was blamed, not where the copy goes."""
+    root = mount / "lib"
+    make_volume(Library(root, clock=clock), "PVOL1")
+    script = ("import os, signal, sys; from datetime import datetime, timezone; from optvol.library import Library;"
+              " v = Library(sys.argv[1], clock=lambda: datetime.now(timezone.utc)).open('PVOL1');"
+              " v.write_bytes('/LATE', b'committed, then killed'); os.kill(os.getpid(), signal.SIGKILL)")
+    subprocess.run([sys.executable, "-c", script, str(root)], env={**os.environ, "PYTHONPATH": str(SRC)})
+    remount(mount, read_only=True)
+    with tmpfs(tmp_path / "small", "8k") as small:
+        monkeypatch.setattr(tempfile, "tempdir", str(small))
+        refused = run_cli(root, "cat", "/QOPT/PVOL1/LATE")
+        assert refused.rc == 2 and "OPV0006" in refused.err and f"{small} ($TMPDIR)" in refused.err, refused.err
+        assert list(small.iterdir()) == []  # no partial copy left
+        monkeypatch.setattr(tempfile, "tempdir", None)
     assert run_cli(root, "cat", "/QOPT/PVOL1/LATE").out == b"committed, then killed"
 
 

@@ -287,8 +287,8 @@ class VolumeImage:
                     return copy
             except OSError as exc:  # the index cannot be read, or the copy not written (a full disk)
                 raise errors.error("OPV0006", library=self.directory.parent,
-                                   reason=f"{self.directory.name}/{index.name} cannot be copied to read it"
-                                          f" ({exc.strerror or exc})") from None
+                                   reason=f"{self.directory.name}/{index.name} cannot be copied to read it into"
+                                          f" {self._snapshot_dir.parent} ($TMPDIR) ({exc.strerror or exc})") from None
             time.sleep(0.01 * (attempt + 1))
         raise errors.error("OPV0004", volume=self.name)
 
