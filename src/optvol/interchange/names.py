@@ -5,7 +5,8 @@ of UTF-8 (POSIX ``NAME_MAX``: no reader could create it); the other namespaces h
 - ISO 9660 level 3 (ECMA-119 §7.5, §7.6): d-characters ``A-Z 0-9 _``; a file identifier
   is ``NAME.EXT;1`` with name and extension together at most 30 characters, a directory
   identifier at most 31 characters;
-- Joliet (Joliet specification §3.1): at most 64 UCS-2 characters, without ``* / : ; ? \\``;
+- Joliet (Joliet specification §3.1): at most 64 UCS-2 characters, without ``* / : ; ? \\``,
+  told apart upper-cased and without trailing dots and spaces (7-Zip and Windows drop them);
 - UDF (OSTA UDF 1.02 §2.3.4.2, 2.1.1): a file identifier of at most 255 bytes in OSTA CS0,
   whose first byte says one byte a character (254 Latin-1 characters at most) or UTF-16
   (127 characters of the Basic Multilingual Plane at most).
@@ -84,16 +85,23 @@ class Namer:
     def __init__(self, names: Names | None = None) -> None:
         self._names = names or TakenNames()
 
-    def _unique(self, space: str, stem: str, extension: str, limit: int, *, fold: bool) -> str:
+    def _unique(self, space: str, stem: str, extension: str, limit: int, *, fold: bool, trail: bool = False) -> str:
         """The name itself if free, else the first free one numbered ``_1``, ``_2``, ...
+        Names are told apart upper-cased if ``fold``, and without their trailing dots and
+        spaces if ``trail`` (7-Zip drops a Joliet name's last dot, Windows every trailing
+        dot and space: ``a``, ``a.`` and ``a `` would be one file there; hunt26e F2).
 
         Names that shorten to the same unnumbered name share every numbered one too, so
         numbering goes on from the last number that base was given: every number below it
         is taken, the name is the one counting from 1 gives, and a directory of n names
         sharing a base costs n claims, not n².
         """
+        def key_of(name: str) -> str:
+            name = name.rstrip(". ") if trail else name
+            return name.upper() if fold else name
+
         candidate = _shorten(stem, extension, limit)
-        key = candidate.upper() if fold else candidate
+        key = key_of(candidate)
         if self._names.claim(space, key):
             return candidate
         base = f"{space}/{limit}/{key}"  # no name of any namespace holds a "/"
@@ -101,7 +109,7 @@ class Namer:
         while True:
             number += 1
             candidate = _shorten(stem, extension, limit, f"_{number}")
-            if self._names.claim(space, candidate.upper() if fold else candidate):
+            if self._names.claim(space, key_of(candidate)):
                 self._names.note_number(base, number)
                 return candidate
 
@@ -118,7 +126,7 @@ class Namer:
         return self._unique("iso", _d_characters(name) or "_", "", ISO_DIR_MAX, fold=True)
 
     def joliet(self, name: str) -> str:
-        return self._long_name("joliet", _NOT_JOLIET.sub("_", name), JOLIET_MAX)
+        return self._long_name("joliet", _NOT_JOLIET.sub("_", name), JOLIET_MAX, trail=True)
 
     def udf(self, name: str) -> str:
         name = _NOT_UDF.sub("_", name)
@@ -144,9 +152,9 @@ class Namer:
                 self._names.note_number(base, number)
                 return candidate
 
-    def _long_name(self, space: str, name: str, limit: int) -> str:
+    def _long_name(self, space: str, name: str, limit: int, *, trail: bool = False) -> str:
         stem, extension = _stem_and_extension(name)
-        return self._unique(space, stem, extension, limit, fold=True)
+        return self._unique(space, stem, extension, limit, fold=True, trail=trail)
 
 
 def rock_ridge_cut(name: str, number: int | None = None) -> str:
