@@ -36,7 +36,7 @@ RRIP_ID = b"RRIP_1991A"
 RRIP_DESCRIPTION = b"THE ROCK RIDGE INTERCHANGE PROTOCOL PROVIDES SUPPORT FOR POSIX FILE SYSTEM SEMANTICS"
 RRIP_SOURCE = (b"PLEASE CONTACT DISC PUBLISHER FOR SPECIFICATION SOURCE.  SEE PUBLISHER IDENTIFIER IN "
                b"PRIMARY VOLUME DESCRIPTOR FOR CONTACT INFORMATION.")
-RR_PX, RR_NM, RR_TF = 0x01, 0x08, 0x80  # the RRIP 1.09 "RR" entry's flags
+RR_PX, RR_NM, RR_CL, RR_PL, RR_RE, RR_TF = 0x01, 0x08, 0x10, 0x20, 0x40, 0x80  # the RRIP 1.09 "RR" entry's flags
 TF_TIMES = 0x0F  # TF flags: creation, modify, access, attributes (RRIP 1.09 §4.1.6)
 TF_LONG_FORM = 0x80  # TF flag: seventeen-byte dates
 NM_CONTINUE = 0x01
@@ -121,6 +121,21 @@ def rr_entry(flags: int) -> bytes:
 def ce_entry(block: int, offset: int, length: int) -> bytes:
     """SUSP "CE": where this record's system use continues."""
     return b"CE\x1c\x01" + both32(block) + both32(offset) + both32(length)
+
+
+def cl_entry(block: int) -> bytes:
+    """RRIP 1.12 "CL": where the directory relocated from this record's place lies."""
+    return b"CL\x0c\x01" + both32(block)
+
+
+def pl_entry(block: int) -> bytes:
+    """RRIP 1.12 "PL" (in a relocated directory's ".."): where its parent lies."""
+    return b"PL\x0c\x01" + both32(block)
+
+
+def re_entry() -> bytes:
+    """RRIP 1.12 "RE": this record is a relocated directory's, in the relocation directory."""
+    return b"RE\x04\x01"
 
 
 def er_entry() -> bytes:

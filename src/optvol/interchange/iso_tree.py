@@ -10,6 +10,14 @@ index when the directory is laid out. export-iso of a volume of 65,534 directori
 200-character names peaked at 239 MB of RSS when each directory was an object holding its
 row (DESIGN §6 asks under 150 MiB); held this way a directory costs about 250 bytes, its
 names included.
+
+ISO 9660 allows eight levels of directories, the root the first (ECMA-119 §6.8.2.1). A
+directory that would be deeper is relocated as Rock Ridge does it (RRIP 1.12 §4.1.5): in the
+ISO 9660 tree it lies in a directory ``RR_MOVED`` of the root (the relocation directory, one
+more number after the volume's directories), its record there marked RE and its ".."
+linking (PL) to its parent, where a file record in its place links to it (CL). Joliet and
+UDF keep the volume's tree; ``parent`` is a directory's parent in the volume and in those,
+``iso_parent`` in the ISO 9660 tree.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from collections.abc import Iterable
 
 from optvol.interchange import iso9660 as iso
 
+ISO_LEVELS = 8  # ECMA-119 §6.8.2.1
+RELOCATED_LEVEL = 3  # of a directory relocated: the root, RR_MOVED, the directory
 NUMBER, PLACE = "i", "I"  # the typecodes of directory numbers and counts, and of sectors and sizes (32 bits in ISO 9660)
 
 
@@ -67,23 +77,54 @@ class DirTree:
             self.ids.append(dir_id)
             parent_ids.append(dir_id if parent is None else parent)
             self.created.append(created)
-        count = len(self.ids)
+        count = self.volume_dirs = len(self.ids)
         by_id = sorted(range(count), key=self.ids.__getitem__)
         self._sorted_ids = array("q", (self.ids[number] for number in by_id))
         self._by_id = array(NUMBER, by_id)
         del by_id
         self.parent = array(NUMBER, (self.number(dir_id) for dir_id in parent_ids))
+        del parent_ids
+        self.iso_parent = array(NUMBER, self.parent)
         self.links = _numbers(count, NUMBER)  # 2 + its subdirectories (Rock Ridge PX, UDF links less one)
         for number, parent in enumerate(self.parent):
             self.links[number] += 2
             if number:
                 self.links[parent] += 1
+        self.moved = self._relocate()  # the number of RR_MOVED; 0 if nothing is relocated
+        self.moved_names: dict[int, bytes] = {}  # the Rock Ridge name of each directory relocated
+        count = len(self.ids)
         self.iso_names, self.joliet_names = Names(count), Names(count)
         self.iso_names[0] = self.joliet_names[0] = iso.DOT
         self.iso, self.joliet = Places(count), Places(count)
         self.continuation = Places(count)  # its Rock Ridge continuation area
         self.udf_entry = _numbers(count, PLACE)  # the sector of its UDF file entry
         self.udf_identifiers = Places(count)  # its UDF file identifiers
+
+    def _relocate(self) -> int:
+        """Move every directory that would lie deeper than ISO_LEVELS to RR_MOVED, added as
+        the last directory, its parent the root; return its number (0: none is moved)."""
+        moved = len(self.ids)
+        levels = array("b", [1]) * moved
+        for number in range(1, moved):  # parents first
+            levels[number] = levels[self.iso_parent[number]] + 1
+            if levels[number] > ISO_LEVELS:
+                self.iso_parent[number], levels[number] = moved, RELOCATED_LEVEL
+        if moved not in self.iso_parent:
+            return 0
+        self.ids.append(-1)  # no directory of the volume
+        self.created.append(self.created[0])
+        self.parent.append(0)
+        self.iso_parent.append(0)
+        self.links.append(2 + self.iso_parent.count(moved))
+        return moved
+
+    def is_moved(self, number: int | None) -> bool:
+        """Whether directory ``number`` is RR_MOVED (none is if nothing is relocated)."""
+        return self.moved != 0 and number == self.moved
+
+    def relocated(self, number: int) -> bool:
+        """Whether directory ``number`` lies in RR_MOVED in the ISO 9660 tree."""
+        return self.iso_parent[number] != self.parent[number]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -94,8 +135,9 @@ class DirTree:
 
     def path_table(self, *, joliet: bool) -> tuple[array, array]:
         """The path table's order: (directory, parent's place in the table) of every
-        directory, breadth first, each level by parent's place, then identifier (ECMA-119 §9.4)."""
-        first, children = self._children()
+        directory, breadth first, each level by parent's place, then identifier (ECMA-119 §9.4):
+        of the ISO 9660 tree, or with ``joliet`` of the volume's tree (no RR_MOVED)."""
+        first, children = self._children(self.parent if joliet else self.iso_parent, skip=self.moved if joliet else 0)
 
         def key(number: int) -> bytes | tuple[bytes, bytes]:
             return self.joliet_names[number] if joliet else iso.iso_order(self.iso_names[number])
@@ -110,16 +152,18 @@ class DirTree:
             parents.extend([at] * len(kids))
         return order, parents
 
-    def _children(self) -> tuple[array, array]:
-        """(first, children): the subdirectories of directory n are children[first[n]:first[n + 1]], in path order."""
+    def _children(self, parents: array, *, skip: int) -> tuple[array, array]:
+        """(first, children): the subdirectories of directory n by ``parents`` are
+        children[first[n]:first[n + 1]], in path order; without directory ``skip`` (if not 0)."""
+        numbers = [number for number in range(1, len(self)) if number != skip] if skip else range(1, len(self))
         first = _numbers(len(self) + 1, NUMBER)
-        for number in range(1, len(self)):
-            first[self.parent[number] + 1] += 1
+        for number in numbers:
+            first[parents[number] + 1] += 1
         for number in range(len(self)):
             first[number + 1] += first[number]
         children, filled = _numbers(len(self) - 1, NUMBER), array(NUMBER, first)
-        for number in range(1, len(self)):
-            parent = self.parent[number]
+        for number in numbers:
+            parent = parents[number]
             children[filled[parent]] = number
             filled[parent] += 1
         return first, children

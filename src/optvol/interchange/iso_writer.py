@@ -21,8 +21,9 @@ then each directory's UDF file entry and file identifiers, then the data, which 
 namespaces share, each file's after its UDF file entry.
 
 Files of more than 4 GiB less one sector get several extents (multi-extent records).
-Directories deeper than eight levels stay where they are, without Rock Ridge relocation,
-as xorriso writes them by default: Rock Ridge and Joliet readers need none. Payloads are
+Directories deeper than the eight levels ISO 9660 allows are relocated in its tree as Rock
+Ridge does it, to a directory ``RR_MOVED`` of the root (``iso_tree.py``; genisoimage's way):
+Joliet, UDF and Rock Ridge readers see the volume's tree. Payloads are
 checked against their SHA-256 as they are copied; a damaged file raises CPF1F28 and the
 caller throws the image away. Memory holds the entries of one directory at a time, and of a
 directory too large for that a bounded part (``iso_entries.py``); of every directory it holds
@@ -54,6 +55,7 @@ COPY_IN_KERNEL = 256 << 10  # payloads from this size on are copied in the kerne
 FLUSH_AT = 4 << 20
 FILE_MODE, READ_ONLY_MODE, DIR_MODE = 0o100644, 0o100444, 0o040755
 MAX_DIRECTORIES = 0xFFFF  # a path table names its parents in 16 bits
+RELOCATION_NAME = ".rr_moved"  # RR_MOVED's Rock Ridge name, hidden as genisoimage -hide-rr-moved names it
 MAX_LISTED = 10_000  # renamed entries an export's result names (it counts them all)
 _RR_AND_PX = len(iso.rr_entry(0) + iso.px_entry(0, 0))  # what an entry's Rock Ridge holds before its TF
 
@@ -157,6 +159,9 @@ def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: 
             raise errors.error("OPV0704", volume=volume_id, reason=f"{count} directories: ISO 9660 allows 65,535")
         tree = DirTree(scanned(conn, "dirs", conn.execute(scan_sql("dirs", "id, parent, created",
                                                                   "WHERE f.live = 1 ORDER BY f.path_key")).fetchall()))
+        if len(tree) > MAX_DIRECTORIES:
+            raise errors.error("OPV0704", volume=volume_id, reason=f"{count} directories and RR_MOVED, where directories "
+                               "deeper than eight levels go: ISO 9660 allows 65,535")
         for number in range(len(tree)):  # parents first
             _measure(volume, tree, number, udf=udf)
         tables = {joliet: tree.path_table(joliet=joliet) for joliet in (False, True)}
@@ -165,9 +170,9 @@ def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: 
         files = sum(_write_directory(volume, out, tree, number, udf=udf) for number in range(len(tree)))
         out.flush()
     if udf:
-        _write_udf_volume(out, tree, volume_id=volume_id, now=now, files=files, directories=len(tree))
+        _write_udf_volume(out, tree, volume_id=volume_id, now=now, files=files, directories=tree.volume_dirs)
     _write_tables(out, tree, tables, volume_id=volume_id, now=now, first=PARTITION + 2 if udf else PATH_TABLES)
-    return files, len(tree) - 1, out.renames
+    return files, tree.volume_dirs - 1, out.renames
 
 
 def _entries(volume: Volume, tree: DirTree, me: int, path: str, store: Held | Spilled, *,
@@ -192,14 +197,27 @@ def _entries(volume: Volume, tree: DirTree, me: int, path: str, store: Held | Sp
             out.renames.note(path, name, rock_ridge, udf_name)
         return rock_ridge, udf_name
 
+    if tree.is_moved(me):
+        return _relocated_entries(volume, tree, namer, store, out=out)
+    if me == 0 and tree.moved:  # its names first: no entry of the volume's takes them
+        number, name = 0, RELOCATION_NAME
+        while here(name):
+            number += 1
+            name = f"{RELOCATION_NAME}_{number}"
+        store.add(Entry(namer.iso_dir("RR_MOVED").encode(), b"", namer.rock_ridge(name).encode(), b"", tree.moved,
+                        0, 0, 0, tree.created[0], tree.created[0], tree.created[0], 0))
     subdirs = scanned(volume.image.conn, "dirs", volume.image.conn.execute(scan_sql(  # (ISO 9660: at most 65,535)
         "dirs", "id, name, path, created", "WHERE f.parent = ? AND f.live = 1 ORDER BY f.path_key"), (tree.ids[me],)).fetchall())
     for dir_id, name, subdir_path, created in subdirs:
         child = tree.number(dir_id)
         iso_name, joliet_name = namer.iso_dir(name).encode(), namer.joliet(name).encode("utf-16-be")
         if out is None:
-            tree.iso_names[child], tree.joliet_names[child] = iso_name, joliet_name
+            tree.joliet_names[child] = joliet_name
+            if not tree.relocated(child):  # else named by RR_MOVED, laid out last
+                tree.iso_names[child] = iso_name
         rock_ridge, udf_name = long_names(subdir_path, name)
+        if out is None and tree.relocated(child):
+            tree.moved_names[child] = rock_ridge.encode()
         store.add(Entry(iso_name, joliet_name, rock_ridge.encode(), udfs.cs0(udf_name) if udf else b"", child, 0, 0, 0,
                         created, created, created, tree.udf_entry[child]))
     files = 0
@@ -225,19 +243,38 @@ def _entries(volume: Volume, tree: DirTree, me: int, path: str, store: Held | Sp
     return files
 
 
+def _relocated_entries(volume: Volume, tree: DirTree, namer: Namer, store: Held | Spilled, *,
+                       out: _Output | None) -> int:
+    """Put the directories relocated to RR_MOVED in its ``store``, under the ISO 9660 names
+    it gives them and the Rock Ridge names their CL records have (libarchive takes the name
+    of a relocated directory from its RE record), which two of them may share, as with
+    genisoimage; return 0, its number of files."""
+    for child in range(1, tree.volume_dirs):
+        if tree.relocated(child):
+            name, created = volume.image.conn.execute("SELECT name, created FROM dirs WHERE id = ?",
+                                                      (tree.ids[child],)).fetchone()
+            iso_name = namer.iso_dir(name).encode()
+            if out is None:
+                tree.iso_names[child] = iso_name
+            store.add(Entry(iso_name, b"", tree.moved_names[child], b"", child, 0, 0, 0,
+                            created, created, created, 0))
+    return 0
+
+
 def _lay_out(volume: Volume, tree: DirTree, me: int, *, out: _Output | None,
              udf: bool) -> tuple[tuple[int, int, int, int], int]:
     """The ISO 9660 records, continuation area, Joliet records and UDF file identifiers of
     directory ``me``, measured (first pass, without ``out``) or written at their places:
     their sizes in bytes, and the directory's number of files."""
-    path, live_files = volume.image.conn.execute("SELECT path, live_files FROM dirs WHERE id = ?",
-                                                 (tree.ids[me],)).fetchone()
+    path, live_files = volume.image.conn.execute("SELECT path, live_files FROM dirs WHERE id = ?", (tree.ids[me],)
+                                                 ).fetchone() if not tree.is_moved(me) else ("/" + RELOCATION_NAME, 0)
     store = entries_for(tree.links[me] - 2 + live_files)
     try:
         files = _entries(volume, tree, me, path, store, out=out, udf=udf)
-        parent = tree.parent[me]
-        sizes = (*_iso_directory(tree, me, parent, store, out=out), _joliet_directory(tree, me, parent, store, out=out),
-                 _udf_identifiers(tree, me, parent, store, out=out) if udf else 0)
+        parent, volume_dir = tree.parent[me], not tree.is_moved(me)
+        sizes = (*_iso_directory(tree, me, tree.iso_parent[me], store, out=out),
+                 _joliet_directory(tree, me, parent, store, out=out) if volume_dir else 0,
+                 _udf_identifiers(tree, me, parent, store, out=out) if udf and volume_dir else 0)
     finally:
         store.close()
     if out is not None and sizes != _measured(tree, me):  # the passes must agree: else a bug (exit 70), not bad input
@@ -273,6 +310,8 @@ def _place(tree: DirTree, tables: dict[bool, tuple], *, udf: bool) -> int:
             tree.continuation[directory] = (sector, tree.continuation[directory][1])
             sector += _sectors(tree.continuation[directory][1])
     for directory in tables[False][0] if udf else ():
+        if tree.is_moved(directory):
+            continue
         tree.udf_entry[directory] = sector
         tree.udf_identifiers[directory] = (sector + 1, tree.udf_identifiers[directory][1])
         sector += 1 + _sectors(tree.udf_identifiers[directory][1])
@@ -286,7 +325,7 @@ def _sectors(size: int) -> int:
 def _write_directory(volume: Volume, out: _Output, tree: DirTree, me: int, *, udf: bool) -> int:
     """Second pass: write a directory's file data, then its records at their places; return its file count."""
     files = _lay_out(volume, tree, me, out=out, udf=udf)[1]
-    if udf:
+    if udf and not tree.is_moved(me):
         out.write_at(tree.udf_entry[me] * SECTOR, _udf_directory_entry(tree, me))
     return files
 
@@ -325,6 +364,8 @@ def _udf_identifiers(tree: DirTree, me: int, parent: int, store: Held | Spilled,
 
     add(b"", udfs.CHAR_PARENT | udfs.CHAR_DIRECTORY, tree.udf_entry[parent], root=parent == 0)
     for entry in store:
+        if tree.is_moved(entry.child):
+            continue
         characteristics = udfs.CHAR_DIRECTORY if entry.child is not None else \
             udfs.CHAR_HIDDEN if entry.flags & HIDDEN else 0
         add(entry.udf_name, characteristics, entry.udf_entry)
@@ -379,8 +420,9 @@ def _rock_ridge(entry: Entry, tree: DirTree) -> bytes:
 
 def _dir_rock_ridge(tree: DirTree, directory: int, *, with_name: bool) -> bytes:
     created = tree.created[directory]
+    links = tree.links[directory] + (1 if directory == 0 and tree.moved else 0)  # the root's holds RR_MOVED too
     return (iso.rr_entry(iso.RR_PX | iso.RR_TF | (iso.RR_NM if with_name else 0))
-            + iso.px_entry(DIR_MODE, tree.links[directory])
+            + iso.px_entry(DIR_MODE, links)
             + iso.tf_entry(created=created, modified=created, attr_changed=created))
 
 
@@ -414,18 +456,33 @@ def _iso_directory(tree: DirTree, me: int, parent: int, store: Held | Spilled, *
         return iso.ce_entry(area + at // SECTOR, at % SECTOR, len(piece))
 
     dot = _dot_system_use(tree, me, ce(iso.er_entry()) if me == 0 else b"")
-    for record in _dots(tree, me, parent, joliet=False,
-                        system_use=(dot, _dir_rock_ridge(tree, parent, with_name=False))):
+    dotdot = _dir_rock_ridge(tree, parent, with_name=False)
+    if tree.relocated(me):  # its parent in the volume (RRIP 1.12 §4.1.5.2)
+        dotdot = _flagged(dotdot, iso.RR_PL) + iso.pl_entry(tree.iso[tree.parent[me]][0])
+    for record in _dots(tree, me, parent, joliet=False, system_use=(dot, dotdot)):
         records.add(record)
     for entry in store.iso_order():
         rock_ridge = _rock_ridge(entry, tree) if out is not None else bytes(
             _RR_AND_PX + iso.tf_length(created=entry.created, modified=entry.modified, attr_changed=entry.attr_changed))
+        link = entry.child is not None and tree.relocated(entry.child)
+        if (link and tree.is_moved(me)) or tree.is_moved(entry.child):
+            # a relocated directory's own record (§4.1.5.3); and RR_MOVED's, which Rock Ridge readers
+            # then hide (the Linux kernel, libisofs, libarchive), as xorriso -rr_reloc_dir marks it
+            rock_ridge = _flagged(rock_ridge, iso.RR_RE) + iso.re_entry()
+        elif link:  # a file record in its place, linking to it (§4.1.5.1)
+            rock_ridge = _flagged(rock_ridge, iso.RR_CL) + iso.cl_entry(tree.iso[entry.child][0])
         nm = b"".join(iso.nm_entries(entry.rr_name))
         if iso.record_length(len(entry.iso_name), len(rock_ridge) + len(nm)) > iso.MAX_RECORD:
             nm = ce(nm)
-        for record in _records(entry, tree, entry.iso_name, rock_ridge + nm, out=out):
+        for record in _records(entry, tree, entry.iso_name, rock_ridge + nm, out=out,
+                               placeholder=link and not tree.is_moved(me)):
             records.add(record)
     return records.close(), continued.close()
+
+
+def _flagged(rock_ridge: bytes, flag: int) -> bytes:
+    """``rock_ridge``, which starts with its RR entry, with ``flag`` set there."""
+    return rock_ridge[:4] + bytes((rock_ridge[4] | flag,)) + rock_ridge[5:]
 
 
 def _joliet_directory(tree: DirTree, me: int, parent: int, store: Held | Spilled, *, out: _Output | None) -> int:
@@ -434,16 +491,21 @@ def _joliet_directory(tree: DirTree, me: int, parent: int, store: Held | Spilled
     for record in _dots(tree, me, parent, joliet=True):
         records.add(record)
     for entry in store.joliet_order():
+        if tree.is_moved(entry.child):
+            continue
         for record in _records(entry, tree, entry.joliet_name, joliet=True, out=out):
             records.add(record)
     return records.close()
 
 
 def _records(entry: Entry, tree: DirTree, identifier: bytes, system_use: bytes = b"", *,
-             joliet: bool = False, out: _Output | None) -> Iterator[bytes | int]:
+             joliet: bool = False, out: _Output | None, placeholder: bool = False) -> Iterator[bytes | int]:
     """The directory records of an entry, one per extent, all but the last flagged
-    multi-extent; without ``out`` (first pass) only their lengths."""
-    if entry.child is not None:
+    multi-extent; without ``out`` (first pass) only their lengths. A ``placeholder`` of a
+    relocated directory is an empty file record, as genisoimage writes it."""
+    if placeholder:
+        extents, flags, date = [(0, 0)], 0, entry.created
+    elif entry.child is not None:
         extents = [tree.joliet[entry.child] if joliet else tree.iso[entry.child]]
         flags, date = iso.FLAG_DIRECTORY, entry.created
     else:
