@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import make_volume
-from optvol import errors
 from optvol.interchange import export_iso, import_iso, iso_writer
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
@@ -106,10 +105,13 @@ def test_a_shallow_volume_has_no_relocation_directory(library, tmp_path):
     assert not [path for path in _lines(["isoinfo", "-f", "-i", str(image)]) if "RR_MOVED" in path]
 
 
-def test_relocation_directory_counts_toward_the_path_tables_limit(library, tmp_path, monkeypatch):
-    _fill(library, 9, tops=("a",))  # the root, a, L1..L9: 11 directories, and RR_MOVED
+def test_without_room_for_the_relocation_directory_deep_directories_stay(library, tmp_path, monkeypatch):
+    """A volume of as many directories as the path tables hold has no room for RR_MOVED:
+    its deep directories stay where they are (the export of 65,535 directories is not refused)."""
+    files = _fill(library, 9, tops=("a",))  # the root, a, L1..L9: 11 directories
     monkeypatch.setattr(iso_writer, "MAX_DIRECTORIES", 11)
-    with pytest.raises(errors.OptvolError) as raised:
-        export_iso(library, vol="PVOL1", file=tmp_path / "no.iso", now=NOW)
-    assert raised.value.message_id == "OPV0704" and "RR_MOVED" in str(raised.value)
-    assert not (tmp_path / "no.iso").exists()
+    image = _export(library, tmp_path)
+    paths = _lines(["isoinfo", "-f", "-i", str(image)])
+    assert "/A/L1/L2/L3/L4/L5/L6/L7/L8/L9/F9.;1" in paths and not [path for path in paths if "RR_MOVED" in path]
+    import_iso(library, file=image, vol="BACK", now=NOW)
+    assert _state(library, "BACK") == _state(library, "PVOL1") and len(_state(library, "BACK")[1]) == len(files)

@@ -70,8 +70,9 @@ class Names:
 class DirTree:
     """Every directory of an image, by number in path order, parents first."""
 
-    def __init__(self, rows: Iterable[tuple[int, int | None, int]]) -> None:
-        """``rows``: (id, parent id, created) of every directory in path order, the root first."""
+    def __init__(self, rows: Iterable[tuple[int, int | None, int]], *, relocate: bool = True) -> None:
+        """``rows``: (id, parent id, created) of every directory in path order, the root first;
+        without ``relocate`` no directory is relocated."""
         self.ids, parent_ids, self.created = array("q"), array("q"), array("q")
         for dir_id, parent, created in rows:
             self.ids.append(dir_id)
@@ -90,7 +91,7 @@ class DirTree:
             self.links[number] += 2
             if number:
                 self.links[parent] += 1
-        self.moved = self._relocate()  # the number of RR_MOVED; 0 if nothing is relocated
+        self.moved = self._relocate() if relocate else 0  # the number of RR_MOVED; 0 if nothing is relocated
         self.moved_names: dict[int, bytes] = {}  # the Rock Ridge name of each directory relocated
         count = len(self.ids)
         self.iso_names, self.joliet_names = Names(count), Names(count)

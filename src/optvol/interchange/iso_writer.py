@@ -157,11 +157,9 @@ def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: 
         count = conn.execute("SELECT count(*) FROM dirs WHERE live = 1").fetchone()[0]
         if count > MAX_DIRECTORIES:
             raise errors.error("OPV0704", volume=volume_id, reason=f"{count} directories: ISO 9660 allows 65,535")
-        tree = DirTree(scanned(conn, "dirs", conn.execute(scan_sql("dirs", "id, parent, created",
-                                                                  "WHERE f.live = 1 ORDER BY f.path_key")).fetchall()))
-        if len(tree) > MAX_DIRECTORIES:
-            raise errors.error("OPV0704", volume=volume_id, reason=f"{count} directories and RR_MOVED, where directories "
-                               "deeper than eight levels go: ISO 9660 allows 65,535")
+        tree = _dir_tree(conn, relocate=True)
+        if len(tree) > MAX_DIRECTORIES:  # no room for RR_MOVED: deep directories stay where they are, as before
+            tree = _dir_tree(conn, relocate=False)
         for number in range(len(tree)):  # parents first
             _measure(volume, tree, number, udf=udf)
         tables = {joliet: tree.path_table(joliet=joliet) for joliet in (False, True)}
@@ -173,6 +171,12 @@ def write_image(volume: Volume, fd: int, *, volume_id: str, now: datetime, udf: 
         _write_udf_volume(out, tree, volume_id=volume_id, now=now, files=files, directories=tree.volume_dirs)
     _write_tables(out, tree, tables, volume_id=volume_id, now=now, first=PARTITION + 2 if udf else PATH_TABLES)
     return files, tree.volume_dirs - 1, out.renames
+
+
+def _dir_tree(conn, *, relocate: bool) -> DirTree:
+    return DirTree(scanned(conn, "dirs", conn.execute(scan_sql("dirs", "id, parent, created",
+                                                              "WHERE f.live = 1 ORDER BY f.path_key")).fetchall()),
+                   relocate=relocate)
 
 
 def _entries(volume: Volume, tree: DirTree, me: int, path: str, store: Held | Spilled, *,
