@@ -588,6 +588,8 @@ class Library:
         if not set(fields) <= {"volume", "type"} or fields.get("type", str(VolumeType.PRIMARY)) != str(VolumeType.PRIMARY):
             raise errors.error("OPV0005", value=", ".join(f"{k}={v}" for k, v in fields.items()), keyword="fields",
                                reason="relabel gives a volume a new ID, or makes a *BACKUP a *PRIMARY (CVTOPTBKU)")
+        if "volume" in fields:  # the ID as the directory is named: one given as typed bricked the volume (hunt31b F1)
+            fields = {**fields, "volume": model.volume_id(fields["volume"])}
         source = self._dir(volume)
         new_id = fields.get("volume", model.volume_id(volume))
         target = self._dir(new_id)
