@@ -156,9 +156,12 @@ def _committed_end_of_index(index) -> int:
 
 
 # What an index row's record was, by the row's sector (the records an index points to).
-_INDEXED = """SELECT sector, 'directory ' || path FROM dirs WHERE live = 1 AND sector BETWEEN ?1 AND ?2
+# A removed directory and a version no longer live are said so: named alone, a deleted file read as one lost.
+_INDEXED = """SELECT sector, 'directory ' || path || (CASE live WHEN 1 THEN '' ELSE ' (removed)' END) FROM dirs
+        WHERE sector BETWEEN ?1 AND ?2
     UNION ALL SELECT f.sector, 'file ' || d.path || (CASE d.path WHEN '/' THEN '' ELSE '/' END) || f.name
-        || ' (version ' || f.version || ')' FROM files f JOIN dirs d ON d.id = f.dir WHERE f.sector BETWEEN ?1 AND ?2
+        || ' (version ' || f.version || (CASE f.live WHEN 1 THEN '' ELSE ', no longer live' END) || ')'
+        FROM files f JOIN dirs d ON d.id = f.dir WHERE f.sector BETWEEN ?1 AND ?2
     UNION ALL SELECT c.sector, 'control record of ' || coalesce(d.path, 'the volume') FROM controls c
         LEFT JOIN dirs d ON d.id = c.dir WHERE c.sector BETWEEN ?1 AND ?2
     UNION ALL SELECT sector, 'request ' || id FROM requests WHERE sector BETWEEN ?1 AND ?2"""
