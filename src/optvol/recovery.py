@@ -44,7 +44,8 @@ class RecoveryReport:
     records: Counter = field(default_factory=Counter)
     damaged: list[tuple[int, int, str]] = field(default_factory=list)  # (sector, sectors, reason)
     salvaged: list[str] = field(default_factory=list)  # directories made again without their records
-    indexed: dict[int, list[str]] = field(default_factory=dict)  # damaged region's sector: what the old index put there
+    # A damaged region's sector: what the old index put there, as (what, path or None, after the path).
+    indexed: dict[int, list[tuple[str, str | None, str]]] = field(default_factory=dict)
     tail_cut: int = 0  # bytes
     files: int = 0
     versions: int = 0
@@ -54,7 +55,9 @@ class RecoveryReport:
         return {
             "volume": self.volume, "records": {k.name: v for k, v in sorted(self.records.items())},
             "files": self.files, "versions": self.versions, "directories": self.directories,
-            "damaged": [{"sector": s, "sectors": n, "reason": r, "indexed": self.indexed.get(s, [])}
+            "damaged": [{"sector": s, "sectors": n, "reason": r,
+                         "indexed": [f"{what} {path}{after}" if path is not None else what + after
+                                     for what, path, after in self.indexed.get(s, [])]}
                         for s, n, r in self.damaged],
             "salvaged_directories": self.salvaged, "tail_cut_bytes": self.tail_cut,
         }
@@ -157,24 +160,26 @@ def _committed_end_of_index(index) -> int:
 
 # What an index row's record was, by the row's sector (the records an index points to).
 # A removed directory and a version no longer live are said so: named alone, a deleted file read as one lost.
-_INDEXED = """SELECT sector, 'directory ' || path || (CASE live WHEN 1 THEN '' ELSE ' (removed)' END) FROM dirs
+# The path apart, for a display to quote (a name that ends in a blank; rev31f F3).
+_INDEXED = """SELECT sector, 'directory', path, CASE live WHEN 1 THEN '' ELSE ' (removed)' END FROM dirs
         WHERE sector BETWEEN ?1 AND ?2
-    UNION ALL SELECT f.sector, 'file ' || d.path || (CASE d.path WHEN '/' THEN '' ELSE '/' END) || f.name
-        || ' (version ' || f.version || (CASE f.live WHEN 1 THEN '' ELSE ', no longer live' END) || ')'
+    UNION ALL SELECT f.sector, 'file', d.path || (CASE d.path WHEN '/' THEN '' ELSE '/' END) || f.name,
+        ' (version ' || f.version || (CASE f.live WHEN 1 THEN '' ELSE ', no longer live' END) || ')'
         FROM files f JOIN dirs d ON d.id = f.dir WHERE f.sector BETWEEN ?1 AND ?2
-    UNION ALL SELECT c.sector, 'control record of ' || coalesce(d.path, 'the volume') FROM controls c
-        LEFT JOIN dirs d ON d.id = c.dir WHERE c.sector BETWEEN ?1 AND ?2
-    UNION ALL SELECT sector, 'request ' || id FROM requests WHERE sector BETWEEN ?1 AND ?2"""
+    UNION ALL SELECT c.sector, 'control record of' || (CASE WHEN d.path IS NULL THEN ' the volume' ELSE '' END),
+        d.path, '' FROM controls c LEFT JOIN dirs d ON d.id = c.dir WHERE c.sector BETWEEN ?1 AND ?2
+    UNION ALL SELECT sector, 'request ' || id, NULL, '' FROM requests WHERE sector BETWEEN ?1 AND ?2"""
 
 
-def _indexed_at(index, damaged: list[tuple[int, int, str]]) -> dict[int, list[str]]:
+def _indexed_at(index, damaged: list[tuple[int, int, str]]) -> dict[int, list[tuple[str, str | None, str]]]:
     """For each damaged region, the records the old index put there, if it still reads: a
     directory whose creation time now comes from an earlier record of its path (a backup's
     re-date) or that was made again, a file version, a control record (hunt30h F2: recover
     and CHKOPTVOL after it named only the sector). Deletions, renames and attribute changes
     are in no index row: their regions name nothing."""
-    def look(conn) -> dict[int, list[str]]:
-        return {start: [what for _, what in sorted(conn.execute(_INDEXED, (start, start + count - 1)))]
+    def look(conn) -> dict[int, list[tuple[str, str | None, str]]]:
+        return {start: [tuple(row[1:]) for row in sorted(conn.execute(_INDEXED, (start, start + count - 1)),
+                                                          key=lambda row: (row[0], row[1], row[2] or "", row[3]))]
                 for start, count, _ in damaged}
     return schema.read_all_apart(index, look) if damaged else {}
 
