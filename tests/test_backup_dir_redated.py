@@ -145,3 +145,34 @@ def test_recover_names_what_the_index_held_in_a_damaged_region(library, clock):
     assert _created(library, "BVOL1")["/A/SUB"] == first  # the earlier record's date, said below
     assert {d["sector"]: d["indexed"] for d in report.as_json()["damaged"]} == {
         redate: ["directory /A/SUB"], file_sector: ["file /f (version 1)"]}
+
+
+def test_recover_leaves_a_directory_whose_ancestor_had_another_spelling_and_its_files_as_they_were(library, clock):
+    """3b59204 (it came without a test): a backup's /p/s re-dated after the primary renamed /p
+    to /P, the RENAME record damaged. The re-date record names /P/s, whose own name is /p/s's:
+    nothing moves, and the file below keeps the change time its FILE record gave (the move
+    d8d37b7 made re-stamped it with the directory's creation time)."""
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/p/s", parents=True)
+        volume.write_bytes("/p/s/f", b"one")
+    assert cpyopt(library, WHOLE, now=clock()).failures == []
+    clock.now += timedelta(days=1)
+    with library.open("PVOL1") as volume:
+        volume.remove("/p/s/f")
+        volume.rmdir("/p/s")
+        volume.rename("/p", "/P")
+        volume.mkdir("/P/s")
+    assert cpyopt(library, WHOLE, now=clock()).failures == []
+    created = _created(library, "BVOL1")["/P/s"]
+    with open(data_path(library, "BVOL1"), "rb") as handle:
+        written = [f.header.body["time"] for f in replay.scan(handle.fileno(), 2048) if f.header.kind == Kind.FILE]
+    damage_header(library.root, "BVOL1", _sector_of(library, "BVOL1", Kind.RENAME), 2048)
+    recover(library, vol="BVOL1")
+    assert _created(library, "BVOL1")["/p/s"] == created
+    conn = sqlite3.connect(f"file:{index_path(library, 'BVOL1')}?mode=ro", uri=True)
+    try:
+        assert conn.execute("SELECT changed FROM files WHERE name = 'f'").fetchall() == [(written[0],)]
+    finally:
+        conn.close()
