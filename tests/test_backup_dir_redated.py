@@ -143,8 +143,9 @@ def test_recover_names_what_the_index_held_in_a_damaged_region(library, clock):
     damage_header(library.root, "BVOL1", file_sector, 2048)
     report = recover(library, vol="BVOL1")
     assert _created(library, "BVOL1")["/A/SUB"] == first  # the earlier record's date, said below
-    assert {d["sector"]: d["indexed"] for d in report.as_json()["damaged"]} == {
-        redate: ["directory /A/SUB"], file_sector: ["file /f (version 1)"]}
+    assert {d["sector"]: [(w["record"], w["path"], w["version"], w["live"]) for w in d["indexed"]]
+            for d in report.as_json()["damaged"]} == {
+        redate: [("directory", "/A/SUB", None, True)], file_sector: [("file", "/f", 1, True)]}
 
 
 def test_recover_leaves_a_directory_whose_ancestor_had_another_spelling_and_its_files_as_they_were(library, clock):

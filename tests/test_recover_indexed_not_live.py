@@ -38,8 +38,10 @@ def test_recover_names_a_removed_directory_and_a_deleted_version_as_such(library
     damage_header(library.root, "PVOL1", kept[0], 2048)
     report = recover(library, vol="PVOL1")
     named = [what for d in report.as_json()["damaged"] for what in d["indexed"]]
-    assert sorted(named) == ["directory /X (removed)", "file /gone.dat (version 1, no longer live)",
-                             "file /kept.dat (version 1, no longer live)"]
+    assert sorted(named, key=lambda what: what["path"]) == [
+        {"record": "directory", "path": "/X", "version": None, "live": False, "request": None},
+        {"record": "file", "path": "/gone.dat", "version": 1, "live": False, "request": None},
+        {"record": "file", "path": "/kept.dat", "version": 1, "live": False, "request": None}]
 
 
 def test_recover_text_quotes_a_name_of_what_the_index_held(library, tmp_path):
@@ -66,4 +68,5 @@ def test_recover_text_quotes_a_name_of_what_the_index_held(library, tmp_path):
     assert "file '/REPORT.TXT ' (version 1); file /REPORT.TXT (version 1)" in text
     assert "directory /D" in text
     held = [what for d in json.loads(run("--json", "recover", "PVOL1", root=fresh))["damaged"] for what in d["indexed"]]
-    assert sorted(held) == ["directory /D", "file /REPORT.TXT  (version 1)", "file /REPORT.TXT (version 1)"]
+    assert sorted((what["record"], what["path"], what["live"]) for what in held) == [
+        ("directory", "/D", True), ("file", "/REPORT.TXT", True), ("file", "/REPORT.TXT ", True)]

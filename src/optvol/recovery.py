@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from optvol import errors, model
 from optvol import recovery_left_out as leaving
@@ -36,6 +36,28 @@ RECOVERED_INDEX = image_mod.RECOVERED_INDEX
 BUILDING_INDEX = "index.recovering.sqlite"  # the index being rebuilt, never opened as the volume's
 
 
+class Indexed(NamedTuple):
+    """A row the old index pointed into a damaged region with: a ``directory`` (``live``
+    false: removed), a ``file`` version (``live`` false: replaced or deleted), a ``control``
+    record (``path`` None: the volume's) or a ``request``."""
+
+    record: str
+    path: str | None
+    version: int | None = None
+    live: bool | None = None
+    request: int | None = None
+
+    def shown(self, show: Callable[[str], str]) -> str:
+        """For the text output, the path as ``show`` (a display's quoting) gives it."""
+        if self.record == "request":
+            return f"request {self.request}"
+        if self.record == "control":
+            return "control record of " + ("the volume" if self.path is None else show(self.path))
+        if self.record == "directory":
+            return f"directory {show(self.path)}" + ("" if self.live else " (removed)")
+        return f"file {show(self.path)} (version {self.version}{'' if self.live else ', no longer live'})"
+
+
 @dataclass
 class RecoveryReport:
     """What ``recover`` found in the data partition."""
@@ -44,8 +66,7 @@ class RecoveryReport:
     records: Counter = field(default_factory=Counter)
     damaged: list[tuple[int, int, str]] = field(default_factory=list)  # (sector, sectors, reason)
     salvaged: list[str] = field(default_factory=list)  # directories made again without their records
-    # A damaged region's sector: what the old index put there, as (what, path or None, after the path).
-    indexed: dict[int, list[tuple[str, str | None, str]]] = field(default_factory=dict)
+    indexed: dict[int, list[Indexed]] = field(default_factory=dict)  # damaged region's sector: the old index's rows there
     tail_cut: int = 0  # bytes
     files: int = 0
     versions: int = 0
@@ -56,9 +77,7 @@ class RecoveryReport:
             "volume": self.volume, "records": {k.name: v for k, v in sorted(self.records.items())},
             "files": self.files, "versions": self.versions, "directories": self.directories,
             "damaged": [{"sector": s, "sectors": n, "reason": r,
-                         "indexed": [f"{what} {path}{after}" if path is not None else what + after
-                                     for what, path, after in self.indexed.get(s, [])]}
-                        for s, n, r in self.damaged],
+                         "indexed": [held._asdict() for held in self.indexed.get(s, [])]} for s, n, r in self.damaged],
             "salvaged_directories": self.salvaged, "tail_cut_bytes": self.tail_cut,
         }
 
@@ -158,28 +177,27 @@ def _committed_end_of_index(index) -> int:
     return row[0] if row and isinstance(row[0], int) and row[0] > 0 else 0
 
 
-# What an index row's record was, by the row's sector (the records an index points to).
-# A removed directory and a version no longer live are said so: named alone, a deleted file read as one lost.
-# The path apart, for a display to quote (a name that ends in a blank; rev31f F3).
-_INDEXED = """SELECT sector, 'directory', path, CASE live WHEN 1 THEN '' ELSE ' (removed)' END FROM dirs
-        WHERE sector BETWEEN ?1 AND ?2
-    UNION ALL SELECT f.sector, 'file', d.path || (CASE d.path WHEN '/' THEN '' ELSE '/' END) || f.name,
-        ' (version ' || f.version || (CASE f.live WHEN 1 THEN '' ELSE ', no longer live' END) || ')'
-        FROM files f JOIN dirs d ON d.id = f.dir WHERE f.sector BETWEEN ?1 AND ?2
-    UNION ALL SELECT c.sector, 'control record of' || (CASE WHEN d.path IS NULL THEN ' the volume' ELSE '' END),
-        d.path, '' FROM controls c LEFT JOIN dirs d ON d.id = c.dir WHERE c.sector BETWEEN ?1 AND ?2
-    UNION ALL SELECT sector, 'request ' || id, NULL, '' FROM requests WHERE sector BETWEEN ?1 AND ?2"""
+# The rows an index points into a sector range with (``Indexed``), by sector.
+_INDEXED = """SELECT sector, 'directory', path, NULL, live, NULL FROM dirs WHERE sector BETWEEN ?1 AND ?2
+    UNION ALL SELECT f.sector, 'file', d.path || (CASE d.path WHEN '/' THEN '' ELSE '/' END) || f.name, f.version,
+        f.live, NULL FROM files f JOIN dirs d ON d.id = f.dir WHERE f.sector BETWEEN ?1 AND ?2
+    UNION ALL SELECT c.sector, 'control', d.path, NULL, NULL, NULL FROM controls c LEFT JOIN dirs d ON d.id = c.dir
+        WHERE c.sector BETWEEN ?1 AND ?2
+    UNION ALL SELECT sector, 'request', NULL, NULL, NULL, id FROM requests WHERE sector BETWEEN ?1 AND ?2"""
 
 
-def _indexed_at(index, damaged: list[tuple[int, int, str]]) -> dict[int, list[tuple[str, str | None, str]]]:
-    """For each damaged region, the records the old index put there, if it still reads: a
-    directory whose creation time now comes from an earlier record of its path (a backup's
-    re-date) or that was made again, a file version, a control record (hunt30h F2: recover
-    and CHKOPTVOL after it named only the sector). Deletions, renames and attribute changes
-    are in no index row: their regions name nothing."""
-    def look(conn) -> dict[int, list[tuple[str, str | None, str]]]:
-        return {start: [tuple(row[1:]) for row in sorted(conn.execute(_INDEXED, (start, start + count - 1)),
-                                                          key=lambda row: (row[0], row[1], row[2] or "", row[3]))]
+def _indexed_at(index, damaged: list[tuple[int, int, str]]) -> dict[int, list[Indexed]]:
+    """For each damaged region, the rows the old index pointed into it with, if it still
+    reads: a directory whose creation time now comes from an earlier record of its path (a
+    backup's re-date) or that was made again, a file version, a control record, a request
+    (hunt30h F2: recover and CHKOPTVOL after it named only the sector); a removed directory
+    and a version no longer live said so (rev31f F2: a deleted file read as one lost).
+    Deletions, renames and attribute changes are in no index row: their regions name nothing."""
+    def look(conn) -> dict[int, list[Indexed]]:
+        def held(row) -> Indexed:
+            return Indexed(row[1], row[2], row[3], None if row[4] is None else bool(row[4]), row[5])
+        return {start: [held(row) for row in sorted(conn.execute(_INDEXED, (start, start + count - 1)),
+                                                    key=lambda row: (row[0], row[1], row[2] or "", row[3] or 0))]
                 for start, count, _ in damaged}
     return schema.read_all_apart(index, look) if damaged else {}
 

@@ -81,8 +81,7 @@ def recover(ctx: Context, values: dict) -> int:
             ctx.print(f"  a torn tail of {report.tail_cut:,} bytes was cut off")
         for sector, sectors, reason in report.damaged:
             held = report.indexed.get(sector)
-            held = "; ".join(what + (f" {render.shown(path)}" if path is not None else "") + after
-                             for what, path, after in held or [])
+            held = "; ".join(what.shown(render.shown) for what in held or [])
             held = f" (the index before held there: {held})" if held else ""
             ctx.print(f"  DAMAGED  sectors {sector}-{sector + sectors - 1}: {reason}{held}")
         for path in report.salvaged:
