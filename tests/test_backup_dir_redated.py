@@ -177,3 +177,31 @@ def test_recover_leaves_a_directory_whose_ancestor_had_another_spelling_and_its_
         assert conn.execute("SELECT changed FROM files WHERE name = 'f'").fetchall() == [(written[0],)]
     finally:
         conn.close()
+
+
+def test_files_below_a_directory_recover_renames_count_as_changed_after_every_change_before(library, clock):
+    """rev31f F1: the files below a directory that recover moves to a re-date record's
+    spelling (its case RENAME lost) took that record's time as their change time: the
+    primary's creation of the directory, which a clock set back puts before changes made
+    earlier. They take a stamp after every change replayed before it."""
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.mkdir("/D")
+        volume.write_bytes("/D/f", b"kept on the backup")
+    assert cpyopt(library, WHOLE, now=clock()).failures == []
+    with library.open("BVOL1") as backup:
+        before = backup.image.conn.execute("SELECT max(changed) FROM files").fetchone()[0]
+    with library.open("PVOL1") as volume:
+        volume.remove("/D/f")
+        volume.rmdir("/D")
+        clock.now -= timedelta(days=30)  # the primary's clock set back
+        volume.mkdir("/d")
+    clock.now += timedelta(days=60)
+    assert cpyopt(library, WHOLE, now=clock()).failures == []  # RENAME /D -> /d, re-date /d
+    damage_header(library.root, "BVOL1", _sector_of(library, "BVOL1", Kind.RENAME), 2048)
+    recover(library, vol="BVOL1")
+    with library.open("BVOL1") as backup:
+        (path, changed), = backup.image.conn.execute(
+            "SELECT d.path, f.changed FROM files f JOIN dirs d ON d.id = f.dir WHERE f.live = 1")
+    assert path == "/d" and changed > before

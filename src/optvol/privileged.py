@@ -109,9 +109,12 @@ class PrivilegedWriter:
         parts = self.volume._parts(path, is_dir=True)
         directory = self.volume._need_dir(parts)
         if replayed and directory.name != parts[-1]:  # (an ancestor's spelling is its own records')
+            # The files below changed after every change before (the lost record's stamp, not
+            # this record's time: a re-date's is the primary's creation, long before; rev31f F1).
+            stamp = max(self.tx.stamp(self.volume._now()), self.tx.changed_high + 1)
+            self.tx.carry(stamp)
             self.tx.memo.clear()
-            self.volume._move_dir(directory, self.volume._need_dir(parts[:-1]), parts,
-                                  self.tx.stamp(self.volume._now()))
+            self.volume._move_dir(directory, self.volume._need_dir(parts[:-1]), parts, stamp)
             directory = self.volume._need_dir(parts)
         if directory.created == created and not replayed:
             return False
