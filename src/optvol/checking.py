@@ -16,13 +16,14 @@ import os
 import sqlite3
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from optvol import checking_replay, errors, volume_transaction
 from optvol.backup import CONTROL_SECTORS
 from optvol.image import replay, schema
 from optvol.image.records import FIXED_SIZE, Kind
+from optvol.image.signals import HeldPool, held
 from optvol.library import Library
 from optvol.model import Progress, name_key
 from optvol.volume import Volume
@@ -141,7 +142,7 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
     if totals:
         versions, size = conn.execute("SELECT count(*), total(size) FROM files").fetchone()
         totals(versions, int(size))
-    with ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
+    with HeldPool(max_workers=HASH_WORKERS) as pool:  # (Ctrl-C held back in submit: hunt31a F1)
         pending: deque = deque()
         for path, row, live, newer in _versions(conn):
             name = path if live else f"{path} (version {row.version}{', deleted' if not newer else ''})"
@@ -161,7 +162,7 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
 
 def _record(result: CheckResult, name: str, row: FileRow, problem, *, keep_list: bool,
             progress: Progress | None) -> None:
-    reason = problem.result() if isinstance(problem, Future) else problem
+    reason = held(problem.result) if isinstance(problem, Future) else problem
     if reason:
         result.damaged.append(Damage(name, reason, row.id))
         return

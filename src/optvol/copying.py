@@ -22,24 +22,16 @@ import json
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from optvol import backup, errors, model
 from optvol.copy_readahead import ReadAhead
-from optvol.copy_select import (
-    Candidate,
-    Choice,
-    Pick,
-    Piece,
-    Selection,
-    join,
-    read_directory,
-    read_pieces,
-)
+from optvol.copy_select import Candidate, Choice, Pick, Piece, Selection, join, read_directory, read_pieces
 from optvol.gc_pause import no_cyclic_gc
+from optvol.image.signals import HeldPool
 from optvol.library import Library
 from optvol.model import MediaFormat, MediaType, Progress, VolumeType
 from optvol.privileged import NewVersion, SourceRange, same_version
@@ -314,7 +306,7 @@ class _Prehash:
 
     def __init__(self, source: Volume):
         self.source = source
-        self.pool: ThreadPoolExecutor | None = None
+        self.pool: HeldPool | None = None
         self.queue: deque[Candidate] = deque()
         self.started: dict[int, Future] = {}  # by source sector
 
@@ -341,7 +333,7 @@ class _Prehash:
 
     def _start(self, c: Candidate) -> Future:
         if self.pool is None:
-            self.pool = ThreadPoolExecutor(max_workers=HASH_THREADS)
+            self.pool = HeldPool(max_workers=HASH_THREADS)  # (Ctrl-C held back in submit: hunt31a F1)
         return self.pool.submit(self.source.image.data.hash_range, _payload_offset(self.source, c), c.size)
 
     def close(self) -> None:

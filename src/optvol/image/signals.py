@@ -11,7 +11,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 _ENDING_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what ends a command (cli), held back at times
@@ -153,3 +154,22 @@ def _put_back_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_put_back_in_child)
+
+
+def held(call: Callable, *args: object) -> object:
+    """``call(*args)`` with the ending signals held back until it returns: for a pool's
+    ``submit`` and a Future's ``done`` or ``result``. Each enters a ``threading.Condition`` (the
+    pool's idle semaphore's, the Future's), and an interrupt raised in its ``__enter__`` once
+    the lock is taken leaves it taken: a worker then waits for it for ever, and the pool's
+    shutdown (a transaction undone, a ``with`` pool left) for that worker; Ctrl-C hung CPYOPT and
+    CHKOPTVOL, a second one held back by the undo (hunt31a F1)."""
+    with signals_held():
+        return call(*args)
+
+
+class HeldPool(ThreadPoolExecutor):
+    """A ThreadPoolExecutor whose ``submit`` holds the ending signals back (``held``)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        with signals_held():
+            return super().submit(fn, *args, **kwargs)

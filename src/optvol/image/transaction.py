@@ -22,6 +22,7 @@ from optvol import errors
 from optvol.image import records, schema
 from optvol.image.datapart import DataPartition
 from optvol.image.records import Kind
+from optvol.image.signals import held as _held
 
 if TYPE_CHECKING:
     from optvol.image.image import VolumeImage
@@ -216,9 +217,9 @@ class Transaction:
         of an earlier start is raised here or by ``finish``, never dropped: the fsync would
         not see it again (the kernel reports a writeback error once)."""
         if self._writeback is not None:
-            if not self._writeback.done():
+            if not _held(self._writeback.done):
                 return
-            self._writeback.result()
+            _held(self._writeback.result)
         self._writeback = self._submit(self.image.data.datasync)
 
     def _submit(self, work: Callable, *args) -> Future:
@@ -227,7 +228,7 @@ class Transaction:
         Done here, now, where no thread can be started any more: the interpreter is ending (a
         writer a program left open, closed at its exit)."""
         try:
-            return self._writer().submit(self._gated, work, *args)
+            return _held(self._writer().submit, self._gated, work, *args)
         except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
             done: Future = Future()
             try:
@@ -295,7 +296,7 @@ class Transaction:
 
     def _recycle(self, write: Future, piece: mmap.mmap) -> None:
         """Wait for a piece to be written (raising its error) and keep it for reuse."""
-        write.result()
+        _held(write.result)
         if len(piece) == FLUSH_BYTES and len(self._spare) <= MAX_PENDING:
             self._spare.append(piece)
 
@@ -311,7 +312,7 @@ class Transaction:
         writeback = self._writeback
         self.stop_writeback()
         if writeback is not None:
-            writeback.result()  # a failed early writeback fails the commit (``_start_writeback``)
+            _held(writeback.result)  # a failed early writeback fails the commit (``_start_writeback``)
         if self.end != self.committed_end:
             self.image.data.sync()
         self.image.data.check_writable_at(self.committed_end)  # a restore while it ran: rolled back, not lost

@@ -1,0 +1,115 @@
+"""A Ctrl-C while a write hands a piece to the writer thread, or asks after one, never hangs
+the process (hunt31a F1).
+
+``ThreadPoolExecutor.submit`` and a Future's ``done`` and ``result`` each enter a
+``threading.Condition``; a KeyboardInterrupt raised in its ``__enter__`` just after the lock
+is taken leaves that lock taken. The writer thread then waits for it for ever, and undoing
+the transaction waits for the writer thread: CPYOPT stopped by Ctrl-C hung (1 run in ~20 at
+the wrong moment; a second Ctrl-C was held back by the undo). Here the Ctrl-C is a real
+SIGINT, raised at that very moment.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import os, signal, sys, threading
+    sys.path.insert(0, {tests!r})
+    from conftest import FakeClock, make_volume
+    from optvol.library import Library
+    library = Library(sys.argv[1], clock=FakeClock())
+    make_volume(library, "PVOL1")
+    MAIN, entered, seen = threading.get_ident(), threading.Condition.__enter__, []
+    def entering(self):
+        got = entered(self)
+        caller = sys._getframe(1)
+        if threading.get_ident() == MAIN and caller.f_code.co_name == {caller!r} \\
+                and caller.f_code.co_filename.endswith({module!r}):
+            seen.append(1)
+            if len(seen) == {nth}:
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C as the lock is taken
+        return got
+    threading.Condition.__enter__ = entering
+    try:
+        with library.open("PVOL1") as volume, volume.batch():
+            for i in range({count}):
+                volume.write_bytes(f"/f{{i}}", os.urandom({size}))
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    threading.Condition.__enter__ = entered
+    with library.open("PVOL1") as volume:
+        print("files", len(volume.listdir("/")), flush=True)
+""")
+
+
+@pytest.mark.parametrize("caller, module, nth, count, size", [
+    ("acquire", "threading.py", 2, 40, 1 << 20),  # submit: the executor's idle semaphore, a writer thread running
+    ("acquire", "threading.py", 5, 40, 1 << 20),
+    ("result", "_base.py", 1, 40, 1 << 20),  # a piece waited for (MAX_PENDING)
+])
+def test_a_ctrl_c_while_a_piece_goes_to_the_writer_thread_ends_the_write(tmp_path, caller, module, nth, count, size):
+    script = SCRIPT.format(tests=str(Path(__file__).parent), caller=caller, module=module, nth=nth,
+                           count=count, size=size)
+    try:
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "lib")], capture_output=True,
+                              text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process hung after the Ctrl-C")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["interrupted", "files 0"], done.stdout + done.stderr
+
+
+POOLS = textwrap.dedent("""
+    import os, signal, sys, threading
+    from datetime import datetime, timezone
+    sys.path.insert(0, {tests!r})
+    from conftest import FakeClock, make_volume
+    from optvol import checking, copying
+    from optvol.library import Library
+    from optvol.model import VolumeType
+    library = Library(sys.argv[1], clock=FakeClock())
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume, volume.batch():
+        for i in range(12):
+            volume.write_bytes(f"/f{{i}}", os.urandom(2 << 20))
+    MAIN, entered, seen = threading.get_ident(), threading.Condition.__enter__, []
+    def entering(self):
+        got = entered(self)
+        caller = sys._getframe(1)
+        if threading.get_ident() == MAIN and caller.f_code.co_name == "acquire" and caller.f_back is not None \\
+                and caller.f_back.f_code.co_name == "_adjust_thread_count" \\
+                and any(sys._getframe(i).f_code.co_name in ("check_volume", "_start") for i in range(2, 8)):
+            seen.append(1)
+            if len(seen) == 2:
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C as the pool's lock is taken
+        return got
+    threading.Condition.__enter__ = entering
+    try:
+        if {command!r} == "chkoptvol":
+            checking.chkoptvol(library, vol="PVOL1")
+        else:
+            copying.cpyopt(library, copying.CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1",
+                           totype=VolumeType.BACKUP, cpysubdir=True), now=datetime(2026, 6, 1, tzinfo=timezone.utc))
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+""")
+
+
+@pytest.mark.parametrize("command", ["chkoptvol", "cpyopt"])
+def test_a_ctrl_c_while_a_hashing_pool_takes_a_file_ends_the_command(tmp_path, command):
+    """CHKOPTVOL's hashing pool and CPYOPT's prehash of large files (copying._Prehash)."""
+    script = POOLS.format(tests=str(Path(__file__).parent), command=command)
+    try:
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "lib")], capture_output=True,
+                              text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process hung after the Ctrl-C")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "interrupted\n", done.stdout + done.stderr
