@@ -11,6 +11,7 @@ SIGINT, raised at that very moment.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -113,3 +114,27 @@ def test_a_ctrl_c_while_a_hashing_pool_takes_a_file_ends_the_command(tmp_path, c
         pytest.fail("the process hung after the Ctrl-C")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "interrupted\n", done.stdout + done.stderr
+
+
+def test_a_ctrl_c_while_a_long_result_is_waited_for_ends_the_wait_at_once():
+    """held_result holds Ctrl-C back only while it holds the Future's lock: a Ctrl-C during
+    the wait for a long piece of work (a large file's SHA-256) ends the wait within a step,
+    not when the work is done (held(future.result) held it back for the whole wait)."""
+    script = textwrap.dedent("""
+        import signal, threading, time
+        from concurrent.futures import ThreadPoolExecutor
+        from optvol.image.signals import held_result
+        release = threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(release.wait, 30)
+            threading.Timer(0.3, signal.raise_signal, (signal.SIGINT,)).start()
+            started = time.monotonic()
+            try:
+                held_result(future)
+            except KeyboardInterrupt:
+                print(f"interrupted {time.monotonic() - started < 5}", flush=True)
+            release.set()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "src")})
+    assert done.stdout == "interrupted True\n", done.stdout + done.stderr

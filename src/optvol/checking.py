@@ -23,7 +23,7 @@ from optvol import checking_replay, errors, volume_transaction
 from optvol.backup import CONTROL_SECTORS
 from optvol.image import replay, schema
 from optvol.image.records import FIXED_SIZE, Kind
-from optvol.image.signals import HeldPool, held
+from optvol.image.signals import HeldPool, held_result
 from optvol.library import Library
 from optvol.model import Progress, name_key
 from optvol.volume import Volume
@@ -162,7 +162,7 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
 
 def _record(result: CheckResult, name: str, row: FileRow, problem, *, keep_list: bool,
             progress: Progress | None) -> None:
-    reason = held(problem.result) if isinstance(problem, Future) else problem
+    reason = held_result(problem) if isinstance(problem, Future) else problem
     if reason:
         result.damaged.append(Damage(name, reason, row.id))
         return

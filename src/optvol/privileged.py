@@ -18,7 +18,7 @@ from typing import NamedTuple
 from optvol import errors, model
 from optvol.image import image as image_mod
 from optvol.image.records import Kind, encode_body, header_sectors_for, sectors_for
-from optvol.image.signals import held
+from optvol.image.signals import held_result
 from optvol.model import DirInfo, FileInfo, VolumeType
 from optvol.volume_rows import (
     FILE_COLUMNS,
@@ -387,6 +387,6 @@ def _copy_verified(partition, sector: int, source: SourceRange, *, size: int, ex
 def _source_digest(source: SourceRange) -> bytes | None:
     """The source's SHA-256; CPF1F28 if its bytes cannot be read."""
     try:
-        return held(source.digest.result)  # (hunt31a F1)
+        return held_result(source.digest)  # (hunt31a F1)
     except errors.DamagedError as exc:
         raise errors.error("CPF1F28", path=source.path, volume=source.volume, reason=errors.cause(exc)) from None

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 _ENDING_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what ends a command (cli), held back at times
@@ -165,6 +165,15 @@ def held(call: Callable, *args: object) -> object:
     CHKOPTVOL, a second one held back by the undo (hunt31a F1)."""
     with signals_held():
         return call(*args)
+
+
+def held_result(future: Future, *, every: float = 0.05) -> object:
+    """``future.result()``, the ending signals held back only while it holds the Future's
+    lock (``held``): waited for in steps of ``every`` seconds, so that a Ctrl-C during a long
+    wait (a large file's SHA-256) ends it within a step, not once the work is done."""
+    while not held(future.done):
+        held(wait, (future,), every)
+    return held(future.result)
 
 
 class HeldPool(ThreadPoolExecutor):
