@@ -89,7 +89,10 @@ def test_names_of_the_relocation_directory_a_volume_has_stay_its_own(library, tm
     files = _fill(library, 9, tops=("rr_moved", ".rr_moved"))
     image = _export(library, tmp_path)
     assert {"/RR_MOVED", "/RR_MOVED_1", "/_RR_MOVED"} <= set(_lines(["isoinfo", "-f", "-i", str(image)]))
-    assert "/.rr_moved_1" in _lines(["isoinfo", "-R", "-f", "-i", str(image)])  # (isoinfo shows what is marked RE)
+    # named .rr_moved beside the volume's, as libarchive finds it first (hunt31e F1); isoinfo shows what is marked RE
+    assert _lines(["isoinfo", "-R", "-f", "-i", str(image)]).count("/.rr_moved") == 2
+    listed = subprocess.run(["bsdtar", "-tf", str(image)], capture_output=True, text=True)
+    assert listed.returncode == 0 and set(files) <= {"/" + path.rstrip("/") for path in listed.stdout.splitlines()}
     xorriso = {line.strip("'") for line in _lines(["xorriso", "-indev", str(image), "-find", "/"]) if line.startswith("'/")}
     assert xorriso - {"/"} == _volume_paths(library, "PVOL1")
     import_iso(library, file=image, vol="BACK", now=NOW)
@@ -115,3 +118,19 @@ def test_without_room_for_the_relocation_directory_deep_directories_stay(library
     assert "/A/L1/L2/L3/L4/L5/L6/L7/L8/L9/F9.;1" in paths and not [path for path in paths if "RR_MOVED" in path]
     import_iso(library, file=image, vol="BACK", now=NOW)
     assert _state(library, "BACK") == _state(library, "PVOL1") and len(_state(library, "BACK")[1]) == len(files)
+
+
+@pytest.mark.parametrize("taken", [".rr_moved", "rr_moved"])
+def test_libarchive_finds_the_relocation_directory_beside_a_volume_directory_of_its_name(library, tmp_path, taken):
+    """libarchive takes the root's first directory named rr_moved or .rr_moved (Rock Ridge) for
+    the relocation directory and refuses RE anywhere else: named .rr_moved_1 beside a volume's
+    .rr_moved, RR_MOVED made bsdtar refuse the whole image ("Invalid Rockridge RE"; hunt31e F1)."""
+    files = _fill(library, 9, tops=(taken,))
+    image = _export(library, tmp_path)
+    listed = subprocess.run(["bsdtar", "-tf", str(image)], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert set(files) <= {"/" + path.rstrip("/") for path in listed.stdout.splitlines()}
+    xorriso = {line.strip("'") for line in _lines(["xorriso", "-indev", str(image), "-find", "/"]) if line.startswith("'/")}
+    assert xorriso - {"/"} == _volume_paths(library, "PVOL1")
+    import_iso(library, file=image, vol="BACK", now=NOW)
+    assert _state(library, "BACK") == _state(library, "PVOL1")

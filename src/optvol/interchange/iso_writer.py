@@ -56,6 +56,7 @@ FLUSH_AT = 4 << 20
 FILE_MODE, READ_ONLY_MODE, DIR_MODE = 0o100644, 0o100444, 0o040755
 MAX_DIRECTORIES = 0xFFFF  # a path table names its parents in 16 bits
 RELOCATION_NAME = ".rr_moved"  # RR_MOVED's Rock Ridge name, hidden as genisoimage -hide-rr-moved names it
+RELOCATION_NAMES = (RELOCATION_NAME, "rr_moved")  # the names libarchive knows it by (hunt31e F1)
 MAX_LISTED = 10_000  # renamed entries an export's result names (it counts them all)
 _RR_AND_PX = len(iso.rr_entry(0) + iso.px_entry(0, 0))  # what an entry's Rock Ridge holds before its TF
 
@@ -204,11 +205,13 @@ def _entries(volume: Volume, tree: DirTree, me: int, path: str, store: Held | Sp
     if tree.is_moved(me):
         return _relocated_entries(volume, tree, namer, store, out=out)
     if me == 0 and tree.moved:  # its names first: no entry of the volume's takes them
-        number, name = 0, RELOCATION_NAME
-        while here(name):
-            number += 1
-            name = f"{RELOCATION_NAME}_{number}"
-        store.add(Entry(namer.iso_dir("RR_MOVED").encode(), b"", namer.rock_ridge(name).encode(), b"", tree.moved,
+        # libarchive takes the root's first directory named rr_moved or .rr_moved (Rock Ridge) for
+        # the relocation directory and refuses RE anywhere else (hunt31e F1): one of those names,
+        # the first the volume leaves free; where it has both, .rr_moved beside its own (RR_MOVED's
+        # record comes first, its ISO 9660 name claimed first; readers that honour RE hide it)
+        free = next((name for name in RELOCATION_NAMES if not here(name)), None)
+        name = namer.rock_ridge(free) if free else RELOCATION_NAME  # (unclaimed: the volume's keeps it)
+        store.add(Entry(namer.iso_dir("RR_MOVED").encode(), b"", name.encode(), b"", tree.moved,
                         0, 0, 0, tree.created[0], tree.created[0], tree.created[0], 0))
     subdirs = scanned(volume.image.conn, "dirs", volume.image.conn.execute(scan_sql(  # (ISO 9660: at most 65,535)
         "dirs", "id, name, path, created", "WHERE f.parent = ? AND f.live = 1 ORDER BY f.path_key"), (tree.ids[me],)).fetchall())
