@@ -92,7 +92,9 @@ class DirTree:
             if number:
                 self.links[parent] += 1
         self.moved = self._relocate() if relocate else 0  # the number of RR_MOVED; 0 if nothing is relocated
-        self.moved_names: dict[int, bytes] = {}  # the Rock Ridge name of each directory relocated
+        # the Rock Ridge name of each directory relocated whose name was cut (the others keep their
+        # own: held for all, 65,526 names of 241 characters took export-iso over 150 MiB; hunt31e F2)
+        self.moved_names: dict[int, bytes] = {}
         count = len(self.ids)
         self.iso_names, self.joliet_names = Names(count), Names(count)
         self.iso_names[0] = self.joliet_names[0] = iso.DOT

@@ -223,7 +223,7 @@ def _entries(volume: Volume, tree: DirTree, me: int, path: str, store: Held | Sp
             if not tree.relocated(child):  # else named by RR_MOVED, laid out last
                 tree.iso_names[child] = iso_name
         rock_ridge, udf_name = long_names(subdir_path, name)
-        if out is None and tree.relocated(child):
+        if out is None and tree.relocated(child) and rock_ridge != name:
             tree.moved_names[child] = rock_ridge.encode()
         store.add(Entry(iso_name, joliet_name, rock_ridge.encode(), udfs.cs0(udf_name) if udf else b"", child, 0, 0, 0,
                         created, created, created, tree.udf_entry[child]))
@@ -263,7 +263,7 @@ def _relocated_entries(volume: Volume, tree: DirTree, namer: Namer, store: Held 
             iso_name = namer.iso_dir(name).encode()
             if out is None:
                 tree.iso_names[child] = iso_name
-            store.add(Entry(iso_name, b"", tree.moved_names[child], b"", child, 0, 0, 0,
+            store.add(Entry(iso_name, b"", tree.moved_names.get(child) or name.encode(), b"", child, 0, 0, 0,
                             created, created, created, 0))
     return 0
 
