@@ -503,6 +503,28 @@ def test_a_file_the_primary_replaced_by_a_directory_fails_alone_on_the_backup(li
     assert check.damaged == []
 
 
+def test_a_file_request_whose_target_directory_is_a_file_fails_as_in_a_tree(lib, clock):
+    """hunt28c F2: FROMPATH naming a file whose target directory is a file on the target (the
+    backup's copy of a file the primary replaced by a directory) ended the request with
+    CPF1F24 (exit 4); a tree request lists the same collision as failures (OPT0125, exit 1),
+    as reference §5.6 has it. Both do now, and nothing is written."""
+    write(lib, clock, day(1, 2), {"/X": b"a file"})
+    backup(lib, day(1, 3))
+    with lib.open("PVOL1") as volume:
+        clock.now = day(1, 4)
+        volume.remove("/X")
+    write(lib, clock, day(1, 4, hour=13), {"/X/IN": b"in the directory"})
+    with lib.open("BVOL1") as bvol:
+        end = bvol.image.meta("committed_end")
+    result = backup(lib, day(1, 5), path="/X/IN")
+    assert [(f.path, f.message_id) for f in result.failures] == [("/X", "CPF1F24"), ("/X/IN", "CPF1F24")]
+    assert result.copied == 0
+    with lib.open("BVOL1") as bvol:
+        assert {f.path for f in bvol.iter_files("/", recursive=True)} == {"/X"}
+        assert [e["outcome"] for e in bvol.requests()] == ["*COMPLETE", "*ERRORS"]
+        assert bvol.image.meta("committed_end") > end  # the run's log entry, and no file
+
+
 def test_a_clock_set_back_does_not_hide_a_change_inside_the_range(lib, clock):
     """The backup's range of /D ends at 12:00; the clock is then set back to 11:00 and /D/F
     changed. Its date lies inside the range, yet the backup lacks it: the next run, made

@@ -705,7 +705,14 @@ class _Copier:
         target_parent, target_name = self.plan.target_root.rsplit("/", 1)
         target_parent = target_parent or "/"
         self.choice.check_name(target_parent, target_name)  # before any directory is made
-        created = self._ensure_dir(target_parent, source_dir.created)
+        try:
+            created = self._ensure_dir(target_parent, source_dir.created)
+        except errors.OptvolError as exc:  # a file where a directory is needed: the file fails, as in a tree (hunt28c F2)
+            if exc.message_id != "CPF1F24":
+                raise
+            self._failed(target_parent, exc)
+            self._failed(self.plan.target_root, exc)
+            return
         target_dir = self.target.dir_row(target_parent)
         with Selection(self.source, self.target) as selection:
             found = selection.single(source_dir, name, target_dir.id, target_name, from_time=self.start,
