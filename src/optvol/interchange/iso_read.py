@@ -360,9 +360,7 @@ class _Walker:
                 continue
             target = None
             if record.child_link is not None:
-                visited.relocated(record.child_link, linked=True)
-                target = iso_walk.directory_of(self.image, record.child_link, block=self.block,
-                                               susp_skip=self.susp_skip)
+                target = self._child_link(record, names, visited)
             if record.is_dir or target is not None:
                 if not names and self._only_relocated(record, visited):
                     continue  # rr_moved: its directories appear where they belong
@@ -397,6 +395,22 @@ class _Walker:
             raise damaged(self.path, f"the last extent of a file in /{'/'.join(names)} is missing")
         for is_dir in (True, False):  # (the directory is walked: what _cuts_of read of it goes)
             self._cuts.pop((directory.extent, is_dir), None)
+
+    def _child_link(self, record: Record, names: tuple[str, ...], visited: Visited) -> Record:
+        """The relocated directory a CL record points at (RRIP 1.09 §4.1.5.1: a file record
+        stands in its place). A directory record with CL, or a target whose "." record names
+        another extent, would put another tree in the place of the one the image holds, and
+        leave that one out without a word (hunt31h F1, F2)."""
+        where = f"/{'/'.join(names + ((record.rr_name or record.identifier).decode('latin-1'),))}"
+        if record.is_dir:
+            raise damaged(self.path, f"directory {where} is a directory and carries a Rock Ridge CL record: its own"
+                                     " files would be left out")
+        visited.relocated(record.child_link, linked=True)
+        target = iso_walk.directory_of(self.image, record.child_link, block=self.block, susp_skip=self.susp_skip)
+        if target.extent != record.child_link:
+            raise damaged(self.path, f"the directory the Rock Ridge CL record {where} points at (block"
+                                     f" {record.child_link}) says it starts at block {target.extent}")
+        return target
 
     def _name(self, directory: Record, record: Record, joliet: _Counterpart, names: tuple[str, ...]) -> str:
         """The record's name; a Rock Ridge name that is not UTF-8 (a Latin-1 system's bytes)
