@@ -180,7 +180,9 @@ class Visited:
     def __init__(self, blocks: int, path: str) -> None:
         self._bits, self._blocks, self._path = bytearray((blocks >> 3) + 1), blocks, path
         self._moved: tuple[bytearray, bytearray] | None = None  # RE records' and CL targets' blocks
-        self.checked: dict[tuple[int, int], bool] = {}  # directories marked RE: relocation directories?
+        # directories marked RE, by block: read, and found a relocation directory (two bits, not a
+        # dict of (extent, size): a million RE records of as many pairs took 191 MiB, hunt31h F4)
+        self._read_as_relocation: tuple[bytearray, bytearray] | None = None
 
     def add(self, block: int, names: tuple[str, ...]) -> None:
         if not 0 <= block < self._blocks:
@@ -189,6 +191,22 @@ class Visited:
             raise damaged(self._path, f"directory /{'/'.join(names)} is another directory's too (the image's"
                                       " directories share their records)")
         self._bits[block >> 3] |= 1 << (block & 7)
+
+    def relocation_directory(self, block: int) -> bool | None:
+        """What ``found_relocation_directory`` kept of the directory marked RE at ``block``
+        (inside the image: its '.' record was read), or None."""
+        if self._read_as_relocation is None:
+            return None
+        read, found = self._read_as_relocation
+        bit = 1 << (block & 7)
+        return bool(found[block >> 3] & bit) if read[block >> 3] & bit else None
+
+    def found_relocation_directory(self, block: int, found: bool) -> None:
+        if self._read_as_relocation is None:
+            self._read_as_relocation = (bytearray(len(self._bits)), bytearray(len(self._bits)))
+        self._read_as_relocation[0][block >> 3] |= 1 << (block & 7)
+        if found:
+            self._read_as_relocation[1][block >> 3] |= 1 << (block & 7)
 
     def relocated(self, block: int, linked: bool) -> None:
         """A Rock Ridge directory record marked RE (``linked`` False), left out where it is
@@ -524,11 +542,18 @@ class _Walker:
 
     def _relocation_directory(self, record: Record, visited: Visited) -> bool:
         """``_only_relocated`` (or empty) of a directory marked RE, read once a walk: records
-        marked RE that all name one directory made the walk read it again for each (rev27k F2)."""
-        key = (record.extent, record.size)
-        if key not in visited.checked:
-            visited.checked[key] = self._only_relocated(record, visited, empty=True)
-        return visited.checked[key]
+        marked RE that all name one directory made the walk read it again for each (rev27k F2).
+        The record's size must be the directory's own (its '.' record's), so what one read found
+        holds for every record of that block."""
+        own = iso_walk.directory_of(self.image, record.extent, block=self.block, susp_skip=self.susp_skip)
+        if (own.extent, own.size) != (record.extent, record.size):
+            raise damaged(self.path, f"a directory marked relocated (Rock Ridge RE) at block {record.extent} is"
+                                     f" {record.size:,} bytes by its record and {own.size:,} by its own '.' record")
+        found = visited.relocation_directory(record.extent)
+        if found is None:
+            found = self._only_relocated(record, visited, empty=True)
+            visited.found_relocation_directory(record.extent, found)
+        return found
 
     def _only_relocated(self, directory: Record, visited: Visited, *, empty: bool = False) -> bool:
         """Whether a directory holds only relocated directories (rr_moved; or nothing, if
