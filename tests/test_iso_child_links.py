@@ -106,3 +106,38 @@ def test_the_untouched_relocated_image_imports_whole(library, tmp_path):
     out = io.StringIO()
     assert main(["--library", str(library.root), "dspopt", "DEEP", "*ALL", "*FILATR",
                  "--path", "/d0/d1/d2/d3/d4/d5/d6/d7/d8/d9/d10/f10.txt"], out=out, err=io.StringIO()) == 0, out.getvalue()
+
+
+def test_an_empty_directory_marked_relocated_that_no_cl_shows_is_refused(library, tmp_path):
+    """/a/b/empty's record marked RE (its TF entry made RE), no CL anywhere: it was taken for
+    an empty relocation directory and left out, exit 0 (hunt31h F3)."""
+    tree = tmp_path / "tree"
+    (tree / "a" / "b" / "empty").mkdir(parents=True)
+    (tree / "a" / "b" / "x.txt").write_bytes(b"x\n")
+    image = tmp_path / "empty.iso"
+    subprocess.run(["genisoimage", "-quiet", "-R", "-V", "DEEP", "-o", str(image), str(tree)], check=True,
+                   capture_output=True)
+    data = bytearray(image.read_bytes())
+    position, length, _ = _find(data, "A/B/EMPTY")
+    tf = data.index(b"TF", position + 34, position + length)
+    data[tf:tf + 2] = b"RE"
+    before = _state(library.root)
+    rc, err = _import(library, tmp_path, data)
+    assert rc == 7 and "OPV0701" in err and "relocated" in err, err
+    assert _state(library.root) == before
+
+
+def test_an_empty_relocated_directory_imports(library, tmp_path):
+    """genisoimage relocates an empty directory nine levels down: it comes in where it belongs."""
+    tree = tmp_path / "tree"
+    deep = tree.joinpath(*"abcdefghi")
+    deep.mkdir(parents=True)
+    (tree / "top.txt").write_bytes(b"top\n")
+    image = tmp_path / "deep.iso"
+    subprocess.run(["genisoimage", "-quiet", "-R", "-V", "DEEP", "-o", str(image), str(tree)], check=True,
+                   capture_output=True)
+    assert b"RR_MOVED" in image.read_bytes()
+    rc, err = _import(library, tmp_path, image.read_bytes())
+    assert rc == 0, err
+    with library.open("DEEP") as volume:
+        assert volume.listdir("/a/b/c/d/e/f/g/h/i") == []

@@ -541,7 +541,8 @@ class _Walker:
         return files, free, taken
 
     def _relocation_directory(self, record: Record, visited: Visited) -> bool:
-        """``_only_relocated`` (or empty) of a directory marked RE, read once a walk: records
+        """``_only_relocated`` of a directory marked RE (not empty: an empty one no CL showed was
+        left out, hunt31h F3; xorriso writes no empty RR_MOVED), read once a walk: records
         marked RE that all name one directory made the walk read it again for each (rev27k F2).
         The record's size must be the directory's own (its '.' record's), so what one read found
         holds for every record of that block."""
@@ -551,16 +552,16 @@ class _Walker:
                                      f" {record.size:,} bytes by its record and {own.size:,} by its own '.' record")
         found = visited.relocation_directory(record.extent)
         if found is None:
-            found = self._only_relocated(record, visited, empty=True)
+            found = self._only_relocated(record, visited)
             visited.found_relocation_directory(record.extent, found)
         return found
 
-    def _only_relocated(self, directory: Record, visited: Visited, *, empty: bool = False) -> bool:
-        """Whether a directory holds only relocated directories (rr_moved; or nothing, if
-        ``empty``), each marked in ``visited`` (the walk does not go in: a CL record must show each)."""
+    def _only_relocated(self, directory: Record, visited: Visited) -> bool:
+        """Whether a directory holds relocated directories, and only them (rr_moved), each
+        marked in ``visited`` (the walk does not go in: a CL record must show each)."""
         if not directory.is_dir:
             return False
-        found = empty
+        found = False
         for child in self._records(directory):
             if not child.relocated:
                 return False
