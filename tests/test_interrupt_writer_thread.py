@@ -138,3 +138,57 @@ def test_a_ctrl_c_while_a_long_result_is_waited_for_ends_the_wait_at_once():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "src")})
     assert done.stdout == "interrupted True\n", done.stdout + done.stderr
+
+
+SLOW_HASH = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    from datetime import datetime, timezone
+    sys.path.insert(0, {tests!r})
+    from conftest import FakeClock, make_volume
+    from optvol import checking, copying
+    from optvol.library import Library
+    from optvol.model import VolumeType
+    library = Library(sys.argv[1], clock=FakeClock())
+    make_volume(library, "PVOL1")
+    make_volume(library, "BVOL1", type=VolumeType.BACKUP)
+    with library.open("PVOL1") as volume:
+        volume.write_bytes("/big", os.urandom(64 << 20))
+    pread = os.pread
+    def slow(fd, n, offset):  # a slow disk under the hash: 8 MiB a second, 64 MiB take 8 s
+        if n >= 1 << 20:
+            time.sleep(n / (8 << 20))
+        return pread(fd, n, offset)
+    os.pread = slow
+    threading.Timer(1.5, signal.raise_signal, (signal.SIGINT,)).start()
+    started = time.monotonic()
+    try:
+        if {command!r} == "chkoptvol":
+            checking.chkoptvol(library, vol="PVOL1")
+        else:
+            copying.cpyopt(library, copying.CopyRequest(fromvol="PVOL1", frompath="/", tovol="BVOL1",
+                           totype=VolumeType.BACKUP, cpysubdir=True), now=datetime(2026, 6, 1, tzinfo=timezone.utc))
+        print("not interrupted", flush=True)
+    except KeyboardInterrupt:
+        print(f"interrupted after {{time.monotonic() - started:.1f}} s", flush=True)
+        os.pread = pread
+        with library.open("BVOL1") as volume:
+            print("files", len(volume.listdir("/")), flush=True)
+""")
+
+
+@pytest.mark.parametrize("command", ["chkoptvol", "cpyopt"])
+def test_a_ctrl_c_during_a_large_files_hash_ends_the_command_at_once(tmp_path, command):
+    """A Ctrl-C while a hashing pool's thread reads a large file ends the command within a
+    chunk, not once the hash is done: leaving the pool (CHKOPTVOL's ``with``, CPYOPT's
+    ``_Prehash.close``) waited for every thread's whole hash (rev31g F1)."""
+    script = SLOW_HASH.format(tests=str(Path(__file__).parent), command=command)
+    try:
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "lib")], capture_output=True,
+                              text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process hung after the Ctrl-C")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split("\n")
+    assert lines[0].startswith("interrupted after "), done.stdout + done.stderr
+    assert float(lines[0].split()[2]) < 3.5, done.stdout  # 1.5 s, then a chunk (at most 0.5 s) or two; the hash takes 8 s
+    assert lines[1:3] == ["files 0", ""], done.stdout + done.stderr

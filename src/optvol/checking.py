@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -147,7 +148,7 @@ def check_volume(volume: Volume, *, keep_list: bool = False, progress: Progress 
         for path, row, live, newer in _versions(conn):
             name = path if live else f"{path} (version {row.version}{', deleted' if not newer else ''})"
             # Big versions are hashed on all cores (hashlib releases the GIL); small ones inline.
-            problem = pool.submit(_version_problem, volume, row) if row.size >= PARALLEL_SIZE else _version_problem(volume, row)
+            problem = pool.submit(_version_problem, volume, row, pool.stopping) if row.size >= PARALLEL_SIZE else _version_problem(volume, row)
             pending.append((name, row, problem))
             while pending and (len(pending) > 2 * HASH_WORKERS or not isinstance(pending[0][2], Future)):
                 _record(result, *pending.popleft(), keep_list=keep_list, progress=progress)
@@ -324,7 +325,9 @@ def _header_problem(volume: Volume, sector: int, kind: Kind) -> str | None:
     return None
 
 
-def _version_problem(volume: Volume, row: FileRow) -> str | None:
+def _version_problem(volume: Volume, row: FileRow, stop: threading.Event | None = None) -> str | None:
+    """What is wrong with a version's record or data, if anything; in a pool, "stopped" once
+    ``stop`` is set (the command left: rev31g F1)."""
     try:
         header = volume.image.read_header(row.sector)
     except errors.DamagedError as exc:
@@ -340,6 +343,8 @@ def _version_problem(volume: Volume, row: FileRow) -> str | None:
     digest = hashlib.sha256()
     try:
         for chunk in volume.image.payload_chunks(sector=row.sector, header_sectors=row.header_sectors, size=row.size):
+            if stop is not None and stop.is_set():
+                return "stopped"
             digest.update(chunk)
     except errors.DamagedError as exc:
         return errors.cause(exc)

@@ -18,6 +18,7 @@ import errno
 import hashlib
 import mmap
 import os
+import threading
 from collections.abc import Iterator
 
 from optvol import errors
@@ -223,10 +224,10 @@ class DataPartition:
             offset += len(data)
             yield data
 
-    def hash_range(self, offset: int, size: int) -> bytes | None:
+    def hash_range(self, offset: int, size: int, *, stop: threading.Event | None = None) -> bytes | None:
         """``hash_range`` of bytes of this partition; those the host cannot read are OPV0201."""
         try:
-            return hash_range(self.fd, offset, size)
+            return hash_range(self.fd, offset, size, stop=stop)
         except OSError as exc:
             raise self.unreadable(exc, offset, size) from None
 
@@ -260,11 +261,15 @@ def copy_bytes(source: int, target: int, length: int, source_offset: int, target
     return len(data)
 
 
-def hash_range(fd: int, offset: int, size: int, chunk: int = 4 << 20) -> bytes | None:
-    """SHA-256 of a byte range of a file (None if it ends early); hashlib releases the GIL."""
+def hash_range(fd: int, offset: int, size: int, chunk: int = 4 << 20, *,
+               stop: threading.Event | None = None) -> bytes | None:
+    """SHA-256 of a byte range of a file (None if it ends early); hashlib releases the GIL.
+    Once ``stop`` is set (a pool stopped: its caller has gone), None at the next chunk."""
     digest = hashlib.sha256()
     end = offset + size
     while offset < end:
+        if stop is not None and stop.is_set():
+            return None
         data = os.pread(fd, min(chunk, end - offset), offset)
         if not data:
             return None
