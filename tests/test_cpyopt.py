@@ -525,6 +525,26 @@ def test_a_file_request_whose_target_directory_is_a_file_fails_as_in_a_tree(lib,
         assert bvol.image.meta("committed_end") > end  # the run's log entry, and no file
 
 
+def test_a_file_request_not_selecting_its_file_whose_target_directory_is_a_file_fails_only_the_directory(lib, clock):
+    """rev31j F1: a file request whose file the request does not choose (FROMTIME after its
+    change), its target directory a file on the backup, listed the file as failed too and
+    counted nothing not selected; a tree request over the directory fails the directory alone
+    and counts the file not selected (messages.md CPF1F24: "the files chosen in it")."""
+    write(lib, clock, day(1, 2), {"/X": b"a file"})
+    backup(lib, day(1, 3))
+    with lib.open("PVOL1") as volume:
+        clock.now = day(1, 4)
+        volume.remove("/X")
+    write(lib, clock, day(1, 4, hour=13), {"/X/IN": b"in the directory"})
+    single = backup(lib, day(1, 5), path="/X/IN", start=day(1, 4, hour=14))
+    tree = backup(lib, day(1, 6), path="/X", start=day(1, 4, hour=14))
+    assert [(f.path, f.message_id) for f in tree.failures] == [("/X", "CPF1F24")] and tree.not_selected == 1
+    assert [(f.path, f.message_id) for f in single.failures] == [("/X", "CPF1F24")]
+    assert (single.copied, single.not_selected) == (0, 1)
+    with lib.open("BVOL1") as bvol:
+        assert [(e["outcome"], e["failed"], e["not_selected"]) for e in bvol.requests()][1] == ("*ERRORS", 1, 1)
+
+
 def test_a_clock_set_back_does_not_hide_a_change_inside_the_range(lib, clock):
     """The backup's range of /D ends at 12:00; the clock is then set back to 11:00 and /D/F
     changed. Its date lies inside the range, yet the backup lacks it: the next run, made

@@ -707,21 +707,21 @@ class _Copier:
         target_parent = target_parent or "/"
         self.choice.check_name(target_parent, target_name)  # before any directory is made
         try:
-            created = self._ensure_dir(target_parent, source_dir.created)
+            created, collision = self._ensure_dir(target_parent, source_dir.created), None
         except errors.OptvolError as exc:  # a file where a directory is needed: the file fails, as in a tree (hunt28c F2)
             if exc.message_id != "CPF1F24":
                 raise
-            self._failed(target_parent, exc)
-            self._failed(self.plan.target_root, exc)
-            return
-        target_dir = self.target.dir_row(target_parent)
-        with Selection(self.source, self.target) as selection:
-            found = selection.single(source_dir, name, target_dir.id, target_name, from_time=self.start,
-                                     to_backup=self.plan.to_backup)
+            created, collision = False, exc
+        with Selection(self.source, self.target) as selection:  # (no target directory: no target file to match)
+            found = selection.single(source_dir, name, None if collision else self.target.dir_row(target_parent).id,
+                                     target_name, from_time=self.start, to_backup=self.plan.to_backup)
         chosen = [c for c in found if self.choice.selected(c)]
+        self.result.not_selected += 1 - len(chosen)
+        if collision:  # the directory fails, and the file with it only if chosen (rev31j F1)
+            return self.result.failures.extend(CopyFailure(path, collision.message_id, collision.text)
+                                               for path in [target_parent] + [self.plan.target_root] * len(chosen))
         if self.totals:
             self.totals(len(chosen), sum(c.size for c in chosen))
-        self.result.not_selected += 1 - len(chosen)
         written_before = self._written
         for piece in read_pieces(self.source, self.choice, chosen, target_parent):
             self._write_piece(piece, target_parent)
