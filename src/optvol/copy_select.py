@@ -182,9 +182,9 @@ class Selection:
             files, size = files + found[0], size + int(found[1])
         return files, size
 
-    def single(self, source_dir: DirRow, name: str, target_dir: int, target_name: str, *,
+    def single(self, source_dir: DirRow, name: str, target_dir: int | None, target_name: str, *,
                from_time: int | None, to_backup: bool = True) -> list[Candidate]:
-        """The one file a file FROMPATH names, matched against ``target_name`` on the target."""
+        """The one file a file FROMPATH names, matched against ``target_name`` on the target (none: ``target_dir`` None)."""
         where = "AND s.name_key = :name" + ("" if from_time is None else " " + from_clause(to_backup=to_backup))
         sql = self._select(where).replace("t.name_key = s.name_key", "t.name_key = :tname")
         rows = self.conn.execute(sql, {"sdir": source_dir.id, "tdir": target_dir, "name": model.name_key(name),
