@@ -503,17 +503,22 @@ def test_a_file_the_primary_replaced_by_a_directory_fails_alone_on_the_backup(li
     assert check.damaged == []
 
 
-def test_a_file_request_whose_target_directory_is_a_file_fails_as_in_a_tree(lib, clock):
-    """hunt28c F2: FROMPATH naming a file whose target directory is a file on the target (the
-    backup's copy of a file the primary replaced by a directory) ended the request with
-    CPF1F24 (exit 4); a tree request lists the same collision as failures (OPT0125, exit 1),
-    as reference §5.6 has it. Both do now, and nothing is written."""
+def _file_replaced_by_a_directory(lib, clock) -> None:
+    """/X backed up as a file, then made a directory holding /X/IN on the primary."""
     write(lib, clock, day(1, 2), {"/X": b"a file"})
     backup(lib, day(1, 3))
     with lib.open("PVOL1") as volume:
         clock.now = day(1, 4)
         volume.remove("/X")
     write(lib, clock, day(1, 4, hour=13), {"/X/IN": b"in the directory"})
+
+
+def test_a_file_request_whose_target_directory_is_a_file_fails_as_in_a_tree(lib, clock):
+    """hunt28c F2: FROMPATH naming a file whose target directory is a file on the target (the
+    backup's copy of a file the primary replaced by a directory) ended the request with
+    CPF1F24 (exit 4); a tree request lists the same collision as failures (OPT0125, exit 1),
+    as reference §5.6 has it. Both do now, and nothing is written."""
+    _file_replaced_by_a_directory(lib, clock)
     with lib.open("BVOL1") as bvol:
         end = bvol.image.meta("committed_end")
     result = backup(lib, day(1, 5), path="/X/IN")
@@ -530,12 +535,7 @@ def test_a_file_request_not_selecting_its_file_whose_target_directory_is_a_file_
     change), its target directory a file on the backup, listed the file as failed too and
     counted nothing not selected; a tree request over the directory fails the directory alone
     and counts the file not selected (messages.md CPF1F24: "the files chosen in it")."""
-    write(lib, clock, day(1, 2), {"/X": b"a file"})
-    backup(lib, day(1, 3))
-    with lib.open("PVOL1") as volume:
-        clock.now = day(1, 4)
-        volume.remove("/X")
-    write(lib, clock, day(1, 4, hour=13), {"/X/IN": b"in the directory"})
+    _file_replaced_by_a_directory(lib, clock)
     single = backup(lib, day(1, 5), path="/X/IN", start=day(1, 4, hour=14))
     tree = backup(lib, day(1, 6), path="/X", start=day(1, 4, hour=14))
     assert [(f.path, f.message_id) for f in tree.failures] == [("/X", "CPF1F24")] and tree.not_selected == 1
