@@ -34,6 +34,7 @@ from optvol.image.connection import host_failure
 from optvol.image.datapart import fsync_dir
 from optvol.image.image import DATA_FILE, INDEX_FILE, VolumeImage
 from optvol.image.locks import lock_exclusive, read_only_error
+from optvol.image.signals import signals_held
 from optvol.model import VolumeType
 from optvol.volume import Clock, Volume
 from optvol.volume_rows import check_paths_fit
@@ -554,8 +555,9 @@ class Library:
                 with Volume(VolumeImage(staging), clock=self._clock) as built:
                     fill(built)
         except BaseException as exc:
-            failure = self._build_failure(exc, volume)  # while what filled the disk is still there
-            shutil.rmtree(staging, ignore_errors=True)
+            with signals_held():  # a second Ctrl-C waits for the removal: it left the image in .tmp (hunt31k F1)
+                failure = self._build_failure(exc, volume)  # while what filled the disk is still there
+                shutil.rmtree(staging, ignore_errors=True)
             if failure is not None:
                 raise failure from None
             raise
