@@ -12,11 +12,24 @@ def run() -> int:
     try:
         from optvol.cli import main
 
-        return main()
+        code = main()
+        _quiet_ctrl_c()  # (inside: a Ctrl-C before it is one that got past main)
+        return code
     except KeyboardInterrupt as exc:  # before main took over, or after it was done
+        _quiet_ctrl_c()
         signum = getattr(exc, "signum", None)  # SIGTERM or SIGHUP as cli.main raises them
         print("optvol: interrupted" if signum is None else f"optvol: ended by {_name(signum)}", file=sys.stderr)
         return 130 if signum is None else 128 + signum
+
+
+def _quiet_ctrl_c() -> None:
+    """Once the exit code is decided, a Ctrl-C takes its default action, as SIGTERM does
+    then: raised as the interpreter ends (threading's shutdown), Python printed it as
+    "Exception ignored ... Traceback" (hunt31k F2). One the caller ignores stays ignored."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _name(signum: int) -> str:
