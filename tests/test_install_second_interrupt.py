@@ -45,3 +45,22 @@ def test_second_interrupt_during_the_removal_of_the_staged_image(library, monkey
         signal.signal(signal.SIGINT, handler)
     assert list((library.root / ".tmp").iterdir()) == []
     assert not (library.root / "DUPV.optvol").exists()
+
+
+def test_an_interrupt_while_the_journal_is_written_leaves_no_temporary_file(library, monkeypatch):
+    """A Ctrl-C during the fsync of ``.tmp/journal-<hex>`` (before its rename) left it in ``.tmp/``:
+    only an OSError removed it (hunt31k F3)."""
+    make_volume(library, "PVOL1")
+    fsync = os.fsync
+
+    def interrupting(fd):
+        if "/.tmp/journal-" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise KeyboardInterrupt
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        dupopt(library, fromvol="PVOL1", tovol="DUPV", now=datetime.now(timezone.utc))
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert list((library.root / ".tmp").iterdir()) == []
+    assert not (library.root / "DUPV.optvol").exists()

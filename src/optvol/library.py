@@ -171,8 +171,11 @@ class Library:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
-        except OSError as exc:
-            temporary.unlink(missing_ok=True)
+        except BaseException as exc:  # a Ctrl-C too: it left the temporary file (hunt31k F3)
+            with contextlib.suppress(OSError):  # (.tmp not a directory: OPV0006 stays the error)
+                temporary.unlink(missing_ok=True)
+            if not isinstance(exc, OSError):
+                raise
             if isinstance(exc, PermissionError):  # a library directory this user may not write
                 raise errors.error("OPV0012", library=self.root, operation="changing the library's volumes") from None
             raise errors.host_write_error(exc, model.volume_id(volume)) from None
