@@ -680,9 +680,11 @@ def _remove(volume: Volume, path: str, *, recursive: bool) -> None:
         return
     volume.check_user_write("deleting a directory")
     with volume.batch():
-        for dirpath, _, names in reversed(list(volume.walk(path))):
-            for name in names:
-                volume.remove(dirpath.rstrip("/") + "/" + name)
+        # Each directory after every one below it (they sort after it), its files a page at a
+        # time: every name of the tree held at once took rm -r of 1,000,000 files to 270 MiB (scale31 F1).
+        for dirpath in reversed([directory.path for directory in volume.iter_dirs(path)]):
+            for info in volume.iter_files(dirpath):
+                volume.remove(info.path)
             if dirpath != "/":
                 volume.rmdir(dirpath)
 
