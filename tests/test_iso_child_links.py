@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import io
-import os
 import struct
 import subprocess
 
 from optvol.cli import main
-
-SECTOR = 2048
-
-
-def _records(data: bytes, extent: int, size: int):
-    position = extent * SECTOR
-    while position < extent * SECTOR + size:
-        length = data[position]
-        if length == 0:
-            position = (position // SECTOR + 1) * SECTOR
-            continue
-        yield position, length, extent
-        position += length
+from test_iso_relocated import SECTOR, _records, _state  # (an image's records, the library's files)
 
 
 def _find(data: bytes, path: str) -> tuple[int, int, int]:
@@ -28,7 +15,7 @@ def _find(data: bytes, path: str) -> tuple[int, int, int]:
     root = 16 * SECTOR + 156
     extent, size = struct.unpack_from("<I", data, root + 2)[0], struct.unpack_from("<I", data, root + 10)[0]
     for part in path.split("/"):
-        for position, length, _ in _records(data, extent, size):
+        for position, length in _records(data, extent, size):
             if data[position + 33:position + 33 + data[position + 32]] == part.encode():
                 extent, size = (struct.unpack_from("<I", data, position + at)[0] for at in (2, 10))
                 found = position, length, extent
@@ -63,10 +50,6 @@ def _import(library, tmp_path, data: bytes) -> tuple[int, str]:
     err = io.StringIO()
     rc = main(["--library", str(library.root), "import-iso", str(image), "--vol", "DEEP"], out=io.StringIO(), err=err)
     return rc, err.getvalue()
-
-
-def _state(root) -> list[str]:
-    return sorted(os.listdir(root)) + sorted("tmp/" + n for n in os.listdir(root / ".tmp"))
 
 
 def test_a_directory_record_with_a_cl_entry_is_refused(library, tmp_path):
