@@ -342,3 +342,102 @@ def test_one_flipped_bit_of_a_last_commit_before_stale_frames_keeps_that_commit(
     assert run("recover", "PVOL1", library=copy, env=env).rc == 0
     assert "b.txt" in run("ls", "/QOPT/PVOL1/", library=copy, env=env).text.split()
     assert run("cat", "/QOPT/PVOL1/b.txt", library=copy, env=env).out == B
+
+
+KILLED_AS_IT_COMMITS = r"""
+import os, sys
+from datetime import datetime, timezone
+from optvol.image import descriptors
+from optvol.library import Library
+library, first = sys.argv[1], sys.argv[2] == "first"
+directory = os.path.join(library, "PVOL1.optvol")
+volume = Library(library, clock=lambda: datetime.now(timezone.utc)).open("PVOL1")
+if not first:
+    volume.write_bytes("/a.txt", b"A" * 3000)
+print(descriptors.read_head(os.path.join(directory, "index.sqlite-shm"), 136).hex(), flush=True)
+print(os.path.getsize(os.path.join(directory, "data.opv")), flush=True)
+volume.write_bytes("/b.txt", b"B" * 3000)
+os.kill(os.getpid(), 9)
+"""
+
+
+def _killed_as_it_committed(library, env, *, first: bool) -> int:
+    """A writer killed as it wrote b.txt's commit frame, its page cut short: SQLite writes a
+    frame's page with one write, which Linux may end short at a fatal signal, between two
+    memory pages (test_faults.py's write_single met it once in a few CI runs). Made here from a
+    whole run: the log cut inside its last page, the -shm's header put back as it was before
+    that COMMIT (the dead writer never indexed the frame). ``first``: b.txt's commit is the
+    log's first (its salts not yet the index's). The data partition's size before it."""
+    child = subprocess.run([sys.executable, "-c", KILLED_AS_IT_COMMITS, str(library), "first" if first else "second"],
+                           capture_output=True, env=env, timeout=120, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    head, size = child.stdout.split()
+    directory = library / "PVOL1.optvol"
+    log = directory / "index.sqlite-wal"
+    salts, frames = _frames(log)
+    assert frames[-1][1] == salts and frames[-1][2] != 0  # b.txt's commit frame ends the log
+    with open(directory / "index.sqlite-shm", "r+b") as shared:
+        shared.write(bytes.fromhex(head))
+    log.write_bytes(log.read_bytes()[:-1000])
+    return int(size)
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["after-a-commit", "first-commit-of-its-log"])
+def test_a_writer_killed_as_it_wrote_its_commit_frames_page_leaves_a_volume_that_opens(lib, env, tmp_path, first):
+    """Nothing of that commit was reported done: the volume opens (it said OPV0201 until recover,
+    taking the frame for damage to a commit reported done) and the dead writer's tail is cut."""
+    size = _killed_as_it_committed(lib, env, first=first)
+    data = lib / "PVOL1.optvol" / "data.opv"
+    assert data.stat().st_size > size  # b.txt's records, past the index's end
+    listed = run("ls", "/QOPT/PVOL1/", library=lib, env=env)
+    assert listed.rc == 0, listed.err
+    assert listed.text.split() == ([] if first else ["a.txt"])
+    assert data.stat().st_size == size  # its tail cut
+    if not first:
+        assert run("cat", "/QOPT/PVOL1/a.txt", library=lib, env=env).out == A
+    assert run("chkoptvol", "PVOL1", library=lib, env=env).rc == 0
+    (tmp_path / "new").write_bytes(b"new")
+    assert run("cp", tmp_path / "new", "/QOPT/PVOL1/new", library=lib, env=env).rc == 0
+
+
+def test_a_cut_log_whose_index_sqlite_rebuilt_still_keeps_the_commits_it_lost(lib, env):
+    """The first connection after the writer died rebuilds the -shm from the log, which ends
+    before the damaged frame: such an index (its checkpoint mark at its end, no commit since)
+    says nothing of which commits were reported done, even when that connection died too
+    before it could remove the log."""
+    _killed_writer(lib, "done", env)  # a.txt and b.txt reported done
+    directory = lib / "PVOL1.optvol"
+    _damage(directory / "index.sqlite-wal", "cut")
+    rebuilt = subprocess.run([sys.executable, "-c", (
+        "import os, sqlite3, sys\n"
+        "index = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "print(index.execute('SELECT count(*) FROM sqlite_master').fetchone()[0] > 0, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"), str(directory / "index.sqlite")], capture_output=True, env=env, text=True,
+        timeout=60)
+    assert rebuilt.returncode == -signal.SIGKILL and rebuilt.stdout == "True\n", rebuilt.stderr
+    shared = (directory / "index.sqlite-shm").read_bytes()
+    indexed, attempted = struct.unpack_from("=I", shared, 16)[0], struct.unpack_from("=I", shared, 128)[0]
+    assert 0 < indexed == attempted  # rebuilt: a.txt's commit, the last one before the cut frame
+    size = (directory / "data.opv").stat().st_size
+    refused = run("cat", "/QOPT/PVOL1/a.txt", library=lib, env=env)
+    assert refused.rc == 7 and "OPV0201" in refused.err and "was damaged" in refused.err, refused.err
+    assert (directory / "data.opv").stat().st_size == size
+    assert run("recover", "PVOL1", library=lib, env=env).rc == 0
+    assert run("cat", "/QOPT/PVOL1/b.txt", library=lib, env=env).out == B
+
+
+@pytest.mark.parametrize("where", [12, 16, 40, 60])
+def test_a_shm_header_not_whole_says_nothing(lib, env, where):
+    """wal.look takes an index's word only when both copies of its header agree and its
+    checksum holds (one changed byte: of isInit, mxFrame, the checksum, the second copy)."""
+    from optvol.image import wal
+
+    _killed_writer(lib, "done", env)
+    directory = lib / "PVOL1.optvol"
+    log = directory / "index.sqlite-wal"
+    found = wal.look(log)
+    assert found is not None and found.indexed == len(_frames(log)[1])  # every frame: two commits reported done
+    shared = bytearray((directory / "index.sqlite-shm").read_bytes())
+    shared[where] ^= 0x04
+    (directory / "index.sqlite-shm").write_bytes(bytes(shared))
+    assert wal.look(log) is None

@@ -200,6 +200,8 @@ class VolumeImage:
         if log_lost is None:  # (looked at under the open lock, before SQLite makes a log)
             log_lost = index_file == INDEX_FILE and not os.path.exists(self.directory / f"{INDEX_FILE}-wal")
         self._log_lost = log_lost
+        self._log_before = None if self._snapshot_dir or self.read_only or not cut_tail else wal.look(
+            index_path.with_name(index_path.name + "-wal"))  # (before SQLite rebuilds a dead writer's -shm)
         try:
             found = self._open_index(index_path, exclusive=exclusive)
             if found < schema.SCHEMA_VERSION and self.read_only and self._snapshot_dir is None:
@@ -637,7 +639,9 @@ class VolumeImage:
         """OPV0201 where the tail past ``committed`` may hold commits, and so must not be cut
         (its caller holds the write lock): it begins with this volume's next record, and the
         index came without its log (``log_lost``), or its log holds a frame SQLite dropped as
-        damaged (``wal.damage``: a flipped bit, a frame cut short), with every commit after it."""
+        damaged (``wal.damage``: a flipped bit, a frame cut short), with every commit after it;
+        not a frame this open found (``wal.look``) past every commit reported done (a writer
+        killed as it wrote it)."""
         if not self._cuts_tails or not self._next_record_at(committed):
             return
         if log_lost:
@@ -645,7 +649,7 @@ class VolumeImage:
                 f"its data partition holds records past the end its index records, and its index came without its"
                 f" log ({INDEX_FILE}-wal), as a copy that left it out does (or as an open that found the log damaged"
                 f" leaves it): they may be commits of that log, and are kept; optvol recover brings them back"))
-        damaged = wal.damage(self.index_path.with_name(self.index_path.name + "-wal"))
+        damaged = wal.damage(self.index_path.with_name(self.index_path.name + "-wal"), before=self._log_before)
         if damaged:
             raise errors.error("OPV0201", volume=self.name, reason=(
                 f"its data partition holds records past the end its index records, and its index's log"

@@ -18,7 +18,7 @@ import os
 import struct
 from array import array
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from optvol.image import descriptors
 
@@ -26,6 +26,7 @@ MAGIC_LITTLE, MAGIC_BIG = 0x377F0682, 0x377F0683  # the byte order of the checks
 FORMAT = 3007000
 HEADER, FRAME_HEADER = 32, 24
 MASK = 0xFFFFFFFF
+SHARED_HEAD = 136  # of a -shm: its header's two copies (48 bytes each), then its checkpoint information
 _NATIVE_BIG = array("I", [1]).tobytes() == b"\x00\x00\x00\x01"
 
 
@@ -98,58 +99,119 @@ def _stale_next(log: BinaryIO, salt1: int, salt2: int) -> bool:
     return len(head) == FRAME_HEADER and any(head) and struct.unpack_from(">2I", head, 8) != (salt1, salt2)
 
 
-def damage(path: Path) -> str | None:
+class Damage(NamedTuple):
+    """Where a log is damaged: ``reason``; ``frame``, the number of its first frame that fails
+    (0: its header); its ``salts`` (its header's bytes 16-24) and the size of its frames."""
+
+    reason: str
+    frame: int
+    salts: bytes
+    frame_size: int
+
+
+class Before(NamedTuple):
+    """A log as an open found it before SQLite connected (``look``): its ``salts``, its
+    ``size``, and ``indexed``: every commit of it reported done lies in its first
+    ``indexed`` frames."""
+
+    salts: bytes
+    size: int
+    indexed: int
+
+
+def look(path: Path) -> Before | None:
+    """The log at ``path`` and what its shared-memory index (``-shm``) says of it, read before
+    this process's SQLite connects: the first connection after the last one closed or died
+    rebuilds that index from the log, and the rebuilt one no longer tells a frame a dead
+    writer was writing from a commit reported done. A COMMIT returns only once its frames
+    are indexed (the header's ``mxFrame``), so a writer's index holds every commit reported
+    done. None where the index cannot say: none, or one not whole (two header copies that
+    differ, its checksum failing, not initialized); one SQLite rebuilt (its
+    ``nBackfillAttempted``, at byte 128, equals ``mxFrame``, as after a recovery or a
+    checkpoint, and no commit since); one of another log that indexed frames."""
+    shared = path.with_name(path.name.removesuffix("-wal") + "-shm")
+    try:
+        with open(path, "rb") as log:  # (SQLite locks the -shm and the index, never the log)
+            header, size = log.read(HEADER), os.fstat(log.fileno()).st_size
+        index = descriptors.read_head(shared, SHARED_HEAD)  # (a close would drop this process's other locks)
+    except OSError:
+        return None
+    if len(header) < HEADER or len(index) < SHARED_HEAD or index[:48] != index[48:96] or index[12] != 1:
+        return None
+    version, indexed = struct.unpack_from("=I", index, 0)[0], struct.unpack_from("=I", index, 16)[0]
+    if version != FORMAT or struct.pack("=2I", *_checksum(index[:40], _NATIVE_BIG, 0, 0)) != index[40:48]:
+        return None
+    attempted = struct.unpack_from("=I", index, 128)[0]
+    if index[32:40] == header[16:24] and indexed > attempted:
+        return Before(header[16:24], size, indexed)  # a writer's: it indexed a commit since the last rebuild
+    if index[32:40] != header[16:24] and indexed == 0:
+        return Before(header[16:24], size, 0)  # from before this log: a first writer's salts are its own until
+        # its first commit is indexed (a rebuilt index takes its log's salts)
+    return None
+
+
+def damage(path: Path, *, before: Before | None = None) -> str | None:
     """What in the log at ``path`` SQLite dropped as damaged, or None. Damaged: a header that
     is not a log's (with frames after it); a frame of the log's salts that fails its checksum
     or is cut short, where it or a later frame of those salts ends a commit (its header gives
     the database's size); a frame header of zeros. Frames of the log's salts past its last
     good one that end no commit are the pages a transaction rolled back had spilled, which
     SQLite leaves (or a dead writer's, killed before its commit): they mean nothing. Nor do
-    frames of other salts, left from before SQLite started the log over."""
+    frames of other salts, left from before SQLite started the log over. Nor, given what an
+    open found before it connected (``before``, of ``look``), does a frame that was there
+    then, in the same log, past every commit reported done: a writer killed as it wrote it
+    (Linux may end a write short at a fatal signal, between two memory pages)."""
     try:
         with open(path, "rb") as log:  # (a frame at a time: a log a large transaction grew may be large)
-            return _damage_in(log)
+            found = _damage_in(log)
     except FileNotFoundError:
         return None
+    if found is None:
+        return None
+    if before is not None and found.frame > before.indexed and found.salts == before.salts and (
+            HEADER + (found.frame - 1) * found.frame_size < before.size):
+        return None
+    return found.reason
 
 
-def _damage_in(log: BinaryIO) -> str | None:
+def _damage_in(log: BinaryIO) -> Damage | None:
     header = log.read(HEADER)
     if len(header) < HEADER or not log.read(1):
         return None  # no frame: no commit in it
     log.seek(HEADER)
     magic, version, page_size, _sequence, salt1, salt2, c0, c1 = struct.unpack(">8I", header)
     page_size = 65536 if page_size == 1 else page_size
+    size, salts = FRAME_HEADER + page_size, header[16:24]
     if magic not in (MAGIC_LITTLE, MAGIC_BIG) or version != FORMAT or page_size < 512 or page_size & (page_size - 1):
-        return "its header is not a log's"
+        return Damage("its header is not a log's", 0, salts, size)
     big = magic == MAGIC_BIG
     s0, s1 = _checksum(header[:24], big, 0, 0)
     if (s0, s1) != (c0, c1):
-        return "its header fails its checksum"
-    failed, number = None, 0
-    while whole := log.read(FRAME_HEADER + page_size):
+        return Damage("its header fails its checksum", 0, salts, size)
+    failed, first, number = None, 0, 0  # the first frame that fails: why, and its number
+    while whole := log.read(size):
         number += 1
         head = whole[:FRAME_HEADER]
         if not any(head):
-            return f"frame {number} has a header of zeros"
-        if len(head) < 16:
-            return failed or f"frame {number} is cut short"  # (its salts cut off: it may be a commit's)
+            return Damage(f"frame {number} has a header of zeros", first or number, salts, size)
+        if len(head) < 16:  # (its salts cut off: it may be a commit's)
+            return Damage(failed or f"frame {number} is cut short", first or number, salts, size)
         commits = len(head) == FRAME_HEADER and struct.unpack_from(">I", head, 4)[0] != 0
         if struct.unpack_from(">2I", head, 8) != (salt1, salt2):
-            if (failed is not None or len(whole) < FRAME_HEADER + page_size
+            if (failed is not None or len(whole) < size
                     or _chained(head[:8], whole, big, (s0, s1)) != struct.unpack_from(">2I", head, 16)):
                 return None  # a stale frame: the log ends before it
             # its checksum (which leaves the salts out) runs on from the frame before: a frame of this
             # log whose salts were damaged, where SQLite's log ends (a stale frame's would not chain)
-            failed = f"frame {number} has damaged salts"
+            failed, first = f"frame {number} has damaged salts", number
             if commits:
-                return failed
+                return Damage(failed, first, salts, size)
             continue
         if failed is None and len(whole) == FRAME_HEADER:
             return None  # the log's last frame, its header written and its page not: SQLite writes them
             # apart, so a writer killed between the two leaves this; that commit never completed
-        if failed is None and len(whole) < FRAME_HEADER + page_size:
-            failed = f"frame {number} is cut short"
+        if failed is None and len(whole) < size:
+            failed, first = f"frame {number} is cut short", number
         elif failed is None:
             before, stored = (s0, s1), struct.unpack_from(">2I", head, 16)
             s0, s1 = _chained(head[:8], whole, big, before)
@@ -158,10 +220,10 @@ def _damage_in(log: BinaryIO) -> str | None:
                     return None  # its header written over a stale frame, its page not (a writer killed
                     # between SQLite's two writes, in a log started over): that commit never completed.
                     # A stale page it does not chain with; one that holds with one bit changed is damage
-                failed = f"frame {number} fails its checksum"
+                failed, first = f"frame {number} fails its checksum", number
                 commits = commits or _commit_lost(whole, big, before, stored)
         if failed is not None and (commits or len(head) < FRAME_HEADER):
-            return failed
+            return Damage(failed, first, salts, size)
     return None
 
 
