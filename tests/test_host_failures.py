@@ -413,3 +413,54 @@ def test_a_move_to_a_directory_that_may_be_written_but_not_read_ends_with_the_fi
     assert (box / "m.txt").read_bytes() == b"alpha"
     with library.open("PVOL1") as volume:
         assert not volume.exists("/a.txt")
+
+
+def test_mv_whose_temporary_directory_fails_keeps_the_paths_in_memory(library, tmp_path, monkeypatch):
+    """mv keeps the paths it moved in $TMPDIR past a limit (path_spool): where the host refuses
+    that file the rest stay in memory, and the move completes, every path reported."""
+    import tempfile
+
+    from optvol import path_spool, transfer
+
+    make_volume(library, "PVOL1")
+    make_volume(library, "PVOL2")
+    with library.open("PVOL1") as volume, volume.batch():
+        volume.mkdir("/T")
+        for i in range(50):
+            volume.write_bytes(f"/T/f{i:03}", b"x%d" % i)
+    monkeypatch.setattr(path_spool, "IN_MEMORY", 100)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    moved = list(transfer.move(library, ["/QOPT/PVOL1/T"], "/QOPT/PVOL2/T"))
+    assert moved == [f"/QOPT/PVOL2/T/f{i:03}" for i in range(50)]
+    with library.open("PVOL2") as volume:
+        assert [volume.read_bytes(f"/T/f{i:03}") for i in range(50)] == [b"x%d" % i for i in range(50)]
+    with library.open("PVOL1") as volume:
+        assert volume.listdir("/") == []
+
+
+@pytest.mark.parametrize("fails_at", [None, 0, 1, 3])
+def test_a_path_spool_gives_back_every_path_as_it_was_given(monkeypatch, fails_at):
+    """Also when the host fails a write to its file (``fails_at``: the how-manyth, after writing
+    part of it): the part written is not counted, the rest stays in memory."""
+    from optvol import path_spool
+
+    monkeypatch.setattr(path_spool, "IN_MEMORY", 64)
+    monkeypatch.setattr(path_spool, "_CHUNK", 7)  # (paths split across reads)
+    calls, real = [], os.pwrite
+
+    def pwrite(fd, data, at):
+        calls.append(at)
+        if len(calls) - 1 == fails_at:
+            real(fd, bytes(data[:10]), at)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, bytes(data[:50]), at)  # (a short write now and then)
+
+    monkeypatch.setattr(path_spool.os, "pwrite", pwrite)
+    paths = ["/a", "/QOPT/V/line\nbreak", "/host/\udcff\udcfe", "/é" * 30, "/x", *(f"/d/{i}" * 9 for i in range(40))]
+    spool = path_spool.PathSpool()
+    for path in paths:
+        spool.add(path)
+    assert list(spool) == paths
+    assert list(spool) == paths  # (again, from the start)
+    assert len(calls) > (3 if fails_at is None else fails_at)
+    spool.close()

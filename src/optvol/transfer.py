@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from optvol import chunk_check, errors, host_names, host_sync, model
 from optvol.library import Library
 from optvol.model import DirInfo, FileInfo
+from optvol.path_spool import PathSpool
 from optvol.volume import Volume
 from optvol.volume_rows import longest_below, longest_in_volume
 
@@ -577,9 +578,14 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
                 volumes[source.volume].rename(source.path, destination.path)
                 yield str(destination)
                 continue
-            copied = list(_copy_one(volumes, source, destination, replace=replace, moving=True))
-            _remove(volumes[source.volume], source.path, recursive=True)
-            yield from copied  # moved only now that the source is gone
+            copied = PathSpool()  # (not a list: a tree may hold a million files)
+            try:
+                for path in _copy_one(volumes, source, destination, replace=replace, moving=True):
+                    copied.add(path)
+                _remove(volumes[source.volume], source.path, recursive=True)
+                yield from copied  # moved only now that the source is gone
+            finally:
+                copied.close()
 
 
 def _check_removable(volume: Volume, path: str, *, operation: str = "moving a file off the volume") -> None:
