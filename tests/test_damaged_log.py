@@ -441,3 +441,28 @@ def test_a_shm_header_not_whole_says_nothing(lib, env, where):
     shared[where] ^= 0x04
     (directory / "index.sqlite-shm").write_bytes(bytes(shared))
     assert wal.look(log) is None
+
+
+def test_an_open_that_brings_the_index_forward_keeps_a_damaged_logs_lost_commits(lib, env, monkeypatch):
+    """An older index is brought forward and the open starts again; the upgrade's close lets
+    SQLite checkpoint and remove the log, so the next try found no log to read, took the tail
+    for a dead writer's and cut it: b.txt, reported done, was gone. The damage found before
+    the upgrade goes with the next try (as a lost log)."""
+    from optvol.image import schema
+
+    _killed_writer(lib, "done", env)
+    directory = lib / "PVOL1.optvol"
+    _damage(directory / "index.sqlite-wal", "flip")
+    size = (directory / "data.opv").stat().st_size
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", schema.SCHEMA_VERSION + 1)  # the index is one behind
+    monkeypatch.setitem(schema.MIGRATIONS, schema.SCHEMA_VERSION - 1, lambda conn: None)
+    library = Library(lib, clock=lambda: datetime.now(timezone.utc))
+    with pytest.raises(errors.DamagedError, match="OPV0201"):
+        library.open("PVOL1")
+    assert not (directory / "index.sqlite-wal").exists()  # (the upgrade's close removed it)
+    assert (directory / "data.opv").stat().st_size == size  # nothing cut
+    from optvol.recovery import recover
+
+    recover(library, vol="PVOL1")  # (in this process: the patched schema is the one it builds)
+    with library.open("PVOL1") as volume:
+        assert volume.read_bytes("/b.txt") == B
