@@ -126,9 +126,9 @@ def look(path: Path) -> Before | None:
     writer was writing from a commit reported done. A COMMIT returns only once its frames
     are indexed (the header's ``mxFrame``), so a writer's index holds every commit reported
     done. None where the index cannot say: none, or one not whole (two header copies that
-    differ, its checksum failing, not initialized); one SQLite rebuilt (its
-    ``nBackfillAttempted``, at byte 128, equals ``mxFrame``, as after a recovery or a
-    checkpoint, and no commit since); one of another log that indexed frames."""
+    differ, its checksum failing, not initialized); one SQLite may have rebuilt (its
+    ``nBackfillAttempted``, at byte 128, is ``mxFrame``, as a recovery leaves it, and as a
+    checkpoint of every frame does; no commit since); one of another log that indexed frames."""
     shared = path.with_name(path.name.removesuffix("-wal") + "-shm")
     try:
         with open(path, "rb") as log:  # (SQLite locks the -shm and the index, never the log)
