@@ -457,10 +457,14 @@ def test_a_path_spool_gives_back_every_path_as_it_was_given(monkeypatch, fails_a
 
     monkeypatch.setattr(path_spool.os, "pwrite", pwrite)
     paths = ["/a", "/QOPT/V/line\nbreak", "/host/\udcff\udcfe", "/é" * 30, "/x", *(f"/d/{i}" * 9 for i in range(40))]
-    spool = path_spool.PathSpool()
+    spool = path_spool.PathSpool("test")
     for path in paths:
         spool.add(path)
     assert list(spool) == paths
     assert list(spool) == paths  # (again, from the start)
     assert len(calls) > (3 if fails_at is None else fails_at)
+    if spool._spilled:  # the host fails the reading back: said so, no traceback (the paths before it given)
+        monkeypatch.setattr(path_spool.os, "pread", lambda *args: (_ for _ in ()).throw(OSError(errno.EIO, "I/O")))
+        with pytest.raises(errors.InvalidError, match="OPV0302.*temporary file of the paths test did.*test is done"):
+            list(spool)
     spool.close()

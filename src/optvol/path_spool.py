@@ -14,14 +14,18 @@ import os
 import tempfile
 from collections.abc import Iterator
 
+from optvol import errors
+
 IN_MEMORY = 4 << 20
 _CHUNK = 64 << 10  # (read back so: a chunk split holds a few hundred paths at a time)
 
 
 class PathSpool:
-    """Paths added one at a time, given back in that order (from the start each time)."""
+    """Paths added one at a time, given back in that order (from the start each time); ``what``
+    did them (OPV0302 names it where the host fails to read them back)."""
 
-    def __init__(self) -> None:
+    def __init__(self, what: str) -> None:
+        self._what = what
         self._file = None  # the spilled part: its first ``self._spilled`` bytes
         self._spilled = 0
         self._held = bytearray()  # the rest
@@ -48,14 +52,21 @@ class PathSpool:
     def __iter__(self) -> Iterator[str]:
         rest, at = b"", 0
         while at < self._spilled:
-            chunk = os.pread(self._file.fileno(), min(_CHUNK, self._spilled - at), at)
-            if not chunk:  # (cut short behind this process's back)
-                raise OSError(f"the temporary file of paths ends at {at} of {self._spilled} bytes")
+            try:
+                chunk = os.pread(self._file.fileno(), min(_CHUNK, self._spilled - at), at)
+            except OSError as exc:
+                raise self._unread(exc.strerror or str(exc)) from None
+            if not chunk:
+                raise self._unread(f"it ends at byte {at} of {self._spilled}")
             at += len(chunk)
             *whole, rest = (rest + chunk).split(b"\0")
             yield from (path.decode("utf-8", "surrogateescape") for path in whole)
         for path in (rest + self._held).split(b"\0")[:-1]:
             yield path.decode("utf-8", "surrogateescape")
+
+    def _unread(self, reason: str) -> errors.OptvolError:
+        return errors.error("OPV0302", path=f"(the temporary file of the paths {self._what} did)", reason=(
+            f"{reason}; {self._what} is done, and only the rest of its paths cannot be named"))
 
     def close(self) -> None:
         if self._file is not None:

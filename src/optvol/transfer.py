@@ -578,7 +578,7 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
                 volumes[source.volume].rename(source.path, destination.path)
                 yield str(destination)
                 continue
-            copied = PathSpool()  # (not a list: a tree may hold a million files)
+            copied = PathSpool("mv")  # (not a list: a tree may hold a million files)
             try:
                 for path in _copy_one(volumes, source, destination, replace=replace, moving=True):
                     copied.add(path)
