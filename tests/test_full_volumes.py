@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import dump_index, make_volume, read_data
-from optvol import errors, transfer
+from optvol import errors, move_source, transfer
 from optvol.change_volume import chgoptvol
 from optvol.conversion import cvtoptbku
 from optvol.duplicate import dupopt
@@ -267,8 +267,9 @@ def test_no_trial_of_the_deletes_on_a_volume_with_room(library, monkeypatch):
         volume.write_bytes("/a", b"a")
         volume.write_bytes("/b", b"b")
     calls = []
-    real = transfer._remove
+    real, real_moved = transfer._remove, move_source.remove_moved
     monkeypatch.setattr(transfer, "_remove", lambda *a, **k: (calls.append(a[1]), real(*a, **k)))
+    monkeypatch.setattr(move_source, "remove_moved", lambda *a, **k: (calls.append(a[1]), real_moved(*a, **k))[1])
     assert list(transfer.move(library, ["/QOPT/S/a"], "/QOPT/T/")) == ["/QOPT/T/a"]
     transfer.remove(library, ["/QOPT/S/b", "/QOPT/T/a"])
     assert calls == ["/a", "/b", "/a"]  # each delete once: no trial before it

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from optvol import chunk_check, errors, host_names, host_sync, model
+from optvol import chunk_check, errors, host_names, host_sync, model, move_source
 from optvol.library import Library
 from optvol.model import DirInfo, FileInfo
 from optvol.path_spool import PathSpool
@@ -551,7 +551,7 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
     Gives each path moved as copy does. Like a rename, a move never replaces a file: an
     existing target file is refused (CPF1F24, or OPV0303 on the host) before anything is
     copied, and so is a file a tree would replace, when the copy reaches it (nothing of
-    the source is deleted then)."""
+    the source is deleted then), nor is what another process changed after the copy began (CPF1F26)."""
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=True,
                      operation=MOVING)
@@ -578,14 +578,17 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
                 volumes[source.volume].rename(source.path, destination.path)
                 yield str(destination)
                 continue
+            mark = move_source.change_mark(volumes[source.volume])  # before the copy reads anything
             copied = PathSpool("mv")  # (not a list: a tree may hold a million files)
             try:
                 for path in _copy_one(volumes, source, destination, replace=replace, moving=True):
                     copied.add(path)
-                _remove(volumes[source.volume], source.path, recursive=True)
+                left = move_source.remove_moved(volumes[source.volume], source.path, mark)
                 yield from copied  # moved only now that the source is gone
             finally:
                 copied.close()
+            if left is not None:
+                raise left
 
 
 def _check_removable(volume: Volume, path: str, *, operation: str = "moving a file off the volume") -> None:
