@@ -466,3 +466,40 @@ def test_an_open_that_brings_the_index_forward_keeps_a_damaged_logs_lost_commits
     recover(library, vol="PVOL1")  # (in this process: the patched schema is the one it builds)
     with library.open("PVOL1") as volume:
         assert volume.read_bytes("/b.txt") == B
+
+
+OTHER_OPEN_FIRST = r"""
+import subprocess, sys
+from optvol.image import image
+library = sys.argv[1]
+connect = image.VolumeImage._open_index
+def another_open_first(self, path, **kwargs):  # between this open's look at the log and its SQLite's connect
+    image.VolumeImage._open_index = connect
+    other = subprocess.run([sys.executable, "-m", "optvol", "--library", library, "ls", "/QOPT/PVOL1/"],
+                           capture_output=True, text=True)
+    print("other:", other.returncode, other.stderr.strip(), file=sys.stderr, flush=True)
+    return connect(self, path, **kwargs)
+image.VolumeImage._open_index = another_open_first
+sys.argv = ["optvol", "--library", library, "ls", "/QOPT/PVOL1/"]
+from optvol.__main__ import run
+sys.exit(run())
+"""
+
+
+def test_a_damaged_log_another_open_removed_after_this_open_looked_at_it_keeps_the_commits_it_lost(lib, env):
+    """Two commands opened at once (rev32a F1): the other one, first to connect, refuses (the log
+    is damaged) and, closing as the last connection, lets SQLite remove the log, after this open
+    saw it there and before its SQLite connected (to a new, empty log): b.txt's records were
+    cut as a dead writer's, a write reported done gone for good. Now that index came without
+    its log, as if the open had found none."""
+    _killed_writer(lib, "done", env)
+    directory = lib / "PVOL1.optvol"
+    _damage(directory / "index.sqlite-wal", "flip")
+    size = (directory / "data.opv").stat().st_size
+    opened = subprocess.run([sys.executable, "-c", OTHER_OPEN_FIRST, str(lib)], capture_output=True, env=env,
+                            text=True, timeout=120)
+    assert "other: 7 optvol: OPV0201" in opened.stderr and "was damaged" in opened.stderr, opened.stderr
+    assert opened.returncode == 7 and "came without its log" in opened.stderr, (opened.returncode, opened.stderr)
+    assert (directory / "data.opv").stat().st_size == size  # b.txt's records kept
+    assert run("recover", "PVOL1", library=lib, env=env).rc == 0
+    assert run("cat", "/QOPT/PVOL1/b.txt", library=lib, env=env).out == B

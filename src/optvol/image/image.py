@@ -197,13 +197,19 @@ class VolumeImage:
             raise read_only_error(self.directory.parent, f"reading volume {self.name}, whose index has commits in its"
                                   f" log ({index_file}-wal) and no {index_file}-shm beside it,")
         self.index_path = index_path  # the index SQLite reads: the image's own, or a private copy
+        log = self.directory / f"{INDEX_FILE}-wal"
+        held = wal.hold(log) if index_file == INDEX_FILE else None
         if log_lost is None:  # (looked at under the open lock, before SQLite makes a log)
-            log_lost = index_file == INDEX_FILE and not os.path.exists(self.directory / f"{INDEX_FILE}-wal")
+            log_lost = index_file == INDEX_FILE and not os.path.exists(log)
         self._log_lost = log_lost
         self._log_before = None if self._snapshot_dir or self.read_only or not cut_tail else wal.look(
             index_path.with_name(index_path.name + "-wal"))  # (before SQLite rebuilds a dead writer's -shm)
         try:
-            found = self._open_index(index_path, exclusive=exclusive)
+            try:
+                found = self._open_index(index_path, exclusive=exclusive)
+            finally:  # the log removed since (another process's last connection closed: rev32a F1) is lost
+                gone = held is not None and wal.replaced(held, log)  # to this open as if it had found none
+            log_lost = self._log_lost = log_lost or gone
             if found < schema.SCHEMA_VERSION and self.read_only and self._snapshot_dir is None:
                 self.conn.close()  # an older index this process cannot write: it reads a private copy brought forward
                 self.index_path = index_path = self._snapshot(index_path)

@@ -99,6 +99,30 @@ def _stale_next(log: BinaryIO, salt1: int, salt2: int) -> bool:
     return len(head) == FRAME_HEADER and any(head) and struct.unpack_from(">2I", head, 8) != (salt1, salt2)
 
 
+def hold(path: Path) -> int | None:
+    """A descriptor of the log at ``path`` as an open finds it, before its SQLite connects, or
+    None (no log there): while it is held, no new log can take its file's inode, so
+    ``replaced`` tells this log from one SQLite made anew after another process's last
+    connection closed and removed it (SQLite never locks the log: closing it drops nothing)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def replaced(held: int, path: Path) -> bool:
+    """Whether the log at ``path`` is no longer the file ``held`` (of ``hold``), which is closed."""
+    try:
+        was = os.fstat(held)
+        try:
+            now = os.stat(path)
+        except FileNotFoundError:
+            return True
+        return (now.st_dev, now.st_ino) != (was.st_dev, was.st_ino)
+    finally:
+        os.close(held)
+
+
 class Damage(NamedTuple):
     """Where a log is damaged: ``reason``; ``frame``, the number of its first frame that fails
     (0: its header); its ``salts`` (its header's bytes 16-24) and the size of its frames."""
