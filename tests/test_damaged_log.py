@@ -503,3 +503,37 @@ def test_a_damaged_log_another_open_removed_after_this_open_looked_at_it_keeps_t
     assert (directory / "data.opv").stat().st_size == size  # b.txt's records kept
     assert run("recover", "PVOL1", library=lib, env=env).rc == 0
     assert run("cat", "/QOPT/PVOL1/b.txt", library=lib, env=env).out == B
+
+
+def test_a_shm_header_another_connection_is_rebuilding_says_nothing(lib, env):
+    """SQLite's recovery writes the rebuilt -shm header (mxFrame: the last commit before the
+    damaged frame) and only then sets nBackfillAttempted to it: an open that read the -shm in
+    between (race_look.py of rev32a caught it twice in 30,000 rebuilds) took the rebuilt header
+    for a dead writer's, every frame past it for that writer's, and cut b.txt's records, a
+    write reported done (rev32a F2). Made here from a connection that rebuilt it and stays,
+    nBackfillAttempted put back to what a fresh -shm has: the -shm is taken at its word only
+    while no other process has the index open (holds its DMS lock)."""
+    _killed_writer(lib, "done", env)
+    directory = lib / "PVOL1.optvol"
+    _damage(directory / "index.sqlite-wal", "flip")
+    size = (directory / "data.opv").stat().st_size
+    rebuilder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys\n"
+        "index = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "print(index.execute('SELECT count(*) FROM sqlite_master').fetchone()[0] > 0, flush=True)\n"
+        "sys.stdin.readline()\n"), str(directory / "index.sqlite")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        env=env, text=True)
+    try:
+        assert rebuilder.stdout.readline() == "True\n"
+        with open(directory / "index.sqlite-shm", "r+b") as shared:
+            head = bytearray(shared.read(136))
+            assert 0 < struct.unpack_from("=I", head, 16)[0] == struct.unpack_from("=I", head, 128)[0]  # rebuilt
+            shared.seek(128)
+            shared.write(bytes(4))  # as between walIndexWriteHdr and the nBackfillAttempted store
+        refused = run("ls", "/QOPT/PVOL1/", library=lib, env=env)
+    finally:
+        rebuilder.communicate("\n", timeout=60)
+    assert refused.rc == 7 and "OPV0201" in refused.err and "was damaged" in refused.err, (refused.rc, refused.err)
+    assert (directory / "data.opv").stat().st_size == size  # b.txt's records kept
+    assert run("recover", "PVOL1", library=lib, env=env).rc == 0
+    assert run("cat", "/QOPT/PVOL1/b.txt", library=lib, env=env).out == B
