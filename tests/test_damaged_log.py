@@ -537,3 +537,52 @@ def test_a_shm_header_another_connection_is_rebuilding_says_nothing(lib, env):
     assert (directory / "data.opv").stat().st_size == size  # b.txt's records kept
     assert run("recover", "PVOL1", library=lib, env=env).rc == 0
     assert run("cat", "/QOPT/PVOL1/b.txt", library=lib, env=env).out == B
+
+
+KEPT_OPEN = r"""
+import os, sys
+from datetime import datetime, timezone
+from optvol import errors
+from optvol.library import Library
+library = sys.argv[1]
+directory = os.path.join(library, "PVOL1.optvol")
+log = os.path.join(directory, "index.sqlite-wal")
+volume = Library(library, clock=lambda: datetime.now(timezone.utc)).open("PVOL1")  # cuts the dead writer's tail
+at = os.path.getsize(log)
+volume.write_bytes("/c.txt", b"C" * 3000)
+print("c.txt written", flush=True)
+with open(log, "r+b") as frames:  # one bit of c.txt's first frame's page flips (media damage)
+    frames.seek(at + 24 + 100)
+    flipped = frames.read(1)[0] ^ 0x01
+    frames.seek(at + 24 + 100)
+    frames.write(bytes([flipped]))
+with open(os.path.join(directory, "index.sqlite-shm"), "r+b") as shared:  # and the -shm's second header copy:
+    shared.seek(48 + 24)  # SQLite rebuilds the -shm from the log, under this open, and drops c.txt's commit
+    changed = shared.read(1)[0] ^ 0x01
+    shared.seek(48 + 24)
+    shared.write(bytes([changed]))
+try:
+    volume.write_bytes("/d.txt", b"D" * 3000)
+    print("d.txt written", flush=True)
+except errors.OptvolError as exc:
+    print(exc.message_id, flush=True)
+volume.close()
+"""
+
+
+def test_an_open_kept_open_takes_its_look_at_the_shm_for_its_own_cut_alone(lib, env):
+    """What the -shm said before this process's SQLite connected tells a dead writer's frame
+    from a commit reported done only at that moment: a program that keeps the volume open
+    makes commits past it, reported done. One of them (c.txt) damaged and the -shm rebuilt
+    under that open (its header not whole), a later write's tail check took its frame for
+    the dead writer's and cut c.txt's records (rev32a F4); now refused (OPV0201), recover
+    brings c.txt back."""
+    size = _killed_as_it_committed(lib, env, first=False)
+    kept = subprocess.run([sys.executable, "-c", KEPT_OPEN, str(lib)], capture_output=True, env=env, text=True,
+                          timeout=120)
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.split("\n")[:2] == ["c.txt written", "OPV0201"], kept.stdout
+    directory = lib / "PVOL1.optvol"
+    assert (directory / "data.opv").stat().st_size > size  # c.txt's records kept
+    assert run("recover", "PVOL1", library=lib, env=env).rc == 0
+    assert run("cat", "/QOPT/PVOL1/c.txt", library=lib, env=env).out == b"C" * 3000

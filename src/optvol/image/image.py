@@ -202,7 +202,7 @@ class VolumeImage:
         if log_lost is None:  # (looked at under the open lock, before SQLite makes a log)
             log_lost = index_file == INDEX_FILE and not os.path.exists(log)
         self._log_lost = log_lost
-        self._log_before = None if self._snapshot_dir or self.read_only or not cut_tail else wal.look(
+        before = None if self._snapshot_dir or self.read_only or not cut_tail else wal.look(
             index_path.with_name(index_path.name + "-wal"))  # (before SQLite rebuilds a dead writer's -shm)
         try:
             try:
@@ -240,7 +240,7 @@ class VolumeImage:
             raise
         if cut_tail and not self.read_only:
             try:
-                self._cut_tail_if_idle(log_lost=log_lost)
+                self._cut_tail_if_idle(log_lost=log_lost, before=before)  # (that look is this cut's alone: rev32a F4)
             except BaseException:
                 self._release()
                 raise
@@ -342,7 +342,7 @@ class VolumeImage:
         if self._lock_fd >= 0 and not alone:
             # This close lets SQLite remove the log: damage in it goes to the next try as a lost log
             self._log_lost = self._log_lost or bool(wal.damage(  # (whose tail may hold its commits)
-                self.index_path.with_name(self.index_path.name + "-wal"), before=self._log_before))
+                self.index_path.with_name(self.index_path.name + "-wal")))  # (the open's look is its cut's alone)
             raise locks.Reopen(wait=None)  # opened anew at once, shared, on what it is now
 
     def _keep_alone(self) -> bool:
@@ -607,14 +607,17 @@ class VolumeImage:
         with self._write_lock("waiting for its writers"):
             pass
 
-    def _cut_tail_if_idle(self, *, log_lost: bool = False, own: int | None = None) -> None:
+    def _cut_tail_if_idle(self, *, log_lost: bool = False, own: int | None = None,
+                          before: wal.Before | None = None) -> None:
         """Cut a torn tail now if no writer is active (a writer's tail is its own). Not a tail
         that may hold commits (``log_lost``: the index had no log, ``-wal``, before this open,
         as in a copy that left it out, where a writer that died leaves one, and the tail begins
         with this volume's next record): OPV0201, recover brings them back. ``own``: the
         committed end of this process's transaction whose COMMIT the full disk refused; while
         the index still ends there, the tail (and a log frame torn with it) is that
-        transaction's, cut without that check (it was reported as nothing changed)."""
+        transaction's, cut without that check (it was reported as nothing changed). ``before``:
+        what the open found of the log before its SQLite connected (``wal.look``), for the
+        open's own cut alone."""
         if self.data.size_sectors() <= self.meta("committed_end"):
             return
         self.conn.execute("PRAGMA busy_timeout = 0")
@@ -630,7 +633,7 @@ class VolumeImage:
             # removed while this one had lost its SQLite locks; its stale committed end cut that one's files).
             self.data.check_writable_at(min(committed, self.data.size_sectors()))
             if committed != own:
-                self._keep_commits(committed, log_lost=log_lost)
+                self._keep_commits(committed, log_lost=log_lost, before=before)
             self._cut_tail(committed)
         finally:
             self.conn.execute("COMMIT")
@@ -644,13 +647,14 @@ class VolumeImage:
         wal.drop_unindexed(self.index_path.with_name(self.index_path.name + "-wal"))
         self.data.truncate(committed)
 
-    def _keep_commits(self, committed: int, *, log_lost: bool = False) -> None:
+    def _keep_commits(self, committed: int, *, log_lost: bool = False, before: wal.Before | None = None) -> None:
         """OPV0201 where the tail past ``committed`` may hold commits, and so must not be cut
         (its caller holds the write lock): it begins with this volume's next record, and the
         index came without its log (``log_lost``), or its log holds a frame SQLite dropped as
         damaged (``wal.damage``: a flipped bit, a frame cut short), with every commit after it;
-        not a frame this open found (``wal.look``) past every commit reported done (a writer
-        killed as it wrote it)."""
+        not a frame the open found (``before``, of ``wal.look``) past every commit reported done
+        (a writer killed as it wrote it): that holds only at the open's own cut, as the commits
+        an image kept open makes later lie past it too (rev32a F4)."""
         if not self._cuts_tails or not self._next_record_at(committed):
             return
         if log_lost:
@@ -658,7 +662,7 @@ class VolumeImage:
                 f"its data partition holds records past the end its index records, and its index came without its"
                 f" log ({INDEX_FILE}-wal), as a copy that left it out does (or as an open that found the log damaged"
                 f" leaves it): they may be commits of that log, and are kept; optvol recover brings them back"))
-        damaged = wal.damage(self.index_path.with_name(self.index_path.name + "-wal"), before=self._log_before)
+        damaged = wal.damage(self.index_path.with_name(self.index_path.name + "-wal"), before=before)
         if damaged:
             raise errors.error("OPV0201", volume=self.name, reason=(
                 f"its data partition holds records past the end its index records, and its index's log"
