@@ -586,3 +586,41 @@ def test_an_open_kept_open_takes_its_look_at_the_shm_for_its_own_cut_alone(lib, 
     assert (directory / "data.opv").stat().st_size > size  # c.txt's records kept
     assert run("recover", "PVOL1", library=lib, env=env).rc == 0
     assert run("cat", "/QOPT/PVOL1/c.txt", library=lib, env=env).out == b"C" * 3000
+
+
+OLDER_WRITER = r"""
+import os, sys
+from datetime import datetime, timezone
+from optvol.image import schema
+schema.SCHEMA_VERSION = 4  # an optvol of index schema 4
+from optvol.library import Library
+volume = Library(sys.argv[1], clock=lambda: datetime.now(timezone.utc)).open("PVOL1")
+volume.write_bytes("/a.txt", b"A" * 3000)
+volume.write_bytes("/b.txt", b"B" * 3000)
+print("done", flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_damaged_log_of_an_older_index_keeps_the_commits_it_lost_through_the_upgrade(lib, env):
+    """An older optvol's writer reports a.txt and b.txt done and is killed; b.txt's commit frame
+    is damaged. The open that brings the index forward wrote the upgrade over that frame and,
+    closing its connection to open anew, let SQLite remove the log: the next try found no
+    damage and cut b.txt's records (rev32a F5). The log is judged before the upgrade now."""
+    index = lib / "PVOL1.optvol" / "index.sqlite"
+    conn = sqlite3.connect(index)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("UPDATE meta SET value = 4 WHERE key = 'schema_version'")
+    conn.execute("DROP INDEX IF EXISTS controls_request")  # (schema 5's)
+    conn.commit()
+    conn.close()
+    child = subprocess.run([sys.executable, "-c", OLDER_WRITER, str(lib)], capture_output=True, env=env, text=True,
+                           timeout=120)
+    assert child.returncode == -signal.SIGKILL and child.stdout == "done\n", child.stderr
+    _damage(lib / "PVOL1.optvol" / "index.sqlite-wal", "flip")
+    size = (lib / "PVOL1.optvol" / "data.opv").stat().st_size
+    refused = run("ls", "/QOPT/PVOL1/", library=lib, env=env)
+    assert refused.rc == 7 and "OPV0201" in refused.err, (refused.rc, refused.err)
+    assert (lib / "PVOL1.optvol" / "data.opv").stat().st_size == size
+    assert run("recover", "PVOL1", library=lib, env=env).rc == 0
+    assert run("cat", "/QOPT/PVOL1/b.txt", library=lib, env=env).out == B

@@ -218,7 +218,10 @@ class VolumeImage:
                 self.conn.execute("BEGIN")  # a private copy: brought forward for this reader alone
                 schema.migrate(self.conn, found)
                 self.conn.execute("COMMIT")
-            elif found < schema.SCHEMA_VERSION:
+            elif found < schema.SCHEMA_VERSION:  # its commit may go over a damaged log's frames, and its closed
+                # connection removes the log: what SQLite dropped is lost to this open and the next (rev32a F5)
+                log_lost = self._log_lost = log_lost or cut_tail and wal.damage(
+                    index_path.with_name(index_path.name + "-wal"), before=before) is not None
                 self._upgrade(alone=exclusive)
             if problems := schema.structure_problems(self.conn):  # (a changed byte of the schema's own text)
                 raise errors.error("OPV0201", volume=self.name, reason=f"its index's schema is not optvol's"
