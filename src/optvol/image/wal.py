@@ -28,7 +28,7 @@ FORMAT = 3007000
 HEADER, FRAME_HEADER = 32, 24
 MASK = 0xFFFFFFFF
 SHARED_HEAD = 136  # of a -shm: its header's two copies (48 bytes each), then its checkpoint information
-SHARED_DMS = 128  # of a -shm: the byte every SQLite connection holds a read lock on while it is open (unix VFS)
+SHARED_LOCKS = 120, 8  # of a -shm (unix VFS): its lock bytes, write, checkpoint, recover, five read marks
 _FLOCK = "hhqqi4x"  # Linux's struct flock: type, whence, start, length, pid
 _NATIVE_BIG = array("I", [1]).tobytes() == b"\x00\x00\x00\x01"
 
@@ -155,13 +155,14 @@ def look(path: Path) -> Before | None:
     done. None where the index cannot say: none, or one not whole (two header copies that
     differ, its checksum failing, not initialized); one SQLite may have rebuilt (its
     ``nBackfillAttempted``, at byte 128, is ``mxFrame``, as a recovery leaves it, and as a
-    checkpoint of every frame does; no commit since); one of another log that indexed frames; one another
-    process has open (``_unused_head``: rebuilding it, or writing a commit past its end)."""
+    checkpoint of every frame does; no commit since); one of another log that indexed frames;
+    one another process is at work on (``_still_head``: rebuilding it, or writing a commit
+    past its end)."""
     shared = path.with_name(path.name.removesuffix("-wal") + "-shm")
     try:
         with open(path, "rb") as log:  # (SQLite locks the -shm and the index, never the log)
             header, size = log.read(HEADER), os.fstat(log.fileno()).st_size
-        index = _unused_head(shared)
+        index = _still_head(shared)
     except OSError:
         return None
     if index is None or len(header) < HEADER or len(index) < SHARED_HEAD or index[:48] != index[48:96] or index[12] != 1:
@@ -178,25 +179,26 @@ def look(path: Path) -> Before | None:
     return None
 
 
-def _unused_head(shared: Path) -> bytes | None:
-    """The first bytes of the -shm at ``shared``, read while no other process held its DMS
-    lock (before and after), or None. Every SQLite connection holds that lock from before it
-    rebuilds the index until it closes; a dead writer holds none. SQLite's rebuild writes the
-    header before it sets ``nBackfillAttempted``, so read in between the rebuilt header passed
-    for a writer's (rev32a F2); a live writer's commit under way lies past its ``mxFrame``."""
+def _still_head(shared: Path) -> bytes | None:
+    """The first bytes of the -shm at ``shared``, read while no other process held any of its
+    locks exclusively (before and after), or None. SQLite rebuilds the index holding its write
+    and recover locks so, and writes the header before it sets ``nBackfillAttempted``: read in
+    between, the rebuilt header passed for a writer's (rev32a F2). A writer holds its write
+    lock so while its commit, past ``mxFrame``, is under way. An idle connection of another
+    process (a reader that outlived a dead writer) holds none: its header is as the writer left it."""
     fd = descriptors.open_kept(shared)  # (a close would drop this process's other locks; F_GETLK takes none)
     try:
-        if _connected(fd):
+        if _at_work(fd):
             return None
         head = os.pread(fd, SHARED_HEAD, 0)
-        return None if _connected(fd) else head
+        return None if _at_work(fd) else head
     finally:
         descriptors.close_kept(fd)
 
 
-def _connected(fd: int) -> bool:
-    """Whether another process holds a lock on the DMS byte of the -shm open as ``fd``."""
-    found = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, SHARED_DMS, 1, 0))
+def _at_work(fd: int) -> bool:
+    """Whether another process holds one of the lock bytes of the -shm open as ``fd`` exclusively."""
+    found = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(_FLOCK, fcntl.F_RDLCK, os.SEEK_SET, *SHARED_LOCKS, 0))
     return struct.unpack(_FLOCK, found)[0] != fcntl.F_UNLCK
 
 
