@@ -649,3 +649,44 @@ def test_a_damaged_log_of_an_older_index_keeps_the_commits_it_lost_through_the_u
     assert (lib / "PVOL1.optvol" / "data.opv").stat().st_size == size
     assert run("recover", "PVOL1", library=lib, env=env).rc == 0
     assert run("cat", "/QOPT/PVOL1/b.txt", library=lib, env=env).out == B
+
+
+KILLED_AFTER_ITS_OWN_RESTART = r"""
+import os, sys
+from datetime import datetime, timezone
+from optvol.image import descriptors
+from optvol.library import Library
+library = sys.argv[1]
+directory = os.path.join(library, "PVOL1.optvol")
+volume = Library(library, clock=lambda: datetime.now(timezone.utc)).open("PVOL1")
+volume.write_bytes("/a.txt", b"A" * 3000)
+# its own connection checkpoints and starts the log over (as its wal_autocheckpoint does, at 1000 pages)
+assert volume.image.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+print(descriptors.read_head(os.path.join(directory, "index.sqlite-shm"), 136).hex(), flush=True)
+print(os.path.getsize(os.path.join(directory, "data.opv")), flush=True)
+volume.write_bytes("/b.txt", b"B" * 3000)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_writer_killed_as_it_wrote_the_first_commit_of_a_log_it_started_over_leaves_a_volume_that_opens(lib, env):
+    """The log started over by the writer's own connection (rev32a F3): its -shm has the log's
+    new salts and no frame, as a rebuild of a log whose first frame fails has, and the open
+    refused (OPV0201) until recover. SQLite's restart keeps the last frame's checksum in the
+    header, a rebuild that found no commit has zeros there: the dead writer's tail is cut."""
+    child = subprocess.run([sys.executable, "-c", KILLED_AFTER_ITS_OWN_RESTART, str(lib)], capture_output=True,
+                           env=env, timeout=120, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    head, size = child.stdout.split()
+    directory = lib / "PVOL1.optvol"
+    log = directory / "index.sqlite-wal"
+    salts, frames = _frames(log)
+    shared = bytes.fromhex(head)
+    assert shared[32:40] == struct.pack(">2I", *salts) and struct.unpack_from("=I", shared, 16)[0] == 0
+    assert frames[-1][1] == salts and frames[-1][2] != 0  # b.txt's commit frame ends the log
+    with open(directory / "index.sqlite-shm", "r+b") as index:
+        index.write(shared)  # (the dead writer never indexed b.txt's commit)
+    log.write_bytes(log.read_bytes()[:-1000])  # its commit frame cut short
+    listed = run("ls", "/QOPT/PVOL1/", library=lib, env=env)
+    assert listed.rc == 0 and listed.text.split() == ["a.txt"], (listed.rc, listed.err)
+    assert (directory / "data.opv").stat().st_size == int(size)

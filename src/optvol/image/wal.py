@@ -155,9 +155,10 @@ def look(path: Path) -> Before | None:
     done. None where the index cannot say: none, or one not whole (two header copies that
     differ, its checksum failing, not initialized); one SQLite may have rebuilt (its
     ``nBackfillAttempted``, at byte 128, is ``mxFrame``, as a recovery leaves it, and as a
-    checkpoint of every frame does; no commit since); one of another log that indexed frames;
-    one another process is at work on (``_still_head``: rebuilding it, or writing a commit
-    past its end)."""
+    checkpoint of every frame does; no commit since, unless it indexes no frame and keeps a
+    frame checksum: SQLite's restart of the log keeps the last one, a rebuild that found no
+    commit has none); one of another log that indexed frames; one another process is at work
+    on (``_still_head``: rebuilding it, or writing a commit past its end)."""
     shared = path.with_name(path.name.removesuffix("-wal") + "-shm")
     try:
         with open(path, "rb") as log:  # (SQLite locks the -shm and the index, never the log)
@@ -176,6 +177,9 @@ def look(path: Path) -> Before | None:
     if index[32:40] != header[16:24] and indexed == 0:
         return Before(header[16:24], size, 0)  # from before this log: a first writer's salts are its own until
         # its first commit is indexed (a rebuilt index takes its log's salts)
+    if index[32:40] == header[16:24] and indexed == 0 == attempted and any(index[24:32]):
+        return Before(header[16:24], size, 0)  # a log its writer's own connection started over (walRestartHdr
+        # keeps the last frame's checksum); a rebuild that found no commit has zeros there (rev32a F3)
     return None
 
 
