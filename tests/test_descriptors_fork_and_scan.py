@@ -42,4 +42,5 @@ def test_close_unheld_scans_the_descriptors_once_for_all_kept_files(tmp_path, mo
     for fd in others:
         os.close(fd)
     descriptors.close_unheld()
-    assert not descriptors._KEPT
+    ours = {(found.st_dev, found.st_ino) for found in (os.stat(tmp_path / f"f{n}") for n in range(20))}
+    assert not ours & set(descriptors._KEPT)  # (another test's volume left open may keep its own: not ours to judge)

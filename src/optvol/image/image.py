@@ -343,9 +343,6 @@ class VolumeImage:
         with self._write_lock(f"upgrading the index of volume {self.name} to schema {schema.SCHEMA_VERSION}"):
             schema.migrate(self.conn, schema.version_of(self.conn, where=self.name))
         if self._lock_fd >= 0 and not alone:
-            # This close lets SQLite remove the log: damage in it goes to the next try as a lost log
-            self._log_lost = self._log_lost or bool(wal.damage(  # (whose tail may hold its commits)
-                self.index_path.with_name(self.index_path.name + "-wal")))  # (the open's look is its cut's alone)
             raise locks.Reopen(wait=None)  # opened anew at once, shared, on what it is now
 
     def _keep_alone(self) -> bool:
