@@ -34,15 +34,19 @@ def peak(work: Callable[[], int]) -> tuple[int, int]:
         tracemalloc.stop()
 
 
-@pytest.fixture
-def directories(library):
-    """Volume PVOL1 with /SMALL and /LARGE, of SMALL and SMALL × GROWTH files."""
+def fill(library, file_name: Callable[[int], str]) -> None:
+    """Volume PVOL1 with /SMALL and /LARGE, of SMALL and SMALL × GROWTH files named ``file_name(i)``."""
     make_volume(library, "PVOL1")
     with library.open("PVOL1") as volume, volume.batch():
         for name, count in (("SMALL", SMALL), ("LARGE", SMALL * GROWTH)):
             volume.mkdir(f"/{name}")
             for i in range(count):
-                volume.write_bytes(f"/{name}/a file with a name of some length {i:06}.txt", b"%d" % i)
+                volume.write_bytes(f"/{name}/{file_name(i)}", b"%d" % i)
+
+
+@pytest.fixture
+def directories(library):
+    fill(library, lambda i: f"a file with a name of some length {i:06}.txt")
     return library
 
 
@@ -99,13 +103,8 @@ def test_mv_to_another_volume_or_the_host_keeps_the_paths_it_moved_on_disk(libra
     from optvol import path_spool
 
     monkeypatch.setattr(path_spool, "IN_MEMORY", 4096)
-    make_volume(library, "PVOL1")
+    fill(library, lambda i: f"{'n' * 190}{i:06}.txt")
     make_volume(library, "PVOL2")
-    with library.open("PVOL1") as volume, volume.batch():
-        for name, count in (("SMALL", SMALL), ("LARGE", SMALL * GROWTH)):
-            volume.mkdir(f"/{name}")
-            for i in range(count):
-                volume.write_bytes(f"/{name}/{'n' * 190}{i:06}.txt", b"%d" % i)
 
     def in_order(moved, target: str) -> int:
         count, last = 0, ""
