@@ -169,6 +169,15 @@ def test_importing_optvol_loads_nothing_else_until_a_name_is_asked_for():
     assert done.stdout.split() == ["['optvol']", "optvol.volume", "True"]
 
 
+def test_importing_optvol_loads_no_module_python_did_not_load_already():
+    """``python -m optvol`` runs the package's ``__init__`` before the launcher can take a
+    Ctrl-C: its ``from typing import TYPE_CHECKING`` loaded typing and re, some 60 ms on a
+    busy machine in which a Ctrl-C showed a traceback, exit by SIGINT (hunt32c F2)."""
+    code = "import sys; before = set(sys.modules); import optvol; print(sorted(set(sys.modules) - before))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["['__future__',", "'optvol']"]
+
+
 def test_the_output_is_flushed_before_sigterm_takes_its_default_action_again(lib):
     """A SIGTERM that comes once the command is done kills at once: its output must be out."""
     from optvol import cli

@@ -12,9 +12,9 @@ The Python API for user programs::
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # (typing's would load typing and re: a Ctrl-C in those ~60 ms was a traceback)
 
 if TYPE_CHECKING:  # what type checkers see; at run time each name is loaded when first asked for
     from optvol.errors import OptvolError as OptvolError  # (re-exported: the redundant aliases say so)
@@ -41,6 +41,8 @@ __all__ = sorted([*_FROM, "open_library"])
 
 def __getattr__(name: str):
     """A name of the API, or a module of the package (``optvol.errors``), loaded now."""
+    import importlib  # (here: it loads warnings too, which the launcher does without)
+
     if name in _FROM:
         value = getattr(importlib.import_module(_FROM[name]), name)
     else:
