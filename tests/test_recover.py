@@ -785,6 +785,32 @@ def test_a_copy_that_left_out_the_index_s_log_keeps_its_records_for_recover(lib,
     assert chkoptvol(copied, vol="PVOL1")[0].damaged == []
 
 
+def test_an_open_that_refuses_a_copy_without_its_log_makes_no_log(lib, tmp_path, monkeypatch):
+    """rev32a F6: the refused open's SQLite made a new, empty log; another command opening at
+    that moment took it for the index's own log (not lost), found no damage in it, and cut the
+    tail: every commit of the lost log, gone (1 run in 40 of two ``optvol ls`` at once). The
+    open now judges such an index apart, before SQLite connects, and refuses without making one."""
+    from optvol.image import image as image_mod
+
+    inzopt(lib, vol="PVOL1", now=lib.tick())
+    copy = tmp_path / "copy"
+    with lib.open("PVOL1") as volume:
+        volume.write_bytes("/F0", b"in the log only")
+        subprocess.run(["cp", "-a", lib.root, copy], check=True)
+    for name in ("index.sqlite-wal", "index.sqlite-shm"):
+        (copy / "PVOL1.optvol" / name).unlink(missing_ok=True)
+    connected = []
+    real = image_mod.connect_index
+    monkeypatch.setattr(image_mod, "connect_index", lambda *a, **k: (connected.append(a[0]), real(*a, **k))[1])
+    with pytest.raises(errors.DamagedError, match="OPV0201.*came without its log"):
+        Library(copy, clock=lib.tick).open("PVOL1")
+    assert connected == []
+    assert sorted(p.name for p in (copy / "PVOL1.optvol").iterdir() if p.name.startswith("index")) == ["index.sqlite"]
+    with lib.open("PVOL1") as volume:  # a volume with its log, or with no tail, opens as before
+        assert volume.read_bytes("/F0") == b"in the log only"
+    assert connected
+
+
 def test_a_restore_that_removes_the_index_s_log_under_a_program_stops_its_writes(lib, tmp_path):
     """Review s22c F1: ``rsync -a --delete`` from a backup whose data partition and index
     match the volume's files removes only the log (``-wal``) and shared memory a program

@@ -127,6 +127,32 @@ def _finish_recovery(directory: Path, *, volume: str) -> None:
         os.close(fd)
 
 
+def _lost_logs_tail(directory: Path, index: Path) -> bool:
+    """Whether ``index``, found without its log, ends before a sound record of its volume, the
+    one it would number next, in the data partition: a copy that left out a log holding
+    commits (``_keep_commits``). Read apart, before this open's SQLite connects: a connection
+    makes a new, empty log, which another open at that moment took for this index's own and
+    cut the tail, every commit of the lost log (rev32a F6). False where it cannot be read so
+    (the open then judges as before)."""
+    found = schema.read_all_apart(index, lambda conn: {
+        "meta": dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('committed_end', 'next_sequence')")),
+        "label": conn.execute("SELECT volume, sector_size FROM label").fetchone()})
+    meta, label = found.get("meta", {}), found.get("label")
+    committed, sequence = meta.get("committed_end"), meta.get("next_sequence")
+    if label is None or not all(isinstance(v, int) for v in (committed, sequence, label[1])) or label[1] < 512:
+        return False
+    volume, sector_size = label
+    try:
+        with open(directory / DATA_FILE, "rb") as data:  # (optvol locks no data partition: a close drops nothing)
+            first = os.pread(data.fileno(), sector_size, committed * sector_size)
+            count = records.header_sectors_of(first) if len(first) == sector_size else 0
+            whole = os.pread(data.fileno(), count * sector_size, committed * sector_size) if count > 1 else first
+            header = records.read_header(whole) if count and len(whole) == count * sector_size else None
+    except (OSError, errors.OptvolError):
+        return False
+    return header is not None and header.sequence == sequence and header.body.get("volume") == volume
+
+
 class VolumeImage:
     """An open volume image: the index connection, the data partition and the open lock."""
 
@@ -206,6 +232,9 @@ class VolumeImage:
             index_path.with_name(index_path.name + "-wal"))  # (before SQLite rebuilds a dead writer's -shm)
         try:
             try:
+                if log_lost and cut_tail and not self.read_only and index_file == INDEX_FILE and _lost_logs_tail(
+                        self.directory, index_path):
+                    raise self._lost_log_error()  # before SQLite makes a log, which another open would take for it
                 found = self._open_index(index_path, exclusive=exclusive)
             finally:  # the log removed since (another process's last connection closed: rev32a F1) is lost
                 gone = held is not None and wal.replaced(held, log)  # to this open as if it had found none
@@ -658,16 +687,19 @@ class VolumeImage:
         if not self._cuts_tails or not self._next_record_at(committed):
             return
         if log_lost:
-            raise errors.error("OPV0201", volume=self.name, reason=(
-                f"its data partition holds records past the end its index records, and its index came without its"
-                f" log ({INDEX_FILE}-wal), as a copy that left it out does (or as an open that found the log damaged"
-                f" leaves it): they may be commits of that log, and are kept; optvol recover brings them back"))
+            raise self._lost_log_error()
         damaged = wal.damage(self.index_path.with_name(self.index_path.name + "-wal"), before=before)
         if damaged:
             raise errors.error("OPV0201", volume=self.name, reason=(
                 f"its data partition holds records past the end its index records, and its index's log"
                 f" ({self.index_path.name}-wal) was damaged ({damaged}), which SQLite drops with every commit after"
                 f" it: they may be those commits, and are kept; optvol recover brings them back"))
+
+    def _lost_log_error(self) -> errors.OptvolError:
+        return errors.error("OPV0201", volume=self.name, reason=(
+            f"its data partition holds records past the end its index records, and its index came without its"
+            f" log ({INDEX_FILE}-wal), as a copy that left it out does (or as an open that found the log damaged"
+            f" leaves it): they may be commits of that log, and are kept; optvol recover brings them back"))
 
     def _next_record_at(self, sector: int) -> bool:
         """Whether a sound record of this volume, the one its index would number next, starts at ``sector``."""
