@@ -90,3 +90,55 @@ def test_a_move_nobody_disturbs_takes_the_whole_tree(lib, tmp_path):
         assert [d.path for d in volume.iter_dirs("/")] == ["/"] and volume.listdir("/") == []
     with lib.open("PVOL2") as volume:
         assert [d.path for d in volume.iter_dirs("/")] == ["/", "/T", "/T/E", "/T/S"]
+
+
+RENAMER = """
+import sys
+from datetime import datetime, timezone
+from optvol.library import Library
+with Library(sys.argv[1], clock=lambda: datetime.now(timezone.utc)).open("PVOL1") as volume:
+    volume.rename(sys.argv[2], sys.argv[3])
+"""
+
+
+@pytest.mark.parametrize("to", ["volume", "host"])
+def test_a_directory_moved_into_a_moving_tree_stays(lib, tmp_path, monkeypatch, to):
+    """A directory another process moved into the tree after the copy passed its place holds no
+    file a change stamped (an empty tree): the delete took it, and it was on neither volume (rev32d F1).
+    Now an empty directory goes only where the copy holds one in its place."""
+    with lib.open("PVOL1") as volume:
+        volume.mkdir("/OUT/EMPTY", parents=True)
+    real = transfer._copy_file
+
+    def copy_then_rename(volumes, source, destination, **options):
+        real(volumes, source, destination, **options)
+        if source.path == "/T/b":
+            subprocess.run([sys.executable, "-c", RENAMER, str(lib.root), "/OUT", "/T/OUT"], check=True)
+
+    monkeypatch.setattr(transfer, "_copy_file", copy_then_rename)
+    target = "/QOPT/PVOL2/T" if to == "volume" else str(tmp_path / "T")
+    with pytest.raises(errors.LockedError) as caught:
+        list(transfer.move(lib, ["/QOPT/PVOL1/T"], target))
+    assert caught.value.message_id == "CPF1F26" and "'/T/OUT'" in str(caught.value)
+    assert "made or moved in 2 directory(ies) of '/T'" in str(caught.value)  # /T/OUT and /T/OUT/EMPTY
+    with lib.open("PVOL1") as volume:  # the files and /T/E, copied, went with the move
+        assert [d.path for d in volume.iter_dirs("/")] == ["/", "/T", "/T/OUT", "/T/OUT/EMPTY"]
+        assert list(volume.iter_files("/", recursive=True)) == []
+
+
+def test_a_directory_the_copy_holds_goes_though_made_again_meanwhile(lib, monkeypatch):
+    """An empty directory removed and made again after the copy made it: the copy holds one in
+    its place, so nothing is lost, and the move is whole."""
+    real = transfer._copy_file
+
+    def copy_then_remake(volumes, source, destination, **options):
+        real(volumes, source, destination, **options)
+        if source.path == "/T/S/c":
+            with lib.open("PVOL1") as volume:
+                volume.rmdir("/T/E")
+                volume.mkdir("/T/E")
+
+    monkeypatch.setattr(transfer, "_copy_file", copy_then_remake)
+    assert len(list(transfer.move(lib, ["/QOPT/PVOL1/T"], "/QOPT/PVOL2/T"))) == 3
+    with lib.open("PVOL1") as volume:
+        assert [d.path for d in volume.iter_dirs("/")] == ["/"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
@@ -551,7 +551,8 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
     Gives each path moved as copy does. Like a rename, a move never replaces a file: an
     existing target file is refused (CPF1F24, or OPV0303 on the host) before anything is
     copied, and so is a file a tree would replace, when the copy reaches it (nothing of
-    the source is deleted then), nor is what another process changed after the copy began (CPF1F26)."""
+    the source is deleted then), nor is what another process changed after the copy began, nor a
+    directory it made or moved in there that the copy does not hold (CPF1F26)."""
     with _session(library) as volumes:
         plan = _plan(volumes, [Location.of(s) for s in sources], Location.of(target), recursive=True,
                      operation=MOVING)
@@ -583,12 +584,27 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
             try:
                 for path in _copy_one(volumes, source, destination, replace=replace, moving=True):
                     copied.add(path)
-                left = move_source.remove_moved(volumes[source.volume], source.path, mark)
+                left = move_source.remove_moved(volumes[source.volume], source.path, mark,
+                                                copied_dir=_copied_dirs(volumes, source, destination))
                 yield from copied  # moved only now that the source is gone
             finally:
                 copied.close()
             if left is not None:
                 raise left
+
+
+def _copied_dirs(volumes: _Volumes, source: Location, destination: Location) -> Callable[[str], bool]:
+    """Whether ``destination``, the copy of the tree at ``source``, holds a directory in the place
+    of a directory below that tree (its path on the source's volume, in any spelling)."""
+    depth = len([name for name in source.path.split("/") if name])
+
+    def copied(path: str) -> bool:
+        place = destination
+        for name in [name for name in path.split("/") if name][depth:]:
+            place = place.child(name)
+        return _is_dir(volumes, place)
+
+    return copied
 
 
 def _check_removable(volume: Volume, path: str, *, operation: str = "moving a file off the volume") -> None:
