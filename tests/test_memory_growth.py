@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import make_volume
-from optvol import transfer
+from optvol import reading, transfer
 from optvol.interchange import export_iso
 
 SMALL, GROWTH = 1000, 4
@@ -58,7 +58,7 @@ def flat(measure: Callable[[str], tuple[int, int]]) -> None:
 
 def test_ls_streams_the_directory(directories):
     def measure(name: str) -> tuple[int, int]:
-        return peak(lambda: sum(1 for _ in transfer.list_directory(directories, f"/QOPT/PVOL1/{name}")))
+        return peak(lambda: sum(1 for _ in reading.list_directory(directories, f"/QOPT/PVOL1/{name}")))
 
     flat(measure)
 

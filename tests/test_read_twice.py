@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from optvol import errors, transfer
+from optvol import errors, reading
 from optvol.image import datapart
 from optvol.initialize import inzopt
 from optvol.interchange.iso_export import export_iso
@@ -77,20 +77,20 @@ def test_cat_never_gives_bytes_changed_after_the_check(lib, monkeypatch, size):
     data, start = _put(lib, size)
     _check_then_flip(monkeypatch, lib, start + size - 7)
     try:
-        got = b"".join(transfer.read_file(lib, "/QOPT/PVOL1/D/F"))
+        got = b"".join(reading.read_file(lib, "/QOPT/PVOL1/D/F"))
     except errors.DamagedError as exc:
         assert exc.message_id == "CPF1F28"
         return
-    assert got == data and size <= getattr(transfer, "WHOLE_READ", -1)  # a small file is read once: nothing changed between reads
+    assert got == data and size <= getattr(reading, "WHOLE_READ", -1)  # a small file is read once: nothing changed between reads
 
 
 def test_cat_gives_nothing_of_a_changed_chunk(lib, monkeypatch):
-    size = (3 << 20) + 9 + getattr(transfer, "WHOLE_READ", 0)
+    size = (3 << 20) + 9 + getattr(reading, "WHOLE_READ", 0)
     data, start = _put(lib, size)
     _check_then_flip(monkeypatch, lib, start + (2 << 20) + 1)
     given = []
     with pytest.raises(errors.DamagedError, match="changed after its SHA-256 was checked"):
-        for chunk in transfer.read_file(lib, "/QOPT/PVOL1/D/F"):
+        for chunk in reading.read_file(lib, "/QOPT/PVOL1/D/F"):
             given.append(chunk)
     assert b"".join(given) == data[: 2 << 20]  # the chunks before the changed one, as checked
 

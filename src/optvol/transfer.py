@@ -1,4 +1,4 @@
-"""The file commands on ``/QOPT/<volume>/...`` paths: cp, mv, rm, mkdir, rmdir, ls, cat, chattr.
+"""The file commands on ``/QOPT/<volume>/...`` paths: cp, mv, rm, mkdir, rmdir, chattr (ls and cat: reading.py).
 
 Any path outside ``/QOPT`` is a host path, so ``cp ./report.pdf /QOPT/PVOL1/DIR1/`` copies
 a host file onto a volume and ``cp -r /QOPT/PVOL1/DIR1 ./out`` copies back. Everything a
@@ -14,16 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from optvol import chunk_check, errors, host_names, host_sync, model, move_source
+from optvol import errors, host_names, host_sync, model, move_source
 from optvol.library import Library
-from optvol.model import DirInfo, FileInfo
+from optvol.model import FileInfo
 from optvol.path_spool import PathSpool
 from optvol.volume import Volume
 from optvol.volume_rows import longest_below, longest_in_volume
 
 BATCH_FILES = 1000
 BATCH_BYTES = 64 << 20
-WHOLE_READ = 8 << 20  # cat reads a file up to this size once, whole, into memory
 
 
 @dataclass(frozen=True)
@@ -657,7 +656,7 @@ def _check_room_to_remove(volume: Volume, paths: list[str]) -> None:
 # --------------------------------------------------------------------- rm / mkdir / rmdir / chattr
 
 
-def _volume_location(text: str) -> Location:
+def volume_location(text: str) -> Location:
     where = Location.of(text)
     if where.volume is None:
         raise errors.error("CPF1F48", path=text, reason="this command works on /QOPT/<volume>/... paths")
@@ -672,7 +671,7 @@ def remove(library: Library, paths: list[str], *, recursive: bool = False, opera
     was deleted, each entry once, as ``/QOPT/<volume>/...`` (``_reported``)."""
     with _session(library) as volumes:
         named: dict = {}
-        for where in map(_volume_location, paths):  # a path named twice (in two spellings, say) is deleted once,
+        for where in map(volume_location, paths):  # a path named twice (in two spellings, say) is deleted once,
             named.setdefault(where.identity, where)  # and reported as first given
         targets = list(named.values())
         if recursive:  # and with -r, so is one below another
@@ -722,7 +721,7 @@ def make_directory(library: Library, paths: list[str], *, parents: bool = False)
     one directory named twice.) With ``parents``, the missing parents come first, each
     listed, and a directory that exists is not."""
     with _session(library) as volumes:
-        for where in map(_volume_location, paths):
+        for where in map(volume_location, paths):
             volume = volumes[where.volume]
             missing = _missing_directories(volume, where.path) if parents else 1
             made = volume.mkdir(where.path, parents=parents, exist_ok=parents).path.rstrip("/").split("/")
@@ -742,7 +741,7 @@ def remove_directory(library: Library, paths: list[str], *, subtree: bool = Fals
     what it made)."""
     with _session(library) as volumes:
         for path in paths:
-            where = _volume_location(path)
+            where = volume_location(path)
             volume = volumes[where.volume]
             if subtree:
                 if not volume.is_dir(where.path):
@@ -755,14 +754,14 @@ def remove_directory(library: Library, paths: list[str], *, subtree: bool = Fals
 
 def change_attributes(library: Library, path: str, *, read_only: bool | None = None, hidden: bool | None = None) -> FileInfo:
     """chattr (CHGATR): the read-only and hidden flags of a file."""
-    where = _volume_location(path)
+    where = volume_location(path)
     with library.open(where.volume) as volume:
         return volume.set_attributes(where.path, read_only=read_only, hidden=hidden)
 
 
 def rename(library: Library, path: str, new_name: str) -> str:
     """RNM: give a file or directory a new name in the same directory; returns its new path."""
-    where = _volume_location(path)
+    where = volume_location(path)
     if "/" in new_name or not new_name:
         raise errors.error("CPF1F21", name=new_name, reason="RNM takes a new name, not a path")
     parent = where.path.rstrip("/").rsplit("/", 1)[0]
@@ -770,45 +769,3 @@ def rename(library: Library, path: str, new_name: str) -> str:
     with library.open(where.volume) as volume:
         volume.rename(where.path, target.path)
     return str(target)
-
-
-# --------------------------------------------------------------------- ls / cat
-
-
-def list_directory(library: Library, path: str) -> Iterator[FileInfo | DirInfo]:
-    """ls: the entries of a directory, or the file itself, one at a time (the volume stays
-    open until the last one); a missing path fails at the first."""
-    where = _volume_location(path)
-    with library.open(where.volume) as volume:
-        if volume.is_dir(where.path):
-            yield from volume.iter_dir(where.path)
-        else:
-            yield volume.stat(where.path)
-
-
-def _readable_row(volume: Volume, path: str):
-    """The row of the file cat reads at ``path``: refused on a *BACKUP volume, for no such file or a directory."""
-    volume.check_user_access("reading a file")
-    return volume.file_row(path)[1]
-
-
-def check_file(library: Library, path: str) -> None:
-    """What ``read_file`` refuses before it reads (no such volume or file, a directory, a *BACKUP volume)."""
-    where = _volume_location(path)
-    with library.open(where.volume) as volume:
-        _readable_row(volume, where.path)
-
-
-def read_file(library: Library, path: str) -> Iterator[bytes]:
-    """cat: the bytes of a file, checked against its SHA-256 before the first one is given.
-
-    Up to WHOLE_READ bytes are read once and given whole; a larger file is read twice, and
-    each chunk of the second read is given only once it matches the first (``chunk_check``)."""
-    where = _volume_location(path)
-    with library.open(where.volume) as volume:
-        row = _readable_row(volume, where.path)
-        if row.size <= WHOLE_READ:
-            yield volume.read_verified(row, where.path)
-            return
-        marks = chunk_check.marks(volume, row, where.path, prefix=True)
-        yield from chunk_check.rechecked(volume, row, where.path, marks)

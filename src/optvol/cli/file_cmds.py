@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterable
 
-from optvol import errors, transfer
+from optvol import errors, reading, transfer
 from optvol.cli import render
 from optvol.cli.context import Context
 
@@ -48,7 +48,7 @@ def rmdir(ctx: Context, values: dict) -> int:
 
 
 def ls(ctx: Context, values: dict) -> int:
-    entries = transfer.list_directory(ctx.library(), values["PATH"])
+    entries = reading.list_directory(ctx.library(), values["PATH"])
     if ctx.json:
         ctx.print_json_list(e.as_json() for e in entries)
         return 0
@@ -82,11 +82,11 @@ def cat(ctx: Context, values: dict) -> int:
     the command as it would have (``cat A MISSING | head``)."""
     paths = values["PATH"]
     for index, path in enumerate(paths):
-        for chunk in transfer.read_file(ctx.library(), path):
+        for chunk in reading.read_file(ctx.library(), path):
             if not _put(ctx, chunk):
                 if isinstance(ctx.out.lost, BrokenPipeError):  # (output lost otherwise: OPV0302 says so first)
                     for rest in paths[index + 1:]:
-                        transfer.check_file(ctx.library(), rest)
+                        reading.check_file(ctx.library(), rest)
                 return 0
     _put(ctx, b"")  # flushed: what stdout cannot take is lost now, not at the exit
     return 0
