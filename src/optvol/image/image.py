@@ -37,7 +37,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -142,15 +142,26 @@ def _lost_logs_tail(directory: Path, index: Path) -> bool:
     if label is None or not all(isinstance(v, int) for v in (committed, sequence, label[1])) or label[1] < 512:
         return False
     volume, sector_size = label
+
+    def read(sector: int, length: int) -> bytes:
+        found = os.pread(data.fileno(), length, sector * sector_size)
+        if len(found) != length:
+            raise errors.error("OPV0201", volume=volume, reason=f"data partition ends inside sector {sector}")
+        return found
+
     try:
         with open(directory / DATA_FILE, "rb") as data:  # (optvol locks no data partition: a close drops nothing)
-            first = os.pread(data.fileno(), sector_size, committed * sector_size)
-            count = records.header_sectors_of(first) if len(first) == sector_size else 0
-            whole = os.pread(data.fileno(), count * sector_size, committed * sector_size) if count > 1 else first
-            header = records.read_header(whole) if count and len(whole) == count * sector_size else None
+            header = _header_at(read, committed, sector_size)
     except (OSError, errors.OptvolError):
         return False
-    return header is not None and header.sequence == sequence and header.body.get("volume") == volume
+    return header.sequence == sequence and header.body.get("volume") == volume
+
+
+def _header_at(read: Callable[[int, int], bytes], sector: int, sector_size: int) -> records.Header:
+    """The record header at ``sector``, read (``read(sector, length)``) as its first sector says."""
+    first = read(sector, sector_size)
+    count = records.header_sectors_of(first)
+    return records.read_header(first if count == 1 else read(sector, count * sector_size))
 
 
 class VolumeImage:
@@ -513,10 +524,7 @@ class VolumeImage:
                     self.conn.execute("COMMIT")
 
     def read_header(self, sector: int) -> records.Header:
-        first = self.data.read(sector, self.sector_size)
-        count = records.header_sectors_of(first)
-        whole = first if count == 1 else self.data.read(sector, count * self.sector_size)
-        return records.read_header(whole)
+        return _header_at(self.data.read, sector, self.sector_size)
 
     def holds_file_records(self) -> bool:
         """Whether the data partition holds a FILE or DELETE record, or a record it cannot read,
