@@ -84,6 +84,19 @@ def test_a_file_rewritten_while_it_moves_stays(lib, monkeypatch):
     assert _files(lib, "PVOL2") == {"/b": b"first version of /T/b"}
 
 
+def test_the_sources_after_one_another_process_changed_still_move(lib, monkeypatch):
+    """``mv a b DIR``: a CPF1F26 for the first source stopped the move before the second; it is
+    said once every source has moved."""
+    _write_after_copying(monkeypatch, lib, "/T/a", ["/T/a"])
+    moved = []
+    with pytest.raises(errors.LockedError, match="CPF1F26.*changed 1 file"):
+        for path in transfer.move(lib, ["/QOPT/PVOL1/T/a", "/QOPT/PVOL1/T/b"], "/QOPT/PVOL2/"):
+            moved.append(path)
+    assert moved == ["/QOPT/PVOL2/a", "/QOPT/PVOL2/b"]
+    assert _files(lib, "PVOL2") == {"/a": b"first version of /T/a", "/b": b"first version of /T/b"}
+    assert sorted(_files(lib, "PVOL1")) == ["/T/S/c", "/T/a"]  # b moved; a, rewritten meanwhile, stays
+
+
 def test_a_move_nobody_disturbs_takes_the_whole_tree(lib, tmp_path):
     assert sorted(transfer.move(lib, ["/QOPT/PVOL1/T"], "/QOPT/PVOL2/T")) == ["/QOPT/PVOL2/T/S/c", "/QOPT/PVOL2/T/a", "/QOPT/PVOL2/T/b"]
     with lib.open("PVOL1") as volume:

@@ -573,6 +573,7 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
                     raise errors.error("CPF1F24", path=destination.path, volume=destination.volume)
         for volume_id, paths in leaving.items():
             _check_room_to_remove(volumes[volume_id], paths)
+        left = None  # the first source whose delete left what another process changed: said at the end
         for source, destination in plan:
             if source.volume == destination.volume:
                 volumes[source.volume].rename(source.path, destination.path)
@@ -583,13 +584,14 @@ def move(library: Library, sources: list[str], target: str, *, replace: bool = F
             try:
                 for path in _copy_one(volumes, source, destination, replace=replace, moving=True):
                     copied.add(path)
-                left = move_source.remove_moved(volumes[source.volume], source.path, mark,
+                kept = move_source.remove_moved(volumes[source.volume], source.path, mark,
                                                 copied_dir=_copied_dirs(volumes, source, destination))
                 yield from copied  # moved only now that the source is gone
             finally:
                 copied.close()
-            if left is not None:
-                raise left
+            left = left or kept
+        if left is not None:
+            raise left
 
 
 def _copied_dirs(volumes: _Volumes, source: Location, destination: Location) -> Callable[[str], bool]:
