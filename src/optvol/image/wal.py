@@ -163,10 +163,12 @@ def look(path: Path) -> Before | None:
     try:
         with open(path, "rb") as log:  # (SQLite locks the -shm and the index, never the log)
             header, size = log.read(HEADER), os.fstat(log.fileno()).st_size
+        if size <= HEADER:  # no frame, none to excuse: the -shm is not read (nor this process's descriptors scanned)
+            return None
         index = _still_head(shared)
     except OSError:
         return None
-    if index is None or len(header) < HEADER or len(index) < SHARED_HEAD or index[:48] != index[48:96] or index[12] != 1:
+    if index is None or len(index) < SHARED_HEAD or index[:48] != index[48:96] or index[12] != 1:
         return None
     version, indexed = struct.unpack_from("=I", index, 0)[0], struct.unpack_from("=I", index, 16)[0]
     if version != FORMAT or struct.pack("=2I", *_checksum(index[:40], _NATIVE_BIG, 0, 0)) != index[40:48]:
